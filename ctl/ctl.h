@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguardctl: shared declarations of the subcommand files (one file per subcommand). */
+#pragma once
+
+#include <stdbool.h>
+
+struct ctl_opts {
+	const char *policy_path; /* --policy, default MYNAGUARD_POLICY_PATH */
+	bool assume_yes;	 /* --yes: answer confirmations with yes */
+};
+
+/* Each returns the process exit code: 0 ok, 1 failure/refusal, 2 usage error.
+ * argv[0] is the subcommand word ("policy", "totp", ...). */
+int ctl_policy(const struct ctl_opts *o, int argc, char **argv);
+int ctl_totp(const struct ctl_opts *o, int argc, char **argv);
+int ctl_usb(const struct ctl_opts *o, int argc, char **argv);
+int ctl_status(const struct ctl_opts *o, int argc, char **argv);
+
+/* Ask "question [y/N] " on the terminal; true only for y/yes. --yes answers yes. */
+bool ctl_confirm(const struct ctl_opts *o, const char *question);

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguardctl status: not built yet (placeholder until its issue lands). */
+#include <stdio.h>
+
+#include "ctl.h"
+
+int ctl_status(const struct ctl_opts *o, int argc, char **argv)
+{
+	(void)o;
+	(void)argc;
+	(void)argv;
+	fputs("mynaguardctl: 'status' is not available in this build yet\n", stderr);
+	return 2;
+}

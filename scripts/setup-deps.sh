@@ -1,0 +1,34 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Installs every Debian package that building, testing and the demo need. Idempotent,
+# non-interactive; run as root on Debian 12 (bookworm) or Ubuntu 22.04+.
+set -eu
+
+BUILD="gcc libc6-dev make meson ninja-build pkg-config git ca-certificates
+ clang llvm libclang-rt-14-dev clang-format
+ libudev-dev libpam0g-dev liboath-dev libssl-dev libcurl4-openssl-dev libjansson-dev
+ libinih-dev libevent-dev libsqlite3-dev libqrencode-dev libpng-dev zlib1g-dev libcmocka-dev
+ libsystemd-dev"
+TEST="libpam-wrapper libpamtest0-dev libnss-wrapper pamtester oathtool faketime libpam-modules
+ umockdev libumockdev-dev gir1.2-umockdev-1.0 sqlite3 openssl curl python3 procps psmisc iproute2 util-linux
+ qemu-system-x86 busybox-static kmod udev cpio dosfstools fakeroot"
+BROWSER="chromium chromium-driver nodejs"
+
+want=""
+for p in $BUILD $TEST ${MYNAGUARD_NO_BROWSER:+} $([ -n "${MYNAGUARD_NO_BROWSER:-}" ] || echo "$BROWSER"); do
+	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+		want="$want $p"
+	fi
+done
+
+if [ -n "$want" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup-deps: need root to install:$want" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	# shellcheck disable=SC2086
+	apt-get install -y -q --no-install-recommends $want
+fi
+echo "setup-deps: all packages present"
