@@ -115,7 +115,8 @@ static int open_nofollow(int dirfd, const char *path, int flags, int *ret_fd)
 		 * directory gives ENOTDIR: tell the caller it is a link in both cases. */
 		if (errno == ENOTDIR && (flags & O_DIRECTORY)) {
 			struct stat st;
-			if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode))
 				return -ELOOP;
 			return -ENOTDIR;
 		}

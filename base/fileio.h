@@ -10,7 +10,8 @@
 struct fileio_expect {
 	bool check_owner; /* owner must be uid */
 	uid_t uid;
-	mode_t forbidden_mode; /* bits that must be clear, e.g. 0077 (no group/other access) or 0022 */
+	mode_t
+	    forbidden_mode; /* bits that must be clear, e.g. 0077 (no group/other access) or 0022 */
 };
 
 /* Read all of fd into a NUL-terminated buffer of at most max bytes.
