@@ -7,14 +7,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define POLICY_MAX_FILE_SIZE (1024 * 1024)
-#define POLICY_MAX_LINE 1024
-#define POLICY_MAX_ALLOW 1024
-#define POLICY_MAX_BLOCK 64
-#define POLICY_MAX_SERVICES 32
-#define POLICY_MAX_ERRORS 100
+#define POLICY_MAX_FILE_SIZE   (1024 * 1024)
+#define POLICY_MAX_LINE	       1024
+#define POLICY_MAX_ALLOW       1024
+#define POLICY_MAX_BLOCK       64
+#define POLICY_MAX_SERVICES    32
+#define POLICY_MAX_ERRORS      100
 #define POLICY_TERMINAL_ID_MAX 64
-#define POLICY_SERIAL_MAX 126 /* a USB string descriptor holds at most 126 UTF-16 units */
+#define POLICY_SERIAL_MAX      126 /* a USB string descriptor holds at most 126 UTF-16 units */
 
 /* Compliance checks that [checks] can switch on or off (ids as in policy-clauses.md). */
 enum policy_check {
@@ -34,6 +34,8 @@ const char *policy_check_id(enum policy_check c);
 const char *const *policy_check_clauses(enum policy_check c);
 /* -EINVAL for an unknown id. */
 int policy_check_from_id(const char *id, enum policy_check *ret);
+/* Whether [checks] enables it when the file does not say (all but net.isolation). */
+bool policy_check_default(enum policy_check c);
 
 enum policy_usb_mode {
 	POLICY_USB_ENFORCE,
@@ -54,10 +56,11 @@ struct policy_usb_class {
 struct policy_usb_allow {
 	uint16_t vendor;
 	uint16_t product;
-	char *serial;		/* NULL = any serial */
-	char *descriptor_hash;	/* NULL = any; else 64 lowercase hex chars (SHA-256 of descriptors) */
-	char *name;		/* free text for humans, may be NULL */
-	unsigned line;		/* where it was written */
+	char *serial; /* NULL = any serial */
+	/* NULL = any; else 64 lowercase hex chars (SHA-256 of descriptors) */
+	char *descriptor_hash;
+	char *name;    /* free text for humans, may be NULL */
+	unsigned line; /* where it was written */
 };
 
 struct policy {
@@ -68,22 +71,23 @@ struct policy {
 	char *description;
 
 	/* [usb] */
-	enum policy_usb_mode usb_mode;	      /* default enforce */
+	enum policy_usb_mode usb_mode;			     /* default enforce */
 	struct policy_usb_class usb_block[POLICY_MAX_BLOCK]; /* default: mass_storage */
 	size_t n_usb_block;
 	struct policy_usb_allow *usb_allow; /* repeatable key */
 	size_t n_usb_allow;
-	bool usb_strict_modprobe; /* refuse usb-storage/uas modules when no storage is allowed; default no */
+	/* refuse usb-storage/uas modules when no storage is allowed; default no */
+	bool usb_strict_modprobe;
 
 	/* [mfa] */
 	char *mfa_services[POLICY_MAX_SERVICES]; /* default: login, gdm-password, sshd */
 	size_t n_mfa_services;
-	unsigned mfa_window;	    /* time steps accepted either side of now; default 1, 0..10 */
-	unsigned mfa_step;	    /* TOTP period in seconds; default 30 */
-	unsigned mfa_digits;	    /* 6 (default), 7 or 8 */
-	unsigned mfa_max_failures;  /* consecutive failures before lockout; default 5, 1..100 */
-	uint64_t mfa_lockout_sec;   /* default 900 (15m) */
-	bool mfa_nullok;	    /* default no */
+	unsigned mfa_window;	   /* time steps accepted either side of now; default 1, 0..10 */
+	unsigned mfa_step;	   /* TOTP period in seconds; default 30 */
+	unsigned mfa_digits;	   /* 6 (default), 7 or 8 */
+	unsigned mfa_max_failures; /* consecutive failures before lockout; default 5, 1..100 */
+	uint64_t mfa_lockout_sec;  /* default 900 (15m) */
+	bool mfa_nullok;	   /* default no */
 
 	/* [report] */
 	char *report_collector; /* https:// URL; required for the uplink, optional otherwise */
@@ -125,7 +129,8 @@ static inline void policy_freep(struct policy **p)
 
 /* Parse text (len bytes, need not be NUL-terminated). path names it in errors.
  * On success returns 0 and *ret; on any error -EINVAL with every error in *errs (when not NULL),
- * or another -errno (-ENOMEM). */
+ * -EFBIG when len > POLICY_MAX_FILE_SIZE (one error at line 0), or -ENOMEM.
+ * errs must be zero-initialized before its first use ({0}); each parse clears it first. */
 int policy_parse_string(const char *path, const char *text, size_t len, struct policy **ret,
 			struct policy_errors *errs);
 
@@ -145,7 +150,7 @@ struct policy_usb_device {
 	uint16_t product;
 	const char *serial;
 	const char *descriptor_hash; /* lowercase hex SHA-256 of the descriptors, or NULL */
-	bool mtp; /* udev said ID_MTP_DEVICE=1 */
+	bool mtp;		     /* udev said ID_MTP_DEVICE=1 */
 };
 
 struct policy_usb_interface {
@@ -162,10 +167,10 @@ enum policy_usb_verdict {
 
 /* Which rule decided. */
 enum policy_usb_reason {
-	POLICY_USB_REASON_NOT_BLOCKED,	  /* class not in the block list */
-	POLICY_USB_REASON_BLOCKED_CLASS,  /* class in the block list */
-	POLICY_USB_REASON_ALLOW_LIST,	  /* blocked class, but the device is allow-listed */
-	POLICY_USB_REASON_INVALID,	  /* class could not be read: fail closed */
+	POLICY_USB_REASON_NOT_BLOCKED,	 /* class not in the block list */
+	POLICY_USB_REASON_BLOCKED_CLASS, /* class in the block list */
+	POLICY_USB_REASON_ALLOW_LIST,	 /* blocked class, but the device is allow-listed */
+	POLICY_USB_REASON_INVALID,	 /* class could not be read: fail closed */
 };
 
 struct policy_usb_decision {
@@ -173,7 +178,8 @@ struct policy_usb_decision {
 	enum policy_usb_reason reason;
 	const struct policy_usb_class *block; /* the matching block entry, if any */
 	const struct policy_usb_allow *allow; /* the matching allow entry, if any */
-	char rule[160]; /* human and event text: "block mass_storage (08)", "allow line 12: 0781:5581 serial=..." */
+	/* human and event text: "block mass_storage (08)", "allow line 12: 0781:5581 serial=..." */
+	char rule[160];
 };
 
 /* Decide every interface of one device. ret must hold n entries. Pure; never fails. */
