@@ -11,9 +11,6 @@
  * (what was expected) in err. */
 int policy_usb_class_parse(struct policy *p, const char *word, char *err, size_t errsize);
 
-/* "08", "e0:01:03", "ff:*:*" for an entry (mtp entries: "mtp"). */
-void policy_usb_class_code(const struct policy_usb_class *c, char *buf, size_t size);
-
 /* The names accepted in "block =", for messages and the man page: "audio, cdc_net, ...". */
 const char *policy_usb_class_names(void);
 

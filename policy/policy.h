@@ -192,3 +192,6 @@ bool policy_usb_class_protected(int cls);
 
 /* Canonical name of a class code, e.g. 0x08 → "mass_storage"; NULL if none. */
 const char *policy_usb_class_name(int cls);
+
+/* A block entry as a code: "08", "e0:01:03", "ff:*:01"; "mtp" for the MTP entry. */
+void policy_usb_class_code(const struct policy_usb_class *c, char *buf, size_t size);
