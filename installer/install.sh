@@ -25,6 +25,7 @@ PAM_DIR_OPT=""
 BIN_DIR=/usr/sbin
 QUIET=0
 STRICT_USB=0
+COLLECTOR=""
 
 usage() {
 	cat <<'EOF'
@@ -42,7 +43,8 @@ Options:
                       and key); --key may be left out when the key was made here with --csr
   --csr               make a key and a certificate request here (CN = terminal id) for the
                       collector's admin to sign with `mynaguard-ca sign`
-  --terminal-id ID    the terminal's id for --csr (default: the host name)
+  --terminal-id ID    the terminal's id, for the shipped policy and --csr (default: host name)
+  --collector URL     the collector's https:// URL, written into the shipped policy
   --admin USER        an administrator who must have an enrolled code before the code step is
                       switched on (repeatable; members of group sudo always count)
   --enroll-later      switch the code step on even though no administrator is enrolled yet
@@ -87,6 +89,7 @@ while [ $# -gt 0 ]; do
 	--pam-dir) PAM_DIR_OPT=${2:?--pam-dir needs a directory}; shift 2 ;;
 	--no-start) NO_START=1; shift ;;
 	--strict-usb) STRICT_USB=1; shift ;;
+	--collector) COLLECTOR=${2:?--collector needs a URL}; shift 2 ;;
 	--uninstall) UNINSTALL=1; shift ;;
 	--purge) PURGE=1; shift ;;
 	-q | --quiet) QUIET=1; shift ;;
@@ -310,6 +313,40 @@ install_tls() {
 	fi
 }
 
+# ---- the policy ------------------------------------------------------------------------------
+# An existing policy is kept. Otherwise --policy FILE or the shipped strict default
+# (policy/policy.conf), whose placeholder terminal id becomes --terminal-id (default: the host
+# name) and whose commented-out collector line becomes --collector URL.
+install_policy() {
+	local f=$POLICY_SRC tmp id
+	if [ -f "$(R $ETC/policy.conf)" ]; then
+		[ -z "$POLICY_SRC" ] || cmp -s "$POLICY_SRC" "$(R $ETC/policy.conf)" ||
+			warn "keeping the existing $ETC/policy.conf (not replaced by $POLICY_SRC)"
+		[ -z "$COLLECTOR" ] || warn "keeping the existing $ETC/policy.conf: set [report] collector there yourself"
+		set_owner "$(R $ETC/policy.conf)" root root 0644
+	else
+		[ -n "$f" ] || f=$SRC/policy/policy.conf
+		[ -f "$f" ] || die "no policy $f; give --policy FILE"
+		id=${TERMINAL_ID:-$(hostname -s 2>/dev/null || hostname)}
+		tmp=$(mktemp "$(R $STATE)/.policy.XXXXXX")
+		sed -e "s|^id = CHANGE-ME-terminal-0001\$|id = $id|" \
+			${COLLECTOR:+-e "s|^;* *collector = https://mynaguard-collector.example.lg.jp:8443\$|collector = $COLLECTOR|"} \
+			"$f" >"$tmp"
+		"$BUILD_DIR/ctl/mynaguardctl" --policy "$tmp" policy check >/dev/null || {
+			"$BUILD_DIR/ctl/mynaguardctl" --policy "$tmp" policy check >&2 || true
+			rm -f "$tmp"
+			die "the policy $f does not pass 'mynaguardctl policy check'"
+		}
+		put_file "$tmp" $ETC/policy.conf root root 0644
+		rm -f "$tmp"
+	fi
+	grep -q -E '^[[:space:]]*strict_modprobe[[:space:]]*=[[:space:]]*yes' "$(R $ETC/policy.conf)" && STRICT_USB=1
+	# Only for the warning below: the services line of "policy check" ("for: login, sshd.").
+	MFA_SERVICES=$("$BUILD_DIR/ctl/mynaguardctl" --policy "$(R $ETC/policy.conf)" policy check 2>/dev/null |
+		sed -n 's/^ *for: \(.*\)\.$/\1/p' | head -1 | tr ',' ' ') || true
+	return 0
+}
+
 # ---- PAM -------------------------------------------------------------------------------------
 # Members of group sudo plus --admin users; true if one of them has an enrolled code.
 admin_enrolled() {
@@ -439,25 +476,7 @@ do_install() {
 	put_file "$BUILD_DIR/ctl/mynaguardctl" $BIN_DIR/mynaguardctl root root 0755
 	put_file "$BUILD_DIR/pam_module/pam_mynaguard.so" "$PAM_DIR/pam_mynaguard.so" root root 0644
 
-	# The policy: an existing one is kept; otherwise --policy or the shipped strict default.
-	if [ ! -f "$(R $ETC/policy.conf)" ]; then
-		f=$POLICY_SRC
-		if [ -z "$f" ]; then
-			for f in "$SRC/policy/policy.conf" "$SRC/policy/default.conf" "$SRC/policy/default-policy.conf" ""; do
-				[ -z "$f" ] || [ -f "$f" ] && break
-			done
-			[ -n "$f" ] || die "no default policy found under $SRC/policy; give --policy FILE"
-		fi
-		"$BUILD_DIR/ctl/mynaguardctl" --policy "$f" policy check >/dev/null ||
-			die "the policy $f does not pass 'mynaguardctl policy check'"
-		put_file "$f" $ETC/policy.conf root root 0644
-	else
-		[ -z "$POLICY_SRC" ] || cmp -s "$POLICY_SRC" "$(R $ETC/policy.conf)" ||
-			warn "keeping the existing $ETC/policy.conf (not replaced by $POLICY_SRC)"
-		set_owner "$(R $ETC/policy.conf)" root root 0644
-	fi
-	MFA_SERVICES=$("$BUILD_DIR/ctl/mynaguardctl" --policy "$(R $ETC/policy.conf)" policy check 2>/dev/null |
-		sed -n 's/.*[Ss]ervices*: *//p' | head -1 | tr ',' ' ') || true
+	install_policy
 
 	install_tls
 

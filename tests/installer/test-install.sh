@@ -240,7 +240,12 @@ check "after --purge, /etc/pam.d is as before" \
 R3=$T/root3
 mkroot "$R3"
 rc=0
-out=$("$INSTALL" --root "$R3" --build-dir "$FAKE" --policy "$T/policy.conf" --enroll-later 2>&1) || rc=$?
+out=$("$INSTALL" --root "$R3" --build-dir "$FAKE" --enroll-later --terminal-id term-9 \
+	--collector https://127.0.0.1:8443 2>&1) || rc=$?
+check "shipped policy installed with --terminal-id and --collector filled in" \
+	bash -c "grep -q -x 'id = term-9' '$R3/etc/mynaguard/policy.conf' &&
+		grep -q -x 'collector = https://127.0.0.1:8443' '$R3/etc/mynaguard/policy.conf' &&
+		[ \$(diff '$SRC/policy/policy.conf' '$R3/etc/mynaguard/policy.conf' | grep -c '^>') -eq 2 ]"
 check "--enroll-later: exit 0, code step on" \
 	bash -c "[ $rc -eq 0 ] && grep -q pam_mynaguard '$R3/etc/pam.d/common-auth'"
 check "--enroll-later: loud warning" grep -q 'LOCKED OUT' <<<"$out"
