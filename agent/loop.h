@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguardd's own internals beside agent.h: the agent struct, the epoll main loop, the gate. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "agent.h"
+
+struct agent_loop;
+
+struct agent {
+	struct agent_paths paths;
+	struct policy *policy;
+	struct agent_loop *loop;
+	bool foreground;
+	struct agent_emit *emit;
+	struct agent_evsock *evsock;
+	struct agent_checks *checks;
+	struct agent_usb *usb;
+};
+
+/* Called on SIGHUP from the loop. */
+typedef void (*agent_reload_fn)(struct agent *a);
+
+/* Blocks SIGTERM, SIGINT, SIGHUP (they arrive through a signalfd) and ignores SIGPIPE. */
+int agent_loop_new(struct agent_loop **ret);
+void agent_loop_free(struct agent_loop *l);
+/* Run until SIGTERM/SIGINT; returns the signal number that stopped it, or -errno. */
+int agent_loop_run(struct agent *a, agent_reload_fn on_reload);

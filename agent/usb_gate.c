@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: MIT */
+/* The USB gate of mynaguardd (root): udev monitor + coldplug → policy matcher → sysfs authorized /
+ * drivers_probe writes → usb.* events. One greppable stderr line per decision. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libudev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "usb_dev.h"
+#include "usb_gate.h"
+#include "usb_str.h"
+
+#define GATE_MAX_ENTRIES 8192 /* devices + interfaces remembered; beyond this nothing is cached */
+#define CLAUSE_A	 "2-6-3-a"
+#define CLAUSE_B	 "2-3-2"
+
+/* What the gate remembers per sysfs path: the authorized value it left (to recognise the change
+ * uevent its own write causes and duplicates from the startup scan), and for devices what
+ * usb.removed reports. */
+struct gate_entry {
+	char *syspath;
+	bool is_iface;
+	int applied; /* authorized value we decided: 0, 1, or -1 (device: no device-level decision) */
+	struct usb_dev_info dev; /* devices only */
+	struct gate_entry *next;
+};
+
+struct agent_usb {
+	struct udev *udev;
+	struct udev_monitor *mon;
+	int fd;
+	struct gate_entry *entries;
+	size_t n_entries;
+};
+
+static struct gate_entry *entry_find(struct agent_usb *u, const char *syspath)
+{
+	for (struct gate_entry *e = u->entries; e; e = e->next)
+		if (strcmp(e->syspath, syspath) == 0)
+			return e;
+	return NULL;
+}
+
+static void entry_free(struct gate_entry *e)
+{
+	if (!e)
+		return;
+	usb_dev_info_clear(&e->dev);
+	free(e->syspath);
+	free(e);
+}
+
+static void entry_drop(struct agent_usb *u, const char *syspath)
+{
+	for (struct gate_entry **pp = &u->entries; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->syspath, syspath) == 0) {
+			struct gate_entry *e = *pp;
+			*pp = e->next;
+			entry_free(e);
+			u->n_entries--;
+			return;
+		}
+	}
+}
+
+/* Find or create; NULL when full or out of memory (the caller goes on without caching). */
+static struct gate_entry *entry_get(struct agent_usb *u, const char *syspath, bool is_iface)
+{
+	struct gate_entry *e = entry_find(u, syspath);
+
+	if (e)
+		return e;
+	if (u->n_entries >= GATE_MAX_ENTRIES)
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->syspath = strdup(syspath);
+	if (!e->syspath) {
+		free(e);
+		return NULL;
+	}
+	e->is_iface = is_iface;
+	e->applied = -1;
+	e->next = u->entries;
+	u->entries = e;
+	u->n_entries++;
+	return e;
+}
+
+static bool audit_mode(const struct agent *a)
+{
+	return agent_policy(a)->usb_mode == POLICY_USB_AUDIT;
+}
+
+static const char *mode_name(const struct agent *a)
+{
+	return audit_mode(a) ? "audit" : "enforce";
+}
+
+static json_t *json_str_or_null(const char *s)
+{
+	_cleanup_free_ char *clean = usb_str_sanitize(s, POLICY_SERIAL_MAX);
+
+	return clean ? json_string(clean) : json_null();
+}
+
+static json_t *json_hex4(const struct usb_dev_info *dev, bool vendor)
+{
+	char buf[8];
+
+	if (!dev->have_ids)
+		return json_null();
+	snprintf(buf, sizeof(buf), "%04x", vendor ? dev->vendor : dev->product);
+	return json_string(buf);
+}
+
+/* Emit one usb.* event. classes is stolen. */
+static void emit_usb(struct agent *a, enum event_kind kind, const struct usb_dev_info *dev,
+		     const char *iface, json_t *classes, const char *rule, const char *action)
+{
+	json_t *data = json_object();
+	json_t *clauses = json_pack("[ss]", CLAUSE_A, CLAUSE_B);
+	_cleanup_free_ char *clean_rule = usb_str_sanitize(rule, 200);
+
+	if (!data || !clauses) {
+		json_decref(data);
+		json_decref(clauses);
+		json_decref(classes);
+		fputs("usb.error op=emit error=\"out of memory\"\n", stderr);
+		return;
+	}
+	json_object_set_new(data, "vendor", json_hex4(dev, true));
+	json_object_set_new(data, "product", json_hex4(dev, false));
+	json_object_set_new(data, "serial", json_str_or_null(dev->serial));
+	json_object_set_new(data, "manufacturer", json_str_or_null(dev->manufacturer));
+	json_object_set_new(data, "product_name", json_str_or_null(dev->product_name));
+	json_object_set_new(data, "port", json_str_or_null(dev->port));
+	json_object_set_new(data, "interface", json_str_or_null(iface));
+	json_object_set_new(data, "classes", classes ? classes : json_array());
+	if (rule)
+		json_object_set_new(data, "rule",
+				    clean_rule ? json_string(clean_rule) : json_null());
+	json_object_set_new(data, "mode", json_string(mode_name(a)));
+	if (kind == EVENT_USB_BLOCKED)
+		json_object_set_new(data, "audit", json_boolean(audit_mode(a)));
+	if (action)
+		json_object_set_new(data, "action", json_string(action));
+	if (dev->have_hash)
+		json_object_set_new(data, "descriptor_hash", json_string(dev->hash));
+	(void)agent_emit(a, kind, clauses, data);
+}
+
+static void log_decision(const char *what, const struct usb_dev_info *dev, const char *iface,
+			 const char *cls, const char *rule, const char *mode, const char *action)
+{
+	char serial[160], manu[100], prod[100], rulebuf[240];
+	char vid[8] = "-", pid[8] = "-";
+
+	if (dev->have_ids) {
+		snprintf(vid, sizeof(vid), "%04x", dev->vendor);
+		snprintf(pid, sizeof(pid), "%04x", dev->product);
+	}
+	fprintf(stderr,
+		"%s port=%s iface=%s vendor=%s product=%s serial=%s manufacturer=%s "
+		"product_name=%s class=%s rule=%s mode=%s action=%s\n",
+		what, dev->port, iface ? iface : "-", vid, pid,
+		usb_str_escape(dev->serial, serial, sizeof(serial)),
+		usb_str_escape(dev->manufacturer, manu, sizeof(manu)),
+		usb_str_escape(dev->product_name, prod, sizeof(prod)), cls,
+		usb_str_escape(rule, rulebuf, sizeof(rulebuf)), mode, action);
+}
+
+static void log_error(const char *port, const char *iface, const char *op, int err)
+{
+	fprintf(stderr, "usb.error port=%s iface=%s op=%s error=\"%s\"\n", port,
+		iface ? iface : "-", op, strerror(-err));
+}
+
+static int probe_interface(struct agent *a, const char *name)
+{
+	char dir[512];
+	int r = usb_dev_path(agent_paths(a)->sysfs_root, "/sys/bus/usb", dir, sizeof(dir));
+
+	if (r < 0)
+		return r;
+	return usb_dev_write_attr(dir, "drivers_probe", name);
+}
+
+/* Read the device an interface belongs to, fresh each time (a few small files), and keep the
+ * copy in its entry for usb.removed. */
+static struct usb_dev_info *device_for(struct agent *a, struct udev_device *parent,
+				       struct usb_dev_info *tmp, bool *ret_tmp)
+{
+	struct agent_usb *u = a->usb;
+	const char *syspath = udev_device_get_syspath(parent);
+	struct gate_entry *e;
+
+	*ret_tmp = false;
+	if (usb_dev_read(parent, agent_paths(a)->sysfs_root, tmp) < 0)
+		return NULL;
+	e = entry_find(u, syspath);
+	if (!e)
+		e = entry_get(u, syspath, false);
+	if (e && !e->is_iface) {
+		usb_dev_info_clear(&e->dev);
+		e->dev = *tmp;
+		return &e->dev;
+	}
+	*ret_tmp = true;
+	return tmp;
+}
+
+static void handle_iface(struct agent *a, struct udev_device *d, const char *action)
+{
+	struct agent_usb *u = a->usb;
+	const char *syspath = udev_device_get_syspath(d);
+	struct udev_device *parent;
+	struct usb_dev_info tmpdev, *dev;
+	struct usb_iface_info ifc;
+	struct policy_usb_decision dec;
+	struct gate_entry *e;
+	char cls[12];
+	const char *act = "none";
+	bool tmp = false, audit = audit_mode(a);
+	int want, r;
+
+	if (strcmp(action, "remove") == 0) {
+		entry_drop(u, syspath);
+		return;
+	}
+	if (strcmp(action, "add") != 0 && strcmp(action, "change") != 0)
+		return; /* bind, unbind, move: not a decision */
+
+	parent = udev_device_get_parent_with_subsystem_devtype(d, "usb", "usb_device");
+	if (!parent) {
+		log_error("-", udev_device_get_sysname(d), "find-parent", -ENODEV);
+		return;
+	}
+	if (usb_iface_read(d, agent_paths(a)->sysfs_root, &ifc) < 0) {
+		log_error("-", udev_device_get_sysname(d), "read", -ENOMEM);
+		return;
+	}
+	e = entry_find(u, syspath);
+	if (e && e->applied >= 0 && ifc.authorized == e->applied) {
+		/* Our own write's change uevent, or the startup scan already handled this add. */
+		usb_iface_info_clear(&ifc);
+		return;
+	}
+	dev = device_for(a, parent, &tmpdev, &tmp);
+	if (!dev) {
+		log_error("-", ifc.name, "read", -ENOMEM);
+		usb_iface_info_clear(&ifc);
+		return;
+	}
+
+	usb_dev_decide_iface(agent_policy(a), dev, &ifc, &dec);
+	/* In audit mode blocked interfaces are reported but left usable. */
+	want = (dec.verdict == POLICY_USB_ALLOW || audit) ? 1 : 0;
+
+	if (ifc.authorized != want) {
+		r = usb_dev_write_attr(ifc.syspath, "authorized", want ? "1" : "0");
+		if (r < 0) {
+			log_error(dev->port, ifc.name, "write-authorized", r);
+			act = "failed";
+		} else if (want) {
+			r = probe_interface(a, ifc.name);
+			if (r < 0) {
+				log_error(dev->port, ifc.name, "drivers-probe", r);
+				act = "authorized";
+			} else {
+				act = "authorized,probed";
+			}
+		} else {
+			act = "deauthorized";
+		}
+	} else {
+		act = want ? "none" : "left-unauthorized";
+	}
+
+	e = entry_get(u, syspath, true);
+	if (e)
+		e->applied = strcmp(act, "failed") == 0 ? -1 : want;
+
+	usb_dev_class_string(ifc.cls, ifc.subclass, ifc.protocol, cls);
+	log_decision(dec.verdict == POLICY_USB_BLOCK ? "usb.blocked" : "usb.allowed", dev, ifc.name,
+		     cls, dec.rule, mode_name(a), act);
+	emit_usb(a, dec.verdict == POLICY_USB_BLOCK ? EVENT_USB_BLOCKED : EVENT_USB_ALLOWED, dev,
+		 ifc.name, json_pack("[s]", cls), dec.rule, act);
+
+	usb_iface_info_clear(&ifc);
+	if (tmp)
+		usb_dev_info_clear(&tmpdev);
+}
+
+/* A second layer beside the udev rule: interfaces of devices on this bus start unauthorized. */
+static void root_hub_default_deny(struct agent *a, const struct usb_dev_info *dev)
+{
+	char buf[16];
+	int r;
+
+	if (audit_mode(a))
+		return;
+	r = (int)usb_dev_read_attr(dev->syspath, "interface_authorized_default", buf, sizeof(buf));
+	if (r >= 0 && strcmp(buf, "0") == 0)
+		return;
+	r = usb_dev_write_attr(dev->syspath, "interface_authorized_default", "0");
+	if (r < 0) {
+		log_error(dev->port, NULL, "write-interface_authorized_default", r);
+		return;
+	}
+	fprintf(stderr, "usb.roothub port=%s interface_authorized_default=0\n", dev->port);
+}
+
+/* A device that is itself unauthorized has no interfaces: decide on its descriptors. */
+static void decide_unauthorized_device(struct agent *a, struct gate_entry *e)
+{
+	struct policy_usb_decision *dec;
+	size_t n = 0;
+	int blocking = -1;
+	json_t *classes;
+	char cls[12], allcls[USB_DESC_MAX_IFACES * 12 + 1] = "";
+	const char *act;
+	bool audit = audit_mode(a);
+	int want, r;
+
+	dec = calloc(USB_DESC_MAX_IFACES, sizeof(*dec));
+	if (!dec) {
+		log_error(e->dev.port, NULL, "decide", -ENOMEM);
+		return;
+	}
+	usb_dev_decide_descriptors(agent_policy(a), &e->dev, dec, &n, &blocking);
+	classes = json_array();
+	if (e->dev.desc_error == 0 && !e->dev.invalid[0]) {
+		for (size_t k = 0; k < e->dev.desc.n_ifaces; k++) {
+			const struct usb_desc_iface *i = &e->dev.desc.ifaces[k];
+			usb_dev_class_string(i->cls, i->subclass, i->protocol, cls);
+			json_array_append_new(classes, json_string(cls));
+			if (k)
+				strcat(allcls, ",");
+			strcat(allcls, cls);
+		}
+	}
+	if (!allcls[0])
+		strcpy(allcls, "??:??:??");
+
+	/* All allowed: authorize the device; its interfaces then appear and are decided one by one
+	 * (the kernel creates them unauthorized where interface_authorized_default=0). */
+	want = (blocking < 0 || audit) ? 1 : 0;
+	if (want) {
+		r = usb_dev_write_attr(e->dev.syspath, "authorized", "1");
+		act = r < 0 ? "failed" : "authorized-device";
+		if (r < 0)
+			log_error(e->dev.port, NULL, "write-authorized", r);
+	} else {
+		act = "left-unauthorized";
+	}
+	e->applied = strcmp(act, "failed") == 0 ? -1 : want;
+
+	const struct policy_usb_decision *d = blocking >= 0 ? &dec[blocking] : &dec[0];
+	const char *rule = n > 0 ? d->rule : "no interfaces";
+	log_decision(blocking >= 0 ? "usb.blocked" : "usb.allowed", &e->dev, NULL, allcls, rule,
+		     mode_name(a), act);
+	emit_usb(a, blocking >= 0 ? EVENT_USB_BLOCKED : EVENT_USB_ALLOWED, &e->dev, NULL, classes,
+		 rule, act);
+	free(dec);
+}
+
+static void handle_device(struct agent *a, struct udev_device *d, const char *action)
+{
+	struct agent_usb *u = a->usb;
+	const char *syspath = udev_device_get_syspath(d);
+	struct gate_entry *e;
+	struct usb_dev_info info;
+
+	if (strcmp(action, "remove") == 0) {
+		e = entry_find(u, syspath);
+		if (e) {
+			log_decision("usb.removed", &e->dev, NULL, "-", NULL, mode_name(a), "none");
+			emit_usb(a, EVENT_USB_REMOVED, &e->dev, NULL, NULL, NULL, NULL);
+			entry_drop(u, syspath);
+		} else {
+			/* Never seen (e.g. cache full): report what the uevent itself says. */
+			struct usb_dev_info min = {0};
+			snprintf(min.port, sizeof(min.port), "%s", udev_device_get_sysname(d));
+			log_decision("usb.removed", &min, NULL, "-", NULL, mode_name(a), "none");
+			emit_usb(a, EVENT_USB_REMOVED, &min, NULL, NULL, NULL, NULL);
+		}
+		/* Interfaces go first in the kernel's order; drop any the cache still holds. */
+		size_t len = strlen(syspath);
+		for (struct gate_entry **pp = &u->entries; *pp;) {
+			if (strncmp((*pp)->syspath, syspath, len) == 0 &&
+			    (*pp)->syspath[len] == '/') {
+				struct gate_entry *x = *pp;
+				*pp = x->next;
+				entry_free(x);
+				u->n_entries--;
+			} else {
+				pp = &(*pp)->next;
+			}
+		}
+		return;
+	}
+	if (strcmp(action, "add") != 0 && strcmp(action, "change") != 0)
+		return;
+
+	if (usb_dev_read(d, agent_paths(a)->sysfs_root, &info) < 0) {
+		log_error(udev_device_get_sysname(d), NULL, "read", -ENOMEM);
+		return;
+	}
+	if (info.root_hub)
+		root_hub_default_deny(a, &info);
+
+	e = entry_find(u, syspath);
+	if (e && !e->is_iface && e->applied >= 0 && info.authorized == e->applied) {
+		usb_dev_info_clear(&info); /* our own write or a duplicate add */
+		return;
+	}
+	if (strcmp(action, "change") == 0 && e && e->applied < 0 && info.authorized != 0) {
+		usb_dev_info_clear(&info);
+		return;
+	}
+	e = entry_get(u, syspath, false);
+	if (!e) {
+		/* Cache full: decide anyway, remember nothing. */
+		struct gate_entry tmp = {.applied = -1, .dev = info};
+		if (info.authorized == 0)
+			decide_unauthorized_device(a, &tmp);
+		usb_dev_info_clear(&info);
+		return;
+	}
+	usb_dev_info_clear(&e->dev);
+	e->dev = info;
+	e->applied = -1;
+	if (info.authorized == 0)
+		decide_unauthorized_device(a, e);
+}
+
+static void handle(struct agent *a, struct udev_device *d, const char *action)
+{
+	const char *devtype = udev_device_get_devtype(d);
+
+	if (!devtype || !action)
+		return;
+	if (strcmp(devtype, "usb_device") == 0)
+		handle_device(a, d, action);
+	else if (strcmp(devtype, "usb_interface") == 0)
+		handle_iface(a, d, action);
+}
+
+static void on_monitor(struct agent *a, int fd, uint32_t events, void *userdata)
+{
+	struct agent_usb *u = userdata;
+
+	/* Bounded per wake-up so a flood cannot starve signals; the fd stays readable. */
+	for (int i = 0; i < 256; i++) {
+		struct udev_device *d = udev_monitor_receive_device(u->mon);
+		if (!d)
+			break;
+		handle(a, d, udev_device_get_action(d));
+		udev_device_unref(d);
+	}
+}
+
+static int coldplug(struct agent *a)
+{
+	struct agent_usb *u = a->usb;
+	struct udev_enumerate *en = udev_enumerate_new(u->udev);
+	struct udev_list_entry *le;
+	int r;
+
+	if (!en)
+		return -ENOMEM;
+	r = udev_enumerate_add_match_subsystem(en, "usb");
+	if (r >= 0)
+		r = udev_enumerate_scan_devices(en);
+	if (r < 0) {
+		udev_enumerate_unref(en);
+		return r;
+	}
+	/* Sorted by syspath: a device comes before its interfaces. */
+	udev_list_entry_foreach(le, udev_enumerate_get_list_entry(en))
+	{
+		struct udev_device *d =
+		    udev_device_new_from_syspath(u->udev, udev_list_entry_get_name(le));
+		if (!d)
+			continue;
+		handle(a, d, "add");
+		udev_device_unref(d);
+	}
+	udev_enumerate_unref(en);
+	return 0;
+}
+
+/* Test hook: hold between enabling the monitor and the scan until a line arrives on stdin, so a
+ * test can plug a device into exactly that window. Only with MYNAGUARDD_TEST_HOLD_SCAN=1. */
+static void test_hold_scan(void)
+{
+	const char *e = getenv("MYNAGUARDD_TEST_HOLD_SCAN");
+	char line[16];
+
+	if (!e || strcmp(e, "1") != 0)
+		return;
+	fputs("SCANNING\n", stdout);
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		return;
+}
+
+int usb_gate_start(struct agent *a)
+{
+	struct agent_usb *u;
+	int r, flags;
+
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->fd = -1;
+	a->usb = u;
+
+	u->udev = udev_new();
+	if (!u->udev)
+		return -ENOMEM;
+	u->mon = udev_monitor_new_from_netlink(u->udev, "udev");
+	if (!u->mon)
+		return -ENOMEM;
+	r = udev_monitor_filter_add_match_subsystem_devtype(u->mon, "usb", NULL);
+	if (r < 0)
+		return r;
+	(void)udev_monitor_set_receive_buffer_size(u->mon, 16 * 1024 * 1024);
+	/* Receiving starts now: everything from here on queues in the socket while we scan. */
+	r = udev_monitor_enable_receiving(u->mon);
+	if (r < 0)
+		return r;
+	u->fd = udev_monitor_get_fd(u->mon);
+	flags = fcntl(u->fd, F_GETFL);
+	if (flags >= 0)
+		(void)fcntl(u->fd, F_SETFL, flags | O_NONBLOCK);
+
+	test_hold_scan();
+	r = coldplug(a);
+	if (r < 0)
+		return r;
+	fprintf(stderr, "usb.coldplug done entries=%zu\n", u->n_entries);
+	return agent_watch_fd(a, u->fd, on_monitor, u);
+}
+
+void usb_gate_rescan(struct agent *a)
+{
+	struct agent_usb *u = a->usb;
+
+	if (!u)
+		return;
+	/* Forget the decisions so each interface is decided again under the new policy. */
+	while (u->entries) {
+		struct gate_entry *e = u->entries;
+		u->entries = e->next;
+		entry_free(e);
+	}
+	u->n_entries = 0;
+	if (coldplug(a) < 0)
+		fputs("usb.error op=rescan\n", stderr);
+}
+
+void usb_gate_stop(struct agent *a)
+{
+	struct agent_usb *u = a->usb;
+
+	if (!u)
+		return;
+	if (u->fd >= 0)
+		(void)agent_unwatch_fd(a, u->fd);
+	while (u->entries) {
+		struct gate_entry *e = u->entries;
+		u->entries = e->next;
+		entry_free(e);
+	}
+	udev_monitor_unref(u->mon);
+	udev_unref(u->udev);
+	free(u);
+	a->usb = NULL;
+}
