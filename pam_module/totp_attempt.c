@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/* One login attempt from policy to event (see totp_attempt.h). Never logs. */
+#include "totp_attempt.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "policy.h"
+#include "totp_store.h"
+
+void totp_attempt_init(struct totp_attempt *a)
+{
+	a->dirfd = -1;
+	a->owner = geteuid();
+	a->outcome = TOTP_OUT_ERROR;
+	a->reason = "internal_error";
+	a->message[0] = '\0';
+	a->err = 0;
+}
+
+_printf_(5, 6) static void decide(struct totp_attempt *a, enum totp_outcome o, const char *reason,
+				  int err, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	a->outcome = o;
+	a->reason = reason;
+	a->err = err;
+	/* User names that cannot name a record are never echoed into the log. */
+	n = snprintf(a->message, sizeof(a->message),
+		     "user %s: ", totp_user_valid(a->user) ? a->user : "(invalid name)");
+	if (n < 0 || (size_t)n >= sizeof(a->message))
+		n = 0;
+	va_start(ap, fmt);
+	vsnprintf(a->message + n, sizeof(a->message) - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+const char *totp_outcome_kind(enum totp_outcome o)
+{
+	switch (o) {
+	case TOTP_OUT_SUCCESS:
+	case TOTP_OUT_NULLOK:
+		return "auth.success";
+	case TOTP_OUT_REPLAY:
+		return "auth.replay";
+	case TOTP_OUT_LOCKED:
+		return "auth.locked";
+	case TOTP_OUT_WRONG:
+	case TOTP_OUT_NO_RECORD:
+	case TOTP_OUT_CONFIG:
+	case TOTP_OUT_ERROR:
+	case TOTP_OUT_NOMEM:
+		return "auth.failure";
+	}
+	return "auth.failure";
+}
+
+static void store_error(struct totp_attempt *a, int r, const char *what)
+{
+	if (r == -ENOMEM)
+		decide(a, TOTP_OUT_NOMEM, "no_memory", r, "%s: out of memory, failing closed",
+		       what);
+	else
+		decide(a, TOTP_OUT_ERROR,
+		       r == -EBADMSG || r == -EFBIG || r == -EPERM || r == -EACCES || r == -ELOOP ||
+			       r == -EBADFD
+			   ? "record_error"
+			   : "store_error",
+		       r, "%s %s, failing closed", what, totp_store_strerror(r));
+}
+
+static int load_policy(struct totp_attempt *a)
+{
+	_cleanup_policy_ struct policy *p = NULL;
+	struct policy_errors *errs;
+	int r;
+
+	errs = calloc(1, sizeof(*errs));
+	if (!errs) {
+		decide(a, TOTP_OUT_NOMEM, "no_memory", -ENOMEM,
+		       "policy: out of memory, failing closed");
+		return 0;
+	}
+	r = policy_load(a->policy, &p, errs);
+	if (r == -ENOENT && !a->policy_explicit) {
+		/* The default path is missing: use the built-in defaults, which are the shipped
+		 * strict policy (window 1, 5 failures, 15 min lockout, no nullok). Documented in
+		 * pam_mynaguard(8); the agent reports the missing policy as non-compliant. */
+		policy_errors_clear(errs);
+		free(errs);
+		r = policy_new_default(&p);
+		if (r < 0) {
+			decide(a, TOTP_OUT_NOMEM, "no_memory", r,
+			       "policy: out of memory, failing closed");
+			return 0;
+		}
+	} else if (r < 0) {
+		char line[256] = "";
+		if (errs->n > 0)
+			policy_error_format(errs, 0, line, sizeof(line));
+		policy_errors_clear(errs);
+		free(errs);
+		if (r == -ENOMEM)
+			decide(a, TOTP_OUT_NOMEM, "no_memory", r,
+			       "policy: out of memory, failing closed");
+		else
+			decide(a, TOTP_OUT_CONFIG, "policy_error", r,
+			       "policy %s unusable (%s), failing closed", a->policy,
+			       line[0] ? line : strerror(-r));
+		return 0;
+	} else {
+		policy_errors_clear(errs);
+		free(errs);
+	}
+	a->params.window = p->mfa_window;
+	a->params.max_failures = p->mfa_max_failures ? p->mfa_max_failures : 1;
+	a->params.lockout_sec = p->mfa_lockout_sec;
+	if (p->mfa_nullok)
+		a->nullok = true;
+	return 1;
+}
+
+int totp_attempt_prepare(struct totp_attempt *a)
+{
+	int r;
+
+	if (!totp_user_valid(a->user)) {
+		decide(a, TOTP_OUT_ERROR, "bad_user", -EINVAL,
+		       "name cannot have a TOTP record, failing closed");
+		return 0;
+	}
+	if (load_policy(a) == 0)
+		return 0;
+	r = totp_store_open(a->store, a->owner, &a->dirfd);
+	if (r < 0) {
+		a->dirfd = -1;
+		if (r == -EACCES)
+			decide(
+			    a, TOTP_OUT_ERROR, "store_error", r,
+			    "store %s is writable by group or other (or not accessible), failing closed",
+			    a->store);
+		else
+			decide(a, r == -ENOMEM ? TOTP_OUT_NOMEM : TOTP_OUT_ERROR,
+			       r == -ENOMEM ? "no_memory" : "store_error", r,
+			       "store %s %s, failing closed", a->store, totp_store_strerror(r));
+		return 0;
+	}
+	r = totp_store_exists(a->dirfd, a->user);
+	if (r < 0) {
+		store_error(a, r, "record");
+		return 0;
+	}
+	if (r == 0) {
+		if (a->nullok)
+			decide(a, TOTP_OUT_NULLOK, "nullok", 0,
+			       "not enrolled, let through by nullok");
+		else
+			decide(a, TOTP_OUT_NO_RECORD, "no_record", -ENOENT,
+			       "not enrolled (no TOTP record), failing closed");
+		return 0;
+	}
+	return 1;
+}
+
+void totp_attempt_check(struct totp_attempt *a, const char *code)
+{
+	enum totp_result res;
+	int r;
+
+	r = totp_check(a->dirfd, a->user, a->owner, code, a->now, &a->params, &res);
+	if (r == -ENOENT) {
+		/* Removed between prepare and check. */
+		decide(a, TOTP_OUT_NO_RECORD, "no_record", r,
+		       "not enrolled (no TOTP record), failing closed");
+		return;
+	}
+	if (r < 0) {
+		store_error(a, r, "record");
+		return;
+	}
+	switch (res) {
+	case TOTP_SUCCESS:
+		decide(a, TOTP_OUT_SUCCESS, "ok", 0, "code accepted");
+		break;
+	case TOTP_WRONG:
+		decide(a, TOTP_OUT_WRONG, "wrong_code", 0, "wrong code");
+		break;
+	case TOTP_REPLAY:
+		decide(a, TOTP_OUT_REPLAY, "replay", 0,
+		       "code of an already used time step (replay or clock moved back)");
+		break;
+	case TOTP_LOCKED:
+		decide(a, TOTP_OUT_LOCKED, "locked", 0,
+		       "locked after too many wrong codes; code not checked");
+		break;
+	}
+}
+
+void totp_attempt_fail(struct totp_attempt *a, enum totp_outcome o, const char *reason, int err,
+		       const char *what)
+{
+	decide(a, o, reason, err, "%s, failing closed", what);
+}
+
+int totp_attempt_report(struct totp_attempt *a)
+{
+	char buf[NOTIFY_MAX];
+	size_t len;
+	int r;
+
+	r = notify_format(buf, sizeof(buf), totp_outcome_kind(a->outcome), notify_now_ms(),
+			  &a->info, a->reason, &len);
+	if (r < 0)
+		return r;
+	return notify_deliver(a->socket, a->dirfd, a->owner, buf, len);
+}
+
+void totp_attempt_done(struct totp_attempt *a)
+{
+	closep(&a->dirfd);
+	a->dirfd = -1;
+}

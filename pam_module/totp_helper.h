@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* The protocol between pam_mynaguard.so (running as a user, e.g. in a screen locker) and the
+ * setuid-root helper mynaguard-totp-check, which checks only the calling user's own code.
+ *
+ *   argv:   mynaguard-totp-check USER [nullok]
+ *   stdin:  CODE '\0' SERVICE '\0' RHOST '\0' TTY '\0'   (at most TOTP_HELPER_INPUT_MAX bytes)
+ *   stdout: one line "RESULT MESSAGE\n"; RESULT is one of the words below, MESSAGE says why
+ *           (never the code or the secret) and goes into the module's syslog line.
+ *   exit:   the enum value below (the module trusts stdout, as the exit status can be lost when
+ *           the host process reaps its children itself).
+ * The helper always uses the compiled-in store, policy and socket, and sends the event itself. */
+#pragma once
+
+#define TOTP_HELPER_INPUT_MAX  1024
+#define TOTP_HELPER_REPLY_MAX  512
+#define TOTP_HELPER_TIMEOUT_MS 15000
+
+enum totp_helper_result {
+	TOTP_HELPER_SUCCESS = 0,
+	TOTP_HELPER_FAILURE = 1,   /* wrong code */
+	TOTP_HELPER_REPLAY = 2,	   /* code already used */
+	TOTP_HELPER_LOCKED = 3,	   /* rate limit */
+	TOTP_HELPER_NO_RECORD = 4, /* user not enrolled */
+	TOTP_HELPER_ERROR = 5,	   /* store, policy or resource error: fail closed */
+	TOTP_HELPER_DENIED = 6,	   /* caller may not check this user / bad invocation */
+	_TOTP_HELPER_MAX,
+};
+
+static const char *const totp_helper_words[_TOTP_HELPER_MAX] = {
+    "success", "failure", "replay", "locked", "no_record", "error", "denied",
+};

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/* The per-user TOTP record: strict parser and formatter (see totp_record.h). Pure; never logs. */
+#include "totp_record.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "parse.h"
+#include "secmem.h"
+
+static const char b32_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+int totp_base32_decode(const char *s, size_t len, uint8_t *out, size_t out_size)
+{
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	size_t n = 0;
+
+	/* 1, 3 and 6 characters of a final group cannot come from whole bytes. */
+	switch (len % 8) {
+	case 1:
+	case 3:
+	case 6:
+		return -EINVAL;
+	default:
+		break;
+	}
+	if (len == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned v;
+		char c = s[i];
+		if (c >= 'A' && c <= 'Z')
+			v = (unsigned)(c - 'A');
+		else if (c >= '2' && c <= '7')
+			v = (unsigned)(c - '2') + 26;
+		else
+			return -EINVAL;
+		acc = (acc << 5) | v;
+		bits += 5;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n >= out_size)
+				return -ENOBUFS;
+			out[n++] = (uint8_t)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	/* Non-canonical: leftover bits must be zero. */
+	if (acc != 0)
+		return -EINVAL;
+	return (int)n;
+}
+
+int totp_base32_encode(const uint8_t *in, size_t len, char *out, size_t out_size)
+{
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		acc = (acc << 8) | in[i];
+		bits += 8;
+		while (bits >= 5) {
+			bits -= 5;
+			if (n + 1 >= out_size)
+				return -ENOBUFS;
+			out[n++] = b32_alphabet[(acc >> bits) & 31];
+		}
+		acc &= (1u << bits) - 1;
+	}
+	if (bits > 0) {
+		if (n + 1 >= out_size)
+			return -ENOBUFS;
+		out[n++] = b32_alphabet[(acc << (5 - bits)) & 31];
+	}
+	if (n >= out_size)
+		return -ENOBUFS;
+	out[n] = '\0';
+	return (int)n;
+}
+
+bool totp_user_valid(const char *user)
+{
+	size_t n;
+
+	if (!user || user[0] == '\0' || user[0] == '.' || user[0] == '-')
+		return false;
+	n = strlen(user);
+	if (n > TOTP_USER_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = user[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-' || c == '@'))
+			return false;
+	}
+	return true;
+}
+
+void totp_record_wipe(struct totp_record *r)
+{
+	secmem_wipe(r, sizeof(*r));
+}
+
+/* Cut the next line "KEY VALUE\n" from [*p, end): copy VALUE (at most max-1 bytes) into val. */
+static int next_field(const char **p, const char *end, const char *key, char *val, size_t max)
+{
+	size_t klen = strlen(key);
+	const char *nl, *v;
+	size_t vlen;
+
+	nl = memchr(*p, '\n', (size_t)(end - *p));
+	if (!nl)
+		return -EBADMSG;
+	if ((size_t)(nl - *p) < klen + 2 || memcmp(*p, key, klen) != 0 || (*p)[klen] != ' ')
+		return -EBADMSG;
+	v = *p + klen + 1;
+	vlen = (size_t)(nl - v);
+	if (vlen == 0 || vlen >= max || memchr(v, '\0', vlen))
+		return -EBADMSG;
+	memcpy(val, v, vlen);
+	val[vlen] = '\0';
+	*p = nl + 1;
+	return 0;
+}
+
+static int field_u64(const char **p, const char *end, const char *key, uint64_t min, uint64_t max,
+		     uint64_t *ret)
+{
+	char val[24];
+	int r = next_field(p, end, key, val, sizeof(val));
+
+	if (r < 0)
+		return r;
+	/* One spelling per number: no leading zeros. */
+	if (val[0] == '0' && val[1] != '\0')
+		return -EBADMSG;
+	if (parse_uint64(val, min, max, ret) < 0)
+		return -EBADMSG;
+	return 0;
+}
+
+static int parse_fields(const char *text, size_t len, struct totp_record *rec)
+{
+	const char *p = text, *end = text + len;
+	char secret[TOTP_SECRET_B32_MAX + 2];
+	uint64_t v;
+	int r;
+
+	r = field_u64(&p, end, TOTP_RECORD_MAGIC, TOTP_RECORD_VERSION, TOTP_RECORD_VERSION, &v);
+	if (r < 0)
+		return r;
+	r = next_field(&p, end, "secret", secret, sizeof(secret));
+	if (r < 0)
+		return r;
+	r = totp_base32_decode(secret, strlen(secret), rec->secret, sizeof(rec->secret));
+	secmem_wipe(secret, sizeof(secret));
+	if (r < TOTP_SECRET_MIN_BYTES)
+		return -EBADMSG;
+	rec->secret_len = (size_t)r;
+	if (field_u64(&p, end, "digits", 6, 8, &v) < 0)
+		return -EBADMSG;
+	rec->digits = (unsigned)v;
+	if (field_u64(&p, end, "period", TOTP_PERIOD_MIN, TOTP_PERIOD_MAX, &v) < 0)
+		return -EBADMSG;
+	rec->period = (unsigned)v;
+	if (field_u64(&p, end, "last_step", 0, TOTP_LAST_STEP_MAX, &rec->last_step) < 0)
+		return -EBADMSG;
+	if (field_u64(&p, end, "failures", 0, TOTP_FAILURES_MAX, &v) < 0)
+		return -EBADMSG;
+	rec->failures = (unsigned)v;
+	if (field_u64(&p, end, "locked_until", 0, INT64_MAX, &v) < 0)
+		return -EBADMSG;
+	rec->locked_until = (int64_t)v;
+	if (field_u64(&p, end, "enrolled", 0, INT64_MAX, &v) < 0)
+		return -EBADMSG;
+	rec->enrolled = (int64_t)v;
+	if (p != end)
+		return -EBADMSG;
+	return 0;
+}
+
+int totp_record_parse(const char *text, size_t len, struct totp_record *ret)
+{
+	struct totp_record rec = {0};
+	int r;
+
+	if (len > TOTP_RECORD_MAX_SIZE)
+		return -EFBIG;
+	r = parse_fields(text, len, &rec);
+	if (r < 0) {
+		totp_record_wipe(&rec);
+		totp_record_wipe(ret);
+		return r;
+	}
+	*ret = rec;
+	totp_record_wipe(&rec);
+	return 0;
+}
+
+int totp_record_format(const struct totp_record *r, char *buf, size_t size, size_t *ret_len)
+{
+	char secret[TOTP_SECRET_B32_MAX + 1];
+	int n;
+
+	if (r->secret_len < TOTP_SECRET_MIN_BYTES || r->secret_len > TOTP_SECRET_MAX_BYTES ||
+	    r->digits < 6 || r->digits > 8 || r->period < TOTP_PERIOD_MIN ||
+	    r->period > TOTP_PERIOD_MAX || r->last_step > TOTP_LAST_STEP_MAX ||
+	    r->failures > TOTP_FAILURES_MAX || r->locked_until < 0 || r->enrolled < 0)
+		return -EINVAL;
+	if (totp_base32_encode(r->secret, r->secret_len, secret, sizeof(secret)) < 0)
+		return -EINVAL;
+	n = snprintf(buf, size,
+		     TOTP_RECORD_MAGIC " %d\n"
+				       "secret %s\n"
+				       "digits %u\n"
+				       "period %u\n"
+				       "last_step %" PRIu64 "\n"
+				       "failures %u\n"
+				       "locked_until %" PRId64 "\n"
+				       "enrolled %" PRId64 "\n",
+		     TOTP_RECORD_VERSION, secret, r->digits, r->period, r->last_step, r->failures,
+		     r->locked_until, r->enrolled);
+	secmem_wipe(secret, sizeof(secret));
+	if (n < 0 || (size_t)n >= size) {
+		secmem_wipe(buf, size);
+		return -ENOBUFS;
+	}
+	if (ret_len)
+		*ret_len = (size_t)n;
+	return 0;
+}

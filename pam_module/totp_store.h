@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* The TOTP store: a directory of per-user records, each with a lock file that is never unlinked.
+ * Used by the module, the helper and mynaguardctl. libc + base only; never logs. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "totp_record.h"
+
+#define TOTP_STORE_LOCK_PREFIX	 "."
+#define TOTP_STORE_LOCK_SUFFIX	 ".lock"
+#define TOTP_STORE_PENDING	 ".pending-events"
+#define TOTP_STORE_PENDING_DROPS ".pending-events.dropped"
+#define TOTP_STORE_PENDING_MAX	 (1024 * 1024)
+
+/* Open the store directory. It must be a real directory (not a symlink), owned by owner, and
+ * not writable by group or other. Errors: -ENOENT, -ELOOP (symlink), -ENOTDIR, -EPERM (owner),
+ * -EACCES (group/other may write), other -errno. */
+int totp_store_open(const char *path, uid_t owner, int *ret_dirfd);
+
+/* Open (creating when missing, mode 0600) STORE/.USER.lock and take an exclusive flock on it.
+ * The lock is released when the returned fd is closed. The file is checked like a record. */
+int totp_store_lock(int dirfd, const char *user, uid_t owner, int *ret_lockfd);
+
+/* true when a record for user exists (as any kind of directory entry). Does not read it. */
+int totp_store_exists(int dirfd, const char *user);
+
+/* Read and parse STORE/USER. Errors: -ENOENT (no record), -ELOOP (symlink), -EBADFD (not a
+ * regular file), -EPERM (owner), -EACCES (group/other bits), -EBADMSG/-EFBIG (corrupt),
+ * other -errno (-ENOMEM, -EIO). */
+int totp_store_read(int dirfd, const char *user, uid_t owner, struct totp_record *ret);
+
+/* Replace STORE/USER atomically and durably (temp file, fsync, rename, fsync dir), mode 0600.
+ * Call with the user's lock held. */
+int totp_store_write(int dirfd, const char *user, const struct totp_record *r);
+
+/* Remove STORE/USER (the lock file stays). Call with the lock held. -ENOENT when absent. */
+int totp_store_remove(int dirfd, const char *user);
+
+/* A short English phrase for a store error, for logs: "record has the wrong owner". */
+const char *totp_store_strerror(int err);

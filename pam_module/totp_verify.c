@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/* TOTP verification with one-time use and rate limit; the locked transaction. Never logs. */
+#include "totp_verify.h"
+
+#include <errno.h>
+#include <liboath/oath.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "macro.h"
+#include "secmem.h"
+#include "totp_store.h"
+
+const char *totp_result_name(enum totp_result r)
+{
+	switch (r) {
+	case TOTP_SUCCESS:
+		return "success";
+	case TOTP_WRONG:
+		return "failure";
+	case TOTP_REPLAY:
+		return "replay";
+	case TOTP_LOCKED:
+		return "locked";
+	}
+	return "?";
+}
+
+static bool code_wellformed(const char *code, unsigned digits)
+{
+	size_t n = strlen(code);
+
+	if (n != digits)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (code[i] < '0' || code[i] > '9')
+			return false;
+	return true;
+}
+
+int totp_verify(struct totp_record *r, const char *code, int64_t now, const struct totp_params *p,
+		enum totp_result *ret, int *ret_changed)
+{
+	char candidate[16];
+	uint64_t cur, lo, hi, best = 0;
+	bool any = false, changed = false, wellformed;
+	int rc;
+
+	if (now < 0 || r->period == 0)
+		return -EINVAL;
+
+	/* An expired lock is lifted before anything else; the count starts again. */
+	if (r->locked_until != 0 && now >= r->locked_until) {
+		r->locked_until = 0;
+		r->failures = 0;
+		changed = true;
+	}
+	if (r->locked_until != 0) {
+		*ret = TOTP_LOCKED;
+		*ret_changed = changed;
+		return 0;
+	}
+
+	cur = (uint64_t)now / r->period;
+	lo = cur > p->window ? cur - p->window : 0;
+	hi = cur + p->window;
+	wellformed = code_wellformed(code, r->digits);
+
+	/* Compute every candidate in the window and compare each in constant time, without an early
+	 * exit: the time taken does not depend on which step (if any) matched. We generate codes
+	 * per counter (oath_hotp_generate) instead of oath_totp_validate4 because we need the
+	 * newest matching step above last_step, and a constant-time comparison. */
+	for (uint64_t s = lo; s <= hi; s++) {
+		bool eq;
+		rc = oath_hotp_generate((const char *)r->secret, r->secret_len, s, r->digits, false,
+					SIZE_MAX, candidate);
+		if (rc != OATH_OK) {
+			secmem_wipe(candidate, sizeof(candidate));
+			return -EIO;
+		}
+		eq = wellformed && secmem_equal(candidate, code, r->digits);
+		if (eq) {
+			any = true;
+			if (s > r->last_step && s > best)
+				best = s;
+		}
+	}
+	secmem_wipe(candidate, sizeof(candidate));
+
+	if (best > 0) {
+		r->last_step = best;
+		r->failures = 0;
+		r->locked_until = 0;
+		*ret = TOTP_SUCCESS;
+		*ret_changed = true;
+		return 0;
+	}
+	if (any) {
+		/* A code that was valid once proves no guessing; it neither counts nor resets. */
+		*ret = TOTP_REPLAY;
+		*ret_changed = changed;
+		return 0;
+	}
+	if (r->failures < TOTP_FAILURES_MAX)
+		r->failures++;
+	if (r->failures >= p->max_failures) {
+		uint64_t lock = p->lockout_sec > (uint64_t)INT64_MAX - (uint64_t)now
+				    ? (uint64_t)INT64_MAX
+				    : (uint64_t)now + p->lockout_sec;
+		r->locked_until = lock == 0 ? 1 : (int64_t)lock;
+	}
+	*ret = TOTP_WRONG;
+	*ret_changed = true;
+	return 0;
+}
+
+int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64_t now,
+	       const struct totp_params *p, enum totp_result *ret)
+{
+	_cleanup_close_ int lockfd = -1;
+	struct totp_record rec;
+	enum totp_result result;
+	int changed = 0, r;
+
+	r = totp_store_lock(dirfd, user, owner, &lockfd);
+	if (r < 0)
+		return r;
+	r = totp_store_read(dirfd, user, owner, &rec);
+	if (r < 0)
+		return r;
+	r = totp_verify(&rec, code, now, p, &result, &changed);
+	if (r >= 0 && changed)
+		r = totp_store_write(dirfd, user, &rec);
+	totp_record_wipe(&rec);
+	if (r < 0)
+		return r;
+	*ret = result;
+	return 0;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* TOTP verification (RFC 6238 via liboath) with one-time use and rate limit, and the locked
+ * read-verify-write transaction. Used by the module and the helper. Never logs. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "totp_record.h"
+
+enum totp_result {
+	TOTP_SUCCESS, /* a code of a time step newer than the last accepted one */
+	TOTP_WRONG,   /* no step in the window matches (counts as a failure) */
+	TOTP_REPLAY,  /* the code matches a step that is not newer than the last accepted one */
+	TOTP_LOCKED,  /* locked by the rate limit; the code was not looked at */
+};
+
+struct totp_params {
+	unsigned window;       /* steps accepted on either side of now */
+	unsigned max_failures; /* consecutive failures that lock, >= 1 */
+	uint64_t lockout_sec;  /* how long */
+};
+
+/* "success", "failure", "replay", "locked" */
+const char *totp_result_name(enum totp_result r);
+
+/* Decide one attempt against r at time now and update r in memory (last_step, failures,
+ * locked_until). *ret_changed tells whether r must be written back. code is the user's input
+ * (ASCII digits; anything else is a wrong code). Returns -errno only for liboath failures. */
+int totp_verify(struct totp_record *r, const char *code, int64_t now, const struct totp_params *p,
+		enum totp_result *ret, int *ret_changed);
+
+/* The whole attempt under the user's lock: lock STORE/.USER.lock, read the record, verify,
+ * write it back when it changed, unlock. owner: who must own the files (the euid).
+ * Store errors are returned as in totp_store_read/totp_store_write; the result is written only
+ * on success. A wrong code is a result, not an error. */
+int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64_t now,
+	       const struct totp_params *p, enum totp_result *ret);
