@@ -40,6 +40,11 @@ vm_check() {
 	if "$@"; then vm_pass "$vm_name"; else vm_fail "$vm_name"; fi
 }
 
+# vm_not COMMAND...: succeeds when the command fails
+vm_not() {
+	! "$@"
+}
+
 # vm_wait SECONDS COMMAND...: poll every 0.1 s until the command succeeds
 vm_wait() {
 	vm_t=$(($1 * 10))

@@ -50,3 +50,16 @@ vm_check "control: deauthorized, $i is unbound" intf_unbound "$i"
 # Unplug.
 vm_hmp device_del stick2
 vm_check "unplug: the stick behind the hub is gone" vm_wait 30 usb_gone BLOCK2
+
+# The optional strict layer (installer/modprobe/mynaguard-storage.conf, in /vmtest/strict):
+# once usb-storage is unloaded, neither an explicit modprobe nor a modalias load brings it back.
+rmmod uas usb_storage
+vm_check "strict: usb-storage unloaded for the test" vm_not [ -d /sys/module/usb_storage ]
+vm_check "strict: modprobe usb-storage is refused" vm_not modprobe -C /vmtest/strict usb-storage
+vm_check "strict: modprobe uas is refused" vm_not modprobe -C /vmtest/strict uas
+modprobe -C /vmtest/strict -b "$(intf_attr "$(usb_intf BLOCK3)" modalias)"
+vm_check "strict: the stick's modalias loads no storage driver" \
+	vm_not eval '[ -d /sys/module/usb_storage ] || [ -d /sys/module/uas ]'
+vm_check "control: without the strict layer the modalias loads usb-storage" \
+	modprobe -b "$(intf_attr "$(usb_intf BLOCK3)" modalias)"
+vm_check "control: usb-storage is loaded again" [ -d /sys/module/usb_storage ]
