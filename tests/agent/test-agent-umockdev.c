@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: MIT */
+/* The real mynaguardd under umockdev: plug simulated USB devices and check sysfs and its log. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "umock.h"
+
+#define WAIT 15000 /* ms; generous for ASan on a busy machine */
+#define ROOT "/sys/devices/usb1"
+
+#define CHECKS_OFF                                                                                 \
+	"[checks]\nusb.default_deny = no\nusb.no_unapproved_storage = no\nmfa.pam_stack = no\n"    \
+	"mfa.enrollment = no\ntime.synchronized = no\nagent.integrity = no\nnet.isolation = no\n"
+
+static const char POL_DEFAULT[] = "[terminal]\nid = t1\n" CHECKS_OFF;
+static const char POL_EXTENDED[] =
+    "[terminal]\nid = t1\n[usb]\n"
+    "block = mass_storage, still_image, mtp, cdc_net, wireless\n" CHECKS_OFF;
+static const char POL_ALLOW[] =
+    "[terminal]\nid = t1\n[usb]\nallow = 0781:5581 serial=GOOD1\n" CHECKS_OFF;
+static const char POL_AUDIT[] = "[terminal]\nid = t1\n[usb]\nmode = audit\n" CHECKS_OFF;
+
+static const uint8_t STICK[1][3] = {{0x08, 0x06, 0x50}};
+static const uint8_t KBD[1][3] = {{0x03, 0x01, 0x01}};
+static const uint8_t COMBO[2][3] = {{0x03, 0x01, 0x01}, {0x08, 0x06, 0x50}};
+static const uint8_t CCID[1][3] = {{0x0b, 0x00, 0x00}};
+
+static int setup(void **state)
+{
+	struct umock *u = calloc(1, sizeof(*u));
+	umock_setup(u);
+	*state = u;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct umock *u = *state;
+	umock_teardown(u);
+	free(u);
+	return 0;
+}
+
+/* Fails the test with the agent's log in the output. */
+#define EXPECT_LOG(u, needle)                                                                      \
+	do {                                                                                       \
+		if (!umock_wait_err((u), (needle), WAIT)) {                                        \
+			fprintf(stderr, "missing in the agent's log: %s\n--- log ---\n%s\n",       \
+				(needle), (u)->err);                                               \
+			fail();                                                                    \
+		}                                                                                  \
+	} while (0)
+
+static void stop_ok(struct umock *u)
+{
+	assert_int_equal(umock_stop(u), 0);
+	assert_non_null(strstr(u->err, "kind=agent.stopped"));
+}
+
+static char *plug_stick(struct umock *u, const char *name, const char *serial, const char *auth)
+{
+	char *dev = umock_add_device(u, ROOT, name, "0781", "5581", serial, "1", STICK, 1, NULL);
+	char ifname[64];
+	snprintf(ifname, sizeof(ifname), "%s:1.0", name);
+	char *ifc = umock_add_iface(u, dev, ifname, "08", "06", "50", NULL, auth);
+	g_free(dev);
+	return ifc;
+}
+
+static void test_storage_blocked(void **state)
+{
+	struct umock *u = *state;
+
+	umock_start_agent(u, POL_DEFAULT);
+	/* The agent's second layer: interfaces on this bus start unauthorized from now on. */
+	assert_string_equal(umock_attr(u, ROOT, "interface_authorized_default"), "0");
+	assert_non_null(strstr(u->err, "usb.roothub port=usb1 interface_authorized_default=0"));
+
+	/* As if the kernel had authorized it (no udev rule): the agent must deauthorize it. */
+	char *ifc = plug_stick(u, "1-1", "S1", "1");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0 vendor=0781 product=5581 serial=\"S1\"");
+	EXPECT_LOG(u, "kind=usb.blocked");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	assert_non_null(strstr(u->err, "rule=\"block mass_storage (08)\""));
+	assert_non_null(strstr(u->err, "action=deauthorized"));
+	assert_string_equal(umock_probe_file(u), "");
+	g_free(ifc);
+
+	/* Already unauthorized by the kernel default: left so. */
+	ifc = plug_stick(u, "1-2", "S2", "0");
+	EXPECT_LOG(u, "usb.blocked port=1-2 iface=1-2:1.0");
+	EXPECT_LOG(u, "action=left-unauthorized");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	g_free(ifc);
+	stop_ok(u);
+}
+
+static void test_keyboard_untouched(void **state)
+{
+	struct umock *u = *state;
+
+	umock_start_agent(u, POL_DEFAULT);
+	char *dev = umock_add_device(u, ROOT, "1-1", "046d", "c31c", NULL, "1", KBD, 1, NULL);
+	char *ifc = umock_add_iface(u, dev, "1-1:1.0", "03", "01", "01", NULL, "1");
+	EXPECT_LOG(u, "usb.allowed port=1-1 iface=1-1:1.0 vendor=046d product=c31c serial=-");
+	EXPECT_LOG(u, "action=none");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	assert_string_equal(umock_probe_file(u), "");
+	g_free(dev);
+	g_free(ifc);
+	stop_ok(u);
+}
+
+static void test_composite(void **state)
+{
+	struct umock *u = *state;
+
+	umock_start_agent(u, POL_DEFAULT);
+	char *dev = umock_add_device(u, ROOT, "1-3", "1234", "5678", "C1", "1", COMBO, 2, NULL);
+	char *kbd = umock_add_iface(u, dev, "1-3:1.0", "03", "01", "01", NULL, "1");
+	char *sto = umock_add_iface(u, dev, "1-3:1.1", "08", "06", "50", NULL, "1");
+	EXPECT_LOG(u, "usb.blocked port=1-3 iface=1-3:1.1");
+	EXPECT_LOG(u, "usb.allowed port=1-3 iface=1-3:1.0");
+	assert_string_equal(umock_attr(u, kbd, "authorized"), "1");
+	assert_string_equal(umock_attr(u, sto, "authorized"), "0");
+	g_free(dev);
+	g_free(kbd);
+	g_free(sto);
+	stop_ok(u);
+}
+
+static void test_smartcard_untouched(void **state)
+{
+	struct umock *u = *state;
+
+	umock_start_agent(u, POL_EXTENDED);
+	char *dev = umock_add_device(u, ROOT, "1-4", "04e6", "5116", "CARD1", "1", CCID, 1, NULL);
+	char *ifc = umock_add_iface(u, dev, "1-4:1.0", "0b", "00", "00", NULL, "1");
+	EXPECT_LOG(u, "usb.allowed port=1-4 iface=1-4:1.0 vendor=04e6 product=5116");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	g_free(dev);
+	g_free(ifc);
+	stop_ok(u);
+}
+
+static void test_allow_listed_probed(void **state)
+{
+	struct umock *u = *state;
+
+	umock_start_agent(u, POL_ALLOW);
+	/* Kernel default deny left it unauthorized; the allow-list authorizes and probes it. */
+	char *ifc = plug_stick(u, "1-5", "GOOD1", "0");
+	EXPECT_LOG(u,
+		   "usb.allowed port=1-5 iface=1-5:1.0 vendor=0781 product=5581 serial=\"GOOD1\"");
+	EXPECT_LOG(u, "action=authorized,probed");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	assert_string_equal(umock_probe_file(u), "1-5:1.0");
+	assert_non_null(strstr(u->err, "rule=\"allow line"));
+	g_free(ifc);
+
+	/* Same vendor:product, other serial: blocked. */
+	ifc = plug_stick(u, "1-6", "BAD2", "0");
+	EXPECT_LOG(u, "usb.blocked port=1-6 iface=1-6:1.0");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	g_free(ifc);
+	stop_ok(u);
+}
+
+/* MTP phone (vendor class + "MTP" string + ID_MTP_DEVICE), camera (PTP), USB Ethernet (CDC). */
+static void plug_others(struct umock *u, char **mtp, char **cam, char **net)
+{
+	static const uint8_t MTP[1][3] = {{0xff, 0xff, 0x00}};
+	static const uint8_t CAM[1][3] = {{0x06, 0x01, 0x01}};
+	static const uint8_t NET[2][3] = {{0x02, 0x06, 0x00}, {0x0a, 0x00, 0x00}};
+	const char *mtp_props[] = {"ID_MTP_DEVICE", "1", "ID_MEDIA_PLAYER", "1", NULL};
+	char *d;
+
+	d = umock_add_device(u, ROOT, "1-7", "0fce", "0193", "PHONE1", "1", MTP, 1, mtp_props);
+	*mtp = umock_add_iface(u, d, "1-7:1.0", "ff", "ff", "00", "MTP", "1");
+	g_free(d);
+	d = umock_add_device(u, ROOT, "1-8", "04a9", "3218", "CAM1", "1", CAM, 1, NULL);
+	*cam = umock_add_iface(u, d, "1-8:1.0", "06", "01", "01", NULL, "1");
+	g_free(d);
+	d = umock_add_device(u, ROOT, "1-9", "0bda", "8153", "NET1", "1", NET, 2, NULL);
+	net[0] = umock_add_iface(u, d, "1-9:1.0", "02", "06", "00", NULL, "1");
+	net[1] = umock_add_iface(u, d, "1-9:1.1", "0a", "00", "00", NULL, "1");
+	g_free(d);
+}
+
+static void test_phone_camera_net_default(void **state)
+{
+	struct umock *u = *state;
+	char *mtp, *cam, *net[2];
+
+	umock_start_agent(u, POL_DEFAULT);
+	plug_others(u, &mtp, &cam, net);
+	EXPECT_LOG(u, "usb.allowed port=1-7 iface=1-7:1.0");
+	EXPECT_LOG(u, "usb.allowed port=1-8 iface=1-8:1.0");
+	EXPECT_LOG(u, "usb.allowed port=1-9 iface=1-9:1.1");
+	assert_string_equal(umock_attr(u, mtp, "authorized"), "1");
+	assert_string_equal(umock_attr(u, cam, "authorized"), "1");
+	assert_string_equal(umock_attr(u, net[0], "authorized"), "1");
+	assert_int_equal(umock_count_err(u, "usb.blocked"), 0);
+	g_free(mtp);
+	g_free(cam);
+	g_free(net[0]);
+	g_free(net[1]);
+	stop_ok(u);
+}
+
+static void test_phone_camera_net_extended(void **state)
+{
+	struct umock *u = *state;
+	char *mtp, *cam, *net[2];
+
+	umock_start_agent(u, POL_EXTENDED);
+	plug_others(u, &mtp, &cam, net);
+	EXPECT_LOG(u, "usb.blocked port=1-7 iface=1-7:1.0");
+	EXPECT_LOG(u, "usb.blocked port=1-8 iface=1-8:1.0");
+	EXPECT_LOG(u, "usb.blocked port=1-9 iface=1-9:1.0");
+	EXPECT_LOG(u, "usb.blocked port=1-9 iface=1-9:1.1");
+	assert_string_equal(umock_attr(u, mtp, "authorized"), "0");
+	assert_string_equal(umock_attr(u, cam, "authorized"), "0");
+	assert_string_equal(umock_attr(u, net[0], "authorized"), "0");
+	assert_string_equal(umock_attr(u, net[1], "authorized"), "0");
+	g_free(mtp);
+	g_free(cam);
+	g_free(net[0]);
+	g_free(net[1]);
+	stop_ok(u);
+}
+
+static void test_coldplug(void **state)
+{
+	struct umock *u = *state;
+
+	/* Present before the agent starts: decided before READY. */
+	char *sto = plug_stick(u, "1-1", "S1", "1");
+	char *dev = umock_add_device(u, ROOT, "1-2", "046d", "c31c", NULL, "1", KBD, 1, NULL);
+	char *kbd = umock_add_iface(u, dev, "1-2:1.0", "03", "01", "01", NULL, "1");
+	/* A device left unauthorized as a whole (authorized_default=0 somewhere): no interfaces,
+	 * its classes come from the descriptors. */
+	char *ud = umock_add_device(u, ROOT, "1-3", "0781", "5581", "U1", "0", STICK, 1, NULL);
+	char *uk = umock_add_device(u, ROOT, "1-4", "046d", "c31d", NULL, "0", KBD, 1, NULL);
+
+	umock_start_agent(u, POL_DEFAULT);
+	assert_non_null(strstr(u->err, "usb.blocked port=1-1 iface=1-1:1.0"));
+	assert_non_null(strstr(u->err, "usb.allowed port=1-2 iface=1-2:1.0"));
+	assert_non_null(strstr(u->err, "usb.blocked port=1-3 iface=- vendor=0781"));
+	assert_non_null(strstr(u->err, "class=08:06:50 rule=\"block mass_storage (08)\""));
+	assert_non_null(strstr(u->err, "usb.allowed port=1-4 iface=- vendor=046d"));
+	assert_string_equal(umock_attr(u, sto, "authorized"), "0");
+	assert_string_equal(umock_attr(u, kbd, "authorized"), "1");
+	assert_string_equal(umock_attr(u, ud, "authorized"), "0");
+	assert_string_equal(umock_attr(u, uk, "authorized"), "1");
+	g_free(sto);
+	g_free(dev);
+	g_free(kbd);
+	g_free(ud);
+	g_free(uk);
+	stop_ok(u);
+}
+
+static void test_plug_during_scan(void **state)
+{
+	struct umock *u = *state;
+	char *policy = umock_write_file(u, "policy.conf", POL_DEFAULT);
+	char *argv[] = {
+	    getenv("MYNAGUARDD"), "--policy", policy, "--spool", u->tmp, "--state", u->tmp, NULL};
+
+	/* The agent holds after enabling its monitor and before scanning: a device plugged in
+	 * that window is seen by both; it must be decided exactly once. */
+	setenv("MYNAGUARDD_TEST_HOLD_SCAN", "1", 1);
+	umock_spawn(u, argv);
+	unsetenv("MYNAGUARDD_TEST_HOLD_SCAN");
+	assert_true(umock_wait_out(u, "SCANNING\n", WAIT));
+	char *ifc = plug_stick(u, "1-1", "S1", "1");
+	assert_int_equal(write(u->in_fd, "go\n", 3), 3);
+	assert_true(umock_wait_out(u, "READY\n", WAIT));
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	/* a marker device after it: once its line is there, every earlier event was handled */
+	char *m = plug_stick(u, "1-2", "S2", "1");
+	EXPECT_LOG(u, "usb.blocked port=1-2 iface=1-2:1.0");
+	assert_int_equal(umock_count_err(u, "usb.blocked port=1-1 iface=1-1:1.0"), 1);
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	g_free(ifc);
+	g_free(m);
+	free(policy);
+	stop_ok(u);
+}
+
+static void test_remove(void **state)
+{
+	struct umock *u = *state;
+
+	umock_start_agent(u, POL_DEFAULT);
+	char *ifc = plug_stick(u, "1-1", "S1", "1");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	umock_remove(u, ifc);
+	umock_remove(u, "/sys/devices/usb1/1-1");
+	EXPECT_LOG(u, "usb.removed port=1-1 iface=- vendor=0781 product=5581 serial=\"S1\"");
+	EXPECT_LOG(u, "kind=usb.removed");
+	/* plugged again at the same port: a new decision */
+	g_free(ifc);
+	ifc = plug_stick(u, "1-1", "S1", "1");
+	EXPECT_LOG(u, "action=deauthorized");
+	assert_true(umock_wait_err_n(u, "usb.blocked port=1-1 iface=1-1:1.0", 2, WAIT));
+	g_free(ifc);
+	stop_ok(u);
+}
+
+static void test_change_no_loop(void **state)
+{
+	struct umock *u = *state;
+
+	umock_start_agent(u, POL_DEFAULT);
+	char *ifc = plug_stick(u, "1-1", "S1", "1");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	/* The kernel (>= 5.9) sends "change" after a write to authorized. */
+	for (int i = 0; i < 3; i++)
+		umockdev_testbed_uevent(u->tb, ifc, "change");
+	char *m = plug_stick(u, "1-2", "S2", "1");
+	EXPECT_LOG(u, "usb.blocked port=1-2 iface=1-2:1.0");
+	assert_int_equal(umock_count_err(u, "iface=1-1:1.0"), 1);
+	assert_int_equal(umock_count_err(u, "kind=usb.blocked"), 2);
+
+	/* Someone authorizes it behind the agent's back: the change is enforced again, once. */
+	umock_set_attr(u, ifc, "authorized", "1");
+	umockdev_testbed_uevent(u->tb, ifc, "change");
+	assert_true(umock_wait_err_n(u, "usb.blocked port=1-1 iface=1-1:1.0", 2, WAIT));
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	umockdev_testbed_uevent(u->tb, ifc, "change");
+	g_free(m);
+	m = plug_stick(u, "1-3", "S3", "1");
+	EXPECT_LOG(u, "usb.blocked port=1-3 iface=1-3:1.0");
+	assert_int_equal(umock_count_err(u, "iface=1-1:1.0"), 2);
+	g_free(ifc);
+	g_free(m);
+	stop_ok(u);
+}
+
+static void test_hostile(void **state)
+{
+	struct umock *u = *state;
+	char longserial[400];
+	char *d, *i;
+
+	umock_start_agent(u, POL_DEFAULT);
+
+	/* garbage class */
+	d = umock_add_device(u, ROOT, "1-1", "1234", "0001", "G1", "1", KBD, 1, NULL);
+	i = umock_add_iface(u, d, "1-1:1.0", "zz", "01", "01", NULL, "1");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	EXPECT_LOG(u, "rule=\"invalid: bInterfaceClass missing or not 2 hex digits\"");
+	assert_string_equal(umock_attr(u, i, "authorized"), "0");
+	g_free(d);
+	g_free(i);
+
+	/* overlong serial on a "keyboard": impossible for a real device, fail closed */
+	memset(longserial, 'A', sizeof(longserial) - 1);
+	longserial[sizeof(longserial) - 1] = '\0';
+	d = umock_add_device(u, ROOT, "1-2", "046d", "c31c", longserial, "1", KBD, 1, NULL);
+	i = umock_add_iface(u, d, "1-2:1.0", "03", "01", "01", NULL, "1");
+	EXPECT_LOG(u, "usb.blocked port=1-2 iface=1-2:1.0");
+	EXPECT_LOG(u, "rule=\"invalid: serial longer than 126 bytes\"");
+	EXPECT_LOG(u, "AAAA...\"");
+	assert_string_equal(umock_attr(u, i, "authorized"), "0");
+	g_free(d);
+	g_free(i);
+
+	/* invalid UTF-8 and control characters in the serial: escaped in the log */
+	d = umock_add_device(u, ROOT, "1-3", "046d", "c31c", "X\xff\xfe\"\nY", "1", KBD, 1, NULL);
+	i = umock_add_iface(u, d, "1-3:1.0", "03", "01", "01", NULL, "1");
+	EXPECT_LOG(u, "usb.blocked port=1-3 iface=1-3:1.0");
+	EXPECT_LOG(u, "serial=\"X\\xff\\xfe\\\"\\x0aY\"");
+	EXPECT_LOG(u, "rule=\"invalid: serial is not valid UTF-8\"");
+	g_free(d);
+	g_free(i);
+
+	/* missing idVendor/idProduct */
+	const char *attrs[] = {"authorized", "1", NULL};
+	d = umock_add_device_attrs(u, ROOT, "1-4", attrs, NULL);
+	i = umock_add_iface(u, d, "1-4:1.0", "03", "01", "01", NULL, "1");
+	EXPECT_LOG(u, "usb.blocked port=1-4 iface=1-4:1.0 vendor=- product=-");
+	g_free(d);
+	g_free(i);
+
+	/* missing bInterfaceClass and missing authorized */
+	d = umock_add_device(u, ROOT, "1-5", "1234", "0001", "M1", "1", KBD, 1, NULL);
+	i = umock_add_iface(u, d, "1-5:1.0", NULL, "01", "01", NULL, "1");
+	EXPECT_LOG(u, "usb.blocked port=1-5 iface=1-5:1.0");
+	assert_string_equal(umock_attr(u, i, "authorized"), "0");
+	g_free(i);
+	i = umock_add_iface(u, d, "1-5:1.1", "08", "06", "50", "\xc0\xaf", NULL);
+	EXPECT_LOG(u, "usb.blocked port=1-5 iface=1-5:1.1");
+	g_free(d);
+	g_free(i);
+
+	/* still alive and deciding */
+	i = plug_stick(u, "1-6", "S6", "1");
+	EXPECT_LOG(u, "usb.blocked port=1-6 iface=1-6:1.0");
+	g_free(i);
+	stop_ok(u);
+}
+
+static void test_audit(void **state)
+{
+	struct umock *u = *state;
+
+	umock_start_agent(u, POL_AUDIT);
+	/* audit mode does not set the kernel default either */
+	assert_string_equal(umock_attr(u, ROOT, "interface_authorized_default"), "1");
+	char *ifc = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	EXPECT_LOG(u, "mode=audit action=authorized,probed");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	assert_string_equal(umock_probe_file(u), "1-1:1.0");
+	g_free(ifc);
+	stop_ok(u);
+}
+
+static void test_reload(void **state)
+{
+	struct umock *u = *state;
+
+	umock_start_agent(u, POL_DEFAULT);
+	char *ifc = plug_stick(u, "1-1", "GOOD1", "1");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	/* add it to the allow-list and reload: re-decided under the new policy */
+	free(umock_write_file(u, "policy.conf", POL_ALLOW));
+	kill(u->pid, SIGHUP);
+	EXPECT_LOG(u, "agent.reload ok");
+	EXPECT_LOG(u, "usb.allowed port=1-1 iface=1-1:1.0");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	/* a broken policy is refused, the old one stays */
+	free(umock_write_file(u, "policy.conf", "[terminal]\nid = t1\n[usb]\nmode = maybe\n"));
+	kill(u->pid, SIGHUP);
+	EXPECT_LOG(u, "agent.reload failed");
+	g_free(ifc);
+	stop_ok(u);
+}
+
+static void test_check_and_bad_policy(void **state)
+{
+	struct umock *u = *state;
+	char *good = umock_write_file(u, "good.conf", POL_DEFAULT);
+	char *bad = umock_write_file(u, "bad.conf", "[terminal]\nid = t1\n[usb]\nmode = maybe\n");
+	char *argv_good[] = {getenv("MYNAGUARDD"), "-n", "--policy", good, NULL};
+	char *argv_bad[] = {getenv("MYNAGUARDD"), "--policy", bad, NULL};
+
+	umock_spawn(u, argv_good);
+	assert_int_equal(umock_wait_exit(u, WAIT), 0);
+	umock_spawn(u, argv_bad);
+	assert_int_equal(umock_wait_exit(u, WAIT), 1);
+	assert_non_null(strstr(u->err, "bad.conf:4: "));
+	assert_null(strstr(u->out, "READY"));
+	free(good);
+	free(bad);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_storage_blocked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keyboard_untouched, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_composite, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_smartcard_untouched, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_allow_listed_probed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_phone_camera_net_default, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_phone_camera_net_extended, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_coldplug, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_plug_during_scan, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_change_no_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_and_bad_policy, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
