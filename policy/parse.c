@@ -944,7 +944,7 @@ static int key_lookup(enum section sec, const char *name)
 	return -1;
 }
 
-static void expected_keys(enum section sec, char *buf, size_t size)
+static void expected_keys(enum section sec, bool check_like, char *buf, size_t size)
 {
 	size_t o = 0;
 
@@ -953,10 +953,15 @@ static void expected_keys(enum section sec, char *buf, size_t size)
 		if (key_defs[k].sec == sec)
 			o += (size_t)snprintf(buf + o, size - o, "%s%s", o ? ", " : "",
 					      key_defs[k].name);
-	if (sec == SEC_CHECKS)
+	if (sec == SEC_CHECKS && !check_like)
+		snprintf(buf + o, size - o, " or a check id like usb.default_deny");
+	if (sec == SEC_CHECKS && check_like) {
+		/* The message has room for the check ids or the other keys, not both. */
+		o = (size_t)snprintf(buf, size, "a check id:");
 		for (int i = 0; i < _POLICY_CHECK_MAX && o < size; i++)
-			o += (size_t)snprintf(buf + o, size - o, "%s%s", o ? ", " : "",
+			o += (size_t)snprintf(buf + o, size - o, "%s %s", i ? "," : "",
 					      policy_check_id((enum policy_check)i));
+	}
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -990,7 +995,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 1;
 	k = key_lookup((enum section)sec, name);
 	if (k < 0) {
-		expected_keys((enum section)sec, expected, sizeof(expected));
+		expected_keys((enum section)sec, strchr(name, '.') != NULL, expected,
+			      sizeof(expected));
 		error_at(c, c->line, "[%s] unknown key %s: expected %s", section_names[sec],
 			 Q(name), expected);
 		return 1;

@@ -1,0 +1,188 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Runs the built mynaguardctl on the shipped policy and on broken files:
+# exit 0 + summary, exit 1 + exact "FILE:LINE: message" lines on stderr, exit 2 on usage errors.
+# Usage: test-policy-check.sh MYNAGUARDCTL SHIPPED_POLICY
+set -eu
+
+ctl=$1
+shipped=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	failures=$((failures + 1))
+}
+
+# run EXPECTED_RC ARGS...: runs mynaguardctl, keeps stdout/stderr in $tmp/out, $tmp/err.
+run() {
+	want=$1
+	shift
+	rc=0
+	"$ctl" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		fail "mynaguardctl $*: exit $rc, expected $want"
+		sed 's/^/  stdout: /' "$tmp/out" >&2
+		sed 's/^/  stderr: /' "$tmp/err" >&2
+	fi
+}
+
+expect_out() {
+	grep -qF -- "$1" "$tmp/out" || fail "stdout lacks: $1"
+}
+
+expect_empty() {
+	[ ! -s "$tmp/$1" ] || {
+		fail "$1 not empty:"
+		sed 's/^/  /' "$tmp/$1" >&2
+	}
+}
+
+expect_err_exact() {
+	if ! diff -u "$1" "$tmp/err" >&2; then
+		fail "stderr differs from the expected lines"
+	fi
+}
+
+# 1. The shipped policy is valid and explained.
+run 0 --policy "$shipped" policy check
+expect_empty err
+expect_out "$shipped: valid."
+expect_out "Terminal: CHANGE-ME-terminal-0001"
+expect_out "USB (mode enforce)"
+expect_out "- mass_storage (08): USB sticks, external disks and memory-card readers"
+expect_out "- mtp: phones and media players in MTP mode"
+expect_out "- cdc_net (02, 0a)"
+expect_out "Never blocked: hubs (09), keyboards and mice (HID, 03) and smart-card readers"
+expect_out "Allow-list: empty; no device is exempt."
+expect_out "for: login, gdm-password, sshd."
+expect_out "After 5 wrong codes in a row the second factor is locked for 15 minutes."
+expect_out "Users without an enrolled authenticator cannot log in (nullok = no)."
+expect_out "Reports: no collector set"
+expect_out "usb.default_deny           on  2-6-3-a, 2-3-2"
+expect_out "net.isolation              off 2-6-3-a"
+
+# 2. A policy with allow entries, a collector, audit mode.
+cat >"$tmp/audit.conf" <<'CONF'
+[terminal]
+id = kuyakusho-1F-03
+description = 市民課 窓口 3
+[usb]
+mode = audit
+block = mass_storage, 0xe0:01:03
+allow = 0781:5581 serial=4C530001 name=総務課 USB 1
+allow = 090c:1000
+[mfa]
+services = login
+window = 2
+lockout = 1h
+nullok = yes
+[report]
+collector = https://collector.example.lg.jp:8443
+interval = 5m
+spool_max = 1G
+CONF
+run 0 --policy "$tmp/audit.conf" policy check
+expect_empty err
+expect_out "Terminal: kuyakusho-1F-03"
+expect_out "市民課 窓口 3"
+expect_out "USB (mode audit): nothing is blocked."
+expect_out "- class e0:01:03"
+expect_out "Allow-list (2 devices; their blocked functions are allowed):"
+expect_out "- line 7: 0781:5581, serial 4C530001 (総務課 USB 1)"
+expect_out "- line 8: 090c:1000, any serial"
+expect_out "2 steps"
+expect_out "for: login."
+expect_out "locked for 1 hour."
+expect_out "nullok = yes: users WITHOUT an enrolled authenticator log in with the password alone."
+expect_out "every 5 minutes go to https://collector.example.lg.jp:8443"
+expect_out "The spool keeps at most 1 GiB"
+
+# 3. A broken policy: every error, with its line, on stderr; nothing on stdout.
+cat >"$tmp/broken.conf" <<'CONF'
+; broken on purpose
+[terminal]
+id = two words
+[usb]
+mode = strict
+block = mass_storage, hid
+mode = audit
+  continued
+[network]
+x = 1
+[mfa]
+lockout = forever
+window = 99
+junk
+[report]
+collector = http://collector.example.lg.jp
+CONF
+cat >"$tmp/want" <<WANT
+$tmp/broken.conf:3: [terminal] id: bad value "two words": expected 1 to 64 letters, digits, '.', '_' or '-'
+$tmp/broken.conf:5: [usb] mode: bad value "strict": expected enforce or audit
+$tmp/broken.conf:6: [usb] block: "hid": class 03 (hid) cannot be blocked: hubs, keyboards, mice and My Number card readers must keep working
+$tmp/broken.conf:7: [usb] mode: duplicate key (first set on line 5): it may appear only once
+$tmp/broken.conf:8: line starts with white space: continuation lines are not supported; write KEY = VALUE on one line, starting at the first column
+$tmp/broken.conf:9: unknown section [network]: expected [terminal], [usb], [mfa], [report] or [checks]
+$tmp/broken.conf:12: [mfa] lockout: bad value "forever": expected a duration like 900, 15m or 1h, from 1m to 1d
+$tmp/broken.conf:13: [mfa] window: bad value "99": expected a whole number from 0 to 10
+$tmp/broken.conf:14: expected KEY = VALUE, a [section] line, or a comment starting with ';' or '#'
+$tmp/broken.conf:16: [report] collector: bad value "http://collector.example.lg.jp": expected an https:// URL like https://collector.example.jp:8443
+WANT
+run 1 --policy "$tmp/broken.conf" policy check
+expect_empty out
+expect_err_exact "$tmp/want"
+
+# 4. Missing id: an error about the whole file (no line number).
+printf '[usb]\nmode = audit\n' >"$tmp/noid.conf"
+printf "%s: [terminal] id is missing: every policy must name its terminal (id = 1 to 64 letters, digits, '.', '_' or '-')\n" \
+	"$tmp/noid.conf" >"$tmp/want"
+run 1 --policy "$tmp/noid.conf" policy check
+expect_err_exact "$tmp/want"
+
+# 5. Over-long line.
+{
+	printf '[terminal]\nid = t\ndescription = '
+	head -c 1100 /dev/zero | tr '\0' x
+	printf '\n'
+} >"$tmp/long.conf"
+printf '%s:3: line too long (1114 bytes): at most 1024\n' "$tmp/long.conf" >"$tmp/want"
+run 1 --policy "$tmp/long.conf" policy check
+expect_err_exact "$tmp/want"
+
+# 6. Unreadable file.
+printf '%s: cannot read the policy: No such file or directory\n' "$tmp/nope.conf" >"$tmp/want"
+run 1 --policy "$tmp/nope.conf" policy check
+expect_empty out
+expect_err_exact "$tmp/want"
+
+# 7. More errors than are kept: the rest are counted.
+{
+	printf '[terminal]\nid = t\n'
+	i=0
+	while [ $i -lt 105 ]; do
+		echo "junk$i"
+		i=$((i + 1))
+	done
+} >"$tmp/many.conf"
+run 1 --policy "$tmp/many.conf" policy check
+[ "$(wc -l <"$tmp/err")" -eq 101 ] || fail "many errors: expected 101 lines on stderr"
+grep -qxF "$tmp/many.conf:3: expected KEY = VALUE, a [section] line, or a comment starting with ';' or '#'" "$tmp/err" ||
+	fail "many errors: first error missing"
+tail -n 1 "$tmp/err" | grep -qxF "$tmp/many.conf: ... and 5 more errors" || fail "many errors: no count of the rest"
+
+# 8. Usage errors exit 2.
+run 2 --policy "$shipped" policy
+run 2 --policy "$shipped" policy frobnicate
+run 2 --policy "$shipped" policy check extra
+run 2 --policy "$shipped" policy check --bogus
+run 0 policy --help
+expect_out "Usage: mynaguardctl [--policy FILE] policy check"
+
+if [ "$failures" -gt 0 ]; then
+	echo "$failures check(s) failed" >&2
+	exit 1
+fi
+echo "policy check: all cases passed"
