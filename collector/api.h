@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: the dashboard listener: read-only JSON API, CSV export, metrics and the web
+ * page, behind a bearer token (static page assets excepted: they hold no data). */
+#pragma once
+
+#include <event2/http.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "event.h"
+#include "store.h"
+
+#define API_LIMIT_DEFAULT 100
+#define API_LIMIT_MAX	  1000
+#define API_RECENT_EVENTS 50
+
+struct web_asset {
+	const char *path; /* "/app.js" */
+	const char *content_type;
+	const unsigned char *data;
+	size_t len;
+};
+extern const struct web_asset web_assets[];
+extern const size_t web_assets_n;
+
+/* Parses the query string of /v1/events and /v1/export.csv (after, limit, terminal, kind, since,
+ * until). Unknown or repeated parameters and bad values are refused (-EINVAL, with a reason). */
+int api_parse_filter(const char *query, struct store_filter *ret,
+		     char reason[static EVENT_REASON_MAX]);
+
+/* One CSV cell: always quoted, quotes doubled, and a leading = + - @ TAB CR neutralised with '
+ * so that spreadsheet programs never run it as a formula. */
+struct evbuffer;
+void api_csv_cell(struct evbuffer *out, const char *text);
+/* A human-readable one-line summary of an event's data for the CSV; malloc'd. */
+char *api_event_summary(const char *kind, const char *data_json);
+
+void api_handle(struct evhttp_request *req, void *worker);

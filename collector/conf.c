@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: strict INI parsing of collector.conf (libinih); an unknown section or key,
+ * a bad value or a repeated key is an error with its line number. */
+#include "conf.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h" /* generated: default paths */
+#include "macro.h"
+#include "parse.h"
+
+enum key_type {
+	KEY_STRING,
+	KEY_UINT,
+	KEY_SIZE,
+	KEY_DURATION,
+	KEY_LISTEN,
+};
+
+struct key {
+	const char *section;
+	const char *name;
+	enum key_type type;
+	size_t offset;
+	uint64_t min, max;
+};
+
+#define OFF(f) offsetof(struct collector_config, f)
+
+static const struct key keys[] = {
+    {"ingest", "listen", KEY_LISTEN, OFF(ingest_listen), 0, 0},
+    {"ingest", "certificate", KEY_STRING, OFF(tls_certificate), 0, 0},
+    {"ingest", "key", KEY_STRING, OFF(tls_key), 0, 0},
+    {"ingest", "client_ca", KEY_STRING, OFF(client_ca), 0, 0},
+    {"ingest", "revoked_serials", KEY_STRING, OFF(revoked_serials), 0, 0},
+    {"ingest", "workers", KEY_UINT, OFF(workers), 1, 64},
+    {"ingest", "max_connections", KEY_UINT, OFF(max_connections), 1, 1000000},
+    {"ingest", "max_body", KEY_SIZE, OFF(max_body), 1024, 4 * 1024 * 1024},
+    {"ingest", "max_headers", KEY_SIZE, OFF(max_headers), 1024, 1024 * 1024},
+    {"ingest", "request_timeout", KEY_DURATION, OFF(request_timeout), 1, 3600},
+    {"ingest", "max_queue", KEY_UINT, OFF(max_queue), 1000, 100000000},
+    {"ingest", "retry_after", KEY_DURATION, OFF(retry_after), 1, 3600},
+    {"dashboard", "listen", KEY_LISTEN, OFF(dashboard_listen), 0, 0},
+    {"dashboard", "certificate", KEY_STRING, OFF(dashboard_certificate), 0, 0},
+    {"dashboard", "key", KEY_STRING, OFF(dashboard_key), 0, 0},
+    {"dashboard", "token_file", KEY_STRING, OFF(token_file), 0, 0},
+    {"dashboard", "max_connections", KEY_UINT, OFF(dashboard_max_connections), 1, 100000},
+    {"dashboard", "web_root", KEY_STRING, OFF(web_root), 0, 0},
+    {"store", "database", KEY_STRING, OFF(database), 0, 0},
+    {"store", "retention", KEY_DURATION, OFF(retention), 0, 100ULL * 365 * 86400},
+    {"terminals", "report_interval", KEY_DURATION, OFF(report_interval), 10, 7 * 86400},
+    {"terminals", "clock_drift", KEY_DURATION, OFF(clock_drift), 1, 86400},
+};
+
+struct parse_state {
+	struct collector_config *c;
+	const char *name;
+	bool seen[ELEMENTSOF(keys)];
+	char *err;
+	int line_hint; /* libinih reports the line; we only write the message */
+};
+
+static void set_err(struct parse_state *s, const char *fmt, ...) _printf_(2, 3);
+static void set_err(struct parse_state *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->err[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(s->err, CONFIG_ERROR_MAX, fmt, ap);
+	va_end(ap);
+}
+
+static bool listen_valid(const char *v)
+{
+	const char *colon;
+	unsigned port;
+
+	if (v[0] == '[') {
+		const char *end = strchr(v, ']');
+		if (!end || end == v + 1 || end[1] != ':')
+			return false;
+		colon = end + 1;
+	} else {
+		colon = strrchr(v, ':');
+		if (!colon || colon == v || memchr(v, ':', (size_t)(colon - v)))
+			return false;
+	}
+	return parse_uint(colon + 1, 0, 65535, &port) >= 0;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *s = user;
+
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+		const struct key *k = &keys[i];
+		void *field = (char *)s->c + k->offset;
+		int r;
+
+		if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
+			continue;
+		if (s->seen[i]) {
+			set_err(s, "[%s] %s given twice", section, name);
+			return 0;
+		}
+		s->seen[i] = true;
+		switch (k->type) {
+		case KEY_LISTEN:
+			if (!listen_valid(value)) {
+				set_err(s,
+					"[%s] %s: expected HOST:PORT or [IPV6]:PORT, got \"%.80s\"",
+					section, name, value);
+				return 0;
+			}
+			/* fall through */
+		case KEY_STRING: {
+			char **p = field;
+			if (!value[0]) {
+				set_err(s, "[%s] %s: empty value", section, name);
+				return 0;
+			}
+			free(*p);
+			*p = strdup(value);
+			if (!*p) {
+				set_err(s, "out of memory");
+				return 0;
+			}
+			return 1;
+		}
+		case KEY_UINT: {
+			unsigned v;
+			r = parse_uint(value, (unsigned)k->min, (unsigned)k->max, &v);
+			if (r < 0) {
+				set_err(s, "[%s] %s: expected a whole number from %llu to %llu",
+					section, name, (unsigned long long)k->min,
+					(unsigned long long)k->max);
+				return 0;
+			}
+			*(unsigned *)field = v;
+			return 1;
+		}
+		case KEY_SIZE: {
+			uint64_t v;
+			r = parse_size(value, k->min, k->max, &v);
+			if (r < 0) {
+				set_err(
+				    s,
+				    "[%s] %s: expected a size (like 512K or 4M) from %llu to %llu bytes",
+				    section, name, (unsigned long long)k->min,
+				    (unsigned long long)k->max);
+				return 0;
+			}
+			*(uint64_t *)field = v;
+			return 1;
+		}
+		case KEY_DURATION: {
+			uint64_t v;
+			r = parse_duration(value, k->min, k->max, &v);
+			if (r < 0) {
+				set_err(
+				    s,
+				    "[%s] %s: expected a duration (like 30s, 5m, 400d) from %llu to %llu seconds",
+				    section, name, (unsigned long long)k->min,
+				    (unsigned long long)k->max);
+				return 0;
+			}
+			*(uint64_t *)field = v;
+			return 1;
+		}
+		}
+	}
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+		if (strcmp(keys[i].section, section) == 0) {
+			set_err(s, "unknown key \"%.60s\" in [%s]", name, section);
+			return 0;
+		}
+	if (!section[0])
+		set_err(s, "key \"%.60s\" outside a section", name);
+	else
+		set_err(s, "unknown section [%.60s]", section);
+	return 0;
+}
+
+static void config_defaults(struct collector_config *c)
+{
+	*c = (struct collector_config){
+	    .workers = 2,
+	    .max_connections = 4096,
+	    .max_body = 4 * 1024 * 1024,
+	    .max_headers = 16 * 1024,
+	    .request_timeout = 30,
+	    .max_queue = 200000,
+	    .retry_after = 5,
+	    .dashboard_max_connections = 256,
+	    .retention = 400 * 86400ULL,
+	    .report_interval = 300,
+	    .clock_drift = 120,
+	};
+}
+
+static int dup_default(char **p, const char *v)
+{
+	if (*p)
+		return 0;
+	*p = strdup(v);
+	return *p ? 0 : -ENOMEM;
+}
+
+static int config_finish(struct parse_state *s, int r)
+{
+	struct collector_config *c = s->c;
+
+	if (r > 0) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "%s", s->err[0] ? s->err : "syntax error");
+		snprintf(s->err, CONFIG_ERROR_MAX, "%.280s:%d: %s", s->name, r, msg);
+		return -EINVAL;
+	}
+	if (r < 0) {
+		snprintf(s->err, CONFIG_ERROR_MAX, "%s: cannot read the file", s->name);
+		return -EIO;
+	}
+	if (dup_default(&c->ingest_listen, "0.0.0.0:8443") < 0 ||
+	    dup_default(&c->dashboard_listen, "127.0.0.1:8444") < 0 ||
+	    dup_default(&c->database, MYNAGUARD_COLLECTOR_DB) < 0)
+		return -ENOMEM;
+	static const struct {
+		size_t off;
+		const char *what;
+	} required[] = {
+	    {OFF(tls_certificate), "[ingest] certificate"},
+	    {OFF(tls_key), "[ingest] key"},
+	    {OFF(client_ca), "[ingest] client_ca"},
+	    {OFF(token_file), "[dashboard] token_file"},
+	};
+	for (size_t i = 0; i < ELEMENTSOF(required); i++)
+		if (!*(char **)((char *)c + required[i].off)) {
+			snprintf(s->err, CONFIG_ERROR_MAX, "%s: %s is required", s->name,
+				 required[i].what);
+			return -EINVAL;
+		}
+	if (!c->dashboard_certificate != !c->dashboard_key) {
+		snprintf(
+		    s->err, CONFIG_ERROR_MAX,
+		    "%s: [dashboard] certificate and key go together (or leave both out to use the ingest ones)",
+		    s->name);
+		return -EINVAL;
+	}
+	if (dup_default(&c->dashboard_certificate, c->tls_certificate) < 0 ||
+	    dup_default(&c->dashboard_key, c->tls_key) < 0)
+		return -ENOMEM;
+	if (c->max_connections < c->workers) {
+		snprintf(s->err, CONFIG_ERROR_MAX,
+			 "%s: [ingest] max_connections must be at least workers", s->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int config_load(const char *path, struct collector_config *ret, char err[static CONFIG_ERROR_MAX])
+{
+	struct collector_config c;
+	struct parse_state s = {.c = &c, .name = path, .err = err};
+	_cleanup_fclose_ FILE *f = NULL;
+	int r;
+
+	err[0] = 0;
+	config_defaults(&c);
+	f = fopen(path, "re");
+	if (!f) {
+		r = negative_errno();
+		snprintf(err, CONFIG_ERROR_MAX, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	r = config_finish(&s, ini_parse_file(f, handler, &s));
+	if (r < 0) {
+		config_free(&c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+int config_load_string(const char *name, const char *text, struct collector_config *ret,
+		       char err[static CONFIG_ERROR_MAX])
+{
+	struct collector_config c;
+	struct parse_state s = {.c = &c, .name = name, .err = err};
+	int r;
+
+	err[0] = 0;
+	config_defaults(&c);
+	r = config_finish(&s, ini_parse_string(text, handler, &s));
+	if (r < 0) {
+		config_free(&c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+void config_free(struct collector_config *c)
+{
+	if (!c)
+		return;
+	free(c->ingest_listen);
+	free(c->tls_certificate);
+	free(c->tls_key);
+	free(c->client_ca);
+	free(c->revoked_serials);
+	free(c->dashboard_listen);
+	free(c->dashboard_certificate);
+	free(c->dashboard_key);
+	free(c->token_file);
+	free(c->web_root);
+	free(c->database);
+	*c = (struct collector_config){0};
+}

@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: POST /v1/events on the ingest listener, and the single writer thread that
+ * commits many requests' batches in one durable SQLite transaction (group commit). */
+#include "ingest.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "macro.h"
+#include "metrics.h"
+#include "server.h"
+#include "store.h"
+
+#define RETENTION_PERIOD_S 3600	 /* how often the writer looks for expired events */
+#define RETENTION_CHUNK	   5000	 /* rows per retention transaction, so ingest never waits long */
+#define GROUP_MAX_EVENTS   50000 /* events in one transaction */
+
+struct ingest_pending {
+	struct ingest_pending *next;
+	struct worker *w;
+	struct evhttp_request *req;
+	struct event_batch batch;
+	uint64_t t0_us;
+	int status;
+	struct store_write_result res;
+};
+
+struct ingest_writer {
+	struct collector *c;
+	struct store *store;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct ingest_pending *head, **tail;
+	uint64_t queued_events;
+	bool stop;
+};
+
+static void reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *text = json_dumps(body, JSON_COMPACT);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	if (buf && text) {
+		evbuffer_add(buf, text, strlen(text));
+		evbuffer_add(buf, "\n", 1);
+	}
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, status, NULL, buf);
+	evbuffer_free(buf);
+	free(text);
+}
+
+static void reply_error(struct evhttp_request *req, int status, const char *reason)
+{
+	json_t *body = json_pack("{s:s}", "error", reason);
+	reply_json(req, status, body);
+	json_decref(body);
+	metrics_count_status(status);
+}
+
+int ingest_decode(const char *cert_terminal, const char *body, size_t len, struct event_batch *ret,
+		  char reason[static EVENT_REASON_MAX])
+{
+	struct event_batch b = {0};
+	int r;
+
+	if (!cert_terminal || !cert_terminal[0]) {
+		snprintf(reason, EVENT_REASON_MAX,
+			 "the client certificate does not name a valid terminal id in its CN");
+		return 403;
+	}
+	r = event_batch_decode(body, len, &b, reason);
+	if (r == -EMSGSIZE)
+		return 413;
+	if (r < 0)
+		return 400;
+	if (strcmp(b.terminal, cert_terminal) != 0) {
+		snprintf(reason, EVENT_REASON_MAX,
+			 "terminal does not match the client certificate");
+		event_batch_clear(&b);
+		return 403;
+	}
+	for (size_t i = 0; i < b.n; i++)
+		if (b.events[i].seq > (uint64_t)INT64_MAX) {
+			snprintf(reason, EVENT_REASON_MAX, "events[%zu].seq: too large", i);
+			event_batch_clear(&b);
+			return 400;
+		}
+	*ret = b;
+	return 200;
+}
+
+static void log_refusal(struct evhttp_request *req, const struct conn *conn, int status,
+			const char *reason)
+{
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	/* reason is ours or the codec's (printable, bounded); the terminal id is validated. */
+	server_log("ingest refused peer=%s terminal=%s status=%d reason=\"%s\"", addr ? addr : "?",
+		   conn && conn->terminal[0] ? conn->terminal : "-", status, reason);
+}
+
+void ingest_handle(struct evhttp_request *req, void *arg)
+{
+	struct worker *w = arg;
+	struct collector *c = w->c;
+	struct ingest_writer *wr = c->writer;
+	struct conn *conn = server_conn(req);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	char reason[EVENT_REASON_MAX] = "";
+	struct ingest_pending *p;
+	size_t len;
+	const char *body;
+	int status;
+
+	server_request_begin(req, conn);
+	if (!conn) {
+		reply_error(req, 403, "no TLS connection");
+		return;
+	}
+	server_conn_identity(conn);
+	if (!path || strcmp(path, "/v1/events") != 0) {
+		reply_error(req, 404, "not found");
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		reply_error(req, 405, "use POST");
+		return;
+	}
+	if (conn->serial[0] && server_serial_revoked(c, conn->serial)) {
+		atomic_fetch_add(&metrics.revoked_refused, 1);
+		log_refusal(req, conn, 403, "certificate revoked");
+		reply_error(req, 403, "certificate revoked");
+		return;
+	}
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		reply_error(req, 503, "out of memory");
+		return;
+	}
+	len = evbuffer_get_length(in);
+	body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	status = ingest_decode(conn->terminal, body ? body : "", len, &p->batch, reason);
+	if (status != 200) {
+		free(p);
+		log_refusal(req, conn, status, reason);
+		reply_error(req, status, reason);
+		return;
+	}
+	evbuffer_drain(in, len);
+
+	p->w = w;
+	p->req = req;
+	p->t0_us = server_mono_us();
+	pthread_mutex_lock(&wr->lock);
+	if (wr->queued_events + p->batch.n > c->cfg->max_queue || wr->stop) {
+		bool failing = wr->stop;
+		pthread_mutex_unlock(&wr->lock);
+		event_batch_clear(&p->batch);
+		free(p);
+		char ra[24];
+		snprintf(ra, sizeof(ra), "%llu", (unsigned long long)c->cfg->retry_after);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+		if (failing)
+			reply_error(req, 503, "the store cannot write; try again later");
+		else
+			reply_error(req, 429, "overloaded; try again later");
+		return;
+	}
+	wr->queued_events += p->batch.n;
+	atomic_store(&metrics.queue_events, wr->queued_events);
+	*wr->tail = p;
+	wr->tail = &p->next;
+	pthread_cond_signal(&wr->cond);
+	pthread_mutex_unlock(&wr->lock);
+}
+
+/* Worker thread: send the answers that the writer finished. */
+void ingest_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct ingest_pending *list, *next;
+
+	pthread_mutex_lock(&w->done_lock);
+	list = w->done;
+	w->done = NULL;
+	pthread_mutex_unlock(&w->done_lock);
+
+	for (struct ingest_pending *p = list; p; p = next) {
+		next = p->next;
+		if (p->status == 200) {
+			json_t *body =
+			    json_pack("{s:I}", "acked_through", (json_int_t)p->res.acked_through);
+			reply_json(p->req, 200, body);
+			json_decref(body);
+			metrics_count_status(200);
+		} else {
+			if (p->status == 503) {
+				char ra[24];
+				snprintf(ra, sizeof(ra), "%llu",
+					 (unsigned long long)w->c->cfg->retry_after);
+				evhttp_add_header(evhttp_request_get_output_headers(p->req),
+						  "Retry-After", ra);
+			}
+			reply_error(p->req, p->status,
+				    p->status == 503 ? "the store cannot write; try again later"
+						     : "cannot store this batch");
+		}
+		metrics_observe_latency(server_mono_us() - p->t0_us);
+		event_batch_clear(&p->batch);
+		free(p);
+	}
+}
+
+static void complete(struct ingest_pending *list)
+{
+	struct ingest_pending *next;
+
+	for (struct ingest_pending *p = list; p; p = next) {
+		struct worker *w = p->w;
+		next = p->next;
+		pthread_mutex_lock(&w->done_lock);
+		p->next = w->done;
+		w->done = p;
+		pthread_mutex_unlock(&w->done_lock);
+		event_active(w->done_ev, EV_TIMEOUT, 0);
+	}
+}
+
+static void write_group(struct ingest_writer *wr, struct ingest_pending *list)
+{
+	int64_t now = server_now_ms();
+	uint64_t stored = 0, dup = 0, conflicts = 0, gaps = 0, batches = 0;
+	int r;
+
+	r = store_begin(wr->store);
+	for (struct ingest_pending *p = list; p; p = p->next) {
+		int q;
+		if (r < 0) {
+			p->status = 503;
+			continue;
+		}
+		q = store_write_batch(wr->store, &p->batch, now, &p->res);
+		if (q < 0) {
+			server_log("store: cannot write a batch of %zu events from %s: %s",
+				   p->batch.n, p->batch.terminal, strerror(-q));
+			p->status = q == -ERANGE ? 400 : 503;
+			continue;
+		}
+		p->status = 200;
+		batches++;
+		stored += p->res.stored;
+		dup += p->res.duplicates;
+		conflicts += p->res.conflicts;
+		gaps += p->res.gaps;
+	}
+	if (r >= 0)
+		r = store_commit(wr->store);
+	if (r < 0) {
+		server_log("store: commit failed: %s; the terminals will retry", strerror(-r));
+		for (struct ingest_pending *p = list; p; p = p->next)
+			if (p->status == 200)
+				p->status = 503;
+		return;
+	}
+	atomic_fetch_add(&metrics.commits, 1);
+	atomic_fetch_add(&metrics.commit_batches, batches);
+	atomic_fetch_add(&metrics.events_stored, stored);
+	atomic_fetch_add(&metrics.events_duplicate, dup);
+	atomic_fetch_add(&metrics.events_conflicting, conflicts);
+	atomic_fetch_add(&metrics.gaps_detected, gaps);
+}
+
+static void retention(struct ingest_writer *wr)
+{
+	uint64_t keep_ms = wr->c->cfg->retention * 1000;
+	int64_t cutoff = server_now_ms() - (int64_t)keep_ms;
+	unsigned deleted = 0;
+	uint64_t total = 0;
+
+	if (!keep_ms)
+		return;
+	do {
+		int r = store_retention(wr->store, cutoff, RETENTION_CHUNK, &deleted);
+		if (r < 0) {
+			server_log("retention: %s", strerror(-r));
+			return;
+		}
+		total += deleted;
+		/* let waiting batches in between chunks */
+		pthread_mutex_lock(&wr->lock);
+		bool busy = wr->head != NULL || wr->stop;
+		pthread_mutex_unlock(&wr->lock);
+		if (busy && deleted == RETENTION_CHUNK) {
+			atomic_fetch_add(&metrics.retention_deleted, total);
+			return; /* resume at the next round */
+		}
+	} while (deleted == RETENTION_CHUNK);
+	atomic_fetch_add(&metrics.retention_deleted, total);
+	if (total)
+		server_log("retention: deleted %llu events received before %lld ms",
+			   (unsigned long long)total, (long long)cutoff);
+}
+
+static void *writer_main(void *arg)
+{
+	struct ingest_writer *wr = arg;
+	time_t next_retention = time(NULL) + 10;
+
+	for (;;) {
+		struct ingest_pending *list = NULL, **lt = &list;
+		uint64_t n_events = 0;
+
+		pthread_mutex_lock(&wr->lock);
+		while (!wr->head && !wr->stop) {
+			struct timespec until = {.tv_sec = next_retention};
+			if (time(NULL) >= next_retention)
+				break;
+			pthread_cond_timedwait(&wr->cond, &wr->lock, &until);
+		}
+		if (!wr->head && wr->stop) {
+			pthread_mutex_unlock(&wr->lock);
+			break;
+		}
+		/* Take everything that queued while the last commit was in fsync, up to a bound. */
+		while (wr->head && n_events < GROUP_MAX_EVENTS) {
+			struct ingest_pending *p = wr->head;
+			wr->head = p->next;
+			if (!wr->head)
+				wr->tail = &wr->head;
+			p->next = NULL;
+			*lt = p;
+			lt = &p->next;
+			n_events += p->batch.n;
+		}
+		pthread_mutex_unlock(&wr->lock);
+
+		if (list) {
+			write_group(wr, list);
+			pthread_mutex_lock(&wr->lock);
+			wr->queued_events -= n_events;
+			atomic_store(&metrics.queue_events, wr->queued_events);
+			pthread_mutex_unlock(&wr->lock);
+			complete(list);
+		}
+		if (time(NULL) >= next_retention) {
+			retention(wr);
+			next_retention = time(NULL) + RETENTION_PERIOD_S;
+		}
+	}
+	return NULL;
+}
+
+int ingest_writer_start(struct collector *c, struct store *store, struct ingest_writer **ret)
+{
+	struct ingest_writer *wr = calloc(1, sizeof(*wr));
+	pthread_condattr_t ca;
+	int r;
+
+	if (!wr)
+		return -ENOMEM;
+	wr->c = c;
+	wr->store = store;
+	wr->tail = &wr->head;
+	pthread_mutex_init(&wr->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_REALTIME);
+	pthread_cond_init(&wr->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	r = -pthread_create(&wr->thread, NULL, writer_main, wr);
+	if (r < 0) {
+		free(wr);
+		return r;
+	}
+	*ret = wr;
+	return 0;
+}
+
+void ingest_writer_stop(struct ingest_writer *wr)
+{
+	if (!wr)
+		return;
+	pthread_mutex_lock(&wr->lock);
+	wr->stop = true;
+	pthread_cond_signal(&wr->cond);
+	pthread_mutex_unlock(&wr->lock);
+	pthread_join(wr->thread, NULL);
+	free(wr);
+}

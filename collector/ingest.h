@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: POST /v1/events on the ingest listener, and the single writer thread that
+ * commits many requests' batches in one durable SQLite transaction (group commit). */
+#pragma once
+
+#include <event2/http.h>
+#include <event2/util.h>
+#include <stdint.h>
+
+#include "event.h"
+
+struct collector;
+struct store;
+
+struct ingest_writer;
+
+/* The request decoder, without I/O (fuzzed): checks the body against the certificate's terminal
+ * id and the store's limits. Returns the HTTP status to answer (200 = accepted for storing), with
+ * the batch in *ret on 200 and a reason otherwise. */
+int ingest_decode(const char *cert_terminal, const char *body, size_t len, struct event_batch *ret,
+		  char reason[static EVENT_REASON_MAX]);
+
+/* The writer owns the writable store. retention_s 0 keeps everything. */
+int ingest_writer_start(struct collector *c, struct store *store, struct ingest_writer **ret);
+/* Finishes what is queued, then ends the thread. */
+void ingest_writer_stop(struct ingest_writer *w);
+
+/* evhttp callbacks (worker thread) */
+void ingest_handle(struct evhttp_request *req, void *worker);
+void ingest_done_cb(evutil_socket_t fd, short what, void *worker);

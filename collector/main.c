@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: entry point — options, configuration, store, threads, signals, READY. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "conf.h"
+#include "config.h"
+#include "ingest.h"
+#include "macro.h"
+#include "server.h"
+#include "store.h"
+
+/* Reachable until exit, so leak checkers see what the threads still hold. */
+static struct collector collector;
+static struct collector_config cfg;
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "Usage: mynaguard-collector --config FILE [--check]\n"
+	    "  -c, --config FILE  configuration (see mynaguard-collector(8))\n"
+	    "  -n, --check        validate the configuration, TLS files, token and database, then exit\n"
+	    "  -h, --help         this text\n"
+	    "      --version      print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
+	};
+	const char *config_path = NULL;
+	bool check = false;
+	char err[CONFIG_ERROR_MAX];
+	struct store *wstore = NULL;
+	sigset_t mask;
+	int opt, r, sig;
+
+	while ((opt = getopt_long(argc, argv, "c:nh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'n':
+			check = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mynaguard-collector %s\n", MYNAGUARD_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc || !config_path) {
+		usage(stderr);
+		return 2;
+	}
+
+	r = config_load(config_path, &cfg, err);
+	if (r < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+
+	/* Signals go to the main thread only; every thread created below inherits the mask. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = store_open(cfg.database, true, &wstore);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: database %s: %s\n", cfg.database,
+			r == -EPROTO ? "made by a newer version" : strerror(-r));
+		return 1;
+	}
+	r = server_setup(&collector, &cfg);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: cannot start: %s\n", strerror(-r));
+		return 1;
+	}
+	r = store_open(cfg.database, false, &collector.dashboard.store);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: database %s (read-only): %s\n", cfg.database,
+			strerror(-r));
+		return 1;
+	}
+	if (check) {
+		printf("%s: OK (ingest %s, dashboard %s, database %s, schema %d)\n", config_path,
+		       cfg.ingest_listen, cfg.dashboard_listen, cfg.database,
+		       store_schema_version(wstore));
+		return 0;
+	}
+
+	r = ingest_writer_start(&collector, wstore, &collector.writer);
+	if (r >= 0)
+		r = server_start(&collector);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: cannot start threads: %s\n", strerror(-r));
+		return 1;
+	}
+	printf("READY ingest=%s dashboard=%s\n", collector.ingest_addr, collector.dashboard_addr);
+	fflush(stdout);
+	server_log("listening: ingest %s (%u workers), dashboard %s, database %s",
+		   collector.ingest_addr, collector.n_workers, collector.dashboard_addr,
+		   cfg.database);
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, "READY=1");
+#endif
+
+	for (;;) {
+		if (sigwait(&mask, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			/* The revoked list and the token are re-read whenever they change; HUP only
+			 * confirms it in the log. */
+			server_log("SIGHUP: revoked serials and token are re-read on change");
+			continue;
+		}
+		break;
+	}
+	server_log("stopping (signal %d)", sig);
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, "STOPPING=1");
+#endif
+	server_stop(&collector);
+	ingest_writer_stop(collector.writer);
+	collector.writer = NULL;
+	store_close(wstore);
+	return 0;
+}

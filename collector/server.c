@@ -1,0 +1,741 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: listeners, TLS (mutual on ingest), worker threads with one event base each,
+ * connection limits and request deadlines. Shared by ingest.c and api.c. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "api.h"
+#include "fileio.h"
+#include "ingest.h"
+#include "macro.h"
+#include "metrics.h"
+#include "secmem.h"
+#include "store.h"
+
+#define TOKEN_MIN   16
+#define TOKEN_MAX   4096
+#define REVOKED_MAX (16 * 1024 * 1024)
+
+static int conn_ex_index = -1;
+
+void server_log(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "mynaguard-collector: %s\n", line);
+}
+
+int64_t server_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t server_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void log_ssl_errors(const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256];
+
+	if (!e) {
+		server_log("%s", what);
+		return;
+	}
+	ERR_error_string_n(e, buf, sizeof(buf));
+	server_log("%s: %s", what, buf);
+	ERR_clear_error();
+}
+
+/* ---- revoked serials ---- */
+
+static int normalize_serial(const char *in, size_t len, char *out, size_t outsz)
+{
+	size_t n = 0;
+	bool leading = true;
+
+	if (len >= 7 && strncasecmp(in, "serial=", 7) == 0) {
+		in += 7;
+		len -= 7;
+	}
+	if (len >= 2 && in[0] == '0' && (in[1] == 'x' || in[1] == 'X')) {
+		in += 2;
+		len -= 2;
+	}
+	for (size_t i = 0; i < len; i++) {
+		char ch = in[i];
+		if (ch == ':')
+			continue;
+		if (!isxdigit((unsigned char)ch))
+			return -EINVAL;
+		if (leading && ch == '0')
+			continue;
+		leading = false;
+		if (n + 1 >= outsz)
+			return -EINVAL;
+		out[n++] = (char)toupper((unsigned char)ch);
+	}
+	if (n == 0) {
+		/* serial 0 (or only zeros): still a serial */
+		bool any = false;
+		for (size_t i = 0; i < len; i++)
+			any |= in[i] == '0';
+		if (!any)
+			return -EINVAL;
+		out[n++] = '0';
+	}
+	out[n] = 0;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void server_free_revoked(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned *ret_line)
+{
+	char **list = NULL;
+	size_t n = 0, cap = 0;
+	unsigned line = 0;
+	const char *p = text;
+
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		const char *s = p, *e = p + len;
+		char serial[80];
+
+		line++;
+		p = eol ? eol + 1 : p + len;
+		while (s < e && isspace((unsigned char)*s))
+			s++;
+		while (e > s && isspace((unsigned char)e[-1]))
+			e--;
+		if (s == e || *s == '#')
+			continue;
+		if (normalize_serial(s, (size_t)(e - s), serial, sizeof(serial)) < 0) {
+			server_free_revoked(list, n);
+			*ret_line = line;
+			return -EINVAL;
+		}
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			char **nl = realloc(list, ncap * sizeof(*nl));
+			if (!nl) {
+				server_free_revoked(list, n);
+				return -ENOMEM;
+			}
+			list = nl;
+			cap = ncap;
+		}
+		list[n] = strdup(serial);
+		if (!list[n]) {
+			server_free_revoked(list, n);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	if (n)
+		qsort(list, n, sizeof(*list), cmp_str);
+	*ret = list;
+	*ret_n = n;
+	return 0;
+}
+
+/* Caller holds revoked_file.lock. Keeps the old list when the new file is unreadable or bad. */
+static int revoked_reload_locked(struct collector *c, bool startup)
+{
+	struct watched_file *wf = &c->revoked_file;
+	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	char **list;
+	size_t n;
+	unsigned line = 0;
+	int r;
+
+	fd = open(wf->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = negative_errno();
+		if (startup || wf->loaded)
+			server_log("revoked serials %s: %s%s", wf->path, strerror(-r),
+				   startup ? "" : "; keeping the previous list");
+		if (!startup && stat(wf->path, &st) < 0)
+			wf->loaded = false; /* log once until it comes back */
+		return r;
+	}
+	if (fstat(fd, &st) < 0)
+		return negative_errno();
+	if (wf->loaded && st.st_ino == wf->st.st_ino && st.st_dev == wf->st.st_dev &&
+	    st.st_size == wf->st.st_size && st.st_mtim.tv_sec == wf->st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == wf->st.st_mtim.tv_nsec)
+		return 0;
+	r = fileio_read_fd(fd, REVOKED_MAX, &text, NULL);
+	if (r < 0) {
+		server_log("revoked serials %s: %s", wf->path, strerror(-r));
+		return r;
+	}
+	r = server_parse_revoked(text, &list, &n, &line);
+	if (r < 0) {
+		server_log("revoked serials %s:%u: not a hexadecimal serial%s", wf->path, line,
+			   startup ? "" : "; keeping the previous list");
+		wf->st = st; /* do not re-parse the same bad file on every connection */
+		wf->loaded = true;
+		return r;
+	}
+	server_free_revoked(c->revoked, c->n_revoked);
+	c->revoked = list;
+	c->n_revoked = n;
+	wf->st = st;
+	wf->loaded = true;
+	if (!startup)
+		server_log("revoked serials %s reloaded: %zu serials", wf->path, n);
+	return 0;
+}
+
+bool server_serial_revoked(struct collector *c, const char *serial)
+{
+	const char *key = serial;
+	bool found;
+
+	if (!c->cfg->revoked_serials)
+		return false;
+	pthread_mutex_lock(&c->revoked_file.lock);
+	revoked_reload_locked(c, false);
+	found = c->n_revoked &&
+		bsearch(&key, c->revoked, c->n_revoked, sizeof(*c->revoked), cmp_str) != NULL;
+	pthread_mutex_unlock(&c->revoked_file.lock);
+	return found;
+}
+
+static void cert_serial(X509 *cert, char *out, size_t outsz)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+
+	out[0] = 0;
+	if (hex && normalize_serial(hex, strlen(hex), out, outsz) < 0)
+		out[0] = 0;
+	OPENSSL_free(hex);
+	BN_free(bn);
+}
+
+/* ---- token ---- */
+
+static int token_reload_locked(struct collector *c, bool startup)
+{
+	struct watched_file *wf = &c->token_file;
+	const struct fileio_expect expect = {.forbidden_mode = 0007};
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	char *text = NULL;
+	size_t len;
+	int r;
+
+	r = fileio_open_verified(AT_FDCWD, wf->path, O_RDONLY, &expect, &fd);
+	if (r < 0) {
+		if (startup || wf->loaded)
+			server_log("token file %s: %s%s", wf->path,
+				   r == -EACCES ? "readable by others (chmod o-rwx)" : strerror(-r),
+				   startup ? "" : "; keeping the previous token");
+		wf->loaded = startup ? false : wf->loaded;
+		return r;
+	}
+	if (fstat(fd, &st) < 0)
+		return negative_errno();
+	if (wf->loaded && st.st_ino == wf->st.st_ino && st.st_size == wf->st.st_size &&
+	    st.st_mtim.tv_sec == wf->st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == wf->st.st_mtim.tv_nsec)
+		return 0;
+	r = fileio_read_fd(fd, TOKEN_MAX, &text, &len);
+	if (r < 0)
+		return r;
+	while (len > 0 && isspace((unsigned char)text[len - 1]))
+		text[--len] = 0;
+	if (len < TOKEN_MIN || strpbrk(text, " \t\r\n")) {
+		server_log(
+		    "token file %s: the token must be one line of at least %d characters without spaces",
+		    wf->path, TOKEN_MIN);
+		secmem_free_string(text);
+		wf->st = st;
+		return -EINVAL;
+	}
+	secmem_free_string(c->token);
+	c->token = text;
+	wf->st = st;
+	wf->loaded = true;
+	return 0;
+}
+
+bool server_token_ok(struct collector *c, const char *authorization)
+{
+	bool ok;
+
+	if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+		return false;
+	authorization += 7;
+	while (*authorization == ' ')
+		authorization++;
+	pthread_mutex_lock(&c->token_file.lock);
+	token_reload_locked(c, false);
+	ok = c->token && secmem_streq(authorization, c->token);
+	pthread_mutex_unlock(&c->token_file.lock);
+	return ok;
+}
+
+/* ---- TLS ---- */
+
+static int verify_cb(int preverify_ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct collector *c = ssl ? SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)) : NULL;
+	char serial[80];
+
+	if (!preverify_ok || !c)
+		return 0;
+	if (X509_STORE_CTX_get_error_depth(x) != 0)
+		return 1;
+	cert_serial(X509_STORE_CTX_get_current_cert(x), serial, sizeof(serial));
+	if (!serial[0] || server_serial_revoked(c, serial)) {
+		atomic_fetch_add(&metrics.revoked_refused, 1);
+		X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REVOKED);
+		return 0;
+	}
+	return 1;
+}
+
+static void info_cb(const SSL *ssl, int where, int ret)
+{
+	/* A fatal alert that we send ends a handshake: count it (no, unknown or revoked cert). */
+	if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE) && (ret >> 8) == SSL3_AL_FATAL)
+		atomic_fetch_add(&metrics.handshakes_failed, 1);
+}
+
+static SSL_CTX *tls_context(struct collector *c, const char *cert, const char *key,
+			    const char *client_ca)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx) {
+		log_ssl_errors("cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_app_data(ctx, c);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		log_ssl_errors(cert);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		log_ssl_errors(key);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (client_ca) {
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca);
+		if (!names || SSL_CTX_load_verify_locations(ctx, client_ca, NULL) != 1) {
+			log_ssl_errors(client_ca);
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+				   verify_cb);
+		SSL_CTX_set_verify_depth(ctx, 4);
+		SSL_CTX_set_info_callback(ctx, info_cb);
+		/* Terminals reconnect after every outage; resumption saves a full handshake. The
+		 * revoked list is checked again on every request, so a resumed session of a revoked
+		 * certificate still gets 403. */
+		SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"mynaguard-ingest", 16);
+	}
+	return ctx;
+}
+
+/* ---- connections ---- */
+
+static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			 void *argp)
+{
+	struct conn *conn = ptr;
+	struct worker *w;
+
+	if (!conn)
+		return;
+	w = conn->w;
+	event_free(conn->deadline);
+	free(conn);
+	w->conns--;
+	if (!w->dashboard)
+		atomic_fetch_sub(&metrics.connections_open, 1);
+	if (w->paused && w->conns < w->max_conns) {
+		evconnlistener_enable(w->listener);
+		w->paused = false;
+	}
+}
+
+static void deadline_cb(evutil_socket_t fd_unused, short what, void *arg)
+{
+	struct conn *conn = arg;
+	evutil_socket_t fd = bufferevent_getfd(conn->bev);
+
+	/* The peer took too long for the handshake or one whole request (one byte a second, or
+	 * silence on a kept-alive connection): the next read sees EOF and libevent frees it. */
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+static void deadline_arm(struct conn *conn)
+{
+	struct timeval tv = {.tv_sec = (time_t)conn->w->c->cfg->request_timeout};
+	evtimer_add(conn->deadline, &tv);
+}
+
+static struct bufferevent *bev_cb(struct event_base *base, void *arg)
+{
+	struct worker *w = arg;
+	SSL *ssl = SSL_new(w->dashboard ? w->c->dashboard_ctx : w->c->ingest_ctx);
+	struct conn *conn = calloc(1, sizeof(*conn));
+	struct bufferevent *bev;
+
+	if (!ssl || !conn) {
+		SSL_free(ssl);
+		free(conn);
+		return NULL; /* libevent then makes a plain socket; its TLS-less bytes fail */
+	}
+	conn->w = w;
+	conn->deadline = evtimer_new(base, deadline_cb, conn);
+	if (!conn->deadline) {
+		SSL_free(ssl);
+		free(conn);
+		return NULL;
+	}
+	/* From here on SSL_free(ssl) frees conn (conn_ex_free) and does the counting. */
+	SSL_set_ex_data(ssl, conn_ex_index, conn);
+	w->conns++;
+	if (!w->dashboard) {
+		atomic_fetch_add(&metrics.connections_open, 1);
+		atomic_fetch_add(&metrics.connections_total, 1);
+	}
+	if (w->conns >= w->max_conns && !w->paused) {
+		/* Over the limit the kernel's backlog holds new connections until one closes. */
+		evconnlistener_disable(w->listener);
+		w->paused = true;
+	}
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	conn->bev = bev;
+	deadline_arm(conn);
+	return bev;
+}
+
+struct conn *server_conn(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	return ssl ? SSL_get_ex_data(ssl, conn_ex_index) : NULL;
+}
+
+static void request_complete_cb(struct evhttp_request *req, void *arg)
+{
+	struct conn *conn = server_conn(req);
+	if (conn)
+		deadline_arm(conn); /* the next request on this connection gets its own time */
+}
+
+void server_request_begin(struct evhttp_request *req, struct conn *conn)
+{
+	if (!conn)
+		return;
+	evtimer_del(conn->deadline);
+	evhttp_request_set_on_complete_cb(req, request_complete_cb, NULL);
+}
+
+void server_conn_identity(struct conn *conn)
+{
+	SSL *ssl;
+	X509 *cert;
+	X509_NAME *name;
+	int idx;
+
+	if (conn->identity_checked)
+		return;
+	conn->identity_checked = true;
+	ssl = bufferevent_openssl_get_ssl(conn->bev);
+	cert = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+	if (!cert)
+		return;
+	cert_serial(cert, conn->serial, sizeof(conn->serial));
+	/* The terminal id is the subject's one and only commonName. */
+	name = X509_get_subject_name(cert);
+	idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+	if (idx >= 0 && X509_NAME_get_index_by_NID(name, NID_commonName, idx) < 0) {
+		ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+		unsigned char *utf8 = NULL;
+		int len = ASN1_STRING_to_UTF8(&utf8, s);
+		if (len > 0 && len <= EVENT_TERMINAL_MAX && memchr(utf8, 0, (size_t)len) == NULL &&
+		    event_terminal_id_valid((const char *)utf8))
+			memcpy(conn->terminal, utf8, (size_t)len + 1);
+		OPENSSL_free(utf8);
+	}
+	X509_free(cert);
+}
+
+/* ---- listeners and threads ---- */
+
+static int parse_listen(const char *spec, struct sockaddr_storage *ret, socklen_t *ret_len)
+{
+	_cleanup_free_ char *host = NULL;
+	const char *colon, *port;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
+	int rc;
+
+	if (spec[0] == '[') {
+		const char *end = strchr(spec, ']');
+		if (!end)
+			return -EINVAL;
+		host = strndup(spec + 1, (size_t)(end - spec - 1));
+		port = end + 2;
+	} else {
+		colon = strrchr(spec, ':');
+		if (!colon)
+			return -EINVAL;
+		host = strndup(spec, (size_t)(colon - spec));
+		port = colon + 1;
+	}
+	if (!host)
+		return -ENOMEM;
+	rc = getaddrinfo(host, port, &hints, &ai);
+	if (rc != 0 || !ai)
+		return -EADDRNOTAVAIL;
+	memcpy(ret, ai->ai_addr, ai->ai_addrlen);
+	*ret_len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outsz)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, outsz, "[%s]:%u", host, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, outsz, "%s:%u", host, ntohs(s4->sin_port));
+	}
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	/* EMFILE and friends: stop accepting for a moment instead of spinning. */
+	server_log("accept: %s", evutil_socket_error_to_string(err));
+}
+
+static int worker_init(struct collector *c, struct worker *w, bool dashboard, unsigned index,
+		       struct sockaddr_storage *addr, socklen_t addrlen, unsigned max_conns)
+{
+	const struct collector_config *cfg = c->cfg;
+	struct timeval tv = {.tv_sec = (time_t)cfg->request_timeout};
+
+	w->c = c;
+	w->index = index;
+	w->dashboard = dashboard;
+	w->max_conns = max_conns;
+	pthread_mutex_init(&w->done_lock, NULL);
+	w->base = event_base_new();
+	w->http = w->base ? evhttp_new(w->base) : NULL;
+	if (!w->http)
+		return -ENOMEM;
+	w->listener = evconnlistener_new_bind(w->base, NULL, NULL,
+					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+						  LEV_OPT_REUSEABLE |
+						  (dashboard ? 0 : LEV_OPT_REUSEABLE_PORT),
+					      1024, (struct sockaddr *)addr, (int)addrlen);
+	if (!w->listener)
+		return negative_errno();
+	evconnlistener_set_error_cb(w->listener, accept_error_cb);
+	if (!evhttp_bind_listener(w->http, w->listener))
+		return -ENOMEM;
+	/* The first listener may have picked the port (port 0): the others share it. */
+	if (index == 0) {
+		socklen_t len = sizeof(*addr);
+		if (getsockname(evconnlistener_get_fd(w->listener), (struct sockaddr *)addr, &len) <
+		    0)
+			return negative_errno();
+	}
+	evhttp_set_bevcb(w->http, bev_cb, w);
+	evhttp_set_timeout_tv(w->http, &tv);
+	evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_headers);
+	evhttp_set_default_content_type(w->http, NULL);
+	if (dashboard) {
+		evhttp_set_max_body_size(w->http, 0);
+		evhttp_set_allowed_methods(w->http,
+					   EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+		evhttp_set_gencb(w->http, api_handle, w);
+	} else {
+		evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
+		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
+		evhttp_set_gencb(w->http, ingest_handle, w);
+		w->done_ev = event_new(w->base, -1, 0, ingest_done_cb, w);
+		if (!w->done_ev)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int server_setup(struct collector *c, const struct collector_config *cfg)
+{
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	unsigned per_worker;
+	int r;
+
+	c->cfg = cfg;
+	if (evthread_use_pthreads() < 0)
+		return -ENOSYS;
+	if (conn_ex_index < 0)
+		conn_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free);
+	if (conn_ex_index < 0)
+		return -ENOMEM;
+
+	pthread_mutex_init(&c->revoked_file.lock, NULL);
+	pthread_mutex_init(&c->token_file.lock, NULL);
+	if (cfg->revoked_serials) {
+		c->revoked_file.path = cfg->revoked_serials;
+		r = revoked_reload_locked(c, true);
+		if (r < 0)
+			return r;
+	}
+	c->token_file.path = cfg->token_file;
+	r = token_reload_locked(c, true);
+	if (r < 0)
+		return r;
+
+	c->ingest_ctx = tls_context(c, cfg->tls_certificate, cfg->tls_key, cfg->client_ca);
+	if (!c->ingest_ctx)
+		return -EINVAL;
+	c->dashboard_ctx = tls_context(c, cfg->dashboard_certificate, cfg->dashboard_key, NULL);
+	if (!c->dashboard_ctx)
+		return -EINVAL;
+
+	r = parse_listen(cfg->ingest_listen, &addr, &addrlen);
+	if (r < 0) {
+		server_log("[ingest] listen %s: cannot resolve", cfg->ingest_listen);
+		return r;
+	}
+	c->n_workers = cfg->workers;
+	c->workers = calloc(c->n_workers, sizeof(*c->workers));
+	if (!c->workers)
+		return -ENOMEM;
+	per_worker = (cfg->max_connections + c->n_workers - 1) / c->n_workers;
+	for (unsigned i = 0; i < c->n_workers; i++) {
+		r = worker_init(c, &c->workers[i], false, i, &addr, addrlen, per_worker);
+		if (r < 0) {
+			server_log("[ingest] listen %s: %s", cfg->ingest_listen, strerror(-r));
+			return r;
+		}
+	}
+	format_addr(&addr, c->ingest_addr, sizeof(c->ingest_addr));
+
+	r = parse_listen(cfg->dashboard_listen, &addr, &addrlen);
+	if (r < 0) {
+		server_log("[dashboard] listen %s: cannot resolve", cfg->dashboard_listen);
+		return r;
+	}
+	r = worker_init(c, &c->dashboard, true, 0, &addr, addrlen, cfg->dashboard_max_connections);
+	if (r < 0) {
+		server_log("[dashboard] listen %s: %s", cfg->dashboard_listen, strerror(-r));
+		return r;
+	}
+	format_addr(&addr, c->dashboard_addr, sizeof(c->dashboard_addr));
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+int server_start(struct collector *c)
+{
+	int r;
+
+	for (unsigned i = 0; i < c->n_workers; i++) {
+		r = -pthread_create(&c->workers[i].thread, NULL, worker_main, &c->workers[i]);
+		if (r < 0)
+			return r;
+		c->workers[i].running = true;
+	}
+	r = -pthread_create(&c->dashboard.thread, NULL, worker_main, &c->dashboard);
+	if (r < 0)
+		return r;
+	c->dashboard.running = true;
+	return 0;
+}
+
+static void worker_stop(struct worker *w)
+{
+	if (!w->running)
+		return;
+	event_base_loopbreak(w->base);
+	pthread_join(w->thread, NULL);
+	w->running = false;
+}
+
+void server_stop(struct collector *c)
+{
+	for (unsigned i = 0; i < c->n_workers; i++)
+		worker_stop(&c->workers[i]);
+	worker_stop(&c->dashboard);
+}

@@ -1,0 +1,1064 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: the SQLite store (schema, migrations, the writer's batched inserts, the
+ * dashboard's read queries). One struct store per thread; the writer owns the only writable one. */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+
+/* Each entry moves the schema from version i to i+1; never edit a released one. */
+static const char *const migrations[] = {
+    /* 0 → 1 */
+    "CREATE TABLE terminals ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  first_seen INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL,"
+    "  max_seq INTEGER NOT NULL DEFAULT 0,"
+    "  policy_hash TEXT,"
+    "  report_interval INTEGER," /* ms, from the last compliance event */
+    "  compliance_seq INTEGER NOT NULL DEFAULT 0,"
+    "  compliance_ts INTEGER,"
+    "  drift_ms INTEGER," /* received - newest ts of the last batch */
+    "  conflicts INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY," /* receive order: the pagination cursor */
+    "  tid INTEGER NOT NULL REFERENCES terminals(id),"
+    "  seq INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"	      /* terminal's clock, ms since the epoch, UTC */
+    "  received_at INTEGER NOT NULL," /* collector's clock */
+    "  kind TEXT NOT NULL,"
+    "  clause TEXT NOT NULL," /* JSON array */
+    "  data TEXT NOT NULL,"   /* JSON object */
+    "  UNIQUE (tid, seq));"
+    "CREATE INDEX events_kind_ts ON events (kind, ts, tid);"
+    "CREATE TABLE checks ("
+    "  tid INTEGER NOT NULL REFERENCES terminals(id),"
+    "  check_id TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  clause TEXT NOT NULL,"
+    "  detail TEXT,"
+    "  since INTEGER NOT NULL," /* ts of the first report with this status */
+    "  updated_at INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (tid, check_id)) WITHOUT ROWID;"
+    "CREATE TABLE gaps ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tid INTEGER NOT NULL REFERENCES terminals(id),"
+    "  first INTEGER NOT NULL,"
+    "  last INTEGER NOT NULL,"
+    "  detected_at INTEGER NOT NULL,"
+    "  announced INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX gaps_tid ON gaps (tid, first);",
+};
+
+enum stmt_id {
+	ST_TERMINAL_GET,
+	ST_TERMINAL_ADD,
+	ST_TERMINAL_UPDATE,
+	ST_EVENT_INSERT,
+	ST_EVENT_GET,
+	ST_GAP_ADD,
+	ST_GAP_FIND,
+	ST_GAP_DELETE,
+	ST_GAP_ANNOUNCE,
+	ST_CHECK_GET,
+	ST_CHECK_PUT,
+	ST_CHECK_PRUNE,
+	ST_TERMINAL_COMPLIANCE,
+	_ST_MAX,
+};
+
+static const char *const stmt_sql[_ST_MAX] = {
+    [ST_TERMINAL_GET] = "SELECT id, max_seq, compliance_seq FROM terminals WHERE name = ?1",
+    [ST_TERMINAL_ADD] = "INSERT INTO terminals (name, first_seen, last_seen) VALUES (?1, ?2, ?2)",
+    [ST_TERMINAL_UPDATE] = "UPDATE terminals SET last_seen = ?2, max_seq = max(max_seq, ?3),"
+			   " drift_ms = ?4, conflicts = conflicts + ?5 WHERE id = ?1",
+    [ST_EVENT_INSERT] =
+	"INSERT OR IGNORE INTO events (tid, seq, ts, received_at, kind, clause, data)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_EVENT_GET] = "SELECT ts, kind FROM events WHERE tid = ?1 AND seq = ?2",
+    [ST_GAP_ADD] =
+	"INSERT INTO gaps (tid, first, last, detected_at, announced) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_GAP_FIND] =
+	"SELECT id, first, last, announced FROM gaps WHERE tid = ?1 AND first <= ?2 AND last >= ?2",
+    [ST_GAP_DELETE] = "DELETE FROM gaps WHERE id = ?1",
+    [ST_GAP_ANNOUNCE] =
+	"UPDATE gaps SET announced = 1 WHERE tid = ?1 AND first <= ?3 AND last >= ?2",
+    [ST_CHECK_GET] = "SELECT status, since FROM checks WHERE tid = ?1 AND check_id = ?2",
+    [ST_CHECK_PUT] =
+	"INSERT OR REPLACE INTO checks (tid, check_id, status, clause, detail, since, updated_at, seq)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_CHECK_PRUNE] = "DELETE FROM checks WHERE tid = ?1 AND seq < ?2",
+    [ST_TERMINAL_COMPLIANCE] = "UPDATE terminals SET compliance_seq = ?2, compliance_ts = ?3,"
+			       " policy_hash = ?4, report_interval = ?5 WHERE id = ?1",
+};
+
+struct store {
+	sqlite3 *db;
+	bool writable;
+	sqlite3_stmt *st[_ST_MAX];
+};
+
+static int sqlite_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	default:
+		return -EIO;
+	}
+}
+
+static int exec(struct store *s, const char *sql)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : sqlite_errno(rc);
+}
+
+static sqlite3_stmt *stmt(struct store *s, enum stmt_id id)
+{
+	sqlite3_stmt *st = s->st[id];
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_errno(rc);
+}
+
+static int user_version(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -EIO;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int migrate(struct store *s)
+{
+	int v, r;
+
+	r = exec(s, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	v = user_version(s);
+	if (v < 0 || v > (int)ELEMENTSOF(migrations)) {
+		exec(s, "ROLLBACK");
+		return v < 0 ? v : -EPROTO;
+	}
+	for (; v < (int)ELEMENTSOF(migrations); v++) {
+		char sql[64];
+		r = exec(s, migrations[v]);
+		if (r < 0) {
+			exec(s, "ROLLBACK");
+			return r;
+		}
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		r = exec(s, sql);
+		if (r < 0) {
+			exec(s, "ROLLBACK");
+			return r;
+		}
+	}
+	return exec(s, "COMMIT");
+}
+
+int store_open(const char *path, bool writable, struct store **ret)
+{
+	struct store *s;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	int r, rc;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->writable = writable;
+	if (writable)
+		flags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		r = sqlite_errno(rc);
+		store_close(s);
+		return r;
+	}
+	sqlite3_busy_timeout(s->db, 10000);
+	sqlite3_extended_result_codes(s->db, 1);
+	if (writable) {
+		/* WAL: readers never block the writer; FULL: the WAL is fsynced at every commit, so
+		 * an acknowledged batch survives a power loss. */
+		r = exec(s, "PRAGMA journal_mode = WAL");
+		if (r >= 0)
+			r = exec(s, "PRAGMA synchronous = FULL");
+		if (r >= 0)
+			r = migrate(s);
+		if (r < 0) {
+			store_close(s);
+			return r;
+		}
+		for (size_t i = 0; i < _ST_MAX; i++) {
+			rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+						&s->st[i], NULL);
+			if (rc != SQLITE_OK) {
+				store_close(s);
+				return -EIO;
+			}
+		}
+	} else {
+		r = exec(s, "PRAGMA query_only = ON");
+		if (r < 0) {
+			store_close(s);
+			return r;
+		}
+		if (user_version(s) != STORE_SCHEMA_VERSION) {
+			store_close(s);
+			return -EPROTO;
+		}
+	}
+	*ret = s;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < _ST_MAX; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close_v2(s->db);
+	free(s);
+}
+
+int store_schema_version(struct store *s)
+{
+	return user_version(s);
+}
+
+int store_begin(struct store *s)
+{
+	return exec(s, "BEGIN IMMEDIATE");
+}
+
+int store_commit(struct store *s)
+{
+	int r = exec(s, "COMMIT");
+	if (r < 0)
+		store_rollback(s);
+	return r;
+}
+
+void store_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int gap_add(struct store *s, int64_t tid, uint64_t first, uint64_t last, int64_t now,
+		   bool announced)
+{
+	sqlite3_stmt *st = stmt(s, ST_GAP_ADD);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int64(st, 2, (int64_t)first);
+	sqlite3_bind_int64(st, 3, (int64_t)last);
+	sqlite3_bind_int64(st, 4, now);
+	sqlite3_bind_int(st, 5, announced);
+	return step_done(st);
+}
+
+/* An event arrived whose seq lies below the terminal's highest: if a recorded gap holds it,
+ * split the gap around it. */
+static int gap_fill(struct store *s, int64_t tid, uint64_t seq, int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_GAP_FIND);
+	int64_t id, first, last;
+	bool announced;
+	int rc, r;
+
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int64(st, 2, (int64_t)seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return sqlite_errno(rc);
+	}
+	id = sqlite3_column_int64(st, 0);
+	first = sqlite3_column_int64(st, 1);
+	last = sqlite3_column_int64(st, 2);
+	announced = sqlite3_column_int(st, 3);
+	sqlite3_reset(st);
+
+	st = stmt(s, ST_GAP_DELETE);
+	sqlite3_bind_int64(st, 1, id);
+	r = step_done(st);
+	if (r >= 0 && first < (int64_t)seq)
+		r = gap_add(s, tid, (uint64_t)first, seq - 1, now, announced);
+	if (r >= 0 && (int64_t)seq < last)
+		r = gap_add(s, tid, seq + 1, (uint64_t)last, now, announced);
+	return r;
+}
+
+static int compliance_apply(struct store *s, int64_t tid, const struct event *e, int64_t now)
+{
+	json_t *checks = json_object_get(e->data, "checks");
+	json_t *hash = json_object_get(e->data, "policy_hash");
+	json_t *interval = json_object_get(e->data, "interval_s");
+	sqlite3_stmt *st;
+	size_t i;
+	json_t *c;
+	int r;
+
+	json_array_foreach(checks, i, c)
+	{
+		const char *id = json_string_value(json_object_get(c, "id"));
+		const char *status = json_string_value(json_object_get(c, "status"));
+		const char *detail = json_string_value(json_object_get(c, "detail"));
+		json_t *clause = json_object_get(c, "clause");
+		_cleanup_free_ char *clause_text = NULL;
+		int64_t since = e->ts_ms;
+		int rc;
+
+		if (!id || !status)
+			continue; /* the codec already refused these; belt and braces */
+		clause_text =
+		    json_is_array(clause) ? json_dumps(clause, JSON_COMPACT) : strdup("[]");
+		if (!clause_text)
+			return -ENOMEM;
+
+		st = stmt(s, ST_CHECK_GET);
+		sqlite3_bind_int64(st, 1, tid);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW &&
+		    strcmp((const char *)sqlite3_column_text(st, 0), status) == 0)
+			since = sqlite3_column_int64(st, 1);
+		else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			sqlite3_reset(st);
+			return sqlite_errno(rc);
+		}
+		sqlite3_reset(st);
+
+		st = stmt(s, ST_CHECK_PUT);
+		sqlite3_bind_int64(st, 1, tid);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, clause_text, -1, SQLITE_STATIC);
+		if (detail)
+			sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, since);
+		sqlite3_bind_int64(st, 7, now);
+		sqlite3_bind_int64(st, 8, (int64_t)e->seq);
+		r = step_done(st);
+		if (r < 0)
+			return r;
+	}
+	/* A check that the newest snapshot no longer lists is gone from the terminal. */
+	st = stmt(s, ST_CHECK_PRUNE);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int64(st, 2, (int64_t)e->seq);
+	r = step_done(st);
+	if (r < 0)
+		return r;
+
+	st = stmt(s, ST_TERMINAL_COMPLIANCE);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int64(st, 2, (int64_t)e->seq);
+	sqlite3_bind_int64(st, 3, e->ts_ms);
+	if (json_is_string(hash))
+		sqlite3_bind_text(st, 4, json_string_value(hash), -1, SQLITE_STATIC);
+	if (json_is_integer(interval) && json_integer_value(interval) > 0 &&
+	    json_integer_value(interval) <= 7 * 86400)
+		sqlite3_bind_int64(st, 5, json_integer_value(interval) * 1000);
+	return step_done(st);
+}
+
+static int cmp_event_seq(const void *a, const void *b)
+{
+	const struct event *const *x = a, *const *y = b;
+	return (*x)->seq < (*y)->seq ? -1 : (*x)->seq > (*y)->seq;
+}
+
+static int write_batch(struct store *s, const struct event_batch *b, int64_t now,
+		       struct store_write_result *res)
+{
+	_cleanup_free_ const struct event **order = NULL;
+	sqlite3_stmt *st;
+	int64_t tid, newest_ts = INT64_MIN;
+	uint64_t max_seq, compliance_seq, top = 0;
+	const struct event *newest_compliance = NULL;
+	int rc, r;
+
+	if (b->n == 0)
+		return 0;
+	order = calloc(b->n, sizeof(*order));
+	if (!order)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++)
+		order[i] = &b->events[i];
+	qsort(order, b->n, sizeof(*order), cmp_event_seq);
+
+	st = stmt(s, ST_TERMINAL_GET);
+	sqlite3_bind_text(st, 1, b->terminal, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		tid = sqlite3_column_int64(st, 0);
+		max_seq = (uint64_t)sqlite3_column_int64(st, 1);
+		compliance_seq = (uint64_t)sqlite3_column_int64(st, 2);
+		sqlite3_reset(st);
+	} else if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		st = stmt(s, ST_TERMINAL_ADD);
+		sqlite3_bind_text(st, 1, b->terminal, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, now);
+		r = step_done(st);
+		if (r < 0)
+			return r;
+		tid = sqlite3_last_insert_rowid(s->db);
+		max_seq = 0;
+		compliance_seq = 0;
+	} else {
+		sqlite3_reset(st);
+		return sqlite_errno(rc);
+	}
+
+	for (size_t i = 0; i < b->n; i++) {
+		const struct event *e = order[i];
+		_cleanup_free_ char *clause = NULL, *data = NULL;
+
+		if (e->seq > (uint64_t)INT64_MAX)
+			return -ERANGE;
+		clause = e->clause ? json_dumps(e->clause, JSON_COMPACT) : strdup("[]");
+		data = json_dumps(e->data, JSON_COMPACT);
+		if (!clause || !data)
+			return -ENOMEM;
+		st = stmt(s, ST_EVENT_INSERT);
+		sqlite3_bind_int64(st, 1, tid);
+		sqlite3_bind_int64(st, 2, (int64_t)e->seq);
+		sqlite3_bind_int64(st, 3, e->ts_ms);
+		sqlite3_bind_int64(st, 4, now);
+		sqlite3_bind_text(st, 5, event_kind_name(e->kind), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, clause, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 7, data, -1, SQLITE_STATIC);
+		r = step_done(st);
+		if (r < 0)
+			return r;
+		if (e->seq > top)
+			top = e->seq;
+		if (e->ts_ms > newest_ts)
+			newest_ts = e->ts_ms;
+		if (sqlite3_changes(s->db) == 0) {
+			res->duplicates++;
+			st = stmt(s, ST_EVENT_GET);
+			sqlite3_bind_int64(st, 1, tid);
+			sqlite3_bind_int64(st, 2, (int64_t)e->seq);
+			if (sqlite3_step(st) == SQLITE_ROW &&
+			    (sqlite3_column_int64(st, 0) != e->ts_ms ||
+			     strcmp((const char *)sqlite3_column_text(st, 1),
+				    event_kind_name(e->kind)) != 0))
+				res->conflicts++;
+			sqlite3_reset(st);
+			continue;
+		}
+		res->stored++;
+
+		/* Every hole in the sequence is recorded; a late event fills its place. */
+		if (e->seq > max_seq + 1) {
+			uint64_t first = max_seq + 1;
+			r = gap_add(s, tid, first, e->seq - 1, now, false);
+			if (r < 0)
+				return r;
+			res->gaps++;
+		} else if (e->seq <= max_seq) {
+			r = gap_fill(s, tid, e->seq, now);
+			if (r < 0)
+				return r;
+		}
+		if (e->seq > max_seq)
+			max_seq = e->seq;
+
+		if (e->kind == EVENT_COMPLIANCE && e->seq > compliance_seq) {
+			newest_compliance = e;
+			compliance_seq = e->seq;
+		}
+	}
+
+	/* Announcements after the gaps of this batch exist: a spool.dropped may arrive before or
+	 * after the hole it describes. */
+	for (size_t i = 0; i < b->n; i++) {
+		const struct event *e = order[i];
+		json_t *first, *last;
+
+		if (e->kind != EVENT_SPOOL_DROPPED)
+			continue;
+		first = json_object_get(e->data, "first_seq");
+		last = json_object_get(e->data, "last_seq");
+		if (!json_is_integer(first) || !json_is_integer(last))
+			continue;
+		st = stmt(s, ST_GAP_ANNOUNCE);
+		sqlite3_bind_int64(st, 1, tid);
+		sqlite3_bind_int64(st, 2, json_integer_value(first));
+		sqlite3_bind_int64(st, 3, json_integer_value(last));
+		r = step_done(st);
+		if (r < 0)
+			return r;
+	}
+
+	if (newest_compliance) {
+		r = compliance_apply(s, tid, newest_compliance, now);
+		if (r < 0)
+			return r;
+	}
+
+	st = stmt(s, ST_TERMINAL_UPDATE);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, (int64_t)max_seq);
+	sqlite3_bind_int64(st, 4, now - newest_ts);
+	sqlite3_bind_int64(st, 5, res->conflicts);
+	r = step_done(st);
+	if (r < 0)
+		return r;
+	res->acked_through = top;
+	return 0;
+}
+
+int store_write_batch(struct store *s, const struct event_batch *b, int64_t received_ms,
+		      struct store_write_result *ret)
+{
+	struct store_write_result res = {0};
+	int r;
+
+	r = exec(s, "SAVEPOINT batch");
+	if (r < 0)
+		return r;
+	r = write_batch(s, b, received_ms, &res);
+	if (r < 0) {
+		exec(s, "ROLLBACK TO batch");
+		exec(s, "RELEASE batch");
+		return r;
+	}
+	r = exec(s, "RELEASE batch");
+	if (r < 0)
+		return r;
+	*ret = res;
+	return 0;
+}
+
+int store_retention(struct store *s, int64_t cutoff_ms, unsigned limit, unsigned *ret_deleted)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	/* Row ids follow the receive order, so the oldest rows are the first ones. */
+	rc = sqlite3_prepare_v2(
+	    s->db,
+	    "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?1)"
+	    " AND received_at < ?2",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sqlite_errno(rc);
+	sqlite3_bind_int(st, 1, (int)limit);
+	sqlite3_bind_int64(st, 2, cutoff_ms);
+	r = store_begin(s);
+	if (r >= 0) {
+		rc = sqlite3_step(st);
+		r = rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+	}
+	sqlite3_finalize(st);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	*ret_deleted = (unsigned)sqlite3_changes(s->db);
+	return store_commit(s);
+}
+
+/* ---- reads ---- */
+
+static json_t *ts_json(int64_t ms)
+{
+	char buf[32];
+	event_format_ts(ms, buf);
+	return json_string(buf);
+}
+
+static json_t *json_text_or(const unsigned char *text, json_t *fallback)
+{
+	json_t *j = text ? json_loads((const char *)text, 0, NULL) : NULL;
+	if (j) {
+		json_decref(fallback);
+		return j;
+	}
+	return fallback;
+}
+
+static int64_t terminal_interval(sqlite3_stmt *st, int col, const struct store_view *v)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return v->default_interval_ms;
+	return sqlite3_column_int64(st, col);
+}
+
+#define TERMINAL_COLUMNS                                                                           \
+	"t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash, t.report_interval,"    \
+	" t.compliance_ts, t.drift_ms, t.conflicts,"                                               \
+	" (SELECT count(*) FROM gaps g WHERE g.tid = t.id),"                                       \
+	" (SELECT count(*) FROM gaps g WHERE g.tid = t.id AND g.announced = 0),"                   \
+	" (SELECT count(*) FROM checks c WHERE c.tid = t.id)"
+
+/* Builds the per-terminal object from a row of TERMINAL_COLUMNS; failing checks, counts filled later. */
+static json_t *terminal_row_json(sqlite3_stmt *st, const struct store_view *v,
+				 const char **ret_state)
+{
+	int64_t last_seen = sqlite3_column_int64(st, 3);
+	int64_t interval = terminal_interval(st, 6, v);
+	bool stale = v->now_ms - last_seen > 2 * interval;
+	json_t *o = json_object();
+	int64_t drift;
+
+	json_object_set_new(o, "id", json_string((const char *)sqlite3_column_text(st, 1)));
+	json_object_set_new(o, "first_seen", ts_json(sqlite3_column_int64(st, 2)));
+	json_object_set_new(o, "last_seen", ts_json(last_seen));
+	json_object_set_new(o, "last_seq", json_integer(sqlite3_column_int64(st, 4)));
+	json_object_set_new(o, "policy_hash",
+			    sqlite3_column_type(st, 5) == SQLITE_NULL
+				? json_null()
+				: json_string((const char *)sqlite3_column_text(st, 5)));
+	json_object_set_new(o, "report_interval_s", json_integer(interval / 1000));
+	json_object_set_new(o, "last_compliance",
+			    sqlite3_column_type(st, 7) == SQLITE_NULL
+				? json_null()
+				: ts_json(sqlite3_column_int64(st, 7)));
+	drift = sqlite3_column_int64(st, 8);
+	json_object_set_new(o, "clock_drift_ms", json_integer(drift));
+	json_object_set_new(o, "clock_drift",
+			    json_boolean(drift > v->drift_ms || drift < -v->drift_ms));
+	json_object_set_new(o, "seq_conflicts", json_integer(sqlite3_column_int64(st, 9)));
+	json_object_set_new(o, "gaps", json_integer(sqlite3_column_int64(st, 10)));
+	json_object_set_new(o, "gaps_unannounced", json_integer(sqlite3_column_int64(st, 11)));
+	json_object_set_new(o, "stale", json_boolean(stale));
+	json_object_set_new(o, "failing", json_array());
+	json_object_set_new(o, "usb_blocked_24h", json_integer(0));
+	json_object_set_new(o, "auth_failures_24h", json_integer(0));
+	/* "unknown" until the first compliance snapshot; the failing list decides the rest. */
+	*ret_state = sqlite3_column_type(st, 7) == SQLITE_NULL ? "unknown" : "compliant";
+	json_object_set_new(o, "status", json_string(*ret_state));
+	return o;
+}
+
+static json_t *check_json(sqlite3_stmt *st, int col0)
+{
+	json_t *c = json_object();
+	json_object_set_new(c, "id", json_string((const char *)sqlite3_column_text(st, col0)));
+	json_object_set_new(c, "status",
+			    json_string((const char *)sqlite3_column_text(st, col0 + 1)));
+	json_object_set_new(c, "clause",
+			    json_text_or(sqlite3_column_text(st, col0 + 2), json_array()));
+	json_object_set_new(c, "detail",
+			    sqlite3_column_type(st, col0 + 3) == SQLITE_NULL
+				? json_null()
+				: json_string((const char *)sqlite3_column_text(st, col0 + 3)));
+	json_object_set_new(c, "since", ts_json(sqlite3_column_int64(st, col0 + 4)));
+	return c;
+}
+
+static int prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, ret, NULL);
+	return rc == SQLITE_OK ? 0 : sqlite_errno(rc);
+}
+
+static void finalizep(sqlite3_stmt **st)
+{
+	sqlite3_finalize(*st);
+}
+#define _cleanup_stmt_ _cleanup_(finalizep)
+
+#define _cleanup_json_ _cleanup_(json_decrefp)
+
+/* Adds failing checks and 24 h counts to the terminal objects in byid (tid → object). When only
+ * is not 0, restricts to that terminal. */
+static int terminals_decorate(struct store *s, const struct store_view *v, json_t *byid,
+			      int64_t only)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char key[32];
+	int rc, r;
+
+	r = prepare(s,
+		    only ? "SELECT tid, check_id, status, clause, detail, since FROM checks"
+			   " WHERE status IN ('fail','error') AND tid = ?1 ORDER BY check_id"
+			 : "SELECT tid, check_id, status, clause, detail, since FROM checks"
+			   " WHERE status IN ('fail','error') ORDER BY tid, check_id",
+		    &st);
+	if (r < 0)
+		return r;
+	if (only)
+		sqlite3_bind_int64(st, 1, only);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *t;
+		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 0));
+		t = json_object_get(byid, key);
+		if (!t)
+			continue;
+		json_array_append_new(json_object_get(t, "failing"), check_json(st, 1));
+		json_object_set_new(t, "status", json_string("noncompliant"));
+	}
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+	sqlite3_finalize(st);
+	st = NULL;
+
+	r = prepare(
+	    s,
+	    only
+		? "SELECT tid, kind, count(*) FROM events WHERE kind IN ('usb.blocked','auth.failure')"
+		  " AND ts >= ?1 AND tid = ?2 GROUP BY tid, kind"
+		: "SELECT tid, kind, count(*) FROM events WHERE kind IN ('usb.blocked','auth.failure')"
+		  " AND ts >= ?1 GROUP BY tid, kind",
+	    &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, v->now_ms - 86400 * 1000LL);
+	if (only)
+		sqlite3_bind_int64(st, 2, only);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *t;
+		const char *kind = (const char *)sqlite3_column_text(st, 1);
+		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 0));
+		t = json_object_get(byid, key);
+		if (!t)
+			continue;
+		json_object_set_new(
+		    t, strcmp(kind, "usb.blocked") == 0 ? "usb_blocked_24h" : "auth_failures_24h",
+		    json_integer(sqlite3_column_int64(st, 2)));
+	}
+	return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+}
+
+int store_terminals_json(struct store *s, const struct store_view *v, json_t **ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_json_ json_t *byid = json_object(), *list = json_array();
+	unsigned n_compliant = 0, n_noncompliant = 0, n_unknown = 0, n_stale = 0;
+	size_t i;
+	json_t *t;
+	int rc, r;
+
+	if (!byid || !list)
+		return -ENOMEM;
+	r = prepare(s, "SELECT " TERMINAL_COLUMNS " FROM terminals t ORDER BY t.name", &st);
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *state;
+		char key[32];
+		t = terminal_row_json(st, v, &state);
+		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 0));
+		json_object_set(byid, key, t);
+		json_array_append_new(list, t);
+	}
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+	r = terminals_decorate(s, v, byid, 0);
+	if (r < 0)
+		return r;
+	json_array_foreach(list, i, t)
+	{
+		const char *state = json_string_value(json_object_get(t, "status"));
+		if (json_is_true(json_object_get(t, "stale")))
+			n_stale++;
+		if (strcmp(state, "compliant") == 0)
+			n_compliant++;
+		else if (strcmp(state, "noncompliant") == 0)
+			n_noncompliant++;
+		else
+			n_unknown++;
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "generated_at", ts_json(v->now_ms));
+	json_object_set_new(o, "summary",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "total",
+				      (json_int_t)json_array_size(list), "compliant",
+				      (json_int_t)n_compliant, "noncompliant",
+				      (json_int_t)n_noncompliant, "unknown", (json_int_t)n_unknown,
+				      "stale", (json_int_t)n_stale));
+	json_object_set(o, "terminals", list);
+	*ret = o;
+	return 0;
+}
+
+static json_t *event_row_json(sqlite3_stmt *st, int col0, const char *terminal)
+{
+	json_t *e = json_object();
+	char cursor[32];
+
+	snprintf(cursor, sizeof(cursor), "%lld", (long long)sqlite3_column_int64(st, col0));
+	json_object_set_new(e, "cursor", json_string(cursor));
+	json_object_set_new(
+	    e, "terminal",
+	    json_string(terminal ? terminal : (const char *)sqlite3_column_text(st, col0 + 1)));
+	json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(st, col0 + 2)));
+	json_object_set_new(e, "ts", ts_json(sqlite3_column_int64(st, col0 + 3)));
+	json_object_set_new(e, "received_at", ts_json(sqlite3_column_int64(st, col0 + 4)));
+	json_object_set_new(e, "kind",
+			    json_string((const char *)sqlite3_column_text(st, col0 + 5)));
+	json_object_set_new(e, "clause",
+			    json_text_or(sqlite3_column_text(st, col0 + 6), json_array()));
+	json_object_set_new(e, "data",
+			    json_text_or(sqlite3_column_text(st, col0 + 7), json_object()));
+	return e;
+}
+
+int store_terminal_json(struct store *s, const struct store_view *v, const char *id,
+			unsigned recent, json_t **ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_json_ json_t *byid = json_object(), *t = NULL;
+	json_t *arr;
+	const char *state;
+	int64_t tid;
+	char key[32];
+	int rc, r;
+
+	r = prepare(s, "SELECT " TERMINAL_COLUMNS " FROM terminals t WHERE t.name = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sqlite_errno(rc);
+	tid = sqlite3_column_int64(st, 0);
+	t = terminal_row_json(st, v, &state);
+	snprintf(key, sizeof(key), "%lld", (long long)tid);
+	json_object_set(byid, key, t);
+	r = terminals_decorate(s, v, byid, tid);
+	if (r < 0)
+		return r;
+
+	sqlite3_finalize(st);
+	st = NULL;
+	r = prepare(s,
+		    "SELECT check_id, status, clause, detail, since, updated_at FROM checks"
+		    " WHERE tid = ?1 ORDER BY check_id",
+		    &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, tid);
+	arr = json_array();
+	json_object_set_new(t, "checks", arr);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *c = check_json(st, 0);
+		json_object_set_new(c, "updated_at", ts_json(sqlite3_column_int64(st, 5)));
+		json_array_append_new(arr, c);
+	}
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+
+	sqlite3_finalize(st);
+	st = NULL;
+	r = prepare(s,
+		    "SELECT first, last, detected_at, announced FROM gaps WHERE tid = ?1"
+		    " ORDER BY first DESC LIMIT 100",
+		    &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, tid);
+	arr = json_array();
+	json_object_set_new(t, "gap_list", arr);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(arr,
+				      json_pack("{s:I,s:I,s:o,s:b}", "first",
+						(json_int_t)sqlite3_column_int64(st, 0), "last",
+						(json_int_t)sqlite3_column_int64(st, 1),
+						"detected_at", ts_json(sqlite3_column_int64(st, 2)),
+						"announced", sqlite3_column_int(st, 3)));
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+
+	sqlite3_finalize(st);
+	st = NULL;
+	r = prepare(s,
+		    "SELECT id, NULL, seq, ts, received_at, kind, clause, data FROM events"
+		    " WHERE tid = ?1 ORDER BY seq DESC LIMIT ?2",
+		    &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, (int)recent);
+	arr = json_array();
+	json_object_set_new(t, "recent_events", arr);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(arr, event_row_json(st, 0, id));
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+
+	*ret = TAKE_PTR(t);
+	return 0;
+}
+
+static int events_prepare(struct store *s, const struct store_filter *f, sqlite3_stmt **ret)
+{
+	char sql[512];
+	int r;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT e.id, t.name, e.seq, e.ts, e.received_at, e.kind, e.clause, e.data"
+		 " FROM events e JOIN terminals t ON t.id = e.tid WHERE e.id > ?1%s%s%s%s"
+		 " ORDER BY e.id LIMIT ?6",
+		 f->terminal[0] ? " AND t.name = ?2" : "", f->kind >= 0 ? " AND e.kind = ?3" : "",
+		 f->since_ms != INT64_MIN ? " AND e.ts >= ?4" : "",
+		 f->until_ms != INT64_MAX ? " AND e.ts < ?5" : "");
+	r = prepare(s, sql, ret);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(*ret, 1, (int64_t)f->after);
+	if (f->terminal[0])
+		sqlite3_bind_text(*ret, 2, f->terminal, -1, SQLITE_TRANSIENT);
+	if (f->kind >= 0)
+		sqlite3_bind_text(*ret, 3, event_kind_name((enum event_kind)f->kind), -1,
+				  SQLITE_STATIC);
+	if (f->since_ms != INT64_MIN)
+		sqlite3_bind_int64(*ret, 4, f->since_ms);
+	if (f->until_ms != INT64_MAX)
+		sqlite3_bind_int64(*ret, 5, f->until_ms);
+	sqlite3_bind_int(*ret, 6, (int)f->limit);
+	return 0;
+}
+
+int store_events_json(struct store *s, const struct store_filter *f, json_t **ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	json_t *arr = json_array(), *o;
+	int64_t last = 0;
+	unsigned n = 0;
+	int rc, r;
+
+	if (!arr)
+		return -ENOMEM;
+	r = events_prepare(s, f, &st);
+	if (r < 0) {
+		json_decref(arr);
+		return r;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_array_append_new(arr, event_row_json(st, 0, NULL));
+		last = sqlite3_column_int64(st, 0);
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return sqlite_errno(rc);
+	}
+	o = json_object();
+	json_object_set_new(o, "events", arr);
+	if (n == f->limit && n > 0) {
+		char cursor[32];
+		snprintf(cursor, sizeof(cursor), "%lld", (long long)last);
+		json_object_set_new(o, "next", json_string(cursor));
+	} else
+		json_object_set_new(o, "next", json_null());
+	*ret = o;
+	return 0;
+}
+
+int store_events_foreach(struct store *s, const struct store_filter *f,
+			 int (*fn)(const struct store_row *row, void *userdata), void *userdata,
+			 uint64_t *ret_last)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	uint64_t last = 0;
+	int rc, r;
+
+	r = events_prepare(s, f, &st);
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_row row = {
+		    .id = (uint64_t)sqlite3_column_int64(st, 0),
+		    .terminal = (const char *)sqlite3_column_text(st, 1),
+		    .seq = (uint64_t)sqlite3_column_int64(st, 2),
+		    .ts_ms = sqlite3_column_int64(st, 3),
+		    .received_ms = sqlite3_column_int64(st, 4),
+		    .kind = (const char *)sqlite3_column_text(st, 5),
+		    .clause = (const char *)sqlite3_column_text(st, 6),
+		    .data = (const char *)sqlite3_column_text(st, 7),
+		};
+		r = fn(&row, userdata);
+		if (r < 0)
+			return r;
+		last = row.id;
+	}
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+	*ret_last = last;
+	return 0;
+}
+
+int store_stats(struct store *s, const struct store_view *v, struct store_stats *ret)
+{
+	_cleanup_json_ json_t *all = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	json_t *summary;
+	int r;
+
+	r = store_terminals_json(s, v, &all);
+	if (r < 0)
+		return r;
+	summary = json_object_get(all, "summary");
+	r = prepare(s,
+		    "SELECT (SELECT ifnull(max(id) - min(id) + 1, 0) FROM events),"
+		    " (SELECT count(*) FROM gaps)",
+		    &st);
+	if (r < 0)
+		return r;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return -EIO;
+	*ret = (struct store_stats){
+	    .terminals = (uint64_t)json_integer_value(json_object_get(summary, "total")),
+	    .compliant = (uint64_t)json_integer_value(json_object_get(summary, "compliant")),
+	    .noncompliant = (uint64_t)json_integer_value(json_object_get(summary, "noncompliant")),
+	    .unknown = (uint64_t)json_integer_value(json_object_get(summary, "unknown")),
+	    .stale = (uint64_t)json_integer_value(json_object_get(summary, "stale")),
+	    .events = (uint64_t)sqlite3_column_int64(st, 0),
+	    .gaps = (uint64_t)sqlite3_column_int64(st, 1),
+	};
+	return 0;
+}

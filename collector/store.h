@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: the SQLite store (schema, migrations, the writer's batched inserts, the
+ * dashboard's read queries). One struct store per thread; the writer owns the only writable one. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+/* Opens (creating when writable) and migrates to STORE_SCHEMA_VERSION. A read-only store refuses
+ * a database that is older or newer than this binary (-EPROTO). */
+int store_open(const char *path, bool writable, struct store **ret);
+void store_close(struct store *s);
+int store_schema_version(struct store *s);
+
+/* Transactions for the writer: one BEGIN IMMEDIATE ... COMMIT around many batches, each batch in
+ * its own savepoint so that one failing batch does not undo the others. */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+struct store_write_result {
+	uint64_t acked_through; /* highest seq of the batch (0 for an empty batch) */
+	unsigned stored;	/* new events */
+	unsigned duplicates;	/* (terminal, seq) already present */
+	unsigned conflicts;	/* duplicates whose ts or kind differ from the stored event */
+	unsigned gaps;		/* new gaps recorded */
+};
+
+/* Store one decoded batch inside the open transaction. received_ms: the collector's clock.
+ * On failure the batch's savepoint is rolled back and nothing of it remains. */
+int store_write_batch(struct store *s, const struct event_batch *b, int64_t received_ms,
+		      struct store_write_result *ret);
+
+/* Delete events received before cutoff_ms, at most limit rows per call (own transaction). */
+int store_retention(struct store *s, int64_t cutoff_ms, unsigned limit, unsigned *ret_deleted);
+
+/* ---- dashboard queries (read-only) ---- */
+
+struct store_view {
+	int64_t now_ms;
+	int64_t default_interval_ms; /* when a terminal did not report its interval */
+	int64_t drift_ms;	     /* |drift| beyond this raises the flag */
+};
+
+/* {"generated_at","summary":{...},"terminals":[...]} */
+int store_terminals_json(struct store *s, const struct store_view *v, json_t **ret);
+/* One terminal with checks, gaps and recent events; -ENOENT when unknown. */
+int store_terminal_json(struct store *s, const struct store_view *v, const char *id,
+			unsigned recent, json_t **ret);
+
+struct store_filter {
+	uint64_t after;			       /* cursor: the event's row id; 0 = from the start */
+	char terminal[EVENT_TERMINAL_MAX + 1]; /* "" = all */
+	int kind;			       /* -1 = all, else enum event_kind */
+	int64_t since_ms;		       /* inclusive, on ts; INT64_MIN = open */
+	int64_t until_ms;		       /* exclusive, on ts; INT64_MAX = open */
+	unsigned limit;
+};
+
+/* {"events":[...],"next":"CURSOR"|null} */
+int store_events_json(struct store *s, const struct store_filter *f, json_t **ret);
+
+struct store_row {
+	uint64_t id;
+	const char *terminal;
+	uint64_t seq;
+	int64_t ts_ms, received_ms;
+	const char *kind;
+	const char *clause; /* JSON text */
+	const char *data;   /* JSON text */
+};
+/* Calls fn for up to f->limit rows after f->after; *ret_last is the last row id seen (0 when none). */
+int store_events_foreach(struct store *s, const struct store_filter *f,
+			 int (*fn)(const struct store_row *row, void *userdata), void *userdata,
+			 uint64_t *ret_last);
+
+struct store_stats {
+	uint64_t terminals, events, gaps;
+	uint64_t compliant, noncompliant, unknown, stale;
+};
+int store_stats(struct store *s, const struct store_view *v, struct store_stats *ret);
