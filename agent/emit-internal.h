@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/* Between emit.c and evsock.c only (mynaguardd, root): emitting with a given time, group commit. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent.h"
+
+/* Like agent_emit, but with the event's own time (ts_ms > 0; 0 = now) and, with sync false,
+ * without the fdatasync: the caller must call agent_emit_flush before it relies on durability
+ * (group commit for a burst of datagrams). */
+int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json_t *clauses,
+		      json_t *data, bool sync);
+int agent_emit_flush(struct agent *a);
+
+/* Clause ids of the authentication events ("2-6-3-a", "2-3-1"), new reference. */
+json_t *agent_emit_auth_clauses(void);

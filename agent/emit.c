@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguardd (root): numbers, stamps and durably spools every event; collects the PAM fallback file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "emit-internal.h"
+#include "fileio.h"
+#include "macro.h"
+#include "parse.h"
+#include "spool.h"
+
+/* STATE/seq holds a number R such that every sequence number ever assigned is below R; it is
+ * raised in blocks before numbers are used. It matters only when the spool was lost. */
+#define SEQ_FILE	   "seq"
+#define SEQ_RESERVE	   1024
+#define PENDING_DIR	   "totp"
+#define PENDING_FILE	   ".pending-events"
+#define PENDING_DROPS_FILE ".pending-events.dropped"
+#define PENDING_MAX	   (4 * 1024 * 1024)
+#define LOG_DATA_MAX	   1024
+
+struct agent_emit {
+	struct spool_writer *spool;
+	int state_fd;
+	uint64_t next_seq;
+	uint64_t reserved; /* contents of STATE/seq */
+	uint64_t stored;
+	uint64_t lost;
+	unsigned depth; /* spool.dropped emitted from inside an emit */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+json_t *agent_emit_auth_clauses(void)
+{
+	return json_pack("[s,s]", "2-6-3-a", "2-3-1");
+}
+
+static int read_reserved(int state_fd, uint64_t *ret)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = fileio_open_verified(state_fd, SEQ_FILE, O_RDONLY, NULL, &fd);
+	if (r == -ENOENT) {
+		*ret = 0;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	r = fileio_read_fd(fd, 64, &text, &len);
+	if (r < 0)
+		return r;
+	text[strcspn(text, "\n")] = 0;
+	return parse_uint64(text, 0, INT64_MAX, ret) < 0 ? -EBADMSG : 0;
+}
+
+static int write_reserved(struct agent_emit *e, uint64_t r)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", r);
+	int k =
+	    fileio_write_atomic(e->state_fd, SEQ_FILE, buf, (size_t)n, 0644, (uid_t)-1, (gid_t)-1);
+	if (k < 0)
+		return k;
+	e->reserved = r;
+	return 0;
+}
+
+static void log_event(const struct event *ev)
+{
+	char ts[32];
+	_cleanup_free_ char *data = json_dumps(ev->data, JSON_COMPACT | JSON_ENSURE_ASCII);
+	_cleanup_free_ char *clause = json_dumps(ev->clause, JSON_COMPACT | JSON_ENSURE_ASCII);
+	event_format_ts(ev->ts_ms, ts);
+	if (data && strlen(data) > LOG_DATA_MAX)
+		strcpy(data + LOG_DATA_MAX - 3, "...");
+	fprintf(stderr, "event seq=%" PRIu64 " kind=%s ts=%s clause=%s data=%s\n", ev->seq,
+		event_kind_name(ev->kind), ts, clause ? clause : "[]", data ? data : "{}");
+}
+
+static void emit_dropped(struct agent *a, const struct spool_drop *d, const char *reason);
+
+int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json_t *clauses,
+		      json_t *data, bool sync)
+{
+	struct agent_emit *e = *agent_emit_slot(a);
+	const struct policy *p = agent_policy(a);
+	struct event ev = {.kind = kind, .ts_ms = ts_ms > 0 ? ts_ms : now_ms()};
+	char reason[EVENT_REASON_MAX];
+
+	ev.clause = clauses ? clauses : json_array();
+	ev.data = data ? data : json_object();
+	if (!e || !e->spool) {
+		fprintf(stderr, "event.lost kind=%s error=\"spool not open\"\n",
+			event_kind_name(kind));
+		event_clear(&ev);
+		return -ENODEV;
+	}
+	if (!p || !p->terminal_id || !event_terminal_id_valid(p->terminal_id)) {
+		fprintf(stderr, "event.lost kind=%s error=\"no valid terminal id in the policy\"\n",
+			event_kind_name(kind));
+		event_clear(&ev);
+		e->lost++;
+		return -EINVAL;
+	}
+	memcpy(ev.terminal, p->terminal_id, strlen(p->terminal_id) + 1);
+	ev.seq = e->next_seq;
+
+	if (ev.seq >= e->reserved) {
+		int r = write_reserved(e, ev.seq + SEQ_RESERVE);
+		if (r < 0)
+			fprintf(stderr,
+				"emit.warning op=reserve-seq error=\"%s\", continuing (numbers are "
+				"still unique while the spool survives)\n",
+				strerror(-r));
+	}
+
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	int r = event_encode(&ev, &text, &len);
+	if (r >= 0) {
+		/* Only what the collector will accept goes into the spool: a poisoned record
+		 * would block the upload queue forever. */
+		struct event check;
+		r = event_decode(text, len, &check, reason);
+		if (r >= 0)
+			event_clear(&check);
+		else
+			fprintf(stderr, "event.lost kind=%s error=\"invalid: %s\"\n",
+				event_kind_name(kind), reason);
+	} else
+		fprintf(stderr, "event.lost kind=%s error=\"cannot encode: %s\"\n",
+			event_kind_name(kind), strerror(-r));
+	if (r < 0) {
+		e->lost++;
+		event_clear(&ev);
+		return r;
+	}
+
+	struct spool_drop drop = {0};
+	r = spool_writer_append(e->spool, ev.seq, text, len, &drop);
+	if (r >= 0 && sync)
+		r = spool_writer_sync(e->spool);
+	if (r < 0) {
+		/* Appended but not synced still holds its number: the spool decides next_seq. */
+		e->next_seq = spool_writer_next_seq(e->spool);
+		fprintf(stderr, "event.lost seq=%" PRIu64 " kind=%s error=\"spool: %s\"\n", ev.seq,
+			event_kind_name(kind), strerror(-r));
+		e->lost++;
+		event_clear(&ev);
+		return r;
+	}
+	e->next_seq = ev.seq + 1;
+	e->stored++;
+	log_event(&ev);
+	event_clear(&ev);
+	if (drop.count > 0 || drop.segments > 0)
+		emit_dropped(a, &drop, "spool full");
+	return (int64_t)ev.seq;
+}
+
+static void emit_dropped(struct agent *a, const struct spool_drop *d, const char *reason)
+{
+	struct agent_emit *e = *agent_emit_slot(a);
+	if (d->count == 0)
+		return;
+	fprintf(stderr,
+		"spool.dropped count=%" PRIu64 " first_seq=%" PRIu64 " last_seq=%" PRIu64
+		" reason=\"%s\"\n",
+		d->count, d->first_seq, d->last_seq, reason);
+	if (e->depth > 4)
+		return;
+	e->depth++;
+	json_t *data = json_pack("{s:I, s:I, s:I, s:s}", "count", (json_int_t)d->count, "first_seq",
+				 (json_int_t)d->first_seq, "last_seq", (json_int_t)d->last_seq,
+				 "reason", reason);
+	(void)agent_emit_at(a, EVENT_SPOOL_DROPPED, 0, json_pack("[s]", "2-2-7"), data, true);
+	e->depth--;
+}
+
+int64_t agent_emit(struct agent *a, enum event_kind kind, json_t *clauses, json_t *data)
+{
+	return agent_emit_at(a, kind, 0, clauses, data, true);
+}
+
+int agent_emit_flush(struct agent *a)
+{
+	struct agent_emit *e = *agent_emit_slot(a);
+	if (!e || !e->spool)
+		return -ENODEV;
+	int r = spool_writer_sync(e->spool);
+	if (r < 0)
+		fprintf(stderr, "emit.error op=sync error=\"%s\"\n", strerror(-r));
+	return r;
+}
+
+/* Escape an untrusted line for one log line: printable ASCII, at most 120 characters. */
+static void sanitize(const char *s, size_t n, char *buf, size_t size)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 4 < size && i < 120; i++)
+		buf[o++] =
+		    (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\') ? s[i] : '?';
+	buf[o] = 0;
+}
+
+/* The PAM module appends datagrams here when the socket is down. Emit every line, then empty
+ * the file, all under the flock the module takes for appending. A crash after the emits and
+ * before the truncate emits those lines again at the next start (documented in docs/spool.md). */
+static void collect_pending(struct agent *a)
+{
+	struct agent_emit *e = *agent_emit_slot(a);
+	const struct fileio_expect ex = {
+	    .check_owner = true, .uid = geteuid(), .forbidden_mode = 0077};
+	_cleanup_close_ int dfd = -1, fd = -1;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+
+	int r = fileio_open_dir_verified(e->state_fd, PENDING_DIR, NULL, &dfd);
+	if (r == -ENOENT)
+		return;
+	if (r < 0) {
+		fprintf(stderr, "pending.error dir=%s/%s error=\"%s\"\n", agent_paths(a)->state,
+			PENDING_DIR, strerror(-r));
+		return;
+	}
+	r = fileio_open_verified(dfd, PENDING_FILE, O_RDWR, &ex, &fd);
+	if (r == -ENOENT)
+		goto drops;
+	if (r < 0) {
+		fprintf(
+		    stderr,
+		    "pending.refused file=%s/%s/%s error=\"%s\" (must be a regular file owned by "
+		    "uid %u, mode 0600), leaving it\n",
+		    agent_paths(a)->state, PENDING_DIR, PENDING_FILE, strerror(-r),
+		    (unsigned)geteuid());
+		return;
+	}
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			fprintf(stderr, "pending.error op=flock error=\"%s\"\n", strerror(errno));
+			return;
+		}
+	r = fileio_read_fd(fd, PENDING_MAX, &text, &len);
+	if (r < 0) {
+		fprintf(stderr, "pending.error op=read error=\"%s\", leaving it\n", strerror(-r));
+		return;
+	}
+	uint64_t ok = 0, bad = 0;
+	for (char *line = text; line < text + len;) {
+		char *nl = memchr(line, '\n', (size_t)(text + len - line));
+		size_t n = nl ? (size_t)(nl - line) : (size_t)(text + len - line);
+		if (n > 0) {
+			enum event_kind kind;
+			int64_t ts;
+			json_t *data;
+			char reason[EVENT_REASON_MAX], shown[128];
+			if (event_datagram_decode(line, n, &kind, &ts, &data, reason) < 0) {
+				bad++;
+				sanitize(reason, strlen(reason), shown, sizeof shown);
+				fprintf(stderr,
+					"pending.malformed line=%" PRIu64 " reason=\"%s\"\n",
+					ok + bad, shown);
+			} else {
+				json_object_set_new(data, "sender",
+						    json_pack("{s:s}", "via", "pending-file"));
+				if (agent_emit_at(a, kind, ts, agent_emit_auth_clauses(), data,
+						  false) >= 0)
+					ok++;
+			}
+		}
+		line += n + 1;
+	}
+	r = agent_emit_flush(a);
+	if (r < 0) {
+		fprintf(stderr, "pending.error op=sync error=\"%s\", keeping the file\n",
+			strerror(-r));
+		return;
+	}
+	if (ftruncate(fd, 0) < 0 || fsync(fd) < 0)
+		fprintf(stderr, "pending.error op=truncate error=\"%s\"\n", strerror(errno));
+	fprintf(stderr, "pending.collected events=%" PRIu64 " malformed=%" PRIu64 "\n", ok, bad);
+
+drops:;
+	/* Lines the module could not even append: lost before they got a number. */
+	_cleanup_close_ int dropfd = -1;
+	_cleanup_free_ char *dtext = NULL;
+	size_t dlen;
+	uint64_t dropped;
+	if (fileio_open_verified(dfd, PENDING_DROPS_FILE, O_RDONLY, &ex, &dropfd) < 0)
+		return;
+	if (fileio_read_fd(dropfd, 64, &dtext, &dlen) < 0)
+		return;
+	dtext[strcspn(dtext, "\n")] = 0;
+	if (parse_uint64(dtext, 0, INT64_MAX, &dropped) == 0 && dropped > 0) {
+		fprintf(stderr,
+			"spool.dropped count=%" PRIu64 " reason=\"PAM fallback file full\"\n",
+			dropped);
+		(void)agent_emit(a, EVENT_SPOOL_DROPPED, json_pack("[s]", "2-2-7"),
+				 json_pack("{s:I, s:s}", "count", (json_int_t)dropped, "reason",
+					   "PAM fallback file full"));
+	}
+	if (unlinkat(dfd, PENDING_DROPS_FILE, 0) < 0)
+		fprintf(stderr, "pending.error op=unlink-drops error=\"%s\"\n", strerror(errno));
+	else
+		(void)fsync(dfd);
+}
+
+static int ensure_dir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return negative_errno();
+	return 0;
+}
+
+int agent_emit_init(struct agent *a)
+{
+	const struct agent_paths *paths = agent_paths(a);
+	const struct policy *p = agent_policy(a);
+	const char *spool_dir = paths->spool ? paths->spool : MYNAGUARD_SPOOL_DIR;
+	const char *state_dir = paths->state ? paths->state : MYNAGUARD_STATE_DIR;
+	struct spool_recovery info;
+	uint64_t max = p && p->report_spool_max ? p->report_spool_max : 64ULL << 20;
+
+	struct agent_emit *e = calloc(1, sizeof *e);
+	if (!e)
+		return -ENOMEM;
+	e->state_fd = -1;
+	*agent_emit_slot(a) = e;
+
+	int r = ensure_dir(state_dir, 0755);
+	if (r >= 0)
+		r = fileio_open_dir_verified(AT_FDCWD, state_dir, NULL, &e->state_fd);
+	if (r < 0) {
+		fprintf(stderr, "emit.error state=%s error=\"%s\"\n", state_dir, strerror(-r));
+		agent_emit_done(a);
+		return r;
+	}
+	if (max < 2 * SPOOL_RECORD_MAX)
+		max = 2 * SPOOL_RECORD_MAX;
+	r = ensure_dir(spool_dir, 0750);
+	if (r >= 0)
+		r = spool_writer_open(spool_dir, max, &e->spool, &info);
+	if (r < 0) {
+		fprintf(stderr, "emit.error spool=%s error=\"%s\"\n", spool_dir, strerror(-r));
+		agent_emit_done(a);
+		return r;
+	}
+	if (info.truncated_bytes > 0)
+		fprintf(stderr,
+			"spool.recovered dir=%s truncated_bytes=%" PRIu64
+			" (an append torn by a crash or power cut; it was never acknowledged)\n",
+			spool_dir, info.truncated_bytes);
+	if (info.foreign > 0)
+		fprintf(stderr, "spool.warning dir=%s foreign_files=%" PRIu64 " (skipped)\n",
+			spool_dir, info.foreign);
+
+	r = read_reserved(e->state_fd, &e->reserved);
+	if (r < 0) {
+		fprintf(stderr, "emit.warning file=%s/%s error=\"%s\", ignoring it\n", state_dir,
+			SEQ_FILE, strerror(-r));
+		e->reserved = 0;
+	}
+	e->next_seq = spool_writer_next_seq(e->spool);
+	if (spool_writer_last_seq(e->spool) == 0 && info.segments == 0 &&
+	    e->reserved > e->next_seq) {
+		/* Numbers were handed out before, but the spool is gone: never reuse them. */
+		fprintf(
+		    stderr,
+		    "spool.warning dir=%s spool empty but numbers were reserved through %" PRIu64
+		    "; continuing at %" PRIu64 "\n",
+		    spool_dir, e->reserved - 1, e->reserved);
+		e->next_seq = e->reserved;
+	}
+	fprintf(stderr,
+		"spool.open dir=%s max_bytes=%" PRIu64 " bytes=%" PRIu64 " next_seq=%" PRIu64 "\n",
+		spool_dir, max, spool_writer_bytes(e->spool), e->next_seq);
+	collect_pending(a);
+	return 0;
+}
+
+void agent_emit_done(struct agent *a)
+{
+	struct agent_emit *e = *agent_emit_slot(a);
+	if (!e)
+		return;
+	if (e->spool) {
+		(void)spool_writer_sync(e->spool);
+		spool_writer_free(e->spool);
+	}
+	if (e->state_fd >= 0)
+		close(e->state_fd);
+	free(e);
+	*agent_emit_slot(a) = NULL;
+}
