@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguardd: runs the compliance checks at start and every report interval, one event each run. */
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "compliance.h"
+
+struct agent_checks {
+	struct compliance_env env;
+	char paths[2 * PATH_MAX]; /* TOTP store and manifest paths, pointed to by env */
+	unsigned runs;
+};
+
+static void checks_run(struct agent *a, void *userdata)
+{
+	struct agent_checks *c = userdata;
+	struct compliance_result results[_POLICY_CHECK_MAX];
+	json_t *data = NULL, *clauses = NULL;
+	unsigned failing = 0;
+	int r;
+
+	c->env.policy = agent_policy(a);
+	compliance_run_all(&c->env, results);
+	for (size_t i = 0; i < _POLICY_CHECK_MAX; i++)
+		if (results[i].status == COMPLIANCE_FAIL || results[i].status == COMPLIANCE_ERROR)
+			failing++;
+
+	r = compliance_to_json(&c->env, results, _POLICY_CHECK_MAX, &data, &clauses);
+	if (r < 0) {
+		fprintf(stderr,
+			"agent.error op=compliance error=\"%s\", retrying at the next interval\n",
+			strerror(-r));
+		return;
+	}
+	c->runs++;
+	/* agent_emit logs the event line and never fails fatally. */
+	(void)agent_emit(a, EVENT_COMPLIANCE, clauses, data);
+	if (failing > 0 && c->runs == 1)
+		fprintf(stderr, "agent.compliance failing=%u, see the compliance event\n", failing);
+}
+
+int agent_checks_init(struct agent *a)
+{
+	const struct agent_paths *paths = agent_paths(a);
+	const struct policy *p = agent_policy(a);
+	struct agent_checks *c;
+	uint64_t interval_ms;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	r = compliance_env_default(&c->env, p, paths->policy, paths->state, c->paths,
+				   sizeof(c->paths));
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	/* --sysfs-root (tests, umockdev) wins over the policy's [checks] sysfs_root. */
+	if (paths->sysfs_root && strcmp(paths->sysfs_root, "/") != 0)
+		c->env.sysfs_root = paths->sysfs_root;
+	/* Records and the manifest must belong to the user the agent runs as: root in
+	 * production; the test user when the test suite runs the agent unprivileged. */
+	c->env.owner_uid = geteuid();
+
+	interval_ms = p->report_interval_sec * 1000;
+	if (interval_ms == 0)
+		interval_ms = 900 * 1000;
+	/* First run as soon as the main loop runs (0 = next tick), so start-up is not delayed. */
+	r = agent_add_timer(a, 0, interval_ms, checks_run, c);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	*agent_checks_slot(a) = c;
+	return 0;
+}
+
+void agent_checks_done(struct agent *a)
+{
+	struct agent_checks **slot = agent_checks_slot(a);
+
+	/* The timer belongs to the loop, which is torn down after us and never fires again. */
+	free(*slot);
+	*slot = NULL;
+}
