@@ -43,7 +43,7 @@ static const struct key keys[] = {
     {"ingest", "max_body", KEY_SIZE, OFF(max_body), 1024, 4 * 1024 * 1024},
     {"ingest", "max_headers", KEY_SIZE, OFF(max_headers), 1024, 1024 * 1024},
     {"ingest", "request_timeout", KEY_DURATION, OFF(request_timeout), 1, 3600},
-    {"ingest", "max_queue", KEY_UINT, OFF(max_queue), 1000, 100000000},
+    {"ingest", "max_queue", KEY_UINT, OFF(max_queue), 1, 100000000},
     {"ingest", "retry_after", KEY_DURATION, OFF(retry_after), 1, 3600},
     {"dashboard", "listen", KEY_LISTEN, OFF(dashboard_listen), 0, 0},
     {"dashboard", "certificate", KEY_STRING, OFF(dashboard_certificate), 0, 0},

@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 			r == -EPROTO ? "made by a newer version" : strerror(-r));
 		return 1;
 	}
-	r = server_setup(&collector, &cfg);
+	r = server_setup(&collector, &cfg, check);
 	if (r < 0) {
 		fprintf(stderr, "mynaguard-collector: cannot start: %s\n", strerror(-r));
 		return 1;

@@ -617,7 +617,7 @@ static int worker_init(struct collector *c, struct worker *w, bool dashboard, un
 	evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_headers);
 	evhttp_set_default_content_type(w->http, NULL);
 	if (dashboard) {
-		evhttp_set_max_body_size(w->http, 0);
+		evhttp_set_max_body_size(w->http, 65536);
 		evhttp_set_allowed_methods(w->http,
 					   EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 		evhttp_set_gencb(w->http, api_handle, w);
@@ -632,7 +632,7 @@ static int worker_init(struct collector *c, struct worker *w, bool dashboard, un
 	return 0;
 }
 
-int server_setup(struct collector *c, const struct collector_config *cfg)
+int server_setup(struct collector *c, const struct collector_config *cfg, bool check_only)
 {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -670,6 +670,12 @@ int server_setup(struct collector *c, const struct collector_config *cfg)
 	r = parse_listen(cfg->ingest_listen, &addr, &addrlen);
 	if (r < 0) {
 		server_log("[ingest] listen %s: cannot resolve", cfg->ingest_listen);
+		return r;
+	}
+	if (check_only) {
+		r = parse_listen(cfg->dashboard_listen, &addr, &addrlen);
+		if (r < 0)
+			server_log("[dashboard] listen %s: cannot resolve", cfg->dashboard_listen);
 		return r;
 	}
 	c->n_workers = cfg->workers;

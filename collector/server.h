@@ -77,8 +77,9 @@ struct conn {
 	char serial[80];
 };
 
-/* Loads TLS material, the revoked list and the token, binds both listeners. Logs what failed. */
-int server_setup(struct collector *c, const struct collector_config *cfg);
+/* Loads TLS material, the revoked list and the token; binds both listeners unless check_only
+ * (--check must work beside a running collector). Logs what failed. */
+int server_setup(struct collector *c, const struct collector_config *cfg, bool check_only);
 /* Starts the worker threads and the dashboard thread. */
 int server_start(struct collector *c);
 /* Stops accepting, ends the threads. */

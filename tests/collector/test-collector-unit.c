@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the collector's pure parts: config parsing, revoked list, request decoding, CSV
+ * cells, event summaries, dashboard query strings. */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+#include "conf.h"
+#include "ingest.h"
+#include "server.h"
+
+static const char base_conf[] =
+    "[ingest]\ncertificate = /c.pem\nkey = /c.key\nclient_ca = /ca.pem\n"
+    "[dashboard]\ntoken_file = /t\n";
+
+static void test_config_defaults(void **state)
+{
+	struct collector_config c;
+	char err[CONFIG_ERROR_MAX];
+
+	assert_int_equal(config_load_string("x.conf", base_conf, &c, err), 0);
+	assert_string_equal(c.ingest_listen, "0.0.0.0:8443");
+	assert_string_equal(c.dashboard_listen, "127.0.0.1:8444");
+	assert_string_equal(c.dashboard_certificate, "/c.pem");
+	assert_int_equal(c.workers, 2);
+	assert_int_equal(c.max_body, 4 * 1024 * 1024);
+	assert_int_equal(c.retention, 400 * 86400);
+	assert_int_equal(c.report_interval, 300);
+	config_free(&c);
+}
+
+static void test_config_errors(void **state)
+{
+	static const struct {
+		const char *extra, *want;
+	} cases[] = {
+	    {"[store]\nretention = forever\n", "x.conf:8: [store] retention"},
+	    {"[store]\nbogus = 1\n", "x.conf:8: unknown key \"bogus\" in [store]"},
+	    {"[nope]\na = b\n", "x.conf:8: unknown section [nope]"},
+	    {"[ingest]\nlisten = [::1]8443\n", "x.conf:8: [ingest] listen"},
+	    {"[ingest]\nworkers = 0\n", "x.conf:8: [ingest] workers"},
+	    {"[terminals]\nclock_drift = 2m\nclock_drift = 3m\n",
+	     "x.conf:9: [terminals] clock_drift given twice"},
+	    {"[dashboard]\ncertificate = /d.pem\n", "[dashboard] certificate and key go together"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct collector_config c;
+		char err[CONFIG_ERROR_MAX], text[1024];
+		snprintf(text, sizeof(text), "%s%s", base_conf, cases[i].extra);
+		assert_int_equal(config_load_string("x.conf", text, &c, err), -EINVAL);
+		if (!strstr(err, cases[i].want))
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
+	}
+}
+
+static void test_config_ipv6(void **state)
+{
+	struct collector_config c;
+	char err[CONFIG_ERROR_MAX], text[1024];
+
+	snprintf(text, sizeof(text), "%s[ingest]\nlisten = [::1]:0\n", base_conf);
+	/* [ingest] appears twice: libinih merges sections, keys are what count */
+	assert_int_equal(config_load_string("x.conf", text, &c, err), 0);
+	assert_string_equal(c.ingest_listen, "[::1]:0");
+	config_free(&c);
+}
+
+static void test_revoked(void **state)
+{
+	char **list;
+	size_t n;
+	unsigned line = 0;
+
+	assert_int_equal(
+	    server_parse_revoked("# c\n\n 01:ab \nserial=00FF\n0x1f\n0\n", &list, &n, &line), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(list[0], "0");
+	assert_string_equal(list[1], "1AB");
+	assert_string_equal(list[2], "1F");
+	assert_string_equal(list[3], "FF");
+	server_free_revoked(list, n);
+	assert_int_equal(server_parse_revoked("AB\nnot hex\n", &list, &n, &line), -EINVAL);
+	assert_int_equal(line, 2);
+}
+
+static void test_decode(void **state)
+{
+	struct event_batch b;
+	char reason[EVENT_REASON_MAX];
+	const char ok[] =
+	    "{\"v\":1,\"terminal\":\"t1\",\"events\":[{\"v\":1,\"terminal\":\"t1\",\"seq\":7,"
+	    "\"ts\":\"2026-11-25T00:00:00.000Z\",\"kind\":\"usb.blocked\",\"clause\":[],\"data\":{}}]}";
+	const char big[] =
+	    "{\"v\":1,\"terminal\":\"t1\",\"events\":[{\"v\":1,\"terminal\":\"t1\",\"seq\":9223372036854775808,"
+	    "\"ts\":\"2026-11-25T00:00:00.000Z\",\"kind\":\"usb.blocked\",\"clause\":[],\"data\":{}}]}";
+
+	assert_int_equal(ingest_decode("t1", ok, strlen(ok), &b, reason), 200);
+	assert_int_equal(b.n, 1);
+	assert_int_equal(b.events[0].seq, 7);
+	event_batch_clear(&b);
+	assert_int_equal(ingest_decode("t2", ok, strlen(ok), &b, reason), 403);
+	assert_int_equal(ingest_decode("", ok, strlen(ok), &b, reason), 403);
+	assert_int_equal(ingest_decode("t1", "{", 1, &b, reason), 400);
+	int st = ingest_decode("t1", big, strlen(big), &b, reason);
+	assert_true(st == 400);
+}
+
+static char *cell(const char *in)
+{
+	struct evbuffer *b = evbuffer_new();
+	size_t len;
+	char *out;
+
+	api_csv_cell(b, in);
+	len = evbuffer_get_length(b);
+	out = calloc(1, len + 1);
+	evbuffer_remove(b, out, len);
+	evbuffer_free(b);
+	return out;
+}
+
+static void test_csv(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"plain", "\"plain\""},
+	    {"", "\"\""},
+	    {"a,b", "\"a,b\""},
+	    {"say \"hi\"", "\"say \"\"hi\"\"\""},
+	    {"=1+2", "\"'=1+2\""},
+	    {"+81", "\"'+81\""},
+	    {"-x", "\"'-x\""},
+	    {"@SUM(A1)", "\"'@SUM(A1)\""},
+	    {"\tTAB", "\"'\tTAB\""},
+	    {"a=b", "\"a=b\""},
+	    {"line\nbreak", "\"line\nbreak\""},
+	    {"日本語", "\"日本語\""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = cell(cases[i].in);
+		assert_string_equal(got, cases[i].out);
+		free(got);
+	}
+}
+
+static void test_summary(void **state)
+{
+	char *s =
+	    api_event_summary("auth.failure", "{\"user\":\"taro\",\"service\":\"login\",\"n\":3,"
+					      "\"ok\":false,\"sender\":{\"uid\":0}}");
+	assert_string_equal(s, "user=taro service=login n=3 ok=no sender.uid=0");
+	free(s);
+	s = api_event_summary(
+	    "compliance",
+	    "{\"policy_hash\":\"sha256:ab\",\"checks\":["
+	    "{\"id\":\"a\",\"status\":\"pass\"},{\"id\":\"b\",\"status\":\"fail\"}]}");
+	assert_string_equal(s, "b fail; policy sha256:ab");
+	free(s);
+	s = api_event_summary("compliance", "{\"checks\":[{\"id\":\"a\",\"status\":\"pass\"}]}");
+	assert_string_equal(s, "all 1 checks pass");
+	free(s);
+	s = api_event_summary("usb.blocked", "{\"note\":\"a\\nb\"}");
+	assert_string_equal(s, "note=a b");
+	free(s);
+}
+
+static void test_filter(void **state)
+{
+	struct store_filter f;
+	char reason[EVENT_REASON_MAX];
+
+	assert_int_equal(api_parse_filter(NULL, &f, reason), 0);
+	assert_int_equal(f.limit, API_LIMIT_DEFAULT);
+	assert_int_equal(f.kind, -1);
+	assert_int_equal(
+	    api_parse_filter("after=42&limit=5&terminal=t-1&kind=auth.failure"
+			     "&since=2026-01-01T00:00:00Z&until=2026-02-01T00:00:00.000Z",
+			     &f, reason),
+	    0);
+	assert_int_equal(f.after, 42);
+	assert_int_equal(f.limit, 5);
+	assert_string_equal(f.terminal, "t-1");
+	assert_int_equal(f.kind, EVENT_AUTH_FAILURE);
+	assert_true(f.since_ms < f.until_ms);
+	assert_int_equal(api_parse_filter("limit=abc", &f, reason), -EINVAL);
+	assert_int_equal(api_parse_filter("x=1", &f, reason), -EINVAL);
+	assert_non_null(strstr(reason, "unknown parameter"));
+	assert_int_equal(api_parse_filter("kind=a&kind=b", &f, reason), -EINVAL);
+	assert_int_equal(api_parse_filter("terminal=..", &f, reason), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_config_defaults), cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_config_ipv6),	    cmocka_unit_test(test_revoked),
+	    cmocka_unit_test(test_decode),	    cmocka_unit_test(test_csv),
+	    cmocka_unit_test(test_summary),	    cmocka_unit_test(test_filter),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
