@@ -67,13 +67,14 @@ static void store_error(struct totp_attempt *a, int r, const char *what)
 	if (r == -ENOMEM)
 		decide(a, TOTP_OUT_NOMEM, "no_memory", r, "%s: out of memory, failing closed",
 		       what);
+	else if (r == -EBADMSG || r == -EFBIG || r == -EPERM || r == -EACCES || r == -ELOOP ||
+		 r == -EBADFD)
+		decide(a, TOTP_OUT_ERROR, "record_error", r, "%s %s, failing closed", what,
+		       totp_store_strerror(r));
 	else
-		decide(a, TOTP_OUT_ERROR,
-		       r == -EBADMSG || r == -EFBIG || r == -EPERM || r == -EACCES || r == -ELOOP ||
-			       r == -EBADFD
-			   ? "record_error"
-			   : "store_error",
-		       r, "%s %s, failing closed", what, totp_store_strerror(r));
+		decide(a, TOTP_OUT_ERROR, "store_error", r,
+		       "cannot read or update the %s: %s, failing closed", what,
+		       totp_store_strerror(r));
 }
 
 static int load_policy(struct totp_attempt *a)
