@@ -152,6 +152,16 @@ static void set_invalid(char *buf, size_t size, const char *what)
 		snprintf(buf, size, "%s", what);
 }
 
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
 /* Read a device string attribute: NULL when missing; marks the owner invalid when the value is
  * impossible for a real kernel (too long, invalid UTF-8). Returns -ENOMEM only. */
 static int read_string(const char *dir, const char *attr, size_t max, char **ret, char *invalid,
@@ -166,7 +176,7 @@ static int read_string(const char *dir, const char *attr, size_t max, char **ret
 	if (n == -ENOENT)
 		return 0;
 	if (n == -EFBIG) {
-		snprintf(what, sizeof(what), "%s longer than %zu bytes", attr, max);
+		snprintf(what, sizeof(what), "%s longer than %zu characters", attr, max);
 		set_invalid(invalid, invalid_size, what);
 		/* keep a truncated copy so the log shows what it was */
 		buf[USB_DEV_ATTR_MAX] = '\0';
@@ -179,11 +189,11 @@ static int read_string(const char *dir, const char *attr, size_t max, char **ret
 	if ((size_t)n != strlen(buf)) {
 		snprintf(what, sizeof(what), "%s contains NUL", attr);
 		set_invalid(invalid, invalid_size, what);
-	} else if ((size_t)n > max) {
-		snprintf(what, sizeof(what), "%s longer than %zu bytes", attr, max);
-		set_invalid(invalid, invalid_size, what);
 	} else if (!usb_str_valid_utf8(buf, (size_t)n)) {
 		snprintf(what, sizeof(what), "%s is not valid UTF-8", attr);
+		set_invalid(invalid, invalid_size, what);
+	} else if ((size_t)n > USB_DEV_STRING_MAX || utf8_chars(buf) > max) {
+		snprintf(what, sizeof(what), "%s longer than %zu characters", attr, max);
 		set_invalid(invalid, invalid_size, what);
 	}
 	*ret = strdup(buf);
@@ -278,11 +288,11 @@ int usb_dev_read(struct udev_device *d, const char *root, struct usb_dev_info *r
 			sizeof(ret->invalid));
 	if (r < 0)
 		goto oom;
-	r = read_string(ret->syspath, "manufacturer", USB_DEV_STRING_MAX, &ret->manufacturer,
+	r = read_string(ret->syspath, "manufacturer", POLICY_SERIAL_MAX, &ret->manufacturer,
 			ret->invalid, sizeof(ret->invalid));
 	if (r < 0)
 		goto oom;
-	r = read_string(ret->syspath, "product", USB_DEV_STRING_MAX, &ret->product_name,
+	r = read_string(ret->syspath, "product", POLICY_SERIAL_MAX, &ret->product_name,
 			ret->invalid, sizeof(ret->invalid));
 	if (r < 0)
 		goto oom;
@@ -335,7 +345,7 @@ int usb_iface_read(struct udev_device *d, const char *root, struct usb_iface_inf
 	if (ret->cls < 0)
 		set_invalid(ret->invalid, sizeof(ret->invalid),
 			    "bInterfaceClass missing or not 2 hex digits");
-	if (read_string(ret->syspath, "interface", USB_DEV_STRING_MAX, &ret->label, ret->invalid,
+	if (read_string(ret->syspath, "interface", POLICY_SERIAL_MAX, &ret->label, ret->invalid,
 			sizeof(ret->invalid)) < 0)
 		return -ENOMEM;
 	ret->authorized = read_authorized(ret->syspath);

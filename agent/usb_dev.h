@@ -14,7 +14,7 @@
 #include "usb_desc.h"
 
 #define USB_DEV_ATTR_MAX   4096			   /* any text attribute we read */
-#define USB_DEV_STRING_MAX (3 * POLICY_SERIAL_MAX) /* 126 UTF-16 units as UTF-8 */
+#define USB_DEV_STRING_MAX (3 * POLICY_SERIAL_MAX) /* bytes: 126 UTF-16 units as UTF-8 */
 #define USB_DEV_NAME_MAX   64
 
 /* One usb_device. Strings are as read (newline stripped), NULL when the attribute is missing. */

@@ -275,8 +275,11 @@ static void test_plug_during_scan(void **state)
 {
 	struct umock *u = *state;
 	char *policy = umock_write_file(u, "policy.conf", POL_DEFAULT);
+	char sock[300];
+	snprintf(sock, sizeof(sock), "%s/event.sock", u->tmp);
 	char *argv[] = {
-	    getenv("MYNAGUARDD"), "--policy", policy, "--spool", u->tmp, "--state", u->tmp, NULL};
+	    getenv("MYNAGUARDD"), "--policy", policy, "--spool", u->tmp, "--state", u->tmp,
+	    "--socket",		  sock,	      NULL};
 
 	/* The agent holds after enabling its monitor and before scanning: a device plugged in
 	 * that window is seen by both; it must be decided exactly once. */
@@ -331,6 +334,7 @@ static void test_change_no_loop(void **state)
 		umockdev_testbed_uevent(u->tb, ifc, "change");
 	char *m = plug_stick(u, "1-2", "S2", "1");
 	EXPECT_LOG(u, "usb.blocked port=1-2 iface=1-2:1.0");
+	assert_true(umock_wait_err_n(u, "kind=usb.blocked", 2, WAIT));
 	assert_int_equal(umock_count_err(u, "iface=1-1:1.0"), 1);
 	assert_int_equal(umock_count_err(u, "kind=usb.blocked"), 2);
 
@@ -372,7 +376,7 @@ static void test_hostile(void **state)
 	d = umock_add_device(u, ROOT, "1-2", "046d", "c31c", longserial, "1", KBD, 1, NULL);
 	i = umock_add_iface(u, d, "1-2:1.0", "03", "01", "01", NULL, "1");
 	EXPECT_LOG(u, "usb.blocked port=1-2 iface=1-2:1.0");
-	EXPECT_LOG(u, "rule=\"invalid: serial longer than 126 bytes\"");
+	EXPECT_LOG(u, "rule=\"invalid: serial longer than 126 characters\"");
 	EXPECT_LOG(u, "AAAA...\"");
 	assert_string_equal(umock_attr(u, i, "authorized"), "0");
 	g_free(d);
@@ -468,6 +472,128 @@ static void test_check_and_bad_policy(void **state)
 	free(bad);
 }
 
+static int run_ctl(struct umock *u, const char *policy, const char *input, const char *const *args)
+{
+	char *argv[16];
+	size_t k = 0;
+
+	argv[k++] = getenv("MYNAGUARDCTL");
+	argv[k++] = "--policy";
+	argv[k++] = (char *)policy;
+	for (size_t i = 0; args[i] && k < 15; i++)
+		argv[k++] = (char *)args[i];
+	argv[k] = NULL;
+	umock_spawn(u, argv);
+	if (input)
+		assert_int_equal(write(u->in_fd, input, strlen(input)), (ssize_t)strlen(input));
+	close(u->in_fd);
+	u->in_fd = -1;
+	return umock_wait_exit(u, WAIT);
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 65536);
+	assert_non_null(f);
+	assert_non_null(buf);
+	if (fread(buf, 1, 65535, f) == 0 && ferror(f))
+		fail();
+	fclose(f);
+	return buf;
+}
+
+static void test_ctl_list(void **state)
+{
+	struct umock *u = *state;
+	char *policy = umock_write_file(u, "policy.conf", POL_ALLOW);
+
+	g_free(plug_stick(u, "1-1", "S1", "0"));
+	g_free(plug_stick(u, "1-2", "GOOD1", "0"));
+	char *dev = umock_add_device(u, ROOT, "1-3", "046d", "c31c", NULL, "1", KBD, 1, NULL);
+	g_free(umock_add_iface(u, dev, "1-3:1.0", "03", "01", "01", NULL, "1"));
+	g_free(dev);
+	g_free(umock_add_device(u, ROOT, "1-4", "1234", "0001", "U 1\"", "0", STICK, 1, NULL));
+
+	const char *args[] = {"usb", "list", NULL};
+	assert_int_equal(run_ctl(u, policy, NULL, args), 0);
+	if (getenv("TEST_VERBOSE"))
+		fprintf(stderr, "%s", u->out);
+	assert_non_null(strstr(u->out, "1-1 0781:5581 manufacturer=\"Test Maker\""));
+	assert_non_null(strstr(
+	    u->out,
+	    "    1-1:1.0 08:06:50 mass_storage authorized=0 block rule=\"block mass_storage (08)\"\n"));
+	assert_non_null(strstr(u->out, "    allow = 0781:5581 serial=S1\n"));
+	assert_non_null(strstr(
+	    u->out,
+	    "    1-2:1.0 08:06:50 mass_storage authorized=0 allow rule=\"allow line 4: 0781:5581 serial=GOOD1\"\n"));
+	assert_non_null(strstr(u->out, "    1-3:1.0 03:01:01 hid authorized=1 allow"));
+	/* unauthorized as a whole: classes from the descriptors; serial needs quoting */
+	assert_non_null(strstr(u->out, "(descriptor) config 1 interface 0.0 08:06:50 block"));
+	assert_non_null(strstr(u->out, "    allow = 1234:0001 serial=\"U 1\\\"\"\n"));
+	free(policy);
+}
+
+static void test_ctl_allow(void **state)
+{
+	struct umock *u = *state;
+	char *policy =
+	    umock_write_file(u, "policy.conf",
+			     "[terminal]\nid = t1\n[usb]\nmode = enforce\n; a comment\n\n"
+			     "[mfa]\nnullok = no\n");
+	char *text;
+
+	g_free(plug_stick(u, "1-1", "S 1", "0"));
+
+	/* refused at the prompt: nothing written */
+	const char *a1[] = {"usb", "allow", "1-1", NULL};
+	assert_int_equal(run_ctl(u, policy, "n\n", a1), 1);
+	text = slurp(policy);
+	assert_null(strstr(text, "allow ="));
+	free(text);
+
+	/* by port, confirmed: the serial comes from the device */
+	assert_int_equal(run_ctl(u, policy, "y\n", a1), 0);
+	text = slurp(policy);
+	assert_string_equal(
+	    text, "[terminal]\nid = t1\n[usb]\nmode = enforce\n"
+		  "allow = 0781:5581 serial=\"S 1\"\n; a comment\n\n[mfa]\nnullok = no\n");
+	free(text);
+
+	/* the same again: the policy would hold a duplicate; refused, file unchanged */
+	const char *a2[] = {"--yes", "usb", "allow", "0781:5581", "--serial", "S 1", NULL};
+	assert_int_equal(run_ctl(u, policy, NULL, a2), 1);
+	assert_non_null(strstr(u->err, "would not be valid"));
+
+	/* by VID:PID with the present device's descriptor hash and a name */
+	const char *a3[] = {"--yes",  "usb",	"allow",    "0781:5581",
+			    "--hash", "--name", "総務課 1", NULL};
+	assert_int_equal(run_ctl(u, policy, NULL, a3), 0);
+	text = slurp(policy);
+	assert_non_null(strstr(text, "allow = 0781:5581 hash=sha256:"));
+	assert_non_null(strstr(text, " name=総務課 1\n[mfa]") == NULL
+			    ? strstr(text, " name=総務課 1\n")
+			    : text);
+	free(text);
+
+	/* the file is still valid for the agent, and the device is now allowed */
+	const char *chk[] = {"usb", "list", NULL};
+	assert_int_equal(run_ctl(u, policy, NULL, chk), 0);
+	assert_non_null(strstr(u->out, "1-1:1.0 08:06:50 mass_storage authorized=0 allow"));
+
+	/* no such device; a policy without [usb] gets one */
+	const char *a4[] = {"--yes", "usb", "allow", "9-9", NULL};
+	assert_int_equal(run_ctl(u, policy, NULL, a4), 1);
+	free(policy);
+	policy = umock_write_file(u, "p2.conf", "[terminal]\nid = t1");
+	const char *a5[] = {"--yes", "usb", "allow", "abcd:0001", NULL};
+	assert_int_equal(run_ctl(u, policy, NULL, a5), 0);
+	text = slurp(policy);
+	assert_string_equal(text, "[terminal]\nid = t1\n\n[usb]\nallow = abcd:0001\n");
+	free(text);
+	free(policy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +612,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_check_and_bad_policy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ctl_list, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ctl_allow, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
