@@ -22,6 +22,12 @@
 static struct collector collector;
 static struct collector_config cfg;
 
+static void store_closep(struct store **s)
+{
+	store_close(*s);
+	*s = NULL;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(
@@ -45,7 +51,8 @@ int main(int argc, char **argv)
 	const char *config_path = NULL;
 	bool check = false;
 	char err[CONFIG_ERROR_MAX];
-	struct store *wstore = NULL;
+	_cleanup_(store_closep) struct store *wstore = NULL;
+	_cleanup_(store_closep) struct store *rstore = NULL;
 	sigset_t mask;
 	int opt, r, sig;
 
@@ -98,7 +105,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mynaguard-collector: cannot start: %s\n", strerror(-r));
 		return 1;
 	}
-	r = store_open(cfg.database, false, &collector.dashboard.store);
+	r = store_open(cfg.database, false, &rstore);
 	if (r < 0) {
 		fprintf(stderr, "mynaguard-collector: database %s (read-only): %s\n", cfg.database,
 			strerror(-r));
@@ -111,6 +118,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	collector.dashboard.store = rstore;
 	r = ingest_writer_start(&collector, wstore, &collector.writer);
 	if (r >= 0)
 		r = server_start(&collector);
@@ -145,6 +153,6 @@ int main(int argc, char **argv)
 	server_stop(&collector);
 	ingest_writer_stop(collector.writer);
 	collector.writer = NULL;
-	store_close(wstore);
+	collector.dashboard.store = NULL;
 	return 0;
 }
