@@ -80,7 +80,8 @@ static void fx_code(int64_t t, char out[8])
 
 /* Re-exec this binary with the preload environment once the fixture files exist.
  * extra_preload may be NULL. Returns only in the re-executed process. */
-static void fx_reexec(int argc, char **argv, bool faketime, void (*write_services)(void))
+static void fx_reexec(int argc, char **argv, bool pam_wrapper, bool faketime,
+		      void (*write_services)(void))
 {
 	char tmpl[] = "/tmp/mg-pamtest.XXXXXX", buf[1024], asan[1024];
 	const char *d = getenv("MG_FX_DIR");
@@ -103,10 +104,12 @@ static void fx_reexec(int argc, char **argv, bool faketime, void (*write_service
 	fx_write("group", "users:x:%u:\n", getgid());
 	fx_set_time(FX_T0);
 	setenv("MG_FX_DIR", fx_dir, 1);
-	snprintf(buf, sizeof(buf), "libpam_wrapper.so libnss_wrapper.so%s",
-		 faketime ? " " FX_FAKETIME : "");
+	snprintf(buf, sizeof(buf), "%s%s",
+		 pam_wrapper ? "libpam_wrapper.so libnss_wrapper.so " : "",
+		 faketime ? FX_FAKETIME : "");
 	setenv("LD_PRELOAD", buf, 1);
-	setenv("PAM_WRAPPER", "1", 1);
+	if (pam_wrapper)
+		setenv("PAM_WRAPPER", "1", 1);
 	fx_path(buf, sizeof(buf), "svc");
 	mkdir(buf, 0755);
 	/* pam_wrapper copies the service directory when the process starts: write it now. */

@@ -832,6 +832,6 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup(test_language, setup_store),
 	};
 
-	fx_reexec(argc, argv, true, write_services);
+	fx_reexec(argc, argv, true, true, write_services);
 	return cmocka_run_group_tests(tests, setup_fixture, teardown_fixture);
 }
