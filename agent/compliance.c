@@ -604,6 +604,20 @@ static bool shell_interactive(const char *shell)
 	return strcmp(base, "nologin") != 0 && strcmp(base, "false") != 0;
 }
 
+/* Only the header line: the agent never reads the secret that follows it. The full parser
+ * lives in pam_module/totp_record.c, which agent/ may not use (docs/ARCHITECTURE.md). */
+static bool totp_record_header_ok(int fd)
+{
+	static const char header[] = COMPLIANCE_TOTP_RECORD_HEADER "\n";
+	char buf[sizeof(header) - 1];
+	ssize_t l;
+
+	do
+		l = pread(fd, buf, sizeof(buf), 0);
+	while (l < 0 && errno == EINTR);
+	return l == (ssize_t)sizeof(buf) && memcmp(buf, header, sizeof(buf)) == 0;
+}
+
 static bool user_name_usable(const char *name)
 {
 	return name[0] && name[0] != '.' && !strchr(name, '/') && strlen(name) < 256;
@@ -693,6 +707,12 @@ void compliance_check_mfa_enrollment(const struct compliance_env *env,
 			detail_add(&badrec, "%s (%s)", pw.pw_name, strerror(-r));
 		else if (fstat(fd, &st) < 0 || st.st_size == 0)
 			detail_add(&badrec, "%s (empty record)", pw.pw_name);
+		else if (st.st_size > COMPLIANCE_TOTP_RECORD_MAX)
+			detail_add(&badrec, "%s (record larger than %d bytes)", pw.pw_name,
+				   COMPLIANCE_TOTP_RECORD_MAX);
+		else if (!totp_record_header_ok(fd))
+			detail_add(&badrec, "%s (not a \"%s\" record)", pw.pw_name,
+				   COMPLIANCE_TOTP_RECORD_HEADER);
 	}
 
 	if (missing.n == 0 && badrec.n == 0) {

@@ -28,6 +28,9 @@
 #define COMPLIANCE_MANIFEST_NAME "installed.sha256" /* in the state dir */
 #define COMPLIANCE_UDEV_RULE	 "/etc/udev/rules.d/70-mynaguard.rules"
 #define COMPLIANCE_TIMESYNC_FLAG "/run/systemd/timesync/synchronized"
+/* The first line of a TOTP record and its size limit (pam_module/totp_record.h, version 1). */
+#define COMPLIANCE_TOTP_RECORD_HEADER "mynaguard-totp 1"
+#define COMPLIANCE_TOTP_RECORD_MAX    1024
 
 enum compliance_status {
 	COMPLIANCE_PASS,

@@ -725,9 +725,9 @@ static void users_fixture(struct fx *f)
 		 "svc:x:1002:1002::/var/svc:/bin/false\n"
 		 "nobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n");
 	snprintf(path, sizeof(path), "%s/alice", f->totp);
-	write_path(path, "record-of-alice\n", 0600);
+	write_path(path, "mynaguard-totp 1\nsecret JBSWY3DPEHPK3PXP\n", 0600);
 	snprintf(path, sizeof(path), "%s/bob", f->totp);
-	write_path(path, "record-of-bob\n", 0600);
+	write_path(path, "mynaguard-totp 1\nsecret JBSWY3DPEHPK3PXP\n", 0600);
 }
 
 static void test_enrollment_pass(void **state)
@@ -780,6 +780,24 @@ static void test_enrollment_empty_and_symlink(void **state)
 	compliance_check_mfa_enrollment(&f->env, &f->res);
 	assert_status(f, COMPLIANCE_FAIL,
 		      "bad record: alice (empty record); bob (record is a symlink)");
+}
+
+static void test_enrollment_not_a_record(void **state)
+{
+	struct fx *f = *state;
+	char path[PATH_MAX], big[2048];
+
+	users_fixture(f);
+	snprintf(path, sizeof(path), "%s/alice", f->totp);
+	write_path(path, "mynaguard-totp 2\nsecret JBSWY3DPEHPK3PXP\n", 0600);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	snprintf(path, sizeof(path), "%s/bob", f->totp);
+	write_path(path, big, 0600);
+	compliance_check_mfa_enrollment(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_FAIL,
+		      "bad record: alice (not a \"mynaguard-totp 1\" record); bob (record larger "
+		      "than 1024 bytes)");
 }
 
 static void test_enrollment_store_missing_or_open(void **state)
@@ -1144,6 +1162,7 @@ int main(void)
 	    T(test_enrollment_missing),
 	    T(test_enrollment_world_readable),
 	    T(test_enrollment_empty_and_symlink),
+	    T(test_enrollment_not_a_record),
 	    T(test_enrollment_store_missing_or_open),
 	    T(test_enrollment_nullok_policy),
 	    T(test_enrollment_min_uid_and_no_users),
