@@ -173,9 +173,10 @@ static void print_summary(const struct policy *p)
 	if (n == 0) {
 		printf("Login (MFA): no service requires a one-time code (services = none).\n\n");
 	} else {
+		/* "  for: SERVICES." stays on a line of its own: install.sh reads it. */
 		printf(
-		    "Login (MFA): password plus a %u-digit one-time code (TOTP, %u-second steps, "
-		    "%u %s\n  either side accepted) for: ",
+		    "Login (MFA): password plus a %u-digit one-time code (TOTP, %u-second steps,\n"
+		    "  %u %s either side accepted)\n  for: ",
 		    p->mfa_digits, p->mfa_step, p->mfa_window,
 		    p->mfa_window == 1 ? "step" : "steps");
 		for (size_t i = 0; i < n; i++)
