@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Integration tests of mynaguard-uplink on 127.0.0.1 with a throwaway CA: backlog after an
+# outage, kill -9 of uplink and collector during uploads, a rogue server, 429 + Retry-After,
+# idle without polling, wake on new records. Usage: test-uplink.py SCENARIO --uplink BIN
+# --spool-tool BIN [--collector-cmd fake|real] ...
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+A = None
+TERMINAL = "T-01"
+
+
+def log(msg):
+    sys.stderr.write("[test-uplink] %s\n" % msg)
+    sys.stderr.flush()
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def make_pki(d):
+    """CA, server cert for 127.0.0.1, client cert CN=T-01, and a rogue CA with its own server cert."""
+    def key(name):
+        run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-out", os.path.join(d, name + ".key")])
+
+    def ca(name):
+        key(name)
+        run(["openssl", "req", "-x509", "-new", "-key", os.path.join(d, name + ".key"),
+             "-out", os.path.join(d, name + ".pem"), "-days", "2", "-subj", "/CN=" + name])
+
+    def leaf(name, cn, issuer, ext):
+        key(name)
+        csr = os.path.join(d, name + ".csr")
+        extf = os.path.join(d, name + ".ext")
+        with open(extf, "w") as f:
+            f.write(ext)
+        run(["openssl", "req", "-new", "-key", os.path.join(d, name + ".key"), "-out", csr,
+             "-subj", "/CN=" + cn])
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(d, issuer + ".pem"),
+             "-CAkey", os.path.join(d, issuer + ".key"), "-CAcreateserial",
+             "-out", os.path.join(d, name + ".pem"), "-days", "2", "-extfile", extf])
+
+    ca("ca")
+    ca("rogue-ca")
+    leaf("server", "127.0.0.1", "ca",
+         "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    leaf("client", TERMINAL, "ca", "extendedKeyUsage=clientAuth\n")
+    leaf("rogue-server", "127.0.0.1", "rogue-ca",
+         "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    os.chmod(os.path.join(d, "client.key"), 0o600)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Env:
+    def __init__(self, tmp, batch_max=200):
+        self.tmp = tmp
+        self.spool = os.path.join(tmp, "spool")
+        os.mkdir(self.spool)
+        make_pki(tmp)
+        self.port = free_port()
+        self.store = os.path.join(tmp, "store.jsonl")
+        self.reqlog = os.path.join(tmp, "requests.log")
+        self.policy = os.path.join(tmp, "policy.conf")
+        with open(self.policy, "w") as f:
+            f.write("[terminal]\nid = %s\n[report]\ncollector = https://127.0.0.1:%d\n"
+                    "ca = %s/ca.pem\ncert = %s/client.pem\nkey = %s/client.key\n"
+                    "batch_max = %d\n" % (TERMINAL, self.port, tmp, tmp, tmp, batch_max))
+        self.uplink = None
+        self.collector = None
+        self.uplink_log = open(os.path.join(tmp, "uplink.log"), "ab")
+        self.collector_log = open(os.path.join(tmp, "collector.log"), "ab")
+
+    def fill(self, n, sleep_us=0, background=False):
+        cmd = [A.spool_tool, "fill", self.spool, TERMINAL, str(n), str(sleep_us)]
+        if background:
+            return subprocess.Popen(cmd, stdout=subprocess.PIPE)
+        return int(run(cmd).stdout)
+
+    def start_uplink(self, extra=()):
+        self.uplink = subprocess.Popen(
+            [A.uplink, "--policy", self.policy, "--spool", self.spool, "--retry-min", "100",
+             "--retry-max", "1000", "--timeout", "10", *extra],
+            stdout=self.uplink_log, stderr=self.uplink_log)
+
+    def start_collector(self, cert="server", extra=()):
+        self.collector = subprocess.Popen(
+            [sys.executable, A.fake, "--port", str(self.port), "--ca", self.tmp + "/ca.pem",
+             "--cert", "%s/%s.pem" % (self.tmp, cert), "--key", "%s/%s.key" % (self.tmp, cert),
+             "--store", self.store, "--reqlog", self.reqlog, *extra],
+            stdout=self.collector_log, stderr=self.collector_log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("collector did not start")
+
+    def kill(self, which, sig=signal.SIGKILL):
+        p = getattr(self, which)
+        if p and p.poll() is None:
+            p.send_signal(sig)
+            p.wait()
+        setattr(self, which, None)
+
+    def acked(self):
+        try:
+            with open(os.path.join(self.spool, "acked")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return 0
+
+    def wait_acked(self, n, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.acked() >= n:
+                return
+            if self.uplink is not None and self.uplink.poll() is not None:
+                raise AssertionError("uplink exited with %d" % self.uplink.returncode)
+            time.sleep(0.05)
+        raise AssertionError("acked %d, want %d" % (self.acked(), n))
+
+    def stored(self):
+        seqs = []
+        if os.path.exists(self.store):
+            with open(self.store) as f:
+                for line in f:
+                    if line.strip():
+                        ev = json.loads(line)
+                        assert ev["terminal"] == TERMINAL
+                        seqs.append(ev["seq"])
+        return seqs
+
+    def requests(self):
+        out = []
+        if os.path.exists(self.reqlog):
+            with open(self.reqlog) as f:
+                for line in f:
+                    t, status, n = line.split()
+                    out.append((float(t), int(status), int(n)))
+        return out
+
+    def close(self):
+        self.kill("uplink", signal.SIGTERM)
+        self.kill("collector")
+
+    def dump_logs(self):
+        for name in ("uplink.log", "collector.log"):
+            p = os.path.join(self.tmp, name)
+            if os.path.exists(p):
+                with open(p, "rb") as f:
+                    data = f.read()[-4000:]
+                log("---- %s (tail) ----\n%s" % (name, data.decode(errors="replace")))
+
+
+def assert_exactly_once(env, n):
+    seqs = env.stored()
+    assert len(seqs) == n, "stored %d events, want %d" % (len(seqs), n)
+    assert sorted(seqs) == list(range(1, n + 1)), "stored sequence numbers are not 1..%d once each" % n
+
+
+def segments(env):
+    return sorted(x for x in os.listdir(env.spool) if x.startswith("seg-"))
+
+
+def scenario_backlog(env):
+    """10,000 events while the collector is down, then it comes up: all stored exactly once."""
+    last = env.fill(10000)
+    assert last == 10000
+    env.start_uplink(["--retry-max", "500"])
+    time.sleep(1.5)  # the uplink fails and backs off meanwhile
+    assert env.acked() == 0
+    env.start_collector()
+    env.wait_acked(10000, timeout=120)
+    assert_exactly_once(env, 10000)
+    reqs = [r for r in env.requests() if r[1] == 200]
+    assert all(n <= 200 for _, _, n in reqs), "a batch exceeded batch_max"
+    assert len(reqs) >= 50, "expected at least 50 batches of at most 200"
+    # acknowledged segments were removed; only the newest remains
+    assert len(segments(env)) == 1, segments(env)
+    with open(os.path.join(env.tmp, "uplink.log")) as f:
+        text = f.read()
+    assert text.count("uplink.unreachable") >= 1, "no unreachable line"
+    assert "uplink.recovered" in text
+
+
+def scenario_kill(env):
+    """kill -9 of uplink and collector at random moments during uploads, 10 rounds."""
+    rnd = random.Random(int(os.environ.get("MG_TEST_SEED", "5")))
+    total = 4000
+    env.start_collector()
+    env.start_uplink()
+    writer = env.fill(total, sleep_us=300, background=True)
+    for round_ in range(10):
+        time.sleep(rnd.uniform(0.05, 0.4))
+        which = "uplink" if round_ % 2 == 0 else "collector"
+        if rnd.random() < 0.3:
+            which = "uplink" if which == "collector" else "collector"
+        log("round %d: kill -9 %s (acked %d)" % (round_, which, env.acked()))
+        env.kill(which)
+        time.sleep(rnd.uniform(0.0, 0.3))
+        if which == "uplink":
+            env.start_uplink()
+        else:
+            env.start_collector()
+    out, _ = writer.communicate(timeout=120)
+    assert writer.returncode == 0
+    assert int(out) == total
+    env.wait_acked(total, timeout=120)
+    assert_exactly_once(env, total)
+    log("kill rounds done: %d requests, %d events stored once" % (len(env.requests()), total))
+
+
+def scenario_rogue(env):
+    """A server whose certificate is not from the CA gets nothing."""
+    env.fill(20)
+    env.start_collector(cert="rogue-server")
+    env.start_uplink()
+    time.sleep(2.5)
+    assert env.uplink.poll() is None, "uplink must keep running"
+    assert env.requests() == [], "a request reached the rogue server"
+    assert env.stored() == []
+    assert env.acked() == 0
+    with open(os.path.join(env.tmp, "uplink.log")) as f:
+        text = f.read()
+    assert "uplink.unreachable" in text, text
+    # one boundary line per distinct error, not one per retry
+    assert text.count("uplink.unreachable") <= 2, text
+    # the real one comes up: everything goes
+    env.kill("collector")
+    env.start_collector()
+    env.wait_acked(20, timeout=30)
+    assert_exactly_once(env, 20)
+
+
+def scenario_throttle(env):
+    """429 with Retry-After: 2 is honoured."""
+    env.fill(50)
+    env.start_collector(extra=["--throttle", "1", "--retry-after", "2"])
+    env.start_uplink(["--retry-min", "50", "--retry-max", "100"])
+    env.wait_acked(50, timeout=30)
+    reqs = env.requests()
+    assert reqs[0][1] == 429, reqs
+    assert reqs[1][1] == 200, reqs
+    gap = reqs[1][0] - reqs[0][0]
+    assert gap >= 1.95, "retried after %.2f s despite Retry-After: 2" % gap
+    assert gap < 4.0, "waited %.2f s" % gap
+    assert_exactly_once(env, 50)
+
+
+def ctx_switches(pid):
+    with open("/proc/%d/status" % pid) as f:
+        vals = {}
+        for line in f:
+            k, _, v = line.partition(":")
+            vals[k] = v.strip()
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(vals["voluntary_ctxt_switches"]), int(vals["nonvoluntary_ctxt_switches"]),
+            int(fields[11]) + int(fields[12]))
+
+
+def scenario_idle(env):
+    """Idle means asleep (no polling); new records wake it (inotify)."""
+    env.fill(10)
+    env.start_collector()
+    env.start_uplink()
+    env.wait_acked(10)
+    time.sleep(0.5)
+    before = ctx_switches(env.uplink.pid)
+    time.sleep(2.0)
+    after = ctx_switches(env.uplink.pid)
+    assert before == after, "uplink woke up while idle: %s -> %s" % (before, after)
+    n_req = len(env.requests())
+    t0 = time.time()
+    env.fill(5)
+    env.wait_acked(15, timeout=5)
+    log("woken by inotify after %.3f s" % (time.time() - t0))
+    assert n_req + 1 <= len(env.requests()) <= n_req + 5
+    assert_exactly_once(env, 15)
+    # --once exits when everything is sent
+    env.kill("uplink", signal.SIGTERM)
+    env.fill(7)
+    r = subprocess.run([A.uplink, "--policy", env.policy, "--spool", env.spool, "--once"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert env.acked() == 22
+    assert_exactly_once(env, 22)
+
+
+def scenario_check(env):
+    """--check validates the policy and TLS files; a bad policy fails with FILE:LINE."""
+    r = subprocess.run([A.uplink, "--policy", env.policy, "--check"], stderr=subprocess.PIPE)
+    assert r.returncode == 0, r.stderr
+    bad = os.path.join(env.tmp, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("[terminal]\nid = T-01\n[report]\ncollector = http://127.0.0.1:1\n")
+    r = subprocess.run([A.uplink, "--policy", bad, "--check"], stderr=subprocess.PIPE)
+    assert r.returncode == 1 and b"https://" in r.stderr, r.stderr
+    with open(bad, "w") as f:
+        f.write("[terminal]\nid = T-01\nbogus = 1\n")
+    r = subprocess.run([A.uplink, "--policy", bad, "--check"], stderr=subprocess.PIPE)
+    assert r.returncode == 1 and b"bad.conf:3" in r.stderr, r.stderr
+
+
+SCENARIOS = {
+    "backlog": scenario_backlog,
+    "kill": scenario_kill,
+    "rogue": scenario_rogue,
+    "throttle": scenario_throttle,
+    "idle": scenario_idle,
+    "check": scenario_check,
+}
+
+
+def main():
+    global A
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scenario", choices=sorted(SCENARIOS))
+    ap.add_argument("--uplink", required=True)
+    ap.add_argument("--spool-tool", required=True)
+    ap.add_argument("--fake", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   "fake-collector.py"))
+    ap.add_argument("--keep", action="store_true")
+    A = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="mg-uplink-%s-" % A.scenario)
+    env = Env(tmp)
+    ok = False
+    try:
+        SCENARIOS[A.scenario](env)
+        ok = True
+    finally:
+        env.close()
+        if not ok:
+            env.dump_logs()
+        if ok and not A.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log("left %s" % tmp)
+    log("%s: ok" % A.scenario)
+
+
+if __name__ == "__main__":
+    main()

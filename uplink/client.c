@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-uplink (user mynaguard): one POST of a batch with libcurl over mutual TLS, parsed answer. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "uplink.h"
+
+#define ANSWER_MAX (64 * 1024)
+
+struct uplink_client {
+	CURL *curl;
+	struct curl_slist *headers;
+	char *url;
+	char errbuf[CURL_ERROR_SIZE];
+	char *body;
+	size_t body_len;
+	bool body_overflow;
+};
+
+static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct uplink_client *c = userdata;
+	size_t n = size * nmemb;
+	if (c->body_len + n > ANSWER_MAX) {
+		c->body_overflow = true;
+		return n; /* keep reading, ignore the rest */
+	}
+	char *nb = realloc(c->body, c->body_len + n + 1);
+	if (!nb)
+		return 0;
+	memcpy(nb + c->body_len, ptr, n);
+	c->body = nb;
+	c->body_len += n;
+	c->body[c->body_len] = 0;
+	return n;
+}
+
+int uplink_client_new(const char *url, const struct uplink_tls *tls, long timeout_sec,
+		      struct uplink_client **ret)
+{
+	size_t ul = strlen(url);
+	while (ul > 0 && url[ul - 1] == '/')
+		ul--;
+	struct uplink_client *c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->url = malloc(ul + sizeof "/v1/events");
+	c->curl = curl_easy_init();
+	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (c->headers)
+		c->headers = curl_slist_append(c->headers, "Expect:");
+	if (!c->url || !c->curl || !c->headers) {
+		uplink_client_free(c);
+		return -ENOMEM;
+	}
+	memcpy(c->url, url, ul);
+	strcpy(c->url + ul, "/v1/events");
+
+	CURL *h = c->curl;
+	CURLcode e = CURLE_OK;
+#define SET(opt, val)                                                                              \
+	do {                                                                                       \
+		if (e == CURLE_OK)                                                                 \
+			e = curl_easy_setopt(h, opt, val);                                         \
+	} while (0)
+	SET(CURLOPT_URL, c->url);
+	SET(CURLOPT_PROTOCOLS_STR, "https");
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_PROXY, ""); /* no proxy from the environment on a closed network */
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_HTTPHEADER, c->headers);
+	SET(CURLOPT_ERRORBUFFER, c->errbuf);
+	SET(CURLOPT_WRITEFUNCTION, on_write);
+	SET(CURLOPT_WRITEDATA, c);
+	SET(CURLOPT_CONNECTTIMEOUT, 10L);
+	SET(CURLOPT_TIMEOUT, timeout_sec);
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	/* Trust exactly the configured CA: no system store, no CA directory. */
+	SET(CURLOPT_CAINFO, tls->ca);
+	SET(CURLOPT_CAPATH, NULL);
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	/* TLS 1.2 at least; with no maximum the highest (1.3) is negotiated when offered. */
+	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	SET(CURLOPT_SSLCERT, tls->cert);
+	SET(CURLOPT_SSLCERTTYPE, "PEM");
+	SET(CURLOPT_SSLKEY, tls->key);
+	SET(CURLOPT_SSLKEYTYPE, "PEM");
+	SET(CURLOPT_POST, 1L);
+#undef SET
+	if (e != CURLE_OK) {
+		uplink_client_free(c);
+		return -EINVAL;
+	}
+	*ret = c;
+	return 0;
+}
+
+void uplink_client_free(struct uplink_client *c)
+{
+	if (!c)
+		return;
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	curl_slist_free_all(c->headers);
+	free(c->url);
+	free(c->body);
+	free(c);
+}
+
+/* The collector's reason from {"error":"..."} bodies, else the body's first line. */
+static void answer_reason(const struct uplink_client *c, char *buf, size_t size)
+{
+	buf[0] = 0;
+	if (!c->body || c->body_len == 0)
+		return;
+	json_t *o = json_loadb(c->body, c->body_len, 0, NULL);
+	const char *s = NULL;
+	if (json_is_object(o)) {
+		json_t *v = json_object_get(o, "error");
+		if (!json_is_string(v))
+			v = json_object_get(o, "reason");
+		if (json_is_string(v))
+			s = json_string_value(v);
+	}
+	const char *src = s ? s : c->body;
+	size_t o_ = 0;
+	for (size_t i = 0; src[i] && src[i] != '\n' && o_ + 1 < size && i < 200; i++)
+		buf[o_++] = (src[i] >= 0x20 && src[i] < 0x7f && src[i] != '"') ? src[i] : '?';
+	buf[o_] = 0;
+	json_decref(o);
+}
+
+void uplink_client_post(struct uplink_client *c, const char *body, size_t len,
+			struct uplink_answer *ret)
+{
+	*ret = (struct uplink_answer){.result = UPLINK_FAILED, .retry_after_sec = -1};
+	free(c->body);
+	c->body = NULL;
+	c->body_len = 0;
+	c->body_overflow = false;
+	c->errbuf[0] = 0;
+
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	CURLcode e = curl_easy_perform(c->curl);
+	if (e != CURLE_OK) {
+		snprintf(ret->message, sizeof ret->message, "%s",
+			 c->errbuf[0] ? c->errbuf : curl_easy_strerror(e));
+		return;
+	}
+	long status = 0;
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	ret->status = status;
+	if (status == 200) {
+		json_error_t err;
+		json_t *o = c->body_overflow ? NULL
+					     : json_loadb(c->body ? c->body : "", c->body_len,
+							  JSON_REJECT_DUPLICATES, &err);
+		json_t *v = json_object_get(o, "acked_through");
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			snprintf(ret->message, sizeof ret->message,
+				 "200 without a valid acked_through");
+			json_decref(o);
+			return;
+		}
+		ret->acked_through = (uint64_t)json_integer_value(v);
+		ret->result = UPLINK_OK;
+		json_decref(o);
+		return;
+	}
+	char reason[210];
+	answer_reason(c, reason, sizeof reason);
+	snprintf(ret->message, sizeof ret->message, "HTTP %ld%s%s", status, reason[0] ? ": " : "",
+		 reason);
+	if (status == 429 || status == 503) {
+		curl_off_t ra = -1;
+		if (curl_easy_getinfo(c->curl, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+			ret->retry_after_sec = (long)ra;
+		ret->result = UPLINK_RETRY_AFTER;
+		return;
+	}
+	if (status >= 400 && status < 500) {
+		ret->result = UPLINK_REJECTED;
+		return;
+	}
+	ret->result = UPLINK_FAILED;
+}

@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-uplink (user mynaguard): spool → batches → collector over mutual TLS → ack → trim. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "event.h"
+#include "macro.h"
+#include "parse.h"
+#include "policy.h"
+#include "spool.h"
+#include "uplink.h"
+
+struct opts {
+	const char *policy;
+	const char *spool;
+	bool once;
+	bool check;
+	bool verbose;
+	uint64_t retry_min_ms;
+	uint64_t retry_max_ms;
+	long timeout_sec;
+};
+
+struct pending {
+	struct spool_record *recs;
+	size_t n;
+	size_t cap;
+	size_t bytes;		   /* payload bytes */
+	struct spool_record carry; /* read but did not fit the batch; carry.payload NULL = none */
+};
+
+static void pending_drop_through(struct pending *p, uint64_t acked)
+{
+	size_t k = 0;
+	while (k < p->n && p->recs[k].seq <= acked) {
+		p->bytes -= p->recs[k].len;
+		free((void *)p->recs[k].payload);
+		k++;
+	}
+	memmove(p->recs, p->recs + k, (p->n - k) * sizeof *p->recs);
+	p->n -= k;
+}
+
+static void pending_clear(struct pending *p)
+{
+	pending_drop_through(p, UINT64_MAX);
+	free((void *)p->carry.payload);
+	free(p->recs);
+	*p = (struct pending){0};
+}
+
+/* Top the batch up from the spool. Returns -errno on a read error. */
+static int pending_fill(struct pending *p, struct spool_reader *r, const char *terminal, size_t cap)
+{
+	if (p->cap < cap) {
+		struct spool_record *nr = realloc(p->recs, cap * sizeof *nr);
+		if (!nr)
+			return -ENOMEM;
+		p->recs = nr;
+		p->cap = cap;
+	}
+	while (p->n < cap) {
+		struct spool_record rec;
+		if (p->carry.payload) {
+			rec = p->carry;
+			p->carry = (struct spool_record){0};
+		} else {
+			int k = spool_reader_next(r, &rec);
+			if (k < 0)
+				return k;
+			if (k == 0)
+				break;
+		}
+		if (p->n > 0 && event_batch_raw_size(terminal, p->n + 1, p->bytes + rec.len) >
+				    EVENT_BATCH_MAX_BYTES) {
+			p->carry = rec;
+			break;
+		}
+		p->recs[p->n++] = rec;
+		p->bytes += rec.len;
+	}
+	return 0;
+}
+
+static uint64_t jitter(uint64_t ms)
+{
+	/* "full jitter" on the upper half: between ms/2 and ms */
+	uint32_t rnd = 0;
+	if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
+		rnd = (uint32_t)time(NULL) * 2654435761U;
+	return ms / 2 + (ms > 1 ? rnd % (ms / 2 + 1) : 0);
+}
+
+static void usage(FILE *f)
+{
+	fputs("Usage: mynaguard-uplink [--policy FILE] [--spool DIR] [--once] [--check]\n"
+	      "  -p, --policy FILE    policy file (default " MYNAGUARD_POLICY_PATH ")\n"
+	      "  -s, --spool DIR      spool directory (default " MYNAGUARD_SPOOL_DIR ")\n"
+	      "  -1, --once           send what is in the spool, then exit\n"
+	      "  -n, --check          validate the configuration and exit\n"
+	      "      --retry-min MS   first retry delay (default 1000)\n"
+	      "      --retry-max MS   longest retry delay (default 300000)\n"
+	      "      --timeout SEC    limit for one upload (default 60)\n"
+	      "  -v, --verbose        one line per batch\n",
+	      f);
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	enum {
+		OPT_RETRY_MIN = 256,
+		OPT_RETRY_MAX,
+		OPT_TIMEOUT
+	};
+	static const struct option longopts[] = {
+	    {"policy", required_argument, NULL, 'p'},
+	    {"spool", required_argument, NULL, 's'},
+	    {"once", no_argument, NULL, '1'},
+	    {"check", no_argument, NULL, 'n'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"retry-min", required_argument, NULL, OPT_RETRY_MIN},
+	    {"retry-max", required_argument, NULL, OPT_RETRY_MAX},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
+	};
+	int c;
+	uint64_t v;
+	while ((c = getopt_long(argc, argv, "p:s:1nvhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			o->policy = optarg;
+			break;
+		case 's':
+			o->spool = optarg;
+			break;
+		case '1':
+			o->once = true;
+			break;
+		case 'n':
+			o->check = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case OPT_RETRY_MIN:
+		case OPT_RETRY_MAX:
+			if (parse_uint64(optarg, 1, 24 * 3600 * 1000, &v) < 0) {
+				fprintf(stderr, "mynaguard-uplink: bad delay '%s' (milliseconds)\n",
+					optarg);
+				return 2;
+			}
+			*(c == OPT_RETRY_MIN ? &o->retry_min_ms : &o->retry_max_ms) = v;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_uint64(optarg, 1, 3600, &v) < 0) {
+				fprintf(stderr, "mynaguard-uplink: bad timeout '%s' (seconds)\n",
+					optarg);
+				return 2;
+			}
+			o->timeout_sec = (long)v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			puts("mynaguard-uplink " MYNAGUARD_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mynaguard-uplink: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (o->retry_max_ms < o->retry_min_ms)
+		o->retry_max_ms = o->retry_min_ms;
+	return 0;
+}
+
+static bool readable(const char *what, const char *path)
+{
+	if (access(path, R_OK) == 0)
+		return true;
+	fprintf(stderr, "mynaguard-uplink: %s %s: %s\n", what, path, strerror(errno));
+	return false;
+}
+
+/* Wait for a signal, new spool records (inotify, when watch) or the timeout (-1 = none).
+ * Returns true when a stop signal came. */
+static bool wait_for(int sigfd, int inofd, bool watch, int timeout_ms)
+{
+	struct pollfd pfd[2] = {{.fd = sigfd, .events = POLLIN}, {.fd = inofd, .events = POLLIN}};
+	int k;
+	do
+		k = poll(pfd, watch ? 2 : 1, timeout_ms);
+	while (k < 0 && errno == EINTR);
+	if (pfd[0].revents & POLLIN)
+		return true;
+	/* drain: what changed does not matter, only that something did */
+	char buf[4096];
+	while (read(inofd, buf, sizeof buf) > 0)
+		;
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {
+	    .policy = MYNAGUARD_POLICY_PATH,
+	    .spool = MYNAGUARD_SPOOL_DIR,
+	    .retry_min_ms = 1000,
+	    .retry_max_ms = 300000,
+	    .timeout_sec = 60,
+	};
+	struct policy_errors errs = {0};
+	_cleanup_policy_ struct policy *p = NULL;
+
+	int r = parse_opts(argc, argv, &o);
+	if (r != 0)
+		return r;
+	setvbuf(stderr, NULL, _IOLBF, 0);
+
+	r = policy_load(o.policy, &p, &errs);
+	if (r < 0) {
+		char line[512];
+		for (size_t i = 0; i < errs.n; i++) {
+			policy_error_format(&errs, i, line, sizeof line);
+			fprintf(stderr, "%s\n", line);
+		}
+		if (errs.n == 0)
+			fprintf(stderr, "%s: %s\n", o.policy, strerror(-r));
+		policy_errors_clear(&errs);
+		return 1;
+	}
+	policy_errors_clear(&errs);
+	if (!p->report_collector || strncmp(p->report_collector, "https://", 8) != 0) {
+		fprintf(stderr,
+			"mynaguard-uplink: %s: [report] collector must be an https:// URL\n",
+			o.policy);
+		return 1;
+	}
+	bool ok = readable("CA", p->report_ca) & readable("certificate", p->report_cert) &
+		  readable("key", p->report_key);
+	if (!ok)
+		return 1;
+	if (o.check) {
+		fprintf(stderr, "mynaguard-uplink: %s is valid (collector %s)\n", o.policy,
+			p->report_collector);
+		return 0;
+	}
+	if (geteuid() == 0)
+		fprintf(stderr, "uplink.warning running as root; the service runs it as user "
+				"mynaguard (network-facing code never needs root)\n");
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	_cleanup_close_ int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	_cleanup_close_ int inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (sigfd < 0 || inofd < 0) {
+		fprintf(stderr, "mynaguard-uplink: %s\n", strerror(errno));
+		return 1;
+	}
+	if (inotify_add_watch(inofd, o.spool, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
+		fprintf(stderr, "mynaguard-uplink: watch %s: %s\n", o.spool, strerror(errno));
+		return 1;
+	}
+	struct spool_reader *reader;
+	r = spool_reader_open(o.spool, &reader);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-uplink: spool %s: %s\n", o.spool, strerror(-r));
+		return 1;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		spool_reader_free(reader);
+		return 1;
+	}
+	struct uplink_client *client;
+	struct uplink_tls tls = {.ca = p->report_ca, .cert = p->report_cert, .key = p->report_key};
+	r = uplink_client_new(p->report_collector, &tls, o.timeout_sec, &client);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-uplink: %s\n", strerror(-r));
+		spool_reader_free(reader);
+		return 1;
+	}
+	fprintf(stderr, "uplink.start collector=%s spool=%s acked=%" PRIu64 " batch_max=%u\n",
+		p->report_collector, o.spool, spool_reader_acked(reader), p->report_batch_max);
+
+	size_t cap_policy = p->report_batch_max < EVENT_BATCH_MAX_EVENTS ? p->report_batch_max
+									 : EVENT_BATCH_MAX_EVENTS;
+	size_t cap = cap_policy;
+	struct pending pend = {0};
+	uint64_t delay_ms = 0; /* current backoff; 0 = healthy */
+	bool failing = false;
+	char last_error[256] = "";
+	uint64_t sent_total = 0;
+	int exit_code = 0;
+
+	for (;;) {
+		r = pending_fill(&pend, reader, p->terminal_id, cap);
+		if (r < 0) {
+			fprintf(stderr,
+				"uplink.error op=read-spool error=\"%s\", retrying in 5 s\n",
+				strerror(-r));
+			if (wait_for(sigfd, inofd, false, 5000))
+				break;
+			continue;
+		}
+		if (pend.n == 0) {
+			if (o.once)
+				break;
+			/* Idle: sleep until the agent writes (inotify) or a signal. */
+			if (wait_for(sigfd, inofd, true, -1))
+				break;
+			continue;
+		}
+		/* What leaves the machine must be on disk first. */
+		r = spool_reader_sync(reader);
+		if (r < 0)
+			fprintf(stderr, "uplink.warning op=sync error=\"%s\"\n", strerror(-r));
+
+		_cleanup_free_ const char **texts = calloc(pend.n, sizeof *texts);
+		_cleanup_free_ size_t *lens = calloc(pend.n, sizeof *lens);
+		_cleanup_free_ char *body = NULL;
+		size_t body_len = 0;
+		if (!texts || !lens) {
+			exit_code = 1;
+			break;
+		}
+		for (size_t i = 0; i < pend.n; i++) {
+			texts[i] = pend.recs[i].payload;
+			lens[i] = pend.recs[i].len;
+		}
+		r = event_batch_encode_raw(p->terminal_id, texts, lens, pend.n, &body, &body_len);
+		if (r < 0) {
+			fprintf(stderr, "uplink.error op=encode error=\"%s\"\n", strerror(-r));
+			exit_code = 1;
+			break;
+		}
+		uint64_t first = pend.recs[0].seq, last = pend.recs[pend.n - 1].seq;
+		struct uplink_answer ans;
+		uplink_client_post(client, body, body_len, &ans);
+
+		if (ans.result == UPLINK_OK && ans.acked_through >= first) {
+			uint64_t acked = ans.acked_through > last ? last : ans.acked_through;
+			size_t before = pend.n;
+			pending_drop_through(&pend, acked);
+			sent_total += before - pend.n;
+			r = spool_reader_ack(reader, acked);
+			if (r < 0)
+				fprintf(
+				    stderr,
+				    "uplink.warning op=ack error=\"%s\" (those events may be sent "
+				    "again; the collector keeps one copy)\n",
+				    strerror(-r));
+			if (failing)
+				fprintf(stderr,
+					"uplink.recovered collector=%s acked_through=%" PRIu64
+					", sending again\n",
+					p->report_collector, acked);
+			if (o.verbose)
+				fprintf(stderr,
+					"uplink.sent events=%zu first=%" PRIu64
+					" acked_through=%" PRIu64 " bytes=%zu\n",
+					before - pend.n, first, acked, body_len);
+			failing = false;
+			delay_ms = 0;
+			last_error[0] = 0;
+			if (cap < cap_policy)
+				cap = cap * 2 < cap_policy ? cap * 2 : cap_policy;
+			continue;
+		}
+
+		uint64_t wait_ms;
+		if (ans.result == UPLINK_OK)
+			snprintf(ans.message, sizeof ans.message,
+				 "acked_through %" PRIu64 " is below the batch (%" PRIu64
+				 "..%" PRIu64 ")",
+				 ans.acked_through, first, last);
+		if (ans.result == UPLINK_REJECTED && ans.status == 413 && cap > 1) {
+			cap = cap / 2 > 0 ? cap / 2 : 1;
+			/* keep the records: the next batch takes fewer of them */
+			while (pend.n > cap) {
+				struct spool_record rec = pend.recs[--pend.n];
+				pend.bytes -= rec.len;
+				if (pend.carry.payload) {
+					/* only one carry slot: re-read the rest later */
+					free((void *)rec.payload);
+					free((void *)pend.carry.payload);
+					pend.carry = (struct spool_record){0};
+					pending_drop_through(&pend, UINT64_MAX);
+					spool_reader_rewind(reader);
+					break;
+				}
+				pend.carry = rec;
+			}
+			fprintf(stderr,
+				"uplink.batch-too-large events=%zu, retrying with at most %zu\n",
+				(size_t)(last - first + 1), cap);
+			continue;
+		}
+		if (ans.result == UPLINK_RETRY_AFTER && ans.retry_after_sec >= 0) {
+			long ra = ans.retry_after_sec > 3600 ? 3600 : ans.retry_after_sec;
+			wait_ms = (uint64_t)ra * 1000;
+			/* a little jitter on top, so terminals told the same do not return together */
+			wait_ms += jitter(wait_ms / 10 + 2) / 2;
+			fprintf(stderr,
+				"uplink.throttled collector=%s status=%ld retrying in %.1f s\n",
+				p->report_collector, ans.status, (double)wait_ms / 1000.0);
+			delay_ms = delay_ms ? delay_ms : o.retry_min_ms;
+		} else {
+			delay_ms = delay_ms == 0 ? o.retry_min_ms
+						 : (delay_ms * 2 > o.retry_max_ms ? o.retry_max_ms
+										  : delay_ms * 2);
+			wait_ms = jitter(delay_ms);
+			if (!failing || strcmp(last_error, ans.message) != 0)
+				fprintf(
+				    stderr,
+				    "uplink.unreachable collector=%s error=\"%s\" retrying in %.1f s "
+				    "(backing off up to %.1f s; events stay in the spool)\n",
+				    p->report_collector, ans.message, (double)wait_ms / 1000.0,
+				    (double)o.retry_max_ms / 1000.0);
+			snprintf(last_error, sizeof last_error, "%s", ans.message);
+		}
+		failing = true;
+		if (wait_for(sigfd, inofd, false, wait_ms > INT32_MAX ? INT32_MAX : (int)wait_ms))
+			break;
+	}
+
+	fprintf(stderr, "uplink.stop sent=%" PRIu64 " acked=%" PRIu64 "\n", sent_total,
+		spool_reader_acked(reader));
+	pending_clear(&pend);
+	uplink_client_free(client);
+	spool_reader_free(reader);
+	curl_global_cleanup();
+	return exit_code;
+}
