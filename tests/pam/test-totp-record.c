@@ -1,0 +1,455 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests: the record format (parse/format/base32/user names), verification with RFC 6238
+ * vectors, one-time and lockout rules, the store's file checks, the event JSON, and failing
+ * closed when memory runs out (allocation failure injection with -Wl,--wrap). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "totp_attempt.h"
+#include "totp_notify.h"
+#include "totp_record.h"
+#include "totp_store.h"
+#include "totp_verify.h"
+
+/* ---- allocation failure injection ---- */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+static int fail_countdown = -1; /* -1: never fail; 0: fail the next allocation */
+static int allocations;
+
+static bool should_fail(void)
+{
+	allocations++;
+	if (fail_countdown < 0)
+		return false;
+	return fail_countdown-- == 0;
+}
+void *__wrap_malloc(size_t n)
+{
+	return should_fail() ? NULL : __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t m)
+{
+	return should_fail() ? NULL : __real_calloc(n, m);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+	return should_fail() ? NULL : __real_realloc(p, n);
+}
+
+#define SECRET_B32 "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+#define VALID                                                                                      \
+	"mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 58949040\n"       \
+	"failures 2\nlocked_until 0\nenrolled 1764097538\n"
+
+static void test_parse_valid_and_roundtrip(void **state)
+{
+	struct totp_record r;
+	char buf[TOTP_RECORD_MAX_SIZE];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(totp_record_parse(VALID, strlen(VALID), &r), 0);
+	assert_int_equal(r.secret_len, 20);
+	assert_memory_equal(r.secret, "Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef", 20);
+	assert_int_equal(r.digits, 6);
+	assert_int_equal(r.period, 30);
+	assert_int_equal(r.last_step, 58949040);
+	assert_int_equal(r.failures, 2);
+	assert_int_equal(r.locked_until, 0);
+	assert_int_equal(r.enrolled, 1764097538);
+	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), 0);
+	assert_int_equal(len, strlen(VALID));
+	assert_memory_equal(buf, VALID, len);
+	assert_int_equal(totp_record_format(&r, buf, 40, &len), -ENOBUFS);
+	r.digits = 9;
+	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), -EINVAL);
+	r.digits = 6;
+	r.secret_len = 15;
+	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), -EINVAL);
+}
+
+static void test_parse_rejects(void **state)
+{
+	static const char *const bad[] = {
+	    "",
+	    "mynaguard-totp 1\n",
+	    /* version */
+	    "mynaguard-totp 2\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
+	    "failures 0\nlocked_until 0\nenrolled 1\n",
+	    /* no final newline */
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
+	    "failures 0\nlocked_until 0\nenrolled 1",
+	    /* trailing line */
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
+	    "failures 0\nlocked_until 0\nenrolled 1\n\n",
+	    /* order */
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\nperiod 30\ndigits 6\nlast_step 0\n"
+	    "failures 0\nlocked_until 0\nenrolled 1\n",
+	    /* secret too short (80 bits) */
+	    "mynaguard-totp 1\nsecret JBSWY3DPEHPK3PXP\ndigits 6\nperiod 30\nlast_step 0\n"
+	    "failures 0\nlocked_until 0\nenrolled 1\n",
+	    /* lower case, padding */
+	    "mynaguard-totp 1\nsecret jbswy3dpehpk3pxpjbswy3dpehpk3pxp\ndigits 6\nperiod 30\n"
+	    "last_step 0\nfailures 0\nlocked_until 0\nenrolled 1\n",
+	    "mynaguard-totp 1\nsecret JBSWY3DPEHPK3PXPJBSWY3DPEE======\ndigits 6\nperiod 30\n"
+	    "last_step 0\nfailures 0\nlocked_until 0\nenrolled 1\n",
+	    /* digits, period, counters out of range; leading zero; sign; CR */
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 5\nperiod 30\nlast_step 0\n"
+	    "failures 0\nlocked_until 0\nenrolled 1\n",
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 301\nlast_step 0\n"
+	    "failures 0\nlocked_until 0\nenrolled 1\n",
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
+	    "failures 1001\nlocked_until 0\nenrolled 1\n",
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 01\n"
+	    "failures 0\nlocked_until 0\nenrolled 1\n",
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
+	    "failures 0\nlocked_until -1\nenrolled 1\n",
+	    "mynaguard-totp 1\r\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
+	    "failures 0\nlocked_until 0\nenrolled 1\n",
+	    "mynaguard-totp 1\nsecret  " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
+	    "failures 0\nlocked_until 0\nenrolled 1\n",
+	};
+	struct totp_record r;
+	char big[TOTP_RECORD_MAX_SIZE + 2];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&r, 0x5a, sizeof(r));
+		if (totp_record_parse(bad[i], strlen(bad[i]), &r) != -EBADMSG)
+			fail_msg("accepted bad record %zu", i);
+		/* the secret is never left behind on failure */
+		for (size_t k = 0; k < sizeof(r.secret); k++)
+			assert_int_equal(r.secret[k], 0);
+	}
+	/* an embedded NUL */
+	{
+		char v[] = VALID;
+		v[30] = '\0';
+		assert_int_equal(totp_record_parse(v, sizeof(v) - 1, &r), -EBADMSG);
+	}
+	memset(big, 'a', sizeof(big));
+	assert_int_equal(totp_record_parse(big, sizeof(big), &r), -EFBIG);
+}
+
+static void test_base32(void **state)
+{
+	static const struct {
+		const char *raw, *b32;
+	} v[] = {
+	    {"f", "MY"},	 {"fo", "MZXQ"},	{"foo", "MZXW6"},
+	    {"foob", "MZXW6YQ"}, {"fooba", "MZXW6YTB"}, {"foobar", "MZXW6YTBOI"},
+	};
+	uint8_t out[16];
+	char enc[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		size_t n = strlen(v[i].raw);
+		assert_int_equal(totp_base32_encode((const uint8_t *)v[i].raw, n, enc, sizeof(enc)),
+				 (int)strlen(v[i].b32));
+		assert_string_equal(enc, v[i].b32);
+		assert_int_equal(totp_base32_decode(v[i].b32, strlen(v[i].b32), out, sizeof(out)),
+				 (int)n);
+		assert_memory_equal(out, v[i].raw, n);
+	}
+	assert_int_equal(totp_base32_decode("MZ", 2, out, sizeof(out)), -EINVAL); /* bits left */
+	assert_int_equal(totp_base32_decode("M", 1, out, sizeof(out)), -EINVAL);
+	assert_int_equal(totp_base32_decode("my", 2, out, sizeof(out)), -EINVAL);
+	assert_int_equal(totp_base32_decode("MY======", 8, out, sizeof(out)), -EINVAL);
+	assert_int_equal(totp_base32_decode("M1", 2, out, sizeof(out)), -EINVAL);
+	assert_int_equal(totp_base32_decode("MZXW6YTBOI", 10, out, 3), -ENOBUFS);
+	assert_int_equal(totp_base32_encode((const uint8_t *)"foobar", 6, enc, 10), -ENOBUFS);
+}
+
+static void test_user_names(void **state)
+{
+	(void)state;
+	assert_true(totp_user_valid("alice"));
+	assert_true(totp_user_valid("taro.yamada@city"));
+	assert_true(totp_user_valid("a_b-c1"));
+	assert_false(totp_user_valid(""));
+	assert_false(totp_user_valid(".alice"));
+	assert_false(totp_user_valid("-alice"));
+	assert_false(totp_user_valid("../etc"));
+	assert_false(totp_user_valid("a/b"));
+	assert_false(totp_user_valid("a b"));
+	assert_false(totp_user_valid("山田"));
+	assert_false(
+	    totp_user_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+}
+
+static struct totp_record rfc_record(void)
+{
+	struct totp_record r = {.digits = 8, .period = 30, .enrolled = 1};
+
+	memcpy(r.secret, "12345678901234567890", 20);
+	r.secret_len = 20;
+	return r;
+}
+
+static void test_verify_rfc6238_vectors(void **state)
+{
+	static const struct {
+		int64_t t;
+		const char *code;
+	} v[] = {
+	    {59, "94287082"},	      {1111111109, "07081804"}, {1111111111, "14050471"},
+	    {1234567890, "89005924"}, {2000000000, "69279037"}, {20000000000, "65353130"},
+	};
+	const struct totp_params p = {.window = 0, .max_failures = 5, .lockout_sec = 900};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		struct totp_record r = rfc_record();
+		enum totp_result res;
+		int changed;
+		assert_int_equal(totp_verify(&r, v[i].code, v[i].t, &p, &res, &changed), 0);
+		assert_int_equal(res, TOTP_SUCCESS);
+		assert_true(changed);
+		assert_int_equal(r.last_step, (uint64_t)v[i].t / 30);
+		/* the same code again: replay, nothing changes */
+		assert_int_equal(totp_verify(&r, v[i].code, v[i].t, &p, &res, &changed), 0);
+		assert_int_equal(res, TOTP_REPLAY);
+		assert_false(changed);
+	}
+}
+
+static void test_verify_rules(void **state)
+{
+	const struct totp_params p = {.window = 1, .max_failures = 3, .lockout_sec = 100};
+	struct totp_record r = rfc_record();
+	enum totp_result res;
+	int changed;
+
+	(void)state;
+	/* malformed input is just a wrong code */
+	assert_int_equal(totp_verify(&r, "9428708", 59, &p, &res, &changed), 0);
+	assert_int_equal(res, TOTP_WRONG);
+	assert_int_equal(r.failures, 1);
+	assert_int_equal(totp_verify(&r, "9428708x", 59, &p, &res, &changed), 0);
+	assert_int_equal(res, TOTP_WRONG);
+	assert_int_equal(totp_verify(&r, "", 59, &p, &res, &changed), 0);
+	assert_int_equal(res, TOTP_WRONG);
+	assert_int_equal(r.failures, 3);
+	assert_int_equal(r.locked_until, 159);
+	/* locked: even the right code is not looked at */
+	assert_int_equal(totp_verify(&r, "94287082", 100, &p, &res, &changed), 0);
+	assert_int_equal(res, TOTP_LOCKED);
+	assert_false(changed);
+	assert_int_equal(r.last_step, 0);
+	/* expiry: the count restarts */
+	assert_int_equal(totp_verify(&r, "00000000", 159, &p, &res, &changed), 0);
+	assert_int_equal(res, TOTP_WRONG);
+	assert_int_equal(r.failures, 1);
+	assert_int_equal(r.locked_until, 0);
+	/* success resets */
+	assert_int_equal(totp_verify(&r, "94287082", 80, &p, &res, &changed), 0);
+	assert_int_equal(res, TOTP_SUCCESS);
+	assert_int_equal(r.failures, 0);
+	assert_int_equal(r.last_step, 1);
+}
+
+static char tmpdir[64];
+
+static int setup_dir(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/mg-totp-unit.XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	return 0;
+}
+
+static int teardown_dir(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_store_roundtrip_and_checks(void **state)
+{
+	struct totp_record r, back;
+	char p[256];
+	struct stat st;
+	int dirfd, lockfd;
+
+	(void)state;
+	assert_int_equal(totp_record_parse(VALID, strlen(VALID), &r), 0);
+	assert_int_equal(totp_store_open(tmpdir, geteuid(), &dirfd), 0);
+	assert_int_equal(totp_store_exists(dirfd, "alice"), 0);
+	assert_int_equal(totp_store_lock(dirfd, "alice", geteuid(), &lockfd), 0);
+	assert_int_equal(totp_store_write(dirfd, "alice", &r), 0);
+	assert_int_equal(totp_store_read(dirfd, "alice", geteuid(), &back), 0);
+	assert_memory_equal(&r, &back, sizeof(r));
+	snprintf(p, sizeof(p), "%s/alice", tmpdir);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(totp_store_remove(dirfd, "alice"), 0);
+	assert_int_equal(totp_store_read(dirfd, "alice", geteuid(), &back), -ENOENT);
+	close(lockfd);
+	/* the lock file stays */
+	snprintf(p, sizeof(p), "%s/.alice.lock", tmpdir);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	/* a record other users may read is refused */
+	assert_int_equal(totp_store_write(dirfd, "bob", &r), 0);
+	snprintf(p, sizeof(p), "%s/bob", tmpdir);
+	chmod(p, 0644);
+	assert_int_equal(totp_store_read(dirfd, "bob", geteuid(), &back), -EACCES);
+	/* someone else's record is refused */
+	chmod(p, 0600);
+	assert_int_equal(totp_store_read(dirfd, "bob", geteuid() + 1, &back), -EPERM);
+	/* names that could escape the store are refused before any I/O */
+	assert_int_equal(totp_store_read(dirfd, "../x", geteuid(), &back), -EINVAL);
+	close(dirfd);
+	/* a store others can write to is refused */
+	chmod(tmpdir, 0733);
+	assert_int_equal(totp_store_open(tmpdir, geteuid(), &dirfd), -EACCES);
+	chmod(tmpdir, 0700);
+}
+
+static void test_notify_json(void **state)
+{
+	const struct notify_info info = {
+	    .user = "a\"b\\c\n\x01\xc3\xa9\xff", .service = "login", .rhost = NULL, .tty = "tty1"};
+	char buf[NOTIFY_MAX], longname[1000];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(notify_format(buf, sizeof(buf), "auth.failure", 1764097538123, &info,
+				       "wrong_code", &len),
+			 0);
+	assert_string_equal(buf, "{\"v\":1,\"kind\":\"auth.failure\",\"ts_ms\":1764097538123,"
+				 "\"data\":{\"user\":\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\\ufffd\","
+				 "\"service\":\"login\",\"rhost\":\"\",\"tty\":\"tty1\","
+				 "\"reason\":\"wrong_code\"}}");
+	assert_int_equal(len, strlen(buf));
+	/* long fields are cut, the datagram stays bounded */
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	{
+		const struct notify_info big = {longname, longname, longname, longname};
+		assert_int_equal(
+		    notify_format(buf, sizeof(buf), "auth.success", 1, &big, "ok", &len), 0);
+		assert_true(len < 4 * NOTIFY_FIELD_MAX + 200);
+	}
+	assert_int_equal(notify_format(buf, 20, "auth.success", 1, &info, "ok", &len), -ENOBUFS);
+}
+
+static void test_pending_file_bounded(void **state)
+{
+	char p[256], buf[64];
+	int dirfd, fd;
+	ssize_t n;
+
+	(void)state;
+	assert_int_equal(totp_store_open(tmpdir, geteuid(), &dirfd), 0);
+	assert_int_equal(notify_append_pending(dirfd, geteuid(), "{\"a\":1}", 7), 0);
+	/* fill it up to the limit: the next one is counted, not written */
+	snprintf(p, sizeof(p), "%s/" TOTP_STORE_PENDING, tmpdir);
+	assert_int_equal(truncate(p, TOTP_STORE_PENDING_MAX - 4), 0);
+	assert_int_equal(notify_append_pending(dirfd, geteuid(), "{\"a\":1}", 7), 1);
+	assert_int_equal(notify_append_pending(dirfd, geteuid(), "{\"a\":1}", 7), 1);
+	snprintf(p, sizeof(p), "%s/" TOTP_STORE_PENDING_DROPS, tmpdir);
+	fd = open(p, O_RDONLY);
+	n = read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	close(fd);
+	assert_string_equal(buf, "2\n");
+	close(dirfd);
+}
+
+static void test_out_of_memory(void **state)
+{
+	char p[256];
+	FILE *f;
+	int n, nomem = 0;
+
+	(void)state;
+	snprintf(p, sizeof(p), "%s/policy.conf", tmpdir);
+	f = fopen(p, "w");
+	fputs("[terminal]\nid = t1\n[mfa]\nwindow = 1\nmax_failures = 5\n", f);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/alice", tmpdir);
+	f = fopen(p, "w");
+	fputs(VALID, f);
+	fclose(f);
+	chmod(p, 0600);
+
+	/* Fail the 1st, 2nd, ... allocation of an attempt until one runs without a failure:
+	 * every failing run must end in "out of memory, failing closed" (or, where a library
+	 * turns the failure into a parse error, in a closed failure), never in a success. */
+	for (n = 0; n < 500; n++) {
+		struct totp_attempt a = {0};
+		char policy[256];
+		int r;
+
+		snprintf(policy, sizeof(policy), "%s/policy.conf", tmpdir);
+		totp_attempt_init(&a);
+		a.user = "alice";
+		a.store = tmpdir;
+		a.policy = policy;
+		a.policy_explicit = true;
+		a.socket = "/nonexistent/sock";
+		a.info = (struct notify_info){"alice", "login", "", ""};
+		a.now = 1768471210;
+		allocations = 0;
+		fail_countdown = n;
+		r = totp_attempt_prepare(&a);
+		if (r == 1)
+			totp_attempt_check(&a, "000000");
+		fail_countdown = -1;
+		totp_attempt_done(&a);
+		if (allocations <= n) {
+			/* no allocation failed in this run: done */
+			assert_int_equal(r, 1);
+			assert_int_equal(a.outcome, TOTP_OUT_WRONG);
+			break;
+		}
+		assert_int_not_equal(a.outcome, TOTP_OUT_SUCCESS);
+		assert_int_not_equal(a.outcome, TOTP_OUT_NULLOK);
+		if (a.outcome == TOTP_OUT_NOMEM) {
+			nomem++;
+			assert_string_equal(a.reason, "no_memory");
+			assert_non_null(strstr(a.message, "out of memory, failing closed"));
+		}
+	}
+	assert_true(n < 500);
+	assert_true(nomem > 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_parse_valid_and_roundtrip),
+	    cmocka_unit_test(test_parse_rejects),
+	    cmocka_unit_test(test_base32),
+	    cmocka_unit_test(test_user_names),
+	    cmocka_unit_test(test_verify_rfc6238_vectors),
+	    cmocka_unit_test(test_verify_rules),
+	    cmocka_unit_test_setup_teardown(test_store_roundtrip_and_checks, setup_dir,
+					    teardown_dir),
+	    cmocka_unit_test(test_notify_json),
+	    cmocka_unit_test_setup_teardown(test_pending_file_bounded, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup_dir, teardown_dir),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
