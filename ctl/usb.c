@@ -401,8 +401,9 @@ static int usb_allow(const struct ctl_opts *o, int argc, char **argv)
 	if (load_policy(o, &p) < 0)
 		return 1;
 
-	/* A device is needed for a port argument, or to take its descriptor hash. */
-	if (!by_ids || (want_hash && !hash)) {
+	/* A device is needed for a port argument, for the serial when none is given, or to take
+	 * its descriptor hash. */
+	if (!by_ids || (want_hash && !hash) || (!serial && !any_serial)) {
 		r = find_device(root, argv[optind], by_ids, (uint16_t)vid, (uint16_t)pid, &dev);
 		if (r == -ENOTUNIQ) {
 			fprintf(
@@ -413,8 +414,9 @@ static int usb_allow(const struct ctl_opts *o, int argc, char **argv)
 		}
 		if (r < 0) {
 			fprintf(stderr,
-				"mynaguardctl: no USB device %s is present (see 'usb list')\n",
-				argv[optind]);
+				"mynaguardctl: no USB device %s is present (see 'usb list')%s\n",
+				argv[optind],
+				by_ids ? "; give --serial S or --any-serial to add it anyway" : "");
 			return 1;
 		}
 		have_dev = true;
@@ -427,7 +429,7 @@ static int usb_allow(const struct ctl_opts *o, int argc, char **argv)
 		}
 		vid = dev.vendor;
 		pid = dev.product;
-		if (!serial && !any_serial && !by_ids) {
+		if (!serial && !any_serial) {
 			if (!serial_expressible(&dev) && !(want_hash && dev.have_hash)) {
 				fprintf(
 				    stderr,

@@ -570,10 +570,9 @@ static void test_ctl_allow(void **state)
 			    "--hash", "--name", "総務課 1", NULL};
 	assert_int_equal(run_ctl(u, policy, NULL, a3), 0);
 	text = slurp(policy);
-	assert_non_null(strstr(text, "allow = 0781:5581 hash=sha256:"));
-	assert_non_null(strstr(text, " name=総務課 1\n[mfa]") == NULL
-			    ? strstr(text, " name=総務課 1\n")
-			    : text);
+	if (!strstr(text, "allow = 0781:5581 serial=\"S 1\" hash=sha256:"))
+		fail_msg("policy now:\n%s", text);
+	assert_non_null(strstr(text, " name=総務課 1\n"));
 	free(text);
 
 	/* the file is still valid for the agent, and the device is now allowed */
@@ -586,7 +585,10 @@ static void test_ctl_allow(void **state)
 	assert_int_equal(run_ctl(u, policy, NULL, a4), 1);
 	free(policy);
 	policy = umock_write_file(u, "p2.conf", "[terminal]\nid = t1");
-	const char *a5[] = {"--yes", "usb", "allow", "abcd:0001", NULL};
+	const char *a6[] = {"--yes", "usb", "allow", "abcd:0001", NULL};
+	assert_int_equal(run_ctl(u, policy, NULL, a6), 1);
+	assert_non_null(strstr(u->err, "give --serial S or --any-serial"));
+	const char *a5[] = {"--yes", "usb", "allow", "abcd:0001", "--any-serial", NULL};
 	assert_int_equal(run_ctl(u, policy, NULL, a5), 0);
 	text = slurp(policy);
 	assert_string_equal(text, "[terminal]\nid = t1\n\n[usb]\nallow = abcd:0001\n");
