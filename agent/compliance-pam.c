@@ -515,7 +515,11 @@ static size_t outcomes(const struct pam_entry *e, int ret[N_CODES])
 		if (want)
 			ret[n++] = i;
 	}
-	/* An unnamed failure code (all share the default action). */
+	/* An unnamed failure code (all share the default action); auth_err reads best. */
+	if (!e->named[CODE_AUTH_ERR]) {
+		ret[n++] = CODE_AUTH_ERR;
+		return n;
+	}
 	for (int i = 1; i < N_CODES; i++)
 		if (i != CODE_IGNORE && !e->named[i] && i != 12) {
 			ret[n++] = i;
