@@ -356,8 +356,14 @@ static char *reader(char *str, int num, void *stream)
 	struct parse_ctx *c = stream;
 	const char *line, *end, *nl, *p;
 
-	if (c->pos >= c->len || num < 2 * MAX_KEY_NAME)
+	if (c->pos >= c->len)
 		return NULL;
+	if (num < 2 * MAX_KEY_NAME + 4) {
+		/* A libinih built with a tiny line buffer: refuse rather than skip the rest. */
+		error_at(c, 0, "libinih's line buffer is too small (%d bytes)", num);
+		c->pos = c->len;
+		return NULL;
+	}
 	line = c->text + c->pos;
 	nl = memchr(line, '\n', c->len - c->pos);
 	end = nl ? nl : c->text + c->len;
@@ -575,7 +581,7 @@ static int for_each_word(struct parse_ctx *c, enum key k, const char *value,
 	if (!copy)
 		return -ENOMEM;
 	*ret_none = false;
-	if (strcmp(value, "none") == 0) {
+	if (strcasecmp(value, "none") == 0) {
 		*ret_none = true;
 		return 0;
 	}

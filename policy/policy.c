@@ -192,6 +192,8 @@ int policy_load(const char *path, struct policy **ret, struct policy_errors *err
 	size_t len = 0;
 	int r;
 
+	if (!path)
+		return -EINVAL;
 	r = fileio_read_file(AT_FDCWD, path, POLICY_MAX_FILE_SIZE, &text, &len);
 	if (r < 0) {
 		if (errs) {

@@ -297,6 +297,9 @@ static void test_usb_block_names(void **state)
 	p = body_ok("[usb]\nblock = none\n");
 	assert_int_equal(p->n_usb_block, 0);
 	policy_free(p);
+	p = body_ok("[usb]\nblock = None\n");
+	assert_int_equal(p->n_usb_block, 0);
+	policy_free(p);
 
 	p = body_ok("[usb]\nblock = comm cdc_data physical content_security personal_healthcare "
 		    "audio_video billboard type_c_bridge diagnostic misc app_specific\n");
@@ -456,6 +459,34 @@ static void test_usb_allow_long_line(void **state)
 			      "t.conf:4: [usb] allow: serial= must hold 1 to 126 characters (use "
 			      "serial=\"...\" for spaces)",
 			      "t.conf:5: [usb] mode: bad value \"x\": expected enforce or audit");
+	}
+}
+
+static void test_line_length_boundary(void **state)
+{
+	/* Around libinih's 200-byte buffer the value must come out the same, by either path. */
+	for (size_t len = 150; len <= 260; len++) {
+		char text[400], want[300];
+		struct policy *p;
+		size_t vlen = len - strlen("description = ");
+		memset(want, 'd', vlen);
+		want[vlen] = '\0';
+		want[0] = 'D';
+		want[vlen / 2] = ';'; /* not a comment: no space before it */
+		snprintf(text, sizeof(text), "[terminal]\ndescription = %s ; comment\nid = t\n",
+			 want);
+		p = parse_ok(text);
+		assert_string_equal(p->description, want);
+		policy_free(p);
+		snprintf(text, sizeof(text), "[terminal]\ndescription = %s\t\r\nid = t\n", want);
+		p = parse_ok(text);
+		assert_string_equal(p->description, want);
+		policy_free(p);
+		snprintf(text, sizeof(text), "[terminal]\ndescription =;%s\nid = t\n", want);
+		p = parse_ok(text);
+		assert_int_equal(p->description[0], ';');
+		assert_string_equal(p->description + 1, want);
+		policy_free(p);
 	}
 }
 
@@ -1221,6 +1252,7 @@ int main(void)
 	    cmocka_unit_test(test_usb_block_errors),
 	    cmocka_unit_test(test_usb_allow),
 	    cmocka_unit_test(test_usb_allow_long_line),
+	    cmocka_unit_test(test_line_length_boundary),
 	    cmocka_unit_test(test_usb_allow_errors),
 	    cmocka_unit_test(test_usb_allow_limit),
 	    cmocka_unit_test(test_usb_strict_modprobe),
