@@ -117,6 +117,8 @@ static void fx_reexec(int argc, char **argv, bool pam_wrapper, bool faketime,
 		write_services();
 	setenv("PAM_WRAPPER_SERVICE_DIR", buf, 1);
 	setenv("PAM_WRAPPER_DEBUGLEVEL", "2", 1);
+	/* pam_wrapper 1.1.4 reads this name; RTLD_DEEPBIND does not work under ASan. */
+	setenv("UID_WRAPPER_DISABLE_DEEPBIND", "1", 1);
 	fx_path(buf, sizeof(buf), "passwd");
 	setenv("NSS_WRAPPER_PASSWD", buf, 1);
 	fx_path(buf, sizeof(buf), "group");

@@ -67,8 +67,11 @@ echo "auth required $module store=$store socket=$T/none.sock" >"$T/svc/mg"
 echo "auth required /usr/lib/x86_64-linux-gnu/security/pam_deny.so" >"$T/svc/other"
 echo "alice:x:$(id -u):$(id -g):A:/tmp:/bin/sh" >"$T/passwd"
 echo "g:x:$(id -g):" >"$T/group"
+# An ASan build of the module needs libasan loaded first into pamtester.
+asan_lib=$(ldd "$module" | awk '/libasan/ {print $3}')
 pam() {
-	env LD_PRELOAD="libpam_wrapper.so libnss_wrapper.so" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/svc" \
+	env LD_PRELOAD="$asan_lib libpam_wrapper.so libnss_wrapper.so" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/svc" \
+		UID_WRAPPER_DISABLE_DEEPBIND=1 \
 		NSS_WRAPPER_PASSWD="$T/passwd" NSS_WRAPPER_GROUP="$T/group" \
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0:detect_leaks=0" \
 		pamtester mg alice authenticate
