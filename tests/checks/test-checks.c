@@ -527,8 +527,9 @@ static void test_pam_optional(void **state)
 
 	fx_pam(f, "login", "auth required pam_unix.so\nauth optional pam_mynaguard.so\n");
 	run_pam(f);
-	assert_status(f, COMPLIANCE_FAIL,
-		      "pam_mynaguard at login:2 (optional) lets a failed code through");
+	assert_status(
+	    f, COMPLIANCE_FAIL,
+	    "pam_mynaguard at login:2 (optional) lets a failed code through (auth_err -> ignore)");
 }
 
 static void test_pam_dash_auth(void **state)
@@ -589,6 +590,31 @@ static void test_pam_substack_scoped(void **state)
 	fx_pam(f, "login", "auth include system-auth\nauth required pam_mynaguard.so\n");
 	run_pam(f);
 	assert_status(f, COMPLIANCE_FAIL, "skips pam_mynaguard");
+}
+
+static void test_pam_jump_counts_substack_as_one(void **state)
+{
+	struct fx *f = *state;
+
+	/* Linux-PAM counts a substack as one module for a jump: "success=2" skips the substack
+	 * and pam_mynaguard and lands on pam_permit. */
+	fx_pam(f, "login",
+	       "auth [success=2 default=ignore] pam_unix.so\nauth substack two\n"
+	       "auth required pam_mynaguard.so\nauth required pam_permit.so\n");
+	fx_pam(f, "two", "auth optional pam_env.so\nauth optional pam_group.so\n");
+	run_pam(f);
+	assert_status(f, COMPLIANCE_FAIL,
+		      "pam_unix.so at login:1 ([success=2 default=ignore]) skips");
+
+	/* sssd next to pam_unix as pam-auth-update writes it: both jump to pam_permit */
+	fx_pam(f, "login", "@include common-auth\n");
+	fx_pam(f, "common-auth",
+	       "auth [success=2 default=ignore] pam_unix.so nullok\n"
+	       "auth [success=1 default=ignore] pam_sss.so use_first_pass\n"
+	       "auth requisite pam_deny.so\nauth required pam_permit.so\n"
+	       "auth required pam_mynaguard.so\n");
+	run_pam(f);
+	assert_status(f, COMPLIANCE_PASS, "then pam_mynaguard at common-auth:5 (required)");
 }
 
 static void test_pam_missing_service(void **state)
@@ -1148,6 +1174,7 @@ int main(void)
 	    T(test_pam_sufficient_after_password),
 	    T(test_pam_jump_over),
 	    T(test_pam_substack_scoped),
+	    T(test_pam_jump_counts_substack_as_one),
 	    T(test_pam_missing_service),
 	    T(test_pam_missing_include),
 	    T(test_pam_include_loop),
