@@ -17,6 +17,25 @@ struct agent_checks {
 	unsigned runs;
 };
 
+/* Rebuilt before every run: a reload (SIGHUP) frees the old policy, whose strings env uses. */
+static int checks_env(struct agent *a, struct agent_checks *c)
+{
+	const struct agent_paths *paths = agent_paths(a);
+	int r;
+
+	r = compliance_env_default(&c->env, agent_policy(a), paths->policy, paths->state, c->paths,
+				   sizeof(c->paths));
+	if (r < 0)
+		return r;
+	/* --sysfs-root (tests, umockdev) wins over the policy's [checks] sysfs_root. */
+	if (paths->sysfs_root && strcmp(paths->sysfs_root, "/") != 0)
+		c->env.sysfs_root = paths->sysfs_root;
+	/* Records and the manifest must belong to the user the agent runs as: root in
+	 * production; the test user when the test suite runs the agent unprivileged. */
+	c->env.owner_uid = geteuid();
+	return 0;
+}
+
 static void checks_run(struct agent *a, void *userdata)
 {
 	struct agent_checks *c = userdata;
@@ -25,19 +44,20 @@ static void checks_run(struct agent *a, void *userdata)
 	unsigned failing = 0;
 	int r;
 
-	c->env.policy = agent_policy(a);
-	compliance_run_all(&c->env, results);
-	for (size_t i = 0; i < _POLICY_CHECK_MAX; i++)
-		if (results[i].status == COMPLIANCE_FAIL || results[i].status == COMPLIANCE_ERROR)
-			failing++;
-
-	r = compliance_to_json(&c->env, results, _POLICY_CHECK_MAX, &data, &clauses);
+	r = checks_env(a, c);
+	if (r >= 0) {
+		compliance_run_all(&c->env, results);
+		r = compliance_to_json(&c->env, results, _POLICY_CHECK_MAX, &data, &clauses);
+	}
 	if (r < 0) {
 		fprintf(stderr,
 			"agent.error op=compliance error=\"%s\", retrying at the next interval\n",
 			strerror(-r));
 		return;
 	}
+	for (size_t i = 0; i < _POLICY_CHECK_MAX; i++)
+		if (results[i].status == COMPLIANCE_FAIL || results[i].status == COMPLIANCE_ERROR)
+			failing++;
 	c->runs++;
 	/* agent_emit logs the event line and never fails fatally. */
 	(void)agent_emit(a, EVENT_COMPLIANCE, clauses, data);
@@ -47,8 +67,6 @@ static void checks_run(struct agent *a, void *userdata)
 
 int agent_checks_init(struct agent *a)
 {
-	const struct agent_paths *paths = agent_paths(a);
-	const struct policy *p = agent_policy(a);
 	struct agent_checks *c;
 	uint64_t interval_ms;
 	int r;
@@ -56,20 +74,13 @@ int agent_checks_init(struct agent *a)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	r = compliance_env_default(&c->env, p, paths->policy, paths->state, c->paths,
-				   sizeof(c->paths));
+	r = checks_env(a, c); /* fail at start on paths that cannot work */
 	if (r < 0) {
 		free(c);
 		return r;
 	}
-	/* --sysfs-root (tests, umockdev) wins over the policy's [checks] sysfs_root. */
-	if (paths->sysfs_root && strcmp(paths->sysfs_root, "/") != 0)
-		c->env.sysfs_root = paths->sysfs_root;
-	/* Records and the manifest must belong to the user the agent runs as: root in
-	 * production; the test user when the test suite runs the agent unprivileged. */
-	c->env.owner_uid = geteuid();
-
-	interval_ms = p->report_interval_sec * 1000;
+	/* The interval is read once: a reload that changes it takes effect at the next start. */
+	interval_ms = agent_policy(a)->report_interval_sec * 1000;
 	if (interval_ms == 0)
 		interval_ms = 900 * 1000;
 	/* First run as soon as the main loop runs (0 = next tick), so start-up is not delayed. */
