@@ -129,6 +129,8 @@ static void print_summary(const struct policy *p)
 
 	printf("%s: valid.\n\n", p->path);
 	printf("Terminal: %s\n", p->terminal_id);
+	if (strncmp(p->terminal_id, "CHANGE-ME", 9) == 0)
+		printf("  (still the shipped placeholder: give each terminal its own id)\n");
 	if (p->description)
 		printf("  %s\n", p->description);
 	printf("\n");

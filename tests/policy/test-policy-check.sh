@@ -51,6 +51,7 @@ run 0 --policy "$shipped" policy check
 expect_empty err
 expect_out "$shipped: valid."
 expect_out "Terminal: CHANGE-ME-terminal-0001"
+expect_out "(still the shipped placeholder: give each terminal its own id)"
 expect_out "USB (mode enforce)"
 expect_out "- mass_storage (08): USB sticks, external disks and memory-card readers"
 expect_out "- mtp: phones and media players in MTP mode"
@@ -87,6 +88,7 @@ CONF
 run 0 --policy "$tmp/audit.conf" policy check
 expect_empty err
 expect_out "Terminal: kuyakusho-1F-03"
+grep -q "placeholder" "$tmp/out" && fail "a real id is called a placeholder"
 expect_out "市民課 窓口 3"
 expect_out "USB (mode audit): nothing is blocked."
 expect_out "- class e0:01:03"
