@@ -12,7 +12,9 @@ BUILD="gcc libc6-dev make meson ninja-build pkg-config git ca-certificates
 TEST="libpam-wrapper libpamtest0-dev libnss-wrapper pamtester oathtool faketime libpam-modules
  umockdev libumockdev-dev gir1.2-umockdev-1.0 sqlite3 openssl curl python3 procps psmisc iproute2 util-linux
  qemu-system-x86 busybox-static kmod udev cpio dosfstools fakeroot"
-BROWSER="chromium chromium-driver nodejs"
+BROWSER="chromium chromium-driver nodejs fonts-ipafont-gothic"
+# npm runs `npm ci` for the browser test; a nodejs from elsewhere may bundle its own.
+command -v npm >/dev/null 2>&1 || BROWSER="$BROWSER npm"
 
 want=""
 for p in $BUILD $TEST ${MYNAGUARD_NO_BROWSER:+} $([ -n "${MYNAGUARD_NO_BROWSER:-}" ] || echo "$BROWSER"); do
