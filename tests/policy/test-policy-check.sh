@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: MIT
 # Runs the built mynaguardctl on the shipped policy and on broken files:
 # exit 0 + summary, exit 1 + exact "FILE:LINE: message" lines on stderr, exit 2 on usage errors.
-# Usage: test-policy-check.sh MYNAGUARDCTL SHIPPED_POLICY
+# Usage: test-policy-check.sh MYNAGUARDCTL SHIPPED_POLICY [MAN_PAGE]
 set -eu
 
 ctl=$1
 shipped=$2
+manpage=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -182,6 +183,23 @@ run 2 --policy "$shipped" policy check extra
 run 2 --policy "$shipped" policy check --bogus
 run 0 policy --help
 expect_out "Usage: mynaguardctl [--policy FILE] policy check"
+
+# 9. Every key the parser knows is documented in mynaguard-policy.conf(5). The parser names the
+#    keys of a section when it meets an unknown one.
+if [ -n "$manpage" ]; then
+	for sec in terminal usb mfa report checks checks.; do
+		key=zzz
+		[ "$sec" = checks. ] && key=zz.z
+		printf '[terminal]\nid = t\n[%s]\n%s = 1\n' "${sec%.}" "$key" >"$tmp/keys.conf"
+		run 1 --policy "$tmp/keys.conf" policy check
+		keys=$(sed -n 's/.*unknown key "[^"]*": expected \(a check id: \)\{0,1\}//p' "$tmp/err" |
+			sed 's/ or a check id like .*//; s/ or /, /' | tr -d ',')
+		[ -n "$keys" ] || fail "[$sec]: no key list in: $(cat "$tmp/err")"
+		for k in $keys; do
+			grep -qE "^\.B[IR]? \"?$k = " "$manpage" || fail "[$sec] $k is not in $manpage"
+		done
+	done
+fi
 
 if [ "$failures" -gt 0 ]; then
 	echo "$failures check(s) failed" >&2
