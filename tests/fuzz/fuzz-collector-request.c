@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/* Fuzz target: what the collector decodes from peers — the ingest body checked against the
+ * certificate's terminal (ingest_decode), the dashboard query string (api_parse_filter), the CSV
+ * summary of stored data (api_event_summary + api_csv_cell) and the revoked-serials file.
+ * The first byte picks the decoder; the rest is its input. */
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "fuzz.h"
+#include "ingest.h"
+#include "server.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char reason[EVENT_REASON_MAX];
+	char *text;
+	size_t len;
+
+	if (size < 1)
+		return 0;
+	len = size - 1;
+	text = malloc(len + 1);
+	if (!text)
+		return 0;
+	memcpy(text, data + 1, len);
+	text[len] = 0;
+
+	switch (data[0] % 4) {
+	case 0: {
+		struct event_batch b;
+		if (ingest_decode("term-001", text, len, &b, reason) == 200)
+			event_batch_clear(&b);
+		break;
+	}
+	case 1: {
+		struct store_filter f;
+		(void)api_parse_filter(text, &f, reason);
+		break;
+	}
+	case 2: {
+		/* "kind\ndata" → summary, then quoted as a CSV cell */
+		const char *kind = text, *json = "";
+		char *nl = strchr(text, '\n');
+		struct evbuffer *out = evbuffer_new();
+		char *summary;
+		if (nl) {
+			*nl = 0;
+			json = nl + 1;
+		}
+		summary = api_event_summary(kind, json);
+		if (out) {
+			api_csv_cell(out, summary);
+			api_csv_cell(out, json);
+			evbuffer_free(out);
+		}
+		free(summary);
+		break;
+	}
+	case 3: {
+		char **list;
+		size_t n;
+		unsigned line;
+		if (server_parse_revoked(text, &list, &n, &line) == 0)
+			server_free_revoked(list, n);
+		break;
+	}
+	default:
+		break;
+	}
+	free(text);
+	return 0;
+}
