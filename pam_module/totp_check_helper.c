@@ -130,9 +130,11 @@ int main(int argc, char **argv)
 	}
 	if (totp_attempt_prepare(&a) == 1)
 		totp_attempt_check(&a, fields[0]);
-	secmem_wipe(input, sizeof(input));
+	/* The code goes now; service, rhost and tty (also in input) are still needed. */
+	secmem_wipe_string((char *)fields[0]);
 	oath_done();
 	(void)totp_attempt_report(&a);
+	secmem_wipe(input, sizeof(input));
 	totp_attempt_done(&a);
 	return answer(outcome_word(a.outcome), a.message);
 }
