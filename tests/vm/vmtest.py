@@ -248,14 +248,27 @@ class Initramfs(Cpio):
         with open(g, 'rb') as f:
             self.file(g, f.read(), os.stat(g).st_mode & 0o7777)
 
-    def add_binary(self, path, guest=None):
-        """A dynamically linked host binary with the libraries ldd finds for it."""
+    def add_binary(self, path, guest=None, libdirs=()):
+        """A dynamically linked host binary with the libraries ldd finds for it. Libraries found
+        in libdirs (e.g. unpacked from a .deb that is not installed) go to the guest's
+        standard library directory."""
         self.add_host(path, guest, 0o755)
-        out = subprocess.run(['ldd', path], capture_output=True, text=True).stdout
+        env = dict(os.environ)
+        if libdirs:
+            env['LD_LIBRARY_PATH'] = ':'.join(os.path.abspath(d) for d in libdirs)
+        out = subprocess.run(['ldd', path], capture_output=True, text=True, env=env).stdout
+        if 'not found' in out:
+            raise RuntimeError(f'ldd {path}: a library is missing:\n{out}')
+        libdir = self.canon('/lib/x86_64-linux-gnu')
         for line in out.splitlines():
             m = re.search(r'(?:=>\s*)?(/\S+)\s+\(0x', line)
-            if m:
-                self.add_host(m.group(1))
+            if not m:
+                continue
+            lib = m.group(1)
+            if any(os.path.realpath(lib).startswith(os.path.realpath(d) + '/') for d in libdirs):
+                self.add_host(lib, os.path.join(libdir, os.path.basename(lib)), 0o644)
+            else:
+                self.add_host(lib)
 
     def add_busybox(self, busybox):
         self.add_host(busybox)
@@ -495,6 +508,9 @@ def build_initramfs(args, kdir, directives, workdir):
     for extra in args.file or []:
         host, guest = extra.split('=', 1)
         img.add_host(host, guest)
+    for extra in args.binary or []:
+        host, guest = extra.split('=', 1)
+        img.add_binary(host, guest, args.libdir or ())
     path = os.path.join(workdir, 'initrd.cpio')
     with open(path, 'wb') as f:
         img.write(f)
@@ -510,6 +526,10 @@ def main():
     ap.add_argument('--fallback-cache', help='cache dir used when /var/cache is not writable')
     ap.add_argument('--timeout', type=int, default=480, help='kill QEMU after this many seconds')
     ap.add_argument('--file', action='append', help='HOST=GUEST: an extra file for the guest')
+    ap.add_argument('--binary', action='append',
+                    help='HOST=GUEST: an extra binary for the guest, with its libraries')
+    ap.add_argument('--libdir', action='append',
+                    help='where --binary finds libraries the host has not installed')
     ap.add_argument('--keep', action='store_true', help='keep the work dir')
     args = ap.parse_args()
 
