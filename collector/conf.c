@@ -119,7 +119,7 @@ static int handler(void *user, const char *section, const char *name, const char
 					section, name, value);
 				return 0;
 			}
-			/* fall through */
+			__attribute__((fallthrough));
 		case KEY_STRING: {
 			char **p = field;
 			if (!value[0]) {

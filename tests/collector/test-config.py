@@ -56,6 +56,23 @@ def main():
             f.write("# ok\n01:AB\nserial=1F\nzz-not-hex\n")
         rc, out = check(c.conf)
         assert rc == 1 and "revoked.txt:4" in out, out
+        # the shipped example passes --check once its paths point at real files
+        example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "installer",
+                               "collector.conf.example")
+        text = open(example).read()
+        for old, new in (("/etc/mynaguard-collector/tls/server.pem", pki.server[0]),
+                         ("/etc/mynaguard-collector/tls/server.key", pki.server[1]),
+                         ("/etc/mynaguard-collector/tls/terminals-ca.pem", pki.p("terminal-ca.pem")),
+                         ("/etc/mynaguard-collector/tls/revoked.txt", os.path.join(d, "revoked-ok.txt")),
+                         ("/etc/mynaguard-collector/token", os.path.join(d, "token")),
+                         ("/var/lib/mynaguard-collector/collector.db", os.path.join(d, "example.db"))):
+            assert old in text, old
+            text = text.replace(old, new)
+        open(os.path.join(d, "revoked-ok.txt"), "w").close()
+        with open(os.path.join(d, "example.conf"), "w") as f:
+            f.write(text)
+        rc, out = check(os.path.join(d, "example.conf"))
+        assert rc == 0 and "OK (ingest 0.0.0.0:8443, dashboard 127.0.0.1:8444" in out, out
         # usage errors
         p = subprocess.run([os.environ["COLLECTOR"]], capture_output=True, timeout=10)
         assert p.returncode == 2
