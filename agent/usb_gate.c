@@ -289,8 +289,11 @@ static void handle_iface(struct agent *a, struct udev_device *d, const char *act
 	usb_dev_class_string(ifc.cls, ifc.subclass, ifc.protocol, cls);
 	log_decision(dec.verdict == POLICY_USB_BLOCK ? "usb.blocked" : "usb.allowed", dev, ifc.name,
 		     cls, dec.rule, mode_name(a), act);
-	emit_usb(a, dec.verdict == POLICY_USB_BLOCK ? EVENT_USB_BLOCKED : EVENT_USB_ALLOWED, dev,
-		 ifc.name, json_pack("[s]", cls), dec.rule, act);
+	/* A root hub's own interface is part of the controller, not something plugged in: decided
+	 * and logged like any other, but not worth an event at every start. */
+	if (!dev->root_hub)
+		emit_usb(a, dec.verdict == POLICY_USB_BLOCK ? EVENT_USB_BLOCKED : EVENT_USB_ALLOWED,
+			 dev, ifc.name, json_pack("[s]", cls), dec.rule, act);
 
 	usb_iface_info_clear(&ifc);
 	if (tmp)

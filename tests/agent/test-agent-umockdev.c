@@ -102,6 +102,23 @@ static void test_storage_blocked(void **state)
 	EXPECT_LOG(u, "action=left-unauthorized");
 	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
 	g_free(ifc);
+
+	/* A controller that appears later gets the same kernel default. */
+	const char *hub[] = {"idVendor",
+			     "1d6b",
+			     "idProduct",
+			     "0003",
+			     "authorized",
+			     "1",
+			     "interface_authorized_default",
+			     "1",
+			     NULL};
+	char *usb2 = umock_add_device_attrs(u, NULL, "usb2", hub, NULL);
+	EXPECT_LOG(u, "usb.roothub port=usb2 interface_authorized_default=0");
+	assert_string_equal(umock_attr(u, usb2, "interface_authorized_default"), "0");
+	g_free(usb2);
+	/* root hubs' own interfaces are not reported as events */
+	assert_int_equal(umock_count_err(u, "kind=usb.allowed"), 0);
 	stop_ok(u);
 }
 
