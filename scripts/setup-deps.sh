@@ -12,12 +12,16 @@ BUILD="gcc libc6-dev make meson ninja-build pkg-config git ca-certificates
 TEST="libpam-wrapper libpamtest0-dev libnss-wrapper pamtester oathtool faketime libpam-modules
  umockdev libumockdev-dev gir1.2-umockdev-1.0 python3-gi sqlite3 openssl curl python3 procps psmisc iproute2 util-linux
  qemu-system-x86 busybox-static kmod udev cpio dosfstools fakeroot"
+# BENCH: the peers measured by tests/bench/pam/ and tests/bench/collector/ (docs/benchmarks.md);
+# not used by any test. The collector benchmark runs its own rsyslogd on 127.0.0.1, never the
+# system's rsyslog service.
+BENCH="libpam-oath libpam-google-authenticator rsyslog rsyslog-openssl"
 BROWSER="chromium chromium-driver nodejs fonts-ipafont-gothic"
 # npm runs `npm ci` for the browser test; a nodejs from elsewhere may bundle its own.
 command -v npm >/dev/null 2>&1 || BROWSER="$BROWSER npm"
 
 want=""
-for p in $BUILD $TEST ${MYNAGUARD_NO_BROWSER:+} $([ -n "${MYNAGUARD_NO_BROWSER:-}" ] || echo "$BROWSER"); do
+for p in $BUILD $TEST $BENCH ${MYNAGUARD_NO_BROWSER:+} $([ -n "${MYNAGUARD_NO_BROWSER:-}" ] || echo "$BROWSER"); do
 	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
 		want="$want $p"
 	fi
