@@ -140,14 +140,16 @@ uid_of() { awk -F: -v u="$1" '$1 == u { print $3; exit }' "$(R /etc/passwd)" 2>/
 gid_of() { awk -F: -v g="$1" '$1 == g { print $3; exit }' "$(R /etc/group)" 2>/dev/null; }
 
 # set_owner PATH USER GROUP MODE: only when they differ, so a second run touches nothing.
+# The owner first: chown clears a setuid bit that chmod set.
 set_owner() {
 	local p=$1 u=$2 g=$3 m=$4 want
+	if [ "$IS_ROOT" -eq 1 ]; then
+		want="$(uid_of "$u"):$(gid_of "$g")"
+		[ "$want" != ":" ] && [ "${want#:}" = "$want" ] && [ "${want%:}" = "$want" ] ||
+			die "no user $u or group $g in $(R /etc/passwd)"
+		if [ "$(stat -c %u:%g "$p")" != "$want" ]; then chown -h "$want" "$p"; fi
+	fi
 	if [ "$(stat -c %a "$p")" != "${m#0}" ]; then chmod "$m" "$p"; fi
-	[ "$IS_ROOT" -eq 1 ] || return 0
-	want="$(uid_of "$u"):$(gid_of "$g")"
-	[ "$want" != ":" ] && [ "${want#:}" = "$want" ] && [ "${want%:}" = "$want" ] ||
-		die "no user $u or group $g in $(R /etc/passwd)"
-	if [ "$(stat -c %u:%g "$p")" != "$want" ]; then chown -h "$want" "$p"; fi
 }
 
 # ---- backup records --------------------------------------------------------------------------
@@ -462,7 +464,8 @@ do_install() {
 
 	make_parents $STATE
 	backup_init
-	make_dir $STATE root root 0755
+	# 0700 as the agent's unit (StateDirectoryMode=0700) keeps it, so a later run changes nothing.
+	make_dir $STATE root root 0700
 	before=none
 	[ ! -f "$(R $MANIFEST)" ] || before=$(sha256sum <"$(R $MANIFEST)")
 
@@ -475,6 +478,15 @@ do_install() {
 	put_file "$BUILD_DIR/uplink/mynaguard-uplink" $BIN_DIR/mynaguard-uplink root root 0755
 	put_file "$BUILD_DIR/ctl/mynaguardctl" $BIN_DIR/mynaguardctl root root 0755
 	put_file "$BUILD_DIR/pam_module/pam_mynaguard.so" "$PAM_DIR/pam_mynaguard.so" root root 0644
+	# The module's setuid helper (screen lockers run PAM as the user): at the path compiled
+	# into the module (meson's prefix/libexecdir, /usr/local/libexec by default).
+	HELPER=$(grep -a -o -m1 -E '/[A-Za-z0-9_./-]*/mynaguard-totp-check' \
+		"$BUILD_DIR/pam_module/pam_mynaguard.so" | head -1) || true
+	if [ -n "$HELPER" ]; then
+		[ -f "$BUILD_DIR/pam_module/mynaguard-totp-check" ] ||
+			die "$BUILD_DIR/pam_module/mynaguard-totp-check is missing (the module needs it at $HELPER)"
+		put_file "$BUILD_DIR/pam_module/mynaguard-totp-check" "$HELPER" root root 4755
+	fi
 
 	install_policy
 

@@ -27,7 +27,7 @@ AS_ROOT=0
 FAKE=$T/build
 mkdir -p "$FAKE"/{agent,uplink,ctl,pam_module}
 touch "$FAKE/build.ninja"
-for b in agent/mynaguardd uplink/mynaguard-uplink pam_module/pam_mynaguard.so; do
+for b in agent/mynaguardd uplink/mynaguard-uplink pam_module/pam_mynaguard.so pam_module/mynaguard-totp-check; do
 	if [ -f "$BUILD/$b" ]; then cp "$BUILD/$b" "$FAKE/$b"; else printf '#!/bin/sh\nexit 0\n' >"$FAKE/$b"; fi
 	chmod 0755 "$FAKE/$b"
 done
@@ -152,7 +152,11 @@ expect /etc/mynaguard/tls "$D" 750 0 "$MGG"
 expect /etc/mynaguard/tls/ca.pem "$F" 644 0 0
 expect /etc/mynaguard/tls/terminal.pem "$F" 644 0 0
 expect /etc/mynaguard/tls/terminal.key "$F" 640 0 "$MGG"
-expect /var/lib/mynaguard "$D" 755 0 0
+expect /var/lib/mynaguard "$D" 700 0 0
+helper=$(grep -a -o -m1 -E '/[A-Za-z0-9_./-]*/mynaguard-totp-check' "$FAKE/pam_module/pam_mynaguard.so" | head -1) || true
+if [ -n "$helper" ]; then
+	expect "$helper" "$F" 4755 0 0
+fi
 expect /var/lib/mynaguard/totp "$D" 700 0 0
 expect /var/lib/mynaguard/installed.sha256 "$F" 644 0 0
 expect /var/lib/mynaguard/install-backup "$D" 700 0 0
