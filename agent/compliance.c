@@ -996,16 +996,19 @@ int compliance_to_json(const struct compliance_env *env, const struct compliance
 			return -ENOMEM;
 	}
 
+	/* Left out when the file cannot be read: the event codec wants a string when present. */
 	if (env->policy_path && compliance_sha256_file(env->policy_path, hex) == 0) {
 		char h[72];
 		snprintf(h, sizeof(h), "sha256:%s", hex);
 		if (json_object_set_new(data, "policy_hash", json_string(h)) < 0)
 			return -ENOMEM;
-	} else if (json_object_set_new(data, "policy_hash", json_null()) < 0)
+	}
+	if (env->policy_path &&
+	    json_object_set_new(data, "policy_path", json_detail(env->policy_path)) < 0)
 		return -ENOMEM;
-	if (json_object_set_new(data, "policy_path",
-				env->policy_path ? json_string(env->policy_path) : json_null()) <
-		0 ||
+	/* The collector marks a terminal stale when no snapshot came for a few intervals. */
+	if (json_object_set_new(data, "interval_s",
+				json_integer((json_int_t)env->policy->report_interval_sec)) < 0 ||
 	    json_object_set_new(data, "checks", TAKE_PTR(checks)) < 0 ||
 	    json_object_set_new(data, "compliant", json_boolean(compliant)) < 0)
 		return -ENOMEM;

@@ -96,8 +96,8 @@ void compliance_run_all(const struct compliance_env *env,
 			struct compliance_result results[_POLICY_CHECK_MAX]);
 
 /* The compliance event's data object and clause array (new references) for results:
- *   data: {"policy_hash":"sha256:HEX"|null,"policy_path":S,"checks":[{"id","clause","status",
- *          "detail"}],"compliant":B}
+ *   data: {"policy_hash":"sha256:HEX","policy_path":S,"interval_s":N,"checks":[{"id","clause",
+ *          "status","detail"}],"compliant":B}   (policy_hash left out when unreadable)
  *   clauses: the union of the clauses of every check that ran (not not_applicable). */
 int compliance_to_json(const struct compliance_env *env, const struct compliance_result *results,
 		       size_t n, json_t **ret_data, json_t **ret_clauses);

@@ -106,6 +106,7 @@ def main():
             assert isinstance(c["detail"], str), c
         assert data["policy_hash"] == "sha256:" + digest, data["policy_hash"]
         assert data["policy_path"] == policy
+        assert data["interval_s"] == 3600, data
         dd = checks["usb.default_deny"]
         assert dd["status"] == "fail" and "usb2: interface_authorized_default=1" in dd["detail"], dd
         st = checks["usb.no_unapproved_storage"]

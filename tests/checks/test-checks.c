@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "compliance.h"
+#include "event.h"
 #include "policy.h"
 
 struct fx {
@@ -1064,6 +1065,8 @@ static void test_run_all_and_json(void **state)
 	assert_string_equal(json_string_value(json_object_get(data, "policy_path")),
 			    f->policy_path);
 	assert_true(json_is_true(json_object_get(data, "compliant")));
+	assert_int_equal(json_integer_value(json_object_get(data, "interval_s")), 900);
+	assert_int_equal(json_object_size(data), 5);
 	checks = json_object_get(data, "checks");
 	assert_int_equal(json_array_size(checks), _POLICY_CHECK_MAX);
 	json_array_foreach(checks, i, c)
@@ -1090,6 +1093,26 @@ static void test_run_all_and_json(void **state)
 				found = true;
 		}
 		assert_true(found);
+	}
+
+	/* the strict event codec (what the collector runs) accepts it */
+	{
+		struct event e = {.seq = 7, .ts_ms = 1764097538000, .kind = EVENT_COMPLIANCE};
+		struct event back = {0};
+		char reason[EVENT_REASON_MAX] = "";
+		char *text = NULL;
+		size_t len = 0;
+
+		snprintf(e.terminal, sizeof(e.terminal), "t1");
+		e.clause = clauses;
+		e.data = data;
+		assert_int_equal(event_encode(&e, &text, &len), 0);
+		if (event_decode(text, len, &back, reason) < 0)
+			fail_msg("codec refused the event: %s", reason);
+		assert_int_equal(back.kind, EVENT_COMPLIANCE);
+		assert_true(json_equal(back.data, data));
+		event_clear(&back);
+		free(text);
 	}
 	json_decref(data);
 	json_decref(clauses);
@@ -1123,6 +1146,16 @@ static void test_disabled_checks(void **state)
 	assert_int_equal(json_array_size(clauses), 1);
 	assert_string_equal(json_string_value(json_array_get(clauses, 0)), "2-6-6");
 	assert_true(json_is_true(json_object_get(data, "compliant")));
+	json_decref(data);
+	json_decref(clauses);
+
+	/* an unreadable policy file: no policy_hash at all (the codec wants a string) */
+	assert_int_equal(unlink(f->policy_path), 0);
+	assert_int_equal(compliance_to_json(&f->env, results, _POLICY_CHECK_MAX, &data, &clauses),
+			 0);
+	assert_null(json_object_get(data, "policy_hash"));
+	assert_string_equal(json_string_value(json_object_get(data, "policy_path")),
+			    f->policy_path);
 	json_decref(data);
 	json_decref(clauses);
 }
