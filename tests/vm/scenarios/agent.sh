@@ -2,9 +2,11 @@
 # mynaguardd with the udev rules in the real kernel: coldplug of a stick bound before the agent
 # started, an allow-listed stick (by serial) gets its disk, others stay blocked; then the agent
 # is killed (a crash) and the rules alone still block sticks and let keyboards in; a restarted
-# agent keeps the allowed stick and the blocks.
+# agent keeps the allowed stick and the blocks; a controller hot-plugged later with a hub and
+# sticks behind it; audit mode lets a stick bind.
 #@agent
 #@qemu -device usb-storage,bus=xhci.0,drive=stick8,id=cold1,serial=COLD1
+#@qemu -device pcie-root-port,id=rp1,chassis=1,slot=1
 #@policy [terminal]
 #@policy id = vm-test
 #@policy [usb]
@@ -71,8 +73,37 @@ vm_hmp device_del allow1
 vm_check "unplug: ALLOW1 is gone" vm_wait 30 usb_gone ALLOW1
 vm_check "unplug: mynaguardd logged usb.removed" \
 	vm_wait 10 eval 'grep "kind=usb.removed" /tmp/agent.err | grep -q ALLOW1'
+
+# A second controller hot-plugged later, a hub on it, the allowed stick and another behind it.
+vm_hmp device_add qemu-xhci,bus=rp1,id=xhci2
+vm_check "second controller: its root hubs appear" vm_wait 60 roothub_count_is 4
+vm_check "second controller: every root hub denies interfaces by default" vm_wait 10 roothubs_deny
+vm_hmp device_add usb-hub,bus=xhci2.0,port=1,id=hub2,serial=HUB2
+expect_hub_bound HUB2 "second controller: hub"
+vm_hmp device_add usb-storage,bus=xhci2.0,port=1.1,drive=stick4,id=allow1b,serial=ALLOW1
+vm_hmp device_add usb-storage,bus=xhci2.0,port=1.2,drive=stick5,id=block4,serial=BLOCK4
+expect_stick_allowed ALLOW1 "second controller: allow-listed stick behind hub"
+sleep 3
+expect_stick_blocked BLOCK4 "second controller: stick behind hub"
+
 kill "$agent_pid"
 wait "$agent_pid"
+
+# Audit mode: the same devices are reported, and blocked ones are authorized and probed.
+sed 's/^mode = enforce$/mode = audit/' /etc/mynaguard/policy.conf >/tmp/audit.conf
+mv /tmp/agent.err /tmp/agent-enforce.err
+mynaguardd --policy /tmp/audit.conf --foreground --socket /run/mynaguard/event.sock \
+	--spool /tmp/agent/spool --state /tmp/agent/state >/tmp/agent.out 2>/tmp/agent.err &
+agent_pid=$!
+vm_check "audit: mynaguardd printed READY" vm_wait 60 grep -qx READY /tmp/agent.out
+vm_hmp device_add usb-storage,bus=xhci.0,drive=stick6,id=audit1,serial=AUDIT1
+expect_stick_allowed AUDIT1 "audit: a stick that enforce would block"
+vm_check "audit: usb.blocked reported for AUDIT1" \
+	vm_wait 10 eval 'grep "kind=usb.blocked" /tmp/agent.err | grep -q AUDIT1'
+kill "$agent_pid"
+wait "$agent_pid"
+cat /tmp/agent.err >>/tmp/agent-enforce.err
+mv /tmp/agent-enforce.err /tmp/agent.err
 
 # Events ("event seq=N kind=K ..." on stderr, agent/agent.h): one per decision, and sequence
 # numbers never reused, not even across the SIGKILL.
