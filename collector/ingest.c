@@ -325,7 +325,10 @@ static void retention(struct ingest_writer *wr)
 static void *writer_main(void *arg)
 {
 	struct ingest_writer *wr = arg;
-	time_t next_retention = time(NULL) + 10;
+	/* A short retention (tests, demos) is enforced at its own pace, a long one hourly. */
+	uint64_t keep = wr->c->cfg->retention;
+	time_t period = keep && keep < RETENTION_PERIOD_S ? (time_t)keep : RETENTION_PERIOD_S;
+	time_t next_retention = time(NULL) + (period < 10 ? period : 10);
 
 	for (;;) {
 		struct ingest_pending *list = NULL, **lt = &list;
@@ -365,7 +368,7 @@ static void *writer_main(void *arg)
 		}
 		if (time(NULL) >= next_retention) {
 			retention(wr);
-			next_retention = time(NULL) + RETENTION_PERIOD_S;
+			next_retention = time(NULL) + period;
 		}
 	}
 	return NULL;

@@ -1,0 +1,238 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Collector benchmark (not part of `meson test`; results go into docs/benchmarks.md):
+#  1. ingest: N terminals (each its own client certificate), keep-alive, batched, against
+#     mynaguard-collector (durable: synchronous=FULL, deduplicated), then the same events over
+#     TLS (imtcp + ossl, client certificates required) into a file with rsyslogd — both started
+#     here as unprivileged processes on 127.0.0.1 with their own configs;
+#  2. dashboard API times on a generated database of 10,000 terminals and 10 million events.
+# Usage: tests/bench/collector/run.sh [BUILDDIR] [WORKDIR]     (as root or as any user)
+#   env: TERMINALS=1000 EVENTS=1000 BATCH=100 API_TERMINALS=10000 API_EVENTS_PER=1000 SKIP_API=
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd)
+work=${2:-/var/tmp/mynaguard-bench-collector}
+TERMINALS=${TERMINALS:-1000}
+EVENTS=${EVENTS:-1000}
+BATCH=${BATCH:-100}
+API_TERMINALS=${API_TERMINALS:-10000}
+API_EVENTS_PER=${API_EVENTS_PER:-1000}
+collector=$build/collector/mynaguard-collector
+[ -x "$collector" ] || { echo "build first: meson compile -C $build" >&2; exit 1; }
+mkdir -p "$work"
+chmod 0755 "$work"
+cd "$work"
+
+# Run the servers unprivileged when we are root.
+if [ "$(id -u)" -eq 0 ]; then
+	asuser="setpriv --reuid=65534 --regid=65534 --clear-groups --"
+else
+	asuser=""
+fi
+
+echo "== load generator"
+cc -O2 -o loadgen "$here/loadgen.c" -lcurl -lssl -lcrypto -lpthread
+
+echo "== certificates (cached in $work/pki)"
+mkdir -p pki
+if [ ! -f pki/done-$TERMINALS ]; then
+	(cd pki
+	for ca in server-ca terminal-ca; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $ca.key \
+			-out $ca.pem -days 30 -subj "/CN=$ca" 2>/dev/null
+	done
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key \
+		-out server.csr -subj /CN=127.0.0.1 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1\n' > server.ext
+	openssl x509 -req -in server.csr -CA server-ca.pem -CAkey server-ca.key -set_serial 1 \
+		-out server.pem -days 30 -extfile server.ext 2>/dev/null
+	seq 0 $((TERMINALS - 1)) | xargs -P 2 -I{} sh -c '
+		n=$(printf "%04d" {})
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout term-$n.key \
+			-out term-$n.csr -subj /CN=term-$n 2>/dev/null
+		openssl x509 -req -in term-$n.csr -CA terminal-ca.pem -CAkey terminal-ca.key \
+			-set_serial $((4096 + {})) -out term-$n.pem -days 30 2>/dev/null
+		rm -f term-$n.csr'
+	touch done-$TERMINALS)
+fi
+chmod 0644 pki/*.key
+cat pki/server-ca.pem pki/terminal-ca.pem > pki/both-ca.pem
+
+token=bench-token-0123456789abcdef
+printf '%s\n' "$token" > token
+chmod 0644 token  # read by the unprivileged collector; the collector refuses o+r
+if [ -n "$asuser" ]; then chown 65534:65534 token; chmod 0600 token; fi
+
+wait_ready() { # $1 = stdout file; prints the READY line
+	i=0
+	while ! grep -q '^READY' "$1" 2>/dev/null; do
+		i=$((i + 1)); [ $i -lt 300 ] || { echo "no READY" >&2; cat "$1" >&2; exit 1; }
+		sleep 0.1
+	done
+	grep '^READY' "$1"
+}
+
+echo "== ingest: mynaguard-collector, $TERMINALS terminals x $EVENTS events, batches of $BATCH"
+rm -rf ingest && mkdir ingest && chmod 0777 ingest
+cat > ingest/collector.conf <<EOC
+[ingest]
+listen = 127.0.0.1:0
+certificate = $work/pki/server.pem
+key = $work/pki/server.key
+client_ca = $work/pki/terminal-ca.pem
+workers = 2
+max_connections = $((TERMINALS + 100))
+[dashboard]
+listen = 127.0.0.1:0
+token_file = $work/token
+[store]
+database = $work/ingest/collector.db
+EOC
+$asuser "$collector" --config ingest/collector.conf > ingest/out 2> ingest/err &
+cpid=$!
+ready=$(wait_ready ingest/out)
+port=$(echo "$ready" | sed 's/.*ingest=127.0.0.1:\([0-9]*\).*/\1/')
+cpu0=$(awk '{print $14 + $15}' /proc/$cpid/stat)
+./loadgen http "https://127.0.0.1:$port/v1/events" pki/server-ca.pem pki "$TERMINALS" "$EVENTS" "$BATCH" | tee ingest/result
+cpu1=$(awk '{print $14 + $15}' /proc/$cpid/stat)
+kill $cpid; wait $cpid || true
+stored=$(sqlite3 ingest/collector.db 'SELECT count(*) FROM events')
+dups=$(sqlite3 ingest/collector.db 'SELECT count(*) FROM (SELECT 1 FROM events GROUP BY tid, seq HAVING count(*) > 1)')
+commits=$(grep -c . ingest/err || true)
+echo "collector: stored=$stored (expected $((TERMINALS * EVENTS))) duplicates=$dups cpu_s=$(( (cpu1 - cpu0) / $(getconf CLK_TCK) ))"
+
+echo "== ingest: rsyslogd (imtcp + ossl, x509/certvalid) into a file, same events"
+rm -rf rsyslog && mkdir rsyslog && chmod 0777 rsyslog
+rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > rsyslog/rsyslog.conf <<EOC
+global(workDirectory="$work/rsyslog"
+       DefaultNetstreamDriver="ossl"
+       DefaultNetstreamDriverCAFile="$work/pki/both-ca.pem"
+       DefaultNetstreamDriverCertFile="$work/pki/server.pem"
+       DefaultNetstreamDriverKeyFile="$work/pki/server.key"
+       maxMessageSize="8k")
+module(load="imtcp" StreamDriver.Name="ossl" StreamDriver.Mode="1"
+       StreamDriver.AuthMode="x509/certvalid" MaxSessions="$((TERMINALS + 100))")
+input(type="imtcp" address="127.0.0.1" port="$rport")
+template(name="raw" type="string" string="%msg%\n")
+action(type="omfile" file="$work/rsyslog/messages.log" template="raw")
+EOC
+$asuser rsyslogd -n -f rsyslog/rsyslog.conf -i "$work/rsyslog/rsyslogd.pid" \
+	-M /usr/lib/x86_64-linux-gnu/rsyslog > rsyslog/out 2>&1 &
+rpid=$!
+sleep 1
+total=$((TERMINALS * EVENTS))
+t0=$(date +%s.%N)
+./loadgen syslog 127.0.0.1 "$rport" pki/server-ca.pem pki "$TERMINALS" "$EVENTS"
+lines=0
+i=0
+while [ "$i" -lt 600 ]; do
+	lines=$(wc -l < rsyslog/messages.log 2>/dev/null || echo 0)
+	[ "$lines" -ge "$total" ] && break
+	# stop waiting when nothing arrived for 5 s
+	[ "$lines" = "${prev:-}" ] && i=$((i + 50)) || i=$((i + 1))
+	prev=$lines
+	sleep 0.1
+done
+t1=$(date +%s.%N)
+kill $rpid; wait $rpid || true
+echo "rsyslog: lines=$lines (expected $total) $(awk -v a="$t0" -v b="$t1" -v n="$lines" 'BEGIN { printf "seconds=%.2f lines_per_s=%.0f", b - a, n / (b - a) }')"
+
+[ -z "${SKIP_API:-}" ] || exit 0
+
+echo "== dashboard API: $API_TERMINALS terminals x $API_EVENTS_PER events"
+mkdir -p api
+db=$work/api/collector-$API_TERMINALS-$API_EVENTS_PER.db
+cat > api/collector.conf <<EOC
+[ingest]
+listen = 127.0.0.1:0
+certificate = $work/pki/server.pem
+key = $work/pki/server.key
+client_ca = $work/pki/terminal-ca.pem
+[dashboard]
+listen = 127.0.0.1:0
+token_file = $work/token
+[store]
+database = $db
+retention = 0
+EOC
+if [ ! -f "$db.done" ]; then
+	rm -f "$db" "$db-wal" "$db-shm"
+	"$collector" --check --config api/collector.conf
+	t0=$(date +%s)
+	now=$(($(date +%s) * 1000))
+	sqlite3 "$db" <<EOSQL
+PRAGMA journal_mode = DELETE;
+PRAGMA synchronous = OFF;
+PRAGMA cache_size = -3000000;
+BEGIN;
+WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < $API_TERMINALS - 1)
+INSERT INTO terminals (id, name, first_seen, last_seen, max_seq, policy_hash, report_interval,
+                       compliance_seq, compliance_ts, drift_ms)
+SELECT i + 1, printf('term-%05d', i), $now - 30 * 86400000,
+       CASE WHEN i % 97 = 0 THEN $now - 86400000 ELSE $now - (i % 240) * 1000 END,
+       $API_EVENTS_PER, 'sha256:' || hex(randomblob(32)), 300000, $API_EVENTS_PER, $now - 60000,
+       CASE WHEN i % 211 = 0 THEN 600000 ELSE 40 END
+FROM t;
+WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $API_EVENTS_PER)
+INSERT INTO events (tid, seq, ts, received_at, kind, clause, data)
+SELECT t.id, s.n,
+       $now - 30 * 86400000 + s.n * (30 * 86400000 / $API_EVENTS_PER) + t.id * 10,
+       $now - 30 * 86400000 + s.n * (30 * 86400000 / $API_EVENTS_PER) + t.id * 10 + 50,
+       CASE (s.n + t.id) % 10 WHEN 0 THEN 'usb.blocked' WHEN 1 THEN 'auth.failure'
+            WHEN 2 THEN 'usb.allowed' WHEN 3 THEN 'usb.removed' WHEN 9 THEN 'compliance'
+            ELSE 'auth.success' END,
+       '["2-6-3-a"]',
+       '{"user":"clerk' || (t.id % 7) || '","service":"login","vendor":"0781","product":"5567","serial":"4C53000123041411' || t.id || '","reason":"bench"}'
+FROM s CROSS JOIN terminals t;
+WITH c(id, clause) AS (VALUES ('usb.default_deny', '["2-6-3-a","2-3-2"]'),
+  ('usb.no_unapproved_storage', '["2-6-3-a","2-3-2"]'), ('mfa.pam_stack', '["2-6-3-a","2-6-6"]'),
+  ('mfa.enrollment', '["2-6-3-a"]'), ('time.synchronized', '["2-6-6"]'),
+  ('agent.integrity', '["2-2-7","2-6-7"]'), ('net.isolation', '["2-6-3-a"]'))
+INSERT INTO checks (tid, check_id, status, clause, detail, since, updated_at, seq)
+SELECT t.id, c.id, CASE WHEN t.id % 37 = 0 AND c.id = 'mfa.pam_stack' THEN 'fail' ELSE 'pass' END,
+       c.clause, 'bench', $now - 86400000, $now - 60000, $API_EVENTS_PER
+FROM terminals t CROSS JOIN c;
+INSERT INTO gaps (tid, first, last, detected_at, announced)
+SELECT id, 500, 510, $now - 86400000, id % 2 FROM terminals WHERE id % 50 = 0;
+COMMIT;
+PRAGMA journal_mode = WAL;
+ANALYZE;
+EOSQL
+	t1=$(date +%s)
+	echo "generated in $((t1 - t0)) s: $(ls -la "$db" | awk '{print $5}') bytes"
+	touch "$db.done"
+fi
+chown -R 65534:65534 api 2>/dev/null || true
+$asuser "$collector" --config api/collector.conf > api/out 2> api/err &
+cpid=$!
+ready=$(wait_ready api/out)
+dport=$(echo "$ready" | sed 's/.*dashboard=127.0.0.1:\([0-9]*\).*/\1/')
+mid=$(printf 'term-%05d' $((API_TERMINALS / 2)))
+now_iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+day_ago=$(date -u -d '1 day ago' +%Y-%m-%dT%H:%M:%SZ)
+timeit() { # $1 = label, $2 = path; median of 5 (after one warm-up), bytes
+	curl -s -o /dev/null --cacert pki/server-ca.pem -H "Authorization: Bearer $token" \
+		"https://127.0.0.1:$dport$2"
+	times=""
+	for _ in 1 2 3 4 5; do
+		t=$(curl -s -o api/body -w '%{time_total}' --cacert pki/server-ca.pem \
+			-H "Authorization: Bearer $token" "https://127.0.0.1:$dport$2")
+		times="$times $t"
+	done
+	med=$(echo $times | tr ' ' '\n' | sort -n | sed -n 3p)
+	printf '%-58s median %7.1f ms  %10s bytes\n' "$1" "$(awk -v m="$med" 'BEGIN { print m * 1000 }')" "$(wc -c < api/body)"
+}
+timeit "GET /v1/terminals" "/v1/terminals"
+timeit "GET /v1/terminals/$mid" "/v1/terminals/$mid"
+timeit "GET /v1/events?limit=100 (first page)" "/v1/events?limit=100"
+timeit "GET /v1/events?after=9000000&limit=1000" "/v1/events?after=9000000&limit=1000"
+timeit "GET /v1/events?terminal=$mid&limit=100" "/v1/events?terminal=$mid&limit=100"
+timeit "GET /v1/events?kind=usb.blocked&limit=100" "/v1/events?kind=usb.blocked&limit=100"
+timeit "GET /v1/events?kind=auth.failure&since=<1 day ago>&limit=100" "/v1/events?kind=auth.failure&since=$day_ago&limit=100"
+timeit "GET /v1/events?since=<1 day ago>&limit=100" "/v1/events?since=$day_ago&limit=100"
+timeit "GET /v1/export.csv?terminal=$mid (1000 rows)" "/v1/export.csv?terminal=$mid"
+timeit "GET /v1/export.csv?since=<1 day ago> (~333k rows)" "/v1/export.csv?since=$day_ago&until=$now_iso"
+timeit "GET /metrics" "/metrics"
+kill $cpid; wait $cpid || true
