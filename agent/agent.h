@@ -13,10 +13,10 @@ struct agent;
 
 /* Paths; every one can be pointed elsewhere on the command line so tests run without root. */
 struct agent_paths {
-	const char *policy;	/* --policy FILE (required) */
-	const char *socket;	/* --socket PATH, default /run/mynaguard/event.sock */
-	const char *spool;	/* --spool DIR, default /var/spool/mynaguard */
-	const char *state;	/* --state DIR, default /var/lib/mynaguard (seq counter, TOTP store at
+	const char *policy; /* --policy FILE (required) */
+	const char *socket; /* --socket PATH, default /run/mynaguard/event.sock */
+	const char *spool;  /* --spool DIR, default /var/spool/mynaguard */
+	const char *state;  /* --state DIR, default /var/lib/mynaguard (seq counter, TOTP store at
 				 * STATE/totp, PAM fallback events at STATE/totp/.pending-events) */
 	const char *sysfs_root; /* --sysfs-root DIR, default "/" ("" under umockdev) */
 };

@@ -42,11 +42,11 @@ bool ctl_confirm(const struct ctl_opts *o, const char *question)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"policy", required_argument, NULL, 'p'},
-		{"yes", no_argument, NULL, 'y'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
+	    {"policy", required_argument, NULL, 'p'},
+	    {"yes", no_argument, NULL, 'y'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
 	};
 	struct ctl_opts o = {.policy_path = MYNAGUARD_POLICY_PATH};
 	int c;
