@@ -18,6 +18,9 @@
 #include "fileio.h"
 #include "macro.h"
 #include "parse.h"
+#include "usb_desc.h"
+#include "usb_dev.h"
+#include "usb_str.h"
 
 const char *compliance_status_name(enum compliance_status s)
 {
@@ -407,86 +410,201 @@ void compliance_check_usb_default_deny(const struct compliance_env *env,
 
 /* ---- usb.no_unapproved_storage ---- */
 
-static int16_t read_class(const char *dir, const char *name)
-{
-	char v[16];
-	uint64_t x;
+/* Devices and interfaces are read and validated as the gate does (agent/usb_dev.c reads them
+ * through libudev; here they come from a plain directory tree) and decided by the gate's own
+ * usb_dev_decide_iface, so "would the gate block it" has one answer. */
 
-	if (read_attr(dir, name, v, sizeof(v)) < 0 || parse_hex(v, 0xff, &x) < 0)
-		return -1;
-	return (int16_t)x;
+static void mark_invalid(char *invalid, size_t size, const char *attr, const char *what)
+{
+	if (!invalid[0])
+		snprintf(invalid, size, "%s%s%s", attr, attr[0] ? " " : "", what);
 }
 
-struct usb_iface {
-	char name[sizeof(((struct dirent *)0)->d_name)];
-	char label[128]; /* the "interface" string */
-	bool has_label;
-	bool authorized;
-};
-
-static void check_device(const struct compliance_env *env, const char *devpath, const char *devname,
-			 struct detail *d, unsigned *ret_ifaces)
+/* Copy src into dst[size]; false when it does not fit. */
+static bool copy_str(char *dst, size_t size, const char *src)
 {
-	struct usb_iface ifs[COMPLIANCE_USB_MAX_IFACES];
-	struct policy_usb_interface pifs[COMPLIANCE_USB_MAX_IFACES];
-	struct policy_usb_decision dec[COMPLIANCE_USB_MAX_IFACES];
-	char v[16], serial[POLICY_SERIAL_MAX * 3 + 1], hash[65];
-	struct policy_usb_device dev = {0};
-	uint64_t x;
-	size_t n = 0;
-	_cleanup_closedir_ DIR *dir = NULL;
-	struct dirent *de;
+	size_t l = strlen(src);
 
-	(void)devname;
-	if (read_attr(devpath, "idVendor", v, sizeof(v)) < 0 || parse_hex(v, 0xffff, &x) < 0)
-		return; /* not a device */
-	dev.vendor = (uint16_t)x;
-	if (read_attr(devpath, "idProduct", v, sizeof(v)) == 0 && parse_hex(v, 0xffff, &x) == 0)
-		dev.product = (uint16_t)x;
-	if (read_attr(devpath, "serial", serial, sizeof(serial)) == 0)
-		dev.serial = serial;
-	{
-		char p[PATH_MAX];
-		if (join(p, sizeof(p), devpath, "descriptors") == 0 &&
-		    compliance_sha256_file(p, hash) == 0)
-			dev.descriptor_hash = hash;
+	if (l >= size)
+		return false;
+	memcpy(dst, src, l + 1);
+	return true;
+}
+
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/* A device string: NULL when missing; an impossible value (too long, NUL, not UTF-8) makes the
+ * owner invalid, as in the gate. -ENOMEM only. */
+static int read_dev_string(const char *dir, const char *attr, char **ret, char *invalid,
+			   size_t size)
+{
+	char buf[USB_DEV_ATTR_MAX + 1];
+	ssize_t n;
+
+	*ret = NULL;
+	n = usb_dev_read_attr(dir, attr, buf, sizeof(buf));
+	if (n == -ENOENT)
+		return 0;
+	if (n == -EFBIG) {
+		mark_invalid(invalid, size, attr, "too long");
+		return 0;
 	}
+	if (n < 0) {
+		mark_invalid(invalid, size, attr, "unreadable");
+		return 0;
+	}
+	if ((size_t)n != strlen(buf))
+		mark_invalid(invalid, size, attr, "contains NUL");
+	else if (!usb_str_valid_utf8(buf, (size_t)n))
+		mark_invalid(invalid, size, attr, "is not valid UTF-8");
+	else if ((size_t)n > USB_DEV_STRING_MAX || utf8_chars(buf) > POLICY_SERIAL_MAX)
+		mark_invalid(invalid, size, attr, "too long");
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int16_t read_hex2(const char *dir, const char *attr)
+{
+	char buf[16];
+
+	if (usb_dev_read_attr(dir, attr, buf, sizeof(buf)) < 0)
+		return -1;
+	return (int16_t)usb_dev_parse_hex2(buf);
+}
+
+/* SHA-256 of `descriptors` and whether they agree with idVendor/idProduct. */
+static void read_descriptors(struct usb_dev_info *dev)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	_cleanup_close_ int fd = -1;
+	char path[PATH_MAX];
+	size_t have = 0;
+
+	if (join(path, sizeof(path), dev->syspath, "descriptors") < 0)
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	buf = malloc(USB_DESC_MAX_BYTES + 1);
+	if (fd < 0 || !buf)
+		return;
+	while (have <= USB_DESC_MAX_BYTES) {
+		ssize_t n = read(fd, buf + have, USB_DESC_MAX_BYTES + 1 - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+	}
+	if (have > USB_DESC_MAX_BYTES)
+		return;
+	{
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned mdlen = 0;
+		if (EVP_Digest(buf, have, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32) {
+			hex_encode(md, 32, dev->hash);
+			dev->have_hash = true;
+		}
+	}
+	dev->desc_error = usb_desc_parse(buf, have, &dev->desc);
+	if (dev->desc_error == 0 && dev->have_ids &&
+	    (dev->desc.vendor != dev->vendor || dev->desc.product != dev->product))
+		mark_invalid(dev->invalid, sizeof(dev->invalid), "",
+			     "descriptors disagree with idVendor/idProduct");
+}
+
+static void usb_dev_info_clearp(struct usb_dev_info *i)
+{
+	usb_dev_info_clear(i);
+}
+
+static void usb_iface_info_clearp(struct usb_iface_info *i)
+{
+	usb_iface_info_clear(i);
+}
+
+static int check_device(const struct compliance_env *env, const char *devpath, const char *devname,
+			struct detail *d, unsigned *ret_ifaces)
+{
+	_cleanup_(usb_dev_info_clearp) struct usb_dev_info dev = {0};
+	_cleanup_closedir_ DIR *dir = NULL;
+	unsigned nif = 0;
+	char buf[16];
+	struct dirent *de;
+	int v, p;
+
+	if (!copy_str(dev.syspath, sizeof(dev.syspath), devpath) ||
+	    !copy_str(dev.port, sizeof(dev.port), devname)) {
+		detail_add(d, "%.64s: sysfs path too long, not checked", devname);
+		return 0;
+	}
+	v = usb_dev_read_attr(devpath, "idVendor", buf, sizeof(buf)) >= 0 ? usb_dev_parse_hex4(buf)
+									  : -1;
+	p = usb_dev_read_attr(devpath, "idProduct", buf, sizeof(buf)) >= 0 ? usb_dev_parse_hex4(buf)
+									   : -1;
+	if (v >= 0 && p >= 0) {
+		dev.have_ids = true;
+		dev.vendor = (uint16_t)v;
+		dev.product = (uint16_t)p;
+	} else
+		mark_invalid(dev.invalid, sizeof(dev.invalid), "",
+			     "idVendor/idProduct missing or not 4 hex digits");
+	if (read_dev_string(devpath, "serial", &dev.serial, dev.invalid, sizeof(dev.invalid)) < 0 ||
+	    read_dev_string(devpath, "manufacturer", &dev.manufacturer, dev.invalid,
+			    sizeof(dev.invalid)) < 0 ||
+	    read_dev_string(devpath, "product", &dev.product_name, dev.invalid,
+			    sizeof(dev.invalid)) < 0)
+		return -ENOMEM;
+	read_descriptors(&dev);
 
 	dir = opendir(devpath);
-	while (dir && (de = readdir(dir)) && n < ELEMENTSOF(ifs)) {
+	while (dir && (de = readdir(dir)) && nif < COMPLIANCE_USB_MAX_IFACES) {
+		_cleanup_(usb_iface_info_clearp) struct usb_iface_info ifc = {0};
+		struct policy_usb_decision dec;
 		char ipath[PATH_MAX];
 
 		/* interfaces are "<bus>-<port>:<config>.<number>" (a root hub usbN has N-0:1.0);
 		 * child devices and attributes have no ':' */
 		if (de->d_name[0] == '.' || !strchr(de->d_name, ':'))
 			continue;
-		if (join(ipath, sizeof(ipath), devpath, de->d_name) < 0)
+		if (join(ipath, sizeof(ipath), devpath, de->d_name) < 0 ||
+		    !copy_str(ifc.syspath, sizeof(ifc.syspath), ipath) ||
+		    !copy_str(ifc.name, sizeof(ifc.name), de->d_name)) {
+			detail_add(d, "%.64s: sysfs path too long, not checked", de->d_name);
 			continue;
-		struct usb_iface *u = &ifs[n];
-		*u = (struct usb_iface){0};
-		snprintf(u->name, sizeof(u->name), "%s", de->d_name);
-		u->has_label = read_attr(ipath, "interface", u->label, sizeof(u->label)) == 0;
+		}
+		nif++;
+		ifc.cls = read_hex2(ipath, "bInterfaceClass");
+		ifc.subclass = read_hex2(ipath, "bInterfaceSubClass");
+		ifc.protocol = read_hex2(ipath, "bInterfaceProtocol");
+		if (ifc.cls < 0)
+			mark_invalid(ifc.invalid, sizeof(ifc.invalid), "",
+				     "bInterfaceClass missing or not 2 hex digits");
+		if (read_dev_string(ipath, "interface", &ifc.label, ifc.invalid,
+				    sizeof(ifc.invalid)) < 0)
+			return -ENOMEM;
 		/* an interface without "authorized" (kernel < 4.4) cannot be blocked: count it
 		 * as authorized */
-		u->authorized =
-		    !(read_attr(ipath, "authorized", v, sizeof(v)) == 0 && strcmp(v, "0") == 0);
-		pifs[n] = (struct policy_usb_interface){
-		    .cls = read_class(ipath, "bInterfaceClass"),
-		    .subclass = read_class(ipath, "bInterfaceSubClass"),
-		    .protocol = read_class(ipath, "bInterfaceProtocol"),
-		    .name = u->has_label ? u->label : NULL,
-		};
-		n++;
-	}
-	*ret_ifaces += (unsigned)n;
-	if (n == 0)
-		return;
-	policy_usb_decide(env->policy, &dev, pifs, n, dec);
-	for (size_t i = 0; i < n; i++)
-		if (dec[i].verdict == POLICY_USB_BLOCK && ifs[i].authorized)
-			detail_add(d, "%s (%04x:%04x%s%s) authorized: %s", ifs[i].name, dev.vendor,
+		ifc.authorized = usb_dev_read_attr(ipath, "authorized", buf, sizeof(buf)) >= 0 &&
+					 strcmp(buf, "0") == 0
+				     ? 0
+				     : 1;
+
+		usb_dev_decide_iface(env->policy, &dev, &ifc, &dec);
+		/* device strings go into the detail raw: compliance_to_json escapes them */
+		if (dec.verdict == POLICY_USB_BLOCK && ifc.authorized)
+			detail_add(d, "%s (%04x:%04x%s%.64s) authorized: %s", ifc.name, dev.vendor,
 				   dev.product, dev.serial ? " serial=" : "",
-				   dev.serial ? dev.serial : "", dec[i].rule);
+				   dev.serial ? dev.serial : "", dec.rule);
+	}
+	*ret_ifaces += nif;
+	return 0;
 }
 
 void compliance_check_usb_no_unapproved_storage(const struct compliance_env *env,
@@ -523,7 +641,10 @@ void compliance_check_usb_no_unapproved_storage(const struct compliance_env *env
 		}
 		if (join(devpath, sizeof(devpath), devices, de->d_name) < 0)
 			continue;
-		check_device(env, devpath, de->d_name, &d, &nif);
+		if (check_device(env, devpath, de->d_name, &d, &nif) < 0) {
+			set_result(ret, COMPLIANCE_ERROR, "out of memory");
+			return;
+		}
 	}
 	if (d.n > 0) {
 		set_result(ret, COMPLIANCE_FAIL, "%s", d.buf);

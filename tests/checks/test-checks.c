@@ -432,6 +432,85 @@ static void test_storage_hostile_serial_escaped(void **state)
 	json_decref(clauses);
 }
 
+/* Raw descriptors of a one-interface mass-storage device with the given ids. */
+static void write_descriptors(struct fx *f, const char *dev, uint16_t vendor, uint16_t product)
+{
+	const unsigned char d[] = {/* device */
+				   18, 1, 0x00, 0x02, 0, 0, 0, 64, vendor & 0xff, vendor >> 8,
+				   product & 0xff, product >> 8, 0x00, 0x01, 1, 2, 3, 1,
+				   /* configuration, total length 18 */
+				   9, 2, 18, 0, 1, 1, 0, 0x80, 50,
+				   /* interface 0: 08/06/50 */
+				   9, 4, 0, 0, 2, 0x08, 0x06, 0x50, 0};
+	char path[PATH_MAX];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/sys/bus/usb/devices/%s/descriptors", f->sysfs, dev);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(d, 1, sizeof(d), fp), sizeof(d));
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void test_storage_allow_listed_by_hash(void **state)
+{
+	struct fx *f = *state;
+	char path[PATH_MAX], hex[65], policy[512];
+
+	storage_fixture(f, "1\n");
+	write_descriptors(f, "1-1", 0x0781, 0x5581);
+	snprintf(path, sizeof(path), "%s/sys/bus/usb/devices/1-1/descriptors", f->sysfs);
+	assert_int_equal(compliance_sha256_file(path, hex), 0);
+	snprintf(policy, sizeof(policy),
+		 "[terminal]\nid = t1\n[usb]\nallow = 0781:5581 hash=sha256:%s\n", hex);
+	fx_set_policy(f, policy);
+	compliance_check_usb_no_unapproved_storage(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_PASS, "no blocked interface authorized");
+
+	/* other descriptors, other hash: no longer the approved stick */
+	hex[0] = hex[0] == '0' ? '1' : '0';
+	snprintf(policy, sizeof(policy),
+		 "[terminal]\nid = t1\n[usb]\nallow = 0781:5581 hash=sha256:%s\n", hex);
+	fx_set_policy(f, policy);
+	compliance_check_usb_no_unapproved_storage(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_FAIL, "1-1:1.0");
+}
+
+/* What the gate refuses as impossible (fail closed) counts as blocked here too, even on an
+ * allow-listed device or for a keyboard. */
+static void test_storage_invalid_devices(void **state)
+{
+	struct fx *f = *state;
+
+	storage_fixture(f, "1\n");
+	fx_set_policy(f, "[terminal]\nid = t1\n[usb]\nallow = 0781:5581\n");
+	compliance_check_usb_no_unapproved_storage(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_PASS, "no blocked interface authorized");
+
+	fx_write(f, "sysfs/sys/bus/usb/devices/1-1/serial", "\xc3\x28\n");
+	compliance_check_usb_no_unapproved_storage(&f->env, &f->res);
+	assert_status(
+	    f, COMPLIANCE_FAIL,
+	    "1-1:1.0 (0781:5581 serial=\xc3\x28) authorized: invalid: serial is not valid UTF-8");
+
+	fx_write(f, "sysfs/sys/bus/usb/devices/1-1/serial", "4C530001\n");
+	write_descriptors(f, "1-1", 0x1234, 0x5678);
+	compliance_check_usb_no_unapproved_storage(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_FAIL, "invalid: descriptors disagree with idVendor/idProduct");
+
+	write_descriptors(f, "1-1", 0x0781, 0x5581);
+	compliance_check_usb_no_unapproved_storage(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_PASS, "no blocked interface authorized");
+
+	/* a keyboard interface with a class the kernel would never show */
+	fx_write(f, "sysfs/sys/bus/usb/devices/1-2/1-2:1.1/bInterfaceClass", "3\n");
+	compliance_check_usb_no_unapproved_storage(&f->env, &f->res);
+	assert_status(
+	    f, COMPLIANCE_FAIL,
+	    "1-2:1.1 (046d:c31c) authorized: invalid: bInterfaceClass missing or not 2 hex digits");
+	assert_null(strstr(f->res.detail, "1-2:1.0"));
+}
+
 /* ---- mfa.pam_stack ---- */
 
 /* Debian's common-auth after pam-auth-update with the installer's profile (Auth-Type:
@@ -1197,6 +1276,8 @@ int main(void)
 	    T(test_storage_allow_list_other_serial),
 	    T(test_storage_missing_authorized_counts_as_authorized),
 	    T(test_storage_hostile_serial_escaped),
+	    T(test_storage_allow_listed_by_hash),
+	    T(test_storage_invalid_devices),
 	    T(test_pam_debian_profile_pass),
 	    T(test_pam_direct_pass),
 	    T(test_pam_mynaguard_before_password),
