@@ -455,15 +455,28 @@ static void handle(struct agent *a, struct udev_device *d, const char *action)
 		handle_iface(a, d, action);
 }
 
+static int coldplug(struct agent *a);
+
 static void on_monitor(struct agent *a, int fd, uint32_t events, void *userdata)
 {
 	struct agent_usb *u = userdata;
 
 	/* Bounded per wake-up so a flood cannot starve signals; the fd stays readable. */
 	for (int i = 0; i < 256; i++) {
-		struct udev_device *d = udev_monitor_receive_device(u->mon);
-		if (!d)
+		struct udev_device *d;
+
+		errno = 0;
+		d = udev_monitor_receive_device(u->mon);
+		if (!d) {
+			/* Events were lost (socket buffer overrun): what they would have shown is in
+			 * sysfs, so scan again; decided interfaces are skipped as duplicates. */
+			if (errno == ENOBUFS) {
+				fputs("usb.error op=monitor error=\"events lost\", rescanning\n",
+				      stderr);
+				(void)coldplug(a);
+			}
 			break;
+		}
 		handle(a, d, udev_device_get_action(d));
 		udev_device_unref(d);
 	}
