@@ -234,7 +234,8 @@ static int list_segments(int dirfd, uid_t owner_uid, struct segment **ret, size_
 		free(segs);
 		return r;
 	}
-	qsort(segs, n, sizeof *segs, cmp_segment);
+	if (n > 1)
+		qsort(segs, n, sizeof *segs, cmp_segment);
 	*ret = segs;
 	*ret_n = n;
 	if (ret_foreign)

@@ -51,7 +51,8 @@ static void pending_drop_through(struct pending *p, uint64_t acked)
 		free((void *)p->recs[k].payload);
 		k++;
 	}
-	memmove(p->recs, p->recs + k, (p->n - k) * sizeof *p->recs);
+	if (k > 0 && p->n > k)
+		memmove(p->recs, p->recs + k, (p->n - k) * sizeof *p->recs);
 	p->n -= k;
 }
 

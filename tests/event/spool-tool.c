@@ -18,8 +18,8 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* fill DIR TERMINAL COUNT [SLEEP_US] [MAX_BYTES]: append COUNT events continuing the sequence,
- * each synced (like agent_emit); prints the last sequence number. */
+/* fill DIR TERMINAL COUNT [SLEEP_US] [MAX_BYTES] [SYNC_EVERY]: append COUNT events continuing the
+ * sequence, synced every SYNC_EVERY records (default 1, like agent_emit); prints the last number. */
 static int fill(int argc, char **argv)
 {
 	if (argc < 5)
@@ -28,6 +28,11 @@ static int fill(int argc, char **argv)
 	uint64_t count = strtoull(argv[4], NULL, 10);
 	unsigned long sleep_us = argc > 5 ? strtoul(argv[5], NULL, 10) : 0;
 	uint64_t max = argc > 6 ? strtoull(argv[6], NULL, 10) : 64ULL << 20;
+	uint64_t sync_every = argc > 7 ? strtoull(argv[7], NULL, 10) : 1;
+	if (max == 0)
+		max = 64ULL << 20;
+	if (sync_every == 0)
+		sync_every = 1;
 	struct spool_writer *w;
 	int r = spool_writer_open(dir, max, &w, NULL);
 	if (r < 0) {
@@ -51,7 +56,7 @@ static int fill(int argc, char **argv)
 		struct spool_drop d;
 		r = spool_writer_append(w, seq, text, len, &d);
 		free(text);
-		if (r >= 0)
+		if (r >= 0 && ((i + 1) % sync_every == 0 || i + 1 == count))
 			r = spool_writer_sync(w);
 		if (r < 0) {
 			fprintf(stderr, "spool-tool: append %" PRIu64 ": %s\n", seq, strerror(-r));
