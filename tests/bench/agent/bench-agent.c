@@ -103,7 +103,8 @@ static double cpu_seconds(void)
 	fclose(f);
 	char *p = strrchr(buf, ')');
 	/* fields after ")": state(3) ... utime(14) stime(15) */
-	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+	if (p &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
 		return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 	return 0;
 }
@@ -116,9 +117,9 @@ static int cmp_i64(const void *a, const void *b)
 
 static size_t build_desc(uint8_t *buf)
 {
-	const uint8_t d[] = {18, 1, 0, 2, 0, 0, 0, 64, 0x81, 0x07, 0x81, 0x55, 0, 1, 1, 2, 3, 1,
-			     9,	 2, 18, 0, 1, 1, 0, 0x80, 50,
-			     9,	 4, 0, 0, 0, 8, 6, 0x50, 0};
+	const uint8_t d[] = {18, 1,    0,  2, 0, 0, 0, 64, 0x81, 0x07, 0x81, 0x55,
+			     0,	 1,    1,  2, 3, 1, 9, 2,  18,	 0,    1,    1,
+			     0,	 0x80, 50, 9, 4, 0, 0, 0,  8,	 6,    0x50, 0};
 	memcpy(buf, d, sizeof(d));
 	return sizeof(d);
 }
@@ -142,8 +143,15 @@ int main(int argc, char **argv)
 		return 1;
 	UMockdevTestbed *tb = umockdev_testbed_new();
 	char *root = umockdev_testbed_get_root_dir(tb);
-	const char *hub_attrs[] = {"idVendor", "1d6b", "idProduct", "0002", "authorized", "1",
-				   "interface_authorized_default", "0", NULL};
+	const char *hub_attrs[] = {"idVendor",
+				   "1d6b",
+				   "idProduct",
+				   "0002",
+				   "authorized",
+				   "1",
+				   "interface_authorized_default",
+				   "0",
+				   NULL};
 	const char *dev_props[] = {"DEVTYPE", "usb_device", NULL};
 	const char *if_props[] = {"DEVTYPE", "usb_interface", NULL};
 	char *hub = umockdev_testbed_add_devicev(tb, "usb", "usb1", NULL, (gchar **)hub_attrs,
@@ -171,8 +179,8 @@ int main(int argc, char **argv)
 		dup2(err[1], 2);
 		close(out[0]);
 		close(err[0]);
-		execl(agent, agent, "--policy", policy, "--spool", spool, "--state", tmp, "--socket",
-		      sock, (char *)NULL);
+		execl(agent, agent, "--policy", policy, "--spool", spool, "--state", tmp,
+		      "--socket", sock, (char *)NULL);
 		_exit(127);
 	}
 	close(out[1]);
@@ -212,17 +220,24 @@ int main(int argc, char **argv)
 	double cpu0 = cpu_seconds();
 	int64_t wall0 = now_ns();
 	for (int i = 0; i < n; i++) {
-		const char *dev_attrs[] = {"idVendor", "0781", "idProduct", "5581", "authorized", "1",
-					   "serial", "BENCH", NULL};
-		const char *if_attrs[] = {"bInterfaceClass", "08", "bInterfaceSubClass", "06",
-					  "bInterfaceProtocol", "50", "authorized", "1", NULL};
+		const char *dev_attrs[] = {"idVendor", "0781",	 "idProduct", "5581", "authorized",
+					   "1",	       "serial", "BENCH",     NULL};
+		const char *if_attrs[] = {"bInterfaceClass",
+					  "08",
+					  "bInterfaceSubClass",
+					  "06",
+					  "bInterfaceProtocol",
+					  "50",
+					  "authorized",
+					  "1",
+					  NULL};
 		char *dev = umockdev_testbed_add_devicev(tb, "usb", "1-1", hub, (gchar **)dev_attrs,
 							 (gchar **)dev_props);
 		umockdev_testbed_set_attribute_binary(tb, dev, "descriptors", desc, (gssize)dlen);
 		char auth[600];
 		int64_t t0 = now_ns();
-		char *ifc = umockdev_testbed_add_devicev(tb, "usb", "1-1:1.0", dev, (gchar **)if_attrs,
-							 (gchar **)if_props);
+		char *ifc = umockdev_testbed_add_devicev(tb, "usb", "1-1:1.0", dev,
+							 (gchar **)if_attrs, (gchar **)if_props);
 		int64_t t1 = now_ns();
 		snprintf(auth, sizeof(auth), "%s%s/authorized", root, ifc);
 		for (;;) {
@@ -269,10 +284,11 @@ int main(int argc, char **argv)
 	       lat[n / 2] / 1e3, lat[n * 9 / 10] / 1e3, lat[n * 99 / 100] / 1e3, lat[n - 1] / 1e3);
 	printf("of which umockdev_testbed_add_device itself: p50=%.0f p99=%.0f us\n",
 	       addcost[n / 2] / 1e3, addcost[n * 99 / 100] / 1e3);
-	printf("latency_us (add_device returned -> authorized=0 seen; lower bound): p50=%.0f p90=%.0f "
-	       "p99=%.0f max=%.0f\n",
-	       after[n / 2] / 1e3, after[n * 9 / 10] / 1e3, after[n * 99 / 100] / 1e3,
-	       after[n - 1] / 1e3);
+	printf(
+	    "latency_us (add_device returned -> authorized=0 seen; lower bound): p50=%.0f p90=%.0f "
+	    "p99=%.0f max=%.0f\n",
+	    after[n / 2] / 1e3, after[n * 9 / 10] / 1e3, after[n * 99 / 100] / 1e3,
+	    after[n - 1] / 1e3);
 
 	read_status(&rss0, &sw0);
 	sleep((unsigned)idle_s);
