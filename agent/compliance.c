@@ -107,6 +107,17 @@ static int join(char *buf, size_t size, const char *root, const char *rel)
 	return 0;
 }
 
+/* Copy src into dst[size]; false when it does not fit. */
+static bool copy_str(char *dst, size_t size, const char *src)
+{
+	size_t l = strlen(src);
+
+	if (l >= size)
+		return false;
+	memcpy(dst, src, l + 1);
+	return true;
+}
+
 /* Read a small sysfs-style attribute, trailing whitespace removed. */
 static int read_attr(const char *dir, const char *name, char *buf, size_t size)
 {
@@ -314,12 +325,42 @@ static int manifest_load(const struct compliance_env *env, struct compliance_man
 	return 0;
 }
 
-/* Compare one file with its manifest entry; adds a finding to d when it differs. */
-static bool manifest_file_matches(const struct compliance_manifest_entry *e, struct detail *d)
+/* Where a manifest entry is on this system: the path itself, or under env->manifest_root. */
+static int manifest_local_path(const struct compliance_env *env,
+			       const struct compliance_manifest_entry *e, char buf[static PATH_MAX])
 {
-	char hex[65];
-	int r = compliance_sha256_file(e->path, hex);
+	if (!env->manifest_root || !env->manifest_root[0] || strcmp(env->manifest_root, "/") == 0)
+		return copy_str(buf, PATH_MAX, e->path) ? 0 : -ENAMETOOLONG;
+	return join(buf, PATH_MAX, env->manifest_root, e->path);
+}
 
+/* The entry for local file path (as given, or with symlinks resolved), or NULL. */
+static const struct compliance_manifest_entry *
+manifest_find_local(const struct compliance_env *env, const struct compliance_manifest *m,
+		    const char *path)
+{
+	char real[PATH_MAX], local[PATH_MAX], local_real[PATH_MAX];
+	bool have_real = realpath(path, real) != NULL;
+
+	for (size_t i = 0; i < m->n; i++) {
+		if (manifest_local_path(env, &m->entries[i], local) < 0)
+			continue;
+		if (strcmp(local, path) == 0 ||
+		    (have_real && realpath(local, local_real) && strcmp(local_real, real) == 0))
+			return &m->entries[i];
+	}
+	return NULL;
+}
+
+/* Compare one file with its manifest entry; adds a finding to d when it differs. */
+static bool manifest_file_matches(const struct compliance_env *env,
+				  const struct compliance_manifest_entry *e, struct detail *d)
+{
+	char hex[65], local[PATH_MAX];
+	int r = manifest_local_path(env, e, local);
+
+	if (r >= 0)
+		r = compliance_sha256_file(local, hex);
 	if (r == -ENOENT) {
 		detail_add(d, "missing: %s", e->path);
 		return false;
@@ -392,11 +433,11 @@ void compliance_check_usb_default_deny(const struct compliance_env *env,
 		detail_add(&d, "udev rule unverifiable: %s", mres.detail);
 	else {
 		const struct compliance_manifest_entry *e =
-		    compliance_manifest_find(&m, env->udev_rule);
+		    manifest_find_local(env, &m, env->udev_rule);
 		if (!e)
 			detail_add(&d, "udev rule %s not in the install manifest", env->udev_rule);
 		else
-			(void)manifest_file_matches(e, &d);
+			(void)manifest_file_matches(env, e, &d);
 	}
 
 	if (d.n > 0) {
@@ -418,17 +459,6 @@ static void mark_invalid(char *invalid, size_t size, const char *attr, const cha
 {
 	if (!invalid[0])
 		snprintf(invalid, size, "%s%s%s", attr, attr[0] ? " " : "", what);
-}
-
-/* Copy src into dst[size]; false when it does not fit. */
-static bool copy_str(char *dst, size_t size, const char *src)
-{
-	size_t l = strlen(src);
-
-	if (l >= size)
-		return false;
-	memcpy(dst, src, l + 1);
-	return true;
 }
 
 static size_t utf8_chars(const char *s)
@@ -884,22 +914,17 @@ void compliance_check_agent_integrity(const struct compliance_env *env,
 {
 	_cleanup_(compliance_manifest_clear) struct compliance_manifest m = {0};
 	struct detail d = {0};
-	char real[PATH_MAX];
 	size_t ok = 0;
 
 	if (manifest_load(env, &m, ret) < 0)
 		return;
 
 	/* The policy in use must be the one installed (or re-recorded after a deliberate change). */
-	const char *policy = env->policy_path;
-	if (policy && realpath(policy, real))
-		policy = real;
-	if (policy && !compliance_manifest_find(&m, policy) &&
-	    !compliance_manifest_find(&m, env->policy_path))
+	if (env->policy_path && !manifest_find_local(env, &m, env->policy_path))
 		detail_add(&d, "policy %s not in the install manifest", env->policy_path);
 
 	for (size_t i = 0; i < m.n; i++)
-		if (manifest_file_matches(&m.entries[i], &d))
+		if (manifest_file_matches(env, &m.entries[i], &d))
 			ok++;
 
 	if (d.n > 0) {

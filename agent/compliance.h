@@ -60,6 +60,8 @@ struct compliance_env {
 	const char *udev_rule;	   /* COMPLIANCE_UDEV_RULE */
 	const char *timesync_flag; /* COMPLIANCE_TIMESYNC_FLAG */
 	const char *proc_root;	   /* "/" in production: PROC/proc/net/route (net.isolation) */
+	const char *manifest_root; /* NULL in production; a tree made by `install.sh --root DIR`:
+				    * the manifest's (target) paths are looked up under DIR */
 	uid_t owner_uid; /* owner required of TOTP records and the manifest: 0 in production */
 	/* Reads the kernel clock state; adjtimex in production, a fake in tests. */
 	int (*adjtimex)(struct timex *tx);
