@@ -456,11 +456,12 @@ def run_guest(vm, timeout, console_log):
 
 def parse_scenario(path):
     """Directives in a scenario's comments: '#@qemu ARGS' (added to QEMU's command line),
-    '#@agent' (needs mynaguardd), '#@policy LINE' (a line of the guest's policy file)."""
-    directives = {'qemu': [], 'agent': False, 'policy': []}
+    '#@agent' (needs mynaguardd), '#@policy LINE' (a line of the guest's policy file),
+    '#@udev-first' (udevd starts before the USB drivers load, as in an initramfs)."""
+    directives = {'qemu': [], 'agent': False, 'policy': [], 'udev-first': False}
     with open(path) as f:
         for line in f:
-            m = re.match(r'#@(\w+)\s?(.*)$', line.rstrip('\n'))
+            m = re.match(r'#@([\w-]+)\s?(.*)$', line.rstrip('\n'))
             if not m:
                 continue
             key, val = m.groups()
@@ -468,6 +469,8 @@ def parse_scenario(path):
                 directives['qemu'] += shlex.split(val)
             elif key == 'agent':
                 directives['agent'] = True
+            elif key == 'udev-first':
+                directives['udev-first'] = True
             elif key == 'policy':
                 directives['policy'].append(val)
             else:
@@ -504,7 +507,8 @@ def build_initramfs(args, kdir, directives, workdir):
     img.add_host(args.scenario, '/vmtest/scenario.sh', 0o644)
     img.file('/vmtest/modules', '\n'.join(GUEST_MODULES) + '\n')
     img.file('/vmtest/env', f'VM_HAVE_AGENT={1 if args.agent else 0}\n'
-             f'VM_HAVE_RULES={1 if args.rules else 0}\n')
+             f'VM_HAVE_RULES={1 if args.rules else 0}\n'
+             f'VM_UDEV_FIRST={1 if directives["udev-first"] else 0}\n')
     for extra in args.file or []:
         host, guest = extra.split('=', 1)
         img.add_host(host, guest)

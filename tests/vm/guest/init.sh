@@ -15,15 +15,21 @@ hostname vmtest
 echo "vmtest: init on kernel $(uname -r)"
 vm_ctl_open
 
-# Controllers enumerate before udevd runs, as on a real boot: root hubs that exist before udev
-# get the rule from the coldplug trigger below.
-for m in $(cat /vmtest/modules); do
-	modprobe "$m" || echo "vmtest: modprobe $m failed"
-done
+load_modules() {
+	for m in $(cat /vmtest/modules); do
+		modprobe "$m" || echo "vmtest: modprobe $m failed"
+	done
+}
 
+# Default: controllers enumerate before udevd runs, as after the switch from an initramfs that
+# lacks our rule: root hubs that exist before udevd get the rule from the coldplug trigger.
+# VM_UDEV_FIRST=1 (#@udev-first): udevd runs before the USB drivers load, as in an initramfs
+# that carries the rule, so root hubs get it as they appear.
+[ "$VM_UDEV_FIRST" = 1 ] || load_modules
 /usr/lib/systemd/systemd-udevd --daemon --resolve-names=never
 udevadm trigger --type=subsystems --action=add
 udevadm trigger --type=devices --action=add
+[ "$VM_UDEV_FIRST" = 1 ] && load_modules
 udevadm settle --timeout=120 || echo "vmtest: udevadm settle timed out"
 echo "vmtest: udev settled after $(cut -d' ' -f1 /proc/uptime) s"
 
