@@ -64,6 +64,7 @@ struct detail {
 	size_t len;
 	unsigned n;
 	bool full;
+	const char *sep; /* between findings; NULL = "; " */
 };
 
 static void detail_add(struct detail *d, const char *fmt, ...) _printf_(2, 3);
@@ -82,13 +83,14 @@ static void detail_add(struct detail *d, const char *fmt, ...)
 	l = strlen(item);
 	/* keep room for "; " and the "..." marker */
 	if (d->len + l + 2 + 4 >= sizeof(d->buf)) {
-		snprintf(d->buf + d->len, sizeof(d->buf) - d->len, "%s...", d->len ? "; " : "");
+		snprintf(d->buf + d->len, sizeof(d->buf) - d->len, "%s...",
+			 d->len ? (d->sep ? d->sep : "; ") : "");
 		d->len = strlen(d->buf);
 		d->full = true;
 		return;
 	}
 	d->len += (size_t)snprintf(d->buf + d->len, sizeof(d->buf) - d->len, "%s%s",
-				   d->len ? "; " : "", item);
+				   d->len ? (d->sep ? d->sep : "; ") : "", item);
 }
 
 /* root + "/" + rel without doubled slashes; root "" or "/" both mean the real root. */
@@ -784,7 +786,7 @@ void compliance_check_mfa_enrollment(const struct compliance_env *env,
 	};
 	_cleanup_fclose_ FILE *f = NULL;
 	_cleanup_close_ int dirfd = -1;
-	struct detail missing = {0}, badrec = {0};
+	struct detail missing = {.sep = ", "}, badrec = {0};
 	unsigned users = 0;
 	bool store_missing = false;
 	int r;

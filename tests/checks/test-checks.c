@@ -917,7 +917,7 @@ static void test_enrollment_store_missing_or_open(void **state)
 
 	f->env.totp_dir = "/nonexistent/mynaguard/totp";
 	compliance_check_mfa_enrollment(&f->env, &f->res);
-	assert_status(f, COMPLIANCE_FAIL, "not enrolled: alice; bob");
+	assert_status(f, COMPLIANCE_FAIL, "not enrolled: alice, bob");
 }
 
 static void test_enrollment_nullok_policy(void **state)
