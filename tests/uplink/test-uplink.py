@@ -11,6 +11,7 @@ import random
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -78,12 +79,14 @@ class Env:
         make_pki(tmp)
         self.port = free_port()
         self.store = os.path.join(tmp, "store.jsonl")
+        self.db = os.path.join(tmp, "collector.db")
         self.reqlog = os.path.join(tmp, "requests.log")
         self.policy = os.path.join(tmp, "policy.conf")
         with open(self.policy, "w") as f:
             f.write("[terminal]\nid = %s\n[report]\ncollector = https://127.0.0.1:%d\n"
                     "ca = %s/ca.pem\ncert = %s/client.pem\nkey = %s/client.key\n"
-                    "batch_max = %d\n" % (TERMINAL, self.port, tmp, tmp, tmp, batch_max))
+                    "batch_max = %d\n[checks]\npam_dir = %s/pam.d\nsysfs_root = %s/sys\n"
+                    % (TERMINAL, self.port, tmp, tmp, tmp, batch_max, tmp, tmp))
         self.uplink = None
         self.collector = None
         self.uplink_log = open(os.path.join(tmp, "uplink.log"), "ab")
@@ -103,6 +106,8 @@ class Env:
             stdout=self.uplink_log, stderr=self.uplink_log)
 
     def start_collector(self, cert="server", extra=()):
+        if A.collector:
+            return self.start_real_collector(cert)
         self.collector = subprocess.Popen(
             [sys.executable, A.fake, "--port", str(self.port), "--ca", self.tmp + "/ca.pem",
              "--cert", "%s/%s.pem" % (self.tmp, cert), "--key", "%s/%s.key" % (self.tmp, cert),
@@ -116,6 +121,24 @@ class Env:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("collector did not start")
+
+    def start_real_collector(self, cert):
+        """The real mynaguard-collector on the same fixed port (the policy names it)."""
+        conf = os.path.join(self.tmp, "collector.conf")
+        tok = os.path.join(self.tmp, "token")
+        with open(tok, "w") as f:
+            f.write("test-token-0123456789abcdef\n")
+        os.chmod(tok, 0o600)
+        with open(conf, "w") as f:
+            f.write("[ingest]\nlisten = 127.0.0.1:%d\ncertificate = %s/%s.pem\nkey = %s/%s.key\n"
+                    "client_ca = %s/ca.pem\nworkers = 2\n[dashboard]\nlisten = 127.0.0.1:0\n"
+                    "token_file = %s\n[store]\ndatabase = %s\n"
+                    % (self.port, self.tmp, cert, self.tmp, cert, self.tmp, tok, self.db))
+        self.collector = subprocess.Popen([A.collector, "--config", conf],
+                                          stdout=subprocess.PIPE, stderr=self.collector_log)
+        line = self.collector.stdout.readline()
+        if not line.startswith(b"READY "):
+            raise RuntimeError("collector did not start: %r" % line)
 
     def kill(self, which, sig=signal.SIGKILL):
         p = getattr(self, which)
@@ -142,6 +165,18 @@ class Env:
         raise AssertionError("acked %d, want %d" % (self.acked(), n))
 
     def stored(self):
+        if A.collector:
+            if not os.path.exists(self.db):
+                return []
+            con = sqlite3.connect(self.db, timeout=30)
+            try:
+                return [r[0] for r in con.execute(
+                    "SELECT e.seq FROM events e JOIN terminals t ON t.id = e.tid "
+                    "WHERE t.name = ?", (TERMINAL,))]
+            except sqlite3.OperationalError:
+                return []
+            finally:
+                con.close()
         seqs = []
         if os.path.exists(self.store):
             with open(self.store) as f:
@@ -194,9 +229,10 @@ def scenario_backlog(env):
     env.start_collector()
     env.wait_acked(10000, timeout=120)
     assert_exactly_once(env, 10000)
-    reqs = [r for r in env.requests() if r[1] == 200]
-    assert all(n <= 200 for _, _, n in reqs), "a batch exceeded batch_max"
-    assert len(reqs) >= 50, "expected at least 50 batches of at most 200"
+    if not A.collector:
+        reqs = [r for r in env.requests() if r[1] == 200]
+        assert all(n <= 200 for _, _, n in reqs), "a batch exceeded batch_max"
+        assert len(reqs) >= 50, "expected at least 50 batches of at most 200"
     # acknowledged segments were removed; only the newest remains
     assert len(segments(env)) == 1, segments(env)
     with open(os.path.join(env.tmp, "uplink.log")) as f:
@@ -240,6 +276,10 @@ def scenario_rogue(env):
     time.sleep(2.5)
     assert env.uplink.poll() is None, "uplink must keep running"
     assert env.requests() == [], "a request reached the rogue server"
+    if A.collector:
+        # the real collector refuses the handshake too (our client cert is from another CA
+        # than its server cert): the proof is the uplink's error and an empty store
+        pass
     assert env.stored() == []
     assert env.acked() == 0
     with open(os.path.join(env.tmp, "uplink.log")) as f:
@@ -297,7 +337,8 @@ def scenario_idle(env):
     env.fill(5)
     env.wait_acked(15, timeout=5)
     log("woken by inotify after %.3f s" % (time.time() - t0))
-    assert n_req + 1 <= len(env.requests()) <= n_req + 5
+    if not A.collector:
+        assert n_req + 1 <= len(env.requests()) <= n_req + 5
     assert_exactly_once(env, 15)
     # --once exits when everything is sent
     env.kill("uplink", signal.SIGTERM)
@@ -324,7 +365,64 @@ def scenario_check(env):
     assert r.returncode == 1 and b"bad.conf:3" in r.stderr, r.stderr
 
 
+def kinds_stored(env):
+    con = sqlite3.connect(env.db, timeout=30)
+    try:
+        return [(r[0], json.loads(r[1])) for r in con.execute(
+            "SELECT kind, data FROM events ORDER BY seq")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+
+
+def scenario_e2e(env):
+    """The whole path: PAM datagram → mynaguardd → spool → uplink → mynaguard-collector → SQLite."""
+    assert A.collector and A.agent, "e2e needs --collector and --agent"
+    for d in ("pam.d", "sys", "state"):
+        os.makedirs(os.path.join(env.tmp, d), exist_ok=True)
+    sock = os.path.join(env.tmp, "event.sock")
+    agent_log = open(os.path.join(env.tmp, "agent.log"), "ab")
+    agent = subprocess.Popen([A.agent, "--policy", env.policy, "--socket", sock, "--spool",
+                              env.spool, "--state", os.path.join(env.tmp, "state"),
+                              "--sysfs-root", os.path.join(env.tmp, "sys")],
+                             stdout=subprocess.PIPE, stderr=agent_log)
+    try:
+        assert agent.stdout.readline() == b"READY\n"
+        env.start_collector()
+        env.start_uplink()
+        dg = {"v": 1, "kind": "auth.failure", "ts_ms": int(time.time() * 1000),
+              "data": {"user": "alice", "service": "login", "rhost": "", "tty": "tty1",
+                       "reason": "bad_code"}}
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.sendto(json.dumps(dg).encode(), sock)
+        s.close()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            got = [d for k, d in kinds_stored(env) if k == "auth.failure"]
+            if got:
+                break
+            time.sleep(0.1)
+        assert got, "auth.failure did not reach the collector: %s" % kinds_stored(env)
+        assert got[0]["user"] == "alice" and got[0]["sender"]["pid"] == os.getpid()
+        kinds = [k for k, _ in kinds_stored(env)]
+        assert "agent.started" in kinds and "compliance" in kinds, kinds
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=20)
+        agent_log.close()
+    assert agent.returncode == 0
+    # agent.stopped follows through the uplink as well
+    deadline = time.time() + 20
+    while time.time() < deadline and "agent.stopped" not in [k for k, _ in kinds_stored(env)]:
+        time.sleep(0.1)
+    assert "agent.stopped" in [k for k, _ in kinds_stored(env)]
+    seqs = env.stored()
+    assert sorted(seqs) == list(range(1, len(seqs) + 1)), seqs
+
+
 SCENARIOS = {
+    "e2e": scenario_e2e,
     "backlog": scenario_backlog,
     "kill": scenario_kill,
     "rogue": scenario_rogue,
@@ -342,6 +440,8 @@ def main():
     ap.add_argument("--spool-tool", required=True)
     ap.add_argument("--fake", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                    "fake-collector.py"))
+    ap.add_argument("--collector", help="the real mynaguard-collector instead of the fake")
+    ap.add_argument("--agent", help="mynaguardd, for the e2e scenario")
     ap.add_argument("--keep", action="store_true")
     A = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="mg-uplink-%s-" % A.scenario)
