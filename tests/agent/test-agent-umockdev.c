@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -489,6 +492,38 @@ static void test_check_and_bad_policy(void **state)
 	free(bad);
 }
 
+/* Readiness reaches systemd's notify socket too (Type=notify). */
+static void test_notify(void **state)
+{
+	struct umock *u = *state;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char buf[256];
+	int fd;
+
+	assert_true(strlen(u->tmp) + 8 < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, u->tmp, strlen(u->tmp));
+	memcpy(sa.sun_path + strlen(u->tmp), "/notify", 8);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+	umock_start_agent(u, POL_DEFAULT);
+	unsetenv("NOTIFY_SOCKET");
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, WAIT), 1);
+	ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "READY=1"));
+	stop_ok(u);
+	assert_int_equal(poll(&p, 1, WAIT), 1);
+	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "STOPPING=1"));
+	close(fd);
+}
+
 static int run_ctl(struct umock *u, const char *policy, const char *input, const char *const *args)
 {
 	char *argv[16];
@@ -631,6 +666,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_check_and_bad_policy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ctl_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ctl_allow, setup, teardown),
 	};
