@@ -285,9 +285,19 @@ static void *syslog_thread(void *arg)
 			}
 		}
 	}
+	/* Close cleanly: send close_notify, then read until the server closes too. Closing with
+	 * unread bytes (TLS 1.3 session tickets) would make the kernel send a reset, and the server
+	 * would lose what it had not read yet. */
 	for (unsigned c = 0; c < count; c++) {
+		int fd = SSL_get_fd(ssl[c]);
+		struct timeval tv = {.tv_sec = 60};
+		char sink[4096];
 		SSL_shutdown(ssl[c]);
-		close(SSL_get_fd(ssl[c]));
+		shutdown(fd, SHUT_WR);
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (SSL_read(ssl[c], sink, sizeof(sink)) > 0)
+			;
+		close(fd);
 		SSL_free(ssl[c]);
 	}
 	SSL_CTX_free(ctx);
