@@ -482,7 +482,7 @@ static int do_status(const struct totp_args *a)
 
 static int do_reset(const struct totp_args *a)
 {
-	_cleanup_close_ int dirfd = -1, lockfd = -1;
+	_cleanup_close_ int dirfd = -1, lockfd = -1, fd = -1;
 	struct totp_record rec;
 	int r;
 
@@ -490,12 +490,14 @@ static int do_reset(const struct totp_args *a)
 		return 1;
 	r = totp_store_lock(dirfd, a->user, geteuid(), &lockfd);
 	if (r >= 0)
-		r = totp_store_read(dirfd, a->user, geteuid(), &rec);
+		r = totp_store_open_record(dirfd, a->user, geteuid(), O_RDWR, &fd);
+	if (r >= 0)
+		r = totp_store_read_fd(fd, &rec);
 	if (r >= 0) {
 		/* last_step stays: clearing it would make used codes valid again. */
 		rec.failures = 0;
 		rec.locked_until = 0;
-		r = totp_store_write(dirfd, a->user, &rec);
+		r = totp_store_update(fd, &rec);
 		totp_record_wipe(&rec);
 	}
 	if (r < 0) {

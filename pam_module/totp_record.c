@@ -143,10 +143,88 @@ static int field_u64(const char **p, const char *end, const char *key, uint64_t 
 	return 0;
 }
 
+uint32_t totp_crc32(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint32_t c = 0xffffffffu;
+
+	for (size_t i = 0; i < len; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+	}
+	return c ^ 0xffffffffu;
+}
+
+/* Fixed-width decimal: exactly n digits. */
+static int fixed_u64(const char *s, size_t n, uint64_t max, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EBADMSG;
+		if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+			return -EBADMSG;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > max)
+		return -EBADMSG;
+	*ret = v;
+	return 0;
+}
+
+static int hex_u32(const char *s, uint32_t *ret)
+{
+	uint32_t v = 0;
+
+	for (size_t i = 0; i < 8; i++) {
+		unsigned d;
+		if (s[i] >= '0' && s[i] <= '9')
+			d = (unsigned)(s[i] - '0');
+		else if (s[i] >= 'a' && s[i] <= 'f')
+			d = (unsigned)(s[i] - 'a' + 10);
+		else
+			return -EBADMSG;
+		v = (v << 4) | d;
+	}
+	*ret = v;
+	return 0;
+}
+
+struct slot {
+	uint64_t seq, last_step, failures, locked_until;
+	bool crc_ok;
+};
+
+/* "stateN " SEQ(20) ' ' LAST(20) ' ' FAIL(4) ' ' LOCKED(20) ' ' CRC(8) '\n' */
+#define SLOT_PREFIX 7
+#define SLOT_CRC_AT (TOTP_SLOT_LEN - 10)
+
+static int parse_slot(const char *line, size_t avail, unsigned idx, struct slot *ret)
+{
+	const char *f = line + SLOT_PREFIX;
+	uint32_t crc;
+
+	if (avail < TOTP_SLOT_LEN || memcmp(line, "state", 5) != 0 ||
+	    line[5] != (char)('0' + idx) || line[6] != ' ' || f[20] != ' ' || f[41] != ' ' ||
+	    f[46] != ' ' || f[67] != ' ' || line[TOTP_SLOT_LEN - 1] != '\n')
+		return -EBADMSG;
+	if (fixed_u64(f, 20, TOTP_SEQ_MAX, &ret->seq) < 0 ||
+	    fixed_u64(f + 21, 20, TOTP_LAST_STEP_MAX, &ret->last_step) < 0 ||
+	    fixed_u64(f + 42, 4, TOTP_FAILURES_MAX, &ret->failures) < 0 ||
+	    fixed_u64(f + 47, 20, INT64_MAX, &ret->locked_until) < 0 ||
+	    hex_u32(line + SLOT_CRC_AT + 1, &crc) < 0)
+		return -EBADMSG;
+	ret->crc_ok = crc == totp_crc32(line, SLOT_CRC_AT);
+	return 0;
+}
+
 static int parse_fields(const char *text, size_t len, struct totp_record *rec)
 {
 	const char *p = text, *end = text + len;
 	char secret[TOTP_SECRET_B32_MAX + 2];
+	struct slot sl[2];
 	uint64_t v;
 	int r;
 
@@ -167,20 +245,61 @@ static int parse_fields(const char *text, size_t len, struct totp_record *rec)
 	if (field_u64(&p, end, "period", TOTP_PERIOD_MIN, TOTP_PERIOD_MAX, &v) < 0)
 		return -EBADMSG;
 	rec->period = (unsigned)v;
-	if (field_u64(&p, end, "last_step", 0, TOTP_LAST_STEP_MAX, &rec->last_step) < 0)
-		return -EBADMSG;
-	if (field_u64(&p, end, "failures", 0, TOTP_FAILURES_MAX, &v) < 0)
-		return -EBADMSG;
-	rec->failures = (unsigned)v;
-	if (field_u64(&p, end, "locked_until", 0, INT64_MAX, &v) < 0)
-		return -EBADMSG;
-	rec->locked_until = (int64_t)v;
 	if (field_u64(&p, end, "enrolled", 0, INT64_MAX, &v) < 0)
 		return -EBADMSG;
 	rec->enrolled = (int64_t)v;
+	for (unsigned i = 0; i < 2; i++) {
+		if (parse_slot(p, (size_t)(end - p), i, &sl[i]) < 0)
+			return -EBADMSG;
+		rec->slot_offset[i] = (size_t)(p - text);
+		p += TOTP_SLOT_LEN;
+	}
 	if (p != end)
 		return -EBADMSG;
+	if (!sl[0].crc_ok && !sl[1].crc_ok)
+		return -EBADMSG;
+	if (sl[0].crc_ok && sl[1].crc_ok && sl[0].seq == sl[1].seq)
+		return -EBADMSG;
+	rec->current = !sl[0].crc_ok || (sl[1].crc_ok && sl[1].seq > sl[0].seq) ? 1 : 0;
+	rec->seq = sl[rec->current].seq;
+	rec->last_step = sl[rec->current].last_step;
+	rec->failures = (unsigned)sl[rec->current].failures;
+	rec->locked_until = (int64_t)sl[rec->current].locked_until;
 	return 0;
+}
+
+static bool state_valid(const struct totp_record *r)
+{
+	return r->last_step <= TOTP_LAST_STEP_MAX && r->failures <= TOTP_FAILURES_MAX &&
+	       r->locked_until >= 0 && r->seq < TOTP_SEQ_MAX;
+}
+
+static void format_slot(unsigned idx, uint64_t seq, uint64_t last_step, unsigned failures,
+			int64_t locked_until, char line[static TOTP_SLOT_LEN + 1])
+{
+	snprintf(line, TOTP_SLOT_LEN + 1,
+		 "state%u %020" PRIu64 " %020" PRIu64 " %04u %020" PRId64 " ", idx, seq, last_step,
+		 failures, locked_until);
+	snprintf(line + SLOT_CRC_AT + 1, TOTP_SLOT_LEN - SLOT_CRC_AT, "%08" PRIx32 "\n",
+		 totp_crc32(line, SLOT_CRC_AT));
+}
+
+int totp_record_next_slot(const struct totp_record *r, char line[static TOTP_SLOT_LEN + 1],
+			  size_t *ret_offset)
+{
+	unsigned next = r->current ? 0 : 1;
+
+	if (!state_valid(r) || r->current > 1 || r->slot_offset[next] == 0)
+		return -EINVAL;
+	format_slot(next, r->seq + 1, r->last_step, r->failures, r->locked_until, line);
+	*ret_offset = r->slot_offset[next];
+	return 0;
+}
+
+void totp_record_slot_written(struct totp_record *r)
+{
+	r->current = r->current ? 0 : 1;
+	r->seq++;
 }
 
 int totp_record_parse(const char *text, size_t len, struct totp_record *ret)
@@ -203,27 +322,25 @@ int totp_record_parse(const char *text, size_t len, struct totp_record *ret)
 
 int totp_record_format(const struct totp_record *r, char *buf, size_t size, size_t *ret_len)
 {
-	char secret[TOTP_SECRET_B32_MAX + 1];
+	char secret[TOTP_SECRET_B32_MAX + 1], slot0[TOTP_SLOT_LEN + 1], slot1[TOTP_SLOT_LEN + 1];
 	int n;
 
 	if (r->secret_len < TOTP_SECRET_MIN_BYTES || r->secret_len > TOTP_SECRET_MAX_BYTES ||
 	    r->digits < 6 || r->digits > 8 || r->period < TOTP_PERIOD_MIN ||
-	    r->period > TOTP_PERIOD_MAX || r->last_step > TOTP_LAST_STEP_MAX ||
-	    r->failures > TOTP_FAILURES_MAX || r->locked_until < 0 || r->enrolled < 0)
+	    r->period > TOTP_PERIOD_MAX || !state_valid(r) || r->enrolled < 0)
 		return -EINVAL;
 	if (totp_base32_encode(r->secret, r->secret_len, secret, sizeof(secret)) < 0)
 		return -EINVAL;
+	format_slot(0, r->seq > 0 ? r->seq : 1, r->last_step, r->failures, r->locked_until, slot0);
+	format_slot(1, 0, 0, 0, 0, slot1);
 	n = snprintf(buf, size,
 		     TOTP_RECORD_MAGIC " %d\n"
 				       "secret %s\n"
 				       "digits %u\n"
 				       "period %u\n"
-				       "last_step %" PRIu64 "\n"
-				       "failures %u\n"
-				       "locked_until %" PRId64 "\n"
-				       "enrolled %" PRId64 "\n",
-		     TOTP_RECORD_VERSION, secret, r->digits, r->period, r->last_step, r->failures,
-		     r->locked_until, r->enrolled);
+				       "enrolled %" PRId64 "\n"
+				       "%s%s",
+		     TOTP_RECORD_VERSION, secret, r->digits, r->period, r->enrolled, slot0, slot1);
 	secmem_wipe(secret, sizeof(secret));
 	if (n < 0 || (size_t)n >= size) {
 		secmem_wipe(buf, size);

@@ -8,16 +8,24 @@
 #include <stdint.h>
 
 /* File format, version 1 (exactly these lines, in this order, each ending in '\n', one space
- * between key and value, nothing else; numbers are plain decimal without leading zeros):
+ * between fields, nothing else; numbers in the first part are plain decimal without leading
+ * zeros):
  *
  *   mynaguard-totp 1
  *   secret JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP    (RFC 4648 base32, upper case, no padding)
  *   digits 6                                   (6, 7 or 8)
  *   period 30                                  (seconds per time step, 10..300)
- *   last_step 58803251                         (last accepted time step counter; 0 = none)
- *   failures 0                                 (consecutive wrong codes, 0..1000)
- *   locked_until 0                             (Unix seconds; 0 = not locked)
  *   enrolled 1764097538                        (Unix seconds)
+ *   state0 SEQ LAST_STEP FAILURES LOCKED_UNTIL CRC
+ *   state1 SEQ LAST_STEP FAILURES LOCKED_UNTIL CRC
+ *
+ * The two state lines are slots of fixed width, rewritten in place (pwrite + fdatasync, no new
+ * blocks, no rename) under the user's lock: SEQ (20 digits, zero-padded) counts writes, the slot
+ * with the higher SEQ and a good CRC is current, the other one is overwritten next. LAST_STEP (20
+ * digits) is the last accepted time-step counter (0 = none), FAILURES (4 digits) the consecutive
+ * wrong codes, LOCKED_UNTIL (20 digits) Unix seconds (0 = not locked). CRC is the CRC-32 (IEEE,
+ * as zlib's crc32) of the line up to the space before it, as 8 lower-case hex digits. A slot torn
+ * by a crash fails its CRC and the other slot is used; both bad, or equal SEQs, is corrupt.
  *
  * A record is named after the user (STORE/USER); its lock file is STORE/.USER.lock. */
 #define TOTP_RECORD_MAGIC	  "mynaguard-totp"
@@ -32,16 +40,23 @@
 #define TOTP_PERIOD_MIN		  10
 #define TOTP_PERIOD_MAX		  300
 #define TOTP_LAST_STEP_MAX	  (UINT64_C(1) << 40)
+#define TOTP_SLOT_LEN		  84 /* one state line including the newline */
+#define TOTP_SEQ_MAX		  (UINT64_C(1) << 62)
 
 struct totp_record {
 	uint8_t secret[TOTP_SECRET_MAX_BYTES];
 	size_t secret_len;
 	unsigned digits;
 	unsigned period;
+	int64_t enrolled;
+	/* The current state slot: */
 	uint64_t last_step;
 	unsigned failures;
 	int64_t locked_until;
-	int64_t enrolled;
+	/* Where it lives (filled in by the parser; used to write the next state in place): */
+	uint64_t seq;	       /* SEQ of the current slot */
+	unsigned current;      /* 0 or 1 */
+	size_t slot_offset[2]; /* byte offsets of the state0 and state1 lines */
 };
 
 /* Parse len bytes (need not be NUL-terminated). Returns 0 and fills *ret, or -EBADMSG for any
@@ -49,9 +64,22 @@ struct totp_record {
  * failure. */
 int totp_record_parse(const char *text, size_t len, struct totp_record *ret);
 
-/* Format r into buf (size bytes, NUL-terminated). -EINVAL when r is out of range, -ENOBUFS
- * when buf is too small. The caller wipes buf after use (it holds the secret). */
+/* Format a whole new record into buf (size bytes, NUL-terminated): the state goes to state0 with
+ * SEQ max(r->seq, 1), state1 is an empty slot with SEQ 0. -EINVAL when r is out of range,
+ * -ENOBUFS when buf is too small. The caller wipes buf after use (it holds the secret). */
 int totp_record_format(const struct totp_record *r, char *buf, size_t size, size_t *ret_len);
+
+/* The next state of r for an in-place update: the line for the slot that is not current, with
+ * SEQ r->seq + 1. Writes exactly TOTP_SLOT_LEN bytes (plus a NUL) and the slot's offset.
+ * -EINVAL when r is out of range. */
+int totp_record_next_slot(const struct totp_record *r, char line[static TOTP_SLOT_LEN + 1],
+			  size_t *ret_offset);
+
+/* After the next slot was written durably: make it current in r. */
+void totp_record_slot_written(struct totp_record *r);
+
+/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32(0, ...)). */
+uint32_t totp_crc32(const void *data, size_t len);
 
 void totp_record_wipe(struct totp_record *r);
 

@@ -79,22 +79,28 @@ int totp_store_exists(int dirfd, const char *user)
 	return 1;
 }
 
-int totp_store_read(int dirfd, const char *user, uid_t owner, struct totp_record *ret)
+int totp_store_open_record(int dirfd, const char *user, uid_t owner, int flags, int *ret_fd)
 {
 	const struct fileio_expect e = {.check_owner = true, .uid = owner, .forbidden_mode = 0077};
-	_cleanup_close_ int fd = -1;
-	char buf[TOTP_RECORD_MAX_SIZE + 1];
-	size_t len = 0;
+
 	int r;
 
 	if (!totp_user_valid(user))
 		return -EINVAL;
-	r = fileio_open_verified(dirfd, user, O_RDONLY, &e, &fd);
-	if (r < 0)
-		return r;
+	r = fileio_open_verified(dirfd, user, flags, &e, ret_fd);
+	/* Opening a directory for writing fails before the type check: same verdict. */
+	return r == -EISDIR ? -EBADFD : r;
+}
+
+int totp_store_read_fd(int fd, struct totp_record *ret)
+{
+	char buf[TOTP_RECORD_MAX_SIZE + 1];
+	size_t len = 0;
+	int r;
+
 	/* A record is tiny: read into the stack so no heap copy of the secret is left behind. */
 	for (;;) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+		ssize_t n = pread(fd, buf + len, sizeof(buf) - len, (off_t)len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -113,6 +119,41 @@ int totp_store_read(int dirfd, const char *user, uid_t owner, struct totp_record
 	r = totp_record_parse(buf, len, ret);
 	secmem_wipe(buf, sizeof(buf));
 	return r;
+}
+
+int totp_store_read(int dirfd, const char *user, uid_t owner, struct totp_record *ret)
+{
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	r = totp_store_open_record(dirfd, user, owner, O_RDONLY, &fd);
+	if (r < 0)
+		return r;
+	return totp_store_read_fd(fd, ret);
+}
+
+int totp_store_update(int fd, struct totp_record *rec)
+{
+	char line[TOTP_SLOT_LEN + 1];
+	size_t off;
+	ssize_t n;
+	int r;
+
+	r = totp_record_next_slot(rec, line, &off);
+	if (r < 0)
+		return r;
+	do
+		n = pwrite(fd, line, TOTP_SLOT_LEN, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return negative_errno();
+	if (n != TOTP_SLOT_LEN)
+		return -EIO;
+	/* Same size, same blocks: fdatasync flushes the data without a journal commit. */
+	if (fdatasync(fd) < 0)
+		return negative_errno();
+	totp_record_slot_written(rec);
+	return 0;
 }
 
 int totp_store_write(int dirfd, const char *user, const struct totp_record *rec)

@@ -31,8 +31,19 @@ int totp_store_exists(int dirfd, const char *user);
  * other -errno (-ENOMEM, -EIO). */
 int totp_store_read(int dirfd, const char *user, uid_t owner, struct totp_record *ret);
 
-/* Replace STORE/USER atomically and durably (temp file, fsync, rename, fsync dir), mode 0600.
- * Call with the user's lock held. */
+/* Open STORE/USER (O_RDONLY or O_RDWR) and check it like totp_store_read does. */
+int totp_store_open_record(int dirfd, const char *user, uid_t owner, int flags, int *ret_fd);
+
+/* Read and parse an open record (from offset 0). */
+int totp_store_read_fd(int fd, struct totp_record *ret);
+
+/* Write r's state into the record's other slot in place and fdatasync it; then that slot is
+ * current in r. Needs no new disk space and no rename. Call with the user's lock held, on an
+ * fd opened O_RDWR, with r as read from it. */
+int totp_store_update(int fd, struct totp_record *r);
+
+/* Replace STORE/USER with a new record atomically and durably (temp file, fsync, rename, fsync
+ * dir), mode 0600. For enrollment. Call with the user's lock held. */
 int totp_store_write(int dirfd, const char *user, const struct totp_record *r);
 
 /* Remove STORE/USER (the lock file stays). Call with the lock held. -ENOENT when absent. */

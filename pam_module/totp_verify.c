@@ -3,6 +3,7 @@
 #include "totp_verify.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liboath/oath.h>
 #include <stdbool.h>
 #include <string.h>
@@ -117,7 +118,7 @@ int totp_verify(struct totp_record *r, const char *code, int64_t now, const stru
 int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64_t now,
 	       const struct totp_params *p, enum totp_result *ret)
 {
-	_cleanup_close_ int lockfd = -1;
+	_cleanup_close_ int lockfd = -1, fd = -1;
 	struct totp_record rec;
 	enum totp_result result;
 	int changed = 0, r;
@@ -125,12 +126,15 @@ int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64
 	r = totp_store_lock(dirfd, user, owner, &lockfd);
 	if (r < 0)
 		return r;
-	r = totp_store_read(dirfd, user, owner, &rec);
+	r = totp_store_open_record(dirfd, user, owner, O_RDWR, &fd);
+	if (r < 0)
+		return r;
+	r = totp_store_read_fd(fd, &rec);
 	if (r < 0)
 		return r;
 	r = totp_verify(&rec, code, now, p, &result, &changed);
 	if (r >= 0 && changed)
-		r = totp_store_write(dirfd, user, &rec);
+		r = totp_store_update(fd, &rec);
 	totp_record_wipe(&rec);
 	if (r < 0)
 		return r;

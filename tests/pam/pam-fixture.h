@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define FX_SECRET_B32 "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 #define FX_SECRET     "Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef"
@@ -173,11 +174,38 @@ static void fx_cleanup(void)
 	fx_rm_rf(fx_dir);
 }
 
-/* Write a record by hand (the test must not trust the code under test to write it). */
+/* A state slot line, by hand with zlib's CRC-32 (the test must not trust the code under test). */
+static void fx_slot(char *out, size_t size, unsigned idx, unsigned long long seq,
+		    unsigned long long last_step, unsigned failures, long long locked_until)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line), "state%u %020llu %020llu %04u %020lld ", idx, seq,
+			 last_step, failures, locked_until);
+
+	snprintf(out, size, "%s%08lx\n", line,
+		 (unsigned long)crc32(0, (const Bytef *)line, (uInt)(n - 1)));
+}
+
+/* The text of a record with the secret above (the state in state0). */
+static void fx_record_text(char *out, size_t size, uint64_t last_step, unsigned failures,
+			   int64_t locked_until)
+{
+	char s0[128], s1[128];
+
+	fx_slot(s0, sizeof(s0), 0, 7, last_step, failures, locked_until);
+	fx_slot(s1, sizeof(s1), 1, 6, 0, 0, 0);
+	snprintf(out, size,
+		 "mynaguard-totp 1\nsecret " FX_SECRET_B32
+		 "\ndigits 6\nperiod 30\nenrolled 1700000000\n"
+		 "%s%s",
+		 s0, s1);
+}
+
+/* Write a record by hand. */
 static void fx_record(const char *store, const char *user, uint64_t last_step, unsigned failures,
 		      int64_t locked_until, mode_t mode)
 {
-	char path[512];
+	char path[512], text[1024];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s/%s", fx_dir, store, user);
@@ -187,10 +215,8 @@ static void fx_record(const char *store, const char *user, uint64_t last_step, u
 		fprintf(stderr, "fixture: %s: %m\n", path);
 		exit(1);
 	}
-	fprintf(f,
-		"mynaguard-totp 1\nsecret " FX_SECRET_B32 "\ndigits 6\nperiod 30\nlast_step %llu\n"
-		"failures %u\nlocked_until %lld\nenrolled 1700000000\n",
-		(unsigned long long)last_step, failures, (long long)locked_until);
+	fx_record_text(text, sizeof(text), last_step, failures, locked_until);
+	fputs(text, f);
 	fclose(f);
 	chmod(path, mode);
 }

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "config.h"
 
@@ -122,15 +123,28 @@ static void copy_file(const char *from, const char *to, mode_t mode)
 	close(out);
 }
 
+static void slot(char *out, size_t size, unsigned idx, unsigned long long seq,
+		 unsigned long long last_step, unsigned failures_, long long locked)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line), "state%u %020llu %020llu %04u %020lld ", idx, seq,
+			 last_step, failures_, locked);
+
+	snprintf(out, size, "%s%08lx\n", line,
+		 (unsigned long)crc32(0, (const Bytef *)line, (uInt)(n - 1)));
+}
+
 static void record(const char *user, uint64_t last_step, unsigned failures_, int64_t locked)
 {
-	char p[512];
+	char p[512], s0[128], s1[128];
 
 	snprintf(p, sizeof(p), "%s/%s", MYNAGUARD_TOTP_STORE, user);
+	slot(s0, sizeof(s0), 0, 1, last_step, failures_, locked);
+	slot(s1, sizeof(s1), 1, 0, 0, 0, 0);
 	write_file(p, 0600,
-		   "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step %llu\n"
-		   "failures %u\nlocked_until %lld\nenrolled 1700000000\n",
-		   (unsigned long long)last_step, failures_, (long long)locked);
+		   "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\n"
+		   "enrolled 1700000000\n%s%s",
+		   s0, s1);
 }
 
 static void code_at(int64_t t, char out[8])

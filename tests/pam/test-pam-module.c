@@ -670,9 +670,15 @@ static void test_event_escaping(void **state)
 
 /* ---- disk full and read-only: a small tmpfs in a private mount namespace (root only) ---- */
 
-static int ns_case(bool readonly)
+enum ns_mode {
+	NS_FULL,	/* no free block: the in-place state update needs none, logins work */
+	NS_FULL_NOLOCK, /* no free inode and no lock file yet: fail closed */
+	NS_READ_ONLY,	/* fail closed */
+};
+
+static int ns_case(enum ns_mode mode)
 {
-	char ns[512], store[512], cmd[1200], code[8];
+	char ns[512], store[512], path[1200], code[8];
 	struct res r;
 	pid_t pid;
 	int st;
@@ -684,33 +690,57 @@ static int ns_case(bool readonly)
 		int fd;
 		if (unshare(CLONE_NEWNS) < 0 ||
 		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-		    mount("tmpfs", ns, "tmpfs", 0, "size=16k,mode=0700") < 0)
+		    mount("tmpfs", ns, "tmpfs", 0,
+			  mode == NS_FULL_NOLOCK ? "size=16k,mode=0700,nr_inodes=4"
+						 : "size=16k,mode=0700") < 0)
 			_exit(10);
 		snprintf(store, sizeof(store), "%s/store", ns);
 		mkdir(store, 0700);
 		fx_record("ns/store", "alice", 0, 0, 0, 0600);
-		if (readonly) {
-			snprintf(cmd, sizeof(cmd), "%s/store/.alice.lock", ns);
-			close(open(cmd, O_CREAT | O_WRONLY, 0600));
+		if (mode != NS_FULL_NOLOCK) {
+			snprintf(path, sizeof(path), "%s/store/.alice.lock", ns);
+			close(open(path, O_CREAT | O_WRONLY, 0600));
+		}
+		if (mode == NS_READ_ONLY) {
 			if (mount(NULL, ns, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
 				_exit(11);
 		} else {
 			static char block[4096];
-			snprintf(cmd, sizeof(cmd), "%s/filler", ns);
-			fd = open(cmd, O_CREAT | O_WRONLY, 0600);
+			snprintf(path, sizeof(path), "%s/filler", ns);
+			fd = open(path, O_CREAT | O_WRONLY, 0600);
 			while (write(fd, block, sizeof(block)) > 0)
 				;
 			while (write(fd, block, 1) > 0)
 				;
 			close(fd);
+			/* really full: not one more byte, not one more file */
+			fd = open(path, O_WRONLY | O_APPEND);
+			if (write(fd, block, 1) > 0)
+				_exit(13);
+			close(fd);
 		}
 		fx_code(FX_T0, code);
 		auth("mgns", "alice", code, NULL, &r);
+		if (mode == NS_FULL) {
+			/* accepted and recorded: the same code is refused next time */
+			if (r.rv != PAM_SUCCESS || r.nsyslog != 0 || r.nevents != 1) {
+				fprintf(stderr, "full: rv=%d syslog=%d\n%s\n", r.rv, r.nsyslog,
+					r.log);
+				_exit(14);
+			}
+			auth("mgns", "alice", code, NULL, &r);
+			if (r.rv != PAM_AUTH_ERR || !strstr(r.log, "already used")) {
+				fprintf(stderr, "full, replay: rv=%d\n%s\n", r.rv, r.log);
+				_exit(15);
+			}
+			_exit(0);
+		}
 		if (r.rv != PAM_AUTH_ERR || r.nsyslog != 1 || r.nevents != 1 ||
-		    !strstr(r.log, readonly ? "read-only file system" : "no space left") ||
+		    !strstr(r.log,
+			    mode == NS_READ_ONLY ? "read-only file system" : "no space left") ||
 		    strstr(r.log, code)) {
-			fprintf(stderr, "ns case: rv=%d syslog=%d events=%d\n%s\n", r.rv, r.nsyslog,
-				r.nevents, r.log);
+			fprintf(stderr, "ns case %d: rv=%d syslog=%d events=%d\n%s\n", mode, r.rv,
+				r.nsyslog, r.nevents, r.log);
 			_exit(12);
 		}
 		_exit(0);
@@ -727,7 +757,8 @@ static void test_disk_full(void **state)
 		skip(); /* mounting a tmpfs needs root; CI runs as root */
 		return;
 	}
-	assert_int_equal(ns_case(false), 0);
+	assert_int_equal(ns_case(NS_FULL), 0);
+	assert_int_equal(ns_case(NS_FULL_NOLOCK), 0);
 }
 
 static void test_read_only(void **state)
@@ -737,7 +768,7 @@ static void test_read_only(void **state)
 		skip();
 		return;
 	}
-	assert_int_equal(ns_case(true), 0);
+	assert_int_equal(ns_case(NS_READ_ONLY), 0);
 }
 
 /* ---- the prompt's language ---- */

@@ -20,6 +20,7 @@
 #include "totp_record.h"
 #include "totp_store.h"
 #include "totp_verify.h"
+#include <zlib.h>
 
 /* ---- allocation failure injection ---- */
 void *__real_malloc(size_t n);
@@ -52,18 +53,40 @@ void *__wrap_realloc(void *p, size_t n)
 }
 
 #define SECRET_B32 "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-#define VALID                                                                                      \
-	"mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 58949040\n"       \
-	"failures 2\nlocked_until 0\nenrolled 1764097538\n"
+#define HEAD	   "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1764097538\n"
+
+/* A slot line by hand (zlib's CRC-32); crc_delta != 0 spoils the CRC. */
+static void slot(char *out, unsigned idx, unsigned long long seq, unsigned long long last_step,
+		 unsigned failures, long long locked, unsigned crc_delta)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line), "state%u %020llu %020llu %04u %020lld ", idx, seq,
+			 last_step, failures, locked);
+
+	sprintf(out, "%s%08lx\n", line,
+		(unsigned long)(crc32(0, (const Bytef *)line, (uInt)(n - 1)) ^ crc_delta));
+}
+
+static char valid[512];
+
+static void make_valid(void)
+{
+	char s0[128], s1[128];
+
+	slot(s0, 0, 5, 58949040, 2, 0, 0);
+	slot(s1, 1, 4, 58949000, 1, 0, 0);
+	snprintf(valid, sizeof(valid), HEAD "%s%s", s0, s1);
+}
 
 static void test_parse_valid_and_roundtrip(void **state)
 {
-	struct totp_record r;
+	struct totp_record r, back;
 	char buf[TOTP_RECORD_MAX_SIZE];
 	size_t len;
 
 	(void)state;
-	assert_int_equal(totp_record_parse(VALID, strlen(VALID), &r), 0);
+	make_valid();
+	assert_int_equal(totp_record_parse(valid, strlen(valid), &r), 0);
 	assert_int_equal(r.secret_len, 20);
 	assert_memory_equal(r.secret, "Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef", 20);
 	assert_int_equal(r.digits, 6);
@@ -72,75 +95,136 @@ static void test_parse_valid_and_roundtrip(void **state)
 	assert_int_equal(r.failures, 2);
 	assert_int_equal(r.locked_until, 0);
 	assert_int_equal(r.enrolled, 1764097538);
+	assert_int_equal(r.seq, 5);
+	assert_int_equal(r.current, 0);
+	assert_int_equal(r.slot_offset[0], strlen(HEAD));
+	assert_int_equal(r.slot_offset[1], strlen(HEAD) + TOTP_SLOT_LEN);
+	/* a fresh record keeps the state, in state0 */
 	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), 0);
-	assert_int_equal(len, strlen(VALID));
-	assert_memory_equal(buf, VALID, len);
+	assert_int_equal(len, strlen(HEAD) + 2 * TOTP_SLOT_LEN);
+	assert_int_equal(totp_record_parse(buf, len, &back), 0);
+	assert_int_equal(back.last_step, r.last_step);
+	assert_int_equal(back.failures, r.failures);
+	assert_memory_equal(back.secret, r.secret, 20);
 	assert_int_equal(totp_record_format(&r, buf, 40, &len), -ENOBUFS);
 	r.digits = 9;
 	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), -EINVAL);
 	r.digits = 6;
 	r.secret_len = 15;
 	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), -EINVAL);
+	/* the CRC is zlib's */
+	assert_int_equal(totp_crc32("123456789", 9), 0xcbf43926);
+}
+
+static void test_slots(void **state)
+{
+	char s0[128], s1[128], text[512], next[TOTP_SLOT_LEN + 1];
+	struct totp_record r;
+	size_t off;
+
+	(void)state;
+	/* the newer slot wins, whichever line it is on */
+	slot(s0, 0, 8, 100, 0, 0, 0);
+	slot(s1, 1, 9, 200, 3, 0, 0);
+	snprintf(text, sizeof(text), HEAD "%s%s", s0, s1);
+	assert_int_equal(totp_record_parse(text, strlen(text), &r), 0);
+	assert_int_equal(r.current, 1);
+	assert_int_equal(r.last_step, 200);
+	assert_int_equal(r.failures, 3);
+	/* the next state goes over the older slot, with SEQ + 1 */
+	r.last_step = 300;
+	assert_int_equal(totp_record_next_slot(&r, next, &off), 0);
+	assert_int_equal(off, strlen(HEAD));
+	assert_int_equal(strlen(next), TOTP_SLOT_LEN);
+	memcpy(text + off, next, TOTP_SLOT_LEN);
+	totp_record_slot_written(&r);
+	assert_int_equal(totp_record_parse(text, strlen(text), &r), 0);
+	assert_int_equal(r.current, 0);
+	assert_int_equal(r.seq, 10);
+	assert_int_equal(r.last_step, 300);
+	/* a torn (bad CRC) newer slot: the older one is used */
+	slot(s0, 0, 8, 100, 0, 0, 0);
+	slot(s1, 1, 9, 200, 0, 0, 1);
+	snprintf(text, sizeof(text), HEAD "%s%s", s0, s1);
+	assert_int_equal(totp_record_parse(text, strlen(text), &r), 0);
+	assert_int_equal(r.current, 0);
+	assert_int_equal(r.last_step, 100);
+	/* both bad, or the same SEQ twice: corrupt */
+	slot(s0, 0, 8, 100, 0, 0, 2);
+	snprintf(text, sizeof(text), HEAD "%s%s", s0, s1);
+	assert_int_equal(totp_record_parse(text, strlen(text), &r), -EBADMSG);
+	slot(s0, 0, 9, 100, 0, 0, 0);
+	slot(s1, 1, 9, 200, 0, 0, 0);
+	snprintf(text, sizeof(text), HEAD "%s%s", s0, s1);
+	assert_int_equal(totp_record_parse(text, strlen(text), &r), -EBADMSG);
+	/* slots in the wrong order */
+	slot(s0, 1, 8, 100, 0, 0, 0);
+	slot(s1, 0, 9, 200, 0, 0, 0);
+	snprintf(text, sizeof(text), HEAD "%s%s", s0, s1);
+	assert_int_equal(totp_record_parse(text, strlen(text), &r), -EBADMSG);
 }
 
 static void test_parse_rejects(void **state)
 {
-	static const char *const bad[] = {
-	    "",
-	    "mynaguard-totp 1\n",
-	    /* version */
-	    "mynaguard-totp 2\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
-	    "failures 0\nlocked_until 0\nenrolled 1\n",
-	    /* no final newline */
-	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
-	    "failures 0\nlocked_until 0\nenrolled 1",
-	    /* trailing line */
-	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
-	    "failures 0\nlocked_until 0\nenrolled 1\n\n",
-	    /* order */
-	    "mynaguard-totp 1\nsecret " SECRET_B32 "\nperiod 30\ndigits 6\nlast_step 0\n"
-	    "failures 0\nlocked_until 0\nenrolled 1\n",
-	    /* secret too short (80 bits) */
-	    "mynaguard-totp 1\nsecret JBSWY3DPEHPK3PXP\ndigits 6\nperiod 30\nlast_step 0\n"
-	    "failures 0\nlocked_until 0\nenrolled 1\n",
-	    /* lower case, padding */
-	    "mynaguard-totp 1\nsecret jbswy3dpehpk3pxpjbswy3dpehpk3pxp\ndigits 6\nperiod 30\n"
-	    "last_step 0\nfailures 0\nlocked_until 0\nenrolled 1\n",
-	    "mynaguard-totp 1\nsecret JBSWY3DPEHPK3PXPJBSWY3DPEE======\ndigits 6\nperiod 30\n"
-	    "last_step 0\nfailures 0\nlocked_until 0\nenrolled 1\n",
-	    /* digits, period, counters out of range; leading zero; sign; CR */
-	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 5\nperiod 30\nlast_step 0\n"
-	    "failures 0\nlocked_until 0\nenrolled 1\n",
-	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 301\nlast_step 0\n"
-	    "failures 0\nlocked_until 0\nenrolled 1\n",
-	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
-	    "failures 1001\nlocked_until 0\nenrolled 1\n",
-	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 01\n"
-	    "failures 0\nlocked_until 0\nenrolled 1\n",
-	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
-	    "failures 0\nlocked_until -1\nenrolled 1\n",
-	    "mynaguard-totp 1\r\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
-	    "failures 0\nlocked_until 0\nenrolled 1\n",
-	    "mynaguard-totp 1\nsecret  " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
-	    "failures 0\nlocked_until 0\nenrolled 1\n",
-	};
+	char s0[128], s1[128];
 	struct totp_record r;
-	char big[TOTP_RECORD_MAX_SIZE + 2];
+	char big[TOTP_RECORD_MAX_SIZE + 2], text[1024];
+	const char *heads[] = {
+	    "",
+	    /* version */
+	    "mynaguard-totp 2\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1\n",
+	    /* order */
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\nperiod 30\ndigits 6\nenrolled 1\n",
+	    /* secret too short (80 bits), lower case, padding */
+	    "mynaguard-totp 1\nsecret JBSWY3DPEHPK3PXP\ndigits 6\nperiod 30\nenrolled 1\n",
+	    "mynaguard-totp 1\nsecret jbswy3dpehpk3pxpjbswy3dpehpk3pxp\ndigits 6\nperiod 30\n"
+	    "enrolled 1\n",
+	    "mynaguard-totp 1\nsecret JBSWY3DPEHPK3PXPJBSWY3DPEE======\ndigits 6\nperiod 30\n"
+	    "enrolled 1\n",
+	    /* digits, period out of range; leading zero; CR; double space */
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 5\nperiod 30\nenrolled 1\n",
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 301\nenrolled 1\n",
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 030\nenrolled 1\n",
+	    "mynaguard-totp 1\r\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1\n",
+	    "mynaguard-totp 1\nsecret  " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1\n",
+	    "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled -1\n",
+	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	slot(s0, 0, 1, 0, 0, 0, 0);
+	slot(s1, 1, 0, 0, 0, 0, 0);
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s%s", heads[i], s0, s1);
 		memset(&r, 0x5a, sizeof(r));
-		if (totp_record_parse(bad[i], strlen(bad[i]), &r) != -EBADMSG)
+		if (totp_record_parse(text, strlen(text), &r) != -EBADMSG)
 			fail_msg("accepted bad record %zu", i);
 		/* the secret is never left behind on failure */
 		for (size_t k = 0; k < sizeof(r.secret); k++)
 			assert_int_equal(r.secret[k], 0);
 	}
-	/* an embedded NUL */
+	/* bad slots: missing, one only, trailing line, out of range, no final newline */
 	{
-		char v[] = VALID;
+		const char *tails[] = {"", "X", "\n"};
+		for (size_t i = 0; i < 3; i++) {
+			snprintf(text, sizeof(text), HEAD "%s%s%s", s0, i ? s1 : "", tails[i]);
+			assert_int_equal(totp_record_parse(text, strlen(text), &r), -EBADMSG);
+		}
+		slot(s0, 0, 1, 0, 1001, 0, 0);
+		snprintf(text, sizeof(text), HEAD "%s%s", s0, s1);
+		assert_int_equal(totp_record_parse(text, strlen(text), &r), -EBADMSG);
+		slot(s0, 0, 1, 0, 0, 0, 0);
+		snprintf(text, sizeof(text), HEAD "%s%s", s0, s1);
+		text[strlen(text) - 1] = '\0';
+		assert_int_equal(totp_record_parse(text, strlen(text), &r), -EBADMSG);
+	}
+	/* an embedded NUL */
+	make_valid();
+	{
+		char v[512];
+		size_t n = strlen(valid);
+		memcpy(v, valid, n);
 		v[30] = '\0';
-		assert_int_equal(totp_record_parse(v, sizeof(v) - 1, &r), -EBADMSG);
+		assert_int_equal(totp_record_parse(v, n, &r), -EBADMSG);
 	}
 	memset(big, 'a', sizeof(big));
 	assert_int_equal(totp_record_parse(big, sizeof(big), &r), -EFBIG);
@@ -291,13 +375,37 @@ static void test_store_roundtrip_and_checks(void **state)
 	int dirfd, lockfd;
 
 	(void)state;
-	assert_int_equal(totp_record_parse(VALID, strlen(VALID), &r), 0);
+	make_valid();
+	assert_int_equal(totp_record_parse(valid, strlen(valid), &r), 0);
 	assert_int_equal(totp_store_open(tmpdir, geteuid(), &dirfd), 0);
 	assert_int_equal(totp_store_exists(dirfd, "alice"), 0);
 	assert_int_equal(totp_store_lock(dirfd, "alice", geteuid(), &lockfd), 0);
 	assert_int_equal(totp_store_write(dirfd, "alice", &r), 0);
 	assert_int_equal(totp_store_read(dirfd, "alice", geteuid(), &back), 0);
-	assert_memory_equal(&r, &back, sizeof(r));
+	assert_memory_equal(back.secret, r.secret, sizeof(r.secret));
+	assert_int_equal(back.last_step, r.last_step);
+	assert_int_equal(back.failures, r.failures);
+	/* in-place update: the file keeps its inode and size, the state moves to the other slot */
+	{
+		struct stat before, after;
+		int fd;
+		snprintf(p, sizeof(p), "%s/alice", tmpdir);
+		assert_int_equal(stat(p, &before), 0);
+		assert_int_equal(totp_store_open_record(dirfd, "alice", geteuid(), O_RDWR, &fd), 0);
+		back.last_step = 99;
+		back.failures = 7;
+		assert_int_equal(totp_store_update(fd, &back), 0);
+		back.last_step = 100;
+		assert_int_equal(totp_store_update(fd, &back), 0);
+		close(fd);
+		assert_int_equal(stat(p, &after), 0);
+		assert_int_equal(before.st_ino, after.st_ino);
+		assert_int_equal(before.st_size, after.st_size);
+		assert_int_equal(totp_store_read(dirfd, "alice", geteuid(), &back), 0);
+		assert_int_equal(back.last_step, 100);
+		assert_int_equal(back.failures, 7);
+		assert_int_equal(back.seq, 7); /* written with SEQ 5, then two updates */
+	}
 	snprintf(p, sizeof(p), "%s/alice", tmpdir);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
@@ -388,8 +496,9 @@ static void test_out_of_memory(void **state)
 	fputs("[terminal]\nid = t1\n[mfa]\nwindow = 1\nmax_failures = 5\n", f);
 	fclose(f);
 	snprintf(p, sizeof(p), "%s/alice", tmpdir);
+	make_valid();
 	f = fopen(p, "w");
-	fputs(VALID, f);
+	fputs(valid, f);
 	fclose(f);
 	chmod(p, 0600);
 
@@ -440,6 +549,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_valid_and_roundtrip),
 	    cmocka_unit_test(test_parse_rejects),
+	    cmocka_unit_test(test_slots),
 	    cmocka_unit_test(test_base32),
 	    cmocka_unit_test(test_user_names),
 	    cmocka_unit_test(test_verify_rfc6238_vectors),

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define SECRET_B32 "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 #define SECRET	   "Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef"
@@ -87,12 +88,21 @@ static void reset_state(const char *dir, const char *mod)
 	if (system(cmd) != 0)
 		exit(1);
 	if (strcmp(mod, "mynaguard") == 0) {
+		char s0[128], s1[128];
+		int n;
 		snprintf(p, sizeof(p), "%s/store", dir);
 		mkdir(p, 0700);
+		n = snprintf(s0, sizeof(s0), "state0 %020d %020d %04d %020d ", 1, 0, 0, 0);
+		snprintf(s0 + n, sizeof(s0) - (size_t)n, "%08lx\n",
+			 (unsigned long)crc32(0, (const Bytef *)s0, (uInt)(n - 1)));
+		n = snprintf(s1, sizeof(s1), "state1 %020d %020d %04d %020d ", 0, 0, 0, 0);
+		snprintf(s1 + n, sizeof(s1) - (size_t)n, "%08lx\n",
+			 (unsigned long)crc32(0, (const Bytef *)s1, (uInt)(n - 1)));
 		snprintf(p, sizeof(p), "%s/store/root", dir);
 		writef(p, 0600,
-		       "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nlast_step 0\n"
-		       "failures 0\nlocked_until 0\nenrolled 1700000000\n");
+		       "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\n"
+		       "enrolled 1700000000\n%s%s",
+		       s0, s1);
 	} else if (strcmp(mod, "oath") == 0) {
 		snprintf(p, sizeof(p), "%s/users.oath", dir);
 		writef(p, 0600, "HOTP/T30/6 root - " SECRET_HEX "\n");

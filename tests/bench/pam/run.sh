@@ -20,7 +20,7 @@ work=$(mktemp -d /tmp/mg-bench-pam.XXXXXX)
 tmpfs=$(mktemp -d /dev/shm/mg-bench-pam.XXXXXX)
 disk=$(mktemp -d /var/tmp/mg-bench-pam.XXXXXX)
 trap 'rm -rf "$work" "$tmpfs" "$disk"' EXIT
-cc -O2 -Wall -o "$work/bench-pam" "$here/bench-pam.c" -lpam -loath
+cc -O2 -Wall -o "$work/bench-pam" "$here/bench-pam.c" -lpam -loath -lz
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -r), $(nproc) CPUs; $(findmnt -no FSTYPE -T "$disk") at $disk; tmpfs at $tmpfs"
 echo "# pam_mynaguard $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), libpam-oath $(dpkg-query -W -f='${Version}' libpam-oath), libpam-google-authenticator $(dpkg-query -W -f='${Version}' libpam-google-authenticator)"
 echo
