@@ -322,6 +322,48 @@ static void test_plug_during_scan(void **state)
 	stop_ok(u);
 }
 
+/* Plug a burst of sticks while the agent starts, without waiting for it: each is decided exactly
+ * once, whether the scan, the monitor queue or both saw it. Small, because umockdev delivers
+ * uevents over a Unix datagram socket whose queue holds net.unix.max_dgram_qlen (often 10)
+ * messages, and it aborts when the agent (busy scanning) has not read them yet. */
+#define BURST 4
+static void test_plug_burst_at_start(void **state)
+{
+	struct umock *u = *state;
+	char *policy = umock_write_file(u, "policy.conf", POL_DEFAULT);
+	char sock[300], name[32], needle[96];
+	char *ifc[BURST];
+
+	snprintf(sock, sizeof(sock), "%s/event.sock", u->tmp);
+	char *argv[] = {
+	    getenv("MYNAGUARDD"), "--policy", policy, "--spool", u->tmp, "--state", u->tmp,
+	    "--socket",		  sock,	      NULL};
+	umock_spawn(u, argv);
+	for (int i = 0; i < BURST; i++) {
+		snprintf(name, sizeof(name), "1-%d", i + 1);
+		ifc[i] = plug_stick(u, name, "B", "1");
+	}
+	assert_true(umock_wait_out(u, "READY\n", WAIT));
+	for (int i = 0; i < BURST; i++) {
+		snprintf(needle, sizeof(needle), "usb.blocked port=1-%d iface=1-%d:1.0 ", i + 1,
+			 i + 1);
+		EXPECT_LOG(u, needle);
+	}
+	/* marker: everything queued before it has been handled */
+	char *m = plug_stick(u, "2-1", "M", "1");
+	EXPECT_LOG(u, "usb.blocked port=2-1 iface=2-1:1.0 ");
+	for (int i = 0; i < BURST; i++) {
+		snprintf(needle, sizeof(needle), "usb.blocked port=1-%d iface=1-%d:1.0 ", i + 1,
+			 i + 1);
+		assert_int_equal(umock_count_err(u, needle), 1);
+		assert_string_equal(umock_attr(u, ifc[i], "authorized"), "0");
+		g_free(ifc[i]);
+	}
+	g_free(m);
+	free(policy);
+	stop_ok(u);
+}
+
 static void test_remove(void **state)
 {
 	struct umock *u = *state;
@@ -660,6 +702,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_phone_camera_net_extended, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_coldplug, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plug_during_scan, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_plug_burst_at_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_change_no_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
