@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -161,6 +162,25 @@ int spool_write_acked(int dirfd, uint64_t acked)
 	int n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", acked);
 	return fileio_write_atomic(dirfd, SPOOL_ACKED_FILE, buf, (size_t)n, 0644, (uid_t)-1,
 				   (gid_t)-1);
+}
+
+/* Replace "acked" atomically but without waiting for the disk. Losing it to a power cut only
+ * moves it back: those events are sent again and the collector keeps one copy. */
+static int write_acked_fast(int dirfd, uint64_t acked)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", acked);
+	_cleanup_close_ int fd =
+	    openat(dirfd, SPOOL_ACKED_FILE ".tmp",
+		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return negative_errno();
+	int r = fileio_write_all(fd, buf, (size_t)n);
+	if (r < 0)
+		return r;
+	if (renameat(dirfd, SPOOL_ACKED_FILE ".tmp", dirfd, SPOOL_ACKED_FILE) < 0)
+		return negative_errno();
+	return 0;
 }
 
 /* ---- listing segments ---- */
@@ -650,6 +670,8 @@ struct spool_reader {
 	uint64_t cur_first;
 	uint64_t cur_off;
 	uint64_t skipped;
+	uint64_t durable_acked; /* what "acked" holds for sure after a power cut */
+	struct timespec durable_at;
 };
 
 int spool_reader_open(const char *dir, struct spool_reader **ret)
@@ -679,6 +701,8 @@ void spool_reader_free(struct spool_reader *r)
 {
 	if (!r)
 		return;
+	if (r->dirfd >= 0 && r->acked > r->durable_acked)
+		(void)spool_write_acked(r->dirfd, r->acked);
 	if (r->cur_fd >= 0)
 		close(r->cur_fd);
 	if (r->dirfd >= 0)
@@ -875,10 +899,19 @@ int spool_reader_ack(struct spool_reader *r, uint64_t through)
 	size_t n = 0;
 
 	if (through > r->acked) {
-		int ret = spool_write_acked(r->dirfd, through);
+		/* Durably at most about once a second; in between the rename alone. */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		bool durable = now.tv_sec - r->durable_at.tv_sec >= 1;
+		int ret = durable ? spool_write_acked(r->dirfd, through)
+				  : write_acked_fast(r->dirfd, through);
 		if (ret < 0)
 			return ret;
 		r->acked = through;
+		if (durable) {
+			r->durable_acked = through;
+			r->durable_at = now;
+		}
 	}
 	if (r->last_seq < r->acked)
 		r->last_seq = r->acked;

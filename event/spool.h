@@ -113,8 +113,10 @@ int spool_reader_next(struct spool_reader *r, struct spool_record *ret);
 /* Make what was read durable before it leaves the machine (fdatasync of the segment being read;
  * the agent may not have synced its last appends yet). */
 int spool_reader_sync(struct spool_reader *r);
-/* Record that the collector holds everything through `through`: write "acked" atomically and
- * durably, then unlink every segment that is not the newest and holds nothing above it. */
+/* Record that the collector holds everything through `through`: replace "acked" atomically
+ * (durably at most once a second, and when the reader is freed: a power cut may move it back,
+ * which only means resending what the collector already has), then unlink every segment that
+ * is not the newest and holds nothing above it. */
 int spool_reader_ack(struct spool_reader *r, uint64_t through);
 /* Forget the read position so the next spool_reader_next starts again just above acked. */
 void spool_reader_rewind(struct spool_reader *r);
