@@ -269,9 +269,11 @@ static int find_device(const char *root, const char *what, bool by_ids, uint16_t
 		}
 		if (by_ids)
 			match = info.have_ids && info.vendor == vid && info.product == pid;
-		else
-			match = strcmp(info.port, what) == 0 ||
-				strcmp(udev_device_get_syspath(d), what) == 0;
+		else /* "1-1.2", or a path ending in it (/sys/bus/usb/devices/1-1.2) */
+			match =
+			    strcmp(info.port, what) == 0 ||
+			    strcmp(udev_device_get_syspath(d), what) == 0 ||
+			    (strchr(what, '/') && strcmp(info.port, strrchr(what, '/') + 1) == 0);
 		if (match) {
 			if (found)
 				usb_dev_info_clear(ret);

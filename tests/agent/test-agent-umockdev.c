@@ -674,6 +674,14 @@ static void test_ctl_allow(void **state)
 	assert_int_equal(run_ctl(u, policy, NULL, chk), 0);
 	assert_non_null(strstr(u->out, "1-1:1.0 08:06:50 mass_storage authorized=0 allow"));
 
+	/* by device path, with an explicit serial overriding the device's */
+	const char *a7[] = {"--yes",	"usb",	 "allow", "/sys/bus/usb/devices/1-1",
+			    "--serial", "OTHER", NULL};
+	assert_int_equal(run_ctl(u, policy, NULL, a7), 0);
+	text = slurp(policy);
+	assert_non_null(strstr(text, "allow = 0781:5581 serial=OTHER\n"));
+	free(text);
+
 	/* no such device; a policy without [usb] gets one */
 	const char *a4[] = {"--yes", "usb", "allow", "9-9", NULL};
 	assert_int_equal(run_ctl(u, policy, NULL, a4), 1);
