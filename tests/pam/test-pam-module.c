@@ -693,7 +693,7 @@ static int ns_case(enum ns_mode mode)
 		    mount("tmpfs", ns, "tmpfs", 0,
 			  mode == NS_FULL_NOLOCK ? "size=16k,mode=0700,nr_inodes=4"
 						 : "size=16k,mode=0700") < 0)
-			_exit(10);
+			_exit(77); /* root without CAP_SYS_ADMIN (some containers) */
 		snprintf(store, sizeof(store), "%s/store", ns);
 		mkdir(store, 0700);
 		fx_record("ns/store", "alice", 0, 0, 0, 0600);
@@ -757,7 +757,14 @@ static void test_disk_full(void **state)
 		skip(); /* mounting a tmpfs needs root; CI runs as root */
 		return;
 	}
-	assert_int_equal(ns_case(NS_FULL), 0);
+	{
+		int r = ns_case(NS_FULL);
+		if (r == 77) {
+			skip(); /* no mount namespace allowed here */
+			return;
+		}
+		assert_int_equal(r, 0);
+	}
 	assert_int_equal(ns_case(NS_FULL_NOLOCK), 0);
 }
 
@@ -768,7 +775,14 @@ static void test_read_only(void **state)
 		skip();
 		return;
 	}
-	assert_int_equal(ns_case(NS_READ_ONLY), 0);
+	{
+		int r = ns_case(NS_READ_ONLY);
+		if (r == 77) {
+			skip();
+			return;
+		}
+		assert_int_equal(r, 0);
+	}
 }
 
 /* ---- the prompt's language ---- */
