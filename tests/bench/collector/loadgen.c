@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Benchmark load generator (not a test): N simulated terminals, each with its own client
  * certificate and one kept-alive TLS connection, sending M events each.
- *   loadgen http   URL CA CERTDIR N M BATCH   — POST /v1/events batches (libcurl multi), waits for
- *                                                each acknowledgement; prints events/s and latency
+ *   loadgen http   URL CA CERTDIR N M BATCH [INTERVAL_MS]
+ *                   POST /v1/events batches (libcurl multi); each terminal sends its next batch
+ *                   when the last is acknowledged, or every INTERVAL_MS (paced, latency is then
+ *                   counted from when the batch was due); prints events/s and latency
  *   loadgen syslog HOST PORT CA CERTDIR N M     — the same events as RFC 5424 lines over TLS
  *                                                (OpenSSL), for rsyslog's imtcp + ossl driver
  * Certificates: CERTDIR/term-NNNN.pem and .key (NNNN = 0000..N-1). */
@@ -64,6 +66,8 @@ struct term {
 	char resp[256];
 	size_t resp_len;
 	double t0;
+	double next_at; /* paced mode: when the next batch is due */
+	unsigned long requests;
 	struct curl_slist *hdr;
 };
 
@@ -114,8 +118,14 @@ static int run_http(int argc, char **argv)
 	unsigned long acked = 0, errors = 0;
 	int running;
 
-	if (argc != 8)
+	double interval = 0; /* seconds between a terminal's batches; 0 = as fast as acknowledged */
+	double *lat_first;
+	size_t n_first = 0;
+
+	if (argc != 8 && argc != 9)
 		return 2;
+	if (argc == 9)
+		interval = atof(argv[8]) / 1000.0;
 	url = argv[2];
 	ca = argv[3];
 	dir = argv[4];
@@ -124,6 +134,7 @@ static int run_http(int argc, char **argv)
 	batch = (unsigned)atoi(argv[7]);
 	cap_lat = (size_t)n * (m / batch + 2);
 	lat = calloc(cap_lat, sizeof(*lat));
+	lat_first = calloc(n, sizeof(*lat_first));
 	terms = calloc(n, sizeof(*terms));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	multi = curl_multi_init();
@@ -155,9 +166,26 @@ static int run_http(int argc, char **argv)
 		curl_easy_setopt(t->h, CURLOPT_POSTFIELDS, t->body);
 		curl_easy_setopt(t->h, CURLOPT_POSTFIELDSIZE, (long)t->len);
 		t->t0 = now_s();
-		curl_multi_add_handle(multi, t->h);
+		if (interval > 0) {
+			/* spread the terminals evenly over one interval */
+			t->next_at = t_start + interval * i / n;
+			t->t0 = t->next_at;
+		} else
+			curl_multi_add_handle(multi, t->h);
 	}
+	unsigned waiting = interval > 0 ? n : 0;
 	do {
+		if (waiting) {
+			double now = now_s();
+			for (unsigned i = 0; i < n; i++) {
+				struct term *t = &terms[i];
+				if (t->next_at > 0 && t->next_at <= now) {
+					t->next_at = 0;
+					waiting--;
+					curl_multi_add_handle(multi, t->h);
+				}
+			}
+		}
 		CURLMsg *msg;
 		int left;
 		curl_multi_perform(multi, &running);
@@ -176,7 +204,10 @@ static int run_http(int argc, char **argv)
 					fprintf(stderr, "term-%04u: unexpected answer %s\n", t->id, t->resp);
 					errors++;
 				}
-				if (n_lat < cap_lat)
+				/* the first request of a terminal carries its TLS handshake */
+				if (t->requests++ == 0)
+					lat_first[n_first++] = now_s() - t->t0;
+				else if (n_lat < cap_lat)
 					lat[n_lat++] = now_s() - t->t0;
 				acked += t->last_seq - t->next_seq + 1;
 				t->next_seq = t->last_seq + 1;
@@ -193,22 +224,33 @@ static int run_http(int argc, char **argv)
 				build_batch(t, batch, m);
 				curl_easy_setopt(t->h, CURLOPT_POSTFIELDS, t->body);
 				curl_easy_setopt(t->h, CURLOPT_POSTFIELDSIZE, (long)t->len);
-				t->t0 = now_s();
-				curl_multi_add_handle(multi, t->h);
+				if (interval > 0) {
+					/* t0 = when it was due, so queueing in the generator counts too */
+					t->next_at = t->t0 + interval;
+					t->t0 = t->next_at;
+					waiting++;
+				} else {
+					t->t0 = now_s();
+					curl_multi_add_handle(multi, t->h);
+				}
 				running = 1;
 			}
 		}
-		if (running)
-			curl_multi_poll(multi, NULL, 0, 100, NULL);
-	} while (running);
+		if (running || waiting)
+			curl_multi_poll(multi, NULL, 0, waiting ? 5 : 100, NULL);
+	} while (running || waiting);
 	t_end = now_s();
 
 	qsort(lat, n_lat, sizeof(*lat), cmp_double);
-	printf("http terminals=%u events_per_terminal=%lu batch=%u events_acked=%lu errors=%lu seconds=%.2f "
-	       "events_per_s=%.0f requests=%zu p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n",
-	       n, m, batch, acked, errors, t_end - t_start, (double)acked / (t_end - t_start), n_lat,
-	       n_lat ? lat[n_lat / 2] * 1000 : 0, n_lat ? lat[(size_t)((double)n_lat * 0.99)] * 1000 : 0,
-	       n_lat ? lat[n_lat - 1] * 1000 : 0);
+	qsort(lat_first, n_first, sizeof(*lat_first), cmp_double);
+	printf("http terminals=%u events_per_terminal=%lu batch=%u interval_ms=%.0f events_acked=%lu errors=%lu "
+	       "seconds=%.2f events_per_s=%.0f requests=%zu p50_ms=%.1f p99_ms=%.1f max_ms=%.1f "
+	       "first_request_p50_ms=%.1f first_request_p99_ms=%.1f\n",
+	       n, m, batch, interval * 1000, acked, errors, t_end - t_start, (double)acked / (t_end - t_start),
+	       n_lat + n_first, n_lat ? lat[n_lat / 2] * 1000 : 0,
+	       n_lat ? lat[(size_t)((double)n_lat * 0.99)] * 1000 : 0, n_lat ? lat[n_lat - 1] * 1000 : 0,
+	       n_first ? lat_first[n_first / 2] * 1000 : 0,
+	       n_first ? lat_first[(size_t)((double)n_first * 0.99)] * 1000 : 0);
 	return errors ? 1 : 0;
 }
 
@@ -340,6 +382,6 @@ int main(int argc, char **argv)
 		return run_http(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "syslog") == 0)
 		return run_syslog(argc, argv);
-	fprintf(stderr, "usage: loadgen http URL CA CERTDIR N M BATCH | loadgen syslog HOST PORT CA CERTDIR N M\n");
+	fprintf(stderr, "usage: loadgen http URL CA CERTDIR N M BATCH [INTERVAL_MS] | loadgen syslog HOST PORT CA CERTDIR N M\n");
 	return 2;
 }

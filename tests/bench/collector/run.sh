@@ -75,7 +75,8 @@ wait_ready() { # $1 = stdout file; prints the READY line
 }
 
 if [ -z "${SKIP_INGEST:-}" ]; then
-echo "== ingest: mynaguard-collector, $TERMINALS terminals x $EVENTS events, batches of $BATCH"
+run_collector() { # $1 = label, $2 = events per terminal, $3 = batch, $4 = interval ms (0 = closed loop)
+echo "== ingest: mynaguard-collector, $1: $TERMINALS terminals x $2 events, batches of $3"
 rm -rf ingest && mkdir ingest && chmod 0777 ingest
 cat > ingest/collector.conf <<EOC
 [ingest]
@@ -96,15 +97,23 @@ cpid=$!
 ready=$(wait_ready ingest/out)
 port=$(echo "$ready" | sed 's/.*ingest=127.0.0.1:\([0-9]*\).*/\1/')
 cpu0=$(awk '{print $14 + $15}' /proc/$cpid/stat)
-./loadgen http "https://127.0.0.1:$port/v1/events" pki/server-ca.pem pki "$TERMINALS" "$EVENTS" "$BATCH" | tee ingest/result
+if [ "$4" -gt 0 ]; then
+	./loadgen http "https://127.0.0.1:$port/v1/events" pki/server-ca.pem pki "$TERMINALS" "$2" "$3" "$4"
+else
+	./loadgen http "https://127.0.0.1:$port/v1/events" pki/server-ca.pem pki "$TERMINALS" "$2" "$3"
+fi
 cpu1=$(awk '{print $14 + $15}' /proc/$cpid/stat)
 kill $cpid 2>/dev/null || true
 wait $cpid || true
 stored=$(sqlite3 ingest/collector.db 'SELECT count(*) FROM events')
 dups=$(sqlite3 ingest/collector.db 'SELECT count(*) FROM (SELECT 1 FROM events GROUP BY tid, seq HAVING count(*) > 1)')
-echo "collector: stored=$stored (expected $((TERMINALS * EVENTS))) duplicates=$dups cpu_s=$(( (cpu1 - cpu0) / $(getconf CLK_TCK) ))"
+echo "collector $1: stored=$stored (expected $((TERMINALS * $2))) duplicates=$dups cpu_s=$(( (cpu1 - cpu0) / $(getconf CLK_TCK) ))"
+}
+run_collector "as fast as acknowledged" "$EVENTS" "$BATCH" 0
+run_collector "paced, one batch of 10 per terminal per second" 200 10 1000
 
-echo "== ingest: rsyslogd (imtcp + ossl, x509/certvalid) into a file, same events"
+run_rsyslog() { # $1 = label, $2 = extra omfile parameters
+echo "== ingest: rsyslogd $1 (imtcp + ossl, x509/certvalid) into a file, same events"
 rm -rf rsyslog && mkdir rsyslog && chmod 0777 rsyslog
 rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > rsyslog/rsyslog.conf <<EOC
@@ -118,7 +127,7 @@ module(load="imtcp" StreamDriver.Name="ossl" StreamDriver.Mode="1"
        StreamDriver.AuthMode="x509/certvalid" MaxSessions="$((TERMINALS + 100))")
 input(type="imtcp" address="127.0.0.1" port="$rport")
 template(name="raw" type="string" string="%msg%\n")
-action(type="omfile" file="$work/rsyslog/messages.log" template="raw")
+action(type="omfile" file="$work/rsyslog/messages.log" template="raw" $2)
 EOC
 $asuser rsyslogd -n -f rsyslog/rsyslog.conf -i "$work/rsyslog/rsyslogd.pid" \
 	-M /usr/lib/x86_64-linux-gnu/rsyslog > rsyslog/out 2>&1 &
@@ -129,19 +138,23 @@ t0=$(date +%s.%N)
 ./loadgen syslog 127.0.0.1 "$rport" pki/server-ca.pem pki "$TERMINALS" "$EVENTS" || echo "loadgen: send errors"
 lines=0
 i=0
+prev=""
 while [ "$i" -lt 600 ]; do
 	lines=$(wc -l < rsyslog/messages.log 2>/dev/null || echo 0)
 	[ "$lines" -ge "$total" ] && break
 	# stop waiting when nothing arrived for 5 s
-	[ "$lines" = "${prev:-}" ] && i=$((i + 50)) || i=$((i + 1))
+	[ "$lines" = "$prev" ] && i=$((i + 50)) || i=$((i + 1))
 	prev=$lines
 	sleep 0.1
 done
 t1=$(date +%s.%N)
+cpu=$(awk '{print $14 + $15}' /proc/$rpid/stat 2>/dev/null || echo 0)
 kill $rpid 2>/dev/null || true
 wait $rpid || true
-echo "rsyslog: lines=$lines (expected $total) $(awk -v a="$t0" -v b="$t1" -v n="$lines" 'BEGIN { printf "seconds=%.2f lines_per_s=%.0f", b - a, n / (b - a) }')"
-
+echo "rsyslog $1: lines=$lines (expected $total) $(awk -v a="$t0" -v b="$t1" -v n="$lines" 'BEGIN { printf "seconds=%.2f lines_per_s=%.0f", b - a, n / (b - a) }') cpu_s=$((cpu / $(getconf CLK_TCK)))"
+}
+run_rsyslog "buffered" ""
+run_rsyslog "sync" 'sync="on"'
 fi
 [ -z "${SKIP_API:-}" ] || exit 0
 
