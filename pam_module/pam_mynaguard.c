@@ -360,7 +360,7 @@ static int via_helper(pam_handle_t *pamh, int flags, const struct mg_opts *o, co
 
 static int finish(pam_handle_t *pamh, const struct mg_opts *o, struct totp_attempt *a)
 {
-	int prio;
+	int prio = LOG_ERR;
 
 	switch (a->outcome) {
 	case TOTP_OUT_SUCCESS:
@@ -376,7 +376,6 @@ static int finish(pam_handle_t *pamh, const struct mg_opts *o, struct totp_attem
 	case TOTP_OUT_CONFIG:
 	case TOTP_OUT_ERROR:
 	case TOTP_OUT_NOMEM:
-	default:
 		prio = LOG_ERR;
 		break;
 	}
