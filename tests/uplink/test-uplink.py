@@ -107,7 +107,7 @@ class Env:
 
     def start_collector(self, cert="server", extra=()):
         if A.collector:
-            return self.start_real_collector(cert)
+            return self.start_real_collector(cert, "".join(x + "\n" for x in extra))
         self.collector = subprocess.Popen(
             [sys.executable, A.fake, "--port", str(self.port), "--ca", self.tmp + "/ca.pem",
              "--cert", "%s/%s.pem" % (self.tmp, cert), "--key", "%s/%s.key" % (self.tmp, cert),
@@ -122,7 +122,7 @@ class Env:
                 time.sleep(0.05)
         raise RuntimeError("collector did not start")
 
-    def start_real_collector(self, cert):
+    def start_real_collector(self, cert, ingest_extra=""):
         """The real mynaguard-collector on the same fixed port (the policy names it)."""
         conf = os.path.join(self.tmp, "collector.conf")
         tok = os.path.join(self.tmp, "token")
@@ -131,9 +131,10 @@ class Env:
         os.chmod(tok, 0o600)
         with open(conf, "w") as f:
             f.write("[ingest]\nlisten = 127.0.0.1:%d\ncertificate = %s/%s.pem\nkey = %s/%s.key\n"
-                    "client_ca = %s/ca.pem\nworkers = 2\n[dashboard]\nlisten = 127.0.0.1:0\n"
+                    "client_ca = %s/ca.pem\nworkers = 2\n%s[dashboard]\nlisten = 127.0.0.1:0\n"
                     "token_file = %s\n[store]\ndatabase = %s\n"
-                    % (self.port, self.tmp, cert, self.tmp, cert, self.tmp, tok, self.db))
+                    % (self.port, self.tmp, cert, self.tmp, cert, self.tmp, ingest_extra, tok,
+                       self.db))
         self.collector = subprocess.Popen([A.collector, "--config", conf],
                                           stdout=subprocess.PIPE, stderr=self.collector_log)
         line = self.collector.stdout.readline()

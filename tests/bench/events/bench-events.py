@@ -174,10 +174,10 @@ def bench_backoff(b, tmp, outage):
         "the backlog was delivered %.1f s later" % (outage, len(attempts), ", ".join(rel), back))
 
 
-def bench_many_terminals(b, tmp, terminals, per):
+def bench_many_terminals(b, tmp, terminals, per, ingest_extra=(), tag="many"):
     """`terminals` uplinks with `per` events each come back at once to one collector."""
     tu.A.collector = b.collector
-    base = make_env(tmp, "many", 500)
+    base = make_env(tmp, tag, 500)
     envs = []
     for i in range(terminals):
         name = "T-%03d" % i
@@ -199,7 +199,7 @@ def bench_many_terminals(b, tmp, terminals, per):
         subprocess.run([b.spool_tool, "fill", d + "/spool", name, str(per), "0", "0", "1000"],
                        stdout=subprocess.DEVNULL, check=True)
         envs.append((name, d, pol))
-    base.start_collector()
+    base.start_collector(extra=list(ingest_extra))
     t0 = time.time()
     procs = [subprocess.Popen([b.uplink, "--policy", pol, "--spool", d + "/spool", "--once"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -220,10 +220,11 @@ def bench_many_terminals(b, tmp, terminals, per):
         stored, dups = total, 0
     alive = base.collector.poll() is None
     base.close()
-    out("%d terminals × %d events back at once → %s collector: %d stored (%d duplicates) in "
-        "%.2f s = %.0f events/s, %d throttled answers, collector %s"
-        % (terminals, per, "real" if b.collector else "fake", stored, dups, dt, total / dt,
-           throttled, "still up" if alive else "DOWN"))
+    out("%d terminals × %d events back at once → %s collector%s: %d stored (%d duplicates) in "
+        "%.2f s = %.0f events/s, %d throttled answers (429) honoured, collector %s"
+        % (terminals, per, "real" if b.collector else "fake",
+           " (" + ", ".join(ingest_extra) + ")" if ingest_extra else "", stored, dups, dt,
+           total / dt, throttled, "still up" if alive else "DOWN"))
 
 
 def main():
@@ -233,7 +234,7 @@ def main():
     ap.add_argument("--terminals", type=int, default=20)
     ap.add_argument("--per-terminal", type=int, default=5000)
     ap.add_argument("--outage", type=int, default=40)
-    ap.add_argument("--only", default="s2s,s2c,backoff,many")
+    ap.add_argument("--only", default="s2s,s2c,backoff,many,throttle")
     b = ap.parse_args()
     bd = os.path.abspath(b.builddir)
     b.agent = bd + "/agent/mynaguardd"
@@ -256,6 +257,9 @@ def main():
             bench_backoff(b, tmp, b.outage)
         if "many" in only:
             bench_many_terminals(b, tmp, b.terminals, b.per_terminal)
+        if "throttle" in only and b.collector:
+            bench_many_terminals(b, tmp, b.terminals, b.per_terminal,
+                                 ["max_queue = 2000", "retry_after = 1s"], "throttle")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
