@@ -32,10 +32,11 @@ SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Modules loaded by the guest's /init before udevd starts (all of USB, SCSI and HID are modules in
-# Debian's kernel). usb_storage and uas are loaded on purpose: a stick that stays unbound must
-# stay so because of authorization, not because its driver is missing.
+# Debian's kernel). usb_storage, uas, cdc_ether and rndis_host are loaded on purpose: a device
+# that stays unbound must stay so because of authorization, not because its driver is missing.
 GUEST_MODULES = ['xhci_pci', 'usb_storage', 'uas', 'sd_mod', 'usbhid', 'hid_generic', 'evdev',
-                 'vfat', 'nls_cp437', 'nls_ascii', 'nls_utf8', 'nls_iso8859_1']
+                 'vfat', 'nls_cp437', 'nls_ascii', 'nls_utf8', 'nls_iso8859_1',
+                 'cdc_ether', 'rndis_host', 'snd_usb_audio']
 
 
 def log(msg):

@@ -160,7 +160,45 @@ roothub_count_is() {
 	[ "$(roothub_count)" -eq "$1" ]
 }
 
+# usb_intfs SERIAL: all interfaces of the device
+usb_intfs() {
+	usb_d=$(usb_dev "$1") || return 1
+	for x in "$U/$usb_d":*; do
+		[ -e "$x" ] && echo "${x##*/}"
+	done
+}
+
+# all_intfs SERIAL TEST ARGS...: TEST INTF ARGS... holds for every interface (and there is one)
+all_intfs() {
+	all_s=$1
+	shift
+	all_l=$(usb_intfs "$all_s") || return 1
+	[ -n "$all_l" ] || return 1
+	for all_i in $all_l; do
+		"$1" "$all_i" "$2" "$3" || return 1
+	done
+}
+
+no_netdev_but_lo() {
+	[ "$(ls /sys/class/net)" = lo ]
+}
+
+no_sound_card() {
+	! ls -d /sys/class/sound/card* >/dev/null 2>&1
+}
+
 # --- expectations (each reports PASS/FAIL lines) --------------------------------------------
+
+# expect_all_blocked SERIAL WHAT: every interface of the device is unauthorized and unbound
+expect_all_blocked() {
+	if ! vm_wait 30 usb_intf "$1" >/dev/null; then
+		vm_fail "$2: device $1 never enumerated"
+		return
+	fi
+	vm_check "$2: $1 interfaces ($(usb_intfs "$1" | tr '\n' ' ')) stay unauthorized" \
+		all_intfs "$1" intf_attr_is authorized 0
+	vm_check "$2: $1 interfaces have no driver" all_intfs "$1" intf_unbound
+}
 
 # expect_stick_blocked SERIAL WHAT: a storage stick enumerates, but its interface stays
 # unauthorized, no driver probes it and no disk appears. Call it a few seconds after the plug of

@@ -7,11 +7,12 @@
 #@agent
 #@qemu -device usb-storage,bus=xhci.0,drive=stick8,id=cold1,serial=COLD1
 #@qemu -device pcie-root-port,id=rp1,chassis=1,slot=1
+#@qemu -audiodev none,id=snd0 -netdev hubport,id=n0,hubid=0
 #@policy [terminal]
 #@policy id = vm-test
 #@policy [usb]
 #@policy mode = enforce
-#@policy block = mass_storage
+#@policy block = mass_storage, cdc_net
 #@policy allow = 46f4:0001 serial=ALLOW1 name=vm test stick
 
 agent_start() {
@@ -85,6 +86,20 @@ vm_hmp device_add usb-storage,bus=xhci2.0,port=1.2,drive=stick5,id=block4,serial
 expect_stick_allowed ALLOW1 "second controller: allow-listed stick behind hub"
 sleep 3
 expect_stick_blocked BLOCK4 "second controller: stick behind hub"
+
+# A class the policy blocks besides storage (cdc_net), and one it does not block (audio).
+vm_hmp device_add usb-net,bus=xhci2.0,port=1.3,netdev=n0,id=net1,serial=NET1
+vm_hmp device_add usb-audio,bus=xhci2.0,port=1.4,audiodev=snd0,id=audio1,serial=AUDIO1
+vm_wait 30 usb_intf NET1 >/dev/null
+vm_wait 30 usb_intf AUDIO1 >/dev/null
+sleep 3
+expect_all_blocked NET1 "agent: network adapter (cdc_net blocked)"
+vm_check "agent: network adapter: no network interface appears" no_netdev_but_lo
+vm_check "agent: sound card (not blocked): all interfaces authorized" \
+	vm_wait 20 all_intfs AUDIO1 intf_attr_is authorized 1
+a=$(usb_intf AUDIO1)
+vm_check "agent: sound card: $a bound to snd-usb-audio" vm_wait 20 intf_driver_is "$a" snd-usb-audio
+vm_check "agent: sound card: a sound card appears" vm_not no_sound_card
 
 kill "$agent_pid"
 wait "$agent_pid"

@@ -2,15 +2,16 @@
 # Kernel default deny from 70-mynaguard.rules alone (mynaguardd not running): sticks never bind,
 # keyboards, hubs and card readers work; root hubs of a controller hot-plugged later too.
 #@qemu -device pcie-root-port,id=rp1,chassis=1,slot=1
+#@qemu -audiodev none,id=snd0 -netdev hubport,id=n0,hubid=0
 
 vm_check "coldplug: every root hub has interface_authorized_default=0" roothubs_deny
 vm_check "usb_storage is loaded (a stick is blocked by authorization, not by a missing driver)" \
 	[ -d /sys/module/usb_storage ]
 
 # Devices on the controller that was there at boot.
-vm_hmp device_add usb-storage,bus=xhci.0,drive=stick1,id=stick1,serial=BLOCK1
-vm_hmp device_add usb-kbd,bus=xhci.0,id=kbd1,serial=KBD1
-vm_hmp device_add usb-ccid,bus=xhci.0,id=ccid1,serial=CCID1
+vm_hmp device_add usb-storage,bus=xhci.0,port=1,drive=stick1,id=stick1,serial=BLOCK1
+vm_hmp device_add usb-kbd,bus=xhci.0,port=2,id=kbd1,serial=KBD1
+vm_hmp device_add usb-ccid,bus=xhci.0,port=3,id=ccid1,serial=CCID1
 expect_hid_bound KBD1 "keyboard"
 expect_authorized CCID1 0b "smart-card reader"
 sleep 4
@@ -24,6 +25,22 @@ vm_hmp device_add usb-kbd,bus=xhci.0,port=4.2,id=kbd2,serial=KBD2
 expect_hid_bound KBD2 "keyboard behind hub"
 sleep 4
 expect_stick_blocked BLOCK2 "stick behind hub"
+
+# Classes that are neither blocked nor harmless wait for the agent (here behind the hub): a USB
+# network adapter (CDC Ethernet, cdc_ether loaded) gets no network interface, a sound card no card.
+vm_hmp device_add usb-net,bus=xhci.0,port=4.3,netdev=n0,id=net1,serial=NET1
+vm_hmp device_add usb-audio,bus=xhci.0,port=4.4,audiodev=snd0,id=audio1,serial=AUDIO1
+vm_wait 30 usb_intf NET1 >/dev/null
+vm_wait 30 usb_intf AUDIO1 >/dev/null
+sleep 3
+expect_all_blocked NET1 "network adapter"
+vm_check "network adapter: no network interface appears" no_netdev_but_lo
+expect_all_blocked AUDIO1 "sound card"
+vm_check "sound card: no sound card appears" no_sound_card
+vm_hmp device_del net1
+vm_hmp device_del audio1
+vm_wait 30 usb_gone NET1
+vm_wait 30 usb_gone AUDIO1
 
 # A second controller hot-plugged later gets the rule on "add".
 vm_hmp device_add qemu-xhci,bus=rp1,id=xhci2
