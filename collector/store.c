@@ -1057,10 +1057,11 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
 	if (r < 0)
 		return r;
 	summary = json_object_get(all, "summary");
-	r = prepare(s,
-		    "SELECT (SELECT ifnull(max(id) - min(id) + 1, 0) FROM events),"
-		    " (SELECT count(*) FROM gaps)",
-		    &st);
+	r = prepare(
+	    s,
+	    "SELECT ifnull((SELECT max(id) FROM events) - (SELECT min(id) FROM events) + 1, 0),"
+	    " (SELECT count(*) FROM gaps)",
+	    &st);
 	if (r < 0)
 		return r;
 	if (sqlite3_step(st) != SQLITE_ROW)

@@ -110,7 +110,7 @@ dups=$(sqlite3 ingest/collector.db 'SELECT count(*) FROM (SELECT 1 FROM events G
 echo "collector $1: stored=$stored (expected $((TERMINALS * $2))) duplicates=$dups cpu_s=$(( (cpu1 - cpu0) / $(getconf CLK_TCK) ))"
 }
 run_collector "as fast as acknowledged" "$EVENTS" "$BATCH" 0
-run_collector "paced, one batch of 10 per terminal per second" 200 10 1000
+run_collector "paced, one batch of 10 per terminal per second" 400 10 1000
 
 run_rsyslog() { # $1 = label, $2 = extra omfile parameters
 echo "== ingest: rsyslogd $1 (imtcp + ossl, x509/certvalid) into a file, same events"
