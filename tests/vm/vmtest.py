@@ -334,8 +334,7 @@ class Vm:
         self.qmp = None
         self.qmp_buf = b''
 
-    @staticmethod
-    def _connect(path, deadline):
+    def _connect(self, path, deadline):
         while True:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -343,6 +342,8 @@ class Vm:
                 return s
             except OSError:
                 s.close()
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f'QEMU exited with status {self.proc.returncode}')
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)

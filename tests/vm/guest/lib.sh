@@ -68,7 +68,7 @@ U=/sys/bus/usb/devices
 
 # usb_dev SERIAL: the device's sysfs name (e.g. 3-1)
 usb_dev() {
-	for d in $U/*; do
+	for d in "$U"/*; do
 		[ -r "$d/serial" ] || continue
 		[ "$(cat "$d/serial")" = "$1" ] || continue
 		echo "${d##*/}"
@@ -134,7 +134,7 @@ intf_input_event() {
 }
 
 roothubs() {
-	for d in $U/usb*; do
+	for d in "$U"/usb*; do
 		[ -e "$d/interface_authorized_default" ] && echo "${d##*/}"
 	done
 }
