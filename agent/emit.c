@@ -27,9 +27,13 @@
 #define PENDING_DROPS_FILE ".pending-events.dropped"
 #define PENDING_MAX	   (4 * 1024 * 1024)
 #define LOG_DATA_MAX	   1024
+#define SPOOL_RETRY_MS	   10000
 
 struct agent_emit {
-	struct spool_writer *spool;
+	struct spool_writer *spool; /* NULL while it cannot be opened */
+	char *spool_dir;
+	uint64_t max_bytes;
+	int64_t retry_at_ms;
 	int state_fd;
 	uint64_t next_seq;
 	uint64_t reserved; /* contents of STATE/seq */
@@ -94,6 +98,7 @@ static void log_event(const struct event *ev)
 }
 
 static void emit_dropped(struct agent *a, const struct spool_drop *d, const char *reason);
+static bool spool_ready(struct agent_emit *e);
 
 int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json_t *clauses,
 		      json_t *data, bool sync)
@@ -105,9 +110,17 @@ int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json
 
 	ev.clause = clauses ? clauses : json_array();
 	ev.data = data ? data : json_object();
-	if (!e || !e->spool) {
-		fprintf(stderr, "event.lost kind=%s error=\"spool not open\"\n",
-			event_kind_name(kind));
+	if (!e) {
+		event_clear(&ev);
+		return -ENODEV;
+	}
+	if (!spool_ready(e)) {
+		_cleanup_free_ char *text = json_dumps(ev.data, JSON_COMPACT | JSON_ENSURE_ASCII);
+		if (text && strlen(text) > LOG_DATA_MAX)
+			strcpy(text + LOG_DATA_MAX - 3, "...");
+		fprintf(stderr, "event.lost kind=%s error=\"spool not open\" data=%s\n",
+			event_kind_name(kind), text ? text : "{}");
+		e->lost++;
 		event_clear(&ev);
 		return -ENODEV;
 	}
@@ -121,7 +134,7 @@ int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json
 	memcpy(ev.terminal, p->terminal_id, strlen(p->terminal_id) + 1);
 	ev.seq = e->next_seq;
 
-	if (ev.seq >= e->reserved) {
+	if (ev.seq >= e->reserved && e->state_fd >= 0) {
 		int r = write_reserved(e, ev.seq + SEQ_RESERVE);
 		if (r < 0)
 			fprintf(stderr,
@@ -154,16 +167,20 @@ int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json
 
 	struct spool_drop drop = {0};
 	r = spool_writer_append(e->spool, ev.seq, text, len, &drop);
-	if (r >= 0 && sync)
-		r = spool_writer_sync(e->spool);
 	if (r < 0) {
-		/* Appended but not synced still holds its number: the spool decides next_seq. */
-		e->next_seq = spool_writer_next_seq(e->spool);
 		fprintf(stderr, "event.lost seq=%" PRIu64 " kind=%s error=\"spool: %s\"\n", ev.seq,
 			event_kind_name(kind), strerror(-r));
 		e->lost++;
 		event_clear(&ev);
 		return r;
+	}
+	if (sync) {
+		/* Appended but not known to be on disk: it keeps its number (the next one must not
+		 * reuse it) and the next successful sync may still save it. */
+		int k = spool_writer_sync(e->spool);
+		if (k < 0)
+			fprintf(stderr, "event.unsynced seq=%" PRIu64 " kind=%s error=\"%s\"\n",
+				ev.seq, event_kind_name(kind), strerror(-k));
 	}
 	e->next_seq = ev.seq + 1;
 	e->stored++;
@@ -222,9 +239,11 @@ static void sanitize(const char *s, size_t n, char *buf, size_t size)
 /* The PAM module appends datagrams here when the socket is down. Emit every line, then empty
  * the file, all under the flock the module takes for appending. A crash after the emits and
  * before the truncate emits those lines again at the next start (documented in docs/spool.md). */
-static void collect_pending(struct agent *a)
+void agent_emit_collect_pending(struct agent *a)
 {
 	struct agent_emit *e = *agent_emit_slot(a);
+	if (!e || e->state_fd < 0)
+		return;
 	const struct fileio_expect ex = {
 	    .check_owner = true, .uid = geteuid(), .forbidden_mode = 0077};
 	_cleanup_close_ int dfd = -1, fd = -1;
@@ -328,53 +347,33 @@ static int ensure_dir(const char *path, mode_t mode)
 	return 0;
 }
 
-int agent_emit_init(struct agent *a)
+/* Open the spool and find the next number. On failure the agent keeps running (the USB gate
+ * must not depend on the disk): events are logged as lost and the spool is retried. */
+static int open_spool(struct agent_emit *e)
 {
-	const struct agent_paths *paths = agent_paths(a);
-	const struct policy *p = agent_policy(a);
-	const char *spool_dir = paths->spool ? paths->spool : MYNAGUARD_SPOOL_DIR;
-	const char *state_dir = paths->state ? paths->state : MYNAGUARD_STATE_DIR;
 	struct spool_recovery info;
-	uint64_t max = p && p->report_spool_max ? p->report_spool_max : 64ULL << 20;
-
-	struct agent_emit *e = calloc(1, sizeof *e);
-	if (!e)
-		return -ENOMEM;
-	e->state_fd = -1;
-	*agent_emit_slot(a) = e;
-
-	int r = ensure_dir(state_dir, 0755);
+	int r = ensure_dir(e->spool_dir, 0750);
 	if (r >= 0)
-		r = fileio_open_dir_verified(AT_FDCWD, state_dir, NULL, &e->state_fd);
-	if (r < 0) {
-		fprintf(stderr, "emit.error state=%s error=\"%s\"\n", state_dir, strerror(-r));
-		agent_emit_done(a);
+		r = spool_writer_open(e->spool_dir, e->max_bytes, &e->spool, &info);
+	if (r < 0)
 		return r;
-	}
-	if (max < 2 * SPOOL_RECORD_MAX)
-		max = 2 * SPOOL_RECORD_MAX;
-	r = ensure_dir(spool_dir, 0750);
-	if (r >= 0)
-		r = spool_writer_open(spool_dir, max, &e->spool, &info);
-	if (r < 0) {
-		fprintf(stderr, "emit.error spool=%s error=\"%s\"\n", spool_dir, strerror(-r));
-		agent_emit_done(a);
-		return r;
-	}
 	if (info.truncated_bytes > 0)
 		fprintf(stderr,
 			"spool.recovered dir=%s truncated_bytes=%" PRIu64
 			" (an append torn by a crash or power cut; it was never acknowledged)\n",
-			spool_dir, info.truncated_bytes);
+			e->spool_dir, info.truncated_bytes);
 	if (info.foreign > 0)
 		fprintf(stderr, "spool.warning dir=%s foreign_files=%" PRIu64 " (skipped)\n",
-			spool_dir, info.foreign);
+			e->spool_dir, info.foreign);
 
-	r = read_reserved(e->state_fd, &e->reserved);
-	if (r < 0) {
-		fprintf(stderr, "emit.warning file=%s/%s error=\"%s\", ignoring it\n", state_dir,
-			SEQ_FILE, strerror(-r));
-		e->reserved = 0;
+	e->reserved = 0;
+	if (e->state_fd >= 0) {
+		r = read_reserved(e->state_fd, &e->reserved);
+		if (r < 0) {
+			fprintf(stderr, "emit.warning file=%s error=\"%s\", ignoring it\n",
+				SEQ_FILE, strerror(-r));
+			e->reserved = 0;
+		}
 	}
 	e->next_seq = spool_writer_next_seq(e->spool);
 	if (spool_writer_last_seq(e->spool) == 0 && info.segments == 0 &&
@@ -384,13 +383,63 @@ int agent_emit_init(struct agent *a)
 		    stderr,
 		    "spool.warning dir=%s spool empty but numbers were reserved through %" PRIu64
 		    "; continuing at %" PRIu64 "\n",
-		    spool_dir, e->reserved - 1, e->reserved);
+		    e->spool_dir, e->reserved - 1, e->reserved);
 		e->next_seq = e->reserved;
 	}
 	fprintf(stderr,
 		"spool.open dir=%s max_bytes=%" PRIu64 " bytes=%" PRIu64 " next_seq=%" PRIu64 "\n",
-		spool_dir, max, spool_writer_bytes(e->spool), e->next_seq);
-	collect_pending(a);
+		e->spool_dir, e->max_bytes, spool_writer_bytes(e->spool), e->next_seq);
+	return 0;
+}
+
+static bool spool_ready(struct agent_emit *e)
+{
+	if (e->spool)
+		return true;
+	int64_t now = now_ms();
+	if (now < e->retry_at_ms)
+		return false;
+	int r = open_spool(e);
+	if (r < 0) {
+		e->retry_at_ms = now + SPOOL_RETRY_MS;
+		fprintf(stderr,
+			"emit.error spool=%s error=\"%s\", events are logged here only until it "
+			"opens (retrying in %d s)\n",
+			e->spool_dir, strerror(-r), SPOOL_RETRY_MS / 1000);
+		return false;
+	}
+	return true;
+}
+
+int agent_emit_init(struct agent *a)
+{
+	const struct agent_paths *paths = agent_paths(a);
+	const struct policy *p = agent_policy(a);
+	const char *state_dir = paths->state ? paths->state : MYNAGUARD_STATE_DIR;
+
+	struct agent_emit *e = calloc(1, sizeof *e);
+	if (!e)
+		return -ENOMEM;
+	e->state_fd = -1;
+	e->spool_dir = strdup(paths->spool ? paths->spool : MYNAGUARD_SPOOL_DIR);
+	if (!e->spool_dir) {
+		free(e);
+		return -ENOMEM;
+	}
+	e->max_bytes = p && p->report_spool_max ? p->report_spool_max : 64ULL << 20;
+	if (e->max_bytes < 2 * SPOOL_RECORD_MAX)
+		e->max_bytes = 2 * SPOOL_RECORD_MAX;
+	*agent_emit_slot(a) = e;
+
+	int r = ensure_dir(state_dir, 0755);
+	if (r >= 0)
+		r = fileio_open_dir_verified(AT_FDCWD, state_dir, NULL, &e->state_fd);
+	if (r < 0)
+		fprintf(stderr,
+			"emit.error state=%s error=\"%s\", continuing without the sequence floor "
+			"and the PAM fallback file\n",
+			state_dir, strerror(-r));
+	(void)spool_ready(e);
 	return 0;
 }
 
@@ -405,6 +454,7 @@ void agent_emit_done(struct agent *a)
 	}
 	if (e->state_fd >= 0)
 		close(e->state_fd);
+	free(e->spool_dir);
 	free(e);
 	*agent_emit_slot(a) = NULL;
 }

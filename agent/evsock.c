@@ -289,6 +289,8 @@ int agent_evsock_init(struct agent *a)
 		return r;
 	}
 	fprintf(stderr, "evsock.listening socket=%s\n", s->path);
+	/* From here on PAM reaches the socket; what it wrote to the fallback file before goes now. */
+	agent_emit_collect_pending(a);
 	return 0;
 }
 

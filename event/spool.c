@@ -840,7 +840,8 @@ static int reader_read_one(struct spool_reader *r, struct spool_record *ret)
 int spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 {
 	bool newest = false;
-	for (unsigned guard = 0; guard < SPOOL_MAX_SEGMENTS + 2; guard++) {
+	unsigned moves = 0;
+	for (;;) {
 		if (r->cur_fd < 0) {
 			int p = reader_pick(r, false, &newest);
 			if (p <= 0)
@@ -848,25 +849,17 @@ int spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 		}
 		struct spool_record rec;
 		int c = reader_read_one(r, &rec);
-		if (c == 1) {
-			if (rec.seq <= r->last_seq) {
-				free((void *)rec.payload);
-				continue;
-			}
-			r->last_seq = rec.seq;
-			*ret = rec;
-			return 1;
+		if (c != 1 && (c == 0 || c == -EBADMSG)) {
+			/* End of this segment, a torn tail or damage. Move on only if a newer segment
+			 * exists; its existence means this one is complete (the agent rolls after its
+			 * last write here), so read once more before leaving. */
+			if (!reader_newer_exists(r))
+				return 0;
+			c = reader_read_one(r, &rec);
 		}
-		if (c < 0 && c != -EBADMSG)
-			return c;
-		/* End of this segment, a torn tail or damage. Move on only if a newer segment
-		 * exists; its existence means this one is complete (the agent rolls after its last
-		 * write here), so read once more before leaving. */
-		if (!reader_newer_exists(r))
-			return 0;
-		c = reader_read_one(r, &rec);
 		if (c == 1) {
-			if (rec.seq <= r->last_seq) {
+			if (rec.seq <=
+			    r->last_seq) { /* already sent (below acked or before a rewind) */
 				free((void *)rec.payload);
 				continue;
 			}
@@ -879,11 +872,12 @@ int spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 		struct stat st;
 		if (fstat(r->cur_fd, &st) == 0 && (uint64_t)st.st_size > r->cur_off)
 			r->skipped++;
+		if (++moves > SPOOL_MAX_SEGMENTS)
+			return -ELOOP;
 		int p = reader_pick(r, true, &newest);
 		if (p <= 0)
 			return p;
 	}
-	return -ELOOP;
 }
 
 int spool_reader_sync(struct spool_reader *r)

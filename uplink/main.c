@@ -234,6 +234,14 @@ int main(int argc, char **argv)
 	struct policy_errors errs = {0};
 	_cleanup_policy_ struct policy *p = NULL;
 
+	/* First: a stop request during start-up waits in the signalfd instead of killing us. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
 	int r = parse_opts(argc, argv, &o);
 	if (r != 0)
 		return r;
@@ -271,12 +279,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "uplink.warning running as root; the service runs it as user "
 				"mynaguard (network-facing code never needs root)\n");
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	_cleanup_close_ int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	_cleanup_close_ int inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (sigfd < 0 || inofd < 0) {

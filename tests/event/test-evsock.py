@@ -309,7 +309,24 @@ def scenario_full(ag):
     log("%d events kept, %d dropped in %d announcements" % (len(seqs), len(missing), len(dropped)))
 
 
+def scenario_nospool(ag):
+    """A spool that cannot be opened does not stop the agent: events are logged as lost."""
+    with open(ag.spool, "w") as f:
+        f.write("not a directory\n")
+    ag.start()
+    send(ag.sock, GOOD)
+    deadline = time.time() + 10
+    while time.time() < deadline and "event.lost kind=auth.failure" not in ag.log_text():
+        time.sleep(0.05)
+    assert ag.alive()
+    assert ag.stop() == 0
+    text = ag.log_text()
+    assert "event.lost kind=auth.failure" in text and '"user":"alice"' in text, text
+    assert "emit.error spool=" in text
+
+
 SCENARIOS = {
+    "nospool": scenario_nospool,
     "datagrams": scenario_datagrams,
     "malformed": scenario_malformed,
     "ratelimit": scenario_ratelimit,

@@ -372,6 +372,47 @@ static void test_foreign_files(void **state)
 	free(dir);
 }
 
+static void test_damaged_older_segment(void **state)
+{
+	(void)state;
+	char *dir = mkdtemp_dir();
+	struct spool_writer *w;
+	assert_int_equal(spool_writer_open(dir, 1 << 20, &w, NULL), 0); /* 64 KiB segments */
+	append_n(w, 1, 400, 500, NULL);
+	spool_writer_free(w);
+	/* flip a byte in the 10th record of the first segment */
+	char p[600];
+	snprintf(p, sizeof p, "%s/seg-00000000000000000001", dir);
+	FILE *f = fopen(p, "r+b");
+	assert_non_null(f);
+	char buf[8192];
+	size_t rec = spool_record_size(payload_for(1, buf, sizeof buf, 500));
+	fseek(f, (long)(9 * rec + SPOOL_HEADER_SIZE + 5), SEEK_SET);
+	int c = fgetc(f);
+	fseek(f, (long)(9 * rec + SPOOL_HEADER_SIZE + 5), SEEK_SET);
+	fputc(c ^ 0x01, f);
+	fclose(f);
+	/* the reader skips the rest of that segment, counts it, and goes on with the next */
+	struct spool_reader *r;
+	assert_int_equal(spool_reader_open(dir, &r), 0);
+	struct spool_record got;
+	uint64_t n = 0, prev = 0, jumps = 0;
+	while (spool_reader_next(r, &got) == 1) {
+		if (n > 0 && got.seq != prev + 1)
+			jumps++;
+		prev = got.seq;
+		n++;
+		free((void *)got.payload);
+	}
+	assert_int_equal(spool_reader_skipped(r), 1);
+	assert_int_equal(jumps, 1);
+	assert_int_equal(prev, 400);
+	assert_true(n >= 9 && n < 400);
+	spool_reader_free(r);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +422,7 @@ int main(void)
 	    cmocka_unit_test(test_full_drops_oldest),
 	    cmocka_unit_test(test_reader_ack_unlinks),
 	    cmocka_unit_test(test_foreign_files),
+	    cmocka_unit_test(test_damaged_older_segment),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

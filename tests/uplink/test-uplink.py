@@ -104,6 +104,18 @@ class Env:
             [A.uplink, "--policy", self.policy, "--spool", self.spool, "--retry-min", "100",
              "--retry-max", "1000", "--timeout", "10", *extra],
             stdout=self.uplink_log, stderr=self.uplink_log)
+        # until it has blocked SIGTERM (it then arrives through its signalfd), a SIGTERM from
+        # the test would kill it with the default action
+        deadline = time.time() + 10
+        while time.time() < deadline and self.uplink.poll() is None:
+            try:
+                with open("/proc/%d/status" % self.uplink.pid) as f:
+                    blk = [l for l in f if l.startswith("SigBlk:")]
+                if blk and int(blk[0].split()[1], 16) & (1 << (signal.SIGTERM - 1)):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.005)
 
     def start_collector(self, cert="server", extra=()):
         if A.collector:
