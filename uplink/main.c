@@ -317,7 +317,7 @@ int main(int argc, char **argv)
 	uint64_t delay_ms = 0; /* current backoff; 0 = healthy */
 	bool failing = false;
 	char last_error[256] = "";
-	uint64_t sent_total = 0;
+	uint64_t sent_total = 0, skipped_logged = 0;
 	int exit_code = 0;
 
 	for (;;) {
@@ -329,6 +329,13 @@ int main(int argc, char **argv)
 			if (wait_for(sigfd, inofd, false, 5000))
 				break;
 			continue;
+		}
+		if (spool_reader_skipped(reader) > skipped_logged) {
+			skipped_logged = spool_reader_skipped(reader);
+			fprintf(stderr,
+				"uplink.warning spool damage: skipped the rest of %" PRIu64
+				" damaged segment(s); the collector will show the gap\n",
+				skipped_logged);
 		}
 		if (pend.n == 0) {
 			if (o.once)

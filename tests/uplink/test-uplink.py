@@ -434,8 +434,32 @@ def scenario_e2e(env):
     assert sorted(seqs) == list(range(1, len(seqs) + 1)), seqs
 
 
+def scenario_forbidden(env):
+    """A terminal id that is not the certificate's identity: 403, retried, nothing deleted."""
+    with open(env.policy) as f:
+        text = f.read()
+    with open(env.policy, "w") as f:
+        f.write(text.replace("id = %s" % TERMINAL, "id = T-99"))
+    subprocess.run([A.spool_tool, "fill", env.spool, "T-99", "30"], check=True,
+                   stdout=subprocess.DEVNULL)
+    env.start_collector()
+    env.start_uplink()
+    time.sleep(2.0)
+    assert env.uplink.poll() is None
+    assert env.acked() == 0
+    assert env.stored() == []
+    assert len(segments(env)) == 1
+    with open(os.path.join(env.tmp, "uplink.log")) as f:
+        log_text = f.read()
+    assert "HTTP 403" in log_text, log_text
+    assert log_text.count("uplink.unreachable") == 1, log_text
+    if not A.collector:
+        assert len([r for r in env.requests() if r[1] == 403]) >= 3
+
+
 SCENARIOS = {
     "e2e": scenario_e2e,
+    "forbidden": scenario_forbidden,
     "backlog": scenario_backlog,
     "kill": scenario_kill,
     "rogue": scenario_rogue,
