@@ -92,9 +92,9 @@ class Env:
         self.uplink_log = open(os.path.join(tmp, "uplink.log"), "ab")
         self.collector_log = open(os.path.join(tmp, "collector.log"), "ab")
 
-    def fill(self, n, sleep_us=0, background=False, sync_every=1):
-        cmd = [A.spool_tool, "fill", self.spool, TERMINAL, str(n), str(sleep_us), "0",
-               str(sync_every)]
+    def fill(self, n, sleep_us=0, background=False, sync_every=1, max_bytes=0):
+        cmd = [A.spool_tool, "fill", self.spool, TERMINAL, str(n), str(sleep_us),
+               str(max_bytes), str(sync_every)]
         if background:
             return subprocess.Popen(cmd, stdout=subprocess.PIPE)
         return int(run(cmd).stdout)
@@ -457,8 +457,50 @@ def scenario_forbidden(env):
         assert len([r for r in env.requests() if r[1] == 403]) >= 3
 
 
+def scenario_unprivileged(env):
+    """The uplink as an unprivileged user (uid/gid 65534) on a spool laid out as installed:
+    directory root:GROUP 0770, segments root:GROUP 0640 written by root; it reads, sends,
+    writes "acked" and deletes acknowledged segments, and can do nothing else."""
+    if os.getuid() != 0:
+        log("skipping: needs root")
+        return
+    uid = gid = 65534
+    os.chmod(env.tmp, 0o755)
+    os.chown(env.spool, 0, gid)
+    os.chmod(env.spool, 0o770)
+    os.chown(os.path.join(env.tmp, "client.key"), uid, gid)
+    # as root, like the agent; 128 KiB segments (spool_max 2M) so that several get trimmed
+    last = env.fill(3000, sync_every=100, max_bytes=2 << 20)
+    assert len(segments(env)) > 3
+    for seg in segments(env):
+        st = os.stat(os.path.join(env.spool, seg))
+        assert st.st_uid == 0 and st.st_gid == gid and st.st_mode & 0o777 == 0o640, (seg, st)
+    env.start_collector()
+
+    def drop():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+
+    r = subprocess.run([A.uplink, "--policy", env.policy, "--spool", env.spool, "--once"],
+                       preexec_fn=drop, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert env.acked() == last
+    assert_exactly_once(env, last)
+    st = os.stat(os.path.join(env.spool, "acked"))
+    assert st.st_uid == uid, st
+    assert len(segments(env)) == 1, segments(env)
+    # the agent side still appends after the uplink trimmed the spool
+    env.fill(5)
+    r = subprocess.run([A.uplink, "--policy", env.policy, "--spool", env.spool, "--once"],
+                       preexec_fn=drop, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert_exactly_once(env, last + 5)
+
+
 SCENARIOS = {
     "e2e": scenario_e2e,
+    "unprivileged": scenario_unprivileged,
     "forbidden": scenario_forbidden,
     "backlog": scenario_backlog,
     "kill": scenario_kill,
