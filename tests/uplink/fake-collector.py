@@ -90,7 +90,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         srv = self.server
         if srv.reqlog:
             with open(srv.reqlog, "a") as f:
-                f.write("%.3f %d %d\n" % (time.time(), status, n))
+                f.write("%.3f %d %d %s\n" % (time.time(), status, n, self.connection.version()))
 
     def do_POST(self):
         srv = self.server

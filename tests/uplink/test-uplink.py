@@ -205,8 +205,8 @@ class Env:
         if os.path.exists(self.reqlog):
             with open(self.reqlog) as f:
                 for line in f:
-                    t, status, n = line.split()
-                    out.append((float(t), int(status), int(n)))
+                    t, status, n, tls = line.split()
+                    out.append((float(t), int(status), int(n), tls))
         return out
 
     def close(self):
@@ -244,7 +244,8 @@ def scenario_backlog(env):
     assert_exactly_once(env, 10000)
     if not A.collector:
         reqs = [r for r in env.requests() if r[1] == 200]
-        assert all(n <= 200 for _, _, n in reqs), "a batch exceeded batch_max"
+        assert all(r[2] <= 200 for r in reqs), "a batch exceeded batch_max"
+        assert all(r[3] == "TLSv1.3" for r in reqs), "TLS 1.3 not negotiated"
         assert len(reqs) >= 50, "expected at least 50 batches of at most 200"
     # acknowledged segments were removed; only the newest remains
     assert len(segments(env)) == 1, segments(env)
