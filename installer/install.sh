@@ -132,6 +132,8 @@ PROFILE=/usr/share/pam-configs/mynaguard
 UDEV_DIR=/etc/udev/rules.d
 UNIT_DIR=/etc/systemd/system
 SVC_USER=mynaguard
+# The terminal's units (installer/systemd/ also holds the collector's, for collector-install.sh).
+TERMINAL_UNITS="mynaguardd.service mynaguard-uplink.service"
 PAM_COMMON="common-auth common-account common-password common-session common-session-noninteractive"
 
 # ---- users and owners ------------------------------------------------------------------------
@@ -381,20 +383,21 @@ pam_enable() {
 		pam_is_on || die "pam-auth-update did not add pam_mynaguard to /etc/pam.d/common-auth;" \
 			"it leaves files with local edits alone: see pam-auth-update(8), then run me again"
 	else
-		# What pam-auth-update would write: the line goes at the head of the "Additional"
-		# block (priority 128 sorts before pam_cap's 0), after the password step.
+		# What pam-auth-update would write (byte for byte, with its trailing space): the line
+		# goes at the head of the "Additional" block (priority 128 sorts before pam_cap's 0),
+		# after the password step.
 		local ca
 		ca=$(R /etc/pam.d/common-auth)
 		mkdir -p "$(dirname "$ca")"
 		pam_is_on && return 0
 		if [ ! -f "$ca" ]; then
-			printf 'auth\trequired\t\t\tpam_mynaguard.so\n' >"$ca"
+			printf 'auth\trequired\t\t\tpam_mynaguard.so \n' >"$ca"
 		else
-			awk -v line="$(printf 'auth\trequired\t\t\tpam_mynaguard.so')" '
+			awk -v line="$(printf 'auth\trequired\t\t\tpam_mynaguard.so ')" '
 				{ print }
 				/^# and here are more per-package modules/ && !done { print line; done = 1 }
 				END { if (!done) exit 3 }' "$ca" >"$ca.mynaguard.tmp" ||
-				awk -v line="$(printf 'auth\trequired\t\t\tpam_mynaguard.so')" '
+				awk -v line="$(printf 'auth\trequired\t\t\tpam_mynaguard.so ')" '
 					/^# end of pam-auth-update config/ && !done { print line; done = 1 }
 					{ print }
 					END { if (!done) print line }' "$ca" >"$ca.mynaguard.tmp"
@@ -503,9 +506,9 @@ do_install() {
 			put_file "$f" "/etc/modprobe.d/$(basename "$f")" root root 0644
 		done
 	fi
-	for f in "$SRC"/installer/systemd/*.service; do
-		[ -f "$f" ] || continue
-		name=$(basename "$f")
+	for name in $TERMINAL_UNITS; do
+		f=$SRC/installer/systemd/$name
+		[ -f "$f" ] || die "$f is missing"
 		put_file "$f" "$UNIT_DIR/$name" root root 0644
 		UNITS+=("$name")
 	done
@@ -575,9 +578,7 @@ write_manifest() {
 				if [ -f "$p" ]; then echo "/etc/modprobe.d/$(basename "$p")"; fi
 			done
 		fi
-		for p in "$SRC"/installer/systemd/*.service; do
-			if [ -f "$p" ]; then echo "$UNIT_DIR/$(basename "$p")"; fi
-		done
+		for p in $TERMINAL_UNITS; do echo "$UNIT_DIR/$p"; done
 	} | while read -r p; do
 		printf '%s  %s\n' "$(sha256sum <"$(R "$p")" | cut -d' ' -f1)" "$p"
 	done >"$tmp"
@@ -595,8 +596,8 @@ do_uninstall() {
 	list=$(R $BACKUP)/list
 	[ -f "$list" ] || die "nothing to uninstall: $BACKUP/list is missing (was mynaguard installed with install.sh?)"
 
-	for p in "$(R $UNIT_DIR)"/mynaguard*.service; do
-		[ -f "$p" ] && units+=("$(basename "$p")")
+	for p in $TERMINAL_UNITS; do
+		if [ -f "$(R $UNIT_DIR)/$p" ]; then units+=("$p"); fi
 	done
 	if systemd_running && [ ${#units[@]} -gt 0 ]; then
 		systemctl disable --now "${units[@]}" >/dev/null 2>&1 || warn "systemctl disable failed"

@@ -164,9 +164,9 @@ expect /var/spool/mynaguard "$D" 770 0 "$MGG"
 for f in "$SRC"/installer/udev/*.rules; do
 	[ -f "$f" ] && expect "/etc/udev/rules.d/$(basename "$f")" "$F" 644 0 0
 done
-for f in "$SRC"/installer/systemd/*.service; do
-	[ -f "$f" ] && expect "/etc/systemd/system/$(basename "$f")" "$F" 644 0 0
-done
+expect /etc/systemd/system/mynaguardd.service "$F" 644 0 0
+expect /etc/systemd/system/mynaguard-uplink.service "$F" 644 0 0
+check "the collector's unit is not installed on a terminal" test ! -e "$R/etc/systemd/system/mynaguard-collector.service"
 check "installed files are byte-identical to their sources" \
 	bash -c "cmp '$FAKE/agent/mynaguardd' '$R/usr/sbin/mynaguardd' && cmp '$T/policy.conf' '$R/etc/mynaguard/policy.conf' &&
 		cmp '$SRC/installer/pam-auth-update/mynaguard' '$R/usr/share/pam-configs/mynaguard' &&
@@ -174,7 +174,7 @@ check "installed files are byte-identical to their sources" \
 check "manifest: sha256sum lines for the policy, udev rules and units, and they verify" \
 	bash -c "cd '$R' && grep -q '  /etc/mynaguard/policy.conf\$' var/lib/mynaguard/installed.sha256 &&
 		sed 's#  /#  #' var/lib/mynaguard/installed.sha256 | sha256sum --quiet -c -"
-for f in "$SRC"/installer/udev/*.rules "$SRC"/installer/systemd/*.service; do
+for f in "$SRC"/installer/udev/*.rules "$SRC"/installer/systemd/mynaguardd.service "$SRC"/installer/systemd/mynaguard-uplink.service; do
 	[ -f "$f" ] || continue
 	check "manifest lists $(basename "$f")" grep -q "/$(basename "$f")\$" "$R/var/lib/mynaguard/installed.sha256"
 done
@@ -193,7 +193,7 @@ line_of() { grep -n -E "$1" "$R/etc/pam.d/common-auth" | head -1 | cut -d: -f1; 
 check "common-auth: 'auth required pam_mynaguard.so' after pam_unix and pam_permit, before pam_cap" \
 	bash -c "[ $(line_of 'pam_mynaguard') -gt $(line_of 'pam_permit') ] &&
 		[ $(line_of 'pam_mynaguard') -lt $(line_of 'pam_cap') ] &&
-		grep -q -P '^auth\trequired\t+pam_mynaguard.so\$' '$R/etc/pam.d/common-auth'"
+		grep -q -P '^auth\trequired\t+pam_mynaguard.so \$' '$R/etc/pam.d/common-auth'"
 check "only common-auth changed in /etc/pam.d" \
 	bash -c "[ \"\$(grep -l pam_mynaguard '$R'/etc/pam.d/*)\" = '$R/etc/pam.d/common-auth' ]"
 

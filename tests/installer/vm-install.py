@@ -59,7 +59,7 @@ def ensure_rootfs(cache):
             return tar
         tmp = tar + '.tmp'
         log(f'building the Debian root file system with mmdebstrap (once): {tar}')
-        r = subprocess.run(['mmdebstrap', '--variant=minbase', '--include=' + ','.join(ROOTFS_PACKAGES),
+        r = subprocess.run(['mmdebstrap', '--variant=minbase', '--format=tar', '--include=' + ','.join(ROOTFS_PACKAGES),
                             '--aptopt=Acquire::Retries "3"', 'bookworm', tmp] + MIRRORS)
         if r.returncode != 0:
             if os.path.exists(tmp):
@@ -140,8 +140,9 @@ def main():
         os.mkdir(tree)
         subprocess.run(['tar', '-C', tree, '-xf', rootfs], check=True)
         # The kernel's modules, the tree to install from, the test.
+        os.makedirs(os.path.join(tree, 'usr', 'lib', 'modules'), exist_ok=True)
         subprocess.run(['cp', '-a', os.path.join(kdir, 'lib', 'modules', kver),
-                        os.path.join(tree, 'lib', 'modules', kver)], check=True)
+                        os.path.join(tree, 'usr', 'lib', 'modules', kver)], check=True)
         mg = os.path.join(tree, 'root', 'mynaguard')
         os.makedirs(os.path.join(mg, 'policy'))
         shutil.copytree(os.path.join(src, 'installer'), os.path.join(mg, 'installer'))
