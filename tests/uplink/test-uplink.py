@@ -60,6 +60,9 @@ def make_pki(d):
     leaf("client", TERMINAL, "ca", "extendedKeyUsage=clientAuth\n")
     leaf("rogue-server", "127.0.0.1", "rogue-ca",
          "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    # from the right CA, but for another name: the host check must refuse it
+    leaf("wrongname-server", "collector.example", "ca",
+         "subjectAltName=DNS:collector.example,IP:192.0.2.1\nextendedKeyUsage=serverAuth\n")
     os.chmod(os.path.join(d, "client.key"), 0o600)
 
 
@@ -301,6 +304,16 @@ def scenario_rogue(env):
     assert "uplink.unreachable" in text, text
     # one boundary line per distinct error, not one per retry
     assert text.count("uplink.unreachable") <= 2, text
+    # the right CA but a certificate for another name: refused as well
+    env.kill("collector")
+    n_before = len(env.requests())
+    env.start_collector(cert="wrongname-server")
+    time.sleep(2.0)
+    assert len(env.requests()) == n_before, "a request reached a server with the wrong name"
+    with open(os.path.join(env.tmp, "uplink.log")) as f:
+        text = f.read()
+    assert "subject name" in text, text
+    assert env.stored() == [] and env.acked() == 0
     # the real one comes up: everything goes
     env.kill("collector")
     env.start_collector()
