@@ -169,7 +169,7 @@ recorded() { grep -q -F -x -e "saved $1" -e "absent $1" -e "dir $1" "$(R $BACKUP
 backup_path() {
 	local p=$1
 	case $p in
-	$ETC/* | $STATE/* | $SPOOL/*) return 0 ;; # ours: kept by --uninstall, removed by --purge
+	"$ETC"/* | "$STATE"/* | "$SPOOL"/*) return 0 ;; # ours: kept by --uninstall, removed by --purge
 	esac
 	recorded "$p" && return 0
 	if [ -e "$(R "$p")" ] || [ -L "$(R "$p")" ]; then
@@ -356,7 +356,8 @@ install_policy() {
 admin_enrolled() {
 	local u members rc
 	members=$(awk -F: '$1 == "sudo" { print $4 }' "$(R /etc/group)" 2>/dev/null | tr ',' ' ')
-	ADMIN_LIST=$(echo ${ADMINS[*]:-} $members)
+	# shellcheck disable=SC2086 # word splitting wanted: user names have no spaces
+	ADMIN_LIST=$(echo "${ADMINS[@]}" $members)
 	for u in $ADMIN_LIST; do
 		rc=0
 		"$(R $BIN_DIR)/mynaguardctl" totp status "$u" --store "$(R $STORE)" >/dev/null 2>&1 || rc=$?
@@ -622,7 +623,7 @@ do_uninstall() {
 			;;
 		dir)
 			case $p in
-			$ETC | $ETC/* | $STATE | $STATE/* | $SPOOL | $SPOOL/*) ;; # below
+			"$ETC" | "$ETC"/* | "$STATE" | "$STATE"/* | "$SPOOL" | "$SPOOL"/*) ;; # below
 			*) rmdir "$(R "$p")" 2>/dev/null || true ;;
 			esac
 			;;
