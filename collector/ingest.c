@@ -20,9 +20,11 @@
 #include "server.h"
 #include "store.h"
 
-#define RETENTION_PERIOD_S 3600	 /* how often the writer looks for expired events */
-#define RETENTION_CHUNK	   5000	 /* rows per retention transaction, so ingest never waits long */
-#define GROUP_MAX_EVENTS   50000 /* events in one transaction */
+#define RETENTION_PERIOD_S    3600  /* how often the writer looks for expired events */
+#define RETENTION_CHUNK	      5000  /* rows per retention transaction, so ingest never waits long */
+#define GROUP_MAX_EVENTS      50000 /* events in one transaction */
+#define WAL_CHECKPOINT_FRAMES 1000  /* ~4 MiB of WAL: the background checkpoint copies it */
+#define WAL_RESTART_FRAMES    65536 /* ~256 MiB: the writer restarts the WAL itself */
 
 struct ingest_pending {
 	struct ingest_pending *next;
@@ -43,6 +45,14 @@ struct ingest_writer {
 	struct ingest_pending *head, **tail;
 	uint64_t queued_events;
 	bool stop;
+
+	/* background checkpoints, on a connection of their own */
+	struct store *ckpt_store;
+	pthread_t ckpt_thread;
+	pthread_cond_t ckpt_cond;
+	unsigned ckpt_kicks;
+	bool ckpt_running;
+	bool thread_running;
 };
 
 static void reply_json(struct evhttp_request *req, int status, json_t *body)
@@ -359,7 +369,19 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&wr->lock);
 
 		if (list) {
+			int frames;
 			write_group(wr, list);
+			frames = store_wal_frames(wr->store);
+			if (frames >= WAL_RESTART_FRAMES) {
+				int r = store_checkpoint(wr->store, true);
+				if (r < 0)
+					server_log("store: WAL checkpoint: %s", strerror(-r));
+			} else if (frames >= WAL_CHECKPOINT_FRAMES) {
+				pthread_mutex_lock(&wr->lock);
+				wr->ckpt_kicks++;
+				pthread_cond_signal(&wr->ckpt_cond);
+				pthread_mutex_unlock(&wr->lock);
+			}
 			pthread_mutex_lock(&wr->lock);
 			wr->queued_events -= n_events;
 			atomic_store(&metrics.queue_events, wr->queued_events);
@@ -371,6 +393,30 @@ static void *writer_main(void *arg)
 			next_retention = time(NULL) + period;
 		}
 	}
+	return NULL;
+}
+
+/* Copies the WAL into the database beside the writer (passive: it never blocks the writer),
+ * so that commits do not stall on checkpoints. */
+static void *checkpoint_main(void *arg)
+{
+	struct ingest_writer *wr = arg;
+	unsigned seen = 0;
+
+	pthread_mutex_lock(&wr->lock);
+	for (;;) {
+		while (!wr->stop && wr->ckpt_kicks == seen)
+			pthread_cond_wait(&wr->ckpt_cond, &wr->lock);
+		if (wr->stop)
+			break;
+		seen = wr->ckpt_kicks;
+		pthread_mutex_unlock(&wr->lock);
+		int r = store_checkpoint(wr->ckpt_store, false);
+		if (r < 0)
+			server_log("store: background checkpoint: %s", strerror(-r));
+		pthread_mutex_lock(&wr->lock);
+	}
+	pthread_mutex_unlock(&wr->lock);
 	return NULL;
 }
 
@@ -390,11 +436,25 @@ int ingest_writer_start(struct collector *c, struct store *store, struct ingest_
 	pthread_condattr_setclock(&ca, CLOCK_REALTIME);
 	pthread_cond_init(&wr->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	r = -pthread_create(&wr->thread, NULL, writer_main, wr);
+	pthread_cond_init(&wr->ckpt_cond, NULL);
+	r = store_open(c->cfg->database, true, &wr->ckpt_store);
 	if (r < 0) {
 		free(wr);
 		return r;
 	}
+	r = -pthread_create(&wr->ckpt_thread, NULL, checkpoint_main, wr);
+	if (r < 0) {
+		store_close(wr->ckpt_store);
+		free(wr);
+		return r;
+	}
+	wr->ckpt_running = true;
+	r = -pthread_create(&wr->thread, NULL, writer_main, wr);
+	if (r < 0) {
+		ingest_writer_stop(wr);
+		return r;
+	}
+	wr->thread_running = true;
 	*ret = wr;
 	return 0;
 }
@@ -406,7 +466,12 @@ void ingest_writer_stop(struct ingest_writer *wr)
 	pthread_mutex_lock(&wr->lock);
 	wr->stop = true;
 	pthread_cond_signal(&wr->cond);
+	pthread_cond_signal(&wr->ckpt_cond);
 	pthread_mutex_unlock(&wr->lock);
-	pthread_join(wr->thread, NULL);
+	if (wr->thread_running)
+		pthread_join(wr->thread, NULL);
+	if (wr->ckpt_running)
+		pthread_join(wr->ckpt_thread, NULL);
+	store_close(wr->ckpt_store);
 	free(wr);
 }

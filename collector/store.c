@@ -106,6 +106,7 @@ static const char *const stmt_sql[_ST_MAX] = {
 struct store {
 	sqlite3 *db;
 	bool writable;
+	int wal_frames;
 	sqlite3_stmt *st[_ST_MAX];
 	char clause_buf[4096];
 	char data_buf[EVENT_MAX_BYTES];
@@ -200,6 +201,31 @@ static int migrate(struct store *s)
 	return exec(s, "COMMIT");
 }
 
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store *s = arg;
+	s->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+int store_wal_frames(struct store *s)
+{
+	return s->wal_frames;
+}
+
+int store_checkpoint(struct store *s, bool restart)
+{
+	int log = 0, done = 0;
+	int rc = sqlite3_wal_checkpoint_v2(
+	    s->db, NULL, restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE, &log,
+	    &done);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		return sqlite_errno(rc);
+	if (restart && rc == SQLITE_OK)
+		s->wal_frames = 0;
+	return log > done ? 1 : 0; /* 1: frames left behind */
+}
+
 int store_open(const char *path, bool writable, struct store **ret)
 {
 	struct store *s;
@@ -229,6 +255,9 @@ int store_open(const char *path, bool writable, struct store **ret)
 		/* keep the hot index pages of a large store in memory (64 MiB) */
 		if (r >= 0)
 			r = exec(s, "PRAGMA cache_size = -65536");
+		/* replaces the automatic checkpoint: see store_checkpoint() */
+		if (r >= 0)
+			sqlite3_wal_hook(s->db, wal_hook, s);
 		if (r >= 0)
 			r = migrate(s);
 		if (r < 0) {

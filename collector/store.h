@@ -38,6 +38,14 @@ struct store_write_result {
 int store_write_batch(struct store *s, const struct event_batch *b, int64_t received_ms,
 		      struct store_write_result *ret);
 
+/* WAL upkeep. The writer's connection never checkpoints by itself (a checkpoint inside a commit
+ * would stall every waiting terminal); store_wal_frames() is what its last commit left in the
+ * WAL, store_checkpoint() copies the WAL into the database from another connection (passive:
+ * never blocks the writer) or, with restart, from the writer itself when the WAL grew too
+ * large because passive checkpoints could not catch up. */
+int store_wal_frames(struct store *s);
+int store_checkpoint(struct store *s, bool restart);
+
 /* Delete events received before cutoff_ms, at most limit rows per call (own transaction). */
 int store_retention(struct store *s, int64_t cutoff_ms, unsigned limit, unsigned *ret_deleted);
 
