@@ -13,6 +13,7 @@
 #include <sys/inotify.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -270,6 +271,13 @@ int main(int argc, char **argv)
 		  readable("key", p->report_key);
 	if (!ok)
 		return 1;
+	struct stat kst;
+	if (stat(p->report_key, &kst) == 0 && (kst.st_mode & 0077))
+		fprintf(
+		    stderr,
+		    "uplink.warning key %s has mode %04o: it should be readable by the uplink's "
+		    "user only (chmod 0600)\n",
+		    p->report_key, (unsigned)(kst.st_mode & 07777));
 	if (o.check) {
 		fprintf(stderr, "mynaguard-uplink: %s is valid (collector %s)\n", o.policy,
 			p->report_collector);
