@@ -208,7 +208,8 @@ def scenario_ratelimit(ag):
         time.sleep(0.05)
     user = [e for e in evs if e["data"]["sender"]["uid"] == 65534]
     root = [e for e in evs if e["data"]["sender"]["uid"] == 0]
-    assert 100 <= len(user) < 130, "user got %d events through" % len(user)
+    # 100 = its burst; refill (20/s) while a slow (ASan, loaded) agent works through the queue
+    assert 100 <= len(user) < 200, "user got %d events through" % len(user)
     assert len(root) == 1
     assert ag.stop() == 0
     text = ag.log_text()
