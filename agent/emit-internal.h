@@ -14,9 +14,9 @@ int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json
 		      json_t *data, bool sync);
 int agent_emit_flush(struct agent *a);
 
-/* Emit what the PAM module left in STATE/totp/.pending-events while the socket was down, then
- * empty the file. Called by evsock.c right after the socket is bound, so no datagram falls
- * between the two. */
+/* Emit what the PAM module left in STATE/totp/.pending-events (when the socket was down or its
+ * queue full), then empty the file. Called by evsock.c right after the socket is bound (so no
+ * datagram falls between the two) and whenever inotify reports that the file changed. */
 void agent_emit_collect_pending(struct agent *a);
 
 /* Clause ids of the authentication events ("2-6-3-a", "2-3-1"), new reference. */

@@ -305,15 +305,20 @@ void agent_emit_collect_pending(struct agent *a)
 		}
 		line += n + 1;
 	}
-	r = agent_emit_flush(a);
-	if (r < 0) {
-		fprintf(stderr, "pending.error op=sync error=\"%s\", keeping the file\n",
-			strerror(-r));
-		return;
+	if (len > 0) {
+		/* An empty file is left alone: truncating it would wake our own inotify watch. */
+		r = agent_emit_flush(a);
+		if (r < 0) {
+			fprintf(stderr, "pending.error op=sync error=\"%s\", keeping the file\n",
+				strerror(-r));
+			return;
+		}
+		if (ftruncate(fd, 0) < 0 || fsync(fd) < 0)
+			fprintf(stderr, "pending.error op=truncate error=\"%s\"\n",
+				strerror(errno));
+		fprintf(stderr, "pending.collected events=%" PRIu64 " malformed=%" PRIu64 "\n", ok,
+			bad);
 	}
-	if (ftruncate(fd, 0) < 0 || fsync(fd) < 0)
-		fprintf(stderr, "pending.error op=truncate error=\"%s\"\n", strerror(errno));
-	fprintf(stderr, "pending.collected events=%" PRIu64 " malformed=%" PRIu64 "\n", ok, bad);
 
 drops:;
 	/* Lines the module could not even append: lost before they got a number. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -35,6 +36,8 @@ struct evsock_bucket {
 	bool limited;
 };
 
+#define PENDING_WATCH_MASK (IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_ONLYDIR | IN_DONT_FOLLOW)
+
 struct agent_evsock {
 	int fd;
 	char *path;
@@ -44,6 +47,11 @@ struct agent_evsock {
 	struct evsock_bucket buckets[EVSOCK_BUCKETS];
 	int64_t last_log_ms;
 	uint64_t log_suppressed;
+	/* The PAM fallback file: STATE (for "totp" appearing) and STATE/totp are watched. */
+	int ino_fd;
+	int wd_state;
+	int wd_totp;
+	char *totp_dir;
 };
 
 static int64_t mono_ms(void)
@@ -215,6 +223,64 @@ static void on_readable(struct agent *a, int fd, uint32_t events, void *userdata
 		(void)agent_emit_flush(a);
 }
 
+/* The PAM module appends to STATE/totp/.pending-events when sending fails, e.g. because the
+ * socket's queue (net.unix.max_dgram_qlen, often 10) was full: collect it while running too.
+ * IN_MODIFY (its appends) and IN_CREATE only: IN_CLOSE_WRITE would fire on our own close of
+ * the file we opened for truncating, and wake us forever. */
+static void on_pending_change(struct agent *a, int fd, uint32_t events, void *userdata)
+{
+	struct agent_evsock *s = userdata;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool collect = false;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof buf)) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			if (ev->wd == s->wd_state && ev->len > 0 && strcmp(ev->name, "totp") == 0 &&
+			    s->wd_totp < 0) {
+				s->wd_totp =
+				    inotify_add_watch(s->ino_fd, s->totp_dir, PENDING_WATCH_MASK);
+				collect = true;
+			} else if (ev->wd == s->wd_totp && ev->len > 0 &&
+				   strncmp(ev->name, ".pending-events", 15) == 0)
+				collect = true;
+			else if (ev->wd == s->wd_totp && (ev->mask & IN_IGNORED))
+				s->wd_totp = -1; /* the directory went away */
+			p += sizeof *ev + ev->len;
+		}
+	}
+	if (collect)
+		agent_emit_collect_pending(a);
+}
+
+static void watch_pending(struct agent *a, struct agent_evsock *s)
+{
+	const char *state = agent_paths(a)->state ? agent_paths(a)->state : MYNAGUARD_STATE_DIR;
+	if (asprintf(&s->totp_dir, "%s/totp", state) < 0) {
+		s->totp_dir = NULL;
+		return;
+	}
+	s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (s->ino_fd < 0)
+		goto fail;
+	s->wd_state = inotify_add_watch(s->ino_fd, state, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+	s->wd_totp = inotify_add_watch(s->ino_fd, s->totp_dir, PENDING_WATCH_MASK);
+	if (s->wd_state < 0 && s->wd_totp < 0)
+		goto fail;
+	if (agent_watch_fd(a, s->ino_fd, on_pending_change, s) < 0)
+		goto fail;
+	return;
+fail:
+	fprintf(stderr,
+		"evsock.warning op=watch-pending dir=%s error=\"%s\" (the PAM fallback file is "
+		"collected at start only)\n",
+		s->totp_dir, strerror(errno));
+	if (s->ino_fd >= 0)
+		close(s->ino_fd);
+	s->ino_fd = -1;
+}
+
 static int bind_socket(struct agent_evsock *s)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -262,6 +328,8 @@ int agent_evsock_init(struct agent *a)
 	if (!s)
 		return -ENOMEM;
 	s->fd = -1;
+	s->ino_fd = -1;
+	s->wd_state = s->wd_totp = -1;
 	s->path = strdup(path);
 	if (!s->path) {
 		free(s);
@@ -289,7 +357,9 @@ int agent_evsock_init(struct agent *a)
 		return r;
 	}
 	fprintf(stderr, "evsock.listening socket=%s\n", s->path);
-	/* From here on PAM reaches the socket; what it wrote to the fallback file before goes now. */
+	/* From here on PAM reaches the socket; what it wrote to the fallback file before goes now,
+	 * and what it writes there later (socket queue full) goes when it is written. */
+	watch_pending(a, s);
 	agent_emit_collect_pending(a);
 	return 0;
 }
@@ -311,6 +381,11 @@ void agent_evsock_done(struct agent *a)
 			" rate_limited=%" PRIu64 "\n",
 			s->received, s->accepted, s->malformed, s->rate_limited);
 	}
+	if (s->ino_fd >= 0) {
+		(void)agent_unwatch_fd(a, s->ino_fd);
+		close(s->ino_fd);
+	}
+	free(s->totp_dir);
 	free(s->path);
 	free(s);
 	*agent_evsock_slot(a) = NULL;

@@ -256,6 +256,39 @@ def scenario_pending(ag):
     assert "pending.refused" in ag.log_text()
 
 
+def ctx_switches(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return [l for l in f if "ctxt_switches" in l]
+
+
+def scenario_pending_live(ag):
+    """While the agent runs, lines the PAM module appends (socket queue full) are collected at
+    once (inotify), and the agent does not wake up by itself afterwards."""
+    import fcntl
+    ag.start()
+    # the store directory appears after the agent started (first enrollment): watched too
+    os.makedirs(os.path.join(ag.state, "totp"), mode=0o700)
+    p = os.path.join(ag.state, "totp", ".pending-events")
+    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, (json.dumps(dict(GOOD, kind="auth.replay")) + "\n").encode())
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    evs = ag.wait_events(is_auth, 1, timeout=5)
+    assert evs[0]["kind"] == "auth.replay" and evs[0]["data"]["sender"] == {"via": "pending-file"}
+    deadline = time.time() + 5
+    while os.path.getsize(p) != 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert os.path.getsize(p) == 0
+    time.sleep(0.3)
+    before = ctx_switches(ag.proc.pid)
+    time.sleep(1.5)
+    after = ctx_switches(ag.proc.pid)
+    assert after == before, "agent busy after collecting: %s -> %s" % (before, after)
+    assert ag.stop() == 0
+    assert len([e for e in ag.events() if is_auth(e)]) == 1
+
+
 def scenario_restart(ag):
     """Sequence numbers rise by one per event and survive restarts, also kill -9."""
     for i in range(3):
@@ -328,6 +361,7 @@ def scenario_nospool(ag):
 
 SCENARIOS = {
     "nospool": scenario_nospool,
+    "pending-live": scenario_pending_live,
     "datagrams": scenario_datagrams,
     "malformed": scenario_malformed,
     "ratelimit": scenario_ratelimit,
