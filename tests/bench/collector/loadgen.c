@@ -43,12 +43,13 @@ static int make_event(char *buf, size_t size, unsigned term, unsigned long seq)
 
 	gmtime_r(&t, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-	return snprintf(buf, size,
-			"{\"v\":1,\"terminal\":\"term-%04u\",\"seq\":%lu,\"ts\":\"%s\",\"kind\":\"usb.blocked\","
-			"\"clause\":[\"2-6-3-a\",\"2-3-2\"],\"data\":{\"vendor\":\"0781\",\"product\":\"5567\","
-			"\"serial\":\"4C530001230414117283\",\"class\":\"08\",\"port\":\"1-2\","
-			"\"reason\":\"interface class 08 (mass storage) blocked by policy\",\"pad\":\"%s\"}}",
-			term, seq, ts, "0123456789abcdef0123456789abcdef0123456789abcdef01234567890123");
+	return snprintf(
+	    buf, size,
+	    "{\"v\":1,\"terminal\":\"term-%04u\",\"seq\":%lu,\"ts\":\"%s\",\"kind\":\"usb.blocked\","
+	    "\"clause\":[\"2-6-3-a\",\"2-3-2\"],\"data\":{\"vendor\":\"0781\",\"product\":\"5567\","
+	    "\"serial\":\"4C530001230414117283\",\"class\":\"08\",\"port\":\"1-2\","
+	    "\"reason\":\"interface class 08 (mass storage) blocked by policy\",\"pad\":\"%s\"}}",
+	    term, seq, ts, "0123456789abcdef0123456789abcdef0123456789abcdef01234567890123");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -95,7 +96,8 @@ static void build_batch(struct term *t, unsigned batch, unsigned long total)
 		end = total;
 	free(t->body);
 	t->body = malloc(cap);
-	len = (size_t)snprintf(t->body, cap, "{\"v\":1,\"terminal\":\"term-%04u\",\"events\":[", t->id);
+	len = (size_t)snprintf(t->body, cap, "{\"v\":1,\"terminal\":\"term-%04u\",\"events\":[",
+			       t->id);
 	for (unsigned long s = t->next_seq; s <= end; s++) {
 		int n = make_event(ev, sizeof(ev), t->id, s);
 		if (s != t->next_seq)
@@ -201,9 +203,11 @@ static int run_http(int argc, char **argv)
 			curl_multi_remove_handle(multi, t->h);
 			if (msg->data.result == CURLE_OK && code == 200) {
 				char want[64];
-				snprintf(want, sizeof(want), "{\"acked_through\":%lu}", t->last_seq);
+				snprintf(want, sizeof(want), "{\"acked_through\":%lu}",
+					 t->last_seq);
 				if (strncmp(t->resp, want, strlen(want)) != 0) {
-					fprintf(stderr, "term-%04u: unexpected answer %s\n", t->id, t->resp);
+					fprintf(stderr, "term-%04u: unexpected answer %s\n", t->id,
+						t->resp);
 					errors++;
 				}
 				/* the first request of a terminal carries its TLS handshake; in paced
@@ -211,7 +215,8 @@ static int run_http(int argc, char **argv)
 				 * counted as steady state */
 				if (t->requests++ == 0)
 					lat_first[n_first++] = now_s() - t->t0;
-				else if (n_lat < cap_lat && (interval == 0 || t->t0 - t_start >= WARMUP_S))
+				else if (n_lat < cap_lat &&
+					 (interval == 0 || t->t0 - t_start >= WARMUP_S))
 					lat[n_lat++] = now_s() - t->t0;
 				acked += t->last_seq - t->next_seq + 1;
 				t->next_seq = t->last_seq + 1;
@@ -219,7 +224,8 @@ static int run_http(int argc, char **argv)
 				errors++;
 				if (errors < 10)
 					fprintf(stderr, "term-%04u: %s, HTTP %ld %s\n", t->id,
-						curl_easy_strerror(msg->data.result), code, t->resp);
+						curl_easy_strerror(msg->data.result), code,
+						t->resp);
 				usleep(10000);
 			}
 			t->resp_len = 0;
@@ -247,14 +253,16 @@ static int run_http(int argc, char **argv)
 
 	qsort(lat, n_lat, sizeof(*lat), cmp_double);
 	qsort(lat_first, n_first, sizeof(*lat_first), cmp_double);
-	printf("http terminals=%u events_per_terminal=%lu batch=%u interval_ms=%.0f events_acked=%lu errors=%lu "
-	       "seconds=%.2f events_per_s=%.0f requests=%zu steady_p50_ms=%.1f steady_p99_ms=%.1f steady_max_ms=%.1f "
-	       "first_request_p50_ms=%.1f first_request_p99_ms=%.1f\n",
-	       n, m, batch, interval * 1000, acked, errors, t_end - t_start, (double)acked / (t_end - t_start),
-	       (size_t)(acked / batch), n_lat ? lat[n_lat / 2] * 1000 : 0,
-	       n_lat ? lat[(size_t)((double)n_lat * 0.99)] * 1000 : 0, n_lat ? lat[n_lat - 1] * 1000 : 0,
-	       n_first ? lat_first[n_first / 2] * 1000 : 0,
-	       n_first ? lat_first[(size_t)((double)n_first * 0.99)] * 1000 : 0);
+	printf(
+	    "http terminals=%u events_per_terminal=%lu batch=%u interval_ms=%.0f events_acked=%lu errors=%lu "
+	    "seconds=%.2f events_per_s=%.0f requests=%zu steady_p50_ms=%.1f steady_p99_ms=%.1f steady_max_ms=%.1f "
+	    "first_request_p50_ms=%.1f first_request_p99_ms=%.1f\n",
+	    n, m, batch, interval * 1000, acked, errors, t_end - t_start,
+	    (double)acked / (t_end - t_start), (size_t)(acked / batch),
+	    n_lat ? lat[n_lat / 2] * 1000 : 0,
+	    n_lat ? lat[(size_t)((double)n_lat * 0.99)] * 1000 : 0,
+	    n_lat ? lat[n_lat - 1] * 1000 : 0, n_first ? lat_first[n_first / 2] * 1000 : 0,
+	    n_first ? lat_first[(size_t)((double)n_first * 0.99)] * 1000 : 0);
 	return errors ? 1 : 0;
 }
 
@@ -287,7 +295,8 @@ static void *syslog_thread(void *arg)
 	count = 0;
 	for (unsigned i = a->first; i < a->n; i += a->step) {
 		char cert[512], key[512];
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a->port)};
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+					 .sin_port = htons((uint16_t)a->port)};
 		int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 		SSL *s = SSL_new(ctx);
 		snprintf(cert, sizeof(cert), "%s/term-%04u.pem", a->dir, i);
@@ -317,7 +326,8 @@ static void *syslog_thread(void *arg)
 			size_t len = 0;
 			for (unsigned long s = seq; s < seq + 100 && s <= a->m; s++) {
 				int n = make_event(ev, sizeof(ev), ids[c], s);
-				int h = snprintf(hdr, sizeof(hdr), "<134>1 - term-%04u mynaguard - - - ", ids[c]);
+				int h = snprintf(hdr, sizeof(hdr),
+						 "<134>1 - term-%04u mynaguard - - - ", ids[c]);
 				memcpy(line, hdr, (size_t)h);
 				memcpy(line + h, ev, (size_t)n);
 				line[h + n] = '\n';
@@ -354,7 +364,9 @@ static void *syslog_thread(void *arg)
 
 static int run_syslog(int argc, char **argv)
 {
-	enum { THREADS = 8 };
+	enum {
+		THREADS = 8
+	};
 	struct sys_args a[THREADS];
 	pthread_t th[THREADS];
 	unsigned long sent = 0;
@@ -365,9 +377,14 @@ static int run_syslog(int argc, char **argv)
 		return 2;
 	t0 = now_s();
 	for (unsigned i = 0; i < THREADS; i++) {
-		a[i] = (struct sys_args){.host = argv[2], .port = atoi(argv[3]), .ca = argv[4], .dir = argv[5],
-					 .n = (unsigned)atoi(argv[6]), .m = strtoul(argv[7], NULL, 10),
-					 .first = i, .step = THREADS};
+		a[i] = (struct sys_args){.host = argv[2],
+					 .port = atoi(argv[3]),
+					 .ca = argv[4],
+					 .dir = argv[5],
+					 .n = (unsigned)atoi(argv[6]),
+					 .m = strtoul(argv[7], NULL, 10),
+					 .first = i,
+					 .step = THREADS};
 		pthread_create(&th[i], NULL, syslog_thread, &a[i]);
 	}
 	for (unsigned i = 0; i < THREADS; i++) {
@@ -386,6 +403,8 @@ int main(int argc, char **argv)
 		return run_http(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "syslog") == 0)
 		return run_syslog(argc, argv);
-	fprintf(stderr, "usage: loadgen http URL CA CERTDIR N M BATCH [INTERVAL_MS] | loadgen syslog HOST PORT CA CERTDIR N M\n");
+	fprintf(
+	    stderr,
+	    "usage: loadgen http URL CA CERTDIR N M BATCH [INTERVAL_MS] | loadgen syslog HOST PORT CA CERTDIR N M\n");
 	return 2;
 }
