@@ -94,6 +94,9 @@ def main():
             with open(big, "w") as f:
                 f.write('{"v":1,"terminal":"term-001","events":[],"pad":"' + "x" * (5 << 20) + '"}')
             assert curl_post(c, t1, big) == 413
+            # a request head over max_headers (16 KiB): refused by the HTTP layer
+            st, resp, _ = c.post(t1, batch("term-001", [1]), headers={"X-Big": "a" * 20000})
+            assert st in (400, 413), st
             # wrong method and path
             conn = c.ingest_conn(t1)
             conn.request("GET", "/v1/events")
