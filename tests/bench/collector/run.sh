@@ -24,6 +24,9 @@ collector=$build/collector/mynaguard-collector
 mkdir -p "$work"
 chmod 0755 "$work"
 cd "$work"
+# servers started here are stopped whatever happens to the script
+started=""
+trap 'for p in $started; do kill "$p" 2>/dev/null; done' EXIT INT TERM
 
 # Run the servers unprivileged when we are root.
 if [ "$(id -u)" -eq 0 ]; then
@@ -94,6 +97,7 @@ database = $work/ingest/collector.db
 EOC
 $asuser "$collector" --config ingest/collector.conf > ingest/out 2> ingest/err &
 cpid=$!
+started="$started $cpid"
 ready=$(wait_ready ingest/out)
 port=$(echo "$ready" | sed 's/.*ingest=127.0.0.1:\([0-9]*\).*/\1/')
 cpu0=$(awk '{print $14 + $15}' /proc/$cpid/stat)
@@ -132,6 +136,7 @@ EOC
 $asuser rsyslogd -n -f rsyslog/rsyslog.conf -i "$work/rsyslog/rsyslogd.pid" \
 	-M /usr/lib/x86_64-linux-gnu/rsyslog > rsyslog/out 2>&1 &
 rpid=$!
+started="$started $rpid"
 sleep 1
 total=$((TERMINALS * EVENTS))
 t0=$(date +%s.%N)
@@ -224,6 +229,7 @@ fi
 chown -R 65534:65534 api 2>/dev/null || true
 $asuser "$collector" --config api/collector.conf > api/out 2> api/err &
 cpid=$!
+started="$started $cpid"
 ready=$(wait_ready api/out)
 dport=$(echo "$ready" | sed 's/.*dashboard=127.0.0.1:\([0-9]*\).*/\1/')
 mid=$(printf 'term-%05d' $((API_TERMINALS / 2)))
