@@ -26,7 +26,7 @@ chmod 0755 "$work"
 cd "$work"
 # servers started here are stopped whatever happens to the script
 started=""
-trap 'rc=$?; for p in $started; do kill "$p" 2>/dev/null; done; exit $rc' EXIT
+trap 'rc=$?; for p in $started; do kill "$p" 2>/dev/null || true; done; exit $rc' EXIT
 trap 'exit 130' INT TERM
 
 # Run the servers unprivileged when we are root.
