@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Installs every Debian package that building, testing and the demo need. Idempotent,
 # non-interactive; run as root on Debian 12 (bookworm) or Ubuntu 22.04+.
+# Usage: scripts/setup-deps.sh [--bench]   (--bench adds the peers the benchmarks measure)
 set -eu
 
 BUILD="gcc libc6-dev make meson ninja-build pkg-config git ca-certificates
@@ -13,12 +14,15 @@ TEST="libpam-wrapper libpamtest0-dev libnss-wrapper pamtester oathtool faketime 
  umockdev libumockdev-dev gir1.2-umockdev-1.0 python3-gi sqlite3 openssl curl python3 procps psmisc iproute2 util-linux
  qemu-system-x86 busybox-static mmdebstrap kmod udev cpio dosfstools fakeroot"
 # BENCH: the peers measured by tests/bench/pam/ and tests/bench/collector/ (docs/benchmarks.md);
-# not used by any test. The collector benchmark runs its own rsyslogd on 127.0.0.1, never the
+# not used by any test, so installed only with --bench (or MYNAGUARD_BENCH=1). The collector benchmark runs its own rsyslogd on 127.0.0.1, never the
 # system's rsyslog service.
 BENCH="libpam-oath libpam-google-authenticator rsyslog rsyslog-openssl"
 BROWSER="chromium chromium-driver nodejs fonts-ipafont-gothic"
 # npm runs `npm ci` for the browser test; a nodejs from elsewhere may bundle its own.
 command -v npm >/dev/null 2>&1 || BROWSER="$BROWSER npm"
+
+[ "${1:-}" = "--bench" ] && MYNAGUARD_BENCH=1
+[ -n "${MYNAGUARD_BENCH:-}" ] || BENCH=""
 
 want=""
 for p in $BUILD $TEST $BENCH ${MYNAGUARD_NO_BROWSER:+} $([ -n "${MYNAGUARD_NO_BROWSER:-}" ] || echo "$BROWSER"); do

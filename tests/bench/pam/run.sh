@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # PAM benchmark: pam_mynaguard vs pam_oath vs pam_google_authenticator (DISALLOW_REUSE).
 # Not part of `meson test`. Needs root (the peers check file ownership against the user, root
-# here), libpam-oath and libpam-google-authenticator (scripts/setup-deps.sh, BENCH list).
+# here), libpam-oath and libpam-google-authenticator (scripts/setup-deps.sh --bench).
 # Usage: tests/bench/pam/run.sh [BUILD_DIR] [N] [ROUNDS] [RACERS]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +14,7 @@ racers=${4:-32}
 module=$build/pam_module/pam_mynaguard.so
 [ -f "$module" ] || { echo "no $module: meson compile -C $build first" >&2; exit 1; }
 for m in pam_oath.so pam_google_authenticator.so; do
-	[ -f /usr/lib/x86_64-linux-gnu/security/$m ] || { echo "missing $m (setup-deps.sh)" >&2; exit 1; }
+	[ -f /usr/lib/x86_64-linux-gnu/security/$m ] || { echo "missing $m (run scripts/setup-deps.sh --bench)" >&2; exit 1; }
 done
 work=$(mktemp -d /tmp/mg-bench-pam.XXXXXX)
 tmpfs=$(mktemp -d /dev/shm/mg-bench-pam.XXXXXX)
