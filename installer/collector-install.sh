@@ -171,8 +171,13 @@ own "$(R $ETC/token)" root $USER_ 0640
 
 # ---- start --------------------------------------------------------------------------------------
 if [ "$HOST" -eq 1 ]; then
-	/usr/sbin/mynaguard-collector --check --config $ETC/collector.conf ||
+	# As the collector user, like the unit's ExecStartPre: --check creates the database, and a
+	# database made by root would be read-only for the service.
+	setpriv --reuid="$USER_" --regid="$USER_" --clear-groups \
+		/usr/sbin/mynaguard-collector --check --config $ETC/collector.conf ||
 		die "mynaguard-collector --check failed (see above)"
+	# An earlier run (or a root --check by hand) may have left root-owned database files.
+	find "$DATA" -mindepth 1 -maxdepth 1 ! -user "$USER_" -exec chown "$USER_:$USER_" {} + 2>/dev/null || true
 fi
 if systemd_running; then
 	systemctl daemon-reload

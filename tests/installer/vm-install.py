@@ -8,7 +8,8 @@ to switch the code step on before an admin is enrolled, services start, a login 
 pamtester (real /etc/pam.d, pam_unix + pam_mynaguard) asks for the code and accepts it, a USB
 stick is blocked and a keyboard works, a second run changes nothing, --uninstall restores
 /etc/pam.d, udev and systemd byte for byte. Reuses tests/vm/vmtest.py (kernel cache, QEMU,
-the HMP/RESULT/END protocol).
+the HMP/RESULT/END protocol). The guest is its own collector host too: collector-install.sh
+with a fresh CA, and the uplink delivers the blocked stick to the dashboard.
 
 Usage: vm-install.py SOURCE_ROOT BUILD_ROOT [--timeout S] [--keep]
 Exit 0 pass, 1 fail, 77 skip (no QEMU, kernel, mmdebstrap or network for the first build).
@@ -28,11 +29,13 @@ ROOTFS_PACKAGES = [
     'systemd-sysv', 'udev', 'kmod', 'libpam-runtime', 'libpam-modules', 'pamtester', 'oathtool',
     'openssl', 'passwd', 'login', 'procps', 'util-linux', 'libinih1', 'libjansson4', 'libcurl4',
     'liboath0', 'libqrencode4', 'libpng16-16', 'libssl3', 'libsystemd0', 'libudev1',
+    'libevent-2.1-7', 'libevent-openssl-2.1-7', 'libevent-pthreads-2.1-7', 'libsqlite3-0', 'curl',
 ]
 MIRRORS = ['deb http://deb.debian.org/debian bookworm main',
            'deb http://deb.debian.org/debian-security bookworm-security main']
 BINARIES = ['agent/mynaguardd', 'uplink/mynaguard-uplink', 'ctl/mynaguardctl',
-            'pam_module/pam_mynaguard.so', 'pam_module/mynaguard-totp-check']
+            'pam_module/pam_mynaguard.so', 'pam_module/mynaguard-totp-check',
+            'collector/mynaguard-collector']
 
 
 def log(msg):
