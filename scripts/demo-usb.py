@@ -84,6 +84,8 @@ def main():
     def plug(name, vid, pid, serial, manuf, product, cls, sub, proto, iface_label, dev_props):
         devnum[0] += 1
         port = "1-%d" % (devnum[0] - 1)
+        out("plugged %s %s:%s (%s %s) at %s, interface class %s" %
+            (name, vid, pid, manuf, product, port, cls))
         dev = tb.add_device(
             "usb", port, hub,
             ["busnum", "1", "devnum", str(devnum[0]), "idVendor", vid, "idProduct", pid,
@@ -103,8 +105,6 @@ def main():
              "INTERFACE", "%d/%d/%d" % (int(cls, 16), int(sub, 16), int(proto, 16)),
              "PRODUCT", "%x/%x/100" % (int(vid, 16), int(pid, 16))])
         plugged.append((name, dev, iface))
-        out("plugged %s %s:%s (%s %s) at %s, interface class %s" %
-            (name, vid, pid, manuf, product, port, cls))
 
     def show():
         for name, _dev, iface in plugged:
