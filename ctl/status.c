@@ -1,14 +1,884 @@
 /* SPDX-License-Identifier: MIT */
-/* mynaguardctl status: not built yet (placeholder until its issue lands). */
+/* mynaguardctl status: what this terminal enforces right now (policy, agent, compliance checks,
+ * USB, MFA, uplink), read-only, without needing the agent; exit 1 with the reasons when not OK. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libudev.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "compliance.h"
+#include "config.h"
 #include "ctl.h"
+#include "event.h"
+#include "fileio.h"
+#include "macro.h"
+#include "policy.h"
+#include "spool.h"
+#include "usb_dev.h"
+
+/* A snapshot older than this many intervals (plus a minute) while the agent runs is stale;
+ * an unacknowledged event older than this many intervals (at least an hour) is a stuck uplink. */
+#define STATUS_STALE_INTERVALS	 2
+#define STATUS_BACKLOG_MIN_AGE_S 3600
+
+struct status_args {
+	const char *state;
+	const char *spool;
+	const char *socket;
+	const char *store; /* NULL: STATE/totp */
+	const char *sysfs_root;
+	const char *passwd;
+	bool json;
+};
+
+static void usage(FILE *f)
+{
+	fputs(
+	    "Usage: mynaguardctl [--policy FILE] status [--state DIR] [--spool DIR] [--socket PATH]\n"
+	    "                    [--store DIR] [--sysfs-root DIR] [--passwd FILE] [--json]\n",
+	    f);
+}
+
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static json_t *ts_json(int64_t ms)
+{
+	char buf[32];
+
+	event_format_ts(ms, buf);
+	return json_string(buf);
+}
+
+/* Safe for a terminal (strings from files and devices): bytes outside printable ASCII become
+ * \xHH, as in the compliance details. */
+static json_t *json_escaped(const char *s)
+{
+	char buf[2048];
+	size_t o = 0;
+
+	for (; *s && o + 5 < sizeof(buf); s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c > 0x7e)
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\\x%02x", c);
+		else
+			buf[o++] = (char)c;
+	}
+	buf[o] = '\0';
+	return json_string(buf);
+}
+
+/* Text that is valid UTF-8 as it is (a JSON string), else escaped. */
+static json_t *json_text(const char *s)
+{
+	json_t *j = json_string(s);
+
+	return j ? j : json_escaped(s);
+}
+
+static void problem(json_t *problems, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(json_t *problems, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	json_array_append_new(problems, json_text(buf));
+}
+
+/* ---- policy ---- */
+
+static json_t *status_policy(const char *path, struct policy **ret, json_t *problems)
+{
+	_cleanup_free_ char *text = NULL;
+	struct policy_errors errs = {0};
+	struct policy *p = NULL;
+	json_t *j = json_object(), *errors = json_array();
+	char buf[600];
+	size_t len = 0;
+	int r;
+
+	json_object_set_new(j, "path", json_text(path));
+	r = fileio_read_file(AT_FDCWD, path, POLICY_MAX_FILE_SIZE, &text, &len);
+	if (r < 0) {
+		snprintf(buf, sizeof(buf), "%s: cannot read: %s", path, strerror(-r));
+		json_array_append_new(errors, json_text(buf));
+	} else {
+		char hex[65], h[7 + 65];
+
+		if (compliance_sha256_file(path, hex) == 0) {
+			snprintf(h, sizeof(h), "sha256:%s", hex);
+			json_object_set_new(j, "hash", json_string(h));
+		}
+		r = policy_parse_string(path, text, len, &p, &errs);
+		if (r < 0) {
+			for (size_t i = 0; i < errs.n; i++) {
+				policy_error_format(&errs, i, buf, sizeof(buf));
+				json_array_append_new(errors, json_text(buf));
+			}
+			if (errs.n == 0) {
+				snprintf(buf, sizeof(buf), "%s: %s", path, strerror(-r));
+				json_array_append_new(errors, json_text(buf));
+			}
+		}
+		policy_errors_clear(&errs);
+	}
+	json_object_set_new(j, "valid", json_boolean(p != NULL));
+	json_object_set_new(j, "errors", errors);
+	if (p) {
+		json_object_set_new(j, "terminal", json_string(p->terminal_id));
+		json_object_set_new(
+		    j, "usb_mode",
+		    json_string(p->usb_mode == POLICY_USB_AUDIT ? "audit" : "enforce"));
+	} else {
+		problem(problems, "the policy %s is not valid (%zu error%s)", path,
+			json_array_size(errors), json_array_size(errors) == 1 ? "" : "s");
+		/* go on with the defaults so the rest can still be shown */
+		if (policy_new_default(&p) < 0)
+			p = NULL;
+	}
+	*ret = p;
+	return j;
+}
+
+/* ---- spool ---- */
+
+struct spool_scan {
+	uint64_t acked;
+	uint64_t segments;
+	uint64_t records;
+	uint64_t bytes;	  /* all segment files */
+	uint64_t damaged; /* segments with a record that is not valid before their end */
+	uint64_t unacked; /* records above acked */
+	uint64_t unacked_bytes;
+	char *first_unacked; /* payload copies (NUL-terminated) */
+	char *last;
+	char *last_compliance;
+};
+
+static void spool_scan_clear(struct spool_scan *s)
+{
+	free(s->first_unacked);
+	free(s->last);
+	free(s->last_compliance);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int replace_copy(char **dst, const char *p, size_t len)
+{
+	char *c = strndup(p, len);
+
+	if (!c)
+		return -ENOMEM;
+	free(*dst);
+	*dst = c;
+	return 0;
+}
+
+static int scan_segment(int dirfd, uint64_t first, struct spool_scan *s)
+{
+	static const char compliance_kind[] = "\"kind\":\"compliance\"";
+	_cleanup_free_ char *buf = NULL;
+	char name[SPOOL_SEGMENT_NAME_LEN + 1];
+	size_t len = 0, off = 0;
+	int r;
+
+	spool_segment_name(first, name);
+	r = fileio_read_file(dirfd, name, SPOOL_SEGMENT_MAX + SPOOL_RECORD_MAX, &buf, &len);
+	if (r < 0)
+		return r;
+	s->bytes += len;
+	while (off < len) {
+		struct spool_record rec;
+		int n = spool_record_parse((const uint8_t *)buf + off, len - off, &rec);
+
+		if (n <= 0) {
+			/* a torn tail of the head is normal while the agent writes; else damage */
+			s->damaged++;
+			break;
+		}
+		s->records++;
+		if (rec.seq > s->acked) {
+			if (s->unacked == 0 &&
+			    replace_copy(&s->first_unacked, rec.payload, rec.len) < 0)
+				return -ENOMEM;
+			s->unacked++;
+			s->unacked_bytes += (uint64_t)n;
+		}
+		if (replace_copy(&s->last, rec.payload, rec.len) < 0)
+			return -ENOMEM;
+		if (memmem(rec.payload, rec.len, compliance_kind, sizeof(compliance_kind) - 1) &&
+		    replace_copy(&s->last_compliance, rec.payload, rec.len) < 0)
+			return -ENOMEM;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/* Every record of every segment, oldest first (the spool is bounded by [report] spool_max). */
+static int spool_scan(const char *dir, struct spool_scan *s)
+{
+	_cleanup_close_ int dirfd = -1;
+	_cleanup_(closedirp) DIR *d = NULL;
+	_cleanup_free_ uint64_t *firsts = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int r;
+
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return negative_errno();
+	r = spool_read_acked(dirfd, &s->acked);
+	if (r < 0)
+		return r;
+	d = opendir(dir);
+	if (!d)
+		return negative_errno();
+	while ((de = readdir(d))) {
+		uint64_t first;
+
+		if (spool_segment_parse_name(de->d_name, &first) < 0)
+			continue;
+		if (n == cap) {
+			uint64_t *nf;
+
+			if (cap >= SPOOL_MAX_SEGMENTS)
+				break;
+			cap = cap ? 2 * cap : 16;
+			nf = realloc(firsts, cap * sizeof(*firsts));
+			if (!nf)
+				return -ENOMEM;
+			firsts = nf;
+		}
+		firsts[n++] = first;
+	}
+	qsort(firsts, n, sizeof(*firsts), cmp_u64);
+	for (size_t i = 0; i < n; i++) {
+		r = scan_segment(dirfd, firsts[i], s);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) /* removed by the uplink meanwhile, or unreadable */
+			s->damaged++;
+		else
+			s->segments++;
+	}
+	return 0;
+}
+
+/* Decode a stored payload; false when it is not a valid event. */
+static bool decode(const char *payload, struct event *ret)
+{
+	char reason[EVENT_REASON_MAX];
+
+	return payload && event_decode(payload, strlen(payload), ret, reason) == 0;
+}
+
+/* ---- agent ---- */
+
+/* A datagram socket answers connect() only when someone has it bound: ECONNREFUSED is a socket
+ * file left behind by an agent that is gone. Nothing is sent. */
+static json_t *status_agent(const struct status_args *a, const struct policy *p,
+			    const struct spool_scan *s, int spool_err, json_t *problems)
+{
+	json_t *j = json_object();
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const char *state, *detail = NULL;
+	char dbuf[256];
+	struct stat st;
+	struct event ev = {0};
+
+	json_object_set_new(j, "socket", json_text(a->socket));
+	if (lstat(a->socket, &st) < 0) {
+		state = "not running";
+		snprintf(dbuf, sizeof(dbuf), "no event socket %s", a->socket);
+		detail = dbuf;
+	} else if (!S_ISSOCK(st.st_mode)) {
+		state = "not running";
+		snprintf(dbuf, sizeof(dbuf), "%s is not a socket", a->socket);
+		detail = dbuf;
+	} else if (strlen(a->socket) >= sizeof(sa.sun_path)) {
+		state = "unknown";
+		detail = "socket path too long to test";
+	} else {
+		_cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		strcpy(sa.sun_path, a->socket);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			state = "running";
+		} else if (fd >= 0 && errno == ECONNREFUSED) {
+			state = "not running";
+			snprintf(dbuf, sizeof(dbuf), "nobody listens on %s (left behind)",
+				 a->socket);
+			detail = dbuf;
+		} else {
+			state = "unknown";
+			snprintf(dbuf, sizeof(dbuf), "cannot test %s: %s", a->socket,
+				 strerror(errno));
+			detail = dbuf;
+		}
+	}
+	json_object_set_new(j, "state", json_string(state));
+	json_object_set_new(j, "running",
+			    strcmp(state, "running") == 0   ? json_true()
+			    : strcmp(state, "unknown") == 0 ? json_null()
+							    : json_false());
+	if (detail)
+		json_object_set_new(j, "detail", json_text(detail));
+	if (strcmp(state, "not running") == 0)
+		problem(problems, "the agent mynaguardd is not running (%s)", detail);
+	if (spool_err < 0)
+		return j;
+
+	if (decode(s->last, &ev)) {
+		json_object_set_new(j, "last_event",
+				    json_pack("{s:I,s:o,s:s}", "seq", (json_int_t)ev.seq, "ts",
+					      ts_json(ev.ts_ms), "kind", event_kind_name(ev.kind)));
+		event_clear(&ev);
+	}
+	if (decode(s->last_compliance, &ev)) {
+		json_t *snap = json_object(), *checks = json_array(), *c;
+		int64_t age = (now_ms() - ev.ts_ms) / 1000;
+		json_t *arr = json_object_get(ev.data, "checks");
+		json_t *compliant = json_object_get(ev.data, "compliant");
+		size_t i;
+
+		json_object_set_new(snap, "seq", json_integer((json_int_t)ev.seq));
+		json_object_set_new(snap, "ts", ts_json(ev.ts_ms));
+		json_object_set_new(snap, "age_s", json_integer(age));
+		json_object_set_new(snap, "compliant", json_boolean(json_is_true(compliant)));
+		json_array_foreach(arr, i, c)
+		{
+			const char *id = json_string_value(json_object_get(c, "id"));
+			const char *stt = json_string_value(json_object_get(c, "status"));
+			const char *det = json_string_value(json_object_get(c, "detail"));
+			json_array_append_new(
+			    checks, json_pack("{s:o,s:o,s:o}", "id", json_escaped(id ? id : "?"),
+					      "status", json_escaped(stt ? stt : "?"), "detail",
+					      json_escaped(det ? det : "")));
+		}
+		json_object_set_new(snap, "checks", checks);
+		json_object_set_new(j, "last_compliance", snap);
+		if (strcmp(state, "running") == 0 &&
+		    age > (int64_t)(STATUS_STALE_INTERVALS * p->report_interval_sec + 60))
+			problem(
+			    problems,
+			    "the agent's last compliance snapshot is %lld minutes old (one is due every %llu minutes)",
+			    (long long)(age / 60),
+			    (unsigned long long)(p->report_interval_sec / 60));
+		event_clear(&ev);
+	} else {
+		json_object_set_new(j, "last_compliance", json_null());
+	}
+	return j;
+}
+
+/* ---- the checks, run now with the agent's own code ---- */
+
+static json_t *status_checks_run(const struct ctl_opts *o, const struct status_args *a,
+				 const struct policy *p, json_t *problems)
+{
+	struct compliance_result res[_POLICY_CHECK_MAX];
+	struct compliance_env env;
+	char buf[2 * PATH_MAX];
+	json_t *j = json_array();
+
+	if (compliance_env_default(&env, p, o->policy_path, a->state, buf, sizeof(buf)) < 0)
+		return j;
+	if (a->sysfs_root)
+		env.sysfs_root = a->sysfs_root;
+	if (a->store)
+		env.totp_dir = a->store;
+	env.passwd_path = a->passwd;
+	env.owner_uid = geteuid(); /* root in production */
+	compliance_run_all(&env, res);
+	for (int i = 0; i < _POLICY_CHECK_MAX; i++) {
+		json_array_append_new(j, json_pack("{s:s,s:s,s:o}", "id",
+						   policy_check_id(res[i].check), "status",
+						   compliance_status_name(res[i].status), "detail",
+						   json_text(res[i].detail)));
+		if (res[i].status == COMPLIANCE_FAIL || res[i].status == COMPLIANCE_ERROR)
+			problem(problems, "%s: %s", policy_check_id(res[i].check), res[i].detail);
+	}
+	return j;
+}
+
+/* ---- USB ---- */
+
+static void usb_count_device(const struct policy *p, struct udev *udev, struct udev_device *dev,
+			     const char *root, json_t *hubs, unsigned long *n_devices,
+			     unsigned long *n_blocked, unsigned long *n_blocked_authorized)
+{
+	struct usb_dev_info info;
+	struct udev_enumerate *en;
+	struct udev_list_entry *le;
+	size_t n_ifaces = 0;
+
+	if (usb_dev_read(dev, root, &info) < 0)
+		return;
+	if (info.root_hub) {
+		char path[600], v[32];
+		ssize_t n = -ENAMETOOLONG;
+
+		if (usb_dev_path(root, info.syspath, path, sizeof(path)) >= 0)
+			n = usb_dev_read_attr(path, "interface_authorized_default", v, sizeof(v));
+		json_array_append_new(hubs, json_pack("{s:o,s:o}", "name", json_escaped(info.port),
+						      "interface_authorized_default",
+						      n >= 0 ? json_escaped(v) : json_null()));
+		usb_dev_info_clear(&info);
+		return;
+	}
+	(*n_devices)++;
+	en = udev_enumerate_new(udev);
+	if (en && udev_enumerate_add_match_parent(en, dev) >= 0 &&
+	    udev_enumerate_add_match_subsystem(en, "usb") >= 0 &&
+	    udev_enumerate_scan_devices(en) >= 0) {
+		udev_list_entry_foreach(le, udev_enumerate_get_list_entry(en))
+		{
+			struct udev_device *i =
+			    udev_device_new_from_syspath(udev, udev_list_entry_get_name(le));
+			const char *dt = i ? udev_device_get_devtype(i) : NULL;
+			struct usb_iface_info ifc;
+			struct policy_usb_decision dec;
+
+			/* only this device's own interfaces (as in usb list) */
+			if (!dt || strcmp(dt, "usb_interface") != 0 ||
+			    udev_device_get_parent(i) == NULL ||
+			    strcmp(udev_device_get_syspath(udev_device_get_parent(i)),
+				   udev_device_get_syspath(dev)) != 0 ||
+			    usb_iface_read(i, root, &ifc) < 0) {
+				udev_device_unref(i);
+				continue;
+			}
+			usb_dev_decide_iface(p, &info, &ifc, &dec);
+			if (dec.verdict == POLICY_USB_BLOCK) {
+				(*n_blocked)++;
+				if (ifc.authorized != 0)
+					(*n_blocked_authorized)++;
+			}
+			n_ifaces++;
+			usb_iface_info_clear(&ifc);
+			udev_device_unref(i);
+		}
+	}
+	udev_enumerate_unref(en);
+	if (n_ifaces == 0) {
+		/* left unauthorized as a whole: what its descriptors announce */
+		struct policy_usb_decision *dec = calloc(USB_DESC_MAX_IFACES, sizeof(*dec));
+		size_t n = 0;
+		int blocking = -1;
+
+		if (dec) {
+			usb_dev_decide_descriptors(p, &info, dec, &n, &blocking);
+			for (size_t k = 0; k < n; k++)
+				if (dec[k].verdict == POLICY_USB_BLOCK) {
+					(*n_blocked)++;
+					if (info.authorized != 0)
+						(*n_blocked_authorized)++;
+				}
+			free(dec);
+		}
+	}
+	usb_dev_info_clear(&info);
+}
+
+static json_t *status_usb(const struct status_args *a, const struct policy *p)
+{
+	json_t *j = json_object(), *hubs = json_array();
+	unsigned long n_devices = 0, n_blocked = 0, n_blocked_authorized = 0;
+	const char *root = a->sysfs_root ? a->sysfs_root : "/";
+	struct udev *udev = udev_new();
+	struct udev_enumerate *en = udev ? udev_enumerate_new(udev) : NULL;
+	struct udev_list_entry *le;
+
+	json_object_set_new(j, "mode",
+			    json_string(p->usb_mode == POLICY_USB_AUDIT ? "audit" : "enforce"));
+	if (!en || udev_enumerate_add_match_subsystem(en, "usb") < 0 ||
+	    udev_enumerate_add_match_property(en, "DEVTYPE", "usb_device") < 0 ||
+	    udev_enumerate_scan_devices(en) < 0) {
+		json_object_set_new(j, "error", json_string("cannot enumerate USB devices"));
+	} else {
+		udev_list_entry_foreach(le, udev_enumerate_get_list_entry(en))
+		{
+			struct udev_device *d =
+			    udev_device_new_from_syspath(udev, udev_list_entry_get_name(le));
+			if (!d)
+				continue;
+			usb_count_device(p, udev, d, root, hubs, &n_devices, &n_blocked,
+					 &n_blocked_authorized);
+			udev_device_unref(d);
+		}
+	}
+	udev_enumerate_unref(en);
+	udev_unref(udev);
+	json_object_set_new(j, "root_hubs", hubs);
+	json_object_set_new(j, "devices", json_integer((json_int_t)n_devices));
+	json_object_set_new(j, "blocked_interfaces", json_integer((json_int_t)n_blocked));
+	json_object_set_new(j, "blocked_authorized",
+			    json_integer((json_int_t)n_blocked_authorized));
+	return j;
+}
+
+/* ---- MFA ---- */
+
+static bool interactive_shell(const char *sh)
+{
+	const char *base = sh && *sh ? strrchr(sh, '/') : NULL;
+
+	base = base ? base + 1 : (sh && *sh ? sh : "sh");
+	return strcmp(base, "nologin") != 0 && strcmp(base, "false") != 0;
+}
+
+static json_t *status_mfa(const struct status_args *a, const struct policy *p, const char *store)
+{
+	json_t *j = json_object(), *svc = json_array(), *missing = json_array();
+	_cleanup_close_ int dirfd = -1;
+	_cleanup_fclose_ FILE *f = NULL;
+	struct passwd *pw;
+	long enrolled = 0, interactive = 0;
+
+	for (size_t i = 0; i < p->n_mfa_services; i++)
+		json_array_append_new(svc, json_string(p->mfa_services[i]));
+	json_object_set_new(j, "services", svc);
+	json_object_set_new(j, "nullok", json_boolean(p->mfa_nullok));
+	json_object_set_new(j, "store", json_text(store));
+
+	dirfd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		json_object_set_new(j, "store_error", json_string(strerror(errno)));
+	} else {
+		_cleanup_(closedirp) DIR *d = fdopendir(dup(dirfd));
+		struct dirent *de;
+		struct stat st;
+
+		while (d && (de = readdir(d)))
+			if (de->d_name[0] != '.' &&
+			    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(st.st_mode))
+				enrolled++;
+		json_object_set_new(j, "enrolled", json_integer(enrolled));
+	}
+
+	f = fopen(a->passwd, "re");
+	while (f && (pw = fgetpwent(f)) && interactive < COMPLIANCE_PASSWD_MAX_USERS) {
+		struct stat st;
+
+		if (pw->pw_uid < p->checks_min_uid || pw->pw_uid >= 60000 ||
+		    !interactive_shell(pw->pw_shell))
+			continue;
+		interactive++;
+		if (dirfd < 0 || fstatat(dirfd, pw->pw_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			json_array_append_new(missing, json_escaped(pw->pw_name));
+	}
+	json_object_set_new(j, "interactive_users", json_integer(interactive));
+	json_object_set_new(j, "not_enrolled", missing);
+	return j;
+}
+
+/* ---- uplink ---- */
+
+static json_t *status_uplink(const struct status_args *a, const struct policy *p,
+			     const struct spool_scan *s, int spool_err, json_t *problems)
+{
+	json_t *j = json_object();
+	struct event ev = {0};
+
+	json_object_set_new(j, "collector",
+			    p->report_collector ? json_string(p->report_collector) : json_null());
+	if (!p->report_collector)
+		problem(problems, "no collector URL in [report] collector: events stay on this "
+				  "terminal");
+	json_object_set_new(j, "spool", json_text(a->spool));
+	if (spool_err < 0) {
+		json_object_set_new(j, "spool_error", json_string(strerror(-spool_err)));
+		problem(problems, "the spool %s cannot be read: %s", a->spool,
+			strerror(-spool_err));
+		return j;
+	}
+	json_object_set_new(j, "acked_through", json_integer((json_int_t)s->acked));
+	json_object_set_new(j, "segments", json_integer((json_int_t)s->segments));
+	json_object_set_new(j, "spool_bytes", json_integer((json_int_t)s->bytes));
+	json_object_set_new(j, "damaged", json_integer((json_int_t)s->damaged));
+	json_object_set_new(j, "backlog_records", json_integer((json_int_t)s->unacked));
+	json_object_set_new(j, "backlog_bytes", json_integer((json_int_t)s->unacked_bytes));
+	if (decode(s->first_unacked, &ev)) {
+		int64_t age = (now_ms() - ev.ts_ms) / 1000;
+		uint64_t limit = STATUS_STALE_INTERVALS * p->report_interval_sec;
+
+		if (limit < STATUS_BACKLOG_MIN_AGE_S)
+			limit = STATUS_BACKLOG_MIN_AGE_S;
+		json_object_set_new(j, "backlog_oldest_ts", ts_json(ev.ts_ms));
+		json_object_set_new(j, "backlog_oldest_seq", json_integer((json_int_t)ev.seq));
+		if (age > (int64_t)limit)
+			problem(problems,
+				"%llu events are waiting for the uplink, the oldest since %s",
+				(unsigned long long)s->unacked,
+				json_string_value(json_object_get(j, "backlog_oldest_ts")));
+		event_clear(&ev);
+	} else {
+		json_object_set_new(j, "backlog_oldest_ts", json_null());
+	}
+	return j;
+}
+
+/* ---- text output ---- */
+
+static const char *jstr(json_t *o, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : dflt;
+}
+
+static long long jint(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static void print_checks(json_t *checks, const char *indent)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(checks, i, c)
+	    printf("%s%-15s %-26s %s\n", indent, jstr(c, "status", "?"), jstr(c, "id", "?"),
+		   jstr(c, "detail", ""));
+}
+
+static void print_text(json_t *st)
+{
+	json_t *pol = json_object_get(st, "policy"), *ag = json_object_get(st, "agent"),
+	       *usb = json_object_get(st, "usb"), *mfa = json_object_get(st, "mfa"),
+	       *up = json_object_get(st, "uplink"), *problems = json_object_get(st, "problems");
+	json_t *v, *snap;
+	size_t i;
+
+	printf("policy:  %s (%s)\n", jstr(pol, "path", "?"),
+	       json_is_true(json_object_get(pol, "valid")) ? "valid" : "NOT VALID");
+	json_array_foreach(json_object_get(pol, "errors"), i, v)
+	    printf("         %s\n", json_string_value(v));
+	if (json_is_true(json_object_get(pol, "valid")))
+		printf("         terminal %s, usb mode %s\n", jstr(pol, "terminal", "?"),
+		       jstr(pol, "usb_mode", "?"));
+	if (json_object_get(pol, "hash"))
+		printf("         hash %s\n", jstr(pol, "hash", "?"));
+
+	printf("agent:   %s", jstr(ag, "state", "?"));
+	if (json_object_get(ag, "detail"))
+		printf(" (%s)", jstr(ag, "detail", ""));
+	printf(", event socket %s\n", jstr(ag, "socket", "?"));
+	v = json_object_get(ag, "last_event");
+	if (v)
+		printf("         last event %s seq %lld %s\n", jstr(v, "ts", "?"), jint(v, "seq"),
+		       jstr(v, "kind", "?"));
+	snap = json_object_get(ag, "last_compliance");
+	if (json_is_object(snap)) {
+		printf("         last compliance snapshot %s seq %lld (%lld min ago): %s\n",
+		       jstr(snap, "ts", "?"), jint(snap, "seq"), jint(snap, "age_s") / 60,
+		       json_is_true(json_object_get(snap, "compliant")) ? "compliant"
+									: "NOT compliant");
+		print_checks(json_object_get(snap, "checks"), "           ");
+	} else if (json_is_null(snap)) {
+		printf("         no compliance snapshot in the spool\n");
+	}
+
+	v = json_object_get(st, "checks");
+	if (json_array_size(v) > 0) {
+		printf("checks:  run now by mynaguardctl with the agent's code\n");
+		print_checks(v, "           ");
+	} else {
+		printf("checks:  not run (the policy is not valid)\n");
+	}
+
+	printf("usb:     mode %s, %lld device%s, %lld blocked interface%s present (%lld of them "
+	       "authorized)\n",
+	       jstr(usb, "mode", "?"), jint(usb, "devices"), jint(usb, "devices") == 1 ? "" : "s",
+	       jint(usb, "blocked_interfaces"), jint(usb, "blocked_interfaces") == 1 ? "" : "s",
+	       jint(usb, "blocked_authorized"));
+	json_array_foreach(json_object_get(usb, "root_hubs"), i, v)
+	{
+		const char *iad = jstr(v, "interface_authorized_default", NULL);
+		printf("         root hub %s interface_authorized_default=%s\n",
+		       jstr(v, "name", "?"), iad ? iad : "(unreadable)");
+	}
+	if (json_object_get(usb, "error"))
+		printf("         %s\n", jstr(usb, "error", ""));
+
+	printf("mfa:     services");
+	json_array_foreach(json_object_get(mfa, "services"), i, v)
+	    printf("%s %s", i ? "," : "", json_string_value(v));
+	printf("%s\n",
+	       json_is_true(json_object_get(mfa, "nullok")) ? " (nullok: NOT enforced)" : "");
+	if (json_object_get(mfa, "store_error"))
+		printf("         TOTP store %s: %s\n", jstr(mfa, "store", "?"),
+		       jstr(mfa, "store_error", ""));
+	else
+		printf("         %lld enrolled in %s\n", jint(mfa, "enrolled"),
+		       jstr(mfa, "store", "?"));
+	printf("         %lld interactive user%s", jint(mfa, "interactive_users"),
+	       jint(mfa, "interactive_users") == 1 ? "" : "s");
+	if (json_array_size(json_object_get(mfa, "not_enrolled")) > 0) {
+		printf(", without a code:");
+		json_array_foreach(json_object_get(mfa, "not_enrolled"), i, v)
+		    printf("%s %s", i ? "," : "", json_string_value(v));
+	}
+	printf("\n");
+
+	printf("uplink:  collector %s\n", jstr(up, "collector", "(none)"));
+	if (json_object_get(up, "spool_error")) {
+		printf("         spool %s: %s\n", jstr(up, "spool", "?"),
+		       jstr(up, "spool_error", ""));
+	} else {
+		printf("         spool %s: %lld segment%s, %lld bytes, acked through %lld\n",
+		       jstr(up, "spool", "?"), jint(up, "segments"),
+		       jint(up, "segments") == 1 ? "" : "s", jint(up, "spool_bytes"),
+		       jint(up, "acked_through"));
+		printf("         backlog %lld record%s, %lld bytes", jint(up, "backlog_records"),
+		       jint(up, "backlog_records") == 1 ? "" : "s", jint(up, "backlog_bytes"));
+		if (json_object_get(up, "backlog_oldest_ts") &&
+		    !json_is_null(json_object_get(up, "backlog_oldest_ts")))
+			printf(", oldest %s", jstr(up, "backlog_oldest_ts", "?"));
+		printf("\n");
+		if (jint(up, "damaged") > 0)
+			printf("         %lld damaged or torn segment tail%s\n",
+			       jint(up, "damaged"), jint(up, "damaged") == 1 ? "" : "s");
+	}
+
+	if (json_array_size(problems) == 0) {
+		printf("OK: compliant\n");
+		return;
+	}
+	printf("NOT COMPLIANT:\n");
+	json_array_foreach(problems, i, v) printf("  - %s\n", json_string_value(v));
+}
 
 int ctl_status(const struct ctl_opts *o, int argc, char **argv)
 {
-	(void)o;
-	(void)argc;
-	(void)argv;
-	fputs("mynaguardctl: 'status' is not available in this build yet\n", stderr);
-	return 2;
+	static const struct option longopts[] = {
+	    {"state", required_argument, NULL, 'S'},
+	    {"spool", required_argument, NULL, 'q'},
+	    {"socket", required_argument, NULL, 'k'},
+	    {"store", required_argument, NULL, 's'},
+	    {"sysfs-root", required_argument, NULL, 'r'},
+	    {"passwd", required_argument, NULL, 'P'},
+	    {"json", no_argument, NULL, 'j'},
+	    {0},
+	};
+	struct status_args a = {
+	    .state = MYNAGUARD_STATE_DIR,
+	    .spool = MYNAGUARD_SPOOL_DIR,
+	    .socket = MYNAGUARD_SOCKET_PATH,
+	    .passwd = "/etc/passwd",
+	};
+	_cleanup_policy_ struct policy *p = NULL;
+	json_auto_t *st = json_object();
+	json_t *problems = json_array();
+	struct spool_scan scan = {0};
+	_cleanup_free_ char *store = NULL;
+	int c, spool_err;
+	bool valid;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'S':
+			a.state = optarg;
+			break;
+		case 'q':
+			a.spool = optarg;
+			break;
+		case 'k':
+			a.socket = optarg;
+			break;
+		case 's':
+			a.store = optarg;
+			break;
+		case 'r':
+			a.sysfs_root = optarg;
+			break;
+		case 'P':
+			a.passwd = optarg;
+			break;
+		case 'j':
+			a.json = true;
+			break;
+		default:
+			usage(stderr);
+			json_decref(problems);
+			return 2;
+		}
+	}
+	if (optind != argc || !st || !problems) {
+		usage(stderr);
+		json_decref(problems);
+		return 2;
+	}
+	if (a.store)
+		store = strdup(a.store);
+	else if (asprintf(&store, "%s/totp", a.state) < 0)
+		store = NULL;
+	if (!store) {
+		json_decref(problems);
+		return 1;
+	}
+
+	json_object_set_new(st, "policy", status_policy(o->policy_path, &p, problems));
+	if (!p) {
+		fprintf(stderr, "mynaguardctl: out of memory\n");
+		json_decref(problems);
+		return 1;
+	}
+	valid = json_is_true(json_object_get(json_object_get(st, "policy"), "valid"));
+	spool_err = spool_scan(a.spool, &scan);
+	json_object_set_new(st, "agent", status_agent(&a, p, &scan, spool_err, problems));
+	json_object_set_new(st, "checks",
+			    valid ? status_checks_run(o, &a, p, problems) : json_array());
+	json_object_set_new(st, "usb", status_usb(&a, p));
+	json_object_set_new(st, "mfa", status_mfa(&a, p, store));
+	json_object_set_new(st, "uplink", status_uplink(&a, p, &scan, spool_err, problems));
+	json_object_set_new(st, "compliant", json_boolean(json_array_size(problems) == 0));
+	json_object_set_new(st, "problems", problems);
+	spool_scan_clear(&scan);
+
+	if (a.json) {
+		char *s = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		if (!s)
+			return 1;
+		puts(s);
+		free(s);
+	} else {
+		print_text(st);
+	}
+	fflush(stdout);
+	return json_array_size(problems) == 0 ? 0 : 1;
 }
