@@ -310,7 +310,8 @@ static bool decode(const char *payload, struct event *ret)
 /* A datagram socket answers connect() only when someone has it bound: ECONNREFUSED is a socket
  * file left behind by an agent that is gone. Nothing is sent. */
 static json_t *status_agent(const struct status_args *a, const struct policy *p,
-			    const struct spool_scan *s, int spool_err, json_t *problems)
+			    const char *policy_hash, const struct spool_scan *s, int spool_err,
+			    json_t *problems)
 {
 	json_t *j = json_object();
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -357,7 +358,7 @@ static json_t *status_agent(const struct status_args *a, const struct policy *p,
 	if (detail)
 		json_object_set_new(j, "detail", json_text(detail));
 	if (strcmp(state, "not running") == 0)
-		problem(problems, "the agent mynaguardd is not running (%s)", detail);
+		problem(problems, "the agent mynaguardd is not running: %s", detail);
 	if (spool_err < 0)
 		return j;
 
@@ -378,6 +379,13 @@ static json_t *status_agent(const struct status_args *a, const struct policy *p,
 		json_object_set_new(snap, "ts", ts_json(ev.ts_ms));
 		json_object_set_new(snap, "age_s", json_integer(age));
 		json_object_set_new(snap, "compliant", json_boolean(json_is_true(compliant)));
+		if (json_is_string(json_object_get(ev.data, "policy_hash"))) {
+			const char *h = json_string_value(json_object_get(ev.data, "policy_hash"));
+			json_object_set_new(snap, "policy_hash", json_escaped(h));
+			if (policy_hash)
+				json_object_set_new(snap, "same_policy",
+						    json_boolean(strcmp(h, policy_hash) == 0));
+		}
 		json_array_foreach(arr, i, c)
 		{
 			const char *id = json_string_value(json_object_get(c, "id"));
@@ -693,10 +701,11 @@ static void print_text(json_t *st)
 	if (json_object_get(pol, "hash"))
 		printf("         hash %s\n", jstr(pol, "hash", "?"));
 
-	printf("agent:   %s", jstr(ag, "state", "?"));
 	if (json_object_get(ag, "detail"))
-		printf(" (%s)", jstr(ag, "detail", ""));
-	printf(", event socket %s\n", jstr(ag, "socket", "?"));
+		printf("agent:   %s: %s\n", jstr(ag, "state", "?"), jstr(ag, "detail", ""));
+	else
+		printf("agent:   %s, event socket %s\n", jstr(ag, "state", "?"),
+		       jstr(ag, "socket", "?"));
 	v = json_object_get(ag, "last_event");
 	if (v)
 		printf("         last event %s seq %lld %s\n", jstr(v, "ts", "?"), jint(v, "seq"),
@@ -707,6 +716,9 @@ static void print_text(json_t *st)
 		       jstr(snap, "ts", "?"), jint(snap, "seq"), jint(snap, "age_s") / 60,
 		       json_is_true(json_object_get(snap, "compliant")) ? "compliant"
 									: "NOT compliant");
+		if (json_is_false(json_object_get(snap, "same_policy")))
+			printf("         (taken with another policy, %s: reload the agent)\n",
+			       jstr(snap, "policy_hash", "?"));
 		print_checks(json_object_get(snap, "checks"), "           ");
 	} else if (json_is_null(snap)) {
 		printf("         no compliance snapshot in the spool\n");
@@ -860,7 +872,11 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
 	}
 	valid = json_is_true(json_object_get(json_object_get(st, "policy"), "valid"));
 	spool_err = spool_scan(a.spool, &scan);
-	json_object_set_new(st, "agent", status_agent(&a, p, &scan, spool_err, problems));
+	json_object_set_new(
+	    st, "agent",
+	    status_agent(&a, p,
+			 json_string_value(json_object_get(json_object_get(st, "policy"), "hash")),
+			 &scan, spool_err, problems));
 	json_object_set_new(st, "checks",
 			    valid ? status_checks_run(o, &a, p, problems) : json_array());
 	json_object_set_new(st, "usb", status_usb(&a, p));

@@ -135,9 +135,10 @@ class Fixture:
                             "detail": "1 root hub with interface_authorized_default=0"},
                            {"id": "mfa.enrollment", "clause": ["2-6-3-a"], "status": "pass",
                             "detail": "1 interactive user enrolled"}]}
-        self.write_spool([(1, event(1, "agent.started", {}, now - 120)),
-                          (2, event(2, "compliance", snap, now - 60, ["2-6-3-a"])),
-                          (3, event(3, "usb.blocked", {"vendor": "0781"}, now - 30))], acked=1)
+        self.records = [(1, event(1, "agent.started", {}, now - 120)),
+                        (2, event(2, "compliance", snap, now - 60, ["2-6-3-a"])),
+                        (3, event(3, "usb.blocked", {"vendor": "0781"}, now - 30))]
+        self.write_spool(self.records, acked=1)
         self.write_devices("0")
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.listener.bind(self.sock)
@@ -175,7 +176,8 @@ class Fixture:
                "status", "--state", self.state, "--spool", self.spool, "--socket", self.sock,
                "--passwd", self.passwd, *extra]
         r = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=30)
-        return r.returncode, r.stdout + r.stderr
+        # --json: stdout alone (sanitizers may add a summary on stderr)
+        return r.returncode, r.stdout if "--json" in extra else r.stdout + r.stderr
 
 
 def main():
@@ -190,6 +192,7 @@ def main():
                      "seq 3 usb.blocked",
                      "last compliance snapshot ",
                      "seq 2 (1 min ago): compliant",
+                     "  pass            mfa.enrollment             1 interactive user enrolled",
                      "pass            usb.default_deny           1 root hub",
                      "not_applicable  time.synchronized          disabled by policy",
                      "pass            agent.integrity",
@@ -228,11 +231,11 @@ def main():
         # the agent is not running: socket file left behind, then none at all
         fx.listener.close()
         rc, out = fx.status()
-        check(rc == 1 and "NOT COMPLIANT:" in out and "agent mynaguardd is not running (nobody listens"
+        check(rc == 1 and "NOT COMPLIANT:" in out and "agent mynaguardd is not running: nobody listens"
               in out, "stale socket: not running, exit 1", out)
         os.unlink(fx.sock)
         rc, out = fx.status()
-        check(rc == 1 and f"agent mynaguardd is not running (no event socket {fx.sock})" in out,
+        check(rc == 1 and f"agent mynaguardd is not running: no event socket {fx.sock}" in out,
               "no socket: not running, exit 1", out)
         fx.listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         fx.listener.bind(fx.sock)
@@ -261,7 +264,14 @@ def main():
         check(rc == 1 and "2 events are waiting for the uplink, the oldest since " + ts(old)[:16]
               in out and "no compliance snapshot in the spool" in out,
               "stuck uplink: exit 1 with the reason", out)
-        os.unlink(os.path.join(fx.spool, "seg-%020d" % 5))
+        # a compliance snapshot long overdue while the agent runs (all acknowledged)
+        fx.write_spool([(7, event(7, "compliance", {"checks": [], "compliant": True}, old))],
+                       acked=7)
+        rc, out = fx.status()
+        check(rc == 1 and "the agent's last compliance snapshot is 180 minutes old (one is due "
+              "every 15 minutes)" in out and "backlog 0 records" in out,
+              "overdue snapshot: exit 1 with the reason", out)
+        os.unlink(os.path.join(fx.spool, "seg-%020d" % 7))
         os.unlink(os.path.join(fx.spool, "acked"))
         rc, out = fx.status()
         check(rc == 0 and "backlog 0 records, 0 bytes" in out and "0 segments" in out,
@@ -273,6 +283,12 @@ def main():
         rc, out = fx.status()
         check(rc == 1 and f"  - agent.integrity: modified: {fx.policy}" in out,
               "policy edited: agent.integrity fails", out)
+        fx.write_spool(fx.records, acked=2)
+        rc, out = fx.status()
+        check(rc == 1 and "(taken with another policy, sha256:" in out,
+              "policy edited: the snapshot was taken with another policy", out)
+        for n in os.listdir(fx.spool):
+            os.unlink(os.path.join(fx.spool, n))
         fx.write_manifest(f"{sha256(fx.passwd)}  {fx.passwd}\n")
         man = os.path.join(fx.state, "installed.sha256")
         with open(man) as f:
@@ -290,6 +306,7 @@ def main():
         check(os.stat(man).st_mode & 0o7777 == 0o644, "usb allow: manifest mode kept")
         rc, out = fx.status()
         check(rc == 0 and "allow 0781:5581" not in out, "after usb allow: compliant again", out)
+        check("(taken with another policy, sha256:" not in out, "no snapshot, no policy note", out)
 
         # a manifest that does not list the policy is left alone, and said so
         fx.write_manifest()
