@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -215,6 +216,199 @@ static struct usb_dev_info *device_for(struct agent *a, struct udev_device *pare
 	return tmp;
 }
 
+/* One interface decided in a pass over a device (the one the uevent is about, and its siblings). */
+struct iface_pass_item {
+	struct usb_iface_info ifc;
+	struct policy_usb_decision dec;
+	const char *act;
+	bool authorized_now; /* we wrote authorized=1 in this pass */
+};
+
+/* The interfaces of one device, as present in sysfs (direct children of the usb_device). */
+#define GATE_MAX_IFACES 32 /* USB_MAXINTERFACES */
+struct iface_pass {
+	struct iface_pass_item items[GATE_MAX_IFACES];
+	size_t n;
+	char paths[GATE_MAX_IFACES][512]; /* every present interface, sorted (probe order) */
+	size_t n_paths;
+};
+
+/* Decide ifc (taken over by the pass) and write `authorized` when it differs. Logs and events
+ * come later, in report_pass(), once the probes have run. */
+static void decide_into(struct agent *a, const struct usb_dev_info *dev, const char *syspath,
+			struct usb_iface_info *ifc, struct iface_pass *p)
+{
+	struct iface_pass_item *it;
+	struct gate_entry *e;
+	int want, r;
+
+	if (p->n >= GATE_MAX_IFACES) {
+		usb_iface_info_clear(ifc);
+		return;
+	}
+	it = &p->items[p->n++];
+	it->ifc = *ifc;
+	memset(ifc, 0, sizeof(*ifc));
+	it->authorized_now = false;
+
+	usb_dev_decide_iface(agent_policy(a), dev, &it->ifc, &it->dec);
+	/* In audit mode blocked interfaces are reported but left usable. */
+	want = (it->dec.verdict == POLICY_USB_ALLOW || audit_mode(a)) ? 1 : 0;
+
+	if (it->ifc.authorized != want) {
+		r = usb_dev_write_attr(it->ifc.syspath, "authorized", want ? "1" : "0");
+		if (r < 0) {
+			log_error(dev->port, it->ifc.name, "write-authorized", r);
+			it->act = "failed";
+		} else if (want) {
+			it->act = "authorized"; /* ",probed" once probe_unbound() has run */
+			it->authorized_now = true;
+		} else {
+			it->act = "deauthorized";
+		}
+	} else {
+		it->act = want ? "none" : "left-unauthorized";
+	}
+
+	e = entry_get(a->usb, syspath, true);
+	if (e)
+		e->applied = strcmp(it->act, "failed") == 0 ? -1 : want;
+}
+
+/* Find the interfaces of parent in sysfs. Sorted by syspath, which is the probe order. */
+static void list_ifaces(struct agent *a, struct udev_device *parent, struct iface_pass *p)
+{
+	struct agent_usb *u = a->usb;
+	const char *psys = udev_device_get_syspath(parent);
+	struct udev_enumerate *en = udev_enumerate_new(u->udev);
+	struct udev_list_entry *le;
+
+	p->n_paths = 0;
+	if (!en)
+		return;
+	if (udev_enumerate_add_match_parent(en, parent) < 0 ||
+	    udev_enumerate_add_match_subsystem(en, "usb") < 0 ||
+	    udev_enumerate_scan_devices(en) < 0) {
+		udev_enumerate_unref(en);
+		return;
+	}
+	udev_list_entry_foreach(le, udev_enumerate_get_list_entry(en))
+	{
+		const char *sp = udev_list_entry_get_name(le);
+		const char *slash = strrchr(sp, '/');
+		size_t plen = strlen(psys);
+
+		/* Direct children only (not a hub's downstream devices), and only interfaces. */
+		if (p->n_paths >= GATE_MAX_IFACES || !slash || (size_t)(slash - sp) != plen ||
+		    strncmp(sp, psys, plen) != 0 || !strchr(slash, ':'))
+			continue;
+		if (strlen(sp) >= sizeof(p->paths[0]))
+			continue;
+		strcpy(p->paths[p->n_paths++], sp);
+	}
+	udev_enumerate_unref(en);
+}
+
+/* The siblings of the interface just authorized that were not decided yet (their uevents may
+ * still be queued): decide them now, so a driver that claims its siblings while probing the
+ * first interface (cdc_ether, snd-usb-audio) finds them authorized. Their own add/change uevents
+ * then come as duplicates and are skipped, so each interface still gets one decision. */
+static void decide_siblings(struct agent *a, const struct usb_dev_info *dev, struct iface_pass *p)
+{
+	struct agent_usb *u = a->usb;
+
+	for (size_t k = 0; k < p->n_paths; k++) {
+		struct udev_device *s;
+		struct usb_iface_info ifc;
+		struct gate_entry *e;
+		bool done = false;
+		const char *devtype;
+
+		for (size_t j = 0; j < p->n; j++)
+			if (strcmp(strrchr(p->paths[k], '/') + 1, p->items[j].ifc.name) == 0)
+				done = true;
+		if (done)
+			continue;
+		s = udev_device_new_from_syspath(u->udev, p->paths[k]);
+		if (!s)
+			continue;
+		devtype = udev_device_get_devtype(s);
+		if (!devtype || strcmp(devtype, "usb_interface") != 0 ||
+		    usb_iface_read(s, agent_paths(a)->sysfs_root, &ifc) < 0) {
+			udev_device_unref(s);
+			continue;
+		}
+		udev_device_unref(s);
+		e = entry_find(u, p->paths[k]);
+		if (e && e->applied >= 0 && ifc.authorized == e->applied) {
+			usb_iface_info_clear(&ifc); /* decided before */
+			continue;
+		}
+		decide_into(a, dev, p->paths[k], &ifc, p);
+	}
+}
+
+static bool iface_bound(const char *syspath)
+{
+	char path[600];
+	struct stat st;
+
+	if (snprintf(path, sizeof(path), "%s/driver", syspath) >= (int)sizeof(path))
+		return false;
+	return lstat(path, &st) == 0;
+}
+
+/* Probe every authorized interface of the device that has no driver yet, in interface order:
+ * the ones just authorized, and any whose driver failed earlier because a sibling it claims was
+ * still unauthorized (cdc_ether gives up on the control interface then). An interface claimed
+ * by a sibling's driver during this loop is bound by the time its turn comes. */
+static void probe_unbound(struct agent *a, const struct usb_dev_info *dev, struct iface_pass *p)
+{
+	for (size_t k = 0; k < p->n_paths; k++) {
+		char dir[600], buf[8];
+		const char *name = strrchr(p->paths[k], '/') + 1;
+		int r;
+
+		if (usb_dev_path(agent_paths(a)->sysfs_root, p->paths[k], dir, sizeof(dir)) < 0)
+			continue;
+		if (usb_dev_read_attr(dir, "authorized", buf, sizeof(buf)) < 0 ||
+		    strcmp(buf, "1") != 0 || iface_bound(dir))
+			continue;
+		r = probe_interface(a, name);
+		if (r < 0)
+			log_error(dev->port, name, "drivers-probe", r);
+		for (size_t j = 0; j < p->n; j++)
+			if (p->items[j].authorized_now && strcmp(p->items[j].ifc.name, name) == 0)
+				p->items[j].act = r < 0 ? "authorized" : "authorized,probed";
+	}
+	/* Claimed by a sibling's driver: probed along with it. */
+	for (size_t j = 0; j < p->n; j++)
+		if (p->items[j].authorized_now && strcmp(p->items[j].act, "authorized") == 0 &&
+		    iface_bound(p->items[j].ifc.syspath))
+			p->items[j].act = "authorized,probed";
+}
+
+/* One log line and one event per interface decided in the pass. */
+static void report_pass(struct agent *a, const struct usb_dev_info *dev, struct iface_pass *p)
+{
+	for (size_t j = 0; j < p->n; j++) {
+		struct iface_pass_item *it = &p->items[j];
+		bool blocked = it->dec.verdict == POLICY_USB_BLOCK;
+		char cls[12];
+
+		usb_dev_class_string(it->ifc.cls, it->ifc.subclass, it->ifc.protocol, cls);
+		log_decision(blocked ? "usb.blocked" : "usb.allowed", dev, it->ifc.name, cls,
+			     it->dec.rule, mode_name(a), it->act);
+		/* A root hub's own interface is part of the controller, not something plugged
+		 * in: decided and logged like any other, but not worth an event at every start. */
+		if (!dev->root_hub)
+			emit_usb(a, blocked ? EVENT_USB_BLOCKED : EVENT_USB_ALLOWED, dev,
+				 it->ifc.name, json_pack("[s]", cls), it->dec.rule, it->act);
+		usb_iface_info_clear(&it->ifc);
+	}
+	p->n = 0;
+}
+
 static void handle_iface(struct agent *a, struct udev_device *d, const char *action)
 {
 	struct agent_usb *u = a->usb;
@@ -222,12 +416,9 @@ static void handle_iface(struct agent *a, struct udev_device *d, const char *act
 	struct udev_device *parent;
 	struct usb_dev_info tmpdev, *dev;
 	struct usb_iface_info ifc;
-	struct policy_usb_decision dec;
 	struct gate_entry *e;
-	char cls[12];
-	const char *act = "none";
-	bool tmp = false, audit = audit_mode(a);
-	int want, r;
+	_cleanup_free_ struct iface_pass *p = NULL;
+	bool tmp = false;
 
 	if (strcmp(action, "remove") == 0) {
 		entry_drop(u, syspath);
@@ -251,51 +442,30 @@ static void handle_iface(struct agent *a, struct udev_device *d, const char *act
 		usb_iface_info_clear(&ifc);
 		return;
 	}
-	dev = device_for(a, parent, &tmpdev, &tmp);
+	p = calloc(1, sizeof(*p));
+	dev = p ? device_for(a, parent, &tmpdev, &tmp) : NULL;
 	if (!dev) {
 		log_error("-", ifc.name, "read", -ENOMEM);
 		usb_iface_info_clear(&ifc);
 		return;
 	}
 
-	usb_dev_decide_iface(agent_policy(a), dev, &ifc, &dec);
-	/* In audit mode blocked interfaces are reported but left usable. */
-	want = (dec.verdict == POLICY_USB_ALLOW || audit) ? 1 : 0;
+	decide_into(a, dev, syspath, &ifc, p);
+	if (p->items[0].authorized_now) {
+		/* Allowed: its allowed siblings first, then the probes. */
+		bool listed = false;
 
-	if (ifc.authorized != want) {
-		r = usb_dev_write_attr(ifc.syspath, "authorized", want ? "1" : "0");
-		if (r < 0) {
-			log_error(dev->port, ifc.name, "write-authorized", r);
-			act = "failed";
-		} else if (want) {
-			r = probe_interface(a, ifc.name);
-			if (r < 0) {
-				log_error(dev->port, ifc.name, "drivers-probe", r);
-				act = "authorized";
-			} else {
-				act = "authorized,probed";
-			}
-		} else {
-			act = "deauthorized";
-		}
-	} else {
-		act = want ? "none" : "left-unauthorized";
+		list_ifaces(a, parent, p);
+		for (size_t k = 0; k < p->n_paths; k++)
+			listed = listed || strcmp(p->paths[k], syspath) == 0;
+		/* Not listed (yet): probe it anyway. */
+		if (!listed && p->n_paths < GATE_MAX_IFACES &&
+		    strlen(syspath) < sizeof(p->paths[0]))
+			strcpy(p->paths[p->n_paths++], syspath);
+		decide_siblings(a, dev, p);
+		probe_unbound(a, dev, p);
 	}
-
-	e = entry_get(u, syspath, true);
-	if (e)
-		e->applied = strcmp(act, "failed") == 0 ? -1 : want;
-
-	usb_dev_class_string(ifc.cls, ifc.subclass, ifc.protocol, cls);
-	log_decision(dec.verdict == POLICY_USB_BLOCK ? "usb.blocked" : "usb.allowed", dev, ifc.name,
-		     cls, dec.rule, mode_name(a), act);
-	/* A root hub's own interface is part of the controller, not something plugged in: decided
-	 * and logged like any other, but not worth an event at every start. */
-	if (!dev->root_hub)
-		emit_usb(a, dec.verdict == POLICY_USB_BLOCK ? EVENT_USB_BLOCKED : EVENT_USB_ALLOWED,
-			 dev, ifc.name, json_pack("[s]", cls), dec.rule, act);
-
-	usb_iface_info_clear(&ifc);
+	report_pass(a, dev, p);
 	if (tmp)
 		usb_dev_info_clear(&tmpdev);
 }

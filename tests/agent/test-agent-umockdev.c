@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -752,6 +754,164 @@ static void test_ctl_allow(void **state)
 	free(policy);
 }
 
+/* drivers_probe as a FIFO: nobody can write it before the test opens the read end (open()
+ * blocks), so the test sees what the agent did before its first probe, and then every probe
+ * in order (names back to back: the agent writes each without a newline). */
+static void probe_fifo_make(struct umock *u)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/sys/bus/usb/drivers_probe", u->root);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+}
+
+static int probe_fifo_open(struct umock *u)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/sys/bus/usb/drivers_probe", u->root);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* Everything probed since the last call. */
+static const char *probe_fifo_read(int fd)
+{
+	static char buf[1024];
+	size_t have = 0;
+	ssize_t n;
+
+	while (have < sizeof(buf) - 1 && (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0)
+		have += (size_t)n;
+	buf[have] = '\0';
+	return buf;
+}
+
+static bool attr_wait(struct umock *u, const char *syspath, const char *attr, const char *want)
+{
+	for (int i = 0; i < WAIT / 20; i++) {
+		const char *v = umock_attr(u, syspath, attr);
+		if (v && strcmp(v, want) == 0)
+			return true;
+		usleep(20 * 1000);
+	}
+	return false;
+}
+
+/* The agent's log line that starts with head contains what. */
+static bool log_line_has(struct umock *u, const char *head, const char *what)
+{
+	const char *l = strstr(u->err, head);
+	const char *eol = l ? strchr(l, '\n') : NULL;
+	const char *w = l ? strstr(l, what) : NULL;
+
+	return w && (!eol || w < eol);
+}
+
+static const uint8_t NET3[3][3] = {{0x02, 0x06, 0x00}, {0x0a, 0x00, 0x00}, {0x08, 0x06, 0x50}};
+
+/* cdc_ether / snd-usb-audio claim the sibling interfaces while probing the first one, and the
+ * kernel refuses an unauthorized sibling: every allowed sibling must be authorized (and every
+ * blocked one deauthorized) before the first drivers_probe write. The startup scan meets the
+ * control interface 1.0 first, with 1.1 (data, allowed) and 1.2 (storage, blocked) present. */
+static void test_multi_siblings_before_probe(void **state)
+{
+	struct umock *u = *state;
+	char *d = umock_add_device(u, ROOT, "1-9", "0bda", "8153", "NET1", "1", NET3, 3, NULL);
+	char *i0 = umock_add_iface(u, d, "1-9:1.0", "02", "06", "00", NULL, "0");
+	char *i1 = umock_add_iface(u, d, "1-9:1.1", "0a", "00", "00", NULL, "0");
+	char *i2 = umock_add_iface(u, d, "1-9:1.2", "08", "06", "50", NULL, "1");
+
+	probe_fifo_make(u);
+	umock_spawn_agent(u, POL_DEFAULT);
+	/* The agent now hangs in its first drivers_probe open(), whatever it decided before. */
+	assert_true(attr_wait(u, i0, "authorized", "1"));
+	if (!attr_wait(u, i1, "authorized", "1")) {
+		fprintf(stderr, "1-9:1.1 still unauthorized at the first probe\n");
+		fail();
+	}
+	assert_true(attr_wait(u, i2, "authorized", "0"));
+	int fd = probe_fifo_open(u);
+	assert_true(umock_wait_out(u, "READY\n", 20000));
+	EXPECT_LOG(u, "usb.allowed port=1-9 iface=1-9:1.1");
+	/* Both allowed ones probed, in interface order; the blocked one never. */
+	assert_string_equal(probe_fifo_read(fd), "1-9:1.01-9:1.1");
+	/* One decision (log line and event) per interface, however they were reached. */
+	assert_int_equal(umock_count_err(u, "usb.allowed port=1-9 iface=1-9:1.0"), 1);
+	assert_int_equal(umock_count_err(u, "usb.allowed port=1-9 iface=1-9:1.1"), 1);
+	assert_int_equal(umock_count_err(u, "usb.blocked port=1-9 iface=1-9:1.2"), 1);
+	assert_true(umock_wait_err_n(u, "kind=usb.allowed", 2, WAIT));
+	assert_true(umock_wait_err_n(u, "kind=usb.blocked", 1, WAIT));
+	assert_true(
+	    log_line_has(u, "usb.allowed port=1-9 iface=1-9:1.0 ", "action=authorized,probed"));
+	assert_true(
+	    log_line_has(u, "usb.allowed port=1-9 iface=1-9:1.1 ", "action=authorized,probed"));
+	assert_true(log_line_has(u, "usb.blocked port=1-9 iface=1-9:1.2 ", "action=deauthorized"));
+	/* The change uevents the kernel sends after the writes: no second decision, no probe. */
+	umockdev_testbed_uevent(u->tb, i0, "change");
+	umockdev_testbed_uevent(u->tb, i1, "change");
+	umockdev_testbed_uevent(u->tb, i2, "change");
+	char *m = plug_stick(u, "1-2", "S2", "1");
+	EXPECT_LOG(u, "usb.blocked port=1-2 iface=1-2:1.0");
+	assert_int_equal(umock_count_err(u, "iface=1-9:1."), 3);
+	assert_string_equal(probe_fifo_read(fd), "");
+	stop_ok(u);
+	assert_int_equal(umock_count_err(u, "kind=usb.allowed"), 2);
+	close(fd);
+	g_free(m);
+	g_free(d);
+	g_free(i0);
+	g_free(i1);
+	g_free(i2);
+}
+
+/* A sibling that appears only after the first interface was authorized and probed (its driver
+ * then failed): authorizing it re-probes the device's authorized interfaces that have no driver;
+ * bound ones are left alone. */
+static void test_multi_late_sibling_reprobe(void **state)
+{
+	struct umock *u = *state;
+	char link[1024];
+
+	probe_fifo_make(u);
+	int fd = probe_fifo_open(u);
+	umock_start_agent(u, POL_DEFAULT);
+	char *d = umock_add_device(u, ROOT, "1-9", "0bda", "8153", "NET1", "1", NET3, 3, NULL);
+	char *i0 = umock_add_iface(u, d, "1-9:1.0", "02", "06", "00", NULL, "0");
+	EXPECT_LOG(u, "usb.allowed port=1-9 iface=1-9:1.0");
+	assert_string_equal(probe_fifo_read(fd), "1-9:1.0");
+	/* cdc_ether gave up on 1.0 (its data interface was missing): no driver link. */
+	char *i1 = umock_add_iface(u, d, "1-9:1.1", "0a", "00", "00", NULL, "0");
+	EXPECT_LOG(u, "usb.allowed port=1-9 iface=1-9:1.1");
+	assert_string_equal(probe_fifo_read(fd), "1-9:1.01-9:1.1");
+	assert_string_equal(umock_attr(u, i1, "authorized"), "1");
+
+	/* Now bound: a third (allowed) sibling is probed alone. */
+	snprintf(link, sizeof(link), "%s%s/driver", u->root, i0);
+	assert_int_equal(symlink("../../../bus/usb/drivers/cdc_ether", link), 0);
+	snprintf(link, sizeof(link), "%s%s/driver", u->root, i1);
+	assert_int_equal(symlink("../../../bus/usb/drivers/cdc_ether", link), 0);
+	char *i2 = umock_add_iface(u, d, "1-9:1.2", "ff", "00", "00", NULL, "0");
+	EXPECT_LOG(u, "usb.allowed port=1-9 iface=1-9:1.2");
+	assert_string_equal(probe_fifo_read(fd), "1-9:1.2");
+	/* A blocked sibling probes nothing. */
+	char *i3 = umock_add_iface(u, d, "1-9:1.3", "08", "06", "50", NULL, "1");
+	EXPECT_LOG(u, "usb.blocked port=1-9 iface=1-9:1.3");
+	assert_string_equal(umock_attr(u, i3, "authorized"), "0");
+	assert_string_equal(probe_fifo_read(fd), "");
+	assert_int_equal(umock_count_err(u, "iface=1-9:1."), 4);
+	stop_ok(u);
+	close(fd);
+	g_free(d);
+	g_free(i0);
+	g_free(i1);
+	g_free(i2);
+	g_free(i3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -775,6 +935,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ctl_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ctl_allow, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_multi_siblings_before_probe, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_multi_late_sibling_reprobe, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -408,6 +408,15 @@ int umock_stop(struct umock *u)
 
 void umock_start_agent(struct umock *u, const char *policy_text)
 {
+	umock_spawn_agent(u, policy_text);
+	if (!umock_wait_out(u, "READY\n", 20000)) {
+		fprintf(stderr, "agent did not get ready; stderr:\n%s\n", u->err);
+		fail();
+	}
+}
+
+void umock_spawn_agent(struct umock *u, const char *policy_text)
+{
 	char *policy = umock_write_file(u, "policy.conf", policy_text);
 	char spool[300], state[300], sock[300];
 	const char *bin = getenv("MYNAGUARDD");
@@ -422,8 +431,4 @@ void umock_start_agent(struct umock *u, const char *policy_text)
 			state,	     "--socket", sock,	 "--foreground", NULL};
 	umock_spawn(u, argv);
 	free(policy);
-	if (!umock_wait_out(u, "READY\n", 20000)) {
-		fprintf(stderr, "agent did not get ready; stderr:\n%s\n", u->err);
-		fail();
-	}
 }

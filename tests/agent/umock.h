@@ -70,3 +70,5 @@ int umock_wait_exit(struct umock *u, int timeout_ms);
 
 /* The agent: policy text → spawn mynaguardd (path from $MYNAGUARDD) and wait for READY. */
 void umock_start_agent(struct umock *u, const char *policy_text);
+/* The same without waiting for READY (the startup scan may still be running). */
+void umock_spawn_agent(struct umock *u, const char *policy_text);

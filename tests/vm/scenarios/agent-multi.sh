@@ -3,7 +3,7 @@
 # sibling interfaces while probing the first one, and the kernel refuses a claim on an
 # unauthorized interface. So an allowed device works only if the agent authorizes all of its
 # allowed interfaces before (or re-probes after) the probe, whatever order udev delivers them in.
-# Not registered in meson.build until mynaguardd does that (see tests/vm/README.md).
+# mynaguardd does both (agent/usb_gate.c: decide_siblings, probe_unbound); registered as vm-agent-multi.
 #@agent
 #@qemu -audiodev none,id=snd0 -netdev hubport,id=n0,hubid=0
 #@policy [terminal]
