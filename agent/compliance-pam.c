@@ -91,6 +91,7 @@ struct pam_ctx {
 	unsigned depth;
 	char problem[COMPLIANCE_DETAIL_MAX]; /* first problem found while loading */
 	enum compliance_status problem_status;
+	bool service_missing; /* the service's own file does not exist */
 };
 
 static void set_problem(struct pam_ctx *c, enum compliance_status st, const char *fmt, ...)
@@ -422,8 +423,10 @@ static int load_file(struct pam_ctx *c, const char *name, const char *from, unsi
 		if (from)
 			set_problem(c, COMPLIANCE_FAIL, "%s: %s '%s' not found", from,
 				    substack ? "substack" : "include", name);
-		else
+		else {
 			set_problem(c, COMPLIANCE_FAIL, "service file '%s' not found", name);
+			c->service_missing = true;
+		}
 		return r;
 	}
 	if (r == -EFBIG) {
@@ -684,6 +687,7 @@ enum compliance_status compliance_pam_service(const char *service, compliance_pa
 	    .userdata = userdata,
 	};
 	const struct pam_entry *mg = NULL, *pw = NULL;
+	char via_other[COMPLIANCE_DETAIL_MAX / 2];
 
 	entries = calloc(COMPLIANCE_PAM_MAX_ENTRIES, sizeof(*entries));
 	w = calloc(1, sizeof(*w));
@@ -694,6 +698,24 @@ enum compliance_status compliance_pam_service(const char *service, compliance_pa
 	c.entries = entries;
 
 	(void)load_file(&c, service, NULL, 0, false);
+	if (c.service_missing && strcmp(service, "other") != 0) {
+		/* libpam runs the 'other' stack for a service that has no file of its own, so
+		 * that is the stack a login through this service meets (Debian's 'other'
+		 * includes common-auth). */
+		c.problem[0] = '\0';
+		c.files_loaded = 0;
+		c.service_missing = false;
+		(void)load_file(&c, "other", NULL, 0, false);
+		if (c.service_missing) {
+			snprintf(detail, detail_size,
+				 "%s: service file '%s' not found, nor 'other' (PAM's fallback)",
+				 service, service);
+			return COMPLIANCE_FAIL;
+		}
+		snprintf(via_other, sizeof(via_other), "%s (no service file; PAM uses 'other')",
+			 service);
+		service = via_other;
+	}
 	if (c.problem[0]) {
 		snprintf(detail, detail_size, "%s: %s", service, c.problem);
 		return c.problem_status;

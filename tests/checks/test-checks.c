@@ -702,7 +702,8 @@ static void test_pam_missing_service(void **state)
 	struct fx *f = *state;
 
 	run_pam(f);
-	assert_status(f, COMPLIANCE_FAIL, "login: service file 'login' not found");
+	assert_status(f, COMPLIANCE_FAIL,
+		      "login: service file 'login' not found, nor 'other' (PAM's fallback)");
 }
 
 static void test_pam_missing_include(void **state)
@@ -792,6 +793,24 @@ static void test_pam_several_services(void **state)
 	fx_pam(f, "gdm-password", "auth requisite pam_nologin.so\n@include common-auth\n");
 	run_pam(f);
 	assert_status(f, COMPLIANCE_PASS, "sshd: pam_unix.so");
+}
+
+/* A service without a file of its own runs PAM's 'other' stack: that is what is checked. */
+static void test_pam_missing_service_uses_other(void **state)
+{
+	struct fx *f = *state;
+
+	fx_set_policy(f, "[terminal]\nid = t1\n[mfa]\nservices = login, gdm-password\n");
+	pam_debian(f, debian_common_auth);
+	fx_pam(f, "other", "auth required pam_deny.so\n");
+	run_pam(f);
+	assert_status(f, COMPLIANCE_FAIL,
+		      "gdm-password (no service file; PAM uses 'other'): pam_mynaguard not in the "
+		      "auth stack");
+
+	fx_pam(f, "other", "@include common-auth\n");
+	run_pam(f);
+	assert_status(f, COMPLIANCE_PASS, "gdm-password (no service file; PAM uses 'other'): ");
 }
 
 static void test_pam_reset_after(void **state)
@@ -1297,6 +1316,7 @@ int main(void)
 	    T(test_pam_only_in_other_type),
 	    T(test_pam_comment_and_continuation),
 	    T(test_pam_several_services),
+	    T(test_pam_missing_service_uses_other),
 	    T(test_pam_reset_after),
 	    T(test_pam_malformed_lines),
 	    T(test_enrollment_pass),
