@@ -267,8 +267,10 @@ int main(int argc, char **argv)
 			o.policy);
 		return 1;
 	}
-	bool ok = readable("CA", p->report_ca) & readable("certificate", p->report_cert) &
-		  readable("key", p->report_key);
+	/* Check all three (no short-circuit) so that every missing file is reported at once. */
+	bool ok = readable("CA", p->report_ca);
+	ok = readable("certificate", p->report_cert) && ok;
+	ok = readable("key", p->report_key) && ok;
 	if (!ok)
 		return 1;
 	struct stat kst;

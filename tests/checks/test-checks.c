@@ -570,8 +570,8 @@ static void test_pam_direct_pass(void **state)
 	    "auth requisite pam_unix.so\nauth requisite /lib/security/pam_mynaguard.so\n",
 	    "auth required pam_unix.so\nauth [success=ok default=die] pam_mynaguard.so\n",
 	    "auth required pam_sss.so \\\n   use_first_pass\nAUTH REQUIRED pam_mynaguard.so debug # note\n",
-	    "auth required pam_unix.so\nauth [success=ok default=bad] pam_mynaguard.so "
-	    "store=/var/lib/mynaguard/totp\nauth optional pam_permit.so\n",
+	    ("auth required pam_unix.so\nauth [success=ok default=bad] pam_mynaguard.so "
+	     "store=/var/lib/mynaguard/totp\nauth optional pam_permit.so\n"),
 	};
 
 	for (size_t i = 0; i < sizeof(stacks) / sizeof(stacks[0]); i++) {

@@ -52,6 +52,8 @@ static void die(const char *what)
 }
 
 static void write_file(const char *path, mode_t mode, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void write_file(const char *path, mode_t mode, const char *fmt, ...)
 {
 	va_list ap;
 	FILE *f = fopen(path, "w");

@@ -111,6 +111,8 @@ static void assert_no_code(const struct res *r, const char *code)
 }
 
 static void service(const char *name, const char *lines_fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void service(const char *name, const char *lines_fmt, ...)
 {
 	char path[512], body[2048];
 	va_list ap;
