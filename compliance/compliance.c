@@ -453,7 +453,7 @@ void compliance_check_usb_default_deny(const struct compliance_env *env,
 
 /* ---- usb.no_unapproved_storage ---- */
 
-/* Devices and interfaces are read and validated as the gate does (agent/usb_dev.c reads them
+/* Devices and interfaces are read and validated as the gate does (usb/usb_dev.c reads them
  * through libudev; here they come from a plain directory tree) and decided by the gate's own
  * usb_dev_decide_iface, so "would the gate block it" has one answer. */
 
