@@ -21,6 +21,7 @@
 #include "usb_desc.h"
 #include "usb_dev.h"
 #include "usb_str.h"
+#include "utf8.h"
 
 const char *compliance_status_name(enum compliance_status s)
 {
@@ -461,16 +462,6 @@ static void mark_invalid(char *invalid, size_t size, const char *attr, const cha
 {
 	if (!invalid[0])
 		snprintf(invalid, size, "%s%s%s", attr, attr[0] ? " " : "", what);
-}
-
-static size_t utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
 }
 
 /* A device string: NULL when missing; an impossible value (too long, NUL, not UTF-8) makes the

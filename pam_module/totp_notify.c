@@ -19,6 +19,7 @@
 #include "macro.h"
 #include "parse.h"
 #include "totp_store.h"
+#include "utf8.h"
 
 struct out {
 	char *buf;
@@ -43,40 +44,6 @@ static void puts_raw(struct out *o, const char *s)
 	put(o, s, strlen(s));
 }
 
-/* Length of a valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t len;
-	uint32_t cp, min;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		len = 2;
-		cp = s[0] & 0x1f;
-		min = 0x80;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = s[0] & 0x0f;
-		min = 0x800;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		len = 4;
-		cp = s[0] & 0x07;
-		min = 0x10000;
-	} else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 static void put_json_string(struct out *o, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
@@ -84,7 +51,7 @@ static void put_json_string(struct out *o, const char *s)
 
 	puts_raw(o, "\"");
 	while (n > 0) {
-		size_t k = utf8_seq(p, n);
+		size_t k = utf8_seq_len(p, n);
 		char esc[8];
 		/* Cut long fields on a character boundary. */
 		if (used + (k ? k : 1) > NOTIFY_FIELD_MAX)

@@ -12,6 +12,7 @@
 #include "macro.h"
 #include "parse.h"
 #include "policy.h"
+#include "utf8.h"
 
 /* The reader hands libinih one physical line per call, so libinih's line count is ours. Lines
  * libinih would misread (too long for its 200-byte buffer, indented continuations, ':' separators,
@@ -171,45 +172,6 @@ static const char *quote(const char *s, size_t n, char *buf, size_t size)
 
 /* ---- the reader ---- */
 
-static size_t utf8_valid_prefix(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char b = s[i];
-		size_t k;
-		uint32_t cp;
-		if (b < 0x80) {
-			i++;
-			continue;
-		}
-		if (b >= 0xc2 && b <= 0xdf) {
-			k = 1;
-			cp = b & 0x1f;
-		} else if (b >= 0xe0 && b <= 0xef) {
-			k = 2;
-			cp = b & 0x0f;
-		} else if (b >= 0xf0 && b <= 0xf4) {
-			k = 3;
-			cp = b & 0x07;
-		} else {
-			return i;
-		}
-		if (i + k >= n)
-			return i;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xc0) != 0x80)
-				return i;
-			cp = (cp << 6) | (s[i + j] & 0x3f);
-		}
-		if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return i;
-		i += k + 1;
-	}
-	return i;
-}
-
 static bool check_bytes(struct parse_ctx *c, const char *line, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -223,7 +185,7 @@ static bool check_bytes(struct parse_ctx *c, const char *line, size_t n)
 			return false;
 		}
 	}
-	if (utf8_valid_prefix((const unsigned char *)line, n) != n) {
+	if (!utf8_valid(line, n)) {
 		error_at(c, c->line, "line is not valid UTF-8");
 		return false;
 	}
@@ -658,16 +620,6 @@ static int hex4(const char *s, uint16_t *ret)
 		return -EINVAL;
 	*ret = (uint16_t)v;
 	return 0;
-}
-
-static size_t utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
 }
 
 static bool same_opt(const char *a, const char *b)

@@ -12,6 +12,7 @@
 #include "macro.h"
 #include "usb_dev.h"
 #include "usb_str.h"
+#include "utf8.h"
 
 int usb_dev_path(const char *root, const char *path, char *buf, size_t size)
 {
@@ -150,16 +151,6 @@ static void set_invalid(char *buf, size_t size, const char *what)
 {
 	if (buf[0] == '\0')
 		snprintf(buf, size, "%s", what);
-}
-
-static size_t utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
 }
 
 /* Read a device string attribute: NULL when missing; marks the owner invalid when the value is

@@ -6,54 +6,11 @@
 #include <string.h>
 
 #include "usb_str.h"
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes available), or 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-	uint32_t cp;
-	size_t len;
-
-	if (n == 0)
-		return 0;
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
+#include "utf8.h"
 
 bool usb_str_valid_utf8(const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (len > 0) {
-		size_t l = utf8_seq_len(p, len);
-		if (l == 0)
-			return false;
-		p += l;
-		len -= l;
-	}
-	return true;
+	return utf8_valid(s, len);
 }
 
 char *usb_str_escape(const char *s, char *buf, size_t size)

@@ -19,6 +19,7 @@
 #include "macro.h"
 #include "parse.h"
 #include "secmem.h"
+#include "utf8.h"
 
 /* ---- parse ---- */
 
@@ -166,6 +167,43 @@ static void test_secmem(void **state)
 	assert_false(secmem_streq("123456", "12345"));
 	assert_true(secmem_streq("", ""));
 	assert_false(secmem_streq("", "1"));
+}
+
+/* ---- utf8 ---- */
+
+static void test_utf8(void **state)
+{
+	static const struct {
+		const char *s;
+		bool valid;
+	} cases[] = {
+	    {"", true},
+	    {"plain ascii", true},
+	    {"\xe3\x83\xaf\xe3\x83\xb3", true}, /* ワン */
+	    {"\xf0\x9f\x94\x91", true},		/* U+1F511 */
+	    {"\xf4\x8f\xbf\xbf", true},		/* U+10FFFF */
+	    {"\x80", false},			/* lone continuation */
+	    {"\xc0\xaf", false},		/* overlong '/' */
+	    {"\xc1\xbf", false},		/* overlong */
+	    {"\xe0\x80\xaf", false},		/* overlong, 3 bytes */
+	    {"\xf0\x80\x80\xaf", false},	/* overlong, 4 bytes */
+	    {"\xed\xa0\x80", false},		/* surrogate U+D800 */
+	    {"\xf4\x90\x80\x80", false},	/* U+110000 */
+	    {"\xf5\x80\x80\x80", false},	/* lead byte beyond U+10FFFF */
+	    {"\xe3\x83", false},		/* truncated */
+	    {"ok\xe3\x83\xafx\xff", false},	/* invalid after valid */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+		assert_int_equal(utf8_valid(cases[i].s, strlen(cases[i].s)), cases[i].valid);
+	assert_int_equal(utf8_valid_prefix("ok\xe3\x83\xafx\xff", 7), 6);
+	assert_int_equal(utf8_valid_prefix("ab\xe3\x83", 4), 2);
+	assert_int_equal(utf8_seq_len((const unsigned char *)"\xe3\x83\xaf", 3), 3);
+	assert_int_equal(utf8_seq_len((const unsigned char *)"\xe3\x83\xaf", 2), 0);
+	assert_int_equal(utf8_seq_len((const unsigned char *)"a", 0), 0);
+	assert_int_equal(utf8_chars("\xe3\x83\xaf\xe3\x83\xb3x"), 3);
+	assert_int_equal(utf8_chars(""), 0);
 }
 
 /* ---- fileio ---- */
@@ -429,6 +467,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_hex),
 	    cmocka_unit_test(test_parse_duration_size_bool),
 	    cmocka_unit_test(test_secmem),
+	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_macros),
 	    cmocka_unit_test_setup_teardown(test_read_bounded, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test_setup_teardown(test_open_verified, setup_tmpdir, teardown_tmpdir),
