@@ -284,7 +284,8 @@ static int spool_scan(const char *dir, struct spool_scan *s)
 		}
 		firsts[n++] = first;
 	}
-	qsort(firsts, n, sizeof(*firsts), cmp_u64);
+	if (n > 1) /* qsort wants a non-NULL array even for 0 elements */
+		qsort(firsts, n, sizeof(*firsts), cmp_u64);
 	for (size_t i = 0; i < n; i++) {
 		r = scan_segment(dirfd, firsts[i], s);
 		if (r == -ENOMEM)
