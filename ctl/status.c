@@ -445,14 +445,36 @@ static json_t *status_checks_run(const struct ctl_opts *o, const struct status_a
 
 /* ---- USB ---- */
 
+struct usb_count_ctx {
+	const struct policy *p;
+	const struct usb_dev_info *info;
+	unsigned long *n_blocked;
+	unsigned long *n_blocked_authorized;
+};
+
+static void usb_count_iface(const struct usb_iface_info *ifc, void *userdata)
+{
+	struct usb_count_ctx *ci = userdata;
+	struct policy_usb_decision dec;
+
+	usb_dev_decide_iface(ci->p, ci->info, ifc, &dec);
+	if (dec.verdict == POLICY_USB_BLOCK) {
+		(*ci->n_blocked)++;
+		if (ifc->authorized != 0)
+			(*ci->n_blocked_authorized)++;
+	}
+}
+
 static void usb_count_device(const struct policy *p, struct udev *udev, struct udev_device *dev,
 			     const char *root, json_t *hubs, unsigned long *n_devices,
 			     unsigned long *n_blocked, unsigned long *n_blocked_authorized)
 {
 	struct usb_dev_info info;
-	struct udev_enumerate *en;
-	struct udev_list_entry *le;
-	size_t n_ifaces = 0;
+	struct usb_count_ctx ci = {.p = p,
+				   .info = &info,
+				   .n_blocked = n_blocked,
+				   .n_blocked_authorized = n_blocked_authorized};
+	size_t n_ifaces;
 
 	if (usb_dev_read(dev, root, &info) < 0)
 		return;
@@ -469,39 +491,7 @@ static void usb_count_device(const struct policy *p, struct udev *udev, struct u
 		return;
 	}
 	(*n_devices)++;
-	en = udev_enumerate_new(udev);
-	if (en && udev_enumerate_add_match_parent(en, dev) >= 0 &&
-	    udev_enumerate_add_match_subsystem(en, "usb") >= 0 &&
-	    udev_enumerate_scan_devices(en) >= 0) {
-		udev_list_entry_foreach(le, udev_enumerate_get_list_entry(en))
-		{
-			struct udev_device *i =
-			    udev_device_new_from_syspath(udev, udev_list_entry_get_name(le));
-			const char *dt = i ? udev_device_get_devtype(i) : NULL;
-			struct usb_iface_info ifc;
-			struct policy_usb_decision dec;
-
-			/* only this device's own interfaces (as in usb list) */
-			if (!dt || strcmp(dt, "usb_interface") != 0 ||
-			    udev_device_get_parent(i) == NULL ||
-			    strcmp(udev_device_get_syspath(udev_device_get_parent(i)),
-				   udev_device_get_syspath(dev)) != 0 ||
-			    usb_iface_read(i, root, &ifc) < 0) {
-				udev_device_unref(i);
-				continue;
-			}
-			usb_dev_decide_iface(p, &info, &ifc, &dec);
-			if (dec.verdict == POLICY_USB_BLOCK) {
-				(*n_blocked)++;
-				if (ifc.authorized != 0)
-					(*n_blocked_authorized)++;
-			}
-			n_ifaces++;
-			usb_iface_info_clear(&ifc);
-			udev_device_unref(i);
-		}
-	}
-	udev_enumerate_unref(en);
+	n_ifaces = usb_dev_foreach_iface(udev, dev, root, usb_count_iface, &ci);
 	if (n_ifaces == 0) {
 		/* left unauthorized as a whole: what its descriptors announce */
 		struct policy_usb_decision *dec = calloc(USB_DESC_MAX_IFACES, sizeof(*dec));

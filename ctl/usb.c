@@ -100,15 +100,37 @@ static const char *verdict_word(const struct policy_usb_decision *d, bool audit)
 	return audit ? "block(audit)" : "block";
 }
 
+struct list_iface_ctx {
+	const struct policy *p;
+	const struct usb_dev_info *info;
+	bool audit;
+	bool any_blocked;
+};
+
+static void list_iface(const struct usb_iface_info *ifc, void *userdata)
+{
+	struct list_iface_ctx *li = userdata;
+	struct policy_usb_decision dec;
+	char cls[12], rule[240];
+
+	usb_dev_decide_iface(li->p, li->info, ifc, &dec);
+	usb_dev_class_string(ifc->cls, ifc->subclass, ifc->protocol, cls);
+	printf("    %s %s %s authorized=%d %s rule=%s\n", ifc->name, cls,
+	       ifc->cls >= 0 && policy_usb_class_name(ifc->cls) ? policy_usb_class_name(ifc->cls)
+								: "-",
+	       ifc->authorized, verdict_word(&dec, li->audit),
+	       usb_str_escape(dec.rule, rule, sizeof(rule)));
+	li->any_blocked |= dec.verdict == POLICY_USB_BLOCK;
+}
+
 static void list_device(const struct policy *p, struct udev *udev, struct udev_device *dev,
 			const char *root)
 {
 	struct usb_dev_info info;
 	char ser[200], manu[120], prod[120], cls[12], rule[240];
-	bool any_blocked = false, audit = p->usb_mode == POLICY_USB_AUDIT;
-	struct udev_enumerate *en;
-	struct udev_list_entry *le;
-	size_t n_ifaces = 0;
+	bool any_blocked, audit = p->usb_mode == POLICY_USB_AUDIT;
+	struct list_iface_ctx li = {.p = p, .info = &info, .audit = audit};
+	size_t n_ifaces;
 
 	if (usb_dev_read(dev, root, &info) < 0) {
 		fprintf(stderr, "mynaguardctl: out of memory\n");
@@ -128,46 +150,8 @@ static void list_device(const struct policy *p, struct udev *udev, struct udev_d
 	if (info.have_hash)
 		printf("    descriptors sha256:%s\n", info.hash);
 
-	en = udev_enumerate_new(udev);
-	if (en && udev_enumerate_add_match_parent(en, dev) >= 0 &&
-	    udev_enumerate_add_match_subsystem(en, "usb") >= 0 &&
-	    udev_enumerate_scan_devices(en) >= 0) {
-		udev_list_entry_foreach(le, udev_enumerate_get_list_entry(en))
-		{
-			struct udev_device *i =
-			    udev_device_new_from_syspath(udev, udev_list_entry_get_name(le));
-			const char *dt = i ? udev_device_get_devtype(i) : NULL;
-			struct usb_iface_info ifc;
-			struct policy_usb_decision dec;
-
-			/* match_parent also yields the device itself and interfaces of devices
-			 * behind a hub: keep only this device's direct interfaces */
-			if (!dt || strcmp(dt, "usb_interface") != 0 ||
-			    udev_device_get_parent(i) == NULL ||
-			    strcmp(udev_device_get_syspath(udev_device_get_parent(i)),
-				   udev_device_get_syspath(dev)) != 0) {
-				udev_device_unref(i);
-				continue;
-			}
-			if (usb_iface_read(i, root, &ifc) < 0) {
-				udev_device_unref(i);
-				continue;
-			}
-			usb_dev_decide_iface(p, &info, &ifc, &dec);
-			usb_dev_class_string(ifc.cls, ifc.subclass, ifc.protocol, cls);
-			printf("    %s %s %s authorized=%d %s rule=%s\n", ifc.name, cls,
-			       ifc.cls >= 0 && policy_usb_class_name(ifc.cls)
-				   ? policy_usb_class_name(ifc.cls)
-				   : "-",
-			       ifc.authorized, verdict_word(&dec, audit),
-			       usb_str_escape(dec.rule, rule, sizeof(rule)));
-			any_blocked |= dec.verdict == POLICY_USB_BLOCK;
-			n_ifaces++;
-			usb_iface_info_clear(&ifc);
-			udev_device_unref(i);
-		}
-	}
-	udev_enumerate_unref(en);
+	n_ifaces = usb_dev_foreach_iface(udev, dev, root, list_iface, &li);
+	any_blocked = li.any_blocked;
 
 	if (n_ifaces == 0 && !info.root_hub) {
 		/* unauthorized as a whole: what its descriptors announce */

@@ -351,6 +351,42 @@ void usb_iface_info_clear(struct usb_iface_info *i)
 	i->label = NULL;
 }
 
+size_t usb_dev_foreach_iface(struct udev *udev, struct udev_device *dev, const char *root,
+			     void (*fn)(const struct usb_iface_info *iface, void *userdata),
+			     void *userdata)
+{
+	struct udev_enumerate *en = udev_enumerate_new(udev);
+	struct udev_list_entry *le;
+	size_t n = 0;
+
+	if (en && udev_enumerate_add_match_parent(en, dev) >= 0 &&
+	    udev_enumerate_add_match_subsystem(en, "usb") >= 0 &&
+	    udev_enumerate_scan_devices(en) >= 0) {
+		udev_list_entry_foreach(le, udev_enumerate_get_list_entry(en))
+		{
+			struct udev_device *i =
+			    udev_device_new_from_syspath(udev, udev_list_entry_get_name(le));
+			const char *dt = i ? udev_device_get_devtype(i) : NULL;
+			struct usb_iface_info ifc;
+
+			if (!dt || strcmp(dt, "usb_interface") != 0 ||
+			    udev_device_get_parent(i) == NULL ||
+			    strcmp(udev_device_get_syspath(udev_device_get_parent(i)),
+				   udev_device_get_syspath(dev)) != 0 ||
+			    usb_iface_read(i, root, &ifc) < 0) {
+				udev_device_unref(i);
+				continue;
+			}
+			fn(&ifc, userdata);
+			n++;
+			usb_iface_info_clear(&ifc);
+			udev_device_unref(i);
+		}
+	}
+	udev_enumerate_unref(en);
+	return n;
+}
+
 static void decide_invalid(const char *why, struct policy_usb_decision *ret)
 {
 	memset(ret, 0, sizeof(*ret));

@@ -57,6 +57,14 @@ void usb_dev_info_clear(struct usb_dev_info *i);
 int usb_iface_read(struct udev_device *d, const char *root, struct usb_iface_info *ret);
 void usb_iface_info_clear(struct usb_iface_info *i);
 
+/* Call fn for each interface directly under dev that usb_iface_read() can read (match_parent
+ * also yields dev itself and the interfaces of devices behind a hub: those are skipped, as are
+ * interfaces that cannot be read). iface is cleared after fn returns. Returns how many
+ * interfaces were passed to fn. */
+size_t usb_dev_foreach_iface(struct udev *udev, struct udev_device *dev, const char *root,
+			     void (*fn)(const struct usb_iface_info *iface, void *userdata),
+			     void *userdata);
+
 /* Read sysfs attribute dir/attr with read() into buf (size bytes incl. NUL), one trailing
  * newline stripped. Returns the length, -ENOENT when missing, -EFBIG when longer than size-1. */
 ssize_t usb_dev_read_attr(const char *dir, const char *attr, char *buf, size_t size);
