@@ -390,25 +390,58 @@ static int check_data(enum event_kind kind, json_t *data, const char *prefix,
 	return 0;
 }
 
-static const char *const event_keys[] = {"v", "terminal", "seq", "ts", "kind", "clause", "data"};
-
-static int from_json(json_t *o, const char *prefix, unsigned base_depth, struct event *ret,
-		     char reason[static EVENT_REASON_MAX])
+/* Fails on the first key of object o that is not in keys[0..n). */
+static int check_keys(json_t *o, const char *const *keys, size_t n, const char *prefix,
+		      char reason[static EVENT_REASON_MAX])
 {
 	const char *k;
 	json_t *v;
 	char q[40];
 
-	if (!json_is_object(o))
-		return fail(reason, prefix, "expected a JSON object");
 	json_object_foreach(o, k, v)
 	{
 		bool known = false;
-		for (size_t i = 0; i < ELEMENTSOF(event_keys) && !known; i++)
-			known = strcmp(k, event_keys[i]) == 0;
+		for (size_t i = 0; i < n && !known; i++)
+			known = strcmp(k, keys[i]) == 0;
 		if (!known)
 			return fail(reason, prefix, "unknown key \"%s\"", quote_untrusted(k, q));
 	}
+	return 0;
+}
+
+/* Clears reason, then parses buf as JSON if it is at most limit bytes; `what` names it in the
+ * size error. */
+static int load_json(const char *buf, size_t len, size_t limit, const char *what, json_t **ret,
+		     char reason[static EVENT_REASON_MAX])
+{
+	json_error_t err;
+
+	reason[0] = 0;
+	if (len > limit) {
+		snprintf(reason, EVENT_REASON_MAX, "%s too large (%zu bytes, limit %zu)", what, len,
+			 limit);
+		return -EMSGSIZE;
+	}
+	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+	if (!o)
+		return parse_error(&err, NULL, reason);
+	*ret = o;
+	return 0;
+}
+
+static const char *const event_keys[] = {"v", "terminal", "seq", "ts", "kind", "clause", "data"};
+
+static int from_json(json_t *o, const char *prefix, unsigned base_depth, struct event *ret,
+		     char reason[static EVENT_REASON_MAX])
+{
+	json_t *v;
+	char q[40];
+
+	if (!json_is_object(o))
+		return fail(reason, prefix, "expected a JSON object");
+	int r = check_keys(o, event_keys, ELEMENTSOF(event_keys), prefix, reason);
+	if (r < 0)
+		return r;
 
 	v = json_object_get(o, "v");
 	if (!v)
@@ -488,18 +521,11 @@ int event_from_json(json_t *obj, struct event *ret, char reason[static EVENT_REA
 int event_decode(const char *buf, size_t len, struct event *ret,
 		 char reason[static EVENT_REASON_MAX])
 {
-	json_error_t err;
-
-	reason[0] = 0;
-	if (len > EVENT_MAX_BYTES) {
-		snprintf(reason, EVENT_REASON_MAX, "event too large (%zu bytes, limit %d)", len,
-			 EVENT_MAX_BYTES);
-		return -EMSGSIZE;
-	}
-	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
-	if (!o)
-		return parse_error(&err, NULL, reason);
-	int r = from_json(o, NULL, 1, ret, reason);
+	json_t *o;
+	int r = load_json(buf, len, EVENT_MAX_BYTES, "event", &o, reason);
+	if (r < 0)
+		return r;
+	r = from_json(o, NULL, 1, ret, reason);
 	json_decref(o);
 	return r;
 }
@@ -507,22 +533,13 @@ int event_decode(const char *buf, size_t len, struct event *ret,
 int event_batch_decode(const char *buf, size_t len, struct event_batch *ret,
 		       char reason[static EVENT_REASON_MAX])
 {
-	json_error_t err;
-	const char *k;
-	json_t *v;
-	char q[40];
+	static const char *const batch_keys[] = {"v", "terminal", "events"};
+	json_t *o, *v;
 
-	reason[0] = 0;
-	if (len > EVENT_BATCH_MAX_BYTES) {
-		snprintf(reason, EVENT_REASON_MAX, "batch too large (%zu bytes, limit %d)", len,
-			 EVENT_BATCH_MAX_BYTES);
-		return -EMSGSIZE;
-	}
-	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
-	if (!o)
-		return parse_error(&err, NULL, reason);
+	int r = load_json(buf, len, EVENT_BATCH_MAX_BYTES, "batch", &o, reason);
+	if (r < 0)
+		return r;
 
-	int r = 0;
 	struct event *events = NULL;
 	size_t n = 0;
 
@@ -530,12 +547,9 @@ int event_batch_decode(const char *buf, size_t len, struct event_batch *ret,
 		r = fail(reason, NULL, "expected a JSON object");
 		goto done;
 	}
-	json_object_foreach(o, k, v) if (strcmp(k, "v") != 0 && strcmp(k, "terminal") != 0 &&
-					 strcmp(k, "events") != 0)
-	{
-		r = fail(reason, NULL, "unknown key \"%s\"", quote_untrusted(k, q));
+	r = check_keys(o, batch_keys, ELEMENTSOF(batch_keys), NULL, reason);
+	if (r < 0)
 		goto done;
-	}
 	v = json_object_get(o, "v");
 	if (!v || !json_is_integer(v)) {
 		r = fail(reason, NULL, v ? "v: expected an integer" : "v: missing");
@@ -646,32 +660,22 @@ int event_datagram_decode(const char *buf, size_t len, enum event_kind *ret_kind
 			  int64_t *ret_ts_ms, json_t **ret_data,
 			  char reason[static EVENT_REASON_MAX])
 {
-	json_error_t err;
+	static const char *const datagram_keys[] = {"v", "kind", "ts_ms", "data"};
 	const char *k;
-	json_t *v;
+	json_t *o, *v;
 	char q[40];
 
-	reason[0] = 0;
-	if (len > EVENT_DATAGRAM_MAX) {
-		snprintf(reason, EVENT_REASON_MAX, "datagram too large (%zu bytes, limit %d)", len,
-			 EVENT_DATAGRAM_MAX);
-		return -EMSGSIZE;
-	}
-	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
-	if (!o)
-		return parse_error(&err, NULL, reason);
+	int r = load_json(buf, len, EVENT_DATAGRAM_MAX, "datagram", &o, reason);
+	if (r < 0)
+		return r;
 
-	int r;
 	if (!json_is_object(o)) {
 		r = fail(reason, NULL, "expected a JSON object");
 		goto done;
 	}
-	json_object_foreach(o, k, v) if (strcmp(k, "v") != 0 && strcmp(k, "kind") != 0 &&
-					 strcmp(k, "ts_ms") != 0 && strcmp(k, "data") != 0)
-	{
-		r = fail(reason, NULL, "unknown key \"%s\"", quote_untrusted(k, q));
+	r = check_keys(o, datagram_keys, ELEMENTSOF(datagram_keys), NULL, reason);
+	if (r < 0)
 		goto done;
-	}
 	v = json_object_get(o, "v");
 	if (!json_is_integer(v) || json_integer_value(v) != EVENT_VERSION) {
 		r = fail(reason, NULL, "v: expected 1");
