@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -270,11 +269,11 @@ void agent_emit_collect_pending(struct agent *a)
 		    (unsigned)geteuid());
 		return;
 	}
-	while (flock(fd, LOCK_EX) < 0)
-		if (errno != EINTR) {
-			fprintf(stderr, "pending.error op=flock error=\"%s\"\n", strerror(errno));
-			return;
-		}
+	r = fileio_lock_exclusive(fd);
+	if (r < 0) {
+		fprintf(stderr, "pending.error op=flock error=\"%s\"\n", strerror(-r));
+		return;
+	}
 	r = fileio_read_fd(fd, PENDING_MAX, &text, &len);
 	if (r < 0) {
 		fprintf(stderr, "pending.error op=read error=\"%s\", leaving it\n", strerror(-r));

@@ -50,3 +50,6 @@ int fileio_write_atomic_path(const char *path, const void *data, size_t len, mod
 
 /* write() all of buf, retrying on EINTR and short writes. */
 int fileio_write_all(int fd, const void *buf, size_t len);
+
+/* flock(fd, LOCK_EX), retrying on EINTR. 0 or -errno. */
+int fileio_lock_exclusive(int fd);

@@ -8,7 +8,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -173,9 +172,9 @@ int notify_append_pending(int dirfd, unsigned owner, const char *buf, size_t len
 	r = fileio_verify_fd(fd, false, &e);
 	if (r < 0)
 		return r;
-	while (flock(fd, LOCK_EX) < 0)
-		if (errno != EINTR)
-			return negative_errno();
+	r = fileio_lock_exclusive(fd);
+	if (r < 0)
+		return r;
 	if (fstat(fd, &st) < 0)
 		return negative_errno();
 	if ((uint64_t)st.st_size + len + 1 > TOTP_STORE_PENDING_MAX)

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,9 +60,9 @@ int totp_store_lock(int dirfd, const char *user, uid_t owner, int *ret_lockfd)
 		if (r < 0)
 			return r;
 	}
-	while (flock(fd, LOCK_EX) < 0)
-		if (errno != EINTR)
-			return negative_errno();
+	r = fileio_lock_exclusive(fd);
+	if (r < 0)
+		return r;
 	*ret_lockfd = TAKE_FD(fd);
 	return 0;
 }
