@@ -56,6 +56,8 @@ void *__wrap_realloc(void *p, size_t n)
 #define HEAD	   "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1764097538\n"
 
 /* A slot line by hand (zlib's CRC-32); crc_delta != 0 spoils the CRC. */
+#define SLOT_BUF 128 /* a slot line is 84 bytes */
+
 static void slot(char *out, unsigned idx, unsigned long long seq, unsigned long long last_step,
 		 unsigned failures, long long locked, unsigned crc_delta)
 {
@@ -63,15 +65,15 @@ static void slot(char *out, unsigned idx, unsigned long long seq, unsigned long 
 	int n = snprintf(line, sizeof(line), "state%u %020llu %020llu %04u %020lld ", idx, seq,
 			 last_step, failures, locked);
 
-	sprintf(out, "%s%08lx\n", line,
-		(unsigned long)(crc32(0, (const Bytef *)line, (uInt)(n - 1)) ^ crc_delta));
+	snprintf(out, SLOT_BUF, "%s%08lx\n", line,
+		 (unsigned long)(crc32(0, (const Bytef *)line, (uInt)(n - 1)) ^ crc_delta));
 }
 
 static char valid[512];
 
 static void make_valid(void)
 {
-	char s0[128], s1[128];
+	char s0[SLOT_BUF], s1[SLOT_BUF];
 
 	slot(s0, 0, 5, 58949040, 2, 0, 0);
 	slot(s1, 1, 4, 58949000, 1, 0, 0);
@@ -118,7 +120,7 @@ static void test_parse_valid_and_roundtrip(void **state)
 
 static void test_slots(void **state)
 {
-	char s0[128], s1[128], text[512], next[TOTP_SLOT_LEN + 1];
+	char s0[SLOT_BUF], s1[SLOT_BUF], text[512], next[TOTP_SLOT_LEN + 1];
 	struct totp_record r;
 	size_t off;
 
@@ -166,7 +168,7 @@ static void test_slots(void **state)
 
 static void test_parse_rejects(void **state)
 {
-	char s0[128], s1[128];
+	char s0[SLOT_BUF], s1[SLOT_BUF];
 	struct totp_record r;
 	char big[TOTP_RECORD_MAX_SIZE + 2], text[1024];
 	const char *heads[] = {
