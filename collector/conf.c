@@ -213,7 +213,8 @@ static int dup_default(char **p, const char *v)
 	return *p ? 0 : -ENOMEM;
 }
 
-static int config_finish(struct parse_state *s, int r)
+/* Checks the result r of ini_parse_*() and the parsed values as a whole. */
+static int config_check(struct parse_state *s, int r)
 {
 	struct collector_config *c = s->c;
 
@@ -264,6 +265,18 @@ static int config_finish(struct parse_state *s, int r)
 	return 0;
 }
 
+/* Moves the parsed configuration to ret if it checks out, frees it otherwise. */
+static int config_finish(struct parse_state *s, int r, struct collector_config *ret)
+{
+	r = config_check(s, r);
+	if (r < 0) {
+		config_free(s->c);
+		return r;
+	}
+	*ret = *s->c;
+	return 0;
+}
+
 int config_load(const char *path, struct collector_config *ret, char err[static CONFIG_ERROR_MAX])
 {
 	struct collector_config c;
@@ -279,13 +292,7 @@ int config_load(const char *path, struct collector_config *ret, char err[static 
 		snprintf(err, CONFIG_ERROR_MAX, "%s: %s", path, strerror(-r));
 		return r;
 	}
-	r = config_finish(&s, ini_parse_file(f, handler, &s));
-	if (r < 0) {
-		config_free(&c);
-		return r;
-	}
-	*ret = c;
-	return 0;
+	return config_finish(&s, ini_parse_file(f, handler, &s), ret);
 }
 
 int config_load_string(const char *name, const char *text, struct collector_config *ret,
@@ -293,17 +300,10 @@ int config_load_string(const char *name, const char *text, struct collector_conf
 {
 	struct collector_config c;
 	struct parse_state s = {.c = &c, .name = name, .err = err};
-	int r;
 
 	err[0] = 0;
 	config_defaults(&c);
-	r = config_finish(&s, ini_parse_string(text, handler, &s));
-	if (r < 0) {
-		config_free(&c);
-		return r;
-	}
-	*ret = c;
-	return 0;
+	return config_finish(&s, ini_parse_string(text, handler, &s), ret);
 }
 
 void config_free(struct collector_config *c)
