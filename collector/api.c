@@ -42,17 +42,11 @@ static void common_headers(struct evhttp_request *req, const char *type, bool no
 
 static void send_json(struct evhttp_request *req, int status, json_t *body)
 {
-	struct evbuffer *buf = evbuffer_new();
-	char *text = json_dumps(body, JSON_COMPACT);
+	struct evbuffer *buf = server_json_buffer(body);
 
-	if (buf && text) {
-		evbuffer_add(buf, text, strlen(text));
-		evbuffer_add(buf, "\n", 1);
-	}
 	common_headers(req, "application/json", true);
 	evhttp_send_reply(req, status, NULL, buf);
 	evbuffer_free(buf);
-	free(text);
 }
 
 static void send_error(struct evhttp_request *req, int status, const char *reason)

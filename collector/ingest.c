@@ -57,19 +57,13 @@ struct ingest_writer {
 
 static void reply_json(struct evhttp_request *req, int status, json_t *body)
 {
-	struct evbuffer *buf = evbuffer_new();
-	char *text = json_dumps(body, JSON_COMPACT);
+	struct evbuffer *buf = server_json_buffer(body);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 
-	if (buf && text) {
-		evbuffer_add(buf, text, strlen(text));
-		evbuffer_add(buf, "\n", 1);
-	}
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_send_reply(req, status, NULL, buf);
 	evbuffer_free(buf);
-	free(text);
 }
 
 static void reply_error(struct evhttp_request *req, int status, const char *reason)

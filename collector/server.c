@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/thread.h>
@@ -43,6 +44,19 @@ void server_log(const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "mynaguard-collector: %s\n", line);
+}
+
+struct evbuffer *server_json_buffer(const json_t *body)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *text = json_dumps(body, JSON_COMPACT);
+
+	if (buf && text) {
+		evbuffer_add(buf, text, strlen(text));
+		evbuffer_add(buf, "\n", 1);
+	}
+	free(text);
+	return buf;
 }
 
 int64_t server_now_ms(void)

@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
+#include <jansson.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -100,6 +101,10 @@ bool server_token_ok(struct collector *c, const char *authorization);
  * '#' comments and blank lines ignored. -EINVAL with the line in *ret_line on a bad line. */
 int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned *ret_line);
 void server_free_revoked(char **list, size_t n);
+
+/* A new buffer holding body as compact JSON and a newline (the answer body of both listeners);
+ * empty when body cannot be dumped, NULL without memory. */
+struct evbuffer *server_json_buffer(const json_t *body);
 
 int64_t server_now_ms(void);
 uint64_t server_mono_us(void);
