@@ -888,6 +888,18 @@ static json_t *event_row_json(sqlite3_stmt *st, int col0, const char *terminal)
 	return e;
 }
 
+/* Finalizes *st and prepares sql in its place, with ?1 bound to the terminal tid. */
+static int prepare_for_tid(struct store *s, const char *sql, int64_t tid, sqlite3_stmt **st)
+{
+	sqlite3_finalize(*st);
+	*st = NULL;
+	int r = prepare(s, sql, st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(*st, 1, tid);
+	return 0;
+}
+
 int store_terminal_json(struct store *s, const struct store_view *v, const char *id,
 			unsigned recent, json_t **ret)
 {
@@ -916,15 +928,12 @@ int store_terminal_json(struct store *s, const struct store_view *v, const char 
 	if (r < 0)
 		return r;
 
-	sqlite3_finalize(st);
-	st = NULL;
-	r = prepare(s,
-		    "SELECT check_id, status, clause, detail, since, updated_at FROM checks"
-		    " WHERE tid = ?1 ORDER BY check_id",
-		    &st);
+	r = prepare_for_tid(s,
+			    "SELECT check_id, status, clause, detail, since, updated_at FROM checks"
+			    " WHERE tid = ?1 ORDER BY check_id",
+			    tid, &st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, tid);
 	arr = json_array();
 	json_object_set_new(t, "checks", arr);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -935,15 +944,12 @@ int store_terminal_json(struct store *s, const struct store_view *v, const char 
 	if (rc != SQLITE_DONE)
 		return sqlite_errno(rc);
 
-	sqlite3_finalize(st);
-	st = NULL;
-	r = prepare(s,
-		    "SELECT first, last, detected_at, announced FROM gaps WHERE tid = ?1"
-		    " ORDER BY first DESC LIMIT 100",
-		    &st);
+	r = prepare_for_tid(s,
+			    "SELECT first, last, detected_at, announced FROM gaps WHERE tid = ?1"
+			    " ORDER BY first DESC LIMIT 100",
+			    tid, &st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, tid);
 	arr = json_array();
 	json_object_set_new(t, "gap_list", arr);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -956,15 +962,12 @@ int store_terminal_json(struct store *s, const struct store_view *v, const char 
 	if (rc != SQLITE_DONE)
 		return sqlite_errno(rc);
 
-	sqlite3_finalize(st);
-	st = NULL;
-	r = prepare(s,
-		    "SELECT id, NULL, seq, ts, received_at, kind, clause, data FROM events"
-		    " WHERE tid = ?1 ORDER BY seq DESC LIMIT ?2",
-		    &st);
+	r = prepare_for_tid(s,
+			    "SELECT id, NULL, seq, ts, received_at, kind, clause, data FROM events"
+			    " WHERE tid = ?1 ORDER BY seq DESC LIMIT ?2",
+			    tid, &st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, (int)recent);
 	arr = json_array();
 	json_object_set_new(t, "recent_events", arr);
