@@ -158,14 +158,15 @@ int event_parse_ts(const char *s, int64_t *ret_ms)
 	return 0;
 }
 
-bool event_terminal_id_valid(const char *s)
+/* 1..max characters of [A-Za-z0-9._-]. */
+static bool id_valid(const char *s, size_t max)
 {
-	if (!s || !*s || *s == '.' || *s == '-')
+	if (!s || !*s)
 		return false;
 	size_t n = 0;
 	for (; s[n]; n++) {
 		char c = s[n];
-		if (n >= EVENT_TERMINAL_MAX)
+		if (n >= max)
 			return false;
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		      c == '.' || c == '_' || c == '-'))
@@ -174,20 +175,14 @@ bool event_terminal_id_valid(const char *s)
 	return true;
 }
 
+bool event_terminal_id_valid(const char *s)
+{
+	return id_valid(s, EVENT_TERMINAL_MAX) && *s != '.' && *s != '-';
+}
+
 bool event_clause_id_valid(const char *s)
 {
-	if (!s || !*s)
-		return false;
-	size_t n = 0;
-	for (; s[n]; n++) {
-		char c = s[n];
-		if (n >= EVENT_CLAUSE_MAX)
-			return false;
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
+	return id_valid(s, EVENT_CLAUSE_MAX);
 }
 
 /* ---- encoding ---- */
