@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -412,6 +413,24 @@ static void test_write_atomic(void **state)
 	assert_int_equal(fileio_write_atomic_path(path, "p", 1, 0640), -ENOENT);
 }
 
+static void test_lock_exclusive(void **state)
+{
+	struct tmpdir *t = *state;
+	_cleanup_close_ int a = -1, b = -1;
+
+	write_file(t->fd, "lock", "", 0600);
+	a = openat(t->fd, "lock", O_RDWR | O_CLOEXEC);
+	b = openat(t->fd, "lock", O_RDWR | O_CLOEXEC);
+	assert_true(a >= 0 && b >= 0);
+	assert_int_equal(fileio_lock_exclusive(a), 0);
+	/* Held: a second open file description cannot take it. */
+	assert_int_equal(flock(b, LOCK_EX | LOCK_NB), -1);
+	assert_int_equal(errno, EWOULDBLOCK);
+	assert_int_equal(flock(a, LOCK_UN), 0);
+	assert_int_equal(fileio_lock_exclusive(b), 0);
+	assert_int_equal(fileio_lock_exclusive(-1), -EBADF);
+}
+
 static void test_write_atomic_readonly_dir(void **state)
 {
 	struct tmpdir *t = *state;
@@ -472,6 +491,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_read_bounded, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test_setup_teardown(test_open_verified, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test_setup_teardown(test_open_dir_verified, setup_tmpdir, teardown_tmpdir),
+	    cmocka_unit_test_setup_teardown(test_lock_exclusive, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test_setup_teardown(test_write_atomic, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test_setup_teardown(test_write_atomic_readonly_dir, setup_tmpdir,
 					    teardown_tmpdir),
