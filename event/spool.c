@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The spool on disk: record framing, the agent's appending writer, the uplink's reader. Never logs. */
+/* The spool on disk: record framing, the agent's appending and trimming writer, the uplink's
+ * reader. Never logs. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,19 +55,24 @@ size_t spool_record_size(size_t payload_len)
 	return SPOOL_HEADER_SIZE + payload_len;
 }
 
-int spool_record_encode(uint64_t seq, const void *payload, size_t len, uint8_t *buf)
+#define LEN_MASK    0x00ffffffU
+#define CLASS_SHIFT 24
+
+int spool_record_encode(uint64_t seq, enum spool_class cls, const void *payload, size_t len,
+			uint8_t *buf)
 {
-	if (len == 0 || len > EVENT_MAX_BYTES)
+	if (len == 0 || len > EVENT_MAX_BYTES || (unsigned)cls >= _SPOOL_CLASS_MAX)
 		return -EINVAL;
 	put_u32(buf, SPOOL_MAGIC);
-	put_u32(buf + 4, (uint32_t)len);
+	put_u32(buf + 4, (uint32_t)len | (uint32_t)cls << CLASS_SHIFT);
 	put_u64(buf + 8, seq);
 	memcpy(buf + SPOOL_HEADER_SIZE, payload, len);
 	put_u32(buf + 16, record_crc(buf, payload, len));
 	return 0;
 }
 
-static int header_check(const uint8_t *buf, size_t len, uint32_t *ret_plen)
+static int header_check(const uint8_t *buf, size_t len, uint32_t *ret_plen,
+			enum spool_class *ret_cls)
 {
 	/* Judge what is there: a torn header is "incomplete" only if its bytes so far agree. */
 	uint8_t magic[4];
@@ -75,17 +81,21 @@ static int header_check(const uint8_t *buf, size_t len, uint32_t *ret_plen)
 		return -EBADMSG;
 	if (len < 8)
 		return 0;
-	uint32_t plen = get_u32(buf + 4);
-	if (plen == 0 || plen > EVENT_MAX_BYTES)
+	uint32_t word = get_u32(buf + 4);
+	uint32_t plen = word & LEN_MASK, cls = word >> CLASS_SHIFT;
+	if (plen == 0 || plen > EVENT_MAX_BYTES || cls >= _SPOOL_CLASS_MAX)
 		return -EBADMSG;
 	*ret_plen = plen;
+	if (ret_cls)
+		*ret_cls = (enum spool_class)cls;
 	return 1;
 }
 
 int spool_record_parse(const uint8_t *buf, size_t len, struct spool_record *ret)
 {
 	uint32_t plen = 0;
-	int r = header_check(buf, len, &plen);
+	enum spool_class cls = SPOOL_CLASS_PROTECTED;
+	int r = header_check(buf, len, &plen, &cls);
 	if (r <= 0)
 		return r;
 	if (len < SPOOL_HEADER_SIZE + (size_t)plen)
@@ -96,6 +106,7 @@ int spool_record_parse(const uint8_t *buf, size_t len, struct spool_record *ret)
 	    .seq = get_u64(buf + 8),
 	    .payload = (const char *)buf + SPOOL_HEADER_SIZE,
 	    .len = plen,
+	    .cls = cls,
 	};
 	return SPOOL_HEADER_SIZE + (int)plen;
 }
@@ -129,17 +140,14 @@ uint64_t spool_segment_bytes(uint64_t max_bytes)
 	return s;
 }
 
-int spool_read_acked(int dirfd, uint64_t *ret)
+static int read_acked_at(int dirfd, const char *path, uint64_t *ret)
 {
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *text = NULL;
 	size_t len;
 
-	int r = fileio_open_verified(dirfd, SPOOL_ACKED_FILE, O_RDONLY, NULL, &fd);
-	if (r == -ENOENT) {
-		*ret = 0;
-		return 0;
-	}
+	/* O_NONBLOCK: a FIFO planted there must not hang the reader (it is refused after fstat). */
+	int r = fileio_open_verified(dirfd, path, O_RDONLY | O_NONBLOCK, NULL, &fd);
 	if (r < 0)
 		return r;
 	r = fileio_read_fd(fd, 64, &text, &len);
@@ -149,6 +157,8 @@ int spool_read_acked(int dirfd, uint64_t *ret)
 		return r;
 	if (len > 0 && text[len - 1] == '\n')
 		text[--len] = 0;
+	if (len == 0 || len > 20 || strspn(text, "0123456789") != len)
+		return -EBADMSG;
 	uint64_t v;
 	if (parse_uint64(text, 0, INT64_MAX, &v) < 0)
 		return -EBADMSG;
@@ -156,29 +166,61 @@ int spool_read_acked(int dirfd, uint64_t *ret)
 	return 0;
 }
 
+int spool_read_acked(int dirfd, uint64_t *ret)
+{
+	int r = read_acked_at(dirfd, SPOOL_ACKED_PATH, ret);
+	if (r == -ENOENT || r == -ENOTDIR)
+		r = read_acked_at(dirfd, SPOOL_ACKED_FILE, ret);
+	if (r == -ENOENT || r == -ENOTDIR) {
+		*ret = 0;
+		return 0;
+	}
+	return r;
+}
+
+static int open_ack_dir(int dirfd, int *ret_fd)
+{
+	int r = fileio_open_dir_verified(dirfd, SPOOL_ACK_DIR, NULL, ret_fd);
+	if (r != -ENOENT)
+		return r;
+	/* Not made yet (the agent makes it at start, the installer at install): possible only
+	 * while the spool directory is still writable by us, i.e. a spool laid out before. */
+	if (mkdirat(dirfd, SPOOL_ACK_DIR, 0750) < 0 && errno != EEXIST)
+		return negative_errno();
+	return fileio_open_dir_verified(dirfd, SPOOL_ACK_DIR, NULL, ret_fd);
+}
+
 int spool_write_acked(int dirfd, uint64_t acked)
 {
 	char buf[32];
+	_cleanup_close_ int afd = -1;
+	int r = open_ack_dir(dirfd, &afd);
+	if (r < 0)
+		return r;
 	int n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", acked);
-	return fileio_write_atomic(dirfd, SPOOL_ACKED_FILE, buf, (size_t)n, 0644, (uid_t)-1,
+	return fileio_write_atomic(afd, SPOOL_ACKED_FILE, buf, (size_t)n, 0644, (uid_t)-1,
 				   (gid_t)-1);
 }
 
-/* Replace "acked" atomically but without waiting for the disk. Losing it to a power cut only
+/* Replace ack/acked atomically but without waiting for the disk. Losing it to a power cut only
  * moves it back: those events are sent again and the collector keeps one copy. */
 static int write_acked_fast(int dirfd, uint64_t acked)
 {
 	char buf[32];
+	_cleanup_close_ int afd = -1;
+	int r = open_ack_dir(dirfd, &afd);
+	if (r < 0)
+		return r;
 	int n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", acked);
 	_cleanup_close_ int fd =
-	    openat(dirfd, SPOOL_ACKED_FILE ".tmp",
+	    openat(afd, SPOOL_ACKED_FILE ".tmp",
 		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return negative_errno();
-	int r = fileio_write_all(fd, buf, (size_t)n);
+	r = fileio_write_all(fd, buf, (size_t)n);
 	if (r < 0)
 		return r;
-	if (renameat(dirfd, SPOOL_ACKED_FILE ".tmp", dirfd, SPOOL_ACKED_FILE) < 0)
+	if (renameat(afd, SPOOL_ACKED_FILE ".tmp", afd, SPOOL_ACKED_FILE) < 0)
 		return negative_errno();
 	return 0;
 }
@@ -302,6 +344,7 @@ struct scan {
 	size_t valid_end;
 	uint64_t records;
 	uint64_t last_seq;
+	uint64_t unpriv_bytes;
 	bool corrupt; /* stopped at bad bytes rather than at the end or a torn tail */
 };
 
@@ -321,6 +364,8 @@ static void scan_buffer(const uint8_t *buf, size_t len, uint64_t above, uint64_t
 		off += (size_t)r;
 		s.records++;
 		s.last_seq = rec.seq;
+		if (rec.cls == SPOOL_CLASS_UNPRIVILEGED)
+			s.unpriv_bytes += (uint64_t)r;
 		if (rec.seq > above) {
 			if (count_above == 0)
 				min_above = rec.seq;
@@ -342,28 +387,83 @@ static int fsync_dir(int dirfd)
 
 /* ---- writer ---- */
 
+struct wseg {
+	uint64_t first;
+	uint64_t size;
+	uint64_t unpriv; /* bytes of unprivileged records in it */
+};
+
 struct spool_writer {
 	int dirfd;
 	uid_t uid;
 	gid_t gid; /* group of the directory: segments are readable by it */
 	uint64_t max_bytes;
 	uint64_t segment_bytes;
-	uint64_t head_first;
+	/* Every segment of ours, oldest first. Only the agent creates or deletes them, so this list
+	 * is the truth; the last one is the head while head_fd >= 0. */
+	struct wseg *segs;
+	size_t nsegs, cap;
 	int head_fd; /* -1 = no segment yet */
-	uint64_t head_size;
-	uint64_t other_bytes; /* all segments but the head, as last counted */
-	uint64_t last_seq;    /* 0 = none */
+	uint64_t total_bytes;
+	uint64_t unpriv_bytes;
+	uint64_t last_seq; /* 0 = none */
 	uint64_t next_seq;
+	uint64_t acked; /* the uplink's last accepted acknowledgement */
+	int refused;	/* the last refusal (0 = the last read was accepted) */
+	uint64_t refused_value;
+	bool refusal_unreported;
 	bool head_dirty;
-	bool head_torn; /* a failed write may have left bytes after head_size */
+	bool head_torn; /* a failed write may have left bytes after the head's size */
 };
+
+static struct wseg *writer_head(struct spool_writer *w)
+{
+	return w->head_fd >= 0 && w->nsegs > 0 ? &w->segs[w->nsegs - 1] : NULL;
+}
+
+static int writer_push(struct spool_writer *w, struct wseg seg)
+{
+	if (w->nsegs >= SPOOL_MAX_SEGMENTS)
+		return -E2BIG;
+	if (w->nsegs == w->cap) {
+		size_t nc = w->cap ? w->cap * 2 : 16;
+		struct wseg *ns = realloc(w->segs, nc * sizeof *ns);
+		if (!ns)
+			return -ENOMEM;
+		w->segs = ns;
+		w->cap = nc;
+	}
+	w->segs[w->nsegs++] = seg;
+	w->total_bytes += seg.size;
+	w->unpriv_bytes += seg.unpriv;
+	return 0;
+}
+
+/* Forget segs[i] (its file is gone). */
+static void writer_forget(struct spool_writer *w, size_t i)
+{
+	w->total_bytes -= w->segs[i].size < w->total_bytes ? w->segs[i].size : w->total_bytes;
+	w->unpriv_bytes -=
+	    w->segs[i].unpriv < w->unpriv_bytes ? w->segs[i].unpriv : w->unpriv_bytes;
+	memmove(w->segs + i, w->segs + i + 1, (w->nsegs - i - 1) * sizeof *w->segs);
+	w->nsegs--;
+}
 
 static int writer_create_segment(struct spool_writer *w, uint64_t first)
 {
 	char name[SPOOL_SEGMENT_NAME_LEN + 1];
 	spool_segment_name(first, name);
-	_cleanup_close_ int fd =
-	    openat(w->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+	_cleanup_close_ int fd = -1;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		fd = openat(w->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    0640);
+		if (fd >= 0 || errno != EEXIST || attempt > 0)
+			break;
+		/* Not one of ours (we never reuse a first number): only the agent may create
+		 * files here, so whatever was planted under our next name goes. */
+		if (unlinkat(w->dirfd, name, 0) < 0 && errno != ENOENT)
+			return negative_errno();
+	}
 	if (fd < 0)
 		return negative_errno();
 	if (fchmod(fd, 0640) < 0 || (w->gid != (gid_t)-1 && fchown(fd, (uid_t)-1, w->gid) < 0)) {
@@ -378,14 +478,50 @@ static int writer_create_segment(struct spool_writer *w, uint64_t first)
 		if (w->head_dirty && fdatasync(w->head_fd) < 0)
 			return negative_errno();
 		close(w->head_fd);
-		w->other_bytes += w->head_size;
+		w->head_fd = -1;
+	}
+	r = writer_push(w, (struct wseg){.first = first});
+	if (r < 0) {
+		unlinkat(w->dirfd, name, 0);
+		return r;
 	}
 	w->head_fd = TAKE_FD(fd);
-	w->head_first = first;
-	w->head_size = 0;
 	w->head_dirty = false;
 	w->head_torn = false;
 	return 0;
+}
+
+/* The uplink owns what is inside ack/, never the spool directory: make ack/ when it is missing
+ * (0770, the spool directory's group). Errors only mean the uplink cannot report progress. */
+static void ensure_ack_dir(int dirfd, gid_t gid)
+{
+	if (mkdirat(dirfd, SPOOL_ACK_DIR, 0770) < 0)
+		return;
+	_cleanup_close_ int fd = -1;
+	if (fileio_open_dir_verified(dirfd, SPOOL_ACK_DIR, NULL, &fd) < 0)
+		return;
+	if (fchown(fd, (uid_t)-1, gid) < 0)
+		return;
+	(void)fchmod(fd, 0770);
+}
+
+/* Read the uplink's acknowledgement and take it when it is believable. */
+static void writer_read_ack(struct spool_writer *w)
+{
+	uint64_t v = 0;
+	int r = spool_read_acked(w->dirfd, &v);
+	if (r == 0 && v > w->last_seq)
+		r = -ERANGE;
+	if (r == 0) {
+		if (v > w->acked)
+			w->acked = v;
+		w->refused = 0;
+		return;
+	}
+	if (r != w->refused || (r == -ERANGE && v != w->refused_value))
+		w->refusal_unreported = true;
+	w->refused = r;
+	w->refused_value = r == -ERANGE ? v : 0;
 }
 
 int spool_writer_open(const char *dir, uint64_t max_bytes, struct spool_writer **ret,
@@ -404,6 +540,15 @@ int spool_writer_open(const char *dir, uint64_t max_bytes, struct spool_writer *
 	struct stat dst;
 	if (fstat(dirfd, &dst) < 0)
 		return negative_errno();
+	/* Only the agent may create or remove files here. */
+	if (dst.st_uid != geteuid())
+		return -EPERM;
+	if (dst.st_mode & 0022) {
+		if (fchmod(dirfd, dst.st_mode & 07755) < 0)
+			return negative_errno();
+		info.dir_mode_fixed = dst.st_mode & 07777;
+	}
+	ensure_ack_dir(dirfd, dst.st_gid);
 
 	struct spool_writer *w = calloc(1, sizeof *w);
 	if (!w)
@@ -421,10 +566,24 @@ int spool_writer_open(const char *dir, uint64_t max_bytes, struct spool_writer *
 	if (r < 0)
 		goto fail;
 	info.segments = n;
-	uint64_t acked = 0;
-	(void)spool_read_acked(dirfd, &acked); /* a damaged acked file only costs resends */
-
 	w->dirfd = TAKE_FD(dirfd);
+	/* Older segments: only their class bytes matter (they were synced before the next one
+	 * was made). One that cannot be read counts as protected: it is never dropped for
+	 * unprivileged records. */
+	for (size_t i = 0; i + 1 < n; i++) {
+		_cleanup_close_ int fd = -1;
+		_cleanup_free_ uint8_t *buf = NULL;
+		size_t len;
+		struct scan s = {0};
+		if (open_segment(w->dirfd, segs[i].first, O_RDONLY, w->uid, &fd) == 0 &&
+		    read_segment(fd, &buf, &len) == 0)
+			scan_buffer(buf, len, 0, NULL, NULL, &s);
+		r = writer_push(w, (struct wseg){.first = segs[i].first,
+						 .size = segs[i].size,
+						 .unpriv = s.unpriv_bytes});
+		if (r < 0)
+			goto fail;
+	}
 	if (n > 0) {
 		struct segment *h = &segs[n - 1];
 		_cleanup_free_ uint8_t *buf = NULL;
@@ -447,20 +606,23 @@ int spool_writer_open(const char *dir, uint64_t max_bytes, struct spool_writer *
 			info.truncated_bytes = len - s.valid_end;
 		}
 		info.records = s.records;
-		w->head_first = h->first;
-		w->head_size = s.valid_end;
-		for (size_t i = 0; i + 1 < n; i++)
-			w->other_bytes += segs[i].size;
+		r = writer_push(w, (struct wseg){.first = h->first,
+						 .size = s.valid_end,
+						 .unpriv = s.unpriv_bytes});
+		if (r < 0)
+			goto fail;
 		if (s.records > 0)
 			w->last_seq = s.last_seq;
 		else if (h->first > 0)
 			w->last_seq = h->first - 1;
 	}
+	info.unpriv_bytes = w->unpriv_bytes;
 	w->next_seq = w->last_seq + 1;
-	if (w->head_fd >= 0 && w->next_seq < w->head_first)
-		w->next_seq = w->head_first;
-	if (w->next_seq <= acked)
-		w->next_seq = acked + 1;
+	if (w->head_fd >= 0 && w->next_seq < w->segs[w->nsegs - 1].first)
+		w->next_seq = w->segs[w->nsegs - 1].first;
+	/* The acknowledgement never moves the sequence: a value beyond what is stored is
+	 * refused (spool_writer_trim_acked reports it). */
+	writer_read_ack(w);
 	*ret = w;
 	if (ret_info)
 		*ret_info = info;
@@ -481,6 +643,7 @@ void spool_writer_free(struct spool_writer *w)
 	}
 	if (w->dirfd >= 0)
 		close(w->dirfd);
+	free(w->segs);
 	free(w);
 }
 
@@ -496,22 +659,29 @@ uint64_t spool_writer_last_seq(const struct spool_writer *w)
 
 uint64_t spool_writer_bytes(const struct spool_writer *w)
 {
-	return w->other_bytes + w->head_size;
+	return w->total_bytes;
 }
 
-/* Remove one whole older segment, counting the records in it that were never acknowledged. */
-static int writer_drop_segment(struct spool_writer *w, uint64_t first, uint64_t acked,
-			       struct spool_drop *drop)
+uint64_t spool_writer_unpriv_bytes(const struct spool_writer *w)
+{
+	return w->unpriv_bytes;
+}
+
+/* Remove segs[i] (not the head), counting the records in it that were never acknowledged. */
+static int writer_drop_segment(struct spool_writer *w, size_t i, struct spool_drop *drop)
 {
 	char name[SPOOL_SEGMENT_NAME_LEN + 1];
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ uint8_t *buf = NULL;
 	size_t len = 0;
 
-	spool_segment_name(first, name);
-	int r = open_segment(w->dirfd, first, O_RDONLY, w->uid, &fd);
-	if (r == -ENOENT)
-		return 0; /* the uplink removed it meanwhile */
+	spool_segment_name(w->segs[i].first, name);
+	int r = open_segment(w->dirfd, w->segs[i].first, O_RDONLY, w->uid, &fd);
+	if (r == -ENOENT) {
+		writer_forget(
+		    w, i); /* removed by someone else (an administrator): not ours to count */
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	r = read_segment(fd, &buf, &len);
@@ -519,9 +689,10 @@ static int writer_drop_segment(struct spool_writer *w, uint64_t first, uint64_t 
 		return r;
 	struct scan s;
 	uint64_t count, min_seq;
-	scan_buffer(buf, len, acked, &count, &min_seq, &s);
+	scan_buffer(buf, len, w->acked, &count, &min_seq, &s);
 	if (unlinkat(w->dirfd, name, 0) < 0 && errno != ENOENT)
 		return negative_errno();
+	writer_forget(w, i);
 	drop->segments++;
 	if (count > 0) {
 		if (drop->count == 0 || min_seq < drop->first_seq)
@@ -533,46 +704,61 @@ static int writer_drop_segment(struct spool_writer *w, uint64_t first, uint64_t 
 	return 0;
 }
 
+static int writer_trim(struct spool_writer *w, uint64_t *ret_removed)
+{
+	uint64_t removed = 0;
+	writer_read_ack(w);
+	/* Segment i holds only numbers below segment i+1's first; the head is never removed. */
+	while (w->nsegs >= 2 && w->segs[1].first <= w->acked + 1) {
+		char name[SPOOL_SEGMENT_NAME_LEN + 1];
+		spool_segment_name(w->segs[0].first, name);
+		if (unlinkat(w->dirfd, name, 0) < 0 && errno != ENOENT)
+			return negative_errno();
+		writer_forget(w, 0);
+		removed++;
+	}
+	if (ret_removed)
+		*ret_removed = removed;
+	return removed > 0 ? fsync_dir(w->dirfd) : 0;
+}
+
+int spool_writer_trim_acked(struct spool_writer *w, struct spool_trim *ret)
+{
+	uint64_t removed = 0;
+	int r = writer_trim(w, &removed);
+	if (ret) {
+		*ret = (struct spool_trim){
+		    .acked = w->acked,
+		    .segments = removed,
+		    .refused = w->refused,
+		    .claimed = w->refused_value,
+		    .new_refusal = w->refused != 0 && w->refusal_unreported,
+		};
+		if (w->refused != 0)
+			w->refusal_unreported = false;
+	}
+	return r;
+}
+
+/* Make room for a protected record: oldest segments first, never the head unless it alone is
+ * too big (then a new head is started first). */
 static int writer_make_room(struct spool_writer *w, uint64_t next_first, size_t need,
 			    struct spool_drop *drop)
 {
-	_cleanup_free_ struct segment *segs = NULL;
-	size_t n = 0;
-	uint64_t acked = 0;
-
-	if (w->other_bytes + w->head_size + need <= w->max_bytes)
-		return 0;
-	/* Recount: the uplink removes acknowledged segments behind our back. */
-	int r = list_segments(w->dirfd, w->uid, &segs, &n, NULL);
-	if (r < 0)
-		return r;
-	w->other_bytes = 0;
-	for (size_t i = 0; i < n; i++)
-		if (segs[i].first != w->head_first)
-			w->other_bytes += segs[i].size;
-	if (w->other_bytes + w->head_size + need <= w->max_bytes)
-		return 0;
-	(void)spool_read_acked(w->dirfd, &acked);
-
-	for (size_t i = 0; i < n && w->other_bytes + w->head_size + need > w->max_bytes; i++) {
-		if (segs[i].first == w->head_first)
-			continue;
-		r = writer_drop_segment(w, segs[i].first, acked, drop);
+	int r;
+	while (w->total_bytes + need > w->max_bytes && w->head_fd >= 0 && w->nsegs >= 2) {
+		r = writer_drop_segment(w, 0, drop);
 		if (r < 0)
 			return r;
-		w->other_bytes -= segs[i].size < w->other_bytes ? segs[i].size : w->other_bytes;
 	}
-	if (w->other_bytes + w->head_size + need > w->max_bytes && w->head_size > 0) {
-		/* Only the head is left and it is too big: start a new one, drop the old. */
-		uint64_t old = w->head_first;
-		uint64_t old_size = w->head_size;
+	const struct wseg *h = writer_head(w);
+	if (w->total_bytes + need > w->max_bytes && h && h->size > 0) {
 		r = writer_create_segment(w, next_first);
 		if (r < 0)
 			return r;
-		r = writer_drop_segment(w, old, acked, drop);
+		r = writer_drop_segment(w, w->nsegs - 2, drop);
 		if (r < 0)
 			return r;
-		w->other_bytes -= old_size < w->other_bytes ? old_size : w->other_bytes;
 	}
 	if (drop->segments > 0) {
 		r = fsync_dir(w->dirfd);
@@ -582,24 +768,33 @@ static int writer_make_room(struct spool_writer *w, uint64_t next_first, size_t 
 	return 0;
 }
 
-int spool_writer_append(struct spool_writer *w, uint64_t seq, const void *payload, size_t len,
-			struct spool_drop *ret_drop)
+static bool unpriv_fits(const struct spool_writer *w, size_t need)
+{
+	return w->unpriv_bytes + need <= w->max_bytes / SPOOL_UNPRIV_SHARE_DIV &&
+	       w->total_bytes + need <= w->max_bytes;
+}
+
+int spool_writer_append(struct spool_writer *w, uint64_t seq, enum spool_class cls,
+			const void *payload, size_t len, struct spool_drop *ret_drop)
 {
 	struct spool_drop drop = {0};
 	if (ret_drop)
 		*ret_drop = drop;
-	if (len == 0 || len > EVENT_MAX_BYTES || seq < w->next_seq)
+	if (len == 0 || len > EVENT_MAX_BYTES || seq < w->next_seq ||
+	    (unsigned)cls >= _SPOOL_CLASS_MAX)
 		return -EINVAL;
 	size_t need = spool_record_size(len);
-	if (need > w->max_bytes / 2)
+	if (need > w->max_bytes / 2 ||
+	    (cls == SPOOL_CLASS_UNPRIVILEGED && need > w->max_bytes / SPOOL_UNPRIV_SHARE_DIV))
 		return -EMSGSIZE;
 
-	if (w->head_fd >= 0 && w->head_torn) {
-		if (ftruncate(w->head_fd, (off_t)w->head_size) < 0)
+	struct wseg *h = writer_head(w);
+	if (h && w->head_torn) {
+		if (ftruncate(w->head_fd, (off_t)h->size) < 0)
 			return negative_errno();
 		w->head_torn = false;
 	}
-	if (w->head_fd >= 0) {
+	if (h) {
 		/* Someone removed our head segment (a wiped spool): start a new one. */
 		struct stat st;
 		if (fstat(w->head_fd, &st) < 0)
@@ -607,43 +802,63 @@ int spool_writer_append(struct spool_writer *w, uint64_t seq, const void *payloa
 		if (st.st_nlink == 0) {
 			close(w->head_fd);
 			w->head_fd = -1;
-			w->head_size = 0;
 			w->head_dirty = false;
+			writer_forget(w, w->nsegs - 1);
 		}
 	}
 
-	int r = writer_make_room(w, seq, need, &drop);
-	if (ret_drop)
-		*ret_drop = drop;
-	if (r < 0)
-		return r;
-	if (w->head_fd < 0 || (w->head_size > 0 && w->head_size + need > w->segment_bytes)) {
+	int r;
+	bool fits = cls == SPOOL_CLASS_UNPRIVILEGED ? unpriv_fits(w, need)
+						    : w->total_bytes + need <= w->max_bytes;
+	if (!fits) {
+		/* What the uplink has acknowledged goes first: it costs nothing. */
+		r = writer_trim(w, NULL);
+		if (r < 0)
+			return r;
+	}
+	if (cls == SPOOL_CLASS_UNPRIVILEGED) {
+		if (!unpriv_fits(w, need))
+			return -ENOSPC;
+	} else {
+		r = writer_make_room(w, seq, need, &drop);
+		if (ret_drop)
+			*ret_drop = drop;
+		if (r < 0)
+			return r;
+	}
+	h = writer_head(w);
+	if (!h || (h->size > 0 && h->size + need > w->segment_bytes)) {
 		r = writer_create_segment(w, seq);
 		if (r < 0)
 			return r;
+		h = writer_head(w);
 	}
 
 	_cleanup_free_ uint8_t *buf = malloc(need);
 	if (!buf)
 		return -ENOMEM;
-	r = spool_record_encode(seq, payload, len, buf);
+	r = spool_record_encode(seq, cls, payload, len, buf);
 	if (r < 0)
 		return r;
 	size_t done = 0;
 	while (done < need) {
-		ssize_t k =
-		    pwrite(w->head_fd, buf + done, need - done, (off_t)(w->head_size + done));
+		ssize_t k = pwrite(w->head_fd, buf + done, need - done, (off_t)(h->size + done));
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
 			r = k < 0 ? negative_errno() : -EIO;
 			/* retried before the next append if this fails too */
-			w->head_torn = ftruncate(w->head_fd, (off_t)w->head_size) < 0;
+			w->head_torn = ftruncate(w->head_fd, (off_t)h->size) < 0;
 			return r;
 		}
 		done += (size_t)k;
 	}
-	w->head_size += need;
+	h->size += need;
+	w->total_bytes += need;
+	if (cls == SPOOL_CLASS_UNPRIVILEGED) {
+		h->unpriv += need;
+		w->unpriv_bytes += need;
+	}
 	w->head_dirty = true;
 	w->last_seq = seq;
 	w->next_seq = seq + 1;
@@ -807,7 +1022,7 @@ static int reader_read_one(struct spool_reader *r, struct spool_record *ret)
 	if (k == 0)
 		return 0;
 	uint32_t plen = 0;
-	int c = header_check(h, (size_t)k, &plen);
+	int c = header_check(h, (size_t)k, &plen, NULL);
 	if (c <= 0)
 		return c;
 	if ((size_t)k < sizeof h)
@@ -889,9 +1104,6 @@ int spool_reader_sync(struct spool_reader *r)
 
 int spool_reader_ack(struct spool_reader *r, uint64_t through)
 {
-	_cleanup_free_ struct segment *segs = NULL;
-	size_t n = 0;
-
 	if (through > r->acked) {
 		/* Durably at most about once a second; in between the rename alone. */
 		struct timespec now;
@@ -909,18 +1121,5 @@ int spool_reader_ack(struct spool_reader *r, uint64_t through)
 	}
 	if (r->last_seq < r->acked)
 		r->last_seq = r->acked;
-	int ret = list_segments(r->dirfd, (uid_t)-1, &segs, &n, NULL);
-	if (ret < 0)
-		return ret;
-	/* Segment i holds only numbers below segment i+1's first; never touch the newest, the
-	 * agent appends to it. */
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (segs[i + 1].first > r->acked + 1)
-			break;
-		char name[SPOOL_SEGMENT_NAME_LEN + 1];
-		spool_segment_name(segs[i].first, name);
-		if (unlinkat(r->dirfd, name, 0) < 0 && errno != ENOENT)
-			return negative_errno();
-	}
 	return 0;
 }

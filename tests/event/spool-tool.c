@@ -54,7 +54,7 @@ static int fill(int argc, char **argv)
 		if (r < 0)
 			return 1;
 		struct spool_drop d;
-		r = spool_writer_append(w, seq, text, len, &d);
+		r = spool_writer_append(w, seq, SPOOL_CLASS_PROTECTED, text, len, &d);
 		free(text);
 		if (r >= 0 && ((i + 1) % sync_every == 0 || i + 1 == count))
 			r = spool_writer_sync(w);
@@ -70,6 +70,30 @@ static int fill(int argc, char **argv)
 	}
 	printf("%" PRIu64 "\n", seq - 1);
 	spool_writer_free(w);
+	return 0;
+}
+
+/* trim DIR: what the agent does with the uplink's acknowledgement; prints
+ * "acked=N removed=M refused=ERRNO claimed=C". */
+static int trim(int argc, char **argv)
+{
+	if (argc < 3)
+		return 2;
+	struct spool_writer *w;
+	struct spool_trim t;
+	int r = spool_writer_open(argv[2], 64ULL << 20, &w, NULL);
+	if (r < 0) {
+		fprintf(stderr, "spool-tool: open %s: %s\n", argv[2], strerror(-r));
+		return 1;
+	}
+	r = spool_writer_trim_acked(w, &t);
+	spool_writer_free(w);
+	if (r < 0) {
+		fprintf(stderr, "spool-tool: trim %s: %s\n", argv[2], strerror(-r));
+		return 1;
+	}
+	printf("acked=%" PRIu64 " removed=%" PRIu64 " refused=%d claimed=%" PRIu64 "\n", t.acked,
+	       t.segments, -t.refused, t.claimed);
 	return 0;
 }
 
@@ -99,7 +123,9 @@ int main(int argc, char **argv)
 		return fill(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "dump") == 0)
 		return dump(argc, argv);
-	fprintf(stderr,
-		"usage: spool-tool fill DIR TERMINAL COUNT [SLEEP_US] [MAX_BYTES] | dump DIR\n");
+	if (argc >= 2 && strcmp(argv[1], "trim") == 0)
+		return trim(argc, argv);
+	fprintf(stderr, "usage: spool-tool fill DIR TERMINAL COUNT [SLEEP_US] [MAX_BYTES] | dump "
+			"DIR | trim DIR\n");
 	return 2;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of the spool: framing, torn tails at every byte, full spool accounting, reader/ack. */
+/* Unit tests of the spool: framing, torn tails at every byte, full spool accounting, record
+ * classes and the unprivileged share, reader/ack, the writer's trimming and refused acks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -50,7 +52,7 @@ static void append_n(struct spool_writer *w, uint64_t from, uint64_t n, size_t p
 	for (uint64_t s = from; s < from + n; s++) {
 		struct spool_drop d;
 		size_t len = payload_for(s, buf, sizeof buf, pad);
-		assert_int_equal(spool_writer_append(w, s, buf, len, &d), 0);
+		assert_int_equal(spool_writer_append(w, s, SPOOL_CLASS_PROTECTED, buf, len, &d), 0);
 		if (total && d.count > 0) {
 			if (total->count == 0)
 				total->first_seq = d.first_seq;
@@ -96,7 +98,7 @@ static void test_record_codec(void **state)
 	uint8_t buf[64];
 	struct spool_record rec;
 	assert_int_equal(spool_record_size(7), 27);
-	assert_int_equal(spool_record_encode(9, p, 7, buf), 0);
+	assert_int_equal(spool_record_encode(9, SPOOL_CLASS_PROTECTED, p, 7, buf), 0);
 	assert_memory_equal(buf, "MGS1", 4);
 	assert_int_equal(spool_record_parse(buf, 27, &rec), 27);
 	assert_int_equal(rec.seq, 9);
@@ -114,7 +116,17 @@ static void test_record_codec(void **state)
 			assert_int_equal(r, -EBADMSG);
 		buf[i] ^= 0x40;
 	}
-	assert_int_equal(spool_record_encode(1, p, 0, buf), -EINVAL);
+	assert_int_equal(spool_record_encode(1, SPOOL_CLASS_PROTECTED, p, 0, buf), -EINVAL);
+	assert_int_equal(spool_record_encode(1, _SPOOL_CLASS_MAX, p, 7, buf), -EINVAL);
+	/* the class is in the header's length word and covered by the checksum */
+	assert_int_equal(spool_record_encode(9, SPOOL_CLASS_UNPRIVILEGED, p, 7, buf), 0);
+	assert_int_equal(buf[7], SPOOL_CLASS_UNPRIVILEGED);
+	assert_int_equal(spool_record_parse(buf, 27, &rec), 27);
+	assert_int_equal(rec.cls, SPOOL_CLASS_UNPRIVILEGED);
+	buf[7] = 0;
+	assert_int_equal(spool_record_parse(buf, 27, &rec), -EBADMSG);
+	buf[7] = 7; /* an unknown class is not a record */
+	assert_int_equal(spool_record_parse(buf, 27, &rec), -EBADMSG);
 	/* a zero-filled tail (what a power cut can leave) is damage, not a record start */
 	uint8_t zeros[32] = {0};
 	assert_int_equal(spool_record_parse(zeros, 32, &rec), -EBADMSG);
@@ -146,7 +158,7 @@ static void test_roundtrip_and_restart(void **state)
 	append_n(w, 1, 1000, 100, NULL);
 	assert_int_equal(spool_writer_next_seq(w), 1001);
 	/* numbers never go back */
-	assert_int_equal(spool_writer_append(w, 5, "{}", 2, NULL), -EINVAL);
+	assert_int_equal(spool_writer_append(w, 5, SPOOL_CLASS_PROTECTED, "{}", 2, NULL), -EINVAL);
 	spool_writer_free(w);
 
 	assert_int_equal(spool_writer_open(dir, 64 << 20, &w, &info), 0);
@@ -170,7 +182,7 @@ static void test_roundtrip_and_restart(void **state)
 	spool_reader_free(r);
 	spool_writer_free(w);
 
-	/* all acked: the writer continues above acked even if the newest segment were empty */
+	/* all acked: the writer continues after its last record */
 	assert_int_equal(spool_writer_open(dir, 64 << 20, &w, NULL), 0);
 	assert_int_equal(spool_writer_next_seq(w), 1016);
 	spool_writer_free(w);
@@ -178,10 +190,16 @@ static void test_roundtrip_and_restart(void **state)
 	int dfd = open(dir, O_DIRECTORY | O_RDONLY);
 	assert_int_equal(spool_read_acked(dfd, &acked), 0);
 	assert_int_equal(acked, 1015);
+	/* an acknowledgement beyond what is stored never moves the sequence */
 	assert_int_equal(spool_write_acked(dfd, 2000), 0);
 	close(dfd);
 	assert_int_equal(spool_writer_open(dir, 64 << 20, &w, NULL), 0);
-	assert_int_equal(spool_writer_next_seq(w), 2001);
+	assert_int_equal(spool_writer_next_seq(w), 1016);
+	struct spool_trim t;
+	assert_int_equal(spool_writer_trim_acked(w, &t), 0);
+	assert_int_equal(t.refused, -ERANGE);
+	assert_int_equal(t.claimed, 2000);
+	assert_true(t.new_refusal);
 	spool_writer_free(w);
 	rm_rf(dir);
 	free(dir);
@@ -295,37 +313,54 @@ static void test_full_drops_oldest(void **state)
 	/* a record that can never fit */
 	char *big = malloc(EVENT_MAX_BYTES);
 	memset(big, 'x', EVENT_MAX_BYTES);
-	assert_int_equal(spool_writer_append(w, 5000, big, EVENT_MAX_BYTES + 1, NULL), -EINVAL);
+	assert_int_equal(
+	    spool_writer_append(w, 5000, SPOOL_CLASS_PROTECTED, big, EVENT_MAX_BYTES + 1, NULL),
+	    -EINVAL);
 	free(big);
 	spool_writer_free(w);
 	rm_rf(dir);
 	free(dir);
 }
 
-static void test_reader_ack_unlinks(void **state)
+static int count_segments(const char *dir)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "exit $(ls '%s' | grep -c '^seg-')", dir);
+	int st = system(cmd);
+	return WEXITSTATUS(st);
+}
+
+static void test_ack_trimmed_by_writer(void **state)
 {
 	(void)state;
 	char *dir = mkdtemp_dir();
 	struct spool_writer *w;
+	struct spool_trim t;
 	assert_int_equal(spool_writer_open(dir, 4 << 20, &w, NULL), 0); /* 256 KiB segments */
 	append_n(w, 1, 2000, 500, NULL);
+	int before = count_segments(dir);
+	assert_true(before > 3);
 	struct spool_reader *r;
 	assert_int_equal(spool_reader_open(dir, &r), 0);
 	assert_int_equal(read_all(r, NULL, NULL, 500), 2000);
-	/* partial ack keeps the segment holding 1001 */
+	/* partial ack keeps the segment holding 1001; the reader itself deletes nothing */
 	assert_int_equal(spool_reader_ack(r, 1000), 0);
+	assert_int_equal(count_segments(dir), before);
+	assert_int_equal(spool_writer_trim_acked(w, &t), 0);
+	assert_int_equal(t.refused, 0);
+	assert_int_equal(t.acked, 1000);
+	assert_true(t.segments > 0);
 	spool_reader_free(r);
 	assert_int_equal(spool_reader_open(dir, &r), 0);
 	assert_int_equal(spool_reader_acked(r), 1000);
 	uint64_t first, last;
 	assert_int_equal(read_all(r, &first, &last, 500), 1000);
 	assert_int_equal(first, 1001);
-	/* full ack leaves just the newest segment */
+	/* full ack: the writer leaves just the newest segment */
 	assert_int_equal(spool_reader_ack(r, 2000), 0);
 	spool_reader_free(r);
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "test $(ls '%s' | grep -c '^seg-') -eq 1", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(spool_writer_trim_acked(w, &t), 0);
+	assert_int_equal(count_segments(dir), 1);
 	/* the writer still continues, and a restarted reader finds nothing old */
 	append_n(w, 2001, 3, 500, NULL);
 	assert_int_equal(spool_reader_open(dir, &r), 0);
@@ -339,6 +374,160 @@ static void test_reader_ack_unlinks(void **state)
 	/* writer restart after the newest segment was fully acked and others deleted */
 	assert_int_equal(spool_writer_open(dir, 4 << 20, &w, NULL), 0);
 	assert_int_equal(spool_writer_next_seq(w), 2004);
+	spool_writer_free(w);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* What the uplink's user can do to the spool: write any ack, plant files in ack/ and, on an
+ * old install whose directory was group-writable, files named like segments. */
+static void test_uplink_cannot_stop_recording(void **state)
+{
+	(void)state;
+	char *dir = mkdtemp_dir();
+	char p[700];
+	struct spool_writer *w;
+	struct spool_recovery info;
+	struct spool_trim t;
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_int_equal(spool_writer_open(dir, 1 << 20, &w, &info), 0); /* 64 KiB segments */
+	assert_int_equal(info.dir_mode_fixed, 0770);
+	struct stat st;
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0750);
+	snprintf(p, sizeof p, "%s/ack", dir);
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	append_n(w, 1, 300, 500, NULL);
+	int segs = count_segments(dir);
+	assert_true(segs > 2);
+
+	/* INT64_MAX: refused, reported once, nothing deleted, recording goes on */
+	snprintf(p, sizeof p, "%s/ack/acked", dir);
+	FILE *f = fopen(p, "w");
+	fprintf(f, "%lld\n", (long long)INT64_MAX);
+	fclose(f);
+	assert_int_equal(spool_writer_trim_acked(w, &t), 0);
+	assert_int_equal(t.refused, -ERANGE);
+	assert_int_equal((long long)t.claimed, (long long)INT64_MAX);
+	assert_true(t.new_refusal);
+	assert_int_equal(t.acked, 0);
+	assert_int_equal(t.segments, 0);
+	assert_int_equal(spool_writer_trim_acked(w, &t), 0);
+	assert_false(t.new_refusal);
+	assert_int_equal(count_segments(dir), segs);
+	append_n(w, 301, 10, 500, NULL);
+	assert_int_equal(spool_writer_next_seq(w), 311);
+	spool_writer_free(w);
+	assert_int_equal(spool_writer_open(dir, 1 << 20, &w, NULL), 0);
+	assert_int_equal(spool_writer_next_seq(w), 311);
+	assert_int_equal(spool_writer_trim_acked(w, &t), 0);
+	assert_int_equal(t.refused, -ERANGE);
+	assert_true(t.new_refusal);
+
+	/* garbage, a symlink, a FIFO (must not hang): refused */
+	f = fopen(p, "w");
+	fputs("+12\n", f);
+	fclose(f);
+	assert_int_equal(spool_writer_trim_acked(w, &t), 0);
+	assert_int_equal(t.refused, -EBADMSG);
+	assert_true(t.new_refusal);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(symlink("/etc/passwd", p), 0);
+	assert_int_equal(spool_writer_trim_acked(w, &t), 0);
+	assert_int_equal(t.refused, -ELOOP);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	assert_int_equal(spool_writer_trim_acked(w, &t), 0);
+	assert_true(t.refused < 0);
+	assert_int_equal(unlink(p), 0);
+
+	/* a planted file under the next segment's name (someone else's, empty) does not stop
+	 * the writer: only the agent may create files there */
+	uint64_t next = spool_writer_next_seq(w);
+	char name[SPOOL_SEGMENT_NAME_LEN + 1];
+	for (uint64_t s = next; s < next + 200; s++) {
+		spool_segment_name(s, name);
+		snprintf(p, sizeof p, "%s/%s", dir, name);
+		int fd = open(p, O_CREAT | O_EXCL | O_WRONLY, 0644);
+		assert_true(fd >= 0);
+		assert_int_equal(fchown(fd, 65534, 65534), 0);
+		close(fd);
+	}
+	append_n(w, next, 200, 500, NULL);
+	assert_int_equal(spool_writer_last_seq(w), next + 199);
+	spool_writer_free(w);
+	assert_int_equal(spool_writer_open(dir, 1 << 20, &w, &info), 0);
+	assert_int_equal(spool_writer_next_seq(w), next + 200);
+	spool_writer_free(w);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* One unprivileged flood cannot push out protected records, and its share is bounded, also
+ * after a restart (the class is in the record). */
+static void test_unprivileged_share(void **state)
+{
+	(void)state;
+	char *dir = mkdtemp_dir();
+	char buf[8192];
+	const uint64_t max = 1 << 20;
+	struct spool_writer *w;
+	struct spool_recovery info;
+	struct spool_drop total = {0};
+	assert_int_equal(spool_writer_open(dir, max, &w, NULL), 0);
+	append_n(w, 1, 500, 500, &total); /* ~260 KB protected */
+	uint64_t seq = 501, stored = 0, refused = 0;
+	for (int i = 0; i < 5000; i++) {
+		struct spool_drop d;
+		size_t len = payload_for(seq, buf, sizeof buf, 500);
+		int r = spool_writer_append(w, seq, SPOOL_CLASS_UNPRIVILEGED, buf, len, &d);
+		assert_int_equal(d.count, 0);
+		assert_int_equal(d.segments, 0);
+		if (r == 0) {
+			seq++;
+			stored++;
+		} else {
+			assert_int_equal(r, -ENOSPC);
+			refused++;
+		}
+	}
+	assert_true(stored > 100);
+	assert_int_equal(stored + refused, 5000);
+	assert_true(spool_writer_unpriv_bytes(w) <= max / SPOOL_UNPRIV_SHARE_DIV);
+	assert_true(spool_writer_unpriv_bytes(w) + spool_record_size(530) >
+		    max / SPOOL_UNPRIV_SHARE_DIV);
+	/* protected records still go in */
+	append_n(w, seq, 10, 500, &total);
+	seq += 10;
+	assert_int_equal(total.count, 0);
+	uint64_t unpriv = spool_writer_unpriv_bytes(w);
+	assert_int_equal(spool_writer_sync(w), 0);
+	spool_writer_free(w);
+
+	assert_int_equal(spool_writer_open(dir, max, &w, &info), 0);
+	assert_int_equal(info.unpriv_bytes, unpriv);
+	size_t len = payload_for(seq, buf, sizeof buf, 500);
+	assert_int_equal(spool_writer_append(w, seq, SPOOL_CLASS_UNPRIVILEGED, buf, len, NULL),
+			 -ENOSPC);
+	/* the reader sees every protected record (1..500, and the last 10) */
+	struct spool_reader *r;
+	struct spool_record rec;
+	assert_int_equal(spool_reader_open(dir, &r), 0);
+	uint64_t n = 0;
+	while (spool_reader_next(r, &rec) == 1) {
+		n++;
+		free((void *)rec.payload);
+	}
+	assert_int_equal(n, 500 + stored + 10);
+	/* once the uplink has acknowledged them, the share frees up */
+	assert_int_equal(spool_reader_ack(r, seq - 1), 0);
+	spool_reader_free(r);
+	append_n(w, seq, 300, 500, &total); /* rolls segments so the old ones can go */
+	seq += 300;
+	len = payload_for(seq, buf, sizeof buf, 500);
+	assert_int_equal(spool_writer_append(w, seq, SPOOL_CLASS_UNPRIVILEGED, buf, len, NULL), 0);
+	assert_int_equal(total.count, 0);
 	spool_writer_free(w);
 	rm_rf(dir);
 	free(dir);
@@ -360,7 +549,7 @@ static void test_foreign_files(void **state)
 	append_n(w, 1, 3, 10, NULL);
 	spool_writer_free(w);
 	/* a bad acked file is an error for readers of it, not a crash */
-	snprintf(p, sizeof p, "%s/acked", dir);
+	snprintf(p, sizeof p, "%s/ack/acked", dir);
 	FILE *f = fopen(p, "w");
 	fputs("12x\n", f);
 	fclose(f);
@@ -420,7 +609,9 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip_and_restart),
 	    cmocka_unit_test(test_torn_tail_every_byte),
 	    cmocka_unit_test(test_full_drops_oldest),
-	    cmocka_unit_test(test_reader_ack_unlinks),
+	    cmocka_unit_test(test_ack_trimmed_by_writer),
+	    cmocka_unit_test(test_uplink_cannot_stop_recording),
+	    cmocka_unit_test(test_unprivileged_share),
 	    cmocka_unit_test(test_foreign_files),
 	    cmocka_unit_test(test_damaged_older_segment),
 	};

@@ -5,6 +5,7 @@
 # idle without polling, wake on new records. Usage: test-uplink.py SCENARIO --uplink BIN
 # --spool-tool BIN [--collector-cmd fake|real] ...
 import argparse
+import errno
 import json
 import os
 import random
@@ -165,7 +166,7 @@ class Env:
 
     def acked(self):
         try:
-            with open(os.path.join(self.spool, "acked")) as f:
+            with open(os.path.join(self.spool, "ack", "acked")) as f:
                 return int(f.read().strip())
         except (OSError, ValueError):
             return 0
@@ -237,7 +238,7 @@ def segments(env):
 
 def scenario_backlog(env):
     """10,000 events while the collector is down, then it comes up: all stored exactly once."""
-    last = env.fill(10000, sync_every=100)
+    last = env.fill(10000, sync_every=100, max_bytes=16 << 20)  # 1 MiB segments
     assert last == 10000
     env.start_uplink(["--retry-max", "500"])
     time.sleep(1.5)  # the uplink fails and backs off meanwhile
@@ -250,7 +251,10 @@ def scenario_backlog(env):
         assert all(r[2] <= 200 for r in reqs), "a batch exceeded batch_max"
         assert all(r[3] == "TLSv1.3" for r in reqs), "TLS 1.3 not negotiated"
         assert len(reqs) >= 50, "expected at least 50 batches of at most 200"
-    # acknowledged segments were removed; only the newest remains
+    # the uplink deletes nothing; the agent removes the acknowledged segments, not the newest
+    assert len(segments(env)) > 1, segments(env)
+    out = run([A.spool_tool, "trim", env.spool]).stdout.decode()
+    assert out.startswith("acked=10000 ") and " refused=0 " in out, out
     assert len(segments(env)) == 1, segments(env)
     with open(os.path.join(env.tmp, "uplink.log")) as f:
         text = f.read()
@@ -471,24 +475,50 @@ def scenario_forbidden(env):
         assert len([r for r in env.requests() if r[1] == 403]) >= 3
 
 
+def as_user(uid, gid, fn):
+    """Run fn() in a child process with uid/gid; returns what it returned (a short string)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        out = b"exception"
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            out = fn().encode()
+        finally:
+            os.write(w, out)
+            os._exit(0)
+    os.close(w)
+    out = os.read(r, 200).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    return out
+
+
 def scenario_unprivileged(env):
     """The uplink as an unprivileged user (uid/gid 65534) on a spool laid out as installed:
-    directory root:GROUP 0770, segments root:GROUP 0640 written by root; it reads, sends,
-    writes "acked" and deletes acknowledged segments, and can do nothing else."""
+    directory root:GROUP 0750, ack/ root:GROUP 0770, segments root:GROUP 0640 written by root.
+    It reads, sends and writes ack/acked; it deletes nothing and cannot create anything beside
+    ack/. The agent (here spool-tool, the same spool_writer code) deletes what was acknowledged
+    and refuses an acknowledgement beyond what it stored: recording goes on, nothing is lost."""
     if os.getuid() != 0:
         log("skipping: needs root")
         return
     uid = gid = 65534
     os.chmod(env.tmp, 0o755)
     os.chown(env.spool, 0, gid)
-    os.chmod(env.spool, 0o770)
+    os.chmod(env.spool, 0o750)
     os.chown(os.path.join(env.tmp, "client.key"), uid, gid)
     # as root, like the agent; 128 KiB segments (spool_max 2M) so that several get trimmed
     last = env.fill(3000, sync_every=100, max_bytes=2 << 20)
-    assert len(segments(env)) > 3
+    nsegs = len(segments(env))
+    assert nsegs > 3
     for seg in segments(env):
         st = os.stat(os.path.join(env.spool, seg))
         assert st.st_uid == 0 and st.st_gid == gid and st.st_mode & 0o777 == 0o640, (seg, st)
+    st = os.stat(os.path.join(env.spool, "ack"))
+    assert st.st_uid == 0 and st.st_gid == gid and st.st_mode & 0o7777 == 0o770, st
     env.start_collector()
 
     def drop():
@@ -501,11 +531,47 @@ def scenario_unprivileged(env):
     assert r.returncode == 0, r.stderr
     assert env.acked() == last
     assert_exactly_once(env, last)
-    st = os.stat(os.path.join(env.spool, "acked"))
+    st = os.stat(os.path.join(env.spool, "ack", "acked"))
     assert st.st_uid == uid, st
+    assert len(segments(env)) == nsegs, "the uplink deleted segments"
+    out = run([A.spool_tool, "trim", env.spool]).stdout.decode()
+    assert out.startswith("acked=%d " % last) and " refused=0 " in out, out
     assert len(segments(env)) == 1, segments(env)
-    # the agent side still appends after the uplink trimmed the spool
-    env.fill(5)
+
+    # what the uplink's user may try: plant a segment, delete one, claim a huge ack
+    seg0 = os.path.join(env.spool, segments(env)[0])
+
+    def attack():
+        res = []
+        for f in (lambda: open(os.path.join(env.spool, "seg-99999999999999999999"), "w"),
+                  lambda: os.unlink(seg0),
+                  lambda: os.rename(os.path.join(env.spool, "ack"), env.spool + "/x")):
+            try:
+                f()
+                res.append("done")
+            except PermissionError:
+                res.append("refused")
+        with open(os.path.join(env.spool, "ack", "acked.tmp"), "w") as f:
+            f.write("9223372036854775807\n")
+        os.rename(os.path.join(env.spool, "ack", "acked.tmp"),
+                  os.path.join(env.spool, "ack", "acked"))
+        return ",".join(res)
+
+    assert as_user(uid, gid, attack) == "refused,refused,refused"
+    assert os.path.exists(seg0)
+    # the agent keeps recording; the claim is refused and deletes nothing
+    assert env.fill(5) == last + 5
+    out = run([A.spool_tool, "trim", env.spool]).stdout.decode()
+    assert out == "acked=0 removed=0 refused=%d claimed=9223372036854775807\n" % errno.ERANGE, out
+    assert len(segments(env)) == 1, segments(env)
+
+    # back to an honest uplink: it sends the rest exactly once (nothing was lost)
+    def honest():
+        with open(os.path.join(env.spool, "ack", "acked"), "w") as f:
+            f.write("%d\n" % last)
+        return "ok"
+
+    assert as_user(uid, gid, honest) == "ok"
     r = subprocess.run([A.uplink, "--policy", env.policy, "--spool", env.spool, "--once"],
                        preexec_fn=drop, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     assert r.returncode == 0, r.stderr
