@@ -27,6 +27,7 @@
 #define PENDING_MAX	   (4 * 1024 * 1024)
 #define LOG_DATA_MAX	   1024
 #define SPOOL_RETRY_MS	   10000
+#define REFUSED_REPORT_MS  10000 /* unprivileged records refused: one spool.dropped per 10 s */
 
 struct agent_emit {
 	struct spool_writer *spool; /* NULL while it cannot be opened */
@@ -39,6 +40,10 @@ struct agent_emit {
 	uint64_t stored;
 	uint64_t lost;
 	unsigned depth; /* spool.dropped emitted from inside an emit */
+	/* Unprivileged records the spool refused (share full), not yet announced. */
+	uint64_t refused_pending;
+	uint64_t refused_total;
+	int64_t refused_reported_ms;
 };
 
 static int64_t now_ms(void)
@@ -98,9 +103,16 @@ static void log_event(const struct event *ev)
 
 static void emit_dropped(struct agent *a, const struct spool_drop *d, const char *reason);
 static bool spool_ready(struct agent_emit *e);
+static void check_ack(struct agent *a);
 
 int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json_t *clauses,
 		      json_t *data, bool sync)
+{
+	return agent_emit_class(a, kind, ts_ms, SPOOL_CLASS_PROTECTED, clauses, data, sync);
+}
+
+int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, enum spool_class cls,
+			 json_t *clauses, json_t *data, bool sync)
 {
 	struct agent_emit *e = *agent_emit_slot(a);
 	const struct policy *p = agent_policy(a);
@@ -165,7 +177,14 @@ int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json
 	}
 
 	struct spool_drop drop = {0};
-	r = spool_writer_append(e->spool, ev.seq, text, len, &drop);
+	r = spool_writer_append(e->spool, ev.seq, cls, text, len, &drop);
+	if (r == -ENOSPC && cls == SPOOL_CLASS_UNPRIVILEGED) {
+		/* The unprivileged share is full: this one goes, counted, nothing else does. */
+		e->refused_pending++;
+		e->refused_total++;
+		event_clear(&ev);
+		return r;
+	}
 	if (r < 0) {
 		fprintf(stderr, "event.lost seq=%" PRIu64 " kind=%s error=\"spool: %s\"\n", ev.seq,
 			event_kind_name(kind), strerror(-r));
@@ -187,7 +206,76 @@ int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json
 	event_clear(&ev);
 	if (drop.count > 0 || drop.segments > 0)
 		emit_dropped(a, &drop, "spool full");
+	if (sync && e->depth == 0)
+		check_ack(a);
 	return (int64_t)ev.seq;
+}
+
+/* Announce the unprivileged records refused since the last announcement: at once for the first,
+ * then at most once per REFUSED_REPORT_MS (force: now, e.g. at stop). */
+static void report_refused(struct agent *a, bool force)
+{
+	struct agent_emit *e = *agent_emit_slot(a);
+	int64_t now = now_ms();
+	if (!e || e->refused_pending == 0 || e->depth > 0)
+		return;
+	if (!force && e->refused_reported_ms != 0 &&
+	    now - e->refused_reported_ms < REFUSED_REPORT_MS)
+		return;
+	uint64_t n = e->refused_pending;
+	fprintf(stderr,
+		"spool.dropped count=%" PRIu64 " total=%" PRIu64
+		" reason=\"unprivileged share full\" (datagrams from non-root senders; nothing "
+		"else was removed for them)\n",
+		n, e->refused_total);
+	e->depth++;
+	int64_t k = agent_emit_at(
+	    a, EVENT_SPOOL_DROPPED, 0, json_pack("[s]", "2-2-7"),
+	    json_pack("{s:I, s:s}", "count", (json_int_t)n, "reason", "unprivileged share full"),
+	    true);
+	e->depth--;
+	if (k >= 0) {
+		e->refused_pending -= n;
+		e->refused_reported_ms = now;
+	}
+}
+
+/* Let the spool delete what the uplink acknowledged; report a refused acknowledgement once. */
+static void check_ack(struct agent *a)
+{
+	struct agent_emit *e = *agent_emit_slot(a);
+	struct spool_trim t;
+	if (!e || !e->spool)
+		return;
+	int r = spool_writer_trim_acked(e->spool, &t);
+	if (r < 0)
+		fprintf(stderr, "spool.error op=trim error=\"%s\"\n", strerror(-r));
+	if (!t.new_refusal)
+		return;
+	char reason[128];
+	if (t.refused == -ERANGE)
+		snprintf(reason, sizeof reason,
+			 "uplink acknowledgement %" PRIu64
+			 " refused: beyond the last stored %" PRIu64,
+			 t.claimed, spool_writer_last_seq(e->spool));
+	else
+		snprintf(reason, sizeof reason, "uplink acknowledgement refused: %s",
+			 t.refused == -EBADMSG ? "not a number" : strerror(-t.refused));
+	fprintf(stderr, "spool.ack-refused dir=%s/%s reason=\"%s\" acked=%" PRIu64 "\n",
+		e->spool_dir, SPOOL_ACKED_PATH, reason, t.acked);
+	/* Nothing was dropped: the announcement carries the refusal (count 0). */
+	e->depth++;
+	(void)agent_emit_at(a, EVENT_SPOOL_DROPPED, 0, json_pack("[s]", "2-2-7"),
+			    json_pack("{s:I, s:s, s:I}", "count", (json_int_t)0, "reason", reason,
+				      "acked", (json_int_t)t.acked),
+			    true);
+	e->depth--;
+}
+
+void agent_emit_tick(struct agent *a)
+{
+	check_ack(a);
+	report_refused(a, false);
 }
 
 static void emit_dropped(struct agent *a, const struct spool_drop *d, const char *reason)
@@ -222,6 +310,8 @@ int agent_emit_flush(struct agent *a)
 	int r = spool_writer_sync(e->spool);
 	if (r < 0)
 		fprintf(stderr, "emit.error op=sync error=\"%s\"\n", strerror(-r));
+	report_refused(a, false);
+	check_ack(a);
 	return r;
 }
 
@@ -295,10 +385,14 @@ void agent_emit_collect_pending(struct agent *a)
 					"pending.malformed line=%" PRIu64 " reason=\"%s\"\n",
 					ok + bad, shown);
 			} else {
+				/* Written by root while the agent was down: its time is the
+				 * best there is, but never later than now. */
+				int64_t now = now_ms();
 				json_object_set_new(data, "sender",
-						    json_pack("{s:s}", "via", "pending-file"));
-				if (agent_emit_at(a, kind, ts, agent_emit_auth_clauses(), data,
-						  false) >= 0)
+						    json_pack("{s:s, s:I}", "via", "pending-file",
+							      "ts_ms", (json_int_t)ts));
+				if (agent_emit_at(a, kind, ts > 0 && ts < now ? ts : now,
+						  agent_emit_auth_clauses(), data, false) >= 0)
 					ok++;
 			}
 		}
@@ -369,6 +463,11 @@ static int open_spool(struct agent_emit *e)
 	if (info.foreign > 0)
 		fprintf(stderr, "spool.warning dir=%s foreign_files=%" PRIu64 " (skipped)\n",
 			e->spool_dir, info.foreign);
+	if (info.dir_mode_fixed)
+		fprintf(stderr,
+			"spool.warning dir=%s mode=%04o was writable by others; now %04o (only the "
+			"agent creates or deletes files there)\n",
+			e->spool_dir, info.dir_mode_fixed, info.dir_mode_fixed & 07755);
 
 	e->reserved = 0;
 	if (e->state_fd >= 0) {
@@ -452,6 +551,7 @@ void agent_emit_done(struct agent *a)
 	struct agent_emit *e = *agent_emit_slot(a);
 	if (!e)
 		return;
+	report_refused(a, true);
 	if (e->spool) {
 		(void)spool_writer_sync(e->spool);
 		spool_writer_free(e->spool);

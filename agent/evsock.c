@@ -2,6 +2,7 @@
 /* mynaguardd (root): the local event socket where PAM modules (any process, any user) send datagrams. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #define EVSOCK_BATCH	       256 /* datagrams per wakeup, then one fdatasync */
 #define EVSOCK_LOG_INTERVAL_MS 10000
 #define EVSOCK_RCVBUF	       (1024 * 1024)
+#define EVSOCK_TICK_MS	       5000 /* acknowledgement and refused-record announcements */
 
 struct evsock_bucket {
 	uid_t uid;
@@ -138,6 +140,21 @@ static bool rate_allow(struct agent_evsock *s, uid_t uid, int64_t now)
 	return false;
 }
 
+/* May this uid speak about `user`? Root speaks for every login (sshd, login, gdm); any other
+ * uid only about itself (a screen locker running as that user). */
+static bool sender_may_report(uid_t uid, const char *user)
+{
+	if (uid == 0)
+		return true;
+	if (!user)
+		return false;
+	char buf[4096];
+	struct passwd pw, *res = NULL;
+	if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) != 0 || !res || !res->pw_name)
+		return false;
+	return strcmp(res->pw_name, user) == 0;
+}
+
 static void handle_datagram(struct agent *a, struct agent_evsock *s, const char *buf, size_t n,
 			    bool truncated, const struct ucred *cred, int64_t now)
 {
@@ -169,10 +186,17 @@ static void handle_datagram(struct agent *a, struct agent_evsock *s, const char 
 		log_malformed(s, now, uid, pid, reason);
 		return;
 	}
-	json_object_set_new(
-	    data, "sender",
-	    json_pack("{s:I, s:I}", "uid", (json_int_t)cred->uid, "pid", (json_int_t)cred->pid));
-	if (agent_emit_at(a, kind, ts, agent_emit_auth_clauses(), data, false) >= 0)
+	/* The kernel's word about the sender, not the datagram's: the time is ours (the sender's
+	 * is kept, within the decoder's bounds, as data), and a non-root sender reporting about
+	 * anyone but itself is marked, so nobody counts it as that user's login. */
+	json_t *sender = json_pack("{s:I, s:I, s:I}", "uid", (json_int_t)cred->uid, "pid",
+				   (json_int_t)cred->pid, "ts_ms", (json_int_t)ts);
+	if (sender &&
+	    !sender_may_report(cred->uid, json_string_value(json_object_get(data, "user"))))
+		json_object_set_new(sender, "unprivileged", json_true());
+	json_object_set_new(data, "sender", sender);
+	enum spool_class cls = cred->uid == 0 ? SPOOL_CLASS_PROTECTED : SPOOL_CLASS_UNPRIVILEGED;
+	if (agent_emit_class(a, kind, 0, cls, agent_emit_auth_clauses(), data, false) >= 0)
 		s->accepted++;
 }
 
@@ -321,6 +345,11 @@ static int bind_socket(struct agent_evsock *s)
 	return 0;
 }
 
+static void on_tick(struct agent *a, void *userdata)
+{
+	agent_emit_tick(a);
+}
+
 int agent_evsock_init(struct agent *a)
 {
 	const char *path = agent_paths(a)->socket ? agent_paths(a)->socket : MYNAGUARD_SOCKET_PATH;
@@ -356,6 +385,12 @@ int agent_evsock_init(struct agent *a)
 		agent_evsock_done(a);
 		return r;
 	}
+	r = agent_add_timer(a, EVSOCK_TICK_MS, EVSOCK_TICK_MS, on_tick, s);
+	if (r < 0)
+		fprintf(stderr,
+			"evsock.warning op=timer error=\"%s\" (acknowledgements are handled when "
+			"events arrive)\n",
+			strerror(-r));
 	fprintf(stderr, "evsock.listening socket=%s\n", s->path);
 	/* From here on PAM reaches the socket; what it wrote to the fallback file before goes now,
 	 * and what it writes there later (socket queue full) goes when it is written. */

@@ -3,7 +3,9 @@
 # Integration tests of mynaguardd's event side (agent/emit.c, agent/evsock.c) with the real daemon
 # in a temporary directory: datagrams with sender credentials, malformed ones counted and never
 # fatal, the per-uid rate limit, the PAM fallback file, sequence numbers across restarts, and
-# spool.dropped with the exact count when the spool is full.
+# spool.dropped with the exact count when the spool is full; what a local user cannot do: speak
+# for root, date events, push root's events out of the spool, or stop recording via the uplink's
+# acknowledgement.
 # Usage: test-evsock.py SCENARIO --agent BIN --spool-tool BIN
 import argparse
 import json
@@ -69,7 +71,15 @@ class Agent:
             return f.read().decode(errors="replace")
 
     def events(self):
-        out = subprocess.run([A.spool_tool, "dump", self.spool], check=True,
+        # every record, whatever the uplink's ack says: dump a copy of the segments
+        copy = os.path.join(self.tmp, "spool-copy")
+        shutil.rmtree(copy, ignore_errors=True)
+        os.mkdir(copy)
+        if os.path.isdir(self.spool):
+            for f in os.listdir(self.spool):
+                if f.startswith("seg-"):
+                    shutil.copy(os.path.join(self.spool, f), copy)
+        out = subprocess.run([A.spool_tool, "dump", copy], check=True,
                              stdout=subprocess.PIPE).stdout.decode()
         evs = []
         for line in out.splitlines():
@@ -144,25 +154,39 @@ def is_auth(e):
     return e["kind"].startswith("auth.")
 
 
+def ts_s(ev):
+    """An event's "ts" as seconds since the epoch."""
+    import calendar
+    return calendar.timegm(time.strptime(ev["ts"][:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+NOBODY = None  # the name of uid 65534, set in main()
+
+
 def scenario_datagrams(ag):
     """Valid datagrams become events with the sender's uid and pid; the socket is 0666."""
     ag.start()
     st = os.stat(ag.sock)
     assert st.st_mode & 0o777 == 0o666, oct(st.st_mode)
+    t0 = time.time()
     pid = send(ag.sock, GOOD)
     ev = ag.wait_events(is_auth, 1)[0]
     assert ev["kind"] == "auth.failure"
     assert ev["terminal"] == "T-01"
-    assert ev["ts"] == "2026-11-25T18:58:36.123Z"
+    # the agent's clock; the sender's time is kept as data
+    assert abs(ts_s(ev) - t0) < 5, ev["ts"]
     assert ev["data"]["user"] == "alice" and ev["data"]["tty"] == "tty1"
-    assert ev["data"]["sender"] == {"uid": os.getuid(), "pid": pid}, ev["data"]
+    assert ev["data"]["sender"] == {"uid": os.getuid(), "pid": pid, "ts_ms": GOOD["ts_ms"]}, \
+        ev["data"]
     assert ev["clause"] == ["2-6-3-a", "2-3-1"]
     if os.getuid() == 0:
-        d = dict(GOOD, kind="auth.success")
+        # a user reporting about itself (a screen locker): not marked
+        d = dict(GOOD, kind="auth.success", data=dict(GOOD["data"], user=NOBODY))
         child = send(ag.sock, d, as_uid=65534)
         evs = ag.wait_events(is_auth, 2)
         assert evs[1]["kind"] == "auth.success"
-        assert evs[1]["data"]["sender"] == {"uid": 65534, "pid": child}, evs[1]["data"]
+        assert evs[1]["data"]["sender"] == {"uid": 65534, "pid": child,
+                                            "ts_ms": GOOD["ts_ms"]}, evs[1]["data"]
     assert ag.stop() == 0
     assert not os.path.exists(ag.sock), "socket left behind"
 
@@ -237,7 +261,7 @@ def scenario_pending(ag):
     ag.start()
     evs = ag.wait_events(is_auth, 2)
     assert [e["kind"] for e in evs] == ["auth.failure", "auth.locked"]
-    assert evs[0]["data"]["sender"] == {"via": "pending-file"}
+    assert evs[0]["data"]["sender"] == {"via": "pending-file", "ts_ms": GOOD["ts_ms"]}
     assert evs[1]["ts"] == "2026-11-25T18:58:37.000Z"
     dropped = [e for e in ag.events() if e["kind"] == "spool.dropped"]
     assert len(dropped) == 1 and dropped[0]["data"]["count"] == 3, dropped
@@ -275,7 +299,8 @@ def scenario_pending_live(ag):
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
     evs = ag.wait_events(is_auth, 1, timeout=5)
-    assert evs[0]["kind"] == "auth.replay" and evs[0]["data"]["sender"] == {"via": "pending-file"}
+    assert evs[0]["kind"] == "auth.replay"
+    assert evs[0]["data"]["sender"] == {"via": "pending-file", "ts_ms": GOOD["ts_ms"]}
     deadline = time.time() + 5
     while os.path.getsize(p) != 0 and time.time() < deadline:
         time.sleep(0.05)
@@ -359,7 +384,154 @@ def scenario_nospool(ag):
     assert "emit.error spool=" in text
 
 
+def scenario_forged(ag):
+    """A local user claims a failed login of root, dated in the year 9999: stored with the
+    agent's clock and marked as from an unprivileged sender. Root's own report is not marked;
+    a line in the root-only PAM fallback file dated in the future gets the agent's clock."""
+    if os.getuid() != 0:
+        raise AssertionError("needs root to send as another uid")
+    os.makedirs(ag.state, exist_ok=True)
+    future = dict(GOOD, ts_ms=253402300799999, data=dict(GOOD["data"], user="root"))
+    write_pending(ag, [json.dumps(future)])
+    ag.start()
+    t0 = time.time()
+    child = send(ag.sock, future, as_uid=65534)
+    evs = ag.wait_events(is_auth, 2)
+    pend, forged = evs
+    assert pend["data"]["sender"] == {"via": "pending-file", "ts_ms": 253402300799999}, pend
+    assert abs(ts_s(pend) - t0) < 5, pend["ts"]
+    assert forged["data"]["user"] == "root"
+    assert forged["data"]["sender"] == {"uid": 65534, "pid": child, "ts_ms": 253402300799999,
+                                        "unprivileged": True}, forged["data"]
+    assert abs(ts_s(forged) - t0) < 5, forged["ts"]
+    # no user name at all for the uid: marked too; root about root: not marked
+    send(ag.sock, future, as_uid=54321)
+    send(ag.sock, future)
+    evs = ag.wait_events(is_auth, 4)
+    assert evs[2]["data"]["sender"]["uid"] == 54321 and evs[2]["data"]["sender"]["unprivileged"]
+    assert evs[3]["data"]["sender"]["uid"] == 0 and "unprivileged" not in evs[3]["data"]["sender"]
+    assert all(ts_s(e) < t0 + 5 for e in evs)
+    assert ag.stop() == 0
+
+
+def scenario_flood(ag):
+    """One user within its rate limit floods the socket with large datagrams: its events get a
+    bounded share of the spool, root's and the agent's events are never pushed out, and
+    spool.dropped counts the refused ones exactly."""
+    if os.getuid() != 0:
+        raise AssertionError("needs root to send as another uid")
+    ag.start()
+    big = dict(GOOD, data=dict(GOOD["data"], user=NOBODY, pad="p" * 3800))
+    d = json.dumps(big).encode()
+    assert len(d) < 4096
+    for i in range(5):
+        send(ag.sock, dict(GOOD, data=dict(GOOD["data"], user="root", n=i)))
+    # 100 = the burst of a uid, then its steady 20/s: within the rate limit, 300 * 4 KB in
+    # all, more than the whole spool (1 MiB)
+    send_many_as(ag.sock, [d] * 100, 65534)
+    for _ in range(10):
+        time.sleep(1.0)
+        send_many_as(ag.sock, [d] * 20, 65534)
+    time.sleep(0.5)
+    for i in range(5, 10):
+        send(ag.sock, dict(GOOD, data=dict(GOOD["data"], user="root", n=i)))
+    ag.wait_events(lambda e: is_auth(e) and e["data"]["sender"]["uid"] == 0, 10)
+    assert ag.stop() == 0
+    evs = ag.events()
+    seqs = [e["seq"] for e in evs]
+    assert seqs == list(range(1, len(seqs) + 1)), "a gap: %s" % seqs
+    root = [e["data"]["n"] for e in evs if is_auth(e) and e["data"]["sender"]["uid"] == 0]
+    assert root == list(range(10)), root
+    kinds = [e["kind"] for e in evs]
+    assert "agent.started" in kinds and "compliance" in kinds and "agent.stopped" in kinds
+    user = [e for e in evs if is_auth(e) and e["data"]["sender"]["uid"] == 65534]
+    share = sum(len(json.dumps(e, separators=(",", ":"))) + 20 for e in user)
+    assert share <= 1024 * 1024 // 4 + 4096, share
+    dropped = [e for e in evs if e["kind"] == "spool.dropped"]
+    assert all(x["data"]["reason"] == "unprivileged share full" for x in dropped), dropped
+    assert all("first_seq" not in x["data"] for x in dropped), "something was evicted"
+    text = ag.log_text()
+    closed = [l for l in text.splitlines() if l.startswith("evsock.closed")][-1]
+    limited = int(closed.split("rate_limited=")[1].split()[0])
+    refused = sum(x["data"]["count"] for x in dropped)
+    assert refused > 0 and len(user) > 0
+    assert len(user) + refused + limited == 300, (len(user), refused, limited)
+    log("user: %d stored, %d refused, %d rate-limited; %d announcements"
+        % (len(user), refused, limited, len(dropped)))
+
+
+def scenario_ack(ag):
+    """The uplink's user cannot stop recording: it cannot create or delete anything in the spool
+    directory, and an acknowledgement beyond the last stored number is refused, logged and
+    reported; nothing is deleted for it and numbering goes on, also after a restart."""
+    if os.getuid() != 0:
+        raise AssertionError("needs root to act as another uid")
+    ag.start()
+    send(ag.sock, GOOD)
+    ag.wait_events(is_auth, 1)
+    st = os.stat(ag.spool)
+    assert st.st_uid == 0 and st.st_mode & 0o7777 == 0o750, oct(st.st_mode)
+    # the installer gives ack/ the uplink's group; here uid/gid 65534
+    ackdir = os.path.join(ag.spool, "ack")
+    os.chown(ag.spool, 0, 65534)
+    os.chown(ackdir, 0, 65534)
+    segs = sorted(f for f in os.listdir(ag.spool) if f.startswith("seg-"))
+    last = ag.events()[-1]["seq"]
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        res = []
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            for f in (lambda: open(os.path.join(ag.spool, "seg-%020d" % (last + 1)), "w"),
+                      lambda: os.unlink(os.path.join(ag.spool, segs[0]))):
+                try:
+                    f()
+                    res.append("done")
+                except PermissionError:
+                    res.append("refused")
+            with open(os.path.join(ackdir, "acked"), "w") as f:
+                f.write("9223372036854775807\n")
+            res.append("acked")
+        finally:
+            os.write(w, ",".join(res).encode())
+            os._exit(0)
+    os.close(w)
+    out = os.read(r, 100).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert out == "refused,refused,acked", out
+    for i in range(3):
+        send(ag.sock, dict(GOOD, data=dict(GOOD["data"], n=i)))
+    ag.wait_events(lambda e: is_auth(e) and "n" in e["data"], 3)
+    deadline = time.time() + 10
+    while time.time() < deadline and "spool.ack-refused" not in ag.log_text():
+        time.sleep(0.05)
+    assert ag.stop() == 0
+    text = ag.log_text()
+    assert text.count("spool.ack-refused") == 1, text
+    assert "uplink acknowledgement 9223372036854775807 refused: beyond the last stored" in text
+    # a restart does not believe it either, and says so once more
+    ag.start()
+    send(ag.sock, GOOD)
+    ag.wait_events(is_auth, 5)
+    assert ag.stop() == 0
+    assert ag.log_text().count("spool.ack-refused") == 2
+    evs = ag.events()
+    seqs = [e["seq"] for e in evs]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+    assert len([e for e in evs if is_auth(e)]) == 5
+    refusals = [e for e in evs if e["kind"] == "spool.dropped"]
+    assert len(refusals) == 2 and all(e["data"]["count"] == 0 for e in refusals), refusals
+    assert "9223372036854775807" in refusals[0]["data"]["reason"]
+
+
 SCENARIOS = {
+    "forged": scenario_forged,
+    "flood": scenario_flood,
+    "ack": scenario_ack,
     "nospool": scenario_nospool,
     "pending-live": scenario_pending_live,
     "datagrams": scenario_datagrams,
@@ -378,6 +550,12 @@ def main():
     ap.add_argument("--agent", required=True)
     ap.add_argument("--spool-tool", required=True)
     A = ap.parse_args()
+    global NOBODY
+    import pwd
+    try:
+        NOBODY = pwd.getpwuid(65534).pw_name
+    except KeyError:
+        raise AssertionError("uid 65534 has no user name on this machine")
     tmp = tempfile.mkdtemp(prefix="mg-evsock-%s-" % A.scenario)
     os.chmod(tmp, 0o755)
     ag = Agent(tmp)
