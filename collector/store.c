@@ -787,17 +787,22 @@ static int terminals_decorate(struct store *s, const struct store_view *v, json_
 	sqlite3_finalize(st);
 	st = NULL;
 
-	r = prepare(
-	    s,
-	    only
-		? "SELECT tid, kind, count(*) FROM events WHERE kind IN ('usb.blocked','auth.failure')"
-		  " AND ts >= ?1 AND tid = ?2 GROUP BY tid, kind"
-		: "SELECT tid, kind, count(*) FROM events WHERE kind IN ('usb.blocked','auth.failure')"
-		  " AND ts >= ?1 GROUP BY tid, kind",
-	    &st);
+	/* The last 24 h, not the future (a date far ahead would count forever); a failure that a
+	 * non-root process reported about someone else (sender.unprivileged) is nobody's failed
+	 * login: it stays in the history, marked. */
+#define COUNTED_24H                                                                                \
+	"SELECT tid, kind, count(*) FROM events WHERE kind IN ('usb.blocked','auth.failure')"      \
+	" AND ts >= ?1 AND ts < ?3 AND NOT (kind = 'auth.failure' AND"                             \
+	" json_extract(data, '$.sender.unprivileged') IS 1)"
+	r = prepare(s,
+		    only ? COUNTED_24H " AND tid = ?2 GROUP BY tid, kind"
+			 : COUNTED_24H " GROUP BY tid, kind",
+		    &st);
+#undef COUNTED_24H
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, v->now_ms - 86400 * 1000LL);
+	sqlite3_bind_int64(st, 3, v->now_ms + 86400 * 1000LL);
 	if (only)
 		sqlite3_bind_int64(st, 2, only);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

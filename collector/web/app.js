@@ -28,6 +28,7 @@
       failed: 'コレクターに接続できません: ', first_seen: '初回受信', last_seen: '最終受信',
       last_compliance: '最終チェック報告', policy_hash: 'ポリシーハッシュ', report_interval: '報告間隔',
       seconds: '秒', last_seq: '最終通番', clock: '時刻のずれ', conflicts: '通番の衝突', ms: 'ミリ秒',
+      unprivileged: '一般ユーザーからの通知（本人以外について。失敗ログインに数えない）',
     },
     en: {
       title: 'Compliance dashboard', refresh: 'Refresh', export: 'Export CSV', logout: 'Log out',
@@ -48,6 +49,7 @@
       failed: 'Cannot reach the collector: ', first_seen: 'First seen', last_seen: 'Last seen',
       last_compliance: 'Last compliance report', policy_hash: 'Policy hash', report_interval: 'Report interval',
       seconds: 's', last_seq: 'Last seq', clock: 'Clock offset', conflicts: 'Seq conflicts', ms: 'ms',
+      unprivileged: 'unprivileged sender (about another user; not counted as a failed login)',
     },
   };
 
@@ -295,6 +297,9 @@
       k.appendChild(el('code', e.kind));
       const kn = pick(KINDS, e.kind);
       if (kn) k.appendChild(el('div', kn, 'meaning'));
+      // a non-root process reported about someone else: the agent marked it, say so
+      const snd = e.data && e.data.sender;
+      if (snd && snd.unprivileged === true) k.appendChild(el('div', t('unprivileged'), 'meaning warn'));
       tr.appendChild(k);
       tr.appendChild(el('td', (e.clause || []).join(' ')));
       // the terminal's own data: shown as text, exactly as it arrived
