@@ -156,6 +156,22 @@ class Env:
         line = self.collector.stdout.readline()
         if not line.startswith(b"READY "):
             raise RuntimeError("collector did not start: %r" % line)
+        parts = dict(x.split("=", 1) for x in line.decode().split()[1:])
+        host, port = parts["dashboard"].rsplit(":", 1)
+        self.dashboard = (host, int(port))
+
+    def dashboard_get(self, path):
+        import http.client
+        import ssl
+        ctx = ssl.create_default_context(cafile=os.path.join(self.tmp, "ca.pem"))
+        conn = http.client.HTTPSConnection(self.dashboard[0], self.dashboard[1], timeout=30,
+                                           context=ctx)
+        conn.request("GET", path, headers={"Authorization": "Bearer test-token-0123456789abcdef"})
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        assert resp.status == 200, (path, resp.status, body)
+        return json.loads(body)
 
     def kill(self, which, sig=signal.SIGKILL):
         p = getattr(self, which)
@@ -438,6 +454,41 @@ def scenario_e2e(env):
         assert got[0]["user"] == "alice" and got[0]["sender"]["pid"] == os.getpid()
         kinds = [k for k, _ in kinds_stored(env)]
         assert "agent.started" in kinds and "compliance" in kinds, kinds
+        if os.getuid() == 0:
+            # a local user forges a failed login of root dated in the year 9999: it arrives
+            # marked, with the agent's time, and is not root's failed login on the dashboard
+            forged = dict(dg, ts_ms=253402300799999, data=dict(dg["data"], user="root"))
+            os.chmod(env.tmp, 0o755)  # the socket's directory, as /run/mynaguard
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.setgroups([])
+                    os.setgid(65534)
+                    os.setuid(65534)
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                    s.sendto(json.dumps(forged).encode(), sock)
+                finally:
+                    os._exit(0)
+            os.waitpid(pid, 0)
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                got = [d for k, d in kinds_stored(env) if k == "auth.failure"]
+                if len(got) == 2:
+                    break
+                time.sleep(0.1)
+            assert len(got) == 2, got
+            assert got[1]["user"] == "root" and got[1]["sender"]["uid"] == 65534
+            assert got[1]["sender"]["unprivileged"] is True, got[1]
+            con = sqlite3.connect(env.db, timeout=30)
+            newest = con.execute("SELECT max(ts) FROM events").fetchone()[0]
+            con.close()
+            assert newest < (time.time() + 60) * 1000, newest
+            terms = env.dashboard_get("/v1/terminals")["terminals"]
+            assert terms[0]["auth_failures_24h"] == 1, terms
+            detail = env.dashboard_get("/v1/terminals/" + TERMINAL)
+            marked = [e for e in detail["recent_events"]
+                      if e["data"].get("sender", {}).get("unprivileged") is True]
+            assert len(marked) == 1 and marked[0]["data"]["user"] == "root", detail
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=20)
