@@ -140,6 +140,25 @@ uint64_t spool_segment_bytes(uint64_t max_bytes)
 	return s;
 }
 
+int spool_parse_acked(const char *text, size_t len, uint64_t *ret)
+{
+	char buf[24];
+	if (len > 0 && text[len - 1] == '\n')
+		len--;
+	if (len == 0 || len > 20)
+		return -EBADMSG;
+	for (size_t i = 0; i < len; i++)
+		if (text[i] < '0' || text[i] > '9')
+			return -EBADMSG;
+	memcpy(buf, text, len);
+	buf[len] = 0;
+	uint64_t v;
+	if (parse_uint64(buf, 0, INT64_MAX, &v) < 0)
+		return -EBADMSG;
+	*ret = v;
+	return 0;
+}
+
 static int read_acked_at(int dirfd, const char *path, uint64_t *ret)
 {
 	_cleanup_close_ int fd = -1;
@@ -155,15 +174,7 @@ static int read_acked_at(int dirfd, const char *path, uint64_t *ret)
 		return -EBADMSG;
 	if (r < 0)
 		return r;
-	if (len > 0 && text[len - 1] == '\n')
-		text[--len] = 0;
-	if (len == 0 || len > 20 || strspn(text, "0123456789") != len)
-		return -EBADMSG;
-	uint64_t v;
-	if (parse_uint64(text, 0, INT64_MAX, &v) < 0)
-		return -EBADMSG;
-	*ret = v;
-	return 0;
+	return spool_parse_acked(text, len, ret);
 }
 
 int spool_read_acked(int dirfd, uint64_t *ret)

@@ -67,6 +67,9 @@ int spool_segment_parse_name(const char *name, uint64_t *ret_first_seq);
  * [SPOOL_SEGMENT_MIN, SPOOL_SEGMENT_MAX]. */
 uint64_t spool_segment_bytes(uint64_t max_bytes);
 
+/* The text of an acked file: decimal digits (at most 20, value <= INT64_MAX), optionally one
+ * trailing newline, nothing else. -EBADMSG otherwise. */
+int spool_parse_acked(const char *text, size_t len, uint64_t *ret);
 /* The uplink's acked number (dirfd = the spool directory): ack/acked, else the old "acked"; 0
  * when neither exists. Never follows a symlink, never blocks on a FIFO, reads at most 64 bytes.
  * -EBADMSG when it holds anything but a decimal number (optionally + newline) <= INT64_MAX. */

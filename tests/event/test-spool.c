@@ -561,6 +561,29 @@ static void test_foreign_files(void **state)
 	free(dir);
 }
 
+static void test_parse_acked(void **state)
+{
+	(void)state;
+	uint64_t v = 7;
+	assert_int_equal(spool_parse_acked("42\n", 3, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(spool_parse_acked("9223372036854775807", 19, &v), 0);
+	assert_int_equal(v, (uint64_t)INT64_MAX);
+	const char *bad[] = {"",
+			     "\n",
+			     "42\n\n",
+			     " 42",
+			     "+42",
+			     "-1",
+			     "4 2",
+			     "0x10",
+			     "9223372036854775808",
+			     "184467440737095516160"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		assert_int_equal(spool_parse_acked(bad[i], strlen(bad[i]), &v), -EBADMSG);
+	assert_int_equal(spool_parse_acked("12\0003", 4, &v), -EBADMSG);
+}
+
 static void test_damaged_older_segment(void **state)
 {
 	(void)state;
@@ -614,6 +637,7 @@ int main(void)
 	    cmocka_unit_test(test_unprivileged_share),
 	    cmocka_unit_test(test_foreign_files),
 	    cmocka_unit_test(test_damaged_older_segment),
+	    cmocka_unit_test(test_parse_acked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Fuzz target: spool segment bytes (the uplink reads files a crash may have damaged). */
+/* Fuzz target: spool segment bytes (the uplink reads files a crash may have damaged), and the
+ * same bytes as the uplink's ack/acked file (the agent reads what a less trusted user wrote). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	uint64_t acked;
+	if (size <= 64 && spool_parse_acked((const char *)data, size, &acked) == 0 &&
+	    acked > INT64_MAX)
+		abort();
 	size_t off = 0;
 	while (off < size) {
 		struct spool_record rec;
@@ -15,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r <= 0)
 			break;
 		if ((size_t)r > size - off || rec.len == 0 || rec.len > EVENT_MAX_BYTES ||
-		    (size_t)r != spool_record_size(rec.len))
+		    (size_t)r != spool_record_size(rec.len) ||
+		    (unsigned)rec.cls >= _SPOOL_CLASS_MAX)
 			abort();
 		struct event e;
 		char reason[EVENT_REASON_MAX];
