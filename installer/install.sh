@@ -476,7 +476,10 @@ do_install() {
 	ensure_user
 	make_dir $ETC root root 0755
 	make_dir $STORE root root 0700
-	make_dir $SPOOL root $SVC_USER 0770
+	# Only the agent creates and deletes in the spool; the uplink reads it and writes its
+	# acknowledged sequence number into ack/ (docs/spool.md).
+	make_dir $SPOOL root $SVC_USER 0750
+	make_dir $SPOOL/ack root $SVC_USER 0770
 
 	put_file "$BUILD_DIR/agent/mynaguardd" $BIN_DIR/mynaguardd root root 0755
 	put_file "$BUILD_DIR/uplink/mynaguard-uplink" $BIN_DIR/mynaguard-uplink root root 0755
