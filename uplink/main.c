@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* mynaguard-uplink (user mynaguard): spool → batches → collector over mutual TLS → ack → trim. */
+/* mynaguard-uplink (user mynaguard): spool → batches → collector (mutual TLS) → ack/acked. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
