@@ -42,7 +42,7 @@ def spooled_events(spool):
     """Every JSON event object in the spool segments (framing bytes skipped)."""
     dec = json.JSONDecoder()
     out = []
-    for name in sorted(os.listdir(spool)):
+    for name in sorted(n for n in os.listdir(spool) if n.startswith("seg-")):
         data = open(os.path.join(spool, name), "rb").read().decode("utf-8", "replace")
         i = data.find('{"v":')
         while i >= 0:
