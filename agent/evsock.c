@@ -36,6 +36,9 @@ struct evsock_bucket {
 	int64_t last_ms;
 	uint64_t dropped; /* since the last log line about this uid */
 	bool limited;
+	/* The uid's user name, looked up once per bucket (NSS may be slow): "" = none. */
+	char name[64];
+	bool name_looked_up;
 };
 
 #define PENDING_WATCH_MASK (IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_ONLYDIR | IN_DONT_FOLLOW)
@@ -142,17 +145,23 @@ static bool rate_allow(struct agent_evsock *s, uid_t uid, int64_t now)
 
 /* May this uid speak about `user`? Root speaks for every login (sshd, login, gdm); any other
  * uid only about itself (a screen locker running as that user). */
-static bool sender_may_report(uid_t uid, const char *user)
+static bool sender_may_report(struct agent_evsock *s, uid_t uid, const char *user, int64_t now)
 {
 	if (uid == 0)
 		return true;
 	if (!user)
 		return false;
-	char buf[4096];
-	struct passwd pw, *res = NULL;
-	if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) != 0 || !res || !res->pw_name)
-		return false;
-	return strcmp(res->pw_name, user) == 0;
+	struct evsock_bucket *b = bucket_for(s, uid, now);
+	if (!b->name_looked_up) {
+		char buf[4096];
+		struct passwd pw, *res = NULL;
+		b->name[0] = 0;
+		if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res && res->pw_name &&
+		    strlen(res->pw_name) < sizeof b->name)
+			strcpy(b->name, res->pw_name);
+		b->name_looked_up = true;
+	}
+	return b->name[0] != 0 && strcmp(b->name, user) == 0;
 }
 
 static void handle_datagram(struct agent *a, struct agent_evsock *s, const char *buf, size_t n,
@@ -192,7 +201,7 @@ static void handle_datagram(struct agent *a, struct agent_evsock *s, const char 
 	json_t *sender = json_pack("{s:I, s:I, s:I}", "uid", (json_int_t)cred->uid, "pid",
 				   (json_int_t)cred->pid, "ts_ms", (json_int_t)ts);
 	if (sender &&
-	    !sender_may_report(cred->uid, json_string_value(json_object_get(data, "user"))))
+	    !sender_may_report(s, cred->uid, json_string_value(json_object_get(data, "user")), now))
 		json_object_set_new(sender, "unprivileged", json_true());
 	json_object_set_new(data, "sender", sender);
 	enum spool_class cls = cred->uid == 0 ? SPOOL_CLASS_PROTECTED : SPOOL_CLASS_UNPRIVILEGED;
