@@ -18,11 +18,10 @@ int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json
  * in a spool.dropped event (at once, then at most every 10 s, and at stop). */
 int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, enum spool_class cls,
 			 json_t *clauses, json_t *data, bool sync);
-/* Sync, announce refused records, let the spool delete what the uplink acknowledged. */
+/* Sync, announce refused records, let the spool delete what the uplink acknowledged. (Also
+ * without events: emit.c watches SPOOL/ack with inotify and arms a one-shot timer for a
+ * deferred announcement.) */
 int agent_emit_flush(struct agent *a);
-/* Every few seconds (evsock.c's timer): acknowledgement and refused-record announcements even
- * when no event arrives. */
-void agent_emit_tick(struct agent *a);
 
 /* Emit what the PAM module left in STATE/totp/.pending-events (when the socket was down or its
  * queue full), then empty the file. Called by evsock.c right after the socket is bound (so no

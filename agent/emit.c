@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +46,10 @@ struct agent_emit {
 	uint64_t refused_pending;
 	uint64_t refused_total;
 	int64_t refused_reported_ms;
+	int report_tfd; /* one-shot timer for a deferred announcement, -1 = none */
+	bool report_armed;
+	int ack_ino; /* inotify on SPOOL/ack: the uplink acknowledged something, -1 = none */
+	bool ack_watch_tried;
 };
 
 static int64_t now_ms(void)
@@ -104,6 +110,7 @@ static void log_event(const struct event *ev)
 static void emit_dropped(struct agent *a, const struct spool_drop *d, const char *reason);
 static bool spool_ready(struct agent_emit *e);
 static void check_ack(struct agent *a);
+static void watch_ack(struct agent *a, struct agent_emit *e);
 
 int64_t agent_emit_at(struct agent *a, enum event_kind kind, int64_t ts_ms, json_t *clauses,
 		      json_t *data, bool sync)
@@ -143,6 +150,7 @@ int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, e
 		return -EINVAL;
 	}
 	memcpy(ev.terminal, p->terminal_id, strlen(p->terminal_id) + 1);
+	watch_ack(a, e);
 	ev.seq = e->next_seq;
 
 	if (ev.seq >= e->reserved && e->state_fd >= 0) {
@@ -211,8 +219,21 @@ int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, e
 	return (int64_t)ev.seq;
 }
 
+static void arm_report_timer(struct agent_emit *e, int64_t delay_ms)
+{
+	if (e->report_tfd < 0 || e->report_armed)
+		return;
+	if (delay_ms < 1)
+		delay_ms = 1;
+	struct itimerspec its = {
+	    .it_value = {.tv_sec = delay_ms / 1000, .tv_nsec = (delay_ms % 1000) * 1000000}};
+	if (timerfd_settime(e->report_tfd, 0, &its, NULL) == 0)
+		e->report_armed = true;
+}
+
 /* Announce the unprivileged records refused since the last announcement: at once for the first,
- * then at most once per REFUSED_REPORT_MS (force: now, e.g. at stop). */
+ * then at most once per REFUSED_REPORT_MS (a one-shot timer catches the rest; force: now, e.g.
+ * at stop). No timer runs while nothing is pending: the agent stays asleep when idle. */
 static void report_refused(struct agent *a, bool force)
 {
 	struct agent_emit *e = *agent_emit_slot(a);
@@ -220,8 +241,10 @@ static void report_refused(struct agent *a, bool force)
 	if (!e || e->refused_pending == 0 || e->depth > 0)
 		return;
 	if (!force && e->refused_reported_ms != 0 &&
-	    now - e->refused_reported_ms < REFUSED_REPORT_MS)
+	    now - e->refused_reported_ms < REFUSED_REPORT_MS) {
+		arm_report_timer(e, REFUSED_REPORT_MS - (now - e->refused_reported_ms));
 		return;
+	}
 	uint64_t n = e->refused_pending;
 	fprintf(stderr,
 		"spool.dropped count=%" PRIu64 " total=%" PRIu64
@@ -237,6 +260,53 @@ static void report_refused(struct agent *a, bool force)
 	if (k >= 0) {
 		e->refused_pending -= n;
 		e->refused_reported_ms = now;
+	} else
+		arm_report_timer(e, REFUSED_REPORT_MS);
+}
+
+static void on_report_timer(struct agent *a, int fd, uint32_t events, void *userdata)
+{
+	struct agent_emit *e = *agent_emit_slot(a);
+	uint64_t expirations;
+	while (read(fd, &expirations, sizeof expirations) > 0)
+		;
+	if (!e)
+		return;
+	e->report_armed = false;
+	report_refused(a, false);
+}
+
+/* The uplink replaced ack/acked: delete what it acknowledged (or refuse it) now. */
+static void on_ack_change(struct agent *a, int fd, uint32_t events, void *userdata)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+	check_ack(a);
+}
+
+/* Once the spool is open: watch SPOOL/ack for the uplink's writes. Without the watch,
+ * acknowledgements are still handled whenever an event is stored. */
+static void watch_ack(struct agent *a, struct agent_emit *e)
+{
+	if (e->ack_watch_tried || !e->spool)
+		return;
+	e->ack_watch_tried = true;
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/%s", e->spool_dir, SPOOL_ACK_DIR) < 0)
+		return;
+	e->ack_ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (e->ack_ino < 0 ||
+	    inotify_add_watch(e->ack_ino, path,
+			      IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW) < 0 ||
+	    agent_watch_fd(a, e->ack_ino, on_ack_change, NULL) < 0) {
+		fprintf(stderr,
+			"emit.warning op=watch-ack dir=%s error=\"%s\" (acknowledged segments are "
+			"deleted when events are stored)\n",
+			path, strerror(errno));
+		if (e->ack_ino >= 0)
+			close(e->ack_ino);
+		e->ack_ino = -1;
 	}
 }
 
@@ -270,12 +340,6 @@ static void check_ack(struct agent *a)
 				      "acked", (json_int_t)t.acked),
 			    true);
 	e->depth--;
-}
-
-void agent_emit_tick(struct agent *a)
-{
-	check_ack(a);
-	report_refused(a, false);
 }
 
 static void emit_dropped(struct agent *a, const struct spool_drop *d, const char *reason)
@@ -524,6 +588,8 @@ int agent_emit_init(struct agent *a)
 	if (!e)
 		return -ENOMEM;
 	e->state_fd = -1;
+	e->report_tfd = -1;
+	e->ack_ino = -1;
 	e->spool_dir = strdup(paths->spool ? paths->spool : MYNAGUARD_SPOOL_DIR);
 	if (!e->spool_dir) {
 		free(e);
@@ -542,7 +608,20 @@ int agent_emit_init(struct agent *a)
 			"emit.error state=%s error=\"%s\", continuing without the sequence floor "
 			"and the PAM fallback file\n",
 			state_dir, strerror(-r));
-	(void)spool_ready(e);
+	if (spool_ready(e)) {
+		watch_ack(a, e);
+		check_ack(a); /* what the uplink acknowledged while the agent was down */
+	}
+	e->report_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (e->report_tfd >= 0 && agent_watch_fd(a, e->report_tfd, on_report_timer, NULL) < 0) {
+		close(e->report_tfd);
+		e->report_tfd = -1;
+	}
+	if (e->report_tfd < 0)
+		fprintf(stderr,
+			"emit.warning op=timer error=\"%s\" (refused unprivileged events are "
+			"announced with the next event or at stop)\n",
+			strerror(errno));
 	return 0;
 }
 
@@ -552,6 +631,14 @@ void agent_emit_done(struct agent *a)
 	if (!e)
 		return;
 	report_refused(a, true);
+	if (e->report_tfd >= 0) {
+		(void)agent_unwatch_fd(a, e->report_tfd);
+		close(e->report_tfd);
+	}
+	if (e->ack_ino >= 0) {
+		(void)agent_unwatch_fd(a, e->ack_ino);
+		close(e->ack_ino);
+	}
 	if (e->spool) {
 		(void)spool_writer_sync(e->spool);
 		spool_writer_free(e->spool);

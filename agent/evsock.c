@@ -27,7 +27,6 @@
 #define EVSOCK_BATCH	       256 /* datagrams per wakeup, then one fdatasync */
 #define EVSOCK_LOG_INTERVAL_MS 10000
 #define EVSOCK_RCVBUF	       (1024 * 1024)
-#define EVSOCK_TICK_MS	       5000 /* acknowledgement and refused-record announcements */
 
 struct evsock_bucket {
 	uid_t uid;
@@ -354,11 +353,6 @@ static int bind_socket(struct agent_evsock *s)
 	return 0;
 }
 
-static void on_tick(struct agent *a, void *userdata)
-{
-	agent_emit_tick(a);
-}
-
 int agent_evsock_init(struct agent *a)
 {
 	const char *path = agent_paths(a)->socket ? agent_paths(a)->socket : MYNAGUARD_SOCKET_PATH;
@@ -394,12 +388,6 @@ int agent_evsock_init(struct agent *a)
 		agent_evsock_done(a);
 		return r;
 	}
-	r = agent_add_timer(a, EVSOCK_TICK_MS, EVSOCK_TICK_MS, on_tick, s);
-	if (r < 0)
-		fprintf(stderr,
-			"evsock.warning op=timer error=\"%s\" (acknowledgements are handled when "
-			"events arrive)\n",
-			strerror(-r));
 	fprintf(stderr, "evsock.listening socket=%s\n", s->path);
 	/* From here on PAM reaches the socket; what it wrote to the fallback file before goes now,
 	 * and what it writes there later (socket queue full) goes when it is written. */

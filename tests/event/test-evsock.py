@@ -503,12 +503,14 @@ def scenario_ack(ag):
     os.close(r)
     os.waitpid(pid, 0)
     assert out == "refused,refused,acked", out
-    for i in range(3):
-        send(ag.sock, dict(GOOD, data=dict(GOOD["data"], n=i)))
-    ag.wait_events(lambda e: is_auth(e) and "n" in e["data"], 3)
+    # noticed at once (inotify on ack/), without any event arriving
     deadline = time.time() + 10
     while time.time() < deadline and "spool.ack-refused" not in ag.log_text():
         time.sleep(0.05)
+    assert "spool.ack-refused" in ag.log_text()
+    for i in range(3):
+        send(ag.sock, dict(GOOD, data=dict(GOOD["data"], n=i)))
+    ag.wait_events(lambda e: is_auth(e) and "n" in e["data"], 3)
     assert ag.stop() == 0
     text = ag.log_text()
     assert text.count("spool.ack-refused") == 1, text
