@@ -757,7 +757,8 @@ static int writer_make_room(struct spool_writer *w, uint64_t next_first, size_t 
 			    struct spool_drop *drop)
 {
 	int r;
-	while (w->total_bytes + need > w->max_bytes && w->head_fd >= 0 && w->nsegs >= 2) {
+	/* segs[0] is never the head while another segment exists, nor when the head is gone */
+	while (w->total_bytes + need > w->max_bytes && w->nsegs >= (w->head_fd >= 0 ? 2u : 1u)) {
 		r = writer_drop_segment(w, 0, drop);
 		if (r < 0)
 			return r;
