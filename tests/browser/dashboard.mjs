@@ -66,6 +66,9 @@ try {
   check(evText.includes('<img src=x onerror=window.__pwned=2>'), 'the <img> shows as text');
   check(await page.$$eval('#events script, #events img', (n) => n.length) === 0, 'no element was created');
   check(await page.evaluate(() => window.__pwned === undefined), 'nothing ran');
+  check(evText.includes('一般ユーザーからの通知'), 'an unprivileged-marked event says so');
+  check((await page.$$eval('#events tr', (rows) => rows.filter((r) => r.textContent.includes('一般ユーザー')).length)) === 1,
+    'only the marked event is marked');
   await page.screenshot({ path: path.join(outdir, 'dashboard.png'), fullPage: true });
 
   // English switch, back to the list
@@ -73,6 +76,7 @@ try {
   await page.waitForFunction(() => document.querySelector('h1').textContent.includes('Compliance dashboard'));
   await page.waitForFunction(() => document.querySelector('#checks').textContent.includes('fail')
     && document.querySelector('#checks').textContent.includes('multi-factor login'));
+  await page.waitForFunction(() => document.querySelector('#events').textContent.includes('unprivileged sender'));
   await page.click('#back');
   await page.waitForSelector('#list:not([hidden])');
   await page.screenshot({ path: path.join(outdir, 'dashboard-en.png'), fullPage: true });

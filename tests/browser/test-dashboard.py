@@ -49,6 +49,10 @@ def main():
                             "serial": "<img src=x onerror=window.__pwned=2>"}),
                 event("term-ng-01", 3, kind="auth.failure", data={"user": "taro", "service": "login",
                                                                    "reason": "bad_code"}),
+                # a local user's claim about root, marked by the agent (docs/spool.md)
+                event("term-ng-01", 4, kind="auth.failure",
+                      data={"user": "root", "service": "login",
+                            "sender": {"uid": 1000, "pid": 7, "unprivileged": True}}),
             ]})
             assert st == 200
             # stale: reports every second, then falls silent
