@@ -120,8 +120,31 @@ int notify_send(const char *socket_path, const char *buf, size_t len)
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return negative_errno();
-	if (sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&sa,
-		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + 1)) < 0)
+	/* Our effective uid, not the real one the kernel would fill in: in su or sudo (setuid
+	 * root) the module runs as root on behalf of the target user, and the agent trusts only
+	 * root to report about others. The kernel lets a process name only its own real,
+	 * effective or saved uid, so this claims nothing it is not. */
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+	} control;
+	memset(&control, 0, sizeof(control));
+	struct msghdr msg = {
+	    .msg_name = &sa,
+	    .msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + 1),
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = control.buf,
+	    .msg_controllen = sizeof(control.buf),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_CREDENTIALS;
+	c->cmsg_len = CMSG_LEN(sizeof(struct ucred));
+	const struct ucred cred = {.pid = getpid(), .uid = geteuid(), .gid = getegid()};
+	memcpy(CMSG_DATA(c), &cred, sizeof(cred));
+	if (sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		return negative_errno();
 	return 0;
 }

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "totp_attempt.h"
@@ -463,6 +466,59 @@ static void test_notify_json(void **state)
 	assert_int_equal(notify_format(buf, 20, "auth.success", 1, &info, "ok", &len), -ENOBUFS);
 }
 
+/* su and sudo run the module with euid 0 and the caller's real uid: the datagram must carry
+ * the effective uid (the agent trusts only root to report about other users). */
+static void test_notify_sends_effective_uid(void **state)
+{
+	char dir[] = "/tmp/mg-notify-XXXXXX", path[128], buf[64];
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("needs root: a real uid different from the effective one\n");
+		skip();
+	}
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/agent.sock", dir);
+	int rx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), one = 1;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	strcpy(sa.sun_path, path);
+	assert_true(rx >= 0);
+	assert_int_equal(setsockopt(rx, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), 0);
+	assert_int_equal(bind(rx, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	chmod(dir, 0755);
+	chmod(path, 0666);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* like su: real uid the caller's, effective root */
+		if (setresuid(65534, 0, 0) < 0)
+			_exit(2);
+		_exit(notify_send(path, "{}", 2) == 0 ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+	} control;
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = control.buf,
+			     .msg_controllen = sizeof(control.buf)};
+	assert_int_equal(recvmsg(rx, &msg, 0), 2);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	assert_non_null(c);
+	assert_int_equal(c->cmsg_type, SCM_CREDENTIALS);
+	struct ucred cred;
+	memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+	assert_int_equal(cred.uid, 0);
+	assert_int_equal(cred.pid, pid);
+	close(rx);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_pending_file_bounded(void **state)
 {
 	char p[256], buf[64];
@@ -559,6 +615,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_store_roundtrip_and_checks, setup_dir,
 					    teardown_dir),
 	    cmocka_unit_test(test_notify_json),
+	    cmocka_unit_test(test_notify_sends_effective_uid),
 	    cmocka_unit_test_setup_teardown(test_pending_file_bounded, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup_dir, teardown_dir),
 	};
