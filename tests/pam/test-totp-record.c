@@ -486,6 +486,11 @@ static void test_pending_file_bounded(void **state)
 	close(dirfd);
 }
 
+static int64_t fixed_clock(void)
+{
+	return 1768471210;
+}
+
 static void test_out_of_memory(void **state)
 {
 	char p[256];
@@ -519,8 +524,9 @@ static void test_out_of_memory(void **state)
 		a.policy = policy;
 		a.policy_explicit = true;
 		a.socket = "/nonexistent/sock";
-		a.info = (struct notify_info){"alice", "login", "", ""};
-		a.now = 1768471210;
+		a.info = (struct notify_info){
+		    .user = "alice", .service = "login", .rhost = "", .tty = ""};
+		a.clock = fixed_clock;
 		allocations = 0;
 		fail_countdown = n;
 		r = totp_attempt_prepare(&a);
