@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "totp_attempt.h"
+#include "event.h"
 #include "totp_notify.h"
 #include "totp_record.h"
 #include "totp_store.h"
@@ -455,12 +456,79 @@ static void test_notify_json(void **state)
 	memset(longname, 'x', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
 	{
-		const struct notify_info big = {longname, longname, longname, longname};
+		const struct notify_info big = {
+		    .user = longname, .service = longname, .rhost = longname, .tty = longname};
 		assert_int_equal(
 		    notify_format(buf, sizeof(buf), "auth.success", 1, &big, "ok", &len), 0);
 		assert_true(len < 4 * NOTIFY_FIELD_MAX + 200);
 	}
 	assert_int_equal(notify_format(buf, 20, "auth.success", 1, &info, "ok", &len), -ENOBUFS);
+}
+
+/* What the setuid helper writes: the caller's words under caller_*, the real uid, the helper's
+ * own service name; the agent's decoder accepts it. */
+static void test_notify_json_helper(void **state)
+{
+	const struct notify_info info = {.user = "alice",
+					 .service = "sshd",
+					 .rhost = "10.0.0.1",
+					 .tty = "pts/3",
+					 .via_helper = true,
+					 .caller_uid = 1000};
+	char buf[NOTIFY_MAX], reason[EVENT_REASON_MAX];
+	enum event_kind kind;
+	int64_t ts;
+	json_t *data = NULL;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(
+	    notify_format(buf, sizeof(buf), "auth.failure", 5, &info, "wrong_code", &len), 0);
+	assert_string_equal(buf, "{\"v\":1,\"kind\":\"auth.failure\",\"ts_ms\":5,\"data\":{"
+				 "\"user\":\"alice\",\"service\":\"mynaguard-totp-check\","
+				 "\"caller_uid\":1000,\"caller_service\":\"sshd\","
+				 "\"caller_rhost\":\"10.0.0.1\",\"caller_tty\":\"pts/3\","
+				 "\"reason\":\"wrong_code\"}}");
+	assert_int_equal(event_datagram_decode(buf, len, &kind, &ts, &data, reason), 0);
+	assert_string_equal(json_string_value(json_object_get(data, "service")),
+			    "mynaguard-totp-check");
+	assert_int_equal(json_integer_value(json_object_get(data, "caller_uid")), 1000);
+	assert_null(json_object_get(data, "rhost"));
+	json_decref(data);
+}
+
+/* Strings a peer chooses (the user typed at a prompt, the helper's caller) cannot make an
+ * event too large to send: each escapes to 6 bytes per input byte, and is cut. */
+static void test_notify_worst_case_fits(void **state)
+{
+	char ctl[300], bad[300], buf[NOTIFY_MAX], reason[EVENT_REASON_MAX];
+	enum event_kind kind;
+	int64_t ts;
+	json_t *data = NULL;
+	size_t len;
+
+	(void)state;
+	memset(ctl, '\x01', sizeof(ctl) - 1);
+	ctl[sizeof(ctl) - 1] = '\0';
+	memset(bad, '\xff', sizeof(bad) - 1);
+	bad[sizeof(bad) - 1] = '\0';
+	for (int helper = 0; helper < 2; helper++) {
+		const struct notify_info info = {.user = ctl,
+						 .service = bad,
+						 .rhost = ctl,
+						 .tty = bad,
+						 .via_helper = helper,
+						 .caller_uid = 4294967294u};
+		assert_int_equal(notify_format(buf, sizeof(buf), "auth.failure", INT64_C(1) << 40,
+					       &info, "wrong_code", &len),
+				 0);
+		assert_true(len <= EVENT_DATAGRAM_MAX);
+		/* cut on an escape boundary: 256 / 6 = 42 escapes, never half of one */
+		assert_non_null(strstr(buf, "\\u0001\""));
+		assert_int_equal(event_datagram_decode(buf, len, &kind, &ts, &data, reason), 0);
+		assert_int_equal(strlen(json_string_value(json_object_get(data, "user"))), 42);
+		json_decref(data);
+	}
 }
 
 static void test_pending_file_bounded(void **state)
@@ -565,6 +633,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_store_roundtrip_and_checks, setup_dir,
 					    teardown_dir),
 	    cmocka_unit_test(test_notify_json),
+	    cmocka_unit_test(test_notify_json_helper),
+	    cmocka_unit_test(test_notify_worst_case_fits),
 	    cmocka_unit_test_setup_teardown(test_pending_file_bounded, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup_dir, teardown_dir),
 	};
