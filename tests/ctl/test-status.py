@@ -123,9 +123,14 @@ class Fixture:
         with open(os.path.join(self.pam, "login"), "w") as f:
             f.write("auth required pam_unix.so\nauth required pam_mynaguard.so\n")
         self.write_passwd([])
+        # enroll refuses users the system does not know: alice comes from nss_wrapper
+        e = env()
+        e.update(LD_PRELOAD="libnss_wrapper.so", NSS_WRAPPER_PASSWD=self.passwd,
+                 NSS_WRAPPER_GROUP="/dev/null")
         r = subprocess.run([CTL, "--policy", self.policy, "--yes", "totp", "enroll", "alice",
-                            "--store", self.store, "--secret", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
-                            "--no-qr"], capture_output=True, text=True, env=env())
+                            "--store", self.store, "--secret-file", "-", "--no-qr"],
+                           input="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n", capture_output=True,
+                           text=True, env=e)
         check(r.returncode == 0, "fixture: totp enroll alice", r.stdout + r.stderr)
         self.write_manifest()
         now = time.time()
