@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "totp_attempt.h"
+#include "totp_helper.h"
 #include "event.h"
 #include "totp_notify.h"
 #include "totp_record.h"
@@ -554,6 +555,40 @@ static void test_pending_file_bounded(void **state)
 	close(dirfd);
 }
 
+static void test_helper_input(void **state)
+{
+	static const char ok[] = "123456\0login\0\0tty1";
+	char big[TOTP_HELPER_INPUT_MAX + 1], field[300];
+	const char *f[4] = {0};
+
+	(void)state;
+	assert_int_equal(totp_helper_parse_input(ok, sizeof(ok), f), 0);
+	assert_string_equal(f[0], "123456");
+	assert_string_equal(f[1], "login");
+	assert_string_equal(f[2], "");
+	assert_string_equal(f[3], "tty1");
+	/* exactly four fields that use up the input */
+	assert_int_equal(totp_helper_parse_input("", 0, f), -EINVAL);
+	assert_int_equal(totp_helper_parse_input("no NUL", 6, f), -EINVAL);
+	assert_int_equal(totp_helper_parse_input("a\0b\0c\0", 6, f), -EINVAL);
+	assert_int_equal(totp_helper_parse_input("a\0b\0c\0d", 7, f), -EINVAL);
+	assert_int_equal(totp_helper_parse_input("a\0b\0c\0d\0e\0", 10, f), -EINVAL);
+	assert_int_equal(totp_helper_parse_input("a\0b\0c\0d\0e", 9, f), -EINVAL);
+	/* a field of 255 bytes is the longest */
+	memset(field, 'x', sizeof(field));
+	field[255] = '\0';
+	memcpy(big, field, 256);
+	memcpy(big + 256, "\0\0\0", 3);
+	assert_int_equal(totp_helper_parse_input(big, 259, f), 0);
+	assert_int_equal(strlen(f[0]), 255);
+	memset(big, 'x', 256);
+	big[256] = '\0';
+	memcpy(big + 257, "\0\0\0", 3);
+	assert_int_equal(totp_helper_parse_input(big, 260, f), -EINVAL);
+	memset(big, '\0', sizeof(big));
+	assert_int_equal(totp_helper_parse_input(big, sizeof(big), f), -E2BIG);
+}
+
 static int64_t fixed_clock(void)
 {
 	return 1768471210;
@@ -634,6 +669,7 @@ int main(void)
 					    teardown_dir),
 	    cmocka_unit_test(test_notify_json),
 	    cmocka_unit_test(test_notify_json_helper),
+	    cmocka_unit_test(test_helper_input),
 	    cmocka_unit_test(test_notify_worst_case_fits),
 	    cmocka_unit_test_setup_teardown(test_pending_file_bounded, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup_dir, teardown_dir),
