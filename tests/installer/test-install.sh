@@ -184,8 +184,12 @@ check "pam-auth-update profile: Additional auth, required pam_mynaguard.so, prio
 		[ \$(sed -n 's/^Priority: //p' '$R/usr/share/pam-configs/mynaguard') -lt 256 ]"
 
 # ---- 2. an administrator enrolls; the next run switches the code step on ---------------------
-"$FAKE/ctl/mynaguardctl" totp enroll alice --store "$R/var/lib/mynaguard/totp" \
-	--secret JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP --no-qr >/dev/null
+# alice exists in the target's passwd only (nss_wrapper); the secret goes on stdin
+echo JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP |
+	env LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_PASSWD="$R/etc/passwd" NSS_WRAPPER_GROUP="$R/etc/group" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$FAKE/ctl/mynaguardctl" totp enroll alice --store "$R/var/lib/mynaguard/totp" \
+		--secret-file - --no-qr >/dev/null
 rc=0
 out=$("$INSTALL" --root "$R" --build-dir "$FAKE" --policy "$T/policy.conf" 2>&1) || rc=$?
 check "admin alice (group sudo) enrolled: exit 0" test "$rc" -eq 0
