@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "ingest.h"
 #include "server.h"
+#include "utf8.h"
 
 static const char base_conf[] =
     "[ingest]\ncertificate = /c.pem\nkey = /c.key\nclient_ca = /ca.pem\n"
@@ -173,6 +174,41 @@ static void test_summary(void **state)
 	free(s);
 }
 
+/* A long summary is cut between characters whatever the offset of the cut (the export was
+ * undecodable when the cut fell inside a 3-byte character). */
+static void test_summary_cut_utf8(void **state)
+{
+	for (unsigned pad = 0; pad < 3; pad++) {
+		char data[4000];
+		size_t o = (size_t)snprintf(data, sizeof(data), "{\"n\":\"%.*s", pad, "xx");
+		char *s;
+
+		for (unsigned i = 0; i < 600; i++) {
+			memcpy(data + o, "\xe7\xb7\x8f", 3); /* 総 */
+			o += 3;
+		}
+		memcpy(data + o, "\"}", 3);
+		s = api_event_summary("usb.blocked", data);
+		assert_non_null(s);
+		assert_true(strlen(s) <= 1000 && strlen(s) >= 995);
+		assert_true(utf8_valid(s, strlen(s)));
+		assert_string_equal(s + strlen(s) - 3, "...");
+		free(s);
+	}
+	/* nested keys are no longer cut at 127 bytes */
+	char data[600], *s;
+	memset(data, 0, sizeof(data));
+	strcpy(data, "{\"a\":{\"");
+	for (unsigned i = 0; i < 50; i++)
+		strcat(data, "\xe7\xb7\x8f");
+	strcat(data, "\":1}}");
+	s = api_event_summary("usb.blocked", data);
+	assert_non_null(s);
+	assert_true(utf8_valid(s, strlen(s)));
+	assert_int_equal(strlen(s), 2 + 150 + 2);
+	free(s);
+}
+
 static void test_filter(void **state)
 {
 	struct store_filter f;
@@ -196,6 +232,23 @@ static void test_filter(void **state)
 	assert_non_null(strstr(reason, "unknown parameter"));
 	assert_int_equal(api_parse_filter("kind=a&kind=b", &f, reason), -EINVAL);
 	assert_int_equal(api_parse_filter("terminal=..", &f, reason), -EINVAL);
+	/* %00 would end the value early: refused, not truncated */
+	assert_int_equal(api_parse_filter("terminal=term-a%00x", &f, reason), -EINVAL);
+	assert_non_null(strstr(reason, "%00"));
+	assert_int_equal(api_parse_filter("kind=usb.blocked%00&limit=1", &f, reason), -EINVAL);
+	assert_int_equal(api_parse_filter("%00=1", &f, reason), -EINVAL);
+	/* the reason of an unknown parameter is valid UTF-8 (it goes into a JSON string) */
+	/* keys are not decoded by libevent: raw bytes */
+	assert_int_equal(api_parse_filter("\xff\xfe=1", &f, reason), -EINVAL);
+	assert_string_equal(reason, "unknown parameter (not UTF-8)");
+	assert_int_equal(
+	    api_parse_filter("\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f"
+			     "\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f"
+			     "\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f=1",
+			     &f, reason),
+	    -EINVAL);
+	assert_true(utf8_valid(reason, strlen(reason)));
+	assert_non_null(strstr(reason, "\xe7\xb7\x8f\""));
 }
 
 int main(void)
@@ -204,7 +257,8 @@ int main(void)
 	    cmocka_unit_test(test_config_defaults), cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_config_ipv6),	    cmocka_unit_test(test_revoked),
 	    cmocka_unit_test(test_decode),	    cmocka_unit_test(test_csv),
-	    cmocka_unit_test(test_summary),	    cmocka_unit_test(test_filter),
+	    cmocka_unit_test(test_summary),	    cmocka_unit_test(test_summary_cut_utf8),
+	    cmocka_unit_test(test_filter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
