@@ -106,6 +106,39 @@ int ingest_decode(const char *cert_terminal, const char *body, size_t len, struc
 	return 200;
 }
 
+int ingest_store_status(int err)
+{
+	switch (err) {
+	case -EMSGSIZE:
+		return 413;
+	case -ERANGE:
+	case -EINVAL:
+		return 400;
+	case -EBUSY:
+	case -ENOSPC:
+	case -EIO:
+	case -ENOMEM:
+	case -EACCES:
+		return 503;
+	default:
+		return 500;
+	}
+}
+
+static const char *store_status_reason(int status)
+{
+	switch (status) {
+	case 413:
+		return "an event is too large to store";
+	case 400:
+		return "cannot store this batch";
+	case 503:
+		return "the store cannot write; try again later";
+	default:
+		return "the store failed; see the collector's log";
+	}
+}
+
 static void log_refusal(struct evhttp_request *req, const struct conn *conn, int status,
 			const char *reason)
 {
@@ -226,9 +259,7 @@ void ingest_done_cb(evutil_socket_t fd, short what, void *arg)
 				evhttp_add_header(evhttp_request_get_output_headers(p->req),
 						  "Retry-After", ra);
 			}
-			reply_error(p->req, p->status,
-				    p->status == 503 ? "the store cannot write; try again later"
-						     : "cannot store this batch");
+			reply_error(p->req, p->status, store_status_reason(p->status));
 		}
 		metrics_observe_latency(server_mono_us() - p->t0_us);
 		event_batch_clear(&p->batch);
@@ -268,7 +299,7 @@ static void write_group(struct ingest_writer *wr, struct ingest_pending *list)
 		if (q < 0) {
 			server_log("store: cannot write a batch of %zu events from %s: %s",
 				   p->batch.n, p->batch.terminal, strerror(-q));
-			p->status = q == -ERANGE ? 400 : 503;
+			p->status = ingest_store_status(q);
 			continue;
 		}
 		p->status = 200;

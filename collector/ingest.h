@@ -20,6 +20,11 @@ struct ingest_writer;
 int ingest_decode(const char *cert_terminal, const char *body, size_t len, struct event_batch *ret,
 		  char reason[static EVENT_REASON_MAX]);
 
+/* The answer to a batch that store_write_batch refused with err: 413/400 when the batch can
+ * never be stored (retrying is pointless), 503 when the store cannot write now (busy, disk
+ * full, I/O: retry later), 500 for a fault of the store itself. Never 429: that is overload. */
+int ingest_store_status(int err);
+
 /* The writer owns the writable store. retention_s 0 keeps everything. */
 int ingest_writer_start(struct collector *c, struct store *store, struct ingest_writer **ret);
 /* Finishes what is queued, then ends the thread. */

@@ -112,6 +112,46 @@ static void test_decode(void **state)
 	assert_int_equal(ingest_decode("t1", "{", 1, &b, reason), 400);
 	int st = ingest_decode("t1", big, strlen(big), &b, reason);
 	assert_true(st == 400);
+
+	/* one event over 64 KiB inside a small batch: 413 from the decoder (it was accepted and
+	 * then failed in the store, answered 503 Retry-After: retried forever) */
+	size_t n = 70 * 1024;
+	char *huge = malloc(n + 300);
+	assert_non_null(huge);
+	int o = snprintf(huge, 300,
+			 "{\"v\":1,\"terminal\":\"t1\",\"events\":[{\"v\":1,\"terminal\":\"t1\","
+			 "\"seq\":1,\"ts\":\"2026-11-25T00:00:00.000Z\",\"kind\":\"usb.blocked\","
+			 "\"data\":{\"x\":\"");
+	memset(huge + o, 'a', n);
+	strcpy(huge + o + n, "\"}}]}");
+	assert_int_equal(ingest_decode("t1", huge, strlen(huge), &b, reason), 413);
+	assert_non_null(strstr(reason, "events[0].event too large"));
+	/* just under the limit is fine */
+	size_t fit =
+	    EVENT_MAX_BYTES - (size_t)o + strlen("{\"v\":1,\"terminal\":\"t1\",\"events\":[") - 3;
+	memset(huge + o, 'a', fit);
+	strcpy(huge + o + fit, "\"}}]}");
+	assert_int_equal(ingest_decode("t1", huge, strlen(huge), &b, reason), 200);
+	event_batch_clear(&b);
+	memset(huge + o, 'a', fit + 1);
+	strcpy(huge + o + fit + 1, "\"}}]}");
+	assert_int_equal(ingest_decode("t1", huge, strlen(huge), &b, reason), 413);
+	free(huge);
+}
+
+/* Store errors: a batch that can never be stored is refused for good (4xx); only a store that
+ * cannot write now gets 503 Retry-After; nothing is answered 429 (that is the queue). */
+static void test_store_status(void **state)
+{
+	assert_int_equal(ingest_store_status(-EMSGSIZE), 413);
+	assert_int_equal(ingest_store_status(-ERANGE), 400);
+	assert_int_equal(ingest_store_status(-EINVAL), 400);
+	assert_int_equal(ingest_store_status(-EBUSY), 503);
+	assert_int_equal(ingest_store_status(-ENOSPC), 503);
+	assert_int_equal(ingest_store_status(-EIO), 503);
+	assert_int_equal(ingest_store_status(-ENOMEM), 503);
+	assert_int_equal(ingest_store_status(-EEXIST), 500);
+	assert_int_equal(ingest_store_status(-EBADMSG), 500);
 }
 
 static char *cell(const char *in)
@@ -254,10 +294,15 @@ static void test_filter(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_config_defaults), cmocka_unit_test(test_config_errors),
-	    cmocka_unit_test(test_config_ipv6),	    cmocka_unit_test(test_revoked),
-	    cmocka_unit_test(test_decode),	    cmocka_unit_test(test_csv),
-	    cmocka_unit_test(test_summary),	    cmocka_unit_test(test_summary_cut_utf8),
+	    cmocka_unit_test(test_config_defaults),
+	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_config_ipv6),
+	    cmocka_unit_test(test_revoked),
+	    cmocka_unit_test(test_decode),
+	    cmocka_unit_test(test_store_status),
+	    cmocka_unit_test(test_csv),
+	    cmocka_unit_test(test_summary),
+	    cmocka_unit_test(test_summary_cut_utf8),
 	    cmocka_unit_test(test_filter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
