@@ -486,10 +486,16 @@ void api_handle(struct evhttp_request *req, void *arg)
 	struct store_view v;
 	const struct web_asset *asset;
 	json_t *body = NULL;
+	char reason[EVENT_REASON_MAX];
 	int r;
 
 	server_request_begin(req, conn);
 	atomic_fetch_add(&metrics.dashboard_requests, 1);
+	if (server_check_framing(evhttp_request_get_input_headers(req),
+				 evhttp_request_get_command(req), reason) < 0) {
+		server_refuse_framing(req, reason);
+		return;
+	}
 	if (!path) {
 		send_error(req, 400, "bad request");
 		return;
@@ -534,7 +540,6 @@ void api_handle(struct evhttp_request *req, void *arg)
 		}
 	} else if (strcmp(path, "/v1/events") == 0) {
 		struct store_filter f;
-		char reason[EVENT_REASON_MAX];
 		if (api_parse_filter(query, &f, reason) < 0) {
 			send_error(req, 400, reason);
 			return;

@@ -169,6 +169,13 @@ void ingest_handle(struct evhttp_request *req, void *arg)
 	int status;
 
 	server_request_begin(req, conn);
+	if (server_check_framing(evhttp_request_get_input_headers(req),
+				 evhttp_request_get_command(req), reason) < 0) {
+		log_refusal(req, conn, 400, reason);
+		server_refuse_framing(req, reason);
+		metrics_count_status(400);
+		return;
+	}
 	if (!conn) {
 		reply_error(req, 403, "no TLS connection");
 		return;

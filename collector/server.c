@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -85,6 +86,97 @@ static void log_ssl_errors(const char *what)
 	ERR_error_string_n(e, buf, sizeof(buf));
 	server_log("%s: %s", what, buf);
 	ERR_clear_error();
+}
+
+/* ---- HTTP framing ---- */
+
+static bool header_token(const char *s)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) || (unsigned char)*s >= 0x80)
+			if (!strchr(tchar, *s))
+				return false;
+	return true;
+}
+
+int server_check_framing(const struct evkeyvalq *headers, enum evhttp_cmd_type method,
+			 char reason[static EVENT_REASON_MAX])
+{
+	const struct evkeyval *kv;
+	const char *cl = NULL, *te = NULL;
+	unsigned n_cl = 0, n_te = 0, n_host = 0;
+
+	TAILQ_FOREACH(kv, headers, next)
+	{
+		if (!header_token(kv->key)) {
+			snprintf(reason, EVENT_REASON_MAX,
+				 "a header name is not a token (a space before the colon?)");
+			return -EBADMSG;
+		}
+		for (const char *v = kv->value; *v; v++)
+			if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) {
+				snprintf(reason, EVENT_REASON_MAX,
+					 "a control character in a header value");
+				return -EBADMSG;
+			}
+		if (strcasecmp(kv->key, "Content-Length") == 0) {
+			n_cl++;
+			cl = kv->value;
+		} else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+			n_te++;
+			te = kv->value;
+		} else if (strcasecmp(kv->key, "Host") == 0)
+			n_host++;
+	}
+	if (n_cl > 1 || n_te > 1 || n_host > 1) {
+		snprintf(reason, EVENT_REASON_MAX, "more than one %s header",
+			 n_cl > 1   ? "Content-Length"
+			 : n_te > 1 ? "Transfer-Encoding"
+				    : "Host");
+		return -EBADMSG;
+	}
+	if (cl && (!*cl || strspn(cl, "0123456789") != strlen(cl) || strlen(cl) > 18)) {
+		snprintf(reason, EVENT_REASON_MAX, "Content-Length: expected decimal digits");
+		return -EBADMSG;
+	}
+	if (te && strcasecmp(te, "chunked") != 0) {
+		snprintf(reason, EVENT_REASON_MAX,
+			 "Transfer-Encoding: only \"chunked\" is accepted");
+		return -EBADMSG;
+	}
+	if (te && cl) {
+		snprintf(reason, EVENT_REASON_MAX,
+			 "both Transfer-Encoding and Content-Length: the length is ambiguous");
+		return -EBADMSG;
+	}
+	/* libevent reads no body for these: a body would be taken for the next request */
+	if ((method == EVHTTP_REQ_HEAD || method == EVHTTP_REQ_TRACE) &&
+	    (te || (cl && strspn(cl, "0") != strlen(cl)))) {
+		snprintf(reason, EVENT_REASON_MAX, "a body on %s",
+			 method == EVHTTP_REQ_HEAD ? "HEAD" : "TRACE");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+void server_refuse_framing(struct evhttp_request *req, const char *reason)
+{
+	json_t *body = json_pack("{s:s}", "error", reason);
+	struct evbuffer *buf = server_json_buffer(body);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	/* libevent closes the connection after an answer that carries this header, before it
+	 * parses anything more from it */
+	evhttp_add_header(h, "Connection", "close");
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, 400, NULL, buf);
+	evbuffer_free(buf);
+	json_decref(body);
 }
 
 /* ---- revoked serials ---- */
@@ -630,14 +722,19 @@ static int worker_init(struct collector *c, struct worker *w, bool dashboard, un
 	evhttp_set_timeout_tv(w->http, &tv);
 	evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_headers);
 	evhttp_set_default_content_type(w->http, NULL);
+	/* every method HTTP defines reaches the handlers, which answer 405 with Allow and a JSON
+	 * reason (libevent would answer 501 with an HTML page) */
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	if (dashboard) {
 		evhttp_set_max_body_size(w->http, 65536);
-		evhttp_set_allowed_methods(w->http,
-					   EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+
 		evhttp_set_gencb(w->http, api_handle, w);
 	} else {
 		evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
-		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
+
 		evhttp_set_gencb(w->http, ingest_handle, w);
 		w->done_ev = event_new(w->base, -1, 0, ingest_done_cb, w);
 		if (!w->done_ev)

@@ -5,6 +5,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
@@ -96,6 +97,20 @@ void server_conn_identity(struct conn *conn);
 bool server_serial_revoked(struct collector *c, const char *serial);
 /* Constant-time check of an "Authorization: Bearer ..." header value against the token file. */
 bool server_token_ok(struct collector *c, const char *authorization);
+
+/* RFC 9112 framing of a request that libevent 2.1 has parsed, checked before its body is
+ * trusted: libevent takes the first of two Content-Length headers, accepts "+N", ignores a
+ * Transfer-Encoding other than "chunked" and a header name with a space before the colon, and
+ * reads no body for HEAD and TRACE: each time another parser (a proxy, the next request on the
+ * connection) would see a different request boundary. Refuses (-EBADMSG with a reason):
+ * a header name that is not a token; more than one Content-Length, Transfer-Encoding or Host;
+ * a Content-Length that is not 1*DIGIT; a Transfer-Encoding other than "chunked", or beside a
+ * Content-Length; a body announced on HEAD or TRACE; a control character in a value.
+ * The caller answers 400 and closes the connection (the rest of its bytes is not a request). */
+int server_check_framing(const struct evkeyvalq *headers, enum evhttp_cmd_type method,
+			 char reason[static EVENT_REASON_MAX]);
+/* Answers 400 with reason as JSON and closes the connection after it. */
+void server_refuse_framing(struct evhttp_request *req, const char *reason);
 
 /* Loads a revoked-serials file: one hex serial per line ("serial=" prefix and ':' allowed),
  * '#' comments and blank lines ignored. -EINVAL with the line in *ret_line on a bad line. */

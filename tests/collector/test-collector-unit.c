@@ -3,12 +3,15 @@
  * cells, event summaries, dashboard query strings. */
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <cmocka.h>
 
@@ -291,6 +294,62 @@ static void test_filter(void **state)
 	assert_non_null(strstr(reason, "\xe7\xb7\x8f\""));
 }
 
+/* headers: "Name\tvalue\n"..., as libevent would have parsed them */
+static int framing(enum evhttp_cmd_type method, const char *headers)
+{
+	struct evkeyvalq h;
+	char reason[EVENT_REASON_MAX] = "";
+	char *copy = strdup(headers), *save = NULL;
+	int r;
+
+	TAILQ_INIT(&h);
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *tab = strchr(line, '\t');
+		assert_non_null(tab);
+		*tab = 0;
+		evhttp_add_header(&h, line, tab + 1);
+	}
+	r = server_check_framing(&h, method, reason);
+	assert_true(r == 0 ? reason[0] == 0 : reason[0] != 0);
+	evhttp_clear_headers(&h);
+	free(copy);
+	return r;
+}
+
+static void test_framing(void **state)
+{
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Host\tc\nContent-Length\t12\n"), 0);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Host\tc\nTransfer-Encoding\tChunked\n"), 0);
+	assert_int_equal(framing(EVHTTP_REQ_GET, "Host\tc\n"), 0);
+	assert_int_equal(framing(EVHTTP_REQ_HEAD, "Host\tc\nContent-Length\t0\n"), 0);
+	assert_int_equal(framing(EVHTTP_REQ_GET, "X-Tab\ta\tb\n"), 0);
+
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t0\ncontent-length\t5\n"),
+			 -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t5\nContent-Length\t5\n"),
+			 -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t+5\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t-1\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t5 5\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t0x10\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t1234567890123456789\n"),
+			 -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Transfer-Encoding\txchunked\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Transfer-Encoding\tgzip, chunked\n"), -EBADMSG);
+	assert_int_equal(
+	    framing(EVHTTP_REQ_POST, "Transfer-Encoding\tchunked\nTransfer-Encoding\tchunked\n"),
+	    -EBADMSG);
+	assert_int_equal(
+	    framing(EVHTTP_REQ_POST, "Transfer-Encoding\tchunked\nContent-Length\t3\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length \t5\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content Length\t5\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Host\ta\nHost\tb\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "X-A\ta\x01b\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_HEAD, "Content-Length\t5\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_TRACE, "Transfer-Encoding\tchunked\n"), -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +363,7 @@ int main(void)
 	    cmocka_unit_test(test_summary),
 	    cmocka_unit_test(test_summary_cut_utf8),
 	    cmocka_unit_test(test_filter),
+	    cmocka_unit_test(test_framing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
