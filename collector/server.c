@@ -232,11 +232,12 @@ void server_free_revoked(char **list, size_t n)
 	free(list);
 }
 
-int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned *ret_line)
+int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned *ret_bad,
+			 unsigned *ret_line)
 {
 	char **list = NULL;
 	size_t n = 0, cap = 0;
-	unsigned line = 0;
+	unsigned line = 0, bad = 0, first_bad = 0;
 	const char *p = text;
 
 	while (*p) {
@@ -254,9 +255,11 @@ int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned 
 		if (s == e || *s == '#')
 			continue;
 		if (normalize_serial(s, (size_t)(e - s), serial, sizeof(serial)) < 0) {
-			server_free_revoked(list, n);
-			*ret_line = line;
-			return -EINVAL;
+			/* refuse this line, keep the others: keeping the whole old list would leave a
+			 * serial added in the same edit unrevoked */
+			if (!bad++)
+				first_bad = line;
+			continue;
 		}
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 16;
@@ -279,10 +282,39 @@ int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned 
 		qsort(list, n, sizeof(*list), cmp_str);
 	*ret = list;
 	*ret_n = n;
+	*ret_bad = bad;
+	*ret_line = first_bad;
 	return 0;
 }
 
-/* Caller holds revoked_file.lock. Keeps the old list when the new file is unreadable or bad. */
+/* Tells the auditors on the dashboard: a compliance event of the collector itself whose one
+ * check says whether the whole revoked-serials file applies. */
+static void revoked_report(struct collector *c, unsigned bad, unsigned line, size_t n)
+{
+	char detail[256];
+	json_t *data;
+
+	if (!c->writer)
+		return;
+	if (bad)
+		snprintf(
+		    detail, sizeof(detail),
+		    "revoked_serials: %u line%s refused (first: line %u, not a hexadecimal "
+		    "serial); the other %zu serials are revoked. A serial on a refused line is "
+		    "NOT revoked: fix the file.",
+		    bad, bad == 1 ? "" : "s", line, n);
+	else
+		snprintf(detail, sizeof(detail), "revoked_serials: all %zu serials apply", n);
+	data =
+	    json_pack("{s:[{s:s,s:s,s:s}],s:i}", "checks", "id", "collector.revoked_serials",
+		      "status", bad ? "error" : "pass", "detail", detail, "interval_s", 7 * 86400);
+	if (ingest_writer_self_event(c->writer, EVENT_COMPLIANCE, data) < 0)
+		server_log("revoked serials: cannot queue the dashboard event");
+}
+
+/* Caller holds revoked_file.lock. At start a bad line is an error; later the good lines apply,
+ * the bad ones are refused and the dashboard gets an event. Keeps the old list only when the
+ * file cannot be read. */
 static int revoked_reload_locked(struct collector *c, bool startup)
 {
 	struct watched_file *wf = &c->revoked_file;
@@ -291,7 +323,7 @@ static int revoked_reload_locked(struct collector *c, bool startup)
 	struct stat st;
 	char **list;
 	size_t n;
-	unsigned line = 0;
+	unsigned bad = 0, line = 0;
 	int r;
 
 	fd = open(wf->path, O_RDONLY | O_CLOEXEC);
@@ -315,21 +347,34 @@ static int revoked_reload_locked(struct collector *c, bool startup)
 		server_log("revoked serials %s: %s", wf->path, strerror(-r));
 		return r;
 	}
-	r = server_parse_revoked(text, &list, &n, &line);
+	r = server_parse_revoked(text, &list, &n, &bad, &line);
 	if (r < 0) {
-		server_log("revoked serials %s:%u: not a hexadecimal serial%s", wf->path, line,
-			   startup ? "" : "; keeping the previous list");
-		wf->st = st; /* do not re-parse the same bad file on every connection */
-		wf->loaded = true;
+		server_log("revoked serials %s: %s; keeping the previous list", wf->path,
+			   strerror(-r));
 		return r;
+	}
+	if (bad && startup) {
+		server_log("revoked serials %s:%u: not a hexadecimal serial", wf->path, line);
+		server_free_revoked(list, n);
+		return -EINVAL;
 	}
 	server_free_revoked(c->revoked, c->n_revoked);
 	c->revoked = list;
 	c->n_revoked = n;
-	wf->st = st;
+	wf->st = st; /* a bad file is not re-parsed (nor reported again) until it changes */
 	wf->loaded = true;
-	if (!startup)
+	if (startup)
+		return 0;
+	if (bad)
+		server_log(
+		    "revoked serials %s:%u: not a hexadecimal serial; %u line%s refused, %zu "
+		    "serials revoked; a serial on a refused line is NOT revoked",
+		    wf->path, line, bad, bad == 1 ? "" : "s", n);
+	else
 		server_log("revoked serials %s reloaded: %zu serials", wf->path, n);
+	if (bad || c->revoked_partial)
+		revoked_report(c, bad, line, n);
+	c->revoked_partial = bad > 0;
 	return 0;
 }
 

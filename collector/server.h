@@ -57,6 +57,7 @@ struct collector {
 	struct watched_file revoked_file;
 	char **revoked; /* sorted upper-case hex serials without leading zeros */
 	size_t n_revoked;
+	bool revoked_partial; /* the list in force left out refused lines (the dashboard knows) */
 
 	struct watched_file token_file;
 	char *token;
@@ -112,9 +113,11 @@ int server_check_framing(const struct evkeyvalq *headers, enum evhttp_cmd_type m
 /* Answers 400 with reason as JSON and closes the connection after it. */
 void server_refuse_framing(struct evhttp_request *req, const char *reason);
 
-/* Loads a revoked-serials file: one hex serial per line ("serial=" prefix and ':' allowed),
- * '#' comments and blank lines ignored. -EINVAL with the line in *ret_line on a bad line. */
-int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned *ret_line);
+/* Parses a revoked-serials file: one hex serial per line ("serial=" prefix and ':' allowed),
+ * '#' comments and blank lines ignored. A line that is not a serial is left out: *ret_bad says
+ * how many were, *ret_line the first of them (0 when none). -ENOMEM only. */
+int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned *ret_bad,
+			 unsigned *ret_line);
 void server_free_revoked(char **list, size_t n);
 
 /* A new buffer holding body as compact JSON and a newline (the answer body of both listeners);

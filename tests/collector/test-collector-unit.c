@@ -81,18 +81,29 @@ static void test_revoked(void **state)
 {
 	char **list;
 	size_t n;
-	unsigned line = 0;
+	unsigned line = 0, bad = 0;
 
 	assert_int_equal(
-	    server_parse_revoked("# c\n\n 01:ab \nserial=00FF\n0x1f\n0\n", &list, &n, &line), 0);
+	    server_parse_revoked("# c\n\n 01:ab \nserial=00FF\n0x1f\n0\n", &list, &n, &bad, &line),
+	    0);
+	assert_int_equal(bad, 0);
+	assert_int_equal(line, 0);
 	assert_int_equal(n, 4);
 	assert_string_equal(list[0], "0");
 	assert_string_equal(list[1], "1AB");
 	assert_string_equal(list[2], "1F");
 	assert_string_equal(list[3], "FF");
 	server_free_revoked(list, n);
-	assert_int_equal(server_parse_revoked("AB\nnot hex\n", &list, &n, &line), -EINVAL);
+	/* a bad line is refused, the others still apply (the old list was kept: fail open) */
+	assert_int_equal(
+	    server_parse_revoked("AB\nnot hex\n12\nserial=\nCD\n", &list, &n, &bad, &line), 0);
+	assert_int_equal(bad, 2);
 	assert_int_equal(line, 2);
+	assert_int_equal(n, 3);
+	assert_string_equal(list[0], "12");
+	assert_string_equal(list[1], "AB");
+	assert_string_equal(list[2], "CD");
+	server_free_revoked(list, n);
 }
 
 static void test_decode(void **state)
@@ -112,6 +123,9 @@ static void test_decode(void **state)
 	event_batch_clear(&b);
 	assert_int_equal(ingest_decode("t2", ok, strlen(ok), &b, reason), 403);
 	assert_int_equal(ingest_decode("", ok, strlen(ok), &b, reason), 403);
+	/* the collector's own id is not for certificates */
+	assert_int_equal(ingest_decode(INGEST_SELF_TERMINAL, ok, strlen(ok), &b, reason), 403);
+	assert_non_null(strstr(reason, "reserved"));
 	assert_int_equal(ingest_decode("t1", "{", 1, &b, reason), 400);
 	int st = ingest_decode("t1", big, strlen(big), &b, reason);
 	assert_true(st == 400);

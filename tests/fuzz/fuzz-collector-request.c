@@ -65,8 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3: {
 		char **list;
 		size_t n;
-		unsigned line;
-		if (server_parse_revoked(text, &list, &n, &line) == 0)
+		unsigned bad, line;
+		if (server_parse_revoked(text, &list, &n, &bad, &line) == 0)
 			server_free_revoked(list, n);
 		break;
 	}
