@@ -53,7 +53,7 @@ static void send_json(struct evhttp_request *req, int status, json_t *body)
 
 static void send_error(struct evhttp_request *req, int status, const char *reason)
 {
-	json_t *body = json_pack("{s:s}", "error", reason);
+	json_t *body = server_error_json(reason);
 	send_json(req, status, body);
 	json_decref(body);
 }

@@ -68,7 +68,7 @@ static void reply_json(struct evhttp_request *req, int status, json_t *body)
 
 static void reply_error(struct evhttp_request *req, int status, const char *reason)
 {
-	json_t *body = json_pack("{s:s}", "error", reason);
+	json_t *body = server_error_json(reason);
 	reply_json(req, status, body);
 	json_decref(body);
 	metrics_count_status(status);

@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "secmem.h"
 #include "store.h"
+#include "utf8.h"
 
 #define TOKEN_MIN   16
 #define TOKEN_MAX   4096
@@ -44,7 +45,15 @@ void server_log(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	line[utf8_truncate(line, strlen(line), sizeof(line) - 2)] = 0; /* whole characters */
 	fprintf(stderr, "mynaguard-collector: %s\n", line);
+}
+
+json_t *server_error_json(const char *reason)
+{
+	/* a reason may quote the peer's bytes, or have been shortened by snprintf: the JSON
+	 * string gets its valid UTF-8 prefix (jansson refuses anything else) */
+	return json_pack("{s:s%}", "error", reason, utf8_valid_prefix(reason, strlen(reason)));
 }
 
 struct evbuffer *server_json_buffer(const json_t *body)
@@ -165,7 +174,7 @@ int server_check_framing(const struct evkeyvalq *headers, enum evhttp_cmd_type m
 
 void server_refuse_framing(struct evhttp_request *req, const char *reason)
 {
-	json_t *body = json_pack("{s:s}", "error", reason);
+	json_t *body = server_error_json(reason);
 	struct evbuffer *buf = server_json_buffer(body);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 

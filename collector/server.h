@@ -120,6 +120,8 @@ int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned 
 			 unsigned *ret_line);
 void server_free_revoked(char **list, size_t n);
 
+/* {"error":reason}, reason cut to its valid UTF-8 prefix. */
+json_t *server_error_json(const char *reason);
 /* A new buffer holding body as compact JSON and a newline (the answer body of both listeners);
  * empty when body cannot be dumped, NULL without memory. */
 struct evbuffer *server_json_buffer(const json_t *body);

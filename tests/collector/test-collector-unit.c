@@ -65,6 +65,38 @@ static void test_config_errors(void **state)
 	}
 }
 
+/* Messages that quote a long name cut it between characters (61 bytes of 総 end inside one). */
+static void test_config_errors_utf8(void **state)
+{
+	struct collector_config c;
+	char err[CONFIG_ERROR_MAX], text[1024], name[200] = "k";
+
+	for (unsigned i = 0; i < 30; i++)
+		strcat(name, "\xe7\xb7\x8f");
+	snprintf(text, sizeof(text), "%s[store]\n%s = 1\n", base_conf, name);
+	assert_int_equal(config_load_string("x.conf", text, &c, err), -EINVAL);
+	assert_true(utf8_valid(err, strlen(err)));
+	assert_non_null(strstr(err, "unknown key \"k\xe7\xb7\x8f"));
+	snprintf(text, sizeof(text), "%s[%s]\na = 1\n", base_conf, name);
+	assert_int_equal(config_load_string("x.conf", text, &c, err), -EINVAL);
+	assert_true(utf8_valid(err, strlen(err)));
+	snprintf(text, sizeof(text), "%s[ingest]\nlisten = %s%s\n", base_conf, name, name);
+	assert_int_equal(config_load_string("x.conf", text, &c, err), -EINVAL);
+	assert_true(utf8_valid(err, strlen(err)));
+}
+
+/* An error body is JSON even when its reason was cut inside a character. */
+static void test_error_json(void **state)
+{
+	json_t *o = server_error_json("abc\xe7\xb7");
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "abc");
+	json_decref(o);
+	o = server_error_json("\xe7\xb7\x8f ok");
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "\xe7\xb7\x8f ok");
+	json_decref(o);
+}
+
 static void test_config_ipv6(void **state)
 {
 	struct collector_config c;
@@ -370,6 +402,8 @@ int main(void)
 	    cmocka_unit_test(test_config_defaults),
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_config_ipv6),
+	    cmocka_unit_test(test_config_errors_utf8),
+	    cmocka_unit_test(test_error_json),
 	    cmocka_unit_test(test_revoked),
 	    cmocka_unit_test(test_decode),
 	    cmocka_unit_test(test_store_status),
