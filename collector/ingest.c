@@ -224,15 +224,15 @@ void ingest_handle(struct evhttp_request *req, void *arg)
 	p->t0_us = server_mono_us();
 	pthread_mutex_lock(&wr->lock);
 	if (wr->queued_events + p->batch.n > c->cfg->max_queue || wr->stop) {
-		bool failing = wr->stop;
+		bool stopping = wr->stop;
 		pthread_mutex_unlock(&wr->lock);
 		event_batch_clear(&p->batch);
 		free(p);
 		char ra[24];
 		snprintf(ra, sizeof(ra), "%llu", (unsigned long long)c->cfg->retry_after);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
-		if (failing)
-			reply_error(req, 503, "the store cannot write; try again later");
+		if (stopping)
+			reply_error(req, 503, "the collector is stopping; try again later");
 		else
 			reply_error(req, 429, "overloaded; try again later");
 		return;
