@@ -387,6 +387,13 @@ static int revoked_reload_locked(struct collector *c, bool startup)
 	return 0;
 }
 
+void server_revoked_report_clean(struct collector *c)
+{
+	pthread_mutex_lock(&c->revoked_file.lock);
+	revoked_report(c, 0, 0, c->n_revoked);
+	pthread_mutex_unlock(&c->revoked_file.lock);
+}
+
 bool server_serial_revoked(struct collector *c, const char *serial)
 {
 	const char *key = serial;

@@ -96,6 +96,9 @@ void server_request_begin(struct evhttp_request *req, struct conn *conn);
 void server_conn_identity(struct conn *conn);
 /* true when the serial is listed in the revoked file (re-read when it changed). */
 bool server_serial_revoked(struct collector *c, const char *serial);
+/* Tells the dashboard (an event of INGEST_SELF_TERMINAL) that the revoked list in force has no
+ * refused line; main calls it at start when an earlier run may have said otherwise. */
+void server_revoked_report_clean(struct collector *c);
 /* Constant-time check of an "Authorization: Bearer ..." header value against the token file. */
 bool server_token_ok(struct collector *c, const char *authorization);
 

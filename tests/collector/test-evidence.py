@@ -7,7 +7,8 @@
 # - a %00 in a query value is refused (it answered another terminal's events);
 # - a bad line in revoked_serials no longer keeps the old list: the good lines apply (a serial
 #   added in the same edit is revoked), and the dashboard shows it as an event and a failing
-#   check of the terminal "mynaguard-collector"; fixing the file clears it;
+#   check of the terminal "mynaguard-collector"; fixing the file clears it, and so does a
+#   restart with a fixed file; a bad line at start still stops the collector;
 # - no client certificate may claim "mynaguard-collector".
 import json
 import os
@@ -136,6 +137,13 @@ def main():
             time.sleep(0.5)
             st, body, _ = c.get("/v1/events?terminal=" + SELF)
             assert len(body["events"]) == 2, body
+
+            # a bad edit, then the collector stops with that on the dashboard
+            time.sleep(0.05)
+            with open(c.revoked, "w") as f:
+                f.write("zz\nserial=%s\n" % t3[2])
+            expect_handshake_refused(c, t3, "term-c")
+            assert wait_for(lambda: (self_terminal(c) or {}).get("status") == "noncompliant")
             assert c.alive()
         finally:
             rc = c.stop()
@@ -153,6 +161,20 @@ def main():
             assert "not a hexadecimal serial" in str(e), e
         finally:
             c2.stop()
+
+        # fixed while it was down: the next run clears the dashboard's error with event 4
+        with open(c.revoked, "w") as f:
+            f.write("serial=%s\n" % t3[2])
+        c3 = Collector(d, pki).start()
+        try:
+            t = wait_for(lambda: (self_terminal(c3) or {}).get("status") == "compliant" and self_terminal(c3))
+            assert t and t["failing"] == [], t
+            st, body, _ = c3.get("/v1/events?terminal=" + SELF)
+            assert [e["seq"] for e in body["events"]] == [1, 2, 3, 4], body
+            expect_handshake_refused(c3, t3, "term-c")
+        finally:
+            rc = c3.stop()
+        assert rc == 0, (rc, c3.logtext())
     print("ok")
 
 
