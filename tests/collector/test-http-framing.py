@@ -125,6 +125,10 @@ def main():
                 head, body = got.split(b"\r\n\r\n", 1)
                 assert b"\r\nAllow: GET, HEAD" in head and json.loads(body)["error"], (method, got)
 
+            # a method nobody defined: 501 (RFC 9110 section 15.6.2), from libevent
+            got, closed = exchange(c, c.dashboard, b"FOO / HTTP/1.1\r\nHost: c\r\n\r\n")
+            assert statuses(got) == [501] and closed, got
+
             assert c.count() == 1
             assert c.alive()
         finally:
