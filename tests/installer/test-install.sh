@@ -109,6 +109,9 @@ check "mynaguard-ca issue: certificate CN=term-test, signed by the CA, clientAut
 		openssl x509 -in '$T/certs/term-test.pem' -noout -ext extendedKeyUsage | grep -q 'Client Auth'"
 check "mynaguard-ca init refuses to replace an existing CA" \
 	bash -c "! '$CA' --dir '$T/ca' init 2>/dev/null"
+check "mynaguard-ca issue refuses the collector's own source id, says why, writes nothing" \
+	bash -c "! '$CA' --dir '$T/ca' issue mynaguard-collector --out '$T/certs' 2>'$T/ca-err' &&
+		grep -q 'not mynaguard-collector' '$T/ca-err' && [ ! -e '$T/certs/mynaguard-collector.key' ]"
 
 # ---- 1. no administrator enrolled: everything installed, the code step NOT switched on --------
 R=$T/root
