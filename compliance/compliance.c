@@ -454,93 +454,9 @@ void compliance_check_usb_default_deny(const struct compliance_env *env,
 
 /* ---- usb.no_unapproved_storage ---- */
 
-/* Devices and interfaces are read and validated as the gate does (usb/usb_dev.c reads them
- * through libudev; here they come from a plain directory tree) and decided by the gate's own
- * usb_dev_decide_iface, so "would the gate block it" has one answer. */
-
-static void mark_invalid(char *invalid, size_t size, const char *attr, const char *what)
-{
-	if (!invalid[0])
-		snprintf(invalid, size, "%s%s%s", attr, attr[0] ? " " : "", what);
-}
-
-/* A device string: NULL when missing; an impossible value (too long, NUL, not UTF-8) makes the
- * owner invalid, as in the gate. -ENOMEM only. */
-static int read_dev_string(const char *dir, const char *attr, char **ret, char *invalid,
-			   size_t size)
-{
-	char buf[USB_DEV_ATTR_MAX + 1];
-	ssize_t n;
-
-	*ret = NULL;
-	n = usb_dev_read_attr(dir, attr, buf, sizeof(buf));
-	if (n == -ENOENT)
-		return 0;
-	if (n == -EFBIG) {
-		mark_invalid(invalid, size, attr, "too long");
-		return 0;
-	}
-	if (n < 0) {
-		mark_invalid(invalid, size, attr, "unreadable");
-		return 0;
-	}
-	if ((size_t)n != strlen(buf))
-		mark_invalid(invalid, size, attr, "contains NUL");
-	else if (!usb_str_valid_utf8(buf, (size_t)n))
-		mark_invalid(invalid, size, attr, "is not valid UTF-8");
-	else if ((size_t)n > USB_DEV_STRING_MAX || utf8_chars(buf) > POLICY_SERIAL_MAX)
-		mark_invalid(invalid, size, attr, "too long");
-	*ret = strdup(buf);
-	return *ret ? 0 : -ENOMEM;
-}
-
-static int16_t read_hex2(const char *dir, const char *attr)
-{
-	char buf[16];
-
-	if (usb_dev_read_attr(dir, attr, buf, sizeof(buf)) < 0)
-		return -1;
-	return (int16_t)usb_dev_parse_hex2(buf);
-}
-
-/* SHA-256 of `descriptors` and whether they agree with idVendor/idProduct. */
-static void read_descriptors(struct usb_dev_info *dev)
-{
-	_cleanup_free_ uint8_t *buf = NULL;
-	_cleanup_close_ int fd = -1;
-	char path[PATH_MAX];
-	size_t have = 0;
-
-	if (join(path, sizeof(path), dev->syspath, "descriptors") < 0)
-		return;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	buf = malloc(USB_DESC_MAX_BYTES + 1);
-	if (fd < 0 || !buf)
-		return;
-	while (have <= USB_DESC_MAX_BYTES) {
-		ssize_t n = read(fd, buf + have, USB_DESC_MAX_BYTES + 1 - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-	}
-	if (have > USB_DESC_MAX_BYTES)
-		return;
-	{
-		unsigned char md[EVP_MAX_MD_SIZE];
-		unsigned mdlen = 0;
-		if (EVP_Digest(buf, have, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32) {
-			hex_encode(md, 32, dev->hash);
-			dev->have_hash = true;
-		}
-	}
-	dev->desc_error = usb_desc_parse(buf, have, &dev->desc);
-	if (dev->desc_error == 0 && dev->have_ids &&
-	    (dev->desc.vendor != dev->vendor || dev->desc.product != dev->product))
-		mark_invalid(dev->invalid, sizeof(dev->invalid), "",
-			     "descriptors disagree with idVendor/idProduct");
-}
+/* Devices and interfaces are read by the gate's own reader (usb/usb_dev.c, with udev's
+ * properties such as ID_MTP_DEVICE) and decided by the gate's own usb_dev_decide_iface, so
+ * "would the gate block it" has one answer. */
 
 static void usb_dev_info_clearp(struct usb_dev_info *i)
 {
@@ -552,39 +468,22 @@ static void usb_iface_info_clearp(struct usb_iface_info *i)
 	usb_iface_info_clear(i);
 }
 
-static int check_device(const struct compliance_env *env, const char *devpath, const char *devname,
-			struct detail *d, unsigned *ret_ifaces)
+static int check_device(const struct compliance_env *env, struct udev *udev, const char *devpath,
+			const char *devname, struct detail *d, unsigned *ret_ifaces)
 {
 	_cleanup_(usb_dev_info_clearp) struct usb_dev_info dev = {0};
 	_cleanup_closedir_ DIR *dir = NULL;
 	unsigned nif = 0;
-	char buf[16];
 	struct dirent *de;
-	int v, p;
+	int r;
 
-	if (!copy_str(dev.syspath, sizeof(dev.syspath), devpath) ||
-	    !copy_str(dev.port, sizeof(dev.port), devname)) {
-		detail_add(d, "%.64s: sysfs path too long, not checked", devname);
+	r = usb_dev_read_name(udev, env->sysfs_root, devname, &dev);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		detail_add(d, "%.64s: unreadable (%s), not checked", devname, strerror(-r));
 		return 0;
 	}
-	v = usb_dev_read_attr(devpath, "idVendor", buf, sizeof(buf)) >= 0 ? usb_dev_parse_hex4(buf)
-									  : -1;
-	p = usb_dev_read_attr(devpath, "idProduct", buf, sizeof(buf)) >= 0 ? usb_dev_parse_hex4(buf)
-									   : -1;
-	if (v >= 0 && p >= 0) {
-		dev.have_ids = true;
-		dev.vendor = (uint16_t)v;
-		dev.product = (uint16_t)p;
-	} else
-		mark_invalid(dev.invalid, sizeof(dev.invalid), "",
-			     "idVendor/idProduct missing or not 4 hex digits");
-	if (read_dev_string(devpath, "serial", &dev.serial, dev.invalid, sizeof(dev.invalid)) < 0 ||
-	    read_dev_string(devpath, "manufacturer", &dev.manufacturer, dev.invalid,
-			    sizeof(dev.invalid)) < 0 ||
-	    read_dev_string(devpath, "product", &dev.product_name, dev.invalid,
-			    sizeof(dev.invalid)) < 0)
-		return -ENOMEM;
-	read_descriptors(&dev);
 
 	dir = opendir(devpath);
 	while (dir && (de = readdir(dir)) && nif < COMPLIANCE_USB_MAX_IFACES) {
@@ -596,32 +495,18 @@ static int check_device(const struct compliance_env *env, const char *devpath, c
 		 * child devices and attributes have no ':' */
 		if (de->d_name[0] == '.' || !strchr(de->d_name, ':'))
 			continue;
-		if (join(ipath, sizeof(ipath), devpath, de->d_name) < 0 ||
-		    !copy_str(ifc.syspath, sizeof(ifc.syspath), ipath) ||
-		    !copy_str(ifc.name, sizeof(ifc.name), de->d_name)) {
+		if (join(ipath, sizeof(ipath), devpath, de->d_name) < 0) {
 			detail_add(d, "%.64s: sysfs path too long, not checked", de->d_name);
 			continue;
 		}
 		nif++;
-		ifc.cls = read_hex2(ipath, "bInterfaceClass");
-		ifc.subclass = read_hex2(ipath, "bInterfaceSubClass");
-		ifc.protocol = read_hex2(ipath, "bInterfaceProtocol");
-		if (ifc.cls < 0)
-			mark_invalid(ifc.invalid, sizeof(ifc.invalid), "",
-				     "bInterfaceClass missing or not 2 hex digits");
-		if (read_dev_string(ipath, "interface", &ifc.label, ifc.invalid,
-				    sizeof(ifc.invalid)) < 0)
+		if (usb_iface_read_dir(ipath, de->d_name, &ifc) < 0)
 			return -ENOMEM;
-		/* an interface without "authorized" (kernel < 4.4) cannot be blocked: count it
-		 * as authorized */
-		ifc.authorized = usb_dev_read_attr(ipath, "authorized", buf, sizeof(buf)) >= 0 &&
-					 strcmp(buf, "0") == 0
-				     ? 0
-				     : 1;
-
 		usb_dev_decide_iface(env->policy, &dev, &ifc, &dec);
-		/* device strings go into the detail raw: compliance_to_json escapes them */
-		if (dec.verdict == POLICY_USB_BLOCK && ifc.authorized)
+		/* an interface without "authorized" (kernel < 4.4) cannot be blocked: count it
+		 * as authorized. Device strings go into the detail raw: compliance_to_json
+		 * escapes them. */
+		if (dec.verdict == POLICY_USB_BLOCK && ifc.authorized != 0)
 			detail_add(d, "%s (%04x:%04x%s%.64s) authorized: %s", ifc.name, dev.vendor,
 				   dev.product, dev.serial ? " serial=" : "",
 				   dev.serial ? dev.serial : "", dec.rule);
@@ -630,10 +515,16 @@ static int check_device(const struct compliance_env *env, const char *devpath, c
 	return 0;
 }
 
+static void udev_unrefp(struct udev **u)
+{
+	udev_unref(*u);
+}
+
 void compliance_check_usb_no_unapproved_storage(const struct compliance_env *env,
 						struct compliance_result *ret)
 {
 	_cleanup_closedir_ DIR *dir = NULL;
+	__attribute__((cleanup(udev_unrefp))) struct udev *udev = NULL;
 	struct detail d = {0};
 	char devices[PATH_MAX];
 	unsigned ndev = 0, nif = 0;
@@ -652,6 +543,15 @@ void compliance_check_usb_no_unapproved_storage(const struct compliance_env *env
 		set_result(ret, COMPLIANCE_ERROR, "cannot read %s: %s", devices, strerror(errno));
 		return;
 	}
+	/* The real /sys (or umockdev's): udev adds what sysfs lacks (ID_MTP_DEVICE). A fixture
+	 * tree (tests) is not udev's: read it alone. */
+	if (strcmp(env->sysfs_root, "/") == 0 || env->sysfs_root[0] == '\0') {
+		udev = udev_new();
+		if (!udev) {
+			set_result(ret, COMPLIANCE_ERROR, "cannot use udev: %s", strerror(errno));
+			return;
+		}
+	}
 	while ((de = readdir(dir))) {
 		char devpath[PATH_MAX];
 
@@ -664,7 +564,7 @@ void compliance_check_usb_no_unapproved_storage(const struct compliance_env *env
 		}
 		if (join(devpath, sizeof(devpath), devices, de->d_name) < 0)
 			continue;
-		if (check_device(env, devpath, de->d_name, &d, &nif) < 0) {
+		if (check_device(env, udev, devpath, de->d_name, &d, &nif) < 0) {
 			set_result(ret, COMPLIANCE_ERROR, "out of memory");
 			return;
 		}
