@@ -26,7 +26,7 @@
 #include "fileio.h"
 #include "macro.h"
 #include "policy.h"
-#include "spool.h"
+#include "spool_scan.h"
 #include "usb_dev.h"
 
 /* A snapshot older than this many intervals (plus a minute) while the agent runs is stale;
@@ -168,135 +168,7 @@ static json_t *status_policy(const char *path, struct policy **ret, json_t *prob
 	return j;
 }
 
-/* ---- spool ---- */
-
-struct spool_scan {
-	uint64_t acked;
-	uint64_t segments;
-	uint64_t records;
-	uint64_t bytes;	  /* all segment files */
-	uint64_t damaged; /* segments with a record that is not valid before their end */
-	uint64_t unacked; /* records above acked */
-	uint64_t unacked_bytes;
-	char *first_unacked; /* payload copies (NUL-terminated) */
-	char *last;
-	char *last_compliance;
-};
-
-static void spool_scan_clear(struct spool_scan *s)
-{
-	free(s->first_unacked);
-	free(s->last);
-	free(s->last_compliance);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int replace_copy(char **dst, const char *p, size_t len)
-{
-	char *c = strndup(p, len);
-
-	if (!c)
-		return -ENOMEM;
-	free(*dst);
-	*dst = c;
-	return 0;
-}
-
-static int scan_segment(int dirfd, uint64_t first, struct spool_scan *s)
-{
-	static const char compliance_kind[] = "\"kind\":\"compliance\"";
-	_cleanup_free_ char *buf = NULL;
-	char name[SPOOL_SEGMENT_NAME_LEN + 1];
-	size_t len = 0, off = 0;
-	int r;
-
-	spool_segment_name(first, name);
-	r = fileio_read_file(dirfd, name, SPOOL_SEGMENT_MAX + SPOOL_RECORD_MAX, &buf, &len);
-	if (r < 0)
-		return r;
-	s->bytes += len;
-	while (off < len) {
-		struct spool_record rec;
-		int n = spool_record_parse((const uint8_t *)buf + off, len - off, &rec);
-
-		if (n <= 0) {
-			/* a torn tail of the head is normal while the agent writes; else damage */
-			s->damaged++;
-			break;
-		}
-		s->records++;
-		if (rec.seq > s->acked) {
-			if (s->unacked == 0 &&
-			    replace_copy(&s->first_unacked, rec.payload, rec.len) < 0)
-				return -ENOMEM;
-			s->unacked++;
-			s->unacked_bytes += (uint64_t)n;
-		}
-		if (replace_copy(&s->last, rec.payload, rec.len) < 0)
-			return -ENOMEM;
-		if (memmem(rec.payload, rec.len, compliance_kind, sizeof(compliance_kind) - 1) &&
-		    replace_copy(&s->last_compliance, rec.payload, rec.len) < 0)
-			return -ENOMEM;
-		off += (size_t)n;
-	}
-	return 0;
-}
-
-/* Every record of every segment, oldest first (the spool is bounded by [report] spool_max). */
-static int spool_scan(const char *dir, struct spool_scan *s)
-{
-	_cleanup_close_ int dirfd = -1;
-	_cleanup_(closedirp) DIR *d = NULL;
-	_cleanup_free_ uint64_t *firsts = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	int r;
-
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return negative_errno();
-	r = spool_read_acked(dirfd, &s->acked);
-	if (r < 0)
-		return r;
-	d = opendir(dir);
-	if (!d)
-		return negative_errno();
-	while ((de = readdir(d))) {
-		uint64_t first;
-
-		if (spool_segment_parse_name(de->d_name, &first) < 0)
-			continue;
-		if (n == cap) {
-			uint64_t *nf;
-
-			if (cap >= SPOOL_MAX_SEGMENTS)
-				break;
-			cap = cap ? 2 * cap : 16;
-			nf = realloc(firsts, cap * sizeof(*firsts));
-			if (!nf)
-				return -ENOMEM;
-			firsts = nf;
-		}
-		firsts[n++] = first;
-	}
-	if (n > 1) /* qsort wants a non-NULL array even for 0 elements */
-		qsort(firsts, n, sizeof(*firsts), cmp_u64);
-	for (size_t i = 0; i < n; i++) {
-		r = scan_segment(dirfd, firsts[i], s);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0) /* removed by the uplink meanwhile, or unreadable */
-			s->damaged++;
-		else
-			s->segments++;
-	}
-	return 0;
-}
+/* ---- spool (event/spool_scan.c reads it) ---- */
 
 /* Decode a stored payload; false when it is not a valid event. */
 static bool decode(const char *payload, struct event *ret)
@@ -862,7 +734,7 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
 		return 1;
 	}
 	valid = json_is_true(json_object_get(json_object_get(st, "policy"), "valid"));
-	spool_err = spool_scan(a.spool, &scan);
+	spool_err = spool_scan_dir(a.spool, &scan);
 	json_object_set_new(
 	    st, "agent",
 	    status_agent(&a, p,
