@@ -667,19 +667,133 @@ static bool user_name_usable(const char *name)
 	return name[0] && name[0] != '.' && !strchr(name, '/') && strlen(name) < 256;
 }
 
-void compliance_check_mfa_enrollment(const struct compliance_env *env,
-				     struct compliance_result *ret)
+/* One record: COMPLIANCE_RECORD_OK, or _BAD with why. */
+static enum compliance_record_state check_record(int dirfd, const char *user,
+						 const struct fileio_expect *expect, char *why,
+						 size_t why_size)
+{
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	int r;
+
+	why[0] = '\0';
+	r = fileio_open_verified(dirfd, user, O_RDONLY, expect, &fd);
+	if (r == -ENOENT)
+		return COMPLIANCE_RECORD_MISSING;
+	if (r == -EPERM)
+		snprintf(why, why_size, "record not owned by root");
+	else if (r == -EACCES)
+		snprintf(why, why_size, "record readable or writable by others");
+	else if (r == -ELOOP)
+		snprintf(why, why_size, "record is a symlink");
+	else if (r < 0)
+		snprintf(why, why_size, "%s", strerror(-r));
+	else if (fstat(fd, &st) < 0 || st.st_size == 0)
+		snprintf(why, why_size, "empty record");
+	else if (st.st_size > COMPLIANCE_TOTP_RECORD_MAX)
+		snprintf(why, why_size, "record larger than %d bytes", COMPLIANCE_TOTP_RECORD_MAX);
+	else if (!totp_record_header_ok(fd))
+		snprintf(why, why_size, "not a \"%s\" record", COMPLIANCE_TOTP_RECORD_HEADER);
+	else
+		return COMPLIANCE_RECORD_OK;
+	return COMPLIANCE_RECORD_BAD;
+}
+
+int compliance_enrollment_scan(const struct compliance_env *env, compliance_enrollment_fn fn,
+			       void *userdata, struct compliance_enrollment *ret)
 {
 	const struct fileio_expect expect = {
 	    .check_owner = true,
 	    .uid = env->owner_uid,
 	    .forbidden_mode = 0077,
 	};
+	struct compliance_enrollment e = {.failed = env->totp_dir};
 	_cleanup_fclose_ FILE *f = NULL;
 	_cleanup_close_ int dirfd = -1;
-	struct detail missing = {.sep = ", "}, badrec = {0};
-	unsigned users = 0;
-	bool store_missing = false;
+	int r;
+
+	r = fileio_open_dir_verified(AT_FDCWD, env->totp_dir, &expect, &dirfd);
+	if (r == -ENOENT)
+		e.store_missing = true;
+	else if (r < 0) {
+		*ret = e;
+		return r;
+	}
+	e.failed = env->passwd_path;
+	f = fopen(env->passwd_path, "re");
+	if (!f) {
+		r = negative_errno();
+		*ret = e;
+		return r;
+	}
+	for (unsigned count = 0; count < COMPLIANCE_PASSWD_MAX_USERS; count++) {
+		struct passwd pw, *pwp = NULL;
+		char buf[4096], why[96];
+		enum compliance_record_state st;
+
+		r = fgetpwent_r(f, &pw, buf, sizeof(buf), &pwp);
+		if (r == ENOENT || !pwp)
+			break;
+		if (r != 0) {
+			e.passwd_unparsable = true;
+			*ret = e;
+			return -r;
+		}
+		if (pw.pw_uid < env->policy->checks_min_uid || pw.pw_uid >= 60000 ||
+		    !shell_interactive(pw.pw_shell))
+			continue;
+		e.interactive++;
+		if (!user_name_usable(pw.pw_name)) {
+			st = COMPLIANCE_RECORD_BAD;
+			snprintf(why, sizeof(why), "unusable user name in %s", env->passwd_path);
+		} else if (e.store_missing) {
+			st = COMPLIANCE_RECORD_MISSING;
+			why[0] = '\0';
+		} else
+			st = check_record(dirfd, pw.pw_name, &expect, why, sizeof(why));
+		if (st == COMPLIANCE_RECORD_OK)
+			e.enrolled++;
+		else if (st == COMPLIANCE_RECORD_MISSING)
+			e.missing++;
+		else
+			e.bad++;
+		if (fn)
+			fn(userdata, user_name_usable(pw.pw_name) ? pw.pw_name : NULL, st, why);
+	}
+	e.failed = NULL;
+	*ret = e;
+	return 0;
+}
+
+struct enrollment_details {
+	struct detail missing, bad;
+};
+
+static void enrollment_detail(void *userdata, const char *user, enum compliance_record_state st,
+			      const char *why)
+{
+	struct enrollment_details *d = userdata;
+
+	switch (st) {
+	case COMPLIANCE_RECORD_OK:
+		break;
+	case COMPLIANCE_RECORD_MISSING: /* never with a NULL user */
+		detail_add(&d->missing, "%s", user);
+		break;
+	case COMPLIANCE_RECORD_BAD:
+		if (!user) /* an unusable name is not shown: it may hold anything */
+			detail_add(&d->bad, "%s", why);
+		else
+			detail_add(&d->bad, "%s (%s)", user, why);
+		break;
+	}
+}
+
+void compliance_check_mfa_enrollment(const struct compliance_env *env,
+				     struct compliance_result *ret)
+{
+	struct enrollment_details d = {.missing = {.sep = ", "}};
+	struct compliance_enrollment e;
 	int r;
 
 	if (env->policy->mfa_nullok) {
@@ -689,87 +803,38 @@ void compliance_check_mfa_enrollment(const struct compliance_env *env,
 		return;
 	}
 
-	r = fileio_open_dir_verified(AT_FDCWD, env->totp_dir, &expect, &dirfd);
-	if (r == -ENOENT)
-		store_missing = true;
-	else if (r == -EPERM || r == -EACCES || r == -ELOOP || r == -ENOTDIR) {
+	r = compliance_enrollment_scan(env, enrollment_detail, &d, &e);
+	if (r < 0 && e.failed == env->totp_dir &&
+	    (r == -EPERM || r == -EACCES || r == -ELOOP || r == -ENOTDIR)) {
 		set_result(ret, COMPLIANCE_FAIL, "TOTP store %s is %s", env->totp_dir,
 			   r == -EPERM	  ? "not owned by root"
 			   : r == -EACCES ? "accessible by group or others"
 			   : r == -ELOOP  ? "a symlink"
 					  : "not a directory");
 		return;
-	} else if (r < 0) {
+	}
+	if (r < 0 && e.failed == env->totp_dir) {
 		set_result(ret, COMPLIANCE_ERROR, "cannot open TOTP store %s: %s", env->totp_dir,
 			   strerror(-r));
 		return;
 	}
-
-	f = fopen(env->passwd_path, "re");
-	if (!f) {
-		set_result(ret, COMPLIANCE_ERROR, "cannot read %s: %s", env->passwd_path,
-			   strerror(errno));
+	if (r < 0) {
+		set_result(ret, COMPLIANCE_ERROR, "cannot %s %s: %s",
+			   e.passwd_unparsable ? "parse" : "read", env->passwd_path, strerror(-r));
 		return;
 	}
-	for (unsigned count = 0; count < COMPLIANCE_PASSWD_MAX_USERS; count++) {
-		struct passwd pw, *pwp = NULL;
-		char buf[4096];
-		_cleanup_close_ int fd = -1;
-		struct stat st;
 
-		r = fgetpwent_r(f, &pw, buf, sizeof(buf), &pwp);
-		if (r == ENOENT || !pwp)
-			break;
-		if (r != 0) {
-			set_result(ret, COMPLIANCE_ERROR, "cannot parse %s: %s", env->passwd_path,
-				   strerror(r));
-			return;
-		}
-		if (pw.pw_uid < env->policy->checks_min_uid || pw.pw_uid >= 60000 ||
-		    !shell_interactive(pw.pw_shell))
-			continue;
-		users++;
-		if (!user_name_usable(pw.pw_name)) {
-			detail_add(&badrec, "unusable user name in %s", env->passwd_path);
-			continue;
-		}
-		if (store_missing) {
-			detail_add(&missing, "%s", pw.pw_name);
-			continue;
-		}
-		r = fileio_open_verified(dirfd, pw.pw_name, O_RDONLY, &expect, &fd);
-		if (r == -ENOENT)
-			detail_add(&missing, "%s", pw.pw_name);
-		else if (r == -EPERM)
-			detail_add(&badrec, "%s (record not owned by root)", pw.pw_name);
-		else if (r == -EACCES)
-			detail_add(&badrec, "%s (record readable or writable by others)",
-				   pw.pw_name);
-		else if (r == -ELOOP)
-			detail_add(&badrec, "%s (record is a symlink)", pw.pw_name);
-		else if (r < 0)
-			detail_add(&badrec, "%s (%s)", pw.pw_name, strerror(-r));
-		else if (fstat(fd, &st) < 0 || st.st_size == 0)
-			detail_add(&badrec, "%s (empty record)", pw.pw_name);
-		else if (st.st_size > COMPLIANCE_TOTP_RECORD_MAX)
-			detail_add(&badrec, "%s (record larger than %d bytes)", pw.pw_name,
-				   COMPLIANCE_TOTP_RECORD_MAX);
-		else if (!totp_record_header_ok(fd))
-			detail_add(&badrec, "%s (not a \"%s\" record)", pw.pw_name,
-				   COMPLIANCE_TOTP_RECORD_HEADER);
-	}
-
-	if (missing.n == 0 && badrec.n == 0) {
-		if (users == 0)
+	if (d.missing.n == 0 && d.bad.n == 0) {
+		if (e.interactive == 0)
 			set_result(ret, COMPLIANCE_PASS, "no interactive local users");
 		else
-			set_result(ret, COMPLIANCE_PASS, "%u interactive user%s enrolled", users,
-				   users == 1 ? "" : "s");
+			set_result(ret, COMPLIANCE_PASS, "%u interactive user%s enrolled",
+				   e.interactive, e.interactive == 1 ? "" : "s");
 		return;
 	}
-	set_result(ret, COMPLIANCE_FAIL, "%s%s%s%s%s", missing.n ? "not enrolled: " : "",
-		   missing.buf, missing.n && badrec.n ? "; " : "", badrec.n ? "bad record: " : "",
-		   badrec.buf);
+	set_result(ret, COMPLIANCE_FAIL, "%s%s%s%s%s", d.missing.n ? "not enrolled: " : "",
+		   d.missing.buf, d.missing.n && d.bad.n ? "; " : "", d.bad.n ? "bad record: " : "",
+		   d.bad.buf);
 }
 
 /* ---- time.synchronized ---- */
