@@ -684,6 +684,46 @@ static void test_ctl_list(void **state)
 	free(policy);
 }
 
+/* usb list suggests reader = only for a device whose blocked functions are all vendor-specific
+ * and not MTP (a card or NFC reader): not for a phone, not for a device with storage. */
+static void test_ctl_list_reader_hint(void **state)
+{
+	static const uint8_t NFC[1][3] = {{0xff, 0x00, 0x00}};
+	static const uint8_t MIXED[2][3] = {{0xff, 0x00, 0x00}, {0x08, 0x06, 0x50}};
+	struct umock *u = *state;
+	char *policy = umock_write_file(
+	    u, "policy.conf", "[terminal]\nid = t1\n[usb]\nblock = mass_storage, mtp, ff\n");
+	const char *mtp_props[] = {"ID_MTP_DEVICE", "1", NULL};
+	const char *args[] = {"usb", "list", NULL};
+	char *dev;
+	const char *p;
+
+	dev = umock_add_device(u, ROOT, "1-1", "054c", "0dc9", NULL, "1", NFC, 1, NULL);
+	g_free(umock_add_iface(u, dev, "1-1:1.0", "ff", "00", "00", NULL, "0"));
+	g_free(dev);
+	dev = umock_add_device(u, ROOT, "1-2", "1234", "0002", "M1", "1", MIXED, 2, NULL);
+	g_free(umock_add_iface(u, dev, "1-2:1.0", "ff", "00", "00", NULL, "0"));
+	g_free(umock_add_iface(u, dev, "1-2:1.1", "08", "06", "50", NULL, "0"));
+	g_free(dev);
+	dev = umock_add_device(u, ROOT, "1-3", "04e8", "6860", "P1", "1", NFC, 1, mtp_props);
+	g_free(umock_add_iface(u, dev, "1-3:1.0", "ff", "00", "00", NULL, "0"));
+	g_free(dev);
+	/* unauthorized as a whole: decided from its descriptors */
+	g_free(umock_add_device(u, ROOT, "1-4", "054c", "06c3", NULL, "0", NFC, 1, NULL));
+
+	assert_int_equal(run_ctl(u, policy, NULL, args), 0);
+	if (getenv("TEST_VERBOSE"))
+		fprintf(stderr, "%s", u->out);
+	assert_non_null(strstr(u->out, "    reader = 054c:0dc9\n"));
+	assert_non_null(strstr(u->out, "    reader = 054c:06c3\n"));
+	assert_null(strstr(u->out, "reader = 1234:0002"));
+	assert_null(strstr(u->out, "reader = 04e8:6860"));
+	p = strstr(u->out, "1-3 04e8:6860");
+	assert_non_null(p);
+	assert_non_null(strstr(p, "rule=\"block mtp (ID_MTP_DEVICE)\""));
+	free(policy);
+}
+
 static void test_ctl_allow(void **state)
 {
 	struct umock *u = *state;
@@ -1067,6 +1107,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ctl_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ctl_allow, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ctl_list_reader_hint, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_siblings_before_probe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_late_sibling_reprobe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shipped_vendor_class, setup, teardown),
