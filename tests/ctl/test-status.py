@@ -261,6 +261,33 @@ def main():
               "unenrolled user: exit 1 with the reason", out)
         fx.write_passwd([])
 
+        # enrollment is counted as mfa.enrollment counts it: a record of a user who is gone
+        # is not an enrolled user, and an empty record is a bad one, not an enrolled one
+        for name, text in (("gone", "mynaguard-totp 1\n"), ("bob", "")):
+            with open(os.path.join(fx.store, name), "w") as f:
+                f.write(text)
+            os.chmod(os.path.join(fx.store, name), 0o600)
+        rc, out = fx.status()
+        check(rc == 0 and f"1 enrolled in {fx.store}" in out and "bad records" not in out,
+              "stale record of a removed user: not counted as enrolled", out)
+        fx.write_passwd(["bob:x:1002:1002::/home/bob:/bin/sh\n"])
+        rc, out = fx.status()
+        check(rc == 1 and f"1 enrolled in {fx.store}" in out and
+              "bad records: bob (empty record)" in out and
+              "  - mfa.enrollment: bad record: bob (empty record)" in out,
+              "empty record: a bad record, not enrolled, exit 1", out)
+        rc, out = fx.status("--json")
+        try:
+            j = json.loads(out)["mfa"]
+        except (ValueError, KeyError):
+            j = {}
+        check(j.get("enrolled") == 1 and j.get("interactive_users") == 2 and
+              j.get("not_enrolled") == [] and j.get("bad_records") == ["bob (empty record)"],
+              "--json: enrolled, bad_records", out)
+        for name in ("gone", "bob"):
+            os.unlink(os.path.join(fx.store, name))
+        fx.write_passwd([])
+
         # an old backlog: the uplink is stuck
         old = time.time() - 3 * 3600
         fx.write_spool([(5, event(5, "agent.started", {}, old)),
