@@ -66,3 +66,16 @@ size_t utf8_chars(const char *s)
 			n++;
 	return n;
 }
+
+size_t utf8_truncate(const char *s, size_t len, size_t max)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = max;
+
+	if (len <= max)
+		return len;
+	/* u[n] is the first byte cut off; if it continues a character, that character goes too */
+	for (unsigned k = 0; k < 3 && n > 0 && (u[n] & 0xc0) == 0x80; k++)
+		n--;
+	return n;
+}

@@ -17,3 +17,8 @@ size_t utf8_valid_prefix(const char *s, size_t len);
 
 /* Number of characters in a NUL-terminated string (counts lead bytes; for valid UTF-8). */
 size_t utf8_chars(const char *s);
+
+/* Where to cut s (len bytes) to keep at most max bytes without splitting a character: len when
+ * it fits, else the largest n <= max with s[n] not a continuation byte (at most 3 steps back;
+ * for valid UTF-8 the prefix s[0..n) is valid). Callers that add "..." reserve room first. */
+size_t utf8_truncate(const char *s, size_t len, size_t max);

@@ -20,9 +20,11 @@
 #include "metrics.h"
 #include "parse.h"
 #include "server.h"
+#include "utf8.h"
 
 #define EXPORT_CHUNK_ROWS 2000
 #define WEB_FILE_MAX	  (4 * 1024 * 1024)
+#define SUMMARY_MAX	  1000 /* bytes of the CSV summary cell, "..." included */
 
 static const char csp[] =
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
@@ -51,7 +53,7 @@ static void send_json(struct evhttp_request *req, int status, json_t *body)
 
 static void send_error(struct evhttp_request *req, int status, const char *reason)
 {
-	json_t *body = json_pack("{s:s}", "error", reason);
+	json_t *body = server_error_json(reason);
 	send_json(req, status, body);
 	json_decref(body);
 }
@@ -73,6 +75,12 @@ int api_parse_filter(const char *query, struct store_filter *ret,
 	int r = 0;
 
 	TAILQ_INIT(&params);
+	/* libevent decodes %00 into a NUL that ends the value early ("terminal=a%00x" would
+	 * select a's events): a query that carries one means something else than it says. */
+	if (query && strstr(query, "%00")) {
+		snprintf(reason, EVENT_REASON_MAX, "query string contains %%00 (a NUL byte)");
+		return -EINVAL;
+	}
 	if (query && evhttp_parse_query_str(query, &params) < 0) {
 		snprintf(reason, EVENT_REASON_MAX, "malformed query string");
 		evhttp_clear_headers(&params);
@@ -88,7 +96,13 @@ int api_parse_filter(const char *query, struct store_filter *ret,
 			if (strcmp(kv->key, names[i]) == 0)
 				break;
 		if (i == ELEMENTSOF(names)) {
-			snprintf(reason, EVENT_REASON_MAX, "unknown parameter \"%.40s\"", kv->key);
+			size_t klen = strlen(kv->key);
+			/* the reason goes into a JSON string: whole characters only */
+			if (utf8_valid(kv->key, klen))
+				snprintf(reason, EVENT_REASON_MAX, "unknown parameter \"%.*s\"",
+					 (int)utf8_truncate(kv->key, klen, 40), kv->key);
+			else
+				snprintf(reason, EVENT_REASON_MAX, "unknown parameter (not UTF-8)");
 			r = -EINVAL;
 			break;
 		}
@@ -180,21 +194,25 @@ void api_csv_cell(struct evbuffer *out, const char *text)
 	evbuffer_add(out, "\"", 1);
 }
 
-static void summary_scalar(FILE *f, const char *key, json_t *v)
+/* "parent.key=value " (parent may be NULL); keys are written whole, the summary is cut later. */
+static void summary_scalar(FILE *f, const char *parent, const char *key, json_t *v)
 {
+	const char *dot = parent ? "." : "";
+
+	parent = parent ? parent : "";
 	switch (json_typeof(v)) {
 	case JSON_STRING:
-		fprintf(f, "%s=%s ", key, json_string_value(v));
+		fprintf(f, "%s%s%s=%s ", parent, dot, key, json_string_value(v));
 		break;
 	case JSON_INTEGER:
-		fprintf(f, "%s=%lld ", key, (long long)json_integer_value(v));
+		fprintf(f, "%s%s%s=%lld ", parent, dot, key, (long long)json_integer_value(v));
 		break;
 	case JSON_REAL:
-		fprintf(f, "%s=%g ", key, json_real_value(v));
+		fprintf(f, "%s%s%s=%g ", parent, dot, key, json_real_value(v));
 		break;
 	case JSON_TRUE:
 	case JSON_FALSE:
-		fprintf(f, "%s=%s ", key, json_is_true(v) ? "yes" : "no");
+		fprintf(f, "%s%s%s=%s ", parent, dot, key, json_is_true(v) ? "yes" : "no");
 		break;
 	case JSON_NULL:
 	case JSON_OBJECT:
@@ -240,14 +258,9 @@ char *api_event_summary(const char *kind, const char *data_json)
 			if (json_is_object(v)) {
 				const char *k2;
 				json_t *v2;
-				json_object_foreach(v, k2, v2)
-				{
-					char full[128];
-					snprintf(full, sizeof(full), "%s.%s", key, k2);
-					summary_scalar(f, full, v2);
-				}
+				json_object_foreach(v, k2, v2) summary_scalar(f, key, k2, v2);
 			} else
-				summary_scalar(f, key, v);
+				summary_scalar(f, NULL, key, v);
 		}
 	}
 	json_decref(data);
@@ -261,8 +274,9 @@ char *api_event_summary(const char *kind, const char *data_json)
 	for (char *p = buf; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
-	if (len > 1000)
-		strcpy(buf + 997, "...");
+	/* cut between characters: a cut inside one makes the whole export undecodable */
+	if (len > SUMMARY_MAX)
+		strcpy(buf + utf8_truncate(buf, len, SUMMARY_MAX - 3), "...");
 	return buf;
 }
 
@@ -472,10 +486,16 @@ void api_handle(struct evhttp_request *req, void *arg)
 	struct store_view v;
 	const struct web_asset *asset;
 	json_t *body = NULL;
+	char reason[EVENT_REASON_MAX];
 	int r;
 
 	server_request_begin(req, conn);
 	atomic_fetch_add(&metrics.dashboard_requests, 1);
+	if (server_check_framing(evhttp_request_get_input_headers(req),
+				 evhttp_request_get_command(req), reason) < 0) {
+		server_refuse_framing(req, reason);
+		return;
+	}
 	if (!path) {
 		send_error(req, 400, "bad request");
 		return;
@@ -520,7 +540,6 @@ void api_handle(struct evhttp_request *req, void *arg)
 		}
 	} else if (strcmp(path, "/v1/events") == 0) {
 		struct store_filter f;
-		char reason[EVENT_REASON_MAX];
 		if (api_parse_filter(query, &f, reason) < 0) {
 			send_error(req, 400, reason);
 			return;

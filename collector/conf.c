@@ -13,6 +13,10 @@
 #include "config.h" /* generated: default paths */
 #include "macro.h"
 #include "parse.h"
+#include "utf8.h"
+
+/* "%.*s" arguments that keep at most n bytes of s without cutting a character */
+#define CUT(s, n) (int)utf8_truncate((s), strlen(s), (n)), (s)
 
 enum key_type {
 	KEY_STRING,
@@ -75,6 +79,7 @@ static void set_err(struct parse_state *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->err, CONFIG_ERROR_MAX, fmt, ap);
 	va_end(ap);
+	s->err[utf8_truncate(s->err, strlen(s->err), CONFIG_ERROR_MAX - 2)] = 0;
 }
 
 static bool listen_valid(const char *v)
@@ -115,8 +120,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		case KEY_LISTEN:
 			if (!listen_valid(value)) {
 				set_err(s,
-					"[%s] %s: expected HOST:PORT or [IPV6]:PORT, got \"%.80s\"",
-					section, name, value);
+					"[%s] %s: expected HOST:PORT or [IPV6]:PORT, got \"%.*s\"",
+					section, name, CUT(value, 80));
 				return 0;
 			}
 			__attribute__((fallthrough));
@@ -178,13 +183,13 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
 		if (strcmp(keys[i].section, section) == 0) {
-			set_err(s, "unknown key \"%.60s\" in [%s]", name, section);
+			set_err(s, "unknown key \"%.*s\" in [%s]", CUT(name, 60), section);
 			return 0;
 		}
 	if (!section[0])
-		set_err(s, "key \"%.60s\" outside a section", name);
+		set_err(s, "key \"%.*s\" outside a section", CUT(name, 60));
 	else
-		set_err(s, "unknown section [%.60s]", section);
+		set_err(s, "unknown section [%.*s]", CUT(section, 60));
 	return 0;
 }
 
@@ -221,7 +226,7 @@ static int config_check(struct parse_state *s, int r)
 	if (r > 0) {
 		char msg[200];
 		snprintf(msg, sizeof(msg), "%s", s->err[0] ? s->err : "syntax error");
-		snprintf(s->err, CONFIG_ERROR_MAX, "%.280s:%d: %s", s->name, r, msg);
+		snprintf(s->err, CONFIG_ERROR_MAX, "%.*s:%d: %s", CUT(s->name, 280), r, msg);
 		return -EINVAL;
 	}
 	if (r < 0) {

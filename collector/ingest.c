@@ -68,7 +68,7 @@ static void reply_json(struct evhttp_request *req, int status, json_t *body)
 
 static void reply_error(struct evhttp_request *req, int status, const char *reason)
 {
-	json_t *body = json_pack("{s:s}", "error", reason);
+	json_t *body = server_error_json(reason);
 	reply_json(req, status, body);
 	json_decref(body);
 	metrics_count_status(status);
@@ -83,6 +83,12 @@ int ingest_decode(const char *cert_terminal, const char *body, size_t len, struc
 	if (!cert_terminal || !cert_terminal[0]) {
 		snprintf(reason, EVENT_REASON_MAX,
 			 "the client certificate does not name a valid terminal id in its CN");
+		return 403;
+	}
+	if (strcmp(cert_terminal, INGEST_SELF_TERMINAL) == 0) {
+		snprintf(reason, EVENT_REASON_MAX,
+			 "the terminal id %s is reserved for the collector's own events",
+			 INGEST_SELF_TERMINAL);
 		return 403;
 	}
 	r = event_batch_decode(body, len, &b, reason);
@@ -104,6 +110,39 @@ int ingest_decode(const char *cert_terminal, const char *body, size_t len, struc
 		}
 	*ret = b;
 	return 200;
+}
+
+int ingest_store_status(int err)
+{
+	switch (err) {
+	case -EMSGSIZE:
+		return 413;
+	case -ERANGE:
+	case -EINVAL:
+		return 400;
+	case -EBUSY:
+	case -ENOSPC:
+	case -EIO:
+	case -ENOMEM:
+	case -EACCES:
+		return 503;
+	default:
+		return 500;
+	}
+}
+
+static const char *store_status_reason(int status)
+{
+	switch (status) {
+	case 413:
+		return "an event is too large to store";
+	case 400:
+		return "cannot store this batch";
+	case 503:
+		return "the store cannot write; try again later";
+	default:
+		return "the store failed; see the collector's log";
+	}
 }
 
 static void log_refusal(struct evhttp_request *req, const struct conn *conn, int status,
@@ -136,6 +175,13 @@ void ingest_handle(struct evhttp_request *req, void *arg)
 	int status;
 
 	server_request_begin(req, conn);
+	if (server_check_framing(evhttp_request_get_input_headers(req),
+				 evhttp_request_get_command(req), reason) < 0) {
+		log_refusal(req, conn, 400, reason);
+		server_refuse_framing(req, reason);
+		metrics_count_status(400);
+		return;
+	}
 	if (!conn) {
 		reply_error(req, 403, "no TLS connection");
 		return;
@@ -178,15 +224,15 @@ void ingest_handle(struct evhttp_request *req, void *arg)
 	p->t0_us = server_mono_us();
 	pthread_mutex_lock(&wr->lock);
 	if (wr->queued_events + p->batch.n > c->cfg->max_queue || wr->stop) {
-		bool failing = wr->stop;
+		bool stopping = wr->stop;
 		pthread_mutex_unlock(&wr->lock);
 		event_batch_clear(&p->batch);
 		free(p);
 		char ra[24];
 		snprintf(ra, sizeof(ra), "%llu", (unsigned long long)c->cfg->retry_after);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
-		if (failing)
-			reply_error(req, 503, "the store cannot write; try again later");
+		if (stopping)
+			reply_error(req, 503, "the collector is stopping; try again later");
 		else
 			reply_error(req, 429, "overloaded; try again later");
 		return;
@@ -226,9 +272,7 @@ void ingest_done_cb(evutil_socket_t fd, short what, void *arg)
 				evhttp_add_header(evhttp_request_get_output_headers(p->req),
 						  "Retry-After", ra);
 			}
-			reply_error(p->req, p->status,
-				    p->status == 503 ? "the store cannot write; try again later"
-						     : "cannot store this batch");
+			reply_error(p->req, p->status, store_status_reason(p->status));
 		}
 		metrics_observe_latency(server_mono_us() - p->t0_us);
 		event_batch_clear(&p->batch);
@@ -243,6 +287,15 @@ static void complete(struct ingest_pending *list)
 	for (struct ingest_pending *p = list; p; p = next) {
 		struct worker *w = p->w;
 		next = p->next;
+		if (!w) {
+			if (p->status != 200)
+				server_log(
+				    "store: cannot store the collector's own %s event (status %d)",
+				    event_kind_name(p->batch.events[0].kind), p->status);
+			event_batch_clear(&p->batch);
+			free(p);
+			continue;
+		}
 		pthread_mutex_lock(&w->done_lock);
 		p->next = w->done;
 		w->done = p;
@@ -259,16 +312,23 @@ static void write_group(struct ingest_writer *wr, struct ingest_pending *list)
 
 	r = store_begin(wr->store);
 	for (struct ingest_pending *p = list; p; p = p->next) {
-		int q;
+		int q = 0;
 		if (r < 0) {
 			p->status = 503;
 			continue;
 		}
-		q = store_write_batch(wr->store, &p->batch, now, &p->res);
+		if (!p->w) {
+			/* the collector's own event: next in its sequence, without gaps */
+			uint64_t max = 0;
+			q = store_terminal_max_seq(wr->store, p->batch.terminal, &max);
+			if (q >= 0)
+				p->batch.events[0].seq = max + 1;
+		}
+		q = q < 0 ? q : store_write_batch(wr->store, &p->batch, now, &p->res);
 		if (q < 0) {
 			server_log("store: cannot write a batch of %zu events from %s: %s",
 				   p->batch.n, p->batch.terminal, strerror(-q));
-			p->status = q == -ERANGE ? 400 : 503;
+			p->status = ingest_store_status(q);
 			continue;
 		}
 		p->status = 200;
@@ -412,6 +472,42 @@ static void *checkpoint_main(void *arg)
 	}
 	pthread_mutex_unlock(&wr->lock);
 	return NULL;
+}
+
+int ingest_writer_self_event(struct ingest_writer *wr, enum event_kind kind, json_t *data)
+{
+	struct ingest_pending *p = calloc(1, sizeof(*p));
+	struct event *e = calloc(1, sizeof(*e));
+	json_t *clause = json_array();
+
+	if (!p || !e || !clause || !data) {
+		free(p);
+		free(e);
+		json_decref(clause);
+		json_decref(data);
+		return -ENOMEM;
+	}
+	*e = (struct event){.ts_ms = server_now_ms(), .kind = kind, .clause = clause, .data = data};
+	snprintf(e->terminal, sizeof(e->terminal), "%s", INGEST_SELF_TERMINAL);
+	snprintf(p->batch.terminal, sizeof(p->batch.terminal), "%s", INGEST_SELF_TERMINAL);
+	p->batch.events = e;
+	p->batch.n = 1;
+	p->t0_us = server_mono_us();
+
+	pthread_mutex_lock(&wr->lock);
+	if (wr->stop) {
+		pthread_mutex_unlock(&wr->lock);
+		event_batch_clear(&p->batch);
+		free(p);
+		return -ESHUTDOWN;
+	}
+	/* one event, never refused for the queue bound: it tells the auditors something */
+	wr->queued_events += 1;
+	*wr->tail = p;
+	wr->tail = &p->next;
+	pthread_cond_signal(&wr->cond);
+	pthread_mutex_unlock(&wr->lock);
+	return 0;
 }
 
 int ingest_writer_start(struct collector *c, struct store *store, struct ingest_writer **ret)

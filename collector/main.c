@@ -119,6 +119,10 @@ int main(int argc, char **argv)
 	}
 
 	collector.dashboard.store = rstore;
+	/* before the writer owns it: did an earlier run report a problem of its own? */
+	uint64_t self_seq = 0;
+	if (store_terminal_max_seq(wstore, INGEST_SELF_TERMINAL, &self_seq) < 0)
+		self_seq = 0;
 	r = ingest_writer_start(&collector, wstore, &collector.writer);
 	if (r >= 0)
 		r = server_start(&collector);
@@ -126,6 +130,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mynaguard-collector: cannot start threads: %s\n", strerror(-r));
 		return 1;
 	}
+	/* this run started with a revoked list without refused lines: clear what an earlier run
+	 * left on the dashboard */
+	if (self_seq > 0)
+		server_revoked_report_clean(&collector);
 	printf("READY ingest=%s dashboard=%s\n", collector.ingest_addr, collector.dashboard_addr);
 	fflush(stdout);
 	server_log("listening: ingest %s (%u workers), dashboard %s, database %s",

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -28,6 +29,7 @@
 #include "metrics.h"
 #include "secmem.h"
 #include "store.h"
+#include "utf8.h"
 
 #define TOKEN_MIN   16
 #define TOKEN_MAX   4096
@@ -43,7 +45,15 @@ void server_log(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	line[utf8_truncate(line, strlen(line), sizeof(line) - 2)] = 0; /* whole characters */
 	fprintf(stderr, "mynaguard-collector: %s\n", line);
+}
+
+json_t *server_error_json(const char *reason)
+{
+	/* a reason may quote the peer's bytes, or have been shortened by snprintf: the JSON
+	 * string gets its valid UTF-8 prefix (jansson refuses anything else) */
+	return json_pack("{s:s%}", "error", reason, utf8_valid_prefix(reason, strlen(reason)));
 }
 
 struct evbuffer *server_json_buffer(const json_t *body)
@@ -85,6 +95,97 @@ static void log_ssl_errors(const char *what)
 	ERR_error_string_n(e, buf, sizeof(buf));
 	server_log("%s: %s", what, buf);
 	ERR_clear_error();
+}
+
+/* ---- HTTP framing ---- */
+
+static bool header_token(const char *s)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) || (unsigned char)*s >= 0x80)
+			if (!strchr(tchar, *s))
+				return false;
+	return true;
+}
+
+int server_check_framing(const struct evkeyvalq *headers, enum evhttp_cmd_type method,
+			 char reason[static EVENT_REASON_MAX])
+{
+	const struct evkeyval *kv;
+	const char *cl = NULL, *te = NULL;
+	unsigned n_cl = 0, n_te = 0, n_host = 0;
+
+	TAILQ_FOREACH(kv, headers, next)
+	{
+		if (!header_token(kv->key)) {
+			snprintf(reason, EVENT_REASON_MAX,
+				 "a header name is not a token (a space before the colon?)");
+			return -EBADMSG;
+		}
+		for (const char *v = kv->value; *v; v++)
+			if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) {
+				snprintf(reason, EVENT_REASON_MAX,
+					 "a control character in a header value");
+				return -EBADMSG;
+			}
+		if (strcasecmp(kv->key, "Content-Length") == 0) {
+			n_cl++;
+			cl = kv->value;
+		} else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+			n_te++;
+			te = kv->value;
+		} else if (strcasecmp(kv->key, "Host") == 0)
+			n_host++;
+	}
+	if (n_cl > 1 || n_te > 1 || n_host > 1) {
+		snprintf(reason, EVENT_REASON_MAX, "more than one %s header",
+			 n_cl > 1   ? "Content-Length"
+			 : n_te > 1 ? "Transfer-Encoding"
+				    : "Host");
+		return -EBADMSG;
+	}
+	if (cl && (!*cl || strspn(cl, "0123456789") != strlen(cl) || strlen(cl) > 18)) {
+		snprintf(reason, EVENT_REASON_MAX, "Content-Length: expected decimal digits");
+		return -EBADMSG;
+	}
+	if (te && strcasecmp(te, "chunked") != 0) {
+		snprintf(reason, EVENT_REASON_MAX,
+			 "Transfer-Encoding: only \"chunked\" is accepted");
+		return -EBADMSG;
+	}
+	if (te && cl) {
+		snprintf(reason, EVENT_REASON_MAX,
+			 "both Transfer-Encoding and Content-Length: the length is ambiguous");
+		return -EBADMSG;
+	}
+	/* libevent reads no body for these: a body would be taken for the next request */
+	if ((method == EVHTTP_REQ_HEAD || method == EVHTTP_REQ_TRACE) &&
+	    (te || (cl && strspn(cl, "0") != strlen(cl)))) {
+		snprintf(reason, EVENT_REASON_MAX, "a body on %s",
+			 method == EVHTTP_REQ_HEAD ? "HEAD" : "TRACE");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+void server_refuse_framing(struct evhttp_request *req, const char *reason)
+{
+	json_t *body = server_error_json(reason);
+	struct evbuffer *buf = server_json_buffer(body);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	/* libevent closes the connection after an answer that carries this header, before it
+	 * parses anything more from it */
+	evhttp_add_header(h, "Connection", "close");
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, 400, NULL, buf);
+	evbuffer_free(buf);
+	json_decref(body);
 }
 
 /* ---- revoked serials ---- */
@@ -140,11 +241,12 @@ void server_free_revoked(char **list, size_t n)
 	free(list);
 }
 
-int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned *ret_line)
+int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned *ret_bad,
+			 unsigned *ret_line)
 {
 	char **list = NULL;
 	size_t n = 0, cap = 0;
-	unsigned line = 0;
+	unsigned line = 0, bad = 0, first_bad = 0;
 	const char *p = text;
 
 	while (*p) {
@@ -162,9 +264,11 @@ int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned 
 		if (s == e || *s == '#')
 			continue;
 		if (normalize_serial(s, (size_t)(e - s), serial, sizeof(serial)) < 0) {
-			server_free_revoked(list, n);
-			*ret_line = line;
-			return -EINVAL;
+			/* refuse this line, keep the others: keeping the whole old list would leave a
+			 * serial added in the same edit unrevoked */
+			if (!bad++)
+				first_bad = line;
+			continue;
 		}
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 16;
@@ -187,10 +291,39 @@ int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned 
 		qsort(list, n, sizeof(*list), cmp_str);
 	*ret = list;
 	*ret_n = n;
+	*ret_bad = bad;
+	*ret_line = first_bad;
 	return 0;
 }
 
-/* Caller holds revoked_file.lock. Keeps the old list when the new file is unreadable or bad. */
+/* Tells the auditors on the dashboard: a compliance event of the collector itself whose one
+ * check says whether the whole revoked-serials file applies. */
+static void revoked_report(struct collector *c, unsigned bad, unsigned line, size_t n)
+{
+	char detail[256];
+	json_t *data;
+
+	if (!c->writer)
+		return;
+	if (bad)
+		snprintf(
+		    detail, sizeof(detail),
+		    "revoked_serials: %u line%s refused (first: line %u, not a hexadecimal "
+		    "serial); the other %zu serials are revoked. A serial on a refused line is "
+		    "NOT revoked: fix the file.",
+		    bad, bad == 1 ? "" : "s", line, n);
+	else
+		snprintf(detail, sizeof(detail), "revoked_serials: all %zu serials apply", n);
+	data =
+	    json_pack("{s:[{s:s,s:s,s:s}],s:i}", "checks", "id", "collector.revoked_serials",
+		      "status", bad ? "error" : "pass", "detail", detail, "interval_s", 7 * 86400);
+	if (ingest_writer_self_event(c->writer, EVENT_COMPLIANCE, data) < 0)
+		server_log("revoked serials: cannot queue the dashboard event");
+}
+
+/* Caller holds revoked_file.lock. At start a bad line is an error; later the good lines apply,
+ * the bad ones are refused and the dashboard gets an event. Keeps the old list only when the
+ * file cannot be read. */
 static int revoked_reload_locked(struct collector *c, bool startup)
 {
 	struct watched_file *wf = &c->revoked_file;
@@ -199,7 +332,7 @@ static int revoked_reload_locked(struct collector *c, bool startup)
 	struct stat st;
 	char **list;
 	size_t n;
-	unsigned line = 0;
+	unsigned bad = 0, line = 0;
 	int r;
 
 	fd = open(wf->path, O_RDONLY | O_CLOEXEC);
@@ -223,22 +356,42 @@ static int revoked_reload_locked(struct collector *c, bool startup)
 		server_log("revoked serials %s: %s", wf->path, strerror(-r));
 		return r;
 	}
-	r = server_parse_revoked(text, &list, &n, &line);
+	r = server_parse_revoked(text, &list, &n, &bad, &line);
 	if (r < 0) {
-		server_log("revoked serials %s:%u: not a hexadecimal serial%s", wf->path, line,
-			   startup ? "" : "; keeping the previous list");
-		wf->st = st; /* do not re-parse the same bad file on every connection */
-		wf->loaded = true;
+		server_log("revoked serials %s: %s; keeping the previous list", wf->path,
+			   strerror(-r));
 		return r;
+	}
+	if (bad && startup) {
+		server_log("revoked serials %s:%u: not a hexadecimal serial", wf->path, line);
+		server_free_revoked(list, n);
+		return -EINVAL;
 	}
 	server_free_revoked(c->revoked, c->n_revoked);
 	c->revoked = list;
 	c->n_revoked = n;
-	wf->st = st;
+	wf->st = st; /* a bad file is not re-parsed (nor reported again) until it changes */
 	wf->loaded = true;
-	if (!startup)
+	if (startup)
+		return 0;
+	if (bad)
+		server_log(
+		    "revoked serials %s:%u: not a hexadecimal serial; %u line%s refused, %zu "
+		    "serials revoked; a serial on a refused line is NOT revoked",
+		    wf->path, line, bad, bad == 1 ? "" : "s", n);
+	else
 		server_log("revoked serials %s reloaded: %zu serials", wf->path, n);
+	if (bad || c->revoked_partial)
+		revoked_report(c, bad, line, n);
+	c->revoked_partial = bad > 0;
 	return 0;
+}
+
+void server_revoked_report_clean(struct collector *c)
+{
+	pthread_mutex_lock(&c->revoked_file.lock);
+	revoked_report(c, 0, 0, c->n_revoked);
+	pthread_mutex_unlock(&c->revoked_file.lock);
 }
 
 bool server_serial_revoked(struct collector *c, const char *serial)
@@ -630,14 +783,19 @@ static int worker_init(struct collector *c, struct worker *w, bool dashboard, un
 	evhttp_set_timeout_tv(w->http, &tv);
 	evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_headers);
 	evhttp_set_default_content_type(w->http, NULL);
+	/* every method HTTP defines reaches the handlers, which answer 405 with Allow and a JSON
+	 * reason (libevent would answer 501 with an HTML page) */
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	if (dashboard) {
 		evhttp_set_max_body_size(w->http, 65536);
-		evhttp_set_allowed_methods(w->http,
-					   EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+
 		evhttp_set_gencb(w->http, api_handle, w);
 	} else {
 		evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
-		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
+
 		evhttp_set_gencb(w->http, ingest_handle, w);
 		w->done_ev = event_new(w->base, -1, 0, ingest_done_cb, w);
 		if (!w->done_ev)

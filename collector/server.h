@@ -5,6 +5,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
@@ -56,6 +57,7 @@ struct collector {
 	struct watched_file revoked_file;
 	char **revoked; /* sorted upper-case hex serials without leading zeros */
 	size_t n_revoked;
+	bool revoked_partial; /* the list in force left out refused lines (the dashboard knows) */
 
 	struct watched_file token_file;
 	char *token;
@@ -94,14 +96,35 @@ void server_request_begin(struct evhttp_request *req, struct conn *conn);
 void server_conn_identity(struct conn *conn);
 /* true when the serial is listed in the revoked file (re-read when it changed). */
 bool server_serial_revoked(struct collector *c, const char *serial);
+/* Tells the dashboard (an event of INGEST_SELF_TERMINAL) that the revoked list in force has no
+ * refused line; main calls it at start when an earlier run may have said otherwise. */
+void server_revoked_report_clean(struct collector *c);
 /* Constant-time check of an "Authorization: Bearer ..." header value against the token file. */
 bool server_token_ok(struct collector *c, const char *authorization);
 
-/* Loads a revoked-serials file: one hex serial per line ("serial=" prefix and ':' allowed),
- * '#' comments and blank lines ignored. -EINVAL with the line in *ret_line on a bad line. */
-int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned *ret_line);
+/* RFC 9112 framing of a request that libevent 2.1 has parsed, checked before its body is
+ * trusted: libevent takes the first of two Content-Length headers, accepts "+N", ignores a
+ * Transfer-Encoding other than "chunked" and a header name with a space before the colon, and
+ * reads no body for HEAD and TRACE: each time another parser (a proxy, the next request on the
+ * connection) would see a different request boundary. Refuses (-EBADMSG with a reason):
+ * a header name that is not a token; more than one Content-Length, Transfer-Encoding or Host;
+ * a Content-Length that is not 1*DIGIT; a Transfer-Encoding other than "chunked", or beside a
+ * Content-Length; a body announced on HEAD or TRACE; a control character in a value.
+ * The caller answers 400 and closes the connection (the rest of its bytes is not a request). */
+int server_check_framing(const struct evkeyvalq *headers, enum evhttp_cmd_type method,
+			 char reason[static EVENT_REASON_MAX]);
+/* Answers 400 with reason as JSON and closes the connection after it. */
+void server_refuse_framing(struct evhttp_request *req, const char *reason);
+
+/* Parses a revoked-serials file: one hex serial per line ("serial=" prefix and ':' allowed),
+ * '#' comments and blank lines ignored. A line that is not a serial is left out: *ret_bad says
+ * how many were, *ret_line the first of them (0 when none). -ENOMEM only. */
+int server_parse_revoked(const char *text, char ***ret, size_t *ret_n, unsigned *ret_bad,
+			 unsigned *ret_line);
 void server_free_revoked(char **list, size_t n);
 
+/* {"error":reason}, reason cut to its valid UTF-8 prefix. */
+json_t *server_error_json(const char *reason);
 /* A new buffer holding body as compact JSON and a newline (the answer body of both listeners);
  * empty when body cannot be dumped, NULL without memory. */
 struct evbuffer *server_json_buffer(const json_t *body);

@@ -302,6 +302,23 @@ int store_schema_version(struct store *s)
 	return user_version(s);
 }
 
+int store_terminal_max_seq(struct store *s, const char *name, uint64_t *ret)
+{
+	sqlite3_stmt *st = stmt(s, ST_TERMINAL_GET);
+	uint64_t max = 0;
+	int rc;
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		max = (uint64_t)sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+	*ret = max;
+	return 0;
+}
+
 int store_begin(struct store *s)
 {
 	return exec(s, "BEGIN IMMEDIATE");

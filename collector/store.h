@@ -38,6 +38,10 @@ struct store_write_result {
 int store_write_batch(struct store *s, const struct event_batch *b, int64_t received_ms,
 		      struct store_write_result *ret);
 
+/* The highest seq stored for terminal name (0 when it is unknown): the writer numbers the
+ * collector's own events with it. */
+int store_terminal_max_seq(struct store *s, const char *name, uint64_t *ret);
+
 /* WAL upkeep. The writer's connection never checkpoints by itself (a checkpoint inside a commit
  * would stall every waiting terminal); store_wal_frames() is what its last commit left in the
  * WAL, store_checkpoint() copies the WAL into the database from another connection (passive:

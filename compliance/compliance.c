@@ -454,93 +454,9 @@ void compliance_check_usb_default_deny(const struct compliance_env *env,
 
 /* ---- usb.no_unapproved_storage ---- */
 
-/* Devices and interfaces are read and validated as the gate does (usb/usb_dev.c reads them
- * through libudev; here they come from a plain directory tree) and decided by the gate's own
- * usb_dev_decide_iface, so "would the gate block it" has one answer. */
-
-static void mark_invalid(char *invalid, size_t size, const char *attr, const char *what)
-{
-	if (!invalid[0])
-		snprintf(invalid, size, "%s%s%s", attr, attr[0] ? " " : "", what);
-}
-
-/* A device string: NULL when missing; an impossible value (too long, NUL, not UTF-8) makes the
- * owner invalid, as in the gate. -ENOMEM only. */
-static int read_dev_string(const char *dir, const char *attr, char **ret, char *invalid,
-			   size_t size)
-{
-	char buf[USB_DEV_ATTR_MAX + 1];
-	ssize_t n;
-
-	*ret = NULL;
-	n = usb_dev_read_attr(dir, attr, buf, sizeof(buf));
-	if (n == -ENOENT)
-		return 0;
-	if (n == -EFBIG) {
-		mark_invalid(invalid, size, attr, "too long");
-		return 0;
-	}
-	if (n < 0) {
-		mark_invalid(invalid, size, attr, "unreadable");
-		return 0;
-	}
-	if ((size_t)n != strlen(buf))
-		mark_invalid(invalid, size, attr, "contains NUL");
-	else if (!usb_str_valid_utf8(buf, (size_t)n))
-		mark_invalid(invalid, size, attr, "is not valid UTF-8");
-	else if ((size_t)n > USB_DEV_STRING_MAX || utf8_chars(buf) > POLICY_SERIAL_MAX)
-		mark_invalid(invalid, size, attr, "too long");
-	*ret = strdup(buf);
-	return *ret ? 0 : -ENOMEM;
-}
-
-static int16_t read_hex2(const char *dir, const char *attr)
-{
-	char buf[16];
-
-	if (usb_dev_read_attr(dir, attr, buf, sizeof(buf)) < 0)
-		return -1;
-	return (int16_t)usb_dev_parse_hex2(buf);
-}
-
-/* SHA-256 of `descriptors` and whether they agree with idVendor/idProduct. */
-static void read_descriptors(struct usb_dev_info *dev)
-{
-	_cleanup_free_ uint8_t *buf = NULL;
-	_cleanup_close_ int fd = -1;
-	char path[PATH_MAX];
-	size_t have = 0;
-
-	if (join(path, sizeof(path), dev->syspath, "descriptors") < 0)
-		return;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	buf = malloc(USB_DESC_MAX_BYTES + 1);
-	if (fd < 0 || !buf)
-		return;
-	while (have <= USB_DESC_MAX_BYTES) {
-		ssize_t n = read(fd, buf + have, USB_DESC_MAX_BYTES + 1 - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-	}
-	if (have > USB_DESC_MAX_BYTES)
-		return;
-	{
-		unsigned char md[EVP_MAX_MD_SIZE];
-		unsigned mdlen = 0;
-		if (EVP_Digest(buf, have, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32) {
-			hex_encode(md, 32, dev->hash);
-			dev->have_hash = true;
-		}
-	}
-	dev->desc_error = usb_desc_parse(buf, have, &dev->desc);
-	if (dev->desc_error == 0 && dev->have_ids &&
-	    (dev->desc.vendor != dev->vendor || dev->desc.product != dev->product))
-		mark_invalid(dev->invalid, sizeof(dev->invalid), "",
-			     "descriptors disagree with idVendor/idProduct");
-}
+/* Devices and interfaces are read by the gate's own reader (usb/usb_dev.c, with udev's
+ * properties such as ID_MTP_DEVICE) and decided by the gate's own usb_dev_decide_iface, so
+ * "would the gate block it" has one answer. */
 
 static void usb_dev_info_clearp(struct usb_dev_info *i)
 {
@@ -552,39 +468,22 @@ static void usb_iface_info_clearp(struct usb_iface_info *i)
 	usb_iface_info_clear(i);
 }
 
-static int check_device(const struct compliance_env *env, const char *devpath, const char *devname,
-			struct detail *d, unsigned *ret_ifaces)
+static int check_device(const struct compliance_env *env, struct udev *udev, const char *devpath,
+			const char *devname, struct detail *d, unsigned *ret_ifaces)
 {
 	_cleanup_(usb_dev_info_clearp) struct usb_dev_info dev = {0};
 	_cleanup_closedir_ DIR *dir = NULL;
 	unsigned nif = 0;
-	char buf[16];
 	struct dirent *de;
-	int v, p;
+	int r;
 
-	if (!copy_str(dev.syspath, sizeof(dev.syspath), devpath) ||
-	    !copy_str(dev.port, sizeof(dev.port), devname)) {
-		detail_add(d, "%.64s: sysfs path too long, not checked", devname);
+	r = usb_dev_read_name(udev, env->sysfs_root, devname, &dev);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		detail_add(d, "%.64s: unreadable (%s), not checked", devname, strerror(-r));
 		return 0;
 	}
-	v = usb_dev_read_attr(devpath, "idVendor", buf, sizeof(buf)) >= 0 ? usb_dev_parse_hex4(buf)
-									  : -1;
-	p = usb_dev_read_attr(devpath, "idProduct", buf, sizeof(buf)) >= 0 ? usb_dev_parse_hex4(buf)
-									   : -1;
-	if (v >= 0 && p >= 0) {
-		dev.have_ids = true;
-		dev.vendor = (uint16_t)v;
-		dev.product = (uint16_t)p;
-	} else
-		mark_invalid(dev.invalid, sizeof(dev.invalid), "",
-			     "idVendor/idProduct missing or not 4 hex digits");
-	if (read_dev_string(devpath, "serial", &dev.serial, dev.invalid, sizeof(dev.invalid)) < 0 ||
-	    read_dev_string(devpath, "manufacturer", &dev.manufacturer, dev.invalid,
-			    sizeof(dev.invalid)) < 0 ||
-	    read_dev_string(devpath, "product", &dev.product_name, dev.invalid,
-			    sizeof(dev.invalid)) < 0)
-		return -ENOMEM;
-	read_descriptors(&dev);
 
 	dir = opendir(devpath);
 	while (dir && (de = readdir(dir)) && nif < COMPLIANCE_USB_MAX_IFACES) {
@@ -596,32 +495,18 @@ static int check_device(const struct compliance_env *env, const char *devpath, c
 		 * child devices and attributes have no ':' */
 		if (de->d_name[0] == '.' || !strchr(de->d_name, ':'))
 			continue;
-		if (join(ipath, sizeof(ipath), devpath, de->d_name) < 0 ||
-		    !copy_str(ifc.syspath, sizeof(ifc.syspath), ipath) ||
-		    !copy_str(ifc.name, sizeof(ifc.name), de->d_name)) {
+		if (join(ipath, sizeof(ipath), devpath, de->d_name) < 0) {
 			detail_add(d, "%.64s: sysfs path too long, not checked", de->d_name);
 			continue;
 		}
 		nif++;
-		ifc.cls = read_hex2(ipath, "bInterfaceClass");
-		ifc.subclass = read_hex2(ipath, "bInterfaceSubClass");
-		ifc.protocol = read_hex2(ipath, "bInterfaceProtocol");
-		if (ifc.cls < 0)
-			mark_invalid(ifc.invalid, sizeof(ifc.invalid), "",
-				     "bInterfaceClass missing or not 2 hex digits");
-		if (read_dev_string(ipath, "interface", &ifc.label, ifc.invalid,
-				    sizeof(ifc.invalid)) < 0)
+		if (usb_iface_read_dir(ipath, de->d_name, &ifc) < 0)
 			return -ENOMEM;
-		/* an interface without "authorized" (kernel < 4.4) cannot be blocked: count it
-		 * as authorized */
-		ifc.authorized = usb_dev_read_attr(ipath, "authorized", buf, sizeof(buf)) >= 0 &&
-					 strcmp(buf, "0") == 0
-				     ? 0
-				     : 1;
-
 		usb_dev_decide_iface(env->policy, &dev, &ifc, &dec);
-		/* device strings go into the detail raw: compliance_to_json escapes them */
-		if (dec.verdict == POLICY_USB_BLOCK && ifc.authorized)
+		/* an interface without "authorized" (kernel < 4.4) cannot be blocked: count it
+		 * as authorized. Device strings go into the detail raw: compliance_to_json
+		 * escapes them. */
+		if (dec.verdict == POLICY_USB_BLOCK && ifc.authorized != 0)
 			detail_add(d, "%s (%04x:%04x%s%.64s) authorized: %s", ifc.name, dev.vendor,
 				   dev.product, dev.serial ? " serial=" : "",
 				   dev.serial ? dev.serial : "", dec.rule);
@@ -630,10 +515,16 @@ static int check_device(const struct compliance_env *env, const char *devpath, c
 	return 0;
 }
 
+static void udev_unrefp(struct udev **u)
+{
+	udev_unref(*u);
+}
+
 void compliance_check_usb_no_unapproved_storage(const struct compliance_env *env,
 						struct compliance_result *ret)
 {
 	_cleanup_closedir_ DIR *dir = NULL;
+	__attribute__((cleanup(udev_unrefp))) struct udev *udev = NULL;
 	struct detail d = {0};
 	char devices[PATH_MAX];
 	unsigned ndev = 0, nif = 0;
@@ -652,6 +543,15 @@ void compliance_check_usb_no_unapproved_storage(const struct compliance_env *env
 		set_result(ret, COMPLIANCE_ERROR, "cannot read %s: %s", devices, strerror(errno));
 		return;
 	}
+	/* The real /sys (or umockdev's): udev adds what sysfs lacks (ID_MTP_DEVICE). A fixture
+	 * tree (tests) is not udev's: read it alone. */
+	if (strcmp(env->sysfs_root, "/") == 0 || env->sysfs_root[0] == '\0') {
+		udev = udev_new();
+		if (!udev) {
+			set_result(ret, COMPLIANCE_ERROR, "cannot use udev: %s", strerror(errno));
+			return;
+		}
+	}
 	while ((de = readdir(dir))) {
 		char devpath[PATH_MAX];
 
@@ -664,7 +564,7 @@ void compliance_check_usb_no_unapproved_storage(const struct compliance_env *env
 		}
 		if (join(devpath, sizeof(devpath), devices, de->d_name) < 0)
 			continue;
-		if (check_device(env, devpath, de->d_name, &d, &nif) < 0) {
+		if (check_device(env, udev, devpath, de->d_name, &d, &nif) < 0) {
 			set_result(ret, COMPLIANCE_ERROR, "out of memory");
 			return;
 		}
@@ -767,19 +667,133 @@ static bool user_name_usable(const char *name)
 	return name[0] && name[0] != '.' && !strchr(name, '/') && strlen(name) < 256;
 }
 
-void compliance_check_mfa_enrollment(const struct compliance_env *env,
-				     struct compliance_result *ret)
+/* One record: COMPLIANCE_RECORD_OK, or _BAD with why. */
+static enum compliance_record_state check_record(int dirfd, const char *user,
+						 const struct fileio_expect *expect, char *why,
+						 size_t why_size)
+{
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	int r;
+
+	why[0] = '\0';
+	r = fileio_open_verified(dirfd, user, O_RDONLY, expect, &fd);
+	if (r == -ENOENT)
+		return COMPLIANCE_RECORD_MISSING;
+	if (r == -EPERM)
+		snprintf(why, why_size, "record not owned by root");
+	else if (r == -EACCES)
+		snprintf(why, why_size, "record readable or writable by others");
+	else if (r == -ELOOP)
+		snprintf(why, why_size, "record is a symlink");
+	else if (r < 0)
+		snprintf(why, why_size, "%s", strerror(-r));
+	else if (fstat(fd, &st) < 0 || st.st_size == 0)
+		snprintf(why, why_size, "empty record");
+	else if (st.st_size > COMPLIANCE_TOTP_RECORD_MAX)
+		snprintf(why, why_size, "record larger than %d bytes", COMPLIANCE_TOTP_RECORD_MAX);
+	else if (!totp_record_header_ok(fd))
+		snprintf(why, why_size, "not a \"%s\" record", COMPLIANCE_TOTP_RECORD_HEADER);
+	else
+		return COMPLIANCE_RECORD_OK;
+	return COMPLIANCE_RECORD_BAD;
+}
+
+int compliance_enrollment_scan(const struct compliance_env *env, compliance_enrollment_fn fn,
+			       void *userdata, struct compliance_enrollment *ret)
 {
 	const struct fileio_expect expect = {
 	    .check_owner = true,
 	    .uid = env->owner_uid,
 	    .forbidden_mode = 0077,
 	};
+	struct compliance_enrollment e = {.failed = env->totp_dir};
 	_cleanup_fclose_ FILE *f = NULL;
 	_cleanup_close_ int dirfd = -1;
-	struct detail missing = {.sep = ", "}, badrec = {0};
-	unsigned users = 0;
-	bool store_missing = false;
+	int r;
+
+	r = fileio_open_dir_verified(AT_FDCWD, env->totp_dir, &expect, &dirfd);
+	if (r == -ENOENT)
+		e.store_missing = true;
+	else if (r < 0) {
+		*ret = e;
+		return r;
+	}
+	e.failed = env->passwd_path;
+	f = fopen(env->passwd_path, "re");
+	if (!f) {
+		r = negative_errno();
+		*ret = e;
+		return r;
+	}
+	for (unsigned count = 0; count < COMPLIANCE_PASSWD_MAX_USERS; count++) {
+		struct passwd pw, *pwp = NULL;
+		char buf[4096], why[96];
+		enum compliance_record_state st;
+
+		r = fgetpwent_r(f, &pw, buf, sizeof(buf), &pwp);
+		if (r == ENOENT || !pwp)
+			break;
+		if (r != 0) {
+			e.passwd_unparsable = true;
+			*ret = e;
+			return -r;
+		}
+		if (pw.pw_uid < env->policy->checks_min_uid || pw.pw_uid >= 60000 ||
+		    !shell_interactive(pw.pw_shell))
+			continue;
+		e.interactive++;
+		if (!user_name_usable(pw.pw_name)) {
+			st = COMPLIANCE_RECORD_BAD;
+			snprintf(why, sizeof(why), "unusable user name in %s", env->passwd_path);
+		} else if (e.store_missing) {
+			st = COMPLIANCE_RECORD_MISSING;
+			why[0] = '\0';
+		} else
+			st = check_record(dirfd, pw.pw_name, &expect, why, sizeof(why));
+		if (st == COMPLIANCE_RECORD_OK)
+			e.enrolled++;
+		else if (st == COMPLIANCE_RECORD_MISSING)
+			e.missing++;
+		else
+			e.bad++;
+		if (fn)
+			fn(userdata, user_name_usable(pw.pw_name) ? pw.pw_name : NULL, st, why);
+	}
+	e.failed = NULL;
+	*ret = e;
+	return 0;
+}
+
+struct enrollment_details {
+	struct detail missing, bad;
+};
+
+static void enrollment_detail(void *userdata, const char *user, enum compliance_record_state st,
+			      const char *why)
+{
+	struct enrollment_details *d = userdata;
+
+	switch (st) {
+	case COMPLIANCE_RECORD_OK:
+		break;
+	case COMPLIANCE_RECORD_MISSING: /* never with a NULL user */
+		detail_add(&d->missing, "%s", user);
+		break;
+	case COMPLIANCE_RECORD_BAD:
+		if (!user) /* an unusable name is not shown: it may hold anything */
+			detail_add(&d->bad, "%s", why);
+		else
+			detail_add(&d->bad, "%s (%s)", user, why);
+		break;
+	}
+}
+
+void compliance_check_mfa_enrollment(const struct compliance_env *env,
+				     struct compliance_result *ret)
+{
+	struct enrollment_details d = {.missing = {.sep = ", "}};
+	struct compliance_enrollment e;
 	int r;
 
 	if (env->policy->mfa_nullok) {
@@ -789,87 +803,38 @@ void compliance_check_mfa_enrollment(const struct compliance_env *env,
 		return;
 	}
 
-	r = fileio_open_dir_verified(AT_FDCWD, env->totp_dir, &expect, &dirfd);
-	if (r == -ENOENT)
-		store_missing = true;
-	else if (r == -EPERM || r == -EACCES || r == -ELOOP || r == -ENOTDIR) {
+	r = compliance_enrollment_scan(env, enrollment_detail, &d, &e);
+	if (r < 0 && e.failed == env->totp_dir &&
+	    (r == -EPERM || r == -EACCES || r == -ELOOP || r == -ENOTDIR)) {
 		set_result(ret, COMPLIANCE_FAIL, "TOTP store %s is %s", env->totp_dir,
 			   r == -EPERM	  ? "not owned by root"
 			   : r == -EACCES ? "accessible by group or others"
 			   : r == -ELOOP  ? "a symlink"
 					  : "not a directory");
 		return;
-	} else if (r < 0) {
+	}
+	if (r < 0 && e.failed == env->totp_dir) {
 		set_result(ret, COMPLIANCE_ERROR, "cannot open TOTP store %s: %s", env->totp_dir,
 			   strerror(-r));
 		return;
 	}
-
-	f = fopen(env->passwd_path, "re");
-	if (!f) {
-		set_result(ret, COMPLIANCE_ERROR, "cannot read %s: %s", env->passwd_path,
-			   strerror(errno));
+	if (r < 0) {
+		set_result(ret, COMPLIANCE_ERROR, "cannot %s %s: %s",
+			   e.passwd_unparsable ? "parse" : "read", env->passwd_path, strerror(-r));
 		return;
 	}
-	for (unsigned count = 0; count < COMPLIANCE_PASSWD_MAX_USERS; count++) {
-		struct passwd pw, *pwp = NULL;
-		char buf[4096];
-		_cleanup_close_ int fd = -1;
-		struct stat st;
 
-		r = fgetpwent_r(f, &pw, buf, sizeof(buf), &pwp);
-		if (r == ENOENT || !pwp)
-			break;
-		if (r != 0) {
-			set_result(ret, COMPLIANCE_ERROR, "cannot parse %s: %s", env->passwd_path,
-				   strerror(r));
-			return;
-		}
-		if (pw.pw_uid < env->policy->checks_min_uid || pw.pw_uid >= 60000 ||
-		    !shell_interactive(pw.pw_shell))
-			continue;
-		users++;
-		if (!user_name_usable(pw.pw_name)) {
-			detail_add(&badrec, "unusable user name in %s", env->passwd_path);
-			continue;
-		}
-		if (store_missing) {
-			detail_add(&missing, "%s", pw.pw_name);
-			continue;
-		}
-		r = fileio_open_verified(dirfd, pw.pw_name, O_RDONLY, &expect, &fd);
-		if (r == -ENOENT)
-			detail_add(&missing, "%s", pw.pw_name);
-		else if (r == -EPERM)
-			detail_add(&badrec, "%s (record not owned by root)", pw.pw_name);
-		else if (r == -EACCES)
-			detail_add(&badrec, "%s (record readable or writable by others)",
-				   pw.pw_name);
-		else if (r == -ELOOP)
-			detail_add(&badrec, "%s (record is a symlink)", pw.pw_name);
-		else if (r < 0)
-			detail_add(&badrec, "%s (%s)", pw.pw_name, strerror(-r));
-		else if (fstat(fd, &st) < 0 || st.st_size == 0)
-			detail_add(&badrec, "%s (empty record)", pw.pw_name);
-		else if (st.st_size > COMPLIANCE_TOTP_RECORD_MAX)
-			detail_add(&badrec, "%s (record larger than %d bytes)", pw.pw_name,
-				   COMPLIANCE_TOTP_RECORD_MAX);
-		else if (!totp_record_header_ok(fd))
-			detail_add(&badrec, "%s (not a \"%s\" record)", pw.pw_name,
-				   COMPLIANCE_TOTP_RECORD_HEADER);
-	}
-
-	if (missing.n == 0 && badrec.n == 0) {
-		if (users == 0)
+	if (d.missing.n == 0 && d.bad.n == 0) {
+		if (e.interactive == 0)
 			set_result(ret, COMPLIANCE_PASS, "no interactive local users");
 		else
-			set_result(ret, COMPLIANCE_PASS, "%u interactive user%s enrolled", users,
-				   users == 1 ? "" : "s");
+			set_result(ret, COMPLIANCE_PASS, "%u interactive user%s enrolled",
+				   e.interactive, e.interactive == 1 ? "" : "s");
 		return;
 	}
-	set_result(ret, COMPLIANCE_FAIL, "%s%s%s%s%s", missing.n ? "not enrolled: " : "",
-		   missing.buf, missing.n && badrec.n ? "; " : "", badrec.n ? "bad record: " : "",
-		   badrec.buf);
+	set_result(ret, COMPLIANCE_FAIL, "%s%s%s%s%s", d.missing.n ? "not enrolled: " : "",
+		   d.missing.buf, d.missing.n && d.bad.n ? "; " : "", d.bad.n ? "bad record: " : "",
+		   d.bad.buf);
 }
 
 /* ---- time.synchronized ---- */

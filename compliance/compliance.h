@@ -89,6 +89,36 @@ void compliance_check_agent_integrity(const struct compliance_env *env,
 void compliance_check_net_isolation(const struct compliance_env *env,
 				    struct compliance_result *ret);
 
+/* The interactive local users (passwd entries with a uid from [checks] min_uid up to 59999 and
+ * a login shell, at most COMPLIANCE_PASSWD_MAX_USERS) and their TOTP records in totp_dir, as
+ * mfa.enrollment judges them (owner env->owner_uid, mode, size, header; the secret is never
+ * read). Shared by the check and mynaguardctl status. */
+enum compliance_record_state {
+	COMPLIANCE_RECORD_OK,
+	COMPLIANCE_RECORD_MISSING, /* no record (or no store at all) */
+	COMPLIANCE_RECORD_BAD,	   /* why says what is wrong */
+};
+struct compliance_enrollment {
+	unsigned interactive; /* interactive users */
+	unsigned enrolled;    /* of them, with a good record */
+	unsigned missing;
+	unsigned bad;
+	bool store_missing; /* totp_dir does not exist: every user is missing */
+	/* on failure: env->totp_dir (cannot open it safely) or env->passwd_path */
+	const char *failed;
+	bool passwd_unparsable; /* passwd was read but an entry could not be parsed */
+};
+/* Called for each interactive user; why is "" unless st is COMPLIANCE_RECORD_BAD. user is the
+ * passwd name (not escaped for a terminal), NULL when it cannot name a record (empty, starts
+ * with '.', holds '/', too long): then st is COMPLIANCE_RECORD_BAD. */
+typedef void (*compliance_enrollment_fn)(void *userdata, const char *user,
+					 enum compliance_record_state st, const char *why);
+/* Always fills *ret (counts so far). Returns 0, or -errno with ret->failed naming the path:
+ * the store is unsafe (-EPERM not owned by owner_uid, -EACCES group/other access, -ELOOP a
+ * symlink, -ENOTDIR) or unreadable, or passwd unreadable/unparsable. fn may be NULL. */
+int compliance_enrollment_scan(const struct compliance_env *env, compliance_enrollment_fn fn,
+			       void *userdata, struct compliance_enrollment *ret);
+
 /* Run one check by id; a check disabled in the policy gives not_applicable "disabled by policy". */
 void compliance_run(const struct compliance_env *env, enum policy_check c,
 		    struct compliance_result *ret);

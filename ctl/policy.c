@@ -78,7 +78,11 @@ static const char *describe_name(const char *name)
 	    {"diagnostic", "diagnostic devices"},
 	    {"misc", "miscellaneous devices"},
 	    {"app_specific", "firmware-update and IrDA interfaces"},
-	    {"vendor_specific", "vendor-specific devices (some card readers use this class)"},
+	    {"vendor_net", "vendor-class USB network adapters (Realtek RTL8153, ASIX AX88179)"},
+	    {"usbmux", "iPhone and iPad file access and sync (Apple usbmux)"},
+	    {"adb", "Android debugging, which copies files off (adb)"},
+	    {"vendor_specific",
+	     "every other vendor-specific function (card readers: list them as reader)"},
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -120,6 +124,15 @@ static void print_block_list(const struct policy *p)
 		printf(")%s%s\n", what ? ": " : "", what ? what : "");
 		i = j;
 	}
+}
+
+static bool blocks_all_vendor_specific(const struct policy *p)
+{
+	for (size_t i = 0; i < p->n_usb_block; i++)
+		if (!p->usb_block[i].mtp && p->usb_block[i].cls == 0xff &&
+		    p->usb_block[i].subclass < 0 && p->usb_block[i].protocol < 0)
+			return true;
+	return false;
 }
 
 static void print_summary(const struct policy *p)
@@ -165,6 +178,20 @@ static void print_summary(const struct policy *p)
 			printf(" (%s)", al->name);
 		printf("\n");
 	}
+	if (p->n_usb_readers > 0)
+		printf("  Card and NFC readers (%zu; their vendor-specific functions are allowed, "
+		       "MTP is not):\n",
+		       p->n_usb_readers);
+	for (size_t i = 0; i < p->n_usb_readers; i++) {
+		const struct policy_usb_allow *r = &p->usb_readers[i];
+		printf("    - line %u: %04x:%04x%s%s%s%s%s\n", r->line, (unsigned)r->vendor,
+		       (unsigned)r->product, r->serial ? ", serial " : "",
+		       r->serial ? r->serial : "", r->name ? " (" : "", r->name ? r->name : "",
+		       r->name ? ")" : "");
+	}
+	if (p->n_usb_readers == 0 && blocks_all_vendor_specific(p))
+		printf("  No reader is listed: NFC card readers of the vendor-specific class (e.g. "
+		       "Sony PaSoRi)\n  are blocked too; add them with \"reader = VVVV:PPPP\".\n");
 	if (p->usb_strict_modprobe)
 		printf(
 		    "  strict_modprobe: the usb-storage and uas kernel modules are refused when no "

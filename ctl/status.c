@@ -1,14 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* mynaguardctl status: what this terminal enforces right now (policy, agent, compliance checks,
  * USB, MFA, uplink), read-only, without needing the agent; exit 1 with the reasons when not OK. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <libudev.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +24,7 @@
 #include "fileio.h"
 #include "macro.h"
 #include "policy.h"
-#include "spool.h"
+#include "spool_scan.h"
 #include "usb_dev.h"
 
 /* A snapshot older than this many intervals (plus a minute) while the agent runs is stale;
@@ -50,12 +48,6 @@ static void usage(FILE *f)
 	    "Usage: mynaguardctl [--policy FILE] status [--state DIR] [--spool DIR] [--socket PATH]\n"
 	    "                    [--store DIR] [--sysfs-root DIR] [--passwd FILE] [--json]\n",
 	    f);
-}
-
-static void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
 }
 
 static int64_t now_ms(void)
@@ -168,135 +160,7 @@ static json_t *status_policy(const char *path, struct policy **ret, json_t *prob
 	return j;
 }
 
-/* ---- spool ---- */
-
-struct spool_scan {
-	uint64_t acked;
-	uint64_t segments;
-	uint64_t records;
-	uint64_t bytes;	  /* all segment files */
-	uint64_t damaged; /* segments with a record that is not valid before their end */
-	uint64_t unacked; /* records above acked */
-	uint64_t unacked_bytes;
-	char *first_unacked; /* payload copies (NUL-terminated) */
-	char *last;
-	char *last_compliance;
-};
-
-static void spool_scan_clear(struct spool_scan *s)
-{
-	free(s->first_unacked);
-	free(s->last);
-	free(s->last_compliance);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int replace_copy(char **dst, const char *p, size_t len)
-{
-	char *c = strndup(p, len);
-
-	if (!c)
-		return -ENOMEM;
-	free(*dst);
-	*dst = c;
-	return 0;
-}
-
-static int scan_segment(int dirfd, uint64_t first, struct spool_scan *s)
-{
-	static const char compliance_kind[] = "\"kind\":\"compliance\"";
-	_cleanup_free_ char *buf = NULL;
-	char name[SPOOL_SEGMENT_NAME_LEN + 1];
-	size_t len = 0, off = 0;
-	int r;
-
-	spool_segment_name(first, name);
-	r = fileio_read_file(dirfd, name, SPOOL_SEGMENT_MAX + SPOOL_RECORD_MAX, &buf, &len);
-	if (r < 0)
-		return r;
-	s->bytes += len;
-	while (off < len) {
-		struct spool_record rec;
-		int n = spool_record_parse((const uint8_t *)buf + off, len - off, &rec);
-
-		if (n <= 0) {
-			/* a torn tail of the head is normal while the agent writes; else damage */
-			s->damaged++;
-			break;
-		}
-		s->records++;
-		if (rec.seq > s->acked) {
-			if (s->unacked == 0 &&
-			    replace_copy(&s->first_unacked, rec.payload, rec.len) < 0)
-				return -ENOMEM;
-			s->unacked++;
-			s->unacked_bytes += (uint64_t)n;
-		}
-		if (replace_copy(&s->last, rec.payload, rec.len) < 0)
-			return -ENOMEM;
-		if (memmem(rec.payload, rec.len, compliance_kind, sizeof(compliance_kind) - 1) &&
-		    replace_copy(&s->last_compliance, rec.payload, rec.len) < 0)
-			return -ENOMEM;
-		off += (size_t)n;
-	}
-	return 0;
-}
-
-/* Every record of every segment, oldest first (the spool is bounded by [report] spool_max). */
-static int spool_scan(const char *dir, struct spool_scan *s)
-{
-	_cleanup_close_ int dirfd = -1;
-	_cleanup_(closedirp) DIR *d = NULL;
-	_cleanup_free_ uint64_t *firsts = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	int r;
-
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return negative_errno();
-	r = spool_read_acked(dirfd, &s->acked);
-	if (r < 0)
-		return r;
-	d = opendir(dir);
-	if (!d)
-		return negative_errno();
-	while ((de = readdir(d))) {
-		uint64_t first;
-
-		if (spool_segment_parse_name(de->d_name, &first) < 0)
-			continue;
-		if (n == cap) {
-			uint64_t *nf;
-
-			if (cap >= SPOOL_MAX_SEGMENTS)
-				break;
-			cap = cap ? 2 * cap : 16;
-			nf = realloc(firsts, cap * sizeof(*firsts));
-			if (!nf)
-				return -ENOMEM;
-			firsts = nf;
-		}
-		firsts[n++] = first;
-	}
-	if (n > 1) /* qsort wants a non-NULL array even for 0 elements */
-		qsort(firsts, n, sizeof(*firsts), cmp_u64);
-	for (size_t i = 0; i < n; i++) {
-		r = scan_segment(dirfd, firsts[i], s);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0) /* removed by the uplink meanwhile, or unreadable */
-			s->damaged++;
-		else
-			s->segments++;
-	}
-	return 0;
-}
+/* ---- spool (event/spool_scan.c reads it) ---- */
 
 /* Decode a stored payload; false when it is not a valid event. */
 static bool decode(const char *payload, struct event *ret)
@@ -415,6 +279,23 @@ static json_t *status_agent(const struct status_args *a, const struct policy *p,
 
 /* ---- the checks, run now with the agent's own code ---- */
 
+/* The checks' view of this terminal: production paths with the command line's overrides. */
+static int status_env(const struct ctl_opts *o, const struct status_args *a, const struct policy *p,
+		      struct compliance_env *env, char *buf, size_t size)
+{
+	int r = compliance_env_default(env, p, o->policy_path, a->state, buf, size);
+
+	if (r < 0)
+		return r;
+	if (a->sysfs_root)
+		env->sysfs_root = a->sysfs_root;
+	if (a->store)
+		env->totp_dir = a->store;
+	env->passwd_path = a->passwd;
+	env->owner_uid = geteuid(); /* root in production */
+	return 0;
+}
+
 static json_t *status_checks_run(const struct ctl_opts *o, const struct status_args *a,
 				 const struct policy *p, json_t *problems)
 {
@@ -423,14 +304,8 @@ static json_t *status_checks_run(const struct ctl_opts *o, const struct status_a
 	char buf[2 * PATH_MAX];
 	json_t *j = json_array();
 
-	if (compliance_env_default(&env, p, o->policy_path, a->state, buf, sizeof(buf)) < 0)
+	if (status_env(o, a, p, &env, buf, sizeof(buf)) < 0)
 		return j;
-	if (a->sysfs_root)
-		env.sysfs_root = a->sysfs_root;
-	if (a->store)
-		env.totp_dir = a->store;
-	env.passwd_path = a->passwd;
-	env.owner_uid = geteuid(); /* root in production */
 	compliance_run_all(&env, res);
 	for (int i = 0; i < _POLICY_CHECK_MAX; i++) {
 		json_array_append_new(j, json_pack("{s:s,s:s,s:o}", "id",
@@ -551,21 +426,42 @@ static json_t *status_usb(const struct status_args *a, const struct policy *p)
 
 /* ---- MFA ---- */
 
-static bool interactive_shell(const char *sh)
-{
-	const char *base = sh && *sh ? strrchr(sh, '/') : NULL;
+struct mfa_lists {
+	json_t *missing, *bad;
+};
 
-	base = base ? base + 1 : (sh && *sh ? sh : "sh");
-	return strcmp(base, "nologin") != 0 && strcmp(base, "false") != 0;
+static void mfa_user(void *userdata, const char *user, enum compliance_record_state st,
+		     const char *why)
+{
+	struct mfa_lists *l = userdata;
+	char buf[512];
+
+	switch (st) {
+	case COMPLIANCE_RECORD_OK:
+		break;
+	case COMPLIANCE_RECORD_MISSING:
+		json_array_append_new(l->missing, json_escaped(user));
+		break;
+	case COMPLIANCE_RECORD_BAD:
+		if (user)
+			snprintf(buf, sizeof(buf), "%s (%s)", user, why);
+		else
+			snprintf(buf, sizeof(buf), "%s", why);
+		json_array_append_new(l->bad, json_escaped(buf));
+		break;
+	}
 }
 
-static json_t *status_mfa(const struct status_args *a, const struct policy *p, const char *store)
+/* Counted by compliance/ as mfa.enrollment counts them: only a good record is enrolled. */
+static json_t *status_mfa(const struct ctl_opts *o, const struct status_args *a,
+			  const struct policy *p, const char *store)
 {
-	json_t *j = json_object(), *svc = json_array(), *missing = json_array();
-	_cleanup_close_ int dirfd = -1;
-	_cleanup_fclose_ FILE *f = NULL;
-	struct passwd *pw;
-	long enrolled = 0, interactive = 0;
+	json_t *j = json_object(), *svc = json_array();
+	struct mfa_lists l = {.missing = json_array(), .bad = json_array()};
+	struct compliance_enrollment e;
+	struct compliance_env env = {0};
+	char buf[2 * PATH_MAX];
+	int r;
 
 	for (size_t i = 0; i < p->n_mfa_services; i++)
 		json_array_append_new(svc, json_string(p->mfa_services[i]));
@@ -573,35 +469,22 @@ static json_t *status_mfa(const struct status_args *a, const struct policy *p, c
 	json_object_set_new(j, "nullok", json_boolean(p->mfa_nullok));
 	json_object_set_new(j, "store", json_text(store));
 
-	dirfd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0) {
-		json_object_set_new(j, "store_error", json_string(strerror(errno)));
-	} else {
-		_cleanup_(closedirp) DIR *d = fdopendir(dup(dirfd));
-		struct dirent *de;
-		struct stat st;
-
-		while (d && (de = readdir(d)))
-			if (de->d_name[0] != '.' &&
-			    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    S_ISREG(st.st_mode))
-				enrolled++;
-		json_object_set_new(j, "enrolled", json_integer(enrolled));
-	}
-
-	f = fopen(a->passwd, "re");
-	while (f && (pw = fgetpwent(f)) && interactive < COMPLIANCE_PASSWD_MAX_USERS) {
-		struct stat st;
-
-		if (pw->pw_uid < p->checks_min_uid || pw->pw_uid >= 60000 ||
-		    !interactive_shell(pw->pw_shell))
-			continue;
-		interactive++;
-		if (dirfd < 0 || fstatat(dirfd, pw->pw_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			json_array_append_new(missing, json_escaped(pw->pw_name));
-	}
-	json_object_set_new(j, "interactive_users", json_integer(interactive));
-	json_object_set_new(j, "not_enrolled", missing);
+	r = status_env(o, a, p, &env, buf, sizeof(buf));
+	if (r >= 0) {
+		env.totp_dir = store;
+		r = compliance_enrollment_scan(&env, mfa_user, &l, &e);
+	} else
+		e = (struct compliance_enrollment){.failed = store};
+	if (r < 0 && e.failed == env.passwd_path)
+		json_object_set_new(j, "passwd_error", json_string(strerror(-r)));
+	else if (r < 0)
+		json_object_set_new(j, "store_error", json_string(strerror(-r)));
+	else if (e.store_missing)
+		json_object_set_new(j, "store_error", json_string(strerror(ENOENT)));
+	json_object_set_new(j, "enrolled", json_integer(e.enrolled));
+	json_object_set_new(j, "interactive_users", json_integer(e.interactive));
+	json_object_set_new(j, "not_enrolled", l.missing);
+	json_object_set_new(j, "bad_records", l.bad);
 	return j;
 }
 
@@ -756,6 +639,14 @@ static void print_text(json_t *st)
 		    printf("%s %s", i ? "," : "", json_string_value(v));
 	}
 	printf("\n");
+	if (json_array_size(json_object_get(mfa, "bad_records")) > 0) {
+		printf("         bad records:");
+		json_array_foreach(json_object_get(mfa, "bad_records"), i, v)
+		    printf("%s %s", i ? "," : "", json_string_value(v));
+		printf("\n");
+	}
+	if (json_object_get(mfa, "passwd_error"))
+		printf("         %s: %s\n", "passwd", jstr(mfa, "passwd_error", ""));
 
 	printf("uplink:  collector %s\n", jstr(up, "collector", "(none)"));
 	if (json_object_get(up, "spool_error")) {
@@ -862,7 +753,7 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
 		return 1;
 	}
 	valid = json_is_true(json_object_get(json_object_get(st, "policy"), "valid"));
-	spool_err = spool_scan(a.spool, &scan);
+	spool_err = spool_scan_dir(a.spool, &scan);
 	json_object_set_new(
 	    st, "agent",
 	    status_agent(&a, p,
@@ -871,7 +762,7 @@ int ctl_status(const struct ctl_opts *o, int argc, char **argv)
 	json_object_set_new(st, "checks",
 			    valid ? status_checks_run(o, &a, p, problems) : json_array());
 	json_object_set_new(st, "usb", status_usb(&a, p));
-	json_object_set_new(st, "mfa", status_mfa(&a, p, store));
+	json_object_set_new(st, "mfa", status_mfa(o, &a, p, store));
 	json_object_set_new(st, "uplink", status_uplink(&a, p, &scan, spool_err, problems));
 	json_object_set_new(st, "compliant", json_boolean(json_array_size(problems) == 0));
 	json_object_set_new(st, "problems", problems);

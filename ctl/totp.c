@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <png.h>
+#include <pwd.h>
 #include <qrencode.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@
 static void totp_usage(FILE *f)
 {
 	fputs("Usage: mynaguardctl [--yes] [--policy FILE] totp enroll USER [--store DIR]\n"
-	      "           [--secret BASE32] [--issuer NAME] [--no-qr] [--png FILE]\n"
+	      "           [--secret-file FILE|-] [--issuer NAME] [--no-qr] [--png FILE]\n"
 	      "       mynaguardctl totp status|reset|remove USER [--store DIR]\n"
 	      "\n"
 	      "Store default: " MYNAGUARD_TOTP_STORE ". See mynaguardctl(8).\n",
@@ -38,7 +39,7 @@ static void totp_usage(FILE *f)
 struct totp_args {
 	const char *user;
 	const char *store;
-	const char *secret;
+	const char *secret_file; /* "-": stdin */
 	const char *issuer;
 	const char *png;
 	bool no_qr;
@@ -48,7 +49,8 @@ static int parse_args(int argc, char **argv, bool enroll, struct totp_args *a)
 {
 	static const struct option longopts[] = {
 	    {"store", required_argument, NULL, 's'},
-	    {"secret", required_argument, NULL, 'k'},
+	    {"secret", optional_argument, NULL, 'K'},
+	    {"secret-file", required_argument, NULL, 'k'},
 	    {"issuer", required_argument, NULL, 'i'},
 	    {"no-qr", no_argument, NULL, 'n'},
 	    {"png", required_argument, NULL, 'p'},
@@ -64,6 +66,15 @@ static int parse_args(int argc, char **argv, bool enroll, struct totp_args *a)
 		case 's':
 			a->store = optarg;
 			break;
+		case 'K':
+			/* The old spelling put the secret in argv, where every user sees it (ps,
+			 * /proc/PID/cmdline). */
+			fputs(
+			    "mynaguardctl totp enroll: --secret no longer takes the secret on the "
+			    "command line, where other users see it (ps); give it on stdin with "
+			    "--secret-file - or in a file with --secret-file FILE\n",
+			    stderr);
+			return -EINVAL;
 		case 'k':
 		case 'i':
 		case 'n':
@@ -74,7 +85,7 @@ static int parse_args(int argc, char **argv, bool enroll, struct totp_args *a)
 				return -EINVAL;
 			}
 			if (c == 'k')
-				a->secret = optarg;
+				a->secret_file = optarg;
 			else if (c == 'i')
 				a->issuer = optarg;
 			else if (c == 'n')
@@ -209,6 +220,47 @@ static int import_secret(const char *in, struct totp_record *rec)
 	return 0;
 }
 
+/* The first line of FILE ("-": stdin), read one byte at a time: no stdio buffer keeps a copy,
+ * and on stdin the answer to a later question stays unread. The buffer is wiped. */
+static int read_secret(const char *file, struct totp_record *rec)
+{
+	char line[TOTP_SECRET_B32_MAX + 64];
+	_cleanup_close_ int own = -1;
+	size_t n = 0;
+	int fd = STDIN_FILENO, r;
+
+	if (strcmp(file, "-") != 0) {
+		own = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (own < 0)
+			return negative_errno();
+		fd = own;
+	}
+	for (;;) {
+		char c;
+		ssize_t k = read(fd, &c, 1);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r = negative_errno();
+			secmem_wipe(line, sizeof(line));
+			return r;
+		}
+		if (k == 0 || c == '\n')
+			break;
+		if (n + 1 >= sizeof(line)) {
+			secmem_wipe(line, sizeof(line));
+			return -E2BIG;
+		}
+		line[n++] = c;
+	}
+	if (n > 0 && line[n - 1] == '\r')
+		n--;
+	line[n] = '\0';
+	r = import_secret(line, rec);
+	secmem_wipe(line, sizeof(line));
+	return r;
+}
+
 static void print_qr_terminal(const QRcode *qr)
 {
 	const int quiet = 2, w = qr->width;
@@ -230,7 +282,26 @@ static void print_qr_terminal(const QRcode *qr)
 	}
 }
 
-static int write_png(const QRcode *qr, const char *path)
+/* The image holds the secret: it is only ever a new file of ours, 0600. O_EXCL refuses an
+ * existing file and any symlink (even a dangling one), so nothing someone else created or
+ * pointed somewhere is ever written into. Returns the fd or -errno. */
+static int open_png(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+
+	if (fd < 0)
+		return negative_errno();
+	/* open() honours the umask, which can only take bits away; make it exactly 0600. */
+	if (fchmod(fd, 0600) < 0) {
+		int r = negative_errno();
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Write the image into fd (from open_png), which it closes. */
+static int write_png(const QRcode *qr, int fd)
 {
 	const int scale = 8, quiet = 4;
 	const int size = (qr->width + 2 * quiet) * scale;
@@ -238,19 +309,11 @@ static int write_png(const QRcode *qr, const char *path)
 	png_structp png = NULL;
 	png_infop info = NULL;
 	FILE *f;
-	int fd;
 
 	row = calloc((size_t)size, 1);
-	if (!row)
-		return -ENOMEM;
-	/* The image holds the secret: never readable by others, never through a symlink. */
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return negative_errno();
-	if (fchmod(fd, 0600) < 0) {
-		int r = negative_errno();
+	if (!row) {
 		close(fd);
-		return r;
+		return -ENOMEM;
 	}
 	f = fdopen(fd, "wb");
 	if (!f) {
@@ -325,10 +388,36 @@ static int policy_digits_period(const char *path, unsigned *digits, unsigned *pe
 	return 0;
 }
 
+/* 0 when the system knows the user (passwd, NSS), -ENOENT when it does not, -errno when the
+ * lookup itself failed. */
+static int user_exists(const char *user)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	pw = getpwnam(user);
+	if (pw)
+		return 0;
+	/* getpwnam(3): these mean "not found" in the implementations around. */
+	if (errno == 0 || errno == ENOENT || errno == ESRCH || errno == EBADF || errno == EPERM)
+		return -ENOENT;
+	return negative_errno();
+}
+
+/* A refused or failed enrollment leaves no image: remove the file open_png created. */
+static void drop_png(const char *path, int *fd)
+{
+	if (*fd < 0)
+		return;
+	closep(fd);
+	*fd = -1;
+	(void)unlink(path);
+}
+
 static int do_enroll(const struct ctl_opts *o, const struct totp_args *a)
 {
 	struct totp_record rec = {0};
-	_cleanup_close_ int dirfd = -1, lockfd = -1;
+	_cleanup_close_ int dirfd = -1, lockfd = -1, pngfd = -1;
 	char secret[TOTP_SECRET_B32_MAX + 1], uri[512], issuer[3 * ISSUER_MAX + 1],
 	    user[3 * TOTP_USER_MAX + 1];
 	QRcode *qr;
@@ -340,25 +429,46 @@ static int do_enroll(const struct ctl_opts *o, const struct totp_args *a)
 			ISSUER_MAX);
 		return 2;
 	}
+	r = user_exists(a->user);
+	if (r < 0) {
+		if (r == -ENOENT)
+			fprintf(stderr,
+				"mynaguardctl totp enroll: no user '%s' on this system; nothing "
+				"written\n",
+				a->user);
+		else
+			fprintf(stderr,
+				"mynaguardctl totp enroll: cannot look up user '%s': %s; nothing "
+				"written\n",
+				a->user, strerror(-r));
+		return 1;
+	}
 	r = policy_digits_period(o->policy_path, &rec.digits, &rec.period);
 	if (r < 0) {
 		fprintf(stderr, "mynaguardctl totp enroll: policy %s unusable: %s\n",
 			o->policy_path, strerror(-r));
 		return 1;
 	}
-	if (a->secret) {
-		r = import_secret(a->secret, &rec);
-		if (r < 0) {
-			fprintf(
-			    stderr,
-			    "mynaguardctl totp enroll: --secret must be base32 (RFC 4648) of %d to %d "
-			    "bytes (%s)\n",
-			    TOTP_SECRET_MIN_BYTES, TOTP_SECRET_MAX_BYTES,
-			    r == -ERANGE  ? "too short"
-			    : r == -E2BIG ? "too long"
-					  : "not base32");
+	if (a->secret_file) {
+		r = read_secret(a->secret_file, &rec);
+		if (r == -ERANGE || r == -E2BIG || r == -EINVAL) {
+			fprintf(stderr,
+				"mynaguardctl totp enroll: the secret (first line of %s) must be "
+				"base32 (RFC 4648) of %d to %d bytes (%s)\n",
+				strcmp(a->secret_file, "-") == 0 ? "stdin" : a->secret_file,
+				TOTP_SECRET_MIN_BYTES, TOTP_SECRET_MAX_BYTES,
+				r == -ERANGE  ? "too short"
+				: r == -E2BIG ? "too long"
+					      : "not base32");
 			totp_record_wipe(&rec);
 			return 2;
+		}
+		if (r < 0) {
+			fprintf(stderr,
+				"mynaguardctl totp enroll: cannot read the secret from %s: %s\n",
+				a->secret_file, strerror(-r));
+			totp_record_wipe(&rec);
+			return 1;
 		}
 	} else {
 		rec.secret_len = TOTP_SECRET_DEFAULT_BYTES;
@@ -370,8 +480,24 @@ static int do_enroll(const struct ctl_opts *o, const struct totp_args *a)
 	}
 	rec.enrolled = (int64_t)time(NULL);
 
+	/* Before anything is written: a refused image leaves no record behind either. */
+	if (a->png) {
+		pngfd = open_png(a->png);
+		if (pngfd < 0) {
+			fprintf(
+			    stderr,
+			    "mynaguardctl totp enroll: will not write the QR image to %s: %s (it "
+			    "holds the secret: only a new file is written; remove it or choose "
+			    "another name)\n",
+			    a->png,
+			    pngfd == -EEXIST ? "it exists (or is a symlink)" : strerror(-pngfd));
+			totp_record_wipe(&rec);
+			return 1;
+		}
+	}
 	r = open_store(a->store, true, &dirfd);
 	if (r < 0) {
+		drop_png(a->png, &pngfd);
 		totp_record_wipe(&rec);
 		return 1;
 	}
@@ -383,6 +509,7 @@ static int do_enroll(const struct ctl_opts *o, const struct totp_args *a)
 			 a->user);
 		if (!ctl_confirm(o, q)) {
 			fprintf(stderr, "mynaguardctl totp enroll: %s left unchanged\n", a->user);
+			drop_png(a->png, &pngfd);
 			totp_record_wipe(&rec);
 			return 1;
 		}
@@ -393,6 +520,7 @@ static int do_enroll(const struct ctl_opts *o, const struct totp_args *a)
 	if (r < 0) {
 		fprintf(stderr, "mynaguardctl totp enroll: cannot write the record of %s: %s\n",
 			a->user, totp_store_strerror(r));
+		drop_png(a->png, &pngfd);
 		totp_record_wipe(&rec);
 		return 1;
 	}
@@ -416,12 +544,13 @@ static int do_enroll(const struct ctl_opts *o, const struct totp_args *a)
 		qr = QRcode_encodeString(uri, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
 		if (!qr) {
 			fprintf(stderr, "mynaguardctl totp enroll: cannot make the QR code\n");
+			drop_png(a->png, &pngfd);
 			r = 1;
 		} else {
 			if (!a->no_qr)
 				print_qr_terminal(qr);
-			if (a->png) {
-				int k = write_png(qr, a->png);
+			if (pngfd >= 0) {
+				int k = write_png(qr, TAKE_FD(pngfd));
 				if (k < 0) {
 					fprintf(stderr,
 						"mynaguardctl totp enroll: cannot write %s: %s\n",

@@ -105,7 +105,16 @@ struct list_iface_ctx {
 	const struct usb_dev_info *info;
 	bool audit;
 	bool any_blocked;
+	bool other_blocked; /* a blocked interface that reader = would not cover */
 };
+
+/* reader = covers a blocked vendor-specific (ff) interface that mtp did not match. */
+static bool reader_would_cover(int cls, const struct policy_usb_decision *d)
+{
+	return d->verdict != POLICY_USB_BLOCK ||
+	       (cls == 0xff && d->reason == POLICY_USB_REASON_BLOCKED_CLASS && d->block &&
+		!d->block->mtp);
+}
 
 static void list_iface(const struct usb_iface_info *ifc, void *userdata)
 {
@@ -121,6 +130,7 @@ static void list_iface(const struct usb_iface_info *ifc, void *userdata)
 	       ifc->authorized, verdict_word(&dec, li->audit),
 	       usb_str_escape(dec.rule, rule, sizeof(rule)));
 	li->any_blocked |= dec.verdict == POLICY_USB_BLOCK;
+	li->other_blocked |= !reader_would_cover(ifc->cls, &dec);
 }
 
 static void list_device(const struct policy *p, struct udev *udev, struct udev_device *dev,
@@ -128,7 +138,7 @@ static void list_device(const struct policy *p, struct udev *udev, struct udev_d
 {
 	struct usb_dev_info info;
 	char ser[200], manu[120], prod[120], cls[12], rule[240];
-	bool any_blocked, audit = p->usb_mode == POLICY_USB_AUDIT;
+	bool any_blocked, other_blocked, audit = p->usb_mode == POLICY_USB_AUDIT;
 	struct list_iface_ctx li = {.p = p, .info = &info, .audit = audit};
 	size_t n_ifaces;
 
@@ -152,6 +162,7 @@ static void list_device(const struct policy *p, struct udev *udev, struct udev_d
 
 	n_ifaces = usb_dev_foreach_iface(udev, dev, root, list_iface, &li);
 	any_blocked = li.any_blocked;
+	other_blocked = li.other_blocked;
 
 	if (n_ifaces == 0 && !info.root_hub) {
 		/* unauthorized as a whole: what its descriptors announce */
@@ -174,6 +185,10 @@ static void list_device(const struct policy *p, struct udev *udev, struct udev_d
 				printf("    block rule=%s\n",
 				       usb_str_escape(dec[0].rule, rule, sizeof(rule)));
 			any_blocked |= blocking >= 0;
+			for (size_t k = 0; k < n; k++)
+				other_blocked |=
+				    k >= info.desc.n_ifaces ||
+				    !reader_would_cover(info.desc.ifaces[k].cls, &dec[k]);
 			free(dec);
 		}
 	}
@@ -181,6 +196,11 @@ static void list_device(const struct policy *p, struct udev *udev, struct udev_d
 		printf("    to allow it, add to [usb] (or run: mynaguardctl usb allow %s):\n",
 		       info.port);
 		print_allow_line(&info);
+		if (!other_blocked && info.have_ids)
+			printf(
+			    "    if it is a card or NFC reader, this allows only its vendor-specific "
+			    "functions instead:\n    reader = %04x:%04x\n",
+			    info.vendor, info.product);
 	}
 	usb_dev_info_clear(&info);
 }

@@ -586,9 +586,20 @@ int event_batch_decode(const char *buf, size_t len, struct event_batch *ret,
 	for (; n < total; n++) {
 		char prefix[32];
 		snprintf(prefix, sizeof prefix, "events[%zu].", n);
-		r = from_json(json_array_get(arr, n), prefix, 1, &events[n], reason);
+		json_t *ev = json_array_get(arr, n);
+		r = from_json(ev, prefix, 1, &events[n], reason);
 		if (r < 0)
 			goto done;
+		/* the same limit as one event alone: the store keeps each event in that much */
+		size_t ev_len = json_dumpb(ev, NULL, 0, JSON_COMPACT);
+		if (ev_len > EVENT_MAX_BYTES) {
+			n++;
+			snprintf(reason, EVENT_REASON_MAX,
+				 "%sevent too large (%zu bytes, limit %d)", prefix, ev_len,
+				 EVENT_MAX_BYTES);
+			r = -EMSGSIZE;
+			goto done;
+		}
 		if (strcmp(events[n].terminal, terminal) != 0) {
 			n++;
 			r = fail(reason, prefix, "terminal: does not match the batch terminal");

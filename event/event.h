@@ -93,7 +93,8 @@ struct event_batch {
 void event_batch_clear(struct event_batch *b);
 
 /* Strict decode: every event must carry the batch's terminal; at most EVENT_BATCH_MAX_EVENTS;
- * body at most EVENT_BATCH_MAX_BYTES (-EMSGSIZE). Nothing is returned unless all of it is valid. */
+ * body at most EVENT_BATCH_MAX_BYTES, each event at most EVENT_MAX_BYTES as compact JSON
+ * (-EMSGSIZE). Nothing is returned unless all of it is valid. */
 int event_batch_decode(const char *buf, size_t len, struct event_batch *ret,
 		       char reason[static EVENT_REASON_MAX]);
 

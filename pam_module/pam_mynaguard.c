@@ -393,6 +393,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 	_cleanup_secret_ char *code = NULL;
 	const char *user = NULL;
 	enum totp_lang lang;
+	bool decided;
 	int r;
 
 	totp_attempt_init(&a);
@@ -400,7 +401,6 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 	a.info.rhost = item_string(pamh, PAM_RHOST);
 	a.info.tty = item_string(pamh, PAM_TTY);
 	a.info.user = "";
-	a.now = (int64_t)time(NULL);
 
 	r = parse_opts(pamh, argc, argv, &o);
 	if (r != PAM_SUCCESS) {
@@ -435,15 +435,19 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 				  "liboath initialisation failed");
 		return finish(pamh, &o, &a);
 	}
-	if (totp_attempt_prepare(&a) == 0) {
+	decided = totp_attempt_prepare(&a) == 0;
+	if (decided && a.outcome == TOTP_OUT_NULLOK) {
 		oath_done();
 		return finish(pamh, &o, &a);
 	}
+	/* Every other user sees the same prompt, enrolled or not (and with a readable record or
+	 * not): whoever knows a password must not learn from the conversation whether its owner
+	 * has a second factor. An attempt decided before the prompt is reported after it. */
 	code = ask_code(pamh, lang);
-	if (!code)
+	if (!code && !decided)
 		totp_attempt_fail(&a, TOTP_OUT_ERROR, "conversation_error", -EIO,
 				  "conversation failed");
-	else
+	else if (!decided)
 		totp_attempt_check(&a, code);
 	oath_done();
 	tell_user(pamh, flags, lang, a.outcome);

@@ -17,6 +17,7 @@ void totp_attempt_init(struct totp_attempt *a)
 {
 	a->dirfd = -1;
 	a->owner = geteuid();
+	a->clock = totp_clock_wall;
 	a->outcome = TOTP_OUT_ERROR;
 	a->reason = "internal_error";
 	a->message[0] = '\0';
@@ -175,7 +176,7 @@ void totp_attempt_check(struct totp_attempt *a, const char *code)
 	enum totp_result res;
 	int r;
 
-	r = totp_check(a->dirfd, a->user, a->owner, code, a->now, &a->params, &res);
+	r = totp_check(a->dirfd, a->user, a->owner, code, a->clock, &a->params, &res);
 	if (r == -ENOENT) {
 		/* Removed between prepare and check. */
 		decide(a, TOTP_OUT_NO_RECORD, "no_record", r,

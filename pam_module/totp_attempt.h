@@ -31,7 +31,9 @@ struct totp_attempt {
 	const char *socket;
 	bool nullok;
 	struct notify_info info;
-	int64_t now; /* seconds; the caller passes time(NULL) */
+	/* Seconds since the epoch, read once under the record's lock after the code arrived
+	 * (totp_check). totp_attempt_init sets totp_clock_wall; tests may set their own. */
+	int64_t (*clock)(void);
 
 	/* Filled in. */
 	int dirfd;

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -25,13 +24,13 @@ static int answer(enum totp_helper_result res, const char *msg)
 	return (int)res;
 }
 
-/* Read CODE\0SERVICE\0RHOST\0TTY\0 from stdin. */
+/* Read all of stdin (at most size - 1 bytes count; more is -E2BIG) and split it. */
 static int read_input(char *buf, size_t size, const char *fields[4])
 {
-	size_t len = 0, k = 0;
+	size_t len = 0;
 
 	for (;;) {
-		ssize_t n = read(STDIN_FILENO, buf + len, size - 1 - len);
+		ssize_t n = read(STDIN_FILENO, buf + len, size - len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -40,17 +39,10 @@ static int read_input(char *buf, size_t size, const char *fields[4])
 		if (n == 0)
 			break;
 		len += (size_t)n;
-		if (len >= size - 1)
+		if (len >= size)
 			return -E2BIG;
 	}
-	buf[len] = '\0';
-	for (size_t i = 0; i < len && k < 4; k++) {
-		fields[k] = buf + i;
-		i += strlen(buf + i) + 1;
-	}
-	if (k != 4 || buf[len - 1] != '\0')
-		return -EINVAL;
-	return 0;
+	return totp_helper_parse_input(buf, len, fields);
 }
 
 static enum totp_helper_result outcome_word(enum totp_outcome o)
@@ -77,7 +69,7 @@ static enum totp_helper_result outcome_word(enum totp_outcome o)
 
 int main(int argc, char **argv)
 {
-	char input[TOTP_HELPER_INPUT_MAX];
+	char input[TOTP_HELPER_INPUT_MAX + 1];
 	const char *fields[4] = {0};
 	struct totp_attempt a = {0};
 	struct passwd *pw;
@@ -119,10 +111,12 @@ int main(int argc, char **argv)
 	a.socket = MYNAGUARD_SOCKET_PATH;
 	a.nullok = argc == 3;
 	a.info.user = argv[1];
+	/* The caller chose these three: the event says so (totp_notify.h), with the real uid. */
 	a.info.service = fields[1];
 	a.info.rhost = fields[2];
 	a.info.tty = fields[3];
-	a.now = (int64_t)time(NULL);
+	a.info.via_helper = true;
+	a.info.caller_uid = (unsigned)getuid();
 
 	if (oath_init() != OATH_OK) {
 		secmem_wipe(input, sizeof(input));

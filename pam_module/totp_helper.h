@@ -11,7 +11,10 @@
  * The helper always uses the compiled-in store, policy and socket, and sends the event itself. */
 #pragma once
 
+#include <stddef.h>
+
 #define TOTP_HELPER_INPUT_MAX  1024
+#define TOTP_HELPER_FIELD_MAX  255 /* bytes of one field, without its '\0' */
 #define TOTP_HELPER_REPLY_MAX  512
 #define TOTP_HELPER_TIMEOUT_MS 15000
 
@@ -29,3 +32,9 @@ enum totp_helper_result {
 static const char *const totp_helper_words[_TOTP_HELPER_MAX] = {
     "success", "failure", "replay", "locked", "no_record", "error", "denied",
 };
+
+/* Split the helper's stdin (len bytes, untrusted: any local user can run the helper) into
+ * CODE, SERVICE, RHOST, TTY. Exactly four fields, each at most TOTP_HELPER_FIELD_MAX bytes and
+ * '\0'-terminated, that use up the input; ret_fields point into buf. -EINVAL otherwise,
+ * -E2BIG for more than TOTP_HELPER_INPUT_MAX bytes. Never logs. */
+int totp_helper_parse_input(const char *buf, size_t len, const char *ret_fields[4]);

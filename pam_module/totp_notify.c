@@ -43,6 +43,10 @@ static void puts_raw(struct out *o, const char *s)
 	put(o, s, strlen(s));
 }
 
+/* The escaped text of one field is cut at NOTIFY_FIELD_MAX bytes, on a character boundary and
+ * never inside an escape: five such fields always fit in NOTIFY_MAX, so a peer that chooses the
+ * strings (a user name typed at a login prompt, the helper's caller) cannot make the datagram
+ * overflow and the event go missing. */
 static void put_json_string(struct out *o, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
@@ -52,22 +56,28 @@ static void put_json_string(struct out *o, const char *s)
 	while (n > 0) {
 		size_t k = utf8_seq_len(p, n);
 		char esc[8];
-		/* Cut long fields on a character boundary. */
-		if (used + (k ? k : 1) > NOTIFY_FIELD_MAX)
-			break;
+		const char *piece = esc;
+		size_t plen;
+
 		if (k == 0) {
-			puts_raw(o, "\\ufffd");
+			piece = "\\ufffd";
 			k = 1;
 		} else if (*p == '"')
-			puts_raw(o, "\\\"");
+			piece = "\\\"";
 		else if (*p == '\\')
-			puts_raw(o, "\\\\");
-		else if (*p < 0x20 || *p == 0x7f) {
+			piece = "\\\\";
+		else if (*p < 0x20 || *p == 0x7f)
 			snprintf(esc, sizeof(esc), "\\u%04x", *p);
-			puts_raw(o, esc);
-		} else
+		else
+			piece = NULL;
+		plen = piece ? strlen(piece) : k;
+		if (used + plen > NOTIFY_FIELD_MAX)
+			break;
+		if (piece)
+			puts_raw(o, piece);
+		else
 			put(o, (const char *)p, k);
-		used += k;
+		used += plen;
 		p += k;
 		n -= k;
 	}
@@ -89,11 +99,17 @@ int notify_format(char *buf, size_t size, const char *kind, int64_t ts_ms,
 	puts_raw(&o, num);
 	puts_raw(&o, ",\"data\":{\"user\":");
 	put_json_string(&o, info->user);
-	puts_raw(&o, ",\"service\":");
+	if (info->via_helper) {
+		/* The helper's caller chose the next three: they go under caller_ keys. */
+		puts_raw(&o, ",\"service\":\"" NOTIFY_HELPER_SERVICE "\"");
+		snprintf(num, sizeof(num), ",\"caller_uid\":%u", info->caller_uid);
+		puts_raw(&o, num);
+	}
+	puts_raw(&o, info->via_helper ? ",\"caller_service\":" : ",\"service\":");
 	put_json_string(&o, info->service);
-	puts_raw(&o, ",\"rhost\":");
+	puts_raw(&o, info->via_helper ? ",\"caller_rhost\":" : ",\"rhost\":");
 	put_json_string(&o, info->rhost);
-	puts_raw(&o, ",\"tty\":");
+	puts_raw(&o, info->via_helper ? ",\"caller_tty\":" : ",\"tty\":");
 	put_json_string(&o, info->tty);
 	puts_raw(&o, ",\"reason\":");
 	put_json_string(&o, reason);

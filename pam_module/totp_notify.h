@@ -4,23 +4,36 @@
  * helper; JSON is written by hand (the module does not link jansson). Never logs. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* The datagram (event/event.h, EVENT_DATAGRAM_MAX bytes at most):
  *   {"v":1,"kind":"auth.failure","ts_ms":N,"data":{"user":S,"service":S,"rhost":S,"tty":S,"reason":S}}
- * Strings are JSON-escaped, invalid UTF-8 becomes U+FFFD, each is cut at NOTIFY_FIELD_MAX bytes.
+ * Strings are JSON-escaped, invalid UTF-8 becomes U+FFFD, and each field's escaped text is cut
+ * at NOTIFY_FIELD_MAX bytes (so every event fits in NOTIFY_MAX whatever the strings are).
  * The fallback file holds the same text, one datagram per line ('\n'), at most
  * TOTP_STORE_PENDING_MAX bytes; what does not fit is counted in STORE/.pending-events.dropped
  * (decimal, '\n'). Writers and the collecting agent hold flock(LOCK_EX) on .pending-events. */
 #define NOTIFY_MAX	 4096
 #define NOTIFY_FIELD_MAX 256
 
+/* An event written by the setuid helper mynaguard-totp-check: its caller (any local user) chose
+ * service, rhost and tty. So that such an event can never pass for one of sshd or login, the
+ * service is the helper's own name and the caller's words go under "caller_" keys, beside the
+ * caller's real uid:
+ *   "data":{"user":S,"service":"mynaguard-totp-check","caller_uid":N,"caller_service":S,
+ *           "caller_rhost":S,"caller_tty":S,"reason":S}
+ * The user is checked by the helper (a caller may check only their own name). */
+#define NOTIFY_HELPER_SERVICE "mynaguard-totp-check"
+
 struct notify_info {
 	const char *user;
 	const char *service;
 	const char *rhost;
 	const char *tty;
+	bool via_helper;     /* written by the helper: use the shape above */
+	unsigned caller_uid; /* the helper's real uid (getuid()), when via_helper */
 };
 
 /* kind: "auth.success", "auth.failure", "auth.replay" or "auth.locked". reason: a fixed token. */

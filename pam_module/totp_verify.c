@@ -7,6 +7,7 @@
 #include <liboath/oath.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #include "macro.h"
 #include "secmem.h"
@@ -115,7 +116,12 @@ int totp_verify(struct totp_record *r, const char *code, int64_t now, const stru
 	return 0;
 }
 
-int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64_t now,
+int64_t totp_clock_wall(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64_t (*clock)(void),
 	       const struct totp_params *p, enum totp_result *ret)
 {
 	_cleanup_close_ int lockfd = -1, fd = -1;
@@ -132,7 +138,7 @@ int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64
 	r = totp_store_read_fd(fd, &rec);
 	if (r < 0)
 		return r;
-	r = totp_verify(&rec, code, now, p, &result, &changed);
+	r = totp_verify(&rec, code, clock(), p, &result, &changed);
 	if (r >= 0 && changed)
 		r = totp_store_update(fd, &rec);
 	totp_record_wipe(&rec);

@@ -30,9 +30,15 @@ const char *totp_result_name(enum totp_result r);
 int totp_verify(struct totp_record *r, const char *code, int64_t now, const struct totp_params *p,
 		enum totp_result *ret, int *ret_changed);
 
-/* The whole attempt under the user's lock: lock STORE/.USER.lock, read the record, verify,
- * write it back when it changed, unlock. owner: who must own the files (the euid).
+/* The wall clock in seconds: time(NULL). */
+int64_t totp_clock_wall(void);
+
+/* The whole attempt under the user's lock: lock STORE/.USER.lock, read the clock, read the
+ * record, verify, write it back when it changed, unlock. owner: who must own the files (the
+ * euid). clock is called once, after the lock is held: the time that counts is when the code is
+ * checked, never when the prompt opened (a prompt can stay open for hours) nor before waiting
+ * for a concurrent attempt. Pass totp_clock_wall; tests pass their own.
  * Store errors are returned as in totp_store_read/totp_store_write; the result is written only
  * on success. A wrong code is a result, not an error. */
-int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64_t now,
+int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64_t (*clock)(void),
 	       const struct totp_params *p, enum totp_result *ret);

@@ -39,6 +39,7 @@ enum key {
 	K_USB_MODE,
 	K_USB_BLOCK,
 	K_USB_ALLOW,
+	K_USB_READER,
 	K_USB_STRICT_MODPROBE,
 	K_MFA_SERVICES,
 	K_MFA_WINDOW,
@@ -71,6 +72,7 @@ static const struct key_def {
     [K_USB_MODE] = {SEC_USB, "mode", false},
     [K_USB_BLOCK] = {SEC_USB, "block", false},
     [K_USB_ALLOW] = {SEC_USB, "allow", true},
+    [K_USB_READER] = {SEC_USB, "reader", true},
     [K_USB_STRICT_MODPROBE] = {SEC_USB, "strict_modprobe", false},
     [K_MFA_SERVICES] = {SEC_MFA, "services", false},
     [K_MFA_WINDOW] = {SEC_MFA, "window", false},
@@ -629,16 +631,20 @@ static bool same_opt(const char *a, const char *b)
 
 #define ALLOW_SYNTAX "expected VVVV:PPPP [serial=S] [hash=sha256:HEX] [name=TEXT]"
 
-static int set_allow(struct parse_ctx *c, const char *value)
+/* "allow = ..." and "reader = ..." share one syntax; k says which list the entry goes to. */
+static int set_allow(struct parse_ctx *c, enum key k, const char *value)
 {
 	struct policy *p = c->p;
+	const char *key = key_defs[k].name;
+	struct policy_usb_allow **list = k == K_USB_READER ? &p->usb_readers : &p->usb_allow;
+	size_t *n_list = k == K_USB_READER ? &p->n_usb_readers : &p->n_usb_allow;
 	struct policy_usb_allow a = {.line = c->line};
 	_cleanup_free_ char *serial = NULL, *hash = NULL, *name = NULL;
 	const char *s = value;
 
 	if (strlen(value) < 9 || hex4(value, &a.vendor) < 0 || value[4] != ':' ||
 	    hex4(value + 5, &a.product) < 0 || (value[9] != '\0' && !is_space(value[9]))) {
-		bad_value(c, K_USB_ALLOW, "allow", value, ALLOW_SYNTAX);
+		bad_value(c, k, key, value, ALLOW_SYNTAX);
 		return 0;
 	}
 	s = value + 9;
@@ -652,12 +658,12 @@ static int set_allow(struct parse_ctx *c, const char *value)
 		tok = s;
 		if (strncmp(s, "name=", 5) == 0) {
 			if (name) {
-				error_at(c, c->line, "[usb] allow: name= given twice");
+				error_at(c, c->line, "[usb] %s: name= given twice", key);
 				return 0;
 			}
 			if (s[5] == '\0') {
-				error_at(c, c->line,
-					 "[usb] allow: name= is empty: expected a text");
+				error_at(c, c->line, "[usb] %s: name= is empty: expected a text",
+					 key);
 				return 0;
 			}
 			name = strdup(s + 5);
@@ -668,7 +674,7 @@ static int set_allow(struct parse_ctx *c, const char *value)
 			char buf[POLICY_SERIAL_MAX * 4 + 1];
 			size_t o = 0;
 			if (serial) {
-				error_at(c, c->line, "[usb] allow: serial= given twice");
+				error_at(c, c->line, "[usb] %s: serial= given twice", key);
 				return 0;
 			}
 			s += 7;
@@ -683,16 +689,17 @@ static int set_allow(struct parse_ctx *c, const char *value)
 				if (*s != '"') {
 					error_at(
 					    c, c->line,
-					    "[usb] allow: serial=\"... has no closing quote or is "
+					    "[usb] %s: serial=\"... has no closing quote or is "
 					    "longer than %d characters",
-					    POLICY_SERIAL_MAX);
+					    key, POLICY_SERIAL_MAX);
 					return 0;
 				}
 				s++;
 				if (*s && !is_space(*s)) {
 					error_at(
 					    c, c->line,
-					    "[usb] allow: expected a space after the quoted serial");
+					    "[usb] %s: expected a space after the quoted serial",
+					    key);
 					return 0;
 				}
 			} else {
@@ -706,9 +713,9 @@ static int set_allow(struct parse_ctx *c, const char *value)
 			if (o == 0 || utf8_chars(buf) > POLICY_SERIAL_MAX ||
 			    (*s && !is_space(*s))) {
 				error_at(c, c->line,
-					 "[usb] allow: serial= must hold 1 to %d characters (use "
+					 "[usb] %s: serial= must hold 1 to %d characters (use "
 					 "serial=\"...\" for spaces)",
-					 POLICY_SERIAL_MAX);
+					 key, POLICY_SERIAL_MAX);
 				return 0;
 			}
 			serial = strdup(buf);
@@ -717,17 +724,16 @@ static int set_allow(struct parse_ctx *c, const char *value)
 		} else if (strncmp(s, "hash=", 5) == 0) {
 			char h[65];
 			if (hash) {
-				error_at(c, c->line, "[usb] allow: hash= given twice");
+				error_at(c, c->line, "[usb] %s: hash= given twice", key);
 				return 0;
 			}
 			s += 5;
 			n = strcspn(s, " \t");
 			if (n != 7 + 64 || strncmp(s, "sha256:", 7) != 0) {
-				error_at(
-				    c, c->line,
-				    "[usb] allow: bad hash %s: expected hash=sha256: followed by "
-				    "64 hex digits",
-				    quote(tok, n + 5, (char[64]){0}, 64));
+				error_at(c, c->line,
+					 "[usb] %s: bad hash %s: expected hash=sha256: followed by "
+					 "64 hex digits",
+					 key, quote(tok, n + 5, (char[64]){0}, 64));
 				return 0;
 			}
 			for (size_t i = 0; i < 64; i++) {
@@ -735,8 +741,9 @@ static int set_allow(struct parse_ctx *c, const char *value)
 				if (!is_hex(ch)) {
 					error_at(
 					    c, c->line,
-					    "[usb] allow: bad hash: expected hash=sha256: followed "
-					    "by 64 hex digits");
+					    "[usb] %s: bad hash: expected hash=sha256: followed "
+					    "by 64 hex digits",
+					    key);
 					return 0;
 				}
 				h[i] = (ch >= 'A' && ch <= 'F') ? (char)(ch - 'A' + 'a') : ch;
@@ -748,38 +755,38 @@ static int set_allow(struct parse_ctx *c, const char *value)
 			s += n;
 		} else {
 			n = strcspn(s, " \t");
-			error_at(c, c->line, "[usb] allow: unexpected %s: %s",
+			error_at(c, c->line, "[usb] %s: unexpected %s: %s", key,
 				 quote(tok, n, (char[64]){0}, 64), ALLOW_SYNTAX);
 			return 0;
 		}
 	}
 
-	for (size_t i = 0; i < p->n_usb_allow; i++) {
-		const struct policy_usb_allow *o = &p->usb_allow[i];
+	for (size_t i = 0; i < *n_list; i++) {
+		const struct policy_usb_allow *o = &(*list)[i];
 		if (o->vendor == a.vendor && o->product == a.product &&
 		    same_opt(o->serial, serial) && same_opt(o->descriptor_hash, hash)) {
-			error_at(c, c->line,
-				 "[usb] allow: same device as the allow entry on line %u", o->line);
+			error_at(c, c->line, "[usb] %s: same device as the %s entry on line %u",
+				 key, key, o->line);
 			return 0;
 		}
 	}
-	if (p->n_usb_allow >= POLICY_MAX_ALLOW) {
-		error_at(c, c->line, "[usb] allow: too many allow entries: at most %d",
+	if (*n_list >= POLICY_MAX_ALLOW) {
+		error_at(c, c->line, "[usb] %s: too many %s entries: at most %d", key, key,
 			 POLICY_MAX_ALLOW);
 		return 0;
 	}
-	if ((p->n_usb_allow & (p->n_usb_allow - 1)) == 0) {
+	if ((*n_list & (*n_list - 1)) == 0) {
 		/* Grow at powers of two. */
-		size_t cap = p->n_usb_allow ? p->n_usb_allow * 2 : 4;
-		struct policy_usb_allow *na = reallocarray(p->usb_allow, cap, sizeof(*na));
+		size_t cap = *n_list ? *n_list * 2 : 4;
+		struct policy_usb_allow *na = reallocarray(*list, cap, sizeof(*na));
 		if (!na)
 			return -ENOMEM;
-		p->usb_allow = na;
+		*list = na;
 	}
 	a.serial = TAKE_PTR(serial);
 	a.descriptor_hash = TAKE_PTR(hash);
 	a.name = TAKE_PTR(name);
-	p->usb_allow[p->n_usb_allow++] = a;
+	(*list)[(*n_list)++] = a;
 	return 0;
 }
 
@@ -823,7 +830,8 @@ static int set_key(struct parse_ctx *c, enum key k, const char *value)
 			return r;
 		return 0;
 	case K_USB_ALLOW:
-		return set_allow(c, value);
+	case K_USB_READER:
+		return set_allow(c, k, value);
 	case K_USB_STRICT_MODPROBE:
 		return set_bool(c, k, "strict_modprobe", value, &p->usb_strict_modprobe);
 	case K_MFA_SERVICES:

@@ -117,6 +117,16 @@ int policy_new_default(struct policy **ret)
 	return 0;
 }
 
+static void allow_list_free(struct policy_usb_allow *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(list[i].serial);
+		free(list[i].descriptor_hash);
+		free(list[i].name);
+	}
+	free(list);
+}
+
 void policy_free(struct policy *p)
 {
 	if (!p)
@@ -124,12 +134,8 @@ void policy_free(struct policy *p)
 	free(p->path);
 	free(p->terminal_id);
 	free(p->description);
-	for (size_t i = 0; i < p->n_usb_allow; i++) {
-		free(p->usb_allow[i].serial);
-		free(p->usb_allow[i].descriptor_hash);
-		free(p->usb_allow[i].name);
-	}
-	free(p->usb_allow);
+	allow_list_free(p->usb_allow, p->n_usb_allow);
+	allow_list_free(p->usb_readers, p->n_usb_readers);
 	for (size_t i = 0; i < p->n_mfa_services; i++)
 		free(p->mfa_services[i]);
 	free(p->report_collector);

@@ -76,6 +76,10 @@ struct policy {
 	size_t n_usb_block;
 	struct policy_usb_allow *usb_allow; /* repeatable key */
 	size_t n_usb_allow;
+	/* "reader = ..." (same syntax as allow): card and NFC readers whose vendor-specific (ff)
+	 * interfaces are authorized even when a block entry matches them; MTP never is. */
+	struct policy_usb_allow *usb_readers;
+	size_t n_usb_readers;
 	/* refuse usb-storage/uas modules when no storage is allowed; default no */
 	bool usb_strict_modprobe;
 
@@ -170,15 +174,17 @@ enum policy_usb_reason {
 	POLICY_USB_REASON_NOT_BLOCKED,	 /* class not in the block list */
 	POLICY_USB_REASON_BLOCKED_CLASS, /* class in the block list */
 	POLICY_USB_REASON_ALLOW_LIST,	 /* blocked class, but the device is allow-listed */
-	POLICY_USB_REASON_INVALID,	 /* class could not be read: fail closed */
+	POLICY_USB_REASON_READER,  /* blocked vendor-specific (ff) interface of a listed reader */
+	POLICY_USB_REASON_INVALID, /* class could not be read: fail closed */
 };
 
 struct policy_usb_decision {
 	enum policy_usb_verdict verdict; /* in audit mode still the verdict enforce would give */
 	enum policy_usb_reason reason;
 	const struct policy_usb_class *block; /* the matching block entry, if any */
-	const struct policy_usb_allow *allow; /* the matching allow entry, if any */
-	/* human and event text: "block mass_storage (08)", "allow line 12: 0781:5581 serial=..." */
+	const struct policy_usb_allow *allow; /* the matching allow or reader entry, if any */
+	/* human and event text: "block mass_storage (08)", "allow line 12: 0781:5581 serial=...",
+	 * "reader line 30: 054c:06c1 (Sony PaSoRi RC-S380/S)" */
 	char rule[160];
 };
 

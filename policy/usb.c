@@ -39,6 +39,11 @@ static const struct class_name {
     {"rndis", 0xef, 0x04, 0x01, false}, /* RNDIS over Ethernet (misc class) */
     {"misc", 0xef, -1, -1, false},
     {"app_specific", 0xfe, -1, -1, false},
+    /* Vendor-class functions that carry data off the terminal. The USB-IF leaves ff:*:* to
+     * each vendor, so these triples are conventions of the drivers that bind them: */
+    {"vendor_net", 0xff, 0xff, 0x00, false}, /* r8152 (RTL8152/8153), ax88179_178a, asix */
+    {"usbmux", 0xff, 0xfe, 0x02, false},     /* Apple usbmux: usbmuxd, ifuse, iTunes sync */
+    {"adb", 0xff, 0x42, 0x01, false},	     /* Android Debug Bridge: adb push/pull */
     {"vendor_specific", 0xff, -1, -1, false},
     {"mtp", -1, -1, -1, true},
 };
@@ -47,7 +52,8 @@ const char *policy_usb_class_names(void)
 {
 	return "mass_storage, still_image, mtp, cdc_net, comm, cdc_data, wireless, rndis, audio, "
 	       "printer, video, physical, content_security, personal_healthcare, audio_video, "
-	       "billboard, type_c_bridge, diagnostic, misc, app_specific, vendor_specific";
+	       "billboard, type_c_bridge, diagnostic, misc, app_specific, vendor_net, usbmux, adb, "
+	       "vendor_specific";
 }
 
 bool policy_usb_class_protected(int cls)
@@ -263,6 +269,15 @@ static bool allow_matches(const struct policy_usb_allow *a, const struct policy_
 	return true;
 }
 
+static const struct policy_usb_allow *find_allow(const struct policy_usb_allow *list, size_t n,
+						 const struct policy_usb_device *dev)
+{
+	for (size_t i = 0; i < n; i++)
+		if (allow_matches(&list[i], dev))
+			return &list[i];
+	return NULL;
+}
+
 static void decide_one(const struct policy *p, const struct policy_usb_device *dev,
 		       const struct policy_usb_interface *ifc, struct policy_usb_decision *d)
 {
@@ -300,12 +315,7 @@ static void decide_one(const struct policy *p, const struct policy_usb_device *d
 			 cname ? ")" : "");
 		return;
 	}
-	for (size_t i = 0; i < p->n_usb_allow; i++) {
-		if (allow_matches(&p->usb_allow[i], dev)) {
-			d->allow = &p->usb_allow[i];
-			break;
-		}
-	}
+	d->allow = find_allow(p->usb_allow, p->n_usb_allow, dev);
 	if (d->allow) {
 		const struct policy_usb_allow *a = d->allow;
 		d->verdict = POLICY_USB_ALLOW;
@@ -314,6 +324,19 @@ static void decide_one(const struct policy *p, const struct policy_usb_device *d
 			 (unsigned)a->vendor, (unsigned)a->product, a->serial ? " serial=" : "",
 			 a->serial ? a->serial : "", a->descriptor_hash ? " hash=sha256:" : "",
 			 a->descriptor_hash ? a->descriptor_hash : "");
+		return;
+	}
+	/* A listed card/NFC reader: only its vendor-specific interfaces, and never one that the
+	 * mtp entry matched (a phone that claims a reader's ids stays blocked). */
+	if (ifc->cls == 0xff && !d->block->mtp)
+		d->allow = find_allow(p->usb_readers, p->n_usb_readers, dev);
+	if (d->allow) {
+		const struct policy_usb_allow *a = d->allow;
+		d->verdict = POLICY_USB_ALLOW;
+		d->reason = POLICY_USB_REASON_READER;
+		snprintf(d->rule, sizeof(d->rule), "reader line %u: %04x:%04x%s%s%s", a->line,
+			 (unsigned)a->vendor, (unsigned)a->product, a->name ? " (" : "",
+			 a->name ? a->name : "", a->name ? ")" : "");
 		return;
 	}
 	d->verdict = POLICY_USB_BLOCK;

@@ -200,11 +200,16 @@ info "mynaguardd follows udev events (it printed READY); one root hub with inter
 # ---- 6. a clerk logs in: password, then a one-time code ---------------------------------------
 step "A clerk logs in through the real PAM module: password, then a fresh 6-digit code"
 SECRET=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP
-"$CTL" totp enroll clerk --store "$W/totp" --secret "$SECRET" --issuer "Demo City" --no-qr 2>&1 |
-	sed 's/secret=[A-Z2-7]*/secret=(hidden)/' | sed -n 1,3p | show
 mkdir -p "$W/pam"
 printf 'clerk:x:%d:%d:Clerk:/nonexistent:/bin/sh\n' "$(id -u)" "$(id -g)" >"$W/passwd"
 printf 'clerk:x:%d:\n' "$(id -g)" >"$W/group"
+# The clerk exists only in nss_wrapper's passwd (enroll refuses unknown users); the secret goes
+# on stdin, never on the command line.
+CTL_SAN_LIBS=$(ldd "$CTL" 2>/dev/null | awk '/lib(asan|ubsan)\.so/ { printf "%s ", $3 }')
+printf '%s\n' "$SECRET" |
+	env LD_PRELOAD="$CTL_SAN_LIBS$NSS_WRAPPER_LIB" NSS_WRAPPER_PASSWD="$W/passwd" NSS_WRAPPER_GROUP="$W/group" \
+		"$CTL" totp enroll clerk --store "$W/totp" --secret-file - --issuer "Demo City" --no-qr 2>&1 |
+	sed 's/secret=[A-Z2-7]*/secret=(hidden)/' | sed -n 1,3p | show
 printf 'clerk:Heisei-31-password:demo-login\n' >"$W/passdb"
 cat >"$W/pam/demo-login" <<EOF
 auth     required  $PAM_MATRIX passdb=$W/passdb

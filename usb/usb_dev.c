@@ -249,16 +249,23 @@ static void read_descriptors(struct usb_dev_info *i)
 	i->desc_error = usb_desc_parse(buf, have, &i->desc);
 }
 
-int usb_dev_read(struct udev_device *d, const char *root, struct usb_dev_info *ret)
+static bool is_root_hub_name(const char *name)
+{
+	return strncmp(name, "usb", 3) == 0 && name[3] &&
+	       strspn(name + 3, "0123456789") == strlen(name + 3);
+}
+
+int usb_dev_read_dir(const char *syspath, const char *sysname, struct usb_dev_info *ret)
 {
 	char buf[64];
 	int v, p, r;
 
 	memset(ret, 0, sizeof(*ret));
-	if (usb_dev_path(root, udev_device_get_syspath(d), ret->syspath, sizeof(ret->syspath)) < 0)
+	if (snprintf(ret->syspath, sizeof(ret->syspath), "%s", syspath) >=
+	    (int)sizeof(ret->syspath))
 		set_invalid(ret->invalid, sizeof(ret->invalid), "sysfs path too long");
-	snprintf(ret->port, sizeof(ret->port), "%s", udev_device_get_sysname(d));
-	ret->root_hub = !udev_device_get_parent_with_subsystem_devtype(d, "usb", "usb_device");
+	snprintf(ret->port, sizeof(ret->port), "%s", sysname);
+	ret->root_hub = is_root_hub_name(sysname);
 
 	v = usb_dev_read_attr(ret->syspath, "idVendor", buf, sizeof(buf)) >= 0
 		? usb_dev_parse_hex4(buf)
@@ -287,9 +294,6 @@ int usb_dev_read(struct udev_device *d, const char *root, struct usb_dev_info *r
 			ret->invalid, sizeof(ret->invalid));
 	if (r < 0)
 		goto oom;
-
-	const char *mtp = udev_device_get_property_value(d, "ID_MTP_DEVICE");
-	ret->mtp = mtp && strcmp(mtp, "1") == 0;
 	ret->authorized = read_authorized(ret->syspath);
 
 	read_descriptors(ret);
@@ -303,6 +307,58 @@ int usb_dev_read(struct udev_device *d, const char *root, struct usb_dev_info *r
 oom:
 	usb_dev_info_clear(ret);
 	return -ENOMEM;
+}
+
+int usb_dev_read(struct udev_device *d, const char *root, struct usb_dev_info *ret)
+{
+	char path[sizeof(ret->syspath)];
+	const char *mtp;
+	bool too_long;
+	int r;
+
+	too_long = usb_dev_path(root, udev_device_get_syspath(d), path, sizeof(path)) < 0;
+	r = usb_dev_read_dir(path, udev_device_get_sysname(d), ret);
+	if (r < 0)
+		return r;
+	if (too_long) {
+		ret->invalid[0] = '\0';
+		set_invalid(ret->invalid, sizeof(ret->invalid), "sysfs path too long");
+	}
+	ret->root_hub = !udev_device_get_parent_with_subsystem_devtype(d, "usb", "usb_device");
+	mtp = udev_device_get_property_value(d, "ID_MTP_DEVICE");
+	ret->mtp = mtp && strcmp(mtp, "1") == 0;
+	return 0;
+}
+
+int usb_dev_read_name(struct udev *udev, const char *root, const char *sysname,
+		      struct usb_dev_info *ret)
+{
+	struct udev_device *d = NULL;
+	char path[sizeof(ret->syspath)];
+	char rel[128];
+	int r;
+
+	if (strchr(sysname, '/') ||
+	    snprintf(rel, sizeof(rel), "/sys/bus/usb/devices/%s", sysname) >= (int)sizeof(rel))
+		return -EINVAL;
+	if (udev)
+		d = udev_device_new_from_subsystem_sysname(udev, "usb", sysname);
+	if (d) {
+		r = usb_dev_read(d, root, ret);
+		udev_device_unref(d);
+		return r;
+	}
+	if (usb_dev_path(root, rel, path, sizeof(path)) < 0)
+		return -ENAMETOOLONG;
+	r = usb_dev_read_dir(path, sysname, ret);
+	if (r < 0)
+		return r;
+	/* udev was asked and does not know the device: its properties (ID_MTP_DEVICE) are
+	 * unknown, so nothing of it may pass as allowed. */
+	if (udev)
+		set_invalid(ret->invalid, sizeof(ret->invalid),
+			    "udev does not know the device (properties unknown)");
+	return 0;
 }
 
 void usb_dev_info_clear(struct usb_dev_info *i)
@@ -324,12 +380,13 @@ static int16_t read_class_attr(const char *dir, const char *attr)
 	return (int16_t)usb_dev_parse_hex2(buf);
 }
 
-int usb_iface_read(struct udev_device *d, const char *root, struct usb_iface_info *ret)
+int usb_iface_read_dir(const char *syspath, const char *sysname, struct usb_iface_info *ret)
 {
 	memset(ret, 0, sizeof(*ret));
-	if (usb_dev_path(root, udev_device_get_syspath(d), ret->syspath, sizeof(ret->syspath)) < 0)
+	if (snprintf(ret->syspath, sizeof(ret->syspath), "%s", syspath) >=
+	    (int)sizeof(ret->syspath))
 		set_invalid(ret->invalid, sizeof(ret->invalid), "sysfs path too long");
-	snprintf(ret->name, sizeof(ret->name), "%s", udev_device_get_sysname(d));
+	snprintf(ret->name, sizeof(ret->name), "%s", sysname);
 	ret->cls = read_class_attr(ret->syspath, "bInterfaceClass");
 	ret->subclass = read_class_attr(ret->syspath, "bInterfaceSubClass");
 	ret->protocol = read_class_attr(ret->syspath, "bInterfaceProtocol");
@@ -341,6 +398,21 @@ int usb_iface_read(struct udev_device *d, const char *root, struct usb_iface_inf
 		return -ENOMEM;
 	ret->authorized = read_authorized(ret->syspath);
 	return 0;
+}
+
+int usb_iface_read(struct udev_device *d, const char *root, struct usb_iface_info *ret)
+{
+	char path[sizeof(ret->syspath)];
+	bool too_long;
+	int r;
+
+	too_long = usb_dev_path(root, udev_device_get_syspath(d), path, sizeof(path)) < 0;
+	r = usb_iface_read_dir(path, udev_device_get_sysname(d), ret);
+	if (r >= 0 && too_long) {
+		ret->invalid[0] = '\0';
+		set_invalid(ret->invalid, sizeof(ret->invalid), "sysfs path too long");
+	}
+	return r;
 }
 
 void usb_iface_info_clear(struct usb_iface_info *i)

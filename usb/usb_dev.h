@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* What sysfs says about one USB device and its interfaces, and the policy's decision on them.
- * Shared by mynaguardd (the gate) and mynaguardctl (usb list/allow). Reads with read(), never
- * through libudev's attribute cache; writes nothing. Never logs. */
+ * The one USB reader: mynaguardd's gate and its compliance checks, and mynaguardctl (usb list,
+ * usb allow, status). Reads with read(), never through libudev's attribute cache; writes
+ * nothing. Never logs. */
 #pragma once
 
 #include <libudev.h>
@@ -54,7 +55,23 @@ struct usb_iface_info {
 int usb_dev_read(struct udev_device *d, const char *root, struct usb_dev_info *ret);
 void usb_dev_info_clear(struct usb_dev_info *i);
 
+/* The one reader under usb_dev_read(): every attribute of the device directory syspath (root
+ * already applied), named sysname. Knows nothing of udev: mtp stays false, root_hub comes from
+ * the name ("usbN"). */
+int usb_dev_read_dir(const char *syspath, const char *sysname, struct usb_dev_info *ret);
+
+/* The device sysname ("1-1.2") as usb_dev_read() sees it, for callers that walk
+ * ROOT/sys/bus/usb/devices instead of holding a udev_device (the compliance check).
+ * With udev, the device is looked up there (its properties included); a device udev cannot
+ * find is read from the directory and marked invalid, so it is decided blocked (fail closed).
+ * udev NULL: a fixture tree udev does not know, read from the directory only. -EINVAL when
+ * sysname holds '/', -ENOMEM. */
+int usb_dev_read_name(struct udev *udev, const char *root, const char *sysname,
+		      struct usb_dev_info *ret);
+
 int usb_iface_read(struct udev_device *d, const char *root, struct usb_iface_info *ret);
+/* The one interface reader under usb_iface_read(): the directory syspath, named sysname. */
+int usb_iface_read_dir(const char *syspath, const char *sysname, struct usb_iface_info *ret);
 void usb_iface_info_clear(struct usb_iface_info *i);
 
 /* Call fn for each interface directly under dev that usb_iface_read() can read (match_parent

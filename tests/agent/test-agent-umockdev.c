@@ -684,6 +684,46 @@ static void test_ctl_list(void **state)
 	free(policy);
 }
 
+/* usb list suggests reader = only for a device whose blocked functions are all vendor-specific
+ * and not MTP (a card or NFC reader): not for a phone, not for a device with storage. */
+static void test_ctl_list_reader_hint(void **state)
+{
+	static const uint8_t NFC[1][3] = {{0xff, 0x00, 0x00}};
+	static const uint8_t MIXED[2][3] = {{0xff, 0x00, 0x00}, {0x08, 0x06, 0x50}};
+	struct umock *u = *state;
+	char *policy = umock_write_file(
+	    u, "policy.conf", "[terminal]\nid = t1\n[usb]\nblock = mass_storage, mtp, ff\n");
+	const char *mtp_props[] = {"ID_MTP_DEVICE", "1", NULL};
+	const char *args[] = {"usb", "list", NULL};
+	char *dev;
+	const char *p;
+
+	dev = umock_add_device(u, ROOT, "1-1", "054c", "0dc9", NULL, "1", NFC, 1, NULL);
+	g_free(umock_add_iface(u, dev, "1-1:1.0", "ff", "00", "00", NULL, "0"));
+	g_free(dev);
+	dev = umock_add_device(u, ROOT, "1-2", "1234", "0002", "M1", "1", MIXED, 2, NULL);
+	g_free(umock_add_iface(u, dev, "1-2:1.0", "ff", "00", "00", NULL, "0"));
+	g_free(umock_add_iface(u, dev, "1-2:1.1", "08", "06", "50", NULL, "0"));
+	g_free(dev);
+	dev = umock_add_device(u, ROOT, "1-3", "04e8", "6860", "P1", "1", NFC, 1, mtp_props);
+	g_free(umock_add_iface(u, dev, "1-3:1.0", "ff", "00", "00", NULL, "0"));
+	g_free(dev);
+	/* unauthorized as a whole: decided from its descriptors */
+	g_free(umock_add_device(u, ROOT, "1-4", "054c", "06c3", NULL, "0", NFC, 1, NULL));
+
+	assert_int_equal(run_ctl(u, policy, NULL, args), 0);
+	if (getenv("TEST_VERBOSE"))
+		fprintf(stderr, "%s", u->out);
+	assert_non_null(strstr(u->out, "    reader = 054c:0dc9\n"));
+	assert_non_null(strstr(u->out, "    reader = 054c:06c3\n"));
+	assert_null(strstr(u->out, "reader = 1234:0002"));
+	assert_null(strstr(u->out, "reader = 04e8:6860"));
+	p = strstr(u->out, "1-3 04e8:6860");
+	assert_non_null(p);
+	assert_non_null(strstr(p, "rule=\"block mtp (ID_MTP_DEVICE)\""));
+	free(policy);
+}
+
 static void test_ctl_allow(void **state)
 {
 	struct umock *u = *state;
@@ -912,6 +952,138 @@ static void test_multi_late_sibling_reprobe(void **state)
 	g_free(i3);
 }
 
+/* ---- issue 10: vendor-class functions under the shipped policy, and the compliance check ---- */
+
+/* "[terminal] id = t1" + the shipped policy's [usb] section + every check off. */
+static char *shipped_usb_policy(void)
+{
+	gchar *text = NULL;
+	const char *usb, *end;
+	char *out;
+
+	assert_true(g_file_get_contents(SHIPPED_POLICY, &text, NULL, NULL));
+	usb = strstr(text, "\n[usb]\n");
+	assert_non_null(usb);
+	end = strstr(usb + 1, "\n[");
+	assert_non_null(end);
+	out = g_strdup_printf("[terminal]\nid = t1\n%.*s\n%s", (int)(end - usb), usb, CHECKS_OFF);
+	g_free(text);
+	return out;
+}
+
+struct plugged {
+	const char *name, *vid, *pid, *cls, *sub, *proto, *label;
+	const char *want_auth; /* authorized after the agent decided */
+	const char *want_log;  /* in the agent's log */
+};
+
+static void test_shipped_vendor_class(void **state)
+{
+	static const struct plugged devs[] = {
+	    /* Realtek RTL8153 in its vendor configuration (driver r8152) */
+	    {"1-1", "0bda", "8153", "ff", "ff", "00", NULL, "0",
+	     "usb.blocked port=1-1 iface=1-1:1.0 vendor=0bda product=8153"},
+	    /* ASIX AX88179 (ax88179_178a) */
+	    {"1-2", "0b95", "1790", "ff", "ff", "00", NULL, "0",
+	     "usb.blocked port=1-2 iface=1-2:1.0 vendor=0b95 product=1790"},
+	    /* iPhone: the usbmux interface (its PTP interface is still_image) */
+	    {"1-3", "05ac", "12a8", "ff", "fe", "02", NULL, "0",
+	     "usb.blocked port=1-3 iface=1-3:1.0 vendor=05ac product=12a8"},
+	    /* Android phone with USB debugging on */
+	    {"1-4", "18d1", "4ee7", "ff", "42", "01", "ADB Interface", "0",
+	     "usb.blocked port=1-4 iface=1-4:1.0 vendor=18d1 product=4ee7"},
+	    /* an unknown vendor-class gadget */
+	    {"1-5", "0403", "6001", "ff", "ff", "ff", NULL, "0",
+	     "usb.blocked port=1-5 iface=1-5:1.0 vendor=0403 product=6001"},
+	    /* Sony PaSoRi RC-S380/S: a listed NFC My Number card reader */
+	    {"1-6", "054c", "06c1", "ff", "ff", "00", NULL, "1",
+	     "usb.allowed port=1-6 iface=1-6:1.0 vendor=054c product=06c1"},
+	    /* keyboard and contact card reader (CCID) keep working */
+	    {"1-7", "046d", "c31c", "03", "01", "01", NULL, "1",
+	     "usb.allowed port=1-7 iface=1-7:1.0 vendor=046d product=c31c"},
+	    {"1-8", "04e6", "5116", "0b", "00", "00", NULL, "1",
+	     "usb.allowed port=1-8 iface=1-8:1.0 vendor=04e6 product=5116"},
+	};
+	static const char *const rules[] = {
+	    "rule=\"block vendor_net (ff:ff:00)\"",
+	    "rule=\"block usbmux (ff:fe:02)\"",
+	    "rule=\"block adb (ff:42:01)\"",
+	    "rule=\"block vendor_specific (ff)\"",
+	    "rule=\"reader line ",
+	};
+	struct umock *u = *state;
+	char *policy = shipped_usb_policy();
+	char *ifc[sizeof(devs) / sizeof(devs[0])];
+
+	umock_start_agent(u, policy);
+	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
+		const struct plugged *p = &devs[i];
+		uint8_t desc[1][3] = {{(uint8_t)strtoul(p->cls, NULL, 16),
+				       (uint8_t)strtoul(p->sub, NULL, 16),
+				       (uint8_t)strtoul(p->proto, NULL, 16)}};
+		char name[32];
+		char *d;
+
+		d = umock_add_device(u, ROOT, p->name, p->vid, p->pid, NULL, "1",
+				     (const uint8_t(*)[3])desc, 1, NULL);
+		snprintf(name, sizeof(name), "%s:1.0", p->name);
+		/* as if the kernel had authorized it: the agent must take it back */
+		ifc[i] = umock_add_iface(u, d, name, p->cls, p->sub, p->proto, p->label, "1");
+		g_free(d);
+	}
+	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
+		EXPECT_LOG(u, devs[i].want_log);
+		if (strcmp(umock_attr(u, ifc[i], "authorized"), devs[i].want_auth) != 0) {
+			fprintf(stderr, "%s: authorized=%s, want %s\n--- log ---\n%s\n",
+				devs[i].name, umock_attr(u, ifc[i], "authorized"),
+				devs[i].want_auth, u->err);
+			fail();
+		}
+		g_free(ifc[i]);
+	}
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		EXPECT_LOG(u, rules[i]);
+	assert_non_null(strstr(u->err, "054c:06c1 (Sony PaSoRi RC-S380/S)"));
+	assert_int_equal(umock_count_err(u, "usb.blocked port="), 5);
+	free(policy);
+	stop_ok(u);
+}
+
+/* usb.no_unapproved_storage reads devices as the gate does, udev properties included: an MTP
+ * phone that only udev's ID_MTP_DEVICE=1 marks (no "MTP" interface name), authorized because
+ * the gate is in audit mode, fails the check. A vendor-class device without the property does
+ * not. */
+static void test_compliance_mtp_phone(void **state)
+{
+	static const uint8_t VENDOR[1][3] = {{0xff, 0xff, 0x00}};
+	static const char policy[] =
+	    "[terminal]\nid = t1\n[usb]\nmode = audit\nblock = mass_storage, mtp\n"
+	    "[checks]\nusb.default_deny = no\nusb.no_unapproved_storage = yes\n"
+	    "mfa.pam_stack = no\nmfa.enrollment = no\ntime.synchronized = no\n"
+	    "agent.integrity = no\nnet.isolation = no\n";
+	const char *mtp_props[] = {"ID_MTP_DEVICE", "1", "ID_MEDIA_PLAYER", "1", NULL};
+	struct umock *u = *state;
+	char *d, *phone, *other;
+
+	d = umock_add_device(u, ROOT, "1-7", "04e8", "6860", "PHONE1", "1", VENDOR, 1, mtp_props);
+	phone = umock_add_iface(u, d, "1-7:1.0", "ff", "ff", "00", NULL, "1");
+	g_free(d);
+	d = umock_add_device(u, ROOT, "1-8", "1234", "0001", "GADGET", "1", VENDOR, 1, NULL);
+	other = umock_add_iface(u, d, "1-8:1.0", "ff", "ff", "00", NULL, "1");
+	g_free(d);
+
+	umock_start_agent(u, policy);
+	EXPECT_LOG(u, "kind=compliance");
+	EXPECT_LOG(u, "\"id\":\"usb.no_unapproved_storage\"");
+	EXPECT_LOG(u, "\"status\":\"fail\"");
+	EXPECT_LOG(u, "1-7:1.0 (04e8:6860 serial=PHONE1) authorized: block mtp (ID_MTP_DEVICE)");
+	assert_null(strstr(u->err, "1-8:1.0 (1234:0001"));
+	assert_string_equal(umock_attr(u, phone, "authorized"), "1"); /* audit */
+	g_free(phone);
+	g_free(other);
+	stop_ok(u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -935,8 +1107,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ctl_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ctl_allow, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ctl_list_reader_hint, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_siblings_before_probe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_multi_late_sibling_reprobe, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shipped_vendor_class, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_compliance_mtp_phone, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

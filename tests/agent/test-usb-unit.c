@@ -9,6 +9,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "policy.h"
 #include "usb_desc.h"
@@ -319,6 +323,125 @@ static void test_decide_descriptors(void **state)
 	policy_free(p);
 }
 
+static void put(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static void put_str(const char *dir, const char *name, const char *text)
+{
+	put(dir, name, text, strlen(text));
+}
+
+/* The directory reader (what the compliance check walks) and the name lookup with and without
+ * udev: a fixture tree that udev does not know is read as is without udev, and decided
+ * blocked (fail closed) when udev was asked and could not vouch for its properties. */
+static void test_read_dir_and_name(void **state)
+{
+	static const uint8_t IF_VENDOR[1][3] = {{0xff, 0xff, 0x00}};
+	char root[] = "/tmp/mg-usb-unit-XXXXXX";
+	char dev[256], ifc[512];
+	uint8_t desc[128];
+	size_t n = build_desc(desc, 0x054c, 0x06c1, IF_VENDOR, 1);
+	struct usb_dev_info di;
+	struct usb_iface_info ii;
+	struct policy_usb_decision dec;
+	struct policy *p = NULL;
+	struct policy_errors errs = {0};
+	static const char pol[] = "[terminal]\nid = t\n[usb]\nblock = vendor_specific\n"
+				  "reader = 054c:06c1 name=PaSoRi\n";
+	struct udev *udev;
+
+	assert_int_equal(policy_parse_string("t.conf", pol, strlen(pol), &p, &errs), 0);
+	assert_non_null(mkdtemp(root));
+	snprintf(dev, sizeof(dev), "%s/sys", root);
+	assert_int_equal(mkdir(dev, 0755), 0);
+	snprintf(dev, sizeof(dev), "%s/sys/bus", root);
+	assert_int_equal(mkdir(dev, 0755), 0);
+	snprintf(dev, sizeof(dev), "%s/sys/bus/usb", root);
+	assert_int_equal(mkdir(dev, 0755), 0);
+	snprintf(dev, sizeof(dev), "%s/sys/bus/usb/devices", root);
+	assert_int_equal(mkdir(dev, 0755), 0);
+	/* a name no real machine has, so the udev lookup below cannot find a real device */
+	snprintf(dev, sizeof(dev), "%s/sys/bus/usb/devices/9-9.9.9", root);
+	assert_int_equal(mkdir(dev, 0755), 0);
+	put_str(dev, "idVendor", "054c\n");
+	put_str(dev, "idProduct", "06c1\n");
+	put_str(dev, "serial", "R1\n");
+	put_str(dev, "authorized", "1\n");
+	put(dev, "descriptors", desc, n);
+	snprintf(ifc, sizeof(ifc), "%s/9-9.9.9:1.0", dev);
+	assert_int_equal(mkdir(ifc, 0755), 0);
+	put_str(ifc, "bInterfaceClass", "ff\n");
+	put_str(ifc, "bInterfaceSubClass", "ff\n");
+	put_str(ifc, "bInterfaceProtocol", "00\n");
+	put_str(ifc, "authorized", "1\n");
+
+	/* the directory reader */
+	assert_int_equal(usb_dev_read_dir(dev, "9-9.9.9", &di), 0);
+	assert_string_equal(di.invalid, "");
+	assert_true(di.have_ids);
+	assert_int_equal(di.vendor, 0x054c);
+	assert_string_equal(di.serial, "R1");
+	assert_int_equal(di.authorized, 1);
+	assert_true(di.have_hash);
+	assert_int_equal(di.desc_error, 0);
+	assert_false(di.root_hub);
+	assert_false(di.mtp);
+	usb_dev_info_clear(&di);
+	assert_int_equal(usb_iface_read_dir(ifc, "9-9.9.9:1.0", &ii), 0);
+	assert_int_equal(ii.cls, 0xff);
+	assert_int_equal(ii.subclass, 0xff);
+	assert_int_equal(ii.protocol, 0x00);
+	assert_null(ii.label);
+	assert_int_equal(ii.authorized, 1);
+
+	/* by name, without udev: the fixture as is; a listed reader is allowed */
+	assert_int_equal(usb_dev_read_name(NULL, root, "9-9.9.9", &di), 0);
+	assert_string_equal(di.port, "9-9.9.9");
+	assert_string_equal(di.invalid, "");
+	usb_dev_decide_iface(p, &di, &ii, &dec);
+	assert_int_equal(dec.verdict, POLICY_USB_ALLOW);
+	assert_int_equal(dec.reason, POLICY_USB_REASON_READER);
+	usb_dev_info_clear(&di);
+
+	/* by name, with udev that does not know it: blocked, whatever the policy says */
+	udev = udev_new();
+	assert_non_null(udev);
+	assert_int_equal(usb_dev_read_name(udev, root, "9-9.9.9", &di), 0);
+	assert_string_equal(di.invalid, "udev does not know the device (properties unknown)");
+	usb_dev_decide_iface(p, &di, &ii, &dec);
+	assert_int_equal(dec.verdict, POLICY_USB_BLOCK);
+	assert_int_equal(dec.reason, POLICY_USB_REASON_INVALID);
+	usb_dev_info_clear(&di);
+	udev_unref(udev);
+
+	/* a name that is a path is refused; a missing device is read as all-missing (invalid) */
+	assert_int_equal(usb_dev_read_name(NULL, root, "../x", &di), -EINVAL);
+	assert_int_equal(usb_dev_read_name(NULL, root, "7-7", &di), 0);
+	assert_string_equal(di.invalid, "idVendor/idProduct missing or not 4 hex digits");
+	usb_dev_info_clear(&di);
+	/* root hubs by name */
+	assert_int_equal(usb_dev_read_dir(dev, "usb3", &di), 0);
+	assert_true(di.root_hub);
+	usb_dev_info_clear(&di);
+
+	usb_iface_info_clear(&ii);
+	policy_free(p);
+	{
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,6 +455,7 @@ int main(void)
 	    cmocka_unit_test(test_decide_iface),
 	    cmocka_unit_test(test_decide_hostile),
 	    cmocka_unit_test(test_decide_descriptors),
+	    cmocka_unit_test(test_read_dir_and_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

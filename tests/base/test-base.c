@@ -207,6 +207,33 @@ static void test_utf8(void **state)
 	assert_int_equal(utf8_chars(""), 0);
 }
 
+static void test_utf8_truncate(void **state)
+{
+	/* "aワン" = 61 e3 83 af e3 83 b3 */
+	const char *s = "a\xe3\x83\xaf\xe3\x83\xb3";
+	const char *four = "\xf0\x9f\x98\x80\xf0\x9f\x98\x80"; /* two U+1F600 */
+
+	assert_int_equal(utf8_truncate(s, 7, 7), 7);
+	assert_int_equal(utf8_truncate(s, 7, 100), 7);
+	assert_int_equal(utf8_truncate(s, 7, 6), 4); /* inside ン: keep "aワ" */
+	assert_int_equal(utf8_truncate(s, 7, 5), 4);
+	assert_int_equal(utf8_truncate(s, 7, 4), 4); /* ends exactly after ワ */
+	assert_int_equal(utf8_truncate(s, 7, 3), 1);
+	assert_int_equal(utf8_truncate(s, 7, 2), 1);
+	assert_int_equal(utf8_truncate(s, 7, 1), 1);
+	assert_int_equal(utf8_truncate(s, 7, 0), 0);
+	assert_int_equal(utf8_truncate(four, 8, 7), 4);
+	assert_int_equal(utf8_truncate(four, 8, 5), 4);
+	assert_int_equal(utf8_truncate(four, 8, 3), 0);
+	/* every cut of valid text is valid text */
+	for (size_t max = 0; max <= 8; max++) {
+		assert_true(utf8_valid(s, utf8_truncate(s, 7, max)));
+		assert_true(utf8_valid(four, utf8_truncate(four, 8, max)));
+	}
+	/* invalid input: never more than max, never steps back more than 3 bytes */
+	assert_int_equal(utf8_truncate("ab\x80\x80\x80\x80\x80", 7, 6), 3);
+}
+
 /* ---- fileio ---- */
 
 struct tmpdir {
@@ -487,6 +514,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_duration_size_bool),
 	    cmocka_unit_test(test_secmem),
 	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_utf8_truncate),
 	    cmocka_unit_test(test_macros),
 	    cmocka_unit_test_setup_teardown(test_read_bounded, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test_setup_teardown(test_open_verified, setup_tmpdir, teardown_tmpdir),

@@ -79,9 +79,14 @@ def main():
 
         # alice enrolls (with the real mynaguardctl): the store now satisfies the check
         ctl = os.path.join(BUILD, "ctl/mynaguardctl")
+        # alice exists in the tree's passwd only (nss_wrapper); the secret goes on stdin
+        env = dict(os.environ, LD_PRELOAD="libnss_wrapper.so",
+                   NSS_WRAPPER_PASSWD=f"{root}/etc/passwd", NSS_WRAPPER_GROUP=f"{root}/etc/group",
+                   ASAN_OPTIONS=(os.environ.get("ASAN_OPTIONS", "")
+                                 + ":verify_asan_link_order=0").lstrip(":"))
         enr = subprocess.run([ctl, "totp", "enroll", "alice", "--store",
-                              f"{root}/var/lib/mynaguard/totp", "--secret",
-                              "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "--no-qr"],
+                              f"{root}/var/lib/mynaguard/totp", "--secret-file", "-", "--no-qr"],
+                             input="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n", env=env,
                              capture_output=True, text=True, timeout=30)
         assert enr.returncode == 0, f"enroll exit {enr.returncode}: {enr.stderr}"
         expect(checks(root)["mfa.enrollment"], "pass", "1 interactive user enrolled")

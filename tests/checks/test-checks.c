@@ -949,6 +949,67 @@ static void test_enrollment_nullok_policy(void **state)
 	assert_status(f, COMPLIANCE_FAIL, "policy sets nullok");
 }
 
+struct scan_seen {
+	char log[512];
+};
+
+static void scan_user(void *userdata, const char *user, enum compliance_record_state st,
+		      const char *why)
+{
+	struct scan_seen *seen = userdata;
+	size_t o = strlen(seen->log);
+
+	snprintf(seen->log + o, sizeof(seen->log) - o, "%s:%d:%s;", user ? user : "(null)", (int)st,
+		 why);
+}
+
+/* The scan mynaguardctl status shares with the check: every interactive user once, counts. */
+static void test_enrollment_scan(void **state)
+{
+	struct fx *f = *state;
+	struct scan_seen seen = {{0}};
+	struct compliance_enrollment e;
+	char path[PATH_MAX];
+
+	users_fixture(f);
+	snprintf(path, sizeof(path), "%s/bob", f->totp);
+	write_path(path, "", 0600);
+	snprintf(path, sizeof(path), "%s/carol", f->totp); /* no such user: not counted */
+	write_path(path, "mynaguard-totp 1\n", 0600);
+	fx_write(f, "etc/passwd",
+		 "alice:x:1000:1000:Alice:/home/alice:/bin/bash\n"
+		 "bob:x:1001:1001:Bob:/home/bob:\n"
+		 "dave:x:1003:1003::/home/dave:/bin/sh\n"
+		 ".hidden:x:1004:1004::/:/bin/sh\n");
+	assert_int_equal(compliance_enrollment_scan(&f->env, scan_user, &seen, &e), 0);
+	assert_int_equal(e.interactive, 4);
+	assert_int_equal(e.enrolled, 1);
+	assert_int_equal(e.missing, 1);
+	assert_int_equal(e.bad, 2);
+	assert_false(e.store_missing);
+	assert_null(e.failed);
+	assert_non_null(strstr(seen.log, "alice:0:;bob:2:empty record;dave:1:;(null):2:unusable "
+					 "user name in "));
+	/* fn may be NULL */
+	assert_int_equal(compliance_enrollment_scan(&f->env, NULL, NULL, &e), 0);
+	assert_int_equal(e.enrolled, 1);
+
+	/* an unsafe store: the error, naming the store */
+	assert_int_equal(chmod(f->totp, 0755), 0);
+	assert_int_equal(compliance_enrollment_scan(&f->env, NULL, NULL, &e), -EACCES);
+	assert_ptr_equal(e.failed, f->env.totp_dir);
+	assert_int_equal(chmod(f->totp, 0700), 0);
+	/* no store: everyone missing; no passwd: the error, naming passwd */
+	f->env.totp_dir = "/nonexistent/mynaguard/totp";
+	assert_int_equal(compliance_enrollment_scan(&f->env, NULL, NULL, &e), 0);
+	assert_true(e.store_missing);
+	assert_int_equal(e.missing, 3);
+	assert_int_equal(e.bad, 1);
+	f->env.passwd_path = "/nonexistent/passwd";
+	assert_int_equal(compliance_enrollment_scan(&f->env, NULL, NULL, &e), -ENOENT);
+	assert_ptr_equal(e.failed, f->env.passwd_path);
+}
+
 static void test_enrollment_min_uid_and_no_users(void **state)
 {
 	struct fx *f = *state;
@@ -1326,6 +1387,7 @@ int main(void)
 	    T(test_enrollment_not_a_record),
 	    T(test_enrollment_store_missing_or_open),
 	    T(test_enrollment_nullok_policy),
+	    T(test_enrollment_scan),
 	    T(test_enrollment_min_uid_and_no_users),
 	    T(test_time),
 	    T(test_integrity_pass),

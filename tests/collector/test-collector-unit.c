@@ -3,12 +3,15 @@
  * cells, event summaries, dashboard query strings. */
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <cmocka.h>
 
@@ -16,6 +19,7 @@
 #include "conf.h"
 #include "ingest.h"
 #include "server.h"
+#include "utf8.h"
 
 static const char base_conf[] =
     "[ingest]\ncertificate = /c.pem\nkey = /c.key\nclient_ca = /ca.pem\n"
@@ -61,6 +65,38 @@ static void test_config_errors(void **state)
 	}
 }
 
+/* Messages that quote a long name cut it between characters (61 bytes of 総 end inside one). */
+static void test_config_errors_utf8(void **state)
+{
+	struct collector_config c;
+	char err[CONFIG_ERROR_MAX], text[1024], name[200] = "k";
+
+	for (unsigned i = 0; i < 30; i++)
+		strcat(name, "\xe7\xb7\x8f");
+	snprintf(text, sizeof(text), "%s[store]\n%s = 1\n", base_conf, name);
+	assert_int_equal(config_load_string("x.conf", text, &c, err), -EINVAL);
+	assert_true(utf8_valid(err, strlen(err)));
+	assert_non_null(strstr(err, "unknown key \"k\xe7\xb7\x8f"));
+	snprintf(text, sizeof(text), "%s[%s]\na = 1\n", base_conf, name);
+	assert_int_equal(config_load_string("x.conf", text, &c, err), -EINVAL);
+	assert_true(utf8_valid(err, strlen(err)));
+	snprintf(text, sizeof(text), "%s[ingest]\nlisten = %s%s\n", base_conf, name, name);
+	assert_int_equal(config_load_string("x.conf", text, &c, err), -EINVAL);
+	assert_true(utf8_valid(err, strlen(err)));
+}
+
+/* An error body is JSON even when its reason was cut inside a character. */
+static void test_error_json(void **state)
+{
+	json_t *o = server_error_json("abc\xe7\xb7");
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "abc");
+	json_decref(o);
+	o = server_error_json("\xe7\xb7\x8f ok");
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "\xe7\xb7\x8f ok");
+	json_decref(o);
+}
+
 static void test_config_ipv6(void **state)
 {
 	struct collector_config c;
@@ -77,18 +113,29 @@ static void test_revoked(void **state)
 {
 	char **list;
 	size_t n;
-	unsigned line = 0;
+	unsigned line = 0, bad = 0;
 
 	assert_int_equal(
-	    server_parse_revoked("# c\n\n 01:ab \nserial=00FF\n0x1f\n0\n", &list, &n, &line), 0);
+	    server_parse_revoked("# c\n\n 01:ab \nserial=00FF\n0x1f\n0\n", &list, &n, &bad, &line),
+	    0);
+	assert_int_equal(bad, 0);
+	assert_int_equal(line, 0);
 	assert_int_equal(n, 4);
 	assert_string_equal(list[0], "0");
 	assert_string_equal(list[1], "1AB");
 	assert_string_equal(list[2], "1F");
 	assert_string_equal(list[3], "FF");
 	server_free_revoked(list, n);
-	assert_int_equal(server_parse_revoked("AB\nnot hex\n", &list, &n, &line), -EINVAL);
+	/* a bad line is refused, the others still apply (the old list was kept: fail open) */
+	assert_int_equal(
+	    server_parse_revoked("AB\nnot hex\n12\nserial=\nCD\n", &list, &n, &bad, &line), 0);
+	assert_int_equal(bad, 2);
 	assert_int_equal(line, 2);
+	assert_int_equal(n, 3);
+	assert_string_equal(list[0], "12");
+	assert_string_equal(list[1], "AB");
+	assert_string_equal(list[2], "CD");
+	server_free_revoked(list, n);
 }
 
 static void test_decode(void **state)
@@ -108,9 +155,52 @@ static void test_decode(void **state)
 	event_batch_clear(&b);
 	assert_int_equal(ingest_decode("t2", ok, strlen(ok), &b, reason), 403);
 	assert_int_equal(ingest_decode("", ok, strlen(ok), &b, reason), 403);
+	/* the collector's own id is not for certificates */
+	assert_int_equal(ingest_decode(INGEST_SELF_TERMINAL, ok, strlen(ok), &b, reason), 403);
+	assert_non_null(strstr(reason, "reserved"));
 	assert_int_equal(ingest_decode("t1", "{", 1, &b, reason), 400);
 	int st = ingest_decode("t1", big, strlen(big), &b, reason);
 	assert_true(st == 400);
+
+	/* one event over 64 KiB inside a small batch: 413 from the decoder (it was accepted and
+	 * then failed in the store, answered 503 Retry-After: retried forever) */
+	size_t n = 70 * 1024;
+	char *huge = malloc(n + 300);
+	assert_non_null(huge);
+	int o = snprintf(huge, 300,
+			 "{\"v\":1,\"terminal\":\"t1\",\"events\":[{\"v\":1,\"terminal\":\"t1\","
+			 "\"seq\":1,\"ts\":\"2026-11-25T00:00:00.000Z\",\"kind\":\"usb.blocked\","
+			 "\"data\":{\"x\":\"");
+	memset(huge + o, 'a', n);
+	strcpy(huge + o + n, "\"}}]}");
+	assert_int_equal(ingest_decode("t1", huge, strlen(huge), &b, reason), 413);
+	assert_non_null(strstr(reason, "events[0].event too large"));
+	/* just under the limit is fine */
+	size_t fit =
+	    EVENT_MAX_BYTES - (size_t)o + strlen("{\"v\":1,\"terminal\":\"t1\",\"events\":[") - 3;
+	memset(huge + o, 'a', fit);
+	strcpy(huge + o + fit, "\"}}]}");
+	assert_int_equal(ingest_decode("t1", huge, strlen(huge), &b, reason), 200);
+	event_batch_clear(&b);
+	memset(huge + o, 'a', fit + 1);
+	strcpy(huge + o + fit + 1, "\"}}]}");
+	assert_int_equal(ingest_decode("t1", huge, strlen(huge), &b, reason), 413);
+	free(huge);
+}
+
+/* Store errors: a batch that can never be stored is refused for good (4xx); only a store that
+ * cannot write now gets 503 Retry-After; nothing is answered 429 (that is the queue). */
+static void test_store_status(void **state)
+{
+	assert_int_equal(ingest_store_status(-EMSGSIZE), 413);
+	assert_int_equal(ingest_store_status(-ERANGE), 400);
+	assert_int_equal(ingest_store_status(-EINVAL), 400);
+	assert_int_equal(ingest_store_status(-EBUSY), 503);
+	assert_int_equal(ingest_store_status(-ENOSPC), 503);
+	assert_int_equal(ingest_store_status(-EIO), 503);
+	assert_int_equal(ingest_store_status(-ENOMEM), 503);
+	assert_int_equal(ingest_store_status(-EEXIST), 500);
+	assert_int_equal(ingest_store_status(-EBADMSG), 500);
 }
 
 static char *cell(const char *in)
@@ -173,6 +263,41 @@ static void test_summary(void **state)
 	free(s);
 }
 
+/* A long summary is cut between characters whatever the offset of the cut (the export was
+ * undecodable when the cut fell inside a 3-byte character). */
+static void test_summary_cut_utf8(void **state)
+{
+	for (unsigned pad = 0; pad < 3; pad++) {
+		char data[4000];
+		size_t o = (size_t)snprintf(data, sizeof(data), "{\"n\":\"%.*s", pad, "xx");
+		char *s;
+
+		for (unsigned i = 0; i < 600; i++) {
+			memcpy(data + o, "\xe7\xb7\x8f", 3); /* 総 */
+			o += 3;
+		}
+		memcpy(data + o, "\"}", 3);
+		s = api_event_summary("usb.blocked", data);
+		assert_non_null(s);
+		assert_true(strlen(s) <= 1000 && strlen(s) >= 995);
+		assert_true(utf8_valid(s, strlen(s)));
+		assert_string_equal(s + strlen(s) - 3, "...");
+		free(s);
+	}
+	/* nested keys are no longer cut at 127 bytes */
+	char data[600], *s;
+	memset(data, 0, sizeof(data));
+	strcpy(data, "{\"a\":{\"");
+	for (unsigned i = 0; i < 50; i++)
+		strcat(data, "\xe7\xb7\x8f");
+	strcat(data, "\":1}}");
+	s = api_event_summary("usb.blocked", data);
+	assert_non_null(s);
+	assert_true(utf8_valid(s, strlen(s)));
+	assert_int_equal(strlen(s), 2 + 150 + 2);
+	free(s);
+}
+
 static void test_filter(void **state)
 {
 	struct store_filter f;
@@ -196,15 +321,97 @@ static void test_filter(void **state)
 	assert_non_null(strstr(reason, "unknown parameter"));
 	assert_int_equal(api_parse_filter("kind=a&kind=b", &f, reason), -EINVAL);
 	assert_int_equal(api_parse_filter("terminal=..", &f, reason), -EINVAL);
+	/* %00 would end the value early: refused, not truncated */
+	assert_int_equal(api_parse_filter("terminal=term-a%00x", &f, reason), -EINVAL);
+	assert_non_null(strstr(reason, "%00"));
+	assert_int_equal(api_parse_filter("kind=usb.blocked%00&limit=1", &f, reason), -EINVAL);
+	assert_int_equal(api_parse_filter("%00=1", &f, reason), -EINVAL);
+	/* the reason of an unknown parameter is valid UTF-8 (it goes into a JSON string) */
+	/* keys are not decoded by libevent: raw bytes */
+	assert_int_equal(api_parse_filter("\xff\xfe=1", &f, reason), -EINVAL);
+	assert_string_equal(reason, "unknown parameter (not UTF-8)");
+	assert_int_equal(
+	    api_parse_filter("\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f"
+			     "\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f"
+			     "\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f\xe7\xb7\x8f=1",
+			     &f, reason),
+	    -EINVAL);
+	assert_true(utf8_valid(reason, strlen(reason)));
+	assert_non_null(strstr(reason, "\xe7\xb7\x8f\""));
+}
+
+/* headers: "Name\tvalue\n"..., as libevent would have parsed them */
+static int framing(enum evhttp_cmd_type method, const char *headers)
+{
+	struct evkeyvalq h;
+	char reason[EVENT_REASON_MAX] = "";
+	char *copy = strdup(headers), *save = NULL;
+	int r;
+
+	TAILQ_INIT(&h);
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *tab = strchr(line, '\t');
+		assert_non_null(tab);
+		*tab = 0;
+		evhttp_add_header(&h, line, tab + 1);
+	}
+	r = server_check_framing(&h, method, reason);
+	assert_true(r == 0 ? reason[0] == 0 : reason[0] != 0);
+	evhttp_clear_headers(&h);
+	free(copy);
+	return r;
+}
+
+static void test_framing(void **state)
+{
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Host\tc\nContent-Length\t12\n"), 0);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Host\tc\nTransfer-Encoding\tChunked\n"), 0);
+	assert_int_equal(framing(EVHTTP_REQ_GET, "Host\tc\n"), 0);
+	assert_int_equal(framing(EVHTTP_REQ_HEAD, "Host\tc\nContent-Length\t0\n"), 0);
+	assert_int_equal(framing(EVHTTP_REQ_GET, "X-Tab\ta\tb\n"), 0);
+
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t0\ncontent-length\t5\n"),
+			 -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t5\nContent-Length\t5\n"),
+			 -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t+5\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t-1\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t5 5\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t0x10\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length\t1234567890123456789\n"),
+			 -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Transfer-Encoding\txchunked\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Transfer-Encoding\tgzip, chunked\n"), -EBADMSG);
+	assert_int_equal(
+	    framing(EVHTTP_REQ_POST, "Transfer-Encoding\tchunked\nTransfer-Encoding\tchunked\n"),
+	    -EBADMSG);
+	assert_int_equal(
+	    framing(EVHTTP_REQ_POST, "Transfer-Encoding\tchunked\nContent-Length\t3\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content-Length \t5\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Content Length\t5\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "Host\ta\nHost\tb\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_POST, "X-A\ta\x01b\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_HEAD, "Content-Length\t5\n"), -EBADMSG);
+	assert_int_equal(framing(EVHTTP_REQ_TRACE, "Transfer-Encoding\tchunked\n"), -EBADMSG);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_config_defaults), cmocka_unit_test(test_config_errors),
-	    cmocka_unit_test(test_config_ipv6),	    cmocka_unit_test(test_revoked),
-	    cmocka_unit_test(test_decode),	    cmocka_unit_test(test_csv),
-	    cmocka_unit_test(test_summary),	    cmocka_unit_test(test_filter),
+	    cmocka_unit_test(test_config_defaults),
+	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_config_ipv6),
+	    cmocka_unit_test(test_config_errors_utf8),
+	    cmocka_unit_test(test_error_json),
+	    cmocka_unit_test(test_revoked),
+	    cmocka_unit_test(test_decode),
+	    cmocka_unit_test(test_store_status),
+	    cmocka_unit_test(test_csv),
+	    cmocka_unit_test(test_summary),
+	    cmocka_unit_test(test_summary_cut_utf8),
+	    cmocka_unit_test(test_filter),
+	    cmocka_unit_test(test_framing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

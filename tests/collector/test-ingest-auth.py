@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Ingest refuses whoever is not a known, unrevoked terminal, and stores nothing from them:
 # no client certificate, a certificate from another CA, a revoked serial (also on a connection
-# opened before the revocation), a body whose terminal is not the certificate's CN, a CN that is
-# not a valid terminal id.
+# opened before the revocation), a body whose terminal is not the certificate's CN (403), an
+# event whose terminal is not its batch's (400), a CN that is not a valid terminal id.
 import os
 import ssl
 import sys
@@ -53,6 +53,12 @@ def main():
             # terminal in the body is not the certificate's
             st, body, _ = c.post(other, batch("term-001", [1]))
             assert st == 403 and body["error"].startswith("terminal does not match"), (st, body)
+            # an event whose terminal is not its batch's: a malformed batch, 400 (the man page
+            # said 403; code and page now agree on 400)
+            mixed = batch("term-001", [1, 2])
+            mixed["events"][1]["terminal"] = "term-002"
+            st, body, _ = c.post(good, mixed)
+            assert st == 400 and "does not match the batch terminal" in body["error"], (st, body)
             # CN that is no terminal id
             st, body, _ = c.post(bad_cn, batch("term-001", [1]))
             assert st == 403, (st, body)

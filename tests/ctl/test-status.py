@@ -123,9 +123,14 @@ class Fixture:
         with open(os.path.join(self.pam, "login"), "w") as f:
             f.write("auth required pam_unix.so\nauth required pam_mynaguard.so\n")
         self.write_passwd([])
+        # enroll refuses users the system does not know: alice comes from nss_wrapper
+        e = env()
+        e.update(LD_PRELOAD="libnss_wrapper.so", NSS_WRAPPER_PASSWD=self.passwd,
+                 NSS_WRAPPER_GROUP="/dev/null")
         r = subprocess.run([CTL, "--policy", self.policy, "--yes", "totp", "enroll", "alice",
-                            "--store", self.store, "--secret", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
-                            "--no-qr"], capture_output=True, text=True, env=env())
+                            "--store", self.store, "--secret-file", "-", "--no-qr"],
+                           input="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n", capture_output=True,
+                           text=True, env=e)
         check(r.returncode == 0, "fixture: totp enroll alice", r.stdout + r.stderr)
         self.write_manifest()
         now = time.time()
@@ -254,6 +259,33 @@ def main():
         check(rc == 1 and "2 interactive users, without a code: bob" in out and
               "  - mfa.enrollment: " in out and "bob" in out.split("  - mfa.enrollment: ")[1],
               "unenrolled user: exit 1 with the reason", out)
+        fx.write_passwd([])
+
+        # enrollment is counted as mfa.enrollment counts it: a record of a user who is gone
+        # is not an enrolled user, and an empty record is a bad one, not an enrolled one
+        for name, text in (("gone", "mynaguard-totp 1\n"), ("bob", "")):
+            with open(os.path.join(fx.store, name), "w") as f:
+                f.write(text)
+            os.chmod(os.path.join(fx.store, name), 0o600)
+        rc, out = fx.status()
+        check(rc == 0 and f"1 enrolled in {fx.store}" in out and "bad records" not in out,
+              "stale record of a removed user: not counted as enrolled", out)
+        fx.write_passwd(["bob:x:1002:1002::/home/bob:/bin/sh\n"])
+        rc, out = fx.status()
+        check(rc == 1 and f"1 enrolled in {fx.store}" in out and
+              "bad records: bob (empty record)" in out and
+              "  - mfa.enrollment: bad record: bob (empty record)" in out,
+              "empty record: a bad record, not enrolled, exit 1", out)
+        rc, out = fx.status("--json")
+        try:
+            j = json.loads(out)["mfa"]
+        except (ValueError, KeyError):
+            j = {}
+        check(j.get("enrolled") == 1 and j.get("interactive_users") == 2 and
+              j.get("not_enrolled") == [] and j.get("bad_records") == ["bob (empty record)"],
+              "--json: enrolled, bad_records", out)
+        for name in ("gone", "bob"):
+            os.unlink(os.path.join(fx.store, name))
         fx.write_passwd([])
 
         # an old backlog: the uplink is stuck

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Fuzz target: what the collector decodes from peers — the ingest body checked against the
  * certificate's terminal (ingest_decode), the dashboard query string (api_parse_filter), the CSV
- * summary of stored data (api_event_summary + api_csv_cell) and the revoked-serials file.
+ * summary of stored data (api_event_summary + api_csv_cell), the revoked-serials file and the
+ * HTTP framing check of a parsed header block (server_check_framing).
  * The first byte picks the decoder; the rest is its input. */
 #include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "api.h"
 #include "fuzz.h"
@@ -27,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, data + 1, len);
 	text[len] = 0;
 
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0: {
 		struct event_batch b;
 		if (ingest_decode("term-001", text, len, &b, reason) == 200)
@@ -61,9 +65,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3: {
 		char **list;
 		size_t n;
-		unsigned line;
-		if (server_parse_revoked(text, &list, &n, &line) == 0)
+		unsigned bad, line;
+		if (server_parse_revoked(text, &list, &n, &bad, &line) == 0)
 			server_free_revoked(list, n);
+		break;
+	}
+	case 4: {
+		/* "METHOD\nName: value\n...", split the way libevent splits a header line */
+		static const enum evhttp_cmd_type methods[] = {EVHTTP_REQ_GET, EVHTTP_REQ_POST,
+							       EVHTTP_REQ_HEAD, EVHTTP_REQ_TRACE};
+		struct evkeyvalq h;
+		char *save = NULL, *line = strtok_r(text, "\n", &save);
+		enum evhttp_cmd_type method = methods[(line ? strlen(line) : 0) % 4];
+
+		TAILQ_INIT(&h);
+		while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
+			char *value = line;
+			char *key = strsep(&value, ":");
+			if (!value)
+				continue;
+			value += strspn(value, " ");
+			evhttp_add_header(&h, key, value);
+		}
+		(void)server_check_framing(&h, method, reason);
+		evhttp_clear_headers(&h);
 		break;
 	}
 	default:

@@ -16,6 +16,7 @@ static void exercise_matcher(const struct policy *p)
 	    {.cls = 0xe0, .subclass = 0x01, .protocol = 0x03, .name = NULL},
 	    {.cls = 0x02, .subclass = -1, .protocol = -1, .name = ""},
 	    {.cls = -1, .subclass = -1, .protocol = -1, .name = NULL},
+	    {.cls = 0xff, .subclass = 0x00, .protocol = 0x00, .name = NULL}, /* NFC reader */
 	};
 	struct policy_usb_decision d[sizeof(ifc) / sizeof(ifc[0])];
 	struct policy_usb_device dev = {.vendor = 0x0781, .product = 0x5581, .mtp = true};
@@ -36,6 +37,23 @@ static void exercise_matcher(const struct policy *p)
 	}
 	if (d[1].verdict != POLICY_USB_ALLOW) /* HID is never blocked */
 		abort();
+	/* A listed reader: only its vendor-specific interfaces, never MTP (the MTP-named one, or
+	 * any when udev marks the device ID_MTP_DEVICE). */
+	for (int mtp = 0; mtp < 2 && p->n_usb_readers > 0; mtp++) {
+		struct policy_usb_device rd = {.vendor = p->usb_readers[0].vendor,
+					       .product = p->usb_readers[0].product,
+					       .serial = p->usb_readers[0].serial,
+					       .descriptor_hash = p->usb_readers[0].descriptor_hash,
+					       .mtp = mtp};
+		policy_usb_decide(p, &rd, ifc, sizeof(ifc) / sizeof(ifc[0]), d);
+		for (size_t i = 0; i < sizeof(ifc) / sizeof(ifc[0]); i++) {
+			if (d[i].reason != POLICY_USB_REASON_READER)
+				continue;
+			if (ifc[i].cls != 0xff || !d[i].block || d[i].block->mtp ||
+			    d[i].verdict != POLICY_USB_ALLOW)
+				abort();
+		}
+	}
 	for (size_t i = 0; i < p->n_usb_block; i++) {
 		policy_usb_class_code(&p->usb_block[i], code, sizeof(code));
 		if (!p->usb_block[i].mtp && policy_usb_class_protected(p->usb_block[i].cls))

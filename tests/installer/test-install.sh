@@ -109,6 +109,9 @@ check "mynaguard-ca issue: certificate CN=term-test, signed by the CA, clientAut
 		openssl x509 -in '$T/certs/term-test.pem' -noout -ext extendedKeyUsage | grep -q 'Client Auth'"
 check "mynaguard-ca init refuses to replace an existing CA" \
 	bash -c "! '$CA' --dir '$T/ca' init 2>/dev/null"
+check "mynaguard-ca issue refuses the collector's own source id, says why, writes nothing" \
+	bash -c "! '$CA' --dir '$T/ca' issue mynaguard-collector --out '$T/certs' 2>'$T/ca-err' &&
+		grep -q 'not mynaguard-collector' '$T/ca-err' && [ ! -e '$T/certs/mynaguard-collector.key' ]"
 
 # ---- 1. no administrator enrolled: everything installed, the code step NOT switched on --------
 R=$T/root
@@ -185,8 +188,12 @@ check "pam-auth-update profile: Additional auth, required pam_mynaguard.so, prio
 		[ \$(sed -n 's/^Priority: //p' '$R/usr/share/pam-configs/mynaguard') -lt 256 ]"
 
 # ---- 2. an administrator enrolls; the next run switches the code step on ---------------------
-"$FAKE/ctl/mynaguardctl" totp enroll alice --store "$R/var/lib/mynaguard/totp" \
-	--secret JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP --no-qr >/dev/null
+# alice exists in the target's passwd only (nss_wrapper); the secret goes on stdin
+echo JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP |
+	env LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_PASSWD="$R/etc/passwd" NSS_WRAPPER_GROUP="$R/etc/group" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$FAKE/ctl/mynaguardctl" totp enroll alice --store "$R/var/lib/mynaguard/totp" \
+		--secret-file - --no-qr >/dev/null
 rc=0
 out=$("$INSTALL" --root "$R" --build-dir "$FAKE" --policy "$T/policy.conf" 2>&1) || rc=$?
 check "admin alice (group sudo) enrolled: exit 0" test "$rc" -eq 0

@@ -66,7 +66,7 @@ vm_check "root hubs have interface_authorized_default=0" roothubs_deny
 vm_check "the manifest verifies" bash -c "sha256sum --quiet -c /var/lib/mynaguard/installed.sha256"
 
 # 2. alice (group sudo) enrolls; the next run switches the code step on through pam-auth-update
-mynaguardctl totp enroll alice --secret "$SECRET" --no-qr >/dev/null 2>&1
+printf '%s\n' "$SECRET" | mynaguardctl totp enroll alice --secret-file - --no-qr >/dev/null 2>&1
 rc=0
 installer/install.sh --build-dir build >/root/install2.log 2>&1 || rc=$?
 sed 's/^/install2| /' /root/install2.log

@@ -175,8 +175,10 @@ static void find_asan(void)
 		fclose(f);
 }
 
-/* Run argv as nobody with input on stdin; collect stdout+stderr; return the exit status. */
-static int run_as_nobody(char *const argv[], const char *input, char *out, size_t size)
+/* Run argv as nobody with len bytes of input on stdin; collect stdout+stderr; return the exit
+ * status. */
+static int run_as_nobody_input(char *const argv[], const char *input, size_t len, char *out,
+			       size_t size)
 {
 	char svc[256], preload[512];
 	int in[2], outp[2], st;
@@ -215,7 +217,7 @@ static int run_as_nobody(char *const argv[], const char *input, char *out, size_
 	close(in[0]);
 	close(outp[1]);
 	if (input)
-		(void)!write(in[1], input, strlen(input));
+		(void)!write(in[1], input, len);
 	close(in[1]);
 	while (got + 1 < size && (n = read(outp[0], out + got, size - 1 - got)) > 0)
 		got += (size_t)n;
@@ -223,6 +225,11 @@ static int run_as_nobody(char *const argv[], const char *input, char *out, size_
 	close(outp[0]);
 	waitpid(pid, &st, 0);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run_as_nobody(char *const argv[], const char *input, char *out, size_t size)
+{
+	return run_as_nobody_input(argv, input, input ? strlen(input) : 0, out, size);
 }
 
 static int pamtester(const char *service, const char *user, const char *code, char *out,
@@ -287,19 +294,25 @@ static void cases(const char *module)
 	CHECK(rc != 0, "locked user got in");
 	CHECK(strstr(out, "locked") != NULL, "locked line missing:\n%s", out);
 	CHECK(count_lines(pending, "\"kind\":\"auth.locked\"") == 1, "no locked event");
-	rc = count_lines(pending, "\"service\":\"mghelper\"");
+	/* every event names the helper as its service and the caller's real uid; the service the
+	 * caller gave is kept as the caller's word */
+	rc = count_lines(pending, "\"service\":\"mynaguard-totp-check\",\"caller_uid\":65534,"
+				  "\"caller_service\":\"mghelper\"");
 	CHECK(rc == 8, "not one event per attempt: %d", rc);
+	CHECK(count_lines(pending, "\"service\":\"mghelper\"") == 0, "service as given");
 	if (rc != 8) {
 		char cmd[600];
 		snprintf(cmd, sizeof(cmd), "cat %s >&2", pending);
 		(void)!system(cmd);
 	}
 
-	/* a user without a record: refused; with nullok: ignored (the stack's pam_permit decides) */
+	/* a user without a record: the same prompt, refused; with nullok: ignored (the stack's
+	 * pam_permit decides) */
 	unlink(p);
 	rc = pamtester("mghelper", "nobody", "123456", out, sizeof(out));
 	CHECK(rc != 0, "no record accepted");
 	CHECK(strstr(out, "not enrolled") != NULL, "no-record line:\n%s", out);
+	CHECK(strstr(out, "One-time code: ") != NULL, "no prompt without a record:\n%s", out);
 	rc = pamtester("mghelpernullok", "nobody", "123456", out, sizeof(out));
 	CHECK(rc == 0, "nullok via helper: rc=%d\n%s", rc, out);
 
@@ -316,6 +329,41 @@ static void cases(const char *module)
 		rc = run_as_nobody(argv, "123456", out, sizeof(out));
 		CHECK(rc == 6 && strstr(out, "denied a user may check only their own code"),
 		      "other user: rc=%d %s", rc, out);
+	}
+	/* the helper run directly, claiming to be sshd from a remote host: the event says who
+	 * really asked */
+	{
+		char *const argv[] = {(char *)MYNAGUARD_TOTP_HELPER, (char *)"nobody", NULL};
+		static const char input[] = "000000\0sshd\0"
+					    "203.0.113.9\0ssh\0";
+		int before = count_lines(pending, "\"caller_uid\":65534");
+		rc = run_as_nobody_input(argv, input, sizeof(input) - 1, out, sizeof(out));
+		CHECK(rc == 1 && strstr(out, "failure"), "forged service: rc=%d %s", rc, out);
+		CHECK(count_lines(pending, "\"service\":\"mynaguard-totp-check\",\"caller_uid\":"
+					   "65534,\"caller_service\":\"sshd\",\"caller_rhost\":"
+					   "\"203.0.113.9\",\"caller_tty\":\"ssh\"") == 1,
+		      "forged service event");
+		CHECK(count_lines(pending, "\"service\":\"sshd\"") == 0, "passes for sshd");
+		CHECK(count_lines(pending, "\"caller_uid\":65534") == before + 1, "event count");
+	}
+	/* fields full of bytes that escape to six each cannot push the event out of the datagram
+	 * (a wrong code that leaves no trace) */
+	{
+		char *const argv[] = {(char *)MYNAGUARD_TOTP_HELPER, (char *)"nobody", NULL};
+		char input[1024];
+		size_t len = 0;
+		int before = count_lines(pending, "\"caller_uid\":65534");
+		memcpy(input, "000000", 7);
+		len = 7;
+		for (int f = 0; f < 3; f++) {
+			memset(input + len, f == 1 ? 0xff : 0x01, 255);
+			len += 255;
+			input[len++] = '\0';
+		}
+		rc = run_as_nobody_input(argv, input, len, out, sizeof(out));
+		CHECK(rc == 1, "long fields: rc=%d %s", rc, out);
+		CHECK(count_lines(pending, "\"caller_uid\":65534") == before + 1,
+		      "long fields: no event");
 	}
 	{
 		char *const argv[] = {(char *)MYNAGUARD_TOTP_HELPER, (char *)"nobody", NULL};

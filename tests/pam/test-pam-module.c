@@ -51,37 +51,55 @@ static int count_syslog(const char *log)
 	return n;
 }
 
-/* Run one pam_authenticate, capturing pam_syslog lines (pam_wrapper prints them on stderr) and
- * the datagrams the module sent. tokens: answers to the echo-off prompts in order. */
+/* Around one authentication: pam_syslog lines go to a file (pam_wrapper prints them on stderr)
+ * and the datagrams the module sent are collected. */
+struct capture {
+	int saved, fd;
+};
+
+static void capture_begin(struct res *r, struct capture *c)
+{
+	char path[512];
+
+	drain_agent(r);
+	fx_path(path, sizeof(path), "stderr.log");
+	fflush(stderr);
+	c->saved = dup(2);
+	c->fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	dup2(c->fd, 2);
+}
+
+static void capture_end(struct res *r, struct capture *c, const char *service, const char *user)
+{
+	ssize_t n;
+
+	fflush(stderr);
+	dup2(c->saved, 2);
+	close(c->saved);
+	n = pread(c->fd, r->log, sizeof(r->log) - 1, 0);
+	r->log[n > 0 ? n : 0] = '\0';
+	close(c->fd);
+	r->nsyslog = count_syslog(r->log);
+	drain_agent(r);
+	if (getenv("MG_TEST_VERBOSE"))
+		fprintf(stderr, "[%s %s] rv=%d syslog=%d event=%s\n%s", service, user, r->rv,
+			r->nsyslog, r->event, r->log);
+}
+
+/* Run one pam_authenticate through libpamtest. tokens: answers to the echo-off prompts in
+ * order. */
 static void auth(const char *service, const char *user, const char *t1, const char *t2,
 		 struct res *r)
 {
 	const char *tokens[3] = {t1, t2, NULL};
 	struct pamtest_conv_data conv = {.in_echo_off = tokens};
 	struct pam_testcase tc[] = {pam_test(PAMTEST_AUTHENTICATE, PAM_SUCCESS)};
-	char path[512];
-	int saved, fd;
-	ssize_t n;
+	struct capture c;
 
-	drain_agent(r);
-	fx_path(path, sizeof(path), "stderr.log");
-	fflush(stderr);
-	saved = dup(2);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	dup2(fd, 2);
+	capture_begin(r, &c);
 	(void)run_pamtest(service, user, &conv, tc, NULL);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	n = pread(fd, r->log, sizeof(r->log) - 1, 0);
-	r->log[n > 0 ? n : 0] = '\0';
-	close(fd);
 	r->rv = tc[0].op_rv;
-	r->nsyslog = count_syslog(r->log);
-	drain_agent(r);
-	if (getenv("MG_TEST_VERBOSE"))
-		fprintf(stderr, "[%s %s] rv=%d syslog=%d event=%s\n%s", service, user, r->rv,
-			r->nsyslog, r->event, r->log);
+	capture_end(r, &c, service, user);
 }
 
 static void expect(const struct res *r, int rv, int nsyslog, const char *log_has, const char *kind,
@@ -670,6 +688,164 @@ static void test_event_escaping(void **state)
 	assert_non_null(strstr(r.event, "\"reason\":\"bad_user\""));
 }
 
+/* ---- the time that counts is when the code arrives ---- */
+
+/* A conversation that answers like a person at a terminal: the password (if asked first), then
+ * the code, after moving the faked clock on by delay seconds while the prompt is open. It keeps
+ * a transcript of every message (style and text) the module showed. */
+struct script {
+	const char *password; /* answer to the first echo-off prompt; NULL: no password prompt */
+	const char *code;     /* fixed answer; NULL: the code of the second the prompt opened */
+	int64_t delay;	      /* seconds the prompt stays open */
+	int prompts;
+	char transcript[1024];
+};
+
+static int script_conv(int n, const struct pam_message **msg, struct pam_response **resp,
+		       void *data)
+{
+	struct script *s = data;
+	struct pam_response *r = calloc((size_t)n, sizeof(*r));
+
+	if (!r)
+		return PAM_BUF_ERR;
+	for (int i = 0; i < n; i++) {
+		size_t used = strlen(s->transcript);
+		snprintf(s->transcript + used, sizeof(s->transcript) - used, "%d:%s\n",
+			 msg[i]->msg_style, msg[i]->msg);
+		if (msg[i]->msg_style != PAM_PROMPT_ECHO_OFF &&
+		    msg[i]->msg_style != PAM_PROMPT_ECHO_ON)
+			continue;
+		if (s->password && s->prompts++ == 0) {
+			r[i].resp = strdup(s->password);
+			continue;
+		}
+		if (!s->password)
+			s->prompts++;
+		{
+			int64_t opened = (int64_t)time(NULL);
+			char code[8];
+			if (s->code)
+				snprintf(code, sizeof(code), "%s", s->code);
+			else
+				fx_code(opened, code);
+			fx_set_time(opened + s->delay);
+			r[i].resp = strdup(code);
+		}
+	}
+	*resp = r;
+	return PAM_SUCCESS;
+}
+
+/* One pam_authenticate through script_conv, with the log and events as auth() collects them. */
+static void run_script(const char *svc, const char *user, struct script *s, struct res *r)
+{
+	struct pam_conv conv = {script_conv, s};
+	pam_handle_t *ph = NULL;
+	struct capture c;
+
+	s->prompts = 0;
+	s->transcript[0] = '\0';
+	capture_begin(r, &c);
+	assert_int_equal(pam_start(svc, user, &conv, &ph), PAM_SUCCESS);
+	r->rv = pam_authenticate(ph, 0);
+	pam_end(ph, r->rv);
+	capture_end(r, &c, svc, user);
+	if (getenv("MG_TEST_VERBOSE"))
+		fprintf(stderr, "%s", s->transcript);
+}
+
+static void test_slow_prompt_expired_code(void **state)
+{
+	struct script s = {.delay = 1000};
+	struct res r;
+
+	(void)state;
+	/* the prompt opens at T0 and is answered with T0's code 1000 s later: long expired */
+	run_script("mgonly", "alice", &s, &r);
+	assert_int_equal(s.prompts, 1);
+	assert_int_equal((int64_t)time(NULL), FX_T0 + 1000);
+	expect(&r, PAM_AUTH_ERR, 1, "wrong code", "auth.failure", "wrong_code");
+	/* the same conversation answered at once works (the code of the second it is typed) */
+	s.delay = 0;
+	run_script("mgonly", "alice", &s, &r);
+	expect(&r, PAM_SUCCESS, 0, NULL, "auth.success", "ok");
+}
+
+static void test_slow_prompt_lockout(void **state)
+{
+	struct script s = {.code = "000000", .delay = 1000};
+	struct res r;
+
+	(void)state;
+	/* the shipped policy: 5 wrong codes lock for 15 minutes */
+	fx_policy("policy.conf", 1, 5, "15m", false);
+	for (int i = 0; i < 10; i++) {
+		run_script("mgonly", "alice", &s, &r);
+		assert_int_equal(r.rv, PAM_AUTH_ERR);
+		assert_int_equal(r.nevents, 1);
+		assert_non_null(strstr(r.event, "\"reason\":\"wrong_code\""));
+	}
+	/* the 10th wrong code arrived at T0 + 10000 s and locked until 15 minutes later; a
+	 * lock counted from when its prompt opened (T0 + 9000 s) would have run out already */
+	assert_int_equal((int64_t)time(NULL), FX_T0 + 10000);
+	s.code = NULL;
+	s.delay = 0;
+	run_script("mgonly", "alice", &s, &r);
+	expect(&r, PAM_AUTH_ERR, 1, "locked", "auth.locked", "locked");
+	/* the lock holds for the whole 15 minutes after the last wrong code, then lifts */
+	fx_set_time(FX_T0 + 10000 + 899);
+	run_script("mgonly", "alice", &s, &r);
+	expect(&r, PAM_AUTH_ERR, 1, "locked", "auth.locked", "locked");
+	fx_set_time(FX_T0 + 10000 + 900);
+	run_script("mgonly", "alice", &s, &r);
+	expect(&r, PAM_SUCCESS, 0, NULL, "auth.success", "ok");
+}
+
+/* ---- whoever knows the password learns nothing about enrollment from the conversation ---- */
+
+static void test_same_prompt_without_record(void **state)
+{
+	struct script enrolled = {.password = "pw", .code = "000000"};
+	struct script missing = {.password = "pw", .code = "000000"};
+	struct res r;
+
+	(void)state;
+	/* alice is enrolled, bob is not; the same password, a wrong code */
+	run_script("mg", "alice", &enrolled, &r);
+	expect(&r, PAM_AUTH_ERR, 1, "wrong code", "auth.failure", "wrong_code");
+	run_script("mg", "bob", &missing, &r);
+	expect(&r, PAM_AUTH_ERR, 1, "not enrolled", "auth.failure", "no_record");
+	assert_int_equal(enrolled.prompts, 2);
+	assert_string_equal(missing.transcript, enrolled.transcript);
+	assert_non_null(strstr(missing.transcript, "1:One-time code: \n"));
+	/* a right code of someone else's secret does not help bob either */
+	missing.code = NULL;
+	run_script("mg", "bob", &missing, &r);
+	expect(&r, PAM_AUTH_ERR, 1, "not enrolled", "auth.failure", "no_record");
+	assert_string_equal(missing.transcript, enrolled.transcript);
+	/* in Japanese too */
+	setenv("LANG", "ja_JP.UTF-8", 1);
+	run_script("mg", "alice", &enrolled, &r);
+	run_script("mg", "bob", &missing, &r);
+	unsetenv("LANG");
+	assert_string_equal(missing.transcript, enrolled.transcript);
+	assert_non_null(strstr(missing.transcript, "ワンタイムパスワード"));
+	/* a name that can never have a record is asked the same way, and refused */
+	missing.code = "000000";
+	run_script("mgonly", "alice", &enrolled, &r);
+	run_script("mgonly", "no/such\x01user", &missing, &r);
+	assert_int_equal(r.rv, PAM_AUTH_ERR);
+	assert_non_null(strstr(r.event, "\"reason\":\"bad_user\""));
+	assert_string_equal(missing.transcript, enrolled.transcript);
+	/* nullok keeps its behaviour: no prompt at all for a user without a record */
+	missing.password = "pw";
+	run_script("mgnullok", "bob", &missing, &r);
+	expect(&r, PAM_SUCCESS, 1, "nullok", "auth.success", "nullok");
+	assert_int_equal(missing.prompts, 1);
+	assert_null(strstr(missing.transcript, "One-time code"));
+}
+
 /* ---- disk full and read-only: a small tmpfs in a private mount namespace (root only) ---- */
 
 enum ns_mode {
@@ -877,6 +1053,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup(test_disk_full, setup_store),
 	    cmocka_unit_test_setup(test_read_only, setup_store),
 	    cmocka_unit_test_setup(test_language, setup_store),
+	    cmocka_unit_test_setup(test_slow_prompt_expired_code, setup_store),
+	    cmocka_unit_test_setup(test_slow_prompt_lockout, setup_store),
+	    cmocka_unit_test_setup(test_same_prompt_without_record, setup_store),
 	};
 
 	fx_reexec(argc, argv, true, true, write_services);

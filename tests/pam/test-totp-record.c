@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "totp_attempt.h"
+#include "totp_helper.h"
+#include "event.h"
 #include "totp_notify.h"
 #include "totp_record.h"
 #include "totp_store.h"
@@ -458,7 +460,8 @@ static void test_notify_json(void **state)
 	memset(longname, 'x', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
 	{
-		const struct notify_info big = {longname, longname, longname, longname};
+		const struct notify_info big = {
+		    .user = longname, .service = longname, .rhost = longname, .tty = longname};
 		assert_int_equal(
 		    notify_format(buf, sizeof(buf), "auth.success", 1, &big, "ok", &len), 0);
 		assert_true(len < 4 * NOTIFY_FIELD_MAX + 200);
@@ -519,6 +522,72 @@ static void test_notify_sends_effective_uid(void **state)
 	rmdir(dir);
 }
 
+/* What the setuid helper writes: the caller's words under caller_*, the real uid, the helper's
+ * own service name; the agent's decoder accepts it. */
+static void test_notify_json_helper(void **state)
+{
+	const struct notify_info info = {.user = "alice",
+					 .service = "sshd",
+					 .rhost = "10.0.0.1",
+					 .tty = "pts/3",
+					 .via_helper = true,
+					 .caller_uid = 1000};
+	char buf[NOTIFY_MAX], reason[EVENT_REASON_MAX];
+	enum event_kind kind;
+	int64_t ts;
+	json_t *data = NULL;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(
+	    notify_format(buf, sizeof(buf), "auth.failure", 5, &info, "wrong_code", &len), 0);
+	assert_string_equal(buf, "{\"v\":1,\"kind\":\"auth.failure\",\"ts_ms\":5,\"data\":{"
+				 "\"user\":\"alice\",\"service\":\"mynaguard-totp-check\","
+				 "\"caller_uid\":1000,\"caller_service\":\"sshd\","
+				 "\"caller_rhost\":\"10.0.0.1\",\"caller_tty\":\"pts/3\","
+				 "\"reason\":\"wrong_code\"}}");
+	assert_int_equal(event_datagram_decode(buf, len, &kind, &ts, &data, reason), 0);
+	assert_string_equal(json_string_value(json_object_get(data, "service")),
+			    "mynaguard-totp-check");
+	assert_int_equal(json_integer_value(json_object_get(data, "caller_uid")), 1000);
+	assert_null(json_object_get(data, "rhost"));
+	json_decref(data);
+}
+
+/* Strings a peer chooses (the user typed at a prompt, the helper's caller) cannot make an
+ * event too large to send: each escapes to 6 bytes per input byte, and is cut. */
+static void test_notify_worst_case_fits(void **state)
+{
+	char ctl[300], bad[300], buf[NOTIFY_MAX], reason[EVENT_REASON_MAX];
+	enum event_kind kind;
+	int64_t ts;
+	json_t *data = NULL;
+	size_t len;
+
+	(void)state;
+	memset(ctl, '\x01', sizeof(ctl) - 1);
+	ctl[sizeof(ctl) - 1] = '\0';
+	memset(bad, '\xff', sizeof(bad) - 1);
+	bad[sizeof(bad) - 1] = '\0';
+	for (int helper = 0; helper < 2; helper++) {
+		const struct notify_info info = {.user = ctl,
+						 .service = bad,
+						 .rhost = ctl,
+						 .tty = bad,
+						 .via_helper = helper,
+						 .caller_uid = 4294967294u};
+		assert_int_equal(notify_format(buf, sizeof(buf), "auth.failure", INT64_C(1) << 40,
+					       &info, "wrong_code", &len),
+				 0);
+		assert_true(len <= EVENT_DATAGRAM_MAX);
+		/* cut on an escape boundary: 256 / 6 = 42 escapes, never half of one */
+		assert_non_null(strstr(buf, "\\u0001\""));
+		assert_int_equal(event_datagram_decode(buf, len, &kind, &ts, &data, reason), 0);
+		assert_int_equal(strlen(json_string_value(json_object_get(data, "user"))), 42);
+		json_decref(data);
+	}
+}
+
 static void test_pending_file_bounded(void **state)
 {
 	char p[256], buf[64];
@@ -540,6 +609,45 @@ static void test_pending_file_bounded(void **state)
 	close(fd);
 	assert_string_equal(buf, "2\n");
 	close(dirfd);
+}
+
+static void test_helper_input(void **state)
+{
+	static const char ok[] = "123456\0login\0\0tty1";
+	char big[TOTP_HELPER_INPUT_MAX + 1], field[300];
+	const char *f[4] = {0};
+
+	(void)state;
+	assert_int_equal(totp_helper_parse_input(ok, sizeof(ok), f), 0);
+	assert_string_equal(f[0], "123456");
+	assert_string_equal(f[1], "login");
+	assert_string_equal(f[2], "");
+	assert_string_equal(f[3], "tty1");
+	/* exactly four fields that use up the input */
+	assert_int_equal(totp_helper_parse_input("", 0, f), -EINVAL);
+	assert_int_equal(totp_helper_parse_input("no NUL", 6, f), -EINVAL);
+	assert_int_equal(totp_helper_parse_input("a\0b\0c\0", 6, f), -EINVAL);
+	assert_int_equal(totp_helper_parse_input("a\0b\0c\0d", 7, f), -EINVAL);
+	assert_int_equal(totp_helper_parse_input("a\0b\0c\0d\0e\0", 10, f), -EINVAL);
+	assert_int_equal(totp_helper_parse_input("a\0b\0c\0d\0e", 9, f), -EINVAL);
+	/* a field of 255 bytes is the longest */
+	memset(field, 'x', sizeof(field));
+	field[255] = '\0';
+	memcpy(big, field, 256);
+	memcpy(big + 256, "\0\0\0", 3);
+	assert_int_equal(totp_helper_parse_input(big, 259, f), 0);
+	assert_int_equal(strlen(f[0]), 255);
+	memset(big, 'x', 256);
+	big[256] = '\0';
+	memcpy(big + 257, "\0\0\0", 3);
+	assert_int_equal(totp_helper_parse_input(big, 260, f), -EINVAL);
+	memset(big, '\0', sizeof(big));
+	assert_int_equal(totp_helper_parse_input(big, sizeof(big), f), -E2BIG);
+}
+
+static int64_t fixed_clock(void)
+{
+	return 1768471210;
 }
 
 static void test_out_of_memory(void **state)
@@ -575,8 +683,9 @@ static void test_out_of_memory(void **state)
 		a.policy = policy;
 		a.policy_explicit = true;
 		a.socket = "/nonexistent/sock";
-		a.info = (struct notify_info){"alice", "login", "", ""};
-		a.now = 1768471210;
+		a.info = (struct notify_info){
+		    .user = "alice", .service = "login", .rhost = "", .tty = ""};
+		a.clock = fixed_clock;
 		allocations = 0;
 		fail_countdown = n;
 		r = totp_attempt_prepare(&a);
@@ -616,6 +725,9 @@ int main(void)
 					    teardown_dir),
 	    cmocka_unit_test(test_notify_json),
 	    cmocka_unit_test(test_notify_sends_effective_uid),
+	    cmocka_unit_test(test_notify_json_helper),
+	    cmocka_unit_test(test_helper_input),
+	    cmocka_unit_test(test_notify_worst_case_fits),
 	    cmocka_unit_test_setup_teardown(test_pending_file_bounded, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_out_of_memory, setup_dir, teardown_dir),
 	};

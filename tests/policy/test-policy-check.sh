@@ -59,12 +59,29 @@ expect_out "- mtp: phones and media players in MTP mode"
 expect_out "- cdc_net (02, 0a)"
 expect_out "Never blocked: hubs (09), keyboards and mice (HID, 03) and smart-card readers"
 expect_out "Allow-list: empty; no device is exempt."
+expect_out "- vendor_net (ff:ff:00): vendor-class USB network adapters (Realtek RTL8153, ASIX AX88179)"
+expect_out "- usbmux (ff:fe:02): iPhone and iPad file access and sync (Apple usbmux)"
+expect_out "- adb (ff:42:01): Android debugging"
+expect_out "- vendor_specific (ff): every other vendor-specific function"
+expect_out "Card and NFC readers (4; their vendor-specific functions are allowed, MTP is not):"
+expect_out "- line 47: 054c:06c1 (Sony PaSoRi RC-S380/S)"
+expect_out "054c:0dc9 (Sony PaSoRi RC-S300/P)"
+grep -q "No reader is listed" "$tmp/out" && fail "shipped policy: warns of no reader"
 grep -qx "  for: login, gdm-password, sshd." "$tmp/out" || fail "no line '  for: SERVICES.' (install.sh reads it)"
 expect_out "After 5 wrong codes in a row the second factor is locked for 15 minutes."
 expect_out "Users without an enrolled authenticator cannot log in (nullok = no)."
 expect_out "Reports: no collector set"
 expect_out "usb.default_deny           on  2-6-3-a, 2-3-2"
 expect_out "net.isolation              off 2-6-3-a"
+
+# 1b. Blocking every vendor-specific function without a reader says what stops working.
+printf '[terminal]\nid = t\n[usb]\nblock = mass_storage, ff\n' >"$tmp/noreader.conf"
+run 0 --policy "$tmp/noreader.conf" policy check
+expect_out "No reader is listed: NFC card readers of the vendor-specific class (e.g. Sony PaSoRi)"
+printf '[terminal]\nid = t\n[usb]\nreader = 054c:06c1\nreader = 054c:06c1 name=again\n' >"$tmp/dupreader.conf"
+run 1 --policy "$tmp/dupreader.conf" policy check
+printf '%s\n' "$tmp/dupreader.conf:5: [usb] reader: same device as the reader entry on line 4" >"$tmp/want"
+expect_err_exact "$tmp/want"
 
 # 2. A policy with allow entries, a collector, audit mode.
 cat >"$tmp/audit.conf" <<'CONF'

@@ -783,7 +783,7 @@ static void test_unknown_section_and_key(void **state)
 	expect_errors(HEAD "[usbb]\nmode = x\n[usb]\nmod = enforce\n[Terminal]\n",
 		      "t.conf:3: unknown section [usbb]: expected [terminal], [usb], [mfa], "
 		      "[report] or [checks]",
-		      "t.conf:6: [usb] unknown key \"mod\": expected mode, block, allow, "
+		      "t.conf:6: [usb] unknown key \"mod\": expected mode, block, allow, reader, "
 		      "strict_modprobe",
 		      "t.conf:7: unknown section [Terminal]: expected [terminal], [usb], [mfa], "
 		      "[report] or [checks]");
@@ -1025,6 +1025,25 @@ static void test_shipped_policy(void **state)
 	assert_int_equal(p->usb_mode, POLICY_USB_ENFORCE);
 	assert_int_equal(p->usb_block[0].cls, 0x08);
 	assert_int_equal(p->n_usb_allow, 0);
+	/* issue 10: vendor-class network adapters, usbmux and adb are closed, every other
+	 * vendor-specific function too, and the common NFC My Number card readers still work */
+	{
+		static const char *const want[] = {
+		    "mass_storage", "still_image", "mtp",   "cdc_net",
+		    "cdc_net",	    "wireless",	   "rndis", "rndis",
+		    "vendor_net",   "usbmux",	   "adb",   "vendor_specific"};
+		static const uint16_t readers[] = {0x06c1, 0x06c3, 0x0dc8, 0x0dc9};
+
+		assert_int_equal(p->n_usb_block, sizeof(want) / sizeof(want[0]));
+		for (size_t i = 0; i < p->n_usb_block; i++)
+			assert_string_equal(p->usb_block[i].name, want[i]);
+		assert_int_equal(p->n_usb_readers, 4);
+		for (size_t i = 0; i < 4; i++) {
+			assert_int_equal(p->usb_readers[i].vendor, 0x054c);
+			assert_int_equal(p->usb_readers[i].product, readers[i]);
+			assert_null(p->usb_readers[i].serial);
+		}
+	}
 	assert_int_equal(p->n_mfa_services, 3);
 	assert_string_equal(p->mfa_services[0], "login");
 	assert_string_equal(p->mfa_services[1], "gdm-password");
@@ -1238,6 +1257,170 @@ static void test_class_helpers(void **state)
 	assert_null(policy_usb_class_name(-1));
 }
 
+/* ---- vendor-class functions and card readers (issue 10) ---- */
+
+static void test_usb_vendor_names_and_readers(void **state)
+{
+	struct policy *p = body_ok("[usb]\nblock = vendor_net, usbmux, adb, vendor_specific\n"
+				   "reader = 054c:06c1 name=Sony PaSoRi RC-S380/S\n"
+				   "reader = 054C:0DC9 serial=R1\n"
+				   "allow = 054c:06c1\n");
+	char code[16];
+
+	assert_int_equal(p->n_usb_block, 4);
+	policy_usb_class_code(&p->usb_block[0], code, sizeof(code));
+	assert_string_equal(code, "ff:ff:00");
+	assert_string_equal(p->usb_block[0].name, "vendor_net");
+	policy_usb_class_code(&p->usb_block[1], code, sizeof(code));
+	assert_string_equal(code, "ff:fe:02");
+	assert_string_equal(p->usb_block[1].name, "usbmux");
+	policy_usb_class_code(&p->usb_block[2], code, sizeof(code));
+	assert_string_equal(code, "ff:42:01");
+	assert_string_equal(p->usb_block[2].name, "adb");
+	policy_usb_class_code(&p->usb_block[3], code, sizeof(code));
+	assert_string_equal(code, "ff");
+	assert_int_equal(p->n_usb_readers, 2);
+	assert_int_equal(p->usb_readers[0].vendor, 0x054c);
+	assert_int_equal(p->usb_readers[0].product, 0x06c1);
+	assert_int_equal(p->usb_readers[0].line, 5);
+	assert_string_equal(p->usb_readers[0].name, "Sony PaSoRi RC-S380/S");
+	assert_null(p->usb_readers[0].serial);
+	assert_int_equal(p->usb_readers[1].product, 0x0dc9);
+	assert_string_equal(p->usb_readers[1].serial, "R1");
+	/* allow and reader are separate lists: the same ids in both are not a duplicate */
+	assert_int_equal(p->n_usb_allow, 1);
+	policy_free(p);
+
+	/* names are case-insensitive like the others; a name and its code are one entry */
+	p = body_ok("[usb]\nblock = VENDOR_NET, Adb\n");
+	assert_string_equal(p->usb_block[0].name, "vendor_net");
+	policy_free(p);
+}
+
+static void test_usb_reader_errors(void **state)
+{
+	body_error("[usb]\nreader = 054c\n", 4,
+		   "[usb] reader: bad value \"054c\": expected VVVV:PPPP [serial=S] "
+		   "[hash=sha256:HEX] [name=TEXT]");
+	body_error("[usb]\nreader =\n", 4,
+		   "[usb] reader: empty value: expected VVVV:PPPP [serial=S] [hash=sha256:HEX] "
+		   "[name=TEXT]");
+	body_error("[usb]\nreader = 054c:06c1 model=x\n", 4,
+		   "[usb] reader: unexpected \"model=x\": expected VVVV:PPPP [serial=S] "
+		   "[hash=sha256:HEX] [name=TEXT]");
+	body_error("[usb]\nreader = 054c:06c1 name=A\nreader = 054c:06c1 name=B\n", 5,
+		   "[usb] reader: same device as the reader entry on line 4");
+	body_error("[usb]\nreader = 054c:06c1 serial=\n", 4,
+		   "[usb] reader: serial= must hold 1 to 126 characters (use serial=\"...\" for "
+		   "spaces)");
+	body_error("[usb]\nblock = vendor_net, ff:ff:00\n", 4,
+		   "[usb] block: \"ff:ff:00\": \"ff:ff:00\" blocks what \"vendor_net\" already "
+		   "blocks: list it once");
+	body_error("[usb]\nblock = vendor-net\n", 4,
+		   "[usb] block: \"vendor-net\": expected a class name (mass_storage, still_image, "
+		   "mtp, cdc_net, wireless, ...) or a code like 08, 0x08, e0:01:03 or ff:*:*");
+	body_error("[mfa]\nreader = 054c:06c1\n", 4,
+		   "[mfa] unknown key \"reader\": expected services, window, step, digits, "
+		   "max_failures, lockout, nullok");
+}
+
+/* The shipped block list and readers, decided on the devices of the issue. */
+static void test_match_vendor_class_devices(void **state)
+{
+	struct policy *p = body_ok("[usb]\nblock = mass_storage, still_image, mtp, cdc_net, "
+				   "wireless, rndis, vendor_net, usbmux, adb, vendor_specific\n"
+				   "reader = 054c:06c1 name=Sony PaSoRi RC-S380/S\n"
+				   "reader = 054c:0dc8\n");
+	static const struct {
+		uint16_t vid, pid;
+		bool mtp;
+		int16_t cls, sub, prot;
+		const char *name;
+		enum policy_usb_verdict verdict;
+		enum policy_usb_reason reason;
+		const char *rule;
+	} cases[] = {
+	    /* Realtek RTL8153 in its vendor configuration (driver r8152) */
+	    {0x0bda, 0x8153, false, 0xff, 0xff, 0x00, NULL, POLICY_USB_BLOCK,
+	     POLICY_USB_REASON_BLOCKED_CLASS, "block vendor_net (ff:ff:00)"},
+	    /* ASIX AX88179 (ax88179_178a) */
+	    {0x0b95, 0x1790, false, 0xff, 0xff, 0x00, NULL, POLICY_USB_BLOCK,
+	     POLICY_USB_REASON_BLOCKED_CLASS, "block vendor_net (ff:ff:00)"},
+	    /* iPhone: usbmux */
+	    {0x05ac, 0x12a8, false, 0xff, 0xfe, 0x02, NULL, POLICY_USB_BLOCK,
+	     POLICY_USB_REASON_BLOCKED_CLASS, "block usbmux (ff:fe:02)"},
+	    /* Android phone: ADB */
+	    {0x18d1, 0x4ee7, false, 0xff, 0x42, 0x01, "ADB Interface", POLICY_USB_BLOCK,
+	     POLICY_USB_REASON_BLOCKED_CLASS, "block adb (ff:42:01)"},
+	    /* some other vendor-class function */
+	    {0x0403, 0x6001, false, 0xff, 0xff, 0xff, NULL, POLICY_USB_BLOCK,
+	     POLICY_USB_REASON_BLOCKED_CLASS, "block vendor_specific (ff)"},
+	    /* Sony PaSoRi RC-S380: a listed reader, even with the vendor_net triple */
+	    {0x054c, 0x06c1, false, 0xff, 0xff, 0x00, NULL, POLICY_USB_ALLOW,
+	     POLICY_USB_REASON_READER, "reader line 5: 054c:06c1 (Sony PaSoRi RC-S380/S)"},
+	    {0x054c, 0x0dc8, false, 0xff, 0x00, 0x00, NULL, POLICY_USB_ALLOW,
+	     POLICY_USB_REASON_READER, "reader line 6: 054c:0dc8"},
+	    /* a reader's ids on a storage interface: reader covers only class ff */
+	    {0x054c, 0x06c1, false, 0x08, 0x06, 0x50, NULL, POLICY_USB_BLOCK,
+	     POLICY_USB_REASON_BLOCKED_CLASS, "block mass_storage (08)"},
+	    /* a reader's ids on an MTP interface or an ID_MTP_DEVICE device: still blocked */
+	    {0x054c, 0x06c1, false, 0xff, 0xff, 0x00, "MTP", POLICY_USB_BLOCK,
+	     POLICY_USB_REASON_BLOCKED_CLASS, "block mtp (MTP interface)"},
+	    {0x054c, 0x06c1, true, 0xff, 0xff, 0x00, NULL, POLICY_USB_BLOCK,
+	     POLICY_USB_REASON_BLOCKED_CLASS, "block mtp (ID_MTP_DEVICE)"},
+	    /* an unlisted Sony product */
+	    {0x054c, 0x02e1, false, 0xff, 0x00, 0x00, NULL, POLICY_USB_BLOCK,
+	     POLICY_USB_REASON_BLOCKED_CLASS, "block vendor_specific (ff)"},
+	    /* contact My Number card reader, keyboard, hub: never blocked */
+	    {0x04e6, 0x5116, false, 0x0b, 0x00, 0x00, NULL, POLICY_USB_ALLOW,
+	     POLICY_USB_REASON_NOT_BLOCKED, "not blocked: class 0b (smart_card) is never blocked"},
+	    {0x046d, 0xc31c, false, 0x03, 0x01, 0x01, NULL, POLICY_USB_ALLOW,
+	     POLICY_USB_REASON_NOT_BLOCKED, "not blocked: class 03 (hid) is never blocked"},
+	    {0x05e3, 0x0608, false, 0x09, 0x00, 0x00, NULL, POLICY_USB_ALLOW,
+	     POLICY_USB_REASON_NOT_BLOCKED, "not blocked: class 09 (hub) is never blocked"},
+	    /* the RTL8153's CDC ECM configuration is caught by cdc_net */
+	    {0x0bda, 0x8153, false, 0x02, 0x06, 0x00, NULL, POLICY_USB_BLOCK,
+	     POLICY_USB_REASON_BLOCKED_CLASS, "block cdc_net (02)"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct policy_usb_device dev = {
+		    .vendor = cases[i].vid, .product = cases[i].pid, .mtp = cases[i].mtp};
+		struct policy_usb_interface ifc = {.cls = cases[i].cls,
+						   .subclass = cases[i].sub,
+						   .protocol = cases[i].prot,
+						   .name = cases[i].name};
+		struct policy_usb_decision d;
+
+		policy_usb_decide(p, &dev, &ifc, 1, &d);
+		if (strcmp(d.rule, cases[i].rule) != 0 || d.verdict != cases[i].verdict)
+			print_error("case %zu: got %s\n", i, d.rule);
+		assert_int_equal(d.verdict, cases[i].verdict);
+		assert_int_equal(d.reason, cases[i].reason);
+		assert_string_equal(d.rule, cases[i].rule);
+		if (cases[i].reason == POLICY_USB_REASON_READER)
+			assert_ptr_equal(d.allow, &p->usb_readers[cases[i].pid == 0x06c1 ? 0 : 1]);
+	}
+	policy_free(p);
+
+	/* A reader entry with serial= only covers that reader. */
+	p = body_ok("[usb]\nblock = vendor_specific\nreader = 054c:06c1 serial=R1\n");
+	{
+		struct policy_usb_device dev = {
+		    .vendor = 0x054c, .product = 0x06c1, .serial = "R2"};
+		struct policy_usb_interface ifc = {.cls = 0xff, .subclass = 0, .protocol = 0};
+		struct policy_usb_decision d;
+
+		policy_usb_decide(p, &dev, &ifc, 1, &d);
+		assert_int_equal(d.verdict, POLICY_USB_BLOCK);
+		dev.serial = "R1";
+		policy_usb_decide(p, &dev, &ifc, 1, &d);
+		assert_int_equal(d.verdict, POLICY_USB_ALLOW);
+		assert_int_equal(d.reason, POLICY_USB_REASON_READER);
+	}
+	policy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1272,6 +1455,9 @@ int main(void)
 	    cmocka_unit_test(test_match_composite_and_mtp),
 	    cmocka_unit_test(test_match_audit_and_empty),
 	    cmocka_unit_test(test_class_helpers),
+	    cmocka_unit_test(test_usb_vendor_names_and_readers),
+	    cmocka_unit_test(test_usb_reader_errors),
+	    cmocka_unit_test(test_match_vendor_class_devices),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
