@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* mynaguardd internals shared by its files: the main loop, event emission, paths. Runs as root. */
+/* mynaguardd internals shared by its files: the main loop, event emission, paths. Runs in the
+ * unprivileged worker (priv.h has the monitor and the requests it serves). */
 #pragma once
 
 #include <jansson.h>
@@ -49,6 +50,9 @@ int agent_emit_init(struct agent *a);
 void agent_emit_done(struct agent *a);
 int agent_evsock_init(struct agent *a);
 void agent_evsock_done(struct agent *a);
+/* The monitor's side after the worker ended: remove the socket path (the worker may not), free,
+ * log nothing (the worker logged its counters). */
+void agent_evsock_forget(struct agent *a);
 
 /* Compliance checks (checks.c): run once at start and every report interval, emitting one
  * "compliance" event per run. */
