@@ -232,15 +232,15 @@ static int worker_identity(struct agent *a, const char *user, bool user_given)
 {
 	struct passwd *pw;
 
-	if (geteuid() != 0)
-		return 0; /* tests: same user, still split and filtered */
 	errno = 0;
 	pw = getpwnam(user);
+	if (!pw && user_given) {
+		fprintf(stderr, "mynaguardd: --user %s: no such user\n", user);
+		return -ENOENT;
+	}
+	if (geteuid() != 0)
+		return 0; /* tests: same user, still split and filtered */
 	if (!pw) {
-		if (user_given) {
-			fprintf(stderr, "mynaguardd: --user %s: no such user\n", user);
-			return -ENOENT;
-		}
 		fprintf(stderr,
 			"agent.warning user=%s error=\"no such user\": THE WORKER RUNS AS ROOT, "
 			"without any capability (create the user: the installer does)\n",
