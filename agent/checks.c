@@ -38,18 +38,12 @@ static int checks_env(struct agent *a, struct agent_checks *c)
 	return 0;
 }
 
-/* The TOTP store (STATE/totp, root 0700) and the installed files with their manifest: read by
- * the monitor, which returns the result. */
-static bool root_only(enum policy_check c)
-{
-	return c == POLICY_CHECK_MFA_ENROLLMENT || c == POLICY_CHECK_AGENT_INTEGRITY;
-}
-
 static void run_all(const struct compliance_env *env,
 		    struct compliance_result results[_POLICY_CHECK_MAX])
 {
 	for (int c = 0; c < _POLICY_CHECK_MAX; c++) {
-		if (!root_only((enum policy_check)c) || !env->policy->checks_enabled[c]) {
+		/* The ones reading root-only files run in the monitor. */
+		if (!priv_check_root_only(c) || !env->policy->checks_enabled[c]) {
 			compliance_run(env, (enum policy_check)c, &results[c]);
 			continue;
 		}

@@ -63,6 +63,12 @@ int priv_name_kind(const char *name)
 	return *p == 0 ? 'i' : 0;
 }
 
+bool priv_check_root_only(int check)
+{
+	return check == POLICY_CHECK_USB_DEFAULT_DENY || check == POLICY_CHECK_MFA_ENROLLMENT ||
+	       check == POLICY_CHECK_AGENT_INTEGRITY;
+}
+
 int priv_req_decode(const void *buf, size_t n, const struct priv_req **ret,
 		    const uint8_t **ret_payload)
 {
@@ -102,7 +108,7 @@ int priv_req_decode(const void *buf, size_t n, const struct priv_req **ret,
 			return -EBADMSG;
 		break;
 	case PRIV_CHECK_RUN:
-		if (q->arg != POLICY_CHECK_MFA_ENROLLMENT && q->arg != POLICY_CHECK_AGENT_INTEGRITY)
+		if (q->arg >= _POLICY_CHECK_MAX || !priv_check_root_only((int)q->arg))
 			return -EBADMSG;
 		break;
 	case PRIV_SPOOL_OPEN:

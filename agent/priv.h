@@ -30,7 +30,7 @@ enum priv_op {
 	PRIV_PENDING_DONE,	  /* arg = 1: truncate it; unlock and close */
 	PRIV_PENDING_DROPS_READ,  /* raw bytes of STATE/totp/.pending-events.dropped */
 	PRIV_PENDING_DROPS_CLEAR, /* unlink it */
-	PRIV_CHECK_RUN,		  /* arg = enum policy_check (root-only checks only) */
+	PRIV_CHECK_RUN,		  /* arg = enum policy_check (priv_check_root_only) */
 	PRIV_READY,		  /* the worker follows udev events: print READY, sd_notify */
 	_PRIV_OP_MAX,
 };
@@ -75,6 +75,10 @@ int priv_name_kind(const char *name);
 int priv_req_decode(const void *buf, size_t n, const struct priv_req **ret,
 		    const uint8_t **ret_payload);
 const char *priv_op_name(uint32_t op);
+/* The compliance checks that read root-only files (the install manifest in STATE, the TOTP
+ * store, files other users own): usb.default_deny, mfa.enrollment, agent.integrity. The monitor
+ * runs them (PRIV_CHECK_RUN) and refuses every other. */
+bool priv_check_root_only(int check);
 
 /* ---- monitor (priv.c; root) ---- */
 

@@ -163,16 +163,23 @@ out:
 	return r;
 }
 
-static int caps_drop_all(void)
+/* The bounding and ambient sets: while still able to (CAP_SETPCAP), before the uid change. */
+static int caps_drop_bounding(void)
 {
-	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-	struct __user_cap_data_struct data[2] = {{0}};
-
 	for (int c = 0; c <= CAP_LAST_CAP; c++)
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL && errno != EPERM)
 			return negative_errno();
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return negative_errno();
+	return 0;
+}
+
+/* Effective, permitted, inheritable: empty (after the uid change, which needs CAP_SETUID). */
+static int caps_clear(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2] = {{0}};
+
 	if (syscall(SYS_capset, &hdr, data) < 0)
 		return negative_errno();
 	return 0;
@@ -186,7 +193,7 @@ int priv_sandbox_enter(uid_t uid, gid_t gid, bool change_user)
 	/* While still root: the bounding and ambient sets (the effective, permitted and
 	 * inheritable sets go with the uid change, or with capset below when staying uid 0). */
 	if (geteuid() == 0) {
-		r = caps_drop_all();
+		r = caps_drop_bounding();
 		if (r < 0)
 			return r;
 	}
@@ -198,7 +205,7 @@ int priv_sandbox_enter(uid_t uid, gid_t gid, bool change_user)
 		if (geteuid() != uid || getegid() != gid || (uid != 0 && setresuid(0, 0, 0) == 0))
 			return -EPERM;
 	}
-	r = caps_drop_all();
+	r = caps_clear();
 	if (r < 0)
 		return r;
 	/* The credential change above clears the parent-death signal: set it now. */

@@ -249,8 +249,9 @@ static void test_malformed(void **state)
 	assert_int_equal(ask(f, _PRIV_OP_MAX, NULL, 0, 0, NULL, 0), -EBADMSG);
 	assert_int_equal(ask(f, PRIV_SPOOL_SYNC, "1-1", 0, 0, NULL, 0), -EBADMSG);
 	assert_int_equal(ask(f, PRIV_SEQ_READ, NULL, 0, 0, "x", 1), -EBADMSG); /* no payload */
-	assert_int_equal(ask(f, PRIV_CHECK_RUN, NULL, POLICY_CHECK_USB_DEFAULT_DENY, 0, NULL, 0),
+	assert_int_equal(ask(f, PRIV_CHECK_RUN, NULL, POLICY_CHECK_NET_ISOLATION, 0, NULL, 0),
 			 -EBADMSG);
+	assert_int_equal(ask(f, PRIV_CHECK_RUN, NULL, _POLICY_CHECK_MAX, 0, NULL, 0), -EBADMSG);
 	/* short, length field disagreeing with the size, padding set */
 	priv_monitor_handle(f->m, buf, sizeof(*q) - 1, &f->resp, f->out);
 	assert_int_equal(f->resp.status, -EBADMSG);
