@@ -184,8 +184,8 @@ static int split(struct agent *a)
 	    .on_ready = on_worker_ready,
 	    .on_stopping = on_stopping,
 	};
+	pid_t pid, monitor = getpid();
 	int sv[2], r;
-	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		fprintf(stderr, "agent.error op=socketpair error=\"%m\"\n");
@@ -205,7 +205,8 @@ static int split(struct agent *a)
 		priv_client_set_fd(sv[1]);
 		r = agent_loop_reopen(a->loop);
 		if (r >= 0)
-			r = priv_sandbox_enter(a->worker_uid, a->worker_gid, a->change_user);
+			r = priv_sandbox_enter(a->worker_uid, a->worker_gid, a->change_user,
+					       monitor);
 		if (r < 0) {
 			fprintf(stderr, "worker.error op=sandbox error=\"%s\", exiting\n",
 				strerror(-r));
@@ -213,6 +214,9 @@ static int split(struct agent *a)
 		}
 		fprintf(stderr, "worker.started pid=%d uid=%u seccomp=on\n", (int)getpid(),
 			(unsigned)geteuid());
+		/* Tests only: show that the filter holds (execve is not allowed). */
+		if (getenv("MYNAGUARDD_TEST_EXEC"))
+			(void)execl("/bin/true", "true", (char *)NULL);
 		r = agent_watch_fd(a, sv[1], on_monitor_gone, NULL);
 		if (r >= 0)
 			r = worker_run(a);

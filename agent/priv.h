@@ -136,6 +136,7 @@ int priv_spool_sync(struct priv_spool *w);
 
 /* ---- the worker's sandbox (sandbox.c) ---- */
 
-/* Drop to user (NULL: stay; uid 0 then loses every capability), set no_new_privs and install
- * the seccomp filter. Returns 0 or -errno (the caller exits). */
-int priv_sandbox_enter(uid_t uid, gid_t gid, bool change_user);
+/* Drop to uid/gid (change_user false: keep the uid; uid 0 then loses every capability all the
+ * same), set the parent-death signal (monitor: the pid of the parent before the fork), set
+ * no_new_privs and install the seccomp filter. Returns 0 or -errno (the caller exits). */
+int priv_sandbox_enter(uid_t uid, gid_t gid, bool change_user, pid_t monitor);

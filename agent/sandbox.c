@@ -185,9 +185,8 @@ static int caps_clear(void)
 	return 0;
 }
 
-int priv_sandbox_enter(uid_t uid, gid_t gid, bool change_user)
+int priv_sandbox_enter(uid_t uid, gid_t gid, bool change_user, pid_t monitor)
 {
-	pid_t parent = getppid();
 	int r;
 
 	/* While still root: the bounding and ambient sets (the effective, permitted and
@@ -211,7 +210,7 @@ int priv_sandbox_enter(uid_t uid, gid_t gid, bool change_user)
 	/* The credential change above clears the parent-death signal: set it now. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		return negative_errno();
-	if (getppid() != parent)
+	if (getppid() != monitor)
 		return -ESRCH; /* the monitor is already gone */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return negative_errno();

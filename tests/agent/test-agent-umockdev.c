@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -996,6 +997,22 @@ static void test_worker_killed(void **state)
 	g_free(ifc);
 }
 
+/* The filter holds: a worker that tries execve dies of it, and takes the monitor along. */
+static void test_seccomp_kills(void **state)
+{
+	struct umock *u = *state;
+
+	setenv("MYNAGUARDD_TEST_EXEC", "1", 1);
+	umock_spawn_agent(u, POL_DEFAULT);
+	unsetenv("MYNAGUARDD_TEST_EXEC");
+	assert_int_equal(umock_wait_exit(u, WAIT), 1);
+	char want[64];
+	snprintf(want, sizeof(want), "worker.seccomp forbidden syscall=%05d", (int)SYS_execve);
+	assert_non_null(strstr(u->err, want));
+	assert_non_null(strstr(u->err, "monitor.worker-died status=159"));
+	assert_null(strstr(u->out, "READY"));
+}
+
 /* --user naming a user that does not exist: refused before anything starts. */
 static void test_user_missing(void **state)
 {
@@ -1038,6 +1055,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_split_sandboxed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_killed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_user_missing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_seccomp_kills, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
