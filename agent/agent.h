@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* mynaguardd internals shared by its files: the main loop, event emission, paths. Runs as root. */
+/* mynaguardd internals shared by its files: the main loop, event emission, paths. Runs in the
+ * unprivileged worker (priv.h has the monitor and the requests it serves). */
 #pragma once
 
 #include <jansson.h>
@@ -46,9 +47,15 @@ int64_t agent_emit(struct agent *a, enum event_kind kind, json_t *clauses, json_
 /* Set up the event side at start (spool, sequence, PAM fallback collection, event socket);
  * implemented in emit.c / evsock.c. Called by main before coldplug. */
 int agent_emit_init(struct agent *a);
+/* Before the split, as root: make the spool directory and SPOOL/ack, and watch ack/ for the
+ * uplink's acknowledgements (the worker may not be able to read the spool directory). */
+int agent_emit_watch_ack(struct agent *a);
 void agent_emit_done(struct agent *a);
 int agent_evsock_init(struct agent *a);
 void agent_evsock_done(struct agent *a);
+/* The monitor's side after the worker ended: remove the socket path (the worker may not), free,
+ * log nothing (the worker logged its counters). */
+void agent_evsock_forget(struct agent *a);
 
 /* Compliance checks (checks.c): run once at start and every report interval, emitting one
  * "compliance" event per run. */
@@ -63,3 +70,4 @@ struct agent_usb;
 struct agent_emit **agent_emit_slot(struct agent *a);
 struct agent_evsock **agent_evsock_slot(struct agent *a);
 struct agent_checks **agent_checks_slot(struct agent *a);
+int *agent_ack_ino_slot(struct agent *a);

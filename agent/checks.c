@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* mynaguardd: runs the compliance checks at start and every report interval, one event each run. */
+/* mynaguardd's worker: runs the compliance checks at start and every report interval, one event
+ * each run. The checks that read root-only files run in the monitor (priv.h, PRIV_CHECK_RUN). */
 
 #include <errno.h>
 #include <limits.h>
@@ -10,6 +11,7 @@
 
 #include "agent.h"
 #include "compliance.h"
+#include "priv.h"
 
 struct agent_checks {
 	struct compliance_env env;
@@ -36,6 +38,27 @@ static int checks_env(struct agent *a, struct agent_checks *c)
 	return 0;
 }
 
+static void run_all(const struct compliance_env *env,
+		    struct compliance_result results[_POLICY_CHECK_MAX])
+{
+	for (int c = 0; c < _POLICY_CHECK_MAX; c++) {
+		/* The ones reading root-only files run in the monitor. */
+		if (!priv_check_root_only(c) || !env->policy->checks_enabled[c]) {
+			compliance_run(env, (enum policy_check)c, &results[c]);
+			continue;
+		}
+		int r = priv_check_run(c, &results[c]);
+		if (r < 0 || results[c].check != (enum policy_check)c ||
+		    (unsigned)results[c].status > COMPLIANCE_ERROR) {
+			results[c] = (struct compliance_result){.check = (enum policy_check)c,
+								.status = COMPLIANCE_ERROR};
+			snprintf(results[c].detail, sizeof(results[c].detail),
+				 "the agent's monitor did not run it: %s",
+				 strerror(r < 0 ? -r : EBADMSG));
+		}
+	}
+}
+
 static void checks_run(struct agent *a, void *userdata)
 {
 	struct agent_checks *c = userdata;
@@ -46,7 +69,7 @@ static void checks_run(struct agent *a, void *userdata)
 
 	r = checks_env(a, c);
 	if (r >= 0) {
-		compliance_run_all(&c->env, results);
+		run_all(&c->env, results);
 		r = compliance_to_json(&c->env, results, _POLICY_CHECK_MAX, &data, &clauses);
 	}
 	if (r < 0) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* mynaguardd (root): numbers, stamps and durably spools every event; collects the PAM fallback file. */
+/* mynaguardd's worker: numbers, stamps and durably spools every event; collects the PAM fallback
+ * file. Files are reached through the monitor (priv.h): the spool, STATE/seq, the fallback file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,26 +18,25 @@
 #include "fileio.h"
 #include "macro.h"
 #include "parse.h"
+#include "priv.h"
 #include "spool.h"
 
 /* STATE/seq holds a number R such that every sequence number ever assigned is below R; it is
  * raised in blocks before numbers are used. It matters only when the spool was lost. */
-#define SEQ_FILE	   "seq"
-#define SEQ_RESERVE	   1024
-#define PENDING_DIR	   "totp"
-#define PENDING_FILE	   ".pending-events"
-#define PENDING_DROPS_FILE ".pending-events.dropped"
-#define PENDING_MAX	   (4 * 1024 * 1024)
-#define LOG_DATA_MAX	   1024
-#define SPOOL_RETRY_MS	   10000
-#define REFUSED_REPORT_MS  10000 /* unprivileged records refused: one spool.dropped per 10 s */
+#define SEQ_FILE	  "seq"
+#define SEQ_RESERVE	  1024
+#define PENDING_DIR	  "totp"
+#define PENDING_FILE	  ".pending-events"
+#define LOG_DATA_MAX	  1024
+#define SPOOL_RETRY_MS	  10000
+#define REFUSED_REPORT_MS 10000 /* unprivileged records refused: one spool.dropped per 10 s */
 
 struct agent_emit {
-	struct spool_writer *spool; /* NULL while it cannot be opened */
+	struct priv_spool *spool; /* NULL while it cannot be opened */
 	char *spool_dir;
 	uint64_t max_bytes;
 	int64_t retry_at_ms;
-	int state_fd;
+	int state_fd; /* >= 0: the monitor has STATE (the fd is its business) */
 	uint64_t next_seq;
 	uint64_t reserved; /* contents of STATE/seq */
 	uint64_t stored;
@@ -66,29 +66,12 @@ json_t *agent_emit_auth_clauses(void)
 
 static int read_reserved(int state_fd, uint64_t *ret)
 {
-	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *text = NULL;
-	size_t len;
-	int r = fileio_open_verified(state_fd, SEQ_FILE, O_RDONLY, NULL, &fd);
-	if (r == -ENOENT) {
-		*ret = 0;
-		return 0;
-	}
-	if (r < 0)
-		return r;
-	r = fileio_read_fd(fd, 64, &text, &len);
-	if (r < 0)
-		return r;
-	text[strcspn(text, "\n")] = 0;
-	return parse_uint64(text, 0, INT64_MAX, ret) < 0 ? -EBADMSG : 0;
+	return priv_seq_read(ret);
 }
 
 static int write_reserved(struct agent_emit *e, uint64_t r)
 {
-	char buf[32];
-	int n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", r);
-	int k =
-	    fileio_write_atomic(e->state_fd, SEQ_FILE, buf, (size_t)n, 0644, (uid_t)-1, (gid_t)-1);
+	int k = priv_seq_write(r);
 	if (k < 0)
 		return k;
 	e->reserved = r;
@@ -185,7 +168,7 @@ int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, e
 	}
 
 	struct spool_drop drop = {0};
-	r = spool_writer_append(e->spool, ev.seq, cls, text, len, &drop);
+	r = priv_spool_append(e->spool, ev.seq, cls, text, len, &drop);
 	if (r == -ENOSPC && cls == SPOOL_CLASS_UNPRIVILEGED) {
 		/* The unprivileged share is full: this one goes, counted, nothing else does. */
 		e->refused_pending++;
@@ -203,7 +186,7 @@ int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, e
 	if (sync) {
 		/* Appended but not known to be on disk: it keeps its number (the next one must not
 		 * reuse it) and the next successful sync may still save it. */
-		int k = spool_writer_sync(e->spool);
+		int k = priv_spool_sync(e->spool);
 		if (k < 0)
 			fprintf(stderr, "event.unsynced seq=%" PRIu64 " kind=%s error=\"%s\"\n",
 				ev.seq, event_kind_name(kind), strerror(-k));
@@ -285,27 +268,43 @@ static void on_ack_change(struct agent *a, int fd, uint32_t events, void *userda
 	check_ack(a);
 }
 
-/* Once the spool is open: watch SPOOL/ack for the uplink's writes. Without the watch,
- * acknowledgements are still handled whenever an event is stored. */
+int agent_emit_watch_ack(struct agent *a)
+{
+	const char *dir = agent_paths(a)->spool ? agent_paths(a)->spool : MYNAGUARD_SPOOL_DIR;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	int r = spool_prepare_dir(dir);
+
+	if (r < 0)
+		return r;
+	if (asprintf(&path, "%s/%s", dir, SPOOL_ACK_DIR) < 0)
+		return -ENOMEM;
+	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0 || inotify_add_watch(
+			  fd, path, IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW) < 0)
+		return -errno;
+	*agent_ack_ino_slot(a) = TAKE_FD(fd);
+	return 0;
+}
+
+/* Once the spool is open: follow the watch on SPOOL/ack that main took before the split.
+ * Without it, acknowledgements are still handled whenever an event is stored. */
 static void watch_ack(struct agent *a, struct agent_emit *e)
 {
 	if (e->ack_watch_tried || !e->spool)
 		return;
 	e->ack_watch_tried = true;
-	_cleanup_free_ char *path = NULL;
-	if (asprintf(&path, "%s/%s", e->spool_dir, SPOOL_ACK_DIR) < 0)
+	int *ino = agent_ack_ino_slot(a);
+	if (*ino < 0)
 		return;
-	e->ack_ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (e->ack_ino < 0 ||
-	    inotify_add_watch(e->ack_ino, path,
-			      IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR | IN_DONT_FOLLOW) < 0 ||
-	    agent_watch_fd(a, e->ack_ino, on_ack_change, NULL) < 0) {
+	e->ack_ino = *ino;
+	*ino = -1;
+	if (agent_watch_fd(a, e->ack_ino, on_ack_change, NULL) < 0) {
 		fprintf(stderr,
-			"emit.warning op=watch-ack dir=%s error=\"%s\" (acknowledged segments are "
+			"emit.warning op=watch-ack error=\"%s\" (acknowledged segments are "
 			"deleted when events are stored)\n",
-			path, strerror(errno));
-		if (e->ack_ino >= 0)
-			close(e->ack_ino);
+			strerror(errno));
+		close(e->ack_ino);
 		e->ack_ino = -1;
 	}
 }
@@ -317,7 +316,7 @@ static void check_ack(struct agent *a)
 	struct spool_trim t;
 	if (!e || !e->spool)
 		return;
-	int r = spool_writer_trim_acked(e->spool, &t);
+	int r = priv_spool_trim_acked(e->spool, &t);
 	if (r < 0)
 		fprintf(stderr, "spool.error op=trim error=\"%s\"\n", strerror(-r));
 	if (!t.new_refusal)
@@ -327,7 +326,7 @@ static void check_ack(struct agent *a)
 		snprintf(reason, sizeof reason,
 			 "uplink acknowledgement %" PRIu64
 			 " refused: beyond the last stored %" PRIu64,
-			 t.claimed, spool_writer_last_seq(e->spool));
+			 t.claimed, priv_spool_last_seq(e->spool));
 	else
 		snprintf(reason, sizeof reason, "uplink acknowledgement refused: %s",
 			 t.refused == -EBADMSG ? "not a number" : strerror(-t.refused));
@@ -371,7 +370,7 @@ int agent_emit_flush(struct agent *a)
 	struct agent_emit *e = *agent_emit_slot(a);
 	if (!e || !e->spool)
 		return -ENODEV;
-	int r = spool_writer_sync(e->spool);
+	int r = priv_spool_sync(e->spool);
 	if (r < 0)
 		fprintf(stderr, "emit.error op=sync error=\"%s\"\n", strerror(-r));
 	report_refused(a, false);
@@ -397,21 +396,12 @@ void agent_emit_collect_pending(struct agent *a)
 	struct agent_emit *e = *agent_emit_slot(a);
 	if (!e || e->state_fd < 0)
 		return;
-	const struct fileio_expect ex = {
-	    .check_owner = true, .uid = geteuid(), .forbidden_mode = 0077};
-	_cleanup_close_ int dfd = -1, fd = -1;
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 
-	int r = fileio_open_dir_verified(e->state_fd, PENDING_DIR, NULL, &dfd);
-	if (r == -ENOENT)
-		return;
-	if (r < 0) {
-		fprintf(stderr, "pending.error dir=%s/%s error=\"%s\"\n", agent_paths(a)->state,
-			PENDING_DIR, strerror(-r));
-		return;
-	}
-	r = fileio_open_verified(dfd, PENDING_FILE, O_RDWR, &ex, &fd);
+	/* The monitor opens it (a regular file owned by it, mode 0600), takes the flock the
+	 * module takes for appending, and hands over the bytes; we parse them. */
+	int r = priv_pending_read(&text, &len);
 	if (r == -ENOENT)
 		goto drops;
 	if (r < 0) {
@@ -421,16 +411,6 @@ void agent_emit_collect_pending(struct agent *a)
 		    "uid %u, mode 0600), leaving it\n",
 		    agent_paths(a)->state, PENDING_DIR, PENDING_FILE, strerror(-r),
 		    (unsigned)geteuid());
-		return;
-	}
-	r = fileio_lock_exclusive(fd);
-	if (r < 0) {
-		fprintf(stderr, "pending.error op=flock error=\"%s\"\n", strerror(-r));
-		return;
-	}
-	r = fileio_read_fd(fd, PENDING_MAX, &text, &len);
-	if (r < 0) {
-		fprintf(stderr, "pending.error op=read error=\"%s\", leaving it\n", strerror(-r));
 		return;
 	}
 	uint64_t ok = 0, bad = 0;
@@ -468,24 +448,22 @@ void agent_emit_collect_pending(struct agent *a)
 		if (r < 0) {
 			fprintf(stderr, "pending.error op=sync error=\"%s\", keeping the file\n",
 				strerror(-r));
+			(void)priv_pending_done(false);
 			return;
 		}
-		if (ftruncate(fd, 0) < 0 || fsync(fd) < 0)
-			fprintf(stderr, "pending.error op=truncate error=\"%s\"\n",
-				strerror(errno));
+		r = priv_pending_done(true);
+		if (r < 0)
+			fprintf(stderr, "pending.error op=truncate error=\"%s\"\n", strerror(-r));
 		fprintf(stderr, "pending.collected events=%" PRIu64 " malformed=%" PRIu64 "\n", ok,
 			bad);
-	}
+	} else
+		(void)priv_pending_done(false);
 
 drops:;
 	/* Lines the module could not even append: lost before they got a number. */
-	_cleanup_close_ int dropfd = -1;
-	_cleanup_free_ char *dtext = NULL;
-	size_t dlen;
+	char dtext[PRIV_DROPS_MAX + 1];
 	uint64_t dropped;
-	if (fileio_open_verified(dfd, PENDING_DROPS_FILE, O_RDONLY, &ex, &dropfd) < 0)
-		return;
-	if (fileio_read_fd(dropfd, 64, &dtext, &dlen) < 0)
+	if (priv_pending_drops_read(dtext, sizeof dtext) < 0)
 		return;
 	dtext[strcspn(dtext, "\n")] = 0;
 	if (parse_uint64(dtext, 0, INT64_MAX, &dropped) == 0 && dropped > 0) {
@@ -496,17 +474,9 @@ drops:;
 				 json_pack("{s:I, s:s}", "count", (json_int_t)dropped, "reason",
 					   "PAM fallback file full"));
 	}
-	if (unlinkat(dfd, PENDING_DROPS_FILE, 0) < 0)
-		fprintf(stderr, "pending.error op=unlink-drops error=\"%s\"\n", strerror(errno));
-	else
-		(void)fsync(dfd);
-}
-
-static int ensure_dir(const char *path, mode_t mode)
-{
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return negative_errno();
-	return 0;
+	r = priv_pending_drops_clear();
+	if (r < 0)
+		fprintf(stderr, "pending.error op=unlink-drops error=\"%s\"\n", strerror(-r));
 }
 
 /* Open the spool and find the next number. On failure the agent keeps running (the USB gate
@@ -514,9 +484,7 @@ static int ensure_dir(const char *path, mode_t mode)
 static int open_spool(struct agent_emit *e)
 {
 	struct spool_recovery info;
-	int r = ensure_dir(e->spool_dir, 0750);
-	if (r >= 0)
-		r = spool_writer_open(e->spool_dir, e->max_bytes, &e->spool, &info);
+	int r = priv_spool_open(e->spool_dir, e->max_bytes, &e->spool, &info);
 	if (r < 0)
 		return r;
 	if (info.truncated_bytes > 0)
@@ -542,9 +510,8 @@ static int open_spool(struct agent_emit *e)
 			e->reserved = 0;
 		}
 	}
-	e->next_seq = spool_writer_next_seq(e->spool);
-	if (spool_writer_last_seq(e->spool) == 0 && info.segments == 0 &&
-	    e->reserved > e->next_seq) {
+	e->next_seq = priv_spool_next_seq(e->spool);
+	if (priv_spool_last_seq(e->spool) == 0 && info.segments == 0 && e->reserved > e->next_seq) {
 		/* Numbers were handed out before, but the spool is gone: never reuse them. */
 		fprintf(
 		    stderr,
@@ -555,7 +522,7 @@ static int open_spool(struct agent_emit *e)
 	}
 	fprintf(stderr,
 		"spool.open dir=%s max_bytes=%" PRIu64 " bytes=%" PRIu64 " next_seq=%" PRIu64 "\n",
-		e->spool_dir, e->max_bytes, spool_writer_bytes(e->spool), e->next_seq);
+		e->spool_dir, e->max_bytes, priv_spool_bytes(e->spool), e->next_seq);
 	return 0;
 }
 
@@ -600,10 +567,11 @@ int agent_emit_init(struct agent *a)
 		e->max_bytes = 2 * SPOOL_RECORD_MAX;
 	*agent_emit_slot(a) = e;
 
-	int r = ensure_dir(state_dir, 0755);
-	if (r >= 0)
-		r = fileio_open_dir_verified(AT_FDCWD, state_dir, NULL, &e->state_fd);
-	if (r < 0)
+	uint64_t probe;
+	int r = priv_seq_read(&probe); /* the monitor opens STATE (or reports why not) */
+	if (r >= 0 || r == -EBADMSG)
+		e->state_fd = 0;
+	else
 		fprintf(stderr,
 			"emit.error state=%s error=\"%s\", continuing without the sequence floor "
 			"and the PAM fallback file\n",
@@ -640,11 +608,9 @@ void agent_emit_done(struct agent *a)
 		close(e->ack_ino);
 	}
 	if (e->spool) {
-		(void)spool_writer_sync(e->spool);
-		spool_writer_free(e->spool);
+		(void)priv_spool_sync(e->spool);
+		priv_spool_free(e->spool);
 	}
-	if (e->state_fd >= 0)
-		close(e->state_fd);
 	free(e->spool_dir);
 	free(e);
 	*agent_emit_slot(a) = NULL;

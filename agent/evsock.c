@@ -422,3 +422,22 @@ void agent_evsock_done(struct agent *a)
 	free(s);
 	*agent_evsock_slot(a) = NULL;
 }
+
+void agent_evsock_forget(struct agent *a)
+{
+	struct agent_evsock *s = *agent_evsock_slot(a);
+	struct stat st;
+	if (!s)
+		return;
+	/* The monitor's copy: the worker counted and logged; only the path is left to remove. */
+	if (s->fd >= 0 && lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+		unlink(s->path);
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->ino_fd >= 0)
+		close(s->ino_fd);
+	free(s->totp_dir);
+	free(s->path);
+	free(s);
+	*agent_evsock_slot(a) = NULL;
+}

@@ -29,38 +29,75 @@ struct agent_loop {
 	struct agent_watch *watches;
 };
 
-int agent_loop_new(struct agent_loop **ret)
+static void loop_sigset(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+}
+
+/* A new epoll instance with a signalfd in it (data NULL marks the signalfd) and every live
+ * watch of l (none for a new loop); replaces l's. */
+static int loop_open(struct agent_loop *l)
 {
 	_cleanup_close_ int epfd = -1, sigfd = -1;
 	struct epoll_event ev = {.events = EPOLLIN};
-	struct agent_loop *l;
 	sigset_t mask;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-		return negative_errno();
-	signal(SIGPIPE, SIG_IGN);
-
+	loop_sigset(&mask);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (epfd < 0)
 		return negative_errno();
 	sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sigfd < 0)
 		return negative_errno();
-	ev.data.ptr = NULL; /* NULL marks the signalfd */
+	ev.data.ptr = NULL;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, &ev) < 0)
 		return negative_errno();
+	for (struct agent_watch *w = l->watches; w; w = w->next) {
+		if (w->dead)
+			continue;
+		ev.data.ptr = w;
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0)
+			return negative_errno();
+	}
+	if (l->epfd >= 0)
+		close(l->epfd);
+	if (l->sigfd >= 0)
+		close(l->sigfd);
+	l->epfd = TAKE_FD(epfd);
+	l->sigfd = TAKE_FD(sigfd);
+	return 0;
+}
+
+int agent_loop_new(struct agent_loop **ret)
+{
+	struct agent_loop *l;
+	sigset_t mask;
+	int r;
+
+	loop_sigset(&mask);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return negative_errno();
+	signal(SIGPIPE, SIG_IGN);
 
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
-	l->epfd = TAKE_FD(epfd);
-	l->sigfd = TAKE_FD(sigfd);
+	l->epfd = l->sigfd = -1;
+	r = loop_open(l);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
 	*ret = l;
 	return 0;
+}
+
+int agent_loop_reopen(struct agent_loop *l)
+{
+	return loop_open(l);
 }
 
 static void free_dead(struct agent_loop *l)
@@ -261,6 +298,11 @@ struct agent_emit **agent_emit_slot(struct agent *a)
 struct agent_evsock **agent_evsock_slot(struct agent *a)
 {
 	return &a->evsock;
+}
+
+int *agent_ack_ino_slot(struct agent *a)
+{
+	return &a->ack_ino;
 }
 
 struct agent_checks **agent_checks_slot(struct agent *a)

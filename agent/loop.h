@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "agent.h"
 
@@ -13,6 +14,12 @@ struct agent {
 	struct policy *policy;
 	struct agent_loop *loop;
 	bool foreground;
+	/* The worker's identity (main.c): change_user false = keep the uid (not root, or root
+	 * without the agent user: then only the capabilities go). */
+	bool change_user;
+	uid_t worker_uid;
+	gid_t worker_gid;
+	int ack_ino; /* inotify on SPOOL/ack, taken as root before the split (emit.c) */
 	struct agent_emit *emit;
 	struct agent_evsock *evsock;
 	struct agent_checks *checks;
@@ -25,5 +32,8 @@ typedef void (*agent_reload_fn)(struct agent *a);
 /* Blocks SIGTERM, SIGINT, SIGHUP (they arrive through a signalfd) and ignores SIGPIPE. */
 int agent_loop_new(struct agent_loop **ret);
 void agent_loop_free(struct agent_loop *l);
+/* In a forked child: a new epoll instance and signalfd with the same watches (an inherited
+ * epoll instance is shared with the parent, and a signalfd wakes the process that added it). */
+int agent_loop_reopen(struct agent_loop *l);
 /* Run until SIGTERM/SIGINT; returns the signal number that stopped it, or -errno. */
 int agent_loop_run(struct agent *a, agent_reload_fn on_reload);

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* mynaguardd entry point (root): options, policy, start-up order, readiness, shutdown. */
+/* mynaguardd entry point (root): options, policy, the split into monitor (root) and worker
+ * (unprivileged, seccomp), start-up order, readiness, shutdown. */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #ifdef HAVE_SYSTEMD
@@ -15,14 +18,16 @@
 #endif
 
 #include "config.h"
+#include "emit-internal.h"
 #include "loop.h"
 #include "macro.h"
+#include "priv.h"
 #include "usb_gate.h"
 
 static void usage(FILE *f)
 {
 	fputs("Usage: mynaguardd --policy FILE [--socket PATH] [--spool DIR] [--state DIR]\n"
-	      "                  [--sysfs-root DIR] [--foreground] [-n|--check]\n"
+	      "                  [--sysfs-root DIR] [--user NAME] [--foreground] [-n|--check]\n"
 	      "\n"
 	      "Enforces the USB part of the policy, collects events and runs compliance checks.\n"
 	      "Prints READY on stdout once it follows udev events. See mynaguardd(8).\n",
@@ -104,6 +109,158 @@ static json_t *started_data(const struct agent *a)
 			 (int)getpid());
 }
 
+static void on_worker_ready(void)
+{
+	fputs("READY\n", stdout);
+	fflush(stdout);
+	notify("READY=1");
+}
+
+static void on_stopping(void)
+{
+	notify("STOPPING=1");
+}
+
+/* The worker: everything that parses. Runs after priv_sandbox_enter. */
+static int worker_run(struct agent *a)
+{
+	int r, sig;
+
+	r = agent_emit_init(a);
+	if (r < 0) {
+		fprintf(stderr, "agent.error op=emit-init error=\"%s\", exiting\n", strerror(-r));
+		goto fail_emit;
+	}
+	/* The socket was bound before the split, when emitting was not possible yet: what PAM
+	 * left in the fallback file goes now. */
+	agent_emit_collect_pending(a);
+	r = usb_gate_start(a);
+	if (r < 0) {
+		fprintf(stderr, "agent.error op=usb-gate error=\"%s\", exiting\n", strerror(-r));
+		goto fail_usb;
+	}
+	r = agent_checks_init(a);
+	if (r < 0) {
+		fprintf(stderr, "agent.error op=checks-init error=\"%s\", exiting\n", strerror(-r));
+		goto fail_checks;
+	}
+
+	(void)priv_ready(); /* the monitor prints READY and notifies systemd */
+	fprintf(stderr, "agent.ready policy=%s mode=%s\n", a->paths.policy,
+		a->policy->usb_mode == POLICY_USB_AUDIT ? "audit" : "enforce");
+	(void)agent_emit(a, EVENT_AGENT_STARTED, NULL, started_data(a));
+
+	sig = agent_loop_run(a, on_reload);
+	fprintf(stderr, "agent.stopping signal=%s\n", sig > 0 ? sigabbrev_np(sig) : "none");
+	(void)agent_emit(a, EVENT_AGENT_STOPPED, NULL,
+			 json_pack("{s:s}", "signal", sig > 0 ? sigabbrev_np(sig) : "error"));
+	r = sig > 0 ? 0 : sig;
+
+	agent_checks_done(a);
+fail_checks:
+	usb_gate_stop(a);
+fail_usb:
+	agent_evsock_done(a);
+	agent_emit_done(a);
+fail_emit:
+	return r;
+}
+
+/* The monitor's channel: anything readable outside a request means the monitor is gone. */
+static void on_monitor_gone(struct agent *a, int fd, uint32_t events, void *userdata)
+{
+	fputs("worker.error error=\"monitor gone\", exiting\n", stderr);
+	_exit(1);
+}
+
+static int split(struct agent *a)
+{
+	struct priv_monitor_config cfg = {
+	    .sysfs_root = a->paths.sysfs_root,
+	    .spool_dir = a->paths.spool,
+	    .state_dir = a->paths.state,
+	    .policy_path = a->paths.policy,
+	    .policy = &a->policy,
+	    .on_ready = on_worker_ready,
+	    .on_stopping = on_stopping,
+	};
+	pid_t pid, monitor = getpid();
+	int sv[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		fprintf(stderr, "agent.error op=socketpair error=\"%m\"\n");
+		return -1;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "agent.error op=fork error=\"%m\"\n");
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		priv_client_set_fd(sv[1]);
+		r = agent_loop_reopen(a->loop);
+		if (r >= 0)
+			r = priv_sandbox_enter(a->worker_uid, a->worker_gid, a->change_user,
+					       monitor);
+		if (r < 0) {
+			fprintf(stderr, "worker.error op=sandbox error=\"%s\", exiting\n",
+				strerror(-r));
+			_exit(1);
+		}
+		fprintf(stderr, "worker.started pid=%d uid=%u seccomp=on\n", (int)getpid(),
+			(unsigned)geteuid());
+		/* Tests only: show that the filter holds (execve is not allowed). */
+		if (getenv("MYNAGUARDD_TEST_EXEC"))
+			(void)execl("/bin/true", "true", (char *)NULL);
+		r = agent_watch_fd(a, sv[1], on_monitor_gone, NULL);
+		if (r >= 0)
+			r = worker_run(a);
+		fflush(stdout);
+		fflush(stderr);
+		_exit(r < 0 ? 1 : 0);
+	}
+	close(sv[1]);
+	if (a->ack_ino >= 0) { /* the worker's */
+		close(a->ack_ino);
+		a->ack_ino = -1;
+	}
+	fprintf(stderr, "monitor.started pid=%d worker=%d\n", (int)getpid(), (int)pid);
+	r = priv_monitor_run(&cfg, sv[0], pid);
+	close(sv[0]);
+	return r;
+}
+
+/* Who the worker runs as (see mynaguardd(8), PRIVILEGE SEPARATION). */
+static int worker_identity(struct agent *a, const char *user, bool user_given)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	pw = getpwnam(user);
+	if (!pw && user_given) {
+		fprintf(stderr, "mynaguardd: --user %s: no such user\n", user);
+		return -ENOENT;
+	}
+	if (geteuid() != 0)
+		return 0; /* tests: same user, still split and filtered */
+	if (!pw) {
+		fprintf(stderr,
+			"agent.warning user=%s error=\"no such user\": THE WORKER RUNS AS ROOT, "
+			"without any capability (create the user: the installer does)\n",
+			user);
+		return 0;
+	}
+	a->worker_uid = pw->pw_uid;
+	a->worker_gid = pw->pw_gid;
+	a->change_user = true;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -112,6 +269,7 @@ int main(int argc, char **argv)
 	    {"spool", required_argument, NULL, 'S'},
 	    {"state", required_argument, NULL, 't'},
 	    {"sysfs-root", required_argument, NULL, 'r'},
+	    {"user", required_argument, NULL, 'u'},
 	    {"foreground", no_argument, NULL, 'f'},
 	    {"check", no_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
@@ -127,10 +285,12 @@ int main(int argc, char **argv)
 		    .state = MYNAGUARD_STATE_DIR,
 		    .sysfs_root = "/",
 		},
+	    .ack_ino = -1,
 	};
 	struct policy_errors errs = {0};
-	bool check = false;
-	int c, r, sig;
+	const char *user = MYNAGUARD_AGENT_USER;
+	bool check = false, user_given = false;
+	int c, r;
 
 	while ((c = getopt_long(argc, argv, "p:fnhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -148,6 +308,10 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			a.paths.sysfs_root = optarg;
+			break;
+		case 'u':
+			user = optarg;
+			user_given = true;
 			break;
 		case 'f':
 			a.foreground = true; /* always in the foreground; accepted for clarity */
@@ -189,57 +353,42 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	/* The loop first: it blocks the signals that the signalfd then delivers. */
+	r = worker_identity(&a, user, user_given);
+	if (r < 0) {
+		policy_free(a.policy);
+		return 2;
+	}
+
+	/* Before the split, as root: the loop (it blocks the signals that the signalfd then
+	 * delivers), and the event socket with its inotify watches on the PAM fallback file. */
 	r = agent_loop_new(&a.loop);
 	if (r < 0) {
 		fprintf(stderr, "agent.error op=loop error=\"%s\"\n", strerror(-r));
 		policy_free(a.policy);
 		return 1;
 	}
-	r = agent_emit_init(&a);
-	if (r < 0) {
-		fprintf(stderr, "agent.error op=emit-init error=\"%s\", exiting\n", strerror(-r));
-		goto fail_emit;
-	}
+	/* STATE first: the socket's inotify watch on STATE/totp starts at STATE. */
+	if (mkdir(a.paths.state, 0755) < 0 && errno != EEXIST)
+		fprintf(stderr, "agent.warning state=%s error=\"%m\"\n", a.paths.state);
 	r = agent_evsock_init(&a);
 	if (r < 0) {
 		fprintf(stderr, "agent.error op=evsock-init socket=%s error=\"%s\", exiting\n",
 			a.paths.socket, strerror(-r));
-		goto fail_evsock;
+		agent_loop_free(a.loop);
+		policy_free(a.policy);
+		return 1;
 	}
-	r = usb_gate_start(&a);
-	if (r < 0) {
-		fprintf(stderr, "agent.error op=usb-gate error=\"%s\", exiting\n", strerror(-r));
-		goto fail_usb;
-	}
-	r = agent_checks_init(&a);
-	if (r < 0) {
-		fprintf(stderr, "agent.error op=checks-init error=\"%s\", exiting\n", strerror(-r));
-		goto fail_checks;
-	}
-
-	fputs("READY\n", stdout);
-	fflush(stdout);
-	notify("READY=1");
-	fprintf(stderr, "agent.ready policy=%s mode=%s\n", a.paths.policy,
-		a.policy->usb_mode == POLICY_USB_AUDIT ? "audit" : "enforce");
-	(void)agent_emit(&a, EVENT_AGENT_STARTED, NULL, started_data(&a));
-
-	sig = agent_loop_run(&a, on_reload);
-	notify("STOPPING=1");
-	fprintf(stderr, "agent.stopping signal=%s\n", sig > 0 ? sigabbrev_np(sig) : "none");
-	(void)agent_emit(&a, EVENT_AGENT_STOPPED, NULL,
-			 json_pack("{s:s}", "signal", sig > 0 ? sigabbrev_np(sig) : "error"));
-	r = sig > 0 ? 0 : sig;
-
-	agent_checks_done(&a);
-fail_checks:
-	usb_gate_stop(&a);
-fail_usb:
-	agent_evsock_done(&a);
-fail_evsock:
-	agent_emit_done(&a);
-fail_emit:
+	r = agent_emit_watch_ack(&a);
+	if (r < 0)
+		fprintf(
+		    stderr,
+		    "agent.warning op=watch-ack spool=%s error=\"%s\" (acknowledged segments are "
+		    "deleted when events are stored)\n",
+		    a.paths.spool, strerror(-r));
+	r = split(&a);
+	if (a.ack_ino >= 0)
+		close(a.ack_ino);
+	agent_evsock_forget(&a);
 	agent_loop_free(a.loop);
 	policy_free(a.policy);
 	return r < 0 ? 1 : 0;

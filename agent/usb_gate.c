@@ -12,6 +12,7 @@
 
 #include "macro.h"
 #include "usb_dev.h"
+#include "priv.h"
 #include "usb_gate.h"
 #include "usb_str.h"
 
@@ -184,12 +185,7 @@ static void log_error(const char *port, const char *iface, const char *op, int e
 
 static int probe_interface(struct agent *a, const char *name)
 {
-	char dir[512];
-	int r = usb_dev_path(agent_paths(a)->sysfs_root, "/sys/bus/usb", dir, sizeof(dir));
-
-	if (r < 0)
-		return r;
-	return usb_dev_write_attr(dir, "drivers_probe", name);
+	return priv_usb_probe(name); /* the monitor writes bus/usb/drivers_probe */
 }
 
 /* Read the device an interface belongs to, fresh each time (a few small files), and keep the
@@ -256,7 +252,7 @@ static void decide_into(struct agent *a, const struct usb_dev_info *dev, const c
 	want = (it->dec.verdict == POLICY_USB_ALLOW || audit_mode(a)) ? 1 : 0;
 
 	if (it->ifc.authorized != want) {
-		r = usb_dev_write_attr(it->ifc.syspath, "authorized", want ? "1" : "0");
+		r = priv_usb_authorize(it->ifc.name, want);
 		if (r < 0) {
 			log_error(dev->port, it->ifc.name, "write-authorized", r);
 			it->act = "failed";
@@ -481,7 +477,7 @@ static void root_hub_default_deny(struct agent *a, const struct usb_dev_info *de
 	r = (int)usb_dev_read_attr(dev->syspath, "interface_authorized_default", buf, sizeof(buf));
 	if (r >= 0 && strcmp(buf, "0") == 0)
 		return;
-	r = usb_dev_write_attr(dev->syspath, "interface_authorized_default", "0");
+	r = priv_usb_default_deny(dev->port);
 	if (r < 0) {
 		log_error(dev->port, NULL, "write-interface_authorized_default", r);
 		return;
@@ -525,7 +521,7 @@ static void decide_unauthorized_device(struct agent *a, struct gate_entry *e)
 	 * (the kernel creates them unauthorized where interface_authorized_default=0). */
 	want = (blocking < 0 || audit) ? 1 : 0;
 	if (want) {
-		r = usb_dev_write_attr(e->dev.syspath, "authorized", "1");
+		r = priv_usb_authorize(e->dev.port, true);
 		act = r < 0 ? "failed" : "authorized-device";
 		if (r < 0)
 			log_error(e->dev.port, NULL, "write-authorized", r);

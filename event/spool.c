@@ -516,6 +516,24 @@ static void ensure_ack_dir(int dirfd, gid_t gid)
 	(void)fchmod(fd, 0770);
 }
 
+int spool_prepare_dir(const char *dir)
+{
+	_cleanup_close_ int dirfd = -1;
+	struct stat dst;
+
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return negative_errno();
+	int r = fileio_open_dir_verified(AT_FDCWD, dir, NULL, &dirfd);
+	if (r < 0)
+		return r;
+	if (fstat(dirfd, &dst) < 0)
+		return negative_errno();
+	if (dst.st_uid != geteuid())
+		return -EPERM;
+	ensure_ack_dir(dirfd, dst.st_gid);
+	return 0;
+}
+
 /* Read the uplink's acknowledgement and take it when it is believable. */
 static void writer_read_ack(struct spool_writer *w)
 {

@@ -114,6 +114,10 @@ struct spool_trim {
  * is removed from it (reported in dir_mode_fixed). Segment files must be owned by the caller's
  * euid (others are skipped and counted in foreign). An acked number beyond the last stored
  * sequence is not used. ret_info may be NULL. */
+/* Before the spool is opened (mynaguardd, as root, before it splits): make the spool directory
+ * (0750) when missing and ack/ in it, so that ack/ can be watched from the start. The directory
+ * must be owned by the caller. Returns 0 or -errno. */
+int spool_prepare_dir(const char *dir);
 int spool_writer_open(const char *dir, uint64_t max_bytes, struct spool_writer **ret,
 		      struct spool_recovery *ret_info);
 void spool_writer_free(struct spool_writer *w);

@@ -132,6 +132,8 @@ PROFILE=/usr/share/pam-configs/mynaguard
 UDEV_DIR=/etc/udev/rules.d
 UNIT_DIR=/etc/systemd/system
 SVC_USER=mynaguard
+# mynaguardd's unprivileged worker (mynaguardd(8), PRIVILEGE SEPARATION): owns nothing.
+AGENT_USER=mynaguard-agent
 # The terminal's units (installer/systemd/ also holds the collector's, for collector-install.sh).
 TERMINAL_UNITS="mynaguardd.service mynaguard-uplink.service"
 PAM_COMMON="common-auth common-account common-password common-session common-session-noninteractive"
@@ -253,25 +255,26 @@ find_pam_dir() {
 	PAM_DIR=/usr/lib/$t/security
 }
 
-# ---- the service user ------------------------------------------------------------------------
+# ---- the service users ----------------------------------------------------------------------
+# ensure_user NAME COMMENT
 ensure_user() {
-	local shell=/usr/sbin/nologin
-	[ -n "$(uid_of $SVC_USER)" ] && [ -n "$(gid_of $SVC_USER)" ] && return 0
-	[ "$IS_ROOT" -eq 1 ] || { warn "cannot create user $SVC_USER without root"; return 0; }
+	local user=$1 comment=$2 shell=/usr/sbin/nologin
+	[ -n "$(uid_of "$user")" ] && [ -n "$(gid_of "$user")" ] && return 0
+	[ "$IS_ROOT" -eq 1 ] || { warn "cannot create user $user without root"; return 0; }
 	if [ "$HOST" -eq 0 ]; then
 		[ -f "$(R /etc/passwd)" ] && [ -f "$(R /etc/group)" ] ||
 			die "--root $ROOT has no etc/passwd and etc/group (copy the target's, or a minimal pair)"
 		[ -f "$(R /etc/shadow)" ] || { : >"$(R /etc/shadow)"; chmod 0640 "$(R /etc/shadow)"; }
 		[ -f "$(R /etc/gshadow)" ] || { : >"$(R /etc/gshadow)"; chmod 0640 "$(R /etc/gshadow)"; }
 		useradd --prefix "$ROOT" --system --user-group --no-create-home --home-dir /nonexistent \
-			--shell "$shell" --comment "mynaguard uplink" "$SVC_USER"
+			--shell "$shell" --comment "$comment" "$user"
 	else
 		useradd --system --user-group --no-create-home --home-dir /nonexistent \
-			--shell "$shell" --comment "mynaguard uplink" "$SVC_USER"
+			--shell "$shell" --comment "$comment" "$user"
 	fi
-	# Outside the backup: a plain --uninstall keeps the user (it owns the spool); --purge reads this.
-	echo "$SVC_USER" >"$(R $STATE)/created-user"
-	say "created system user $SVC_USER (no login)"
+	# Outside the backup: a plain --uninstall keeps the users (one owns the spool); --purge reads this.
+	grep -q -x -s "$user" "$(R $STATE)/created-user" || echo "$user" >>"$(R $STATE)/created-user"
+	say "created system user $user (no login)"
 }
 
 # ---- TLS -------------------------------------------------------------------------------------
@@ -473,7 +476,8 @@ do_install() {
 	before=none
 	[ ! -f "$(R $MANIFEST)" ] || before=$(sha256sum <"$(R $MANIFEST)")
 
-	ensure_user
+	ensure_user "$SVC_USER" "mynaguard uplink"
+	ensure_user "$AGENT_USER" "mynaguard agent worker"
 	make_dir $ETC root root 0755
 	make_dir $STORE root root 0700
 	# Only the agent creates and deletes in the spool; the uplink reads it and writes its
@@ -637,18 +641,19 @@ do_uninstall() {
 
 	if [ "$PURGE" -eq 1 ]; then
 		rm -rf "$(R $SPOOL)" "$(R $ETC)"
-		if grep -q -x -s "$SVC_USER" "$(R $STATE)/created-user"; then
+		for u in "$SVC_USER" "$AGENT_USER"; do
+			grep -q -x -s "$u" "$(R $STATE)/created-user" || continue
 			if [ "$HOST" -eq 1 ]; then
-				userdel "$SVC_USER" 2>/dev/null || warn "userdel $SVC_USER failed"
+				userdel "$u" 2>/dev/null || warn "userdel $u failed"
 			else
-				userdel --prefix "$ROOT" "$SVC_USER" 2>/dev/null || warn "userdel $SVC_USER failed"
+				userdel --prefix "$ROOT" "$u" 2>/dev/null || warn "userdel $u failed"
 			fi
-			if [ -n "$(gid_of $SVC_USER)" ]; then
-				groupdel ${ROOT:+--prefix "$ROOT"} "$SVC_USER" 2>/dev/null || true
+			if [ -n "$(gid_of "$u")" ]; then
+				groupdel ${ROOT:+--prefix "$ROOT"} "$u" 2>/dev/null || true
 			fi
-		fi
+		done
 		rm -rf "$(R $STATE)"
-		say "purged the spool, policy, TLS material, enrolled codes and the $SVC_USER user"
+		say "purged the spool, policy, TLS material, enrolled codes and the $SVC_USER and $AGENT_USER users"
 	else
 		rm -rf "$(R $BACKUP)"
 		say "kept $SPOOL, $ETC (policy, TLS) and $STORE (enrolled codes); --purge removes them"

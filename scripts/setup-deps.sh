@@ -7,7 +7,7 @@ set -eu
 
 BUILD="gcc libc6-dev make meson ninja-build pkg-config git ca-certificates
  clang llvm libclang-rt-14-dev clang-format
- libudev-dev libpam0g-dev liboath-dev libssl-dev libcurl4-openssl-dev libjansson-dev
+ libseccomp-dev libudev-dev libpam0g-dev liboath-dev libssl-dev libcurl4-openssl-dev libjansson-dev
  libinih-dev libevent-dev libsqlite3-dev libqrencode-dev libpng-dev zlib1g-dev libcmocka-dev
  libsystemd-dev"
 TEST="libpam-wrapper libpamtest0-dev libnss-wrapper pamtester oathtool faketime libpam-modules

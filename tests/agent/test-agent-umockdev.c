@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -1084,6 +1085,120 @@ static void test_compliance_mtp_phone(void **state)
 	stop_ok(u);
 }
 
+/* The worker's pid, from its start line. */
+static pid_t worker_pid(struct umock *u)
+{
+	const char *p = strstr(u->err, "worker.started pid=");
+
+	assert_non_null(p);
+	return (pid_t)atoi(p + strlen("worker.started pid="));
+}
+
+/* The value of "Key:" in /proc/PID/status, whitespace skipped; static buffer. */
+static const char *proc_status(pid_t pid, const char *key)
+{
+	static char line[256];
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':') {
+			char *v = line + strlen(key) + 1;
+			v += strspn(v, " \t");
+			v[strcspn(v, "\n")] = 0;
+			fclose(f);
+			return v;
+		}
+	}
+	fclose(f);
+	fail_msg("no %s in %s", key, path);
+	return NULL;
+}
+
+/* Two processes: the monitor we started, and its worker, filtered and without privileges. */
+static void test_split_sandboxed(void **state)
+{
+	struct umock *u = *state;
+	char ppid[16];
+
+	umock_start_agent(u, POL_DEFAULT);
+	pid_t w = worker_pid(u);
+	assert_true(w > 0 && w != u->pid);
+	snprintf(ppid, sizeof(ppid), "%d", (int)u->pid);
+	assert_string_equal(proc_status(w, "PPid"), ppid);
+	assert_string_equal(proc_status(w, "Seccomp"), "2");
+	assert_string_equal(proc_status(w, "NoNewPrivs"), "1");
+	/* No capability at all, also when the test runs as root (here without the agent user,
+	 * so the worker keeps uid 0: the loud warning says so). */
+	assert_string_equal(proc_status(w, "CapEff"), "0000000000000000");
+	assert_string_equal(proc_status(w, "CapPrm"), "0000000000000000");
+	if (geteuid() == 0) {
+		assert_string_equal(proc_status(w, "CapBnd"), "0000000000000000");
+		assert_non_null(strstr(u->err, "agent.warning user=mynaguard-agent"));
+	}
+	/* The monitor is not filtered (it writes sysfs); it parses nothing. */
+	assert_string_equal(proc_status(u->pid, "Seccomp"), "0");
+	/* The worker still decides: blocking goes through the monitor. */
+	char *ifc = plug_stick(u, "1-1", "S1", "1");
+	EXPECT_LOG(u, "action=deauthorized");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	g_free(ifc);
+	stop_ok(u);
+	assert_null(strstr(u->err, "monitor.worker-died"));
+}
+
+/* A dead worker (crash, seccomp kill) ends the monitor with an error, so systemd restarts it;
+ * meanwhile nothing authorizes anything: the kernel default holds. */
+static void test_worker_killed(void **state)
+{
+	struct umock *u = *state;
+
+	umock_start_agent(u, POL_ALLOW);
+	pid_t w = worker_pid(u);
+	assert_int_equal(kill(w, SIGKILL), 0);
+	assert_int_equal(umock_wait_exit(u, WAIT), 1);
+	assert_non_null(strstr(u->err, "monitor.worker-died signal=KILL"));
+	/* the device the policy would allow stays unauthorized */
+	char *ifc = plug_stick(u, "1-1", "GOOD1", "0");
+	usleep(300 * 1000);
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	assert_string_equal(umock_probe_file(u), "");
+	g_free(ifc);
+}
+
+/* The filter holds: a worker that tries execve dies of it, and takes the monitor along. */
+static void test_seccomp_kills(void **state)
+{
+	struct umock *u = *state;
+
+	setenv("MYNAGUARDD_TEST_EXEC", "1", 1);
+	umock_spawn_agent(u, POL_DEFAULT);
+	unsetenv("MYNAGUARDD_TEST_EXEC");
+	assert_int_equal(umock_wait_exit(u, WAIT), 1);
+	char want[64];
+	snprintf(want, sizeof(want), "worker.seccomp forbidden syscall=%05d", (int)SYS_execve);
+	assert_non_null(strstr(u->err, want));
+	assert_non_null(strstr(u->err, "monitor.worker-died status=159"));
+	assert_null(strstr(u->out, "READY"));
+}
+
+/* --user naming a user that does not exist: refused before anything starts. */
+static void test_user_missing(void **state)
+{
+	struct umock *u = *state;
+	char *pol = umock_write_file(u, "policy.conf", POL_DEFAULT);
+	char *argv[] = {getenv("MYNAGUARDD"), "--policy", pol, "--user", "no-such-user-mg", NULL};
+
+	umock_spawn(u, argv);
+	assert_int_equal(umock_wait_exit(u, WAIT), 2);
+	assert_non_null(strstr(u->err, "--user no-such-user-mg: no such user"));
+	assert_null(strstr(u->out, "READY"));
+	free(pol);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1112,6 +1227,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_multi_late_sibling_reprobe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shipped_vendor_class, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_compliance_mtp_phone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_split_sandboxed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_worker_killed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_user_missing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_seccomp_kills, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

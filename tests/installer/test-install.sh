@@ -130,6 +130,8 @@ MGU=$(awk -F: '$1 == "mynaguard" { print $3 }' "$R/etc/passwd")
 MGG=$(awk -F: '$1 == "mynaguard" { print $3 }' "$R/etc/group")
 check "service user mynaguard created in the target's passwd (system uid, nologin)" \
 	bash -c "[ -n '$MGU' ] && [ '$MGU' -lt 1000 ] && grep -q '^mynaguard:.*:/usr/sbin/nologin\$' '$R/etc/passwd'"
+check "worker user mynaguard-agent created (system uid, nologin; mynaguardd(8))" \
+	bash -c "grep -q '^mynaguard-agent:x:[0-9]\{1,3\}:.*:/usr/sbin/nologin\$' '$R/etc/passwd'"
 expect() { # PATH TYPE MODE UID GID
 	local p=$R$1 got want
 	if [ ! -e "$p" ]; then fail "$1 exists"; return; fi
@@ -245,6 +247,8 @@ check "--uninstall --purge removes spool, /etc/mynaguard, /var/lib/mynaguard" \
 	test ! -e "$R/var/spool/mynaguard" -a ! -e "$R/etc/mynaguard" -a ! -e "$R/var/lib/mynaguard"
 check "--purge removes the mynaguard user and group" \
 	bash -c "! grep -q '^mynaguard:' '$R/etc/passwd' && ! grep -q '^mynaguard:' '$R/etc/group'"
+check "purge removed the worker user mynaguard-agent too" \
+	bash -c "! grep -q '^mynaguard-agent:' '$R/etc/passwd' && ! grep -q '^mynaguard-agent:' '$R/etc/group'"
 check "after --purge, /etc/pam.d is as before" \
 	bash -c "[ -z \"\$(grep -rl pam_mynaguard '$R/etc/pam.d')\" ]"
 

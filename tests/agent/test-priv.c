@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of mynaguardd's monitor (agent/priv.c, priv-proto.c): what a worker may ask for,
+ * on a sysfs tree made of real directories, files and symlinks in a temp dir. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "priv.h"
+
+struct fx {
+	char root[64];
+	char path[2 * PATH_MAX];
+	struct policy *policy;
+	struct priv_monitor_config cfg;
+	struct priv_monitor *m;
+	uint8_t out[PRIV_RESP_MAX];
+	struct priv_resp resp;
+};
+
+static const char *at(struct fx *f, const char *rel)
+{
+	snprintf(f->path, sizeof(f->path), "%s/%s", f->root, rel);
+	return f->path;
+}
+
+static void mkdirs(struct fx *f, const char *rel)
+{
+	char p[2 * PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s", f->root, rel);
+	for (char *s = p + strlen(f->root) + 1; (s = strchr(s, '/')); s++) {
+		*s = 0;
+		(void)mkdir(p, 0755);
+		*s = '/';
+	}
+	(void)mkdir(p, 0755);
+}
+
+static void put(struct fx *f, const char *rel, const char *text)
+{
+	FILE *fp = fopen(at(f, rel), "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static const char *get(struct fx *f, const char *rel)
+{
+	static char buf[256];
+	FILE *fp = fopen(at(f, rel), "r");
+	size_t n;
+
+	assert_non_null(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = 0;
+	fclose(fp);
+	return buf;
+}
+
+static void link_to(struct fx *f, const char *target, const char *rel)
+{
+	assert_int_equal(symlink(target, at(f, rel)), 0);
+}
+
+/* A device dir under sys/devices with subsystem -> bus/SUBSYS and its bus/usb entry. */
+static void device(struct fx *f, const char *dir, const char *name, const char *subsys,
+		   const char *attr)
+{
+	char rel[PATH_MAX], target[PATH_MAX];
+
+	snprintf(rel, sizeof(rel), "sys/devices/%s", dir);
+	mkdirs(f, rel);
+	snprintf(target, sizeof(target), "%s/sys/bus/%s", f->root, subsys);
+	snprintf(rel, sizeof(rel), "sys/devices/%s/subsystem", dir);
+	link_to(f, target, rel);
+	snprintf(rel, sizeof(rel), "sys/devices/%s/%s", dir, attr);
+	put(f, rel, "1"); /* sysfs-like: a write replaces the value without truncating */
+	snprintf(target, sizeof(target), "../../../devices/%s", dir);
+	snprintf(rel, sizeof(rel), "sys/bus/usb/devices/%s", name);
+	link_to(f, target, rel);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char dir[PATH_MAX];
+
+	strcpy(f->root, "/tmp/mg-priv-XXXXXX");
+	assert_non_null(mkdtemp(f->root));
+	mkdirs(f, "sys/bus/usb/devices");
+	mkdirs(f, "sys/bus/pci");
+	put(f, "sys/bus/usb/drivers_probe", "");
+	device(f, "pci0/usb1", "usb1", "usb", "interface_authorized_default");
+	device(f, "pci0/usb1/1-1", "1-1", "usb", "authorized");
+	device(f, "pci0/usb1/1-1/1-1:1.0", "1-1:1.0", "usb", "authorized");
+	/* a bus entry that is not a USB device */
+	device(f, "pci0/0000:00:01.0", "1-9", "pci", "authorized");
+	/* a USB device whose attribute is a symlink to a file elsewhere */
+	device(f, "pci0/usb1/1-7", "1-7", "usb", "idVendor");
+	put(f, "secret", "keep\n");
+	snprintf(dir, sizeof(dir), "%s/secret", f->root);
+	link_to(f, dir, "sys/devices/pci0/usb1/1-7/authorized");
+	/* an entry leading out of sysfs */
+	link_to(f, "/etc", "sys/bus/usb/devices/1-8");
+
+	put(f, "policy.conf", "[terminal]\nid = t1\n");
+	struct policy_errors errs = {0};
+	assert_int_equal(policy_load(at(f, "policy.conf"), &f->policy, &errs), 0);
+	policy_errors_clear(&errs);
+	static char spool[PATH_MAX], st[PATH_MAX], pol[PATH_MAX];
+	snprintf(spool, sizeof(spool), "%s/spool", f->root);
+	snprintf(st, sizeof(st), "%s/state", f->root);
+	snprintf(pol, sizeof(pol), "%s/policy.conf", f->root);
+	f->cfg = (struct priv_monitor_config){.sysfs_root = f->root,
+					      .spool_dir = spool,
+					      .state_dir = st,
+					      .policy_path = pol,
+					      .policy = &f->policy};
+	f->m = priv_monitor_new(&f->cfg);
+	assert_non_null(f->m);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[PATH_MAX];
+
+	priv_monitor_free(f->m);
+	policy_free(f->policy);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static int ask(struct fx *f, uint32_t op, const char *name, uint32_t arg, uint64_t u64,
+	       const void *payload, size_t len)
+{
+	uint8_t buf[sizeof(struct priv_req) + 256];
+	struct priv_req q = {.op = op, .arg = arg, .u64 = u64, .len = (uint32_t)len};
+
+	assert_true(len <= 256);
+	if (name)
+		memcpy(q.name, name, strnlen(name, sizeof(q.name))); /* may lack the NUL */
+	memcpy(buf, &q, sizeof(q));
+	if (len)
+		memcpy(buf + sizeof(q), payload, len);
+	priv_monitor_handle(f->m, buf, sizeof(q) + len, &f->resp, f->out);
+	return f->resp.status;
+}
+
+static void test_names(void **state)
+{
+	assert_int_equal(priv_name_kind("usb1"), 'r');
+	assert_int_equal(priv_name_kind("usb12"), 'r');
+	assert_int_equal(priv_name_kind("1-1"), 'd');
+	assert_int_equal(priv_name_kind("3-1.2.4"), 'd');
+	assert_int_equal(priv_name_kind("1-1:1.0"), 'i');
+	assert_int_equal(priv_name_kind("10-2.3:2.11"), 'i');
+	static const char *const bad[] = {"",
+					  "..",
+					  "../1-1",
+					  "1-1/..",
+					  "1-1:1.0/../..",
+					  "usb1/..",
+					  "usb",
+					  "usb1a",
+					  "1-1 ",
+					  "1-1\n",
+					  "1-",
+					  "-1",
+					  "1-1.",
+					  "1-1..2",
+					  "1-1:1",
+					  "1-1:1.0:1.0",
+					  "1-1:.0",
+					  "1234-1",
+					  "1-1:1.0x",
+					  "usb-1",
+					  "1-0:1.0/x",
+					  "/sys/1-1",
+					  "1-1/authorized"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(priv_name_kind(bad[i]), 0);
+}
+
+static void test_usb_writes(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(ask(f, PRIV_USB_AUTHORIZE, "1-1:1.0", 0, 0, NULL, 0), 0);
+	assert_string_equal(get(f, "sys/devices/pci0/usb1/1-1/1-1:1.0/authorized"), "0");
+	assert_int_equal(ask(f, PRIV_USB_AUTHORIZE, "1-1", 1, 0, NULL, 0), 0);
+	assert_string_equal(get(f, "sys/devices/pci0/usb1/1-1/authorized"), "1");
+	assert_int_equal(ask(f, PRIV_USB_DEFAULT_DENY, "usb1", 0, 0, NULL, 0), 0);
+	assert_string_equal(get(f, "sys/devices/pci0/usb1/interface_authorized_default"), "0");
+	assert_int_equal(ask(f, PRIV_USB_PROBE, "1-1:1.0", 0, 0, NULL, 0), 0);
+	assert_string_equal(get(f, "sys/bus/usb/drivers_probe"), "1-1:1.0");
+}
+
+static void test_usb_refused(void **state)
+{
+	struct fx *f = *state;
+
+	/* bad names never reach the file system */
+	assert_int_equal(ask(f, PRIV_USB_AUTHORIZE, "../../secret", 1, 0, NULL, 0), -EBADMSG);
+	assert_int_equal(ask(f, PRIV_USB_AUTHORIZE, "1-1/../../../..", 1, 0, NULL, 0), -EBADMSG);
+	assert_int_equal(ask(f, PRIV_USB_AUTHORIZE, "usb1", 1, 0, NULL, 0), -EBADMSG);
+	assert_int_equal(ask(f, PRIV_USB_AUTHORIZE, "1-1:1.0", 2, 0, NULL, 0), -EBADMSG);
+	assert_int_equal(ask(f, PRIV_USB_PROBE, "1-1", 0, 0, NULL, 0), -EBADMSG);
+	assert_int_equal(ask(f, PRIV_USB_DEFAULT_DENY, "1-1", 0, 0, NULL, 0), -EBADMSG);
+	/* good names that are not USB devices of this sysfs */
+	assert_int_equal(ask(f, PRIV_USB_AUTHORIZE, "1-9", 1, 0, NULL, 0), -ENODEV);
+	assert_string_equal(get(f, "sys/devices/pci0/0000:00:01.0/authorized"), "1");
+	assert_int_equal(ask(f, PRIV_USB_AUTHORIZE, "1-8", 1, 0, NULL, 0), -ENODEV);
+	assert_int_equal(ask(f, PRIV_USB_AUTHORIZE, "1-5", 1, 0, NULL, 0), -ENOENT);
+	/* the attribute itself must not be a symlink */
+	assert_int_equal(ask(f, PRIV_USB_AUTHORIZE, "1-7", 0, 0, NULL, 0), -ENODEV);
+	assert_string_equal(get(f, "secret"), "keep\n");
+	/* a non-USB device as drivers_probe argument */
+	assert_int_equal(ask(f, PRIV_USB_PROBE, "1-9:1.0", 0, 0, NULL, 0), -ENOENT);
+	assert_string_equal(get(f, "sys/bus/usb/drivers_probe"), "");
+}
+
+static void test_malformed(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[sizeof(struct priv_req) + 8] = {0};
+	struct priv_req *q = (struct priv_req *)buf;
+	char name[PRIV_NAME_MAX];
+
+	memset(name, '1', sizeof(name));
+	assert_int_equal(ask(f, PRIV_USB_PROBE, name, 0, 0, NULL, 0), -EBADMSG); /* no NUL */
+	assert_int_equal(ask(f, 0, NULL, 0, 0, NULL, 0), -EBADMSG);
+	assert_int_equal(ask(f, _PRIV_OP_MAX, NULL, 0, 0, NULL, 0), -EBADMSG);
+	assert_int_equal(ask(f, PRIV_SPOOL_SYNC, "1-1", 0, 0, NULL, 0), -EBADMSG);
+	assert_int_equal(ask(f, PRIV_SEQ_READ, NULL, 0, 0, "x", 1), -EBADMSG); /* no payload */
+	assert_int_equal(ask(f, PRIV_CHECK_RUN, NULL, POLICY_CHECK_NET_ISOLATION, 0, NULL, 0),
+			 -EBADMSG);
+	assert_int_equal(ask(f, PRIV_CHECK_RUN, NULL, _POLICY_CHECK_MAX, 0, NULL, 0), -EBADMSG);
+	/* short, length field disagreeing with the size, padding set */
+	priv_monitor_handle(f->m, buf, sizeof(*q) - 1, &f->resp, f->out);
+	assert_int_equal(f->resp.status, -EBADMSG);
+	q->op = PRIV_SPOOL_APPEND;
+	q->u64 = 1;
+	q->len = 4;
+	priv_monitor_handle(f->m, buf, sizeof(*q) + 8, &f->resp, f->out);
+	assert_int_equal(f->resp.status, -EBADMSG);
+	q->op = PRIV_SPOOL_SYNC;
+	q->len = 0;
+	q->pad = 1;
+	priv_monitor_handle(f->m, buf, sizeof(*q), &f->resp, f->out);
+	assert_int_equal(f->resp.status, -EBADMSG);
+}
+
+static void test_spool_seq_rises(void **state)
+{
+	struct fx *f = *state;
+	const char ev[] = "{\"x\":1}";
+
+	assert_int_equal(ask(f, PRIV_SPOOL_APPEND, NULL, 0, 5, ev, sizeof(ev) - 1), -ENODEV);
+	assert_int_equal(ask(f, PRIV_SPOOL_OPEN, NULL, 0, 1 << 20, NULL, 0), 0);
+	assert_int_equal(f->resp.v[0], 1); /* next_seq */
+	assert_int_equal(ask(f, PRIV_SPOOL_APPEND, NULL, 0, 5, ev, sizeof(ev) - 1), 0);
+	assert_int_equal(f->resp.v[1], 5); /* last_seq */
+	assert_int_equal(ask(f, PRIV_SPOOL_APPEND, NULL, 0, 5, ev, sizeof(ev) - 1), -ERANGE);
+	assert_int_equal(ask(f, PRIV_SPOOL_APPEND, NULL, 0, 4, ev, sizeof(ev) - 1), -ERANGE);
+	assert_int_equal(ask(f, PRIV_SPOOL_APPEND, NULL, 0, 6, ev, sizeof(ev) - 1), 0);
+	assert_int_equal(ask(f, PRIV_SPOOL_SYNC, NULL, 0, 0, NULL, 0), 0);
+	/* reopened: still only upwards */
+	assert_int_equal(ask(f, PRIV_SPOOL_OPEN, NULL, 0, 1 << 20, NULL, 0), 0);
+	assert_int_equal(f->resp.v[0], 7);
+	assert_int_equal(ask(f, PRIV_SPOOL_APPEND, NULL, 0, 6, ev, sizeof(ev) - 1), -ERANGE);
+	/* STATE/seq: written by the monitor, read back raw */
+	assert_int_equal(ask(f, PRIV_SEQ_READ, NULL, 0, 0, NULL, 0), -ENOENT);
+	assert_int_equal(ask(f, PRIV_SEQ_WRITE, NULL, 0, 2048, NULL, 0), 0);
+	assert_int_equal(ask(f, PRIV_SEQ_READ, NULL, 0, 0, NULL, 0), 0);
+	assert_int_equal(f->resp.len, 5);
+	assert_memory_equal(f->out, "2048\n", 5);
+}
+
+static void test_pending(void **state)
+{
+	struct fx *f = *state;
+	char big[3 * PRIV_PENDING_CHUNK];
+	FILE *fp;
+
+	mkdirs(f, "state/totp");
+	chmod(at(f, "state/totp"), 0700);
+	memset(big, 'a', sizeof(big));
+	fp = fopen(at(f, "state/totp/.pending-events"), "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(big, 1, sizeof(big), fp), sizeof(big));
+	fclose(fp);
+	chmod(at(f, "state/totp/.pending-events"), 0600);
+	assert_int_equal(ask(f, PRIV_PENDING_DONE, NULL, 1, 0, NULL, 0), -EINVAL); /* not open */
+	assert_int_equal(ask(f, PRIV_PENDING_READ, NULL, 0, 0, NULL, 0), 0);
+	assert_int_equal(f->resp.v[0], sizeof(big));
+	assert_int_equal(f->resp.len, PRIV_PENDING_CHUNK);
+	assert_int_equal(ask(f, PRIV_PENDING_READ, NULL, 0, 2 * PRIV_PENDING_CHUNK, NULL, 0), 0);
+	assert_int_equal(f->resp.len, PRIV_PENDING_CHUNK);
+	assert_int_equal(ask(f, PRIV_PENDING_READ, NULL, 0, sizeof(big) + 1, NULL, 0), -EINVAL);
+	assert_int_equal(ask(f, PRIV_PENDING_DONE, NULL, 1, 0, NULL, 0), 0);
+	assert_string_equal(get(f, "state/totp/.pending-events"), "");
+	/* readable by others: refused */
+	put(f, "state/totp/.pending-events", "x\n");
+	chmod(at(f, "state/totp/.pending-events"), 0644);
+	assert_true(ask(f, PRIV_PENDING_READ, NULL, 0, 0, NULL, 0) < 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test_setup_teardown(test_usb_writes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_usb_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spool_seq_rises, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
