@@ -74,6 +74,7 @@ echo "== test-in-debian12: $(chroot "$root" sh -c '. /etc/os-release; echo "$PRE
 echo "== test-in-debian12: ./scripts/test.sh $*"
 rc=0
 chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+	MYNAGUARD_EXPECTED_SKIPS="${MYNAGUARD_EXPECTED_SKIPS:-}" \
 	PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	sh -c 'cd /root/mynaguard && exec ./scripts/test.sh "$@"' test.sh "$@" || rc=$?
 cleanup
