@@ -60,6 +60,11 @@ cleanup() {
 	done
 }
 trap cleanup EXIT INT TERM
+# The root bound onto itself first, so that / inside is a mount point (as in a container): tests
+# that make / private in their own mount namespace need that.
+mount --bind "$root" "$root"
+mount --make-private "$root"
+mounted="$root"
 for m in proc sys dev; do
 	mkdir -p "$root/$m"
 	case "$m" in
