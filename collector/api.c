@@ -352,7 +352,7 @@ static void export_next(struct evhttp_connection *evcon, void *arg)
 	}
 	r = store_events_foreach(st->w->store, &st->filter, export_row, out, &last);
 	if (r < 0) {
-		server_log("export: %s", strerror(-r));
+		server_log(LOG_ERR, "export: %s", strerror(-r));
 		/* the client sees a truncated file: chunked encoding ends without the last chunk */
 		evbuffer_free(out);
 		export_finish(st);
@@ -472,7 +472,7 @@ static struct store_view view_now(struct worker *w)
 
 static void store_failed(struct evhttp_request *req, int r)
 {
-	server_log("dashboard: store query failed: %s", strerror(-r));
+	server_log(LOG_ERR, "dashboard: store query failed: %s", strerror(-r));
 	send_error(req, 503, "the store cannot answer now");
 }
 

@@ -155,8 +155,9 @@ static void log_refusal(struct evhttp_request *req, const struct conn *conn, int
 	if (evcon)
 		evhttp_connection_get_peer(evcon, &addr, &port);
 	/* reason is ours or the codec's (printable, bounded); the terminal id is validated. */
-	server_log("ingest refused peer=%s terminal=%s status=%d reason=\"%s\"", addr ? addr : "?",
-		   conn && conn->terminal[0] ? conn->terminal : "-", status, reason);
+	server_log(LOG_WARNING, "ingest refused peer=%s terminal=%s status=%d reason=\"%s\"",
+		   addr ? addr : "?", conn && conn->terminal[0] ? conn->terminal : "-", status,
+		   reason);
 }
 
 void ingest_handle(struct evhttp_request *req, void *arg)
@@ -290,6 +291,7 @@ static void complete(struct ingest_pending *list)
 		if (!w) {
 			if (p->status != 200)
 				server_log(
+				    LOG_ERR,
 				    "store: cannot store the collector's own %s event (status %d)",
 				    event_kind_name(p->batch.events[0].kind), p->status);
 			event_batch_clear(&p->batch);
@@ -326,7 +328,7 @@ static void write_group(struct ingest_writer *wr, struct ingest_pending *list)
 		}
 		q = q < 0 ? q : store_write_batch(wr->store, &p->batch, now, &p->res);
 		if (q < 0) {
-			server_log("store: cannot write a batch of %zu events from %s: %s",
+			server_log(LOG_ERR, "store: cannot write a batch of %zu events from %s: %s",
 				   p->batch.n, p->batch.terminal, strerror(-q));
 			p->status = ingest_store_status(q);
 			continue;
@@ -341,7 +343,8 @@ static void write_group(struct ingest_writer *wr, struct ingest_pending *list)
 	if (r >= 0)
 		r = store_commit(wr->store);
 	if (r < 0) {
-		server_log("store: commit failed: %s; the terminals will retry", strerror(-r));
+		server_log(LOG_ERR, "store: commit failed: %s; the terminals will retry",
+			   strerror(-r));
 		for (struct ingest_pending *p = list; p; p = p->next)
 			if (p->status == 200)
 				p->status = 503;
@@ -367,7 +370,7 @@ static void retention(struct ingest_writer *wr)
 	do {
 		int r = store_retention(wr->store, cutoff, RETENTION_CHUNK, &deleted);
 		if (r < 0) {
-			server_log("retention: %s", strerror(-r));
+			server_log(LOG_ERR, "retention: %s", strerror(-r));
 			return;
 		}
 		total += deleted;
@@ -382,7 +385,7 @@ static void retention(struct ingest_writer *wr)
 	} while (deleted == RETENTION_CHUNK);
 	atomic_fetch_add(&metrics.retention_deleted, total);
 	if (total)
-		server_log("retention: deleted %llu events received before %lld ms",
+		server_log(LOG_INFO, "retention: deleted %llu events received before %lld ms",
 			   (unsigned long long)total, (long long)cutoff);
 }
 
@@ -429,7 +432,8 @@ static void *writer_main(void *arg)
 			if (frames >= WAL_RESTART_FRAMES) {
 				int r = store_checkpoint(wr->store, true);
 				if (r < 0)
-					server_log("store: WAL checkpoint: %s", strerror(-r));
+					server_log(LOG_WARNING, "store: WAL checkpoint: %s",
+						   strerror(-r));
 			} else if (frames >= WAL_CHECKPOINT_FRAMES) {
 				pthread_mutex_lock(&wr->lock);
 				wr->ckpt_kicks++;
@@ -467,7 +471,7 @@ static void *checkpoint_main(void *arg)
 		pthread_mutex_unlock(&wr->lock);
 		int r = store_checkpoint(wr->ckpt_store, false);
 		if (r < 0)
-			server_log("store: background checkpoint: %s", strerror(-r));
+			server_log(LOG_WARNING, "store: background checkpoint: %s", strerror(-r));
 		pthread_mutex_lock(&wr->lock);
 	}
 	pthread_mutex_unlock(&wr->lock);

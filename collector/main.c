@@ -82,7 +82,7 @@ int main(int argc, char **argv)
 
 	r = config_load(config_path, &cfg, err);
 	if (r < 0) {
-		fprintf(stderr, "%s\n", err);
+		server_log(LOG_ERR, "%s", err);
 		return 1;
 	}
 
@@ -96,19 +96,18 @@ int main(int argc, char **argv)
 
 	r = store_open(cfg.database, true, &wstore);
 	if (r < 0) {
-		fprintf(stderr, "mynaguard-collector: database %s: %s\n", cfg.database,
-			r == -EPROTO ? "made by a newer version" : strerror(-r));
+		server_log(LOG_ERR, "database %s: %s", cfg.database,
+			   r == -EPROTO ? "made by a newer version" : strerror(-r));
 		return 1;
 	}
 	r = server_setup(&collector, &cfg, check);
 	if (r < 0) {
-		fprintf(stderr, "mynaguard-collector: cannot start: %s\n", strerror(-r));
+		server_log(LOG_ERR, "cannot start: %s", strerror(-r));
 		return 1;
 	}
 	r = store_open(cfg.database, false, &rstore);
 	if (r < 0) {
-		fprintf(stderr, "mynaguard-collector: database %s (read-only): %s\n", cfg.database,
-			strerror(-r));
+		server_log(LOG_ERR, "database %s (read-only): %s", cfg.database, strerror(-r));
 		return 1;
 	}
 	if (check) {
@@ -127,7 +126,7 @@ int main(int argc, char **argv)
 	if (r >= 0)
 		r = server_start(&collector);
 	if (r < 0) {
-		fprintf(stderr, "mynaguard-collector: cannot start threads: %s\n", strerror(-r));
+		server_log(LOG_ERR, "cannot start threads: %s", strerror(-r));
 		return 1;
 	}
 	/* this run started with a revoked list without refused lines: clear what an earlier run
@@ -136,7 +135,7 @@ int main(int argc, char **argv)
 		server_revoked_report_clean(&collector);
 	printf("READY ingest=%s dashboard=%s\n", collector.ingest_addr, collector.dashboard_addr);
 	fflush(stdout);
-	server_log("listening: ingest %s (%u workers), dashboard %s, database %s",
+	server_log(LOG_INFO, "listening: ingest %s (%u workers), dashboard %s, database %s",
 		   collector.ingest_addr, collector.n_workers, collector.dashboard_addr,
 		   cfg.database);
 #ifdef HAVE_SYSTEMD
@@ -149,12 +148,13 @@ int main(int argc, char **argv)
 		if (sig == SIGHUP) {
 			/* The revoked list and the token are re-read whenever they change; HUP only
 			 * confirms it in the log. */
-			server_log("SIGHUP: revoked serials and token are re-read on change");
+			server_log(LOG_INFO,
+				   "SIGHUP: revoked serials and token are re-read on change");
 			continue;
 		}
 		break;
 	}
-	server_log("stopping (signal %d)", sig);
+	server_log(LOG_INFO, "stopping (signal %d)", sig);
 #ifdef HAVE_SYSTEMD
 	sd_notify(0, "STOPPING=1");
 #endif

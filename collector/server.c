@@ -25,6 +25,7 @@
 #include "api.h"
 #include "fileio.h"
 #include "ingest.h"
+#include "log.h"
 #include "macro.h"
 #include "metrics.h"
 #include "secmem.h"
@@ -37,7 +38,7 @@
 
 static int conn_ex_index = -1;
 
-void server_log(const char *fmt, ...)
+void server_log(int priority, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
@@ -46,7 +47,7 @@ void server_log(const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	line[utf8_truncate(line, strlen(line), sizeof(line) - 2)] = 0; /* whole characters */
-	fprintf(stderr, "mynaguard-collector: %s\n", line);
+	log_line(priority, "mynaguard-collector: %s", line);
 }
 
 json_t *server_error_json(const char *reason)
@@ -89,11 +90,11 @@ static void log_ssl_errors(const char *what)
 	char buf[256];
 
 	if (!e) {
-		server_log("%s", what);
+		server_log(LOG_ERR, "%s", what);
 		return;
 	}
 	ERR_error_string_n(e, buf, sizeof(buf));
-	server_log("%s: %s", what, buf);
+	server_log(LOG_ERR, "%s: %s", what, buf);
 	ERR_clear_error();
 }
 
@@ -318,7 +319,7 @@ static void revoked_report(struct collector *c, unsigned bad, unsigned line, siz
 	    json_pack("{s:[{s:s,s:s,s:s}],s:i}", "checks", "id", "collector.revoked_serials",
 		      "status", bad ? "error" : "pass", "detail", detail, "interval_s", 7 * 86400);
 	if (ingest_writer_self_event(c->writer, EVENT_COMPLIANCE, data) < 0)
-		server_log("revoked serials: cannot queue the dashboard event");
+		server_log(LOG_ERR, "revoked serials: cannot queue the dashboard event");
 }
 
 /* Caller holds revoked_file.lock. At start a bad line is an error; later the good lines apply,
@@ -339,7 +340,7 @@ static int revoked_reload_locked(struct collector *c, bool startup)
 	if (fd < 0) {
 		r = negative_errno();
 		if (startup || wf->loaded)
-			server_log("revoked serials %s: %s%s", wf->path, strerror(-r),
+			server_log(LOG_ERR, "revoked serials %s: %s%s", wf->path, strerror(-r),
 				   startup ? "" : "; keeping the previous list");
 		if (!startup && stat(wf->path, &st) < 0)
 			wf->loaded = false; /* log once until it comes back */
@@ -353,17 +354,18 @@ static int revoked_reload_locked(struct collector *c, bool startup)
 		return 0;
 	r = fileio_read_fd(fd, REVOKED_MAX, &text, NULL);
 	if (r < 0) {
-		server_log("revoked serials %s: %s", wf->path, strerror(-r));
+		server_log(LOG_ERR, "revoked serials %s: %s", wf->path, strerror(-r));
 		return r;
 	}
 	r = server_parse_revoked(text, &list, &n, &bad, &line);
 	if (r < 0) {
-		server_log("revoked serials %s: %s; keeping the previous list", wf->path,
+		server_log(LOG_ERR, "revoked serials %s: %s; keeping the previous list", wf->path,
 			   strerror(-r));
 		return r;
 	}
 	if (bad && startup) {
-		server_log("revoked serials %s:%u: not a hexadecimal serial", wf->path, line);
+		server_log(LOG_ERR, "revoked serials %s:%u: not a hexadecimal serial", wf->path,
+			   line);
 		server_free_revoked(list, n);
 		return -EINVAL;
 	}
@@ -376,11 +378,12 @@ static int revoked_reload_locked(struct collector *c, bool startup)
 		return 0;
 	if (bad)
 		server_log(
+		    LOG_WARNING,
 		    "revoked serials %s:%u: not a hexadecimal serial; %u line%s refused, %zu "
 		    "serials revoked; a serial on a refused line is NOT revoked",
 		    wf->path, line, bad, bad == 1 ? "" : "s", n);
 	else
-		server_log("revoked serials %s reloaded: %zu serials", wf->path, n);
+		server_log(LOG_INFO, "revoked serials %s reloaded: %zu serials", wf->path, n);
 	if (bad || c->revoked_partial)
 		revoked_report(c, bad, line, n);
 	c->revoked_partial = bad > 0;
@@ -436,7 +439,7 @@ static int token_reload_locked(struct collector *c, bool startup)
 	r = fileio_open_verified(AT_FDCWD, wf->path, O_RDONLY, &expect, &fd);
 	if (r < 0) {
 		if (startup || wf->loaded)
-			server_log("token file %s: %s%s", wf->path,
+			server_log(LOG_ERR, "token file %s: %s%s", wf->path,
 				   r == -EACCES ? "readable by others (chmod o-rwx)" : strerror(-r),
 				   startup ? "" : "; keeping the previous token");
 		wf->loaded = startup ? false : wf->loaded;
@@ -455,6 +458,7 @@ static int token_reload_locked(struct collector *c, bool startup)
 		text[--len] = 0;
 	if (len < TOKEN_MIN || strpbrk(text, " \t\r\n")) {
 		server_log(
+		    LOG_ERR,
 		    "token file %s: the token must be one line of at least %d characters without spaces",
 		    wf->path, TOKEN_MIN);
 		secmem_free_string(text);
@@ -744,7 +748,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	int err = EVUTIL_SOCKET_ERROR();
 	/* EMFILE and friends: stop accepting for a moment instead of spinning. */
-	server_log("accept: %s", evutil_socket_error_to_string(err));
+	server_log(LOG_WARNING, "accept: %s", evutil_socket_error_to_string(err));
 }
 
 static int worker_init(struct collector *c, struct worker *w, bool dashboard, unsigned index,
@@ -841,13 +845,14 @@ int server_setup(struct collector *c, const struct collector_config *cfg, bool c
 
 	r = parse_listen(cfg->ingest_listen, &addr, &addrlen);
 	if (r < 0) {
-		server_log("[ingest] listen %s: cannot resolve", cfg->ingest_listen);
+		server_log(LOG_ERR, "[ingest] listen %s: cannot resolve", cfg->ingest_listen);
 		return r;
 	}
 	if (check_only) {
 		r = parse_listen(cfg->dashboard_listen, &addr, &addrlen);
 		if (r < 0)
-			server_log("[dashboard] listen %s: cannot resolve", cfg->dashboard_listen);
+			server_log(LOG_ERR, "[dashboard] listen %s: cannot resolve",
+				   cfg->dashboard_listen);
 		return r;
 	}
 	c->n_workers = cfg->workers;
@@ -858,7 +863,8 @@ int server_setup(struct collector *c, const struct collector_config *cfg, bool c
 	for (unsigned i = 0; i < c->n_workers; i++) {
 		r = worker_init(c, &c->workers[i], false, i, &addr, addrlen, per_worker);
 		if (r < 0) {
-			server_log("[ingest] listen %s: %s", cfg->ingest_listen, strerror(-r));
+			server_log(LOG_ERR, "[ingest] listen %s: %s", cfg->ingest_listen,
+				   strerror(-r));
 			return r;
 		}
 	}
@@ -866,12 +872,13 @@ int server_setup(struct collector *c, const struct collector_config *cfg, bool c
 
 	r = parse_listen(cfg->dashboard_listen, &addr, &addrlen);
 	if (r < 0) {
-		server_log("[dashboard] listen %s: cannot resolve", cfg->dashboard_listen);
+		server_log(LOG_ERR, "[dashboard] listen %s: cannot resolve", cfg->dashboard_listen);
 		return r;
 	}
 	r = worker_init(c, &c->dashboard, true, 0, &addr, addrlen, cfg->dashboard_max_connections);
 	if (r < 0) {
-		server_log("[dashboard] listen %s: %s", cfg->dashboard_listen, strerror(-r));
+		server_log(LOG_ERR, "[dashboard] listen %s: %s", cfg->dashboard_listen,
+			   strerror(-r));
 		return r;
 	}
 	format_addr(&addr, c->dashboard_addr, sizeof(c->dashboard_addr));

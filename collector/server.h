@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/stat.h>
+#include <syslog.h> /* the priorities of server_log */
 
 #include "conf.h"
 #include "event.h"
@@ -132,5 +133,6 @@ struct evbuffer *server_json_buffer(const json_t *body);
 int64_t server_now_ms(void);
 uint64_t server_mono_us(void);
 
-/* One line on stderr (the journal): "mynaguard-collector: ...". */
-void server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One line on stderr (the journal) at a syslog priority (LOG_ERR, LOG_WARNING, LOG_INFO):
+ * "mynaguard-collector: ...", written by log_line (base/log.h). */
+void server_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -58,6 +58,18 @@ while [ $# -gt 0 ]; do
 	*) echo "$PROG: unknown option $1" >&2; usage >&2; exit 2 ;;
 	esac
 done
+# A listen address: HOST:PORT, HOST a DNS name, IPv4 or [IPv6], as collector.conf takes it;
+# nothing else, so it is a plain value in the configuration file.
+valid_listen() {
+	[[ $1 =~ ^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\]):([0-9]{1,5})$ ]] &&
+		[ "$((10#${BASH_REMATCH[3]}))" -ge 1 ] && [ "$((10#${BASH_REMATCH[3]}))" -le 65535 ]
+}
+for a in "--ingest-listen=$INGEST_LISTEN" "--dashboard-listen=$DASH_LISTEN"; do
+	if [ -n "${a#*=}" ] && ! valid_listen "${a#*=}"; then
+		echo "$PROG: bad ${a%%=*} '${a#*=}': expected HOST:PORT, e.g. 0.0.0.0:8443 or [::1]:8444" >&2
+		exit 2
+	fi
+done
 [ "$(id -u)" -eq 0 ] || die "run this as root"
 if [ -n "$ROOT" ]; then
 	mkdir -p "$ROOT"
@@ -76,8 +88,9 @@ UNIT=/etc/systemd/system/mynaguard-collector.service
 CA="$SRC/installer/mynaguard-ca --dir $CA_DIR"
 systemd_running() { [ "$HOST" -eq 1 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
 
-uid_of() { awk -F: -v u="$1" '$1 == u { print $3; exit }' "$(R /etc/passwd)" 2>/dev/null; }
-gid_of() { awk -F: -v g="$1" '$1 == g { print $3; exit }' "$(R /etc/group)" 2>/dev/null; }
+# Empty (never a failure that set -e would turn into a silent exit) when the file is missing.
+uid_of() { awk -F: -v u="$1" '$1 == u { print $3; exit }' "$(R /etc/passwd)" 2>/dev/null || true; }
+gid_of() { awk -F: -v g="$1" '$1 == g { print $3; exit }' "$(R /etc/group)" 2>/dev/null || true; }
 own() { # own PATH USER GROUP MODE (only when different: a second run changes nothing)
 	local want
 	want="$(uid_of "$2"):$(gid_of "$3")"
@@ -121,7 +134,8 @@ fi
 [ -f "$SRC/installer/systemd/mynaguard-collector.service" ] || die "installer/systemd/mynaguard-collector.service missing"
 
 if [ -z "$(uid_of $USER_)" ]; then
-	[ -f "$(R /etc/passwd)" ] || die "$(R /etc/passwd) missing"
+	[ -f "$(R /etc/passwd)" ] && [ -f "$(R /etc/group)" ] ||
+		die "${ROOT:+--root $ROOT has no etc/passwd and etc/group: }$(R /etc/passwd) or $(R /etc/group) missing (copy the target's, or a minimal pair)"
 	useradd ${ROOT:+--prefix "$ROOT"} --system --user-group --no-create-home --home-dir /nonexistent \
 		--shell /usr/sbin/nologin --comment "mynaguard collector" "$USER_"
 	say "created system user $USER_ (no login)"
@@ -137,9 +151,11 @@ own "$(R $DATA)" $USER_ $USER_ 0700
 
 # ---- configuration ----------------------------------------------------------------------------
 if [ ! -f "$(R $ETC/collector.conf)" ]; then
-	sed -e "${INGEST_LISTEN:+s|^listen = 0.0.0.0:8443\$|listen = $INGEST_LISTEN|}" \
-		-e "${DASH_LISTEN:+s|^listen = 127.0.0.1:8444\$|listen = $DASH_LISTEN|}" \
-		"$SRC/installer/collector.conf.example" >"$(R $ETC/collector.conf)"
+	# The values go in as data (ENVIRON), never as part of a program.
+	MG_INGEST=$INGEST_LISTEN MG_DASH=$DASH_LISTEN awk '
+		ENVIRON["MG_INGEST"] != "" && $0 == "listen = 0.0.0.0:8443" { print "listen = " ENVIRON["MG_INGEST"]; next }
+		ENVIRON["MG_DASH"] != "" && $0 == "listen = 127.0.0.1:8444" { print "listen = " ENVIRON["MG_DASH"]; next }
+		{ print }' "$SRC/installer/collector.conf.example" >"$(R $ETC/collector.conf)"
 	say "installed $ETC/collector.conf (from installer/collector.conf.example)"
 else
 	[ -z "$INGEST_LISTEN$DASH_LISTEN" ] || say "keeping the existing $ETC/collector.conf: edit listen there"

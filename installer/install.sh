@@ -98,6 +98,25 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
+# A terminal id: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with . or - (the wire's rule,
+# event_terminal_id_valid in event/event.c; it is also the certificate's common name).
+valid_terminal_id() { [[ $1 =~ ^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$ ]]; }
+# The collector's URL: https://HOST[:PORT][/PATH], HOST a DNS name, IPv4 or [IPv6]; nothing
+# else (no user@, query, quotes, spaces, |, & or \), so it is a plain value in the policy file.
+valid_collector_url() {
+	[[ $1 =~ ^https://([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]{0,200})?$ ]] || return 1
+	local port=${BASH_REMATCH[3]#:}
+	[ -z "$port" ] || { [ "$((10#$port))" -ge 1 ] && [ "$((10#$port))" -le 65535 ]; }
+}
+if [ -n "$TERMINAL_ID" ] && ! valid_terminal_id "$TERMINAL_ID"; then
+	echo "$PROG: bad --terminal-id '$TERMINAL_ID': 1 to 64 of A-Z a-z 0-9 . _ -, not starting with . or -" >&2
+	exit 2
+fi
+if [ -n "$COLLECTOR" ] && ! valid_collector_url "$COLLECTOR"; then
+	echo "$PROG: bad --collector '$COLLECTOR': expected https://HOST[:PORT][/PATH], e.g. https://mynaguard-collector.example.lg.jp:8443" >&2
+	exit 2
+fi
+
 if [ -n "$ROOT" ]; then
 	mkdir -p "$ROOT"
 	ROOT=$(cd "$ROOT" && pwd)
@@ -140,8 +159,9 @@ PAM_COMMON="common-auth common-account common-password common-session common-ses
 
 # ---- users and owners ------------------------------------------------------------------------
 # Numeric ids from the target's own passwd/group, so --root never depends on the host's users.
-uid_of() { awk -F: -v u="$1" '$1 == u { print $3; exit }' "$(R /etc/passwd)" 2>/dev/null; }
-gid_of() { awk -F: -v g="$1" '$1 == g { print $3; exit }' "$(R /etc/group)" 2>/dev/null; }
+# Empty (never a failure that set -e would turn into a silent exit) when the file is missing.
+uid_of() { awk -F: -v u="$1" '$1 == u { print $3; exit }' "$(R /etc/passwd)" 2>/dev/null || true; }
+gid_of() { awk -F: -v g="$1" '$1 == g { print $3; exit }' "$(R /etc/group)" 2>/dev/null || true; }
 
 # set_owner PATH USER GROUP MODE: only when they differ, so a second run touches nothing.
 # The owner first: chown clears a setuid bit that chmod set.
@@ -283,7 +303,7 @@ install_tls() {
 	make_dir $TLS root $SVC_USER 0750
 	if [ "$DO_CSR" -eq 1 ]; then
 		[ -n "$TERMINAL_ID" ] || TERMINAL_ID=$(hostname -s 2>/dev/null || hostname)
-		[[ $TERMINAL_ID =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$ ]] || die "bad terminal id '$TERMINAL_ID'"
+		valid_terminal_id "$TERMINAL_ID" || die "the host name '$TERMINAL_ID' is no terminal id; give --terminal-id"
 		if [ ! -f "$(R $key)" ]; then
 			tmp=$(mktemp "$(R $TLS)/.key.XXXXXX")
 			openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp" 2>/dev/null
@@ -335,10 +355,15 @@ install_policy() {
 		[ -n "$f" ] || f=$SRC/policy/policy.conf
 		[ -f "$f" ] || die "no policy $f; give --policy FILE"
 		id=${TERMINAL_ID:-$(hostname -s 2>/dev/null || hostname)}
+		valid_terminal_id "$id" || die "the host name '$id' is no terminal id; give --terminal-id"
 		tmp=$(mktemp "$(R $STATE)/.policy.XXXXXX")
-		sed -e "s|^id = CHANGE-ME-terminal-0001\$|id = $id|" \
-			${COLLECTOR:+-e "s|^;* *collector = https://mynaguard-collector.example.lg.jp:8443\$|collector = $COLLECTOR|"} \
-			"$f" >"$tmp"
+		# The values go in as data (ENVIRON), never as part of a program.
+		MG_ID=$id MG_COLLECTOR=$COLLECTOR awk '
+			$0 == "id = CHANGE-ME-terminal-0001" { print "id = " ENVIRON["MG_ID"]; next }
+			ENVIRON["MG_COLLECTOR"] != "" && /^;* *collector = https:\/\/mynaguard-collector\.example\.lg\.jp:8443$/ {
+				print "collector = " ENVIRON["MG_COLLECTOR"]; next
+			}
+			{ print }' "$f" >"$tmp"
 		"$BUILD_DIR/ctl/mynaguardctl" --policy "$tmp" policy check >/dev/null || {
 			"$BUILD_DIR/ctl/mynaguardctl" --policy "$tmp" policy check >&2 || true
 			rm -f "$tmp"
@@ -469,6 +494,9 @@ do_install() {
 	done
 	[ -f "$SRC/installer/pam-auth-update/mynaguard" ] || die "installer files missing under $SRC/installer"
 
+	if [ -n "$ROOT" ] && [ "$IS_ROOT" -eq 1 ] && { [ ! -f "$(R /etc/passwd)" ] || [ ! -f "$(R /etc/group)" ]; }; then
+		die "--root $ROOT has no etc/passwd and etc/group: owners are looked up in the target's own files (copy the target's, or a minimal pair)"
+	fi
 	make_parents $STATE
 	backup_init
 	# 0700 as the agent's unit (StateDirectoryMode=0700) keeps it, so a later run changes nothing.

@@ -2,6 +2,9 @@
 # SPDX-License-Identifier: MIT
 # The whole test suite: installs what it needs, builds, runs every test (unit, integration,
 # fuzz corpus replay, real kernel in QEMU, browser). Usage: scripts/test.sh [--asan] [meson test args]
+# A test that cannot run here fails the run instead of passing unseen: a missing test
+# dependency stops `meson setup` (-Dtest_deps=enabled), and a test that skips (exit 77) fails
+# it unless named in MYNAGUARD_EXPECTED_SKIPS (scripts/check-skips.py prints every skip).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -19,11 +22,16 @@ fi
 
 if [ ! -f "$builddir/build.ninja" ]; then
 	# shellcheck disable=SC2086
-	meson setup "$builddir" $setup_args
+	meson setup "$builddir" $setup_args -Dtest_deps=enabled
+else
+	meson setup --reconfigure "$builddir" -Dtest_deps=enabled >/dev/null
 fi
 meson compile -C "$builddir"
 if [ -n "${setup_args}" ]; then
 	export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:verify_asan_link_order=0}"
 	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 fi
-meson test -C "$builddir" --print-errorlogs --num-processes 2 "$@"
+rc=0
+meson test -C "$builddir" --print-errorlogs --num-processes 2 "$@" || rc=$?
+scripts/check-skips.py "$builddir/meson-logs/testlog.json" || [ "$rc" -ne 0 ] || rc=1
+exit "$rc"

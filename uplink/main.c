@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "log.h"
 #include "macro.h"
 #include "parse.h"
 #include "policy.h"
@@ -163,16 +164,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case OPT_RETRY_MIN:
 		case OPT_RETRY_MAX:
 			if (parse_uint64(optarg, 1, 24 * 3600 * 1000, &v) < 0) {
-				fprintf(stderr, "mynaguard-uplink: bad delay '%s' (milliseconds)\n",
-					optarg);
+				log_line(LOG_ERR, "mynaguard-uplink: bad delay '%s' (milliseconds)",
+					 optarg);
 				return 2;
 			}
 			*(c == OPT_RETRY_MIN ? &o->retry_min_ms : &o->retry_max_ms) = v;
 			break;
 		case OPT_TIMEOUT:
 			if (parse_uint64(optarg, 1, 3600, &v) < 0) {
-				fprintf(stderr, "mynaguard-uplink: bad timeout '%s' (seconds)\n",
-					optarg);
+				log_line(LOG_ERR, "mynaguard-uplink: bad timeout '%s' (seconds)",
+					 optarg);
 				return 2;
 			}
 			o->timeout_sec = (long)v;
@@ -189,7 +190,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "mynaguard-uplink: unexpected argument '%s'\n", argv[optind]);
+		log_line(LOG_ERR, "mynaguard-uplink: unexpected argument '%s'", argv[optind]);
 		return 2;
 	}
 	if (o->retry_max_ms < o->retry_min_ms)
@@ -201,7 +202,7 @@ static bool readable(const char *what, const char *path)
 {
 	if (access(path, R_OK) == 0)
 		return true;
-	fprintf(stderr, "mynaguard-uplink: %s %s: %s\n", what, path, strerror(errno));
+	log_line(LOG_ERR, "mynaguard-uplink: %s %s: %s", what, path, strerror(errno));
 	return false;
 }
 
@@ -253,18 +254,18 @@ int main(int argc, char **argv)
 		char line[512];
 		for (size_t i = 0; i < errs.n; i++) {
 			policy_error_format(&errs, i, line, sizeof line);
-			fprintf(stderr, "%s\n", line);
+			log_line(LOG_ERR, "%s", line);
 		}
 		if (errs.n == 0)
-			fprintf(stderr, "%s: %s\n", o.policy, strerror(-r));
+			log_line(LOG_ERR, "%s: %s", o.policy, strerror(-r));
 		policy_errors_clear(&errs);
 		return 1;
 	}
 	policy_errors_clear(&errs);
 	if (!p->report_collector || strncmp(p->report_collector, "https://", 8) != 0) {
-		fprintf(stderr,
-			"mynaguard-uplink: %s: [report] collector must be an https:// URL\n",
-			o.policy);
+		log_line(LOG_ERR,
+			 "mynaguard-uplink: %s: [report] collector must be an https:// URL",
+			 o.policy);
 		return 1;
 	}
 	/* Check all three (no short-circuit) so that every missing file is reported at once. */
@@ -273,36 +274,40 @@ int main(int argc, char **argv)
 	ok = readable("key", p->report_key) && ok;
 	if (!ok)
 		return 1;
+	/* The installer gives the key to root, group mynaguard (the uplink's own group), mode 0640:
+	 * readable by the uplink through its group and written by no one but root. Warn about any
+	 * access beyond that: others, group write, or group read for a group that is not ours. */
 	struct stat kst;
-	if (stat(p->report_key, &kst) == 0 && (kst.st_mode & 0077))
-		fprintf(
-		    stderr,
-		    "uplink.warning key %s has mode %04o: it should be readable by the uplink's "
-		    "user only (chmod 0600)\n",
-		    p->report_key, (unsigned)(kst.st_mode & 07777));
+	if (stat(p->report_key, &kst) == 0 &&
+	    ((kst.st_mode & 0027) || ((kst.st_mode & 0040) && kst.st_gid != getegid())))
+		log_line(
+		    LOG_WARNING,
+		    "uplink.warning key %s has mode %04o group %u: only root and the uplink's "
+		    "user and group may read it (as installed: chown root:mynaguard, chmod 0640)",
+		    p->report_key, (unsigned)(kst.st_mode & 07777), (unsigned)kst.st_gid);
 	if (o.check) {
-		fprintf(stderr, "mynaguard-uplink: %s is valid (collector %s)\n", o.policy,
-			p->report_collector);
+		log_line(LOG_INFO, "mynaguard-uplink: %s is valid (collector %s)", o.policy,
+			 p->report_collector);
 		return 0;
 	}
 	if (geteuid() == 0)
-		fprintf(stderr, "uplink.warning running as root; the service runs it as user "
-				"mynaguard (network-facing code never needs root)\n");
+		log_line(LOG_WARNING, "uplink.warning running as root; the service runs it as user "
+				      "mynaguard (network-facing code never needs root)");
 
 	_cleanup_close_ int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	_cleanup_close_ int inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (sigfd < 0 || inofd < 0) {
-		fprintf(stderr, "mynaguard-uplink: %s\n", strerror(errno));
+		log_line(LOG_ERR, "mynaguard-uplink: %s", strerror(errno));
 		return 1;
 	}
 	if (inotify_add_watch(inofd, o.spool, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
-		fprintf(stderr, "mynaguard-uplink: watch %s: %s\n", o.spool, strerror(errno));
+		log_line(LOG_ERR, "mynaguard-uplink: watch %s: %s", o.spool, strerror(errno));
 		return 1;
 	}
 	struct spool_reader *reader;
 	r = spool_reader_open(o.spool, &reader);
 	if (r < 0) {
-		fprintf(stderr, "mynaguard-uplink: spool %s: %s\n", o.spool, strerror(-r));
+		log_line(LOG_ERR, "mynaguard-uplink: spool %s: %s", o.spool, strerror(-r));
 		return 1;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -313,12 +318,12 @@ int main(int argc, char **argv)
 	struct uplink_tls tls = {.ca = p->report_ca, .cert = p->report_cert, .key = p->report_key};
 	r = uplink_client_new(p->report_collector, &tls, o.timeout_sec, &client);
 	if (r < 0) {
-		fprintf(stderr, "mynaguard-uplink: %s\n", strerror(-r));
+		log_line(LOG_ERR, "mynaguard-uplink: %s", strerror(-r));
 		spool_reader_free(reader);
 		return 1;
 	}
-	fprintf(stderr, "uplink.start collector=%s spool=%s acked=%" PRIu64 " batch_max=%u\n",
-		p->report_collector, o.spool, spool_reader_acked(reader), p->report_batch_max);
+	log_line(LOG_INFO, "uplink.start collector=%s spool=%s acked=%" PRIu64 " batch_max=%u",
+		 p->report_collector, o.spool, spool_reader_acked(reader), p->report_batch_max);
 
 	size_t cap_policy = p->report_batch_max < EVENT_BATCH_MAX_EVENTS ? p->report_batch_max
 									 : EVENT_BATCH_MAX_EVENTS;
@@ -333,19 +338,19 @@ int main(int argc, char **argv)
 	for (;;) {
 		r = pending_fill(&pend, reader, p->terminal_id, cap);
 		if (r < 0) {
-			fprintf(stderr,
-				"uplink.error op=read-spool error=\"%s\", retrying in 5 s\n",
-				strerror(-r));
+			log_line(LOG_ERR,
+				 "uplink.error op=read-spool error=\"%s\", retrying in 5 s",
+				 strerror(-r));
 			if (wait_for(sigfd, inofd, false, 5000))
 				break;
 			continue;
 		}
 		if (spool_reader_skipped(reader) > skipped_logged) {
 			skipped_logged = spool_reader_skipped(reader);
-			fprintf(stderr,
-				"uplink.warning spool damage: skipped the rest of %" PRIu64
-				" damaged segment(s); the collector will show the gap\n",
-				skipped_logged);
+			log_line(LOG_WARNING,
+				 "uplink.warning spool damage: skipped the rest of %" PRIu64
+				 " damaged segment(s); the collector will show the gap",
+				 skipped_logged);
 		}
 		if (pend.n == 0) {
 			if (o.once)
@@ -358,7 +363,7 @@ int main(int argc, char **argv)
 		/* What leaves the machine must be on disk first. */
 		r = spool_reader_sync(reader);
 		if (r < 0)
-			fprintf(stderr, "uplink.warning op=sync error=\"%s\"\n", strerror(-r));
+			log_line(LOG_WARNING, "uplink.warning op=sync error=\"%s\"", strerror(-r));
 
 		_cleanup_free_ const char **texts = calloc(pend.n, sizeof *texts);
 		_cleanup_free_ size_t *lens = calloc(pend.n, sizeof *lens);
@@ -374,7 +379,7 @@ int main(int argc, char **argv)
 		}
 		r = event_batch_encode_raw(p->terminal_id, texts, lens, pend.n, &body, &body_len);
 		if (r < 0) {
-			fprintf(stderr, "uplink.error op=encode error=\"%s\"\n", strerror(-r));
+			log_line(LOG_ERR, "uplink.error op=encode error=\"%s\"", strerror(-r));
 			exit_code = 1;
 			break;
 		}
@@ -389,21 +394,21 @@ int main(int argc, char **argv)
 			sent_total += before - pend.n;
 			r = spool_reader_ack(reader, acked);
 			if (r < 0)
-				fprintf(
-				    stderr,
+				log_line(
+				    LOG_WARNING,
 				    "uplink.warning op=ack error=\"%s\" (those events may be sent "
-				    "again; the collector keeps one copy)\n",
+				    "again; the collector keeps one copy)",
 				    strerror(-r));
 			if (failing)
-				fprintf(stderr,
-					"uplink.recovered collector=%s acked_through=%" PRIu64
-					", sending again\n",
-					p->report_collector, acked);
+				log_line(LOG_INFO,
+					 "uplink.recovered collector=%s acked_through=%" PRIu64
+					 ", sending again",
+					 p->report_collector, acked);
 			if (o.verbose)
-				fprintf(stderr,
-					"uplink.sent events=%zu first=%" PRIu64
-					" acked_through=%" PRIu64 " bytes=%zu\n",
-					before - pend.n, first, acked, body_len);
+				log_line(LOG_INFO,
+					 "uplink.sent events=%zu first=%" PRIu64
+					 " acked_through=%" PRIu64 " bytes=%zu",
+					 before - pend.n, first, acked, body_len);
 			failing = false;
 			delay_ms = 0;
 			last_error[0] = 0;
@@ -435,9 +440,9 @@ int main(int argc, char **argv)
 				}
 				pend.carry = rec;
 			}
-			fprintf(stderr,
-				"uplink.batch-too-large events=%zu, retrying with at most %zu\n",
-				(size_t)(last - first + 1), cap);
+			log_line(LOG_WARNING,
+				 "uplink.batch-too-large events=%zu, retrying with at most %zu",
+				 (size_t)(last - first + 1), cap);
 			continue;
 		}
 		if (ans.result == UPLINK_RETRY_AFTER && ans.retry_after_sec >= 0) {
@@ -445,9 +450,9 @@ int main(int argc, char **argv)
 			wait_ms = (uint64_t)ra * 1000;
 			/* a little jitter on top, so terminals told the same do not return together */
 			wait_ms += jitter(wait_ms / 10 + 2) / 2;
-			fprintf(stderr,
-				"uplink.throttled collector=%s status=%ld retrying in %.1f s\n",
-				p->report_collector, ans.status, (double)wait_ms / 1000.0);
+			log_line(LOG_INFO,
+				 "uplink.throttled collector=%s status=%ld retrying in %.1f s",
+				 p->report_collector, ans.status, (double)wait_ms / 1000.0);
 			delay_ms = delay_ms ? delay_ms : o.retry_min_ms;
 		} else {
 			delay_ms = delay_ms == 0 ? o.retry_min_ms
@@ -455,10 +460,10 @@ int main(int argc, char **argv)
 										  : delay_ms * 2);
 			wait_ms = jitter(delay_ms);
 			if (!failing || strcmp(last_error, ans.message) != 0)
-				fprintf(
-				    stderr,
+				log_line(
+				    LOG_WARNING,
 				    "uplink.unreachable collector=%s error=\"%s\" retrying in %.1f s "
-				    "(backing off up to %.1f s; events stay in the spool)\n",
+				    "(backing off up to %.1f s; events stay in the spool)",
 				    p->report_collector, ans.message, (double)wait_ms / 1000.0,
 				    (double)o.retry_max_ms / 1000.0);
 			snprintf(last_error, sizeof last_error, "%s", ans.message);
@@ -468,8 +473,8 @@ int main(int argc, char **argv)
 			break;
 	}
 
-	fprintf(stderr, "uplink.stop sent=%" PRIu64 " acked=%" PRIu64 "\n", sent_total,
-		spool_reader_acked(reader));
+	log_line(LOG_INFO, "uplink.stop sent=%" PRIu64 " acked=%" PRIu64, sent_total,
+		 spool_reader_acked(reader));
 	pending_clear(&pend);
 	uplink_client_free(client);
 	spool_reader_free(reader);

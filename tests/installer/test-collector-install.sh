@@ -82,6 +82,21 @@ check "--uninstall --purge removes binary, unit, config, data, user" \
 	bash -c "[ ! -e '$R/usr/sbin/mynaguard-collector' ] && [ ! -e '$R/etc/mynaguard-collector' ] &&
 		[ ! -e '$R/var/lib/mynaguard-collector' ] && ! grep -q mynaguard-collector '$R/etc/passwd' '$R/etc/group' &&
 		[ -f '$T/ca/ca.key' ]"
+# listen addresses are checked, never pasted into a program; an empty root says what is missing
+for bad in '127.0.0.1:1|e touch PWNED|' '127.0.0.1' 'h:0' 'a b:1' 'h:8443&'; do
+	rc=0
+	out=$("$CI" --root "$T/root-bad" --build-dir "$T/build" --ca-dir "$T/ca2" --ingest-listen "${bad//PWNED/$T/pwned}" 2>&1) || rc=$?
+	check "--ingest-listen '$bad': usage error (2) that says why, nothing installed" \
+		bash -c "[ $rc -eq 2 ] && grep -q 'bad --ingest-listen' <<<'${out//\'/}' && [ ! -e '$T/root-bad' ] && [ ! -e '$T/pwned' ]"
+done
+rc=0
+out=$("$CI" --root "$T/root-bad" --build-dir "$T/build" --ca-dir "$T/ca2" --dashboard-listen '[::1]:x' 2>&1) || rc=$?
+check "--dashboard-listen '[::1]:x': usage error (2)" bash -c "[ $rc -eq 2 ] && grep -q 'bad --dashboard-listen' <<<'${out//\'/}'"
+rc=0
+out=$("$CI" --root "$T/root-empty" --build-dir "$T/build" --ca-dir "$T/ca2" 2>&1) || rc=$?
+check "--root without etc/passwd: exit 1 naming etc/passwd" \
+	bash -c "[ $rc -eq 1 ] && grep -q 'has no etc/passwd and etc/group' <<<'${out//\'/}'"
+
 echo "1..$n"
 [ "$fails" -eq 0 ] || { echo "$fails of $n failed"; exit 1; }
 echo "$n passed, 0 failed"

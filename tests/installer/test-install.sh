@@ -320,6 +320,39 @@ check "server certificate: serverAuth, SAN localhost and 127.0.0.1" \
 	bash -c "openssl verify -CAfile '$T/ca/ca.pem' '$T/srv/server.pem' >/dev/null &&
 		openssl x509 -in '$T/srv/server.pem' -noout -ext subjectAltName | grep -q 'DNS:localhost, IP Address:127.0.0.1'"
 
+# ---- 9. values that reach the policy file are checked, never pasted into a program -----------
+R9=$T/root9
+mkroot "$R9"
+for bad in 'x|e touch PWNED|' '.hidden' "$(printf 'a%.0s' {1..65})" 'term 1' 'a&b'; do
+	rc=0
+	out=$("$INSTALL" --root "$R9" --build-dir "$FAKE" --enroll-later --terminal-id "${bad//PWNED/$T/pwned}" 2>&1) || rc=$?
+	check "--terminal-id '${bad:0:20}': usage error (2) that says why, nothing installed" \
+		bash -c "[ $rc -eq 2 ] && grep -q 'bad --terminal-id' <<<'${out//\'/}' && [ ! -e '$R9/etc/mynaguard' ] && [ ! -e '$T/pwned' ]"
+done
+for bad in 'https://h:1$|e touch PWNED|' 'http://127.0.0.1:8443' 'https://u@h:8443' 'https://h:8443/a b' \
+	'https://h:70000' "https://h:8443/&" 'https://h\x'; do
+	rc=0
+	out=$("$INSTALL" --root "$R9" --build-dir "$FAKE" --enroll-later --collector "${bad//PWNED/$T/pwned}" 2>&1) || rc=$?
+	check "--collector '${bad:0:24}': usage error (2) that says why, nothing installed" \
+		bash -c "[ $rc -eq 2 ] && grep -q 'bad --collector' <<<'${out//\'/}' && [ ! -e '$R9/etc/mynaguard' ] && [ ! -e '$T/pwned' ]"
+done
+rc=0
+out=$("$INSTALL" --root "$R9" --build-dir "$FAKE" --enroll-later --terminal-id _term.A-1 \
+	--collector 'https://[::1]:8443/mynaguard' 2>&1) || rc=$?
+check "good --terminal-id and an IPv6 --collector with a path go into the policy as given" \
+	bash -c "[ $rc -eq 0 ] && grep -q -x 'id = _term.A-1' '$R9/etc/mynaguard/policy.conf' &&
+		grep -q -x 'collector = https://\[::1\]:8443/mynaguard' '$R9/etc/mynaguard/policy.conf'"
+
+# ---- 10. --root into a directory without etc/passwd: an error that says why -----------------
+if [ "$AS_ROOT" -eq 1 ]; then
+	rc=0
+	out=$("$INSTALL" --root "$T/empty-root" --build-dir "$FAKE" --enroll-later 2>&1) || rc=$?
+	check "--root without etc/passwd: exit 1 naming etc/passwd (was a silent exit 2)" \
+		bash -c "[ $rc -eq 1 ] && grep -q 'has no etc/passwd and etc/group' <<<'${out//\'/}'"
+else
+	echo "# not root: owners are not looked up, so --root without etc/passwd is not an error here"
+fi
+
 echo "1..$n"
 [ "$fails" -eq 0 ] || { echo "$fails of $n failed"; exit 1; }
 echo "$n passed, 0 failed"

@@ -416,6 +416,12 @@ int main(void)
 	snprintf(fx, sizeof(fx), "/tmp/mg-helper-test.XXXXXX");
 	if (!mkdtemp(fx) || chmod(fx, 0755) < 0)
 		die("mkdtemp");
+	/* The module as nobody loads it: a copy in the test's own 0755 directory, since the build
+	 * tree may be where nobody cannot enter (a clone in /root, run as root on a fresh machine). */
+	static char module_copy[512];
+	snprintf(module_copy, sizeof(module_copy), "%s/pam_mynaguard.so", fx);
+	copy_file(module, module_copy, 0644);
+	module = module_copy;
 	snprintf(p, sizeof(p), "%s/svc", fx);
 	mkdir_p(p, 0755);
 	snprintf(p, sizeof(p), "%s/svc/mghelper", fx);
