@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "agent.h"
 #include "compliance.h"
 #include "priv.h"
@@ -73,9 +74,9 @@ static void checks_run(struct agent *a, void *userdata)
 		r = compliance_to_json(&c->env, results, _POLICY_CHECK_MAX, &data, &clauses);
 	}
 	if (r < 0) {
-		fprintf(stderr,
-			"agent.error op=compliance error=\"%s\", retrying at the next interval\n",
-			strerror(-r));
+		log_line(LOG_ERR,
+			 "agent.error op=compliance error=\"%s\", retrying at the next interval",
+			 strerror(-r));
 		return;
 	}
 	for (size_t i = 0; i < _POLICY_CHECK_MAX; i++)
@@ -85,7 +86,8 @@ static void checks_run(struct agent *a, void *userdata)
 	/* agent_emit logs the event line and never fails fatally. */
 	(void)agent_emit(a, EVENT_COMPLIANCE, clauses, data);
 	if (failing > 0 && c->runs == 1)
-		fprintf(stderr, "agent.compliance failing=%u, see the compliance event\n", failing);
+		log_line(LOG_INFO, "agent.compliance failing=%u, see the compliance event",
+			 failing);
 }
 
 int agent_checks_init(struct agent *a)

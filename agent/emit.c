@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "config.h"
 #include "emit-internal.h"
 #include "fileio.h"
@@ -86,8 +87,8 @@ static void log_event(const struct event *ev)
 	event_format_ts(ev->ts_ms, ts);
 	if (data && strlen(data) > LOG_DATA_MAX)
 		strcpy(data + LOG_DATA_MAX - 3, "...");
-	fprintf(stderr, "event seq=%" PRIu64 " kind=%s ts=%s clause=%s data=%s\n", ev->seq,
-		event_kind_name(ev->kind), ts, clause ? clause : "[]", data ? data : "{}");
+	log_line(LOG_INFO, "event seq=%" PRIu64 " kind=%s ts=%s clause=%s data=%s", ev->seq,
+		 event_kind_name(ev->kind), ts, clause ? clause : "[]", data ? data : "{}");
 }
 
 static void emit_dropped(struct agent *a, const struct spool_drop *d, const char *reason);
@@ -119,15 +120,15 @@ int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, e
 		_cleanup_free_ char *text = json_dumps(ev.data, JSON_COMPACT | JSON_ENSURE_ASCII);
 		if (text && strlen(text) > LOG_DATA_MAX)
 			strcpy(text + LOG_DATA_MAX - 3, "...");
-		fprintf(stderr, "event.lost kind=%s error=\"spool not open\" data=%s\n",
-			event_kind_name(kind), text ? text : "{}");
+		log_line(LOG_ERR, "event.lost kind=%s error=\"spool not open\" data=%s",
+			 event_kind_name(kind), text ? text : "{}");
 		e->lost++;
 		event_clear(&ev);
 		return -ENODEV;
 	}
 	if (!p || !p->terminal_id || !event_terminal_id_valid(p->terminal_id)) {
-		fprintf(stderr, "event.lost kind=%s error=\"no valid terminal id in the policy\"\n",
-			event_kind_name(kind));
+		log_line(LOG_ERR, "event.lost kind=%s error=\"no valid terminal id in the policy\"",
+			 event_kind_name(kind));
 		event_clear(&ev);
 		e->lost++;
 		return -EINVAL;
@@ -139,10 +140,11 @@ int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, e
 	if (ev.seq >= e->reserved && e->state_fd >= 0) {
 		int r = write_reserved(e, ev.seq + SEQ_RESERVE);
 		if (r < 0)
-			fprintf(stderr,
-				"emit.warning op=reserve-seq error=\"%s\", continuing (numbers are "
-				"still unique while the spool survives)\n",
-				strerror(-r));
+			log_line(
+			    LOG_WARNING,
+			    "emit.warning op=reserve-seq error=\"%s\", continuing (numbers are "
+			    "still unique while the spool survives)",
+			    strerror(-r));
 	}
 
 	_cleanup_free_ char *text = NULL;
@@ -156,11 +158,11 @@ int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, e
 		if (r >= 0)
 			event_clear(&check);
 		else
-			fprintf(stderr, "event.lost kind=%s error=\"invalid: %s\"\n",
-				event_kind_name(kind), reason);
+			log_line(LOG_ERR, "event.lost kind=%s error=\"invalid: %s\"",
+				 event_kind_name(kind), reason);
 	} else
-		fprintf(stderr, "event.lost kind=%s error=\"cannot encode: %s\"\n",
-			event_kind_name(kind), strerror(-r));
+		log_line(LOG_ERR, "event.lost kind=%s error=\"cannot encode: %s\"",
+			 event_kind_name(kind), strerror(-r));
 	if (r < 0) {
 		e->lost++;
 		event_clear(&ev);
@@ -177,8 +179,8 @@ int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, e
 		return r;
 	}
 	if (r < 0) {
-		fprintf(stderr, "event.lost seq=%" PRIu64 " kind=%s error=\"spool: %s\"\n", ev.seq,
-			event_kind_name(kind), strerror(-r));
+		log_line(LOG_ERR, "event.lost seq=%" PRIu64 " kind=%s error=\"spool: %s\"", ev.seq,
+			 event_kind_name(kind), strerror(-r));
 		e->lost++;
 		event_clear(&ev);
 		return r;
@@ -188,8 +190,8 @@ int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, e
 		 * reuse it) and the next successful sync may still save it. */
 		int k = priv_spool_sync(e->spool);
 		if (k < 0)
-			fprintf(stderr, "event.unsynced seq=%" PRIu64 " kind=%s error=\"%s\"\n",
-				ev.seq, event_kind_name(kind), strerror(-k));
+			log_line(LOG_WARNING, "event.unsynced seq=%" PRIu64 " kind=%s error=\"%s\"",
+				 ev.seq, event_kind_name(kind), strerror(-k));
 	}
 	e->next_seq = ev.seq + 1;
 	e->stored++;
@@ -229,11 +231,11 @@ static void report_refused(struct agent *a, bool force)
 		return;
 	}
 	uint64_t n = e->refused_pending;
-	fprintf(stderr,
-		"spool.dropped count=%" PRIu64 " total=%" PRIu64
-		" reason=\"unprivileged share full\" (datagrams from non-root senders; nothing "
-		"else was removed for them)\n",
-		n, e->refused_total);
+	log_line(LOG_WARNING,
+		 "spool.dropped count=%" PRIu64 " total=%" PRIu64
+		 " reason=\"unprivileged share full\" (datagrams from non-root senders; nothing "
+		 "else was removed for them)",
+		 n, e->refused_total);
 	e->depth++;
 	int64_t k = agent_emit_at(
 	    a, EVENT_SPOOL_DROPPED, 0, json_pack("[s]", "2-2-7"),
@@ -300,10 +302,10 @@ static void watch_ack(struct agent *a, struct agent_emit *e)
 	e->ack_ino = *ino;
 	*ino = -1;
 	if (agent_watch_fd(a, e->ack_ino, on_ack_change, NULL) < 0) {
-		fprintf(stderr,
-			"emit.warning op=watch-ack error=\"%s\" (acknowledged segments are "
-			"deleted when events are stored)\n",
-			strerror(errno));
+		log_line(LOG_WARNING,
+			 "emit.warning op=watch-ack error=\"%s\" (acknowledged segments are "
+			 "deleted when events are stored)",
+			 strerror(errno));
 		close(e->ack_ino);
 		e->ack_ino = -1;
 	}
@@ -318,7 +320,7 @@ static void check_ack(struct agent *a)
 		return;
 	int r = priv_spool_trim_acked(e->spool, &t);
 	if (r < 0)
-		fprintf(stderr, "spool.error op=trim error=\"%s\"\n", strerror(-r));
+		log_line(LOG_ERR, "spool.error op=trim error=\"%s\"", strerror(-r));
 	if (!t.new_refusal)
 		return;
 	char reason[128];
@@ -330,8 +332,8 @@ static void check_ack(struct agent *a)
 	else
 		snprintf(reason, sizeof reason, "uplink acknowledgement refused: %s",
 			 t.refused == -EBADMSG ? "not a number" : strerror(-t.refused));
-	fprintf(stderr, "spool.ack-refused dir=%s/%s reason=\"%s\" acked=%" PRIu64 "\n",
-		e->spool_dir, SPOOL_ACKED_PATH, reason, t.acked);
+	log_line(LOG_WARNING, "spool.ack-refused dir=%s/%s reason=\"%s\" acked=%" PRIu64 "",
+		 e->spool_dir, SPOOL_ACKED_PATH, reason, t.acked);
 	/* Nothing was dropped: the announcement carries the refusal (count 0). */
 	e->depth++;
 	(void)agent_emit_at(a, EVENT_SPOOL_DROPPED, 0, json_pack("[s]", "2-2-7"),
@@ -346,10 +348,10 @@ static void emit_dropped(struct agent *a, const struct spool_drop *d, const char
 	struct agent_emit *e = *agent_emit_slot(a);
 	if (d->count == 0)
 		return;
-	fprintf(stderr,
-		"spool.dropped count=%" PRIu64 " first_seq=%" PRIu64 " last_seq=%" PRIu64
-		" reason=\"%s\"\n",
-		d->count, d->first_seq, d->last_seq, reason);
+	log_line(LOG_WARNING,
+		 "spool.dropped count=%" PRIu64 " first_seq=%" PRIu64 " last_seq=%" PRIu64
+		 " reason=\"%s\"",
+		 d->count, d->first_seq, d->last_seq, reason);
 	if (e->depth > 4)
 		return;
 	e->depth++;
@@ -372,7 +374,7 @@ int agent_emit_flush(struct agent *a)
 		return -ENODEV;
 	int r = priv_spool_sync(e->spool);
 	if (r < 0)
-		fprintf(stderr, "emit.error op=sync error=\"%s\"\n", strerror(-r));
+		log_line(LOG_ERR, "emit.error op=sync error=\"%s\"", strerror(-r));
 	report_refused(a, false);
 	check_ack(a);
 	return r;
@@ -425,9 +427,9 @@ void agent_emit_collect_pending(struct agent *a)
 			if (event_datagram_decode(line, n, &kind, &ts, &data, reason) < 0) {
 				bad++;
 				sanitize(reason, strlen(reason), shown, sizeof shown);
-				fprintf(stderr,
-					"pending.malformed line=%" PRIu64 " reason=\"%s\"\n",
-					ok + bad, shown);
+				log_line(LOG_WARNING,
+					 "pending.malformed line=%" PRIu64 " reason=\"%s\"",
+					 ok + bad, shown);
 			} else {
 				/* Written by root while the agent was down: its time is the
 				 * best there is, but never later than now. */
@@ -446,16 +448,16 @@ void agent_emit_collect_pending(struct agent *a)
 		/* An empty file is left alone: truncating it would wake our own inotify watch. */
 		r = agent_emit_flush(a);
 		if (r < 0) {
-			fprintf(stderr, "pending.error op=sync error=\"%s\", keeping the file\n",
-				strerror(-r));
+			log_line(LOG_ERR, "pending.error op=sync error=\"%s\", keeping the file",
+				 strerror(-r));
 			(void)priv_pending_done(false);
 			return;
 		}
 		r = priv_pending_done(true);
 		if (r < 0)
-			fprintf(stderr, "pending.error op=truncate error=\"%s\"\n", strerror(-r));
-		fprintf(stderr, "pending.collected events=%" PRIu64 " malformed=%" PRIu64 "\n", ok,
-			bad);
+			log_line(LOG_ERR, "pending.error op=truncate error=\"%s\"", strerror(-r));
+		log_line(LOG_INFO, "pending.collected events=%" PRIu64 " malformed=%" PRIu64 "", ok,
+			 bad);
 	} else
 		(void)priv_pending_done(false);
 
@@ -467,16 +469,16 @@ drops:;
 		return;
 	dtext[strcspn(dtext, "\n")] = 0;
 	if (parse_uint64(dtext, 0, INT64_MAX, &dropped) == 0 && dropped > 0) {
-		fprintf(stderr,
-			"spool.dropped count=%" PRIu64 " reason=\"PAM fallback file full\"\n",
-			dropped);
+		log_line(LOG_WARNING,
+			 "spool.dropped count=%" PRIu64 " reason=\"PAM fallback file full\"",
+			 dropped);
 		(void)agent_emit(a, EVENT_SPOOL_DROPPED, json_pack("[s]", "2-2-7"),
 				 json_pack("{s:I, s:s}", "count", (json_int_t)dropped, "reason",
 					   "PAM fallback file full"));
 	}
 	r = priv_pending_drops_clear();
 	if (r < 0)
-		fprintf(stderr, "pending.error op=unlink-drops error=\"%s\"\n", strerror(-r));
+		log_line(LOG_ERR, "pending.error op=unlink-drops error=\"%s\"", strerror(-r));
 }
 
 /* Open the spool and find the next number. On failure the agent keeps running (the USB gate
@@ -488,25 +490,26 @@ static int open_spool(struct agent_emit *e)
 	if (r < 0)
 		return r;
 	if (info.truncated_bytes > 0)
-		fprintf(stderr,
-			"spool.recovered dir=%s truncated_bytes=%" PRIu64
-			" (an append torn by a crash or power cut; it was never acknowledged)\n",
-			e->spool_dir, info.truncated_bytes);
+		log_line(LOG_WARNING,
+			 "spool.recovered dir=%s truncated_bytes=%" PRIu64
+			 " (an append torn by a crash or power cut; it was never acknowledged)",
+			 e->spool_dir, info.truncated_bytes);
 	if (info.foreign > 0)
-		fprintf(stderr, "spool.warning dir=%s foreign_files=%" PRIu64 " (skipped)\n",
-			e->spool_dir, info.foreign);
+		log_line(LOG_WARNING, "spool.warning dir=%s foreign_files=%" PRIu64 " (skipped)",
+			 e->spool_dir, info.foreign);
 	if (info.dir_mode_fixed)
-		fprintf(stderr,
-			"spool.warning dir=%s mode=%04o was writable by others; now %04o (only the "
-			"agent creates or deletes files there)\n",
-			e->spool_dir, info.dir_mode_fixed, info.dir_mode_fixed & 07755);
+		log_line(
+		    LOG_WARNING,
+		    "spool.warning dir=%s mode=%04o was writable by others; now %04o (only the "
+		    "agent creates or deletes files there)",
+		    e->spool_dir, info.dir_mode_fixed, info.dir_mode_fixed & 07755);
 
 	e->reserved = 0;
 	if (e->state_fd >= 0) {
 		r = read_reserved(e->state_fd, &e->reserved);
 		if (r < 0) {
-			fprintf(stderr, "emit.warning file=%s error=\"%s\", ignoring it\n",
-				SEQ_FILE, strerror(-r));
+			log_line(LOG_WARNING, "emit.warning file=%s error=\"%s\", ignoring it",
+				 SEQ_FILE, strerror(-r));
 			e->reserved = 0;
 		}
 	}
@@ -520,9 +523,9 @@ static int open_spool(struct agent_emit *e)
 		    e->spool_dir, e->reserved - 1, e->reserved);
 		e->next_seq = e->reserved;
 	}
-	fprintf(stderr,
-		"spool.open dir=%s max_bytes=%" PRIu64 " bytes=%" PRIu64 " next_seq=%" PRIu64 "\n",
-		e->spool_dir, e->max_bytes, priv_spool_bytes(e->spool), e->next_seq);
+	log_line(LOG_INFO,
+		 "spool.open dir=%s max_bytes=%" PRIu64 " bytes=%" PRIu64 " next_seq=%" PRIu64 "",
+		 e->spool_dir, e->max_bytes, priv_spool_bytes(e->spool), e->next_seq);
 	return 0;
 }
 
@@ -536,10 +539,10 @@ static bool spool_ready(struct agent_emit *e)
 	int r = open_spool(e);
 	if (r < 0) {
 		e->retry_at_ms = now + SPOOL_RETRY_MS;
-		fprintf(stderr,
-			"emit.error spool=%s error=\"%s\", events are logged here only until it "
-			"opens (retrying in %d s)\n",
-			e->spool_dir, strerror(-r), SPOOL_RETRY_MS / 1000);
+		log_line(LOG_ERR,
+			 "emit.error spool=%s error=\"%s\", events are logged here only until it "
+			 "opens (retrying in %d s)",
+			 e->spool_dir, strerror(-r), SPOOL_RETRY_MS / 1000);
 		return false;
 	}
 	return true;
@@ -572,10 +575,10 @@ int agent_emit_init(struct agent *a)
 	if (r >= 0 || r == -EBADMSG)
 		e->state_fd = 0;
 	else
-		fprintf(stderr,
-			"emit.error state=%s error=\"%s\", continuing without the sequence floor "
-			"and the PAM fallback file\n",
-			state_dir, strerror(-r));
+		log_line(LOG_ERR,
+			 "emit.error state=%s error=\"%s\", continuing without the sequence floor "
+			 "and the PAM fallback file",
+			 state_dir, strerror(-r));
 	if (spool_ready(e)) {
 		watch_ack(a, e);
 		check_ack(a); /* what the uplink acknowledged while the agent was down */
@@ -586,10 +589,10 @@ int agent_emit_init(struct agent *a)
 		e->report_tfd = -1;
 	}
 	if (e->report_tfd < 0)
-		fprintf(stderr,
-			"emit.warning op=timer error=\"%s\" (refused unprivileged events are "
-			"announced with the next event or at stop)\n",
-			strerror(errno));
+		log_line(LOG_WARNING,
+			 "emit.warning op=timer error=\"%s\" (refused unprivileged events are "
+			 "announced with the next event or at stop)",
+			 strerror(errno));
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "config.h"
 #include "emit-internal.h"
 #include "macro.h"
@@ -84,10 +85,10 @@ static void log_malformed(struct agent_evsock *s, int64_t now, long uid, long pi
 		return;
 	}
 	sanitize(reason, strlen(reason), shown, sizeof shown);
-	fprintf(stderr,
-		"evsock.malformed uid=%ld pid=%ld reason=\"%s\" total=%" PRIu64
-		" suppressed=%" PRIu64 " (dropped, next report in 10 s at most)\n",
-		uid, pid, shown, s->malformed, s->log_suppressed);
+	log_line(LOG_WARNING,
+		 "evsock.malformed uid=%ld pid=%ld reason=\"%s\" total=%" PRIu64
+		 " suppressed=%" PRIu64 " (dropped, next report in 10 s at most)",
+		 uid, pid, shown, s->malformed, s->log_suppressed);
 	s->last_log_ms = now;
 	s->log_suppressed = 0;
 }
@@ -120,10 +121,10 @@ static bool rate_allow(struct agent_evsock *s, uid_t uid, int64_t now)
 	if (b->tokens >= 1.0) {
 		b->tokens -= 1.0;
 		if (b->limited) {
-			fprintf(stderr,
-				"evsock.rate-limit-end uid=%u dropped=%" PRIu64
-				" (accepting again)\n",
-				(unsigned)uid, b->dropped);
+			log_line(LOG_WARNING,
+				 "evsock.rate-limit-end uid=%u dropped=%" PRIu64
+				 " (accepting again)",
+				 (unsigned)uid, b->dropped);
 			b->limited = false;
 			b->dropped = 0;
 		}
@@ -231,8 +232,8 @@ static void on_readable(struct agent *a, int fd, uint32_t events, void *userdata
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				fprintf(stderr, "evsock.error op=recvmsg error=\"%s\"\n",
-					strerror(errno));
+				log_line(LOG_ERR, "evsock.error op=recvmsg error=\"%s\"",
+					 strerror(errno));
 			break;
 		}
 		const struct ucred *cred = NULL;
@@ -304,10 +305,10 @@ static void watch_pending(struct agent *a, struct agent_evsock *s)
 		goto fail;
 	return;
 fail:
-	fprintf(stderr,
-		"evsock.warning op=watch-pending dir=%s error=\"%s\" (the PAM fallback file is "
-		"collected at start only)\n",
-		s->totp_dir, strerror(errno));
+	log_line(LOG_WARNING,
+		 "evsock.warning op=watch-pending dir=%s error=\"%s\" (the PAM fallback file is "
+		 "collected at start only)",
+		 s->totp_dir, strerror(errno));
 	if (s->ino_fd >= 0)
 		close(s->ino_fd);
 	s->ino_fd = -1;
@@ -388,7 +389,7 @@ int agent_evsock_init(struct agent *a)
 		agent_evsock_done(a);
 		return r;
 	}
-	fprintf(stderr, "evsock.listening socket=%s\n", s->path);
+	log_line(LOG_INFO, "evsock.listening socket=%s", s->path);
 	/* From here on PAM reaches the socket; what it wrote to the fallback file before goes now,
 	 * and what it writes there later (socket queue full) goes when it is written. */
 	watch_pending(a, s);
@@ -408,10 +409,10 @@ void agent_evsock_done(struct agent *a)
 		/* Remove the path only while it is still our socket. */
 		if (lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
 			unlink(s->path);
-		fprintf(stderr,
-			"evsock.closed received=%" PRIu64 " accepted=%" PRIu64 " malformed=%" PRIu64
-			" rate_limited=%" PRIu64 "\n",
-			s->received, s->accepted, s->malformed, s->rate_limited);
+		log_line(LOG_WARNING,
+			 "evsock.closed received=%" PRIu64 " accepted=%" PRIu64
+			 " malformed=%" PRIu64 " rate_limited=%" PRIu64 "",
+			 s->received, s->accepted, s->malformed, s->rate_limited);
 	}
 	if (s->ino_fd >= 0) {
 		(void)agent_unwatch_fd(a, s->ino_fd);

@@ -17,6 +17,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "log.h"
 #include "config.h"
 #include "emit-internal.h"
 #include "loop.h"
@@ -40,11 +41,11 @@ static void print_policy_errors(const struct policy_errors *errs)
 
 	for (size_t i = 0; i < errs->n; i++) {
 		policy_error_format(errs, i, buf, sizeof(buf));
-		fprintf(stderr, "%s\n", buf);
+		log_line(LOG_ERR, "%s", buf);
 	}
 	if (errs->n_dropped > 0)
-		fprintf(stderr, "%s: %zu more errors not shown\n",
-			errs->path ? errs->path : "policy", errs->n_dropped);
+		log_line(LOG_ERR, "%s: %zu more errors not shown",
+			 errs->path ? errs->path : "policy", errs->n_dropped);
 }
 
 /* READY=1 to systemd: libsystemd when built with it, else the datagram by hand. */
@@ -84,20 +85,20 @@ static void on_reload(struct agent *a)
 	if (r < 0) {
 		print_policy_errors(&errs);
 		policy_errors_clear(&errs);
-		fprintf(stderr, "agent.reload failed policy=%s, keeping the previous policy\n",
-			a->paths.policy);
+		log_line(LOG_INFO, "agent.reload failed policy=%s, keeping the previous policy",
+			 a->paths.policy);
 		return;
 	}
 	policy_errors_clear(&errs);
 	if (strcmp(p->terminal_id, a->policy->terminal_id) != 0) {
-		fprintf(stderr, "agent.reload refused: terminal id changed, restart mynaguardd\n");
+		log_line(LOG_INFO, "agent.reload refused: terminal id changed, restart mynaguardd");
 		policy_free(p);
 		return;
 	}
 	policy_free(a->policy);
 	a->policy = p;
-	fprintf(stderr, "agent.reload ok policy=%s mode=%s\n", a->paths.policy,
-		p->usb_mode == POLICY_USB_AUDIT ? "audit" : "enforce");
+	log_line(LOG_INFO, "agent.reload ok policy=%s mode=%s", a->paths.policy,
+		 p->usb_mode == POLICY_USB_AUDIT ? "audit" : "enforce");
 	usb_gate_rescan(a);
 }
 
@@ -128,7 +129,7 @@ static int worker_run(struct agent *a)
 
 	r = agent_emit_init(a);
 	if (r < 0) {
-		fprintf(stderr, "agent.error op=emit-init error=\"%s\", exiting\n", strerror(-r));
+		log_line(LOG_ERR, "agent.error op=emit-init error=\"%s\", exiting", strerror(-r));
 		goto fail_emit;
 	}
 	/* The socket was bound before the split, when emitting was not possible yet: what PAM
@@ -136,22 +137,22 @@ static int worker_run(struct agent *a)
 	agent_emit_collect_pending(a);
 	r = usb_gate_start(a);
 	if (r < 0) {
-		fprintf(stderr, "agent.error op=usb-gate error=\"%s\", exiting\n", strerror(-r));
+		log_line(LOG_ERR, "agent.error op=usb-gate error=\"%s\", exiting", strerror(-r));
 		goto fail_usb;
 	}
 	r = agent_checks_init(a);
 	if (r < 0) {
-		fprintf(stderr, "agent.error op=checks-init error=\"%s\", exiting\n", strerror(-r));
+		log_line(LOG_ERR, "agent.error op=checks-init error=\"%s\", exiting", strerror(-r));
 		goto fail_checks;
 	}
 
 	(void)priv_ready(); /* the monitor prints READY and notifies systemd */
-	fprintf(stderr, "agent.ready policy=%s mode=%s\n", a->paths.policy,
-		a->policy->usb_mode == POLICY_USB_AUDIT ? "audit" : "enforce");
+	log_line(LOG_INFO, "agent.ready policy=%s mode=%s", a->paths.policy,
+		 a->policy->usb_mode == POLICY_USB_AUDIT ? "audit" : "enforce");
 	(void)agent_emit(a, EVENT_AGENT_STARTED, NULL, started_data(a));
 
 	sig = agent_loop_run(a, on_reload);
-	fprintf(stderr, "agent.stopping signal=%s\n", sig > 0 ? sigabbrev_np(sig) : "none");
+	log_line(LOG_INFO, "agent.stopping signal=%s", sig > 0 ? sigabbrev_np(sig) : "none");
 	(void)agent_emit(a, EVENT_AGENT_STOPPED, NULL,
 			 json_pack("{s:s}", "signal", sig > 0 ? sigabbrev_np(sig) : "error"));
 	r = sig > 0 ? 0 : sig;
@@ -188,14 +189,14 @@ static int split(struct agent *a)
 	int sv[2], r;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		fprintf(stderr, "agent.error op=socketpair error=\"%m\"\n");
+		log_line(LOG_ERR, "agent.error op=socketpair error=\"%m\"");
 		return -1;
 	}
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
 	if (pid < 0) {
-		fprintf(stderr, "agent.error op=fork error=\"%m\"\n");
+		log_line(LOG_ERR, "agent.error op=fork error=\"%m\"");
 		close(sv[0]);
 		close(sv[1]);
 		return -1;
@@ -208,12 +209,12 @@ static int split(struct agent *a)
 			r = priv_sandbox_enter(a->worker_uid, a->worker_gid, a->change_user,
 					       monitor);
 		if (r < 0) {
-			fprintf(stderr, "worker.error op=sandbox error=\"%s\", exiting\n",
-				strerror(-r));
+			log_line(LOG_ERR, "worker.error op=sandbox error=\"%s\", exiting",
+				 strerror(-r));
 			_exit(1);
 		}
-		fprintf(stderr, "worker.started pid=%d uid=%u seccomp=on\n", (int)getpid(),
-			(unsigned)geteuid());
+		log_line(LOG_INFO, "worker.started pid=%d uid=%u seccomp=on", (int)getpid(),
+			 (unsigned)geteuid());
 		/* Tests only: show that the filter holds (execve is not allowed). */
 		if (getenv("MYNAGUARDD_TEST_EXEC"))
 			(void)execl("/bin/true", "true", (char *)NULL);
@@ -229,7 +230,7 @@ static int split(struct agent *a)
 		close(a->ack_ino);
 		a->ack_ino = -1;
 	}
-	fprintf(stderr, "monitor.started pid=%d worker=%d\n", (int)getpid(), (int)pid);
+	log_line(LOG_INFO, "monitor.started pid=%d worker=%d", (int)getpid(), (int)pid);
 	r = priv_monitor_run(&cfg, sv[0], pid);
 	close(sv[0]);
 	return r;
@@ -243,16 +244,16 @@ static int worker_identity(struct agent *a, const char *user, bool user_given)
 	errno = 0;
 	pw = getpwnam(user);
 	if (!pw && user_given) {
-		fprintf(stderr, "mynaguardd: --user %s: no such user\n", user);
+		log_line(LOG_ERR, "mynaguardd: --user %s: no such user", user);
 		return -ENOENT;
 	}
 	if (geteuid() != 0)
 		return 0; /* tests: same user, still split and filtered */
 	if (!pw) {
-		fprintf(stderr,
-			"agent.warning user=%s error=\"no such user\": THE WORKER RUNS AS ROOT, "
-			"without any capability (create the user: the installer does)\n",
-			user);
+		log_line(LOG_WARNING,
+			 "agent.warning user=%s error=\"no such user\": THE WORKER RUNS AS ROOT, "
+			 "without any capability (create the user: the installer does)",
+			 user);
 		return 0;
 	}
 	a->worker_uid = pw->pw_uid;
@@ -331,7 +332,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "mynaguardd: unexpected argument '%s'\n", argv[optind]);
+		log_line(LOG_ERR, "mynaguardd: unexpected argument '%s'", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
@@ -342,13 +343,13 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		print_policy_errors(&errs);
 		if (errs.n == 0)
-			fprintf(stderr, "%s: %s\n", a.paths.policy, strerror(-r));
+			log_line(LOG_ERR, "%s: %s", a.paths.policy, strerror(-r));
 		policy_errors_clear(&errs);
 		return 1;
 	}
 	policy_errors_clear(&errs);
 	if (check) {
-		fprintf(stderr, "mynaguardd: %s is valid\n", a.paths.policy);
+		log_line(LOG_INFO, "mynaguardd: %s is valid", a.paths.policy);
 		policy_free(a.policy);
 		return 0;
 	}
@@ -363,17 +364,17 @@ int main(int argc, char **argv)
 	 * delivers), and the event socket with its inotify watches on the PAM fallback file. */
 	r = agent_loop_new(&a.loop);
 	if (r < 0) {
-		fprintf(stderr, "agent.error op=loop error=\"%s\"\n", strerror(-r));
+		log_line(LOG_ERR, "agent.error op=loop error=\"%s\"", strerror(-r));
 		policy_free(a.policy);
 		return 1;
 	}
 	/* STATE first: the socket's inotify watch on STATE/totp starts at STATE. */
 	if (mkdir(a.paths.state, 0755) < 0 && errno != EEXIST)
-		fprintf(stderr, "agent.warning state=%s error=\"%m\"\n", a.paths.state);
+		log_line(LOG_WARNING, "agent.warning state=%s error=\"%m\"", a.paths.state);
 	r = agent_evsock_init(&a);
 	if (r < 0) {
-		fprintf(stderr, "agent.error op=evsock-init socket=%s error=\"%s\", exiting\n",
-			a.paths.socket, strerror(-r));
+		log_line(LOG_ERR, "agent.error op=evsock-init socket=%s error=\"%s\", exiting",
+			 a.paths.socket, strerror(-r));
 		agent_loop_free(a.loop);
 		policy_free(a.policy);
 		return 1;

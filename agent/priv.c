@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "fileio.h"
 #include "macro.h"
 #include "priv.h"
@@ -313,10 +314,10 @@ static int spool_append(struct priv_monitor *m, const struct priv_req *q, const 
 		return -ENODEV;
 	/* A worker may lose events, but never rewrite or reuse a number. */
 	if (q->u64 == 0 || q->u64 <= m->last_appended || q->u64 < spool_writer_next_seq(m->spool)) {
-		fprintf(stderr,
-			"monitor.refused op=spool-append seq=%" PRIu64 " last=%" PRIu64
-			" (sequence numbers only rise)\n",
-			q->u64, m->last_appended);
+		log_line(LOG_WARNING,
+			 "monitor.refused op=spool-append seq=%" PRIu64 " last=%" PRIu64
+			 " (sequence numbers only rise)",
+			 q->u64, m->last_appended);
 		return -ERANGE;
 	}
 	r = spool_writer_append(m->spool, q->u64, (enum spool_class)q->arg, data, q->len,
@@ -339,8 +340,8 @@ static int spool_trim(struct priv_monitor *m, struct priv_resp *resp, uint8_t *p
 	int r = spool_writer_trim_acked(m->spool, &info.trim);
 	/* Logged here, answered as success: the worker needs the refusal it may carry. */
 	if (r < 0)
-		fprintf(stderr, "spool.error op=trim dir=%s error=\"%s\"\n", m->cfg.spool_dir,
-			strerror(-r));
+		log_line(LOG_ERR, "spool.error op=trim dir=%s error=\"%s\"", m->cfg.spool_dir,
+			 strerror(-r));
 	spool_state(m, resp);
 	memcpy(payload, &info, sizeof(info));
 	resp->len = sizeof(info);
@@ -380,7 +381,7 @@ void priv_monitor_handle(struct priv_monitor *m, const void *buf, size_t n, stru
 	r = priv_req_decode(buf, n, &q, &data);
 	if (r < 0) {
 		m->refused++;
-		fprintf(stderr, "monitor.refused size=%zu error=\"malformed request\"\n", n);
+		log_line(LOG_WARNING, "monitor.refused size=%zu error=\"malformed request\"", n);
 		resp->status = r;
 		return;
 	}
@@ -391,13 +392,13 @@ void priv_monitor_handle(struct priv_monitor *m, const void *buf, size_t n, stru
 		r = usb_write(m, q);
 		if (r == -ENODEV || r == -ENOENT || r == -ENOTDIR) {
 			m->refused++;
-			fprintf(stderr,
-				"monitor.refused op=%s name=%s error=\"%s\" (not a USB %s in "
-				"sysfs)\n",
-				priv_op_name(q->op), q->name, strerror(-r),
-				q->op == PRIV_USB_DEFAULT_DENY ? "root hub"
-				: q->op == PRIV_USB_PROBE      ? "interface"
-							       : "device or interface");
+			log_line(LOG_WARNING,
+				 "monitor.refused op=%s name=%s error=\"%s\" (not a USB %s in "
+				 "sysfs)",
+				 priv_op_name(q->op), q->name, strerror(-r),
+				 q->op == PRIV_USB_DEFAULT_DENY ? "root hub"
+				 : q->op == PRIV_USB_PROBE	? "interface"
+								: "device or interface");
 		}
 		break;
 	case PRIV_SPOOL_OPEN:
@@ -484,16 +485,17 @@ static void log_worker_end(int status, bool stopping)
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && stopping)
 		return;
 	if (WIFSIGNALED(status))
-		fprintf(stderr,
-			"monitor.worker-died signal=%s (%s); exiting, USB stays blocked by the "
-			"kernel default until the agent is restarted\n",
-			sigabbrev_np(WTERMSIG(status)),
-			WTERMSIG(status) == SIGSYS ? "seccomp: a forbidden system call" : "killed");
+		log_line(LOG_ERR,
+			 "monitor.worker-died signal=%s (%s); exiting, USB stays blocked by the "
+			 "kernel default until the agent is restarted",
+			 sigabbrev_np(WTERMSIG(status)),
+			 WTERMSIG(status) == SIGSYS ? "seccomp: a forbidden system call"
+						    : "killed");
 	else
-		fprintf(stderr,
-			"monitor.worker-died status=%d; exiting, USB stays blocked by the kernel "
-			"default until the agent is restarted\n",
-			WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		log_line(LOG_ERR,
+			 "monitor.worker-died status=%d; exiting, USB stays blocked by the kernel "
+			 "default until the agent is restarted",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
 int priv_monitor_run(const struct priv_monitor_config *cfg, int fd, pid_t worker)

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "macro.h"
 #include "parse.h"
 #include "priv.h"
@@ -43,13 +44,13 @@ static int call(struct priv_req *q, const void *data, size_t len, struct priv_re
 		while (n < 0 && errno == EINTR);
 	}
 	if (n <= 0) {
-		fprintf(stderr, "worker.error op=%s error=\"monitor gone\", exiting\n",
-			priv_op_name(q->op));
+		log_line(LOG_ERR, "worker.error op=%s error=\"monitor gone\", exiting",
+			 priv_op_name(q->op));
 		_exit(1);
 	}
 	if ((size_t)n < sizeof(*resp)) {
-		fprintf(stderr, "worker.error op=%s error=\"short response\", exiting\n",
-			priv_op_name(q->op));
+		log_line(LOG_ERR, "worker.error op=%s error=\"short response\", exiting",
+			 priv_op_name(q->op));
 		_exit(1);
 	}
 	memcpy(resp, buf, sizeof(*resp));

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "macro.h"
 #include "usb_dev.h"
 #include "priv.h"
@@ -167,20 +168,20 @@ static void log_decision(const char *what, const struct usb_dev_info *dev, const
 		snprintf(vid, sizeof(vid), "%04x", dev->vendor);
 		snprintf(pid, sizeof(pid), "%04x", dev->product);
 	}
-	fprintf(stderr,
-		"%s port=%s iface=%s vendor=%s product=%s serial=%s manufacturer=%s "
-		"product_name=%s class=%s rule=%s mode=%s action=%s\n",
-		what, dev->port, iface ? iface : "-", vid, pid,
-		usb_str_escape(dev->serial, serial, sizeof(serial)),
-		usb_str_escape(dev->manufacturer, manu, sizeof(manu)),
-		usb_str_escape(dev->product_name, prod, sizeof(prod)), cls,
-		usb_str_escape(rule, rulebuf, sizeof(rulebuf)), mode, action);
+	log_line(LOG_NOTICE,
+		 "%s port=%s iface=%s vendor=%s product=%s serial=%s manufacturer=%s "
+		 "product_name=%s class=%s rule=%s mode=%s action=%s",
+		 what, dev->port, iface ? iface : "-", vid, pid,
+		 usb_str_escape(dev->serial, serial, sizeof(serial)),
+		 usb_str_escape(dev->manufacturer, manu, sizeof(manu)),
+		 usb_str_escape(dev->product_name, prod, sizeof(prod)), cls,
+		 usb_str_escape(rule, rulebuf, sizeof(rulebuf)), mode, action);
 }
 
 static void log_error(const char *port, const char *iface, const char *op, int err)
 {
-	fprintf(stderr, "usb.error port=%s iface=%s op=%s error=\"%s\"\n", port,
-		iface ? iface : "-", op, strerror(-err));
+	log_line(LOG_ERR, "usb.error port=%s iface=%s op=%s error=\"%s\"", port,
+		 iface ? iface : "-", op, strerror(-err));
 }
 
 static int probe_interface(struct agent *a, const char *name)
@@ -482,7 +483,7 @@ static void root_hub_default_deny(struct agent *a, const struct usb_dev_info *de
 		log_error(dev->port, NULL, "write-interface_authorized_default", r);
 		return;
 	}
-	fprintf(stderr, "usb.roothub port=%s interface_authorized_default=0\n", dev->port);
+	log_line(LOG_INFO, "usb.roothub port=%s interface_authorized_default=0", dev->port);
 }
 
 /* A device that is itself unauthorized has no interfaces: decide on its descriptors. */
@@ -727,7 +728,7 @@ int usb_gate_start(struct agent *a)
 	r = coldplug(a);
 	if (r < 0)
 		return r;
-	fprintf(stderr, "usb.coldplug done entries=%zu\n", u->n_entries);
+	log_line(LOG_INFO, "usb.coldplug done entries=%zu", u->n_entries);
 	return agent_watch_fd(a, u->fd, on_monitor, u);
 }
 

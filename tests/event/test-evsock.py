@@ -45,12 +45,17 @@ class Agent:
         self.proc = None
         self.log_path = os.path.join(tmp, "agent.log")
 
-    def start(self):
+    def start(self, journal=False):
         self.logf = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        if journal:  # as systemd sets it when stderr is the journal's stream
+            st = os.fstat(self.logf.fileno())
+            env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
         self.proc = subprocess.Popen(
             [A.agent, "--policy", self.policy, "--socket", self.sock, "--spool", self.spool,
              "--state", self.state, "--sysfs-root", os.path.join(self.tmp, "sys")],
-            stdout=subprocess.PIPE, stderr=self.logf)
+            stdout=subprocess.PIPE, stderr=self.logf, env=env)
         line = self.proc.stdout.readline()
         assert line == b"READY\n", "agent did not get ready: %r" % line
 
@@ -212,6 +217,33 @@ def scenario_malformed(ag):
     for line in text.splitlines():
         if line.startswith("evsock.malformed"):
             assert all(0x20 <= ord(c) < 0x7f for c in line), line
+
+
+def scenario_journal(ag):
+    """Under systemd every line of both processes carries its sd-daemon priority prefix."""
+    ag.start(journal=True)
+    send(ag.sock, b"garbage")
+    send(ag.sock, GOOD)
+    ag.wait_events(is_auth, 1)
+    assert ag.stop() == 0
+    lines = ag.log_text().splitlines()
+    assert lines, "no log lines"
+    for line in lines:
+        assert len(line) > 3 and line[0] == "<" and line[2] == ">" and line[1] in "034567", line
+
+    def prio(prefix):
+        found = [ln[1] for ln in lines if ln[3:].startswith(prefix)]
+        assert found, "no line starting with %r: %s" % (prefix, lines)
+        return found[0]
+    assert prio("evsock.malformed") == "4"
+    assert prio("event seq=") == "6"
+    assert prio("monitor.started") == "6"
+    assert prio("worker.started") == "6"
+    # not under systemd: the text alone, as before
+    ag.start()
+    assert ag.stop() == 0
+    tail = ag.log_text().splitlines()[len(lines):]
+    assert tail and all(not ln.startswith("<") for ln in tail), tail
 
 
 def scenario_ratelimit(ag):
@@ -541,6 +573,7 @@ SCENARIOS = {
     "pending-live": scenario_pending_live,
     "datagrams": scenario_datagrams,
     "malformed": scenario_malformed,
+    "journal": scenario_journal,
     "ratelimit": scenario_ratelimit,
     "pending": scenario_pending,
     "restart": scenario_restart,
