@@ -16,6 +16,7 @@
 #include "log.h"
 #include "config.h"
 #include "emit-internal.h"
+#include "escape.h"
 #include "fileio.h"
 #include "macro.h"
 #include "parse.h"
@@ -380,16 +381,6 @@ int agent_emit_flush(struct agent *a)
 	return r;
 }
 
-/* Escape an untrusted line for one log line: printable ASCII, at most 120 characters. */
-static void sanitize(const char *s, size_t n, char *buf, size_t size)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 4 < size && i < 120; i++)
-		buf[o++] =
-		    (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\') ? s[i] : '?';
-	buf[o] = 0;
-}
-
 /* The PAM module appends datagrams here when the socket is down. Emit every line, then empty
  * the file, all under the flock the module takes for appending. A crash after the emits and
  * before the truncate emits those lines again at the next start (documented in docs/spool.md). */
@@ -423,10 +414,10 @@ void agent_emit_collect_pending(struct agent *a)
 			enum event_kind kind;
 			int64_t ts;
 			json_t *data;
-			char reason[EVENT_REASON_MAX], shown[128];
+			char reason[EVENT_REASON_MAX], shown[ESCAPE_SIZE(120)];
 			if (event_datagram_decode(line, n, &kind, &ts, &data, reason) < 0) {
 				bad++;
-				sanitize(reason, strlen(reason), shown, sizeof shown);
+				escape_text(reason, strlen(reason), 120, 0, shown, sizeof shown);
 				log_line(LOG_WARNING,
 					 "pending.malformed line=%" PRIu64 " reason=\"%s\"",
 					 ok + bad, shown);

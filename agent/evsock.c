@@ -16,6 +16,7 @@
 #include "log.h"
 #include "config.h"
 #include "emit-internal.h"
+#include "escape.h"
 #include "macro.h"
 
 /* Per sending uid: a token bucket. Root (sshd, login, gdm) gets more: it speaks for every
@@ -66,25 +67,16 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sanitize(const char *s, size_t n, char *buf, size_t size)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 1 < size; i++)
-		buf[o++] =
-		    (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\') ? s[i] : '?';
-	buf[o] = 0;
-}
-
 /* At most one malformed-datagram line per interval; the rest are counted into the next one. */
 static void log_malformed(struct agent_evsock *s, int64_t now, long uid, long pid,
 			  const char *reason)
 {
-	char shown[EVENT_REASON_MAX];
+	char shown[ESCAPE_SIZE(EVENT_REASON_MAX)];
 	if (s->last_log_ms != 0 && now - s->last_log_ms < EVSOCK_LOG_INTERVAL_MS) {
 		s->log_suppressed++;
 		return;
 	}
-	sanitize(reason, strlen(reason), shown, sizeof shown);
+	escape_text(reason, strlen(reason), EVENT_REASON_MAX, 0, shown, sizeof shown);
 	log_line(LOG_WARNING,
 		 "evsock.malformed uid=%ld pid=%ld reason=\"%s\" total=%" PRIu64
 		 " suppressed=%" PRIu64 " (dropped, next report in 10 s at most)",
