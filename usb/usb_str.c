@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "usb_str.h"
 #include "utf8.h"
 
@@ -13,48 +14,9 @@ bool usb_str_valid_utf8(const char *s, size_t len)
 	return utf8_valid(s, len);
 }
 
-char *usb_str_escape(const char *s, char *buf, size_t size)
+const char *usb_str_escape(const char *s, char *buf, size_t size)
 {
-	size_t o = 0;
-
-	if (size == 0)
-		return buf;
-	if (!s) {
-		snprintf(buf, size, "-");
-		return buf;
-	}
-	if (size < 8) {
-		buf[0] = '\0';
-		return buf;
-	}
-	buf[o++] = '"';
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		char tmp[5];
-		size_t l;
-
-		if (*p == '"' || *p == '\\') {
-			tmp[0] = '\\';
-			tmp[1] = (char)*p;
-			l = 2;
-		} else if (*p < 0x20 || *p >= 0x7f) {
-			snprintf(tmp, sizeof(tmp), "\\x%02x", *p);
-			l = 4;
-		} else {
-			tmp[0] = (char)*p;
-			l = 1;
-		}
-		/* room for this token, the closing quote, "..." and NUL */
-		if (o + l + 5 > size) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		memcpy(buf + o, tmp, l);
-		o += l;
-	}
-	buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
+	return escape_text(s, s ? strlen(s) : 0, SIZE_MAX, ESCAPE_QUOTES, buf, size);
 }
 
 char *usb_str_sanitize(const char *s, size_t max)

@@ -155,6 +155,11 @@ static void test_str_escape(void **state)
 	char small[12];
 	usb_str_escape("0123456789abcdef", small, sizeof(small));
 	assert_string_equal(small, "\"012345...\"");
+	/* a Japanese product name stays readable; the cut never splits a character */
+	assert_string_equal(usb_str_escape("\xe6\x9d\xb1\xe8\x8a\x9d USB", buf, sizeof(buf)),
+			    "\"\xe6\x9d\xb1\xe8\x8a\x9d USB\"");
+	assert_string_equal(usb_str_escape("\xe6\x9d\xb1\xe8\x8a\x9d USB", small, 10),
+			    "\"\xe6\x9d\xb1...\"");
 }
 
 static void test_str_sanitize(void **state)
