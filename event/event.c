@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "event.h"
 #include "macro.h"
 
@@ -243,20 +244,11 @@ _printf_(3, 4) static int fail(char reason[static EVENT_REASON_MAX], const char 
 	return -EINVAL;
 }
 
-/* Copy at most 32 characters of an untrusted string into buf, printable ASCII only. */
-static const char *quote_untrusted(const char *s, char buf[static 40])
+/* At most 32 bytes of an untrusted string for a reason, escaped (base/escape.h). */
+#define QUOTE_MAX 32
+static const char *quote_untrusted(const char *s, char buf[static ESCAPE_SIZE(QUOTE_MAX)])
 {
-	size_t o = 0;
-	for (size_t i = 0; s[i] && o < 32; i++)
-		buf[o++] =
-		    (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\') ? s[i] : '?';
-	if (s[0] && strlen(s) > 32) {
-		buf[o++] = '.';
-		buf[o++] = '.';
-		buf[o++] = '.';
-	}
-	buf[o] = 0;
-	return buf;
+	return escape_text(s, strlen(s), QUOTE_MAX, 0, buf, ESCAPE_SIZE(QUOTE_MAX));
 }
 
 /* Deepest nesting of v, where v itself is at depth `depth`; stops counting past limit. */
@@ -391,7 +383,7 @@ static int check_keys(json_t *o, const char *const *keys, size_t n, const char *
 {
 	const char *k;
 	json_t *v;
-	char q[40];
+	char q[ESCAPE_SIZE(QUOTE_MAX)];
 
 	json_object_foreach(o, k, v)
 	{
@@ -430,7 +422,7 @@ static int from_json(json_t *o, const char *prefix, unsigned base_depth, struct 
 		     char reason[static EVENT_REASON_MAX])
 {
 	json_t *v;
-	char q[40];
+	char q[ESCAPE_SIZE(QUOTE_MAX)];
 
 	if (!json_is_object(o))
 		return fail(reason, prefix, "expected a JSON object");
@@ -669,7 +661,7 @@ int event_datagram_decode(const char *buf, size_t len, enum event_kind *ret_kind
 	static const char *const datagram_keys[] = {"v", "kind", "ts_ms", "data"};
 	const char *k;
 	json_t *o, *v;
-	char q[40];
+	char q[ESCAPE_SIZE(QUOTE_MAX)];
 
 	int r = load_json(buf, len, EVENT_DATAGRAM_MAX, "datagram", &o, reason);
 	if (r < 0)
