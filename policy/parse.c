@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "escape.h"
 #include "internal.h"
 #include "macro.h"
 #include "parse.h"
@@ -130,39 +131,10 @@ static void error_at(struct parse_ctx *c, unsigned line, const char *fmt, ...)
 	policy_errors_add(c->errs, line, "%s", msg);
 }
 
-/* Escape an untrusted string for a message, cut after ~40 bytes on a UTF-8 boundary. */
+/* An untrusted string for a message: escape_text() (base/escape.h), at most 40 input bytes. */
 static const char *escape(const char *s, size_t n, bool quotes, char *buf, size_t size)
 {
-	size_t o = 0, i;
-
-	if (size < 8)
-		return "";
-	if (quotes)
-		buf[o++] = '"';
-	for (i = 0; i < n && o + 8 < size && i < 40; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '"' || ch == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = (char)ch;
-		} else if (ch < 0x20 || ch == 0x7f) {
-			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", ch);
-		} else {
-			buf[o++] = (char)ch;
-		}
-	}
-	if (i < n) {
-		/* Do not end inside a UTF-8 sequence. */
-		while (o > 1 && ((unsigned char)buf[o - 1] & 0xc0) == 0x80)
-			o--;
-		if (o > 1 && ((unsigned char)buf[o - 1] & 0xc0) == 0xc0)
-			o--;
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	if (quotes)
-		buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
+	return escape_text(s, n, 40, quotes ? ESCAPE_QUOTES : 0, buf, size);
 }
 
 static const char *quote(const char *s, size_t n, char *buf, size_t size)

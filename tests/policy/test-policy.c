@@ -854,6 +854,15 @@ static void test_line_errors(void **state)
 		      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = 1\n",
 		      "t.conf:3: unknown key \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\": key "
 		      "names are short");
+	/* quoted by base/escape.c: UTF-8 kept, cut at 40 bytes on a character boundary (the 14th
+	 * 東 crosses it and is left out whole) */
+#define EAST   "\xe6\x9d\xb1"
+#define EAST13 EAST EAST EAST EAST EAST EAST EAST EAST EAST EAST EAST EAST EAST
+	expect_errors(HEAD EAST13 EAST EAST " = 1\n",
+		      "t.conf:3: expected KEY = VALUE: \"" EAST13
+		      "...\" is not a key name (letters, digits, '_', '.', '-')");
+#undef EAST13
+#undef EAST
 
 	/* Over-long lines: exactly POLICY_MAX_LINE is fine, one more is an error. */
 	memset(line, ';', POLICY_MAX_LINE + 1);
