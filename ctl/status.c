@@ -20,6 +20,7 @@
 #include "compliance.h"
 #include "config.h"
 #include "ctl.h"
+#include "escape.h"
 #include "event.h"
 #include "fileio.h"
 #include "macro.h"
@@ -66,23 +67,13 @@ static json_t *ts_json(int64_t ms)
 	return json_string(buf);
 }
 
-/* Safe for a terminal (strings from files and devices): bytes outside printable ASCII become
- * \xHH, as in the compliance details. */
+/* Safe for a terminal (strings from files and devices): escape_text() (base/escape.h), so
+ * control bytes and invalid UTF-8 become \xHH, '"' and '\\' are escaped, valid UTF-8 stays. */
 static json_t *json_escaped(const char *s)
 {
 	char buf[2048];
-	size_t o = 0;
 
-	for (; *s && o + 5 < sizeof(buf); s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 0x20 || c > 0x7e)
-			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\\x%02x", c);
-		else
-			buf[o++] = (char)c;
-	}
-	buf[o] = '\0';
-	return json_string(buf);
+	return json_string(escape_text(s, strlen(s), sizeof(buf), 0, buf, sizeof(buf)));
 }
 
 /* Text that is valid UTF-8 as it is (a JSON string), else escaped. */

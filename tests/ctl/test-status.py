@@ -309,6 +309,18 @@ def main():
         check(rc == 0 and "backlog 0 records, 0 bytes" in out and "0 segments" in out,
               "empty spool: exit 0", out)
 
+        # strings from the snapshot are escaped for the terminal by base/escape.c: control
+        # bytes as \xHH, '"' and '\\' escaped, Japanese text kept as it is
+        hostile = {"checks": [{"id": "usb.no_unapproved_storage", "clause": ["2-6-3-a"],
+                               "status": "fail", "detail": "\x1b[31m\u6771\u4eac \"q\" \\"}],
+                   "compliant": False}
+        fx.write_spool([(8, event(8, "compliance", hostile, time.time() - 10))], acked=8)
+        rc, out = fx.status()
+        check("\x1b" not in out and '\\x1b[31m\u6771\u4eac \\"q\\" \\\\' in out,
+              "snapshot detail: escaped, Japanese kept", out)
+        for n in os.listdir(fx.spool):
+            os.unlink(os.path.join(fx.spool, n))
+
         # the policy changed behind the manifest's back, then usb allow keeps it in step
         with open(fx.policy, "a") as f:
             f.write("; edited by hand\n")
