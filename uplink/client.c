@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "macro.h"
 #include "uplink.h"
 
@@ -114,7 +115,8 @@ void uplink_client_free(struct uplink_client *c)
 	free(c);
 }
 
-/* The collector's reason from {"error":"..."} bodies, else the body's first line. */
+/* The collector's reason from {"error":"..."} bodies, else the body's first line, for a log
+ * line: escaped by escape_text(), cut with "..." to fit buf. */
 static void answer_reason(const struct uplink_client *c, char *buf, size_t size)
 {
 	buf[0] = 0;
@@ -130,10 +132,8 @@ static void answer_reason(const struct uplink_client *c, char *buf, size_t size)
 			s = json_string_value(v);
 	}
 	const char *src = s ? s : c->body;
-	size_t o_ = 0;
-	for (size_t i = 0; src[i] && src[i] != '\n' && o_ + 1 < size && i < 200; i++)
-		buf[o_++] = (src[i] >= 0x20 && src[i] < 0x7f && src[i] != '"') ? src[i] : '?';
-	buf[o_] = 0;
+	/* its first line, at most 200 bytes, escaped (base/escape.h) */
+	escape_text(src, strcspn(src, "\n"), 200, 0, buf, size);
 	json_decref(o);
 }
 

@@ -129,7 +129,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     cn = v
         if cn != terminal:
             self.note(403, len(events))
-            return self.reply(403, {"error": "terminal does not match the certificate"})
+            return self.reply(403, {"error": srv.forbidden_reason})
         acked = srv.store.add(terminal, events)
         self.note(200, len(events))
         self.reply(200, {"acked_through": acked})
@@ -146,6 +146,8 @@ def main():
     ap.add_argument("--reqlog")
     ap.add_argument("--throttle", type=int, default=0, help="answer 429 to the first N requests")
     ap.add_argument("--retry-after", type=int, default=2)
+    ap.add_argument("--forbidden-reason", default="terminal does not match the certificate",
+                    help="the error text of 403 answers (tests of its escaping)")
     ap.add_argument("--max-events", type=int, default=0, help="413 above this many events")
     a = ap.parse_args()
 
@@ -161,6 +163,7 @@ def main():
     srv.reqlog = a.reqlog
     srv.throttle = a.throttle
     srv.retry_after = a.retry_after
+    srv.forbidden_reason = a.forbidden_reason
     srv.max_events = a.max_events
     port = srv.server_address[1]
     if a.port_file:

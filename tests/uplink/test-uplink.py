@@ -511,7 +511,9 @@ def scenario_forbidden(env):
         f.write(text.replace("id = %s" % TERMINAL, "id = T-99"))
     subprocess.run([A.spool_tool, "fill", env.spool, "T-99", "30"], check=True,
                    stdout=subprocess.DEVNULL)
-    env.start_collector()
+    # the collector's reason is logged escaped by base/escape.c (first line only)
+    hostile = "no match \x1b[31m\u6771\u4eac \"T\" \\\nsecond line"
+    env.start_collector(extra=() if A.collector else ("--forbidden-reason", hostile))
     env.start_uplink()
     time.sleep(2.0)
     assert env.uplink.poll() is None
@@ -521,6 +523,9 @@ def scenario_forbidden(env):
     with open(os.path.join(env.tmp, "uplink.log")) as f:
         log_text = f.read()
     assert "HTTP 403" in log_text, log_text
+    if not A.collector:
+        assert "\x1b" not in log_text and "second line" not in log_text, log_text
+        assert 'HTTP 403: no match \\x1b[31m\u6771\u4eac \\"T\\" \\\\' in log_text, log_text
     assert log_text.count("uplink.unreachable") == 1, log_text
     if not A.collector:
         assert len([r for r in env.requests() if r[1] == 403]) >= 3
