@@ -289,7 +289,8 @@ def scenario_pending(ag):
     """The PAM fallback file is emitted at start, then emptied; a file with group/other access is refused."""
     os.makedirs(ag.state, exist_ok=True)
     g2 = dict(GOOD, kind="auth.locked", ts_ms=1795633117000)
-    p = write_pending(ag, [json.dumps(GOOD), "not json", json.dumps(g2)])
+    hostile = json.dumps(dict(GOOD, **{"\u6771\u4eac\"x\x1b": 1}))
+    p = write_pending(ag, [json.dumps(GOOD), "not json", hostile, json.dumps(g2)])
     with open(os.path.join(ag.state, "totp", ".pending-events.dropped"), "w") as f:
         f.write("3\n")
     os.chmod(os.path.join(ag.state, "totp", ".pending-events.dropped"), 0o600)
@@ -303,7 +304,12 @@ def scenario_pending(ag):
     assert os.path.getsize(p) == 0
     assert not os.path.exists(os.path.join(ag.state, "totp", ".pending-events.dropped"))
     assert ag.stop() == 0
-    assert "pending.collected events=2 malformed=1" in ag.log_text()
+    text = ag.log_text()
+    assert "pending.collected events=2 malformed=2" in text, text
+    # the reason is escaped by base/escape.c twice (the decoder quotes the key, the log line
+    # the reason): Japanese kept, the quote and the escape character shown, no raw control
+    assert "\x1b" not in text, text
+    assert r'reason="unknown key \"' + "\u6771\u4eac" + r'\\\"x\\x1b\""' in text, text
 
     # world-readable: refused and left alone
     write_pending(ag, [json.dumps(GOOD)], mode=0o644)
