@@ -1031,9 +1031,11 @@ static void test_shipped_vendor_class(void **state)
 		/* as if the kernel had authorized it: the agent must take it back */
 		ifc[i] = umock_add_iface(u, d, name, p->cls, p->sub, p->proto, p->label, "1");
 		g_free(d);
+		/* one device at a time: umockdev aborts when its uevent socket is full, which a
+		 * burst of eight plugs can make happen on a loaded machine */
+		EXPECT_LOG(u, p->want_log);
 	}
 	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
-		EXPECT_LOG(u, devs[i].want_log);
 		if (strcmp(umock_attr(u, ifc[i], "authorized"), devs[i].want_auth) != 0) {
 			fprintf(stderr, "%s: authorized=%s, want %s\n--- log ---\n%s\n",
 				devs[i].name, umock_attr(u, ifc[i], "authorized"),
