@@ -440,6 +440,7 @@ static void test_read_dir_and_name(void **state)
 
 	usb_iface_info_clear(&ii);
 	policy_free(p);
+	policy_errors_clear(&errs);
 	{
 		char cmd[600];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
