@@ -127,6 +127,13 @@ static void on_sigsys(int sig, siginfo_t *si, void *ctx)
 	_exit(128 + SIGSYS);
 }
 
+/* "argument 0 == v", spelled out: libseccomp's SCMP_A0() leaves datum_b to the compiler, which
+ * clang's -Wmissing-field-initializers refuses. */
+static struct scmp_arg_cmp arg0_eq(scmp_datum_t v)
+{
+	return (struct scmp_arg_cmp){.arg = 0, .op = SCMP_CMP_EQ, .datum_a = v, .datum_b = 0};
+}
+
 static int seccomp_install(void)
 {
 	struct sigaction sa = {.sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO};
@@ -144,18 +151,16 @@ static int seccomp_install(void)
 			goto out;
 	}
 	/* Sockets: AF_UNIX (the event socket, sd-daemon-free logging) and AF_NETLINK (udev). */
-	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-			     SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, arg0_eq(AF_UNIX));
 	if (r >= 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				     SCMP_A0(SCMP_CMP_EQ, AF_NETLINK));
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, arg0_eq(AF_NETLINK));
 	/* abort() and raise(): signals to itself only. */
 	if (r >= 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+				     arg0_eq((scmp_datum_t)getpid()));
 	if (r >= 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+				     arg0_eq((scmp_datum_t)getpid()));
 	if (r >= 0)
 		r = seccomp_load(ctx);
 out:
