@@ -516,6 +516,24 @@ static void ensure_ack_dir(int dirfd, gid_t gid)
 	(void)fchmod(fd, 0770);
 }
 
+/* Open the spool directory; only the agent may create or remove files here, so it must be ours.
+ * Makes ack/ when missing. */
+static int open_own_dir(const char *dir, int *ret_fd, struct stat *ret_st)
+{
+	_cleanup_close_ int dirfd = -1;
+	int r = fileio_open_dir_verified(AT_FDCWD, dir, NULL, &dirfd);
+
+	if (r < 0)
+		return r;
+	if (fstat(dirfd, ret_st) < 0)
+		return negative_errno();
+	if (ret_st->st_uid != geteuid())
+		return -EPERM;
+	ensure_ack_dir(dirfd, ret_st->st_gid);
+	*ret_fd = TAKE_FD(dirfd);
+	return 0;
+}
+
 int spool_prepare_dir(const char *dir)
 {
 	_cleanup_close_ int dirfd = -1;
@@ -523,15 +541,7 @@ int spool_prepare_dir(const char *dir)
 
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
 		return negative_errno();
-	int r = fileio_open_dir_verified(AT_FDCWD, dir, NULL, &dirfd);
-	if (r < 0)
-		return r;
-	if (fstat(dirfd, &dst) < 0)
-		return negative_errno();
-	if (dst.st_uid != geteuid())
-		return -EPERM;
-	ensure_ack_dir(dirfd, dst.st_gid);
-	return 0;
+	return open_own_dir(dir, &dirfd, &dst);
 }
 
 /* Read the uplink's acknowledgement and take it when it is believable. */
@@ -563,21 +573,15 @@ int spool_writer_open(const char *dir, uint64_t max_bytes, struct spool_writer *
 
 	if (max_bytes < 2 * SPOOL_RECORD_MAX)
 		return -EINVAL;
-	int r = fileio_open_dir_verified(AT_FDCWD, dir, NULL, &dirfd);
+	struct stat dst;
+	int r = open_own_dir(dir, &dirfd, &dst);
 	if (r < 0)
 		return r;
-	struct stat dst;
-	if (fstat(dirfd, &dst) < 0)
-		return negative_errno();
-	/* Only the agent may create or remove files here. */
-	if (dst.st_uid != geteuid())
-		return -EPERM;
 	if (dst.st_mode & 0022) {
 		if (fchmod(dirfd, dst.st_mode & 07755) < 0)
 			return negative_errno();
 		info.dir_mode_fixed = dst.st_mode & 07777;
 	}
-	ensure_ack_dir(dirfd, dst.st_gid);
 
 	struct spool_writer *w = calloc(1, sizeof *w);
 	if (!w)
