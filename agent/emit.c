@@ -200,8 +200,8 @@ int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, e
 	event_clear(&ev);
 	if (drop.count > 0 || drop.segments > 0)
 		emit_dropped(a, &drop, "spool full");
-	if (sync && e->depth == 0)
-		check_ack(a);
+	if (sync && e->depth == 0 && e->ack_ino < 0)
+		check_ack(a); /* no watch on ack/: take acknowledgements as events are stored */
 	return (int64_t)ev.seq;
 }
 
@@ -377,7 +377,8 @@ int agent_emit_flush(struct agent *a)
 	if (r < 0)
 		log_line(LOG_ERR, "emit.error op=sync error=\"%s\"", strerror(-r));
 	report_refused(a, false);
-	check_ack(a);
+	if (e->ack_ino < 0)
+		check_ack(a);
 	return r;
 }
 
