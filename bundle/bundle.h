@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/* The fleet channel's bundle (docs/fleet.md): framing, Ed25519 signatures (OpenSSL), the
+ * exceptions JSON and the checks against a base policy's limits. Pure functions over bytes
+ * except the key-file helpers; never logs, never exits. Built as static library mgbundle
+ * (bundle_dep): policy_dep + OpenSSL + jansson. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "policy.h"
+
+#define BUNDLE_MAX_BYTES      (1024 * 1024)
+#define BUNDLE_MAGIC	      "MYNABND1"
+#define BUNDLE_BASE_MAGIC     "MYNABAS1"
+#define BUNDLE_MAGIC_LEN      8
+#define BUNDLE_SIG_LEN	      64
+#define BUNDLE_PUBKEY_LEN     32
+#define BUNDLE_MAX_EXCEPTIONS 1024
+#define BUNDLE_EXCEPTION_ID_MAX 64
+#define BUNDLE_TEXT_MAX	      512 /* purpose, approved_by */
+#define BUNDLE_MAX_USERS      32
+
+/* Errors are negative errno values; the reason text goes to err (NUL-terminated, may be
+ * truncated), e.g. "bad magic", "root signature does not verify", "bundle is for terminal X",
+ * "version 3 is not newer than the applied 5". Japanese is the dashboard's job, not ours. */
+#define BUNDLE_ERR_MAX 200
+
+/* ---- Framing (no crypto, no parsing of the INI or JSON) ---- */
+
+/* Views into the caller's buffer; nothing is copied. */
+struct bundle_frame {
+	const uint8_t *base; /* base policy text, not NUL-terminated */
+	uint32_t base_len;
+	const uint8_t *root_sig; /* 64 bytes */
+	/* The signed body (absent in a base file: body == NULL) */
+	const uint8_t *body; /* from version to the end of json */
+	uint32_t body_len;
+	uint64_t version;
+	int64_t issued;
+	const char *terminal_id; /* not NUL-terminated */
+	uint16_t terminal_id_len;
+	const char *json; /* not NUL-terminated */
+	uint32_t json_len;
+	const uint8_t *grant_sig; /* 64 bytes */
+};
+
+/* Decode a bundle ("MYNABND1"). -EBADMSG with a reason for anything malformed (short, trailing
+ * bytes, lengths out of range, empty id), -EFBIG beyond BUNDLE_MAX_BYTES. */
+int bundle_decode(const uint8_t *buf, size_t len, struct bundle_frame *ret, char *err,
+		  size_t errsz);
+/* Decode a signed base file ("MYNABAS1"): base and root_sig only. */
+int bundle_decode_base(const uint8_t *buf, size_t len, struct bundle_frame *ret, char *err,
+		       size_t errsz);
+
+/* ---- Keys: Ed25519. Public keys as one line of base64 (32 raw bytes), private keys as PKCS#8
+ * PEM (what `openssl genpkey -algorithm ed25519` writes). ---- */
+
+int bundle_pubkey_from_base64(const char *b64, uint8_t out[BUNDLE_PUBKEY_LEN]);
+/* base64 of the 32 bytes, NUL-terminated; out must hold 45 bytes. */
+void bundle_pubkey_to_base64(const uint8_t key[BUNDLE_PUBKEY_LEN], char out[45]);
+/* Read a .pub file (one base64 line, optional trailing newline). */
+int bundle_pubkey_load(const char *path, uint8_t out[BUNDLE_PUBKEY_LEN], char *err, size_t errsz);
+
+struct bundle_signer; /* an Ed25519 private key (EVP_PKEY) */
+int bundle_signer_load(const char *pem_path, struct bundle_signer **ret, char *err, size_t errsz);
+/* A new key pair; bundle_signer_save writes the PEM (mode 0600, O_EXCL). */
+int bundle_signer_generate(struct bundle_signer **ret);
+int bundle_signer_save(const struct bundle_signer *s, const char *pem_path, char *err,
+		       size_t errsz);
+void bundle_signer_pubkey(const struct bundle_signer *s, uint8_t out[BUNDLE_PUBKEY_LEN]);
+void bundle_signer_free(struct bundle_signer *s);
+
+/* ---- Signing (admin and collector side) ---- */
+
+/* A signed base file: "MYNABAS1" || u32 len || base || root_sig. *ret is malloc'd. */
+int bundle_sign_base(const struct bundle_signer *root, const char *base, size_t base_len,
+		     uint8_t **ret, size_t *ret_len);
+/* A full bundle from a signed base file (checked to decode, not re-verified), the body fields
+ * and the exceptions JSON text (already encoded by bundle_exceptions_to_json). */
+int bundle_build(const uint8_t *signed_base, size_t signed_base_len,
+		 const struct bundle_signer *grant, uint64_t version, int64_t issued,
+		 const char *terminal_id, const char *json, size_t json_len, uint8_t **ret,
+		 size_t *ret_len, char *err, size_t errsz);
+
+/* ---- Verification ---- */
+
+/* Root signature over "mynaguard-base-v1\0" || base. 0 or -EBADMSG. */
+int bundle_verify_root(const struct bundle_frame *f, const uint8_t root_pub[BUNDLE_PUBKEY_LEN]);
+/* Grant signature over "mynaguard-body-v1\0" || SHA-256(base) || body, with the key the base
+ * names. 0 or -EBADMSG. */
+int bundle_verify_grant(const struct bundle_frame *f,
+			const uint8_t grant_pub[BUNDLE_PUBKEY_LEN]);
+
+/* What the monitor and the worker both check before anything is installed, in this order:
+ * root signature (before the base INI is parsed), base parses as a base policy
+ * (policy_parse_base), grant signature with base->fleet_grant_key, terminal id == own_id,
+ * base covers own_id (policy_fleet_covers), body version > applied_version, base version >=
+ * applied_base_version. On success *ret_base is the parsed base (caller frees). Never parses
+ * the JSON. */
+int bundle_check_install(const struct bundle_frame *f, const uint8_t root_pub[BUNDLE_PUBKEY_LEN],
+			 const char *own_id, uint64_t applied_version,
+			 uint64_t applied_base_version, struct policy **ret_base, char *err,
+			 size_t errsz);
+
+/* ---- Exceptions (parsed by the unprivileged worker only) ---- */
+
+struct bundle_exception {
+	char id[BUNDLE_EXCEPTION_ID_MAX + 1];
+	uint16_t vendor;
+	uint16_t product;
+	char *serial;		/* NULL = any (only if the base allows it: it does not, see limits) */
+	char *descriptor_hash;	/* NULL or 64 lowercase hex chars */
+	char cls[24];		/* a block entry name of the base, e.g. "mass_storage" */
+	char *users[BUNDLE_MAX_USERS];
+	size_t n_users;		/* 0 = everyone */
+	int64_t from;		/* unix seconds, inclusive */
+	int64_t until;		/* unix seconds, exclusive */
+	char *purpose;
+	char *approved_by;
+	char *ledger;		/* NULL or a ledger registration number */
+};
+
+struct bundle_exceptions {
+	struct bundle_exception *items;
+	size_t n;
+};
+
+/* Strict: unknown keys, wrong types, bad hex, ids out of [A-Za-z0-9._-], from >= until, more
+ * than BUNDLE_MAX_EXCEPTIONS, duplicate ids → -EBADMSG with a reason. */
+int bundle_exceptions_parse(const char *json, size_t len, struct bundle_exceptions *ret, char *err,
+			    size_t errsz);
+/* The canonical JSON text (malloc'd, NUL-terminated). */
+int bundle_exceptions_to_json(const struct bundle_exceptions *ex, char **ret);
+void bundle_exceptions_free(struct bundle_exceptions *ex);
+
+/* Every exception within the base's limits: cls in base->fleet_grant_classes, serial present,
+ * until - from <= grant_max_days * 86400. -EPERM with a reason naming the exception id. */
+int bundle_check_limits(const struct policy *base, const struct bundle_exceptions *ex, char *err,
+			size_t errsz);
+
+/* Whether exception e applies to the device at trusted time now (from <= now < until,
+ * vendor, product, serial and the hash when given). Pure. */
+bool bundle_exception_matches(const struct bundle_exception *e,
+			      const struct policy_usb_device *dev, int64_t now);
+
+/* ---- Request codes ---- */
+
+/* 8 characters of Crockford base32 of SHA-256(terminal_id "\0" vendor "\0" product "\0"
+ * serial), vendor/product as 4 lowercase hex digits, serial "" when absent. out holds 9. */
+void bundle_request_code(const char *terminal_id, uint16_t vendor, uint16_t product,
+			 const char *serial, char out[9]);
