@@ -308,8 +308,6 @@ static int try_connect(struct notifier *nf)
 	if (connect(fd, (struct sockaddr *)&sa,
 		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + 1)) < 0)
 		return negative_errno();
-	/* Nothing is ever sent: say so to the kernel too. */
-	(void)shutdown(fd, SHUT_WR);
 	r = sd_event_add_io(nf->event, &nf->io, fd, EPOLLIN, on_readable, nf);
 	if (r < 0)
 		return r;
