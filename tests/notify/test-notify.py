@@ -8,7 +8,8 @@
 #   malformed   broken and oversized messages are dropped with a log line, a later good one shows
 #   reconnect   the socket goes away and comes back: mynaguard-notify connects again
 #   markup      a server with body-markup gets & < > escaped and the code in bold
-#   nocontact   no contact and no device name: the administrator is named, the ids are shown
+#   nocontact   no contact and no device name: the administrator is named, the ids are shown;
+#               then the bus goes away and mynaguard-notify ends
 import argparse
 import json
 import os
@@ -253,6 +254,13 @@ def case_nocontact(h):
     body = h.wait_notifications(1)[0]["body"]
     check(h, "機器 / Device: 0781:5581\n" in body, "ids only: %r" % body)
     check(h, "システム管理者 / your system administrator" in body, "the administrator: %r" % body)
+    # the session bus goes away (the session ended): so does mynaguard-notify
+    h.procs[0].send_signal(signal.SIGTERM)
+    try:
+        rc = h.notifier.wait(WAIT)
+    except subprocess.TimeoutExpired:
+        h.fail("still running without its session bus")
+    check(h, rc == 1, "exit status %d without the session bus" % rc)
 
 
 CASES = {"forward": case_forward, "malformed": case_malformed, "reconnect": case_reconnect,
