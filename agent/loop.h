@@ -24,6 +24,7 @@ struct agent {
 	struct agent_evsock *evsock;
 	struct agent_checks *checks;
 	struct agent_usb *usb;
+	struct agent_notify *notify; /* the desktop notice socket (notify.c) */
 };
 
 /* Called on SIGHUP from the loop. */

@@ -22,13 +22,15 @@
 #include "emit-internal.h"
 #include "loop.h"
 #include "macro.h"
+#include "notify.h"
 #include "priv.h"
 #include "usb_gate.h"
 
 static void usage(FILE *f)
 {
-	fputs("Usage: mynaguardd --policy FILE [--socket PATH] [--spool DIR] [--state DIR]\n"
-	      "                  [--sysfs-root DIR] [--user NAME] [--foreground] [-n|--check]\n"
+	fputs("Usage: mynaguardd --policy FILE [--socket PATH] [--notify-socket PATH]\n"
+	      "                  [--spool DIR] [--state DIR] [--sysfs-root DIR] [--user NAME]\n"
+	      "                  [--foreground] [-n|--check]\n"
 	      "\n"
 	      "Enforces the USB part of the policy, collects events and runs compliance checks.\n"
 	      "Prints READY on stdout once it follows udev events. See mynaguardd(8).\n",
@@ -161,6 +163,7 @@ static int worker_run(struct agent *a)
 fail_checks:
 	usb_gate_stop(a);
 fail_usb:
+	agent_notify_done(a);
 	agent_evsock_done(a);
 	agent_emit_done(a);
 fail_emit:
@@ -267,6 +270,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"policy", required_argument, NULL, 'p'},
 	    {"socket", required_argument, NULL, 's'},
+	    {"notify-socket", required_argument, NULL, 'N'},
 	    {"spool", required_argument, NULL, 'S'},
 	    {"state", required_argument, NULL, 't'},
 	    {"sysfs-root", required_argument, NULL, 'r'},
@@ -290,7 +294,8 @@ int main(int argc, char **argv)
 	};
 	struct policy_errors errs = {0};
 	const char *user = MYNAGUARD_AGENT_USER;
-	bool check = false, user_given = false;
+	bool check = false, user_given = false, socket_given = false;
+	_cleanup_free_ char *notify_default = NULL;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "p:fnhV", longopts, NULL)) != -1) {
@@ -300,6 +305,10 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			a.paths.socket = optarg;
+			socket_given = true;
+			break;
+		case 'N':
+			a.paths.notify_socket = optarg;
 			break;
 		case 'S':
 			a.paths.spool = optarg;
@@ -338,6 +347,20 @@ int main(int argc, char **argv)
 	}
 	if (!a.paths.policy)
 		a.paths.policy = MYNAGUARD_POLICY_PATH;
+	/* The notice socket goes beside the event socket unless told otherwise, so an agent started
+	 * with --socket elsewhere (tests, a second instance) never takes the system's path. */
+	if (!a.paths.notify_socket) {
+		const char *slash = strrchr(a.paths.socket, '/');
+		if (!socket_given || !slash)
+			a.paths.notify_socket = MYNAGUARD_NOTIFY_SOCKET_PATH;
+		else if (asprintf(&notify_default, "%.*s/notify.sock",
+				  (int)(slash - a.paths.socket), a.paths.socket) < 0) {
+			notify_default = NULL;
+			log_line(LOG_ERR, "mynaguardd: out of memory");
+			return 1;
+		} else
+			a.paths.notify_socket = notify_default;
+	}
 
 	r = policy_load(a.paths.policy, &a.policy, &errs);
 	if (r < 0) {
@@ -379,6 +402,12 @@ int main(int argc, char **argv)
 		policy_free(a.policy);
 		return 1;
 	}
+	/* The desktop notice socket: a convenience for the clerk, never a reason not to enforce. */
+	r = agent_notify_init(&a);
+	if (r < 0)
+		log_line(LOG_WARNING,
+			 "agent.warning op=notify-init socket=%s error=\"%s\" (no desktop notices)",
+			 a.paths.notify_socket, strerror(-r));
 	r = agent_emit_watch_ack(&a);
 	if (r < 0)
 		fprintf(
@@ -390,6 +419,7 @@ int main(int argc, char **argv)
 	if (a.ack_ino >= 0)
 		close(a.ack_ino);
 	agent_evsock_forget(&a);
+	agent_notify_forget(&a);
 	agent_loop_free(a.loop);
 	policy_free(a.policy);
 	return r < 0 ? 1 : 0;

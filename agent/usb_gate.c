@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "notify.h"
 #include "usb_dev.h"
 #include "priv.h"
 #include "usb_gate.h"
@@ -155,6 +156,8 @@ static void emit_usb(struct agent *a, enum event_kind kind, const struct usb_dev
 		json_object_set_new(data, "action", json_string(action));
 	if (dev->have_hash)
 		json_object_set_new(data, "descriptor_hash", json_string(dev->hash));
+	if (kind == EVENT_USB_BLOCKED)
+		agent_notify_usb_blocked(a, data); /* data.request_code, the desktop notice */
 	(void)agent_emit(a, kind, clauses, data);
 }
 

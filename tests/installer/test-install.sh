@@ -25,9 +25,9 @@ AS_ROOT=0
 
 # ---- a build dir: the real binaries where they are built, stand-ins where not yet -------------
 FAKE=$T/build
-mkdir -p "$FAKE"/{agent,uplink,ctl,pam_module}
+mkdir -p "$FAKE"/{agent,uplink,ctl,pam_module,notify}
 touch "$FAKE/build.ninja"
-for b in agent/mynaguardd uplink/mynaguard-uplink pam_module/pam_mynaguard.so pam_module/mynaguard-totp-check; do
+for b in agent/mynaguardd uplink/mynaguard-uplink pam_module/pam_mynaguard.so pam_module/mynaguard-totp-check notify/mynaguard-notify; do
 	if [ -f "$BUILD/$b" ]; then cp "$BUILD/$b" "$FAKE/$b"; else printf '#!/bin/sh\nexit 0\n' >"$FAKE/$b"; fi
 	chmod 0755 "$FAKE/$b"
 done
@@ -149,6 +149,10 @@ D=directory
 expect /usr/sbin/mynaguardd "$F" 755 0 0
 expect /usr/sbin/mynaguard-uplink "$F" 755 0 0
 expect /usr/sbin/mynaguardctl "$F" 755 0 0
+expect /usr/bin/mynaguard-notify "$F" 755 0 0
+expect /etc/xdg/autostart/mynaguard-notify.desktop "$F" 644 0 0
+check "the autostart file starts mynaguard-notify" \
+	grep -q '^Exec=mynaguard-notify$' "$R/etc/xdg/autostart/mynaguard-notify.desktop"
 expect /usr/lib/x86_64-linux-gnu/security/pam_mynaguard.so "$F" 644 0 0
 expect /usr/share/pam-configs/mynaguard "$F" 644 0 0
 expect /etc/mynaguard "$D" 755 0 0
