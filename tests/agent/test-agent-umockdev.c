@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <time.h>
 
+#include "bundle.h"
 #include "umock.h"
 
 #define WAIT 15000 /* ms; generous for ASan on a busy machine */
@@ -1201,6 +1203,331 @@ static void test_user_missing(void **state)
 	free(pol);
 }
 
+
+/* ---- the fleet channel (docs/fleet.md): real bundles, throwaway keys ---- */
+
+static void freep(void *p)
+{
+	free(*(void **)p);
+}
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+
+struct fleet {
+	struct bundle_signer *root, *grant;
+	char key_path[300];
+	char grant_b64[45];
+};
+
+static void fleet_setup(struct umock *u, struct fleet *k)
+{
+	uint8_t pub[BUNDLE_PUBKEY_LEN];
+	char b64[45];
+	FILE *fp;
+
+	assert_int_equal(bundle_signer_generate(&k->root), 0);
+	assert_int_equal(bundle_signer_generate(&k->grant), 0);
+	bundle_signer_pubkey(k->grant, pub);
+	bundle_pubkey_to_base64(pub, k->grant_b64);
+	bundle_signer_pubkey(k->root, pub);
+	bundle_pubkey_to_base64(pub, b64);
+	snprintf(k->key_path, sizeof(k->key_path), "%s/fleet-root.pub", u->tmp);
+	fp = fopen(k->key_path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%s\n", b64);
+	fclose(fp);
+	u->fleet_key = k->key_path;
+}
+
+static void fleet_done(struct fleet *k)
+{
+	bundle_signer_free(k->root);
+	bundle_signer_free(k->grant);
+}
+
+/* A group's base: mass storage and still images blocked, mass storage grantable. */
+static char *fleet_base(const struct fleet *k, unsigned version, const char *terminals)
+{
+	char *text;
+
+	assert_true(asprintf(&text,
+			     "[usb]\nblock = mass_storage, still_image\n"
+			     "[fleet]\ngroup = fukushi\nversion = %u\n"
+			     "issued = 2026-12-01T09:00:00Z\nterminals = %s\ngrant_key = %s\n"
+			     "grant_classes = mass_storage\ngrant_max_days = 366\n" CHECKS_OFF,
+			     version, terminals, k->grant_b64) > 0);
+	return text;
+}
+
+/* {"exceptions":[...]} with one exception for the stick 0781:5581 serial S1, or none. */
+static char *fleet_json(const char *id, int64_t from, int64_t until)
+{
+	char *json;
+
+	if (!id)
+		return strdup("{\"exceptions\":[]}");
+	assert_true(asprintf(&json,
+			     "{\"exceptions\":[{\"id\":\"%s\",\"vendor\":\"0781\",\"product\":"
+			     "\"5581\",\"serial\":\"S1\",\"hash\":null,\"class\":\"mass_storage\","
+			     "\"users\":[],\"from\":%lld,\"until\":%lld,\"purpose\":\"test\","
+			     "\"approved_by\":\"sato\",\"ledger\":null}]}",
+			     id, (long long)from, (long long)until) > 0);
+	return json;
+}
+
+/* Sign, build and drop the bundle into SPOOL/inbox/bundle as the uplink does (tmp + rename).
+ * signer: the root key that signs the base (NULL = the pinned one). */
+static void fleet_send(struct umock *u, const struct fleet *k, struct bundle_signer *signer,
+		       const char *base, uint64_t version, const char *terminal, const char *json)
+{
+	uint8_t *sb = NULL, *b = NULL;
+	size_t sblen = 0, blen = 0;
+	char err[BUNDLE_ERR_MAX], tmp[400], dst[400];
+	FILE *fp;
+
+	assert_int_equal(bundle_sign_base(signer ? signer : k->root, base, strlen(base), &sb, &sblen),
+			 0);
+	if (bundle_build(sb, sblen, k->grant, version, (int64_t)time(NULL), terminal, json,
+			 strlen(json), &b, &blen, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bundle_build: %s\n", err);
+		fail();
+	}
+	snprintf(tmp, sizeof(tmp), "%s/spool/inbox/.bundle.tmp", u->tmp);
+	snprintf(dst, sizeof(dst), "%s/spool/inbox/bundle", u->tmp);
+	fp = fopen(tmp, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(b, 1, blen, fp), blen);
+	fclose(fp);
+	assert_int_equal(rename(tmp, dst), 0);
+	free(sb);
+	free(b);
+}
+
+static char *policy_now(struct umock *u)
+{
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/policy.conf", u->tmp);
+	return slurp(path);
+}
+
+static void test_fleet_apply(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	char path[400];
+	struct stat st;
+
+	fleet_setup(u, &k);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 3, "t*");
+	_cleanup_free_ char *json = fleet_json(NULL, 0, 0);
+	fleet_send(u, &k, NULL, base, 10, "t1", json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	EXPECT_LOG(u, "\"group\":\"fukushi\",\"base_version\":3,\"version\":10,\"policy_sha256\":\"");
+	EXPECT_LOG(u, "agent.reload ok");
+	_cleanup_free_ char *pol = policy_now(u);
+	assert_non_null(strstr(pol, "[terminal]\nid = t1\n"));
+	assert_non_null(strstr(pol, "block = mass_storage, still_image"));
+	snprintf(path, sizeof(path), "%s/state/bundle/current", u->tmp);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* The new policy is the one enforced: a camera is blocked now. */
+	static const uint8_t CAM[1][3] = {{0x06, 0x01, 0x01}};
+	char *dev = umock_add_device(u, ROOT, "1-3", "04a9", "3218", "C1", "1", CAM, 1, NULL);
+	char *ifc = umock_add_iface(u, dev, "1-3:1.0", "06", "01", "01", NULL, "1");
+	EXPECT_LOG(u, "usb.blocked port=1-3 iface=1-3:1.0");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	g_free(dev);
+	g_free(ifc);
+	stop_ok(u);
+
+	/* At the next start the installed bundle is re-read: data.bundle in the snapshot. */
+	free(u->out);
+	free(u->err);
+	u->out = u->err = NULL;
+	u->out_len = u->err_len = 0;
+	umock_spawn_agent(u, pol);
+	assert_true(umock_wait_out(u, "READY\n", 20000));
+	EXPECT_LOG(u, "fleet.current group=fukushi base_version=3 version=10 exceptions=0");
+	EXPECT_LOG(u, "\"bundle\":{\"group\":\"fukushi\",\"base_version\":3,\"version\":10,"
+		      "\"policy_sha256\":\"");
+	/* The same bundle again is not news. */
+	assert_int_equal(umock_count_err(u, "kind=bundle.refused"), 0);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* Each refused bundle: one bundle.refused event with its reason, the policy file untouched. */
+static void expect_refused(struct umock *u, size_t n, const char *pol_before, const char *why)
+{
+	if (!umock_wait_err_n(u, "kind=bundle.refused", n, WAIT)) {
+		fprintf(stderr, "no bundle.refused #%zu (%s)\n--- log ---\n%s\n", n, why, u->err);
+		fail();
+	}
+	EXPECT_LOG(u, why);
+	_cleanup_free_ char *pol = policy_now(u);
+	assert_string_equal(pol, pol_before);
+}
+
+static void test_fleet_refused(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	struct bundle_signer *other = NULL;
+
+	fleet_setup(u, &k);
+	assert_int_equal(bundle_signer_generate(&other), 0);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *before = policy_now(u);
+	_cleanup_free_ char *base = fleet_base(&k, 3, "t*");
+	_cleanup_free_ char *none = fleet_json(NULL, 0, 0);
+	int64_t now = (int64_t)time(NULL);
+
+	/* a base signed by another root key */
+	fleet_send(u, &k, other, base, 10, "t1", none);
+	expect_refused(u, 1, before, "root signature");
+	/* for another terminal */
+	fleet_send(u, &k, NULL, base, 11, "t2", none);
+	expect_refused(u, 2, before, "t2");
+	/* a base that does not cover this terminal */
+	_cleanup_free_ char *other_group = fleet_base(&k, 3, "kokuho-*");
+	fleet_send(u, &k, NULL, other_group, 12, "t1", none);
+	expect_refused(u, 3, before, "kind=bundle.refused");
+	/* an exception longer than grant_max_days */
+	_cleanup_free_ char *long_ex = fleet_json("EX-LONG", now, now + 400 * 86400LL);
+	fleet_send(u, &k, NULL, base, 13, "t1", long_ex);
+	expect_refused(u, 4, before, "EX-LONG");
+	assert_int_equal(umock_count_err(u, "kind=bundle.applied"), 0);
+
+	/* rollback: version 20 applied, then 19 refused */
+	fleet_send(u, &k, NULL, base, 20, "t1", none);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	_cleanup_free_ char *applied = policy_now(u);
+	fleet_send(u, &k, NULL, base, 19, "t1", none);
+	expect_refused(u, 5, applied, "19");
+	stop_ok(u);
+	bundle_signer_free(other);
+	fleet_done(&k);
+}
+
+static void test_fleet_no_key(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+
+	fleet_setup(u, &k);
+	u->fleet_key = NULL; /* nothing pinned (and no default key on the test machine) */
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *before = policy_now(u);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *none = fleet_json(NULL, 0, 0);
+	fleet_send(u, &k, NULL, base, 1, "t1", none);
+	expect_refused(u, 1, before, "no fleet root key is pinned");
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* An exception authorizes the stick's mass-storage interface, and its end deauthorizes it. */
+static void test_fleet_exception_expires(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+
+	fleet_setup(u, &k);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *json = fleet_json("EX-2026-0001", now - 60, now + 5);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	EXPECT_LOG(u, "agent.reload ok");
+
+	char *ifc = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "usb.allowed port=1-1 iface=1-1:1.0 vendor=0781 product=5581 serial=\"S1\"");
+	EXPECT_LOG(u, "rule=\"exception EX-2026-0001: until ");
+	EXPECT_LOG(u, "\"exception\":{\"id\":\"EX-2026-0001\"");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	/* another stick of the same model: not covered */
+	char *other = plug_stick(u, "1-2", "S2", "0");
+	EXPECT_LOG(u, "usb.blocked port=1-2 iface=1-2:1.0");
+	assert_string_equal(umock_attr(u, other, "authorized"), "0");
+
+	/* at `until`: deauthorized at once, one event */
+	EXPECT_LOG(u, "kind=usb.exception_expired");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	assert_int_equal(umock_count_err(u, "kind=usb.exception_revoked"), 0);
+	g_free(ifc);
+	g_free(other);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* A newer bundle without the exception revokes it at once. */
+static void test_fleet_exception_revoked(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+
+	fleet_setup(u, &k);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *json = fleet_json("EX-2026-0002", now - 60, now + 3600);
+	_cleanup_free_ char *none = fleet_json(NULL, 0, 0);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	char *ifc = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "rule=\"exception EX-2026-0002: until ");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+
+	fleet_send(u, &k, NULL, base, 2, "t1", none);
+	EXPECT_LOG(u, "kind=usb.exception_revoked");
+	EXPECT_LOG(u, "\"exception\":{\"id\":\"EX-2026-0002\"");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	g_free(ifc);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* The wall clock set back behind the persisted floor: the exception, over by the trusted clock,
+ * authorizes nothing. */
+static void test_fleet_clock_back(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+	char path[400];
+	FILE *fp;
+
+	fleet_setup(u, &k);
+	/* The agent saw a time two hours ahead of this clock before. */
+	snprintf(path, sizeof(path), "%s/state", u->tmp);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/state/time-floor", u->tmp);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%lld\n", (long long)(now + 7200));
+	fclose(fp);
+	assert_int_equal(chmod(path, 0600), 0);
+
+	umock_start_agent(u, POL_DEFAULT);
+	EXPECT_LOG(u, "tclock.behind");
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *json = fleet_json("EX-2026-0003", now - 60, now + 3600);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	char *ifc = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	assert_null(strstr(u->err, "rule=\"exception EX-2026-0003"));
+	/* the floor is never lowered */
+	_cleanup_free_ char *floor = slurp(path);
+	assert_true(strtoll(floor, NULL, 10) >= now + 7200);
+	g_free(ifc);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1233,6 +1560,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_worker_killed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_user_missing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_seccomp_kills, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_apply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_no_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_exception_expires, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_exception_revoked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_clock_back, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
