@@ -813,6 +813,7 @@ void usb_gate_recheck_exceptions(struct agent *a)
 		return;
 	for (struct gate_entry *e = u->entries; e; e = e->next) {
 		char devpath[sizeof(e->dev.syspath)], cls[12] = "-";
+		char rule[BUNDLE_EXCEPTION_ID_MAX + 32];
 		const char *slash = strrchr(e->syspath, '/');
 		struct gate_entry *d;
 		struct policy_usb_device pd;
@@ -844,13 +845,15 @@ void usb_gate_recheck_exceptions(struct agent *a)
 			}
 		}
 		e->applied = strcmp(act, "deauthorized") == 0 ? 0 : e->applied;
-		log_decision(event_kind_name(kind), &d->dev, slash + 1, cls, e->exception,
-			     mode_name(a), act);
+		snprintf(rule, sizeof(rule), "exception %s: %s", e->exception,
+			 state < 0 ? "revoked" : "expired");
+		log_decision(event_kind_name(kind), &d->dev, slash + 1, cls, rule, mode_name(a),
+			     act);
 		json_decref(u->extra);
 		u->extra =
 		    json_pack("{s:o}", "exception",
 			      e->exception_json ? json_incref(e->exception_json) : json_null());
-		emit_usb(a, kind, &d->dev, slash + 1, NULL, e->exception, act);
+		emit_usb(a, kind, &d->dev, slash + 1, NULL, rule, act);
 		e->exception[0] = 0;
 		json_decref(e->exception_json);
 		e->exception_json = NULL;

@@ -324,7 +324,6 @@ static void test_pending(void **state)
 	assert_true(ask(f, PRIV_PENDING_READ, NULL, 0, 0, NULL, 0) < 0);
 }
 
-
 static void put_bytes(struct fx *f, const char *rel, const void *data, size_t len, mode_t mode)
 {
 	FILE *fp = fopen(at(f, rel), "w");

@@ -427,9 +427,10 @@ void umock_spawn_agent(struct umock *u, const char *policy_text)
 	snprintf(sock, sizeof(sock), "%s/event.sock", u->tmp);
 	mkdir(spool, 0700);
 	mkdir(state, 0700);
-	char *argv[] = {(char *)bin,	"--policy", policy,	  "--spool", spool,
-			"--state",	state,	    "--socket",	  sock,	     "--foreground",
-			"--fleet-key", (char *)u->fleet_key, NULL};
+	char *argv[] = {(char *)bin, "--policy",     policy,	    "--spool",
+			spool,	     "--state",	     state,	    "--socket",
+			sock,	     "--foreground", "--fleet-key", (char *)u->fleet_key,
+			NULL};
 	if (!u->fleet_key)
 		argv[10] = NULL;
 	umock_spawn(u, argv);
