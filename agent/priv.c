@@ -557,8 +557,16 @@ static int bundle_install(struct priv_monitor *m, const struct priv_req *q, cons
 		log_line(LOG_ERR, "monitor.error op=bundle-install error=\"%s\"", strerror(-r));
 		return r;
 	}
-	log_line(LOG_INFO, "monitor.bundle-installed version=%" PRIu64 " policy=%s", f.version,
-		 m->cfg.policy_path);
+	/* A signed, deliberate change: agent.integrity must not call it tampering. */
+	unsigned mline = 0;
+	int mr = compliance_manifest_update_policy(m->cfg.state_dir, m->cfg.policy_path, &mline);
+	if (mr < 0)
+		log_line(LOG_WARNING,
+			 "monitor.warning op=manifest-update error=\"%s\" line=%u (agent.integrity "
+			 "will report the new policy)",
+			 strerror(-mr), mline);
+	log_line(LOG_INFO, "monitor.bundle-installed version=%" PRIu64 " policy=%s manifest=%s",
+		 f.version, m->cfg.policy_path, mr > 0 ? "updated" : "unchanged");
 	return 0;
 }
 

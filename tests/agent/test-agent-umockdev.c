@@ -1327,6 +1327,14 @@ static void test_fleet_apply(void **state)
 	struct stat st;
 
 	fleet_setup(u, &k);
+	/* An install manifest that lists the policy (as the installer writes it). */
+	snprintf(path, sizeof(path), "%s/state", u->tmp);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/state/installed.sha256", u->tmp);
+	FILE *mf = fopen(path, "w");
+	assert_non_null(mf);
+	fprintf(mf, "%064d  %s/policy.conf\n", 0, u->tmp);
+	fclose(mf);
 	umock_start_agent(u, POL_DEFAULT);
 	_cleanup_free_ char *base = fleet_base(&k, 3, "t*");
 	_cleanup_free_ char *json = fleet_json(NULL, 0, 0);
@@ -1342,6 +1350,11 @@ static void test_fleet_apply(void **state)
 	snprintf(path, sizeof(path), "%s/state/bundle/current", u->tmp);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
+	/* agent.integrity will not call the signed change tampering: the manifest follows it. */
+	EXPECT_LOG(u, "manifest=updated");
+	snprintf(path, sizeof(path), "%s/state/installed.sha256", u->tmp);
+	_cleanup_free_ char *manifest = slurp(path);
+	assert_null(strstr(manifest, "0000000000000000"));
 	/* The new policy is the one enforced: a camera is blocked now. */
 	static const uint8_t CAM[1][3] = {{0x06, 0x01, 0x01}};
 	char *dev = umock_add_device(u, ROOT, "1-3", "04a9", "3218", "C1", "1", CAM, 1, NULL);
