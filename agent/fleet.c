@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,9 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-login.h>
+#endif
 
 #include "bundle.h"
 #include "fleet.h"
@@ -38,6 +42,9 @@ struct agent_fleet {
 	/* The last inbox content looked at (refused or applied): not refused twice. */
 	bool have_seen;
 	uint8_t seen_sha[32];
+#ifdef HAVE_SYSTEMD
+	sd_login_monitor *login; /* seat changes: exceptions with a users list are decided again */
+#endif
 };
 
 static void sha256(const uint8_t *buf, size_t len, uint8_t out[32])
@@ -243,6 +250,26 @@ static void process_inbox(struct agent *a)
 	arm_timer(a);
 }
 
+#ifdef HAVE_SYSTEMD
+/* The active session on a seat changed: interfaces opened for a listed user close, and every
+ * device is decided again (a listed user may have logged in). Only when some exception has a
+ * users list. */
+static void on_login(struct agent *a, int fd, uint32_t events, void *userdata)
+{
+	struct agent_fleet *fl = a->fleet;
+	bool users = false;
+
+	(void)sd_login_monitor_flush(fl->login);
+	for (size_t i = 0; i < fl->ex.n; i++)
+		users = users || fl->ex.items[i].n_users > 0;
+	if (!users)
+		return;
+	log_line(LOG_INFO, "fleet.session-change: deciding the exceptions with a users list again");
+	usb_gate_recheck_exceptions(a);
+	usb_gate_rescan(a);
+}
+#endif
+
 static void on_inbox(struct agent *a, int fd, uint32_t events, void *userdata)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -332,6 +359,16 @@ int agent_fleet_init(struct agent *a)
 		return r;
 	arm_timer(a);
 
+#ifdef HAVE_SYSTEMD
+	r = sd_login_monitor_new("seat", &fl->login);
+	if (r >= 0)
+		r = agent_watch_fd(a, sd_login_monitor_get_fd(fl->login), on_login, NULL);
+	if (r < 0)
+		log_line(LOG_WARNING,
+			 "fleet.warning op=login-monitor error=\"%s\" (a session change is seen at "
+			 "the next USB decision only)",
+			 strerror(-r));
+#endif
 	if (a->inbox_ino >= 0) {
 		fl->ino = a->inbox_ino;
 		a->inbox_ino = -1;
@@ -368,6 +405,12 @@ void agent_fleet_done(struct agent *a)
 		(void)agent_unwatch_fd(a, fl->timer_fd);
 		close(fl->timer_fd);
 	}
+#ifdef HAVE_SYSTEMD
+	if (fl->login) {
+		(void)agent_unwatch_fd(a, sd_login_monitor_get_fd(fl->login));
+		sd_login_monitor_unref(fl->login);
+	}
+#endif
 	bundle_exceptions_free(&fl->ex);
 	free(fl);
 	a->fleet = NULL;
@@ -381,6 +424,53 @@ static const struct bundle_exception *find(struct agent_fleet *fl, const char *i
 		if (strcmp(fl->ex.items[i].id, id) == 0)
 			return &fl->ex.items[i];
 	return NULL;
+}
+
+/* The user of the active session on seat0 (the local desktop), by name. -errno when there is
+ * none or it cannot be told (then an exception with a users list opens nothing). */
+static int seat_user(char *buf, size_t size)
+{
+#ifdef HAVE_SYSTEMD
+	struct passwd pw, *res = NULL;
+	char *session = NULL, pwbuf[4096];
+	uid_t uid;
+	int r = sd_seat_get_active("seat0", &session, &uid);
+
+	free(session);
+	if (r < 0)
+		return r;
+	r = getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &res);
+	if (r != 0 || !res)
+		return r ? -r : -ENOENT;
+	if (snprintf(buf, size, "%s", pw.pw_name) >= (int)size)
+		return -ENAMETOOLONG;
+	return 0;
+#else
+	(void)buf;
+	(void)size;
+	return -EOPNOTSUPP; /* built without libsystemd: sessions cannot be told */
+#endif
+}
+
+/* Whether e's users list lets the active local user use the device (an empty list: everyone).
+ * Fails closed when that user cannot be told. */
+static bool user_allowed(const struct bundle_exception *e, char *why, size_t why_size)
+{
+	char user[256];
+	int r;
+
+	if (e->n_users == 0)
+		return true;
+	r = seat_user(user, sizeof(user));
+	if (r < 0) {
+		snprintf(why, why_size, "no active local session user (%s)", strerror(-r));
+		return false;
+	}
+	for (size_t i = 0; i < e->n_users; i++)
+		if (strcmp(e->users[i], user) == 0)
+			return true;
+	snprintf(why, why_size, "the active local session user is not listed");
+	return false;
 }
 
 /* The installed policy's [fleet] grant_classes must name the block entry too. */
@@ -410,8 +500,14 @@ const struct bundle_exception *agent_fleet_exception_for(struct agent *a,
 		time_t until = (time_t)e->until;
 		char day[16] = "?";
 
+		char why[96];
+
 		if (strcmp(e->cls, block_name) != 0 || !bundle_exception_matches(e, dev, now))
 			continue;
+		if (!user_allowed(e, why, sizeof(why))) {
+			log_line(LOG_NOTICE, "fleet.exception id=%s not applied: %s", e->id, why);
+			continue;
+		}
 		if (gmtime_r(&until, &tm))
 			strftime(day, sizeof(day), "%Y-%m-%d", &tm);
 		snprintf(rule, rule_size, "exception %s: until %s", e->id, day);
@@ -425,10 +521,13 @@ int agent_fleet_exception_state(struct agent *a, const char *id,
 				const struct policy_usb_device *dev)
 {
 	const struct bundle_exception *e = find(a->fleet, id);
+	char why[96];
 
 	if (!e)
 		return -1;
-	return bundle_exception_matches(e, dev, tclock_now(a)) ? 1 : 0;
+	if (!bundle_exception_matches(e, dev, tclock_now(a)))
+		return 0;
+	return user_allowed(e, why, sizeof(why)) ? 1 : -2;
 }
 
 json_t *agent_fleet_exception_json(struct agent *a, const char *id)
@@ -443,8 +542,8 @@ json_t *agent_fleet_exception_json(struct agent *a, const char *id)
 		json_array_append_new(users, json_string(e->users[i]));
 	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:b}", "id", e->id, "class", e->cls, "from",
 		      (json_int_t)e->from, "until", (json_int_t)e->until, "users", users,
-		      /* docs/fleet.md: the users list is recorded, not enforced yet */
-		      "users_enforced", 0);
+		      /* the active seat0 session's user (sd-login); fail closed */
+		      "users_enforced", 1);
 	if (o && e->approved_by)
 		json_object_set_new(o, "approved_by", json_string(e->approved_by));
 	if (o && e->ledger)

@@ -41,7 +41,7 @@ const struct bundle_exception *agent_fleet_exception_for(struct agent *a,
 							 const char *block_name, char *rule,
 							 size_t rule_size);
 /* Whether the exception with this id is still in force for dev: 1 yes, 0 expired (or not yet
- * in force), -1 no longer in the bundle (revoked). */
+ * in force), -1 no longer in the bundle (revoked), -2 not for the active local session's user. */
 int agent_fleet_exception_state(struct agent *a, const char *id,
 				const struct policy_usb_device *dev);
 /* data.exception for a usb.* event: {id, until, users, purpose, approved_by, ledger}. */

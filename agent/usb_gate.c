@@ -813,7 +813,7 @@ void usb_gate_recheck_exceptions(struct agent *a)
 		return;
 	for (struct gate_entry *e = u->entries; e; e = e->next) {
 		char devpath[sizeof(e->dev.syspath)], cls[12] = "-";
-		char rule[BUNDLE_EXCEPTION_ID_MAX + 32];
+		char rule[BUNDLE_EXCEPTION_ID_MAX + 48];
 		const char *slash = strrchr(e->syspath, '/');
 		struct gate_entry *d;
 		struct policy_usb_device pd;
@@ -833,7 +833,10 @@ void usb_gate_recheck_exceptions(struct agent *a)
 		state = agent_fleet_exception_state(a, e->exception, &pd);
 		if (state == 1)
 			continue;
-		kind = state < 0 ? EVENT_USB_EXCEPTION_REVOKED : EVENT_USB_EXCEPTION_EXPIRED;
+		/* -2: in force, but not for the user now at the seat */
+		kind = state == -1  ? EVENT_USB_EXCEPTION_REVOKED
+		       : state == 0 ? EVENT_USB_EXCEPTION_EXPIRED
+				    : EVENT_USB_BLOCKED;
 		/* At once: the driver unbinds, the disk goes away (audit mode leaves it usable). */
 		if (audit_mode(a)) {
 			act = "none";
@@ -846,7 +849,9 @@ void usb_gate_recheck_exceptions(struct agent *a)
 		}
 		e->applied = strcmp(act, "deauthorized") == 0 ? 0 : e->applied;
 		snprintf(rule, sizeof(rule), "exception %s: %s", e->exception,
-			 state < 0 ? "revoked" : "expired");
+			 state == -1  ? "revoked"
+			 : state == 0 ? "expired"
+				      : "session user not listed");
 		log_decision(event_kind_name(kind), &d->dev, slash + 1, cls, rule, mode_name(a),
 			     act);
 		json_decref(u->extra);

@@ -1555,6 +1555,161 @@ static void test_fleet_clock_back(void **state)
 	fleet_done(&k);
 }
 
+/* The users list: enforced against the user of seat0's active session (sd-login reads
+ * /run/systemd/seats/seat0). The agent runs in its own user and mount namespace with a seats
+ * directory of the test's bound over /run/systemd, so the test decides who is logged in. */
+static void seat_write(const char *dir, const char *text)
+{
+	char tmp[400], dst[400];
+	FILE *fp;
+
+	snprintf(tmp, sizeof(tmp), "%s/systemd/seats/.seat0.tmp", dir);
+	snprintf(dst, sizeof(dst), "%s/systemd/seats/seat0", dir);
+	fp = fopen(tmp, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	assert_int_equal(rename(tmp, dst), 0); /* as logind does */
+}
+
+/* RUN, RUN/systemd and RUN/systemd/seats */
+static void seat_dir(const char *run)
+{
+	char p[400];
+
+	assert_int_equal(mkdir(run, 0755), 0);
+	snprintf(p, sizeof(p), "%s/systemd", run);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/systemd/seats", run);
+	assert_int_equal(mkdir(p, 0755), 0);
+}
+
+static void test_fleet_users(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+	char run[300], path[400];
+	static const char script[] =
+	    "if [ -d /run/systemd ]; then mount --bind \"$0/systemd\" "
+	    "/run/systemd; else mount --bind \"$0\" /run; fi && exec \"$@\"";
+
+	snprintf(run, sizeof(run), "%s/run", u->tmp);
+	seat_dir(run);
+	/* root is at the desk (the agent's namespace maps it; names come from /etc/passwd) */
+	seat_write(run, "ACTIVE=c1\nACTIVE_UID=0\n");
+	const char *wrap[] = {"/usr/bin/unshare",
+			      "--user",
+			      "--map-root-user",
+			      "--mount",
+			      "--",
+			      "/bin/sh",
+			      "-c",
+			      script,
+			      run,
+			      NULL};
+	u->wrap = wrap;
+
+	fleet_setup(u, &k);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	char *json;
+	assert_true(
+	    asprintf(&json,
+		     "{\"exceptions\":[{\"id\":\"EX-A\",\"vendor\":\"0781\",\"product\":"
+		     "\"5581\",\"serial\":\"S1\",\"hash\":null,\"class\":\"mass_storage\","
+		     "\"users\":[\"root\"],\"from\":%lld,\"until\":%lld,\"purpose\":\"t\","
+		     "\"approved_by\":\"sato\",\"ledger\":null},"
+		     "{\"id\":\"EX-B\",\"vendor\":\"0781\",\"product\":\"5581\",\"serial\":"
+		     "\"S2\",\"hash\":null,\"class\":\"mass_storage\",\"users\":[\"tanaka\"],"
+		     "\"from\":%lld,\"until\":%lld,\"purpose\":\"t\",\"approved_by\":\"sato\","
+		     "\"ledger\":null}]}",
+		     (long long)now - 60, (long long)now + 3600, (long long)now - 60,
+		     (long long)now + 3600) > 0);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	free(json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	wait_scan(u, 2);
+
+	/* listed user at the seat: authorized */
+	char *s1 = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "rule=\"exception EX-A: until ");
+	EXPECT_LOG(u, "\"users\":[\"root\"],\"users_enforced\":true");
+	assert_string_equal(umock_attr(u, s1, "authorized"), "1");
+	/* the other stick's exception is for tanaka: stays blocked */
+	char *s2 = plug_stick(u, "1-2", "S2", "0");
+	EXPECT_LOG(u, "fleet.exception id=EX-B not applied: the active local session user is not "
+		      "listed");
+	EXPECT_LOG(u, "usb.blocked port=1-2 iface=1-2:1.0");
+	assert_string_equal(umock_attr(u, s2, "authorized"), "0");
+
+	/* another user takes the seat: S1 closes at once */
+	seat_write(run, "ACTIVE=c2\nACTIVE_UID=65534\n");
+	EXPECT_LOG(u, "rule=\"exception EX-A: session user not listed\"");
+	assert_string_equal(umock_attr(u, s1, "authorized"), "0");
+	/* nobody at the seat: fails closed, and root coming back opens it again */
+	snprintf(path, sizeof(path), "%s/systemd/seats/seat0", run);
+	assert_int_equal(unlink(path), 0);
+	seat_write(run, "ACTIVE=c3\nACTIVE_UID=0\n");
+	if (!umock_wait_err_n(u, "rule=\"exception EX-A: until ", 2, WAIT)) {
+		fprintf(stderr, "S1 not opened again\n--- log ---\n%s\n", u->err);
+		fail();
+	}
+	assert_string_equal(umock_attr(u, s1, "authorized"), "1");
+	g_free(s1);
+	g_free(s2);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* Without any active session on seat0, an exception with a users list opens nothing. */
+static void test_fleet_users_no_session(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+	char run[300];
+	static const char script[] =
+	    "if [ -d /run/systemd ]; then mount --bind \"$0/systemd\" "
+	    "/run/systemd; else mount --bind \"$0\" /run; fi && exec \"$@\"";
+
+	snprintf(run, sizeof(run), "%s/run", u->tmp);
+	seat_dir(run);
+	const char *wrap[] = {"/usr/bin/unshare",
+			      "--user",
+			      "--map-root-user",
+			      "--mount",
+			      "--",
+			      "/bin/sh",
+			      "-c",
+			      script,
+			      run,
+			      NULL};
+	u->wrap = wrap;
+
+	fleet_setup(u, &k);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	char *json;
+	assert_true(asprintf(&json,
+			     "{\"exceptions\":[{\"id\":\"EX-A\",\"vendor\":\"0781\",\"product\":"
+			     "\"5581\",\"serial\":\"S1\",\"hash\":null,\"class\":\"mass_storage\","
+			     "\"users\":[\"root\"],\"from\":%lld,\"until\":%lld,\"purpose\":\"t\","
+			     "\"approved_by\":\"sato\",\"ledger\":null}]}",
+			     (long long)now - 60, (long long)now + 3600) > 0);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	free(json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	wait_scan(u, 2);
+	char *s1 = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "fleet.exception id=EX-A not applied: no active local session user");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	assert_string_equal(umock_attr(u, s1, "authorized"), "0");
+	g_free(s1);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1593,6 +1748,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fleet_exception_expires, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_exception_revoked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_clock_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_users, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_users_no_session, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
