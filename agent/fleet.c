@@ -42,6 +42,7 @@ struct agent_fleet {
 	/* The last inbox content looked at (refused or applied): not refused twice. */
 	bool have_seen;
 	uint8_t seen_sha[32];
+	int64_t armed_at; /* trusted time when the timer was last armed */
 #ifdef HAVE_SYSTEMD
 	sd_login_monitor *login; /* seat changes: exceptions with a users list are decided again */
 #endif
@@ -149,6 +150,7 @@ static void arm_timer(struct agent *a)
 
 	if (fl->timer_fd < 0)
 		return;
+	fl->armed_at = now;
 	for (size_t i = 0; i < fl->ex.n; i++) {
 		/* The nearest end of an exception in force, or the start of one to come (a
 		 * device plugged in early is then authorized when it begins: re-plugging is
@@ -172,12 +174,23 @@ static void arm_timer(struct agent *a)
 
 static void on_timer(struct agent *a, int fd, uint32_t events, void *userdata)
 {
+	struct agent_fleet *fl = a->fleet;
+	int64_t now = tclock_now(a);
+	bool began = false;
 	uint64_t n;
 
 	/* ECANCELED: the wall clock was set; the trusted clock decides again. */
 	(void)!read(fd, &n, sizeof(n));
 	tclock_persist(a, true);
 	usb_gate_recheck_exceptions(a);
+	/* An exception that began since: devices plugged before it are decided again. */
+	for (size_t i = 0; i < fl->ex.n; i++)
+		began = began || (fl->ex.items[i].from > fl->armed_at &&
+				  fl->ex.items[i].from <= now && now < fl->ex.items[i].until);
+	if (began) {
+		log_line(LOG_INFO, "fleet.exception-began: deciding every device again");
+		usb_gate_rescan(a);
+	}
 	arm_timer(a);
 }
 

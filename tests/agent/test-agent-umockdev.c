@@ -1710,6 +1710,31 @@ static void test_fleet_users_no_session(void **state)
 	fleet_done(&k);
 }
 
+/* An exception that begins later: the stick plugged before is opened when it begins. */
+static void test_fleet_exception_begins(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+
+	fleet_setup(u, &k);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *json = fleet_json("EX-LATER", now + 4, now + 3600);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	wait_scan(u, 2);
+	char *ifc = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	EXPECT_LOG(u, "fleet.exception-began");
+	EXPECT_LOG(u, "rule=\"exception EX-LATER: until ");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	g_free(ifc);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1747,6 +1772,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fleet_no_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_exception_expires, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_exception_revoked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_exception_begins, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_clock_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_users, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_users_no_session, setup, teardown),
