@@ -1735,6 +1735,24 @@ static void test_fleet_exception_begins(void **state)
 	fleet_done(&k);
 }
 
+/* A --fleet-key that cannot be read is a usage error, before anything starts. */
+static void test_fleet_bad_key(void **state)
+{
+	struct umock *u = *state;
+	char *bad = umock_write_file(u, "bad.pub", "not base64 at all\n");
+
+	u->fleet_key = "/nonexistent/fleet-root.pub";
+	umock_spawn_agent(u, POL_DEFAULT);
+	assert_int_equal(umock_wait_exit(u, WAIT), 2);
+	assert_non_null(strstr(u->err, "--fleet-key /nonexistent/fleet-root.pub"));
+	u->fleet_key = bad;
+	umock_spawn_agent(u, POL_DEFAULT);
+	assert_int_equal(umock_wait_exit(u, WAIT), 2);
+	assert_non_null(strstr(u->err, "bad.pub"));
+	u->fleet_key = NULL;
+	free(bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1770,6 +1788,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fleet_apply, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_no_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_bad_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_exception_expires, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_exception_revoked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_exception_begins, setup, teardown),
