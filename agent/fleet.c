@@ -486,25 +486,15 @@ static bool user_allowed(const struct bundle_exception *e, char *why, size_t why
 	return false;
 }
 
-/* The installed policy's [fleet] grant_classes must name the block entry too. */
-static bool grantable(const struct policy *p, const char *block_name)
-{
-	for (size_t i = 0; i < p->n_fleet_grant_classes; i++)
-		if (strcmp(p->fleet_grant_classes[i].name, block_name) == 0)
-			return true;
-	return false;
-}
-
 const struct bundle_exception *agent_fleet_exception_for(struct agent *a,
 							 const struct policy_usb_device *dev,
-							 const char *block_name, char *rule,
-							 size_t rule_size)
+							 const struct policy_usb_class *block,
+							 char *rule, size_t rule_size)
 {
 	struct agent_fleet *fl = a->fleet;
 	int64_t now;
 
-	if (!fl || fl->ex.n == 0 || !block_name || !agent_policy(a)->fleet ||
-	    !grantable(agent_policy(a), block_name))
+	if (!fl || fl->ex.n == 0 || !block || !agent_policy(a)->fleet)
 		return NULL;
 	now = tclock_now(a);
 	for (size_t i = 0; i < fl->ex.n; i++) {
@@ -515,7 +505,9 @@ const struct bundle_exception *agent_fleet_exception_for(struct agent *a,
 
 		char why[96];
 
-		if (strcmp(e->cls, block_name) != 0 || !bundle_exception_matches(e, dev, now))
+		/* The installed policy's [fleet] grant_classes must open this block entry too. */
+		if (!bundle_exception_opens(agent_policy(a), e, block) ||
+		    !bundle_exception_matches(e, dev, now))
 			continue;
 		if (!user_allowed(e, why, sizeof(why))) {
 			log_line(LOG_NOTICE, "fleet.exception id=%s not applied: %s", e->id, why);

@@ -32,14 +32,15 @@ int agent_fleet_init(struct agent *a);
 void agent_fleet_start(struct agent *a);
 void agent_fleet_done(struct agent *a);
 
-/* An exception that authorizes an interface: dec is a BLOCK decision for an interface of dev;
- * when an exception in force (trusted now) opens its block entry for this device, returns it
- * (and writes the rule text "exception ID: until YYYY-MM-DD" into rule). NULL otherwise. */
+/* An exception that authorizes an interface of dev blocked by the block entry `block` (of the
+ * installed policy): when an exception in force (trusted now, the users list) opens that entry
+ * (bundle_exception_opens) for this device, returns it and writes the rule text
+ * "exception ID: until YYYY-MM-DD" into rule. NULL otherwise. */
 struct bundle_exception;
 const struct bundle_exception *agent_fleet_exception_for(struct agent *a,
 							 const struct policy_usb_device *dev,
-							 const char *block_name, char *rule,
-							 size_t rule_size);
+							 const struct policy_usb_class *block,
+							 char *rule, size_t rule_size);
 /* Whether the exception with this id is still in force for dev: 1 yes, 0 expired (or not yet
  * in force), -1 no longer in the bundle (revoked), -2 not for the active local session's user. */
 int agent_fleet_exception_state(struct agent *a, const char *id,

@@ -266,7 +266,7 @@ static void apply_exception(struct agent *a, const struct usb_dev_info *dev,
 	    dev->invalid[0])
 		return;
 	policy_device(dev, &pd);
-	ex = agent_fleet_exception_for(a, &pd, it->dec.block->name, rule, sizeof(rule));
+	ex = agent_fleet_exception_for(a, &pd, it->dec.block, rule, sizeof(rule));
 	if (!ex)
 		return;
 	it->dec.verdict = POLICY_USB_ALLOW;
