@@ -1753,6 +1753,50 @@ static void test_fleet_bad_key(void **state)
 	free(bad);
 }
 
+/* A bundle that arrived while the agent was down is taken at start; the installed bundle's
+ * exceptions hold across a restart. */
+static void test_fleet_at_start(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+	char path[400];
+
+	fleet_setup(u, &k);
+	snprintf(path, sizeof(path), "%s/spool", u->tmp);
+	assert_int_equal(mkdir(path, 0750), 0);
+	snprintf(path, sizeof(path), "%s/spool/inbox", u->tmp);
+	assert_int_equal(mkdir(path, 0770), 0);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *json = fleet_json("EX-2026-0009", now - 60, now + 3600);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+
+	umock_start_agent(u, POL_DEFAULT);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	wait_scan(u, 2);
+	char *ifc = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "rule=\"exception EX-2026-0009: until ");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	stop_ok(u);
+	_cleanup_free_ char *pol = policy_now(u);
+
+	/* restarted with the stick still in: the exception is loaded before the first decision */
+	umock_set_attr(u, ifc, "authorized", "0");
+	free(u->out);
+	free(u->err);
+	u->out = u->err = NULL;
+	u->out_len = u->err_len = 0;
+	umock_spawn_agent(u, pol);
+	assert_true(umock_wait_out(u, "READY\n", 20000));
+	EXPECT_LOG(u, "fleet.current group=fukushi base_version=1 version=1 exceptions=1");
+	EXPECT_LOG(u, "rule=\"exception EX-2026-0009: until ");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	assert_int_equal(umock_count_err(u, "kind=bundle."), 0); /* the inbox is not news */
+	g_free(ifc);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1792,6 +1836,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fleet_exception_expires, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_exception_revoked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_exception_begins, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_at_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_clock_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_users, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fleet_users_no_session, setup, teardown),
