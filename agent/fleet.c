@@ -20,6 +20,7 @@
 #endif
 
 #include "bundle.h"
+#include "escape.h"
 #include "fleet.h"
 #include "log.h"
 #include "macro.h"
@@ -196,10 +197,14 @@ static void on_timer(struct agent *a, int fd, uint32_t events, void *userdata)
 
 /* ---- the inbox ---- */
 
-static void refuse(struct agent *a, const char *reason, const struct bundle_frame *f)
+static void refuse(struct agent *a, const char *why, const struct bundle_frame *f)
 {
-	json_t *data = json_pack("{s:s}", "reason", reason);
+	/* The reason may quote the bundle's own bytes (a terminal id): escaped, valid UTF-8. */
+	char reason[ESCAPE_SIZE(BUNDLE_ERR_MAX + 64)];
+	json_t *data;
 
+	escape_text(why, strlen(why), BUNDLE_ERR_MAX + 64, 0, reason, sizeof(reason));
+	data = json_pack("{s:s}", "reason", reason);
 	log_line(LOG_WARNING, "bundle.refused reason=\"%s\", keeping the current policy", reason);
 	if (data && f && f->base)
 		json_object_set_new(data, "version", json_integer((json_int_t)f->version));
@@ -337,9 +342,11 @@ static void load_current(struct agent *a)
 		snprintf(err, sizeof(err), "%s", strerror(-r));
 	}
 	if (r < 0) {
+		char esc[ESCAPE_SIZE(BUNDLE_ERR_MAX + 64)];
+
 		log_line(LOG_ERR,
 			 "fleet.error op=load-current error=\"%s\" (no exception is in force)",
-			 err);
+			 escape_text(err, strlen(err), BUNDLE_ERR_MAX + 64, 0, esc, sizeof(esc)));
 		return;
 	}
 	take_state(fl, &c, sha);
