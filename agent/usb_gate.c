@@ -230,8 +230,9 @@ struct iface_pass_item {
 	struct usb_iface_info ifc;
 	struct policy_usb_decision dec;
 	const char *act;
-	bool authorized_now;			     /* we wrote authorized=1 in this pass */
-	char exception[BUNDLE_EXCEPTION_ID_MAX + 1]; /* a fleet exception authorized it */
+	bool authorized_now; /* we wrote authorized=1 in this pass */
+	/* a fleet exception authorized it: its id, "" = none */
+	char exception[BUNDLE_EXCEPTION_ID_MAX + 1];
 };
 
 /* The interfaces of one device, as present in sysfs (direct children of the usb_device). */
