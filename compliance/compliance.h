@@ -149,6 +149,14 @@ struct compliance_manifest {
 	struct compliance_manifest_entry *entries;
 	size_t n;
 };
+/* After the policy was rewritten deliberately (mynaguardctl usb allow, a fleet bundle installed
+ * by mynaguardd): give its line in the install manifest STATE/installed.sha256 the new hash, so
+ * agent.integrity does not report the change as tampering. The manifest is replaced atomically
+ * with its owner and mode kept. Returns 1 when updated, 0 when there is no manifest or it does
+ * not list the policy, or -errno (*ret_line set when the manifest is malformed: it is then left
+ * alone). */
+int compliance_manifest_update_policy(const char *state, const char *policy_path,
+				      unsigned *ret_line);
 int compliance_manifest_parse(const char *text, size_t len, struct compliance_manifest *ret,
 			      unsigned *ret_line);
 void compliance_manifest_clear(struct compliance_manifest *m);

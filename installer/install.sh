@@ -512,9 +512,11 @@ do_install() {
 	make_dir $ETC root root 0755
 	make_dir $STORE root root 0700
 	# Only the agent creates and deletes in the spool; the uplink reads it and writes its
-	# acknowledged sequence number into ack/ (docs/spool.md).
+	# acknowledged sequence number into ack/ (docs/spool.md) and the fleet bundle it fetched
+	# into inbox/ (docs/fleet.md).
 	make_dir $SPOOL root $SVC_USER 0750
 	make_dir $SPOOL/ack root $SVC_USER 0770
+	make_dir $SPOOL/inbox root $SVC_USER 0770
 
 	put_file "$BUILD_DIR/agent/mynaguardd" $BIN_DIR/mynaguardd root root 0755
 	put_file "$BUILD_DIR/uplink/mynaguard-uplink" $BIN_DIR/mynaguard-uplink root root 0755
