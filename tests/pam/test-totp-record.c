@@ -59,6 +59,9 @@ void *__wrap_realloc(void *p, size_t n)
 
 #define SECRET_B32 "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 #define HEAD	   "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1764097538\n"
+#define HEAD2                                                                                      \
+	"mynaguard-totp 2\ntype totp\nserial -\nenrolled 1764097538\nverified 1764097538\nsecret " \
+	SECRET_B32 "\ndigits 6\nperiod 30\n"
 
 /* A slot line by hand (zlib's CRC-32); crc_delta != 0 spoils the CRC. */
 #define SLOT_BUF 128 /* a slot line is 84 bytes */
@@ -105,11 +108,20 @@ static void test_parse_valid_and_roundtrip(void **state)
 	assert_int_equal(r.seq, 5);
 	assert_int_equal(r.current, 0);
 	assert_int_equal(r.slot_offset[0], strlen(HEAD));
-	assert_int_equal(r.slot_offset[1], strlen(HEAD) + TOTP_SLOT_LEN);
-	/* a fresh record keeps the state, in state0 */
+	assert_int_equal(r.slot_offset[1], strlen(HEAD) + TOTP_SLOT_LEN_V1);
+	/* version 1: an app, verified when enrolled, last use unknown */
+	assert_int_equal(r.version, 1);
+	assert_int_equal(r.kind, TOTP_KIND_APP);
+	assert_string_equal(r.serial, "");
+	assert_int_equal(r.verified, 1764097538);
+	assert_int_equal(r.last_used, 0);
+	/* a fresh record is version 2 and keeps the state, in state0 */
 	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), 0);
-	assert_int_equal(len, strlen(HEAD) + 2 * TOTP_SLOT_LEN);
+	assert_int_equal(len, strlen(HEAD2) + 2 * TOTP_SLOT_LEN_V2);
+	assert_memory_equal(buf, HEAD2, strlen(HEAD2));
 	assert_int_equal(totp_record_parse(buf, len, &back), 0);
+	assert_int_equal(back.version, 2);
+	assert_int_equal(back.verified, 1764097538);
 	assert_int_equal(back.last_step, r.last_step);
 	assert_int_equal(back.failures, r.failures);
 	assert_memory_equal(back.secret, r.secret, 20);
@@ -125,9 +137,9 @@ static void test_parse_valid_and_roundtrip(void **state)
 
 static void test_slots(void **state)
 {
-	char s0[SLOT_BUF], s1[SLOT_BUF], text[512], next[TOTP_SLOT_LEN + 1];
+	char s0[SLOT_BUF], s1[SLOT_BUF], text[512], next[TOTP_SLOT_LEN_MAX + 1];
 	struct totp_record r;
-	size_t off;
+	size_t off, slen;
 
 	(void)state;
 	/* the newer slot wins, whichever line it is on */
@@ -140,10 +152,11 @@ static void test_slots(void **state)
 	assert_int_equal(r.failures, 3);
 	/* the next state goes over the older slot, with SEQ + 1 */
 	r.last_step = 300;
-	assert_int_equal(totp_record_next_slot(&r, next, &off), 0);
+	assert_int_equal(totp_record_next_slot(&r, next, &slen, &off), 0);
 	assert_int_equal(off, strlen(HEAD));
-	assert_int_equal(strlen(next), TOTP_SLOT_LEN);
-	memcpy(text + off, next, TOTP_SLOT_LEN);
+	assert_int_equal(slen, TOTP_SLOT_LEN_V1); /* a version 1 record keeps its layout */
+	assert_int_equal(strlen(next), TOTP_SLOT_LEN_V1);
+	memcpy(text + off, next, slen);
 	totp_record_slot_written(&r);
 	assert_int_equal(totp_record_parse(text, strlen(text), &r), 0);
 	assert_int_equal(r.current, 0);
@@ -178,7 +191,9 @@ static void test_parse_rejects(void **state)
 	char big[TOTP_RECORD_MAX_SIZE + 2], text[1024];
 	const char *heads[] = {
 	    "",
-	    /* version */
+	    /* version: 0, a leading zero, version 2 without its lifecycle lines */
+	    "mynaguard-totp 0\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1\n",
+	    "mynaguard-totp 01\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1\n",
 	    "mynaguard-totp 2\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1\n",
 	    /* order */
 	    "mynaguard-totp 1\nsecret " SECRET_B32 "\nperiod 30\ndigits 6\nenrolled 1\n",
