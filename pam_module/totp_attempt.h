@@ -21,9 +21,9 @@ enum totp_outcome {
 	TOTP_OUT_REPLAY,
 	TOTP_OUT_LOCKED,
 	TOTP_OUT_NO_RECORD, /* also a pending (unverified) enrollment: reason "pending" */
-	TOTP_OUT_CONFIG, /* options or policy: PAM_SERVICE_ERR */
-	TOTP_OUT_ERROR,	 /* store, record, disk: PAM_AUTH_ERR */
-	TOTP_OUT_NOMEM,	 /* PAM_BUF_ERR */
+	TOTP_OUT_CONFIG,    /* options or policy: PAM_SERVICE_ERR */
+	TOTP_OUT_ERROR,	    /* store, record, disk: PAM_AUTH_ERR */
+	TOTP_OUT_NOMEM,	    /* PAM_BUF_ERR */
 };
 
 struct totp_attempt {

@@ -240,7 +240,8 @@ bool totp_serial_valid(const char *s, size_t len)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		bool alnum =
+		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != ':' && c != '-')))
 			return false;
 	}
@@ -436,10 +437,9 @@ int totp_record_format(const struct totp_record *r, char *buf, size_t size, size
 	    r->period > TOTP_PERIOD_MAX || !state_valid(r) || r->enrolled < 0 || r->verified < 0 ||
 	    serial_len > TOTP_SERIAL_MAX)
 		return -EINVAL;
-	if (r->kind == TOTP_KIND_APP ? serial_len != 0
-	    : r->kind == TOTP_KIND_HARDWARE
-		? !totp_serial_valid(r->serial, serial_len)
-		: true)
+	if (r->kind == TOTP_KIND_APP	    ? serial_len != 0
+	    : r->kind == TOTP_KIND_HARDWARE ? !totp_serial_valid(r->serial, serial_len)
+					    : true)
 		return -EINVAL;
 	if (totp_base32_encode(r->secret, r->secret_len, secret, sizeof(secret)) < 0)
 		return -EINVAL;

@@ -147,10 +147,11 @@ static bool parse_line(const char *s, size_t n, unsigned lineno, struct totp_see
 		memcpy(user, f[0], fl[0]);
 		user[fl[0]] = '\0';
 		if (!totp_user_valid(user) || strlen(user) != fl[0]) {
-			add_error(e, lineno,
-				  "not a valid user name (1-%d of A-Z a-z 0-9 . _ @ -, not starting "
-				  "with . or -)",
-				  TOTP_USER_MAX);
+			add_error(
+			    e, lineno,
+			    "not a valid user name (1-%d of A-Z a-z 0-9 . _ @ -, not starting "
+			    "with . or -)",
+			    TOTP_USER_MAX);
 			ok = false;
 		} else
 			memcpy(seed->user, user, fl[0] + 1);
@@ -227,7 +228,8 @@ int totp_seeds_parse(const char *text, size_t len, struct totp_seed **ret, size_
 			continue;
 		}
 		for (size_t i = 0; i < l; i++)
-			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || (unsigned char)s[i] >= 0x80)
+			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f ||
+			    (unsigned char)s[i] >= 0x80)
 				bad_byte = true;
 		if (bad_byte) {
 			add_error(&e, lineno,

@@ -113,7 +113,7 @@ int totp_store_read_fd(int fd, struct totp_record *ret)
 		if (len == sizeof(buf)) {
 			/* A newer version may be larger: say so rather than "corrupt". */
 			r = totp_record_version(buf, len) > TOTP_RECORD_VERSION ? -EPROTONOSUPPORT
-										 : -EFBIG;
+										: -EFBIG;
 			secmem_wipe(buf, sizeof(buf));
 			return r;
 		}

@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (seeds || n != 0 || (r == -EBADMSG && nerrs == 0))
 			abort();
 		for (size_t i = 0; i < nerrs && i < 8; i++)
-			if (errs[i].line == 0 || strnlen(errs[i].what, sizeof(errs[i].what)) ==
-						     sizeof(errs[i].what))
+			if (errs[i].line == 0 ||
+			    strnlen(errs[i].what, sizeof(errs[i].what)) == sizeof(errs[i].what))
 				abort();
 		return 0;
 	}

@@ -59,9 +59,9 @@ void *__wrap_realloc(void *p, size_t n)
 
 #define SECRET_B32 "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 #define HEAD	   "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1764097538\n"
-#define HEAD2                                                                                      \
-	"mynaguard-totp 2\ntype totp\nserial -\nenrolled 1764097538\nverified 1764097538\nsecret " \
-	SECRET_B32 "\ndigits 6\nperiod 30\n"
+#define HEAD2                                                                                                 \
+	"mynaguard-totp 2\ntype totp\nserial -\nenrolled 1764097538\nverified 1764097538\nsecret " SECRET_B32 \
+	"\ndigits 6\nperiod 30\n"
 
 /* A slot line by hand (zlib's CRC-32); crc_delta != 0 spoils the CRC. */
 #define SLOT_BUF 128 /* a slot line is 84 bytes */
