@@ -145,7 +145,7 @@ $tmp/broken.conf:5: [usb] mode: bad value "strict": expected enforce or audit
 $tmp/broken.conf:6: [usb] block: "hid": class 03 (hid) cannot be blocked: hubs, keyboards, mice and My Number card readers must keep working
 $tmp/broken.conf:7: [usb] mode: duplicate key (first set on line 5): it may appear only once
 $tmp/broken.conf:8: line starts with white space: continuation lines are not supported; write KEY = VALUE on one line, starting at the first column
-$tmp/broken.conf:9: unknown section [network]: expected [terminal], [usb], [mfa], [report] or [checks]
+$tmp/broken.conf:9: unknown section [network]: expected [terminal], [usb], [mfa], [report], [checks] or [fleet]
 $tmp/broken.conf:12: [mfa] lockout: bad value "forever": expected a duration like 900, 15m or 1h, from 1m to 1d
 $tmp/broken.conf:13: [mfa] window: bad value "99": expected a whole number from 0 to 10
 $tmp/broken.conf:14: expected KEY = VALUE, a [section] line, or a comment starting with ';' or '#'
@@ -204,7 +204,7 @@ expect_out "Usage: mynaguardctl [--policy FILE] policy check"
 # 9. Every key the parser knows is documented in mynaguard-policy.conf(5). The parser names the
 #    keys of a section when it meets an unknown one.
 if [ -n "$manpage" ]; then
-	for sec in terminal usb mfa report checks checks.; do
+	for sec in terminal usb mfa report checks checks. fleet; do
 		key=zzz
 		[ "$sec" = checks. ] && key=zz.z
 		printf '[terminal]\nid = t\n[%s]\n%s = 1\n' "${sec%.}" "$key" >"$tmp/keys.conf"
