@@ -143,7 +143,7 @@ static char *ask_code(pam_handle_t *pamh, enum totp_lang lang)
 static void tell_user(pam_handle_t *pamh, int flags, enum totp_lang lang, enum totp_outcome o,
 		      unsigned minutes, const char *contact)
 {
-	char msg[512];
+	char msg[768];
 
 	if (flags & PAM_SILENT)
 		return;

@@ -123,8 +123,7 @@ static void store_error(struct totp_attempt *a, int r, const char *what)
 
 static void totp_attempt_set_contact(struct totp_attempt *a, const struct policy *p)
 {
-	(void)p;
-	totp_contact_clean(NULL, a->contact);
+	totp_contact_clean(p->terminal_contact, a->contact);
 }
 
 static void not_enrolled(struct totp_attempt *a, bool pending)

@@ -12,7 +12,7 @@
 #include "totp_verify.h"
 
 /* Bytes of the policy's contact text kept for the lockout message (cut at a UTF-8 boundary). */
-#define TOTP_CONTACT_MAX 160
+#define TOTP_CONTACT_MAX 256 /* the policy allows 256 */
 
 enum totp_outcome {
 	TOTP_OUT_SUCCESS,
