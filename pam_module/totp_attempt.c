@@ -111,6 +111,11 @@ static void store_error(struct totp_attempt *a, int r, const char *what)
 	if (r == -ENOMEM)
 		decide(a, TOTP_OUT_NOMEM, "no_memory", r, "%s: out of memory, failing closed",
 		       what);
+	else if (r == -EPROTONOSUPPORT)
+		decide(a, TOTP_OUT_ERROR, "record_error", r,
+		       "%s was written by a newer mynaguard (unknown record version); upgrade "
+		       "mynaguard on this terminal; failing closed",
+		       what);
 	else if (r == -EBADMSG || r == -EFBIG || r == -EPERM || r == -EACCES || r == -ELOOP ||
 		 r == -EBADFD)
 		decide(a, TOTP_OUT_ERROR, "record_error", r, "%s %s, failing closed", what,
