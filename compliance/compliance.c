@@ -648,18 +648,61 @@ static bool shell_interactive(const char *shell)
 	return strcmp(base, "nologin") != 0 && strcmp(base, "false") != 0;
 }
 
-/* Only the header line: the agent never reads the secret that follows it. The full parser
- * lives in pam_module/totp_record.c, which agent/ may not use (docs/ARCHITECTURE.md). */
-static bool totp_record_header_ok(int fd)
+/* Only the lines before the secret, one byte at a time so that not a byte of the secret is
+ * read: the agent never reads it. The full parser lives in pam_module/totp_record.c, which
+ * agent/ may not use (docs/ARCHITECTURE.md). A version 1 record counts as verified; version 2
+ * says "verified 0" while pending. */
+#define RECORD_HEAD_MAX 200
+static enum compliance_record_state totp_record_head(int fd, char *why, size_t why_size)
 {
-	static const char header[] = COMPLIANCE_TOTP_RECORD_HEADER "\n";
-	char buf[sizeof(header) - 1];
-	ssize_t l;
+	char buf[RECORD_HEAD_MAX + 1], *line;
+	size_t n = 0;
+	unsigned lines = 0;
 
-	do
-		l = pread(fd, buf, sizeof(buf), 0);
-	while (l < 0 && errno == EINTR);
-	return l == (ssize_t)sizeof(buf) && memcmp(buf, header, sizeof(buf)) == 0;
+	while (n < RECORD_HEAD_MAX && lines < 5) {
+		ssize_t l = pread(fd, buf + n, 1, (off_t)n);
+		if (l < 0 && errno == EINTR)
+			continue;
+		if (l <= 0)
+			break;
+		if (buf[n++] == '\n') {
+			lines++;
+			/* Version 1 has the secret on its second line. */
+			if (lines == 1 && n == sizeof(COMPLIANCE_TOTP_RECORD_HEADER) &&
+			    memcmp(buf, COMPLIANCE_TOTP_RECORD_HEADER "\n", n) == 0)
+				return COMPLIANCE_RECORD_OK;
+		}
+	}
+	buf[n] = '\0';
+	if (strncmp(buf, COMPLIANCE_TOTP_RECORD_HEADER_V2 "\n",
+		    sizeof(COMPLIANCE_TOTP_RECORD_HEADER_V2)) != 0) {
+		unsigned long v;
+		char *end;
+		if (strncmp(buf, "mynaguard-totp ", 15) == 0 && buf[15] >= '1' && buf[15] <= '9' &&
+		    (v = strtoul(buf + 15, &end, 10)) > 2 && *end == '\n') {
+			snprintf(why, why_size, "record version %lu is newer than this mynaguard", v);
+			return COMPLIANCE_RECORD_BAD;
+		}
+		snprintf(why, why_size, "not a \"%s\" record", COMPLIANCE_TOTP_RECORD_HEADER);
+		return COMPLIANCE_RECORD_BAD;
+	}
+	/* The fifth line of version 2 is "verified N". */
+	line = buf;
+	for (unsigned i = 0; i < 4 && line; i++) {
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	if (lines < 5 || !line || strncmp(line, "verified ", 9) != 0 || line[9] < '0' ||
+	    line[9] > '9') {
+		snprintf(why, why_size, "not a \"%s\" record", COMPLIANCE_TOTP_RECORD_HEADER_V2);
+		return COMPLIANCE_RECORD_BAD;
+	}
+	if (line[9] == '0' && line[10] == '\n') {
+		snprintf(why, why_size, "enrollment pending verification");
+		return COMPLIANCE_RECORD_MISSING;
+	}
+	return COMPLIANCE_RECORD_OK;
 }
 
 static bool user_name_usable(const char *name)
@@ -692,10 +735,8 @@ static enum compliance_record_state check_record(int dirfd, const char *user,
 		snprintf(why, why_size, "empty record");
 	else if (st.st_size > COMPLIANCE_TOTP_RECORD_MAX)
 		snprintf(why, why_size, "record larger than %d bytes", COMPLIANCE_TOTP_RECORD_MAX);
-	else if (!totp_record_header_ok(fd))
-		snprintf(why, why_size, "not a \"%s\" record", COMPLIANCE_TOTP_RECORD_HEADER);
 	else
-		return COMPLIANCE_RECORD_OK;
+		return totp_record_head(fd, why, why_size);
 	return COMPLIANCE_RECORD_BAD;
 }
 
@@ -753,8 +794,11 @@ int compliance_enrollment_scan(const struct compliance_env *env, compliance_enro
 			st = check_record(dirfd, pw.pw_name, &expect, why, sizeof(why));
 		if (st == COMPLIANCE_RECORD_OK)
 			e.enrolled++;
-		else if (st == COMPLIANCE_RECORD_MISSING)
+		else if (st == COMPLIANCE_RECORD_MISSING) {
 			e.missing++;
+			if (why[0])
+				e.pending++;
+		}
 		else
 			e.bad++;
 		if (fn)
@@ -778,7 +822,10 @@ static void enrollment_detail(void *userdata, const char *user, enum compliance_
 	case COMPLIANCE_RECORD_OK:
 		break;
 	case COMPLIANCE_RECORD_MISSING: /* never with a NULL user */
-		detail_add(&d->missing, "%s", user);
+		if (why[0])
+			detail_add(&d->missing, "%s (%s)", user, why);
+		else
+			detail_add(&d->missing, "%s", user);
 		break;
 	case COMPLIANCE_RECORD_BAD:
 		if (!user) /* an unusable name is not shown: it may hold anything */

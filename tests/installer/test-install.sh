@@ -54,6 +54,7 @@ case "$1 $2" in
 "policy check") echo "policy ok"; exit 0 ;;
 "totp status") [ -s "$5/$3" ] && exit 0; exit 1 ;;
 "totp enroll") mkdir -p "$5"; echo record >"$5/$3"; exit 0 ;;
+"totp verify") exit 0 ;;
 esac
 exit 2
 EOF
@@ -195,7 +196,19 @@ echo JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP |
 	env LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_PASSWD="$R/etc/passwd" NSS_WRAPPER_GROUP="$R/etc/group" \
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
 		"$FAKE/ctl/mynaguardctl" totp enroll alice --store "$R/var/lib/mynaguard/totp" \
-		--secret-file - --no-qr >/dev/null
+		--secret-file - --no-qr >/dev/null 2>&1
+# a pending enrollment does not count for the no-lock-out rule: the code step stays off
+rc=0
+"$INSTALL" --root "$R" --build-dir "$FAKE" --policy "$T/policy.conf" >/dev/null 2>&1 || rc=$?
+if [ "$REAL_CTL" -eq 1 ]; then
+	check "admin alice enrolled but not verified: exit 3" test "$rc" -eq 3
+	check "pending: common-auth untouched" bash -c "! grep -q pam_mynaguard '$R/etc/pam.d/common-auth'"
+fi
+# alice types a code from the app once (mynaguardctl totp verify)
+oathtool --totp -b JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP |
+	env LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_PASSWD="$R/etc/passwd" NSS_WRAPPER_GROUP="$R/etc/group" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$FAKE/ctl/mynaguardctl" totp verify alice --store "$R/var/lib/mynaguard/totp" >/dev/null 2>&1
 rc=0
 out=$("$INSTALL" --root "$R" --build-dir "$FAKE" --policy "$T/policy.conf" 2>&1) || rc=$?
 check "admin alice (group sudo) enrolled: exit 0" test "$rc" -eq 0
