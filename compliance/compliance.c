@@ -680,7 +680,8 @@ static enum compliance_record_state totp_record_head(int fd, char *why, size_t w
 		char *end;
 		if (strncmp(buf, "mynaguard-totp ", 15) == 0 && buf[15] >= '1' && buf[15] <= '9' &&
 		    (v = strtoul(buf + 15, &end, 10)) > 2 && *end == '\n') {
-			snprintf(why, why_size, "record version %lu is newer than this mynaguard", v);
+			snprintf(why, why_size, "record version %lu is newer than this mynaguard",
+				 v);
 			return COMPLIANCE_RECORD_BAD;
 		}
 		snprintf(why, why_size, "not a \"%s\" record", COMPLIANCE_TOTP_RECORD_HEADER);
@@ -798,8 +799,7 @@ int compliance_enrollment_scan(const struct compliance_env *env, compliance_enro
 			e.missing++;
 			if (why[0])
 				e.pending++;
-		}
-		else
+		} else
 			e.bad++;
 		if (fn)
 			fn(userdata, user_name_usable(pw.pw_name) ? pw.pw_name : NULL, st, why);

@@ -32,7 +32,7 @@
  * version 2 has the lifecycle lines (type, serial, enrolled, verified) before the secret. */
 #define COMPLIANCE_TOTP_RECORD_HEADER	 "mynaguard-totp 1"
 #define COMPLIANCE_TOTP_RECORD_HEADER_V2 "mynaguard-totp 2"
-#define COMPLIANCE_TOTP_RECORD_MAX    1024
+#define COMPLIANCE_TOTP_RECORD_MAX	 1024
 
 enum compliance_status {
 	COMPLIANCE_PASS,
@@ -104,8 +104,8 @@ enum compliance_record_state {
 struct compliance_enrollment {
 	unsigned interactive; /* interactive users */
 	unsigned enrolled;    /* of them, with a good record */
-	unsigned missing; /* including pending */
-	unsigned pending; /* of the missing: enrolled but not verified */
+	unsigned missing;     /* including pending */
+	unsigned pending;     /* of the missing: enrolled but not verified */
 	unsigned bad;
 	bool store_missing; /* totp_dir does not exist: every user is missing */
 	/* on failure: env->totp_dir (cannot open it safely) or env->passwd_path */

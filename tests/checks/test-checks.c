@@ -928,9 +928,10 @@ static void test_enrollment_not_a_record(void **state)
 	snprintf(path, sizeof(path), "%s/bob", f->totp);
 	write_path(path, "mynaguard-totp 3\nwhatever comes\n", 0600);
 	compliance_check_mfa_enrollment(&f->env, &f->res);
-	assert_status(f, COMPLIANCE_FAIL,
-		      "bad record: alice (not a \"mynaguard-totp 1\" record); bob (record version 3 "
-		      "is newer than this mynaguard)");
+	assert_status(
+	    f, COMPLIANCE_FAIL,
+	    "bad record: alice (not a \"mynaguard-totp 1\" record); bob (record version 3 "
+	    "is newer than this mynaguard)");
 }
 
 /* Version 2: a verified enrollment counts, a pending one does not (mynaguardctl totp verify). */

@@ -24,6 +24,7 @@
 #include "totp_notify.h"
 #include "totp_record.h"
 #include "totp_store.h"
+#include "totp_messages.h"
 #include "totp_verify.h"
 #include <zlib.h>
 
@@ -455,6 +456,190 @@ static void test_store_roundtrip_and_checks(void **state)
 	chmod(tmpdir, 0700);
 }
 
+/* Version 2: the lifecycle lines, the wider slot, a newer version refused. */
+static void test_version2(void **state)
+{
+	struct totp_record r = {.kind = TOTP_KIND_HARDWARE,
+				.enrolled = 1764097538,
+				.verified = 0,
+				.digits = 8,
+				.period = 60,
+				.secret_len = 20,
+				.last_step = 5,
+				.last_used = 1764097600,
+				.seq = 3},
+			   back;
+	char buf[TOTP_RECORD_MAX_SIZE], line[TOTP_SLOT_LEN_MAX + 1], big[TOTP_RECORD_MAX_SIZE + 50];
+	size_t len, slen, off;
+
+	(void)state;
+	memcpy(r.secret, "Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef", 20);
+	/* a hardware token needs a serial, an app must not have one */
+	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), -EINVAL);
+	snprintf(r.serial, sizeof(r.serial), "TK-0001");
+	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), 0);
+	assert_memory_equal(buf,
+			    "mynaguard-totp 2\ntype hardware\nserial TK-0001\nenrolled 1764097538\n"
+			    "verified 0\nsecret " SECRET_B32 "\ndigits 8\nperiod 60\nstate0 ",
+			    strlen("mynaguard-totp 2\ntype hardware\nserial TK-0001\nenrolled "
+				   "1764097538\nverified 0\nsecret " SECRET_B32
+				   "\ndigits 8\nperiod 60\nstate0 "));
+	assert_int_equal(totp_record_parse(buf, len, &back), 0);
+	assert_int_equal(back.version, 2);
+	assert_int_equal(back.kind, TOTP_KIND_HARDWARE);
+	assert_string_equal(back.serial, "TK-0001");
+	assert_int_equal(back.verified, 0);
+	assert_int_equal(back.last_used, 1764097600);
+	assert_int_equal(back.seq, 3);
+	assert_int_equal(back.slot_offset[1] - back.slot_offset[0], TOTP_SLOT_LEN_V2);
+	/* the next slot keeps the version 2 layout and carries last_used */
+	back.last_used = 1764097700;
+	assert_int_equal(totp_record_next_slot(&back, line, &slen, &off), 0);
+	assert_int_equal(slen, TOTP_SLOT_LEN_V2);
+	assert_int_equal(off, back.slot_offset[1]);
+	memcpy(buf + off, line, slen);
+	assert_int_equal(totp_record_parse(buf, len, &back), 0);
+	assert_int_equal(back.last_used, 1764097700);
+	assert_int_equal(back.current, 1);
+	r.kind = TOTP_KIND_APP;
+	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), -EINVAL);
+	r.serial[0] = '\0';
+	r.verified = 1764097601;
+	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), 0);
+	assert_non_null(strstr(buf, "type totp\nserial -\n"));
+	/* bad lifecycle lines */
+	{
+		static const char *const bad[] = {"type app\n",
+						  "type hardware\nserial -\n",
+						  "type totp\nserial TK-1\n",
+						  "type hardware\nserial -bad\n",
+						  "type totp\nserial -\nenrolled 1\nverified -1\n",
+						  "type totp\nserial -\nenrolled 1\nverified 01\n"};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char text[1024];
+			snprintf(text, sizeof(text), "mynaguard-totp 2\n%s", bad[i]);
+			assert_int_equal(totp_record_parse(text, strlen(text), &back), -EBADMSG);
+		}
+	}
+	/* a newer version: refused as such, whatever follows, even when larger than the limit */
+	assert_int_equal(totp_record_parse("mynaguard-totp 3\n", 17, &back), -EPROTONOSUPPORT);
+	assert_int_equal(totp_record_parse("mynaguard-totp 12\nx", 19, &back), -EPROTONOSUPPORT);
+	assert_int_equal(totp_record_version("mynaguard-totp 3x\n", 18), -EBADMSG);
+	memset(big, 'y', sizeof(big));
+	memcpy(big, "mynaguard-totp 4\n", 17);
+	assert_int_equal(totp_record_parse(big, sizeof(big), &back), -EFBIG);
+	{
+		char p[256];
+		int dirfd;
+		FILE *f;
+		snprintf(p, sizeof(p), "%s/newer", tmpdir);
+		f = fopen(p, "w");
+		fwrite(big, 1, sizeof(big), f);
+		fclose(f);
+		chmod(p, 0600);
+		assert_int_equal(totp_store_open(tmpdir, geteuid(), &dirfd), 0);
+		assert_int_equal(totp_store_read(dirfd, "newer", geteuid(), &back),
+				 -EPROTONOSUPPORT);
+		close(dirfd);
+	}
+	assert_true(totp_serial_valid("SN:42.a_b-c", 11));
+	assert_false(totp_serial_valid("", 0));
+	assert_false(totp_serial_valid(".x", 2));
+	assert_false(totp_serial_valid("a b", 3));
+}
+
+static int64_t clock_t0(void)
+{
+	return 1768471210;
+}
+
+/* totp_check: a pending record is not a factor (nothing read from the code, nothing written);
+ * the lock's end is reported for the message. */
+static void test_check_pending_and_info(void **state)
+{
+	struct totp_record r = {.kind = TOTP_KIND_APP,
+				.enrolled = 1,
+				.verified = 0,
+				.digits = 6,
+				.period = 30,
+				.secret_len = 20};
+	const struct totp_params p = {.window = 1, .max_failures = 1, .lockout_sec = 900};
+	struct totp_check_info info = {0};
+	enum totp_result res;
+	char before[TOTP_RECORD_MAX_SIZE], after[TOTP_RECORD_MAX_SIZE], path[256];
+	int dirfd, fd;
+	ssize_t n1, n2;
+
+	(void)state;
+	memcpy(r.secret, "Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef", 20);
+	assert_int_equal(totp_store_open(tmpdir, geteuid(), &dirfd), 0);
+	assert_int_equal(totp_store_write(dirfd, "alice", &r), 0);
+	snprintf(path, sizeof(path), "%s/alice", tmpdir);
+	fd = open(path, O_RDONLY);
+	n1 = read(fd, before, sizeof(before));
+	close(fd);
+	assert_int_equal(totp_check(dirfd, "alice", geteuid(), "000000", clock_t0, &p, &res, &info),
+			 0);
+	assert_int_equal(res, TOTP_PENDING);
+	assert_string_equal(totp_result_name(res), "pending");
+	assert_int_equal(info.now, 1768471210);
+	fd = open(path, O_RDONLY);
+	n2 = read(fd, after, sizeof(after));
+	close(fd);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(before, after, (size_t)n1);
+	/* verified: a wrong code locks (max_failures 1), and says until when */
+	r.verified = 2;
+	assert_int_equal(totp_store_write(dirfd, "alice", &r), 0);
+	assert_int_equal(totp_check(dirfd, "alice", geteuid(), "000000", clock_t0, &p, &res, &info),
+			 0);
+	assert_int_equal(res, TOTP_WRONG);
+	assert_int_equal(info.locked_until, 1768471210 + 900);
+	assert_int_equal(totp_lock_minutes(info.locked_until, info.now), 15);
+	close(dirfd);
+}
+
+static void test_lockout_text(void **state)
+{
+	char out[TOTP_CONTACT_MAX + 1], msg[768], in[400];
+
+	(void)state;
+	assert_int_equal(totp_lock_minutes(0, 100), 0);
+	assert_int_equal(totp_lock_minutes(100, 100), 1);
+	assert_int_equal(totp_lock_minutes(160, 100), 1);
+	assert_int_equal(totp_lock_minutes(161, 100), 2);
+	assert_int_equal(totp_lock_minutes(100 + 900, 100), 15);
+	assert_int_equal(totp_lock_minutes(INT64_MAX, 0), 1000000);
+	/* control bytes go, UTF-8 is cut only at a character boundary */
+	totp_contact_clean("a\x1b[31mb\n\x7f"
+			   "c",
+			   out);
+	assert_string_equal(out, "a[31mbc");
+	totp_contact_clean(NULL, out);
+	assert_string_equal(out, "");
+	memset(in, 'x', TOTP_CONTACT_MAX - 1);
+	strcpy(in + TOTP_CONTACT_MAX - 1, "課課");
+	totp_contact_clean(in, out);
+	assert_int_equal(strlen(out), TOTP_CONTACT_MAX - 1);
+	strcpy(in + TOTP_CONTACT_MAX - 2, "課");
+	totp_contact_clean(in, out);
+	assert_int_equal(strlen(out), TOTP_CONTACT_MAX - 2);
+	strcpy(in + TOTP_CONTACT_MAX - 3, "課");
+	totp_contact_clean(in, out);
+	assert_int_equal(strlen(out), TOTP_CONTACT_MAX);
+	assert_string_equal(out + TOTP_CONTACT_MAX - 3, "課");
+	totp_locked_message(TOTP_LANG_EN, 3, "IT desk, ext. 1234", msg, sizeof(msg));
+	assert_string_equal(msg, "Too many wrong codes. Locked for 3 more minute(s). To unlock "
+				 "sooner, ask IT desk, ext. 1234.");
+	totp_locked_message(TOTP_LANG_EN, 0, "", msg, sizeof(msg));
+	assert_string_equal(msg, "Too many wrong codes. Try again later. To unlock sooner, ask "
+				 "your administrator.");
+	totp_locked_message(TOTP_LANG_JA, 2, "", msg, sizeof(msg));
+	assert_string_equal(msg,
+			    "ワンタイムパスワードの誤りが多すぎます。あと2分間ロックされています。"
+			    "すぐに解除が必要な場合は管理者にお問い合わせください。");
+}
+
 static void test_notify_json(void **state)
 {
 	const struct notify_info info = {
@@ -738,6 +923,9 @@ int main(void)
 	    cmocka_unit_test(test_verify_rules),
 	    cmocka_unit_test_setup_teardown(test_store_roundtrip_and_checks, setup_dir,
 					    teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_version2, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_check_pending_and_info, setup_dir, teardown_dir),
+	    cmocka_unit_test(test_lockout_text),
 	    cmocka_unit_test(test_notify_json),
 	    cmocka_unit_test(test_notify_sends_effective_uid),
 	    cmocka_unit_test(test_notify_json_helper),
