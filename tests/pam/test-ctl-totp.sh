@@ -181,7 +181,7 @@ grep -q 'alice: code accepted; the enrollment is verified' "$T/out" || fail "ver
 grep -qx 'verified 0' "$store/alice" && fail "verify did not record it"
 ctl totp status alice --store "$store" >/dev/null || fail "status after verify"
 ctl totp verify alice --store "$store" </dev/null | grep -q 'already verified' || fail "verify twice"
-echo "$code" | pam >/dev/null 2>&1 || fail "enrolled record did not log in"
+echo "$code" | pam >"$T/pamout" 2>&1 || fail "enrolled record did not log in: $(cat "$T/pamout")"
 if echo "$code" | pam >/dev/null 2>&1; then fail "code accepted twice"; fi
 
 # status (never the secret), reset keeps last_step, remove keeps the lock file
