@@ -648,60 +648,77 @@ static bool shell_interactive(const char *shell)
 	return strcmp(base, "nologin") != 0 && strcmp(base, "false") != 0;
 }
 
-/* Only the lines before the secret, one byte at a time so that not a byte of the secret is
- * read: the agent never reads it. The full parser lives in pam_module/totp_record.c, which
- * agent/ may not use (docs/ARCHITECTURE.md). A version 1 record counts as verified; version 2
- * says "verified 0" while pending. */
+/* Only the lines before the secret, one byte at a time, each byte checked against the key its
+ * line must start with: a malformed record stops the read within three bytes of a line it did
+ * not expect ("sec" of a "secret" line), so not a byte of the secret is read. The agent never
+ * reads it; the full parser lives in pam_module/totp_record.c, which agent/ may not use
+ * (docs/ARCHITECTURE.md). A version 1 record counts as verified; version 2 says "verified 0"
+ * while pending. */
 #define RECORD_HEAD_MAX 200
 static enum compliance_record_state totp_record_head(int fd, char *why, size_t why_size)
 {
-	char buf[RECORD_HEAD_MAX + 1], *line;
-	size_t n = 0;
+	static const char *const keys[] = {NULL, "type ", "serial ", "enrolled ", "verified "};
+	char buf[RECORD_HEAD_MAX + 1];
+	size_t n = 0, line_start = 0;
 	unsigned lines = 0;
 
 	while (n < RECORD_HEAD_MAX && lines < 5) {
 		ssize_t l = pread(fd, buf + n, 1, (off_t)n);
+		size_t pos;
 		if (l < 0 && errno == EINTR)
 			continue;
 		if (l <= 0)
 			break;
-		if (buf[n++] == '\n') {
-			lines++;
-			/* Version 1 has the secret on its second line. */
-			if (lines == 1 && n == sizeof(COMPLIANCE_TOTP_RECORD_HEADER) &&
-			    memcmp(buf, COMPLIANCE_TOTP_RECORD_HEADER "\n", n) == 0)
-				return COMPLIANCE_RECORD_OK;
+		pos = n - line_start;
+		n++;
+		if (lines > 0 && pos < strlen(keys[lines]) && buf[n - 1] != keys[lines][pos])
+			break;
+		if (buf[n - 1] != '\n')
+			continue;
+		lines++;
+		line_start = n;
+		if (lines > 1)
+			continue;
+		/* The first line: version 1 has the secret on its second line, so stop here. */
+		buf[n] = '\0';
+		if (strcmp(buf, COMPLIANCE_TOTP_RECORD_HEADER "\n") == 0)
+			return COMPLIANCE_RECORD_OK;
+		if (strcmp(buf, COMPLIANCE_TOTP_RECORD_HEADER_V2 "\n") != 0) {
+			unsigned long v;
+			char *end;
+			if (strncmp(buf, "mynaguard-totp ", 15) == 0 && buf[15] >= '1' &&
+			    buf[15] <= '9' && (v = strtoul(buf + 15, &end, 10)) > 2 &&
+			    *end == '\n') {
+				snprintf(why, why_size,
+					 "record version %lu is newer than this mynaguard", v);
+				return COMPLIANCE_RECORD_BAD;
+			}
+			snprintf(why, why_size, "not a \"%s\" record",
+				 COMPLIANCE_TOTP_RECORD_HEADER);
+			return COMPLIANCE_RECORD_BAD;
 		}
 	}
 	buf[n] = '\0';
-	if (strncmp(buf, COMPLIANCE_TOTP_RECORD_HEADER_V2 "\n",
-		    sizeof(COMPLIANCE_TOTP_RECORD_HEADER_V2)) != 0) {
-		unsigned long v;
-		char *end;
-		if (strncmp(buf, "mynaguard-totp ", 15) == 0 && buf[15] >= '1' && buf[15] <= '9' &&
-		    (v = strtoul(buf + 15, &end, 10)) > 2 && *end == '\n') {
-			snprintf(why, why_size, "record version %lu is newer than this mynaguard",
-				 v);
-			return COMPLIANCE_RECORD_BAD;
-		}
+	if (lines == 0) {
 		snprintf(why, why_size, "not a \"%s\" record", COMPLIANCE_TOTP_RECORD_HEADER);
 		return COMPLIANCE_RECORD_BAD;
 	}
-	/* The fifth line of version 2 is "verified N". */
-	line = buf;
-	for (unsigned i = 0; i < 4 && line; i++) {
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	if (lines < 5 || !line || strncmp(line, "verified ", 9) != 0 || line[9] < '0' ||
-	    line[9] > '9') {
-		snprintf(why, why_size, "not a \"%s\" record", COMPLIANCE_TOTP_RECORD_HEADER_V2);
-		return COMPLIANCE_RECORD_BAD;
-	}
-	if (line[9] == '0' && line[10] == '\n') {
-		snprintf(why, why_size, "enrollment pending verification");
-		return COMPLIANCE_RECORD_MISSING;
+	/* Version 2: the fifth line, "verified N" (decimal, no leading zero), ends the read. */
+	{
+		const char *v = lines == 5 ? buf + n - 1 : NULL, *start;
+		while (v && v > buf && v[-1] >= '0' && v[-1] <= '9')
+			v--;
+		start = v;
+		if (!v || v == buf + n - 1 || (size_t)(v - buf) < 9 ||
+		    memcmp(v - 9, "verified ", 9) != 0 || (start[0] == '0' && start[1] != '\n')) {
+			snprintf(why, why_size, "not a \"%s\" record",
+				 COMPLIANCE_TOTP_RECORD_HEADER_V2);
+			return COMPLIANCE_RECORD_BAD;
+		}
+		if (start[0] == '0') {
+			snprintf(why, why_size, "enrollment pending verification");
+			return COMPLIANCE_RECORD_MISSING;
+		}
 	}
 	return COMPLIANCE_RECORD_OK;
 }

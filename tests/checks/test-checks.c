@@ -966,6 +966,20 @@ static void test_enrollment_pending(void **state)
 		   0600);
 	compliance_check_mfa_enrollment(&f->env, &f->res);
 	assert_status(f, COMPLIANCE_PASS, "2 interactive users enrolled");
+	/* a malformed version 2 head is a bad record: a line missing (the read stops at the
+	 * unexpected "secret" line), a leading zero */
+	write_path(path,
+		   "mynaguard-totp 2\ntype hardware\nsecret JBSWY3DPEHPK3PXP\nenrolled 1\n"
+		   "verified 1\n",
+		   0600);
+	compliance_check_mfa_enrollment(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_FAIL, "bad record: bob (not a \"mynaguard-totp 2\" record)");
+	write_path(
+	    path,
+	    "mynaguard-totp 2\ntype totp\nserial -\nenrolled 1\nverified 01\nsecret JBSWY3DP\n",
+	    0600);
+	compliance_check_mfa_enrollment(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_FAIL, "bad record: bob (not a \"mynaguard-totp 2\" record)");
 }
 
 static void test_enrollment_store_missing_or_open(void **state)
