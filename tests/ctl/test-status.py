@@ -301,6 +301,23 @@ def main():
         check(j.get("enrolled") == 1 and j.get("interactive_users") == 2 and
               j.get("not_enrolled") == [] and j.get("bad_records") == ["bob (empty record)"],
               "--json: enrolled, bad_records", out)
+        # a pending enrollment (not verified yet) is not enrolled either, and is named
+        with open(os.path.join(fx.store, "bob"), "w") as f:
+            f.write("mynaguard-totp 2\ntype totp\nserial -\nenrolled 1764097538\nverified 0\n"
+                    "secret JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n")
+        rc, out = fx.status()
+        check(rc == 1 and f"1 enrolled in {fx.store}" in out and
+              "without a code: bob" in out and
+              "pending (mynaguardctl totp verify USER): bob" in out and
+              "  - mfa.enrollment: not enrolled: bob (enrollment pending verification)" in out,
+              "pending enrollment: not enrolled, named as pending, exit 1", out)
+        rc, out = fx.status("--json")
+        try:
+            j = json.loads(out)["mfa"]
+        except (ValueError, KeyError):
+            j = {}
+        check(j.get("enrolled") == 1 and j.get("not_enrolled") == ["bob"] and
+              j.get("pending") == ["bob"], "--json: pending", out)
         for name in ("gone", "bob"):
             os.unlink(os.path.join(fx.store, name))
         fx.write_passwd([])
