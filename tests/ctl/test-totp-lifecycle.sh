@@ -140,6 +140,24 @@ grep -q 'open.csv is readable or writable by group or others (mode 0644)' "$T/e"
 ctl totp import --store "$store" && fail "import without FILE"
 ctl totp import "$T/missing.csv" --store "$store" && fail "missing file"
 
+# ---- a version 1 record (written before verification existed): verified, listed ----
+python3 - "$store/frank" <<'PY'
+import os, sys, zlib
+def slot(i, seq, last):
+    l = "state%d %020d %020d %04d %020d " % (i, seq, last, 0, 0)
+    return l + "%08x\n" % zlib.crc32(l[:-1].encode())
+with open(sys.argv[1], "w") as f:
+    f.write("mynaguard-totp 1\nsecret JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\ndigits 6\nperiod 30\n"
+            "enrolled 1700000000\n" + slot(0, 2, 58949040) + slot(1, 1, 0))
+os.chmod(sys.argv[1], 0o600)
+PY
+ctl totp list --json --store "$store" || fail "list with a version 1 record"
+json "[(r['type'], r['state'], r['enrolled'], r['verified'], r['last_used']) for r in j['records'] if r['user'] == 'frank'] == [('totp', 'verified', '2023-11-14T22:13:20Z', '2023-11-14T22:13:20Z', '2026-01-15T10:00:00Z')]" || fail "json v1: $(cat "$T/o")"
+ctl totp status frank --store "$store" || fail "status of a version 1 record"
+ctl totp verify frank --store "$store" </dev/null || fail "verify of a version 1 record"
+grep -q 'already verified' "$T/o" || fail "a version 1 record is not verified"
+head -n1 "$store/frank" | grep -qx 'mynaguard-totp 1' || fail "the version 1 record was rewritten"
+
 # ---- a record of a version this build does not know ----
 printf 'mynaguard-totp 3\nwhatever\n' >"$store/frank"
 chmod 0600 "$store/frank"
