@@ -212,6 +212,9 @@ int totp_seeds_parse(const char *text, size_t len, struct totp_seed **ret, size_
 	*ret_nerrs = 0;
 	if (len > TOTP_SEEDS_MAX_BYTES)
 		return -EFBIG;
+	/* A spreadsheet's UTF-8 byte order mark. */
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		pos = 3;
 	while (pos < len) {
 		const char *s = text + pos, *nl = memchr(s, '\n', len - pos);
 		size_t l = nl ? (size_t)(nl - s) : len - pos;

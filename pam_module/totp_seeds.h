@@ -3,7 +3,8 @@
  * holds secrets and comes from a vendor: untrusted bytes. Pure: no I/O, never logs, and no
  * error message ever quotes a secret.
  *
- * Format (ASCII text, LF or CRLF line ends, at most TOTP_SEEDS_MAX_BYTES):
+ * Format (ASCII text, LF or CRLF line ends, at most TOTP_SEEDS_MAX_BYTES; a UTF-8 byte order
+ * mark at the start, as spreadsheets write, is skipped):
  *
  *   # a comment line; blank lines are skipped
  *   user,serial,secret[,digits[,period]]

@@ -90,9 +90,9 @@ grep -q 'nobody is enrolled' "$T/o" || fail "empty list"
 ctl totp list --json --store "$T/empty" && json "j['records'] == []" || fail "empty json"
 ctl totp list --store "$T/missing" && fail "list of a missing store"
 
-# ---- import ----
+# ---- import (the file starts with a byte order mark, as a spreadsheet writes it) ----
 seeds=$T/seeds.csv
-printf '# vendor: Example Tokens, batch 7\ncarol,TK-0001,%s\r\n\ndave,TK-0002,%s,8,60\n' "$C_HEX" "$D_B32" >"$seeds"
+printf '\357\273\277# vendor: Example Tokens, batch 7\ncarol,TK-0001,%s\r\n\ndave,TK-0002,%s,8,60\n' "$C_HEX" "$D_B32" >"$seeds"
 chmod 0600 "$seeds"
 ctl totp import "$seeds" --store "$store" || fail "import: $(cat "$T/e")"
 grep -q 'readable' "$T/e" && fail "warned about a 0600 file"
