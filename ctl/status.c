@@ -418,7 +418,7 @@ static json_t *status_usb(const struct status_args *a, const struct policy *p)
 /* ---- MFA ---- */
 
 struct mfa_lists {
-	json_t *missing, *bad;
+	json_t *missing, *pending, *bad;
 };
 
 static void mfa_user(void *userdata, const char *user, enum compliance_record_state st,
@@ -432,6 +432,8 @@ static void mfa_user(void *userdata, const char *user, enum compliance_record_st
 		break;
 	case COMPLIANCE_RECORD_MISSING:
 		json_array_append_new(l->missing, json_escaped(user));
+		if (why[0]) /* enrolled, not yet verified (mynaguardctl totp verify) */
+			json_array_append_new(l->pending, json_escaped(user));
 		break;
 	case COMPLIANCE_RECORD_BAD:
 		if (user)
@@ -448,7 +450,8 @@ static json_t *status_mfa(const struct ctl_opts *o, const struct status_args *a,
 			  const struct policy *p, const char *store)
 {
 	json_t *j = json_object(), *svc = json_array();
-	struct mfa_lists l = {.missing = json_array(), .bad = json_array()};
+	struct mfa_lists l = {
+	    .missing = json_array(), .pending = json_array(), .bad = json_array()};
 	struct compliance_enrollment e;
 	struct compliance_env env = {0};
 	char buf[2 * PATH_MAX];
@@ -475,6 +478,7 @@ static json_t *status_mfa(const struct ctl_opts *o, const struct status_args *a,
 	json_object_set_new(j, "enrolled", json_integer(e.enrolled));
 	json_object_set_new(j, "interactive_users", json_integer(e.interactive));
 	json_object_set_new(j, "not_enrolled", l.missing);
+	json_object_set_new(j, "pending", l.pending);
 	json_object_set_new(j, "bad_records", l.bad);
 	return j;
 }
@@ -630,6 +634,12 @@ static void print_text(json_t *st)
 		    printf("%s %s", i ? "," : "", json_string_value(v));
 	}
 	printf("\n");
+	if (json_array_size(json_object_get(mfa, "pending")) > 0) {
+		printf("         pending (mynaguardctl totp verify USER):");
+		json_array_foreach(json_object_get(mfa, "pending"), i, v)
+		    printf("%s %s", i ? "," : "", json_string_value(v));
+		printf("\n");
+	}
 	if (json_array_size(json_object_get(mfa, "bad_records")) > 0) {
 		printf("         bad records:");
 		json_array_foreach(json_object_get(mfa, "bad_records"), i, v)

@@ -579,7 +579,7 @@ do_install() {
 		warn "--enroll-later: switching the code step on although NO administrator"
 		warn "(${ADMIN_LIST// / }) has an enrolled code. Every user without one is now LOCKED OUT"
 		warn "of login, su and sudo. Keep this root shell open and enroll now:"
-		warn "    mynaguardctl totp enroll USER"
+		warn "    mynaguardctl totp enroll USER     (then: mynaguardctl totp verify USER)"
 		warn "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
 		pam_enable
 	else
@@ -602,6 +602,7 @@ do_install() {
 		echo "  Administrators checked: ${ADMIN_LIST:-none} (members of group sudo and --admin USER)."
 		echo "  Everything else is installed. To finish, enroll at least one administrator:"
 		echo "      mynaguardctl totp enroll ADMIN_USER     (scan the QR code with the authenticator app)"
+		echo "      mynaguardctl totp verify ADMIN_USER     (type the code the app shows: until then it does not count)"
 		echo "  then run this installer again. (--enroll-later switches it on anyway: risky.)"
 	fi
 	if [ "$HOST" -eq 1 ] && [ "$QUIET" -eq 0 ]; then
