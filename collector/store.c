@@ -870,9 +870,10 @@ static int terminals_decorate(struct store *s, const struct store_view *v, json_
 
 	/* The last 24 h, not the future (a date far ahead would count forever); a failure that a
 	 * non-root process reported about someone else (sender.unprivileged) is nobody's failed
-	 * login: it stays in the history, marked. One index range per terminal and kind. */
+	 * login: it stays in the history, marked. One range of events_tid_ts per terminal and kind
+	 * (the + keeps the planner off events_kind_ts, which would walk the whole fleet's day). */
 	r = prepare(s,
-		    "SELECT j.value, k.kind, (SELECT count(*) FROM events e WHERE e.kind = k.kind"
+		    "SELECT j.value, k.kind, (SELECT count(*) FROM events e WHERE +e.kind = k.kind"
 		    " AND e.ts >= ?1 AND e.ts < ?3 AND e.tid = j.value AND NOT (e.kind ="
 		    " 'auth.failure' AND json_extract(e.data, '$.sender.unprivileged') IS 1))"
 		    " FROM json_each(?2) j, (SELECT 'usb.blocked' AS kind UNION ALL"
@@ -1177,7 +1178,11 @@ static int events_prepare(struct store *s, const struct store_filter *f, sqlite3
 		 " FROM events e JOIN terminals t ON t.id = e.tid WHERE %s%s%s%s%s%s",
 		 f->newest ? (f->before_id ? "e.ts <= ?7 AND (e.ts < ?7 OR e.id < ?8)" : "1")
 			   : "e.id > ?1",
-		 f->terminal[0] ? " AND t.name = ?2" : "", f->kind >= 0 ? " AND e.kind = ?3" : "",
+		 f->terminal[0] ? " AND t.name = ?2" : "",
+		 /* with a terminal, its own events (events_tid_ts) are fewer than the kind's */
+		 f->kind < 0	  ? ""
+		 : f->terminal[0] ? " AND +e.kind = ?3"
+				  : " AND e.kind = ?3",
 		 f->since_ms != INT64_MIN ? " AND e.ts >= ?4" : "",
 		 f->until_ms != INT64_MAX ? " AND e.ts < ?5" : "",
 		 f->newest ? " ORDER BY e.ts DESC, e.id DESC LIMIT ?6" : " ORDER BY e.id LIMIT ?6");
