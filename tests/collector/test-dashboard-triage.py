@@ -5,11 +5,13 @@
 # failing snapshot's time); "problem" covers a lockout and an unannounced sequence gap (not an
 # announced one); server-side paging, sorting, filtering and search with summary counts; the
 # terminal list and the event list as CSV (Japanese headers, BOM, CRLF, exactly the filter);
-# events newest first with a cursor; bad parameters refused.
+# events newest first with a cursor; bad parameters refused; a store of schema 1 (before these
+# columns and indexes) migrates with its failing checks intact.
 import csv
 import io
 import os
 import random
+import sqlite3
 import sys
 import time
 
@@ -23,7 +25,59 @@ def names(body):
     return [t["id"] for t in body["terminals"]]
 
 
+# schema 1 as released (collector/store.c, migration 0 -> 1): a fixture, never edited
+SCHEMA_1 = """
+CREATE TABLE terminals (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, max_seq INTEGER NOT NULL DEFAULT 0,
+  policy_hash TEXT, report_interval INTEGER, compliance_seq INTEGER NOT NULL DEFAULT 0,
+  compliance_ts INTEGER, drift_ms INTEGER, conflicts INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE events (id INTEGER PRIMARY KEY, tid INTEGER NOT NULL REFERENCES terminals(id),
+  seq INTEGER NOT NULL, ts INTEGER NOT NULL, received_at INTEGER NOT NULL, kind TEXT NOT NULL,
+  clause TEXT NOT NULL, data TEXT NOT NULL, UNIQUE (tid, seq));
+CREATE INDEX events_counted ON events (kind, ts, tid) WHERE kind IN ('usb.blocked', 'auth.failure');
+CREATE TABLE checks (tid INTEGER NOT NULL REFERENCES terminals(id), check_id TEXT NOT NULL,
+  status TEXT NOT NULL, clause TEXT NOT NULL, detail TEXT, since INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tid, check_id)) WITHOUT ROWID;
+CREATE TABLE gaps (id INTEGER PRIMARY KEY, tid INTEGER NOT NULL REFERENCES terminals(id),
+  first INTEGER NOT NULL, last INTEGER NOT NULL, detected_at INTEGER NOT NULL,
+  announced INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX gaps_tid ON gaps (tid, first);
+PRAGMA user_version = 1;
+"""
+
+
+def migration():
+    with TestDir("triage-migrate") as d:
+        pki = PKI(d)
+        c = Collector(d, pki)
+        now = int(time.time() * 1000)
+        con = sqlite3.connect(c.db)
+        con.executescript(SCHEMA_1)
+        con.execute("INSERT INTO terminals (id, name, first_seen, last_seen, max_seq, report_interval,"
+                    " compliance_seq, compliance_ts, drift_ms) VALUES (1, 'old-1', ?, ?, 2, 3600000, 1, ?, 0)",
+                    (now - DAY, now, now - 1000))
+        con.execute("INSERT INTO checks VALUES (1, 'mfa.pam_stack', 'fail', '[]', 'x', ?, ?, 1)", (now - DAY, now))
+        con.execute("INSERT INTO checks VALUES (1, 'time.synchronized', 'pass', '[]', 'x', ?, ?, 1)", (now - DAY, now))
+        con.execute("INSERT INTO events (tid, seq, ts, received_at, kind, clause, data)"
+                    " VALUES (1, 2, ?, ?, 'auth.locked', '[]', '{\"user\":\"a\"}')", (now - 1000, now))
+        con.commit()
+        con.close()
+        c.start()
+        try:
+            st, body, _ = c.get("/v1/terminals")
+            assert st == 200, body
+            t = body["terminals"][0]
+            assert t["status"] == "noncompliant" and t["locked_24h"] == 1 and t["problem"], t
+            assert [f["id"] for f in t["failing"]] == ["mfa.pam_stack"], t
+            assert c.count("PRAGMA user_version") == 2
+            assert c.count("SELECT n_failing FROM terminals") == 1
+        finally:
+            rc = c.stop()
+        assert rc == 0, (rc, c.logtext())
+
+
 def main():
+    migration()
     with TestDir("triage") as d:
         pki = PKI(d)
         c = Collector(d, pki).start()
