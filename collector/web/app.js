@@ -371,8 +371,15 @@
     dl.appendChild(el('dd', value));
   }
 
-  function eventRow(e) {
+  // the raw JSON a user opened stays open across the 10 s refresh
+  function openKeys(container) {
+    return new Set(Array.from(container.querySelectorAll('[data-key]'))
+      .filter((n) => n.querySelector('details[open]')).map((n) => n.dataset.key));
+  }
+
+  function eventRow(e, open) {
     const tr = el('tr', null, 'ev ev-' + e.kind.replace('.', '-'));
+    tr.dataset.key = e.terminal + '/' + e.seq;
     tr.appendChild(el('td', e.seq, 'num'));
     tr.appendChild(el('td', fmtTime(e.ts)));
     const k = el('td');
@@ -390,6 +397,7 @@
     const raw = el('details');
     raw.appendChild(el('summary', t('raw')));
     raw.appendChild(el('pre', JSON.stringify(e.data, null, 1)));
+    raw.open = open.has(tr.dataset.key);
     d.appendChild(raw);
     tr.appendChild(d);
     return tr;
@@ -451,7 +459,8 @@
     $('gaps').tBodies[0].replaceChildren(gaps);
 
     const evs = document.createDocumentFragment();
-    term.recent_events.forEach((e) => evs.appendChild(eventRow(e)));
+    const open = openKeys($('events'));
+    term.recent_events.forEach((e) => evs.appendChild(eventRow(Object.assign({ terminal: term.id }, e), open)));
     $('events').tBodies[0].replaceChildren(evs);
   }
 
@@ -538,9 +547,11 @@
     const r = await api('/v1/events?' + eventQuery().toString());
     const body = await r.json();
     const list = document.createDocumentFragment();
+    const open = openKeys($('event-list'));
     body.events.forEach((e) => {
       const li = el('li', null, 'evline ev-' + e.kind.replace('.', '-'));
       li.dataset.kind = e.kind;
+      li.dataset.key = e.terminal + '/' + e.seq;
       const head = el('div', null, 'evhead');
       head.appendChild(el('time', fmtTime(e.ts)));
       const term = el('a', e.terminal, 'termlink');
@@ -556,6 +567,7 @@
       const raw = el('details', null, 'raw');
       raw.appendChild(el('summary', t('raw')));
       raw.appendChild(el('pre', JSON.stringify({ terminal: e.terminal, seq: e.seq, ts: e.ts, received_at: e.received_at, kind: e.kind, clause: e.clause, data: e.data }, null, 1)));
+      raw.open = open.has(li.dataset.key);
       li.appendChild(raw);
       list.appendChild(li);
     });
@@ -565,6 +577,7 @@
     if (body.next) $('ev-next').href = eventsHash({ after: body.next });
     $('ev-first').hidden = !p.get('after');
     $('ev-first').href = eventsHash({ after: null });
+    $('updated').textContent = t('updated') + fmtTime(new Date().toISOString());
   }
 
   // ---- refresh and navigation ----

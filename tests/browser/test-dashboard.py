@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "collector"))
@@ -25,7 +26,7 @@ from collectorlib import PKI, Collector, TestDir, TOKEN, batch, compliance, even
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -105,6 +106,17 @@ class Browser:
                 self.requests.append((msg["params"].get("documentURL", ""), msg["params"]["request"]["url"]))
 
 
+def click(b, how, what):
+    """Clicks an element; the page redraws every 10 s, so a found element may go stale: retry."""
+    for _ in range(10):
+        try:
+            b.driver.find_element(how, what).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.2)
+    raise AssertionError("could not click " + what)
+
+
 def rows_now(b):
     return b.js("return Array.from(document.querySelectorAll('#terminals tbody tr'))"
                 ".map((tr) => tr.dataset.terminal);")
@@ -124,7 +136,7 @@ def export_text(b):
     b.js("window.__csv = null; if (!window.__origURL) { window.__origURL = URL.createObjectURL;"
          " URL.createObjectURL = (blob) => { blob.arrayBuffer().then((a) => { window.__csv ="
          " Array.from(new Uint8Array(a)); }); return window.__origURL(blob); }; }")
-    b.driver.find_element(By.ID, "export").click()
+    click(b, By.ID, "export")
     data = b.wait("the CSV export", lambda: b.js("return window.__csv"))
     return bytes(data)
 
@@ -157,18 +169,18 @@ def drive(b, url, token, outdir):
     b.screenshot(os.path.join(outdir, "dashboard-list.png"))
 
     # pages: the second has the other 8; Back returns to the first
-    d.find_element(By.ID, "next").click()
+    click(b, By.ID, "next")
     wait_rows(b, "page 2", lambda r: len(r) == 8)
     check(hash_params(b).get("page") == "2", "the page is in the address")
     d.back()
     wait_rows(b, "page 1 again", lambda r: len(r) == 50)
 
     # the non-compliant terminal in one click on its card
-    d.find_element(By.ID, "card-noncompliant").click()
+    click(b, By.ID, "card-noncompliant")
     wait_rows(b, "the non-compliant card", lambda r: r == ["term-ng-01"])
     check(hash_params(b).get("status") == "noncompliant", "the card's filter is in the address")
     check("active" in d.find_element(By.ID, "card-noncompliant").get_attribute("class"), "the card shows it is on")
-    d.find_element(By.ID, "card-problem").click()
+    click(b, By.ID, "card-problem")
     wait_rows(b, "the problems card", lambda r: sorted(r) == ["term-gap", "term-locked", "term-new",
                                                                 "term-ng-01", "term-stale"])
     b.screenshot(os.path.join(outdir, "dashboard-problems.png"))
@@ -183,11 +195,11 @@ def drive(b, url, token, outdir):
           "the CSV holds what is on screen: " + json.dumps(lines))
 
     # sortable columns: by terminal id, then reversed; Back undoes the sort
-    d.find_element(By.ID, "card-all").click()
+    click(b, By.ID, "card-all")
     wait_rows(b, "all terminals", lambda r: len(r) == 50 and r[0] == "term-ng-01")
-    d.find_element(By.CSS_SELECTOR, 'button.sort[data-sort="id"]').click()
+    click(b, By.CSS_SELECTOR, 'button.sort[data-sort="id"]')
     wait_rows(b, "sorted by id", lambda r: r[0] == "term-gap" and r == sorted(r))
-    d.find_element(By.CSS_SELECTOR, 'button.sort[data-sort="id"]').click()
+    click(b, By.CSS_SELECTOR, 'button.sort[data-sort="id"]')
     wait_rows(b, "sorted by id, descending", lambda r: r[0] == "term-stale" and r == sorted(r, reverse=True))
     check(hash_params(b) == {"status": "all", "sort": "id", "dir": "desc"}, "sort in the address: %s" % hash_params(b))
     d.back()
@@ -205,7 +217,7 @@ def drive(b, url, token, outdir):
     # a terminal has its own address; Back returns to the list as it was
     b.js("location.hash = '#/terminals?status=noncompliant'")
     wait_rows(b, "non-compliant again", lambda r: r == ["term-ng-01"])
-    d.find_element(By.CSS_SELECTOR, 'tr[data-terminal="term-ng-01"] a.termlink').click()
+    click(b, By.CSS_SELECTOR, 'tr[data-terminal="term-ng-01"] a.termlink')
     b.wait_css("#detail:not([hidden])")
     b.wait("the detail is filled", lambda: b.text("#detail-title") == "term-ng-01"
            and "mfa.pam_stack" in (b.text("#checks") or "") and b.text("#events"))
@@ -245,8 +257,14 @@ def drive(b, url, token, outdir):
     check("term-locked" in b.text("#event-list li .evhead"), "which terminal")
     check("2-6-3-a" in b.text("#event-list li .rule"), "which rule")
     check(not b.js("return document.querySelector('#event-list li details').open"), "raw JSON folded")
-    d.find_element(By.CSS_SELECTOR, "#event-list li details summary").click()
+    click(b, By.CSS_SELECTOR, "#event-list li details summary")
     b.wait("raw JSON shown", lambda: b.js("return document.querySelector('#event-list li details').open"))
+    # the 10 s refresh (here: the button) keeps it open
+    b.js("document.querySelector('#event-list li').dataset.old = '1'")
+    click(b, By.ID, "refresh")
+    b.wait("the list redrawn", lambda: b.js("const li = document.querySelector('#event-list li');"
+                                            " return li && !li.dataset.old"))
+    check(b.js("return document.querySelector('#event-list li details').open"), "raw JSON still open after a refresh")
     raw_json = json.loads(b.text("#event-list li details pre"))
     check(raw_json["data"]["user"] == "clerk7" and raw_json["kind"] == "auth.locked", "the raw event")
     b.screenshot(os.path.join(outdir, "dashboard-events.png"))
@@ -273,15 +291,15 @@ def drive(b, url, token, outdir):
     # English switch, back to the list
     b.js("location.hash = '#/terminal/term-ng-01'")
     b.wait("the detail again", lambda: b.text("#detail-title") == "term-ng-01" and "mfa.pam_stack" in (b.text("#checks") or ""))
-    d.find_element(By.ID, "lang").click()
+    click(b, By.ID, "lang")
     b.wait("English title", lambda: "Compliance dashboard" in b.text("h1"))
     b.wait("English checks", lambda: "fail" in b.text("#checks") and "multi-factor login" in b.text("#checks"))
     b.wait("English reason", lambda: "login does not require the one-time code" in b.text("#checks"))
     b.wait("English marker", lambda: "unprivileged sender" in b.text("#events"))
-    d.find_element(By.ID, "back").click()
+    click(b, By.ID, "back")
     b.wait_css("#list:not([hidden])")
     b.screenshot(os.path.join(outdir, "dashboard-en.png"))
-    d.find_element(By.ID, "lang").click()
+    click(b, By.ID, "lang")
     b.wait("Japanese again", lambda: "コンプライアンス" in b.text("h1"))
 
     # a wrong token sends the user back to the login form
@@ -376,6 +394,7 @@ def main():
             print("ok; screenshots in", outdir)
         except Exception as e:  # an assertion or the driver: both fail the test, with the log
             print("FAIL: %s: %s" % (type(e).__name__, e))
+            traceback.print_exc(file=sys.stdout)
             print("collector log:\n" + c.logtext())
             return 1
         finally:
