@@ -66,11 +66,20 @@ static const char *const migrations[] = {
     "CREATE INDEX events_tid_ts ON events (tid, ts);"
     "CREATE INDEX events_ts ON events (ts);"
     "CREATE INDEX checks_failing ON checks (check_id, tid) WHERE status IN ('fail', 'error');"
-    "CREATE INDEX gaps_unannounced ON gaps (tid) WHERE announced = 0;"
     "ALTER TABLE terminals ADD COLUMN description TEXT;" /* the policy's, from its snapshot */
+    /* the list's state per terminal, kept by the writer so that a page of 10,000 terminals
+     * is one scan of this table: failing checks, the newest lockout, the gaps */
     "ALTER TABLE terminals ADD COLUMN n_failing INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE terminals ADD COLUMN locked_at INTEGER;" /* ts of the newest auth.locked */
+    "ALTER TABLE terminals ADD COLUMN n_gaps INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE terminals ADD COLUMN n_gaps_unannounced INTEGER NOT NULL DEFAULT 0;"
     "UPDATE terminals SET n_failing = (SELECT count(*) FROM checks c WHERE c.tid = terminals.id"
-    " AND c.status IN ('fail', 'error'));",
+    " AND c.status IN ('fail', 'error')),"
+    " n_gaps = (SELECT count(*) FROM gaps g WHERE g.tid = terminals.id),"
+    " n_gaps_unannounced = (SELECT count(*) FROM gaps g WHERE g.tid = terminals.id"
+    " AND g.announced = 0);"
+    "UPDATE terminals SET locked_at = l.ts FROM (SELECT tid, max(ts) AS ts FROM events"
+    " WHERE kind = 'auth.locked' GROUP BY tid) l WHERE l.tid = terminals.id;",
 };
 
 enum stmt_id {
@@ -87,6 +96,8 @@ enum stmt_id {
 	ST_CHECK_PUT,
 	ST_CHECK_PRUNE,
 	ST_TERMINAL_COMPLIANCE,
+	ST_TERMINAL_LOCKED,
+	ST_TERMINAL_GAPS,
 	_ST_MAX,
 };
 
@@ -112,6 +123,12 @@ static const char *const stmt_sql[_ST_MAX] = {
 	"INSERT OR REPLACE INTO checks (tid, check_id, status, clause, detail, since, updated_at, seq)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_CHECK_PRUNE] = "DELETE FROM checks WHERE tid = ?1 AND seq != ?2",
+    [ST_TERMINAL_LOCKED] =
+	"UPDATE terminals SET locked_at = max(ifnull(locked_at, ?2), ?2) WHERE id = ?1",
+    [ST_TERMINAL_GAPS] =
+	"UPDATE terminals SET n_gaps = (SELECT count(*) FROM gaps WHERE tid = ?1),"
+	" n_gaps_unannounced = (SELECT count(*) FROM gaps WHERE tid = ?1 AND announced = 0)"
+	" WHERE id = ?1",
     [ST_TERMINAL_COMPLIANCE] =
 	"UPDATE terminals SET compliance_seq = ?2, compliance_ts = ?3, policy_hash = ?4,"
 	" report_interval = ?5, description = ?6, n_failing = (SELECT count(*) FROM checks c"
@@ -502,6 +519,7 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 	int64_t tid, newest_ts = INT64_MIN, compliance_ts = INT64_MIN;
 	uint64_t max_seq, compliance_seq, top = 0;
 	size_t n_snapshots = 0;
+	bool gaps_changed = false;
 	int rc, r;
 
 	if (b->n == 0)
@@ -594,8 +612,10 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 			if (r < 0)
 				return r;
 			res->gaps++;
+			gaps_changed = true;
 		} else if (e->seq <= max_seq) {
 			r = gap_fill(s, tid, e->seq, now);
+			gaps_changed = true;
 			if (r < 0)
 				return r;
 		}
@@ -604,6 +624,14 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 
 		if (e->kind == EVENT_COMPLIANCE)
 			snapshots[n_snapshots++] = e;
+		if (e->kind == EVENT_AUTH_LOCKED) {
+			st = stmt(s, ST_TERMINAL_LOCKED);
+			sqlite3_bind_int64(st, 1, tid);
+			sqlite3_bind_int64(st, 2, e->ts_ms);
+			r = step_done(st);
+			if (r < 0)
+				return r;
+		}
 	}
 
 	/* Announcements after the gaps of this batch exist: a spool.dropped may arrive before or
@@ -618,10 +646,19 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 		last = json_object_get(e->data, "last_seq");
 		if (!json_is_integer(first) || !json_is_integer(last))
 			continue;
+		gaps_changed = true;
 		st = stmt(s, ST_GAP_ANNOUNCE);
 		sqlite3_bind_int64(st, 1, tid);
 		sqlite3_bind_int64(st, 2, json_integer_value(first));
 		sqlite3_bind_int64(st, 3, json_integer_value(last));
+		r = step_done(st);
+		if (r < 0)
+			return r;
+	}
+
+	if (gaps_changed) {
+		st = stmt(s, ST_TERMINAL_GAPS);
+		sqlite3_bind_int64(st, 1, tid);
 		r = step_done(st);
 		if (r < 0)
 			return r;
@@ -733,25 +770,21 @@ static int64_t terminal_interval(sqlite3_stmt *st, int col, const struct store_v
 }
 
 /* Every terminal with its derived state, from which the list, its summary and one terminal are
- * read. ?1..?2: the last 24 h, ?3: now, ?4: the default report interval, ?5: the drift limit.
- * st: 0 non-compliant, 1 compliant, 2 no report yet. rank: the triage order. */
+ * read: one scan of the terminals table (the writer keeps the counts). ?1..?2: the last 24 h,
+ * ?3: now, ?4: the default report interval, ?5: the drift limit. st: 0 non-compliant,
+ * 1 compliant, 2 no report yet. rank: the triage order. */
 #define TERMINAL_VIEW                                                                              \
-	"WITH locked AS (SELECT tid, count(*) AS n FROM events WHERE kind = 'auth.locked'"         \
-	"  AND ts >= ?1 AND ts < ?2 GROUP BY tid),"                                                \
-	" unann AS (SELECT tid, count(*) AS n FROM gaps WHERE announced = 0 GROUP BY tid),"        \
-	" allgaps AS (SELECT tid, count(*) AS n FROM gaps GROUP BY tid),"                          \
-	" v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"         \
+	"WITH v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"     \
 	"  t.report_interval, t.compliance_ts, ifnull(t.drift_ms, 0) AS drift_ms, t.conflicts,"    \
-	"  ifnull(a.n, 0) AS gaps_all, ifnull(u.n, 0) AS gaps_un, t.description,"                  \
-	"  ifnull(l.n, 0) AS locked, t.n_failing,"                                                 \
+	"  t.n_gaps AS gaps_all, t.n_gaps_unannounced AS gaps_un, t.description,"                  \
+	"  ifnull(t.locked_at >= ?1 AND t.locked_at < ?2, 0) AS locked, t.n_failing,"              \
 	"  (?3 - t.last_seen > 2 * ifnull(t.report_interval, ?4)) AS stale,"                       \
 	"  (ifnull(t.drift_ms, 0) > ?5 OR ifnull(t.drift_ms, 0) < -?5) AS drift,"                  \
 	"  CASE WHEN t.compliance_ts IS NULL THEN 2 WHEN t.n_failing > 0 THEN 0 ELSE 1 END AS st"  \
-	"  FROM terminals t LEFT JOIN locked l ON l.tid = t.id LEFT JOIN unann u ON u.tid = t.id"  \
-	"  LEFT JOIN allgaps a ON a.tid = t.id),"                                                  \
-	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked > 0 OR gaps_un > 0) AS problem,"    \
+	"  FROM terminals t),"                                                                     \
+	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0) AS problem,"        \
 	"  CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                              \
-	"  WHEN drift OR locked > 0 OR gaps_un > 0 THEN 2 WHEN st = 2 THEN 3 ELSE 4 END AS rank"   \
+	"  WHEN drift OR locked OR gaps_un > 0 THEN 2 WHEN st = 2 THEN 3 ELSE 4 END AS rank"       \
 	"  FROM v) "
 
 /* the columns terminal_row_json() reads, in its order */
@@ -800,7 +833,7 @@ static json_t *terminal_row_json(sqlite3_stmt *st, const struct store_view *v)
 	json_object_set_new(o, "gaps", json_integer(sqlite3_column_int64(st, 10)));
 	json_object_set_new(o, "gaps_unannounced", json_integer(sqlite3_column_int64(st, 11)));
 	json_object_set_new(o, "stale", json_boolean(sqlite3_column_int(st, 14)));
-	json_object_set_new(o, "locked_24h", json_integer(sqlite3_column_int64(st, 13)));
+	json_object_set_new(o, "locked_24h", json_integer(0)); /* counted by terminals_decorate */
 	json_object_set_new(o, "problem", json_boolean(sqlite3_column_int(st, 17)));
 	json_object_set_new(o, "failing", json_array());
 	json_object_set_new(o, "usb_blocked_24h", json_integer(0));
@@ -877,7 +910,7 @@ static int terminals_decorate(struct store *s, const struct store_view *v, json_
 		    " AND e.ts >= ?1 AND e.ts < ?3 AND e.tid = j.value AND NOT (e.kind ="
 		    " 'auth.failure' AND json_extract(e.data, '$.sender.unprivileged') IS 1))"
 		    " FROM json_each(?2) j, (SELECT 'usb.blocked' AS kind UNION ALL"
-		    " SELECT 'auth.failure') k",
+		    " SELECT 'auth.failure' UNION ALL SELECT 'auth.locked') k",
 		    &st);
 	if (r < 0)
 		return r;
@@ -891,9 +924,11 @@ static int terminals_decorate(struct store *s, const struct store_view *v, json_
 		t = json_object_get(byid, key);
 		if (!t)
 			continue;
-		json_object_set_new(
-		    t, strcmp(kind, "usb.blocked") == 0 ? "usb_blocked_24h" : "auth_failures_24h",
-		    json_integer(sqlite3_column_int64(st, 2)));
+		json_object_set_new(t,
+				    strcmp(kind, "usb.blocked") == 0   ? "usb_blocked_24h"
+				    : strcmp(kind, "auth.locked") == 0 ? "locked_24h"
+								       : "auth_failures_24h",
+				    json_integer(sqlite3_column_int64(st, 2)));
 	}
 	return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
 }

@@ -66,7 +66,11 @@ SELECT t.id, c.id,
        c.clause, 'bench', {now} - {DAY}, {now} - 60000, {P}
 FROM terminals t CROSS JOIN c;
 INSERT INTO gaps (tid, first, last, detected_at, announced)
-SELECT id, 500, 510, {now} - {DAY}, id % 2 FROM terminals WHERE id % 50 = 0;
+SELECT id, 500, 510, {now} - {DAY}, id % 3 = 0 FROM terminals WHERE id % 50 = 0;
+UPDATE terminals SET n_gaps = (SELECT count(*) FROM gaps g WHERE g.tid = terminals.id),
+  n_gaps_unannounced = (SELECT count(*) FROM gaps g WHERE g.tid = terminals.id AND g.announced = 0);
+UPDATE terminals SET locked_at = l.ts FROM (SELECT tid, max(ts) AS ts FROM events
+  WHERE kind = 'auth.locked' GROUP BY tid) l WHERE l.tid = terminals.id;
 COMMIT;
 PRAGMA journal_mode = WAL;
 """
