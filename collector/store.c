@@ -138,6 +138,9 @@ static const char *const stmt_sql[_ST_MAX] = {
 struct store {
 	sqlite3 *db;
 	bool writable;
+	/* the dashboard's summary cards, recounted at most once a second */
+	struct store_view summary_view;
+	json_int_t summary[6];
 	int wal_frames;
 	sqlite3_stmt *st[_ST_MAX];
 	char clause_buf[4096];
@@ -306,6 +309,9 @@ int store_open(const char *path, bool writable, struct store **ret)
 		}
 	} else {
 		r = exec(s, "PRAGMA query_only = ON");
+		/* the dashboard reads the whole terminals table for every list: keep it cached */
+		if (r >= 0)
+			r = exec(s, "PRAGMA cache_size = -65536");
 		if (r < 0) {
 			store_close(s);
 			return r;
@@ -991,8 +997,8 @@ static int terminals_page(struct store *s, const struct store_view *v,
 	int r;
 
 	snprintf(sql, sizeof(sql),
-		 TERMINAL_VIEW "SELECT " TERMINAL_COLUMNS " FROM w WHERE %s ORDER BY %s %s, name %s"
-			       " LIMIT ?8 OFFSET ?9",
+		 TERMINAL_VIEW "SELECT " TERMINAL_COLUMNS ", count(*) OVER () FROM w WHERE %s"
+			       " ORDER BY %s %s, name %s LIMIT ?8 OFFSET ?9",
 		 terminal_filter_sql(q, where, sizeof(where)), sort_sql[q->sort],
 		 q->desc ? "DESC" : "ASC", q->sort == STORE_SORT_NAME && q->desc ? "DESC" : "ASC");
 	r = prepare(s, sql, ret);
@@ -1004,9 +1010,10 @@ static int terminals_page(struct store *s, const struct store_view *v,
 	return 0;
 }
 
-/* Reads one page into list (and byid: tid → object), then decorates it. */
+/* Reads one page into list (and byid: tid → object), then decorates it. *ret_matched: the
+ * rows the filter selects (-1 when the page is empty). */
 static int terminals_read_page(struct store *s, const struct store_view *v, sqlite3_stmt *st,
-			       unsigned max, json_t *list, bool *ret_more)
+			       unsigned max, json_t *list, int64_t *ret_matched)
 {
 	_cleanup_json_ json_t *byid = json_object(), *tids = json_array();
 	_cleanup_free_ char *tids_text = NULL;
@@ -1022,11 +1029,11 @@ static int terminals_read_page(struct store *s, const struct store_view *v, sqli
 		json_object_set(byid, key, t);
 		json_array_append_new(tids, json_integer(sqlite3_column_int64(st, 0)));
 		json_array_append_new(list, t);
+		*ret_matched = sqlite3_column_int64(st, 18);
 		n++;
 	}
 	if (n < max && rc != SQLITE_DONE)
 		return sqlite_errno(rc);
-	*ret_more = n == max;
 	if (n == 0)
 		return 0;
 	tids_text = json_dumps(tids, JSON_COMPACT);
@@ -1035,50 +1042,76 @@ static int terminals_read_page(struct store *s, const struct store_view *v, sqli
 	return terminals_decorate(s, v, byid, tids_text);
 }
 
+/* The summary cards count every terminal; at most once a second per connection (the page polls
+ * every 10 s, and every filter and page would count the same 10,000 rows again). */
+static int terminals_summary(struct store *s, const struct store_view *v)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (s->summary_view.now_ms <= v->now_ms && v->now_ms - s->summary_view.now_ms < 1000 &&
+	    s->summary_view.default_interval_ms == v->default_interval_ms &&
+	    s->summary_view.drift_ms == v->drift_ms)
+		return 0;
+	r = prepare(s,
+		    TERMINAL_VIEW "SELECT count(*), ifnull(sum(st = 1), 0), ifnull(sum(st = 0), 0),"
+				  " ifnull(sum(st = 2), 0), ifnull(sum(stale), 0),"
+				  " ifnull(sum(problem), 0) FROM w",
+		    &st);
+	if (r < 0)
+		return r;
+	view_bind(st, v);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return -EIO;
+	for (int i = 0; i < 6; i++)
+		s->summary[i] = sqlite3_column_int64(st, i);
+	s->summary_view = *v;
+	return 0;
+}
+
 int store_terminals_json(struct store *s, const struct store_view *v,
 			 const struct store_terminal_query *q, json_t **ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *list = json_array();
 	char where[512], sql[4096];
-	json_int_t sum[7];
-	bool more;
+	int64_t matched = -1;
 	int r;
 
 	if (!list)
 		return -ENOMEM;
-	/* the summary cards count every terminal; "matched" is the filter's total for paging */
-	snprintf(sql, sizeof(sql),
-		 TERMINAL_VIEW
-		 "SELECT count(*), ifnull(sum(st = 1), 0), ifnull(sum(st = 0), 0),"
-		 " ifnull(sum(st = 2), 0), ifnull(sum(stale), 0), ifnull(sum(problem), 0),"
-		 " ifnull(sum(%s), 0) FROM w",
-		 terminal_filter_sql(q, where, sizeof(where)));
-	r = prepare(s, sql, &st);
+	r = terminals_summary(s, v);
 	if (r < 0)
 		return r;
-	terminal_query_bind(st, v, q);
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return -EIO;
-	for (int i = 0; i < 7; i++)
-		sum[i] = sqlite3_column_int64(st, i);
-	sqlite3_finalize(st);
-	st = NULL;
-
 	r = terminals_page(s, v, q, &st);
 	if (r < 0)
 		return r;
-	r = terminals_read_page(s, v, st, q->limit ? q->limit : UINT_MAX, list, &more);
+	r = terminals_read_page(s, v, st, q->limit ? q->limit : UINT_MAX, list, &matched);
 	if (r < 0)
 		return r;
+	if (matched < 0) {
+		/* a page past the end: the filter's count, for the pager */
+		sqlite3_finalize(st);
+		st = NULL;
+		snprintf(sql, sizeof(sql), TERMINAL_VIEW "SELECT count(*) FROM w WHERE %s",
+			 terminal_filter_sql(q, where, sizeof(where)));
+		r = prepare(s, sql, &st);
+		if (r < 0)
+			return r;
+		terminal_query_bind(st, v, q);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			return -EIO;
+		matched = sqlite3_column_int64(st, 0);
+	}
 
 	json_t *o = json_object();
 	json_object_set_new(o, "generated_at", ts_json(v->now_ms));
 	json_object_set_new(o, "summary",
-			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "total", sum[0], "compliant",
-				      sum[1], "noncompliant", sum[2], "unknown", sum[3], "stale",
-				      sum[4], "problem", sum[5]));
-	json_object_set_new(o, "matched", json_integer(sum[6]));
+			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "total", s->summary[0],
+				      "compliant", s->summary[1], "noncompliant", s->summary[2],
+				      "unknown", s->summary[3], "stale", s->summary[4], "problem",
+				      s->summary[5]));
+	json_object_set_new(o, "matched", json_integer(matched));
 	json_object_set_new(o, "offset", json_integer(q->offset));
 	json_object_set_new(o, "limit", json_integer(q->limit));
 	json_object_set(o, "terminals", list);
