@@ -981,8 +981,10 @@ static void terminal_query_bind(sqlite3_stmt *st, const struct store_view *v,
 		sqlite3_bind_text(st, 7, q->check, -1, SQLITE_TRANSIENT);
 }
 
+/* One page in two steps: the ids of the page (sorting only the sort key: a deep page skips
+ * thousands of rows, and skipping a whole row costs its columns), then those rows by id. */
 static int terminals_page(struct store *s, const struct store_view *v,
-			  const struct store_terminal_query *q, sqlite3_stmt **ret)
+			  const struct store_terminal_query *q, json_t *list)
 {
 	static const char *const sort_sql[_STORE_SORT_MAX] = {
 	    [STORE_SORT_PROBLEM] = "rank",
@@ -993,50 +995,61 @@ static int terminals_page(struct store *s, const struct store_view *v,
 	    [STORE_SORT_GAPS] = "gaps_all",
 	    [STORE_SORT_DESCRIPTION] = "ifnull(description, '')",
 	};
-	char where[512], sql[4096];
-	int r;
-
-	snprintf(sql, sizeof(sql),
-		 TERMINAL_VIEW "SELECT " TERMINAL_COLUMNS " FROM w WHERE %s ORDER BY %s %s, name %s"
-			       " LIMIT ?8 OFFSET ?9",
-		 terminal_filter_sql(q, where, sizeof(where)), sort_sql[q->sort],
-		 q->desc ? "DESC" : "ASC", q->sort == STORE_SORT_NAME && q->desc ? "DESC" : "ASC");
-	r = prepare(s, sql, ret);
-	if (r < 0)
-		return r;
-	terminal_query_bind(*ret, v, q);
-	sqlite3_bind_int64(*ret, 8, q->limit ? (int64_t)q->limit : -1);
-	sqlite3_bind_int64(*ret, 9, q->offset);
-	return 0;
-}
-
-/* Reads one page into list (and byid: tid → object), then decorates it. */
-static int terminals_read_page(struct store *s, const struct store_view *v, sqlite3_stmt *st,
-			       unsigned max, json_t *list)
-{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *byid = json_object(), *tids = json_array();
 	_cleanup_free_ char *tids_text = NULL;
-	unsigned n = 0;
-	int rc;
+	char where[512], sql[4096], key[32];
+	size_t i;
+	json_t *id;
+	int rc, r;
 
 	if (!byid || !tids)
 		return -ENOMEM;
-	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *t = terminal_row_json(st, v);
-		char key[32];
-		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 0));
-		json_object_set(byid, key, t);
+	snprintf(sql, sizeof(sql),
+		 TERMINAL_VIEW
+		 "SELECT id FROM w WHERE %s ORDER BY %s %s, name %s LIMIT ?8 OFFSET ?9",
+		 terminal_filter_sql(q, where, sizeof(where)), sort_sql[q->sort],
+		 q->desc ? "DESC" : "ASC", q->sort == STORE_SORT_NAME && q->desc ? "DESC" : "ASC");
+	r = prepare(s, sql, &st);
+	if (r < 0)
+		return r;
+	terminal_query_bind(st, v, q);
+	sqlite3_bind_int64(st, 8, q->limit ? (int64_t)q->limit : -1);
+	sqlite3_bind_int64(st, 9, q->offset);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		json_array_append_new(tids, json_integer(sqlite3_column_int64(st, 0)));
-		json_array_append_new(list, t);
-		n++;
-	}
-	if (n < max && rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE)
 		return sqlite_errno(rc);
-	if (n == 0)
+	if (json_array_size(tids) == 0)
 		return 0;
 	tids_text = json_dumps(tids, JSON_COMPACT);
 	if (!tids_text)
 		return -ENOMEM;
+	sqlite3_finalize(st);
+	st = NULL;
+
+	r = prepare(s,
+		    TERMINAL_VIEW "SELECT " TERMINAL_COLUMNS " FROM w"
+				  " WHERE id IN (SELECT value FROM json_each(?10))",
+		    &st);
+	if (r < 0)
+		return r;
+	view_bind(st, v);
+	sqlite3_bind_text(st, 10, tids_text, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 0));
+		json_object_set_new(byid, key, terminal_row_json(st, v));
+	}
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+	json_array_foreach(tids, i, id)
+	{
+		json_t *t;
+		snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(id));
+		t = json_object_get(byid, key);
+		if (t)
+			json_array_append(list, t);
+	}
 	return terminals_decorate(s, v, byid, tids_text);
 }
 
@@ -1081,18 +1094,13 @@ int store_terminals_json(struct store *s, const struct store_view *v,
 	r = terminals_summary(s, v);
 	if (r < 0)
 		return r;
-	r = terminals_page(s, v, q, &st);
-	if (r < 0)
-		return r;
-	r = terminals_read_page(s, v, st, q->limit ? q->limit : UINT_MAX, list);
+	r = terminals_page(s, v, q, list);
 	if (r < 0)
 		return r;
 	/* the filter's count, for the pager (a window count(*) OVER () copies every row: slower) */
 	if (q->status == STORE_STATUS_ALL && !q->search[0] && !q->check[0])
 		matched = s->summary[0];
 	else {
-		sqlite3_finalize(st);
-		st = NULL;
 		snprintf(sql, sizeof(sql), TERMINAL_VIEW "SELECT count(*) FROM w WHERE %s",
 			 terminal_filter_sql(q, where, sizeof(where)));
 		r = prepare(s, sql, &st);
