@@ -1253,6 +1253,13 @@ int compliance_to_json(const struct compliance_env *env, const struct compliance
 	if (env->policy_path &&
 	    json_object_set_new(data, "policy_path", json_detail(env->policy_path)) < 0)
 		return -ENOMEM;
+	/* the [terminal] description (department, desk; Japanese): what the dashboard searches by.
+	 * Left out when it is not UTF-8 (json_string() refuses it). */
+	if (env->policy->description) {
+		json_t *d = json_string(env->policy->description);
+		if (d && json_object_set_new(data, "description", d) < 0)
+			return -ENOMEM;
+	}
 	/* The collector marks a terminal stale when no snapshot came for a few intervals. */
 	if (json_object_set_new(data, "interval_s",
 				json_integer((json_int_t)env->policy->report_interval_sec)) < 0 ||
