@@ -32,6 +32,8 @@ enum event_kind {
 	EVENT_AGENT_STOPPED,
 	EVENT_SPOOL_DROPPED,
 	EVENT_COMPLIANCE,
+	EVENT_ENROLL_ISSUED, /* the collector's own: a certificate issued (enrollment or renewal) */
+	EVENT_ENROLL_REFUSED, /* the collector's own: an enrollment or renewal refused */
 	_EVENT_KIND_MAX,
 };
 
