@@ -252,12 +252,12 @@ static int sign(struct signer *s, const struct signer_request *req, struct signe
 	    X509_set_issuer_name(x, X509_get_subject_name(s->ca)) != 1 ||
 	    X509_set_pubkey(x, pub) != 1)
 		goto done;
-	/* five minutes back for terminals whose clock is a little behind */
+	/* a minute back for terminals whose clock is a little behind */
 	ca_end = asn1_time_unix(X509_get0_notAfter(s->ca));
 	not_after = now + (int64_t)s->lifetime_s;
 	if (ca_end > 0 && not_after > ca_end)
 		not_after = ca_end;
-	if (!ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(now - 300)) ||
+	if (!ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(now - 60)) ||
 	    !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)not_after))
 		goto done;
 	X509V3_set_ctx(&ctx, s->ca, x, NULL, NULL, 0);
