@@ -63,6 +63,7 @@ static struct {
 	struct enroll_db *db;
 	struct cert_entry *certs;
 	size_t n_certs, cap_certs;
+	size_t *index, index_cap; /* a power of two */
 	int64_t ingest_not_after, dashboard_not_after, enroll_not_after;
 	char *ca_pem;
 	size_t ca_len;
@@ -116,12 +117,60 @@ static void rfc3339(int64_t t, char out[static 32])
 
 /* ---- certificates seen or issued ---- */
 
+static size_t cert_hash(const char *terminal)
+{
+	uint64_t h = 14695981039346656037ULL;
+	for (const char *p = terminal; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+/* Open addressing over E.certs: E.index[i] is an entry's position + 1, 0 = free. Every ingest
+ * request looks its terminal up here, so the lookup must not grow with the fleet. */
 static struct cert_entry *cert_find_locked(const char *terminal)
 {
-	for (size_t i = 0; i < E.n_certs; i++)
-		if (strcmp(E.certs[i].terminal, terminal) == 0)
-			return &E.certs[i];
-	return NULL;
+	if (!E.index_cap)
+		return NULL;
+	for (size_t i = cert_hash(terminal) & (E.index_cap - 1);; i = (i + 1) & (E.index_cap - 1)) {
+		size_t k = E.index[i];
+		if (!k)
+			return NULL;
+		if (strcmp(E.certs[k - 1].terminal, terminal) == 0)
+			return &E.certs[k - 1];
+	}
+}
+
+static void cert_index_put(size_t pos)
+{
+	size_t i = cert_hash(E.certs[pos].terminal) & (E.index_cap - 1);
+	while (E.index[i])
+		i = (i + 1) & (E.index_cap - 1);
+	E.index[i] = pos + 1;
+}
+
+/* Room for one more entry in the array and in the index (kept at most half full). */
+static int cert_reserve_locked(void)
+{
+	if (E.n_certs == E.cap_certs) {
+		size_t cap = E.cap_certs ? E.cap_certs * 2 : 64;
+		struct cert_entry *n = realloc(E.certs, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		E.certs = n;
+		E.cap_certs = cap;
+	}
+	if ((E.n_certs + 1) * 2 > E.index_cap) {
+		size_t cap = E.index_cap ? E.index_cap * 2 : 128;
+		size_t *idx = calloc(cap, sizeof(*idx));
+		if (!idx)
+			return -ENOMEM;
+		free(E.index);
+		E.index = idx;
+		E.index_cap = cap;
+		for (size_t k = 0; k < E.n_certs; k++)
+			cert_index_put(k);
+	}
+	return 0;
 }
 
 /* Keeps the certificate with the latest not-after (an old one is still valid after renewal). */
@@ -133,17 +182,12 @@ static void cert_note_locked(const char *terminal, const char *serial, int64_t n
 	if (e && (strcmp(e->serial, serial) == 0 || not_after < e->not_after))
 		return;
 	if (!e) {
-		if (E.n_certs == E.cap_certs) {
-			size_t cap = E.cap_certs ? E.cap_certs * 2 : 64;
-			struct cert_entry *n = realloc(E.certs, cap * sizeof(*n));
-			if (!n)
-				return;
-			E.certs = n;
-			E.cap_certs = cap;
-		}
-		e = &E.certs[E.n_certs++];
+		if (cert_reserve_locked() < 0)
+			return;
+		e = &E.certs[E.n_certs];
 		*e = (struct cert_entry){0};
 		snprintf(e->terminal, sizeof(e->terminal), "%s", terminal);
+		cert_index_put(E.n_certs++);
 	}
 	snprintf(e->serial, sizeof(e->serial), "%s", serial);
 	e->not_after = not_after;

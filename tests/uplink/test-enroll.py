@@ -380,6 +380,25 @@ def scenario_enroll(w):
 
 def scenario_renew(w):
     tls = w.tls
+    # -- one token, eight enrollments at the same moment: exactly one certificate
+    import threading
+    race = w.token("--terminal", "T-09")[0]
+    csrs = [make_csr(w.tmp, "T-09-%d" % i) for i in range(8)]
+    results = []
+    go = threading.Barrier(8)
+
+    def attempt(i):
+        go.wait()
+        results.append(w.enroll_post({"terminal": "T-09", "token": race, "csr": csrs[i]})[0])
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200] + [403] * 7, results
+    assert len(w.wait_events("mynaguard-collector", "enroll.issued", 1)) == 1
+    log("one token, eight concurrent enrollments: one certificate")
+
     tok = w.token()[0]
     r = w.enroll_cmd(tok)
     assert r.returncode == 0, (r, w.logtext())
@@ -412,7 +431,7 @@ def scenario_renew(w):
         with open(os.path.join(tls, "terminal.key")) as f, open(old_key) as g:
             assert f.read() != g.read()  # a new key, made on the terminal
         log("renewed: %s -> %s" % (old_serial, new_serial))
-        issued = w.wait_events("mynaguard-collector", "enroll.issued", 2)
+        issued = w.wait_events("mynaguard-collector", "enroll.issued", 3)
         d = json.loads(issued[-1][2])
         assert d["method"] == "renewal" and d["previous_serial"] == old_serial and \
             d["serial"] == new_serial, d
