@@ -489,7 +489,7 @@ static void handle_enroll(struct evhttp_request *req, const char *peer)
 	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
 	static uint8_t der[SIGNER_CSR_MAX];
 	char token_id[ENROLL_ID_LEN + 1] = "";
-	const char *terminal, *csr;
+	const char *terminal, *csr, *tok;
 	_cleanup_secret_ char *token = NULL;
 	enum enroll_refusal why;
 	json_error_t jerr;
@@ -514,16 +514,19 @@ static void handle_enroll(struct evhttp_request *req, const char *peer)
 	}
 	o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!o || json_unpack_ex(o, &jerr, JSON_STRICT, "{s:s,s:s,s:s}", "terminal", &terminal,
-				 "token", &csr, "csr", &csr) < 0) {
+				 "token", &tok, "csr", &csr) < 0) {
 		json_decref(o);
+		if (body)
+			secmem_wipe((void *)body, len);
 		reply_error(req, 400,
 			    "expected {\"terminal\":ID,\"token\":TOKEN,\"csr\":PEM} as JSON");
 		return;
 	}
-	/* the token: copied out so that it can be wiped */
-	token = strdup(json_string_value(json_object_get(o, "token")));
-	terminal = json_string_value(json_object_get(o, "terminal"));
-	csr = json_string_value(json_object_get(o, "csr"));
+	/* The token: one copy that is wiped after use; jansson's copy and the request body are
+	 * wiped now. */
+	token = strdup(tok);
+	secmem_wipe((void *)tok, strlen(tok));
+	secmem_wipe((void *)body, len);
 	if (!token) {
 		json_decref(o);
 		reply_error(req, 503, "out of memory");
@@ -544,7 +547,6 @@ static void handle_enroll(struct evhttp_request *req, const char *peer)
 	}
 	char term[EVENT_TERMINAL_MAX + 1];
 	snprintf(term, sizeof(term), "%s", terminal);
-	json_object_del(o, "token"); /* jansson's copy: not wiped, freed at once */
 	json_decref(o);
 
 	pthread_mutex_lock(&E.lock);

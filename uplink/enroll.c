@@ -588,6 +588,9 @@ int uplink_enroll_main(int argc, char **argv)
 	json_t *req =
 	    json_pack("{s:s,s:s,s:s}", "terminal", p->terminal_id, "token", token, "csr", csr);
 	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	if (req) /* jansson's copy of the token */
+		secmem_wipe((void *)json_string_value(json_object_get(req, "token")),
+			    strlen(token));
 	json_decref(req);
 	if (!body)
 		goto out;

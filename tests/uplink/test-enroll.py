@@ -249,6 +249,12 @@ def scenario_enroll(w):
     with open("/proc/%d/maps" % w.collector.pid) as f:
         assert "ca.key" not in f.read()
     assert w.signer.poll() is None
+    # [enroll] listen without a signer is a configuration error, named with the file
+    bad = os.path.join(w.tmp, "bad.conf")
+    with open(w.conf) as f, open(bad, "w") as g:
+        g.write(f.read().replace("signer = %s\n" % w.sock, ""))
+    r = run([A.collector, "--check", "--config", bad], check=False)
+    assert r.returncode == 1 and b"[enroll] listen needs [enroll] signer" in r.stderr, r
 
     # -- a wrong fingerprint: nothing sent, nothing written, the token still good
     tok = w.token("--expires", "1h")[0]
