@@ -574,10 +574,12 @@ int uplink_enroll_main(int argc, char **argv)
 		goto out;
 	}
 	/* 2. everything else over TLS verified against that CA (and the host name) */
-	if (asprintf(&tmpca, "%s.enroll", p->report_ca) < 0 ||
-	    fileio_write_atomic_path(tmpca, ca, strlen(ca), 0644) < 0) {
+	r = asprintf(&tmpca, "%s.enroll", p->report_ca) < 0 ? -ENOMEM : 0;
+	if (r >= 0)
+		r = fileio_write_atomic_path(tmpca, ca, strlen(ca), 0644);
+	if (r < 0) {
 		fprintf(stderr, "mynaguard-uplink: cannot write %s.enroll: %s\n", p->report_ca,
-			strerror(errno));
+			strerror(-r));
 		goto out;
 	}
 	r = uplink_make_request(p->terminal_id, &key, &csr);
