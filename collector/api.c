@@ -17,6 +17,7 @@
 
 #include "fileio.h"
 #include "macro.h"
+#include "enroll.h"
 #include "metrics.h"
 #include "parse.h"
 #include "server.h"
@@ -840,6 +841,8 @@ void api_handle(struct evhttp_request *req, void *arg)
 			send_error(req, 404, "no such terminal");
 			return;
 		}
+		if (r >= 0)
+			enroll_annotate_terminal(id, body); /* cert_not_after */
 	} else if (strcmp(path, "/v1/events") == 0) {
 		struct store_filter f;
 		if (api_parse_filter(query, &f, reason) < 0) {

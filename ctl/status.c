@@ -6,6 +6,8 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <libudev.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -485,6 +487,50 @@ static json_t *status_mfa(const struct ctl_opts *o, const struct status_args *a,
 
 /* ---- uplink ---- */
 
+#define STATUS_CERT_WARN_DAYS 30
+
+/* The terminal's client certificate: serial and expiry; a problem when it has expired or expires
+ * within STATUS_CERT_WARN_DAYS (the uplink renews it at 2/3 of its life: this means renewal
+ * failed; see its log). */
+static void status_cert(json_t *j, const struct policy *p, json_t *problems)
+{
+	FILE *f = p->report_cert ? fopen(p->report_cert, "re") : NULL;
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	BIGNUM *bn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) : NULL;
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	struct tm tm;
+
+	if (f)
+		fclose(f);
+	json_object_set_new(j, "certificate",
+			    p->report_cert ? json_text(p->report_cert) : json_null());
+	if (!x || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) {
+		json_object_set_new(
+		    j, "cert_error",
+		    json_string(f || !p->report_cert ? "not a PEM certificate" : strerror(errno)));
+	} else {
+		int64_t na = (int64_t)timegm(&tm), left = na - now_ms() / 1000;
+		json_object_set_new(j, "cert_not_after", ts_json(na * 1000));
+		json_object_set_new(j, "cert_serial", hex ? json_string(hex) : json_null());
+		json_object_set_new(j, "cert_days_left", json_integer((json_int_t)(left / 86400)));
+		if (left <= 0)
+			problem(problems,
+				"the client certificate %s expired on %s: the collector "
+				"refuses this terminal (enroll it again)",
+				p->report_cert,
+				json_string_value(json_object_get(j, "cert_not_after")));
+		else if (left < STATUS_CERT_WARN_DAYS * 86400)
+			problem(problems,
+				"the client certificate %s expires on %s (renewal failed? "
+				"see the uplink's log)",
+				p->report_cert,
+				json_string_value(json_object_get(j, "cert_not_after")));
+	}
+	OPENSSL_free(hex);
+	BN_free(bn);
+	X509_free(x);
+}
+
 static json_t *status_uplink(const struct status_args *a, const struct policy *p,
 			     const struct spool_scan *s, int spool_err, json_t *problems)
 {
@@ -496,6 +542,8 @@ static json_t *status_uplink(const struct status_args *a, const struct policy *p
 	if (!p->report_collector)
 		problem(problems, "no collector URL in [report] collector: events stay on this "
 				  "terminal");
+	else
+		status_cert(j, p, problems);
 	json_object_set_new(j, "spool", json_text(a->spool));
 	if (spool_err < 0) {
 		json_object_set_new(j, "spool_error", json_string(strerror(-spool_err)));
@@ -650,6 +698,13 @@ static void print_text(json_t *st)
 		printf("         %s: %s\n", "passwd", jstr(mfa, "passwd_error", ""));
 
 	printf("uplink:  collector %s\n", jstr(up, "collector", "(none)"));
+	if (json_object_get(up, "cert_not_after"))
+		printf("         certificate %s: serial %s, valid until %s (%lld days left)\n",
+		       jstr(up, "certificate", "?"), jstr(up, "cert_serial", "?"),
+		       jstr(up, "cert_not_after", "?"), jint(up, "cert_days_left"));
+	else if (json_object_get(up, "cert_error"))
+		printf("         certificate %s: %s\n", jstr(up, "certificate", "?"),
+		       jstr(up, "cert_error", "?"));
 	if (json_object_get(up, "spool_error")) {
 		printf("         spool %s: %s\n", jstr(up, "spool", "?"),
 		       jstr(up, "spool_error", ""));

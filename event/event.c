@@ -27,6 +27,8 @@ static const char *const kind_names[_EVENT_KIND_MAX] = {
     [EVENT_BUNDLE_REFUSED] = "bundle.refused",
     [EVENT_USB_EXCEPTION_EXPIRED] = "usb.exception_expired",
     [EVENT_USB_EXCEPTION_REVOKED] = "usb.exception_revoked",
+    [EVENT_ENROLL_ISSUED] = "enroll.issued",
+    [EVENT_ENROLL_REFUSED] = "enroll.refused",
 };
 
 const char *event_kind_name(enum event_kind k)
@@ -384,6 +386,8 @@ static int check_data(enum event_kind kind, json_t *data, const char *prefix,
 	case EVENT_BUNDLE_REFUSED:
 	case EVENT_USB_EXCEPTION_EXPIRED:
 	case EVENT_USB_EXCEPTION_REVOKED:
+	case EVENT_ENROLL_ISSUED:
+	case EVENT_ENROLL_REFUSED:
 	case _EVENT_KIND_MAX:
 		return 0;
 	}

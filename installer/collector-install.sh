@@ -15,6 +15,7 @@ CA_NAME=""
 NAMES=()
 INGEST_LISTEN=""
 DASH_LISTEN=""
+ENROLL_LISTEN=""
 NO_START=0
 UNINSTALL=0
 PURGE=0
@@ -33,6 +34,10 @@ Options:
                           the host's full name and its addresses)
   --ingest-listen ADDR    where terminals connect (default 0.0.0.0:8443)
   --dashboard-listen ADDR where browsers connect (default 127.0.0.1:8444)
+  --enroll ADDR           also enrollment with one-time tokens and renewal (docs/enrollment.md):
+                          mynaguard-signer (own user mynaguard-ca, which then owns the CA
+                          directory), mynaguard-collector-token, and [enroll] listen = ADDR
+                          (e.g. 0.0.0.0:8445) in a new configuration
   --no-start              install and enable, but do not start
 EOF
 }
@@ -51,6 +56,7 @@ while [ $# -gt 0 ]; do
 	--server-name) NAMES+=("${2:?}"); shift 2 ;;
 	--ingest-listen) INGEST_LISTEN=${2:?}; shift 2 ;;
 	--dashboard-listen) DASH_LISTEN=${2:?}; shift 2 ;;
+	--enroll) ENROLL_LISTEN=${2:?}; shift 2 ;;
 	--no-start) NO_START=1; shift ;;
 	--uninstall) UNINSTALL=1; shift ;;
 	--purge) PURGE=1; shift ;;
@@ -64,7 +70,7 @@ valid_listen() {
 	[[ $1 =~ ^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\]):([0-9]{1,5})$ ]] &&
 		[ "$((10#${BASH_REMATCH[3]}))" -ge 1 ] && [ "$((10#${BASH_REMATCH[3]}))" -le 65535 ]
 }
-for a in "--ingest-listen=$INGEST_LISTEN" "--dashboard-listen=$DASH_LISTEN"; do
+for a in "--ingest-listen=$INGEST_LISTEN" "--dashboard-listen=$DASH_LISTEN" "--enroll=$ENROLL_LISTEN"; do
 	if [ -n "${a#*=}" ] && ! valid_listen "${a#*=}"; then
 		echo "$PROG: bad ${a%%=*} '${a#*=}': expected HOST:PORT, e.g. 0.0.0.0:8443 or [::1]:8444" >&2
 		exit 2
@@ -84,6 +90,8 @@ ETC=/etc/mynaguard-collector
 TLS=$ETC/tls
 DATA=/var/lib/mynaguard-collector
 UNIT=/etc/systemd/system/mynaguard-collector.service
+SIGNER_UNIT=/etc/systemd/system/mynaguard-signer.service
+CA_USER=mynaguard-ca
 # The CA directory is given as a host path (it may live outside --root).
 CA="$SRC/installer/mynaguard-ca --dir $CA_DIR"
 systemd_running() { [ "$HOST" -eq 1 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
@@ -109,7 +117,9 @@ put() { # put SRC DST USER GROUP MODE
 
 if [ "$UNINSTALL" -eq 1 ]; then
 	if systemd_running; then systemctl disable --now mynaguard-collector.service 2>/dev/null || true; fi
-	rm -f "$(R $UNIT)" "$(R /usr/sbin/mynaguard-collector)" "$(R /usr/sbin/mynaguard-ca)"
+	if systemd_running; then systemctl disable --now mynaguard-signer.service 2>/dev/null || true; fi
+	rm -f "$(R $UNIT)" "$(R /usr/sbin/mynaguard-collector)" "$(R /usr/sbin/mynaguard-ca)" \
+		"$(R $SIGNER_UNIT)" "$(R /usr/sbin/mynaguard-signer)" "$(R /usr/sbin/mynaguard-collector-token)"
 	if systemd_running; then systemctl daemon-reload; fi
 	if [ "$PURGE" -eq 1 ]; then
 		rm -rf "$(R $ETC)" "$(R $DATA)"
@@ -148,17 +158,34 @@ mkdir -p "$(R $ETC)" "$(R $TLS)" "$(R $DATA)"
 own "$(R $ETC)" root $USER_ 0750
 own "$(R $TLS)" root $USER_ 0750
 own "$(R $DATA)" $USER_ $USER_ 0700
+if [ -n "$ENROLL_LISTEN" ]; then
+	# enrollment (docs/enrollment.md): the CA key moves to a user of its own, whose signer the
+	# collector asks over a socket; the collector itself never opens the key
+	for b in mynaguard-signer mynaguard-collector-token; do
+		[ -f "$BUILD_DIR/collector/$b" ] || die "$BUILD_DIR/collector/$b is missing (meson compile -C build)"
+		put "$BUILD_DIR/collector/$b" /usr/sbin/$b root root 0755
+	done
+	put "$SRC/installer/systemd/mynaguard-signer.service" $SIGNER_UNIT root root 0644
+	if [ -z "$(uid_of $CA_USER)" ]; then
+		useradd ${ROOT:+--prefix "$ROOT"} --system --user-group --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin --comment "mynaguard CA signer" "$CA_USER"
+		say "created system user $CA_USER (no login): it owns $CA_DIR from now on"
+	fi
+fi
 
 # ---- configuration ----------------------------------------------------------------------------
 if [ ! -f "$(R $ETC/collector.conf)" ]; then
 	# The values go in as data (ENVIRON), never as part of a program.
-	MG_INGEST=$INGEST_LISTEN MG_DASH=$DASH_LISTEN awk '
+	MG_INGEST=$INGEST_LISTEN MG_DASH=$DASH_LISTEN MG_ENROLL=$ENROLL_LISTEN awk '
 		ENVIRON["MG_INGEST"] != "" && $0 == "listen = 0.0.0.0:8443" { print "listen = " ENVIRON["MG_INGEST"]; next }
 		ENVIRON["MG_DASH"] != "" && $0 == "listen = 127.0.0.1:8444" { print "listen = " ENVIRON["MG_DASH"]; next }
+		ENVIRON["MG_ENROLL"] != "" && $0 == ";[enroll]" { print "[enroll]"; next }
+		ENVIRON["MG_ENROLL"] != "" && $0 == ";listen = 0.0.0.0:8445" { print "listen = " ENVIRON["MG_ENROLL"]; next }
+		ENVIRON["MG_ENROLL"] != "" && $0 == ";signer = /run/mynaguard-signer/signer.sock" { print substr($0, 2); next }
 		{ print }' "$SRC/installer/collector.conf.example" >"$(R $ETC/collector.conf)"
 	say "installed $ETC/collector.conf (from installer/collector.conf.example)"
 else
-	[ -z "$INGEST_LISTEN$DASH_LISTEN" ] || say "keeping the existing $ETC/collector.conf: edit listen there"
+	[ -z "$INGEST_LISTEN$DASH_LISTEN$ENROLL_LISTEN" ] || say "keeping the existing $ETC/collector.conf: edit listen (and [enroll]) there"
 fi
 own "$(R $ETC/collector.conf)" root $USER_ 0640
 
@@ -180,6 +207,11 @@ own "$(R $TLS/server.key)" root $USER_ 0640
 put "$CA_DIR/revoked-serials" $TLS/revoked.txt root root 0644
 grep -q -x -F "$(R $TLS/revoked.txt)" "$CA_DIR/revoked-copies" 2>/dev/null ||
 	echo "$(R $TLS/revoked.txt)" >>"$CA_DIR/revoked-copies"
+if [ -n "$ENROLL_LISTEN" ]; then
+	# the signer writes issued.tsv and certs/; mynaguard-ca, run as root, still works
+	[ "$(stat -c %u "$CA_DIR/ca.key")" = "$(uid_of $CA_USER)" ] ||
+		chown -R "$(uid_of $CA_USER):$(gid_of $CA_USER)" "$CA_DIR"
+fi
 if [ ! -s "$(R $ETC/token)" ]; then
 	$CA token --out "$(R $ETC/token)"
 fi
@@ -198,6 +230,11 @@ fi
 if systemd_running; then
 	systemctl daemon-reload
 	systemctl enable mynaguard-collector.service >/dev/null 2>&1
+	if [ -n "$ENROLL_LISTEN" ]; then
+		systemctl enable mynaguard-signer.service >/dev/null 2>&1
+		[ "$NO_START" -eq 1 ] || systemctl restart mynaguard-signer.service ||
+			die "the signer did not start: journalctl -u mynaguard-signer"
+	fi
 	if [ "$NO_START" -eq 0 ]; then
 		systemctl restart mynaguard-collector.service || die "the collector did not start: journalctl -u mynaguard-collector"
 		say "mynaguard-collector is running"

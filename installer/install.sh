@@ -303,7 +303,8 @@ ensure_user() {
 # ---- TLS -------------------------------------------------------------------------------------
 install_tls() {
 	local key=$TLS/terminal.key tmp
-	make_dir $TLS root $SVC_USER 0750
+	# 0770: the uplink (group mynaguard) replaces its key and certificate when it renews them
+	make_dir $TLS root $SVC_USER 0770
 	if [ "$DO_CSR" -eq 1 ]; then
 		[ -n "$TERMINAL_ID" ] || TERMINAL_ID=$(hostname -s 2>/dev/null || hostname)
 		valid_terminal_id "$TERMINAL_ID" || die "the host name '$TERMINAL_ID' is no terminal id; give --terminal-id"

@@ -158,7 +158,7 @@ expect /usr/lib/x86_64-linux-gnu/security/pam_mynaguard.so "$F" 644 0 0
 expect /usr/share/pam-configs/mynaguard "$F" 644 0 0
 expect /etc/mynaguard "$D" 755 0 0
 expect /etc/mynaguard/policy.conf "$F" 644 0 0
-expect /etc/mynaguard/tls "$D" 750 0 "$MGG"
+expect /etc/mynaguard/tls "$D" 770 0 "$MGG"
 expect /etc/mynaguard/tls/ca.pem "$F" 644 0 0
 expect /etc/mynaguard/tls/terminal.pem "$F" 644 0 0
 expect /etc/mynaguard/tls/terminal.key "$F" 640 0 "$MGG"
