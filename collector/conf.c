@@ -59,6 +59,8 @@ static const struct key keys[] = {
     {"store", "retention", KEY_DURATION, OFF(retention), 0, 100ULL * 365 * 86400},
     {"terminals", "report_interval", KEY_DURATION, OFF(report_interval), 10, 7 * 86400},
     {"terminals", "clock_drift", KEY_DURATION, OFF(clock_drift), 1, 86400},
+    {"fleet", "grant_key", KEY_STRING, OFF(fleet_grant_key), 0, 0},
+    {"fleet", "root_key", KEY_STRING, OFF(fleet_root_key), 0, 0},
 };
 
 struct parse_state {
@@ -262,6 +264,12 @@ static int config_check(struct parse_state *s, int r)
 	if (dup_default(&c->dashboard_certificate, c->tls_certificate) < 0 ||
 	    dup_default(&c->dashboard_key, c->tls_key) < 0)
 		return -ENOMEM;
+	if (!c->fleet_grant_key != !c->fleet_root_key) {
+		snprintf(s->err, CONFIG_ERROR_MAX,
+			 "%s: [fleet] grant_key and root_key go together (or leave both out)",
+			 s->name);
+		return -EINVAL;
+	}
 	if (c->max_connections < c->workers) {
 		snprintf(s->err, CONFIG_ERROR_MAX,
 			 "%s: [ingest] max_connections must be at least workers", s->name);
@@ -326,5 +334,7 @@ void config_free(struct collector_config *c)
 	free(c->token_file);
 	free(c->web_root);
 	free(c->database);
+	free(c->fleet_grant_key);
+	free(c->fleet_root_key);
 	*c = (struct collector_config){0};
 }

@@ -18,6 +18,17 @@ static const char *const kind_names[_EVENT_KIND_MAX] = {
     [EVENT_AUTH_LOCKED] = "auth.locked",     [EVENT_AGENT_STARTED] = "agent.started",
     [EVENT_AGENT_STOPPED] = "agent.stopped", [EVENT_SPOOL_DROPPED] = "spool.dropped",
     [EVENT_COMPLIANCE] = "compliance",
+    [EVENT_BUNDLE_APPLIED] = "bundle.applied",
+    [EVENT_BUNDLE_REFUSED] = "bundle.refused",
+    [EVENT_USB_EXCEPTION_EXPIRED] = "usb.exception_expired",
+    [EVENT_USB_EXCEPTION_REVOKED] = "usb.exception_revoked",
+    [EVENT_FLEET_GROUP] = "fleet.group",
+    [EVENT_FLEET_POLICY] = "fleet.policy",
+    [EVENT_FLEET_REQUEST] = "fleet.request",
+    [EVENT_FLEET_GRANT] = "fleet.grant",
+    [EVENT_FLEET_REFUSE] = "fleet.refuse",
+    [EVENT_FLEET_REVOKE] = "fleet.revoke",
+    [EVENT_FLEET_LEDGER] = "fleet.ledger",
 };
 
 const char *event_kind_name(enum event_kind k)
