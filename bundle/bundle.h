@@ -65,6 +65,8 @@ void bundle_pubkey_to_base64(const uint8_t key[BUNDLE_PUBKEY_LEN], char out[45])
 int bundle_pubkey_load(const char *path, uint8_t out[BUNDLE_PUBKEY_LEN], char *err, size_t errsz);
 
 struct bundle_signer; /* an Ed25519 private key (EVP_PKEY) */
+/* Refuses a key file that is a symlink (-ELOOP), not a regular file (-EBADFD), open to group or
+ * others (-EACCES: mode & 0077), not an unencrypted Ed25519 PKCS#8 PEM (-EBADMSG). */
 int bundle_signer_load(const char *pem_path, struct bundle_signer **ret, char *err, size_t errsz);
 /* A new key pair; bundle_signer_save writes the PEM (mode 0600, O_EXCL). */
 int bundle_signer_generate(struct bundle_signer **ret);
@@ -97,8 +99,10 @@ int bundle_verify_grant(const struct bundle_frame *f, const uint8_t grant_pub[BU
  * root signature (before the base INI is parsed), base parses as a base policy
  * (policy_parse_base), grant signature with base->fleet_grant_key, terminal id == own_id,
  * base covers own_id (policy_fleet_covers), body version > applied_version, base version >=
- * applied_base_version. On success *ret_base is the parsed base (caller frees). Never parses
- * the JSON. */
+ * applied_base_version. On success *ret_base (when not NULL) is the parsed base (caller frees). Never parses
+ * the JSON. Errors: -EBADMSG (a signature, a base that does not parse or a frame without body),
+ * -EACCES (another terminal's bundle, a base that does not cover own_id), -ESTALE (a version
+ * not newer, a base version going back), -ENOMEM. */
 int bundle_check_install(const struct bundle_frame *f, const uint8_t root_pub[BUNDLE_PUBKEY_LEN],
 			 const char *own_id, uint64_t applied_version,
 			 uint64_t applied_base_version, struct policy **ret_base, char *err,
