@@ -18,7 +18,7 @@
 #include "server.h"
 #include "utf8.h"
 
-#define REASON_MAX    300
+#define REASON_MAX    512
 #define MAX_SEGMENTS  5
 #define ACTOR_DEFAULT "admin"
 
@@ -173,7 +173,8 @@ static const char *get_str(struct evhttp_request *req, json_t *o, const char *ke
 	}
 	s = json_string_value(v);
 	if (!s || !text_valid(s, max) || (required && !s[0])) {
-		reply_err(req, 400, "%s: expected %stext of at most %zu bytes without control characters",
+		reply_err(req, 400,
+			  "%s: expected %stext of at most %zu bytes without control characters",
 			  key, required ? "non-empty " : "", max);
 		*bad = true;
 		return NULL;
@@ -303,7 +304,8 @@ void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct co
 		return;
 	}
 	if (!conn->terminal[0]) {
-		reply_err(req, 403, "the client certificate does not name a valid terminal id in its CN");
+		reply_err(req, 403,
+			  "the client certificate does not name a valid terminal id in its CN");
 		metrics_count_status(403);
 		return;
 	}
@@ -357,10 +359,10 @@ void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct co
 
 static void groups_list(struct evhttp_request *req, struct fleet *f)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-	    f, "SELECT name, created_at, base_version, base_issued, base_sha256,"
-	       " (SELECT count(*) FROM fleet_members m WHERE m.grp = g.name)"
-	       " FROM fleet_groups g ORDER BY name");
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "SELECT name, created_at, base_version, base_issued, base_sha256,"
+				" (SELECT count(*) FROM fleet_members m WHERE m.grp = g.name)"
+				" FROM fleet_groups g ORDER BY name");
 	json_t *list = json_array();
 	int rc;
 
@@ -502,7 +504,8 @@ static void group_show(struct evhttp_request *req, struct fleet *f, const char *
 			      sqlite3_column_type(st, 2) == SQLITE_NULL
 				  ? json_null()
 				  : json_integer(sqlite3_column_int64(st, 2)),
-			      "covered", base ? policy_fleet_covers(base, fleet_col_text(st, 0)) : 0));
+			      "covered",
+			      base ? policy_fleet_covers(base, fleet_col_text(st, 0)) : 0));
 	out = json_pack("{s:s,s:o,s:o}", "name", g, "base", b, "members", members);
 	reply(req, 200, out);
 }
@@ -532,7 +535,8 @@ static void member_put(struct evhttp_request *req, struct fleet *f, const char *
 	r = member_group(f, id, old);
 	if (r == 0 && strcmp(old, g) == 0) {
 		tx_rollback(f);
-		reply(req, 200, json_pack("{s:s,s:s,s:b}", "group", g, "terminal", id, "changed", 0));
+		reply(req, 200,
+		      json_pack("{s:s,s:s,s:b}", "group", g, "terminal", id, "changed", 0));
 		return;
 	}
 	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
@@ -664,7 +668,8 @@ static void policy_put(struct evhttp_request *req, struct fleet *f, const char *
 			uint64_t have = (uint64_t)sqlite3_column_int64(st, 0);
 			tx_rollback(f);
 			reply_err(req, 400,
-				  "version %" PRIu64 " is not newer than the group's base version %" PRIu64,
+				  "version %" PRIu64
+				  " is not newer than the group's base version %" PRIu64,
 				  base->fleet_version, have);
 			return;
 		}
@@ -700,7 +705,7 @@ static void policy_put(struct evhttp_request *req, struct fleet *f, const char *
 
 #define EXC_ALL                                                                                    \
 	"id, scope, grp, terminal, vendor, product, serial, hash, class, users, valid_from,"       \
-	" valid_until, purpose, approved_by, ledger, request, state, created_at, created_by,"     \
+	" valid_until, purpose, approved_by, ledger, request, state, created_at, created_by,"      \
 	" revoked_at, revoked_by, revoke_reason"
 
 static json_t *exception_json(sqlite3_stmt *st)
@@ -714,8 +719,8 @@ static json_t *exception_json(sqlite3_stmt *st)
 			 "s:o,s:o,s:o,s:o,s:o}",
 			 "id", col_json(st, 0), "scope", col_json(st, 1), "group", col_json(st, 2),
 			 "terminal", col_json(st, 3), "vendor", v, "product", p, "serial",
-			 col_json(st, 6), "hash", col_json(st, 7), "class", col_json(st, 8), "users",
-			 users ? users : json_array(), "from", col_time(st, 10), "until",
+			 col_json(st, 6), "hash", col_json(st, 7), "class", col_json(st, 8),
+			 "users", users ? users : json_array(), "from", col_time(st, 10), "until",
 			 col_time(st, 11), "purpose", col_json(st, 12), "approved_by",
 			 col_json(st, 13), "ledger", col_json(st, 14), "request", col_json(st, 15),
 			 "state", col_json(st, 16), "created_at", col_time(st, 17), "created_by",
@@ -824,7 +829,8 @@ static int exception_create(struct fleet *f, const struct exc_in *in, const char
 
 	if (strcmp(in->scope, "terminal") == 0) {
 		if (!in->terminal || !event_terminal_id_valid(in->terminal)) {
-			snprintf(reason, rsz, "terminal: a terminal id is required for scope terminal");
+			snprintf(reason, rsz,
+				 "terminal: a terminal id is required for scope terminal");
 			return 400;
 		}
 		r = member_group(f, in->terminal, group);
@@ -872,7 +878,8 @@ static int exception_create(struct fleet *f, const struct exc_in *in, const char
 			return 503;
 		sqlite3_bind_text(st, 1, in->ledger, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_ROW) {
-			snprintf(reason, rsz, "ledger: no entry %s in the media ledger", in->ledger);
+			snprintf(reason, rsz, "ledger: no entry %s in the media ledger",
+				 in->ledger);
 			return 400;
 		}
 	}
@@ -929,10 +936,11 @@ static int exception_create(struct fleet *f, const struct exc_in *in, const char
 
 	users_text = json_dumps(in->users ? in->users : json_array(), JSON_COMPACT);
 	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-	    f, "INSERT INTO fleet_exceptions (id, year, num, scope, grp, terminal, vendor, product,"
-	       " serial, hash, class, users, valid_from, valid_until, purpose, approved_by, ledger,"
-	       " request, state, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-	       " ?, ?, ?, ?, ?, ?, 'active', ?, ?)");
+	    f,
+	    "INSERT INTO fleet_exceptions (id, year, num, scope, grp, terminal, vendor, product,"
+	    " serial, hash, class, users, valid_from, valid_until, purpose, approved_by, ledger,"
+	    " request, state, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+	    " ?, ?, ?, ?, ?, ?, 'active', ?, ?)");
 	if (!st || !users_text)
 		return 503;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -1001,8 +1009,8 @@ static bool users_ok(struct evhttp_request *req, json_t *users)
 static void exception_post(struct evhttp_request *req, struct fleet *f)
 {
 	static const char *const allowed[] = {
-	    "scope",  "group", "terminal", "vendor",  "product",     "serial", "hash",
-	    "class",  "users", "from",	   "until",   "purpose",     "approved_by", "ledger", NULL};
+	    "scope", "group", "terminal", "vendor",  "product",	    "serial", "hash", "class",
+	    "users", "from",  "until",	  "purpose", "approved_by", "ledger", NULL};
 	_cleanup_(json_decrefp) json_t *in = body_json(req);
 	struct exc_in x = {0};
 	char id[32], reason[REASON_MAX];
@@ -1123,7 +1131,7 @@ static void exception_revoke(struct evhttp_request *req, struct fleet *f, const 
 /* ---- requests ---- */
 
 #define REQ_ALL                                                                                    \
-	"terminal, code, vendor, product, serial, hash, class, manufacturer, product_name,"       \
+	"terminal, code, vendor, product, serial, hash, class, manufacturer, product_name,"        \
 	" first_seen, last_seen, count, state, exception, reason, decided_by, decided_at"
 
 static json_t *ms_json(sqlite3_stmt *st, int i)
@@ -1142,14 +1150,14 @@ static json_t *request_json(sqlite3_stmt *st)
 
 	snprintf(v, sizeof(v), "%04x", sqlite3_column_int(st, 2) & 0xffff);
 	snprintf(p, sizeof(p), "%04x", sqlite3_column_int(st, 3) & 0xffff);
-	return json_pack("{s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o}",
-			 "terminal", col_json(st, 0), "code", col_json(st, 1), "vendor", v,
-			 "product", p, "serial", col_json(st, 4), "hash", col_json(st, 5), "class",
-			 col_json(st, 6), "manufacturer", col_json(st, 7), "product_name",
-			 col_json(st, 8), "first_seen", ms_json(st, 9), "last_seen", ms_json(st, 10),
-			 "count", (json_int_t)sqlite3_column_int64(st, 11), "state",
-			 col_json(st, 12), "exception", col_json(st, 13), "reason", col_json(st, 14),
-			 "decided_by", col_json(st, 15), "decided_at", col_time(st, 16));
+	return json_pack(
+	    "{s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o}", "terminal",
+	    col_json(st, 0), "code", col_json(st, 1), "vendor", v, "product", p, "serial",
+	    col_json(st, 4), "hash", col_json(st, 5), "class", col_json(st, 6), "manufacturer",
+	    col_json(st, 7), "product_name", col_json(st, 8), "first_seen", ms_json(st, 9),
+	    "last_seen", ms_json(st, 10), "count", (json_int_t)sqlite3_column_int64(st, 11),
+	    "state", col_json(st, 12), "exception", col_json(st, 13), "reason", col_json(st, 14),
+	    "decided_by", col_json(st, 15), "decided_at", col_time(st, 16));
 }
 
 static void requests_list(struct evhttp_request *req, struct fleet *f)
@@ -1357,13 +1365,14 @@ static void request_refuse(struct evhttp_request *req, struct fleet *f, const ch
 	fleet_emit(f, EVENT_FLEET_REFUSE,
 		   json_pack("{s:s,s:O,s:s,s:s}", "request", code, "terminal",
 			     json_object_get(r, "terminal"), "reason", why, "by", actor(req)));
-	reply(req, 200, json_pack("{s:s,s:s,s:s}", "code", code, "state", "refused", "reason", why));
+	reply(req, 200,
+	      json_pack("{s:s,s:s,s:s}", "code", code, "state", "refused", "reason", why));
 }
 
 /* ---- media ledger ---- */
 
 #define LEDGER_ALL                                                                                 \
-	"number, holder, department, model, vendor, product, serial, encrypted, lent, returned,"  \
+	"number, holder, department, model, vendor, product, serial, encrypted, lent, returned,"   \
 	" note, last_terminal, last_seen"
 
 static int ledger_rows(struct fleet *f, struct fleet_ledger_row **ret, size_t *ret_n)
@@ -1476,9 +1485,9 @@ static bool ledger_put(struct fleet *f, const struct fleet_ledger_row *r)
 
 static void ledger_post(struct evhttp_request *req, struct fleet *f)
 {
-	static const char *const allowed[] = {"number", "holder",    "department", "model",
-					      "vendor", "product",   "serial",	   "encrypted",
-					      "lent",	"returned", "note",	   NULL};
+	static const char *const allowed[] = {"number", "holder",   "department", "model",
+					      "vendor", "product",  "serial",	  "encrypted",
+					      "lent",	"returned", "note",	  NULL};
 	_cleanup_(json_decrefp) json_t *in = body_json(req);
 	struct fleet_ledger_row r = {0};
 	char err[FLEET_LEDGER_ERR_MAX];
@@ -1527,8 +1536,9 @@ static void ledger_post(struct evhttp_request *req, struct fleet *f)
 		reply_store_failed(req);
 		return;
 	}
-	fleet_emit(f, EVENT_FLEET_LEDGER,
-		   json_pack("{s:s,s:s,s:s}", "action", "put", "number", r.number, "by", actor(req)));
+	fleet_emit(
+	    f, EVENT_FLEET_LEDGER,
+	    json_pack("{s:s,s:s,s:s}", "action", "put", "number", r.number, "by", actor(req)));
 	r.last_terminal = NULL;
 	reply(req, 200, ledger_json(&r));
 }

@@ -20,8 +20,8 @@ const char fleet_ledger_csv_header[] = "登録番号,保管者,所属,型番,ベ
 				       "暗号化,貸出日,返却日,最終確認端末,最終確認日時,備考";
 
 static const char *const columns[FLEET_LEDGER_COLUMNS] = {
-    "登録番号", "保管者",	"所属",	"型番",		"ベンダーID",   "プロダクトID", "シリアル",
-    "暗号化",	"貸出日",	"返却日", "最終確認端末", "最終確認日時", "備考",
+    "登録番号", "保管者", "所属",   "型番",	    "ベンダーID",   "プロダクトID", "シリアル",
+    "暗号化",	"貸出日", "返却日", "最終確認端末", "最終確認日時", "備考",
 };
 
 static void errf(char *err, size_t errsz, const char *fmt, ...) _printf_(3, 4);
@@ -245,8 +245,9 @@ static int read_row(const char *t, size_t len, size_t *pos, struct cells *ret, c
 				} else
 					p++;
 				if (n + 2 > cap) {
-					char *bigger = cap > 4 * FLEET_LEDGER_TEXT_MAX ? NULL
-										       : realloc(cell, cap * 2);
+					char *bigger = cap > 4 * FLEET_LEDGER_TEXT_MAX
+							   ? NULL
+							   : realloc(cell, cap * 2);
 					if (!bigger) {
 						free(cell);
 						errf(err, errsz, "cell %zu: longer than %d bytes",
@@ -260,21 +261,24 @@ static int read_row(const char *t, size_t len, size_t *pos, struct cells *ret, c
 			}
 			if (p < len && t[p] != ',' && t[p] != '\r' && t[p] != '\n') {
 				free(cell);
-				errf(err, errsz, "cell %zu: text after the closing quote", ret->n + 1);
+				errf(err, errsz, "cell %zu: text after the closing quote",
+				     ret->n + 1);
 				return -EINVAL;
 			}
 		} else {
 			while (p < len && t[p] != ',' && t[p] != '\r' && t[p] != '\n') {
 				if (t[p] == '"') {
 					free(cell);
-					errf(err, errsz,
-					     "cell %zu: a quote inside a cell that does not start with one",
-					     ret->n + 1);
+					errf(
+					    err, errsz,
+					    "cell %zu: a quote inside a cell that does not start with one",
+					    ret->n + 1);
 					return -EINVAL;
 				}
 				if (n + 2 > cap) {
-					char *bigger = cap > 4 * FLEET_LEDGER_TEXT_MAX ? NULL
-										       : realloc(cell, cap * 2);
+					char *bigger = cap > 4 * FLEET_LEDGER_TEXT_MAX
+							   ? NULL
+							   : realloc(cell, cap * 2);
 					if (!bigger) {
 						free(cell);
 						errf(err, errsz, "cell %zu: longer than %d bytes",
@@ -324,6 +328,7 @@ static int cells_to_row(struct cells *c, struct fleet_ledger_row *r, char *err, 
 {
 	char *v[FLEET_LEDGER_COLUMNS];
 
+	*r = (struct fleet_ledger_row){0};
 	if (c->n != FLEET_LEDGER_COLUMNS) {
 		errf(err, errsz, "%zu cells, expected %d", c->n, FLEET_LEDGER_COLUMNS);
 		return -EINVAL;
@@ -346,10 +351,10 @@ static int cells_to_row(struct cells *c, struct fleet_ledger_row *r, char *err, 
 		}
 		v[i] = s;
 	}
-	*r = (struct fleet_ledger_row){0};
 	if (strlen(v[4]) == 4)
 		for (size_t i = 0; i < 4; i++)
-			r->vendor[i] = (char)(v[4][i] >= 'A' && v[4][i] <= 'F' ? v[4][i] + 32 : v[4][i]);
+			r->vendor[i] =
+			    (char)(v[4][i] >= 'A' && v[4][i] <= 'F' ? v[4][i] + 32 : v[4][i]);
 	else
 		snprintf(r->vendor, sizeof(r->vendor), "%s", v[4][0] ? "?" : "");
 	if (strlen(v[5]) == 4)

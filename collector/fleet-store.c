@@ -21,7 +21,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS fleet_groups ("
     "  name TEXT PRIMARY KEY,"
     "  created_at INTEGER NOT NULL,"
-    "  base BLOB,"		 /* the signed base file (MYNABAS1) */
+    "  base BLOB," /* the signed base file (MYNABAS1) */
     "  base_version INTEGER,"
     "  base_issued INTEGER,"
     "  base_sha256 TEXT,"
@@ -290,8 +290,8 @@ static int row_to_exception(sqlite3_stmt *st, struct bundle_exception *e)
 	e->descriptor_hash = t ? strdup(t) : NULL;
 	snprintf(e->cls, sizeof(e->cls), "%s", fleet_col_text(st, 5));
 	users = json_loads(fleet_col_text(st, 6), 0, NULL);
-	for (size_t i = 0; json_is_array(users) && i < json_array_size(users) &&
-			   e->n_users < BUNDLE_MAX_USERS;
+	for (size_t i = 0;
+	     json_is_array(users) && i < json_array_size(users) && e->n_users < BUNDLE_MAX_USERS;
 	     i++) {
 		const char *u = json_string_value(json_array_get(users, i));
 		if (u)
@@ -313,7 +313,7 @@ static int row_to_exception(sqlite3_stmt *st, struct bundle_exception *e)
 }
 
 #define EXC_COLS                                                                                   \
-	"id, vendor, product, serial, hash, class, users, valid_from, valid_until, purpose, "     \
+	"id, vendor, product, serial, hash, class, users, valid_from, valid_until, purpose, "      \
 	"approved_by, ledger"
 
 /* The active exceptions for terminal in group that the base allows, not yet over at now. */
@@ -321,9 +321,10 @@ static int terminal_exceptions(struct fleet *f, const struct policy *base, const
 			       const char *terminal, int64_t now, struct bundle_exceptions *ret)
 {
 	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-	    f, "SELECT " EXC_COLS " FROM fleet_exceptions WHERE state = 'active' AND valid_until > ?"
-	       " AND ((scope = 'terminal' AND terminal = ?) OR (scope = 'group' AND grp = ?))"
-	       " ORDER BY id");
+	    f,
+	    "SELECT " EXC_COLS " FROM fleet_exceptions WHERE state = 'active' AND valid_until > ?"
+	    " AND ((scope = 'terminal' AND terminal = ?) OR (scope = 'group' AND grp = ?))"
+	    " ORDER BY id");
 	int rc;
 
 	*ret = (struct bundle_exceptions){0};
@@ -400,8 +401,8 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 		return r;
 	if (!policy_fleet_covers(base, terminal)) {
 		snprintf(reason, reasonsz,
-			 "the base of group %s does not name terminal %s in [fleet] terminals", group,
-			 terminal);
+			 "the base of group %s does not name terminal %s in [fleet] terminals",
+			 group, terminal);
 		return -ENOENT;
 	}
 	r = terminal_exceptions(f, base, group, terminal, now, &ex);
@@ -539,11 +540,12 @@ static void note_blocked(struct fleet *f, const struct event *e)
 		code = computed;
 	}
 	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-	    f, "INSERT INTO fleet_requests (terminal, code, vendor, product, serial, hash, class,"
-	       " manufacturer, product_name, first_seen, last_seen, count, state)"
-	       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'pending') ON CONFLICT (terminal, code)"
-	       " DO UPDATE SET last_seen = max(last_seen, excluded.last_seen), count = count + 1"
-	       " RETURNING count");
+	    f,
+	    "INSERT INTO fleet_requests (terminal, code, vendor, product, serial, hash, class,"
+	    " manufacturer, product_name, first_seen, last_seen, count, state)"
+	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'pending') ON CONFLICT (terminal, code)"
+	    " DO UPDATE SET last_seen = max(last_seen, excluded.last_seen), count = count + 1"
+	    " RETURNING count");
 	if (!st)
 		return;
 	sqlite3_bind_text(st, 1, e->terminal, -1, SQLITE_STATIC);
@@ -585,10 +587,10 @@ static void note_seen(struct fleet *f, const struct event *e)
 
 	if (!vendor || !product || !serial)
 		return;
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-	    f, "UPDATE fleet_ledger SET last_terminal = ?, last_seen = ?"
-	       " WHERE vendor = lower(?) AND product = lower(?) AND serial = ?"
-	       " AND (last_seen IS NULL OR last_seen <= ?)");
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "UPDATE fleet_ledger SET last_terminal = ?, last_seen = ?"
+				" WHERE vendor = lower(?) AND product = lower(?) AND serial = ?"
+				" AND (last_seen IS NULL OR last_seen <= ?)");
 	if (!st)
 		return;
 	sqlite3_bind_text(st, 1, e->terminal, -1, SQLITE_STATIC);
@@ -609,7 +611,8 @@ void fleet_note_batch(struct fleet *f, const struct event_batch *b)
 		return;
 	for (size_t i = 0; i < b->n && !any; i++)
 		any = b->events[i].kind == EVENT_USB_BLOCKED ||
-		      b->events[i].kind == EVENT_USB_ALLOWED || b->events[i].kind == EVENT_USB_REMOVED;
+		      b->events[i].kind == EVENT_USB_ALLOWED ||
+		      b->events[i].kind == EVENT_USB_REMOVED;
 	if (!any)
 		return;
 	pthread_mutex_lock(&f->lock);

@@ -18,7 +18,7 @@ struct conn;
 struct worker;
 struct fleet;
 
-#define FLEET_NOT_CONFIGURED                                                                      \
+#define FLEET_NOT_CONFIGURED                                                                       \
 	"the fleet is not configured on this collector ([fleet] grant_key and root_key)"
 
 /* Loads the grant key and the root public key and opens the fleet tables. *ret = NULL (and 0)
@@ -39,26 +39,26 @@ void fleet_note_batch(struct fleet *f, const struct event_batch *b);
 
 /* ---- The media ledger's CSV (pure; fuzzed as fuzz-ledger-csv) ---- */
 
-#define FLEET_LEDGER_COLUMNS	 13
-#define FLEET_LEDGER_MAX_ROWS	 10000
-#define FLEET_LEDGER_NUMBER_MAX	 32
-#define FLEET_LEDGER_TEXT_MAX	 256
-#define FLEET_LEDGER_ERR_MAX	 200
+#define FLEET_LEDGER_COLUMNS	13
+#define FLEET_LEDGER_MAX_ROWS	10000
+#define FLEET_LEDGER_NUMBER_MAX 32
+#define FLEET_LEDGER_TEXT_MAX	256
+#define FLEET_LEDGER_ERR_MAX	200
 
 struct fleet_ledger_row {
-	char *number;	  /* 登録番号: [A-Za-z0-9._-]{1,32} */
-	char *holder;	  /* 保管者 */
-	char *department; /* 所属 */
-	char *model;	  /* 型番 */
-	char vendor[5];	  /* ベンダーID: 4 lowercase hex digits */
-	char product[5];  /* プロダクトID */
-	char *serial;	  /* シリアル, non-empty */
-	bool encrypted;	  /* 暗号化: はい / いいえ */
-	char lent[11];	  /* 貸出日: YYYY-MM-DD or "" */
+	char *number;	   /* 登録番号: [A-Za-z0-9._-]{1,32} */
+	char *holder;	   /* 保管者 */
+	char *department;  /* 所属 */
+	char *model;	   /* 型番 */
+	char vendor[5];	   /* ベンダーID: 4 lowercase hex digits */
+	char product[5];   /* プロダクトID */
+	char *serial;	   /* シリアル, non-empty */
+	bool encrypted;	   /* 暗号化: はい / いいえ */
+	char lent[11];	   /* 貸出日: YYYY-MM-DD or "" */
 	char returned[11]; /* 返却日 */
 	char *note;	   /* 備考 */
 	/* written by the collector only (ignored on import) */
-	char *last_terminal; /* 最終確認端末 */
+	char *last_terminal;  /* 最終確認端末 */
 	int64_t last_seen_ms; /* 最終確認日時, 0 = never */
 };
 

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "macro.h"
+#include "fleet.h"
 #include "metrics.h"
 #include "server.h"
 #include "store.h"
@@ -188,6 +189,10 @@ void ingest_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	server_conn_identity(conn);
+	if (path && strcmp(path, "/v1/policy") == 0) {
+		fleet_policy_handle(req, w, conn);
+		return;
+	}
 	if (!path || strcmp(path, "/v1/events") != 0) {
 		reply_error(req, 404, "not found");
 		return;
@@ -350,6 +355,9 @@ static void write_group(struct ingest_writer *wr, struct ingest_pending *list)
 				p->status = 503;
 		return;
 	}
+	for (struct ingest_pending *p = list; p; p = p->next)
+		if (p->w && p->status == 200 && p->res.stored)
+			fleet_note_batch(wr->c->fleet, &p->batch);
 	atomic_fetch_add(&metrics.commits, 1);
 	atomic_fetch_add(&metrics.commit_batches, batches);
 	atomic_fetch_add(&metrics.events_stored, stored);

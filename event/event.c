@@ -12,11 +12,16 @@
 #include "macro.h"
 
 static const char *const kind_names[_EVENT_KIND_MAX] = {
-    [EVENT_USB_BLOCKED] = "usb.blocked",     [EVENT_USB_ALLOWED] = "usb.allowed",
-    [EVENT_USB_REMOVED] = "usb.removed",     [EVENT_AUTH_SUCCESS] = "auth.success",
-    [EVENT_AUTH_FAILURE] = "auth.failure",   [EVENT_AUTH_REPLAY] = "auth.replay",
-    [EVENT_AUTH_LOCKED] = "auth.locked",     [EVENT_AGENT_STARTED] = "agent.started",
-    [EVENT_AGENT_STOPPED] = "agent.stopped", [EVENT_SPOOL_DROPPED] = "spool.dropped",
+    [EVENT_USB_BLOCKED] = "usb.blocked",
+    [EVENT_USB_ALLOWED] = "usb.allowed",
+    [EVENT_USB_REMOVED] = "usb.removed",
+    [EVENT_AUTH_SUCCESS] = "auth.success",
+    [EVENT_AUTH_FAILURE] = "auth.failure",
+    [EVENT_AUTH_REPLAY] = "auth.replay",
+    [EVENT_AUTH_LOCKED] = "auth.locked",
+    [EVENT_AGENT_STARTED] = "agent.started",
+    [EVENT_AGENT_STOPPED] = "agent.stopped",
+    [EVENT_SPOOL_DROPPED] = "spool.dropped",
     [EVENT_COMPLIANCE] = "compliance",
     [EVENT_BUNDLE_APPLIED] = "bundle.applied",
     [EVENT_BUNDLE_REFUSED] = "bundle.refused",
@@ -382,6 +387,17 @@ static int check_data(enum event_kind kind, json_t *data, const char *prefix,
 	case EVENT_AUTH_LOCKED:
 	case EVENT_AGENT_STARTED:
 	case EVENT_AGENT_STOPPED:
+	case EVENT_BUNDLE_APPLIED:
+	case EVENT_BUNDLE_REFUSED:
+	case EVENT_USB_EXCEPTION_EXPIRED:
+	case EVENT_USB_EXCEPTION_REVOKED:
+	case EVENT_FLEET_GROUP:
+	case EVENT_FLEET_POLICY:
+	case EVENT_FLEET_REQUEST:
+	case EVENT_FLEET_GRANT:
+	case EVENT_FLEET_REFUSE:
+	case EVENT_FLEET_REVOKE:
+	case EVENT_FLEET_LEDGER:
 	case _EVENT_KIND_MAX:
 		return 0;
 	}
