@@ -512,6 +512,8 @@ do_install() {
 	# acknowledged sequence number into ack/ (docs/spool.md).
 	make_dir $SPOOL root $SVC_USER 0750
 	make_dir $SPOOL/ack root $SVC_USER 0770
+	# and stores the bundle it fetched from the collector in inbox/ (docs/fleet.md)
+	make_dir $SPOOL/inbox root $SVC_USER 0770
 
 	put_file "$BUILD_DIR/agent/mynaguardd" $BIN_DIR/mynaguardd root root 0755
 	put_file "$BUILD_DIR/uplink/mynaguard-uplink" $BIN_DIR/mynaguard-uplink root root 0755
