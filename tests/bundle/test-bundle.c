@@ -668,12 +668,388 @@ static void test_check_install(void **state)
 	}
 }
 
+/* ---- exceptions ---- */
+
+#define EX1                                                                                        \
+	"{\"id\":\"EX-2026-0001\",\"vendor\":\"0781\",\"product\":\"5581\","                       \
+	"\"serial\":\"4C530001090515116423\",\"hash\":null,\"class\":\"mass_storage\","            \
+	"\"users\":[\"tanaka\"],\"from\":1764547200,\"until\":1765151999,"                         \
+	"\"purpose\":\"住民票データの受け渡し\",\"approved_by\":\"sato\",\"ledger\":\"MB-0012\"}"
+#define HASH "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define EX2                                                                                        \
+	"{\"id\":\"b.2_x\",\"vendor\":\"AbCd\",\"product\":\"00ff\",\"serial\":null,"              \
+	"\"hash\":\"sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\","    \
+	"\"class\":\"mtp\",\"users\":[],\"from\":0,\"until\":1,\"purpose\":\"p\","                 \
+	"\"approved_by\":\"a\",\"ledger\":null}"
+
+static void expect_ex_error(const char *json, const char *want)
+{
+	struct bundle_exceptions ex = {0};
+	char err[BUNDLE_ERR_MAX] = "";
+	int r = bundle_exceptions_parse(json, strlen(json), &ex, err, sizeof(err));
+
+	if (r != -EBADMSG || strcmp(err, want) != 0)
+		print_error("json %s\ngot %d \"%s\"\nwant \"%s\"\n", json, r, err, want);
+	assert_int_equal(r, -EBADMSG);
+	assert_string_equal(err, want);
+	assert_null(ex.items);
+	assert_int_equal(ex.n, 0);
+}
+
+/* One exception object with key=value replaced (or, with value NULL, removed). */
+static char *ex_with(const char *key, const char *value)
+{
+	static const char *const keys[] = {"id",    "vendor",  "product",     "serial",
+					   "hash",  "class",   "users",	      "from",
+					   "until", "purpose", "approved_by", "ledger"};
+	static const char *const values[] = {
+	    "\"E1\"", "\"0781\"", "\"5581\"", "\"S1\"", "null",	 "\"mass_storage\"",
+	    "[]",     "10",	  "20",	      "\"p\"",	"\"a\"", "null"};
+	char *s = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&s, &n);
+
+	assert_non_null(f);
+	fputs("{\"exceptions\":[{", f);
+	for (size_t i = 0, o = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		bool this = strcmp(keys[i], key) == 0;
+		if (this && !value)
+			continue;
+		fprintf(f, "%s\"%s\":%s", o++ ? "," : "", keys[i], this ? value : values[i]);
+	}
+	if (strcmp(key, "x-extra") == 0)
+		fprintf(f, ",\"x-extra\":%s", value);
+	fputs("}]}", f);
+	fclose(f);
+	return s;
+}
+
+static void ex_error(const char *key, const char *value, const char *want)
+{
+	char *json = ex_with(key, value);
+
+	expect_ex_error(json, want);
+	free(json);
+}
+
+static void test_exceptions_parse(void **state)
+{
+	const char *json = "{\"exceptions\":[" EX1 "," EX2 "]}";
+	struct bundle_exceptions ex = {0}, ex2 = {0};
+	char err[BUNDLE_ERR_MAX];
+	char *text = NULL, *text2 = NULL;
+	const struct bundle_exception *e;
+
+	assert_int_equal(bundle_exceptions_parse(json, strlen(json), &ex, err, sizeof(err)), 0);
+	assert_int_equal(ex.n, 2);
+	e = &ex.items[0];
+	assert_string_equal(e->id, "EX-2026-0001");
+	assert_int_equal(e->vendor, 0x0781);
+	assert_int_equal(e->product, 0x5581);
+	assert_string_equal(e->serial, "4C530001090515116423");
+	assert_null(e->descriptor_hash);
+	assert_string_equal(e->cls, "mass_storage");
+	assert_int_equal(e->n_users, 1);
+	assert_string_equal(e->users[0], "tanaka");
+	assert_int_equal(e->from, 1764547200);
+	assert_int_equal(e->until, 1765151999);
+	assert_string_equal(e->purpose, "住民票データの受け渡し");
+	assert_string_equal(e->approved_by, "sato");
+	assert_string_equal(e->ledger, "MB-0012");
+	e = &ex.items[1];
+	assert_string_equal(e->id, "b.2_x");
+	assert_int_equal(e->vendor, 0xabcd);
+	assert_int_equal(e->product, 0x00ff);
+	assert_null(e->serial);
+	assert_string_equal(e->descriptor_hash, HASH);
+	assert_int_equal(e->n_users, 0);
+	assert_null(e->ledger);
+
+	/* Canonical: the documented key order, lowercase hex, compact; stable through a round
+	 * trip. */
+	assert_int_equal(bundle_exceptions_to_json(&ex, &text), 0);
+	assert_string_equal(
+	    text, "{\"exceptions\":[" EX1
+		  ",{\"id\":\"b.2_x\",\"vendor\":\"abcd\",\"product\":\"00ff\",\"serial\":null,"
+		  "\"hash\":\"sha256:" HASH "\",\"class\":\"mtp\",\"users\":[],\"from\":0,"
+		  "\"until\":1,\"purpose\":\"p\",\"approved_by\":\"a\",\"ledger\":null}]}");
+	assert_int_equal(bundle_exceptions_parse(text, strlen(text), &ex2, err, sizeof(err)), 0);
+	assert_int_equal(bundle_exceptions_to_json(&ex2, &text2), 0);
+	assert_string_equal(text, text2);
+	free(text);
+	free(text2);
+	bundle_exceptions_free(&ex2);
+	bundle_exceptions_free(&ex);
+	bundle_exceptions_free(&ex);
+	bundle_exceptions_free(NULL);
+
+	/* Empty list, white space around. */
+	json = " {\"exceptions\" : [ ] }\n";
+	assert_int_equal(bundle_exceptions_parse(json, strlen(json), &ex, err, sizeof(err)), 0);
+	assert_int_equal(ex.n, 0);
+	assert_int_equal(bundle_exceptions_to_json(&ex, &text), 0);
+	assert_string_equal(text, "{\"exceptions\":[]}");
+	free(text);
+	bundle_exceptions_free(&ex);
+	/* The default object of ex_with parses (so each error below is the one change). */
+	text = ex_with("none", NULL);
+	assert_int_equal(bundle_exceptions_parse(text, strlen(text), &ex, err, sizeof(err)), 0);
+	assert_int_equal(ex.n, 1);
+	bundle_exceptions_free(&ex);
+	free(text);
+	/* The encoder refuses what would not be valid JSON text, and leaves *ret alone. */
+	{
+		struct bundle_exception bad = {.id = "x", .cls = "mtp", .from = 1, .until = 2};
+		struct bundle_exceptions one = {.items = &bad, .n = 1};
+		text = NULL;
+		bad.purpose = (char *)"\xff";
+		assert_int_equal(bundle_exceptions_to_json(&one, &text), -EINVAL);
+		assert_null(text);
+	}
+	/* Not NUL-terminated: only len bytes count. */
+	assert_int_equal(
+	    bundle_exceptions_parse("{\"exceptions\":[]}xyz", 17, &ex, err, sizeof(err)), 0);
+	bundle_exceptions_free(&ex);
+}
+
+static void test_exceptions_errors(void **state)
+{
+	/* The document */
+	expect_ex_error("", "exceptions JSON: '[' or '{' expected near end of file at line 1");
+	expect_ex_error("[]", "exceptions JSON: expected an object");
+	expect_ex_error("{}", "exceptions JSON: \"exceptions\": expected an array");
+	expect_ex_error("{\"exceptions\":{}}",
+			"exceptions JSON: \"exceptions\": expected an array");
+	expect_ex_error("{\"exceptions\":[],\"x\":1}",
+			"exceptions JSON: unknown key: expected only \"exceptions\"");
+	expect_ex_error("{\"exceptions\":[],\"exceptions\":[]}",
+			"exceptions JSON: duplicate object key near '\"exceptions\"' at line 1");
+	expect_ex_error("{\"exceptions\":[]} x", "exceptions JSON: end of file expected near 'x' "
+						 "at line 1");
+	expect_ex_error("{\"exceptions\":[1]}", "exception 0: expected an object");
+	/* Keys */
+	ex_error("x-extra", "1", "exception 0: unknown key \"x-extra\"");
+	ex_error("serial", NULL, "exception 0: \"serial\" is missing");
+	ex_error("ledger", NULL, "exception 0: \"ledger\" is missing");
+	/* Values */
+	ex_error("id", "\"a/b\"",
+		 "exception 0: \"id\": expected 1 to 64 letters, digits, '.', '_' or '-'");
+	ex_error("id", "\"\"",
+		 "exception 0: \"id\": expected 1 to 64 letters, digits, '.', '_' or '-'");
+	ex_error("id", "\"a1234567890123456789012345678901234567890123456789012345678901234\"",
+		 "exception 0: \"id\": expected 1 to 64 letters, digits, '.', '_' or '-'");
+	ex_error("id", "7",
+		 "exception 0: \"id\": expected 1 to 64 letters, digits, '.', '_' or '-'");
+	ex_error("vendor", "\"781\"", "exception E1: \"vendor\": expected 4 hex digits");
+	ex_error("vendor", "\"078g\"", "exception E1: \"vendor\": expected 4 hex digits");
+	ex_error("vendor", "1921", "exception E1: \"vendor\": expected 4 hex digits");
+	ex_error("product", "\"0x55\"", "exception E1: \"product\": expected 4 hex digits");
+	ex_error("serial", "\"\"",
+		 "exception E1: \"serial\": expected 1 to 126 printable characters or null");
+	ex_error("serial", "\"a\\nb\"",
+		 "exception E1: \"serial\": expected 1 to 126 printable characters or null");
+	ex_error("serial", "\"a\\u0000b\"",
+		 "exceptions JSON: \\u0000 is not allowed without JSON_ALLOW_NUL near "
+		 "'\"a\\u0000b\"' "
+		 "at line 1");
+	ex_error("serial", "5",
+		 "exception E1: \"serial\": expected 1 to 126 printable characters or "
+		 "null");
+	ex_error("hash", "\"sha256:" HASH "0\"",
+		 "exception E1: \"hash\": expected \"sha256:\" and 64 hex digits, or null");
+	ex_error("hash", "\"sha1:" HASH "\"",
+		 "exception E1: \"hash\": expected \"sha256:\" and 64 hex digits, or null");
+	ex_error("hash",
+		 "\"sha256:g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"",
+		 "exception E1: \"hash\": expected \"sha256:\" and 64 hex digits, or null");
+	ex_error("class", "\"\"",
+		 "exception E1: \"class\": expected a block entry name like mass_storage");
+	ex_error("class", "\"mass storage\"",
+		 "exception E1: \"class\": expected a block entry name like mass_storage");
+	ex_error("class", "\"a23456789012345678901234\"",
+		 "exception E1: \"class\": expected a block entry name like mass_storage");
+	ex_error("users", "null", "exception E1: \"users\": expected an array of user names");
+	ex_error("users", "[\"a\",\"a\"]", "exception E1: \"users\": \"a\" is listed twice");
+	ex_error("users", "[\"-a\"]",
+		 "exception E1: \"users\": expected user names (1 to 32 "
+		 "letters, digits, '.', '_' or '-')");
+	ex_error("users", "[1]",
+		 "exception E1: \"users\": expected user names (1 to 32 letters, "
+		 "digits, '.', '_' or '-')");
+	{
+		char users[400] = "[";
+		for (int i = 0; i < 33; i++)
+			snprintf(users + strlen(users), sizeof(users) - strlen(users), "%s\"u%d\"",
+				 i ? "," : "", i);
+		strcat(users, "]");
+		ex_error("users", users, "exception E1: \"users\": at most 32 users");
+	}
+	ex_error("from", "-1",
+		 "exception E1: \"from\": expected unix seconds (a whole number, 0 or "
+		 "more)");
+	ex_error("from", "1.5",
+		 "exception E1: \"from\": expected unix seconds (a whole number, 0 "
+		 "or more)");
+	ex_error("from", "\"10\"",
+		 "exception E1: \"from\": expected unix seconds (a whole number, "
+		 "0 or more)");
+	ex_error("purpose", "\"\xff\"",
+		 "exceptions JSON: unable to decode byte 0xff near '\"' at line 1");
+	ex_error("until", "99999999999999999999",
+		 "exceptions JSON: too big integer near '99999999999999999999' at line 1");
+	ex_error("until", "10", "exception E1: \"from\" must be before \"until\"");
+	ex_error("until", "9", "exception E1: \"from\" must be before \"until\"");
+	ex_error("purpose", "\"\"", "exception E1: \"purpose\": expected a text of 1 to 512 bytes");
+	ex_error("purpose", "null", "exception E1: \"purpose\": expected a text of 1 to 512 bytes");
+	ex_error("approved_by", "\"a\\tb\"",
+		 "exception E1: \"approved_by\": expected a text of 1 to 512 bytes");
+	ex_error("ledger", "\"MB 1\"",
+		 "exception E1: \"ledger\": expected a registration number "
+		 "(1 to 64 letters, digits, '.', '_' or '-') or null");
+
+	/* Duplicate ids; too many exceptions. */
+	{
+		const char *one = "{\"id\":\"D\",\"vendor\":\"0001\",\"product\":\"0002\","
+				  "\"serial\":\"s\",\"hash\":null,\"class\":\"mtp\",\"users\":[],"
+				  "\"from\":1,\"until\":2,\"purpose\":\"p\",\"approved_by\":\"a\","
+				  "\"ledger\":null}";
+		size_t n = strlen(one) + 1;
+		char *json = malloc(20 + n * 1025);
+		assert_non_null(json);
+		sprintf(json, "{\"exceptions\":[%s,%s]}", one, one);
+		expect_ex_error(json, "exception D: id used twice");
+		strcpy(json, "{\"exceptions\":[");
+		for (int i = 0; i < 1025; i++)
+			strcat(strcat(json, i ? "," : ""), "1");
+		strcat(json, "]}");
+		expect_ex_error(json, "exceptions JSON: more than 1024 exceptions");
+		free(json);
+	}
+}
+
+static void test_limits_and_match(void **state)
+{
+	char *text = base_text("fukushi", "fukushi-*", 7, K.grant_b64);
+	struct policy *base = NULL;
+	struct bundle_exceptions ex = {0};
+	struct bundle_exception *e;
+	char err[BUNDLE_ERR_MAX];
+	const char *json = "{\"exceptions\":[" EX1 "]}";
+
+	assert_int_equal(policy_parse_base("b", text, strlen(text), &base, NULL), 0);
+	assert_int_equal(bundle_exceptions_parse(json, strlen(json), &ex, err, sizeof(err)), 0);
+	e = &ex.items[0];
+	/* grant_max_days = 30 in base_text: exactly 30 days is allowed, a second more is not. */
+	e->until = e->from + 30 * 86400;
+	assert_int_equal(bundle_check_limits(base, &ex, err, sizeof(err)), 0);
+	e->until++;
+	assert_int_equal(bundle_check_limits(base, &ex, err, sizeof(err)), -EPERM);
+	assert_string_equal(err,
+			    "exception EX-2026-0001: longer than the base's grant_max_days (30)");
+	e->until = e->from + 86400;
+	snprintf(e->cls, sizeof(e->cls), "mtp"); /* blocked, but not a grant class */
+	assert_int_equal(bundle_check_limits(base, &ex, err, sizeof(err)), -EPERM);
+	assert_string_equal(err, "exception EX-2026-0001: class mtp is not in the base's "
+				 "grant_classes");
+	snprintf(e->cls, sizeof(e->cls), "08"); /* names are compared as written */
+	assert_int_equal(bundle_check_limits(base, &ex, err, sizeof(err)), -EPERM);
+	snprintf(e->cls, sizeof(e->cls), "mass_storage");
+	free(e->serial);
+	e->serial = NULL;
+	assert_int_equal(bundle_check_limits(base, &ex, err, sizeof(err)), -EPERM);
+	assert_string_equal(err, "exception EX-2026-0001: no serial number");
+	e->serial = strdup("4C530001090515116423");
+	assert_int_equal(bundle_check_limits(base, &ex, err, sizeof(err)), 0);
+	/* A policy without [fleet] allows nothing; no exceptions is always within limits. */
+	{
+		struct policy *plain = NULL;
+		struct bundle_exceptions none = {0};
+		assert_int_equal(policy_parse_string("p", "[terminal]\nid = t\n", 18, &plain, NULL),
+				 0);
+		assert_int_equal(bundle_check_limits(plain, &ex, err, sizeof(err)), -EPERM);
+		assert_string_equal(err, "exception EX-2026-0001: the base has no [fleet] section");
+		assert_int_equal(bundle_check_limits(plain, &none, err, sizeof(err)), 0);
+		policy_free(plain);
+	}
+
+	/* Matching: [from, until), ids, serial, hash. */
+	{
+		struct policy_usb_device dev = {.vendor = 0x0781,
+						.product = 0x5581,
+						.serial = "4C530001090515116423",
+						.descriptor_hash = HASH};
+		int64_t from = e->from, until = e->until;
+		assert_true(bundle_exception_matches(e, &dev, from));
+		assert_true(bundle_exception_matches(e, &dev, until - 1));
+		assert_false(bundle_exception_matches(e, &dev, from - 1));
+		assert_false(bundle_exception_matches(e, &dev, until));
+		dev.serial = "4C530001090515116424";
+		assert_false(bundle_exception_matches(e, &dev, from));
+		dev.serial = NULL;
+		assert_false(bundle_exception_matches(e, &dev, from));
+		dev.serial = "4C530001090515116423";
+		dev.product = 0x5582;
+		assert_false(bundle_exception_matches(e, &dev, from));
+		dev.product = 0x5581;
+		dev.vendor = 0x0782;
+		assert_false(bundle_exception_matches(e, &dev, from));
+		dev.vendor = 0x0781;
+		e->descriptor_hash = strdup(HASH);
+		assert_true(bundle_exception_matches(e, &dev, from));
+		dev.descriptor_hash = NULL;
+		assert_false(bundle_exception_matches(e, &dev, from));
+		dev.descriptor_hash =
+		    "1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+		assert_false(bundle_exception_matches(e, &dev, from));
+		free(e->serial);
+		e->serial = NULL; /* any serial */
+		free(e->descriptor_hash);
+		e->descriptor_hash = NULL;
+		dev.serial = NULL;
+		assert_true(bundle_exception_matches(e, &dev, from));
+		assert_false(bundle_exception_matches(NULL, &dev, from));
+		assert_false(bundle_exception_matches(e, NULL, from));
+	}
+	bundle_exceptions_free(&ex);
+	policy_free(base);
+	free(text);
+}
+
+static void test_request_code(void **state)
+{
+	char code[9], again[9];
+
+	/* Vectors computed apart (Python hashlib): SHA-256 of
+	 * "fukushi-01\0" "0781\0" "5581\0" "4C530001090515116423", first 40 bits, Crockford. */
+	bundle_request_code("fukushi-01", 0x0781, 0x5581, "4C530001090515116423", code);
+	assert_string_equal(code, "T46T5K9G");
+	bundle_request_code("fukushi-01", 0x0781, 0x5581, "4C530001090515116423", again);
+	assert_string_equal(code, again);
+	bundle_request_code("fukushi-01", 0x0781, 0x5581, NULL, code);
+	assert_string_equal(code, "NZB7JSRF");
+	bundle_request_code("fukushi-01", 0x0781, 0x5581, "", again);
+	assert_string_equal(code, again);
+	bundle_request_code("fukushi-02", 0x0781, 0x5581, "4C530001090515116423", code);
+	assert_string_equal(code, "QSFNBNX9");
+	bundle_request_code("", 0, 0, NULL, code);
+	assert_string_equal(code, "XME4G2CH");
+	for (int i = 0; i < 8; i++)
+		assert_non_null(strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", code[i]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_round_trip), cmocka_unit_test(test_malformed),
-	    cmocka_unit_test(test_too_large),  cmocka_unit_test(test_build_errors),
-	    cmocka_unit_test(test_keys),       cmocka_unit_test(test_check_install),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_too_large),
+	    cmocka_unit_test(test_build_errors),
+	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_check_install),
+	    cmocka_unit_test(test_exceptions_parse),
+	    cmocka_unit_test(test_exceptions_errors),
+	    cmocka_unit_test(test_limits_and_match),
+	    cmocka_unit_test(test_request_code),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
