@@ -13,6 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from collectorlib import PKI, Collector, TestDir, event  # noqa: E402
+import fleetlib  # noqa: E402
 from fleetlib import (base_text, call, check_bundle, fleet_conf, keygen, policy,  # noqa: E402
                       signed_base)
 
@@ -40,6 +41,22 @@ def not_configured(d, pki, a):
         assert c.stop() == 0
 
 
+def bad_keys(d, pki, grant_pem, root_pub):
+    """--check refuses [fleet] with a missing key, a key that is not Ed25519 PEM, or half of it."""
+    import subprocess
+    c = Collector(d, pki)
+    with open(c.conf) as f:
+        plain = f.read()
+    for extra, want in ((fleetlib.fleet_conf(grant_pem, os.path.join(d, "nope.pub")), "root_key"),
+                        (fleetlib.fleet_conf(pki.server[1], root_pub), "grant_key"),
+                        ("\n[fleet]\nroot_key = %s\n" % root_pub, "go together")):
+        with open(c.conf, "w") as f:
+            f.write(plain + extra)
+        r = subprocess.run([os.environ["COLLECTOR"], "--check", "--config", c.conf],
+                           capture_output=True, text=True)
+        assert r.returncode == 1 and want in r.stderr, (extra, r.returncode, r.stderr)
+
+
 def main():
     with TestDir("fleet") as d:
         pki = PKI(d)
@@ -53,6 +70,7 @@ def main():
         root_pem, root_pub, root_raw = keygen(d, "root")
         grant_pem, _, grant_raw = keygen(d, "grant")
         other_pem, _, other_raw = keygen(d, "other")
+        bad_keys(plain, pki, grant_pem, root_pub)
         c = Collector(d, pki)
         with open(c.conf, "a") as f:  # after [store]
             f.write(fleet_conf(grant_pem, root_pub))
@@ -176,6 +194,16 @@ def run_all(c, d, a, b, x, root_pem, root_raw, grant_raw, other_pem, other_raw):
     st, data, h = policy(c, a, etag='"1"')
     assert st == 200 and h["ETag"] == '"2"', (st, h)
     bd = check_bundle(d, data, root_raw, grant_raw)
+    if os.environ.get("MYNAGUARDCTL"):  # the library's own reading of it
+        import subprocess
+        path = os.path.join(d, "bundle-2")
+        with open(path, "wb") as f:
+            f.write(data)
+        r = subprocess.run([os.environ["MYNAGUARDCTL"], "fleet", "show", "--root-pub",
+                            os.path.join(d, "root.pub"), path], capture_output=True, text=True)
+        assert r.returncode == 0 and "Grant signature: verifies" in r.stdout, (r.stdout,
+                                                                                r.stderr)
+        assert ex["id"] in r.stdout, r.stdout
     exs = bd["json"]["exceptions"]
     assert len(exs) == 1 and exs[0]["id"] == ex["id"], exs
     assert exs[0]["serial"] == "4C530001" and exs[0]["class"] == "mass_storage", exs
@@ -315,6 +343,13 @@ def ledger(c, a):
         assert st == 400 and where in body["error"], (broken, st, body)
     st, after, _ = call(c, "GET", "/v1/ledger.csv", raw=True)
     assert after == before
+
+    # a ledger of a whole city (well beyond 64 KiB) in one import
+    big = text + "".join('MB-%05d,職員%d,福祉課,SDCZ73,0781,5581,SER%05d,はい,2026-12-01,,,,備考\r\n'
+                         % (i, i, i) for i in range(1000, 5000))
+    assert len(big.encode()) > 300000
+    st, body, _ = call(c, "POST", "/v1/ledger.csv", big.encode(), ctype="text/csv")
+    assert st == 200 and body["imported"] == 4002, (st, body)
 
 
 if __name__ == "__main__":
