@@ -1735,6 +1735,7 @@ void fleet_api_handle(struct evhttp_request *req, struct worker *w)
 
 	if (!server_token_ok(
 		w->c, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"))) {
+		atomic_fetch_add(&metrics.dashboard_unauthorized, 1);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 				  "Bearer realm=\"mynaguard\"");
 		reply_err(req, 401, "a valid bearer token is required");

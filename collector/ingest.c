@@ -104,6 +104,14 @@ int ingest_decode(const char *cert_terminal, const char *body, size_t len, struc
 		return 403;
 	}
 	for (size_t i = 0; i < b.n; i++)
+		if (b.events[i].kind >= EVENT_FLEET_GROUP &&
+		    b.events[i].kind <= EVENT_FLEET_LEDGER) {
+			snprintf(reason, EVENT_REASON_MAX,
+				 "events[%zu].kind: fleet.* events are the collector's own", i);
+			event_batch_clear(&b);
+			return 400;
+		}
+	for (size_t i = 0; i < b.n; i++)
 		if (b.events[i].seq > (uint64_t)INT64_MAX) {
 			snprintf(reason, EVENT_REASON_MAX, "events[%zu].seq: too large", i);
 			event_batch_clear(&b);

@@ -147,6 +147,11 @@ def run_all(c, d, a, b, x, root_pem, root_raw, grant_raw, other_pem, other_raw):
     st, data, _ = policy(c, x)
     assert st == 404 and b"does not name terminal other-1" in data, (st, data)
 
+    # a terminal cannot send the collector's own kinds
+    st, body, _ = c.post(a, {"v": 1, "terminal": "term-a", "events": [
+        event("term-a", 1, kind="fleet.grant", data={"by": "admin"})]})
+    assert st == 400 and "collector's own" in body["error"], (st, body)
+
     # ---- requests from usb.blocked ----
     dev = {"vendor": "0781", "product": "5581", "serial": "4C530001", "classes": ["mass_storage"],
            "manufacturer": "SanDisk", "product_name": "Ultra", "mode": "enforce", "audit": False}
