@@ -934,7 +934,7 @@ static int exception_create(struct fleet *f, const struct exc_in *in, const char
 	}
 	bundle_exceptions_free(&back);
 
-	users_text = json_dumps(in->users ? in->users : json_array(), JSON_COMPACT);
+	users_text = in->users ? json_dumps(in->users, JSON_COMPACT) : strdup("[]");
 	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
 	    f,
 	    "INSERT INTO fleet_exceptions (id, year, num, scope, grp, terminal, vendor, product,"

@@ -455,6 +455,7 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 		       " bundle = excluded.bundle, built_at = excluded.built_at");
 		if (!st) {
 			free(*ret);
+			*ret = NULL;
 			return -EIO;
 		}
 		sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
@@ -466,6 +467,7 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 			server_log(LOG_ERR, "fleet: cannot store the bundle for %s: %s", terminal,
 				   sqlite3_errmsg(f->db));
 			free(*ret);
+			*ret = NULL;
 			return -EIO;
 		}
 	}

@@ -270,9 +270,11 @@ void uplink_client_get(struct uplink_client *c, const char *path, const char *if
 	if (e != CURLE_OK) {
 		snprintf(ret->message, sizeof ret->message, "%s",
 			 c->errbuf[0] ? c->errbuf : curl_easy_strerror(e));
+		snprintf(ret->what, sizeof ret->what, "curl %d", (int)e);
 		return;
 	}
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &ret->status);
+	snprintf(ret->what, sizeof ret->what, "HTTP %ld", ret->status);
 	snprintf(ret->etag, sizeof ret->etag, "%s", c->etag);
 	if (ret->status == 200) {
 		if (c->body_overflow) {

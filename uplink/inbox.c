@@ -27,7 +27,7 @@ struct uplink_inbox {
 	char *spool;
 	char *terminal;
 	bool verbose;
-	char last_error[256]; /* logged once while it repeats */
+	char last_error[64]; /* its kind: logged once while it repeats */
 };
 
 int uplink_inbox_new(const char *spool, bool verbose, struct uplink_inbox **ret)
@@ -61,19 +61,21 @@ void uplink_inbox_free(struct uplink_inbox *in)
 	free(in);
 }
 
-static void fail(struct uplink_inbox *in, const char *fmt, ...) _printf_(2, 3);
-static void fail(struct uplink_inbox *in, const char *fmt, ...)
+/* what: the kind of failure (the same kind is logged once while it repeats) */
+static void fail(struct uplink_inbox *in, const char *what, const char *fmt, ...) _printf_(3, 4);
+static void fail(struct uplink_inbox *in, const char *what, const char *fmt, ...)
 {
-	char msg[256];
+	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (strcmp(msg, in->last_error) != 0)
+	if (strncmp(what, in->last_error, sizeof in->last_error) != 0)
 		log_line(LOG_WARNING, "uplink.fleet %s (the terminal keeps its current bundle)",
 			 msg);
-	snprintf(in->last_error, sizeof in->last_error, "%s", msg);
+	snprintf(in->last_error, sizeof in->last_error, "%.*s", (int)sizeof in->last_error - 1,
+		 what);
 }
 
 /* A strong ETag as the collector sends it: "DIGITS". */
@@ -133,7 +135,7 @@ void uplink_inbox_fetch(struct uplink_inbox *in, struct uplink_client *c)
 
 	r = open_inbox(in, &dfd);
 	if (r < 0) {
-		fail(in, "op=inbox dir=%s/%s error=\"%s\"", in->spool, SPOOL_INBOX_DIR,
+		fail(in, "inbox", "op=inbox dir=%s/%s error=\"%s\"", in->spool, SPOOL_INBOX_DIR,
 		     strerror(-r));
 		return;
 	}
@@ -148,25 +150,25 @@ void uplink_inbox_fetch(struct uplink_inbox *in, struct uplink_client *c)
 		return;
 	}
 	if (ans.status != 200) {
-		fail(in, "op=fetch error=\"%s\"", ans.message);
+		fail(in, ans.what, "op=fetch error=\"%s\"", ans.message);
 		free(ans.body);
 		return;
 	}
 	_cleanup_free_ char *body = ans.body;
 	if (!etag_valid(ans.etag)) {
-		fail(in, "op=fetch error=\"200 without a valid ETag\"");
+		fail(in, "etag", "op=fetch error=\"200 without a valid ETag\"");
 		return;
 	}
 	r = bundle_decode((const uint8_t *)body, ans.len, &fr, err, sizeof err);
 	if (r < 0) {
 		char safe[BUNDLE_ERR_MAX * 4];
 		escape_text(err, strlen(err), BUNDLE_ERR_MAX, 0, safe, sizeof safe);
-		fail(in, "op=fetch error=\"not a bundle: %s\"", safe);
+		fail(in, "decode", "op=fetch error=\"not a bundle: %s\"", safe);
 		return;
 	}
 	if (in->terminal && (fr.terminal_id_len != strlen(in->terminal) ||
 			     memcmp(fr.terminal_id, in->terminal, fr.terminal_id_len) != 0)) {
-		fail(in, "op=fetch error=\"the bundle is for another terminal\"");
+		fail(in, "terminal", "op=fetch error=\"the bundle is for another terminal\"");
 		return;
 	}
 	r = fileio_write_atomic(dfd, INBOX_BUNDLE, body, ans.len, 0640, (uid_t)-1, (gid_t)-1);
@@ -177,7 +179,7 @@ void uplink_inbox_fetch(struct uplink_inbox *in, struct uplink_client *c)
 					(gid_t)-1);
 	}
 	if (r < 0) {
-		fail(in, "op=store dir=%s/%s error=\"%s\"", in->spool, SPOOL_INBOX_DIR,
+		fail(in, "store", "op=store dir=%s/%s error=\"%s\"", in->spool, SPOOL_INBOX_DIR,
 		     strerror(-r));
 		return;
 	}

@@ -44,6 +44,7 @@ struct uplink_fetch {
 	char *body;    /* 200: the body (malloc'd, the caller frees) */
 	size_t len;
 	char message[256]; /* for the log when not 200/304 */
+	char what[64];	   /* the kind of failure without details (timings), to log it once */
 };
 
 /* GET path (e.g. "/v1/policy") on the same connection as the uploads, with If-None-Match when

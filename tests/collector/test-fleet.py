@@ -81,7 +81,8 @@ def main():
             print(c.logtext())
             raise
         finally:
-            assert c.stop() == 0
+            rc = c.stop()
+            assert rc == 0, (rc, c.logtext()[-6000:])
     print("ok")
 
 
