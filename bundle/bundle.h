@@ -149,6 +149,13 @@ int bundle_check_limits(const struct policy *base, const struct bundle_exception
 bool bundle_exception_matches(const struct bundle_exception *e, const struct policy_usb_device *dev,
 			      int64_t now);
 
+/* Whether exception e opens the blocked interface class block (a decision's block entry, from
+ * policy_usb_decide on the installed policy): some base->fleet_grant_classes entry is named
+ * e->cls and blocks exactly what block blocks. A name may stand for several entries (cdc_net).
+ * Pure. (An addition to the first contract, for the agent.) */
+bool bundle_exception_opens(const struct policy *base, const struct bundle_exception *e,
+			    const struct policy_usb_class *block);
+
 /* ---- Request codes ---- */
 
 /* 8 characters of Crockford base32 of SHA-256(terminal_id "\0" vendor "\0" product "\0"

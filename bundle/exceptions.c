@@ -525,6 +525,21 @@ bool bundle_exception_matches(const struct bundle_exception *e, const struct pol
 	return true;
 }
 
+bool bundle_exception_opens(const struct policy *base, const struct bundle_exception *e,
+			    const struct policy_usb_class *block)
+{
+	if (!base || !e || !block || !base->fleet)
+		return false;
+	for (size_t i = 0; i < base->n_fleet_grant_classes; i++) {
+		const struct policy_usb_class *g = &base->fleet_grant_classes[i];
+		if (strcmp(g->name, e->cls) == 0 && g->cls == block->cls &&
+		    g->subclass == block->subclass && g->protocol == block->protocol &&
+		    g->mtp == block->mtp)
+			return true;
+	}
+	return false;
+}
+
 void bundle_request_code(const char *terminal_id, uint16_t vendor, uint16_t product,
 			 const char *serial, char out[9])
 {

@@ -1015,6 +1015,46 @@ static void test_limits_and_match(void **state)
 	free(text);
 }
 
+static void test_exception_opens(void **state)
+{
+	const char *text =
+	    "[terminal]\nid = t\n[usb]\nblock = mass_storage, cdc_net, mtp, ff:42:01\n"
+	    "[fleet]\ngroup = g\nversion = 1\nissued = 2026-12-01T09:00:00Z\n"
+	    "terminals = t\ngrant_key = AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"
+	    "grant_classes = cdc_net, ff:42:01\n";
+	struct policy *p = NULL;
+	struct bundle_exception e = {.id = "E", .cls = "cdc_net"};
+	struct policy_usb_interface ifc[] = {
+	    {.cls = 0x08, .subclass = 0x06, .protocol = 0x50},
+	    {.cls = 0x02, .subclass = 0x06, .protocol = 0x00},
+	    {.cls = 0x0a, .subclass = 0x00, .protocol = 0x00},
+	    {.cls = 0xff, .subclass = 0x42, .protocol = 0x01},
+	    {.cls = 0xff, .subclass = 0xff, .protocol = 0x00, .name = "MTP"},
+	};
+	struct policy_usb_decision d[5];
+	struct policy_usb_device dev = {.vendor = 1, .product = 2};
+
+	assert_int_equal(policy_parse_string("p", text, strlen(text), &p, NULL), 0);
+	policy_usb_decide(p, &dev, ifc, 5, d);
+	for (int i = 0; i < 5; i++)
+		assert_non_null(d[i].block);
+	/* cdc_net stands for 02 and 0a: both open; storage and MTP do not. */
+	assert_false(bundle_exception_opens(p, &e, d[0].block));
+	assert_true(bundle_exception_opens(p, &e, d[1].block));
+	assert_true(bundle_exception_opens(p, &e, d[2].block));
+	assert_false(bundle_exception_opens(p, &e, d[3].block));
+	assert_false(bundle_exception_opens(p, &e, d[4].block));
+	snprintf(e.cls, sizeof(e.cls), "ff:42:01");
+	assert_true(bundle_exception_opens(p, &e, d[3].block));
+	assert_false(bundle_exception_opens(p, &e, d[1].block));
+	snprintf(e.cls, sizeof(e.cls), "mtp"); /* blocked, but no grant class */
+	assert_false(bundle_exception_opens(p, &e, d[4].block));
+	assert_false(bundle_exception_opens(NULL, &e, d[1].block));
+	assert_false(bundle_exception_opens(p, NULL, d[1].block));
+	assert_false(bundle_exception_opens(p, &e, NULL));
+	policy_free(p);
+}
+
 static void test_request_code(void **state)
 {
 	char code[9], again[9];
@@ -1049,6 +1089,7 @@ int main(void)
 	    cmocka_unit_test(test_exceptions_parse),
 	    cmocka_unit_test(test_exceptions_errors),
 	    cmocka_unit_test(test_limits_and_match),
+	    cmocka_unit_test(test_exception_opens),
 	    cmocka_unit_test(test_request_code),
 	};
 

@@ -83,6 +83,12 @@ run 1 --policy "$tmp/dupreader.conf" policy check
 printf '%s\n' "$tmp/dupreader.conf:5: [usb] reader: same device as the reader entry on line 4" >"$tmp/want"
 expect_err_exact "$tmp/want"
 
+# 1c. An installed fleet policy (a base with the id put in) and a contact.
+printf '[terminal]\nid = fukushi-01\ncontact = 情報政策課 内線 1234\n[fleet]\ngroup = fukushi\nversion = 7\nissued = 2026-12-01T09:00:00Z\nterminals = fukushi-*\ngrant_key = AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\ngrant_classes = mass_storage\n' >"$tmp/fleet.conf"
+run 0 --policy "$tmp/fleet.conf" policy check
+expect_out "  Contact (shown when a device is blocked or an account locked): 情報政策課 内線 1234"
+expect_out "  Managed by the fleet: group fukushi, base version 7; exceptions may open mass_storage (at most 366 days)"
+
 # 2. A policy with allow entries, a collector, audit mode.
 cat >"$tmp/audit.conf" <<'CONF'
 [terminal]
