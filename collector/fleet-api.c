@@ -1132,7 +1132,7 @@ static void exception_revoke(struct evhttp_request *req, struct fleet *f, const 
 
 #define REQ_ALL                                                                                    \
 	"terminal, code, vendor, product, serial, hash, class, manufacturer, product_name,"        \
-	" first_seen, last_seen, count, state, exception, reason, decided_by, decided_at"
+	" first_seen, last_seen, count, state, exception, reason, decided_by, decided_at, rule"
 
 static json_t *ms_json(sqlite3_stmt *st, int i)
 {
@@ -1151,13 +1151,14 @@ static json_t *request_json(sqlite3_stmt *st)
 	snprintf(v, sizeof(v), "%04x", sqlite3_column_int(st, 2) & 0xffff);
 	snprintf(p, sizeof(p), "%04x", sqlite3_column_int(st, 3) & 0xffff);
 	return json_pack(
-	    "{s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o}", "terminal",
+	    "{s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:o}", "terminal",
 	    col_json(st, 0), "code", col_json(st, 1), "vendor", v, "product", p, "serial",
 	    col_json(st, 4), "hash", col_json(st, 5), "class", col_json(st, 6), "manufacturer",
 	    col_json(st, 7), "product_name", col_json(st, 8), "first_seen", ms_json(st, 9),
 	    "last_seen", ms_json(st, 10), "count", (json_int_t)sqlite3_column_int64(st, 11),
 	    "state", col_json(st, 12), "exception", col_json(st, 13), "reason", col_json(st, 14),
-	    "decided_by", col_json(st, 15), "decided_at", col_time(st, 16));
+	    "decided_by", col_json(st, 15), "decided_at", col_time(st, 16), "rule",
+	    col_json(st, 17));
 }
 
 static void requests_list(struct evhttp_request *req, struct fleet *f)
@@ -1233,6 +1234,35 @@ static json_t *request_find(struct evhttp_request *req, struct fleet *f, const c
 	return found;
 }
 
+/* The grant class (a name in the base's [fleet] grant_classes) that opens what the request's
+ * device was blocked for: the block entry its rule names ("block mass_storage (08)",
+ * "block mtp (...)"), else the first grant class that covers its interface class ("08:06:50"),
+ * else a class the request already names. NULL when none does. */
+static const char *grant_class_for(const struct policy *base, const char *cls, const char *rule)
+{
+	unsigned c, s, p;
+
+	if (rule && strncmp(rule, "block ", 6) == 0) {
+		size_t n = strcspn(rule + 6, " ");
+		for (size_t i = 0; i < base->n_fleet_grant_classes; i++)
+			if (strlen(base->fleet_grant_classes[i].name) == n &&
+			    strncmp(base->fleet_grant_classes[i].name, rule + 6, n) == 0)
+				return base->fleet_grant_classes[i].name;
+	}
+	if (cls && sscanf(cls, "%2x:%2x:%2x", &c, &s, &p) == 3)
+		for (size_t i = 0; i < base->n_fleet_grant_classes; i++) {
+			const struct policy_usb_class *g = &base->fleet_grant_classes[i];
+			if (!g->mtp && g->cls == (int)c &&
+			    (g->subclass < 0 || g->subclass == (int)s) &&
+			    (g->protocol < 0 || g->protocol == (int)p))
+				return g->name;
+		}
+	for (size_t i = 0; cls && i < base->n_fleet_grant_classes; i++)
+		if (strcmp(base->fleet_grant_classes[i].name, cls) == 0)
+			return base->fleet_grant_classes[i].name;
+	return NULL;
+}
+
 static bool request_decide(struct fleet *f, json_t *r, const char *state, const char *exception,
 			   const char *why, const char *by)
 {
@@ -1260,7 +1290,7 @@ static void request_grant(struct evhttp_request *req, struct fleet *f, const cha
 	_cleanup_(json_decrefp) json_t *in = body_json(req);
 	_cleanup_(json_decrefp) json_t *r = NULL;
 	struct exc_in x = {0};
-	char id[32], reason[REASON_MAX], group[80];
+	char id[32], reason[REASON_MAX], group[80], cls_name[24];
 	bool bad = false;
 	int status;
 
@@ -1302,21 +1332,43 @@ static void request_grant(struct evhttp_request *req, struct fleet *f, const cha
 	parse_hex4(json_string_value(json_object_get(r, "product")), &x.product);
 	x.serial = json_string_value(json_object_get(r, "serial"));
 	x.hash = json_string_value(json_object_get(r, "hash"));
-	x.cls = json_string_value(json_object_get(r, "class"));
 	x.request = code;
-	if (!x.serial || !x.cls) {
+	if (!x.serial) {
 		tx_rollback(f);
-		reply_err(req, 400, "request %s names no %s: it cannot be granted", code,
-			  x.serial ? "class" : "serial number");
+		reply_err(req, 400, "request %s names no serial number: it cannot be granted",
+			  code);
 		return;
 	}
-	if (strcmp(x.scope, "group") == 0) {
-		if (member_group(f, x.terminal, group) < 0) {
+	if (member_group(f, x.terminal, group) < 0) {
+		tx_rollback(f);
+		reply_err(req, 400, "terminal %s is in no group", x.terminal);
+		return;
+	}
+	if (strcmp(x.scope, "group") == 0)
+		x.group = group;
+	{
+		_cleanup_policy_ struct policy *base = NULL;
+		const char *cls = json_string_value(json_object_get(r, "class"));
+		const char *rule = json_string_value(json_object_get(r, "rule"));
+		const char *name;
+		if (fleet_load_base(f, group, NULL, NULL, &base) < 0) {
 			tx_rollback(f);
-			reply_err(req, 400, "terminal %s is in no group", x.terminal);
+			reply_err(req, 400, "group %s has no signed base: its limits are unknown",
+				  group);
 			return;
 		}
-		x.group = group;
+		name = grant_class_for(base, cls, rule);
+		if (!name) {
+			tx_rollback(f);
+			reply_err(
+			    req, 400,
+			    "request %s: what blocked the device (class %s, %s) is not a class "
+			    "the base of group %s lets an exception open ([fleet] grant_classes)",
+			    code, cls ? cls : "unknown", rule ? rule : "no rule", group);
+			return;
+		}
+		snprintf(cls_name, sizeof(cls_name), "%s", name);
+		x.cls = cls_name;
 	}
 	status = exception_create(f, &x, actor(req), id, reason, sizeof(reason));
 	if (status != 201 || !request_decide(f, r, "granted", id, NULL, actor(req)) ||

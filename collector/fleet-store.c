@@ -62,7 +62,8 @@ static const char schema[] =
     "  product INTEGER NOT NULL,"
     "  serial TEXT,"
     "  hash TEXT,"
-    "  class TEXT,"
+    "  class TEXT," /* the interface class of the event, e.g. "08:06:50" */
+    "  rule TEXT,"  /* the decision, e.g. "block mass_storage (08)" */
     "  manufacturer TEXT,"
     "  product_name TEXT,"
     "  first_seen INTEGER NOT NULL,"
@@ -528,7 +529,11 @@ static void note_blocked(struct fleet *f, const struct event *e)
 	uint16_t vendor, product;
 	const char *serial = json_string_value(json_object_get(d, "serial"));
 	const char *code = json_string_value(json_object_get(d, "request_code"));
-	const char *cls = json_string_value(json_array_get(json_object_get(d, "classes"), 0));
+	json_t *classes = json_object_get(d, "classes");
+	/* one class: the interface that was blocked; several: the device's, not telling which */
+	const char *cls =
+	    json_array_size(classes) == 1 ? json_string_value(json_array_get(classes, 0)) : NULL;
+	const char *rule = json_string_value(json_object_get(d, "rule"));
 	char computed[9];
 	int rc;
 
@@ -542,12 +547,13 @@ static void note_blocked(struct fleet *f, const struct event *e)
 		code = computed;
 	}
 	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-	    f,
-	    "INSERT INTO fleet_requests (terminal, code, vendor, product, serial, hash, class,"
-	    " manufacturer, product_name, first_seen, last_seen, count, state)"
-	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'pending') ON CONFLICT (terminal, code)"
-	    " DO UPDATE SET last_seen = max(last_seen, excluded.last_seen), count = count + 1"
-	    " RETURNING count");
+	    f, "INSERT INTO fleet_requests (terminal, code, vendor, product, serial, hash, class,"
+	       " manufacturer, product_name, first_seen, last_seen, count, state, rule)"
+	       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'pending', ?)"
+	       " ON CONFLICT (terminal, code) DO UPDATE SET"
+	       " last_seen = max(last_seen, excluded.last_seen), count = count + 1,"
+	       " class = coalesce(class, excluded.class), rule = coalesce(rule, excluded.rule)"
+	       " RETURNING count");
 	if (!st)
 		return;
 	sqlite3_bind_text(st, 1, e->terminal, -1, SQLITE_STATIC);
@@ -564,6 +570,7 @@ static void note_blocked(struct fleet *f, const struct event *e)
 			  SQLITE_STATIC);
 	sqlite3_bind_int64(st, 10, e->ts_ms);
 	sqlite3_bind_int64(st, 11, e->ts_ms);
+	sqlite3_bind_text(st, 12, rule, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		server_log(LOG_ERR, "fleet: cannot record the request %s of %s: %s", code,

@@ -154,20 +154,32 @@ def run_all(c, d, a, b, x, root_pem, root_raw, grant_raw, other_pem, other_raw):
     assert st == 400 and "collector's own" in body["error"], (st, body)
 
     # ---- requests from usb.blocked ----
-    dev = {"vendor": "0781", "product": "5581", "serial": "4C530001", "classes": ["mass_storage"],
-           "manufacturer": "SanDisk", "product_name": "Ultra", "mode": "enforce", "audit": False}
+    # as the agent reports them: one event per blocked interface, with its class and the rule
+    dev = {"vendor": "0781", "product": "5581", "serial": "4C530001", "classes": ["08:06:50"],
+           "rule": "block mass_storage (08)", "manufacturer": "SanDisk", "product_name": "Ultra",
+           "mode": "enforce", "audit": False}
     st, _, _ = c.post(a, {"v": 1, "terminal": "term-a", "events": [
         event("term-a", 1, kind="usb.blocked", data=dict(dev, request_code="ABCD2345")),
-        event("term-a", 2, kind="usb.blocked", data=dict(dev, serial="OTHER", product="5582")),
+        event("term-a", 2, kind="usb.blocked", data=dict(dev, serial="OTHER", product="5582",
+                                                         rule=None)),
         event("term-a", 3, kind="usb.blocked", data=dict(dev, serial="AUDIT", audit=True)),
+        event("term-a", 4, kind="usb.blocked", data=dict(
+            dev, product="5583", serial="MTP1", classes=["ff:ff:00"],
+            rule="block mtp (MTP interface)", request_code="MTPMTP00")),
     ]})
     assert st == 200
 
     def pending():
         s, bb, _ = call(c, "GET", "/v1/requests?state=pending")
-        return bb["requests"] if s == 200 and len(bb["requests"]) == 2 else None
+        return bb["requests"] if s == 200 and len(bb["requests"]) == 3 else None
     reqs = {r["serial"]: r for r in wait_for(pending)}
-    assert reqs["4C530001"]["code"] == "ABCD2345" and reqs["4C530001"]["class"] == "mass_storage"
+    assert reqs["4C530001"]["code"] == "ABCD2345" and reqs["4C530001"]["class"] == "08:06:50"
+    assert reqs["4C530001"]["rule"] == "block mass_storage (08)", reqs
+
+    # a class the base does not let exceptions open (mtp)
+    st, body, _ = call(c, "POST", "/v1/requests/MTPMTP00/grant", {
+        "until": "2026-12-31", "purpose": "p"})
+    assert st == 400 and "grant_classes" in body["error"], (st, body)
     other_code = reqs["OTHER"]["code"]
     assert len(other_code) == 8 and other_code != "ABCD2345", reqs
     st, body, _ = call(c, "GET", "/v1/requests?state=bogus")
@@ -298,7 +310,7 @@ def ledger(c, a):
 
     # a usb.* event naming the device marks it seen
     st, _, _ = c.post(a, {"v": 1, "terminal": "term-a", "events": [
-        event("term-a", 4, kind="usb.allowed", data={"vendor": "0781", "product": "5581",
+        event("term-a", 5, kind="usb.allowed", data={"vendor": "0781", "product": "5581",
                                                      "serial": "4C530001"})]})
     assert st == 200
 

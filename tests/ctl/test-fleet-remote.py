@@ -84,7 +84,7 @@ def run_all(c, d, a, root, grant_raw):
 
     # a request from the terminal, granted
     dev = {"vendor": "0781", "product": "5581", "serial": "4C530001",
-           "classes": ["mass_storage"], "audit": False}
+           "classes": ["08:06:50"], "rule": "block mass_storage (08)", "audit": False}
     st, _, _ = c.post(a, {"v": 1, "terminal": "term-a", "events": [
         event("term-a", 1, kind="usb.blocked", data=dict(dev, request_code="ABCD2345")),
         event("term-a", 2, kind="usb.blocked", data=dict(dev, serial="S2",
