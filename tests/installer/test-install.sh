@@ -167,6 +167,7 @@ expect /var/lib/mynaguard/installed.sha256 "$F" 644 0 0
 expect /var/lib/mynaguard/install-backup "$D" 700 0 0
 expect /var/spool/mynaguard "$D" 750 0 "$MGG"
 expect /var/spool/mynaguard/ack "$D" 770 0 "$MGG"
+expect /var/spool/mynaguard/inbox "$D" 770 0 "$MGG"
 for f in "$SRC"/installer/udev/*.rules; do
 	[ -f "$f" ] && expect "/etc/udev/rules.d/$(basename "$f")" "$F" 644 0 0
 done
