@@ -18,6 +18,7 @@
 #include "fileio.h"
 #include "macro.h"
 #include "enroll.h"
+#include "fleet.h"
 #include "metrics.h"
 #include "parse.h"
 #include "server.h"
@@ -796,6 +797,10 @@ void api_handle(struct evhttp_request *req, void *arg)
 	}
 	if (!path) {
 		send_error(req, 400, "bad request");
+		return;
+	}
+	if (fleet_api_path(path)) { /* read-write, with its own token check */
+		fleet_api_handle(req, w);
 		return;
 	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&

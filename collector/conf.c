@@ -62,6 +62,8 @@ static const struct key keys[] = {
     {"enroll", "database", KEY_STRING, OFF(enroll_database), 0, 0},
     {"terminals", "report_interval", KEY_DURATION, OFF(report_interval), 10, 7 * 86400},
     {"terminals", "clock_drift", KEY_DURATION, OFF(clock_drift), 1, 86400},
+    {"fleet", "grant_key", KEY_STRING, OFF(fleet_grant_key), 0, 0},
+    {"fleet", "root_key", KEY_STRING, OFF(fleet_root_key), 0, 0},
 };
 
 struct parse_state {
@@ -278,6 +280,12 @@ static int config_check(struct parse_state *s, int r)
 			 s->name);
 		return -EINVAL;
 	}
+	if (!c->fleet_grant_key != !c->fleet_root_key) {
+		snprintf(s->err, CONFIG_ERROR_MAX,
+			 "%s: [fleet] grant_key and root_key go together (or leave both out)",
+			 s->name);
+		return -EINVAL;
+	}
 	if (c->max_connections < c->workers) {
 		snprintf(s->err, CONFIG_ERROR_MAX,
 			 "%s: [ingest] max_connections must be at least workers", s->name);
@@ -345,5 +353,7 @@ void config_free(struct collector_config *c)
 	free(c->enroll_listen);
 	free(c->enroll_signer);
 	free(c->enroll_database);
+	free(c->fleet_grant_key);
+	free(c->fleet_root_key);
 	*c = (struct collector_config){0};
 }

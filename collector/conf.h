@@ -43,6 +43,10 @@ struct collector_config {
 	/* [terminals] */
 	uint64_t report_interval; /* seconds, when a terminal does not say */
 	uint64_t clock_drift;	  /* seconds of |received - ts| that raise the flag */
+
+	/* [fleet] (optional; docs/fleet.md): without both, the fleet endpoints answer 503 */
+	char *fleet_grant_key; /* Ed25519 private key, PKCS#8 PEM */
+	char *fleet_root_key;  /* the root public key, one base64 line */
 };
 
 /* Fills defaults, then parses path. On a syntax or value error returns -EINVAL and writes

@@ -17,6 +17,7 @@
 
 #include "enroll.h"
 #include "macro.h"
+#include "fleet.h"
 #include "metrics.h"
 #include "server.h"
 #include "store.h"
@@ -103,6 +104,14 @@ int ingest_decode(const char *cert_terminal, const char *body, size_t len, struc
 		event_batch_clear(&b);
 		return 403;
 	}
+	for (size_t i = 0; i < b.n; i++)
+		if (event_kind_is_collector_own(b.events[i].kind)) {
+			snprintf(reason, EVENT_REASON_MAX,
+				 "events[%zu].kind: %s events are the collector's own", i,
+				 event_kind_name(b.events[i].kind));
+			event_batch_clear(&b);
+			return 400;
+		}
 	for (size_t i = 0; i < b.n; i++)
 		if (b.events[i].seq > (uint64_t)INT64_MAX) {
 			snprintf(reason, EVENT_REASON_MAX, "events[%zu].seq: too large", i);
@@ -191,6 +200,10 @@ void ingest_handle(struct evhttp_request *req, void *arg)
 	server_conn_identity(conn);
 	if (path && strcmp(path, "/v1/renew") == 0) {
 		enroll_renew_handle(req, w, conn); /* enroll.c */
+		return;
+	}
+	if (path && strcmp(path, "/v1/policy") == 0) {
+		fleet_policy_handle(req, w, conn);
 		return;
 	}
 	if (!path || strcmp(path, "/v1/events") != 0) {
@@ -356,6 +369,9 @@ static void write_group(struct ingest_writer *wr, struct ingest_pending *list)
 				p->status = 503;
 		return;
 	}
+	for (struct ingest_pending *p = list; p; p = p->next)
+		if (p->w && p->status == 200 && p->res.stored)
+			fleet_note_batch(wr->c->fleet, &p->batch);
 	atomic_fetch_add(&metrics.commits, 1);
 	atomic_fetch_add(&metrics.commit_batches, batches);
 	atomic_fetch_add(&metrics.events_stored, stored);

@@ -14,6 +14,7 @@
 #include "conf.h"
 #include "config.h"
 #include "enroll.h"
+#include "fleet.h"
 #include "ingest.h"
 #include "macro.h"
 #include "server.h"
@@ -111,6 +112,11 @@ int main(int argc, char **argv)
 		server_log(LOG_ERR, "cannot start enrollment: %s", strerror(-r));
 		return 1;
 	}
+	r = fleet_open(&collector, &cfg, &collector.fleet);
+	if (r < 0) {
+		server_log(LOG_ERR, "cannot start: [fleet]: %s", strerror(-r));
+		return 1;
+	}
 	r = store_open(cfg.database, false, &rstore);
 	if (r < 0) {
 		server_log(LOG_ERR, "database %s (read-only): %s", cfg.database, strerror(-r));
@@ -172,5 +178,7 @@ int main(int argc, char **argv)
 	ingest_writer_stop(collector.writer);
 	collector.writer = NULL;
 	collector.dashboard.store = NULL;
+	fleet_close(collector.fleet);
+	collector.fleet = NULL;
 	return 0;
 }

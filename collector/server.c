@@ -801,7 +801,8 @@ static int worker_init(struct collector *c, struct worker *w, bool dashboard, un
 						EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 						EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	if (dashboard) {
-		evhttp_set_max_body_size(w->http, 65536);
+		/* a signed base (at most 1 MiB) or a media ledger CSV (FLEET_LEDGER_MAX_ROWS rows) */
+		evhttp_set_max_body_size(w->http, 2 * 1024 * 1024);
 
 		evhttp_set_gencb(w->http, api_handle, w);
 	} else {

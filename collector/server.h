@@ -21,6 +21,7 @@
 struct ingest_writer;
 struct ingest_pending;
 struct store;
+struct fleet;
 
 /* A file that is re-read when it changes (checked by stat before each use). */
 struct watched_file {
@@ -64,6 +65,7 @@ struct collector {
 	char *token;
 
 	struct ingest_writer *writer;
+	struct fleet *fleet; /* NULL when [fleet] is not configured */
 	struct worker *workers;
 	unsigned n_workers;
 	struct worker dashboard;

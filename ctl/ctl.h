@@ -17,6 +17,9 @@ int ctl_usb(const struct ctl_opts *o, int argc, char **argv);
 int ctl_status(const struct ctl_opts *o, int argc, char **argv);
 /* fleet: keygen, sign-base, show (ctl/fleet.c); remote subcommands join its table. */
 int ctl_fleet(const struct ctl_opts *o, int argc, char **argv);
+/* fleet group|policy|exception|request|ledger: the collector's fleet endpoints
+ * (ctl/fleet-remote.c); argv[0] is the word after "fleet". */
+int ctl_fleet_remote(int argc, char **argv);
 
 /* Ask "question [y/N] " on the terminal; true only for y/yes. --yes answers yes. */
 bool ctl_confirm(const struct ctl_opts *o, const char *question);

@@ -31,6 +31,9 @@ static void fleet_usage(FILE *f)
 	      "                                         (default FILE: POLICY.signed)\n"
 	      "  show [--root-pub FILE] FILE            what a bundle or a signed base holds;\n"
 	      "                                         with --root-pub, whether it verifies\n"
+	      "  group|policy|exception|request|ledger ... --collector URL --token-file FILE\n"
+	      "      --ca FILE                          the collector's fleet endpoints\n"
+	      "                                         (mynaguardctl fleet group --help)\n"
 	      "\n"
 	      "See mynaguardctl(8) and docs/fleet.md.\n",
 	      f);
@@ -405,6 +408,11 @@ static const struct {
     /* Remote, against the collector's dashboard API (--collector URL --token-file FILE
      * --ca FILE): groups, policy (upload a signed base), exceptions, requests, ledger. Added
      * here as they are implemented; until then they are unknown commands. */
+    {"group", ctl_fleet_remote},
+    {"policy", ctl_fleet_remote},
+    {"exception", ctl_fleet_remote},
+    {"request", ctl_fleet_remote},
+    {"ledger", ctl_fleet_remote},
 };
 
 int ctl_fleet(const struct ctl_opts *o, int argc, char **argv)

@@ -27,6 +27,13 @@ static const char *const kind_names[_EVENT_KIND_MAX] = {
     [EVENT_BUNDLE_REFUSED] = "bundle.refused",
     [EVENT_USB_EXCEPTION_EXPIRED] = "usb.exception_expired",
     [EVENT_USB_EXCEPTION_REVOKED] = "usb.exception_revoked",
+    [EVENT_FLEET_GROUP] = "fleet.group",
+    [EVENT_FLEET_POLICY] = "fleet.policy",
+    [EVENT_FLEET_REQUEST] = "fleet.request",
+    [EVENT_FLEET_GRANT] = "fleet.grant",
+    [EVENT_FLEET_REFUSE] = "fleet.refuse",
+    [EVENT_FLEET_REVOKE] = "fleet.revoke",
+    [EVENT_FLEET_LEDGER] = "fleet.ledger",
     [EVENT_ENROLL_ISSUED] = "enroll.issued",
     [EVENT_ENROLL_REFUSED] = "enroll.refused",
 };
@@ -48,6 +55,11 @@ int event_kind_from_name(const char *name, enum event_kind *ret)
 			return 0;
 		}
 	return -EINVAL;
+}
+
+bool event_kind_is_collector_own(enum event_kind k)
+{
+	return k >= EVENT_FLEET_GROUP && k <= EVENT_ENROLL_REFUSED;
 }
 
 bool event_kind_is_auth(enum event_kind k)
@@ -386,6 +398,13 @@ static int check_data(enum event_kind kind, json_t *data, const char *prefix,
 	case EVENT_BUNDLE_REFUSED:
 	case EVENT_USB_EXCEPTION_EXPIRED:
 	case EVENT_USB_EXCEPTION_REVOKED:
+	case EVENT_FLEET_GROUP:
+	case EVENT_FLEET_POLICY:
+	case EVENT_FLEET_REQUEST:
+	case EVENT_FLEET_GRANT:
+	case EVENT_FLEET_REFUSE:
+	case EVENT_FLEET_REVOKE:
+	case EVENT_FLEET_LEDGER:
 	case EVENT_ENROLL_ISSUED:
 	case EVENT_ENROLL_REFUSED:
 	case _EVENT_KIND_MAX:

@@ -36,6 +36,14 @@ enum event_kind {
 	EVENT_BUNDLE_REFUSED,	     /* a fleet bundle failed a check; the old policy stays */
 	EVENT_USB_EXCEPTION_EXPIRED, /* an exception's `until` passed: the device was deauthorized */
 	EVENT_USB_EXCEPTION_REVOKED, /* a newer bundle dropped an exception in force */
+	/* The collector's own (source mynaguard-collector; a terminal may not send them): */
+	EVENT_FLEET_GROUP, /* fleet administration (docs/fleet.md) */
+	EVENT_FLEET_POLICY,
+	EVENT_FLEET_REQUEST,
+	EVENT_FLEET_GRANT,
+	EVENT_FLEET_REFUSE,
+	EVENT_FLEET_REVOKE,
+	EVENT_FLEET_LEDGER,
 	EVENT_ENROLL_ISSUED, /* the collector's own: a certificate issued (enrollment or renewal) */
 	EVENT_ENROLL_REFUSED, /* the collector's own: an enrollment or renewal refused */
 	_EVENT_KIND_MAX,
@@ -46,6 +54,9 @@ const char *event_kind_name(enum event_kind k);
 int event_kind_from_name(const char *name, enum event_kind *ret);
 /* auth.success, auth.failure, auth.replay, auth.locked: the kinds the PAM module may send. */
 bool event_kind_is_auth(enum event_kind k);
+/* fleet.* and enroll.*: written by the collector under its own source id; ingest refuses them
+ * from a terminal. */
+bool event_kind_is_collector_own(enum event_kind k);
 
 /* One event. Owns clause and data (jansson references). */
 struct event {

@@ -38,6 +38,7 @@ enum spool_class {
 #define SPOOL_SEGMENT_PREFIX   "seg-"
 #define SPOOL_SEGMENT_NAME_LEN 24
 #define SPOOL_ACK_DIR	       "ack"
+#define SPOOL_INBOX_DIR	       "inbox" /* the uplink's fetched bundle (docs/fleet.md) */
 #define SPOOL_ACKED_FILE       "acked"
 #define SPOOL_ACKED_PATH       SPOOL_ACK_DIR "/" SPOOL_ACKED_FILE
 /* The uplink's fleet bundle for the agent (docs/fleet.md): inbox/bundle, made like ack/. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "escape.h"
 #include "macro.h"
@@ -21,14 +22,17 @@ struct uplink_client {
 	char errbuf[CURL_ERROR_SIZE];
 	char *body;
 	size_t body_len;
+	size_t body_max;
 	bool body_overflow;
+	size_t base_len; /* of url before "/v1/events" */
+	char etag[64];	 /* GET: the answer's ETag header */
 };
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct uplink_client *c = userdata;
 	size_t n = size * nmemb;
-	if (c->body_len + n > ANSWER_MAX) {
+	if (c->body_len + n > c->body_max) {
 		c->body_overflow = true;
 		return n; /* keep reading, ignore the rest */
 	}
@@ -62,6 +66,8 @@ int uplink_client_new(const char *url, const struct uplink_tls *tls, long timeou
 	}
 	memcpy(c->url, url, ul);
 	strcpy(c->url + ul, "/v1/events");
+	c->base_len = ul;
+	c->body_max = ANSWER_MAX;
 
 	CURL *h = c->curl;
 	CURLcode e = CURLE_OK;
@@ -191,4 +197,100 @@ void uplink_client_post(struct uplink_client *c, const char *body, size_t len,
 		return;
 	}
 	ret->result = UPLINK_FAILED;
+}
+
+/* The ETag header of a GET answer, when it is short and printable. */
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct uplink_client *c = userdata;
+	size_t n = size * nmemb;
+
+	if (n > 5 && strncasecmp(ptr, "ETag:", 5) == 0) {
+		size_t i = 5, end = n;
+		while (i < end && (ptr[i] == ' ' || ptr[i] == '\t'))
+			i++;
+		while (end > i &&
+		       (ptr[end - 1] == '\r' || ptr[end - 1] == '\n' || ptr[end - 1] == ' '))
+			end--;
+		c->etag[0] = 0;
+		if (end - i < sizeof c->etag) {
+			bool ok = true;
+			for (size_t k = i; k < end; k++)
+				ok = ok && ptr[k] > 0x20 && ptr[k] < 0x7f;
+			if (ok) {
+				memcpy(c->etag, ptr + i, end - i);
+				c->etag[end - i] = 0;
+			}
+		}
+	}
+	return n;
+}
+
+void uplink_client_get(struct uplink_client *c, const char *path, const char *if_none_match,
+		       size_t max, struct uplink_fetch *ret)
+{
+	_cleanup_free_ char *url = NULL;
+	_cleanup_free_ char *inm = NULL;
+	struct curl_slist *h = NULL;
+
+	*ret = (struct uplink_fetch){0};
+	free(c->body);
+	c->body = NULL;
+	c->body_len = 0;
+	c->body_overflow = false;
+	c->errbuf[0] = 0;
+	c->etag[0] = 0;
+	if (asprintf(&url, "%.*s%s", (int)c->base_len, c->url, path) < 0) {
+		url = NULL;
+		snprintf(ret->message, sizeof ret->message, "out of memory");
+		return;
+	}
+	h = curl_slist_append(NULL, "Expect:");
+	if (h && if_none_match && if_none_match[0] &&
+	    asprintf(&inm, "If-None-Match: %s", if_none_match) >= 0) {
+		struct curl_slist *h2 = curl_slist_append(h, inm);
+		if (h2)
+			h = h2;
+	}
+	c->body_max = max;
+	curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c);
+	CURLcode e = curl_easy_perform(c->curl);
+	/* back to what uplink_client_post expects, on the same connection */
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, NULL);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, NULL);
+	curl_easy_setopt(c->curl, CURLOPT_URL, c->url);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+	c->body_max = ANSWER_MAX;
+	curl_slist_free_all(h);
+	if (e != CURLE_OK) {
+		snprintf(ret->message, sizeof ret->message, "%s",
+			 c->errbuf[0] ? c->errbuf : curl_easy_strerror(e));
+		snprintf(ret->what, sizeof ret->what, "curl %d", (int)e);
+		return;
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &ret->status);
+	snprintf(ret->what, sizeof ret->what, "HTTP %ld", ret->status);
+	snprintf(ret->etag, sizeof ret->etag, "%s", c->etag);
+	if (ret->status == 200) {
+		if (c->body_overflow) {
+			snprintf(ret->message, sizeof ret->message, "the answer exceeds %zu bytes",
+				 max);
+			ret->status = 0;
+			return;
+		}
+		ret->body = c->body;
+		ret->len = c->body_len;
+		c->body = NULL;
+		c->body_len = 0;
+		return;
+	}
+	char reason[210];
+	answer_reason(c, reason, sizeof reason);
+	snprintf(ret->message, sizeof ret->message, "HTTP %ld%s%s", ret->status,
+		 reason[0] ? ": " : "", reason);
 }

@@ -37,6 +37,7 @@ struct opts {
 	uint64_t retry_max_ms;
 	long timeout_sec;
 	unsigned renew_at; /* percent of the certificate's life (renew.c) */
+	uint64_t poll_sec; /* fleet bundle fetch period; 0 = [report] interval */
 };
 
 struct pending {
@@ -121,6 +122,8 @@ static void usage(FILE *f)
 	    "      --retry-min MS   first retry delay (default 1000)\n"
 	    "      --retry-max MS   longest retry delay (default 300000)\n"
 	    "      --timeout SEC    limit for one upload (default 60)\n"
+	    "      --poll SEC       fetch the fleet bundle at least this often (default: the\n"
+	    "                       policy's [report] interval)\n"
 	    "      --renew-at PCT   renew the certificate at PCT % of its life (default 67)\n"
 	    "  -v, --verbose        one line per batch\n"
 	    "Enrollment: mynaguard-uplink --enroll URL --token-file FILE --ca-fingerprint SHA256\n",
@@ -133,7 +136,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		OPT_RETRY_MIN = 256,
 		OPT_RETRY_MAX,
 		OPT_TIMEOUT,
-		OPT_RENEW_AT
+		OPT_RENEW_AT,
+		OPT_POLL
 	};
 	static const struct option longopts[] = {
 	    {"policy", required_argument, NULL, 'p'},
@@ -145,6 +149,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"retry-max", required_argument, NULL, OPT_RETRY_MAX},
 	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"renew-at", required_argument, NULL, OPT_RENEW_AT},
+	    {"poll", required_argument, NULL, OPT_POLL},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {0},
@@ -192,6 +197,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return 2;
 			}
 			break;
+		case OPT_POLL:
+			if (parse_uint64(optarg, 1, 7 * 86400, &v) < 0) {
+				log_line(LOG_ERR,
+					 "mynaguard-uplink: bad poll period '%s' (seconds)",
+					 optarg);
+				return 2;
+			}
+			o->poll_sec = v;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -218,6 +232,13 @@ static bool readable(const char *what, const char *path)
 		return true;
 	log_line(LOG_ERR, "mynaguard-uplink: %s %s: %s", what, path, strerror(errno));
 	return false;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Wait for a signal, new spool records (inotify, when watch) or the timeout (-1 = none).
@@ -339,6 +360,17 @@ int main(int argc, char **argv)
 		spool_reader_free(reader);
 		return 1;
 	}
+	struct uplink_inbox *inbox;
+	r = uplink_inbox_new(o.spool, o.verbose, &inbox);
+	if (r < 0) {
+		log_line(LOG_ERR, "mynaguard-uplink: %s", strerror(-r));
+		uplink_client_free(client);
+		spool_reader_free(reader);
+		return 1;
+	}
+	uplink_inbox_set_terminal(inbox, p->terminal_id);
+	uint64_t poll_ms = (o.poll_sec ? o.poll_sec : p->report_interval_sec) * 1000;
+	uint64_t next_fetch_ms = 0; /* at start */
 	log_line(LOG_INFO, "uplink.start collector=%s spool=%s acked=%" PRIu64 " batch_max=%u",
 		 p->report_collector, o.spool, spool_reader_acked(reader), p->report_batch_max);
 
@@ -373,11 +405,22 @@ int main(int argc, char **argv)
 				 " damaged segment(s); the collector will show the gap",
 				 skipped_logged);
 		}
+		if (mono_ms() >= next_fetch_ms || (pend.n == 0 && o.once)) {
+			uplink_inbox_fetch(inbox, client);
+			next_fetch_ms = mono_ms() + poll_ms;
+		}
 		if (pend.n == 0) {
 			if (o.once)
 				break;
-			/* Idle: sleep until the agent writes (inotify) or a signal. */
-			if (wait_for(sigfd, inofd, true, uplink_renew_wait_ms(&renew)))
+			/* Idle: sleep until the agent writes (inotify), the next bundle fetch, the
+			 * certificate's renewal or a signal. */
+			uint64_t now = mono_ms();
+			uint64_t left = next_fetch_ms > now ? next_fetch_ms - now : 0;
+			int wait_ms = left > INT32_MAX ? INT32_MAX : (int)left;
+			int renew_ms = uplink_renew_wait_ms(&renew);
+			if (renew_ms >= 0 && renew_ms < wait_ms)
+				wait_ms = renew_ms;
+			if (wait_for(sigfd, inofd, true, wait_ms))
 				break;
 			continue;
 		}
@@ -435,6 +478,8 @@ int main(int argc, char **argv)
 			last_error[0] = 0;
 			if (cap < cap_policy)
 				cap = cap * 2 < cap_policy ? cap * 2 : cap_policy;
+			/* after each upload: a grant may be waiting for this terminal */
+			next_fetch_ms = 0;
 			continue;
 		}
 
@@ -497,6 +542,7 @@ int main(int argc, char **argv)
 	log_line(LOG_INFO, "uplink.stop sent=%" PRIu64 " acked=%" PRIu64, sent_total,
 		 spool_reader_acked(reader));
 	pending_clear(&pend);
+	uplink_inbox_free(inbox);
 	uplink_client_free(client);
 	spool_reader_free(reader);
 	curl_global_cleanup();

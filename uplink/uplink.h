@@ -2,6 +2,7 @@
 /* mynaguard-uplink internals (runs as user mynaguard): the HTTPS client beside the main loop. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,3 +37,32 @@ struct uplink_answer {
 /* POST one batch body. Never fails otherwise than through ret->result. */
 void uplink_client_post(struct uplink_client *c, const char *body, size_t len,
 			struct uplink_answer *ret);
+
+struct uplink_fetch {
+	long status;   /* HTTP status, 0 without one (transport error, answer too large) */
+	char etag[64]; /* the ETag header, "" without one */
+	char *body;    /* 200: the body (malloc'd, the caller frees) */
+	size_t len;
+	char message[256]; /* for the log when not 200/304 */
+	char what[64];	   /* the kind of failure without details (timings), to log it once */
+};
+
+/* GET path (e.g. "/v1/policy") on the same connection as the uploads, with If-None-Match when
+ * given; a 200 body beyond max bytes is refused (status 0). */
+void uplink_client_get(struct uplink_client *c, const char *path, const char *if_none_match,
+		       size_t max, struct uplink_fetch *ret);
+
+/* ---- inbox.c: the fleet bundle (docs/fleet.md, "The uplink") ---- */
+
+struct uplink_inbox;
+
+/* spool: the spool directory; SPOOL/inbox is opened (made 0770 when missing and possible) at
+ * each fetch. */
+int uplink_inbox_new(const char *spool, bool verbose, struct uplink_inbox **ret);
+void uplink_inbox_free(struct uplink_inbox *in);
+/* The terminal's own id: a bundle for another one is not stored. */
+void uplink_inbox_set_terminal(struct uplink_inbox *in, const char *terminal);
+/* GET /v1/policy with the stored ETag; 200 replaces SPOOL/inbox/bundle (tmp + fsync + rename,
+ * mode 0640) and then SPOOL/inbox/etag; 304 and 404 change nothing. Errors are logged (once
+ * while they repeat), never fatal. */
+void uplink_inbox_fetch(struct uplink_inbox *in, struct uplink_client *c);

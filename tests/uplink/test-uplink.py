@@ -138,7 +138,7 @@ class Env:
                 time.sleep(0.05)
         raise RuntimeError("collector did not start")
 
-    def start_real_collector(self, cert, ingest_extra=""):
+    def start_real_collector(self, cert, ingest_extra="", tail=""):
         """The real mynaguard-collector on the same fixed port (the policy names it)."""
         conf = os.path.join(self.tmp, "collector.conf")
         tok = os.path.join(self.tmp, "token")
@@ -148,9 +148,9 @@ class Env:
         with open(conf, "w") as f:
             f.write("[ingest]\nlisten = 127.0.0.1:%d\ncertificate = %s/%s.pem\nkey = %s/%s.key\n"
                     "client_ca = %s/ca.pem\nworkers = 2\n%s[dashboard]\nlisten = 127.0.0.1:0\n"
-                    "token_file = %s\n[store]\ndatabase = %s\n"
+                    "token_file = %s\n[store]\ndatabase = %s\n%s"
                     % (self.port, self.tmp, cert, self.tmp, cert, self.tmp, ingest_extra, tok,
-                       self.db))
+                       self.db, tail))
         self.collector = subprocess.Popen([A.collector, "--config", conf],
                                           stdout=subprocess.PIPE, stderr=self.collector_log)
         line = self.collector.stdout.readline()
@@ -634,6 +634,92 @@ def scenario_unprivileged(env):
     assert_exactly_once(env, last + 5)
 
 
+def dashboard_call(env, method, path, body):
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context(cafile=os.path.join(env.tmp, "ca.pem"))
+    conn = http.client.HTTPSConnection(env.dashboard[0], env.dashboard[1], timeout=30,
+                                       context=ctx)
+    h = {"Authorization": "Bearer test-token-0123456789abcdef"}
+    if not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    conn.request(method, path, body=body, headers=h)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    assert resp.status in (200, 201), (path, resp.status, data)
+
+
+def scenario_fleet(env):
+    """The fleet bundle: fetched into SPOOL/inbox atomically (0640, with its ETag), kept on 304,
+    replaced when the collector has a newer version, left alone while the collector is down."""
+    assert A.collector, "fleet needs --collector"
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                    "collector"))
+    import fleetlib
+    root_pem, root_pub, _ = fleetlib.keygen(env.tmp, "root")
+    grant_pem, _, grant_raw = fleetlib.keygen(env.tmp, "grant")
+    env.start_real_collector("server", tail=fleetlib.fleet_conf(grant_pem, root_pub))
+    dashboard_call(env, "POST", "/v1/groups", {"name": "g1"})
+    dashboard_call(env, "PUT", "/v1/groups/g1/terminals/" + TERMINAL, b"")
+    dashboard_call(env, "PUT", "/v1/groups/g1/policy", fleetlib.signed_base(
+        env.tmp, root_pem, fleetlib.base_text("g1", 1, grant_raw, terminals="T-*")))
+    inbox = os.path.join(env.spool, "inbox")
+    bundle, etag = os.path.join(inbox, "bundle"), os.path.join(inbox, "etag")
+
+    env.fill(3)
+    env.start_uplink(["--poll", "1", "--verbose"])
+    env.wait_acked(3)
+    deadline = time.time() + 15
+    while time.time() < deadline and not os.path.exists(etag):
+        time.sleep(0.1)
+    with open(etag) as f:
+        assert f.read() == '"1"\n'
+    st = os.stat(bundle)
+    assert st.st_mode & 0o777 == 0o640, oct(st.st_mode)
+    with open(bundle, "rb") as f:
+        first = f.read()
+    assert fleetlib.decode_bundle(first)["version"] == 1
+    assert sorted(os.listdir(inbox)) == ["bundle", "etag"], os.listdir(inbox)
+
+    # 304: several polls later the same file (same inode, same bytes)
+    time.sleep(2.5)
+    st2 = os.stat(bundle)
+    assert (st2.st_ino, st2.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    with open(os.path.join(env.tmp, "uplink.log"), "rb") as f:
+        assert b"uplink.fleet status=304" in f.read()
+
+    # something changes for this terminal: a new version replaces the file (rename)
+    dashboard_call(env, "POST", "/v1/exceptions", {
+        "scope": "group", "group": "g1", "vendor": "0781", "product": "5581",
+        "serial": "S1", "class": "mass_storage", "until": int(time.time()) + 86400,
+        "purpose": "test"})
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        with open(etag) as f:
+            if f.read() == '"2"\n':
+                break
+        time.sleep(0.1)
+    with open(bundle, "rb") as f:
+        second = f.read()
+    b2 = fleetlib.decode_bundle(second)
+    assert b2["version"] == 2 and b2["json"]["exceptions"][0]["serial"] == "S1", b2["json"]
+    assert os.stat(bundle).st_ino != st.st_ino
+    assert sorted(os.listdir(inbox)) == ["bundle", "etag"], os.listdir(inbox)
+
+    # the collector is down: nothing changes, the uplink carries on
+    env.kill("collector")
+    time.sleep(3)
+    with open(bundle, "rb") as f:
+        assert f.read() == second
+    with open(etag) as f:
+        assert f.read() == '"2"\n'
+    assert env.uplink.poll() is None
+    with open(os.path.join(env.tmp, "uplink.log"), "rb") as f:
+        text = f.read()
+    assert text.count(b"uplink.fleet op=fetch") == 1, text[-2000:]
+
+
 SCENARIOS = {
     "e2e": scenario_e2e,
     "unprivileged": scenario_unprivileged,
@@ -644,6 +730,7 @@ SCENARIOS = {
     "throttle": scenario_throttle,
     "idle": scenario_idle,
     "check": scenario_check,
+    "fleet": scenario_fleet,
 }
 
 

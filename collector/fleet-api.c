@@ -1,0 +1,1819 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: the fleet endpoints (docs/fleet.md, "Endpoints"): GET /v1/policy on the
+ * ingest listener, groups, bases, exceptions, requests and the media ledger on the dashboard
+ * listener. Every change is an event of the collector itself (fleet.*). */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fleet-internal.h"
+#include "macro.h"
+#include "metrics.h"
+#include "server.h"
+#include "utf8.h"
+
+#define REASON_MAX    512
+#define MAX_SEGMENTS  5
+#define ACTOR_DEFAULT "admin"
+
+/* ---- answers ---- */
+
+static void headers(struct evhttp_request *req, const char *type)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+}
+
+/* Takes body. */
+static void reply(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *buf = server_json_buffer(body);
+
+	headers(req, "application/json");
+	evhttp_send_reply(req, status, NULL, buf);
+	if (buf)
+		evbuffer_free(buf);
+	json_decref(body);
+}
+
+static void reply_err(struct evhttp_request *req, int status, const char *fmt, ...) _printf_(3, 4);
+static void reply_err(struct evhttp_request *req, int status, const char *fmt, ...)
+{
+	char reason[REASON_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	reply(req, status, server_error_json(reason));
+}
+
+static void reply_store_failed(struct evhttp_request *req)
+{
+	reply_err(req, 503, "the store cannot answer now; see the collector's log");
+}
+
+static int64_t now_s(void)
+{
+	return server_now_ms() / 1000;
+}
+
+static json_t *time_json(int64_t s)
+{
+	char buf[32];
+
+	event_format_ts(s * 1000, buf);
+	buf[19] = 'Z'; /* whole seconds */
+	buf[20] = 0;
+	return json_string(buf);
+}
+
+static json_t *col_json(sqlite3_stmt *st, int i)
+{
+	const char *t = fleet_col_text(st, i);
+	return t ? json_string(t) : json_null();
+}
+
+static json_t *col_time(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()
+							 : time_json(sqlite3_column_int64(st, i));
+}
+
+static bool name_valid(const char *s)
+{
+	size_t len = s ? strlen(s) : 0;
+
+	if (len < 1 || len > 64)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+			    s[i]))
+			return false;
+	return true;
+}
+
+static bool text_valid(const char *s, size_t max)
+{
+	size_t len = strlen(s);
+
+	if (len > max || !utf8_valid(s, len))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* The request body as a JSON object; NULL after answering 400. */
+static json_t *body_json(struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *p = len ? (const char *)evbuffer_pullup(in, -1) : "{}";
+	json_error_t jerr;
+	json_t *v = json_loadb(p, len ? len : 2, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (!v || !json_is_object(v)) {
+		json_decref(v);
+		reply_err(req, 400, "the body must be a JSON object%s%s", v ? "" : ": ",
+			  v ? "" : jerr.text);
+		return NULL;
+	}
+	return v;
+}
+
+/* Refuses keys outside allowed (NULL-terminated). */
+static bool keys_known(struct evhttp_request *req, json_t *o, const char *const *allowed)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(o, k, v)
+	{
+		bool ok = false;
+		for (size_t i = 0; allowed[i] && !ok; i++)
+			ok = strcmp(k, allowed[i]) == 0;
+		if (!ok) {
+			char safe[64];
+			size_t n = utf8_valid_prefix(k, strlen(k));
+			snprintf(safe, sizeof(safe), "%.*s", (int)utf8_truncate(k, n, 60), k);
+			reply_err(req, 400, "unknown key \"%s\"", safe);
+			return false;
+		}
+		(void)v;
+	}
+	return true;
+}
+
+/* A string member: NULL when absent or null; *bad after answering 400. */
+static const char *get_str(struct evhttp_request *req, json_t *o, const char *key, size_t max,
+			   bool required, bool *bad)
+{
+	json_t *v = json_object_get(o, key);
+	const char *s;
+
+	if (*bad)
+		return NULL;
+	if (!v || json_is_null(v)) {
+		if (required) {
+			reply_err(req, 400, "%s: required", key);
+			*bad = true;
+		}
+		return NULL;
+	}
+	s = json_string_value(v);
+	if (!s || !text_valid(s, max) || (required && !s[0])) {
+		reply_err(req, 400,
+			  "%s: expected %stext of at most %zu bytes without control characters",
+			  key, required ? "non-empty " : "", max);
+		*bad = true;
+		return NULL;
+	}
+	return s;
+}
+
+static bool get_time(struct evhttp_request *req, json_t *o, const char *key, bool end_of_day,
+		     int64_t *ret, bool *bad)
+{
+	json_t *v = json_object_get(o, key);
+	char buf[24];
+	const char *s;
+
+	if (*bad || !v || json_is_null(v))
+		return false;
+	if (json_is_integer(v)) {
+		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		s = buf;
+	} else
+		s = json_string_value(v);
+	if (!s || fleet_parse_time(s, end_of_day, ret) < 0) {
+		reply_err(req, 400,
+			  "%s: expected a date (YYYY-MM-DD, a day in Japan), RFC 3339 UTC or unix "
+			  "seconds",
+			  key);
+		*bad = true;
+		return false;
+	}
+	return true;
+}
+
+static bool tx_begin(struct fleet *f)
+{
+	return fleet_db_exec(f, "BEGIN IMMEDIATE") >= 0;
+}
+
+static bool tx_commit(struct fleet *f)
+{
+	if (fleet_db_exec(f, "COMMIT") >= 0)
+		return true;
+	fleet_db_exec(f, "ROLLBACK");
+	return false;
+}
+
+static void tx_rollback(struct fleet *f)
+{
+	fleet_db_exec(f, "ROLLBACK");
+}
+
+static const char *actor(struct evhttp_request *req)
+{
+	(void)req; /* one shared token: it has no name */
+	return ACTOR_DEFAULT;
+}
+
+static int member_group(struct fleet *f, const char *terminal, char group[80])
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "SELECT grp FROM fleet_members WHERE terminal = ?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return -EIO;
+	snprintf(group, 80, "%s", fleet_col_text(st, 0));
+	return 0;
+}
+
+static int group_exists(struct fleet *f, const char *g)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "SELECT 1 FROM fleet_groups WHERE name = ?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, g, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* ---- GET /v1/policy (ingest) ---- */
+
+static bool etag_matches(const char *inm, uint64_t version)
+{
+	char tag[32];
+	size_t tl;
+
+	if (!inm)
+		return false;
+	tl = (size_t)snprintf(tag, sizeof(tag), "\"%" PRIu64 "\"", version);
+	for (const char *p = inm; *p;) {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		if (strncmp(p, tag, tl) == 0 && (p[tl] == 0 || p[tl] == ',' || p[tl] == ' '))
+			return true;
+		if (*p == '*')
+			return true;
+		while (*p && *p != ',')
+			p++;
+	}
+	return false;
+}
+
+void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct conn *conn)
+{
+	struct fleet *f = w->c->fleet;
+	_cleanup_free_ uint8_t *bundle = NULL;
+	size_t len = 0;
+	uint64_t version = 0;
+	char reason[REASON_MAX] = "";
+	char etag[32];
+	int r;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
+		reply_err(req, 405, "use GET");
+		metrics_count_status(405);
+		return;
+	}
+	if (!conn->terminal[0]) {
+		reply_err(req, 403,
+			  "the client certificate does not name a valid terminal id in its CN");
+		metrics_count_status(403);
+		return;
+	}
+	if (conn->serial[0] && server_serial_revoked(w->c, conn->serial)) {
+		reply_err(req, 403, "certificate revoked");
+		metrics_count_status(403);
+		return;
+	}
+	if (!f) {
+		reply_err(req, 503, FLEET_NOT_CONFIGURED);
+		metrics_count_status(503);
+		return;
+	}
+	pthread_mutex_lock(&f->lock);
+	r = fleet_bundle_for(f, conn->terminal, now_s(), &bundle, &len, &version, reason,
+			     sizeof(reason));
+	pthread_mutex_unlock(&f->lock);
+	if (r == -ENOENT) {
+		reply_err(req, 404, "%s", reason);
+		metrics_count_status(404);
+		return;
+	}
+	if (r < 0) {
+		reply_store_failed(req);
+		metrics_count_status(503);
+		return;
+	}
+	snprintf(etag, sizeof(etag), "\"%" PRIu64 "\"", version);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "ETag", etag);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-cache");
+	if (etag_matches(evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match"),
+			 version)) {
+		evhttp_send_reply(req, 304, "Not Modified", NULL);
+		metrics_count_status(304);
+		return;
+	}
+	struct evbuffer *buf = evbuffer_new();
+	if (!buf) {
+		reply_err(req, 503, "out of memory");
+		return;
+	}
+	evbuffer_add(buf, bundle, len);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "application/vnd.mynaguard.bundle");
+	evhttp_send_reply(req, 200, "OK", buf);
+	evbuffer_free(buf);
+	metrics_count_status(200);
+}
+
+/* ---- groups ---- */
+
+static void groups_list(struct evhttp_request *req, struct fleet *f)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "SELECT name, created_at, base_version, base_issued, base_sha256,"
+				" (SELECT count(*) FROM fleet_members m WHERE m.grp = g.name)"
+				" FROM fleet_groups g ORDER BY name");
+	json_t *list = json_array();
+	int rc;
+
+	if (!st || !list) {
+		json_decref(list);
+		reply_store_failed(req);
+		return;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(
+		    list, json_pack("{s:o,s:o,s:o,s:o,s:o,s:I}", "name", col_json(st, 0),
+				    "created_at", col_time(st, 1), "base_version",
+				    sqlite3_column_type(st, 2) == SQLITE_NULL
+					? json_null()
+					: json_integer(sqlite3_column_int64(st, 2)),
+				    "base_issued", col_time(st, 3), "base_sha256", col_json(st, 4),
+				    "members", (json_int_t)sqlite3_column_int64(st, 5)));
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		reply_store_failed(req);
+		return;
+	}
+	reply(req, 200, json_pack("{s:o}", "groups", list));
+}
+
+static void group_create(struct evhttp_request *req, struct fleet *f)
+{
+	static const char *const allowed[] = {"name", NULL};
+	_cleanup_(json_decrefp) json_t *in = body_json(req);
+	bool bad = false;
+	const char *name;
+	int r;
+
+	if (!in || !keys_known(req, in, allowed))
+		return;
+	name = get_str(req, in, "name", 64, true, &bad);
+	if (bad)
+		return;
+	if (!name_valid(name)) {
+		reply_err(req, 400, "name: expected 1 to 64 of A-Z a-z 0-9 . _ -");
+		return;
+	}
+	if (!tx_begin(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	r = group_exists(f, name);
+	if (r != 0) {
+		tx_rollback(f);
+		if (r > 0)
+			reply_err(req, 409, "group %s exists", name);
+		else
+			reply_store_failed(req);
+		return;
+	}
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "INSERT INTO fleet_groups (name, created_at) VALUES (?, ?)");
+	if (!st) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_s());
+	if (sqlite3_step(st) != SQLITE_DONE || !tx_commit(f)) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	fleet_emit(f, EVENT_FLEET_GROUP,
+		   json_pack("{s:s,s:s,s:s}", "action", "create", "group", name, "by", actor(req)));
+	reply(req, 201, json_pack("{s:s}", "name", name));
+}
+
+static void group_show(struct evhttp_request *req, struct fleet *f, const char *g)
+{
+	_cleanup_policy_ struct policy *base = NULL;
+	json_t *out, *members = json_array(), *b = json_null();
+	int r = group_exists(f, g);
+	int rc;
+
+	if (r <= 0) {
+		json_decref(members);
+		if (r == 0)
+			reply_err(req, 404, "no group %s", g);
+		else
+			reply_store_failed(req);
+		return;
+	}
+	r = fleet_load_base(f, g, NULL, NULL, &base);
+	if (r >= 0) {
+		json_t *terms = json_array(), *classes = json_array();
+		char key[45];
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "SELECT base_version, base_issued, base_sha256, base_uploaded_at"
+		       " FROM fleet_groups WHERE name = ?");
+		for (size_t i = 0; i < base->n_fleet_terminals; i++)
+			json_array_append_new(terms, json_string(base->fleet_terminals[i]));
+		for (size_t i = 0; i < base->n_fleet_grant_classes; i++)
+			json_array_append_new(classes,
+					      json_string(base->fleet_grant_classes[i].name));
+		bundle_pubkey_to_base64(base->fleet_grant_key, key);
+		json_decref(b);
+		b = json_pack("{s:o,s:o,s:s,s:I}", "terminals", terms, "grant_classes", classes,
+			      "grant_key", key, "grant_max_days",
+			      (json_int_t)base->fleet_grant_max_days);
+		if (st) {
+			sqlite3_bind_text(st, 1, g, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW) {
+				json_object_set_new(b, "version",
+						    json_integer(sqlite3_column_int64(st, 0)));
+				json_object_set_new(b, "issued", col_time(st, 1));
+				json_object_set_new(b, "sha256", col_json(st, 2));
+				json_object_set_new(b, "uploaded_at", col_time(st, 3));
+			}
+		}
+	} else if (r != -ENODATA) {
+		json_decref(members);
+		json_decref(b);
+		reply_store_failed(req);
+		return;
+	}
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f, "SELECT m.terminal, m.added_at, b.version FROM fleet_members m"
+	       " LEFT JOIN fleet_bundles b ON b.terminal = m.terminal WHERE m.grp = ?"
+	       " ORDER BY m.terminal");
+	if (!st) {
+		json_decref(members);
+		json_decref(b);
+		reply_store_failed(req);
+		return;
+	}
+	sqlite3_bind_text(st, 1, g, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(
+		    members,
+		    json_pack("{s:o,s:o,s:o,s:b}", "terminal", col_json(st, 0), "added_at",
+			      col_time(st, 1), "bundle_version",
+			      sqlite3_column_type(st, 2) == SQLITE_NULL
+				  ? json_null()
+				  : json_integer(sqlite3_column_int64(st, 2)),
+			      "covered",
+			      base ? policy_fleet_covers(base, fleet_col_text(st, 0)) : 0));
+	out = json_pack("{s:s,s:o,s:o}", "name", g, "base", b, "members", members);
+	reply(req, 200, out);
+}
+
+static void member_put(struct evhttp_request *req, struct fleet *f, const char *g, const char *id)
+{
+	char old[80] = "";
+	int r;
+
+	if (!event_terminal_id_valid(id)) {
+		reply_err(req, 400, "not a terminal id: 1 to 64 of A-Z a-z 0-9 . _ -");
+		return;
+	}
+	if (!tx_begin(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	r = group_exists(f, g);
+	if (r <= 0) {
+		tx_rollback(f);
+		if (r == 0)
+			reply_err(req, 404, "no group %s", g);
+		else
+			reply_store_failed(req);
+		return;
+	}
+	r = member_group(f, id, old);
+	if (r == 0 && strcmp(old, g) == 0) {
+		tx_rollback(f);
+		reply(req, 200,
+		      json_pack("{s:s,s:s,s:b}", "group", g, "terminal", id, "changed", 0));
+		return;
+	}
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f, "INSERT INTO fleet_members (terminal, grp, added_at) VALUES (?, ?, ?)"
+	       " ON CONFLICT (terminal) DO UPDATE SET grp = excluded.grp,"
+	       " added_at = excluded.added_at");
+	if (!st || (r < 0 && r != -ENOENT)) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, g, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_s());
+	if (sqlite3_step(st) != SQLITE_DONE || !tx_commit(f)) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	fleet_emit(f, EVENT_FLEET_GROUP,
+		   json_pack("{s:s,s:s,s:s,s:s?,s:s}", "action", "add", "group", g, "terminal", id,
+			     "from_group", old[0] ? old : NULL, "by", actor(req)));
+	reply(req, 200, json_pack("{s:s,s:s,s:b}", "group", g, "terminal", id, "changed", 1));
+}
+
+static void member_delete(struct evhttp_request *req, struct fleet *f, const char *g,
+			  const char *id)
+{
+	char old[80] = "";
+
+	if (!tx_begin(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	if (!event_terminal_id_valid(id) || member_group(f, id, old) < 0 || strcmp(old, g) != 0) {
+		tx_rollback(f);
+		reply_err(req, 404, "terminal %s is not in group %s",
+			  event_terminal_id_valid(id) ? id : "(invalid id)", g);
+		return;
+	}
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "DELETE FROM fleet_members WHERE terminal = ?");
+	if (!st) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE || !tx_commit(f)) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	fleet_emit(f, EVENT_FLEET_GROUP,
+		   json_pack("{s:s,s:s,s:s,s:s}", "action", "remove", "group", g, "terminal", id,
+			     "by", actor(req)));
+	reply(req, 200, json_pack("{s:s,s:s}", "group", g, "removed", id));
+}
+
+static void policy_put(struct evhttp_request *req, struct fleet *f, const char *g)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const uint8_t *body = len ? evbuffer_pullup(in, -1) : (const uint8_t *)"";
+	struct bundle_frame fr;
+	struct policy_errors errs = {0};
+	_cleanup_policy_ struct policy *base = NULL;
+	char err[BUNDLE_ERR_MAX], sha[65];
+	int r;
+
+	if (bundle_decode_base(body, len, &fr, err, sizeof(err)) < 0) {
+		reply_err(req, 400, "not a signed base file: %s", err);
+		return;
+	}
+	if (bundle_verify_root(&fr, f->root_pub) < 0) {
+		reply_err(req, 400,
+			  "the base is not signed by the fleet root key of this collector ([fleet] "
+			  "root_key)");
+		return;
+	}
+	r = policy_parse_base(g, (const char *)fr.base, fr.base_len, &base, &errs);
+	if (r < 0) {
+		reply_err(req, 400, "the base policy does not parse: %s",
+			  errs.n ? errs.items[0].message : "invalid");
+		policy_errors_clear(&errs);
+		return;
+	}
+	policy_errors_clear(&errs);
+	if (!base->fleet_group || strcmp(base->fleet_group, g) != 0) {
+		reply_err(req, 400, "the base is for group %s, not %s",
+			  base->fleet_group ? base->fleet_group : "(none)", g);
+		return;
+	}
+	if (!base->has_fleet_grant_key ||
+	    memcmp(base->fleet_grant_key, f->grant_pub, BUNDLE_PUBKEY_LEN) != 0) {
+		reply_err(req, 400,
+			  "the base's [fleet] grant_key is not this collector's grant key ([fleet] "
+			  "grant_key): terminals would refuse every bundle");
+		return;
+	}
+	fleet_sha256_hex(fr.base, fr.base_len, NULL, 0, sha);
+	if (!tx_begin(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+		    fleet_db_prepare(f, "SELECT base_version FROM fleet_groups WHERE name = ?");
+		int rc;
+		if (!st) {
+			tx_rollback(f);
+			reply_store_failed(req);
+			return;
+		}
+		sqlite3_bind_text(st, 1, g, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			tx_rollback(f);
+			reply_err(req, 404, "no group %s (create it first)", g);
+			return;
+		}
+		if (rc != SQLITE_ROW) {
+			tx_rollback(f);
+			reply_store_failed(req);
+			return;
+		}
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL &&
+		    (uint64_t)sqlite3_column_int64(st, 0) >= base->fleet_version) {
+			uint64_t have = (uint64_t)sqlite3_column_int64(st, 0);
+			tx_rollback(f);
+			reply_err(req, 400,
+				  "version %" PRIu64
+				  " is not newer than the group's base version %" PRIu64,
+				  base->fleet_version, have);
+			return;
+		}
+	}
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f, "UPDATE fleet_groups SET base = ?, base_version = ?, base_issued = ?,"
+	       " base_sha256 = ?, base_uploaded_at = ? WHERE name = ?");
+	if (!st) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	sqlite3_bind_blob(st, 1, body, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)base->fleet_version);
+	sqlite3_bind_int64(st, 3, base->fleet_issued);
+	sqlite3_bind_text(st, 4, sha, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now_s());
+	sqlite3_bind_text(st, 6, g, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE || !tx_commit(f)) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	fleet_emit(f, EVENT_FLEET_POLICY,
+		   json_pack("{s:s,s:I,s:s,s:s}", "group", g, "version",
+			     (json_int_t)base->fleet_version, "sha256", sha, "by", actor(req)));
+	reply(req, 200,
+	      json_pack("{s:s,s:I,s:s}", "group", g, "version", (json_int_t)base->fleet_version,
+			"sha256", sha));
+}
+
+/* ---- exceptions ---- */
+
+#define EXC_ALL                                                                                    \
+	"id, scope, grp, terminal, vendor, product, serial, hash, class, users, valid_from,"       \
+	" valid_until, purpose, approved_by, ledger, request, state, created_at, created_by,"      \
+	" revoked_at, revoked_by, revoke_reason"
+
+static json_t *exception_json(sqlite3_stmt *st)
+{
+	char v[5], p[5];
+	json_t *users = json_loads(fleet_col_text(st, 9), 0, NULL);
+
+	snprintf(v, sizeof(v), "%04x", sqlite3_column_int(st, 4) & 0xffff);
+	snprintf(p, sizeof(p), "%04x", sqlite3_column_int(st, 5) & 0xffff);
+	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
+			 "s:o,s:o,s:o,s:o,s:o}",
+			 "id", col_json(st, 0), "scope", col_json(st, 1), "group", col_json(st, 2),
+			 "terminal", col_json(st, 3), "vendor", v, "product", p, "serial",
+			 col_json(st, 6), "hash", col_json(st, 7), "class", col_json(st, 8),
+			 "users", users ? users : json_array(), "from", col_time(st, 10), "until",
+			 col_time(st, 11), "purpose", col_json(st, 12), "approved_by",
+			 col_json(st, 13), "ledger", col_json(st, 14), "request", col_json(st, 15),
+			 "state", col_json(st, 16), "created_at", col_time(st, 17), "created_by",
+			 col_json(st, 18), "revoked_at", col_time(st, 19), "revoked_by",
+			 col_json(st, 20), "revoke_reason", col_json(st, 21));
+}
+
+static json_t *exception_get(struct fleet *f, const char *id)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "SELECT " EXC_ALL " FROM fleet_exceptions WHERE id = ?");
+
+	if (!st)
+		return NULL;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	return sqlite3_step(st) == SQLITE_ROW ? exception_json(st) : NULL;
+}
+
+static const char *state_filter(struct evhttp_request *req, const char *const *states)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq params;
+	const char *ret = "all";
+
+	if (!q || !q[0])
+		return ret;
+	if (evhttp_parse_query_str(q, &params) < 0)
+		return NULL;
+	for (struct evkeyval *kv = params.tqh_first; kv; kv = kv->next.tqe_next) {
+		bool ok = false;
+		if (strcmp(kv->key, "state") != 0) {
+			evhttp_clear_headers(&params);
+			return NULL;
+		}
+		for (size_t i = 0; states[i]; i++)
+			if (strcmp(kv->value, states[i]) == 0) {
+				ret = states[i];
+				ok = true;
+			}
+		if (!ok) {
+			evhttp_clear_headers(&params);
+			return NULL;
+		}
+	}
+	evhttp_clear_headers(&params);
+	return ret;
+}
+
+static void exceptions_list(struct evhttp_request *req, struct fleet *f)
+{
+	static const char *const states[] = {"all", "active", "revoked", NULL};
+	const char *state = state_filter(req, states);
+	json_t *list;
+	int rc;
+
+	if (!state) {
+		reply_err(req, 400, "the only parameter is state=all|active|revoked");
+		return;
+	}
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f, "SELECT " EXC_ALL " FROM fleet_exceptions WHERE ? = 'all' OR state = ?"
+	       " ORDER BY year, num");
+	list = json_array();
+	if (!st || !list) {
+		json_decref(list);
+		reply_store_failed(req);
+		return;
+	}
+	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(list, exception_json(st));
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		reply_store_failed(req);
+		return;
+	}
+	reply(req, 200, json_pack("{s:o}", "exceptions", list));
+}
+
+struct exc_in {
+	const char *scope; /* terminal | group */
+	const char *group; /* scope group */
+	const char *terminal;
+	uint16_t vendor, product;
+	const char *serial, *hash, *cls;
+	json_t *users; /* array of strings or NULL */
+	int64_t from, until;
+	const char *purpose, *approved_by, *ledger, *request;
+};
+
+/* Checks and stores one exception inside the open transaction. The HTTP status (201) and the
+ * new id, or a status and reason. */
+static int exception_create(struct fleet *f, const struct exc_in *in, const char *by, char id[32],
+			    char *reason, size_t rsz)
+{
+	_cleanup_policy_ struct policy *base = NULL;
+	_cleanup_free_ char *json = NULL;
+	_cleanup_free_ char *users_text = NULL;
+	struct bundle_exception e = {0};
+	struct bundle_exceptions one = {.items = &e, .n = 1}, back = {0};
+	char group[80], err[BUNDLE_ERR_MAX];
+	int64_t year_now;
+	int r, status = 400;
+
+	if (strcmp(in->scope, "terminal") == 0) {
+		if (!in->terminal || !event_terminal_id_valid(in->terminal)) {
+			snprintf(reason, rsz,
+				 "terminal: a terminal id is required for scope terminal");
+			return 400;
+		}
+		r = member_group(f, in->terminal, group);
+		if (r == -ENOENT) {
+			snprintf(reason, rsz, "terminal %s is in no group", in->terminal);
+			return 400;
+		}
+		if (r < 0)
+			return 503;
+	} else if (strcmp(in->scope, "group") == 0) {
+		if (!in->group || !name_valid(in->group)) {
+			snprintf(reason, rsz, "group: a group name is required for scope group");
+			return 400;
+		}
+		snprintf(group, sizeof(group), "%s", in->group);
+	} else {
+		snprintf(reason, rsz, "scope: expected terminal or group");
+		return 400;
+	}
+	r = fleet_load_base(f, group, NULL, NULL, &base);
+	if (r == -ENOENT) {
+		snprintf(reason, rsz, "no group %s", group);
+		return 400;
+	}
+	if (r == -ENODATA) {
+		snprintf(reason, rsz, "group %s has no signed base: its limits are unknown", group);
+		return 400;
+	}
+	if (r < 0)
+		return 503;
+	if (in->terminal && strcmp(in->scope, "terminal") == 0 &&
+	    !policy_fleet_covers(base, in->terminal)) {
+		snprintf(reason, rsz, "the base of group %s does not name terminal %s", group,
+			 in->terminal);
+		return 400;
+	}
+	if (in->from >= in->until) {
+		snprintf(reason, rsz, "from must be before until");
+		return 400;
+	}
+	if (in->ledger) {
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+		    fleet_db_prepare(f, "SELECT 1 FROM fleet_ledger WHERE number = ?");
+		if (!st)
+			return 503;
+		sqlite3_bind_text(st, 1, in->ledger, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			snprintf(reason, rsz, "ledger: no entry %s in the media ledger",
+				 in->ledger);
+			return 400;
+		}
+	}
+	{
+		time_t t = (time_t)(now_s() + 9 * 3600);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		year_now = tm.tm_year + 1900;
+	}
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "SELECT coalesce(max(num), 0) + 1 FROM fleet_exceptions WHERE year = ?");
+		if (!st)
+			return 503;
+		sqlite3_bind_int64(st, 1, year_now);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			return 503;
+		snprintf(id, 32, "EX-%04" PRId64 "-%04" PRId64, year_now,
+			 (int64_t)sqlite3_column_int64(st, 0));
+	}
+
+	/* the exception as the terminal will read it: within the base's limits, and what the
+	 * terminal's strict parser accepts */
+	snprintf(e.id, sizeof(e.id), "%s", id);
+	e.vendor = in->vendor;
+	e.product = in->product;
+	e.serial = (char *)in->serial;
+	e.descriptor_hash = (char *)in->hash;
+	snprintf(e.cls, sizeof(e.cls), "%s", in->cls);
+	for (size_t i = 0; in->users && i < json_array_size(in->users); i++) {
+		if (i >= BUNDLE_MAX_USERS) {
+			snprintf(reason, rsz, "users: at most %d", BUNDLE_MAX_USERS);
+			return 400;
+		}
+		e.users[e.n_users++] = (char *)json_string_value(json_array_get(in->users, i));
+	}
+	e.from = in->from;
+	e.until = in->until;
+	e.purpose = (char *)in->purpose;
+	e.approved_by = (char *)in->approved_by;
+	e.ledger = (char *)in->ledger;
+	if (bundle_check_limits(base, &one, err, sizeof(err)) < 0) {
+		snprintf(reason, rsz, "outside the limits of group %s's base: %s", group, err);
+		return 400;
+	}
+	r = bundle_exceptions_to_json(&one, &json);
+	if (r < 0)
+		return 503;
+	if (bundle_exceptions_parse(json, strlen(json), &back, err, sizeof(err)) < 0) {
+		snprintf(reason, rsz, "terminals would refuse this exception: %s", err);
+		return 400;
+	}
+	bundle_exceptions_free(&back);
+
+	users_text = in->users ? json_dumps(in->users, JSON_COMPACT) : strdup("[]");
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f,
+	    "INSERT INTO fleet_exceptions (id, year, num, scope, grp, terminal, vendor, product,"
+	    " serial, hash, class, users, valid_from, valid_until, purpose, approved_by, ledger,"
+	    " request, state, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+	    " ?, ?, ?, ?, ?, ?, 'active', ?, ?)");
+	if (!st || !users_text)
+		return 503;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, year_now);
+	sqlite3_bind_int64(st, 3, atoll(id + 8));
+	sqlite3_bind_text(st, 4, in->scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, group, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, strcmp(in->scope, "terminal") == 0 ? in->terminal : NULL, -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_int(st, 7, in->vendor);
+	sqlite3_bind_int(st, 8, in->product);
+	sqlite3_bind_text(st, 9, in->serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, in->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, in->cls, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, users_text, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 13, in->from);
+	sqlite3_bind_int64(st, 14, in->until);
+	sqlite3_bind_text(st, 15, in->purpose, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 16, in->approved_by, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 17, in->ledger, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 18, in->request, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 19, now_s());
+	sqlite3_bind_text(st, 20, by, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return 503;
+	status = 201;
+	return status;
+}
+
+static bool parse_hex4(const char *s, uint16_t *ret)
+{
+	unsigned v = 0;
+
+	if (!s || strlen(s) != 4)
+		return false;
+	for (size_t i = 0; i < 4; i++) {
+		char c = s[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return false;
+		v = v * 16 + (unsigned)d;
+	}
+	*ret = (uint16_t)v;
+	return true;
+}
+
+static bool users_ok(struct evhttp_request *req, json_t *users)
+{
+	if (!users || json_is_null(users))
+		return true;
+	if (!json_is_array(users) || json_array_size(users) > BUNDLE_MAX_USERS) {
+		reply_err(req, 400, "users: expected an array of at most %d user names",
+			  BUNDLE_MAX_USERS);
+		return false;
+	}
+	for (size_t i = 0; i < json_array_size(users); i++) {
+		const char *u = json_string_value(json_array_get(users, i));
+		if (!u || !u[0] || !text_valid(u, 64)) {
+			reply_err(req, 400, "users[%zu]: expected a user name", i);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void exception_post(struct evhttp_request *req, struct fleet *f)
+{
+	static const char *const allowed[] = {
+	    "scope", "group", "terminal", "vendor",  "product",	    "serial", "hash", "class",
+	    "users", "from",  "until",	  "purpose", "approved_by", "ledger", NULL};
+	_cleanup_(json_decrefp) json_t *in = body_json(req);
+	struct exc_in x = {0};
+	char id[32], reason[REASON_MAX];
+	bool bad = false;
+	int status;
+
+	if (!in || !keys_known(req, in, allowed))
+		return;
+	x.scope = get_str(req, in, "scope", 16, false, &bad);
+	x.group = get_str(req, in, "group", 64, false, &bad);
+	x.terminal = get_str(req, in, "terminal", EVENT_TERMINAL_MAX, false, &bad);
+	const char *vendor = get_str(req, in, "vendor", 4, true, &bad);
+	const char *product = get_str(req, in, "product", 4, true, &bad);
+	x.serial = get_str(req, in, "serial", 255, true, &bad);
+	x.hash = get_str(req, in, "hash", 71, false, &bad);
+	x.cls = get_str(req, in, "class", 23, true, &bad);
+	x.purpose = get_str(req, in, "purpose", BUNDLE_TEXT_MAX, true, &bad);
+	x.approved_by = get_str(req, in, "approved_by", BUNDLE_TEXT_MAX, false, &bad);
+	x.ledger = get_str(req, in, "ledger", FLEET_LEDGER_NUMBER_MAX, false, &bad);
+	if (bad)
+		return;
+	if (!parse_hex4(vendor, &x.vendor) || !parse_hex4(product, &x.product)) {
+		reply_err(req, 400, "vendor, product: expected 4 lowercase hex digits");
+		return;
+	}
+	if (x.hash && strncmp(x.hash, "sha256:", 7) == 0)
+		x.hash += 7;
+	x.from = now_s();
+	get_time(req, in, "from", false, &x.from, &bad);
+	if (!get_time(req, in, "until", true, &x.until, &bad)) {
+		if (!bad)
+			reply_err(req, 400, "until: required");
+		return;
+	}
+	if (bad)
+		return;
+	x.users = json_object_get(in, "users");
+	if (!users_ok(req, x.users))
+		return;
+	if (json_is_null(x.users))
+		x.users = NULL;
+	if (!x.scope)
+		x.scope = x.terminal ? "terminal" : "group";
+	if (!x.approved_by)
+		x.approved_by = actor(req);
+	if (!tx_begin(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	status = exception_create(f, &x, actor(req), id, reason, sizeof(reason));
+	if (status != 201 || !tx_commit(f)) {
+		tx_rollback(f);
+		if (status == 400)
+			reply_err(req, 400, "%s", reason);
+		else
+			reply_store_failed(req);
+		return;
+	}
+	json_t *ex = exception_get(f, id);
+	fleet_emit(f, EVENT_FLEET_GRANT,
+		   json_pack("{s:s,s:O?,s:s}", "exception", id, "detail", ex, "by", actor(req)));
+	reply(req, 201, ex ? ex : json_pack("{s:s}", "id", id));
+}
+
+static void exception_revoke(struct evhttp_request *req, struct fleet *f, const char *id)
+{
+	static const char *const allowed[] = {"reason", NULL};
+	_cleanup_(json_decrefp) json_t *in = body_json(req);
+	bool bad = false;
+	const char *why;
+
+	if (!in || !keys_known(req, in, allowed))
+		return;
+	why = get_str(req, in, "reason", BUNDLE_TEXT_MAX, false, &bad);
+	if (bad)
+		return;
+	if (!tx_begin(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f, "UPDATE fleet_exceptions SET state = 'revoked', revoked_at = ?, revoked_by = ?,"
+	       " revoke_reason = ? WHERE id = ? AND state = 'active'");
+	if (!st) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	sqlite3_bind_int64(st, 1, now_s());
+	sqlite3_bind_text(st, 2, actor(req), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	if (sqlite3_changes(f->db) == 0) {
+		json_t *ex = exception_get(f, id);
+		tx_rollback(f);
+		if (ex) {
+			json_decref(ex);
+			reply_err(req, 409, "exception %s is already revoked", id);
+		} else
+			reply_err(req, 404, "no exception %s", id);
+		return;
+	}
+	if (!tx_commit(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	fleet_emit(f, EVENT_FLEET_REVOKE,
+		   json_pack("{s:s,s:s?,s:s}", "exception", id, "reason", why, "by", actor(req)));
+	json_t *ex = exception_get(f, id);
+	reply(req, 200, ex ? ex : json_pack("{s:s}", "id", id));
+}
+
+/* ---- requests ---- */
+
+#define REQ_ALL                                                                                    \
+	"terminal, code, vendor, product, serial, hash, class, manufacturer, product_name,"        \
+	" first_seen, last_seen, count, state, exception, reason, decided_by, decided_at, rule"
+
+static json_t *ms_json(sqlite3_stmt *st, int i)
+{
+	char buf[32];
+
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return json_null();
+	event_format_ts(sqlite3_column_int64(st, i), buf);
+	return json_string(buf);
+}
+
+static json_t *request_json(sqlite3_stmt *st)
+{
+	char v[5], p[5];
+
+	snprintf(v, sizeof(v), "%04x", sqlite3_column_int(st, 2) & 0xffff);
+	snprintf(p, sizeof(p), "%04x", sqlite3_column_int(st, 3) & 0xffff);
+	return json_pack(
+	    "{s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:o}", "terminal",
+	    col_json(st, 0), "code", col_json(st, 1), "vendor", v, "product", p, "serial",
+	    col_json(st, 4), "hash", col_json(st, 5), "class", col_json(st, 6), "manufacturer",
+	    col_json(st, 7), "product_name", col_json(st, 8), "first_seen", ms_json(st, 9),
+	    "last_seen", ms_json(st, 10), "count", (json_int_t)sqlite3_column_int64(st, 11),
+	    "state", col_json(st, 12), "exception", col_json(st, 13), "reason", col_json(st, 14),
+	    "decided_by", col_json(st, 15), "decided_at", col_time(st, 16), "rule",
+	    col_json(st, 17));
+}
+
+static void requests_list(struct evhttp_request *req, struct fleet *f)
+{
+	static const char *const states[] = {"all", "pending", "granted", "refused", NULL};
+	const char *state = state_filter(req, states);
+	json_t *list;
+	int rc;
+
+	if (!state) {
+		reply_err(req, 400, "the only parameter is state=all|pending|granted|refused");
+		return;
+	}
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f, "SELECT " REQ_ALL " FROM fleet_requests WHERE ? = 'all' OR state = ?"
+	       " ORDER BY last_seen DESC, terminal, code");
+	list = json_array();
+	if (!st || !list) {
+		json_decref(list);
+		reply_store_failed(req);
+		return;
+	}
+	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(list, request_json(st));
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		reply_store_failed(req);
+		return;
+	}
+	reply(req, 200, json_pack("{s:o}", "requests", list));
+}
+
+/* The one pending request with this code; answers and returns NULL otherwise. */
+static json_t *request_find(struct evhttp_request *req, struct fleet *f, const char *code)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "SELECT " REQ_ALL " FROM fleet_requests WHERE code = ?");
+	json_t *found = NULL;
+	int rc, n = 0;
+
+	if (!st) {
+		reply_store_failed(req);
+		return NULL;
+	}
+	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		if (!found)
+			found = request_json(st);
+	}
+	if (rc != SQLITE_DONE) {
+		json_decref(found);
+		reply_store_failed(req);
+		return NULL;
+	}
+	if (n == 0) {
+		reply_err(req, 404, "no request %s", code);
+		return NULL;
+	}
+	if (n > 1) {
+		json_decref(found);
+		reply_err(req, 409, "request code %s names devices on %d terminals", code, n);
+		return NULL;
+	}
+	if (strcmp(json_string_value(json_object_get(found, "state")), "pending") != 0) {
+		reply_err(req, 409, "request %s is already %s", code,
+			  json_string_value(json_object_get(found, "state")));
+		json_decref(found);
+		return NULL;
+	}
+	return found;
+}
+
+/* The grant class (a name in the base's [fleet] grant_classes) that opens what the request's
+ * device was blocked for: the block entry its rule names ("block mass_storage (08)",
+ * "block mtp (...)"), else the first grant class that covers its interface class ("08:06:50"),
+ * else a class the request already names. NULL when none does. */
+static const char *grant_class_for(const struct policy *base, const char *cls, const char *rule)
+{
+	unsigned c, s, p;
+
+	if (rule && strncmp(rule, "block ", 6) == 0) {
+		size_t n = strcspn(rule + 6, " ");
+		for (size_t i = 0; i < base->n_fleet_grant_classes; i++)
+			if (strlen(base->fleet_grant_classes[i].name) == n &&
+			    strncmp(base->fleet_grant_classes[i].name, rule + 6, n) == 0)
+				return base->fleet_grant_classes[i].name;
+	}
+	if (cls && sscanf(cls, "%2x:%2x:%2x", &c, &s, &p) == 3)
+		for (size_t i = 0; i < base->n_fleet_grant_classes; i++) {
+			const struct policy_usb_class *g = &base->fleet_grant_classes[i];
+			if (!g->mtp && g->cls == (int)c &&
+			    (g->subclass < 0 || g->subclass == (int)s) &&
+			    (g->protocol < 0 || g->protocol == (int)p))
+				return g->name;
+		}
+	for (size_t i = 0; cls && i < base->n_fleet_grant_classes; i++)
+		if (strcmp(base->fleet_grant_classes[i].name, cls) == 0)
+			return base->fleet_grant_classes[i].name;
+	return NULL;
+}
+
+static bool request_decide(struct fleet *f, json_t *r, const char *state, const char *exception,
+			   const char *why, const char *by)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f, "UPDATE fleet_requests SET state = ?, exception = ?, reason = ?, decided_by = ?,"
+	       " decided_at = ? WHERE terminal = ? AND code = ?");
+
+	if (!st)
+		return false;
+	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, exception, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, by, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now_s());
+	sqlite3_bind_text(st, 6, json_string_value(json_object_get(r, "terminal")), -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, json_string_value(json_object_get(r, "code")), -1, SQLITE_STATIC);
+	return sqlite3_step(st) == SQLITE_DONE;
+}
+
+static void request_grant(struct evhttp_request *req, struct fleet *f, const char *code)
+{
+	static const char *const allowed[] = {"from",	     "until",  "scope", "purpose",
+					      "approved_by", "ledger", "users", NULL};
+	_cleanup_(json_decrefp) json_t *in = body_json(req);
+	_cleanup_(json_decrefp) json_t *r = NULL;
+	struct exc_in x = {0};
+	char id[32], reason[REASON_MAX], group[80], cls_name[24];
+	bool bad = false;
+	int status;
+
+	if (!in || !keys_known(req, in, allowed))
+		return;
+	x.scope = get_str(req, in, "scope", 16, false, &bad);
+	x.purpose = get_str(req, in, "purpose", BUNDLE_TEXT_MAX, true, &bad);
+	x.approved_by = get_str(req, in, "approved_by", BUNDLE_TEXT_MAX, false, &bad);
+	x.ledger = get_str(req, in, "ledger", FLEET_LEDGER_NUMBER_MAX, false, &bad);
+	x.from = now_s();
+	get_time(req, in, "from", false, &x.from, &bad);
+	if (!get_time(req, in, "until", true, &x.until, &bad)) {
+		if (!bad)
+			reply_err(req, 400, "until: required");
+		return;
+	}
+	if (bad)
+		return;
+	x.users = json_object_get(in, "users");
+	if (!users_ok(req, x.users))
+		return;
+	if (json_is_null(x.users))
+		x.users = NULL;
+	if (!x.scope)
+		x.scope = "terminal";
+	if (!x.approved_by)
+		x.approved_by = actor(req);
+	if (!tx_begin(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	r = request_find(req, f, code);
+	if (!r) {
+		tx_rollback(f);
+		return;
+	}
+	x.terminal = json_string_value(json_object_get(r, "terminal"));
+	parse_hex4(json_string_value(json_object_get(r, "vendor")), &x.vendor);
+	parse_hex4(json_string_value(json_object_get(r, "product")), &x.product);
+	x.serial = json_string_value(json_object_get(r, "serial"));
+	x.hash = json_string_value(json_object_get(r, "hash"));
+	x.request = code;
+	if (!x.serial) {
+		tx_rollback(f);
+		reply_err(req, 400, "request %s names no serial number: it cannot be granted",
+			  code);
+		return;
+	}
+	if (member_group(f, x.terminal, group) < 0) {
+		tx_rollback(f);
+		reply_err(req, 400, "terminal %s is in no group", x.terminal);
+		return;
+	}
+	if (strcmp(x.scope, "group") == 0)
+		x.group = group;
+	{
+		_cleanup_policy_ struct policy *base = NULL;
+		const char *cls = json_string_value(json_object_get(r, "class"));
+		const char *rule = json_string_value(json_object_get(r, "rule"));
+		const char *name;
+		if (fleet_load_base(f, group, NULL, NULL, &base) < 0) {
+			tx_rollback(f);
+			reply_err(req, 400, "group %s has no signed base: its limits are unknown",
+				  group);
+			return;
+		}
+		name = grant_class_for(base, cls, rule);
+		if (!name) {
+			tx_rollback(f);
+			reply_err(
+			    req, 400,
+			    "request %s: what blocked the device (class %s, %s) is not a class "
+			    "the base of group %s lets an exception open ([fleet] grant_classes)",
+			    code, cls ? cls : "unknown", rule ? rule : "no rule", group);
+			return;
+		}
+		snprintf(cls_name, sizeof(cls_name), "%s", name);
+		x.cls = cls_name;
+	}
+	status = exception_create(f, &x, actor(req), id, reason, sizeof(reason));
+	if (status != 201 || !request_decide(f, r, "granted", id, NULL, actor(req)) ||
+	    !tx_commit(f)) {
+		tx_rollback(f);
+		if (status == 400)
+			reply_err(req, 400, "%s", reason);
+		else
+			reply_store_failed(req);
+		return;
+	}
+	json_t *ex = exception_get(f, id);
+	fleet_emit(f, EVENT_FLEET_GRANT,
+		   json_pack("{s:s,s:s,s:s,s:O?,s:s}", "exception", id, "request", code, "terminal",
+			     x.terminal, "detail", ex, "by", actor(req)));
+	reply(req, 201, ex ? ex : json_pack("{s:s}", "id", id));
+}
+
+static void request_refuse(struct evhttp_request *req, struct fleet *f, const char *code)
+{
+	static const char *const allowed[] = {"reason", NULL};
+	_cleanup_(json_decrefp) json_t *in = body_json(req);
+	_cleanup_(json_decrefp) json_t *r = NULL;
+	bool bad = false;
+	const char *why;
+
+	if (!in || !keys_known(req, in, allowed))
+		return;
+	why = get_str(req, in, "reason", BUNDLE_TEXT_MAX, true, &bad);
+	if (bad)
+		return;
+	if (!tx_begin(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	r = request_find(req, f, code);
+	if (!r) {
+		tx_rollback(f);
+		return;
+	}
+	if (!request_decide(f, r, "refused", NULL, why, actor(req)) || !tx_commit(f)) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	fleet_emit(f, EVENT_FLEET_REFUSE,
+		   json_pack("{s:s,s:O,s:s,s:s}", "request", code, "terminal",
+			     json_object_get(r, "terminal"), "reason", why, "by", actor(req)));
+	reply(req, 200,
+	      json_pack("{s:s,s:s,s:s}", "code", code, "state", "refused", "reason", why));
+}
+
+/* ---- media ledger ---- */
+
+#define LEDGER_ALL                                                                                 \
+	"number, holder, department, model, vendor, product, serial, encrypted, lent, returned,"   \
+	" note, last_terminal, last_seen"
+
+static int ledger_rows(struct fleet *f, struct fleet_ledger_row **ret, size_t *ret_n)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "SELECT " LEDGER_ALL " FROM fleet_ledger ORDER BY number");
+	struct fleet_ledger_row *rows = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (!st)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct fleet_ledger_row *bigger = realloc(rows, (n + 1) * sizeof(*rows));
+		if (!bigger) {
+			fleet_ledger_rows_free(rows, n);
+			return -ENOMEM;
+		}
+		rows = bigger;
+		struct fleet_ledger_row *r = &rows[n++];
+		*r = (struct fleet_ledger_row){0};
+		r->number = strdup(fleet_col_text(st, 0));
+		r->holder = strdup(fleet_col_text(st, 1));
+		r->department = strdup(fleet_col_text(st, 2));
+		r->model = strdup(fleet_col_text(st, 3));
+		snprintf(r->vendor, sizeof(r->vendor), "%s", fleet_col_text(st, 4));
+		snprintf(r->product, sizeof(r->product), "%s", fleet_col_text(st, 5));
+		r->serial = strdup(fleet_col_text(st, 6));
+		r->encrypted = sqlite3_column_int(st, 7) != 0;
+		snprintf(r->lent, sizeof(r->lent), "%s", fleet_col_text(st, 8));
+		snprintf(r->returned, sizeof(r->returned), "%s", fleet_col_text(st, 9));
+		r->note = strdup(fleet_col_text(st, 10));
+		if (fleet_col_text(st, 11))
+			r->last_terminal = strdup(fleet_col_text(st, 11));
+		r->last_seen_ms = sqlite3_column_int64(st, 12);
+		if (!r->number || !r->holder || !r->department || !r->model || !r->serial ||
+		    !r->note) {
+			fleet_ledger_rows_free(rows, n);
+			return -ENOMEM;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		fleet_ledger_rows_free(rows, n);
+		return -EIO;
+	}
+	*ret = rows;
+	*ret_n = n;
+	return 0;
+}
+
+static json_t *ledger_json(const struct fleet_ledger_row *r)
+{
+	char seen[32];
+
+	if (r->last_seen_ms > 0)
+		event_format_ts(r->last_seen_ms, seen);
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:s?,s:s?,s:s,s:s?,s:s?}", "number",
+			 r->number, "holder", r->holder, "department", r->department, "model",
+			 r->model, "vendor", r->vendor, "product", r->product, "serial", r->serial,
+			 "encrypted", r->encrypted, "lent", r->lent[0] ? r->lent : NULL, "returned",
+			 r->returned[0] ? r->returned : NULL, "note", r->note, "last_terminal",
+			 r->last_terminal, "last_seen", r->last_seen_ms > 0 ? seen : NULL);
+}
+
+static void ledger_list(struct evhttp_request *req, struct fleet *f)
+{
+	struct fleet_ledger_row *rows = NULL;
+	size_t n = 0;
+	json_t *list;
+
+	if (ledger_rows(f, &rows, &n) < 0) {
+		reply_store_failed(req);
+		return;
+	}
+	list = json_array();
+	for (size_t i = 0; list && i < n; i++)
+		json_array_append_new(list, ledger_json(&rows[i]));
+	fleet_ledger_rows_free(rows, n);
+	reply(req, 200, json_pack("{s:o}", "ledger", list));
+}
+
+static bool ledger_put(struct fleet *f, const struct fleet_ledger_row *r)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f, "INSERT INTO fleet_ledger (number, holder, department, model, vendor, product,"
+	       " serial, encrypted, lent, returned, note, updated_at)"
+	       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET"
+	       " holder = excluded.holder, department = excluded.department,"
+	       " model = excluded.model, vendor = excluded.vendor, product = excluded.product,"
+	       " serial = excluded.serial, encrypted = excluded.encrypted, lent = excluded.lent,"
+	       " returned = excluded.returned, note = excluded.note,"
+	       " updated_at = excluded.updated_at");
+
+	if (!st)
+		return false;
+	sqlite3_bind_text(st, 1, r->number, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->holder, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->department, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, r->model, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, r->vendor, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, r->product, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, r->serial, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 8, r->encrypted);
+	sqlite3_bind_text(st, 9, r->lent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, r->returned, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, r->note, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 12, now_s());
+	return sqlite3_step(st) == SQLITE_DONE;
+}
+
+static void ledger_post(struct evhttp_request *req, struct fleet *f)
+{
+	static const char *const allowed[] = {"number", "holder",   "department", "model",
+					      "vendor", "product",  "serial",	  "encrypted",
+					      "lent",	"returned", "note",	  NULL};
+	_cleanup_(json_decrefp) json_t *in = body_json(req);
+	struct fleet_ledger_row r = {0};
+	char err[FLEET_LEDGER_ERR_MAX];
+	bool bad = false;
+	const char *s;
+	json_t *enc;
+
+	if (!in || !keys_known(req, in, allowed))
+		return;
+	r.number = (char *)get_str(req, in, "number", FLEET_LEDGER_NUMBER_MAX, true, &bad);
+	r.holder = (char *)get_str(req, in, "holder", FLEET_LEDGER_TEXT_MAX, false, &bad);
+	r.department = (char *)get_str(req, in, "department", FLEET_LEDGER_TEXT_MAX, false, &bad);
+	r.model = (char *)get_str(req, in, "model", FLEET_LEDGER_TEXT_MAX, false, &bad);
+	r.serial = (char *)get_str(req, in, "serial", FLEET_LEDGER_TEXT_MAX, true, &bad);
+	r.note = (char *)get_str(req, in, "note", FLEET_LEDGER_TEXT_MAX, false, &bad);
+	s = get_str(req, in, "vendor", 4, true, &bad);
+	snprintf(r.vendor, sizeof(r.vendor), "%s", s ? s : "");
+	s = get_str(req, in, "product", 4, true, &bad);
+	snprintf(r.product, sizeof(r.product), "%s", s ? s : "");
+	s = get_str(req, in, "lent", 10, false, &bad);
+	snprintf(r.lent, sizeof(r.lent), "%s", s ? s : "");
+	s = get_str(req, in, "returned", 10, false, &bad);
+	snprintf(r.returned, sizeof(r.returned), "%s", s ? s : "");
+	if (bad)
+		return;
+	enc = json_object_get(in, "encrypted");
+	if (enc && !json_is_boolean(enc)) {
+		reply_err(req, 400, "encrypted: expected true or false");
+		return;
+	}
+	r.encrypted = json_is_true(enc);
+	r.holder = r.holder ? r.holder : (char *)"";
+	r.department = r.department ? r.department : (char *)"";
+	r.model = r.model ? r.model : (char *)"";
+	r.note = r.note ? r.note : (char *)"";
+	if (fleet_ledger_row_check(&r, err, sizeof(err)) < 0) {
+		reply_err(req, 400, "%s", err);
+		return;
+	}
+	if (!tx_begin(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	if (!ledger_put(f, &r) || !tx_commit(f)) {
+		tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	fleet_emit(
+	    f, EVENT_FLEET_LEDGER,
+	    json_pack("{s:s,s:s,s:s}", "action", "put", "number", r.number, "by", actor(req)));
+	r.last_terminal = NULL;
+	reply(req, 200, ledger_json(&r));
+}
+
+static void ledger_csv_get(struct evhttp_request *req, struct fleet *f)
+{
+	struct fleet_ledger_row *rows = NULL;
+	size_t n = 0, len = 0;
+	_cleanup_free_ char *text = NULL;
+	struct evbuffer *buf;
+
+	if (ledger_rows(f, &rows, &n) < 0) {
+		reply_store_failed(req);
+		return;
+	}
+	int r = fleet_ledger_csv_write(rows, n, &text, &len);
+	fleet_ledger_rows_free(rows, n);
+	buf = r >= 0 ? evbuffer_new() : NULL;
+	if (!buf) {
+		reply_err(req, 503, "out of memory");
+		return;
+	}
+	evbuffer_add(buf, text, len);
+	headers(req, "text/csv; charset=utf-8");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Disposition",
+			  "attachment; filename=\"mynaguard-ledger.csv\"");
+	evhttp_send_reply(req, 200, "OK", buf);
+	evbuffer_free(buf);
+}
+
+static void ledger_csv_post(struct evhttp_request *req, struct fleet *f)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	struct fleet_ledger_row *rows = NULL;
+	size_t n = 0;
+	char err[FLEET_LEDGER_ERR_MAX];
+
+	if (fleet_ledger_csv_parse(body, len, &rows, &n, err, sizeof(err)) < 0) {
+		reply_err(req, 400, "nothing imported: %s", err);
+		return;
+	}
+	if (!tx_begin(f)) {
+		fleet_ledger_rows_free(rows, n);
+		reply_store_failed(req);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!ledger_put(f, &rows[i])) {
+			tx_rollback(f);
+			fleet_ledger_rows_free(rows, n);
+			reply_store_failed(req);
+			return;
+		}
+	fleet_ledger_rows_free(rows, n);
+	if (!tx_commit(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	fleet_emit(f, EVENT_FLEET_LEDGER,
+		   json_pack("{s:s,s:I,s:s}", "action", "import", "rows", (json_int_t)n, "by",
+			     actor(req)));
+	reply(req, 200, json_pack("{s:I}", "imported", (json_int_t)n));
+}
+
+/* ---- dispatch ---- */
+
+static const char *const prefixes[] = {"/v1/groups", "/v1/exceptions", "/v1/requests",
+				       "/v1/ledger"};
+
+bool fleet_api_path(const char *path)
+{
+	if (!path)
+		return false;
+	for (size_t i = 0; i < ELEMENTSOF(prefixes); i++) {
+		size_t n = strlen(prefixes[i]);
+		if (strncmp(path, prefixes[i], n) == 0 &&
+		    (path[n] == 0 || path[n] == '/' || strcmp(path + n, ".csv") == 0))
+			return true;
+	}
+	return false;
+}
+
+static void method_not_allowed(struct evhttp_request *req, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+	reply_err(req, 405, "use %s", allow);
+}
+
+static void dispatch(struct evhttp_request *req, struct fleet *f, char **seg, size_t n)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	bool get = m == EVHTTP_REQ_GET, post = m == EVHTTP_REQ_POST;
+
+	if (strcmp(seg[0], "groups") == 0) {
+		if (n == 1) {
+			if (get)
+				groups_list(req, f);
+			else if (post)
+				group_create(req, f);
+			else
+				method_not_allowed(req, "GET, POST");
+			return;
+		}
+		if (!name_valid(seg[1])) {
+			reply_err(req, 404, "not a group name");
+			return;
+		}
+		if (n == 2) {
+			if (get)
+				group_show(req, f, seg[1]);
+			else
+				method_not_allowed(req, "GET");
+			return;
+		}
+		if (n == 3 && strcmp(seg[2], "policy") == 0) {
+			if (m == EVHTTP_REQ_PUT)
+				policy_put(req, f, seg[1]);
+			else
+				method_not_allowed(req, "PUT");
+			return;
+		}
+		if (n == 4 && strcmp(seg[2], "terminals") == 0) {
+			if (m == EVHTTP_REQ_PUT)
+				member_put(req, f, seg[1], seg[3]);
+			else if (m == EVHTTP_REQ_DELETE)
+				member_delete(req, f, seg[1], seg[3]);
+			else
+				method_not_allowed(req, "PUT, DELETE");
+			return;
+		}
+	} else if (strcmp(seg[0], "exceptions") == 0) {
+		if (n == 1) {
+			if (get)
+				exceptions_list(req, f);
+			else if (post)
+				exception_post(req, f);
+			else
+				method_not_allowed(req, "GET, POST");
+			return;
+		}
+		if (n == 3 && strcmp(seg[2], "revoke") == 0) {
+			if (post)
+				exception_revoke(req, f, seg[1]);
+			else
+				method_not_allowed(req, "POST");
+			return;
+		}
+	} else if (strcmp(seg[0], "requests") == 0) {
+		if (n == 1) {
+			if (get)
+				requests_list(req, f);
+			else
+				method_not_allowed(req, "GET");
+			return;
+		}
+		if (n == 3 && (strcmp(seg[2], "grant") == 0 || strcmp(seg[2], "refuse") == 0)) {
+			if (!post)
+				method_not_allowed(req, "POST");
+			else if (seg[2][0] == 'g')
+				request_grant(req, f, seg[1]);
+			else
+				request_refuse(req, f, seg[1]);
+			return;
+		}
+	} else if (strcmp(seg[0], "ledger") == 0 && n == 1) {
+		if (get)
+			ledger_list(req, f);
+		else if (post)
+			ledger_post(req, f);
+		else
+			method_not_allowed(req, "GET, POST");
+		return;
+	} else if (strcmp(seg[0], "ledger.csv") == 0 && n == 1) {
+		if (get)
+			ledger_csv_get(req, f);
+		else if (post)
+			ledger_csv_post(req, f);
+		else
+			method_not_allowed(req, "GET, POST");
+		return;
+	}
+	reply_err(req, 404, "not found");
+}
+
+void fleet_api_handle(struct evhttp_request *req, struct worker *w)
+{
+	struct fleet *f = w->c->fleet;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	char copy[256], *seg[MAX_SEGMENTS], *save = NULL;
+	size_t n = 0;
+
+	if (!server_token_ok(
+		w->c, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"))) {
+		atomic_fetch_add(&metrics.dashboard_unauthorized, 1);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+				  "Bearer realm=\"mynaguard\"");
+		reply_err(req, 401, "a valid bearer token is required");
+		return;
+	}
+	if (!f) {
+		reply_err(req, 503, FLEET_NOT_CONFIGURED);
+		return;
+	}
+	if (!path || strlen(path) >= sizeof(copy)) {
+		reply_err(req, 404, "not found");
+		return;
+	}
+	snprintf(copy, sizeof(copy), "%s", path + 4); /* after "/v1/" */
+	for (char *s = strtok_r(copy, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
+		if (n == MAX_SEGMENTS) {
+			reply_err(req, 404, "not found");
+			return;
+		}
+		seg[n++] = s;
+	}
+	if (n == 0) {
+		reply_err(req, 404, "not found");
+		return;
+	}
+	pthread_mutex_lock(&f->lock);
+	dispatch(req, f, seg, n);
+	pthread_mutex_unlock(&f->lock);
+}

@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: the fleet's tables (in the collector's database, created idempotently,
+ * beside the store's own schema), the per-terminal bundles, and what ingested events add
+ * (requests, ledger sightings). One connection, behind one lock: the dashboard thread, the
+ * ingest workers (GET /v1/policy) and the writer thread share it. */
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bundle.h"
+#include "fleet-internal.h"
+#include "ingest.h"
+#include "macro.h"
+#include "secmem.h"
+#include "server.h"
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS fleet_groups ("
+    "  name TEXT PRIMARY KEY,"
+    "  created_at INTEGER NOT NULL,"
+    "  base BLOB," /* the signed base file (MYNABAS1) */
+    "  base_version INTEGER,"
+    "  base_issued INTEGER,"
+    "  base_sha256 TEXT,"
+    "  base_uploaded_at INTEGER);"
+    "CREATE TABLE IF NOT EXISTS fleet_members ("
+    "  terminal TEXT PRIMARY KEY,"
+    "  grp TEXT NOT NULL,"
+    "  added_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS fleet_exceptions ("
+    "  id TEXT PRIMARY KEY,"
+    "  year INTEGER NOT NULL,"
+    "  num INTEGER NOT NULL,"
+    "  scope TEXT NOT NULL," /* terminal | group */
+    "  grp TEXT NOT NULL,"
+    "  terminal TEXT,"
+    "  vendor INTEGER NOT NULL,"
+    "  product INTEGER NOT NULL,"
+    "  serial TEXT NOT NULL,"
+    "  hash TEXT,"
+    "  class TEXT NOT NULL,"
+    "  users TEXT NOT NULL," /* JSON array */
+    "  valid_from INTEGER NOT NULL,"
+    "  valid_until INTEGER NOT NULL,"
+    "  purpose TEXT NOT NULL,"
+    "  approved_by TEXT NOT NULL,"
+    "  ledger TEXT,"
+    "  request TEXT,"
+    "  state TEXT NOT NULL," /* active | revoked */
+    "  created_at INTEGER NOT NULL,"
+    "  created_by TEXT NOT NULL,"
+    "  revoked_at INTEGER,"
+    "  revoked_by TEXT,"
+    "  revoke_reason TEXT);"
+    "CREATE TABLE IF NOT EXISTS fleet_requests ("
+    "  terminal TEXT NOT NULL,"
+    "  code TEXT NOT NULL,"
+    "  vendor INTEGER NOT NULL,"
+    "  product INTEGER NOT NULL,"
+    "  serial TEXT,"
+    "  hash TEXT,"
+    "  class TEXT," /* the interface class of the event, e.g. "08:06:50" */
+    "  rule TEXT,"  /* the decision, e.g. "block mass_storage (08)" */
+    "  manufacturer TEXT,"
+    "  product_name TEXT,"
+    "  first_seen INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL,"
+    "  state TEXT NOT NULL," /* pending | granted | refused */
+    "  exception TEXT,"
+    "  reason TEXT,"
+    "  decided_by TEXT,"
+    "  decided_at INTEGER,"
+    "  PRIMARY KEY (terminal, code));"
+    "CREATE TABLE IF NOT EXISTS fleet_ledger ("
+    "  number TEXT PRIMARY KEY,"
+    "  holder TEXT NOT NULL,"
+    "  department TEXT NOT NULL,"
+    "  model TEXT NOT NULL,"
+    "  vendor TEXT NOT NULL,"
+    "  product TEXT NOT NULL,"
+    "  serial TEXT NOT NULL,"
+    "  encrypted INTEGER NOT NULL,"
+    "  lent TEXT NOT NULL,"
+    "  returned TEXT NOT NULL,"
+    "  note TEXT NOT NULL,"
+    "  last_terminal TEXT,"
+    "  last_seen INTEGER,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS fleet_ledger_device ON fleet_ledger (vendor, product, serial);"
+    "CREATE TABLE IF NOT EXISTS fleet_bundles ("
+    "  terminal TEXT PRIMARY KEY,"
+    "  version INTEGER NOT NULL," /* only rises */
+    "  content TEXT,"		  /* SHA-256 of what the bundle was built from */
+    "  bundle BLOB,"
+    "  built_at INTEGER);";
+
+int fleet_db_exec(struct fleet *f, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(f->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		server_log(LOG_ERR, "fleet: %s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return rc == SQLITE_BUSY ? -EBUSY : -EIO;
+	}
+	return 0;
+}
+
+sqlite3_stmt *fleet_db_prepare(struct fleet *f, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(f->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		server_log(LOG_ERR, "fleet: %s", sqlite3_errmsg(f->db));
+		return NULL;
+	}
+	return st;
+}
+
+void fleet_db_finalize(sqlite3_stmt **st)
+{
+	sqlite3_finalize(*st);
+	*st = NULL;
+}
+
+const char *fleet_col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? (const char *)t : NULL;
+}
+
+int fleet_open(struct collector *c, const struct collector_config *cfg, struct fleet **ret)
+{
+	struct fleet *f;
+	char err[BUNDLE_ERR_MAX] = "";
+	int r;
+
+	*ret = NULL;
+	if (!cfg->fleet_grant_key || !cfg->fleet_root_key)
+		return 0;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->c = c;
+	pthread_mutex_init(&f->lock, NULL);
+	r = bundle_signer_load(cfg->fleet_grant_key, &f->grant, err, sizeof(err));
+	if (r < 0) {
+		server_log(LOG_ERR, "[fleet] grant_key %s: %s", cfg->fleet_grant_key,
+			   err[0] ? err : strerror(-r));
+		fleet_close(f);
+		return r;
+	}
+	bundle_signer_pubkey(f->grant, f->grant_pub);
+	r = bundle_pubkey_load(cfg->fleet_root_key, f->root_pub, err, sizeof(err));
+	if (r < 0) {
+		server_log(LOG_ERR, "[fleet] root_key %s: %s", cfg->fleet_root_key,
+			   err[0] ? err : strerror(-r));
+		fleet_close(f);
+		return r;
+	}
+	if (sqlite3_open_v2(cfg->database, &f->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+			    NULL) != SQLITE_OK) {
+		server_log(LOG_ERR, "fleet: database %s: %s", cfg->database,
+			   f->db ? sqlite3_errmsg(f->db) : "out of memory");
+		fleet_close(f);
+		return -EIO;
+	}
+	sqlite3_busy_timeout(f->db, 10000);
+	r = fleet_db_exec(f, "PRAGMA synchronous = FULL");
+	if (r >= 0)
+		r = fleet_db_exec(f, schema);
+	if (r < 0) {
+		fleet_close(f);
+		return r;
+	}
+	*ret = f;
+	return 0;
+}
+
+void fleet_close(struct fleet *f)
+{
+	if (!f)
+		return;
+	if (f->db)
+		sqlite3_close(f->db);
+	bundle_signer_free(f->grant);
+	secmem_wipe(f, sizeof(*f));
+	free(f);
+}
+
+void fleet_emit(struct fleet *f, enum event_kind kind, json_t *data)
+{
+	if (!f->c->writer) {
+		json_decref(data);
+		return;
+	}
+	if (ingest_writer_self_event(f->c->writer, kind, data) < 0)
+		server_log(LOG_ERR, "fleet: cannot queue the %s event", event_kind_name(kind));
+}
+
+void fleet_sha256_hex(const void *a, size_t alen, const void *b, size_t blen, char out[65])
+{
+	uint8_t md[32];
+	unsigned mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	memset(md, 0, sizeof(md));
+	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, a, alen) == 1 && (!b || EVP_DigestUpdate(ctx, b, blen) == 1))
+		EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	for (size_t i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* ---- the group's base ---- */
+
+int fleet_load_base(struct fleet *f, const char *group, uint8_t **ret_blob, size_t *ret_len,
+		    struct policy **ret_base)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "SELECT base FROM fleet_groups WHERE name = ?");
+	struct bundle_frame fr;
+	struct policy_errors errs = {0};
+	char err[BUNDLE_ERR_MAX];
+	uint8_t *blob;
+	size_t len;
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? -ENOENT : -EIO;
+	if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+		return -ENODATA;
+	len = (size_t)sqlite3_column_bytes(st, 0);
+	blob = malloc(len ? len : 1);
+	if (!blob)
+		return -ENOMEM;
+	memcpy(blob, sqlite3_column_blob(st, 0), len);
+	if (bundle_decode_base(blob, len, &fr, err, sizeof(err)) < 0 ||
+	    policy_parse_base(group, (const char *)fr.base, fr.base_len, ret_base, &errs) < 0) {
+		policy_errors_clear(&errs);
+		free(blob);
+		server_log(LOG_ERR, "fleet: the stored base of group %s does not parse", group);
+		return -EIO;
+	}
+	policy_errors_clear(&errs);
+	if (ret_blob) {
+		*ret_blob = blob;
+		*ret_len = len;
+	} else
+		free(blob);
+	return 0;
+}
+
+/* ---- exceptions as the bundle carries them ---- */
+
+static void exception_clear(struct bundle_exception *e)
+{
+	free(e->serial);
+	free(e->descriptor_hash);
+	for (size_t i = 0; i < e->n_users; i++)
+		free(e->users[i]);
+	free(e->purpose);
+	free(e->approved_by);
+	free(e->ledger);
+	*e = (struct bundle_exception){0};
+}
+
+static int row_to_exception(sqlite3_stmt *st, struct bundle_exception *e)
+{
+	/* columns: id, vendor, product, serial, hash, class, users, valid_from, valid_until,
+	 * purpose, approved_by, ledger */
+	json_t *users = NULL;
+	const char *t;
+
+	*e = (struct bundle_exception){0};
+	snprintf(e->id, sizeof(e->id), "%s", fleet_col_text(st, 0));
+	e->vendor = (uint16_t)sqlite3_column_int(st, 1);
+	e->product = (uint16_t)sqlite3_column_int(st, 2);
+	e->serial = strdup(fleet_col_text(st, 3));
+	t = fleet_col_text(st, 4);
+	e->descriptor_hash = t ? strdup(t) : NULL;
+	snprintf(e->cls, sizeof(e->cls), "%s", fleet_col_text(st, 5));
+	users = json_loads(fleet_col_text(st, 6), 0, NULL);
+	for (size_t i = 0;
+	     json_is_array(users) && i < json_array_size(users) && e->n_users < BUNDLE_MAX_USERS;
+	     i++) {
+		const char *u = json_string_value(json_array_get(users, i));
+		if (u)
+			e->users[e->n_users++] = strdup(u);
+	}
+	json_decref(users);
+	e->from = sqlite3_column_int64(st, 7);
+	e->until = sqlite3_column_int64(st, 8);
+	e->purpose = strdup(fleet_col_text(st, 9));
+	e->approved_by = strdup(fleet_col_text(st, 10));
+	t = fleet_col_text(st, 11);
+	e->ledger = t ? strdup(t) : NULL;
+	if (!e->serial || !e->purpose || !e->approved_by)
+		return -ENOMEM;
+	for (size_t i = 0; i < e->n_users; i++)
+		if (!e->users[i])
+			return -ENOMEM;
+	return 0;
+}
+
+#define EXC_COLS                                                                                   \
+	"id, vendor, product, serial, hash, class, users, valid_from, valid_until, purpose, "      \
+	"approved_by, ledger"
+
+/* The active exceptions for terminal in group that the base allows, not yet over at now. */
+static int terminal_exceptions(struct fleet *f, const struct policy *base, const char *group,
+			       const char *terminal, int64_t now, struct bundle_exceptions *ret)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f,
+	    "SELECT " EXC_COLS " FROM fleet_exceptions WHERE state = 'active' AND valid_until > ?"
+	    " AND ((scope = 'terminal' AND terminal = ?) OR (scope = 'group' AND grp = ?))"
+	    " ORDER BY id");
+	int rc;
+
+	*ret = (struct bundle_exceptions){0};
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_text(st, 2, terminal, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, group, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && ret->n < BUNDLE_MAX_EXCEPTIONS) {
+		struct bundle_exception *items = realloc(ret->items, (ret->n + 1) * sizeof(*items));
+		char err[BUNDLE_ERR_MAX];
+		if (!items) {
+			bundle_exceptions_free(ret);
+			return -ENOMEM;
+		}
+		ret->items = items;
+		int r = row_to_exception(st, &items[ret->n]);
+		ret->n++;
+		if (r < 0) {
+			bundle_exceptions_free(ret);
+			return r;
+		}
+		/* a newer base may allow less than the one the grant was checked against: the
+		 * terminal would refuse the whole bundle, so such an exception is left out */
+		struct bundle_exceptions one = {.items = &items[ret->n - 1], .n = 1};
+		if (bundle_check_limits(base, &one, err, sizeof(err)) < 0) {
+			server_log(LOG_WARNING,
+				   "fleet: exception %s left out of the bundle for %s: %s",
+				   items[ret->n - 1].id, terminal, err);
+			ret->n--;
+			exception_clear(&items[ret->n]);
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		bundle_exceptions_free(ret);
+		return -EIO;
+	}
+	return 0;
+}
+
+int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t **ret,
+		     size_t *ret_len, uint64_t *ret_version, char *reason, size_t reasonsz)
+{
+	_cleanup_free_ uint8_t *base_blob = NULL;
+	_cleanup_free_ char *json = NULL;
+	_cleanup_policy_ struct policy *base = NULL;
+	struct bundle_exceptions ex = {0};
+	char group[80], content[65], err[BUNDLE_ERR_MAX];
+	size_t base_len = 0;
+	uint64_t version = 0;
+	int rc, r;
+
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+		    fleet_db_prepare(f, "SELECT grp FROM fleet_members WHERE terminal = ?");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			snprintf(reason, reasonsz, "terminal %s is in no group", terminal);
+			return -ENOENT;
+		}
+		if (rc != SQLITE_ROW)
+			return -EIO;
+		snprintf(group, sizeof(group), "%s", fleet_col_text(st, 0));
+	}
+	r = fleet_load_base(f, group, &base_blob, &base_len, &base);
+	if (r == -ENOENT || r == -ENODATA) {
+		snprintf(reason, reasonsz, "group %s has no signed base", group);
+		return -ENOENT;
+	}
+	if (r < 0)
+		return r;
+	if (!policy_fleet_covers(base, terminal)) {
+		snprintf(reason, reasonsz,
+			 "the base of group %s does not name terminal %s in [fleet] terminals",
+			 group, terminal);
+		return -ENOENT;
+	}
+	r = terminal_exceptions(f, base, group, terminal, now, &ex);
+	if (r < 0)
+		return r;
+	r = bundle_exceptions_to_json(&ex, &json);
+	bundle_exceptions_free(&ex);
+	if (r < 0)
+		return r;
+	fleet_sha256_hex(base_blob, base_len, json, strlen(json) + 1, content);
+
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "SELECT version, content, bundle FROM fleet_bundles WHERE terminal = ?");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			const char *old = fleet_col_text(st, 1);
+			version = (uint64_t)sqlite3_column_int64(st, 0);
+			if (old && strcmp(old, content) == 0 &&
+			    sqlite3_column_type(st, 2) == SQLITE_BLOB) {
+				size_t n = (size_t)sqlite3_column_bytes(st, 2);
+				*ret = malloc(n);
+				if (!*ret)
+					return -ENOMEM;
+				memcpy(*ret, sqlite3_column_blob(st, 2), n);
+				*ret_len = n;
+				*ret_version = version;
+				return 0;
+			}
+		} else if (rc != SQLITE_DONE)
+			return -EIO;
+	}
+
+	/* something changed for this terminal: the next version */
+	version++;
+	r = bundle_build(base_blob, base_len, f->grant, version, now, terminal, json, strlen(json),
+			 ret, ret_len, err, sizeof(err));
+	if (r < 0) {
+		server_log(LOG_ERR, "fleet: cannot build the bundle for %s: %s", terminal, err);
+		return r;
+	}
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "INSERT INTO fleet_bundles (terminal, version, content, bundle, built_at)"
+		       " VALUES (?, ?, ?, ?, ?) ON CONFLICT (terminal) DO UPDATE SET"
+		       " version = excluded.version, content = excluded.content,"
+		       " bundle = excluded.bundle, built_at = excluded.built_at");
+		if (!st) {
+			free(*ret);
+			*ret = NULL;
+			return -EIO;
+		}
+		sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (int64_t)version);
+		sqlite3_bind_text(st, 3, content, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, *ret, (int)*ret_len, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, now);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			server_log(LOG_ERR, "fleet: cannot store the bundle for %s: %s", terminal,
+				   sqlite3_errmsg(f->db));
+			free(*ret);
+			*ret = NULL;
+			return -EIO;
+		}
+	}
+	*ret_version = version;
+	return 0;
+}
+
+/* ---- what ingested events add ---- */
+
+static bool code_valid(const char *s)
+{
+	if (!s || strlen(s) != 8)
+		return false;
+	for (size_t i = 0; i < 8; i++)
+		if (!strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", s[i]))
+			return false;
+	return true;
+}
+
+static int hex4(json_t *v, uint16_t *ret)
+{
+	const char *s = json_string_value(v);
+	unsigned x = 0;
+
+	if (!s || strlen(s) != 4)
+		return -EINVAL;
+	for (size_t i = 0; i < 4; i++) {
+		char ch = s[i];
+		int d = ch >= '0' && ch <= '9'	 ? ch - '0'
+			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+						 : -1;
+		if (d < 0)
+			return -EINVAL;
+		x = x * 16 + (unsigned)d;
+	}
+	*ret = (uint16_t)x;
+	return 0;
+}
+
+static const char *hash_hex(json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	if (s && strncmp(s, "sha256:", 7) == 0)
+		s += 7;
+	if (!s || strlen(s) != 64)
+		return NULL;
+	for (size_t i = 0; i < 64; i++)
+		if (!strchr("0123456789abcdef", s[i]))
+			return NULL;
+	return s;
+}
+
+static void note_blocked(struct fleet *f, const struct event *e)
+{
+	json_t *d = e->data;
+	uint16_t vendor, product;
+	const char *serial = json_string_value(json_object_get(d, "serial"));
+	const char *code = json_string_value(json_object_get(d, "request_code"));
+	json_t *classes = json_object_get(d, "classes");
+	/* one class: the interface that was blocked; several: the device's, not telling which */
+	const char *cls =
+	    json_array_size(classes) == 1 ? json_string_value(json_array_get(classes, 0)) : NULL;
+	const char *rule = json_string_value(json_object_get(d, "rule"));
+	char computed[9];
+	int rc;
+
+	if (json_is_true(json_object_get(d, "audit")))
+		return; /* audit mode: nothing was blocked */
+	if (hex4(json_object_get(d, "vendor"), &vendor) < 0 ||
+	    hex4(json_object_get(d, "product"), &product) < 0)
+		return;
+	if (!code_valid(code)) {
+		bundle_request_code(e->terminal, vendor, product, serial, computed);
+		code = computed;
+	}
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f, "INSERT INTO fleet_requests (terminal, code, vendor, product, serial, hash, class,"
+	       " manufacturer, product_name, first_seen, last_seen, count, state, rule)"
+	       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'pending', ?)"
+	       " ON CONFLICT (terminal, code) DO UPDATE SET"
+	       " last_seen = max(last_seen, excluded.last_seen), count = count + 1,"
+	       " class = coalesce(class, excluded.class), rule = coalesce(rule, excluded.rule)"
+	       " RETURNING count");
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, e->terminal, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, vendor);
+	sqlite3_bind_int(st, 4, product);
+	sqlite3_bind_text(st, 5, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, hash_hex(json_object_get(d, "descriptor_hash")), -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, cls, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, json_string_value(json_object_get(d, "manufacturer")), -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, json_string_value(json_object_get(d, "product_name")), -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, e->ts_ms);
+	sqlite3_bind_int64(st, 11, e->ts_ms);
+	sqlite3_bind_text(st, 12, rule, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		server_log(LOG_ERR, "fleet: cannot record the request %s of %s: %s", code,
+			   e->terminal, sqlite3_errmsg(f->db));
+		return;
+	}
+	if (sqlite3_column_int64(st, 0) == 1) {
+		char v[5], p[5];
+		snprintf(v, sizeof(v), "%04x", vendor);
+		snprintf(p, sizeof(p), "%04x", product);
+		fleet_emit(f, EVENT_FLEET_REQUEST,
+			   json_pack("{s:s,s:s,s:s,s:s,s:s?,s:s?}", "terminal", e->terminal, "code",
+				     code, "vendor", v, "product", p, "serial", serial, "class",
+				     cls));
+	}
+}
+
+static void note_seen(struct fleet *f, const struct event *e)
+{
+	const char *vendor = json_string_value(json_object_get(e->data, "vendor"));
+	const char *product = json_string_value(json_object_get(e->data, "product"));
+	const char *serial = json_string_value(json_object_get(e->data, "serial"));
+
+	if (!vendor || !product || !serial)
+		return;
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "UPDATE fleet_ledger SET last_terminal = ?, last_seen = ?"
+				" WHERE vendor = lower(?) AND product = lower(?) AND serial = ?"
+				" AND (last_seen IS NULL OR last_seen <= ?)");
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, e->terminal, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, e->ts_ms);
+	sqlite3_bind_text(st, 3, vendor, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, product, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, e->ts_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		server_log(LOG_ERR, "fleet: cannot update the ledger: %s", sqlite3_errmsg(f->db));
+}
+
+void fleet_note_batch(struct fleet *f, const struct event_batch *b)
+{
+	bool any = false;
+
+	if (!f)
+		return;
+	for (size_t i = 0; i < b->n && !any; i++)
+		any = b->events[i].kind == EVENT_USB_BLOCKED ||
+		      b->events[i].kind == EVENT_USB_ALLOWED ||
+		      b->events[i].kind == EVENT_USB_REMOVED;
+	if (!any)
+		return;
+	pthread_mutex_lock(&f->lock);
+	if (fleet_db_exec(f, "BEGIN IMMEDIATE") >= 0) {
+		for (size_t i = 0; i < b->n; i++) {
+			const struct event *e = &b->events[i];
+			if (e->kind == EVENT_USB_BLOCKED)
+				note_blocked(f, e);
+			if (e->kind == EVENT_USB_BLOCKED || e->kind == EVENT_USB_ALLOWED ||
+			    e->kind == EVENT_USB_REMOVED)
+				note_seen(f, e);
+		}
+		if (fleet_db_exec(f, "COMMIT") < 0)
+			fleet_db_exec(f, "ROLLBACK");
+	}
+	pthread_mutex_unlock(&f->lock);
+}
