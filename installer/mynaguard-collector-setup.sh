@@ -1,4 +1,4 @@
-#!/bin/bash
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 # mynaguard-collector-setup.sh: the collector host's setup logic, shared by
 # installer/collector-install.sh (source installs) and the mynaguard-collector package's

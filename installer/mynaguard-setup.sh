@@ -1,4 +1,4 @@
-#!/bin/bash
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 # mynaguard-setup.sh: the terminal's setup logic, shared by installer/install.sh (source
 # installs) and the mynaguard-terminal package's maintainer scripts (debian/, which ship this
