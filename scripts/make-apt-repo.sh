@@ -17,11 +17,11 @@
 #   deb [signed-by=/etc/apt/keyrings/mynaguard-archive-keyring.gpg] URL NAME main
 # Running it again with more .deb files adds them (old versions stay in the pool).
 set -eu
-key="" newkey="" codename=mynaguard
+key="" newkey="" codename=mynaguard own_home=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--key) key=${2:?--key needs a key id}; shift 2 ;;
-	--gnupghome) GNUPGHOME=${2:?--gnupghome needs a directory}; export GNUPGHOME; shift 2 ;;
+	--gnupghome) GNUPGHOME=${2:?--gnupghome needs a directory}; export GNUPGHOME; own_home=1; shift 2 ;;
 	--new-key) newkey=${2:?--new-key needs a name}; shift 2 ;;
 	--codename) codename=${2:?--codename needs a name}; shift 2 ;;
 	-h | --help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -43,7 +43,12 @@ for deb in "$@"; do
 	dpkg-deb -f "$deb" Package >/dev/null 2>&1 || { echo "make-apt-repo: $deb is no .deb file" >&2; exit 1; }
 done
 
-if [ -n "${GNUPGHOME:-}" ]; then mkdir -p "$GNUPGHOME" && chmod 0700 "$GNUPGHOME"; fi
+if [ -n "$own_home" ]; then
+	mkdir -p "$GNUPGHOME" && chmod 0700 "$GNUPGHOME"
+	GNUPGHOME=$(cd "$GNUPGHOME" && pwd)
+	# the gpg-agent this started for that home ends with the script
+	trap 'gpgconf --kill gpg-agent 2>/dev/null || true' EXIT
+fi
 if [ -n "$newkey" ] && [ -z "$key" ]; then
 	if ! gpg --batch --list-secret-keys "$newkey" >/dev/null 2>&1; then
 		gpg --batch --quiet --passphrase '' --quick-generate-key "$newkey" ed25519 sign never
