@@ -366,12 +366,17 @@ package_start_uplink() {
 }
 
 # package_deconfigure: the prerm's "remove": the code step out of PAM (pam-auth-update puts
-# /etc/pam.d back as it was), the modprobe layer and the manifest out. The spool, policy, TLS
+# /etc/pam.d back as it was), the uplink stopped, the modprobe layer and the manifest out. The spool, policy, TLS
 # material and codes stay until purge.
 package_deconfigure() {
 	ROOT="" HOST=1 IS_ROOT=1
 	if command -v pam-auth-update >/dev/null; then
 		DEBIAN_FRONTEND=noninteractive pam-auth-update --package --remove mynaguard
+	fi
+	# The uplink's unit is installed --no-start (package_start_uplink starts it), so debhelper's
+	# prerm stops only mynaguardd: stop the uplink here (its user goes with purge).
+	if [ -d /run/systemd/system ]; then
+		deb-systemd-invoke stop mynaguard-uplink.service >/dev/null || true
 	fi
 	if cmp -s $PKG_SHARE/modprobe/mynaguard-storage.conf $MODPROBE_CONF; then rm -f $MODPROBE_CONF; fi
 	rm -f $MANIFEST

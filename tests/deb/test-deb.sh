@@ -68,6 +68,8 @@ check "prerm takes the code step out of PAM on remove (pam-auth-update --remove)
 check "prerm does not stop the agent on upgrade (only on remove)" \
 	bash -c "grep -q 'deb-systemd-invoke stop' '$T/term.ctl/prerm' && grep -B1 'deb-systemd-invoke stop' '$T/term.ctl/prerm' | grep -q '\"\$1\" = remove'"
 check "the postinst restarts the agent on upgrade" grep -q "_dh_action=restart" "$T/term.ctl/postinst"
+check "removal stops the uplink too (its unit is --no-start)" \
+	grep -q 'deb-systemd-invoke stop mynaguard-uplink.service' "$T/term.root/usr/share/mynaguard/mynaguard-setup.sh"
 check "the pam-auth-update profile is off by default (Default: no)" \
 	grep -q '^Default: no$' "$T/term.root/usr/share/pam-configs/mynaguard"
 check "maintainer scripts pass bash -n" bash -c "for f in postinst prerm postrm; do bash -n '$T/term.ctl/'\$f || exit 1; done"

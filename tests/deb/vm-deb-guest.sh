@@ -128,6 +128,7 @@ apt_pid=$!
 # plug while dpkg is at work on mynaguard-terminal (unpacking, or its postinst restarting)
 wait_secs 120 bash -c "grep -q 'mynaguard-terminal' /root/upgrade.log && grep -q -E '^(Unpacking|Preparing to unpack)' /root/upgrade.log"
 vm_hmp device_add usb-storage,bus=xhci.0,drive=stick2,id=stick2,serial=MGVMSTICK2
+vm_check "the second stick was plugged while apt was still upgrading" kill -0 "$apt_pid"
 wait "$apt_pid"
 rc=$?
 sleep 4
@@ -169,6 +170,7 @@ vm_check "purge removed /etc/mynaguard, the spool and the state" \
 	bash -c "[ ! -e /etc/mynaguard ] && [ ! -e /var/spool/mynaguard ] && [ ! -e /var/lib/mynaguard ]"
 vm_check "purge removed the service users" vm_not bash -c "getent passwd mynaguard || getent passwd mynaguard-agent || getent passwd mynaguard-collector"
 vm_check "mynaguardd is stopped" vm_not systemctl -q is-active mynaguardd.service
+vm_check "mynaguard-uplink is stopped" vm_not systemctl -q is-active mynaguard-uplink.service
 out=$(printf 'Pa55-word-vm\n' | pamtester login alice authenticate 2>&1)
 vm_check "after purge the password alone logs in" grep -q 'successfully authenticated' <<<"$out"
 vm_end
