@@ -19,7 +19,9 @@ struct agent_paths {
 	const char *spool;  /* --spool DIR, default /var/spool/mynaguard */
 	const char *state;  /* --state DIR, default /var/lib/mynaguard (seq counter, TOTP store at
 				 * STATE/totp, PAM fallback events at STATE/totp/.pending-events) */
-	const char *sysfs_root; /* --sysfs-root DIR, default "/" ("" under umockdev) */
+	const char *sysfs_root;	   /* --sysfs-root DIR, default "/" ("" under umockdev) */
+	const char *notify_socket; /* --notify-socket PATH, default notify.sock beside the event
+				    * socket (/run/mynaguard/notify.sock) */
 };
 
 /* Called when fd is readable (events as from epoll). */

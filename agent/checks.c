@@ -12,6 +12,7 @@
 #include "log.h"
 #include "agent.h"
 #include "compliance.h"
+#include "fleet.h"
 #include "priv.h"
 
 struct agent_checks {
@@ -79,6 +80,10 @@ static void checks_run(struct agent *a, void *userdata)
 			 strerror(-r));
 		return;
 	}
+	/* docs/fleet.md: which fleet bundle the terminal runs, once one was ever applied. */
+	json_t *bundle = agent_fleet_bundle_json(a);
+	if (bundle)
+		json_object_set_new(data, "bundle", bundle);
 	for (size_t i = 0; i < _POLICY_CHECK_MAX; i++)
 		if (results[i].status == COMPLIANCE_FAIL || results[i].status == COMPLIANCE_ERROR)
 			failing++;

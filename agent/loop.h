@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "agent.h"
@@ -24,7 +25,19 @@ struct agent {
 	struct agent_evsock *evsock;
 	struct agent_checks *checks;
 	struct agent_usb *usb;
+	struct agent_notify *notify; /* the desktop notice socket (notify.c) */
+	/* The fleet channel (fleet.c, tclock.c): the pinned root key (--fleet-key), the inotify
+	 * watch on SPOOL/inbox taken as root before the split, the worker's state. */
+	bool have_fleet_key;
+	uint8_t fleet_key[32];
+	int inbox_ino;
+	struct agent_fleet *fleet;
+	struct agent_tclock *tclock;
 };
+
+/* Re-read the policy file and decide every present device again (SIGHUP, and after the monitor
+ * installed a fleet bundle). A bad file is refused and the old policy stays. main.c. */
+void agent_reload_policy(struct agent *a);
 
 /* Called on SIGHUP from the loop. */
 typedef void (*agent_reload_fn)(struct agent *a);

@@ -17,18 +17,23 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "bundle.h"
 #include "log.h"
 #include "config.h"
 #include "emit-internal.h"
+#include "fleet.h"
 #include "loop.h"
 #include "macro.h"
+#include "notify.h"
 #include "priv.h"
 #include "usb_gate.h"
 
 static void usage(FILE *f)
 {
-	fputs("Usage: mynaguardd --policy FILE [--socket PATH] [--spool DIR] [--state DIR]\n"
-	      "                  [--sysfs-root DIR] [--user NAME] [--foreground] [-n|--check]\n"
+	fputs("Usage: mynaguardd --policy FILE [--socket PATH] [--notify-socket PATH]\n"
+	      "                  [--spool DIR] [--state DIR] [--sysfs-root DIR] [--user NAME]\n"
+	      "                  [--fleet-key FILE]\n"
+	      "                  [--foreground] [-n|--check]\n"
 	      "\n"
 	      "Enforces the USB part of the policy, collects events and runs compliance checks.\n"
 	      "Prints READY on stdout once it follows udev events. See mynaguardd(8).\n",
@@ -75,7 +80,7 @@ static void notify(const char *msg)
 #endif
 }
 
-static void on_reload(struct agent *a)
+void agent_reload_policy(struct agent *a)
 {
 	struct policy_errors errs = {0};
 	struct policy *p = NULL;
@@ -135,6 +140,14 @@ static int worker_run(struct agent *a)
 	/* The socket was bound before the split, when emitting was not possible yet: what PAM
 	 * left in the fallback file goes now. */
 	agent_emit_collect_pending(a);
+	/* The trusted clock and the installed bundle's exceptions before the first decision. */
+	r = tclock_init(a);
+	if (r >= 0)
+		r = agent_fleet_init(a);
+	if (r < 0) {
+		log_line(LOG_ERR, "agent.error op=fleet-init error=\"%s\", exiting", strerror(-r));
+		goto fail_fleet;
+	}
 	r = usb_gate_start(a);
 	if (r < 0) {
 		log_line(LOG_ERR, "agent.error op=usb-gate error=\"%s\", exiting", strerror(-r));
@@ -146,12 +159,13 @@ static int worker_run(struct agent *a)
 		goto fail_checks;
 	}
 
-	(void)priv_ready(); /* the monitor prints READY and notifies systemd */
+	agent_fleet_start(a); /* a bundle that arrived while the agent was down */
+	(void)priv_ready();   /* the monitor prints READY and notifies systemd */
 	log_line(LOG_INFO, "agent.ready policy=%s mode=%s", a->paths.policy,
 		 a->policy->usb_mode == POLICY_USB_AUDIT ? "audit" : "enforce");
 	(void)agent_emit(a, EVENT_AGENT_STARTED, NULL, started_data(a));
 
-	sig = agent_loop_run(a, on_reload);
+	sig = agent_loop_run(a, agent_reload_policy);
 	log_line(LOG_INFO, "agent.stopping signal=%s", sig > 0 ? sigabbrev_np(sig) : "none");
 	(void)agent_emit(a, EVENT_AGENT_STOPPED, NULL,
 			 json_pack("{s:s}", "signal", sig > 0 ? sigabbrev_np(sig) : "error"));
@@ -161,6 +175,10 @@ static int worker_run(struct agent *a)
 fail_checks:
 	usb_gate_stop(a);
 fail_usb:
+fail_fleet:
+	agent_fleet_done(a);
+	tclock_done(a);
+	agent_notify_done(a);
 	agent_evsock_done(a);
 	agent_emit_done(a);
 fail_emit:
@@ -184,10 +202,12 @@ static int split(struct agent *a)
 	    .policy = &a->policy,
 	    .on_ready = on_worker_ready,
 	    .on_stopping = on_stopping,
+	    .have_fleet_key = a->have_fleet_key,
 	};
 	pid_t pid, monitor = getpid();
 	int sv[2], r;
 
+	memcpy(cfg.fleet_key, a->fleet_key, sizeof(cfg.fleet_key));
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_line(LOG_ERR, "agent.error op=socketpair error=\"%m\"");
 		return -1;
@@ -230,10 +250,43 @@ static int split(struct agent *a)
 		close(a->ack_ino);
 		a->ack_ino = -1;
 	}
+	if (a->inbox_ino >= 0) {
+		close(a->inbox_ino);
+		a->inbox_ino = -1;
+	}
 	log_line(LOG_INFO, "monitor.started pid=%d worker=%d", (int)getpid(), (int)pid);
 	r = priv_monitor_run(&cfg, sv[0], pid);
 	close(sv[0]);
 	return r;
+}
+
+/* The pinned fleet root key: --fleet-key FILE (must load), else the default path when present.
+ * Without one every fleet bundle is refused (docs/fleet.md). */
+static int load_fleet_key(struct agent *a, const char *path)
+{
+	char err[BUNDLE_ERR_MAX];
+	bool given = path != NULL;
+	int r;
+
+	if (!path) {
+		path = MYNAGUARD_FLEET_KEY_PATH;
+		if (access(path, F_OK) < 0) {
+			log_line(LOG_INFO,
+				 "agent.fleet no root key at %s: fleet bundles will be refused",
+				 path);
+			return 0;
+		}
+	}
+	err[0] = 0;
+	r = bundle_pubkey_load(path, a->fleet_key, err, sizeof(err));
+	if (r < 0) {
+		log_line(LOG_ERR, "mynaguardd: --fleet-key %s: %s", path,
+			 err[0] ? err : strerror(-r));
+		return given ? r : 0;
+	}
+	a->have_fleet_key = true;
+	log_line(LOG_INFO, "agent.fleet root key %s", path);
+	return 0;
 }
 
 /* Who the worker runs as (see mynaguardd(8), PRIVILEGE SEPARATION). */
@@ -267,10 +320,12 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"policy", required_argument, NULL, 'p'},
 	    {"socket", required_argument, NULL, 's'},
+	    {"notify-socket", required_argument, NULL, 'N'},
 	    {"spool", required_argument, NULL, 'S'},
 	    {"state", required_argument, NULL, 't'},
 	    {"sysfs-root", required_argument, NULL, 'r'},
 	    {"user", required_argument, NULL, 'u'},
+	    {"fleet-key", required_argument, NULL, 'k'},
 	    {"foreground", no_argument, NULL, 'f'},
 	    {"check", no_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
@@ -287,10 +342,13 @@ int main(int argc, char **argv)
 		    .sysfs_root = "/",
 		},
 	    .ack_ino = -1,
+	    .inbox_ino = -1,
 	};
 	struct policy_errors errs = {0};
 	const char *user = MYNAGUARD_AGENT_USER;
-	bool check = false, user_given = false;
+	bool check = false, user_given = false, socket_given = false;
+	_cleanup_free_ char *notify_default = NULL;
+	const char *fleet_key = NULL;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "p:fnhV", longopts, NULL)) != -1) {
@@ -300,6 +358,10 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			a.paths.socket = optarg;
+			socket_given = true;
+			break;
+		case 'N':
+			a.paths.notify_socket = optarg;
 			break;
 		case 'S':
 			a.paths.spool = optarg;
@@ -313,6 +375,9 @@ int main(int argc, char **argv)
 		case 'u':
 			user = optarg;
 			user_given = true;
+			break;
+		case 'k':
+			fleet_key = optarg;
 			break;
 		case 'f':
 			a.foreground = true; /* always in the foreground; accepted for clarity */
@@ -338,6 +403,20 @@ int main(int argc, char **argv)
 	}
 	if (!a.paths.policy)
 		a.paths.policy = MYNAGUARD_POLICY_PATH;
+	/* The notice socket goes beside the event socket unless told otherwise, so an agent started
+	 * with --socket elsewhere (tests, a second instance) never takes the system's path. */
+	if (!a.paths.notify_socket) {
+		const char *slash = strrchr(a.paths.socket, '/');
+		if (!socket_given || !slash)
+			a.paths.notify_socket = MYNAGUARD_NOTIFY_SOCKET_PATH;
+		else if (asprintf(&notify_default, "%.*s/notify.sock",
+				  (int)(slash - a.paths.socket), a.paths.socket) < 0) {
+			notify_default = NULL;
+			log_line(LOG_ERR, "mynaguardd: out of memory");
+			return 1;
+		} else
+			a.paths.notify_socket = notify_default;
+	}
 
 	r = policy_load(a.paths.policy, &a.policy, &errs);
 	if (r < 0) {
@@ -354,6 +433,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	r = load_fleet_key(&a, fleet_key);
+	if (r < 0) {
+		policy_free(a.policy);
+		return 2;
+	}
 	r = worker_identity(&a, user, user_given);
 	if (r < 0) {
 		policy_free(a.policy);
@@ -379,6 +463,12 @@ int main(int argc, char **argv)
 		policy_free(a.policy);
 		return 1;
 	}
+	/* The desktop notice socket: a convenience for the clerk, never a reason not to enforce. */
+	r = agent_notify_init(&a);
+	if (r < 0)
+		log_line(LOG_WARNING,
+			 "agent.warning op=notify-init socket=%s error=\"%s\" (no desktop notices)",
+			 a.paths.notify_socket, strerror(-r));
 	r = agent_emit_watch_ack(&a);
 	if (r < 0)
 		fprintf(
@@ -386,10 +476,19 @@ int main(int argc, char **argv)
 		    "agent.warning op=watch-ack spool=%s error=\"%s\" (acknowledged segments are "
 		    "deleted when events are stored)\n",
 		    a.paths.spool, strerror(-r));
+	r = agent_fleet_watch_inbox(&a);
+	if (r < 0)
+		log_line(LOG_WARNING,
+			 "agent.warning op=watch-inbox spool=%s error=\"%s\" (fleet bundles are "
+			 "taken at the next start)",
+			 a.paths.spool, strerror(-r));
 	r = split(&a);
 	if (a.ack_ino >= 0)
 		close(a.ack_ino);
+	if (a.inbox_ino >= 0)
+		close(a.inbox_ino);
 	agent_evsock_forget(&a);
+	agent_notify_forget(&a);
 	agent_loop_free(a.loop);
 	policy_free(a.policy);
 	return r < 0 ? 1 : 0;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* mynaguardd monitor/worker channel: the checks every request passes before the monitor acts. */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "priv.h"
@@ -22,6 +23,10 @@ static const char *const op_names[_PRIV_OP_MAX] = {
     [PRIV_PENDING_DROPS_CLEAR] = "pending-drops-clear",
     [PRIV_CHECK_RUN] = "check-run",
     [PRIV_READY] = "ready",
+    [PRIV_BUNDLE_READ] = "bundle-read",
+    [PRIV_BUNDLE_INSTALL] = "bundle-install",
+    [PRIV_TIME_FLOOR_READ] = "time-floor-read",
+    [PRIV_TIME_FLOOR_WRITE] = "time-floor-write",
 };
 
 const char *priv_op_name(uint32_t op)
@@ -112,6 +117,20 @@ int priv_req_decode(const void *buf, size_t n, const struct priv_req **ret,
 		if (q->arg >= _POLICY_CHECK_MAX || !priv_check_root_only((int)q->arg))
 			return -EBADMSG;
 		break;
+	case PRIV_BUNDLE_READ:
+		if (q->arg > PRIV_BUNDLE_CURRENT)
+			return -EBADMSG;
+		break;
+	case PRIV_BUNDLE_INSTALL:
+		if (q->arg != 0 || q->len != PRIV_SHA256_LEN)
+			return -EBADMSG;
+		max_payload = PRIV_SHA256_LEN;
+		break;
+	case PRIV_TIME_FLOOR_WRITE:
+		if (q->arg != 0 || q->u64 > INT64_MAX)
+			return -EBADMSG;
+		break;
+	case PRIV_TIME_FLOOR_READ:
 	case PRIV_SPOOL_OPEN:
 	case PRIV_SPOOL_SYNC:
 	case PRIV_SPOOL_TRIM_ACKED:

@@ -16,6 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
+#include "bundle.h"
+#include "escape.h"
 #include "log.h"
 #include "fileio.h"
 #include "macro.h"
@@ -26,6 +30,10 @@
 #define PENDING_FILE	   ".pending-events"
 #define PENDING_DROPS_FILE ".pending-events.dropped"
 #define PENDING_MAX	   (4 * 1024 * 1024)
+#define TIME_FLOOR_FILE	   "time-floor"
+#define BUNDLE_DIR	   "bundle"
+#define BUNDLE_CURRENT	   "current"
+#define BUNDLE_APPLIED	   "applied" /* 16 bytes: body version, base version (u64 BE) */
 
 struct priv_monitor {
 	struct priv_monitor_config cfg;
@@ -35,6 +43,11 @@ struct priv_monitor {
 	char *pending;
 	size_t pending_len;
 	uint64_t refused;
+	/* PRIV_BUNDLE_READ: the snapshot taken at offset 0, paged through by later offsets */
+	uint8_t *bundle;
+	size_t bundle_len;
+	int bundle_src;		/* -1 = none */
+	uint64_t floor_written; /* the largest time floor written in this run */
 };
 
 struct priv_monitor *priv_monitor_new(const struct priv_monitor_config *cfg)
@@ -45,6 +58,7 @@ struct priv_monitor *priv_monitor_new(const struct priv_monitor_config *cfg)
 		return NULL;
 	m->cfg = *cfg;
 	m->pending_fd = -1;
+	m->bundle_src = -1;
 	return m;
 }
 
@@ -67,6 +81,7 @@ void priv_monitor_free(struct priv_monitor *m)
 		spool_writer_free(m->spool);
 	}
 	pending_close(m);
+	free(m->bundle);
 	free(m);
 }
 
@@ -348,6 +363,239 @@ static int spool_trim(struct priv_monitor *m, struct priv_resp *resp, uint8_t *p
 	return 0;
 }
 
+static void reload_policy(const struct priv_monitor_config *cfg);
+
+/* ---- the fleet bundle (docs/fleet.md) and the trusted-time floor ---- */
+
+/* One snapshot of SPOOL/inbox/bundle or STATE/bundle/current: opened once without following a
+ * symlink, a regular file of at most BUNDLE_MAX_BYTES. The installed copy must be ours and
+ * private; the inbox belongs to the uplink. */
+static int bundle_snapshot(struct priv_monitor *m, int src, uint8_t **ret, size_t *ret_len)
+{
+	_cleanup_close_ int dfd = -1, fd = -1;
+	char *text = NULL;
+	size_t len;
+	int r;
+
+	if (src == PRIV_BUNDLE_INBOX) {
+		_cleanup_close_ int sfd = -1;
+
+		r = fileio_open_dir_verified(AT_FDCWD, m->cfg.spool_dir, NULL, &sfd);
+		if (r >= 0)
+			r = fileio_open_dir_verified(sfd, SPOOL_INBOX_DIR, NULL, &dfd);
+		if (r >= 0)
+			r = fileio_open_verified(dfd, SPOOL_INBOX_BUNDLE, O_RDONLY, NULL, &fd);
+	} else {
+		_cleanup_close_ int sfd = -1;
+
+		r = state_dir_open(m, &sfd);
+		if (r >= 0)
+			r = fileio_open_dir_verified(sfd, BUNDLE_DIR, pending_expect(), &dfd);
+		if (r >= 0)
+			r = fileio_open_verified(dfd, BUNDLE_CURRENT, O_RDONLY, pending_expect(),
+						 &fd);
+	}
+	if (r >= 0)
+		r = fileio_read_fd(fd, BUNDLE_MAX_BYTES, &text, &len);
+	if (r < 0)
+		return r;
+	*ret = (uint8_t *)text;
+	*ret_len = len;
+	return 0;
+}
+
+static int bundle_read(struct priv_monitor *m, const struct priv_req *q, struct priv_resp *resp,
+		       uint8_t *payload)
+{
+	size_t n;
+
+	if (q->u64 == 0) {
+		free(m->bundle);
+		m->bundle = NULL;
+		m->bundle_src = -1;
+		int r = bundle_snapshot(m, (int)q->arg, &m->bundle, &m->bundle_len);
+		if (r < 0)
+			return r;
+		m->bundle_src = (int)q->arg;
+	}
+	if (!m->bundle || m->bundle_src != (int)q->arg || q->u64 > m->bundle_len)
+		return -EINVAL;
+	n = m->bundle_len - q->u64;
+	if (n > PRIV_PENDING_CHUNK)
+		n = PRIV_PENDING_CHUNK;
+	memcpy(payload, m->bundle + q->u64, n);
+	resp->len = (uint32_t)n;
+	resp->v[0] = m->bundle_len;
+	if (q->u64 + n == m->bundle_len) { /* handed over whole: forget it */
+		free(m->bundle);
+		m->bundle = NULL;
+		m->bundle_src = -1;
+	}
+	return 0;
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* The monitor's own record of what it installed: 16 binary bytes (no text to parse here). */
+static int applied_read(int bdfd, uint64_t *ret_version, uint64_t *ret_base)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *data = NULL;
+	size_t len;
+	int r = fileio_open_verified(bdfd, BUNDLE_APPLIED, O_RDONLY, pending_expect(), &fd);
+
+	*ret_version = *ret_base = 0;
+	if (r == -ENOENT)
+		return 0;
+	if (r >= 0)
+		r = fileio_read_fd(fd, 64, &data, &len);
+	if (r < 0)
+		return r;
+	if (len != 16)
+		return -EBADMSG;
+	*ret_version = be64((const uint8_t *)data);
+	*ret_base = be64((const uint8_t *)data + 8);
+	return 0;
+}
+
+static void log_install_refused(const char *why, const char *detail)
+{
+	char esc[ESCAPE_SIZE(BUNDLE_ERR_MAX)];
+
+	log_line(LOG_WARNING, "monitor.refused op=bundle-install error=\"%s\"%s%s", why,
+		 detail ? " reason=" : "",
+		 detail ? escape_text(detail, strlen(detail), BUNDLE_ERR_MAX, ESCAPE_QUOTES, esc,
+				      sizeof(esc))
+			: "");
+}
+
+/* Take a fresh snapshot of the inbox, check it is what the worker checked, check it again here
+ * (root signature before the base is parsed, grant signature, terminal, versions against our
+ * own record), then write the policy file, STATE/bundle/current and STATE/bundle/applied. The
+ * exceptions JSON is never parsed here. */
+static int bundle_install(struct priv_monitor *m, const struct priv_req *q, const uint8_t *sha)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int sfd = -1, bdfd = -1;
+	struct policy *base = NULL;
+	struct bundle_frame f;
+	uint8_t digest[EVP_MAX_MD_SIZE], rec[16];
+	unsigned dlen = 0;
+	uint64_t applied, applied_base;
+	char err[BUNDLE_ERR_MAX];
+	size_t len, tlen;
+	int r;
+
+	if (!m->cfg.have_fleet_key) {
+		log_install_refused("no fleet root key is pinned", NULL);
+		return -ENOKEY;
+	}
+	if (!m->cfg.policy || !*m->cfg.policy || !(*m->cfg.policy)->terminal_id)
+		return -EINVAL;
+	r = bundle_snapshot(m, PRIV_BUNDLE_INBOX, &buf, &len);
+	if (r < 0)
+		return r;
+	if (!EVP_Digest(buf, len, digest, &dlen, EVP_sha256(), NULL) || dlen != PRIV_SHA256_LEN)
+		return -EIO;
+	if (memcmp(digest, sha, PRIV_SHA256_LEN) != 0) {
+		log_install_refused("the inbox changed since the worker checked it", NULL);
+		return -ESTALE;
+	}
+	r = state_dir_open(m, &sfd);
+	if (r < 0)
+		return r;
+	if (mkdirat(sfd, BUNDLE_DIR, 0700) < 0 && errno != EEXIST)
+		return negative_errno();
+	r = fileio_open_dir_verified(sfd, BUNDLE_DIR, pending_expect(), &bdfd);
+	if (r >= 0)
+		r = applied_read(bdfd, &applied, &applied_base);
+	if (r < 0)
+		return r;
+	err[0] = 0;
+	r = bundle_decode(buf, len, &f, err, sizeof(err));
+	if (r >= 0)
+		r = bundle_check_install(&f, m->cfg.fleet_key, (*m->cfg.policy)->terminal_id,
+					 applied, applied_base, &base, err, sizeof(err));
+	if (r < 0) {
+		log_install_refused("the bundle does not pass the monitor's checks", err);
+		return r;
+	}
+	if (f.version != q->u64) {
+		policy_free(base);
+		log_install_refused("the version differs from the worker's", NULL);
+		return -ESTALE;
+	}
+	put_be64(rec, f.version);
+	put_be64(rec + 8, base->fleet_version);
+	policy_free(base);
+	r = policy_install_text((const char *)f.base, f.base_len, (*m->cfg.policy)->terminal_id,
+				&text, &tlen);
+	if (r < 0)
+		return r;
+	/* The policy first: a crash before `applied` only lets the same bundle be installed again. */
+	r = fileio_write_atomic_path(m->cfg.policy_path, text, tlen, 0644);
+	if (r >= 0)
+		r = fileio_write_atomic(bdfd, BUNDLE_CURRENT, buf, len, 0600, (uid_t)-1, (gid_t)-1);
+	if (r >= 0)
+		r = fileio_write_atomic(bdfd, BUNDLE_APPLIED, rec, sizeof(rec), 0600, (uid_t)-1,
+					(gid_t)-1);
+	if (r < 0) {
+		log_line(LOG_ERR, "monitor.error op=bundle-install error=\"%s\"", strerror(-r));
+		return r;
+	}
+	/* A signed, deliberate change: agent.integrity must not call it tampering. */
+	unsigned mline = 0;
+	int mr = compliance_manifest_update_policy(m->cfg.state_dir, m->cfg.policy_path, &mline);
+	if (mr < 0)
+		log_line(LOG_WARNING,
+			 "monitor.warning op=manifest-update error=\"%s\" line=%u (agent.integrity "
+			 "will report the new policy)",
+			 strerror(-mr), mline);
+	log_line(LOG_INFO, "monitor.bundle-installed version=%" PRIu64 " policy=%s manifest=%s",
+		 f.version, m->cfg.policy_path, mr > 0 ? "updated" : "unchanged");
+	return 0;
+}
+
+static int floor_read(struct priv_monitor *m, struct priv_resp *resp, uint8_t *payload)
+{
+	_cleanup_close_ int sfd = -1;
+	int r = state_dir_open(m, &sfd);
+
+	return r < 0 ? r : small_read(sfd, TIME_FLOOR_FILE, pending_expect(), resp, payload);
+}
+
+static int floor_write(struct priv_monitor *m, uint64_t v)
+{
+	_cleanup_close_ int sfd = -1;
+	char buf[32];
+	int n, r;
+
+	if (v <= m->floor_written)
+		return 0; /* never lowered */
+	r = state_dir_open(m, &sfd);
+	if (r < 0)
+		return r;
+	n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", v);
+	r = fileio_write_atomic(sfd, TIME_FLOOR_FILE, buf, (size_t)n, 0600, (uid_t)-1, (gid_t)-1);
+	if (r >= 0)
+		m->floor_written = v;
+	return r;
+}
+
 /* ---- the root-only compliance checks ---- */
 
 static int check_run(struct priv_monitor *m, int check, struct priv_resp *resp, uint8_t *payload)
@@ -441,6 +689,20 @@ void priv_monitor_handle(struct priv_monitor *m, const void *buf, size_t n, stru
 		break;
 	case PRIV_CHECK_RUN:
 		r = check_run(m, (int)q->arg, resp, payload);
+		break;
+	case PRIV_BUNDLE_READ:
+		r = bundle_read(m, q, resp, payload);
+		break;
+	case PRIV_BUNDLE_INSTALL:
+		r = bundle_install(m, q, data);
+		if (r >= 0 && m->cfg.policy)
+			reload_policy(&m->cfg);
+		break;
+	case PRIV_TIME_FLOOR_READ:
+		r = floor_read(m, resp, payload);
+		break;
+	case PRIV_TIME_FLOOR_WRITE:
+		r = floor_write(m, q->u64);
 		break;
 	case PRIV_READY:
 	case _PRIV_OP_MAX:

@@ -33,10 +33,21 @@ enum priv_op {
 	PRIV_CHECK_RUN,		  /* arg = enum policy_check (priv_check_root_only) */
 	PRIV_READY,		  /* the worker follows udev events: print READY, sd_notify */
 	PRIV_SPOOL_TRIM_ACKED,	  /* read SPOOL/ack/acked, delete what it acknowledges */
+	PRIV_BUNDLE_READ,      /* arg = enum priv_bundle_src, u64 = offset: a chunk of a snapshot */
+	PRIV_BUNDLE_INSTALL,   /* u64 = body version, payload = SHA-256 of the checked bytes */
+	PRIV_TIME_FLOOR_READ,  /* STATE/time-floor → raw bytes (the worker parses them) */
+	PRIV_TIME_FLOOR_WRITE, /* u64 = unix seconds → STATE/time-floor, never lowered */
 	_PRIV_OP_MAX,
 };
 
+/* The two files PRIV_BUNDLE_READ may read (docs/fleet.md). */
+enum priv_bundle_src {
+	PRIV_BUNDLE_INBOX = 0,	 /* SPOOL/inbox/bundle, written by the uplink */
+	PRIV_BUNDLE_CURRENT = 1, /* STATE/bundle/current, the installed one */
+};
+
 #define PRIV_NAME_MAX	   64 /* a sysfs USB name, NUL-terminated */
+#define PRIV_SHA256_LEN	   32
 #define PRIV_PENDING_CHUNK (32 * 1024)
 #define PRIV_PAYLOAD_MAX   EVENT_MAX_BYTES
 #define PRIV_DROPS_MAX	   64
@@ -91,6 +102,9 @@ struct priv_monitor_config {
 	const char *policy_path;
 	struct policy *
 	    *policy; /* the monitor's copy, for the root-only checks; reloaded on SIGHUP */
+	/* The pinned fleet root key (--fleet-key); without one PRIV_BUNDLE_INSTALL is refused. */
+	bool have_fleet_key;
+	uint8_t fleet_key[32];
 	void (*on_ready)(void);	   /* the worker sent PRIV_READY */
 	void (*on_stopping)(void); /* SIGTERM or SIGINT arrived */
 };
@@ -122,6 +136,14 @@ int priv_pending_drops_read(char *buf, size_t size);
 int priv_pending_drops_clear(void);
 int priv_check_run(int check, struct compliance_result *ret);
 int priv_ready(void);
+/* A whole bundle file (≤ BUNDLE_MAX_BYTES) from one snapshot the monitor took; -ENOENT when
+ * there is none. *ret is malloc'd. */
+int priv_bundle_read(enum priv_bundle_src src, uint8_t **ret, size_t *ret_len);
+/* Install SPOOL/inbox/bundle if it still hashes to sha256 and passes the monitor's own checks. */
+int priv_bundle_install(uint64_t version, const uint8_t sha256[PRIV_SHA256_LEN]);
+/* The persisted trusted-time floor (0 when none); writing never lowers it. */
+int priv_time_floor_read(int64_t *ret);
+int priv_time_floor_write(int64_t v);
 
 /* The spool, through the monitor: mirrors event/spool.h's spool_writer_* (dir must be the
  * directory the monitor was started with). */

@@ -295,3 +295,76 @@ int priv_spool_sync(struct priv_spool *w)
 {
 	return simple(PRIV_SPOOL_SYNC, NULL, 0, 0);
 }
+
+/* ---- the fleet bundle and the time floor ---- */
+
+int priv_bundle_read(enum priv_bundle_src src, uint8_t **ret, size_t *ret_len)
+{
+	struct priv_req q = {.op = PRIV_BUNDLE_READ, .arg = (uint32_t)src};
+	struct priv_resp resp;
+	uint8_t *data = NULL;
+	size_t total = 0, off = 0;
+	int r;
+
+	do {
+		static uint8_t chunk[PRIV_PENDING_CHUNK];
+
+		q.u64 = off;
+		r = call(&q, NULL, 0, &resp, chunk, sizeof(chunk));
+		if (r < 0)
+			break;
+		if (off == 0) {
+			total = resp.v[0];
+			data = malloc(total + 1);
+			if (!data) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		if (resp.v[0] != total || resp.len > total - off ||
+		    (resp.len == 0 && off < total)) {
+			r = -EBADMSG;
+			break;
+		}
+		memcpy(data + off, chunk, resp.len);
+		off += resp.len;
+	} while (off < total);
+	if (r < 0) {
+		free(data);
+		return r;
+	}
+	*ret = data;
+	*ret_len = total;
+	return 0;
+}
+
+int priv_bundle_install(uint64_t version, const uint8_t sha256[PRIV_SHA256_LEN])
+{
+	struct priv_req q = {.op = PRIV_BUNDLE_INSTALL, .u64 = version};
+	struct priv_resp resp;
+
+	return call(&q, sha256, PRIV_SHA256_LEN, &resp, NULL, 0);
+}
+
+int priv_time_floor_read(int64_t *ret)
+{
+	char text[PRIV_DROPS_MAX + 1];
+	uint64_t v;
+	int r = small_read(PRIV_TIME_FLOOR_READ, text, sizeof(text));
+
+	*ret = 0;
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	text[strcspn(text, "\n")] = 0;
+	if (parse_uint64(text, 0, INT64_MAX, &v) < 0)
+		return -EBADMSG;
+	*ret = (int64_t)v;
+	return 0;
+}
+
+int priv_time_floor_write(int64_t v)
+{
+	return v < 0 ? -EINVAL : simple(PRIV_TIME_FLOOR_WRITE, NULL, 0, (uint64_t)v);
+}

@@ -16,7 +16,7 @@
 #include "priv.h"
 
 /* What the worker does: read files (sysfs, policy, /etc for the checks, /proc), udev netlink,
- * the event socket, epoll/timerfd/signalfd/inotify, memory, time, and the monitor channel. */
+ * the event socket, the notice socket, epoll/timerfd/signalfd/inotify, memory, time, and the monitor channel. */
 static const int allowed[] = {
     SCMP_SYS(read),
     SCMP_SYS(readv),
@@ -76,6 +76,8 @@ static const int allowed[] = {
     SCMP_SYS(sendmsg),
     SCMP_SYS(sendto),
     SCMP_SYS(bind),
+    SCMP_SYS(accept4), /* notify.c: mynaguard-notify connecting to the notice socket */
+    SCMP_SYS(accept),
     SCMP_SYS(connect),
     SCMP_SYS(getsockname),
     SCMP_SYS(getsockopt),

@@ -10,8 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bundle.h"
+#include "fleet.h"
 #include "log.h"
 #include "macro.h"
+#include "notify.h"
 #include "usb_dev.h"
 #include "priv.h"
 #include "usb_gate.h"
@@ -29,6 +32,9 @@ struct gate_entry {
 	bool is_iface;
 	int applied; /* authorized value we decided: 0, 1, or -1 (device: no device-level decision) */
 	struct usb_dev_info dev; /* devices only */
+	/* interfaces authorized by a fleet exception: its id and data.exception, "" = none */
+	char exception[BUNDLE_EXCEPTION_ID_MAX + 1];
+	json_t *exception_json;
 	struct gate_entry *next;
 };
 
@@ -38,6 +44,7 @@ struct agent_usb {
 	int fd;
 	struct gate_entry *entries;
 	size_t n_entries;
+	json_t *extra; /* merged into the next usb.* event's data (fleet exceptions), then freed */
 };
 
 static struct gate_entry *entry_find(struct agent_usb *u, const char *syspath)
@@ -53,6 +60,7 @@ static void entry_free(struct gate_entry *e)
 	if (!e)
 		return;
 	usb_dev_info_clear(&e->dev);
+	json_decref(e->exception_json);
 	free(e->syspath);
 	free(e);
 }
@@ -155,6 +163,13 @@ static void emit_usb(struct agent *a, enum event_kind kind, const struct usb_dev
 		json_object_set_new(data, "action", json_string(action));
 	if (dev->have_hash)
 		json_object_set_new(data, "descriptor_hash", json_string(dev->hash));
+	if (a->usb && a->usb->extra) {
+		json_object_update(data, a->usb->extra);
+		json_decref(a->usb->extra);
+		a->usb->extra = NULL;
+	}
+	if (kind == EVENT_USB_BLOCKED)
+		agent_notify_usb_blocked(a, data); /* data.request_code, the desktop notice */
 	(void)agent_emit(a, kind, clauses, data);
 }
 
@@ -219,6 +234,8 @@ struct iface_pass_item {
 	struct policy_usb_decision dec;
 	const char *act;
 	bool authorized_now; /* we wrote authorized=1 in this pass */
+	/* a fleet exception authorized it: its id, "" = none */
+	char exception[BUNDLE_EXCEPTION_ID_MAX + 1];
 };
 
 /* The interfaces of one device, as present in sysfs (direct children of the usb_device). */
@@ -229,6 +246,37 @@ struct iface_pass {
 	char paths[GATE_MAX_IFACES][512]; /* every present interface, sorted (probe order) */
 	size_t n_paths;
 };
+
+static void policy_device(const struct usb_dev_info *dev, struct policy_usb_device *ret)
+{
+	*ret = (struct policy_usb_device){.vendor = dev->vendor,
+					  .product = dev->product,
+					  .serial = dev->serial,
+					  .descriptor_hash = dev->have_hash ? dev->hash : NULL,
+					  .mtp = dev->mtp};
+}
+
+/* A class block that a fleet exception in force opens for this device (docs/fleet.md). */
+static void apply_exception(struct agent *a, const struct usb_dev_info *dev,
+			    struct iface_pass_item *it)
+{
+	struct policy_usb_device pd;
+	const struct bundle_exception *ex;
+	char rule[sizeof(it->dec.rule)];
+
+	it->exception[0] = 0;
+	if (it->dec.verdict != POLICY_USB_BLOCK ||
+	    it->dec.reason != POLICY_USB_REASON_BLOCKED_CLASS || !it->dec.block || !dev->have_ids ||
+	    dev->invalid[0])
+		return;
+	policy_device(dev, &pd);
+	ex = agent_fleet_exception_for(a, &pd, it->dec.block, rule, sizeof(rule));
+	if (!ex)
+		return;
+	it->dec.verdict = POLICY_USB_ALLOW;
+	memcpy(it->dec.rule, rule, sizeof(rule));
+	snprintf(it->exception, sizeof(it->exception), "%s", ex->id);
+}
 
 /* Decide ifc (taken over by the pass) and write `authorized` when it differs. Logs and events
  * come later, in report_pass(), once the probes have run. */
@@ -249,6 +297,7 @@ static void decide_into(struct agent *a, const struct usb_dev_info *dev, const c
 	it->authorized_now = false;
 
 	usb_dev_decide_iface(agent_policy(a), dev, &it->ifc, &it->dec);
+	apply_exception(a, dev, it);
 	/* In audit mode blocked interfaces are reported but left usable. */
 	want = (it->dec.verdict == POLICY_USB_ALLOW || audit_mode(a)) ? 1 : 0;
 
@@ -268,8 +317,14 @@ static void decide_into(struct agent *a, const struct usb_dev_info *dev, const c
 	}
 
 	e = entry_get(a->usb, syspath, true);
-	if (e)
+	if (e) {
 		e->applied = strcmp(it->act, "failed") == 0 ? -1 : want;
+		json_decref(e->exception_json);
+		e->exception_json = NULL;
+		snprintf(e->exception, sizeof(e->exception), "%s", it->exception);
+		if (it->exception[0])
+			e->exception_json = agent_fleet_exception_json(a, it->exception);
+	}
 }
 
 /* Find the interfaces of parent in sysfs. Sorted by syspath, which is the probe order. */
@@ -398,6 +453,11 @@ static void report_pass(struct agent *a, const struct usb_dev_info *dev, struct 
 			     it->dec.rule, mode_name(a), it->act);
 		/* A root hub's own interface is part of the controller, not something plugged
 		 * in: decided and logged like any other, but not worth an event at every start. */
+		if (!dev->root_hub && it->exception[0]) {
+			json_decref(a->usb->extra);
+			a->usb->extra = json_pack("{s:o}", "exception",
+						  agent_fleet_exception_json(a, it->exception));
+		}
 		if (!dev->root_hub)
 			emit_usb(a, blocked ? EVENT_USB_BLOCKED : EVENT_USB_ALLOWED, dev,
 				 it->ifc.name, json_pack("[s]", cls), it->dec.rule, it->act);
@@ -749,6 +809,66 @@ void usb_gate_rescan(struct agent *a)
 		fputs("usb.error op=rescan\n", stderr);
 }
 
+void usb_gate_recheck_exceptions(struct agent *a)
+{
+	struct agent_usb *u = a->usb;
+
+	if (!u)
+		return;
+	for (struct gate_entry *e = u->entries; e; e = e->next) {
+		char devpath[sizeof(e->dev.syspath)], cls[12] = "-";
+		char rule[BUNDLE_EXCEPTION_ID_MAX + 48];
+		const char *slash = strrchr(e->syspath, '/');
+		struct gate_entry *d;
+		struct policy_usb_device pd;
+		enum event_kind kind;
+		const char *act = "deauthorized";
+		int state, r;
+
+		if (!e->is_iface || !e->exception[0] || !slash ||
+		    (size_t)(slash - e->syspath) >= sizeof(devpath))
+			continue;
+		memcpy(devpath, e->syspath, (size_t)(slash - e->syspath));
+		devpath[slash - e->syspath] = 0;
+		d = entry_find(u, devpath);
+		if (!d || d->is_iface)
+			continue;
+		policy_device(&d->dev, &pd);
+		state = agent_fleet_exception_state(a, e->exception, &pd);
+		if (state == 1)
+			continue;
+		/* -2: in force, but not for the user now at the seat */
+		kind = state == -1  ? EVENT_USB_EXCEPTION_REVOKED
+		       : state == 0 ? EVENT_USB_EXCEPTION_EXPIRED
+				    : EVENT_USB_BLOCKED;
+		/* At once: the driver unbinds, the disk goes away (audit mode leaves it usable). */
+		if (audit_mode(a)) {
+			act = "none";
+		} else {
+			r = priv_usb_authorize(slash + 1, false);
+			if (r < 0) {
+				log_error(d->dev.port, slash + 1, "write-authorized", r);
+				act = "failed";
+			}
+		}
+		e->applied = strcmp(act, "deauthorized") == 0 ? 0 : e->applied;
+		snprintf(rule, sizeof(rule), "exception %s: %s", e->exception,
+			 state == -1  ? "revoked"
+			 : state == 0 ? "expired"
+				      : "session user not listed");
+		log_decision(event_kind_name(kind), &d->dev, slash + 1, cls, rule, mode_name(a),
+			     act);
+		json_decref(u->extra);
+		u->extra =
+		    json_pack("{s:o}", "exception",
+			      e->exception_json ? json_incref(e->exception_json) : json_null());
+		emit_usb(a, kind, &d->dev, slash + 1, NULL, rule, act);
+		e->exception[0] = 0;
+		json_decref(e->exception_json);
+		e->exception_json = NULL;
+	}
+}
+
 void usb_gate_stop(struct agent *a)
 {
 	struct agent_usb *u = a->usb;
@@ -764,6 +884,7 @@ void usb_gate_stop(struct agent *a)
 	}
 	udev_monitor_unref(u->mon);
 	udev_unref(u->udev);
+	json_decref(u->extra);
 	free(u);
 	a->usb = NULL;
 }

@@ -10,3 +10,7 @@ int usb_gate_start(struct agent *a);
 /* Decide every present device again (after the policy was reloaded). */
 void usb_gate_rescan(struct agent *a);
 void usb_gate_stop(struct agent *a);
+/* Interfaces authorized by a fleet exception that is no longer in force (expired by the trusted
+ * clock, or dropped by a newer bundle): deauthorize them now, one usb.exception_expired or
+ * usb.exception_revoked event each. */
+void usb_gate_recheck_exceptions(struct agent *a);

@@ -12,16 +12,16 @@
 
 #include "policy.h"
 
-#define BUNDLE_MAX_BYTES      (1024 * 1024)
-#define BUNDLE_MAGIC	      "MYNABND1"
-#define BUNDLE_BASE_MAGIC     "MYNABAS1"
-#define BUNDLE_MAGIC_LEN      8
-#define BUNDLE_SIG_LEN	      64
-#define BUNDLE_PUBKEY_LEN     32
-#define BUNDLE_MAX_EXCEPTIONS 1024
+#define BUNDLE_MAX_BYTES	(1024 * 1024)
+#define BUNDLE_MAGIC		"MYNABND1"
+#define BUNDLE_BASE_MAGIC	"MYNABAS1"
+#define BUNDLE_MAGIC_LEN	8
+#define BUNDLE_SIG_LEN		64
+#define BUNDLE_PUBKEY_LEN	32
+#define BUNDLE_MAX_EXCEPTIONS	1024
 #define BUNDLE_EXCEPTION_ID_MAX 64
-#define BUNDLE_TEXT_MAX	      512 /* purpose, approved_by */
-#define BUNDLE_MAX_USERS      32
+#define BUNDLE_TEXT_MAX		512 /* purpose, approved_by */
+#define BUNDLE_MAX_USERS	32
 
 /* Errors are negative errno values; the reason text goes to err (NUL-terminated, may be
  * truncated), e.g. "bad magic", "root signature does not verify", "bundle is for terminal X",
@@ -65,6 +65,8 @@ void bundle_pubkey_to_base64(const uint8_t key[BUNDLE_PUBKEY_LEN], char out[45])
 int bundle_pubkey_load(const char *path, uint8_t out[BUNDLE_PUBKEY_LEN], char *err, size_t errsz);
 
 struct bundle_signer; /* an Ed25519 private key (EVP_PKEY) */
+/* Refuses a key file that is a symlink (-ELOOP), not a regular file (-EBADFD), open to group or
+ * others (-EACCES: mode & 0077), not an unencrypted Ed25519 PKCS#8 PEM (-EBADMSG). */
 int bundle_signer_load(const char *pem_path, struct bundle_signer **ret, char *err, size_t errsz);
 /* A new key pair; bundle_signer_save writes the PEM (mode 0600, O_EXCL). */
 int bundle_signer_generate(struct bundle_signer **ret);
@@ -91,15 +93,16 @@ int bundle_build(const uint8_t *signed_base, size_t signed_base_len,
 int bundle_verify_root(const struct bundle_frame *f, const uint8_t root_pub[BUNDLE_PUBKEY_LEN]);
 /* Grant signature over "mynaguard-body-v1\0" || SHA-256(base) || body, with the key the base
  * names. 0 or -EBADMSG. */
-int bundle_verify_grant(const struct bundle_frame *f,
-			const uint8_t grant_pub[BUNDLE_PUBKEY_LEN]);
+int bundle_verify_grant(const struct bundle_frame *f, const uint8_t grant_pub[BUNDLE_PUBKEY_LEN]);
 
 /* What the monitor and the worker both check before anything is installed, in this order:
  * root signature (before the base INI is parsed), base parses as a base policy
  * (policy_parse_base), grant signature with base->fleet_grant_key, terminal id == own_id,
  * base covers own_id (policy_fleet_covers), body version > applied_version, base version >=
- * applied_base_version. On success *ret_base is the parsed base (caller frees). Never parses
- * the JSON. */
+ * applied_base_version. On success *ret_base (when not NULL) is the parsed base (caller frees). Never parses
+ * the JSON. Errors: -EBADMSG (a signature, a base that does not parse or a frame without body),
+ * -EACCES (another terminal's bundle, a base that does not cover own_id), -ESTALE (a version
+ * not newer, a base version going back), -ENOMEM. */
 int bundle_check_install(const struct bundle_frame *f, const uint8_t root_pub[BUNDLE_PUBKEY_LEN],
 			 const char *own_id, uint64_t applied_version,
 			 uint64_t applied_base_version, struct policy **ret_base, char *err,
@@ -111,16 +114,16 @@ struct bundle_exception {
 	char id[BUNDLE_EXCEPTION_ID_MAX + 1];
 	uint16_t vendor;
 	uint16_t product;
-	char *serial;		/* NULL = any (only if the base allows it: it does not, see limits) */
-	char *descriptor_hash;	/* NULL or 64 lowercase hex chars */
-	char cls[24];		/* a block entry name of the base, e.g. "mass_storage" */
+	char *serial; /* NULL = any (only if the base allows it: it does not, see limits) */
+	char *descriptor_hash; /* NULL or 64 lowercase hex chars */
+	char cls[24];	       /* a block entry name of the base, e.g. "mass_storage" */
 	char *users[BUNDLE_MAX_USERS];
-	size_t n_users;		/* 0 = everyone */
-	int64_t from;		/* unix seconds, inclusive */
-	int64_t until;		/* unix seconds, exclusive */
+	size_t n_users; /* 0 = everyone */
+	int64_t from;	/* unix seconds, inclusive */
+	int64_t until;	/* unix seconds, exclusive */
 	char *purpose;
 	char *approved_by;
-	char *ledger;		/* NULL or a ledger registration number */
+	char *ledger; /* NULL or a ledger registration number */
 };
 
 struct bundle_exceptions {
@@ -143,8 +146,15 @@ int bundle_check_limits(const struct policy *base, const struct bundle_exception
 
 /* Whether exception e applies to the device at trusted time now (from <= now < until,
  * vendor, product, serial and the hash when given). Pure. */
-bool bundle_exception_matches(const struct bundle_exception *e,
-			      const struct policy_usb_device *dev, int64_t now);
+bool bundle_exception_matches(const struct bundle_exception *e, const struct policy_usb_device *dev,
+			      int64_t now);
+
+/* Whether exception e opens the blocked interface class block (a decision's block entry, from
+ * policy_usb_decide on the installed policy): some base->fleet_grant_classes entry is named
+ * e->cls and blocks exactly what block blocks. A name may stand for several entries (cdc_net).
+ * Pure. (An addition to the first contract, for the agent.) */
+bool bundle_exception_opens(const struct policy *base, const struct bundle_exception *e,
+			    const struct policy_usb_class *block);
 
 /* ---- Request codes ---- */
 

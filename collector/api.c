@@ -17,6 +17,7 @@
 
 #include "fileio.h"
 #include "macro.h"
+#include "enroll.h"
 #include "metrics.h"
 #include "parse.h"
 #include "server.h"
@@ -60,6 +61,17 @@ static void send_error(struct evhttp_request *req, int status, const char *reaso
 
 /* ---- query strings ---- */
 
+static void unknown_parameter(const char *key, char reason[static EVENT_REASON_MAX])
+{
+	size_t klen = strlen(key);
+	/* the reason goes into a JSON string: whole characters only */
+	if (utf8_valid(key, klen))
+		snprintf(reason, EVENT_REASON_MAX, "unknown parameter \"%.*s\"",
+			 (int)utf8_truncate(key, klen, 40), key);
+	else
+		snprintf(reason, EVENT_REASON_MAX, "unknown parameter (not UTF-8)");
+}
+
 int api_parse_filter(const char *query, struct store_filter *ret,
 		     char reason[static EVENT_REASON_MAX])
 {
@@ -88,21 +100,15 @@ int api_parse_filter(const char *query, struct store_filter *ret,
 	}
 	TAILQ_FOREACH(kv, &params, next)
 	{
-		static const char *const names[] = {"after", "limit", "terminal",
-						    "kind",  "since", "until"};
+		static const char *const names[] = {"after", "limit", "terminal", "kind",
+						    "since", "until", "order"};
 		unsigned i;
 
 		for (i = 0; i < ELEMENTSOF(names); i++)
 			if (strcmp(kv->key, names[i]) == 0)
 				break;
 		if (i == ELEMENTSOF(names)) {
-			size_t klen = strlen(kv->key);
-			/* the reason goes into a JSON string: whole characters only */
-			if (utf8_valid(kv->key, klen))
-				snprintf(reason, EVENT_REASON_MAX, "unknown parameter \"%.*s\"",
-					 (int)utf8_truncate(kv->key, klen, 40), kv->key);
-			else
-				snprintf(reason, EVENT_REASON_MAX, "unknown parameter (not UTF-8)");
+			unknown_parameter(kv->key, reason);
 			r = -EINVAL;
 			break;
 		}
@@ -115,7 +121,26 @@ int api_parse_filter(const char *query, struct store_filter *ret,
 		seen |= 1u << i;
 		switch (i) {
 		case 0:
-			if (kv->value[0] && parse_uint64(kv->value, 0, INT64_MAX, &f.after) < 0) {
+			/* newest first: the cursor is "TS.ID" (checked once the order is known) */
+			if (strchr(kv->value, '.')) {
+				_cleanup_free_ char *ts = strdup(kv->value);
+				char *dot = ts ? strchr(ts, '.') : NULL;
+				uint64_t tsv;
+				if (!dot) {
+					r = -ENOMEM;
+					snprintf(reason, EVENT_REASON_MAX, "out of memory");
+					break;
+				}
+				*dot = 0;
+				if (parse_uint64(ts, 0, INT64_MAX, &tsv) < 0 ||
+				    parse_uint64(dot + 1, 1, INT64_MAX, &f.before_id) < 0) {
+					snprintf(reason, EVENT_REASON_MAX,
+						 "after: expected a cursor from a previous answer");
+					r = -EINVAL;
+				}
+				f.before_ts = (int64_t)tsv;
+			} else if (kv->value[0] &&
+				   parse_uint64(kv->value, 0, INT64_MAX, &f.after) < 0) {
 				snprintf(reason, EVENT_REASON_MAX,
 					 "after: expected a cursor from a previous answer");
 				r = -EINVAL;
@@ -159,6 +184,145 @@ int api_parse_filter(const char *query, struct store_filter *ret,
 				f.until_ms = ms;
 			break;
 		}
+		case 6:
+			if (strcmp(kv->value, "newest") == 0)
+				f.newest = true;
+			else if (strcmp(kv->value, "id") != 0) {
+				snprintf(reason, EVENT_REASON_MAX, "order: expected id or newest");
+				r = -EINVAL;
+			}
+			break;
+		default:
+			break;
+		}
+		if (r < 0)
+			break;
+	}
+	evhttp_clear_headers(&params);
+	if (r == 0 && (f.newest ? f.after != 0 : f.before_id != 0)) {
+		snprintf(reason, EVENT_REASON_MAX, "after: a cursor of the other order");
+		r = -EINVAL;
+	}
+	if (r < 0)
+		return r;
+	*ret = f;
+	return 0;
+}
+
+static int lookup(const char *const *names, size_t n, const char *value)
+{
+	for (size_t i = 0; i < n; i++)
+		if (names[i] && strcmp(names[i], value) == 0)
+			return (int)i;
+	return -1;
+}
+
+int api_parse_terminal_query(const char *query, struct store_terminal_query *ret,
+			     char reason[static EVENT_REASON_MAX])
+{
+	static const char *const names[] = {"page", "limit", "sort", "dir", "status", "q", "check"};
+	static const char *const sorts[_STORE_SORT_MAX] = {
+	    [STORE_SORT_PROBLEM] = "problem",	      [STORE_SORT_NAME] = "id",
+	    [STORE_SORT_STATUS] = "status",	      [STORE_SORT_LAST_SEEN] = "last_seen",
+	    [STORE_SORT_FAILING] = "failing",	      [STORE_SORT_GAPS] = "gaps",
+	    [STORE_SORT_DESCRIPTION] = "description",
+	};
+	static const char *const statuses[_STORE_STATUS_MAX] = {
+	    [STORE_STATUS_ALL] = "all",
+	    [STORE_STATUS_NONCOMPLIANT] = "noncompliant",
+	    [STORE_STATUS_STALE] = "stale",
+	    [STORE_STATUS_PROBLEM] = "problem",
+	    [STORE_STATUS_COMPLIANT] = "compliant",
+	    [STORE_STATUS_UNKNOWN] = "unknown",
+	};
+	struct evkeyvalq params;
+	struct evkeyval *kv;
+	struct store_terminal_query q = {.limit = API_LIMIT_DEFAULT};
+	unsigned seen = 0, page = 1;
+	int r = 0, i;
+
+	TAILQ_INIT(&params);
+	if (query && strstr(query, "%00")) {
+		snprintf(reason, EVENT_REASON_MAX, "query string contains %%00 (a NUL byte)");
+		return -EINVAL;
+	}
+	if (query && evhttp_parse_query_str(query, &params) < 0) {
+		snprintf(reason, EVENT_REASON_MAX, "malformed query string");
+		evhttp_clear_headers(&params);
+		return -EINVAL;
+	}
+	TAILQ_FOREACH(kv, &params, next)
+	{
+		i = lookup(names, ELEMENTSOF(names), kv->key);
+		if (i < 0) {
+			unknown_parameter(kv->key, reason);
+			r = -EINVAL;
+			break;
+		}
+		if (seen & (1u << i)) {
+			snprintf(reason, EVENT_REASON_MAX, "parameter \"%s\" given twice",
+				 names[i]);
+			r = -EINVAL;
+			break;
+		}
+		seen |= 1u << i;
+		switch (i) {
+		case 0:
+			if (parse_uint(kv->value, 1, 1000000, &page) < 0) {
+				snprintf(reason, EVENT_REASON_MAX, "page: expected 1 or more");
+				r = -EINVAL;
+			}
+			break;
+		case 1:
+			if (parse_uint(kv->value, 1, API_LIMIT_MAX, &q.limit) < 0) {
+				snprintf(reason, EVENT_REASON_MAX, "limit: expected 1 to %d",
+					 API_LIMIT_MAX);
+				r = -EINVAL;
+			}
+			break;
+		case 2:
+			if ((i = lookup(sorts, ELEMENTSOF(sorts), kv->value)) < 0) {
+				snprintf(reason, EVENT_REASON_MAX,
+					 "sort: expected problem, id, status, last_seen, failing,"
+					 " gaps or description");
+				r = -EINVAL;
+			} else
+				q.sort = (enum store_sort)i;
+			break;
+		case 3:
+			if (strcmp(kv->value, "asc") != 0 && strcmp(kv->value, "desc") != 0) {
+				snprintf(reason, EVENT_REASON_MAX, "dir: expected asc or desc");
+				r = -EINVAL;
+			} else
+				q.desc = kv->value[0] == 'd';
+			break;
+		case 4:
+			if ((i = lookup(statuses, ELEMENTSOF(statuses), kv->value)) < 0) {
+				snprintf(reason, EVENT_REASON_MAX,
+					 "status: expected all, noncompliant, stale, problem,"
+					 " compliant or unknown");
+				r = -EINVAL;
+			} else
+				q.status = (enum store_status_filter)i;
+			break;
+		case 5:
+			if (strlen(kv->value) >= sizeof(q.search) ||
+			    !utf8_valid(kv->value, strlen(kv->value))) {
+				snprintf(reason, EVENT_REASON_MAX,
+					 "q: expected UTF-8 text of at most %zu bytes",
+					 sizeof(q.search) - 1);
+				r = -EINVAL;
+			} else
+				snprintf(q.search, sizeof(q.search), "%s", kv->value);
+			break;
+		case 6:
+			/* check ids look like terminal ids: [A-Za-z0-9._-] */
+			if (!event_terminal_id_valid(kv->value)) {
+				snprintf(reason, EVENT_REASON_MAX, "check: not a valid check id");
+				r = -EINVAL;
+			} else
+				snprintf(q.check, sizeof(q.check), "%s", kv->value);
+			break;
 		default:
 			break;
 		}
@@ -168,7 +332,12 @@ int api_parse_filter(const char *query, struct store_filter *ret,
 	evhttp_clear_headers(&params);
 	if (r < 0)
 		return r;
-	*ret = f;
+	q.offset = (page - 1) * q.limit;
+	if (page - 1 > UINT_MAX / q.limit) {
+		snprintf(reason, EVENT_REASON_MAX, "page: too far");
+		return -EINVAL;
+	}
+	*ret = q;
 	return 0;
 }
 
@@ -284,15 +453,40 @@ struct export_state {
 	struct worker *w;
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
+	bool terminals; /* the terminal list, else events */
 	struct store_filter filter;
-	bool done;
+	struct store_terminal_query query;
+	struct store_view view;
+	uint64_t last_id; /* the last event row written */
+	int64_t last_ts;
+	struct evbuffer *out;
 };
+
+/* The Japanese names of the event kinds (the dashboard's, collector/web/app.js), so that the
+ * sheet reads like the screen; the kind's id follows in parentheses. */
+static const char *kind_ja(const char *kind)
+{
+	static const char *const names[][2] = {
+	    {"usb.blocked", "USB 遮断"},	   {"usb.allowed", "USB 許可"},
+	    {"usb.removed", "USB 取り外し"},	   {"auth.success", "ログイン成功"},
+	    {"auth.failure", "ログイン失敗"},	   {"auth.replay", "コード再利用の拒否"},
+	    {"auth.locked", "ロックアウト"},	   {"agent.started", "エージェント起動"},
+	    {"agent.stopped", "エージェント停止"}, {"spool.dropped", "スプール溢れ"},
+	    {"compliance", "チェック報告"},
+	};
+	for (size_t i = 0; i < ELEMENTSOF(names); i++)
+		if (kind && strcmp(names[i][0], kind) == 0)
+			return names[i][1];
+	return NULL;
+}
 
 static int export_row(const struct store_row *row, void *userdata)
 {
-	struct evbuffer *out = userdata;
+	struct export_state *st = userdata;
+	struct evbuffer *out = st->out;
 	char num[32], ts[32];
 	_cleanup_free_ char *summary = api_event_summary(row->kind, row->data);
+	_cleanup_free_ char *kind = NULL;
 	json_t *clause = json_loads(row->clause ? row->clause : "[]", 0, NULL), *c;
 	size_t i;
 	char *clauses = NULL;
@@ -305,6 +499,8 @@ static int export_row(const struct store_row *row, void *userdata)
 		fclose(f);
 	}
 	json_decref(clause);
+	if (kind_ja(row->kind) && asprintf(&kind, "%s (%s)", kind_ja(row->kind), row->kind) < 0)
+		kind = NULL;
 
 	api_csv_cell(out, row->terminal);
 	evbuffer_add(out, ",", 1);
@@ -317,7 +513,7 @@ static int export_row(const struct store_row *row, void *userdata)
 	event_format_ts(row->received_ms, ts);
 	api_csv_cell(out, ts);
 	evbuffer_add(out, ",", 1);
-	api_csv_cell(out, row->kind);
+	api_csv_cell(out, kind ? kind : row->kind);
 	evbuffer_add(out, ",", 1);
 	api_csv_cell(out, clauses ? clauses : "");
 	evbuffer_add(out, ",", 1);
@@ -326,7 +522,63 @@ static int export_row(const struct store_row *row, void *userdata)
 	api_csv_cell(out, row->data);
 	evbuffer_add(out, "\r\n", 2);
 	free(clauses);
+	st->last_id = row->id;
+	st->last_ts = row->ts_ms;
 	return 0;
+}
+
+static void int_cell(struct evbuffer *out, json_t *v)
+{
+	char num[32];
+	snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+	api_csv_cell(out, num);
+}
+
+/* One terminal as on the list: id, description, status, failing checks, ... */
+static void export_terminal(struct evbuffer *out, json_t *t)
+{
+	static const char *const status_ja[][2] = {
+	    {"noncompliant", "非準拠"}, {"compliant", "準拠"}, {"unknown", "未報告"}};
+	const char *status = json_string_value(json_object_get(t, "status"));
+	char *failing = NULL;
+	size_t flen = 0, i;
+	FILE *f = open_memstream(&failing, &flen);
+	json_t *c;
+
+	if (f) {
+		json_array_foreach(json_object_get(t, "failing"), i, c) fprintf(
+		    f, "%s%s (%s)", i ? " " : "", json_string_value(json_object_get(c, "id")) ?: "",
+		    json_string_value(json_object_get(c, "since")) ?: "");
+		fclose(f);
+	}
+	for (i = 0; i < ELEMENTSOF(status_ja); i++)
+		if (status && strcmp(status, status_ja[i][0]) == 0)
+			status = status_ja[i][1];
+	api_csv_cell(out, json_string_value(json_object_get(t, "id")));
+	evbuffer_add(out, ",", 1);
+	api_csv_cell(out, json_string_value(json_object_get(t, "description")));
+	evbuffer_add(out, ",", 1);
+	api_csv_cell(out, status);
+	evbuffer_add(out, ",", 1);
+	api_csv_cell(out, json_is_true(json_object_get(t, "stale")) ? "報告途絶" : "");
+	evbuffer_add(out, ",", 1);
+	api_csv_cell(out, json_string_value(json_object_get(t, "last_seen")));
+	evbuffer_add(out, ",", 1);
+	api_csv_cell(out, failing ? failing : "");
+	evbuffer_add(out, ",", 1);
+	int_cell(out, json_object_get(t, "usb_blocked_24h"));
+	evbuffer_add(out, ",", 1);
+	int_cell(out, json_object_get(t, "auth_failures_24h"));
+	evbuffer_add(out, ",", 1);
+	int_cell(out, json_object_get(t, "locked_24h"));
+	evbuffer_add(out, ",", 1);
+	int_cell(out, json_object_get(t, "gaps_unannounced"));
+	evbuffer_add(out, ",", 1);
+	api_csv_cell(out, json_is_true(json_object_get(t, "clock_drift")) ? "ずれ" : "");
+	evbuffer_add(out, ",", 1);
+	api_csv_cell(out, json_string_value(json_object_get(t, "policy_hash")));
+	evbuffer_add(out, "\r\n", 2);
+	free(failing);
 }
 
 static void export_close_cb(struct evhttp_connection *evcon, void *arg);
@@ -339,33 +591,56 @@ static void export_finish(struct export_state *st)
 	free(st);
 }
 
+/* One chunk of EXPORT_CHUNK_ROWS rows per call: the next is read from the store only once the
+ * previous one left for the socket, so a large export never sits in memory whole. */
 static void export_next(struct evhttp_connection *evcon, void *arg)
 {
 	struct export_state *st = arg;
-	struct evbuffer *out = evbuffer_new();
-	uint64_t last = 0;
+	unsigned n = 0;
 	int r;
 
-	if (!out) {
+	st->out = evbuffer_new();
+	if (!st->out) {
 		export_finish(st);
 		return;
 	}
-	r = store_events_foreach(st->w->store, &st->filter, export_row, out, &last);
+	if (st->terminals) {
+		_cleanup_(json_decrefp) json_t *page = NULL;
+		json_t *t;
+		size_t i;
+		r = store_terminals_json(st->w->store, &st->view, &st->query, &page);
+		if (r >= 0) {
+			json_array_foreach(json_object_get(page, "terminals"), i, t)
+			    export_terminal(st->out, t);
+			n = (unsigned)json_array_size(json_object_get(page, "terminals"));
+			st->query.offset += n;
+		}
+	} else {
+		uint64_t before = st->last_id;
+		uint64_t last = 0;
+		r = store_events_foreach(st->w->store, &st->filter, export_row, st, &last);
+		n = st->last_id != before ? 1 : 0;
+		if (st->filter.newest) {
+			st->filter.before_ts = st->last_ts;
+			st->filter.before_id = st->last_id;
+		} else
+			st->filter.after = st->last_id;
+	}
 	if (r < 0) {
 		server_log(LOG_ERR, "export: %s", strerror(-r));
 		/* the client sees a truncated file: chunked encoding ends without the last chunk */
-		evbuffer_free(out);
+		evbuffer_free(st->out);
 		export_finish(st);
 		return;
 	}
-	if (last == 0) {
-		evbuffer_free(out);
+	if (n == 0) {
+		evbuffer_free(st->out);
 		export_finish(st);
 		return;
 	}
-	st->filter.after = last;
-	evhttp_send_reply_chunk_with_cb(st->req, out, export_next, st);
-	evbuffer_free(out);
+	evhttp_send_reply_chunk_with_cb(st->req, st->out, export_next, st);
+	evbuffer_free(st->out);
+	st->out = NULL;
 }
 
 static void export_abort_cb(evutil_socket_t fd, short what, void *arg)
@@ -385,20 +660,32 @@ static void export_close_cb(struct evhttp_connection *evcon, void *arg)
 	event_base_once(st->w->base, -1, EV_TIMEOUT, export_abort_cb, st, &zero);
 }
 
-static void export_csv(struct evhttp_request *req, struct worker *w, const char *query)
+/* UTF-8 with a BOM and CRLF line ends: what Excel opens as UTF-8 with a double click. */
+static const char events_header[] = "\xEF\xBB\xBF"
+				    "端末,通番,発生時刻,受信時刻,種別,条項,概要,データ\r\n";
+static const char terminals_header[] =
+    "\xEF\xBB\xBF"
+    "端末,説明,状態,報告途絶,最終受信,不合格のチェック（開始）,USB遮断 24h,ログイン失敗 24h,"
+    "ロックアウト 24h,未通知の欠番,時刻,ポリシー\r\n";
+
+static void export_csv(struct evhttp_request *req, struct worker *w, const char *query,
+		       bool terminals)
 {
 	struct export_state *st;
 	char reason[EVENT_REASON_MAX];
-	struct store_filter f;
+	struct store_filter f = {0};
+	struct store_terminal_query q = {0};
 	struct evbuffer *out;
-	static const char header[] = "\xEF\xBB\xBF"
-				     "terminal,seq,ts,received_at,kind,clause,summary,data\r\n";
 
-	if (api_parse_filter(query, &f, reason) < 0) {
+	if (terminals ? api_parse_terminal_query(query, &q, reason) < 0
+		      : api_parse_filter(query, &f, reason) < 0) {
 		send_error(req, 400, reason);
 		return;
 	}
+	/* exactly the filtered list, every page of it */
 	f.limit = EXPORT_CHUNK_ROWS;
+	q.offset = 0;
+	q.limit = EXPORT_CHUNK_ROWS / 4;
 	st = calloc(1, sizeof(*st));
 	out = evbuffer_new();
 	if (!st || !out) {
@@ -409,14 +696,25 @@ static void export_csv(struct evhttp_request *req, struct worker *w, const char 
 	}
 	st->w = w;
 	st->req = req;
+	st->terminals = terminals;
 	st->filter = f;
+	st->query = q;
+	st->view = (struct store_view){
+	    .now_ms = server_now_ms(),
+	    .default_interval_ms = (int64_t)w->c->cfg->report_interval * 1000,
+	    .drift_ms = (int64_t)w->c->cfg->clock_drift * 1000,
+	};
 	st->evcon = evhttp_request_get_connection(req);
 	common_headers(req, "text/csv; charset=utf-8", true);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Disposition",
-			  "attachment; filename=\"mynaguard-events.csv\"");
+			  terminals ? "attachment; filename=\"mynaguard-terminals.csv\""
+				    : "attachment; filename=\"mynaguard-events.csv\"");
 	evhttp_connection_set_closecb(st->evcon, export_close_cb, st);
 	evhttp_send_reply_start(req, 200, "OK");
-	evbuffer_add(out, header, sizeof(header) - 1);
+	if (terminals)
+		evbuffer_add(out, terminals_header, sizeof(terminals_header) - 1);
+	else
+		evbuffer_add(out, events_header, sizeof(events_header) - 1);
 	evhttp_send_reply_chunk_with_cb(req, out, export_next, st);
 	evbuffer_free(out);
 }
@@ -526,7 +824,12 @@ void api_handle(struct evhttp_request *req, void *arg)
 
 	v = view_now(w);
 	if (strcmp(path, "/v1/terminals") == 0) {
-		r = store_terminals_json(w->store, &v, &body);
+		struct store_terminal_query q;
+		if (api_parse_terminal_query(query, &q, reason) < 0) {
+			send_error(req, 400, reason);
+			return;
+		}
+		r = store_terminals_json(w->store, &v, &q, &body);
 	} else if (strncmp(path, "/v1/terminals/", 14) == 0) {
 		const char *id = path + 14;
 		if (!event_terminal_id_valid(id)) {
@@ -538,6 +841,8 @@ void api_handle(struct evhttp_request *req, void *arg)
 			send_error(req, 404, "no such terminal");
 			return;
 		}
+		if (r >= 0)
+			enroll_annotate_terminal(id, body); /* cert_not_after */
 	} else if (strcmp(path, "/v1/events") == 0) {
 		struct store_filter f;
 		if (api_parse_filter(query, &f, reason) < 0) {
@@ -546,7 +851,10 @@ void api_handle(struct evhttp_request *req, void *arg)
 		}
 		r = store_events_json(w->store, &f, &body);
 	} else if (strcmp(path, "/v1/export.csv") == 0) {
-		export_csv(req, w, query);
+		export_csv(req, w, query, false);
+		return;
+	} else if (strcmp(path, "/v1/terminals.csv") == 0) {
+		export_csv(req, w, query, true);
 		return;
 	} else if (strcmp(path, "/metrics") == 0) {
 		struct store_stats stats;

@@ -28,6 +28,11 @@ extern const size_t web_assets_n;
 int api_parse_filter(const char *query, struct store_filter *ret,
 		     char reason[static EVENT_REASON_MAX]);
 
+/* Parses the query string of /v1/terminals and /v1/terminals.csv (page, limit, sort, dir, status,
+ * q, check); refuses what it does not know like api_parse_filter(). */
+int api_parse_terminal_query(const char *query, struct store_terminal_query *ret,
+			     char reason[static EVENT_REASON_MAX]);
+
 /* One CSV cell: always quoted, quotes doubled, and a leading = + - @ TAB CR neutralised with '
  * so that spreadsheet programs never run it as a formula. */
 struct evbuffer;

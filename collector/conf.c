@@ -57,6 +57,9 @@ static const struct key keys[] = {
     {"dashboard", "web_root", KEY_STRING, OFF(web_root), 0, 0},
     {"store", "database", KEY_STRING, OFF(database), 0, 0},
     {"store", "retention", KEY_DURATION, OFF(retention), 0, 100ULL * 365 * 86400},
+    {"enroll", "listen", KEY_LISTEN, OFF(enroll_listen), 0, 0},
+    {"enroll", "signer", KEY_STRING, OFF(enroll_signer), 0, 0},
+    {"enroll", "database", KEY_STRING, OFF(enroll_database), 0, 0},
     {"terminals", "report_interval", KEY_DURATION, OFF(report_interval), 10, 7 * 86400},
     {"terminals", "clock_drift", KEY_DURATION, OFF(clock_drift), 1, 86400},
 };
@@ -262,6 +265,19 @@ static int config_check(struct parse_state *s, int r)
 	if (dup_default(&c->dashboard_certificate, c->tls_certificate) < 0 ||
 	    dup_default(&c->dashboard_key, c->tls_key) < 0)
 		return -ENOMEM;
+	if (!c->enroll_database) {
+		const char *slash = strrchr(c->database, '/');
+		int n = slash ? (int)(slash - c->database + 1) : 0;
+		if (asprintf(&c->enroll_database, "%.*senroll.db", n, c->database) < 0) {
+			c->enroll_database = NULL;
+			return -ENOMEM;
+		}
+	}
+	if (c->enroll_listen && !c->enroll_signer) {
+		snprintf(s->err, CONFIG_ERROR_MAX, "%s: [enroll] listen needs [enroll] signer",
+			 s->name);
+		return -EINVAL;
+	}
 	if (c->max_connections < c->workers) {
 		snprintf(s->err, CONFIG_ERROR_MAX,
 			 "%s: [ingest] max_connections must be at least workers", s->name);
@@ -326,5 +342,8 @@ void config_free(struct collector_config *c)
 	free(c->token_file);
 	free(c->web_root);
 	free(c->database);
+	free(c->enroll_listen);
+	free(c->enroll_signer);
+	free(c->enroll_database);
 	*c = (struct collector_config){0};
 }

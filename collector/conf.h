@@ -35,6 +35,11 @@ struct collector_config {
 	char *database;
 	uint64_t retention; /* seconds; 0 keeps everything */
 
+	/* [enroll] (enroll.c): no listen = no enrollment; no signer = no enrollment, no renewal */
+	char *enroll_listen;   /* the enrollment listener: server TLS, no client certificate */
+	char *enroll_signer;   /* the Unix socket of mynaguard-signer */
+	char *enroll_database; /* tokens and certificates; default: enroll.db beside [store] */
+
 	/* [terminals] */
 	uint64_t report_interval; /* seconds, when a terminal does not say */
 	uint64_t clock_drift;	  /* seconds of |received - ts| that raise the flag */

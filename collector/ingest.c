@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "enroll.h"
 #include "macro.h"
 #include "metrics.h"
 #include "server.h"
@@ -188,6 +189,10 @@ void ingest_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	server_conn_identity(conn);
+	if (path && strcmp(path, "/v1/renew") == 0) {
+		enroll_renew_handle(req, w, conn); /* enroll.c */
+		return;
+	}
 	if (!path || strcmp(path, "/v1/events") != 0) {
 		reply_error(req, 404, "not found");
 		return;
@@ -203,6 +208,7 @@ void ingest_handle(struct evhttp_request *req, void *arg)
 		reply_error(req, 403, "certificate revoked");
 		return;
 	}
+	enroll_note_peer(conn); /* the certificate's expiry, for /metrics and the API */
 
 	p = calloc(1, sizeof(*p));
 	if (!p) {

@@ -14,6 +14,7 @@
 #include "backup.h"
 #include "conf.h"
 #include "config.h"
+#include "enroll.h"
 #include "ingest.h"
 #include "macro.h"
 #include "server.h"
@@ -141,6 +142,11 @@ int main(int argc, char **argv)
 		server_log(LOG_ERR, "cannot start: %s", strerror(-r));
 		return 1;
 	}
+	r = enroll_setup(&collector, check);
+	if (r < 0) {
+		server_log(LOG_ERR, "cannot start enrollment: %s", strerror(-r));
+		return 1;
+	}
 	r = store_open(cfg.database, false, &rstore);
 	if (r < 0) {
 		server_log(LOG_ERR, "database %s (read-only): %s", cfg.database, strerror(-r));
@@ -161,6 +167,8 @@ int main(int argc, char **argv)
 	r = ingest_writer_start(&collector, wstore, &collector.writer);
 	if (r >= 0)
 		r = server_start(&collector);
+	if (r >= 0)
+		r = enroll_start();
 	if (r < 0) {
 		server_log(LOG_ERR, "cannot start threads: %s", strerror(-r));
 		return 1;
@@ -169,7 +177,8 @@ int main(int argc, char **argv)
 	 * left on the dashboard */
 	if (self_seq > 0)
 		server_revoked_report_clean(&collector);
-	printf("READY ingest=%s dashboard=%s\n", collector.ingest_addr, collector.dashboard_addr);
+	printf("READY ingest=%s dashboard=%s%s\n", collector.ingest_addr, collector.dashboard_addr,
+	       enroll_ready_text());
 	fflush(stdout);
 	server_log(LOG_INFO, "listening: ingest %s (%u workers), dashboard %s, database %s",
 		   collector.ingest_addr, collector.n_workers, collector.dashboard_addr,
@@ -195,6 +204,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 #endif
 	server_stop(&collector);
+	enroll_stop();
 	ingest_writer_stop(collector.writer);
 	collector.writer = NULL;
 	collector.dashboard.store = NULL;

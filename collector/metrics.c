@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "enroll.h"
 #include "macro.h"
 
 struct metrics metrics;
@@ -139,6 +140,7 @@ int metrics_render(const struct store_stats *st, char **ret, size_t *ret_len)
 		gauge(f, "mynaguard_collector_events", "Events held in the store.", st->events);
 		gauge(f, "mynaguard_collector_gaps", "Sequence gaps held in the store.", st->gaps);
 	}
+	enroll_metrics_write(f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return -ENOMEM;

@@ -12,6 +12,8 @@
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
@@ -774,6 +776,11 @@ static int worker_init(struct collector *c, struct worker *w, bool dashboard, un
 	if (!w->listener)
 		return negative_errno();
 	evconnlistener_set_error_cb(w->listener, accept_error_cb);
+	/* Accepted sockets inherit TCP_NODELAY (Linux): an answer leaves as several TLS records
+	 * (headers, body), and Nagle held the last one for the client's delayed ACK (~40 ms). */
+	if (setsockopt(evconnlistener_get_fd(w->listener), IPPROTO_TCP, TCP_NODELAY, &(int){1},
+		       sizeof(int)) < 0)
+		return negative_errno();
 	if (!evhttp_bind_listener(w->http, w->listener))
 		return -ENOMEM;
 	/* The first listener may have picked the port (port 0): the others share it. */

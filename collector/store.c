@@ -59,6 +59,27 @@ static const char *const migrations[] = {
     "  detected_at INTEGER NOT NULL,"
     "  announced INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX gaps_tid ON gaps (tid, first);",
+    /* 1 → 2: the dashboard's triage and event filters stay index lookups at 10,000 terminals and
+     * millions of events (docs/benchmarks.md); lockouts are counted like blocks and failures. */
+    "DROP INDEX events_counted;"
+    "CREATE INDEX events_kind_ts ON events (kind, ts);"
+    "CREATE INDEX events_tid_ts ON events (tid, ts);"
+    "CREATE INDEX events_ts ON events (ts);"
+    "CREATE INDEX checks_failing ON checks (check_id, tid) WHERE status IN ('fail', 'error');"
+    "ALTER TABLE terminals ADD COLUMN description TEXT;" /* the policy's, from its snapshot */
+    /* the list's state per terminal, kept by the writer so that a page of 10,000 terminals
+     * is one scan of this table: failing checks, the newest lockout, the gaps */
+    "ALTER TABLE terminals ADD COLUMN n_failing INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE terminals ADD COLUMN locked_at INTEGER;" /* ts of the newest auth.locked */
+    "ALTER TABLE terminals ADD COLUMN n_gaps INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE terminals ADD COLUMN n_gaps_unannounced INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE terminals SET n_failing = (SELECT count(*) FROM checks c WHERE c.tid = terminals.id"
+    " AND c.status IN ('fail', 'error')),"
+    " n_gaps = (SELECT count(*) FROM gaps g WHERE g.tid = terminals.id),"
+    " n_gaps_unannounced = (SELECT count(*) FROM gaps g WHERE g.tid = terminals.id"
+    " AND g.announced = 0);"
+    "UPDATE terminals SET locked_at = l.ts FROM (SELECT tid, max(ts) AS ts FROM events"
+    " WHERE kind = 'auth.locked' GROUP BY tid) l WHERE l.tid = terminals.id;",
 };
 
 enum stmt_id {
@@ -75,11 +96,14 @@ enum stmt_id {
 	ST_CHECK_PUT,
 	ST_CHECK_PRUNE,
 	ST_TERMINAL_COMPLIANCE,
+	ST_TERMINAL_LOCKED,
+	ST_TERMINAL_GAPS,
 	_ST_MAX,
 };
 
 static const char *const stmt_sql[_ST_MAX] = {
-    [ST_TERMINAL_GET] = "SELECT id, max_seq, compliance_seq FROM terminals WHERE name = ?1",
+    [ST_TERMINAL_GET] =
+	"SELECT id, max_seq, compliance_seq, compliance_ts FROM terminals WHERE name = ?1",
     [ST_TERMINAL_ADD] = "INSERT INTO terminals (name, first_seen, last_seen) VALUES (?1, ?2, ?2)",
     [ST_TERMINAL_UPDATE] = "UPDATE terminals SET last_seen = ?2, max_seq = max(max_seq, ?3),"
 			   " drift_ms = ?4, conflicts = conflicts + ?5 WHERE id = ?1",
@@ -98,14 +122,25 @@ static const char *const stmt_sql[_ST_MAX] = {
     [ST_CHECK_PUT] =
 	"INSERT OR REPLACE INTO checks (tid, check_id, status, clause, detail, since, updated_at, seq)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [ST_CHECK_PRUNE] = "DELETE FROM checks WHERE tid = ?1 AND seq < ?2",
-    [ST_TERMINAL_COMPLIANCE] = "UPDATE terminals SET compliance_seq = ?2, compliance_ts = ?3,"
-			       " policy_hash = ?4, report_interval = ?5 WHERE id = ?1",
+    [ST_CHECK_PRUNE] = "DELETE FROM checks WHERE tid = ?1 AND seq != ?2",
+    [ST_TERMINAL_LOCKED] =
+	"UPDATE terminals SET locked_at = max(ifnull(locked_at, ?2), ?2) WHERE id = ?1",
+    [ST_TERMINAL_GAPS] =
+	"UPDATE terminals SET n_gaps = (SELECT count(*) FROM gaps WHERE tid = ?1),"
+	" n_gaps_unannounced = (SELECT count(*) FROM gaps WHERE tid = ?1 AND announced = 0)"
+	" WHERE id = ?1",
+    [ST_TERMINAL_COMPLIANCE] =
+	"UPDATE terminals SET compliance_seq = ?2, compliance_ts = ?3, policy_hash = ?4,"
+	" report_interval = ?5, description = ?6, n_failing = (SELECT count(*) FROM checks c"
+	" WHERE c.tid = ?1 AND c.status IN ('fail', 'error')) WHERE id = ?1",
 };
 
 struct store {
 	sqlite3 *db;
 	bool writable;
+	/* the dashboard's summary cards, recounted at most once a second */
+	struct store_view summary_view;
+	json_int_t summary[6];
 	int wal_frames;
 	sqlite3_stmt *st[_ST_MAX];
 	char clause_buf[4096];
@@ -274,6 +309,9 @@ int store_open(const char *path, bool writable, struct store **ret)
 		}
 	} else {
 		r = exec(s, "PRAGMA query_only = ON");
+		/* the dashboard reads the whole terminals table for every list: keep it cached */
+		if (r >= 0)
+			r = exec(s, "PRAGMA cache_size = -65536");
 		if (r < 0) {
 			store_close(s);
 			return r;
@@ -391,6 +429,7 @@ static int compliance_apply(struct store *s, int64_t tid, const struct event *e,
 	json_t *checks = json_object_get(e->data, "checks");
 	json_t *hash = json_object_get(e->data, "policy_hash");
 	json_t *interval = json_object_get(e->data, "interval_s");
+	json_t *description = json_object_get(e->data, "description");
 	sqlite3_stmt *st;
 	size_t i;
 	json_t *c;
@@ -440,7 +479,7 @@ static int compliance_apply(struct store *s, int64_t tid, const struct event *e,
 		if (r < 0)
 			return r;
 	}
-	/* A check that the newest snapshot no longer lists is gone from the terminal. */
+	/* A check that this snapshot no longer lists is gone from the terminal. */
 	st = stmt(s, ST_CHECK_PRUNE);
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int64(st, 2, (int64_t)e->seq);
@@ -457,6 +496,8 @@ static int compliance_apply(struct store *s, int64_t tid, const struct event *e,
 	if (json_is_integer(interval) && json_integer_value(interval) > 0 &&
 	    json_integer_value(interval) <= 7 * 86400)
 		sqlite3_bind_int64(st, 5, json_integer_value(interval) * 1000);
+	if (json_is_string(description))
+		sqlite3_bind_text(st, 6, json_string_value(description), -1, SQLITE_STATIC);
 	return step_done(st);
 }
 
@@ -466,20 +507,32 @@ static int cmp_event_seq(const void *a, const void *b)
 	return (*x)->seq < (*y)->seq ? -1 : (*x)->seq > (*y)->seq;
 }
 
+/* Event-time order: a backlog's snapshots are applied oldest first, so "failing since" is the
+ * time of the first snapshot that failed, not of the last one uploaded. */
+static int cmp_event_time(const void *a, const void *b)
+{
+	const struct event *const *x = a, *const *y = b;
+	if ((*x)->ts_ms != (*y)->ts_ms)
+		return (*x)->ts_ms < (*y)->ts_ms ? -1 : 1;
+	return cmp_event_seq(a, b);
+}
+
 static int write_batch(struct store *s, const struct event_batch *b, int64_t now,
 		       struct store_write_result *res)
 {
-	_cleanup_free_ const struct event **order = NULL;
+	_cleanup_free_ const struct event **order = NULL, **snapshots = NULL;
 	sqlite3_stmt *st;
-	int64_t tid, newest_ts = INT64_MIN;
+	int64_t tid, newest_ts = INT64_MIN, compliance_ts = INT64_MIN;
 	uint64_t max_seq, compliance_seq, top = 0;
-	const struct event *newest_compliance = NULL;
+	size_t n_snapshots = 0;
+	bool gaps_changed = false;
 	int rc, r;
 
 	if (b->n == 0)
 		return 0;
 	order = calloc(b->n, sizeof(*order));
-	if (!order)
+	snapshots = calloc(b->n, sizeof(*snapshots));
+	if (!order || !snapshots)
 		return -ENOMEM;
 	for (size_t i = 0; i < b->n; i++)
 		order[i] = &b->events[i];
@@ -492,6 +545,8 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 		tid = sqlite3_column_int64(st, 0);
 		max_seq = (uint64_t)sqlite3_column_int64(st, 1);
 		compliance_seq = (uint64_t)sqlite3_column_int64(st, 2);
+		if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+			compliance_ts = sqlite3_column_int64(st, 3);
 		sqlite3_reset(st);
 	} else if (rc == SQLITE_DONE) {
 		sqlite3_reset(st);
@@ -563,17 +618,25 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 			if (r < 0)
 				return r;
 			res->gaps++;
+			gaps_changed = true;
 		} else if (e->seq <= max_seq) {
 			r = gap_fill(s, tid, e->seq, now);
+			gaps_changed = true;
 			if (r < 0)
 				return r;
 		}
 		if (e->seq > max_seq)
 			max_seq = e->seq;
 
-		if (e->kind == EVENT_COMPLIANCE && e->seq > compliance_seq) {
-			newest_compliance = e;
-			compliance_seq = e->seq;
+		if (e->kind == EVENT_COMPLIANCE)
+			snapshots[n_snapshots++] = e;
+		if (e->kind == EVENT_AUTH_LOCKED) {
+			st = stmt(s, ST_TERMINAL_LOCKED);
+			sqlite3_bind_int64(st, 1, tid);
+			sqlite3_bind_int64(st, 2, e->ts_ms);
+			r = step_done(st);
+			if (r < 0)
+				return r;
 		}
 	}
 
@@ -589,6 +652,7 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 		last = json_object_get(e->data, "last_seq");
 		if (!json_is_integer(first) || !json_is_integer(last))
 			continue;
+		gaps_changed = true;
 		st = stmt(s, ST_GAP_ANNOUNCE);
 		sqlite3_bind_int64(st, 1, tid);
 		sqlite3_bind_int64(st, 2, json_integer_value(first));
@@ -598,10 +662,27 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 			return r;
 	}
 
-	if (newest_compliance) {
-		r = compliance_apply(s, tid, newest_compliance, now);
+	if (gaps_changed) {
+		st = stmt(s, ST_TERMINAL_GAPS);
+		sqlite3_bind_int64(st, 1, tid);
+		r = step_done(st);
 		if (r < 0)
 			return r;
+	}
+
+	/* Every new snapshot counts, in event-time order; one older than the state already shown
+	 * (a late arrival) cannot rewrite it. */
+	qsort(snapshots, n_snapshots, sizeof(*snapshots), cmp_event_time);
+	for (size_t i = 0; i < n_snapshots; i++) {
+		const struct event *e = snapshots[i];
+		if (e->ts_ms < compliance_ts ||
+		    (e->ts_ms == compliance_ts && e->seq <= compliance_seq))
+			continue;
+		r = compliance_apply(s, tid, e, now);
+		if (r < 0)
+			return r;
+		compliance_ts = e->ts_ms;
+		compliance_seq = e->seq;
 	}
 
 	st = stmt(s, ST_TERMINAL_UPDATE);
@@ -694,26 +775,54 @@ static int64_t terminal_interval(sqlite3_stmt *st, int col, const struct store_v
 	return sqlite3_column_int64(st, col);
 }
 
-#define TERMINAL_COLUMNS                                                                           \
-	"t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash, t.report_interval,"    \
-	" t.compliance_ts, t.drift_ms, t.conflicts,"                                               \
-	" (SELECT count(*) FROM gaps g WHERE g.tid = t.id),"                                       \
-	" (SELECT count(*) FROM gaps g WHERE g.tid = t.id AND g.announced = 0),"                   \
-	" (SELECT count(*) FROM checks c WHERE c.tid = t.id)"
+/* Every terminal with its derived state, from which the list, its summary and one terminal are
+ * read: one scan of the terminals table (the writer keeps the counts). ?1..?2: the last 24 h,
+ * ?3: now, ?4: the default report interval, ?5: the drift limit. st: 0 non-compliant,
+ * 1 compliant, 2 no report yet. rank: the triage order. */
+#define TERMINAL_VIEW                                                                              \
+	"WITH v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"     \
+	"  t.report_interval, t.compliance_ts, ifnull(t.drift_ms, 0) AS drift_ms, t.conflicts,"    \
+	"  t.n_gaps AS gaps_all, t.n_gaps_unannounced AS gaps_un, t.description,"                  \
+	"  ifnull(t.locked_at >= ?1 AND t.locked_at < ?2, 0) AS locked, t.n_failing,"              \
+	"  (?3 - t.last_seen > 2 * ifnull(t.report_interval, ?4)) AS stale,"                       \
+	"  (ifnull(t.drift_ms, 0) > ?5 OR ifnull(t.drift_ms, 0) < -?5) AS drift,"                  \
+	"  CASE WHEN t.compliance_ts IS NULL THEN 2 WHEN t.n_failing > 0 THEN 0 ELSE 1 END AS st"  \
+	"  FROM terminals t),"                                                                     \
+	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0) AS problem,"        \
+	"  CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                              \
+	"  WHEN drift OR locked OR gaps_un > 0 THEN 2 WHEN st = 2 THEN 3 ELSE 4 END AS rank"       \
+	"  FROM v) "
 
-/* Builds the per-terminal object from a row of TERMINAL_COLUMNS; failing checks, counts filled later. */
-static json_t *terminal_row_json(sqlite3_stmt *st, const struct store_view *v,
-				 const char **ret_state)
+/* the columns terminal_row_json() reads, in its order */
+#define TERMINAL_COLUMNS                                                                           \
+	"id, name, first_seen, last_seen, max_seq, policy_hash, report_interval, compliance_ts,"   \
+	" drift_ms, conflicts, gaps_all, gaps_un, description, locked, stale, drift, st, problem"
+
+static void view_bind(sqlite3_stmt *st, const struct store_view *v)
 {
-	int64_t last_seen = sqlite3_column_int64(st, 3);
+	sqlite3_bind_int64(st, 1, v->now_ms - 86400 * 1000LL);
+	sqlite3_bind_int64(st, 2, v->now_ms + 86400 * 1000LL);
+	sqlite3_bind_int64(st, 3, v->now_ms);
+	sqlite3_bind_int64(st, 4, v->default_interval_ms);
+	sqlite3_bind_int64(st, 5, v->drift_ms);
+}
+
+/* Builds the per-terminal object from a row of TERMINAL_COLUMNS; failing checks and the 24 h
+ * counts are filled in by terminals_decorate(). */
+static json_t *terminal_row_json(sqlite3_stmt *st, const struct store_view *v)
+{
+	static const char *const states[] = {"noncompliant", "compliant", "unknown"};
 	int64_t interval = terminal_interval(st, 6, v);
-	bool stale = v->now_ms - last_seen > 2 * interval;
+	int state = sqlite3_column_int(st, 16);
 	json_t *o = json_object();
-	int64_t drift;
 
 	json_object_set_new(o, "id", json_string((const char *)sqlite3_column_text(st, 1)));
+	json_object_set_new(o, "description",
+			    sqlite3_column_type(st, 12) == SQLITE_NULL
+				? json_null()
+				: json_string((const char *)sqlite3_column_text(st, 12)));
 	json_object_set_new(o, "first_seen", ts_json(sqlite3_column_int64(st, 2)));
-	json_object_set_new(o, "last_seen", ts_json(last_seen));
+	json_object_set_new(o, "last_seen", ts_json(sqlite3_column_int64(st, 3)));
 	json_object_set_new(o, "last_seq", json_integer(sqlite3_column_int64(st, 4)));
 	json_object_set_new(o, "policy_hash",
 			    sqlite3_column_type(st, 5) == SQLITE_NULL
@@ -724,20 +833,18 @@ static json_t *terminal_row_json(sqlite3_stmt *st, const struct store_view *v,
 			    sqlite3_column_type(st, 7) == SQLITE_NULL
 				? json_null()
 				: ts_json(sqlite3_column_int64(st, 7)));
-	drift = sqlite3_column_int64(st, 8);
-	json_object_set_new(o, "clock_drift_ms", json_integer(drift));
-	json_object_set_new(o, "clock_drift",
-			    json_boolean(drift > v->drift_ms || drift < -v->drift_ms));
+	json_object_set_new(o, "clock_drift_ms", json_integer(sqlite3_column_int64(st, 8)));
+	json_object_set_new(o, "clock_drift", json_boolean(sqlite3_column_int(st, 15)));
 	json_object_set_new(o, "seq_conflicts", json_integer(sqlite3_column_int64(st, 9)));
 	json_object_set_new(o, "gaps", json_integer(sqlite3_column_int64(st, 10)));
 	json_object_set_new(o, "gaps_unannounced", json_integer(sqlite3_column_int64(st, 11)));
-	json_object_set_new(o, "stale", json_boolean(stale));
+	json_object_set_new(o, "stale", json_boolean(sqlite3_column_int(st, 14)));
+	json_object_set_new(o, "locked_24h", json_integer(0)); /* counted by terminals_decorate */
+	json_object_set_new(o, "problem", json_boolean(sqlite3_column_int(st, 17)));
 	json_object_set_new(o, "failing", json_array());
 	json_object_set_new(o, "usb_blocked_24h", json_integer(0));
 	json_object_set_new(o, "auth_failures_24h", json_integer(0));
-	/* "unknown" until the first compliance snapshot; the failing list decides the rest. */
-	*ret_state = sqlite3_column_type(st, 7) == SQLITE_NULL ? "unknown" : "compliant";
-	json_object_set_new(o, "status", json_string(*ret_state));
+	json_object_set_new(o, "status", json_string(states[state >= 0 && state <= 2 ? state : 2]));
 	return o;
 }
 
@@ -771,33 +878,29 @@ static void finalizep(sqlite3_stmt **st)
 
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
-/* Adds failing checks and 24 h counts to the terminal objects in byid (tid → object). When only
- * is not 0, restricts to that terminal. */
+/* Adds failing checks and 24 h counts to the terminal objects in byid (tid → object), for the
+ * terminals whose tids the JSON array tids lists (one page: never the whole fleet). */
 static int terminals_decorate(struct store *s, const struct store_view *v, json_t *byid,
-			      int64_t only)
+			      const char *tids)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	char key[32];
 	int rc, r;
 
 	r = prepare(s,
-		    only ? "SELECT tid, check_id, status, clause, detail, since FROM checks"
-			   " WHERE status IN ('fail','error') AND tid = ?1 ORDER BY check_id"
-			 : "SELECT tid, check_id, status, clause, detail, since FROM checks"
-			   " WHERE status IN ('fail','error') ORDER BY tid, check_id",
+		    "SELECT tid, check_id, status, clause, detail, since FROM checks"
+		    " WHERE tid IN (SELECT value FROM json_each(?1))"
+		    " AND status IN ('fail','error') ORDER BY tid, check_id",
 		    &st);
 	if (r < 0)
 		return r;
-	if (only)
-		sqlite3_bind_int64(st, 1, only);
+	sqlite3_bind_text(st, 1, tids, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *t;
 		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 0));
 		t = json_object_get(byid, key);
-		if (!t)
-			continue;
-		json_array_append_new(json_object_get(t, "failing"), check_json(st, 1));
-		json_object_set_new(t, "status", json_string("noncompliant"));
+		if (t)
+			json_array_append_new(json_object_get(t, "failing"), check_json(st, 1));
 	}
 	if (rc != SQLITE_DONE)
 		return sqlite_errno(rc);
@@ -806,22 +909,20 @@ static int terminals_decorate(struct store *s, const struct store_view *v, json_
 
 	/* The last 24 h, not the future (a date far ahead would count forever); a failure that a
 	 * non-root process reported about someone else (sender.unprivileged) is nobody's failed
-	 * login: it stays in the history, marked. */
-#define COUNTED_24H                                                                                \
-	"SELECT tid, kind, count(*) FROM events WHERE kind IN ('usb.blocked','auth.failure')"      \
-	" AND ts >= ?1 AND ts < ?3 AND NOT (kind = 'auth.failure' AND"                             \
-	" json_extract(data, '$.sender.unprivileged') IS 1)"
+	 * login: it stays in the history, marked. One range of events_tid_ts per terminal and kind
+	 * (the + keeps the planner off events_kind_ts, which would walk the whole fleet's day). */
 	r = prepare(s,
-		    only ? COUNTED_24H " AND tid = ?2 GROUP BY tid, kind"
-			 : COUNTED_24H " GROUP BY tid, kind",
+		    "SELECT j.value, k.kind, (SELECT count(*) FROM events e WHERE +e.kind = k.kind"
+		    " AND e.ts >= ?1 AND e.ts < ?3 AND e.tid = j.value AND NOT (e.kind ="
+		    " 'auth.failure' AND json_extract(e.data, '$.sender.unprivileged') IS 1))"
+		    " FROM json_each(?2) j, (SELECT 'usb.blocked' AS kind UNION ALL"
+		    " SELECT 'auth.failure' UNION ALL SELECT 'auth.locked') k",
 		    &st);
-#undef COUNTED_24H
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, v->now_ms - 86400 * 1000LL);
+	sqlite3_bind_text(st, 2, tids, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, v->now_ms + 86400 * 1000LL);
-	if (only)
-		sqlite3_bind_int64(st, 2, only);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *t;
 		const char *kind = (const char *)sqlite3_column_text(st, 1);
@@ -829,60 +930,198 @@ static int terminals_decorate(struct store *s, const struct store_view *v, json_
 		t = json_object_get(byid, key);
 		if (!t)
 			continue;
-		json_object_set_new(
-		    t, strcmp(kind, "usb.blocked") == 0 ? "usb_blocked_24h" : "auth_failures_24h",
-		    json_integer(sqlite3_column_int64(st, 2)));
+		json_object_set_new(t,
+				    strcmp(kind, "usb.blocked") == 0   ? "usb_blocked_24h"
+				    : strcmp(kind, "auth.locked") == 0 ? "locked_24h"
+								       : "auth_failures_24h",
+				    json_integer(sqlite3_column_int64(st, 2)));
 	}
 	return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
 }
 
-int store_terminals_json(struct store *s, const struct store_view *v, json_t **ret)
+/* " WHERE ..." for the query's filter; ?6: the LIKE pattern, ?7: the check id. */
+static const char *terminal_filter_sql(const struct store_terminal_query *q, char *buf, size_t n)
 {
+	static const char *const status_sql[_STORE_STATUS_MAX] = {
+	    [STORE_STATUS_ALL] = "1",
+	    [STORE_STATUS_NONCOMPLIANT] = "st = 0",
+	    [STORE_STATUS_STALE] = "stale",
+	    [STORE_STATUS_PROBLEM] = "problem",
+	    [STORE_STATUS_COMPLIANT] = "st = 1",
+	    [STORE_STATUS_UNKNOWN] = "st = 2",
+	};
+	snprintf(buf, n, "(%s%s%s)", status_sql[q->status],
+		 q->search[0] ? " AND (name LIKE ?6 ESCAPE '\\' OR ifnull(description, '') LIKE ?6"
+				" ESCAPE '\\')"
+			      : "",
+		 q->check[0] ? " AND id IN (SELECT tid FROM checks WHERE check_id = ?7"
+			       " AND status IN ('fail', 'error'))"
+			     : "");
+	return buf;
+}
+
+static void terminal_query_bind(sqlite3_stmt *st, const struct store_view *v,
+				const struct store_terminal_query *q)
+{
+	char pattern[2 * sizeof(q->search) + 3], *p = pattern;
+
+	view_bind(st, v);
+	if (q->search[0]) {
+		*p++ = '%';
+		for (const char *c = q->search; *c; c++) {
+			if (*c == '%' || *c == '_' || *c == '\\')
+				*p++ = '\\';
+			*p++ = *c;
+		}
+		*p++ = '%';
+		*p = 0;
+		sqlite3_bind_text(st, 6, pattern, -1, SQLITE_TRANSIENT);
+	}
+	if (q->check[0])
+		sqlite3_bind_text(st, 7, q->check, -1, SQLITE_TRANSIENT);
+}
+
+/* One page in two steps: the ids of the page (sorting only the sort key: a deep page skips
+ * thousands of rows, and skipping a whole row costs its columns), then those rows by id. */
+static int terminals_page(struct store *s, const struct store_view *v,
+			  const struct store_terminal_query *q, json_t *list)
+{
+	static const char *const sort_sql[_STORE_SORT_MAX] = {
+	    [STORE_SORT_PROBLEM] = "rank",
+	    [STORE_SORT_NAME] = "name",
+	    [STORE_SORT_STATUS] = "st",
+	    [STORE_SORT_LAST_SEEN] = "last_seen",
+	    [STORE_SORT_FAILING] = "n_failing",
+	    [STORE_SORT_GAPS] = "gaps_all",
+	    [STORE_SORT_DESCRIPTION] = "ifnull(description, '')",
+	};
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	_cleanup_json_ json_t *byid = json_object(), *list = json_array();
-	unsigned n_compliant = 0, n_noncompliant = 0, n_unknown = 0, n_stale = 0;
+	_cleanup_json_ json_t *byid = json_object(), *tids = json_array();
+	_cleanup_free_ char *tids_text = NULL;
+	char where[512], sql[4096], key[32];
 	size_t i;
-	json_t *t;
+	json_t *id;
 	int rc, r;
 
-	if (!byid || !list)
+	if (!byid || !tids)
 		return -ENOMEM;
-	r = prepare(s, "SELECT " TERMINAL_COLUMNS " FROM terminals t ORDER BY t.name", &st);
+	snprintf(sql, sizeof(sql),
+		 TERMINAL_VIEW
+		 "SELECT id FROM w WHERE %s ORDER BY %s %s, name %s LIMIT ?8 OFFSET ?9",
+		 terminal_filter_sql(q, where, sizeof(where)), sort_sql[q->sort],
+		 q->desc ? "DESC" : "ASC", q->sort == STORE_SORT_NAME && q->desc ? "DESC" : "ASC");
+	r = prepare(s, sql, &st);
 	if (r < 0)
 		return r;
+	terminal_query_bind(st, v, q);
+	sqlite3_bind_int64(st, 8, q->limit ? (int64_t)q->limit : -1);
+	sqlite3_bind_int64(st, 9, q->offset);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(tids, json_integer(sqlite3_column_int64(st, 0)));
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+	if (json_array_size(tids) == 0)
+		return 0;
+	tids_text = json_dumps(tids, JSON_COMPACT);
+	if (!tids_text)
+		return -ENOMEM;
+	sqlite3_finalize(st);
+	st = NULL;
+
+	r = prepare(s,
+		    TERMINAL_VIEW "SELECT " TERMINAL_COLUMNS " FROM w"
+				  " WHERE id IN (SELECT value FROM json_each(?10))",
+		    &st);
+	if (r < 0)
+		return r;
+	view_bind(st, v);
+	sqlite3_bind_text(st, 10, tids_text, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *state;
-		char key[32];
-		t = terminal_row_json(st, v, &state);
 		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 0));
-		json_object_set(byid, key, t);
-		json_array_append_new(list, t);
+		json_object_set_new(byid, key, terminal_row_json(st, v));
 	}
 	if (rc != SQLITE_DONE)
 		return sqlite_errno(rc);
-	r = terminals_decorate(s, v, byid, 0);
+	json_array_foreach(tids, i, id)
+	{
+		json_t *t;
+		snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(id));
+		t = json_object_get(byid, key);
+		if (t)
+			json_array_append(list, t);
+	}
+	return terminals_decorate(s, v, byid, tids_text);
+}
+
+/* The summary cards count every terminal; at most once a second per connection (the page polls
+ * every 10 s, and every filter and page would count the same 10,000 rows again). */
+static int terminals_summary(struct store *s, const struct store_view *v)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	if (s->summary_view.now_ms <= v->now_ms && v->now_ms - s->summary_view.now_ms < 1000 &&
+	    s->summary_view.default_interval_ms == v->default_interval_ms &&
+	    s->summary_view.drift_ms == v->drift_ms)
+		return 0;
+	r = prepare(s,
+		    TERMINAL_VIEW "SELECT count(*), ifnull(sum(st = 1), 0), ifnull(sum(st = 0), 0),"
+				  " ifnull(sum(st = 2), 0), ifnull(sum(stale), 0),"
+				  " ifnull(sum(problem), 0) FROM w",
+		    &st);
 	if (r < 0)
 		return r;
-	json_array_foreach(list, i, t)
-	{
-		const char *state = json_string_value(json_object_get(t, "status"));
-		if (json_is_true(json_object_get(t, "stale")))
-			n_stale++;
-		if (strcmp(state, "compliant") == 0)
-			n_compliant++;
-		else if (strcmp(state, "noncompliant") == 0)
-			n_noncompliant++;
-		else
-			n_unknown++;
+	view_bind(st, v);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return -EIO;
+	for (int i = 0; i < 6; i++)
+		s->summary[i] = sqlite3_column_int64(st, i);
+	s->summary_view = *v;
+	return 0;
+}
+
+int store_terminals_json(struct store *s, const struct store_view *v,
+			 const struct store_terminal_query *q, json_t **ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_json_ json_t *list = json_array();
+	char where[512], sql[4096];
+	int64_t matched = -1;
+	int r;
+
+	if (!list)
+		return -ENOMEM;
+	r = terminals_summary(s, v);
+	if (r < 0)
+		return r;
+	r = terminals_page(s, v, q, list);
+	if (r < 0)
+		return r;
+	/* the filter's count, for the pager (a window count(*) OVER () copies every row: slower) */
+	if (q->status == STORE_STATUS_ALL && !q->search[0] && !q->check[0])
+		matched = s->summary[0];
+	else {
+		snprintf(sql, sizeof(sql), TERMINAL_VIEW "SELECT count(*) FROM w WHERE %s",
+			 terminal_filter_sql(q, where, sizeof(where)));
+		r = prepare(s, sql, &st);
+		if (r < 0)
+			return r;
+		terminal_query_bind(st, v, q);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			return -EIO;
+		matched = sqlite3_column_int64(st, 0);
 	}
+
 	json_t *o = json_object();
 	json_object_set_new(o, "generated_at", ts_json(v->now_ms));
 	json_object_set_new(o, "summary",
-			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "total",
-				      (json_int_t)json_array_size(list), "compliant",
-				      (json_int_t)n_compliant, "noncompliant",
-				      (json_int_t)n_noncompliant, "unknown", (json_int_t)n_unknown,
-				      "stale", (json_int_t)n_stale));
+			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "total", s->summary[0],
+				      "compliant", s->summary[1], "noncompliant", s->summary[2],
+				      "unknown", s->summary[3], "stale", s->summary[4], "problem",
+				      s->summary[5]));
+	json_object_set_new(o, "matched", json_integer(matched));
+	json_object_set_new(o, "offset", json_integer(q->offset));
+	json_object_set_new(o, "limit", json_integer(q->limit));
 	json_object_set(o, "terminals", list);
 	*ret = o;
 	return 0;
@@ -928,25 +1167,26 @@ int store_terminal_json(struct store *s, const struct store_view *v, const char 
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *byid = json_object(), *t = NULL;
 	json_t *arr;
-	const char *state;
 	int64_t tid;
-	char key[32];
+	char key[32], tids[32];
 	int rc, r;
 
-	r = prepare(s, "SELECT " TERMINAL_COLUMNS " FROM terminals t WHERE t.name = ?1", &st);
+	r = prepare(s, TERMINAL_VIEW "SELECT " TERMINAL_COLUMNS " FROM w WHERE name = ?6", &st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	view_bind(st, v);
+	sqlite3_bind_text(st, 6, id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE)
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
 		return sqlite_errno(rc);
 	tid = sqlite3_column_int64(st, 0);
-	t = terminal_row_json(st, v, &state);
+	t = terminal_row_json(st, v);
 	snprintf(key, sizeof(key), "%lld", (long long)tid);
 	json_object_set(byid, key, t);
-	r = terminals_decorate(s, v, byid, tid);
+	snprintf(tids, sizeof(tids), "[%lld]", (long long)tid);
+	r = terminals_decorate(s, v, byid, tids);
 	if (r < 0)
 		return r;
 
@@ -1004,20 +1244,33 @@ int store_terminal_json(struct store *s, const struct store_view *v, const char 
 
 static int events_prepare(struct store *s, const struct store_filter *f, sqlite3_stmt **ret)
 {
-	char sql[512];
+	char sql[768];
 	int r;
 
+	/* id order: the receive order, for scripts that follow the store; newest: by the terminal's
+	 * clock, for people (an index range on ts, kind or terminal in every case) */
 	snprintf(sql, sizeof(sql),
 		 "SELECT e.id, t.name, e.seq, e.ts, e.received_at, e.kind, e.clause, e.data"
-		 " FROM events e JOIN terminals t ON t.id = e.tid WHERE e.id > ?1%s%s%s%s"
-		 " ORDER BY e.id LIMIT ?6",
-		 f->terminal[0] ? " AND t.name = ?2" : "", f->kind >= 0 ? " AND e.kind = ?3" : "",
+		 " FROM events e JOIN terminals t ON t.id = e.tid WHERE %s%s%s%s%s%s",
+		 f->newest ? (f->before_id ? "e.ts <= ?7 AND (e.ts < ?7 OR e.id < ?8)" : "1")
+			   : "e.id > ?1",
+		 f->terminal[0] ? " AND t.name = ?2" : "",
+		 /* with a terminal, its own events (events_tid_ts) are fewer than the kind's */
+		 f->kind < 0	  ? ""
+		 : f->terminal[0] ? " AND +e.kind = ?3"
+				  : " AND e.kind = ?3",
 		 f->since_ms != INT64_MIN ? " AND e.ts >= ?4" : "",
-		 f->until_ms != INT64_MAX ? " AND e.ts < ?5" : "");
+		 f->until_ms != INT64_MAX ? " AND e.ts < ?5" : "",
+		 f->newest ? " ORDER BY e.ts DESC, e.id DESC LIMIT ?6" : " ORDER BY e.id LIMIT ?6");
 	r = prepare(s, sql, ret);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(*ret, 1, (int64_t)f->after);
+	if (!f->newest)
+		sqlite3_bind_int64(*ret, 1, (int64_t)f->after);
+	else if (f->before_id) {
+		sqlite3_bind_int64(*ret, 7, f->before_ts);
+		sqlite3_bind_int64(*ret, 8, (int64_t)f->before_id);
+	}
 	if (f->terminal[0])
 		sqlite3_bind_text(*ret, 2, f->terminal, -1, SQLITE_TRANSIENT);
 	if (f->kind >= 0)
@@ -1035,7 +1288,7 @@ int store_events_json(struct store *s, const struct store_filter *f, json_t **re
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	json_t *arr = json_array(), *o;
-	int64_t last = 0;
+	int64_t last = 0, last_ts = 0;
 	unsigned n = 0;
 	int rc, r;
 
@@ -1049,6 +1302,7 @@ int store_events_json(struct store *s, const struct store_filter *f, json_t **re
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_array_append_new(arr, event_row_json(st, 0, NULL));
 		last = sqlite3_column_int64(st, 0);
+		last_ts = sqlite3_column_int64(st, 3);
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -1058,8 +1312,12 @@ int store_events_json(struct store *s, const struct store_filter *f, json_t **re
 	o = json_object();
 	json_object_set_new(o, "events", arr);
 	if (n == f->limit && n > 0) {
-		char cursor[32];
-		snprintf(cursor, sizeof(cursor), "%lld", (long long)last);
+		char cursor[48];
+		if (f->newest)
+			snprintf(cursor, sizeof(cursor), "%lld.%lld", (long long)last_ts,
+				 (long long)last);
+		else
+			snprintf(cursor, sizeof(cursor), "%lld", (long long)last);
 		json_object_set_new(o, "next", json_string(cursor));
 	} else
 		json_object_set_new(o, "next", json_null());
@@ -1102,15 +1360,16 @@ int store_events_foreach(struct store *s, const struct store_filter *f,
 
 int store_stats(struct store *s, const struct store_view *v, struct store_stats *ret)
 {
-	_cleanup_json_ json_t *all = NULL;
+	static const struct store_terminal_query all = {.status = STORE_STATUS_ALL, .limit = 1};
+	_cleanup_json_ json_t *page = NULL;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	json_t *summary;
 	int r;
 
-	r = store_terminals_json(s, v, &all);
+	r = store_terminals_json(s, v, &all, &page);
 	if (r < 0)
 		return r;
-	summary = json_object_get(all, "summary");
+	summary = json_object_get(page, "summary");
 	r = prepare(
 	    s,
 	    "SELECT ifnull((SELECT max(id) FROM events) - (SELECT min(id) FROM events) + 1, 0),"

@@ -9,7 +9,7 @@
 
 #include "event.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 
@@ -61,14 +61,50 @@ struct store_view {
 	int64_t drift_ms;	     /* |drift| beyond this raises the flag */
 };
 
-/* {"generated_at","summary":{...},"terminals":[...]} */
-int store_terminals_json(struct store *s, const struct store_view *v, json_t **ret);
+enum store_sort {
+	STORE_SORT_PROBLEM, /* non-compliant, stale, other problems, no report, compliant; then name */
+	STORE_SORT_NAME,
+	STORE_SORT_STATUS,
+	STORE_SORT_LAST_SEEN,
+	STORE_SORT_FAILING, /* number of failing checks */
+	STORE_SORT_GAPS,
+	STORE_SORT_DESCRIPTION,
+	_STORE_SORT_MAX,
+};
+
+enum store_status_filter {
+	STORE_STATUS_ALL,
+	STORE_STATUS_NONCOMPLIANT,
+	STORE_STATUS_STALE,
+	STORE_STATUS_PROBLEM, /* non-compliant, stale, no report, clock drift, lockout, unannounced gap */
+	STORE_STATUS_COMPLIANT,
+	STORE_STATUS_UNKNOWN,
+	_STORE_STATUS_MAX,
+};
+
+/* One page of the terminal list, filtered and sorted by the store. */
+struct store_terminal_query {
+	enum store_status_filter status;
+	enum store_sort sort;
+	bool desc;
+	char search[129]; /* substring of the id or the policy's description; "" = all */
+	char check[EVENT_TERMINAL_MAX + 1]; /* only terminals failing this check id; "" = all */
+	unsigned offset, limit;		    /* limit 0: every row (the CSV export) */
+};
+
+/* {"generated_at","summary":{total,compliant,noncompliant,unknown,stale,problem},"matched":N,
+ *  "offset","limit","terminals":[...]}: the summary counts every terminal, matched the filter's. */
+int store_terminals_json(struct store *s, const struct store_view *v,
+			 const struct store_terminal_query *q, json_t **ret);
 /* One terminal with checks, gaps and recent events; -ENOENT when unknown. */
 int store_terminal_json(struct store *s, const struct store_view *v, const char *id,
 			unsigned recent, json_t **ret);
 
 struct store_filter {
 	uint64_t after;			       /* cursor: the event's row id; 0 = from the start */
+	bool newest;			       /* newest first by ts (then id); cursor below */
+	int64_t before_ts;		       /* newest: rows before (before_ts, before_id) */
+	uint64_t before_id;		       /* 0 = from the newest */
 	char terminal[EVENT_TERMINAL_MAX + 1]; /* "" = all */
 	int kind;			       /* -1 = all, else enum event_kind */
 	int64_t since_ms;		       /* inclusive, on ts; INT64_MIN = open */

@@ -648,18 +648,79 @@ static bool shell_interactive(const char *shell)
 	return strcmp(base, "nologin") != 0 && strcmp(base, "false") != 0;
 }
 
-/* Only the header line: the agent never reads the secret that follows it. The full parser
- * lives in pam_module/totp_record.c, which agent/ may not use (docs/ARCHITECTURE.md). */
-static bool totp_record_header_ok(int fd)
+/* Only the lines before the secret, one byte at a time, each byte checked against the key its
+ * line must start with: a malformed record stops the read within three bytes of a line it did
+ * not expect ("sec" of a "secret" line), so not a byte of the secret is read. The agent never
+ * reads it; the full parser lives in pam_module/totp_record.c, which agent/ may not use
+ * (docs/ARCHITECTURE.md). A version 1 record counts as verified; version 2 says "verified 0"
+ * while pending. */
+#define RECORD_HEAD_MAX 200
+static enum compliance_record_state totp_record_head(int fd, char *why, size_t why_size)
 {
-	static const char header[] = COMPLIANCE_TOTP_RECORD_HEADER "\n";
-	char buf[sizeof(header) - 1];
-	ssize_t l;
+	static const char *const keys[] = {NULL, "type ", "serial ", "enrolled ", "verified "};
+	char buf[RECORD_HEAD_MAX + 1];
+	size_t n = 0, line_start = 0;
+	unsigned lines = 0;
 
-	do
-		l = pread(fd, buf, sizeof(buf), 0);
-	while (l < 0 && errno == EINTR);
-	return l == (ssize_t)sizeof(buf) && memcmp(buf, header, sizeof(buf)) == 0;
+	while (n < RECORD_HEAD_MAX && lines < 5) {
+		ssize_t l = pread(fd, buf + n, 1, (off_t)n);
+		size_t pos;
+		if (l < 0 && errno == EINTR)
+			continue;
+		if (l <= 0)
+			break;
+		pos = n - line_start;
+		n++;
+		if (lines > 0 && pos < strlen(keys[lines]) && buf[n - 1] != keys[lines][pos])
+			break;
+		if (buf[n - 1] != '\n')
+			continue;
+		lines++;
+		line_start = n;
+		if (lines > 1)
+			continue;
+		/* The first line: version 1 has the secret on its second line, so stop here. */
+		buf[n] = '\0';
+		if (strcmp(buf, COMPLIANCE_TOTP_RECORD_HEADER "\n") == 0)
+			return COMPLIANCE_RECORD_OK;
+		if (strcmp(buf, COMPLIANCE_TOTP_RECORD_HEADER_V2 "\n") != 0) {
+			unsigned long v;
+			char *end;
+			if (strncmp(buf, "mynaguard-totp ", 15) == 0 && buf[15] >= '1' &&
+			    buf[15] <= '9' && (v = strtoul(buf + 15, &end, 10)) > 2 &&
+			    *end == '\n') {
+				snprintf(why, why_size,
+					 "record version %lu is newer than this mynaguard", v);
+				return COMPLIANCE_RECORD_BAD;
+			}
+			snprintf(why, why_size, "not a \"%s\" record",
+				 COMPLIANCE_TOTP_RECORD_HEADER);
+			return COMPLIANCE_RECORD_BAD;
+		}
+	}
+	buf[n] = '\0';
+	if (lines == 0) {
+		snprintf(why, why_size, "not a \"%s\" record", COMPLIANCE_TOTP_RECORD_HEADER);
+		return COMPLIANCE_RECORD_BAD;
+	}
+	/* Version 2: the fifth line, "verified N" (decimal, no leading zero), ends the read. */
+	{
+		const char *v = lines == 5 ? buf + n - 1 : NULL, *start;
+		while (v && v > buf && v[-1] >= '0' && v[-1] <= '9')
+			v--;
+		start = v;
+		if (!v || v == buf + n - 1 || (size_t)(v - buf) < 9 ||
+		    memcmp(v - 9, "verified ", 9) != 0 || (start[0] == '0' && start[1] != '\n')) {
+			snprintf(why, why_size, "not a \"%s\" record",
+				 COMPLIANCE_TOTP_RECORD_HEADER_V2);
+			return COMPLIANCE_RECORD_BAD;
+		}
+		if (start[0] == '0') {
+			snprintf(why, why_size, "enrollment pending verification");
+			return COMPLIANCE_RECORD_MISSING;
+		}
+	}
+	return COMPLIANCE_RECORD_OK;
 }
 
 static bool user_name_usable(const char *name)
@@ -692,10 +753,8 @@ static enum compliance_record_state check_record(int dirfd, const char *user,
 		snprintf(why, why_size, "empty record");
 	else if (st.st_size > COMPLIANCE_TOTP_RECORD_MAX)
 		snprintf(why, why_size, "record larger than %d bytes", COMPLIANCE_TOTP_RECORD_MAX);
-	else if (!totp_record_header_ok(fd))
-		snprintf(why, why_size, "not a \"%s\" record", COMPLIANCE_TOTP_RECORD_HEADER);
 	else
-		return COMPLIANCE_RECORD_OK;
+		return totp_record_head(fd, why, why_size);
 	return COMPLIANCE_RECORD_BAD;
 }
 
@@ -753,9 +812,11 @@ int compliance_enrollment_scan(const struct compliance_env *env, compliance_enro
 			st = check_record(dirfd, pw.pw_name, &expect, why, sizeof(why));
 		if (st == COMPLIANCE_RECORD_OK)
 			e.enrolled++;
-		else if (st == COMPLIANCE_RECORD_MISSING)
+		else if (st == COMPLIANCE_RECORD_MISSING) {
 			e.missing++;
-		else
+			if (why[0])
+				e.pending++;
+		} else
 			e.bad++;
 		if (fn)
 			fn(userdata, user_name_usable(pw.pw_name) ? pw.pw_name : NULL, st, why);
@@ -778,7 +839,10 @@ static void enrollment_detail(void *userdata, const char *user, enum compliance_
 	case COMPLIANCE_RECORD_OK:
 		break;
 	case COMPLIANCE_RECORD_MISSING: /* never with a NULL user */
-		detail_add(&d->missing, "%s", user);
+		if (why[0])
+			detail_add(&d->missing, "%s (%s)", user, why);
+		else
+			detail_add(&d->missing, "%s", user);
 		break;
 	case COMPLIANCE_RECORD_BAD:
 		if (!user) /* an unusable name is not shown: it may hold anything */
@@ -863,6 +927,85 @@ void compliance_check_time_synchronized(const struct compliance_env *env,
 		set_result(ret, COMPLIANCE_FAIL,
 			   "clock not synchronized (kernel reports unsynchronized, no %s)",
 			   env->timesync_flag);
+}
+
+/* ---- the install manifest: re-recording the policy after a deliberate change ---- */
+
+/* Whether manifest path mp names the policy file (as agent.integrity compares: the same string,
+ * or the same file after resolving symlinks). */
+static bool manifest_path_is(const char *mp, const char *policy_real, const char *policy_path)
+{
+	char real[PATH_MAX];
+
+	if (strcmp(mp, policy_path) == 0)
+		return true;
+	return policy_real && realpath(mp, real) && strcmp(real, policy_real) == 0;
+}
+
+/* Shared by `mynaguardctl usb allow` and mynaguardd's monitor (a fleet bundle installed). */
+int compliance_manifest_update_policy(const char *state, const char *policy_path,
+				      unsigned *ret_line)
+{
+	struct compliance_manifest m = {0};
+	_cleanup_free_ char *text = NULL, *out = NULL;
+	_cleanup_close_ int dirfd = -1;
+	char hex[65], policy_real[PATH_MAX];
+	const char *preal = realpath(policy_path, policy_real) ? policy_real : NULL;
+	size_t len = 0, o = 0, pos = 0;
+	bool found = false;
+	struct stat st;
+	int r;
+
+	*ret_line = 0;
+	dirfd = open(state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return errno == ENOENT ? 0 : negative_errno();
+	if (fstatat(dirfd, COMPLIANCE_MANIFEST_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : negative_errno();
+	if (!S_ISREG(st.st_mode))
+		return -EBADFD;
+	r = fileio_read_file(dirfd, COMPLIANCE_MANIFEST_NAME, COMPLIANCE_MANIFEST_MAX, &text, &len);
+	if (r < 0)
+		return r;
+	r = compliance_manifest_parse(text, len, &m, ret_line);
+	if (r < 0)
+		return r;
+	compliance_manifest_clear(&m);
+	r = compliance_sha256_file(policy_path, hex);
+	if (r < 0)
+		return r;
+
+	out = malloc(len + 1);
+	if (!out)
+		return -ENOMEM;
+	/* Same lines; only the hex of the policy's lines changes (the parser accepted every line). */
+	while (pos < len) {
+		const char *line = text + pos, *nl = memchr(line, '\n', len - pos);
+		size_t ll = nl ? (size_t)(nl - line) + 1 : len - pos;
+		size_t pl = ll - (nl ? 1 : 0);
+
+		memcpy(out + o, line, ll);
+		if (pl > 0 && line[pl - 1] == '\r')
+			pl--;
+		if (pl > 66 && line[0] != '#' && line[64] == ' ' &&
+		    (line[65] == ' ' || line[65] == '*')) {
+			_cleanup_free_ char *mp = strndup(line + 66, pl - 66);
+
+			if (!mp)
+				return -ENOMEM;
+			if (manifest_path_is(mp, preal, policy_path)) {
+				memcpy(out + o, hex, 64);
+				found = true;
+			}
+		}
+		o += ll;
+		pos += ll;
+	}
+	if (!found)
+		return 0;
+	r = fileio_write_atomic(dirfd, COMPLIANCE_MANIFEST_NAME, out, o, st.st_mode & 07777,
+				st.st_uid, st.st_gid);
+	return r < 0 ? r : 1;
 }
 
 /* ---- agent.integrity ---- */
@@ -1110,6 +1253,13 @@ int compliance_to_json(const struct compliance_env *env, const struct compliance
 	if (env->policy_path &&
 	    json_object_set_new(data, "policy_path", json_detail(env->policy_path)) < 0)
 		return -ENOMEM;
+	/* the [terminal] description (department, desk; Japanese): what the dashboard searches by.
+	 * Left out when it is not UTF-8 (json_string() refuses it). */
+	if (env->policy->description) {
+		json_t *d = json_string(env->policy->description);
+		if (d && json_object_set_new(data, "description", d) < 0)
+			return -ENOMEM;
+	}
 	/* The collector marks a terminal stale when no snapshot came for a few intervals. */
 	if (json_object_set_new(data, "interval_s",
 				json_integer((json_int_t)env->policy->report_interval_sec)) < 0 ||

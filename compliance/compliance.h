@@ -28,9 +28,11 @@
 #define COMPLIANCE_MANIFEST_NAME "installed.sha256" /* in the state dir */
 #define COMPLIANCE_UDEV_RULE	 "/etc/udev/rules.d/70-mynaguard.rules"
 #define COMPLIANCE_TIMESYNC_FLAG "/run/systemd/timesync/synchronized"
-/* The first line of a TOTP record and its size limit (pam_module/totp_record.h, version 1). */
-#define COMPLIANCE_TOTP_RECORD_HEADER "mynaguard-totp 1"
-#define COMPLIANCE_TOTP_RECORD_MAX    1024
+/* The first line of a TOTP record and its size limit (pam_module/totp_record.h, version 1);
+ * version 2 has the lifecycle lines (type, serial, enrolled, verified) before the secret. */
+#define COMPLIANCE_TOTP_RECORD_HEADER	 "mynaguard-totp 1"
+#define COMPLIANCE_TOTP_RECORD_HEADER_V2 "mynaguard-totp 2"
+#define COMPLIANCE_TOTP_RECORD_MAX	 1024
 
 enum compliance_status {
 	COMPLIANCE_PASS,
@@ -95,20 +97,23 @@ void compliance_check_net_isolation(const struct compliance_env *env,
  * read). Shared by the check and mynaguardctl status. */
 enum compliance_record_state {
 	COMPLIANCE_RECORD_OK,
-	COMPLIANCE_RECORD_MISSING, /* no record (or no store at all) */
+	COMPLIANCE_RECORD_MISSING, /* no record (or no store at all), or a pending one (not yet
+				    * verified with mynaguardctl totp verify: why says so) */
 	COMPLIANCE_RECORD_BAD,	   /* why says what is wrong */
 };
 struct compliance_enrollment {
 	unsigned interactive; /* interactive users */
 	unsigned enrolled;    /* of them, with a good record */
-	unsigned missing;
+	unsigned missing;     /* including pending */
+	unsigned pending;     /* of the missing: enrolled but not verified */
 	unsigned bad;
 	bool store_missing; /* totp_dir does not exist: every user is missing */
 	/* on failure: env->totp_dir (cannot open it safely) or env->passwd_path */
 	const char *failed;
 	bool passwd_unparsable; /* passwd was read but an entry could not be parsed */
 };
-/* Called for each interactive user; why is "" unless st is COMPLIANCE_RECORD_BAD. user is the
+/* Called for each interactive user; why is "" unless st is COMPLIANCE_RECORD_BAD, or
+ * COMPLIANCE_RECORD_MISSING for a pending enrollment. user is the
  * passwd name (not escaped for a terminal), NULL when it cannot name a record (empty, starts
  * with '.', holds '/', too long): then st is COMPLIANCE_RECORD_BAD. */
 typedef void (*compliance_enrollment_fn)(void *userdata, const char *user,
@@ -149,6 +154,14 @@ struct compliance_manifest {
 	struct compliance_manifest_entry *entries;
 	size_t n;
 };
+/* After the policy was rewritten deliberately (mynaguardctl usb allow, a fleet bundle installed
+ * by mynaguardd): give its line in the install manifest STATE/installed.sha256 the new hash, so
+ * agent.integrity does not report the change as tampering. The manifest is replaced atomically
+ * with its owner and mode kept. Returns 1 when updated, 0 when there is no manifest or it does
+ * not list the policy, or -errno (*ret_line set when the manifest is malformed: it is then left
+ * alone). */
+int compliance_manifest_update_policy(const char *state, const char *policy_path,
+				      unsigned *ret_line);
 int compliance_manifest_parse(const char *text, size_t len, struct compliance_manifest *ret,
 			      unsigned *ret_line);
 void compliance_manifest_clear(struct compliance_manifest *m);

@@ -15,6 +15,8 @@ int ctl_policy(const struct ctl_opts *o, int argc, char **argv);
 int ctl_totp(const struct ctl_opts *o, int argc, char **argv);
 int ctl_usb(const struct ctl_opts *o, int argc, char **argv);
 int ctl_status(const struct ctl_opts *o, int argc, char **argv);
+/* fleet: keygen, sign-base, show (ctl/fleet.c); remote subcommands join its table. */
+int ctl_fleet(const struct ctl_opts *o, int argc, char **argv);
 
 /* Ask "question [y/N] " on the terminal; true only for y/yes. --yes answers yes. */
 bool ctl_confirm(const struct ctl_opts *o, const char *question);

@@ -16,10 +16,14 @@ static void usage(FILE *f)
 	      "Commands:\n"
 	      "  policy check                 validate the policy and say what it enforces\n"
 	      "  totp enroll USER [...]       create a TOTP secret and show its QR code\n"
+	      "  totp verify USER             the clerk types a code once: the enrollment counts\n"
 	      "  totp status|reset|remove USER\n"
+	      "  totp list [--json]           who is enrolled, verified or pending, locked\n"
+	      "  totp import FILE             enroll hardware tokens from a seed file (CSV)\n"
 	      "  usb list                     present USB devices and the policy's verdict\n"
 	      "  usb allow VID:PID [...]      add a device to the allow-list\n"
 	      "  status                       what this terminal enforces right now\n"
+	      "  fleet keygen|sign-base|show  fleet keys, signing a group's base policy\n"
 	      "\n"
 	      "See mynaguardctl(8).\n",
 	      f);
@@ -88,6 +92,8 @@ int main(int argc, char **argv)
 		return ctl_usb(&o, argc, argv);
 	if (strcmp(argv[0], "status") == 0)
 		return ctl_status(&o, argc, argv);
+	if (strcmp(argv[0], "fleet") == 0)
+		return ctl_fleet(&o, argc, argv);
 	fprintf(stderr, "mynaguardctl: unknown command '%s'\n", argv[0]);
 	usage(stderr);
 	return 2;

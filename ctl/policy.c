@@ -146,6 +146,19 @@ static void print_summary(const struct policy *p)
 		printf("  (still the shipped placeholder: give each terminal its own id)\n");
 	if (p->description)
 		printf("  %s\n", p->description);
+	if (p->terminal_contact)
+		printf("  Contact (shown when a device is blocked or an account locked): %s\n",
+		       p->terminal_contact);
+	if (p->fleet) {
+		printf("  Managed by the fleet: group %s, base version %" PRIu64
+		       "; exceptions may open ",
+		       p->fleet_group, p->fleet_version);
+		if (p->n_fleet_grant_classes == 0)
+			printf("nothing");
+		for (size_t i = 0; i < p->n_fleet_grant_classes; i++)
+			printf("%s%s", i ? ", " : "", p->fleet_grant_classes[i].name);
+		printf(" (at most %u days)\n", p->fleet_grant_max_days);
+	}
 	printf("\n");
 
 	if (p->usb_mode == POLICY_USB_ENFORCE)

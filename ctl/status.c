@@ -6,6 +6,8 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <libudev.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -419,7 +421,7 @@ static json_t *status_usb(const struct status_args *a, const struct policy *p)
 /* ---- MFA ---- */
 
 struct mfa_lists {
-	json_t *missing, *bad;
+	json_t *missing, *pending, *bad;
 };
 
 static void mfa_user(void *userdata, const char *user, enum compliance_record_state st,
@@ -433,6 +435,8 @@ static void mfa_user(void *userdata, const char *user, enum compliance_record_st
 		break;
 	case COMPLIANCE_RECORD_MISSING:
 		json_array_append_new(l->missing, json_escaped(user));
+		if (why[0]) /* enrolled, not yet verified (mynaguardctl totp verify) */
+			json_array_append_new(l->pending, json_escaped(user));
 		break;
 	case COMPLIANCE_RECORD_BAD:
 		if (user)
@@ -449,7 +453,8 @@ static json_t *status_mfa(const struct ctl_opts *o, const struct status_args *a,
 			  const struct policy *p, const char *store)
 {
 	json_t *j = json_object(), *svc = json_array();
-	struct mfa_lists l = {.missing = json_array(), .bad = json_array()};
+	struct mfa_lists l = {
+	    .missing = json_array(), .pending = json_array(), .bad = json_array()};
 	struct compliance_enrollment e;
 	struct compliance_env env = {0};
 	char buf[2 * PATH_MAX];
@@ -476,11 +481,56 @@ static json_t *status_mfa(const struct ctl_opts *o, const struct status_args *a,
 	json_object_set_new(j, "enrolled", json_integer(e.enrolled));
 	json_object_set_new(j, "interactive_users", json_integer(e.interactive));
 	json_object_set_new(j, "not_enrolled", l.missing);
+	json_object_set_new(j, "pending", l.pending);
 	json_object_set_new(j, "bad_records", l.bad);
 	return j;
 }
 
 /* ---- uplink ---- */
+
+#define STATUS_CERT_WARN_DAYS 30
+
+/* The terminal's client certificate: serial and expiry; a problem when it has expired or expires
+ * within STATUS_CERT_WARN_DAYS (the uplink renews it at 2/3 of its life: this means renewal
+ * failed; see its log). */
+static void status_cert(json_t *j, const struct policy *p, json_t *problems)
+{
+	FILE *f = p->report_cert ? fopen(p->report_cert, "re") : NULL;
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	BIGNUM *bn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) : NULL;
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	struct tm tm;
+
+	if (f)
+		fclose(f);
+	json_object_set_new(j, "certificate",
+			    p->report_cert ? json_text(p->report_cert) : json_null());
+	if (!x || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) {
+		json_object_set_new(
+		    j, "cert_error",
+		    json_string(f || !p->report_cert ? "not a PEM certificate" : strerror(errno)));
+	} else {
+		int64_t na = (int64_t)timegm(&tm), left = na - now_ms() / 1000;
+		json_object_set_new(j, "cert_not_after", ts_json(na * 1000));
+		json_object_set_new(j, "cert_serial", hex ? json_string(hex) : json_null());
+		json_object_set_new(j, "cert_days_left", json_integer((json_int_t)(left / 86400)));
+		if (left <= 0)
+			problem(problems,
+				"the client certificate %s expired on %s: the collector "
+				"refuses this terminal (enroll it again)",
+				p->report_cert,
+				json_string_value(json_object_get(j, "cert_not_after")));
+		else if (left < STATUS_CERT_WARN_DAYS * 86400)
+			problem(problems,
+				"the client certificate %s expires on %s (renewal failed? "
+				"see the uplink's log)",
+				p->report_cert,
+				json_string_value(json_object_get(j, "cert_not_after")));
+	}
+	OPENSSL_free(hex);
+	BN_free(bn);
+	X509_free(x);
+}
 
 static json_t *status_uplink(const struct status_args *a, const struct policy *p,
 			     const struct spool_scan *s, int spool_err, json_t *problems)
@@ -493,6 +543,8 @@ static json_t *status_uplink(const struct status_args *a, const struct policy *p
 	if (!p->report_collector)
 		problem(problems, "no collector URL in [report] collector: events stay on this "
 				  "terminal");
+	else
+		status_cert(j, p, problems);
 	json_object_set_new(j, "spool", json_text(a->spool));
 	if (spool_err < 0) {
 		json_object_set_new(j, "spool_error", json_string(strerror(-spool_err)));
@@ -634,6 +686,12 @@ static void print_text(json_t *st)
 		    printf("%s %s", i ? "," : "", json_string_value(v));
 	}
 	printf("\n");
+	if (json_array_size(json_object_get(mfa, "pending")) > 0) {
+		printf("         pending (mynaguardctl totp verify USER):");
+		json_array_foreach(json_object_get(mfa, "pending"), i, v)
+		    printf("%s %s", i ? "," : "", json_string_value(v));
+		printf("\n");
+	}
 	if (json_array_size(json_object_get(mfa, "bad_records")) > 0) {
 		printf("         bad records:");
 		json_array_foreach(json_object_get(mfa, "bad_records"), i, v)
@@ -644,6 +702,13 @@ static void print_text(json_t *st)
 		printf("         %s: %s\n", "passwd", jstr(mfa, "passwd_error", ""));
 
 	printf("uplink:  collector %s\n", jstr(up, "collector", "(none)"));
+	if (json_object_get(up, "cert_not_after"))
+		printf("         certificate %s: serial %s, valid until %s (%lld days left)\n",
+		       jstr(up, "certificate", "?"), jstr(up, "cert_serial", "?"),
+		       jstr(up, "cert_not_after", "?"), jint(up, "cert_days_left"));
+	else if (json_object_get(up, "cert_error"))
+		printf("         certificate %s: %s\n", jstr(up, "certificate", "?"),
+		       jstr(up, "cert_error", "?"));
 	if (json_object_get(up, "spool_error")) {
 		printf("         spool %s: %s\n", jstr(up, "spool", "?"),
 		       jstr(up, "spool_error", ""));

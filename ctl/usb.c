@@ -348,86 +348,6 @@ static char *insert_allow(const char *text, size_t len, const char *line)
 	return out;
 }
 
-/* Whether manifest path mp names the policy file (as agent.integrity compares: the same string,
- * or the same file after resolving symlinks). */
-static bool manifest_path_is(const char *mp, const char *policy_real, const char *policy_path)
-{
-	char real[PATH_MAX];
-
-	if (strcmp(mp, policy_path) == 0)
-		return true;
-	return policy_real && realpath(mp, real) && strcmp(real, policy_real) == 0;
-}
-
-/* After the policy was rewritten: give its line in the install manifest STATE/installed.sha256
- * the new hash, so the agent's agent.integrity check does not report the deliberate change as
- * tampering. The manifest is replaced atomically with its owner and mode kept. Returns 1 when
- * updated, 0 when there is no manifest or it does not list the policy, or -errno (*ret_line set
- * when the manifest is malformed: it is then left alone). */
-static int update_manifest(const char *state, const char *policy_path, unsigned *ret_line)
-{
-	struct compliance_manifest m = {0};
-	_cleanup_free_ char *text = NULL, *out = NULL;
-	_cleanup_close_ int dirfd = -1;
-	char hex[65], policy_real[PATH_MAX];
-	const char *preal = realpath(policy_path, policy_real) ? policy_real : NULL;
-	size_t len = 0, o = 0, pos = 0;
-	bool found = false;
-	struct stat st;
-	int r;
-
-	*ret_line = 0;
-	dirfd = open(state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return errno == ENOENT ? 0 : negative_errno();
-	if (fstatat(dirfd, COMPLIANCE_MANIFEST_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : negative_errno();
-	if (!S_ISREG(st.st_mode))
-		return -EBADFD;
-	r = fileio_read_file(dirfd, COMPLIANCE_MANIFEST_NAME, COMPLIANCE_MANIFEST_MAX, &text, &len);
-	if (r < 0)
-		return r;
-	r = compliance_manifest_parse(text, len, &m, ret_line);
-	if (r < 0)
-		return r;
-	compliance_manifest_clear(&m);
-	r = compliance_sha256_file(policy_path, hex);
-	if (r < 0)
-		return r;
-
-	out = malloc(len + 1);
-	if (!out)
-		return -ENOMEM;
-	/* Same lines; only the hex of the policy's lines changes (the parser accepted every line). */
-	while (pos < len) {
-		const char *line = text + pos, *nl = memchr(line, '\n', len - pos);
-		size_t ll = nl ? (size_t)(nl - line) + 1 : len - pos;
-		size_t pl = ll - (nl ? 1 : 0);
-
-		memcpy(out + o, line, ll);
-		if (pl > 0 && line[pl - 1] == '\r')
-			pl--;
-		if (pl > 66 && line[0] != '#' && line[64] == ' ' &&
-		    (line[65] == ' ' || line[65] == '*')) {
-			_cleanup_free_ char *mp = strndup(line + 66, pl - 66);
-
-			if (!mp)
-				return -ENOMEM;
-			if (manifest_path_is(mp, preal, policy_path)) {
-				memcpy(out + o, hex, 64);
-				found = true;
-			}
-		}
-		o += ll;
-		pos += ll;
-	}
-	if (!found)
-		return 0;
-	r = fileio_write_atomic(dirfd, COMPLIANCE_MANIFEST_NAME, out, o, st.st_mode & 07777,
-				st.st_uid, st.st_gid);
-	return r < 0 ? r : 1;
-}
-
 static int usb_allow(const struct ctl_opts *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -604,7 +524,7 @@ static int usb_allow(const struct ctl_opts *o, int argc, char **argv)
 		return 1;
 	}
 	printf("written\n");
-	r = update_manifest(state, o->policy_path, &mline);
+	r = compliance_manifest_update_policy(state, o->policy_path, &mline);
 	if (r > 0) {
 		printf("updated its hash in the install manifest %s/%s\n", state,
 		       COMPLIANCE_MANIFEST_NAME);

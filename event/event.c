@@ -12,12 +12,23 @@
 #include "macro.h"
 
 static const char *const kind_names[_EVENT_KIND_MAX] = {
-    [EVENT_USB_BLOCKED] = "usb.blocked",     [EVENT_USB_ALLOWED] = "usb.allowed",
-    [EVENT_USB_REMOVED] = "usb.removed",     [EVENT_AUTH_SUCCESS] = "auth.success",
-    [EVENT_AUTH_FAILURE] = "auth.failure",   [EVENT_AUTH_REPLAY] = "auth.replay",
-    [EVENT_AUTH_LOCKED] = "auth.locked",     [EVENT_AGENT_STARTED] = "agent.started",
-    [EVENT_AGENT_STOPPED] = "agent.stopped", [EVENT_SPOOL_DROPPED] = "spool.dropped",
+    [EVENT_USB_BLOCKED] = "usb.blocked",
+    [EVENT_USB_ALLOWED] = "usb.allowed",
+    [EVENT_USB_REMOVED] = "usb.removed",
+    [EVENT_AUTH_SUCCESS] = "auth.success",
+    [EVENT_AUTH_FAILURE] = "auth.failure",
+    [EVENT_AUTH_REPLAY] = "auth.replay",
+    [EVENT_AUTH_LOCKED] = "auth.locked",
+    [EVENT_AGENT_STARTED] = "agent.started",
+    [EVENT_AGENT_STOPPED] = "agent.stopped",
+    [EVENT_SPOOL_DROPPED] = "spool.dropped",
     [EVENT_COMPLIANCE] = "compliance",
+    [EVENT_BUNDLE_APPLIED] = "bundle.applied",
+    [EVENT_BUNDLE_REFUSED] = "bundle.refused",
+    [EVENT_USB_EXCEPTION_EXPIRED] = "usb.exception_expired",
+    [EVENT_USB_EXCEPTION_REVOKED] = "usb.exception_revoked",
+    [EVENT_ENROLL_ISSUED] = "enroll.issued",
+    [EVENT_ENROLL_REFUSED] = "enroll.refused",
 };
 
 const char *event_kind_name(enum event_kind k)
@@ -371,6 +382,12 @@ static int check_data(enum event_kind kind, json_t *data, const char *prefix,
 	case EVENT_AUTH_LOCKED:
 	case EVENT_AGENT_STARTED:
 	case EVENT_AGENT_STOPPED:
+	case EVENT_BUNDLE_APPLIED:
+	case EVENT_BUNDLE_REFUSED:
+	case EVENT_USB_EXCEPTION_EXPIRED:
+	case EVENT_USB_EXCEPTION_REVOKED:
+	case EVENT_ENROLL_ISSUED:
+	case EVENT_ENROLL_REFUSED:
 	case _EVENT_KIND_MAX:
 		return 0;
 	}

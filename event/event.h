@@ -32,6 +32,12 @@ enum event_kind {
 	EVENT_AGENT_STOPPED,
 	EVENT_SPOOL_DROPPED,
 	EVENT_COMPLIANCE,
+	EVENT_BUNDLE_APPLIED,	     /* the agent installed a fleet bundle (docs/fleet.md) */
+	EVENT_BUNDLE_REFUSED,	     /* a fleet bundle failed a check; the old policy stays */
+	EVENT_USB_EXCEPTION_EXPIRED, /* an exception's `until` passed: the device was deauthorized */
+	EVENT_USB_EXCEPTION_REVOKED, /* a newer bundle dropped an exception in force */
+	EVENT_ENROLL_ISSUED, /* the collector's own: a certificate issued (enrollment or renewal) */
+	EVENT_ENROLL_REFUSED, /* the collector's own: an enrollment or renewal refused */
 	_EVENT_KIND_MAX,
 };
 

@@ -518,14 +518,15 @@ static int writer_create_segment(struct spool_writer *w, uint64_t first)
 	return 0;
 }
 
-/* The uplink owns what is inside ack/, never the spool directory: make ack/ when it is missing
- * (0770, the spool directory's group). Errors only mean the uplink cannot report progress. */
-static void ensure_ack_dir(int dirfd, gid_t gid)
+/* The uplink owns what is inside ack/ and inbox/, never the spool directory: make them when
+ * missing (0770, the spool directory's group). Errors only mean the uplink cannot report
+ * progress or hand over a fleet bundle. */
+static void ensure_shared_dir(int dirfd, const char *name, gid_t gid)
 {
-	if (mkdirat(dirfd, SPOOL_ACK_DIR, 0770) < 0)
+	if (mkdirat(dirfd, name, 0770) < 0)
 		return;
 	_cleanup_close_ int fd = -1;
-	if (fileio_open_dir_verified(dirfd, SPOOL_ACK_DIR, NULL, &fd) < 0)
+	if (fileio_open_dir_verified(dirfd, name, NULL, &fd) < 0)
 		return;
 	if (fchown(fd, (uid_t)-1, gid) < 0)
 		return;
@@ -533,7 +534,7 @@ static void ensure_ack_dir(int dirfd, gid_t gid)
 }
 
 /* Open the spool directory; only the agent may create or remove files here, so it must be ours.
- * Makes ack/ when missing. */
+ * Makes ack/ and inbox/ when missing. */
 static int open_own_dir(const char *dir, int *ret_fd, struct stat *ret_st)
 {
 	_cleanup_close_ int dirfd = -1;
@@ -545,7 +546,8 @@ static int open_own_dir(const char *dir, int *ret_fd, struct stat *ret_st)
 		return negative_errno();
 	if (ret_st->st_uid != geteuid())
 		return -EPERM;
-	ensure_ack_dir(dirfd, ret_st->st_gid);
+	ensure_shared_dir(dirfd, SPOOL_ACK_DIR, ret_st->st_gid);
+	ensure_shared_dir(dirfd, SPOOL_INBOX_DIR, ret_st->st_gid);
 	*ret_fd = TAKE_FD(dirfd);
 	return 0;
 }

@@ -45,9 +45,12 @@ enum spool_class {
 #define SPOOL_ACK_DIR	       "ack"
 #define SPOOL_ACKED_FILE       "acked"
 #define SPOOL_ACKED_PATH       SPOOL_ACK_DIR "/" SPOOL_ACKED_FILE
-#define SPOOL_SEGMENT_MIN      (64 * 1024)
-#define SPOOL_SEGMENT_MAX      (4 * 1024 * 1024)
-#define SPOOL_MAX_SEGMENTS     100000
+/* The uplink's fleet bundle for the agent (docs/fleet.md): inbox/bundle, made like ack/. */
+#define SPOOL_INBOX_DIR	   "inbox"
+#define SPOOL_INBOX_BUNDLE "bundle"
+#define SPOOL_SEGMENT_MIN  (64 * 1024)
+#define SPOOL_SEGMENT_MAX  (4 * 1024 * 1024)
+#define SPOOL_MAX_SEGMENTS 100000
 
 struct spool_record {
 	uint64_t seq;

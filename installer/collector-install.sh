@@ -15,6 +15,7 @@ CA_NAME=""
 NAMES=()
 INGEST_LISTEN=""
 DASH_LISTEN=""
+ENROLL_LISTEN=""
 NO_START=0
 UNINSTALL=0
 PURGE=0
@@ -33,6 +34,10 @@ Options:
                           the host's full name and its addresses)
   --ingest-listen ADDR    where terminals connect (default 0.0.0.0:8443)
   --dashboard-listen ADDR where browsers connect (default 127.0.0.1:8444)
+  --enroll ADDR           also enrollment with one-time tokens and renewal (docs/enrollment.md):
+                          mynaguard-signer (own user mynaguard-ca, which then owns the CA
+                          directory), mynaguard-collector-token, and [enroll] listen = ADDR
+                          (e.g. 0.0.0.0:8445) in a new configuration
   --no-start              install and enable, but do not start
 EOF
 }
@@ -51,6 +56,7 @@ while [ $# -gt 0 ]; do
 	--server-name) NAMES+=("${2:?}"); shift 2 ;;
 	--ingest-listen) INGEST_LISTEN=${2:?}; shift 2 ;;
 	--dashboard-listen) DASH_LISTEN=${2:?}; shift 2 ;;
+	--enroll) ENROLL_LISTEN=${2:?}; shift 2 ;;
 	--no-start) NO_START=1; shift ;;
 	--uninstall) UNINSTALL=1; shift ;;
 	--purge) PURGE=1; shift ;;
@@ -64,7 +70,7 @@ valid_listen() {
 	[[ $1 =~ ^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\]):([0-9]{1,5})$ ]] &&
 		[ "$((10#${BASH_REMATCH[3]}))" -ge 1 ] && [ "$((10#${BASH_REMATCH[3]}))" -le 65535 ]
 }
-for a in "--ingest-listen=$INGEST_LISTEN" "--dashboard-listen=$DASH_LISTEN"; do
+for a in "--ingest-listen=$INGEST_LISTEN" "--dashboard-listen=$DASH_LISTEN" "--enroll=$ENROLL_LISTEN"; do
 	if [ -n "${a#*=}" ] && ! valid_listen "${a#*=}"; then
 		echo "$PROG: bad ${a%%=*} '${a#*=}': expected HOST:PORT, e.g. 0.0.0.0:8443 or [::1]:8444" >&2
 		exit 2
@@ -80,6 +86,7 @@ HOST=1
 [ -z "$ROOT" ] || HOST=0
 # R(), USER_, ETC, TLS, DATA: installer/mynaguard-collector-setup.sh (sourced below).
 UNIT=/etc/systemd/system/mynaguard-collector.service
+SIGNER_UNIT=/etc/systemd/system/mynaguard-signer.service
 # The CA directory is given as a host path (it may live outside --root).
 CA="$SRC/installer/mynaguard-ca --dir $CA_DIR"
 systemd_running() { [ "$HOST" -eq 1 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
@@ -91,7 +98,9 @@ systemd_running() { [ "$HOST" -eq 1 ] && [ -d /run/systemd/system ] && command -
 
 if [ "$UNINSTALL" -eq 1 ]; then
 	if systemd_running; then systemctl disable --now mynaguard-collector.service 2>/dev/null || true; fi
-	rm -f "$(R $UNIT)" "$(R /usr/sbin/mynaguard-collector)" "$(R /usr/sbin/mynaguard-ca)"
+	if systemd_running; then systemctl disable --now mynaguard-signer.service 2>/dev/null || true; fi
+	rm -f "$(R $UNIT)" "$(R /usr/sbin/mynaguard-collector)" "$(R /usr/sbin/mynaguard-ca)" \
+		"$(R $SIGNER_UNIT)" "$(R /usr/sbin/mynaguard-signer)" "$(R /usr/sbin/mynaguard-collector-token)"
 	if systemd_running; then systemctl daemon-reload; fi
 	if [ "$PURGE" -eq 1 ]; then
 		rm -rf "$(R $ETC)" "$(R $DATA)"
@@ -120,6 +129,15 @@ collector_user
 put "$BUILD_DIR/collector/mynaguard-collector" /usr/sbin/mynaguard-collector root root 0755
 put "$SRC/installer/mynaguard-ca" /usr/sbin/mynaguard-ca root root 0755
 put "$SRC/installer/systemd/mynaguard-collector.service" $UNIT root root 0644
+if [ -n "$ENROLL_LISTEN" ]; then
+	# enrollment (docs/enrollment.md): the CA key moves to a user of its own, whose signer the
+	# collector asks over a socket; the collector itself never opens the key
+	for b in mynaguard-signer mynaguard-collector-token; do
+		[ -f "$BUILD_DIR/collector/$b" ] || die "$BUILD_DIR/collector/$b is missing (meson compile -C build)"
+		put "$BUILD_DIR/collector/$b" /usr/sbin/$b root root 0755
+	done
+	put "$SRC/installer/systemd/mynaguard-signer.service" $SIGNER_UNIT root root 0644
+fi
 EXAMPLE=$SRC/installer/collector.conf.example
 collector_configure
 
@@ -128,6 +146,11 @@ if [ "$HOST" -eq 1 ]; then collector_check; fi
 if systemd_running; then
 	systemctl daemon-reload
 	systemctl enable mynaguard-collector.service >/dev/null 2>&1
+	if [ -n "$ENROLL_LISTEN" ]; then
+		systemctl enable mynaguard-signer.service >/dev/null 2>&1
+		[ "$NO_START" -eq 1 ] || systemctl restart mynaguard-signer.service ||
+			die "the signer did not start: journalctl -u mynaguard-signer"
+	fi
 	if [ "$NO_START" -eq 0 ]; then
 		systemctl restart mynaguard-collector.service || die "the collector did not start: journalctl -u mynaguard-collector"
 		say "mynaguard-collector is running"

@@ -23,6 +23,9 @@ UNINSTALL=0
 PURGE=0
 PAM_DIR_OPT=""
 BIN_DIR=/usr/sbin
+# mynaguard-notify runs in every desktop session (XDG autostart), as the user: not in sbin.
+USER_BIN_DIR=/usr/bin
+AUTOSTART_DIR=/etc/xdg/autostart
 QUIET=0
 STRICT_USB=0
 COLLECTOR=""
@@ -242,7 +245,8 @@ find_pam_dir() {
 # ---- TLS -------------------------------------------------------------------------------------
 install_tls() {
 	local key=$TLS/terminal.key tmp
-	make_dir $TLS root $SVC_USER 0750
+	# 0770: the uplink (group mynaguard) replaces its key and certificate when it renews them
+	make_dir $TLS root $SVC_USER 0770
 	if [ "$DO_CSR" -eq 1 ]; then
 		[ -n "$TERMINAL_ID" ] || TERMINAL_ID=$(hostname -s 2>/dev/null || hostname)
 		valid_terminal_id "$TERMINAL_ID" || die "the host name '$TERMINAL_ID' is no terminal id; give --terminal-id"
@@ -366,13 +370,23 @@ do_install() {
 	make_dir $ETC root root 0755
 	make_dir $STORE root root 0700
 	# Only the agent creates and deletes in the spool; the uplink reads it and writes its
-	# acknowledged sequence number into ack/ (docs/spool.md).
+	# acknowledged sequence number into ack/ (docs/spool.md) and the fleet bundle it fetched
+	# into inbox/ (docs/fleet.md).
 	make_dir $SPOOL root $SVC_USER 0750
 	make_dir $SPOOL/ack root $SVC_USER 0770
+	make_dir $SPOOL/inbox root $SVC_USER 0770
 
 	put_file "$BUILD_DIR/agent/mynaguardd" $BIN_DIR/mynaguardd root root 0755
 	put_file "$BUILD_DIR/uplink/mynaguard-uplink" $BIN_DIR/mynaguard-uplink root root 0755
 	put_file "$BUILD_DIR/ctl/mynaguardctl" $BIN_DIR/mynaguardctl root root 0755
+	# The desktop side of the agent's notices (mynaguard-notify(1)): started in every desktop
+	# session by XDG autostart. Built only with libsystemd (sd-bus).
+	if [ -f "$BUILD_DIR/notify/mynaguard-notify" ]; then
+		put_file "$BUILD_DIR/notify/mynaguard-notify" $USER_BIN_DIR/mynaguard-notify root root 0755
+		put_file "$SRC/notify/mynaguard-notify.desktop" $AUTOSTART_DIR/mynaguard-notify.desktop root root 0644
+	else
+		warn "$BUILD_DIR/notify/mynaguard-notify is missing (built without libsystemd): no desktop notices"
+	fi
 	put_file "$BUILD_DIR/pam_module/pam_mynaguard.so" "$PAM_DIR/pam_mynaguard.so" root root 0644
 	# The module's setuid helper (screen lockers run PAM as the user): at the path compiled
 	# into the module (meson's prefix/libexecdir, /usr/local/libexec by default).

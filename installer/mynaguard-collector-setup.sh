@@ -6,8 +6,9 @@
 # bash functions: source it, do not run it. See docs/install.md.
 #
 # The caller sets: PROG, ROOT ("" for the running system), CA (the mynaguard-ca command with
-# its --dir), CA_DIR, CA_NAME, NAMES (array of server names), INGEST_LISTEN, DASH_LISTEN
-# (empty: the example's), EXAMPLE (collector.conf.example).
+# its --dir), CA_DIR, CA_NAME, NAMES (array of server names), INGEST_LISTEN, DASH_LISTEN,
+# ENROLL_LISTEN (empty: the example's; ENROLL_LISTEN empty: no enrollment listener and no
+# signer user), EXAMPLE (collector.conf.example).
 
 # shellcheck disable=SC2034 # the paths are used by the callers
 declare -F die >/dev/null || die() {
@@ -20,6 +21,7 @@ USER_=mynaguard-collector
 ETC=/etc/mynaguard-collector
 TLS=$ETC/tls
 DATA=/var/lib/mynaguard-collector
+CA_USER=mynaguard-ca
 
 # Empty (never a failure that set -e would turn into a silent exit) when the file is missing.
 uid_of() { awk -F: -v u="$1" '$1 == u { print $3; exit }' "$(R /etc/passwd)" 2>/dev/null || true; }
@@ -60,17 +62,26 @@ collector_configure() {
 	own "$(R $ETC)" root $USER_ 0750
 	own "$(R $TLS)" root $USER_ 0750
 	own "$(R $DATA)" $USER_ $USER_ 0700
+	if [ -n "${ENROLL_LISTEN:-}" ] && [ -z "$(uid_of $CA_USER)" ]; then
+		# enrollment (docs/enrollment.md): the CA key belongs to a user of its own
+		useradd ${ROOT:+--prefix "$ROOT"} --system --user-group --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin --comment "mynaguard CA signer" "$CA_USER"
+		say "created system user $CA_USER (no login): it owns $CA_DIR from now on"
+	fi
 
 	# configuration
 	if [ ! -f "$(R $ETC/collector.conf)" ]; then
 		# The values go in as data (ENVIRON), never as part of a program.
-		MG_INGEST=$INGEST_LISTEN MG_DASH=$DASH_LISTEN awk '
+		MG_INGEST=$INGEST_LISTEN MG_DASH=$DASH_LISTEN MG_ENROLL=${ENROLL_LISTEN:-} awk '
 			ENVIRON["MG_INGEST"] != "" && $0 == "listen = 0.0.0.0:8443" { print "listen = " ENVIRON["MG_INGEST"]; next }
 			ENVIRON["MG_DASH"] != "" && $0 == "listen = 127.0.0.1:8444" { print "listen = " ENVIRON["MG_DASH"]; next }
+			ENVIRON["MG_ENROLL"] != "" && $0 == ";[enroll]" { print "[enroll]"; next }
+			ENVIRON["MG_ENROLL"] != "" && $0 == ";listen = 0.0.0.0:8445" { print "listen = " ENVIRON["MG_ENROLL"]; next }
+			ENVIRON["MG_ENROLL"] != "" && $0 == ";signer = /run/mynaguard-signer/signer.sock" { print substr($0, 2); next }
 			{ print }' "$EXAMPLE" >"$(R $ETC/collector.conf)"
 		say "installed $ETC/collector.conf (from $EXAMPLE)"
 	else
-		[ -z "$INGEST_LISTEN$DASH_LISTEN" ] || say "keeping the existing $ETC/collector.conf: edit listen there"
+		[ -z "$INGEST_LISTEN$DASH_LISTEN${ENROLL_LISTEN:-}" ] || say "keeping the existing $ETC/collector.conf: edit listen (and [enroll]) there"
 	fi
 	own "$(R $ETC/collector.conf)" root $USER_ 0640
 
@@ -92,6 +103,11 @@ collector_configure() {
 	put "$CA_DIR/revoked-serials" $TLS/revoked.txt root root 0644
 	grep -q -x -F "$(R $TLS/revoked.txt)" "$CA_DIR/revoked-copies" 2>/dev/null ||
 		echo "$(R $TLS/revoked.txt)" >>"$CA_DIR/revoked-copies"
+	if [ -n "${ENROLL_LISTEN:-}" ]; then
+		# the signer writes issued.tsv and certs/; mynaguard-ca, run as root, still works
+		[ "$(stat -c %u "$CA_DIR/ca.key")" = "$(uid_of $CA_USER)" ] ||
+			chown -R "$(uid_of $CA_USER):$(gid_of $CA_USER)" "$CA_DIR"
+	fi
 	if [ ! -s "$(R $ETC/token)" ]; then
 		$CA token --out "$(R $ETC/token)"
 	fi

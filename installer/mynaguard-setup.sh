@@ -178,7 +178,7 @@ code_step() {
 		warn "enroll-later: switching the code step on although NO administrator"
 		warn "(${ADMIN_LIST// / }) has an enrolled code. Every user without one is now LOCKED OUT"
 		warn "of login, su and sudo. Keep this root shell open and enroll now:"
-		warn "    mynaguardctl totp enroll USER"
+		warn "    mynaguardctl totp enroll USER     (then: mynaguardctl totp verify USER)"
 		warn "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
 		pam_enable
 	else
@@ -194,6 +194,7 @@ code_step_off_notice() {
 	echo "  Administrators checked: ${ADMIN_LIST:-none} (members of group sudo and $1)."
 	echo "  Everything else is installed. To finish, enroll at least one administrator:"
 	echo "      mynaguardctl totp enroll ADMIN_USER     (scan the QR code with the authenticator app)"
+	echo "      mynaguardctl totp verify ADMIN_USER     (type the code the app shows: until then it does not count)"
 	echo "  then $2"
 }
 
@@ -315,10 +316,14 @@ package_configure() {
 	mkdir -p $ETC $TLS $STORE $SPOOL/ack
 	set_owner $ETC root root 0755
 	set_owner $STORE root root 0700
-	set_owner $TLS root $SVC_USER 0750
-	# Only the agent creates and deletes in the spool; the uplink writes ack/ (docs/spool.md).
+	# 0770: the uplink (group mynaguard) replaces its key and certificate when it renews them
+	set_owner $TLS root $SVC_USER 0770
+	# Only the agent creates and deletes in the spool; the uplink writes ack/ (docs/spool.md)
+	# and the fleet bundle it fetched into inbox/ (docs/fleet.md).
+	mkdir -p $SPOOL/inbox
 	set_owner $SPOOL root $SVC_USER 0750
 	set_owner $SPOOL/ack root $SVC_USER 0770
+	set_owner $SPOOL/inbox root $SVC_USER 0770
 	if [ ! -f $ETC/policy.conf ]; then
 		id=${TERMINAL_ID:-$(hostname -s 2>/dev/null || hostname)}
 		valid_terminal_id "$id" || die "the host name '$id' is no terminal id; set terminal_id in $SETUP_CONF"

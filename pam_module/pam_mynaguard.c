@@ -139,13 +139,18 @@ static char *ask_code(pam_handle_t *pamh, enum totp_lang lang)
 	return resp;
 }
 
-static void tell_user(pam_handle_t *pamh, int flags, enum totp_lang lang, enum totp_outcome o)
+/* minutes: left of a lock (0 = unknown); contact: whom to ask ("" = the administrator). */
+static void tell_user(pam_handle_t *pamh, int flags, enum totp_lang lang, enum totp_outcome o,
+		      unsigned minutes, const char *contact)
 {
+	char msg[768];
+
 	if (flags & PAM_SILENT)
 		return;
-	if (o == TOTP_OUT_LOCKED)
-		pam_error(pamh, "%s", totp_messages[lang][TOTP_MSG_LOCKED]);
-	else if (o == TOTP_OUT_REPLAY)
+	if (o == TOTP_OUT_LOCKED) {
+		totp_locked_message(lang, minutes, contact, msg, sizeof(msg));
+		pam_error(pamh, "%s", msg);
+	} else if (o == TOTP_OUT_REPLAY)
 		pam_error(pamh, "%s", totp_messages[lang][TOTP_MSG_REPLAY]);
 }
 
@@ -289,9 +294,10 @@ static int via_helper(pam_handle_t *pamh, int flags, const struct mg_opts *o, co
 		      enum totp_lang lang, const struct notify_info *info)
 {
 	_cleanup_secret_ char *code = NULL;
-	char reply[TOTP_HELPER_REPLY_MAX];
+	char reply[TOTP_HELPER_REPLY_MAX], contact[TOTP_CONTACT_MAX + 1] = "";
 	const char *msg;
 	size_t wlen;
+	unsigned minutes = 0;
 	int r, result = -1;
 
 	if (strcmp(o->store, MYNAGUARD_TOTP_STORE) != 0 ||
@@ -316,7 +322,20 @@ static int via_helper(pam_handle_t *pamh, int flags, const struct mg_opts *o, co
 			   MYNAGUARD_TOTP_HELPER, strerror(-r));
 		return PAM_AUTH_ERR;
 	}
-	reply[strcspn(reply, "\n")] = '\0';
+	/* Lines after the first (totp_helper.h): "minutes N", "contact TEXT". */
+	for (char *line = strchr(reply, '\n'); line; line = strchr(line, '\n')) {
+		*line++ = '\0';
+		if (strncmp(line, "minutes ", 8) == 0) {
+			unsigned long m = strtoul(line + 8, NULL, 10);
+			minutes = m > 1000000 ? 1000000 : (unsigned)m;
+		} else if (strncmp(line, "contact ", 8) == 0) {
+			size_t n = strcspn(line + 8, "\n");
+			char save = line[8 + n];
+			line[8 + n] = '\0';
+			totp_contact_clean(line + 8, contact);
+			line[8 + n] = save;
+		}
+	}
 	for (int i = 0; i < _TOTP_HELPER_MAX; i++) {
 		wlen = strlen(totp_helper_words[i]);
 		if (strncmp(reply, totp_helper_words[i], wlen) == 0 &&
@@ -340,11 +359,11 @@ static int via_helper(pam_handle_t *pamh, int flags, const struct mg_opts *o, co
 		pam_syslog(pamh, LOG_NOTICE, "helper: %s", msg);
 		return o->nullok ? PAM_IGNORE : PAM_AUTH_ERR;
 	case TOTP_HELPER_LOCKED:
-		tell_user(pamh, flags, lang, TOTP_OUT_LOCKED);
+		tell_user(pamh, flags, lang, TOTP_OUT_LOCKED, minutes, contact);
 		pam_syslog(pamh, LOG_NOTICE, "helper: %s", msg);
 		return PAM_AUTH_ERR;
 	case TOTP_HELPER_REPLAY:
-		tell_user(pamh, flags, lang, TOTP_OUT_REPLAY);
+		tell_user(pamh, flags, lang, TOTP_OUT_REPLAY, 0, "");
 		pam_syslog(pamh, LOG_NOTICE, "helper: %s", msg);
 		return PAM_AUTH_ERR;
 	case TOTP_HELPER_FAILURE:
@@ -450,7 +469,8 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 	else if (!decided)
 		totp_attempt_check(&a, code);
 	oath_done();
-	tell_user(pamh, flags, lang, a.outcome);
+	tell_user(pamh, flags, lang, a.outcome, totp_lock_minutes(a.locked_until, a.now),
+		  a.contact);
 	r = finish(pamh, &o, &a);
 	return code ? r : PAM_CONV_ERR;
 }

@@ -22,6 +22,49 @@ void totp_attempt_init(struct totp_attempt *a)
 	a->reason = "internal_error";
 	a->message[0] = '\0';
 	a->err = 0;
+	a->locked_until = 0;
+	a->now = 0;
+	a->contact[0] = '\0';
+}
+
+void totp_contact_clean(const char *in, char out[static TOTP_CONTACT_MAX + 1])
+{
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)(in ? in : ""); *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			continue;
+		if (n >= TOTP_CONTACT_MAX)
+			break;
+		out[n++] = (char)*p;
+	}
+	/* Cut an incomplete last character. */
+	if (n > 0) {
+		size_t i = n;
+		while (i > 0 && ((unsigned char)out[i - 1] & 0xc0) == 0x80)
+			i--;
+		if (i == 0)
+			n = 0;
+		else {
+			unsigned char lead = (unsigned char)out[i - 1];
+			size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+			if (i - 1 + need > n)
+				n = i - 1;
+		}
+	}
+	out[n] = '\0';
+}
+
+unsigned totp_lock_minutes(int64_t locked_until, int64_t now)
+{
+	int64_t left;
+
+	if (locked_until <= 0)
+		return 0;
+	left = locked_until > now ? locked_until - now : 0;
+	if (left > INT64_C(60) * 1000000)
+		return 1000000;
+	return left <= 60 ? 1 : (unsigned)((left + 59) / 60);
 }
 
 _printf_(5, 6) static void decide(struct totp_attempt *a, enum totp_outcome o, const char *reason,
@@ -68,6 +111,11 @@ static void store_error(struct totp_attempt *a, int r, const char *what)
 	if (r == -ENOMEM)
 		decide(a, TOTP_OUT_NOMEM, "no_memory", r, "%s: out of memory, failing closed",
 		       what);
+	else if (r == -EPROTONOSUPPORT)
+		decide(a, TOTP_OUT_ERROR, "record_error", r,
+		       "%s was written by a newer mynaguard (unknown record version); upgrade "
+		       "mynaguard on this terminal; failing closed",
+		       what);
 	else if (r == -EBADMSG || r == -EFBIG || r == -EPERM || r == -EACCES || r == -ELOOP ||
 		 r == -EBADFD)
 		decide(a, TOTP_OUT_ERROR, "record_error", r, "%s %s, failing closed", what,
@@ -76,6 +124,26 @@ static void store_error(struct totp_attempt *a, int r, const char *what)
 		decide(a, TOTP_OUT_ERROR, "store_error", r,
 		       "cannot read or update the %s: %s, failing closed", what,
 		       totp_store_strerror(r));
+}
+
+static void totp_attempt_set_contact(struct totp_attempt *a, const struct policy *p)
+{
+	totp_contact_clean(p->terminal_contact, a->contact);
+}
+
+static void not_enrolled(struct totp_attempt *a, bool pending)
+{
+	if (a->nullok)
+		decide(a, TOTP_OUT_NULLOK, "nullok", 0, "%s, let through by nullok",
+		       pending ? "enrollment pending (not verified with mynaguardctl totp verify)"
+			       : "not enrolled");
+	else if (pending)
+		decide(a, TOTP_OUT_NO_RECORD, "pending", -ENOENT,
+		       "enrollment pending (not verified with mynaguardctl totp verify), "
+		       "failing closed");
+	else
+		decide(a, TOTP_OUT_NO_RECORD, "no_record", -ENOENT,
+		       "not enrolled (no TOTP record), failing closed");
 }
 
 static int load_policy(struct totp_attempt *a)
@@ -126,11 +194,14 @@ static int load_policy(struct totp_attempt *a)
 	a->params.lockout_sec = p->mfa_lockout_sec;
 	if (p->mfa_nullok)
 		a->nullok = true;
+	totp_attempt_set_contact(a, p);
 	return 1;
 }
 
 int totp_attempt_prepare(struct totp_attempt *a)
 {
+	struct totp_record rec;
+	bool pending;
 	int r;
 
 	if (!totp_user_valid(a->user)) {
@@ -160,12 +231,25 @@ int totp_attempt_prepare(struct totp_attempt *a)
 		return 0;
 	}
 	if (r == 0) {
-		if (a->nullok)
-			decide(a, TOTP_OUT_NULLOK, "nullok", 0,
-			       "not enrolled, let through by nullok");
-		else
-			decide(a, TOTP_OUT_NO_RECORD, "no_record", -ENOENT,
-			       "not enrolled (no TOTP record), failing closed");
+		not_enrolled(a, false);
+		return 0;
+	}
+	/* Read it (without the lock: a torn slot falls back to the other) to know, before the
+	 * prompt, whether it counts: a record of a newer version fails closed even with nullok,
+	 * a pending one counts as no record. totp_check looks again under the lock. */
+	r = totp_store_read(a->dirfd, a->user, a->owner, &rec);
+	if (r == -ENOENT) {
+		not_enrolled(a, false);
+		return 0;
+	}
+	if (r < 0) {
+		store_error(a, r, "record");
+		return 0;
+	}
+	pending = rec.verified == 0;
+	totp_record_wipe(&rec);
+	if (pending) {
+		not_enrolled(a, true);
 		return 0;
 	}
 	return 1;
@@ -173,14 +257,14 @@ int totp_attempt_prepare(struct totp_attempt *a)
 
 void totp_attempt_check(struct totp_attempt *a, const char *code)
 {
+	struct totp_check_info info = {0};
 	enum totp_result res;
 	int r;
 
-	r = totp_check(a->dirfd, a->user, a->owner, code, a->clock, &a->params, &res);
+	r = totp_check(a->dirfd, a->user, a->owner, code, a->clock, &a->params, &res, &info);
 	if (r == -ENOENT) {
 		/* Removed between prepare and check. */
-		decide(a, TOTP_OUT_NO_RECORD, "no_record", r,
-		       "not enrolled (no TOTP record), failing closed");
+		not_enrolled(a, false);
 		return;
 	}
 	if (r < 0) {
@@ -202,7 +286,13 @@ void totp_attempt_check(struct totp_attempt *a, const char *code)
 		decide(a, TOTP_OUT_LOCKED, "locked", 0,
 		       "locked after too many wrong codes; code not checked");
 		break;
+	case TOTP_PENDING:
+		/* Re-enrolled between prepare and check. */
+		not_enrolled(a, true);
+		break;
 	}
+	a->now = info.now;
+	a->locked_until = info.locked_until;
 }
 
 void totp_attempt_fail(struct totp_attempt *a, enum totp_outcome o, const char *reason, int err,

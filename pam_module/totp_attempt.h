@@ -8,18 +8,22 @@
 #include <sys/types.h>
 
 #include "totp_notify.h"
+#include "totp_record.h"
 #include "totp_verify.h"
+
+/* Bytes of the policy's contact text kept for the lockout message (cut at a UTF-8 boundary). */
+#define TOTP_CONTACT_MAX 256 /* the policy allows 256 */
 
 enum totp_outcome {
 	TOTP_OUT_SUCCESS,
-	TOTP_OUT_NULLOK, /* no record, nullok: PAM_IGNORE */
+	TOTP_OUT_NULLOK, /* no record (or a pending one), nullok: PAM_IGNORE */
 	TOTP_OUT_WRONG,
 	TOTP_OUT_REPLAY,
 	TOTP_OUT_LOCKED,
-	TOTP_OUT_NO_RECORD,
-	TOTP_OUT_CONFIG, /* options or policy: PAM_SERVICE_ERR */
-	TOTP_OUT_ERROR,	 /* store, record, disk: PAM_AUTH_ERR */
-	TOTP_OUT_NOMEM,	 /* PAM_BUF_ERR */
+	TOTP_OUT_NO_RECORD, /* also a pending (unverified) enrollment: reason "pending" */
+	TOTP_OUT_CONFIG,    /* options or policy: PAM_SERVICE_ERR */
+	TOTP_OUT_ERROR,	    /* store, record, disk: PAM_AUTH_ERR */
+	TOTP_OUT_NOMEM,	    /* PAM_BUF_ERR */
 };
 
 struct totp_attempt {
@@ -43,6 +47,11 @@ struct totp_attempt {
 	const char *reason; /* event token: "ok", "wrong_code", "store_error", ... */
 	char message[320];  /* one log line's text (no code, no secret) */
 	int err;	    /* -errno behind an error outcome, 0 otherwise */
+	/* For the lockout message: when the lock ends (0 = unknown) and the time that counted. */
+	int64_t locked_until;
+	int64_t now;
+	/* The policy's [terminal] contact (whom to ask), cleaned for a terminal; "" = none. */
+	char contact[TOTP_CONTACT_MAX + 1];
 };
 
 /* Initialise the derived fields (dirfd = -1). */
@@ -62,6 +71,13 @@ void totp_attempt_fail(struct totp_attempt *a, enum totp_outcome o, const char *
 /* Send the one event of this attempt (datagram, else fallback file). Returns notify_deliver's
  * result. */
 int totp_attempt_report(struct totp_attempt *a);
+
+/* Copy a contact text for a terminal: control bytes dropped, at most TOTP_CONTACT_MAX bytes
+ * cut at a UTF-8 character boundary. NULL gives "". */
+void totp_contact_clean(const char *in, char out[static TOTP_CONTACT_MAX + 1]);
+
+/* Whole minutes left of a lock, rounded up, at least 1; 0 when unknown (locked_until 0). */
+unsigned totp_lock_minutes(int64_t locked_until, int64_t now);
 
 /* "auth.success", "auth.failure", "auth.replay", "auth.locked". */
 const char *totp_outcome_kind(enum totp_outcome o);

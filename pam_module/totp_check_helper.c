@@ -130,5 +130,14 @@ int main(int argc, char **argv)
 	(void)totp_attempt_report(&a);
 	secmem_wipe(input, sizeof(input));
 	totp_attempt_done(&a);
+	if (a.outcome == TOTP_OUT_LOCKED) {
+		/* For the module's lockout message (totp_helper.h). */
+		printf("%s %s\nminutes %u\n", totp_helper_words[TOTP_HELPER_LOCKED], a.message,
+		       totp_lock_minutes(a.locked_until, a.now));
+		if (a.contact[0])
+			printf("contact %s\n", a.contact);
+		fflush(stdout);
+		return TOTP_HELPER_LOCKED;
+	}
 	return answer(outcome_word(a.outcome), a.message);
 }

@@ -5,7 +5,10 @@
  *   argv:   mynaguard-totp-check USER [nullok]
  *   stdin:  CODE '\0' SERVICE '\0' RHOST '\0' TTY '\0'   (at most TOTP_HELPER_INPUT_MAX bytes)
  *   stdout: one line "RESULT MESSAGE\n"; RESULT is one of the words below, MESSAGE says why
- *           (never the code or the secret) and goes into the module's syslog line.
+ *           (never the code or the secret) and goes into the module's syslog line. After
+ *           "locked": "minutes N\n" (whole minutes left, rounded up) and, when the policy
+ *           names one, "contact TEXT\n" (control bytes removed), for the lockout message.
+ *           A module ignores lines it does not know.
  *   exit:   the enum value below (the module trusts stdout, as the exit status can be lost when
  *           the host process reaps its children itself).
  * The helper always uses the compiled-in store, policy and socket, and sends the event itself. */
@@ -15,7 +18,7 @@
 
 #define TOTP_HELPER_INPUT_MAX  1024
 #define TOTP_HELPER_FIELD_MAX  255 /* bytes of one field, without its '\0' */
-#define TOTP_HELPER_REPLY_MAX  512
+#define TOTP_HELPER_REPLY_MAX  1024
 #define TOTP_HELPER_TIMEOUT_MS 15000
 
 enum totp_helper_result {

@@ -111,8 +111,11 @@ int totp_store_read_fd(int fd, struct totp_record *ret)
 			break;
 		len += (size_t)n;
 		if (len == sizeof(buf)) {
+			/* A newer version may be larger: say so rather than "corrupt". */
+			r = totp_record_version(buf, len) > TOTP_RECORD_VERSION ? -EPROTONOSUPPORT
+										: -EFBIG;
 			secmem_wipe(buf, sizeof(buf));
-			return -EFBIG;
+			return r;
 		}
 	}
 	r = totp_record_parse(buf, len, ret);
@@ -133,20 +136,20 @@ int totp_store_read(int dirfd, const char *user, uid_t owner, struct totp_record
 
 int totp_store_update(int fd, struct totp_record *rec)
 {
-	char line[TOTP_SLOT_LEN + 1];
-	size_t off;
+	char line[TOTP_SLOT_LEN_MAX + 1];
+	size_t off, len;
 	ssize_t n;
 	int r;
 
-	r = totp_record_next_slot(rec, line, &off);
+	r = totp_record_next_slot(rec, line, &len, &off);
 	if (r < 0)
 		return r;
 	do
-		n = pwrite(fd, line, TOTP_SLOT_LEN, (off_t)off);
+		n = pwrite(fd, line, len, (off_t)off);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return negative_errno();
-	if (n != TOTP_SLOT_LEN)
+	if ((size_t)n != len)
 		return -EIO;
 	/* Same size, same blocks: fdatasync flushes the data without a journal commit. */
 	if (fdatasync(fd) < 0)
@@ -201,6 +204,8 @@ const char *totp_store_strerror(int err)
 		return "is corrupt";
 	case EFBIG:
 		return "is too large (corrupt)";
+	case EPROTONOSUPPORT:
+		return "was written by a newer mynaguard (unknown record version); upgrade";
 	case ENOMEM:
 		return "out of memory";
 	case ENOSPC:

@@ -28,6 +28,7 @@ int totp_store_exists(int dirfd, const char *user);
 
 /* Read and parse STORE/USER. Errors: -ENOENT (no record), -ELOOP (symlink), -EBADFD (not a
  * regular file), -EPERM (owner), -EACCES (group/other bits), -EBADMSG/-EFBIG (corrupt),
+ * -EPROTONOSUPPORT (written by a newer mynaguard: a record version this build does not know),
  * other -errno (-ENOMEM, -EIO). */
 int totp_store_read(int dirfd, const char *user, uid_t owner, struct totp_record *ret);
 

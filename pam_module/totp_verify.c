@@ -24,6 +24,8 @@ const char *totp_result_name(enum totp_result r)
 		return "replay";
 	case TOTP_LOCKED:
 		return "locked";
+	case TOTP_PENDING:
+		return "pending";
 	}
 	return "?";
 }
@@ -91,6 +93,8 @@ int totp_verify(struct totp_record *r, const char *code, int64_t now, const stru
 
 	if (best > 0) {
 		r->last_step = best;
+		if (r->version != 1)
+			r->last_used = now;
 		r->failures = 0;
 		r->locked_until = 0;
 		*ret = TOTP_SUCCESS;
@@ -122,11 +126,12 @@ int64_t totp_clock_wall(void)
 }
 
 int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64_t (*clock)(void),
-	       const struct totp_params *p, enum totp_result *ret)
+	       const struct totp_params *p, enum totp_result *ret, struct totp_check_info *info)
 {
 	_cleanup_close_ int lockfd = -1, fd = -1;
 	struct totp_record rec;
 	enum totp_result result;
+	int64_t now;
 	int changed = 0, r;
 
 	r = totp_store_lock(dirfd, user, owner, &lockfd);
@@ -138,9 +143,19 @@ int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64
 	r = totp_store_read_fd(fd, &rec);
 	if (r < 0)
 		return r;
-	r = totp_verify(&rec, code, clock(), p, &result, &changed);
-	if (r >= 0 && changed)
-		r = totp_store_update(fd, &rec);
+	now = clock();
+	if (rec.verified == 0) {
+		/* Nobody has shown yet that the secret reached its owner: not a factor. */
+		result = TOTP_PENDING;
+	} else {
+		r = totp_verify(&rec, code, now, p, &result, &changed);
+		if (r >= 0 && changed)
+			r = totp_store_update(fd, &rec);
+	}
+	if (info) {
+		info->now = now;
+		info->locked_until = rec.locked_until;
+	}
 	totp_record_wipe(&rec);
 	if (r < 0)
 		return r;

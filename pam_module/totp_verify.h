@@ -13,6 +13,14 @@ enum totp_result {
 	TOTP_WRONG,   /* no step in the window matches (counts as a failure) */
 	TOTP_REPLAY,  /* the code matches a step that is not newer than the last accepted one */
 	TOTP_LOCKED,  /* locked by the rate limit; the code was not looked at */
+	TOTP_PENDING, /* totp_check only: the enrollment is not verified yet (`mynaguardctl totp
+		       * verify`), so the record does not count; the code was not looked at */
+};
+
+/* What totp_check saw, for the messages (filled in whenever the record was read). */
+struct totp_check_info {
+	int64_t now;	      /* the time that counted */
+	int64_t locked_until; /* after the attempt: 0 = not locked */
 };
 
 struct totp_params {
@@ -21,11 +29,11 @@ struct totp_params {
 	uint64_t lockout_sec;  /* how long */
 };
 
-/* "success", "failure", "replay", "locked" */
+/* "success", "failure", "replay", "locked", "pending" */
 const char *totp_result_name(enum totp_result r);
 
 /* Decide one attempt against r at time now and update r in memory (last_step, failures,
- * locked_until). *ret_changed tells whether r must be written back. code is the user's input
+ * locked_until, and last_used = now on success unless r is a version 1 record). *ret_changed tells whether r must be written back. code is the user's input
  * (ASCII digits; anything else is a wrong code). Returns -errno only for liboath failures. */
 int totp_verify(struct totp_record *r, const char *code, int64_t now, const struct totp_params *p,
 		enum totp_result *ret, int *ret_changed);
@@ -39,6 +47,7 @@ int64_t totp_clock_wall(void);
  * checked, never when the prompt opened (a prompt can stay open for hours) nor before waiting
  * for a concurrent attempt. Pass totp_clock_wall; tests pass their own.
  * Store errors are returned as in totp_store_read/totp_store_write; the result is written only
- * on success. A wrong code is a result, not an error. */
+ * on success. A wrong code is a result, not an error. A pending record (verified == 0) gives
+ * TOTP_PENDING without looking at the code or writing anything. info may be NULL. */
 int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64_t (*clock)(void),
-	       const struct totp_params *p, enum totp_result *ret);
+	       const struct totp_params *p, enum totp_result *ret, struct totp_check_info *info);

@@ -7,9 +7,11 @@
 #include "policy.h"
 
 /* Parse one word of a "block =" list ("mass_storage", "08", "0x08", "e0:01:03", "ff:*:*") and
- * append its entries to p->usb_block. Returns 0, or -EINVAL/-E2BIG/-EEXIST/-EPERM with a message
- * (what was expected) in err. */
-int policy_usb_class_parse(struct policy *p, const char *word, char *err, size_t errsize);
+ * append its entries to list (*n entries, at most POLICY_MAX_BLOCK): [usb] block and [fleet]
+ * grant_classes. Returns 0, or -EINVAL/-E2BIG/-EEXIST/-EPERM with a message (what was expected)
+ * in err. */
+int policy_usb_class_parse(struct policy_usb_class *list, size_t *n, const char *word, char *err,
+			   size_t errsize);
 
 /* The names accepted in "block =", for messages and the man page: "audio, cdc_net, ...". */
 const char *policy_usb_class_names(void);

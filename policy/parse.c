@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* The policy parser: text in, struct policy out (libinih, strict validation). No I/O, never logs. */
 #include <errno.h>
+#include <fnmatch.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "escape.h"
 #include "internal.h"
@@ -25,10 +27,13 @@ enum section {
 	SEC_MFA,
 	SEC_REPORT,
 	SEC_CHECKS,
+	SEC_FLEET,
 	_SEC_MAX,
 };
 
-static const char *const section_names[_SEC_MAX] = {"terminal", "usb", "mfa", "report", "checks"};
+static const char *const section_names[_SEC_MAX] = {"terminal", "usb",	  "mfa",
+						    "report",	"checks", "fleet"};
+#define SECTION_LIST "[terminal], [usb], [mfa], [report], [checks] or [fleet]"
 
 /* Section name handed to libinih for an unknown or broken section header: its keys are ignored
  * (the header line already has its error). */
@@ -37,6 +42,7 @@ static const char *const section_names[_SEC_MAX] = {"terminal", "usb", "mfa", "r
 enum key {
 	K_TERMINAL_ID,
 	K_TERMINAL_DESCRIPTION,
+	K_TERMINAL_CONTACT,
 	K_USB_MODE,
 	K_USB_BLOCK,
 	K_USB_ALLOW,
@@ -59,6 +65,13 @@ enum key {
 	K_CHECKS_MIN_UID,
 	K_CHECKS_PAM_DIR,
 	K_CHECKS_SYSFS_ROOT,
+	K_FLEET_GROUP,
+	K_FLEET_VERSION,
+	K_FLEET_ISSUED,
+	K_FLEET_TERMINALS,
+	K_FLEET_GRANT_KEY,
+	K_FLEET_GRANT_CLASSES,
+	K_FLEET_GRANT_MAX_DAYS,
 	K_CHECK_FIRST, /* K_CHECK_FIRST + enum policy_check: the per-check switches */
 	_K_MAX = K_CHECK_FIRST + _POLICY_CHECK_MAX,
 };
@@ -70,6 +83,7 @@ static const struct key_def {
 } key_defs[K_CHECK_FIRST] = {
     [K_TERMINAL_ID] = {SEC_TERMINAL, "id", false},
     [K_TERMINAL_DESCRIPTION] = {SEC_TERMINAL, "description", false},
+    [K_TERMINAL_CONTACT] = {SEC_TERMINAL, "contact", false},
     [K_USB_MODE] = {SEC_USB, "mode", false},
     [K_USB_BLOCK] = {SEC_USB, "block", false},
     [K_USB_ALLOW] = {SEC_USB, "allow", true},
@@ -92,6 +106,13 @@ static const struct key_def {
     [K_CHECKS_MIN_UID] = {SEC_CHECKS, "min_uid", false},
     [K_CHECKS_PAM_DIR] = {SEC_CHECKS, "pam_dir", false},
     [K_CHECKS_SYSFS_ROOT] = {SEC_CHECKS, "sysfs_root", false},
+    [K_FLEET_GROUP] = {SEC_FLEET, "group", false},
+    [K_FLEET_VERSION] = {SEC_FLEET, "version", false},
+    [K_FLEET_ISSUED] = {SEC_FLEET, "issued", false},
+    [K_FLEET_TERMINALS] = {SEC_FLEET, "terminals", false},
+    [K_FLEET_GRANT_KEY] = {SEC_FLEET, "grant_key", false},
+    [K_FLEET_GRANT_CLASSES] = {SEC_FLEET, "grant_classes", false},
+    [K_FLEET_GRANT_MAX_DAYS] = {SEC_FLEET, "grant_max_days", false},
 };
 
 #define MAX_KEY_NAME 48
@@ -111,6 +132,7 @@ struct parse_ctx {
 	unsigned key_line[_K_MAX];
 	bool block_set;
 	bool services_set;
+	bool base; /* policy_parse_base */
 	struct policy *p;
 	struct policy_errors *errs;
 	size_t n_errors;
@@ -206,9 +228,7 @@ static char *reader_section(struct parse_ctx *c, char *str, int num, const char 
 		;
 	s = section_from_name(name, n);
 	if (s < 0) {
-		error_at(c, c->line,
-			 "unknown section [%s]: expected [terminal], [usb], [mfa], [report] or "
-			 "[checks]",
+		error_at(c, c->line, "unknown section [%s]: expected " SECTION_LIST,
 			 escape(name, n, false, q, sizeof(q)));
 		return hand(str, num, "[" SECTION_IGNORED "]", 3);
 	}
@@ -540,8 +560,163 @@ static int block_word(struct parse_ctx *c, enum key k, const char *word)
 		error_at(c, c->line, "[usb] block: \"none\" must stand alone");
 		return 0;
 	}
-	if (policy_usb_class_parse(c->p, word, err, sizeof(err)) < 0)
+	if (policy_usb_class_parse(c->p->usb_block, &c->p->n_usb_block, word, err, sizeof(err)) < 0)
 		error_at(c, c->line, "[usb] block: %s: %s", Q(word), err);
+	return 0;
+}
+
+static int grant_class_word(struct parse_ctx *c, enum key k, const char *word)
+{
+	struct policy *p = c->p;
+	char err[160];
+
+	if (strcasecmp(word, "none") == 0) {
+		error_at(c, c->line, "[fleet] grant_classes: \"none\" must stand alone");
+		return 0;
+	}
+	if (policy_usb_class_parse(p->fleet_grant_classes, &p->n_fleet_grant_classes, word, err,
+				   sizeof(err)) < 0)
+		error_at(c, c->line, "[fleet] grant_classes: %s: %s", Q(word), err);
+	return 0;
+}
+
+/* Terminal ids and the fnmatch(3) globs that name them: the id characters plus * ? [ ] !. */
+static bool valid_terminal_glob(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > POLICY_TERMINAL_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!key_char(s[i]) && !strchr("*?[]!", s[i]))
+			return false;
+	return true;
+}
+
+static int terminal_word(struct parse_ctx *c, enum key k, const char *word)
+{
+	struct policy *p = c->p;
+	char **na, *s;
+
+	if (!valid_terminal_glob(word)) {
+		error_at(c, c->line,
+			 "[fleet] terminals: %s is not a terminal id or glob: expected 1 to 64 "
+			 "letters, digits, '.', '_', '-' and the wildcards * ? [ ]",
+			 Q(word));
+		return 0;
+	}
+	for (size_t i = 0; i < p->n_fleet_terminals; i++) {
+		if (strcmp(p->fleet_terminals[i], word) == 0) {
+			error_at(c, c->line, "[fleet] terminals: %s is listed twice", Q(word));
+			return 0;
+		}
+	}
+	if (p->n_fleet_terminals >= POLICY_FLEET_TERMINALS_MAX) {
+		error_at(c, c->line, "[fleet] terminals: too many entries: at most %d",
+			 POLICY_FLEET_TERMINALS_MAX);
+		return 0;
+	}
+	na = reallocarray(p->fleet_terminals, p->n_fleet_terminals + 1, sizeof(*na));
+	if (!na)
+		return -ENOMEM;
+	p->fleet_terminals = na;
+	s = strdup(word);
+	if (!s)
+		return -ENOMEM;
+	p->fleet_terminals[p->n_fleet_terminals++] = s;
+	return 0;
+}
+
+static int digits(const char *s, size_t n, int min, int max, int *ret)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < min || v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+/* "2026-12-01T09:00:00Z" exactly: RFC 3339 in UTC, whole seconds, years 2000 to 9999. */
+static int parse_rfc3339_utc(const char *s, int64_t *ret)
+{
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y, mo, d, h, mi, sec, dim;
+	struct tm tm = {0};
+	time_t t;
+
+	if (strlen(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+	    s[16] != ':' || s[19] != 'Z')
+		return -EINVAL;
+	if (digits(s, 4, 2000, 9999, &y) < 0 || digits(s + 5, 2, 1, 12, &mo) < 0 ||
+	    digits(s + 11, 2, 0, 23, &h) < 0 || digits(s + 14, 2, 0, 59, &mi) < 0 ||
+	    digits(s + 17, 2, 0, 59, &sec) < 0)
+		return -EINVAL;
+	dim = mdays[mo - 1];
+	if (mo == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		dim = 29;
+	if (digits(s + 8, 2, 1, dim, &d) < 0)
+		return -EINVAL;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -EINVAL;
+	*ret = (int64_t)t;
+	return 0;
+}
+
+static int b64_value(char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+')
+		return 62;
+	if (ch == '/')
+		return 63;
+	return -1;
+}
+
+int policy_key_from_base64(const char *b64, uint8_t ret[POLICY_FLEET_KEY_LEN])
+{
+	uint8_t out[POLICY_FLEET_KEY_LEN + 1];
+	uint32_t acc = 0;
+	size_t o = 0;
+
+	/* 32 bytes = 43 characters of data (the last carries 4 bits, its low 2 must be 0) + '='. */
+	if (!b64 || strlen(b64) != 44 || b64[43] != '=')
+		return -EINVAL;
+	for (size_t i = 0; i < 43; i++) {
+		int v = b64_value(b64[i]);
+		if (v < 0)
+			return -EINVAL;
+		acc = (acc << 6) | (uint32_t)v;
+		if (i % 4 == 3) {
+			out[o++] = (uint8_t)(acc >> 16);
+			out[o++] = (uint8_t)(acc >> 8);
+			out[o++] = (uint8_t)acc;
+			acc = 0;
+		}
+	}
+	/* 43 = 10 * 4 + 3: the last three characters hold 18 bits, 16 of them data. */
+	if (acc & 0x3)
+		return -EINVAL;
+	out[o++] = (uint8_t)(acc >> 10);
+	out[o++] = (uint8_t)(acc >> 2);
+	memcpy(ret, out, POLICY_FLEET_KEY_LEN);
 	return 0;
 }
 
@@ -786,6 +961,12 @@ static int set_key(struct parse_ctx *c, enum key k, const char *value)
 			return 0;
 		}
 		return set_string(c, &p->description, value);
+	case K_TERMINAL_CONTACT:
+		if (value[0] == '\0' || strlen(value) > MAX_TEXT) {
+			bad_value(c, k, "contact", value, "expected a text of 1 to 256 bytes");
+			return 0;
+		}
+		return set_string(c, &p->terminal_contact, value);
 	case K_USB_MODE:
 		if (strcmp(value, "enforce") == 0)
 			p->usb_mode = POLICY_USB_ENFORCE;
@@ -863,6 +1044,47 @@ static int set_key(struct parse_ctx *c, enum key k, const char *value)
 		return set_path(c, k, value, &p->checks_pam_dir);
 	case K_CHECKS_SYSFS_ROOT:
 		return set_path(c, k, value, &p->checks_sysfs_root);
+	case K_FLEET_GROUP:
+		if (!valid_terminal_id(value)) {
+			bad_value(c, k, "group", value,
+				  "expected 1 to 64 letters, digits, '.', '_' or '-'");
+			return 0;
+		}
+		return set_string(c, &p->fleet_group, value);
+	case K_FLEET_VERSION:
+		if (parse_uint64(value, 1, INT64_MAX, &p->fleet_version) < 0)
+			bad_value(c, k, "version", value,
+				  "expected a whole number from 1 to 9223372036854775807");
+		return 0;
+	case K_FLEET_ISSUED:
+		if (parse_rfc3339_utc(value, &p->fleet_issued) < 0)
+			bad_value(c, k, "issued", value,
+				  "expected a UTC time like 2026-12-01T09:00:00Z");
+		return 0;
+	case K_FLEET_TERMINALS:
+		r = for_each_word(c, k, value, terminal_word,
+				  "expected terminal ids or globs like fukushi-*", &none);
+		if (r < 0)
+			return r;
+		if (none)
+			bad_value(c, k, "terminals", value,
+				  "expected terminal ids or globs like fukushi-*");
+		return 0;
+	case K_FLEET_GRANT_KEY:
+		if (policy_key_from_base64(value, p->fleet_grant_key) < 0) {
+			bad_value(c, k, "grant_key", value,
+				  "expected the base64 of a 32-byte Ed25519 public key (44 "
+				  "characters, as in the .pub file)");
+			return 0;
+		}
+		p->has_fleet_grant_key = true;
+		return 0;
+	case K_FLEET_GRANT_CLASSES:
+		p->n_fleet_grant_classes = 0;
+		return for_each_word(c, k, value, grant_class_word,
+				     "expected class names like mass_storage, or none", &none);
+	case K_FLEET_GRANT_MAX_DAYS:
+		return set_uint(c, k, value, 1, 3660, &p->fleet_grant_max_days);
 	case K_CHECK_FIRST:
 	case _K_MAX:
 		break;
@@ -923,8 +1145,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 1;
 	if (section[0] == '\0') {
 		error_at(c, c->line,
-			 "%s = ... comes before any [section]: expected [terminal], "
-			 "[usb], [mfa], [report] or [checks] first",
+			 "%s = ... comes before any [section]: expected " SECTION_LIST " first",
 			 name);
 		return 1;
 	}
@@ -956,11 +1177,51 @@ static int handler(void *user, const char *section, const char *name, const char
 	return 1;
 }
 
-int policy_parse_string(const char *path, const char *text, size_t len, struct policy **ret,
-			struct policy_errors *errs)
+static bool class_equal(const struct policy_usb_class *a, const struct policy_usb_class *b)
+{
+	return a->cls == b->cls && a->subclass == b->subclass && a->protocol == b->protocol &&
+	       a->mtp == b->mtp;
+}
+
+/* What can only be checked once the whole file is read. */
+static void check_fleet(struct parse_ctx *c)
+{
+	static const enum key required[] = {K_FLEET_GROUP, K_FLEET_VERSION, K_FLEET_ISSUED,
+					    K_FLEET_TERMINALS, K_FLEET_GRANT_KEY};
+	struct policy *p = c->p;
+
+	if (!c->section_line[SEC_FLEET])
+		return;
+	p->fleet = true;
+	for (size_t i = 0; i < ELEMENTSOF(required); i++)
+		if (!c->key_line[required[i]])
+			error_at(c, 0,
+				 "[fleet] %s is missing: a [fleet] section needs group, "
+				 "version, issued, terminals and grant_key",
+				 key_defs[required[i]].name);
+	/* An exception opens a class the base blocks; a grant class the base does not block
+	 * would open nothing and hide a mistake. */
+	for (size_t i = 0; i < p->n_fleet_grant_classes; i++) {
+		const struct policy_usb_class *g = &p->fleet_grant_classes[i];
+		bool blocked = false;
+		char code[16];
+		for (size_t j = 0; j < p->n_usb_block && !blocked; j++)
+			blocked = class_equal(g, &p->usb_block[j]);
+		if (!blocked) {
+			policy_usb_class_code(g, code, sizeof(code));
+			error_at(c, c->key_line[K_FLEET_GRANT_CLASSES],
+				 "[fleet] grant_classes: %s (%s) is not blocked by [usb] block: an "
+				 "exception can only open a blocked class",
+				 g->name, code);
+		}
+	}
+}
+
+static int parse(const char *path, const char *text, size_t len, bool base, struct policy **ret,
+		 struct policy_errors *errs)
 {
 	_cleanup_policy_ struct policy *p = NULL;
-	struct parse_ctx c = {.text = text, .len = len};
+	struct parse_ctx c = {.text = text, .len = len, .base = base};
 	int r;
 
 	if (!path)
@@ -991,12 +1252,109 @@ int policy_parse_string(const char *path, const char *text, size_t len, struct p
 	if (r > 0 && c.n_errors == 0)
 		error_at(&c, (unsigned)r, "syntax error");
 
-	if (!c.key_line[K_TERMINAL_ID])
+	if (base) {
+		if (c.key_line[K_TERMINAL_ID])
+			error_at(&c, c.key_line[K_TERMINAL_ID],
+				 "[terminal] id: a base policy names no terminal: each terminal's "
+				 "id is put in when it installs the base");
+		if (!c.section_line[SEC_FLEET])
+			error_at(&c, 0,
+				 "[fleet] is missing: a base policy needs group, version, issued, "
+				 "terminals and grant_key");
+	} else if (!c.key_line[K_TERMINAL_ID]) {
 		error_at(&c, 0,
 			 "[terminal] id is missing: every policy must name its terminal (id = 1 to "
 			 "64 letters, digits, '.', '_' or '-')");
+	}
+	check_fleet(&c);
 	if (c.n_errors > 0)
 		return -EINVAL;
 	*ret = TAKE_PTR(p);
+	return 0;
+}
+
+int policy_parse_string(const char *path, const char *text, size_t len, struct policy **ret,
+			struct policy_errors *errs)
+{
+	return parse(path, text, len, false, ret, errs);
+}
+
+int policy_parse_base(const char *path, const char *text, size_t len, struct policy **ret,
+		      struct policy_errors *errs)
+{
+	return parse(path, text, len, true, ret, errs);
+}
+
+bool policy_fleet_covers(const struct policy *base, const char *terminal_id)
+{
+	if (!base || !base->fleet || !terminal_id || !valid_terminal_id(terminal_id))
+		return false;
+	for (size_t i = 0; i < base->n_fleet_terminals; i++)
+		if (fnmatch(base->fleet_terminals[i], terminal_id, 0) == 0)
+			return true;
+	return false;
+}
+
+/* The offset just past the "[terminal]" header line of a valid policy text, or -1. A valid
+ * file has its headers at the first column, so a line starting "[terminal]" is the header. */
+static ssize_t terminal_header_end(const char *text, size_t len)
+{
+	static const char hdr[] = "[terminal]";
+	size_t pos = 0;
+
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		pos = 3;
+	while (pos < len) {
+		const char *line = text + pos, *nl = memchr(line, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - line) : len - pos;
+		if (n >= sizeof(hdr) - 1 && memcmp(line, hdr, sizeof(hdr) - 1) == 0)
+			return (ssize_t)(pos + n + (nl ? 1 : 0));
+		pos += n + (nl ? 1 : 0);
+	}
+	return -1;
+}
+
+int policy_install_text(const char *base, size_t len, const char *terminal_id, char **ret,
+			size_t *ret_len)
+{
+	_cleanup_policy_ struct policy *b = NULL, *installed = NULL;
+	_cleanup_free_ char *out = NULL;
+	char insert[POLICY_TERMINAL_ID_MAX + 32];
+	size_t at, n_insert, n = 0;
+	ssize_t hdr;
+	bool nl_first = false;
+
+	if (!base || !terminal_id || !valid_terminal_id(terminal_id))
+		return -EINVAL;
+	if (policy_parse_base(NULL, base, len, &b, NULL) < 0)
+		return -EINVAL;
+	hdr = terminal_header_end(base, len);
+	if (hdr >= 0) {
+		at = (size_t)hdr;
+		/* a header on the last line, without its newline */
+		nl_first = at == len && (len == 0 || base[len - 1] != '\n');
+		n_insert = (size_t)snprintf(insert, sizeof(insert), "%sid = %s\n",
+					    nl_first ? "\n" : "", terminal_id);
+	} else {
+		at = len >= 3 && memcmp(base, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+		n_insert =
+		    (size_t)snprintf(insert, sizeof(insert), "[terminal]\nid = %s\n", terminal_id);
+	}
+	out = malloc(len + n_insert + 1);
+	if (!out)
+		return -ENOMEM;
+	memcpy(out, base, at);
+	n = at;
+	memcpy(out + n, insert, n_insert);
+	n += n_insert;
+	memcpy(out + n, base + at, len - at);
+	n += len - at;
+	out[n] = '\0';
+
+	if (policy_parse_string(NULL, out, n, &installed, NULL) < 0 || !installed->terminal_id ||
+	    strcmp(installed->terminal_id, terminal_id) != 0)
+		return -EINVAL;
+	*ret = TAKE_PTR(out);
+	*ret_len = n;
 	return 0;
 }

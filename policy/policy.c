@@ -113,6 +113,8 @@ int policy_new_default(struct policy **ret)
 	if (!p->checks_pam_dir || !p->checks_sysfs_root)
 		return -ENOMEM;
 
+	p->fleet_grant_max_days = 366;
+
 	*ret = TAKE_PTR(p);
 	return 0;
 }
@@ -134,6 +136,7 @@ void policy_free(struct policy *p)
 	free(p->path);
 	free(p->terminal_id);
 	free(p->description);
+	free(p->terminal_contact);
 	allow_list_free(p->usb_allow, p->n_usb_allow);
 	allow_list_free(p->usb_readers, p->n_usb_readers);
 	for (size_t i = 0; i < p->n_mfa_services; i++)
@@ -144,6 +147,10 @@ void policy_free(struct policy *p)
 	free(p->report_key);
 	free(p->checks_pam_dir);
 	free(p->checks_sysfs_root);
+	free(p->fleet_group);
+	for (size_t i = 0; i < p->n_fleet_terminals; i++)
+		free(p->fleet_terminals[i]);
+	free(p->fleet_terminals);
 	free(p);
 }
 

@@ -7,14 +7,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define POLICY_MAX_FILE_SIZE   (1024 * 1024)
-#define POLICY_MAX_LINE	       1024
-#define POLICY_MAX_ALLOW       1024
-#define POLICY_MAX_BLOCK       64
-#define POLICY_MAX_SERVICES    32
-#define POLICY_MAX_ERRORS      100
-#define POLICY_TERMINAL_ID_MAX 64
-#define POLICY_SERIAL_MAX      126 /* a USB string descriptor holds at most 126 UTF-16 units */
+#define POLICY_MAX_FILE_SIZE	   (1024 * 1024)
+#define POLICY_MAX_LINE		   1024
+#define POLICY_MAX_ALLOW	   1024
+#define POLICY_MAX_BLOCK	   64
+#define POLICY_MAX_SERVICES	   32
+#define POLICY_MAX_ERRORS	   100
+#define POLICY_TERMINAL_ID_MAX	   64
+#define POLICY_SERIAL_MAX	   126 /* a USB string descriptor holds at most 126 UTF-16 units */
+#define POLICY_FLEET_GROUP_MAX	   64
+#define POLICY_FLEET_TERMINALS_MAX 1024
+#define POLICY_FLEET_KEY_LEN	   32 /* an Ed25519 public key */
 
 /* Compliance checks that [checks] can switch on or off (ids as in policy-clauses.md). */
 enum policy_check {
@@ -67,8 +70,9 @@ struct policy {
 	char *path; /* file it was read from */
 
 	/* [terminal] */
-	char *terminal_id; /* required; [A-Za-z0-9._-], 1..64 */
+	char *terminal_id; /* required (but refused in a base); [A-Za-z0-9._-], 1..64 */
 	char *description;
+	char *terminal_contact; /* whom a clerk asks (desktop notice, lockout message); optional */
 
 	/* [usb] */
 	enum policy_usb_mode usb_mode;			     /* default enforce */
@@ -107,6 +111,21 @@ struct policy {
 	uid_t checks_min_uid;	 /* users from this uid up are "interactive"; default 1000 */
 	char *checks_pam_dir;	 /* default /etc/pam.d */
 	char *checks_sysfs_root; /* default / (tests point it at a fixture tree) */
+
+	/* [fleet] (docs/fleet.md): present in a group's base policy and in the policy installed
+	 * from it. When fleet is true, group, version, issued, terminals and grant_key are set. */
+	bool fleet;
+	char *fleet_group;	/* [A-Za-z0-9._-]{1,64} */
+	uint64_t fleet_version; /* 1..INT64_MAX */
+	int64_t fleet_issued;	/* RFC 3339 UTC ("2026-12-01T09:00:00Z") as unix seconds */
+	char **fleet_terminals; /* terminal ids or fnmatch(3) globs */
+	size_t n_fleet_terminals;
+	uint8_t fleet_grant_key[POLICY_FLEET_KEY_LEN]; /* the collector's grant public key */
+	bool has_fleet_grant_key;
+	/* block entries an exception may open (same syntax as [usb] block); default none */
+	struct policy_usb_class fleet_grant_classes[POLICY_MAX_BLOCK];
+	size_t n_fleet_grant_classes;
+	unsigned fleet_grant_max_days; /* longest exception, 1..3660; default 366 */
 };
 
 /* One error: "FILE:LINE: message". line 0 = about the whole file (e.g. a missing key). */
@@ -137,6 +156,27 @@ static inline void policy_freep(struct policy **p)
  * errs must be zero-initialized before its first use ({0}); each parse clears it first. */
 int policy_parse_string(const char *path, const char *text, size_t len, struct policy **ret,
 			struct policy_errors *errs);
+
+/* Parse a group's base policy (docs/fleet.md): as policy_parse_string, but [fleet] is required
+ * and [terminal] id is refused (the terminal's id is put in when it is installed). */
+int policy_parse_base(const char *path, const char *text, size_t len, struct policy **ret,
+		      struct policy_errors *errs);
+
+/* Whether base's [fleet] terminals names terminal_id (an id or an fnmatch(3) glob matches).
+ * false without a [fleet] section or for an id outside [A-Za-z0-9._-]{1,64}. */
+bool policy_fleet_covers(const struct policy *base, const char *terminal_id);
+
+/* The policy file a terminal installs from a base: the base text with "id = TERMINAL" put into
+ * [terminal], right after its header line, or a "[terminal]" + id block put first when the base
+ * has no [terminal] section (after a UTF-8 BOM, if any). Nothing else of the text changes. The
+ * result is checked to parse (policy_parse_string) with that id. *ret is malloc'd and
+ * NUL-terminated. -EINVAL for a bad id or a base that is not a valid base policy. */
+int policy_install_text(const char *base, size_t len, const char *terminal_id, char **ret,
+			size_t *ret_len);
+
+/* Strict base64 of exactly 32 bytes (44 characters, one '=' of padding, no white space): the
+ * public keys of the fleet channel. 0 or -EINVAL. */
+int policy_key_from_base64(const char *b64, uint8_t ret[POLICY_FLEET_KEY_LEN]);
 
 /* Read (at most POLICY_MAX_FILE_SIZE) and parse. An unreadable file is one error at line 0
  * and returns its -errno. */

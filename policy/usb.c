@@ -140,13 +140,13 @@ static int protected_error(int cls, char *err, size_t errsize)
 	return -EPERM;
 }
 
-static int append(struct policy *p, int16_t cls, int16_t sub, int16_t prot, bool mtp,
-		  const char *name, char *err, size_t errsize)
+static int append(struct policy_usb_class *list, size_t *n, int16_t cls, int16_t sub, int16_t prot,
+		  bool mtp, const char *name, char *err, size_t errsize)
 {
 	struct policy_usb_class *c;
 
-	for (size_t i = 0; i < p->n_usb_block; i++) {
-		const struct policy_usb_class *o = &p->usb_block[i];
+	for (size_t i = 0; i < *n; i++) {
+		const struct policy_usb_class *o = &list[i];
 		if (o->cls == cls && o->subclass == sub && o->protocol == prot && o->mtp == mtp) {
 			snprintf(err, errsize,
 				 "\"%s\" blocks what \"%s\" already blocks: list it once", name,
@@ -154,11 +154,11 @@ static int append(struct policy *p, int16_t cls, int16_t sub, int16_t prot, bool
 			return -EEXIST;
 		}
 	}
-	if (p->n_usb_block >= POLICY_MAX_BLOCK) {
+	if (*n >= POLICY_MAX_BLOCK) {
 		snprintf(err, errsize, "too many classes: at most %d", POLICY_MAX_BLOCK);
 		return -E2BIG;
 	}
-	c = &p->usb_block[p->n_usb_block++];
+	c = &list[(*n)++];
 	*c = (struct policy_usb_class){.cls = cls, .subclass = sub, .protocol = prot, .mtp = mtp};
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	return 0;
@@ -180,7 +180,8 @@ static int parse_part(const char *s, bool star_ok, int16_t *ret)
 	return 0;
 }
 
-int policy_usb_class_parse(struct policy *p, const char *word, char *err, size_t errsize)
+int policy_usb_class_parse(struct policy_usb_class *list, size_t *n, const char *word, char *err,
+			   size_t errsize)
 {
 	static const char expected[] = "expected a class name (mass_storage, still_image, mtp, "
 				       "cdc_net, wireless, ...) or a code like 08, 0x08, e0:01:03 "
@@ -192,13 +193,14 @@ int policy_usb_class_parse(struct policy *p, const char *word, char *err, size_t
 	bool found = false;
 
 	for (size_t i = 0; i < sizeof(class_names) / sizeof(class_names[0]); i++) {
-		const struct class_name *n = &class_names[i];
+		const struct class_name *cn = &class_names[i];
 		int r;
-		if (strcasecmp(n->name, word) != 0)
+		if (strcasecmp(cn->name, word) != 0)
 			continue;
-		if (n->cls >= 0 && policy_usb_class_protected(n->cls))
-			return protected_error(n->cls, err, errsize);
-		r = append(p, n->cls, n->subclass, n->protocol, n->mtp, n->name, err, errsize);
+		if (cn->cls >= 0 && policy_usb_class_protected(cn->cls))
+			return protected_error(cn->cls, err, errsize);
+		r = append(list, n, cn->cls, cn->subclass, cn->protocol, cn->mtp, cn->name, err,
+			   errsize);
 		if (r < 0)
 			return r;
 		found = true;
@@ -230,7 +232,7 @@ int policy_usb_class_parse(struct policy *p, const char *word, char *err, size_t
 		struct policy_usb_class tmp = {.cls = v[0], .subclass = v[1], .protocol = v[2]};
 		policy_usb_class_code(&tmp, code, sizeof(code));
 	}
-	return append(p, v[0], v[1], v[2], false, code, err, errsize);
+	return append(list, n, v[0], v[1], v[2], false, code, err, errsize);
 }
 
 /* ---- the matcher ---- */

@@ -26,7 +26,7 @@ trap 'rm -rf "$work"' EXIT
 # The tree's files (tracked and new ones, not ignored or build output), as a checkout has them.
 mkdir "$work/mynaguard"
 if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
-	(cd "$src" && git ls-files -z --cached --others --exclude-standard |
+	(cd "$src" && git ls-files -z --cached --others --exclude-standard | sort -zu |
 		xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
 		cpio -0 -pdm --quiet "$work/mynaguard")
 else

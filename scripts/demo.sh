@@ -210,6 +210,11 @@ printf '%s\n' "$SECRET" |
 	env LD_PRELOAD="$CTL_SAN_LIBS$NSS_WRAPPER_LIB" NSS_WRAPPER_PASSWD="$W/passwd" NSS_WRAPPER_GROUP="$W/group" \
 		"$CTL" totp enroll clerk --store "$W/totp" --secret-file - --issuer "Demo City" --no-qr 2>&1 |
 	sed 's/secret=[A-Z2-7]*/secret=(hidden)/' | sed -n 1,3p | show
+# The clerk types a code from the app once (the one of the step before, so that the login below
+# can use the current one): until then the enrollment is pending and does not count.
+oathtool --totp -b "$SECRET" --now "@$(($(date +%s) - 30))" |
+	env LD_PRELOAD="$CTL_SAN_LIBS$NSS_WRAPPER_LIB" NSS_WRAPPER_PASSWD="$W/passwd" NSS_WRAPPER_GROUP="$W/group" \
+		"$CTL" totp verify clerk --store "$W/totp" 2>&1 | sed 's/^Code now shown in [^:]*: //' | show
 printf 'clerk:Heisei-31-password:demo-login\n' >"$W/passdb"
 cat >"$W/pam/demo-login" <<EOF
 auth     required  $PAM_MATRIX passdb=$W/passdb

@@ -16,7 +16,7 @@ BUILD="gcc libc6-dev make meson ninja-build pkg-config git ca-certificates
  libinih-dev libevent-dev libsqlite3-dev libqrencode-dev libpng-dev zlib1g-dev libcmocka-dev
  libsystemd-dev"
 TEST="libpam-wrapper libpamtest0-dev libnss-wrapper pamtester oathtool faketime libpam-modules
- umockdev libumockdev-dev gir1.2-umockdev-1.0 python3-gi sqlite3 openssl curl python3 procps psmisc iproute2 util-linux
+ umockdev libumockdev-dev gir1.2-umockdev-1.0 python3-gi python3-dbus dbus-daemon sqlite3 openssl curl python3 procps psmisc iproute2 util-linux
  qemu-system-x86 busybox-static mmdebstrap kmod udev cpio dosfstools fakeroot groff-base
  debhelper dpkg-dev lintian apt-utils gnupg"
 # BENCH: the peers measured by tests/bench/pam/ and tests/bench/collector/ (docs/benchmarks.md);

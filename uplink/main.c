@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "enroll.h"
 #include "event.h"
 #include "log.h"
 #include "macro.h"
@@ -35,6 +36,7 @@ struct opts {
 	uint64_t retry_min_ms;
 	uint64_t retry_max_ms;
 	long timeout_sec;
+	unsigned renew_at; /* percent of the certificate's life (renew.c) */
 };
 
 struct pending {
@@ -110,16 +112,19 @@ static uint64_t jitter(uint64_t ms)
 
 static void usage(FILE *f)
 {
-	fputs("Usage: mynaguard-uplink [--policy FILE] [--spool DIR] [--once] [--check]\n"
-	      "  -p, --policy FILE    policy file (default " MYNAGUARD_POLICY_PATH ")\n"
-	      "  -s, --spool DIR      spool directory (default " MYNAGUARD_SPOOL_DIR ")\n"
-	      "  -1, --once           send what is in the spool, then exit\n"
-	      "  -n, --check          validate the configuration and exit\n"
-	      "      --retry-min MS   first retry delay (default 1000)\n"
-	      "      --retry-max MS   longest retry delay (default 300000)\n"
-	      "      --timeout SEC    limit for one upload (default 60)\n"
-	      "  -v, --verbose        one line per batch\n",
-	      f);
+	fputs(
+	    "Usage: mynaguard-uplink [--policy FILE] [--spool DIR] [--once] [--check]\n"
+	    "  -p, --policy FILE    policy file (default " MYNAGUARD_POLICY_PATH ")\n"
+	    "  -s, --spool DIR      spool directory (default " MYNAGUARD_SPOOL_DIR ")\n"
+	    "  -1, --once           send what is in the spool, then exit\n"
+	    "  -n, --check          validate the configuration and exit\n"
+	    "      --retry-min MS   first retry delay (default 1000)\n"
+	    "      --retry-max MS   longest retry delay (default 300000)\n"
+	    "      --timeout SEC    limit for one upload (default 60)\n"
+	    "      --renew-at PCT   renew the certificate at PCT % of its life (default 67)\n"
+	    "  -v, --verbose        one line per batch\n"
+	    "Enrollment: mynaguard-uplink --enroll URL --token-file FILE --ca-fingerprint SHA256\n",
+	    f);
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -127,7 +132,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	enum {
 		OPT_RETRY_MIN = 256,
 		OPT_RETRY_MAX,
-		OPT_TIMEOUT
+		OPT_TIMEOUT,
+		OPT_RENEW_AT
 	};
 	static const struct option longopts[] = {
 	    {"policy", required_argument, NULL, 'p'},
@@ -138,6 +144,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"retry-min", required_argument, NULL, OPT_RETRY_MIN},
 	    {"retry-max", required_argument, NULL, OPT_RETRY_MAX},
 	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"renew-at", required_argument, NULL, OPT_RENEW_AT},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {0},
@@ -177,6 +184,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return 2;
 			}
 			o->timeout_sec = (long)v;
+			break;
+		case OPT_RENEW_AT:
+			if (parse_uint(optarg, 1, 95, &o->renew_at) < 0) {
+				log_line(LOG_ERR,
+					 "mynaguard-uplink: --renew-at: 1 to 95 (percent)");
+				return 2;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -232,6 +246,7 @@ int main(int argc, char **argv)
 	    .retry_min_ms = 1000,
 	    .retry_max_ms = 300000,
 	    .timeout_sec = 60,
+	    .renew_at = 67,
 	};
 	struct policy_errors errs = {0};
 	_cleanup_policy_ struct policy *p = NULL;
@@ -244,6 +259,8 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (uplink_enroll_requested(argc, argv))
+		return uplink_enroll_main(argc, argv); /* enroll.c */
 	int r = parse_opts(argc, argv, &o);
 	if (r != 0)
 		return r;
@@ -325,6 +342,9 @@ int main(int argc, char **argv)
 	log_line(LOG_INFO, "uplink.start collector=%s spool=%s acked=%" PRIu64 " batch_max=%u",
 		 p->report_collector, o.spool, spool_reader_acked(reader), p->report_batch_max);
 
+	struct uplink_renew renew;
+	uplink_renew_init(&renew, p, o.renew_at);
+
 	size_t cap_policy = p->report_batch_max < EVENT_BATCH_MAX_EVENTS ? p->report_batch_max
 									 : EVENT_BATCH_MAX_EVENTS;
 	size_t cap = cap_policy;
@@ -336,6 +356,7 @@ int main(int argc, char **argv)
 	int exit_code = 0;
 
 	for (;;) {
+		uplink_renew_tick(&renew, &client, &tls, o.timeout_sec);
 		r = pending_fill(&pend, reader, p->terminal_id, cap);
 		if (r < 0) {
 			log_line(LOG_ERR,
@@ -356,7 +377,7 @@ int main(int argc, char **argv)
 			if (o.once)
 				break;
 			/* Idle: sleep until the agent writes (inotify) or a signal. */
-			if (wait_for(sigfd, inofd, true, -1))
+			if (wait_for(sigfd, inofd, true, uplink_renew_wait_ms(&renew)))
 				break;
 			continue;
 		}

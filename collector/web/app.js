@@ -14,7 +14,7 @@
       login_title: 'アクセストークン', login: '表示する',
       login_help: 'コレクターの管理者から受け取ったトークンを入力してください。このタブを閉じると消去されます。',
       token: 'トークン', total: '端末', compliant: '準拠', noncompliant: '非準拠', stale: '報告途絶',
-      unknown: '未報告', terminals: '端末一覧', filter: '絞り込み', only_problems: '問題のある端末のみ',
+      unknown: '未報告', terminals: '端末一覧', filter: '検索（端末・説明）',
       col_terminal: '端末', col_status: '状態', col_last_seen: '最終受信', col_failing: '不合格のチェック（開始）',
       col_usb: 'USB遮断 24h', col_auth: 'ログイン失敗 24h', col_policy: 'ポリシー', col_clock: '時刻',
       col_gaps: '欠番', col_check: 'チェック', col_clauses: '条項', col_since: 'この状態になった時刻',
@@ -29,13 +29,22 @@
       last_compliance: '最終チェック報告', policy_hash: 'ポリシーハッシュ', report_interval: '報告間隔',
       seconds: '秒', last_seq: '最終通番', clock: '時刻のずれ', conflicts: '通番の衝突', ms: 'ミリ秒',
       unprivileged: '一般ユーザーからの通知（本人以外について。失敗ログインに数えない）',
+      problem: '問題あり', events: 'イベント', failing_check: '不合格のチェック', all_checks: 'すべて',
+      col_description: '説明（部署・席）', col_reason: '理由と対処', clear_filter: '絞り込みを解除',
+      no_match: '条件に一致する端末はありません。', prev: '← 前へ', next: '次へ →',
+      page_info: (p, n, m) => p + ' / ' + n + ' ページ（' + m + ' 台）',
+      matched: (m, n) => n + ' 台中 ' + m + ' 台', all_events: 'この端末のイベント',
+      from: '開始日', to: '終了日', no_events: '条件に一致するイベントはありません。',
+      newest: '最新へ', older: 'さらに古いイベント →', all_kinds: 'すべて', raw: '元データ',
+      locked: 'ロックアウト', gap_unannounced: '未通知の欠番', st_all: 'すべて', st_problem: '問題あり',
+      sort_asc: '昇順', sort_desc: '降順',
     },
     en: {
       title: 'Compliance dashboard', refresh: 'Refresh', export: 'Export CSV', logout: 'Log out',
       login_title: 'Access token', login: 'Show',
       login_help: 'Enter the token the collector administrator gave you. It is forgotten when this tab closes.',
       token: 'Token', total: 'Terminals', compliant: 'Compliant', noncompliant: 'Non-compliant', stale: 'Stale',
-      unknown: 'No report yet', terminals: 'Terminals', filter: 'Filter', only_problems: 'Only terminals with problems',
+      unknown: 'No report yet', terminals: 'Terminals', filter: 'Search (terminal, description)',
       col_terminal: 'Terminal', col_status: 'Status', col_last_seen: 'Last seen', col_failing: 'Failing checks (since)',
       col_usb: 'USB blocked 24h', col_auth: 'Failed logins 24h', col_policy: 'Policy', col_clock: 'Clock',
       col_gaps: 'Gaps', col_check: 'Check', col_clauses: 'Clauses', col_since: 'In this state since',
@@ -50,6 +59,16 @@
       last_compliance: 'Last compliance report', policy_hash: 'Policy hash', report_interval: 'Report interval',
       seconds: 's', last_seq: 'Last seq', clock: 'Clock offset', conflicts: 'Seq conflicts', ms: 'ms',
       unprivileged: 'unprivileged sender (about another user; not counted as a failed login)',
+      problem: 'Problems', events: 'Events', failing_check: 'Failing check', all_checks: 'any',
+      col_description: 'Description (department, desk)', col_reason: 'Reason and what to do',
+      clear_filter: 'Clear the filter', no_match: 'No terminal matches the filter.',
+      prev: '← Previous', next: 'Next →',
+      page_info: (p, n, m) => 'page ' + p + ' of ' + n + ' (' + m + ' terminals)',
+      matched: (m, n) => m + ' of ' + n, all_events: 'Events of this terminal',
+      from: 'From', to: 'To', no_events: 'No event matches the filter.',
+      newest: 'Newest', older: 'Older events →', all_kinds: 'all', raw: 'raw data',
+      locked: 'Locked out', gap_unannounced: 'Unannounced gap', st_all: 'All', st_problem: 'Problems',
+      sort_asc: 'ascending', sort_desc: 'descending',
     },
   };
 
@@ -69,16 +88,6 @@
     '3-2-1': ['組織体制（CISO・情報システム管理者の役割）', 'Organisation and roles'],
   };
 
-  const CHECKS = {
-    'usb.default_deny': ['USB の既定拒否（ルートハブと udev 規則）', 'USB default deny (root hubs and udev rule)'],
-    'usb.no_unapproved_storage': ['許可されていない記憶媒体が有効になっていない', 'No unapproved storage is authorized'],
-    'mfa.pam_stack': ['PAM で多要素認証が必須', 'PAM requires the second factor'],
-    'mfa.enrollment': ['全利用者がワンタイムコードを登録済み', 'Every user has enrolled a one-time code'],
-    'time.synchronized': ['時刻同期', 'Clock synchronized'],
-    'agent.integrity': ['エージェントと設定の完全性', 'Agent and configuration integrity'],
-    'net.isolation': ['ネットワーク分離', 'Network isolation'],
-  };
-
   const KINDS = {
     'usb.blocked': ['USB 遮断', 'USB blocked'], 'usb.allowed': ['USB 許可', 'USB allowed'],
     'usb.removed': ['USB 取り外し', 'USB removed'], 'auth.success': ['ログイン成功', 'Login success'],
@@ -88,15 +97,22 @@
     'compliance': ['チェック報告', 'Compliance report'],
   };
 
+  const PAGE = 50;
+  const EVENTS_PAGE = 100;
+
   let lang = localStorage.getItem(LANG_KEY) === 'en' ? 'en' : 'ja';
   let token = null;
-  let current = null; // terminal shown in detail
-  let last = null; // last /v1/terminals answer
   let timer = null;
+  let CHECKS = {}; // checks.json: id -> {name, reason, action}: [ja, en]
+  let route = { view: 'terminals', params: new URLSearchParams(), id: null };
+  let lastList = null;
+  let searchTimer = null;
+  let lastListHash = '#/terminals';
 
   const $ = (id) => document.getElementById(id);
   const t = (k) => I18N[lang][k] !== undefined ? I18N[lang][k] : k;
-  const pick = (table, key) => table[key] ? table[key][lang === 'ja' ? 0 : 1] : '';
+  const L = (pair) => (pair ? pair[lang === 'ja' ? 0 : 1] : '');
+  const pick = (table, key) => table[key] ? L(table[key]) : '';
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -119,6 +135,20 @@
     b.textContent = lang === 'ja' ? 'English' : '日本語';
     b.lang = lang === 'ja' ? 'en' : 'ja';
     document.title = 'mynaguard — ' + t('title');
+    fillSelects();
+  }
+
+  function fillSelects() {
+    const cs = $('check-filter');
+    const cur = cs.value;
+    cs.replaceChildren(new Option(t('all_checks'), ''));
+    Object.keys(CHECKS).filter((k) => k[0] !== '_').forEach((id) => cs.appendChild(new Option(L(CHECKS[id].name) + ' (' + id + ')', id)));
+    cs.value = cur;
+    const ks = $('ev-kind');
+    const kcur = ks.value;
+    ks.replaceChildren(new Option(t('all_kinds'), ''));
+    Object.keys(KINDS).forEach((k) => ks.appendChild(new Option(L(KINDS[k]) + ' (' + k + ')', k)));
+    ks.value = kcur;
   }
 
   function showError(msg) {
@@ -148,11 +178,57 @@
     return r;
   }
 
+  // ---- routing: the fragment is the view; Back and bookmarks follow it ----
+
+  function parseRoute() {
+    const h = location.hash.replace(/^#/, '');
+    const q = h.indexOf('?');
+    const path = q < 0 ? h : h.slice(0, q);
+    const params = new URLSearchParams(q < 0 ? '' : h.slice(q + 1));
+    const m = /^\/terminal\/(.+)$/.exec(path);
+    if (m) return { view: 'terminal', id: decodeURIComponent(m[1]), params };
+    if (path === '/events') return { view: 'events', params };
+    return { view: 'terminals', params };
+  }
+
+  function listHash(changes) {
+    const p = new URLSearchParams(route.view === 'terminals' ? route.params : '');
+    Object.entries(changes).forEach(([k, v]) => { if (v === null || v === '') p.delete(k); else p.set(k, v); });
+    const s = p.toString();
+    return '#/terminals' + (s ? '?' + s : '');
+  }
+
+  function eventsHash(changes, base) {
+    const p = new URLSearchParams(base !== undefined ? base : (route.view === 'events' ? route.params : ''));
+    Object.entries(changes).forEach(([k, v]) => { if (v === null || v === '') p.delete(k); else p.set(k, v); });
+    const s = p.toString();
+    return '#/events' + (s ? '?' + s : '');
+  }
+
+  const terminalHash = (id) => '#/terminal/' + encodeURIComponent(id);
+
+  function go(hash, replace) {
+    if (location.hash === hash) return;
+    if (replace) { history.replaceState(null, '', hash); onRoute(); } else location.hash = hash;
+  }
+
+  function show(view) {
+    $('list').hidden = view !== 'terminals';
+    $('detail').hidden = view !== 'terminal';
+    $('eventview').hidden = view !== 'events';
+    $('summary').hidden = view === 'events';
+    $('nav-terminals').classList.toggle('active', view !== 'events');
+    $('nav-events').classList.toggle('active', view === 'events');
+  }
+
+  // ---- pieces ----
+
   function statusBadge(term) {
-    const span = el('span', t('st_' + term.status), 'badge st-' + term.status);
     const frag = document.createDocumentFragment();
-    frag.appendChild(span);
+    frag.appendChild(el('span', t('st_' + term.status), 'badge st-' + term.status));
     if (term.stale) frag.appendChild(el('span', t('st_stale'), 'badge st-stale'));
+    if (term.locked_24h) frag.appendChild(el('span', t('locked'), 'badge st-noncompliant'));
+    if (term.gaps_unannounced) frag.appendChild(el('span', t('gap_unannounced'), 'badge st-noncompliant'));
     return frag;
   }
 
@@ -171,9 +247,15 @@
   function checkName(id) {
     const frag = document.createDocumentFragment();
     frag.appendChild(el('code', id));
-    const name = pick(CHECKS, id);
-    if (name) frag.appendChild(el('div', name, 'meaning'));
+    const c = CHECKS[id];
+    if (c) frag.appendChild(el('div', L(c.name), 'meaning'));
     return frag;
+  }
+
+  // "時刻同期が確認できません — timesyncd の設定を確認"; the check id when the table lacks it
+  function reasonText(id) {
+    const c = CHECKS[id];
+    return c ? L(c.reason) + ' — ' + L(c.action) : id;
   }
 
   function renderSummary(s) {
@@ -182,27 +264,61 @@
     $('n-noncompliant').textContent = s.noncompliant;
     $('n-stale').textContent = s.stale;
     $('n-unknown').textContent = s.unknown;
+    $('n-problem').textContent = s.problem;
   }
 
-  function renderTable() {
-    if (!last) return;
-    const tbody = $('terminals').tBodies[0];
-    const q = $('filter').value.trim().toLowerCase();
-    const onlyProblems = $('only-problems').checked;
+  // ---- the terminal list ----
+
+  function listQuery() {
+    const p = route.params;
+    const q = new URLSearchParams();
+    ['status', 'sort', 'dir', 'q', 'check'].forEach((k) => { if (p.get(k)) q.set(k, p.get(k)); });
+    return q;
+  }
+
+  async function loadList() {
+    const q = listQuery();
+    const page = Math.max(1, parseInt(route.params.get('page') || '1', 10) || 1);
+    q.set('page', page);
+    q.set('limit', PAGE);
+    const r = await api('/v1/terminals?' + q.toString());
+    lastList = await r.json();
+    renderSummary(lastList.summary);
+    renderList(lastList, page);
+    $('updated').textContent = t('updated') + fmtTime(lastList.generated_at);
+  }
+
+  function renderList(body, page) {
+    const p = route.params;
+    lastListHash = location.hash && location.hash.startsWith('#/terminals') ? location.hash : '#/terminals';
+    const status = p.get('status') || 'all';
+    document.querySelectorAll('#summary .card').forEach((c) => {
+      const on = c.id === 'card-' + status;
+      c.classList.toggle('active', on);
+      c.setAttribute('aria-current', on ? 'true' : 'false');
+    });
+    $('list-status').textContent = t('st_' + status);
+    if (document.activeElement !== $('filter')) $('filter').value = p.get('q') || '';
+    $('check-filter').value = p.get('check') || '';
+    const sort = p.get('sort') || 'problem';
+    const dir = p.get('dir') || 'asc';
+    document.querySelectorAll('#terminals th button.sort').forEach((b) => {
+      const on = b.dataset.sort === sort;
+      b.parentElement.setAttribute('aria-sort', on ? (dir === 'asc' ? 'ascending' : 'descending') : 'none');
+      b.dataset.arrow = on ? (dir === 'asc' ? '▲' : '▼') : '';
+    });
+
     const rows = document.createDocumentFragment();
-    let shown = 0;
-    last.terminals.forEach((term) => {
-      if (q && !term.id.toLowerCase().includes(q)) return;
-      if (onlyProblems && term.status === 'compliant' && !term.stale && !term.clock_drift) return;
-      const tr = el('tr', null, 'row st-' + term.status + (term.stale ? ' is-stale' : ''));
+    body.terminals.forEach((term) => {
+      const tr = el('tr', null, 'row st-' + term.status + (term.stale ? ' is-stale' : '') + (term.problem ? ' is-problem' : ''));
       tr.dataset.terminal = term.id;
       tr.tabIndex = 0;
       const idCell = el('td');
       const a = el('a', term.id, 'termlink');
-      a.href = '#';
-      a.addEventListener('click', (ev) => { ev.preventDefault(); openDetail(term.id); });
+      a.href = terminalHash(term.id);
       idCell.appendChild(a);
       tr.appendChild(idCell);
+      tr.appendChild(el('td', term.description || '', 'desc'));
       const st = el('td');
       st.appendChild(statusBadge(term));
       tr.appendChild(st);
@@ -211,8 +327,10 @@
       if (term.failing.length === 0) fc.textContent = t('none');
       term.failing.forEach((f) => {
         const d = el('div', null, 'failing');
-        d.appendChild(el('code', f.id));
+        d.dataset.check = f.id;
+        d.appendChild(el('span', reasonText(f.id), 'reason'));
         d.appendChild(el('span', ' (' + fmtTime(f.since) + ')', 'since'));
+        d.title = f.id;
         fc.appendChild(d);
       });
       tr.appendChild(fc);
@@ -223,12 +341,29 @@
       tr.appendChild(ph);
       tr.appendChild(el('td', term.clock_drift ? t('drift') : t('ok'), term.clock_drift ? 'warn' : ''));
       tr.appendChild(el('td', term.gaps, 'num' + (term.gaps_unannounced ? ' warn' : '')));
-      tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') openDetail(term.id); });
+      tr.addEventListener('click', (ev) => { if (ev.target.tagName !== 'A') go(terminalHash(term.id)); });
+      tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') go(terminalHash(term.id)); });
       rows.appendChild(tr);
-      shown++;
     });
-    tbody.replaceChildren(rows);
-    $('empty').hidden = shown !== 0;
+    $('terminals').tBodies[0].replaceChildren(rows);
+
+    // nothing reported at all, or nothing that matches: two different things to say
+    const none = body.terminals.length === 0;
+    $('empty').hidden = !none;
+    $('terminals').hidden = none;
+    const filtered = body.summary.total > 0;
+    $('empty-text').textContent = filtered ? t('no_match') : t('empty');
+    $('clear-filter').hidden = !filtered;
+    $('matched').textContent = t('matched')(body.matched, body.summary.total);
+
+    const pages = Math.max(1, Math.ceil(body.matched / PAGE));
+    $('page-info').textContent = t('page_info')(page, pages, body.matched);
+    const prev = $('prev'), next = $('next');
+    prev.hidden = page <= 1;
+    next.hidden = page >= pages;
+    prev.href = listHash({ page: page - 1 > 1 ? page - 1 : null });
+    next.href = listHash({ page: page + 1 });
+    $('pager').hidden = pages <= 1;
   }
 
   function fact(dl, key, value) {
@@ -236,12 +371,45 @@
     dl.appendChild(el('dd', value));
   }
 
+  // the raw JSON a user opened stays open across the 10 s refresh
+  function openKeys(container) {
+    return new Set(Array.from(container.querySelectorAll('[data-key]'))
+      .filter((n) => n.querySelector('details[open]')).map((n) => n.dataset.key));
+  }
+
+  function eventRow(e, open) {
+    const tr = el('tr', null, 'ev ev-' + e.kind.replace('.', '-'));
+    tr.dataset.key = e.terminal + '/' + e.seq;
+    tr.appendChild(el('td', e.seq, 'num'));
+    tr.appendChild(el('td', fmtTime(e.ts)));
+    const k = el('td');
+    k.appendChild(el('code', e.kind));
+    const kn = pick(KINDS, e.kind);
+    if (kn) k.appendChild(el('div', kn, 'meaning'));
+    // a non-root process reported about someone else: the agent marked it, say so
+    const snd = e.data && e.data.sender;
+    if (snd && snd.unprivileged === true) k.appendChild(el('div', t('unprivileged'), 'meaning warn'));
+    tr.appendChild(k);
+    tr.appendChild(el('td', (e.clause || []).join(' ')));
+    const d = el('td', null, 'data');
+    d.appendChild(el('div', sentence(e), 'line'));
+    // the terminal's own data: shown as text, exactly as it arrived, one click away
+    const raw = el('details');
+    raw.appendChild(el('summary', t('raw')));
+    raw.appendChild(el('pre', JSON.stringify(e.data, null, 1)));
+    raw.open = open.has(tr.dataset.key);
+    d.appendChild(raw);
+    tr.appendChild(d);
+    return tr;
+  }
+
   function renderDetail(term) {
     $('detail-title').textContent = term.id;
-    const badge = $('detail-status');
-    badge.replaceChildren(statusBadge(term));
+    $('detail-status').replaceChildren(statusBadge(term));
+    $('detail-events').href = eventsHash({ terminal: term.id }, '');
     const dl = $('detail-facts');
     dl.replaceChildren();
+    if (term.description) fact(dl, 'col_description', term.description);
     fact(dl, 'first_seen', fmtTime(term.first_seen));
     fact(dl, 'last_seen', fmtTime(term.last_seen));
     fact(dl, 'last_compliance', fmtTime(term.last_compliance));
@@ -251,6 +419,7 @@
     fact(dl, 'clock', term.clock_drift_ms + ' ' + t('ms') + (term.clock_drift ? ' (' + t('drift') + ')' : ''));
     fact(dl, 'col_usb', term.usb_blocked_24h);
     fact(dl, 'col_auth', term.auth_failures_24h);
+    if (term.locked_24h) fact(dl, 'locked', term.locked_24h);
     if (term.seq_conflicts) fact(dl, 'conflicts', term.seq_conflicts);
 
     const checks = document.createDocumentFragment();
@@ -262,6 +431,7 @@
       const stc = el('td');
       stc.appendChild(el('span', t(c.status) || c.status, 'badge ck-' + c.status));
       tr.appendChild(stc);
+      tr.appendChild(el('td', c.status === 'fail' || c.status === 'error' ? reasonText(c.id) : '', 'reason'));
       const cl = el('td');
       cl.appendChild(clauseList(c.clause));
       tr.appendChild(cl);
@@ -289,23 +459,8 @@
     $('gaps').tBodies[0].replaceChildren(gaps);
 
     const evs = document.createDocumentFragment();
-    term.recent_events.forEach((e) => {
-      const tr = el('tr', null, 'ev ev-' + e.kind.replace('.', '-'));
-      tr.appendChild(el('td', e.seq, 'num'));
-      tr.appendChild(el('td', fmtTime(e.ts)));
-      const k = el('td');
-      k.appendChild(el('code', e.kind));
-      const kn = pick(KINDS, e.kind);
-      if (kn) k.appendChild(el('div', kn, 'meaning'));
-      // a non-root process reported about someone else: the agent marked it, say so
-      const snd = e.data && e.data.sender;
-      if (snd && snd.unprivileged === true) k.appendChild(el('div', t('unprivileged'), 'meaning warn'));
-      tr.appendChild(k);
-      tr.appendChild(el('td', (e.clause || []).join(' ')));
-      // the terminal's own data: shown as text, exactly as it arrived
-      tr.appendChild(el('td', JSON.stringify(e.data), 'data'));
-      evs.appendChild(tr);
-    });
+    const open = openKeys($('events'));
+    term.recent_events.forEach((e) => evs.appendChild(eventRow(Object.assign({ terminal: term.id }, e), open)));
     $('events').tBodies[0].replaceChildren(evs);
   }
 
@@ -314,21 +469,118 @@
     renderDetail(await r.json());
   }
 
-  async function openDetail(id) {
-    current = id;
-    try {
-      await loadDetail(id);
-      $('list').hidden = true;
-      $('detail').hidden = false;
-      window.scrollTo(0, 0);
-    } catch (e) { handleError(e); }
+  // ---- events: one readable line each (who, what, where, which rule) ----
+
+  const S = (v) => (v === undefined || v === null || v === '' ? null : String(v));
+
+  function usbDevice(d) {
+    const name = [S(d.manufacturer), S(d.product_name)].filter(Boolean).join(' ');
+    const ids = (S(d.vendor) || '?') + ':' + (S(d.product) || '?');
+    const cls = Array.isArray(d.classes) && d.classes.length ? d.classes.join(',') : null;
+    if (lang === 'ja') return (name ? name + '（' + ids + '）' : ids) + (cls ? ' クラス ' + cls : '') + (S(d.port) ? ' ポート ' + d.port : '');
+    return (name ? name + ' (' + ids + ')' : ids) + (cls ? ' class ' + cls : '') + (S(d.port) ? ' port ' + d.port : '');
   }
 
-  function closeDetail() {
-    current = null;
-    $('detail').hidden = true;
-    $('list').hidden = false;
+  function sentence(e) {
+    const d = (e.data && typeof e.data === 'object') ? e.data : {};
+    const ja = lang === 'ja';
+    const user = S(d.user) || (ja ? '（利用者不明）' : '(unknown user)');
+    const via = [S(d.service), S(d.tty), S(d.rhost)].filter(Boolean).join(' ');
+    const rule = S(d.rule);
+    switch (e.kind) {
+      case 'usb.blocked':
+        if (d.audit === true) return ja ? 'USB 機器 ' + usbDevice(d) + ' を検知（監査モードのため遮断せず記録）' : 'USB device ' + usbDevice(d) + ' seen (audit mode: recorded, not blocked)';
+        return ja ? 'USB 機器 ' + usbDevice(d) + ' を遮断' + (rule ? '（規則: ' + rule + '）' : '') : 'blocked USB device ' + usbDevice(d) + (rule ? ' (rule: ' + rule + ')' : '');
+      case 'usb.allowed':
+        return ja ? 'USB 機器 ' + usbDevice(d) + ' を許可' + (rule ? '（規則: ' + rule + '）' : '') : 'allowed USB device ' + usbDevice(d) + (rule ? ' (rule: ' + rule + ')' : '');
+      case 'usb.removed':
+        return ja ? 'USB 機器 ' + usbDevice(d) + ' が取り外されました' : 'USB device ' + usbDevice(d) + ' removed';
+      case 'auth.success':
+        return ja ? user + ' がログインしました' + (via ? '（' + via + '）' : '') : user + ' logged in' + (via ? ' (' + via + ')' : '');
+      case 'auth.failure':
+        return ja ? user + ' のログインに失敗しました' + (via ? '（' + via + '）' : '') + (S(d.reason) ? ' 理由: ' + d.reason : '')
+          : 'failed login for ' + user + (via ? ' (' + via + ')' : '') + (S(d.reason) ? ', reason: ' + d.reason : '');
+      case 'auth.replay':
+        return ja ? user + ' の使用済みワンタイムコードを拒否しました' + (via ? '（' + via + '）' : '') : 'refused a reused one-time code for ' + user + (via ? ' (' + via + ')' : '');
+      case 'auth.locked':
+        return ja ? user + ' がコードの入力誤りでロックアウトされました' + (via ? '（' + via + '）' : '') : user + ' was locked out after wrong codes' + (via ? ' (' + via + ')' : '');
+      case 'agent.started':
+        return ja ? 'エージェント ' + (S(d.version) || '') + ' が起動しました' : 'agent ' + (S(d.version) || '') + ' started';
+      case 'agent.stopped':
+        return ja ? 'エージェントが停止しました' + (S(d.signal) ? '（' + d.signal + '）' : '') : 'agent stopped' + (S(d.signal) ? ' (' + d.signal + ')' : '');
+      case 'spool.dropped': {
+        const range = d.first_seq !== undefined ? d.first_seq + '–' + d.last_seq : null;
+        return ja ? (S(d.count) || '?') + ' 件のイベントが失われました' + (range ? '（通番 ' + range + '）' : '') + (S(d.reason) ? ' 理由: ' + d.reason : '')
+          : (S(d.count) || '?') + ' events lost' + (range ? ' (seq ' + range + ')' : '') + (S(d.reason) ? ', reason: ' + d.reason : '');
+      }
+      case 'compliance': {
+        const checks = Array.isArray(d.checks) ? d.checks : [];
+        const bad = checks.filter((c) => c && (c.status === 'fail' || c.status === 'error'));
+        if (!bad.length) return ja ? 'チェック報告: 全 ' + checks.length + ' 項目合格' : 'compliance report: all ' + checks.length + ' checks pass';
+        return (ja ? 'チェック報告: 不合格 ' + bad.length + ' 項目 — ' : 'compliance report: ' + bad.length + ' failing — ') + bad.map((c) => reasonText(c.id)).join('; ');
+      }
+      default:
+        return e.kind;
+    }
   }
+
+  function eventQuery() {
+    const p = route.params;
+    const q = new URLSearchParams({ order: 'newest', limit: EVENTS_PAGE });
+    ['kind', 'terminal', 'after'].forEach((k) => { if (p.get(k)) q.set(k, p.get(k)); });
+    // dates are local days: from the start of "since" to the end of "until"
+    if (p.get('since')) q.set('since', new Date(p.get('since') + 'T00:00:00').toISOString());
+    if (p.get('until')) {
+      const u = new Date(p.get('until') + 'T00:00:00');
+      u.setDate(u.getDate() + 1);
+      q.set('until', u.toISOString());
+    }
+    return q;
+  }
+
+  async function loadEvents() {
+    const p = route.params;
+    $('ev-kind').value = p.get('kind') || '';
+    if (document.activeElement !== $('ev-terminal')) $('ev-terminal').value = p.get('terminal') || '';
+    $('ev-since').value = p.get('since') || '';
+    $('ev-until').value = p.get('until') || '';
+    const r = await api('/v1/events?' + eventQuery().toString());
+    const body = await r.json();
+    const list = document.createDocumentFragment();
+    const open = openKeys($('event-list'));
+    body.events.forEach((e) => {
+      const li = el('li', null, 'evline ev-' + e.kind.replace('.', '-'));
+      li.dataset.kind = e.kind;
+      li.dataset.key = e.terminal + '/' + e.seq;
+      const head = el('div', null, 'evhead');
+      head.appendChild(el('time', fmtTime(e.ts)));
+      const term = el('a', e.terminal, 'termlink');
+      term.href = terminalHash(e.terminal);
+      head.appendChild(term);
+      head.appendChild(el('span', pick(KINDS, e.kind) || e.kind, 'badge kind'));
+      li.appendChild(head);
+      li.appendChild(el('div', sentence(e), 'line'));
+      const cl = (e.clause || []).map((c) => c + (pick(CLAUSES, c) ? ' ' + pick(CLAUSES, c) : '')).join(' / ');
+      if (cl) li.appendChild(el('div', (lang === 'ja' ? '条項: ' : 'Clause: ') + cl, 'meaning rule'));
+      const snd = e.data && e.data.sender;
+      if (snd && snd.unprivileged === true) li.appendChild(el('div', t('unprivileged'), 'meaning warn'));
+      const raw = el('details', null, 'raw');
+      raw.appendChild(el('summary', t('raw')));
+      raw.appendChild(el('pre', JSON.stringify({ terminal: e.terminal, seq: e.seq, ts: e.ts, received_at: e.received_at, kind: e.kind, clause: e.clause, data: e.data }, null, 1)));
+      raw.open = open.has(li.dataset.key);
+      li.appendChild(raw);
+      list.appendChild(li);
+    });
+    $('event-list').replaceChildren(list);
+    $('ev-empty').hidden = body.events.length !== 0;
+    $('ev-next').hidden = !body.next;
+    if (body.next) $('ev-next').href = eventsHash({ after: body.next });
+    $('ev-first').hidden = !p.get('after');
+    $('ev-first').href = eventsHash({ after: null });
+    $('updated').textContent = t('updated') + fmtTime(new Date().toISOString());
+  }
+
+  // ---- refresh and navigation ----
 
   function handleError(e) {
     if (e.unauthorized) showLogin(t('unauthorized'));
@@ -338,46 +590,85 @@
   async function refresh() {
     if (!token) return;
     try {
-      const r = await api('/v1/terminals');
-      last = await r.json();
-      renderSummary(last.summary);
-      renderTable();
-      if (current) await loadDetail(current);
-      $('updated').textContent = t('updated') + fmtTime(last.generated_at);
+      if (route.view === 'terminal') {
+        await loadDetail(route.id);
+      } else if (route.view === 'events') {
+        await loadEvents();
+      } else {
+        await loadList();
+      }
+      if (route.view === 'terminal') {
+        // the cards stay current on the detail view too
+        const r = await api('/v1/terminals?limit=1');
+        renderSummary((await r.json()).summary);
+      }
       showError('');
     } catch (e) { handleError(e); }
+  }
+
+  async function onRoute() {
+    const before = route.view;
+    route = parseRoute();
+    show(route.view);
+    await refresh();
+    if (route.view !== before || route.view === 'terminal') window.scrollTo(0, 0);
   }
 
   function start() {
     $('login').hidden = true;
     $('main').hidden = false;
-    refresh();
+    onRoute();
     if (!timer) timer = setInterval(refresh, REFRESH_MS);
   }
 
+  // The CSV of exactly what is on screen: the list's filter and order (every page of it), or the
+  // events' filter, newest first. The collector streams it in chunks.
   async function exportCsv() {
+    let path, name;
+    if (route.view === 'events') {
+      const q = eventQuery();
+      q.delete('after');
+      q.delete('limit');
+      path = '/v1/export.csv?' + q.toString();
+      name = 'mynaguard-events.csv';
+    } else if (route.view === 'terminal') {
+      path = '/v1/export.csv?' + new URLSearchParams({ order: 'newest', terminal: route.id }).toString();
+      name = 'mynaguard-' + route.id + '.csv';
+    } else {
+      path = '/v1/terminals.csv?' + listQuery().toString();
+      name = 'mynaguard-terminals.csv';
+    }
     try {
-      const r = await api('/v1/export.csv');
+      const r = await api(path);
       const blob = await r.blob();
       const a = document.createElement('a');
       a.href = URL.createObjectURL(blob);
-      a.download = 'mynaguard-events.csv';
+      a.download = name;
+      a.dataset.source = path;
       document.body.appendChild(a);
       a.click();
       setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
     } catch (e) { handleError(e); }
   }
 
-  function init() {
-    applyLang();
+  async function loadChecks() {
+    try {
+      const r = await fetch('/checks.json', { cache: 'no-cache' });
+      if (r.ok) CHECKS = await r.json();
+    } catch (_) { /* the ids are shown instead */ }
+  }
+
+  async function init() {
     // #token=... in the address is read once and removed (a fragment never reaches the server);
     // the token then lives in this tab's sessionStorage only.
     const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
     if (m) {
       sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
-      history.replaceState(null, '', location.pathname + location.search);
+      history.replaceState(null, '', location.pathname + location.search + '#/terminals');
     }
     token = sessionStorage.getItem(TOKEN_KEY);
+    await loadChecks();
+    applyLang();
 
     $('login-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -397,9 +688,24 @@
     $('refresh').addEventListener('click', refresh);
     $('export').addEventListener('click', exportCsv);
     $('logout').addEventListener('click', () => showLogin(''));
-    $('back').addEventListener('click', closeDetail);
-    $('filter').addEventListener('input', renderTable);
-    $('only-problems').addEventListener('change', renderTable);
+    // to the list as it was left (filter, sort, page)
+    $('back').addEventListener('click', () => go(lastListHash));
+    $('filter').addEventListener('input', () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => go(listHash({ q: $('filter').value.trim(), page: null }), true), 300);
+    });
+    $('check-filter').addEventListener('change', () => go(listHash({ check: $('check-filter').value, page: null })));
+    document.querySelectorAll('#terminals th button.sort').forEach((b) => b.addEventListener('click', () => {
+      const p = route.params;
+      const same = (p.get('sort') || 'problem') === b.dataset.sort;
+      const dir = same && (p.get('dir') || 'asc') === 'asc' ? 'desc' : 'asc';
+      go(listHash({ sort: b.dataset.sort, dir: dir === 'asc' ? null : dir, page: null }));
+    }));
+    $('ev-kind').addEventListener('change', () => go(eventsHash({ kind: $('ev-kind').value, after: null })));
+    $('ev-terminal').addEventListener('change', () => go(eventsHash({ terminal: $('ev-terminal').value.trim(), after: null })));
+    $('ev-since').addEventListener('change', () => go(eventsHash({ since: $('ev-since').value, after: null })));
+    $('ev-until').addEventListener('change', () => go(eventsHash({ until: $('ev-until').value, after: null })));
+    window.addEventListener('hashchange', () => { if (token) onRoute(); });
 
     if (token) start();
     else showLogin('');

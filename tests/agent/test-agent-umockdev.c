@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <time.h>
 
+#include "bundle.h"
 #include "umock.h"
 
 #define WAIT 15000 /* ms; generous for ASan on a busy machine */
@@ -1201,6 +1203,600 @@ static void test_user_missing(void **state)
 	free(pol);
 }
 
+/* ---- the fleet channel (docs/fleet.md): real bundles, throwaway keys ---- */
+
+static void freep(void *p)
+{
+	free(*(void **)p);
+}
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+
+struct fleet {
+	struct bundle_signer *root, *grant;
+	char key_path[300];
+	char grant_b64[45];
+};
+
+static void fleet_setup(struct umock *u, struct fleet *k)
+{
+	uint8_t pub[BUNDLE_PUBKEY_LEN];
+	char b64[45];
+	FILE *fp;
+
+	assert_int_equal(bundle_signer_generate(&k->root), 0);
+	assert_int_equal(bundle_signer_generate(&k->grant), 0);
+	bundle_signer_pubkey(k->grant, pub);
+	bundle_pubkey_to_base64(pub, k->grant_b64);
+	bundle_signer_pubkey(k->root, pub);
+	bundle_pubkey_to_base64(pub, b64);
+	snprintf(k->key_path, sizeof(k->key_path), "%s/fleet-root.pub", u->tmp);
+	fp = fopen(k->key_path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%s\n", b64);
+	fclose(fp);
+	u->fleet_key = k->key_path;
+}
+
+static void fleet_done(struct fleet *k)
+{
+	bundle_signer_free(k->root);
+	bundle_signer_free(k->grant);
+}
+
+/* A group's base: mass storage and still images blocked, mass storage grantable. */
+static char *fleet_base(const struct fleet *k, unsigned version, const char *terminals)
+{
+	char *text;
+
+	assert_true(asprintf(&text,
+			     "[usb]\nblock = mass_storage, still_image\n"
+			     "[fleet]\ngroup = fukushi\nversion = %u\n"
+			     "issued = 2026-12-01T09:00:00Z\nterminals = %s\ngrant_key = %s\n"
+			     "grant_classes = mass_storage\ngrant_max_days = 366\n" CHECKS_OFF,
+			     version, terminals, k->grant_b64) > 0);
+	return text;
+}
+
+/* {"exceptions":[...]} with one exception for the stick 0781:5581 serial S1, or none. */
+static char *fleet_json(const char *id, int64_t from, int64_t until)
+{
+	char *json;
+
+	if (!id)
+		return strdup("{\"exceptions\":[]}");
+	assert_true(asprintf(&json,
+			     "{\"exceptions\":[{\"id\":\"%s\",\"vendor\":\"0781\",\"product\":"
+			     "\"5581\",\"serial\":\"S1\",\"hash\":null,\"class\":\"mass_storage\","
+			     "\"users\":[],\"from\":%lld,\"until\":%lld,\"purpose\":\"test\","
+			     "\"approved_by\":\"sato\",\"ledger\":null}]}",
+			     id, (long long)from, (long long)until) > 0);
+	return json;
+}
+
+/* Sign, build and drop the bundle into SPOOL/inbox/bundle as the uplink does (tmp + rename).
+ * signer: the root key that signs the base (NULL = the pinned one). */
+static void fleet_send(struct umock *u, const struct fleet *k, struct bundle_signer *signer,
+		       const char *base, uint64_t version, const char *terminal, const char *json)
+{
+	uint8_t *sb = NULL, *b = NULL;
+	size_t sblen = 0, blen = 0;
+	char err[BUNDLE_ERR_MAX], tmp[400], dst[400];
+	FILE *fp;
+
+	assert_int_equal(
+	    bundle_sign_base(signer ? signer : k->root, base, strlen(base), &sb, &sblen), 0);
+	if (bundle_build(sb, sblen, k->grant, version, (int64_t)time(NULL), terminal, json,
+			 strlen(json), &b, &blen, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bundle_build: %s\n", err);
+		fail();
+	}
+	snprintf(tmp, sizeof(tmp), "%s/spool/inbox/.bundle.tmp", u->tmp);
+	snprintf(dst, sizeof(dst), "%s/spool/inbox/bundle", u->tmp);
+	fp = fopen(tmp, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(b, 1, blen, fp), blen);
+	fclose(fp);
+	assert_int_equal(rename(tmp, dst), 0);
+	free(sb);
+	free(b);
+}
+
+/* The n-th decision pass over the present devices is done (start, then one per reload): the
+ * root hub's interface is decided once in each. Plugging a device before that races the scan. */
+static void wait_scan(struct umock *u, size_t n)
+{
+	if (!umock_wait_err_n(u, "usb.allowed port=usb1 iface=1-0:1.0", n, WAIT)) {
+		fprintf(stderr, "scan %zu not done\n--- log ---\n%s\n", n, u->err);
+		fail();
+	}
+}
+
+static char *policy_now(struct umock *u)
+{
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/policy.conf", u->tmp);
+	return slurp(path);
+}
+
+static void test_fleet_apply(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	char path[400];
+	struct stat st;
+
+	fleet_setup(u, &k);
+	/* An install manifest that lists the policy (as the installer writes it). */
+	snprintf(path, sizeof(path), "%s/state", u->tmp);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/state/installed.sha256", u->tmp);
+	FILE *mf = fopen(path, "w");
+	assert_non_null(mf);
+	fprintf(mf, "%064d  %s/policy.conf\n", 0, u->tmp);
+	fclose(mf);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 3, "t*");
+	_cleanup_free_ char *json = fleet_json(NULL, 0, 0);
+	fleet_send(u, &k, NULL, base, 10, "t1", json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	EXPECT_LOG(u,
+		   "\"group\":\"fukushi\",\"base_version\":3,\"version\":10,\"policy_sha256\":\"");
+	EXPECT_LOG(u, "agent.reload ok");
+	wait_scan(u, 2);
+	_cleanup_free_ char *pol = policy_now(u);
+	assert_non_null(strstr(pol, "[terminal]\nid = t1\n"));
+	assert_non_null(strstr(pol, "block = mass_storage, still_image"));
+	snprintf(path, sizeof(path), "%s/state/bundle/current", u->tmp);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* agent.integrity will not call the signed change tampering: the manifest follows it. */
+	EXPECT_LOG(u, "manifest=updated");
+	snprintf(path, sizeof(path), "%s/state/installed.sha256", u->tmp);
+	_cleanup_free_ char *manifest = slurp(path);
+	assert_null(strstr(manifest, "0000000000000000"));
+	/* The new policy is the one enforced: a camera is blocked now. */
+	static const uint8_t CAM[1][3] = {{0x06, 0x01, 0x01}};
+	char *dev = umock_add_device(u, ROOT, "1-3", "04a9", "3218", "C1", "1", CAM, 1, NULL);
+	char *ifc = umock_add_iface(u, dev, "1-3:1.0", "06", "01", "01", NULL, "1");
+	EXPECT_LOG(u, "usb.blocked port=1-3 iface=1-3:1.0");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	g_free(dev);
+	g_free(ifc);
+	stop_ok(u);
+
+	/* At the next start the installed bundle is re-read: data.bundle in the snapshot. */
+	free(u->out);
+	free(u->err);
+	u->out = u->err = NULL;
+	u->out_len = u->err_len = 0;
+	umock_spawn_agent(u, pol);
+	assert_true(umock_wait_out(u, "READY\n", 20000));
+	EXPECT_LOG(u, "fleet.current group=fukushi base_version=3 version=10 exceptions=0");
+	EXPECT_LOG(u, "\"bundle\":{\"group\":\"fukushi\",\"base_version\":3,\"version\":10,"
+		      "\"policy_sha256\":\"");
+	/* The same bundle again is not news. */
+	assert_int_equal(umock_count_err(u, "kind=bundle.refused"), 0);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* Each refused bundle: one bundle.refused event with its reason, the policy file untouched. */
+static void expect_refused(struct umock *u, size_t n, const char *pol_before, const char *why)
+{
+	if (!umock_wait_err_n(u, "kind=bundle.refused", n, WAIT)) {
+		fprintf(stderr, "no bundle.refused #%zu (%s)\n--- log ---\n%s\n", n, why, u->err);
+		fail();
+	}
+	EXPECT_LOG(u, why);
+	_cleanup_free_ char *pol = policy_now(u);
+	assert_string_equal(pol, pol_before);
+}
+
+static void test_fleet_refused(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	struct bundle_signer *other = NULL;
+
+	fleet_setup(u, &k);
+	assert_int_equal(bundle_signer_generate(&other), 0);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *before = policy_now(u);
+	_cleanup_free_ char *base = fleet_base(&k, 3, "t*");
+	_cleanup_free_ char *none = fleet_json(NULL, 0, 0);
+	int64_t now = (int64_t)time(NULL);
+
+	/* a base signed by another root key */
+	fleet_send(u, &k, other, base, 10, "t1", none);
+	expect_refused(u, 1, before, "reason=\"root signature does not verify\"");
+	/* for another terminal */
+	fleet_send(u, &k, NULL, base, 11, "t2", none);
+	expect_refused(u, 2, before, "reason=\"bundle is for terminal t2\"");
+	/* a base that does not cover this terminal */
+	_cleanup_free_ char *other_group = fleet_base(&k, 3, "kokuho-*");
+	fleet_send(u, &k, NULL, other_group, 12, "t1", none);
+	expect_refused(u, 3, before, "does not cover terminal t1");
+	/* an exception longer than grant_max_days */
+	_cleanup_free_ char *long_ex = fleet_json("EX-LONG", now, now + 400 * 86400LL);
+	fleet_send(u, &k, NULL, base, 13, "t1", long_ex);
+	expect_refused(u, 4, before, "exception EX-LONG: longer than");
+	assert_int_equal(umock_count_err(u, "kind=bundle.applied"), 0);
+
+	/* rollback: version 20 applied, then 19 refused */
+	fleet_send(u, &k, NULL, base, 20, "t1", none);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	_cleanup_free_ char *applied = policy_now(u);
+	fleet_send(u, &k, NULL, base, 19, "t1", none);
+	expect_refused(u, 5, applied, "version 19 is not newer than the applied 20");
+	stop_ok(u);
+	bundle_signer_free(other);
+	fleet_done(&k);
+}
+
+static void test_fleet_no_key(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+
+	fleet_setup(u, &k);
+	u->fleet_key = NULL; /* nothing pinned (and no default key on the test machine) */
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *before = policy_now(u);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *none = fleet_json(NULL, 0, 0);
+	fleet_send(u, &k, NULL, base, 1, "t1", none);
+	expect_refused(u, 1, before, "no fleet root key is pinned");
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* An exception authorizes the stick's mass-storage interface, and its end deauthorizes it. */
+static void test_fleet_exception_expires(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+
+	fleet_setup(u, &k);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *json = fleet_json("EX-2026-0001", now - 60, now + 5);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	wait_scan(u, 2);
+
+	char *ifc = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "usb.allowed port=1-1 iface=1-1:1.0 vendor=0781 product=5581 serial=\"S1\"");
+	EXPECT_LOG(u, "rule=\"exception EX-2026-0001: until ");
+	EXPECT_LOG(u, "\"exception\":{\"id\":\"EX-2026-0001\"");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	/* another stick of the same model: not covered */
+	char *other = plug_stick(u, "1-2", "S2", "0");
+	EXPECT_LOG(u, "usb.blocked port=1-2 iface=1-2:1.0");
+	assert_string_equal(umock_attr(u, other, "authorized"), "0");
+
+	/* at `until`: deauthorized at once, one event */
+	EXPECT_LOG(u, "kind=usb.exception_expired");
+	EXPECT_LOG(u, "\"rule\":\"exception EX-2026-0001: expired\"");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	assert_int_equal(umock_count_err(u, "kind=usb.exception_revoked"), 0);
+	g_free(ifc);
+	g_free(other);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* A newer bundle without the exception revokes it at once. */
+static void test_fleet_exception_revoked(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+
+	fleet_setup(u, &k);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *json = fleet_json("EX-2026-0002", now - 60, now + 3600);
+	_cleanup_free_ char *none = fleet_json(NULL, 0, 0);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	wait_scan(u, 2);
+	char *ifc = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "rule=\"exception EX-2026-0002: until ");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+
+	fleet_send(u, &k, NULL, base, 2, "t1", none);
+	EXPECT_LOG(u, "kind=usb.exception_revoked");
+	EXPECT_LOG(u, "\"exception\":{\"id\":\"EX-2026-0002\"");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	g_free(ifc);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* The wall clock set back behind the persisted floor: the exception, over by the trusted clock,
+ * authorizes nothing. */
+static void test_fleet_clock_back(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+	char path[400];
+	FILE *fp;
+
+	fleet_setup(u, &k);
+	/* The agent saw a time two hours ahead of this clock before. */
+	snprintf(path, sizeof(path), "%s/state", u->tmp);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/state/time-floor", u->tmp);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%lld\n", (long long)(now + 7200));
+	fclose(fp);
+	assert_int_equal(chmod(path, 0600), 0);
+
+	umock_start_agent(u, POL_DEFAULT);
+	EXPECT_LOG(u, "tclock.behind");
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *json = fleet_json("EX-2026-0003", now - 60, now + 3600);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	wait_scan(u, 2);
+	char *ifc = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	assert_null(strstr(u->err, "rule=\"exception EX-2026-0003"));
+	/* the floor is never lowered */
+	_cleanup_free_ char *floor = slurp(path);
+	assert_true(strtoll(floor, NULL, 10) >= now + 7200);
+	g_free(ifc);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* The users list: enforced against the user of seat0's active session (sd-login reads
+ * /run/systemd/seats/seat0). The agent runs in its own user and mount namespace with a seats
+ * directory of the test's bound over /run/systemd, so the test decides who is logged in. */
+static void seat_write(const char *dir, const char *text)
+{
+	char tmp[400], dst[400];
+	FILE *fp;
+
+	snprintf(tmp, sizeof(tmp), "%s/systemd/seats/.seat0.tmp", dir);
+	snprintf(dst, sizeof(dst), "%s/systemd/seats/seat0", dir);
+	fp = fopen(tmp, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	assert_int_equal(rename(tmp, dst), 0); /* as logind does */
+}
+
+/* RUN, RUN/systemd and RUN/systemd/seats */
+static void seat_dir(const char *run)
+{
+	char p[400];
+
+	assert_int_equal(mkdir(run, 0755), 0);
+	snprintf(p, sizeof(p), "%s/systemd", run);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/systemd/seats", run);
+	assert_int_equal(mkdir(p, 0755), 0);
+}
+
+static void test_fleet_users(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+	char run[300], path[400];
+	static const char script[] =
+	    "if [ -d /run/systemd ]; then mount --bind \"$0/systemd\" "
+	    "/run/systemd; else mount --bind \"$0\" /run; fi && exec \"$@\"";
+
+	snprintf(run, sizeof(run), "%s/run", u->tmp);
+	seat_dir(run);
+	/* root is at the desk (the agent's namespace maps it; names come from /etc/passwd) */
+	seat_write(run, "ACTIVE=c1\nACTIVE_UID=0\n");
+	const char *wrap[] = {"/usr/bin/unshare",
+			      "--user",
+			      "--map-root-user",
+			      "--mount",
+			      "--",
+			      "/bin/sh",
+			      "-c",
+			      script,
+			      run,
+			      NULL};
+	u->wrap = wrap;
+
+	fleet_setup(u, &k);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	char *json;
+	assert_true(
+	    asprintf(&json,
+		     "{\"exceptions\":[{\"id\":\"EX-A\",\"vendor\":\"0781\",\"product\":"
+		     "\"5581\",\"serial\":\"S1\",\"hash\":null,\"class\":\"mass_storage\","
+		     "\"users\":[\"root\"],\"from\":%lld,\"until\":%lld,\"purpose\":\"t\","
+		     "\"approved_by\":\"sato\",\"ledger\":null},"
+		     "{\"id\":\"EX-B\",\"vendor\":\"0781\",\"product\":\"5581\",\"serial\":"
+		     "\"S2\",\"hash\":null,\"class\":\"mass_storage\",\"users\":[\"tanaka\"],"
+		     "\"from\":%lld,\"until\":%lld,\"purpose\":\"t\",\"approved_by\":\"sato\","
+		     "\"ledger\":null}]}",
+		     (long long)now - 60, (long long)now + 3600, (long long)now - 60,
+		     (long long)now + 3600) > 0);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	free(json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	wait_scan(u, 2);
+
+	/* listed user at the seat: authorized */
+	char *s1 = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "rule=\"exception EX-A: until ");
+	EXPECT_LOG(u, "\"users\":[\"root\"],\"users_enforced\":true");
+	assert_string_equal(umock_attr(u, s1, "authorized"), "1");
+	/* the other stick's exception is for tanaka: stays blocked */
+	char *s2 = plug_stick(u, "1-2", "S2", "0");
+	EXPECT_LOG(u, "fleet.exception id=EX-B not applied: the active local session user is not "
+		      "listed");
+	EXPECT_LOG(u, "usb.blocked port=1-2 iface=1-2:1.0");
+	assert_string_equal(umock_attr(u, s2, "authorized"), "0");
+
+	/* another user takes the seat: S1 closes at once */
+	seat_write(run, "ACTIVE=c2\nACTIVE_UID=65534\n");
+	EXPECT_LOG(u, "rule=\"exception EX-A: session user not listed\"");
+	assert_string_equal(umock_attr(u, s1, "authorized"), "0");
+	/* nobody at the seat: fails closed, and root coming back opens it again */
+	snprintf(path, sizeof(path), "%s/systemd/seats/seat0", run);
+	assert_int_equal(unlink(path), 0);
+	seat_write(run, "ACTIVE=c3\nACTIVE_UID=0\n");
+	if (!umock_wait_err_n(u, "rule=\"exception EX-A: until ", 2, WAIT)) {
+		fprintf(stderr, "S1 not opened again\n--- log ---\n%s\n", u->err);
+		fail();
+	}
+	assert_string_equal(umock_attr(u, s1, "authorized"), "1");
+	g_free(s1);
+	g_free(s2);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* Without any active session on seat0, an exception with a users list opens nothing. */
+static void test_fleet_users_no_session(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+	char run[300];
+	static const char script[] =
+	    "if [ -d /run/systemd ]; then mount --bind \"$0/systemd\" "
+	    "/run/systemd; else mount --bind \"$0\" /run; fi && exec \"$@\"";
+
+	snprintf(run, sizeof(run), "%s/run", u->tmp);
+	seat_dir(run);
+	const char *wrap[] = {"/usr/bin/unshare",
+			      "--user",
+			      "--map-root-user",
+			      "--mount",
+			      "--",
+			      "/bin/sh",
+			      "-c",
+			      script,
+			      run,
+			      NULL};
+	u->wrap = wrap;
+
+	fleet_setup(u, &k);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	char *json;
+	assert_true(asprintf(&json,
+			     "{\"exceptions\":[{\"id\":\"EX-A\",\"vendor\":\"0781\",\"product\":"
+			     "\"5581\",\"serial\":\"S1\",\"hash\":null,\"class\":\"mass_storage\","
+			     "\"users\":[\"root\"],\"from\":%lld,\"until\":%lld,\"purpose\":\"t\","
+			     "\"approved_by\":\"sato\",\"ledger\":null}]}",
+			     (long long)now - 60, (long long)now + 3600) > 0);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	free(json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	wait_scan(u, 2);
+	char *s1 = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "fleet.exception id=EX-A not applied: no active local session user");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	assert_string_equal(umock_attr(u, s1, "authorized"), "0");
+	g_free(s1);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* An exception that begins later: the stick plugged before is opened when it begins. */
+static void test_fleet_exception_begins(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+
+	fleet_setup(u, &k);
+	umock_start_agent(u, POL_DEFAULT);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *json = fleet_json("EX-LATER", now + 4, now + 3600);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	wait_scan(u, 2);
+	char *ifc = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "usb.blocked port=1-1 iface=1-1:1.0");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
+	EXPECT_LOG(u, "fleet.exception-began");
+	EXPECT_LOG(u, "rule=\"exception EX-LATER: until ");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	g_free(ifc);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
+/* A --fleet-key that cannot be read is a usage error, before anything starts. */
+static void test_fleet_bad_key(void **state)
+{
+	struct umock *u = *state;
+	char *bad = umock_write_file(u, "bad.pub", "not base64 at all\n");
+
+	u->fleet_key = "/nonexistent/fleet-root.pub";
+	umock_spawn_agent(u, POL_DEFAULT);
+	assert_int_equal(umock_wait_exit(u, WAIT), 2);
+	assert_non_null(strstr(u->err, "--fleet-key /nonexistent/fleet-root.pub"));
+	u->fleet_key = bad;
+	umock_spawn_agent(u, POL_DEFAULT);
+	assert_int_equal(umock_wait_exit(u, WAIT), 2);
+	assert_non_null(strstr(u->err, "bad.pub"));
+	u->fleet_key = NULL;
+	free(bad);
+}
+
+/* A bundle that arrived while the agent was down is taken at start; the installed bundle's
+ * exceptions hold across a restart. */
+static void test_fleet_at_start(void **state)
+{
+	struct umock *u = *state;
+	struct fleet k;
+	int64_t now = (int64_t)time(NULL);
+	char path[400];
+
+	fleet_setup(u, &k);
+	snprintf(path, sizeof(path), "%s/spool", u->tmp);
+	assert_int_equal(mkdir(path, 0750), 0);
+	snprintf(path, sizeof(path), "%s/spool/inbox", u->tmp);
+	assert_int_equal(mkdir(path, 0770), 0);
+	_cleanup_free_ char *base = fleet_base(&k, 1, "t1");
+	_cleanup_free_ char *json = fleet_json("EX-2026-0009", now - 60, now + 3600);
+	fleet_send(u, &k, NULL, base, 1, "t1", json);
+
+	umock_start_agent(u, POL_DEFAULT);
+	EXPECT_LOG(u, "kind=bundle.applied");
+	wait_scan(u, 2);
+	char *ifc = plug_stick(u, "1-1", "S1", "0");
+	EXPECT_LOG(u, "rule=\"exception EX-2026-0009: until ");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	stop_ok(u);
+	_cleanup_free_ char *pol = policy_now(u);
+
+	/* restarted with the stick still in: the exception is loaded before the first decision */
+	umock_set_attr(u, ifc, "authorized", "0");
+	free(u->out);
+	free(u->err);
+	u->out = u->err = NULL;
+	u->out_len = u->err_len = 0;
+	umock_spawn_agent(u, pol);
+	assert_true(umock_wait_out(u, "READY\n", 20000));
+	EXPECT_LOG(u, "fleet.current group=fukushi base_version=1 version=1 exceptions=1");
+	EXPECT_LOG(u, "rule=\"exception EX-2026-0009: until ");
+	assert_string_equal(umock_attr(u, ifc, "authorized"), "1");
+	assert_int_equal(umock_count_err(u, "kind=bundle."), 0); /* the inbox is not news */
+	g_free(ifc);
+	stop_ok(u);
+	fleet_done(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1233,6 +1829,17 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_worker_killed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_user_missing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_seccomp_kills, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_apply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_no_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_bad_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_exception_expires, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_exception_revoked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_exception_begins, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_at_start, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_clock_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_users, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fleet_users_no_session, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
+#include "bundle.h"
 #include "priv.h"
 
 struct fx {
@@ -322,6 +324,214 @@ static void test_pending(void **state)
 	assert_true(ask(f, PRIV_PENDING_READ, NULL, 0, 0, NULL, 0) < 0);
 }
 
+static void put_bytes(struct fx *f, const char *rel, const void *data, size_t len, mode_t mode)
+{
+	FILE *fp = fopen(at(f, rel), "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(data, 1, len, fp), len);
+	fclose(fp);
+	assert_int_equal(chmod(at(f, rel), mode), 0);
+}
+
+static void test_bundle_read(void **state)
+{
+	struct fx *f = *state;
+	size_t total = 2 * PRIV_PENDING_CHUNK + 100;
+	uint8_t *data = malloc(BUNDLE_MAX_BYTES + 1);
+
+	assert_non_null(data);
+	for (size_t i = 0; i < BUNDLE_MAX_BYTES + 1; i++)
+		data[i] = (uint8_t)i;
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, NULL, PRIV_BUNDLE_INBOX, 0, NULL, 0), -ENOENT);
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, NULL, 2, 0, NULL, 0), -EBADMSG);
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, "1-1", 0, 0, NULL, 0), -EBADMSG);
+	mkdirs(f, "spool/inbox");
+	put_bytes(f, "spool/inbox/bundle", data, total, 0640);
+	/* later offsets need the snapshot of offset 0 */
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, NULL, 0, PRIV_PENDING_CHUNK, NULL, 0), -EINVAL);
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, NULL, 0, 0, NULL, 0), 0);
+	assert_int_equal(f->resp.v[0], total);
+	assert_int_equal(f->resp.len, PRIV_PENDING_CHUNK);
+	assert_memory_equal(f->out, data, PRIV_PENDING_CHUNK);
+	/* the file changes under it: the snapshot does not */
+	put_bytes(f, "spool/inbox/bundle", "x", 1, 0640);
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, NULL, 0, PRIV_PENDING_CHUNK, NULL, 0), 0);
+	assert_memory_equal(f->out, data + PRIV_PENDING_CHUNK, PRIV_PENDING_CHUNK);
+	/* the other source's offsets do not page through this snapshot */
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, NULL, 1, 2 * PRIV_PENDING_CHUNK, NULL, 0),
+			 -EINVAL);
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, NULL, 0, 2 * PRIV_PENDING_CHUNK, NULL, 0), 0);
+	assert_int_equal(f->resp.len, 100);
+	assert_memory_equal(f->out, data + 2 * PRIV_PENDING_CHUNK, 100);
+	/* too large, a symlink, not a regular file */
+	put_bytes(f, "spool/inbox/bundle", data, BUNDLE_MAX_BYTES + 1, 0640);
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, NULL, 0, 0, NULL, 0), -EFBIG);
+	put(f, "secret", "keep\n");
+	unlink(at(f, "spool/inbox/bundle"));
+	link_to(f, "../../secret", "spool/inbox/bundle");
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, NULL, 0, 0, NULL, 0), -ELOOP);
+	unlink(at(f, "spool/inbox/bundle"));
+	mkdirs(f, "spool/inbox/bundle");
+	assert_true(ask(f, PRIV_BUNDLE_READ, NULL, 0, 0, NULL, 0) < 0);
+	/* the installed copy must be private */
+	mkdirs(f, "state/bundle");
+	chmod(at(f, "state/bundle"), 0700);
+	put_bytes(f, "state/bundle/current", data, 10, 0644);
+	assert_true(ask(f, PRIV_BUNDLE_READ, NULL, 1, 0, NULL, 0) < 0);
+	chmod(at(f, "state/bundle/current"), 0600);
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, NULL, 1, 0, NULL, 0), 0);
+	assert_int_equal(f->resp.len, 10);
+	free(data);
+}
+
+static void test_time_floor(void **state)
+{
+	struct fx *f = *state;
+	struct stat st;
+
+	assert_int_equal(ask(f, PRIV_TIME_FLOOR_READ, NULL, 0, 0, NULL, 0), -ENOENT);
+	assert_int_equal(ask(f, PRIV_TIME_FLOOR_WRITE, NULL, 0, 1800000000, NULL, 0), 0);
+	assert_int_equal(ask(f, PRIV_TIME_FLOOR_READ, NULL, 0, 0, NULL, 0), 0);
+	assert_int_equal(f->resp.len, 11);
+	assert_memory_equal(f->out, "1800000000\n", 11);
+	assert_int_equal(stat(at(f, "state/time-floor"), &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* never lowered */
+	assert_int_equal(ask(f, PRIV_TIME_FLOOR_WRITE, NULL, 0, 1700000000, NULL, 0), 0);
+	assert_string_equal(get(f, "state/time-floor"), "1800000000\n");
+	assert_int_equal(ask(f, PRIV_TIME_FLOOR_WRITE, NULL, 0, (uint64_t)INT64_MAX + 1, NULL, 0),
+			 -EBADMSG);
+	assert_int_equal(ask(f, PRIV_TIME_FLOOR_WRITE, NULL, 1, 1, NULL, 0), -EBADMSG);
+}
+
+static void sha256_of(const void *data, size_t len, uint8_t out[32])
+{
+	unsigned n = 0;
+
+	assert_int_equal(EVP_Digest(data, len, out, &n, EVP_sha256(), NULL), 1);
+}
+
+static void test_bundle_install_refused(void **state)
+{
+	struct fx *f = *state;
+	const char junk[] = "MYNABND1 but nothing else";
+	uint8_t sha[32];
+	const char *before;
+
+	before = strdup(get(f, "policy.conf"));
+	mkdirs(f, "spool/inbox");
+	put_bytes(f, "spool/inbox/bundle", junk, sizeof(junk) - 1, 0640);
+	sha256_of(junk, sizeof(junk) - 1, sha);
+	/* the hash is the payload, nothing else */
+	assert_int_equal(ask(f, PRIV_BUNDLE_INSTALL, NULL, 0, 1, sha, 31), -EBADMSG);
+	assert_int_equal(ask(f, PRIV_BUNDLE_INSTALL, NULL, 1, 1, sha, 32), -EBADMSG);
+	/* no pinned root key */
+	assert_int_equal(ask(f, PRIV_BUNDLE_INSTALL, NULL, 0, 1, sha, 32), -ENOKEY);
+	f->cfg.have_fleet_key = true;
+	memset(f->cfg.fleet_key, 7, sizeof(f->cfg.fleet_key));
+	priv_monitor_free(f->m);
+	f->m = priv_monitor_new(&f->cfg);
+	/* other bytes than the worker checked */
+	sha[0] ^= 1;
+	assert_int_equal(ask(f, PRIV_BUNDLE_INSTALL, NULL, 0, 1, sha, 32), -ESTALE);
+	sha[0] ^= 1;
+	/* what the worker checked, but not a bundle */
+	assert_int_equal(ask(f, PRIV_BUNDLE_INSTALL, NULL, 0, 1, sha, 32), -EBADMSG);
+	assert_string_equal(get(f, "policy.conf"), before);
+	assert_int_equal(access(at(f, "state/bundle/current"), F_OK), -1);
+	free((char *)before);
+}
+
+/* A real bundle for terminal id, base version 2, body version v. */
+static void make_bundle(struct bundle_signer *root, struct bundle_signer *grant, const char *id,
+			uint64_t v, uint8_t **ret, size_t *ret_len)
+{
+	uint8_t pub[BUNDLE_PUBKEY_LEN], *sb = NULL;
+	char b64[45], base[512], err[BUNDLE_ERR_MAX];
+	size_t sblen = 0;
+
+	bundle_signer_pubkey(grant, pub);
+	bundle_pubkey_to_base64(pub, b64);
+	snprintf(base, sizeof(base),
+		 "[usb]\nblock = mass_storage, still_image\n[fleet]\ngroup = g1\nversion = 2\n"
+		 "issued = 2026-12-01T09:00:00Z\nterminals = t*\ngrant_key = %s\n"
+		 "grant_classes = mass_storage\n",
+		 b64);
+	assert_int_equal(bundle_sign_base(root, base, strlen(base), &sb, &sblen), 0);
+	assert_int_equal(bundle_build(sb, sblen, grant, v, 1764547200, id, "{\"exceptions\":[]}",
+				      17, ret, ret_len, err, sizeof(err)),
+			 0);
+	free(sb);
+}
+
+static void test_bundle_install(void **state)
+{
+	struct fx *f = *state;
+	struct bundle_signer *root = NULL, *grant = NULL;
+	uint8_t *b = NULL, sha[32], sha5[32], rec[16];
+	size_t len = 0;
+	struct stat st;
+	FILE *fp;
+
+	assert_int_equal(bundle_signer_generate(&root), 0);
+	assert_int_equal(bundle_signer_generate(&grant), 0);
+	f->cfg.have_fleet_key = true;
+	bundle_signer_pubkey(root, f->cfg.fleet_key);
+	priv_monitor_free(f->m);
+	f->m = priv_monitor_new(&f->cfg);
+	mkdirs(f, "spool/inbox");
+
+	make_bundle(root, grant, "t1", 5, &b, &len);
+	put_bytes(f, "spool/inbox/bundle", b, len, 0640);
+	sha256_of(b, len, sha);
+	/* the version the worker names must be the bundle's */
+	assert_int_equal(ask(f, PRIV_BUNDLE_INSTALL, NULL, 0, 6, sha, 32), -ESTALE);
+	assert_string_equal(get(f, "policy.conf"), "[terminal]\nid = t1\n");
+	assert_int_equal(ask(f, PRIV_BUNDLE_INSTALL, NULL, 0, 5, sha, 32), 0);
+	memcpy(sha5, sha, 32);
+	/* the policy file: the base with this terminal's id; the monitor's own copy reloaded */
+	assert_non_null(strstr(get(f, "policy.conf"), "[terminal]\nid = t1\n[usb]\nblock = "));
+	assert_true(f->policy->fleet);
+	assert_int_equal(f->policy->fleet_version, 2);
+	assert_int_equal(stat(at(f, "state/bundle/current"), &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_size, len);
+	fp = fopen(at(f, "state/bundle/applied"), "r");
+	assert_non_null(fp);
+	assert_int_equal(fread(rec, 1, sizeof(rec), fp), 16);
+	fclose(fp);
+	assert_memory_equal(rec, "\0\0\0\0\0\0\0\5\0\0\0\0\0\0\0\2", 16);
+	/* handed out again through BUNDLE_READ(current) */
+	assert_int_equal(ask(f, PRIV_BUNDLE_READ, NULL, PRIV_BUNDLE_CURRENT, 0, NULL, 0), 0);
+	assert_int_equal(f->resp.v[0], len);
+	/* the same bundle again, or an older one: the monitor's own record refuses it */
+	assert_int_equal(ask(f, PRIV_BUNDLE_INSTALL, NULL, 0, 5, sha, 32), -ESTALE);
+	free(b);
+	make_bundle(root, grant, "t1", 4, &b, &len);
+	put_bytes(f, "spool/inbox/bundle", b, len, 0640);
+	sha256_of(b, len, sha);
+	assert_int_equal(ask(f, PRIV_BUNDLE_INSTALL, NULL, 0, 4, sha, 32), -ESTALE);
+	free(b);
+	/* another terminal's */
+	make_bundle(root, grant, "t2", 9, &b, &len);
+	put_bytes(f, "spool/inbox/bundle", b, len, 0640);
+	sha256_of(b, len, sha);
+	assert_true(ask(f, PRIV_BUNDLE_INSTALL, NULL, 0, 9, sha, 32) < 0);
+	free(b);
+	/* what is installed is still version 5 */
+	fp = fopen(at(f, "state/bundle/current"), "r");
+	assert_non_null(fp);
+	uint8_t *cur = malloc(BUNDLE_MAX_BYTES);
+	size_t n = fread(cur, 1, BUNDLE_MAX_BYTES, fp);
+	fclose(fp);
+	sha256_of(cur, n, sha);
+	assert_memory_equal(sha, sha5, 32);
+	free(cur);
+	bundle_signer_free(root);
+	bundle_signer_free(grant);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +541,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_seq_rises, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bundle_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_time_floor, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bundle_install_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bundle_install, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -427,8 +427,20 @@ void umock_spawn_agent(struct umock *u, const char *policy_text)
 	snprintf(sock, sizeof(sock), "%s/event.sock", u->tmp);
 	mkdir(spool, 0700);
 	mkdir(state, 0700);
-	char *argv[] = {(char *)bin, "--policy", policy, "--spool",	 spool, "--state",
-			state,	     "--socket", sock,	 "--foreground", NULL};
+	char *args[] = {(char *)bin, "--policy",     policy,	    "--spool",
+			spool,	     "--state",	     state,	    "--socket",
+			sock,	     "--foreground", "--fleet-key", (char *)u->fleet_key,
+			NULL};
+	char *argv[32];
+	size_t n = 0;
+
+	if (!u->fleet_key)
+		args[10] = NULL;
+	for (size_t i = 0; u->wrap && u->wrap[i] && n < 16; i++)
+		argv[n++] = (char *)u->wrap[i];
+	for (size_t i = 0; args[i]; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
 	umock_spawn(u, argv);
 	free(policy);
 }

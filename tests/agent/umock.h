@@ -17,6 +17,8 @@ struct umock {
 	int in_fd, out_fd, err_fd;
 	char *out, *err;
 	size_t out_len, err_len;
+	const char *fleet_key;	 /* umock_spawn_agent passes --fleet-key FILE when set */
+	const char *const *wrap; /* NULL-terminated command run before the agent's argv, or NULL */
 };
 
 /* Fresh testbed with root hub usb1 (interface_authorized_default=1) and an empty drivers_probe. */

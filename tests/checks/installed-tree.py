@@ -89,6 +89,15 @@ def main():
                              input="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n", env=env,
                              capture_output=True, text=True, timeout=30)
         assert enr.returncode == 0, f"enroll exit {enr.returncode}: {enr.stderr}"
+        # pending until a code from the app is typed once (mynaguardctl totp verify)
+        expect(checks(root)["mfa.enrollment"], "fail",
+               "not enrolled: alice (enrollment pending verification)")
+        code = subprocess.run(["oathtool", "--totp", "-b", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"],
+                              capture_output=True, text=True, check=True).stdout
+        ver = subprocess.run([ctl, "totp", "verify", "alice", "--store",
+                              f"{root}/var/lib/mynaguard/totp"],
+                             input=code, env=env, capture_output=True, text=True, timeout=30)
+        assert ver.returncode == 0, f"verify exit {ver.returncode}: {ver.stderr}"
         expect(checks(root)["mfa.enrollment"], "pass", "1 interactive user enrolled")
 
         # later changes are caught: an edited udev rule, a policy switched to audit, the code step

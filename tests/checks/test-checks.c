@@ -921,8 +921,65 @@ static void test_enrollment_not_a_record(void **state)
 	write_path(path, big, 0600);
 	compliance_check_mfa_enrollment(&f->env, &f->res);
 	assert_status(f, COMPLIANCE_FAIL,
-		      "bad record: alice (not a \"mynaguard-totp 1\" record); bob (record larger "
+		      "bad record: alice (not a \"mynaguard-totp 2\" record); bob (record larger "
 		      "than 1024 bytes)");
+	snprintf(path, sizeof(path), "%s/alice", f->totp);
+	write_path(path, "mynaguard-totp\nsecret JBSWY3DPEHPK3PXP\n", 0600);
+	snprintf(path, sizeof(path), "%s/bob", f->totp);
+	write_path(path, "mynaguard-totp 3\nwhatever comes\n", 0600);
+	compliance_check_mfa_enrollment(&f->env, &f->res);
+	assert_status(
+	    f, COMPLIANCE_FAIL,
+	    "bad record: alice (not a \"mynaguard-totp 1\" record); bob (record version 3 "
+	    "is newer than this mynaguard)");
+}
+
+/* Version 2: a verified enrollment counts, a pending one does not (mynaguardctl totp verify). */
+static void test_enrollment_pending(void **state)
+{
+	struct fx *f = *state;
+	struct compliance_enrollment e;
+	char path[PATH_MAX];
+
+	users_fixture(f);
+	snprintf(path, sizeof(path), "%s/alice", f->totp);
+	write_path(path,
+		   "mynaguard-totp 2\ntype totp\nserial -\nenrolled 1764097538\nverified "
+		   "1764097600\nsecret JBSWY3DPEHPK3PXP\n",
+		   0600);
+	snprintf(path, sizeof(path), "%s/bob", f->totp);
+	write_path(path,
+		   "mynaguard-totp 2\ntype hardware\nserial TK-0001\nenrolled 1764097538\n"
+		   "verified 0\nsecret JBSWY3DPEHPK3PXP\n",
+		   0600);
+	compliance_check_mfa_enrollment(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_FAIL, "not enrolled: bob (enrollment pending verification)");
+	assert_null(strstr(f->res.detail, "alice"));
+	assert_int_equal(compliance_enrollment_scan(&f->env, NULL, NULL, &e), 0);
+	assert_int_equal(e.enrolled, 1);
+	assert_int_equal(e.missing, 1);
+	assert_int_equal(e.pending, 1);
+	/* verified: both count */
+	write_path(path,
+		   "mynaguard-totp 2\ntype hardware\nserial TK-0001\nenrolled 1764097538\n"
+		   "verified 1764097601\nsecret JBSWY3DPEHPK3PXP\n",
+		   0600);
+	compliance_check_mfa_enrollment(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_PASS, "2 interactive users enrolled");
+	/* a malformed version 2 head is a bad record: a line missing (the read stops at the
+	 * unexpected "secret" line), a leading zero */
+	write_path(path,
+		   "mynaguard-totp 2\ntype hardware\nsecret JBSWY3DPEHPK3PXP\nenrolled 1\n"
+		   "verified 1\n",
+		   0600);
+	compliance_check_mfa_enrollment(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_FAIL, "bad record: bob (not a \"mynaguard-totp 2\" record)");
+	write_path(
+	    path,
+	    "mynaguard-totp 2\ntype totp\nserial -\nenrolled 1\nverified 01\nsecret JBSWY3DP\n",
+	    0600);
+	compliance_check_mfa_enrollment(&f->env, &f->res);
+	assert_status(f, COMPLIANCE_FAIL, "bad record: bob (not a \"mynaguard-totp 2\" record)");
 }
 
 static void test_enrollment_store_missing_or_open(void **state)
@@ -1385,6 +1442,7 @@ int main(void)
 	    T(test_enrollment_world_readable),
 	    T(test_enrollment_empty_and_symlink),
 	    T(test_enrollment_not_a_record),
+	    T(test_enrollment_pending),
 	    T(test_enrollment_store_missing_or_open),
 	    T(test_enrollment_nullok_policy),
 	    T(test_enrollment_scan),

@@ -298,6 +298,50 @@ static void test_summary_cut_utf8(void **state)
 	free(s);
 }
 
+static void test_terminal_query(void **state)
+{
+	struct store_terminal_query q;
+	struct store_filter f;
+	char reason[EVENT_REASON_MAX];
+
+	assert_int_equal(api_parse_terminal_query(NULL, &q, reason), 0);
+	assert_int_equal(q.limit, API_LIMIT_DEFAULT);
+	assert_int_equal(q.offset, 0);
+	assert_int_equal(q.sort, STORE_SORT_PROBLEM);
+	assert_int_equal(q.status, STORE_STATUS_ALL);
+	assert_false(q.desc);
+	assert_int_equal(
+	    api_parse_terminal_query("page=3&limit=50&sort=last_seen&dir=desc"
+				     "&status=problem&q=%E5%B8%82%25&check=time.synchronized",
+				     &q, reason),
+	    0);
+	assert_int_equal(q.offset, 100);
+	assert_int_equal(q.limit, 50);
+	assert_int_equal(q.sort, STORE_SORT_LAST_SEEN);
+	assert_true(q.desc);
+	assert_int_equal(q.status, STORE_STATUS_PROBLEM);
+	assert_string_equal(q.search, "\xe5\xb8\x82%");
+	assert_string_equal(q.check, "time.synchronized");
+	assert_int_equal(api_parse_terminal_query("page=0", &q, reason), -EINVAL);
+	assert_int_equal(api_parse_terminal_query("sort=color", &q, reason), -EINVAL);
+	assert_int_equal(api_parse_terminal_query("status=x", &q, reason), -EINVAL);
+	assert_int_equal(api_parse_terminal_query("dir=up", &q, reason), -EINVAL);
+	assert_int_equal(api_parse_terminal_query("q=%ff", &q, reason), -EINVAL);
+	assert_int_equal(api_parse_terminal_query("q=a%00b", &q, reason), -EINVAL);
+	assert_int_equal(api_parse_terminal_query("check=a/b", &q, reason), -EINVAL);
+	assert_int_equal(api_parse_terminal_query("q=a&q=b", &q, reason), -EINVAL);
+	assert_int_equal(api_parse_terminal_query("page=1000000&limit=1000", &q, reason), 0);
+	/* the events' newest-first cursor: TS.ID, only with order=newest */
+	assert_int_equal(api_parse_filter("order=newest&after=1733380000000.42", &f, reason), 0);
+	assert_true(f.newest);
+	assert_int_equal(f.before_ts, 1733380000000LL);
+	assert_int_equal(f.before_id, 42);
+	assert_int_equal(api_parse_filter("after=1733380000000.42", &f, reason), -EINVAL);
+	assert_int_equal(api_parse_filter("order=newest&after=42", &f, reason), -EINVAL);
+	assert_int_equal(api_parse_filter("order=newest&after=1.x", &f, reason), -EINVAL);
+	assert_int_equal(api_parse_filter("order=oldest", &f, reason), -EINVAL);
+}
+
 static void test_filter(void **state)
 {
 	struct store_filter f;
@@ -411,6 +455,7 @@ int main(void)
 	    cmocka_unit_test(test_summary),
 	    cmocka_unit_test(test_summary_cut_utf8),
 	    cmocka_unit_test(test_filter),
+	    cmocka_unit_test(test_terminal_query),
 	    cmocka_unit_test(test_framing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,10 +49,11 @@ def main():
             st, _, _ = c.get("/v1/terminals", token="")
             assert st == 401
 
-            st, body, hdrs = c.get("/v1/terminals")
+            st, body, hdrs = c.get("/v1/terminals?sort=id")
             assert st == 200, body
             assert body["summary"] == {"total": 2, "compliant": 1, "noncompliant": 1, "unknown": 0,
-                                       "stale": 0}, body["summary"]
+                                       "stale": 0, "problem": 1}, body["summary"]
+            assert body["matched"] == 2
             ta, tb = body["terminals"]
             assert ta["id"] == "term-a" and ta["status"] == "compliant" and ta["failing"] == []
             assert ta["usb_blocked_24h"] == 1 and ta["auth_failures_24h"] == 2, ta
@@ -108,7 +109,7 @@ def main():
             assert st == 200 and raw.startswith(b"\xef\xbb\xbf"), raw[:10]
             assert hdrs["Content-Type"].startswith("text/csv")
             rows = list(csv.reader(io.StringIO(raw[3:].decode("utf-8"), newline="")))
-            assert rows[0] == ["terminal", "seq", "ts", "received_at", "kind", "clause", "summary", "data"]
+            assert rows[0] == ["端末", "通番", "発生時刻", "受信時刻", "種別", "条項", "概要", "データ"]
             assert len(rows) == 1 + 8, len(rows)
             hostile = [r for r in rows if r[0] == "term-b" and r[1] == "2"][0]
             assert hostile[6].startswith("product='=HYPERLINK") or "'=HYPERLINK" not in hostile[6], hostile

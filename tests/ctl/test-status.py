@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # mynaguardctl status against fixture trees (policy, state, TOTP store, spool, passwd, PAM dir,
 # USB devices under umockdev-run), and usb allow keeping the install manifest in step.
+import base64
 import hashlib
+import hmac
 import json
 import os
 import socket
@@ -100,6 +102,15 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def totp_code(b32, t=None):
+    """RFC 6238, SHA-1, 6 digits, 30 s (the code the clerk's app shows)."""
+    key = base64.b32decode(b32)
+    counter = int((time.time() if t is None else t) // 30)
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    o = mac[-1] & 15
+    return "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000)
+
+
 class Fixture:
     def __init__(self, top):
         self.top = top
@@ -132,6 +143,12 @@ class Fixture:
                            input="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n", capture_output=True,
                            text=True, env=e)
         check(r.returncode == 0, "fixture: totp enroll alice", r.stdout + r.stderr)
+        # an enrollment counts once verified with a code from the app
+        r = subprocess.run([CTL, "--policy", self.policy, "totp", "verify", "alice",
+                            "--store", self.store],
+                           input=totp_code("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP") + "\n",
+                           capture_output=True, text=True, env=e)
+        check(r.returncode == 0, "fixture: totp verify alice", r.stdout + r.stderr)
         self.write_manifest()
         now = time.time()
         snap = {"policy_hash": "sha256:" + sha256(self.policy), "policy_path": self.policy,
@@ -284,6 +301,23 @@ def main():
         check(j.get("enrolled") == 1 and j.get("interactive_users") == 2 and
               j.get("not_enrolled") == [] and j.get("bad_records") == ["bob (empty record)"],
               "--json: enrolled, bad_records", out)
+        # a pending enrollment (not verified yet) is not enrolled either, and is named
+        with open(os.path.join(fx.store, "bob"), "w") as f:
+            f.write("mynaguard-totp 2\ntype totp\nserial -\nenrolled 1764097538\nverified 0\n"
+                    "secret JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n")
+        rc, out = fx.status()
+        check(rc == 1 and f"1 enrolled in {fx.store}" in out and
+              "without a code: bob" in out and
+              "pending (mynaguardctl totp verify USER): bob" in out and
+              "  - mfa.enrollment: not enrolled: bob (enrollment pending verification)" in out,
+              "pending enrollment: not enrolled, named as pending, exit 1", out)
+        rc, out = fx.status("--json")
+        try:
+            j = json.loads(out)["mfa"]
+        except (ValueError, KeyError):
+            j = {}
+        check(j.get("enrolled") == 1 and j.get("not_enrolled") == ["bob"] and
+              j.get("pending") == ["bob"], "--json: pending", out)
         for name in ("gone", "bob"):
             os.unlink(os.path.join(fx.store, name))
         fx.write_passwd([])

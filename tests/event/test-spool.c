@@ -406,6 +406,12 @@ static void test_uplink_cannot_stop_recording(void **state)
 	snprintf(p, sizeof p, "%s/ack", dir);
 	assert_int_equal(stat(p, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0770);
+	/* inbox/ for the uplink's fleet bundle, made the same way */
+	snprintf(p, sizeof p, "%s/inbox", dir);
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0770);
 	append_n(w, 1, 300, 500, NULL);
 	int segs = count_segments(dir);
 	assert_true(segs > 2);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Fuzz target: what the collector decodes from peers — the ingest body checked against the
- * certificate's terminal (ingest_decode), the dashboard query string (api_parse_filter), the CSV
+ * certificate's terminal (ingest_decode), the dashboard query strings (api_parse_filter and
+ * api_parse_terminal_query, both on the same input), the CSV
  * summary of stored data (api_event_summary + api_csv_cell), the revoked-serials file and the
  * HTTP framing check of a parsed header block (server_check_framing).
  * The first byte picks the decoder; the rest is its input. */
@@ -40,7 +41,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 1: {
 		struct store_filter f;
+		struct store_terminal_query q;
 		(void)api_parse_filter(text, &f, reason);
+		(void)api_parse_terminal_query(text, &q, reason);
 		break;
 	}
 	case 2: {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Fuzz target: the policy parser (policy_parse_string) and the matcher on whatever it accepts. */
+/* Fuzz target: the policy parser (policy_parse_string, policy_parse_base), the matcher on whatever
+ * it accepts, and installing an accepted base (policy_install_text) with a terminal id. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		exercise_matcher(p);
 		policy_free(p);
+		p = NULL;
 	} else {
 		if (p)
 			abort();
@@ -86,6 +88,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (strnlen(line, sizeof(line)) == sizeof(line))
 				abort();
 		}
+	}
+	policy_errors_clear(&errs);
+
+	/* The same bytes as a base: what it accepts installs and parses with the id put in. */
+	r = policy_parse_base("fuzz.conf", (const char *)data, size, &p, &errs);
+	if (r == 0) {
+		char *text = NULL;
+		size_t len = 0;
+		if (!p || p->terminal_id || !p->fleet || !p->has_fleet_grant_key)
+			abort();
+		(void)policy_fleet_covers(p, "fuzz-01");
+		if (policy_install_text((const char *)data, size, "fuzz-01", &text, &len) < 0)
+			abort();
+		if (strlen(text) != len)
+			abort();
+		free(text);
+		policy_free(p);
+	} else if (p) {
+		abort();
 	}
 	policy_errors_clear(&errs);
 	return 0;

@@ -82,6 +82,44 @@ check "--uninstall --purge removes binary, unit, config, data, user" \
 	bash -c "[ ! -e '$R/usr/sbin/mynaguard-collector' ] && [ ! -e '$R/etc/mynaguard-collector' ] &&
 		[ ! -e '$R/var/lib/mynaguard-collector' ] && ! grep -q mynaguard-collector '$R/etc/passwd' '$R/etc/group' &&
 		[ -f '$T/ca/ca.key' ]"
+# --enroll: the signer and the token tool, the signer's user owns the CA, [enroll] configured
+if [ -f "$BUILD/collector/mynaguard-signer" ] && [ -f "$BUILD/collector/mynaguard-collector-token" ]; then
+	cp "$BUILD/collector/mynaguard-signer" "$BUILD/collector/mynaguard-collector-token" "$T/build/collector/"
+	R=$T/root-enroll
+	mkdir -p "$R/etc"
+	printf 'root:x:0:0:root:/root:/bin/bash\n' >"$R/etc/passwd"
+	printf 'root:x:0:\n' >"$R/etc/group"
+	: >"$R/etc/shadow"
+	: >"$R/etc/gshadow"
+	out=$("$CI" --root "$R" --build-dir "$T/build" --ca-dir "$T/ca-enroll" --server-name collector.test \
+		--enroll 0.0.0.0:8445 2>&1)
+	CU=$(awk -F: '$1 == "mynaguard-ca" { print $3 }' "$R/etc/passwd")
+	G=$(awk -F: '$1 == "mynaguard-collector" { print $3 }' "$R/etc/group")
+	check "--enroll: system user mynaguard-ca" test -n "$CU"
+	expect /usr/sbin/mynaguard-signer 755 0 0
+	expect /usr/sbin/mynaguard-collector-token 755 0 0
+	expect /etc/systemd/system/mynaguard-signer.service 644 0 0
+	check "--enroll: the CA directory and key belong to mynaguard-ca, the key 0600" \
+		bash -c "[ \$(stat -c %u '$T/ca-enroll') = '$CU' ] && [ \"\$(stat -c '%u %a' '$T/ca-enroll/ca.key')\" = '$CU 600' ]"
+	check "--enroll: [enroll] listen and signer in the new configuration, no CA key named" \
+		bash -c "sed -n '/^\[enroll\]/,/^\[/p' '$R/etc/mynaguard-collector/collector.conf' | grep -q -x 'listen = 0.0.0.0:8445' &&
+			grep -q -x 'signer = /run/mynaguard-signer/signer.sock' '$R/etc/mynaguard-collector/collector.conf' &&
+			! grep -q 'ca.key' '$R/etc/mynaguard-collector/collector.conf'"
+	s1=$(snap)
+	"$CI" --root "$R" --build-dir "$T/build" --ca-dir "$T/ca-enroll" --enroll 0.0.0.0:8445 >/dev/null 2>&1
+	check "--enroll: second run changes nothing" test "$s1" = "$(snap)"
+	if [ -f "$BUILD/collector/mynaguard-collector" ]; then
+		sed "s#/etc/mynaguard-collector#$R/etc/mynaguard-collector#g; s#/var/lib/mynaguard-collector#$R/var/lib/mynaguard-collector#g" \
+			"$R/etc/mynaguard-collector/collector.conf" >"$T/check-enroll.conf"
+		check "--enroll: mynaguard-collector --check accepts the configuration" \
+			bash -c "'$BUILD/collector/mynaguard-collector' --check --config '$T/check-enroll.conf' >/dev/null 2>&1 ||
+				{ '$BUILD/collector/mynaguard-collector' --check --config '$T/check-enroll.conf'; false; }"
+	fi
+	"$CI" --root "$R" --uninstall --purge >/dev/null
+	check "--enroll: --uninstall removes the signer, its unit and the token tool" \
+		bash -c "[ ! -e '$R/usr/sbin/mynaguard-signer' ] && [ ! -e '$R/usr/sbin/mynaguard-collector-token' ] &&
+			[ ! -e '$R/etc/systemd/system/mynaguard-signer.service' ] && [ -f '$T/ca-enroll/ca.key' ]"
+fi
 # listen addresses are checked, never pasted into a program; an empty root says what is missing
 for bad in '127.0.0.1:1|e touch PWNED|' '127.0.0.1' 'h:0' 'a b:1' 'h:8443&'; do
 	rc=0

@@ -67,6 +67,8 @@ vm_check "the manifest verifies" bash -c "sha256sum --quiet -c /var/lib/mynaguar
 
 # 2. alice (group sudo) enrolls; the next run switches the code step on through pam-auth-update
 printf '%s\n' "$SECRET" | mynaguardctl totp enroll alice --secret-file - --no-qr >/dev/null 2>&1
+# the code of the step before: the login below uses the current one (one-time rule)
+oathtool --totp -b "$SECRET" --now "@$(($(date +%s) - 30))" | mynaguardctl totp verify alice >/dev/null 2>&1
 rc=0
 installer/install.sh --build-dir build >/root/install2.log 2>&1 || rc=$?
 sed 's/^/install2| /' /root/install2.log

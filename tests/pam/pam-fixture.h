@@ -229,3 +229,59 @@ static void fx_policy(const char *name, unsigned window, unsigned max_failures, 
 		 "lockout = %s\nnullok = %s\n",
 		 window, max_failures, lockout, nullok ? "yes" : "no");
 }
+
+/* A version 2 slot line (with LAST_USED), by hand with zlib's CRC-32. */
+__attribute__((unused)) static void fx_slot2(char *out, size_t size, unsigned idx,
+					     unsigned long long seq, unsigned long long last_step,
+					     unsigned failures, long long locked_until,
+					     long long last_used)
+{
+	char line[160];
+	int n = snprintf(line, sizeof(line), "state%u %020llu %020llu %04u %020lld %020lld ", idx,
+			 seq, last_step, failures, locked_until, last_used);
+
+	snprintf(out, size, "%s%08lx\n", line,
+		 (unsigned long)crc32(0, (const Bytef *)line, (uInt)(n - 1)));
+}
+
+/* Write a version 2 record of the secret above by hand: verified 0 = pending. version_line
+ * NULL: "mynaguard-totp 2". */
+__attribute__((unused)) static void fx_record_v2(const char *store, const char *user,
+						 const char *version_line, int64_t verified)
+{
+	char path[512], s0[160], s1[160];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", fx_dir, store, user);
+	unlink(path);
+	f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "fixture: %s: %m\n", path);
+		exit(1);
+	}
+	fx_slot2(s0, sizeof(s0), 0, 1, 0, 0, 0, 0);
+	fx_slot2(s1, sizeof(s1), 1, 0, 0, 0, 0, 0);
+	fprintf(f,
+		"%s\ntype totp\nserial -\nenrolled 1700000000\nverified %lld\nsecret " FX_SECRET_B32
+		"\ndigits 6\nperiod 30\n%s%s",
+		version_line ? version_line : "mynaguard-totp 2", (long long)verified, s0, s1);
+	fclose(f);
+	chmod(path, 0600);
+}
+
+/* The whole file as a string (for "did it change?"). */
+__attribute__((unused)) static void fx_read(const char *name, char *out, size_t size)
+{
+	char path[512];
+	ssize_t n;
+	int fd;
+
+	fx_path(path, sizeof(path), name);
+	out[0] = '\0';
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return;
+	n = read(fd, out, size - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+}

@@ -25,7 +25,7 @@ ctl() {
 }
 
 # enroll: URI on the first line, store and record created with the right owner and mode
-out=$(ctl totp enroll alice --store "$store" --issuer "Sample City" --no-qr)
+out=$(ctl totp enroll alice --store "$store" --issuer "Sample City" --no-qr 2>"$T/enroll.err")
 uri=$(printf '%s\n' "$out" | head -n1)
 printf '%s\n' "$uri" | grep -Eq '^otpauth://totp/Sample%20City:alice\?secret=[A-Z2-7]{32}&issuer=Sample%20City&algorithm=SHA1&digits=6&period=30$' \
 	|| fail "URI shape: $uri"
@@ -33,7 +33,9 @@ printf '%s\n' "$uri" | grep -Eq '^otpauth://totp/Sample%20City:alice\?secret=[A-
 secret=$(printf '%s\n' "$uri" | sed 's/.*secret=\([A-Z2-7]*\)&.*/\1/')
 [ "$(stat -c '%a %u' "$store")" = "700 $(id -u)" ] || fail "store mode/owner $(stat -c '%a %u' "$store")"
 [ "$(stat -c '%a %u' "$store/alice")" = "600 $(id -u)" ] || fail "record mode/owner"
-head -n1 "$store/alice" | grep -qx 'mynaguard-totp 1' || fail "record header"
+head -n1 "$store/alice" | grep -qx 'mynaguard-totp 2' || fail "record header"
+grep -qx 'verified 0' "$store/alice" || fail "a new enrollment is not pending"
+grep -q 'mynaguardctl totp verify alice' "$T/enroll.err" || fail "enroll does not say to run verify"
 grep -qx "secret $secret" "$store/alice" || fail "record secret differs from the URI"
 
 # two enrollments never share a secret
@@ -157,8 +159,29 @@ pam() {
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0:detect_leaks=0" \
 		pamtester mg alice authenticate
 }
-code=$(oathtool --totp -b JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP)
-echo "$code" | pam >/dev/null 2>&1 || fail "enrolled record did not log in"
+# Codes of this step and the one before: keep clear of a step boundary.
+while [ $(($(date +%s) % 30)) -ge 27 ]; do sleep 1; done
+now=$(date +%s)
+code=$(oathtool --totp -b JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP --now "@$now")
+prev=$(oathtool --totp -b JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP --now "@$((now - 30))")
+# pending (not verified): refused at login, status exits 1
+if echo "$code" | pam >/dev/null 2>&1; then fail "a pending enrollment logged in"; fi
+rc=0
+ctl totp status alice --store "$store" >"$T/st" || rc=$?
+[ "$rc" -eq 1 ] || fail "status of a pending enrollment exits $rc"
+grep -q '^verified no (pending' "$T/st" || fail "status does not say pending"
+# verify: a wrong code keeps it pending; the right one makes it count
+if echo 000000 | ctl totp verify alice --store "$store" >"$T/out" 2>"$T/err"; then
+	fail "verify accepted a wrong code"
+fi
+grep -q 'wrong code; the enrollment stays pending' "$T/err" || fail "verify wrong: $(cat "$T/err")"
+grep -qx 'verified 0' "$store/alice" || fail "a wrong code verified"
+echo "$prev" | ctl totp verify alice --store "$store" >"$T/out" 2>"$T/err" || fail "verify: $(cat "$T/err")"
+grep -q 'alice: code accepted; the enrollment is verified' "$T/out" || fail "verify output"
+grep -qx 'verified 0' "$store/alice" && fail "verify did not record it"
+ctl totp status alice --store "$store" >/dev/null || fail "status after verify"
+ctl totp verify alice --store "$store" </dev/null | grep -q 'already verified' || fail "verify twice"
+echo "$code" | pam >"$T/pamout" 2>&1 || fail "enrolled record did not log in: $(cat "$T/pamout")"
 if echo "$code" | pam >/dev/null 2>&1; then fail "code accepted twice"; fi
 
 # status (never the secret), reset keeps last_step, remove keeps the lock file

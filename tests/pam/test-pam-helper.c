@@ -294,6 +294,11 @@ static void cases(const char *module)
 	CHECK(rc != 0, "locked user got in");
 	CHECK(strstr(out, "locked") != NULL, "locked line missing:\n%s", out);
 	CHECK(count_lines(pending, "\"kind\":\"auth.locked\"") == 1, "no locked event");
+	/* the helper tells the module how long (built-in policy: 15 minutes) and there is no
+	 * contact in the built-in policy: the user is told to ask the administrator */
+	CHECK(strstr(out, "Too many wrong codes. Locked for 15 more minute(s). To unlock sooner, "
+			  "ask your administrator.") != NULL,
+	      "lockout message via the helper:\n%s", out);
 	/* every event names the helper as its service and the caller's real uid; the service the
 	 * caller gave is kept as the caller's word */
 	rc = count_lines(pending, "\"service\":\"mynaguard-totp-check\",\"caller_uid\":65534,"

@@ -846,6 +846,150 @@ static void test_same_prompt_without_record(void **state)
 	assert_null(strstr(missing.transcript, "One-time code"));
 }
 
+/* ---- the record's lifecycle: pending, version 1, a newer version, the lockout message ---- */
+
+static void test_pending_enrollment(void **state)
+{
+	struct script pending = {.code = NULL}, none = {.code = NULL};
+	char before[2048], after[2048];
+	struct res r;
+
+	(void)state;
+	/* alice enrolled but not verified: refused like an unenrolled user, the same prompt, and
+	 * the record is not touched (its code is not even checked) */
+	fx_record_v2("store", "alice", NULL, 0);
+	fx_read("store/alice", before, sizeof(before));
+	run_script("mgonly", "alice", &pending, &r);
+	expect(&r, PAM_AUTH_ERR, 1, "enrollment pending", "auth.failure", "pending");
+	fx_read("store/alice", after, sizeof(after));
+	assert_string_equal(before, after);
+	run_script("mgonly", "bob", &none, &r);
+	expect(&r, PAM_AUTH_ERR, 1, "not enrolled", "auth.failure", "no_record");
+	assert_string_equal(pending.transcript, none.transcript);
+	/* with nullok a pending user is let through without a code, like an unenrolled one */
+	fx_record_v2("store", "bob", NULL, 0);
+	pending.password = "pw";
+	run_script("mgnullok", "bob", &pending, &r);
+	expect(&r, PAM_SUCCESS, 1, "enrollment pending", "auth.success", "nullok");
+	assert_int_equal(pending.prompts, 1);
+	assert_null(strstr(pending.transcript, "One-time code"));
+	/* verified: the code works, and the time of the use is kept in the state slot */
+	fx_record_v2("store", "alice", NULL, 1700000100);
+	fx_read("store/alice", before, sizeof(before));
+	pending.password = NULL;
+	run_script("mgonly", "alice", &pending, &r);
+	expect(&r, PAM_SUCCESS, 0, NULL, "auth.success", "ok");
+	fx_read("store/alice", after, sizeof(after));
+	assert_non_null(strstr(after, "verified 1700000100\n"));
+	assert_non_null(strstr(after, " 00000000001768471210 "));
+	assert_int_equal(strlen(after), strlen(before));
+}
+
+static void test_version1_record_still_works(void **state)
+{
+	struct script s = {.code = NULL};
+	char before[2048], after[2048];
+	struct res r;
+
+	(void)state;
+	/* setup_store wrote a version 1 record: it counts as verified, and the state update keeps
+	 * its layout (same size, still version 1) */
+	fx_read("store/alice", before, sizeof(before));
+	assert_memory_equal(before, "mynaguard-totp 1\n", 17);
+	run_script("mgonly", "alice", &s, &r);
+	expect(&r, PAM_SUCCESS, 0, NULL, "auth.success", "ok");
+	fx_read("store/alice", after, sizeof(after));
+	assert_memory_equal(after, "mynaguard-totp 1\n", 17);
+	assert_int_equal(strlen(after), strlen(before));
+	assert_string_not_equal(after, before);
+}
+
+static void test_newer_version_fails_closed(void **state)
+{
+	struct script s = {.code = NULL, .password = "pw"};
+	struct res r;
+
+	(void)state;
+	/* a record written by a newer mynaguard: refused with a clear line, never let through */
+	fx_record_v2("store", "alice", "mynaguard-totp 3", 1700000100);
+	fail_closed("mgonly", "alice", PAM_AUTH_ERR, "written by a newer mynaguard",
+		    "record_error");
+	fail_closed("mgonly", "alice", PAM_AUTH_ERR, "upgrade", "record_error");
+	/* not even with nullok: the record exists */
+	fx_record_v2("store", "bob", "mynaguard-totp 3", 1700000100);
+	run_script("mgnullok", "bob", &s, &r);
+	expect(&r, PAM_AUTH_ERR, 1, "written by a newer mynaguard", "auth.failure", "record_error");
+	/* and the same for a newer record larger than any record of this version */
+	{
+		char big[2100], path[512];
+		FILE *f;
+		memset(big, 'x', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		fx_path(path, sizeof(path), "store/alice");
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fprintf(f, "mynaguard-totp 17\n%s\n", big);
+		fclose(f);
+	}
+	fail_closed("mgonly", "alice", PAM_AUTH_ERR, "written by a newer mynaguard",
+		    "record_error");
+}
+
+static void lock_alice(void)
+{
+	struct res r;
+
+	/* policy: max_failures 3 */
+	for (int i = 0; i < 3; i++) {
+		auth("mgonly", "alice", "111111", NULL, &r);
+		expect(&r, PAM_AUTH_ERR, 1, "wrong code", "auth.failure", "wrong_code");
+	}
+}
+
+static void test_lockout_message(void **state)
+{
+	struct script s = {.code = NULL};
+	struct res r;
+
+	(void)state;
+	/* 15 minutes, and a contact in the policy */
+	fx_write("policy.conf", "[terminal]\nid = test-terminal\ncontact = 情報政策課 内線 1234\n"
+				"[mfa]\nwindow = 1\nmax_failures = 3\nlockout = 15m\n");
+	lock_alice();
+	fx_set_time(FX_T0 + 60);
+	run_script("mgonly", "alice", &s, &r);
+	expect(&r, PAM_AUTH_ERR, 1, "locked", "auth.locked", "locked");
+	assert_non_null(strstr(s.transcript,
+			       "3:Too many wrong codes. Locked for 14 more minute(s). "
+			       "To unlock sooner, ask 情報政策課 内線 1234.\n"));
+	setenv("LANG", "ja_JP.UTF-8", 1);
+	fx_set_time(FX_T0 + 60 * 14 + 30);
+	run_script("mgonly", "alice", &s, &r);
+	unsetenv("LANG");
+	expect(&r, PAM_AUTH_ERR, 1, "locked", "auth.locked", "locked");
+	assert_non_null(strstr(s.transcript,
+			       "3:ワンタイムパスワードの誤りが多すぎます。あと1分間ロック"
+			       "されています。すぐに解除が必要な場合は情報政策課 内線 "
+			       "1234にお問い合わせください。\n"));
+	/* without a contact: the administrator */
+	fx_record("store", "alice", 0, 0, 0, 0600);
+	fx_set_time(FX_T0);
+	fx_write("policy.conf", "[terminal]\nid = test-terminal\n"
+				"[mfa]\nwindow = 1\nmax_failures = 3\nlockout = 2h\n");
+	lock_alice();
+	run_script("mgonly", "alice", &s, &r);
+	expect(&r, PAM_AUTH_ERR, 1, "locked", "auth.locked", "locked");
+	assert_non_null(strstr(s.transcript,
+			       "3:Too many wrong codes. Locked for 120 more "
+			       "minute(s). To unlock sooner, ask your administrator.\n"));
+	setenv("LANG", "ja_JP.UTF-8", 1);
+	run_script("mgonly", "alice", &s, &r);
+	unsetenv("LANG");
+	assert_non_null(strstr(s.transcript,
+			       "あと120分間ロックされています。すぐに解除が必要な場合は"
+			       "管理者にお問い合わせください。\n"));
+}
+
 /* ---- disk full and read-only: a small tmpfs in a private mount namespace (root only) ---- */
 
 enum ns_mode {
@@ -1056,6 +1200,10 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup(test_slow_prompt_expired_code, setup_store),
 	    cmocka_unit_test_setup(test_slow_prompt_lockout, setup_store),
 	    cmocka_unit_test_setup(test_same_prompt_without_record, setup_store),
+	    cmocka_unit_test_setup(test_pending_enrollment, setup_store),
+	    cmocka_unit_test_setup(test_version1_record_still_works, setup_store),
+	    cmocka_unit_test_setup(test_newer_version_fails_closed, setup_store),
+	    cmocka_unit_test_setup(test_lockout_message, setup_store),
 	};
 
 	fx_reexec(argc, argv, true, true, write_services);

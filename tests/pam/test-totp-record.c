@@ -24,6 +24,7 @@
 #include "totp_notify.h"
 #include "totp_record.h"
 #include "totp_store.h"
+#include "totp_messages.h"
 #include "totp_verify.h"
 #include <zlib.h>
 
@@ -59,6 +60,9 @@ void *__wrap_realloc(void *p, size_t n)
 
 #define SECRET_B32 "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 #define HEAD	   "mynaguard-totp 1\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1764097538\n"
+#define HEAD2                                                                                                 \
+	"mynaguard-totp 2\ntype totp\nserial -\nenrolled 1764097538\nverified 1764097538\nsecret " SECRET_B32 \
+	"\ndigits 6\nperiod 30\n"
 
 /* A slot line by hand (zlib's CRC-32); crc_delta != 0 spoils the CRC. */
 #define SLOT_BUF 128 /* a slot line is 84 bytes */
@@ -105,11 +109,20 @@ static void test_parse_valid_and_roundtrip(void **state)
 	assert_int_equal(r.seq, 5);
 	assert_int_equal(r.current, 0);
 	assert_int_equal(r.slot_offset[0], strlen(HEAD));
-	assert_int_equal(r.slot_offset[1], strlen(HEAD) + TOTP_SLOT_LEN);
-	/* a fresh record keeps the state, in state0 */
+	assert_int_equal(r.slot_offset[1], strlen(HEAD) + TOTP_SLOT_LEN_V1);
+	/* version 1: an app, verified when enrolled, last use unknown */
+	assert_int_equal(r.version, 1);
+	assert_int_equal(r.kind, TOTP_KIND_APP);
+	assert_string_equal(r.serial, "");
+	assert_int_equal(r.verified, 1764097538);
+	assert_int_equal(r.last_used, 0);
+	/* a fresh record is version 2 and keeps the state, in state0 */
 	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), 0);
-	assert_int_equal(len, strlen(HEAD) + 2 * TOTP_SLOT_LEN);
+	assert_int_equal(len, strlen(HEAD2) + 2 * TOTP_SLOT_LEN_V2);
+	assert_memory_equal(buf, HEAD2, strlen(HEAD2));
 	assert_int_equal(totp_record_parse(buf, len, &back), 0);
+	assert_int_equal(back.version, 2);
+	assert_int_equal(back.verified, 1764097538);
 	assert_int_equal(back.last_step, r.last_step);
 	assert_int_equal(back.failures, r.failures);
 	assert_memory_equal(back.secret, r.secret, 20);
@@ -125,9 +138,9 @@ static void test_parse_valid_and_roundtrip(void **state)
 
 static void test_slots(void **state)
 {
-	char s0[SLOT_BUF], s1[SLOT_BUF], text[512], next[TOTP_SLOT_LEN + 1];
+	char s0[SLOT_BUF], s1[SLOT_BUF], text[512], next[TOTP_SLOT_LEN_MAX + 1];
 	struct totp_record r;
-	size_t off;
+	size_t off, slen;
 
 	(void)state;
 	/* the newer slot wins, whichever line it is on */
@@ -140,10 +153,11 @@ static void test_slots(void **state)
 	assert_int_equal(r.failures, 3);
 	/* the next state goes over the older slot, with SEQ + 1 */
 	r.last_step = 300;
-	assert_int_equal(totp_record_next_slot(&r, next, &off), 0);
+	assert_int_equal(totp_record_next_slot(&r, next, &slen, &off), 0);
 	assert_int_equal(off, strlen(HEAD));
-	assert_int_equal(strlen(next), TOTP_SLOT_LEN);
-	memcpy(text + off, next, TOTP_SLOT_LEN);
+	assert_int_equal(slen, TOTP_SLOT_LEN_V1); /* a version 1 record keeps its layout */
+	assert_int_equal(strlen(next), TOTP_SLOT_LEN_V1);
+	memcpy(text + off, next, slen);
 	totp_record_slot_written(&r);
 	assert_int_equal(totp_record_parse(text, strlen(text), &r), 0);
 	assert_int_equal(r.current, 0);
@@ -178,7 +192,9 @@ static void test_parse_rejects(void **state)
 	char big[TOTP_RECORD_MAX_SIZE + 2], text[1024];
 	const char *heads[] = {
 	    "",
-	    /* version */
+	    /* version: 0, a leading zero, version 2 without its lifecycle lines */
+	    "mynaguard-totp 0\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1\n",
+	    "mynaguard-totp 01\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1\n",
 	    "mynaguard-totp 2\nsecret " SECRET_B32 "\ndigits 6\nperiod 30\nenrolled 1\n",
 	    /* order */
 	    "mynaguard-totp 1\nsecret " SECRET_B32 "\nperiod 30\ndigits 6\nenrolled 1\n",
@@ -438,6 +454,190 @@ static void test_store_roundtrip_and_checks(void **state)
 	chmod(tmpdir, 0733);
 	assert_int_equal(totp_store_open(tmpdir, geteuid(), &dirfd), -EACCES);
 	chmod(tmpdir, 0700);
+}
+
+/* Version 2: the lifecycle lines, the wider slot, a newer version refused. */
+static void test_version2(void **state)
+{
+	struct totp_record r = {.kind = TOTP_KIND_HARDWARE,
+				.enrolled = 1764097538,
+				.verified = 0,
+				.digits = 8,
+				.period = 60,
+				.secret_len = 20,
+				.last_step = 5,
+				.last_used = 1764097600,
+				.seq = 3},
+			   back;
+	char buf[TOTP_RECORD_MAX_SIZE], line[TOTP_SLOT_LEN_MAX + 1], big[TOTP_RECORD_MAX_SIZE + 50];
+	size_t len, slen, off;
+
+	(void)state;
+	memcpy(r.secret, "Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef", 20);
+	/* a hardware token needs a serial, an app must not have one */
+	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), -EINVAL);
+	snprintf(r.serial, sizeof(r.serial), "TK-0001");
+	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), 0);
+	assert_memory_equal(buf,
+			    "mynaguard-totp 2\ntype hardware\nserial TK-0001\nenrolled 1764097538\n"
+			    "verified 0\nsecret " SECRET_B32 "\ndigits 8\nperiod 60\nstate0 ",
+			    strlen("mynaguard-totp 2\ntype hardware\nserial TK-0001\nenrolled "
+				   "1764097538\nverified 0\nsecret " SECRET_B32
+				   "\ndigits 8\nperiod 60\nstate0 "));
+	assert_int_equal(totp_record_parse(buf, len, &back), 0);
+	assert_int_equal(back.version, 2);
+	assert_int_equal(back.kind, TOTP_KIND_HARDWARE);
+	assert_string_equal(back.serial, "TK-0001");
+	assert_int_equal(back.verified, 0);
+	assert_int_equal(back.last_used, 1764097600);
+	assert_int_equal(back.seq, 3);
+	assert_int_equal(back.slot_offset[1] - back.slot_offset[0], TOTP_SLOT_LEN_V2);
+	/* the next slot keeps the version 2 layout and carries last_used */
+	back.last_used = 1764097700;
+	assert_int_equal(totp_record_next_slot(&back, line, &slen, &off), 0);
+	assert_int_equal(slen, TOTP_SLOT_LEN_V2);
+	assert_int_equal(off, back.slot_offset[1]);
+	memcpy(buf + off, line, slen);
+	assert_int_equal(totp_record_parse(buf, len, &back), 0);
+	assert_int_equal(back.last_used, 1764097700);
+	assert_int_equal(back.current, 1);
+	r.kind = TOTP_KIND_APP;
+	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), -EINVAL);
+	r.serial[0] = '\0';
+	r.verified = 1764097601;
+	assert_int_equal(totp_record_format(&r, buf, sizeof(buf), &len), 0);
+	assert_non_null(strstr(buf, "type totp\nserial -\n"));
+	/* bad lifecycle lines */
+	{
+		static const char *const bad[] = {"type app\n",
+						  "type hardware\nserial -\n",
+						  "type totp\nserial TK-1\n",
+						  "type hardware\nserial -bad\n",
+						  "type totp\nserial -\nenrolled 1\nverified -1\n",
+						  "type totp\nserial -\nenrolled 1\nverified 01\n"};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char text[1024];
+			snprintf(text, sizeof(text), "mynaguard-totp 2\n%s", bad[i]);
+			assert_int_equal(totp_record_parse(text, strlen(text), &back), -EBADMSG);
+		}
+	}
+	/* a newer version: refused as such, whatever follows, even when larger than the limit */
+	assert_int_equal(totp_record_parse("mynaguard-totp 3\n", 17, &back), -EPROTONOSUPPORT);
+	assert_int_equal(totp_record_parse("mynaguard-totp 12\nx", 19, &back), -EPROTONOSUPPORT);
+	assert_int_equal(totp_record_version("mynaguard-totp 3x\n", 18), -EBADMSG);
+	memset(big, 'y', sizeof(big));
+	memcpy(big, "mynaguard-totp 4\n", 17);
+	assert_int_equal(totp_record_parse(big, sizeof(big), &back), -EFBIG);
+	{
+		char p[256];
+		int dirfd;
+		FILE *f;
+		snprintf(p, sizeof(p), "%s/newer", tmpdir);
+		f = fopen(p, "w");
+		fwrite(big, 1, sizeof(big), f);
+		fclose(f);
+		chmod(p, 0600);
+		assert_int_equal(totp_store_open(tmpdir, geteuid(), &dirfd), 0);
+		assert_int_equal(totp_store_read(dirfd, "newer", geteuid(), &back),
+				 -EPROTONOSUPPORT);
+		close(dirfd);
+	}
+	assert_true(totp_serial_valid("SN:42.a_b-c", 11));
+	assert_false(totp_serial_valid("", 0));
+	assert_false(totp_serial_valid(".x", 2));
+	assert_false(totp_serial_valid("a b", 3));
+}
+
+static int64_t clock_t0(void)
+{
+	return 1768471210;
+}
+
+/* totp_check: a pending record is not a factor (nothing read from the code, nothing written);
+ * the lock's end is reported for the message. */
+static void test_check_pending_and_info(void **state)
+{
+	struct totp_record r = {.kind = TOTP_KIND_APP,
+				.enrolled = 1,
+				.verified = 0,
+				.digits = 6,
+				.period = 30,
+				.secret_len = 20};
+	const struct totp_params p = {.window = 1, .max_failures = 1, .lockout_sec = 900};
+	struct totp_check_info info = {0};
+	enum totp_result res;
+	char before[TOTP_RECORD_MAX_SIZE], after[TOTP_RECORD_MAX_SIZE], path[256];
+	int dirfd, fd;
+	ssize_t n1, n2;
+
+	(void)state;
+	memcpy(r.secret, "Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef", 20);
+	assert_int_equal(totp_store_open(tmpdir, geteuid(), &dirfd), 0);
+	assert_int_equal(totp_store_write(dirfd, "alice", &r), 0);
+	snprintf(path, sizeof(path), "%s/alice", tmpdir);
+	fd = open(path, O_RDONLY);
+	n1 = read(fd, before, sizeof(before));
+	close(fd);
+	assert_int_equal(totp_check(dirfd, "alice", geteuid(), "000000", clock_t0, &p, &res, &info),
+			 0);
+	assert_int_equal(res, TOTP_PENDING);
+	assert_string_equal(totp_result_name(res), "pending");
+	assert_int_equal(info.now, 1768471210);
+	fd = open(path, O_RDONLY);
+	n2 = read(fd, after, sizeof(after));
+	close(fd);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(before, after, (size_t)n1);
+	/* verified: a wrong code locks (max_failures 1), and says until when */
+	r.verified = 2;
+	assert_int_equal(totp_store_write(dirfd, "alice", &r), 0);
+	assert_int_equal(totp_check(dirfd, "alice", geteuid(), "000000", clock_t0, &p, &res, &info),
+			 0);
+	assert_int_equal(res, TOTP_WRONG);
+	assert_int_equal(info.locked_until, 1768471210 + 900);
+	assert_int_equal(totp_lock_minutes(info.locked_until, info.now), 15);
+	close(dirfd);
+}
+
+static void test_lockout_text(void **state)
+{
+	char out[TOTP_CONTACT_MAX + 1], msg[768], in[400];
+
+	(void)state;
+	assert_int_equal(totp_lock_minutes(0, 100), 0);
+	assert_int_equal(totp_lock_minutes(100, 100), 1);
+	assert_int_equal(totp_lock_minutes(160, 100), 1);
+	assert_int_equal(totp_lock_minutes(161, 100), 2);
+	assert_int_equal(totp_lock_minutes(100 + 900, 100), 15);
+	assert_int_equal(totp_lock_minutes(INT64_MAX, 0), 1000000);
+	/* control bytes go, UTF-8 is cut only at a character boundary */
+	totp_contact_clean("a\x1b[31mb\n\x7f"
+			   "c",
+			   out);
+	assert_string_equal(out, "a[31mbc");
+	totp_contact_clean(NULL, out);
+	assert_string_equal(out, "");
+	memset(in, 'x', TOTP_CONTACT_MAX - 1);
+	strcpy(in + TOTP_CONTACT_MAX - 1, "課課");
+	totp_contact_clean(in, out);
+	assert_int_equal(strlen(out), TOTP_CONTACT_MAX - 1);
+	strcpy(in + TOTP_CONTACT_MAX - 2, "課");
+	totp_contact_clean(in, out);
+	assert_int_equal(strlen(out), TOTP_CONTACT_MAX - 2);
+	strcpy(in + TOTP_CONTACT_MAX - 3, "課");
+	totp_contact_clean(in, out);
+	assert_int_equal(strlen(out), TOTP_CONTACT_MAX);
+	assert_string_equal(out + TOTP_CONTACT_MAX - 3, "課");
+	totp_locked_message(TOTP_LANG_EN, 3, "IT desk, ext. 1234", msg, sizeof(msg));
+	assert_string_equal(msg, "Too many wrong codes. Locked for 3 more minute(s). To unlock "
+				 "sooner, ask IT desk, ext. 1234.");
+	totp_locked_message(TOTP_LANG_EN, 0, "", msg, sizeof(msg));
+	assert_string_equal(msg, "Too many wrong codes. Try again later. To unlock sooner, ask "
+				 "your administrator.");
+	totp_locked_message(TOTP_LANG_JA, 2, "", msg, sizeof(msg));
+	assert_string_equal(msg,
+			    "ワンタイムパスワードの誤りが多すぎます。あと2分間ロックされています。"
+			    "すぐに解除が必要な場合は管理者にお問い合わせください。");
 }
 
 static void test_notify_json(void **state)
@@ -723,6 +923,9 @@ int main(void)
 	    cmocka_unit_test(test_verify_rules),
 	    cmocka_unit_test_setup_teardown(test_store_roundtrip_and_checks, setup_dir,
 					    teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_version2, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_check_pending_and_info, setup_dir, teardown_dir),
+	    cmocka_unit_test(test_lockout_text),
 	    cmocka_unit_test(test_notify_json),
 	    cmocka_unit_test(test_notify_sends_effective_uid),
 	    cmocka_unit_test(test_notify_json_helper),

@@ -83,6 +83,12 @@ run 1 --policy "$tmp/dupreader.conf" policy check
 printf '%s\n' "$tmp/dupreader.conf:5: [usb] reader: same device as the reader entry on line 4" >"$tmp/want"
 expect_err_exact "$tmp/want"
 
+# 1c. An installed fleet policy (a base with the id put in) and a contact.
+printf '[terminal]\nid = fukushi-01\ncontact = 情報政策課 内線 1234\n[fleet]\ngroup = fukushi\nversion = 7\nissued = 2026-12-01T09:00:00Z\nterminals = fukushi-*\ngrant_key = AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\ngrant_classes = mass_storage\n' >"$tmp/fleet.conf"
+run 0 --policy "$tmp/fleet.conf" policy check
+expect_out "  Contact (shown when a device is blocked or an account locked): 情報政策課 内線 1234"
+expect_out "  Managed by the fleet: group fukushi, base version 7; exceptions may open mass_storage (at most 366 days)"
+
 # 2. A policy with allow entries, a collector, audit mode.
 cat >"$tmp/audit.conf" <<'CONF'
 [terminal]
@@ -145,7 +151,7 @@ $tmp/broken.conf:5: [usb] mode: bad value "strict": expected enforce or audit
 $tmp/broken.conf:6: [usb] block: "hid": class 03 (hid) cannot be blocked: hubs, keyboards, mice and My Number card readers must keep working
 $tmp/broken.conf:7: [usb] mode: duplicate key (first set on line 5): it may appear only once
 $tmp/broken.conf:8: line starts with white space: continuation lines are not supported; write KEY = VALUE on one line, starting at the first column
-$tmp/broken.conf:9: unknown section [network]: expected [terminal], [usb], [mfa], [report] or [checks]
+$tmp/broken.conf:9: unknown section [network]: expected [terminal], [usb], [mfa], [report], [checks] or [fleet]
 $tmp/broken.conf:12: [mfa] lockout: bad value "forever": expected a duration like 900, 15m or 1h, from 1m to 1d
 $tmp/broken.conf:13: [mfa] window: bad value "99": expected a whole number from 0 to 10
 $tmp/broken.conf:14: expected KEY = VALUE, a [section] line, or a comment starting with ';' or '#'
@@ -204,7 +210,7 @@ expect_out "Usage: mynaguardctl [--policy FILE] policy check"
 # 9. Every key the parser knows is documented in mynaguard-policy.conf(5). The parser names the
 #    keys of a section when it meets an unknown one.
 if [ -n "$manpage" ]; then
-	for sec in terminal usb mfa report checks checks.; do
+	for sec in terminal usb mfa report checks checks. fleet; do
 		key=zzz
 		[ "$sec" = checks. ] && key=zz.z
 		printf '[terminal]\nid = t\n[%s]\n%s = 1\n' "${sec%.}" "$key" >"$tmp/keys.conf"

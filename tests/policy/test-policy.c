@@ -782,26 +782,26 @@ static void test_unknown_section_and_key(void **state)
 {
 	expect_errors(HEAD "[usbb]\nmode = x\n[usb]\nmod = enforce\n[Terminal]\n",
 		      "t.conf:3: unknown section [usbb]: expected [terminal], [usb], [mfa], "
-		      "[report] or [checks]",
+		      "[report], [checks] or [fleet]",
 		      "t.conf:6: [usb] unknown key \"mod\": expected mode, block, allow, reader, "
 		      "strict_modprobe",
 		      "t.conf:7: unknown section [Terminal]: expected [terminal], [usb], [mfa], "
-		      "[report] or [checks]");
+		      "[report], [checks] or [fleet]");
 	expect_errors(
 	    HEAD "[terminal]\n[mfa]\nwindow = 1\n[mfa] ; again\n",
 	    "t.conf:3: duplicate section [terminal] (first on line 1): put all its keys "
 	    "in one section",
 	    "t.conf:6: duplicate section [mfa] (first on line 4): put all its keys in one "
 	    "section");
-	expect_errors(
-	    HEAD "[usb\n[usb] x\n[]\n", "t.conf:3: expected [section]: the closing ']' is missing",
-	    "t.conf:4: unexpected text after [usb]: expected only a comment",
-	    "t.conf:5: unknown section []: expected [terminal], [usb], [mfa], [report] or "
-	    "[checks]");
+	expect_errors(HEAD "[usb\n[usb] x\n[]\n",
+		      "t.conf:3: expected [section]: the closing ']' is missing",
+		      "t.conf:4: unexpected text after [usb]: expected only a comment",
+		      "t.conf:5: unknown section []: expected [terminal], [usb], [mfa], [report], "
+		      "[checks] or [fleet]");
 	expect_errors(
 	    "mode = audit\n" HEAD,
 	    "t.conf:1: mode = ... comes before any [section]: expected [terminal], [usb], "
-	    "[mfa], [report] or [checks] first");
+	    "[mfa], [report], [checks] or [fleet] first");
 	expect_errors(HEAD "[terminal]\n", "t.conf:3: duplicate section [terminal] (first on "
 					   "line 1): put all its keys in one section");
 	expect_errors(HEAD "[mfa]\nWindow = 1\n", "t.conf:4: [mfa] unknown key \"Window\": "
@@ -812,7 +812,8 @@ static void test_unknown_section_and_key(void **state)
 		      "collector, ca, cert, key, interval, spool_max, "
 		      "batch_max");
 	expect_errors(HEAD "description = a\ndescr = b\n",
-		      "t.conf:4: [terminal] unknown key \"descr\": expected id, description");
+		      "t.conf:4: [terminal] unknown key \"descr\": expected id, description, "
+		      "contact");
 }
 
 static void test_line_errors(void **state)
@@ -869,8 +870,8 @@ static void test_line_errors(void **state)
 	line[POLICY_MAX_LINE + 1] = '\0';
 	snprintf(text, sizeof(text), HEAD "%s\n%s\n[x]\n", line + 1, line);
 	expect_errors(text, "t.conf:4: line too long (1025 bytes): at most 1024",
-		      "t.conf:5: unknown section [x]: expected [terminal], [usb], [mfa], [report] "
-		      "or [checks]");
+		      "t.conf:5: unknown section [x]: expected [terminal], [usb], [mfa], [report], "
+		      "[checks] or [fleet]");
 }
 
 static void test_all_errors_reported(void **state)
@@ -1430,6 +1431,334 @@ static void test_match_vendor_class_devices(void **state)
 	policy_free(p);
 }
 
+/* ---- [fleet], base policies, installing a base ---- */
+
+#define KEY_B64 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+#define FLEET                                                                                      \
+	"[fleet]\n"                                                                                \
+	"group = fukushi\n"                                                                        \
+	"version = 7\n"                                                                            \
+	"issued = 2026-12-01T09:00:00Z\n"                                                          \
+	"terminals = fukushi-* kokuho-01, k[0-9]?\n"                                               \
+	"grant_key = " KEY_B64 "\n"                                                                \
+	"grant_classes = mass_storage\n"                                                           \
+	"grant_max_days = 90\n"
+
+#define BASE                                                                                       \
+	"[terminal]\ndescription = 福祉課\ncontact = 情報政策課 内線 1234\n"             \
+	"[usb]\nblock = mass_storage, mtp\n" FLEET
+
+static struct policy *base_ok(const char *text)
+{
+	struct policy *p = NULL;
+	struct policy_errors errs = {0};
+	char buf[512];
+	int r;
+
+	r = policy_parse_base("b.conf", text, strlen(text), &p, &errs);
+	for (size_t i = 0; i < errs.n; i++) {
+		policy_error_format(&errs, i, buf, sizeof(buf));
+		print_error("unexpected: %s\n", buf);
+	}
+	assert_int_equal(r, 0);
+	assert_non_null(p);
+	policy_errors_clear(&errs);
+	return p;
+}
+
+/* A base that fails with exactly these "b.conf:LINE: message" lines (NULL-terminated). */
+static void base_errors_v(const char *text, const char *const *want)
+{
+	struct policy *p = NULL;
+	struct policy_errors errs = {0};
+	char buf[512];
+	size_t n = 0;
+	int r;
+
+	r = policy_parse_base("b.conf", text, strlen(text), &p, &errs);
+	assert_null(p);
+	while (want[n])
+		n++;
+	for (size_t i = 0; i < errs.n; i++) {
+		policy_error_format(&errs, i, buf, sizeof(buf));
+		if (i >= n || strcmp(buf, want[i]) != 0)
+			print_error("got:  %s\nwant: %s\n", buf, i < n ? want[i] : "(nothing)");
+	}
+	assert_int_equal(errs.n, n);
+	for (size_t i = 0; i < n; i++) {
+		policy_error_format(&errs, i, buf, sizeof(buf));
+		assert_string_equal(buf, want[i]);
+	}
+	assert_int_equal(r, -EINVAL);
+	policy_errors_clear(&errs);
+}
+
+#define base_errors(text, ...) base_errors_v((text), (const char *const[]){__VA_ARGS__, NULL})
+
+static void test_fleet_base(void **state)
+{
+	struct policy *p = base_ok(BASE);
+	uint8_t key[32];
+
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)i;
+	assert_true(p->fleet);
+	assert_null(p->terminal_id);
+	assert_string_equal(p->description, "福祉課");
+	assert_string_equal(p->terminal_contact, "情報政策課 内線 1234");
+	assert_string_equal(p->fleet_group, "fukushi");
+	assert_int_equal(p->fleet_version, 7);
+	assert_int_equal(p->fleet_issued, 1796115600); /* 2026-12-01T09:00:00Z */
+	assert_int_equal(p->n_fleet_terminals, 3);
+	assert_string_equal(p->fleet_terminals[0], "fukushi-*");
+	assert_string_equal(p->fleet_terminals[1], "kokuho-01");
+	assert_string_equal(p->fleet_terminals[2], "k[0-9]?");
+	assert_true(p->has_fleet_grant_key);
+	assert_memory_equal(p->fleet_grant_key, key, 32);
+	assert_int_equal(p->n_fleet_grant_classes, 1);
+	assert_int_equal(p->fleet_grant_classes[0].cls, 0x08);
+	assert_string_equal(p->fleet_grant_classes[0].name, "mass_storage");
+	assert_int_equal(p->fleet_grant_max_days, 90);
+
+	assert_true(policy_fleet_covers(p, "fukushi-01"));
+	assert_true(policy_fleet_covers(p, "fukushi-"));
+	assert_true(policy_fleet_covers(p, "kokuho-01"));
+	assert_true(policy_fleet_covers(p, "k7x"));
+	assert_false(policy_fleet_covers(p, "kokuho-02"));
+	assert_false(policy_fleet_covers(p, "k7"));
+	assert_false(policy_fleet_covers(p, "Fukushi-01"));
+	assert_false(policy_fleet_covers(p, "x-fukushi-01"));
+	assert_false(policy_fleet_covers(p, "fukushi-a/b"));
+	assert_false(policy_fleet_covers(p, ""));
+	assert_false(policy_fleet_covers(p, NULL));
+	assert_false(policy_fleet_covers(NULL, "fukushi-01"));
+	policy_free(p);
+
+	/* Defaults: no grant classes, 366 days. A normal policy has no [fleet]. */
+	p = base_ok("[fleet]\ngroup = g\nversion = 1\nissued = 2028-02-29T23:59:59Z\n"
+		    "terminals = t1\ngrant_key = " KEY_B64 "\n");
+	assert_int_equal(p->n_fleet_grant_classes, 0);
+	assert_int_equal(p->fleet_grant_max_days, 366);
+	assert_int_equal(p->fleet_issued, 1835481599);
+	assert_true(policy_fleet_covers(p, "t1"));
+	assert_false(policy_fleet_covers(p, "t2"));
+	policy_free(p);
+	p = body_ok("[usb]\n");
+	assert_false(p->fleet);
+	assert_null(p->fleet_group);
+	assert_int_equal(p->fleet_grant_max_days, 366);
+	assert_false(policy_fleet_covers(p, "t1"));
+	policy_free(p);
+	p = base_ok("[fleet]\ngroup = g\nversion = 9223372036854775807\n"
+		    "issued = 2026-12-01T09:00:00Z\nterminals = *\ngrant_key = " KEY_B64
+		    "\ngrant_classes = none\n");
+	assert_int_equal(p->fleet_version, INT64_MAX);
+	assert_true(policy_fleet_covers(p, "anything.at-all_1"));
+	policy_free(p);
+
+	/* A normal policy with a [fleet] section (the installed file) parses; contact anywhere */
+	p = body_ok("contact = 内線 1\n" FLEET);
+	assert_true(p->fleet);
+	assert_string_equal(p->terminal_id, "t1");
+	assert_string_equal(p->terminal_contact, "内線 1");
+	policy_free(p);
+}
+
+static void test_fleet_errors(void **state)
+{
+	/* A base: no id, [fleet] required; a normal policy still needs its id. */
+	base_errors("[terminal]\nid = t1\n" FLEET,
+		    "b.conf:2: [terminal] id: a base policy names no terminal: each terminal's id "
+		    "is put in when it installs the base");
+	base_errors("[usb]\nmode = audit\n",
+		    "b.conf: [fleet] is missing: a base policy needs group, version, issued, "
+		    "terminals and grant_key");
+	expect_errors(FLEET, "t.conf: [terminal] id is missing: every policy must name its "
+			     "terminal (id = 1 to 64 letters, digits, '.', '_' or '-')");
+	base_errors("[fleet]\ngroup = g\n",
+		    "b.conf: [fleet] version is missing: a [fleet] section needs group, version, "
+		    "issued, terminals and grant_key",
+		    "b.conf: [fleet] issued is missing: a [fleet] section needs group, version, "
+		    "issued, terminals and grant_key",
+		    "b.conf: [fleet] terminals is missing: a [fleet] section needs group, version, "
+		    "issued, terminals and grant_key",
+		    "b.conf: [fleet] grant_key is missing: a [fleet] section needs group, version, "
+		    "issued, terminals and grant_key");
+
+	/* Every value, with its line. */
+	body_error(FLEET "group = x\n", 11,
+		   "[fleet] group: duplicate key (first set on line 4): it may appear only once");
+	body_error("contact =\n", 3,
+		   "[terminal] contact: empty value: expected a text of 1 to "
+		   "256 bytes");
+	base_errors(
+	    "[fleet]\ngroup = a/b\nversion = 0\nissued = 2026-12-01T09:00:00z\n"
+	    "terminals = a/b\ngrant_key = AAAA\ngrant_classes = hid\ngrant_max_days = 3661\n",
+	    "b.conf:2: [fleet] group: bad value \"a/b\": expected 1 to 64 letters, digits, '.', "
+	    "'_' or '-'",
+	    "b.conf:3: [fleet] version: bad value \"0\": expected a whole number from 1 to "
+	    "9223372036854775807",
+	    "b.conf:4: [fleet] issued: bad value \"2026-12-01T09:00:00z\": expected a UTC time "
+	    "like 2026-12-01T09:00:00Z",
+	    "b.conf:5: [fleet] terminals: \"a/b\" is not a terminal id or glob: expected 1 to 64 "
+	    "letters, digits, '.', '_', '-' and the wildcards * ? [ ]",
+	    "b.conf:6: [fleet] grant_key: bad value \"AAAA\": expected the base64 of a 32-byte "
+	    "Ed25519 public key (44 characters, as in the .pub file)",
+	    "b.conf:7: [fleet] grant_classes: \"hid\": class 03 (hid) cannot be blocked: hubs, "
+	    "keyboards, mice and My Number card readers must keep working",
+	    "b.conf:8: [fleet] grant_max_days: bad value \"3661\": expected a whole number from 1 "
+	    "to 3660");
+	{
+		static const char *const bad_times[] = {
+		    "2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z",	 "2026-12-01 09:00:00Z",
+		    "2026-12-01T09:00:00",  "2026-12-01T09:00:00+09:00", "2026-12-01T24:00:00Z",
+		    "1999-12-31T23:59:59Z", "2026-12-01T09:00:60Z",	 "2026-12-01T09:00:00.5Z",
+		    "2026-04-31T00:00:00Z", "2100-02-29T00:00:00Z",	 "+026-12-01T09:00:00Z"};
+		for (size_t i = 0; i < sizeof(bad_times) / sizeof(bad_times[0]); i++) {
+			char text[300], want[300];
+			snprintf(text, sizeof(text),
+				 "[fleet]\ngroup = g\nversion = 1\nissued = %s\nterminals = a\n"
+				 "grant_key = " KEY_B64 "\n",
+				 bad_times[i]);
+			snprintf(want, sizeof(want),
+				 "b.conf:4: [fleet] issued: bad value \"%s\": expected a UTC time "
+				 "like 2026-12-01T09:00:00Z",
+				 bad_times[i]);
+			base_errors(text, want);
+		}
+	}
+	base_errors(
+	    "[fleet]\ngroup = g\nversion = 1\nissued = 2026-12-01T09:00:00Z\n"
+	    "terminals = none\ngrant_key = " KEY_B64 "\n",
+	    "b.conf:5: [fleet] terminals: bad value \"none\": expected terminal ids or globs "
+	    "like fukushi-*");
+	base_errors("[fleet]\ngroup = g\nversion = 1\nissued = 2026-12-01T09:00:00Z\n"
+		    "terminals = a b a\ngrant_key = " KEY_B64 "\n",
+		    "b.conf:5: [fleet] terminals: \"a\" is listed twice");
+	base_errors("[usb]\nblock = mtp\n[fleet]\ngroup = g\nversion = 1\n"
+		    "issued = 2026-12-01T09:00:00Z\nterminals = a\ngrant_key = " KEY_B64 "\n"
+		    "grant_classes = mtp, mass_storage, mass_storage\n",
+		    "b.conf:9: [fleet] grant_classes: \"mass_storage\": \"mass_storage\" blocks "
+		    "what \"mass_storage\" already blocks: list it once",
+		    "b.conf:9: [fleet] grant_classes: mass_storage (08) is not blocked by [usb] "
+		    "block: an exception can only open a blocked class");
+	base_errors("[fleet]\ngroup = g\nversion = 1\nissued = 2026-12-01T09:00:00Z\n"
+		    "terminals = a\ngrant_key = " KEY_B64 "\ngrant_classes = none, mtp\n",
+		    "b.conf:7: [fleet] grant_classes: \"none\" must stand alone",
+		    "b.conf:7: [fleet] grant_classes: mtp (mtp) is not blocked by [usb] block: an "
+		    "exception can only open a blocked class");
+}
+
+static void test_fleet_key_base64(void **state)
+{
+	uint8_t key[32], want[32];
+
+	for (int i = 0; i < 32; i++)
+		want[i] = (uint8_t)i;
+	assert_int_equal(policy_key_from_base64(KEY_B64, key), 0);
+	assert_memory_equal(key, want, 32);
+	memset(want, 0xff, 32);
+	assert_int_equal(
+	    policy_key_from_base64("//////////////////////////////////////////8=", key), 0);
+	assert_memory_equal(key, want, 32);
+	/* 31 and 33 bytes, bits past the end, bad characters, white space, no padding */
+	assert_int_equal(
+	    policy_key_from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==", key), -EINVAL);
+	assert_int_equal(
+	    policy_key_from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g", key), -EINVAL);
+	assert_int_equal(
+	    policy_key_from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9=", key), -EINVAL);
+	assert_int_equal(
+	    policy_key_from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh-=", key), -EINVAL);
+	assert_int_equal(
+	    policy_key_from_base64(" AECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", key), -EINVAL);
+	assert_int_equal(policy_key_from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", key),
+			 -EINVAL);
+	assert_int_equal(policy_key_from_base64("", key), -EINVAL);
+	assert_int_equal(policy_key_from_base64(NULL, key), -EINVAL);
+}
+
+/* Installing: the result parses as a normal policy with the id and everything of the base. */
+static void check_installed(const char *base, const char *id, const char *want_text)
+{
+	struct policy *b = base_ok(base), *p = NULL;
+	struct policy_errors errs = {0};
+	char *text = NULL;
+	size_t len = 0;
+
+	assert_int_equal(policy_install_text(base, strlen(base), id, &text, &len), 0);
+	assert_int_equal(strlen(text), len);
+	if (want_text)
+		assert_string_equal(text, want_text);
+	assert_int_equal(policy_parse_string("i.conf", text, len, &p, &errs), 0);
+	assert_string_equal(p->terminal_id, id);
+	assert_true(p->fleet);
+	assert_string_equal(p->fleet_group, b->fleet_group);
+	assert_int_equal(p->fleet_version, b->fleet_version);
+	assert_int_equal(p->fleet_issued, b->fleet_issued);
+	assert_int_equal(p->n_fleet_terminals, b->n_fleet_terminals);
+	assert_memory_equal(p->fleet_grant_key, b->fleet_grant_key, 32);
+	assert_int_equal(p->n_fleet_grant_classes, b->n_fleet_grant_classes);
+	assert_int_equal(p->fleet_grant_max_days, b->fleet_grant_max_days);
+	assert_int_equal(p->n_usb_block, b->n_usb_block);
+	assert_int_equal(p->usb_mode, b->usb_mode);
+	assert_int_equal(p->mfa_max_failures, b->mfa_max_failures);
+	if (b->description)
+		assert_string_equal(p->description, b->description);
+	if (b->terminal_contact)
+		assert_string_equal(p->terminal_contact, b->terminal_contact);
+	/* Not a base any more. */
+	policy_free(p);
+	p = NULL;
+	assert_int_equal(policy_parse_base("i.conf", text, len, &p, &errs), -EINVAL);
+	policy_errors_clear(&errs);
+	free(text);
+	policy_free(b);
+}
+
+static void test_install_text(void **state)
+{
+	char *text = (char *)"untouched";
+	size_t len = 7;
+
+	/* After the [terminal] header, wherever it is. */
+	check_installed(BASE, "fukushi-01",
+			"[terminal]\nid = fukushi-01\ndescription = 福祉課\n"
+			"contact = 情報政策課 内線 1234\n[usb]\nblock = mass_storage, mtp\n" FLEET);
+	check_installed("[usb]\nmode = audit\n" FLEET "[terminal] ; here\ncontact = x\n", "k1x",
+			"[usb]\nmode = audit\n" FLEET "[terminal] ; here\nid = k1x\ncontact = x\n");
+	/* Header on the last line without a newline; CRLF lines; a BOM; no [terminal] at all */
+	check_installed(FLEET "[terminal]", "kokuho-01", FLEET "[terminal]\nid = kokuho-01\n");
+	check_installed("[terminal]\r\ncontact = x\r\n" FLEET, "kokuho-01",
+			"[terminal]\r\nid = kokuho-01\ncontact = x\r\n" FLEET);
+	check_installed("\xef\xbb\xbf[usb]\nmode = audit\n" FLEET, "kokuho-01",
+			"\xef\xbb\xbf[terminal]\nid = kokuho-01\n[usb]\nmode = audit\n" FLEET);
+	check_installed("\xef\xbb\xbf[terminal]\n" FLEET, "kokuho-01",
+			"\xef\xbb\xbf[terminal]\nid = kokuho-01\n" FLEET);
+	check_installed(FLEET, "fukushi-x", "[terminal]\nid = fukushi-x\n" FLEET);
+	/* "[terminal]" in a comment or a value is not the header. */
+	check_installed("; [terminal]\n[usb]\nallow = 0781:5581 name=[terminal]\n" FLEET, "k1x",
+			"[terminal]\nid = k1x\n; [terminal]\n[usb]\n"
+			"allow = 0781:5581 name=[terminal]\n" FLEET);
+
+	/* Refused: a bad id, a text that is no valid base; nothing written. */
+	assert_int_equal(policy_install_text(BASE, strlen(BASE), "a/b", &text, &len), -EINVAL);
+	assert_int_equal(policy_install_text(BASE, strlen(BASE), "", &text, &len), -EINVAL);
+	assert_int_equal(policy_install_text(BASE, strlen(BASE), NULL, &text, &len), -EINVAL);
+	assert_int_equal(policy_install_text("[terminal]\nid = x\n" FLEET,
+					     strlen("[terminal]\nid = x\n" FLEET), "k1x", &text,
+					     &len),
+			 -EINVAL);
+	assert_int_equal(policy_install_text("[usb]\n", 6, "k1x", &text, &len), -EINVAL);
+	assert_int_equal(policy_install_text(BASE "junk\n", strlen(BASE) + 5, "k1x", &text, &len),
+			 -EINVAL);
+	assert_string_equal(text, "untouched");
+	assert_int_equal(len, 7);
+	/* A base that does not cover the id still installs: coverage is the bundle's check. */
+	check_installed(BASE, "other", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1467,6 +1796,10 @@ int main(void)
 	    cmocka_unit_test(test_usb_vendor_names_and_readers),
 	    cmocka_unit_test(test_usb_reader_errors),
 	    cmocka_unit_test(test_match_vendor_class_devices),
+	    cmocka_unit_test(test_fleet_base),
+	    cmocka_unit_test(test_fleet_errors),
+	    cmocka_unit_test(test_fleet_key_base64),
+	    cmocka_unit_test(test_install_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
