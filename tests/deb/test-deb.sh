@@ -47,7 +47,7 @@ check "mynaguard-terminal ships the PAM module next to Debian 12's pam_unix.so" 
 check "the helper is setuid root (4755 root/root)" \
 	grep -q '^-rwsr-xr-x root/root ./usr/libexec/mynaguard-totp-check$' "$T/term.list"
 check "no policy in /etc (the postinst makes it with the terminal's id)" \
-	bash -c "! grep -q ' ./etc/' '$T/term.list'"
+	bash -c "! grep -q ' ./etc/mynaguard' '$T/term.list'"
 for f in ./usr/sbin/mynaguard-collector ./usr/sbin/mynaguard-ca \
 	./lib/systemd/system/mynaguard-collector.service ./usr/share/mynaguard-collector/collector.conf.example \
 	./usr/share/mynaguard-collector/mynaguard-collector-setup.sh ./usr/share/man/man8/mynaguard-collector.8.gz; do
