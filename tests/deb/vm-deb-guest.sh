@@ -89,6 +89,9 @@ install -m 0644 /var/lib/mynaguard-ca/ca.pem /etc/mynaguard/tls/ca.pem
 install -m 0644 /root/cert/vm-terminal.pem /etc/mynaguard/tls/terminal.pem
 install -m 0640 -g mynaguard /root/cert/vm-terminal.key /etc/mynaguard/tls/terminal.key
 printf '%s\n' "$SECRET" | mynaguardctl totp enroll alice --secret-file - --no-qr >/dev/null 2>&1
+# the enrollment counts once a code is verified (mynaguardctl totp verify); the code of the step
+# before, so the login below can use the current one (one-time rule)
+oathtool --totp -b "$SECRET" --now "@$(($(date +%s) - 30))" | mynaguardctl totp verify alice >/dev/null 2>&1
 vm_check "dpkg-reconfigure mynaguard-terminal exits 0" run_logged reconfigure dpkg-reconfigure mynaguard-terminal
 vm_check "the uplink runs once the certificate is there" vm_wait 60 systemctl -q is-active mynaguard-uplink.service
 unix_line=$(grep -n 'pam_unix.so' /etc/pam.d/common-auth | head -1 | cut -d: -f1)
