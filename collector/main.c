@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "backup.h"
 #include "conf.h"
 #include "config.h"
 #include "enroll.h"
@@ -37,8 +38,32 @@ static void usage(FILE *f)
 	    "Usage: mynaguard-collector --config FILE [--check]\n"
 	    "  -c, --config FILE  configuration (see mynaguard-collector(8))\n"
 	    "  -n, --check        validate the configuration, TLS files, token and database, then exit\n"
+	    "      --backup FILE  copy the database to FILE (online: safe while the collector runs)\n"
+	    "      --restore FILE put the backup FILE back as the database (the collector stopped)\n"
 	    "  -h, --help         this text\n"
 	    "      --version      print the version\n");
+}
+
+/* --backup / --restore: one SQLite operation on the configured database, then exit. */
+static int backup_or_restore(const char *backup_path, const char *restore_path)
+{
+	char berr[BACKUP_ERROR_MAX];
+	struct backup_info info;
+	int r;
+
+	if (backup_path)
+		r = collector_backup(cfg.database, backup_path, &info, berr);
+	else
+		r = collector_restore(cfg.database, restore_path, &info, berr);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: %s failed: %s\n",
+			backup_path ? "backup" : "restore", berr);
+		return 1;
+	}
+	printf("%s %s %s %s: %d pages, schema %d, %lld events, quick_check ok\n",
+	       backup_path ? "backed up" : "restored", cfg.database, backup_path ? "to" : "from",
+	       backup_path ? backup_path : restore_path, info.pages, info.schema, info.rows);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -48,9 +73,11 @@ int main(int argc, char **argv)
 	    {"check", no_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
+	    {"backup", required_argument, NULL, 'B'},
+	    {"restore", required_argument, NULL, 'R'},
 	    {0},
 	};
-	const char *config_path = NULL;
+	const char *config_path = NULL, *backup_path = NULL, *restore_path = NULL;
 	bool check = false;
 	char err[CONFIG_ERROR_MAX];
 	_cleanup_(store_closep) struct store *wstore = NULL;
@@ -72,12 +99,19 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("mynaguard-collector %s\n", MYNAGUARD_VERSION);
 			return 0;
+		case 'B':
+			backup_path = optarg;
+			break;
+		case 'R':
+			restore_path = optarg;
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (optind < argc || !config_path) {
+	if (optind < argc || !config_path || (backup_path && restore_path) ||
+	    ((backup_path || restore_path) && check)) {
 		usage(stderr);
 		return 2;
 	}
@@ -87,6 +121,8 @@ int main(int argc, char **argv)
 		server_log(LOG_ERR, "%s", err);
 		return 1;
 	}
+	if (backup_path || restore_path)
+		return backup_or_restore(backup_path, restore_path);
 
 	/* Signals go to the main thread only; every thread created below inherits the mask. */
 	sigemptyset(&mask);

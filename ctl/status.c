@@ -27,6 +27,7 @@
 #include "fileio.h"
 #include "macro.h"
 #include "policy.h"
+#include "spool.h"
 #include "spool_scan.h"
 #include "usb_dev.h"
 
@@ -555,6 +556,9 @@ static json_t *status_uplink(const struct status_args *a, const struct policy *p
 	json_object_set_new(j, "segments", json_integer((json_int_t)s->segments));
 	json_object_set_new(j, "spool_bytes", json_integer((json_int_t)s->bytes));
 	json_object_set_new(j, "damaged", json_integer((json_int_t)s->damaged));
+	json_object_set_new(j, "newer_format", json_integer((json_int_t)s->newer_format));
+	if (s->newer_format > 0)
+		problem(problems, "the spool %s: %s", a->spool, spool_strerror(-EPROTONOSUPPORT));
 	json_object_set_new(j, "backlog_records", json_integer((json_int_t)s->unacked));
 	json_object_set_new(j, "backlog_bytes", json_integer((json_int_t)s->unacked_bytes));
 	if (decode(s->first_unacked, &ev)) {

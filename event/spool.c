@@ -50,6 +50,15 @@ static uint32_t record_crc(const uint8_t *header, const void *payload, size_t le
 	return (uint32_t)c;
 }
 
+const char *spool_strerror(int r)
+{
+	if (r == -EPROTONOSUPPORT)
+		return "the spool was written by a newer mynaguard (a later spool format than "
+		       "format 1, which this version reads); it is left untouched: install the "
+		       "newer version again, or move the spool directory aside";
+	return strerror(r < 0 ? -r : r);
+}
+
 size_t spool_record_size(size_t payload_len)
 {
 	return SPOOL_HEADER_SIZE + payload_len;
@@ -77,8 +86,12 @@ static int header_check(const uint8_t *buf, size_t len, uint32_t *ret_plen,
 	/* Judge what is there: a torn header is "incomplete" only if its bytes so far agree. */
 	uint8_t magic[4];
 	put_u32(magic, SPOOL_MAGIC);
-	if (memcmp(buf, magic, len < 4 ? len : 4) != 0)
+	if (memcmp(buf, magic, len < 4 ? len : 4) != 0) {
+		/* "MGS" and a later version byte: a newer format, not damage (spool.h). */
+		if (len >= 4 && memcmp(buf, magic, 3) == 0 && buf[3] > magic[3] && buf[3] <= '9')
+			return -EPROTONOSUPPORT;
 		return -EBADMSG;
+	}
 	if (len < 8)
 		return 0;
 	uint32_t word = get_u32(buf + 4);
@@ -357,6 +370,7 @@ struct scan {
 	uint64_t last_seq;
 	uint64_t unpriv_bytes;
 	bool corrupt; /* stopped at bad bytes rather than at the end or a torn tail */
+	bool newer;   /* stopped at a record of a newer format (spool.h) */
 };
 
 static void scan_buffer(const uint8_t *buf, size_t len, uint64_t above, uint64_t *ret_count_above,
@@ -368,7 +382,9 @@ static void scan_buffer(const uint8_t *buf, size_t len, uint64_t above, uint64_t
 	for (;;) {
 		struct spool_record rec;
 		int r = spool_record_parse(buf + off, len - off, &rec);
-		if (r < 0)
+		if (r == -EPROTONOSUPPORT)
+			s.newer = true;
+		else if (r < 0)
 			s.corrupt = true;
 		if (r <= 0)
 			break;
@@ -613,6 +629,10 @@ int spool_writer_open(const char *dir, uint64_t max_bytes, struct spool_writer *
 		if (open_segment(w->dirfd, segs[i].first, O_RDONLY, w->uid, &fd) == 0 &&
 		    read_segment(fd, &buf, &len) == 0)
 			scan_buffer(buf, len, 0, NULL, NULL, &s);
+		if (s.newer) {
+			r = -EPROTONOSUPPORT;
+			goto fail;
+		}
 		r = writer_push(w, (struct wseg){.first = segs[i].first,
 						 .size = segs[i].size,
 						 .unpriv = s.unpriv_bytes});
@@ -632,6 +652,10 @@ int spool_writer_open(const char *dir, uint64_t max_bytes, struct spool_writer *
 		if (r < 0)
 			goto fail;
 		scan_buffer(buf, len, 0, NULL, NULL, &s);
+		if (s.newer) { /* never truncate what a newer version wrote */
+			r = -EPROTONOSUPPORT;
+			goto fail;
+		}
 		if (s.valid_end < len) {
 			if (ftruncate(w->head_fd, (off_t)s.valid_end) < 0 ||
 			    fsync(w->head_fd) < 0) {

@@ -11,13 +11,18 @@
 #include "event.h"
 
 /* One record: header (little-endian) then payload (one encoded event, JSON text).
- *   0  u32 magic  "MGS1"
+ *   0  u32 magic  "MGS" + the format version as one ASCII byte ("MGS1": format 1)
  *   4  u32 bits 0..23: length of the payload, 1..EVENT_MAX_BYTES; bits 24..31: class
  *   8  u64 seq    the event's sequence number
  *   16 u32 crc    CRC-32 (zlib) of bytes 0..15 and the payload */
-#define SPOOL_MAGIC	  0x3153474dU
-#define SPOOL_HEADER_SIZE 20
-#define SPOOL_RECORD_MAX  (SPOOL_HEADER_SIZE + EVENT_MAX_BYTES)
+#define SPOOL_MAGIC 0x3153474dU
+/* The format this code writes and reads. A record whose magic is "MGS" and a later version byte
+ * ('2'..'9') was written by a newer mynaguard: the writer and the reader refuse the spool with
+ * -EPROTONOSUPPORT and change nothing in it (an older agent must never truncate what it cannot
+ * read); spool_strerror() says so in words. */
+#define SPOOL_FORMAT_VERSION 1
+#define SPOOL_HEADER_SIZE    20
+#define SPOOL_RECORD_MAX     (SPOOL_HEADER_SIZE + EVENT_MAX_BYTES)
 
 /* Who a record speaks for, stored in the record so that eviction after a restart still knows.
  * Old spools (before classes) read as SPOOL_CLASS_PROTECTED. */
@@ -61,8 +66,13 @@ int spool_record_encode(uint64_t seq, enum spool_class cls, const void *payload,
 			uint8_t *buf);
 /* Parse the record at the start of buf. Returns the record's size (> 0) and fills *ret;
  * 0 when buf holds only the beginning of a record (a torn or still growing tail);
- * -EBADMSG when the bytes cannot be a record (bad magic, length or checksum). */
+ * -EBADMSG when the bytes cannot be a record (bad magic, length or checksum);
+ * -EPROTONOSUPPORT when they are a record of a newer format (SPOOL_FORMAT_VERSION). */
 int spool_record_parse(const uint8_t *buf, size_t len, struct spool_record *ret);
+
+/* A message for a spool function's negative errno: the newer-format refusal in words
+ * ("written by a newer mynaguard ..."), strerror() for everything else. Static storage. */
+const char *spool_strerror(int r);
 
 /* "seg-00000000000000000042" */
 void spool_segment_name(uint64_t first_seq, char buf[static SPOOL_SEGMENT_NAME_LEN + 1]);

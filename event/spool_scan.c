@@ -69,6 +69,10 @@ static int scan_segment(int dirfd, uint64_t first, const char *compliance_kind,
 		struct spool_record rec;
 		int n = spool_record_parse((const uint8_t *)buf + off, len - off, &rec);
 
+		if (n == -EPROTONOSUPPORT) {
+			s->newer_format++;
+			break;
+		}
 		if (n <= 0) {
 			/* a torn tail of the head is normal while the agent writes; else damage */
 			s->damaged++;

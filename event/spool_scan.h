@@ -15,6 +15,9 @@ struct spool_scan {
 	/* segments with bytes that are not a valid record before their end, or that vanished
 	 * or could not be read during the pass (the uplink removes segments it has delivered) */
 	uint64_t damaged;
+	/* segments with records of a newer spool format (SPOOL_FORMAT_VERSION): not damage, but
+	 * this version's agent and uplink refuse the spool until the newer one is back */
+	uint64_t newer_format;
 	uint64_t unacked; /* records with seq above acked */
 	uint64_t unacked_bytes;
 	/* payload copies (NUL-terminated), NULL when there is none: */

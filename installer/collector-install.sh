@@ -84,36 +84,17 @@ if [ -n "$ROOT" ]; then
 fi
 HOST=1
 [ -z "$ROOT" ] || HOST=0
-R() { printf '%s%s' "$ROOT" "$1"; }
-USER_=mynaguard-collector
-ETC=/etc/mynaguard-collector
-TLS=$ETC/tls
-DATA=/var/lib/mynaguard-collector
+# R(), USER_, ETC, TLS, DATA: installer/mynaguard-collector-setup.sh (sourced below).
 UNIT=/etc/systemd/system/mynaguard-collector.service
 SIGNER_UNIT=/etc/systemd/system/mynaguard-signer.service
-CA_USER=mynaguard-ca
 # The CA directory is given as a host path (it may live outside --root).
 CA="$SRC/installer/mynaguard-ca --dir $CA_DIR"
 systemd_running() { [ "$HOST" -eq 1 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
 
-# Empty (never a failure that set -e would turn into a silent exit) when the file is missing.
-uid_of() { awk -F: -v u="$1" '$1 == u { print $3; exit }' "$(R /etc/passwd)" 2>/dev/null || true; }
-gid_of() { awk -F: -v g="$1" '$1 == g { print $3; exit }' "$(R /etc/group)" 2>/dev/null || true; }
-own() { # own PATH USER GROUP MODE (only when different: a second run changes nothing)
-	local want
-	want="$(uid_of "$2"):$(gid_of "$3")"
-	[ "$(stat -c %u:%g "$1")" = "$want" ] || chown "$want" "$1"
-	[ "$(stat -c %a "$1")" = "${4#0}" ] || chmod "$4" "$1"
-}
-put() { # put SRC DST USER GROUP MODE
-	mkdir -p "$(R "$(dirname "$2")")"
-	if ! cmp -s "$1" "$(R "$2")"; then
-		cat "$1" >"$(R "$2").tmp"
-		mv -f "$(R "$2").tmp" "$(R "$2")"
-		say "installed $2"
-	fi
-	own "$(R "$2")" "$3" "$4" "$5"
-}
+# The logic shared with the mynaguard-collector package's postinst: user, configuration, CA,
+# server certificate, revoked list, token, the first --check (installer/mynaguard-collector-setup.sh).
+# shellcheck source=installer/mynaguard-collector-setup.sh
+. "$SRC/installer/mynaguard-collector-setup.sh"
 
 if [ "$UNINSTALL" -eq 1 ]; then
 	if systemd_running; then systemctl disable --now mynaguard-collector.service 2>/dev/null || true; fi
@@ -143,21 +124,11 @@ fi
 	die "$BUILD_DIR/collector/mynaguard-collector is missing (meson compile -C build, or --build-dir)"
 [ -f "$SRC/installer/systemd/mynaguard-collector.service" ] || die "installer/systemd/mynaguard-collector.service missing"
 
-if [ -z "$(uid_of $USER_)" ]; then
-	[ -f "$(R /etc/passwd)" ] && [ -f "$(R /etc/group)" ] ||
-		die "${ROOT:+--root $ROOT has no etc/passwd and etc/group: }$(R /etc/passwd) or $(R /etc/group) missing (copy the target's, or a minimal pair)"
-	useradd ${ROOT:+--prefix "$ROOT"} --system --user-group --no-create-home --home-dir /nonexistent \
-		--shell /usr/sbin/nologin --comment "mynaguard collector" "$USER_"
-	say "created system user $USER_ (no login)"
-fi
+collector_user
 
 put "$BUILD_DIR/collector/mynaguard-collector" /usr/sbin/mynaguard-collector root root 0755
 put "$SRC/installer/mynaguard-ca" /usr/sbin/mynaguard-ca root root 0755
 put "$SRC/installer/systemd/mynaguard-collector.service" $UNIT root root 0644
-mkdir -p "$(R $ETC)" "$(R $TLS)" "$(R $DATA)"
-own "$(R $ETC)" root $USER_ 0750
-own "$(R $TLS)" root $USER_ 0750
-own "$(R $DATA)" $USER_ $USER_ 0700
 if [ -n "$ENROLL_LISTEN" ]; then
 	# enrollment (docs/enrollment.md): the CA key moves to a user of its own, whose signer the
 	# collector asks over a socket; the collector itself never opens the key
@@ -166,67 +137,12 @@ if [ -n "$ENROLL_LISTEN" ]; then
 		put "$BUILD_DIR/collector/$b" /usr/sbin/$b root root 0755
 	done
 	put "$SRC/installer/systemd/mynaguard-signer.service" $SIGNER_UNIT root root 0644
-	if [ -z "$(uid_of $CA_USER)" ]; then
-		useradd ${ROOT:+--prefix "$ROOT"} --system --user-group --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin --comment "mynaguard CA signer" "$CA_USER"
-		say "created system user $CA_USER (no login): it owns $CA_DIR from now on"
-	fi
 fi
-
-# ---- configuration ----------------------------------------------------------------------------
-if [ ! -f "$(R $ETC/collector.conf)" ]; then
-	# The values go in as data (ENVIRON), never as part of a program.
-	MG_INGEST=$INGEST_LISTEN MG_DASH=$DASH_LISTEN MG_ENROLL=$ENROLL_LISTEN awk '
-		ENVIRON["MG_INGEST"] != "" && $0 == "listen = 0.0.0.0:8443" { print "listen = " ENVIRON["MG_INGEST"]; next }
-		ENVIRON["MG_DASH"] != "" && $0 == "listen = 127.0.0.1:8444" { print "listen = " ENVIRON["MG_DASH"]; next }
-		ENVIRON["MG_ENROLL"] != "" && $0 == ";[enroll]" { print "[enroll]"; next }
-		ENVIRON["MG_ENROLL"] != "" && $0 == ";listen = 0.0.0.0:8445" { print "listen = " ENVIRON["MG_ENROLL"]; next }
-		ENVIRON["MG_ENROLL"] != "" && $0 == ";signer = /run/mynaguard-signer/signer.sock" { print substr($0, 2); next }
-		{ print }' "$SRC/installer/collector.conf.example" >"$(R $ETC/collector.conf)"
-	say "installed $ETC/collector.conf (from installer/collector.conf.example)"
-else
-	[ -z "$INGEST_LISTEN$DASH_LISTEN$ENROLL_LISTEN" ] || say "keeping the existing $ETC/collector.conf: edit listen (and [enroll]) there"
-fi
-own "$(R $ETC/collector.conf)" root $USER_ 0640
-
-# ---- the CA, the server certificate, the revoked list, the token ------------------------------
-if [ ! -f "$CA_DIR/ca.key" ]; then
-	$CA init --name "${CA_NAME:-$(hostname -s) mynaguard CA}"
-fi
-put "$CA_DIR/ca.pem" $TLS/terminals-ca.pem root root 0644
-if [ ! -f "$(R $TLS/server.pem)" ]; then
-	if [ ${#NAMES[@]} -eq 0 ]; then
-		NAMES=("$(hostname -f 2>/dev/null || hostname)")
-		for a in $(hostname -I 2>/dev/null); do NAMES+=("$a"); done
-		NAMES+=(localhost 127.0.0.1)
-	fi
-	$CA server "${NAMES[@]}" --out "$(R $TLS)"
-fi
-own "$(R $TLS/server.pem)" root root 0644
-own "$(R $TLS/server.key)" root $USER_ 0640
-put "$CA_DIR/revoked-serials" $TLS/revoked.txt root root 0644
-grep -q -x -F "$(R $TLS/revoked.txt)" "$CA_DIR/revoked-copies" 2>/dev/null ||
-	echo "$(R $TLS/revoked.txt)" >>"$CA_DIR/revoked-copies"
-if [ -n "$ENROLL_LISTEN" ]; then
-	# the signer writes issued.tsv and certs/; mynaguard-ca, run as root, still works
-	[ "$(stat -c %u "$CA_DIR/ca.key")" = "$(uid_of $CA_USER)" ] ||
-		chown -R "$(uid_of $CA_USER):$(gid_of $CA_USER)" "$CA_DIR"
-fi
-if [ ! -s "$(R $ETC/token)" ]; then
-	$CA token --out "$(R $ETC/token)"
-fi
-own "$(R $ETC/token)" root $USER_ 0640
+EXAMPLE=$SRC/installer/collector.conf.example
+collector_configure
 
 # ---- start --------------------------------------------------------------------------------------
-if [ "$HOST" -eq 1 ]; then
-	# As the collector user, like the unit's ExecStartPre: --check creates the database, and a
-	# database made by root would be read-only for the service.
-	setpriv --reuid="$USER_" --regid="$USER_" --clear-groups \
-		/usr/sbin/mynaguard-collector --check --config $ETC/collector.conf ||
-		die "mynaguard-collector --check failed (see above)"
-	# An earlier run (or a root --check by hand) may have left root-owned database files.
-	find "$DATA" -mindepth 1 -maxdepth 1 ! -user "$USER_" -exec chown "$USER_:$USER_" {} + 2>/dev/null || true
-fi
+if [ "$HOST" -eq 1 ]; then collector_check; fi
 if systemd_running; then
 	systemctl daemon-reload
 	systemctl enable mynaguard-collector.service >/dev/null 2>&1

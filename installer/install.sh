@@ -76,6 +76,10 @@ say() {
 warn() {
 	echo "$PROG: warning: $*" >&2
 }
+# The logic shared with the mynaguard-terminal package's maintainer scripts: users, the policy
+# template, the no-lock-out rule, the manifest, udev (installer/mynaguard-setup.sh).
+# shellcheck source=installer/mynaguard-setup.sh
+. "$SRC/installer/mynaguard-setup.sh"
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -101,16 +105,6 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-# A terminal id: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with . or - (the wire's rule,
-# event_terminal_id_valid in event/event.c; it is also the certificate's common name).
-valid_terminal_id() { [[ $1 =~ ^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$ ]]; }
-# The collector's URL: https://HOST[:PORT][/PATH], HOST a DNS name, IPv4 or [IPv6]; nothing
-# else (no user@, query, quotes, spaces, |, & or \), so it is a plain value in the policy file.
-valid_collector_url() {
-	[[ $1 =~ ^https://([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]{0,200})?$ ]] || return 1
-	local port=${BASH_REMATCH[3]#:}
-	[ -z "$port" ] || { [ "$((10#$port))" -ge 1 ] && [ "$((10#$port))" -le 65535 ]; }
-}
 if [ -n "$TERMINAL_ID" ] && ! valid_terminal_id "$TERMINAL_ID"; then
 	echo "$PROG: bad --terminal-id '$TERMINAL_ID': 1 to 64 of A-Z a-z 0-9 . _ -, not starting with . or -" >&2
 	exit 2
@@ -142,42 +136,12 @@ HOST=1
 [ -z "$ROOT" ] || HOST=0
 
 # ---- paths (on the target system; R() puts them under --root) ---------------------------------
-R() { printf '%s%s' "$ROOT" "$1"; }
-ETC=/etc/mynaguard
-TLS=$ETC/tls
-STATE=/var/lib/mynaguard
-STORE=$STATE/totp
-SPOOL=/var/spool/mynaguard
+# ETC, TLS, STATE, STORE, SPOOL, MANIFEST, PROFILE, the users: installer/mynaguard-setup.sh.
 BACKUP=$STATE/install-backup
-MANIFEST=$STATE/installed.sha256
-PROFILE=/usr/share/pam-configs/mynaguard
 UDEV_DIR=/etc/udev/rules.d
 UNIT_DIR=/etc/systemd/system
-SVC_USER=mynaguard
-# mynaguardd's unprivileged worker (mynaguardd(8), PRIVILEGE SEPARATION): owns nothing.
-AGENT_USER=mynaguard-agent
 # The terminal's units (installer/systemd/ also holds the collector's, for collector-install.sh).
 TERMINAL_UNITS="mynaguardd.service mynaguard-uplink.service"
-PAM_COMMON="common-auth common-account common-password common-session common-session-noninteractive"
-
-# ---- users and owners ------------------------------------------------------------------------
-# Numeric ids from the target's own passwd/group, so --root never depends on the host's users.
-# Empty (never a failure that set -e would turn into a silent exit) when the file is missing.
-uid_of() { awk -F: -v u="$1" '$1 == u { print $3; exit }' "$(R /etc/passwd)" 2>/dev/null || true; }
-gid_of() { awk -F: -v g="$1" '$1 == g { print $3; exit }' "$(R /etc/group)" 2>/dev/null || true; }
-
-# set_owner PATH USER GROUP MODE: only when they differ, so a second run touches nothing.
-# The owner first: chown clears a setuid bit that chmod set.
-set_owner() {
-	local p=$1 u=$2 g=$3 m=$4 want
-	if [ "$IS_ROOT" -eq 1 ]; then
-		want="$(uid_of "$u"):$(gid_of "$g")"
-		[ "$want" != ":" ] && [ "${want#:}" = "$want" ] && [ "${want%:}" = "$want" ] ||
-			die "no user $u or group $g in $(R /etc/passwd)"
-		if [ "$(stat -c %u:%g "$p")" != "$want" ]; then chown -h "$want" "$p"; fi
-	fi
-	if [ "$(stat -c %a "$p")" != "${m#0}" ]; then chmod "$m" "$p"; fi
-}
 
 # ---- backup records --------------------------------------------------------------------------
 # BACKUP/list holds one line per path touched: "saved PATH" (copy in BACKUP/files/PATH) or
@@ -278,28 +242,6 @@ find_pam_dir() {
 	PAM_DIR=/usr/lib/$t/security
 }
 
-# ---- the service users ----------------------------------------------------------------------
-# ensure_user NAME COMMENT
-ensure_user() {
-	local user=$1 comment=$2 shell=/usr/sbin/nologin
-	[ -n "$(uid_of "$user")" ] && [ -n "$(gid_of "$user")" ] && return 0
-	[ "$IS_ROOT" -eq 1 ] || { warn "cannot create user $user without root"; return 0; }
-	if [ "$HOST" -eq 0 ]; then
-		[ -f "$(R /etc/passwd)" ] && [ -f "$(R /etc/group)" ] ||
-			die "--root $ROOT has no etc/passwd and etc/group (copy the target's, or a minimal pair)"
-		[ -f "$(R /etc/shadow)" ] || { : >"$(R /etc/shadow)"; chmod 0640 "$(R /etc/shadow)"; }
-		[ -f "$(R /etc/gshadow)" ] || { : >"$(R /etc/gshadow)"; chmod 0640 "$(R /etc/gshadow)"; }
-		useradd --prefix "$ROOT" --system --user-group --no-create-home --home-dir /nonexistent \
-			--shell "$shell" --comment "$comment" "$user"
-	else
-		useradd --system --user-group --no-create-home --home-dir /nonexistent \
-			--shell "$shell" --comment "$comment" "$user"
-	fi
-	# Outside the backup: a plain --uninstall keeps the users (one owns the spool); --purge reads this.
-	grep -q -x -s "$user" "$(R $STATE)/created-user" || echo "$user" >>"$(R $STATE)/created-user"
-	say "created system user $user (no login)"
-}
-
 # ---- TLS -------------------------------------------------------------------------------------
 install_tls() {
 	local key=$TLS/terminal.key tmp
@@ -361,96 +303,14 @@ install_policy() {
 		id=${TERMINAL_ID:-$(hostname -s 2>/dev/null || hostname)}
 		valid_terminal_id "$id" || die "the host name '$id' is no terminal id; give --terminal-id"
 		tmp=$(mktemp "$(R $STATE)/.policy.XXXXXX")
-		# The values go in as data (ENVIRON), never as part of a program.
-		MG_ID=$id MG_COLLECTOR=$COLLECTOR awk '
-			$0 == "id = CHANGE-ME-terminal-0001" { print "id = " ENVIRON["MG_ID"]; next }
-			ENVIRON["MG_COLLECTOR"] != "" && /^;* *collector = https:\/\/mynaguard-collector\.example\.lg\.jp:8443$/ {
-				print "collector = " ENVIRON["MG_COLLECTOR"]; next
-			}
-			{ print }' "$f" >"$tmp"
-		"$BUILD_DIR/ctl/mynaguardctl" --policy "$tmp" policy check >/dev/null || {
-			"$BUILD_DIR/ctl/mynaguardctl" --policy "$tmp" policy check >&2 || true
-			rm -f "$tmp"
-			die "the policy $f does not pass 'mynaguardctl policy check'"
-		}
+		policy_from_template "$f" "$id" "$COLLECTOR" "$BUILD_DIR/ctl/mynaguardctl" "$tmp"
 		put_file "$tmp" $ETC/policy.conf root root 0644
 		rm -f "$tmp"
 	fi
-	grep -q -E '^[[:space:]]*strict_modprobe[[:space:]]*=[[:space:]]*yes' "$(R $ETC/policy.conf)" && STRICT_USB=1
-	# Only for the warning below: the services line of "policy check" ("for: login, sshd.").
-	MFA_SERVICES=$("$BUILD_DIR/ctl/mynaguardctl" --policy "$(R $ETC/policy.conf)" policy check 2>/dev/null |
-		sed -n 's/^ *for: \(.*\)\.$/\1/p' | head -1 | tr ',' ' ') || true
+	policy_wants_strict_usb "$(R $ETC/policy.conf)" && STRICT_USB=1
+	# Only for the warning of check_services.
+	MFA_SERVICES=$(policy_mfa_services "$BUILD_DIR/ctl/mynaguardctl" "$(R $ETC/policy.conf)")
 	return 0
-}
-
-# ---- PAM -------------------------------------------------------------------------------------
-# Members of group sudo plus --admin users; true if one of them has an enrolled code.
-admin_enrolled() {
-	local u members rc
-	members=$(awk -F: '$1 == "sudo" { print $4 }' "$(R /etc/group)" 2>/dev/null | tr ',' ' ')
-	# shellcheck disable=SC2086 # word splitting wanted: user names have no spaces
-	ADMIN_LIST=$(echo "${ADMINS[@]}" $members)
-	for u in $ADMIN_LIST; do
-		rc=0
-		"$(R $BIN_DIR)/mynaguardctl" totp status "$u" --store "$(R $STORE)" >/dev/null 2>&1 || rc=$?
-		case $rc in
-		0) ENROLLED_ADMIN=$u; return 0 ;;
-		1) ;;
-		*) # an older mynaguardctl without totp status: look for the record itself
-			if [ -s "$(R $STORE)/$u" ]; then ENROLLED_ADMIN=$u; return 0; fi ;;
-		esac
-	done
-	return 1
-}
-
-pam_is_on() { grep -q -E '^[[:space:]]*auth[[:space:]].*pam_mynaguard\.so' "$(R /etc/pam.d/common-auth)" 2>/dev/null; }
-
-pam_enable() {
-	local f
-	for f in $PAM_COMMON; do backup_path /etc/pam.d/$f; done
-	if [ "$HOST" -eq 1 ]; then
-		for f in seen auth account password session session-noninteractive; do backup_path /var/lib/pam/$f; done
-		pam_is_on && return 0
-		DEBIAN_FRONTEND=noninteractive pam-auth-update --enable mynaguard ||
-			die "pam-auth-update failed"
-		pam_is_on || die "pam-auth-update did not add pam_mynaguard to /etc/pam.d/common-auth;" \
-			"it leaves files with local edits alone: see pam-auth-update(8), then run me again"
-	else
-		# What pam-auth-update would write (byte for byte, with its trailing space): the line
-		# goes at the head of the "Additional" block (priority 128 sorts before pam_cap's 0),
-		# after the password step.
-		local ca
-		ca=$(R /etc/pam.d/common-auth)
-		mkdir -p "$(dirname "$ca")"
-		pam_is_on && return 0
-		if [ ! -f "$ca" ]; then
-			printf 'auth\trequired\t\t\tpam_mynaguard.so \n' >"$ca"
-		else
-			awk -v line="$(printf 'auth\trequired\t\t\tpam_mynaguard.so ')" '
-				{ print }
-				/^# and here are more per-package modules/ && !done { print line; done = 1 }
-				END { if (!done) exit 3 }' "$ca" >"$ca.mynaguard.tmp" ||
-				awk -v line="$(printf 'auth\trequired\t\t\tpam_mynaguard.so ')" '
-					/^# end of pam-auth-update config/ && !done { print line; done = 1 }
-					{ print }
-					END { if (!done) print line }' "$ca" >"$ca.mynaguard.tmp"
-			chmod --reference="$ca" "$ca.mynaguard.tmp"
-			[ "$IS_ROOT" -eq 0 ] || chown --reference="$ca" "$ca.mynaguard.tmp"
-			mv "$ca.mynaguard.tmp" "$ca"
-		fi
-	fi
-	say "switched on the code step: /etc/pam.d/common-auth now requires pam_mynaguard.so after the password"
-}
-
-# Which of the policy's [mfa] services do not include common-auth (and so get no code step).
-check_services() {
-	local s f
-	for s in ${MFA_SERVICES:-}; do
-		f=$(R /etc/pam.d/"$s")
-		[ -f "$f" ] || continue
-		grep -q -E '^[[:space:]]*(@include[[:space:]]+common-auth|auth[[:space:]]+(include|substack)[[:space:]]+common-auth)' "$f" ||
-			warn "PAM service $s does not include common-auth: add 'auth required pam_mynaguard.so' after its password step by hand"
-	done
 }
 
 # ---- systemd / udev --------------------------------------------------------------------------
@@ -467,11 +327,8 @@ activate_services() {
 		backup_path "$UNIT_DIR/multi-user.target.wants/$u"
 	done
 	systemctl daemon-reload
-	if command -v udevadm >/dev/null; then
-		udevadm control --reload-rules || warn "udevadm control --reload-rules failed"
-		# Re-run the rules on present USB devices so root hubs get interface_authorized_default=0.
-		udevadm trigger --subsystem-match=usb --action=change || warn "udevadm trigger failed"
-	fi
+	# Re-run the rules on present USB devices so root hubs get interface_authorized_default=0.
+	udev_apply
 	systemctl enable "${UNITS[@]}" >/dev/null 2>&1 || warn "systemctl enable failed"
 	[ "$NO_START" -eq 0 ] || return 0
 	for u in "${UNITS[@]}"; do
@@ -569,23 +426,8 @@ do_install() {
 	CHANGED=0
 	[ "$before" = "$after" ] || CHANGED=1
 
-	# No lock-out: the code step goes on only when an administrator can pass it.
-	if pam_is_on; then
-		say "the code step is already on in /etc/pam.d/common-auth"
-	elif admin_enrolled; then
-		pam_enable
-		say "administrator $ENROLLED_ADMIN has an enrolled code"
-	elif [ "$ENROLL_LATER" -eq 1 ]; then
-		warn "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-		warn "--enroll-later: switching the code step on although NO administrator"
-		warn "(${ADMIN_LIST// / }) has an enrolled code. Every user without one is now LOCKED OUT"
-		warn "of login, su and sudo. Keep this root shell open and enroll now:"
-		warn "    mynaguardctl totp enroll USER     (then: mynaguardctl totp verify USER)"
-		warn "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-		pam_enable
-	else
-		rc=3
-	fi
+	# No lock-out: the code step goes on only when an administrator can pass it (code_step).
+	code_step || rc=$?
 	check_services
 
 	activate_services
@@ -598,13 +440,7 @@ do_install() {
 		echo "     install.sh --ca ca.pem --cert terminal.pem"
 	fi
 	if [ "$rc" -eq 3 ]; then
-		echo
-		echo "$PROG: NOT switching on the code step: no administrator has an enrolled code yet."
-		echo "  Administrators checked: ${ADMIN_LIST:-none} (members of group sudo and --admin USER)."
-		echo "  Everything else is installed. To finish, enroll at least one administrator:"
-		echo "      mynaguardctl totp enroll ADMIN_USER     (scan the QR code with the authenticator app)"
-		echo "      mynaguardctl totp verify ADMIN_USER     (type the code the app shows: until then it does not count)"
-		echo "  then run this installer again. (--enroll-later switches it on anyway: risky.)"
+		code_step_off_notice "--admin USER" "run this installer again. (--enroll-later switches it on anyway: risky.)"
 	fi
 	if [ "$HOST" -eq 1 ] && [ "$QUIET" -eq 0 ]; then
 		echo
@@ -617,9 +453,8 @@ do_install() {
 
 # sha256sum lines "HASH  PATH" (target paths) of what agent.integrity compares against.
 write_manifest() {
-	local tmp p
-	tmp=$(mktemp "$(R $STATE)/.manifest.XXXXXX")
-	{
+	local p paths=()
+	while read -r p; do paths+=("$p"); done < <(
 		printf '%s\n' $ETC/policy.conf
 		for p in "$SRC"/installer/udev/*.rules; do
 			if [ -f "$p" ]; then echo "$UDEV_DIR/$(basename "$p")"; fi
@@ -630,15 +465,8 @@ write_manifest() {
 			done
 		fi
 		for p in $TERMINAL_UNITS; do echo "$UNIT_DIR/$p"; done
-	} | while read -r p; do
-		printf '%s  %s\n' "$(sha256sum <"$(R "$p")" | cut -d' ' -f1)" "$p"
-	done >"$tmp"
-	set_owner "$tmp" root root 0644
-	if cmp -s "$tmp" "$(R $MANIFEST)"; then
-		rm -f "$tmp"
-	else
-		mv "$tmp" "$(R $MANIFEST)"
-	fi
+	)
+	manifest_write "${paths[@]}"
 }
 
 # ---- uninstall -------------------------------------------------------------------------------

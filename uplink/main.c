@@ -345,7 +345,7 @@ int main(int argc, char **argv)
 	struct spool_reader *reader;
 	r = spool_reader_open(o.spool, &reader);
 	if (r < 0) {
-		log_line(LOG_ERR, "mynaguard-uplink: spool %s: %s", o.spool, strerror(-r));
+		log_line(LOG_ERR, "mynaguard-uplink: spool %s: %s", o.spool, spool_strerror(r));
 		return 1;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -393,7 +393,7 @@ int main(int argc, char **argv)
 		if (r < 0) {
 			log_line(LOG_ERR,
 				 "uplink.error op=read-spool error=\"%s\", retrying in 5 s",
-				 strerror(-r));
+				 spool_strerror(r));
 			if (wait_for(sigfd, inofd, false, 5000))
 				break;
 			continue;

@@ -639,6 +639,81 @@ static void test_damaged_older_segment(void **state)
 	free(dir);
 }
 
+/* Bytes of a file, for comparing before and after. */
+static char *slurp(const char *path, size_t *ret_len)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	char *buf = malloc(1 << 20);
+	assert_non_null(buf);
+	*ret_len = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	return buf;
+}
+
+/* A record of a newer spool format ("MGS2"): the writer refuses the spool and truncates nothing
+ * (an older agent after a downgrade), the reader refuses it, spool_strerror says why. */
+static void test_newer_format_refused(void **state)
+{
+	(void)state;
+	uint8_t rec[SPOOL_HEADER_SIZE + 4];
+	assert_int_equal(spool_record_encode(7, SPOOL_CLASS_PROTECTED, "{}  ", 4, rec), 0);
+	struct spool_record got;
+	assert_int_equal(spool_record_parse(rec, sizeof rec, &got), (int)sizeof rec);
+	assert_int_equal(rec[3], '0' + SPOOL_FORMAT_VERSION);
+	rec[3] = '2';
+	assert_int_equal(spool_record_parse(rec, sizeof rec, &got), -EPROTONOSUPPORT);
+	rec[3] = 0x01; /* not a version byte: damage */
+	assert_int_equal(spool_record_parse(rec, sizeof rec, &got), -EBADMSG);
+	rec[3] = '0';
+	assert_int_equal(spool_record_parse(rec, sizeof rec, &got), -EBADMSG);
+	assert_non_null(strstr(spool_strerror(-EPROTONOSUPPORT), "newer mynaguard"));
+	assert_string_equal(spool_strerror(-ENOENT), strerror(ENOENT));
+
+	for (int where = 0; where < 2; where++) {
+		/* where 0: in the head segment after good records; 1: in an older segment */
+		char *dir = mkdtemp_dir();
+		struct spool_writer *w;
+		assert_int_equal(spool_writer_open(dir, 1 << 20, &w, NULL),
+				 0); /* 64 KiB segments */
+		append_n(w, 1, where == 0 ? 10 : 400, 500, NULL);
+		spool_writer_free(w);
+		char p[600];
+		snprintf(p, sizeof p, "%s/seg-00000000000000000001", dir);
+		FILE *f = fopen(p, "r+b");
+		assert_non_null(f);
+		char buf[8192];
+		size_t one = spool_record_size(payload_for(1, buf, sizeof buf, 500));
+		fseek(f, (long)(5 * one + 3), SEEK_SET);
+		fputc('2', f); /* record 6 claims format 2 */
+		fclose(f);
+		size_t len0, len1;
+		char *before = slurp(p, &len0);
+
+		struct spool_recovery info;
+		assert_int_equal(spool_writer_open(dir, 1 << 20, &w, &info), -EPROTONOSUPPORT);
+		char *after = slurp(p, &len1);
+		assert_int_equal(len0, len1);
+		assert_memory_equal(before, after, len0);
+
+		struct spool_reader *r;
+		assert_int_equal(spool_reader_open(dir, &r), 0);
+		uint64_t n = 0;
+		int k;
+		while ((k = spool_reader_next(r, &got)) == 1) {
+			free((void *)got.payload);
+			n++;
+		}
+		assert_int_equal(k, -EPROTONOSUPPORT);
+		assert_int_equal(n, 5);
+		spool_reader_free(r);
+		free(before);
+		free(after);
+		rm_rf(dir);
+		free(dir);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -651,6 +726,7 @@ int main(void)
 	    cmocka_unit_test(test_unprivileged_share),
 	    cmocka_unit_test(test_foreign_files),
 	    cmocka_unit_test(test_damaged_older_segment),
+	    cmocka_unit_test(test_newer_format_refused),
 	    cmocka_unit_test(test_parse_acked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -105,24 +105,16 @@ WantedBy=multi-user.target
 '''
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('source')
-    ap.add_argument('build')
-    ap.add_argument('--timeout', type=int, default=900)
-    ap.add_argument('--keep', action='store_true')
-    ap.add_argument('--fallback-cache')
-    args = ap.parse_args()
-    src = os.path.abspath(args.source)
-    build = os.path.abspath(args.build)
+def boot_debian(src, args, populate, guest_script, sticks=1, hostname='vm-terminal'):
+    """Build the guest (the cached Debian root, the kernel's modules, populate(tree), the guest
+    script as /root/vmtest/<name> run by a oneshot unit), boot it with `sticks` USB stick
+    drives declared (stick1..N, plugged by the guest through vm_hmp), and return the exit
+    status. Shared with tests/deb/vm-deb.py. Skips (77) like main() when something is missing."""
     sys.path.insert(0, os.path.join(src, 'tests', 'vm'))
     import vmtest  # noqa: E402
 
     if os.geteuid() != 0:
         skip('needs root (file owners in the guest image)')
-    for b in BINARIES:
-        if not os.path.exists(os.path.join(build, b)):
-            skip(f'{b} not built')
     for t in ('qemu-system-x86_64', 'mke2fs', 'mkfs.vfat', 'busybox'):
         if not shutil.which(t) and not os.path.exists('/bin/' + t):
             skip(f'{t} not installed')
@@ -142,22 +134,15 @@ def main():
         tree = os.path.join(workdir, 'tree')
         os.mkdir(tree)
         subprocess.run(['tar', '-C', tree, '-xf', rootfs], check=True)
-        # The kernel's modules, the tree to install from, the test.
+        # The kernel's modules, then what the test puts in.
         os.makedirs(os.path.join(tree, 'usr', 'lib', 'modules'), exist_ok=True)
         subprocess.run(['cp', '-a', os.path.join(kdir, 'lib', 'modules', kver),
                         os.path.join(tree, 'usr', 'lib', 'modules', kver)], check=True)
-        mg = os.path.join(tree, 'root', 'mynaguard')
-        os.makedirs(os.path.join(mg, 'policy'))
-        shutil.copytree(os.path.join(src, 'installer'), os.path.join(mg, 'installer'))
-        shutil.copy(os.path.join(src, 'policy', 'policy.conf'), os.path.join(mg, 'policy'))
-        for b in BINARIES:
-            os.makedirs(os.path.join(mg, 'build', os.path.dirname(b)), exist_ok=True)
-            shutil.copy2(os.path.join(build, b), os.path.join(mg, 'build', b))
-        open(os.path.join(mg, 'build', 'build.ninja'), 'w').close()
+        populate(tree)
         vt = os.path.join(tree, 'root', 'vmtest')
-        os.makedirs(vt)
+        os.makedirs(vt, exist_ok=True)
         shutil.copy(os.path.join(src, 'tests', 'vm', 'guest', 'lib.sh'), vt)
-        shutil.copy(os.path.join(src, 'tests', 'installer', 'vm-guest.sh'), vt)
+        shutil.copy(guest_script, os.path.join(vt, 'vm-guest.sh'))
         unit = os.path.join(tree, 'etc', 'systemd', 'system', 'mynaguard-vmtest.service')
         with open(unit, 'w') as f:
             f.write(UNIT)
@@ -168,7 +153,7 @@ def main():
         with open(os.path.join(tree, 'etc', 'fstab'), 'w') as f:
             f.write('/dev/vda / ext4 rw,errors=remount-ro 0 1\n')
         with open(os.path.join(tree, 'etc', 'hostname'), 'w') as f:
-            f.write('vm-terminal\n')
+            f.write(hostname + '\n')
         # No login prompt on the console: the test's output goes there.
         os.symlink('/dev/null', os.path.join(tree, 'etc', 'systemd', 'system', 'serial-getty@ttyS0.service'))
         img = os.path.join(workdir, 'root.img')
@@ -187,14 +172,15 @@ def main():
         initrd_path = os.path.join(workdir, 'initrd.cpio')
         with open(initrd_path, 'wb') as f:
             initrd.write(f)
-        stick = os.path.join(workdir, 'stick1.img')
-        subprocess.run(['mkfs.vfat', '-C', '-n', 'STICK1', stick, '16384'], check=True,
-                       stdout=subprocess.DEVNULL)
+        extra = ['-m', '1024', '-drive', f'file={img},if=virtio,format=raw',
+                 '-device', 'qemu-xhci,id=xhci']
+        for n in range(1, sticks + 1):
+            stick = os.path.join(workdir, f'stick{n}.img')
+            subprocess.run(['mkfs.vfat', '-C', '-n', f'STICK{n}', stick, '16384'], check=True,
+                           stdout=subprocess.DEVNULL)
+            extra += ['-drive', f'if=none,id=stick{n},format=raw,file={stick}']
         log(f'image and initramfs ready in {time.monotonic() - t0:.0f} s')
 
-        extra = ['-m', '1024', '-drive', f'file={img},if=virtio,format=raw',
-                 '-device', 'qemu-xhci,id=xhci',
-                 '-drive', f'if=none,id=stick1,format=raw,file={stick}']
         append = 'console=ttyS0 panic=-1 loglevel=4 rdinit=/init systemd.show_status=0'
         vm = vmtest.Vm(workdir, os.path.join(kdir, 'vmlinuz'), initrd_path, append, extra)
         vm.start()
@@ -216,6 +202,34 @@ def main():
             log(f'work dir kept: {workdir}')
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('source')
+    ap.add_argument('build')
+    ap.add_argument('--timeout', type=int, default=900)
+    ap.add_argument('--keep', action='store_true')
+    ap.add_argument('--fallback-cache')
+    args = ap.parse_args()
+    src = os.path.abspath(args.source)
+    build = os.path.abspath(args.build)
+    for b in BINARIES:
+        if not os.path.exists(os.path.join(build, b)):
+            skip(f'{b} not built')
+
+    def populate(tree):
+        # The tree to install from: the installer, the shipped policy, the built binaries.
+        mg = os.path.join(tree, 'root', 'mynaguard')
+        os.makedirs(os.path.join(mg, 'policy'))
+        shutil.copytree(os.path.join(src, 'installer'), os.path.join(mg, 'installer'))
+        shutil.copy(os.path.join(src, 'policy', 'policy.conf'), os.path.join(mg, 'policy'))
+        for b in BINARIES:
+            os.makedirs(os.path.join(mg, 'build', os.path.dirname(b)), exist_ok=True)
+            shutil.copy2(os.path.join(build, b), os.path.join(mg, 'build', b))
+        open(os.path.join(mg, 'build', 'build.ninja'), 'w').close()
+
+    return boot_debian(src, args, populate, os.path.join(src, 'tests', 'installer', 'vm-guest.sh'))
 
 
 if __name__ == '__main__':
