@@ -181,7 +181,7 @@ int64_t agent_emit_class(struct agent *a, enum event_kind kind, int64_t ts_ms, e
 	}
 	if (r < 0) {
 		log_line(LOG_ERR, "event.lost seq=%" PRIu64 " kind=%s error=\"spool: %s\"", ev.seq,
-			 event_kind_name(kind), strerror(-r));
+			 event_kind_name(kind), spool_strerror(r));
 		e->lost++;
 		event_clear(&ev);
 		return r;
@@ -534,7 +534,7 @@ static bool spool_ready(struct agent_emit *e)
 		log_line(LOG_ERR,
 			 "emit.error spool=%s error=\"%s\", events are logged here only until it "
 			 "opens (retrying in %d s)",
-			 e->spool_dir, strerror(-r), SPOOL_RETRY_MS / 1000);
+			 e->spool_dir, spool_strerror(r), SPOOL_RETRY_MS / 1000);
 		return false;
 	}
 	return true;
