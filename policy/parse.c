@@ -776,7 +776,7 @@ static bool same_opt(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-#define ALLOW_SYNTAX "expected VVVV:PPPP [serial=S] [hash=sha256:HEX] [name=TEXT]"
+#define ALLOW_SYNTAX "expected VVVV:PPPP [serial=S] [hash=sha256:HEX] [ledger=NUMBER] [name=TEXT]"
 
 /* "allow = ..." and "reader = ..." share one syntax; k says which list the entry goes to. */
 static int set_allow(struct parse_ctx *c, enum key k, const char *value)
@@ -786,7 +786,7 @@ static int set_allow(struct parse_ctx *c, enum key k, const char *value)
 	struct policy_usb_allow **list = k == K_USB_READER ? &p->usb_readers : &p->usb_allow;
 	size_t *n_list = k == K_USB_READER ? &p->n_usb_readers : &p->n_usb_allow;
 	struct policy_usb_allow a = {.line = c->line};
-	_cleanup_free_ char *serial = NULL, *hash = NULL, *name = NULL;
+	_cleanup_free_ char *serial = NULL, *hash = NULL, *name = NULL, *ledger = NULL;
 	const char *s = value;
 
 	if (strlen(value) < 9 || hex4(value, &a.vendor) < 0 || value[4] != ':' ||
@@ -868,6 +868,27 @@ static int set_allow(struct parse_ctx *c, enum key k, const char *value)
 			serial = strdup(buf);
 			if (!serial)
 				return -ENOMEM;
+		} else if (strncmp(s, "ledger=", 7) == 0) {
+			if (ledger) {
+				error_at(c, c->line, "[usb] %s: ledger= given twice", key);
+				return 0;
+			}
+			s += 7;
+			n = strcspn(s, " \t");
+			if (n < 1 || n > 32 ||
+			    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789._-") < n) {
+				error_at(
+				    c, c->line,
+				    "[usb] %s: bad ledger %s: expected ledger= followed by the "
+				    "registration number (1 to 32 letters, digits, '.', '_' or '-')",
+				    key, quote(tok, n + 7, (char[64]){0}, 64));
+				return 0;
+			}
+			ledger = strndup(s, n);
+			if (!ledger)
+				return -ENOMEM;
+			s += n;
 		} else if (strncmp(s, "hash=", 5) == 0) {
 			char h[65];
 			if (hash) {
@@ -933,6 +954,7 @@ static int set_allow(struct parse_ctx *c, enum key k, const char *value)
 	a.serial = TAKE_PTR(serial);
 	a.descriptor_hash = TAKE_PTR(hash);
 	a.name = TAKE_PTR(name);
+	a.ledger = TAKE_PTR(ledger);
 	(*list)[(*n_list)++] = a;
 	return 0;
 }

@@ -125,6 +125,7 @@ static void allow_list_free(struct policy_usb_allow *list, size_t n)
 		free(list[i].serial);
 		free(list[i].descriptor_hash);
 		free(list[i].name);
+		free(list[i].ledger);
 	}
 	free(list);
 }

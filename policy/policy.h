@@ -55,14 +55,18 @@ struct policy_usb_class {
 	char name[24]; /* as written or canonical name, e.g. "mass_storage" or "e0:01:03" */
 };
 
-/* One allow-list entry: "allow = VVVV:PPPP [serial=S] [hash=sha256:HEX] [name=TEXT]" */
+/* One allow-list entry:
+ * "allow = VVVV:PPPP [serial=S] [hash=sha256:HEX] [ledger=NUMBER] [name=TEXT]" */
 struct policy_usb_allow {
 	uint16_t vendor;
 	uint16_t product;
 	char *serial; /* NULL = any serial */
 	/* NULL = any; else 64 lowercase hex chars (SHA-256 of descriptors) */
 	char *descriptor_hash;
-	char *name;    /* free text for humans, may be NULL */
+	char *name; /* free text for humans, may be NULL */
+	/* the medium's registration number in the ledger (記録媒体管理台帳), may be NULL:
+	 * [A-Za-z0-9._-]{1,32}, as the collector's ledger */
+	char *ledger;
 	unsigned line; /* where it was written */
 };
 

@@ -322,9 +322,11 @@ static void decide_one(const struct policy *p, const struct policy_usb_device *d
 		const struct policy_usb_allow *a = d->allow;
 		d->verdict = POLICY_USB_ALLOW;
 		d->reason = POLICY_USB_REASON_ALLOW_LIST;
-		snprintf(d->rule, sizeof(d->rule), "allow line %u: %04x:%04x%s%s%s%s", a->line,
-			 (unsigned)a->vendor, (unsigned)a->product, a->serial ? " serial=" : "",
-			 a->serial ? a->serial : "", a->descriptor_hash ? " hash=sha256:" : "",
+		snprintf(d->rule, sizeof(d->rule), "allow line %u%s%s%s: %04x:%04x%s%s%s%s",
+			 a->line, a->ledger ? " (ledger " : "", a->ledger ? a->ledger : "",
+			 a->ledger ? ")" : "", (unsigned)a->vendor, (unsigned)a->product,
+			 a->serial ? " serial=" : "", a->serial ? a->serial : "",
+			 a->descriptor_hash ? " hash=sha256:" : "",
 			 a->descriptor_hash ? a->descriptor_hash : "");
 		return;
 	}

@@ -398,14 +398,14 @@ static void test_usb_allow(void **state)
 {
 	static const char hash[] =
 	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-	struct policy *p =
-	    body_ok("[usb]\n"
-		    "allow = 0781:5581\n"
-		    "allow = 0781:5581 serial=4C530001 name=SanDisk, 総務課 1 ; comment\n"
-		    "allow = ABCD:ef01 serial=\"two words \\\"q\\\" \\\\\" "
-		    "hash=sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\n"
-		    "allow = 0781:5581 hash=sha256:0123456789abcdef0123456789abcdef0123456789abcdef"
-		    "0123456789abcdef serial=x\n");
+	struct policy *p = body_ok(
+	    "[usb]\n"
+	    "allow = 0781:5581\n"
+	    "allow = 0781:5581 serial=4C530001 ledger=MB-0012 name=SanDisk, 総務課 1 ; comment\n"
+	    "allow = ABCD:ef01 serial=\"two words \\\"q\\\" \\\\\" "
+	    "hash=sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\n"
+	    "allow = 0781:5581 hash=sha256:0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef serial=x\n");
 
 	assert_int_equal(p->n_usb_allow, 4);
 	assert_int_equal(p->usb_allow[0].vendor, 0x0781);
@@ -416,6 +416,8 @@ static void test_usb_allow(void **state)
 	assert_int_equal(p->usb_allow[0].line, 4);
 	assert_string_equal(p->usb_allow[1].serial, "4C530001");
 	assert_string_equal(p->usb_allow[1].name, "SanDisk, 総務課 1");
+	assert_string_equal(p->usb_allow[1].ledger, "MB-0012");
+	assert_null(p->usb_allow[0].ledger);
 	assert_int_equal(p->usb_allow[1].line, 5);
 	assert_int_equal(p->usb_allow[2].vendor, 0xabcd);
 	assert_int_equal(p->usb_allow[2].product, 0xef01);
@@ -492,7 +494,8 @@ static void test_line_length_boundary(void **state)
 
 static void test_usb_allow_errors(void **state)
 {
-	static const char syntax[] = "expected VVVV:PPPP [serial=S] [hash=sha256:HEX] [name=TEXT]";
+	static const char syntax[] =
+	    "expected VVVV:PPPP [serial=S] [hash=sha256:HEX] [ledger=NUMBER] [name=TEXT]";
 	char want[300];
 
 	snprintf(want, sizeof(want), "[usb] allow: bad value \"781:5581\": %s", syntax);
@@ -532,6 +535,11 @@ static void test_usb_allow_errors(void **state)
 		   4, "[usb] allow: hash= given twice");
 	body_error("[usb]\nallow = 0781:5581 name=\n", 4,
 		   "[usb] allow: name= is empty: expected a text");
+	body_error("[usb]\nallow = 0781:5581 ledger=MB/12\n", 4,
+		   "[usb] allow: bad ledger \"ledger=MB/12\": expected ledger= followed by the "
+		   "registration number (1 to 32 letters, digits, '.', '_' or '-')");
+	body_error("[usb]\nallow = 0781:5581 ledger=A ledger=B\n", 4,
+		   "[usb] allow: ledger= given twice");
 	body_error("[usb]\nallow = 0781:5581 serial=A\nallow = 0781:5581 serial=A name=again\n", 5,
 		   "[usb] allow: same device as the allow entry on line 4");
 }
@@ -1311,13 +1319,13 @@ static void test_usb_reader_errors(void **state)
 {
 	body_error("[usb]\nreader = 054c\n", 4,
 		   "[usb] reader: bad value \"054c\": expected VVVV:PPPP [serial=S] "
-		   "[hash=sha256:HEX] [name=TEXT]");
+		   "[hash=sha256:HEX] [ledger=NUMBER] [name=TEXT]");
 	body_error("[usb]\nreader =\n", 4,
 		   "[usb] reader: empty value: expected VVVV:PPPP [serial=S] [hash=sha256:HEX] "
-		   "[name=TEXT]");
+		   "[ledger=NUMBER] [name=TEXT]");
 	body_error("[usb]\nreader = 054c:06c1 model=x\n", 4,
 		   "[usb] reader: unexpected \"model=x\": expected VVVV:PPPP [serial=S] "
-		   "[hash=sha256:HEX] [name=TEXT]");
+		   "[hash=sha256:HEX] [ledger=NUMBER] [name=TEXT]");
 	body_error("[usb]\nreader = 054c:06c1 name=A\nreader = 054c:06c1 name=B\n", 5,
 		   "[usb] reader: same device as the reader entry on line 4");
 	body_error("[usb]\nreader = 054c:06c1 serial=\n", 4,
