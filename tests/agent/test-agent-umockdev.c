@@ -1598,17 +1598,21 @@ static void test_fleet_users(void **state)
 	seat_dir(run);
 	/* root is at the desk (the agent's namespace maps it; names come from /etc/passwd) */
 	seat_write(run, "ACTIVE=c1\nACTIVE_UID=0\n");
-	const char *wrap[] = {"/usr/bin/unshare",
-			      "--user",
-			      "--map-root-user",
-			      "--mount",
-			      "--",
-			      "/bin/sh",
-			      "-c",
-			      script,
-			      run,
-			      NULL};
-	u->wrap = wrap;
+	/* A private mount namespace for the fake seat; as root (CI runs in a chroot, where user
+	 * namespaces are refused) no user namespace is needed. */
+	const char *wrap_user[] = {"/usr/bin/unshare",
+				   "--user",
+				   "--map-root-user",
+				   "--mount",
+				   "--",
+				   "/bin/sh",
+				   "-c",
+				   script,
+				   run,
+				   NULL};
+	const char *wrap_root[] = {
+	    "/usr/bin/unshare", "--mount", "--", "/bin/sh", "-c", script, run, NULL};
+	u->wrap = geteuid() == 0 ? wrap_root : wrap_user;
 
 	fleet_setup(u, &k);
 	umock_start_agent(u, POL_DEFAULT);
@@ -1675,17 +1679,21 @@ static void test_fleet_users_no_session(void **state)
 
 	snprintf(run, sizeof(run), "%s/run", u->tmp);
 	seat_dir(run);
-	const char *wrap[] = {"/usr/bin/unshare",
-			      "--user",
-			      "--map-root-user",
-			      "--mount",
-			      "--",
-			      "/bin/sh",
-			      "-c",
-			      script,
-			      run,
-			      NULL};
-	u->wrap = wrap;
+	/* A private mount namespace for the fake seat; as root (CI runs in a chroot, where user
+	 * namespaces are refused) no user namespace is needed. */
+	const char *wrap_user[] = {"/usr/bin/unshare",
+				   "--user",
+				   "--map-root-user",
+				   "--mount",
+				   "--",
+				   "/bin/sh",
+				   "-c",
+				   script,
+				   run,
+				   NULL};
+	const char *wrap_root[] = {
+	    "/usr/bin/unshare", "--mount", "--", "/bin/sh", "-c", script, run, NULL};
+	u->wrap = geteuid() == 0 ? wrap_root : wrap_user;
 
 	fleet_setup(u, &k);
 	umock_start_agent(u, POL_DEFAULT);
