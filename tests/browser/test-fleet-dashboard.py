@@ -6,7 +6,8 @@
 # request. Driven in Debian's headless Chromium: the media ledger's CSV import (a good file; a
 # bad file refused with its line number and nothing changed), the request shown, a grant out of
 # the base's limits refused with the collector's reason and nothing stored, the grant through
-# the form, the exception listed, revoked after a confirmation, the groups. Screenshots into
+# the form, a second request refused with a reason, the exception listed, revoked after a
+# confirmation, the groups. Screenshots into
 # the artefacts directory. Exit 77 when chromium, chromedriver or selenium are missing.
 import base64
 import importlib.util
@@ -71,16 +72,19 @@ def setup_fleet(d, pki):
            "rule": "block mass_storage (08)", "manufacturer": "SanDisk", "product_name": "Ultra",
            "mode": "enforce", "audit": False, "request_code": "ABCD2345"}
     st, _, _ = c.post(pki.terminal("term-a"), {"v": 1, "terminal": "term-a", "events": [
-        event("term-a", 1, kind="usb.blocked", data=dev)]})
+        event("term-a", 1, kind="usb.blocked", data=dev),
+        event("term-a", 2, kind="usb.blocked", data=dict(dev, serial="PRIV0001", product="5583",
+                                                         product_name="Private", request_code=None))]})
     check(st == 200, "usb.blocked ingested")
     deadline = time.time() + 15
     while time.time() < deadline:
         st, body, _ = call(c, "GET", "/v1/requests?state=pending")
-        if st == 200 and body["requests"]:
+        if st == 200 and len(body["requests"]) == 2:
             break
         time.sleep(0.2)
-    check(body["requests"][0]["code"] == "ABCD2345", "the request exists: %s" % body)
-    return c
+    codes = {r["serial"]: r["code"] for r in body["requests"]}
+    check(codes.get("4C530001") == "ABCD2345" and codes.get("PRIV0001"), "the requests exist: %s" % body)
+    return c, codes["PRIV0001"]
 
 
 def visible(b, id_):
@@ -95,7 +99,7 @@ def upload(b, d, name, text):
     click(b, By.ID, "import-submit")
 
 
-def drive(b, c, d, outdir):
+def drive(b, c, d, outdir, code2):
     origin = "https://127.0.0.1:%d" % c.dashboard[1]
     b.driver.get(origin + "/#token=" + TOKEN)
     b.wait_css("#terminals tbody tr[data-terminal]")
@@ -128,7 +132,7 @@ def drive(b, c, d, outdir):
     b.wait("the decide panel", lambda: visible(b, "decide"))
     frm, until = b.js("return [document.getElementById('grant-from').value, document.getElementById('grant-until').value]")
     days = (time.mktime(time.strptime(until, "%Y-%m-%d")) - time.mktime(time.strptime(frm, "%Y-%m-%d"))) / 86400 + 1
-    check(0 < days <= 90 and until[5:] <= "12-31", "the default period stays within 90 days: %s..%s" % (frm, until))
+    check(0 < days <= 90, "the default period stays within 90 days: %s..%s" % (frm, until))
     check("90" in b.text("#grant-limit"), "the limit is shown: " + b.text("#grant-limit"))
     far = time.strftime("%Y-%m-%d", time.localtime(time.mktime(time.strptime(frm, "%Y-%m-%d")) + 400 * 86400))
     b.js("document.getElementById('grant-until').value = arguments[0]", far)
@@ -146,12 +150,23 @@ def drive(b, c, d, outdir):
     b.wait("granted", lambda: visible(b, "decide-done") and "EX-" in b.text("#decide-done"))
     check(not visible(b, "decide"), "the panel closed")
     b.wait("the decided list", lambda: "許可" in (b.text('#req-decided tr[data-code="ABCD2345"]') or ""))
-    b.wait("no pending", lambda: visible(b, "req-none"))
+    check(not b.js("return document.querySelector('#req-pending tr[data-code=\"ABCD2345\"]')"), "no longer pending")
     st, body, _ = call(c, "GET", "/v1/exceptions")
     x = body["exceptions"][0]
     check(x["terminal"] == "term-a" and x["ledger"] == "USB-0001" and x["purpose"] == "選挙事務のデータ受け渡し",
           "the exception stored: %s" % x)
     b.screenshot(os.path.join(outdir, "fleet-requests.png"))
+    # the private stick: refused with a reason
+    click(b, By.CSS_SELECTOR, '#req-pending tr[data-code="%s"] button.decide' % code2)
+    b.wait("the decide panel again", lambda: visible(b, "decide") and b.text("#decide-code") == code2)
+    b.driver.find_element(By.ID, "refuse-reason").send_keys("私物の USB メモリは使用できません")
+    click(b, By.ID, "refuse-submit")
+    b.wait("refused", lambda: visible(b, "decide-done") and "却下しました" in b.text("#decide-done"))
+    b.wait("no pending", lambda: visible(b, "req-none"))
+    row = b.text('#req-decided tr[data-code="%s"]' % code2)
+    check("却下" in row and "私物の USB メモリ" in row, "the refusal listed: " + row)
+    st, body, _ = call(c, "GET", "/v1/requests?state=refused")
+    check([r["code"] for r in body["requests"]] == [code2], "refused in the store: %s" % body)
 
     # ---- the exception listed, revoked after a confirmation ----
     b.js("location.hash = '#/exceptions'")
@@ -205,9 +220,9 @@ def main():
         profile = tempfile.mkdtemp(prefix="mg-chromium-")
         b = None
         try:
-            c = setup_fleet(d, pki)
+            c, code2 = setup_fleet(d, pki)
             b = Browser(chromium, chromedriver, profile)
-            drive(b, c, d, outdir)
+            drive(b, c, d, outdir, code2)
             print("ok; screenshots in", outdir)
         except Exception as e:
             print("FAIL: %s: %s" % (type(e).__name__, e))
