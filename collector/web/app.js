@@ -305,6 +305,8 @@
     $('nav-terminals').classList.toggle('active', view === 'terminals' || view === 'terminal');
     $('summary').hidden = view === 'events' || fleet;
     if (!fleet) $('fleet-off').hidden = true;
+    // the header's CSV is the terminals' or the events'; the ledger has its own button
+    $('export').hidden = fleet;
   }
 
   // ---- pieces ----
@@ -1072,6 +1074,8 @@
   async function onRoute() {
     const before = route.view;
     route = parseRoute();
+    // a done message belongs to the view it was said on
+    if (route.view !== before) ['decide-done', 'exc-done', 'import-done'].forEach((id) => { $(id).hidden = true; });
     show(route.view);
     await refresh();
     if (route.view !== before || route.view === 'terminal') window.scrollTo(0, 0);
