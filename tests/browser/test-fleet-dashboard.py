@@ -4,7 +4,7 @@
 # keys made with the built `mynaguardctl fleet keygen`, a base signed with `mynaguardctl fleet
 # sign-base` and uploaded through the API, a usb.blocked event ingested over mutual TLS makes a
 # request. Driven in Debian's headless Chromium: the media ledger's CSV import (a good file; a
-# bad file refused with its line number and nothing changed), the request shown, a grant out of
+# bad file refused with its line number and nothing changed; a row through the form), the request shown, a grant out of
 # the base's limits refused with the collector's reason and nothing stored, the grant through
 # the form, a second request refused with a reason, the exception listed, revoked after a
 # confirmation, the groups. Screenshots into
@@ -120,6 +120,17 @@ def drive(b, c, d, outdir, code2):
     _, after, _ = call(c, "GET", "/v1/ledger.csv", raw=True)
     check(before == after, "a refused import changes nothing")
     check(b.js("return document.querySelectorAll('#ledger-table tbody tr.lg').length") == 2, "still two rows")
+    # one medium through the form
+    for id_, v in (("lg-number", "USB-0005"), ("lg-holder", "高橋"), ("lg-department", "福祉課"),
+                   ("lg-model", "RUF3-K"), ("lg-vendor", "0781"), ("lg-product", "5581"), ("lg-serial", "S5"),
+                   ("lg-note", "=cmd")):
+        b.driver.find_element(By.ID, id_).send_keys(v)
+    click(b, By.ID, "lg-encrypted")
+    click(b, By.ID, "ledger-submit")
+    b.wait("the new row", lambda: "高橋" in (b.text('#ledger-table tr[data-number="USB-0005"]') or ""))
+    st, body, _ = call(c, "GET", "/v1/ledger")
+    row = [r for r in body["ledger"] if r["number"] == "USB-0005"]
+    check(len(row) == 1 and row[0]["encrypted"] is True and row[0]["note"] == "=cmd", "the added medium: %s" % body)
     b.screenshot(os.path.join(outdir, "fleet-ledger.png"))
 
     # ---- the request, a grant beyond the base's limit, then the grant ----
