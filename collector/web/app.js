@@ -38,6 +38,32 @@
       newest: '最新へ', older: 'さらに古いイベント →', all_kinds: 'すべて', raw: '元データ',
       locked: 'ロックアウト', gap_unannounced: '未通知の欠番', st_all: 'すべて', st_problem: '問題あり',
       sort_asc: '昇順', sort_desc: '降順',
+      requests: '申請', exceptions: '例外', ledger: '媒体台帳', groups: 'グループ',
+      ledger_title: '記録媒体管理台帳', pending: '未処理の申請', decided: '処理済みの申請',
+      col_device: '機器（ベンダー:製品）', col_product_name: '製品名', col_serial: 'シリアル', col_code: '申請コード',
+      col_count: '回数', col_decision: '結果', col_decided: '処理日時', col_state: '状態', col_period: '期間',
+      col_reason_short: '理由', col_ids: 'ID・シリアル', no_pending: '未処理の申請はありません。',
+      decide_title: '申請の処理', grant: '許可（例外措置）', refuse: '却下', grant_do: '許可する', refuse_do: '却下する',
+      cancel: '閉じる', decide: '処理', until: '終了日（この日を含む）', scope: '範囲', scope_terminal: 'この端末のみ',
+      scope_group: 'グループ全体', purpose: '目的', ledger_no: '登録番号', approved_by: '承認者',
+      grant_limit: (n, d) => '上限 ' + n + ' 日（' + d + ' まで）', granted: '許可', refused: '却下',
+      st_pending: '未処理', granted_as: (id) => '例外 ' + id + ' として許可しました。',
+      refused_done: '却下しました。', refused_error: '却下できません: ', grant_error: '許可できません: ',
+      no_exceptions: '例外措置はありません。', active: '有効', revoked: '取消済み', ended: '期間終了', not_yet: '開始前',
+      revoke: '取消', revoke_confirm: '取消を確定', revoke_reason: '取消の理由（任意）', revoke_done: (id) => '例外 ' + id + ' を取り消しました。',
+      revoke_error: '取り消せません: ', users: '利用者',
+      holder: '保管者', department: '所属', model: '型番', encrypted: '暗号化', lent: '貸出日', returned: '返却日',
+      last_terminal: '最終確認端末', last_seen_at: '最終確認日時', note: '備考', no_ledger: '台帳に登録された媒体はありません。',
+      import_title: 'CSV 取り込み', import_do: '取り込む',
+      import_help: '書き出した CSV と同じ形式（見出し行つき、UTF-8）。1 行でも誤りがあれば何も変更しません。',
+      imported: (n) => n + ' 件を取り込みました。', import_error: '取り込めません（何も変更していません）: ',
+      add_title: '媒体の登録（同じ登録番号は置き換え）', add_do: '登録する', vendor_id: 'ベンダーID', product_id: 'プロダクトID',
+      ledger_error: '登録できません: ',
+      groups_help: '基本ポリシーはオフラインで署名し、mynaguardctl fleet で登録します。',
+      no_groups: 'グループはまだありません。', base: '基本ポリシー', version: '版', issued: '発行', sha256: 'SHA-256',
+      members: '端末', no_base: '基本ポリシー未登録', bundle_version: '配布版', covered: 'ポリシーの対象',
+      max_days: '例外の上限日数', grant_classes: '許可できる種別', not_covered: '対象外（配布されません）',
+      fleet_off: 'このコレクターではフリート管理（[fleet]）が設定されていません。申請・例外・媒体台帳・グループを使うには、設定ファイルに [fleet] を追加してください（mynaguard-collector(8) FLEET）。',
     },
     en: {
       title: 'Compliance dashboard', refresh: 'Refresh', export: 'Export CSV', logout: 'Log out',
@@ -69,6 +95,32 @@
       newest: 'Newest', older: 'Older events →', all_kinds: 'all', raw: 'raw data',
       locked: 'Locked out', gap_unannounced: 'Unannounced gap', st_all: 'All', st_problem: 'Problems',
       sort_asc: 'ascending', sort_desc: 'descending',
+      requests: 'Requests', exceptions: 'Exceptions', ledger: 'Media ledger', groups: 'Groups',
+      ledger_title: 'Removable media ledger', pending: 'Pending requests', decided: 'Decided requests',
+      col_device: 'Device (vendor:product)', col_product_name: 'Product', col_serial: 'Serial', col_code: 'Request code',
+      col_count: 'Count', col_decision: 'Decision', col_decided: 'Decided', col_state: 'State', col_period: 'Period',
+      col_reason_short: 'Reason', col_ids: 'IDs, serial', no_pending: 'No pending request.',
+      decide_title: 'Decide request', grant: 'Grant (exception)', refuse: 'Refuse', grant_do: 'Grant', refuse_do: 'Refuse',
+      cancel: 'Close', decide: 'Decide', until: 'Until (inclusive)', scope: 'Scope', scope_terminal: 'This terminal',
+      scope_group: 'Whole group', purpose: 'Purpose', ledger_no: 'Ledger no.', approved_by: 'Approved by',
+      grant_limit: (n, d) => 'at most ' + n + ' days (until ' + d + ')', granted: 'granted', refused: 'refused',
+      st_pending: 'pending', granted_as: (id) => 'Granted as exception ' + id + '.',
+      refused_done: 'Refused.', refused_error: 'Cannot refuse: ', grant_error: 'Cannot grant: ',
+      no_exceptions: 'No exception.', active: 'active', revoked: 'revoked', ended: 'ended', not_yet: 'not started',
+      revoke: 'Revoke', revoke_confirm: 'Confirm revoke', revoke_reason: 'Reason (optional)', revoke_done: (id) => 'Exception ' + id + ' revoked.',
+      revoke_error: 'Cannot revoke: ', users: 'Users',
+      holder: 'Holder', department: 'Department', model: 'Model', encrypted: 'Encrypted', lent: 'Lent', returned: 'Returned',
+      last_terminal: 'Last seen on', last_seen_at: 'Last seen at', note: 'Note', no_ledger: 'The ledger is empty.',
+      import_title: 'Import CSV', import_do: 'Import',
+      import_help: 'The same format as the export (with its header, UTF-8). One bad line and nothing is changed.',
+      imported: (n) => n + ' rows imported.', import_error: 'Not imported (nothing changed): ',
+      add_title: 'Register a medium (the same number is replaced)', add_do: 'Register', vendor_id: 'Vendor ID', product_id: 'Product ID',
+      ledger_error: 'Cannot register: ',
+      groups_help: 'Base policies are signed offline and uploaded with mynaguardctl fleet.',
+      no_groups: 'No group yet.', base: 'Base policy', version: 'Version', issued: 'Issued', sha256: 'SHA-256',
+      members: 'Terminals', no_base: 'no base policy yet', bundle_version: 'Bundle version', covered: 'Covered by the base',
+      max_days: 'Exception limit (days)', grant_classes: 'Grantable classes', not_covered: 'not covered (gets no bundle)',
+      fleet_off: 'Fleet management ([fleet]) is not configured on this collector. Add a [fleet] section to its configuration to use requests, exceptions, the media ledger and groups (mynaguard-collector(8) FLEET).',
     },
   };
 
@@ -97,6 +149,7 @@
     'compliance': ['チェック報告', 'Compliance report'],
   };
 
+  const FLEET_VIEWS = ['requests', 'exceptions', 'ledger', 'groups'];
   const PAGE = 50;
   const EVENTS_PAGE = 100;
 
@@ -172,10 +225,34 @@
     if (r.status === 401) { const e = new Error('401'); e.unauthorized = true; throw e; }
     if (!r.ok) {
       let reason = r.status + '';
-      try { reason += ' ' + (await r.json()).error; } catch (_) { /* not JSON */ }
-      throw new Error(reason);
+      let msg = null;
+      try { msg = (await r.json()).error; } catch (_) { /* not JSON */ }
+      if (msg) reason += ' ' + msg;
+      const e = new Error(reason);
+      e.status = r.status;
+      e.reason = msg || reason;
+      throw e;
     }
     return r;
+  }
+
+  // A change through the fleet API: JSON (or raw bytes with their type); the collector's reason on refusal.
+  async function apiSend(method, path, body, ctype) {
+    const headers = { Authorization: 'Bearer ' + token };
+    let data = body;
+    if (body !== undefined && !ctype) { headers['Content-Type'] = 'application/json'; data = JSON.stringify(body); }
+    else if (ctype) headers['Content-Type'] = ctype;
+    const r = await fetch(path, { method, headers, body: data, cache: 'no-store' });
+    if (r.status === 401) { const e = new Error('401'); e.unauthorized = true; throw e; }
+    let out = null;
+    try { out = await r.json(); } catch (_) { /* no body */ }
+    if (!r.ok) {
+      const e = new Error((out && out.error) || String(r.status));
+      e.status = r.status;
+      e.reason = (out && out.error) || String(r.status);
+      throw e;
+    }
+    return out;
   }
 
   // ---- routing: the fragment is the view; Back and bookmarks follow it ----
@@ -188,6 +265,7 @@
     const m = /^\/terminal\/(.+)$/.exec(path);
     if (m) return { view: 'terminal', id: decodeURIComponent(m[1]), params };
     if (path === '/events') return { view: 'events', params };
+    if (FLEET_VIEWS.includes(path.slice(1))) return { view: path.slice(1), params };
     return { view: 'terminals', params };
   }
 
@@ -219,6 +297,16 @@
     $('summary').hidden = view === 'events';
     $('nav-terminals').classList.toggle('active', view !== 'events');
     $('nav-events').classList.toggle('active', view === 'events');
+    FLEET_VIEWS.forEach((v) => {
+      $(v + 'view').hidden = view !== v;
+      $('nav-' + v).classList.toggle('active', view === v);
+    });
+    const fleet = FLEET_VIEWS.includes(view);
+    $('nav-terminals').classList.toggle('active', view === 'terminals' || view === 'terminal');
+    $('summary').hidden = view === 'events' || fleet;
+    if (!fleet) $('fleet-off').hidden = true;
+    // the header's CSV is the terminals' or the events'; the ledger has its own button
+    $('export').hidden = fleet;
   }
 
   // ---- pieces ----
@@ -580,6 +668,381 @@
     $('updated').textContent = t('updated') + fmtTime(new Date().toISOString());
   }
 
+  // ---- fleet (docs/fleet.md): requests, exceptions, the media ledger, groups ----
+
+  let fleetGroups = {}; // terminal -> {group, max_days} from the groups' bases
+  let decideFor = null; // the request the decide panel is open for
+
+  const DAY = 86400000;
+  // Today in Japan as YYYY-MM-DD: the collector reads a bare day as a day in Japan (UTC+9).
+  const jpToday = () => new Date(Date.now() + 9 * 3600000).toISOString().slice(0, 10);
+  const addDays = (ymd, n) => new Date(Date.parse(ymd + 'T00:00:00Z') + n * DAY).toISOString().slice(0, 10);
+  // The end of the fiscal year (3/31) that holds this day.
+  const fiscalEnd = (ymd) => (Number(ymd.slice(5, 7)) >= 4 ? Number(ymd.slice(0, 4)) + 1 : Number(ymd.slice(0, 4))) + '-03-31';
+  const dev = (o) => o.vendor + ':' + o.product;
+
+  function fleetMessage(id, msg, prefix) {
+    const p = $(id);
+    if (!msg) { p.hidden = true; p.textContent = ''; return; }
+    p.textContent = (prefix || '') + msg;
+    p.hidden = false;
+  }
+
+  function emptyRow(tbody, cols, text) {
+    const tr = el('tr');
+    const td = el('td', text);
+    td.colSpan = cols;
+    tr.appendChild(td);
+    tbody.appendChild(tr);
+  }
+
+  async function loadGroupsMap() {
+    const gs = (await (await api('/v1/groups')).json()).groups;
+    const map = {};
+    const details = await Promise.all(gs.map(async (g) => (await api('/v1/groups/' + encodeURIComponent(g.name))).json()));
+    details.forEach((g) => g.members.forEach((m) => {
+      map[m.terminal] = { group: g.name, max_days: g.base ? g.base.grant_max_days : null };
+    }));
+    fleetGroups = map;
+    return { gs, details };
+  }
+
+  async function loadFleet(view) {
+    try {
+      if (view === 'requests') await loadRequests();
+      else if (view === 'exceptions') await loadExceptions();
+      else if (view === 'ledger') await loadLedger();
+      else await loadGroups();
+      $('fleet-off').hidden = true;
+      $(view + 'view').hidden = false;
+      $('updated').textContent = t('updated') + fmtTime(new Date().toISOString());
+    } catch (e) {
+      if (e.status !== 503) throw e;
+      // no [fleet] on this collector: say so instead of an error
+      $(view + 'view').hidden = true;
+      $('fleet-off').textContent = t('fleet_off');
+      $('fleet-off').hidden = false;
+    }
+  }
+
+  function requestRow(r) {
+    const tr = el('tr', null, 'req');
+    tr.dataset.code = r.code;
+    tr.appendChild(el('td', r.terminal));
+    tr.appendChild(el('td', dev(r), 'hash'));
+    tr.appendChild(el('td', [r.manufacturer, r.product_name].filter(Boolean).join(' ') || t('none')));
+    tr.appendChild(el('td', r.serial || t('none'), 'hash'));
+    tr.appendChild(el('td', r.code, 'hash code'));
+    return tr;
+  }
+
+  async function loadRequests() {
+    const [list] = await Promise.all([api('/v1/requests?state=all').then((r) => r.json()), loadGroupsMap()]);
+    const reqs = list.requests;
+    const pend = document.createDocumentFragment();
+    const done = document.createDocumentFragment();
+    reqs.filter((r) => r.state === 'pending').forEach((r) => {
+      const tr = requestRow(r);
+      tr.appendChild(el('td', fmtTime(r.first_seen)));
+      tr.appendChild(el('td', fmtTime(r.last_seen)));
+      tr.appendChild(el('td', r.count, 'num'));
+      const td = el('td');
+      const b = el('button', t('decide'), 'decide');
+      b.type = 'button';
+      b.addEventListener('click', () => openDecide(r));
+      td.appendChild(b);
+      tr.appendChild(td);
+      pend.appendChild(tr);
+    });
+    reqs.filter((r) => r.state !== 'pending').forEach((r) => {
+      const tr = requestRow(r);
+      tr.removeChild(tr.children[2]); // the decided table has no product-name column
+      const st = el('td');
+      st.appendChild(el('span', t(r.state), 'badge ' + (r.state === 'granted' ? 'ck-pass' : 'ck-fail')));
+      tr.appendChild(st);
+      tr.appendChild(el('td', fmtTime(r.decided_at) + (r.decided_by ? ' ' + r.decided_by : '')));
+      tr.appendChild(el('td', r.state === 'granted' ? (r.exception || '') : (r.reason || '')));
+      done.appendChild(tr);
+    });
+    const npend = pend.childNodes.length;
+    if (!done.childNodes.length) emptyRow(done, 7, t('none'));
+    $('req-pending').tBodies[0].replaceChildren(pend);
+    $('req-decided').tBodies[0].replaceChildren(done);
+    $('req-none').hidden = npend !== 0;
+    $('req-pending').hidden = npend === 0;
+    if (decideFor) updateLimit();
+  }
+
+  function updateLimit() {
+    const g = decideFor && fleetGroups[decideFor.terminal];
+    const from = $('grant-from').value || jpToday();
+    $('grant-limit').textContent = g && g.max_days ? t('grant_limit')(g.max_days, addDays(from, g.max_days - 1)) : '';
+  }
+
+  function openDecide(r) {
+    decideFor = r;
+    $('decide-code').textContent = r.code;
+    $('decide-device').textContent = r.terminal + ' ' + dev(r) + (r.serial ? ' ' + r.serial : '');
+    // from today to the end of the fiscal year, never beyond the group's limit
+    const from = jpToday();
+    let until = fiscalEnd(from);
+    const g = fleetGroups[r.terminal];
+    if (g && g.max_days) {
+      const last = addDays(from, g.max_days - 1);
+      if (last < until) until = last;
+    }
+    $('grant-from').value = from;
+    $('grant-until').value = until;
+    $('grant-scope').value = 'terminal';
+    $('grant-purpose').value = '';
+    $('grant-ledger').value = '';
+    $('refuse-reason').value = '';
+    fleetMessage('grant-error', '');
+    fleetMessage('refuse-error', '');
+    fleetMessage('decide-done', '');
+    updateLimit();
+    $('decide').hidden = false;
+    $('decide').scrollIntoView({ block: 'nearest' });
+    $('grant-purpose').focus();
+  }
+
+  function closeDecide() {
+    decideFor = null;
+    $('decide').hidden = true;
+  }
+
+  async function submitGrant(ev) {
+    ev.preventDefault();
+    if (!decideFor) return;
+    const body = { from: $('grant-from').value, until: $('grant-until').value, scope: $('grant-scope').value,
+      purpose: $('grant-purpose').value.trim() };
+    if ($('grant-ledger').value.trim()) body.ledger = $('grant-ledger').value.trim();
+    fleetMessage('grant-error', '');
+    try {
+      const x = await apiSend('POST', '/v1/requests/' + encodeURIComponent(decideFor.code) + '/grant', body);
+      closeDecide();
+      fleetMessage('decide-done', t('granted_as')(x.id));
+      await refresh();
+    } catch (e) {
+      if (e.unauthorized) handleError(e);
+      else fleetMessage('grant-error', e.reason || e.message, t('grant_error'));
+    }
+  }
+
+  async function submitRefuse(ev) {
+    ev.preventDefault();
+    if (!decideFor) return;
+    fleetMessage('refuse-error', '');
+    try {
+      await apiSend('POST', '/v1/requests/' + encodeURIComponent(decideFor.code) + '/refuse', { reason: $('refuse-reason').value.trim() });
+      closeDecide();
+      fleetMessage('decide-done', t('refused_done'));
+      await refresh();
+    } catch (e) {
+      if (e.unauthorized) handleError(e);
+      else fleetMessage('refuse-error', e.reason || e.message, t('refused_error'));
+    }
+  }
+
+  function exceptionState(x) {
+    const now = Date.now();
+    if (x.state !== 'active') return x.state;
+    if (x.until && Date.parse(x.until) <= now) return 'ended';
+    if (x.from && Date.parse(x.from) > now) return 'not_yet';
+    return 'active';
+  }
+
+  // the last day an exception covers ("until" is the start of the day after, in Japan)
+  const lastDay = (iso) => new Date(Date.parse(iso) + 9 * 3600000 - 1).toISOString().slice(0, 10);
+  const firstDay = (iso) => new Date(Date.parse(iso) + 9 * 3600000).toISOString().slice(0, 10);
+
+  async function loadExceptions() {
+    const xs = (await (await api('/v1/exceptions?state=all')).json()).exceptions;
+    const open = new Set(Array.from(document.querySelectorAll('#exc-table tr.confirming')).map((tr) => tr.dataset.id));
+    const st = (x) => exceptionState(x);
+    // active first, then the ended and revoked, each in id order
+    const order = (x) => (st(x) === 'active' ? 0 : st(x) === 'not_yet' ? 1 : 2);
+    const rows = document.createDocumentFragment();
+    xs.slice().sort((a, b) => order(a) - order(b)).forEach((x) => {
+      const s = st(x);
+      const tr = el('tr', null, 'exc ex-' + s);
+      tr.dataset.id = x.id;
+      tr.appendChild(el('td', x.id, 'hash'));
+      const std = el('td');
+      std.appendChild(el('span', t(s), 'badge ' + (s === 'active' ? 'ck-pass' : s === 'revoked' ? 'ck-fail' : 'ck-not_applicable')));
+      if (s === 'revoked') std.appendChild(el('div', fmtTime(x.revoked_at) + (x.revoke_reason ? ' ' + x.revoke_reason : ''), 'since'));
+      tr.appendChild(std);
+      const d = el('td');
+      d.appendChild(el('div', dev(x) + ' ' + (x.serial || ''), 'hash'));
+      d.appendChild(el('div', x.class || '', 'meaning'));
+      tr.appendChild(d);
+      tr.appendChild(el('td', x.scope === 'group' ? t('scope_group') + ' ' + x.group : x.terminal));
+      tr.appendChild(el('td', (x.from ? firstDay(x.from) : '') + ' – ' + (x.until ? lastDay(x.until) : '')));
+      tr.appendChild(el('td', x.purpose || ''));
+      tr.appendChild(el('td', x.approved_by || ''));
+      tr.appendChild(el('td', x.ledger || t('none')));
+      const act = el('td', null, 'actions');
+      if (x.state === 'active') {
+        const b = el('button', t('revoke'), 'revoke');
+        b.type = 'button';
+        const box = el('span', null, 'confirm');
+        const reason = el('input');
+        reason.type = 'text';
+        reason.placeholder = t('revoke_reason');
+        reason.maxLength = 256;
+        reason.className = 'revoke-reason';
+        const yes = el('button', t('revoke_confirm'), 'danger revoke-yes');
+        yes.type = 'button';
+        const no = el('button', t('cancel'), 'revoke-no');
+        no.type = 'button';
+        box.append(reason, yes, no);
+        box.hidden = !open.has(x.id);
+        if (open.has(x.id)) tr.classList.add('confirming');
+        b.hidden = open.has(x.id);
+        b.addEventListener('click', () => { box.hidden = false; b.hidden = true; tr.classList.add('confirming'); reason.focus(); });
+        no.addEventListener('click', () => { box.hidden = true; b.hidden = false; tr.classList.remove('confirming'); });
+        yes.addEventListener('click', () => revokeException(x.id, reason.value.trim()));
+        act.append(b, box);
+      }
+      tr.appendChild(act);
+      rows.appendChild(tr);
+    });
+    // a refresh does not close a confirmation being typed
+    if (document.activeElement && document.activeElement.classList.contains('revoke-reason')) return;
+    $('exc-table').tBodies[0].replaceChildren(rows);
+    $('exc-none').hidden = xs.length !== 0;
+    $('exc-table').hidden = xs.length === 0;
+  }
+
+  async function revokeException(id, reason) {
+    fleetMessage('exc-done', '');
+    try {
+      await apiSend('POST', '/v1/exceptions/' + encodeURIComponent(id) + '/revoke', reason ? { reason } : {});
+      fleetMessage('exc-done', t('revoke_done')(id));
+      const tr = document.querySelector('#exc-table tr[data-id="' + CSS.escape(id) + '"]');
+      if (tr) tr.classList.remove('confirming');
+      await refresh();
+    } catch (e) {
+      if (e.unauthorized) handleError(e);
+      else showError(t('revoke_error') + (e.reason || e.message));
+    }
+  }
+
+  async function loadLedger() {
+    const rows = (await (await api('/v1/ledger')).json()).ledger;
+    const f = document.createDocumentFragment();
+    rows.forEach((r) => {
+      const tr = el('tr', null, 'lg');
+      tr.dataset.number = r.number;
+      tr.appendChild(el('td', r.number, 'hash'));
+      tr.appendChild(el('td', r.holder));
+      tr.appendChild(el('td', r.department));
+      tr.appendChild(el('td', r.model));
+      tr.appendChild(el('td', dev(r) + ' ' + r.serial, 'hash'));
+      tr.appendChild(el('td', r.encrypted ? t('yes') : t('no'), r.encrypted ? '' : 'warn'));
+      tr.appendChild(el('td', r.lent || t('none')));
+      tr.appendChild(el('td', r.returned || t('none')));
+      tr.appendChild(el('td', r.last_terminal || t('none')));
+      tr.appendChild(el('td', r.last_seen ? fmtTime(r.last_seen) : t('none')));
+      tr.appendChild(el('td', r.note || ''));
+      f.appendChild(tr);
+    });
+    $('ledger-table').tBodies[0].replaceChildren(f);
+    $('ledger-none').hidden = rows.length !== 0;
+    $('ledger-table').hidden = rows.length === 0;
+  }
+
+  async function submitImport(ev) {
+    ev.preventDefault();
+    fleetMessage('import-error', '');
+    fleetMessage('import-done', '');
+    const file = $('import-file').files[0];
+    if (!file) return;
+    try {
+      const out = await apiSend('POST', '/v1/ledger.csv', await file.arrayBuffer(), 'text/csv');
+      fleetMessage('import-done', t('imported')(out.imported));
+      $('import-file').value = '';
+      await refresh();
+    } catch (e) {
+      if (e.unauthorized) handleError(e);
+      else fleetMessage('import-error', e.reason || e.message, t('import_error'));
+    }
+  }
+
+  async function submitLedger(ev) {
+    ev.preventDefault();
+    fleetMessage('ledger-error', '');
+    const v = (id) => $(id).value.trim();
+    const body = { number: v('lg-number'), vendor: v('lg-vendor').toLowerCase(), product: v('lg-product').toLowerCase(),
+      serial: v('lg-serial'), holder: v('lg-holder'), department: v('lg-department'), model: v('lg-model'),
+      encrypted: $('lg-encrypted').checked, note: v('lg-note') };
+    if (v('lg-lent')) body.lent = v('lg-lent');
+    if (v('lg-returned')) body.returned = v('lg-returned');
+    try {
+      await apiSend('POST', '/v1/ledger', body);
+      $('ledger-form').reset();
+      await refresh();
+    } catch (e) {
+      if (e.unauthorized) handleError(e);
+      else fleetMessage('ledger-error', e.reason || e.message, t('ledger_error'));
+    }
+  }
+
+  async function exportLedger() {
+    try {
+      const blob = await (await api('/v1/ledger.csv')).blob();
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = 'mynaguard-ledger.csv';
+      a.dataset.source = '/v1/ledger.csv';
+      document.body.appendChild(a);
+      a.click();
+      setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+    } catch (e) { handleError(e); }
+  }
+
+  async function loadGroups() {
+    const { details } = await loadGroupsMap();
+    const f = document.createDocumentFragment();
+    details.forEach((g) => {
+      const box = el('div', null, 'group');
+      box.dataset.group = g.name;
+      box.appendChild(el('h3', g.name));
+      const dl = el('dl', null, 'facts');
+      const add = (k, v, cls) => { dl.appendChild(el('dt', t(k))); dl.appendChild(el('dd', v, cls)); };
+      if (g.base) {
+        add('version', g.base.version);
+        add('issued', fmtTime(g.base.issued));
+        add('sha256', g.base.sha256, 'hash');
+        add('max_days', g.base.grant_max_days);
+        add('grant_classes', (g.base.grant_classes || []).join(', ') || t('none'));
+      } else add('base', t('no_base'), 'warn');
+      box.appendChild(dl);
+      const tbl = el('table', null, 'members');
+      const head = el('tr');
+      ['col_terminal', 'bundle_version', 'covered'].forEach((k) => head.appendChild(el('th', t(k))));
+      tbl.appendChild(el('thead')).appendChild(head);
+      const tb = el('tbody');
+      g.members.forEach((m) => {
+        const tr = el('tr');
+        const td = el('td');
+        const a = el('a', m.terminal, 'termlink');
+        a.href = terminalHash(m.terminal);
+        td.appendChild(a);
+        tr.appendChild(td);
+        tr.appendChild(el('td', m.bundle_version === null || m.bundle_version === undefined ? t('none') : m.bundle_version));
+        tr.appendChild(el('td', m.covered ? t('yes') : t('not_covered'), m.covered ? '' : 'warn'));
+        tb.appendChild(tr);
+      });
+      if (!g.members.length) emptyRow(tb, 3, t('none'));
+      tbl.appendChild(tb);
+      box.appendChild(tbl);
+      f.appendChild(box);
+    });
+    $('group-list').replaceChildren(f);
+    $('groups-none').hidden = details.length !== 0;
+  }
+
   // ---- refresh and navigation ----
 
   function handleError(e) {
@@ -594,6 +1057,8 @@
         await loadDetail(route.id);
       } else if (route.view === 'events') {
         await loadEvents();
+      } else if (FLEET_VIEWS.includes(route.view)) {
+        await loadFleet(route.view);
       } else {
         await loadList();
       }
@@ -609,6 +1074,8 @@
   async function onRoute() {
     const before = route.view;
     route = parseRoute();
+    // a done message belongs to the view it was said on
+    if (route.view !== before) ['decide-done', 'exc-done', 'import-done'].forEach((id) => { $(id).hidden = true; });
     show(route.view);
     await refresh();
     if (route.view !== before || route.view === 'terminal') window.scrollTo(0, 0);
@@ -625,6 +1092,7 @@
   // events' filter, newest first. The collector streams it in chunks.
   async function exportCsv() {
     let path, name;
+    if (route.view === 'ledger') return exportLedger();
     if (route.view === 'events') {
       const q = eventQuery();
       q.delete('after');
@@ -705,6 +1173,13 @@
     $('ev-terminal').addEventListener('change', () => go(eventsHash({ terminal: $('ev-terminal').value.trim(), after: null })));
     $('ev-since').addEventListener('change', () => go(eventsHash({ since: $('ev-since').value, after: null })));
     $('ev-until').addEventListener('change', () => go(eventsHash({ until: $('ev-until').value, after: null })));
+    $('grant-form').addEventListener('submit', submitGrant);
+    $('refuse-form').addEventListener('submit', submitRefuse);
+    $('decide-cancel').addEventListener('click', closeDecide);
+    $('grant-from').addEventListener('change', updateLimit);
+    $('import-form').addEventListener('submit', submitImport);
+    $('ledger-form').addEventListener('submit', submitLedger);
+    $('ledger-export').addEventListener('click', exportLedger);
     window.addEventListener('hashchange', () => { if (token) onRoute(); });
 
     if (token) start();
