@@ -775,6 +775,58 @@ static void store_failed(struct evhttp_request *req, int r)
 	send_error(req, 503, "the store cannot answer now");
 }
 
+/* GET /v1/verify[?terminal=ID]: the hash chains recomputed (docs/evidence.md). */
+static int verify_json(struct store *st, const char *query, json_t **ret,
+		       char reason[static EVENT_REASON_MAX])
+{
+	struct evkeyvalq params;
+	struct evkeyval *kv;
+	const char *terminal = NULL;
+	struct store_verify v;
+	int r = 0;
+
+	TAILQ_INIT(&params);
+	if (query && strstr(query, "%00")) {
+		snprintf(reason, EVENT_REASON_MAX, "query string contains %%00 (a NUL byte)");
+		return -EINVAL;
+	}
+	if (query && evhttp_parse_query_str(query, &params) < 0) {
+		snprintf(reason, EVENT_REASON_MAX, "malformed query string");
+		evhttp_clear_headers(&params);
+		return -EINVAL;
+	}
+	TAILQ_FOREACH(kv, &params, next)
+	{
+		if (strcmp(kv->key, "terminal") != 0 || terminal) {
+			snprintf(reason, EVENT_REASON_MAX,
+				 "unknown or repeated parameter (only terminal)");
+			r = -EINVAL;
+			break;
+		}
+		terminal = kv->value;
+		if (!event_terminal_id_valid(terminal)) {
+			snprintf(reason, EVENT_REASON_MAX, "terminal: not a valid terminal id");
+			r = -EINVAL;
+			break;
+		}
+	}
+	if (r >= 0)
+		r = store_verify(st, terminal, &v);
+	evhttp_clear_headers(&params);
+	if (r == -ENOENT)
+		snprintf(reason, EVENT_REASON_MAX, "no such terminal");
+	if (r < 0)
+		return r;
+	*ret =
+	    json_pack("{s:b, s:I, s:I, s:I}", "ok", !v.broken, "terminals", (json_int_t)v.terminals,
+		      "events", (json_int_t)v.events, "anchored", (json_int_t)v.anchored);
+	if (*ret && v.broken)
+		json_object_set_new(*ret, "broken",
+				    json_pack("{s:s, s:I, s:s}", "terminal", v.terminal, "seq",
+					      (json_int_t)v.seq, "reason", v.reason));
+	return *ret ? 0 : -ENOMEM;
+}
+
 void api_handle(struct evhttp_request *req, void *arg)
 {
 	struct worker *w = arg;
@@ -855,6 +907,12 @@ void api_handle(struct evhttp_request *req, void *arg)
 			return;
 		}
 		r = store_events_json(w->store, &f, &body);
+	} else if (strcmp(path, "/v1/verify") == 0) {
+		r = verify_json(w->store, query, &body, reason);
+		if (r == -EINVAL || r == -ENOENT) {
+			send_error(req, r == -EINVAL ? 400 : 404, reason);
+			return;
+		}
 	} else if (strcmp(path, "/v1/export.csv") == 0) {
 		export_csv(req, w, query, false);
 		return;
