@@ -867,23 +867,36 @@ struct disposal {
 	int64_t tid, last_id;
 };
 
-int store_retention(struct store *s, int64_t cutoff_ms, unsigned limit, unsigned *ret_deleted)
+int store_retention(struct store *s, int64_t cutoff_ms, const char *const *hold, size_t n_hold,
+		    unsigned limit, unsigned *ret_deleted)
 {
 	_cleanup_free_ struct disposal *d = NULL;
+	_cleanup_free_ char *held = NULL;
+	json_t *a = json_array();
 	sqlite3_stmt *pick = NULL, *anchor = NULL, *del = NULL, *rec = NULL;
 	size_t n = 0;
 	unsigned deleted = 0;
 	int rc = SQLITE_DONE, r;
 
+	for (size_t i = 0; a && i < n_hold; i++)
+		if (json_array_append_new(a, json_string(hold[i])) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	held = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
 	d = calloc(limit ? limit : 1, sizeof(*d));
-	if (!d)
+	if (!d || !held)
 		return -ENOMEM;
 	/* Row ids follow the storage order, so each terminal loses a prefix of its chain: up to
 	 * its newest expired row among the first `limit` expired ones. */
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT tid, max(id) FROM (SELECT id, tid FROM events"
-			       " WHERE received_at < ?2 ORDER BY id LIMIT ?1) GROUP BY tid",
-			       -1, &pick, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(
+		s->db,
+		"SELECT tid, max(id) FROM (SELECT id, tid FROM events"
+		" WHERE received_at < ?2 AND tid NOT IN (SELECT t.id FROM terminals t"
+		" JOIN json_each(?3) h ON h.value = t.name) ORDER BY id LIMIT ?1)"
+		" GROUP BY tid",
+		-1, &pick, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db,
 			       "SELECT chain, (SELECT seq FROM events WHERE tid = ?1 AND id > ?2"
 			       " ORDER BY id LIMIT 1) FROM events WHERE id = ?2",
@@ -905,6 +918,7 @@ int store_retention(struct store *s, int64_t cutoff_ms, unsigned limit, unsigned
 		goto out;
 	sqlite3_bind_int(pick, 1, (int)limit);
 	sqlite3_bind_int64(pick, 2, cutoff_ms);
+	sqlite3_bind_text(pick, 3, held, -1, SQLITE_STATIC);
 	while (n < limit && (rc = sqlite3_step(pick)) == SQLITE_ROW) {
 		d[n].tid = sqlite3_column_int64(pick, 0);
 		d[n].last_id = sqlite3_column_int64(pick, 1);

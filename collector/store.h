@@ -53,10 +53,12 @@ int store_terminal_max_seq(struct store *s, const char *name, uint64_t *ret);
 int store_wal_frames(struct store *s);
 int store_checkpoint(struct store *s, bool restart);
 
-/* Delete events received before cutoff_ms, at most limit rows per call (own transaction). Each
+/* Delete events received before cutoff_ms, at most limit rows per call (own transaction), none of
+ * the n_hold terminals named in hold (legal hold). Each
  * terminal loses a prefix of its chain, and chain_anchors records the link before the first
  * kept event so that store_verify() still checks what remains. */
-int store_retention(struct store *s, int64_t cutoff_ms, unsigned limit, unsigned *ret_deleted);
+int store_retention(struct store *s, int64_t cutoff_ms, const char *const *hold, size_t n_hold,
+		    unsigned limit, unsigned *ret_deleted);
 
 struct store_verify {
 	uint64_t terminals, events; /* checked */
