@@ -775,6 +775,43 @@ static void store_failed(struct evhttp_request *req, int r)
 	send_error(req, 503, "the store cannot answer now");
 }
 
+/* GET /v1/retention: the disposal settings, this process's last run and the oldest event kept
+ * per kind (docs/evidence.md). */
+static json_t *ts_json_ms(int64_t ms)
+{
+	char buf[32];
+	event_format_ts(ms, buf);
+	return json_string(buf);
+}
+
+static int retention_json(struct worker *w, json_t **ret)
+{
+	const struct collector_config *cfg = w->c->cfg;
+	struct store_view v = view_now(w);
+	struct store_stats stats;
+	int64_t last = atomic_load(&metrics.retention_last_run_ms);
+	json_t *hold = json_array(), *oldest = json_object();
+	int r;
+
+	r = store_stats(w->store, &v, &stats);
+	for (size_t i = 0; r >= 0 && hold && i < cfg->n_retention_hold; i++)
+		json_array_append_new(hold, json_string(cfg->retention_hold[i]));
+	for (int k = 0; r >= 0 && oldest && k < _EVENT_KIND_MAX; k++)
+		if (stats.oldest_ms[k] != INT64_MIN)
+			json_object_set_new(oldest, event_kind_name((enum event_kind)k),
+					    ts_json_ms(stats.oldest_ms[k]));
+	if (r < 0 || !hold || !oldest) {
+		json_decref(hold);
+		json_decref(oldest);
+		return r < 0 ? r : -ENOMEM;
+	}
+	*ret =
+	    json_pack("{s:I, s:o, s:o, s:I, s:o}", "period_s", (json_int_t)cfg->retention, "hold",
+		      hold, "last_run", last ? ts_json_ms(last) : json_null(), "deleted_total",
+		      (json_int_t)atomic_load(&metrics.retention_deleted), "oldest", oldest);
+	return *ret ? 0 : -ENOMEM;
+}
+
 /* GET /v1/verify[?terminal=ID]: the hash chains recomputed (docs/evidence.md). */
 static int verify_json(struct store *st, const char *query, json_t **ret,
 		       char reason[static EVENT_REASON_MAX])
@@ -907,6 +944,8 @@ void api_handle(struct evhttp_request *req, void *arg)
 			return;
 		}
 		r = store_events_json(w->store, &f, &body);
+	} else if (strcmp(path, "/v1/retention") == 0) {
+		r = retention_json(w, &body);
 	} else if (strcmp(path, "/v1/verify") == 0) {
 		r = verify_json(w->store, query, &body, reason);
 		if (r == -EINVAL || r == -ENOENT) {

@@ -389,6 +389,7 @@ static void retention(struct ingest_writer *wr)
 
 	if (!keep_ms)
 		return;
+	atomic_store(&metrics.retention_last_run_ms, server_now_ms());
 	do {
 		int r = store_retention(wr->store, cutoff,
 					(const char *const *)wr->c->cfg->retention_hold,

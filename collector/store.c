@@ -1731,5 +1731,16 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
 	    .events = (uint64_t)sqlite3_column_int64(st, 0),
 	    .gaps = (uint64_t)sqlite3_column_int64(st, 1),
 	};
+	/* one index lookup per kind (events_kind_ts), never a scan */
+	for (int k = 0; k < _EVENT_KIND_MAX; k++) {
+		_cleanup_stmt_ sqlite3_stmt *o = NULL;
+		ret->oldest_ms[k] = INT64_MIN;
+		r = prepare(s, "SELECT min(ts) FROM events WHERE kind = ?1", &o);
+		if (r < 0)
+			return r;
+		sqlite3_bind_text(o, 1, event_kind_name((enum event_kind)k), -1, SQLITE_STATIC);
+		if (sqlite3_step(o) == SQLITE_ROW && sqlite3_column_type(o, 0) != SQLITE_NULL)
+			ret->oldest_ms[k] = sqlite3_column_int64(o, 0);
+	}
 	return 0;
 }

@@ -152,5 +152,7 @@ int store_events_foreach(struct store *s, const struct store_filter *f,
 struct store_stats {
 	uint64_t terminals, events, gaps;
 	uint64_t compliant, noncompliant, unknown, stale;
+	/* per enum event_kind: the event time (ts, ms) of the oldest kept event, INT64_MIN if none */
+	int64_t oldest_ms[_EVENT_KIND_MAX];
 };
 int store_stats(struct store *s, const struct store_view *v, struct store_stats *ret);

@@ -72,6 +72,16 @@ def main():
         check(f"term-b on hold: all kept ({seqs(c, 'term-b')})", seqs(c, "term-b") == [1, 2, 3])
         st, v, _ = c.get("/v1/verify")
         check(f"GET /v1/verify after disposal: ok ({v})", st == 200 and v["ok"] and v["anchored"] == 1)
+        st, rj, _ = c.get("/v1/retention")
+        check(f"GET /v1/retention: settings, last run, oldest kept per kind ({rj})",
+              st == 200 and rj["period_s"] == 4 and rj["hold"] == ["term-b", "other-1"] and
+              "last_run" in rj and isinstance(rj["deleted_total"], int) and
+              isinstance(rj["oldest"].get("usb.blocked"), str) and "compliance" not in rj["oldest"])
+        st, text, _ = c.get("/metrics", raw=True)
+        text = text.decode()
+        check("/metrics: oldest kept event per kind and the last retention run",
+              st == 200 and 'mynaguard_collector_oldest_event_seconds{kind="usb.blocked"} ' in text
+              and "mynaguard_collector_retention_last_run_seconds " in text)
         c.stop()
         r = collector(c, "--verify")
         check(f"--verify after disposal: OK ({r.stdout.strip()})", r.returncode == 0 and
