@@ -152,6 +152,7 @@ static const char *const stmt_sql[_ST_MAX] = {
 
 struct store {
 	sqlite3 *db;
+	EVP_MD_CTX *md; /* the hash chain's, reused */
 	bool writable;
 	/* the dashboard's summary cards, recounted at most once a second */
 	struct store_view summary_view;
@@ -240,17 +241,14 @@ static void put_str(EVP_MD_CTX *md, const void *p, size_t n)
 
 /* link = SHA-256(prev || len32 terminal || seq64 || ts64 || received64 || len32 kind ||
  * len32 clause || len32 data), integers big-endian, texts as stored. */
-static int chain_link(const uint8_t prev[STORE_CHAIN_LEN], const char *terminal, uint64_t seq,
-		      int64_t ts, int64_t received, const char *kind, const void *clause,
-		      size_t clause_len, const void *data, size_t data_len,
+static int chain_link(EVP_MD_CTX *md, const uint8_t prev[STORE_CHAIN_LEN], const char *terminal,
+		      uint64_t seq, int64_t ts, int64_t received, const char *kind,
+		      const void *clause, size_t clause_len, const void *data, size_t data_len,
 		      uint8_t out[STORE_CHAIN_LEN])
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned n = 0;
 	int ok;
 
-	if (!md)
-		return -ENOMEM;
 	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
 	if (ok) {
 		EVP_DigestUpdate(md, prev, STORE_CHAIN_LEN);
@@ -263,13 +261,12 @@ static int chain_link(const uint8_t prev[STORE_CHAIN_LEN], const char *terminal,
 		put_str(md, data, data_len);
 		ok = EVP_DigestFinal_ex(md, out, &n);
 	}
-	EVP_MD_CTX_free(md);
 	return ok && n == STORE_CHAIN_LEN ? 0 : -EIO;
 }
 
 /* Recomputes the link of one row of `SELECT seq, ts, received_at, kind, clause, data, chain`. */
-static int chain_row(sqlite3_stmt *st, const char *terminal, const uint8_t prev[STORE_CHAIN_LEN],
-		     uint8_t out[STORE_CHAIN_LEN])
+static int chain_row(EVP_MD_CTX *md, sqlite3_stmt *st, const char *terminal,
+		     const uint8_t prev[STORE_CHAIN_LEN], uint8_t out[STORE_CHAIN_LEN])
 {
 	const unsigned char *kind = sqlite3_column_text(st, 3);
 	const void *clause = sqlite3_column_text(st, 4);
@@ -277,7 +274,7 @@ static int chain_row(sqlite3_stmt *st, const char *terminal, const uint8_t prev[
 	const void *data = sqlite3_column_text(st, 5);
 	size_t data_len = (size_t)sqlite3_column_bytes(st, 5);
 
-	return chain_link(prev, terminal, (uint64_t)sqlite3_column_int64(st, 0),
+	return chain_link(md, prev, terminal, (uint64_t)sqlite3_column_int64(st, 0),
 			  sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
 			  kind ? (const char *)kind : "", clause ? clause : "", clause_len,
 			  data ? data : "", data_len, out);
@@ -310,7 +307,7 @@ static int chain_backfill(struct store *s)
 
 		sqlite3_bind_int64(rows, 1, tid);
 		while (r >= 0 && (rc = sqlite3_step(rows)) == SQLITE_ROW) {
-			r = chain_row(rows, name, link, link);
+			r = chain_row(s->md, rows, name, link, link);
 			if (r < 0)
 				break;
 			sqlite3_bind_int64(upd, 1, sqlite3_column_int64(rows, 6));
@@ -403,6 +400,11 @@ int store_open(const char *path, bool writable, struct store **ret)
 	if (!s)
 		return -ENOMEM;
 	s->writable = writable;
+	s->md = EVP_MD_CTX_new();
+	if (!s->md) {
+		free(s);
+		return -ENOMEM;
+	}
 	if (writable)
 		flags |= SQLITE_OPEN_CREATE;
 	rc = sqlite3_open_v2(path, &s->db, flags, NULL);
@@ -464,6 +466,7 @@ void store_close(struct store *s)
 	for (size_t i = 0; i < _ST_MAX; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close_v2(s->db);
+	EVP_MD_CTX_free(s->md);
 	free(s);
 }
 
@@ -717,8 +720,9 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 		if (data_len == 0 || data_len > sizeof(s->data_buf))
 			return -EMSGSIZE;
 		/* the link in storage order: a duplicate is ignored and leaves the chain as it is */
-		r = chain_link(chain, b->terminal, e->seq, e->ts_ms, now, event_kind_name(e->kind),
-			       s->clause_buf, clause_len, s->data_buf, data_len, link);
+		r = chain_link(s->md, chain, b->terminal, e->seq, e->ts_ms, now,
+			       event_kind_name(e->kind), s->clause_buf, clause_len, s->data_buf,
+			       data_len, link);
 		if (r < 0)
 			return r;
 		st = stmt(s, ST_EVENT_INSERT);
@@ -1006,7 +1010,7 @@ static int verify_terminal(struct store *s, int64_t tid, const char *name,
 	sqlite3_bind_int64(rows, 1, tid);
 	while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
 		uint64_t seq = (uint64_t)sqlite3_column_int64(rows, 0);
-		r = chain_row(rows, name, link, link);
+		r = chain_row(s->md, rows, name, link, link);
 		if (r < 0)
 			goto out;
 		v->events++;
