@@ -775,6 +775,95 @@ static void store_failed(struct evhttp_request *req, int r)
 	send_error(req, 503, "the store cannot answer now");
 }
 
+/* GET /v1/retention: the disposal settings, this process's last run and the oldest event kept
+ * per kind (docs/evidence.md). */
+static json_t *ts_json_ms(int64_t ms)
+{
+	char buf[32];
+	event_format_ts(ms, buf);
+	return json_string(buf);
+}
+
+static int retention_json(struct worker *w, json_t **ret)
+{
+	const struct collector_config *cfg = w->c->cfg;
+	struct store_view v = view_now(w);
+	struct store_stats stats;
+	int64_t last = atomic_load(&metrics.retention_last_run_ms);
+	json_t *hold = json_array(), *oldest = json_object();
+	int r;
+
+	r = store_stats(w->store, &v, &stats);
+	for (size_t i = 0; r >= 0 && hold && i < cfg->n_retention_hold; i++)
+		json_array_append_new(hold, json_string(cfg->retention_hold[i]));
+	for (int k = 0; r >= 0 && oldest && k < _EVENT_KIND_MAX; k++)
+		if (stats.oldest_ms[k] != INT64_MIN)
+			json_object_set_new(oldest, event_kind_name((enum event_kind)k),
+					    ts_json_ms(stats.oldest_ms[k]));
+	if (r < 0 || !hold || !oldest) {
+		json_decref(hold);
+		json_decref(oldest);
+		return r < 0 ? r : -ENOMEM;
+	}
+	*ret =
+	    json_pack("{s:I, s:o, s:o, s:I, s:o}", "period_s", (json_int_t)cfg->retention, "hold",
+		      hold, "last_run", last ? ts_json_ms(last) : json_null(), "deleted_total",
+		      (json_int_t)atomic_load(&metrics.retention_deleted), "oldest", oldest);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* GET /v1/verify[?terminal=ID]: the hash chains recomputed (docs/evidence.md). */
+static int verify_json(struct store *st, const char *query, json_t **ret,
+		       char reason[static EVENT_REASON_MAX])
+{
+	struct evkeyvalq params;
+	struct evkeyval *kv;
+	const char *terminal = NULL;
+	struct store_verify v;
+	int r = 0;
+
+	TAILQ_INIT(&params);
+	if (query && strstr(query, "%00")) {
+		snprintf(reason, EVENT_REASON_MAX, "query string contains %%00 (a NUL byte)");
+		return -EINVAL;
+	}
+	if (query && evhttp_parse_query_str(query, &params) < 0) {
+		snprintf(reason, EVENT_REASON_MAX, "malformed query string");
+		evhttp_clear_headers(&params);
+		return -EINVAL;
+	}
+	TAILQ_FOREACH(kv, &params, next)
+	{
+		if (strcmp(kv->key, "terminal") != 0 || terminal) {
+			snprintf(reason, EVENT_REASON_MAX,
+				 "unknown or repeated parameter (only terminal)");
+			r = -EINVAL;
+			break;
+		}
+		terminal = kv->value;
+		if (!event_terminal_id_valid(terminal)) {
+			snprintf(reason, EVENT_REASON_MAX, "terminal: not a valid terminal id");
+			r = -EINVAL;
+			break;
+		}
+	}
+	if (r >= 0)
+		r = store_verify(st, terminal, &v);
+	evhttp_clear_headers(&params);
+	if (r == -ENOENT)
+		snprintf(reason, EVENT_REASON_MAX, "no such terminal");
+	if (r < 0)
+		return r;
+	*ret =
+	    json_pack("{s:b, s:I, s:I, s:I}", "ok", !v.broken, "terminals", (json_int_t)v.terminals,
+		      "events", (json_int_t)v.events, "anchored", (json_int_t)v.anchored);
+	if (*ret && v.broken)
+		json_object_set_new(*ret, "broken",
+				    json_pack("{s:s, s:I, s:s}", "terminal", v.terminal, "seq",
+					      (json_int_t)v.seq, "reason", v.reason));
+	return *ret ? 0 : -ENOMEM;
+}
+
 void api_handle(struct evhttp_request *req, void *arg)
 {
 	struct worker *w = arg;
@@ -855,6 +944,14 @@ void api_handle(struct evhttp_request *req, void *arg)
 			return;
 		}
 		r = store_events_json(w->store, &f, &body);
+	} else if (strcmp(path, "/v1/retention") == 0) {
+		r = retention_json(w, &body);
+	} else if (strcmp(path, "/v1/verify") == 0) {
+		r = verify_json(w->store, query, &body, reason);
+		if (r == -EINVAL || r == -ENOENT) {
+			send_error(req, r == -EINVAL ? 400 : 404, reason);
+			return;
+		}
 	} else if (strcmp(path, "/v1/export.csv") == 0) {
 		export_csv(req, w, query, false);
 		return;

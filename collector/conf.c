@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h" /* generated: default paths */
+#include "event.h"
 #include "macro.h"
 #include "parse.h"
 #include "utf8.h"
@@ -105,9 +106,67 @@ static bool listen_valid(const char *v)
 	return parse_uint(colon + 1, 0, 65535, &port) >= 0;
 }
 
+/* [retention] hold = ID ID ...: terminal ids separated by spaces, each once. */
+static int parse_hold(struct parse_state *s, const char *value)
+{
+	struct collector_config *c = s->c;
+	_cleanup_free_ char *copy = strdup(value);
+	char *save = NULL;
+
+	if (!copy) {
+		set_err(s, "out of memory");
+		return 0;
+	}
+	if (c->retention_hold) {
+		set_err(s, "[retention] hold given twice");
+		return 0;
+	}
+	c->retention_hold = calloc(CONFIG_HOLD_MAX, sizeof(*c->retention_hold));
+	if (!c->retention_hold) {
+		set_err(s, "out of memory");
+		return 0;
+	}
+	for (char *id = strtok_r(copy, " \t", &save); id; id = strtok_r(NULL, " \t", &save)) {
+		if (!event_terminal_id_valid(id)) {
+			set_err(s, "[retention] hold: \"%.*s\" is not a terminal id", CUT(id, 80));
+			return 0;
+		}
+		for (size_t i = 0; i < c->n_retention_hold; i++)
+			if (strcmp(c->retention_hold[i], id) == 0) {
+				set_err(s, "[retention] hold: %s named twice", id);
+				return 0;
+			}
+		if (c->n_retention_hold == CONFIG_HOLD_MAX) {
+			set_err(s, "[retention] hold: more than %d terminals", CONFIG_HOLD_MAX);
+			return 0;
+		}
+		c->retention_hold[c->n_retention_hold] = strdup(id);
+		if (!c->retention_hold[c->n_retention_hold]) {
+			set_err(s, "out of memory");
+			return 0;
+		}
+		c->n_retention_hold++;
+	}
+	if (c->n_retention_hold == 0) {
+		set_err(s, "[retention] hold: empty (name terminal ids separated by spaces)");
+		return 0;
+	}
+	return 1;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state *s = user;
+
+	if (strcmp(section, "retention") == 0) {
+		if (strcmp(name, "hold") == 0)
+			return parse_hold(s, value);
+		set_err(
+		    s,
+		    "unknown key \"%.*s\" in [retention] (only hold; the period is [store] retention)",
+		    CUT(name, 60));
+		return 0;
+	}
 
 	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
 		const struct key *k = &keys[i];
@@ -339,6 +398,9 @@ void config_free(struct collector_config *c)
 {
 	if (!c)
 		return;
+	for (size_t i = 0; i < c->n_retention_hold; i++)
+		free(c->retention_hold[i]);
+	free(c->retention_hold);
 	free(c->ingest_listen);
 	free(c->tls_certificate);
 	free(c->tls_key);

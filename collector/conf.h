@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define CONFIG_ERROR_MAX 512
+#define CONFIG_HOLD_MAX	 1024 /* terminals on legal hold */
 
 struct collector_config {
 	/* [ingest] */
@@ -34,6 +35,10 @@ struct collector_config {
 	/* [store] */
 	char *database;
 	uint64_t retention; /* seconds; 0 keeps everything */
+
+	/* [retention] */
+	char **retention_hold; /* legal hold: terminal ids whose events are never disposed of */
+	size_t n_retention_hold;
 
 	/* [enroll] (enroll.c): no listen = no enrollment; no signer = no enrollment, no renewal */
 	char *enroll_listen;   /* the enrollment listener: server TLS, no client certificate */

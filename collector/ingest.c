@@ -389,8 +389,11 @@ static void retention(struct ingest_writer *wr)
 
 	if (!keep_ms)
 		return;
+	atomic_store(&metrics.retention_last_run_ms, server_now_ms());
 	do {
-		int r = store_retention(wr->store, cutoff, RETENTION_CHUNK, &deleted);
+		int r = store_retention(wr->store, cutoff,
+					(const char *const *)wr->c->cfg->retention_hold,
+					wr->c->cfg->n_retention_hold, RETENTION_CHUNK, &deleted);
 		if (r < 0) {
 			server_log(LOG_ERR, "retention: %s", strerror(-r));
 			return;

@@ -40,8 +40,82 @@ static void usage(FILE *f)
 	    "  -n, --check        validate the configuration, TLS files, token and database, then exit\n"
 	    "      --backup FILE  copy the database to FILE (online: safe while the collector runs)\n"
 	    "      --restore FILE put the backup FILE back as the database (the collector stopped)\n"
+	    "      --verify       recompute the events' hash chains; name the first broken link\n"
+	    "      --terminal ID  with --verify: only this terminal's chain\n"
+	    "      --retention-run  dispose of expired events now (as the daily run does), then exit\n"
 	    "  -h, --help         this text\n"
 	    "      --version      print the version\n");
+}
+
+/* --verify: read-only, safe while the collector runs. Exit 0 intact, 1 broken or error. */
+static int verify(const char *terminal)
+{
+	_cleanup_(store_closep) struct store *s = NULL;
+	struct store_verify v;
+	int r;
+
+	r = store_open(cfg.database, false, &s);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: database %s: %s\n", cfg.database,
+			r == -EPROTO
+			    ? "another schema version (start the collector once to migrate)"
+			    : strerror(-r));
+		return 1;
+	}
+	r = store_verify(s, terminal, &v);
+	if (r == -ENOENT) {
+		fprintf(stderr, "mynaguard-collector: verify: no such terminal: %s\n", terminal);
+		return 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: verify: %s\n", strerror(-r));
+		return 1;
+	}
+	if (v.broken) {
+		printf("BROKEN terminal=%s seq=%llu: %s (checked %llu terminals, %llu events)\n",
+		       v.terminal, (unsigned long long)v.seq, v.reason,
+		       (unsigned long long)v.terminals, (unsigned long long)v.events);
+		return 1;
+	}
+	printf("OK %llu terminals, %llu events, %llu chains start at a disposal anchor\n",
+	       (unsigned long long)v.terminals, (unsigned long long)v.events,
+	       (unsigned long long)v.anchored);
+	return 0;
+}
+
+/* --retention-run: what the writer does hourly, from cron or a test; safe beside a running
+ * collector (SQLite's lock serialises the two writers). */
+static int retention_run(void)
+{
+	_cleanup_(store_closep) struct store *s = NULL;
+	int64_t cutoff;
+	uint64_t total = 0;
+	unsigned deleted;
+	int r;
+
+	if (!cfg.retention) {
+		printf("retention: [store] retention = 0 keeps every event\n");
+		return 0;
+	}
+	r = store_open(cfg.database, true, &s);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: database %s: %s\n", cfg.database,
+			r == -EPROTO ? "made by a newer version" : strerror(-r));
+		return 1;
+	}
+	cutoff = server_now_ms() - (int64_t)(cfg.retention * 1000);
+	do {
+		r = store_retention(s, cutoff, (const char *const *)cfg.retention_hold,
+				    cfg.n_retention_hold, 5000, &deleted);
+		if (r < 0) {
+			fprintf(stderr, "mynaguard-collector: retention: %s\n", strerror(-r));
+			return 1;
+		}
+		total += deleted;
+	} while (deleted > 0);
+	printf("retention: deleted %llu events received before %lld ms; %zu terminals on hold\n",
+	       (unsigned long long)total, (long long)cutoff, cfg.n_retention_hold);
+	return 0;
 }
 
 /* --backup / --restore: one SQLite operation on the configured database, then exit. */
@@ -69,16 +143,15 @@ static int backup_or_restore(const char *backup_path, const char *restore_path)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"check", no_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {"backup", required_argument, NULL, 'B'},
-	    {"restore", required_argument, NULL, 'R'},
-	    {0},
+	    {"config", required_argument, NULL, 'c'},  {"check", no_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},	       {"version", no_argument, NULL, 'V'},
+	    {"backup", required_argument, NULL, 'B'},  {"restore", required_argument, NULL, 'R'},
+	    {"verify", no_argument, NULL, 'v'},	       {"terminal", required_argument, NULL, 't'},
+	    {"retention-run", no_argument, NULL, 'X'}, {0},
 	};
 	const char *config_path = NULL, *backup_path = NULL, *restore_path = NULL;
-	bool check = false;
+	const char *verify_terminal = NULL;
+	bool check = false, do_verify = false, do_retention = false;
 	char err[CONFIG_ERROR_MAX];
 	_cleanup_(store_closep) struct store *wstore = NULL;
 	_cleanup_(store_closep) struct store *rstore = NULL;
@@ -105,13 +178,25 @@ int main(int argc, char **argv)
 		case 'R':
 			restore_path = optarg;
 			break;
+		case 'v':
+			do_verify = true;
+			break;
+		case 't':
+			verify_terminal = optarg;
+			break;
+		case 'X':
+			do_retention = true;
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
 	if (optind < argc || !config_path || (backup_path && restore_path) ||
-	    ((backup_path || restore_path) && check)) {
+	    ((backup_path || restore_path) && check) ||
+	    (do_verify && (check || backup_path || restore_path)) ||
+	    (verify_terminal && !do_verify) ||
+	    (do_retention && (check || backup_path || restore_path || do_verify))) {
 		usage(stderr);
 		return 2;
 	}
@@ -123,6 +208,10 @@ int main(int argc, char **argv)
 	}
 	if (backup_path || restore_path)
 		return backup_or_restore(backup_path, restore_path);
+	if (do_verify)
+		return verify(verify_terminal);
+	if (do_retention)
+		return retention_run();
 
 	/* Signals go to the main thread only; every thread created below inherits the mask. */
 	sigemptyset(&mask);

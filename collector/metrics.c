@@ -101,6 +101,9 @@ int metrics_render(const struct store_stats *st, char **ret, size_t *ret_len)
 	      atomic_load(&metrics.queue_events));
 	counter(f, "mynaguard_collector_retention_deleted_total", "Events deleted by retention.",
 		atomic_load(&metrics.retention_deleted));
+	gauge(f, "mynaguard_collector_retention_last_run_seconds",
+	      "Unix time of this process's last retention run (0: none yet).",
+	      (uint64_t)atomic_load(&metrics.retention_last_run_ms) / 1000);
 	counter(f, "mynaguard_collector_dashboard_requests_total", "Dashboard requests.",
 		atomic_load(&metrics.dashboard_requests));
 	counter(f, "mynaguard_collector_dashboard_unauthorized_total",
@@ -139,6 +142,17 @@ int metrics_render(const struct store_stats *st, char **ret, size_t *ret_len)
 		    (unsigned long long)st->unknown, (unsigned long long)st->stale);
 		gauge(f, "mynaguard_collector_events", "Events held in the store.", st->events);
 		gauge(f, "mynaguard_collector_gaps", "Sequence gaps held in the store.", st->gaps);
+		fprintf(
+		    f,
+		    "# HELP mynaguard_collector_oldest_event_seconds Event time of the oldest event kept, by kind.\n"
+		    "# TYPE mynaguard_collector_oldest_event_seconds gauge\n");
+		for (int k = 0; k < _EVENT_KIND_MAX; k++)
+			if (st->oldest_ms[k] != INT64_MIN)
+				fprintf(
+				    f,
+				    "mynaguard_collector_oldest_event_seconds{kind=\"%s\"} %.3f\n",
+				    event_kind_name((enum event_kind)k),
+				    (double)st->oldest_ms[k] / 1000.0);
 	}
 	enroll_metrics_write(f);
 	if (fclose(f) != 0) {

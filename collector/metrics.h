@@ -36,6 +36,7 @@ struct metrics {
 	atomic_uint_fast64_t connections_total;
 	atomic_uint_fast64_t queue_events; /* waiting for the writer now */
 	atomic_uint_fast64_t retention_deleted;
+	atomic_int_fast64_t retention_last_run_ms; /* 0: not yet in this process */
 	atomic_uint_fast64_t dashboard_requests;
 	atomic_uint_fast64_t dashboard_unauthorized;
 	/* ingest latency from the handler to the reply (seconds), cumulative buckets */

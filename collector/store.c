@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "macro.h"
 
 /* Each entry moves the schema from version i to i+1; never edit a released one. */
@@ -80,6 +82,18 @@ static const char *const migrations[] = {
     " AND g.announced = 0);"
     "UPDATE terminals SET locked_at = l.ts FROM (SELECT tid, max(ts) AS ts FROM events"
     " WHERE kind = 'auth.locked' GROUP BY tid) l WHERE l.tid = terminals.id;",
+    /* 2 → 3: tamper evidence (docs/evidence.md). Each event row carries the link of its
+     * terminal's hash chain, in storage order; terminals.chain_head is the newest link, and
+     * chain_anchors the link before the oldest kept event after a disposal. The existing rows
+     * are chained by chain_backfill() in the same transaction. */
+    "ALTER TABLE events ADD COLUMN chain BLOB;"
+    "ALTER TABLE terminals ADD COLUMN chain_head BLOB;"
+    "CREATE TABLE chain_anchors ("
+    "  tid INTEGER PRIMARY KEY REFERENCES terminals(id),"
+    "  first_seq INTEGER,"	   /* seq of the first kept event; NULL when none was left */
+    "  chain BLOB NOT NULL,"	   /* the link of the last disposed event */
+    "  disposed INTEGER NOT NULL," /* events disposed of, in total */
+    "  at INTEGER NOT NULL);",	   /* collector's clock, ms, of the last disposal */
 };
 
 enum stmt_id {
@@ -103,13 +117,14 @@ enum stmt_id {
 
 static const char *const stmt_sql[_ST_MAX] = {
     [ST_TERMINAL_GET] =
-	"SELECT id, max_seq, compliance_seq, compliance_ts FROM terminals WHERE name = ?1",
+	"SELECT id, max_seq, compliance_seq, compliance_ts, chain_head FROM terminals WHERE name = ?1",
     [ST_TERMINAL_ADD] = "INSERT INTO terminals (name, first_seen, last_seen) VALUES (?1, ?2, ?2)",
-    [ST_TERMINAL_UPDATE] = "UPDATE terminals SET last_seen = ?2, max_seq = max(max_seq, ?3),"
-			   " drift_ms = ?4, conflicts = conflicts + ?5 WHERE id = ?1",
+    [ST_TERMINAL_UPDATE] =
+	"UPDATE terminals SET last_seen = ?2, max_seq = max(max_seq, ?3),"
+	" drift_ms = ?4, conflicts = conflicts + ?5, chain_head = ?6 WHERE id = ?1",
     [ST_EVENT_INSERT] =
-	"INSERT OR IGNORE INTO events (tid, seq, ts, received_at, kind, clause, data)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	"INSERT OR IGNORE INTO events (tid, seq, ts, received_at, kind, clause, data, chain)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_EVENT_GET] = "SELECT ts, kind FROM events WHERE tid = ?1 AND seq = ?2",
     [ST_GAP_ADD] =
 	"INSERT INTO gaps (tid, first, last, detected_at, announced) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -137,6 +152,7 @@ static const char *const stmt_sql[_ST_MAX] = {
 
 struct store {
 	sqlite3 *db;
+	EVP_MD_CTX *md; /* the hash chain's, reused */
 	bool writable;
 	/* the dashboard's summary cards, recounted at most once a second */
 	struct store_view summary_view;
@@ -207,6 +223,117 @@ static int user_version(struct store *s)
 	return v;
 }
 
+/* ---- the hash chain (docs/evidence.md) ---- */
+
+static void put_be(EVP_MD_CTX *md, uint64_t v, unsigned bytes)
+{
+	uint8_t b[8];
+	for (unsigned i = 0; i < bytes; i++)
+		b[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+	EVP_DigestUpdate(md, b, bytes);
+}
+
+static void put_str(EVP_MD_CTX *md, const void *p, size_t n)
+{
+	put_be(md, n, 4);
+	EVP_DigestUpdate(md, p, n);
+}
+
+/* link = SHA-256(prev || len32 terminal || seq64 || ts64 || received64 || len32 kind ||
+ * len32 clause || len32 data), integers big-endian, texts as stored. */
+static int chain_link(EVP_MD_CTX *md, const uint8_t prev[STORE_CHAIN_LEN], const char *terminal,
+		      uint64_t seq, int64_t ts, int64_t received, const char *kind,
+		      const void *clause, size_t clause_len, const void *data, size_t data_len,
+		      uint8_t out[STORE_CHAIN_LEN])
+{
+	unsigned n = 0;
+	int ok;
+
+	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	if (ok) {
+		EVP_DigestUpdate(md, prev, STORE_CHAIN_LEN);
+		put_str(md, terminal, strlen(terminal));
+		put_be(md, seq, 8);
+		put_be(md, (uint64_t)ts, 8);
+		put_be(md, (uint64_t)received, 8);
+		put_str(md, kind, strlen(kind));
+		put_str(md, clause, clause_len);
+		put_str(md, data, data_len);
+		ok = EVP_DigestFinal_ex(md, out, &n);
+	}
+	return ok && n == STORE_CHAIN_LEN ? 0 : -EIO;
+}
+
+/* Recomputes the link of one row of `SELECT seq, ts, received_at, kind, clause, data, chain`. */
+static int chain_row(EVP_MD_CTX *md, sqlite3_stmt *st, const char *terminal,
+		     const uint8_t prev[STORE_CHAIN_LEN], uint8_t out[STORE_CHAIN_LEN])
+{
+	const unsigned char *kind = sqlite3_column_text(st, 3);
+	const void *clause = sqlite3_column_text(st, 4);
+	size_t clause_len = (size_t)sqlite3_column_bytes(st, 4);
+	const void *data = sqlite3_column_text(st, 5);
+	size_t data_len = (size_t)sqlite3_column_bytes(st, 5);
+
+	return chain_link(md, prev, terminal, (uint64_t)sqlite3_column_int64(st, 0),
+			  sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+			  kind ? (const char *)kind : "", clause ? clause : "", clause_len,
+			  data ? data : "", data_len, out);
+}
+
+/* Migration 2 → 3: chains the rows already stored, per terminal in storage (row id) order. */
+static int chain_backfill(struct store *s)
+{
+	sqlite3_stmt *terms = NULL, *rows = NULL, *upd = NULL, *head = NULL;
+	int rc = SQLITE_DONE, r = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT id, name FROM terminals ORDER BY id", -1, &terms,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db,
+			       "SELECT seq, ts, received_at, kind, clause, data, id FROM events"
+			       " WHERE tid = ?1 ORDER BY id",
+			       -1, &rows, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "UPDATE events SET chain = ?2 WHERE id = ?1", -1, &upd,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "UPDATE terminals SET chain_head = ?2 WHERE id = ?1", -1,
+			       &head, NULL) != SQLITE_OK) {
+		r = -EIO;
+		goto out;
+	}
+	while (r >= 0 && (rc = sqlite3_step(terms)) == SQLITE_ROW) {
+		int64_t tid = sqlite3_column_int64(terms, 0);
+		const char *name = (const char *)sqlite3_column_text(terms, 1);
+		uint8_t link[STORE_CHAIN_LEN] = {0};
+		bool any = false;
+
+		sqlite3_bind_int64(rows, 1, tid);
+		while (r >= 0 && (rc = sqlite3_step(rows)) == SQLITE_ROW) {
+			r = chain_row(s->md, rows, name, link, link);
+			if (r < 0)
+				break;
+			sqlite3_bind_int64(upd, 1, sqlite3_column_int64(rows, 6));
+			sqlite3_bind_blob(upd, 2, link, STORE_CHAIN_LEN, SQLITE_TRANSIENT);
+			r = step_done(upd);
+			any = true;
+		}
+		if (r >= 0 && rc != SQLITE_DONE)
+			r = sqlite_errno(rc);
+		sqlite3_reset(rows);
+		if (r >= 0 && any) {
+			sqlite3_bind_int64(head, 1, tid);
+			sqlite3_bind_blob(head, 2, link, STORE_CHAIN_LEN, SQLITE_TRANSIENT);
+			r = step_done(head);
+		}
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = sqlite_errno(rc);
+out:
+	sqlite3_finalize(terms);
+	sqlite3_finalize(rows);
+	sqlite3_finalize(upd);
+	sqlite3_finalize(head);
+	return r;
+}
+
 static int migrate(struct store *s)
 {
 	int v, r;
@@ -222,6 +349,8 @@ static int migrate(struct store *s)
 	for (; v < (int)ELEMENTSOF(migrations); v++) {
 		char sql[64];
 		r = exec(s, migrations[v]);
+		if (r >= 0 && v == 2)
+			r = chain_backfill(s);
 		if (r < 0) {
 			exec(s, "ROLLBACK");
 			return r;
@@ -271,6 +400,11 @@ int store_open(const char *path, bool writable, struct store **ret)
 	if (!s)
 		return -ENOMEM;
 	s->writable = writable;
+	s->md = EVP_MD_CTX_new();
+	if (!s->md) {
+		free(s);
+		return -ENOMEM;
+	}
 	if (writable)
 		flags |= SQLITE_OPEN_CREATE;
 	rc = sqlite3_open_v2(path, &s->db, flags, NULL);
@@ -332,6 +466,7 @@ void store_close(struct store *s)
 	for (size_t i = 0; i < _ST_MAX; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close_v2(s->db);
+	EVP_MD_CTX_free(s->md);
 	free(s);
 }
 
@@ -524,6 +659,7 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 	sqlite3_stmt *st;
 	int64_t tid, newest_ts = INT64_MIN, compliance_ts = INT64_MIN;
 	uint64_t max_seq, compliance_seq, top = 0;
+	uint8_t chain[STORE_CHAIN_LEN] = {0}, link[STORE_CHAIN_LEN];
 	size_t n_snapshots = 0;
 	bool gaps_changed = false;
 	int rc, r;
@@ -547,6 +683,8 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 		compliance_seq = (uint64_t)sqlite3_column_int64(st, 2);
 		if (sqlite3_column_type(st, 3) != SQLITE_NULL)
 			compliance_ts = sqlite3_column_int64(st, 3);
+		if (sqlite3_column_bytes(st, 4) == STORE_CHAIN_LEN)
+			memcpy(chain, sqlite3_column_blob(st, 4), STORE_CHAIN_LEN);
 		sqlite3_reset(st);
 	} else if (rc == SQLITE_DONE) {
 		sqlite3_reset(st);
@@ -581,6 +719,12 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 		data_len = json_dumpb(e->data, s->data_buf, sizeof(s->data_buf), JSON_COMPACT);
 		if (data_len == 0 || data_len > sizeof(s->data_buf))
 			return -EMSGSIZE;
+		/* the link in storage order: a duplicate is ignored and leaves the chain as it is */
+		r = chain_link(s->md, chain, b->terminal, e->seq, e->ts_ms, now,
+			       event_kind_name(e->kind), s->clause_buf, clause_len, s->data_buf,
+			       data_len, link);
+		if (r < 0)
+			return r;
 		st = stmt(s, ST_EVENT_INSERT);
 		sqlite3_bind_int64(st, 1, tid);
 		sqlite3_bind_int64(st, 2, (int64_t)e->seq);
@@ -589,6 +733,7 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 		sqlite3_bind_text(st, 5, event_kind_name(e->kind), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 6, s->clause_buf, (int)clause_len, SQLITE_STATIC);
 		sqlite3_bind_text(st, 7, s->data_buf, (int)data_len, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 8, link, STORE_CHAIN_LEN, SQLITE_STATIC);
 		r = step_done(st);
 		if (r < 0)
 			return r;
@@ -610,6 +755,7 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 			continue;
 		}
 		res->stored++;
+		memcpy(chain, link, STORE_CHAIN_LEN);
 
 		/* Every hole in the sequence is recorded; a late event fills its place. */
 		if (e->seq > max_seq + 1) {
@@ -691,6 +837,7 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 	sqlite3_bind_int64(st, 3, (int64_t)max_seq);
 	sqlite3_bind_int64(st, 4, now - newest_ts);
 	sqlite3_bind_int64(st, 5, res->conflicts);
+	sqlite3_bind_blob(st, 6, chain, STORE_CHAIN_LEN, SQLITE_STATIC);
 	r = step_done(st);
 	if (r < 0)
 		return r;
@@ -720,33 +867,233 @@ int store_write_batch(struct store *s, const struct event_batch *b, int64_t rece
 	return 0;
 }
 
-int store_retention(struct store *s, int64_t cutoff_ms, unsigned limit, unsigned *ret_deleted)
-{
-	sqlite3_stmt *st = NULL;
-	int rc, r;
+struct disposal {
+	int64_t tid, last_id;
+};
 
-	/* Row ids follow the receive order, so the oldest rows are the first ones. */
-	rc = sqlite3_prepare_v2(
-	    s->db,
-	    "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?1)"
-	    " AND received_at < ?2",
-	    -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sqlite_errno(rc);
-	sqlite3_bind_int(st, 1, (int)limit);
-	sqlite3_bind_int64(st, 2, cutoff_ms);
-	r = store_begin(s);
-	if (r >= 0) {
-		rc = sqlite3_step(st);
-		r = rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+int store_retention(struct store *s, int64_t cutoff_ms, const char *const *hold, size_t n_hold,
+		    unsigned limit, unsigned *ret_deleted)
+{
+	_cleanup_free_ struct disposal *d = NULL;
+	_cleanup_free_ char *held = NULL;
+	json_t *a = json_array();
+	sqlite3_stmt *pick = NULL, *anchor = NULL, *del = NULL, *rec = NULL;
+	size_t n = 0;
+	unsigned deleted = 0;
+	int rc = SQLITE_DONE, r;
+
+	for (size_t i = 0; a && i < n_hold; i++)
+		if (json_array_append_new(a, json_string(hold[i])) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	held = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	d = calloc(limit ? limit : 1, sizeof(*d));
+	if (!d || !held)
+		return -ENOMEM;
+	/* Row ids follow the storage order, so each terminal loses a prefix of its chain: up to
+	 * its newest expired row among the first `limit` expired ones. */
+	if (sqlite3_prepare_v2(
+		s->db,
+		"SELECT tid, max(id) FROM (SELECT id, tid FROM events"
+		" WHERE received_at < ?2 AND tid NOT IN (SELECT t.id FROM terminals t"
+		" JOIN json_each(?3) h ON h.value = t.name) ORDER BY id LIMIT ?1)"
+		" GROUP BY tid",
+		-1, &pick, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db,
+			       "SELECT chain, (SELECT seq FROM events WHERE tid = ?1 AND id > ?2"
+			       " ORDER BY id LIMIT 1) FROM events WHERE id = ?2",
+			       -1, &anchor, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "DELETE FROM events WHERE tid = ?1 AND id <= ?2", -1, &del,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(
+		s->db,
+		"INSERT INTO chain_anchors (tid, first_seq, chain, disposed, at)"
+		" VALUES (?1, ?2, ?3, ?4, strftime('%s', 'now') * 1000) ON CONFLICT (tid) DO UPDATE"
+		" SET first_seq = excluded.first_seq, chain = excluded.chain,"
+		" disposed = disposed + excluded.disposed, at = excluded.at",
+		-1, &rec, NULL) != SQLITE_OK) {
+		r = -EIO;
+		goto out;
 	}
-	sqlite3_finalize(st);
+	r = store_begin(s);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int(pick, 1, (int)limit);
+	sqlite3_bind_int64(pick, 2, cutoff_ms);
+	sqlite3_bind_text(pick, 3, held, -1, SQLITE_STATIC);
+	while (n < limit && (rc = sqlite3_step(pick)) == SQLITE_ROW) {
+		d[n].tid = sqlite3_column_int64(pick, 0);
+		d[n].last_id = sqlite3_column_int64(pick, 1);
+		n++;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = sqlite_errno(rc);
+	sqlite3_reset(pick);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		/* the anchor: the link of the last disposed row, so verify still starts somewhere */
+		sqlite3_bind_int64(anchor, 1, d[i].tid);
+		sqlite3_bind_int64(anchor, 2, d[i].last_id);
+		rc = sqlite3_step(anchor);
+		if (rc != SQLITE_ROW) {
+			r = rc == SQLITE_DONE ? -EIO : sqlite_errno(rc);
+			break;
+		}
+		sqlite3_bind_int64(rec, 1, d[i].tid);
+		if (sqlite3_column_type(anchor, 1) != SQLITE_NULL)
+			sqlite3_bind_int64(rec, 2, sqlite3_column_int64(anchor, 1));
+		if (sqlite3_column_bytes(anchor, 0) == STORE_CHAIN_LEN)
+			sqlite3_bind_blob(rec, 3, sqlite3_column_blob(anchor, 0), STORE_CHAIN_LEN,
+					  SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_zeroblob(rec, 3, STORE_CHAIN_LEN);
+		sqlite3_reset(anchor);
+		sqlite3_bind_int64(del, 1, d[i].tid);
+		sqlite3_bind_int64(del, 2, d[i].last_id);
+		r = step_done(del);
+		if (r < 0)
+			break;
+		unsigned k = (unsigned)sqlite3_changes(s->db);
+		deleted += k;
+		sqlite3_bind_int64(rec, 4, k);
+		r = step_done(rec);
+		sqlite3_clear_bindings(rec);
+	}
 	if (r < 0) {
 		store_rollback(s);
-		return r;
+		goto out;
 	}
-	*ret_deleted = (unsigned)sqlite3_changes(s->db);
-	return store_commit(s);
+	r = store_commit(s);
+	if (r >= 0)
+		*ret_deleted = deleted;
+out:
+	sqlite3_finalize(pick);
+	sqlite3_finalize(anchor);
+	sqlite3_finalize(del);
+	sqlite3_finalize(rec);
+	return r;
+}
+
+static void verify_break(struct store_verify *v, const char *terminal, uint64_t seq)
+{
+	v->broken = true;
+	snprintf(v->terminal, sizeof(v->terminal), "%s", terminal);
+	v->seq = seq;
+}
+
+static int verify_terminal(struct store *s, int64_t tid, const char *name,
+			   const uint8_t head[STORE_CHAIN_LEN], bool has_head,
+			   struct store_verify *v)
+{
+	sqlite3_stmt *anchor = NULL, *rows = NULL;
+	uint8_t link[STORE_CHAIN_LEN] = {0};
+	uint64_t last_seq = 0;
+	bool any = false;
+	int rc, r = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT chain FROM chain_anchors WHERE tid = ?1", -1, &anchor,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db,
+			       "SELECT seq, ts, received_at, kind, clause, data, chain FROM events"
+			       " WHERE tid = ?1 ORDER BY id",
+			       -1, &rows, NULL) != SQLITE_OK) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_int64(anchor, 1, tid);
+	if (sqlite3_step(anchor) == SQLITE_ROW) {
+		v->anchored++;
+		if (sqlite3_column_bytes(anchor, 0) == STORE_CHAIN_LEN)
+			memcpy(link, sqlite3_column_blob(anchor, 0), STORE_CHAIN_LEN);
+	}
+	sqlite3_bind_int64(rows, 1, tid);
+	while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
+		uint64_t seq = (uint64_t)sqlite3_column_int64(rows, 0);
+		r = chain_row(s->md, rows, name, link, link);
+		if (r < 0)
+			goto out;
+		v->events++;
+		if (sqlite3_column_bytes(rows, 6) != STORE_CHAIN_LEN ||
+		    memcmp(sqlite3_column_blob(rows, 6), link, STORE_CHAIN_LEN) != 0) {
+			verify_break(v, name, seq);
+			if (any)
+				snprintf(v->reason, sizeof(v->reason),
+					 "the event does not follow the one stored before it (seq "
+					 "%" PRIu64
+					 "): it was altered, or events between them were "
+					 "removed",
+					 last_seq);
+			else
+				snprintf(
+				    v->reason, sizeof(v->reason),
+				    "the first kept event does not follow the chain's start or "
+				    "anchor: it was altered, or events before it were removed");
+			goto out;
+		}
+		any = true;
+		last_seq = seq;
+	}
+	if (rc != SQLITE_DONE) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	if (has_head ? memcmp(head, link, STORE_CHAIN_LEN) != 0 : any) {
+		verify_break(v, name, last_seq);
+		snprintf(v->reason, sizeof(v->reason),
+			 "the chain head does not match: events stored after seq %" PRIu64
+			 " were removed",
+			 last_seq);
+	}
+out:
+	sqlite3_finalize(anchor);
+	sqlite3_finalize(rows);
+	return r;
+}
+
+int store_verify(struct store *s, const char *terminal, struct store_verify *ret)
+{
+	struct store_verify v = {0};
+	sqlite3_stmt *st = NULL;
+	int rc = SQLITE_DONE, r;
+
+	/* one read transaction: a consistent snapshot while the writer goes on */
+	r = exec(s, "BEGIN");
+	if (r < 0)
+		return r;
+	if (sqlite3_prepare_v2(s->db,
+			       terminal
+				   ? "SELECT id, name, chain_head FROM terminals WHERE name = ?1"
+				   : "SELECT id, name, chain_head FROM terminals ORDER BY name",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = -EIO;
+		goto out;
+	}
+	if (terminal)
+		sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
+	while (!v.broken && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint8_t head[STORE_CHAIN_LEN] = {0};
+		bool has_head = sqlite3_column_bytes(st, 2) == STORE_CHAIN_LEN;
+		if (has_head)
+			memcpy(head, sqlite3_column_blob(st, 2), STORE_CHAIN_LEN);
+		v.terminals++;
+		r = verify_terminal(s, sqlite3_column_int64(st, 0),
+				    (const char *)sqlite3_column_text(st, 1), head, has_head, &v);
+		if (r < 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	if (terminal && v.terminals == 0)
+		r = -ENOENT;
+out:
+	sqlite3_finalize(st);
+	exec(s, "COMMIT");
+	if (r >= 0)
+		*ret = v;
+	return r;
 }
 
 /* ---- reads ---- */
@@ -1388,5 +1735,16 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
 	    .events = (uint64_t)sqlite3_column_int64(st, 0),
 	    .gaps = (uint64_t)sqlite3_column_int64(st, 1),
 	};
+	/* one index lookup per kind (events_kind_ts), never a scan */
+	for (int k = 0; k < _EVENT_KIND_MAX; k++) {
+		_cleanup_stmt_ sqlite3_stmt *o = NULL;
+		ret->oldest_ms[k] = INT64_MIN;
+		r = prepare(s, "SELECT min(ts) FROM events WHERE kind = ?1", &o);
+		if (r < 0)
+			return r;
+		sqlite3_bind_text(o, 1, event_kind_name((enum event_kind)k), -1, SQLITE_STATIC);
+		if (sqlite3_step(o) == SQLITE_ROW && sqlite3_column_type(o, 0) != SQLITE_NULL)
+			ret->oldest_ms[k] = sqlite3_column_int64(o, 0);
+	}
 	return 0;
 }

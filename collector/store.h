@@ -9,7 +9,10 @@
 
 #include "event.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
+
+/* SHA-256: one link of a terminal's hash chain (docs/evidence.md) */
+#define STORE_CHAIN_LEN 32
 
 struct store;
 
@@ -50,8 +53,25 @@ int store_terminal_max_seq(struct store *s, const char *name, uint64_t *ret);
 int store_wal_frames(struct store *s);
 int store_checkpoint(struct store *s, bool restart);
 
-/* Delete events received before cutoff_ms, at most limit rows per call (own transaction). */
-int store_retention(struct store *s, int64_t cutoff_ms, unsigned limit, unsigned *ret_deleted);
+/* Delete events received before cutoff_ms, at most limit rows per call (own transaction), none of
+ * the n_hold terminals named in hold (legal hold). Each
+ * terminal loses a prefix of its chain, and chain_anchors records the link before the first
+ * kept event so that store_verify() still checks what remains. */
+int store_retention(struct store *s, int64_t cutoff_ms, const char *const *hold, size_t n_hold,
+		    unsigned limit, unsigned *ret_deleted);
+
+struct store_verify {
+	uint64_t terminals, events; /* checked */
+	uint64_t anchored;	    /* terminals whose chain starts at a disposal anchor */
+	bool broken;
+	char terminal[EVENT_TERMINAL_MAX + 1]; /* the first broken link: terminal and seq */
+	uint64_t seq;
+	char reason[192];
+};
+
+/* Recomputes every terminal's chain (terminal NULL) or one (-ENOENT when unknown) in one read
+ * snapshot, and stops at the first broken link. Works on a read-only store. */
+int store_verify(struct store *s, const char *terminal, struct store_verify *ret);
 
 /* ---- dashboard queries (read-only) ---- */
 
@@ -132,5 +152,7 @@ int store_events_foreach(struct store *s, const struct store_filter *f,
 struct store_stats {
 	uint64_t terminals, events, gaps;
 	uint64_t compliant, noncompliant, unknown, stale;
+	/* per enum event_kind: the event time (ts, ms) of the oldest kept event, INT64_MIN if none */
+	int64_t oldest_ms[_EVENT_KIND_MAX];
 };
 int store_stats(struct store *s, const struct store_view *v, struct store_stats *ret);
