@@ -18,7 +18,7 @@ BUILD="gcc libc6-dev make meson ninja-build pkg-config git ca-certificates
 TEST="libpam-wrapper libpamtest0-dev libnss-wrapper pamtester oathtool faketime libpam-modules
  umockdev libumockdev-dev gir1.2-umockdev-1.0 python3-gi python3-dbus dbus-daemon sqlite3 openssl curl python3 procps psmisc iproute2 util-linux
  qemu-system-x86 busybox-static mmdebstrap kmod udev cpio dosfstools fakeroot groff-base
- debhelper dpkg-dev lintian apt-utils gnupg"
+ debhelper dpkg-dev build-essential lintian apt-utils gnupg"
 # BENCH: the peers measured by tests/bench/pam/ and tests/bench/collector/ (docs/benchmarks.md);
 # not used by any test, so installed only with --bench (or MYNAGUARD_BENCH=1). The collector benchmark runs its own rsyslogd on 127.0.0.1, never the
 # system's rsyslog service.
