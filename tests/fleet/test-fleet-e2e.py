@@ -134,11 +134,13 @@ def main():
     os.environ["COLLECTOR"] = a.collector
     with TestDir("fleet-e2e") as d:
         os.chmod(d, 0o755)
-        run(a, d)
+        run(a, d, steps)
     print("ok")
 
 
-def run(a, d):
+def run(a, d, body, interval="1m"):
+    """Sets the whole system up in d, runs body(a, c, t, ctl, events, wait_event, ingest_port)
+    (also used by tests/bench/fleet/bench-grant-latency.py)."""
     pki = PKI(d)
     term = pki.terminal(TERMINAL)
     os.chmod(term[1], 0o600)
@@ -188,7 +190,7 @@ def run(a, d):
     report = shipped
     for k, v in (("collector", "https://127.0.0.1:%d" % ingest_port),
                  ("ca", pki.p("server-ca.pem")), ("cert", term[0]), ("key", term[1]),
-                 ("services", "e2e-login"), ("interval", "1m")):
+                 ("services", "e2e-login"), ("interval", interval)):
         report = re.sub(r"(?m)^;* *%s = .*$" % k, "%s = %s" % (k, v), report, count=1)
     policy = os.path.join(d, "policy.conf")
     with open(policy, "w") as f:
@@ -211,7 +213,7 @@ def run(a, d):
     t = Terminal(a, d, policy, spool, state, root + ".pub")
     try:
         t.start_uplink(a.poll)
-        steps(a, c, t, ctl, events, wait_event, ingest_port)
+        body(a, c, t, ctl, events, wait_event, ingest_port)
     except BaseException:
         for name in ("agent.log", "uplink.log", "collector.log"):
             try:
