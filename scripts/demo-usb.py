@@ -7,7 +7,7 @@
 # Creates one root hub with interface_authorized_default=0 (what the udev rule sets), starts
 # AGENT (it inherits the mock environment), waits for its READY line, prints "usb-sim: ready",
 # then reads commands from CMD_FIFO, one per line:
-#   stick      plug in a USB stick (mass storage, class 08)
+#   stick [SERIAL]  plug in a USB stick (mass storage, class 08); another SERIAL, another stick
 #   keyboard   plug in a USB keyboard (HID, class 03)
 #   show       print the authorized state of every interface
 #   quit       stop the agent (SIGTERM) and exit
@@ -123,10 +123,11 @@ def main():
             if not line:
                 time.sleep(0.05)
                 continue
-            cmd = line.strip()
+            cmd, _, arg = line.strip().partition(" ")
             if cmd == "stick":
-                plug("stick", "0781", "5581", "4C530001090515116423", "SanDisk", "Ultra",
-                     "08", "06", "50", "Mass Storage", ["ID_USB_INTERFACES", ":080650:"])
+                serial = arg or "4C530001090515116423"
+                plug("stick" if not arg else "stick-" + serial, "0781", "5581", serial, "SanDisk",
+                     "Ultra", "08", "06", "50", "Mass Storage", ["ID_USB_INTERFACES", ":080650:"])
             elif cmd == "keyboard":
                 plug("keyboard", "046d", "c31c", "", "Logitech", "USB Keyboard",
                      "03", "01", "01", "HID Keyboard", ["ID_USB_INTERFACES", ":030101:"])

@@ -27,6 +27,10 @@
 #include "spool.h"
 #include "uplink.h"
 
+/* How often an idle uplink asks for the fleet bundle without --poll: a grant reaches an online
+ * terminal in well under a minute (docs/fleet.md, "The uplink"). */
+#define UPLINK_POLL_DEFAULT_SEC 30
+
 struct opts {
 	const char *policy;
 	const char *spool;
@@ -37,7 +41,7 @@ struct opts {
 	uint64_t retry_max_ms;
 	long timeout_sec;
 	unsigned renew_at; /* percent of the certificate's life (renew.c) */
-	uint64_t poll_sec; /* fleet bundle fetch period; 0 = [report] interval */
+	uint64_t poll_sec; /* fleet bundle fetch period; 0 = UPLINK_POLL_DEFAULT_SEC */
 };
 
 struct pending {
@@ -122,8 +126,7 @@ static void usage(FILE *f)
 	    "      --retry-min MS   first retry delay (default 1000)\n"
 	    "      --retry-max MS   longest retry delay (default 300000)\n"
 	    "      --timeout SEC    limit for one upload (default 60)\n"
-	    "      --poll SEC       fetch the fleet bundle at least this often (default: the\n"
-	    "                       policy's [report] interval)\n"
+	    "      --poll SEC       fetch the fleet bundle at least this often (default 30)\n"
 	    "      --renew-at PCT   renew the certificate at PCT % of its life (default 67)\n"
 	    "  -v, --verbose        one line per batch\n"
 	    "Enrollment: mynaguard-uplink --enroll URL --token-file FILE --ca-fingerprint SHA256\n",
@@ -369,7 +372,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	uplink_inbox_set_terminal(inbox, p->terminal_id);
-	uint64_t poll_ms = (o.poll_sec ? o.poll_sec : p->report_interval_sec) * 1000;
+	/* A granted exception reaches an idle terminal within one poll: a conditional GET (304
+	 * while nothing changed) on the connection the uploads keep (docs/fleet.md). */
+	uint64_t poll_sec = o.poll_sec ? o.poll_sec : UPLINK_POLL_DEFAULT_SEC;
+	if (!o.poll_sec && p->report_interval_sec && p->report_interval_sec < poll_sec)
+		poll_sec = p->report_interval_sec;
+	uint64_t poll_ms = poll_sec * 1000;
 	uint64_t next_fetch_ms = 0; /* at start */
 	log_line(LOG_INFO, "uplink.start collector=%s spool=%s acked=%" PRIu64 " batch_max=%u",
 		 p->report_collector, o.spool, spool_reader_acked(reader), p->report_batch_max);

@@ -720,7 +720,47 @@ def scenario_fleet(env):
     assert text.count(b"uplink.fleet op=fetch") == 1, text[-2000:]
 
 
+def scenario_fleet_default(env):
+    """Without --poll, an idle uplink (nothing to upload, [report] interval 15m) still fetches a
+    new bundle within 30 s: a grant reaches an online terminal in under a minute."""
+    assert A.collector, "fleet-default needs --collector"
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                    "collector"))
+    import fleetlib
+    root_pem, root_pub, _ = fleetlib.keygen(env.tmp, "root")
+    grant_pem, _, grant_raw = fleetlib.keygen(env.tmp, "grant")
+    env.start_real_collector("server", tail=fleetlib.fleet_conf(grant_pem, root_pub))
+    dashboard_call(env, "POST", "/v1/groups", {"name": "g1"})
+    dashboard_call(env, "PUT", "/v1/groups/g1/terminals/" + TERMINAL, b"")
+    dashboard_call(env, "PUT", "/v1/groups/g1/policy", fleetlib.signed_base(
+        env.tmp, root_pem, fleetlib.base_text("g1", 1, grant_raw, terminals="T-*")))
+    etag = os.path.join(env.spool, "inbox", "etag")
+    env.start_uplink(["--verbose"])
+    deadline = time.time() + 15
+    while time.time() < deadline and not os.path.exists(etag):
+        time.sleep(0.1)
+    with open(etag) as f:
+        assert f.read() == '"1"\n'
+    dashboard_call(env, "POST", "/v1/exceptions", {
+        "scope": "group", "group": "g1", "vendor": "0781", "product": "5581",
+        "serial": "S1", "class": "mass_storage", "until": int(time.time()) + 86400,
+        "purpose": "test"})
+    t0 = time.time()
+    while time.time() < t0 + 40:
+        with open(etag) as f:
+            if f.read() == '"2"\n':
+                break
+        time.sleep(0.2)
+    took = time.time() - t0
+    with open(etag) as f:
+        assert f.read() == '"2"\n', "no fetch within 40 s without --poll"
+    log("new bundle fetched %.1f s after the change (default poll)" % took)
+    assert took <= 35, took
+    assert env.acked() == 0 and env.uplink.poll() is None
+
+
 SCENARIOS = {
+    "fleet-default": scenario_fleet_default,
     "e2e": scenario_e2e,
     "unprivileged": scenario_unprivileged,
     "forbidden": scenario_forbidden,
