@@ -770,20 +770,21 @@ static const char *state_filter(struct evhttp_request *req, const char *const *s
 	return ret;
 }
 
-static void exceptions_list(struct evhttp_request *req, struct fleet *f)
+/* GET of a list filtered by ?state=: sql takes the state twice ("? = 'all' OR state = ?"),
+ * row() turns one row into its JSON object; the answer is {key: [...]}. */
+static void list_by_state(struct evhttp_request *req, struct fleet *f, const char *const *states,
+			  const char *usage, const char *sql, json_t *(*row)(sqlite3_stmt *st),
+			  const char *key)
 {
-	static const char *const states[] = {"all", "active", "revoked", NULL};
 	const char *state = state_filter(req, states);
 	json_t *list;
 	int rc;
 
 	if (!state) {
-		reply_err(req, 400, "the only parameter is state=all|active|revoked");
+		reply_err(req, 400, "%s", usage);
 		return;
 	}
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-	    f, "SELECT " EXC_ALL " FROM fleet_exceptions WHERE ? = 'all' OR state = ?"
-	       " ORDER BY year, num");
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(f, sql);
 	list = json_array();
 	if (!st || !list) {
 		json_decref(list);
@@ -793,13 +794,23 @@ static void exceptions_list(struct evhttp_request *req, struct fleet *f)
 	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(list, exception_json(st));
+		json_array_append_new(list, row(st));
 	if (rc != SQLITE_DONE) {
 		json_decref(list);
 		reply_store_failed(req);
 		return;
 	}
-	reply(req, 200, json_pack("{s:o}", "exceptions", list));
+	reply(req, 200, json_pack("{s:o}", key, list));
+}
+
+static void exceptions_list(struct evhttp_request *req, struct fleet *f)
+{
+	static const char *const states[] = {"all", "active", "revoked", NULL};
+
+	list_by_state(req, f, states, "the only parameter is state=all|active|revoked",
+		      "SELECT " EXC_ALL " FROM fleet_exceptions WHERE ? = 'all' OR state = ?"
+		      " ORDER BY year, num",
+		      exception_json, "exceptions");
 }
 
 struct exc_in {
@@ -1164,33 +1175,11 @@ static json_t *request_json(sqlite3_stmt *st)
 static void requests_list(struct evhttp_request *req, struct fleet *f)
 {
 	static const char *const states[] = {"all", "pending", "granted", "refused", NULL};
-	const char *state = state_filter(req, states);
-	json_t *list;
-	int rc;
 
-	if (!state) {
-		reply_err(req, 400, "the only parameter is state=all|pending|granted|refused");
-		return;
-	}
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-	    f, "SELECT " REQ_ALL " FROM fleet_requests WHERE ? = 'all' OR state = ?"
-	       " ORDER BY last_seen DESC, terminal, code");
-	list = json_array();
-	if (!st || !list) {
-		json_decref(list);
-		reply_store_failed(req);
-		return;
-	}
-	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(list, request_json(st));
-	if (rc != SQLITE_DONE) {
-		json_decref(list);
-		reply_store_failed(req);
-		return;
-	}
-	reply(req, 200, json_pack("{s:o}", "requests", list));
+	list_by_state(req, f, states, "the only parameter is state=all|pending|granted|refused",
+		      "SELECT " REQ_ALL " FROM fleet_requests WHERE ? = 'all' OR state = ?"
+		      " ORDER BY last_seen DESC, terminal, code",
+		      request_json, "requests");
 }
 
 /* The one pending request with this code; answers and returns NULL otherwise. */
