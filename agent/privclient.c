@@ -122,25 +122,26 @@ int priv_seq_write(uint64_t v)
 	return simple(PRIV_SEQ_WRITE, NULL, 0, v);
 }
 
-int priv_pending_read(char **ret, size_t *ret_len)
+/* A snapshot the monitor hands out in chunks (q->u64 = offset; resp.v[0] = the total size,
+ * the same in every answer). *ret is malloc'd and NUL-terminated after *ret_len bytes. */
+static int read_chunked(struct priv_req *q, uint8_t **ret, size_t *ret_len)
 {
-	struct priv_req q = {.op = PRIV_PENDING_READ};
 	struct priv_resp resp;
-	char *text = NULL;
+	uint8_t *data = NULL;
 	size_t total = 0, off = 0;
 	int r;
 
 	do {
-		char chunk[PRIV_PENDING_CHUNK];
+		static uint8_t chunk[PRIV_PENDING_CHUNK];
 
-		q.u64 = off;
-		r = call(&q, NULL, 0, &resp, chunk, sizeof(chunk));
+		q->u64 = off;
+		r = call(q, NULL, 0, &resp, chunk, sizeof(chunk));
 		if (r < 0)
 			break;
 		if (off == 0) {
 			total = resp.v[0];
-			text = malloc(total + 1);
-			if (!text) {
+			data = malloc(total + 1);
+			if (!data) {
 				r = -ENOMEM;
 				break;
 			}
@@ -150,17 +151,24 @@ int priv_pending_read(char **ret, size_t *ret_len)
 			r = -EBADMSG;
 			break;
 		}
-		memcpy(text + off, chunk, resp.len);
+		memcpy(data + off, chunk, resp.len);
 		off += resp.len;
 	} while (off < total);
 	if (r < 0) {
-		free(text);
+		free(data);
 		return r;
 	}
-	text[total] = 0;
-	*ret = text;
+	data[total] = 0;
+	*ret = data;
 	*ret_len = total;
 	return 0;
+}
+
+int priv_pending_read(char **ret, size_t *ret_len)
+{
+	struct priv_req q = {.op = PRIV_PENDING_READ};
+
+	return read_chunked(&q, (uint8_t **)ret, ret_len);
 }
 
 int priv_pending_done(bool truncate)
@@ -301,41 +309,8 @@ int priv_spool_sync(struct priv_spool *w)
 int priv_bundle_read(enum priv_bundle_src src, uint8_t **ret, size_t *ret_len)
 {
 	struct priv_req q = {.op = PRIV_BUNDLE_READ, .arg = (uint32_t)src};
-	struct priv_resp resp;
-	uint8_t *data = NULL;
-	size_t total = 0, off = 0;
-	int r;
 
-	do {
-		static uint8_t chunk[PRIV_PENDING_CHUNK];
-
-		q.u64 = off;
-		r = call(&q, NULL, 0, &resp, chunk, sizeof(chunk));
-		if (r < 0)
-			break;
-		if (off == 0) {
-			total = resp.v[0];
-			data = malloc(total + 1);
-			if (!data) {
-				r = -ENOMEM;
-				break;
-			}
-		}
-		if (resp.v[0] != total || resp.len > total - off ||
-		    (resp.len == 0 && off < total)) {
-			r = -EBADMSG;
-			break;
-		}
-		memcpy(data + off, chunk, resp.len);
-		off += resp.len;
-	} while (off < total);
-	if (r < 0) {
-		free(data);
-		return r;
-	}
-	*ret = data;
-	*ret_len = total;
-	return 0;
+	return read_chunked(&q, ret, ret_len);
 }
 
 int priv_bundle_install(uint64_t version, const uint8_t sha256[PRIV_SHA256_LEN])
