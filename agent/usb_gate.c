@@ -35,6 +35,7 @@ struct gate_entry {
 	/* interfaces authorized by a fleet exception: its id and data.exception, "" = none */
 	char exception[BUNDLE_EXCEPTION_ID_MAX + 1];
 	json_t *exception_json;
+	char cls[12]; /* interfaces: class:subclass:protocol, for the expiry/revocation event */
 	struct gate_entry *next;
 };
 
@@ -322,6 +323,7 @@ static void decide_into(struct agent *a, const struct usb_dev_info *dev, const c
 		json_decref(e->exception_json);
 		e->exception_json = NULL;
 		snprintf(e->exception, sizeof(e->exception), "%s", it->exception);
+		usb_dev_class_string(it->ifc.cls, it->ifc.subclass, it->ifc.protocol, e->cls);
 		if (it->exception[0])
 			e->exception_json = agent_fleet_exception_json(a, it->exception);
 	}
@@ -816,7 +818,8 @@ void usb_gate_recheck_exceptions(struct agent *a)
 	if (!u)
 		return;
 	for (struct gate_entry *e = u->entries; e; e = e->next) {
-		char devpath[sizeof(e->dev.syspath)], cls[12] = "-";
+		char devpath[sizeof(e->dev.syspath)];
+		const char *cls = e->cls[0] ? e->cls : "-";
 		char rule[BUNDLE_EXCEPTION_ID_MAX + 48];
 		const char *slash = strrchr(e->syspath, '/');
 		struct gate_entry *d;
@@ -862,7 +865,8 @@ void usb_gate_recheck_exceptions(struct agent *a)
 		u->extra =
 		    json_pack("{s:o}", "exception",
 			      e->exception_json ? json_incref(e->exception_json) : json_null());
-		emit_usb(a, kind, &d->dev, slash + 1, NULL, rule, act);
+		emit_usb(a, kind, &d->dev, slash + 1, e->cls[0] ? json_pack("[s]", e->cls) : NULL,
+			 rule, act);
 		e->exception[0] = 0;
 		json_decref(e->exception_json);
 		e->exception_json = NULL;

@@ -1479,6 +1479,7 @@ static void test_fleet_exception_expires(void **state)
 	/* at `until`: deauthorized at once, one event */
 	EXPECT_LOG(u, "kind=usb.exception_expired");
 	EXPECT_LOG(u, "\"rule\":\"exception EX-2026-0001: expired\"");
+	EXPECT_LOG(u, "\"classes\":[\"08:06:50\"]"); /* the class it had, not [] */
 	assert_string_equal(umock_attr(u, ifc, "authorized"), "0");
 	assert_int_equal(umock_count_err(u, "kind=usb.exception_revoked"), 0);
 	g_free(ifc);

@@ -274,6 +274,7 @@ def steps(a, c, t, ctl, events, wait_event, ingest_port):
     assert c.ingest[1] == ingest_port
     ev = wait_event("usb.exception_expired", timeout=40)
     assert ev["data"]["exception"]["id"] == ex and ev["data"]["action"] == "deauthorized", ev
+    assert ev["data"]["classes"] == ["08:06:50"], ev
 
     # 5. a refused request never opens its stick
     t.send("stick REFUSED01")
