@@ -63,6 +63,9 @@ void agent_evsock_forget(struct agent *a);
  * "compliance" event per run. */
 int agent_checks_init(struct agent *a);
 void agent_checks_done(struct agent *a);
+/* One snapshot now (e.g. right after a bundle was applied, so data.bundle reaches the collector
+ * without waiting for the interval). */
+void agent_checks_run_now(struct agent *a);
 
 /* Per-file private state hangs off the agent through these slots (no globals). */
 struct agent_emit;

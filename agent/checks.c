@@ -123,6 +123,14 @@ int agent_checks_init(struct agent *a)
 	return 0;
 }
 
+void agent_checks_run_now(struct agent *a)
+{
+	struct agent_checks *c = *agent_checks_slot(a);
+
+	if (c) /* the periodic timer keeps its own phase */
+		checks_run(a, c);
+}
+
 void agent_checks_done(struct agent *a)
 {
 	struct agent_checks **slot = agent_checks_slot(a);

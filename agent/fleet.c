@@ -266,6 +266,7 @@ static void process_inbox(struct agent *a)
 	usb_gate_recheck_exceptions(a);
 	agent_reload_policy(a);
 	arm_timer(a);
+	agent_checks_run_now(a); /* data.bundle at once, not at the next interval */
 }
 
 #ifdef HAVE_SYSTEMD

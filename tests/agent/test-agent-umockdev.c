@@ -1343,6 +1343,8 @@ static void test_fleet_apply(void **state)
 	EXPECT_LOG(u,
 		   "\"group\":\"fukushi\",\"base_version\":3,\"version\":10,\"policy_sha256\":\"");
 	EXPECT_LOG(u, "agent.reload ok");
+	/* a snapshot at once names the bundle (not only at the next report interval) */
+	EXPECT_LOG(u, "\"bundle\":{\"group\":\"fukushi\",\"base_version\":3,\"version\":10,");
 	wait_scan(u, 2);
 	_cleanup_free_ char *pol = policy_now(u);
 	assert_non_null(strstr(pol, "[terminal]\nid = t1\n"));
