@@ -159,7 +159,11 @@ def main():
         # a schema-2 store (no chain) is chained by the migration
         tampered(c, clean, "DROP TABLE chain_anchors")
         con = sqlite3.connect(c.db)
-        con.executescript("ALTER TABLE events DROP COLUMN chain;"
+        con.executescript("DROP INDEX events_expiry; DROP INDEX events_tid;"
+                          "DROP TABLE chain_collapse; DROP TABLE signed_heads;"
+                          "ALTER TABLE events DROP COLUMN body;"
+                          "ALTER TABLE events DROP COLUMN disposed_at;"
+                          "ALTER TABLE events DROP COLUMN chain;"
                           "ALTER TABLE terminals DROP COLUMN chain_head;"
                           "PRAGMA user_version = 2;")
         con.close()
