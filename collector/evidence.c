@@ -235,7 +235,7 @@ static int heads_text(const struct store_verify *v, int64_t now_ms, char **ret, 
 }
 
 int evidence_sign(struct store *ro, struct store *rw, const struct collector_config *cfg,
-		  int64_t now_ms, size_t *ret_heads, char ret_digest[65],
+		  int64_t now_ms, size_t *ret_heads, bool *ret_first, char ret_digest[65],
 		  char err[static EVIDENCE_ERROR_MAX])
 {
 	struct bundle_signer *signer = NULL;
@@ -253,8 +253,9 @@ int evidence_sign(struct store *ro, struct store *rw, const struct collector_con
 	if (r < 0)
 		return r;
 	/* the very first record has nothing to be checked against */
-	if (v.v.broken && !(v.signed_at == 0 && strcmp(v.v.terminal, "-") == 0 &&
-			    v.signed_heads == 0 && strstr(v.v.reason, "no signed chain heads"))) {
+	*ret_first = v.v.broken && v.signed_at == 0 && strcmp(v.v.terminal, "-") == 0 &&
+		     v.signed_heads == 0 && strstr(v.v.reason, "no signed chain heads");
+	if (v.v.broken && !*ret_first) {
 		snprintf(err, EVIDENCE_ERROR_MAX,
 			 "the store does not verify (terminal=%s seq=%" PRIu64 ": %s): not signed",
 			 v.v.terminal, v.v.seq, v.v.reason);
@@ -299,13 +300,19 @@ static void sign_once(const struct collector_config *cfg)
 	struct store *ro = NULL, *rw = NULL;
 	char err[EVIDENCE_ERROR_MAX] = "", digest[65];
 	size_t n = 0;
+	bool first = false;
 	int r;
 
 	r = store_open(cfg->database, false, &ro);
 	if (r >= 0)
 		r = store_open(cfg->database, true, &rw);
 	if (r >= 0)
-		r = evidence_sign(ro, rw, cfg, server_now_ms(), &n, digest, err);
+		r = evidence_sign(ro, rw, cfg, server_now_ms(), &n, &first, digest, err);
+	if (r >= 0 && first && n > 0)
+		server_log(
+		    LOG_WARNING,
+		    "chain heads: the store holds events but no signed heads (first signing, "
+		    "or the records were deleted): signing the chains as they are");
 	if (r < 0)
 		server_log(LOG_ERR, "chain heads not signed: %s; retrying in %d s",
 			   err[0] ? err : strerror(-r), EVIDENCE_SIGN_PERIOD);

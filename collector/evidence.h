@@ -40,10 +40,10 @@ void evidence_verify_done(struct evidence_verify *v);
 
 /* Verifies the whole store from ro (a read snapshot), then signs the heads it found with
  * [evidence] heads_key and stores the record through rw. -EBADMSG when the store does not
- * verify (nothing is signed: a broken store is not blessed). ret_digest: hex SHA-256 of the
- * signed text, for the log. */
+ * verify (nothing is signed: a broken store is not blessed). *ret_first: there was no earlier
+ * record to check against. ret_digest: hex SHA-256 of the signed text, for the log. */
 int evidence_sign(struct store *ro, struct store *rw, const struct collector_config *cfg,
-		  int64_t now_ms, size_t *ret_heads, char ret_digest[65],
+		  int64_t now_ms, size_t *ret_heads, bool *ret_first, char ret_digest[65],
 		  char err[static EVIDENCE_ERROR_MAX]);
 
 /* The collector's own signing: at start and every EVIDENCE_SIGN_PERIOD, on its own connections

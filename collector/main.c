@@ -137,6 +137,7 @@ static int sign_heads(void)
 	_cleanup_(store_closep) struct store *rw = NULL;
 	char err[EVIDENCE_ERROR_MAX] = "", digest[65];
 	size_t n = 0;
+	bool first = false;
 	int r;
 
 	r = store_open(cfg.database, true, &rw);
@@ -147,13 +148,16 @@ static int sign_heads(void)
 			strerror(-r));
 		return 1;
 	}
-	r = evidence_sign(ro, rw, &cfg, server_now_ms(), &n, digest, err);
+	r = evidence_sign(ro, rw, &cfg, server_now_ms(), &n, &first, digest, err);
 	if (r < 0) {
 		fprintf(stderr, "mynaguard-collector: sign-heads: %s\n",
 			err[0] ? err : strerror(-r));
 		return 1;
 	}
-	printf("signed the chain heads of %zu terminals, sha256 %s\n", n, digest);
+	printf("signed the chain heads of %zu terminals, sha256 %s%s\n", n, digest,
+	       first && n > 0
+		   ? " (no earlier signed heads: the first signing, or they were deleted)"
+		   : "");
 	return 0;
 }
 
