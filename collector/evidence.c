@@ -101,26 +101,27 @@ static int unhex(const char *s, uint8_t *out, size_t n)
 	return 0;
 }
 
-/* The signed text: HEADS_MAGIC, "at=MS\n", then "TERMINAL SEQ LINKHEX\n" sorted by terminal.
- * Parsed only after its signature checked out, so its bytes are the collector's own. */
-static int heads_parse(const char *body, struct store_head **ret, size_t *ret_n, int64_t *ret_at)
+int evidence_heads_parse(const char *body, struct store_head **ret, size_t *ret_n, int64_t *ret_at)
 {
 	_cleanup_free_ struct store_head *h = NULL;
 	const char *p = body;
 	size_t n = 0, cap = 0;
 	long long at;
-	int used = 0;
+	char *end;
 
 	if (strncmp(p, HEADS_MAGIC, strlen(HEADS_MAGIC)) != 0)
 		return -EBADMSG;
 	p += strlen(HEADS_MAGIC);
-	if (sscanf(p, "at=%lld\n%n", &at, &used) != 1 || used == 0)
+	if (strncmp(p, "at=", 3) != 0 || p[3] < '0' || p[3] > '9')
 		return -EBADMSG;
-	p += used;
+	errno = 0;
+	at = strtoll(p + 3, &end, 10);
+	if (errno || *end != '\n')
+		return -EBADMSG;
+	p = end + 1;
 	while (*p) {
 		const char *nl = strchr(p, '\n'), *sp1, *sp2;
 		struct store_head *x;
-		char *end;
 
 		if (!nl)
 			return -EBADMSG;
@@ -142,7 +143,8 @@ static int heads_parse(const char *body, struct store_head **ret, size_t *ret_n,
 		memcpy(x->terminal, p, (size_t)(sp1 - p));
 		errno = 0;
 		x->seq = strtoull(sp1 + 1, &end, 10);
-		if (errno || end != sp2 || !event_terminal_id_valid(x->terminal) ||
+		if (errno || end != sp2 || sp1[1] < '0' || sp1[1] > '9' ||
+		    !event_terminal_id_valid(x->terminal) ||
 		    unhex(sp2 + 1, x->link, STORE_CHAIN_LEN) < 0 ||
 		    (n > 0 && strcmp(h[n - 1].terminal, x->terminal) >= 0))
 			return -EBADMSG;
@@ -191,7 +193,7 @@ int evidence_verify(struct store *s, const struct collector_config *cfg, int64_t
 			 bundle_verify_detached(pub, (const uint8_t *)body, strlen(body), sig) < 0)
 			why = "the last signed chain heads do not verify with the heads key: the "
 			      "record was altered or signed by another key";
-		else if (heads_parse(body, &heads, &n, &res.signed_at) < 0)
+		else if (evidence_heads_parse(body, &heads, &n, &res.signed_at) < 0)
 			why = "the last signed chain heads are not readable";
 		o.expect = heads;
 		o.n_expect = n;
@@ -210,7 +212,8 @@ int evidence_verify(struct store *s, const struct collector_config *cfg, int64_t
 	return 0;
 }
 
-static int heads_text(const struct store_verify *v, int64_t now_ms, char **ret, size_t *ret_len)
+int evidence_heads_text(const struct store_head *heads, size_t n, int64_t at_ms, char **ret,
+			size_t *ret_len)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -218,11 +221,11 @@ static int heads_text(const struct store_verify *v, int64_t now_ms, char **ret, 
 
 	if (!f)
 		return -ENOMEM;
-	fprintf(f, HEADS_MAGIC "at=%" PRId64 "\n", now_ms);
-	for (size_t i = 0; i < v->n_heads; i++) {
-		fprintf(f, "%s %" PRIu64 " ", v->heads[i].terminal, v->heads[i].seq);
+	fprintf(f, HEADS_MAGIC "at=%" PRId64 "\n", at_ms);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "%s %" PRIu64 " ", heads[i].terminal, heads[i].seq);
 		for (size_t j = 0; j < STORE_CHAIN_LEN; j++)
-			fprintf(f, "%02x", v->heads[i].link[j]);
+			fprintf(f, "%02x", heads[i].link[j]);
 		fputc('\n', f);
 	}
 	if (fclose(f) != 0) {
@@ -262,7 +265,7 @@ int evidence_sign(struct store *ro, struct store *rw, const struct collector_con
 		evidence_verify_done(&v);
 		return -EBADMSG;
 	}
-	r = heads_text(&v.v, now_ms, &text, &len);
+	r = evidence_heads_text(v.v.heads, v.v.n_heads, now_ms, &text, &len);
 	*ret_heads = v.v.n_heads;
 	evidence_verify_done(&v);
 	if (r < 0)

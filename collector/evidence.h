@@ -13,6 +13,13 @@
 #define EVIDENCE_ERROR_MAX   512
 #define EVIDENCE_SIGN_PERIOD 86400 /* seconds between the collector's own signings */
 
+/* The signed text: "mynaguard-chain-heads-v1\n", "at=MS\n", then "TERMINAL SEQ LINKHEX\n"
+ * per terminal, sorted by terminal (strcmp, each once). Parsed only after its signature checked
+ * out; strict anyway (-EBADMSG). *ret is malloc'd. */
+int evidence_heads_text(const struct store_head *heads, size_t n, int64_t at_ms, char **ret,
+			size_t *ret_len);
+int evidence_heads_parse(const char *body, struct store_head **ret, size_t *ret_n, int64_t *ret_at);
+
 /* The configured periods as cutoffs at now_ms, and the legal hold. */
 void evidence_policy(const struct collector_config *cfg, int64_t now_ms,
 		     struct store_retention_policy *ret);
