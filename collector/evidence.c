@@ -112,7 +112,7 @@ int evidence_heads_parse(const char *body, struct store_head **ret, size_t *ret_
 	if (strncmp(p, HEADS_MAGIC, strlen(HEADS_MAGIC)) != 0)
 		return -EBADMSG;
 	p += strlen(HEADS_MAGIC);
-	if (strncmp(p, "at=", 3) != 0 || p[3] < '0' || p[3] > '9')
+	if (strncmp(p, "at=", 3) != 0 || p[3] < '0' || p[3] > '9' || (p[3] == '0' && p[4] != '\n'))
 		return -EBADMSG;
 	errno = 0;
 	at = strtoll(p + 3, &end, 10);
@@ -120,15 +120,27 @@ int evidence_heads_parse(const char *body, struct store_head **ret, size_t *ret_
 		return -EBADMSG;
 	p = end + 1;
 	while (*p) {
-		const char *nl = strchr(p, '\n'), *sp1, *sp2;
+		const char *nl = strchr(p, '\n'), *f[5];
 		struct store_head *x;
+		size_t len[5];
+		long long received;
+		char num[24];
 
 		if (!nl)
 			return -EBADMSG;
-		sp1 = memchr(p, ' ', (size_t)(nl - p));
-		sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(nl - sp1 - 1)) : NULL;
-		if (!sp2 || (size_t)(sp1 - p) > EVENT_TERMINAL_MAX ||
-		    nl - sp2 - 1 != 2 * STORE_CHAIN_LEN)
+		/* TERMINAL SEQ RECEIVED KIND LINKHEX: five fields, one space between */
+		f[0] = p;
+		for (int i = 1; i < 5; i++) {
+			const char *sp = memchr(f[i - 1], ' ', (size_t)(nl - f[i - 1]));
+			if (!sp)
+				return -EBADMSG;
+			len[i - 1] = (size_t)(sp - f[i - 1]);
+			f[i] = sp + 1;
+		}
+		len[4] = (size_t)(nl - f[4]);
+		if (len[0] == 0 || len[0] > EVENT_TERMINAL_MAX || len[1] == 0 || len[1] > 20 ||
+		    len[2] == 0 || len[2] > 19 || len[3] == 0 || len[3] > STORE_KIND_MAX ||
+		    len[4] != 2 * STORE_CHAIN_LEN)
 			return -EBADMSG;
 		if (n == cap) {
 			struct store_head *g;
@@ -140,12 +152,28 @@ int evidence_heads_parse(const char *body, struct store_head **ret, size_t *ret_
 		}
 		x = &h[n];
 		memset(x, 0, sizeof(*x));
-		memcpy(x->terminal, p, (size_t)(sp1 - p));
+		memcpy(x->terminal, f[0], len[0]);
+		memcpy(x->kind, f[3], len[3]);
+		memcpy(num, f[1], len[1]);
+		num[len[1]] = '\0';
+		if (strspn(num, "0123456789") != len[1] || (len[1] > 1 && num[0] == '0'))
+			return -EBADMSG;
 		errno = 0;
-		x->seq = strtoull(sp1 + 1, &end, 10);
-		if (errno || end != sp2 || sp1[1] < '0' || sp1[1] > '9' ||
-		    !event_terminal_id_valid(x->terminal) ||
-		    unhex(sp2 + 1, x->link, STORE_CHAIN_LEN) < 0 ||
+		x->seq = strtoull(num, &end, 10);
+		if (errno)
+			return -EBADMSG;
+		memcpy(num, f[2], len[2]);
+		num[len[2]] = '\0';
+		if (strspn(num, "0123456789") != len[2] || (len[2] > 1 && num[0] == '0'))
+			return -EBADMSG;
+		errno = 0;
+		received = strtoll(num, &end, 10);
+		if (errno)
+			return -EBADMSG;
+		x->received_ms = received;
+		if (!event_terminal_id_valid(x->terminal) ||
+		    strspn(x->kind, "abcdefghijklmnopqrstuvwxyz._") != len[3] ||
+		    unhex(f[4], x->link, STORE_CHAIN_LEN) < 0 ||
 		    (n > 0 && strcmp(h[n - 1].terminal, x->terminal) >= 0))
 			return -EBADMSG;
 		n++;
@@ -223,7 +251,8 @@ int evidence_heads_text(const struct store_head *heads, size_t n, int64_t at_ms,
 		return -ENOMEM;
 	fprintf(f, HEADS_MAGIC "at=%" PRId64 "\n", at_ms);
 	for (size_t i = 0; i < n; i++) {
-		fprintf(f, "%s %" PRIu64 " ", heads[i].terminal, heads[i].seq);
+		fprintf(f, "%s %" PRIu64 " %" PRId64 " %s ", heads[i].terminal, heads[i].seq,
+			heads[i].received_ms, heads[i].kind);
 		for (size_t j = 0; j < STORE_CHAIN_LEN; j++)
 			fprintf(f, "%02x", heads[i].link[j]);
 		fputc('\n', f);

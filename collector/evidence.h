@@ -13,8 +13,8 @@
 #define EVIDENCE_ERROR_MAX   512
 #define EVIDENCE_SIGN_PERIOD 86400 /* seconds between the collector's own signings */
 
-/* The signed text: "mynaguard-chain-heads-v1\n", "at=MS\n", then "TERMINAL SEQ LINKHEX\n"
- * per terminal, sorted by terminal (strcmp, each once). Parsed only after its signature checked
+/* The signed text: "mynaguard-chain-heads-v1\n", "at=MS\n", then
+ * "TERMINAL SEQ RECEIVED_MS KIND LINKHEX\n" per terminal, sorted by terminal (strcmp, each once). Parsed only after its signature checked
  * out; strict anyway (-EBADMSG). *ret is malloc'd. */
 int evidence_heads_text(const struct store_head *heads, size_t n, int64_t at_ms, char **ret,
 			size_t *ret_len);

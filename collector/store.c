@@ -1171,6 +1171,16 @@ static struct store_head *head_find(const struct store_verify_opts *o, const cha
 	return bsearch(&key, o->expect, o->n_expect, sizeof(*o->expect), cmp_head);
 }
 
+/* A disposal the policy allows: the kind has a period, and the event was received before it. */
+static bool disposal_due(const struct store_retention_policy *p, const char *kind,
+			 int64_t received_ms)
+{
+	enum event_kind k;
+
+	return kind && event_kind_from_name(kind, &k) >= 0 && p->cutoff_ms[k] != INT64_MIN &&
+	       received_ms < p->cutoff_ms[k];
+}
+
 static int verify_terminal(struct store *s, int64_t tid, const char *name,
 			   const uint8_t head[STORE_CHAIN_LEN], bool has_head,
 			   const struct store_verify_opts *o, struct store_verify *v)
@@ -1179,6 +1189,9 @@ static int verify_terminal(struct store *s, int64_t tid, const char *name,
 	struct store_head *want = head_find(o, name);
 	uint8_t link[STORE_CHAIN_LEN] = {0};
 	uint64_t last_seq = 0;
+	int64_t last_received = 0;
+	char last_kind[STORE_KIND_MAX + 1] = "";
+	const char *kind;
 	bool any = false, anchored = false;
 	int rc, r;
 
@@ -1220,15 +1233,12 @@ static int verify_terminal(struct store *s, int64_t tid, const char *name,
 				    "anchor: it was altered, or events before it were removed");
 			return 0;
 		}
+		kind = (const char *)sqlite3_column_text(rows, 3);
 		if (tombstone) {
-			enum event_kind k;
-			const char *kind = (const char *)sqlite3_column_text(rows, 3);
 			v->tombstones++;
 			/* a disposal must be one the policy allows: else it removed evidence */
 			if (o->policy &&
-			    (!kind || event_kind_from_name(kind, &k) < 0 ||
-			     o->policy->cutoff_ms[k] == INT64_MIN ||
-			     sqlite3_column_int64(rows, 2) >= o->policy->cutoff_ms[k])) {
+			    !disposal_due(o->policy, kind, sqlite3_column_int64(rows, 2))) {
 				verify_break(v, name, seq);
 				snprintf(v->reason, sizeof(v->reason),
 					 "the event was disposed of before its retention period "
@@ -1251,6 +1261,8 @@ static int verify_terminal(struct store *s, int64_t tid, const char *name,
 		}
 		any = true;
 		last_seq = seq;
+		last_received = sqlite3_column_int64(rows, 2);
+		snprintf(last_kind, sizeof(last_kind), "%s", kind ? kind : "");
 	}
 	if (rc != SQLITE_DONE)
 		return sqlite_errno(rc);
@@ -1264,12 +1276,15 @@ static int verify_terminal(struct store *s, int64_t tid, const char *name,
 	}
 	if (want && !want->seen) {
 		want->seen = true;
-		/* disposed of and folded into the anchor: gone, as the policy wants; else removed */
-		if (!anchored || (any && want->seq >= last_seq)) {
+		/* disposed of and folded into the anchor, as the policy wants (the signed kind and
+		 * receipt time say whether it was due); else removed */
+		if (!anchored ||
+		    (o->policy && !disposal_due(o->policy, want->kind, want->received_ms))) {
 			verify_break(v, name, want->seq);
 			snprintf(v->reason, sizeof(v->reason),
 				 "the signed head (seq %" PRIu64
-				 ") is not in the store: events were removed",
+				 ") is not in the store and was not due for disposal: events were "
+				 "removed",
 				 want->seq);
 			return 0;
 		}
@@ -1279,6 +1294,8 @@ static int verify_terminal(struct store *s, int64_t tid, const char *name,
 		struct store_head *h = &v->heads[v->n_heads++];
 		snprintf(h->terminal, sizeof(h->terminal), "%s", name);
 		h->seq = last_seq;
+		h->received_ms = last_received;
+		snprintf(h->kind, sizeof(h->kind), "%s", last_kind);
 		memcpy(h->link, link, STORE_CHAIN_LEN);
 		h->seen = false;
 	}

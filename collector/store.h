@@ -73,10 +73,15 @@ struct store_retention_policy {
 int store_retention(struct store *s, const struct store_retention_policy *p, int64_t now_ms,
 		    unsigned limit, unsigned *ret_disposed);
 
-/* One terminal's chain head: its newest stored event (seq) and that event's link. */
+#define STORE_KIND_MAX 32 /* longest event kind name */
+
+/* One terminal's chain head: its newest stored event (seq, when received, kind) and that
+ * event's link. */
 struct store_head {
 	char terminal[EVENT_TERMINAL_MAX + 1];
 	uint64_t seq;
+	int64_t received_ms;
+	char kind[STORE_KIND_MAX + 1];
 	uint8_t link[STORE_CHAIN_LEN];
 	bool seen; /* store_verify()'s bookkeeping */
 };

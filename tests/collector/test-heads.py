@@ -216,6 +216,35 @@ def main():
         check(f"--verify against the newer record ({r.stdout.strip()})",
               r.returncode == 0 and "2 of 2 on their chains" in r.stdout)
 
+        # the signed heads disposed of by retention (default 400d), seven years on: not checkable,
+        # and due, so counted; the same removal today (a fake anchor) is not due: found
+        good = os.path.join(d, "signed.db")
+        save(c.db, good)
+        r = subprocess.run(["faketime", "-f", "+2600d", os.environ["COLLECTOR"], "--config", c.conf,
+                            "--retention-run"], capture_output=True, text=True, timeout=120)
+        check(f"--retention-run seven years later ({r.stdout.strip()} {r.stderr.strip()})",
+              r.returncode == 0 and "disposed of 10 events" in r.stdout)
+        r = subprocess.run(["faketime", "-f", "+2600d", os.environ["COLLECTOR"], "--config", c.conf,
+                            "--verify"], capture_output=True, text=True, timeout=120)
+        check(f"--verify then: the signed heads were due and are counted as disposed ({r.stdout.strip()})",
+              r.returncode == 0 and "0 of 2 on their chains, 2 disposed of since" in r.stdout)
+        restore(good, c.db)
+        con = sqlite3.connect(c.db)
+        tid, = con.execute("SELECT id FROM terminals WHERE name = 'term-a'").fetchone()
+        last, = con.execute("SELECT chain FROM events WHERE tid = ? AND seq = 7", (tid,)).fetchone()
+        con.execute("DELETE FROM events WHERE tid = ?", (tid,))
+        con.execute("INSERT INTO chain_anchors (tid, first_seq, chain, disposed, at)"
+                    " VALUES (?, NULL, ?, 7, 0)", (tid, last))
+        con.commit()
+        con.close()
+        r = collector(c, "--verify", conf=nokey)
+        check(f"events removed at a forged anchor: invisible to the chain alone ({r.stdout.strip()})",
+              r.returncode == 0)
+        r = collector(c, "--verify")
+        check(f"... and found: the signed head was not due for disposal ({r.stdout.strip()})",
+              r.returncode == 1 and "BROKEN terminal=term-a seq=7:" in r.stdout
+              and "not due for disposal" in r.stdout)
+
 
 if __name__ == "__main__":
     main()
