@@ -3,8 +3,8 @@
 # Retention by kind (docs/evidence.md): [retention] gives each event kind (or kind prefix) its own
 # period. Events stored now are disposed of by `mynaguard-collector --retention-run` run under
 # libfaketime 400 days and 6 years later: compliance snapshots (1 year) and the default kinds
-# (30 days) go first and leave tombstones between the kept auth and USB events (5 years), which
-# go later; the terminals on legal hold keep everything. The hash chains verify after each
+# (30 days) go first and leave tombstones between the kept auth and USB events (5 and 3 years),
+# which go later; the terminals on legal hold keep everything. The hash chains verify after each
 # partial disposal, an UPDATE of a kept event or of a tombstone is still found, and a disposal
 # the policy does not allow (seen from today's clock) is named. GET /v1/retention and /metrics
 # show the period and the oldest event kept per kind. A bad [retention] section is refused.
@@ -105,7 +105,7 @@ def main():
 
         with open(c.conf, "w") as f:
             f.write(base + "[retention]\ndefault = 30d\nauth.* = 5y\nusb.* = 5y\n"
-                    "usb.blocked = 5y\ncompliance = 1y\nhold = term-h other-1\n")
+                    "usb.blocked = 3y\ncompliance = 1y\nhold = term-h other-1\n")
         c.start()
         for cert, name in ((a, "term-a"), (h, "term-h"), (s, "term-s")):
             body = mixed(name) if name != "term-s" else \
@@ -114,14 +114,15 @@ def main():
             check(f"{name}: events acknowledged ({st} {resp})", st == 200)
 
         st, rj, _ = c.get("/v1/retention")
-        check(f"GET /v1/retention: period per kind, rules, hold ({rj})",
+        check(f"GET /v1/retention: period per kind (a kind's own before its prefix), rules, hold ({rj})",
               st == 200 and rj["kinds"]["auth.failure"]["period_s"] == 5 * YEAR
+              and rj["kinds"]["usb.blocked"]["period_s"] == 3 * YEAR
               and rj["kinds"]["usb.removed"]["period_s"] == 5 * YEAR
               and rj["kinds"]["compliance"]["period_s"] == YEAR
               and rj["kinds"]["agent.started"]["period_s"] == 30 * 86400
               and rj["period_s"] == 30 * 86400
               and rj["rules"] == {"auth.*": 5 * YEAR, "usb.*": 5 * YEAR,
-                                  "usb.blocked": 5 * YEAR, "compliance": YEAR}
+                                  "usb.blocked": 3 * YEAR, "compliance": YEAR}
               and rj["hold"] == ["term-h", "other-1"]
               and isinstance(rj["kinds"]["compliance"]["oldest"], str)
               and rj["kinds"]["usb.removed"]["oldest"] is None
