@@ -15,6 +15,7 @@
 #include "bundle.h"
 #include "fleet-internal.h"
 #include "macro.h"
+#include "metrics.h"
 #include "server.h"
 
 #define HEADS_MAGIC "mynaguard-chain-heads-v1\n"
@@ -345,11 +346,14 @@ static void sign_once(const struct collector_config *cfg)
 		    LOG_WARNING,
 		    "chain heads: the store holds events but no signed heads (first signing, "
 		    "or the records were deleted): signing the chains as they are");
-	if (r < 0)
+	if (r < 0) {
+		atomic_fetch_add(&metrics.heads_sign_failures, 1);
 		server_log(LOG_ERR, "chain heads not signed: %s; retrying in %d s",
 			   err[0] ? err : strerror(-r), EVIDENCE_SIGN_PERIOD);
-	else
+	} else {
+		atomic_store(&metrics.heads_signed_ms, server_now_ms());
 		server_log(LOG_INFO, "chain heads signed: %zu terminals, sha256 %s", n, digest);
+	}
 	store_close(ro);
 	store_close(rw);
 }

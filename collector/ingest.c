@@ -399,6 +399,7 @@ static void retention(struct ingest_writer *wr)
 		if (more < 0) {
 			server_log(LOG_ERR, "retention: %s; retrying at the next run",
 				   strerror(-more));
+			wr->retention_pending = false;
 			break;
 		}
 		total += disposed;

@@ -118,6 +118,12 @@ int metrics_render(const struct store_stats *st, const uint64_t *periods, char *
 			    f, "mynaguard_collector_retention_period_seconds{kind=\"%s\"} %llu\n",
 			    event_kind_name((enum event_kind)k), (unsigned long long)periods[k]);
 	}
+	gauge(f, "mynaguard_collector_heads_signed_seconds",
+	      "Unix time of this process's last signing of the chain heads (0: none yet).",
+	      (uint64_t)atomic_load(&metrics.heads_signed_ms) / 1000);
+	counter(f, "mynaguard_collector_heads_sign_failures_total",
+		"Signings of the chain heads refused (the store did not verify) or failed.",
+		atomic_load(&metrics.heads_sign_failures));
 	counter(f, "mynaguard_collector_dashboard_requests_total", "Dashboard requests.",
 		atomic_load(&metrics.dashboard_requests));
 	counter(f, "mynaguard_collector_dashboard_unauthorized_total",

@@ -38,6 +38,8 @@ struct metrics {
 	atomic_uint_fast64_t retention_deleted;
 	atomic_int_fast64_t retention_last_run_ms;    /* 0: not yet in this process */
 	atomic_uint_fast64_t retention_last_disposed; /* events disposed of by the last run */
+	atomic_int_fast64_t heads_signed_ms;	      /* last signing of the chain heads; 0: none */
+	atomic_uint_fast64_t heads_sign_failures;     /* signings refused or failed */
 	atomic_uint_fast64_t dashboard_requests;
 	atomic_uint_fast64_t dashboard_unauthorized;
 	/* ingest latency from the handler to the reply (seconds), cumulative buckets */

@@ -129,6 +129,10 @@ def main():
         c.start()
         check("the collector signed the heads at start",
               wait_log(c, r"chain heads signed: 0 terminals, sha256 [0-9a-f]{64}"))
+        st, text, _ = c.get("/metrics", raw=True)
+        check("/metrics: the time of the last signing",
+              st == 200 and "mynaguard_collector_heads_sign_failures_total 0" in text.decode()
+              and "mynaguard_collector_heads_signed_seconds 0" not in text.decode())
         st, _, _ = c.post(a, batch("term-a", range(1, 6)))
         st2, _, _ = c.post(b, batch("term-b", range(1, 4)))
         check("events acknowledged", st == 200 and st2 == 200)
