@@ -155,8 +155,8 @@ static int parse_with_suffix(const char *s, uint64_t min, uint64_t max, uint64_t
 
 int parse_duration(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 {
-	static const uint64_t factors[] = {1, 1, 60, 3600, 86400};
-	return parse_with_suffix(s, min, max, ret, "smhd", factors);
+	static const uint64_t factors[] = {1, 1, 60, 3600, 86400, 365 * 86400};
+	return parse_with_suffix(s, min, max, ret, "smhdy", factors);
 }
 
 int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *ret)

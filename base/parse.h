@@ -16,7 +16,7 @@ int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret);
 /* Hexadecimal, exactly 1..16 digits, optional "0x"; used for USB ids and classes. */
 int parse_hex(const char *s, uint64_t max, uint64_t *ret);
-/* Duration "90", "90s", "15m", "2h", "1d" → seconds. */
+/* Duration "90", "90s", "15m", "2h", "1d", "5y" (365 days) → seconds. */
 int parse_duration(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 /* Size "1048576", "512K", "64M", "1G" (powers of 1024) → bytes. */
 int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *ret);

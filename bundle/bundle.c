@@ -450,6 +450,18 @@ static int verify(const uint8_t pub[BUNDLE_PUBKEY_LEN], const uint8_t *m, size_t
 	return ok ? 0 : -EBADMSG;
 }
 
+int bundle_sign_detached(const struct bundle_signer *s, const uint8_t *m, size_t n,
+			 uint8_t sig[BUNDLE_SIG_LEN])
+{
+	return sign(s->pkey, m, n, sig);
+}
+
+int bundle_verify_detached(const uint8_t pub[BUNDLE_PUBKEY_LEN], const uint8_t *m, size_t n,
+			   const uint8_t sig[BUNDLE_SIG_LEN])
+{
+	return verify(pub, m, n, sig);
+}
+
 int bundle_sign_base(const struct bundle_signer *root, const char *base, size_t base_len,
 		     uint8_t **ret, size_t *ret_len)
 {

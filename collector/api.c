@@ -18,6 +18,7 @@
 #include "fileio.h"
 #include "macro.h"
 #include "enroll.h"
+#include "evidence.h"
 #include "fleet.h"
 #include "metrics.h"
 #include "parse.h"
@@ -790,36 +791,51 @@ static int retention_json(struct worker *w, json_t **ret)
 	struct store_view v = view_now(w);
 	struct store_stats stats;
 	int64_t last = atomic_load(&metrics.retention_last_run_ms);
-	json_t *hold = json_array(), *oldest = json_object();
+	json_t *hold = json_array(), *kinds = json_object(), *oldest = json_object();
+	json_t *rules = json_object();
 	int r;
 
 	r = store_stats(w->store, &v, &stats);
 	for (size_t i = 0; r >= 0 && hold && i < cfg->n_retention_hold; i++)
 		json_array_append_new(hold, json_string(cfg->retention_hold[i]));
-	for (int k = 0; r >= 0 && oldest && k < _EVENT_KIND_MAX; k++)
+	for (size_t i = 0; r >= 0 && rules && i < cfg->n_retention_rules; i++)
+		json_object_set_new(rules, cfg->retention_rules[i].pattern,
+				    json_integer((json_int_t)cfg->retention_rules[i].period));
+	for (int k = 0; r >= 0 && kinds && oldest && k < _EVENT_KIND_MAX; k++) {
+		const char *name = event_kind_name((enum event_kind)k);
+		json_t *o =
+		    stats.oldest_ms[k] != INT64_MIN ? ts_json_ms(stats.oldest_ms[k]) : json_null();
 		if (stats.oldest_ms[k] != INT64_MIN)
-			json_object_set_new(oldest, event_kind_name((enum event_kind)k),
-					    ts_json_ms(stats.oldest_ms[k]));
-	if (r < 0 || !hold || !oldest) {
+			json_object_set(oldest, name, o);
+		json_object_set_new(kinds, name,
+				    json_pack("{s:I, s:o}", "period_s",
+					      (json_int_t)cfg->retention_kind[k], "oldest", o));
+	}
+	if (r < 0 || !hold || !kinds || !oldest || !rules) {
 		json_decref(hold);
+		json_decref(kinds);
 		json_decref(oldest);
+		json_decref(rules);
 		return r < 0 ? r : -ENOMEM;
 	}
-	*ret =
-	    json_pack("{s:I, s:o, s:o, s:I, s:o}", "period_s", (json_int_t)cfg->retention, "hold",
-		      hold, "last_run", last ? ts_json_ms(last) : json_null(), "deleted_total",
-		      (json_int_t)atomic_load(&metrics.retention_deleted), "oldest", oldest);
+	*ret = json_pack("{s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:o}", "period_s",
+			 (json_int_t)cfg->retention, "rules", rules, "kinds", kinds, "hold", hold,
+			 "last_run", last ? ts_json_ms(last) : json_null(), "last_disposed",
+			 (json_int_t)atomic_load(&metrics.retention_last_disposed), "deleted_total",
+			 (json_int_t)atomic_load(&metrics.retention_deleted), "oldest", oldest);
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* GET /v1/verify[?terminal=ID]: the hash chains recomputed (docs/evidence.md). */
-static int verify_json(struct store *st, const char *query, json_t **ret,
+/* GET /v1/verify[?terminal=ID]: the hash chains recomputed, against the last signed heads when
+ * [evidence] names a key (docs/evidence.md). */
+static int verify_json(struct worker *w, const char *query, json_t **ret,
 		       char reason[static EVENT_REASON_MAX])
 {
 	struct evkeyvalq params;
 	struct evkeyval *kv;
 	const char *terminal = NULL;
-	struct store_verify v;
+	struct evidence_verify v;
+	char err[EVIDENCE_ERROR_MAX] = "";
 	int r = 0;
 
 	TAILQ_INIT(&params);
@@ -848,19 +864,30 @@ static int verify_json(struct store *st, const char *query, json_t **ret,
 		}
 	}
 	if (r >= 0)
-		r = store_verify(st, terminal, &v);
+		r = evidence_verify(w->store, w->c->cfg, server_now_ms(), terminal, false, &v, err);
 	evhttp_clear_headers(&params);
 	if (r == -ENOENT)
 		snprintf(reason, EVENT_REASON_MAX, "no such terminal");
-	if (r < 0)
+	if (r < 0) {
+		if (err[0])
+			server_log(LOG_ERR, "dashboard: verify: %s", err);
 		return r;
-	*ret =
-	    json_pack("{s:b, s:I, s:I, s:I}", "ok", !v.broken, "terminals", (json_int_t)v.terminals,
-		      "events", (json_int_t)v.events, "anchored", (json_int_t)v.anchored);
-	if (*ret && v.broken)
+	}
+	*ret = json_pack("{s:b, s:I, s:I, s:I, s:I}", "ok", !v.v.broken, "terminals",
+			 (json_int_t)v.v.terminals, "events", (json_int_t)v.v.events, "anchored",
+			 (json_int_t)v.v.anchored, "tombstones", (json_int_t)v.v.tombstones);
+	if (*ret && v.keyed)
+		json_object_set_new(*ret, "signed",
+				    json_pack("{s:o, s:I, s:I, s:I}", "at",
+					      v.signed_at ? ts_json_ms(v.signed_at) : json_null(),
+					      "heads", (json_int_t)v.signed_heads, "checked",
+					      (json_int_t)v.v.heads_checked, "disposed",
+					      (json_int_t)v.v.heads_disposed));
+	if (*ret && v.v.broken)
 		json_object_set_new(*ret, "broken",
-				    json_pack("{s:s, s:I, s:s}", "terminal", v.terminal, "seq",
-					      (json_int_t)v.seq, "reason", v.reason));
+				    json_pack("{s:s, s:I, s:s}", "terminal", v.v.terminal, "seq",
+					      (json_int_t)v.v.seq, "reason", v.v.reason));
+	evidence_verify_done(&v);
 	return *ret ? 0 : -ENOMEM;
 }
 
@@ -947,7 +974,7 @@ void api_handle(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/v1/retention") == 0) {
 		r = retention_json(w, &body);
 	} else if (strcmp(path, "/v1/verify") == 0) {
-		r = verify_json(w->store, query, &body, reason);
+		r = verify_json(w, query, &body, reason);
 		if (r == -EINVAL || r == -ENOENT) {
 			send_error(req, r == -EINVAL ? 400 : 404, reason);
 			return;
@@ -969,7 +996,7 @@ void api_handle(struct evhttp_request *req, void *arg)
 			store_failed(req, r);
 			return;
 		}
-		r = metrics_render(&stats, &text, &len);
+		r = metrics_render(&stats, w->c->cfg->retention_kind, &text, &len);
 		buf = r >= 0 ? evbuffer_new() : NULL;
 		if (!buf) {
 			send_error(req, 503, "out of memory");

@@ -65,6 +65,10 @@ static const struct key keys[] = {
     {"terminals", "clock_drift", KEY_DURATION, OFF(clock_drift), 1, 86400},
     {"fleet", "grant_key", KEY_STRING, OFF(fleet_grant_key), 0, 0},
     {"fleet", "root_key", KEY_STRING, OFF(fleet_root_key), 0, 0},
+    {"evidence", "heads_key", KEY_STRING, OFF(heads_key), 0, 0},
+    {"evidence", "heads_public_key", KEY_STRING, OFF(heads_public_key), 0, 0},
+    /* the default period has two names: the older [store] retention, or this one */
+    {"retention", "default", KEY_DURATION, OFF(retention), 0, 100ULL * 365 * 86400},
 };
 
 struct parse_state {
@@ -154,6 +158,77 @@ static int parse_hold(struct parse_state *s, const char *value)
 	return 1;
 }
 
+/* [retention] KIND = PERIOD or PREFIX.* = PERIOD: a known kind, or a prefix of one. */
+static int parse_retention_rule(struct parse_state *s, const char *name, const char *value)
+{
+	struct collector_config *c = s->c;
+	size_t len = strlen(name);
+	bool prefix = len > 2 && strcmp(name + len - 2, ".*") == 0, known = false;
+	struct config_retention_rule *rule;
+	uint64_t v;
+
+	for (int k = 0; k < _EVENT_KIND_MAX && !known; k++) {
+		const char *kind = event_kind_name((enum event_kind)k);
+		known = prefix ? strncmp(kind, name, len - 1) == 0 : strcmp(kind, name) == 0;
+	}
+	if (!known) {
+		set_err(
+		    s,
+		    "unknown key \"%.*s\" in [retention] (expected default, hold, an event kind "
+		    "or a kind prefix like auth.*)",
+		    CUT(name, 60));
+		return 0;
+	}
+	for (size_t i = 0; i < c->n_retention_rules; i++)
+		if (strcmp(c->retention_rules[i].pattern, name) == 0) {
+			set_err(s, "[retention] %s given twice", name);
+			return 0;
+		}
+	if (c->n_retention_rules == CONFIG_RETENTION_RULES_MAX) {
+		set_err(s, "[retention]: more than %d periods", CONFIG_RETENTION_RULES_MAX);
+		return 0;
+	}
+	if (parse_duration(value, 0, 100ULL * 365 * 86400, &v) < 0) {
+		set_err(s,
+			"[retention] %s: expected a duration (like 400d, 5y; 0 keeps) up to 100y",
+			name);
+		return 0;
+	}
+	rule = &c->retention_rules[c->n_retention_rules];
+	rule->pattern = strdup(name);
+	if (!rule->pattern) {
+		set_err(s, "out of memory");
+		return 0;
+	}
+	rule->period = v;
+	c->n_retention_rules++;
+	return 1;
+}
+
+/* The period of each kind: its own rule, else the longest prefix rule, else the default. */
+static void retention_resolve(struct collector_config *c)
+{
+	for (int k = 0; k < _EVENT_KIND_MAX; k++) {
+		const char *kind = event_kind_name((enum event_kind)k);
+		size_t best = 0;
+
+		c->retention_kind[k] = c->retention;
+		for (size_t i = 0; i < c->n_retention_rules; i++) {
+			const struct config_retention_rule *r = &c->retention_rules[i];
+			size_t len = strlen(r->pattern);
+			if (strcmp(r->pattern, kind) == 0) {
+				c->retention_kind[k] = r->period;
+				break;
+			}
+			if (len > 2 && strcmp(r->pattern + len - 2, ".*") == 0 &&
+			    strncmp(kind, r->pattern, len - 1) == 0 && len > best) {
+				best = len;
+				c->retention_kind[k] = r->period;
+			}
+		}
+	}
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state *s = user;
@@ -161,11 +236,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (strcmp(section, "retention") == 0) {
 		if (strcmp(name, "hold") == 0)
 			return parse_hold(s, value);
-		set_err(
-		    s,
-		    "unknown key \"%.*s\" in [retention] (only hold; the period is [store] retention)",
-		    CUT(name, 60));
-		return 0;
+		if (strcmp(name, "default") != 0)
+			return parse_retention_rule(s, name, value);
 	}
 
 	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
@@ -283,6 +355,14 @@ static int dup_default(char **p, const char *v)
 }
 
 /* Checks the result r of ini_parse_*() and the parsed values as a whole. */
+static bool key_seen(const struct parse_state *s, const char *section, const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+			return s->seen[i];
+	return false;
+}
+
 static int config_check(struct parse_state *s, int r)
 {
 	struct collector_config *c = s->c;
@@ -345,6 +425,14 @@ static int config_check(struct parse_state *s, int r)
 			 s->name);
 		return -EINVAL;
 	}
+	if (key_seen(s, "store", "retention") && key_seen(s, "retention", "default")) {
+		snprintf(
+		    s->err, CONFIG_ERROR_MAX,
+		    "%s: [retention] default and [store] retention are the same period: give one",
+		    s->name);
+		return -EINVAL;
+	}
+	retention_resolve(c);
 	if (c->max_connections < c->workers) {
 		snprintf(s->err, CONFIG_ERROR_MAX,
 			 "%s: [ingest] max_connections must be at least workers", s->name);
@@ -417,5 +505,9 @@ void config_free(struct collector_config *c)
 	free(c->enroll_database);
 	free(c->fleet_grant_key);
 	free(c->fleet_root_key);
+	free(c->heads_key);
+	free(c->heads_public_key);
+	for (size_t i = 0; i < c->n_retention_rules; i++)
+		free(c->retention_rules[i].pattern);
 	*c = (struct collector_config){0};
 }

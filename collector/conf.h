@@ -6,8 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONFIG_ERROR_MAX 512
-#define CONFIG_HOLD_MAX	 1024 /* terminals on legal hold */
+#include "event.h"
+
+#define CONFIG_ERROR_MAX	   512
+#define CONFIG_HOLD_MAX		   1024 /* terminals on legal hold */
+#define CONFIG_RETENTION_RULES_MAX 64
 
 struct collector_config {
 	/* [ingest] */
@@ -34,11 +37,24 @@ struct collector_config {
 
 	/* [store] */
 	char *database;
-	uint64_t retention; /* seconds; 0 keeps everything */
+	uint64_t
+	    retention; /* seconds; 0 keeps everything: the default period ([retention] default) */
 
 	/* [retention] */
 	char **retention_hold; /* legal hold: terminal ids whose events are never disposed of */
 	size_t n_retention_hold;
+	struct config_retention_rule {
+		char *pattern;	 /* a kind ("compliance") or a prefix ("auth.*") */
+		uint64_t period; /* seconds; 0 keeps */
+	} retention_rules[CONFIG_RETENTION_RULES_MAX];
+	size_t n_retention_rules;
+	/* resolved per enum event_kind: the exact kind's rule, else the longest matching prefix,
+	 * else the default; seconds, 0 keeps */
+	uint64_t retention_kind[_EVENT_KIND_MAX];
+
+	/* [evidence] (optional; docs/evidence.md): the signed chain heads */
+	char *heads_key;	/* Ed25519 private key, PKCS#8 PEM: signs */
+	char *heads_public_key; /* its public key, one base64 line: verifies (default: from key) */
 
 	/* [enroll] (enroll.c): no listen = no enrollment; no signer = no enrollment, no renewal */
 	char *enroll_listen;   /* the enrollment listener: server TLS, no client certificate */

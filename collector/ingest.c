@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "enroll.h"
+#include "evidence.h"
 #include "macro.h"
 #include "fleet.h"
 #include "metrics.h"
@@ -47,6 +48,7 @@ struct ingest_writer {
 	struct ingest_pending *head, **tail;
 	uint64_t queued_events;
 	bool stop;
+	bool retention_pending; /* the writer's own: a retention run yielded to ingest */
 
 	/* background checkpoints, on a connection of their own */
 	struct store *ckpt_store;
@@ -382,52 +384,57 @@ static void write_group(struct ingest_writer *wr, struct ingest_pending *list)
 
 static void retention(struct ingest_writer *wr)
 {
-	uint64_t keep_ms = wr->c->cfg->retention * 1000;
-	int64_t cutoff = server_now_ms() - (int64_t)keep_ms;
-	unsigned deleted = 0;
+	struct store_retention_policy policy;
+	int64_t now = server_now_ms();
+	unsigned disposed = 0;
 	uint64_t total = 0;
+	int more;
 
-	if (!keep_ms)
+	if (!evidence_shortest_period(wr->c->cfg))
 		return;
-	atomic_store(&metrics.retention_last_run_ms, server_now_ms());
+	atomic_store(&metrics.retention_last_run_ms, now);
+	evidence_policy(wr->c->cfg, now, &policy);
 	do {
-		int r = store_retention(wr->store, cutoff,
-					(const char *const *)wr->c->cfg->retention_hold,
-					wr->c->cfg->n_retention_hold, RETENTION_CHUNK, &deleted);
-		if (r < 0) {
-			server_log(LOG_ERR, "retention: %s", strerror(-r));
-			return;
+		more = store_retention(wr->store, &policy, now, RETENTION_CHUNK, &disposed);
+		if (more < 0) {
+			server_log(LOG_ERR, "retention: %s; retrying at the next run",
+				   strerror(-more));
+			wr->retention_pending = false;
+			break;
 		}
-		total += deleted;
-		/* let waiting batches in between chunks */
+		total += disposed;
+		/* let waiting batches in between rounds */
 		pthread_mutex_lock(&wr->lock);
 		bool busy = wr->head != NULL || wr->stop;
 		pthread_mutex_unlock(&wr->lock);
-		if (busy && deleted == RETENTION_CHUNK) {
-			atomic_fetch_add(&metrics.retention_deleted, total);
-			return; /* resume at the next round */
+		if (busy && more) {
+			wr->retention_pending = true; /* resume after this group */
+			break;
 		}
-	} while (deleted == RETENTION_CHUNK);
+		wr->retention_pending = false;
+	} while (more);
 	atomic_fetch_add(&metrics.retention_deleted, total);
+	atomic_store(&metrics.retention_last_disposed, total);
 	if (total)
-		server_log(LOG_INFO, "retention: deleted %llu events received before %lld ms",
-			   (unsigned long long)total, (long long)cutoff);
+		server_log(LOG_INFO, "retention: disposed of %llu events past their period",
+			   (unsigned long long)total);
 }
 
 static void *writer_main(void *arg)
 {
 	struct ingest_writer *wr = arg;
-	/* A short retention (tests, demos) is enforced at its own pace, a long one hourly. */
-	uint64_t keep = wr->c->cfg->retention;
+	/* A short retention (tests, demos) is enforced at its own pace, a long one hourly; the
+	 * first run soon after start. */
+	uint64_t keep = evidence_shortest_period(wr->c->cfg);
 	time_t period = keep && keep < RETENTION_PERIOD_S ? (time_t)keep : RETENTION_PERIOD_S;
-	time_t next_retention = time(NULL) + (period < 10 ? period : 10);
+	time_t next_retention = time(NULL) + (period < 2 ? period : 2);
 
 	for (;;) {
 		struct ingest_pending *list = NULL, **lt = &list;
 		uint64_t n_events = 0;
 
 		pthread_mutex_lock(&wr->lock);
-		while (!wr->head && !wr->stop) {
+		while (!wr->head && !wr->stop && !wr->retention_pending) {
 			struct timespec until = {.tv_sec = next_retention};
 			if (time(NULL) >= next_retention)
 				break;
@@ -471,9 +478,10 @@ static void *writer_main(void *arg)
 			pthread_mutex_unlock(&wr->lock);
 			complete(list);
 		}
-		if (time(NULL) >= next_retention) {
+		if (time(NULL) >= next_retention || wr->retention_pending) {
 			retention(wr);
-			next_retention = time(NULL) + period;
+			if (!wr->retention_pending)
+				next_retention = time(NULL) + period;
 		}
 	}
 	return NULL;

@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "config.h"
 #include "enroll.h"
+#include "evidence.h"
 #include "fleet.h"
 #include "ingest.h"
 #include "macro.h"
@@ -43,6 +44,7 @@ static void usage(FILE *f)
 	    "      --verify       recompute the events' hash chains; name the first broken link\n"
 	    "      --terminal ID  with --verify: only this terminal's chain\n"
 	    "      --retention-run  dispose of expired events now (as the daily run does), then exit\n"
+	    "      --sign-heads   verify the store, then sign its chain heads ([evidence] heads_key)\n"
 	    "  -h, --help         this text\n"
 	    "      --version      print the version\n");
 }
@@ -51,7 +53,8 @@ static void usage(FILE *f)
 static int verify(const char *terminal)
 {
 	_cleanup_(store_closep) struct store *s = NULL;
-	struct store_verify v;
+	char err[EVIDENCE_ERROR_MAX];
+	struct evidence_verify v;
 	int r;
 
 	r = store_open(cfg.database, false, &s);
@@ -62,24 +65,33 @@ static int verify(const char *terminal)
 			    : strerror(-r));
 		return 1;
 	}
-	r = store_verify(s, terminal, &v);
+	r = evidence_verify(s, &cfg, server_now_ms(), terminal, false, &v, err);
 	if (r == -ENOENT) {
 		fprintf(stderr, "mynaguard-collector: verify: no such terminal: %s\n", terminal);
 		return 1;
 	}
 	if (r < 0) {
-		fprintf(stderr, "mynaguard-collector: verify: %s\n", strerror(-r));
+		fprintf(stderr, "mynaguard-collector: verify: %s\n", err[0] ? err : strerror(-r));
 		return 1;
 	}
-	if (v.broken) {
+	if (v.v.broken) {
 		printf("BROKEN terminal=%s seq=%llu: %s (checked %llu terminals, %llu events)\n",
-		       v.terminal, (unsigned long long)v.seq, v.reason,
-		       (unsigned long long)v.terminals, (unsigned long long)v.events);
+		       v.v.terminal, (unsigned long long)v.v.seq, v.v.reason,
+		       (unsigned long long)v.v.terminals, (unsigned long long)v.v.events);
+		evidence_verify_done(&v);
 		return 1;
 	}
-	printf("OK %llu terminals, %llu events, %llu chains start at a disposal anchor\n",
-	       (unsigned long long)v.terminals, (unsigned long long)v.events,
-	       (unsigned long long)v.anchored);
+	printf("OK %llu terminals, %llu events, %llu chains start at a disposal anchor, "
+	       "%llu tombstones",
+	       (unsigned long long)v.v.terminals, (unsigned long long)v.v.events,
+	       (unsigned long long)v.v.anchored, (unsigned long long)v.v.tombstones);
+	if (v.keyed)
+		printf("; signed heads of %lld ms: %llu of %zu on their chains, %llu disposed of "
+		       "since",
+		       (long long)v.signed_at, (unsigned long long)v.v.heads_checked,
+		       v.signed_heads, (unsigned long long)v.v.heads_disposed);
+	printf("\n");
+	evidence_verify_done(&v);
 	return 0;
 }
 
@@ -88,13 +100,14 @@ static int verify(const char *terminal)
 static int retention_run(void)
 {
 	_cleanup_(store_closep) struct store *s = NULL;
-	int64_t cutoff;
+	struct store_retention_policy policy;
+	int64_t now = server_now_ms();
 	uint64_t total = 0;
-	unsigned deleted;
+	unsigned disposed;
 	int r;
 
-	if (!cfg.retention) {
-		printf("retention: [store] retention = 0 keeps every event\n");
+	if (!evidence_shortest_period(&cfg)) {
+		printf("retention: every kind is kept (no period configured)\n");
 		return 0;
 	}
 	r = store_open(cfg.database, true, &s);
@@ -103,18 +116,48 @@ static int retention_run(void)
 			r == -EPROTO ? "made by a newer version" : strerror(-r));
 		return 1;
 	}
-	cutoff = server_now_ms() - (int64_t)(cfg.retention * 1000);
+	evidence_policy(&cfg, now, &policy);
 	do {
-		r = store_retention(s, cutoff, (const char *const *)cfg.retention_hold,
-				    cfg.n_retention_hold, 5000, &deleted);
+		r = store_retention(s, &policy, now, 5000, &disposed);
 		if (r < 0) {
 			fprintf(stderr, "mynaguard-collector: retention: %s\n", strerror(-r));
 			return 1;
 		}
-		total += deleted;
-	} while (deleted > 0);
-	printf("retention: deleted %llu events received before %lld ms; %zu terminals on hold\n",
-	       (unsigned long long)total, (long long)cutoff, cfg.n_retention_hold);
+		total += disposed;
+	} while (r > 0);
+	printf("retention: disposed of %llu events past their period; %zu terminals on hold\n",
+	       (unsigned long long)total, cfg.n_retention_hold);
+	return 0;
+}
+
+/* --sign-heads: what the collector does daily; safe beside a running collector. */
+static int sign_heads(void)
+{
+	_cleanup_(store_closep) struct store *ro = NULL;
+	_cleanup_(store_closep) struct store *rw = NULL;
+	char err[EVIDENCE_ERROR_MAX] = "", digest[65];
+	size_t n = 0;
+	bool first = false;
+	int r;
+
+	r = store_open(cfg.database, true, &rw);
+	if (r >= 0)
+		r = store_open(cfg.database, false, &ro);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: database %s: %s\n", cfg.database,
+			strerror(-r));
+		return 1;
+	}
+	r = evidence_sign(ro, rw, &cfg, server_now_ms(), &n, &first, digest, err);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: sign-heads: %s\n",
+			err[0] ? err : strerror(-r));
+		return 1;
+	}
+	printf("signed the chain heads of %zu terminals, sha256 %s%s\n", n, digest,
+	       first && n > 0
+		   ? " (no earlier signed heads: the first signing, or they were deleted)"
+		   : "");
 	return 0;
 }
 
@@ -143,15 +186,22 @@ static int backup_or_restore(const char *backup_path, const char *restore_path)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},  {"check", no_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},	       {"version", no_argument, NULL, 'V'},
-	    {"backup", required_argument, NULL, 'B'},  {"restore", required_argument, NULL, 'R'},
-	    {"verify", no_argument, NULL, 'v'},	       {"terminal", required_argument, NULL, 't'},
-	    {"retention-run", no_argument, NULL, 'X'}, {0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"backup", required_argument, NULL, 'B'},
+	    {"restore", required_argument, NULL, 'R'},
+	    {"verify", no_argument, NULL, 'v'},
+	    {"terminal", required_argument, NULL, 't'},
+	    {"retention-run", no_argument, NULL, 'X'},
+	    {"sign-heads", no_argument, NULL, 'S'},
+	    {0},
 	};
 	const char *config_path = NULL, *backup_path = NULL, *restore_path = NULL;
 	const char *verify_terminal = NULL;
-	bool check = false, do_verify = false, do_retention = false;
+	bool check = false, do_verify = false, do_retention = false, do_sign = false;
+	struct evidence_signer *heads_signer = NULL;
 	char err[CONFIG_ERROR_MAX];
 	_cleanup_(store_closep) struct store *wstore = NULL;
 	_cleanup_(store_closep) struct store *rstore = NULL;
@@ -187,6 +237,9 @@ int main(int argc, char **argv)
 		case 'X':
 			do_retention = true;
 			break;
+		case 'S':
+			do_sign = true;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -196,7 +249,8 @@ int main(int argc, char **argv)
 	    ((backup_path || restore_path) && check) ||
 	    (do_verify && (check || backup_path || restore_path)) ||
 	    (verify_terminal && !do_verify) ||
-	    (do_retention && (check || backup_path || restore_path || do_verify))) {
+	    (do_retention && (check || backup_path || restore_path || do_verify)) ||
+	    (do_sign && (check || backup_path || restore_path || do_verify || do_retention))) {
 		usage(stderr);
 		return 2;
 	}
@@ -212,6 +266,8 @@ int main(int argc, char **argv)
 		return verify(verify_terminal);
 	if (do_retention)
 		return retention_run();
+	if (do_sign)
+		return sign_heads();
 
 	/* Signals go to the main thread only; every thread created below inherits the mask. */
 	sigemptyset(&mask);
@@ -247,6 +303,15 @@ int main(int argc, char **argv)
 		server_log(LOG_ERR, "database %s (read-only): %s", cfg.database, strerror(-r));
 		return 1;
 	}
+	{
+		char kerr[EVIDENCE_ERROR_MAX];
+		r = evidence_check_keys(&cfg, kerr);
+		if (r < 0) {
+			server_log(LOG_ERR, "cannot start: [evidence]: %s",
+				   kerr[0] ? kerr : strerror(-r));
+			return 1;
+		}
+	}
 	if (check) {
 		printf("%s: OK (ingest %s, dashboard %s, database %s, schema %d)\n", config_path,
 		       cfg.ingest_listen, cfg.dashboard_listen, cfg.database,
@@ -264,6 +329,8 @@ int main(int argc, char **argv)
 		r = server_start(&collector);
 	if (r >= 0)
 		r = enroll_start();
+	if (r >= 0)
+		r = evidence_signer_start(&cfg, &heads_signer);
 	if (r < 0) {
 		server_log(LOG_ERR, "cannot start threads: %s", strerror(-r));
 		return 1;
@@ -298,6 +365,7 @@ int main(int argc, char **argv)
 #ifdef HAVE_SYSTEMD
 	sd_notify(0, "STOPPING=1");
 #endif
+	evidence_signer_stop(heads_signer);
 	server_stop(&collector);
 	enroll_stop();
 	ingest_writer_stop(collector.writer);

@@ -56,7 +56,8 @@ static void gauge(FILE *f, const char *name, const char *help, uint64_t v)
 		(unsigned long long)v);
 }
 
-int metrics_render(const struct store_stats *st, char **ret, size_t *ret_len)
+int metrics_render(const struct store_stats *st, const uint64_t *periods, char **ret,
+		   size_t *ret_len)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -104,6 +105,25 @@ int metrics_render(const struct store_stats *st, char **ret, size_t *ret_len)
 	gauge(f, "mynaguard_collector_retention_last_run_seconds",
 	      "Unix time of this process's last retention run (0: none yet).",
 	      (uint64_t)atomic_load(&metrics.retention_last_run_ms) / 1000);
+	gauge(f, "mynaguard_collector_retention_last_disposed",
+	      "Events disposed of by this process's last retention run.",
+	      atomic_load(&metrics.retention_last_disposed));
+	if (periods) {
+		fprintf(f,
+			"# HELP mynaguard_collector_retention_period_seconds Retention period by "
+			"kind (0: kept).\n"
+			"# TYPE mynaguard_collector_retention_period_seconds gauge\n");
+		for (int k = 0; k < _EVENT_KIND_MAX; k++)
+			fprintf(
+			    f, "mynaguard_collector_retention_period_seconds{kind=\"%s\"} %llu\n",
+			    event_kind_name((enum event_kind)k), (unsigned long long)periods[k]);
+	}
+	gauge(f, "mynaguard_collector_heads_signed_seconds",
+	      "Unix time of this process's last signing of the chain heads (0: none yet).",
+	      (uint64_t)atomic_load(&metrics.heads_signed_ms) / 1000);
+	counter(f, "mynaguard_collector_heads_sign_failures_total",
+		"Signings of the chain heads refused (the store did not verify) or failed.",
+		atomic_load(&metrics.heads_sign_failures));
 	counter(f, "mynaguard_collector_dashboard_requests_total", "Dashboard requests.",
 		atomic_load(&metrics.dashboard_requests));
 	counter(f, "mynaguard_collector_dashboard_unauthorized_total",
@@ -144,7 +164,7 @@ int metrics_render(const struct store_stats *st, char **ret, size_t *ret_len)
 		gauge(f, "mynaguard_collector_gaps", "Sequence gaps held in the store.", st->gaps);
 		fprintf(
 		    f,
-		    "# HELP mynaguard_collector_oldest_event_seconds Event time of the oldest event kept, by kind.\n"
+		    "# HELP mynaguard_collector_oldest_event_seconds When the oldest event kept was received, by kind.\n"
 		    "# TYPE mynaguard_collector_oldest_event_seconds gauge\n");
 		for (int k = 0; k < _EVENT_KIND_MAX; k++)
 			if (st->oldest_ms[k] != INT64_MIN)

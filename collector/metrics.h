@@ -36,7 +36,10 @@ struct metrics {
 	atomic_uint_fast64_t connections_total;
 	atomic_uint_fast64_t queue_events; /* waiting for the writer now */
 	atomic_uint_fast64_t retention_deleted;
-	atomic_int_fast64_t retention_last_run_ms; /* 0: not yet in this process */
+	atomic_int_fast64_t retention_last_run_ms;    /* 0: not yet in this process */
+	atomic_uint_fast64_t retention_last_disposed; /* events disposed of by the last run */
+	atomic_int_fast64_t heads_signed_ms;	      /* last signing of the chain heads; 0: none */
+	atomic_uint_fast64_t heads_sign_failures;     /* signings refused or failed */
 	atomic_uint_fast64_t dashboard_requests;
 	atomic_uint_fast64_t dashboard_unauthorized;
 	/* ingest latency from the handler to the reply (seconds), cumulative buckets */
@@ -49,5 +52,7 @@ extern struct metrics metrics;
 
 void metrics_count_status(int http_status);
 void metrics_observe_latency(uint64_t us);
-/* Appends the Prometheus text exposition (version 0.0.4) to a malloc'd string. */
-int metrics_render(const struct store_stats *stats, char **ret, size_t *ret_len);
+/* Appends the Prometheus text exposition (version 0.0.4) to a malloc'd string. periods: the
+ * retention period of each enum event_kind in seconds (0 keeps), or NULL. */
+int metrics_render(const struct store_stats *stats, const uint64_t *periods, char **ret,
+		   size_t *ret_len);

@@ -94,6 +94,22 @@ static const char *const migrations[] = {
     "  chain BLOB NOT NULL,"	   /* the link of the last disposed event */
     "  disposed INTEGER NOT NULL," /* events disposed of, in total */
     "  at INTEGER NOT NULL);",	   /* collector's clock, ms, of the last disposal */
+    /* 3 → 4: retention by kind (docs/evidence.md). A link now covers the digest of the event's
+     * body (clause and data), so that an event disposed of in the middle of a chain leaves a
+     * tombstone (its metadata, the body digest in `body`, its link) that verify still checks.
+     * The chains are recomputed by chain_backfill() in the same transaction. chain_collapse
+     * lists the terminals whose leading tombstones are still to be folded into the anchor;
+     * signed_heads holds the Ed25519-signed sets of chain heads. */
+    "ALTER TABLE events ADD COLUMN body BLOB;" /* NULL: kept; else a tombstone's body digest */
+    "ALTER TABLE events ADD COLUMN disposed_at INTEGER;"
+    "CREATE INDEX events_expiry ON events (kind, received_at) WHERE body IS NULL;"
+    "CREATE INDEX events_tid ON events (tid);"
+    "CREATE TABLE chain_collapse (tid INTEGER PRIMARY KEY);"
+    "CREATE TABLE signed_heads ("
+    "  id INTEGER PRIMARY KEY,"
+    "  at INTEGER NOT NULL," /* collector's clock, ms */
+    "  body TEXT NOT NULL,"  /* the signed text (docs/evidence.md) */
+    "  signature BLOB NOT NULL);",
 };
 
 enum stmt_id {
@@ -210,6 +226,18 @@ static int step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_errno(rc);
 }
 
+static int prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, ret, NULL);
+	return rc == SQLITE_OK ? 0 : sqlite_errno(rc);
+}
+
+static void finalizep(sqlite3_stmt **st)
+{
+	sqlite3_finalize(*st);
+}
+#define _cleanup_stmt_ _cleanup_(finalizep)
+
 static int user_version(struct store *s)
 {
 	sqlite3_stmt *st = NULL;
@@ -239,12 +267,26 @@ static void put_str(EVP_MD_CTX *md, const void *p, size_t n)
 	EVP_DigestUpdate(md, p, n);
 }
 
-/* link = SHA-256(prev || len32 terminal || seq64 || ts64 || received64 || len32 kind ||
- * len32 clause || len32 data), integers big-endian, texts as stored. */
+/* body = SHA-256(len32 clause || clause || len32 data || data): what a tombstone keeps */
+static int chain_body(EVP_MD_CTX *md, const void *clause, size_t clause_len, const void *data,
+		      size_t data_len, uint8_t out[STORE_CHAIN_LEN])
+{
+	unsigned n = 0;
+	int ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+
+	if (ok) {
+		put_str(md, clause, clause_len);
+		put_str(md, data, data_len);
+		ok = EVP_DigestFinal_ex(md, out, &n);
+	}
+	return ok && n == STORE_CHAIN_LEN ? 0 : -EIO;
+}
+
+/* link = SHA-256(prev || len32 terminal || terminal || seq64 || ts64 || received64 ||
+ * len32 kind || kind || body), integers big-endian, texts as stored. */
 static int chain_link(EVP_MD_CTX *md, const uint8_t prev[STORE_CHAIN_LEN], const char *terminal,
 		      uint64_t seq, int64_t ts, int64_t received, const char *kind,
-		      const void *clause, size_t clause_len, const void *data, size_t data_len,
-		      uint8_t out[STORE_CHAIN_LEN])
+		      const uint8_t body[STORE_CHAIN_LEN], uint8_t out[STORE_CHAIN_LEN])
 {
 	unsigned n = 0;
 	int ok;
@@ -257,41 +299,57 @@ static int chain_link(EVP_MD_CTX *md, const uint8_t prev[STORE_CHAIN_LEN], const
 		put_be(md, (uint64_t)ts, 8);
 		put_be(md, (uint64_t)received, 8);
 		put_str(md, kind, strlen(kind));
-		put_str(md, clause, clause_len);
-		put_str(md, data, data_len);
+		EVP_DigestUpdate(md, body, STORE_CHAIN_LEN);
 		ok = EVP_DigestFinal_ex(md, out, &n);
 	}
 	return ok && n == STORE_CHAIN_LEN ? 0 : -EIO;
 }
 
-/* Recomputes the link of one row of `SELECT seq, ts, received_at, kind, clause, data, chain`. */
+/* The columns chain_row() reads, in this order. */
+#define CHAIN_COLUMNS "seq, ts, received_at, kind, clause, data, chain, body"
+
+/* Recomputes the link of one row of `SELECT CHAIN_COLUMNS`: a kept event from its clause and
+ * data, a tombstone from the body digest it kept. */
 static int chain_row(EVP_MD_CTX *md, sqlite3_stmt *st, const char *terminal,
 		     const uint8_t prev[STORE_CHAIN_LEN], uint8_t out[STORE_CHAIN_LEN])
 {
 	const unsigned char *kind = sqlite3_column_text(st, 3);
-	const void *clause = sqlite3_column_text(st, 4);
-	size_t clause_len = (size_t)sqlite3_column_bytes(st, 4);
-	const void *data = sqlite3_column_text(st, 5);
-	size_t data_len = (size_t)sqlite3_column_bytes(st, 5);
+	uint8_t body[STORE_CHAIN_LEN];
 
+	if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+		if (sqlite3_column_bytes(st, 7) != STORE_CHAIN_LEN)
+			memset(body, 0, sizeof(body)); /* cannot match: verify names it */
+		else
+			memcpy(body, sqlite3_column_blob(st, 7), STORE_CHAIN_LEN);
+	} else {
+		const void *clause = sqlite3_column_text(st, 4);
+		size_t clause_len = (size_t)sqlite3_column_bytes(st, 4);
+		const void *data = sqlite3_column_text(st, 5);
+		size_t data_len = (size_t)sqlite3_column_bytes(st, 5);
+		int r = chain_body(md, clause ? clause : "", clause_len, data ? data : "", data_len,
+				   body);
+		if (r < 0)
+			return r;
+	}
 	return chain_link(md, prev, terminal, (uint64_t)sqlite3_column_int64(st, 0),
 			  sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
-			  kind ? (const char *)kind : "", clause ? clause : "", clause_len,
-			  data ? data : "", data_len, out);
+			  kind ? (const char *)kind : "", body, out);
 }
 
-/* Migration 2 → 3: chains the rows already stored, per terminal in storage (row id) order. */
+/* Migration 3 → 4: chains the rows already stored, per terminal in storage (row id) order, from
+ * the terminal's anchor (an earlier disposal) or from zeros. */
 static int chain_backfill(struct store *s)
 {
-	sqlite3_stmt *terms = NULL, *rows = NULL, *upd = NULL, *head = NULL;
+	sqlite3_stmt *terms = NULL, *rows = NULL, *upd = NULL, *head = NULL, *anchor = NULL;
 	int rc = SQLITE_DONE, r = 0;
 
 	if (sqlite3_prepare_v2(s->db, "SELECT id, name FROM terminals ORDER BY id", -1, &terms,
 			       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db,
-			       "SELECT seq, ts, received_at, kind, clause, data, id FROM events"
-			       " WHERE tid = ?1 ORDER BY id",
-			       -1, &rows, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(
+		s->db, "SELECT " CHAIN_COLUMNS ", id FROM events WHERE tid = ?1 ORDER BY id", -1,
+		&rows, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "SELECT chain FROM chain_anchors WHERE tid = ?1", -1, &anchor,
+			       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, "UPDATE events SET chain = ?2 WHERE id = ?1", -1, &upd,
 			       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, "UPDATE terminals SET chain_head = ?2 WHERE id = ?1", -1,
@@ -305,12 +363,17 @@ static int chain_backfill(struct store *s)
 		uint8_t link[STORE_CHAIN_LEN] = {0};
 		bool any = false;
 
+		sqlite3_bind_int64(anchor, 1, tid);
+		if (sqlite3_step(anchor) == SQLITE_ROW &&
+		    sqlite3_column_bytes(anchor, 0) == STORE_CHAIN_LEN)
+			memcpy(link, sqlite3_column_blob(anchor, 0), STORE_CHAIN_LEN);
+		sqlite3_reset(anchor);
 		sqlite3_bind_int64(rows, 1, tid);
 		while (r >= 0 && (rc = sqlite3_step(rows)) == SQLITE_ROW) {
 			r = chain_row(s->md, rows, name, link, link);
 			if (r < 0)
 				break;
-			sqlite3_bind_int64(upd, 1, sqlite3_column_int64(rows, 6));
+			sqlite3_bind_int64(upd, 1, sqlite3_column_int64(rows, 8));
 			sqlite3_bind_blob(upd, 2, link, STORE_CHAIN_LEN, SQLITE_TRANSIENT);
 			r = step_done(upd);
 			any = true;
@@ -331,6 +394,7 @@ out:
 	sqlite3_finalize(rows);
 	sqlite3_finalize(upd);
 	sqlite3_finalize(head);
+	sqlite3_finalize(anchor);
 	return r;
 }
 
@@ -349,7 +413,7 @@ static int migrate(struct store *s)
 	for (; v < (int)ELEMENTSOF(migrations); v++) {
 		char sql[64];
 		r = exec(s, migrations[v]);
-		if (r >= 0 && v == 2)
+		if (r >= 0 && v == 3)
 			r = chain_backfill(s);
 		if (r < 0) {
 			exec(s, "ROLLBACK");
@@ -659,7 +723,7 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 	sqlite3_stmt *st;
 	int64_t tid, newest_ts = INT64_MIN, compliance_ts = INT64_MIN;
 	uint64_t max_seq, compliance_seq, top = 0;
-	uint8_t chain[STORE_CHAIN_LEN] = {0}, link[STORE_CHAIN_LEN];
+	uint8_t chain[STORE_CHAIN_LEN] = {0}, link[STORE_CHAIN_LEN], body[STORE_CHAIN_LEN];
 	size_t n_snapshots = 0;
 	bool gaps_changed = false;
 	int rc, r;
@@ -720,9 +784,10 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 		if (data_len == 0 || data_len > sizeof(s->data_buf))
 			return -EMSGSIZE;
 		/* the link in storage order: a duplicate is ignored and leaves the chain as it is */
-		r = chain_link(s->md, chain, b->terminal, e->seq, e->ts_ms, now,
-			       event_kind_name(e->kind), s->clause_buf, clause_len, s->data_buf,
-			       data_len, link);
+		r = chain_body(s->md, s->clause_buf, clause_len, s->data_buf, data_len, body);
+		if (r >= 0)
+			r = chain_link(s->md, chain, b->terminal, e->seq, e->ts_ms, now,
+				       event_kind_name(e->kind), body, link);
 		if (r < 0)
 			return r;
 		st = stmt(s, ST_EVENT_INSERT);
@@ -867,113 +932,221 @@ int store_write_batch(struct store *s, const struct event_batch *b, int64_t rece
 	return 0;
 }
 
-struct disposal {
-	int64_t tid, last_id;
-};
+/* ---- retention by kind (docs/evidence.md) ---- */
 
-int store_retention(struct store *s, int64_t cutoff_ms, const char *const *hold, size_t n_hold,
-		    unsigned limit, unsigned *ret_deleted)
+static int held_json(const char *const *hold, size_t n_hold, char **ret)
 {
-	_cleanup_free_ struct disposal *d = NULL;
-	_cleanup_free_ char *held = NULL;
 	json_t *a = json_array();
-	sqlite3_stmt *pick = NULL, *anchor = NULL, *del = NULL, *rec = NULL;
-	size_t n = 0;
-	unsigned deleted = 0;
-	int rc = SQLITE_DONE, r;
+	char *text;
 
 	for (size_t i = 0; a && i < n_hold; i++)
 		if (json_array_append_new(a, json_string(hold[i])) < 0) {
 			json_decref(a);
 			a = NULL;
 		}
-	held = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	text = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
-	d = calloc(limit ? limit : 1, sizeof(*d));
-	if (!d || !held)
+	if (!text)
 		return -ENOMEM;
-	/* Row ids follow the storage order, so each terminal loses a prefix of its chain: up to
-	 * its newest expired row among the first `limit` expired ones. */
-	if (sqlite3_prepare_v2(
-		s->db,
-		"SELECT tid, max(id) FROM (SELECT id, tid FROM events"
-		" WHERE received_at < ?2 AND tid NOT IN (SELECT t.id FROM terminals t"
-		" JOIN json_each(?3) h ON h.value = t.name) ORDER BY id LIMIT ?1)"
-		" GROUP BY tid",
-		-1, &pick, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db,
-			       "SELECT chain, (SELECT seq FROM events WHERE tid = ?1 AND id > ?2"
-			       " ORDER BY id LIMIT 1) FROM events WHERE id = ?2",
-			       -1, &anchor, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "DELETE FROM events WHERE tid = ?1 AND id <= ?2", -1, &del,
-			       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(
-		s->db,
-		"INSERT INTO chain_anchors (tid, first_seq, chain, disposed, at)"
-		" VALUES (?1, ?2, ?3, ?4, strftime('%s', 'now') * 1000) ON CONFLICT (tid) DO UPDATE"
-		" SET first_seq = excluded.first_seq, chain = excluded.chain,"
-		" disposed = disposed + excluded.disposed, at = excluded.at",
-		-1, &rec, NULL) != SQLITE_OK) {
-		r = -EIO;
-		goto out;
-	}
-	r = store_begin(s);
+	*ret = text;
+	return 0;
+}
+
+/* Expired kept events of one kind become tombstones: clause and data removed, the body digest,
+ * metadata and link kept, so the chain still links across them. The terminal is queued for
+ * chain_collapse(). */
+static int dispose_kind(struct store *s, const char *kind, int64_t cutoff_ms, const char *held,
+			int64_t now_ms, unsigned budget, unsigned *done)
+{
+	_cleanup_stmt_ sqlite3_stmt *pick = NULL, *tomb = NULL, *queue = NULL;
+	int rc, r;
+
+	/* events_expiry holds kept events only: disposed ones leave it */
+	r = prepare(s,
+		    "SELECT id, tid, clause, data FROM events WHERE kind = ?1 AND received_at < ?2"
+		    " AND body IS NULL AND tid NOT IN (SELECT t.id FROM terminals t"
+		    " JOIN json_each(?3) h ON h.value = t.name) ORDER BY received_at LIMIT ?4",
+		    &pick);
+	if (r >= 0)
+		r = prepare(s,
+			    "UPDATE events SET clause = '', data = '', body = ?2, disposed_at = ?3"
+			    " WHERE id = ?1",
+			    &tomb);
+	if (r >= 0)
+		r = prepare(s, "INSERT OR IGNORE INTO chain_collapse (tid) VALUES (?1)", &queue);
 	if (r < 0)
-		goto out;
-	sqlite3_bind_int(pick, 1, (int)limit);
+		return r;
+	sqlite3_bind_text(pick, 1, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(pick, 2, cutoff_ms);
 	sqlite3_bind_text(pick, 3, held, -1, SQLITE_STATIC);
-	while (n < limit && (rc = sqlite3_step(pick)) == SQLITE_ROW) {
-		d[n].tid = sqlite3_column_int64(pick, 0);
-		d[n].last_id = sqlite3_column_int64(pick, 1);
+	sqlite3_bind_int(pick, 4, (int)budget);
+	while ((rc = sqlite3_step(pick)) == SQLITE_ROW) {
+		uint8_t body[STORE_CHAIN_LEN];
+		const void *clause = sqlite3_column_text(pick, 2);
+		const void *data = sqlite3_column_text(pick, 3);
+
+		r = chain_body(s->md, clause ? clause : "", (size_t)sqlite3_column_bytes(pick, 2),
+			       data ? data : "", (size_t)sqlite3_column_bytes(pick, 3), body);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(tomb, 1, sqlite3_column_int64(pick, 0));
+		sqlite3_bind_blob(tomb, 2, body, STORE_CHAIN_LEN, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(tomb, 3, now_ms);
+		r = step_done(tomb);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(queue, 1, sqlite3_column_int64(pick, 1));
+		r = step_done(queue);
+		if (r < 0)
+			return r;
+		(*done)++;
+	}
+	return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+}
+
+/* A terminal's leading tombstones (those before its first kept event in storage order) are
+ * deleted and replaced by the anchor: the link of the last one deleted. Tombstones between kept
+ * events stay until the events before them are disposed of too. */
+static int collapse_terminal(struct store *s, int64_t tid, int64_t now_ms, unsigned budget,
+			     unsigned *done, bool *ret_finished)
+{
+	_cleanup_stmt_ sqlite3_stmt *first = NULL, *lead = NULL, *del = NULL, *rec = NULL,
+				    *dequeue = NULL;
+	int64_t first_live = INT64_MAX, last_id = 0;
+	uint8_t link[STORE_CHAIN_LEN];
+	unsigned n = 0;
+	int rc, r;
+
+	r = prepare(
+	    s, "SELECT id, seq FROM events WHERE tid = ?1 AND body IS NULL ORDER BY id LIMIT 1",
+	    &first);
+	if (r >= 0)
+		r = prepare(s,
+			    "SELECT id, chain FROM events WHERE tid = ?1 AND id < ?2 ORDER BY id"
+			    " LIMIT ?3",
+			    &lead);
+	if (r >= 0)
+		r = prepare(s, "DELETE FROM events WHERE tid = ?1 AND id <= ?2", &del);
+	if (r >= 0)
+		r = prepare(s,
+			    "INSERT INTO chain_anchors (tid, first_seq, chain, disposed, at)"
+			    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tid) DO UPDATE"
+			    " SET first_seq = excluded.first_seq, chain = excluded.chain,"
+			    " disposed = disposed + excluded.disposed, at = excluded.at",
+			    &rec);
+	if (r >= 0)
+		r = prepare(s, "DELETE FROM chain_collapse WHERE tid = ?1", &dequeue);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(first, 1, tid);
+	rc = sqlite3_step(first);
+	if (rc == SQLITE_ROW)
+		first_live = sqlite3_column_int64(first, 0);
+	else if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+	sqlite3_bind_int64(lead, 1, tid);
+	sqlite3_bind_int64(lead, 2, first_live);
+	sqlite3_bind_int(lead, 3, (int)budget);
+	while ((rc = sqlite3_step(lead)) == SQLITE_ROW) {
+		last_id = sqlite3_column_int64(lead, 0);
+		if (sqlite3_column_bytes(lead, 1) == STORE_CHAIN_LEN)
+			memcpy(link, sqlite3_column_blob(lead, 1), STORE_CHAIN_LEN);
+		else
+			memset(link, 0, sizeof(link)); /* cannot match: verify names the next one */
 		n++;
 	}
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		r = sqlite_errno(rc);
-	sqlite3_reset(pick);
-	for (size_t i = 0; r >= 0 && i < n; i++) {
-		/* the anchor: the link of the last disposed row, so verify still starts somewhere */
-		sqlite3_bind_int64(anchor, 1, d[i].tid);
-		sqlite3_bind_int64(anchor, 2, d[i].last_id);
-		rc = sqlite3_step(anchor);
-		if (rc != SQLITE_ROW) {
-			r = rc == SQLITE_DONE ? -EIO : sqlite_errno(rc);
-			break;
-		}
-		sqlite3_bind_int64(rec, 1, d[i].tid);
-		if (sqlite3_column_type(anchor, 1) != SQLITE_NULL)
-			sqlite3_bind_int64(rec, 2, sqlite3_column_int64(anchor, 1));
-		if (sqlite3_column_bytes(anchor, 0) == STORE_CHAIN_LEN)
-			sqlite3_bind_blob(rec, 3, sqlite3_column_blob(anchor, 0), STORE_CHAIN_LEN,
-					  SQLITE_TRANSIENT);
-		else
-			sqlite3_bind_zeroblob(rec, 3, STORE_CHAIN_LEN);
-		sqlite3_reset(anchor);
-		sqlite3_bind_int64(del, 1, d[i].tid);
-		sqlite3_bind_int64(del, 2, d[i].last_id);
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+	*ret_finished = n < budget;
+	if (n > 0) {
+		sqlite3_bind_int64(del, 1, tid);
+		sqlite3_bind_int64(del, 2, last_id);
 		r = step_done(del);
 		if (r < 0)
-			break;
-		unsigned k = (unsigned)sqlite3_changes(s->db);
-		deleted += k;
-		sqlite3_bind_int64(rec, 4, k);
+			return r;
+		sqlite3_bind_int64(rec, 1, tid);
+		/* the first kept event, when the whole leading run went */
+		if (*ret_finished && first_live != INT64_MAX)
+			sqlite3_bind_int64(rec, 2, sqlite3_column_int64(first, 1));
+		sqlite3_bind_blob(rec, 3, link, STORE_CHAIN_LEN, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(rec, 4, n);
+		sqlite3_bind_int64(rec, 5, now_ms);
 		r = step_done(rec);
-		sqlite3_clear_bindings(rec);
+		if (r < 0)
+			return r;
+		*done += n;
 	}
+	if (*ret_finished) {
+		sqlite3_bind_int64(dequeue, 1, tid);
+		r = step_done(dequeue);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int collapse(struct store *s, int64_t now_ms, unsigned budget, unsigned *done)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ int64_t *tids = NULL;
+	size_t n = 0;
+	int rc, r;
+
+	tids = calloc(budget ? budget : 1, sizeof(*tids));
+	if (!tids)
+		return -ENOMEM;
+	r = prepare(s, "SELECT tid FROM chain_collapse ORDER BY tid LIMIT ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int(st, 1, (int)budget);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		tids[n++] = sqlite3_column_int64(st, 0);
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+	/* a terminal left unfinished used up the budget: the next round goes on with it */
+	for (size_t i = 0; i < n && *done < budget; i++) {
+		bool finished = false;
+		r = collapse_terminal(s, tids[i], now_ms, budget - *done, done, &finished);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int store_retention(struct store *s, const struct store_retention_policy *p, int64_t now_ms,
+		    unsigned limit, unsigned *ret_disposed)
+{
+	_cleanup_free_ char *held = NULL;
+	unsigned disposed = 0, done = 0;
+	int r;
+
+	if (limit == 0)
+		return -EINVAL;
+	r = held_json(p->hold, p->n_hold, &held);
+	if (r < 0)
+		return r;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	for (int k = 0; r >= 0 && k < _EVENT_KIND_MAX && disposed < limit; k++)
+		if (p->cutoff_ms[k] != INT64_MIN)
+			r = dispose_kind(s, event_kind_name((enum event_kind)k), p->cutoff_ms[k],
+					 held, now_ms, limit - disposed, &disposed);
+	done = disposed;
+	if (r >= 0 && done < limit)
+		r = collapse(s, now_ms, limit - done, &done);
 	if (r < 0) {
 		store_rollback(s);
-		goto out;
+		return r;
 	}
 	r = store_commit(s);
-	if (r >= 0)
-		*ret_deleted = deleted;
-out:
-	sqlite3_finalize(pick);
-	sqlite3_finalize(anchor);
-	sqlite3_finalize(del);
-	sqlite3_finalize(rec);
-	return r;
+	if (r < 0)
+		return r;
+	*ret_disposed = disposed;
+	return done >= limit ? 1 : 0;
 }
+
+/* ---- verify ---- */
 
 static void verify_break(struct store_verify *v, const char *terminal, uint64_t seq)
 {
@@ -982,37 +1155,66 @@ static void verify_break(struct store_verify *v, const char *terminal, uint64_t 
 	v->seq = seq;
 }
 
+static int cmp_head(const void *a, const void *b)
+{
+	const struct store_head *x = a, *y = b;
+	return strcmp(x->terminal, y->terminal);
+}
+
+static struct store_head *head_find(const struct store_verify_opts *o, const char *terminal)
+{
+	struct store_head key;
+
+	if (!o->n_expect)
+		return NULL;
+	snprintf(key.terminal, sizeof(key.terminal), "%s", terminal);
+	return bsearch(&key, o->expect, o->n_expect, sizeof(*o->expect), cmp_head);
+}
+
+/* A disposal the policy allows: the kind has a period, and the event was received before it. */
+static bool disposal_due(const struct store_retention_policy *p, const char *kind,
+			 int64_t received_ms)
+{
+	enum event_kind k;
+
+	return kind && event_kind_from_name(kind, &k) >= 0 && p->cutoff_ms[k] != INT64_MIN &&
+	       received_ms < p->cutoff_ms[k];
+}
+
 static int verify_terminal(struct store *s, int64_t tid, const char *name,
 			   const uint8_t head[STORE_CHAIN_LEN], bool has_head,
-			   struct store_verify *v)
+			   const struct store_verify_opts *o, struct store_verify *v)
 {
-	sqlite3_stmt *anchor = NULL, *rows = NULL;
+	_cleanup_stmt_ sqlite3_stmt *anchor = NULL, *rows = NULL;
+	struct store_head *want = head_find(o, name);
 	uint8_t link[STORE_CHAIN_LEN] = {0};
 	uint64_t last_seq = 0;
-	bool any = false;
-	int rc, r = 0;
+	int64_t last_received = 0;
+	char last_kind[STORE_KIND_MAX + 1] = "";
+	const char *kind;
+	bool any = false, anchored = false;
+	int rc, r;
 
-	if (sqlite3_prepare_v2(s->db, "SELECT chain FROM chain_anchors WHERE tid = ?1", -1, &anchor,
-			       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db,
-			       "SELECT seq, ts, received_at, kind, clause, data, chain FROM events"
-			       " WHERE tid = ?1 ORDER BY id",
-			       -1, &rows, NULL) != SQLITE_OK) {
-		r = -EIO;
-		goto out;
-	}
+	r = prepare(s, "SELECT chain FROM chain_anchors WHERE tid = ?1", &anchor);
+	if (r >= 0)
+		r = prepare(s, "SELECT " CHAIN_COLUMNS " FROM events WHERE tid = ?1 ORDER BY id",
+			    &rows);
+	if (r < 0)
+		return r;
 	sqlite3_bind_int64(anchor, 1, tid);
 	if (sqlite3_step(anchor) == SQLITE_ROW) {
 		v->anchored++;
+		anchored = true;
 		if (sqlite3_column_bytes(anchor, 0) == STORE_CHAIN_LEN)
 			memcpy(link, sqlite3_column_blob(anchor, 0), STORE_CHAIN_LEN);
 	}
 	sqlite3_bind_int64(rows, 1, tid);
 	while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
 		uint64_t seq = (uint64_t)sqlite3_column_int64(rows, 0);
+		bool tombstone = sqlite3_column_type(rows, 7) != SQLITE_NULL;
 		r = chain_row(s->md, rows, name, link, link);
 		if (r < 0)
-			goto out;
+			return r;
 		v->events++;
 		if (sqlite3_column_bytes(rows, 6) != STORE_CHAIN_LEN ||
 		    memcmp(sqlite3_column_blob(rows, 6), link, STORE_CHAIN_LEN) != 0) {
@@ -1029,48 +1231,120 @@ static int verify_terminal(struct store *s, int64_t tid, const char *name,
 				    v->reason, sizeof(v->reason),
 				    "the first kept event does not follow the chain's start or "
 				    "anchor: it was altered, or events before it were removed");
-			goto out;
+			return 0;
+		}
+		kind = (const char *)sqlite3_column_text(rows, 3);
+		if (tombstone) {
+			v->tombstones++;
+			/* a disposal must be one the policy allows: else it removed evidence */
+			if (o->policy &&
+			    !disposal_due(o->policy, kind, sqlite3_column_int64(rows, 2))) {
+				verify_break(v, name, seq);
+				snprintf(v->reason, sizeof(v->reason),
+					 "the event was disposed of before its retention period "
+					 "([retention] %s) ended",
+					 kind ? kind : "?");
+				return 0;
+			}
+		}
+		if (want && !want->seen && want->seq == seq) {
+			want->seen = true;
+			v->heads_checked++;
+			if (memcmp(want->link, link, STORE_CHAIN_LEN) != 0) {
+				verify_break(v, name, seq);
+				snprintf(v->reason, sizeof(v->reason),
+					 "the chain does not pass through the signed head (seq "
+					 "%" PRIu64 "): the events up to it were rewritten",
+					 seq);
+				return 0;
+			}
 		}
 		any = true;
 		last_seq = seq;
+		last_received = sqlite3_column_int64(rows, 2);
+		snprintf(last_kind, sizeof(last_kind), "%s", kind ? kind : "");
 	}
-	if (rc != SQLITE_DONE) {
-		r = sqlite_errno(rc);
-		goto out;
-	}
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
 	if (has_head ? memcmp(head, link, STORE_CHAIN_LEN) != 0 : any) {
 		verify_break(v, name, last_seq);
 		snprintf(v->reason, sizeof(v->reason),
 			 "the chain head does not match: events stored after seq %" PRIu64
 			 " were removed",
 			 last_seq);
+		return 0;
 	}
-out:
-	sqlite3_finalize(anchor);
-	sqlite3_finalize(rows);
-	return r;
+	if (want && !want->seen) {
+		want->seen = true;
+		/* disposed of and folded into the anchor, as the policy wants (the signed kind and
+		 * receipt time say whether it was due); else removed */
+		if (!anchored ||
+		    (o->policy && !disposal_due(o->policy, want->kind, want->received_ms))) {
+			verify_break(v, name, want->seq);
+			snprintf(v->reason, sizeof(v->reason),
+				 "the signed head (seq %" PRIu64
+				 ") is not in the store and was not due for disposal: events were "
+				 "removed",
+				 want->seq);
+			return 0;
+		}
+		v->heads_disposed++;
+	}
+	if (o->collect && any) {
+		struct store_head *h = &v->heads[v->n_heads++];
+		snprintf(h->terminal, sizeof(h->terminal), "%s", name);
+		h->seq = last_seq;
+		h->received_ms = last_received;
+		snprintf(h->kind, sizeof(h->kind), "%s", last_kind);
+		memcpy(h->link, link, STORE_CHAIN_LEN);
+		h->seen = false;
+	}
+	return 0;
 }
 
-int store_verify(struct store *s, const char *terminal, struct store_verify *ret)
+void store_verify_done(struct store_verify *v)
+{
+	free(v->heads);
+	v->heads = NULL;
+	v->n_heads = 0;
+}
+
+int store_verify(struct store *s, const struct store_verify_opts *o, struct store_verify *ret)
 {
 	struct store_verify v = {0};
 	sqlite3_stmt *st = NULL;
 	int rc = SQLITE_DONE, r;
 
+	for (size_t i = 0; i < o->n_expect; i++)
+		o->expect[i].seen = false;
 	/* one read transaction: a consistent snapshot while the writer goes on */
 	r = exec(s, "BEGIN");
 	if (r < 0)
 		return r;
+	if (o->collect) {
+		int64_t n = 0;
+		if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM terminals", -1, &st, NULL) ==
+			SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		st = NULL;
+		v.heads = calloc(n > 0 ? (size_t)n : 1, sizeof(*v.heads));
+		if (!v.heads) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
 	if (sqlite3_prepare_v2(s->db,
-			       terminal
+			       o->terminal
 				   ? "SELECT id, name, chain_head FROM terminals WHERE name = ?1"
 				   : "SELECT id, name, chain_head FROM terminals ORDER BY name",
 			       -1, &st, NULL) != SQLITE_OK) {
 		r = -EIO;
 		goto out;
 	}
-	if (terminal)
-		sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
+	if (o->terminal)
+		sqlite3_bind_text(st, 1, o->terminal, -1, SQLITE_STATIC);
 	while (!v.broken && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		uint8_t head[STORE_CHAIN_LEN] = {0};
 		bool has_head = sqlite3_column_bytes(st, 2) == STORE_CHAIN_LEN;
@@ -1078,7 +1352,8 @@ int store_verify(struct store *s, const char *terminal, struct store_verify *ret
 			memcpy(head, sqlite3_column_blob(st, 2), STORE_CHAIN_LEN);
 		v.terminals++;
 		r = verify_terminal(s, sqlite3_column_int64(st, 0),
-				    (const char *)sqlite3_column_text(st, 1), head, has_head, &v);
+				    (const char *)sqlite3_column_text(st, 1), head, has_head, o,
+				    &v);
 		if (r < 0)
 			goto out;
 	}
@@ -1086,14 +1361,93 @@ int store_verify(struct store *s, const char *terminal, struct store_verify *ret
 		r = sqlite_errno(rc);
 		goto out;
 	}
-	if (terminal && v.terminals == 0)
+	if (o->terminal && v.terminals == 0) {
 		r = -ENOENT;
+		goto out;
+	}
+	/* a signed terminal that is not in the store at all (only when checking every one) */
+	for (size_t i = 0; !v.broken && !o->terminal && i < o->n_expect; i++)
+		if (!o->expect[i].seen) {
+			verify_break(&v, o->expect[i].terminal, o->expect[i].seq);
+			snprintf(v.reason, sizeof(v.reason),
+				 "the terminal of a signed head is not in the store: removed");
+		}
 out:
 	sqlite3_finalize(st);
 	exec(s, "COMMIT");
+	if (r < 0) {
+		store_verify_done(&v);
+		return r;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* ---- signed heads ---- */
+
+int store_signed_heads_put(struct store *s, int64_t at_ms, const char *body, const uint8_t *sig,
+			   size_t sig_len, unsigned keep)
+{
+	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *prune = NULL;
+	int r;
+
+	r = prepare(s, "INSERT INTO signed_heads (at, body, signature) VALUES (?1, ?2, ?3)", &ins);
 	if (r >= 0)
-		*ret = v;
-	return r;
+		r = prepare(
+		    s,
+		    "DELETE FROM signed_heads WHERE id <= (SELECT max(id) FROM signed_heads)"
+		    " - ?1",
+		    &prune);
+	if (r < 0)
+		return r;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(ins, 1, at_ms);
+	sqlite3_bind_text(ins, 2, body, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(ins, 3, sig, (int)sig_len, SQLITE_STATIC);
+	r = step_done(ins);
+	if (r >= 0) {
+		sqlite3_bind_int64(prune, 1, keep);
+		r = step_done(prune);
+	}
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}
+
+int store_signed_heads_last(struct store *s, int64_t *ret_at, char **ret_body, uint8_t **ret_sig,
+			    size_t *ret_sig_len)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ char *body = NULL;
+	_cleanup_free_ uint8_t *sig = NULL;
+	size_t n;
+	int rc, r;
+
+	r = prepare(s, "SELECT at, body, signature FROM signed_heads ORDER BY id DESC LIMIT 1",
+		    &st);
+	if (r < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sqlite_errno(rc);
+	body = strdup(sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "");
+	n = (size_t)sqlite3_column_bytes(st, 2);
+	sig = malloc(n ? n : 1);
+	if (!body || !sig)
+		return -ENOMEM;
+	if (n)
+		memcpy(sig, sqlite3_column_blob(st, 2), n);
+	*ret_at = sqlite3_column_int64(st, 0);
+	*ret_body = TAKE_PTR(body);
+	*ret_sig = TAKE_PTR(sig);
+	*ret_sig_len = n;
+	return 0;
 }
 
 /* ---- reads ---- */
@@ -1211,18 +1565,6 @@ static json_t *check_json(sqlite3_stmt *st, int col0)
 	return c;
 }
 
-static int prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
-{
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, ret, NULL);
-	return rc == SQLITE_OK ? 0 : sqlite_errno(rc);
-}
-
-static void finalizep(sqlite3_stmt **st)
-{
-	sqlite3_finalize(*st);
-}
-#define _cleanup_stmt_ _cleanup_(finalizep)
-
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
 /* Adds failing checks and 24 h counts to the terminal objects in byid (tid → object), for the
@@ -1258,13 +1600,14 @@ static int terminals_decorate(struct store *s, const struct store_view *v, json_
 	 * non-root process reported about someone else (sender.unprivileged) is nobody's failed
 	 * login: it stays in the history, marked. One range of events_tid_ts per terminal and kind
 	 * (the + keeps the planner off events_kind_ts, which would walk the whole fleet's day). */
-	r = prepare(s,
-		    "SELECT j.value, k.kind, (SELECT count(*) FROM events e WHERE +e.kind = k.kind"
-		    " AND e.ts >= ?1 AND e.ts < ?3 AND e.tid = j.value AND NOT (e.kind ="
-		    " 'auth.failure' AND json_extract(e.data, '$.sender.unprivileged') IS 1))"
-		    " FROM json_each(?2) j, (SELECT 'usb.blocked' AS kind UNION ALL"
-		    " SELECT 'auth.failure' UNION ALL SELECT 'auth.locked') k",
-		    &st);
+	r = prepare(
+	    s,
+	    "SELECT j.value, k.kind, (SELECT count(*) FROM events e WHERE +e.kind = k.kind"
+	    " AND e.ts >= ?1 AND e.ts < ?3 AND e.tid = j.value AND e.body IS NULL AND NOT (e.kind ="
+	    " 'auth.failure' AND json_extract(e.data, '$.sender.unprivileged') IS 1))"
+	    " FROM json_each(?2) j, (SELECT 'usb.blocked' AS kind UNION ALL"
+	    " SELECT 'auth.failure' UNION ALL SELECT 'auth.locked') k",
+	    &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, v->now_ms - 86400 * 1000LL);
@@ -1573,7 +1916,7 @@ int store_terminal_json(struct store *s, const struct store_view *v, const char 
 
 	r = prepare_for_tid(s,
 			    "SELECT id, NULL, seq, ts, received_at, kind, clause, data FROM events"
-			    " WHERE tid = ?1 ORDER BY seq DESC LIMIT ?2",
+			    " WHERE tid = ?1 AND body IS NULL ORDER BY seq DESC LIMIT ?2",
 			    tid, &st);
 	if (r < 0)
 		return r;
@@ -1596,19 +1939,20 @@ static int events_prepare(struct store *s, const struct store_filter *f, sqlite3
 
 	/* id order: the receive order, for scripts that follow the store; newest: by the terminal's
 	 * clock, for people (an index range on ts, kind or terminal in every case) */
-	snprintf(sql, sizeof(sql),
-		 "SELECT e.id, t.name, e.seq, e.ts, e.received_at, e.kind, e.clause, e.data"
-		 " FROM events e JOIN terminals t ON t.id = e.tid WHERE %s%s%s%s%s%s",
-		 f->newest ? (f->before_id ? "e.ts <= ?7 AND (e.ts < ?7 OR e.id < ?8)" : "1")
-			   : "e.id > ?1",
-		 f->terminal[0] ? " AND t.name = ?2" : "",
-		 /* with a terminal, its own events (events_tid_ts) are fewer than the kind's */
-		 f->kind < 0	  ? ""
-		 : f->terminal[0] ? " AND +e.kind = ?3"
-				  : " AND e.kind = ?3",
-		 f->since_ms != INT64_MIN ? " AND e.ts >= ?4" : "",
-		 f->until_ms != INT64_MAX ? " AND e.ts < ?5" : "",
-		 f->newest ? " ORDER BY e.ts DESC, e.id DESC LIMIT ?6" : " ORDER BY e.id LIMIT ?6");
+	snprintf(
+	    sql, sizeof(sql),
+	    "SELECT e.id, t.name, e.seq, e.ts, e.received_at, e.kind, e.clause, e.data"
+	    " FROM events e JOIN terminals t ON t.id = e.tid WHERE e.body IS NULL AND %s%s%s%s%s%s",
+	    f->newest ? (f->before_id ? "e.ts <= ?7 AND (e.ts < ?7 OR e.id < ?8)" : "1")
+		      : "e.id > ?1",
+	    f->terminal[0] ? " AND t.name = ?2" : "",
+	    /* with a terminal, its own events (events_tid_ts) are fewer than the kind's */
+	    f->kind < 0	     ? ""
+	    : f->terminal[0] ? " AND +e.kind = ?3"
+			     : " AND e.kind = ?3",
+	    f->since_ms != INT64_MIN ? " AND e.ts >= ?4" : "",
+	    f->until_ms != INT64_MAX ? " AND e.ts < ?5" : "",
+	    f->newest ? " ORDER BY e.ts DESC, e.id DESC LIMIT ?6" : " ORDER BY e.id LIMIT ?6");
 	r = prepare(s, sql, ret);
 	if (r < 0)
 		return r;
@@ -1735,11 +2079,12 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
 	    .events = (uint64_t)sqlite3_column_int64(st, 0),
 	    .gaps = (uint64_t)sqlite3_column_int64(st, 1),
 	};
-	/* one index lookup per kind (events_kind_ts), never a scan */
+	/* one index lookup per kind (events_expiry: kept events only), never a scan */
 	for (int k = 0; k < _EVENT_KIND_MAX; k++) {
 		_cleanup_stmt_ sqlite3_stmt *o = NULL;
 		ret->oldest_ms[k] = INT64_MIN;
-		r = prepare(s, "SELECT min(ts) FROM events WHERE kind = ?1", &o);
+		r = prepare(
+		    s, "SELECT min(received_at) FROM events WHERE kind = ?1 AND body IS NULL", &o);
 		if (r < 0)
 			return r;
 		sqlite3_bind_text(o, 1, event_kind_name((enum event_kind)k), -1, SQLITE_STATIC);

@@ -9,7 +9,7 @@
 
 #include "event.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* SHA-256: one link of a terminal's hash chain (docs/evidence.md) */
 #define STORE_CHAIN_LEN 32
@@ -53,25 +53,75 @@ int store_terminal_max_seq(struct store *s, const char *name, uint64_t *ret);
 int store_wal_frames(struct store *s);
 int store_checkpoint(struct store *s, bool restart);
 
-/* Delete events received before cutoff_ms, at most limit rows per call (own transaction), none of
- * the n_hold terminals named in hold (legal hold). Each
- * terminal loses a prefix of its chain, and chain_anchors records the link before the first
- * kept event so that store_verify() still checks what remains. */
-int store_retention(struct store *s, int64_t cutoff_ms, const char *const *hold, size_t n_hold,
-		    unsigned limit, unsigned *ret_deleted);
+/* ---- retention by kind and tamper evidence (docs/evidence.md) ----
+ * A second backend implements these with the same meaning; the chain's definition is the one
+ * in docs/evidence.md, independent of SQLite. */
+
+struct store_retention_policy {
+	/* per enum event_kind: events received (collector's clock) before this are disposed of;
+	 * INT64_MIN keeps that kind */
+	int64_t cutoff_ms[_EVENT_KIND_MAX];
+	const char *const *hold; /* legal hold: terminal ids whose events are never disposed of */
+	size_t n_hold;
+};
+
+/* One bounded round of disposal in its own transaction, touching at most limit rows: expired
+ * events become tombstones (metadata, body digest and link kept; clause and data removed), then
+ * each terminal's leading tombstones are deleted and folded into its anchor. *ret_disposed:
+ * events whose content this round removed. Returns 1 when the round used its whole budget (call
+ * again), 0 when nothing is left to do. */
+int store_retention(struct store *s, const struct store_retention_policy *p, int64_t now_ms,
+		    unsigned limit, unsigned *ret_disposed);
+
+#define STORE_KIND_MAX 32 /* longest event kind name */
+
+/* One terminal's chain head: its newest stored event (seq, when received, kind) and that
+ * event's link. */
+struct store_head {
+	char terminal[EVENT_TERMINAL_MAX + 1];
+	uint64_t seq;
+	int64_t received_ms;
+	char kind[STORE_KIND_MAX + 1];
+	uint8_t link[STORE_CHAIN_LEN];
+	bool seen; /* store_verify()'s bookkeeping */
+};
+
+struct store_verify_opts {
+	const char *terminal; /* NULL: every terminal */
+	/* NULL: a tombstone's age is not checked; else a disposal before its kind's period (or of
+	 * a kind kept forever) breaks the chain */
+	const struct store_retention_policy *policy;
+	/* the last signed heads, sorted by terminal (strcmp): the chain must pass through each */
+	struct store_head *expect;
+	size_t n_expect;
+	bool collect; /* fill heads: one per terminal with events kept, sorted */
+};
 
 struct store_verify {
 	uint64_t terminals, events; /* checked */
 	uint64_t anchored;	    /* terminals whose chain starts at a disposal anchor */
+	uint64_t tombstones;	    /* disposed events whose links were checked */
+	uint64_t heads_checked;	    /* signed heads found on their chains */
+	uint64_t heads_disposed;    /* signed heads disposed of since (not checkable) */
 	bool broken;
 	char terminal[EVENT_TERMINAL_MAX + 1]; /* the first broken link: terminal and seq */
 	uint64_t seq;
 	char reason[192];
+	struct store_head *heads; /* with collect: malloc'd, freed by store_verify_done() */
+	size_t n_heads;
 };
 
-/* Recomputes every terminal's chain (terminal NULL) or one (-ENOENT when unknown) in one read
- * snapshot, and stops at the first broken link. Works on a read-only store. */
-int store_verify(struct store *s, const char *terminal, struct store_verify *ret);
+/* Recomputes every terminal's chain or one (-ENOENT when unknown) in one read snapshot, and
+ * stops at the first broken link. Works on a read-only store. */
+int store_verify(struct store *s, const struct store_verify_opts *o, struct store_verify *ret);
+void store_verify_done(struct store_verify *v);
+
+/* The signed chain heads (heads.c makes and checks them): put keeps the newest keep records;
+ * last answers -ENOENT when none was stored. */
+int store_signed_heads_put(struct store *s, int64_t at_ms, const char *body, const uint8_t *sig,
+			   size_t sig_len, unsigned keep);
+int store_signed_heads_last(struct store *s, int64_t *ret_at, char **ret_body, uint8_t **ret_sig,
+			    size_t *ret_sig_len);
 
 /* ---- dashboard queries (read-only) ---- */
 
@@ -152,7 +202,7 @@ int store_events_foreach(struct store *s, const struct store_filter *f,
 struct store_stats {
 	uint64_t terminals, events, gaps;
 	uint64_t compliant, noncompliant, unknown, stale;
-	/* per enum event_kind: the event time (ts, ms) of the oldest kept event, INT64_MIN if none */
+	/* per enum event_kind: when the oldest kept event was received (ms), INT64_MIN if none */
 	int64_t oldest_ms[_EVENT_KIND_MAX];
 };
 int store_stats(struct store *s, const struct store_view *v, struct store_stats *ret);

@@ -39,6 +39,9 @@
       locked: 'ロックアウト', gap_unannounced: '未通知の欠番', st_all: 'すべて', st_problem: '問題あり',
       sort_asc: '昇順', sort_desc: '降順',
       requests: '申請', exceptions: '例外', ledger: '媒体台帳', groups: 'グループ',
+      retention: '保存期間', ret_title: 'ログの保存期間（種類ごと）', ret_period: '保存期間', ret_oldest: '保存中の最古の受信日時',
+      ret_keep: '無期限', ret_last_run: '最終廃棄処理: ', ret_disposed: '、廃棄件数: ', ret_hold: '訴訟ホールド中の端末: ',
+      ret_none_held: 'なし', ret_years: '年', ret_days: '日', ret_seconds: '秒',
       ledger_title: '記録媒体管理台帳', pending: '未処理の申請', decided: '処理済みの申請',
       col_device: '機器（ベンダー:製品）', col_product_name: '製品名', col_serial: 'シリアル', col_code: '申請コード',
       col_count: '回数', col_decision: '結果', col_decided: '処理日時', col_state: '状態', col_period: '期間',
@@ -96,6 +99,9 @@
       locked: 'Locked out', gap_unannounced: 'Unannounced gap', st_all: 'All', st_problem: 'Problems',
       sort_asc: 'ascending', sort_desc: 'descending',
       requests: 'Requests', exceptions: 'Exceptions', ledger: 'Media ledger', groups: 'Groups',
+      retention: 'Retention', ret_title: 'Retention by event kind', ret_period: 'Period', ret_oldest: 'Oldest kept (received)',
+      ret_keep: 'kept', ret_last_run: 'Last disposal run: ', ret_disposed: ', events disposed of: ', ret_hold: 'Terminals on legal hold: ',
+      ret_none_held: 'none', ret_years: ' years', ret_days: ' days', ret_seconds: ' s',
       ledger_title: 'Removable media ledger', pending: 'Pending requests', decided: 'Decided requests',
       col_device: 'Device (vendor:product)', col_product_name: 'Product', col_serial: 'Serial', col_code: 'Request code',
       col_count: 'Count', col_decision: 'Decision', col_decided: 'Decided', col_state: 'State', col_period: 'Period',
@@ -266,6 +272,7 @@
     if (m) return { view: 'terminal', id: decodeURIComponent(m[1]), params };
     if (path === '/events') return { view: 'events', params };
     if (FLEET_VIEWS.includes(path.slice(1))) return { view: path.slice(1), params };
+    if (path === '/retention') return { view: 'retention', params };
     return { view: 'terminals', params };
   }
 
@@ -301,10 +308,12 @@
       $(v + 'view').hidden = view !== v;
       $('nav-' + v).classList.toggle('active', view === v);
     });
-    const fleet = FLEET_VIEWS.includes(view);
+    $('retentionview').hidden = view !== 'retention';
+    $('nav-retention').classList.toggle('active', view === 'retention');
+    const fleet = FLEET_VIEWS.includes(view) || view === 'retention';
     $('nav-terminals').classList.toggle('active', view === 'terminals' || view === 'terminal');
     $('summary').hidden = view === 'events' || fleet;
-    if (!fleet) $('fleet-off').hidden = true;
+    if (!FLEET_VIEWS.includes(view)) $('fleet-off').hidden = true;
     // the header's CSV is the terminals' or the events'; the ledger has its own button
     $('export').hidden = fleet;
   }
@@ -928,6 +937,35 @@
     }
   }
 
+  // ---- retention (docs/evidence.md): the period and the oldest event kept, per kind ----
+
+  function fmtPeriod(s) {
+    if (!s) return t('ret_keep');
+    if (s % (365 * 86400) === 0) return s / (365 * 86400) + t('ret_years');
+    if (s % 86400 === 0) return s / 86400 + t('ret_days');
+    return s + t('ret_seconds');
+  }
+
+  async function loadRetention() {
+    const r = await (await api('/v1/retention')).json();
+    const f = document.createDocumentFragment();
+    Object.keys(r.kinds).forEach((k) => {
+      const tr = el('tr', null, 'rk');
+      tr.dataset.kind = k;
+      const name = pick(KINDS, k);
+      const td = el('td', name ? name + ' ' : '');
+      td.appendChild(el('code', k));
+      tr.appendChild(td);
+      tr.appendChild(el('td', fmtPeriod(r.kinds[k].period_s), 'period'));
+      tr.appendChild(el('td', r.kinds[k].oldest ? fmtTime(r.kinds[k].oldest) : t('none'), 'oldest'));
+      f.appendChild(tr);
+    });
+    $('ret-table').tBodies[0].replaceChildren(f);
+    $('ret-state').textContent = t('ret_last_run') + fmtTime(r.last_run) + t('ret_disposed') + r.last_disposed;
+    $('ret-hold').textContent = t('ret_hold') + (r.hold.length ? r.hold.join(' ') : t('ret_none_held'));
+    $('updated').textContent = t('updated') + fmtTime(new Date().toISOString());
+  }
+
   async function loadLedger() {
     const rows = (await (await api('/v1/ledger')).json()).ledger;
     const f = document.createDocumentFragment();
@@ -1059,6 +1097,8 @@
         await loadEvents();
       } else if (FLEET_VIEWS.includes(route.view)) {
         await loadFleet(route.view);
+      } else if (route.view === 'retention') {
+        await loadRetention();
       } else {
         await loadList();
       }

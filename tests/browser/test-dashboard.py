@@ -311,6 +311,21 @@ def drive(b, url, token, outdir):
                    view + "view"), "no error banner and no empty view on " + view)
     b.screenshot(os.path.join(outdir, "dashboard-fleet-off.png"))
 
+    # retention: the period and the oldest event kept of every kind (GET /v1/retention)
+    b.js("location.hash = '#/retention'")
+    b.wait("the retention view", lambda: b.js(
+        "const r = document.querySelector('#ret-table tr[data-kind=\"compliance\"]');"
+        " return r && !document.getElementById('retentionview').hidden ? r.textContent : null"))
+    row = b.js("return document.querySelector('#ret-table tr[data-kind=\"compliance\"]').textContent")
+    check("400日" in row and "compliance" in row and b.text('#ret-table tr[data-kind="compliance"] .oldest') != "—",
+          "compliance: the default period and an oldest kept event: " + row)
+    check(b.text('#ret-table tr[data-kind="fleet.grant"] .oldest') == "—"
+          and "最終廃棄処理" in b.text("#ret-state") and "訴訟ホールド" in b.text("#ret-hold"),
+          "retention state: " + b.text("#ret-state") + " " + b.text("#ret-hold"))
+    check(b.js("return document.getElementById('error').hidden && document.getElementById('summary').hidden"),
+          "no error banner, no summary cards on the retention view")
+    b.screenshot(os.path.join(outdir, "dashboard-retention.png"))
+
     # a wrong token sends the user back to the login form
     b.js("sessionStorage.setItem('mynaguard.token', 'wrong-token-wrong-token')")
     d.refresh()

@@ -5,7 +5,8 @@
 # collector's own events) `mynaguard-collector --verify` and GET /v1/verify say OK; an UPDATE of
 # one stored event, a DELETE in the middle and a DELETE of the newest event (sqlite3 on the file,
 # the collector stopped) are each found and named by terminal and seq. A schema-2 store is
-# chained by the migration. Retention disposes of old events at a recorded anchor and verify
+# chained by the migrations, a schema-3 store is re-chained from its anchor by the 3 -> 4 one.
+# Retention disposes of old events at a recorded anchor and verify
 # still passes afterwards.
 import os
 import shutil
@@ -159,7 +160,11 @@ def main():
         # a schema-2 store (no chain) is chained by the migration
         tampered(c, clean, "DROP TABLE chain_anchors")
         con = sqlite3.connect(c.db)
-        con.executescript("ALTER TABLE events DROP COLUMN chain;"
+        con.executescript("DROP INDEX events_expiry; DROP INDEX events_tid;"
+                          "DROP TABLE chain_collapse; DROP TABLE signed_heads;"
+                          "ALTER TABLE events DROP COLUMN body;"
+                          "ALTER TABLE events DROP COLUMN disposed_at;"
+                          "ALTER TABLE events DROP COLUMN chain;"
                           "ALTER TABLE terminals DROP COLUMN chain_head;"
                           "PRAGMA user_version = 2;")
         con.close()
@@ -206,6 +211,27 @@ def main():
         check("term-b goes on after its chain was emptied", st == 200)
         c.stop()
         verify_ok(c, "after disposal and more ingest")
+        # a schema-3 store (chains of the older definition, an anchor) is re-chained from its
+        # anchor by the 3 -> 4 migration
+        upgraded = os.path.join(d, "upgraded.db")
+        con = sqlite3.connect(c.db)
+        dst = sqlite3.connect(upgraded)
+        con.backup(dst)
+        dst.close()
+        con.close()
+        tampered(c, upgraded, "UPDATE events SET chain = zeroblob(32)")
+        con = sqlite3.connect(c.db)
+        con.executescript("DROP INDEX events_expiry; DROP INDEX events_tid;"
+                          "DROP TABLE chain_collapse; DROP TABLE signed_heads;"
+                          "ALTER TABLE events DROP COLUMN body;"
+                          "ALTER TABLE events DROP COLUMN disposed_at;"
+                          "UPDATE terminals SET chain_head = zeroblob(32);"
+                          "PRAGMA user_version = 3;")
+        con.close()
+        c.start()
+        c.stop()
+        verify_ok(c, "a schema-3 store with an anchor, after the migration")
+        tampered(c, upgraded, "SELECT 1")
         # (seq 6, or the head if a later run under load disposed of 6..8 too)
         tampered(c, None,
                  f"UPDATE chain_anchors SET chain = zeroblob(32) WHERE tid = {tid_a}")

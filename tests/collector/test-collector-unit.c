@@ -109,6 +109,37 @@ static void test_config_ipv6(void **state)
 	config_free(&c);
 }
 
+/* [retention]: a kind's own period, else its prefix's, else the default; [store] retention is
+ * the default's older name */
+static void test_config_retention(void **state)
+{
+	struct collector_config c;
+	char err[CONFIG_ERROR_MAX], text[1024];
+
+	snprintf(text, sizeof(text),
+		 "%s[retention]\ndefault = 30d\nauth.* = 5y\nauth.locked = 0\ncompliance = 1y\n",
+		 base_conf);
+	assert_int_equal(config_load_string("x.conf", text, &c, err), 0);
+	assert_int_equal(c.retention_kind[EVENT_AUTH_FAILURE], 5ULL * 365 * 86400);
+	assert_int_equal(c.retention_kind[EVENT_AUTH_LOCKED], 0);
+	assert_int_equal(c.retention_kind[EVENT_COMPLIANCE], 365ULL * 86400);
+	assert_int_equal(c.retention_kind[EVENT_USB_BLOCKED], 30ULL * 86400);
+	assert_int_equal(c.n_retention_rules, 3);
+	config_free(&c);
+
+	snprintf(text, sizeof(text), "%s[store]\nretention = 7d\n", base_conf);
+	assert_int_equal(config_load_string("x.conf", text, &c, err), 0);
+	assert_int_equal(c.retention_kind[EVENT_FLEET_GRANT], 7ULL * 86400);
+	config_free(&c);
+
+	snprintf(text, sizeof(text), "%s[retention]\n.* = 1d\n", base_conf);
+	assert_int_equal(config_load_string("x.conf", text, &c, err), -EINVAL);
+	assert_non_null(strstr(err, "unknown key"));
+	snprintf(text, sizeof(text), "%s[retention]\nauth = 1d\n", base_conf);
+	assert_int_equal(config_load_string("x.conf", text, &c, err), -EINVAL);
+	assert_non_null(strstr(err, "unknown key"));
+}
+
 static void test_revoked(void **state)
 {
 	char **list;
@@ -446,6 +477,7 @@ int main(void)
 	    cmocka_unit_test(test_config_defaults),
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_config_ipv6),
+	    cmocka_unit_test(test_config_retention),
 	    cmocka_unit_test(test_config_errors_utf8),
 	    cmocka_unit_test(test_error_json),
 	    cmocka_unit_test(test_revoked),
