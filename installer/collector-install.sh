@@ -37,7 +37,8 @@ Options:
   --enroll ADDR           also enrollment with one-time tokens and renewal (docs/enrollment.md):
                           mynaguard-signer (own user mynaguard-ca, which then owns the CA
                           directory), mynaguard-collector-token, and [enroll] listen = ADDR
-                          (e.g. 0.0.0.0:8445) in a new configuration
+                          (e.g. 0.0.0.0:8445) in the configuration (added when it
+                          has no [enroll] section)
   --no-start              install and enable, but do not start
 EOF
 }
