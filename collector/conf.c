@@ -61,6 +61,7 @@ static const struct key keys[] = {
     {"enroll", "listen", KEY_LISTEN, OFF(enroll_listen), 0, 0},
     {"enroll", "signer", KEY_STRING, OFF(enroll_signer), 0, 0},
     {"enroll", "database", KEY_STRING, OFF(enroll_database), 0, 0},
+    {"enroll", "timeout", KEY_DURATION, OFF(enroll_timeout), 1, 300},
     {"terminals", "report_interval", KEY_DURATION, OFF(report_interval), 10, 7 * 86400},
     {"terminals", "clock_drift", KEY_DURATION, OFF(clock_drift), 1, 86400},
     {"fleet", "grant_key", KEY_STRING, OFF(fleet_grant_key), 0, 0},
@@ -341,6 +342,7 @@ static void config_defaults(struct collector_config *c)
 	    .retry_after = 5,
 	    .dashboard_max_connections = 256,
 	    .retention = 400 * 86400ULL,
+	    .enroll_timeout = 10,
 	    .report_interval = 300,
 	    .clock_drift = 120,
 	};

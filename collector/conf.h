@@ -57,9 +57,10 @@ struct collector_config {
 	char *heads_public_key; /* its public key, one base64 line: verifies (default: from key) */
 
 	/* [enroll] (enroll.c): no listen = no enrollment; no signer = no enrollment, no renewal */
-	char *enroll_listen;   /* the enrollment listener: server TLS, no client certificate */
-	char *enroll_signer;   /* the Unix socket of mynaguard-signer */
-	char *enroll_database; /* tokens and certificates; default: enroll.db beside [store] */
+	char *enroll_listen;	 /* the enrollment listener: server TLS, no client certificate */
+	char *enroll_signer;	 /* the Unix socket of mynaguard-signer */
+	char *enroll_database;	 /* tokens and certificates; default: enroll.db beside [store] */
+	uint64_t enroll_timeout; /* seconds for a whole enrollment connection (slowloris cut) */
 
 	/* [terminals] */
 	uint64_t report_interval; /* seconds, when a terminal does not say */

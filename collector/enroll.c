@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -21,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "enroll-db.h"
@@ -34,7 +36,6 @@
 #define BODY_MAX       16384
 #define CA_MAX	       (256 * 1024)
 #define MAX_CONNS      64
-#define TIMEOUT_S      10
 #define SIGNER_TIMEOUT 10
 #define RL_SLOTS       256
 #define RL_WINDOW_S    60
@@ -86,6 +87,14 @@ static struct {
 } E = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static int conn_index = -1;
+
+/* Per enrollment connection, hung on its SSL object (freed with it): the deadline of the whole
+ * connection, from accept to the last byte of the answer. A client trickling a byte at a time
+ * keeps libevent's per-read timeout from firing; this one does not move. */
+struct enroll_conn {
+	struct bufferevent *bev;
+	struct event *deadline;
+};
 
 static int64_t now_s(void)
 {
@@ -683,8 +692,12 @@ void enroll_renew_handle(struct evhttp_request *req, struct worker *w, struct co
 
 static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
-	if (!ptr)
+	struct enroll_conn *ec = ptr;
+
+	if (!ec)
 		return;
+	event_free(ec->deadline);
+	free(ec);
 	E.conns--;
 	if (E.paused && E.conns < MAX_CONNS) {
 		evconnlistener_enable(E.listener);
@@ -692,22 +705,50 @@ static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long
 	}
 }
 
+static void deadline_cb(evutil_socket_t fd_unused, short what, void *arg)
+{
+	struct enroll_conn *ec = arg;
+	evutil_socket_t fd = bufferevent_getfd(ec->bev);
+
+	/* The next read sees EOF and libevent frees the connection (and ec with its SSL). */
+	if (fd >= 0) {
+		server_log(LOG_NOTICE, "enroll.timeout connection cut after %" PRIu64 " s",
+			   E.c->cfg->enroll_timeout);
+		shutdown(fd, SHUT_RDWR);
+	}
+}
+
 static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 {
+	struct timeval tv = {.tv_sec = (time_t)E.c->cfg->enroll_timeout};
 	SSL *ssl = SSL_new(E.ctx);
+	struct enroll_conn *ec = calloc(1, sizeof(*ec));
 
-	if (!ssl)
+	if (!ssl || !ec) {
+		SSL_free(ssl);
+		free(ec);
 		return NULL;
-	SSL_set_ex_data(ssl, conn_index, &E); /* any non-NULL: conn_free counts it */
+	}
+	ec->deadline = evtimer_new(base, deadline_cb, ec);
+	if (!ec->deadline) {
+		SSL_free(ssl);
+		free(ec);
+		return NULL;
+	}
+	/* From here on SSL_free(ssl) frees ec (conn_free) and does the counting. */
+	SSL_set_ex_data(ssl, conn_index, ec);
 	if (++E.conns >= MAX_CONNS && !E.paused) {
 		evconnlistener_disable(E.listener);
 		E.paused = true;
 	}
-	struct bufferevent *bev = bufferevent_openssl_socket_new(
-	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (!bev)
+	ec->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						 BEV_OPT_CLOSE_ON_FREE);
+	if (!ec->bev) {
 		SSL_free(ssl);
-	return bev;
+		return NULL;
+	}
+	evtimer_add(ec->deadline, &tv);
+	return ec->bev;
 }
 
 static void *thread_main(void *arg)
@@ -765,7 +806,7 @@ static int listen_on(const char *spec)
 int enroll_setup(struct collector *c, bool check_only)
 {
 	const struct collector_config *cfg = c->cfg;
-	struct timeval tv = {.tv_sec = TIMEOUT_S};
+	struct timeval tv = {.tv_sec = (time_t)cfg->enroll_timeout};
 	int r;
 
 	E.c = c;

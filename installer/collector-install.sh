@@ -37,7 +37,8 @@ Options:
   --enroll ADDR           also enrollment with one-time tokens and renewal (docs/enrollment.md):
                           mynaguard-signer (own user mynaguard-ca, which then owns the CA
                           directory), mynaguard-collector-token, and [enroll] listen = ADDR
-                          (e.g. 0.0.0.0:8445) in a new configuration
+                          (e.g. 0.0.0.0:8445) in the configuration (added when it
+                          has no [enroll] section)
   --no-start              install and enable, but do not start
 EOF
 }
@@ -64,12 +65,11 @@ while [ $# -gt 0 ]; do
 	*) echo "$PROG: unknown option $1" >&2; usage >&2; exit 2 ;;
 	esac
 done
-# A listen address: HOST:PORT, HOST a DNS name, IPv4 or [IPv6], as collector.conf takes it;
-# nothing else, so it is a plain value in the configuration file.
-valid_listen() {
-	[[ $1 =~ ^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\]):([0-9]{1,5})$ ]] &&
-		[ "$((10#${BASH_REMATCH[3]}))" -ge 1 ] && [ "$((10#${BASH_REMATCH[3]}))" -le 65535 ]
-}
+# The logic shared with the mynaguard-collector package's postinst: user, configuration, CA,
+# server certificate, revoked list, token, the first --check, valid_listen
+# (installer/mynaguard-collector-setup.sh).
+# shellcheck source=installer/mynaguard-collector-setup.sh
+. "$SRC/installer/mynaguard-collector-setup.sh"
 for a in "--ingest-listen=$INGEST_LISTEN" "--dashboard-listen=$DASH_LISTEN" "--enroll=$ENROLL_LISTEN"; do
 	if [ -n "${a#*=}" ] && ! valid_listen "${a#*=}"; then
 		echo "$PROG: bad ${a%%=*} '${a#*=}': expected HOST:PORT, e.g. 0.0.0.0:8443 or [::1]:8444" >&2
@@ -84,17 +84,12 @@ if [ -n "$ROOT" ]; then
 fi
 HOST=1
 [ -z "$ROOT" ] || HOST=0
-# R(), USER_, ETC, TLS, DATA: installer/mynaguard-collector-setup.sh (sourced below).
+# R(), USER_, ETC, TLS, DATA: installer/mynaguard-collector-setup.sh (sourced above).
 UNIT=/etc/systemd/system/mynaguard-collector.service
 SIGNER_UNIT=/etc/systemd/system/mynaguard-signer.service
 # The CA directory is given as a host path (it may live outside --root).
 CA="$SRC/installer/mynaguard-ca --dir $CA_DIR"
 systemd_running() { [ "$HOST" -eq 1 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
-
-# The logic shared with the mynaguard-collector package's postinst: user, configuration, CA,
-# server certificate, revoked list, token, the first --check (installer/mynaguard-collector-setup.sh).
-# shellcheck source=installer/mynaguard-collector-setup.sh
-. "$SRC/installer/mynaguard-collector-setup.sh"
 
 if [ "$UNINSTALL" -eq 1 ]; then
 	if systemd_running; then systemctl disable --now mynaguard-collector.service 2>/dev/null || true; fi

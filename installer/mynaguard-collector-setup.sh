@@ -42,6 +42,67 @@ put() { # put SRC DST USER GROUP MODE
 	own "$(R "$2")" "$3" "$4" "$5"
 }
 
+# A listen address: HOST:PORT, HOST a DNS name, IPv4 or [IPv6], as collector.conf takes it;
+# nothing else, so it is a plain value in the configuration file.
+valid_listen() {
+	[[ $1 =~ ^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\]):([0-9]{1,5})$ ]] &&
+		[ "$((10#${BASH_REMATCH[3]}))" -ge 1 ] && [ "$((10#${BASH_REMATCH[3]}))" -le 65535 ]
+}
+
+# ---- the package (mynaguard-collector's postinst) --------------------------------------------
+# What collector-install.sh's options say, the package reads from
+# /etc/mynaguard-collector/setup.conf (no debconf): "KEY = VALUE" lines, # comments. Keys:
+# ca_name, server_names (names and addresses, space separated), ingest_listen,
+# dashboard_listen, enroll_listen. Missing file: all defaults (no enrollment).
+COLLECTOR_SETUP_CONF=/etc/mynaguard-collector/setup.conf
+read_collector_setup_conf() {
+	local f=$1 key value line n=0
+	CA_NAME="" NAMES=() INGEST_LISTEN="" DASH_LISTEN="" ENROLL_LISTEN=""
+	[ -f "$f" ] || return 0
+	while IFS= read -r line || [ -n "$line" ]; do
+		n=$((n + 1))
+		[[ $line =~ ^[[:space:]]*(#.*)?$ ]] && continue
+		[[ $line =~ ^[[:space:]]*([a-z_]+)[[:space:]]*=[[:space:]]*(.*[^[:space:]])?[[:space:]]*$ ]] ||
+			die "$f:$n: expected KEY = VALUE"
+		key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
+		case $key in
+		ca_name)
+			[[ $value =~ ^[[:alnum:]\ ._-]{1,64}$ ]] || die "$f:$n: bad ca_name '$value': 1 to 64 of letters, digits, space . _ -"
+			CA_NAME=$value ;;
+		server_names)
+			[[ $value =~ ^[A-Za-z0-9.:\ -]+$ ]] || die "$f:$n: bad server_names '$value': DNS names and addresses separated by spaces"
+			read -r -a NAMES <<<"$value" ;;
+		ingest_listen | dashboard_listen | enroll_listen)
+			valid_listen "$value" || die "$f:$n: bad $key '$value': expected HOST:PORT, e.g. 0.0.0.0:8445"
+			case $key in
+			ingest_listen) INGEST_LISTEN=$value ;;
+			dashboard_listen) DASH_LISTEN=$value ;;
+			*) ENROLL_LISTEN=$value ;;
+			esac ;;
+		*) die "$f:$n: unknown key '$key' (ca_name, server_names, ingest_listen, dashboard_listen, enroll_listen)" ;;
+		esac
+	done <"$f"
+}
+
+# enroll_section FILE: FILE (a collector.conf) on stdout with its [enroll] section switched on
+# at ENROLL_LISTEN: the example's commented-out lines uncommented, or a section appended when
+# they are gone. The value goes in as data (ENVIRON), never as part of a program.
+enroll_section() {
+	MG_ENROLL=$ENROLL_LISTEN awk '
+		$0 == ";[enroll]" { print "[enroll]"; on = 1; next }
+		$0 == ";listen = 0.0.0.0:8445" { print "listen = " ENVIRON["MG_ENROLL"]; next }
+		$0 == ";signer = /run/mynaguard-signer/signer.sock" { print substr($0, 2); next }
+		{ print }
+		END {
+			if (!on) {
+				print ""
+				print "[enroll]"
+				print "listen = " ENVIRON["MG_ENROLL"]
+				print "signer = /run/mynaguard-signer/signer.sock"
+			}
+		}' "$1"
+}
+
 # collector_user: the system user mynaguard-collector (no login).
 collector_user() {
 	if [ -z "$(uid_of $USER_)" ]; then
@@ -72,16 +133,24 @@ collector_configure() {
 	# configuration
 	if [ ! -f "$(R $ETC/collector.conf)" ]; then
 		# The values go in as data (ENVIRON), never as part of a program.
-		MG_INGEST=$INGEST_LISTEN MG_DASH=$DASH_LISTEN MG_ENROLL=${ENROLL_LISTEN:-} awk '
+		MG_INGEST=$INGEST_LISTEN MG_DASH=$DASH_LISTEN awk '
 			ENVIRON["MG_INGEST"] != "" && $0 == "listen = 0.0.0.0:8443" { print "listen = " ENVIRON["MG_INGEST"]; next }
 			ENVIRON["MG_DASH"] != "" && $0 == "listen = 127.0.0.1:8444" { print "listen = " ENVIRON["MG_DASH"]; next }
-			ENVIRON["MG_ENROLL"] != "" && $0 == ";[enroll]" { print "[enroll]"; next }
-			ENVIRON["MG_ENROLL"] != "" && $0 == ";listen = 0.0.0.0:8445" { print "listen = " ENVIRON["MG_ENROLL"]; next }
-			ENVIRON["MG_ENROLL"] != "" && $0 == ";signer = /run/mynaguard-signer/signer.sock" { print substr($0, 2); next }
-			{ print }' "$EXAMPLE" >"$(R $ETC/collector.conf)"
+			{ print }' "$EXAMPLE" >"$(R $ETC/collector.conf).tmp"
+		if [ -n "${ENROLL_LISTEN:-}" ]; then
+			enroll_section "$(R $ETC/collector.conf).tmp" >"$(R $ETC/collector.conf).tmp2"
+			mv -f "$(R $ETC/collector.conf).tmp2" "$(R $ETC/collector.conf).tmp"
+		fi
+		mv -f "$(R $ETC/collector.conf).tmp" "$(R $ETC/collector.conf)"
 		say "installed $ETC/collector.conf (from $EXAMPLE)"
+	elif [ -n "${ENROLL_LISTEN:-}" ] && ! grep -q '^\[enroll\]' "$(R $ETC/collector.conf)"; then
+		# enrollment asked for later (dpkg-reconfigure, or the installer run again): only the
+		# [enroll] section is added; everything else stays as the admin left it
+		enroll_section "$(R $ETC/collector.conf)" >"$(R $ETC/collector.conf).tmp"
+		mv -f "$(R $ETC/collector.conf).tmp" "$(R $ETC/collector.conf)"
+		say "switched on [enroll] listen = $ENROLL_LISTEN in $ETC/collector.conf"
 	else
-		[ -z "$INGEST_LISTEN$DASH_LISTEN${ENROLL_LISTEN:-}" ] || say "keeping the existing $ETC/collector.conf: edit listen (and [enroll]) there"
+		[ -z "$INGEST_LISTEN$DASH_LISTEN" ] || say "keeping the existing $ETC/collector.conf: edit listen there"
 	fi
 	own "$(R $ETC/collector.conf)" root $USER_ 0640
 

@@ -56,7 +56,9 @@ int64_t uplink_renew_due(int64_t not_before, int64_t not_after, unsigned percent
 void uplink_renew_init(struct uplink_renew *rn, const struct policy *p, unsigned percent);
 /* Milliseconds until renewal is due (0 when due), -1 when none is planned. */
 int uplink_renew_wait_ms(const struct uplink_renew *rn);
+/* Makes the renewal due now (--renew-now); -ENOENT when no certificate could be read. */
+int uplink_renew_now(struct uplink_renew *rn);
 /* When due: renews over the client's mutual TLS and replaces *client by one that uses the new
- * certificate. Logs what happened; on failure plans a retry. */
-void uplink_renew_tick(struct uplink_renew *rn, struct uplink_client **client,
-		       const struct uplink_tls *tls, long timeout_sec);
+ * certificate. Logs what happened; on failure plans a retry. 1 renewed, 0 not due, <0 failed. */
+int uplink_renew_tick(struct uplink_renew *rn, struct uplink_client **client,
+		      const struct uplink_tls *tls, long timeout_sec);

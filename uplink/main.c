@@ -41,6 +41,7 @@ struct opts {
 	uint64_t retry_max_ms;
 	long timeout_sec;
 	unsigned renew_at; /* percent of the certificate's life (renew.c) */
+	bool renew_now;	   /* renew at start, whatever the certificate's age */
 	uint64_t poll_sec; /* fleet bundle fetch period; 0 = UPLINK_POLL_DEFAULT_SEC */
 };
 
@@ -128,6 +129,7 @@ static void usage(FILE *f)
 	    "      --timeout SEC    limit for one upload (default 60)\n"
 	    "      --poll SEC       fetch the fleet bundle at least this often (default 30)\n"
 	    "      --renew-at PCT   renew the certificate at PCT % of its life (default 67)\n"
+	    "      --renew-now      renew the certificate at start (with --once: exit 1 if it fails)\n"
 	    "  -v, --verbose        one line per batch\n"
 	    "Enrollment: mynaguard-uplink --enroll URL --token-file FILE --ca-fingerprint SHA256\n",
 	    f);
@@ -140,6 +142,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		OPT_RETRY_MAX,
 		OPT_TIMEOUT,
 		OPT_RENEW_AT,
+		OPT_RENEW_NOW,
 		OPT_POLL
 	};
 	static const struct option longopts[] = {
@@ -152,6 +155,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"retry-max", required_argument, NULL, OPT_RETRY_MAX},
 	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"renew-at", required_argument, NULL, OPT_RENEW_AT},
+	    {"renew-now", no_argument, NULL, OPT_RENEW_NOW},
 	    {"poll", required_argument, NULL, OPT_POLL},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -199,6 +203,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 					 "mynaguard-uplink: --renew-at: 1 to 95 (percent)");
 				return 2;
 			}
+			break;
+		case OPT_RENEW_NOW:
+			o->renew_now = true;
 			break;
 		case OPT_POLL:
 			if (parse_uint64(optarg, 1, 7 * 86400, &v) < 0) {
@@ -384,6 +391,14 @@ int main(int argc, char **argv)
 
 	struct uplink_renew renew;
 	uplink_renew_init(&renew, p, o.renew_at);
+	if (o.renew_now && uplink_renew_now(&renew) < 0) {
+		log_line(LOG_ERR, "mynaguard-uplink: --renew-now: cannot read the certificate %s",
+			 p->report_cert);
+		uplink_inbox_free(inbox);
+		uplink_client_free(client);
+		spool_reader_free(reader);
+		return 1;
+	}
 
 	size_t cap_policy = p->report_batch_max < EVENT_BATCH_MAX_EVENTS ? p->report_batch_max
 									 : EVENT_BATCH_MAX_EVENTS;
@@ -396,7 +411,11 @@ int main(int argc, char **argv)
 	int exit_code = 0;
 
 	for (;;) {
-		uplink_renew_tick(&renew, &client, &tls, o.timeout_sec);
+		if (uplink_renew_tick(&renew, &client, &tls, o.timeout_sec) < 0 && o.renew_now &&
+		    o.once) {
+			exit_code = 1; /* the renewal asked for did not happen */
+			break;
+		}
 		r = pending_fill(&pend, reader, p->terminal_id, cap);
 		if (r < 0) {
 			log_line(LOG_ERR,

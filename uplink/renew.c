@@ -80,6 +80,15 @@ int uplink_renew_wait_ms(const struct uplink_renew *rn)
 	return rn->due - now > INT32_MAX / 1000 ? INT32_MAX : (int)((rn->due - now) * 1000);
 }
 
+int uplink_renew_now(struct uplink_renew *rn)
+{
+	if (!rn->due)
+		return -ENOENT;
+	rn->due = (int64_t)time(NULL);
+	log_line(LOG_INFO, "uplink.renew now (--renew-now)");
+	return 0;
+}
+
 /* 1: renewed; <0: failed (logged) */
 static int renew(struct uplink_renew *rn, const struct uplink_tls *tls, long timeout_sec)
 {
@@ -136,16 +145,18 @@ static int renew(struct uplink_renew *rn, const struct uplink_tls *tls, long tim
 	return 1;
 }
 
-void uplink_renew_tick(struct uplink_renew *rn, struct uplink_client **client,
-		       const struct uplink_tls *tls, long timeout_sec)
+int uplink_renew_tick(struct uplink_renew *rn, struct uplink_client **client,
+		      const struct uplink_tls *tls, long timeout_sec)
 {
 	int64_t now = (int64_t)time(NULL), old_after = rn->not_after;
 	struct uplink_client *nc;
 	char a[32], b[32];
+	int r;
 
 	if (!rn->due || rn->due > now)
-		return;
-	if (renew(rn, tls, timeout_sec) < 0) {
+		return 0;
+	r = renew(rn, tls, timeout_sec);
+	if (r < 0) {
 		/* again in a twentieth of what is left, between a minute and an hour */
 		int64_t left = rn->not_after - now, wait = left / 20;
 		wait = wait < 60 ? 60 : wait > 3600 ? 3600 : wait;
@@ -154,7 +165,7 @@ void uplink_renew_tick(struct uplink_renew *rn, struct uplink_client **client,
 		log_line(LOG_WARNING,
 			 "uplink.renew retrying in %" PRId64 " s (the certificate expires %s)",
 			 wait, a);
-		return;
+		return r;
 	}
 	plan(rn);
 	fmt(rn->not_after, a);
@@ -165,8 +176,9 @@ void uplink_renew_tick(struct uplink_renew *rn, struct uplink_client **client,
 		 tls->cert, a, old_after, b);
 	if (uplink_client_new(rn->p->report_collector, tls, timeout_sec, &nc) < 0) {
 		log_line(LOG_ERR, "uplink.renew cannot reconnect with the new certificate");
-		return;
+		return 1;
 	}
 	uplink_client_free(*client);
 	*client = nc;
+	return 1;
 }

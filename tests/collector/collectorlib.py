@@ -21,6 +21,75 @@ def run(*args, **kw):
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
 
 
+def wait_ready(proc, what, timeout=20):
+    """The key=value pairs of a daemon's READY line on its stdout (collector, signer)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if r:
+            line = proc.stdout.readline().decode()
+            if line.startswith("READY"):
+                return dict(kv.split("=", 1) for kv in line.split()[1:])
+        if proc.poll() is not None:
+            break
+    raise RuntimeError("%s did not start" % what)
+
+
+def make_csr(tmp, cn):
+    """A P-256 key and certificate request for CN=cn in tmp; the request's PEM."""
+    key, csr = os.path.join(tmp, cn + ".k"), os.path.join(tmp, cn + ".csr")
+    run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + cn)
+    with open(csr) as f:
+        return f.read()
+
+
+def enroll_post(addr, cafile, obj):
+    """POST /v1/enroll to the enrollment listener at HOST:PORT: (status, body)."""
+    host, port = addr.rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=cafile)
+    c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
+    c.request("POST", "/v1/enroll", body=json.dumps(obj),
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+def enroll_config(tmp, extra=""):
+    """collector.conf text for the enrollment tests: the CA that installer/mynaguard-ca made in
+    tmp/ca, its server certificate in tmp/srv, tmp/dash.token, tmp/signer.sock; ports 0."""
+    return """[ingest]
+listen = 127.0.0.1:0
+certificate = {t}/srv/server.pem
+key = {t}/srv/server.key
+client_ca = {t}/ca/ca.pem
+revoked_serials = {t}/revoked.txt
+workers = 1
+[dashboard]
+listen = 127.0.0.1:0
+token_file = {t}/dash.token
+[store]
+database = {t}/collector.db
+[enroll]
+listen = 127.0.0.1:0
+signer = {t}/signer.sock
+""".format(t=tmp) + extra
+
+
+def stop_all(*procs):
+    """SIGTERM, then SIGKILL after 20 s, for each process still running."""
+    for p in procs:
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
 class PKI:
     """Two CAs for terminals (the trusted one and a stranger), one for the server."""
 

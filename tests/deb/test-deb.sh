@@ -77,6 +77,29 @@ dpkg-deb -e "$COLL_DEB" "$T/coll.ctl"
 check "the collector's postinst runs collector-install.sh's logic (mynaguard-collector-setup.sh)" \
 	bash -c "grep -q 'mynaguard-collector-setup.sh' '$T/coll.ctl/postinst' && grep -q '^\. \"\$SRC/installer/mynaguard-collector-setup.sh\"' '$SRC/installer/collector-install.sh'"
 
+check "the collector's prerm stops the signer on remove, its postinst restarts an enabled one" \
+	bash -c "grep -q \"deb-systemd-invoke stop 'mynaguard-signer.service'\" '$T/coll.ctl/prerm' &&
+		grep -q \"deb-systemd-invoke \\\$_dh_action 'mynaguard-signer.service'\" '$T/coll.ctl/postinst'"
+check "the collector's postinst enables the signer only for enroll_listen (setup.conf)" \
+	bash -c "grep -q 'read_collector_setup_conf' '$T/coll.ctl/postinst' && grep -B2 'deb-systemd-helper enable mynaguard-signer' '$T/coll.ctl/postinst' | grep -q 'ENROLL_LISTEN'"
+# the collector's setup.conf: checked like collector-install.sh's options
+cat >"$T/csetup-check.sh" <<'EOS'
+set -e
+PROG=t
+. "$1"
+read_collector_setup_conf "$2"
+echo "names=${NAMES[*]} ca=$CA_NAME ingest=$INGEST_LISTEN dash=$DASH_LISTEN enroll=$ENROLL_LISTEN"
+EOS
+printf '# test\nserver_names = c.example.lg.jp 10.0.0.5\nca_name = Test City CA\ningest_listen = 0.0.0.0:9443\ndashboard_listen = 127.0.0.1:9444\nenroll_listen = 0.0.0.0:8445\n' >"$T/csetup.conf"
+check "collector setup.conf: every key read" \
+	bash -c "[ \"\$(bash '$T/csetup-check.sh' '$SRC/installer/mynaguard-collector-setup.sh' '$T/csetup.conf')\" = 'names=c.example.lg.jp 10.0.0.5 ca=Test City CA ingest=0.0.0.0:9443 dash=127.0.0.1:9444 enroll=0.0.0.0:8445' ]"
+printf '\nenroll_listen = 0.0.0.0:8445;touch x\n' >"$T/cbad.conf"
+check "collector setup.conf: a bad enroll_listen is refused with the line number" \
+	bash -c "! bash '$T/csetup-check.sh' '$SRC/installer/mynaguard-collector-setup.sh' '$T/cbad.conf' 2>'$T/err' && grep -q 'cbad.conf:2: bad enroll_listen' '$T/err'"
+printf 'enroll = yes\n' >"$T/cbad.conf"
+check "collector setup.conf: an unknown key is refused" \
+	bash -c "! bash '$T/csetup-check.sh' '$SRC/installer/mynaguard-collector-setup.sh' '$T/cbad.conf' 2>'$T/err' && grep -q \"unknown key 'enroll'\" '$T/err'"
+
 # setup.conf: the package's settings are checked like install.sh's options.
 cat >"$T/setup-check.sh" <<'EOS'
 set -e

@@ -1,8 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Guest side of tests/deb/vm-deb.py, in a systemd-booted Debian 12: the packages from the signed
-# repository in /srv/mynaguard-repo with apt, the no-lock-out rule, a blocked stick, the upgrade
-# with the agent running (no storage bind at any moment), what the upgrade keeps, purge.
+# repository in /srv/mynaguard-repo with apt, the collector with enrollment from its setup.conf,
+# the terminal enrolled with a one-time token (no file carried), the no-lock-out rule, a blocked
+# stick, the upgrade with the agent running (no storage bind at any moment), what the upgrade
+# keeps, the certificate renewed and delivery going on with it, purge.
 set -u
 . /root/vmtest/lib.sh
 vm_ctl_open
@@ -62,11 +64,23 @@ vm_check "apt-get update reads the signed repository" run_logged apt-update apt-
 vm_check "no warning about the signature" vm_not grep -q '^[WE]:' /root/apt-update.log
 vm_check "apt offers mynaguard-terminal $NEW" bash -c "apt-cache policy mynaguard-terminal | grep -q 'Candidate: $NEW'"
 
-# 1. the collector package on this host too: CA, server certificate, token, running service
+# 1. the collector package on this host too, with enrollment from its setup.conf
+# (docs/install.md): CA, server certificate, dashboard token, signer, running services
+mkdir -p /etc/mynaguard-collector
+printf 'server_names = localhost 127.0.0.1\nenroll_listen = 127.0.0.1:8445\n' >/etc/mynaguard-collector/setup.conf
 vm_check "apt install mynaguard-collector=0.1.0" run_logged install-collector apt-get install -y mynaguard-collector=0.1.0
 vm_check "mynaguard-collector.service is active" vm_wait 60 systemctl -q is-active mynaguard-collector.service
 vm_check "the postinst made the city CA and the dashboard token" test -f /var/lib/mynaguard-ca/ca.key -a -s /etc/mynaguard-collector/token
-mynaguard-ca --dir /var/lib/mynaguard-ca issue vm-terminal --out /root/cert >/dev/null
+vm_check "the postinst switched on [enroll] from setup.conf" \
+	bash -c "grep -q '^\[enroll\]$' /etc/mynaguard-collector/collector.conf && grep -q '^listen = 127.0.0.1:8445$' /etc/mynaguard-collector/collector.conf"
+vm_check "mynaguard-signer.service is enabled and active" \
+	bash -c "systemctl -q is-enabled mynaguard-signer.service && systemctl -q is-active mynaguard-signer.service"
+vm_check "the CA key belongs to mynaguard-ca, not to the collector" \
+	bash -c '[ "$(stat -c %U /var/lib/mynaguard-ca/ca.key)" = mynaguard-ca ]'
+vm_check "the collector listens for enrollment" vm_wait 30 bash -c "journalctl -u mynaguard-collector.service | grep -q 'enroll=127.0.0.1:8445'"
+vm_check "mynaguard-collector-token makes a token" \
+	bash -c "mynaguard-collector-token create --terminal vm-terminal --expires 1h >/root/enroll-token && grep -q '^mge1-' /root/enroll-token"
+FP=$(mynaguard-ca --dir /var/lib/mynaguard-ca fingerprint)
 
 # 2. the terminal package, nobody enrolled: installed, the code step NOT on
 mkdir -p /etc/mynaguard
@@ -84,10 +98,21 @@ vm_check "the manifest verifies" bash -c "sha256sum --quiet -c /var/lib/mynaguar
 vm_check "spool and TOTP store owned as install.sh makes them" \
 	bash -c '[ "$(stat -c "%U:%G %a" /var/spool/mynaguard)" = "root:mynaguard 750" ] && [ "$(stat -c "%a" /var/lib/mynaguard/totp)" = 700 ]'
 
-# 3. the certificate, then the uplink; alice enrolls and the code step goes on
-install -m 0644 /var/lib/mynaguard-ca/ca.pem /etc/mynaguard/tls/ca.pem
-install -m 0644 /root/cert/vm-terminal.pem /etc/mynaguard/tls/terminal.pem
-install -m 0640 -g mynaguard /root/cert/vm-terminal.key /etc/mynaguard/tls/terminal.key
+# 3. the certificate by enrollment with the one-time token (docs/enrollment.md, 3), then the
+# uplink; alice enrolls and the code step goes on
+vm_check "mynaguard-uplink --enroll with the token" run_logged enroll \
+	bash -c "mynaguard-uplink --enroll https://127.0.0.1:8445 --token-file - --ca-fingerprint '$FP' </root/enroll-token"
+vm_check "enrollment wrote key (0600, mynaguard), certificate and CA" \
+	bash -c '[ "$(stat -c "%a %U" /etc/mynaguard/tls/terminal.key)" = "600 mynaguard" ] && [ -s /etc/mynaguard/tls/terminal.pem ] && cmp -s /etc/mynaguard/tls/ca.pem /var/lib/mynaguard-ca/ca.pem'
+vm_check "the certificate names vm-terminal and is signed by the city CA" \
+	bash -c "openssl x509 -in /etc/mynaguard/tls/terminal.pem -noout -subject | grep -q 'CN *= *vm-terminal' && openssl verify -CAfile /var/lib/mynaguard-ca/ca.pem /etc/mynaguard/tls/terminal.pem"
+enrolled_sum=$(cat /etc/mynaguard/tls/* | sha256sum)
+vm_check "the same token a second time is refused" \
+	vm_not run_logged enroll-again bash -c "mynaguard-uplink --enroll https://127.0.0.1:8445 --token-file - --ca-fingerprint '$FP' </root/enroll-token"
+vm_check "the refusal is the collector's 403, logged there" \
+	bash -c "grep -q 403 /root/enroll-again.log && journalctl -u mynaguard-collector.service | grep -q 'enroll.refused.*terminal=vm-terminal'"
+vm_check "the refused attempt changed nothing on the terminal" [ "$enrolled_sum" = "$(cat /etc/mynaguard/tls/* | sha256sum)" ]
+rm -f /root/enroll-token
 printf '%s\n' "$SECRET" | mynaguardctl totp enroll alice --secret-file - --no-qr >/dev/null 2>&1
 # the enrollment counts once a code is verified (mynaguardctl totp verify); the code of the step
 # before, so the login below can use the current one (one-time rule)
@@ -158,6 +183,34 @@ vm_check "the collector runs after the upgrade" vm_wait 60 systemctl -q is-activ
 vm_check "the collector kept its events and gets the new ones" \
 	wait_secs 90 bash -c "[ \"\$(collector_events)\" -gt '${events_before:-0}' ]"
 vm_check "login with password and code after the upgrade" login_with_code
+vm_check "the signer runs after the upgrade" vm_wait 60 systemctl -q is-active mynaguard-signer.service
+
+# 5b. renewal now (mynaguard-uplink --renew-now, as the uplink's user, as the service would),
+# then the old certificate revoked by its serial: delivery goes on with the new one alone
+old_serial=$(openssl x509 -in /etc/mynaguard/tls/terminal.pem -noout -serial | sed 's/^serial=0*//')
+old_key=$(sha256sum </etc/mynaguard/tls/terminal.key)
+vm_check "the uplink stops for the renewal" systemctl stop mynaguard-uplink.service
+vm_check "mynaguard-uplink --once --renew-now renews the certificate" run_logged renew \
+	runuser -u mynaguard -- mynaguard-uplink --policy /etc/mynaguard/policy.conf --spool /var/spool/mynaguard --once --renew-now
+vm_check "the uplink logged the renewal" grep -q 'uplink.renewed' /root/renew.log
+new_serial=$(openssl x509 -in /etc/mynaguard/tls/terminal.pem -noout -serial | sed 's/^serial=0*//')
+echo "vm-deb: certificate serial $old_serial -> $new_serial"
+vm_check "a new certificate (serial) and a new key" \
+	bash -c "[ -n '$new_serial' ] && [ '$new_serial' != '$old_serial' ] && [ \"\$(sha256sum </etc/mynaguard/tls/terminal.key)\" != '$old_key' ]"
+vm_check "the new key is still 0600 mynaguard" bash -c '[ "$(stat -c "%a %U" /etc/mynaguard/tls/terminal.key)" = "600 mynaguard" ]'
+vm_check "the new certificate verifies against the city CA" openssl verify -CAfile /var/lib/mynaguard-ca/ca.pem /etc/mynaguard/tls/terminal.pem
+vm_check "the signer recorded the renewal" grep -q "$new_serial" /var/lib/mynaguard-ca/issued.tsv
+# the collector re-reads its revoked list when the file changes (docs/enrollment.md, 7)
+echo "$old_serial" >>/etc/mynaguard-collector/tls/revoked.txt
+vm_check "the uplink starts again" systemctl start mynaguard-uplink.service
+events_renewed=$(collector_events)
+vm_hmp device_add usb-storage,bus=xhci.0,drive=stick3,id=stick3,serial=MGVMSTICK3
+sleep 3
+expect_stick_blocked MGVMSTICK3 "after the renewal"
+vm_check "after the renewal (old certificate revoked) new events reach the collector" \
+	wait_secs 90 bash -c "[ \"\$(collector_events)\" -gt '${events_renewed:-0}' ]"
+vm_check "the collector saw the new certificate" \
+	bash -c "curl -sf --cacert /var/lib/mynaguard-ca/ca.pem -H \"Authorization: Bearer \$(cat /etc/mynaguard-collector/token)\" https://127.0.0.1:8444/v1/terminals/vm-terminal | grep -q -i '$new_serial'"
 
 # 6. purge: PAM, udev, modprobe and systemd exactly as before
 vm_check "apt purge exits 0" run_logged purge apt-get purge -y mynaguard-terminal mynaguard-collector
@@ -174,6 +227,7 @@ vm_check "purge removed /etc/mynaguard, the spool and the state" \
 vm_check "purge removed the service users" vm_not bash -c "getent passwd mynaguard || getent passwd mynaguard-agent || getent passwd mynaguard-collector"
 vm_check "mynaguardd is stopped" vm_not systemctl -q is-active mynaguardd.service
 vm_check "mynaguard-uplink is stopped" vm_not systemctl -q is-active mynaguard-uplink.service
+vm_check "mynaguard-signer is stopped" vm_not systemctl -q is-active mynaguard-signer.service
 out=$(printf 'Pa55-word-vm\n' | pamtester login alice authenticate 2>&1)
 vm_check "after purge the password alone logs in" grep -q 'successfully authenticated' <<<"$out"
 vm_end

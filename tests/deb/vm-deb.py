@@ -8,10 +8,12 @@ changed) and makes one signed repository of both (scripts/make-apt-repo.sh, a ke
 for the test). The guest is the installer test's (tests/installer/vm-install.py: the cached
 mmdebstrap root, built the same way when missing). vm-deb-guest.sh then: installs from the
 repository with apt (signed-by), the code step stays off until an administrator is enrolled,
-a stick is blocked, the upgrade runs while the agent runs and a second stick is plugged in the
+the collector package installs with enrollment switched on by its setup.conf (the signer
+running) and backs up, the terminal enrolls with a one-time token (a second use is refused), a
+stick is blocked, the upgrade runs while the agent runs and a second stick is plugged in the
 middle of it (no usb-storage bind, no disk, at any time), the spool, codes, policy and TLS
-files survive, login with the code works after it, the collector package installs and backs
-up, and purge leaves /etc/pam.d (and udev, systemd, modprobe) byte for byte as before.
+files survive, login with the code works after it, the certificate is renewed
+(--renew-now) and events keep arriving with the old one revoked, and purge leaves /etc/pam.d (and udev, systemd, modprobe) byte for byte as before.
 
 Usage: vm-deb.py SOURCE_ROOT [--timeout S] [--keep] [--fallback-cache DIR]
 Exit 0 pass, 1 fail, 77 skip (no QEMU, kernel, mmdebstrap or network for the first build).
@@ -67,7 +69,7 @@ def main():
 
         return vm_install.boot_debian(src, args, populate,
                                       os.path.join(src, 'tests', 'deb', 'vm-deb-guest.sh'),
-                                      sticks=2)
+                                      sticks=3)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -115,6 +115,14 @@ if [ -f "$BUILD/collector/mynaguard-signer" ] && [ -f "$BUILD/collector/mynaguar
 			bash -c "'$BUILD/collector/mynaguard-collector' --check --config '$T/check-enroll.conf' >/dev/null 2>&1 ||
 				{ '$BUILD/collector/mynaguard-collector' --check --config '$T/check-enroll.conf'; false; }"
 	fi
+	# a configuration made earlier without [enroll]: --enroll adds the section, keeps the rest
+	conf=$R/etc/mynaguard-collector/collector.conf
+	grep -v -e '^;*\[enroll\]$' -e '^;*listen = 0.0.0.0:8445$' -e '^;*signer = ' "$conf" >"$T/noenroll.conf"
+	cat "$T/noenroll.conf" >"$conf"
+	"$CI" --root "$R" --build-dir "$T/build" --ca-dir "$T/ca-enroll" --enroll 0.0.0.0:8446 >/dev/null 2>&1
+	check "--enroll on a configuration without [enroll]: the section added, the rest kept" \
+		bash -c "head -n \$(wc -l <'$T/noenroll.conf') '$conf' | cmp -s - '$T/noenroll.conf' &&
+			[ \"\$(tail -n 3 '$conf' | tr '\n' '|')\" = '[enroll]|listen = 0.0.0.0:8446|signer = /run/mynaguard-signer/signer.sock|' ]"
 	"$CI" --root "$R" --uninstall --purge >/dev/null
 	check "--enroll: --uninstall removes the signer, its unit and the token tool" \
 		bash -c "[ ! -e '$R/usr/sbin/mynaguard-signer' ] && [ ! -e '$R/usr/sbin/mynaguard-collector-token' ] &&

@@ -20,6 +20,10 @@ import sys
 import tempfile
 import time
 
+# the collector tests' helpers (tests/collector/collectorlib.py)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "collector"))
+from collectorlib import enroll_config, enroll_post, make_csr, stop_all, wait_ready  # noqa: E402
+
 A = None
 TERMINAL = "T-01"
 
@@ -35,19 +39,6 @@ def run(cmd, check=True, **kw):
         raise RuntimeError("%s: exit %d\n%s%s" % (cmd, r.returncode, r.stdout.decode(),
                                                   r.stderr.decode()))
     return r
-
-
-def wait_ready(proc, what, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if r:
-            line = proc.stdout.readline().decode()
-            if line.startswith("READY"):
-                return dict(kv.split("=", 1) for kv in line.split()[1:])
-        if proc.poll() is not None:
-            break
-    raise RuntimeError("%s did not start" % what)
 
 
 def cert_info(path):
@@ -79,22 +70,7 @@ class World:
         self.sock = os.path.join(tmp, "signer.sock")
         self.conf = os.path.join(tmp, "collector.conf")
         with open(self.conf, "w") as f:
-            f.write("""[ingest]
-listen = 127.0.0.1:0
-certificate = {t}/srv/server.pem
-key = {t}/srv/server.key
-client_ca = {t}/ca/ca.pem
-revoked_serials = {t}/revoked.txt
-workers = 1
-[dashboard]
-listen = 127.0.0.1:0
-token_file = {t}/dash.token
-[store]
-database = {t}/collector.db
-[enroll]
-listen = 127.0.0.1:0
-signer = {t}/signer.sock
-""".format(t=tmp))
+            f.write(enroll_config(tmp))
         self.logs = open(os.path.join(tmp, "daemons.log"), "ab")
         self.signer = subprocess.Popen(
             [A.signer, "--ca-dir", self.ca_dir, "--socket", self.sock, "--lifetime", lifetime],
@@ -126,14 +102,7 @@ signer = {t}/signer.sock
             return f.read().decode(errors="replace")
 
     def stop(self):
-        for p in (self.collector, self.signer):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_all(self.collector, self.signer)
 
     def token(self, *args):
         r = run([A.token_tool, "--config", self.conf, "create", *args])
@@ -209,23 +178,7 @@ signer = {t}/signer.sock
         return r.status, data
 
     def enroll_post(self, obj):
-        host, port = self.enroll.rsplit(":", 1)
-        ctx = ssl.create_default_context(cafile=os.path.join(self.ca_dir, "ca.pem"))
-        c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
-        c.request("POST", "/v1/enroll", body=json.dumps(obj),
-                  headers={"Content-Type": "application/json"})
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        return r.status, data
-
-
-def make_csr(tmp, cn):
-    key, csr = os.path.join(tmp, cn + ".k"), os.path.join(tmp, cn + ".csr")
-    run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + cn])
-    with open(csr) as f:
-        return f.read()
+        return enroll_post(self.enroll, os.path.join(self.ca_dir, "ca.pem"), obj)
 
 
 def fd_targets(pid):
@@ -382,6 +335,31 @@ def scenario_enroll(w):
     assert re.search(r"certificate .*terminal\.pem: serial %s, valid until \S+ \(2\d days left\)"
                      % serial, so), so
     log("expiry shown in /metrics, the API and mynaguardctl status")
+
+    # -- --renew-now (with --once): a renewal on demand, long before it is due; a new key and
+    #    certificate, and the next events arrive with them. A second one within the collector's
+    #    minute between renewals is refused, and --once then says so with exit 1, files kept.
+    with open(os.path.join(tls, "terminal.key")) as f:
+        key_before = f.read()
+    r = w.upload_once(["--renew-now"])
+    assert r.returncode == 0 and b"uplink.renewed" in r.stderr, r
+    renewed, _ = cert_info(os.path.join(tls, "terminal.pem"))
+    assert renewed != serial, (renewed, serial)
+    with open(os.path.join(tls, "terminal.key")) as f:
+        assert f.read() != key_before
+    assert os.stat(os.path.join(tls, "terminal.key")).st_mode & 0o777 == 0o600
+    n = w.fill(2)
+    r = w.upload_once()
+    assert r.returncode == 0, r
+    assert len(w.events(TERMINAL)) == n
+    st, body = w.dash_get("/v1/terminals/T-01")
+    assert json.loads(body)["cert_serial"] == renewed, body
+    before = open(os.path.join(tls, "terminal.pem")).read()
+    r = w.upload_once(["--renew-now"])
+    assert r.returncode == 1 and b"uplink.renew failed" in r.stderr, r
+    assert open(os.path.join(tls, "terminal.pem")).read() == before
+    log("--renew-now: renewed on demand (%s -> %s), a second one too soon refused" %
+        (serial, renewed))
 
 
 def scenario_renew(w):
