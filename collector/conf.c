@@ -14,6 +14,7 @@
 #include "event.h"
 #include "macro.h"
 #include "parse.h"
+#include "store-pg.h"
 #include "utf8.h"
 
 /* "%.*s" arguments that keep at most n bytes of s without cutting a character */
@@ -57,6 +58,8 @@ static const struct key keys[] = {
     {"dashboard", "max_connections", KEY_UINT, OFF(dashboard_max_connections), 1, 100000},
     {"dashboard", "web_root", KEY_STRING, OFF(web_root), 0, 0},
     {"store", "database", KEY_STRING, OFF(database), 0, 0},
+    {"store", "backend", KEY_STRING, OFF(store_backend), 0, 0},
+    {"store", "url", KEY_STRING, OFF(store_url), 0, 0},
     {"store", "retention", KEY_DURATION, OFF(retention), 0, 100ULL * 365 * 86400},
     {"enroll", "listen", KEY_LISTEN, OFF(enroll_listen), 0, 0},
     {"enroll", "signer", KEY_STRING, OFF(enroll_signer), 0, 0},
@@ -363,6 +366,72 @@ static bool key_seen(const struct parse_state *s, const char *section, const cha
 	return false;
 }
 
+/* [store] backend = sqlite (database = PATH) | postgresql (url = a libpq URI or conninfo): for
+ * PostgreSQL, database becomes the store location STORE_PG_PREFIX + url (store-pg.h), and the
+ * enrollment database's default stays beside the default SQLite path. A password in the url is
+ * refused: it would be logged with the location; libpq reads it from a password file. */
+static int store_backend_resolve(struct collector_config *c, struct parse_state *s)
+{
+	PQconninfoOption *opts;
+	char *errmsg = NULL, *loc = NULL;
+	bool password = false;
+
+	if (!c->store_backend || strcmp(c->store_backend, "sqlite") == 0) {
+		if (c->store_url) {
+			snprintf(s->err, CONFIG_ERROR_MAX,
+				 "%s: [store] url needs [store] backend = postgresql", s->name);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (strcmp(c->store_backend, "postgresql") != 0) {
+		snprintf(s->err, CONFIG_ERROR_MAX,
+			 "%s: [store] backend must be sqlite or postgresql", s->name);
+		return -EINVAL;
+	}
+	if (!c->store_url) {
+		snprintf(s->err, CONFIG_ERROR_MAX,
+			 "%s: [store] backend = postgresql needs [store] url", s->name);
+		return -EINVAL;
+	}
+	if (key_seen(s, "store", "database")) {
+		snprintf(s->err, CONFIG_ERROR_MAX,
+			 "%s: [store] database is the SQLite file: leave it out with backend = "
+			 "postgresql",
+			 s->name);
+		return -EINVAL;
+	}
+	opts = PQconninfoParse(c->store_url, &errmsg);
+	if (!opts) {
+		snprintf(s->err, CONFIG_ERROR_MAX, "%s: [store] url: %s", s->name,
+			 errmsg ? errmsg : "out of memory");
+		PQfreemem(errmsg);
+		return -EINVAL;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
+			password = true;
+	PQconninfoFree(opts);
+	if (password) {
+		snprintf(s->err, CONFIG_ERROR_MAX,
+			 "%s: [store] url must not hold a password: use a password file "
+			 "(passfile=..., PGPASSFILE) or a client certificate",
+			 s->name);
+		return -EINVAL;
+	}
+	if (asprintf(&loc, "%s%s", STORE_PG_PREFIX, c->store_url) < 0)
+		return -ENOMEM;
+	if (!c->enroll_database &&
+	    asprintf(&c->enroll_database, "%s", MYNAGUARD_COLLECTOR_DB) >= 0) {
+		char *slash = strrchr(c->enroll_database, '/');
+		if (slash)
+			strcpy(slash + 1, "enroll.db");
+	}
+	free(c->database);
+	c->database = loc;
+	return 0;
+}
+
 static int config_check(struct parse_state *s, int r)
 {
 	struct collector_config *c = s->c;
@@ -406,6 +475,9 @@ static int config_check(struct parse_state *s, int r)
 	if (dup_default(&c->dashboard_certificate, c->tls_certificate) < 0 ||
 	    dup_default(&c->dashboard_key, c->tls_key) < 0)
 		return -ENOMEM;
+	r = store_backend_resolve(c, s);
+	if (r < 0)
+		return r;
 	if (!c->enroll_database) {
 		const char *slash = strrchr(c->database, '/');
 		int n = slash ? (int)(slash - c->database + 1) : 0;
@@ -500,6 +572,8 @@ void config_free(struct collector_config *c)
 	free(c->token_file);
 	free(c->web_root);
 	free(c->database);
+	free(c->store_backend);
+	free(c->store_url);
 	free(c->enroll_listen);
 	free(c->enroll_signer);
 	free(c->enroll_database);

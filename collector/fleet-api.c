@@ -16,6 +16,7 @@
 #include "macro.h"
 #include "metrics.h"
 #include "server.h"
+#include "store-pg.h"
 #include "utf8.h"
 
 #define REASON_MAX    512
@@ -312,6 +313,12 @@ void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct co
 	if (conn->serial[0] && server_serial_revoked(w->c, conn->serial)) {
 		reply_err(req, 403, "certificate revoked");
 		metrics_count_status(403);
+		return;
+	}
+	if (store_pg_location(w->c->cfg->database)) {
+		reply_err(req, 501,
+			  "the fleet workflows are not available on the PostgreSQL store yet "
+			  "(docs/postgresql.md)");
 		return;
 	}
 	if (!f) {

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "macro.h"
+#include "store-pg.h"
 
 /* Each entry moves the schema from version i to i+1; never edit a released one. */
 static const char *const migrations[] = {
@@ -167,6 +168,7 @@ static const char *const stmt_sql[_ST_MAX] = {
 };
 
 struct store {
+	struct store_pg *pg; /* the PostgreSQL store (store-pg.c): every function dispatches */
 	sqlite3 *db;
 	EVP_MD_CTX *md; /* the hash chain's, reused */
 	bool writable;
@@ -252,58 +254,6 @@ static int user_version(struct store *s)
 }
 
 /* ---- the hash chain (docs/evidence.md) ---- */
-
-static void put_be(EVP_MD_CTX *md, uint64_t v, unsigned bytes)
-{
-	uint8_t b[8];
-	for (unsigned i = 0; i < bytes; i++)
-		b[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-	EVP_DigestUpdate(md, b, bytes);
-}
-
-static void put_str(EVP_MD_CTX *md, const void *p, size_t n)
-{
-	put_be(md, n, 4);
-	EVP_DigestUpdate(md, p, n);
-}
-
-/* body = SHA-256(len32 clause || clause || len32 data || data): what a tombstone keeps */
-static int chain_body(EVP_MD_CTX *md, const void *clause, size_t clause_len, const void *data,
-		      size_t data_len, uint8_t out[STORE_CHAIN_LEN])
-{
-	unsigned n = 0;
-	int ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-
-	if (ok) {
-		put_str(md, clause, clause_len);
-		put_str(md, data, data_len);
-		ok = EVP_DigestFinal_ex(md, out, &n);
-	}
-	return ok && n == STORE_CHAIN_LEN ? 0 : -EIO;
-}
-
-/* link = SHA-256(prev || len32 terminal || terminal || seq64 || ts64 || received64 ||
- * len32 kind || kind || body), integers big-endian, texts as stored. */
-static int chain_link(EVP_MD_CTX *md, const uint8_t prev[STORE_CHAIN_LEN], const char *terminal,
-		      uint64_t seq, int64_t ts, int64_t received, const char *kind,
-		      const uint8_t body[STORE_CHAIN_LEN], uint8_t out[STORE_CHAIN_LEN])
-{
-	unsigned n = 0;
-	int ok;
-
-	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-	if (ok) {
-		EVP_DigestUpdate(md, prev, STORE_CHAIN_LEN);
-		put_str(md, terminal, strlen(terminal));
-		put_be(md, seq, 8);
-		put_be(md, (uint64_t)ts, 8);
-		put_be(md, (uint64_t)received, 8);
-		put_str(md, kind, strlen(kind));
-		EVP_DigestUpdate(md, body, STORE_CHAIN_LEN);
-		ok = EVP_DigestFinal_ex(md, out, &n);
-	}
-	return ok && n == STORE_CHAIN_LEN ? 0 : -EIO;
-}
 
 /* The columns chain_row() reads, in this order. */
 #define CHAIN_COLUMNS "seq, ts, received_at, kind, clause, data, chain, body"
@@ -438,11 +388,15 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 
 int store_wal_frames(struct store *s)
 {
+	if (s->pg)
+		return 0;
 	return s->wal_frames;
 }
 
 int store_checkpoint(struct store *s, bool restart)
 {
+	if (s->pg)
+		return 0; /* the server checkpoints */
 	int log = 0, done = 0;
 	int rc = sqlite3_wal_checkpoint_v2(
 	    s->db, NULL, restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE, &log,
@@ -464,6 +418,15 @@ int store_open(const char *path, bool writable, struct store **ret)
 	if (!s)
 		return -ENOMEM;
 	s->writable = writable;
+	if (store_pg_location(path)) {
+		r = store_pg_open(store_pg_location(path), writable, &s->pg);
+		if (r < 0) {
+			free(s);
+			return r;
+		}
+		*ret = s;
+		return 0;
+	}
 	s->md = EVP_MD_CTX_new();
 	if (!s->md) {
 		free(s);
@@ -527,6 +490,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	store_pg_close(s->pg);
 	for (size_t i = 0; i < _ST_MAX; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close_v2(s->db);
@@ -536,11 +500,15 @@ void store_close(struct store *s)
 
 int store_schema_version(struct store *s)
 {
+	if (s->pg)
+		return store_pg_schema_version(s->pg);
 	return user_version(s);
 }
 
 int store_terminal_max_seq(struct store *s, const char *name, uint64_t *ret)
 {
+	if (s->pg)
+		return store_pg_terminal_max_seq(s->pg, name, ret);
 	sqlite3_stmt *st = stmt(s, ST_TERMINAL_GET);
 	uint64_t max = 0;
 	int rc;
@@ -558,11 +526,15 @@ int store_terminal_max_seq(struct store *s, const char *name, uint64_t *ret)
 
 int store_begin(struct store *s)
 {
+	if (s->pg)
+		return store_pg_begin(s->pg);
 	return exec(s, "BEGIN IMMEDIATE");
 }
 
 int store_commit(struct store *s)
 {
+	if (s->pg)
+		return store_pg_commit(s->pg);
 	int r = exec(s, "COMMIT");
 	if (r < 0)
 		store_rollback(s);
@@ -571,6 +543,10 @@ int store_commit(struct store *s)
 
 void store_rollback(struct store *s)
 {
+	if (s->pg) {
+		store_pg_rollback(s->pg);
+		return;
+	}
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
@@ -913,6 +889,8 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 int store_write_batch(struct store *s, const struct event_batch *b, int64_t received_ms,
 		      struct store_write_result *ret)
 {
+	if (s->pg)
+		return store_pg_write_batch(s->pg, b, received_ms, ret);
 	struct store_write_result res = {0};
 	int r;
 
@@ -1116,6 +1094,8 @@ static int collapse(struct store *s, int64_t now_ms, unsigned budget, unsigned *
 int store_retention(struct store *s, const struct store_retention_policy *p, int64_t now_ms,
 		    unsigned limit, unsigned *ret_disposed)
 {
+	if (s->pg)
+		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
 	_cleanup_free_ char *held = NULL;
 	unsigned disposed = 0, done = 0;
 	int r;
@@ -1311,6 +1291,8 @@ void store_verify_done(struct store_verify *v)
 
 int store_verify(struct store *s, const struct store_verify_opts *o, struct store_verify *ret)
 {
+	if (s->pg)
+		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
 	struct store_verify v = {0};
 	sqlite3_stmt *st = NULL;
 	int rc = SQLITE_DONE, r;
@@ -1388,6 +1370,8 @@ out:
 int store_signed_heads_put(struct store *s, int64_t at_ms, const char *body, const uint8_t *sig,
 			   size_t sig_len, unsigned keep)
 {
+	if (s->pg)
+		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
 	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *prune = NULL;
 	int r;
 
@@ -1421,6 +1405,8 @@ int store_signed_heads_put(struct store *s, int64_t at_ms, const char *body, con
 int store_signed_heads_last(struct store *s, int64_t *ret_at, char **ret_body, uint8_t **ret_sig,
 			    size_t *ret_sig_len)
 {
+	if (s->pg)
+		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_free_ char *body = NULL;
 	_cleanup_free_ uint8_t *sig = NULL;
@@ -1773,6 +1759,8 @@ static int terminals_summary(struct store *s, const struct store_view *v)
 int store_terminals_json(struct store *s, const struct store_view *v,
 			 const struct store_terminal_query *q, json_t **ret)
 {
+	if (s->pg)
+		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *list = json_array();
 	char where[512], sql[4096];
@@ -1854,6 +1842,8 @@ static int prepare_for_tid(struct store *s, const char *sql, int64_t tid, sqlite
 int store_terminal_json(struct store *s, const struct store_view *v, const char *id,
 			unsigned recent, json_t **ret)
 {
+	if (s->pg)
+		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *byid = json_object(), *t = NULL;
 	json_t *arr;
@@ -1977,6 +1967,8 @@ static int events_prepare(struct store *s, const struct store_filter *f, sqlite3
 
 int store_events_json(struct store *s, const struct store_filter *f, json_t **ret)
 {
+	if (s->pg)
+		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	json_t *arr = json_array(), *o;
 	int64_t last = 0, last_ts = 0;
@@ -2020,6 +2012,8 @@ int store_events_foreach(struct store *s, const struct store_filter *f,
 			 int (*fn)(const struct store_row *row, void *userdata), void *userdata,
 			 uint64_t *ret_last)
 {
+	if (s->pg)
+		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	uint64_t last = 0;
 	int rc, r;
@@ -2051,6 +2045,8 @@ int store_events_foreach(struct store *s, const struct store_filter *f,
 
 int store_stats(struct store *s, const struct store_view *v, struct store_stats *ret)
 {
+	if (s->pg)
+		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
 	static const struct store_terminal_query all = {.status = STORE_STATUS_ALL, .limit = 1};
 	_cleanup_json_ json_t *page = NULL;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;

@@ -7,12 +7,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "chain.h"
 #include "event.h"
 
 #define STORE_SCHEMA_VERSION 4
-
-/* SHA-256: one link of a terminal's hash chain (docs/evidence.md) */
-#define STORE_CHAIN_LEN 32
 
 struct store;
 

@@ -76,7 +76,8 @@ class PostgreSQL:
         self.run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"), "-o",
                  opts, "-w", "-t", "60", "start")
         self.running = True
-        self.run("createdb", "-h", self.sock, "-U", self.role, self.dbname)
+        if self.dbname != "postgres":
+            self.run("createdb", "-h", self.sock, "-U", self.role, self.dbname)
         return self
 
     def psql(self, sql):

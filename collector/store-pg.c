@@ -1,0 +1,786 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: the PostgreSQL store (docs/postgresql.md). The same tables as the SQLite
+ * store (store.c), except that events are partitioned by month of the event's time (ts), so that
+ * retention can drop a partition; a (terminal, seq) keeps its ts across retries, so the unique
+ * key (tid, seq, ts) that the partitioning requires is the dedup key (tid, seq). */
+#include "store-pg.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "macro.h"
+
+#define PG_SCHEMA_VERSION 1
+#define PG_MONTHS_CACHED  64
+/* pg_advisory_xact_lock key of the schema and of partition creation ("mgev") */
+#define PG_DDL_LOCK "1835492726"
+
+static const char pg_schema[] =
+    "CREATE TABLE mg_schema (version integer NOT NULL);"
+    "CREATE TABLE terminals ("
+    "  id bigserial PRIMARY KEY,"
+    "  name text NOT NULL UNIQUE,"
+    "  first_seen bigint NOT NULL,"
+    "  last_seen bigint NOT NULL,"
+    "  max_seq bigint NOT NULL DEFAULT 0,"
+    "  policy_hash text,"
+    "  report_interval bigint,"
+    "  compliance_seq bigint NOT NULL DEFAULT 0,"
+    "  compliance_ts bigint,"
+    "  drift_ms bigint,"
+    "  conflicts bigint NOT NULL DEFAULT 0,"
+    "  description text,"
+    "  n_failing integer NOT NULL DEFAULT 0,"
+    "  locked_at bigint,"
+    "  n_gaps integer NOT NULL DEFAULT 0,"
+    "  n_gaps_unannounced integer NOT NULL DEFAULT 0,"
+    "  chain_head bytea);"
+    /* id: receive order (the API's cursor); ts: the terminal's clock, ms (the partition key) */
+    "CREATE TABLE events ("
+    "  id bigint GENERATED ALWAYS AS IDENTITY,"
+    "  tid bigint NOT NULL REFERENCES terminals(id),"
+    "  seq bigint NOT NULL,"
+    "  ts bigint NOT NULL,"
+    "  received_at bigint NOT NULL,"
+    "  kind text NOT NULL,"
+    "  clause text NOT NULL,"
+    "  data text NOT NULL,"
+    "  chain bytea,"
+    "  body bytea,"
+    "  disposed_at bigint,"
+    "  UNIQUE (tid, seq, ts)"
+    ") PARTITION BY RANGE (ts);"
+    "CREATE INDEX events_id ON events (id);"
+    "CREATE INDEX events_tid_id ON events (tid, id);"
+    "CREATE INDEX events_kind_ts ON events (kind, ts);"
+    "CREATE INDEX events_ts ON events (ts);"
+    "CREATE TABLE checks ("
+    "  tid bigint NOT NULL REFERENCES terminals(id),"
+    "  check_id text NOT NULL,"
+    "  status text NOT NULL,"
+    "  clause text NOT NULL,"
+    "  detail text,"
+    "  since bigint NOT NULL,"
+    "  updated_at bigint NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  PRIMARY KEY (tid, check_id));"
+    "CREATE TABLE gaps ("
+    "  id bigserial PRIMARY KEY,"
+    "  tid bigint NOT NULL REFERENCES terminals(id),"
+    "  first bigint NOT NULL,"
+    "  last bigint NOT NULL,"
+    "  detected_at bigint NOT NULL,"
+    "  announced integer NOT NULL DEFAULT 0);"
+    "CREATE INDEX gaps_tid ON gaps (tid, first);"
+    "CREATE TABLE chain_anchors ("
+    "  tid bigint PRIMARY KEY REFERENCES terminals(id),"
+    "  first_seq bigint,"
+    "  chain bytea NOT NULL,"
+    "  disposed bigint NOT NULL,"
+    "  at bigint NOT NULL);"
+    "CREATE TABLE signed_heads ("
+    "  id bigserial PRIMARY KEY,"
+    "  at bigint NOT NULL,"
+    "  body text NOT NULL,"
+    "  signature bytea NOT NULL);"
+    "INSERT INTO mg_schema VALUES (1);";
+
+struct store_pg {
+	PGconn *c;
+	EVP_MD_CTX *md;
+	bool writable;
+	/* month partitions known to exist (start of the month, ms); forgotten on a rollback,
+	 * which may have undone their creation */
+	int64_t months[PG_MONTHS_CACHED];
+	size_t n_months;
+	char clause_buf[4096];
+	char data_buf[EVENT_MAX_BYTES];
+};
+
+const char *store_pg_location(const char *location)
+{
+	if (location && strncmp(location, STORE_PG_PREFIX, strlen(STORE_PG_PREFIX)) == 0)
+		return location + strlen(STORE_PG_PREFIX);
+	return NULL;
+}
+
+static int pg_errno(const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (!state)
+		return -EIO;
+	if (strncmp(state, "23", 2) == 0)
+		return -EEXIST;
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+	    strcmp(state, "55P03") == 0)
+		return -EBUSY;
+	if (strcmp(state, "53100") == 0)
+		return -ENOSPC;
+	if (strcmp(state, "53200") == 0)
+		return -ENOMEM;
+	if (strcmp(state, "42501") == 0 || strncmp(state, "28", 2) == 0)
+		return -EACCES;
+	return -EIO;
+}
+
+/* Runs sql with text parameters; NULL with *err set on failure. */
+static PGresult *pq(struct store_pg *p, const char *sql, int n, const char *const *vals, int *err)
+{
+	/* without parameters: the simple protocol, which also runs several statements */
+	PGresult *res =
+	    n ? PQexecParams(p->c, sql, n, NULL, vals, NULL, NULL, 0) : PQexec(p->c, sql);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	*err = pg_errno(res);
+	PQclear(res);
+	return NULL;
+}
+
+static int pq_do(struct store_pg *p, const char *sql, int n, const char *const *vals)
+{
+	int r = 0;
+	PGresult *res = pq(p, sql, n, vals, &r);
+	PQclear(res);
+	return r;
+}
+
+static void pgresult_freep(PGresult **res)
+{
+	PQclear(*res);
+}
+#define _cleanup_pgresult_ _cleanup_(pgresult_freep)
+
+struct i64text {
+	char s[24];
+};
+
+static struct i64text i64(int64_t v)
+{
+	struct i64text t;
+	snprintf(t.s, sizeof(t.s), "%" PRId64, v);
+	return t;
+}
+
+static int64_t col_i64(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* bytea as a text parameter: "\x" and hex */
+static void hex_param(const uint8_t *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	out[0] = '\\';
+	out[1] = 'x';
+	for (size_t i = 0; i < n; i++) {
+		out[2 + 2 * i] = digits[b[i] >> 4];
+		out[3 + 2 * i] = digits[b[i] & 15];
+	}
+	out[2 + 2 * n] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* A bytea column read as text ("\x..."): true when it holds exactly STORE_CHAIN_LEN bytes. */
+static bool col_link(const PGresult *res, int row, int col, uint8_t out[STORE_CHAIN_LEN])
+{
+	const char *t;
+
+	if (PQgetisnull(res, row, col))
+		return false;
+	t = PQgetvalue(res, row, col);
+	if (strncmp(t, "\\x", 2) != 0 || strlen(t) != 2 + 2 * STORE_CHAIN_LEN)
+		return false;
+	for (size_t i = 0; i < STORE_CHAIN_LEN; i++) {
+		int hi = hexval(t[2 + 2 * i]), lo = hexval(t[3 + 2 * i]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+static int schema_version(struct store_pg *p)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r = 0;
+
+	res = pq(p, "SELECT to_regclass('mg_schema') IS NOT NULL", 0, NULL, &r);
+	if (!res)
+		return r;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		return 0;
+	PQclear(res);
+	res = pq(p, "SELECT max(version) FROM mg_schema", 0, NULL, &r);
+	if (!res)
+		return r;
+	return PQntuples(res) == 1 ? (int)col_i64(res, 0, 0) : -EIO;
+}
+
+int store_pg_schema_version(struct store_pg *p)
+{
+	return schema_version(p);
+}
+
+/* Creates the schema once, under a lock that other collectors starting at once also take. */
+static int schema_create(struct store_pg *p)
+{
+	int r, v;
+
+	r = pq_do(p, "BEGIN", 0, NULL);
+	if (r < 0)
+		return r;
+	r = pq_do(p, "SELECT pg_advisory_xact_lock(" PG_DDL_LOCK ")", 0, NULL);
+	if (r >= 0) {
+		v = schema_version(p);
+		if (v < 0)
+			r = v;
+		else if (v == 0)
+			r = pq_do(p, pg_schema, 0, NULL);
+		else if (v != PG_SCHEMA_VERSION)
+			r = -EPROTO;
+	}
+	if (r < 0) {
+		pq_do(p, "ROLLBACK", 0, NULL);
+		return r;
+	}
+	return pq_do(p, "COMMIT", 0, NULL);
+}
+
+int store_pg_open(const char *conninfo, bool writable, struct store_pg **ret)
+{
+	struct store_pg *p;
+	int r;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->writable = writable;
+	p->md = EVP_MD_CTX_new();
+	if (!p->md) {
+		free(p);
+		return -ENOMEM;
+	}
+	p->c = PQconnectdb(conninfo);
+	if (!p->c || PQstatus(p->c) != CONNECTION_OK) {
+		store_pg_close(p);
+		return -ECONNREFUSED;
+	}
+	/* an acknowledged batch is on disk: never let a server default weaken the commit */
+	r = pq_do(p,
+		  "SET synchronous_commit = on; SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'",
+		  0, NULL);
+	if (r >= 0 && writable)
+		r = schema_create(p);
+	if (r >= 0 && !writable) {
+		r = pq_do(p, "SET default_transaction_read_only = on", 0, NULL);
+		if (r >= 0 && schema_version(p) != PG_SCHEMA_VERSION)
+			r = -EPROTO;
+	}
+	if (r < 0) {
+		store_pg_close(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
+void store_pg_close(struct store_pg *p)
+{
+	if (!p)
+		return;
+	if (p->c)
+		PQfinish(p->c);
+	EVP_MD_CTX_free(p->md);
+	free(p);
+}
+
+int store_pg_begin(struct store_pg *p)
+{
+	/* a server restart broke the connection: one new attempt per writer round */
+	if (PQstatus(p->c) != CONNECTION_OK) {
+		PQreset(p->c);
+		if (PQstatus(p->c) != CONNECTION_OK)
+			return -EIO;
+		if (pq_do(p, "SET synchronous_commit = on", 0, NULL) < 0)
+			return -EIO;
+	}
+	return pq_do(p, "BEGIN", 0, NULL);
+}
+
+int store_pg_commit(struct store_pg *p)
+{
+	int r = pq_do(p, "COMMIT", 0, NULL);
+	if (r < 0)
+		store_pg_rollback(p);
+	return r;
+}
+
+void store_pg_rollback(struct store_pg *p)
+{
+	p->n_months = 0;
+	if (PQtransactionStatus(p->c) != PQTRANS_IDLE)
+		pq_do(p, "ROLLBACK", 0, NULL);
+}
+
+int store_pg_terminal_max_seq(struct store_pg *p, const char *name, uint64_t *ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	const char *v[] = {name};
+	int r = 0;
+
+	res = pq(p, "SELECT max_seq FROM terminals WHERE name = $1", 1, v, &r);
+	if (!res)
+		return r;
+	*ret = PQntuples(res) == 1 ? (uint64_t)col_i64(res, 0, 0) : 0;
+	return 0;
+}
+
+/* ---- ingest ---- */
+
+/* The month partition that holds ts exists (created on demand, under the DDL lock). */
+static int partition_ensure(struct store_pg *p, int64_t ts_ms)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	time_t t = (time_t)(ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000);
+	struct tm tm;
+	int64_t from, to;
+	char name[32], sql[256];
+	int r = 0;
+
+	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999)
+		return -ERANGE;
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	from = (int64_t)timegm(&tm) * 1000;
+	for (size_t i = 0; i < p->n_months; i++)
+		if (p->months[i] == from)
+			return 0;
+	snprintf(name, sizeof(name), "events_p%04d%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+	tm.tm_mon++;
+	to = (int64_t)timegm(&tm) * 1000;
+
+	const char *v[] = {name};
+	res = pq(p, "SELECT to_regclass($1) IS NOT NULL", 1, v, &r);
+	if (!res)
+		return r;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		r = pq_do(p, "SELECT pg_advisory_xact_lock(" PG_DDL_LOCK ")", 0, NULL);
+		snprintf(sql, sizeof(sql),
+			 "CREATE TABLE IF NOT EXISTS %s PARTITION OF events"
+			 " FOR VALUES FROM (%" PRId64 ") TO (%" PRId64 ")",
+			 name, from, to);
+		if (r >= 0)
+			r = pq_do(p, sql, 0, NULL);
+		if (r < 0)
+			return r;
+	}
+	if (p->n_months < PG_MONTHS_CACHED)
+		p->months[p->n_months++] = from;
+	return 0;
+}
+
+static int gap_add(struct store_pg *p, const char *tid, uint64_t first, uint64_t last, int64_t now,
+		   bool announced)
+{
+	struct i64text f = i64((int64_t)first), l = i64((int64_t)last), n = i64(now);
+	const char *v[] = {tid, f.s, l.s, n.s, announced ? "1" : "0"};
+	return pq_do(p,
+		     "INSERT INTO gaps (tid, first, last, detected_at, announced)"
+		     " VALUES ($1, $2, $3, $4, $5)",
+		     5, v);
+}
+
+static int gap_fill(struct store_pg *p, const char *tid, uint64_t seq, int64_t now)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct i64text sq = i64((int64_t)seq);
+	const char *v[] = {tid, sq.s};
+	int64_t first, last;
+	bool announced;
+	int r = 0;
+
+	res = pq(p,
+		 "DELETE FROM gaps WHERE id = (SELECT id FROM gaps WHERE tid = $1 AND first <= $2"
+		 " AND last >= $2 LIMIT 1) RETURNING first, last, announced",
+		 2, v, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) == 0)
+		return 0;
+	first = col_i64(res, 0, 0);
+	last = col_i64(res, 0, 1);
+	announced = col_i64(res, 0, 2) != 0;
+	if (first < (int64_t)seq)
+		r = gap_add(p, tid, (uint64_t)first, seq - 1, now, announced);
+	if (r >= 0 && (int64_t)seq < last)
+		r = gap_add(p, tid, seq + 1, (uint64_t)last, now, announced);
+	return r;
+}
+
+static int compliance_apply(struct store_pg *p, const char *tid, const struct event *e, int64_t now)
+{
+	json_t *checks = json_object_get(e->data, "checks");
+	json_t *hash = json_object_get(e->data, "policy_hash");
+	json_t *interval = json_object_get(e->data, "interval_s");
+	json_t *description = json_object_get(e->data, "description");
+	struct i64text seq = i64((int64_t)e->seq), ts = i64(e->ts_ms), nw = i64(now), iv = {""};
+	size_t i;
+	json_t *c;
+	int r;
+
+	json_array_foreach(checks, i, c)
+	{
+		const char *id = json_string_value(json_object_get(c, "id"));
+		const char *status = json_string_value(json_object_get(c, "status"));
+		const char *detail = json_string_value(json_object_get(c, "detail"));
+		json_t *clause = json_object_get(c, "clause");
+		_cleanup_free_ char *clause_text = NULL;
+
+		if (!id || !status)
+			continue;
+		clause_text =
+		    json_is_array(clause) ? json_dumps(clause, JSON_COMPACT) : strdup("[]");
+		if (!clause_text)
+			return -ENOMEM;
+		/* "since" stays while the status does */
+		const char *v[] = {tid, id, status, clause_text, detail, ts.s, nw.s, seq.s};
+		r = pq_do(p,
+			  "INSERT INTO checks (tid, check_id, status, clause, detail, since,"
+			  " updated_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+			  " ON CONFLICT (tid, check_id) DO UPDATE SET status = excluded.status,"
+			  " clause = excluded.clause, detail = excluded.detail,"
+			  " since = CASE WHEN checks.status = excluded.status THEN checks.since"
+			  " ELSE excluded.since END, updated_at = excluded.updated_at,"
+			  " seq = excluded.seq",
+			  8, v);
+		if (r < 0)
+			return r;
+	}
+	const char *prune[] = {tid, seq.s};
+	r = pq_do(p, "DELETE FROM checks WHERE tid = $1 AND seq != $2", 2, prune);
+	if (r < 0)
+		return r;
+	if (json_is_integer(interval) && json_integer_value(interval) > 0 &&
+	    json_integer_value(interval) <= 7 * 86400)
+		iv = i64(json_integer_value(interval) * 1000);
+	const char *v[] = {tid,
+			   seq.s,
+			   ts.s,
+			   json_is_string(hash) ? json_string_value(hash) : NULL,
+			   iv.s[0] ? iv.s : NULL,
+			   json_is_string(description) ? json_string_value(description) : NULL};
+	return pq_do(
+	    p,
+	    "UPDATE terminals SET compliance_seq = $2, compliance_ts = $3, policy_hash = $4,"
+	    " report_interval = $5, description = $6, n_failing = (SELECT count(*)"
+	    " FROM checks c WHERE c.tid = $1 AND c.status IN ('fail', 'error'))"
+	    " WHERE id = $1",
+	    6, v);
+}
+
+static int cmp_event_seq(const void *a, const void *b)
+{
+	const struct event *const *x = a, *const *y = b;
+	return (*x)->seq < (*y)->seq ? -1 : (*x)->seq > (*y)->seq;
+}
+
+static int cmp_event_time(const void *a, const void *b)
+{
+	const struct event *const *x = a, *const *y = b;
+	if ((*x)->ts_ms != (*y)->ts_ms)
+		return (*x)->ts_ms < (*y)->ts_ms ? -1 : 1;
+	return cmp_event_seq(a, b);
+}
+
+struct stored {
+	uint64_t seq;
+	int64_t ts;
+	char kind[STORE_KIND_MAX + 1];
+};
+
+static int cmp_stored(const void *a, const void *b)
+{
+	const struct stored *x = a, *y = b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The terminal's row, locked until the transaction ends: one writer per terminal at a time, also
+ * across several collectors on one database. */
+static int terminal_lock(struct store_pg *p, const char *name, int64_t now, PGresult **ret)
+{
+	struct i64text n = i64(now);
+	const char *v[] = {name, n.s};
+	static const char get[] = "SELECT id, max_seq, compliance_seq, compliance_ts, chain_head"
+				  " FROM terminals WHERE name = $1 FOR UPDATE";
+	PGresult *res;
+	int r = 0;
+
+	res = pq(p, get, 1, v, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) == 1) {
+		*ret = res;
+		return 0;
+	}
+	PQclear(res);
+	r = pq_do(p,
+		  "INSERT INTO terminals (name, first_seen, last_seen) VALUES ($1, $2, $2)"
+		  " ON CONFLICT (name) DO NOTHING",
+		  2, v);
+	if (r < 0)
+		return r;
+	res = pq(p, get, 1, v, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return -EIO;
+	}
+	*ret = res;
+	return 0;
+}
+
+static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t now,
+		       struct store_write_result *res)
+{
+	_cleanup_free_ const struct event **order = NULL, **snapshots = NULL;
+	_cleanup_free_ struct stored *have = NULL;
+	_cleanup_pgresult_ PGresult *term = NULL, *old = NULL;
+	int64_t newest_ts = INT64_MIN, compliance_ts = INT64_MIN;
+	uint64_t max_seq, compliance_seq, top = 0;
+	uint8_t chain[STORE_CHAIN_LEN] = {0}, link[STORE_CHAIN_LEN], body[STORE_CHAIN_LEN];
+	char link_hex[2 * STORE_CHAIN_LEN + 3], tid[24];
+	size_t n_snapshots = 0, n_have;
+	bool gaps_changed = false;
+	int r;
+
+	if (b->n == 0)
+		return 0;
+	order = calloc(b->n, sizeof(*order));
+	snapshots = calloc(b->n, sizeof(*snapshots));
+	if (!order || !snapshots)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->events[i].seq > (uint64_t)INT64_MAX)
+			return -ERANGE;
+		order[i] = &b->events[i];
+	}
+	qsort(order, b->n, sizeof(*order), cmp_event_seq);
+
+	r = terminal_lock(p, b->terminal, now, &term);
+	if (r < 0)
+		return r;
+	snprintf(tid, sizeof(tid), "%s", PQgetvalue(term, 0, 0));
+	max_seq = (uint64_t)col_i64(term, 0, 1);
+	compliance_seq = (uint64_t)col_i64(term, 0, 2);
+	if (!PQgetisnull(term, 0, 3))
+		compliance_ts = col_i64(term, 0, 3);
+	col_link(term, 0, 4, chain);
+
+	/* the batch's seqs already stored: duplicates (a conflict when ts or kind differ) */
+	{
+		struct i64text lo = i64((int64_t)order[0]->seq),
+			       hi = i64((int64_t)order[b->n - 1]->seq);
+		const char *v[] = {tid, lo.s, hi.s};
+		old = pq(p,
+			 "SELECT seq, ts, kind FROM events WHERE tid = $1 AND seq BETWEEN $2 AND $3"
+			 " ORDER BY seq",
+			 3, v, &r);
+		if (!old)
+			return r;
+	}
+	n_have = (size_t)PQntuples(old);
+	have = calloc(n_have + b->n + 1, sizeof(*have));
+	if (!have)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_have; i++) {
+		have[i].seq = (uint64_t)col_i64(old, (int)i, 0);
+		have[i].ts = col_i64(old, (int)i, 1);
+		snprintf(have[i].kind, sizeof(have[i].kind), "%s", PQgetvalue(old, (int)i, 2));
+	}
+
+	for (size_t i = 0; i < b->n; i++) {
+		const struct event *e = order[i];
+		const char *kind = event_kind_name(e->kind);
+		struct stored key = {.seq = e->seq}, *dup;
+		size_t clause_len = 2, data_len;
+
+		if (e->seq > top)
+			top = e->seq;
+		if (e->ts_ms > newest_ts)
+			newest_ts = e->ts_ms;
+		dup = bsearch(&key, have, n_have, sizeof(*have), cmp_stored);
+		if (!dup && i > 0 && order[i - 1]->seq == e->seq)
+			dup = &have[n_have + i - 1]; /* twice in this batch: the first one counts */
+		if (dup) {
+			res->duplicates++;
+			if (dup->ts != e->ts_ms || strcmp(dup->kind, kind) != 0)
+				res->conflicts++;
+			have[n_have + i] = *dup;
+			continue;
+		}
+		have[n_have + i].seq = e->seq;
+		have[n_have + i].ts = e->ts_ms;
+		snprintf(have[n_have + i].kind, sizeof(have[n_have + i].kind), "%s", kind);
+
+		if (e->clause) {
+			clause_len = json_dumpb(e->clause, p->clause_buf, sizeof(p->clause_buf) - 1,
+						JSON_COMPACT);
+			if (clause_len == 0 || clause_len > sizeof(p->clause_buf) - 1)
+				return -EMSGSIZE;
+		} else
+			memcpy(p->clause_buf, "[]", 2);
+		p->clause_buf[clause_len] = '\0';
+		data_len = json_dumpb(e->data, p->data_buf, sizeof(p->data_buf) - 1, JSON_COMPACT);
+		if (data_len == 0 || data_len > sizeof(p->data_buf) - 1)
+			return -EMSGSIZE;
+		p->data_buf[data_len] = '\0';
+		/* the link in storage order, exactly as the SQLite store makes it (chain.c) */
+		r = chain_body(p->md, p->clause_buf, clause_len, p->data_buf, data_len, body);
+		if (r >= 0)
+			r = chain_link(p->md, chain, b->terminal, e->seq, e->ts_ms, now, kind, body,
+				       link);
+		if (r >= 0)
+			r = partition_ensure(p, e->ts_ms);
+		if (r < 0)
+			return r;
+		hex_param(link, STORE_CHAIN_LEN, link_hex);
+		struct i64text sq = i64((int64_t)e->seq), ts = i64(e->ts_ms), nw = i64(now);
+		const char *v[] = {tid,	 sq.s,		ts.s,	     nw.s,
+				   kind, p->clause_buf, p->data_buf, link_hex};
+		r = pq_do(
+		    p,
+		    "INSERT INTO events (tid, seq, ts, received_at, kind, clause, data, chain)"
+		    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+		    8, v);
+		if (r < 0)
+			return r;
+		res->stored++;
+		memcpy(chain, link, STORE_CHAIN_LEN);
+
+		if (e->seq > max_seq + 1) {
+			r = gap_add(p, tid, max_seq + 1, e->seq - 1, now, false);
+			if (r < 0)
+				return r;
+			res->gaps++;
+			gaps_changed = true;
+		} else if (e->seq <= max_seq) {
+			r = gap_fill(p, tid, e->seq, now);
+			gaps_changed = true;
+			if (r < 0)
+				return r;
+		}
+		if (e->seq > max_seq)
+			max_seq = e->seq;
+		if (e->kind == EVENT_COMPLIANCE)
+			snapshots[n_snapshots++] = e;
+		if (e->kind == EVENT_AUTH_LOCKED) {
+			const char *lv[] = {tid, ts.s};
+			r = pq_do(
+			    p,
+			    "UPDATE terminals SET locked_at = greatest(coalesce(locked_at, $2),"
+			    " $2) WHERE id = $1",
+			    2, lv);
+			if (r < 0)
+				return r;
+		}
+	}
+
+	for (size_t i = 0; i < b->n; i++) {
+		const struct event *e = order[i];
+		json_t *first, *last;
+
+		if (e->kind != EVENT_SPOOL_DROPPED)
+			continue;
+		first = json_object_get(e->data, "first_seq");
+		last = json_object_get(e->data, "last_seq");
+		if (!json_is_integer(first) || !json_is_integer(last))
+			continue;
+		gaps_changed = true;
+		struct i64text f = i64(json_integer_value(first)),
+			       l = i64(json_integer_value(last));
+		const char *v[] = {tid, f.s, l.s};
+		r = pq_do(p,
+			  "UPDATE gaps SET announced = 1 WHERE tid = $1 AND first <= $3"
+			  " AND last >= $2",
+			  3, v);
+		if (r < 0)
+			return r;
+	}
+	if (gaps_changed) {
+		const char *v[] = {tid};
+		r = pq_do(
+		    p,
+		    "UPDATE terminals SET n_gaps = (SELECT count(*) FROM gaps WHERE tid = $1),"
+		    " n_gaps_unannounced = (SELECT count(*) FROM gaps WHERE tid = $1"
+		    " AND announced = 0) WHERE id = $1",
+		    1, v);
+		if (r < 0)
+			return r;
+	}
+
+	qsort(snapshots, n_snapshots, sizeof(*snapshots), cmp_event_time);
+	for (size_t i = 0; i < n_snapshots; i++) {
+		const struct event *e = snapshots[i];
+		if (e->ts_ms < compliance_ts ||
+		    (e->ts_ms == compliance_ts && e->seq <= compliance_seq))
+			continue;
+		r = compliance_apply(p, tid, e, now);
+		if (r < 0)
+			return r;
+		compliance_ts = e->ts_ms;
+		compliance_seq = e->seq;
+	}
+
+	hex_param(chain, STORE_CHAIN_LEN, link_hex);
+	struct i64text nw = i64(now), mx = i64((int64_t)max_seq), dr = i64(now - newest_ts),
+		       cf = i64(res->conflicts);
+	const char *v[] = {tid, nw.s, mx.s, dr.s, cf.s, link_hex};
+	r = pq_do(p,
+		  "UPDATE terminals SET last_seen = $2, max_seq = greatest(max_seq, $3),"
+		  " drift_ms = $4, conflicts = conflicts + $5, chain_head = $6 WHERE id = $1",
+		  6, v);
+	if (r < 0)
+		return r;
+	res->acked_through = top;
+	return 0;
+}
+
+int store_pg_write_batch(struct store_pg *p, const struct event_batch *b, int64_t received_ms,
+			 struct store_write_result *ret)
+{
+	struct store_write_result res = {0};
+	int r;
+
+	r = pq_do(p, "SAVEPOINT batch", 0, NULL);
+	if (r < 0)
+		return r;
+	r = write_batch(p, b, received_ms, &res);
+	if (r < 0) {
+		p->n_months = 0; /* the savepoint may undo a partition's creation */
+		pq_do(p, "ROLLBACK TO batch", 0, NULL);
+		pq_do(p, "RELEASE batch", 0, NULL);
+		return r;
+	}
+	r = pq_do(p, "RELEASE batch", 0, NULL);
+	if (r < 0)
+		return r;
+	*ret = res;
+	return 0;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: the PostgreSQL store (libpq), the second implementation of store.h.
+ * store.c's public functions dispatch here when the store was opened on a PostgreSQL location
+ * (docs/postgresql.md); the meaning of each function is the one store.h gives. */
+#pragma once
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct store_pg;
+
+/* The prefix of a store location that names a PostgreSQL database: "pg:" followed by a libpq
+ * connection string (a postgresql:// URI or key=value conninfo). */
+#define STORE_PG_PREFIX "pg:"
+
+/* The conninfo of a PostgreSQL location, NULL for a SQLite path. */
+const char *store_pg_location(const char *location);
+
+/* Connects and (writable) creates or checks the schema; a read-only store refuses a schema of
+ * another version (-EPROTO). */
+int store_pg_open(const char *conninfo, bool writable, struct store_pg **ret);
+void store_pg_close(struct store_pg *p);
+int store_pg_schema_version(struct store_pg *p);
+
+int store_pg_begin(struct store_pg *p);
+int store_pg_commit(struct store_pg *p);
+void store_pg_rollback(struct store_pg *p);
+int store_pg_write_batch(struct store_pg *p, const struct event_batch *b, int64_t received_ms,
+			 struct store_write_result *ret);
+int store_pg_terminal_max_seq(struct store_pg *p, const char *name, uint64_t *ret);
