@@ -59,6 +59,11 @@ static const char pg_schema[] =
     "CREATE INDEX events_tid_id ON events (tid, id);"
     "CREATE INDEX events_kind_ts ON events (kind, ts);"
     "CREATE INDEX events_ts ON events (ts);"
+    "CREATE INDEX events_expiry ON events (kind, received_at) WHERE body IS NULL;"
+    /* the API's time format (event_format_ts): 2026-11-25T18:58:36.123Z */
+    "CREATE FUNCTION mg_ts(ms bigint) RETURNS text LANGUAGE sql IMMUTABLE STRICT AS"
+    " $$SELECT to_char(to_timestamp(ms / 1000) AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.' || lpad((ms % 1000)::text, 3, '0') || 'Z'$$;"
     "CREATE TABLE checks ("
     "  tid bigint NOT NULL REFERENCES terminals(id),"
     "  check_id text NOT NULL,"
@@ -782,5 +787,360 @@ int store_pg_write_batch(struct store_pg *p, const struct event_batch *b, int64_
 	if (r < 0)
 		return r;
 	*ret = res;
+	return 0;
+}
+
+/* ---- dashboard queries: the JSON of a row is built by PostgreSQL (json_build_object), in the
+ * shapes store.c builds for SQLite (store.h) ---- */
+
+static json_t *col_json(const PGresult *res, int row, int col)
+{
+	return json_loads(PQgetvalue(res, row, col), 0, NULL);
+}
+
+/* Every terminal with its derived state, as store.c's TERMINAL_VIEW: $1..$2 the 24 h around now,
+ * $3 now, $4 the default report interval, $5 the drift limit. */
+#define PG_TERMINAL_VIEW                                                                           \
+	"WITH v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"     \
+	"  t.report_interval, t.compliance_ts, coalesce(t.drift_ms, 0) AS drift_ms, t.conflicts,"  \
+	"  t.n_gaps AS gaps_all, t.n_gaps_unannounced AS gaps_un, t.description,"                  \
+	"  coalesce(t.locked_at >= $1::bigint AND t.locked_at < $2::bigint, false) AS locked,"     \
+	"  t.n_failing,"                                                                           \
+	"  ($3::bigint - t.last_seen > 2 * coalesce(t.report_interval, $4::bigint)) AS stale,"     \
+	"  (coalesce(t.drift_ms, 0) > $5::bigint OR coalesce(t.drift_ms, 0) < -$5::bigint)"        \
+	"  AS drift,"                                                                              \
+	"  CASE WHEN t.compliance_ts IS NULL THEN 2 WHEN t.n_failing > 0 THEN 0 ELSE 1 END AS st"  \
+	"  FROM terminals t),"                                                                     \
+	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0) AS problem,"        \
+	"  CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                              \
+	"  WHEN drift OR locked OR gaps_un > 0 THEN 2 WHEN st = 2 THEN 3 ELSE 4 END AS rank"       \
+	"  FROM v) "
+
+#define PG_COUNT_24H(kind, extra)                                                                  \
+	"(SELECT count(*) FROM events e WHERE e.tid = w.id AND e.kind = '" kind "'"                \
+	" AND e.ts >= $1::bigint AND e.ts < $2::bigint AND e.body IS NULL" extra ")"
+
+#define PG_CHECK_JSON                                                                              \
+	"json_build_object('id', c.check_id, 'status', c.status, 'clause', c.clause::json,"        \
+	" 'detail', c.detail, 'since', mg_ts(c.since)"
+
+/* one terminal as JSON, from a row of w */
+#define PG_TERMINAL_JSON                                                                                       \
+	"json_build_object('id', name, 'description', description, 'first_seen',"                              \
+	" mg_ts(first_seen), 'last_seen', mg_ts(last_seen), 'last_seq', max_seq, 'policy_hash',"               \
+	" policy_hash, 'report_interval_s', coalesce(report_interval, $4::bigint) / 1000,"                     \
+	" 'last_compliance', mg_ts(compliance_ts), 'clock_drift_ms', drift_ms, 'clock_drift',"                 \
+	" drift, 'seq_conflicts', conflicts, 'gaps', gaps_all, 'gaps_unannounced', gaps_un,"                   \
+	" 'stale', stale, 'locked_24h', " PG_COUNT_24H(                                                        \
+	    "auth.locked",                                                                                     \
+	    "") ", 'problem', problem,"                                                                        \
+		" 'failing', (SELECT coalesce(json_agg(" PG_CHECK_JSON                                         \
+		") ORDER BY c.check_id), '[]')"                                                                \
+		" FROM checks c WHERE c.tid = w.id AND c.status IN ('fail', 'error')),"                        \
+		" 'usb_blocked_24h', " PG_COUNT_24H("usb.blocked", "") ", 'auth_failures_24h', " PG_COUNT_24H( \
+		    "auth.failure",                                                                            \
+		    " AND coalesce((e.data::jsonb #> '{sender,unprivileged}')"                                 \
+		    " NOT IN ('true'::jsonb, '1'::jsonb), true)") ", 'status', (ARRAY['noncompliant', 'compliant', 'unknown'])[st + 1])::text"
+
+struct pg_view_params {
+	struct i64text from, to, now, interval, drift;
+};
+
+static void view_params(const struct store_view *v, struct pg_view_params *t, const char **vals)
+{
+	t->from = i64(v->now_ms - 86400 * 1000LL);
+	t->to = i64(v->now_ms + 86400 * 1000LL);
+	t->now = i64(v->now_ms);
+	t->interval = i64(v->default_interval_ms);
+	t->drift = i64(v->drift_ms);
+	vals[0] = t->from.s;
+	vals[1] = t->to.s;
+	vals[2] = t->now.s;
+	vals[3] = t->interval.s;
+	vals[4] = t->drift.s;
+}
+
+/* $6: the LIKE pattern (NULL: any), $7: a failing check id (NULL: any) */
+static const char *pg_filter_sql(const struct store_terminal_query *q)
+{
+	static const char *const status_sql[_STORE_STATUS_MAX] = {
+	    [STORE_STATUS_ALL] = "true",	 [STORE_STATUS_NONCOMPLIANT] = "st = 0",
+	    [STORE_STATUS_STALE] = "stale",	 [STORE_STATUS_PROBLEM] = "problem",
+	    [STORE_STATUS_COMPLIANT] = "st = 1", [STORE_STATUS_UNKNOWN] = "st = 2",
+	};
+	return status_sql[q->status];
+}
+
+#define PG_SEARCH_SQL                                                                              \
+	" AND ($6::text IS NULL OR name LIKE $6 ESCAPE '\\' OR coalesce(description, '') LIKE $6"  \
+	" ESCAPE '\\') AND ($7::text IS NULL OR id IN (SELECT tid FROM checks WHERE"               \
+	" check_id = $7 AND status IN ('fail', 'error')))"
+
+int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
+			    const struct store_terminal_query *q, json_t **ret)
+{
+	static const char *const sort_sql[_STORE_SORT_MAX] = {
+	    [STORE_SORT_PROBLEM] = "rank",
+	    [STORE_SORT_NAME] = "name",
+	    [STORE_SORT_STATUS] = "st",
+	    [STORE_SORT_LAST_SEEN] = "last_seen",
+	    [STORE_SORT_FAILING] = "n_failing",
+	    [STORE_SORT_GAPS] = "gaps_all",
+	    [STORE_SORT_DESCRIPTION] = "coalesce(description, '')",
+	};
+	_cleanup_pgresult_ PGresult *sum = NULL, *page = NULL, *matched = NULL;
+	struct pg_view_params t;
+	char pattern[2 * sizeof(q->search) + 3], *pp = pattern, sql[4096];
+	struct i64text lim = i64(q->limit), off = i64(q->offset);
+	const char *vals[9];
+	json_t *list, *o;
+	int r = 0;
+
+	view_params(v, &t, vals);
+	if (q->search[0]) {
+		*pp++ = '%';
+		for (const char *c = q->search; *c; c++) {
+			if (*c == '%' || *c == '_' || *c == '\\')
+				*pp++ = '\\';
+			*pp++ = *c;
+		}
+		*pp++ = '%';
+		*pp = 0;
+	}
+	vals[5] = q->search[0] ? pattern : NULL;
+	vals[6] = q->check[0] ? q->check : NULL;
+	vals[7] = q->limit ? lim.s : NULL;
+	vals[8] = off.s;
+
+	sum = pq(p,
+		 PG_TERMINAL_VIEW "SELECT count(*), count(*) FILTER (WHERE st = 1),"
+				  " count(*) FILTER (WHERE st = 0), count(*) FILTER (WHERE st = 2),"
+				  " count(*) FILTER (WHERE stale), count(*) FILTER (WHERE problem)"
+				  " FROM w",
+		 5, vals, &r);
+	if (!sum)
+		return r;
+	snprintf(sql, sizeof(sql), PG_TERMINAL_VIEW "SELECT count(*) FROM w WHERE %s" PG_SEARCH_SQL,
+		 pg_filter_sql(q));
+	matched = pq(p, sql, 7, vals, &r);
+	if (!matched)
+		return r;
+	snprintf(sql, sizeof(sql),
+		 PG_TERMINAL_VIEW "SELECT " PG_TERMINAL_JSON " FROM w WHERE %s" PG_SEARCH_SQL
+				  " ORDER BY %s %s, name %s LIMIT $8::bigint OFFSET $9::bigint",
+		 pg_filter_sql(q), sort_sql[q->sort], q->desc ? "DESC" : "ASC",
+		 q->sort == STORE_SORT_NAME && q->desc ? "DESC" : "ASC");
+	page = pq(p, sql, 9, vals, &r);
+	if (!page)
+		return r;
+	list = json_array();
+	for (int i = 0; i < PQntuples(page); i++)
+		json_array_append_new(list, col_json(page, i, 0));
+	o = json_object();
+	char now[32];
+	event_format_ts(v->now_ms, now);
+	json_object_set_new(o, "generated_at", json_string(now));
+	json_object_set_new(
+	    o, "summary",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "total", (json_int_t)col_i64(sum, 0, 0),
+		      "compliant", (json_int_t)col_i64(sum, 0, 1), "noncompliant",
+		      (json_int_t)col_i64(sum, 0, 2), "unknown", (json_int_t)col_i64(sum, 0, 3),
+		      "stale", (json_int_t)col_i64(sum, 0, 4), "problem",
+		      (json_int_t)col_i64(sum, 0, 5)));
+	json_object_set_new(o, "matched", json_integer(col_i64(matched, 0, 0)));
+	json_object_set_new(o, "offset", json_integer(q->offset));
+	json_object_set_new(o, "limit", json_integer(q->limit));
+	json_object_set_new(o, "terminals", list);
+	*ret = o;
+	return 0;
+}
+
+#define PG_EVENT_JSON                                                                              \
+	"json_build_object('cursor', e.id::text, 'terminal', t.name, 'seq', e.seq, 'ts',"          \
+	" mg_ts(e.ts), 'received_at', mg_ts(e.received_at), 'kind', e.kind, 'clause',"             \
+	" e.clause::json, 'data', e.data::json)::text"
+
+int store_pg_terminal_json(struct store_pg *p, const struct store_view *v, const char *id,
+			   unsigned recent, json_t **ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct pg_view_params t;
+	struct i64text n = i64(recent);
+	const char *vals[7];
+	int r = 0;
+
+	view_params(v, &t, vals);
+	vals[5] = id;
+	vals[6] = n.s;
+	res = pq(
+	    p,
+	    PG_TERMINAL_VIEW
+	    "SELECT " PG_TERMINAL_JSON ","
+	    " (SELECT coalesce(json_agg(" PG_CHECK_JSON ", 'updated_at', mg_ts(c.updated_at))"
+	    " ORDER BY c.check_id), '[]') FROM checks c WHERE c.tid = w.id)::text,"
+	    " (SELECT coalesce(json_agg(json_build_object('first', g.first, 'last', g.last,"
+	    " 'detected_at', mg_ts(g.detected_at), 'announced', g.announced <> 0)"
+	    " ORDER BY g.first DESC), '[]') FROM (SELECT * FROM gaps WHERE tid = w.id"
+	    " ORDER BY first DESC LIMIT 100) g)::text,"
+	    " (SELECT coalesce(json_agg(j ORDER BY seq DESC), '[]') FROM (SELECT e.seq, " PG_EVENT_JSON
+	    "::json AS j FROM events e JOIN terminals t ON t.id = e.tid"
+	    " WHERE e.tid = w.id AND e.body IS NULL ORDER BY e.seq DESC LIMIT $7::bigint) x)"
+	    "::text FROM w WHERE name = $6",
+	    7, vals, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	json_t *o = col_json(res, 0, 0);
+	if (!o)
+		return -EIO;
+	json_object_set_new(o, "checks", col_json(res, 0, 1));
+	json_object_set_new(o, "gap_list", col_json(res, 0, 2));
+	json_object_set_new(o, "recent_events", col_json(res, 0, 3));
+	*ret = o;
+	return 0;
+}
+
+/* The columns: 0 id, 1 JSON, 2 terminal, 3 seq, 4 ts, 5 received, 6 kind, 7 clause, 8 data */
+static PGresult *events_query(struct store_pg *p, const struct store_filter *f, int *err)
+{
+	char sql[1024], where[512] = "";
+	const char *vals[8];
+	struct i64text a = i64((int64_t)f->after), bt = i64(f->before_ts),
+		       bi = i64((int64_t)f->before_id), since = i64(f->since_ms),
+		       until = i64(f->until_ms), lim = i64(f->limit);
+	int n = 0;
+	size_t w = 0;
+
+#define ADD(fmt, val)                                                                              \
+	do {                                                                                       \
+		vals[n++] = (val);                                                                 \
+		w += (size_t)snprintf(where + w, sizeof(where) - w, fmt, n);                       \
+	} while (0)
+	if (!f->newest)
+		ADD(" AND e.id > $%d::bigint", a.s);
+	else if (f->before_id) {
+		ADD(" AND e.ts <= $%d::bigint", bt.s);
+		w += (size_t)snprintf(where + w, sizeof(where) - w,
+				      " AND (e.ts < $%d::bigint OR e.id < $%d::bigint)", n, n + 1);
+		vals[n++] = bi.s;
+	}
+	if (f->terminal[0])
+		ADD(" AND t.name = $%d", f->terminal);
+	if (f->kind >= 0)
+		ADD(" AND e.kind = $%d", event_kind_name((enum event_kind)f->kind));
+	if (f->since_ms != INT64_MIN)
+		ADD(" AND e.ts >= $%d::bigint", since.s);
+	if (f->until_ms != INT64_MAX)
+		ADD(" AND e.ts < $%d::bigint", until.s);
+#undef ADD
+	vals[n++] = lim.s;
+	snprintf(sql, sizeof(sql),
+		 "SELECT e.id, " PG_EVENT_JSON ", t.name, e.seq, e.ts, e.received_at, e.kind,"
+		 " e.clause, e.data FROM events e JOIN terminals t ON t.id = e.tid"
+		 " WHERE e.body IS NULL%s ORDER BY %s LIMIT $%d::bigint",
+		 where, f->newest ? "e.ts DESC, e.id DESC" : "e.id", n);
+	return pq(p, sql, n, vals, err);
+}
+
+int store_pg_events_json(struct store_pg *p, const struct store_filter *f, json_t **ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	json_t *arr, *o;
+	int r = 0, n;
+
+	res = events_query(p, f, &r);
+	if (!res)
+		return r;
+	n = PQntuples(res);
+	arr = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, col_json(res, i, 1));
+	o = json_object();
+	json_object_set_new(o, "events", arr);
+	if ((unsigned)n == f->limit && n > 0) {
+		char cursor[48];
+		if (f->newest)
+			snprintf(cursor, sizeof(cursor), "%" PRId64 ".%" PRId64,
+				 col_i64(res, n - 1, 4), col_i64(res, n - 1, 0));
+		else
+			snprintf(cursor, sizeof(cursor), "%" PRId64, col_i64(res, n - 1, 0));
+		json_object_set_new(o, "next", json_string(cursor));
+	} else
+		json_object_set_new(o, "next", json_null());
+	*ret = o;
+	return 0;
+}
+
+int store_pg_events_foreach(struct store_pg *p, const struct store_filter *f,
+			    int (*fn)(const struct store_row *row, void *userdata), void *userdata,
+			    uint64_t *ret_last)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	uint64_t last = 0;
+	int r = 0;
+
+	res = events_query(p, f, &r);
+	if (!res)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_row row = {
+		    .id = (uint64_t)col_i64(res, i, 0),
+		    .terminal = PQgetvalue(res, i, 2),
+		    .seq = (uint64_t)col_i64(res, i, 3),
+		    .ts_ms = col_i64(res, i, 4),
+		    .received_ms = col_i64(res, i, 5),
+		    .kind = PQgetvalue(res, i, 6),
+		    .clause = PQgetvalue(res, i, 7),
+		    .data = PQgetvalue(res, i, 8),
+		};
+		r = fn(&row, userdata);
+		if (r < 0)
+			return r;
+		last = row.id;
+	}
+	*ret_last = last;
+	return 0;
+}
+
+int store_pg_stats(struct store_pg *p, const struct store_view *v, struct store_stats *ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL, *oldest = NULL;
+	struct pg_view_params t;
+	const char *vals[5];
+	int r = 0;
+
+	view_params(v, &t, vals);
+	res = pq(p,
+		 PG_TERMINAL_VIEW "SELECT count(*), count(*) FILTER (WHERE st = 1),"
+				  " count(*) FILTER (WHERE st = 0), count(*) FILTER (WHERE st = 2),"
+				  " count(*) FILTER (WHERE stale),"
+				  " coalesce((SELECT max(id) - min(id) + 1 FROM events), 0),"
+				  " (SELECT count(*) FROM gaps) FROM w",
+		 5, vals, &r);
+	if (!res)
+		return r;
+	*ret = (struct store_stats){
+	    .terminals = (uint64_t)col_i64(res, 0, 0),
+	    .compliant = (uint64_t)col_i64(res, 0, 1),
+	    .noncompliant = (uint64_t)col_i64(res, 0, 2),
+	    .unknown = (uint64_t)col_i64(res, 0, 3),
+	    .stale = (uint64_t)col_i64(res, 0, 4),
+	    .events = (uint64_t)col_i64(res, 0, 5),
+	    .gaps = (uint64_t)col_i64(res, 0, 6),
+	};
+	for (int k = 0; k < _EVENT_KIND_MAX; k++) {
+		const char *kv[] = {event_kind_name((enum event_kind)k)};
+		ret->oldest_ms[k] = INT64_MIN;
+		oldest =
+		    pq(p, "SELECT min(received_at) FROM events WHERE kind = $1 AND body IS NULL", 1,
+		       kv, &r);
+		if (!oldest)
+			return r;
+		if (PQntuples(oldest) == 1 && !PQgetisnull(oldest, 0, 0))
+			ret->oldest_ms[k] = col_i64(oldest, 0, 0);
+		PQclear(oldest);
+		oldest = NULL;
+	}
 	return 0;
 }

@@ -31,3 +31,13 @@ void store_pg_rollback(struct store_pg *p);
 int store_pg_write_batch(struct store_pg *p, const struct event_batch *b, int64_t received_ms,
 			 struct store_write_result *ret);
 int store_pg_terminal_max_seq(struct store_pg *p, const char *name, uint64_t *ret);
+
+int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
+			    const struct store_terminal_query *q, json_t **ret);
+int store_pg_terminal_json(struct store_pg *p, const struct store_view *v, const char *id,
+			   unsigned recent, json_t **ret);
+int store_pg_events_json(struct store_pg *p, const struct store_filter *f, json_t **ret);
+int store_pg_events_foreach(struct store_pg *p, const struct store_filter *f,
+			    int (*fn)(const struct store_row *row, void *userdata), void *userdata,
+			    uint64_t *ret_last);
+int store_pg_stats(struct store_pg *p, const struct store_view *v, struct store_stats *ret);

@@ -1760,7 +1760,7 @@ int store_terminals_json(struct store *s, const struct store_view *v,
 			 const struct store_terminal_query *q, json_t **ret)
 {
 	if (s->pg)
-		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
+		return store_pg_terminals_json(s->pg, v, q, ret);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *list = json_array();
 	char where[512], sql[4096];
@@ -1843,7 +1843,7 @@ int store_terminal_json(struct store *s, const struct store_view *v, const char 
 			unsigned recent, json_t **ret)
 {
 	if (s->pg)
-		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
+		return store_pg_terminal_json(s->pg, v, id, recent, ret);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *byid = json_object(), *t = NULL;
 	json_t *arr;
@@ -1968,7 +1968,7 @@ static int events_prepare(struct store *s, const struct store_filter *f, sqlite3
 int store_events_json(struct store *s, const struct store_filter *f, json_t **ret)
 {
 	if (s->pg)
-		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
+		return store_pg_events_json(s->pg, f, ret);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	json_t *arr = json_array(), *o;
 	int64_t last = 0, last_ts = 0;
@@ -2013,7 +2013,7 @@ int store_events_foreach(struct store *s, const struct store_filter *f,
 			 uint64_t *ret_last)
 {
 	if (s->pg)
-		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
+		return store_pg_events_foreach(s->pg, f, fn, userdata, ret_last);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	uint64_t last = 0;
 	int rc, r;
@@ -2046,7 +2046,7 @@ int store_events_foreach(struct store *s, const struct store_filter *f,
 int store_stats(struct store *s, const struct store_view *v, struct store_stats *ret)
 {
 	if (s->pg)
-		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
+		return store_pg_stats(s->pg, v, ret);
 	static const struct store_terminal_query all = {.status = STORE_STATUS_ALL, .limit = 1};
 	_cleanup_json_ json_t *page = NULL;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
