@@ -17,6 +17,9 @@
 #include "metrics.h"
 #include "server.h"
 #include "store-pg.h"
+
+#define FLEET_NOT_ON_PG                                                                            \
+	"the fleet workflows are not available on the PostgreSQL store yet (docs/postgresql.md)"
 #include "utf8.h"
 
 #define REASON_MAX    512
@@ -316,9 +319,8 @@ void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct co
 		return;
 	}
 	if (store_pg_location(w->c->cfg->database)) {
-		reply_err(req, 501,
-			  "the fleet workflows are not available on the PostgreSQL store yet "
-			  "(docs/postgresql.md)");
+		reply_err(req, 501, FLEET_NOT_ON_PG);
+		metrics_count_status(501);
 		return;
 	}
 	if (!f) {
@@ -1787,6 +1789,10 @@ void fleet_api_handle(struct evhttp_request *req, struct worker *w)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 				  "Bearer realm=\"mynaguard\"");
 		reply_err(req, 401, "a valid bearer token is required");
+		return;
+	}
+	if (store_pg_location(w->c->cfg->database)) {
+		reply_err(req, 501, FLEET_NOT_ON_PG);
 		return;
 	}
 	if (!f) {

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "macro.h"
+#include "store-verify.h"
 
 #define PG_SCHEMA_VERSION 1
 #define PG_MONTHS_CACHED  64
@@ -1142,5 +1143,160 @@ int store_pg_stats(struct store_pg *p, const struct store_view *v, struct store_
 		PQclear(oldest);
 		oldest = NULL;
 	}
+	return 0;
+}
+
+/* ---- tamper evidence (docs/evidence.md): the same walk as SQLite's (store-verify.c) ---- */
+
+static int verify_terminal(struct store_pg *p, const char *tid, const char *name,
+			   const PGresult *term, int trow, const struct store_verify_opts *o,
+			   struct store_verify *v)
+{
+	_cleanup_pgresult_ PGresult *anchor = NULL, *rows = NULL;
+	uint8_t a[STORE_CHAIN_LEN], head[STORE_CHAIN_LEN];
+	struct verify_walk w;
+	const char *vals[] = {tid};
+	bool has_head;
+	int r = 0;
+
+	anchor = pq(p, "SELECT chain FROM chain_anchors WHERE tid = $1", 1, vals, &r);
+	if (!anchor)
+		return r;
+	if (PQntuples(anchor) == 1)
+		verify_walk_start(&w, o, v, name, a,
+				  col_link(anchor, 0, 0, a) ? STORE_CHAIN_LEN : 0);
+	else
+		verify_walk_start(&w, o, v, name, NULL, 0);
+	rows = pq(p,
+		  "SELECT seq, ts, received_at, kind, clause, data, chain, body FROM events"
+		  " WHERE tid = $1 ORDER BY id",
+		  1, vals, &r);
+	if (!rows)
+		return r;
+	for (int i = 0; i < PQntuples(rows); i++) {
+		uint8_t link[STORE_CHAIN_LEN], body[STORE_CHAIN_LEN];
+		bool tombstone = !PQgetisnull(rows, i, 7);
+		bool body_ok = tombstone && col_link(rows, i, 7, body);
+		bool link_ok = col_link(rows, i, 6, link);
+		r = verify_walk_row(&w, p->md, (uint64_t)col_i64(rows, i, 0), col_i64(rows, i, 1),
+				    col_i64(rows, i, 2), PQgetvalue(rows, i, 3),
+				    PQgetvalue(rows, i, 4), (size_t)PQgetlength(rows, i, 4),
+				    PQgetvalue(rows, i, 5), (size_t)PQgetlength(rows, i, 5),
+				    tombstone ? body : NULL, body_ok ? STORE_CHAIN_LEN : 0,
+				    link_ok ? link : NULL, link_ok ? STORE_CHAIN_LEN : 0);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+	has_head = col_link(term, trow, 2, head);
+	verify_walk_end(&w, has_head ? head : NULL, has_head ? STORE_CHAIN_LEN : 0);
+	return 0;
+}
+
+int store_pg_verify(struct store_pg *p, const struct store_verify_opts *o, struct store_verify *ret)
+{
+	_cleanup_pgresult_ PGresult *terms = NULL;
+	struct store_verify v = {0};
+	const char *vals[] = {o->terminal};
+	int r = 0, n;
+
+	for (size_t i = 0; i < o->n_expect; i++)
+		o->expect[i].seen = false;
+	/* one snapshot while the writers go on */
+	r = pq_do(p, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
+	if (r < 0)
+		return r;
+	terms =
+	    o->terminal
+		? pq(p, "SELECT id, name, chain_head FROM terminals WHERE name = $1", 1, vals, &r)
+		: pq(p, "SELECT id, name, chain_head FROM terminals ORDER BY name", 0, NULL, &r);
+	if (!terms)
+		goto out;
+	n = PQntuples(terms);
+	if (o->collect) {
+		v.heads = calloc(n > 0 ? (size_t)n : 1, sizeof(*v.heads));
+		if (!v.heads) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	for (int i = 0; i < n && !v.broken; i++) {
+		v.terminals++;
+		r = verify_terminal(p, PQgetvalue(terms, i, 0), PQgetvalue(terms, i, 1), terms, i,
+				    o, &v);
+		if (r < 0)
+			goto out;
+	}
+	if (o->terminal && v.terminals == 0)
+		r = -ENOENT;
+	else if (!o->terminal)
+		verify_walk_missing(o, &v);
+out:
+	pq_do(p, "COMMIT", 0, NULL);
+	if (r < 0) {
+		store_verify_done(&v);
+		return r;
+	}
+	*ret = v;
+	return 0;
+}
+
+int store_pg_signed_heads_put(struct store_pg *p, int64_t at_ms, const char *body,
+			      const uint8_t *sig, size_t sig_len, unsigned keep)
+{
+	_cleanup_free_ char *hex = malloc(2 * sig_len + 3);
+	struct i64text at = i64(at_ms), k = i64(keep);
+	int r;
+
+	if (!hex)
+		return -ENOMEM;
+	hex_param(sig, sig_len, hex);
+	const char *ins[] = {at.s, body, hex}, *prune[] = {k.s};
+	r = store_pg_begin(p);
+	if (r < 0)
+		return r;
+	r = pq_do(p, "INSERT INTO signed_heads (at, body, signature) VALUES ($1, $2, $3)", 3, ins);
+	if (r >= 0)
+		r = pq_do(p,
+			  "DELETE FROM signed_heads WHERE id <= (SELECT max(id) FROM signed_heads)"
+			  " - $1::bigint",
+			  1, prune);
+	if (r < 0) {
+		store_pg_rollback(p);
+		return r;
+	}
+	return store_pg_commit(p);
+}
+
+int store_pg_signed_heads_last(struct store_pg *p, int64_t *ret_at, char **ret_body,
+			       uint8_t **ret_sig, size_t *ret_sig_len)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	_cleanup_free_ char *body = NULL;
+	uint8_t *sig;
+	size_t n;
+	int r = 0;
+
+	res = pq(p, "SELECT at, body, signature FROM signed_heads ORDER BY id DESC LIMIT 1", 0,
+		 NULL, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	body = strdup(PQgetvalue(res, 0, 1));
+	sig = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 2), &n);
+	if (!body || !sig) {
+		PQfreemem(sig);
+		return -ENOMEM;
+	}
+	*ret_sig = malloc(n ? n : 1);
+	if (!*ret_sig) {
+		PQfreemem(sig);
+		return -ENOMEM;
+	}
+	memcpy(*ret_sig, sig, n);
+	PQfreemem(sig);
+	*ret_at = col_i64(res, 0, 0);
+	*ret_body = TAKE_PTR(body);
+	*ret_sig_len = n;
 	return 0;
 }

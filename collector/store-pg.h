@@ -41,3 +41,9 @@ int store_pg_events_foreach(struct store_pg *p, const struct store_filter *f,
 			    int (*fn)(const struct store_row *row, void *userdata), void *userdata,
 			    uint64_t *ret_last);
 int store_pg_stats(struct store_pg *p, const struct store_view *v, struct store_stats *ret);
+int store_pg_verify(struct store_pg *p, const struct store_verify_opts *o,
+		    struct store_verify *ret);
+int store_pg_signed_heads_put(struct store_pg *p, int64_t at_ms, const char *body,
+			      const uint8_t *sig, size_t sig_len, unsigned keep);
+int store_pg_signed_heads_last(struct store_pg *p, int64_t *ret_at, char **ret_body,
+			       uint8_t **ret_sig, size_t *ret_sig_len);

@@ -15,6 +15,7 @@
 
 #include "macro.h"
 #include "store-pg.h"
+#include "store-verify.h"
 
 /* Each entry moves the schema from version i to i+1; never edit a released one. */
 static const char *const migrations[] = {
@@ -1128,51 +1129,12 @@ int store_retention(struct store *s, const struct store_retention_policy *p, int
 
 /* ---- verify ---- */
 
-static void verify_break(struct store_verify *v, const char *terminal, uint64_t seq)
-{
-	v->broken = true;
-	snprintf(v->terminal, sizeof(v->terminal), "%s", terminal);
-	v->seq = seq;
-}
-
-static int cmp_head(const void *a, const void *b)
-{
-	const struct store_head *x = a, *y = b;
-	return strcmp(x->terminal, y->terminal);
-}
-
-static struct store_head *head_find(const struct store_verify_opts *o, const char *terminal)
-{
-	struct store_head key;
-
-	if (!o->n_expect)
-		return NULL;
-	snprintf(key.terminal, sizeof(key.terminal), "%s", terminal);
-	return bsearch(&key, o->expect, o->n_expect, sizeof(*o->expect), cmp_head);
-}
-
-/* A disposal the policy allows: the kind has a period, and the event was received before it. */
-static bool disposal_due(const struct store_retention_policy *p, const char *kind,
-			 int64_t received_ms)
-{
-	enum event_kind k;
-
-	return kind && event_kind_from_name(kind, &k) >= 0 && p->cutoff_ms[k] != INT64_MIN &&
-	       received_ms < p->cutoff_ms[k];
-}
-
 static int verify_terminal(struct store *s, int64_t tid, const char *name,
 			   const uint8_t head[STORE_CHAIN_LEN], bool has_head,
 			   const struct store_verify_opts *o, struct store_verify *v)
 {
 	_cleanup_stmt_ sqlite3_stmt *anchor = NULL, *rows = NULL;
-	struct store_head *want = head_find(o, name);
-	uint8_t link[STORE_CHAIN_LEN] = {0};
-	uint64_t last_seq = 0;
-	int64_t last_received = 0;
-	char last_kind[STORE_KIND_MAX + 1] = "";
-	const char *kind;
-	bool any = false, anchored = false;
+	struct verify_walk w;
 	int rc, r;
 
 	r = prepare(s, "SELECT chain FROM chain_anchors WHERE tid = ?1", &anchor);
@@ -1182,103 +1144,31 @@ static int verify_terminal(struct store *s, int64_t tid, const char *name,
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(anchor, 1, tid);
-	if (sqlite3_step(anchor) == SQLITE_ROW) {
-		v->anchored++;
-		anchored = true;
-		if (sqlite3_column_bytes(anchor, 0) == STORE_CHAIN_LEN)
-			memcpy(link, sqlite3_column_blob(anchor, 0), STORE_CHAIN_LEN);
-	}
+	if (sqlite3_step(anchor) == SQLITE_ROW)
+		verify_walk_start(&w, o, v, name, sqlite3_column_blob(anchor, 0),
+				  (size_t)sqlite3_column_bytes(anchor, 0));
+	else
+		verify_walk_start(&w, o, v, name, NULL, 0);
 	sqlite3_bind_int64(rows, 1, tid);
 	while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
-		uint64_t seq = (uint64_t)sqlite3_column_int64(rows, 0);
+		const char *kind = (const char *)sqlite3_column_text(rows, 3);
+		const char *clause = (const char *)sqlite3_column_text(rows, 4);
+		const char *data = (const char *)sqlite3_column_text(rows, 5);
 		bool tombstone = sqlite3_column_type(rows, 7) != SQLITE_NULL;
-		r = chain_row(s->md, rows, name, link, link);
-		if (r < 0)
-			return r;
-		v->events++;
-		if (sqlite3_column_bytes(rows, 6) != STORE_CHAIN_LEN ||
-		    memcmp(sqlite3_column_blob(rows, 6), link, STORE_CHAIN_LEN) != 0) {
-			verify_break(v, name, seq);
-			if (any)
-				snprintf(v->reason, sizeof(v->reason),
-					 "the event does not follow the one stored before it (seq "
-					 "%" PRIu64
-					 "): it was altered, or events between them were "
-					 "removed",
-					 last_seq);
-			else
-				snprintf(
-				    v->reason, sizeof(v->reason),
-				    "the first kept event does not follow the chain's start or "
-				    "anchor: it was altered, or events before it were removed");
-			return 0;
-		}
-		kind = (const char *)sqlite3_column_text(rows, 3);
-		if (tombstone) {
-			v->tombstones++;
-			/* a disposal must be one the policy allows: else it removed evidence */
-			if (o->policy &&
-			    !disposal_due(o->policy, kind, sqlite3_column_int64(rows, 2))) {
-				verify_break(v, name, seq);
-				snprintf(v->reason, sizeof(v->reason),
-					 "the event was disposed of before its retention period "
-					 "([retention] %s) ended",
-					 kind ? kind : "?");
-				return 0;
-			}
-		}
-		if (want && !want->seen && want->seq == seq) {
-			want->seen = true;
-			v->heads_checked++;
-			if (memcmp(want->link, link, STORE_CHAIN_LEN) != 0) {
-				verify_break(v, name, seq);
-				snprintf(v->reason, sizeof(v->reason),
-					 "the chain does not pass through the signed head (seq "
-					 "%" PRIu64 "): the events up to it were rewritten",
-					 seq);
-				return 0;
-			}
-		}
-		any = true;
-		last_seq = seq;
-		last_received = sqlite3_column_int64(rows, 2);
-		snprintf(last_kind, sizeof(last_kind), "%s", kind ? kind : "");
+		r = verify_walk_row(
+		    &w, s->md, (uint64_t)sqlite3_column_int64(rows, 0),
+		    sqlite3_column_int64(rows, 1), sqlite3_column_int64(rows, 2), kind ? kind : "",
+		    clause ? clause : "", (size_t)sqlite3_column_bytes(rows, 4), data ? data : "",
+		    (size_t)sqlite3_column_bytes(rows, 5),
+		    tombstone ? sqlite3_column_blob(rows, 7) : NULL,
+		    (size_t)sqlite3_column_bytes(rows, 7), sqlite3_column_blob(rows, 6),
+		    (size_t)sqlite3_column_bytes(rows, 6));
+		if (r != 0)
+			return r < 0 ? r : 0;
 	}
 	if (rc != SQLITE_DONE)
 		return sqlite_errno(rc);
-	if (has_head ? memcmp(head, link, STORE_CHAIN_LEN) != 0 : any) {
-		verify_break(v, name, last_seq);
-		snprintf(v->reason, sizeof(v->reason),
-			 "the chain head does not match: events stored after seq %" PRIu64
-			 " were removed",
-			 last_seq);
-		return 0;
-	}
-	if (want && !want->seen) {
-		want->seen = true;
-		/* disposed of and folded into the anchor, as the policy wants (the signed kind and
-		 * receipt time say whether it was due); else removed */
-		if (!anchored ||
-		    (o->policy && !disposal_due(o->policy, want->kind, want->received_ms))) {
-			verify_break(v, name, want->seq);
-			snprintf(v->reason, sizeof(v->reason),
-				 "the signed head (seq %" PRIu64
-				 ") is not in the store and was not due for disposal: events were "
-				 "removed",
-				 want->seq);
-			return 0;
-		}
-		v->heads_disposed++;
-	}
-	if (o->collect && any) {
-		struct store_head *h = &v->heads[v->n_heads++];
-		snprintf(h->terminal, sizeof(h->terminal), "%s", name);
-		h->seq = last_seq;
-		h->received_ms = last_received;
-		snprintf(h->kind, sizeof(h->kind), "%s", last_kind);
-		memcpy(h->link, link, STORE_CHAIN_LEN);
-		h->seen = false;
-	}
+	verify_walk_end(&w, has_head ? head : NULL, has_head ? STORE_CHAIN_LEN : 0);
 	return 0;
 }
 
@@ -1292,7 +1182,7 @@ void store_verify_done(struct store_verify *v)
 int store_verify(struct store *s, const struct store_verify_opts *o, struct store_verify *ret)
 {
 	if (s->pg)
-		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
+		return store_pg_verify(s->pg, o, ret);
 	struct store_verify v = {0};
 	sqlite3_stmt *st = NULL;
 	int rc = SQLITE_DONE, r;
@@ -1347,13 +1237,8 @@ int store_verify(struct store *s, const struct store_verify_opts *o, struct stor
 		r = -ENOENT;
 		goto out;
 	}
-	/* a signed terminal that is not in the store at all (only when checking every one) */
-	for (size_t i = 0; !v.broken && !o->terminal && i < o->n_expect; i++)
-		if (!o->expect[i].seen) {
-			verify_break(&v, o->expect[i].terminal, o->expect[i].seq);
-			snprintf(v.reason, sizeof(v.reason),
-				 "the terminal of a signed head is not in the store: removed");
-		}
+	if (!o->terminal)
+		verify_walk_missing(o, &v);
 out:
 	sqlite3_finalize(st);
 	exec(s, "COMMIT");
@@ -1371,7 +1256,7 @@ int store_signed_heads_put(struct store *s, int64_t at_ms, const char *body, con
 			   size_t sig_len, unsigned keep)
 {
 	if (s->pg)
-		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
+		return store_pg_signed_heads_put(s->pg, at_ms, body, sig, sig_len, keep);
 	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *prune = NULL;
 	int r;
 
@@ -1406,7 +1291,7 @@ int store_signed_heads_last(struct store *s, int64_t *ret_at, char **ret_body, u
 			    size_t *ret_sig_len)
 {
 	if (s->pg)
-		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
+		return store_pg_signed_heads_last(s->pg, ret_at, ret_body, ret_sig, ret_sig_len);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_free_ char *body = NULL;
 	_cleanup_free_ uint8_t *sig = NULL;
