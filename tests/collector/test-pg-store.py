@@ -51,6 +51,8 @@ def main():
                 ("backend = postgresql\nurl = %s\ndatabase = /tmp/x.db\n" % c.url,
                  "leave it out"),
                 ("backend = postgresql\nurl = postgresql://[bad\n", "url"),
+                ("backend = postgresql\nurl = %s\n\n[retention]\ndefault = 30d\n" % c.url,
+                 "not available on the PostgreSQL store"),
         ):
             rc, out = config_error(c, conf)
             assert rc != 0 and want in out, (conf, rc, out)
@@ -111,6 +113,12 @@ def main():
         p = subprocess.run([EXE, "--config", c.conf, "--verify", "--terminal", "nobody"],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode != 0 and "no such terminal" in p.stderr, p
+
+        # backup/restore copy a SQLite file: refused, pointing at the PostgreSQL tools
+        p = subprocess.run([EXE, "--config", c.conf, "--backup", os.path.join(d, "b.db")],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode != 0 and "pg_dump" in p.stderr + p.stdout, p
+        assert not os.path.exists(os.path.join(d, "b.db"))
 
         # ---- tamper evidence: the chains as docs/evidence.md defines them ----
         rc, out = verify(c)
