@@ -418,10 +418,8 @@ static int store_backend_resolve(struct collector_config *c, struct parse_state 
 		PQfreemem(errmsg);
 		return -EINVAL;
 	}
-	for (PQconninfoOption *o = opts; o->keyword; o++)
-		if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
-			password = true;
 	PQconninfoFree(opts);
+	password = store_pg_url_has_password(c->store_url);
 	if (password) {
 		snprintf(s->err, CONFIG_ERROR_MAX,
 			 "%s: [store] url must not hold a password: use a password file "

@@ -1300,3 +1300,82 @@ int store_pg_signed_heads_last(struct store_pg *p, int64_t *ret_at, char **ret_b
 	*ret_sig_len = n;
 	return 0;
 }
+
+/* ---- migration from SQLite (store_migrate_to_pg(), store.c) ---- */
+
+bool store_pg_url_has_password(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	bool password = false;
+
+	if (!opts)
+		return false; /* libpq refuses it anyway */
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
+			password = true;
+	PQconninfoFree(opts);
+	return password;
+}
+
+int store_pg_copy_begin(struct store_pg *p)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r = store_pg_begin(p);
+
+	if (r < 0)
+		return r;
+	/* into an empty store only: never merged into existing evidence */
+	res = pq(p, "SELECT (SELECT count(*) FROM terminals) + (SELECT count(*) FROM signed_heads)",
+		 0, NULL, &r);
+	if (!res || col_i64(res, 0, 0) != 0) {
+		store_pg_rollback(p);
+		return res ? -ENOTEMPTY : r;
+	}
+	return 0;
+}
+
+int store_pg_copy_row(struct store_pg *p, const char *table, const char *columns, int n,
+		      const char *const *vals)
+{
+	char sql[1024], *w = sql;
+	size_t left = sizeof(sql);
+	int k, r;
+
+	if (strcmp(table, "events") == 0) {
+		/* the partition of its ts; column 3 is ts (store.c's copy list) */
+		r = partition_ensure(p, strtoll(vals[3], NULL, 10));
+		if (r < 0)
+			return r;
+	}
+	k = snprintf(w, left, "INSERT INTO %s (%s)%s VALUES (", table, columns,
+		     strcmp(table, "events") == 0 ? " OVERRIDING SYSTEM VALUE" : "");
+	for (int i = 0; i < n && k > 0 && (size_t)k < left; i++) {
+		w += k;
+		left -= (size_t)k;
+		k = snprintf(w, left, "%s$%d", i ? ", " : "", i + 1);
+	}
+	if (k < 0 || (size_t)k >= left ||
+	    snprintf(w + k, left - (size_t)k, ")") >= (int)(left - (size_t)k))
+		return -ENAMETOOLONG;
+	return pq_do(p, sql, n, vals);
+}
+
+/* The identities continue after the copied rows. */
+int store_pg_copy_end(struct store_pg *p)
+{
+	int r = pq_do(p,
+		      "SELECT setval(pg_get_serial_sequence('terminals', 'id'),"
+		      " coalesce((SELECT max(id) FROM terminals), 0) + 1, false);"
+		      "SELECT setval(pg_get_serial_sequence('events', 'id'),"
+		      " coalesce((SELECT max(id) FROM events), 0) + 1, false);"
+		      "SELECT setval(pg_get_serial_sequence('gaps', 'id'),"
+		      " coalesce((SELECT max(id) FROM gaps), 0) + 1, false);"
+		      "SELECT setval(pg_get_serial_sequence('signed_heads', 'id'),"
+		      " coalesce((SELECT max(id) FROM signed_heads), 0) + 1, false)",
+		      0, NULL);
+	if (r < 0) {
+		store_pg_rollback(p);
+		return r;
+	}
+	return store_pg_commit(p);
+}

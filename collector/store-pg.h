@@ -47,3 +47,13 @@ int store_pg_signed_heads_put(struct store_pg *p, int64_t at_ms, const char *bod
 			      const uint8_t *sig, size_t sig_len, unsigned keep);
 int store_pg_signed_heads_last(struct store_pg *p, int64_t *ret_at, char **ret_body,
 			       uint8_t **ret_sig, size_t *ret_sig_len);
+
+/* A password in a connection string (refused: it would be logged or seen in ps). */
+bool store_pg_url_has_password(const char *conninfo);
+
+/* Copying a SQLite store (store_migrate_to_pg()): one transaction into an empty store
+ * (-ENOTEMPTY otherwise); rows keep their ids; vals are texts (bytea as "\x" hex), NULL = NULL. */
+int store_pg_copy_begin(struct store_pg *p);
+int store_pg_copy_row(struct store_pg *p, const char *table, const char *columns, int n,
+		      const char *const *vals);
+int store_pg_copy_end(struct store_pg *p);

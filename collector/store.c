@@ -1974,3 +1974,98 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
 	}
 	return 0;
 }
+
+/* ---- migration into PostgreSQL (docs/postgresql.md) ---- */
+
+/* What is copied, table by table (chain_collapse, retention's to-do list, is not: PostgreSQL has
+ * no retention yet); events' column 3 is ts (store_pg_copy_row() makes its partition). */
+static const struct {
+	const char *table, *columns;
+	int n;
+} copy_tables[] = {
+    {"terminals",
+     "id, name, first_seen, last_seen, max_seq, policy_hash, report_interval, compliance_seq,"
+     " compliance_ts, drift_ms, conflicts, description, n_failing, locked_at, n_gaps,"
+     " n_gaps_unannounced, chain_head",
+     17},
+    {"events", "id, tid, seq, ts, received_at, kind, clause, data, chain, body, disposed_at", 11},
+    {"checks", "tid, check_id, status, clause, detail, since, updated_at, seq", 8},
+    {"gaps", "id, tid, first, last, detected_at, announced", 6},
+    {"chain_anchors", "tid, first_seq, chain, disposed, at", 5},
+    {"signed_heads", "id, at, body, signature", 4},
+};
+
+int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_rows)
+{
+	struct store *dst = NULL;
+	uint64_t rows = 0;
+	int r;
+
+	if (s->pg)
+		return -EINVAL;
+	r = store_open(location, true, &dst);
+	if (r < 0)
+		return r;
+	if (!dst->pg) {
+		store_close(dst);
+		return -EINVAL;
+	}
+	r = exec(s, "BEGIN"); /* one snapshot of the source */
+	if (r >= 0)
+		r = store_pg_copy_begin(dst->pg);
+	for (size_t t = 0; r >= 0 && t < ELEMENTSOF(copy_tables); t++) {
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+		char sql[512];
+		int rc;
+
+		snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY rowid",
+			 copy_tables[t].columns, copy_tables[t].table);
+		if (strcmp(copy_tables[t].table, "checks") == 0)
+			snprintf(sql, sizeof(sql), "SELECT %s FROM checks", copy_tables[t].columns);
+		r = prepare(s, sql, &st);
+		while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *vals[17];
+			char *bufs[17] = {0};
+			for (int i = 0; i < copy_tables[t].n; i++) {
+				int type = sqlite3_column_type(st, i), len;
+				const uint8_t *b;
+				vals[i] = NULL;
+				if (type == SQLITE_NULL)
+					continue;
+				if (type != SQLITE_BLOB) {
+					vals[i] = (const char *)sqlite3_column_text(st, i);
+					continue;
+				}
+				b = sqlite3_column_blob(st, i);
+				len = sqlite3_column_bytes(st, i);
+				bufs[i] = malloc(2 * (size_t)len + 3);
+				if (!bufs[i]) {
+					r = -ENOMEM;
+					break;
+				}
+				strcpy(bufs[i], "\\x");
+				for (int j = 0; j < len; j++)
+					snprintf(bufs[i] + 2 + 2 * j, 3, "%02x", b[j]);
+				vals[i] = bufs[i];
+			}
+			if (r >= 0)
+				r = store_pg_copy_row(dst->pg, copy_tables[t].table,
+						      copy_tables[t].columns, copy_tables[t].n,
+						      vals);
+			for (int i = 0; i < copy_tables[t].n; i++)
+				free(bufs[i]);
+			rows++;
+		}
+		if (r >= 0 && rc != SQLITE_DONE)
+			r = sqlite_errno(rc);
+	}
+	if (r >= 0)
+		r = store_pg_copy_end(dst->pg);
+	else
+		store_pg_rollback(dst->pg);
+	exec(s, "COMMIT");
+	store_close(dst);
+	if (r >= 0)
+		*ret_rows = rows;
+	return r;
+}
