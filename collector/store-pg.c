@@ -104,6 +104,7 @@ struct store_pg {
 	 * which may have undone their creation */
 	int64_t months[PG_MONTHS_CACHED];
 	size_t n_months;
+	bool resetting;
 	char clause_buf[4096];
 	char data_buf[EVENT_MAX_BYTES];
 };
@@ -136,18 +137,28 @@ static int pg_errno(const PGresult *res)
 }
 
 /* Runs sql with text parameters; NULL with *err set on failure. */
+static int reconnect(struct store_pg *p);
+
 static PGresult *pq(struct store_pg *p, const char *sql, int n, const char *const *vals, int *err)
 {
-	/* without parameters: the simple protocol, which also runs several statements */
-	PGresult *res =
-	    n ? PQexecParams(p->c, sql, n, NULL, vals, NULL, NULL, 0) : PQexec(p->c, sql);
-	ExecStatusType st = PQresultStatus(res);
+	for (int attempt = 0;; attempt++) {
+		/* without parameters: the simple protocol, which also runs several statements */
+		PGresult *res =
+		    n ? PQexecParams(p->c, sql, n, NULL, vals, NULL, NULL, 0) : PQexec(p->c, sql);
+		ExecStatusType st = PQresultStatus(res);
 
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return res;
-	*err = pg_errno(res);
-	PQclear(res);
-	return NULL;
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+			return res;
+		*err = pg_errno(res);
+		PQclear(res);
+		/* A reader whose connection broke (a server restart) connects again and retries its
+		 * statement once: it runs none inside a transaction of the writer's kind. The
+		 * writer reconnects only in store_pg_begin(): a retry inside its transaction would
+		 * run the rest of the round outside one. */
+		if (attempt > 0 || p->writable || p->resetting ||
+		    PQstatus(p->c) != CONNECTION_BAD || reconnect(p) < 0)
+			return NULL;
+	}
 }
 
 static int pq_do(struct store_pg *p, const char *sql, int n, const char *const *vals)
@@ -268,6 +279,30 @@ static int schema_create(struct store_pg *p)
 	return pq_do(p, "COMMIT", 0, NULL);
 }
 
+/* The connection's settings, again after a reconnection. */
+static int session_setup(struct store_pg *p)
+{
+	/* an acknowledged batch is on disk: never let a server default weaken the commit */
+	return pq_do(p,
+		     p->writable ? "SET synchronous_commit = on; SET client_encoding = 'UTF8';"
+				   " SET TIME ZONE 'UTC'"
+				 : "SET synchronous_commit = on; SET client_encoding = 'UTF8';"
+				   " SET TIME ZONE 'UTC'; SET default_transaction_read_only = on",
+		     0, NULL);
+}
+
+static int reconnect(struct store_pg *p)
+{
+	int r;
+
+	p->resetting = true;
+	p->n_months = 0;
+	PQreset(p->c);
+	r = PQstatus(p->c) == CONNECTION_OK ? session_setup(p) : -EIO;
+	p->resetting = false;
+	return r < 0 ? -EIO : 0;
+}
+
 int store_pg_open(const char *conninfo, bool writable, struct store_pg **ret)
 {
 	struct store_pg *p;
@@ -287,17 +322,11 @@ int store_pg_open(const char *conninfo, bool writable, struct store_pg **ret)
 		store_pg_close(p);
 		return -ECONNREFUSED;
 	}
-	/* an acknowledged batch is on disk: never let a server default weaken the commit */
-	r = pq_do(p,
-		  "SET synchronous_commit = on; SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'",
-		  0, NULL);
+	r = session_setup(p);
 	if (r >= 0 && writable)
 		r = schema_create(p);
-	if (r >= 0 && !writable) {
-		r = pq_do(p, "SET default_transaction_read_only = on", 0, NULL);
-		if (r >= 0 && schema_version(p) != PG_SCHEMA_VERSION)
-			r = -EPROTO;
-	}
+	if (r >= 0 && !writable && schema_version(p) != PG_SCHEMA_VERSION)
+		r = -EPROTO;
 	if (r < 0) {
 		store_pg_close(p);
 		return r;
@@ -319,13 +348,8 @@ void store_pg_close(struct store_pg *p)
 int store_pg_begin(struct store_pg *p)
 {
 	/* a server restart broke the connection: one new attempt per writer round */
-	if (PQstatus(p->c) != CONNECTION_OK) {
-		PQreset(p->c);
-		if (PQstatus(p->c) != CONNECTION_OK)
-			return -EIO;
-		if (pq_do(p, "SET synchronous_commit = on", 0, NULL) < 0)
-			return -EIO;
-	}
+	if (PQstatus(p->c) != CONNECTION_OK && reconnect(p) < 0)
+		return -EIO;
 	return pq_do(p, "BEGIN", 0, NULL);
 }
 

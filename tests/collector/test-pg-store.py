@@ -120,6 +120,20 @@ def main():
         assert p.returncode != 0 and "pg_dump" in p.stderr + p.stdout, p
         assert not os.path.exists(os.path.join(d, "b.db"))
 
+        # a server restart: the writer and the dashboard connect again (the first round after
+        # it may fail with 503: the uplink sends again)
+        pg.run("pg_ctl", "-D", pg.data, "-m", "fast", "-w", "restart", "-o",
+               "-c listen_addresses='' -c unix_socket_directories=%s" % pg.sock,
+               "-l", os.path.join(pg.dir, "server.log"))
+        for attempt in range(5):
+            st, resp, _ = c.post(t1, batch("term-001", [7]))
+            if st == 200:
+                break
+            assert st == 503, (st, resp)
+        assert st == 200 and resp == {"acked_through": 7}, (st, resp)
+        st, body, _ = c.get("/v1/terminals/term-001")
+        assert st == 200 and body["last_seq"] == 7, (st, body)
+
         # ---- tamper evidence: the chains as docs/evidence.md defines them ----
         rc, out = verify(c)
         assert rc == 0 and out.startswith("OK "), (rc, out)
