@@ -586,12 +586,78 @@ static int terminal_lock(struct store_pg *p, const char *name, int64_t now, PGre
 	return 0;
 }
 
+/* The batch's new events, inserted by one multi-row INSERT (one round trip per batch) in
+ * storage order, so that their ids follow the chain. */
+struct ins_row {
+	struct i64text seq;
+	char ts[24];
+	const char *kind;
+	char *clause, *data;
+	char link[2 * STORE_CHAIN_LEN + 3];
+};
+
+struct ins {
+	struct ins_row *rows;
+	size_t n;
+};
+
+static void ins_clear(struct ins *ins)
+{
+	for (size_t i = 0; ins->rows && i < ins->n; i++) {
+		free(ins->rows[i].clause);
+		free(ins->rows[i].data);
+	}
+	free(ins->rows);
+}
+
+#define INS_COLS 6 /* per row: seq, ts, kind, clause, data, chain; $1 tid and $2 now shared */
+
+static int ins_flush(struct store_pg *p, const struct ins *ins, const char *tid, int64_t now)
+{
+	_cleanup_free_ const char **vals = NULL;
+	_cleanup_free_ char *sql = NULL;
+	struct i64text nw = i64(now);
+	size_t size, w;
+	int k;
+
+	if (ins->n == 0)
+		return 0;
+	size = 128 + ins->n * 96;
+	vals = calloc(2 + INS_COLS * ins->n, sizeof(*vals));
+	sql = malloc(size);
+	if (!vals || !sql)
+		return -ENOMEM;
+	vals[0] = tid;
+	vals[1] = nw.s;
+	w = (size_t)snprintf(sql, size,
+			     "INSERT INTO events (tid, seq, ts, received_at, kind, clause, data,"
+			     " chain) VALUES ");
+	for (size_t i = 0; i < ins->n; i++) {
+		const struct ins_row *row = &ins->rows[i];
+		int b = (int)(3 + INS_COLS * i);
+		const char **v = &vals[2 + INS_COLS * i];
+		v[0] = row->seq.s;
+		v[1] = row->ts;
+		v[2] = row->kind;
+		v[3] = row->clause;
+		v[4] = row->data;
+		v[5] = row->link;
+		k = snprintf(sql + w, size - w, "%s($1, $%d, $%d, $2, $%d, $%d, $%d, $%d)",
+			     i ? ", " : "", b, b + 1, b + 2, b + 3, b + 4, b + 5);
+		if (k < 0 || (size_t)k >= size - w)
+			return -ENAMETOOLONG;
+		w += (size_t)k;
+	}
+	return pq_do(p, sql, (int)(2 + INS_COLS * ins->n), vals);
+}
+
 static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t now,
 		       struct store_write_result *res)
 {
 	_cleanup_free_ const struct event **order = NULL, **snapshots = NULL;
 	_cleanup_free_ struct stored *have = NULL;
 	_cleanup_pgresult_ PGresult *term = NULL, *old = NULL;
+	_cleanup_(ins_clear) struct ins ins = {0};
 	int64_t newest_ts = INT64_MIN, compliance_ts = INT64_MIN;
 	uint64_t max_seq, compliance_seq, top = 0;
 	uint8_t chain[STORE_CHAIN_LEN] = {0}, link[STORE_CHAIN_LEN], body[STORE_CHAIN_LEN];
@@ -604,7 +670,8 @@ static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t 
 		return 0;
 	order = calloc(b->n, sizeof(*order));
 	snapshots = calloc(b->n, sizeof(*snapshots));
-	if (!order || !snapshots)
+	ins.rows = calloc(b->n, sizeof(*ins.rows));
+	if (!order || !snapshots || !ins.rows)
 		return -ENOMEM;
 	for (size_t i = 0; i < b->n; i++) {
 		if (b->events[i].seq > (uint64_t)INT64_MAX)
@@ -690,17 +757,16 @@ static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t 
 			r = partition_ensure(p, e->ts_ms);
 		if (r < 0)
 			return r;
-		hex_param(link, STORE_CHAIN_LEN, link_hex);
-		struct i64text sq = i64((int64_t)e->seq), ts = i64(e->ts_ms), nw = i64(now);
-		const char *v[] = {tid,	 sq.s,		ts.s,	     nw.s,
-				   kind, p->clause_buf, p->data_buf, link_hex};
-		r = pq_do(
-		    p,
-		    "INSERT INTO events (tid, seq, ts, received_at, kind, clause, data, chain)"
-		    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-		    8, v);
-		if (r < 0)
-			return r;
+		struct ins_row *row = &ins.rows[ins.n++];
+		struct i64text ts = i64(e->ts_ms);
+		row->seq = i64((int64_t)e->seq);
+		memcpy(row->ts, ts.s, sizeof(row->ts));
+		row->kind = kind;
+		hex_param(link, STORE_CHAIN_LEN, row->link);
+		row->clause = strndup(p->clause_buf, clause_len);
+		row->data = strndup(p->data_buf, data_len);
+		if (!row->clause || !row->data)
+			return -ENOMEM;
 		res->stored++;
 		memcpy(chain, link, STORE_CHAIN_LEN);
 
@@ -731,6 +797,10 @@ static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t 
 				return r;
 		}
 	}
+
+	r = ins_flush(p, &ins, tid, now);
+	if (r < 0)
+		return r;
 
 	for (size_t i = 0; i < b->n; i++) {
 		const struct event *e = order[i];
