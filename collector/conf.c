@@ -60,6 +60,7 @@ static const struct key keys[] = {
     {"store", "database", KEY_STRING, OFF(database), 0, 0},
     {"store", "backend", KEY_STRING, OFF(store_backend), 0, 0},
     {"store", "url", KEY_STRING, OFF(store_url), 0, 0},
+    {"store", "read_url", KEY_STRING, OFF(store_read_url), 0, 0},
     {"store", "retention", KEY_DURATION, OFF(retention), 0, 100ULL * 365 * 86400},
     {"enroll", "listen", KEY_LISTEN, OFF(enroll_listen), 0, 0},
     {"enroll", "signer", KEY_STRING, OFF(enroll_signer), 0, 0},
@@ -370,16 +371,38 @@ static bool key_seen(const struct parse_state *s, const char *section, const cha
  * PostgreSQL, database becomes the store location STORE_PG_PREFIX + url (store-pg.h), and the
  * enrollment database's default stays beside the default SQLite path. A password in the url is
  * refused: it would be logged with the location; libpq reads it from a password file. */
+static int pg_url_check(struct parse_state *s, const char *key, const char *url)
+{
+	char *errmsg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(url, &errmsg);
+
+	if (!opts) {
+		snprintf(s->err, CONFIG_ERROR_MAX, "%s: [store] %s: %s", s->name, key,
+			 errmsg ? errmsg : "out of memory");
+		PQfreemem(errmsg);
+		return -EINVAL;
+	}
+	PQconninfoFree(opts);
+	if (store_pg_url_has_password(url)) {
+		snprintf(s->err, CONFIG_ERROR_MAX,
+			 "%s: [store] %s must not hold a password: use a password file "
+			 "(passfile=..., PGPASSFILE) or a client certificate",
+			 s->name, key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int store_backend_resolve(struct collector_config *c, struct parse_state *s)
 {
-	PQconninfoOption *opts;
-	char *errmsg = NULL, *loc = NULL;
-	bool password = false;
+	char *loc = NULL;
+	int r;
 
 	if (!c->store_backend || strcmp(c->store_backend, "sqlite") == 0) {
-		if (c->store_url) {
+		if (c->store_url || c->store_read_url) {
 			snprintf(s->err, CONFIG_ERROR_MAX,
-				 "%s: [store] url needs [store] backend = postgresql", s->name);
+				 "%s: [store] url and read_url need [store] backend = postgresql",
+				 s->name);
 			return -EINVAL;
 		}
 		return 0;
@@ -411,21 +434,15 @@ static int store_backend_resolve(struct collector_config *c, struct parse_state 
 			 s->name);
 		return -EINVAL;
 	}
-	opts = PQconninfoParse(c->store_url, &errmsg);
-	if (!opts) {
-		snprintf(s->err, CONFIG_ERROR_MAX, "%s: [store] url: %s", s->name,
-			 errmsg ? errmsg : "out of memory");
-		PQfreemem(errmsg);
-		return -EINVAL;
-	}
-	PQconninfoFree(opts);
-	password = store_pg_url_has_password(c->store_url);
-	if (password) {
-		snprintf(s->err, CONFIG_ERROR_MAX,
-			 "%s: [store] url must not hold a password: use a password file "
-			 "(passfile=..., PGPASSFILE) or a client certificate",
-			 s->name);
-		return -EINVAL;
+	r = pg_url_check(s, "url", c->store_url);
+	if (r >= 0 && c->store_read_url)
+		r = pg_url_check(s, "read_url", c->store_read_url);
+	if (r < 0)
+		return r;
+	if (c->store_read_url &&
+	    asprintf(&c->store_read_location, "%s%s", STORE_PG_PREFIX, c->store_read_url) < 0) {
+		c->store_read_location = NULL;
+		return -ENOMEM;
 	}
 	if (asprintf(&loc, "%s%s", STORE_PG_PREFIX, c->store_url) < 0)
 		return -ENOMEM;
@@ -582,6 +599,8 @@ void config_free(struct collector_config *c)
 	free(c->database);
 	free(c->store_backend);
 	free(c->store_url);
+	free(c->store_read_url);
+	free(c->store_read_location);
 	free(c->enroll_listen);
 	free(c->enroll_signer);
 	free(c->enroll_database);

@@ -348,9 +348,13 @@ int main(int argc, char **argv)
 		server_log(LOG_ERR, "cannot start: [fleet]: %s", strerror(-r));
 		return 1;
 	}
-	r = store_open(cfg.database, false, &rstore);
+	/* the dashboard's connection: a streaming replica when [store] read_url names one */
+	r = store_open(cfg.store_read_location ? cfg.store_read_location : cfg.database, false,
+		       &rstore);
 	if (r < 0) {
-		server_log(LOG_ERR, "database %s (read-only): %s", cfg.database, strerror(-r));
+		server_log(LOG_ERR, "database %s (read-only): %s",
+			   cfg.store_read_location ? cfg.store_read_location : cfg.database,
+			   strerror(-r));
 		return 1;
 	}
 	{

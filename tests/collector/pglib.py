@@ -69,16 +69,29 @@ class PostgreSQL:
                                                          p.stderr))
         return p
 
-    def start(self):
-        self.run("initdb", "-D", self.data, "-A", "trust", "-U", self.role, "-E", "UTF8",
-                 "--no-instructions", "--no-sync", "--locale=C")
+    def start(self, primary=None):
+        """primary: another PostgreSQL of this module; this one becomes its streaming replica
+        (pg_basebackup -R), read-only, with the primary's databases."""
+        if primary is None:
+            self.run("initdb", "-D", self.data, "-A", "trust", "-U", self.role, "-E", "UTF8",
+                     "--no-instructions", "--no-sync", "--locale=C")
+        else:
+            self.run("pg_basebackup", "-h", primary.sock, "-U", primary.role, "-D", self.data,
+                     "-R", "-X", "stream", "-c", "fast", "--no-sync")
+        self._pg_ctl_start()
+        if self.dbname != "postgres" and primary is None:
+            self.run("createdb", "-h", self.sock, "-U", self.role, self.dbname)
+        return self
+
+    def _pg_ctl_start(self):
         opts = "-c listen_addresses='' -c unix_socket_directories=%s -c fsync=on" % self.sock
         self.run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"), "-o",
                  opts, "-w", "-t", "60", "start")
         self.running = True
-        if self.dbname != "postgres":
-            self.run("createdb", "-h", self.sock, "-U", self.role, self.dbname)
-        return self
+
+    def restart(self):
+        self.run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+        self._pg_ctl_start()
 
     def psql(self, sql):
         """Runs sql; returns the rows as lists of texts (unaligned, tab-separated)."""

@@ -45,7 +45,7 @@ def main():
         for conf, want in (
                 ("backend = postgresql\n", "needs [store] url"),
                 ("backend = mysql\nurl = x\n", "sqlite or postgresql"),
-                ("url = %s\n" % c.url, "needs [store] backend = postgresql"),
+                ("url = %s\n" % c.url, "need [store] backend = postgresql"),
                 ("backend = postgresql\nurl = %s&password=hunter2\n" % c.url, "password"),
                 ("backend = postgresql\nurl = host=/tmp password=hunter2\n", "password"),
                 ("backend = postgresql\nurl = %s\ndatabase = /tmp/x.db\n" % c.url,
@@ -122,9 +122,7 @@ def main():
 
         # a server restart: the writer and the dashboard connect again (the first round after
         # it may fail with 503: the uplink sends again)
-        pg.run("pg_ctl", "-D", pg.data, "-m", "fast", "-w", "restart", "-o",
-               "-c listen_addresses='' -c unix_socket_directories=%s" % pg.sock,
-               "-l", os.path.join(pg.dir, "server.log"))
+        pg.restart()
         for attempt in range(5):
             st, resp, _ = c.post(t1, batch("term-001", [7]))
             if st == 200:
