@@ -772,6 +772,11 @@ static struct store_view view_now(struct worker *w)
 
 static void store_failed(struct evhttp_request *req, int r)
 {
+	if (r == -EOPNOTSUPP) {
+		send_error(req, 501,
+			   "not available on the PostgreSQL store yet (docs/postgresql.md)");
+		return;
+	}
 	server_log(LOG_ERR, "dashboard: store query failed: %s", strerror(-r));
 	send_error(req, 503, "the store cannot answer now");
 }

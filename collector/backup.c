@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backup.h"
+#include "store-pg.h"
 #include "macro.h"
 #include "store.h"
 
@@ -124,6 +125,12 @@ int collector_backup(const char *db_path, const char *dest, struct backup_info *
 	struct stat dbst;
 	int r = 0, rc, fd;
 
+	if (store_pg_location(db_path)) {
+		snprintf(err, BACKUP_ERROR_MAX,
+			 "the store is PostgreSQL: back it up with pg_dump or pg_basebackup "
+			 "(docs/postgresql.md)");
+		return -EOPNOTSUPP;
+	}
 	*info = (struct backup_info){0};
 	if (stat(db_path, &dbst) < 0)
 		return fail(err, -errno, "database %s: %s", db_path, strerror(errno));
@@ -223,6 +230,12 @@ int collector_restore(const char *db_path, const char *src_path, struct backup_i
 	char d[PATH_MAX];
 	int r = 0, rc;
 
+	if (store_pg_location(db_path)) {
+		snprintf(err, BACKUP_ERROR_MAX,
+			 "the store is PostgreSQL: back it up with pg_dump or pg_basebackup "
+			 "(docs/postgresql.md)");
+		return -EOPNOTSUPP;
+	}
 	*info = (struct backup_info){0};
 	snprintf(d, sizeof d, "%s", db_path);
 	if (stat(dirname(d), &dirst) < 0)

@@ -36,7 +36,11 @@ struct collector_config {
 	char *web_root; /* optional directory that replaces the embedded page */
 
 	/* [store] */
-	char *database;
+	char *database;		   /* SQLite file, or the PostgreSQL location (store-pg.h) */
+	char *store_backend;	   /* "sqlite" (default) or "postgresql" */
+	char *store_url;	   /* postgresql: libpq URI or conninfo, without a password */
+	char *store_read_url;	   /* postgresql, optional: the dashboard reads there (a replica) */
+	char *store_read_location; /* STORE_PG_PREFIX + store_read_url, or NULL */
 	uint64_t
 	    retention; /* seconds; 0 keeps everything: the default period ([retention] default) */
 

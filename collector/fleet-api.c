@@ -16,6 +16,10 @@
 #include "macro.h"
 #include "metrics.h"
 #include "server.h"
+#include "store-pg.h"
+
+#define FLEET_NOT_ON_PG                                                                            \
+	"the fleet workflows are not available on the PostgreSQL store yet (docs/postgresql.md)"
 #include "utf8.h"
 
 #define REASON_MAX    512
@@ -312,6 +316,11 @@ void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct co
 	if (conn->serial[0] && server_serial_revoked(w->c, conn->serial)) {
 		reply_err(req, 403, "certificate revoked");
 		metrics_count_status(403);
+		return;
+	}
+	if (store_pg_location(w->c->cfg->database)) {
+		reply_err(req, 501, FLEET_NOT_ON_PG);
+		metrics_count_status(501);
 		return;
 	}
 	if (!f) {
@@ -1780,6 +1789,10 @@ void fleet_api_handle(struct evhttp_request *req, struct worker *w)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 				  "Bearer realm=\"mynaguard\"");
 		reply_err(req, 401, "a valid bearer token is required");
+		return;
+	}
+	if (store_pg_location(w->c->cfg->database)) {
+		reply_err(req, 501, FLEET_NOT_ON_PG);
 		return;
 	}
 	if (!f) {

@@ -15,6 +15,7 @@
 #include "ingest.h"
 #include "macro.h"
 #include "secmem.h"
+#include "store-pg.h"
 #include "server.h"
 
 static const char schema[] =
@@ -143,6 +144,10 @@ int fleet_open(struct collector *c, const struct collector_config *cfg, struct f
 	*ret = NULL;
 	if (!cfg->fleet_grant_key || !cfg->fleet_root_key)
 		return 0;
+	if (store_pg_location(cfg->database)) {
+		server_log(LOG_WARNING, "fleet: not available on the PostgreSQL store yet");
+		return 0;
+	}
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;

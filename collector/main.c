@@ -20,6 +20,7 @@
 #include "ingest.h"
 #include "macro.h"
 #include "server.h"
+#include "store-pg.h"
 #include "store.h"
 
 /* Reachable until exit, so leak checkers see what the threads still hold. */
@@ -45,6 +46,7 @@ static void usage(FILE *f)
 	    "      --terminal ID  with --verify: only this terminal's chain\n"
 	    "      --retention-run  dispose of expired events now (as the daily run does), then exit\n"
 	    "      --sign-heads   verify the store, then sign its chain heads ([evidence] heads_key)\n"
+	    "      --migrate-to-postgresql URL  copy the SQLite store into an empty PostgreSQL one\n"
 	    "  -h, --help         this text\n"
 	    "      --version      print the version\n");
 }
@@ -161,6 +163,46 @@ static int sign_heads(void)
 	return 0;
 }
 
+/* --migrate-to-postgresql URL: the configured SQLite store, copied into an empty PostgreSQL
+ * database in one transaction (docs/postgresql.md); check both with --verify. */
+static int migrate_to_postgresql(const char *url)
+{
+	_cleanup_(store_closep) struct store *s = NULL;
+	_cleanup_free_ char *loc = NULL;
+	uint64_t rows = 0;
+	int r;
+
+	if (store_pg_location(cfg.database)) {
+		fprintf(stderr, "mynaguard-collector: migrate: the configured store is already "
+				"PostgreSQL\n");
+		return 1;
+	}
+	if (store_pg_url_has_password(url)) {
+		fprintf(stderr, "mynaguard-collector: migrate: the url must not hold a password "
+				"(others can read the command line): use a password file\n");
+		return 1;
+	}
+	if (asprintf(&loc, "%s%s", STORE_PG_PREFIX, url) < 0)
+		return 1;
+	r = store_open(cfg.database, false, &s);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: database %s: %s\n", cfg.database,
+			strerror(-r));
+		return 1;
+	}
+	r = store_migrate_to_pg(s, loc, &rows);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: migrate: %s\n",
+			r == -ENOTEMPTY	     ? "the PostgreSQL database already holds a store"
+			: r == -ECONNREFUSED ? "cannot connect to PostgreSQL"
+					     : strerror(-r));
+		return 1;
+	}
+	printf("migrated %llu rows from %s into PostgreSQL; check both with --verify\n",
+	       (unsigned long long)rows, cfg.database);
+	return 0;
+}
+
 /* --backup / --restore: one SQLite operation on the configured database, then exit. */
 static int backup_or_restore(const char *backup_path, const char *restore_path)
 {
@@ -196,10 +238,11 @@ int main(int argc, char **argv)
 	    {"terminal", required_argument, NULL, 't'},
 	    {"retention-run", no_argument, NULL, 'X'},
 	    {"sign-heads", no_argument, NULL, 'S'},
+	    {"migrate-to-postgresql", required_argument, NULL, 'M'},
 	    {0},
 	};
 	const char *config_path = NULL, *backup_path = NULL, *restore_path = NULL;
-	const char *verify_terminal = NULL;
+	const char *verify_terminal = NULL, *migrate_url = NULL;
 	bool check = false, do_verify = false, do_retention = false, do_sign = false;
 	struct evidence_signer *heads_signer = NULL;
 	char err[CONFIG_ERROR_MAX];
@@ -240,6 +283,9 @@ int main(int argc, char **argv)
 		case 'S':
 			do_sign = true;
 			break;
+		case 'M':
+			migrate_url = optarg;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -250,7 +296,9 @@ int main(int argc, char **argv)
 	    (do_verify && (check || backup_path || restore_path)) ||
 	    (verify_terminal && !do_verify) ||
 	    (do_retention && (check || backup_path || restore_path || do_verify)) ||
-	    (do_sign && (check || backup_path || restore_path || do_verify || do_retention))) {
+	    (do_sign && (check || backup_path || restore_path || do_verify || do_retention)) ||
+	    (migrate_url &&
+	     (check || backup_path || restore_path || do_verify || do_retention || do_sign))) {
 		usage(stderr);
 		return 2;
 	}
@@ -268,6 +316,8 @@ int main(int argc, char **argv)
 		return retention_run();
 	if (do_sign)
 		return sign_heads();
+	if (migrate_url)
+		return migrate_to_postgresql(migrate_url);
 
 	/* Signals go to the main thread only; every thread created below inherits the mask. */
 	sigemptyset(&mask);
@@ -298,9 +348,13 @@ int main(int argc, char **argv)
 		server_log(LOG_ERR, "cannot start: [fleet]: %s", strerror(-r));
 		return 1;
 	}
-	r = store_open(cfg.database, false, &rstore);
+	/* the dashboard's connection: a streaming replica when [store] read_url names one */
+	r = store_open(cfg.store_read_location ? cfg.store_read_location : cfg.database, false,
+		       &rstore);
 	if (r < 0) {
-		server_log(LOG_ERR, "database %s (read-only): %s", cfg.database, strerror(-r));
+		server_log(LOG_ERR, "database %s (read-only): %s",
+			   cfg.store_read_location ? cfg.store_read_location : cfg.database,
+			   strerror(-r));
 		return 1;
 	}
 	{

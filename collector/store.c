@@ -14,6 +14,8 @@
 #include <openssl/evp.h>
 
 #include "macro.h"
+#include "store-pg.h"
+#include "store-verify.h"
 
 /* Each entry moves the schema from version i to i+1; never edit a released one. */
 static const char *const migrations[] = {
@@ -167,6 +169,7 @@ static const char *const stmt_sql[_ST_MAX] = {
 };
 
 struct store {
+	struct store_pg *pg; /* the PostgreSQL store (store-pg.c): every function dispatches */
 	sqlite3 *db;
 	EVP_MD_CTX *md; /* the hash chain's, reused */
 	bool writable;
@@ -252,58 +255,6 @@ static int user_version(struct store *s)
 }
 
 /* ---- the hash chain (docs/evidence.md) ---- */
-
-static void put_be(EVP_MD_CTX *md, uint64_t v, unsigned bytes)
-{
-	uint8_t b[8];
-	for (unsigned i = 0; i < bytes; i++)
-		b[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-	EVP_DigestUpdate(md, b, bytes);
-}
-
-static void put_str(EVP_MD_CTX *md, const void *p, size_t n)
-{
-	put_be(md, n, 4);
-	EVP_DigestUpdate(md, p, n);
-}
-
-/* body = SHA-256(len32 clause || clause || len32 data || data): what a tombstone keeps */
-static int chain_body(EVP_MD_CTX *md, const void *clause, size_t clause_len, const void *data,
-		      size_t data_len, uint8_t out[STORE_CHAIN_LEN])
-{
-	unsigned n = 0;
-	int ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-
-	if (ok) {
-		put_str(md, clause, clause_len);
-		put_str(md, data, data_len);
-		ok = EVP_DigestFinal_ex(md, out, &n);
-	}
-	return ok && n == STORE_CHAIN_LEN ? 0 : -EIO;
-}
-
-/* link = SHA-256(prev || len32 terminal || terminal || seq64 || ts64 || received64 ||
- * len32 kind || kind || body), integers big-endian, texts as stored. */
-static int chain_link(EVP_MD_CTX *md, const uint8_t prev[STORE_CHAIN_LEN], const char *terminal,
-		      uint64_t seq, int64_t ts, int64_t received, const char *kind,
-		      const uint8_t body[STORE_CHAIN_LEN], uint8_t out[STORE_CHAIN_LEN])
-{
-	unsigned n = 0;
-	int ok;
-
-	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-	if (ok) {
-		EVP_DigestUpdate(md, prev, STORE_CHAIN_LEN);
-		put_str(md, terminal, strlen(terminal));
-		put_be(md, seq, 8);
-		put_be(md, (uint64_t)ts, 8);
-		put_be(md, (uint64_t)received, 8);
-		put_str(md, kind, strlen(kind));
-		EVP_DigestUpdate(md, body, STORE_CHAIN_LEN);
-		ok = EVP_DigestFinal_ex(md, out, &n);
-	}
-	return ok && n == STORE_CHAIN_LEN ? 0 : -EIO;
-}
 
 /* The columns chain_row() reads, in this order. */
 #define CHAIN_COLUMNS "seq, ts, received_at, kind, clause, data, chain, body"
@@ -438,11 +389,15 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 
 int store_wal_frames(struct store *s)
 {
+	if (s->pg)
+		return 0;
 	return s->wal_frames;
 }
 
 int store_checkpoint(struct store *s, bool restart)
 {
+	if (s->pg)
+		return 0; /* the server checkpoints */
 	int log = 0, done = 0;
 	int rc = sqlite3_wal_checkpoint_v2(
 	    s->db, NULL, restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE, &log,
@@ -464,6 +419,15 @@ int store_open(const char *path, bool writable, struct store **ret)
 	if (!s)
 		return -ENOMEM;
 	s->writable = writable;
+	if (store_pg_location(path)) {
+		r = store_pg_open(store_pg_location(path), writable, &s->pg);
+		if (r < 0) {
+			free(s);
+			return r;
+		}
+		*ret = s;
+		return 0;
+	}
 	s->md = EVP_MD_CTX_new();
 	if (!s->md) {
 		free(s);
@@ -527,6 +491,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	store_pg_close(s->pg);
 	for (size_t i = 0; i < _ST_MAX; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close_v2(s->db);
@@ -536,11 +501,15 @@ void store_close(struct store *s)
 
 int store_schema_version(struct store *s)
 {
+	if (s->pg)
+		return store_pg_schema_version(s->pg);
 	return user_version(s);
 }
 
 int store_terminal_max_seq(struct store *s, const char *name, uint64_t *ret)
 {
+	if (s->pg)
+		return store_pg_terminal_max_seq(s->pg, name, ret);
 	sqlite3_stmt *st = stmt(s, ST_TERMINAL_GET);
 	uint64_t max = 0;
 	int rc;
@@ -558,11 +527,15 @@ int store_terminal_max_seq(struct store *s, const char *name, uint64_t *ret)
 
 int store_begin(struct store *s)
 {
+	if (s->pg)
+		return store_pg_begin(s->pg);
 	return exec(s, "BEGIN IMMEDIATE");
 }
 
 int store_commit(struct store *s)
 {
+	if (s->pg)
+		return store_pg_commit(s->pg);
 	int r = exec(s, "COMMIT");
 	if (r < 0)
 		store_rollback(s);
@@ -571,6 +544,10 @@ int store_commit(struct store *s)
 
 void store_rollback(struct store *s)
 {
+	if (s->pg) {
+		store_pg_rollback(s->pg);
+		return;
+	}
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
@@ -913,6 +890,8 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 int store_write_batch(struct store *s, const struct event_batch *b, int64_t received_ms,
 		      struct store_write_result *ret)
 {
+	if (s->pg)
+		return store_pg_write_batch(s->pg, b, received_ms, ret);
 	struct store_write_result res = {0};
 	int r;
 
@@ -1116,6 +1095,8 @@ static int collapse(struct store *s, int64_t now_ms, unsigned budget, unsigned *
 int store_retention(struct store *s, const struct store_retention_policy *p, int64_t now_ms,
 		    unsigned limit, unsigned *ret_disposed)
 {
+	if (s->pg)
+		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
 	_cleanup_free_ char *held = NULL;
 	unsigned disposed = 0, done = 0;
 	int r;
@@ -1148,51 +1129,12 @@ int store_retention(struct store *s, const struct store_retention_policy *p, int
 
 /* ---- verify ---- */
 
-static void verify_break(struct store_verify *v, const char *terminal, uint64_t seq)
-{
-	v->broken = true;
-	snprintf(v->terminal, sizeof(v->terminal), "%s", terminal);
-	v->seq = seq;
-}
-
-static int cmp_head(const void *a, const void *b)
-{
-	const struct store_head *x = a, *y = b;
-	return strcmp(x->terminal, y->terminal);
-}
-
-static struct store_head *head_find(const struct store_verify_opts *o, const char *terminal)
-{
-	struct store_head key;
-
-	if (!o->n_expect)
-		return NULL;
-	snprintf(key.terminal, sizeof(key.terminal), "%s", terminal);
-	return bsearch(&key, o->expect, o->n_expect, sizeof(*o->expect), cmp_head);
-}
-
-/* A disposal the policy allows: the kind has a period, and the event was received before it. */
-static bool disposal_due(const struct store_retention_policy *p, const char *kind,
-			 int64_t received_ms)
-{
-	enum event_kind k;
-
-	return kind && event_kind_from_name(kind, &k) >= 0 && p->cutoff_ms[k] != INT64_MIN &&
-	       received_ms < p->cutoff_ms[k];
-}
-
 static int verify_terminal(struct store *s, int64_t tid, const char *name,
 			   const uint8_t head[STORE_CHAIN_LEN], bool has_head,
 			   const struct store_verify_opts *o, struct store_verify *v)
 {
 	_cleanup_stmt_ sqlite3_stmt *anchor = NULL, *rows = NULL;
-	struct store_head *want = head_find(o, name);
-	uint8_t link[STORE_CHAIN_LEN] = {0};
-	uint64_t last_seq = 0;
-	int64_t last_received = 0;
-	char last_kind[STORE_KIND_MAX + 1] = "";
-	const char *kind;
-	bool any = false, anchored = false;
+	struct verify_walk w;
 	int rc, r;
 
 	r = prepare(s, "SELECT chain FROM chain_anchors WHERE tid = ?1", &anchor);
@@ -1202,103 +1144,31 @@ static int verify_terminal(struct store *s, int64_t tid, const char *name,
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(anchor, 1, tid);
-	if (sqlite3_step(anchor) == SQLITE_ROW) {
-		v->anchored++;
-		anchored = true;
-		if (sqlite3_column_bytes(anchor, 0) == STORE_CHAIN_LEN)
-			memcpy(link, sqlite3_column_blob(anchor, 0), STORE_CHAIN_LEN);
-	}
+	if (sqlite3_step(anchor) == SQLITE_ROW)
+		verify_walk_start(&w, o, v, name, sqlite3_column_blob(anchor, 0),
+				  (size_t)sqlite3_column_bytes(anchor, 0));
+	else
+		verify_walk_start(&w, o, v, name, NULL, 0);
 	sqlite3_bind_int64(rows, 1, tid);
 	while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
-		uint64_t seq = (uint64_t)sqlite3_column_int64(rows, 0);
+		const char *kind = (const char *)sqlite3_column_text(rows, 3);
+		const char *clause = (const char *)sqlite3_column_text(rows, 4);
+		const char *data = (const char *)sqlite3_column_text(rows, 5);
 		bool tombstone = sqlite3_column_type(rows, 7) != SQLITE_NULL;
-		r = chain_row(s->md, rows, name, link, link);
-		if (r < 0)
-			return r;
-		v->events++;
-		if (sqlite3_column_bytes(rows, 6) != STORE_CHAIN_LEN ||
-		    memcmp(sqlite3_column_blob(rows, 6), link, STORE_CHAIN_LEN) != 0) {
-			verify_break(v, name, seq);
-			if (any)
-				snprintf(v->reason, sizeof(v->reason),
-					 "the event does not follow the one stored before it (seq "
-					 "%" PRIu64
-					 "): it was altered, or events between them were "
-					 "removed",
-					 last_seq);
-			else
-				snprintf(
-				    v->reason, sizeof(v->reason),
-				    "the first kept event does not follow the chain's start or "
-				    "anchor: it was altered, or events before it were removed");
-			return 0;
-		}
-		kind = (const char *)sqlite3_column_text(rows, 3);
-		if (tombstone) {
-			v->tombstones++;
-			/* a disposal must be one the policy allows: else it removed evidence */
-			if (o->policy &&
-			    !disposal_due(o->policy, kind, sqlite3_column_int64(rows, 2))) {
-				verify_break(v, name, seq);
-				snprintf(v->reason, sizeof(v->reason),
-					 "the event was disposed of before its retention period "
-					 "([retention] %s) ended",
-					 kind ? kind : "?");
-				return 0;
-			}
-		}
-		if (want && !want->seen && want->seq == seq) {
-			want->seen = true;
-			v->heads_checked++;
-			if (memcmp(want->link, link, STORE_CHAIN_LEN) != 0) {
-				verify_break(v, name, seq);
-				snprintf(v->reason, sizeof(v->reason),
-					 "the chain does not pass through the signed head (seq "
-					 "%" PRIu64 "): the events up to it were rewritten",
-					 seq);
-				return 0;
-			}
-		}
-		any = true;
-		last_seq = seq;
-		last_received = sqlite3_column_int64(rows, 2);
-		snprintf(last_kind, sizeof(last_kind), "%s", kind ? kind : "");
+		r = verify_walk_row(
+		    &w, s->md, (uint64_t)sqlite3_column_int64(rows, 0),
+		    sqlite3_column_int64(rows, 1), sqlite3_column_int64(rows, 2), kind ? kind : "",
+		    clause ? clause : "", (size_t)sqlite3_column_bytes(rows, 4), data ? data : "",
+		    (size_t)sqlite3_column_bytes(rows, 5),
+		    tombstone ? sqlite3_column_blob(rows, 7) : NULL,
+		    (size_t)sqlite3_column_bytes(rows, 7), sqlite3_column_blob(rows, 6),
+		    (size_t)sqlite3_column_bytes(rows, 6));
+		if (r != 0)
+			return r < 0 ? r : 0;
 	}
 	if (rc != SQLITE_DONE)
 		return sqlite_errno(rc);
-	if (has_head ? memcmp(head, link, STORE_CHAIN_LEN) != 0 : any) {
-		verify_break(v, name, last_seq);
-		snprintf(v->reason, sizeof(v->reason),
-			 "the chain head does not match: events stored after seq %" PRIu64
-			 " were removed",
-			 last_seq);
-		return 0;
-	}
-	if (want && !want->seen) {
-		want->seen = true;
-		/* disposed of and folded into the anchor, as the policy wants (the signed kind and
-		 * receipt time say whether it was due); else removed */
-		if (!anchored ||
-		    (o->policy && !disposal_due(o->policy, want->kind, want->received_ms))) {
-			verify_break(v, name, want->seq);
-			snprintf(v->reason, sizeof(v->reason),
-				 "the signed head (seq %" PRIu64
-				 ") is not in the store and was not due for disposal: events were "
-				 "removed",
-				 want->seq);
-			return 0;
-		}
-		v->heads_disposed++;
-	}
-	if (o->collect && any) {
-		struct store_head *h = &v->heads[v->n_heads++];
-		snprintf(h->terminal, sizeof(h->terminal), "%s", name);
-		h->seq = last_seq;
-		h->received_ms = last_received;
-		snprintf(h->kind, sizeof(h->kind), "%s", last_kind);
-		memcpy(h->link, link, STORE_CHAIN_LEN);
-		h->seen = false;
-	}
+	verify_walk_end(&w, has_head ? head : NULL, has_head ? STORE_CHAIN_LEN : 0);
 	return 0;
 }
 
@@ -1311,6 +1181,8 @@ void store_verify_done(struct store_verify *v)
 
 int store_verify(struct store *s, const struct store_verify_opts *o, struct store_verify *ret)
 {
+	if (s->pg)
+		return store_pg_verify(s->pg, o, ret);
 	struct store_verify v = {0};
 	sqlite3_stmt *st = NULL;
 	int rc = SQLITE_DONE, r;
@@ -1365,13 +1237,8 @@ int store_verify(struct store *s, const struct store_verify_opts *o, struct stor
 		r = -ENOENT;
 		goto out;
 	}
-	/* a signed terminal that is not in the store at all (only when checking every one) */
-	for (size_t i = 0; !v.broken && !o->terminal && i < o->n_expect; i++)
-		if (!o->expect[i].seen) {
-			verify_break(&v, o->expect[i].terminal, o->expect[i].seq);
-			snprintf(v.reason, sizeof(v.reason),
-				 "the terminal of a signed head is not in the store: removed");
-		}
+	if (!o->terminal)
+		verify_walk_missing(o, &v);
 out:
 	sqlite3_finalize(st);
 	exec(s, "COMMIT");
@@ -1388,6 +1255,8 @@ out:
 int store_signed_heads_put(struct store *s, int64_t at_ms, const char *body, const uint8_t *sig,
 			   size_t sig_len, unsigned keep)
 {
+	if (s->pg)
+		return store_pg_signed_heads_put(s->pg, at_ms, body, sig, sig_len, keep);
 	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *prune = NULL;
 	int r;
 
@@ -1421,6 +1290,8 @@ int store_signed_heads_put(struct store *s, int64_t at_ms, const char *body, con
 int store_signed_heads_last(struct store *s, int64_t *ret_at, char **ret_body, uint8_t **ret_sig,
 			    size_t *ret_sig_len)
 {
+	if (s->pg)
+		return store_pg_signed_heads_last(s->pg, ret_at, ret_body, ret_sig, ret_sig_len);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_free_ char *body = NULL;
 	_cleanup_free_ uint8_t *sig = NULL;
@@ -1773,6 +1644,8 @@ static int terminals_summary(struct store *s, const struct store_view *v)
 int store_terminals_json(struct store *s, const struct store_view *v,
 			 const struct store_terminal_query *q, json_t **ret)
 {
+	if (s->pg)
+		return store_pg_terminals_json(s->pg, v, q, ret);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *list = json_array();
 	char where[512], sql[4096];
@@ -1854,6 +1727,8 @@ static int prepare_for_tid(struct store *s, const char *sql, int64_t tid, sqlite
 int store_terminal_json(struct store *s, const struct store_view *v, const char *id,
 			unsigned recent, json_t **ret)
 {
+	if (s->pg)
+		return store_pg_terminal_json(s->pg, v, id, recent, ret);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *byid = json_object(), *t = NULL;
 	json_t *arr;
@@ -1977,6 +1852,8 @@ static int events_prepare(struct store *s, const struct store_filter *f, sqlite3
 
 int store_events_json(struct store *s, const struct store_filter *f, json_t **ret)
 {
+	if (s->pg)
+		return store_pg_events_json(s->pg, f, ret);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	json_t *arr = json_array(), *o;
 	int64_t last = 0, last_ts = 0;
@@ -2020,6 +1897,8 @@ int store_events_foreach(struct store *s, const struct store_filter *f,
 			 int (*fn)(const struct store_row *row, void *userdata), void *userdata,
 			 uint64_t *ret_last)
 {
+	if (s->pg)
+		return store_pg_events_foreach(s->pg, f, fn, userdata, ret_last);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	uint64_t last = 0;
 	int rc, r;
@@ -2051,6 +1930,8 @@ int store_events_foreach(struct store *s, const struct store_filter *f,
 
 int store_stats(struct store *s, const struct store_view *v, struct store_stats *ret)
 {
+	if (s->pg)
+		return store_pg_stats(s->pg, v, ret);
 	static const struct store_terminal_query all = {.status = STORE_STATUS_ALL, .limit = 1};
 	_cleanup_json_ json_t *page = NULL;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -2092,4 +1973,99 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
 			ret->oldest_ms[k] = sqlite3_column_int64(o, 0);
 	}
 	return 0;
+}
+
+/* ---- migration into PostgreSQL (docs/postgresql.md) ---- */
+
+/* What is copied, table by table (chain_collapse, retention's to-do list, is not: PostgreSQL has
+ * no retention yet); events' column 3 is ts (store_pg_copy_row() makes its partition). */
+static const struct {
+	const char *table, *columns;
+	int n;
+} copy_tables[] = {
+    {"terminals",
+     "id, name, first_seen, last_seen, max_seq, policy_hash, report_interval, compliance_seq,"
+     " compliance_ts, drift_ms, conflicts, description, n_failing, locked_at, n_gaps,"
+     " n_gaps_unannounced, chain_head",
+     17},
+    {"events", "id, tid, seq, ts, received_at, kind, clause, data, chain, body, disposed_at", 11},
+    {"checks", "tid, check_id, status, clause, detail, since, updated_at, seq", 8},
+    {"gaps", "id, tid, first, last, detected_at, announced", 6},
+    {"chain_anchors", "tid, first_seq, chain, disposed, at", 5},
+    {"signed_heads", "id, at, body, signature", 4},
+};
+
+int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_rows)
+{
+	struct store *dst = NULL;
+	uint64_t rows = 0;
+	int r;
+
+	if (s->pg)
+		return -EINVAL;
+	r = store_open(location, true, &dst);
+	if (r < 0)
+		return r;
+	if (!dst->pg) {
+		store_close(dst);
+		return -EINVAL;
+	}
+	r = exec(s, "BEGIN"); /* one snapshot of the source */
+	if (r >= 0)
+		r = store_pg_copy_begin(dst->pg);
+	for (size_t t = 0; r >= 0 && t < ELEMENTSOF(copy_tables); t++) {
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+		char sql[512];
+		int rc;
+
+		snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY rowid",
+			 copy_tables[t].columns, copy_tables[t].table);
+		if (strcmp(copy_tables[t].table, "checks") == 0)
+			snprintf(sql, sizeof(sql), "SELECT %s FROM checks", copy_tables[t].columns);
+		r = prepare(s, sql, &st);
+		while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *vals[17];
+			char *bufs[17] = {0};
+			for (int i = 0; i < copy_tables[t].n; i++) {
+				int type = sqlite3_column_type(st, i), len;
+				const uint8_t *b;
+				vals[i] = NULL;
+				if (type == SQLITE_NULL)
+					continue;
+				if (type != SQLITE_BLOB) {
+					vals[i] = (const char *)sqlite3_column_text(st, i);
+					continue;
+				}
+				b = sqlite3_column_blob(st, i);
+				len = sqlite3_column_bytes(st, i);
+				bufs[i] = malloc(2 * (size_t)len + 3);
+				if (!bufs[i]) {
+					r = -ENOMEM;
+					break;
+				}
+				strcpy(bufs[i], "\\x");
+				for (int j = 0; j < len; j++)
+					snprintf(bufs[i] + 2 + 2 * j, 3, "%02x", b[j]);
+				vals[i] = bufs[i];
+			}
+			if (r >= 0)
+				r = store_pg_copy_row(dst->pg, copy_tables[t].table,
+						      copy_tables[t].columns, copy_tables[t].n,
+						      vals);
+			for (int i = 0; i < copy_tables[t].n; i++)
+				free(bufs[i]);
+			rows++;
+		}
+		if (r >= 0 && rc != SQLITE_DONE)
+			r = sqlite_errno(rc);
+	}
+	if (r >= 0)
+		r = store_pg_copy_end(dst->pg);
+	else
+		store_pg_rollback(dst->pg);
+	exec(s, "COMMIT");
+	store_close(dst);
+	if (r >= 0)
+		*ret_rows = rows;
+	return r;
 }

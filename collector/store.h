@@ -7,12 +7,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "chain.h"
 #include "event.h"
 
 #define STORE_SCHEMA_VERSION 4
-
-/* SHA-256: one link of a terminal's hash chain (docs/evidence.md) */
-#define STORE_CHAIN_LEN 32
 
 struct store;
 
@@ -206,3 +204,8 @@ struct store_stats {
 	int64_t oldest_ms[_EVENT_KIND_MAX];
 };
 int store_stats(struct store *s, const struct store_view *v, struct store_stats *ret);
+
+/* Copies this SQLite store, row for row (ids, links, tombstones, anchors, signed heads), into
+ * an empty PostgreSQL store at location (STORE_PG_PREFIX conninfo; created when new) in one
+ * transaction; -ENOTEMPTY when it holds anything. *ret_rows: rows copied. */
+int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_rows);

@@ -14,9 +14,9 @@ BUILD="gcc libc6-dev make meson ninja-build pkg-config git ca-certificates
  clang llvm libclang-rt-14-dev clang-format
  libseccomp-dev libudev-dev libpam0g-dev liboath-dev libssl-dev libcurl4-openssl-dev libjansson-dev
  libinih-dev libevent-dev libsqlite3-dev libqrencode-dev libpng-dev zlib1g-dev libcmocka-dev
- libsystemd-dev"
+ libsystemd-dev libpq-dev"
 TEST="libpam-wrapper libpamtest0-dev libnss-wrapper pamtester oathtool faketime libpam-modules
- umockdev libumockdev-dev gir1.2-umockdev-1.0 python3-gi python3-dbus dbus-daemon sqlite3 openssl curl python3 procps psmisc iproute2 util-linux
+ umockdev libumockdev-dev gir1.2-umockdev-1.0 python3-gi python3-dbus dbus-daemon sqlite3 postgresql openssl curl python3 procps psmisc iproute2 util-linux
  qemu-system-x86 busybox-static mmdebstrap kmod udev cpio dosfstools fakeroot groff-base
  debhelper dpkg-dev build-essential lintian apt-utils gnupg"
 # BENCH: the peers measured by tests/bench/pam/ and tests/bench/collector/ (docs/benchmarks.md);

@@ -14,6 +14,22 @@ import subprocess
 import tempfile
 import time
 
+import pglib
+
+# MYNAGUARD_TEST_STORE=postgresql: every Collector stores into a PostgreSQL server of the test's
+# own (pglib.py; one server per test process, one database per Collector directory).
+STORE = os.environ.get("MYNAGUARD_TEST_STORE", "sqlite")
+_pg = None
+
+
+def pg_server():
+    global _pg
+    if _pg is None:
+        import atexit
+        _pg = pglib.PostgreSQL(dbname="postgres").start()
+        atexit.register(_pg.stop)
+    return _pg
+
 TOKEN = "test-token-0123456789abcdef"
 
 
@@ -124,9 +140,23 @@ class PKI:
 
 
 class Collector:
-    def __init__(self, tmp, pki, extra="", workers=2, env=None):
+    def __init__(self, tmp, pki, extra="", workers=2, env=None, store=None):
         self.tmp, self.pki = tmp, pki
         self.db = os.path.join(tmp, "collector.db")
+        self.store = store or STORE
+        if self.store == "postgresql":
+            self.pg = pg_server()
+            self.dbname = "mg_" + "".join(ch if ch.isalnum() else "_"
+                                          for ch in os.path.basename(tmp.rstrip("/"))).lower()
+            if not self.pg.psql("SELECT 1 FROM pg_database WHERE datname = '%s'" % self.dbname):
+                self.pg.psql("CREATE DATABASE " + self.dbname)
+            self.url = "postgresql:///%s?host=%s&user=%s" % (self.dbname, self.pg.sock,
+                                                              self.pg.role)
+            store_conf = "backend = postgresql\nurl = %s\n" % self.url
+        elif self.store == "sqlite":
+            store_conf = "database = %s\n" % self.db
+        else:
+            raise ValueError("store must be sqlite or postgresql")
         self.revoked = os.path.join(tmp, "revoked.txt")
         if not os.path.exists(self.revoked):
             with open(self.revoked, "w") as f:
@@ -150,8 +180,7 @@ listen = 127.0.0.1:0
 token_file = {tok}
 
 [store]
-database = {self.db}
-""")
+{store_conf}""")
         self.env = env
         self.proc = None
 
@@ -252,12 +281,36 @@ database = {self.db}
         except ValueError:
             return resp.status, data, dict(resp.getheaders())
 
-    def count(self, sql="SELECT count(*) FROM events", args=()):
+    def rows(self, sql, args=()):
+        """Runs sql on the collector's store (either backend); ? placeholders; rows as tuples
+        of ints where they look like ints, else texts (None for NULL on SQLite only)."""
+        if self.store == "postgresql":
+            parts = sql.split("?")
+            assert len(parts) == len(args) + 1, sql
+            q = parts[0]
+            for a, rest in zip(args, parts[1:]):
+                q += (str(int(a)) if isinstance(a, int) else
+                      "'" + str(a).replace("'", "''") + "'") + rest
+            p = self.pg.run("psql", "-h", self.pg.sock, "-U", self.pg.role, "-d", self.dbname,
+                            "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                            "-c", q)
+            out = []
+            for line in p.stdout.splitlines():
+                out.append(tuple(int(v) if v.lstrip("-").isdigit() else v
+                                 for v in line.split("\t")))
+            return out
         con = sqlite3.connect(self.db, timeout=30)
         try:
-            return con.execute(sql, args).fetchone()[0]
+            return [tuple(r) for r in con.execute(sql, args).fetchall()]
         finally:
             con.close()
+
+    def count(self, sql="SELECT count(*) FROM events", args=()):
+        r = self.rows(sql, args)
+        if not r:
+            return None
+        v = r[0][0]
+        return None if v == "" and self.store == "postgresql" else v
 
 
 def ts(ms):

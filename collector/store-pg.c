@@ -1,0 +1,1475 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: the PostgreSQL store (docs/postgresql.md). The same tables as the SQLite
+ * store (store.c), except that events are partitioned by month of the event's time (ts), so that
+ * retention can drop a partition; a (terminal, seq) keeps its ts across retries, so the unique
+ * key (tid, seq, ts) that the partitioning requires is the dedup key (tid, seq). */
+#include "store-pg.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "macro.h"
+#include "store-verify.h"
+
+#define PG_SCHEMA_VERSION 1
+#define PG_MONTHS_CACHED  64
+/* pg_advisory_xact_lock key of the schema and of partition creation ("mgev") */
+#define PG_DDL_LOCK "1835492726"
+
+static const char pg_schema[] =
+    "CREATE TABLE mg_schema (version integer NOT NULL);"
+    "CREATE TABLE terminals ("
+    "  id bigserial PRIMARY KEY,"
+    "  name text NOT NULL UNIQUE,"
+    "  first_seen bigint NOT NULL,"
+    "  last_seen bigint NOT NULL,"
+    "  max_seq bigint NOT NULL DEFAULT 0,"
+    "  policy_hash text,"
+    "  report_interval bigint,"
+    "  compliance_seq bigint NOT NULL DEFAULT 0,"
+    "  compliance_ts bigint,"
+    "  drift_ms bigint,"
+    "  conflicts bigint NOT NULL DEFAULT 0,"
+    "  description text,"
+    "  n_failing integer NOT NULL DEFAULT 0,"
+    "  locked_at bigint,"
+    "  n_gaps integer NOT NULL DEFAULT 0,"
+    "  n_gaps_unannounced integer NOT NULL DEFAULT 0,"
+    "  chain_head bytea);"
+    /* id: receive order (the API's cursor); ts: the terminal's clock, ms (the partition key) */
+    "CREATE TABLE events ("
+    "  id bigint GENERATED ALWAYS AS IDENTITY,"
+    "  tid bigint NOT NULL REFERENCES terminals(id),"
+    "  seq bigint NOT NULL,"
+    "  ts bigint NOT NULL,"
+    "  received_at bigint NOT NULL,"
+    "  kind text NOT NULL,"
+    "  clause text NOT NULL,"
+    "  data text NOT NULL,"
+    "  chain bytea,"
+    "  body bytea,"
+    "  disposed_at bigint,"
+    "  UNIQUE (tid, seq, ts)"
+    ") PARTITION BY RANGE (ts);"
+    "CREATE INDEX events_id ON events (id);"
+    "CREATE INDEX events_tid_id ON events (tid, id);"
+    "CREATE INDEX events_kind_ts ON events (kind, ts);"
+    "CREATE INDEX events_ts ON events (ts);"
+    "CREATE INDEX events_expiry ON events (kind, received_at) WHERE body IS NULL;"
+    /* the API's time format (event_format_ts): 2026-11-25T18:58:36.123Z */
+    "CREATE FUNCTION mg_ts(ms bigint) RETURNS text LANGUAGE sql IMMUTABLE STRICT AS"
+    " $$SELECT to_char(to_timestamp(ms / 1000) AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.' || lpad((ms % 1000)::text, 3, '0') || 'Z'$$;"
+    "CREATE TABLE checks ("
+    "  tid bigint NOT NULL REFERENCES terminals(id),"
+    "  check_id text NOT NULL,"
+    "  status text NOT NULL,"
+    "  clause text NOT NULL,"
+    "  detail text,"
+    "  since bigint NOT NULL,"
+    "  updated_at bigint NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  PRIMARY KEY (tid, check_id));"
+    "CREATE TABLE gaps ("
+    "  id bigserial PRIMARY KEY,"
+    "  tid bigint NOT NULL REFERENCES terminals(id),"
+    "  first bigint NOT NULL,"
+    "  last bigint NOT NULL,"
+    "  detected_at bigint NOT NULL,"
+    "  announced integer NOT NULL DEFAULT 0);"
+    "CREATE INDEX gaps_tid ON gaps (tid, first);"
+    "CREATE TABLE chain_anchors ("
+    "  tid bigint PRIMARY KEY REFERENCES terminals(id),"
+    "  first_seq bigint,"
+    "  chain bytea NOT NULL,"
+    "  disposed bigint NOT NULL,"
+    "  at bigint NOT NULL);"
+    "CREATE TABLE signed_heads ("
+    "  id bigserial PRIMARY KEY,"
+    "  at bigint NOT NULL,"
+    "  body text NOT NULL,"
+    "  signature bytea NOT NULL);"
+    "INSERT INTO mg_schema VALUES (1);";
+
+struct store_pg {
+	PGconn *c;
+	EVP_MD_CTX *md;
+	bool writable;
+	/* month partitions known to exist (start of the month, ms); forgotten on a rollback,
+	 * which may have undone their creation */
+	int64_t months[PG_MONTHS_CACHED];
+	size_t n_months;
+	bool resetting;
+	char clause_buf[4096];
+	char data_buf[EVENT_MAX_BYTES];
+};
+
+const char *store_pg_location(const char *location)
+{
+	if (location && strncmp(location, STORE_PG_PREFIX, strlen(STORE_PG_PREFIX)) == 0)
+		return location + strlen(STORE_PG_PREFIX);
+	return NULL;
+}
+
+static int pg_errno(const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (!state)
+		return -EIO;
+	if (strncmp(state, "23", 2) == 0)
+		return -EEXIST;
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+	    strcmp(state, "55P03") == 0)
+		return -EBUSY;
+	if (strcmp(state, "53100") == 0)
+		return -ENOSPC;
+	if (strcmp(state, "53200") == 0)
+		return -ENOMEM;
+	if (strcmp(state, "42501") == 0 || strncmp(state, "28", 2) == 0)
+		return -EACCES;
+	return -EIO;
+}
+
+/* Runs sql with text parameters; NULL with *err set on failure. */
+static int reconnect(struct store_pg *p);
+
+static PGresult *pq(struct store_pg *p, const char *sql, int n, const char *const *vals, int *err)
+{
+	for (int attempt = 0;; attempt++) {
+		/* without parameters: the simple protocol, which also runs several statements */
+		PGresult *res =
+		    n ? PQexecParams(p->c, sql, n, NULL, vals, NULL, NULL, 0) : PQexec(p->c, sql);
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+			return res;
+		*err = pg_errno(res);
+		PQclear(res);
+		/* A reader whose connection broke (a server restart) connects again and retries its
+		 * statement once: it runs none inside a transaction of the writer's kind. The
+		 * writer reconnects only in store_pg_begin(): a retry inside its transaction would
+		 * run the rest of the round outside one. */
+		if (attempt > 0 || p->writable || p->resetting ||
+		    PQstatus(p->c) != CONNECTION_BAD || reconnect(p) < 0)
+			return NULL;
+	}
+}
+
+static int pq_do(struct store_pg *p, const char *sql, int n, const char *const *vals)
+{
+	int r = 0;
+	PGresult *res = pq(p, sql, n, vals, &r);
+	PQclear(res);
+	return r;
+}
+
+static void pgresult_freep(PGresult **res)
+{
+	PQclear(*res);
+}
+#define _cleanup_pgresult_ _cleanup_(pgresult_freep)
+
+struct i64text {
+	char s[24];
+};
+
+static struct i64text i64(int64_t v)
+{
+	struct i64text t;
+	snprintf(t.s, sizeof(t.s), "%" PRId64, v);
+	return t;
+}
+
+static int64_t col_i64(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* bytea as a text parameter: "\x" and hex */
+static void hex_param(const uint8_t *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	out[0] = '\\';
+	out[1] = 'x';
+	for (size_t i = 0; i < n; i++) {
+		out[2 + 2 * i] = digits[b[i] >> 4];
+		out[3 + 2 * i] = digits[b[i] & 15];
+	}
+	out[2 + 2 * n] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* A bytea column read as text ("\x..."): true when it holds exactly STORE_CHAIN_LEN bytes. */
+static bool col_link(const PGresult *res, int row, int col, uint8_t out[STORE_CHAIN_LEN])
+{
+	const char *t;
+
+	if (PQgetisnull(res, row, col))
+		return false;
+	t = PQgetvalue(res, row, col);
+	if (strncmp(t, "\\x", 2) != 0 || strlen(t) != 2 + 2 * STORE_CHAIN_LEN)
+		return false;
+	for (size_t i = 0; i < STORE_CHAIN_LEN; i++) {
+		int hi = hexval(t[2 + 2 * i]), lo = hexval(t[3 + 2 * i]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+static int schema_version(struct store_pg *p)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r = 0;
+
+	res = pq(p, "SELECT to_regclass('mg_schema') IS NOT NULL", 0, NULL, &r);
+	if (!res)
+		return r;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		return 0;
+	PQclear(res);
+	res = pq(p, "SELECT max(version) FROM mg_schema", 0, NULL, &r);
+	if (!res)
+		return r;
+	return PQntuples(res) == 1 ? (int)col_i64(res, 0, 0) : -EIO;
+}
+
+int store_pg_schema_version(struct store_pg *p)
+{
+	return schema_version(p);
+}
+
+/* Creates the schema once, under a lock that other collectors starting at once also take. */
+static int schema_create(struct store_pg *p)
+{
+	int r, v;
+
+	r = pq_do(p, "BEGIN", 0, NULL);
+	if (r < 0)
+		return r;
+	r = pq_do(p, "SELECT pg_advisory_xact_lock(" PG_DDL_LOCK ")", 0, NULL);
+	if (r >= 0) {
+		v = schema_version(p);
+		if (v < 0)
+			r = v;
+		else if (v == 0)
+			r = pq_do(p, pg_schema, 0, NULL);
+		else if (v != PG_SCHEMA_VERSION)
+			r = -EPROTO;
+	}
+	if (r < 0) {
+		pq_do(p, "ROLLBACK", 0, NULL);
+		return r;
+	}
+	return pq_do(p, "COMMIT", 0, NULL);
+}
+
+/* The connection's settings, again after a reconnection. */
+static int session_setup(struct store_pg *p)
+{
+	/* an acknowledged batch is on disk: never let a server default weaken the commit */
+	return pq_do(p,
+		     p->writable ? "SET synchronous_commit = on; SET client_encoding = 'UTF8';"
+				   " SET TIME ZONE 'UTC'"
+				 : "SET synchronous_commit = on; SET client_encoding = 'UTF8';"
+				   " SET TIME ZONE 'UTC'; SET default_transaction_read_only = on",
+		     0, NULL);
+}
+
+static int reconnect(struct store_pg *p)
+{
+	int r;
+
+	p->resetting = true;
+	p->n_months = 0;
+	PQreset(p->c);
+	r = PQstatus(p->c) == CONNECTION_OK ? session_setup(p) : -EIO;
+	p->resetting = false;
+	return r < 0 ? -EIO : 0;
+}
+
+int store_pg_open(const char *conninfo, bool writable, struct store_pg **ret)
+{
+	struct store_pg *p;
+	int r;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->writable = writable;
+	p->md = EVP_MD_CTX_new();
+	if (!p->md) {
+		free(p);
+		return -ENOMEM;
+	}
+	p->c = PQconnectdb(conninfo);
+	if (!p->c || PQstatus(p->c) != CONNECTION_OK) {
+		store_pg_close(p);
+		return -ECONNREFUSED;
+	}
+	r = session_setup(p);
+	if (r >= 0 && writable)
+		r = schema_create(p);
+	if (r >= 0 && !writable && schema_version(p) != PG_SCHEMA_VERSION)
+		r = -EPROTO;
+	if (r < 0) {
+		store_pg_close(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
+void store_pg_close(struct store_pg *p)
+{
+	if (!p)
+		return;
+	if (p->c)
+		PQfinish(p->c);
+	EVP_MD_CTX_free(p->md);
+	free(p);
+}
+
+int store_pg_begin(struct store_pg *p)
+{
+	/* a server restart broke the connection: one new attempt per writer round */
+	if (PQstatus(p->c) != CONNECTION_OK && reconnect(p) < 0)
+		return -EIO;
+	return pq_do(p, "BEGIN", 0, NULL);
+}
+
+int store_pg_commit(struct store_pg *p)
+{
+	int r = pq_do(p, "COMMIT", 0, NULL);
+	if (r < 0)
+		store_pg_rollback(p);
+	return r;
+}
+
+void store_pg_rollback(struct store_pg *p)
+{
+	p->n_months = 0;
+	if (PQtransactionStatus(p->c) != PQTRANS_IDLE)
+		pq_do(p, "ROLLBACK", 0, NULL);
+}
+
+int store_pg_terminal_max_seq(struct store_pg *p, const char *name, uint64_t *ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	const char *v[] = {name};
+	int r = 0;
+
+	res = pq(p, "SELECT max_seq FROM terminals WHERE name = $1", 1, v, &r);
+	if (!res)
+		return r;
+	*ret = PQntuples(res) == 1 ? (uint64_t)col_i64(res, 0, 0) : 0;
+	return 0;
+}
+
+/* ---- ingest ---- */
+
+/* The month partition that holds ts exists (created on demand, under the DDL lock). */
+static int partition_ensure(struct store_pg *p, int64_t ts_ms)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	time_t t = (time_t)(ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000);
+	struct tm tm;
+	int64_t from, to;
+	char name[32], sql[256];
+	int r = 0;
+
+	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999)
+		return -ERANGE;
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	from = (int64_t)timegm(&tm) * 1000;
+	for (size_t i = 0; i < p->n_months; i++)
+		if (p->months[i] == from)
+			return 0;
+	snprintf(name, sizeof(name), "events_p%04d%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+	tm.tm_mon++;
+	to = (int64_t)timegm(&tm) * 1000;
+
+	const char *v[] = {name};
+	res = pq(p, "SELECT to_regclass($1) IS NOT NULL", 1, v, &r);
+	if (!res)
+		return r;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		r = pq_do(p, "SELECT pg_advisory_xact_lock(" PG_DDL_LOCK ")", 0, NULL);
+		snprintf(sql, sizeof(sql),
+			 "CREATE TABLE IF NOT EXISTS %s PARTITION OF events"
+			 " FOR VALUES FROM (%" PRId64 ") TO (%" PRId64 ")",
+			 name, from, to);
+		if (r >= 0)
+			r = pq_do(p, sql, 0, NULL);
+		if (r < 0)
+			return r;
+	}
+	if (p->n_months < PG_MONTHS_CACHED)
+		p->months[p->n_months++] = from;
+	return 0;
+}
+
+static int gap_add(struct store_pg *p, const char *tid, uint64_t first, uint64_t last, int64_t now,
+		   bool announced)
+{
+	struct i64text f = i64((int64_t)first), l = i64((int64_t)last), n = i64(now);
+	const char *v[] = {tid, f.s, l.s, n.s, announced ? "1" : "0"};
+	return pq_do(p,
+		     "INSERT INTO gaps (tid, first, last, detected_at, announced)"
+		     " VALUES ($1, $2, $3, $4, $5)",
+		     5, v);
+}
+
+static int gap_fill(struct store_pg *p, const char *tid, uint64_t seq, int64_t now)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct i64text sq = i64((int64_t)seq);
+	const char *v[] = {tid, sq.s};
+	int64_t first, last;
+	bool announced;
+	int r = 0;
+
+	res = pq(p,
+		 "DELETE FROM gaps WHERE id = (SELECT id FROM gaps WHERE tid = $1 AND first <= $2"
+		 " AND last >= $2 LIMIT 1) RETURNING first, last, announced",
+		 2, v, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) == 0)
+		return 0;
+	first = col_i64(res, 0, 0);
+	last = col_i64(res, 0, 1);
+	announced = col_i64(res, 0, 2) != 0;
+	if (first < (int64_t)seq)
+		r = gap_add(p, tid, (uint64_t)first, seq - 1, now, announced);
+	if (r >= 0 && (int64_t)seq < last)
+		r = gap_add(p, tid, seq + 1, (uint64_t)last, now, announced);
+	return r;
+}
+
+static int compliance_apply(struct store_pg *p, const char *tid, const struct event *e, int64_t now)
+{
+	json_t *checks = json_object_get(e->data, "checks");
+	json_t *hash = json_object_get(e->data, "policy_hash");
+	json_t *interval = json_object_get(e->data, "interval_s");
+	json_t *description = json_object_get(e->data, "description");
+	struct i64text seq = i64((int64_t)e->seq), ts = i64(e->ts_ms), nw = i64(now), iv = {""};
+	size_t i;
+	json_t *c;
+	int r;
+
+	json_array_foreach(checks, i, c)
+	{
+		const char *id = json_string_value(json_object_get(c, "id"));
+		const char *status = json_string_value(json_object_get(c, "status"));
+		const char *detail = json_string_value(json_object_get(c, "detail"));
+		json_t *clause = json_object_get(c, "clause");
+		_cleanup_free_ char *clause_text = NULL;
+
+		if (!id || !status)
+			continue;
+		clause_text =
+		    json_is_array(clause) ? json_dumps(clause, JSON_COMPACT) : strdup("[]");
+		if (!clause_text)
+			return -ENOMEM;
+		/* "since" stays while the status does */
+		const char *v[] = {tid, id, status, clause_text, detail, ts.s, nw.s, seq.s};
+		r = pq_do(p,
+			  "INSERT INTO checks (tid, check_id, status, clause, detail, since,"
+			  " updated_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+			  " ON CONFLICT (tid, check_id) DO UPDATE SET status = excluded.status,"
+			  " clause = excluded.clause, detail = excluded.detail,"
+			  " since = CASE WHEN checks.status = excluded.status THEN checks.since"
+			  " ELSE excluded.since END, updated_at = excluded.updated_at,"
+			  " seq = excluded.seq",
+			  8, v);
+		if (r < 0)
+			return r;
+	}
+	const char *prune[] = {tid, seq.s};
+	r = pq_do(p, "DELETE FROM checks WHERE tid = $1 AND seq != $2", 2, prune);
+	if (r < 0)
+		return r;
+	if (json_is_integer(interval) && json_integer_value(interval) > 0 &&
+	    json_integer_value(interval) <= 7 * 86400)
+		iv = i64(json_integer_value(interval) * 1000);
+	const char *v[] = {tid,
+			   seq.s,
+			   ts.s,
+			   json_is_string(hash) ? json_string_value(hash) : NULL,
+			   iv.s[0] ? iv.s : NULL,
+			   json_is_string(description) ? json_string_value(description) : NULL};
+	return pq_do(
+	    p,
+	    "UPDATE terminals SET compliance_seq = $2, compliance_ts = $3, policy_hash = $4,"
+	    " report_interval = $5, description = $6, n_failing = (SELECT count(*)"
+	    " FROM checks c WHERE c.tid = $1 AND c.status IN ('fail', 'error'))"
+	    " WHERE id = $1",
+	    6, v);
+}
+
+static int cmp_event_seq(const void *a, const void *b)
+{
+	const struct event *const *x = a, *const *y = b;
+	return (*x)->seq < (*y)->seq ? -1 : (*x)->seq > (*y)->seq;
+}
+
+static int cmp_event_time(const void *a, const void *b)
+{
+	const struct event *const *x = a, *const *y = b;
+	if ((*x)->ts_ms != (*y)->ts_ms)
+		return (*x)->ts_ms < (*y)->ts_ms ? -1 : 1;
+	return cmp_event_seq(a, b);
+}
+
+struct stored {
+	uint64_t seq;
+	int64_t ts;
+	char kind[STORE_KIND_MAX + 1];
+};
+
+static int cmp_stored(const void *a, const void *b)
+{
+	const struct stored *x = a, *y = b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The terminal's row, locked until the transaction ends: one writer per terminal at a time, also
+ * across several collectors on one database. */
+static int terminal_lock(struct store_pg *p, const char *name, int64_t now, PGresult **ret)
+{
+	struct i64text n = i64(now);
+	const char *v[] = {name, n.s};
+	static const char get[] = "SELECT id, max_seq, compliance_seq, compliance_ts, chain_head"
+				  " FROM terminals WHERE name = $1 FOR UPDATE";
+	PGresult *res;
+	int r = 0;
+
+	res = pq(p, get, 1, v, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) == 1) {
+		*ret = res;
+		return 0;
+	}
+	PQclear(res);
+	r = pq_do(p,
+		  "INSERT INTO terminals (name, first_seen, last_seen) VALUES ($1, $2, $2)"
+		  " ON CONFLICT (name) DO NOTHING",
+		  2, v);
+	if (r < 0)
+		return r;
+	res = pq(p, get, 1, v, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return -EIO;
+	}
+	*ret = res;
+	return 0;
+}
+
+/* The batch's new events, inserted by one multi-row INSERT (one round trip per batch) in
+ * storage order, so that their ids follow the chain. */
+struct ins_row {
+	struct i64text seq;
+	char ts[24];
+	const char *kind;
+	char *clause, *data;
+	char link[2 * STORE_CHAIN_LEN + 3];
+};
+
+struct ins {
+	struct ins_row *rows;
+	size_t n;
+};
+
+static void ins_clear(struct ins *ins)
+{
+	for (size_t i = 0; ins->rows && i < ins->n; i++) {
+		free(ins->rows[i].clause);
+		free(ins->rows[i].data);
+	}
+	free(ins->rows);
+}
+
+#define INS_COLS 6 /* per row: seq, ts, kind, clause, data, chain; $1 tid and $2 now shared */
+
+static int ins_flush(struct store_pg *p, const struct ins *ins, const char *tid, int64_t now)
+{
+	_cleanup_free_ const char **vals = NULL;
+	_cleanup_free_ char *sql = NULL;
+	struct i64text nw = i64(now);
+	size_t size, w;
+	int k;
+
+	if (ins->n == 0)
+		return 0;
+	size = 128 + ins->n * 96;
+	vals = calloc(2 + INS_COLS * ins->n, sizeof(*vals));
+	sql = malloc(size);
+	if (!vals || !sql)
+		return -ENOMEM;
+	vals[0] = tid;
+	vals[1] = nw.s;
+	w = (size_t)snprintf(sql, size,
+			     "INSERT INTO events (tid, seq, ts, received_at, kind, clause, data,"
+			     " chain) VALUES ");
+	for (size_t i = 0; i < ins->n; i++) {
+		const struct ins_row *row = &ins->rows[i];
+		int b = (int)(3 + INS_COLS * i);
+		const char **v = &vals[2 + INS_COLS * i];
+		v[0] = row->seq.s;
+		v[1] = row->ts;
+		v[2] = row->kind;
+		v[3] = row->clause;
+		v[4] = row->data;
+		v[5] = row->link;
+		k = snprintf(sql + w, size - w, "%s($1, $%d, $%d, $2, $%d, $%d, $%d, $%d)",
+			     i ? ", " : "", b, b + 1, b + 2, b + 3, b + 4, b + 5);
+		if (k < 0 || (size_t)k >= size - w)
+			return -ENAMETOOLONG;
+		w += (size_t)k;
+	}
+	return pq_do(p, sql, (int)(2 + INS_COLS * ins->n), vals);
+}
+
+static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t now,
+		       struct store_write_result *res)
+{
+	_cleanup_free_ const struct event **order = NULL, **snapshots = NULL;
+	_cleanup_free_ struct stored *have = NULL;
+	_cleanup_pgresult_ PGresult *term = NULL, *old = NULL;
+	_cleanup_(ins_clear) struct ins ins = {0};
+	int64_t newest_ts = INT64_MIN, compliance_ts = INT64_MIN;
+	uint64_t max_seq, compliance_seq, top = 0;
+	uint8_t chain[STORE_CHAIN_LEN] = {0}, link[STORE_CHAIN_LEN], body[STORE_CHAIN_LEN];
+	char link_hex[2 * STORE_CHAIN_LEN + 3], tid[24];
+	size_t n_snapshots = 0, n_have;
+	bool gaps_changed = false;
+	int r;
+
+	if (b->n == 0)
+		return 0;
+	order = calloc(b->n, sizeof(*order));
+	snapshots = calloc(b->n, sizeof(*snapshots));
+	ins.rows = calloc(b->n, sizeof(*ins.rows));
+	if (!order || !snapshots || !ins.rows)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->events[i].seq > (uint64_t)INT64_MAX)
+			return -ERANGE;
+		order[i] = &b->events[i];
+	}
+	qsort(order, b->n, sizeof(*order), cmp_event_seq);
+
+	r = terminal_lock(p, b->terminal, now, &term);
+	if (r < 0)
+		return r;
+	snprintf(tid, sizeof(tid), "%s", PQgetvalue(term, 0, 0));
+	max_seq = (uint64_t)col_i64(term, 0, 1);
+	compliance_seq = (uint64_t)col_i64(term, 0, 2);
+	if (!PQgetisnull(term, 0, 3))
+		compliance_ts = col_i64(term, 0, 3);
+	col_link(term, 0, 4, chain);
+
+	/* the batch's seqs already stored: duplicates (a conflict when ts or kind differ) */
+	{
+		struct i64text lo = i64((int64_t)order[0]->seq),
+			       hi = i64((int64_t)order[b->n - 1]->seq);
+		const char *v[] = {tid, lo.s, hi.s};
+		old = pq(p,
+			 "SELECT seq, ts, kind FROM events WHERE tid = $1 AND seq BETWEEN $2 AND $3"
+			 " ORDER BY seq",
+			 3, v, &r);
+		if (!old)
+			return r;
+	}
+	n_have = (size_t)PQntuples(old);
+	have = calloc(n_have + b->n + 1, sizeof(*have));
+	if (!have)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_have; i++) {
+		have[i].seq = (uint64_t)col_i64(old, (int)i, 0);
+		have[i].ts = col_i64(old, (int)i, 1);
+		snprintf(have[i].kind, sizeof(have[i].kind), "%s", PQgetvalue(old, (int)i, 2));
+	}
+
+	for (size_t i = 0; i < b->n; i++) {
+		const struct event *e = order[i];
+		const char *kind = event_kind_name(e->kind);
+		struct stored key = {.seq = e->seq}, *dup;
+		size_t clause_len = 2, data_len;
+
+		if (e->seq > top)
+			top = e->seq;
+		if (e->ts_ms > newest_ts)
+			newest_ts = e->ts_ms;
+		dup = bsearch(&key, have, n_have, sizeof(*have), cmp_stored);
+		if (!dup && i > 0 && order[i - 1]->seq == e->seq)
+			dup = &have[n_have + i - 1]; /* twice in this batch: the first one counts */
+		if (dup) {
+			res->duplicates++;
+			if (dup->ts != e->ts_ms || strcmp(dup->kind, kind) != 0)
+				res->conflicts++;
+			have[n_have + i] = *dup;
+			continue;
+		}
+		have[n_have + i].seq = e->seq;
+		have[n_have + i].ts = e->ts_ms;
+		snprintf(have[n_have + i].kind, sizeof(have[n_have + i].kind), "%s", kind);
+
+		if (e->clause) {
+			clause_len = json_dumpb(e->clause, p->clause_buf, sizeof(p->clause_buf) - 1,
+						JSON_COMPACT);
+			if (clause_len == 0 || clause_len > sizeof(p->clause_buf) - 1)
+				return -EMSGSIZE;
+		} else
+			memcpy(p->clause_buf, "[]", 2);
+		p->clause_buf[clause_len] = '\0';
+		data_len = json_dumpb(e->data, p->data_buf, sizeof(p->data_buf) - 1, JSON_COMPACT);
+		if (data_len == 0 || data_len > sizeof(p->data_buf) - 1)
+			return -EMSGSIZE;
+		p->data_buf[data_len] = '\0';
+		/* the link in storage order, exactly as the SQLite store makes it (chain.c) */
+		r = chain_body(p->md, p->clause_buf, clause_len, p->data_buf, data_len, body);
+		if (r >= 0)
+			r = chain_link(p->md, chain, b->terminal, e->seq, e->ts_ms, now, kind, body,
+				       link);
+		if (r >= 0)
+			r = partition_ensure(p, e->ts_ms);
+		if (r < 0)
+			return r;
+		struct ins_row *row = &ins.rows[ins.n++];
+		struct i64text ts = i64(e->ts_ms);
+		row->seq = i64((int64_t)e->seq);
+		memcpy(row->ts, ts.s, sizeof(row->ts));
+		row->kind = kind;
+		hex_param(link, STORE_CHAIN_LEN, row->link);
+		row->clause = strndup(p->clause_buf, clause_len);
+		row->data = strndup(p->data_buf, data_len);
+		if (!row->clause || !row->data)
+			return -ENOMEM;
+		res->stored++;
+		memcpy(chain, link, STORE_CHAIN_LEN);
+
+		if (e->seq > max_seq + 1) {
+			r = gap_add(p, tid, max_seq + 1, e->seq - 1, now, false);
+			if (r < 0)
+				return r;
+			res->gaps++;
+			gaps_changed = true;
+		} else if (e->seq <= max_seq) {
+			r = gap_fill(p, tid, e->seq, now);
+			gaps_changed = true;
+			if (r < 0)
+				return r;
+		}
+		if (e->seq > max_seq)
+			max_seq = e->seq;
+		if (e->kind == EVENT_COMPLIANCE)
+			snapshots[n_snapshots++] = e;
+		if (e->kind == EVENT_AUTH_LOCKED) {
+			const char *lv[] = {tid, ts.s};
+			r = pq_do(
+			    p,
+			    "UPDATE terminals SET locked_at = greatest(coalesce(locked_at, $2),"
+			    " $2) WHERE id = $1",
+			    2, lv);
+			if (r < 0)
+				return r;
+		}
+	}
+
+	r = ins_flush(p, &ins, tid, now);
+	if (r < 0)
+		return r;
+
+	for (size_t i = 0; i < b->n; i++) {
+		const struct event *e = order[i];
+		json_t *first, *last;
+
+		if (e->kind != EVENT_SPOOL_DROPPED)
+			continue;
+		first = json_object_get(e->data, "first_seq");
+		last = json_object_get(e->data, "last_seq");
+		if (!json_is_integer(first) || !json_is_integer(last))
+			continue;
+		gaps_changed = true;
+		struct i64text f = i64(json_integer_value(first)),
+			       l = i64(json_integer_value(last));
+		const char *v[] = {tid, f.s, l.s};
+		r = pq_do(p,
+			  "UPDATE gaps SET announced = 1 WHERE tid = $1 AND first <= $3"
+			  " AND last >= $2",
+			  3, v);
+		if (r < 0)
+			return r;
+	}
+	if (gaps_changed) {
+		const char *v[] = {tid};
+		r = pq_do(
+		    p,
+		    "UPDATE terminals SET n_gaps = (SELECT count(*) FROM gaps WHERE tid = $1),"
+		    " n_gaps_unannounced = (SELECT count(*) FROM gaps WHERE tid = $1"
+		    " AND announced = 0) WHERE id = $1",
+		    1, v);
+		if (r < 0)
+			return r;
+	}
+
+	qsort(snapshots, n_snapshots, sizeof(*snapshots), cmp_event_time);
+	for (size_t i = 0; i < n_snapshots; i++) {
+		const struct event *e = snapshots[i];
+		if (e->ts_ms < compliance_ts ||
+		    (e->ts_ms == compliance_ts && e->seq <= compliance_seq))
+			continue;
+		r = compliance_apply(p, tid, e, now);
+		if (r < 0)
+			return r;
+		compliance_ts = e->ts_ms;
+		compliance_seq = e->seq;
+	}
+
+	hex_param(chain, STORE_CHAIN_LEN, link_hex);
+	struct i64text nw = i64(now), mx = i64((int64_t)max_seq), dr = i64(now - newest_ts),
+		       cf = i64(res->conflicts);
+	const char *v[] = {tid, nw.s, mx.s, dr.s, cf.s, link_hex};
+	r = pq_do(p,
+		  "UPDATE terminals SET last_seen = $2, max_seq = greatest(max_seq, $3),"
+		  " drift_ms = $4, conflicts = conflicts + $5, chain_head = $6 WHERE id = $1",
+		  6, v);
+	if (r < 0)
+		return r;
+	res->acked_through = top;
+	return 0;
+}
+
+int store_pg_write_batch(struct store_pg *p, const struct event_batch *b, int64_t received_ms,
+			 struct store_write_result *ret)
+{
+	struct store_write_result res = {0};
+	int r;
+
+	r = pq_do(p, "SAVEPOINT batch", 0, NULL);
+	if (r < 0)
+		return r;
+	r = write_batch(p, b, received_ms, &res);
+	if (r < 0) {
+		p->n_months = 0; /* the savepoint may undo a partition's creation */
+		pq_do(p, "ROLLBACK TO batch", 0, NULL);
+		pq_do(p, "RELEASE batch", 0, NULL);
+		return r;
+	}
+	r = pq_do(p, "RELEASE batch", 0, NULL);
+	if (r < 0)
+		return r;
+	*ret = res;
+	return 0;
+}
+
+/* ---- dashboard queries: the JSON of a row is built by PostgreSQL (json_build_object), in the
+ * shapes store.c builds for SQLite (store.h) ---- */
+
+static json_t *col_json(const PGresult *res, int row, int col)
+{
+	return json_loads(PQgetvalue(res, row, col), 0, NULL);
+}
+
+/* Every terminal with its derived state, as store.c's TERMINAL_VIEW: $1..$2 the 24 h around now,
+ * $3 now, $4 the default report interval, $5 the drift limit. */
+#define PG_TERMINAL_VIEW                                                                           \
+	"WITH v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"     \
+	"  t.report_interval, t.compliance_ts, coalesce(t.drift_ms, 0) AS drift_ms, t.conflicts,"  \
+	"  t.n_gaps AS gaps_all, t.n_gaps_unannounced AS gaps_un, t.description,"                  \
+	"  coalesce(t.locked_at >= $1::bigint AND t.locked_at < $2::bigint, false) AS locked,"     \
+	"  t.n_failing,"                                                                           \
+	"  ($3::bigint - t.last_seen > 2 * coalesce(t.report_interval, $4::bigint)) AS stale,"     \
+	"  (coalesce(t.drift_ms, 0) > $5::bigint OR coalesce(t.drift_ms, 0) < -$5::bigint)"        \
+	"  AS drift,"                                                                              \
+	"  CASE WHEN t.compliance_ts IS NULL THEN 2 WHEN t.n_failing > 0 THEN 0 ELSE 1 END AS st"  \
+	"  FROM terminals t),"                                                                     \
+	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0) AS problem,"        \
+	"  CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                              \
+	"  WHEN drift OR locked OR gaps_un > 0 THEN 2 WHEN st = 2 THEN 3 ELSE 4 END AS rank"       \
+	"  FROM v) "
+
+#define PG_COUNT_24H(kind, extra)                                                                  \
+	"(SELECT count(*) FROM events e WHERE e.tid = w.id AND e.kind = '" kind "'"                \
+	" AND e.ts >= $1::bigint AND e.ts < $2::bigint AND e.body IS NULL" extra ")"
+
+#define PG_CHECK_JSON                                                                              \
+	"json_build_object('id', c.check_id, 'status', c.status, 'clause', c.clause::json,"        \
+	" 'detail', c.detail, 'since', mg_ts(c.since)"
+
+/* one terminal as JSON, from a row of w */
+#define PG_TERMINAL_JSON                                                                                       \
+	"json_build_object('id', name, 'description', description, 'first_seen',"                              \
+	" mg_ts(first_seen), 'last_seen', mg_ts(last_seen), 'last_seq', max_seq, 'policy_hash',"               \
+	" policy_hash, 'report_interval_s', coalesce(report_interval, $4::bigint) / 1000,"                     \
+	" 'last_compliance', mg_ts(compliance_ts), 'clock_drift_ms', drift_ms, 'clock_drift',"                 \
+	" drift, 'seq_conflicts', conflicts, 'gaps', gaps_all, 'gaps_unannounced', gaps_un,"                   \
+	" 'stale', stale, 'locked_24h', " PG_COUNT_24H(                                                        \
+	    "auth.locked",                                                                                     \
+	    "") ", 'problem', problem,"                                                                        \
+		" 'failing', (SELECT coalesce(json_agg(" PG_CHECK_JSON                                         \
+		") ORDER BY c.check_id), '[]')"                                                                \
+		" FROM checks c WHERE c.tid = w.id AND c.status IN ('fail', 'error')),"                        \
+		" 'usb_blocked_24h', " PG_COUNT_24H("usb.blocked", "") ", 'auth_failures_24h', " PG_COUNT_24H( \
+		    "auth.failure",                                                                            \
+		    " AND coalesce((e.data::jsonb #> '{sender,unprivileged}')"                                 \
+		    " NOT IN ('true'::jsonb, '1'::jsonb), true)") ", 'status', (ARRAY['noncompliant', 'compliant', 'unknown'])[st + 1])::text"
+
+struct pg_view_params {
+	struct i64text from, to, now, interval, drift;
+};
+
+static void view_params(const struct store_view *v, struct pg_view_params *t, const char **vals)
+{
+	t->from = i64(v->now_ms - 86400 * 1000LL);
+	t->to = i64(v->now_ms + 86400 * 1000LL);
+	t->now = i64(v->now_ms);
+	t->interval = i64(v->default_interval_ms);
+	t->drift = i64(v->drift_ms);
+	vals[0] = t->from.s;
+	vals[1] = t->to.s;
+	vals[2] = t->now.s;
+	vals[3] = t->interval.s;
+	vals[4] = t->drift.s;
+}
+
+/* $6: the LIKE pattern (NULL: any), $7: a failing check id (NULL: any) */
+static const char *pg_filter_sql(const struct store_terminal_query *q)
+{
+	static const char *const status_sql[_STORE_STATUS_MAX] = {
+	    [STORE_STATUS_ALL] = "true",	 [STORE_STATUS_NONCOMPLIANT] = "st = 0",
+	    [STORE_STATUS_STALE] = "stale",	 [STORE_STATUS_PROBLEM] = "problem",
+	    [STORE_STATUS_COMPLIANT] = "st = 1", [STORE_STATUS_UNKNOWN] = "st = 2",
+	};
+	return status_sql[q->status];
+}
+
+#define PG_SEARCH_SQL                                                                              \
+	" AND ($6::text IS NULL OR name LIKE $6 ESCAPE '\\' OR coalesce(description, '') LIKE $6"  \
+	" ESCAPE '\\') AND ($7::text IS NULL OR id IN (SELECT tid FROM checks WHERE"               \
+	" check_id = $7 AND status IN ('fail', 'error')))"
+
+int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
+			    const struct store_terminal_query *q, json_t **ret)
+{
+	static const char *const sort_sql[_STORE_SORT_MAX] = {
+	    [STORE_SORT_PROBLEM] = "rank",
+	    [STORE_SORT_NAME] = "name",
+	    [STORE_SORT_STATUS] = "st",
+	    [STORE_SORT_LAST_SEEN] = "last_seen",
+	    [STORE_SORT_FAILING] = "n_failing",
+	    [STORE_SORT_GAPS] = "gaps_all",
+	    [STORE_SORT_DESCRIPTION] = "coalesce(description, '')",
+	};
+	_cleanup_pgresult_ PGresult *sum = NULL, *page = NULL, *matched = NULL;
+	struct pg_view_params t;
+	char pattern[2 * sizeof(q->search) + 3], *pp = pattern, sql[4096];
+	struct i64text lim = i64(q->limit), off = i64(q->offset);
+	const char *vals[9];
+	json_t *list, *o;
+	int r = 0;
+
+	view_params(v, &t, vals);
+	if (q->search[0]) {
+		*pp++ = '%';
+		for (const char *c = q->search; *c; c++) {
+			if (*c == '%' || *c == '_' || *c == '\\')
+				*pp++ = '\\';
+			*pp++ = *c;
+		}
+		*pp++ = '%';
+		*pp = 0;
+	}
+	vals[5] = q->search[0] ? pattern : NULL;
+	vals[6] = q->check[0] ? q->check : NULL;
+	vals[7] = q->limit ? lim.s : NULL;
+	vals[8] = off.s;
+
+	sum = pq(p,
+		 PG_TERMINAL_VIEW "SELECT count(*), count(*) FILTER (WHERE st = 1),"
+				  " count(*) FILTER (WHERE st = 0), count(*) FILTER (WHERE st = 2),"
+				  " count(*) FILTER (WHERE stale), count(*) FILTER (WHERE problem)"
+				  " FROM w",
+		 5, vals, &r);
+	if (!sum)
+		return r;
+	snprintf(sql, sizeof(sql), PG_TERMINAL_VIEW "SELECT count(*) FROM w WHERE %s" PG_SEARCH_SQL,
+		 pg_filter_sql(q));
+	matched = pq(p, sql, 7, vals, &r);
+	if (!matched)
+		return r;
+	snprintf(sql, sizeof(sql),
+		 PG_TERMINAL_VIEW "SELECT " PG_TERMINAL_JSON " FROM w WHERE %s" PG_SEARCH_SQL
+				  " ORDER BY %s %s, name %s LIMIT $8::bigint OFFSET $9::bigint",
+		 pg_filter_sql(q), sort_sql[q->sort], q->desc ? "DESC" : "ASC",
+		 q->sort == STORE_SORT_NAME && q->desc ? "DESC" : "ASC");
+	page = pq(p, sql, 9, vals, &r);
+	if (!page)
+		return r;
+	list = json_array();
+	for (int i = 0; i < PQntuples(page); i++)
+		json_array_append_new(list, col_json(page, i, 0));
+	o = json_object();
+	char now[32];
+	event_format_ts(v->now_ms, now);
+	json_object_set_new(o, "generated_at", json_string(now));
+	json_object_set_new(
+	    o, "summary",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "total", (json_int_t)col_i64(sum, 0, 0),
+		      "compliant", (json_int_t)col_i64(sum, 0, 1), "noncompliant",
+		      (json_int_t)col_i64(sum, 0, 2), "unknown", (json_int_t)col_i64(sum, 0, 3),
+		      "stale", (json_int_t)col_i64(sum, 0, 4), "problem",
+		      (json_int_t)col_i64(sum, 0, 5)));
+	json_object_set_new(o, "matched", json_integer(col_i64(matched, 0, 0)));
+	json_object_set_new(o, "offset", json_integer(q->offset));
+	json_object_set_new(o, "limit", json_integer(q->limit));
+	json_object_set_new(o, "terminals", list);
+	*ret = o;
+	return 0;
+}
+
+#define PG_EVENT_JSON                                                                              \
+	"json_build_object('cursor', e.id::text, 'terminal', t.name, 'seq', e.seq, 'ts',"          \
+	" mg_ts(e.ts), 'received_at', mg_ts(e.received_at), 'kind', e.kind, 'clause',"             \
+	" e.clause::json, 'data', e.data::json)::text"
+
+int store_pg_terminal_json(struct store_pg *p, const struct store_view *v, const char *id,
+			   unsigned recent, json_t **ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct pg_view_params t;
+	struct i64text n = i64(recent);
+	const char *vals[7];
+	int r = 0;
+
+	view_params(v, &t, vals);
+	vals[5] = id;
+	vals[6] = n.s;
+	res = pq(
+	    p,
+	    PG_TERMINAL_VIEW
+	    "SELECT " PG_TERMINAL_JSON ","
+	    " (SELECT coalesce(json_agg(" PG_CHECK_JSON ", 'updated_at', mg_ts(c.updated_at))"
+	    " ORDER BY c.check_id), '[]') FROM checks c WHERE c.tid = w.id)::text,"
+	    " (SELECT coalesce(json_agg(json_build_object('first', g.first, 'last', g.last,"
+	    " 'detected_at', mg_ts(g.detected_at), 'announced', g.announced <> 0)"
+	    " ORDER BY g.first DESC), '[]') FROM (SELECT * FROM gaps WHERE tid = w.id"
+	    " ORDER BY first DESC LIMIT 100) g)::text,"
+	    " (SELECT coalesce(json_agg(j ORDER BY seq DESC), '[]') FROM (SELECT e.seq, " PG_EVENT_JSON
+	    "::json AS j FROM events e JOIN terminals t ON t.id = e.tid"
+	    " WHERE e.tid = w.id AND e.body IS NULL ORDER BY e.seq DESC LIMIT $7::bigint) x)"
+	    "::text FROM w WHERE name = $6",
+	    7, vals, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	json_t *o = col_json(res, 0, 0);
+	if (!o)
+		return -EIO;
+	json_object_set_new(o, "checks", col_json(res, 0, 1));
+	json_object_set_new(o, "gap_list", col_json(res, 0, 2));
+	json_object_set_new(o, "recent_events", col_json(res, 0, 3));
+	*ret = o;
+	return 0;
+}
+
+/* The columns: 0 id, 1 JSON, 2 terminal, 3 seq, 4 ts, 5 received, 6 kind, 7 clause, 8 data */
+static PGresult *events_query(struct store_pg *p, const struct store_filter *f, int *err)
+{
+	char sql[1024], where[512] = "";
+	const char *vals[8];
+	struct i64text a = i64((int64_t)f->after), bt = i64(f->before_ts),
+		       bi = i64((int64_t)f->before_id), since = i64(f->since_ms),
+		       until = i64(f->until_ms), lim = i64(f->limit);
+	int n = 0;
+	size_t w = 0;
+
+#define ADD(fmt, val)                                                                              \
+	do {                                                                                       \
+		vals[n++] = (val);                                                                 \
+		w += (size_t)snprintf(where + w, sizeof(where) - w, fmt, n);                       \
+	} while (0)
+	if (!f->newest)
+		ADD(" AND e.id > $%d::bigint", a.s);
+	else if (f->before_id) {
+		ADD(" AND e.ts <= $%d::bigint", bt.s);
+		w += (size_t)snprintf(where + w, sizeof(where) - w,
+				      " AND (e.ts < $%d::bigint OR e.id < $%d::bigint)", n, n + 1);
+		vals[n++] = bi.s;
+	}
+	if (f->terminal[0])
+		ADD(" AND t.name = $%d", f->terminal);
+	if (f->kind >= 0)
+		ADD(" AND e.kind = $%d", event_kind_name((enum event_kind)f->kind));
+	if (f->since_ms != INT64_MIN)
+		ADD(" AND e.ts >= $%d::bigint", since.s);
+	if (f->until_ms != INT64_MAX)
+		ADD(" AND e.ts < $%d::bigint", until.s);
+#undef ADD
+	vals[n++] = lim.s;
+	snprintf(sql, sizeof(sql),
+		 "SELECT e.id, " PG_EVENT_JSON ", t.name, e.seq, e.ts, e.received_at, e.kind,"
+		 " e.clause, e.data FROM events e JOIN terminals t ON t.id = e.tid"
+		 " WHERE e.body IS NULL%s ORDER BY %s LIMIT $%d::bigint",
+		 where, f->newest ? "e.ts DESC, e.id DESC" : "e.id", n);
+	return pq(p, sql, n, vals, err);
+}
+
+int store_pg_events_json(struct store_pg *p, const struct store_filter *f, json_t **ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	json_t *arr, *o;
+	int r = 0, n;
+
+	res = events_query(p, f, &r);
+	if (!res)
+		return r;
+	n = PQntuples(res);
+	arr = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, col_json(res, i, 1));
+	o = json_object();
+	json_object_set_new(o, "events", arr);
+	if ((unsigned)n == f->limit && n > 0) {
+		char cursor[48];
+		if (f->newest)
+			snprintf(cursor, sizeof(cursor), "%" PRId64 ".%" PRId64,
+				 col_i64(res, n - 1, 4), col_i64(res, n - 1, 0));
+		else
+			snprintf(cursor, sizeof(cursor), "%" PRId64, col_i64(res, n - 1, 0));
+		json_object_set_new(o, "next", json_string(cursor));
+	} else
+		json_object_set_new(o, "next", json_null());
+	*ret = o;
+	return 0;
+}
+
+int store_pg_events_foreach(struct store_pg *p, const struct store_filter *f,
+			    int (*fn)(const struct store_row *row, void *userdata), void *userdata,
+			    uint64_t *ret_last)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	uint64_t last = 0;
+	int r = 0;
+
+	res = events_query(p, f, &r);
+	if (!res)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_row row = {
+		    .id = (uint64_t)col_i64(res, i, 0),
+		    .terminal = PQgetvalue(res, i, 2),
+		    .seq = (uint64_t)col_i64(res, i, 3),
+		    .ts_ms = col_i64(res, i, 4),
+		    .received_ms = col_i64(res, i, 5),
+		    .kind = PQgetvalue(res, i, 6),
+		    .clause = PQgetvalue(res, i, 7),
+		    .data = PQgetvalue(res, i, 8),
+		};
+		r = fn(&row, userdata);
+		if (r < 0)
+			return r;
+		last = row.id;
+	}
+	*ret_last = last;
+	return 0;
+}
+
+int store_pg_stats(struct store_pg *p, const struct store_view *v, struct store_stats *ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL, *oldest = NULL;
+	struct pg_view_params t;
+	const char *vals[5];
+	int r = 0;
+
+	view_params(v, &t, vals);
+	res = pq(p,
+		 PG_TERMINAL_VIEW "SELECT count(*), count(*) FILTER (WHERE st = 1),"
+				  " count(*) FILTER (WHERE st = 0), count(*) FILTER (WHERE st = 2),"
+				  " count(*) FILTER (WHERE stale),"
+				  " coalesce((SELECT max(id) - min(id) + 1 FROM events), 0),"
+				  " (SELECT count(*) FROM gaps) FROM w",
+		 5, vals, &r);
+	if (!res)
+		return r;
+	*ret = (struct store_stats){
+	    .terminals = (uint64_t)col_i64(res, 0, 0),
+	    .compliant = (uint64_t)col_i64(res, 0, 1),
+	    .noncompliant = (uint64_t)col_i64(res, 0, 2),
+	    .unknown = (uint64_t)col_i64(res, 0, 3),
+	    .stale = (uint64_t)col_i64(res, 0, 4),
+	    .events = (uint64_t)col_i64(res, 0, 5),
+	    .gaps = (uint64_t)col_i64(res, 0, 6),
+	};
+	for (int k = 0; k < _EVENT_KIND_MAX; k++) {
+		const char *kv[] = {event_kind_name((enum event_kind)k)};
+		ret->oldest_ms[k] = INT64_MIN;
+		oldest =
+		    pq(p, "SELECT min(received_at) FROM events WHERE kind = $1 AND body IS NULL", 1,
+		       kv, &r);
+		if (!oldest)
+			return r;
+		if (PQntuples(oldest) == 1 && !PQgetisnull(oldest, 0, 0))
+			ret->oldest_ms[k] = col_i64(oldest, 0, 0);
+		PQclear(oldest);
+		oldest = NULL;
+	}
+	return 0;
+}
+
+/* ---- tamper evidence (docs/evidence.md): the same walk as SQLite's (store-verify.c) ---- */
+
+static int verify_terminal(struct store_pg *p, const char *tid, const char *name,
+			   const PGresult *term, int trow, const struct store_verify_opts *o,
+			   struct store_verify *v)
+{
+	_cleanup_pgresult_ PGresult *anchor = NULL, *rows = NULL;
+	uint8_t a[STORE_CHAIN_LEN], head[STORE_CHAIN_LEN];
+	struct verify_walk w;
+	const char *vals[] = {tid};
+	bool has_head;
+	int r = 0;
+
+	anchor = pq(p, "SELECT chain FROM chain_anchors WHERE tid = $1", 1, vals, &r);
+	if (!anchor)
+		return r;
+	if (PQntuples(anchor) == 1)
+		verify_walk_start(&w, o, v, name, a,
+				  col_link(anchor, 0, 0, a) ? STORE_CHAIN_LEN : 0);
+	else
+		verify_walk_start(&w, o, v, name, NULL, 0);
+	rows = pq(p,
+		  "SELECT seq, ts, received_at, kind, clause, data, chain, body FROM events"
+		  " WHERE tid = $1 ORDER BY id",
+		  1, vals, &r);
+	if (!rows)
+		return r;
+	for (int i = 0; i < PQntuples(rows); i++) {
+		uint8_t link[STORE_CHAIN_LEN], body[STORE_CHAIN_LEN];
+		bool tombstone = !PQgetisnull(rows, i, 7);
+		bool body_ok = tombstone && col_link(rows, i, 7, body);
+		bool link_ok = col_link(rows, i, 6, link);
+		r = verify_walk_row(&w, p->md, (uint64_t)col_i64(rows, i, 0), col_i64(rows, i, 1),
+				    col_i64(rows, i, 2), PQgetvalue(rows, i, 3),
+				    PQgetvalue(rows, i, 4), (size_t)PQgetlength(rows, i, 4),
+				    PQgetvalue(rows, i, 5), (size_t)PQgetlength(rows, i, 5),
+				    tombstone ? body : NULL, body_ok ? STORE_CHAIN_LEN : 0,
+				    link_ok ? link : NULL, link_ok ? STORE_CHAIN_LEN : 0);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+	has_head = col_link(term, trow, 2, head);
+	verify_walk_end(&w, has_head ? head : NULL, has_head ? STORE_CHAIN_LEN : 0);
+	return 0;
+}
+
+int store_pg_verify(struct store_pg *p, const struct store_verify_opts *o, struct store_verify *ret)
+{
+	_cleanup_pgresult_ PGresult *terms = NULL;
+	struct store_verify v = {0};
+	const char *vals[] = {o->terminal};
+	int r = 0, n;
+
+	for (size_t i = 0; i < o->n_expect; i++)
+		o->expect[i].seen = false;
+	/* one snapshot while the writers go on */
+	r = pq_do(p, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
+	if (r < 0)
+		return r;
+	terms =
+	    o->terminal
+		? pq(p, "SELECT id, name, chain_head FROM terminals WHERE name = $1", 1, vals, &r)
+		: pq(p, "SELECT id, name, chain_head FROM terminals ORDER BY name", 0, NULL, &r);
+	if (!terms)
+		goto out;
+	n = PQntuples(terms);
+	if (o->collect) {
+		v.heads = calloc(n > 0 ? (size_t)n : 1, sizeof(*v.heads));
+		if (!v.heads) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	for (int i = 0; i < n && !v.broken; i++) {
+		v.terminals++;
+		r = verify_terminal(p, PQgetvalue(terms, i, 0), PQgetvalue(terms, i, 1), terms, i,
+				    o, &v);
+		if (r < 0)
+			goto out;
+	}
+	if (o->terminal && v.terminals == 0)
+		r = -ENOENT;
+	else if (!o->terminal)
+		verify_walk_missing(o, &v);
+out:
+	pq_do(p, "COMMIT", 0, NULL);
+	if (r < 0) {
+		store_verify_done(&v);
+		return r;
+	}
+	*ret = v;
+	return 0;
+}
+
+int store_pg_signed_heads_put(struct store_pg *p, int64_t at_ms, const char *body,
+			      const uint8_t *sig, size_t sig_len, unsigned keep)
+{
+	_cleanup_free_ char *hex = malloc(2 * sig_len + 3);
+	struct i64text at = i64(at_ms), k = i64(keep);
+	int r;
+
+	if (!hex)
+		return -ENOMEM;
+	hex_param(sig, sig_len, hex);
+	const char *ins[] = {at.s, body, hex}, *prune[] = {k.s};
+	r = store_pg_begin(p);
+	if (r < 0)
+		return r;
+	r = pq_do(p, "INSERT INTO signed_heads (at, body, signature) VALUES ($1, $2, $3)", 3, ins);
+	if (r >= 0)
+		r = pq_do(p,
+			  "DELETE FROM signed_heads WHERE id <= (SELECT max(id) FROM signed_heads)"
+			  " - $1::bigint",
+			  1, prune);
+	if (r < 0) {
+		store_pg_rollback(p);
+		return r;
+	}
+	return store_pg_commit(p);
+}
+
+int store_pg_signed_heads_last(struct store_pg *p, int64_t *ret_at, char **ret_body,
+			       uint8_t **ret_sig, size_t *ret_sig_len)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	_cleanup_free_ char *body = NULL;
+	uint8_t *sig;
+	size_t n;
+	int r = 0;
+
+	res = pq(p, "SELECT at, body, signature FROM signed_heads ORDER BY id DESC LIMIT 1", 0,
+		 NULL, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) == 0)
+		return -ENOENT;
+	body = strdup(PQgetvalue(res, 0, 1));
+	sig = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 2), &n);
+	if (!body || !sig) {
+		PQfreemem(sig);
+		return -ENOMEM;
+	}
+	*ret_sig = malloc(n ? n : 1);
+	if (!*ret_sig) {
+		PQfreemem(sig);
+		return -ENOMEM;
+	}
+	memcpy(*ret_sig, sig, n);
+	PQfreemem(sig);
+	*ret_at = col_i64(res, 0, 0);
+	*ret_body = TAKE_PTR(body);
+	*ret_sig_len = n;
+	return 0;
+}
+
+/* ---- migration from SQLite (store_migrate_to_pg(), store.c) ---- */
+
+bool store_pg_url_has_password(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	bool password = false;
+
+	if (!opts)
+		return false; /* libpq refuses it anyway */
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
+			password = true;
+	PQconninfoFree(opts);
+	return password;
+}
+
+int store_pg_copy_begin(struct store_pg *p)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r = store_pg_begin(p);
+
+	if (r < 0)
+		return r;
+	/* into an empty store only: never merged into existing evidence */
+	res = pq(p, "SELECT (SELECT count(*) FROM terminals) + (SELECT count(*) FROM signed_heads)",
+		 0, NULL, &r);
+	if (!res || col_i64(res, 0, 0) != 0) {
+		store_pg_rollback(p);
+		return res ? -ENOTEMPTY : r;
+	}
+	return 0;
+}
+
+int store_pg_copy_row(struct store_pg *p, const char *table, const char *columns, int n,
+		      const char *const *vals)
+{
+	char sql[1024], *w = sql;
+	size_t left = sizeof(sql);
+	int k, r;
+
+	if (strcmp(table, "events") == 0) {
+		/* the partition of its ts; column 3 is ts (store.c's copy list) */
+		r = partition_ensure(p, strtoll(vals[3], NULL, 10));
+		if (r < 0)
+			return r;
+	}
+	k = snprintf(w, left, "INSERT INTO %s (%s)%s VALUES (", table, columns,
+		     strcmp(table, "events") == 0 ? " OVERRIDING SYSTEM VALUE" : "");
+	for (int i = 0; i < n && k > 0 && (size_t)k < left; i++) {
+		w += k;
+		left -= (size_t)k;
+		k = snprintf(w, left, "%s$%d", i ? ", " : "", i + 1);
+	}
+	if (k < 0 || (size_t)k >= left ||
+	    snprintf(w + k, left - (size_t)k, ")") >= (int)(left - (size_t)k))
+		return -ENAMETOOLONG;
+	return pq_do(p, sql, n, vals);
+}
+
+/* The identities continue after the copied rows. */
+int store_pg_copy_end(struct store_pg *p)
+{
+	int r = pq_do(p,
+		      "SELECT setval(pg_get_serial_sequence('terminals', 'id'),"
+		      " coalesce((SELECT max(id) FROM terminals), 0) + 1, false);"
+		      "SELECT setval(pg_get_serial_sequence('events', 'id'),"
+		      " coalesce((SELECT max(id) FROM events), 0) + 1, false);"
+		      "SELECT setval(pg_get_serial_sequence('gaps', 'id'),"
+		      " coalesce((SELECT max(id) FROM gaps), 0) + 1, false);"
+		      "SELECT setval(pg_get_serial_sequence('signed_heads', 'id'),"
+		      " coalesce((SELECT max(id) FROM signed_heads), 0) + 1, false)",
+		      0, NULL);
+	if (r < 0) {
+		store_pg_rollback(p);
+		return r;
+	}
+	return store_pg_commit(p);
+}
