@@ -99,6 +99,93 @@ void bundle_exceptions_free(struct bundle_exceptions *ex)
 	free(ex->items);
 	ex->items = NULL;
 	ex->n = 0;
+	for (size_t i = 0; i < ex->n_totp; i++)
+		free(ex->totp[i].sealed);
+	free(ex->totp);
+	ex->totp = NULL;
+	ex->n_totp = 0;
+}
+
+/* ---- the "totp" list ---- */
+
+/* Strict base64 (padding required, nothing else) of at most max bytes; *ret malloc'd. */
+static int base64_decode(const char *s, size_t max, uint8_t **ret, size_t *ret_len)
+{
+	size_t n = strlen(s), out;
+	uint8_t *buf;
+	int k;
+
+	if (n == 0 || n % 4 || n / 4 * 3 > max + 2)
+		return -EBADMSG;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", s[i]) &&
+		    !(s[i] == '=' && i >= n - 2 && (i == n - 1 || s[n - 1] == '=')))
+			return -EBADMSG;
+	buf = malloc(n / 4 * 3 + 1);
+	if (!buf)
+		return -ENOMEM;
+	k = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n);
+	out = k < 0 ? 0 : (size_t)k - (s[n - 1] == '=') - (s[n - 2] == '=');
+	if (k < 0 || out > max) {
+		free(buf);
+		return -EBADMSG;
+	}
+	*ret = buf;
+	*ret_len = out;
+	return 0;
+}
+
+static int parse_totp(json_t *o, size_t i, struct bundle_totp *t, char *err, size_t errsz)
+{
+	const char *key, *user, *sealed;
+	json_t *v, *gen;
+
+	if (!json_is_object(o))
+		return fail(err, errsz, -EBADMSG, "totp entry %zu: expected an object", i);
+	json_object_foreach(o, key, v)
+	{
+		if (strcmp(key, "user") && strcmp(key, "sealed") && strcmp(key, "gen"))
+			return fail(err, errsz, -EBADMSG, "totp entry %zu: unknown key", i);
+	}
+	user = json_string_value(json_object_get(o, "user"));
+	sealed = json_string_value(json_object_get(o, "sealed"));
+	gen = json_object_get(o, "gen");
+	if (!user || !bundle_totp_user_valid(user, strlen(user)))
+		return fail(err, errsz, -EBADMSG, "totp entry %zu: user: expected a user name", i);
+	snprintf(t->user, sizeof(t->user), "%s", user);
+	if (!json_is_integer(gen) || json_integer_value(gen) < 1)
+		return fail(err, errsz, -EBADMSG, "totp %s: gen: expected a whole number >= 1",
+			    t->user);
+	t->gen = (uint64_t)json_integer_value(gen);
+	if (!sealed || base64_decode(sealed, BUNDLE_SEALED_MAX, &t->sealed, &t->sealed_len) < 0)
+		return fail(err, errsz, -EBADMSG, "totp %s: sealed: expected base64", t->user);
+	return 0;
+}
+
+static int parse_totp_list(json_t *list, struct bundle_exceptions *ex, char *err, size_t errsz)
+{
+	size_t n = json_array_size(list);
+	int r = 0;
+
+	if (!json_is_array(list))
+		return fail(err, errsz, -EBADMSG, "exceptions JSON: \"totp\": expected an array");
+	if (n > BUNDLE_MAX_TOTP)
+		return fail(err, errsz, -EBADMSG, "exceptions JSON: more than %d totp entries",
+			    BUNDLE_MAX_TOTP);
+	if (n == 0)
+		return 0;
+	ex->totp = calloc(n, sizeof(*ex->totp));
+	if (!ex->totp)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		ex->n_totp = i + 1;
+		r = parse_totp(json_array_get(list, i), i, &ex->totp[i], err, errsz);
+		for (size_t j = 0; j < i && r == 0; j++)
+			if (strcmp(ex->totp[j].user, ex->totp[i].user) == 0)
+				r = fail(err, errsz, -EBADMSG, "totp %s: user listed twice",
+					 ex->totp[i].user);
+	}
+	return r;
 }
 
 static int hex4(const char *s, uint16_t *ret)
@@ -320,10 +407,11 @@ int bundle_exceptions_parse(const char *json, size_t len, struct bundle_exceptio
 	}
 	json_object_foreach(root, key, v)
 	{
-		if (strcmp(key, "exceptions") != 0) {
+		if (strcmp(key, "exceptions") != 0 && strcmp(key, "totp") != 0) {
 			json_decref(root);
 			return fail(err, errsz, -EBADMSG,
-				    "exceptions JSON: unknown key: expected only \"exceptions\"");
+				    "exceptions JSON: unknown key: expected only \"exceptions\" "
+				    "and \"totp\"");
 		}
 	}
 	list = json_object_get(root, "exceptions");
@@ -353,6 +441,8 @@ int bundle_exceptions_parse(const char *json, size_t len, struct bundle_exceptio
 				r = fail(err, errsz, -EBADMSG, "exception %s: id used twice",
 					 e->id);
 	}
+	if (r == 0 && json_object_get(root, "totp"))
+		r = parse_totp_list(json_object_get(root, "totp"), &ex, err, errsz);
 	json_decref(root);
 	if (r < 0) {
 		bundle_exceptions_free(&ex);
@@ -462,7 +552,34 @@ int bundle_exceptions_to_json(const struct bundle_exceptions *ex, char **ret)
 			return -ENOMEM;
 		}
 	}
-	text = json_dumps(root, JSON_COMPACT);
+	if (ex && ex->n_totp > 0) {
+		json_t *tl = json_array();
+		if (!tl || json_object_set_new(root, "totp", tl) < 0) {
+			json_decref(root);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < ex->n_totp; i++) {
+			const struct bundle_totp *t = &ex->totp[i];
+			char *b64 = malloc(4 * ((t->sealed_len + 2) / 3) + 1);
+			json_t *o;
+			if (!b64 || !bundle_totp_user_valid(t->user, strlen(t->user)) ||
+			    t->gen < 1 || t->gen > INT64_MAX) {
+				free(b64);
+				json_decref(root);
+				return b64 ? -EINVAL : -ENOMEM;
+			}
+			EVP_EncodeBlock((unsigned char *)b64, t->sealed, (int)t->sealed_len);
+			/* this key order is what the monitor looks for (docs/fleet.md) */
+			o = json_pack("{s:s, s:s, s:I}", "user", t->user, "sealed", b64, "gen",
+				      (json_int_t)t->gen);
+			free(b64);
+			if (json_array_append_new(tl, o) < 0) {
+				json_decref(root);
+				return -ENOMEM;
+			}
+		}
+	}
+	text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	if (!text)
 		return -ENOMEM;

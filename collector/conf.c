@@ -65,6 +65,7 @@ static const struct key keys[] = {
     {"terminals", "clock_drift", KEY_DURATION, OFF(clock_drift), 1, 86400},
     {"fleet", "grant_key", KEY_STRING, OFF(fleet_grant_key), 0, 0},
     {"fleet", "root_key", KEY_STRING, OFF(fleet_root_key), 0, 0},
+    {"fleet", "totp_key", KEY_STRING, OFF(fleet_totp_key), 0, 0},
 };
 
 struct parse_state {
@@ -417,5 +418,6 @@ void config_free(struct collector_config *c)
 	free(c->enroll_database);
 	free(c->fleet_grant_key);
 	free(c->fleet_root_key);
+	free(c->fleet_totp_key);
 	*c = (struct collector_config){0};
 }

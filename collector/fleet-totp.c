@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: central TOTP enrollment (docs/fleet.md, "Central TOTP enrollment"). The
+ * secret is made here, shown once (the enrollment's answer), kept encrypted under [fleet]
+ * totp_key, and sealed into each bundle for the X25519 key of the terminal it goes to. Never
+ * logs a secret. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "fileio.h"
+#include "fleet-internal.h"
+#include "macro.h"
+#include "secmem.h"
+#include "server.h"
+
+#define AT_REST_CONTEXT "mynaguard-collector-totp-v1"
+
+int fleet_totp_key_load(const char *path, uint8_t key[32], char *err, size_t errsz)
+{
+	const struct fileio_expect ex = {.forbidden_mode = 0077};
+	_cleanup_close_ int fd = -1;
+	char *text = NULL;
+	size_t len;
+	int r = fileio_open_verified(AT_FDCWD, path, O_RDONLY, &ex, &fd);
+
+	if (r < 0) {
+		snprintf(err, errsz, "%s",
+			 r == -EACCES ? "group or others may read it (chmod 600)"
+			 : r == -ELOOP ? "is a symlink"
+				       : strerror(-r));
+		return r;
+	}
+	r = fileio_read_fd(fd, 128, &text, &len);
+	if (r < 0) {
+		snprintf(err, errsz, "%s", strerror(-r));
+		return r;
+	}
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	r = len == 64 ? 0 : -EBADMSG;
+	for (size_t i = 0; r == 0 && i < 32; i++) {
+		unsigned v;
+		if (sscanf(text + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", text[2 * i]) ||
+		    !strchr("0123456789abcdefABCDEF", text[2 * i + 1]))
+			r = -EBADMSG;
+		else
+			key[i] = (uint8_t)v;
+	}
+	secmem_wipe(text, len);
+	free(text);
+	if (r < 0) {
+		secmem_wipe(key, 32);
+		snprintf(err, errsz, "expected 64 hex digits (openssl rand -hex 32)");
+	}
+	return r;
+}
+
+static size_t at_rest_aad(const char *user, uint64_t gen, uint8_t *out, size_t size)
+{
+	int n = snprintf((char *)out, size, "%s%c%s%c%020" PRIu64, AT_REST_CONTEXT, 0, user, 0, gen);
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+int fleet_totp_encrypt(struct fleet *f, const char *user, uint64_t gen,
+		       const struct bundle_totp_secret *s, uint8_t **ret, size_t *ret_len)
+{
+	uint8_t plain[BUNDLE_TOTP_PLAIN_MAX], aad[160];
+	size_t plen, alen = at_rest_aad(user, gen, aad, sizeof(aad));
+	int r;
+
+	if (!f->have_totp_key || !alen)
+		return -EINVAL;
+	r = bundle_totp_secret_encode(s, plain, &plen);
+	if (r >= 0)
+		r = bundle_aead_seal(f->totp_key, aad, alen, plain, plen, ret, ret_len);
+	secmem_wipe(plain, sizeof(plain));
+	return r;
+}
+
+static int decrypt(struct fleet *f, const char *user, uint64_t gen, const void *blob, size_t len,
+		   struct bundle_totp_secret *ret)
+{
+	uint8_t plain[BUNDLE_TOTP_PLAIN_MAX + 16], aad[160];
+	size_t plen = 0, alen = at_rest_aad(user, gen, aad, sizeof(aad));
+	int r = alen && f->have_totp_key ? 0 : -EINVAL;
+
+	if (r >= 0)
+		r = bundle_aead_open(f->totp_key, aad, alen, blob, len, plain, sizeof(plain), &plen);
+	if (r >= 0)
+		r = bundle_totp_secret_decode(plain, plen, ret);
+	secmem_wipe(plain, sizeof(plain));
+	return r;
+}
+
+int fleet_terminal_key_note(struct fleet *f, const char *terminal,
+			    const uint8_t pub[BUNDLE_X25519_LEN], int64_t now)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	    f, "INSERT INTO fleet_terminal_keys (terminal, x25519, updated_at) VALUES (?, ?, ?)"
+	       " ON CONFLICT (terminal) DO UPDATE SET x25519 = excluded.x25519,"
+	       " updated_at = excluded.updated_at WHERE x25519 IS NOT excluded.x25519");
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, pub, BUNDLE_X25519_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+}
+
+static int terminal_key(struct fleet *f, const char *terminal, uint8_t pub[BUNDLE_X25519_LEN])
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "SELECT x25519 FROM fleet_terminal_keys WHERE terminal = ?");
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW || sqlite3_column_bytes(st, 0) != BUNDLE_X25519_LEN)
+		return -EIO;
+	memcpy(pub, sqlite3_column_blob(st, 0), BUNDLE_X25519_LEN);
+	return 0;
+}
+
+/* The enrollments in force for a terminal of group: user, gen, secret. */
+#define ACTIVE_FOR_GROUP                                                                           \
+	"SELECT user, gen, secret FROM fleet_totp WHERE secret IS NOT NULL AND EXISTS"             \
+	" (SELECT 1 FROM json_each(fleet_totp.groups) WHERE value = ?) ORDER BY user"
+
+int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group, char **ret)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = NULL;
+	uint8_t pub[BUNDLE_X25519_LEN];
+	char *text = NULL;
+	size_t size = 0;
+	bool first = true;
+	FILE *m;
+	int rc, r;
+
+	*ret = NULL;
+	r = f->have_totp_key ? terminal_key(f, terminal, pub) : -ENOENT;
+	if (r == -ENOENT)
+		return (*ret = strdup("")) ? 0 : -ENOMEM;
+	if (r < 0)
+		return r;
+	st = fleet_db_prepare(f, ACTIVE_FOR_GROUP);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+	m = open_memstream(&text, &size);
+	if (!m)
+		return -ENOMEM;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (first) {
+			first = false;
+			fputs("key=", m);
+			for (size_t i = 0; i < sizeof(pub); i++)
+				fprintf(m, "%02x", pub[i]);
+		}
+		fprintf(m, ";%s:%" PRId64, fleet_col_text(st, 0), (int64_t)sqlite3_column_int64(st, 1));
+	}
+	if (fclose(m) != 0 || !text)
+		return -ENOMEM;
+	if (rc != SQLITE_DONE) {
+		free(text);
+		return -EIO;
+	}
+	*ret = text;
+	return 0;
+}
+
+int fleet_totp_seal_for(struct fleet *f, const char *terminal, const char *group,
+			struct bundle_exceptions *ex)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = NULL;
+	uint8_t pub[BUNDLE_X25519_LEN];
+	int rc, r = terminal_key(f, terminal, pub);
+
+	if (r < 0)
+		return r;
+	st = fleet_db_prepare(f, ACTIVE_FOR_GROUP);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && ex->n_totp < BUNDLE_MAX_TOTP) {
+		const char *user = fleet_col_text(st, 0);
+		uint64_t gen = (uint64_t)sqlite3_column_int64(st, 1);
+		struct bundle_totp_secret s;
+		struct bundle_totp *t, *more = realloc(ex->totp, (ex->n_totp + 1) * sizeof(*t));
+
+		if (!more)
+			return -ENOMEM;
+		ex->totp = more;
+		t = &ex->totp[ex->n_totp];
+		*t = (struct bundle_totp){.gen = gen};
+		snprintf(t->user, sizeof(t->user), "%s", user);
+		r = decrypt(f, user, gen, sqlite3_column_blob(st, 2),
+			    (size_t)sqlite3_column_bytes(st, 2), &s);
+		if (r < 0) {
+			server_log(LOG_ERR,
+				   "fleet: the TOTP secret of %s does not decrypt with [fleet] "
+				   "totp_key; left out of the bundle for %s",
+				   user, terminal);
+			continue;
+		}
+		r = bundle_totp_seal(pub, terminal, user, gen, &s, &t->sealed, &t->sealed_len);
+		secmem_wipe(&s, sizeof(s));
+		if (r < 0)
+			return r;
+		ex->n_totp++;
+	}
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int fleet_totp_new_secret(struct bundle_totp_secret *s, unsigned digits, unsigned period,
+			  int64_t now)
+{
+	memset(s, 0, sizeof(*s));
+	s->secret_len = 20;
+	s->digits = digits;
+	s->period = period;
+	s->enrolled = now;
+	return RAND_priv_bytes(s->secret, (int)s->secret_len) == 1 ? 0 : -EIO;
+}
