@@ -134,8 +134,8 @@ struct bundle_exception {
  * holds the private key) opens it. */
 struct bundle_totp {
 	char user[BUNDLE_TOTP_USER_MAX + 1]; /* 1..64 of [A-Za-z0-9._@-], not starting . or - */
-	uint64_t gen;			     /* the enrollment's generation: rises on re-enrollment */
-	uint8_t *sealed;		     /* bundle_totp_seal's bytes (base64 in the JSON) */
+	uint64_t gen;	 /* the enrollment's generation: rises on re-enrollment */
+	uint8_t *sealed; /* bundle_totp_seal's bytes (base64 in the JSON) */
 	size_t sealed_len;
 };
 
@@ -183,13 +183,18 @@ bool bundle_exception_opens(const struct policy *base, const struct bundle_excep
  *   u8 1 || u8 digits (6..8) || u16 period (10..300) || i64 enrolled || u8 len (16..64) || secret
  * Nothing may follow. Errors never quote the bytes. */
 
-#define BUNDLE_TOTP_SECRET_MAX 64
-#define BUNDLE_TOTP_SECRET_MIN 16
-#define BUNDLE_SEAL_NONCE_LEN  12
-#define BUNDLE_SEAL_TAG_LEN    16
-#define BUNDLE_TOTP_PLAIN_MAX  (1 + 1 + 2 + 8 + 1 + BUNDLE_TOTP_SECRET_MAX)
+/* What the uplink sends on GET /v1/policy: the agent's X25519 public key (base64 of 32 bytes,
+ * from SPOOL/terminal-key.pub, which the agent's monitor writes). */
+#define BUNDLE_TERMINAL_KEY_HEADER "Mynaguard-Terminal-Key"
+
+#define BUNDLE_TOTP_SECRET_MAX	   64
+#define BUNDLE_TOTP_SECRET_MIN	   16
+#define BUNDLE_SEAL_NONCE_LEN	   12
+#define BUNDLE_SEAL_TAG_LEN	   16
+#define BUNDLE_TOTP_PLAIN_MAX	   (1 + 1 + 2 + 8 + 1 + BUNDLE_TOTP_SECRET_MAX)
 #define BUNDLE_SEALED_MAX                                                                          \
-	(1 + BUNDLE_X25519_LEN + BUNDLE_SEAL_NONCE_LEN + BUNDLE_TOTP_PLAIN_MAX + BUNDLE_SEAL_TAG_LEN)
+	(1 + BUNDLE_X25519_LEN + BUNDLE_SEAL_NONCE_LEN + BUNDLE_TOTP_PLAIN_MAX +                   \
+	 BUNDLE_SEAL_TAG_LEN)
 
 struct bundle_totp_secret {
 	uint8_t secret[BUNDLE_TOTP_SECRET_MAX];

@@ -118,7 +118,8 @@ static int base64_decode(const char *s, size_t max, uint8_t **ret, size_t *ret_l
 	if (n == 0 || n % 4 || n / 4 * 3 > max + 2)
 		return -EBADMSG;
 	for (size_t i = 0; i < n; i++)
-		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", s[i]) &&
+		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+			    s[i]) &&
 		    !(s[i] == '=' && i >= n - 2 && (i == n - 1 || s[n - 1] == '=')))
 			return -EBADMSG;
 	buf = malloc(n / 4 * 3 + 1);

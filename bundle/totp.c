@@ -16,14 +16,15 @@
 #include "macro.h"
 #include "secmem.h"
 
-#define SEAL_CONTEXT "mynaguard-totp-seal-v1"
-#define SEAL_VERSION 1
+#define SEAL_CONTEXT  "mynaguard-totp-seal-v1"
+#define SEAL_VERSION  1
 #define PLAIN_VERSION 1
-#define KEY_LEN	     32
+#define KEY_LEN	      32
 
 bool bundle_totp_user_valid(const char *s, size_t len)
 {
-	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-";
+	static const char ok[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-";
 
 	if (len < 1 || len > BUNDLE_TOTP_USER_MAX || s[0] == '.' || s[0] == '-')
 		return false;

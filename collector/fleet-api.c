@@ -324,7 +324,8 @@ void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct co
 	pthread_mutex_lock(&f->lock);
 	/* The agent's X25519 key for the central TOTP secrets (docs/fleet.md): the uplink sends it
 	 * on every fetch; a malformed one is ignored (the secrets then stay out of its bundle). */
-	const char *tk = evhttp_find_header(evhttp_request_get_input_headers(req), TERMINAL_KEY_HEADER);
+	const char *tk =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), BUNDLE_TERMINAL_KEY_HEADER);
 	uint8_t tpub[BUNDLE_X25519_LEN];
 	if (tk && bundle_pubkey_from_base64(tk, tpub) == 0 &&
 	    fleet_terminal_key_note(f, conn->terminal, tpub, now_s()) < 0)
@@ -1663,17 +1664,16 @@ static json_t *totp_row_json(sqlite3_stmt *st)
 	 * revoked_by, revoke_reason */
 	json_t *groups = json_loads(fleet_col_text(st, 1), 0, NULL);
 
-	return json_pack("{s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:o,s:o}", "user", col_json(st, 0),
-			 "groups", groups ? groups : json_array(), "gen",
-			 (json_int_t)sqlite3_column_int64(st, 2), "state",
-			 sqlite3_column_int(st, 3) ? "active" : "revoked", "enrolled_at",
-			 col_time(st, 4), "enrolled_by", col_json(st, 5), "revoked_at",
-			 col_time(st, 6), "revoked_by", col_json(st, 7), "revoke_reason",
-			 col_json(st, 8));
+	return json_pack(
+	    "{s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:o,s:o}", "user", col_json(st, 0), "groups",
+	    groups ? groups : json_array(), "gen", (json_int_t)sqlite3_column_int64(st, 2), "state",
+	    sqlite3_column_int(st, 3) ? "active" : "revoked", "enrolled_at", col_time(st, 4),
+	    "enrolled_by", col_json(st, 5), "revoked_at", col_time(st, 6), "revoked_by",
+	    col_json(st, 7), "revoke_reason", col_json(st, 8));
 }
 
 #define TOTP_COLS                                                                                  \
-	"user, groups, gen, secret IS NOT NULL, enrolled_at, enrolled_by, revoked_at, revoked_by,"  \
+	"user, groups, gen, secret IS NOT NULL, enrolled_at, enrolled_by, revoked_at, revoked_by," \
 	" revoke_reason"
 
 static void totp_list(struct evhttp_request *req, struct fleet *f)
@@ -1767,16 +1767,18 @@ static void totp_enroll(struct evhttp_request *req, struct fleet *f)
 	if (!in || !keys_known(req, in, allowed))
 		return;
 	if (!f->have_totp_key) {
-		reply_err(req, 503, "central TOTP is not configured on this collector ([fleet] "
-				    "totp_key)");
+		reply_err(req, 503,
+			  "central TOTP is not configured on this collector ([fleet] "
+			  "totp_key)");
 		return;
 	}
 	user = get_str(req, in, "user", BUNDLE_TOTP_USER_MAX, true, &bad);
 	if (bad)
 		return;
 	if (!bundle_totp_user_valid(user, strlen(user))) {
-		reply_err(req, 400, "user: expected 1 to 64 of A-Z a-z 0-9 . _ @ -, not starting "
-				    "with . or -");
+		reply_err(req, 400,
+			  "user: expected 1 to 64 of A-Z a-z 0-9 . _ @ -, not starting "
+			  "with . or -");
 		return;
 	}
 	if (!int_in(req, in, "digits", 6, 8, &digits) ||
@@ -1820,11 +1822,12 @@ static void totp_enroll(struct evhttp_request *req, struct fleet *f)
 	}
 	{
 		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-		    f, "INSERT INTO fleet_totp (user, groups, gen, secret, enrolled_at, enrolled_by)"
-		       " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user) DO UPDATE SET"
-		       " groups = excluded.groups, gen = excluded.gen, secret = excluded.secret,"
-		       " enrolled_at = excluded.enrolled_at, enrolled_by = excluded.enrolled_by,"
-		       " revoked_at = NULL, revoked_by = NULL, revoke_reason = NULL");
+		    f,
+		    "INSERT INTO fleet_totp (user, groups, gen, secret, enrolled_at, enrolled_by)"
+		    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user) DO UPDATE SET"
+		    " groups = excluded.groups, gen = excluded.gen, secret = excluded.secret,"
+		    " enrolled_at = excluded.enrolled_at, enrolled_by = excluded.enrolled_by,"
+		    " revoked_at = NULL, revoked_by = NULL, revoke_reason = NULL");
 		if (st) {
 			sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, groups_text, -1, SQLITE_STATIC);
@@ -1903,8 +1906,8 @@ static void totp_revoke(struct evhttp_request *req, struct fleet *f, const char 
 
 /* ---- dispatch ---- */
 
-static const char *const prefixes[] = {"/v1/groups", "/v1/exceptions", "/v1/requests",
-				       "/v1/ledger", "/v1/totp"};
+static const char *const prefixes[] = {"/v1/groups", "/v1/exceptions", "/v1/requests", "/v1/ledger",
+				       "/v1/totp"};
 
 bool fleet_api_path(const char *path)
 {

@@ -31,7 +31,7 @@ int fleet_totp_key_load(const char *path, uint8_t key[32], char *err, size_t err
 
 	if (r < 0) {
 		snprintf(err, errsz, "%s",
-			 r == -EACCES ? "group or others may read it (chmod 600)"
+			 r == -EACCES  ? "group or others may read it (chmod 600)"
 			 : r == -ELOOP ? "is a symlink"
 				       : strerror(-r));
 		return r;
@@ -46,7 +46,8 @@ int fleet_totp_key_load(const char *path, uint8_t key[32], char *err, size_t err
 	r = len == 64 ? 0 : -EBADMSG;
 	for (size_t i = 0; r == 0 && i < 32; i++) {
 		unsigned v;
-		if (sscanf(text + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", text[2 * i]) ||
+		if (sscanf(text + 2 * i, "%2x", &v) != 1 ||
+		    !strchr("0123456789abcdefABCDEF", text[2 * i]) ||
 		    !strchr("0123456789abcdefABCDEF", text[2 * i + 1]))
 			r = -EBADMSG;
 		else
@@ -63,7 +64,8 @@ int fleet_totp_key_load(const char *path, uint8_t key[32], char *err, size_t err
 
 static size_t at_rest_aad(const char *user, uint64_t gen, uint8_t *out, size_t size)
 {
-	int n = snprintf((char *)out, size, "%s%c%s%c%020" PRIu64, AT_REST_CONTEXT, 0, user, 0, gen);
+	int n =
+	    snprintf((char *)out, size, "%s%c%s%c%020" PRIu64, AT_REST_CONTEXT, 0, user, 0, gen);
 	return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
@@ -91,7 +93,8 @@ static int decrypt(struct fleet *f, const char *user, uint64_t gen, const void *
 	int r = alen && f->have_totp_key ? 0 : -EINVAL;
 
 	if (r >= 0)
-		r = bundle_aead_open(f->totp_key, aad, alen, blob, len, plain, sizeof(plain), &plen);
+		r = bundle_aead_open(f->totp_key, aad, alen, blob, len, plain, sizeof(plain),
+				     &plen);
 	if (r >= 0)
 		r = bundle_totp_secret_decode(plain, plen, ret);
 	secmem_wipe(plain, sizeof(plain));
@@ -167,7 +170,8 @@ int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group
 			for (size_t i = 0; i < sizeof(pub); i++)
 				fprintf(m, "%02x", pub[i]);
 		}
-		fprintf(m, ";%s:%" PRId64, fleet_col_text(st, 0), (int64_t)sqlite3_column_int64(st, 1));
+		fprintf(m, ";%s:%" PRId64, fleet_col_text(st, 0),
+			(int64_t)sqlite3_column_int64(st, 1));
 	}
 	if (fclose(m) != 0 || !text)
 		return -ENOMEM;

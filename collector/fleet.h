@@ -18,9 +18,6 @@ struct conn;
 struct worker;
 struct fleet;
 
-/* What the uplink sends on GET /v1/policy: the agent's X25519 public key (base64 of 32 bytes). */
-#define TERMINAL_KEY_HEADER "Mynaguard-Terminal-Key"
-
 #define FLEET_NOT_CONFIGURED                                                                       \
 	"the fleet is not configured on this collector ([fleet] grant_key and root_key)"
 

@@ -227,7 +227,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 void uplink_client_get(struct uplink_client *c, const char *path, const char *if_none_match,
-		       size_t max, struct uplink_fetch *ret)
+		       const char *extra_header, size_t max, struct uplink_fetch *ret)
 {
 	_cleanup_free_ char *url = NULL;
 	_cleanup_free_ char *inm = NULL;
@@ -249,6 +249,11 @@ void uplink_client_get(struct uplink_client *c, const char *path, const char *if
 	if (h && if_none_match && if_none_match[0] &&
 	    asprintf(&inm, "If-None-Match: %s", if_none_match) >= 0) {
 		struct curl_slist *h2 = curl_slist_append(h, inm);
+		if (h2)
+			h = h2;
+	}
+	if (h && extra_header) {
+		struct curl_slist *h2 = curl_slist_append(h, extra_header);
 		if (h2)
 			h = h2;
 	}

@@ -48,9 +48,9 @@ struct uplink_fetch {
 };
 
 /* GET path (e.g. "/v1/policy") on the same connection as the uploads, with If-None-Match when
- * given; a 200 body beyond max bytes is refused (status 0). */
+ * given and extra_header ("Name: value") when not NULL; a 200 body beyond max bytes is refused (status 0). */
 void uplink_client_get(struct uplink_client *c, const char *path, const char *if_none_match,
-		       size_t max, struct uplink_fetch *ret);
+		       const char *extra_header, size_t max, struct uplink_fetch *ret);
 
 /* ---- inbox.c: the fleet bundle (docs/fleet.md, "The uplink") ---- */
 
