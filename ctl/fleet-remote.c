@@ -60,11 +60,11 @@ enum opt_id {
 };
 
 static const char *const opt_names[_O_MAX] = {
-    "collector",  "token-file", "ca",	       "state",	 "until",    "from",	 "scope",
-    "purpose",	  "ledger",	"approved-by", "reason", "group",    "terminal", "vendor",
-    "product",	  "serial",	"class",       "users",	 "hash",     "number",	 "holder",
-    "department", "model",	"encrypted",   "lent",	 "returned", "note",
-    "groups", "digits", "period",
+    "collector", "token-file", "ca",	  "state",	 "until",  "from",
+    "scope",	 "purpose",    "ledger",  "approved-by", "reason", "group",
+    "terminal",	 "vendor",     "product", "serial",	 "class",  "users",
+    "hash",	 "number",     "holder",  "department",	 "model",  "encrypted",
+    "lent",	 "returned",   "note",	  "groups",	 "digits", "period",
 };
 
 struct remote {
@@ -633,7 +633,8 @@ static int totp_cmd(struct remote *r)
 			return 1;
 		uri = json_string_value(json_object_get(o, "otpauth"));
 		if (!uri || strncmp(uri, "otpauth://totp/", 15) != 0) {
-			fprintf(stderr, "mynaguardctl: %s: the answer has no otpauth URI\n", r->cmd);
+			fprintf(stderr, "mynaguardctl: %s: the answer has no otpauth URI\n",
+				r->cmd);
 			json_decref(o);
 			return 1;
 		}
