@@ -145,6 +145,10 @@ struct bundle_exceptions {
 	/* The optional "totp" list (absent from the JSON when empty), by user, each user once. */
 	struct bundle_totp *totp;
 	size_t n_totp;
+	/* The optional "totp_recovery" list: helpdesk recovery codes, sealed like the secrets
+	 * (gen holds the entry's "rid"; sealed with BUNDLE_RECOVERY_GEN + rid, docs/fleet.md). */
+	struct bundle_totp *recovery;
+	size_t n_recovery;
 };
 
 /* Strict: unknown keys, wrong types, bad hex, ids out of [A-Za-z0-9._-], from >= until, more
@@ -187,11 +191,15 @@ bool bundle_exception_opens(const struct policy *base, const struct bundle_excep
  * from SPOOL/terminal-key.pub, which the agent's monitor writes). */
 #define BUNDLE_TERMINAL_KEY_HEADER "Mynaguard-Terminal-Key"
 
-#define BUNDLE_TOTP_SECRET_MAX	   64
-#define BUNDLE_TOTP_SECRET_MIN	   16
-#define BUNDLE_SEAL_NONCE_LEN	   12
-#define BUNDLE_SEAL_TAG_LEN	   16
-#define BUNDLE_TOTP_PLAIN_MAX	   (1 + 1 + 2 + 8 + 1 + BUNDLE_TOTP_SECRET_MAX)
+/* A recovery code is sealed as a secret of 16 ASCII digits with the generation
+ * BUNDLE_RECOVERY_GEN + rid (never a secret's generation) and "enrolled" = its end. */
+#define BUNDLE_RECOVERY_GEN    (UINT64_C(1) << 62)
+
+#define BUNDLE_TOTP_SECRET_MAX 64
+#define BUNDLE_TOTP_SECRET_MIN 16
+#define BUNDLE_SEAL_NONCE_LEN  12
+#define BUNDLE_SEAL_TAG_LEN    16
+#define BUNDLE_TOTP_PLAIN_MAX  (1 + 1 + 2 + 8 + 1 + BUNDLE_TOTP_SECRET_MAX)
 #define BUNDLE_SEALED_MAX                                                                          \
 	(1 + BUNDLE_X25519_LEN + BUNDLE_SEAL_NONCE_LEN + BUNDLE_TOTP_PLAIN_MAX +                   \
 	 BUNDLE_SEAL_TAG_LEN)

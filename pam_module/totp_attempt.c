@@ -230,6 +230,8 @@ int totp_attempt_prepare(struct totp_attempt *a)
 		store_error(a, r, "record");
 		return 0;
 	}
+	if (r == 0 && totp_recovery_exists(a->dirfd, a->user))
+		return 1; /* no record, but a helpdesk recovery code: ask */
 	if (r == 0) {
 		not_enrolled(a, false);
 		return 0;
@@ -248,7 +250,7 @@ int totp_attempt_prepare(struct totp_attempt *a)
 	}
 	pending = rec.verified == 0;
 	totp_record_wipe(&rec);
-	if (pending) {
+	if (pending && !totp_recovery_exists(a->dirfd, a->user)) {
 		not_enrolled(a, true);
 		return 0;
 	}
@@ -273,14 +275,23 @@ void totp_attempt_check(struct totp_attempt *a, const char *code)
 	}
 	switch (res) {
 	case TOTP_SUCCESS:
-		decide(a, TOTP_OUT_SUCCESS, "ok", 0, "code accepted");
+		if (info.recovery)
+			decide(a, TOTP_OUT_SUCCESS, "recovery", 0,
+			       "helpdesk recovery code accepted (it is used up)");
+		else
+			decide(a, TOTP_OUT_SUCCESS, "ok", 0, "code accepted");
 		break;
 	case TOTP_WRONG:
-		decide(a, TOTP_OUT_WRONG, "wrong_code", 0, "wrong code");
+		decide(a, TOTP_OUT_WRONG, info.recovery ? "wrong_recovery_code" : "wrong_code", 0,
+		       info.recovery ? "wrong or expired recovery code" : "wrong code");
 		break;
 	case TOTP_REPLAY:
-		decide(a, TOTP_OUT_REPLAY, "replay", 0,
-		       "code of an already used time step (replay or clock moved back)");
+		if (info.recovery)
+			decide(a, TOTP_OUT_REPLAY, "recovery_used", 0,
+			       "recovery code already used");
+		else
+			decide(a, TOTP_OUT_REPLAY, "replay", 0,
+			       "code of an already used time step (replay or clock moved back)");
 		break;
 	case TOTP_LOCKED:
 		decide(a, TOTP_OUT_LOCKED, "locked", 0,

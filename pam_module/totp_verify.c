@@ -131,12 +131,34 @@ int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64
 	_cleanup_close_ int lockfd = -1, fd = -1;
 	struct totp_record rec;
 	enum totp_result result;
+	char norm[TOTP_RECOVERY_DIGITS + 1];
 	int64_t now;
 	int changed = 0, r;
 
 	r = totp_store_lock(dirfd, user, owner, &lockfd);
 	if (r < 0)
 		return r;
+	/* A helpdesk recovery code (16 digits): decided by STORE/.USER.recovery alone, so it works
+	 * without a record (a revoked clerk) and leaves the record's state alone. */
+	if (totp_recovery_normalize(code, norm)) {
+		enum totp_recovery_result rr;
+		now = clock();
+		r = totp_recovery_try(dirfd, user, owner, norm, now, &rr);
+		secmem_wipe(norm, sizeof(norm));
+		if (r < 0)
+			return r;
+		if (rr != TOTP_RECOVERY_NONE) {
+			if (info) {
+				info->now = now;
+				info->locked_until = 0;
+				info->recovery = true;
+			}
+			*ret = rr == TOTP_RECOVERY_OK	  ? TOTP_SUCCESS
+			       : rr == TOTP_RECOVERY_USED ? TOTP_REPLAY
+							  : TOTP_WRONG;
+			return 0;
+		}
+	}
 	r = totp_store_open_record(dirfd, user, owner, O_RDWR, &fd);
 	if (r < 0)
 		return r;

@@ -3,10 +3,12 @@
  * read-verify-write transaction. Used by the module and the helper. Never logs. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "totp_record.h"
+#include "totp_recovery.h"
 
 enum totp_result {
 	TOTP_SUCCESS, /* a code of a time step newer than the last accepted one */
@@ -21,6 +23,7 @@ enum totp_result {
 struct totp_check_info {
 	int64_t now;	      /* the time that counted */
 	int64_t locked_until; /* after the attempt: 0 = not locked */
+	bool recovery;	      /* the code was a recovery code (totp_recovery.h) */
 };
 
 struct totp_params {
