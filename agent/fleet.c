@@ -225,6 +225,22 @@ static void sync_totp(struct agent *a)
 					   (json_int_t)t->gen, "error",
 					   r < 0 ? strerror(-r) : NULL));
 	}
+	for (size_t i = 0; i < fl->ex.n_recovery; i++) {
+		const struct bundle_totp *t = &fl->ex.recovery[i];
+		r = priv_totp_recovery(t->user, t->gen, t->sealed, t->sealed_len);
+		if (r == 0)
+			continue;
+		if (r < 0)
+			log_line(LOG_ERR,
+				 "fleet.totp user=%s recovery=%" PRIu64
+				 " error=\"%s\" (not installed)",
+				 t->user, t->gen, strerror(-r));
+		(void)agent_emit(a, EVENT_TOTP_INSTALLED, json_pack("[s]", "2-3-2"),
+				 json_pack("{s:s, s:s, s:I, s:s?}", "action",
+					   r < 0 ? "recovery_refused" : "recovery_installed",
+					   "user", t->user, "rid", (json_int_t)t->gen, "error",
+					   r < 0 ? strerror(-r) : NULL));
+	}
 	r = priv_totp_prune(removed, sizeof(removed), &len);
 	if (r < 0) {
 		log_line(LOG_ERR, "fleet.totp op=prune error=\"%s\"", strerror(-r));

@@ -30,6 +30,7 @@ static const char *const op_names[_PRIV_OP_MAX] = {
     [PRIV_TIME_FLOOR_WRITE] = "time-floor-write",
     [PRIV_TOTP_INSTALL] = "totp-install",
     [PRIV_TOTP_PRUNE] = "totp-prune",
+    [PRIV_TOTP_RECOVERY] = "totp-recovery",
 };
 
 const char *priv_op_name(uint32_t op)
@@ -133,10 +134,11 @@ int priv_req_decode(const void *buf, size_t n, const struct priv_req **ret,
 		if (q->arg != 0 || q->u64 > INT64_MAX)
 			return -EBADMSG;
 		break;
-	case PRIV_TOTP_INSTALL: {
+	case PRIV_TOTP_INSTALL:
+	case PRIV_TOTP_RECOVERY: {
 		const uint8_t *p = (const uint8_t *)buf + sizeof(*q);
 		max_payload = 1 + BUNDLE_TOTP_USER_MAX + BUNDLE_SEALED_MAX;
-		if (q->arg != 0 || q->u64 == 0 || q->u64 > INT64_MAX || q->len < 2 ||
+		if (q->arg != 0 || q->u64 == 0 || q->u64 >= BUNDLE_RECOVERY_GEN || q->len < 2 ||
 		    (size_t)p[0] + 1 >= q->len ||
 		    !bundle_totp_user_valid((const char *)p + 1, p[0]))
 			return -EBADMSG;

@@ -26,6 +26,7 @@
 #include "macro.h"
 #include "priv.h"
 #include "secmem.h"
+#include "totp_recovery.h"
 #include "totp_store.h"
 
 #define SEQ_FILE	   "seq"
@@ -726,8 +727,8 @@ static int current_json(struct priv_monitor *m, uint8_t **ret_buf, const char **
 
 /* The worker's entry is looked up in the installed bundle as the collector writes it (compact,
  * keys in this order, docs/fleet.md): no JSON is parsed here. */
-static int entry_in_current(struct priv_monitor *m, const char *user, uint64_t gen,
-			    const uint8_t *sealed, size_t len)
+static int entry_in_current(struct priv_monitor *m, const char *user, const char *gen_key,
+			    uint64_t gen, const uint8_t *sealed, size_t len)
 {
 	_cleanup_free_ uint8_t *buf = NULL;
 	_cleanup_free_ char *needle = NULL;
@@ -739,8 +740,8 @@ static int entry_in_current(struct priv_monitor *m, const char *user, uint64_t g
 	if (r < 0)
 		return r;
 	EVP_EncodeBlock((unsigned char *)b64, sealed, (int)len);
-	if (asprintf(&needle, "{\"user\":\"%s\",\"sealed\":\"%s\",\"gen\":%" PRIu64 "}", user, b64,
-		     gen) < 0)
+	if (asprintf(&needle, "{\"user\":\"%s\",\"sealed\":\"%s\",\"%s\":%" PRIu64 "}", user, b64,
+		     gen_key, gen) < 0)
 		return -ENOMEM;
 	return memmem(json, jlen, needle, strlen(needle)) ? 0 : -EPERM;
 }
@@ -765,7 +766,7 @@ static int totp_install(struct priv_monitor *m, const struct priv_req *q, const 
 		return r;
 	if (central_gen(cdfd, user) >= q->u64)
 		return 0; /* installed already */
-	r = entry_in_current(m, user, q->u64, sealed, slen);
+	r = entry_in_current(m, user, "gen", q->u64, sealed, slen);
 	if (r < 0) {
 		log_line(LOG_WARNING,
 			 "monitor.refused op=totp-install user=%s error=\"not an entry of the "
@@ -811,6 +812,76 @@ static int totp_install(struct priv_monitor *m, const struct priv_req *q, const 
 		return r;
 	}
 	log_line(LOG_INFO, "monitor.totp-installed user=%s gen=%" PRIu64, user, q->u64);
+	return 1;
+}
+
+/* A helpdesk recovery code: STATE/totp/.USER.recovery, unless that code (or a newer one) is
+ * there already (then a used code stays used). */
+static int totp_recovery_install(struct priv_monitor *m, const struct priv_req *q,
+				 const uint8_t *data)
+{
+	_cleanup_close_ int dirfd = -1, lockfd = -1;
+	uint8_t priv[BUNDLE_X25519_LEN];
+	struct bundle_totp_secret s;
+	struct totp_recovery rec = {0}, old;
+	char user[BUNDLE_TOTP_USER_MAX + 1];
+	const uint8_t *sealed = data + 1 + data[0];
+	size_t slen = q->len - 1 - data[0];
+	int r;
+
+	memcpy(user, data + 1, data[0]);
+	user[data[0]] = 0;
+	if (!totp_user_valid(user) || !(*m->cfg.policy)->terminal_id)
+		return -EINVAL;
+	r = store_dir_open(m, &dirfd);
+	if (r >= 0)
+		r = totp_store_lock(dirfd, user, geteuid(), &lockfd);
+	if (r < 0)
+		return r;
+	r = totp_recovery_read(dirfd, user, geteuid(), &old);
+	if (r >= 0 && old.rid >= q->u64) {
+		secmem_wipe(&old, sizeof(old));
+		return 0;
+	}
+	secmem_wipe(&old, sizeof(old));
+	r = entry_in_current(m, user, "rid", q->u64, sealed, slen);
+	if (r < 0) {
+		log_line(LOG_WARNING,
+			 "monitor.refused op=totp-recovery user=%s error=\"not an entry of the "
+			 "installed bundle\"",
+			 user);
+		return r;
+	}
+	r = terminal_key_load(m, priv);
+	if (r >= 0)
+		r = bundle_totp_open(priv, (*m->cfg.policy)->terminal_id, user,
+				     BUNDLE_RECOVERY_GEN + q->u64, sealed, slen, &s);
+	secmem_wipe(priv, sizeof(priv));
+	if (r >= 0 && s.secret_len != TOTP_RECOVERY_DIGITS)
+		r = -EBADMSG;
+	for (size_t i = 0; r >= 0 && i < TOTP_RECOVERY_DIGITS; i++)
+		if (s.secret[i] < '0' || s.secret[i] > '9')
+			r = -EBADMSG;
+	if (r < 0) {
+		secmem_wipe(&s, sizeof(s));
+		log_line(LOG_WARNING,
+			 "monitor.refused op=totp-recovery user=%s error=\"the sealed code does "
+			 "not open with this terminal's key\"",
+			 user);
+		return r;
+	}
+	rec.rid = q->u64;
+	rec.until = s.enrolled;
+	memcpy(rec.code, s.secret, TOTP_RECOVERY_DIGITS);
+	secmem_wipe(&s, sizeof(s));
+	r = totp_recovery_write(dirfd, user, &rec);
+	secmem_wipe(&rec, sizeof(rec));
+	if (r < 0) {
+		log_line(LOG_ERR, "monitor.error op=totp-recovery user=%s error=\"%s\"", user,
+			 strerror(-r));
+		return r;
+	}
+	log_line(LOG_INFO, "monitor.totp-recovery user=%s rid=%" PRIu64, user, q->u64);
 	return 1;
 }
 
@@ -984,6 +1055,9 @@ void priv_monitor_handle(struct priv_monitor *m, const void *buf, size_t n, stru
 		break;
 	case PRIV_TOTP_PRUNE:
 		r = totp_prune(m, resp, payload);
+		break;
+	case PRIV_TOTP_RECOVERY:
+		r = totp_recovery_install(m, q, data);
 		break;
 	case PRIV_READY:
 	case _PRIV_OP_MAX:

@@ -1904,6 +1904,48 @@ static void totp_revoke(struct evhttp_request *req, struct fleet *f, const char 
 	reply(req, 200, json_pack("{s:s,s:s}", "user", user, "state", "revoked"));
 }
 
+/* POST /v1/totp/{user}/recovery {"hours"?: 1..72}: a helpdesk recovery code for one clerk,
+ * shown in this answer only, delivered sealed to the terminals of the clerk's groups; it works
+ * once per terminal until it ends, also offline. */
+static void totp_recovery(struct evhttp_request *req, struct fleet *f, const char *user)
+{
+	static const char *const allowed[] = {"hours", NULL};
+	_cleanup_(json_decrefp) json_t *in = body_json(req);
+	unsigned hours = 24;
+	uint64_t rid = 0;
+	char code[17], shown[20];
+	int64_t now = now_s();
+	int r;
+
+	if (!in || !keys_known(req, in, allowed) || !int_in(req, in, "hours", 1, 72, &hours))
+		return;
+	if (!f->have_totp_key) {
+		reply_err(req, 503,
+			  "central TOTP is not configured on this collector ([fleet] "
+			  "totp_key)");
+		return;
+	}
+	r = fleet_totp_recovery_new(f, user, now, (int64_t)hours * 3600, actor(req), &rid, code);
+	if (r == -ENOENT) {
+		reply_err(req, 404, "%s was never enrolled centrally", user);
+		return;
+	}
+	if (r < 0) {
+		reply_store_failed(req);
+		return;
+	}
+	snprintf(shown, sizeof(shown), "%.4s-%.4s-%.4s-%.4s", code, code + 4, code + 8, code + 12);
+	secmem_wipe(code, sizeof(code));
+	fleet_emit(f, EVENT_FLEET_TOTP,
+		   json_pack("{s:s,s:s,s:I,s:o,s:s}", "action", "recovery", "user", user, "rid",
+			     (json_int_t)rid, "until", time_json(now + (int64_t)hours * 3600), "by",
+			     actor(req)));
+	json_t *ans = json_pack("{s:s,s:I,s:o,s:s}", "user", user, "rid", (json_int_t)rid, "until",
+				time_json(now + (int64_t)hours * 3600), "code", shown);
+	secmem_wipe(shown, sizeof(shown));
+	reply(req, 201, ans);
+}
+
 /* ---- dispatch ---- */
 
 static const char *const prefixes[] = {"/v1/groups", "/v1/exceptions", "/v1/requests", "/v1/ledger",
@@ -2022,12 +2064,14 @@ static void dispatch(struct evhttp_request *req, struct fleet *f, char **seg, si
 				method_not_allowed(req, "GET, POST");
 			return;
 		}
-		if (n == 3 && strcmp(seg[2], "revoke") == 0 &&
+		if (n == 3 && (strcmp(seg[2], "revoke") == 0 || strcmp(seg[2], "recovery") == 0) &&
 		    bundle_totp_user_valid(seg[1], strlen(seg[1]))) {
-			if (post)
+			if (!post)
+				method_not_allowed(req, "POST");
+			else if (seg[2][2] == 'v')
 				totp_revoke(req, f, seg[1]);
 			else
-				method_not_allowed(req, "POST");
+				totp_recovery(req, f, seg[1]);
 			return;
 		}
 	} else if (strcmp(seg[0], "ledger.csv") == 0 && n == 1) {

@@ -58,7 +58,12 @@ int fleet_terminal_key_note(struct fleet *f, const char *terminal,
 			    const uint8_t pub[BUNDLE_X25519_LEN], int64_t now);
 /* What the terminal's TOTP entries are made of, for the bundle's content hash ("" when it gets
  * none: no totp_key, no terminal key or no enrollment for group). *ret malloc'd. */
-int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group, char **ret);
+int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group, int64_t now,
+			char **ret);
 /* Seal every enrollment in force for group to the terminal's key into ex->totp. */
-int fleet_totp_seal_for(struct fleet *f, const char *terminal, const char *group,
+int fleet_totp_seal_for(struct fleet *f, const char *terminal, const char *group, int64_t now,
 			struct bundle_exceptions *ex);
+/* A new recovery code for user (16 digits, until now + seconds), stored encrypted; the code
+ * goes to code (17 bytes) for the one answer that shows it. -ENOENT: never enrolled. */
+int fleet_totp_recovery_new(struct fleet *f, const char *user, int64_t now, int64_t seconds,
+			    const char *by, uint64_t *ret_rid, char code[17]);

@@ -110,6 +110,15 @@ static const char schema[] =
     "  revoked_at INTEGER,"
     "  revoked_by TEXT,"
     "  revoke_reason TEXT);"
+    /* helpdesk recovery codes: secret = the code and its end, encrypted like fleet_totp.secret
+     * with gen BUNDLE_RECOVERY_GEN + rid; one per user, a new one replaces it */
+    "CREATE TABLE IF NOT EXISTS fleet_totp_recovery ("
+    "  user TEXT PRIMARY KEY,"
+    "  rid INTEGER NOT NULL,"
+    "  secret BLOB NOT NULL,"
+    "  until INTEGER NOT NULL,"
+    "  issued_at INTEGER NOT NULL,"
+    "  issued_by TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS fleet_terminal_keys ("
     "  terminal TEXT PRIMARY KEY,"
     "  x25519 BLOB NOT NULL," /* the agent's public key, as the uplink reported it */
@@ -442,7 +451,7 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 	}
 	/* The sealed secrets differ at every sealing: what they are made of is hashed instead
 	 * (user, generation, the terminal's key), and they are sealed only for a new bundle. */
-	r = fleet_totp_describe(f, terminal, group, &totp_desc);
+	r = fleet_totp_describe(f, terminal, group, now, &totp_desc);
 	if (r < 0) {
 		bundle_exceptions_free(&ex);
 		return r;
@@ -488,7 +497,7 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 	/* something changed for this terminal: the next version */
 	version++;
 	if (totp_desc[0]) {
-		r = fleet_totp_seal_for(f, terminal, group, &ex);
+		r = fleet_totp_seal_for(f, terminal, group, now, &ex);
 		free(json);
 		json = NULL;
 		if (r >= 0)

@@ -138,17 +138,35 @@ static int terminal_key(struct fleet *f, const char *terminal, uint8_t pub[BUNDL
 /* The enrollments in force for a terminal of group: user, gen, secret. */
 #define ACTIVE_FOR_GROUP                                                                           \
 	"SELECT user, gen, secret FROM fleet_totp WHERE secret IS NOT NULL AND EXISTS"             \
-	" (SELECT 1 FROM json_each(fleet_totp.groups) WHERE value = ?) ORDER BY user"
+	" (SELECT 1 FROM json_each(fleet_totp.groups) WHERE value = ?1) AND ?2 = ?2 ORDER BY user"
+/* The recovery codes not yet over for the users enrolled (or revoked) for group: user, rid,
+ * secret, until. */
+#define RECOVERY_FOR_GROUP                                                                         \
+	"SELECT r.user, r.rid, r.secret, r.until FROM fleet_totp_recovery r JOIN fleet_totp t"     \
+	" ON t.user = r.user WHERE r.until > ?2 AND EXISTS"                                        \
+	" (SELECT 1 FROM json_each(t.groups) WHERE value = ?1) ORDER BY r.user"
 
-int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group, char **ret)
+static sqlite3_stmt *query(struct fleet *f, const char *sql, const char *group, int64_t now)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = fleet_db_prepare(f, sql);
+
+	if (st) {
+		sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, now);
+	}
+	return st;
+}
+
+int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group, int64_t now,
+			char **ret)
+{
+	static const char *const sql[2] = {ACTIVE_FOR_GROUP, RECOVERY_FOR_GROUP};
 	uint8_t pub[BUNDLE_X25519_LEN];
 	char *text = NULL;
 	size_t size = 0;
 	bool first = true;
 	FILE *m;
-	int rc, r;
+	int rc = SQLITE_DONE, r;
 
 	*ret = NULL;
 	r = f->have_totp_key ? terminal_key(f, terminal, pub) : -ENOENT;
@@ -156,22 +174,25 @@ int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group
 		return (*ret = strdup("")) ? 0 : -ENOMEM;
 	if (r < 0)
 		return r;
-	st = fleet_db_prepare(f, ACTIVE_FOR_GROUP);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
 	m = open_memstream(&text, &size);
 	if (!m)
 		return -ENOMEM;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (first) {
-			first = false;
-			fputs("key=", m);
-			for (size_t i = 0; i < sizeof(pub); i++)
-				fprintf(m, "%02x", pub[i]);
+	for (int k = 0; k < 2 && rc == SQLITE_DONE; k++) {
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = query(f, sql[k], group, now);
+		if (!st) {
+			rc = SQLITE_ERROR;
+			break;
 		}
-		fprintf(m, ";%s:%" PRId64, fleet_col_text(st, 0),
-			(int64_t)sqlite3_column_int64(st, 1));
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (first) {
+				first = false;
+				fputs("key=", m);
+				for (size_t i = 0; i < sizeof(pub); i++)
+					fprintf(m, "%02x", pub[i]);
+			}
+			fprintf(m, ";%s%s:%" PRId64, k ? "R:" : "", fleet_col_text(st, 0),
+				(int64_t)sqlite3_column_int64(st, 1));
+		}
 	}
 	if (fclose(m) != 0 || !text)
 		return -ENOMEM;
@@ -183,47 +204,123 @@ int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group
 	return 0;
 }
 
-int fleet_totp_seal_for(struct fleet *f, const char *terminal, const char *group,
-			struct bundle_exceptions *ex)
+/* Seal the rows of st (user, gen or rid, secret) into *items; recovery: rid → gen space. */
+static int seal_rows(struct fleet *f, sqlite3_stmt *st, const char *terminal,
+		     const uint8_t pub[BUNDLE_X25519_LEN], bool recovery,
+		     struct bundle_totp **items, size_t *n)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = NULL;
-	uint8_t pub[BUNDLE_X25519_LEN];
-	int rc, r = terminal_key(f, terminal, pub);
+	int rc, r;
 
-	if (r < 0)
-		return r;
-	st = fleet_db_prepare(f, ACTIVE_FOR_GROUP);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && ex->n_totp < BUNDLE_MAX_TOTP) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < BUNDLE_MAX_TOTP) {
 		const char *user = fleet_col_text(st, 0);
 		uint64_t gen = (uint64_t)sqlite3_column_int64(st, 1);
+		uint64_t aad_gen = recovery ? BUNDLE_RECOVERY_GEN + gen : gen;
 		struct bundle_totp_secret s;
-		struct bundle_totp *t, *more = realloc(ex->totp, (ex->n_totp + 1) * sizeof(*t));
+		struct bundle_totp *t, *more = realloc(*items, (*n + 1) * sizeof(*t));
 
 		if (!more)
 			return -ENOMEM;
-		ex->totp = more;
-		t = &ex->totp[ex->n_totp];
+		*items = more;
+		t = &more[*n];
 		*t = (struct bundle_totp){.gen = gen};
 		snprintf(t->user, sizeof(t->user), "%s", user);
-		r = decrypt(f, user, gen, sqlite3_column_blob(st, 2),
+		r = decrypt(f, user, aad_gen, sqlite3_column_blob(st, 2),
 			    (size_t)sqlite3_column_bytes(st, 2), &s);
 		if (r < 0) {
-			server_log(LOG_ERR,
-				   "fleet: the TOTP secret of %s does not decrypt with [fleet] "
-				   "totp_key; left out of the bundle for %s",
-				   user, terminal);
+			server_log(
+			    LOG_ERR,
+			    "fleet: the TOTP %s of %s does not decrypt with [fleet] totp_key; "
+			    "left out of the bundle for %s",
+			    recovery ? "recovery code" : "secret", user, terminal);
 			continue;
 		}
-		r = bundle_totp_seal(pub, terminal, user, gen, &s, &t->sealed, &t->sealed_len);
+		r = bundle_totp_seal(pub, terminal, user, aad_gen, &s, &t->sealed, &t->sealed_len);
 		secmem_wipe(&s, sizeof(s));
 		if (r < 0)
 			return r;
-		ex->n_totp++;
+		(*n)++;
 	}
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int fleet_totp_seal_for(struct fleet *f, const char *terminal, const char *group, int64_t now,
+			struct bundle_exceptions *ex)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = NULL, *rst = NULL;
+	uint8_t pub[BUNDLE_X25519_LEN];
+	int r = terminal_key(f, terminal, pub);
+
+	if (r < 0)
+		return r;
+	st = query(f, ACTIVE_FOR_GROUP, group, now);
+	rst = query(f, RECOVERY_FOR_GROUP, group, now);
+	if (!st || !rst)
+		return -EIO;
+	r = seal_rows(f, st, terminal, pub, false, &ex->totp, &ex->n_totp);
+	if (r >= 0)
+		r = seal_rows(f, rst, terminal, pub, true, &ex->recovery, &ex->n_recovery);
+	return r;
+}
+
+int fleet_totp_recovery_new(struct fleet *f, const char *user, int64_t now, int64_t seconds,
+			    const char *by, uint64_t *ret_rid, char code[17])
+{
+	struct bundle_totp_secret s = {.secret_len = 16, .digits = 6, .period = 30};
+	_cleanup_free_ uint8_t *blob = NULL;
+	uint64_t rid = 1;
+	size_t blen = 0;
+	int rc, r = 0;
+
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "SELECT (SELECT 1 FROM fleet_totp WHERE user = ?),"
+		       " (SELECT coalesce(max(rid), 0) + 1 FROM fleet_totp_recovery)");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			return -EIO;
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+			return -ENOENT;
+		rid = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	/* 16 uniform decimal digits (rejection sampling: bytes below 250) */
+	for (size_t n = 0; n < 16 && r >= 0;) {
+		uint8_t b[32];
+		if (RAND_priv_bytes(b, sizeof(b)) != 1)
+			r = -EIO;
+		for (size_t i = 0; r >= 0 && i < sizeof(b) && n < 16; i++)
+			if (b[i] < 250)
+				s.secret[n++] = (uint8_t)('0' + b[i] % 10);
+		secmem_wipe(b, sizeof(b));
+	}
+	s.enrolled = now + seconds;
+	if (r >= 0)
+		r = fleet_totp_encrypt(f, user, BUNDLE_RECOVERY_GEN + rid, &s, &blob, &blen);
+	if (r >= 0) {
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "INSERT INTO fleet_totp_recovery (user, rid, secret, until, issued_at,"
+		       " issued_by) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user) DO UPDATE SET"
+		       " rid = excluded.rid, secret = excluded.secret, until = excluded.until,"
+		       " issued_at = excluded.issued_at, issued_by = excluded.issued_by");
+		if (st) {
+			sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, (int64_t)rid);
+			sqlite3_bind_blob(st, 3, blob, (int)blen, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 4, now + seconds);
+			sqlite3_bind_int64(st, 5, now);
+			sqlite3_bind_text(st, 6, by, -1, SQLITE_STATIC);
+		}
+		r = st && sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	}
+	if (r >= 0) {
+		memcpy(code, s.secret, 16);
+		code[16] = 0;
+		*ret_rid = rid;
+	}
+	secmem_wipe(&s, sizeof(s));
+	return r;
 }
 
 int fleet_totp_new_secret(struct bundle_totp_secret *s, unsigned digits, unsigned period,

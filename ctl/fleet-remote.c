@@ -56,15 +56,16 @@ enum opt_id {
 	O_GROUPS,
 	O_DIGITS,
 	O_PERIOD,
+	O_HOURS,
 	_O_MAX,
 };
 
 static const char *const opt_names[_O_MAX] = {
-    "collector", "token-file", "ca",	  "state",	 "until",  "from",
-    "scope",	 "purpose",    "ledger",  "approved-by", "reason", "group",
-    "terminal",	 "vendor",     "product", "serial",	 "class",  "users",
-    "hash",	 "number",     "holder",  "department",	 "model",  "encrypted",
-    "lent",	 "returned",   "note",	  "groups",	 "digits", "period",
+    "collector",  "token-file", "ca",	       "state",	 "until",    "from",	 "scope",
+    "purpose",	  "ledger",	"approved-by", "reason", "group",    "terminal", "vendor",
+    "product",	  "serial",	"class",       "users",	 "hash",     "number",	 "holder",
+    "department", "model",	"encrypted",   "lent",	 "returned", "note",	 "groups",
+    "digits",	  "period",	"hours",
 };
 
 struct remote {
@@ -101,7 +102,7 @@ static void remote_usage(FILE *f)
 	    "      --purpose TEXT [--ledger N] [--approved-by NAME]\n"
 	    "  request refuse CODE --reason TEXT\n"
 	    "  totp enroll USER --groups G1,G2 [--digits 6..8] [--period SECONDS]\n"
-	    "  totp list | revoke USER [--reason TEXT]\n"
+	    "  totp list | revoke USER [--reason TEXT] | recovery USER [--hours 1..72]\n"
 	    "  ledger list | export [FILE] | import FILE\n"
 	    "  ledger add --number N --vendor VID --product PID --serial S [--holder TEXT]\n"
 	    "      [--department TEXT] [--model TEXT] [--encrypted yes|no] [--lent DATE]\n"
@@ -652,6 +653,32 @@ static int totp_cmd(struct remote *r)
 		json_decref(o);
 		return 0;
 	}
+	if (strcmp(sub, "recovery") == 0 && r->n_args == 2) {
+		_cleanup_free_ char *path = NULL;
+		const char *code;
+		if (!check_word(r, "user", r->args[1]) ||
+		    asprintf(&path, "/v1/totp/%s/recovery", r->args[1]) < 0)
+			return 1;
+		body = json_object();
+		if (r->opt[O_HOURS])
+			json_object_set_new(body, "hours", json_integer(atoi(r->opt[O_HOURS])));
+		o = call_json(r, "POST", path, body);
+		if (!o)
+			return 1;
+		code = json_string_value(json_object_get(o, "code"));
+		if (!code) {
+			json_decref(o);
+			return 1;
+		}
+		/* shown once: tell it to the clerk; it works once per terminal until it ends */
+		puts(code);
+		fflush(stdout);
+		secmem_wipe_string((char *)code);
+		fprintf(stderr, "mynaguardctl: recovery code %s for %s, valid until %s\n",
+			E(S(o, "rid")), E(S(o, "user")), E(S(o, "until")));
+		json_decref(o);
+		return 0;
+	}
 	if (strcmp(sub, "revoke") == 0 && r->n_args == 2) {
 		_cleanup_free_ char *path = NULL;
 		if (!check_word(r, "user", r->args[1]) ||
@@ -842,7 +869,7 @@ int ctl_fleet_remote(int argc, char **argv)
 	     request_cmd,
 	     {O_STATE, O_UNTIL, O_FROM, O_SCOPE, O_PURPOSE, O_LEDGER, O_APPROVED_BY, O_REASON},
 	     8},
-	    {"totp", totp_cmd, {O_GROUPS, O_DIGITS, O_PERIOD, O_REASON}, 4},
+	    {"totp", totp_cmd, {O_GROUPS, O_DIGITS, O_PERIOD, O_REASON, O_HOURS}, 5},
 	    {"ledger",
 	     ledger_cmd,
 	     {O_NUMBER, O_HOLDER, O_DEPARTMENT, O_MODEL, O_VENDOR, O_PRODUCT, O_SERIAL, O_ENCRYPTED,

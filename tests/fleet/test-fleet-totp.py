@@ -287,6 +287,40 @@ def run(a, d):
         log("revocation reached A at once and B when it came back online")
         r = ctl_raw("totp", "revoke", USER)
         assert r.returncode == 1 and "no enrollment in force" in r.stderr, r.stderr
+
+        # 4. a helpdesk recovery code for the clerk who lost the phone: once, offline too
+        r = ctl_raw("totp", "recovery", "nobody-enrolled")
+        assert r.returncode == 1 and "never enrolled" in r.stderr, r.stderr
+        r = ctl_raw("totp", "recovery", USER, "--hours", "2")
+        assert r.returncode == 0, r.stderr
+        OUT.write(r.stderr)
+        shown = r.stdout.strip()
+        assert re.fullmatch(r"\d{4}-\d{4}-\d{4}-\d{4}", shown), "not a recovery code"
+        recovery = shown.replace("-", "")
+        ev = wait("fleet.totp recovery", lambda: [
+            e for e in events("fleet.totp") if e["data"]["action"] == "recovery"], 10)[0]
+        assert ev["data"]["user"] == USER and "code" not in ev["data"], ev["data"]
+        for tid in TERMINALS[:2]:
+            f = os.path.join(terms[tid]["state"], "totp", "." + USER + ".recovery")
+            wait("the recovery code on " + tid, lambda: os.path.exists(f), 40)
+            assert os.stat(f).st_mode & 0o777 == 0o600
+        assert not os.path.exists(os.path.join(terms[TERMINALS[2]]["state"], "totp",
+                                               "." + USER + ".recovery"))
+        # B is offline (its uplink stopped): B decides alone
+        tb.uplink.send_signal(signal.SIGSTOP)
+        assert not login(TERMINALS[0], "1234-5678-9012-3456"), "a wrong recovery code worked"
+        assert login(TERMINALS[0], shown), "the recovery code did not log in on A"
+        assert not login(TERMINALS[0], shown), "the recovery code worked twice on A"
+        assert login(TERMINALS[1], recovery), "the recovery code did not log in on offline B"
+        assert not login(TERMINALS[1], recovery), "the recovery code worked twice on B"
+        tb.uplink.send_signal(signal.SIGCONT)
+        for tid in TERMINALS[:2]:
+            wait("auth.success (recovery) from " + tid, lambda: [
+                e for e in events("auth.success") if e["terminal"] == tid
+                and e["data"].get("reason") == "recovery"], 30)
+        replays = [e for e in events("auth.replay") if e["data"].get("reason") == "recovery_used"]
+        assert {e["terminal"] for e in replays} == set(TERMINALS[:2]), replays
+        log("a recovery code worked once on each terminal, offline too, and is an event")
     except BaseException:
         for name in ["collector.log", "pam.log"] + [
                 os.path.join(t, n) for t in TERMINALS for n in ("agent.log", "uplink.log")]:
@@ -306,11 +340,13 @@ def run(a, d):
 
     # 4. the secrets are nowhere in clear but in the terminals' root-only stores
     needles = []
+    needles += [recovery.encode(), shown.encode()]
     for s in (secret, secret2):
         b = base64.b32encode(s).decode().rstrip("=")
         needles += [b.encode(), b.lower().encode(), s.hex().encode(), s.hex().upper().encode(),
                     s, base64.b64encode(s)]
-    allowed = {os.path.join(terms[t]["state"], "totp", USER) for t in TERMINALS}
+    allowed = {os.path.join(terms[t]["state"], "totp", n) for t in TERMINALS
+               for n in (USER, "." + USER + ".recovery")}
     searched = 0
     for dirpath, _, files in os.walk(d):
         for name in files:
