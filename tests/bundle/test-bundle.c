@@ -820,8 +820,9 @@ static void test_exceptions_errors(void **state)
 	expect_ex_error("{}", "exceptions JSON: \"exceptions\": expected an array");
 	expect_ex_error("{\"exceptions\":{}}",
 			"exceptions JSON: \"exceptions\": expected an array");
-	expect_ex_error("{\"exceptions\":[],\"x\":1}",
-			"exceptions JSON: unknown key: expected only \"exceptions\", \"totp\" and \"totp_recovery\"");
+	expect_ex_error(
+	    "{\"exceptions\":[],\"x\":1}",
+	    "exceptions JSON: unknown key: expected only \"exceptions\", \"totp\" and \"totp_recovery\"");
 	expect_ex_error("{\"exceptions\":[],\"exceptions\":[]}",
 			"exceptions JSON: duplicate object key near '\"exceptions\"' at line 1");
 	expect_ex_error("{\"exceptions\":[]} x", "exceptions JSON: end of file expected near 'x' "
