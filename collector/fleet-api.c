@@ -365,6 +365,65 @@ void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct co
 	metrics_count_status(200);
 }
 
+/* ---- POST /v1/totp/claim (ingest): one-time across terminals ---- */
+
+void fleet_claim_handle(struct evhttp_request *req, struct worker *w, struct conn *conn)
+{
+	static const char *const allowed[] = {"user", "step", NULL};
+	static const char *const words[] = {
+	    [FLEET_CLAIM_OK] = "ok",
+	    [FLEET_CLAIM_USED] = "used",
+	    [FLEET_CLAIM_REVOKED] = "revoked",
+	    [FLEET_CLAIM_UNKNOWN] = "unknown",
+	};
+	struct fleet *f = w->c->fleet;
+	_cleanup_(json_decrefp) json_t *in = NULL;
+	enum fleet_claim res;
+	const char *user;
+	json_t *step;
+	int r;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		reply_err(req, 405, "use POST");
+		return;
+	}
+	if (!conn->terminal[0] || (conn->serial[0] && server_serial_revoked(w->c, conn->serial))) {
+		reply_err(req, 403, "no valid terminal certificate");
+		return;
+	}
+	if (!f || !f->have_totp_key) {
+		reply_err(req, 503, "central TOTP is not configured on this collector");
+		return;
+	}
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 512) {
+		reply_err(req, 413, "too large");
+		return;
+	}
+	in = body_json(req);
+	if (!in || !keys_known(req, in, allowed))
+		return;
+	user = json_string_value(json_object_get(in, "user"));
+	step = json_object_get(in, "step");
+	if (!user || !bundle_totp_user_valid(user, strlen(user)) || !json_is_integer(step) ||
+	    json_integer_value(step) < 1) {
+		reply_err(req, 400, "expected {\"user\": NAME, \"step\": N}");
+		return;
+	}
+	pthread_mutex_lock(&f->lock);
+	r = fleet_totp_claim(f, user, (uint64_t)json_integer_value(step), conn->terminal, now_s(),
+			     &res);
+	pthread_mutex_unlock(&f->lock);
+	if (r < 0) {
+		reply_store_failed(req);
+		return;
+	}
+	if (res == FLEET_CLAIM_USED)
+		server_log(LOG_WARNING, "fleet: %s tried a TOTP code of %s already used elsewhere",
+			   conn->terminal, user);
+	reply(req, 200, json_pack("{s:s}", "result", words[res]));
+}
+
 /* ---- groups ---- */
 
 static void groups_list(struct evhttp_request *req, struct fleet *f)

@@ -63,6 +63,18 @@ int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group
 /* Seal every enrollment in force for group to the terminal's key into ex->totp. */
 int fleet_totp_seal_for(struct fleet *f, const char *terminal, const char *group, int64_t now,
 			struct bundle_exceptions *ex);
+enum fleet_claim {
+	FLEET_CLAIM_OK,	     /* first use of (user, step), or again by the same terminal */
+	FLEET_CLAIM_USED,    /* another terminal used it first */
+	FLEET_CLAIM_REVOKED, /* the user's central enrollment is revoked */
+	FLEET_CLAIM_UNKNOWN, /* not enrolled centrally: the terminal decides alone */
+};
+/* One-time across terminals: claim (user, step) for terminal. */
+int fleet_totp_claim(struct fleet *f, const char *user, uint64_t step, const char *terminal,
+		     int64_t now, enum fleet_claim *ret);
+/* Writer thread: an auth.success decided offline ("claim":"offline", "step") is claimed late;
+ * a step another terminal used too is flagged (event fleet.totp, action double_use). */
+void fleet_totp_note_success(struct fleet *f, const struct event *e);
 /* A new recovery code for user (16 digits, until now + seconds), stored encrypted; the code
  * goes to code (17 bytes) for the one answer that shows it. -ENOENT: never enrolled. */
 int fleet_totp_recovery_new(struct fleet *f, const char *user, int64_t now, int64_t seconds,

@@ -119,6 +119,13 @@ static const char schema[] =
     "  until INTEGER NOT NULL,"
     "  issued_at INTEGER NOT NULL,"
     "  issued_by TEXT NOT NULL);"
+    /* one-time across terminals: who used (user, time step) first */
+    "CREATE TABLE IF NOT EXISTS fleet_totp_claims ("
+    "  user TEXT NOT NULL,"
+    "  step INTEGER NOT NULL,"
+    "  terminal TEXT NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user, step));"
     "CREATE TABLE IF NOT EXISTS fleet_terminal_keys ("
     "  terminal TEXT PRIMARY KEY,"
     "  x25519 BLOB NOT NULL," /* the agent's public key, as the uplink reported it */
@@ -685,7 +692,8 @@ void fleet_note_batch(struct fleet *f, const struct event_batch *b)
 	if (!f)
 		return;
 	for (size_t i = 0; i < b->n && !any; i++)
-		any = b->events[i].kind == EVENT_USB_BLOCKED ||
+		any = b->events[i].kind == EVENT_AUTH_SUCCESS ||
+		      b->events[i].kind == EVENT_USB_BLOCKED ||
 		      b->events[i].kind == EVENT_USB_ALLOWED ||
 		      b->events[i].kind == EVENT_USB_REMOVED;
 	if (!any)
@@ -696,6 +704,8 @@ void fleet_note_batch(struct fleet *f, const struct event_batch *b)
 			const struct event *e = &b->events[i];
 			if (e->kind == EVENT_USB_BLOCKED)
 				note_blocked(f, e);
+			if (e->kind == EVENT_AUTH_SUCCESS)
+				fleet_totp_note_success(f, e);
 			if (e->kind == EVENT_USB_BLOCKED || e->kind == EVENT_USB_ALLOWED ||
 			    e->kind == EVENT_USB_REMOVED)
 				note_seen(f, e);

@@ -333,3 +333,93 @@ int fleet_totp_new_secret(struct bundle_totp_secret *s, unsigned digits, unsigne
 	s->enrolled = now;
 	return RAND_priv_bytes(s->secret, (int)s->secret_len) == 1 ? 0 : -EIO;
 }
+
+int fleet_totp_claim(struct fleet *f, const char *user, uint64_t step, const char *terminal,
+		     int64_t now, enum fleet_claim *ret)
+{
+	int rc;
+
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+		    fleet_db_prepare(f, "SELECT secret IS NOT NULL FROM fleet_totp WHERE user = ?");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			*ret = FLEET_CLAIM_UNKNOWN;
+			return 0;
+		}
+		if (rc != SQLITE_ROW)
+			return -EIO;
+		if (!sqlite3_column_int(st, 0)) {
+			*ret = FLEET_CLAIM_REVOKED;
+			return 0;
+		}
+	}
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "INSERT INTO fleet_totp_claims (user, step, terminal, at) VALUES (?, ?, ?, ?)"
+		       " ON CONFLICT (user, step) DO NOTHING");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (int64_t)step);
+		sqlite3_bind_text(st, 3, terminal, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, now);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -EIO;
+		if (sqlite3_changes(f->db) == 1) {
+			*ret = FLEET_CLAIM_OK;
+			return 0;
+		}
+	}
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "SELECT terminal FROM fleet_totp_claims WHERE user = ? AND step = ?");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (int64_t)step);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			return -EIO;
+		*ret = strcmp(fleet_col_text(st, 0), terminal) == 0 ? FLEET_CLAIM_OK
+								     : FLEET_CLAIM_USED;
+	}
+	return 0;
+}
+
+void fleet_totp_note_success(struct fleet *f, const struct event *e)
+{
+	json_t *step = json_object_get(e->data, "step");
+	const char *user = json_string_value(json_object_get(e->data, "user"));
+	const char *claim = json_string_value(json_object_get(e->data, "claim"));
+	enum fleet_claim res;
+	char first[80] = "";
+
+	if (!json_is_integer(step) || json_integer_value(step) < 1 || !user || !claim ||
+	    strcmp(claim, "offline") != 0 || !bundle_totp_user_valid(user, strlen(user)))
+		return;
+	if (fleet_totp_claim(f, user, (uint64_t)json_integer_value(step), e->terminal,
+			     e->ts_ms / 1000, &res) < 0 ||
+	    res != FLEET_CLAIM_USED)
+		return;
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "SELECT terminal FROM fleet_totp_claims WHERE user = ? AND step = ?");
+		if (st) {
+			sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, (int64_t)json_integer_value(step));
+			if (sqlite3_step(st) == SQLITE_ROW)
+				snprintf(first, sizeof(first), "%s", fleet_col_text(st, 0));
+		}
+	}
+	server_log(LOG_WARNING,
+		   "fleet: TOTP code of %s (step %" JSON_INTEGER_FORMAT
+		   ") accepted on %s and, offline, on %s",
+		   user, json_integer_value(step), first, e->terminal);
+	fleet_emit(f, EVENT_FLEET_TOTP,
+		   json_pack("{s:s,s:s,s:I,s:[s,s],s:s}", "action", "double_use", "user", user,
+			     "step", json_integer_value(step), "terminals", first, e->terminal,
+			     "problem", "a one-time code was accepted on two terminals"));
+}
