@@ -359,8 +359,9 @@ int fleet_totp_claim(struct fleet *f, const char *user, uint64_t step, const cha
 	}
 	{
 		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-		    f, "INSERT INTO fleet_totp_claims (user, step, terminal, at) VALUES (?, ?, ?, ?)"
-		       " ON CONFLICT (user, step) DO NOTHING");
+		    f,
+		    "INSERT INTO fleet_totp_claims (user, step, terminal, at) VALUES (?, ?, ?, ?)"
+		    " ON CONFLICT (user, step) DO NOTHING");
 		if (!st)
 			return -EIO;
 		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
@@ -384,7 +385,7 @@ int fleet_totp_claim(struct fleet *f, const char *user, uint64_t step, const cha
 		if (sqlite3_step(st) != SQLITE_ROW)
 			return -EIO;
 		*ret = strcmp(fleet_col_text(st, 0), terminal) == 0 ? FLEET_CLAIM_OK
-								     : FLEET_CLAIM_USED;
+								    : FLEET_CLAIM_USED;
 	}
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "claim.h"
 #include "macro.h"
 #include "policy.h"
 #include "totp_store.h"
@@ -192,6 +193,7 @@ static int load_policy(struct totp_attempt *a)
 	a->params.window = p->mfa_window;
 	a->params.max_failures = p->mfa_max_failures ? p->mfa_max_failures : 1;
 	a->params.lockout_sec = p->mfa_lockout_sec;
+	a->params.claim_socket = a->claim_socket;
 	if (p->mfa_nullok)
 		a->nullok = true;
 	totp_attempt_set_contact(a, p);
@@ -275,6 +277,10 @@ void totp_attempt_check(struct totp_attempt *a, const char *code)
 	}
 	switch (res) {
 	case TOTP_SUCCESS:
+		if (info.step) {
+			a->info.step = info.step;
+			a->info.claim = claim_result_name((enum claim_result)info.claim);
+		}
 		if (info.recovery)
 			decide(a, TOTP_OUT_SUCCESS, "recovery", 0,
 			       "helpdesk recovery code accepted (it is used up)");
@@ -282,10 +288,20 @@ void totp_attempt_check(struct totp_attempt *a, const char *code)
 			decide(a, TOTP_OUT_SUCCESS, "ok", 0, "code accepted");
 		break;
 	case TOTP_WRONG:
+		if (info.step && info.claim == CLAIM_REVOKED) {
+			decide(a, TOTP_OUT_WRONG, "revoked", 0,
+			       "the central enrollment is revoked (the collector said so)");
+			break;
+		}
 		decide(a, TOTP_OUT_WRONG, info.recovery ? "wrong_recovery_code" : "wrong_code", 0,
 		       info.recovery ? "wrong or expired recovery code" : "wrong code");
 		break;
 	case TOTP_REPLAY:
+		if (info.step && info.claim == CLAIM_USED) {
+			decide(a, TOTP_OUT_REPLAY, "used_elsewhere", 0,
+			       "code already used on another terminal (the collector said so)");
+			break;
+		}
 		if (info.recovery)
 			decide(a, TOTP_OUT_REPLAY, "recovery_used", 0,
 			       "recovery code already used");

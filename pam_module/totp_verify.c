@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "claim.h"
 #include "macro.h"
 #include "secmem.h"
 #include "totp_store.h"
@@ -171,6 +172,22 @@ int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64
 		result = TOTP_PENDING;
 	} else {
 		r = totp_verify(&rec, code, now, p, &result, &changed);
+		/* A good code is claimed at the collector before it counts (the step is used up
+		 * here either way): another terminal's use, or a revoked enrollment, refuses it;
+		 * no answer in time and this terminal decides alone (docs/fleet.md). */
+		if (r >= 0 && result == TOTP_SUCCESS && p->claim_socket) {
+			enum claim_result cr =
+			    claim_ask(p->claim_socket, user, rec.last_step,
+				      p->claim_timeout_ms ? p->claim_timeout_ms : CLAIM_TIMEOUT_MS);
+			if (info) {
+				info->step = rec.last_step;
+				info->claim = (int)cr;
+			}
+			if (cr == CLAIM_USED)
+				result = TOTP_REPLAY;
+			else if (cr == CLAIM_REVOKED)
+				result = TOTP_WRONG;
+		}
 		if (r >= 0 && changed)
 			r = totp_store_update(fd, &rec);
 	}
