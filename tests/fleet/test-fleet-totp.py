@@ -17,9 +17,11 @@ import hashlib
 import hmac
 import importlib.machinery
 import io
+import json
 import os
 import re
 import signal
+import socket
 import stat
 import struct
 import subprocess
@@ -142,7 +144,7 @@ def run(a, d):
         with open(policy, "w") as f:
             f.write(report.replace("id = CHANGE-ME-terminal-0001", "id = " + tid))
         terms[tid] = {"d": td, "policy": policy, "spool": os.path.join(td, "spool"),
-                      "state": os.path.join(td, "state")}
+                      "state": os.path.join(td, "state"), "cert": cert}
         os.makedirs(terms[tid]["spool"])
         os.makedirs(terms[tid]["state"])
     for g, pattern in ((GROUP, "fleet-totp-[ab]"), (OTHER, "fleet-totp-c")):
@@ -168,8 +170,9 @@ def run(a, d):
         f.write("g:x:%d:\n" % os.getgid())
     for tid, t in terms.items():
         with open(os.path.join(svc, tid), "w") as f:
-            f.write("auth required %s store=%s/totp policy=%s socket=%s\n"
-                    % (a.pam, t["state"], t["policy"], os.path.join(t["d"], "event.sock")))
+            f.write("auth required %s store=%s/totp policy=%s socket=%s claim=%s/claim.sock\n"
+                    % (a.pam, t["state"], t["policy"], os.path.join(t["d"], "event.sock"),
+                       t["spool"]))
     with open(os.path.join(svc, "other"), "w") as f:
         f.write("auth required /usr/lib/x86_64-linux-gnu/security/pam_deny.so\n")
     pam_log = open(os.path.join(d, "pam.log"), "ab")
@@ -238,6 +241,14 @@ def run(a, d):
         assert not login(TERMINALS[0], totp(secret, now)), "A accepted a code twice"
         assert login(TERMINALS[1], totp(secret, now - 30)), "the enrollment did not log in on B"
         log("one enrollment logged in on both terminals; a code is one-time on each")
+        # the code A used is refused on B while the collector is up (B has not used its step)
+        assert not login(TERMINALS[1], totp(secret, now)), "B accepted the code A used"
+        wait("auth.replay used_elsewhere from B", lambda: [
+            e for e in events("auth.replay") if e["terminal"] == TERMINALS[1]
+            and e["data"].get("reason") == "used_elsewhere"], 30)
+        ok = [e for e in events("auth.success") if e["data"].get("claim") == "ok"]
+        assert {e["terminal"] for e in ok} >= set(TERMINALS[:2]), ok
+        log("the code used on A was refused on B (claimed at the collector)")
         # the terminal of the other group never got it
         assert not os.path.exists(os.path.join(terms[TERMINALS[2]]["state"], "totp", USER))
         assert not login(TERMINALS[2], totp(secret, time.time())), "C accepted the secret"
@@ -257,8 +268,46 @@ def run(a, d):
         now = time.time() + 30  # the next step: not used yet on either terminal
         assert not login(TERMINALS[0], totp(secret, now)), "the old secret still works on A"
         assert login(TERMINALS[0], totp(secret2, now)), "the new secret does not log in on A"
-        assert login(TERMINALS[1], totp(secret2, now)), "the new secret does not log in on B"
+        # (B: the step before the current one, which B itself claimed with the old secret; the
+        # current one is claimed by A's first login if no step began since)
+        assert login(TERMINALS[1], totp(secret2, now - 60)), "the new secret does not log in on B"
         log("re-enrollment replaced the secret on both terminals")
+
+        # what a claim adds to a login: the round trip PAM -> uplink -> collector -> back
+        lat = []
+        for i in range(20):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+                t0 = time.monotonic()
+                s.connect(os.path.join(terms[TERMINALS[0]]["spool"], "claim.sock"))
+                s.send(struct.pack(">Q", 1000 + i) + b"bench-user")
+                rep = s.recv(8)
+                lat.append((time.monotonic() - t0) * 1000)
+            assert rep == b"n", rep  # not enrolled centrally: the terminal decides alone
+        lat.sort()
+        log("CLAIM ROUND TRIP: p50 %.1f ms, p90 %.1f ms, max %.1f ms (20 claims)"
+            % (lat[10], lat[18], lat[19]))
+
+        # the collector down: both terminals accept the same code once, and the collector
+        # flags the double use when they reconnect
+        while int(time.time()) // 30 == int(now - 30) // 30:
+            time.sleep(0.5)  # a step neither terminal used: the one after A's
+        clear_of_boundary()
+        assert c.stop() == 0
+        code = totp(secret2, time.time() + 30)
+        t0 = time.monotonic()
+        assert login(TERMINALS[0], code), "A refused offline"
+        offline_ms = (time.monotonic() - t0) * 1000
+        assert login(TERMINALS[1], code), "B refused offline"
+        assert not login(TERMINALS[0], code), "A accepted the code twice offline"
+        log("collector down: A and B each accepted the same code once (a login took %.0f ms)"
+            % offline_ms)
+        c.start()
+        assert c.ingest[1] == ingest_port
+        ev = wait("fleet.totp double_use", lambda: [
+            e for e in events("fleet.totp") if e["data"]["action"] == "double_use"], 60)[0]
+        assert ev["data"]["user"] == USER and sorted(ev["data"]["terminals"]) == sorted(
+            TERMINALS[:2]), ev["data"]
+        log("after the reconnect the collector flagged the double use: %s" % ev["data"]["problem"])
 
         # 3. revocation while B is offline: A drops it at its next fetch, B when it is back
         # (B's uplink is stopped, not restarted: the bases of this test carry one terminal's
@@ -267,6 +316,14 @@ def run(a, d):
         tb.uplink.send_signal(signal.SIGSTOP)
         out = ctl("totp", "revoke", USER, "--reason", "lost phone")
         assert "revoked" in out, out
+        # where the claim path is online, a revoked clerk's code is refused at once, before
+        # any bundle: the collector answers revoked
+        conn = c.ingest_conn(cert=terms[TERMINALS[1]]["cert"])
+        conn.request("POST", "/v1/totp/claim", body=json.dumps({"user": USER, "step": 7}),
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["result"] == "revoked"
+        conn.close()
         assert re.search(r"(?m)^%s +revoked " % USER, ctl("totp", "list"))
         ev = wait("fleet.totp revoke", lambda: [
             e for e in events("fleet.totp") if e["data"]["action"] == "revoke"], 10)[0]
