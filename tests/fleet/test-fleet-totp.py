@@ -284,6 +284,8 @@ def run(a, d):
                 lat.append((time.monotonic() - t0) * 1000)
             assert rep == b"n", rep  # not enrolled centrally: the terminal decides alone
         lat.sort()
+        with open(os.path.join(terms[TERMINALS[0]]["d"], "uplink.log")) as f:
+            assert "uplink.claim user=bench-user step=1019 result=unknown" in f.read()
         log("CLAIM ROUND TRIP: p50 %.1f ms, p90 %.1f ms, max %.1f ms (20 claims)"
             % (lat[10], lat[18], lat[19]))
 
