@@ -33,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "collector"))
 from collectorlib import PKI, Collector, TestDir  # noqa: E402
+import fleetlib  # noqa: E402
 
 e2e = importlib.machinery.SourceFileLoader(
     "fleet_e2e", os.path.join(HERE, "test-fleet-e2e.py")).load_module()
@@ -209,6 +210,27 @@ def run(a, d):
         r = ctl_raw("totp", "enroll", "-bad", "--groups", GROUP)
         assert r.returncode != 0, r.stderr
         assert not [e for e in events("fleet.totp")], "a refused enrollment made an event"
+
+        # the API refuses what it does not understand, and stores nothing
+        for bad in ({"user": USER, "groups": [GROUP], "digits": 9},
+                    {"user": USER, "groups": []}, {"user": USER, "groups": [GROUP, GROUP]},
+                    {"user": USER, "groups": [GROUP], "extra": 1}, {"groups": [GROUP]},
+                    {"user": "a/b", "groups": [GROUP]}):
+            st, body, _ = fleetlib.call(c, "POST", "/v1/totp", bad)
+            assert st == 400, (bad, st, body)
+        st, body, _ = fleetlib.call(c, "GET", "/v1/totp/%s/revoke" % USER)
+        assert st == 405, (st, body)
+        st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
+        assert st == 200 and body["totp"] == [], body
+        conn = c.ingest_conn(cert=terms[TERMINALS[0]]["cert"])
+        for method, body in (("POST", b'{"user":"clerk1"}'), ("POST", b'{"user":"-x","step":1}'),
+                             ("POST", b'{"user":"clerk1","step":0}'), ("GET", None)):
+            conn.request(method, "/v1/totp/claim", body=body,
+                         headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == (405 if method == "GET" else 400), (body, resp.status)
+        conn.close()
 
         # 1. one central enrollment for GROUP: the URI is shown once (kept in memory here)
         r = ctl_raw("totp", "enroll", USER, "--groups", GROUP)
