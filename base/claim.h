@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* One-time across terminals (docs/fleet.md, "One-time across terminals"): before the PAM module
  * accepts a code it claims (user, time step) at the collector through the uplink's local
- * socket (SOCK_SEQPACKET, SPOOL/claim.sock by default), with a bounded wait. libc only; never
+ * socket (SOCK_SEQPACKET, SPOOL/inbox/claim.sock by default), with a bounded wait. libc only; never
  * logs.
  *
  *   request: u64 step (big-endian) || user (1..64 of [A-Za-z0-9._@-], not starting . or -)
@@ -16,7 +16,7 @@
 #define CLAIM_USER_MAX	  64
 #define CLAIM_REQUEST_MAX (8 + CLAIM_USER_MAX)
 #define CLAIM_TIMEOUT_MS  1500
-#define CLAIM_SOCKET_NAME "claim.sock"
+#define CLAIM_SOCKET_NAME "inbox/claim.sock" /* in the spool, where the uplink may write */
 
 enum claim_result {
 	CLAIM_OK,

@@ -42,7 +42,7 @@ struct opts {
 	long timeout_sec;
 	unsigned renew_at;	  /* percent of the certificate's life (renew.c) */
 	uint64_t poll_sec;	  /* fleet bundle fetch period; 0 = UPLINK_POLL_DEFAULT_SEC */
-	const char *claim_socket; /* NULL: SPOOL/claim.sock; "" = none */
+	const char *claim_socket; /* NULL: SPOOL/inbox/claim.sock; "" = none */
 };
 
 struct pending {
@@ -404,6 +404,14 @@ int main(int argc, char **argv)
 	if (o.claim_socket || claim_path) {
 		const char *cp = o.claim_socket ? o.claim_socket : claim_path;
 		if (cp[0]) {
+			if (!o.claim_socket) { /* SPOOL/inbox: made by the agent and the installer */
+				_cleanup_free_ char *dir = NULL;
+				if (asprintf(&dir, "%s/%s", o.spool, SPOOL_INBOX_DIR) >= 0 &&
+				    mkdir(dir, 0770) < 0 && errno != EEXIST)
+					log_line(LOG_WARNING,
+						 "uplink.warning op=mkdir dir=%s error=\"%m\"",
+						 dir);
+			}
 			claim_fd = uplink_claim_listen(cp);
 			if (claim_fd < 0)
 				log_line(

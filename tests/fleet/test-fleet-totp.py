@@ -171,7 +171,7 @@ def run(a, d):
         f.write("g:x:%d:\n" % os.getgid())
     for tid, t in terms.items():
         with open(os.path.join(svc, tid), "w") as f:
-            f.write("auth required %s store=%s/totp policy=%s socket=%s claim=%s/claim.sock\n"
+            f.write("auth required %s store=%s/totp policy=%s socket=%s claim=%s/inbox/claim.sock\n"
                     % (a.pam, t["state"], t["policy"], os.path.join(t["d"], "event.sock"),
                        t["spool"]))
     with open(os.path.join(svc, "other"), "w") as f:
@@ -300,7 +300,7 @@ def run(a, d):
         for i in range(20):
             with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
                 t0 = time.monotonic()
-                s.connect(os.path.join(terms[TERMINALS[0]]["spool"], "claim.sock"))
+                s.connect(os.path.join(terms[TERMINALS[0]]["spool"], "inbox", "claim.sock"))
                 s.send(struct.pack(">Q", 1000 + i) + b"bench-user")
                 rep = s.recv(8)
                 lat.append((time.monotonic() - t0) * 1000)
