@@ -139,7 +139,7 @@ int priv_req_decode(const void *buf, size_t n, const struct priv_req **ret,
 		const uint8_t *p = (const uint8_t *)buf + sizeof(*q);
 		max_payload = 1 + BUNDLE_TOTP_USER_MAX + BUNDLE_SEALED_MAX;
 		if (q->arg != 0 || q->u64 == 0 || q->u64 >= BUNDLE_RECOVERY_GEN || q->len < 2 ||
-		    (size_t)p[0] + 1 >= q->len ||
+		    (size_t)p[0] + 1 >= q->len || q->len - 1 - p[0] > BUNDLE_SEALED_MAX ||
 		    !bundle_totp_user_valid((const char *)p + 1, p[0]))
 			return -EBADMSG;
 		break;
