@@ -16,7 +16,9 @@
 #define CLAIM_USER_MAX	  64
 #define CLAIM_REQUEST_MAX (8 + CLAIM_USER_MAX)
 #define CLAIM_TIMEOUT_MS  1500
-#define CLAIM_SOCKET_NAME "inbox/claim.sock" /* in the spool, where the uplink may write */
+/* A recovery code's use is claimed as the step CLAIM_RECOVERY_STEP + its rid. */
+#define CLAIM_RECOVERY_STEP (UINT64_C(1) << 62)
+#define CLAIM_SOCKET_NAME   "inbox/claim.sock" /* in the spool, where the uplink may write */
 
 enum claim_result {
 	CLAIM_OK,

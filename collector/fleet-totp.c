@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include "fileio.h"
+#include "claim.h"
 #include "fleet-internal.h"
 #include "macro.h"
 #include "secmem.h"
@@ -339,7 +340,22 @@ int fleet_totp_claim(struct fleet *f, const char *user, uint64_t step, const cha
 {
 	int rc;
 
-	{
+	if (step >= CLAIM_RECOVERY_STEP) {
+		/* a recovery code's use: claimed while the code is the user's current one */
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "SELECT 1 FROM fleet_totp_recovery WHERE user = ? AND rid = ?");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (int64_t)(step - CLAIM_RECOVERY_STEP));
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			*ret = FLEET_CLAIM_UNKNOWN;
+			return 0;
+		}
+		if (rc != SQLITE_ROW)
+			return -EIO;
+	} else {
 		_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
 		    fleet_db_prepare(f, "SELECT secret IS NOT NULL FROM fleet_totp WHERE user = ?");
 		if (!st)

@@ -275,12 +275,12 @@ void totp_attempt_check(struct totp_attempt *a, const char *code)
 		store_error(a, r, "record");
 		return;
 	}
+	if (info.step) { /* a claimed code: the event says which step and what the claim said */
+		a->info.step = info.step;
+		a->info.claim = claim_result_name((enum claim_result)info.claim);
+	}
 	switch (res) {
 	case TOTP_SUCCESS:
-		if (info.step) {
-			a->info.step = info.step;
-			a->info.claim = claim_result_name((enum claim_result)info.claim);
-		}
 		if (info.recovery)
 			decide(a, TOTP_OUT_SUCCESS, "recovery", 0,
 			       "helpdesk recovery code accepted (it is used up)");

@@ -131,7 +131,7 @@ int totp_recovery_write(int dirfd, const char *user, const struct totp_recovery 
 }
 
 int totp_recovery_try(int dirfd, const char *user, uid_t owner, const char *code, int64_t now,
-		      enum totp_recovery_result *ret)
+		      enum totp_recovery_result *ret, uint64_t *ret_rid)
 {
 	_cleanup_close_ int fd = -1;
 	struct totp_recovery rec;
@@ -152,6 +152,7 @@ int totp_recovery_try(int dirfd, const char *user, uid_t owner, const char *code
 		*ret = TOTP_RECOVERY_EXPIRED;
 	else
 		*ret = TOTP_RECOVERY_OK;
+	*ret_rid = rec.rid;
 	secmem_wipe(&rec, sizeof(rec));
 	if (*ret != TOTP_RECOVERY_OK)
 		return 0;

@@ -50,4 +50,4 @@ enum totp_recovery_result {
 
 /* Check code (normalized) at now, under the user's lock; marks it used (durably) on success. */
 int totp_recovery_try(int dirfd, const char *user, uid_t owner, const char *code, int64_t now,
-		      enum totp_recovery_result *ret);
+		      enum totp_recovery_result *ret, uint64_t *ret_rid);

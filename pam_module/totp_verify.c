@@ -143,8 +143,9 @@ int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64
 	 * without a record (a revoked clerk) and leaves the record's state alone. */
 	if (totp_recovery_normalize(code, norm)) {
 		enum totp_recovery_result rr;
+		uint64_t rid = 0;
 		now = clock();
-		r = totp_recovery_try(dirfd, user, owner, norm, now, &rr);
+		r = totp_recovery_try(dirfd, user, owner, norm, now, &rr, &rid);
 		secmem_wipe(norm, sizeof(norm));
 		if (r < 0)
 			return r;
@@ -153,6 +154,19 @@ int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64
 				info->now = now;
 				info->locked_until = 0;
 				info->recovery = true;
+			}
+			/* once across terminals too, where the collector answers (it is used up
+			 * here already either way) */
+			if (rr == TOTP_RECOVERY_OK && p->claim_socket) {
+				enum claim_result cr = claim_ask(
+				    p->claim_socket, user, CLAIM_RECOVERY_STEP + rid,
+				    p->claim_timeout_ms ? p->claim_timeout_ms : CLAIM_TIMEOUT_MS);
+				if (info) {
+					info->step = CLAIM_RECOVERY_STEP + rid;
+					info->claim = (int)cr;
+				}
+				if (cr == CLAIM_USED)
+					rr = TOTP_RECOVERY_USED;
 			}
 			*ret = rr == TOTP_RECOVERY_OK	  ? TOTP_SUCCESS
 			       : rr == TOTP_RECOVERY_USED ? TOTP_REPLAY

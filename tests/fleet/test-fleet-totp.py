@@ -387,13 +387,31 @@ def run(a, d):
             assert os.stat(f).st_mode & 0o777 == 0o600
         assert not os.path.exists(os.path.join(terms[TERMINALS[2]]["state"], "totp",
                                                "." + USER + ".recovery"))
-        # B is offline (its uplink stopped): B decides alone
-        tb.uplink.send_signal(signal.SIGSTOP)
+        # online: once across terminals (A uses it, B is refused: the collector says used)
         assert not login(TERMINALS[0], "1234-5678-9012-3456"), "a wrong recovery code worked"
         assert login(TERMINALS[0], shown), "the recovery code did not log in on A"
         assert not login(TERMINALS[0], shown), "the recovery code worked twice on A"
-        assert login(TERMINALS[1], recovery), "the recovery code did not log in on offline B"
-        assert not login(TERMINALS[1], recovery), "the recovery code worked twice on B"
+        assert not login(TERMINALS[1], recovery), "B accepted the recovery code A used"
+        wait("auth.replay used_elsewhere (recovery) from B", lambda: [
+            e for e in events("auth.replay") if e["terminal"] == TERMINALS[1]
+            and e["data"].get("reason") == "used_elsewhere"
+            and e["data"].get("step", 0) >= 1 << 62], 30)
+        # a second code replaces the first; B is offline (its uplink stopped): B decides alone,
+        # and the collector flags the second use when B is back
+        r = ctl_raw("totp", "recovery", USER)
+        assert r.returncode == 0, r.stderr
+        OUT.write(r.stderr)
+        shown2 = r.stdout.strip()
+        rid2 = int(re.search(r"recovery code (\d+)", r.stderr).group(1))
+        for tid in TERMINALS[:2]:
+            wait("the second recovery code on " + tid, lambda: [
+                e for e in events("totp.installed") if e["terminal"] == tid
+                and e["data"].get("rid") == rid2], 40)
+        tb.uplink.send_signal(signal.SIGSTOP)
+        assert not login(TERMINALS[0], shown), "the replaced recovery code still works"
+        assert login(TERMINALS[0], shown2), "the second recovery code did not log in on A"
+        assert login(TERMINALS[1], shown2), "the recovery code did not log in on offline B"
+        assert not login(TERMINALS[1], shown2), "the recovery code worked twice on B"
         tb.uplink.send_signal(signal.SIGCONT)
         for tid in TERMINALS[:2]:
             wait("auth.success (recovery) from " + tid, lambda: [
@@ -401,7 +419,12 @@ def run(a, d):
                 and e["data"].get("reason") == "recovery"], 30)
         replays = [e for e in events("auth.replay") if e["data"].get("reason") == "recovery_used"]
         assert {e["terminal"] for e in replays} == set(TERMINALS[:2]), replays
-        log("a recovery code worked once on each terminal, offline too, and is an event")
+        ev = wait("fleet.totp double_use of the recovery code", lambda: [
+            e for e in events("fleet.totp") if e["data"]["action"] == "double_use"
+            and e["data"]["step"] == (1 << 62) + rid2], 60)[0]
+        assert sorted(ev["data"]["terminals"]) == sorted(TERMINALS[:2]), ev["data"]
+        log("a recovery code works once across terminals online; offline it worked once on "
+            "each and the collector flagged the second use")
     except BaseException:
         for name in ["collector.log", "pam.log"] + [
                 os.path.join(t, n) for t in TERMINALS for n in ("agent.log", "uplink.log")]:
@@ -421,7 +444,8 @@ def run(a, d):
 
     # 4. the secrets are nowhere in clear but in the terminals' root-only stores
     needles = []
-    needles += [recovery.encode(), shown.encode()]
+    needles += [recovery.encode(), shown.encode(), shown2.encode(),
+                shown2.replace("-", "").encode()]
     for s in (secret, secret2):
         b = base64.b32encode(s).decode().rstrip("=")
         needles += [b.encode(), b.lower().encode(), s.hex().encode(), s.hex().upper().encode(),
