@@ -195,6 +195,69 @@ static void on_timer(struct agent *a, int fd, uint32_t events, void *userdata)
 	arm_timer(a);
 }
 
+/* ---- central TOTP secrets (docs/fleet.md, "Central TOTP enrollment") ---- */
+
+/* The installed bundle's "totp" entries go to the monitor, which opens and installs what is
+ * new; then it removes the central records the bundle no longer carries (revoked, or the
+ * terminal left the enrollment's groups). The secrets never pass through the worker in clear. */
+static void sync_totp(struct agent *a)
+{
+	struct agent_fleet *fl = a->fleet;
+	char removed[PRIV_PENDING_CHUNK];
+	size_t len = 0;
+	int r;
+
+	for (size_t i = 0; i < fl->ex.n_totp; i++) {
+		const struct bundle_totp *t = &fl->ex.totp[i];
+		r = priv_totp_install(t->user, t->gen, t->sealed, t->sealed_len);
+		if (r == 0)
+			continue;
+		if (r < 0)
+			log_line(LOG_ERR,
+				 "fleet.totp user=%s gen=%" PRIu64 " error=\"%s\" (not installed)",
+				 t->user, t->gen, strerror(-r));
+		else
+			log_line(LOG_INFO, "fleet.totp user=%s gen=%" PRIu64 " installed", t->user,
+				 t->gen);
+		(void)agent_emit(a, EVENT_TOTP_INSTALLED, json_pack("[s]", "2-3-2"),
+				 json_pack("{s:s, s:s, s:I, s:s?}", "action",
+					   r < 0 ? "refused" : "installed", "user", t->user, "gen",
+					   (json_int_t)t->gen, "error",
+					   r < 0 ? strerror(-r) : NULL));
+	}
+	for (size_t i = 0; i < fl->ex.n_recovery; i++) {
+		const struct bundle_totp *t = &fl->ex.recovery[i];
+		r = priv_totp_recovery(t->user, t->gen, t->sealed, t->sealed_len);
+		if (r == 0)
+			continue;
+		if (r < 0)
+			log_line(LOG_ERR,
+				 "fleet.totp user=%s recovery=%" PRIu64
+				 " error=\"%s\" (not installed)",
+				 t->user, t->gen, strerror(-r));
+		(void)agent_emit(a, EVENT_TOTP_INSTALLED, json_pack("[s]", "2-3-2"),
+				 json_pack("{s:s, s:s, s:I, s:s?}", "action",
+					   r < 0 ? "recovery_refused" : "recovery_installed",
+					   "user", t->user, "rid", (json_int_t)t->gen, "error",
+					   r < 0 ? strerror(-r) : NULL));
+	}
+	r = priv_totp_prune(removed, sizeof(removed), &len);
+	if (r < 0) {
+		log_line(LOG_ERR, "fleet.totp op=prune error=\"%s\"", strerror(-r));
+		return;
+	}
+	for (size_t off = 0; off < len;) {
+		const char *user = removed + off;
+		size_t k = strnlen(user, len - off);
+		if (k == len - off)
+			break;
+		log_line(LOG_INFO, "fleet.totp user=%s removed (no longer in the bundle)", user);
+		(void)agent_emit(a, EVENT_TOTP_INSTALLED, json_pack("[s]", "2-3-2"),
+				 json_pack("{s:s, s:s}", "action", "removed", "user", user));
+		off += k + 1;
+	}
+}
+
 /* ---- the inbox ---- */
 
 static void refuse(struct agent *a, const char *why, const struct bundle_frame *f)
@@ -261,6 +324,7 @@ static void process_inbox(struct agent *a)
 				   (json_int_t)fl->base_version, "version", (json_int_t)fl->version,
 				   "policy_sha256", fl->policy_sha256, "exceptions",
 				   (json_int_t)fl->ex.n));
+	sync_totp(a);
 	/* Exceptions the new bundle dropped end now; then the new policy, as on SIGHUP. */
 	tclock_persist(a, true);
 	usb_gate_recheck_exceptions(a);
@@ -408,8 +472,11 @@ int agent_fleet_init(struct agent *a)
 /* After the USB gate started: what arrived while the agent was down. */
 void agent_fleet_start(struct agent *a)
 {
-	if (a->fleet)
-		process_inbox(a);
+	if (!a->fleet)
+		return;
+	if (a->fleet->applied)
+		sync_totp(a); /* what the installed bundle carries (a crash, a restored state) */
+	process_inbox(a);
 }
 
 void agent_fleet_done(struct agent *a)

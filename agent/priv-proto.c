@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bundle.h"
 #include "priv.h"
 
 static const char *const op_names[_PRIV_OP_MAX] = {
@@ -27,6 +28,9 @@ static const char *const op_names[_PRIV_OP_MAX] = {
     [PRIV_BUNDLE_INSTALL] = "bundle-install",
     [PRIV_TIME_FLOOR_READ] = "time-floor-read",
     [PRIV_TIME_FLOOR_WRITE] = "time-floor-write",
+    [PRIV_TOTP_INSTALL] = "totp-install",
+    [PRIV_TOTP_PRUNE] = "totp-prune",
+    [PRIV_TOTP_RECOVERY] = "totp-recovery",
 };
 
 const char *priv_op_name(uint32_t op)
@@ -128,6 +132,20 @@ int priv_req_decode(const void *buf, size_t n, const struct priv_req **ret,
 		break;
 	case PRIV_TIME_FLOOR_WRITE:
 		if (q->arg != 0 || q->u64 > INT64_MAX)
+			return -EBADMSG;
+		break;
+	case PRIV_TOTP_INSTALL:
+	case PRIV_TOTP_RECOVERY: {
+		const uint8_t *p = (const uint8_t *)buf + sizeof(*q);
+		max_payload = 1 + BUNDLE_TOTP_USER_MAX + BUNDLE_SEALED_MAX;
+		if (q->arg != 0 || q->u64 == 0 || q->u64 >= BUNDLE_RECOVERY_GEN || q->len < 2 ||
+		    (size_t)p[0] + 1 >= q->len || q->len - 1 - p[0] > BUNDLE_SEALED_MAX ||
+		    !bundle_totp_user_valid((const char *)p + 1, p[0]))
+			return -EBADMSG;
+		break;
+	}
+	case PRIV_TOTP_PRUNE:
+		if (q->arg != 0)
 			return -EBADMSG;
 		break;
 	case PRIV_TIME_FLOOR_READ:

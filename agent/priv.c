@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* mynaguardd's monitor (root): serves the worker's fixed request set (docs/ARCHITECTURE.md). It
  * parses no text: names are checked against a fixed grammar, payloads are opaque bytes. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,6 +25,9 @@
 #include "fileio.h"
 #include "macro.h"
 #include "priv.h"
+#include "secmem.h"
+#include "totp_recovery.h"
+#include "totp_store.h"
 
 #define SEQ_FILE	   "seq"
 #define PENDING_DIR	   "totp"
@@ -596,6 +600,348 @@ static int floor_write(struct priv_monitor *m, uint64_t v)
 	return r;
 }
 
+/* ---- central TOTP (docs/fleet.md, "Central TOTP enrollment") ---- */
+
+#define TERMINAL_KEY   "terminal-key" /* the X25519 private key: 32 raw bytes, root 0600 */
+#define CENTRAL_DIR    "totp-central" /* USER: 8 bytes, the installed generation (u64 BE) */
+#define TOTP_STORE_DIR PENDING_DIR    /* STATE/totp, the store the PAM module reads */
+
+static int terminal_key_load(struct priv_monitor *m, uint8_t priv[BUNDLE_X25519_LEN])
+{
+	_cleanup_close_ int sfd = -1, fd = -1;
+	char *data = NULL;
+	size_t len = 0;
+	int r = state_dir_open(m, &sfd);
+
+	if (r >= 0)
+		r = fileio_open_verified(sfd, TERMINAL_KEY, O_RDONLY, pending_expect(), &fd);
+	if (r >= 0)
+		r = fileio_read_fd(fd, 64, &data, &len);
+	if (r >= 0 && len != BUNDLE_X25519_LEN)
+		r = -EBADMSG;
+	if (r >= 0)
+		memcpy(priv, data, BUNDLE_X25519_LEN);
+	secmem_wipe(data, len);
+	free(data);
+	return r;
+}
+
+/* At start: STATE/terminal-key (made once) and its public half in SPOOL/terminal-key.pub for
+ * the uplink to report. */
+static void terminal_key_init(struct priv_monitor *m)
+{
+	_cleanup_close_ int sfd = -1, spfd = -1;
+	uint8_t priv[BUNDLE_X25519_LEN], pub[BUNDLE_X25519_LEN];
+	char line[64];
+	int r = terminal_key_load(m, priv);
+
+	if (r == -ENOENT) {
+		r = bundle_x25519_generate(priv, pub);
+		if (r >= 0)
+			r = state_dir_open(m, &sfd);
+		if (r >= 0)
+			r = fileio_write_atomic(sfd, TERMINAL_KEY, priv, sizeof(priv), 0600,
+						(uid_t)-1, (gid_t)-1);
+		if (r >= 0)
+			log_line(LOG_INFO, "monitor.terminal-key generated %s/%s", m->cfg.state_dir,
+				 TERMINAL_KEY);
+	}
+	if (r >= 0)
+		r = bundle_x25519_public(priv, pub);
+	secmem_wipe(priv, sizeof(priv));
+	if (r >= 0) {
+		bundle_pubkey_to_base64(pub, line);
+		strcat(line, "\n");
+		r = fileio_open_dir_verified(AT_FDCWD, m->cfg.spool_dir, NULL, &spfd);
+	}
+	if (r >= 0)
+		r = fileio_write_atomic(spfd, SPOOL_TERMINAL_KEY, line, strlen(line), 0644,
+					(uid_t)-1, (gid_t)-1);
+	if (r < 0)
+		log_line(LOG_WARNING,
+			 "monitor.warning op=terminal-key error=\"%s\" (no central TOTP secret "
+			 "can reach this terminal)",
+			 strerror(-r));
+}
+
+static int central_dir_open(struct priv_monitor *m, int *ret)
+{
+	_cleanup_close_ int sfd = -1;
+	int r = state_dir_open(m, &sfd);
+
+	if (r < 0)
+		return r;
+	if (mkdirat(sfd, CENTRAL_DIR, 0700) < 0 && errno != EEXIST)
+		return negative_errno();
+	return fileio_open_dir_verified(sfd, CENTRAL_DIR, pending_expect(), ret);
+}
+
+static int store_dir_open(struct priv_monitor *m, int *ret)
+{
+	_cleanup_close_ int sfd = -1;
+	int r = state_dir_open(m, &sfd);
+
+	if (r < 0)
+		return r;
+	if (mkdirat(sfd, TOTP_STORE_DIR, 0700) < 0 && errno != EEXIST)
+		return negative_errno();
+	const struct fileio_expect e = {
+	    .check_owner = true, .uid = geteuid(), .forbidden_mode = 0022};
+	return fileio_open_dir_verified(sfd, TOTP_STORE_DIR, &e, ret);
+}
+
+/* The generation installed for user (0 = none). */
+static uint64_t central_gen(int cdfd, const char *user)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *data = NULL;
+	size_t len;
+
+	if (fileio_open_verified(cdfd, user, O_RDONLY, pending_expect(), &fd) < 0 ||
+	    fileio_read_fd(fd, 16, &data, &len) < 0 || len != 8)
+		return 0;
+	return be64((const uint8_t *)data);
+}
+
+/* The installed bundle's JSON (STATE/bundle/current, checked by us when it was installed):
+ * *ret_buf owns the bytes, *ret_json and *ret_len point into it. */
+static int current_json(struct priv_monitor *m, uint8_t **ret_buf, const char **ret_json,
+			size_t *ret_len)
+{
+	struct bundle_frame f;
+	uint8_t *buf = NULL;
+	size_t len;
+	int r = bundle_snapshot(m, PRIV_BUNDLE_CURRENT, &buf, &len);
+
+	if (r >= 0)
+		r = bundle_decode(buf, len, &f, NULL, 0);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	*ret_buf = buf;
+	*ret_json = f.json;
+	*ret_len = f.json_len;
+	return 0;
+}
+
+/* The worker's entry is looked up in the installed bundle as the collector writes it (compact,
+ * keys in this order, docs/fleet.md): no JSON is parsed here. */
+static int entry_in_current(struct priv_monitor *m, const char *user, const char *gen_key,
+			    uint64_t gen, const uint8_t *sealed, size_t len)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	_cleanup_free_ char *needle = NULL;
+	char b64[4 * ((BUNDLE_SEALED_MAX + 2) / 3) + 1];
+	const char *json;
+	size_t jlen;
+	int r = current_json(m, &buf, &json, &jlen);
+
+	if (r < 0)
+		return r;
+	EVP_EncodeBlock((unsigned char *)b64, sealed, (int)len);
+	if (asprintf(&needle, "{\"user\":\"%s\",\"sealed\":\"%s\",\"%s\":%" PRIu64 "}", user, b64,
+		     gen_key, gen) < 0)
+		return -ENOMEM;
+	return memmem(json, jlen, needle, strlen(needle)) ? 0 : -EPERM;
+}
+
+static int totp_install(struct priv_monitor *m, const struct priv_req *q, const uint8_t *data)
+{
+	_cleanup_close_ int cdfd = -1, dirfd = -1, lockfd = -1;
+	uint8_t priv[BUNDLE_X25519_LEN], rec_gen[8];
+	struct bundle_totp_secret s;
+	struct totp_record rec = {0};
+	char user[BUNDLE_TOTP_USER_MAX + 1];
+	const uint8_t *sealed = data + 1 + data[0];
+	size_t slen = q->len - 1 - data[0];
+	int r;
+
+	memcpy(user, data + 1, data[0]);
+	user[data[0]] = 0;
+	if (!totp_user_valid(user) || !(*m->cfg.policy)->terminal_id)
+		return -EINVAL;
+	r = central_dir_open(m, &cdfd);
+	if (r < 0)
+		return r;
+	if (central_gen(cdfd, user) >= q->u64)
+		return 0; /* installed already */
+	r = entry_in_current(m, user, "gen", q->u64, sealed, slen);
+	if (r < 0) {
+		log_line(LOG_WARNING,
+			 "monitor.refused op=totp-install user=%s error=\"not an entry of the "
+			 "installed bundle\"",
+			 user);
+		return r;
+	}
+	r = terminal_key_load(m, priv);
+	if (r >= 0)
+		r = bundle_totp_open(priv, (*m->cfg.policy)->terminal_id, user, q->u64, sealed,
+				     slen, &s);
+	secmem_wipe(priv, sizeof(priv));
+	if (r < 0) {
+		log_line(LOG_WARNING,
+			 "monitor.refused op=totp-install user=%s error=\"the sealed secret does "
+			 "not open with this terminal's key\"",
+			 user);
+		return r;
+	}
+	rec.version = TOTP_RECORD_VERSION;
+	rec.kind = TOTP_KIND_APP;
+	memcpy(rec.secret, s.secret, s.secret_len);
+	rec.secret_len = s.secret_len;
+	rec.digits = s.digits;
+	rec.period = s.period;
+	rec.enrolled = s.enrolled;
+	rec.verified = s.enrolled; /* the collector's enrollment counts (docs/fleet.md) */
+	secmem_wipe(&s, sizeof(s));
+	r = store_dir_open(m, &dirfd);
+	if (r >= 0)
+		r = totp_store_lock(dirfd, user, geteuid(), &lockfd);
+	if (r >= 0)
+		r = totp_store_write(dirfd, user, &rec);
+	totp_record_wipe(&rec);
+	if (r >= 0) {
+		put_be64(rec_gen, q->u64);
+		r = fileio_write_atomic(cdfd, user, rec_gen, sizeof(rec_gen), 0600, (uid_t)-1,
+					(gid_t)-1);
+	}
+	if (r < 0) {
+		log_line(LOG_ERR, "monitor.error op=totp-install user=%s error=\"%s\"", user,
+			 totp_store_strerror(r));
+		return r;
+	}
+	log_line(LOG_INFO, "monitor.totp-installed user=%s gen=%" PRIu64, user, q->u64);
+	return 1;
+}
+
+/* A helpdesk recovery code: STATE/totp/.USER.recovery, unless that code (or a newer one) is
+ * there already (then a used code stays used). */
+static int totp_recovery_install(struct priv_monitor *m, const struct priv_req *q,
+				 const uint8_t *data)
+{
+	_cleanup_close_ int dirfd = -1, lockfd = -1;
+	uint8_t priv[BUNDLE_X25519_LEN];
+	struct bundle_totp_secret s;
+	struct totp_recovery rec = {0}, old;
+	char user[BUNDLE_TOTP_USER_MAX + 1];
+	const uint8_t *sealed = data + 1 + data[0];
+	size_t slen = q->len - 1 - data[0];
+	int r;
+
+	memcpy(user, data + 1, data[0]);
+	user[data[0]] = 0;
+	if (!totp_user_valid(user) || !(*m->cfg.policy)->terminal_id)
+		return -EINVAL;
+	r = store_dir_open(m, &dirfd);
+	if (r >= 0)
+		r = totp_store_lock(dirfd, user, geteuid(), &lockfd);
+	if (r < 0)
+		return r;
+	r = totp_recovery_read(dirfd, user, geteuid(), &old);
+	if (r >= 0 && old.rid >= q->u64) {
+		secmem_wipe(&old, sizeof(old));
+		return 0;
+	}
+	secmem_wipe(&old, sizeof(old));
+	r = entry_in_current(m, user, "rid", q->u64, sealed, slen);
+	if (r < 0) {
+		log_line(LOG_WARNING,
+			 "monitor.refused op=totp-recovery user=%s error=\"not an entry of the "
+			 "installed bundle\"",
+			 user);
+		return r;
+	}
+	r = terminal_key_load(m, priv);
+	if (r >= 0)
+		r = bundle_totp_open(priv, (*m->cfg.policy)->terminal_id, user,
+				     BUNDLE_RECOVERY_GEN + q->u64, sealed, slen, &s);
+	secmem_wipe(priv, sizeof(priv));
+	if (r >= 0 && s.secret_len != TOTP_RECOVERY_DIGITS)
+		r = -EBADMSG;
+	for (size_t i = 0; r >= 0 && i < TOTP_RECOVERY_DIGITS; i++)
+		if (s.secret[i] < '0' || s.secret[i] > '9')
+			r = -EBADMSG;
+	if (r < 0) {
+		secmem_wipe(&s, sizeof(s));
+		log_line(LOG_WARNING,
+			 "monitor.refused op=totp-recovery user=%s error=\"the sealed code does "
+			 "not open with this terminal's key\"",
+			 user);
+		return r;
+	}
+	rec.rid = q->u64;
+	rec.until = s.enrolled;
+	memcpy(rec.code, s.secret, TOTP_RECOVERY_DIGITS);
+	secmem_wipe(&s, sizeof(s));
+	r = totp_recovery_write(dirfd, user, &rec);
+	secmem_wipe(&rec, sizeof(rec));
+	if (r < 0) {
+		log_line(LOG_ERR, "monitor.error op=totp-recovery user=%s error=\"%s\"", user,
+			 strerror(-r));
+		return r;
+	}
+	log_line(LOG_INFO, "monitor.totp-recovery user=%s rid=%" PRIu64, user, q->u64);
+	return 1;
+}
+
+static int totp_prune(struct priv_monitor *m, struct priv_resp *resp, uint8_t *payload)
+{
+	_cleanup_close_ int cdfd = -1, dirfd = -1;
+	_cleanup_free_ uint8_t *buf = NULL;
+	const char *json = NULL;
+	size_t jlen = 0, out = 0;
+	DIR *d;
+	struct dirent *de;
+	int r = central_dir_open(m, &cdfd), n = 0;
+
+	if (r < 0)
+		return r;
+	r = current_json(m, &buf, &json, &jlen);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	d = fdopendir(dup(cdfd));
+	if (!d)
+		return negative_errno();
+	while ((de = readdir(d))) {
+		_cleanup_free_ char *needle = NULL;
+		_cleanup_close_ int lockfd = -1;
+
+		if (!totp_user_valid(de->d_name))
+			continue;
+		if (asprintf(&needle, "{\"user\":\"%s\",\"sealed\":\"", de->d_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		if (json && memmem(json, jlen, needle, strlen(needle)))
+			continue; /* still carried */
+		if (dirfd < 0 && (r = store_dir_open(m, &dirfd)) < 0)
+			break;
+		r = totp_store_lock(dirfd, de->d_name, geteuid(), &lockfd);
+		if (r >= 0) {
+			r = totp_store_remove(dirfd, de->d_name);
+			if (r == -ENOENT)
+				r = 0;
+		}
+		if (r >= 0 && unlinkat(cdfd, de->d_name, 0) < 0)
+			r = negative_errno();
+		if (r < 0)
+			break;
+		log_line(LOG_INFO, "monitor.totp-removed user=%s", de->d_name);
+		size_t k = strlen(de->d_name) + 1;
+		if (out + k <= PRIV_PENDING_CHUNK) {
+			memcpy(payload + out, de->d_name, k);
+			out += k;
+		}
+		n++;
+	}
+	closedir(d);
+	if (r < 0)
+		return r;
+	resp->len = (uint32_t)out;
+	return n;
+}
+
 /* ---- the root-only compliance checks ---- */
 
 static int check_run(struct priv_monitor *m, int check, struct priv_resp *resp, uint8_t *payload)
@@ -704,6 +1050,15 @@ void priv_monitor_handle(struct priv_monitor *m, const void *buf, size_t n, stru
 	case PRIV_TIME_FLOOR_WRITE:
 		r = floor_write(m, q->u64);
 		break;
+	case PRIV_TOTP_INSTALL:
+		r = totp_install(m, q, data);
+		break;
+	case PRIV_TOTP_PRUNE:
+		r = totp_prune(m, resp, payload);
+		break;
+	case PRIV_TOTP_RECOVERY:
+		r = totp_recovery_install(m, q, data);
+		break;
 	case PRIV_READY:
 	case _PRIV_OP_MAX:
 		r = 0; /* PRIV_READY is handled by the loop */
@@ -785,6 +1140,7 @@ int priv_monitor_run(const struct priv_monitor_config *cfg, int fd, pid_t worker
 	m = priv_monitor_new(cfg);
 	if (!m)
 		return -ENOMEM;
+	terminal_key_init(m);
 
 	for (;;) {
 		struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN},

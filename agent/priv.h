@@ -37,6 +37,9 @@ enum priv_op {
 	PRIV_BUNDLE_INSTALL,   /* u64 = body version, payload = SHA-256 of the checked bytes */
 	PRIV_TIME_FLOOR_READ,  /* STATE/time-floor → raw bytes (the worker parses them) */
 	PRIV_TIME_FLOOR_WRITE, /* u64 = unix seconds → STATE/time-floor, never lowered */
+	PRIV_TOTP_INSTALL,     /* u64 = gen, payload = u8 n, user (n bytes), sealed secret */
+	PRIV_TOTP_PRUNE,       /* remove central TOTP records the installed bundle no longer has */
+	PRIV_TOTP_RECOVERY,    /* u64 = rid, payload as PRIV_TOTP_INSTALL: a recovery code */
 	_PRIV_OP_MAX,
 };
 
@@ -141,6 +144,15 @@ int priv_ready(void);
 int priv_bundle_read(enum priv_bundle_src src, uint8_t **ret, size_t *ret_len);
 /* Install SPOOL/inbox/bundle if it still hashes to sha256 and passes the monitor's own checks. */
 int priv_bundle_install(uint64_t version, const uint8_t sha256[PRIV_SHA256_LEN]);
+/* Central TOTP (docs/fleet.md): install user's sealed secret of generation gen into the TOTP
+ * store, if the installed bundle carries exactly this entry and it opens with the terminal's
+ * key. 1 = installed, 0 = that generation (or a newer one) is there already. */
+int priv_totp_install(const char *user, uint64_t gen, const uint8_t *sealed, size_t len);
+/* The same for a helpdesk recovery code (the "totp_recovery" list): STORE/.USER.recovery. */
+int priv_totp_recovery(const char *user, uint64_t rid, const uint8_t *sealed, size_t len);
+/* Remove the central records whose user the installed bundle no longer carries; their names
+ * ('\0'-separated) go to buf. Returns how many were removed. */
+int priv_totp_prune(char *buf, size_t size, size_t *ret_len);
 /* The persisted trusted-time floor (0 when none); writing never lowers it. */
 int priv_time_floor_read(int64_t *ret);
 int priv_time_floor_write(int64_t v);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bundle.h"
 #include "log.h"
 #include "macro.h"
 #include "parse.h"
@@ -342,4 +343,39 @@ int priv_time_floor_read(int64_t *ret)
 int priv_time_floor_write(int64_t v)
 {
 	return v < 0 ? -EINVAL : simple(PRIV_TIME_FLOOR_WRITE, NULL, 0, (uint64_t)v);
+}
+
+static int totp_send(uint32_t op, const char *user, uint64_t gen, const uint8_t *sealed, size_t len)
+{
+	struct priv_req q = {.op = op, .u64 = gen};
+	struct priv_resp resp;
+	uint8_t buf[1 + BUNDLE_TOTP_USER_MAX + BUNDLE_SEALED_MAX];
+	size_t n = strlen(user);
+
+	if (n > BUNDLE_TOTP_USER_MAX || len > BUNDLE_SEALED_MAX)
+		return -EINVAL;
+	buf[0] = (uint8_t)n;
+	memcpy(buf + 1, user, n);
+	memcpy(buf + 1 + n, sealed, len);
+	return call(&q, buf, 1 + n + len, &resp, NULL, 0);
+}
+
+int priv_totp_install(const char *user, uint64_t gen, const uint8_t *sealed, size_t len)
+{
+	return totp_send(PRIV_TOTP_INSTALL, user, gen, sealed, len);
+}
+
+int priv_totp_recovery(const char *user, uint64_t rid, const uint8_t *sealed, size_t len)
+{
+	return totp_send(PRIV_TOTP_RECOVERY, user, rid, sealed, len);
+}
+
+int priv_totp_prune(char *buf, size_t size, size_t *ret_len)
+{
+	struct priv_req q = {.op = PRIV_TOTP_PRUNE};
+	struct priv_resp resp;
+	int r = call(&q, NULL, 0, &resp, buf, size);
+
+	*ret_len = r >= 0 ? resp.len : 0;
+	return r;
 }

@@ -22,6 +22,9 @@
 #define BUNDLE_EXCEPTION_ID_MAX 64
 #define BUNDLE_TEXT_MAX		512 /* purpose, approved_by */
 #define BUNDLE_MAX_USERS	32
+#define BUNDLE_TOTP_USER_MAX	64
+#define BUNDLE_MAX_TOTP		4096
+#define BUNDLE_X25519_LEN	32
 
 /* Errors are negative errno values; the reason text goes to err (NUL-terminated, may be
  * truncated), e.g. "bad magic", "root signature does not verify", "bundle is for terminal X",
@@ -135,9 +138,26 @@ struct bundle_exception {
 	char *ledger; /* NULL or a ledger registration number */
 };
 
+/* A TOTP secret enrolled centrally for one clerk (docs/fleet.md, "Central TOTP enrollment"),
+ * sealed to this terminal's X25519 key: the worker parses the entry, only the monitor (which
+ * holds the private key) opens it. */
+struct bundle_totp {
+	char user[BUNDLE_TOTP_USER_MAX + 1]; /* 1..64 of [A-Za-z0-9._@-], not starting . or - */
+	uint64_t gen;	 /* the enrollment's generation: rises on re-enrollment */
+	uint8_t *sealed; /* bundle_totp_seal's bytes (base64 in the JSON) */
+	size_t sealed_len;
+};
+
 struct bundle_exceptions {
 	struct bundle_exception *items;
 	size_t n;
+	/* The optional "totp" list (absent from the JSON when empty), by user, each user once. */
+	struct bundle_totp *totp;
+	size_t n_totp;
+	/* The optional "totp_recovery" list: helpdesk recovery codes, sealed like the secrets
+	 * (gen holds the entry's "rid"; sealed with BUNDLE_RECOVERY_GEN + rid, docs/fleet.md). */
+	struct bundle_totp *recovery;
+	size_t n_recovery;
 };
 
 /* Strict: unknown keys, wrong types, bad hex, ids out of [A-Za-z0-9._-], from >= until, more
@@ -164,6 +184,81 @@ bool bundle_exception_matches(const struct bundle_exception *e, const struct pol
  * Pure. (An addition to the first contract, for the agent.) */
 bool bundle_exception_opens(const struct policy *base, const struct bundle_exception *e,
 			    const struct policy_usb_class *block);
+
+/* ---- Central TOTP secrets (bundle/totp.c) ----
+ *
+ * Sealed to a terminal (what the bundle's "totp" entries carry, base64):
+ *   u8 1 || ephemeral X25519 public key (32) || nonce (12) || AES-256-GCM ciphertext || tag (16)
+ * key = HKDF-SHA256(ikm = X25519(ephemeral, terminal), salt = ephemeral pub || terminal pub,
+ *                   info = "mynaguard-totp-seal-v1"), AAD = "mynaguard-totp-seal-v1\0" terminal id
+ *   "\0" user "\0" gen (u64 big-endian). The plaintext (also what the collector keeps, encrypted
+ *   with its own at-rest key, bundle_aead_*):
+ *   u8 1 || u8 digits (6..8) || u16 period (10..300) || i64 enrolled || u8 len (16..64) || secret
+ * Nothing may follow. Errors never quote the bytes. */
+
+/* What the uplink sends on GET /v1/policy: the agent's X25519 public key (base64 of 32 bytes,
+ * from SPOOL/terminal-key.pub, which the agent's monitor writes). */
+#define BUNDLE_TERMINAL_KEY_HEADER "Mynaguard-Terminal-Key"
+
+/* A recovery code is sealed as a secret of 16 ASCII digits with the generation
+ * BUNDLE_RECOVERY_GEN + rid (never a secret's generation) and "enrolled" = its end. */
+#define BUNDLE_RECOVERY_GEN    (UINT64_C(1) << 62)
+
+#define BUNDLE_TOTP_SECRET_MAX 64
+#define BUNDLE_TOTP_SECRET_MIN 16
+#define BUNDLE_SEAL_NONCE_LEN  12
+#define BUNDLE_SEAL_TAG_LEN    16
+#define BUNDLE_TOTP_PLAIN_MAX  (1 + 1 + 2 + 8 + 1 + BUNDLE_TOTP_SECRET_MAX)
+#define BUNDLE_SEALED_MAX                                                                          \
+	(1 + BUNDLE_X25519_LEN + BUNDLE_SEAL_NONCE_LEN + BUNDLE_TOTP_PLAIN_MAX +                   \
+	 BUNDLE_SEAL_TAG_LEN)
+
+struct bundle_totp_secret {
+	uint8_t secret[BUNDLE_TOTP_SECRET_MAX];
+	size_t secret_len;
+	unsigned digits;
+	unsigned period;
+	int64_t enrolled; /* unix seconds */
+};
+
+/* The plaintext's encoding; out holds BUNDLE_TOTP_PLAIN_MAX. -EINVAL when s is out of range. */
+int bundle_totp_secret_encode(const struct bundle_totp_secret *s, uint8_t *out, size_t *ret_len);
+/* Strict decode (pure, fuzzed): -EBADMSG for any deviation. *ret is wiped on failure. */
+int bundle_totp_secret_decode(const uint8_t *buf, size_t len, struct bundle_totp_secret *ret);
+
+/* A sealed payload's framing (pure, fuzzed): views into buf. -EBADMSG when malformed. */
+struct bundle_sealed_frame {
+	const uint8_t *eph_pub; /* 32 */
+	const uint8_t *nonce;	/* 12 */
+	const uint8_t *ct;
+	size_t ct_len;
+	const uint8_t *tag; /* 16 */
+};
+int bundle_sealed_decode(const uint8_t *buf, size_t len, struct bundle_sealed_frame *ret);
+
+/* X25519 key pairs: raw 32-byte keys. */
+int bundle_x25519_generate(uint8_t priv[BUNDLE_X25519_LEN], uint8_t pub[BUNDLE_X25519_LEN]);
+int bundle_x25519_public(const uint8_t priv[BUNDLE_X25519_LEN], uint8_t pub[BUNDLE_X25519_LEN]);
+
+/* Seal s to terminal_pub (a fresh ephemeral key each time). *ret malloc'd. */
+int bundle_totp_seal(const uint8_t terminal_pub[BUNDLE_X25519_LEN], const char *terminal_id,
+		     const char *user, uint64_t gen, const struct bundle_totp_secret *s,
+		     uint8_t **ret, size_t *ret_len);
+/* Open with the terminal's private key; -EBADMSG when it does not decode, authenticate (another
+ * terminal, user or generation) or decode inside. */
+int bundle_totp_open(const uint8_t terminal_priv[BUNDLE_X25519_LEN], const char *terminal_id,
+		     const char *user, uint64_t gen, const uint8_t *sealed, size_t len,
+		     struct bundle_totp_secret *ret);
+
+/* AES-256-GCM with a random nonce: out = nonce (12) || ciphertext || tag (16), malloc'd. For
+ * the collector's at-rest encryption. open: -EBADMSG when it does not authenticate. */
+int bundle_aead_seal(const uint8_t key[32], const void *aad, size_t aad_len, const uint8_t *pt,
+		     size_t pt_len, uint8_t **ret, size_t *ret_len);
+int bundle_aead_open(const uint8_t key[32], const void *aad, size_t aad_len, const uint8_t *in,
+		     size_t in_len, uint8_t *out, size_t out_size, size_t *ret_len);
+
+/* A user name as the "totp" entries carry it (the TOTP store's rule). */
+bool bundle_totp_user_valid(const char *s, size_t len);
 
 /* ---- Request codes ---- */
 

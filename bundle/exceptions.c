@@ -99,6 +99,103 @@ void bundle_exceptions_free(struct bundle_exceptions *ex)
 	free(ex->items);
 	ex->items = NULL;
 	ex->n = 0;
+	for (size_t i = 0; i < ex->n_totp; i++)
+		free(ex->totp[i].sealed);
+	free(ex->totp);
+	ex->totp = NULL;
+	ex->n_totp = 0;
+	for (size_t i = 0; i < ex->n_recovery; i++)
+		free(ex->recovery[i].sealed);
+	free(ex->recovery);
+	ex->recovery = NULL;
+	ex->n_recovery = 0;
+}
+
+/* ---- the "totp" list ---- */
+
+/* Strict base64 (padding required, nothing else) of at most max bytes; *ret malloc'd. */
+static int base64_decode(const char *s, size_t max, uint8_t **ret, size_t *ret_len)
+{
+	size_t n = strlen(s), out;
+	uint8_t *buf;
+	int k;
+
+	if (n == 0 || n % 4 || n / 4 * 3 > max + 2)
+		return -EBADMSG;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+			    s[i]) &&
+		    !(s[i] == '=' && i >= n - 2 && (i == n - 1 || s[n - 1] == '=')))
+			return -EBADMSG;
+	buf = malloc(n / 4 * 3 + 1);
+	if (!buf)
+		return -ENOMEM;
+	k = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n);
+	out = k < 0 ? 0 : (size_t)k - (s[n - 1] == '=') - (s[n - 2] == '=');
+	if (k < 0 || out > max) {
+		free(buf);
+		return -EBADMSG;
+	}
+	*ret = buf;
+	*ret_len = out;
+	return 0;
+}
+
+/* gen_key: "gen" (the "totp" list) or "rid" ("totp_recovery") */
+static int parse_totp(json_t *o, size_t i, const char *gen_key, struct bundle_totp *t, char *err,
+		      size_t errsz)
+{
+	const char *key, *user, *sealed;
+	json_t *v, *gen;
+
+	if (!json_is_object(o))
+		return fail(err, errsz, -EBADMSG, "totp entry %zu: expected an object", i);
+	json_object_foreach(o, key, v)
+	{
+		if (strcmp(key, "user") && strcmp(key, "sealed") && strcmp(key, gen_key))
+			return fail(err, errsz, -EBADMSG, "totp entry %zu: unknown key", i);
+	}
+	user = json_string_value(json_object_get(o, "user"));
+	sealed = json_string_value(json_object_get(o, "sealed"));
+	gen = json_object_get(o, gen_key);
+	if (!user || !bundle_totp_user_valid(user, strlen(user)))
+		return fail(err, errsz, -EBADMSG, "totp entry %zu: user: expected a user name", i);
+	snprintf(t->user, sizeof(t->user), "%s", user);
+	if (!json_is_integer(gen) || json_integer_value(gen) < 1 ||
+	    (uint64_t)json_integer_value(gen) >= BUNDLE_RECOVERY_GEN)
+		return fail(err, errsz, -EBADMSG, "totp %s: %s: expected a whole number >= 1",
+			    t->user, gen_key);
+	t->gen = (uint64_t)json_integer_value(gen);
+	if (!sealed || base64_decode(sealed, BUNDLE_SEALED_MAX, &t->sealed, &t->sealed_len) < 0)
+		return fail(err, errsz, -EBADMSG, "totp %s: sealed: expected base64", t->user);
+	return 0;
+}
+
+static int parse_totp_list(json_t *list, const char *gen_key, struct bundle_totp **items,
+			   size_t *n_items, char *err, size_t errsz)
+{
+	size_t n = json_array_size(list);
+	int r = 0;
+
+	if (!json_is_array(list))
+		return fail(err, errsz, -EBADMSG, "exceptions JSON: \"totp\": expected an array");
+	if (n > BUNDLE_MAX_TOTP)
+		return fail(err, errsz, -EBADMSG, "exceptions JSON: more than %d totp entries",
+			    BUNDLE_MAX_TOTP);
+	if (n == 0)
+		return 0;
+	*items = calloc(n, sizeof(**items));
+	if (!*items)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		*n_items = i + 1;
+		r = parse_totp(json_array_get(list, i), i, gen_key, &(*items)[i], err, errsz);
+		for (size_t j = 0; j < i && r == 0; j++)
+			if (strcmp((*items)[j].user, (*items)[i].user) == 0)
+				r = fail(err, errsz, -EBADMSG, "totp %s: user listed twice",
+					 (*items)[i].user);
+	}
+	return r;
 }
 
 static int hex4(const char *s, uint16_t *ret)
@@ -320,10 +417,12 @@ int bundle_exceptions_parse(const char *json, size_t len, struct bundle_exceptio
 	}
 	json_object_foreach(root, key, v)
 	{
-		if (strcmp(key, "exceptions") != 0) {
+		if (strcmp(key, "exceptions") != 0 && strcmp(key, "totp") != 0 &&
+		    strcmp(key, "totp_recovery") != 0) {
 			json_decref(root);
 			return fail(err, errsz, -EBADMSG,
-				    "exceptions JSON: unknown key: expected only \"exceptions\"");
+				    "exceptions JSON: unknown key: expected only \"exceptions\", "
+				    "\"totp\" and \"totp_recovery\"");
 		}
 	}
 	list = json_object_get(root, "exceptions");
@@ -353,6 +452,12 @@ int bundle_exceptions_parse(const char *json, size_t len, struct bundle_exceptio
 				r = fail(err, errsz, -EBADMSG, "exception %s: id used twice",
 					 e->id);
 	}
+	if (r == 0 && json_object_get(root, "totp"))
+		r = parse_totp_list(json_object_get(root, "totp"), "gen", &ex.totp, &ex.n_totp, err,
+				    errsz);
+	if (r == 0 && json_object_get(root, "totp_recovery"))
+		r = parse_totp_list(json_object_get(root, "totp_recovery"), "rid", &ex.recovery,
+				    &ex.n_recovery, err, errsz);
 	json_decref(root);
 	if (r < 0) {
 		bundle_exceptions_free(&ex);
@@ -437,6 +542,37 @@ static json_t *exception_json(const struct bundle_exception *e)
 	return o;
 }
 
+/* A "totp" or "totp_recovery" list (none when n is 0): keys in the order the monitor looks
+ * for (docs/fleet.md). */
+static int totp_list_json(json_t *root, const char *name, const char *gen_key,
+			  const struct bundle_totp *items, size_t n)
+{
+	json_t *tl;
+
+	if (n == 0)
+		return 0;
+	tl = json_array();
+	if (!tl || json_object_set_new(root, name, tl) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct bundle_totp *t = &items[i];
+		char *b64 = malloc(4 * ((t->sealed_len + 2) / 3) + 1);
+		json_t *o;
+		if (!b64 || !bundle_totp_user_valid(t->user, strlen(t->user)) || t->gen < 1 ||
+		    t->gen >= BUNDLE_RECOVERY_GEN) {
+			free(b64);
+			return -EINVAL;
+		}
+		EVP_EncodeBlock((unsigned char *)b64, t->sealed, (int)t->sealed_len);
+		o = json_pack("{s:s, s:s, s:I}", "user", t->user, "sealed", b64, gen_key,
+			      (json_int_t)t->gen);
+		free(b64);
+		if (json_array_append_new(tl, o) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int bundle_exceptions_to_json(const struct bundle_exceptions *ex, char **ret)
 {
 	json_t *root, *list;
@@ -462,7 +598,13 @@ int bundle_exceptions_to_json(const struct bundle_exceptions *ex, char **ret)
 			return -ENOMEM;
 		}
 	}
-	text = json_dumps(root, JSON_COMPACT);
+	if (ex &&
+	    (totp_list_json(root, "totp", "gen", ex->totp, ex->n_totp) < 0 ||
+	     totp_list_json(root, "totp_recovery", "rid", ex->recovery, ex->n_recovery) < 0)) {
+		json_decref(root);
+		return -EINVAL;
+	}
+	text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	if (!text)
 		return -ENOMEM;

@@ -74,6 +74,7 @@ static const struct key keys[] = {
     {"evidence", "heads_public_key", KEY_STRING, OFF(heads_public_key), 0, 0},
     /* the default period has two names: the older [store] retention, or this one */
     {"retention", "default", KEY_DURATION, OFF(retention), 0, 100ULL * 365 * 86400},
+    {"fleet", "totp_key", KEY_STRING, OFF(fleet_totp_key), 0, 0},
 };
 
 struct parse_state {
@@ -612,5 +613,6 @@ void config_free(struct collector_config *c)
 	free(c->heads_public_key);
 	for (size_t i = 0; i < c->n_retention_rules; i++)
 		free(c->retention_rules[i].pattern);
+	free(c->fleet_totp_key);
 	*c = (struct collector_config){0};
 }

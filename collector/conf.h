@@ -73,6 +73,8 @@ struct collector_config {
 	/* [fleet] (optional; docs/fleet.md): without both, the fleet endpoints answer 503 */
 	char *fleet_grant_key; /* Ed25519 private key, PKCS#8 PEM */
 	char *fleet_root_key;  /* the root public key, one base64 line */
+	/* central TOTP: the at-rest key (64 hex digits, mode 0600); without it /v1/totp is 503 */
+	char *fleet_totp_key;
 };
 
 /* Fills defaults, then parses path. On a syntax or value error returns -EINVAL and writes

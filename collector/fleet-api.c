@@ -20,6 +20,8 @@
 
 #define FLEET_NOT_ON_PG                                                                            \
 	"the fleet workflows are not available on the PostgreSQL store yet (docs/postgresql.md)"
+#include "secmem.h"
+#include "totp_record.h"
 #include "utf8.h"
 
 #define REASON_MAX    512
@@ -329,6 +331,14 @@ void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct co
 		return;
 	}
 	pthread_mutex_lock(&f->lock);
+	/* The agent's X25519 key for the central TOTP secrets (docs/fleet.md): the uplink sends it
+	 * on every fetch; a malformed one is ignored (the secrets then stay out of its bundle). */
+	const char *tk =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), BUNDLE_TERMINAL_KEY_HEADER);
+	uint8_t tpub[BUNDLE_X25519_LEN];
+	if (tk && bundle_pubkey_from_base64(tk, tpub) == 0 &&
+	    fleet_terminal_key_note(f, conn->terminal, tpub, now_s()) < 0)
+		server_log(LOG_WARNING, "fleet: cannot store the TOTP key of %s", conn->terminal);
 	r = fleet_bundle_for(f, conn->terminal, now_s(), &bundle, &len, &version, reason,
 			     sizeof(reason));
 	pthread_mutex_unlock(&f->lock);
@@ -362,6 +372,65 @@ void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct co
 	evhttp_send_reply(req, 200, "OK", buf);
 	evbuffer_free(buf);
 	metrics_count_status(200);
+}
+
+/* ---- POST /v1/totp/claim (ingest): one-time across terminals ---- */
+
+void fleet_claim_handle(struct evhttp_request *req, struct worker *w, struct conn *conn)
+{
+	static const char *const allowed[] = {"user", "step", NULL};
+	static const char *const words[] = {
+	    [FLEET_CLAIM_OK] = "ok",
+	    [FLEET_CLAIM_USED] = "used",
+	    [FLEET_CLAIM_REVOKED] = "revoked",
+	    [FLEET_CLAIM_UNKNOWN] = "unknown",
+	};
+	struct fleet *f = w->c->fleet;
+	_cleanup_(json_decrefp) json_t *in = NULL;
+	enum fleet_claim res;
+	const char *user;
+	json_t *step;
+	int r;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		reply_err(req, 405, "use POST");
+		return;
+	}
+	if (!conn->terminal[0] || (conn->serial[0] && server_serial_revoked(w->c, conn->serial))) {
+		reply_err(req, 403, "no valid terminal certificate");
+		return;
+	}
+	if (!f || !f->have_totp_key) {
+		reply_err(req, 503, "central TOTP is not configured on this collector");
+		return;
+	}
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 512) {
+		reply_err(req, 413, "too large");
+		return;
+	}
+	in = body_json(req);
+	if (!in || !keys_known(req, in, allowed))
+		return;
+	user = json_string_value(json_object_get(in, "user"));
+	step = json_object_get(in, "step");
+	if (!user || !bundle_totp_user_valid(user, strlen(user)) || !json_is_integer(step) ||
+	    json_integer_value(step) < 1) {
+		reply_err(req, 400, "expected {\"user\": NAME, \"step\": N}");
+		return;
+	}
+	pthread_mutex_lock(&f->lock);
+	r = fleet_totp_claim(f, user, (uint64_t)json_integer_value(step), conn->terminal, now_s(),
+			     &res);
+	pthread_mutex_unlock(&f->lock);
+	if (r < 0) {
+		reply_store_failed(req);
+		return;
+	}
+	if (res == FLEET_CLAIM_USED)
+		server_log(LOG_WARNING, "fleet: %s tried a TOTP code of %s already used elsewhere",
+			   conn->terminal, user);
+	reply(req, 200, json_pack("{s:s}", "result", words[res]));
 }
 
 /* ---- groups ---- */
@@ -1655,10 +1724,300 @@ static void ledger_csv_post(struct evhttp_request *req, struct fleet *f)
 	reply(req, 200, json_pack("{s:I}", "imported", (json_int_t)n));
 }
 
+/* ---- central TOTP (docs/fleet.md, "Central TOTP enrollment") ---- */
+
+static json_t *totp_row_json(sqlite3_stmt *st)
+{
+	/* columns: user, groups, gen, secret IS NOT NULL, enrolled_at, enrolled_by, revoked_at,
+	 * revoked_by, revoke_reason */
+	json_t *groups = json_loads(fleet_col_text(st, 1), 0, NULL);
+
+	return json_pack(
+	    "{s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:o,s:o}", "user", col_json(st, 0), "groups",
+	    groups ? groups : json_array(), "gen", (json_int_t)sqlite3_column_int64(st, 2), "state",
+	    sqlite3_column_int(st, 3) ? "active" : "revoked", "enrolled_at", col_time(st, 4),
+	    "enrolled_by", col_json(st, 5), "revoked_at", col_time(st, 6), "revoked_by",
+	    col_json(st, 7), "revoke_reason", col_json(st, 8));
+}
+
+#define TOTP_COLS                                                                                  \
+	"user, groups, gen, secret IS NOT NULL, enrolled_at, enrolled_by, revoked_at, revoked_by," \
+	" revoke_reason"
+
+static void totp_list(struct evhttp_request *req, struct fleet *f)
+{
+	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	    fleet_db_prepare(f, "SELECT " TOTP_COLS " FROM fleet_totp ORDER BY user");
+	json_t *list = json_array();
+	int rc;
+
+	if (!st || !list) {
+		json_decref(list);
+		reply_store_failed(req);
+		return;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(list, totp_row_json(st));
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		reply_store_failed(req);
+		return;
+	}
+	reply(req, 200, json_pack("{s:o}", "totp", list));
+}
+
+/* The groups of an enrollment: 1..64 existing group names, each once. NULL after answering. */
+static json_t *totp_groups(struct evhttp_request *req, struct fleet *f, json_t *in)
+{
+	json_t *g = json_object_get(in, "groups"), *v;
+	size_t i, n = json_array_size(g);
+
+	if (!json_is_array(g) || n < 1 || n > 64) {
+		reply_err(req, 400, "groups: expected 1 to 64 group names");
+		return NULL;
+	}
+	json_array_foreach(g, i, v)
+	{
+		const char *name = json_string_value(v);
+		int r = name_valid(name) ? group_exists(f, name) : 0;
+		if (r <= 0) {
+			if (r < 0)
+				reply_store_failed(req);
+			else if (name_valid(name))
+				reply_err(req, 404, "no group %s", name);
+			else
+				reply_err(req, 400, "groups[%zu]: not a group name", i);
+			return NULL;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (json_equal(json_array_get(g, j), v)) {
+				reply_err(req, 400, "groups: %s listed twice", name);
+				return NULL;
+			}
+	}
+	return g;
+}
+
+static bool int_in(struct evhttp_request *req, json_t *in, const char *key, unsigned lo,
+		   unsigned hi, unsigned *ret)
+{
+	json_t *v = json_object_get(in, key);
+
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+		reply_err(req, 400, "%s: expected a whole number from %u to %u", key, lo, hi);
+		return false;
+	}
+	*ret = (unsigned)json_integer_value(v);
+	return true;
+}
+
+/* POST /v1/totp {"user","groups",["digits"],["period"]}: a new secret (the old one, if any, is
+ * replaced everywhere at the next fetch: gen rises). The answer carries the otpauth URI, the
+ * only time the secret leaves the collector in clear. */
+static void totp_enroll(struct evhttp_request *req, struct fleet *f)
+{
+	static const char *const allowed[] = {"user", "groups", "digits", "period", NULL};
+	_cleanup_(json_decrefp) json_t *in = body_json(req);
+	_cleanup_free_ char *groups_text = NULL;
+	_cleanup_free_ uint8_t *blob = NULL;
+	struct bundle_totp_secret s;
+	unsigned digits = 6, period = 30;
+	char b32[TOTP_SECRET_B32_MAX + 1], uri[512];
+	const char *user;
+	json_t *groups;
+	uint64_t gen = 1;
+	size_t blen = 0;
+	bool bad = false, replaced = false;
+	int rc;
+
+	if (!in || !keys_known(req, in, allowed))
+		return;
+	if (!f->have_totp_key) {
+		reply_err(req, 503,
+			  "central TOTP is not configured on this collector ([fleet] "
+			  "totp_key)");
+		return;
+	}
+	user = get_str(req, in, "user", BUNDLE_TOTP_USER_MAX, true, &bad);
+	if (bad)
+		return;
+	if (!bundle_totp_user_valid(user, strlen(user))) {
+		reply_err(req, 400,
+			  "user: expected 1 to 64 of A-Z a-z 0-9 . _ @ -, not starting "
+			  "with . or -");
+		return;
+	}
+	if (!int_in(req, in, "digits", 6, 8, &digits) ||
+	    !int_in(req, in, "period", TOTP_PERIOD_MIN, TOTP_PERIOD_MAX, &period))
+		return;
+	if (!tx_begin(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	groups = totp_groups(req, f, in);
+	if (!groups) {
+		tx_rollback(f);
+		return;
+	}
+	groups_text = json_dumps(groups, JSON_COMPACT);
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+		    fleet_db_prepare(f, "SELECT gen FROM fleet_totp WHERE user = ?");
+		if (!st || !groups_text) {
+			tx_rollback(f);
+			reply_store_failed(req);
+			return;
+		}
+		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			gen = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+			replaced = true;
+		} else if (rc != SQLITE_DONE) {
+			tx_rollback(f);
+			reply_store_failed(req);
+			return;
+		}
+	}
+	if (fleet_totp_new_secret(&s, digits, period, now_s()) < 0 ||
+	    fleet_totp_encrypt(f, user, gen, &s, &blob, &blen) < 0) {
+		secmem_wipe(&s, sizeof(s));
+		tx_rollback(f);
+		reply_err(req, 503, "cannot make or encrypt the secret");
+		return;
+	}
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f,
+		    "INSERT INTO fleet_totp (user, groups, gen, secret, enrolled_at, enrolled_by)"
+		    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user) DO UPDATE SET"
+		    " groups = excluded.groups, gen = excluded.gen, secret = excluded.secret,"
+		    " enrolled_at = excluded.enrolled_at, enrolled_by = excluded.enrolled_by,"
+		    " revoked_at = NULL, revoked_by = NULL, revoke_reason = NULL");
+		if (st) {
+			sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, groups_text, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, (int64_t)gen);
+			sqlite3_bind_blob(st, 4, blob, (int)blen, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 5, s.enrolled);
+			sqlite3_bind_text(st, 6, actor(req), -1, SQLITE_STATIC);
+		}
+		if (!st || sqlite3_step(st) != SQLITE_DONE || !tx_commit(f)) {
+			secmem_wipe(&s, sizeof(s));
+			if (st)
+				tx_rollback(f);
+			reply_store_failed(req);
+			return;
+		}
+	}
+	totp_base32_encode(s.secret, s.secret_len, b32, sizeof(b32));
+	snprintf(uri, sizeof(uri),
+		 "otpauth://totp/mynaguard:%s?secret=%s&issuer=mynaguard&algorithm=SHA1&digits=%u"
+		 "&period=%u",
+		 user, b32, s.digits, s.period); /* a valid user name needs no escaping */
+	secmem_wipe(&s, sizeof(s));
+	secmem_wipe(b32, sizeof(b32));
+	fleet_emit(f, EVENT_FLEET_TOTP,
+		   json_pack("{s:s,s:s,s:I,s:O,s:s}", "action", replaced ? "reenroll" : "enroll",
+			     "user", user, "gen", (json_int_t)gen, "groups", groups, "by",
+			     actor(req)));
+	json_t *ans = json_pack("{s:s,s:I,s:O,s:b,s:s}", "user", user, "gen", (json_int_t)gen,
+				"groups", groups, "replaced", replaced, "otpauth", uri);
+	secmem_wipe(uri, sizeof(uri));
+	reply(req, 201, ans);
+}
+
+/* POST /v1/totp/{user}/revoke {"reason"}: the secret is deleted here and left out of every
+ * bundle from now on. */
+static void totp_revoke(struct evhttp_request *req, struct fleet *f, const char *user)
+{
+	static const char *const allowed[] = {"reason", NULL};
+	_cleanup_(json_decrefp) json_t *in = body_json(req);
+	bool bad = false;
+	const char *why;
+	int changes;
+
+	if (!in || !keys_known(req, in, allowed))
+		return;
+	why = get_str(req, in, "reason", BUNDLE_TEXT_MAX, false, &bad);
+	if (bad)
+		return;
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "UPDATE fleet_totp SET secret = NULL, revoked_at = ?, revoked_by = ?,"
+		       " revoke_reason = ? WHERE user = ? AND secret IS NOT NULL");
+		if (!st) {
+			reply_store_failed(req);
+			return;
+		}
+		sqlite3_bind_int64(st, 1, now_s());
+		sqlite3_bind_text(st, 2, actor(req), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, user, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			reply_store_failed(req);
+			return;
+		}
+		changes = sqlite3_changes(f->db);
+	}
+	if (changes == 0) {
+		reply_err(req, 404, "no enrollment in force for %s", user);
+		return;
+	}
+	fleet_emit(f, EVENT_FLEET_TOTP,
+		   json_pack("{s:s,s:s,s:s?,s:s}", "action", "revoke", "user", user, "reason", why,
+			     "by", actor(req)));
+	reply(req, 200, json_pack("{s:s,s:s}", "user", user, "state", "revoked"));
+}
+
+/* POST /v1/totp/{user}/recovery {"hours"?: 1..72}: a helpdesk recovery code for one clerk,
+ * shown in this answer only, delivered sealed to the terminals of the clerk's groups; it works
+ * once per terminal until it ends, also offline. */
+static void totp_recovery(struct evhttp_request *req, struct fleet *f, const char *user)
+{
+	static const char *const allowed[] = {"hours", NULL};
+	_cleanup_(json_decrefp) json_t *in = body_json(req);
+	unsigned hours = 24;
+	uint64_t rid = 0;
+	char code[17], shown[20];
+	int64_t now = now_s();
+	int r;
+
+	if (!in || !keys_known(req, in, allowed) || !int_in(req, in, "hours", 1, 72, &hours))
+		return;
+	if (!f->have_totp_key) {
+		reply_err(req, 503,
+			  "central TOTP is not configured on this collector ([fleet] "
+			  "totp_key)");
+		return;
+	}
+	r = fleet_totp_recovery_new(f, user, now, (int64_t)hours * 3600, actor(req), &rid, code);
+	if (r == -ENOENT) {
+		reply_err(req, 404, "%s was never enrolled centrally", user);
+		return;
+	}
+	if (r < 0) {
+		reply_store_failed(req);
+		return;
+	}
+	snprintf(shown, sizeof(shown), "%.4s-%.4s-%.4s-%.4s", code, code + 4, code + 8, code + 12);
+	secmem_wipe(code, sizeof(code));
+	fleet_emit(f, EVENT_FLEET_TOTP,
+		   json_pack("{s:s,s:s,s:I,s:o,s:s}", "action", "recovery", "user", user, "rid",
+			     (json_int_t)rid, "until", time_json(now + (int64_t)hours * 3600), "by",
+			     actor(req)));
+	json_t *ans = json_pack("{s:s,s:I,s:o,s:s}", "user", user, "rid", (json_int_t)rid, "until",
+				time_json(now + (int64_t)hours * 3600), "code", shown);
+	secmem_wipe(shown, sizeof(shown));
+	reply(req, 201, ans);
+}
+
 /* ---- dispatch ---- */
 
-static const char *const prefixes[] = {"/v1/groups", "/v1/exceptions", "/v1/requests",
-				       "/v1/ledger"};
+static const char *const prefixes[] = {"/v1/groups", "/v1/exceptions", "/v1/requests", "/v1/ledger",
+				       "/v1/totp"};
 
 bool fleet_api_path(const char *path)
 {
@@ -1763,6 +2122,26 @@ static void dispatch(struct evhttp_request *req, struct fleet *f, char **seg, si
 		else
 			method_not_allowed(req, "GET, POST");
 		return;
+	} else if (strcmp(seg[0], "totp") == 0) {
+		if (n == 1) {
+			if (get)
+				totp_list(req, f);
+			else if (post)
+				totp_enroll(req, f);
+			else
+				method_not_allowed(req, "GET, POST");
+			return;
+		}
+		if (n == 3 && (strcmp(seg[2], "revoke") == 0 || strcmp(seg[2], "recovery") == 0) &&
+		    bundle_totp_user_valid(seg[1], strlen(seg[1]))) {
+			if (!post)
+				method_not_allowed(req, "POST");
+			else if (seg[2][2] == 'v')
+				totp_revoke(req, f, seg[1]);
+			else
+				totp_recovery(req, f, seg[1]);
+			return;
+		}
 	} else if (strcmp(seg[0], "ledger.csv") == 0 && n == 1) {
 		if (get)
 			ledger_csv_get(req, f);

@@ -18,6 +18,8 @@ struct fleet {
 	struct bundle_signer *grant;
 	uint8_t grant_pub[BUNDLE_PUBKEY_LEN];
 	uint8_t root_pub[BUNDLE_PUBKEY_LEN];
+	bool have_totp_key;
+	uint8_t totp_key[32]; /* [fleet] totp_key: the at-rest key of the TOTP secrets */
 };
 
 int fleet_db_exec(struct fleet *f, const char *sql);
@@ -40,3 +42,40 @@ int fleet_load_base(struct fleet *f, const char *group, uint8_t **ret_blob, size
  * covered). Caller holds the lock. */
 int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t **ret,
 		     size_t *ret_len, uint64_t *ret_version, char *reason, size_t reasonsz);
+
+/* ---- central TOTP (fleet-totp.c) ---- */
+
+/* [fleet] totp_key: 64 hex digits, a regular file no one but its owner may read. */
+int fleet_totp_key_load(const char *path, uint8_t key[32], char *err, size_t errsz);
+/* A new random secret (160 bits). */
+int fleet_totp_new_secret(struct bundle_totp_secret *s, unsigned digits, unsigned period,
+			  int64_t now);
+/* The at-rest encryption of s for fleet_totp.secret (AES-256-GCM under [fleet] totp_key). */
+int fleet_totp_encrypt(struct fleet *f, const char *user, uint64_t gen,
+		       const struct bundle_totp_secret *s, uint8_t **ret, size_t *ret_len);
+/* The terminal's X25519 public key, as its uplink reported it on GET /v1/policy. */
+int fleet_terminal_key_note(struct fleet *f, const char *terminal,
+			    const uint8_t pub[BUNDLE_X25519_LEN], int64_t now);
+/* What the terminal's TOTP entries are made of, for the bundle's content hash ("" when it gets
+ * none: no totp_key, no terminal key or no enrollment for group). *ret malloc'd. */
+int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group, int64_t now,
+			char **ret);
+/* Seal every enrollment in force for group to the terminal's key into ex->totp. */
+int fleet_totp_seal_for(struct fleet *f, const char *terminal, const char *group, int64_t now,
+			struct bundle_exceptions *ex);
+enum fleet_claim {
+	FLEET_CLAIM_OK,	     /* first use of (user, step), or again by the same terminal */
+	FLEET_CLAIM_USED,    /* another terminal used it first */
+	FLEET_CLAIM_REVOKED, /* the user's central enrollment is revoked */
+	FLEET_CLAIM_UNKNOWN, /* not enrolled centrally: the terminal decides alone */
+};
+/* One-time across terminals: claim (user, step) for terminal. */
+int fleet_totp_claim(struct fleet *f, const char *user, uint64_t step, const char *terminal,
+		     int64_t now, enum fleet_claim *ret);
+/* Writer thread: an auth.success decided offline ("claim":"offline", "step") is claimed late;
+ * a step another terminal used too is flagged (event fleet.totp, action double_use). */
+void fleet_totp_note_success(struct fleet *f, const struct event *e);
+/* A new recovery code for user (16 digits, until now + seconds), stored encrypted; the code
+ * goes to code (17 bytes) for the one answer that shows it. -ENOENT: never enrolled. */
+int fleet_totp_recovery_new(struct fleet *f, const char *user, int64_t now, int64_t seconds,
+			    const char *by, uint64_t *ret_rid, char code[17]);

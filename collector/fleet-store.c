@@ -97,7 +97,40 @@ static const char schema[] =
     "  version INTEGER NOT NULL," /* only rises */
     "  content TEXT,"		  /* SHA-256 of what the bundle was built from */
     "  bundle BLOB,"
-    "  built_at INTEGER);";
+    "  built_at INTEGER);"
+    /* central TOTP (docs/fleet.md, "Central TOTP enrollment"): secret = AES-256-GCM under
+     * [fleet] totp_key of the plaintext bundle_totp_secret_encode writes, AAD
+     * "mynaguard-collector-totp-v1\0" user "\0" gen */
+    "CREATE TABLE IF NOT EXISTS fleet_totp ("
+    "  user TEXT PRIMARY KEY,"
+    "  groups TEXT NOT NULL," /* JSON array of group names */
+    "  gen INTEGER NOT NULL," /* rises with every enrollment of this user */
+    "  secret BLOB,"	      /* NULL once revoked */
+    "  enrolled_at INTEGER NOT NULL,"
+    "  enrolled_by TEXT NOT NULL,"
+    "  revoked_at INTEGER,"
+    "  revoked_by TEXT,"
+    "  revoke_reason TEXT);"
+    /* helpdesk recovery codes: secret = the code and its end, encrypted like fleet_totp.secret
+     * with gen BUNDLE_RECOVERY_GEN + rid; one per user, a new one replaces it */
+    "CREATE TABLE IF NOT EXISTS fleet_totp_recovery ("
+    "  user TEXT PRIMARY KEY,"
+    "  rid INTEGER NOT NULL,"
+    "  secret BLOB NOT NULL,"
+    "  until INTEGER NOT NULL,"
+    "  issued_at INTEGER NOT NULL,"
+    "  issued_by TEXT NOT NULL);"
+    /* one-time across terminals: who used (user, time step) first */
+    "CREATE TABLE IF NOT EXISTS fleet_totp_claims ("
+    "  user TEXT NOT NULL,"
+    "  step INTEGER NOT NULL,"
+    "  terminal TEXT NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user, step));"
+    "CREATE TABLE IF NOT EXISTS fleet_terminal_keys ("
+    "  terminal TEXT PRIMARY KEY,"
+    "  x25519 BLOB NOT NULL," /* the agent's public key, as the uplink reported it */
+    "  updated_at INTEGER NOT NULL);";
 
 int fleet_db_exec(struct fleet *f, const char *sql)
 {
@@ -167,6 +200,15 @@ int fleet_open(struct collector *c, const struct collector_config *cfg, struct f
 			   err[0] ? err : strerror(-r));
 		fleet_close(f);
 		return r;
+	}
+	if (cfg->fleet_totp_key) {
+		r = fleet_totp_key_load(cfg->fleet_totp_key, f->totp_key, err, sizeof(err));
+		if (r < 0) {
+			server_log(LOG_ERR, "[fleet] totp_key %s: %s", cfg->fleet_totp_key, err);
+			fleet_close(f);
+			return r;
+		}
+		f->have_totp_key = true;
 	}
 	if (sqlite3_open_v2(cfg->database, &f->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 			    NULL) != SQLITE_OK) {
@@ -375,9 +417,9 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 		     size_t *ret_len, uint64_t *ret_version, char *reason, size_t reasonsz)
 {
 	_cleanup_free_ uint8_t *base_blob = NULL;
-	_cleanup_free_ char *json = NULL;
+	_cleanup_free_ char *json = NULL, *totp_desc = NULL;
 	_cleanup_policy_ struct policy *base = NULL;
-	struct bundle_exceptions ex = {0};
+	_cleanup_(bundle_exceptions_free) struct bundle_exceptions ex = {0};
 	char group[80], content[65], err[BUNDLE_ERR_MAX];
 	size_t base_len = 0;
 	uint64_t version = 0;
@@ -415,10 +457,29 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 	if (r < 0)
 		return r;
 	r = bundle_exceptions_to_json(&ex, &json);
-	bundle_exceptions_free(&ex);
-	if (r < 0)
+	if (r < 0) {
+		bundle_exceptions_free(&ex);
 		return r;
-	fleet_sha256_hex(base_blob, base_len, json, strlen(json) + 1, content);
+	}
+	/* The sealed secrets differ at every sealing: what they are made of is hashed instead
+	 * (user, generation, the terminal's key), and they are sealed only for a new bundle. */
+	r = fleet_totp_describe(f, terminal, group, now, &totp_desc);
+	if (r < 0) {
+		bundle_exceptions_free(&ex);
+		return r;
+	}
+	{
+		size_t jl = strlen(json), dl = strlen(totp_desc);
+		_cleanup_free_ char *both = malloc(jl + dl + 2);
+		if (!both) {
+			bundle_exceptions_free(&ex);
+			return -ENOMEM;
+		}
+		memcpy(both, json, jl + 1);
+		memcpy(both + jl + 1, totp_desc, dl + 1);
+		/* without central TOTP entries the content is what it always was */
+		fleet_sha256_hex(base_blob, base_len, both, jl + 1 + (dl ? dl + 1 : 0), content);
+	}
 
 	{
 		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
@@ -447,6 +508,18 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 
 	/* something changed for this terminal: the next version */
 	version++;
+	if (totp_desc[0]) {
+		r = fleet_totp_seal_for(f, terminal, group, now, &ex);
+		free(json);
+		json = NULL;
+		if (r >= 0)
+			r = bundle_exceptions_to_json(&ex, &json);
+		if (r < 0) {
+			bundle_exceptions_free(&ex);
+			return r;
+		}
+	}
+	bundle_exceptions_free(&ex);
 	r = bundle_build(base_blob, base_len, f->grant, version, now, terminal, json, strlen(json),
 			 ret, ret_len, err, sizeof(err));
 	if (r < 0) {
@@ -624,7 +697,8 @@ void fleet_note_batch(struct fleet *f, const struct event_batch *b)
 	if (!f)
 		return;
 	for (size_t i = 0; i < b->n && !any; i++)
-		any = b->events[i].kind == EVENT_USB_BLOCKED ||
+		any = b->events[i].kind == EVENT_AUTH_SUCCESS ||
+		      b->events[i].kind == EVENT_USB_BLOCKED ||
 		      b->events[i].kind == EVENT_USB_ALLOWED ||
 		      b->events[i].kind == EVENT_USB_REMOVED;
 	if (!any)
@@ -635,6 +709,8 @@ void fleet_note_batch(struct fleet *f, const struct event_batch *b)
 			const struct event *e = &b->events[i];
 			if (e->kind == EVENT_USB_BLOCKED)
 				note_blocked(f, e);
+			if (e->kind == EVENT_AUTH_SUCCESS)
+				fleet_totp_note_success(f, e);
 			if (e->kind == EVENT_USB_BLOCKED || e->kind == EVENT_USB_ALLOWED ||
 			    e->kind == EVENT_USB_REMOVED)
 				note_seen(f, e);

@@ -33,6 +33,9 @@ bool fleet_api_path(const char *path);
 void fleet_api_handle(struct evhttp_request *req, struct worker *w);
 /* Ingest listener: GET /v1/policy for the terminal of the client certificate. */
 void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct conn *conn);
+/* Ingest listener: POST /v1/totp/claim {"user","step"} for the terminal of the client
+ * certificate: {"result":"ok"|"used"|"revoked"|"unknown"} (docs/fleet.md). */
+void fleet_claim_handle(struct evhttp_request *req, struct worker *w, struct conn *conn);
 /* Writer thread, after a commit: usb.blocked events become requests, usb.* events that name a
  * ledger device update its last-seen terminal and time. Failures are logged. */
 void fleet_note_batch(struct fleet *f, const struct event_batch *b);

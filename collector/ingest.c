@@ -208,6 +208,10 @@ void ingest_handle(struct evhttp_request *req, void *arg)
 		fleet_policy_handle(req, w, conn);
 		return;
 	}
+	if (path && strcmp(path, "/v1/totp/claim") == 0) {
+		fleet_claim_handle(req, w, conn);
+		return;
+	}
 	if (!path || strcmp(path, "/v1/events") != 0) {
 		reply_error(req, 404, "not found");
 		return;

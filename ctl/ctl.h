@@ -21,5 +21,8 @@ int ctl_fleet(const struct ctl_opts *o, int argc, char **argv);
  * (ctl/fleet-remote.c); argv[0] is the word after "fleet". */
 int ctl_fleet_remote(int argc, char **argv);
 
+/* Print the QR code of an otpauth URI on the terminal (ctl/totp.c); wipes its copy. */
+void ctl_totp_print_qr(const char *uri);
+
 /* Ask "question [y/N] " on the terminal; true only for y/yes. --yes answers yes. */
 bool ctl_confirm(const struct ctl_opts *o, const char *question);

@@ -53,6 +53,10 @@ enum opt_id {
 	O_LENT,
 	O_RETURNED,
 	O_NOTE,
+	O_GROUPS,
+	O_DIGITS,
+	O_PERIOD,
+	O_HOURS,
 	_O_MAX,
 };
 
@@ -60,7 +64,8 @@ static const char *const opt_names[_O_MAX] = {
     "collector",  "token-file", "ca",	       "state",	 "until",    "from",	 "scope",
     "purpose",	  "ledger",	"approved-by", "reason", "group",    "terminal", "vendor",
     "product",	  "serial",	"class",       "users",	 "hash",     "number",	 "holder",
-    "department", "model",	"encrypted",   "lent",	 "returned", "note",
+    "department", "model",	"encrypted",   "lent",	 "returned", "note",	 "groups",
+    "digits",	  "period",	"hours",
 };
 
 struct remote {
@@ -96,6 +101,8 @@ static void remote_usage(FILE *f)
 	    "  request grant CODE --until DATE [--from DATE] [--scope terminal|group]\n"
 	    "      --purpose TEXT [--ledger N] [--approved-by NAME]\n"
 	    "  request refuse CODE --reason TEXT\n"
+	    "  totp enroll USER --groups G1,G2 [--digits 6..8] [--period SECONDS]\n"
+	    "  totp list | revoke USER [--reason TEXT] | recovery USER [--hours 1..72]\n"
 	    "  ledger list | export [FILE] | import FILE\n"
 	    "  ledger add --number N --vendor VID --product PID --serial S [--holder TEXT]\n"
 	    "      [--department TEXT] [--model TEXT] [--encrypted yes|no] [--lent DATE]\n"
@@ -319,6 +326,7 @@ static json_t *expect_json(struct remote *r, struct answer *a)
 	json_t *o = a->body ? json_loadb(a->body, a->len, 0, NULL) : NULL;
 
 	if (a->status >= 200 && a->status < 300 && json_is_object(o)) {
+		secmem_wipe(a->body, a->len); /* an enrollment's answer holds the secret */
 		free(a->body);
 		a->body = NULL;
 		return o;
@@ -585,6 +593,113 @@ static int exception_cmd(struct remote *r)
 	return 2;
 }
 
+/* ---- totp (docs/fleet.md, "Central TOTP enrollment") ---- */
+
+static void print_totp(json_t *t)
+{
+	_cleanup_free_ char *groups = json_dumps(json_object_get(t, "groups"), JSON_COMPACT);
+
+	printf("%-20s %-8s %-4s %-20s %-20s %s\n", E(S(t, "user")), E(S(t, "state")),
+	       E(S(t, "gen")), E(S(t, "enrolled_at")), E(S(t, "revoked_at")), E(groups));
+}
+
+static int totp_cmd(struct remote *r)
+{
+	const char *sub = r->n_args ? r->args[0] : "";
+	json_t *o, *body;
+
+	if (strcmp(sub, "list") == 0 && r->n_args == 1)
+		return state_list(r, "totp", "totp", print_totp,
+				  "USER                 STATE    GEN  ENROLLED             "
+				  "REVOKED              GROUPS");
+	if (strcmp(sub, "enroll") == 0 && r->n_args == 2) {
+		json_t *groups = json_array();
+		_cleanup_free_ char *copy = NULL;
+		char *save = NULL;
+		const char *uri;
+
+		if (!need(r, O_GROUPS) || !(copy = strdup(r->opt[O_GROUPS]))) {
+			json_decref(groups);
+			return 2;
+		}
+		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			json_array_append_new(groups, json_string(t));
+		body = json_pack("{s:s,s:o}", "user", r->args[1], "groups", groups);
+		if (body && r->opt[O_DIGITS])
+			json_object_set_new(body, "digits", json_integer(atoi(r->opt[O_DIGITS])));
+		if (body && r->opt[O_PERIOD])
+			json_object_set_new(body, "period", json_integer(atoi(r->opt[O_PERIOD])));
+		o = call_json(r, "POST", "/v1/totp", body);
+		if (!o)
+			return 1;
+		uri = json_string_value(json_object_get(o, "otpauth"));
+		if (!uri || strncmp(uri, "otpauth://totp/", 15) != 0) {
+			fprintf(stderr, "mynaguardctl: %s: the answer has no otpauth URI\n",
+				r->cmd);
+			json_decref(o);
+			return 1;
+		}
+		/* shown once: the collector keeps the secret encrypted and never shows it again */
+		puts(uri);
+		if (isatty(STDOUT_FILENO))
+			ctl_totp_print_qr(uri);
+		fflush(stdout);
+		secmem_wipe_string((char *)uri);
+		fprintf(stderr,
+			"mynaguardctl: %s %s (generation %s) for the terminals of %s; it reaches "
+			"each at its next bundle fetch\n",
+			json_is_true(json_object_get(o, "replaced")) ? "re-enrolled" : "enrolled",
+			E(S(o, "user")), E(S(o, "gen")), E(r->opt[O_GROUPS]));
+		json_decref(o);
+		return 0;
+	}
+	if (strcmp(sub, "recovery") == 0 && r->n_args == 2) {
+		_cleanup_free_ char *path = NULL;
+		const char *code;
+		if (!check_word(r, "user", r->args[1]) ||
+		    asprintf(&path, "/v1/totp/%s/recovery", r->args[1]) < 0)
+			return 1;
+		body = json_object();
+		if (r->opt[O_HOURS])
+			json_object_set_new(body, "hours", json_integer(atoi(r->opt[O_HOURS])));
+		o = call_json(r, "POST", path, body);
+		if (!o)
+			return 1;
+		code = json_string_value(json_object_get(o, "code"));
+		if (!code) {
+			json_decref(o);
+			return 1;
+		}
+		/* shown once: tell it to the clerk; it works once per terminal until it ends */
+		puts(code);
+		fflush(stdout);
+		secmem_wipe_string((char *)code);
+		fprintf(stderr, "mynaguardctl: recovery code %s for %s, valid until %s\n",
+			E(S(o, "rid")), E(S(o, "user")), E(S(o, "until")));
+		json_decref(o);
+		return 0;
+	}
+	if (strcmp(sub, "revoke") == 0 && r->n_args == 2) {
+		_cleanup_free_ char *path = NULL;
+		if (!check_word(r, "user", r->args[1]) ||
+		    asprintf(&path, "/v1/totp/%s/revoke", r->args[1]) < 0)
+			return 1;
+		body = json_object();
+		if (r->opt[O_REASON])
+			json_object_set_new(body, "reason", json_string(r->opt[O_REASON]));
+		o = call_json(r, "POST", path, body);
+		if (!o)
+			return 1;
+		printf("totp of %s revoked; every terminal removes it at its next bundle fetch\n",
+		       E(S(o, "user")));
+		json_decref(o);
+		return 0;
+	}
+	fprintf(stderr, "mynaguardctl: %s: expected list, enroll USER --groups G or revoke USER\n",
+		r->cmd);
+	return 2;
+}
+
 /* ---- request ---- */
 
 static void print_request(json_t *q)
@@ -754,6 +869,7 @@ int ctl_fleet_remote(int argc, char **argv)
 	     request_cmd,
 	     {O_STATE, O_UNTIL, O_FROM, O_SCOPE, O_PURPOSE, O_LEDGER, O_APPROVED_BY, O_REASON},
 	     8},
+	    {"totp", totp_cmd, {O_GROUPS, O_DIGITS, O_PERIOD, O_REASON, O_HOURS}, 5},
 	    {"ledger",
 	     ledger_cmd,
 	     {O_NUMBER, O_HOLDER, O_DEPARTMENT, O_MODEL, O_VENDOR, O_PRODUCT, O_SERIAL, O_ENCRYPTED,

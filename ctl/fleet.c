@@ -413,6 +413,7 @@ static const struct {
     {"exception", ctl_fleet_remote},
     {"request", ctl_fleet_remote},
     {"ledger", ctl_fleet_remote},
+    {"totp", ctl_fleet_remote},
 };
 
 int ctl_fleet(const struct ctl_opts *o, int argc, char **argv)

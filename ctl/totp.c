@@ -290,6 +290,19 @@ static void print_qr_terminal(const QRcode *qr)
 	}
 }
 
+void ctl_totp_print_qr(const char *uri)
+{
+	QRcode *qr = QRcode_encodeString(uri, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+
+	if (!qr) {
+		fprintf(stderr, "mynaguardctl: cannot make the QR code\n");
+		return;
+	}
+	print_qr_terminal(qr);
+	secmem_wipe(qr->data, (size_t)qr->width * (size_t)qr->width);
+	QRcode_free(qr);
+}
+
 /* The image holds the secret: it is only ever a new file of ours, 0600. O_EXCL refuses an
  * existing file and any symlink (even a dangling one), so nothing someone else created or
  * pointed somewhere is ever written into. Returns the fd or -errno. */

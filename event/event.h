@@ -46,6 +46,8 @@ enum event_kind {
 	EVENT_FLEET_LEDGER,
 	EVENT_ENROLL_ISSUED, /* the collector's own: a certificate issued (enrollment or renewal) */
 	EVENT_ENROLL_REFUSED, /* the collector's own: an enrollment or renewal refused */
+	EVENT_FLEET_TOTP, /* the collector's own: a central TOTP enrollment, revocation, recovery */
+	EVENT_TOTP_INSTALLED, /* the agent installed or removed a central TOTP secret */
 	_EVENT_KIND_MAX,
 };
 

@@ -49,6 +49,9 @@ enum spool_class {
 /* The uplink's fleet bundle for the agent (docs/fleet.md): inbox/bundle, made like ack/. */
 #define SPOOL_INBOX_DIR	   "inbox"
 #define SPOOL_INBOX_BUNDLE "bundle"
+/* The agent's X25519 public key for central TOTP secrets (one base64 line, docs/fleet.md),
+ * written by its monitor, sent by the uplink with every bundle fetch. */
+#define SPOOL_TERMINAL_KEY "terminal-key.pub"
 #define SPOOL_SEGMENT_MIN  (64 * 1024)
 #define SPOOL_SEGMENT_MAX  (4 * 1024 * 1024)
 #define SPOOL_MAX_SEGMENTS 100000

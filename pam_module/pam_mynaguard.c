@@ -27,6 +27,7 @@
 #include "secmem.h"
 #include "totp_attempt.h"
 #include "totp_helper.h"
+#include "claim.h"
 #include "totp_messages.h"
 #include "totp_store.h"
 
@@ -34,6 +35,7 @@ struct mg_opts {
 	const char *store;
 	const char *policy;
 	const char *socket;
+	const char *claim; /* NULL: claim=none */
 	bool policy_explicit;
 	bool nullok;
 	bool debug;
@@ -45,6 +47,7 @@ static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct mg
 	    .store = MYNAGUARD_TOTP_STORE,
 	    .policy = MYNAGUARD_POLICY_PATH,
 	    .socket = MYNAGUARD_SOCKET_PATH,
+	    .claim = MYNAGUARD_SPOOL_DIR "/" CLAIM_SOCKET_NAME,
 	};
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -55,6 +58,10 @@ static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct mg
 			o->policy_explicit = true;
 		} else if (strncmp(a, "socket=", 7) == 0 && a[7] == '/')
 			o->socket = a + 7;
+		else if (strncmp(a, "claim=", 6) == 0 && a[6] == '/')
+			o->claim = a + 6;
+		else if (strcmp(a, "claim=none") == 0)
+			o->claim = NULL;
 		else if (strcmp(a, "nullok") == 0)
 			o->nullok = true;
 		else if (strcmp(a, "debug") == 0)
@@ -63,7 +70,8 @@ static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct mg
 			/* Options come from root-owned PAM configuration, but quote them anyway. */
 			pam_syslog(pamh, LOG_ERR,
 				   "unknown or malformed option \"%.64s\" (known: store=/DIR, "
-				   "policy=/FILE, socket=/PATH, nullok, debug), failing closed",
+				   "policy=/FILE, socket=/PATH, claim=/PATH|none, nullok, debug), "
+				   "failing closed",
 				   a);
 			return PAM_SERVICE_ERR;
 		}
@@ -433,6 +441,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 	a.policy = o.policy;
 	a.policy_explicit = o.policy_explicit;
 	a.socket = o.socket;
+	a.claim_socket = o.claim;
 	a.nullok = o.nullok;
 
 	r = pam_get_user(pamh, &user, NULL);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "claim.h"
 #include "macro.h"
 #include "policy.h"
 #include "totp_store.h"
@@ -192,6 +193,7 @@ static int load_policy(struct totp_attempt *a)
 	a->params.window = p->mfa_window;
 	a->params.max_failures = p->mfa_max_failures ? p->mfa_max_failures : 1;
 	a->params.lockout_sec = p->mfa_lockout_sec;
+	a->params.claim_socket = a->claim_socket;
 	if (p->mfa_nullok)
 		a->nullok = true;
 	totp_attempt_set_contact(a, p);
@@ -230,6 +232,8 @@ int totp_attempt_prepare(struct totp_attempt *a)
 		store_error(a, r, "record");
 		return 0;
 	}
+	if (r == 0 && totp_recovery_exists(a->dirfd, a->user))
+		return 1; /* no record, but a helpdesk recovery code: ask */
 	if (r == 0) {
 		not_enrolled(a, false);
 		return 0;
@@ -248,7 +252,7 @@ int totp_attempt_prepare(struct totp_attempt *a)
 	}
 	pending = rec.verified == 0;
 	totp_record_wipe(&rec);
-	if (pending) {
+	if (pending && !totp_recovery_exists(a->dirfd, a->user)) {
 		not_enrolled(a, true);
 		return 0;
 	}
@@ -271,16 +275,39 @@ void totp_attempt_check(struct totp_attempt *a, const char *code)
 		store_error(a, r, "record");
 		return;
 	}
+	if (info.step) { /* a claimed code: the event says which step and what the claim said */
+		a->info.step = info.step;
+		a->info.claim = claim_result_name((enum claim_result)info.claim);
+	}
 	switch (res) {
 	case TOTP_SUCCESS:
-		decide(a, TOTP_OUT_SUCCESS, "ok", 0, "code accepted");
+		if (info.recovery)
+			decide(a, TOTP_OUT_SUCCESS, "recovery", 0,
+			       "helpdesk recovery code accepted (it is used up)");
+		else
+			decide(a, TOTP_OUT_SUCCESS, "ok", 0, "code accepted");
 		break;
 	case TOTP_WRONG:
-		decide(a, TOTP_OUT_WRONG, "wrong_code", 0, "wrong code");
+		if (info.step && info.claim == CLAIM_REVOKED) {
+			decide(a, TOTP_OUT_WRONG, "revoked", 0,
+			       "the central enrollment is revoked (the collector said so)");
+			break;
+		}
+		decide(a, TOTP_OUT_WRONG, info.recovery ? "wrong_recovery_code" : "wrong_code", 0,
+		       info.recovery ? "wrong or expired recovery code" : "wrong code");
 		break;
 	case TOTP_REPLAY:
-		decide(a, TOTP_OUT_REPLAY, "replay", 0,
-		       "code of an already used time step (replay or clock moved back)");
+		if (info.step && info.claim == CLAIM_USED) {
+			decide(a, TOTP_OUT_REPLAY, "used_elsewhere", 0,
+			       "code already used on another terminal (the collector said so)");
+			break;
+		}
+		if (info.recovery)
+			decide(a, TOTP_OUT_REPLAY, "recovery_used", 0,
+			       "recovery code already used");
+		else
+			decide(a, TOTP_OUT_REPLAY, "replay", 0,
+			       "code of an already used time step (replay or clock moved back)");
 		break;
 	case TOTP_LOCKED:
 		decide(a, TOTP_OUT_LOCKED, "locked", 0,

@@ -33,6 +33,7 @@ struct totp_attempt {
 	const char *policy;
 	bool policy_explicit; /* policy= given: a missing file is an error */
 	const char *socket;
+	const char *claim_socket; /* base/claim.h; NULL = do not claim */
 	bool nullok;
 	struct notify_info info;
 	/* Seconds since the epoch, read once under the record's lock after the code arrived

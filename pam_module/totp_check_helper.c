@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "secmem.h"
+#include "claim.h"
 #include "totp_attempt.h"
 #include "totp_helper.h"
 
@@ -109,6 +110,7 @@ int main(int argc, char **argv)
 	a.policy = MYNAGUARD_POLICY_PATH;
 	a.policy_explicit = false;
 	a.socket = MYNAGUARD_SOCKET_PATH;
+	a.claim_socket = MYNAGUARD_SPOOL_DIR "/" CLAIM_SOCKET_NAME;
 	a.nullok = argc == 3;
 	a.info.user = argv[1];
 	/* The caller chose these three: the event says so (totp_notify.h), with the real uid. */

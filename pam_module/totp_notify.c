@@ -113,6 +113,12 @@ int notify_format(char *buf, size_t size, const char *kind, int64_t ts_ms,
 	put_json_string(&o, info->tty);
 	puts_raw(&o, ",\"reason\":");
 	put_json_string(&o, reason);
+	if (info->step && info->claim) {
+		snprintf(num, sizeof(num), ",\"step\":%" PRIu64, info->step);
+		puts_raw(&o, num);
+		puts_raw(&o, ",\"claim\":");
+		put_json_string(&o, info->claim);
+	}
 	puts_raw(&o, "}}");
 	if (o.overflow)
 		return -ENOBUFS;

@@ -34,6 +34,9 @@ struct notify_info {
 	const char *tty;
 	bool via_helper;     /* written by the helper: use the shape above */
 	unsigned caller_uid; /* the helper's real uid (getuid()), when via_helper */
+	/* A claimed code (docs/fleet.md): ,"step":N,"claim":WORD after "reason"; step 0 = none. */
+	uint64_t step;
+	const char *claim;
 };
 
 /* kind: "auth.success", "auth.failure", "auth.replay" or "auth.locked". reason: a fixed token. */

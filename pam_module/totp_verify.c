@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "claim.h"
 #include "macro.h"
 #include "secmem.h"
 #include "totp_store.h"
@@ -131,12 +132,48 @@ int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64
 	_cleanup_close_ int lockfd = -1, fd = -1;
 	struct totp_record rec;
 	enum totp_result result;
+	char norm[TOTP_RECOVERY_DIGITS + 1];
 	int64_t now;
 	int changed = 0, r;
 
 	r = totp_store_lock(dirfd, user, owner, &lockfd);
 	if (r < 0)
 		return r;
+	/* A helpdesk recovery code (16 digits): decided by STORE/.USER.recovery alone, so it works
+	 * without a record (a revoked clerk) and leaves the record's state alone. */
+	if (totp_recovery_normalize(code, norm)) {
+		enum totp_recovery_result rr;
+		uint64_t rid = 0;
+		now = clock();
+		r = totp_recovery_try(dirfd, user, owner, norm, now, &rr, &rid);
+		secmem_wipe(norm, sizeof(norm));
+		if (r < 0)
+			return r;
+		if (rr != TOTP_RECOVERY_NONE) {
+			if (info) {
+				info->now = now;
+				info->locked_until = 0;
+				info->recovery = true;
+			}
+			/* once across terminals too, where the collector answers (it is used up
+			 * here already either way) */
+			if (rr == TOTP_RECOVERY_OK && p->claim_socket) {
+				enum claim_result cr = claim_ask(
+				    p->claim_socket, user, CLAIM_RECOVERY_STEP + rid,
+				    p->claim_timeout_ms ? p->claim_timeout_ms : CLAIM_TIMEOUT_MS);
+				if (info) {
+					info->step = CLAIM_RECOVERY_STEP + rid;
+					info->claim = (int)cr;
+				}
+				if (cr == CLAIM_USED)
+					rr = TOTP_RECOVERY_USED;
+			}
+			*ret = rr == TOTP_RECOVERY_OK	  ? TOTP_SUCCESS
+			       : rr == TOTP_RECOVERY_USED ? TOTP_REPLAY
+							  : TOTP_WRONG;
+			return 0;
+		}
+	}
 	r = totp_store_open_record(dirfd, user, owner, O_RDWR, &fd);
 	if (r < 0)
 		return r;
@@ -149,6 +186,22 @@ int totp_check(int dirfd, const char *user, uid_t owner, const char *code, int64
 		result = TOTP_PENDING;
 	} else {
 		r = totp_verify(&rec, code, now, p, &result, &changed);
+		/* A good code is claimed at the collector before it counts (the step is used up
+		 * here either way): another terminal's use, or a revoked enrollment, refuses it;
+		 * no answer in time and this terminal decides alone (docs/fleet.md). */
+		if (r >= 0 && result == TOTP_SUCCESS && p->claim_socket) {
+			enum claim_result cr =
+			    claim_ask(p->claim_socket, user, rec.last_step,
+				      p->claim_timeout_ms ? p->claim_timeout_ms : CLAIM_TIMEOUT_MS);
+			if (info) {
+				info->step = rec.last_step;
+				info->claim = (int)cr;
+			}
+			if (cr == CLAIM_USED)
+				result = TOTP_REPLAY;
+			else if (cr == CLAIM_REVOKED)
+				result = TOTP_WRONG;
+		}
 		if (r >= 0 && changed)
 			r = totp_store_update(fd, &rec);
 	}

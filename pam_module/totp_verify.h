@@ -3,10 +3,12 @@
  * read-verify-write transaction. Used by the module and the helper. Never logs. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "totp_record.h"
+#include "totp_recovery.h"
 
 enum totp_result {
 	TOTP_SUCCESS, /* a code of a time step newer than the last accepted one */
@@ -21,12 +23,19 @@ enum totp_result {
 struct totp_check_info {
 	int64_t now;	      /* the time that counted */
 	int64_t locked_until; /* after the attempt: 0 = not locked */
+	bool recovery;	      /* the code was a recovery code (totp_recovery.h) */
+	uint64_t step;	      /* the step of an accepted code that was claimed (0 = none) */
+	int claim;	      /* enum claim_result of that claim */
 };
 
 struct totp_params {
 	unsigned window;       /* steps accepted on either side of now */
 	unsigned max_failures; /* consecutive failures that lock, >= 1 */
 	uint64_t lockout_sec;  /* how long */
+	/* One-time across terminals (base/claim.h): the uplink's claim socket, NULL = do not
+	 * claim; and the wait (0 = CLAIM_TIMEOUT_MS). */
+	const char *claim_socket;
+	unsigned claim_timeout_ms;
 };
 
 /* "success", "failure", "replay", "locked", "pending" */

@@ -2,6 +2,7 @@
 /* mynaguard-uplink (user mynaguard): one POST of a batch with libcurl over mutual TLS, parsed answer. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@ struct uplink_client {
 	bool body_overflow;
 	size_t base_len; /* of url before "/v1/events" */
 	char etag[64];	 /* GET: the answer's ETag header */
+	long timeout_sec;
 };
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -87,6 +89,7 @@ int uplink_client_new(const char *url, const struct uplink_tls *tls, long timeou
 	SET(CURLOPT_WRITEDATA, c);
 	SET(CURLOPT_CONNECTTIMEOUT, 10L);
 	SET(CURLOPT_TIMEOUT, timeout_sec);
+	c->timeout_sec = timeout_sec;
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	/* Trust exactly the configured CA: no system store, no CA directory. */
 	SET(CURLOPT_CAINFO, tls->ca);
@@ -227,7 +230,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 void uplink_client_get(struct uplink_client *c, const char *path, const char *if_none_match,
-		       size_t max, struct uplink_fetch *ret)
+		       const char *extra_header, size_t max, struct uplink_fetch *ret)
 {
 	_cleanup_free_ char *url = NULL;
 	_cleanup_free_ char *inm = NULL;
@@ -249,6 +252,11 @@ void uplink_client_get(struct uplink_client *c, const char *path, const char *if
 	if (h && if_none_match && if_none_match[0] &&
 	    asprintf(&inm, "If-None-Match: %s", if_none_match) >= 0) {
 		struct curl_slist *h2 = curl_slist_append(h, inm);
+		if (h2)
+			h = h2;
+	}
+	if (h && extra_header) {
+		struct curl_slist *h2 = curl_slist_append(h, extra_header);
 		if (h2)
 			h = h2;
 	}
@@ -293,4 +301,43 @@ void uplink_client_get(struct uplink_client *c, const char *path, const char *if
 	answer_reason(c, reason, sizeof reason);
 	snprintf(ret->message, sizeof ret->message, "HTTP %ld%s%s", ret->status,
 		 reason[0] ? ": " : "", reason);
+}
+
+enum claim_result uplink_client_claim(struct uplink_client *c, const char *user, uint64_t step,
+				      long timeout_ms)
+{
+	_cleanup_free_ char *url = NULL, *body = NULL;
+	enum claim_result res = CLAIM_OFFLINE;
+	long status = 0;
+	CURLcode e;
+
+	if (asprintf(&url, "%.*s/v1/totp/claim", (int)c->base_len, c->url) < 0 ||
+	    asprintf(&body, "{\"user\":\"%s\",\"step\":%" PRIu64 "}", user, step) < 0)
+		return CLAIM_OFFLINE;
+	free(c->body);
+	c->body = NULL;
+	c->body_len = 0;
+	c->body_overflow = false;
+	c->body_max = 4096;
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	e = curl_easy_perform(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, c->url);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, c->timeout_sec);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	c->body_max = ANSWER_MAX;
+	if (e == CURLE_OK)
+		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 200 && !c->body_overflow && c->body) {
+		json_t *o = json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, NULL);
+		const char *w = json_string_value(json_object_get(o, "result"));
+		for (unsigned i = 0; w && i < CLAIM_OFFLINE; i++)
+			if (strcmp(w, claim_result_name((enum claim_result)i)) == 0)
+				res = (enum claim_result)i;
+		json_decref(o);
+	}
+	return res;
 }

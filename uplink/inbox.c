@@ -125,10 +125,32 @@ static void read_etag(int dfd, char out[ETAG_MAX + 1])
 		memcpy(out, buf, strlen(buf) + 1); /* at most ETAG_MAX bytes */
 }
 
+/* SPOOL/terminal-key.pub, the agent's X25519 public key for the central TOTP secrets (written
+ * by its monitor), as the header the collector reads; "" when there is none (yet). */
+static void read_terminal_key(struct uplink_inbox *in, char out[96])
+{
+	_cleanup_close_ int sfd = -1, fd = -1;
+	uint8_t pub[BUNDLE_X25519_LEN];
+	char buf[64];
+	ssize_t n;
+
+	out[0] = 0;
+	if (fileio_open_dir_verified(AT_FDCWD, in->spool, NULL, &sfd) < 0 ||
+	    fileio_open_verified(sfd, SPOOL_TERMINAL_KEY, O_RDONLY, NULL, &fd) < 0)
+		return;
+	n = read(fd, buf, sizeof buf - 1);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	if (bundle_pubkey_from_base64(buf, pub) == 0)
+		snprintf(out, 96, "%s: %s", BUNDLE_TERMINAL_KEY_HEADER, buf);
+}
+
 void uplink_inbox_fetch(struct uplink_inbox *in, struct uplink_client *c)
 {
 	_cleanup_close_ int dfd = -1;
-	char etag[ETAG_MAX + 1], err[BUNDLE_ERR_MAX];
+	char etag[ETAG_MAX + 1], err[BUNDLE_ERR_MAX], key_header[96];
 	struct uplink_fetch ans;
 	struct bundle_frame fr;
 	int r;
@@ -140,7 +162,9 @@ void uplink_inbox_fetch(struct uplink_inbox *in, struct uplink_client *c)
 		return;
 	}
 	read_etag(dfd, etag);
-	uplink_client_get(c, "/v1/policy", etag[0] ? etag : NULL, BUNDLE_MAX_BYTES, &ans);
+	read_terminal_key(in, key_header);
+	uplink_client_get(c, "/v1/policy", etag[0] ? etag : NULL, key_header[0] ? key_header : NULL,
+			  BUNDLE_MAX_BYTES, &ans);
 	if (ans.status == 304 || ans.status == 404) {
 		if (in->verbose)
 			log_line(LOG_INFO, "uplink.fleet status=%ld etag=%s", ans.status,

@@ -40,9 +40,10 @@ struct opts {
 	uint64_t retry_min_ms;
 	uint64_t retry_max_ms;
 	long timeout_sec;
-	unsigned renew_at; /* percent of the certificate's life (renew.c) */
-	bool renew_now;	   /* renew at start, whatever the certificate's age */
-	uint64_t poll_sec; /* fleet bundle fetch period; 0 = UPLINK_POLL_DEFAULT_SEC */
+	unsigned renew_at;	  /* percent of the certificate's life (renew.c) */
+	bool renew_now;		  /* renew at start, whatever the certificate's age */
+	uint64_t poll_sec;	  /* fleet bundle fetch period; 0 = UPLINK_POLL_DEFAULT_SEC */
+	const char *claim_socket; /* NULL: SPOOL/inbox/claim.sock; "" = none */
 };
 
 struct pending {
@@ -130,6 +131,8 @@ static void usage(FILE *f)
 	    "      --poll SEC       fetch the fleet bundle at least this often (default 30)\n"
 	    "      --renew-at PCT   renew the certificate at PCT % of its life (default 67)\n"
 	    "      --renew-now      renew the certificate at start (with --once: exit 1 if it fails)\n"
+	    "      --claim-socket PATH  where the PAM module claims TOTP steps (default\n"
+	    "                       SPOOL/" CLAIM_SOCKET_NAME "; \"\" = none)\n"
 	    "  -v, --verbose        one line per batch\n"
 	    "Enrollment: mynaguard-uplink --enroll URL --token-file FILE --ca-fingerprint SHA256\n",
 	    f);
@@ -143,7 +146,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		OPT_TIMEOUT,
 		OPT_RENEW_AT,
 		OPT_RENEW_NOW,
-		OPT_POLL
+		OPT_POLL,
+		OPT_CLAIM_SOCKET
 	};
 	static const struct option longopts[] = {
 	    {"policy", required_argument, NULL, 'p'},
@@ -157,6 +161,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"renew-at", required_argument, NULL, OPT_RENEW_AT},
 	    {"renew-now", no_argument, NULL, OPT_RENEW_NOW},
 	    {"poll", required_argument, NULL, OPT_POLL},
+	    {"claim-socket", required_argument, NULL, OPT_CLAIM_SOCKET},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {0},
@@ -216,6 +221,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			}
 			o->poll_sec = v;
 			break;
+		case OPT_CLAIM_SOCKET:
+			o->claim_socket = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -251,15 +259,32 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Wait for a signal, new spool records (inotify, when watch) or the timeout (-1 = none).
- * Returns true when a stop signal came. */
+/* The claim socket and the client it asks with (docs/fleet.md): served while waiting. */
+static int claim_fd = -1;
+static struct uplink_client **claim_client;
+
+/* Wait for a signal, new spool records (inotify, when watch) or the timeout (-1 = none),
+ * serving claims meanwhile. Returns true when a stop signal came. */
 static bool wait_for(int sigfd, int inofd, bool watch, int timeout_ms)
 {
-	struct pollfd pfd[2] = {{.fd = sigfd, .events = POLLIN}, {.fd = inofd, .events = POLLIN}};
+	struct pollfd pfd[3] = {{.fd = sigfd, .events = POLLIN},
+				{.fd = claim_fd, .events = POLLIN},
+				{.fd = watch ? inofd : -1, .events = POLLIN}};
+	uint64_t end = timeout_ms < 0 ? UINT64_MAX : mono_ms() + (uint64_t)timeout_ms;
 	int k;
-	do
-		k = poll(pfd, watch ? 2 : 1, timeout_ms);
-	while (k < 0 && errno == EINTR);
+	for (;;) {
+		uint64_t now = mono_ms();
+		int left = timeout_ms < 0 ? -1 : now >= end ? 0 : (int)(end - now);
+		k = poll(pfd, 3, left);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k > 0 && (pfd[1].revents & POLLIN) && claim_client && *claim_client) {
+			uplink_claim_serve(claim_fd, *claim_client);
+			if (!(pfd[0].revents & POLLIN) && !(pfd[2].revents & POLLIN) && left != 0)
+				continue;
+		}
+		break;
+	}
 	if (pfd[0].revents & POLLIN)
 		return true;
 	/* drain: what changed does not matter, only that something did */
@@ -379,6 +404,31 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	uplink_inbox_set_terminal(inbox, p->terminal_id);
+	/* One-time TOTP codes across terminals: the PAM module claims here (docs/fleet.md). */
+	_cleanup_free_ char *claim_path = NULL;
+	if (!o.claim_socket && asprintf(&claim_path, "%s/%s", o.spool, CLAIM_SOCKET_NAME) < 0)
+		claim_path = NULL;
+	if (o.claim_socket || claim_path) {
+		const char *cp = o.claim_socket ? o.claim_socket : claim_path;
+		if (cp[0]) {
+			if (!o.claim_socket) { /* SPOOL/inbox: made by the agent and the installer */
+				_cleanup_free_ char *dir = NULL;
+				if (asprintf(&dir, "%s/%s", o.spool, SPOOL_INBOX_DIR) >= 0 &&
+				    mkdir(dir, 0770) < 0 && errno != EEXIST)
+					log_line(LOG_WARNING,
+						 "uplink.warning op=mkdir dir=%s error=\"%m\"",
+						 dir);
+			}
+			claim_fd = uplink_claim_listen(cp);
+			if (claim_fd < 0)
+				log_line(
+				    LOG_WARNING,
+				    "uplink.warning op=claim-socket path=%s error=\"%s\" (TOTP "
+				    "codes are one-time per terminal only)",
+				    cp, strerror(-claim_fd));
+			claim_client = &client;
+		}
+	}
 	/* A granted exception reaches an idle terminal within one poll: a conditional GET (304
 	 * while nothing changed) on the connection the uploads keep (docs/fleet.md). */
 	uint64_t poll_sec = o.poll_sec ? o.poll_sec : UPLINK_POLL_DEFAULT_SEC;

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "claim.h"
+
 struct uplink_tls {
 	const char *ca;	  /* the only trusted CA */
 	const char *cert; /* client certificate (terminal identity) */
@@ -48,9 +50,20 @@ struct uplink_fetch {
 };
 
 /* GET path (e.g. "/v1/policy") on the same connection as the uploads, with If-None-Match when
- * given; a 200 body beyond max bytes is refused (status 0). */
+ * given and extra_header ("Name: value") when not NULL; a 200 body beyond max bytes is refused (status 0). */
 void uplink_client_get(struct uplink_client *c, const char *path, const char *if_none_match,
-		       size_t max, struct uplink_fetch *ret);
+		       const char *extra_header, size_t max, struct uplink_fetch *ret);
+
+/* POST /v1/totp/claim for the PAM module (base/claim.h), waiting at most timeout_ms. */
+enum claim_result uplink_client_claim(struct uplink_client *c, const char *user, uint64_t step,
+				      long timeout_ms);
+
+/* ---- claim.c: the local claim socket (docs/fleet.md, "One-time across terminals") ---- */
+
+/* Bind PATH (SOCK_SEQPACKET, mode 0600, a stale socket replaced); the listening fd or -errno. */
+int uplink_claim_listen(const char *path);
+/* Serve every pending connection: only root (SO_PEERCRED) may claim; one request, one byte. */
+void uplink_claim_serve(int lfd, struct uplink_client *c);
 
 /* ---- inbox.c: the fleet bundle (docs/fleet.md, "The uplink") ---- */
 

@@ -532,6 +532,119 @@ static void test_bundle_install(void **state)
 	bundle_signer_free(grant);
 }
 
+/* A bundle for t1 (base version 2, body version v) whose JSON is json. */
+static void make_bundle_json(struct bundle_signer *root, struct bundle_signer *grant, uint64_t v,
+			     const char *json, uint8_t **ret, size_t *ret_len)
+{
+	uint8_t pub[BUNDLE_PUBKEY_LEN], *sb = NULL;
+	char b64[45], base[512], err[BUNDLE_ERR_MAX];
+	size_t sblen = 0;
+
+	bundle_signer_pubkey(grant, pub);
+	bundle_pubkey_to_base64(pub, b64);
+	snprintf(base, sizeof(base),
+		 "[usb]\nblock = mass_storage\n[fleet]\ngroup = g1\nversion = 2\n"
+		 "issued = 2026-12-01T09:00:00Z\nterminals = t*\ngrant_key = %s\n",
+		 b64);
+	assert_int_equal(bundle_sign_base(root, base, strlen(base), &sb, &sblen), 0);
+	assert_int_equal(bundle_build(sb, sblen, grant, v, 1764547200, "t1", json, strlen(json),
+				      ret, ret_len, err, sizeof(err)),
+			 0);
+	free(sb);
+}
+
+static size_t totp_payload(uint8_t *buf, const char *user, const uint8_t *sealed, size_t len)
+{
+	buf[0] = (uint8_t)strlen(user);
+	memcpy(buf + 1, user, buf[0]);
+	memcpy(buf + 1 + buf[0], sealed, len);
+	return 1 + buf[0] + len;
+}
+
+/* Central TOTP: only an entry of the installed bundle that opens with the terminal's key is
+ * installed, once per generation; a bundle without it removes the record (docs/fleet.md). */
+static void test_totp_install(void **state)
+{
+	struct fx *f = *state;
+	struct bundle_signer *root = NULL, *grant = NULL;
+	uint8_t priv[32], pub[32], *sealed = NULL, *other = NULL, *b = NULL, sha[32], pl[256];
+	struct bundle_totp_secret s = {
+	    .secret_len = 20, .digits = 6, .period = 30, .enrolled = 1764900000};
+	struct bundle_totp t = {.user = "clerk1", .gen = 3};
+	struct bundle_exceptions ex = {.totp = &t, .n_totp = 1};
+	size_t slen = 0, olen = 0, len = 0, n;
+	char *json = NULL;
+	struct stat st;
+
+	assert_int_equal(bundle_signer_generate(&root), 0);
+	assert_int_equal(bundle_signer_generate(&grant), 0);
+	f->cfg.have_fleet_key = true;
+	bundle_signer_pubkey(root, f->cfg.fleet_key);
+	priv_monitor_free(f->m);
+	f->m = priv_monitor_new(&f->cfg);
+	mkdirs(f, "spool/inbox");
+	assert_int_equal(bundle_x25519_generate(priv, pub), 0);
+	mkdirs(f, "state");
+	put_bytes(f, "state/terminal-key", priv, sizeof(priv), 0600);
+	memset(s.secret, 0x5a, 20);
+	assert_int_equal(bundle_totp_seal(pub, "t1", "clerk1", 3, &s, &sealed, &slen), 0);
+	assert_int_equal(bundle_totp_seal(pub, "t1", "clerk1", 3, &s, &other, &olen), 0);
+	t.sealed = sealed;
+	t.sealed_len = slen;
+	assert_int_equal(bundle_exceptions_to_json(&ex, &json), 0);
+
+	/* no bundle installed yet: nothing to match */
+	n = totp_payload(pl, "clerk1", sealed, slen);
+	assert_true(ask(f, PRIV_TOTP_INSTALL, NULL, 0, 3, pl, n) < 0);
+	make_bundle_json(root, grant, 5, json, &b, &len);
+	put_bytes(f, "spool/inbox/bundle", b, len, 0640);
+	sha256_of(b, len, sha);
+	assert_int_equal(ask(f, PRIV_BUNDLE_INSTALL, NULL, 0, 5, sha, 32), 0);
+	free(b);
+	/* a sealing the bundle does not carry, another generation, another user: refused */
+	n = totp_payload(pl, "clerk1", other, olen);
+	assert_int_equal(ask(f, PRIV_TOTP_INSTALL, NULL, 0, 3, pl, n), -EPERM);
+	n = totp_payload(pl, "clerk1", sealed, slen);
+	assert_int_equal(ask(f, PRIV_TOTP_INSTALL, NULL, 0, 4, pl, n), -EPERM);
+	n = totp_payload(pl, "clerk2", sealed, slen);
+	assert_int_equal(ask(f, PRIV_TOTP_INSTALL, NULL, 0, 3, pl, n), -EPERM);
+	assert_int_not_equal(stat(at(f, "state/totp/clerk1"), &st), 0);
+	/* malformed: a bad user name, generation 0 */
+	n = totp_payload(pl, "-x", sealed, slen);
+	assert_int_equal(ask(f, PRIV_TOTP_INSTALL, NULL, 0, 3, pl, n), -EBADMSG);
+	n = totp_payload(pl, "clerk1", sealed, slen);
+	assert_int_equal(ask(f, PRIV_TOTP_INSTALL, NULL, 0, 0, pl, n), -EBADMSG);
+	/* the entry: installed once, root 0600, verified */
+	assert_int_equal(ask(f, PRIV_TOTP_INSTALL, NULL, 0, 3, pl, n), 1);
+	assert_int_equal(stat(at(f, "state/totp/clerk1"), &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_non_null(strstr(get(f, "state/totp/clerk1"), "\nverified 1764900000\n"));
+	assert_int_equal(ask(f, PRIV_TOTP_INSTALL, NULL, 0, 3, pl, n), 0);
+	/* still carried: nothing pruned */
+	assert_int_equal(ask(f, PRIV_TOTP_PRUNE, NULL, 0, 0, NULL, 0), 0);
+	assert_int_equal(stat(at(f, "state/totp/clerk1"), &st), 0);
+	/* a bundle without it: the record goes, its name is reported */
+	make_bundle_json(root, grant, 6, "{\"exceptions\":[]}", &b, &len);
+	put_bytes(f, "spool/inbox/bundle", b, len, 0640);
+	sha256_of(b, len, sha);
+	assert_int_equal(ask(f, PRIV_BUNDLE_INSTALL, NULL, 0, 6, sha, 32), 0);
+	free(b);
+	assert_int_equal(ask(f, PRIV_TOTP_PRUNE, NULL, 0, 0, NULL, 0), 1);
+	assert_int_equal(f->resp.len, 7);
+	assert_string_equal((const char *)f->out, "clerk1");
+	assert_int_not_equal(stat(at(f, "state/totp/clerk1"), &st), 0);
+	/* a record made locally (not in totp-central/) is never pruned */
+	mkdirs(f, "state/totp");
+	put(f, "state/totp/local1", "x");
+	assert_int_equal(ask(f, PRIV_TOTP_PRUNE, NULL, 0, 0, NULL, 0), 0);
+	assert_int_equal(stat(at(f, "state/totp/local1"), &st), 0);
+	free(json);
+	free(sealed);
+	free(other);
+	bundle_signer_free(root);
+	bundle_signer_free(grant);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -545,6 +658,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_time_floor, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bundle_install_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bundle_install, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_totp_install, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

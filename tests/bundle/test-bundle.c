@@ -820,8 +820,9 @@ static void test_exceptions_errors(void **state)
 	expect_ex_error("{}", "exceptions JSON: \"exceptions\": expected an array");
 	expect_ex_error("{\"exceptions\":{}}",
 			"exceptions JSON: \"exceptions\": expected an array");
-	expect_ex_error("{\"exceptions\":[],\"x\":1}",
-			"exceptions JSON: unknown key: expected only \"exceptions\"");
+	expect_ex_error(
+	    "{\"exceptions\":[],\"x\":1}",
+	    "exceptions JSON: unknown key: expected only \"exceptions\", \"totp\" and \"totp_recovery\"");
 	expect_ex_error("{\"exceptions\":[],\"exceptions\":[]}",
 			"exceptions JSON: duplicate object key near '\"exceptions\"' at line 1");
 	expect_ex_error("{\"exceptions\":[]} x", "exceptions JSON: end of file expected near 'x' "
@@ -1077,6 +1078,112 @@ static void test_request_code(void **state)
 		assert_non_null(strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", code[i]));
 }
 
+/* Central TOTP secrets: sealed to one terminal, bound to terminal, user and generation; the
+ * corpus seed made by an independent implementation (tests/fuzz/gen-totp-sealed-corpus.py)
+ * opens; the "totp" list of the bundle JSON round-trips and is strict. */
+static void test_totp_seal(void **state)
+{
+	uint8_t priv[BUNDLE_X25519_LEN], pub[BUNDLE_X25519_LEN], priv2[32], pub2[32];
+	struct bundle_totp_secret s = {.secret_len = 20,
+				       .digits = 6,
+				       .period = 30,
+				       .enrolled = 1764900000},
+				  back;
+	uint8_t *sealed = NULL, seed[256];
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	(void)state;
+	for (size_t i = 0; i < 20; i++)
+		s.secret[i] = (uint8_t)(i + 1);
+	assert_int_equal(bundle_x25519_generate(priv, pub), 0);
+	assert_int_equal(bundle_x25519_generate(priv2, pub2), 0);
+	assert_int_equal(bundle_totp_seal(pub, "term-1", "clerk1", 3, &s, &sealed, &len), 0);
+	assert_int_equal(len, 1 + 32 + 12 + 13 + 20 + 16);
+	assert_int_equal(bundle_totp_open(priv, "term-1", "clerk1", 3, sealed, len, &back), 0);
+	assert_memory_equal(back.secret, s.secret, 20);
+	assert_int_equal(back.digits, 6);
+	assert_int_equal(back.period, 30);
+	assert_int_equal(back.enrolled, 1764900000);
+	/* another terminal's key, terminal id, user or generation: refused */
+	assert_int_equal(bundle_totp_open(priv2, "term-1", "clerk1", 3, sealed, len, &back),
+			 -EBADMSG);
+	assert_int_equal(bundle_totp_open(priv, "term-2", "clerk1", 3, sealed, len, &back),
+			 -EBADMSG);
+	assert_int_equal(bundle_totp_open(priv, "term-1", "clerk2", 3, sealed, len, &back),
+			 -EBADMSG);
+	assert_int_equal(bundle_totp_open(priv, "term-1", "clerk1", 2, sealed, len, &back),
+			 -EBADMSG);
+	sealed[len / 2] ^= 1;
+	assert_int_equal(bundle_totp_open(priv, "term-1", "clerk1", 3, sealed, len, &back),
+			 -EBADMSG);
+	free(sealed);
+	/* out of range */
+	s.digits = 9;
+	assert_int_equal(bundle_totp_seal(pub, "term-1", "clerk1", 3, &s, &sealed, &len), -EINVAL);
+	s.digits = 6;
+	assert_int_equal(bundle_totp_seal(pub, "term-1", "-bad", 3, &s, &sealed, &len), -EINVAL);
+
+	/* the seed of an independent implementation */
+	memset(priv, 0x11, sizeof(priv));
+	fd = open(SRCDIR "/tests/fuzz/corpus/totp-sealed/valid-clerk1", O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, seed, sizeof(seed));
+	close(fd);
+	assert_true(n > 0);
+	assert_int_equal(
+	    bundle_totp_open(priv, "fuzz-terminal", "clerk1", 1, seed, (size_t)n, &back), 0);
+	assert_int_equal(back.secret_len, 20);
+	assert_int_equal(back.secret[0], 1);
+	assert_int_equal(back.secret[19], 20);
+
+	/* the bundle JSON's "totp" list */
+	struct bundle_exceptions ex = {0}, again = {0};
+	struct bundle_totp t = {
+	    .user = "clerk1", .gen = 2, .sealed = seed, .sealed_len = (size_t)n};
+	char err[BUNDLE_ERR_MAX], *json = NULL, *json2 = NULL;
+	ex.totp = &t;
+	ex.n_totp = 1;
+	assert_int_equal(bundle_exceptions_to_json(&ex, &json), 0);
+	assert_non_null(strstr(json, "],\"totp\":[{\"user\":\"clerk1\",\"sealed\":\""));
+	assert_int_equal(bundle_exceptions_parse(json, strlen(json), &again, err, sizeof(err)), 0);
+	assert_int_equal(again.n_totp, 1);
+	assert_int_equal(again.totp[0].gen, 2);
+	assert_int_equal(again.totp[0].sealed_len, (size_t)n);
+	assert_memory_equal(again.totp[0].sealed, seed, (size_t)n);
+	assert_int_equal(bundle_exceptions_to_json(&again, &json2), 0);
+	assert_string_equal(json, json2);
+	bundle_exceptions_free(&again);
+	free(json);
+	free(json2);
+	static const char *const bad[] = {
+	    "{\"exceptions\":[],\"totp\":{}}",
+	    "{\"exceptions\":[],\"totp\":[{\"user\":\"a\",\"gen\":1}]}",
+	    "{\"exceptions\":[],\"totp\":[{\"user\":\"a\",\"gen\":0,\"sealed\":\"AAAA\"}]}",
+	    "{\"exceptions\":[],\"totp\":[{\"user\":\".a\",\"gen\":1,\"sealed\":\"AAAA\"}]}",
+	    "{\"exceptions\":[],\"totp\":[{\"user\":\"a\",\"gen\":1,\"sealed\":\"AA=A\"}]}",
+	    "{\"exceptions\":[],\"totp\":[{\"user\":\"a\",\"gen\":1,\"sealed\":\"AAAA\",\"x\":1}]}",
+	    "{\"exceptions\":[],\"totp\":[{\"user\":\"a\",\"gen\":1,\"sealed\":\"AAAA\"},"
+	    "{\"user\":\"a\",\"gen\":2,\"sealed\":\"AAAA\"}]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(
+		    bundle_exceptions_parse(bad[i], strlen(bad[i]), &again, err, sizeof(err)),
+		    -EBADMSG);
+	/* the collector's at-rest AEAD */
+	uint8_t key[32] = {1}, out[64], *blob = NULL;
+	size_t blen = 0, olen = 0;
+	assert_int_equal(
+	    bundle_aead_seal(key, "aad", 3, (const uint8_t *)"secret", 6, &blob, &blen), 0);
+	assert_int_equal(bundle_aead_open(key, "aad", 3, blob, blen, out, sizeof(out), &olen), 0);
+	assert_int_equal(olen, 6);
+	assert_memory_equal(out, "secret", 6);
+	assert_int_equal(bundle_aead_open(key, "aae", 3, blob, blen, out, sizeof(out), &olen),
+			 -EBADMSG);
+	free(blob);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1091,6 +1198,7 @@ int main(void)
 	    cmocka_unit_test(test_limits_and_match),
 	    cmocka_unit_test(test_exception_opens),
 	    cmocka_unit_test(test_request_code),
+	    cmocka_unit_test(test_totp_seal),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

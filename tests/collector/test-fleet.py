@@ -285,6 +285,18 @@ def run_all(c, d, a, b, x, root_pem, root_raw, grant_raw, other_pem, other_raw):
     st, body, _ = call(c, "GET", "/v1/groups")
     assert [g["name"] for g in body["groups"]] == ["fukushi", "kokuho"], body
 
+    # ---- central TOTP needs [fleet] totp_key: without it, 503 (and no claim either) ----
+    st, body, _ = call(c, "POST", "/v1/totp", {"user": "clerk1", "groups": ["fukushi"]})
+    assert st == 503 and "totp_key" in body["error"], (st, body)
+    st, body, _ = call(c, "GET", "/v1/totp")
+    assert st == 200 and body["totp"] == [], (st, body)
+    conn = c.ingest_conn(cert=a)
+    conn.request("POST", "/v1/totp/claim", body=b'{"user":"clerk1","step":5}',
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 503, (resp.status, resp.read())
+    conn.close()
+
     # ---- every step is an event of the collector ----
     def kinds():
         s, bb, _ = call(c, "GET", "/v1/events?terminal=mynaguard-collector&limit=1000")
