@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "config.h" /* generated: default paths */
 #include "event.h"
 #include "macro.h"
@@ -25,6 +26,7 @@ enum key_type {
 	KEY_SIZE,
 	KEY_DURATION,
 	KEY_LISTEN,
+	KEY_BOOL,
 };
 
 struct key {
@@ -65,6 +67,17 @@ static const struct key keys[] = {
     {"terminals", "clock_drift", KEY_DURATION, OFF(clock_drift), 1, 86400},
     {"fleet", "grant_key", KEY_STRING, OFF(fleet_grant_key), 0, 0},
     {"fleet", "root_key", KEY_STRING, OFF(fleet_root_key), 0, 0},
+    {"alerts", "interval", KEY_DURATION, OFF(alert_interval), 1, 86400},
+    {"alerts", "state", KEY_STRING, OFF(alert_state), 0, 0},
+    {"alerts", "smtp", KEY_STRING, OFF(alert_smtp), 0, 0},
+    {"alerts", "starttls", KEY_BOOL, OFF(alert_starttls), 0, 0},
+    {"alerts", "smtp_ca", KEY_STRING, OFF(alert_smtp_ca), 0, 0},
+    {"alerts", "from", KEY_STRING, OFF(alert_from), 0, 0},
+    {"alerts", "to", KEY_STRING, OFF(alert_to), 0, 0},
+    {"alerts", "webhook", KEY_STRING, OFF(alert_webhook), 0, 0},
+    {"alerts", "digest", KEY_STRING, OFF(alert_digest), 0, 0},
+    {"alerts", "timeout", KEY_DURATION, OFF(alert_timeout), 1, 300},
+    {"alerts", "cert_warning", KEY_DURATION, OFF(alert_cert_warning), 86400, 365 * 86400},
 };
 
 struct parse_state {
@@ -203,6 +216,13 @@ static int handler(void *user, const char *section, const char *name, const char
 			}
 			return 1;
 		}
+		case KEY_BOOL: {
+			if (parse_bool(value, (bool *)field) < 0) {
+				set_err(s, "[%s] %s: expected yes or no", section, name);
+				return 0;
+			}
+			return 1;
+		}
 		case KEY_UINT: {
 			unsigned v;
 			r = parse_uint(value, (unsigned)k->min, (unsigned)k->max, &v);
@@ -271,6 +291,10 @@ static void config_defaults(struct collector_config *c)
 	    .retention = 400 * 86400ULL,
 	    .report_interval = 300,
 	    .clock_drift = 120,
+	    .alert_interval = 60,
+	    .alert_digest_minute = -1,
+	    .alert_timeout = 10,
+	    .alert_cert_warning = 30 * 86400,
 	};
 }
 
@@ -345,6 +369,9 @@ static int config_check(struct parse_state *s, int r)
 			 s->name);
 		return -EINVAL;
 	}
+	r = alert_config_check(c, s->name, s->err);
+	if (r < 0)
+		return r;
 	if (c->max_connections < c->workers) {
 		snprintf(s->err, CONFIG_ERROR_MAX,
 			 "%s: [ingest] max_connections must be at least workers", s->name);
@@ -417,5 +444,12 @@ void config_free(struct collector_config *c)
 	free(c->enroll_database);
 	free(c->fleet_grant_key);
 	free(c->fleet_root_key);
+	free(c->alert_state);
+	free(c->alert_smtp);
+	free(c->alert_smtp_ca);
+	free(c->alert_from);
+	free(c->alert_to);
+	free(c->alert_webhook);
+	free(c->alert_digest);
 	*c = (struct collector_config){0};
 }

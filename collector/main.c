@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "alert.h"
 #include "backup.h"
 #include "conf.h"
 #include "config.h"
@@ -261,6 +262,8 @@ int main(int argc, char **argv)
 		self_seq = 0;
 	r = ingest_writer_start(&collector, wstore, &collector.writer);
 	if (r >= 0)
+		r = alert_start(&cfg);
+	if (r >= 0)
 		r = server_start(&collector);
 	if (r >= 0)
 		r = enroll_start();
@@ -300,6 +303,7 @@ int main(int argc, char **argv)
 #endif
 	server_stop(&collector);
 	enroll_stop();
+	alert_stop();
 	ingest_writer_stop(collector.writer);
 	collector.writer = NULL;
 	collector.dashboard.store = NULL;

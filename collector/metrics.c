@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "alert.h"
 #include "enroll.h"
 #include "macro.h"
 
@@ -155,6 +156,7 @@ int metrics_render(const struct store_stats *st, char **ret, size_t *ret_len)
 				    (double)st->oldest_ms[k] / 1000.0);
 	}
 	enroll_metrics_write(f);
+	alert_metrics_write(f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return -ENOMEM;

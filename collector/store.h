@@ -156,3 +156,22 @@ struct store_stats {
 	int64_t oldest_ms[_EVENT_KIND_MAX];
 };
 int store_stats(struct store *s, const struct store_view *v, struct store_stats *ret);
+
+/* ---- alerts (alert.c): the terminals with a condition ---- */
+
+struct store_alert_row {
+	const char *terminal;
+	const char *description; /* the policy's; NULL when none */
+	bool noncompliant;	 /* a check fails in the newest compliance snapshot */
+	bool stale;		 /* no report for longer than twice its interval */
+	int64_t last_seen_ms, interval_ms;
+	int64_t locked_at_ms;	 /* ts of the newest auth.locked of the last 24 h; 0 = none */
+	const char *locked_user; /* its data.user; NULL when unknown */
+	uint64_t gaps_unannounced;
+	const char *failing; /* the failing check ids, space-separated; NULL when compliant */
+};
+
+/* Calls fn for every terminal that is non-compliant, stale, locked out (last 24 h) or has an
+ * unannounced gap, by name; the row's strings live until fn returns. Read-only store. */
+int store_alert_scan(struct store *s, const struct store_view *v,
+		     int (*fn)(const struct store_alert_row *row, void *arg), void *arg);
