@@ -390,6 +390,11 @@ int store_checkpoint(struct store *s, bool restart)
 	return log > done ? 1 : 0; /* 1: frames left behind */
 }
 
+int store_sqlite_errno(int rc)
+{
+	return sqlite_errno(rc);
+}
+
 int store_open(const char *path, bool writable, struct store **ret)
 {
 	struct store *s;

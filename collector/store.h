@@ -20,6 +20,8 @@ struct store;
  * a database that is older or newer than this binary (-EPROTO). */
 int store_open(const char *path, bool writable, struct store **ret);
 void store_close(struct store *s);
+/* -errno for an SQLite result code (for the collector's other SQLite files, alert.c). */
+int store_sqlite_errno(int rc);
 int store_schema_version(struct store *s);
 
 /* Transactions for the writer: one BEGIN IMMEDIATE ... COMMIT around many batches, each batch in

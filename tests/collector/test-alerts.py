@@ -168,17 +168,22 @@ def main_flow():
             hook.stop()
 
 
+def post_failing(c, certs):
+    """Each terminal of certs uploads a snapshot with a failing check."""
+    for n, cert in certs.items():
+        st, body, _ = c.post(cert, {"v": 1, "terminal": n,
+                                    "events": [compliance(n, 1, failing=FAIL)]})
+        assert st == 200, (st, body)
+
+
 def starttls_required():
     """STARTTLS required, a relay without it: nothing goes out in clear text; the log says so."""
     with TestDir("alerts-tls") as d:
         pki = PKI(d)
         sink = SMTPSink().start()
-        cert = pki.terminal("term-nc")
         c = Collector(d, pki, extra=alerts_conf(sink, extra="starttls = yes\n")).start()
         try:
-            st, _, _ = c.post(cert, {"v": 1, "terminal": "term-nc",
-                                     "events": [compliance("term-nc", 1, failing=FAIL)]})
-            assert st == 200
+            post_failing(c, {"term-nc": pki.terminal("term-nc")})
             wait(lambda: "alert mail failed kind=noncompliant terminal=term-nc" in c.logtext(),
                  what="the STARTTLS failure")
             assert "alert raised kind=noncompliant terminal=term-nc" in c.logtext()
@@ -197,10 +202,7 @@ def digest():
         # first without mail: the conditions are raised (syslog only)
         c = Collector(d, pki, extra=alerts_conf()).start()
         try:
-            for n in certs:
-                st, _, _ = c.post(certs[n], {"v": 1, "terminal": n,
-                                             "events": [compliance(n, 1, failing=FAIL)]})
-                assert st == 200
+            post_failing(c, certs)
             wait(lambda: len(raised_lines(c.logtext())) == 2, what="two raised")
         finally:
             c.stop()
