@@ -369,7 +369,8 @@ static void finalizep(sqlite3_stmt **st)
 
 static int sql_errno(int rc)
 {
-	return rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_sqlite_errno(rc);
+	return rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW ? 0
+									: store_sqlite_errno(rc);
 }
 
 static int exec(const char *sql)
