@@ -418,7 +418,7 @@ static int reconcile(struct conds *cs)
 			snprintf(probe.key, sizeof(probe.key), "%s", key ? key : "");
 			if (bsearch(&probe, cs->v, cs->n, sizeof(*cs->v), cond_cmp))
 				continue;
-			server_log(LOG_NOTICE, "alert cleared kind=%s terminal=%s key=%s",
+			server_log(LOG_INFO, "alert cleared kind=%s terminal=%s key=%s",
 				   (const char *)sqlite3_column_text(sel, 1),
 				   (const char *)sqlite3_column_text(sel, 2), probe.key);
 			atomic_fetch_add(&A.cleared, 1);
