@@ -107,6 +107,15 @@ int alert_config_check(struct collector_config *c, const char *name,
 			 "%s: [alerts] smtp: expected smtp://HOST[:PORT] or smtps://", name);
 		return -EINVAL;
 	}
+	if (c->alert_smtp && strchr(c->alert_smtp, '@')) {
+		/* the relay's URL is logged with each failure: it must hold no password */
+		snprintf(
+		    err, CONFIG_ERROR_MAX,
+		    "%s: [alerts] smtp: no user or password in the URL (the city's relay takes "
+		    "mail from the collector's address)",
+		    name);
+		return -EINVAL;
+	}
 	if (c->alert_webhook && !scheme_is(c->alert_webhook, http_schemes)) {
 		snprintf(err, CONFIG_ERROR_MAX,
 			 "%s: [alerts] webhook: expected an http:// or https:// URL", name);
