@@ -94,9 +94,13 @@ class _HookHandler(http.server.BaseHTTPRequestHandler):
         hook = self.server.hook
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         with hook.lock:
-            hook.posts.append({"type": self.headers.get("Content-Type"),
-                               "json": json.loads(body)})
-        self.send_response(204)
+            status = hook.status
+            if status < 300:  # a refused post is not one received
+                hook.posts.append({"type": self.headers.get("Content-Type"),
+                                   "json": json.loads(body)})
+            else:
+                hook.refused += 1
+        self.send_response(status)
         self.end_headers()
 
     def log_message(self, *a):
@@ -107,6 +111,8 @@ class WebhookReceiver:
     def __init__(self):
         self.lock = threading.Lock()
         self.posts = []
+        self.status = 204  # what it answers; a test sets 500 for a receiver that fails
+        self.refused = 0
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HookHandler)
         self.server.hook = self
         self.url = "http://127.0.0.1:%d/hook" % self.server.server_address[1]

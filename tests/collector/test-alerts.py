@@ -177,20 +177,33 @@ def post_failing(c, certs):
 
 
 def starttls_required():
-    """STARTTLS required, a relay without it: nothing goes out in clear text; the log says so."""
+    """STARTTLS required, a relay without it: nothing goes out in clear text; the log says so.
+    A webhook that answers 500 is logged and retried until it takes the post, once."""
     with TestDir("alerts-tls") as d:
         pki = PKI(d)
-        sink = SMTPSink().start()
-        c = Collector(d, pki, extra=alerts_conf(sink, extra="starttls = yes\n")).start()
+        sink, hook = SMTPSink().start(), WebhookReceiver()
+        hook.status = 500
+        c = Collector(d, pki, extra=alerts_conf(sink, hook, extra="starttls = yes\n")).start()
         try:
             post_failing(c, {"term-nc": pki.terminal("term-nc")})
             wait(lambda: "alert mail failed kind=noncompliant terminal=term-nc" in c.logtext(),
                  what="the STARTTLS failure")
             assert "alert raised kind=noncompliant terminal=term-nc" in c.logtext()
+            wait(lambda: re.search(r"alert webhook failed kind=noncompliant terminal=term-nc: "
+                                   r"the webhook answered HTTP 500; retrying in \d+ s",
+                                   c.logtext()), what="the webhook failure")
+            hook.status = 204
+            wait(lambda: hook.snapshot(), timeout=40, what="the retried post")
+            time.sleep(3)
+            assert hook_keys(hook) == [("noncompliant", "term-nc")], hook_keys(hook)
             assert sink.snapshot() == [], sink.snapshot()
+            st, body, _ = c.get("/v1/alerts")
+            a = body["alerts"][0]
+            assert a["webhook"] == "sent" and a["mail"] == "pending", a
         finally:
             c.stop()
             sink.stop()
+            hook.stop()
 
 
 def digest():
