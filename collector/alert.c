@@ -871,6 +871,30 @@ static int state_open(const char *path)
 	return 0;
 }
 
+int alert_check(const struct collector_config *cfg)
+{
+	_cleanup_free_ char *dir = strdup(cfg->alert_state);
+	char *slash;
+	sqlite3 *db = NULL;
+	int rc;
+
+	if (!dir)
+		return -ENOMEM;
+	if (access(cfg->alert_state, F_OK) < 0) {
+		/* made at start: its directory must take it */
+		slash = strrchr(dir, '/');
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = 0;
+		return access(slash ? dir : ".", W_OK) < 0 ? -errno : 0;
+	}
+	rc = sqlite3_open_v2(cfg->alert_state, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
+			     NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return sql_errno(rc);
+}
+
 int alert_start(const struct collector_config *cfg)
 {
 	int r;

@@ -27,6 +27,8 @@ const char *alert_kind_name(enum alert_kind k);
 int alert_config_check(struct collector_config *c, const char *name,
 		       char err[static CONFIG_ERROR_MAX]);
 
+/* --check: the state file opens read-write, or its directory can take it. -errno. */
+int alert_check(const struct collector_config *cfg);
 /* Opens the state file and a read-only store on database, and starts the thread. Logs. */
 int alert_start(const struct collector_config *cfg);
 /* Ends the thread (a delivery under way finishes within [alerts] timeout). */

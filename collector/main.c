@@ -248,6 +248,10 @@ int main(int argc, char **argv)
 		server_log(LOG_ERR, "database %s (read-only): %s", cfg.database, strerror(-r));
 		return 1;
 	}
+	if (check && (r = alert_check(&cfg)) < 0) {
+		server_log(LOG_ERR, "alerts: state %s: %s", cfg.alert_state, strerror(-r));
+		return 1;
+	}
 	if (check) {
 		printf("%s: OK (ingest %s, dashboard %s, database %s, schema %d)\n", config_path,
 		       cfg.ingest_listen, cfg.dashboard_listen, cfg.database,

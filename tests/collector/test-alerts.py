@@ -259,6 +259,15 @@ def config_errors():
             p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf, "--check"],
                                capture_output=True, text=True, timeout=30)
             assert p.returncode != 0 and msg in p.stderr, (bad, p.stderr)
+        # a state file that cannot be written fails --check too
+        c = Collector(d, pki, extra="\n[alerts]\nstate = %s/no/such/dir/alerts.db\n" % d)
+        p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf, "--check"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and "alerts: state" in p.stderr, p.stderr
+        c = Collector(d, pki, extra="\n[alerts]\nstate = %s/alerts.db\n" % d)
+        p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf, "--check"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
 
 
 def main():
