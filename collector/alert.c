@@ -171,12 +171,14 @@ struct cond {
 	enum alert_kind kind;
 	char terminal[EVENT_TERMINAL_MAX + 1];
 	char *ja, *en; /* the message, Japanese first */
+	bool grace;    /* holds an open condition, raises none (stale, just after start) */
 };
 
 struct conds {
 	struct cond *v;
 	size_t n, cap;
 	int64_t now_ms, cert_warning_ms;
+	int64_t started_ms; /* this process's start */
 	int err;
 };
 
@@ -263,6 +265,10 @@ static int scan_row(const struct store_alert_row *row, void *arg)
 		    "Terminal %s has not reported since %s (report interval %lld s). Check its "
 		    "power, network and mynaguard-uplink.",
 		    row->terminal, at, (long long)(row->interval_ms / 1000));
+		/* a collector that was down saw no reports either: every terminal looks stale until
+		 * it has had two intervals to upload again; such a condition is not raised yet,
+		 * but one raised before the restart stays open */
+		c->grace = cs->now_ms - cs->started_ms <= 2 * row->interval_ms;
 		if (cond_text(cs, c, ja, en) < 0)
 			return cs->err;
 	}
@@ -347,6 +353,7 @@ static struct {
 	json_t *snapshot;			/* /v1/alerts */
 	uint64_t open_by_kind[_ALERT_KIND_MAX]; /* under lock */
 	bool store_failing;			/* logged once until it recovers */
+	int64_t started_ms; /* alert_start: the stale grace period counts from it */
 	atomic_uint_fast64_t raised, cleared, rounds;
 	atomic_uint_fast64_t sent[2], failed[2]; /* [0] mail, [1] webhook */
 	atomic_uint_fast64_t digests;
@@ -439,6 +446,8 @@ static int reconcile(struct conds *cs)
 			rc = SQLITE_OK;
 		for (size_t i = 0; rc == SQLITE_OK && i < cs->n; i++) {
 			const struct cond *c = &cs->v[i];
+			if (c->grace)
+				continue;
 			sqlite3_reset(ins);
 			sqlite3_bind_text(ins, 1, c->key, -1, SQLITE_STATIC);
 			sqlite3_bind_text(ins, 2, kind_names[c->kind], -1, SQLITE_STATIC);
@@ -785,6 +794,7 @@ static void round_once(void)
 	struct conds cs = {
 	    .now_ms = server_now_ms(),
 	    .cert_warning_ms = (int64_t)cfg->alert_cert_warning * 1000,
+	    .started_ms = A.started_ms,
 	};
 	struct store_view v = {
 	    .now_ms = cs.now_ms,
@@ -900,6 +910,7 @@ int alert_start(const struct collector_config *cfg)
 	int r;
 
 	A.cfg = cfg;
+	A.started_ms = server_now_ms();
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		server_log(LOG_ERR, "alerts: cannot initialise libcurl");
 		return -EIO;

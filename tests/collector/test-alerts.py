@@ -245,6 +245,34 @@ def digest():
         sink.stop()
 
 
+def stale_grace():
+    """After the collector itself was down, a terminal is not called stale before it has had
+    two intervals to report again; one that does report is never raised."""
+    with TestDir("alerts-grace") as d:
+        pki = PKI(d)
+        certs = {n: pki.terminal(n) for n in ("term-g", "term-h")}
+        c = Collector(d, pki, extra=alerts_conf()).start()
+        try:
+            for n, cert in certs.items():
+                st, _, _ = c.post(cert, {"v": 1, "terminal": n,
+                                         "events": [compliance(n, 1, interval_s=4)]})
+                assert st == 200
+        finally:
+            c.stop()
+        time.sleep(9)  # both look stale now: nothing received for more than 2 x 4 s
+        c.start()
+        try:
+            st, _, _ = c.post(certs["term-h"], {"v": 1, "terminal": "term-h",
+                                                "events": [compliance("term-h", 2, interval_s=3600)]})
+            assert st == 200
+            time.sleep(4)
+            assert raised_lines(c.logtext()) == [], raised_lines(c.logtext())
+            wait(lambda: raised_lines(c.logtext()) == [("stale", "term-g")], timeout=15,
+                 what="term-g stale after the grace")
+        finally:
+            c.stop()
+
+
 def config_errors():
     import subprocess
     with TestDir("alerts-conf") as d:
@@ -274,6 +302,7 @@ def main():
     config_errors()
     main_flow()
     starttls_required()
+    stale_grace()
     digest()
     print("ok")
     return 0
