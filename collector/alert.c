@@ -229,7 +229,17 @@ static int scan_row(const struct store_alert_row *row, void *arg)
 {
 	struct conds *cs = arg;
 	char esc[ESCAPE_SIZE(200)], at[32], ja[ALERT_TEXT_MAX], en[ALERT_TEXT_MAX];
+	char name[EVENT_TERMINAL_MAX + ESCAPE_SIZE(80) + 2];
 	struct cond *c;
+
+	/* the id, and where the terminal stands as its policy describes it (department, desk);
+	 * the description comes from the terminal: escaped */
+	if (row->description && row->description[0])
+		snprintf(name, sizeof(name), "%s %s", row->terminal,
+			 escape_text(row->description, strlen(row->description), 80, ESCAPE_QUOTES,
+				     esc, sizeof(esc)));
+	else
+		snprintf(name, sizeof(name), "%s", row->terminal);
 
 	if (row->noncompliant) {
 		c = cond_add(cs, ALERT_NONCOMPLIANT, row->terminal);
@@ -241,12 +251,12 @@ static int scan_row(const struct store_alert_row *row, void *arg)
 		snprintf(
 		    ja, sizeof(ja),
 		    "端末 %s が非準拠になりました(失敗した検査: %s)。ダッシュボードで理由と対処を確認してください。",
-		    row->terminal, esc);
+		    name, esc);
 		snprintf(
 		    en, sizeof(en),
 		    "Terminal %s is not compliant (failing checks: %s). See the dashboard for the "
 		    "reason and what to do.",
-		    row->terminal, esc);
+		    name, esc);
 		if (cond_text(cs, c, ja, en) < 0)
 			return cs->err;
 	}
@@ -259,12 +269,12 @@ static int scan_row(const struct store_alert_row *row, void *arg)
 		    ja, sizeof(ja),
 		    "端末 %s から報告がありません(最終報告 %s、報告間隔 %lld 秒)。電源とネットワーク、"
 		    "mynaguard-uplink を確認してください。",
-		    row->terminal, at, (long long)(row->interval_ms / 1000));
+		    name, at, (long long)(row->interval_ms / 1000));
 		snprintf(
 		    en, sizeof(en),
 		    "Terminal %s has not reported since %s (report interval %lld s). Check its "
 		    "power, network and mynaguard-uplink.",
-		    row->terminal, at, (long long)(row->interval_ms / 1000));
+		    name, at, (long long)(row->interval_ms / 1000));
 		/* a collector that was down saw no reports either: every terminal looks stale until
 		 * it has had two intervals to upload again; such a condition is not raised yet,
 		 * but one raised before the restart stays open */
@@ -285,11 +295,11 @@ static int scan_row(const struct store_alert_row *row, void *arg)
 		snprintf(
 		    ja, sizeof(ja),
 		    "端末 %s で利用者 %s がロックアウトされました(%s)。本人確認のうえ解除してください。",
-		    row->terminal, esc, at);
+		    name, esc, at);
 		snprintf(en, sizeof(en),
 			 "User %s was locked out on terminal %s at %s. Confirm who it was before "
 			 "unlocking.",
-			 esc, row->terminal, at);
+			 esc, name, at);
 		if (cond_text(cs, c, ja, en) < 0)
 			return cs->err;
 	}
@@ -301,12 +311,12 @@ static int scan_row(const struct store_alert_row *row, void *arg)
 		    ja, sizeof(ja),
 		    "端末 %s の証跡に欠落があります(通知のない欠番 %llu 件)。端末の記録が失われた"
 		    "可能性があります。",
-		    row->terminal, (unsigned long long)row->gaps_unannounced);
+		    name, (unsigned long long)row->gaps_unannounced);
 		snprintf(
 		    en, sizeof(en),
 		    "Evidence is missing from terminal %s (%llu unannounced sequence gaps): its "
 		    "events may have been lost.",
-		    row->terminal, (unsigned long long)row->gaps_unannounced);
+		    name, (unsigned long long)row->gaps_unannounced);
 		if (cond_text(cs, c, ja, en) < 0)
 			return cs->err;
 	}

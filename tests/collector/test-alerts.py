@@ -72,7 +72,9 @@ def main_flow():
                 assert st == 200, (st, body)
 
             post("term-ok", [compliance("term-ok", 1, interval_s=3600)])
-            post("term-nc", [compliance("term-nc", 1, failing=FAIL, interval_s=3600)])
+            snap = compliance("term-nc", 1, failing=FAIL, interval_s=3600)
+            snap["data"]["description"] = "総務課 窓口1\x1b[2J"  # a control byte, escaped
+            post("term-nc", [snap])
             post("term-gap", [compliance("term-gap", 1, interval_s=3600),
                               event("term-gap", 5, kind="agent.started", data={"version": "1"})])
             post("term-lock", [compliance("term-lock", 1, interval_s=3600),
@@ -99,6 +101,8 @@ def main_flow():
                                          "RCPT TO:<security@city.test>"], m
             p = [x["json"] for x in hook.snapshot() if x["json"]["kind"] == "noncompliant"][0]
             assert p["event"] == "raised" and "usb.default_deny" in p["message"]["ja"], p
+            assert p["message"]["ja"].startswith('端末 term-nc "総務課 窓口1\\x1b[2J" が非準拠'), p
+            assert "\x1b" not in c.logtext(), "a control byte reached the log"
             assert hook.snapshot()[0]["type"].startswith("application/json"), hook.snapshot()[0]
             line = [l for l in c.logtext().splitlines() if "alert raised kind=gap" in l][0]
             assert "証跡に欠落" in line and "Evidence is missing" in line, line
