@@ -522,14 +522,18 @@ static char *webhook_body(const struct pending *p)
 	return o ? json_dumps(o, JSON_COMPACT) : NULL;
 }
 
-static void deliver_one(struct pending *p)
+/* down[0] mail, down[1] webhook: a channel that failed once this round is not tried again
+ * before the next (a relay that drops packets would cost the timeout for every alert) */
+static void deliver_one(struct pending *p, bool down[static 2])
 {
 	const struct collector_config *cfg = A.cfg;
 	char err[ALERT_ERROR_MAX];
 	bool failed = false;
 	int r;
 
-	if (p->mail == DELIVERY_PENDING) {
+	if (p->mail == DELIVERY_PENDING && down[0])
+		failed = true;
+	else if (p->mail == DELIVERY_PENDING) {
 		_cleanup_free_ char *subject = NULL, *body = NULL;
 		int k = p->kind >= 0 ? p->kind : ALERT_NONCOMPLIANT;
 		if (asprintf(&subject, "[mynaguard] %s %s / %s: %s", kind_titles[k][0], p->terminal,
@@ -547,7 +551,7 @@ static void deliver_one(struct pending *p)
 			server_log(LOG_INFO, "alert mailed kind=%s terminal=%s to %s",
 				   kind_names[k], p->terminal, cfg->alert_to);
 		} else {
-			failed = true;
+			failed = down[0] = true;
 			atomic_fetch_add(&A.failed[0], 1);
 			server_log(
 			    LOG_WARNING,
@@ -557,7 +561,9 @@ static void deliver_one(struct pending *p)
 			    (long long)(backoff_ms(p->attempts) / 1000));
 		}
 	}
-	if (p->hook == DELIVERY_PENDING) {
+	if (p->hook == DELIVERY_PENDING && down[1])
+		failed = true;
+	else if (p->hook == DELIVERY_PENDING) {
 		_cleanup_free_ char *json = webhook_body(p);
 		r = json ? alert_send_webhook(cfg, json, err) : -ENOMEM;
 		if (r == -ENOMEM)
@@ -568,7 +574,7 @@ static void deliver_one(struct pending *p)
 			server_log(LOG_INFO, "alert posted kind=%s terminal=%s to the webhook",
 				   p->kind >= 0 ? kind_names[p->kind] : "?", p->terminal);
 		} else {
-			failed = true;
+			failed = down[1] = true;
 			atomic_fetch_add(&A.failed[1], 1);
 			server_log(
 			    LOG_WARNING,
@@ -585,6 +591,7 @@ static int deliver(int64_t now)
 {
 	_cleanup_stmt_ sqlite3_stmt *sel = NULL, *upd = NULL;
 	struct pending *p = NULL;
+	bool down[2] = {false, false};
 	size_t n = 0;
 	int rc;
 
@@ -627,7 +634,7 @@ static int deliver(int64_t now)
 		int before = q->attempts;
 		bool stop;
 
-		deliver_one(q);
+		deliver_one(q, down);
 		sqlite3_reset(upd);
 		sqlite3_bind_text(upd, 1, q->key, -1, SQLITE_STATIC);
 		sqlite3_bind_int(upd, 2, q->mail);
