@@ -277,6 +277,45 @@ def stale_grace():
             c.stop()
 
 
+def silent_relay():
+    """A relay that accepts and never answers costs the timeout once per round, not once per
+    alert: the webhook posts of the same round are not held up behind it."""
+    import socket
+    with TestDir("alerts-silent") as d:
+        pki = PKI(d)
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # never accepted: the kernel completes the handshake, no 220 follows
+
+        class Relay:
+            port = silent.getsockname()[1]
+        hook = WebhookReceiver()
+        names = ("term-s1", "term-s2", "term-s3")
+        certs = {n: pki.terminal(n) for n in names}
+        # the conditions are made while no round runs (the first one ran at start)...
+        c = Collector(d, pki, extra=alerts_conf().replace("interval = 1s", "interval = 1h")).start()
+        try:
+            post_failing(c, certs)
+        finally:
+            c.stop()
+        # ...so that the first round after this start raises all three at once
+        c = Collector(d, pki,
+                      extra=alerts_conf(Relay, hook).replace("interval = 1s", "interval = 30s"))
+        t0 = time.time()
+        c.start()
+        try:
+            wait(lambda: len(hook.snapshot()) == 3, timeout=20, what="three posts")
+            # one timeout (3 s) for the first mail, not three
+            assert time.time() - t0 < 7, time.time() - t0
+            assert c.logtext().count("alert mail failed") == 1, c.logtext()
+            st, body, _ = c.get("/v1/alerts")
+            assert sorted(a["mail"] for a in body["alerts"]) == ["pending"] * 3, body
+        finally:
+            c.stop()
+            hook.stop()
+            silent.close()
+
+
 def config_errors():
     import subprocess
     with TestDir("alerts-conf") as d:
@@ -307,6 +346,7 @@ def main():
     main_flow()
     starttls_required()
     stale_grace()
+    silent_relay()
     digest()
     print("ok")
     return 0
