@@ -26,6 +26,7 @@
 #define ALERT_MAX_CONDITIONS 100000 /* per round: more is a broken fleet, not more news */
 #define ALERT_DELIVERIES_MAX 100    /* per round, so that stop and the next scan stay timely */
 #define ALERT_BACKOFF_MAX_S  3600
+#define ALERT_LIST_MAX	     10000 /* conditions listed by GET /v1/alerts (all are counted) */
 #define ALERT_TEXT_MAX	     1536
 
 enum delivery {
@@ -762,7 +763,7 @@ static const char *delivery_name(int d)
 static int snapshot(int64_t now)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	uint64_t by_kind[_ALERT_KIND_MAX] = {0};
+	uint64_t by_kind[_ALERT_KIND_MAX] = {0}, total = 0;
 	json_t *arr = json_array(), *o;
 	char at[32];
 	int rc;
@@ -772,12 +773,15 @@ static int snapshot(int64_t now)
 	rc = sqlite3_prepare_v2(
 	    A.db,
 	    "SELECT key, kind, terminal, ja, en, raised_at, mail, webhook FROM alerts"
-	    " ORDER BY raised_at, key LIMIT 10000",
+	    " ORDER BY raised_at, key",
 	    -1, &st, NULL);
 	while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
 		int k = kind_from_name((const char *)sqlite3_column_text(st, 1));
 		if (k >= 0)
 			by_kind[k]++;
+		total++;
+		if (json_array_size(arr) >= ALERT_LIST_MAX)
+			continue; /* counted, not listed: the oldest are listed */
 		event_format_ts(sqlite3_column_int64(st, 5), at);
 		json_array_append_new(
 		    arr,
@@ -793,8 +797,8 @@ static int snapshot(int64_t now)
 		return sql_errno(rc);
 	}
 	event_format_ts(now, at);
-	o = json_pack("{s:s, s:I, s:o}", "generated_at", at, "open",
-		      (json_int_t)json_array_size(arr), "alerts", arr);
+	o = json_pack("{s:s, s:I, s:o}", "generated_at", at, "open", (json_int_t)total, "alerts",
+		      arr);
 	if (!o)
 		return -ENOMEM;
 	pthread_mutex_lock(&A.lock);
