@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "fileio.h"
 #include "macro.h"
 #include "enroll.h"
@@ -976,6 +977,8 @@ void api_handle(struct evhttp_request *req, void *arg)
 			return;
 		}
 		r = store_events_json(w->store, &f, &body);
+	} else if (strcmp(path, "/v1/alerts") == 0) {
+		r = alert_json(&body);
 	} else if (strcmp(path, "/v1/retention") == 0) {
 		r = retention_json(w, &body);
 	} else if (strcmp(path, "/v1/verify") == 0) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "config.h" /* generated: default paths */
 #include "event.h"
 #include "macro.h"
@@ -26,6 +27,7 @@ enum key_type {
 	KEY_SIZE,
 	KEY_DURATION,
 	KEY_LISTEN,
+	KEY_BOOL,
 };
 
 struct key {
@@ -75,6 +77,17 @@ static const struct key keys[] = {
     /* the default period has two names: the older [store] retention, or this one */
     {"retention", "default", KEY_DURATION, OFF(retention), 0, 100ULL * 365 * 86400},
     {"fleet", "totp_key", KEY_STRING, OFF(fleet_totp_key), 0, 0},
+    {"alerts", "interval", KEY_DURATION, OFF(alert_interval), 1, 86400},
+    {"alerts", "state", KEY_STRING, OFF(alert_state), 0, 0},
+    {"alerts", "smtp", KEY_STRING, OFF(alert_smtp), 0, 0},
+    {"alerts", "starttls", KEY_BOOL, OFF(alert_starttls), 0, 0},
+    {"alerts", "smtp_ca", KEY_STRING, OFF(alert_smtp_ca), 0, 0},
+    {"alerts", "from", KEY_STRING, OFF(alert_from), 0, 0},
+    {"alerts", "to", KEY_STRING, OFF(alert_to), 0, 0},
+    {"alerts", "webhook", KEY_STRING, OFF(alert_webhook), 0, 0},
+    {"alerts", "digest", KEY_STRING, OFF(alert_digest), 0, 0},
+    {"alerts", "timeout", KEY_DURATION, OFF(alert_timeout), 1, 300},
+    {"alerts", "cert_warning", KEY_DURATION, OFF(alert_cert_warning), 86400, 365 * 86400},
 };
 
 struct parse_state {
@@ -281,6 +294,13 @@ static int handler(void *user, const char *section, const char *name, const char
 			}
 			return 1;
 		}
+		case KEY_BOOL: {
+			if (parse_bool(value, (bool *)field) < 0) {
+				set_err(s, "[%s] %s: expected yes or no", section, name);
+				return 0;
+			}
+			return 1;
+		}
 		case KEY_UINT: {
 			unsigned v;
 			r = parse_uint(value, (unsigned)k->min, (unsigned)k->max, &v);
@@ -350,6 +370,10 @@ static void config_defaults(struct collector_config *c)
 	    .enroll_timeout = 10,
 	    .report_interval = 300,
 	    .clock_drift = 120,
+	    .alert_interval = 60,
+	    .alert_digest_minute = -1,
+	    .alert_timeout = 10,
+	    .alert_cert_warning = 30 * 86400,
 	};
 }
 
@@ -533,6 +557,9 @@ static int config_check(struct parse_state *s, int r)
 		return -EINVAL;
 	}
 	retention_resolve(c);
+	r = alert_config_check(c, s->name, s->err);
+	if (r < 0)
+		return r;
 	if (c->max_connections < c->workers) {
 		snprintf(s->err, CONFIG_ERROR_MAX,
 			 "%s: [ingest] max_connections must be at least workers", s->name);
@@ -614,5 +641,12 @@ void config_free(struct collector_config *c)
 	for (size_t i = 0; i < c->n_retention_rules; i++)
 		free(c->retention_rules[i].pattern);
 	free(c->fleet_totp_key);
+	free(c->alert_state);
+	free(c->alert_smtp);
+	free(c->alert_smtp_ca);
+	free(c->alert_from);
+	free(c->alert_to);
+	free(c->alert_webhook);
+	free(c->alert_digest);
 	*c = (struct collector_config){0};
 }

@@ -75,6 +75,19 @@ struct collector_config {
 	char *fleet_root_key;  /* the root public key, one base64 line */
 	/* central TOTP: the at-rest key (64 hex digits, mode 0600); without it /v1/totp is 503 */
 	char *fleet_totp_key;
+
+	/* [alerts] (alert.c, docs/alerts.md): a syslog line always; mail and webhook optional */
+	uint64_t alert_interval; /* seconds between two rounds */
+	char *alert_state;	 /* SQLite: the open conditions; default alerts.db beside [store] */
+	char *alert_smtp;	 /* smtp://HOST[:PORT] or smtps://; NULL = no mail */
+	bool alert_starttls;	 /* refuse to send unless STARTTLS succeeds */
+	char *alert_smtp_ca;	 /* CA bundle that checks the relay (default: the system's) */
+	char *alert_from, *alert_to; /* to: addresses separated by spaces or commas */
+	char *alert_webhook;	     /* http(s):// URL; NULL = no webhook */
+	char *alert_digest;	     /* "HH:MM" local time: one mail a day instead of one each */
+	int alert_digest_minute;     /* the same as minutes after midnight; -1 = no digest */
+	uint64_t alert_timeout;	     /* seconds for one delivery */
+	uint64_t alert_cert_warning; /* seconds before a certificate's not-after */
 };
 
 /* Fills defaults, then parses path. On a syntax or value error returns -EINVAL and writes

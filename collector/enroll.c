@@ -255,6 +255,14 @@ void enroll_annotate_terminal(const char *terminal, json_t *obj)
 	pthread_mutex_unlock(&E.lock);
 }
 
+void enroll_cert_foreach(void (*fn)(const char *terminal, int64_t not_after, void *arg), void *arg)
+{
+	pthread_mutex_lock(&E.lock);
+	for (size_t i = 0; i < E.n_certs; i++)
+		fn(E.certs[i].terminal, E.certs[i].not_after, arg);
+	pthread_mutex_unlock(&E.lock);
+}
+
 void enroll_metrics_write(FILE *f)
 {
 	fputs("# HELP mynaguard_collector_cert_not_after_seconds Expiry (unix time) of the "

@@ -7,6 +7,7 @@
 #include <event2/http.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct collector;
@@ -29,6 +30,9 @@ void enroll_renew_handle(struct evhttp_request *req, struct worker *w, struct co
 void enroll_note_peer(struct conn *conn);
 /* Adds "cert_not_after" (RFC 3339 or null) and "cert_serial" to a terminal's API object. */
 void enroll_annotate_terminal(const char *terminal, json_t *obj);
+/* Calls fn for every terminal's known certificate (under the table's lock: fn must not call
+ * back into enroll). */
+void enroll_cert_foreach(void (*fn)(const char *terminal, int64_t not_after, void *arg), void *arg);
 /* Prometheus lines: the collector's own certificates' and every terminal's not-after, and the
  * enrollment counters. */
 void enroll_metrics_write(FILE *f);

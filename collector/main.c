@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "alert.h"
 #include "backup.h"
 #include "conf.h"
 #include "config.h"
@@ -366,6 +367,10 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (check && (r = alert_check(&cfg)) < 0) {
+		server_log(LOG_ERR, "alerts: state %s: %s", cfg.alert_state, strerror(-r));
+		return 1;
+	}
 	if (check) {
 		printf("%s: OK (ingest %s, dashboard %s, database %s, schema %d)\n", config_path,
 		       cfg.ingest_listen, cfg.dashboard_listen, cfg.database,
@@ -379,6 +384,8 @@ int main(int argc, char **argv)
 	if (store_terminal_max_seq(wstore, INGEST_SELF_TERMINAL, &self_seq) < 0)
 		self_seq = 0;
 	r = ingest_writer_start(&collector, wstore, &collector.writer);
+	if (r >= 0)
+		r = alert_start(&cfg);
 	if (r >= 0)
 		r = server_start(&collector);
 	if (r >= 0)
@@ -422,6 +429,7 @@ int main(int argc, char **argv)
 	evidence_signer_stop(heads_signer);
 	server_stop(&collector);
 	enroll_stop();
+	alert_stop();
 	ingest_writer_stop(collector.writer);
 	collector.writer = NULL;
 	collector.dashboard.store = NULL;

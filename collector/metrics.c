@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "alert.h"
 #include "enroll.h"
 #include "macro.h"
 
@@ -175,6 +176,7 @@ int metrics_render(const struct store_stats *st, const uint64_t *periods, char *
 				    (double)st->oldest_ms[k] / 1000.0);
 	}
 	enroll_metrics_write(f);
+	alert_metrics_write(f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return -ENOMEM;

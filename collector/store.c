@@ -409,6 +409,11 @@ int store_checkpoint(struct store *s, bool restart)
 	return log > done ? 1 : 0; /* 1: frames left behind */
 }
 
+int store_sqlite_errno(int rc)
+{
+	return sqlite_errno(rc);
+}
+
 int store_open(const char *path, bool writable, struct store **ret)
 {
 	struct store *s;
@@ -2068,4 +2073,54 @@ int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_row
 	if (r >= 0)
 		*ret_rows = rows;
 	return r;
+}
+
+/* The alert thread's round (alert.c): every terminal with a condition, by the same definitions
+ * as the dashboard's list (TERMINAL_VIEW), so that an alert and a red row never disagree. */
+int store_alert_scan(struct store *s, const struct store_view *v,
+		     int (*fn)(const struct store_alert_row *row, void *arg), void *arg)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if (s->pg)
+		return -EOPNOTSUPP; /* docs/postgresql.md: alerts run on the SQLite store only */
+
+	r = prepare(
+	    s,
+	    TERMINAL_VIEW
+	    "SELECT w.name, w.description, w.st = 0, w.stale, w.last_seen,"
+	    " ifnull(w.report_interval, ?4), CASE WHEN w.locked THEN t.locked_at END,"
+	    " CASE WHEN w.locked THEN (SELECT json_extract(e.data, '$.user') FROM events e"
+	    "  WHERE e.tid = w.id AND e.kind = 'auth.locked' AND e.ts = t.locked_at LIMIT 1) END,"
+	    " w.gaps_un,"
+	    " CASE WHEN w.st = 0 THEN (SELECT group_concat(c.check_id, ' ') FROM checks c"
+	    "  WHERE c.tid = w.id AND c.status IN ('fail', 'error')) END"
+	    " FROM w JOIN terminals t ON t.id = w.id"
+	    " WHERE w.st = 0 OR w.stale OR w.locked OR w.gaps_un > 0 ORDER BY w.name",
+	    &st);
+	if (r < 0)
+		return r;
+	view_bind(st, v);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_alert_row row = {
+		    .terminal = (const char *)sqlite3_column_text(st, 0),
+		    .description = (const char *)sqlite3_column_text(st, 1),
+		    .noncompliant = sqlite3_column_int(st, 2) != 0,
+		    .stale = sqlite3_column_int(st, 3) != 0,
+		    .last_seen_ms = sqlite3_column_int64(st, 4),
+		    .interval_ms = sqlite3_column_int64(st, 5),
+		    .locked_at_ms =
+			sqlite3_column_type(st, 6) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 6),
+		    .locked_user = (const char *)sqlite3_column_text(st, 7),
+		    .gaps_unannounced = (uint64_t)sqlite3_column_int64(st, 8),
+		    .failing = (const char *)sqlite3_column_text(st, 9),
+		};
+		if (!row.terminal)
+			return -ENOMEM;
+		r = fn(&row, arg);
+		if (r < 0)
+			return r;
+	}
+	return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
 }

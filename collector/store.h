@@ -18,6 +18,8 @@ struct store;
  * a database that is older or newer than this binary (-EPROTO). */
 int store_open(const char *path, bool writable, struct store **ret);
 void store_close(struct store *s);
+/* -errno for an SQLite result code (for the collector's other SQLite files, alert.c). */
+int store_sqlite_errno(int rc);
 int store_schema_version(struct store *s);
 
 /* Transactions for the writer: one BEGIN IMMEDIATE ... COMMIT around many batches, each batch in
@@ -209,3 +211,21 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
  * an empty PostgreSQL store at location (STORE_PG_PREFIX conninfo; created when new) in one
  * transaction; -ENOTEMPTY when it holds anything. *ret_rows: rows copied. */
 int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_rows);
+/* ---- alerts (alert.c): the terminals with a condition ---- */
+
+struct store_alert_row {
+	const char *terminal;
+	const char *description; /* the policy's; NULL when none */
+	bool noncompliant;	 /* a check fails in the newest compliance snapshot */
+	bool stale;		 /* no report for longer than twice its interval */
+	int64_t last_seen_ms, interval_ms;
+	int64_t locked_at_ms;	 /* ts of the newest auth.locked of the last 24 h; 0 = none */
+	const char *locked_user; /* its data.user; NULL when unknown */
+	uint64_t gaps_unannounced;
+	const char *failing; /* the failing check ids, space-separated; NULL when compliant */
+};
+
+/* Calls fn for every terminal that is non-compliant, stale, locked out (last 24 h) or has an
+ * unannounced gap, by name; the row's strings live until fn returns. Read-only store. */
+int store_alert_scan(struct store *s, const struct store_view *v,
+		     int (*fn)(const struct store_alert_row *row, void *arg), void *arg);

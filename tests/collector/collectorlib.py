@@ -122,7 +122,7 @@ class PKI:
     def p(self, name):
         return os.path.join(self.d, name)
 
-    def issue(self, ca, name, cn, ext=None):
+    def issue(self, ca, name, cn, ext=None, days=30):
         self.serial += 1
         key, csr, pem = self.p(name + ".key"), self.p(name + ".csr"), self.p(name + ".pem")
         run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
@@ -131,12 +131,12 @@ class PKI:
         with open(extfile, "w") as f:
             f.write((ext or "extendedKeyUsage=clientAuth") + "\n")
         run("openssl", "x509", "-req", "-in", csr, "-CA", self.p(ca + ".pem"), "-CAkey",
-            self.p(ca + ".key"), "-set_serial", str(self.serial), "-out", pem, "-days", "30",
+            self.p(ca + ".key"), "-set_serial", str(self.serial), "-out", pem, "-days", str(days),
             "-extfile", extfile)
         return (pem, key, "%X" % self.serial)
 
-    def terminal(self, name, ca="terminal-ca", cn=None):
-        return self.issue(ca, name, cn or name)
+    def terminal(self, name, ca="terminal-ca", cn=None, days=30):
+        return self.issue(ca, name, cn or name, days=days)
 
 
 class Collector:

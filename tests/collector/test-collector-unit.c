@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "alert.h"
 #include "api.h"
 #include "conf.h"
 #include "ingest.h"
@@ -471,6 +472,84 @@ static void test_framing(void **state)
 	assert_int_equal(framing(EVHTTP_REQ_TRACE, "Transfer-Encoding\tchunked\n"), -EBADMSG);
 }
 
+/* [alerts]: defaults, the digest's time, and what is refused as a whole */
+static void test_config_alerts(void **state)
+{
+	static const struct {
+		const char *extra, *want;
+	} bad[] = {
+	    {"[alerts]\nsmtp = smtp://relay\n", "smtp, from and to go together"},
+	    {"[alerts]\nsmtp = smtp://u:pw@relay\nfrom = a@b\nto = c@d\n", "no user or password"},
+	    {"[alerts]\nsmtp = relay:25\nfrom = a@b\nto = c@d\n", "[alerts] smtp: expected"},
+	    {"[alerts]\nsmtp = smtp://relay\nfrom = a@b\nto = c@d;e@f\n", "from/to"},
+	    {"[alerts]\nsmtp = smtp://relay\nfrom = a@b c@d\nto = c@d\n", "from/to"},
+	    {"[alerts]\nsmtp = smtp://relay\nfrom = a@b\nto = c@d\ndigest = 24:00\n", "digest"},
+	    {"[alerts]\nwebhook = file:///etc/passwd\n", "webhook"},
+	    {"[alerts]\ndigest = 08:00\n", "need smtp"},
+	    {"[alerts]\nstarttls = maybe\n", "[alerts] starttls: expected yes or no"},
+	    {"[alerts]\ncert_warning = 1h\n", "[alerts] cert_warning"},
+	};
+	struct collector_config c;
+	char err[CONFIG_ERROR_MAX], text[1024];
+
+	assert_int_equal(config_load_string("x.conf", base_conf, &c, err), 0);
+	assert_int_equal(c.alert_interval, 60);
+	assert_int_equal(c.alert_digest_minute, -1);
+	assert_int_equal(c.alert_cert_warning, 30 * 86400);
+	/* beside the database, whatever the build's default directory */
+	assert_int_equal(strncmp(c.alert_state, c.database, strrchr(c.database, '/') - c.database),
+			 0);
+	assert_string_equal(strrchr(c.alert_state, '/'), "/alerts.db");
+	assert_null(c.alert_smtp);
+	config_free(&c);
+
+	snprintf(text, sizeof(text), "%s%s", base_conf,
+		 "[store]\ndatabase = /d/c.db\n[alerts]\nsmtp = smtps://relay:465\n"
+		 "from = mg@city.test\nto = a@city.test, b@city.test\ndigest = 08:30\n"
+		 "starttls = yes\n");
+	assert_int_equal(config_load_string("x.conf", text, &c, err), 0);
+	assert_int_equal(c.alert_digest_minute, 8 * 60 + 30);
+	assert_true(c.alert_starttls);
+	assert_string_equal(c.alert_state, "/d/alerts.db");
+	config_free(&c);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s", base_conf, bad[i].extra);
+		assert_int_equal(config_load_string("x.conf", text, &c, err), -EINVAL);
+		if (!strstr(err, bad[i].want))
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad[i].want);
+	}
+}
+
+/* The mail: a Japanese subject as RFC 2047 words cut between characters, the body base64, and
+ * nothing of the text can reach the headers. */
+static void test_alert_mail(void **state)
+{
+	struct collector_config c = {
+	    .alert_from = (char *)"mg@city.test",
+	    .alert_to = (char *)"a@city.test b@city.test",
+	};
+	char *mail = NULL, subject[256];
+	const char *body_start;
+
+	/* 15 three-byte characters: 45 bytes, then one more in a second word */
+	snprintf(subject, sizeof(subject), "%s", "非準拠非準拠非準拠非準拠非準拠非 term-1");
+	assert_int_equal(alert_mail_format(&c, subject, "本文\r\nBcc: x@y\r\n.\r\n", 0, &mail), 0);
+	assert_non_null(strstr(mail, "Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n"));
+	assert_non_null(strstr(mail, "From: mg@city.test\r\nTo: a@city.test b@city.test\r\n"));
+	/* 45 bytes = 5 groups of 9 bytes = 60 base64 characters, no padding */
+	assert_non_null(strstr(mail,
+			       "Subject: =?UTF-8?B?6Z2e5rqW5oug6Z2e5rqW5oug6Z2e5rqW5oug6Z2e5rqW"
+			       "5oug6Z2e5rqW5oug?=\r\n =?UTF-8?B?"));
+	assert_non_null(strstr(mail, "Content-Transfer-Encoding: base64\r\n"));
+	body_start = strstr(mail, "\r\n\r\n");
+	assert_non_null(body_start);
+	/* the body is base64 only: no line of it is a header or the end of DATA */
+	assert_null(strstr(body_start, "Bcc:"));
+	assert_null(strstr(body_start, "\r\n.\r\n"));
+	free(mail);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -489,6 +568,8 @@ int main(void)
 	    cmocka_unit_test(test_filter),
 	    cmocka_unit_test(test_terminal_query),
 	    cmocka_unit_test(test_framing),
+	    cmocka_unit_test(test_config_alerts),
+	    cmocka_unit_test(test_alert_mail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Alerts (docs/alerts.md) on a real collector: terminals upload over mutual TLS what makes each
+# condition (non-compliant, stale, a lockout, an unannounced gap, a certificate near expiry);
+# a local SMTP sink and a webhook receiver see exactly one message per condition, also after a
+# restart; each condition has its syslog line; /v1/alerts and /metrics show them; a condition
+# that ends and comes back is sent again; a relay that is down is logged and retried without
+# slowing ingest; STARTTLS required of a relay that offers none sends nothing; the daily digest
+# sends one mail listing the open conditions instead of one each.
+import os
+import re
+import sys
+import time
+from collections import Counter
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from alertlib import SMTPSink, WebhookReceiver  # noqa: E402
+from collectorlib import PKI, Collector, TestDir, compliance, event  # noqa: E402
+
+FAIL = ["usb.default_deny"]
+
+
+def wait(pred, timeout=30, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def alerts_conf(smtp=None, hook=None, extra=""):
+    s = "\n[terminals]\nreport_interval = 1h\n\n[alerts]\ninterval = 1s\ntimeout = 3s\n" \
+        "cert_warning = 20d\n"
+    if smtp:
+        s += "smtp = smtp://127.0.0.1:%d\nfrom = mynaguard@city.test\n" \
+             "to = it-admin@city.test security@city.test\n" % smtp.port
+    if hook:
+        s += "webhook = %s\n" % hook.url
+    return s + extra + "\n"
+
+
+def mail_keys(sink):
+    """(kind, terminal) of each per-condition mail, from the footer line."""
+    out = []
+    for m in sink.snapshot():
+        k = re.search(r"mynaguard-collector: (\w+):([\w.-]+)", m["body"])
+        out.append((k.group(1), k.group(2)) if k else ("?", m["subject"]))
+    return out
+
+
+def hook_keys(hook):
+    return [(p["json"]["kind"], p["json"]["terminal"]) for p in hook.snapshot()]
+
+
+def raised_lines(text):
+    return re.findall(r"alert raised kind=(\w+) terminal=([\w.-]+)", text)
+
+
+def main_flow():
+    with TestDir("alerts") as d:
+        pki = PKI(d)
+        sink, hook = SMTPSink().start(), WebhookReceiver()
+        certs = {n: pki.terminal(n) for n in ("term-nc", "term-gap", "term-lock", "term-stale",
+                                              "term-ok", "term-nc2")}
+        certs["term-cert"] = pki.terminal("term-cert", days=10)
+        c = Collector(d, pki, extra=alerts_conf(sink, hook)).start()
+        try:
+            def post(name, events):
+                st, body, _ = c.post(certs[name], {"v": 1, "terminal": name, "events": events})
+                assert st == 200, (st, body)
+
+            post("term-ok", [compliance("term-ok", 1, interval_s=3600)])
+            snap = compliance("term-nc", 1, failing=FAIL, interval_s=3600)
+            snap["data"]["description"] = "総務課 窓口1\x1b[2J"  # a control byte, escaped
+            post("term-nc", [snap])
+            post("term-gap", [compliance("term-gap", 1, interval_s=3600),
+                              event("term-gap", 5, kind="agent.started", data={"version": "1"})])
+            post("term-lock", [compliance("term-lock", 1, interval_s=3600),
+                               event("term-lock", 2, kind="auth.locked",
+                                     data={"user": "clerk1", "service": "login"})])
+            post("term-stale", [compliance("term-stale", 1, interval_s=1)])
+            post("term-cert", [compliance("term-cert", 1, interval_s=3600)])
+            want = {("noncompliant", "term-nc"), ("gap", "term-gap"), ("locked", "term-lock"),
+                    ("stale", "term-stale"), ("cert_expiry", "term-cert")}
+            wait(lambda: set(mail_keys(sink)) >= want and set(hook_keys(hook)) >= want,
+                 what="one mail and one post per condition")
+            time.sleep(3)  # three more rounds: nothing is sent twice
+            assert Counter(mail_keys(sink)) == Counter(want), mail_keys(sink)
+            assert Counter(hook_keys(hook)) == Counter(want), hook_keys(hook)
+            assert Counter(raised_lines(c.logtext())) == Counter(want), raised_lines(c.logtext())
+
+            # the messages: Japanese first, English second; the envelope as configured
+            m = [x for x in sink.snapshot() if "term-lock" in x["body"]][0]
+            assert m["subject"].startswith("[mynaguard] ロックアウト term-lock / clerk locked out"), m
+            assert m["body"].index("ロックアウトされました") < m["body"].index("locked out on"), m
+            assert '"clerk1"' in m["body"], m["body"]
+            assert m["from"] == "MAIL FROM:<mynaguard@city.test>", m
+            assert sorted(m["rcpt"]) == ["RCPT TO:<it-admin@city.test>",
+                                         "RCPT TO:<security@city.test>"], m
+            p = [x["json"] for x in hook.snapshot() if x["json"]["kind"] == "noncompliant"][0]
+            assert p["event"] == "raised" and "usb.default_deny" in p["message"]["ja"], p
+            assert p["message"]["ja"].startswith('端末 term-nc "総務課 窓口1\\x1b[2J" が非準拠'), p
+            assert "\x1b" not in c.logtext(), "a control byte reached the log"
+            assert hook.snapshot()[0]["type"].startswith("application/json"), hook.snapshot()[0]
+            line = [l for l in c.logtext().splitlines() if "alert raised kind=gap" in l][0]
+            assert "証跡に欠落" in line and "Evidence is missing" in line, line
+
+            # the API and the metrics
+            st, body, _ = c.get("/v1/alerts")
+            assert st == 200 and body["open"] == 5, body
+            assert {(a["kind"], a["terminal"]) for a in body["alerts"]} == want, body
+            assert all(a["mail"] == "sent" and a["webhook"] == "sent" for a in body["alerts"]), body
+            st, _, _ = c.get("/v1/alerts", token="wrong")
+            assert st == 401, st
+            st, text, _ = c.get("/metrics", raw=True)
+            text = text.decode()
+            assert 'mynaguard_collector_alerts_open{kind="gap"} 1' in text, text
+            assert "mynaguard_collector_alerts_raised_total 5" in text, text
+            assert 'mynaguard_collector_alert_deliveries_total{channel="mail",result="ok"} 5' in text
+        except Exception:
+            print(c.logtext(), file=sys.stderr)
+            raise
+        finally:
+            c.stop()
+
+        # a restart sends nothing again (the state is in alerts.db)
+        before_log = len(c.logtext())
+        c.start()
+        try:
+            time.sleep(4)
+            assert Counter(mail_keys(sink)) == Counter(want), mail_keys(sink)
+            assert Counter(hook_keys(hook)) == Counter(want), hook_keys(hook)
+            assert raised_lines(c.logtext()[before_log:]) == [], c.logtext()[before_log:]
+            st, body, _ = c.get("/v1/alerts")
+            assert st == 200 and body["open"] == 5, body
+
+            # a condition that ends is cleared; when it comes back it is sent once more
+            post("term-nc", [compliance("term-nc", 2, interval_s=3600)])
+            wait(lambda: "alert cleared kind=noncompliant terminal=term-nc" in c.logtext(),
+                 what="the clear")
+            post("term-nc", [compliance("term-nc", 3, failing=FAIL, interval_s=3600)])
+            wait(lambda: mail_keys(sink).count(("noncompliant", "term-nc")) == 2 and
+                 hook_keys(hook).count(("noncompliant", "term-nc")) == 2, what="the recurrence")
+
+            # the relay is down: logged, retried later; ingest does not wait for it
+            sink.stop()
+            post("term-nc2", [compliance("term-nc2", 1, failing=FAIL, interval_s=3600)])
+            wait(lambda: re.search(r"alert mail failed kind=noncompliant terminal=term-nc2 .*"
+                                   r"retrying in \d+ s", c.logtext()), what="the failure log")
+            t0 = time.time()
+            for seq in range(2, 12):
+                post("term-ok", [compliance("term-ok", seq, interval_s=3600)])
+            assert time.time() - t0 < 5, "ingest slowed by the relay being down"
+            # the webhook got it at once, and only once, whatever the mail does
+            wait(lambda: ("noncompliant", "term-nc2") in hook_keys(hook), what="the post")
+            sink.start()  # the same port again
+            wait(lambda: ("noncompliant", "term-nc2") in mail_keys(sink), timeout=40,
+                 what="the retried mail")
+            time.sleep(3)
+            assert mail_keys(sink).count(("noncompliant", "term-nc2")) == 1, mail_keys(sink)
+            assert hook_keys(hook).count(("noncompliant", "term-nc2")) == 1, hook_keys(hook)
+            assert len(sink.snapshot()) == 7 and len(hook.snapshot()) == 7, \
+                (mail_keys(sink), hook_keys(hook))
+            st, text, _ = c.get("/metrics", raw=True)
+            assert re.search(rb'alert_deliveries_total\{channel="mail",result="failed"\} [1-9]',
+                             text), text
+        finally:
+            c.stop()
+            sink.stop()
+            hook.stop()
+
+
+def post_failing(c, certs):
+    """Each terminal of certs uploads a snapshot with a failing check."""
+    for n, cert in certs.items():
+        st, body, _ = c.post(cert, {"v": 1, "terminal": n,
+                                    "events": [compliance(n, 1, failing=FAIL)]})
+        assert st == 200, (st, body)
+
+
+def starttls_required():
+    """STARTTLS required, a relay without it: nothing goes out in clear text; the log says so.
+    A webhook that answers 500 is logged and retried until it takes the post, once."""
+    with TestDir("alerts-tls") as d:
+        pki = PKI(d)
+        sink, hook = SMTPSink().start(), WebhookReceiver()
+        hook.status = 500
+        c = Collector(d, pki, extra=alerts_conf(sink, hook, extra="starttls = yes\n")).start()
+        try:
+            post_failing(c, {"term-nc": pki.terminal("term-nc")})
+            wait(lambda: "alert mail failed kind=noncompliant terminal=term-nc" in c.logtext(),
+                 what="the STARTTLS failure")
+            assert "alert raised kind=noncompliant terminal=term-nc" in c.logtext()
+            wait(lambda: re.search(r"alert webhook failed kind=noncompliant terminal=term-nc: "
+                                   r"the webhook answered HTTP 500; retrying in \d+ s",
+                                   c.logtext()), what="the webhook failure")
+            hook.status = 204
+            wait(lambda: hook.snapshot(), timeout=40, what="the retried post")
+            time.sleep(3)
+            assert hook_keys(hook) == [("noncompliant", "term-nc")], hook_keys(hook)
+            assert sink.snapshot() == [], sink.snapshot()
+            st, body, _ = c.get("/v1/alerts")
+            a = body["alerts"][0]
+            assert a["webhook"] == "sent" and a["mail"] == "pending", a
+        finally:
+            c.stop()
+            sink.stop()
+            hook.stop()
+
+
+def digest():
+    """digest = 00:00: no mail per condition, one mail a day listing what is open; a relay down
+    at that time delays it, a restart does not repeat it."""
+    with TestDir("alerts-digest") as d:
+        pki = PKI(d)
+        sink = SMTPSink().start()
+        certs = {n: pki.terminal(n) for n in ("term-a", "term-b")}
+        # first without mail: the conditions are raised (syslog only)
+        c = Collector(d, pki, extra=alerts_conf()).start()
+        try:
+            post_failing(c, certs)
+            wait(lambda: len(raised_lines(c.logtext())) == 2, what="two raised")
+        finally:
+            c.stop()
+        c = Collector(d, pki, extra=alerts_conf(sink, extra="digest = 00:00\n"))
+        sink.stop()  # the relay is down when the digest is due: logged, retried
+        for run in range(2):  # the second run sends no second digest the same day
+            c.start()
+            try:
+                if run == 0:
+                    wait(lambda: re.search(r"alert digest mail failed relay=smtp://127\.0\.0\.1:"
+                                           r"\d+: .*; retrying in \d+ s", c.logtext()),
+                         what="the digest's failure")
+                    sink.start()
+                wait(lambda: len(sink.snapshot()) >= 1, timeout=40, what="the digest")
+                time.sleep(3)
+                msgs = sink.snapshot()
+                assert len(msgs) == 1, [m["subject"] for m in msgs]
+                m = msgs[0]
+                assert "未解決の警告 2 件 / 2 open alerts" in m["subject"], m["subject"]
+                assert "term-a" in m["body"] and "term-b" in m["body"], m["body"]
+                assert c.logtext().count("alert digest mailed: 2 open conditions") == 1
+                st, body, _ = c.get("/v1/alerts")
+                assert body["open"] == 2 and all(a["mail"] == "none" for a in body["alerts"]), body
+            finally:
+                c.stop()
+        sink.stop()
+
+
+def stale_grace():
+    """After the collector itself was down, a terminal is not called stale before it has had
+    two intervals to report again; one that does report is never raised."""
+    with TestDir("alerts-grace") as d:
+        pki = PKI(d)
+        certs = {n: pki.terminal(n) for n in ("term-g", "term-h")}
+        c = Collector(d, pki, extra=alerts_conf()).start()
+        try:
+            for n, cert in certs.items():
+                st, _, _ = c.post(cert, {"v": 1, "terminal": n,
+                                         "events": [compliance(n, 1, interval_s=4)]})
+                assert st == 200
+        finally:
+            c.stop()
+        time.sleep(9)  # both look stale now: nothing received for more than 2 x 4 s
+        c.start()
+        try:
+            st, _, _ = c.post(certs["term-h"], {"v": 1, "terminal": "term-h",
+                                                "events": [compliance("term-h", 2, interval_s=3600)]})
+            assert st == 200
+            time.sleep(4)
+            assert raised_lines(c.logtext()) == [], raised_lines(c.logtext())
+            wait(lambda: raised_lines(c.logtext()) == [("stale", "term-g")], timeout=15,
+                 what="term-g stale after the grace")
+        finally:
+            c.stop()
+
+
+def silent_relay():
+    """A relay that accepts and never answers costs the timeout once per round, not once per
+    alert: the webhook posts of the same round are not held up behind it."""
+    import socket
+    with TestDir("alerts-silent") as d:
+        pki = PKI(d)
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # never accepted: the kernel completes the handshake, no 220 follows
+
+        class Relay:
+            port = silent.getsockname()[1]
+        hook = WebhookReceiver()
+        names = ("term-s1", "term-s2", "term-s3")
+        certs = {n: pki.terminal(n) for n in names}
+        # the conditions are made while no round runs (the first one ran at start)...
+        c = Collector(d, pki, extra=alerts_conf().replace("interval = 1s", "interval = 1h")).start()
+        try:
+            post_failing(c, certs)
+        finally:
+            c.stop()
+        # ...so that the first round after this start raises all three at once
+        c = Collector(d, pki,
+                      extra=alerts_conf(Relay, hook).replace("interval = 1s", "interval = 30s"))
+        t0 = time.time()
+        c.start()
+        try:
+            wait(lambda: len(hook.snapshot()) == 3, timeout=20, what="three posts")
+            # one timeout (3 s) for the first mail, not three
+            assert time.time() - t0 < 7, time.time() - t0
+            assert c.logtext().count("alert mail failed") == 1, c.logtext()
+            st, body, _ = c.get("/v1/alerts")
+            assert sorted(a["mail"] for a in body["alerts"]) == ["pending"] * 3, body
+        finally:
+            c.stop()
+            hook.stop()
+            silent.close()
+
+
+def config_errors():
+    import subprocess
+    with TestDir("alerts-conf") as d:
+        pki = PKI(d)
+        for bad, msg in (("smtp = http://x\nfrom = a@b\nto = c@d\n", "[alerts] smtp"),
+                         ("smtp = smtp://x\n", "smtp, from and to go together"),
+                         ("digest = 8:30\nsmtp = smtp://x\nfrom = a@b\nto = c@d\n", "digest"),
+                         ("smtp = smtp://x\nfrom = a@b\nto = <c@d>\n", "from/to"),
+                         ("webhook = ftp://x\n", "webhook"),
+                         ("starttls = yes\n", "need smtp")):
+            c = Collector(d, pki, extra="\n[alerts]\n" + bad)
+            p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf, "--check"],
+                               capture_output=True, text=True, timeout=30)
+            assert p.returncode != 0 and msg in p.stderr, (bad, p.stderr)
+        # a state file that cannot be written fails --check too
+        c = Collector(d, pki, extra="\n[alerts]\nstate = %s/no/such/dir/alerts.db\n" % d)
+        p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf, "--check"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and "alerts: state" in p.stderr, p.stderr
+        c = Collector(d, pki, extra="\n[alerts]\nstate = %s/alerts.db\n" % d)
+        p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf, "--check"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+
+
+def main():
+    config_errors()
+    main_flow()
+    starttls_required()
+    stale_grace()
+    silent_relay()
+    digest()
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
