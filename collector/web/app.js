@@ -73,7 +73,7 @@
       count_tip: (k, d, n) => d + ' ' + k + ' ' + n + ' 件（クリックでイベント）',
       top_tip: (k, term, n) => term + ': ' + k + ' ' + n + ' 件（クリックでイベント）',
       clause_chip: (c, d) => '条項 ' + c + ' を ' + d + ' に満たさなかった端末',
-      history_range: (f, t) => f + ' 〜 ' + t + '（日本時間）',
+      history_range: (f, t) => f + ' 〜 ' + t + '（日本時間）', lowest: (p) => '最低 ' + p + '%',
       fleet_off: 'このコレクターではフリート管理（[fleet]）が設定されていません。申請・例外・媒体台帳・グループを使うには、設定ファイルに [fleet] を追加してください（mynaguard-collector(8) FLEET）。',
     },
     en: {
@@ -141,7 +141,7 @@
       count_tip: (k, d, n) => d + ' ' + k + ': ' + n + ' (click: the events)',
       top_tip: (k, term, n) => term + ': ' + k + ' ' + n + ' (click: the events)',
       clause_chip: (c, d) => 'Terminals that failed clause ' + c + ' on ' + d,
-      history_range: (f, t) => f + ' to ' + t + ' (Japan time)',
+      history_range: (f, t) => f + ' to ' + t + ' (Japan time)', lowest: (p) => 'lowest ' + p + '%',
       fleet_off: 'Fleet management ([fleet]) is not configured on this collector. Add a [fleet] section to its configuration to use requests, exceptions, the media ledger and groups (mynaguard-collector(8) FLEET).',
     },
   };
@@ -624,7 +624,7 @@
     const width = Math.min(1300, Math.max(700, $('historyview').clientWidth - 10));
     const rows = cl.clauses.map((c) => Object.assign({ label: pick(CLAUSES, c.clause) }, c));
     $('hist-rates').replaceChildren(rows.length ? MgCharts.rates(rows, cl.dates, {
-      width, label: t('rate_title'),
+      width, label: t('rate_title'), lowest: (p) => t('lowest')(p),
       href: (clause, d) => listHash({ clause, day: d, status: null, page: null, q: null, check: null }),
       title: (clause, d, ok, n) => t('rate_tip')(clause, d, ok, n),
     }) : el('p', t('no_history'), 'empty'));

@@ -14,6 +14,23 @@ window.MgCharts = (function () {
     return e;
   }
 
+  // text cut to about px at font size fs (CJK full width, the rest about half), with "…"
+  function fit(text, px, fs) {
+    let w = 0, out = '';
+    for (const ch of String(text)) {
+      w += ch.charCodeAt(0) > 0x2e7f ? fs : fs * 0.6;
+      if (w > px - fs) return out + '…';
+      out += ch;
+    }
+    return out;
+  }
+
+  function label(x, y, text, cls, px, fs) {
+    const e = svg('text', { x, y, class: cls }, fit(text, px, fs));
+    e.appendChild(svg('title', {}, text));
+    return e;
+  }
+
   // a mark that clicks through: <a href><rect/><title/></a>
   function link(href, title, child, data) {
     const a = svg('a', { href });
@@ -31,8 +48,10 @@ window.MgCharts = (function () {
 
   // a date axis under x0..x0+n*cell: the first day of each month and the last day
   function dateTicks(s, dates, x0, cell, y) {
+    const last = dates.length - 1;
     dates.forEach((d, i) => {
-      if (i === dates.length - 1 || d.slice(8) === '01' || i === 0) {
+      const room = (last - i) * cell > 60 && (i === 0 || i * cell > 40);
+      if (i === last || i === 0 || (d.slice(8) === '01' && room)) {
         s.appendChild(svg('text', { x: x0 + i * cell + cell / 2, y, class: 'tick', 'text-anchor': i === 0 ? 'start' : (i === dates.length - 1 ? 'end' : 'middle') },
           d.slice(5).replace('-', '/')));
       }
@@ -42,12 +61,12 @@ window.MgCharts = (function () {
   // Per check, one cell per day: p pass, f fail, - no report. rows: [{id, label, days}].
   // href(id, date) is the cell's click-through; title(id, date, state) its tooltip.
   function strip(rows, dates, opt) {
-    const cell = opt.cell || 9, gap = 1, labelW = opt.labelWidth || 230;
+    const cell = opt.cell || 11, gap = 1, labelW = opt.labelWidth || 230;
     const w = labelW + dates.length * cell + 4, h = rows.length * (cell + 6) + 22;
     const s = root(w, h, opt.label);
     rows.forEach((r, j) => {
       const y = j * (cell + 6) + 2;
-      s.appendChild(svg('text', { x: 0, y: y + cell - 1, class: 'label' }, r.label));
+      s.appendChild(label(0, y + cell - 1, r.label, 'label', labelW - 6, 12));
       for (let i = 0; i < dates.length; i++) {
         const st = r.days[i] === 'p' ? 'pass' : (r.days[i] === 'f' ? 'fail' : 'none');
         const rect = svg('rect', { x: labelW + i * cell, y, width: cell - gap, height: cell, class: 'cell ' + st });
@@ -73,8 +92,12 @@ window.MgCharts = (function () {
     const s = root(opt.width, h, opt.label);
     rows.forEach((r, j) => {
       const y0 = j * rowH + 4, barH = rowH - 14;
-      s.appendChild(svg('text', { x: 0, y: y0 + 14, class: 'label strong' }, r.clause));
-      s.appendChild(svg('text', { x: 0, y: y0 + 29, class: 'label small' }, r.label));
+      // the clause, its lowest rate in the period, and its meaning
+      let low = null;
+      r.reporting.forEach((n, i) => { if (n) low = Math.min(low === null ? 1 : low, r.complied[i] / n); });
+      s.appendChild(svg('text', { x: 0, y: y0 + 14, class: 'label strong' },
+        r.clause + (low === null ? '' : '  ' + opt.lowest(Math.floor(low * 1000) / 10))));
+      s.appendChild(label(0, y0 + 29, r.label, 'label small', labelW - 8, 10));
       s.appendChild(svg('line', { x1: labelW, x2: labelW + plotW, y1: y0 + barH, y2: y0 + barH, class: 'axis' }));
       for (let i = 0; i < dates.length; i++) {
         const rep = r.reporting[i], ok = r.complied[i];
