@@ -16,16 +16,14 @@
 import importlib.util
 import os
 import random
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "collector"))
-from collectorlib import PKI, Collector, TestDir, TOKEN, compliance, event, ts  # noqa: E402
+from collectorlib import (PKI, Collector, TestDir, TOKEN, at_jst, compliance, event, jst_day,  # noqa: E402
+                          ts, ymd)
 
 _spec = importlib.util.spec_from_file_location("dashboard", os.path.join(HERE, "test-dashboard.py"))
 dash = importlib.util.module_from_spec(_spec)
@@ -35,20 +33,7 @@ check, click, rows_now, wait_rows, hash_params, export_text = (
 By = dash.By
 
 DAY = 86400 * 1000
-JST = 9 * 3600 * 1000
 TERMINALS = 10000
-
-
-def jday(ms):
-    return (ms + JST) // DAY
-
-
-def ymd(day):
-    return time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
-
-
-def at(day, hour_jst, minute=0):
-    return day * DAY - JST + hour_jst * 3600 * 1000 + minute * 60000
 
 
 # 10,000 terminals, 7 checks each; 1 in 37 failing mfa.pam_stack for the last 20 days (the
@@ -100,7 +85,7 @@ def seed_store(c, now):
     c.start()  # creates the schema
     c.stop()
     con = sqlite3.connect(c.db, isolation_level=None)
-    con.executescript(SEED.format(T=TERMINALS, now=now, DAY=DAY, today=jday(now)))
+    con.executescript(SEED.format(T=TERMINALS, now=now, DAY=DAY, today=jst_day(now)))
     con.close()
 
 
@@ -113,19 +98,19 @@ def upload_history(c, pki, today):
         failing = (["time.synchronized"] if today - 30 <= d <= today - 28 else []) + \
                   (["mfa.pam_stack"] if d == today - 10 else [])
         e = compliance("term-hist", i + 1, failing=failing, interval_s=300)
-        e["ts"] = ts(at(d, 9))
+        e["ts"] = ts(at_jst(d, 9))
         e["data"]["description"] = "市民課 窓口99番"
         snaps.append(e)
     seq = len(snaps)
     extra = []
     for i in range(5):
         seq += 1
-        extra.append(event("term-hist", seq, kind="usb.blocked", ts_ms=at(today - 3, 10, i),
+        extra.append(event("term-hist", seq, kind="usb.blocked", ts_ms=at_jst(today - 3, 10, i),
                            data={"vendor": "0781", "product": "5567", "serial": "X%d" % i,
                                  "manufacturer": "SanDisk", "product_name": "Cruzer", "class": "08"}))
     for i in range(3):
         seq += 1
-        extra.append(event("term-hist", seq, kind="auth.failure", ts_ms=at(today - 2, 8, i),
+        extra.append(event("term-hist", seq, kind="auth.failure", ts_ms=at_jst(today - 2, 8, i),
                            data={"user": "clerk%d" % i, "service": "login", "reason": "bad_code"}))
     # today's snapshot last: the terminal is compliant now
     seq += 1
@@ -255,45 +240,29 @@ def drive(b, origin, outdir, today):
 
 
 def main():
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    chromedriver = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
-    missing = [what for what, ok in (
-        ("chromium (" + chromium + ")", os.access(chromium, os.X_OK)),
-        ("chromium-driver (" + chromedriver + ")", os.access(chromedriver, os.X_OK)),
-        ("python3-selenium", dash.webdriver is not None)) if not ok]
-    if missing:
-        print("skip: missing " + ", ".join(missing) + " (scripts/setup-deps.sh installs them)")
+    t = dash.tools()
+    if t is None:
         return 77
-    outdir = os.environ.get("ARTEFACT_DIR", HERE)
-    os.makedirs(outdir, exist_ok=True)
-
+    chromium, chromedriver, outdir = t
     with TestDir("browser-history") as d:
         pki = PKI(d)
         c = Collector(d, pki)
         now = int(time.time() * 1000)
-        today = jday(now)
+        today = jst_day(now)
         t0 = time.time()
         seed_store(c, now)
         print("seeded %d terminals in %.1f s" % (TERMINALS, time.time() - t0))
         c.start()
-        profile = tempfile.mkdtemp(prefix="mg-chromium-")
-        b = None
         try:
             upload_history(c, pki, today)
-            b = dash.Browser(chromium, chromedriver, profile)
+        except Exception:
+            c.stop()
+            raise
+
+        def run(b):
             drive(b, "https://127.0.0.1:%d" % c.dashboard[1], outdir, today)
             print("ok; screenshots in", outdir)
-        except Exception as e:
-            print("FAIL: %s: %s" % (type(e).__name__, e))
-            traceback.print_exc(file=sys.stdout)
-            print("collector log:\n" + c.logtext())
-            return 1
-        finally:
-            if b is not None:
-                b.close()
-            c.stop()
-            shutil.rmtree(profile, ignore_errors=True)
-    return 0
+        return dash.with_browser(c, chromium, chromedriver, run)
 
 
 if __name__ == "__main__":

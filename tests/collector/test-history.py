@@ -17,28 +17,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from collectorlib import PKI, Collector, TestDir, compliance, event, ts  # noqa: E402
+from collectorlib import PKI, Collector, TestDir, at_jst, compliance, event, jst_day, ts, ymd  # noqa: E402
 
 DAY = 86400 * 1000
-JST = 9 * 3600 * 1000
-
-
-def jday(ms):
-    return (ms + JST) // DAY
-
-
-def ymd(day):
-    return time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
-
-
-def at(day, hour_jst, minute=0):
-    """ms of HH:MM in Japan on day"""
-    return day * DAY - JST + hour_jst * 3600 * 1000 + minute * 60000
 
 
 def snap(name, seq, day, failing=(), hour=12, minute=0):
     e = compliance(name, seq, failing=failing, interval_s=3600)
-    e["ts"] = ts(at(day, hour, minute))
+    e["ts"] = ts(at_jst(day, hour, minute))
     return e
 
 
@@ -58,7 +44,7 @@ def main():
         con.close()
         c.start()
         now = int(time.time() * 1000)
-        today = jday(now)
+        today = jst_day(now)
         first30 = today - 29
         certs = {}
 
@@ -87,7 +73,7 @@ def main():
             post("term-a", older)
             assert c.count("SELECT count(*) FROM events") == len(snaps)
             # blocks: 3 on day -3
-            post("term-a", [event("term-a", 22 + i, kind="usb.blocked", ts_ms=at(today - 3, 10, i))
+            post("term-a", [event("term-a", 22 + i, kind="usb.blocked", ts_ms=at_jst(today - 3, 10, i))
                             for i in range(3)])
 
             # ---- term-b: passes every day; on day -13 failing in the morning, passing at night
@@ -101,9 +87,9 @@ def main():
                 if dd == today - 13:
                     seq += 1
                     evs.append(snap("term-b", seq, dd, hour=20))
-            evs.append(event("term-b", seq + 1, kind="usb.blocked", ts_ms=at(today - 3, 11)))
+            evs.append(event("term-b", seq + 1, kind="usb.blocked", ts_ms=at_jst(today - 3, 11)))
             for i in range(2):
-                evs.append(event("term-b", seq + 2 + i, kind="auth.failure", ts_ms=at(today - 2, 9, i),
+                evs.append(event("term-b", seq + 2 + i, kind="auth.failure", ts_ms=at_jst(today - 2, 9, i),
                                  data={"user": "clerk1", "service": "login", "reason": "bad code"}))
             post("term-b", evs)
 
@@ -168,8 +154,8 @@ def main():
 
             # ---- events: group and date range; the CSV is exactly that ----
             day3 = ymd(today - 3)
-            since = ts(at(today - 3, 0))
-            until = ts(at(today - 2, 0))
+            since = ts(at_jst(today - 3, 0))
+            until = ts(at_jst(today - 2, 0))
             q = "kind=usb.blocked&group=shimin&since=%s&until=%s&order=newest" % (since, until)
             st, ev, _ = c.get("/v1/events?" + q)
             assert st == 200 and [e["terminal"] for e in ev["events"]] == ["term-a"] * 3, ev
