@@ -233,6 +233,13 @@ struct store {
 	/* the dashboard's summary cards, recounted at most once a second */
 	struct store_view summary_view;
 	json_int_t summary[6];
+	/* the activity's top terminals (a sum over every terminal's days: ~200 ms at 10,000
+	 * terminals), recomputed at most once per STORE_TOP_TTL_MS for the same range */
+	struct {
+		unsigned days;
+		int64_t to_day, at_ms;
+		json_t *top;
+	} top_cache;
 	int wal_frames;
 	sqlite3_stmt *st[_ST_MAX];
 	char clause_buf[4096];
@@ -543,6 +550,7 @@ void store_close(struct store *s)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close_v2(s->db);
 	EVP_MD_CTX_free(s->md);
+	json_decref(s->top_cache.top);
 	free(s);
 }
 
@@ -1828,8 +1836,10 @@ static int events_prepare(struct store *s, const struct store_filter *f, sqlite3
 			   : "e.id > ?1",
 		 f->terminal[0] ? " AND t.name = ?2" : "",
 		 !f->group[0] ? ""
-		 : fleet      ? " AND t.name IN (SELECT terminal FROM fleet_members WHERE grp = ?9)"
-			      : " AND 0",
+		 /* by tid: a name compared per event row costs 8 times more */
+		 : fleet ? " AND e.tid IN (SELECT t2.id FROM fleet_members m JOIN terminals t2"
+			   " ON t2.name = m.terminal WHERE m.grp = ?9)"
+			 : " AND 0",
 		 /* with a terminal, its own events (events_tid_ts) are fewer than the kind's */
 		 f->kind < 0	  ? ""
 		 : f->terminal[0] ? " AND +e.kind = ?3"
@@ -2163,6 +2173,7 @@ int store_activity_json(struct store *s, const struct store_view *v, unsigned da
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *o = NULL, *tops = json_object();
 	int64_t from;
+	bool cached;
 	int rc, r;
 
 	if (days < 1 || days > STORE_HISTORY_DAYS_MAX)
@@ -2170,6 +2181,9 @@ int store_activity_json(struct store *s, const struct store_view *v, unsigned da
 	o = range_json(v, days, &from);
 	if (!o || !tops)
 		return -ENOMEM;
+	cached = s->top_cache.top && s->top_cache.days == days &&
+		 s->top_cache.to_day == from + days - 1 && s->top_cache.at_ms <= v->now_ms &&
+		 v->now_ms - s->top_cache.at_ms < STORE_TOP_TTL_MS;
 	for (size_t k = 0; k < ELEMENTSOF(kinds); k++) {
 		json_t *per = zeros_json(days), *best = json_array();
 		if (!per || !best) {
@@ -2197,7 +2211,7 @@ int store_activity_json(struct store *s, const struct store_view *v, unsigned da
 			return sqlite_errno(rc);
 		}
 		json_object_set_new(tops, keys[k], best);
-		if (top == 0)
+		if (top == 0 || k == 2 || cached) /* no top list of lockouts */
 			continue;
 		r = prepare_again(
 		    s,
@@ -2220,7 +2234,17 @@ int store_activity_json(struct store *s, const struct store_view *v, unsigned da
 		if (rc != SQLITE_DONE)
 			return sqlite_errno(rc);
 	}
-	json_object_set(o, "top", tops);
+	if (cached)
+		json_object_set(o, "top", s->top_cache.top);
+	else {
+		json_object_del(tops, "auth_locked");
+		json_object_set(o, "top", tops);
+		json_decref(s->top_cache.top);
+		s->top_cache.top = json_incref(tops);
+		s->top_cache.days = days;
+		s->top_cache.to_day = from + days - 1;
+		s->top_cache.at_ms = v->now_ms;
+	}
 	*ret = TAKE_PTR(o);
 	return 0;
 }

@@ -16,6 +16,9 @@
 #define STORE_DAY_OFFSET_MS    (9 * 3600 * 1000LL)
 #define STORE_DAY_MS	       (86400 * 1000LL)
 #define STORE_HISTORY_DAYS_MAX 400
+/* /v1/activity's top terminals are a sum over every terminal's days of the range: recomputed at
+ * most once a minute per dashboard connection (the day totals are always current) */
+#define STORE_TOP_TTL_MS (60 * 1000LL)
 
 static inline int64_t store_day(int64_t ts_ms)
 {
@@ -188,6 +191,6 @@ int store_history_json(struct store *s, const struct store_view *v, const char *
 int store_clauses_json(struct store *s, const struct store_view *v, unsigned days, json_t **ret);
 /* {"from","to","days":N,"dates":[...],"usb_blocked":[N],"auth_failure":[N],"auth_locked":[N],
  *  "top":{"usb_blocked":[{"terminal","n"}],"auth_failure":[...]}}: the fleet's counts per day and
- *  the top terminals over the whole range. */
+ *  the top terminals over the whole range (at most STORE_TOP_TTL_MS old). */
 int store_activity_json(struct store *s, const struct store_view *v, unsigned days, unsigned top,
 			json_t **ret);
