@@ -100,6 +100,12 @@ static const char *const migrations[] = {
      * since the epoch in Japan (UTC+9, STORE_DAY_OFFSET_MS) of the event's ts; status 1 pass, 2
      * fail (fail or error): the worst of the day's snapshots, in whatever order they arrived.
      * The summaries hold no personal data and outlive the disposal of the events. */
+    /* the group filter (fleet_members) checks the terminal inside these indexes, without
+     * reading each event row: 8 times faster for a group's CSV (docs/benchmarks.md) */
+    "DROP INDEX events_kind_ts;"
+    "CREATE INDEX events_kind_ts ON events (kind, ts, tid);"
+    "DROP INDEX events_ts;"
+    "CREATE INDEX events_ts ON events (ts, tid);"
     "CREATE TABLE check_days ("
     "  tid INTEGER NOT NULL,"
     "  day INTEGER NOT NULL,"
