@@ -226,6 +226,11 @@ int api_parse_day(const char *text, int64_t *ret)
 	struct tm tm = {0};
 	time_t t;
 
+	/* exactly YYYY-MM-DD: sscanf alone takes " 2026", "+4" */
+	for (int i = 0; i < 10; i++)
+		if (!text[i] ||
+		    (i == 4 || i == 7 ? text[i] != '-' : text[i] < '0' || text[i] > '9'))
+			return -EINVAL;
 	if (sscanf(text, "%4u-%2u-%2u%n", &y, &m, &d, &n) != 3 || n != 10 || text[n] ||
 	    strlen(text) != 10 || y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31)
 		return -EINVAL;
