@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alert.h"
 #include "fileio.h"
@@ -104,7 +105,7 @@ int api_parse_filter(const char *query, struct store_filter *ret,
 	TAILQ_FOREACH(kv, &params, next)
 	{
 		static const char *const names[] = {"after", "limit", "terminal", "kind",
-						    "since", "until", "order"};
+						    "since", "until", "order",	  "group"};
 		unsigned i;
 
 		for (i = 0; i < ELEMENTSOF(names); i++)
@@ -187,6 +188,14 @@ int api_parse_filter(const char *query, struct store_filter *ret,
 				f.until_ms = ms;
 			break;
 		}
+		case 7:
+			/* group names look like terminal ids (docs/fleet.md) */
+			if (!event_terminal_id_valid(kv->value)) {
+				snprintf(reason, EVENT_REASON_MAX, "group: not a valid group name");
+				r = -EINVAL;
+			} else
+				snprintf(f.group, sizeof(f.group), "%s", kv->value);
+			break;
 		case 6:
 			if (strcmp(kv->value, "newest") == 0)
 				f.newest = true;
@@ -212,6 +221,66 @@ int api_parse_filter(const char *query, struct store_filter *ret,
 	return 0;
 }
 
+int api_parse_day(const char *text, int64_t *ret)
+{
+	unsigned y, m, d;
+	int n = 0;
+	struct tm tm = {0};
+	time_t t;
+
+	/* exactly YYYY-MM-DD: sscanf alone takes " 2026", "+4" */
+	for (int i = 0; i < 10; i++)
+		if (!text[i] ||
+		    (i == 4 || i == 7 ? text[i] != '-' : text[i] < '0' || text[i] > '9'))
+			return -EINVAL;
+	if (sscanf(text, "%4u-%2u-%2u%n", &y, &m, &d, &n) != 3 || n != 10 || text[n] ||
+	    strlen(text) != 10 || y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31)
+		return -EINVAL;
+	tm.tm_year = (int)y - 1900;
+	tm.tm_mon = (int)m - 1;
+	tm.tm_mday = (int)d;
+	t = timegm(&tm);
+	if (t == (time_t)-1 || tm.tm_mday != (int)d) /* 2026-02-30 */
+		return -EINVAL;
+	*ret = (int64_t)t / 86400;
+	return 0;
+}
+
+/* ?days=N (1..STORE_HISTORY_DAYS_MAX, default def) and nothing else */
+static int parse_days(const char *query, unsigned def, unsigned *ret,
+		      char reason[static EVENT_REASON_MAX])
+{
+	struct evkeyvalq params;
+	struct evkeyval *kv;
+	int r = 0;
+
+	*ret = def;
+	TAILQ_INIT(&params);
+	if (query && (strstr(query, "%00") || evhttp_parse_query_str(query, &params) < 0)) {
+		snprintf(reason, EVENT_REASON_MAX, "malformed query string");
+		evhttp_clear_headers(&params);
+		return -EINVAL;
+	}
+	TAILQ_FOREACH(kv, &params, next)
+	{
+		if (strcmp(kv->key, "days") != 0 || r == 1) {
+			snprintf(reason, EVENT_REASON_MAX,
+				 "unknown or repeated parameter (only days)");
+			r = -EINVAL;
+			break;
+		}
+		if (parse_uint(kv->value, 1, STORE_HISTORY_DAYS_MAX, ret) < 0) {
+			snprintf(reason, EVENT_REASON_MAX, "days: expected 1 to %d",
+				 STORE_HISTORY_DAYS_MAX);
+			r = -EINVAL;
+			break;
+		}
+		r = 1;
+	}
+	evhttp_clear_headers(&params);
+	return r < 0 ? r : 0;
+}
+
 static int lookup(const char *const *names, size_t n, const char *value)
 {
 	for (size_t i = 0; i < n; i++)
@@ -223,7 +292,8 @@ static int lookup(const char *const *names, size_t n, const char *value)
 int api_parse_terminal_query(const char *query, struct store_terminal_query *ret,
 			     char reason[static EVENT_REASON_MAX])
 {
-	static const char *const names[] = {"page", "limit", "sort", "dir", "status", "q", "check"};
+	static const char *const names[] = {"page", "limit", "sort",   "dir", "status",
+					    "q",    "check", "clause", "day"};
 	static const char *const sorts[_STORE_SORT_MAX] = {
 	    [STORE_SORT_PROBLEM] = "problem",	      [STORE_SORT_NAME] = "id",
 	    [STORE_SORT_STATUS] = "status",	      [STORE_SORT_LAST_SEEN] = "last_seen",
@@ -326,6 +396,20 @@ int api_parse_terminal_query(const char *query, struct store_terminal_query *ret
 			} else
 				snprintf(q.check, sizeof(q.check), "%s", kv->value);
 			break;
+		case 7:
+			if (!event_terminal_id_valid(kv->value)) {
+				snprintf(reason, EVENT_REASON_MAX, "clause: not a valid clause id");
+				r = -EINVAL;
+			} else
+				snprintf(q.clause, sizeof(q.clause), "%s", kv->value);
+			break;
+		case 8:
+			if (api_parse_day(kv->value, &q.clause_day) < 0) {
+				snprintf(reason, EVENT_REASON_MAX,
+					 "day: expected a day like 2026-04-01");
+				r = -EINVAL;
+			}
+			break;
 		default:
 			break;
 		}
@@ -335,6 +419,11 @@ int api_parse_terminal_query(const char *query, struct store_terminal_query *ret
 	evhttp_clear_headers(&params);
 	if (r < 0)
 		return r;
+	/* a clause's failures are a day's: one without the other means nothing */
+	if (!!(seen & (1u << 7)) != !!(seen & (1u << 8))) {
+		snprintf(reason, EVENT_REASON_MAX, "clause and day go together");
+		return -EINVAL;
+	}
 	q.offset = (page - 1) * q.limit;
 	if (page - 1 > UINT_MAX / q.limit) {
 		snprintf(reason, EVENT_REASON_MAX, "page: too far");
@@ -897,6 +986,17 @@ static int verify_json(struct worker *w, const char *query, json_t **ret,
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* "ID/history" → ID */
+static bool history_path(const char *rest, char *ret, size_t n)
+{
+	const char *slash = strchr(rest, '/');
+	if (!slash || strcmp(slash, "/history") != 0 || (size_t)(slash - rest) >= n)
+		return false;
+	memcpy(ret, rest, (size_t)(slash - rest));
+	ret[slash - rest] = 0;
+	return true;
+}
+
 void api_handle(struct evhttp_request *req, void *arg)
 {
 	struct worker *w = arg;
@@ -905,6 +1005,7 @@ void api_handle(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
 	struct store_view v;
+	char terminal[EVENT_TERMINAL_MAX + 1];
 	const struct web_asset *asset;
 	json_t *body = NULL;
 	char reason[EVENT_REASON_MAX];
@@ -957,6 +1058,31 @@ void api_handle(struct evhttp_request *req, void *arg)
 			return;
 		}
 		r = store_terminals_json(w->store, &v, &q, &body);
+	} else if (strncmp(path, "/v1/terminals/", 14) == 0 &&
+		   history_path(path + 14, terminal, sizeof(terminal))) {
+		unsigned days;
+		if (!event_terminal_id_valid(terminal)) {
+			send_error(req, 404, "no such terminal");
+			return;
+		}
+		if (parse_days(query, 90, &days, reason) < 0) {
+			send_error(req, 400, reason);
+			return;
+		}
+		r = store_history_json(w->store, &v, terminal, days, &body);
+		if (r == -ENOENT) {
+			send_error(req, 404, "no such terminal");
+			return;
+		}
+	} else if (strcmp(path, "/v1/clauses") == 0 || strcmp(path, "/v1/activity") == 0) {
+		unsigned days;
+		if (parse_days(query, 30, &days, reason) < 0) {
+			send_error(req, 400, reason);
+			return;
+		}
+		r = path[4] == 'c'
+			? store_clauses_json(w->store, &v, days, &body)
+			: store_activity_json(w->store, &v, days, API_TOP_TERMINALS, &body);
 	} else if (strncmp(path, "/v1/terminals/", 14) == 0) {
 		const char *id = path + 14;
 		if (!event_terminal_id_valid(id)) {

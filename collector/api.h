@@ -13,6 +13,7 @@
 #define API_LIMIT_DEFAULT 100
 #define API_LIMIT_MAX	  1000
 #define API_RECENT_EVENTS 50
+#define API_TOP_TERMINALS 10 /* /v1/activity: the top terminals per kind */
 
 struct web_asset {
 	const char *path; /* "/app.js" */
@@ -25,6 +26,9 @@ extern const size_t web_assets_n;
 
 /* Parses the query string of /v1/events and /v1/export.csv (after, limit, terminal, kind, since,
  * until). Unknown or repeated parameters and bad values are refused (-EINVAL, with a reason). */
+/* "2026-04-01" → days since the epoch (the history's day numbers, store_day()) */
+int api_parse_day(const char *text, int64_t *ret);
+
 int api_parse_filter(const char *query, struct store_filter *ret,
 		     char reason[static EVENT_REASON_MAX]);
 

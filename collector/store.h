@@ -10,7 +10,22 @@
 #include "chain.h"
 #include "event.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
+
+/* The history's days are days in Japan (UTC+9, no daylight saving): a snapshot at 23:30 JST
+ * counts for that day, not the next one in UTC. */
+#define STORE_DAY_OFFSET_MS    (9 * 3600 * 1000LL)
+#define STORE_DAY_MS	       (86400 * 1000LL)
+#define STORE_HISTORY_DAYS_MAX 400
+/* /v1/activity's top terminals are a sum over every terminal's days of the range: recomputed at
+ * most once a minute per dashboard connection (the day totals are always current) */
+#define STORE_TOP_TTL_MS (60 * 1000LL)
+
+static inline int64_t store_day(int64_t ts_ms)
+{
+	int64_t t = ts_ms + STORE_DAY_OFFSET_MS;
+	return t >= 0 ? t / STORE_DAY_MS : -((-t + STORE_DAY_MS - 1) / STORE_DAY_MS);
+}
 
 struct store;
 
@@ -159,7 +174,10 @@ struct store_terminal_query {
 	bool desc;
 	char search[129]; /* substring of the id or the policy's description; "" = all */
 	char check[EVENT_TERMINAL_MAX + 1]; /* only terminals failing this check id; "" = all */
-	unsigned offset, limit;		    /* limit 0: every row (the CSV export) */
+	/* only terminals that failed a check of this clause on day (store_day()); "" = all */
+	char clause[EVENT_TERMINAL_MAX + 1];
+	int64_t clause_day;
+	unsigned offset, limit; /* limit 0: every row (the CSV export) */
 };
 
 /* {"generated_at","summary":{total,compliant,noncompliant,unknown,stale,problem},"matched":N,
@@ -176,9 +194,11 @@ struct store_filter {
 	int64_t before_ts;		       /* newest: rows before (before_ts, before_id) */
 	uint64_t before_id;		       /* 0 = from the newest */
 	char terminal[EVENT_TERMINAL_MAX + 1]; /* "" = all */
-	int kind;			       /* -1 = all, else enum event_kind */
-	int64_t since_ms;		       /* inclusive, on ts; INT64_MIN = open */
-	int64_t until_ms;		       /* exclusive, on ts; INT64_MAX = open */
+	char
+	    group[EVENT_TERMINAL_MAX + 1]; /* the fleet group's members (docs/fleet.md); "" = all */
+	int kind;			   /* -1 = all, else enum event_kind */
+	int64_t since_ms;		   /* inclusive, on ts; INT64_MIN = open */
+	int64_t until_ms;		   /* exclusive, on ts; INT64_MAX = open */
 	unsigned limit;
 };
 
@@ -229,3 +249,20 @@ struct store_alert_row {
  * unannounced gap, by name; the row's strings live until fn returns. Read-only store. */
 int store_alert_scan(struct store *s, const struct store_view *v,
 		     int (*fn)(const struct store_alert_row *row, void *arg), void *arg);
+/* ---- the daily history (docs/evidence.md "History"); days: 1..STORE_HISTORY_DAYS_MAX, ending
+ * with today (v->now_ms, a day in Japan) ---- */
+
+/* {"terminal","from","to","days":N,"checks":[{"id","clause":[...],"days":"pf-..."}]}: one
+ * character per day, oldest first: p pass, f fail (fail or error), - no report. -ENOENT when the
+ * terminal is unknown. */
+int store_history_json(struct store *s, const struct store_view *v, const char *id, unsigned days,
+		       json_t **ret);
+/* {"from","to","days":N,"dates":[...],"terminals":T,"clauses":[{"clause","reporting":[N],
+ *  "complied":[N]}]}: per clause and day, the terminals that reported and those whose every check
+ *  of the clause passed all day. */
+int store_clauses_json(struct store *s, const struct store_view *v, unsigned days, json_t **ret);
+/* {"from","to","days":N,"dates":[...],"usb_blocked":[N],"auth_failure":[N],"auth_locked":[N],
+ *  "top":{"usb_blocked":[{"terminal","n"}],"auth_failure":[...]}}: the fleet's counts per day and
+ *  the top terminals over the whole range (at most STORE_TOP_TTL_MS old). */
+int store_activity_json(struct store *s, const struct store_view *v, unsigned days, unsigned top,
+			json_t **ret);

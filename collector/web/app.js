@@ -66,6 +66,17 @@
       no_groups: 'グループはまだありません。', base: '基本ポリシー', version: '版', issued: '発行', sha256: 'SHA-256',
       members: '端末', no_base: '基本ポリシー未登録', bundle_version: '配布版', covered: 'ポリシーの対象',
       max_days: '例外の上限日数', grant_classes: '許可できる種別', not_covered: '対象外（配布されません）',
+      history: '履歴', days30: '30 日', days90: '90 日', check_history: 'チェックの履歴（90 日）',
+      rate_title: '条項ごとの準拠率（その日に報告した端末のうち、条項のチェックが終日合格した割合）',
+      usb_per_day: 'USB 遮断（1 日ごと）', auth_per_day: 'ログイン失敗（1 日ごと）',
+      top_usb: 'USB 遮断の多い端末', top_auth: 'ログイン失敗の多い端末', no_history: 'この期間の記録はありません。',
+      legend_pass: '合格', legend_fail: '不合格', legend_none: '報告なし', group: 'グループ',
+      strip_tip: (c, d, st) => c + ' ' + d + ': ' + (st === 'pass' ? '合格' : st === 'fail' ? '不合格（クリックでその日の報告）' : '報告なし'),
+      rate_tip: (c, d, ok, n) => c + ' ' + d + ': ' + n + ' 台中 ' + ok + ' 台が準拠' + (ok < n ? '（クリックで不合格の端末）' : ''),
+      count_tip: (k, d, n) => d + ' ' + k + ' ' + n + ' 件（クリックでイベント）',
+      top_tip: (k, term, n) => term + ': ' + k + ' ' + n + ' 件（クリックでイベント）',
+      clause_chip: (c, d) => '条項 ' + c + ' を ' + d + ' に満たさなかった端末',
+      history_range: (f, t) => f + ' 〜 ' + t + '（日本時間）', lowest: (p) => '最低 ' + p + '%',
       fleet_off: 'このコレクターではフリート管理（[fleet]）が設定されていません。申請・例外・媒体台帳・グループを使うには、設定ファイルに [fleet] を追加してください（mynaguard-collector(8) FLEET）。',
     },
     en: {
@@ -126,6 +137,17 @@
       no_groups: 'No group yet.', base: 'Base policy', version: 'Version', issued: 'Issued', sha256: 'SHA-256',
       members: 'Terminals', no_base: 'no base policy yet', bundle_version: 'Bundle version', covered: 'Covered by the base',
       max_days: 'Exception limit (days)', grant_classes: 'Grantable classes', not_covered: 'not covered (gets no bundle)',
+      history: 'History', days30: '30 days', days90: '90 days', check_history: 'Check history (90 days)',
+      rate_title: 'Compliance per clause (of the terminals that reported that day, those whose checks of the clause passed all day)',
+      usb_per_day: 'USB blocked per day', auth_per_day: 'Failed logins per day',
+      top_usb: 'Top terminals: USB blocked', top_auth: 'Top terminals: failed logins', no_history: 'Nothing recorded in this period.',
+      legend_pass: 'pass', legend_fail: 'fail', legend_none: 'no report', group: 'Group',
+      strip_tip: (c, d, st) => c + ' ' + d + ': ' + (st === 'pass' ? 'pass' : st === 'fail' ? 'fail (click: that day\'s reports)' : 'no report'),
+      rate_tip: (c, d, ok, n) => c + ' ' + d + ': ' + ok + ' of ' + n + ' compliant' + (ok < n ? ' (click: the failing terminals)' : ''),
+      count_tip: (k, d, n) => d + ' ' + k + ': ' + n + ' (click: the events)',
+      top_tip: (k, term, n) => term + ': ' + k + ' ' + n + ' (click: the events)',
+      clause_chip: (c, d) => 'Terminals that failed clause ' + c + ' on ' + d,
+      history_range: (f, t) => f + ' to ' + t + ' (Japan time)', lowest: (p) => 'lowest ' + p + '%',
       fleet_off: 'Fleet management ([fleet]) is not configured on this collector. Add a [fleet] section to its configuration to use requests, exceptions, the media ledger and groups (mynaguard-collector(8) FLEET).',
     },
   };
@@ -271,6 +293,7 @@
     const m = /^\/terminal\/(.+)$/.exec(path);
     if (m) return { view: 'terminal', id: decodeURIComponent(m[1]), params };
     if (path === '/events') return { view: 'events', params };
+    if (path === '/history') return { view: 'history', params };
     if (FLEET_VIEWS.includes(path.slice(1))) return { view: path.slice(1), params };
     if (path === '/retention') return { view: 'retention', params };
     return { view: 'terminals', params };
@@ -301,9 +324,9 @@
     $('list').hidden = view !== 'terminals';
     $('detail').hidden = view !== 'terminal';
     $('eventview').hidden = view !== 'events';
-    $('summary').hidden = view === 'events';
-    $('nav-terminals').classList.toggle('active', view !== 'events');
+    $('historyview').hidden = view !== 'history';
     $('nav-events').classList.toggle('active', view === 'events');
+    $('nav-history').classList.toggle('active', view === 'history');
     FLEET_VIEWS.forEach((v) => {
       $(v + 'view').hidden = view !== v;
       $('nav-' + v).classList.toggle('active', view === v);
@@ -312,10 +335,11 @@
     $('nav-retention').classList.toggle('active', view === 'retention');
     const fleet = FLEET_VIEWS.includes(view) || view === 'retention';
     $('nav-terminals').classList.toggle('active', view === 'terminals' || view === 'terminal');
-    $('summary').hidden = view === 'events' || fleet;
+    $('summary').hidden = view === 'events' || view === 'history' || fleet;
     if (!FLEET_VIEWS.includes(view)) $('fleet-off').hidden = true;
-    // the header's CSV is the terminals' or the events'; the ledger has its own button
-    $('export').hidden = fleet;
+    // the header's CSV is the terminals' or the events'; the ledger has its own button, the
+    // history's charts click through to lists that export
+    $('export').hidden = fleet || view === 'history';
   }
 
   // ---- pieces ----
@@ -369,7 +393,7 @@
   function listQuery() {
     const p = route.params;
     const q = new URLSearchParams();
-    ['status', 'sort', 'dir', 'q', 'check'].forEach((k) => { if (p.get(k)) q.set(k, p.get(k)); });
+    ['status', 'sort', 'dir', 'q', 'check', 'clause', 'day'].forEach((k) => { if (p.get(k)) q.set(k, p.get(k)); });
     return q;
   }
 
@@ -395,6 +419,11 @@
       c.setAttribute('aria-current', on ? 'true' : 'false');
     });
     $('list-status').textContent = t('st_' + status);
+    // the history chart's click-through: a clause failed on a day
+    const cd = p.get('clause') && p.get('day');
+    $('list-clause').hidden = !cd;
+    if (cd) $('list-clause-text').textContent = t('clause_chip')(p.get('clause'), p.get('day'));
+    $('list-clause-clear').href = listHash({ clause: null, day: null, page: null });
     if (document.activeElement !== $('filter')) $('filter').value = p.get('q') || '';
     $('check-filter').value = p.get('check') || '';
     const sort = p.get('sort') || 'problem';
@@ -564,6 +593,65 @@
   async function loadDetail(id) {
     const r = await api('/v1/terminals/' + encodeURIComponent(id));
     renderDetail(await r.json());
+    const h = await api('/v1/terminals/' + encodeURIComponent(id) + '/history?days=90');
+    renderStrip(id, await h.json());
+  }
+
+  // ---- history (charts.js): the terminal's strip, the fleet's charts ----
+
+  const dayHash = (changes, d) => eventsHash(Object.assign({ since: d, until: d }, changes), '');
+
+  function legend() {
+    const p = el('p', null, 'legend');
+    [['pass', 'legend_pass'], ['fail', 'legend_fail'], ['none', 'legend_none']].forEach(([c, k]) => {
+      p.appendChild(el('span', null, 'swatch ' + c));
+      p.appendChild(el('span', t(k) + ' '));
+    });
+    return p;
+  }
+
+  function renderStrip(id, h) {
+    const rows = h.checks.map((c) => ({ id: c.id, days: c.days, label: (CHECKS[c.id] ? L(CHECKS[c.id].name) : c.id) }));
+    const box = $('detail-history');
+    if (!rows.length) { box.replaceChildren(el('p', t('no_history'), 'empty')); return; }
+    const chart = MgCharts.strip(rows, h.dates, {
+      label: t('check_history') + ' ' + id,
+      href: (check, d) => dayHash({ terminal: id, kind: 'compliance' }, d),
+      title: (check, d, st) => t('strip_tip')(check, d, st),
+    });
+    box.replaceChildren(el('p', t('history_range')(h.from, h.to), 'meaning'), chart, legend());
+  }
+
+  async function loadHistory() {
+    const days = route.params.get('days') === '90' ? 90 : 30;
+    $('hist-30').classList.toggle('active', days === 30);
+    $('hist-90').classList.toggle('active', days === 90);
+    const [cl, ac] = await Promise.all([
+      api('/v1/clauses?days=' + days).then((r) => r.json()),
+      api('/v1/activity?days=' + days).then((r) => r.json())]);
+    $('hist-range').textContent = t('history_range')(cl.from, cl.to);
+    const width = Math.min(1300, Math.max(700, $('historyview').clientWidth - 10));
+    const rows = cl.clauses.map((c) => Object.assign({ label: pick(CLAUSES, c.clause) }, c));
+    $('hist-rates').replaceChildren(rows.length ? MgCharts.rates(rows, cl.dates, {
+      width, label: t('rate_title'), lowest: (p) => t('lowest')(p),
+      href: (clause, d) => listHash({ clause, day: d, status: null, page: null, q: null, check: null }),
+      title: (clause, d, ok, n) => t('rate_tip')(clause, d, ok, n),
+    }) : el('p', t('no_history'), 'empty'));
+    const half = Math.max(340, Math.floor(width / 2) - 20);
+    [['usb.blocked', 'usb_blocked', 'hist-usb', 'usb'], ['auth.failure', 'auth_failure', 'hist-auth', 'auth']].forEach(([kind, key, id, cls]) => {
+      $(id).replaceChildren(MgCharts.bars(ac[key], ac.dates, {
+        width: half, label: t(cls === 'usb' ? 'usb_per_day' : 'auth_per_day'), cls,
+        href: (d) => dayHash({ kind }, d),
+        title: (d, n) => t('count_tip')(pick(KINDS, kind), d, n),
+      }));
+      const top = ac.top[key];
+      $(id + '-top').replaceChildren(top.length ? MgCharts.top(top, {
+        width: half, label: t(cls === 'usb' ? 'top_usb' : 'top_auth'), cls,
+        href: (term) => eventsHash({ kind, terminal: term, since: ac.from, until: ac.to }, ''),
+        title: (term, n) => t('top_tip')(pick(KINDS, kind), term, n),
+      }) : el('p', t('no_history'), 'empty'));
+    });
+    $('updated').textContent = t('updated') + fmtTime(new Date().toISOString());
   }
 
   // ---- events: one readable line each (who, what, where, which rule) ----
@@ -624,14 +712,12 @@
   function eventQuery() {
     const p = route.params;
     const q = new URLSearchParams({ order: 'newest', limit: EVENTS_PAGE });
-    ['kind', 'terminal', 'after'].forEach((k) => { if (p.get(k)) q.set(k, p.get(k)); });
-    // dates are local days: from the start of "since" to the end of "until"
-    if (p.get('since')) q.set('since', new Date(p.get('since') + 'T00:00:00').toISOString());
-    if (p.get('until')) {
-      const u = new Date(p.get('until') + 'T00:00:00');
-      u.setDate(u.getDate() + 1);
-      q.set('until', u.toISOString());
-    }
+    ['kind', 'terminal', 'group', 'after'].forEach((k) => { if (p.get(k)) q.set(k, p.get(k)); });
+    // dates are days in Japan (as the history's and the fleet's): from the start of "since" to
+    // the end of "until"
+    const jst = (ymd) => new Date(ymd + 'T00:00:00+09:00');
+    if (p.get('since') && !isNaN(jst(p.get('since')))) q.set('since', jst(p.get('since')).toISOString().replace('.000Z', 'Z'));
+    if (p.get('until') && !isNaN(jst(p.get('until')))) q.set('until', new Date(jst(p.get('until')).getTime() + DAY).toISOString().replace('.000Z', 'Z'));
     return q;
   }
 
@@ -639,6 +725,7 @@
     const p = route.params;
     $('ev-kind').value = p.get('kind') || '';
     if (document.activeElement !== $('ev-terminal')) $('ev-terminal').value = p.get('terminal') || '';
+    if (document.activeElement !== $('ev-group')) $('ev-group').value = p.get('group') || '';
     $('ev-since').value = p.get('since') || '';
     $('ev-until').value = p.get('until') || '';
     const r = await api('/v1/events?' + eventQuery().toString());
@@ -1095,6 +1182,8 @@
         await loadDetail(route.id);
       } else if (route.view === 'events') {
         await loadEvents();
+      } else if (route.view === 'history') {
+        await loadHistory();
       } else if (FLEET_VIEWS.includes(route.view)) {
         await loadFleet(route.view);
       } else if (route.view === 'retention') {
@@ -1211,6 +1300,7 @@
     }));
     $('ev-kind').addEventListener('change', () => go(eventsHash({ kind: $('ev-kind').value, after: null })));
     $('ev-terminal').addEventListener('change', () => go(eventsHash({ terminal: $('ev-terminal').value.trim(), after: null })));
+    $('ev-group').addEventListener('change', () => go(eventsHash({ group: $('ev-group').value.trim(), after: null })));
     $('ev-since').addEventListener('change', () => go(eventsHash({ since: $('ev-since').value, after: null })));
     $('ev-until').addEventListener('change', () => go(eventsHash({ until: $('ev-until').value, after: null })));
     $('grant-form').addEventListener('submit', submitGrant);

@@ -393,7 +393,8 @@ def seed(c, pki):
     time.sleep(2.5)
 
 
-def main():
+def tools():
+    """(chromium, chromedriver, artefact dir), or None (said why) when one is missing: skip, 77."""
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     chromedriver = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
     missing = [what for what, ok in (
@@ -402,31 +403,51 @@ def main():
         ("python3-selenium", webdriver is not None)) if not ok]
     if missing:
         print("skip: missing " + ", ".join(missing) + " (scripts/setup-deps.sh installs them)")
-        return 77
+        return None
     outdir = os.environ.get("ARTEFACT_DIR", HERE)
     os.makedirs(outdir, exist_ok=True)
+    return chromium, chromedriver, outdir
 
+
+def with_browser(c, chromium, chromedriver, fn):
+    """fn(browser) against the started collector c, which is stopped after; a failure (an
+    assertion or the driver) is printed with the collector's log. Returns the exit code."""
+    profile = tempfile.mkdtemp(prefix="mg-chromium-")
+    b = None
+    try:
+        b = Browser(chromium, chromedriver, profile)
+        fn(b)
+        return 0
+    except Exception as e:
+        print("FAIL: %s: %s" % (type(e).__name__, e))
+        traceback.print_exc(file=sys.stdout)
+        print("collector log:\n" + c.logtext())
+        return 1
+    finally:
+        if b is not None:
+            b.close()
+        c.stop()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def main():
+    t = tools()
+    if t is None:
+        return 77
+    chromium, chromedriver, outdir = t
     with TestDir("browser") as d:
         pki = PKI(d)
         c = Collector(d, pki).start()
-        profile = tempfile.mkdtemp(prefix="mg-chromium-")
-        b = None
         try:
             seed(c, pki)
-            b = Browser(chromium, chromedriver, profile)
+        except Exception:
+            c.stop()
+            raise
+
+        def run(b):
             drive(b, "https://127.0.0.1:%d" % c.dashboard[1], TOKEN, outdir)
             print("ok; screenshots in", outdir)
-        except Exception as e:  # an assertion or the driver: both fail the test, with the log
-            print("FAIL: %s: %s" % (type(e).__name__, e))
-            traceback.print_exc(file=sys.stdout)
-            print("collector log:\n" + c.logtext())
-            return 1
-        finally:
-            if b is not None:
-                b.close()
-            c.stop()
-            shutil.rmtree(profile, ignore_errors=True)
-    return 0
+        return with_browser(c, chromium, chromedriver, run)
 
 
 if __name__ == "__main__":

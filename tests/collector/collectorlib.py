@@ -318,6 +318,24 @@ def ts(ms):
     return time.strftime("%Y-%m-%dT%H:%M:%S", t) + ".%03dZ" % (ms % 1000)
 
 
+# The collector's history counts days in Japan (UTC+9, collector/store.h STORE_DAY_OFFSET_MS).
+JST_MS = 9 * 3600 * 1000
+
+
+def jst_day(ms):
+    """days since the epoch, in Japan, of the time ms"""
+    return (ms + JST_MS) // 86400000
+
+
+def ymd(day):
+    return time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+
+
+def at_jst(day, hour, minute=0):
+    """ms of HH:MM in Japan on day (jst_day)"""
+    return day * 86400000 - JST_MS + hour * 3600000 + minute * 60000
+
+
 def event(terminal, seq, kind="usb.blocked", data=None, clause=None, ts_ms=None):
     return {"v": 1, "terminal": terminal, "seq": seq,
             "ts": ts(ts_ms if ts_ms is not None else int(time.time() * 1000)),

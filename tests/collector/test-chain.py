@@ -166,6 +166,9 @@ def main():
                           "ALTER TABLE events DROP COLUMN disposed_at;"
                           "ALTER TABLE events DROP COLUMN chain;"
                           "ALTER TABLE terminals DROP COLUMN chain_head;"
+                          # and what schema 4 added (the daily history)
+                          "DROP TABLE check_days; DROP TABLE clause_terminal_days;"
+                          "DROP TABLE clause_days; DROP TABLE kind_days; DROP TABLE kind_totals;"
                           "PRAGMA user_version = 2;")
         con.close()
         r = collector(c, "--verify")

@@ -550,6 +550,27 @@ static void test_alert_mail(void **state)
 	free(mail);
 }
 
+/* the history's days: Japan's (UTC+9), and api_parse_day gives the same numbers */
+static void test_days(void **state)
+{
+	int64_t d;
+
+	assert_int_equal(api_parse_day("2026-11-24", &d), 0);
+	/* 2026-11-24 00:00 in Japan is 2026-11-23 15:00 UTC */
+	assert_int_equal(store_day(1795446000000LL), d);
+	assert_int_equal(store_day(1795446000000LL - 1), d - 1);
+	assert_int_equal(store_day(1795446000000LL + 86400000LL - 1), d);
+	assert_int_equal(store_day(-STORE_DAY_OFFSET_MS - 1), -1);
+	assert_int_equal(api_parse_day("1970-01-01", &d), 0);
+	assert_int_equal(d, 0);
+	assert_int_equal(api_parse_day("2028-02-29", &d), 0);
+	static const char *const refused[] = {
+	    "2026-02-29", "2026-13-01", "2026-00-10", "2026-1-01",   "2026-01-01x", "20260101",
+	    "",		  "1969-12-31", "2026-04-31", " 2026-04-01", "2026-+4-01",  "2026-04-+1"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		assert_int_equal(api_parse_day(refused[i], &d), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -570,6 +591,7 @@ int main(void)
 	    cmocka_unit_test(test_framing),
 	    cmocka_unit_test(test_config_alerts),
 	    cmocka_unit_test(test_alert_mail),
+	    cmocka_unit_test(test_days),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

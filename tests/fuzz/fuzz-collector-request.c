@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Fuzz target: what the collector decodes from peers — the ingest body checked against the
  * certificate's terminal (ingest_decode), the dashboard query strings (api_parse_filter and
- * api_parse_terminal_query, both on the same input), the CSV
+ * api_parse_terminal_query and the history's day api_parse_day, all on the same input), the CSV
  * summary of stored data (api_event_summary + api_csv_cell), the revoked-serials file and the
  * HTTP framing check of a parsed header block (server_check_framing).
  * The first byte picks the decoder; the rest is its input. */
@@ -42,8 +42,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 1: {
 		struct store_filter f;
 		struct store_terminal_query q;
+		int64_t day;
 		(void)api_parse_filter(text, &f, reason);
 		(void)api_parse_terminal_query(text, &q, reason);
+		(void)api_parse_day(text, &day);
 		break;
 	}
 	case 2: {

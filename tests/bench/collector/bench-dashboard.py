@@ -71,6 +71,26 @@ UPDATE terminals SET n_gaps = (SELECT count(*) FROM gaps g WHERE g.tid = termina
   n_gaps_unannounced = (SELECT count(*) FROM gaps g WHERE g.tid = terminals.id AND g.announced = 0);
 UPDATE terminals SET locked_at = l.ts FROM (SELECT tid, max(ts) AS ts FROM events
   WHERE kind = 'auth.locked' GROUP BY tid) l WHERE l.tid = terminals.id;
+-- the daily history (schema 4) as the writer keeps it: 90 days of the 7 checks per terminal,
+-- failing as in the checks table, and the per-day counts of the events above
+WITH RECURSIVE d(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM d WHERE n < 89)
+INSERT INTO check_days (tid, day, check_id, status)
+SELECT c.tid, ({now} + 32400000) / {DAY} - d.n, c.check_id, CASE c.status WHEN 'pass' THEN 1 ELSE 2 END
+FROM checks c CROSS JOIN d;
+INSERT INTO clause_terminal_days (day, clause, tid, status)
+SELECT cd.day, cl.value, cd.tid, max(cd.status) FROM check_days cd
+  JOIN checks c ON c.tid = cd.tid AND c.check_id = cd.check_id, json_each(c.clause) cl
+GROUP BY 1, 2, 3;
+INSERT INTO clause_days (day, clause, reporting, failing)
+SELECT day, clause, count(*), sum(status = 2) FROM clause_terminal_days GROUP BY 1, 2;
+INSERT INTO kind_days (kind, day, tid, n)
+SELECT kind, (ts + 32400000) / {DAY}, tid, count(*) FROM events
+WHERE kind IN ('usb.blocked', 'auth.failure', 'auth.locked') GROUP BY 1, 2, 3;
+INSERT INTO kind_totals (kind, day, n) SELECT kind, day, sum(n) FROM kind_days GROUP BY 1, 2;
+-- a fleet group of 100 terminals (the events' group filter)
+CREATE TABLE IF NOT EXISTS fleet_members (terminal TEXT PRIMARY KEY, grp TEXT NOT NULL,
+  added_at INTEGER NOT NULL);
+INSERT INTO fleet_members SELECT name, 'shimin', 0 FROM terminals WHERE id % 100 = 0;
 COMMIT;
 PRAGMA journal_mode = WAL;
 """
@@ -124,7 +144,8 @@ def main():
     os.makedirs(d, exist_ok=True)
     pki = PKI(d)
     c = Collector(d, pki, extra="")
-    c.db = os.path.join(a.workdir, "collector-%d-%d.db" % (a.terminals, a.per))
+    # -v4: the daily history's tables (schema 4) are seeded too
+    c.db = os.path.join(a.workdir, "collector-%d-%d-v4.db" % (a.terminals, a.per))
     with open(c.conf) as f:
         conf = f.read().replace(os.path.join(d, "collector.db"), c.db)
     with open(c.conf, "w") as f:
@@ -176,6 +197,16 @@ def main():
         ("events: one terminal", "/v1/events?order=newest&limit=100&terminal=" + mid),
         ("events: one terminal, kind auth.failure", "/v1/events?order=newest&limit=100&kind=auth.failure&terminal=" + mid),
         ("events: id order (scripts), deep page", "/v1/events?limit=100&after=%d" % (a.terminals * a.per * 9 // 10)),
+        ("events: group of 100 terminals", "/v1/events?order=newest&limit=100&group=shimin"),
+        ("events: group, kind usb.blocked, one day 10 days ago",
+         "/v1/events?order=newest&limit=100&group=shimin&kind=usb.blocked&since=%s&until=%s" % (iso(now - 10 * DAY), iso(now - 9 * DAY))),
+        ("history: one terminal's strip, 90 days", "/v1/terminals/" + mid + "/history?days=90"),
+        ("history: per clause, 30 days", "/v1/clauses?days=30"),
+        ("history: per clause, 90 days", "/v1/clauses?days=90"),
+        ("history: activity and top terminals, 30 days", "/v1/activity?days=30"),
+        ("history: activity and top terminals, 90 days", "/v1/activity?days=90"),
+        ("terminals: failed clause 2-6-6 on a day (chart click)",
+         "/v1/terminals?limit=50&clause=2-6-6&day=" + time.strftime("%Y-%m-%d", time.gmtime((now + 9 * 3600000 - 5 * DAY) // 1000))),
         ("metrics", "/metrics"),
     ]
     print("| request | p50 | p99 | max | collector CPU per call | bytes |")
@@ -199,7 +230,8 @@ def main():
             len(body)), flush=True)
     # the CSV export of one filter, streamed (time to the last byte)
     for label, path in (("CSV: problems list", "/v1/terminals.csv?status=problem"),
-                        ("CSV: one terminal's events", "/v1/export.csv?order=newest&terminal=" + mid)):
+                        ("CSV: one terminal's events", "/v1/export.csv?order=newest&terminal=" + mid),
+                        ("CSV: a group's USB blocks, 30 days", "/v1/export.csv?order=newest&kind=usb.blocked&group=shimin")):
         t = time.perf_counter()
         body = cl.get(path)
         print("| %s `%s` (one call) | %.1f ms | | | | %d |" % (label, path.replace(mid, "term-MID"),
