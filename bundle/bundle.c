@@ -536,6 +536,20 @@ int bundle_build(const uint8_t *signed_base, size_t signed_base_len,
 	return 0;
 }
 
+int bundle_sign_detached(const struct bundle_signer *s, const void *m, size_t n,
+			 uint8_t sig[BUNDLE_SIG_LEN])
+{
+	if (!s)
+		return -EINVAL;
+	return sign(s->pkey, m, n, sig);
+}
+
+int bundle_verify_detached(const uint8_t pub[BUNDLE_PUBKEY_LEN], const void *m, size_t n,
+			   const uint8_t sig[BUNDLE_SIG_LEN])
+{
+	return verify(pub, m, n, sig);
+}
+
 int bundle_verify_root(const struct bundle_frame *f, const uint8_t root_pub[BUNDLE_PUBKEY_LEN])
 {
 	_cleanup_free_ uint8_t *m = NULL;

@@ -14,6 +14,7 @@
 #include "event.h"
 #include "macro.h"
 #include "parse.h"
+#include "review.h"
 #include "utf8.h"
 
 /* "%.*s" arguments that keep at most n bytes of s without cutting a character */
@@ -65,6 +66,12 @@ static const struct key keys[] = {
     {"terminals", "clock_drift", KEY_DURATION, OFF(clock_drift), 1, 86400},
     {"fleet", "grant_key", KEY_STRING, OFF(fleet_grant_key), 0, 0},
     {"fleet", "root_key", KEY_STRING, OFF(fleet_root_key), 0, 0},
+    {"review", "period", KEY_STRING, OFF(review_period), 0, 0},
+    {"review", "office_hours", KEY_STRING, OFF(office_hours), 0, 0},
+    {"review", "office_days", KEY_STRING, OFF(office_days), 0, 0},
+    {"review", "burst_failures", KEY_UINT, OFF(burst_failures), 2, 1000},
+    {"review", "burst_minutes", KEY_UINT, OFF(burst_minutes), 1, 1440},
+    {"evidence", "key", KEY_STRING, OFF(evidence_key), 0, 0},
 };
 
 struct parse_state {
@@ -271,6 +278,8 @@ static void config_defaults(struct collector_config *c)
 	    .retention = 400 * 86400ULL,
 	    .report_interval = 300,
 	    .clock_drift = 120,
+	    .burst_failures = 5,
+	    .burst_minutes = 10,
 	};
 }
 
@@ -345,6 +354,14 @@ static int config_check(struct parse_state *s, int r)
 			 s->name);
 		return -EINVAL;
 	}
+	{
+		struct review_settings rs;
+		char msg[200];
+		if (review_settings_parse(c, &rs, msg, sizeof(msg)) < 0) {
+			snprintf(s->err, CONFIG_ERROR_MAX, "%s: %s", s->name, msg);
+			return -EINVAL;
+		}
+	}
 	if (c->max_connections < c->workers) {
 		snprintf(s->err, CONFIG_ERROR_MAX,
 			 "%s: [ingest] max_connections must be at least workers", s->name);
@@ -417,5 +434,9 @@ void config_free(struct collector_config *c)
 	free(c->enroll_database);
 	free(c->fleet_grant_key);
 	free(c->fleet_root_key);
+	free(c->review_period);
+	free(c->office_hours);
+	free(c->office_days);
+	free(c->evidence_key);
 	*c = (struct collector_config){0};
 }

@@ -52,6 +52,16 @@ struct collector_config {
 	/* [fleet] (optional; docs/fleet.md): without both, the fleet endpoints answer 503 */
 	char *fleet_grant_key; /* Ed25519 private key, PKCS#8 PEM */
 	char *fleet_root_key;  /* the root public key, one base64 line */
+
+	/* [review] (review.c, docs/evidence.md "Log review"): checked by review_settings_parse() */
+	char *review_period;	 /* "monthly" (default) or "weekly" */
+	char *office_hours;	 /* "HH:MM-HH:MM" in Japan time; default 08:00-19:00 */
+	char *office_days;	 /* "mon tue wed thu fri" (default) */
+	unsigned burst_failures; /* auth.failure events ... */
+	unsigned burst_minutes;	 /* ... within this many minutes on one terminal and user */
+
+	/* [evidence] (evidence.c): the Ed25519 key that signs evidence bundles, PKCS#8 PEM */
+	char *evidence_key;
 };
 
 /* Fills defaults, then parses path. On a syntax or value error returns -EINVAL and writes

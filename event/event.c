@@ -36,6 +36,7 @@ static const char *const kind_names[_EVENT_KIND_MAX] = {
     [EVENT_FLEET_LEDGER] = "fleet.ledger",
     [EVENT_ENROLL_ISSUED] = "enroll.issued",
     [EVENT_ENROLL_REFUSED] = "enroll.refused",
+    [EVENT_REVIEW_SIGNED] = "review.signed",
 };
 
 const char *event_kind_name(enum event_kind k)
@@ -59,7 +60,7 @@ int event_kind_from_name(const char *name, enum event_kind *ret)
 
 bool event_kind_is_collector_own(enum event_kind k)
 {
-	return k >= EVENT_FLEET_GROUP && k <= EVENT_ENROLL_REFUSED;
+	return (k >= EVENT_FLEET_GROUP && k <= EVENT_ENROLL_REFUSED) || k == EVENT_REVIEW_SIGNED;
 }
 
 bool event_kind_is_auth(enum event_kind k)
@@ -407,6 +408,7 @@ static int check_data(enum event_kind kind, json_t *data, const char *prefix,
 	case EVENT_FLEET_LEDGER:
 	case EVENT_ENROLL_ISSUED:
 	case EVENT_ENROLL_REFUSED:
+	case EVENT_REVIEW_SIGNED:
 	case _EVENT_KIND_MAX:
 		return 0;
 	}

@@ -46,6 +46,7 @@ enum event_kind {
 	EVENT_FLEET_LEDGER,
 	EVENT_ENROLL_ISSUED, /* the collector's own: a certificate issued (enrollment or renewal) */
 	EVENT_ENROLL_REFUSED, /* the collector's own: an enrollment or renewal refused */
+	EVENT_REVIEW_SIGNED,  /* the collector's own: a log review signed off (docs/evidence.md) */
 	_EVENT_KIND_MAX,
 };
 
