@@ -18,19 +18,6 @@
 #include "review.h"
 #include "server.h"
 
-static int fail(char *err, size_t errsz, int r, const char *fmt, ...) _printf_(4, 5);
-static int fail(char *err, size_t errsz, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errsz) {
-		va_start(ap, fmt);
-		vsnprintf(err, errsz, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-
 /* ---- the query ---- */
 
 static int parse_day(const char *s, int64_t *ret)
@@ -71,31 +58,31 @@ int evidence_query_parse(const char *from, const char *to, const char *clauses,
 	struct evidence_query q = {0};
 
 	if (parse_day(from, &q.from_ms) < 0)
-		return fail(err, errsz, -EINVAL, "from: expected a date YYYY-MM-DD");
+		return review_fail(err, errsz, -EINVAL, "from: expected a date YYYY-MM-DD");
 	if (parse_day(to, &q.to_ms) < 0)
-		return fail(err, errsz, -EINVAL, "to: expected a date YYYY-MM-DD");
+		return review_fail(err, errsz, -EINVAL, "to: expected a date YYYY-MM-DD");
 	if (q.to_ms < q.from_ms)
-		return fail(err, errsz, -EINVAL, "to is before from");
+		return review_fail(err, errsz, -EINVAL, "to is before from");
 	q.to_ms += REVIEW_DAY_MS; /* the last day is included */
 	q.ndays = (unsigned)((q.to_ms - q.from_ms) / REVIEW_DAY_MS);
 	if (q.ndays > EVIDENCE_DAYS_MAX)
-		return fail(err, errsz, -EINVAL, "at most %d days in one bundle",
-			    EVIDENCE_DAYS_MAX);
+		return review_fail(err, errsz, -EINVAL, "at most %d days in one bundle",
+				   EVIDENCE_DAYS_MAX);
 	snprintf(q.from, sizeof(q.from), "%s", from);
 	snprintf(q.to, sizeof(q.to), "%s", to);
 	for (const char *p = clauses; p && *p;) {
 		size_t n = strcspn(p, ",");
 		if (!clause_id_valid(p, n))
-			return fail(err, errsz, -EINVAL,
-				    "clauses: comma-separated clause ids like 2-6-3-a");
+			return review_fail(err, errsz, -EINVAL,
+					   "clauses: comma-separated clause ids like 2-6-3-a");
 		if (q.n_clauses == EVIDENCE_CLAUSES_MAX)
-			return fail(err, errsz, -EINVAL, "clauses: at most %d",
-				    EVIDENCE_CLAUSES_MAX);
+			return review_fail(err, errsz, -EINVAL, "clauses: at most %d",
+					   EVIDENCE_CLAUSES_MAX);
 		memcpy(q.clauses[q.n_clauses], p, n);
 		q.clauses[q.n_clauses++][n] = 0;
 		p += n;
 		if (*p == ',' && !*++p)
-			return fail(err, errsz, -EINVAL, "clauses: empty clause id");
+			return review_fail(err, errsz, -EINVAL, "clauses: empty clause id");
 	}
 	*ret = q;
 	return 0;
@@ -595,6 +582,6 @@ int evidence_write(sqlite3 *db, const struct evidence_query *q, const struct bun
 	for (unsigned i = 0; i < EVIDENCE_SECTIONS; i++)
 		EVP_MD_CTX_free(w.sec[i].md);
 	if (r < 0)
-		return fail(err, errsz, r, "cannot write the bundle: %s", strerror(-r));
+		return review_fail(err, errsz, r, "cannot write the bundle: %s", strerror(-r));
 	return 0;
 }

@@ -273,24 +273,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (evidence_from) {
-		if (optind != argc - 1 || !config_path || !output || check || backup_path ||
-		    restore_path || do_verify || do_retention) {
-			usage(stderr);
-			return 2;
-		}
-		r = config_load(config_path, &cfg, err);
-		if (r < 0) {
-			server_log(LOG_ERR, "%s", err);
-			return 1;
-		}
-		return evidence(evidence_from, argv[optind], clauses, output);
-	}
-	if (clauses || output) {
+	if (evidence_from ? optind != argc - 1 || !output || check || backup_path || restore_path ||
+				do_verify || do_retention
+			  : clauses || output) {
 		usage(stderr);
 		return 2;
 	}
-	if (optind < argc || !config_path || (backup_path && restore_path) ||
+	if ((!evidence_from && optind < argc) || !config_path || (backup_path && restore_path) ||
 	    ((backup_path || restore_path) && check) ||
 	    (do_verify && (check || backup_path || restore_path)) ||
 	    (verify_terminal && !do_verify) ||
@@ -304,6 +293,8 @@ int main(int argc, char **argv)
 		server_log(LOG_ERR, "%s", err);
 		return 1;
 	}
+	if (evidence_from)
+		return evidence(evidence_from, argv[optind], clauses, output);
 	if (backup_path || restore_path)
 		return backup_or_restore(backup_path, restore_path);
 	if (do_verify)

@@ -26,8 +26,7 @@
 
 #define REASON_MAX 256
 
-static int fail(char *err, size_t errsz, int r, const char *fmt, ...) _printf_(4, 5);
-static int fail(char *err, size_t errsz, int r, const char *fmt, ...)
+int review_fail(char *err, size_t errsz, int r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -63,18 +62,19 @@ int review_settings_parse(const struct collector_config *c, struct review_settin
 
 	if (c->review_period && strcmp(c->review_period, "monthly") != 0 &&
 	    strcmp(c->review_period, "weekly") != 0)
-		return fail(err, errsz, -EINVAL, "[review] period: monthly or weekly");
+		return review_fail(err, errsz, -EINVAL, "[review] period: monthly or weekly");
 	rs.weekly = c->review_period && strcmp(c->review_period, "weekly") == 0;
 	if (strlen(hours) != 11 || hours[5] != '-')
-		return fail(err, errsz, -EINVAL, "[review] office_hours: expected HH:MM-HH:MM");
+		return review_fail(err, errsz, -EINVAL,
+				   "[review] office_hours: expected HH:MM-HH:MM");
 	memcpy(buf, hours, 5);
 	buf[5] = 0;
 	if (parse_hhmm(buf, &rs.office_start) < 0 || parse_hhmm(hours + 6, &rs.office_end) < 0 ||
 	    rs.office_start >= rs.office_end)
-		return fail(err, errsz, -EINVAL,
-			    "[review] office_hours: expected HH:MM-HH:MM, start before end");
+		return review_fail(err, errsz, -EINVAL,
+				   "[review] office_hours: expected HH:MM-HH:MM, start before end");
 	if (strlen(days) >= sizeof(buf))
-		return fail(err, errsz, -EINVAL, "[review] office_days: too long");
+		return review_fail(err, errsz, -EINVAL, "[review] office_days: too long");
 	snprintf(buf, sizeof(buf), "%s", days);
 	char *save = NULL;
 	for (char *t = strtok_r(buf, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
@@ -83,8 +83,9 @@ int review_settings_parse(const struct collector_config *c, struct review_settin
 			if (strcmp(t, day_names[i]) == 0)
 				break;
 		if (i == ELEMENTSOF(day_names))
-			return fail(err, errsz, -EINVAL,
-				    "[review] office_days: day names sun mon tue wed thu fri sat");
+			return review_fail(
+			    err, errsz, -EINVAL,
+			    "[review] office_days: day names sun mon tue wed thu fri sat");
 		rs.days |= 1u << i;
 	}
 	*ret = rs;
@@ -127,7 +128,7 @@ int review_period_parse(const char *s, struct review_period *ret, char *err, siz
 		int m = (s[5] - '0') * 10 + (s[6] - '0');
 		y = atoi(s);
 		if (y < 2000 || y > 9998 || m < 1 || m > 12)
-			return fail(err, errsz, -EINVAL, "period: no such month");
+			return review_fail(err, errsz, -EINVAL, "period: no such month");
 		ret->from_ms = jst_day_start(y, m, 1);
 		ret->to_ms = m == 12 ? jst_day_start(y + 1, 1, 1) : jst_day_start(y, m + 1, 1);
 	} else if (n == 8 && digits(s, 4) && s[4] == '-' && s[5] == 'W' && digits(s + 6, 2)) {
@@ -135,12 +136,12 @@ int review_period_parse(const char *s, struct review_period *ret, char *err, siz
 		y = atoi(s);
 		if (y < 2000 || y > 9998 || w < 1 ||
 		    iso_week1(y) + (int64_t)(w - 1) * 7 * REVIEW_DAY_MS >= iso_week1(y + 1))
-			return fail(err, errsz, -EINVAL, "period: no such week");
+			return review_fail(err, errsz, -EINVAL, "period: no such week");
 		ret->from_ms = iso_week1(y) + (int64_t)(w - 1) * 7 * REVIEW_DAY_MS;
 		ret->to_ms = ret->from_ms + 7 * REVIEW_DAY_MS;
 	} else
-		return fail(err, errsz, -EINVAL,
-			    "period: expected YYYY-MM (a month) or YYYY-Www (an ISO week)");
+		return review_fail(err, errsz, -EINVAL,
+				   "period: expected YYYY-MM (a month) or YYYY-Www (an ISO week)");
 	snprintf(ret->name, sizeof(ret->name), "%s", s);
 	return 0;
 }
@@ -624,31 +625,8 @@ int review_signoffs(sqlite3 *db, const char *period, unsigned limit, json_t **re
 
 /* ---- the dashboard ---- */
 
-static void reply(struct evhttp_request *req, int status, json_t *body)
-{
-	struct evbuffer *buf = server_json_buffer(body);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_send_reply(req, status, NULL, buf);
-	if (buf)
-		evbuffer_free(buf);
-	json_decref(body);
-}
-
-static void reply_err(struct evhttp_request *req, int status, const char *fmt, ...) _printf_(3, 4);
-static void reply_err(struct evhttp_request *req, int status, const char *fmt, ...)
-{
-	char reason[REASON_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	reply(req, status, server_error_json(reason));
-}
+#define reply	  server_reply_json
+#define reply_err server_reply_error
 
 /* The reviewer: who the request is authenticated as. With the one shared token that is
  * "admin"; personal accounts answer the account's name here. */
@@ -994,14 +972,8 @@ void review_api_handle(struct evhttp_request *req, struct worker *w)
 	struct review_settings rs;
 	char err[REASON_MAX];
 
-	if (!server_token_ok(
-		w->c, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"))) {
-		atomic_fetch_add(&metrics.dashboard_unauthorized, 1);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-				  "Bearer realm=\"mynaguard\"");
-		reply_err(req, 401, "a valid bearer token is required");
+	if (!server_dashboard_auth(req, w->c))
 		return;
-	}
 	if (post ? m != EVHTTP_REQ_POST : m != EVHTTP_REQ_GET) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
 				  post ? "POST" : "GET");

@@ -31,6 +31,10 @@ struct review_settings {
 	unsigned days;			   /* office days: bit 0 = Sunday ... bit 6 = Saturday */
 	unsigned burst_n, burst_minutes;
 };
+/* Writes the formatted message into err (when err) and returns r. */
+int review_fail(char *err, size_t errsz, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Checks and decodes the [review] settings; -EINVAL with a message naming the key. */
 int review_settings_parse(const struct collector_config *c, struct review_settings *ret, char *err,
 			  size_t errsz);

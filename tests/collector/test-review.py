@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from collectorlib import PKI, Collector, TestDir, event  # noqa: E402
+from collectorlib import PKI, Collector, TestDir, compliance, event  # noqa: E402
 from fleetlib import call, fleet_conf, keygen  # noqa: E402
 
 JST = datetime.timezone(datetime.timedelta(hours=9))
@@ -48,18 +48,6 @@ def first_weekday(start, weekday):
 
 def at(day, hour, minute=0):
     return ms(day.replace(hour=hour, minute=minute))
-
-
-def compliance(terminal, seq, ts_ms, failing=()):
-    checks = []
-    for cid, clause in (("usb.default_deny", ["2-6-3-a", "2-3-2"]),
-                        ("mfa.pam_stack", ["2-6-3-a", "2-6-6"]),
-                        ("time.synchronized", ["2-6-6"])):
-        st = "fail" if cid in failing else "pass"
-        checks.append({"id": cid, "clause": clause, "status": st,
-                       "detail": "ok" if st == "pass" else "not as required"})
-    return event(terminal, seq, kind="compliance", clause=["2-6-7"], ts_ms=ts_ms,
-                 data={"policy_hash": "sha256:" + "cd" * 32, "checks": checks})
 
 
 def auth(terminal, seq, kind, user, ts_ms):
@@ -133,7 +121,7 @@ key = {ev_key}
             assert st in (200, 201), (st, body)
 
             upload(c, ta, "term-a", [
-                compliance("term-a", 1, at(day(2), 9)),
+                compliance("term-a", 1, ts_ms=at(day(2), 9)),
                 auth("term-a", 2, "auth.success", "hanako", at(wed, 10)),      # office hours
                 auth("term-a", 3, "auth.success", "hanako", at(sat, 10)),      # Saturday
                 auth("term-a", 4, "auth.success", "taro", at(wed, 23, 30)),    # night
@@ -141,13 +129,13 @@ key = {ev_key}
               + [auth("term-a", 10 + i, "auth.failure", "jiro", at(wed, 12 + i)) for i in range(3)]
               + [
                 auth("term-a", 13, "auth.locked", "taro", at(wed, 11, 5)),
-                compliance("term-a", 14, at(day(20), 9), failing=("mfa.pam_stack",)),
+                compliance("term-a", 14, failing=("mfa.pam_stack",), ts_ms=at(day(20), 9)),
                 usb("term-a", 15, "0781", "5567", "UNREG1", at(day(10), 14)),
                 usb("term-a", 16, "090c", "1000", "LEDGER1", at(day(11), 14)),
             ])
-            upload(c, tb, "term-b", [compliance("term-b", 1, at(day(1), 9)),
-                                     compliance("term-b", 2, at(day(8), 9)),
-                                     compliance("term-b", 5, at(day(15), 9))])
+            upload(c, tb, "term-b", [compliance("term-b", 1, ts_ms=at(day(1), 9)),
+                                     compliance("term-b", 2, ts_ms=at(day(8), 9)),
+                                     compliance("term-b", 5, ts_ms=at(day(15), 9))])
 
             # ---- the review list ----
             st, rv, _ = c.get("/v1/review?period=" + period)
