@@ -150,6 +150,8 @@
   };
 
   const FLEET_VIEWS = ['requests', 'exceptions', 'ledger', 'groups'];
+  // views of other files (review.js): name -> { load(ctx) }, section NAME + 'view', link nav-NAME
+  const EXTRA = () => window.mynaguardViews || {};
   const PAGE = 50;
   const EVENTS_PAGE = 100;
 
@@ -265,7 +267,7 @@
     const m = /^\/terminal\/(.+)$/.exec(path);
     if (m) return { view: 'terminal', id: decodeURIComponent(m[1]), params };
     if (path === '/events') return { view: 'events', params };
-    if (FLEET_VIEWS.includes(path.slice(1))) return { view: path.slice(1), params };
+    if (FLEET_VIEWS.includes(path.slice(1)) || EXTRA()[path.slice(1)]) return { view: path.slice(1), params };
     return { view: 'terminals', params };
   }
 
@@ -297,11 +299,11 @@
     $('summary').hidden = view === 'events';
     $('nav-terminals').classList.toggle('active', view !== 'events');
     $('nav-events').classList.toggle('active', view === 'events');
-    FLEET_VIEWS.forEach((v) => {
+    FLEET_VIEWS.concat(Object.keys(EXTRA())).forEach((v) => {
       $(v + 'view').hidden = view !== v;
       $('nav-' + v).classList.toggle('active', view === v);
     });
-    const fleet = FLEET_VIEWS.includes(view);
+    const fleet = FLEET_VIEWS.includes(view) || !!EXTRA()[view];
     $('nav-terminals').classList.toggle('active', view === 'terminals' || view === 'terminal');
     $('summary').hidden = view === 'events' || fleet;
     if (!fleet) $('fleet-off').hidden = true;
@@ -1059,6 +1061,8 @@
         await loadEvents();
       } else if (FLEET_VIEWS.includes(route.view)) {
         await loadFleet(route.view);
+      } else if (EXTRA()[route.view]) {
+        await EXTRA()[route.view].load({ api, apiSend, el, fmtTime, lang, params: route.params, handleError, refresh });
       } else {
         await loadList();
       }
