@@ -390,7 +390,7 @@ int report_selfcheck_html(sqlite3 *db, const char *month, const char *group, FIL
 	      f);
 	html(f, p.name);
 	fputs("</title>\n<link rel=\"stylesheet\" href=\"/style.css\"></head>\n"
-	      "<body class=\"report\"><main class=\"report\">\n<header class=\"report-head\">"
+	      "<body class=\"report\"><main class=\"report\">\n<div class=\"report-head\">"
 	      "<h1>自己点検報告書 <span class=\"en\">self-inspection report</span></h1>\n"
 	      "<dl><dt>対象月 <span class=\"en\">month</span></dt><dd id=\"report-month\">",
 	      f);
@@ -407,7 +407,7 @@ int report_selfcheck_html(sqlite3 *db, const char *month, const char *group, FIL
 		"<p class=\"basis\">情報セキュリティポリシー 2-7（監査及び自己点検）に基づき、"
 		"mynaguard が収集した端末の遵守状況を条項ごとに集計した。端末日: 端末 1 台の "
 		"1 日。その日に条項の検査が一度でも不適合なら不適合の端末日とする。</p>\n"
-		"</header>\n",
+		"</div>\n",
 		a.terminals, gen);
 
 	fputs("<section class=\"clauses\"><h2>条項ごとの遵守状況 <span class=\"en\">compliance "
