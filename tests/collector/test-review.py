@@ -344,6 +344,22 @@ key = {ev_key}
             assert st == 200 and "未実施" in html.decode()
             st, _, _ = c.get("/r/selfcheck?month=" + period, token=None)
             assert st == 401
+
+            # ---- bad [review] settings stop the collector with the key named ----
+            with open(c.conf) as f:
+                conf = f.read()
+            for old, new, word in (
+                    ("office_hours = 08:00-19:00", "office_hours = 19:00-08:00", "office_hours"),
+                    ("office_hours = 08:00-19:00", "office_hours = 8-19", "office_hours"),
+                    ("office_days = mon tue wed thu fri", "office_days = mon funday", "office_days"),
+                    ("burst_failures = 5", "burst_failures = 1", "burst_failures"),
+                    ("burst_minutes = 10", "burst_minutes = 10\nperiod = daily", "period")):
+                bad = os.path.join(d, "bad.conf")
+                with open(bad, "w") as f:
+                    f.write(conf.replace(old, new))
+                p = subprocess.run([os.environ["COLLECTOR"], "--config", bad, "--check"],
+                                   capture_output=True, text=True)
+                assert p.returncode == 1 and word in p.stderr, (new, p.stderr)
         except BaseException:
             print(c.logtext(), file=sys.stderr)
             raise
