@@ -378,7 +378,9 @@ def seed(c, pki):
     time.sleep(2.5)
 
 
-def main():
+def run_browser(name, seed_fn, drive_fn, extra=""):
+    """A real collector (with extra configuration), seeded by seed_fn(c, pki), and headless
+    Chromium driven by drive_fn(browser, collector, origin, outdir). 0, 1, or 77 (skip)."""
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     chromedriver = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
     missing = [what for what, ok in (
@@ -391,15 +393,15 @@ def main():
     outdir = os.environ.get("ARTEFACT_DIR", HERE)
     os.makedirs(outdir, exist_ok=True)
 
-    with TestDir("browser") as d:
+    with TestDir(name) as d:
         pki = PKI(d)
-        c = Collector(d, pki).start()
+        c = Collector(d, pki, extra=extra).start()
         profile = tempfile.mkdtemp(prefix="mg-chromium-")
         b = None
         try:
-            seed(c, pki)
+            seed_fn(c, pki)
             b = Browser(chromium, chromedriver, profile)
-            drive(b, "https://127.0.0.1:%d" % c.dashboard[1], TOKEN, outdir)
+            drive_fn(b, c, "https://127.0.0.1:%d" % c.dashboard[1], outdir)
             print("ok; screenshots in", outdir)
         except Exception as e:  # an assertion or the driver: both fail the test, with the log
             print("FAIL: %s: %s" % (type(e).__name__, e))
@@ -412,6 +414,10 @@ def main():
             c.stop()
             shutil.rmtree(profile, ignore_errors=True)
     return 0
+
+
+def main():
+    return run_browser("browser", seed, lambda b, c, origin, outdir: drive(b, origin, TOKEN, outdir))
 
 
 if __name__ == "__main__":

@@ -9,14 +9,11 @@
 import datetime
 import importlib.util
 import os
-import shutil
 import sys
-import tempfile
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "collector"))
-from collectorlib import PKI, Collector, TestDir, TOKEN, compliance, event  # noqa: E402
+from collectorlib import TOKEN, compliance, event  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("test_dashboard", os.path.join(HERE, "test-dashboard.py"))
 dash = importlib.util.module_from_spec(_spec)
@@ -114,35 +111,12 @@ def drive(b, c, origin, period, outdir):
 
 
 def main():
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    chromedriver = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
-    if not (os.access(chromium, os.X_OK) and os.access(chromedriver, os.X_OK) and By):
-        print("skip: chromium, chromium-driver or python3-selenium missing")
+    if By is None:
+        print("skip: python3-selenium missing")
         return 77
-    outdir = os.environ.get("ARTEFACT_DIR", HERE)
-    os.makedirs(outdir, exist_ok=True)
     start = last_month()
-    with TestDir("browser-review") as d:
-        pki = PKI(d)
-        c = Collector(d, pki).start()
-        profile = tempfile.mkdtemp(prefix="mg-chromium-")
-        b = None
-        try:
-            seed(c, pki, start)
-            b = dash.Browser(chromium, chromedriver, profile)
-            drive(b, c, "https://127.0.0.1:%d" % c.dashboard[1], start.strftime("%Y-%m"), outdir)
-            print("ok; screenshots in", outdir)
-        except Exception as e:
-            print("FAIL: %s: %s" % (type(e).__name__, e))
-            traceback.print_exc(file=sys.stdout)
-            print("collector log:\n" + c.logtext())
-            return 1
-        finally:
-            if b is not None:
-                b.close()
-            c.stop()
-            shutil.rmtree(profile, ignore_errors=True)
-    return 0
+    return dash.run_browser("browser-review", lambda c, pki: seed(c, pki, start),
+                            lambda b, c, origin, outdir: drive(b, c, origin, start.strftime("%Y-%m"), outdir))
 
 
 if __name__ == "__main__":
