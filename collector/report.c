@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "evidence-verify.h"
 #include "ingest.h"
@@ -65,6 +66,31 @@ static void html(FILE *f, const char *s)
 		default:
 			fputc(*s, f);
 		}
+}
+
+/* "2026-12-05 21:53 JST" from ms since the epoch */
+static void jst_text(int64_t ms, char out[32])
+{
+	time_t t = (time_t)((ms + REVIEW_JST_MS) / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%d %H:%M JST", &tm);
+}
+
+/* the same from an event time ("2026-12-05T12:53:49.644Z"); as it is when it does not parse */
+static void html_time(FILE *f, const char *iso)
+{
+	struct tm tm = {0};
+	const char *end = iso ? strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	char buf[32];
+
+	if (!end) {
+		html(f, iso);
+		return;
+	}
+	jst_text((int64_t)timegm(&tm) * 1000, buf);
+	fputs(buf, f);
 }
 
 struct failing {
@@ -336,7 +362,7 @@ static void signoff_section(sqlite3 *db, const struct review_period *p, FILE *f)
 		fputs("</td><td>", f);
 		html(f, json_string_value(json_object_get(o, "reviewer")));
 		fputs("</td><td>", f);
-		html(f, json_string_value(json_object_get(o, "ts")));
+		html_time(f, json_string_value(json_object_get(o, "ts")));
 		fprintf(f, "</td><td class=\"num\">%lld</td><td class=\"comment\">",
 			(long long)json_integer_value(json_object_get(o, "items")));
 		html(f, json_string_value(json_object_get(o, "comment")));
@@ -383,7 +409,7 @@ int report_selfcheck_html(sqlite3 *db, const char *month, const char *group, FIL
 		return r;
 	}
 	qsort(a.c, a.n, sizeof(a.c[0]), cmp_clause);
-	event_format_ts(server_now_ms(), gen);
+	jst_text(server_now_ms(), gen);
 
 	fputs("<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\">\n"
 	      "<title>自己点検報告書 ",
