@@ -194,6 +194,11 @@ key = {ev_key}
             assert st == 202, (st, resp)
             assert resp["reviewer"] == "admin" and resp["items_sha256"] == rv["items_sha256"]
 
+            # a terminal cannot forge a sign-off
+            st, body, _ = c.post(ta, {"v": 1, "terminal": "term-a", "events": [
+                event("term-a", 17, kind="review.signed", data=dict(sign, reviewer="admin"))]})
+            assert st == 400 and "collector's own" in body["error"], (st, body)
+
             ev = None
             for _ in range(100):
                 st, evs, _ = c.get("/v1/events?kind=review.signed&terminal=" + SELF)
