@@ -212,49 +212,38 @@ static int daily_apply(struct daily *d, json_t *checks)
 	return 0;
 }
 
+static int daily_snapshot(const char *terminal, int64_t ts, uint64_t seq, const char *chain,
+			  json_t *data, void *userdata)
+{
+	struct daily *d = userdata;
+	int r = 0;
+
+	(void)seq;
+	(void)chain;
+	if (strcmp(d->terminal, terminal) != 0) {
+		r = daily_flush(d, d->ndays);
+		daily_clear(d);
+		snprintf(d->terminal, sizeof(d->terminal), "%s", terminal);
+		if (r < 0)
+			return r;
+	}
+	if (ts >= d->from_ms)
+		r = daily_flush(d, (unsigned)((ts - d->from_ms) / REVIEW_DAY_MS));
+	if (r >= 0)
+		r = daily_apply(d, json_object_get(data, "checks"));
+	return r;
+}
+
 int evidence_daily(sqlite3 *db, int64_t from_ms, unsigned ndays, evidence_day_fn fn, void *userdata)
 {
-	int64_t to_ms = from_ms + (int64_t)ndays * REVIEW_DAY_MS;
 	struct daily d = {.ndays = ndays, .from_ms = from_ms, .fn = fn, .userdata = userdata};
-	sqlite3_stmt *st = NULL;
-	int rc, r = 0;
+	int r = review_snapshots(db, from_ms, from_ms + (int64_t)ndays * REVIEW_DAY_MS,
+				 daily_snapshot, &d);
 
-	if (sqlite3_prepare_v2(
-		db,
-		"SELECT t.name, e.ts, json_extract(e.data, '$.checks')"
-		" FROM events e JOIN terminals t ON t.id = e.tid"
-		" WHERE e.kind = 'compliance' AND e.ts < ?2 AND e.ts >= ifnull((SELECT max(y.ts)"
-		"  FROM events y WHERE y.tid = e.tid AND y.kind = 'compliance' AND y.ts < ?1), ?1)"
-		" ORDER BY t.name, e.ts, e.seq",
-		-1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, from_ms);
-	sqlite3_bind_int64(st, 2, to_ms);
-	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t ts = sqlite3_column_int64(st, 1);
-		json_t *checks;
-
-		if (strcmp(d.terminal, col(st, 0)) != 0) {
-			r = daily_flush(&d, ndays);
-			daily_clear(&d);
-			snprintf(d.terminal, sizeof(d.terminal), "%s", col(st, 0));
-			if (r < 0)
-				break;
-		}
-		if (ts >= from_ms)
-			r = daily_flush(&d, (unsigned)((ts - from_ms) / REVIEW_DAY_MS));
-		checks = json_loads(col(st, 2), 0, NULL);
-		if (r >= 0)
-			r = daily_apply(&d, checks);
-		json_decref(checks);
-	}
-	if (r >= 0 && rc != SQLITE_DONE)
-		r = -EIO;
 	if (r >= 0)
 		r = daily_flush(&d, ndays);
 	daily_clear(&d);
 	free(d.c);
-	sqlite3_finalize(st);
 	return r;
 }
 
@@ -330,6 +319,77 @@ static json_t *parse_col(sqlite3_stmt *st, int i)
 	return v ? v : json_null();
 }
 
+/* The checks of one terminal that are failing now (ids), while its snapshots are walked. */
+struct turned {
+	struct writer *w;
+	char terminal[EVENT_TERMINAL_MAX + 1];
+	char **failing;
+	size_t n, cap;
+};
+
+static bool turned_was(struct turned *t, const char *id, bool now)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->failing[i], id) == 0) {
+			if (!now) {
+				free(t->failing[i]);
+				t->failing[i] = t->failing[--t->n];
+			}
+			return true;
+		}
+	if (now && t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		char **n = realloc(t->failing, cap * sizeof(char *));
+		if (!n)
+			return false; /* then it is named again next time: never less evidence */
+		t->failing = n;
+		t->cap = cap;
+	}
+	if (now && (t->failing[t->n] = strdup(id)))
+		t->n++;
+	return false;
+}
+
+static int turned_snapshot(const char *terminal, int64_t ts, uint64_t seq, const char *chain,
+			   json_t *data, void *userdata)
+{
+	struct turned *t = userdata;
+	json_t *ck;
+	size_t i;
+	int r = 0;
+
+	if (strcmp(t->terminal, terminal) != 0) {
+		for (size_t k = 0; k < t->n; k++)
+			free(t->failing[k]);
+		t->n = 0;
+		snprintf(t->terminal, sizeof(t->terminal), "%s", terminal);
+	}
+	json_array_foreach(json_object_get(data, "checks"), i, ck)
+	{
+		const char *id = json_string_value(json_object_get(ck, "id"));
+		const char *status = json_string_value(json_object_get(ck, "status"));
+		json_t *clause = json_object_get(ck, "clause");
+		bool now;
+
+		if (!id || !status)
+			continue;
+		now = rank(status) == 2;
+		if (turned_was(t, id, now) || !now || ts < t->w->q->from_ms ||
+		    !evidence_clause_match(clause, t->w->q))
+			continue;
+		r = emit(t->w, EVIDENCE_FAILURE,
+			 json_pack("{s:s, s:I, s:o, s:s, s:s, s:s, s:o, s:s?, s:s}", "terminal",
+				   terminal, "seq", (json_int_t)seq, "ts", ts_json(ts), "kind",
+				   "compliance", "check", id, "status", status, "clause",
+				   json_is_array(clause) ? json_incref(clause) : json_array(),
+				   "detail", json_string_value(json_object_get(ck, "detail")),
+				   "chain", chain));
+		if (r < 0)
+			break;
+	}
+	return r;
+}
+
 /* Events of the failure kinds whose clauses match, and each check that turned failing. */
 static int failures(sqlite3 *db, struct writer *w)
 {
@@ -366,47 +426,11 @@ static int failures(sqlite3 *db, struct writer *w)
 
 	/* checks: the snapshot where a check of the clauses turned fail or error (from the state
 	 * before the range) */
-	if (sqlite3_prepare_v2(
-		db,
-		"SELECT t.name, e.seq, e.ts, json_extract(x.value, '$.id'),"
-		" json_extract(x.value, '$.status'), ifnull(json_extract(x.value, '$.clause'), '[]'),"
-		" json_extract(x.value, '$.detail'), hex(e.chain)"
-		" FROM events e JOIN terminals t ON t.id = e.tid, json_each(e.data, '$.checks') x"
-		" WHERE e.kind = 'compliance' AND e.ts < ?2 AND e.ts >= ifnull((SELECT max(y.ts)"
-		"  FROM events y WHERE y.tid = e.tid AND y.kind = 'compliance' AND y.ts < ?1), ?1)"
-		" ORDER BY t.name, 4, e.ts, e.seq",
-		-1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, w->q->from_ms);
-	sqlite3_bind_int64(st, 2, w->q->to_ms);
-	char term[EVENT_TERMINAL_MAX + 1] = "", check[128] = "";
-	bool failing = false;
-	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		bool now = rank(col(st, 4)) == 2;
-		int64_t ts = sqlite3_column_int64(st, 2);
-		if (strcmp(term, col(st, 0)) != 0 || strcmp(check, col(st, 3)) != 0) {
-			snprintf(term, sizeof(term), "%s", col(st, 0));
-			snprintf(check, sizeof(check), "%s", col(st, 3));
-			failing = false;
-		}
-		if (now && !failing && ts >= w->q->from_ms) {
-			json_t *clause = parse_col(st, 5);
-			if (evidence_clause_match(clause, w->q))
-				r = emit(w, EVIDENCE_FAILURE,
-					 json_pack("{s:s, s:I, s:o, s:s, s:s, s:s, s:o, s:s, s:s}",
-						   "terminal", term, "seq",
-						   (json_int_t)sqlite3_column_int64(st, 1), "ts",
-						   ts_json(ts), "kind", "compliance", "check",
-						   check, "status", col(st, 4), "clause",
-						   json_incref(clause), "detail", col(st, 6),
-						   "chain", col(st, 7)));
-			json_decref(clause);
-		}
-		failing = now;
-	}
-	if (r >= 0 && rc != SQLITE_DONE)
-		r = -EIO;
-	sqlite3_finalize(st);
+	struct turned t = {.w = w};
+	r = review_snapshots(db, w->q->from_ms, w->q->to_ms, turned_snapshot, &t);
+	for (size_t i = 0; i < t.n; i++)
+		free(t.failing[i]);
+	free(t.failing);
 	return r;
 }
 

@@ -232,6 +232,59 @@ static const char *col(sqlite3_stmt *st, int i)
 	return t ? (const char *)t : "";
 }
 
+int review_snapshots(sqlite3 *db, int64_t from_ms, int64_t to_ms, review_snapshot_fn fn,
+		     void *userdata)
+{
+	sqlite3_stmt *terms = NULL, *prev = NULL, *snaps = NULL;
+	int rc = SQLITE_OK, r = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT id, name FROM terminals ORDER BY name", -1, &terms,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT ts FROM events WHERE tid = ?1 AND ts < ?2"
+			       " AND kind = 'compliance' ORDER BY ts DESC LIMIT 1",
+			       -1, &prev, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT ts, seq, data, lower(hex(chain)) FROM events"
+			       " WHERE tid = ?1 AND ts >= ?2 AND ts < ?3 AND kind = 'compliance'"
+			       " ORDER BY ts, seq",
+			       -1, &snaps, NULL) != SQLITE_OK)
+		r = -EIO;
+	while (r >= 0 && (rc = sqlite3_step(terms)) == SQLITE_ROW) {
+		int64_t tid = sqlite3_column_int64(terms, 0), lo = from_ms;
+		const char *name = col(terms, 1);
+
+		sqlite3_reset(prev);
+		sqlite3_bind_int64(prev, 1, tid);
+		sqlite3_bind_int64(prev, 2, from_ms);
+		rc = sqlite3_step(prev);
+		if (rc == SQLITE_ROW)
+			lo = sqlite3_column_int64(prev, 0);
+		else if (rc != SQLITE_DONE)
+			break;
+		sqlite3_reset(snaps);
+		sqlite3_bind_int64(snaps, 1, tid);
+		sqlite3_bind_int64(snaps, 2, lo);
+		sqlite3_bind_int64(snaps, 3, to_ms);
+		while (r >= 0 && (rc = sqlite3_step(snaps)) == SQLITE_ROW) {
+			json_t *data = json_loads(col(snaps, 2), 0, NULL);
+			r = fn(name, sqlite3_column_int64(snaps, 0),
+			       (uint64_t)sqlite3_column_int64(snaps, 1), col(snaps, 3), data,
+			       userdata);
+			json_decref(data);
+		}
+		if (r >= 0 && rc != SQLITE_DONE)
+			break;
+		rc = SQLITE_ROW;
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = -EIO;
+	sqlite3_finalize(terms);
+	sqlite3_finalize(prev);
+	sqlite3_finalize(snaps);
+	return r;
+}
+
 /* ---- the items ---- */
 
 struct category {
@@ -475,43 +528,47 @@ static int gaps(sqlite3 *db, const struct review_period *p, struct category *c)
 
 /* A terminal whose snapshot went from compliant (no failing check) to non-compliant inside the
  * period; the last snapshot before the period counts as where it came from. */
+struct drift_state {
+	const struct review_period *p;
+	struct category *c;
+	char terminal[EVENT_TERMINAL_MAX + 1];
+	int prev; /* -1 unknown, 0 compliant, 1 not */
+};
+
+static int drift_snapshot(const char *terminal, int64_t ts, uint64_t seq, const char *chain,
+			  json_t *data, void *userdata)
+{
+	struct drift_state *d = userdata;
+	json_t *failing = json_array(), *ck;
+	size_t i;
+	int now;
+
+	(void)chain;
+	if (!failing)
+		return -ENOMEM;
+	json_array_foreach(json_object_get(data, "checks"), i, ck)
+	{
+		const char *st = json_string_value(json_object_get(ck, "status"));
+		if (st && (strcmp(st, "fail") == 0 || strcmp(st, "error") == 0))
+			json_array_append(failing, json_object_get(ck, "id"));
+	}
+	now = json_array_size(failing) > 0;
+	if (strcmp(d->terminal, terminal) != 0) {
+		snprintf(d->terminal, sizeof(d->terminal), "%s", terminal);
+		d->prev = -1;
+	}
+	if (d->prev == 0 && now == 1 && ts >= d->p->from_ms)
+		add_item(d->c, json_pack("{s:s, s:I, s:o, s:O}", "terminal", terminal, "seq",
+					 (json_int_t)seq, "ts", ts_json(ts), "failing", failing));
+	json_decref(failing);
+	d->prev = now;
+	return 0;
+}
+
 static int drift(sqlite3 *db, const struct review_period *p, struct category *c)
 {
-	sqlite3_stmt *st = prep(
-	    db,
-	    "SELECT t.name, e.seq, e.ts, (SELECT json_group_array(json_extract(x.value, '$.id'))"
-	    "  FROM json_each(e.data, '$.checks') x"
-	    "  WHERE json_extract(x.value, '$.status') IN ('fail', 'error'))"
-	    " FROM events e JOIN terminals t ON t.id = e.tid"
-	    " WHERE e.kind = 'compliance' AND e.ts < ?2 AND e.ts >= ifnull((SELECT max(y.ts)"
-	    "  FROM events y WHERE y.tid = e.tid AND y.kind = 'compliance' AND y.ts < ?1), ?1)"
-	    " ORDER BY t.name, e.ts, e.seq",
-	    p->from_ms, p->to_ms);
-	char prev_term[EVENT_TERMINAL_MAX + 1] = "";
-	int prev = -1; /* -1 unknown, 0 compliant, 1 not */
-	int rc;
-
-	if (!st)
-		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t ts = sqlite3_column_int64(st, 2);
-		json_t *failing = json_loads(col(st, 3), 0, NULL);
-		int now = json_array_size(failing) > 0;
-
-		if (strcmp(prev_term, col(st, 0)) != 0) {
-			snprintf(prev_term, sizeof(prev_term), "%s", col(st, 0));
-			prev = -1;
-		}
-		if (prev == 0 && now == 1 && ts >= p->from_ms)
-			add_item(c, json_pack("{s:s, s:I, s:o, s:O}", "terminal", prev_term, "seq",
-					      (json_int_t)sqlite3_column_int64(st, 1), "ts",
-					      ts_json(ts), "failing",
-					      failing ? failing : json_array()));
-		json_decref(failing);
-		prev = now;
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	struct drift_state d = {.p = p, .c = c, .prev = -1};
+	return review_snapshots(db, p->from_ms, p->to_ms, drift_snapshot, &d);
 }
 
 static void sha256_json(json_t *v, char out[65])

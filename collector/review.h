@@ -54,6 +54,14 @@ void review_day_name(int64_t ms, char out[11]);
 int review_db_open(const char *path, sqlite3 **ret);
 void review_db_close(sqlite3 *db);
 
+/* Each terminal's compliance snapshots (terminals in name order, each oldest first): the last
+ * one before from_ms, then those in [from_ms, to_ms). data is the parsed event data (NULL when
+ * it does not parse), chain the event's link as hex. Per terminal two index range reads. */
+typedef int (*review_snapshot_fn)(const char *terminal, int64_t ts, uint64_t seq, const char *chain,
+				  json_t *data, void *userdata);
+int review_snapshots(sqlite3 *db, int64_t from_ms, int64_t to_ms, review_snapshot_fn fn,
+		     void *userdata);
+
 /* What needs a human look in the period: {"period","from","to","settings","categories":{..},
  * "items":[..],"items_sha256"}; items_sha256 is the SHA-256 of the compact JSON of items. */
 int review_items(sqlite3 *db, const struct review_settings *rs, const struct review_period *p,

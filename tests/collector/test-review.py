@@ -277,7 +277,7 @@ key = {ev_key}
             rc, out = tampered(sig_at, ord("0") if raw[sig_at] != ord("0") else ord("1"))
             assert rc == 1 and "signature" in out, out
             rc, out = tampered(text.index(b'"key_id":"', text.rindex(b'{"alg"')) + 12)
-            assert rc == 1 and "another key" in out, out
+            assert rc == 1 and ("another key" in out or "malformed key_id" in out), out
             rc, out = tampered(5)
             assert rc == 1 and "header" in out, out
             for pos in range(0, len(raw), max(1, len(raw) // 97)):
