@@ -424,13 +424,6 @@ static int failures(sqlite3 *db, struct writer *w)
 	if (r < 0)
 		return r;
 
-	/* checks: the snapshot where a check of the clauses turned fail or error (from the state
-	 * before the range) */
-	struct turned t = {.w = w};
-	r = review_snapshots(db, w->q->from_ms, w->q->to_ms, turned_snapshot, &t);
-	for (size_t i = 0; i < t.n; i++)
-		free(t.failing[i]);
-	free(t.failing);
 	return r;
 }
 
@@ -456,34 +449,97 @@ static int reviews(sqlite3 *db, struct writer *w)
 	return r;
 }
 
-static int policies(sqlite3 *db, struct writer *w)
-{
-	sqlite3_stmt *st = NULL;
-	int rc, r = 0;
+/* One walk over the snapshots writes the status lines and the checks that turned failing, and
+ * collects the policy hashes (emitted after the review lines). */
+struct walk {
+	struct writer *w;
+	struct daily d;
+	struct turned t;
+	char terminal[EVENT_TERMINAL_MAX + 1];
+	json_t *cur;	  /* policy_hash -> {first, last, snapshots} of the terminal */
+	json_t *policies; /* the policy lines */
+};
 
-	if (sqlite3_prepare_v2(
-		db,
-		"SELECT t.name, json_extract(e.data, '$.policy_hash') AS h, min(e.ts),"
-		" max(e.ts), count(*) FROM events e JOIN terminals t ON t.id = e.tid"
-		" WHERE e.kind = 'compliance' AND e.ts >= ?1 AND e.ts < ?2"
-		" GROUP BY t.name, h ORDER BY t.name, min(e.ts)",
-		-1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, w->q->from_ms);
-	sqlite3_bind_int64(st, 2, w->q->to_ms);
-	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		r = emit(
-		    w, EVIDENCE_POLICY,
-		    json_pack("{s:s, s:o, s:o, s:o, s:I}", "terminal", col(st, 0), "policy_hash",
-			      sqlite3_column_type(st, 1) == SQLITE_NULL ? json_null()
-									: json_string(col(st, 1)),
-			      "first", ts_json(sqlite3_column_int64(st, 2)), "last",
-			      ts_json(sqlite3_column_int64(st, 3)), "snapshots",
-			      (json_int_t)sqlite3_column_int64(st, 4)));
-	if (r >= 0 && rc != SQLITE_DONE)
-		r = -EIO;
-	sqlite3_finalize(st);
-	return r;
+static int policy_flush(struct walk *k)
+{
+	const char *h;
+	json_t *v;
+
+	json_object_foreach(k->cur, h, v)
+	{
+		json_t *line =
+		    json_pack("{s:s, s:o, s:o, s:o, s:O}", "terminal", k->terminal, "policy_hash",
+			      strcmp(h, "") == 0 ? json_null() : json_string(h), "first",
+			      ts_json(json_integer_value(json_object_get(v, "first"))), "last",
+			      ts_json(json_integer_value(json_object_get(v, "last"))), "snapshots",
+			      json_object_get(v, "snapshots"));
+		if (!line || json_array_append_new(k->policies, line) < 0)
+			return -ENOMEM;
+	}
+	json_object_clear(k->cur);
+	return 0;
+}
+
+static int walk_snapshot(const char *terminal, int64_t ts, uint64_t seq, const char *chain,
+			 json_t *data, void *userdata)
+{
+	struct walk *k = userdata;
+	const char *h = json_string_value(json_object_get(data, "policy_hash"));
+	json_t *v;
+	int r;
+
+	if (strcmp(k->terminal, terminal) != 0) {
+		r = policy_flush(k);
+		snprintf(k->terminal, sizeof(k->terminal), "%s", terminal);
+		if (r < 0)
+			return r;
+	}
+	r = daily_snapshot(terminal, ts, seq, chain, data, &k->d);
+	if (r >= 0)
+		r = turned_snapshot(terminal, ts, seq, chain, data, &k->t);
+	if (r < 0 || ts < k->w->q->from_ms)
+		return r;
+	v = json_object_get(k->cur, h ? h : "");
+	if (!v) {
+		v = json_pack("{s:I, s:I, s:I}", "first", (json_int_t)ts, "last", (json_int_t)ts,
+			      "snapshots", (json_int_t)0);
+		if (!v || json_object_set_new(k->cur, h ? h : "", v) < 0)
+			return -ENOMEM;
+	}
+	json_object_set_new(v, "last", json_integer(ts));
+	json_object_set_new(v, "snapshots",
+			    json_integer(json_integer_value(json_object_get(v, "snapshots")) + 1));
+	return 0;
+}
+
+static int walk(sqlite3 *db, struct writer *w, json_t **ret_policies)
+{
+	struct walk k = {
+	    .w = w,
+	    .d = {.ndays = w->q->ndays, .from_ms = w->q->from_ms, .fn = status_line, .userdata = w},
+	    .t = {.w = w},
+	    .cur = json_object(),
+	    .policies = json_array()};
+	int r = k.cur && k.policies ? 0 : -ENOMEM;
+
+	if (r >= 0)
+		r = review_snapshots(db, w->q->from_ms, w->q->to_ms, walk_snapshot, &k);
+	if (r >= 0)
+		r = daily_flush(&k.d, k.d.ndays);
+	if (r >= 0)
+		r = policy_flush(&k);
+	daily_clear(&k.d);
+	free(k.d.c);
+	for (size_t i = 0; i < k.t.n; i++)
+		free(k.t.failing[i]);
+	free(k.t.failing);
+	json_decref(k.cur);
+	if (r < 0) {
+		json_decref(k.policies);
+		return r;
+	}
+	*ret_policies = k.policies;
+	return 0;
 }
 
 static int chain_heads(sqlite3 *db, struct writer *w)
@@ -531,7 +587,7 @@ int evidence_write(sqlite3 *db, const struct evidence_query *q, const struct bun
 	struct writer w = {.out = out, .q = q, .from_ms = q->from_ms};
 	uint8_t pub[BUNDLE_PUBKEY_LEN], sig[BUNDLE_SIG_LEN];
 	char key_id[EVIDENCE_KEY_ID_LEN + 1], sha[65], sighex[2 * BUNDLE_SIG_LEN + 1];
-	json_t *clauses = json_array(), *sections = json_object(), *manifest;
+	json_t *clauses = json_array(), *sections = json_object(), *manifest, *policies = NULL;
 	_cleanup_free_ char *mtext = NULL, *msg = NULL;
 	int r = 0;
 
@@ -555,13 +611,13 @@ int evidence_write(sqlite3 *db, const struct evidence_query *q, const struct bun
 				   ts_json(server_now_ms()), "timezone", "+09:00", "key_id",
 				   key_id));
 	if (r >= 0)
-		r = evidence_daily(db, q->from_ms, q->ndays, status_line, &w);
+		r = walk(db, &w, &policies);
 	if (r >= 0)
 		r = failures(db, &w);
 	if (r >= 0)
 		r = reviews(db, &w);
-	if (r >= 0)
-		r = policies(db, &w);
+	for (size_t i = 0; r >= 0 && i < json_array_size(policies); i++)
+		r = emit(&w, EVIDENCE_POLICY, json_incref(json_array_get(policies, i)));
 	if (r >= 0)
 		r = chain_heads(db, &w);
 	for (unsigned i = 0; r >= 0 && i < EVIDENCE_SECTIONS; i++) {
@@ -602,6 +658,7 @@ int evidence_write(sqlite3 *db, const struct evidence_query *q, const struct bun
 	}
 	json_decref(clauses);
 	json_decref(sections);
+	json_decref(policies);
 	EVP_MD_CTX_free(w.body);
 	for (unsigned i = 0; i < EVIDENCE_SECTIONS; i++)
 		EVP_MD_CTX_free(w.sec[i].md);

@@ -266,8 +266,8 @@ key = {ev_key}
                 return verify(p, ev_pub)
 
             text = raw  # byte offsets
-            status_at = text.index(b'"status":"fail"')
-            rc, out = tampered(status_at + len(b'"status":"f'), ord("x"))  # fail -> fxil
+            status_at = text.index(b'"reported":true,"status":"fail"')  # a status line
+            rc, out = tampered(status_at + len(b'"reported":true,"status":"f'), ord("x"))  # fxil
             assert rc == 1 and "section status" in out, out
             rc, out = tampered(text.index(b'"comment":"') + 12)
             assert rc == 1 and out.startswith("FAILED"), out
