@@ -450,18 +450,6 @@ static int verify(const uint8_t pub[BUNDLE_PUBKEY_LEN], const uint8_t *m, size_t
 	return ok ? 0 : -EBADMSG;
 }
 
-int bundle_sign_detached(const struct bundle_signer *s, const uint8_t *m, size_t n,
-			 uint8_t sig[BUNDLE_SIG_LEN])
-{
-	return sign(s->pkey, m, n, sig);
-}
-
-int bundle_verify_detached(const uint8_t pub[BUNDLE_PUBKEY_LEN], const uint8_t *m, size_t n,
-			   const uint8_t sig[BUNDLE_SIG_LEN])
-{
-	return verify(pub, m, n, sig);
-}
-
 int bundle_sign_base(const struct bundle_signer *root, const char *base, size_t base_len,
 		     uint8_t **ret, size_t *ret_len)
 {
@@ -546,6 +534,20 @@ int bundle_build(const uint8_t *signed_base, size_t signed_base_len,
 	*ret = TAKE_PTR(out);
 	*ret_len = n;
 	return 0;
+}
+
+int bundle_sign_detached(const struct bundle_signer *s, const void *m, size_t n,
+			 uint8_t sig[BUNDLE_SIG_LEN])
+{
+	if (!s)
+		return -EINVAL;
+	return sign(s->pkey, m, n, sig);
+}
+
+int bundle_verify_detached(const uint8_t pub[BUNDLE_PUBKEY_LEN], const void *m, size_t n,
+			   const uint8_t sig[BUNDLE_SIG_LEN])
+{
+	return verify(pub, m, n, sig);
 }
 
 int bundle_verify_root(const struct bundle_frame *f, const uint8_t root_pub[BUNDLE_PUBKEY_LEN])

@@ -90,15 +90,15 @@ int bundle_build(const uint8_t *signed_base, size_t signed_base_len,
 		 const char *terminal_id, const char *json, size_t json_len, uint8_t **ret,
 		 size_t *ret_len, char *err, size_t errsz);
 
-/* Detached Ed25519 signature over m (the message carries its own context string): other
- * signed records (the collector's chain heads, docs/evidence.md) use the same keys' code. */
-int bundle_sign_detached(const struct bundle_signer *s, const uint8_t *m, size_t n,
+/* A detached Ed25519 signature over m (the message carries its own context string): the
+ * collector's signed chain heads and evidence bundles (docs/evidence.md). */
+int bundle_sign_detached(const struct bundle_signer *s, const void *m, size_t n,
 			 uint8_t sig[BUNDLE_SIG_LEN]);
 
 /* ---- Verification ---- */
 
-/* 0 or -EBADMSG. */
-int bundle_verify_detached(const uint8_t pub[BUNDLE_PUBKEY_LEN], const uint8_t *m, size_t n,
+/* A detached Ed25519 signature over m. 0 or -EBADMSG. */
+int bundle_verify_detached(const uint8_t pub[BUNDLE_PUBKEY_LEN], const void *m, size_t n,
 			   const uint8_t sig[BUNDLE_SIG_LEN]);
 
 /* Root signature over "mynaguard-base-v1\0" || base. 0 or -EBADMSG. */

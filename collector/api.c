@@ -24,6 +24,7 @@
 #include "fleet.h"
 #include "metrics.h"
 #include "parse.h"
+#include "review.h"
 #include "server.h"
 #include "utf8.h"
 
@@ -1024,6 +1025,10 @@ void api_handle(struct evhttp_request *req, void *arg)
 	}
 	if (fleet_api_path(path)) { /* read-write, with its own token check */
 		fleet_api_handle(req, w);
+		return;
+	}
+	if (review_api_path(path)) { /* review, evidence, report: own token check */
+		review_api_handle(req, w);
 		return;
 	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&

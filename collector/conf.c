@@ -16,6 +16,7 @@
 #include "macro.h"
 #include "parse.h"
 #include "store-pg.h"
+#include "review.h"
 #include "utf8.h"
 
 /* "%.*s" arguments that keep at most n bytes of s without cutting a character */
@@ -88,6 +89,12 @@ static const struct key keys[] = {
     {"alerts", "digest", KEY_STRING, OFF(alert_digest), 0, 0},
     {"alerts", "timeout", KEY_DURATION, OFF(alert_timeout), 1, 300},
     {"alerts", "cert_warning", KEY_DURATION, OFF(alert_cert_warning), 86400, 365 * 86400},
+    {"review", "period", KEY_STRING, OFF(review_period), 0, 0},
+    {"review", "office_hours", KEY_STRING, OFF(office_hours), 0, 0},
+    {"review", "office_days", KEY_STRING, OFF(office_days), 0, 0},
+    {"review", "burst_failures", KEY_UINT, OFF(burst_failures), 2, 1000},
+    {"review", "burst_minutes", KEY_UINT, OFF(burst_minutes), 1, 1440},
+    {"evidence", "key", KEY_STRING, OFF(evidence_key), 0, 0},
 };
 
 struct parse_state {
@@ -374,6 +381,8 @@ static void config_defaults(struct collector_config *c)
 	    .alert_digest_minute = -1,
 	    .alert_timeout = 10,
 	    .alert_cert_warning = 30 * 86400,
+	    .burst_failures = 5,
+	    .burst_minutes = 10,
 	};
 }
 
@@ -560,6 +569,14 @@ static int config_check(struct parse_state *s, int r)
 	r = alert_config_check(c, s->name, s->err);
 	if (r < 0)
 		return r;
+	{
+		struct review_settings rs;
+		char msg[200];
+		if (review_settings_parse(c, &rs, msg, sizeof(msg)) < 0) {
+			snprintf(s->err, CONFIG_ERROR_MAX, "%s: %s", s->name, msg);
+			return -EINVAL;
+		}
+	}
 	if (c->max_connections < c->workers) {
 		snprintf(s->err, CONFIG_ERROR_MAX,
 			 "%s: [ingest] max_connections must be at least workers", s->name);
@@ -648,5 +665,9 @@ void config_free(struct collector_config *c)
 	free(c->alert_to);
 	free(c->alert_webhook);
 	free(c->alert_digest);
+	free(c->review_period);
+	free(c->office_hours);
+	free(c->office_days);
+	free(c->evidence_key);
 	*c = (struct collector_config){0};
 }

@@ -88,6 +88,16 @@ struct collector_config {
 	int alert_digest_minute;     /* the same as minutes after midnight; -1 = no digest */
 	uint64_t alert_timeout;	     /* seconds for one delivery */
 	uint64_t alert_cert_warning; /* seconds before a certificate's not-after */
+
+	/* [review] (review.c, docs/evidence.md "Log review"): checked by review_settings_parse() */
+	char *review_period;	 /* "monthly" (default) or "weekly" */
+	char *office_hours;	 /* "HH:MM-HH:MM" in Japan time; default 08:00-19:00 */
+	char *office_days;	 /* "mon tue wed thu fri" (default) */
+	unsigned burst_failures; /* auth.failure events ... */
+	unsigned burst_minutes;	 /* ... within this many minutes on one terminal and user */
+
+	/* [evidence] (evidence.c): the Ed25519 key that signs evidence bundles, PKCS#8 PEM */
+	char *evidence_key;
 };
 
 /* Fills defaults, then parses path. On a syntax or value error returns -EINVAL and writes

@@ -39,29 +39,8 @@ static void headers(struct evhttp_request *req, const char *type)
 	evhttp_add_header(h, "Cache-Control", "no-store");
 }
 
-/* Takes body. */
-static void reply(struct evhttp_request *req, int status, json_t *body)
-{
-	struct evbuffer *buf = server_json_buffer(body);
-
-	headers(req, "application/json");
-	evhttp_send_reply(req, status, NULL, buf);
-	if (buf)
-		evbuffer_free(buf);
-	json_decref(body);
-}
-
-static void reply_err(struct evhttp_request *req, int status, const char *fmt, ...) _printf_(3, 4);
-static void reply_err(struct evhttp_request *req, int status, const char *fmt, ...)
-{
-	char reason[REASON_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	reply(req, status, server_error_json(reason));
-}
+#define reply	  server_reply_json /* takes body */
+#define reply_err server_reply_error
 
 static void reply_store_failed(struct evhttp_request *req)
 {
@@ -2162,14 +2141,8 @@ void fleet_api_handle(struct evhttp_request *req, struct worker *w)
 	char copy[256], *seg[MAX_SEGMENTS], *save = NULL;
 	size_t n = 0;
 
-	if (!server_token_ok(
-		w->c, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"))) {
-		atomic_fetch_add(&metrics.dashboard_unauthorized, 1);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-				  "Bearer realm=\"mynaguard\"");
-		reply_err(req, 401, "a valid bearer token is required");
+	if (!server_dashboard_auth(req, w->c))
 		return;
-	}
 	if (store_pg_location(w->c->cfg->database)) {
 		reply_err(req, 501, FLEET_NOT_ON_PG);
 		return;

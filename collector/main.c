@@ -1,18 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /* mynaguard-collector: entry point — options, configuration, store, threads, signals, READY. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
 
 #include "alert.h"
 #include "backup.h"
+#include "bundle.h"
 #include "conf.h"
 #include "config.h"
 #include "enroll.h"
@@ -20,6 +23,7 @@
 #include "fleet.h"
 #include "ingest.h"
 #include "macro.h"
+#include "review.h"
 #include "server.h"
 #include "store-pg.h"
 #include "store.h"
@@ -48,6 +52,9 @@ static void usage(FILE *f)
 	    "      --retention-run  dispose of expired events now (as the daily run does), then exit\n"
 	    "      --sign-heads   verify the store, then sign its chain heads ([evidence] heads_key)\n"
 	    "      --migrate-to-postgresql URL  copy the SQLite store into an empty PostgreSQL one\n"
+	    "      --evidence FROM TO  write the signed evidence bundle of days FROM..TO (YYYY-MM-DD)\n"
+	    "      --clauses LIST  with --evidence: only these clause ids (comma-separated)\n"
+	    "  -o, --output FILE  with --evidence: the bundle's file (created, not overwritten)\n"
 	    "  -h, --help         this text\n"
 	    "      --version      print the version\n");
 }
@@ -204,6 +211,62 @@ static int migrate_to_postgresql(const char *url)
 	return 0;
 }
 
+/* --evidence FROM TO: the signed bundle from the database file (read-only, offline or beside a
+ * running collector). */
+static int evidence(const char *from, const char *to, const char *clauses, const char *output)
+{
+	struct evidence_query q;
+	struct bundle_signer *key = NULL;
+	sqlite3 *db = NULL;
+	char err[256];
+	FILE *f = NULL;
+	int fd, r;
+
+	if (evidence_query_parse(from, to, clauses, &q, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mynaguard-collector: --evidence: %s\n", err);
+		return 2;
+	}
+	if (!cfg.evidence_key) {
+		fprintf(stderr, "mynaguard-collector: --evidence: no [evidence] key in the "
+				"configuration\n");
+		return 1;
+	}
+	if (bundle_signer_load(cfg.evidence_key, &key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mynaguard-collector: [evidence] key: %s\n", err);
+		return 1;
+	}
+	r = review_db_open(cfg.database, &db);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: database %s: cannot be read\n", cfg.database);
+		bundle_signer_free(key);
+		return 1;
+	}
+	fd = open(output, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		fprintf(stderr, "mynaguard-collector: %s: %s\n", output, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		review_db_close(db);
+		bundle_signer_free(key);
+		return 1;
+	}
+	r = evidence_write(db, &q, key, f, err, sizeof(err));
+	if (fclose(f) != 0 && r >= 0) {
+		r = -EIO;
+		snprintf(err, sizeof(err), "%s: cannot be written", output);
+	}
+	review_db_close(db);
+	bundle_signer_free(key);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: --evidence: %s\n", err);
+		unlink(output);
+		return 1;
+	}
+	printf("evidence %s to %s written to %s\n", q.from, q.to, output);
+	return 0;
+}
+
 /* --backup / --restore: one SQLite operation on the configured database, then exit. */
 static int backup_or_restore(const char *backup_path, const char *restore_path)
 {
@@ -240,10 +303,14 @@ int main(int argc, char **argv)
 	    {"retention-run", no_argument, NULL, 'X'},
 	    {"sign-heads", no_argument, NULL, 'S'},
 	    {"migrate-to-postgresql", required_argument, NULL, 'M'},
+	    {"evidence", required_argument, NULL, 'E'},
+	    {"clauses", required_argument, NULL, 'C'},
+	    {"output", required_argument, NULL, 'o'},
 	    {0},
 	};
 	const char *config_path = NULL, *backup_path = NULL, *restore_path = NULL;
 	const char *verify_terminal = NULL, *migrate_url = NULL;
+	const char *evidence_from = NULL, *clauses = NULL, *output = NULL;
 	bool check = false, do_verify = false, do_retention = false, do_sign = false;
 	struct evidence_signer *heads_signer = NULL;
 	char err[CONFIG_ERROR_MAX];
@@ -252,7 +319,7 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	int opt, r, sig;
 
-	while ((opt = getopt_long(argc, argv, "c:nh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:nho:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			config_path = optarg;
@@ -287,12 +354,27 @@ int main(int argc, char **argv)
 		case 'M':
 			migrate_url = optarg;
 			break;
+		case 'E':
+			evidence_from = optarg;
+			break;
+		case 'C':
+			clauses = optarg;
+			break;
+		case 'o':
+			output = optarg;
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (optind < argc || !config_path || (backup_path && restore_path) ||
+	if (evidence_from ? optind != argc - 1 || !output || check || backup_path || restore_path ||
+				do_verify || do_retention || do_sign || migrate_url
+			  : clauses || output) {
+		usage(stderr);
+		return 2;
+	}
+	if ((!evidence_from && optind < argc) || !config_path || (backup_path && restore_path) ||
 	    ((backup_path || restore_path) && check) ||
 	    (do_verify && (check || backup_path || restore_path)) ||
 	    (verify_terminal && !do_verify) ||
@@ -309,6 +391,8 @@ int main(int argc, char **argv)
 		server_log(LOG_ERR, "%s", err);
 		return 1;
 	}
+	if (evidence_from)
+		return evidence(evidence_from, argv[optind], clauses, output);
 	if (backup_path || restore_path)
 		return backup_or_restore(backup_path, restore_path);
 	if (do_verify)

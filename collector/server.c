@@ -72,6 +72,43 @@ struct evbuffer *server_json_buffer(const json_t *body)
 	return buf;
 }
 
+void server_reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *buf = server_json_buffer(body);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, status, NULL, buf);
+	if (buf)
+		evbuffer_free(buf);
+	json_decref(body);
+}
+
+void server_reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	server_reply_json(req, status, server_error_json(reason));
+}
+
+bool server_dashboard_auth(struct evhttp_request *req, struct collector *c)
+{
+	if (server_token_ok(
+		c, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization")))
+		return true;
+	atomic_fetch_add(&metrics.dashboard_unauthorized, 1);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+			  "Bearer realm=\"mynaguard\"");
+	server_reply_error(req, 401, "a valid bearer token is required");
+	return false;
+}
+
 int64_t server_now_ms(void)
 {
 	struct timespec ts;

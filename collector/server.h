@@ -132,6 +132,14 @@ json_t *server_error_json(const char *reason);
  * empty when body cannot be dumped, NULL without memory. */
 struct evbuffer *server_json_buffer(const json_t *body);
 
+/* Answers status with body as JSON (takes body), no-store. */
+void server_reply_json(struct evhttp_request *req, int status, json_t *body);
+/* Answers status with {"error": formatted reason}. */
+void server_reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The dashboard's bearer token: true when it is valid, else answers 401 and counts it. */
+bool server_dashboard_auth(struct evhttp_request *req, struct collector *c);
+
 int64_t server_now_ms(void);
 uint64_t server_mono_us(void);
 

@@ -38,6 +38,7 @@ static const char *const kind_names[_EVENT_KIND_MAX] = {
     [EVENT_ENROLL_REFUSED] = "enroll.refused",
     [EVENT_FLEET_TOTP] = "fleet.totp",
     [EVENT_TOTP_INSTALLED] = "totp.installed",
+    [EVENT_REVIEW_SIGNED] = "review.signed",
 };
 
 const char *event_kind_name(enum event_kind k)
@@ -61,7 +62,8 @@ int event_kind_from_name(const char *name, enum event_kind *ret)
 
 bool event_kind_is_collector_own(enum event_kind k)
 {
-	return (k >= EVENT_FLEET_GROUP && k <= EVENT_ENROLL_REFUSED) || k == EVENT_FLEET_TOTP;
+	return (k >= EVENT_FLEET_GROUP && k <= EVENT_ENROLL_REFUSED) || k == EVENT_FLEET_TOTP ||
+	       k == EVENT_REVIEW_SIGNED;
 }
 
 bool event_kind_is_auth(enum event_kind k)
@@ -411,6 +413,7 @@ static int check_data(enum event_kind kind, json_t *data, const char *prefix,
 	case EVENT_ENROLL_REFUSED:
 	case EVENT_FLEET_TOTP:
 	case EVENT_TOTP_INSTALLED:
+	case EVENT_REVIEW_SIGNED:
 	case _EVENT_KIND_MAX:
 		return 0;
 	}

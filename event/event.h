@@ -48,6 +48,7 @@ enum event_kind {
 	EVENT_ENROLL_REFUSED, /* the collector's own: an enrollment or renewal refused */
 	EVENT_FLEET_TOTP, /* the collector's own: a central TOTP enrollment, revocation, recovery */
 	EVENT_TOTP_INSTALLED, /* the agent installed or removed a central TOTP secret */
+	EVENT_REVIEW_SIGNED,  /* the collector's own: a log review signed off (docs/evidence.md) */
 	_EVENT_KIND_MAX,
 };
 

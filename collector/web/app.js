@@ -178,6 +178,8 @@
   };
 
   const FLEET_VIEWS = ['requests', 'exceptions', 'ledger', 'groups'];
+  // views of other files (review.js): name -> { load(ctx) }, section NAME + 'view', link nav-NAME
+  const EXTRA = () => window.mynaguardViews || {};
   const PAGE = 50;
   const EVENTS_PAGE = 100;
 
@@ -294,7 +296,7 @@
     if (m) return { view: 'terminal', id: decodeURIComponent(m[1]), params };
     if (path === '/events') return { view: 'events', params };
     if (path === '/history') return { view: 'history', params };
-    if (FLEET_VIEWS.includes(path.slice(1))) return { view: path.slice(1), params };
+    if (FLEET_VIEWS.includes(path.slice(1)) || EXTRA()[path.slice(1)]) return { view: path.slice(1), params };
     if (path === '/retention') return { view: 'retention', params };
     return { view: 'terminals', params };
   }
@@ -327,13 +329,13 @@
     $('historyview').hidden = view !== 'history';
     $('nav-events').classList.toggle('active', view === 'events');
     $('nav-history').classList.toggle('active', view === 'history');
-    FLEET_VIEWS.forEach((v) => {
+    FLEET_VIEWS.concat(Object.keys(EXTRA())).forEach((v) => {
       $(v + 'view').hidden = view !== v;
       $('nav-' + v).classList.toggle('active', view === v);
     });
     $('retentionview').hidden = view !== 'retention';
     $('nav-retention').classList.toggle('active', view === 'retention');
-    const fleet = FLEET_VIEWS.includes(view) || view === 'retention';
+    const fleet = FLEET_VIEWS.includes(view) || !!EXTRA()[view] || view === 'retention';
     $('nav-terminals').classList.toggle('active', view === 'terminals' || view === 'terminal');
     $('summary').hidden = view === 'events' || view === 'history' || fleet;
     if (!FLEET_VIEWS.includes(view)) $('fleet-off').hidden = true;
@@ -1188,6 +1190,8 @@
         await loadFleet(route.view);
       } else if (route.view === 'retention') {
         await loadRetention();
+      } else if (EXTRA()[route.view]) {
+        await EXTRA()[route.view].load({ api, apiSend, el, fmtTime, lang, params: route.params, handleError, refresh });
       } else {
         await loadList();
       }

@@ -430,24 +430,30 @@ def with_browser(c, chromium, chromedriver, fn):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def main():
+def run_browser(name, seed_fn, drive_fn, extra=""):
+    """A real collector (with extra configuration), seeded by seed_fn(c, pki), and headless
+    Chromium driven by drive_fn(browser, collector, origin, outdir). 0, 1, or 77 (skip)."""
     t = tools()
     if t is None:
         return 77
     chromium, chromedriver, outdir = t
-    with TestDir("browser") as d:
+    with TestDir(name) as d:
         pki = PKI(d)
-        c = Collector(d, pki).start()
+        c = Collector(d, pki, extra=extra).start()
         try:
-            seed(c, pki)
+            seed_fn(c, pki)
         except Exception:
             c.stop()
             raise
 
         def run(b):
-            drive(b, "https://127.0.0.1:%d" % c.dashboard[1], TOKEN, outdir)
+            drive_fn(b, c, "https://127.0.0.1:%d" % c.dashboard[1], outdir)
             print("ok; screenshots in", outdir)
         return with_browser(c, chromium, chromedriver, run)
+
+
+def main():
+    return run_browser("browser", seed, lambda b, c, origin, outdir: drive(b, origin, TOKEN, outdir))
 
 
 if __name__ == "__main__":

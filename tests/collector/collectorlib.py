@@ -347,7 +347,8 @@ def batch(terminal, seqs, **kw):
     return {"v": 1, "terminal": terminal, "events": [event(terminal, s, **kw) for s in seqs]}
 
 
-def compliance(terminal, seq, failing=(), policy_hash="sha256:" + "ab" * 32, interval_s=None):
+def compliance(terminal, seq, failing=(), policy_hash="sha256:" + "ab" * 32, interval_s=None,
+               ts_ms=None):
     checks = []
     for cid, clause in (("usb.default_deny", ["2-6-3-a", "2-3-2"]),
                         ("mfa.pam_stack", ["2-6-3-a", "2-6-6"]),
@@ -358,7 +359,7 @@ def compliance(terminal, seq, failing=(), policy_hash="sha256:" + "ab" * 32, int
     data = {"policy_hash": policy_hash, "checks": checks}
     if interval_s:
         data["interval_s"] = interval_s
-    return event(terminal, seq, kind="compliance", data=data, clause=["2-6-7"])
+    return event(terminal, seq, kind="compliance", data=data, clause=["2-6-7"], ts_ms=ts_ms)
 
 
 class TestDir:

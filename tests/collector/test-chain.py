@@ -166,7 +166,7 @@ def main():
                           "ALTER TABLE events DROP COLUMN disposed_at;"
                           "ALTER TABLE events DROP COLUMN chain;"
                           "ALTER TABLE terminals DROP COLUMN chain_head;"
-                          # and what schema 4 added (the daily history)
+                          # and what schema 5 added (the daily history)
                           "DROP TABLE check_days; DROP TABLE clause_terminal_days;"
                           "DROP TABLE clause_days; DROP TABLE kind_days; DROP TABLE kind_totals;"
                           "PRAGMA user_version = 2;")
@@ -229,6 +229,9 @@ def main():
                           "ALTER TABLE events DROP COLUMN body;"
                           "ALTER TABLE events DROP COLUMN disposed_at;"
                           "UPDATE terminals SET chain_head = zeroblob(32);"
+                          # and what schema 5 added (the daily history)
+                          "DROP TABLE check_days; DROP TABLE clause_terminal_days;"
+                          "DROP TABLE clause_days; DROP TABLE kind_days; DROP TABLE kind_totals;"
                           "PRAGMA user_version = 3;")
         con.close()
         c.start()

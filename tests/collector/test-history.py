@@ -7,7 +7,7 @@
 # backlog is uploaded newest batch first and shuffled, a day with a failing and a passing
 # snapshot counts as failing, and a duplicate upload counts nothing twice; the terminal list's
 # clause+day filter (the chart's click-through); the events' group filter and its CSV; bad
-# parameters refused; a store of schema 3 is backfilled from its events by the migration.
+# parameters refused; a store of schema 4 is backfilled from its events by the migration.
 import csv
 import io
 import os
@@ -191,15 +191,15 @@ def main():
             rc = c.stop()
         assert rc == 0, (rc, c.logtext())
 
-        # ---- a store of schema 3: the migration builds the history from the events ----
+        # ---- a store of schema 4: the migration builds the history from the events ----
         con = sqlite3.connect(c.db)
         con.executescript("DROP TABLE check_days; DROP TABLE clause_terminal_days;"
                           " DROP TABLE clause_days; DROP TABLE kind_days; DROP TABLE kind_totals;"
-                          " PRAGMA user_version = 3;")
+                          " PRAGMA user_version = 4;")
         con.close()
         c.start()
         try:
-            assert c.count("PRAGMA user_version") == 4
+            assert c.count("PRAGMA user_version") == 5
             st, h2, _ = c.get("/v1/terminals/term-a/history?days=30")
             assert {x["id"]: x["days"] for x in h2["checks"]} == strips, h2
             st, cl2, _ = c.get("/v1/clauses?days=30")

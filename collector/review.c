@@ -1,0 +1,1052 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: the periodic log review (ログの点検, docs/evidence.md "Log review"): what
+ * in a period needs a human look, and its sign-off, stored as a review.signed event of the
+ * collector itself. Also the dashboard dispatch of /v1/review, /v1/evidence and /r/selfcheck. */
+#include "review.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "fleet-internal.h"
+#include "ingest.h"
+#include "macro.h"
+#include "metrics.h"
+#include "parse.h"
+#include "server.h"
+#include "utf8.h"
+
+#define REASON_MAX 256
+
+int review_fail(char *err, size_t errsz, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errsz) {
+		va_start(ap, fmt);
+		vsnprintf(err, errsz, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
+/* ---- settings ---- */
+
+static int parse_hhmm(const char *s, unsigned *ret)
+{
+	if (strlen(s) != 5 || s[2] != ':' || s[0] < '0' || s[0] > '2' || s[1] < '0' || s[1] > '9' ||
+	    s[3] < '0' || s[3] > '5' || s[4] < '0' || s[4] > '9')
+		return -EINVAL;
+	*ret = (unsigned)((s[0] - '0') * 10 + (s[1] - '0')) * 60 +
+	       (unsigned)((s[3] - '0') * 10 + (s[4] - '0'));
+	return *ret <= 24 * 60 ? 0 : -EINVAL;
+}
+
+int review_settings_parse(const struct collector_config *c, struct review_settings *ret, char *err,
+			  size_t errsz)
+{
+	static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+	const char *hours = c->office_hours ? c->office_hours : "08:00-19:00";
+	const char *days = c->office_days ? c->office_days : "mon tue wed thu fri";
+	struct review_settings rs = {.burst_n = c->burst_failures,
+				     .burst_minutes = c->burst_minutes};
+	char buf[64];
+
+	if (c->review_period && strcmp(c->review_period, "monthly") != 0 &&
+	    strcmp(c->review_period, "weekly") != 0)
+		return review_fail(err, errsz, -EINVAL, "[review] period: monthly or weekly");
+	rs.weekly = c->review_period && strcmp(c->review_period, "weekly") == 0;
+	if (strlen(hours) != 11 || hours[5] != '-')
+		return review_fail(err, errsz, -EINVAL,
+				   "[review] office_hours: expected HH:MM-HH:MM");
+	memcpy(buf, hours, 5);
+	buf[5] = 0;
+	if (parse_hhmm(buf, &rs.office_start) < 0 || parse_hhmm(hours + 6, &rs.office_end) < 0 ||
+	    rs.office_start >= rs.office_end)
+		return review_fail(err, errsz, -EINVAL,
+				   "[review] office_hours: expected HH:MM-HH:MM, start before end");
+	if (strlen(days) >= sizeof(buf))
+		return review_fail(err, errsz, -EINVAL, "[review] office_days: too long");
+	snprintf(buf, sizeof(buf), "%s", days);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
+		size_t i;
+		for (i = 0; i < ELEMENTSOF(day_names); i++)
+			if (strcmp(t, day_names[i]) == 0)
+				break;
+		if (i == ELEMENTSOF(day_names))
+			return review_fail(
+			    err, errsz, -EINVAL,
+			    "[review] office_days: day names sun mon tue wed thu fri sat");
+		rs.days |= 1u << i;
+	}
+	*ret = rs;
+	return 0;
+}
+
+/* ---- periods and days (Japan time) ---- */
+
+static int64_t jst_day_start(int y, int m, int d)
+{
+	struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d};
+	return (int64_t)timegm(&tm) * 1000 - REVIEW_JST_MS;
+}
+
+static bool digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* Monday (day start, ms) of ISO week 1 of year y */
+static int64_t iso_week1(int y)
+{
+	int64_t jan4 = jst_day_start(y, 1, 4);
+	struct tm tm;
+	time_t t = (time_t)((jan4 + REVIEW_JST_MS) / 1000);
+
+	gmtime_r(&t, &tm);
+	return jan4 - (int64_t)((tm.tm_wday + 6) % 7) * REVIEW_DAY_MS;
+}
+
+int review_period_parse(const char *s, struct review_period *ret, char *err, size_t errsz)
+{
+	size_t n = s ? strlen(s) : 0;
+	int y;
+
+	if (n == 7 && digits(s, 4) && s[4] == '-' && digits(s + 5, 2)) {
+		int m = (s[5] - '0') * 10 + (s[6] - '0');
+		y = atoi(s);
+		if (y < 2000 || y > 9998 || m < 1 || m > 12)
+			return review_fail(err, errsz, -EINVAL, "period: no such month");
+		ret->from_ms = jst_day_start(y, m, 1);
+		ret->to_ms = m == 12 ? jst_day_start(y + 1, 1, 1) : jst_day_start(y, m + 1, 1);
+	} else if (n == 8 && digits(s, 4) && s[4] == '-' && s[5] == 'W' && digits(s + 6, 2)) {
+		int w = (s[6] - '0') * 10 + (s[7] - '0');
+		y = atoi(s);
+		if (y < 2000 || y > 9998 || w < 1 ||
+		    iso_week1(y) + (int64_t)(w - 1) * 7 * REVIEW_DAY_MS >= iso_week1(y + 1))
+			return review_fail(err, errsz, -EINVAL, "period: no such week");
+		ret->from_ms = iso_week1(y) + (int64_t)(w - 1) * 7 * REVIEW_DAY_MS;
+		ret->to_ms = ret->from_ms + 7 * REVIEW_DAY_MS;
+	} else
+		return review_fail(err, errsz, -EINVAL,
+				   "period: expected YYYY-MM (a month) or YYYY-Www (an ISO week)");
+	snprintf(ret->name, sizeof(ret->name), "%s", s);
+	return 0;
+}
+
+void review_day_name(int64_t ms, char out[11])
+{
+	time_t t = (time_t)((ms + REVIEW_JST_MS) / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 11, "%Y-%m-%d", &tm);
+}
+
+void review_period_of(int64_t ms, bool weekly, struct review_period *ret)
+{
+	time_t t = (time_t)((ms + REVIEW_JST_MS) / 1000);
+	struct tm tm;
+	char name[40];
+
+	gmtime_r(&t, &tm);
+	if (!weekly) {
+		snprintf(name, sizeof(name), "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+	} else {
+		int y = tm.tm_year + 1900;
+		if (ms < iso_week1(y))
+			y--;
+		else if (ms >= iso_week1(y + 1))
+			y++;
+		snprintf(name, sizeof(name), "%04d-W%02d", y,
+			 (int)((ms - iso_week1(y)) / (7 * REVIEW_DAY_MS)) + 1);
+	}
+	review_period_parse(name, ret, NULL, 0);
+}
+
+/* ---- the database ---- */
+
+int review_db_open(const char *path, sqlite3 **ret)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+
+	if (rc != SQLITE_OK) {
+		sqlite3_close(db);
+		return -EIO;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, "SELECT count(*) FROM terminals", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return -EIO;
+	}
+	*ret = db;
+	return 0;
+}
+
+void review_db_close(sqlite3 *db)
+{
+	if (!db)
+		return;
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+}
+
+static bool table_exists(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	bool yes = false;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return yes;
+}
+
+static json_t *ts_json(int64_t ms)
+{
+	char buf[32];
+	event_format_ts(ms, buf);
+	return json_string(buf);
+}
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? (const char *)t : "";
+}
+
+int review_snapshots(sqlite3 *db, int64_t from_ms, int64_t to_ms, review_snapshot_fn fn,
+		     void *userdata)
+{
+	sqlite3_stmt *terms = NULL, *prev = NULL, *snaps = NULL;
+	int rc = SQLITE_OK, r = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT id, name FROM terminals ORDER BY name", -1, &terms,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT ts FROM events WHERE tid = ?1 AND ts < ?2"
+			       " AND kind = 'compliance' ORDER BY ts DESC LIMIT 1",
+			       -1, &prev, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT ts, seq, data, lower(hex(chain)) FROM events"
+			       " WHERE tid = ?1 AND ts >= ?2 AND ts < ?3 AND kind = 'compliance'"
+			       " ORDER BY ts, seq",
+			       -1, &snaps, NULL) != SQLITE_OK)
+		r = -EIO;
+	while (r >= 0 && (rc = sqlite3_step(terms)) == SQLITE_ROW) {
+		int64_t tid = sqlite3_column_int64(terms, 0), lo = from_ms;
+		const char *name = col(terms, 1);
+
+		sqlite3_reset(prev);
+		sqlite3_bind_int64(prev, 1, tid);
+		sqlite3_bind_int64(prev, 2, from_ms);
+		rc = sqlite3_step(prev);
+		if (rc == SQLITE_ROW)
+			lo = sqlite3_column_int64(prev, 0);
+		else if (rc != SQLITE_DONE)
+			break;
+		sqlite3_reset(snaps);
+		sqlite3_bind_int64(snaps, 1, tid);
+		sqlite3_bind_int64(snaps, 2, lo);
+		sqlite3_bind_int64(snaps, 3, to_ms);
+		while (r >= 0 && (rc = sqlite3_step(snaps)) == SQLITE_ROW) {
+			json_t *data = json_loads(col(snaps, 2), 0, NULL);
+			r = fn(name, sqlite3_column_int64(snaps, 0),
+			       (uint64_t)sqlite3_column_int64(snaps, 1), col(snaps, 3), data,
+			       userdata);
+			json_decref(data);
+		}
+		if (r >= 0 && rc != SQLITE_DONE)
+			break;
+		rc = SQLITE_ROW;
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = -EIO;
+	sqlite3_finalize(terms);
+	sqlite3_finalize(prev);
+	sqlite3_finalize(snaps);
+	return r;
+}
+
+/* ---- the items ---- */
+
+struct category {
+	const char *name;
+	json_t *items;
+	unsigned count;
+};
+
+enum {
+	CAT_OFF_HOURS,
+	CAT_BURST,
+	CAT_LOCKOUT,
+	CAT_USB,
+	CAT_GAP,
+	CAT_DRIFT,
+	_CAT_MAX
+};
+static const char *const cat_names[_CAT_MAX] = {
+    "off_hours", "failure_burst", "lockout", "usb_unregistered", "sequence_gap", "compliance_drift",
+};
+
+static void add_item(struct category *c, json_t *item)
+{
+	c->count++;
+	if (!item)
+		return;
+	if (json_array_size(c->items) >= REVIEW_ITEMS_MAX) {
+		json_decref(item);
+		return;
+	}
+	json_object_set_new(item, "category", json_string(c->name));
+	json_array_append_new(c->items, item);
+}
+
+static sqlite3_stmt *prep(sqlite3 *db, const char *sql, int64_t from, int64_t to)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		server_log(LOG_ERR, "review: %s", sqlite3_errmsg(db));
+		return NULL;
+	}
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, to);
+	return st;
+}
+
+#define EVENTS_OF(kind)                                                                            \
+	"SELECT t.name, e.seq, e.ts, e.data FROM events e JOIN terminals t ON t.id = e.tid"        \
+	" WHERE e.kind = '" kind "' AND e.ts >= ?1 AND e.ts < ?2"
+
+static json_t *user_of(const char *data)
+{
+	json_t *d = json_loads(data, 0, NULL);
+	json_t *u = json_incref(json_object_get(d, "user"));
+	json_decref(d);
+	return u && json_is_string(u) ? u : (json_decref(u), json_null());
+}
+
+static int off_hours(sqlite3 *db, const struct review_settings *rs, const struct review_period *p,
+		     struct category *c)
+{
+	sqlite3_stmt *st = prep(db, EVENTS_OF("auth.success") " ORDER BY e.ts, t.name, e.seq",
+				p->from_ms, p->to_ms);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t ts = sqlite3_column_int64(st, 2);
+		time_t t = (time_t)((ts + REVIEW_JST_MS) / 1000);
+		struct tm tm;
+		unsigned minute;
+
+		gmtime_r(&t, &tm);
+		minute = (unsigned)(tm.tm_hour * 60 + tm.tm_min);
+		if ((rs->days & (1u << tm.tm_wday)) && minute >= rs->office_start &&
+		    minute < rs->office_end)
+			continue;
+		add_item(c, json_pack("{s:s, s:I, s:o, s:o}", "terminal", col(st, 0), "seq",
+				      (json_int_t)sqlite3_column_int64(st, 1), "ts", ts_json(ts),
+				      "user", user_of(col(st, 3))));
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static int bursts(sqlite3 *db, const struct review_settings *rs, const struct review_period *p,
+		  struct category *c)
+{
+	sqlite3_stmt *st = prep(db,
+				"SELECT t.name, ifnull(json_extract(e.data, '$.user'), ''), e.ts"
+				" FROM events e JOIN terminals t ON t.id = e.tid"
+				" WHERE e.kind = 'auth.failure' AND e.ts >= ?1 AND e.ts < ?2"
+				" ORDER BY t.name, 2, e.ts, e.seq",
+				p->from_ms, p->to_ms);
+	int64_t window = (int64_t)rs->burst_minutes * 60000, *ts = NULL;
+	size_t n = 0, cap = 0;
+	char *term = NULL, *user = NULL;
+	int rc;
+
+	if (!st)
+		return -EIO;
+	for (;;) {
+		rc = sqlite3_step(st);
+		bool same = rc == SQLITE_ROW && term && strcmp(term, col(st, 0)) == 0 &&
+			    strcmp(user, col(st, 1)) == 0;
+		if (!same && n > 0) {
+			/* the runs of one terminal and user: each window of burst_n failures within
+			 * the minutes starts a burst, which goes on while the next one keeps the
+			 * window */
+			for (size_t i = 0; i + rs->burst_n <= n;) {
+				if (ts[i + rs->burst_n - 1] - ts[i] > window) {
+					i++;
+					continue;
+				}
+				size_t j = i + rs->burst_n;
+				while (j < n && ts[j] - ts[j - rs->burst_n + 1] <= window)
+					j++;
+				add_item(c, json_pack("{s:s, s:s, s:o, s:o, s:I}", "terminal", term,
+						      "user", user, "ts", ts_json(ts[i]), "until",
+						      ts_json(ts[j - 1]), "count",
+						      (json_int_t)(j - i)));
+				i = j;
+			}
+			n = 0;
+		}
+		if (rc != SQLITE_ROW)
+			break;
+		if (!same) {
+			free(term);
+			free(user);
+			term = strdup(col(st, 0));
+			user = strdup(col(st, 1));
+			if (!term || !user)
+				break;
+		}
+		if (n == cap) {
+			int64_t *nts = realloc(ts, (cap = cap ? cap * 2 : 64) * sizeof(*ts));
+			if (!nts)
+				break;
+			ts = nts;
+		}
+		ts[n++] = sqlite3_column_int64(st, 2);
+	}
+	free(ts);
+	free(term);
+	free(user);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static int lockouts(sqlite3 *db, const struct review_period *p, struct category *c)
+{
+	sqlite3_stmt *st = prep(db, EVENTS_OF("auth.locked") " ORDER BY e.ts, t.name, e.seq",
+				p->from_ms, p->to_ms);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		add_item(c, json_pack("{s:s, s:I, s:o, s:o}", "terminal", col(st, 0), "seq",
+				      (json_int_t)sqlite3_column_int64(st, 1), "ts",
+				      ts_json(sqlite3_column_int64(st, 2)), "user",
+				      user_of(col(st, 3))));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* Blocked devices that the media ledger does not hold, one item per terminal and device; "new"
+ * when no terminal reported the device before the period. */
+static int usb_devices(sqlite3 *db, const struct review_period *p, struct category *c)
+{
+	bool ledger = table_exists(db, "fleet_ledger");
+	char sql[1400];
+	sqlite3_stmt *st;
+	int rc;
+
+	snprintf(
+	    sql, sizeof(sql),
+	    "WITH b AS (SELECT t.name AS terminal, e.ts,"
+	    "  lower(ifnull(json_extract(e.data, '$.vendor'), '')) AS vendor,"
+	    "  lower(ifnull(json_extract(e.data, '$.product'), '')) AS product,"
+	    "  ifnull(json_extract(e.data, '$.serial'), '') AS serial,"
+	    "  json_extract(e.data, '$.product_name') AS pname"
+	    "  FROM events e JOIN terminals t ON t.id = e.tid"
+	    "  WHERE e.kind = 'usb.blocked' AND e.ts >= ?1 AND e.ts < ?2"
+	    "  AND ifnull(json_extract(e.data, '$.audit'), 0) = 0)"
+	    " SELECT terminal, vendor, product, serial, min(ts), max(ts), count(*), max(pname),"
+	    "  NOT EXISTS (SELECT 1 FROM events x WHERE x.kind = 'usb.blocked' AND x.ts < ?1"
+	    "   AND lower(ifnull(json_extract(x.data, '$.vendor'), '')) = b.vendor"
+	    "   AND lower(ifnull(json_extract(x.data, '$.product'), '')) = b.product"
+	    "   AND ifnull(json_extract(x.data, '$.serial'), '') = b.serial)"
+	    " FROM b %s GROUP BY terminal, vendor, product, serial ORDER BY min(ts), terminal",
+	    ledger ? "WHERE NOT EXISTS (SELECT 1 FROM fleet_ledger l WHERE l.vendor = b.vendor"
+		     " AND l.product = b.product AND l.serial = b.serial)"
+		   : "");
+	st = prep(db, sql, p->from_ms, p->to_ms);
+	if (!st)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *it = json_pack(
+		    "{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:b}", "terminal", col(st, 0), "vendor",
+		    col(st, 1), "product", col(st, 2), "serial", col(st, 3), "ts",
+		    ts_json(sqlite3_column_int64(st, 4)), "until",
+		    ts_json(sqlite3_column_int64(st, 5)), "count",
+		    (json_int_t)sqlite3_column_int64(st, 6), "new", sqlite3_column_int(st, 8) != 0);
+		if (it && sqlite3_column_type(st, 7) == SQLITE_TEXT)
+			json_object_set_new(it, "product_name", json_string(col(st, 7)));
+		add_item(c, it);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static int gaps(sqlite3 *db, const struct review_period *p, struct category *c)
+{
+	sqlite3_stmt *st =
+	    prep(db,
+		 /* when: the terminal's time of the event after the gap */
+		 "SELECT t.name, g.first, g.last, ifnull((SELECT e.ts FROM events e"
+		 "  WHERE e.tid = g.tid AND e.seq = g.last + 1), g.detected_at) AS at,"
+		 " g.announced, g.detected_at"
+		 " FROM gaps g JOIN terminals t ON t.id = g.tid"
+		 " WHERE at >= ?1 AND at < ?2 ORDER BY at, t.name, g.first",
+		 p->from_ms, p->to_ms);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		add_item(c, json_pack("{s:s, s:I, s:I, s:o, s:b, s:o}", "terminal", col(st, 0),
+				      "first", (json_int_t)sqlite3_column_int64(st, 1), "last",
+				      (json_int_t)sqlite3_column_int64(st, 2), "ts",
+				      ts_json(sqlite3_column_int64(st, 3)), "announced",
+				      sqlite3_column_int(st, 4) != 0, "detected_at",
+				      ts_json(sqlite3_column_int64(st, 5))));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* A terminal whose snapshot went from compliant (no failing check) to non-compliant inside the
+ * period; the last snapshot before the period counts as where it came from. */
+struct drift_state {
+	const struct review_period *p;
+	struct category *c;
+	char terminal[EVENT_TERMINAL_MAX + 1];
+	int prev; /* -1 unknown, 0 compliant, 1 not */
+};
+
+static int drift_snapshot(const char *terminal, int64_t ts, uint64_t seq, const char *chain,
+			  json_t *data, void *userdata)
+{
+	struct drift_state *d = userdata;
+	json_t *failing = json_array(), *ck;
+	size_t i;
+	int now;
+
+	(void)chain;
+	if (!failing)
+		return -ENOMEM;
+	json_array_foreach(json_object_get(data, "checks"), i, ck)
+	{
+		const char *st = json_string_value(json_object_get(ck, "status"));
+		if (st && (strcmp(st, "fail") == 0 || strcmp(st, "error") == 0))
+			json_array_append(failing, json_object_get(ck, "id"));
+	}
+	now = json_array_size(failing) > 0;
+	if (strcmp(d->terminal, terminal) != 0) {
+		snprintf(d->terminal, sizeof(d->terminal), "%s", terminal);
+		d->prev = -1;
+	}
+	if (d->prev == 0 && now == 1 && ts >= d->p->from_ms)
+		add_item(d->c, json_pack("{s:s, s:I, s:o, s:O}", "terminal", terminal, "seq",
+					 (json_int_t)seq, "ts", ts_json(ts), "failing", failing));
+	json_decref(failing);
+	d->prev = now;
+	return 0;
+}
+
+static int drift(sqlite3 *db, const struct review_period *p, struct category *c)
+{
+	struct drift_state d = {.p = p, .c = c, .prev = -1};
+	return review_snapshots(db, p->from_ms, p->to_ms, drift_snapshot, &d);
+}
+
+static void sha256_json(json_t *v, char out[65])
+{
+	char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+
+	fleet_sha256_hex(text ? text : "", text ? strlen(text) : 0, NULL, 0, out);
+	free(text);
+}
+
+static json_t *settings_json(const struct review_settings *rs)
+{
+	static const char *const dn[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+	char hours[40], days[32] = "";
+
+	snprintf(hours, sizeof(hours), "%02u:%02u-%02u:%02u", rs->office_start / 60,
+		 rs->office_start % 60, rs->office_end / 60, rs->office_end % 60);
+	for (unsigned i = 0; i < 7; i++)
+		if (rs->days & (1u << i))
+			snprintf(days + strlen(days), sizeof(days) - strlen(days), "%s%s",
+				 days[0] ? " " : "", dn[i]);
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "period",
+			 rs->weekly ? "weekly" : "monthly", "office_hours", hours, "office_days",
+			 days, "burst_failures", (json_int_t)rs->burst_n, "burst_minutes",
+			 (json_int_t)rs->burst_minutes, "timezone", "+09:00");
+}
+
+int review_items(sqlite3 *db, const struct review_settings *rs, const struct review_period *p,
+		 json_t **ret)
+{
+	struct category cats[_CAT_MAX];
+	json_t *items = json_array(), *counts = json_object();
+	char sha[65];
+	int r = 0;
+
+	for (unsigned i = 0; i < _CAT_MAX; i++)
+		cats[i] = (struct category){.name = cat_names[i], .items = json_array()};
+	r = off_hours(db, rs, p, &cats[CAT_OFF_HOURS]);
+	if (r >= 0)
+		r = bursts(db, rs, p, &cats[CAT_BURST]);
+	if (r >= 0)
+		r = lockouts(db, p, &cats[CAT_LOCKOUT]);
+	if (r >= 0)
+		r = usb_devices(db, p, &cats[CAT_USB]);
+	if (r >= 0)
+		r = gaps(db, p, &cats[CAT_GAP]);
+	if (r >= 0)
+		r = drift(db, p, &cats[CAT_DRIFT]);
+	for (unsigned i = 0; i < _CAT_MAX; i++) {
+		if (r >= 0 && items && counts) {
+			json_array_extend(items, cats[i].items);
+			json_object_set_new(counts, cats[i].name,
+					    json_integer((json_int_t)cats[i].count));
+		}
+		json_decref(cats[i].items);
+	}
+	if (r < 0 || !items || !counts) {
+		json_decref(items);
+		json_decref(counts);
+		return r < 0 ? r : -ENOMEM;
+	}
+	sha256_json(items, sha);
+	*ret =
+	    json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:s}", "period", p->name, "from",
+		      ts_json(p->from_ms), "to", ts_json(p->to_ms), "settings", settings_json(rs),
+		      "categories", counts, "items", items, "items_sha256", sha);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int review_signoffs(sqlite3 *db, const char *period, unsigned limit, json_t **ret)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *list = json_array();
+	int rc;
+
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT e.seq, e.ts, e.data, hex(e.chain) FROM events e JOIN terminals t"
+		" ON t.id = e.tid WHERE t.name = '" INGEST_SELF_TERMINAL "'"
+		" AND e.kind = 'review.signed'"
+		" AND (?1 IS NULL OR json_extract(e.data, '$.period') = ?1)"
+		" ORDER BY e.ts DESC, e.seq DESC LIMIT ?2",
+		-1, &st, NULL) != SQLITE_OK ||
+	    !list) {
+		sqlite3_finalize(st);
+		json_decref(list);
+		return -EIO;
+	}
+	if (period)
+		sqlite3_bind_text(st, 1, period, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o = json_loads(col(st, 2), 0, NULL);
+		if (!json_is_object(o)) {
+			json_decref(o);
+			continue;
+		}
+		json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(st, 0)));
+		json_object_set_new(o, "ts", ts_json(sqlite3_column_int64(st, 1)));
+		json_object_set_new(o, "chain", json_string(col(st, 3)));
+		json_array_append_new(list, o);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		return -EIO;
+	}
+	*ret = list;
+	return 0;
+}
+
+/* ---- the dashboard ---- */
+
+#define reply	  server_reply_json
+#define reply_err server_reply_error
+
+/* The reviewer: who the request is authenticated as. With the one shared token that is
+ * "admin"; personal accounts answer the account's name here. */
+static const char *review_actor(struct evhttp_request *req)
+{
+	(void)req;
+	return "admin";
+}
+
+/* The query's parameters, each at most once and among names (NULL-terminated); values in
+ * vals[i] (NULL when absent). false after answering 400. */
+static bool query_params(struct evhttp_request *req, const char *const *names, const char **vals,
+			 struct evkeyvalq *params)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyval *kv;
+
+	TAILQ_INIT(params);
+	if (query && strstr(query, "%00")) {
+		reply_err(req, 400, "query string contains %%00 (a NUL byte)");
+		return false;
+	}
+	if (query && evhttp_parse_query_str(query, params) < 0) {
+		reply_err(req, 400, "malformed query string");
+		return false;
+	}
+	TAILQ_FOREACH(kv, params, next)
+	{
+		size_t i;
+		for (i = 0; names[i]; i++)
+			if (strcmp(kv->key, names[i]) == 0)
+				break;
+		if (!names[i] || vals[i]) {
+			size_t n = utf8_valid_prefix(kv->key, strlen(kv->key));
+			reply_err(req, 400, "unknown or repeated parameter \"%.*s\"",
+				  (int)utf8_truncate(kv->key, n, 40), kv->key);
+			return false;
+		}
+		vals[i] = kv->value;
+	}
+	return true;
+}
+
+static bool open_db(struct evhttp_request *req, struct worker *w, sqlite3 **db)
+{
+	if (review_db_open(w->c->cfg->database, db) < 0) {
+		reply_err(req, 503, "the store cannot answer now");
+		return false;
+	}
+	return true;
+}
+
+static void review_get(struct evhttp_request *req, struct worker *w,
+		       const struct review_settings *rs)
+{
+	static const char *const names[] = {"period", NULL};
+	const char *vals[1] = {NULL};
+	struct evkeyvalq params;
+	struct review_period p;
+	char err[REASON_MAX];
+	sqlite3 *db = NULL;
+	json_t *body = NULL, *signoffs = NULL;
+	int r;
+
+	if (!query_params(req, names, vals, &params))
+		goto out;
+	if (vals[0] && review_period_parse(vals[0], &p, err, sizeof(err)) < 0) {
+		reply_err(req, 400, "%s", err);
+		goto out;
+	}
+	if (!vals[0]) { /* the last period that has ended */
+		review_period_of(server_now_ms(), rs->weekly, &p);
+		review_period_of(p.from_ms - 1, rs->weekly, &p);
+	}
+	if (!open_db(req, w, &db))
+		goto out;
+	r = review_items(db, rs, &p, &body);
+	if (r >= 0)
+		r = review_signoffs(db, NULL, 100, &signoffs);
+	if (r < 0) {
+		json_decref(body);
+		reply_err(req, 503, "the store cannot answer now");
+		goto out;
+	}
+	json_object_set_new(body, "signoffs", signoffs);
+	json_object_set_new(body, "reviewer", json_string(review_actor(req)));
+	reply(req, 200, body);
+out:
+	review_db_close(db);
+	evhttp_clear_headers(&params);
+}
+
+static bool comment_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len > REVIEW_COMMENT_MAX || !utf8_valid(s, len))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\t') || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static void signoff_post(struct evhttp_request *req, struct worker *w,
+			 const struct review_settings *rs)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *p = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	json_error_t jerr;
+	json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr), *list = NULL, *v;
+	const char *key, *period, *sha, *comment;
+	struct review_period per;
+	char err[REASON_MAX];
+	sqlite3 *db = NULL;
+	int r;
+
+	if (!json_is_object(o)) {
+		reply_err(req, 400,
+			  "the body must be a JSON object {period, items_sha256, comment}");
+		goto out;
+	}
+	json_object_foreach(o, key, v)
+	{
+		if (strcmp(key, "period") != 0 && strcmp(key, "items_sha256") != 0 &&
+		    strcmp(key, "comment") != 0 && strcmp(key, "items") != 0) {
+			reply_err(req, 400,
+				  "unknown key (period, items_sha256, items, comment are known)");
+			goto out;
+		}
+	}
+	period = json_string_value(json_object_get(o, "period"));
+	sha = json_string_value(json_object_get(o, "items_sha256"));
+	comment = json_string_value(json_object_get(o, "comment"));
+	if (!period || review_period_parse(period, &per, err, sizeof(err)) < 0) {
+		reply_err(req, 400, "%s", period ? err : "period: required (YYYY-MM or YYYY-Www)");
+		goto out;
+	}
+	if (per.from_ms > server_now_ms()) {
+		reply_err(req, 400, "period: %s has not begun", per.name);
+		goto out;
+	}
+	if (!sha || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64) {
+		reply_err(req, 400,
+			  "items_sha256: required, the items_sha256 of GET /v1/review (64 hex)");
+		goto out;
+	}
+	if (json_object_get(o, "comment") && !json_is_null(json_object_get(o, "comment")) &&
+	    (!comment || !comment_valid(comment))) {
+		reply_err(req, 400, "comment: text of at most %d bytes without control characters",
+			  REVIEW_COMMENT_MAX);
+		goto out;
+	}
+	if (json_object_get(o, "items") && !json_is_integer(json_object_get(o, "items"))) {
+		reply_err(req, 400, "items: the number of items reviewed");
+		goto out;
+	}
+	if (!open_db(req, w, &db))
+		goto out;
+	r = review_items(db, rs, &per, &list);
+	if (r < 0) {
+		reply_err(req, 503, "the store cannot answer now");
+		goto out;
+	}
+	if (strcmp(sha, json_string_value(json_object_get(list, "items_sha256"))) != 0) {
+		reply_err(req, 409,
+			  "the list of %s changed since it was shown (reload it and review again)",
+			  per.name);
+		goto out;
+	}
+	if (json_object_get(o, "items") &&
+	    (size_t)json_integer_value(json_object_get(o, "items")) !=
+		json_array_size(json_object_get(list, "items"))) {
+		reply_err(req, 409, "items: the list has %zu items",
+			  json_array_size(json_object_get(list, "items")));
+		goto out;
+	}
+	json_t *data = json_pack(
+	    "{s:s, s:s, s:O, s:O, s:I, s:s, s:O, s:s}", "reviewer", review_actor(req), "period",
+	    per.name, "from", json_object_get(list, "from"), "to", json_object_get(list, "to"),
+	    "items", (json_int_t)json_array_size(json_object_get(list, "items")), "items_sha256",
+	    sha, "categories", json_object_get(list, "categories"), "comment",
+	    comment ? comment : "");
+	json_t *answer = json_deep_copy(data);
+	if (!data || !answer || !w->c->writer ||
+	    ingest_writer_self_event(w->c->writer, EVENT_REVIEW_SIGNED, data) < 0) {
+		json_decref(answer);
+		reply_err(req, 503, "the sign-off cannot be stored now");
+		goto out;
+	}
+	server_log(LOG_INFO, "review.signed period=%s reviewer=%s items=%zu", per.name,
+		   review_actor(req), json_array_size(json_object_get(list, "items")));
+	reply(req, 202, answer);
+out:
+	json_decref(o);
+	json_decref(list);
+	review_db_close(db);
+}
+
+static const char *attachment(const char *from, const char *to, char *buf, size_t n)
+{
+	snprintf(buf, n, "attachment; filename=\"mynaguard-evidence-%s-%s.jsonl\"", from, to);
+	return buf;
+}
+
+static void evidence_get(struct evhttp_request *req, struct worker *w)
+{
+	static const char *const names[] = {"from", "to", "clauses", NULL};
+	const char *vals[3] = {NULL, NULL, NULL};
+	struct evkeyvalq params;
+	struct evidence_query q;
+	struct bundle_signer *key = NULL;
+	char err[REASON_MAX], disp[128];
+	sqlite3 *db = NULL;
+	FILE *tmp = NULL;
+	struct evbuffer *buf = NULL;
+	int r;
+
+	if (!query_params(req, names, vals, &params))
+		goto out;
+	if (!vals[0] || !vals[1]) {
+		reply_err(req, 400, "from and to are required (YYYY-MM-DD)");
+		goto out;
+	}
+	if (evidence_query_parse(vals[0], vals[1], vals[2], &q, err, sizeof(err)) < 0) {
+		reply_err(req, 400, "%s", err);
+		goto out;
+	}
+	if (!w->c->cfg->evidence_key) {
+		reply_err(req, 503, "no evidence key on this collector ([evidence] key)");
+		goto out;
+	}
+	r = bundle_signer_load(w->c->cfg->evidence_key, &key, err, sizeof(err));
+	if (r < 0) {
+		server_log(LOG_ERR, "evidence: %s", err);
+		reply_err(req, 503, "the evidence key cannot be loaded; see the collector's log");
+		goto out;
+	}
+	if (!open_db(req, w, &db))
+		goto out;
+	tmp = tmpfile();
+	r = tmp ? evidence_write(db, &q, key, tmp, err, sizeof(err)) : -errno;
+	if (r >= 0 && fflush(tmp) != 0)
+		r = -EIO;
+	buf = r >= 0 ? evbuffer_new() : NULL;
+	if (r < 0 || !buf) {
+		server_log(LOG_ERR, "evidence: %s", r < 0 ? err : "out of memory");
+		reply_err(req, 503, "the evidence bundle cannot be made now");
+		goto out;
+	}
+	off_t size = ftello(tmp);
+	int fd = size >= 0 ? dup(fileno(tmp)) : -1;
+	if (fd < 0 || evbuffer_add_file(buf, fd, 0, size) < 0) {
+		reply_err(req, 503, "the evidence bundle cannot be sent");
+		goto out;
+	}
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "application/x-ndjson; charset=utf-8");
+	evhttp_add_header(h, "Content-Disposition", attachment(q.from, q.to, disp, sizeof(disp)));
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, 200, "OK", buf);
+out:
+	if (buf)
+		evbuffer_free(buf);
+	if (tmp)
+		fclose(tmp);
+	bundle_signer_free(key);
+	review_db_close(db);
+	evhttp_clear_headers(&params);
+}
+
+static void report_get(struct evhttp_request *req, struct worker *w)
+{
+	static const char *const names[] = {"month", "group", NULL};
+	const char *vals[2] = {NULL, NULL};
+	struct evkeyvalq params;
+	char err[REASON_MAX];
+	sqlite3 *db = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = NULL;
+	int r;
+
+	if (!query_params(req, names, vals, &params))
+		goto out;
+	if (!vals[0]) {
+		reply_err(req, 400, "month is required (YYYY-MM)");
+		goto out;
+	}
+	if (!open_db(req, w, &db))
+		goto out;
+	f = open_memstream(&text, &len);
+	r = f ? report_selfcheck_html(db, vals[0], vals[1], f, err, sizeof(err)) : -ENOMEM;
+	if (f && fclose(f) != 0 && r >= 0)
+		r = -ENOMEM;
+	f = NULL;
+	if (r == -EINVAL || r == -ENOENT) {
+		reply_err(req, r == -EINVAL ? 400 : 404, "%s", err);
+		goto out;
+	}
+	if (r < 0) {
+		reply_err(req, 503, "the report cannot be made now");
+		goto out;
+	}
+	struct evbuffer *buf = evbuffer_new();
+	if (!buf) {
+		reply_err(req, 503, "out of memory");
+		goto out;
+	}
+	evbuffer_add(buf, text, len);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+	evhttp_add_header(h, "Content-Security-Policy",
+			  "default-src 'none'; style-src 'self'; frame-ancestors 'none';"
+			  " base-uri 'none'; form-action 'none'");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, 200, "OK", buf);
+	evbuffer_free(buf);
+out:
+	free(text);
+	review_db_close(db);
+	evhttp_clear_headers(&params);
+}
+
+bool review_api_path(const char *path)
+{
+	return path &&
+	       (strcmp(path, "/v1/review") == 0 || strcmp(path, "/v1/review/signoff") == 0 ||
+		strcmp(path, "/v1/evidence") == 0 || strcmp(path, "/r/selfcheck") == 0);
+}
+
+void review_api_handle(struct evhttp_request *req, struct worker *w)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : "";
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	bool post = strcmp(path, "/v1/review/signoff") == 0;
+	struct review_settings rs;
+	char err[REASON_MAX];
+
+	if (!server_dashboard_auth(req, w->c))
+		return;
+	if (post ? m != EVHTTP_REQ_POST : m != EVHTTP_REQ_GET) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+				  post ? "POST" : "GET");
+		reply_err(req, 405, "use %s", post ? "POST" : "GET");
+		return;
+	}
+	if (review_settings_parse(w->c->cfg, &rs, err, sizeof(err)) < 0) {
+		reply_err(req, 503, "%s", err); /* config_load() checked it already */
+		return;
+	}
+	if (strcmp(path, "/v1/review") == 0)
+		review_get(req, w, &rs);
+	else if (post)
+		signoff_post(req, w, &rs);
+	else if (strcmp(path, "/v1/evidence") == 0)
+		evidence_get(req, w);
+	else
+		report_get(req, w);
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/* mynaguard-collector: the auditor's side (docs/evidence.md): the periodic log review and its
+ * sign-off (review.c), the signed evidence bundle (evidence.c) and the printable monthly
+ * self-inspection report (report.c). They read the collector's database through a read-only
+ * connection of their own (one snapshot per request), so the CLI works offline on the file. */
+#pragma once
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "conf.h"
+
+#define REVIEW_DAY_MS	     (86400LL * 1000)
+#define REVIEW_JST_MS	     (9LL * 3600 * 1000) /* periods and days are days in Japan (UTC+9) */
+#define REVIEW_ITEMS_MAX     2000		 /* items listed per category (the rest counted) */
+#define REVIEW_COMMENT_MAX   2000		 /* bytes */
+#define EVIDENCE_CLAUSES_MAX 32
+#define EVIDENCE_DAYS_MAX    400
+
+struct worker;
+struct bundle_signer;
+
+struct review_settings {
+	bool weekly;
+	unsigned office_start, office_end; /* minutes after midnight, Japan time */
+	unsigned days;			   /* office days: bit 0 = Sunday ... bit 6 = Saturday */
+	unsigned burst_n, burst_minutes;
+};
+/* Writes the formatted message into err (when err) and returns r. */
+int review_fail(char *err, size_t errsz, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Checks and decodes the [review] settings; -EINVAL with a message naming the key. */
+int review_settings_parse(const struct collector_config *c, struct review_settings *ret, char *err,
+			  size_t errsz);
+
+struct review_period {
+	char name[12]; /* "2026-11" or "2026-W47" */
+	int64_t from_ms, to_ms;
+};
+/* "YYYY-MM" (a month) or "YYYY-Www" (an ISO week), Japan time. -EINVAL with a reason. */
+int review_period_parse(const char *s, struct review_period *ret, char *err, size_t errsz);
+/* The period (monthly or weekly) that holds ms. */
+void review_period_of(int64_t ms, bool weekly, struct review_period *ret);
+/* "YYYY-MM-DD" (Japan time) of ms. */
+void review_day_name(int64_t ms, char out[11]);
+
+/* The collector's database, read-only, inside one read transaction (a snapshot). */
+int review_db_open(const char *path, sqlite3 **ret);
+void review_db_close(sqlite3 *db);
+
+/* Each terminal's compliance snapshots (terminals in name order, each oldest first): the last
+ * one before from_ms, then those in [from_ms, to_ms). data is the parsed event data (NULL when
+ * it does not parse), chain the event's link as hex. Per terminal two index range reads. */
+typedef int (*review_snapshot_fn)(const char *terminal, int64_t ts, uint64_t seq, const char *chain,
+				  json_t *data, void *userdata);
+int review_snapshots(sqlite3 *db, int64_t from_ms, int64_t to_ms, review_snapshot_fn fn,
+		     void *userdata);
+
+/* What needs a human look in the period: {"period","from","to","settings","categories":{..},
+ * "items":[..],"items_sha256"}; items_sha256 is the SHA-256 of the compact JSON of items. */
+int review_items(sqlite3 *db, const struct review_settings *rs, const struct review_period *p,
+		 json_t **ret);
+/* The review.signed events, newest first; period NULL for all. Each {seq,ts,chain,...data}. */
+int review_signoffs(sqlite3 *db, const char *period, unsigned limit, json_t **ret);
+
+/* The dashboard paths below (/v1/review..., /v1/evidence, /r/selfcheck): checks the token
+ * itself, any method. */
+bool review_api_path(const char *path);
+void review_api_handle(struct evhttp_request *req, struct worker *w);
+
+/* ---- evidence.c ---- */
+
+struct evidence_query {
+	char from[11], to[11]; /* YYYY-MM-DD, both included */
+	int64_t from_ms, to_ms;
+	unsigned ndays;
+	char clauses[EVIDENCE_CLAUSES_MAX][33];
+	size_t n_clauses; /* 0: every clause */
+};
+/* Checks the dates (from <= to, at most EVIDENCE_DAYS_MAX days) and the comma-separated
+ * clause ids (NULL or "" for all). -EINVAL with a reason. */
+int evidence_query_parse(const char *from, const char *to, const char *clauses,
+			 struct evidence_query *ret, char *err, size_t errsz);
+/* Writes the signed JSON-lines bundle to out. */
+int evidence_write(sqlite3 *db, const struct evidence_query *q, const struct bundle_signer *key,
+		   FILE *out, char *err, size_t errsz);
+
+/* One check of one terminal on one day: "fail" when it failed at any time of the day (the
+ * state carried from the day before counts), else its status; reported: a snapshot that day. */
+struct evidence_day {
+	const char *terminal;
+	unsigned day; /* index from the first day */
+	const char *check;
+	json_t *clause;
+	const char *status;
+	bool reported;
+};
+typedef int (*evidence_day_fn)(const struct evidence_day *d, void *userdata);
+/* Calls fn in terminal, day, check order for ndays days from from_ms (a day start). */
+int evidence_daily(sqlite3 *db, int64_t from_ms, unsigned ndays, evidence_day_fn fn,
+		   void *userdata);
+bool evidence_clause_match(json_t *clause, const struct evidence_query *q);
+
+/* ---- report.c ---- */
+
+/* The monthly self-inspection report as one HTML document. -EINVAL (bad month, err says why),
+ * -ENOENT (no such group). */
+int report_selfcheck_html(sqlite3 *db, const char *month, const char *group, FILE *out, char *err,
+			  size_t errsz);
