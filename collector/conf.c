@@ -56,6 +56,8 @@ static const struct key keys[] = {
     {"dashboard", "token_file", KEY_STRING, OFF(token_file), 0, 0},
     {"dashboard", "max_connections", KEY_UINT, OFF(dashboard_max_connections), 1, 100000},
     {"dashboard", "web_root", KEY_STRING, OFF(web_root), 0, 0},
+    {"dashboard", "session_idle", KEY_DURATION, OFF(session_idle), 10, 86400},
+    {"dashboard", "session_max", KEY_DURATION, OFF(session_max), 10, 7 * 86400},
     {"store", "database", KEY_STRING, OFF(database), 0, 0},
     {"store", "retention", KEY_DURATION, OFF(retention), 0, 100ULL * 365 * 86400},
     {"enroll", "listen", KEY_LISTEN, OFF(enroll_listen), 0, 0},
@@ -270,6 +272,8 @@ static void config_defaults(struct collector_config *c)
 	    .dashboard_max_connections = 256,
 	    .retention = 400 * 86400ULL,
 	    .report_interval = 300,
+	    .session_idle = 900,
+	    .session_max = 8 * 3600,
 	    .clock_drift = 120,
 	};
 }

@@ -12,17 +12,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "fleet-internal.h"
 #include "macro.h"
 #include "metrics.h"
 #include "server.h"
 #include "utf8.h"
 
-#define REASON_MAX    512
-#define MAX_SEGMENTS  5
-#define ACTOR_DEFAULT "admin"
+#define REASON_MAX   512
+#define MAX_SEGMENTS 5
 
 /* ---- answers ---- */
+
+/* Who the request being answered comes from (auth_request), set by fleet_api_handle on the
+ * dashboard thread for the handlers below. */
+static _Thread_local struct auth_principal current;
 
 static void headers(struct evhttp_request *req, const char *type)
 {
@@ -36,8 +40,11 @@ static void headers(struct evhttp_request *req, const char *type)
 /* Takes body. */
 static void reply(struct evhttp_request *req, int status, json_t *body)
 {
-	struct evbuffer *buf = server_json_buffer(body);
+	struct evbuffer *buf;
 
+	if (current.hide_personal)
+		auth_redact(body);
+	buf = server_json_buffer(body);
 	headers(req, "application/json");
 	evhttp_send_reply(req, status, NULL, buf);
 	if (buf)
@@ -227,8 +234,8 @@ static void tx_rollback(struct fleet *f)
 
 static const char *actor(struct evhttp_request *req)
 {
-	(void)req; /* one shared token: it has no name */
-	return ACTOR_DEFAULT;
+	(void)req;
+	return current.name;
 }
 
 static int member_group(struct fleet *f, const char *terminal, char group[80])
@@ -1774,14 +1781,16 @@ void fleet_api_handle(struct evhttp_request *req, struct worker *w)
 	char copy[256], *seg[MAX_SEGMENTS], *save = NULL;
 	size_t n = 0;
 
-	if (!server_token_ok(
-		w->c, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"))) {
-		atomic_fetch_add(&metrics.dashboard_unauthorized, 1);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-				  "Bearer realm=\"mynaguard\"");
-		reply_err(req, 401, "a valid bearer token is required");
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	bool change = m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD;
+	/* reads: any role; groups and their policies: admin; the rest (exceptions, requests,
+	 * the media ledger): approver */
+	enum auth_role need = !change					     ? AUTH_AUDITOR
+			      : path && strncmp(path, "/v1/groups", 10) == 0 ? AUTH_ADMIN
+									     : AUTH_APPROVER;
+
+	if (auth_request(req, w, need, change, &current) < 0)
 		return;
-	}
 	if (!f) {
 		reply_err(req, 503, FLEET_NOT_CONFIGURED);
 		return;

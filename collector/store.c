@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "account-store.h"
 #include "macro.h"
 
 /* Each entry moves the schema from version i to i+1; never edit a released one. */
@@ -94,6 +95,8 @@ static const char *const migrations[] = {
     "  chain BLOB NOT NULL,"	   /* the link of the last disposed event */
     "  disposed INTEGER NOT NULL," /* events disposed of, in total */
     "  at INTEGER NOT NULL);",	   /* collector's clock, ms, of the last disposal */
+    /* 3 → 4: the dashboard's personal accounts, sessions and scoped tokens (account-store.c) */
+    ACCOUNT_STORE_SCHEMA,
 };
 
 enum stmt_id {

@@ -9,7 +9,7 @@
 
 #include "event.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* SHA-256: one link of a terminal's hash chain (docs/evidence.md) */
 #define STORE_CHAIN_LEN 32
