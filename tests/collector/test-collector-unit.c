@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "api.h"
+#include "auth.h"
 #include "conf.h"
 #include "ingest.h"
 #include "server.h"
@@ -440,6 +441,28 @@ static void test_framing(void **state)
 	assert_int_equal(framing(EVHTTP_REQ_TRACE, "Transfer-Encoding\tchunked\n"), -EBADMSG);
 }
 
+/* The Cookie header parser (auth.c): the one value, or the exact error. */
+static void test_cookie(void **state)
+{
+	char out[8];
+
+	assert_int_equal(auth_cookie_find("a=1; b=22", "b", out, sizeof(out)), 0);
+	assert_string_equal(out, "22");
+	assert_int_equal(auth_cookie_find("b=\"x\"", "b", out, sizeof(out)), 0);
+	assert_string_equal(out, "x");
+	assert_int_equal(auth_cookie_find("b=", "b", out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(auth_cookie_find("a=1", "b", out, sizeof(out)), -ENOENT);
+	assert_int_equal(auth_cookie_find("", "b", out, sizeof(out)), -ENOENT);
+	assert_int_equal(auth_cookie_find("b=1; b=1", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("b=12345678", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("b=1 2", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("b=\"1", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("=1", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("a=1;; b=2", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("bb=1", "b", out, sizeof(out)), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -457,6 +480,7 @@ int main(void)
 	    cmocka_unit_test(test_filter),
 	    cmocka_unit_test(test_terminal_query),
 	    cmocka_unit_test(test_framing),
+	    cmocka_unit_test(test_cookie),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
