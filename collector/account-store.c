@@ -804,29 +804,49 @@ int account_outbox_add(struct account_store *s, const char *kind, json_t *data)
 int account_outbox_drain(struct account_store *s,
 			 void (*fn)(const char *kind, json_t *data, void *userdata), void *userdata)
 {
-	_cleanup_(finalizep) sqlite3_stmt *sel =
-	    prepare(s, "SELECT id, kind, data FROM account_outbox ORDER BY id LIMIT 100");
-	_cleanup_(finalizep) sqlite3_stmt *del =
-	    prepare(s, "DELETE FROM account_outbox WHERE id = ?1");
-	int rc;
+	_cleanup_(json_decrefp) json_t *batch = json_array();
+	json_t *item;
+	size_t i;
+	int rc, r;
 
-	if (!sel || !del)
-		return -EIO;
-	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		const char *kind = (const char *)sqlite3_column_text(sel, 1);
-		const char *text = (const char *)sqlite3_column_text(sel, 2);
-		json_t *data = text ? json_loads(text, 0, NULL) : NULL;
-
-		sqlite3_reset(del);
-		sqlite3_bind_int64(del, 1, sqlite3_column_int64(sel, 0));
-		if (step_done(del) < 0) {
-			json_decref(data);
+	if (!batch)
+		return -ENOMEM;
+	/* the write lock first: a read that turns into a write can fail at once in WAL mode when
+	 * the collector's writer committed in between */
+	r = exec(s, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	{
+		_cleanup_(finalizep) sqlite3_stmt *sel =
+		    prepare(s, "SELECT kind, data FROM account_outbox ORDER BY id LIMIT 1000");
+		if (!sel) {
+			exec(s, "ROLLBACK");
 			return -EIO;
 		}
-		if (kind && json_is_object(data))
-			fn(kind, data, userdata);
-		else
-			json_decref(data);
+		while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+			const char *kind = (const char *)sqlite3_column_text(sel, 0);
+			const char *text = (const char *)sqlite3_column_text(sel, 1);
+			json_t *data = text ? json_loads(text, 0, NULL) : NULL;
+			if (kind && json_is_object(data))
+				json_array_append_new(batch, json_pack("[s, o]", kind, data));
+			else
+				json_decref(data);
+		}
+		r = rc == SQLITE_DONE ? 0 : sqlite_err(rc);
 	}
-	return rc == SQLITE_DONE ? 0 : sqlite_err(rc);
+	if (r >= 0)
+		r = exec(s, "DELETE FROM account_outbox WHERE id IN (SELECT id FROM account_outbox"
+			    " ORDER BY id LIMIT 1000)");
+	if (r >= 0)
+		r = exec(s, "COMMIT");
+	if (r < 0) {
+		exec(s, "ROLLBACK");
+		return r;
+	}
+	json_array_foreach(batch, i, item)
+	{
+		fn(json_string_value(json_array_get(item, 0)), json_incref(json_array_get(item, 1)),
+		   userdata);
+	}
+	return 0;
 }

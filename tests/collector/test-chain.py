@@ -159,7 +159,9 @@ def main():
         # a schema-2 store (no chain) is chained by the migration
         tampered(c, clean, "DROP TABLE chain_anchors")
         con = sqlite3.connect(c.db)
-        con.executescript("ALTER TABLE events DROP COLUMN chain;"
+        con.executescript("DROP TABLE account_outbox; DROP TABLE account_tokens;"
+                          "DROP TABLE account_sessions; DROP TABLE accounts;"  # schema 4
+                          "ALTER TABLE events DROP COLUMN chain;"
                           "ALTER TABLE terminals DROP COLUMN chain_head;"
                           "PRAGMA user_version = 2;")
         con.close()
