@@ -1602,6 +1602,17 @@ static void ledger_csv_get(struct evhttp_request *req, struct fleet *f)
 		reply_store_failed(req);
 		return;
 	}
+	/* as auth_redact does for the JSON answers: the holder is a person */
+	for (size_t i = 0; current.hide_personal && i < n; i++) {
+		char *hidden = strdup("***");
+		if (!hidden) {
+			fleet_ledger_rows_free(rows, n);
+			reply_err(req, 503, "out of memory");
+			return;
+		}
+		free(rows[i].holder);
+		rows[i].holder = hidden;
+	}
 	int r = fleet_ledger_csv_write(rows, n, &text, &len);
 	fleet_ledger_rows_free(rows, n);
 	buf = r >= 0 ? evbuffer_new() : NULL;

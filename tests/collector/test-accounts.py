@@ -381,6 +381,18 @@ def check_hide_personal(c, pki):
     assert st == 200 and "tanaka" not in json.dumps(body), body
     st, data, _ = hidden.req("GET", "/v1/export.csv?terminal=term-h", raw=True)
     assert st == 200 and b"tanaka" not in data and b"***" in data, data
+    # the media ledger's holder: hidden in the JSON list and in the CSV
+    st, out, _ = Client(c).req("POST", "/v1/ledger", {
+        "number": "USB-9", "holder": "佐藤", "department": "市民課", "model": "M",
+        "vendor": "0781", "product": "5581", "serial": "S9", "encrypted": True},
+        cookie=False, csrf=False, origin=False, headers={"Authorization": "Bearer " + TOKEN})
+    assert st in (200, 201), out
+    st, body, _ = hidden.req("GET", "/v1/ledger")
+    assert st == 200 and "佐藤" not in json.dumps(body, ensure_ascii=False) and "***" in json.dumps(body), body
+    st, data, _ = hidden.req("GET", "/v1/ledger.csv", raw=True)
+    assert st == 200 and "佐藤".encode() not in data and b"***" in data, data
+    st, data, _ = seen.req("GET", "/v1/ledger.csv", raw=True)
+    assert st == 200 and "佐藤".encode() in data, data
     st, body, _ = seen.req("GET", "/v1/events?terminal=term-h")
     assert st == 200 and body["events"][0]["data"]["user"] == "tanaka", body
     print("hide_personal: ok")
