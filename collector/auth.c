@@ -18,6 +18,37 @@
 #include "server.h"
 
 #define LOGIN_BODY_MAX 4096
+/* Each login costs a PBKDF2 of ~0.2 s on the dashboard thread: at most a burst of
+ * LOGIN_BURST, then LOGIN_PER_S a second, so a flood of logins (any names) leaves the
+ * dashboard answering; the surplus gets 429. */
+#define LOGIN_BURST 10
+#define LOGIN_PER_S 2
+
+/* The dashboard thread's login budget (only that thread logs in). */
+static struct {
+	double tokens;
+	uint64_t at_us;
+	bool started;
+} login_budget;
+
+static bool login_allowed(void)
+{
+	uint64_t now = server_mono_us();
+
+	if (!login_budget.started) {
+		login_budget.tokens = LOGIN_BURST;
+		login_budget.started = true;
+	} else {
+		login_budget.tokens += (double)(now - login_budget.at_us) * LOGIN_PER_S / 1e6;
+		if (login_budget.tokens > LOGIN_BURST)
+			login_budget.tokens = LOGIN_BURST;
+	}
+	login_budget.at_us = now;
+	if (login_budget.tokens < 1)
+		return false;
+	login_budget.tokens -= 1;
+	return true;
+}
 
 /* ---- the Cookie header ---- */
 
@@ -297,6 +328,12 @@ static void login(struct evhttp_request *req, struct worker *w)
 		name = NULL;
 	if (!v || !name) {
 		refuse(req, 400, "expected {\"name\", \"password\", \"code\"}");
+		return;
+	}
+	if (!login_allowed()) {
+		secmem_wipe_string((char *)password);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		refuse(req, 429, "too many logins at once: retry in a few seconds");
 		return;
 	}
 	auth_outbox_flush(c);

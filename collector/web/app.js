@@ -20,6 +20,7 @@
       token_title: 'スクリプト用トークン',
       login_wrong: '名前、パスワードまたは確認コードが違います。',
       login_locked: '失敗が続いたため、このアカウントはしばらくロックされています。',
+      login_busy: 'ログインが集中しています。数秒後にもう一度お試しください。',
       role_admin: '管理者', role_approver: '承認者', role_auditor: '監査担当',
       token: 'スクリプト用トークン', total: '端末', compliant: '準拠', noncompliant: '非準拠', stale: '報告途絶',
       unknown: '未報告', terminals: '端末一覧', filter: '検索（端末・説明）',
@@ -82,6 +83,7 @@
       token_title: 'Script token',
       login_wrong: 'Wrong name, password or code.',
       login_locked: 'Too many failures: this account is locked for a while.',
+      login_busy: 'Too many logins at once: try again in a few seconds.',
       role_admin: 'administrator', role_approver: 'approver', role_auditor: 'auditor',
       token: 'Script token', total: 'Terminals', compliant: 'Compliant', noncompliant: 'Non-compliant', stale: 'Stale',
       unknown: 'No report yet', terminals: 'Terminals', filter: 'Search (terminal, description)',
@@ -1208,7 +1210,12 @@
       try {
         r = await fetch('/v1/session', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), cache: 'no-store', credentials: 'same-origin' });
       } catch (e) { showError(t('failed') + e.message); return; }
-      if (!r.ok) { showError(r.status === 429 ? t('login_locked') : t('login_wrong')); return; }
+      if (!r.ok) {
+        let why = '';
+        try { why = (await r.json()).error || ''; } catch (_) { /* not JSON */ }
+        showError(r.status !== 429 ? t('login_wrong') : /locked/.test(why) ? t('login_locked') : t('login_busy'));
+        return;
+      }
       session = await r.json();
       token = null;
       sessionStorage.removeItem(TOKEN_KEY);

@@ -6,6 +6,7 @@
 # CSRF (header and Origin), roles on every change endpoint, hide_personal, scoped script tokens,
 # and the account.* events in /v1/events. The TOTP codes are computed here (RFC 6238, stdlib).
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import http.client
@@ -223,6 +224,19 @@ def check_login(c):
     st, _, _ = b.req("GET", "/v1/terminals")
     assert st == 401, st
     wait_events(c, "account.logout", lambda d: d["name"] == "aki")
+
+    # a flood of logins (any name) is cut to a burst and then 2 a second: 429, no lock
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(40) as pool:
+        statuses = list(pool.map(lambda _: x.req("POST", "/v1/session", {
+            "name": "flood", "password": "p" * 12, "code": "123456"}, cookie=False)[0], range(40)))
+    elapsed = time.monotonic() - t0
+    checked = statuses.count(401)
+    # the property: never more checked than the budget allows in the time it took (which
+    # means 429s whenever the 40 came faster than 15 s; a loaded machine may be slower)
+    assert checked >= 10 and checked <= 10 + 2 * elapsed + 1, (elapsed, statuses)
+    assert set(statuses) <= {401, 429}, statuses
+    time.sleep(5.5)  # the budget refills
     print("login: ok")
 
 
