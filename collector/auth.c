@@ -217,7 +217,7 @@ int auth_request(struct evhttp_request *req, struct worker *w, enum auth_role ne
 	const char *authz = evhttp_find_header(in, "Authorization");
 	struct auth_principal p = {0};
 	struct account a;
-	int r;
+	int r = -ENOENT;
 
 	if (authz) {
 		/* a script: no ambient credential, so no CSRF to fear */
@@ -230,6 +230,11 @@ int auth_request(struct evhttp_request *req, struct worker *w, enum auth_role ne
 			snprintf(p.name, sizeof(p.name), "%s", a.name);
 			p.role = scope;
 			p.hide_personal = a.hide_personal;
+		} else if (w->c->accounts && strncmp(authz, "Bearer ", 7) == 0 && r != -ENOENT &&
+			   r != -EBADMSG) {
+			server_log(LOG_ERR, "accounts: token lookup: %s", strerror(-r));
+			refuse(req, 503, "the store cannot answer now");
+			return -EIO;
 		} else {
 			refuse(req, 401, "a valid bearer token is required");
 			return -EACCES;
@@ -415,7 +420,9 @@ static void logout(struct evhttp_request *req, struct worker *w)
 		set_cookie(req, "", 0);
 		emit(w->c, EVENT_ACCOUNT_LOGOUT,
 		     json_pack("{s:s, s:s}", "name", p.name, "peer", peer(req)));
-		api_send_json(req, 200, principal_json(&p) ?: json_null());
+		json_t *out = principal_json(&p);
+		api_send_json(req, 200, out);
+		json_decref(out);
 	} else
 		refuse(req, 400, "not a login session (a bearer token stays valid)");
 	secmem_wipe(id, sizeof(id));

@@ -50,7 +50,7 @@ def code(name):
     """A code of a step this account has not used, in the window of one step either side."""
     while True:
         cur = int(time.time()) // 30
-        step = max(ACCOUNTS[name][2] + 1, cur - 1)
+        step = max(ACCOUNTS[name][2] + 1, cur)
         if step <= cur + 1:
             ACCOUNTS[name][2] = step
             key = base64.b32decode(ACCOUNTS[name][1] + "=" * (-len(ACCOUNTS[name][1]) % 8))
