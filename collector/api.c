@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* mynaguard-collector: the dashboard listener: read-only JSON API, CSV export, metrics and the web
- * page, behind a bearer token (static page assets excepted: they hold no data). */
+ * page, behind auth_request() (static page assets excepted: they hold no data). */
 #include "api.h"
 
 #include <errno.h>
@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "alert.h"
+#include "auth.h"
 #include "fileio.h"
 #include "macro.h"
 #include "enroll.h"
@@ -48,7 +49,7 @@ static void common_headers(struct evhttp_request *req, const char *type, bool no
 	evhttp_add_header(h, "Cache-Control", no_store ? "no-store" : "no-cache");
 }
 
-static void send_json(struct evhttp_request *req, int status, json_t *body)
+void api_send_json(struct evhttp_request *req, int status, json_t *body)
 {
 	struct evbuffer *buf = server_json_buffer(body);
 
@@ -57,10 +58,10 @@ static void send_json(struct evhttp_request *req, int status, json_t *body)
 	evbuffer_free(buf);
 }
 
-static void send_error(struct evhttp_request *req, int status, const char *reason)
+void api_send_error(struct evhttp_request *req, int status, const char *reason)
 {
 	json_t *body = server_error_json(reason);
-	send_json(req, status, body);
+	api_send_json(req, status, body);
 	json_decref(body);
 }
 
@@ -547,6 +548,7 @@ struct export_state {
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
 	bool terminals; /* the terminal list, else events */
+	bool hide_personal;
 	struct store_filter filter;
 	struct store_terminal_query query;
 	struct store_view view;
@@ -578,7 +580,16 @@ static int export_row(const struct store_row *row, void *userdata)
 	struct export_state *st = userdata;
 	struct evbuffer *out = st->out;
 	char num[32], ts[32];
-	_cleanup_free_ char *summary = api_event_summary(row->kind, row->data);
+	_cleanup_free_ char *redacted = NULL;
+	const char *data = row->data;
+	if (st->hide_personal) {
+		json_t *d = json_loads(row->data ? row->data : "{}", 0, NULL);
+		auth_redact(d);
+		redacted = d ? json_dumps(d, JSON_COMPACT) : NULL;
+		json_decref(d);
+		data = redacted ? redacted : "{}";
+	}
+	_cleanup_free_ char *summary = api_event_summary(row->kind, data);
 	_cleanup_free_ char *kind = NULL;
 	json_t *clause = json_loads(row->clause ? row->clause : "[]", 0, NULL), *c;
 	size_t i;
@@ -612,7 +623,7 @@ static int export_row(const struct store_row *row, void *userdata)
 	evbuffer_add(out, ",", 1);
 	api_csv_cell(out, summary ? summary : "");
 	evbuffer_add(out, ",", 1);
-	api_csv_cell(out, row->data);
+	api_csv_cell(out, data);
 	evbuffer_add(out, "\r\n", 2);
 	free(clauses);
 	st->last_id = row->id;
@@ -762,7 +773,7 @@ static const char terminals_header[] =
     "ロックアウト 24h,未通知の欠番,時刻,ポリシー\r\n";
 
 static void export_csv(struct evhttp_request *req, struct worker *w, const char *query,
-		       bool terminals)
+		       bool terminals, bool hide_personal)
 {
 	struct export_state *st;
 	char reason[EVENT_REASON_MAX];
@@ -772,7 +783,7 @@ static void export_csv(struct evhttp_request *req, struct worker *w, const char 
 
 	if (terminals ? api_parse_terminal_query(query, &q, reason) < 0
 		      : api_parse_filter(query, &f, reason) < 0) {
-		send_error(req, 400, reason);
+		api_send_error(req, 400, reason);
 		return;
 	}
 	/* exactly the filtered list, every page of it */
@@ -784,12 +795,13 @@ static void export_csv(struct evhttp_request *req, struct worker *w, const char 
 	if (!st || !out) {
 		free(st);
 		evbuffer_free(out);
-		send_error(req, 503, "out of memory");
+		api_send_error(req, 503, "out of memory");
 		return;
 	}
 	st->w = w;
 	st->req = req;
 	st->terminals = terminals;
+	st->hide_personal = hide_personal;
 	st->filter = f;
 	st->query = q;
 	st->view = (struct store_view){
@@ -829,7 +841,7 @@ static void send_asset(struct evhttp_request *req, struct worker *w, const struc
 	struct evbuffer *buf = evbuffer_new();
 
 	if (!buf) {
-		send_error(req, 503, "out of memory");
+		api_send_error(req, 503, "out of memory");
 		return;
 	}
 	if (w->c->cfg->web_root) {
@@ -839,7 +851,7 @@ static void send_asset(struct evhttp_request *req, struct worker *w, const struc
 		if (asprintf(&file, "%s%s", w->c->cfg->web_root, a->path) < 0 ||
 		    fileio_read_file(AT_FDCWD, file, WEB_FILE_MAX, &text, &len) < 0) {
 			evbuffer_free(buf);
-			send_error(req, 404, "not found");
+			api_send_error(req, 404, "not found");
 			return;
 		}
 		evbuffer_add(buf, text, len);
@@ -864,12 +876,12 @@ static struct store_view view_now(struct worker *w)
 static void store_failed(struct evhttp_request *req, int r)
 {
 	if (r == -EOPNOTSUPP) {
-		send_error(req, 501,
-			   "not available on the PostgreSQL store yet (docs/postgresql.md)");
+		api_send_error(req, 501,
+			       "not available on the PostgreSQL store yet (docs/postgresql.md)");
 		return;
 	}
 	server_log(LOG_ERR, "dashboard: store query failed: %s", strerror(-r));
-	send_error(req, 503, "the store cannot answer now");
+	api_send_error(req, 503, "the store cannot answer now");
 }
 
 /* GET /v1/retention: the disposal settings, this process's last run and the oldest event kept
@@ -1010,6 +1022,7 @@ void api_handle(struct evhttp_request *req, void *arg)
 	const struct web_asset *asset;
 	json_t *body = NULL;
 	char reason[EVENT_REASON_MAX];
+	struct auth_principal who;
 	int r;
 
 	server_request_begin(req, conn);
@@ -1020,10 +1033,10 @@ void api_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (!path) {
-		send_error(req, 400, "bad request");
+		api_send_error(req, 400, "bad request");
 		return;
 	}
-	if (fleet_api_path(path)) { /* read-write, with its own token check */
+	if (fleet_api_path(path)) { /* read-write, with its own auth_request() per method */
 		fleet_api_handle(req, w);
 		return;
 	}
@@ -1031,10 +1044,14 @@ void api_handle(struct evhttp_request *req, void *arg)
 		review_api_handle(req, w);
 		return;
 	}
+	if (strcmp(path, "/v1/session") == 0) { /* login, who am I, logout */
+		auth_session_handle(req, w);
+		return;
+	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
 	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-		send_error(req, 405, "read-only: use GET");
+		api_send_error(req, 405, "read-only: use GET");
 		return;
 	}
 	asset = find_asset(path);
@@ -1043,23 +1060,17 @@ void api_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (strncmp(path, "/v1/", 4) != 0 && strcmp(path, "/metrics") != 0) {
-		send_error(req, 404, "not found");
+		api_send_error(req, 404, "not found");
 		return;
 	}
-	if (!server_token_ok(
-		w->c, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"))) {
-		atomic_fetch_add(&metrics.dashboard_unauthorized, 1);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-				  "Bearer realm=\"mynaguard\"");
-		send_error(req, 401, "a valid bearer token is required");
+	if (auth_request(req, w, AUTH_AUDITOR, false, &who) < 0)
 		return;
-	}
 
 	v = view_now(w);
 	if (strcmp(path, "/v1/terminals") == 0) {
 		struct store_terminal_query q;
 		if (api_parse_terminal_query(query, &q, reason) < 0) {
-			send_error(req, 400, reason);
+			api_send_error(req, 400, reason);
 			return;
 		}
 		r = store_terminals_json(w->store, &v, &q, &body);
@@ -1067,22 +1078,22 @@ void api_handle(struct evhttp_request *req, void *arg)
 		   history_path(path + 14, terminal, sizeof(terminal))) {
 		unsigned days;
 		if (!event_terminal_id_valid(terminal)) {
-			send_error(req, 404, "no such terminal");
+			api_send_error(req, 404, "no such terminal");
 			return;
 		}
 		if (parse_days(query, 90, &days, reason) < 0) {
-			send_error(req, 400, reason);
+			api_send_error(req, 400, reason);
 			return;
 		}
 		r = store_history_json(w->store, &v, terminal, days, &body);
 		if (r == -ENOENT) {
-			send_error(req, 404, "no such terminal");
+			api_send_error(req, 404, "no such terminal");
 			return;
 		}
 	} else if (strcmp(path, "/v1/clauses") == 0 || strcmp(path, "/v1/activity") == 0) {
 		unsigned days;
 		if (parse_days(query, 30, &days, reason) < 0) {
-			send_error(req, 400, reason);
+			api_send_error(req, 400, reason);
 			return;
 		}
 		r = path[4] == 'c'
@@ -1091,12 +1102,12 @@ void api_handle(struct evhttp_request *req, void *arg)
 	} else if (strncmp(path, "/v1/terminals/", 14) == 0) {
 		const char *id = path + 14;
 		if (!event_terminal_id_valid(id)) {
-			send_error(req, 404, "no such terminal");
+			api_send_error(req, 404, "no such terminal");
 			return;
 		}
 		r = store_terminal_json(w->store, &v, id, API_RECENT_EVENTS, &body);
 		if (r == -ENOENT) {
-			send_error(req, 404, "no such terminal");
+			api_send_error(req, 404, "no such terminal");
 			return;
 		}
 		if (r >= 0)
@@ -1104,7 +1115,7 @@ void api_handle(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/v1/events") == 0) {
 		struct store_filter f;
 		if (api_parse_filter(query, &f, reason) < 0) {
-			send_error(req, 400, reason);
+			api_send_error(req, 400, reason);
 			return;
 		}
 		r = store_events_json(w->store, &f, &body);
@@ -1115,14 +1126,14 @@ void api_handle(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/v1/verify") == 0) {
 		r = verify_json(w, query, &body, reason);
 		if (r == -EINVAL || r == -ENOENT) {
-			send_error(req, r == -EINVAL ? 400 : 404, reason);
+			api_send_error(req, r == -EINVAL ? 400 : 404, reason);
 			return;
 		}
 	} else if (strcmp(path, "/v1/export.csv") == 0) {
-		export_csv(req, w, query, false);
+		export_csv(req, w, query, false, who.hide_personal);
 		return;
 	} else if (strcmp(path, "/v1/terminals.csv") == 0) {
-		export_csv(req, w, query, true);
+		export_csv(req, w, query, true, who.hide_personal);
 		return;
 	} else if (strcmp(path, "/metrics") == 0) {
 		struct store_stats stats;
@@ -1138,7 +1149,7 @@ void api_handle(struct evhttp_request *req, void *arg)
 		r = metrics_render(&stats, w->c->cfg->retention_kind, &text, &len);
 		buf = r >= 0 ? evbuffer_new() : NULL;
 		if (!buf) {
-			send_error(req, 503, "out of memory");
+			api_send_error(req, 503, "out of memory");
 			return;
 		}
 		evbuffer_add(buf, text, len);
@@ -1147,13 +1158,15 @@ void api_handle(struct evhttp_request *req, void *arg)
 		evbuffer_free(buf);
 		return;
 	} else {
-		send_error(req, 404, "not found");
+		api_send_error(req, 404, "not found");
 		return;
 	}
 	if (r < 0) {
 		store_failed(req, r);
 		return;
 	}
-	send_json(req, 200, body);
+	if (who.hide_personal)
+		auth_redact(body);
+	api_send_json(req, 200, body);
 	json_decref(body);
 }

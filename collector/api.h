@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* mynaguard-collector: the dashboard listener: read-only JSON API, CSV export, metrics and the web
- * page, behind a bearer token (static page assets excepted: they hold no data). */
+ * page, behind auth_request() (static page assets excepted: they hold no data). */
 #pragma once
 
 #include <event2/http.h>
@@ -45,3 +45,9 @@ void api_csv_cell(struct evbuffer *out, const char *text);
 char *api_event_summary(const char *kind, const char *data_json);
 
 void api_handle(struct evhttp_request *req, void *worker);
+
+/* The dashboard's answers: body as JSON (not taken), or {"error":reason}; with the page's
+ * security headers and Cache-Control: no-store. */
+struct evhttp_request;
+void api_send_json(struct evhttp_request *req, int status, json_t *body);
+void api_send_error(struct evhttp_request *req, int status, const char *reason);

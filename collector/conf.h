@@ -33,7 +33,9 @@ struct collector_config {
 	char *dashboard_key;	     /* default: tls_key */
 	char *token_file;
 	unsigned dashboard_max_connections;
-	char *web_root; /* optional directory that replaces the embedded page */
+	char *web_root;	       /* optional directory that replaces the embedded page */
+	uint64_t session_idle; /* seconds a login session lives without a request (auth.c) */
+	uint64_t session_max;  /* seconds a login session lives at most */
 
 	/* [store] */
 	char *database;		   /* SQLite file, or the PostgreSQL location (store-pg.h) */

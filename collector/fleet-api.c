@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "fleet-internal.h"
 #include "macro.h"
 #include "metrics.h"
@@ -24,11 +25,14 @@
 #include "totp_record.h"
 #include "utf8.h"
 
-#define REASON_MAX    512
-#define MAX_SEGMENTS  5
-#define ACTOR_DEFAULT "admin"
+#define REASON_MAX   512
+#define MAX_SEGMENTS 5
 
 /* ---- answers ---- */
+
+/* Who the request being answered comes from (auth_request), set by fleet_api_handle on the
+ * dashboard thread for the handlers below. */
+static _Thread_local struct auth_principal current;
 
 static void headers(struct evhttp_request *req, const char *type)
 {
@@ -39,8 +43,32 @@ static void headers(struct evhttp_request *req, const char *type)
 	evhttp_add_header(h, "Cache-Control", "no-store");
 }
 
-#define reply	  server_reply_json /* takes body */
-#define reply_err server_reply_error
+/* Takes body. */
+static void reply(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *buf;
+
+	if (current.hide_personal)
+		auth_redact(body);
+	buf = server_json_buffer(body);
+	headers(req, "application/json");
+	evhttp_send_reply(req, status, NULL, buf);
+	if (buf)
+		evbuffer_free(buf);
+	json_decref(body);
+}
+
+static void reply_err(struct evhttp_request *req, int status, const char *fmt, ...) _printf_(3, 4);
+static void reply_err(struct evhttp_request *req, int status, const char *fmt, ...)
+{
+	char reason[REASON_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	reply(req, status, server_error_json(reason));
+}
 
 static void reply_store_failed(struct evhttp_request *req)
 {
@@ -212,8 +240,8 @@ static void tx_rollback(struct fleet *f)
 
 static const char *actor(struct evhttp_request *req)
 {
-	(void)req; /* one shared token: it has no name */
-	return ACTOR_DEFAULT;
+	(void)req;
+	return current.name;
 }
 
 static int member_group(struct fleet *f, const char *terminal, char group[80])
@@ -1652,6 +1680,17 @@ static void ledger_csv_get(struct evhttp_request *req, struct fleet *f)
 		reply_store_failed(req);
 		return;
 	}
+	/* as auth_redact does for the JSON answers: the holder is a person */
+	for (size_t i = 0; current.hide_personal && i < n; i++) {
+		char *hidden = strdup("***");
+		if (!hidden) {
+			fleet_ledger_rows_free(rows, n);
+			reply_err(req, 503, "out of memory");
+			return;
+		}
+		free(rows[i].holder);
+		rows[i].holder = hidden;
+	}
 	int r = fleet_ledger_csv_write(rows, n, &text, &len);
 	fleet_ledger_rows_free(rows, n);
 	buf = r >= 0 ? evbuffer_new() : NULL;
@@ -2141,7 +2180,17 @@ void fleet_api_handle(struct evhttp_request *req, struct worker *w)
 	char copy[256], *seg[MAX_SEGMENTS], *save = NULL;
 	size_t n = 0;
 
-	if (!server_dashboard_auth(req, w->c))
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	bool change = m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD;
+	/* reads: any role; groups and their policies, central TOTP: admin; the rest (exceptions, requests,
+	 * the media ledger): approver */
+	enum auth_role need =
+	    !change ? AUTH_AUDITOR
+	    : path && (strncmp(path, "/v1/groups", 10) == 0 || strncmp(path, "/v1/totp", 8) == 0)
+		? AUTH_ADMIN
+		: AUTH_APPROVER;
+
+	if (auth_request(req, w, need, change, &current) < 0)
 		return;
 	if (store_pg_location(w->c->cfg->database)) {
 		reply_err(req, 501, FLEET_NOT_ON_PG);

@@ -3,17 +3,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
 
 #include "alert.h"
+#include "account-store.h"
+#include "auth.h"
 #include "backup.h"
 #include "bundle.h"
 #include "conf.h"
@@ -24,6 +28,7 @@
 #include "ingest.h"
 #include "macro.h"
 #include "review.h"
+#include "secmem.h"
 #include "server.h"
 #include "store-pg.h"
 #include "store.h"
@@ -55,6 +60,13 @@ static void usage(FILE *f)
 	    "      --evidence FROM TO  write the signed evidence bundle of days FROM..TO (YYYY-MM-DD)\n"
 	    "      --clauses LIST  with --evidence: only these clause ids (comma-separated)\n"
 	    "  -o, --output FILE  with --evidence: the bundle's file (created, not overwritten)\n"
+	    "      --account-add NAME --role auditor|approver|admin [--hide-personal]\n"
+	    "                     a dashboard account; the password is read from stdin, the\n"
+	    "                     authenticator's otpauth:// URI is printed once\n"
+	    "      --account-reset NAME    new password (stdin) and TOTP secret, unlocked\n"
+	    "      --account-disable NAME  its sessions and tokens stop at once\n"
+	    "      --account-token NAME --scope read|approve|admin  a script token, printed once\n"
+	    "      --account-list          the accounts (no secrets)\n"
 	    "  -h, --help         this text\n"
 	    "      --version      print the version\n");
 }
@@ -267,6 +279,167 @@ static int evidence(const char *from, const char *to, const char *clauses, const
 	return 0;
 }
 
+/* ---- --account-*: admin commands beside a running collector (SQLite serialises the two) ---- */
+
+enum account_cmd {
+	ACCT_NONE,
+	ACCT_ADD,
+	ACCT_RESET,
+	ACCT_DISABLE,
+	ACCT_TOKEN,
+	ACCT_LIST
+};
+
+static void account_store_closep(struct account_store **s)
+{
+	account_store_close(*s);
+	*s = NULL;
+}
+
+/* One line from stdin, without echo when it is a terminal. */
+static int read_password(char *buf, size_t size)
+{
+	struct termios old, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	size_t n;
+
+	if (tty) {
+		fprintf(stderr, "password (%d characters at least): ", ACCOUNT_PASSWORD_MIN);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	if (!fgets(buf, (int)size, stdin))
+		buf[0] = 0;
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	n = strlen(buf);
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = 0;
+	if (n < ACCOUNT_PASSWORD_MIN || n > ACCOUNT_PASSWORD_MAX) {
+		fprintf(stderr, "mynaguard-collector: the password must have %d to %d characters\n",
+			ACCOUNT_PASSWORD_MIN, ACCOUNT_PASSWORD_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const char *operator_name(void)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	return pw ? pw->pw_name : "?";
+}
+
+static int account_command(enum account_cmd cmd, const char *name, const char *role_name,
+			   const char *scope_name, bool hide)
+{
+	_cleanup_(account_store_closep) struct account_store *as = NULL;
+	_cleanup_(store_closep) struct store *s = NULL;
+	char password[ACCOUNT_PASSWORD_MAX + 2], uri[512], token[ACCOUNT_TOKEN_LEN + 1];
+	enum auth_role role = AUTH_AUDITOR;
+	int64_t now = server_now_ms() / 1000;
+	int r;
+
+	if ((role_name && account_role_from_name(role_name, &role) < 0) ||
+	    (scope_name && account_role_from_name(scope_name, &role) < 0)) {
+		fprintf(stderr, "mynaguard-collector: role: expected auditor, approver or admin\n");
+		return 2;
+	}
+	if (name && !account_name_valid(name)) {
+		fprintf(stderr,
+			"mynaguard-collector: %s: not a valid account name "
+			"(1..64 of A-Z a-z 0-9 . _ @ -)\n",
+			name);
+		return 2;
+	}
+	/* migrates a store made by an older version, as the collector's start does */
+	r = store_open(cfg.database, true, &s);
+	if (r >= 0)
+		r = account_store_open(cfg.database, &as);
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: database %s: %s\n", cfg.database,
+			r == -EPROTO ? "made by a newer version" : strerror(-r));
+		return 1;
+	}
+	switch (cmd) {
+	case ACCT_ADD:
+	case ACCT_RESET:
+		if (read_password(password, sizeof(password)) < 0)
+			return 1;
+		r = cmd == ACCT_ADD
+			? account_create(as, name, role, hide, password, now, uri, sizeof(uri))
+			: account_reset(as, name, password, now, uri, sizeof(uri));
+		secmem_wipe(password, sizeof(password));
+		if (r < 0) {
+			fprintf(stderr, "mynaguard-collector: %s: %s\n", name,
+				r == -EEXIST   ? "the account exists already"
+				: r == -ENOENT ? "no such account"
+					       : strerror(-r));
+			return 1;
+		}
+		printf("%s\n", uri);
+		secmem_wipe(uri, sizeof(uri));
+		fprintf(stderr,
+			"Scan it into the authenticator app (qrencode -t UTF8 makes a QR code "
+			"of it); it is not shown again.\n");
+		r = cmd == ACCT_ADD
+			? account_outbox_add(as, "account.created",
+					     json_pack("{s:s, s:s, s:b, s:s}", "name", name, "role",
+						       account_role_name(role), "hide_personal",
+						       hide, "by", operator_name()))
+			: account_outbox_add(as, "account.created",
+					     json_pack("{s:s, s:s, s:s}", "name", name, "action",
+						       "reset", "by", operator_name()));
+		break;
+	case ACCT_DISABLE:
+		r = account_disable(as, name);
+		if (r < 0) {
+			fprintf(stderr, "mynaguard-collector: %s: %s\n", name,
+				r == -ENOENT ? "no such account" : strerror(-r));
+			return 1;
+		}
+		printf("disabled %s\n", name);
+		r = account_outbox_add(
+		    as, "account.disabled",
+		    json_pack("{s:s, s:s}", "name", name, "by", operator_name()));
+		break;
+	case ACCT_TOKEN:
+		r = account_token_create(as, name, role, now, token);
+		if (r < 0) {
+			fprintf(stderr, "mynaguard-collector: %s: %s\n", name,
+				r == -ENOENT  ? "no such (enabled) account"
+				: r == -EPERM ? "the scope is above the account's role"
+					      : strerror(-r));
+			return 1;
+		}
+		printf("%s\n", token);
+		secmem_wipe(token, sizeof(token));
+		r = account_outbox_add(as, "account.token",
+				       json_pack("{s:s, s:s, s:s}", "name", name, "scope",
+						 account_role_name(role), "by", operator_name()));
+		break;
+	case ACCT_LIST: {
+		json_t *list = NULL;
+		r = account_list_json(as, &list);
+		if (r >= 0) {
+			json_dumpf(list, stdout, JSON_INDENT(2));
+			putchar('\n');
+		}
+		json_decref(list);
+		break;
+	}
+	case ACCT_NONE:
+		break;
+	}
+	if (r < 0) {
+		fprintf(stderr, "mynaguard-collector: %s\n", strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
 /* --backup / --restore: one SQLite operation on the configured database, then exit. */
 static int backup_or_restore(const char *backup_path, const char *restore_path)
 {
@@ -306,8 +479,20 @@ int main(int argc, char **argv)
 	    {"evidence", required_argument, NULL, 'E'},
 	    {"clauses", required_argument, NULL, 'C'},
 	    {"output", required_argument, NULL, 'o'},
+	    {"account-add", required_argument, NULL, 'A'},
+	    {"account-reset", required_argument, NULL, 'Z'},
+	    {"account-disable", required_argument, NULL, 'D'},
+	    {"account-token", required_argument, NULL, 'T'},
+	    {"account-list", no_argument, NULL, 'L'},
+	    {"role", required_argument, NULL, 'r'},
+	    {"scope", required_argument, NULL, 's'},
+	    {"hide-personal", no_argument, NULL, 'H'},
 	    {0},
 	};
+	enum account_cmd acct = ACCT_NONE;
+	const char *acct_name = NULL, *role_name = NULL, *scope_name = NULL;
+	bool hide = false;
+	unsigned n_acct = 0;
 	const char *config_path = NULL, *backup_path = NULL, *restore_path = NULL;
 	const char *verify_terminal = NULL, *migrate_url = NULL;
 	const char *evidence_from = NULL, *clauses = NULL, *output = NULL;
@@ -363,6 +548,28 @@ int main(int argc, char **argv)
 		case 'o':
 			output = optarg;
 			break;
+		case 'A':
+		case 'Z':
+		case 'D':
+		case 'T':
+		case 'L':
+			acct = opt == 'A'   ? ACCT_ADD
+			       : opt == 'Z' ? ACCT_RESET
+			       : opt == 'D' ? ACCT_DISABLE
+			       : opt == 'T' ? ACCT_TOKEN
+					    : ACCT_LIST;
+			acct_name = optarg;
+			n_acct++;
+			break;
+		case 'r':
+			role_name = optarg;
+			break;
+		case 's':
+			scope_name = optarg;
+			break;
+		case 'H':
+			hide = true;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -381,7 +588,12 @@ int main(int argc, char **argv)
 	    (do_retention && (check || backup_path || restore_path || do_verify)) ||
 	    (do_sign && (check || backup_path || restore_path || do_verify || do_retention)) ||
 	    (migrate_url &&
-	     (check || backup_path || restore_path || do_verify || do_retention || do_sign))) {
+	     (check || backup_path || restore_path || do_verify || do_retention || do_sign)) ||
+	    (acct != ACCT_NONE &&
+	     (n_acct > 1 || check || backup_path || restore_path || do_verify || do_retention ||
+	      do_sign || migrate_url || evidence_from)) ||
+	    (acct == ACCT_ADD) != (role_name != NULL) ||
+	    (acct == ACCT_TOKEN) != (scope_name != NULL) || (hide && acct != ACCT_ADD)) {
 		usage(stderr);
 		return 2;
 	}
@@ -403,6 +615,8 @@ int main(int argc, char **argv)
 		return sign_heads();
 	if (migrate_url)
 		return migrate_to_postgresql(migrate_url);
+	if (acct != ACCT_NONE)
+		return account_command(acct, acct_name, role_name, scope_name, hide);
 
 	/* Signals go to the main thread only; every thread created below inherits the mask. */
 	sigemptyset(&mask);
@@ -431,6 +645,13 @@ int main(int argc, char **argv)
 	r = fleet_open(&collector, &cfg, &collector.fleet);
 	if (r < 0) {
 		server_log(LOG_ERR, "cannot start: [fleet]: %s", strerror(-r));
+		return 1;
+	}
+	/* personal accounts live in the SQLite file; on PostgreSQL only the token file works yet */
+	r = store_pg_location(cfg.database) ? 0
+					    : account_store_open(cfg.database, &collector.accounts);
+	if (r < 0) {
+		server_log(LOG_ERR, "database %s (accounts): %s", cfg.database, strerror(-r));
 		return 1;
 	}
 	/* the dashboard's connection: a streaming replica when [store] read_url names one */
@@ -480,6 +701,8 @@ int main(int argc, char **argv)
 		server_log(LOG_ERR, "cannot start threads: %s", strerror(-r));
 		return 1;
 	}
+	/* what the --account-* commands did while no collector ran */
+	auth_outbox_flush(&collector);
 	/* this run started with a revoked list without refused lines: clear what an earlier run
 	 * left on the dashboard */
 	if (self_seq > 0)
@@ -519,5 +742,7 @@ int main(int argc, char **argv)
 	collector.dashboard.store = NULL;
 	fleet_close(collector.fleet);
 	collector.fleet = NULL;
+	account_store_close(collector.accounts);
+	collector.accounts = NULL;
 	return 0;
 }

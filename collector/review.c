@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "bundle.h"
 #include "fleet-internal.h"
 #include "ingest.h"
@@ -682,15 +683,24 @@ int review_signoffs(sqlite3 *db, const char *period, unsigned limit, json_t **re
 
 /* ---- the dashboard ---- */
 
-#define reply	  server_reply_json
+/* Who the request being answered comes from (auth_request), set by review_api_handle on the
+ * dashboard thread. */
+static _Thread_local struct auth_principal current;
+
+/* Takes body; personal data is hidden from an account that must not see it. */
+static void reply(struct evhttp_request *req, int status, json_t *body)
+{
+	if (current.hide_personal && body)
+		auth_redact(body);
+	server_reply_json(req, status, body);
+}
 #define reply_err server_reply_error
 
-/* The reviewer: who the request is authenticated as. With the one shared token that is
- * "admin"; personal accounts answer the account's name here. */
+/* The reviewer: the account the request is authenticated as ("admin" for the token file). */
 static const char *review_actor(struct evhttp_request *req)
 {
 	(void)req;
-	return "admin";
+	return current.name;
 }
 
 /* The query's parameters, each at most once and among names (NULL-terminated); values in
@@ -1029,7 +1039,9 @@ void review_api_handle(struct evhttp_request *req, struct worker *w)
 	struct review_settings rs;
 	char err[REASON_MAX];
 
-	if (!server_dashboard_auth(req, w->c))
+	/* reading the review, the evidence and the report: any role (the auditor's work);
+	 * signing a review off: an approver or an administrator */
+	if (auth_request(req, w, post ? AUTH_APPROVER : AUTH_AUDITOR, post, &current) < 0)
 		return;
 	if (post ? m != EVHTTP_REQ_POST : m != EVHTTP_REQ_GET) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",

@@ -22,6 +22,7 @@ struct ingest_writer;
 struct ingest_pending;
 struct store;
 struct fleet;
+struct account_store;
 
 /* A file that is re-read when it changes (checked by stat before each use). */
 struct watched_file {
@@ -65,7 +66,8 @@ struct collector {
 	char *token;
 
 	struct ingest_writer *writer;
-	struct fleet *fleet; /* NULL when [fleet] is not configured */
+	struct fleet *fleet;		/* NULL when [fleet] is not configured */
+	struct account_store *accounts; /* the dashboard thread's (auth.c) */
 	struct worker *workers;
 	unsigned n_workers;
 	struct worker dashboard;

@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 
+#include "account-store.h"
 #include "macro.h"
 #include "store-pg.h"
 #include "store-verify.h"
@@ -174,6 +175,8 @@ static const char *const migrations[] = {
     " SELECT kind, (ts + 32400000) / 86400000, tid, count(*) FROM events"
     " WHERE kind IN ('usb.blocked', 'auth.failure', 'auth.locked') GROUP BY 1, 2, 3;"
     "INSERT INTO kind_totals (kind, day, n) SELECT kind, day, sum(n) FROM kind_days GROUP BY 1, 2;",
+    /* 5 → 6: the dashboard's personal accounts, sessions and scoped tokens (account-store.c) */
+    ACCOUNT_STORE_SCHEMA,
 };
 
 enum stmt_id {

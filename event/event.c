@@ -39,6 +39,12 @@ static const char *const kind_names[_EVENT_KIND_MAX] = {
     [EVENT_FLEET_TOTP] = "fleet.totp",
     [EVENT_TOTP_INSTALLED] = "totp.installed",
     [EVENT_REVIEW_SIGNED] = "review.signed",
+    [EVENT_ACCOUNT_LOGIN] = "account.login",
+    [EVENT_ACCOUNT_LOGIN_FAILURE] = "account.login_failure",
+    [EVENT_ACCOUNT_LOGOUT] = "account.logout",
+    [EVENT_ACCOUNT_CREATED] = "account.created",
+    [EVENT_ACCOUNT_DISABLED] = "account.disabled",
+    [EVENT_ACCOUNT_TOKEN] = "account.token",
 };
 
 const char *event_kind_name(enum event_kind k)
@@ -63,7 +69,7 @@ int event_kind_from_name(const char *name, enum event_kind *ret)
 bool event_kind_is_collector_own(enum event_kind k)
 {
 	return (k >= EVENT_FLEET_GROUP && k <= EVENT_ENROLL_REFUSED) || k == EVENT_FLEET_TOTP ||
-	       k == EVENT_REVIEW_SIGNED;
+	       k == EVENT_REVIEW_SIGNED || (k >= EVENT_ACCOUNT_LOGIN && k <= EVENT_ACCOUNT_TOKEN);
 }
 
 bool event_kind_is_auth(enum event_kind k)
@@ -414,6 +420,12 @@ static int check_data(enum event_kind kind, json_t *data, const char *prefix,
 	case EVENT_FLEET_TOTP:
 	case EVENT_TOTP_INSTALLED:
 	case EVENT_REVIEW_SIGNED:
+	case EVENT_ACCOUNT_LOGIN:
+	case EVENT_ACCOUNT_LOGIN_FAILURE:
+	case EVENT_ACCOUNT_LOGOUT:
+	case EVENT_ACCOUNT_CREATED:
+	case EVENT_ACCOUNT_DISABLED:
+	case EVENT_ACCOUNT_TOKEN:
 	case _EVENT_KIND_MAX:
 		return 0;
 	}

@@ -49,6 +49,12 @@ enum event_kind {
 	EVENT_FLEET_TOTP, /* the collector's own: a central TOTP enrollment, revocation, recovery */
 	EVENT_TOTP_INSTALLED, /* the agent installed or removed a central TOTP secret */
 	EVENT_REVIEW_SIGNED,  /* the collector's own: a log review signed off (docs/evidence.md) */
+	EVENT_ACCOUNT_LOGIN, /* the collector's own: the dashboard's accounts (docs/ARCHITECTURE.md) */
+	EVENT_ACCOUNT_LOGIN_FAILURE,
+	EVENT_ACCOUNT_LOGOUT,
+	EVENT_ACCOUNT_CREATED,
+	EVENT_ACCOUNT_DISABLED,
+	EVENT_ACCOUNT_TOKEN,
 	_EVENT_KIND_MAX,
 };
 
@@ -57,7 +63,7 @@ const char *event_kind_name(enum event_kind k);
 int event_kind_from_name(const char *name, enum event_kind *ret);
 /* auth.success, auth.failure, auth.replay, auth.locked: the kinds the PAM module may send. */
 bool event_kind_is_auth(enum event_kind k);
-/* fleet.* and enroll.*: written by the collector under its own source id; ingest refuses them
+/* fleet.*, enroll.* and account.*: written by the collector under its own source id; ingest refuses them
  * from a terminal. */
 bool event_kind_is_collector_own(enum event_kind k);
 

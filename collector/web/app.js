@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-// mynaguard-collector web dashboard: pulls the read-only API with the bearer token and renders it.
+// mynaguard-collector web dashboard: logs in with a personal account (password + one-time code:
+// an HttpOnly session cookie, and the CSRF token in X-CSRF-Token on every change) or takes a
+// script token, pulls the API and renders it.
 // Every string that came from a terminal goes into the page with textContent, never as markup.
 'use strict';
 
@@ -11,9 +13,16 @@
   const I18N = {
     ja: {
       title: 'コンプライアンス ダッシュボード', refresh: '更新', export: 'CSV 出力', logout: 'ログアウト',
-      login_title: 'アクセストークン', login: '表示する',
+      login_title: 'ログイン', login: '表示する',
       login_help: 'コレクターの管理者から受け取ったトークンを入力してください。このタブを閉じると消去されます。',
-      token: 'トークン', total: '端末', compliant: '準拠', noncompliant: '非準拠', stale: '報告途絶',
+      account_help: '個人アカウントの名前、パスワード、認証アプリの 6 桁の確認コードを入力してください。',
+      account_name: '名前', account_password: 'パスワード', account_code: '確認コード', account_login: 'ログイン',
+      token_title: 'スクリプト用トークン',
+      login_wrong: '名前、パスワードまたは確認コードが違います。',
+      login_locked: '失敗が続いたため、このアカウントはしばらくロックされています。',
+      login_busy: 'ログインが集中しています。数秒後にもう一度お試しください。',
+      role_admin: '管理者', role_approver: '承認者', role_auditor: '監査担当',
+      token: 'スクリプト用トークン', total: '端末', compliant: '準拠', noncompliant: '非準拠', stale: '報告途絶',
       unknown: '未報告', terminals: '端末一覧', filter: '検索（端末・説明）',
       col_terminal: '端末', col_status: '状態', col_last_seen: '最終受信', col_failing: '不合格のチェック（開始）',
       col_usb: 'USB遮断 24h', col_auth: 'ログイン失敗 24h', col_policy: 'ポリシー', col_clock: '時刻',
@@ -81,9 +90,16 @@
     },
     en: {
       title: 'Compliance dashboard', refresh: 'Refresh', export: 'Export CSV', logout: 'Log out',
-      login_title: 'Access token', login: 'Show',
+      login_title: 'Log in', login: 'Show',
       login_help: 'Enter the token the collector administrator gave you. It is forgotten when this tab closes.',
-      token: 'Token', total: 'Terminals', compliant: 'Compliant', noncompliant: 'Non-compliant', stale: 'Stale',
+      account_help: 'Enter your personal account\'s name, password and the 6-digit code of your authenticator app.',
+      account_name: 'Name', account_password: 'Password', account_code: 'One-time code', account_login: 'Log in',
+      token_title: 'Script token',
+      login_wrong: 'Wrong name, password or code.',
+      login_locked: 'Too many failures: this account is locked for a while.',
+      login_busy: 'Too many logins at once: try again in a few seconds.',
+      role_admin: 'administrator', role_approver: 'approver', role_auditor: 'auditor',
+      token: 'Script token', total: 'Terminals', compliant: 'Compliant', noncompliant: 'Non-compliant', stale: 'Stale',
       unknown: 'No report yet', terminals: 'Terminals', filter: 'Search (terminal, description)',
       col_terminal: 'Terminal', col_status: 'Status', col_last_seen: 'Last seen', col_failing: 'Failing checks (since)',
       col_usb: 'USB blocked 24h', col_auth: 'Failed logins 24h', col_policy: 'Policy', col_clock: 'Clock',
@@ -175,6 +191,12 @@
     'auth.locked': ['ロックアウト', 'Locked out'], 'agent.started': ['エージェント起動', 'Agent started'],
     'agent.stopped': ['エージェント停止', 'Agent stopped'], 'spool.dropped': ['スプール溢れ', 'Spool dropped events'],
     'compliance': ['チェック報告', 'Compliance report'],
+    'account.login': ['ダッシュボードへのログイン', 'Dashboard login'],
+    'account.login_failure': ['ダッシュボードのログイン失敗', 'Dashboard login failure'],
+    'account.logout': ['ダッシュボードからのログアウト', 'Dashboard logout'],
+    'account.created': ['アカウント作成・再設定', 'Account created or reset'],
+    'account.disabled': ['アカウント無効化', 'Account disabled'],
+    'account.token': ['スクリプト用トークン発行', 'Script token issued'],
   };
 
   const FLEET_VIEWS = ['requests', 'exceptions', 'ledger', 'groups'];
@@ -184,7 +206,9 @@
   const EVENTS_PAGE = 100;
 
   let lang = localStorage.getItem(LANG_KEY) === 'en' ? 'en' : 'ja';
-  let token = null;
+  let token = null; // a script token (Authorization: Bearer), or:
+  let session = null; // the logged-in account: {name, role, csrf}; the cookie itself is HttpOnly
+  const authed = () => token !== null || session !== null;
   let timer = null;
   let CHECKS = {}; // checks.json: id -> {name, reason, action}: [ja, en]
   let route = { view: 'terminals', params: new URLSearchParams(), id: null };
@@ -243,6 +267,8 @@
 
   function showLogin(msg) {
     token = null;
+    session = null;
+    showWho();
     sessionStorage.removeItem(TOKEN_KEY);
     $('main').hidden = true;
     $('login').hidden = false;
@@ -250,8 +276,21 @@
     if (timer) { clearInterval(timer); timer = null; }
   }
 
+  // A token when there is one; else the session cookie goes by itself, and a change carries the
+  // session's CSRF token (the collector also checks the Origin the browser adds).
+  function authHeaders(change) {
+    if (token !== null) return { Authorization: 'Bearer ' + token };
+    return change && session ? { 'X-CSRF-Token': session.csrf } : {};
+  }
+
+  function showWho() {
+    const w = $('who');
+    w.textContent = session ? session.name + '（' + t('role_' + session.role) + '）' : '';
+    w.hidden = !session;
+  }
+
   async function api(path) {
-    const r = await fetch(path, { headers: { Authorization: 'Bearer ' + token }, cache: 'no-store' });
+    const r = await fetch(path, { headers: authHeaders(false), cache: 'no-store', credentials: 'same-origin' });
     if (r.status === 401) { const e = new Error('401'); e.unauthorized = true; throw e; }
     if (!r.ok) {
       let reason = r.status + '';
@@ -268,11 +307,11 @@
 
   // A change through the fleet API: JSON (or raw bytes with their type); the collector's reason on refusal.
   async function apiSend(method, path, body, ctype) {
-    const headers = { Authorization: 'Bearer ' + token };
+    const headers = authHeaders(true);
     let data = body;
     if (body !== undefined && !ctype) { headers['Content-Type'] = 'application/json'; data = JSON.stringify(body); }
     else if (ctype) headers['Content-Type'] = ctype;
-    const r = await fetch(path, { method, headers, body: data, cache: 'no-store' });
+    const r = await fetch(path, { method, headers, body: data, cache: 'no-store', credentials: 'same-origin' });
     if (r.status === 401) { const e = new Error('401'); e.unauthorized = true; throw e; }
     let out = null;
     try { out = await r.json(); } catch (_) { /* no body */ }
@@ -659,6 +698,7 @@
   // ---- events: one readable line each (who, what, where, which rule) ----
 
   const S = (v) => (v === undefined || v === null || v === '' ? null : String(v));
+  const Z = (v) => S(v) || '';
 
   function usbDevice(d) {
     const name = [S(d.manufacturer), S(d.product_name)].filter(Boolean).join(' ');
@@ -706,6 +746,21 @@
         if (!bad.length) return ja ? 'チェック報告: 全 ' + checks.length + ' 項目合格' : 'compliance report: all ' + checks.length + ' checks pass';
         return (ja ? 'チェック報告: 不合格 ' + bad.length + ' 項目 — ' : 'compliance report: ' + bad.length + ' failing — ') + bad.map((c) => reasonText(c.id)).join('; ');
       }
+      case 'account.login':
+        return ja ? Z(d.name) + '（' + t('role_' + d.role) + '）がダッシュボードにログインしました（' + Z(d.peer) + '）' : Z(d.name) + ' (' + t('role_' + d.role) + ') logged in to the dashboard (' + Z(d.peer) + ')';
+      case 'account.login_failure': {
+        const why = { wrong: ja ? '名前・パスワード・コードの誤り' : 'wrong name, password or code', replay: ja ? '使用済みコード' : 'reused code', locked: ja ? 'ロック中' : 'locked' }[d.reason] || Z(d.reason);
+        return ja ? (S(d.name) || '（不明な名前）') + ' のダッシュボードへのログインに失敗しました（' + why + '、' + Z(d.peer) + '）' : 'failed dashboard login for ' + (S(d.name) || '(unknown name)') + ' (' + why + ', ' + Z(d.peer) + ')';
+      }
+      case 'account.logout':
+        return ja ? Z(d.name) + ' がダッシュボードからログアウトしました' : Z(d.name) + ' logged out of the dashboard';
+      case 'account.created':
+        return d.action === 'reset' ? (ja ? Z(d.by) + ' が ' + Z(d.name) + ' のパスワードと確認コードを再設定しました' : Z(d.by) + ' reset the password and code of ' + Z(d.name))
+          : (ja ? Z(d.by) + ' がアカウント ' + Z(d.name) + '（' + t('role_' + d.role) + '）を作成しました' : Z(d.by) + ' created the account ' + Z(d.name) + ' (' + t('role_' + d.role) + ')');
+      case 'account.disabled':
+        return ja ? Z(d.by) + ' がアカウント ' + Z(d.name) + ' を無効にしました' : Z(d.by) + ' disabled the account ' + Z(d.name);
+      case 'account.token':
+        return ja ? Z(d.by) + ' が ' + Z(d.name) + ' にスクリプト用トークン（' + t('role_' + d.scope) + '）を発行しました' : Z(d.by) + ' issued a script token (' + t('role_' + d.scope) + ') to ' + Z(d.name);
       default:
         return e.kind;
     }
@@ -1178,7 +1233,7 @@
   }
 
   async function refresh() {
-    if (!token) return;
+    if (!authed()) return;
     try {
       if (route.view === 'terminal') {
         await loadDetail(route.id);
@@ -1270,6 +1325,37 @@
     token = sessionStorage.getItem(TOKEN_KEY);
     await loadChecks();
     applyLang();
+    if (token === null) {
+      // a session from before a reload: the cookie is sent by itself, the CSRF token comes back
+      try {
+        const r = await fetch('/v1/session', { cache: 'no-store', credentials: 'same-origin' });
+        if (r.ok) session = await r.json();
+      } catch (_) { /* not logged in */ }
+      showWho();
+    }
+
+    $('account-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const body = { name: $('account-name').value.trim(), password: $('account-password').value, code: $('account-code').value.trim() };
+      $('account-password').value = '';
+      $('account-code').value = '';
+      let r = null;
+      try {
+        r = await fetch('/v1/session', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), cache: 'no-store', credentials: 'same-origin' });
+      } catch (e) { showError(t('failed') + e.message); return; }
+      if (!r.ok) {
+        let why = '';
+        try { why = (await r.json()).error || ''; } catch (_) { /* not JSON */ }
+        showError(r.status !== 429 ? t('login_wrong') : /locked/.test(why) ? t('login_locked') : t('login_busy'));
+        return;
+      }
+      session = await r.json();
+      token = null;
+      sessionStorage.removeItem(TOKEN_KEY);
+      showWho();
+      showError('');
+      start();
+    });
 
     $('login-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -1288,7 +1374,12 @@
     });
     $('refresh').addEventListener('click', refresh);
     $('export').addEventListener('click', exportCsv);
-    $('logout').addEventListener('click', () => showLogin(''));
+    $('logout').addEventListener('click', async () => {
+      if (session) {
+        try { await fetch('/v1/session', { method: 'DELETE', headers: authHeaders(true), cache: 'no-store', credentials: 'same-origin' }); } catch (_) { /* the cookie expires anyway */ }
+      }
+      showLogin('');
+    });
     // to the list as it was left (filter, sort, page)
     $('back').addEventListener('click', () => go(lastListHash));
     $('filter').addEventListener('input', () => {
@@ -1314,9 +1405,9 @@
     $('import-form').addEventListener('submit', submitImport);
     $('ledger-form').addEventListener('submit', submitLedger);
     $('ledger-export').addEventListener('click', exportLedger);
-    window.addEventListener('hashchange', () => { if (token) onRoute(); });
+    window.addEventListener('hashchange', () => { if (authed()) onRoute(); });
 
-    if (token) start();
+    if (authed()) start();
     else showLogin('');
   }
 

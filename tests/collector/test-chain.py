@@ -160,7 +160,9 @@ def main():
         # a schema-2 store (no chain) is chained by the migration
         tampered(c, clean, "DROP TABLE chain_anchors")
         con = sqlite3.connect(c.db)
-        con.executescript("DROP INDEX events_expiry; DROP INDEX events_tid;"
+        con.executescript("DROP TABLE account_outbox; DROP TABLE account_tokens;"
+                          "DROP TABLE account_sessions; DROP TABLE accounts;"  # schema 6
+                          "DROP INDEX events_expiry; DROP INDEX events_tid;"
                           "DROP TABLE chain_collapse; DROP TABLE signed_heads;"
                           "ALTER TABLE events DROP COLUMN body;"
                           "ALTER TABLE events DROP COLUMN disposed_at;"
@@ -224,7 +226,9 @@ def main():
         con.close()
         tampered(c, upgraded, "UPDATE events SET chain = zeroblob(32)")
         con = sqlite3.connect(c.db)
-        con.executescript("DROP INDEX events_expiry; DROP INDEX events_tid;"
+        con.executescript("DROP TABLE account_outbox; DROP TABLE account_tokens;"
+                          "DROP TABLE account_sessions; DROP TABLE accounts;"  # schema 6
+                          "DROP INDEX events_expiry; DROP INDEX events_tid;"
                           "DROP TABLE chain_collapse; DROP TABLE signed_heads;"
                           "ALTER TABLE events DROP COLUMN body;"
                           "ALTER TABLE events DROP COLUMN disposed_at;"

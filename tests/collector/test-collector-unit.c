@@ -12,14 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
+
+#include <liboath/oath.h>
 
 #include <cmocka.h>
 
 #include "alert.h"
+#include "account-store.h"
 #include "api.h"
+#include "auth.h"
 #include "conf.h"
 #include "ingest.h"
 #include "server.h"
+#include "store.h"
+#include "totp_record.h"
 #include "utf8.h"
 
 static const char base_conf[] =
@@ -571,6 +578,171 @@ static void test_days(void **state)
 		assert_int_equal(api_parse_day(refused[i], &d), -EINVAL);
 }
 
+/* The Cookie header parser (auth.c): the one value, or the exact error. */
+static void test_cookie(void **state)
+{
+	char out[8];
+
+	assert_int_equal(auth_cookie_find("a=1; b=22", "b", out, sizeof(out)), 0);
+	assert_string_equal(out, "22");
+	assert_int_equal(auth_cookie_find("b=\"x\"", "b", out, sizeof(out)), 0);
+	assert_string_equal(out, "x");
+	assert_int_equal(auth_cookie_find("b=", "b", out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(auth_cookie_find("a=1", "b", out, sizeof(out)), -ENOENT);
+	assert_int_equal(auth_cookie_find("", "b", out, sizeof(out)), -ENOENT);
+	assert_int_equal(auth_cookie_find("b=1; b=1", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("b=12345678", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("b=1 2", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("b=\"1", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("=1", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("a=1;; b=2", "b", out, sizeof(out)), -EINVAL);
+	assert_int_equal(auth_cookie_find("bb=1", "b", out, sizeof(out)), -ENOENT);
+}
+
+static void code_at(const char *uri, int64_t now, char out[7])
+{
+	uint8_t key[ACCOUNT_SECRET_BYTES];
+	const char *p = strstr(uri, "secret=");
+	size_t n;
+
+	assert_non_null(p);
+	p += 7;
+	n = strcspn(p, "&");
+	assert_int_equal(totp_base32_decode(p, n, key, sizeof(key)), ACCOUNT_SECRET_BYTES);
+	assert_int_equal(
+	    oath_totp_generate((const char *)key, sizeof(key), (time_t)now, 30, 0, 6, out),
+	    OATH_OK);
+}
+
+static void outbox_collect(const char *kind, json_t *data, void *userdata)
+{
+	json_array_append_new(userdata, json_pack("[s, o]", kind, data));
+}
+
+/* The account store (account-store.c) against a real SQLite file: the exact error of each
+ * refusal, the login rules (one-time codes, lockout, its end), sessions, tokens, the outbox. */
+static void test_account_store(void **state)
+{
+	char dir[] = "/tmp/mg-account-unit-XXXXXX", path[64], uri[512], uri2[512], code[7];
+	char token[ACCOUNT_TOKEN_LEN + 1], id[ACCOUNT_ID_HEX + 1], csrf[ACCOUNT_ID_HEX + 1];
+	char csrf2[ACCOUNT_ID_HEX + 1];
+	struct store *st = NULL;
+	struct account_store *as = NULL;
+	struct account a;
+	enum account_login_result res;
+	enum auth_role scope;
+	const int64_t t0 = 1764900000;
+	json_t *got = json_array();
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/c.db", dir);
+	assert_int_equal(account_store_open(path, &as), -ENOENT);
+	assert_int_equal(store_open(path, true, &st), 0);
+	assert_int_equal(account_store_open(path, &as), 0);
+
+	assert_int_equal(account_create(as, "aki", AUTH_APPROVER, false, "correct-horse-1", t0, uri,
+					sizeof(uri)),
+			 0);
+	assert_non_null(strstr(uri, "otpauth://totp/mynaguard-dashboard:aki?secret="));
+	assert_int_equal(
+	    account_create(as, "aki", AUTH_ADMIN, false, "correct-horse-1", t0, uri2, sizeof(uri2)),
+	    -EEXIST);
+	assert_int_equal(
+	    account_create(as, "-x", AUTH_ADMIN, false, "correct-horse-1", t0, uri2, sizeof(uri2)),
+	    -EINVAL);
+	assert_int_equal(
+	    account_create(as, "x", AUTH_ADMIN, false, "short", t0, uri2, sizeof(uri2)), -EINVAL);
+	assert_int_equal(account_create(as, "x", (enum auth_role)7, false, "correct-horse-1", t0,
+					uri2, sizeof(uri2)),
+			 -EINVAL);
+	assert_int_equal(account_token_create(as, "aki", AUTH_ADMIN, t0, token), -EPERM);
+	assert_int_equal(account_token_create(as, "nobody", AUTH_AUDITOR, t0, token), -ENOENT);
+	assert_int_equal(account_reset(as, "nobody", "correct-horse-1", t0, uri2, sizeof(uri2)),
+			 -ENOENT);
+	assert_int_equal(account_disable(as, "nobody"), -ENOENT);
+
+	/* a good code, then the same code again */
+	code_at(uri, t0, code);
+	assert_int_equal(account_login(as, "aki", "correct-horse-1", code, t0, &res, &a), 0);
+	assert_int_equal(res, ACCOUNT_LOGIN_OK);
+	assert_string_equal(a.name, "aki");
+	assert_int_equal(a.role, AUTH_APPROVER);
+	assert_int_equal(account_login(as, "aki", "correct-horse-1", code, t0 + 1, &res, &a), 0);
+	assert_int_equal(res, ACCOUNT_LOGIN_REPLAY);
+	/* five failures lock; the right code does not help until the lock ends */
+	for (int i = 0; i < ACCOUNT_MAX_FAILURES; i++) {
+		assert_int_equal(
+		    account_login(as, "aki", "wrong-password-x", "000000", t0 + 2, &res, &a), 0);
+		assert_int_equal(res, ACCOUNT_LOGIN_WRONG);
+	}
+	code_at(uri, t0 + 60, code);
+	assert_int_equal(account_login(as, "aki", "correct-horse-1", code, t0 + 60, &res, &a), 0);
+	assert_int_equal(res, ACCOUNT_LOGIN_LOCKED);
+	code_at(uri, t0 + 2 + ACCOUNT_LOCKOUT_SEC, code);
+	assert_int_equal(account_login(as, "aki", "correct-horse-1", code,
+				       t0 + 2 + ACCOUNT_LOCKOUT_SEC, &res, &a),
+			 0);
+	assert_int_equal(res, ACCOUNT_LOGIN_OK);
+	/* an unknown name is just wrong */
+	assert_int_equal(account_login(as, "nobody", "correct-horse-1", "123456", t0, &res, &a), 0);
+	assert_int_equal(res, ACCOUNT_LOGIN_WRONG);
+
+	/* sessions: idle and absolute expiry */
+	assert_int_equal(account_session_create(as, "aki", t0, id, csrf), 0);
+	assert_int_equal(strlen(id), ACCOUNT_ID_HEX);
+	assert_int_equal(account_session_find(as, id, t0 + 50, 60, 100, &a, csrf2), 0);
+	assert_string_equal(csrf, csrf2);
+	assert_int_equal(account_session_find(as, id, t0 + 101, 60, 100, &a, csrf2), -ENOENT);
+	assert_int_equal(account_session_find(as, id, t0 + 102, 60, 1000, &a, csrf2), -ENOENT);
+	assert_int_equal(account_session_create(as, "aki", t0, id, csrf), 0);
+	assert_int_equal(account_session_find(as, id, t0 + 61, 60, 1000, &a, csrf2), -ENOENT);
+
+	/* tokens: scope, and gone with the account */
+	assert_int_equal(account_token_create(as, "aki", AUTH_AUDITOR, t0, token), 0);
+	assert_int_equal(account_token_find(as, token, &a, &scope), 0);
+	assert_int_equal(scope, AUTH_AUDITOR);
+	token[10] = token[10] == 'a' ? 'b' : 'a';
+	assert_int_equal(account_token_find(as, token, &a, &scope), -ENOENT);
+	token[10] = token[10] == 'a' ? 'b' : 'a';
+	assert_int_equal(account_session_create(as, "aki", t0, id, csrf), 0);
+	assert_int_equal(account_disable(as, "aki"), 0);
+	assert_int_equal(account_token_find(as, token, &a, &scope), -ENOENT);
+	assert_int_equal(account_session_find(as, id, t0, 60, 100, &a, csrf2), -ENOENT);
+	code_at(uri, t0 + 3000, code);
+	assert_int_equal(account_login(as, "aki", "correct-horse-1", code, t0 + 3000, &res, &a), 0);
+	assert_int_equal(res, ACCOUNT_LOGIN_WRONG);
+	assert_true(a.disabled);
+	/* a reset enables it with a new secret */
+	assert_int_equal(account_reset(as, "aki", "battery-staple-2", t0, uri2, sizeof(uri2)), 0);
+	assert_string_not_equal(uri, uri2);
+	code_at(uri2, t0 + 3000, code);
+	assert_int_equal(account_login(as, "aki", "battery-staple-2", code, t0 + 3000, &res, &a),
+			 0);
+	assert_int_equal(res, ACCOUNT_LOGIN_OK);
+
+	/* the outbox: in order, once */
+	assert_int_equal(account_outbox_add(as, "account.created", json_pack("{s:s}", "name", "a")),
+			 0);
+	assert_int_equal(account_outbox_add(as, "account.token", json_pack("{s:s}", "name", "b")),
+			 0);
+	assert_int_equal(account_outbox_drain(as, outbox_collect, got), 0);
+	assert_int_equal(account_outbox_drain(as, outbox_collect, got), 0);
+	assert_int_equal(json_array_size(got), 2);
+	assert_string_equal(json_string_value(json_array_get(json_array_get(got, 1), 0)),
+			    "account.token");
+	json_decref(got);
+
+	account_store_close(as);
+	store_close(st);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/c.db-wal", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/c.db-shm", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -592,6 +764,8 @@ int main(void)
 	    cmocka_unit_test(test_config_alerts),
 	    cmocka_unit_test(test_alert_mail),
 	    cmocka_unit_test(test_days),
+	    cmocka_unit_test(test_cookie),
+	    cmocka_unit_test(test_account_store),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

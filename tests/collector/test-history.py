@@ -195,11 +195,13 @@ def main():
         con = sqlite3.connect(c.db)
         con.executescript("DROP TABLE check_days; DROP TABLE clause_terminal_days;"
                           " DROP TABLE clause_days; DROP TABLE kind_days; DROP TABLE kind_totals;"
+                          " DROP TABLE account_outbox; DROP TABLE account_tokens;"
+                          " DROP TABLE account_sessions; DROP TABLE accounts;"
                           " PRAGMA user_version = 4;")
         con.close()
         c.start()
         try:
-            assert c.count("PRAGMA user_version") == 5
+            assert c.count("PRAGMA user_version") == 6
             st, h2, _ = c.get("/v1/terminals/term-a/history?days=30")
             assert {x["id"]: x["days"] for x in h2["checks"]} == strips, h2
             st, cl2, _ = c.get("/v1/clauses?days=30")

@@ -1,0 +1,456 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Personal dashboard accounts (collector/auth.c, collector/account-store.c) against the real
+# collector over TLS on 127.0.0.1 with a real SQLite store: the --account-* commands, login with
+# password + TOTP (one-time codes, lockout), the session cookie's flags, idle and absolute expiry,
+# CSRF (header and Origin), roles on every change endpoint, hide_personal, scoped script tokens,
+# and the account.* events in /v1/events. The TOTP codes are computed here (RFC 6238, stdlib).
+import base64
+import concurrent.futures
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from collectorlib import PKI, TOKEN, Collector, TestDir, batch, event  # noqa: E402
+from fleetlib import fleet_conf, keygen  # noqa: E402
+
+PASSWORDS = {}
+SECRETS = {}
+LAST_STEP = {}
+
+
+def totp(secret, step):
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    o = mac[-1] & 15
+    return "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000)
+
+
+def next_code(name):
+    """A code of a step the server has not seen for this account, within its window of 1."""
+    while True:
+        cur = int(time.time()) // 30
+        # not the step before now: on a slow machine it may leave the window before the
+        # collector sees it (and a replay of it would read as a wrong code)
+        step = max(LAST_STEP.get(name, 0) + 1, cur)
+        if step <= cur + 1:
+            LAST_STEP[name] = step
+            return totp(SECRETS[name], step)
+        time.sleep(1)
+
+
+def cli(c, *args, stdin=None):
+    return subprocess.run([os.environ["COLLECTOR"], "--config", c.conf, *args], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def add(c, name, role, hide=False):
+    pw = "pass-" + name + "-0123456789"
+    r = cli(c, "--account-add", name, "--role", role, *(["--hide-personal"] if hide else []),
+            stdin=pw + "\n")
+    assert r.returncode == 0, (name, r.stdout, r.stderr)
+    uri = r.stdout.strip()
+    assert uri.startswith("otpauth://totp/mynaguard-dashboard:"), uri
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)
+    assert q["digits"] == ["6"] and q["period"] == ["30"] and q["algorithm"] == ["SHA1"], q
+    PASSWORDS[name], SECRETS[name] = pw, q["secret"][0]
+    LAST_STEP.pop(name, None)
+
+
+class Client:
+    """A browser-like client: keeps the session cookie and the CSRF token."""
+
+    def __init__(self, c):
+        self.c, self.cookie, self.csrf, self.set_cookie = c, None, None, None
+
+    def origin(self):
+        return "https://%s:%d" % self.c.dashboard
+
+    def req(self, method, path, body=None, csrf=True, origin=True, headers=None, cookie=True,
+            raw=False, timeout=30):
+        conn = http.client.HTTPSConnection(self.c.dashboard[0], self.c.dashboard[1], timeout=timeout,
+                                           context=self.c.client_ctx())
+        h = {}
+        if cookie and self.cookie:
+            h["Cookie"] = "__Host-mg_session=" + self.cookie
+        if csrf is True and self.csrf:
+            h["X-CSRF-Token"] = self.csrf
+        elif isinstance(csrf, str):
+            h["X-CSRF-Token"] = csrf
+        if origin is True:
+            h["Origin"] = self.origin()
+        elif isinstance(origin, str):
+            h["Origin"] = origin
+        if body is not None:
+            body = json.dumps(body).encode() if not isinstance(body, bytes) else body
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        conn.request(method, path, body=body, headers=h)
+        resp = conn.getresponse()
+        data = resp.read()
+        hdrs = resp.getheaders()
+        conn.close()
+        if raw:
+            return resp.status, data, hdrs
+        try:
+            return resp.status, json.loads(data), hdrs
+        except ValueError:
+            return resp.status, data, hdrs
+
+    def login(self, name, password=None, code=None, expect=200):
+        st, body, hdrs = self.req("POST", "/v1/session", {
+            "name": name, "password": password or PASSWORDS[name],
+            "code": code or next_code(name)}, csrf=False, cookie=False)
+        assert st == expect, (name, st, body)
+        if st == 200:
+            cookies = [v for k, v in hdrs if k.lower() == "set-cookie"]
+            assert len(cookies) == 1, hdrs
+            self.set_cookie = cookies[0]
+            m = re.match(r"__Host-mg_session=([0-9a-f]{64});", cookies[0])
+            assert m, cookies
+            self.cookie, self.csrf = m.group(1), body["csrf"]
+        return body
+
+
+def events(c, kind):
+    st, body, _ = c.get("/v1/events?terminal=mynaguard-collector&kind=" + kind + "&limit=1000")
+    assert st == 200, body
+    return [e["data"] for e in body["events"]]
+
+
+def wait_events(c, kind, pred, n=1):
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        got = [d for d in events(c, kind) if pred(d)]
+        if len(got) >= n:
+            return got
+        time.sleep(0.2)
+    raise AssertionError("no %s event: %r" % (kind, events(c, kind)))
+
+
+def check_cli(c):
+    r = cli(c, "--account-add", "x", "--role", "root", stdin="long-enough-password\n")
+    assert r.returncode == 2 and "role" in r.stderr, r.stderr
+    r = cli(c, "--account-add", "-bad", "--role", "admin", stdin="long-enough-password\n")
+    assert r.returncode == 2 and "not a valid account name" in r.stderr, r.stderr
+    r = cli(c, "--account-add", "shortpw", "--role", "admin", stdin="short\n")
+    assert r.returncode == 1 and "12 to 256" in r.stderr, r.stderr
+    r = cli(c, "--account-add", "aki", "--role", "admin", stdin="another-password-1234\n")
+    assert r.returncode == 1 and "exists already" in r.stderr, r.stderr
+    r = cli(c, "--account-token", "ryo", "--scope", "admin")
+    assert r.returncode == 1 and "above the account's role" in r.stderr, r.stderr
+    r = cli(c, "--account-disable", "nosuch")
+    assert r.returncode == 1 and "no such account" in r.stderr, r.stderr
+    r = cli(c, "--account-list")
+    assert r.returncode == 0, r.stderr
+    listed = {a["name"]: a for a in json.loads(r.stdout)}
+    assert listed["mika"]["role"] == "auditor" and listed["mika"]["hide_personal"], listed
+    assert "password" not in r.stdout and "secret" not in r.stdout, r.stdout
+    # no secret in the database in the clear: the password is a PBKDF2 hash
+    con = sqlite3.connect(c.db)
+    pw = con.execute("SELECT password FROM accounts WHERE name = 'aki'").fetchone()[0]
+    con.close()
+    assert pw.startswith("pbkdf2-sha256$600000$") and PASSWORDS["aki"] not in pw, pw
+    print("cli: ok")
+
+
+def check_login(c):
+    b = Client(c)
+    body = b.login("aki")
+    accepted = LAST_STEP["aki"]
+    assert body["name"] == "aki" and body["role"] == "admin" and len(body["csrf"]) == 64, body
+    flags = [f.strip() for f in b.set_cookie.split(";")]
+    for f in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/"):
+        assert f in flags, (f, b.set_cookie)
+    assert not any(f.lower().startswith("domain") for f in flags), b.set_cookie
+    # the session works for reads and says who it is
+    st, who, _ = b.req("GET", "/v1/session")
+    assert st == 200 and who["name"] == "aki" and who["csrf"] == b.csrf, who
+    st, body, _ = b.req("GET", "/v1/terminals")
+    assert st == 200, body
+    # the id is stored hashed
+    assert c.count("SELECT count(*) FROM account_sessions WHERE id_sha256 = ?",
+                   (hashlib.sha256(b.cookie.encode()).hexdigest(),)) == 1
+    assert c.count("SELECT count(*) FROM account_sessions WHERE id_sha256 = ?", (b.cookie,)) == 0
+
+    # failures: wrong password, wrong code, unknown name, replayed code, malformed body
+    x = Client(c)
+    x.login("aki", password="wrong-password-0000", code="123456", expect=401)
+    x.login("aki", code="000000" if totp(SECRETS["aki"], int(time.time()) // 30) != "000000"
+            else "111111", expect=401)
+    x.login("nobody", password="whatever-password", code="123456", expect=401)
+    replay = totp(SECRETS["aki"], accepted)
+    x.login("aki", code=replay, expect=401)
+    st, body, _ = x.req("POST", "/v1/session", {"name": "aki"}, cookie=False)
+    assert st == 400, body
+    st, body, _ = x.req("POST", "/v1/session", {"name": "aki", "password": "p", "code": "1",
+                                                "extra": 1}, cookie=False)
+    assert st == 400, body
+    st, body, _ = x.req("POST", "/v1/session", {"name": "aki", "password": PASSWORDS["aki"],
+                                                "code": "123456"},
+                        origin="https://evil.example", cookie=False)
+    assert st == 403, body
+    # a forged or absent cookie
+    st, _, hdrs = x.req("GET", "/v1/terminals", cookie=False)
+    assert st == 401, st
+    x.cookie = "0" * 64
+    st, _, _ = x.req("GET", "/v1/terminals")
+    assert st == 401, st
+    st, _, _ = x.req("GET", "/v1/terminals", headers={"Cookie": "__Host-mg_session=%s; "
+                                                      "__Host-mg_session=%s" % (b.cookie, b.cookie)},
+                     cookie=False)
+    assert st == 401, st  # a cookie given twice is refused
+    st, _, _ = x.req("GET", "/v1/terminals", headers={"Cookie": "a=b; __Host-mg_session=" + b.cookie},
+                     cookie=False)
+    assert st == 200, st
+    failures = wait_events(c, "account.login_failure", lambda d: d.get("name") == "aki", 3)
+    assert {d["reason"] for d in failures} >= {"wrong", "replay"}, failures
+    wait_events(c, "account.login", lambda d: d["name"] == "aki" and d["role"] == "admin")
+
+    # logout needs the CSRF header too, then the cookie is dead
+    st, _, _ = b.req("DELETE", "/v1/session", csrf=False)
+    assert st == 403, st
+    st, body, hdrs = b.req("DELETE", "/v1/session")
+    assert st == 200 and body["name"] == "aki", body
+    assert any(k.lower() == "set-cookie" and "Max-Age=0" in v for k, v in hdrs), hdrs
+    st, _, _ = b.req("GET", "/v1/terminals")
+    assert st == 401, st
+    wait_events(c, "account.logout", lambda d: d["name"] == "aki")
+
+    # a flood of logins (any name) is cut to a burst and then 2 a second: 429, no lock
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(lambda _: x.req("POST", "/v1/session", {
+            "name": "flood", "password": "p" * 12, "code": "123456"}, cookie=False,
+            timeout=120)[0], range(20)))
+    elapsed = time.monotonic() - t0
+    checked = statuses.count(401)
+    # the property: never more checked than the budget allows in the time it took (which
+    # means 429s whenever the 20 came faster than 5 s; a loaded machine may be slower)
+    # (the logins just before have used part of the burst already)
+    assert checked >= 1 and checked <= 10 + 2 * elapsed + 1, (elapsed, statuses)
+    assert set(statuses) <= {401, 429}, statuses
+    time.sleep(5.5)  # the budget refills
+    print("login: ok")
+
+
+def check_lockout(c):
+    x = Client(c)
+    for _ in range(5):
+        x.login("lena", password="wrong-password-0000", code="123456", expect=401)
+    # the right password and code no longer help
+    x.login("lena", expect=429)
+    assert c.count("SELECT locked_until > 0 FROM accounts WHERE name = 'lena'") == 1
+    wait_events(c, "account.login_failure", lambda d: d.get("name") == "lena" and
+                d["reason"] == "locked")
+    # a reset by the administrator unlocks it (new password, new secret)
+    add_reset(c, "lena")
+    x.login("lena")
+    print("lockout: ok")
+
+
+def add_reset(c, name):
+    pw = "reset-" + name + "-0123456789"
+    r = cli(c, "--account-reset", name, stdin=pw + "\n")
+    assert r.returncode == 0, r.stderr
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(r.stdout.strip()).query)
+    assert q["secret"][0] != SECRETS[name]
+    PASSWORDS[name], SECRETS[name] = pw, q["secret"][0]
+    LAST_STEP.pop(name, None)
+
+
+def check_expiry(c, idle):
+    b = Client(c)
+    b.login("aki")
+    st, _, _ = b.req("GET", "/v1/terminals")
+    assert st == 200
+    time.sleep(idle + 2)
+    st, _, _ = b.req("GET", "/v1/terminals")
+    assert st == 401, st  # idle too long
+    assert c.count("SELECT count(*) FROM account_sessions WHERE id_sha256 = ?",
+                   (hashlib.sha256(b.cookie.encode()).hexdigest(),)) == 0
+    # absolute expiry: a session used a moment ago but created long ago
+    b.login("aki")
+    con = sqlite3.connect(c.db, timeout=30)
+    con.execute("UPDATE account_sessions SET created = created - 100000 WHERE id_sha256 = ?",
+                (hashlib.sha256(b.cookie.encode()).hexdigest(),))
+    con.commit()
+    con.close()
+    st, _, _ = b.req("GET", "/v1/terminals")
+    assert st == 401, st
+    print("expiry: ok")
+
+
+# Every endpoint that changes something (method, path, body).
+CHANGES = [
+    ("POST", "/v1/groups", {"name": "g1"}),
+    ("PUT", "/v1/groups/g1/policy", b"x"),
+    ("PUT", "/v1/groups/g1/terminals/term-a", None),
+    ("DELETE", "/v1/groups/g1/terminals/term-a", None),
+    ("POST", "/v1/exceptions", {}),
+    ("POST", "/v1/exceptions/x1/revoke", {}),
+    ("POST", "/v1/requests/r1/grant", {}),
+    ("POST", "/v1/requests/r1/refuse", {}),
+    ("POST", "/v1/ledger", {}),
+    ("POST", "/v1/ledger.csv", b"x"),
+]
+ADMIN_ONLY = {"/v1/groups", "/v1/groups/g1/policy", "/v1/groups/g1/terminals/term-a"}
+
+
+def check_csrf_and_roles(c):
+    admin = Client(c)
+    admin.login("aki")
+    # CSRF: missing header, wrong header, wrong or missing Origin: refused before anything runs
+    for kw in ({"csrf": False}, {"csrf": "f" * 64}, {"origin": "https://evil.example"},
+               {"origin": "http://%s:%d" % c.dashboard}, {"origin": False}):
+        st, body, _ = admin.req("POST", "/v1/groups", {"name": "csrf-test"}, **kw)
+        assert st == 403 and "CSRF" in body["error"], (kw, st, body)
+    assert c.count("SELECT count(*) FROM fleet_groups WHERE name = 'csrf-test'") == 0
+    # with both: the change happens, and the fleet event names the person
+    st, body, _ = admin.req("POST", "/v1/groups", {"name": "kokumin"})
+    assert st == 201, body
+    wait_events(c, "fleet.group", lambda d: d.get("group") == "kokumin" and d["by"] == "aki")
+
+    # an auditor (session, right CSRF) gets 403 on every change endpoint
+    aud = Client(c)
+    aud.login("mika")
+    tok = cli(c, "--account-token", "mika", "--scope", "read").stdout.strip()
+    for method, path, body in CHANGES:
+        st, out, _ = aud.req(method, path, body)
+        assert st == 403, (method, path, st, out)
+        st, out, _ = aud.req(method, path, body, cookie=False, csrf=False, origin=False,
+                             headers={"Authorization": "Bearer " + tok})
+        assert st == 403, ("token", method, path, st, out)
+    st, _, _ = aud.req("GET", "/v1/groups")
+    assert st == 200
+    # an approver: groups and policies are the admin's
+    appr = Client(c)
+    appr.login("ryo")
+    for method, path, body in CHANGES:
+        st, out, _ = appr.req(method, path, body)
+        if path in ADMIN_ONLY or path.startswith("/v1/groups/"):
+            assert st == 403, (method, path, st, out)
+        else:
+            assert st not in (401, 403), (method, path, st, out)
+    print("csrf and roles: ok (%d change endpoints)" % len(CHANGES))
+    return tok
+
+
+def check_tokens(c, read_tok):
+    st, _, _ = c.get("/v1/terminals", token=read_tok)
+    assert st == 200
+    r = cli(c, "--account-token", "ryo", "--scope", "approve")
+    assert r.returncode == 0 and re.fullmatch(r"mgt_[0-9a-f]{64}", r.stdout.strip()), r.stdout
+    appr_tok = r.stdout.strip()
+    x = Client(c)
+    st, out, _ = x.req("POST", "/v1/groups", {"name": "by-token"}, cookie=False, csrf=False,
+                       origin=False, headers={"Authorization": "Bearer " + appr_tok})
+    assert st == 403, out
+    st, out, _ = x.req("POST", "/v1/exceptions/x1/revoke", {}, cookie=False, csrf=False,
+                       origin=False, headers={"Authorization": "Bearer " + appr_tok})
+    assert st not in (401, 403), out
+    # the token file's token still works as the admin's
+    st, out, _ = x.req("POST", "/v1/groups", {"name": "legacy"}, cookie=False, csrf=False,
+                       origin=False, headers={"Authorization": "Bearer " + TOKEN})
+    assert st == 201, out
+    wait_events(c, "fleet.group", lambda d: d.get("group") == "legacy" and d["by"] == "admin")
+    # stored hashed; a token of a disabled account stops at once
+    assert c.count("SELECT count(*) FROM account_tokens WHERE id_sha256 = ?",
+                   (hashlib.sha256(appr_tok.encode()).hexdigest(),)) == 1
+    st, _, _ = c.get("/v1/terminals", token="mgt_" + "0" * 64)
+    assert st == 401
+    r = cli(c, "--account-disable", "ryo")
+    assert r.returncode == 0, r.stderr
+    st, _, _ = c.get("/v1/terminals", token=appr_tok)
+    assert st == 401
+    Client(c).login("ryo", expect=401)
+    wait_events(c, "account.token", lambda d: d["name"] == "ryo" and d["scope"] == "approver")
+    wait_events(c, "account.disabled", lambda d: d["name"] == "ryo")
+    print("tokens: ok")
+
+
+def check_hide_personal(c, pki):
+    t = pki.terminal("term-h")
+    ev = event("term-h", 1, kind="auth.failure", data={"user": "tanaka", "reason": "wrong code"},
+               clause=["2-6-6"])
+    st, body, _ = c.post(t, {"v": 1, "terminal": "term-h", "events": [ev]})
+    assert st == 200, body
+    deadline = time.time() + 10
+    while c.count("SELECT count(*) FROM events WHERE data LIKE '%tanaka%'") == 0:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    hidden, seen = Client(c), Client(c)
+    hidden.login("mika")
+    seen.login("nao")
+    st, body, _ = hidden.req("GET", "/v1/events?terminal=term-h")
+    assert st == 200 and body["events"][0]["data"]["user"] == "***", body
+    assert "tanaka" not in json.dumps(body)
+    st, body, _ = hidden.req("GET", "/v1/terminals/term-h")
+    assert st == 200 and "tanaka" not in json.dumps(body), body
+    st, data, _ = hidden.req("GET", "/v1/export.csv?terminal=term-h", raw=True)
+    assert st == 200 and b"tanaka" not in data and b"***" in data, data
+    # the media ledger's holder: hidden in the JSON list and in the CSV
+    st, out, _ = Client(c).req("POST", "/v1/ledger", {
+        "number": "USB-9", "holder": "佐藤", "department": "市民課", "model": "M",
+        "vendor": "0781", "product": "5581", "serial": "S9", "encrypted": True},
+        cookie=False, csrf=False, origin=False, headers={"Authorization": "Bearer " + TOKEN})
+    assert st in (200, 201), out
+    st, body, _ = hidden.req("GET", "/v1/ledger")
+    assert st == 200 and "佐藤" not in json.dumps(body, ensure_ascii=False) and "***" in json.dumps(body), body
+    st, data, _ = hidden.req("GET", "/v1/ledger.csv", raw=True)
+    assert st == 200 and "佐藤".encode() not in data and b"***" in data, data
+    st, data, _ = seen.req("GET", "/v1/ledger.csv", raw=True)
+    assert st == 200 and "佐藤".encode() in data, data
+    st, body, _ = seen.req("GET", "/v1/events?terminal=term-h")
+    assert st == 200 and body["events"][0]["data"]["user"] == "tanaka", body
+    print("hide_personal: ok")
+
+
+def main():
+    idle = 10
+    with TestDir("accounts") as d:
+        pki = PKI(d)
+        root_pem, root_pub, _ = keygen(d, "root")
+        grant_pem, _, _ = keygen(d, "grant")
+        c = Collector(d, pki)
+        with open(c.conf, "a") as f:
+            f.write(fleet_conf(grant_pem, root_pub))
+            f.write("\n[dashboard]\nsession_idle = %d\nsession_max = 3600\n" % idle)
+        # accounts made before the first start: the command migrates the store itself
+        add(c, "aki", "admin")
+        c.start()
+        try:
+            add(c, "ryo", "approver")
+            add(c, "mika", "auditor", hide=True)
+            add(c, "nao", "auditor")
+            add(c, "lena", "approver")
+            check_cli(c)
+            check_login(c)
+            check_lockout(c)
+            read_tok = check_csrf_and_roles(c)
+            check_tokens(c, read_tok)
+            check_hide_personal(c, pki)
+            created = wait_events(c, "account.created", lambda d: True, 5)
+            assert {d["name"] for d in created} >= {"aki", "ryo", "mika", "nao", "lena"}, created
+            check_expiry(c, idle)
+        except Exception:
+            print(c.logtext()[-4000:])
+            raise
+        finally:
+            rc = c.stop()
+            assert rc == 0, (rc, c.logtext()[-4000:])
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
