@@ -30,6 +30,7 @@ ROOTFS_PACKAGES = [
     'openssl', 'passwd', 'login', 'procps', 'util-linux', 'libinih1', 'libjansson4', 'libcurl4',
     'liboath0', 'libqrencode4', 'libpng16-16', 'libssl3', 'libsystemd0', 'libudev1',
     'libevent-2.1-7', 'libevent-openssl-2.1-7', 'libevent-pthreads-2.1-7', 'libsqlite3-0', 'curl',
+    'libpq5',  # the collector links libpq (the PostgreSQL store, docs/postgresql.md)
 ]
 MIRRORS = ['deb http://deb.debian.org/debian bookworm main',
            'deb http://deb.debian.org/debian-security bookworm-security main']
