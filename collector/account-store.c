@@ -14,6 +14,7 @@
 
 #include "macro.h"
 #include "secmem.h"
+#include "store.h"
 #include "totp_record.h"
 #include "totp_verify.h"
 
@@ -32,20 +33,8 @@ static void finalizep(sqlite3_stmt **st)
 	*st = NULL;
 }
 
-static int sqlite_err(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	default:
-		return -EIO;
-	}
-}
+/* one mapping of SQLite's codes for the whole collector (store.c) */
+#define sqlite_err store_sqlite_errno
 
 static int exec(struct account_store *s, const char *sql)
 {
