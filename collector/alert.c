@@ -843,7 +843,8 @@ static void round_once(void)
 		return;
 	}
 	A.store_failing = false;
-	qsort(cs.v, cs.n, sizeof(*cs.v), cond_cmp);
+	if (cs.n)
+		qsort(cs.v, cs.n, sizeof(*cs.v), cond_cmp);
 	r = reconcile(&cs);
 	conds_free(&cs);
 	if (r < 0) {

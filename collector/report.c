@@ -408,7 +408,8 @@ int report_selfcheck_html(sqlite3 *db, const char *month, const char *group, FIL
 		snprintf(err, errsz, "the store cannot answer now");
 		return r;
 	}
-	qsort(a.c, a.n, sizeof(a.c[0]), cmp_clause);
+	if (a.n)
+		qsort(a.c, a.n, sizeof(a.c[0]), cmp_clause);
 	jst_text(server_now_ms(), gen);
 
 	fputs("<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\">\n"

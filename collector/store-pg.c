@@ -835,7 +835,8 @@ static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t 
 			return r;
 	}
 
-	qsort(snapshots, n_snapshots, sizeof(*snapshots), cmp_event_time);
+	if (n_snapshots)
+		qsort(snapshots, n_snapshots, sizeof(*snapshots), cmp_event_time);
 	for (size_t i = 0; i < n_snapshots; i++) {
 		const struct event *e = snapshots[i];
 		if (e->ts_ms < compliance_ts ||

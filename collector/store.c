@@ -1096,7 +1096,8 @@ static int write_batch(struct store *s, const struct event_batch *b, int64_t now
 
 	/* Every new snapshot counts, in event-time order; one older than the state already shown
 	 * (a late arrival) cannot rewrite it. */
-	qsort(snapshots, n_snapshots, sizeof(*snapshots), cmp_event_time);
+	if (n_snapshots)
+		qsort(snapshots, n_snapshots, sizeof(*snapshots), cmp_event_time);
 	for (size_t i = 0; i < n_snapshots; i++) {
 		const struct event *e = snapshots[i];
 		if (e->ts_ms < compliance_ts ||
