@@ -42,6 +42,7 @@ static const char *const kind_names[_ALERT_KIND_MAX] = {
     [ALERT_LOCKED] = "locked",
     [ALERT_GAP] = "gap",
     [ALERT_CERT] = "cert_expiry",
+    [ALERT_TOTP_DOUBLE] = "totp_double_use",
 };
 
 /* the subject's words, Japanese first */
@@ -51,6 +52,7 @@ static const char *const kind_titles[_ALERT_KIND_MAX][2] = {
     [ALERT_LOCKED] = {"ロックアウト", "clerk locked out"},
     [ALERT_GAP] = {"証跡の欠落", "evidence missing"},
     [ALERT_CERT] = {"証明書の期限切れ間近", "certificate expiring"},
+    [ALERT_TOTP_DOUBLE] = {"確認コードの二重使用", "one-time code used twice"},
 };
 
 const char *alert_kind_name(enum alert_kind k)
@@ -169,7 +171,7 @@ int alert_config_check(struct collector_config *c, const char *name,
 /* ---- the conditions of one round ---- */
 
 struct cond {
-	char key[EVENT_TERMINAL_MAX + 48];
+	char key[EVENT_TERMINAL_MAX + 112]; /* totp_double_use: a user of 64 bytes and a step */
 	enum alert_kind kind;
 	char terminal[EVENT_TERMINAL_MAX + 1];
 	char *ja, *en; /* the message, Japanese first */
@@ -345,6 +347,37 @@ static void cert_row(const char *terminal, int64_t not_after, void *arg)
 		 "The certificate of terminal %s expires at %s. Check that it is renewed.",
 		 terminal, at);
 	cond_text(cs, c, ja, en);
+}
+
+/* One condition per (user, step): a third terminal that used the same code is the same news. */
+static int totp_double_row(const struct store_totp_double *d, void *arg)
+{
+	struct conds *cs = arg;
+	char user[ESCAPE_SIZE(64)], at[32], ja[ALERT_TEXT_MAX], en[ALERT_TEXT_MAX];
+	struct cond *c = cond_add(cs, ALERT_TOTP_DOUBLE, d->second);
+
+	if (!c)
+		return cs->err;
+	snprintf(c->key, sizeof(c->key), "%s:%s:%llu", kind_names[ALERT_TOTP_DOUBLE], d->user,
+		 (unsigned long long)d->step);
+	for (size_t i = 0; i + 1 < cs->n; i++)
+		if (strcmp(cs->v[i].key, c->key) == 0) {
+			cs->n--; /* a later double use of the same step: already listed */
+			return 0;
+		}
+	escape_text(d->user, strlen(d->user), 64, ESCAPE_QUOTES, user, sizeof(user));
+	event_format_ts(d->ts_ms, at);
+	snprintf(
+	    ja, sizeof(ja),
+	    "同じ確認コードが2台で使われました(利用者 %s、端末 %s と %s、%s)。認証器の盗用の疑いがあります。"
+	    "利用者に確認し、必要なら登録を失効してください。",
+	    user, d->first, d->second, at);
+	snprintf(en, sizeof(en),
+		 "The same one-time code of user %s was accepted on two terminals (%s and %s, "
+		 "%s): the authenticator may be stolen. Ask the user and revoke the enrollment "
+		 "if needed.",
+		 user, d->first, d->second, at);
+	return cond_text(cs, c, ja, en);
 }
 
 static int cond_cmp(const void *a, const void *b)
@@ -827,6 +860,8 @@ static void round_once(void)
 
 	atomic_fetch_add(&A.rounds, 1);
 	r = store_alert_scan(A.store, &v, scan_row, &cs);
+	if (r >= 0)
+		r = store_totp_double_scan(A.store, &v, totp_double_row, &cs);
 	if (r >= 0) {
 		enroll_cert_foreach(cert_row, &cs);
 		r = cs.err;

@@ -17,6 +17,7 @@ enum alert_kind {
 	ALERT_LOCKED,	    /* a clerk locked out (auth.locked) in the last 24 h */
 	ALERT_GAP,	    /* evidence missing: an unannounced sequence gap */
 	ALERT_CERT,	    /* the terminal's certificate expires within [alerts] cert_warning */
+	ALERT_TOTP_DOUBLE,  /* a one-time code accepted on two terminals (fleet.totp double_use) */
 	_ALERT_KIND_MAX,
 };
 

@@ -929,7 +929,7 @@ static json_t *col_json(const PGresult *res, int row, int col)
 	" drift, 'seq_conflicts', conflicts, 'gaps', gaps_all, 'gaps_unannounced', gaps_un,"                   \
 	" 'stale', stale, 'locked_24h', " PG_COUNT_24H(                                                        \
 	    "auth.locked",                                                                                     \
-	    "") ", 'problem', problem,"                                                                        \
+	    "") ", 'problem', problem, 'totp_double_use', false,"                                              \
 		" 'failing', (SELECT coalesce(json_agg(" PG_CHECK_JSON                                         \
 		") ORDER BY c.check_id), '[]')"                                                                \
 		" FROM checks c WHERE c.tid = w.id AND c.status IN ('fail', 'error')),"                        \

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "account-store.h"
+#include "ingest.h"
 #include "macro.h"
 #include "store-pg.h"
 #include "store-verify.h"
@@ -1587,25 +1588,33 @@ static int64_t terminal_interval(sqlite3_stmt *st, int col, const struct store_v
 /* Every terminal with its derived state, from which the list, its summary and one terminal are
  * read: one scan of the terminals table (the writer keeps the counts). ?1..?2: the last 24 h,
  * ?3: now, ?4: the default report interval, ?5: the drift limit. st: 0 non-compliant,
- * 1 compliant, 2 no report yet. rank: the triage order. */
-#define TERMINAL_VIEW                                                                              \
-	"WITH v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"     \
-	"  t.report_interval, t.compliance_ts, ifnull(t.drift_ms, 0) AS drift_ms, t.conflicts,"    \
-	"  t.n_gaps AS gaps_all, t.n_gaps_unannounced AS gaps_un, t.description,"                  \
-	"  ifnull(t.locked_at >= ?1 AND t.locked_at < ?2, 0) AS locked, t.n_failing,"              \
-	"  (?3 - t.last_seen > 2 * ifnull(t.report_interval, ?4)) AS stale,"                       \
-	"  (ifnull(t.drift_ms, 0) > ?5 OR ifnull(t.drift_ms, 0) < -?5) AS drift,"                  \
-	"  CASE WHEN t.compliance_ts IS NULL THEN 2 WHEN t.n_failing > 0 THEN 0 ELSE 1 END AS st"  \
-	"  FROM terminals t),"                                                                     \
-	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0) AS problem,"        \
-	"  CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                              \
-	"  WHEN drift OR locked OR gaps_un > 0 THEN 2 WHEN st = 2 THEN 3 ELSE 4 END AS rank"       \
+ * 1 compliant, 2 no report yet. dbl: a terminal named in a double use of a one-time code
+ * (fleet.totp double_use of the last 24 h, written by the collector itself, docs/fleet.md).
+ * rank: the triage order. */
+#define TERMINAL_VIEW                                                                               \
+	"WITH dbl AS (SELECT DISTINCT j.value AS name FROM events e"                                \
+	"  JOIN terminals c ON c.id = e.tid AND c.name = '" INGEST_SELF_TERMINAL "',"               \
+	"  json_each(e.data, '$.terminals') j WHERE e.kind = 'fleet.totp' AND e.ts >= ?1"           \
+	"  AND e.ts < ?2 AND e.body IS NULL AND json_extract(e.data, '$.action') = 'double_use'),"  \
+	" v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"          \
+	"  t.report_interval, t.compliance_ts, ifnull(t.drift_ms, 0) AS drift_ms, t.conflicts,"     \
+	"  t.n_gaps AS gaps_all, t.n_gaps_unannounced AS gaps_un, t.description,"                   \
+	"  ifnull(t.locked_at >= ?1 AND t.locked_at < ?2, 0) AS locked, t.n_failing,"               \
+	"  (?3 - t.last_seen > 2 * ifnull(t.report_interval, ?4)) AS stale,"                        \
+	"  (ifnull(t.drift_ms, 0) > ?5 OR ifnull(t.drift_ms, 0) < -?5) AS drift,"                   \
+	"  CASE WHEN t.compliance_ts IS NULL THEN 2 WHEN t.n_failing > 0 THEN 0 ELSE 1 END AS st,"  \
+	"  t.name IN (SELECT name FROM dbl) AS dbl"                                                 \
+	"  FROM terminals t),"                                                                      \
+	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0 OR dbl) AS problem,"  \
+	"  CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                               \
+	"  WHEN drift OR locked OR gaps_un > 0 OR dbl THEN 2 WHEN st = 2 THEN 3 ELSE 4 END AS rank" \
 	"  FROM v) "
 
 /* the columns terminal_row_json() reads, in its order */
 #define TERMINAL_COLUMNS                                                                           \
 	"id, name, first_seen, last_seen, max_seq, policy_hash, report_interval, compliance_ts,"   \
-	" drift_ms, conflicts, gaps_all, gaps_un, description, locked, stale, drift, st, problem"
+	" drift_ms, conflicts, gaps_all, gaps_un, description, locked, stale, drift, st, problem," \
+	" dbl"
 
 static void view_bind(sqlite3_stmt *st, const struct store_view *v)
 {
@@ -1650,6 +1659,7 @@ static json_t *terminal_row_json(sqlite3_stmt *st, const struct store_view *v)
 	json_object_set_new(o, "stale", json_boolean(sqlite3_column_int(st, 14)));
 	json_object_set_new(o, "locked_24h", json_integer(0)); /* counted by terminals_decorate */
 	json_object_set_new(o, "problem", json_boolean(sqlite3_column_int(st, 17)));
+	json_object_set_new(o, "totp_double_use", json_boolean(sqlite3_column_int(st, 18)));
 	json_object_set_new(o, "failing", json_array());
 	json_object_set_new(o, "usb_blocked_24h", json_integer(0));
 	json_object_set_new(o, "auth_failures_24h", json_integer(0));
@@ -2382,6 +2392,45 @@ int store_alert_scan(struct store *s, const struct store_view *v,
 		if (!row.terminal)
 			return -ENOMEM;
 		r = fn(&row, arg);
+		if (r < 0)
+			return r;
+	}
+	return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+}
+
+/* The double uses of a one-time code of the last 24 h (the dbl of TERMINAL_VIEW), oldest first. */
+int store_totp_double_scan(struct store *s, const struct store_view *v,
+			   int (*fn)(const struct store_totp_double *d, void *arg), void *arg)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if (s->pg)
+		return 0; /* no fleet on the PostgreSQL store (docs/postgresql.md) */
+	r = prepare(
+	    s,
+	    "SELECT json_extract(e.data, '$.user'), json_extract(e.data, '$.step'),"
+	    " json_extract(e.data, '$.terminals[0]'), json_extract(e.data, '$.terminals[1]'),"
+	    " e.ts FROM events e JOIN terminals c ON c.id = e.tid"
+	    " AND c.name = '" INGEST_SELF_TERMINAL "' WHERE e.kind = 'fleet.totp'"
+	    " AND e.ts >= ?1 AND e.ts < ?2 AND e.body IS NULL"
+	    " AND json_extract(e.data, '$.action') = 'double_use' ORDER BY e.id",
+	    &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, v->now_ms - 86400 * 1000LL);
+	sqlite3_bind_int64(st, 2, v->now_ms + 86400 * 1000LL);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_totp_double d = {
+		    .user = (const char *)sqlite3_column_text(st, 0),
+		    .step = (uint64_t)sqlite3_column_int64(st, 1),
+		    .first = (const char *)sqlite3_column_text(st, 2),
+		    .second = (const char *)sqlite3_column_text(st, 3),
+		    .ts_ms = sqlite3_column_int64(st, 4),
+		};
+		if (!d.user || !d.first || !d.second)
+			continue; /* not one the collector wrote */
+		r = fn(&d, arg);
 		if (r < 0)
 			return r;
 	}

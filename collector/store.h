@@ -249,6 +249,18 @@ struct store_alert_row {
  * unannounced gap, by name; the row's strings live until fn returns. Read-only store. */
 int store_alert_scan(struct store *s, const struct store_view *v,
 		     int (*fn)(const struct store_alert_row *row, void *arg), void *arg);
+struct store_totp_double {
+	const char *user;
+	uint64_t step; /* the TOTP time step (or 2^62 + rid: a recovery code) */
+	const char *first,
+	    *second;   /* the terminal that used it first, the one that used it again */
+	int64_t ts_ms; /* when the collector noticed */
+};
+
+/* Calls fn for every double use of a one-time code of the last 24 h (fleet.totp double_use, the
+ * collector's own events), oldest first; nothing on the PostgreSQL store. Read-only store. */
+int store_totp_double_scan(struct store *s, const struct store_view *v,
+			   int (*fn)(const struct store_totp_double *d, void *arg), void *arg);
 /* ---- the daily history (docs/evidence.md "History"); days: 1..STORE_HISTORY_DAYS_MAX, ending
  * with today (v->now_ms, a day in Japan) ---- */
 

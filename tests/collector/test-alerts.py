@@ -16,6 +16,7 @@ from collections import Counter
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from alertlib import SMTPSink, WebhookReceiver  # noqa: E402
 from collectorlib import PKI, Collector, TestDir, compliance, event  # noqa: E402
+import fleetlib  # noqa: E402
 
 FAIL = ["usb.default_deny"]
 
@@ -341,8 +342,99 @@ def config_errors():
         assert p.returncode == 0, p.stderr
 
 
+def totp_double_use():
+    """Central TOTP (docs/fleet.md): a code accepted offline on two terminals, then on a third,
+    is one alert (per user and step), not one per terminal; both terminals show a problem on
+    the dashboard with the reason."""
+    with TestDir("alerts-totp") as d:
+        pki = PKI(d)
+        sink, hook = SMTPSink().start(), WebhookReceiver()
+        _, root_pub, _ = fleetlib.keygen(d, "root")
+        grant_pem, _, _ = fleetlib.keygen(d, "grant")
+        key = os.path.join(d, "totp.key")
+        with open(key, "w") as f:
+            f.write("ab" * 32 + "\n")
+        os.chmod(key, 0o600)
+        names = ("term-t1", "term-t2", "term-t3", "term-t4")
+        certs = {n: pki.terminal(n) for n in names}
+        c = Collector(d, pki, extra=alerts_conf(sink, hook) + fleetlib.fleet_conf(
+            grant_pem, root_pub) + "totp_key = %s\n" % key).start()
+        try:
+            st, body, _ = fleetlib.call(c, "POST", "/v1/groups", {"name": "kyoku"})
+            assert st in (200, 201), (st, body)
+            st, body, _ = fleetlib.call(c, "POST", "/v1/totp", {"user": "clerk1",
+                                                               "groups": ["kyoku"]})
+            assert st in (200, 201), (st, body)
+            step = int(time.time()) // 30
+
+            def used(name, seq, user="clerk1", s=step):
+                ev = event(name, seq, kind="auth.success", clause=["2-6-6"],
+                           data={"user": user, "service": "login", "method": "totp",
+                                 "step": s, "claim": "offline"})
+                st, body, _ = c.post(certs[name], {"v": 1, "terminal": name, "events": [
+                    compliance(name, seq - 1, interval_s=3600), ev]})
+                assert st == 200, (st, body)
+
+            used("term-t1", 2)
+            used("term-t4", 2, s=step - 1)  # another step, used once: no problem
+            st, body, _ = c.get("/v1/terminals/term-t1")
+            assert body["totp_double_use"] is False and body["problem"] is False, body
+            used("term-t2", 2)
+            want = [("totp_double_use", "term-t2")]
+            mwant = [("totp_double_use", "clerk1")]  # the mail's footer: the key, user:step
+            wait(lambda: mail_keys(sink) == mwant and hook_keys(hook) == want,
+                 what="one mail and one post for the double use")
+            used("term-t3", 2)  # a third terminal, the same step: the same condition
+            wait(lambda: len([e for e in c.get("/v1/events?kind=fleet.totp")[1]["events"]
+                              if e["data"]["action"] == "double_use"]) == 2,
+                 what="the second double_use event")
+            time.sleep(3)
+            assert mail_keys(sink) == mwant and hook_keys(hook) == want, \
+                (mail_keys(sink), hook_keys(hook))
+            assert raised_lines(c.logtext()) == want, raised_lines(c.logtext())
+            m = sink.snapshot()[0]
+            assert m["subject"].startswith("[mynaguard] 確認コードの二重使用 term-t2 / one-time "
+                                           "code used twice"), m["subject"]
+            b = m["body"]
+            assert b.index("同じ確認コードが2台で使われました") < b.index("accepted on two"), b
+            assert '"clerk1"' in b and "term-t1" in b and "失効" in b, b
+            st, body, _ = c.get("/v1/alerts")
+            assert [a["key"] for a in body["alerts"]] == ["totp_double_use:clerk1:%d" % step], body
+            # the dashboard: the three terminals that used it are problems, the fourth is not
+            for n in names:
+                st, body, _ = c.get("/v1/terminals/" + n)
+                bad = n != "term-t4"
+                assert st == 200 and body["totp_double_use"] is bad and body["problem"] is bad, \
+                    (n, body)
+            st, body, _ = c.get("/v1/terminals?status=problem")
+            ids = {t["id"] for t in body["terminals"]} - {"mynaguard-collector"}  # no report
+            assert ids == set(names[:3]), body
+            st, text, _ = c.get("/metrics", raw=True)
+            assert b'mynaguard_collector_alerts_open{kind="totp_double_use"} 1' in text, text
+        except BaseException:
+            sys.stderr.write(c.logtext()[-6000:])
+            raise
+        finally:
+            c.stop()
+            sink.stop()
+            hook.stop()
+        # a restart sends nothing again
+        sink.start()
+        c.start()
+        try:
+            time.sleep(3)
+            assert mail_keys(sink) == mwant, mail_keys(sink)
+            assert raised_lines(c.logtext()).count(want[0]) == 1, c.logtext()
+            st, body, _ = c.get("/v1/alerts")
+            assert body["open"] == 1, body
+        finally:
+            c.stop()
+            sink.stop()
+
+
 def main():
     config_errors()
+    totp_double_use()
     main_flow()
     starttls_required()
     stale_grace()
