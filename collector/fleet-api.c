@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "fleet-internal.h"
+#include "ingest.h"
 #include "macro.h"
 #include "metrics.h"
 #include "server.h"
@@ -1747,20 +1748,28 @@ static void ledger_csv_post(struct evhttp_request *req, struct fleet *f)
 static json_t *totp_row_json(sqlite3_stmt *st)
 {
 	/* columns: user, groups, gen, secret IS NOT NULL, enrolled_at, enrolled_by, revoked_at,
-	 * revoked_by, revoke_reason */
+	 * revoked_by, revoke_reason, double uses, the newest one (s) */
 	json_t *groups = json_loads(fleet_col_text(st, 1), 0, NULL);
 
 	return json_pack(
-	    "{s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:o,s:o}", "user", col_json(st, 0), "groups",
+	    "{s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:I,s:o}", "user", col_json(st, 0), "groups",
 	    groups ? groups : json_array(), "gen", (json_int_t)sqlite3_column_int64(st, 2), "state",
 	    sqlite3_column_int(st, 3) ? "active" : "revoked", "enrolled_at", col_time(st, 4),
 	    "enrolled_by", col_json(st, 5), "revoked_at", col_time(st, 6), "revoked_by",
-	    col_json(st, 7), "revoke_reason", col_json(st, 8));
+	    col_json(st, 7), "revoke_reason", col_json(st, 8), "double_uses",
+	    (json_int_t)sqlite3_column_int64(st, 9), "last_double_use", col_time(st, 10));
 }
+
+/* the double uses of the user's codes: the collector's own fleet.totp events (still kept) */
+#define TOTP_DOUBLE_USES(what)                                                                     \
+	"(SELECT " what " FROM events e JOIN terminals c ON c.id = e.tid"                          \
+	" AND c.name = '" INGEST_SELF_TERMINAL "' WHERE e.kind = 'fleet.totp' AND e.body IS NULL"  \
+	" AND json_extract(e.data, '$.action') = 'double_use'"                                     \
+	" AND json_extract(e.data, '$.user') = fleet_totp.user)"
 
 #define TOTP_COLS                                                                                  \
 	"user, groups, gen, secret IS NOT NULL, enrolled_at, enrolled_by, revoked_at, revoked_by," \
-	" revoke_reason"
+	" revoke_reason, " TOTP_DOUBLE_USES("count(*)") ", " TOTP_DOUBLE_USES("max(e.ts) / 1000")
 
 static void totp_list(struct evhttp_request *req, struct fleet *f)
 {

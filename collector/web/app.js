@@ -47,7 +47,12 @@
       newest: '最新へ', older: 'さらに古いイベント →', all_kinds: 'すべて', raw: '元データ',
       locked: 'ロックアウト', gap_unannounced: '未通知の欠番', st_all: 'すべて', st_problem: '問題あり',
       sort_asc: '昇順', sort_desc: '降順',
-      requests: '申請', exceptions: '例外', ledger: '媒体台帳', groups: 'グループ',
+      requests: '申請', exceptions: '例外', ledger: '媒体台帳', groups: 'グループ', totp: 'TOTP 登録',
+      totp_title: '集中管理の TOTP 登録（閲覧のみ）', totp_help: '登録・失効・回復コードは mynaguardctl fleet totp で行います。',
+      totp_user: '利用者', totp_groups: 'グループ', totp_since: '登録日時', totp_by: '登録者', totp_state: '状態',
+      totp_revoked_at: '失効日時', totp_double: '二重使用', no_totp: '集中管理の TOTP 登録はありません。',
+      totp_double_badge: '確認コードの二重使用',
+      totp_double_reason: '同じ確認コードが2台で使われました — 認証器の盗用の疑い。利用者に確認し、必要なら失効してください（mynaguardctl fleet totp revoke）。',
       retention: '保存期間', ret_title: 'ログの保存期間（種類ごと）', ret_period: '保存期間', ret_oldest: '保存中の最古の受信日時',
       ret_keep: '無期限', ret_last_run: '最終廃棄処理: ', ret_disposed: '、廃棄件数: ', ret_hold: '訴訟ホールド中の端末: ',
       ret_none_held: 'なし', ret_years: '年', ret_days: '日', ret_seconds: '秒',
@@ -125,7 +130,12 @@
       newest: 'Newest', older: 'Older events →', all_kinds: 'all', raw: 'raw data',
       locked: 'Locked out', gap_unannounced: 'Unannounced gap', st_all: 'All', st_problem: 'Problems',
       sort_asc: 'ascending', sort_desc: 'descending',
-      requests: 'Requests', exceptions: 'Exceptions', ledger: 'Media ledger', groups: 'Groups',
+      requests: 'Requests', exceptions: 'Exceptions', ledger: 'Media ledger', groups: 'Groups', totp: 'TOTP enrollments',
+      totp_title: 'Central TOTP enrollments (read-only)', totp_help: 'Enroll, revoke and issue recovery codes with mynaguardctl fleet totp.',
+      totp_user: 'User', totp_groups: 'Groups', totp_since: 'Enrolled at', totp_by: 'Enrolled by', totp_state: 'State',
+      totp_revoked_at: 'Revoked at', totp_double: 'Double uses', no_totp: 'No central TOTP enrollment.',
+      totp_double_badge: 'One-time code used twice',
+      totp_double_reason: 'The same one-time code was accepted on two terminals: the authenticator may be stolen. Ask the user and revoke the enrollment if needed (mynaguardctl fleet totp revoke).',
       retention: 'Retention', ret_title: 'Retention by event kind', ret_period: 'Period', ret_oldest: 'Oldest kept (received)',
       ret_keep: 'kept', ret_last_run: 'Last disposal run: ', ret_disposed: ', events disposed of: ', ret_hold: 'Terminals on legal hold: ',
       ret_none_held: 'none', ret_years: ' years', ret_days: ' days', ret_seconds: ' s',
@@ -199,7 +209,7 @@
     'account.token': ['スクリプト用トークン発行', 'Script token issued'],
   };
 
-  const FLEET_VIEWS = ['requests', 'exceptions', 'ledger', 'groups'];
+  const FLEET_VIEWS = ['requests', 'exceptions', 'ledger', 'groups', 'totp'];
   // views of other files (review.js): name -> { load(ctx) }, section NAME + 'view', link nav-NAME
   const EXTRA = () => window.mynaguardViews || {};
   const PAGE = 50;
@@ -391,6 +401,11 @@
     if (term.stale) frag.appendChild(el('span', t('st_stale'), 'badge st-stale'));
     if (term.locked_24h) frag.appendChild(el('span', t('locked'), 'badge st-noncompliant'));
     if (term.gaps_unannounced) frag.appendChild(el('span', t('gap_unannounced'), 'badge st-noncompliant'));
+    if (term.totp_double_use) {
+      const b = el('span', t('totp_double_badge'), 'badge st-noncompliant totp-double');
+      b.title = t('totp_double_reason');
+      frag.appendChild(b);
+    }
     return frag;
   }
 
@@ -491,7 +506,8 @@
       tr.appendChild(st);
       tr.appendChild(el('td', fmtTime(term.last_seen)));
       const fc = el('td');
-      if (term.failing.length === 0) fc.textContent = t('none');
+      if (term.failing.length === 0 && !term.totp_double_use) fc.textContent = t('none');
+      if (term.totp_double_use) fc.appendChild(el('div', t('totp_double_reason'), 'failing totp-double-reason'));
       term.failing.forEach((f) => {
         const d = el('div', null, 'failing');
         d.dataset.check = f.id;
@@ -587,6 +603,7 @@
     fact(dl, 'col_usb', term.usb_blocked_24h);
     fact(dl, 'col_auth', term.auth_failures_24h);
     if (term.locked_24h) fact(dl, 'locked', term.locked_24h);
+    if (term.totp_double_use) fact(dl, 'totp_double_badge', t('totp_double_reason'));
     if (term.seq_conflicts) fact(dl, 'conflicts', term.seq_conflicts);
 
     const checks = document.createDocumentFragment();
@@ -865,7 +882,10 @@
       if (view === 'requests') await loadRequests();
       else if (view === 'exceptions') await loadExceptions();
       else if (view === 'ledger') await loadLedger();
+      else if (view === 'totp') await loadTotp();
       else await loadGroups();
+      // a load that ends after the user went on (the language switch refreshes) shows nothing
+      if (route.view !== view) return;
       $('fleet-off').hidden = true;
       $(view + 'view').hidden = false;
       $('updated').textContent = t('updated') + fmtTime(new Date().toISOString());
@@ -1132,6 +1152,31 @@
     $('ledger-table').tBodies[0].replaceChildren(f);
     $('ledger-none').hidden = rows.length !== 0;
     $('ledger-table').hidden = rows.length === 0;
+  }
+
+  // central TOTP (docs/fleet.md): read-only; the secrets never leave the collector's API
+  async function loadTotp() {
+    const rows = (await (await api('/v1/totp')).json()).totp;
+    const f = document.createDocumentFragment();
+    rows.forEach((r) => {
+      const tr = el('tr', null, 'tp');
+      tr.dataset.user = r.user;
+      tr.appendChild(el('td', r.user));
+      tr.appendChild(el('td', r.groups.join(' ')));
+      tr.appendChild(el('td', fmtTime(r.enrolled_at)));
+      tr.appendChild(el('td', r.enrolled_by || ''));
+      const st = el('td');
+      st.appendChild(el('span', t(r.state), 'badge ' + (r.state === 'active' ? 'st-compliant' : 'st-unknown')));
+      tr.appendChild(st);
+      tr.appendChild(el('td', r.revoked_at ? fmtTime(r.revoked_at) + (r.revoke_reason ? ' (' + r.revoke_reason + ')' : '') : t('none')));
+      const dbl = el('td', String(r.double_uses), 'num' + (r.double_uses ? ' warn' : ''));
+      if (r.double_uses) dbl.title = t('totp_double_reason') + ' ' + fmtTime(r.last_double_use);
+      tr.appendChild(dbl);
+      f.appendChild(tr);
+    });
+    $('totp-table').tBodies[0].replaceChildren(f);
+    $('totp-none').hidden = rows.length !== 0;
+    $('totp-table').hidden = rows.length === 0;
   }
 
   async function submitImport(ev) {

@@ -7,7 +7,8 @@
 # bad file refused with its line number and nothing changed; a row through the form), the request shown, a grant out of
 # the base's limits refused with the collector's reason and nothing stored, the grant through
 # the form, a second request refused with a reason, the exception listed, revoked after a
-# confirmation, the groups. Screenshots into
+# confirmation, the groups, the central TOTP enrollments (read-only) with a double use, and that
+# double use as a problem on the terminals' list. Screenshots into
 # the artefacts directory. Exit 77 when chromium, chromedriver or selenium are missing.
 import base64
 import importlib.util
@@ -53,6 +54,10 @@ def setup_fleet(d, pki):
     c = Collector(d, pki)
     with open(c.conf, "a") as f:
         f.write(fleet_conf(os.path.join(d, "grant.key"), os.path.join(d, "root.pub")))
+        f.write("totp_key = %s\n" % os.path.join(d, "totp.key"))
+    with open(os.path.join(d, "totp.key"), "w") as f:
+        f.write("cd" * 32 + "\n")
+    os.chmod(os.path.join(d, "totp.key"), 0o600)
     c.start()
     base = os.path.join(d, "base.conf")
     with open(base, "w") as f:
@@ -84,6 +89,16 @@ def setup_fleet(d, pki):
         time.sleep(0.2)
     codes = {r["serial"]: r["code"] for r in body["requests"]}
     check(codes.get("4C530001") == "ABCD2345" and codes.get("PRIV0001"), "the requests exist: %s" % body)
+    # central TOTP: clerk1 enrolled, one code accepted offline on term-a and on term-b
+    st, body, _ = call(c, "POST", "/v1/totp", {"user": "clerk1", "groups": ["fukushi"]})
+    check(st in (200, 201), "clerk1 enrolled: %s %s" % (st, body))
+    step = int(time.time()) // 30
+    for name, seq in (("term-a", 3), ("term-b", 1)):
+        st, _, _ = c.post(pki.terminal(name), {"v": 1, "terminal": name, "events": [
+            event(name, seq, kind="auth.success", clause=["2-6-6"], data={
+                "user": "clerk1", "service": "login", "method": "totp", "step": step,
+                "claim": "offline"})]})
+        check(st == 200, "auth.success from " + name)
     return c, codes["PRIV0001"]
 
 
@@ -207,6 +222,30 @@ def drive(b, c, d, outdir, code2):
     click(b, By.ID, "lang")
     b.wait("English", lambda: "Bundle version" in b.text('#group-list .group[data-group="fukushi"]'))
     click(b, By.ID, "lang")
+
+    # ---- central TOTP (read-only) and the double use on the terminals' list ----
+    b.js("location.hash = '#/totp'")
+    sel = '#totp-table tr[data-user="clerk1"]'
+    b.wait("the enrollment with its double use",
+           lambda: "fukushi" in (b.text(sel) or "") and b.js(
+               "return document.querySelector(arguments[0] + ' td.num.warn')?.textContent", sel) == "1")
+    row = b.text(sel)
+    check("有効" in row and "clerk1" in row, "the TOTP row: " + row)
+    check(b.text("#totpview h2") == "集中管理の TOTP 登録（閲覧のみ）", "the TOTP view's title")
+    # the groups' load that the language switch started ended on another view: not shown there
+    check(not visible(b, "groupsview"), "the groups view stays hidden on the TOTP view")
+    b.screenshot(os.path.join(outdir, "fleet-totp.png"))
+    click(b, By.ID, "lang")
+    b.wait("English", lambda: "Active" in (b.text(sel) or "") or "active" in (b.text(sel) or ""))
+    check(b.text("#totpview h2") == "Central TOTP enrollments (read-only)", "the title in English")
+    click(b, By.ID, "lang")
+    b.js("location.hash = '#/terminals?status=problem'")
+    b.wait_css('#terminals tbody tr[data-terminal="term-b"]')
+    for name in ("term-a", "term-b"):
+        r = b.text('#terminals tbody tr[data-terminal="%s"]' % name)
+        check("確認コードの二重使用" in r and "同じ確認コードが2台で使われました" in r and "失効" in r,
+              "the double use on %s: %s" % (name, r))
+    b.screenshot(os.path.join(outdir, "fleet-totp-problem.png"))
 
     b.collect_logs()
     check(not b.problems or all(("400" in p or "401" in p) for p in b.problems),

@@ -411,6 +411,10 @@ def totp_double_use():
             assert ids == set(names[:3]), body
             st, text, _ = c.get("/metrics", raw=True)
             assert b'mynaguard_collector_alerts_open{kind="totp_double_use"} 1' in text, text
+            # the enrollments' list counts them (the dashboard's TOTP view)
+            st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
+            (row,) = body["totp"]
+            assert row["double_uses"] == 2 and row["last_double_use"], row
         except BaseException:
             sys.stderr.write(c.logtext()[-6000:])
             raise
