@@ -7,7 +7,8 @@
 # pam_wrapper (pamtester) on each terminal's store.
 # One enrollment logs in on both terminals; a terminal outside the enrollment's groups never gets
 # it; revocation removes it everywhere (also from a terminal that was offline at the time) and a
-# re-enrollment replaces the secret everywhere (the old codes stop working). Finally every file
+# re-enrollment replaces the secret everywhere (the old codes stop working); a code accepted
+# offline on two terminals is a double use, a problem of both on the dashboard. Finally every file
 # of the collector and of both terminals, and this test's captured output, is searched for the
 # secret (base32, hex, raw bytes): it may be only in the two root-only stores.
 # Usage: test-fleet-totp.py --ctl BIN --collector BIN --agent BIN --uplink BIN --pam MODULE
@@ -332,6 +333,18 @@ def run(a, d):
         assert ev["data"]["user"] == USER and sorted(ev["data"]["terminals"]) == sorted(
             TERMINALS[:2]), ev["data"]
         log("after the reconnect the collector flagged the double use: %s" % ev["data"]["problem"])
+        # the dashboard: both terminals are a problem for it, the third one is not
+        for tid in TERMINALS:
+            st, body, _ = c.get("/v1/terminals/" + tid)
+            bad = tid in TERMINALS[:2]
+            assert st == 200 and body["totp_double_use"] is bad, (tid, body)
+            assert body["problem"] or not bad, (tid, body)
+        st, body, _ = c.get("/v1/terminals?status=problem")
+        assert {t["id"] for t in body["terminals"]} >= set(TERMINALS[:2]), body
+        st, body, _ = c.get("/v1/totp")
+        assert st == 200 and [(r["user"], r["double_uses"]) for r in body["totp"]] == [
+            (USER, 1)], body
+        log("the dashboard shows the double use as a problem of both terminals")
 
         # 3. revocation while B is offline: A drops it at its next fetch, B when it is back
         # (B's uplink is stopped, not restarted: the bases of this test carry one terminal's
