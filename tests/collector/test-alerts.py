@@ -6,7 +6,8 @@
 # restart; each condition has its syslog line; /v1/alerts and /metrics show them; a condition
 # that ends and comes back is sent again; a relay that is down is logged and retried without
 # slowing ingest; STARTTLS required of a relay that offers none sends nothing; the daily digest
-# sends one mail listing the open conditions instead of one each.
+# sends one mail listing the open conditions instead of one each; a central TOTP code accepted
+# offline on several terminals is one alert per user and step, and a problem of each terminal.
 import os
 import re
 import sys
