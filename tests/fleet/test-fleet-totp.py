@@ -42,6 +42,7 @@ wait, rfc3339, Terminal = e2e.wait, e2e.rfc3339, e2e.Terminal
 GROUP, OTHER = "kyoku", "honcho"
 TERMINALS = ("fleet-totp-a", "fleet-totp-b", "fleet-totp-c")  # c is in OTHER
 USER = "clerk1"
+USER2 = "clerk2"  # enrolled for OTHER, never verified
 
 # Everything this test prints goes through here, and is kept to be searched for the secret.
 OUT = io.StringIO()
@@ -289,6 +290,22 @@ def run(a, d):
             e for e in events("fleet.totp") if e["data"]["action"] == "verified"], 10)[0]
         assert ev["data"]["user"] == USER, ev["data"]
         log("the enrollment stayed pending (in no bundle) until one right code verified it")
+        # five wrong codes: the enrollment must be made again (even the right code is refused)
+        r = ctl_raw("totp", "enroll", USER2, "--groups", OTHER)
+        assert r.returncode == 0, r.stderr
+        b32_3 = urllib.parse.parse_qs(urllib.parse.urlparse(r.stdout.strip()).query)["secret"][0]
+        secret3 = base64.b32decode(b32_3 + "=" * (-len(b32_3) % 8))
+        right3 = totp(secret3, time.time())
+        wrong3 = "%06d" % ((int(right3) + 1) % 1000000)
+        for i in range(1, 6):
+            st, body, _ = fleetlib.call(c, "POST", "/v1/totp/%s/verify" % USER2, {"code": wrong3})
+            assert st == 422 and "%d of 5" % i in body["error"], (i, st, body)
+        r = ctl_raw("totp", "verify", USER2, right3)
+        assert r.returncode == 1 and "enroll %s again" % USER2 in r.stderr, r.stderr
+        st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
+        row = [t for t in body["totp"] if t["user"] == USER2][0]
+        assert row["state"] == "pending" and row["verify_failures"] == 5, row
+        log("five wrong codes: %s stays pending until enrolled again" % USER2)
 
         for tid in TERMINALS[:2]:
             rec = os.path.join(terms[tid]["state"], "totp", USER)
@@ -330,6 +347,8 @@ def run(a, d):
         # the terminal of the other group never got it
         assert not os.path.exists(os.path.join(terms[TERMINALS[2]]["state"], "totp", USER))
         assert not login(TERMINALS[2], totp(secret, time.time())), "C accepted the secret"
+        # nor the pending enrollment of its own group
+        assert not os.path.exists(os.path.join(terms[TERMINALS[2]]["state"], "totp", USER2))
 
         # 2. re-enrollment replaces the secret everywhere, once verified. Steps so far: the
         # verify's (vstep), A's (astep), B's (astep + 1). From astep + 2 on: the verify takes

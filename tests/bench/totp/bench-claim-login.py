@@ -138,9 +138,12 @@ def main():
             sys.stdout.write(r.stdout)
             sys.stdout.flush()
 
-        print("# %s %s, %d CPUs, load %s; pam_mynaguard %s" % (
-            time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), os.uname().release, os.cpu_count(),
-            " ".join("%.1f" % x for x in os.getloadavg()),
+        fs = subprocess.run(["findmnt", "-no", "FSTYPE", "-T", d], capture_output=True,
+                            text=True).stdout.strip()
+        print("# %s %s, %d CPUs, load %s; collector database on %s, PAM state on tmpfs; "
+              "pam_mynaguard %s" % (
+                  time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), os.uname().release,
+                  os.cpu_count(), " ".join("%.1f" % x for x in os.getloadavg()), fs or "?",
             subprocess.run(["git", "-C", SRC, "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True).stdout.strip() or "?"))
         print()
