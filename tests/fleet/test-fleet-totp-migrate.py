@@ -3,12 +3,19 @@
 # A collector database from before `fleet totp verify` (docs/fleet.md, "Verification"):
 # fleet_totp without verified_at and verify_failures. At the start the collector adds both; an
 # enrollment in force counts as verified at its enrollment (it has been on the terminals), a
-# revoked one stays revoked. A new enrollment after the upgrade is pending.
+# revoked one stays revoked. A new enrollment after the upgrade is pending; a code of a step a
+# terminal already claimed does not verify it (409), the code of another step does.
 import argparse
+import base64
+import hashlib
+import hmac
 import os
 import sqlite3
+import struct
 import subprocess
 import sys
+import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "collector"))
@@ -22,6 +29,12 @@ INSERT INTO fleet_totp VALUES ('old-active', '["g"]', 3, x'00112233', 1764000000
   NULL, NULL, NULL);
 INSERT INTO fleet_totp VALUES ('old-revoked', '["g"]', 1, NULL, 1764000000, 'admin',
   1764100000, 'admin', 'lost phone');"""
+
+
+def totp(secret, t):
+    mac = hmac.new(secret, struct.pack(">Q", int(t) // 30), hashlib.sha1).digest()
+    o = mac[-1] & 15
+    return "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000)
 
 
 def main():
@@ -60,9 +73,34 @@ def main():
             assert st == 201, (st, body)
             st, body, _ = fleetlib.call(c, "POST", "/v1/totp", {"user": "new", "groups": ["g"]})
             assert st == 201, (st, body)
+            b32 = urllib.parse.parse_qs(urllib.parse.urlparse(body["otpauth"]).query)["secret"][0]
+            secret = base64.b32decode(b32 + "=" * (-len(b32) % 8))
             st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
             new = [t for t in body["totp"] if t["user"] == "new"][0]
             assert new["state"] == "pending" and new["verified_at"] is None, new
+            # a step a terminal already claimed does not verify (409), and counts as no failure
+            while int(time.time()) % 30 >= 26:
+                time.sleep(0.5)
+            now = time.time()
+            db = sqlite3.connect(c.db, timeout=10)
+            db.execute("INSERT INTO fleet_totp_claims VALUES ('new', ?, 'term-x', ?)",
+                       (int(now) // 30, int(now)))
+            db.commit()
+            db.close()
+            st, body, _ = fleetlib.call(c, "POST", "/v1/totp/new/verify",
+                                        {"code": totp(secret, now)})
+            assert st == 409 and "already used" in body["error"], (st, body)
+            # the step before: verified, and that step is now the verify's
+            st, body, _ = fleetlib.call(c, "POST", "/v1/totp/new/verify",
+                                        {"code": totp(secret, now - 30)})
+            assert st == 200 and body["state"] == "active" and not body["already"], (st, body)
+            db = sqlite3.connect(c.db, timeout=10)
+            assert db.execute("SELECT terminal FROM fleet_totp_claims WHERE user = 'new' AND "
+                              "step = ?", (int(now) // 30 - 1,)).fetchone() == ("(verify)",)
+            db.close()
+            st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
+            new = [t for t in body["totp"] if t["user"] == "new"][0]
+            assert new["state"] == "active" and new["verify_failures"] == 0, new
         finally:
             c.stop()
         # a second start finds the columns and changes nothing
@@ -71,7 +109,7 @@ def main():
         try:
             st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
             assert {t["user"]: t["state"] for t in body["totp"]} == {
-                "new": "pending", "old-active": "active", "old-revoked": "revoked"}, body
+                "new": "active", "old-active": "active", "old-revoked": "revoked"}, body
             assert c.logtext().count("gains verified_at") == log_before
         finally:
             c.stop()
