@@ -1748,14 +1748,18 @@ static void ledger_csv_post(struct evhttp_request *req, struct fleet *f)
 static json_t *totp_row_json(sqlite3_stmt *st)
 {
 	/* columns: user, groups, gen, secret IS NOT NULL, enrolled_at, enrolled_by, revoked_at,
-	 * revoked_by, revoke_reason, double uses, the newest one (s) */
+	 * revoked_by, revoke_reason, double uses, the newest one (s), verified_at, verify_failures */
 	json_t *groups = json_loads(fleet_col_text(st, 1), 0, NULL);
+	const char *state = !sqlite3_column_int(st, 3)			 ? "revoked"
+			    : sqlite3_column_type(st, 11) == SQLITE_NULL ? "pending"
+									 : "active";
 
 	return json_pack(
-	    "{s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:I,s:o}", "user", col_json(st, 0), "groups",
-	    groups ? groups : json_array(), "gen", (json_int_t)sqlite3_column_int64(st, 2), "state",
-	    sqlite3_column_int(st, 3) ? "active" : "revoked", "enrolled_at", col_time(st, 4),
-	    "enrolled_by", col_json(st, 5), "revoked_at", col_time(st, 6), "revoked_by",
+	    "{s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:I,s:o}", "user", col_json(st, 0),
+	    "groups", groups ? groups : json_array(), "gen",
+	    (json_int_t)sqlite3_column_int64(st, 2), "state", state, "enrolled_at", col_time(st, 4),
+	    "enrolled_by", col_json(st, 5), "verified_at", col_time(st, 11), "verify_failures",
+	    (json_int_t)sqlite3_column_int64(st, 12), "revoked_at", col_time(st, 6), "revoked_by",
 	    col_json(st, 7), "revoke_reason", col_json(st, 8), "double_uses",
 	    (json_int_t)sqlite3_column_int64(st, 9), "last_double_use", col_time(st, 10));
 }
@@ -1769,7 +1773,8 @@ static json_t *totp_row_json(sqlite3_stmt *st)
 
 #define TOTP_COLS                                                                                  \
 	"user, groups, gen, secret IS NOT NULL, enrolled_at, enrolled_by, revoked_at, revoked_by," \
-	" revoke_reason, " TOTP_DOUBLE_USES("count(*)") ", " TOTP_DOUBLE_USES("max(e.ts) / 1000")
+	" revoke_reason, " TOTP_DOUBLE_USES("count(*)") ", " TOTP_DOUBLE_USES(                     \
+	    "max(e.ts) / 1000") ", verified_at, verify_failures"
 
 static void totp_list(struct evhttp_request *req, struct fleet *f)
 {
@@ -1922,7 +1927,8 @@ static void totp_enroll(struct evhttp_request *req, struct fleet *f)
 		    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user) DO UPDATE SET"
 		    " groups = excluded.groups, gen = excluded.gen, secret = excluded.secret,"
 		    " enrolled_at = excluded.enrolled_at, enrolled_by = excluded.enrolled_by,"
-		    " revoked_at = NULL, revoked_by = NULL, revoke_reason = NULL");
+		    " revoked_at = NULL, revoked_by = NULL, revoke_reason = NULL,"
+		    " verified_at = NULL, verify_failures = 0");
 		if (st) {
 			sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, groups_text, -1, SQLITE_STATIC);
@@ -1997,6 +2003,77 @@ static void totp_revoke(struct evhttp_request *req, struct fleet *f, const char 
 		   json_pack("{s:s,s:s,s:s?,s:s}", "action", "revoke", "user", user, "reason", why,
 			     "by", actor(req)));
 	reply(req, 200, json_pack("{s:s,s:s}", "user", user, "state", "revoked"));
+}
+
+/* POST /v1/totp/{user}/verify {"code"}: the clerk proves the app shows the enrollment's codes
+ * once; only then does the enrollment go into the bundles. The step is used up (claimed). */
+static void totp_verify_post(struct evhttp_request *req, struct fleet *f, const char *user)
+{
+	static const char *const allowed[] = {"code", NULL};
+	_cleanup_(json_decrefp) json_t *in = body_json(req);
+	enum fleet_verify res = FLEET_VERIFY_NONE;
+	unsigned failures = 0;
+	int64_t at = 0;
+	bool bad = false;
+	const char *code;
+	int r;
+
+	if (!in || !keys_known(req, in, allowed))
+		return;
+	code = get_str(req, in, "code", 16, true, &bad);
+	if (bad)
+		return;
+	if (!f->have_totp_key) {
+		reply_err(req, 503,
+			  "central TOTP is not configured on this collector ([fleet] "
+			  "totp_key)");
+		return;
+	}
+	if (!tx_begin(f)) {
+		reply_store_failed(req);
+		return;
+	}
+	r = fleet_totp_verify(f, user, code, now_s(), &res, &failures, &at);
+	if (r < 0 || !tx_commit(f)) {
+		if (r < 0)
+			tx_rollback(f);
+		reply_store_failed(req);
+		return;
+	}
+	switch (res) {
+	case FLEET_VERIFY_NONE:
+		reply_err(req, 404, "no enrollment in force for %s", user);
+		return;
+	case FLEET_VERIFY_LOCKED:
+		reply_err(req, 429, "%u wrong codes for this enrollment of %s; enroll %s again",
+			  failures, user, user);
+		return;
+	case FLEET_VERIFY_USED:
+		reply_err(req, 409,
+			  "that code's time step was already used; wait for the next code and "
+			  "verify again");
+		return;
+	case FLEET_VERIFY_WRONG:
+		fleet_emit(f, EVENT_FLEET_TOTP,
+			   json_pack("{s:s,s:s,s:I,s:s}", "action", "verify_failed", "user", user,
+				     "failures", (json_int_t)failures, "by", actor(req)));
+		reply_err(req, 422,
+			  "wrong code; the enrollment of %s stays pending (check the app's clock "
+			  "and that the code belongs to %s; %u of %u wrong codes before it must be "
+			  "enrolled again)",
+			  user, user, failures, FLEET_TOTP_VERIFY_MAX_FAILURES);
+		return;
+	case FLEET_VERIFY_OK:
+		fleet_emit(f, EVENT_FLEET_TOTP,
+			   json_pack("{s:s,s:s,s:s}", "action", "verified", "user", user, "by",
+				     actor(req)));
+		/* fall through */
+	case FLEET_VERIFY_ALREADY:
+		reply(req, 200,
+		      json_pack("{s:s,s:s,s:o,s:b}", "user", user, "state", "active", "verified_at",
+				time_json(at), "already", res == FLEET_VERIFY_ALREADY));
+		return;
+	}
 }
 
 /* POST /v1/totp/{user}/recovery {"hours"?: 1..72}: a helpdesk recovery code for one clerk,
@@ -2159,12 +2236,16 @@ static void dispatch(struct evhttp_request *req, struct fleet *f, char **seg, si
 				method_not_allowed(req, "GET, POST");
 			return;
 		}
-		if (n == 3 && (strcmp(seg[2], "revoke") == 0 || strcmp(seg[2], "recovery") == 0) &&
+		if (n == 3 &&
+		    (strcmp(seg[2], "revoke") == 0 || strcmp(seg[2], "recovery") == 0 ||
+		     strcmp(seg[2], "verify") == 0) &&
 		    bundle_totp_user_valid(seg[1], strlen(seg[1]))) {
 			if (!post)
 				method_not_allowed(req, "POST");
-			else if (seg[2][2] == 'v')
+			else if (strcmp(seg[2], "revoke") == 0)
 				totp_revoke(req, f, seg[1]);
+			else if (strcmp(seg[2], "verify") == 0)
+				totp_verify_post(req, f, seg[1]);
 			else
 				totp_recovery(req, f, seg[1]);
 			return;

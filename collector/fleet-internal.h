@@ -75,6 +75,24 @@ int fleet_totp_claim(struct fleet *f, const char *user, uint64_t step, const cha
 /* Writer thread: an auth.success decided offline ("claim":"offline", "step") is claimed late;
  * a step another terminal used too is flagged (event fleet.totp, action double_use). */
 void fleet_totp_note_success(struct fleet *f, const struct event *e);
+/* The verification of a central enrollment (`mynaguardctl fleet totp verify`): the code is
+ * checked against the enrollment's secret like a login (window of FLEET_TOTP_VERIFY_WINDOW
+ * steps either side) and its step is claimed for FLEET_TOTP_VERIFY_CLAIMANT, so no terminal
+ * accepts it afterwards. Until verified, an enrollment goes into no bundle. */
+#define FLEET_TOTP_VERIFY_WINDOW       1
+#define FLEET_TOTP_VERIFY_MAX_FAILURES 5
+#define FLEET_TOTP_VERIFY_CLAIMANT     "(verify)"
+enum fleet_verify {
+	FLEET_VERIFY_OK,      /* right: verified now */
+	FLEET_VERIFY_ALREADY, /* verified before; the code was not looked at */
+	FLEET_VERIFY_WRONG,   /* no step in the window matches (counted) */
+	FLEET_VERIFY_USED,    /* right, but its step was already used (a terminal or a verify) */
+	FLEET_VERIFY_LOCKED,  /* FLEET_TOTP_VERIFY_MAX_FAILURES wrong codes: enroll again */
+	FLEET_VERIFY_NONE,    /* no enrollment in force (never enrolled or revoked) */
+};
+/* *ret_failures: the wrong codes so far; *ret_verified: when verified (OK, ALREADY). */
+int fleet_totp_verify(struct fleet *f, const char *user, const char *code, int64_t now,
+		      enum fleet_verify *ret, unsigned *ret_failures, int64_t *ret_verified);
 /* A new recovery code for user (16 digits, until now + seconds), stored encrypted; the code
  * goes to code (17 bytes) for the one answer that shows it. -ENOENT: never enrolled. */
 int fleet_totp_recovery_new(struct fleet *f, const char *user, int64_t now, int64_t seconds,

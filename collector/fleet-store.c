@@ -110,7 +110,9 @@ static const char schema[] =
     "  enrolled_by TEXT NOT NULL,"
     "  revoked_at INTEGER,"
     "  revoked_by TEXT,"
-    "  revoke_reason TEXT);"
+    "  revoke_reason TEXT,"
+    "  verified_at INTEGER," /* `fleet totp verify`; NULL = pending: in no bundle */
+    "  verify_failures INTEGER NOT NULL DEFAULT 0);"
     /* helpdesk recovery codes: secret = the code and its end, encrypted like fleet_totp.secret
      * with gen BUNDLE_RECOVERY_GEN + rid; one per user, a new one replaces it */
     "CREATE TABLE IF NOT EXISTS fleet_totp_recovery ("
@@ -168,6 +170,33 @@ const char *fleet_col_text(sqlite3_stmt *st, int i)
 	return t ? (const char *)t : NULL;
 }
 
+/* fleet_totp.verified_at and verify_failures came with `fleet totp verify`. The enrollments of
+ * an older database went to their terminals at once and have been in use: they count as
+ * verified at their enrollment (as a version 1 TOTP record does on a terminal). */
+static int totp_migrate(struct fleet *f)
+{
+	int rc;
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "SELECT 1 FROM pragma_table_info('fleet_totp') WHERE name = 'verified_at'");
+		if (!st)
+			return -EIO;
+		rc = sqlite3_step(st);
+	}
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return -EIO;
+	server_log(LOG_NOTICE, "fleet: fleet_totp gains verified_at (existing enrollments count "
+			       "as verified)");
+	return fleet_db_exec(
+	    f, "BEGIN IMMEDIATE;"
+	       " ALTER TABLE fleet_totp ADD COLUMN verified_at INTEGER;"
+	       " ALTER TABLE fleet_totp ADD COLUMN verify_failures INTEGER NOT NULL DEFAULT 0;"
+	       " UPDATE fleet_totp SET verified_at = enrolled_at WHERE secret IS NOT NULL;"
+	       " COMMIT");
+}
+
 int fleet_open(struct collector *c, const struct collector_config *cfg, struct fleet **ret)
 {
 	struct fleet *f;
@@ -221,6 +250,8 @@ int fleet_open(struct collector *c, const struct collector_config *cfg, struct f
 	r = fleet_db_exec(f, "PRAGMA synchronous = FULL");
 	if (r >= 0)
 		r = fleet_db_exec(f, schema);
+	if (r >= 0)
+		r = totp_migrate(f);
 	if (r < 0) {
 		fleet_close(f);
 		return r;

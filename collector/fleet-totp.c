@@ -16,6 +16,7 @@
 #include "fileio.h"
 #include "claim.h"
 #include "fleet-internal.h"
+#include "totp_verify.h"
 #include "macro.h"
 #include "secmem.h"
 #include "server.h"
@@ -136,9 +137,10 @@ static int terminal_key(struct fleet *f, const char *terminal, uint8_t pub[BUNDL
 	return 0;
 }
 
-/* The enrollments in force for a terminal of group: user, gen, secret. */
+/* The enrollments in force (verified, not revoked) for a terminal of group: user, gen, secret. */
 #define ACTIVE_FOR_GROUP                                                                           \
-	"SELECT user, gen, secret FROM fleet_totp WHERE secret IS NOT NULL AND EXISTS"             \
+	"SELECT user, gen, secret FROM fleet_totp WHERE secret IS NOT NULL"                        \
+	" AND verified_at IS NOT NULL AND EXISTS"                                                  \
 	" (SELECT 1 FROM json_each(fleet_totp.groups) WHERE value = ?1) AND ?2 = ?2 ORDER BY user"
 /* The recovery codes not yet over for the users enrolled (or revoked) for group: user, rid,
  * secret, until. */
@@ -439,4 +441,102 @@ void fleet_totp_note_success(struct fleet *f, const struct event *e)
 		   json_pack("{s:s,s:s,s:I,s:[s,s],s:s}", "action", "double_use", "user", user,
 			     "step", json_integer_value(step), "terminals", first, e->terminal,
 			     "problem", "a one-time code was accepted on two terminals"));
+}
+
+int fleet_totp_verify(struct fleet *f, const char *user, const char *code, int64_t now,
+		      enum fleet_verify *ret, unsigned *ret_failures, int64_t *ret_verified)
+{
+	const struct totp_params p = {.window = FLEET_TOTP_VERIFY_WINDOW,
+				      .max_failures = TOTP_FAILURES_MAX};
+	struct bundle_totp_secret s;
+	struct totp_record rec = {.version = TOTP_RECORD_VERSION, .kind = TOTP_KIND_APP};
+	enum totp_result res = TOTP_WRONG;
+	uint64_t gen;
+	int changed = 0, rc, r;
+
+	*ret_failures = 0;
+	*ret_verified = 0;
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "SELECT gen, secret, verified_at, verify_failures FROM fleet_totp"
+		       " WHERE user = ? AND secret IS NOT NULL");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			*ret = FLEET_VERIFY_NONE;
+			return 0;
+		}
+		if (rc != SQLITE_ROW)
+			return -EIO;
+		gen = (uint64_t)sqlite3_column_int64(st, 0);
+		*ret_failures = (unsigned)sqlite3_column_int(st, 3);
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+			*ret_verified = sqlite3_column_int64(st, 2);
+			*ret = FLEET_VERIFY_ALREADY;
+			return 0;
+		}
+		if (*ret_failures >= FLEET_TOTP_VERIFY_MAX_FAILURES) {
+			*ret = FLEET_VERIFY_LOCKED;
+			return 0;
+		}
+		r = decrypt(f, user, gen, sqlite3_column_blob(st, 1),
+			    (size_t)sqlite3_column_bytes(st, 1), &s);
+		if (r < 0)
+			return r;
+	}
+	/* the same rules as a login on a terminal (pam_module/totp_verify.c), on a record that
+	 * has used no step yet: the one-time part is the claim below */
+	memcpy(rec.secret, s.secret, s.secret_len);
+	rec.secret_len = s.secret_len;
+	rec.digits = s.digits;
+	rec.period = s.period;
+	rec.enrolled = s.enrolled;
+	rec.verified = s.enrolled;
+	secmem_wipe(&s, sizeof(s));
+	r = totp_verify(&rec, code, now, &p, &res, &changed);
+	if (r >= 0 && res == TOTP_SUCCESS) {
+		enum fleet_claim claim = FLEET_CLAIM_USED;
+		r = fleet_totp_claim(f, user, rec.last_step, FLEET_TOTP_VERIFY_CLAIMANT, now,
+				     &claim);
+		/* the verify's own earlier claim counts as used too: one code proves once */
+		if (r >= 0 && (claim != FLEET_CLAIM_OK || sqlite3_changes(f->db) != 1))
+			res = TOTP_REPLAY;
+	}
+	totp_record_wipe(&rec);
+	if (r < 0)
+		return r;
+	if (res == TOTP_SUCCESS) {
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "UPDATE fleet_totp SET verified_at = ? WHERE user = ? AND gen = ?");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, now);
+		sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (int64_t)gen);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -EIO;
+		*ret_verified = now;
+		*ret = FLEET_VERIFY_OK;
+		return 0;
+	}
+	if (res == TOTP_REPLAY) {
+		*ret = FLEET_VERIFY_USED;
+		return 0;
+	}
+	{
+		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		    f, "UPDATE fleet_totp SET verify_failures = verify_failures + 1"
+		       " WHERE user = ? AND gen = ?");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (int64_t)gen);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -EIO;
+	}
+	(*ret_failures)++;
+	*ret = FLEET_VERIFY_WRONG;
+	return 0;
 }

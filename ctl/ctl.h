@@ -23,6 +23,10 @@ int ctl_fleet_remote(int argc, char **argv);
 
 /* Print the QR code of an otpauth URI on the terminal (ctl/totp.c); wipes its copy. */
 void ctl_totp_print_qr(const char *uri);
+/* The code now shown in user's authenticator: one line from stdin, one byte at a time (no stdio
+ * buffer keeps it), echo off on a terminal; blanks removed ("123 456"). -ENODATA at the end of
+ * input. The buffer is wiped by the caller. */
+int ctl_totp_read_code(const char *user, char *code, size_t size);
 
 /* Ask "question [y/N] " on the terminal; true only for y/yes. --yes answers yes. */
 bool ctl_confirm(const struct ctl_opts *o, const char *question);

@@ -102,7 +102,8 @@ static void remote_usage(FILE *f)
 	    "      --purpose TEXT [--ledger N] [--approved-by NAME]\n"
 	    "  request refuse CODE --reason TEXT\n"
 	    "  totp enroll USER --groups G1,G2 [--digits 6..8] [--period SECONDS]\n"
-	    "  totp list | revoke USER [--reason TEXT] | recovery USER [--hours 1..72]\n"
+	    "  totp list | verify USER [CODE] | revoke USER [--reason TEXT]\n"
+	    "  totp recovery USER [--hours 1..72]\n"
 	    "  ledger list | export [FILE] | import FILE\n"
 	    "  ledger add --number N --vendor VID --product PID --serial S [--holder TEXT]\n"
 	    "      [--department TEXT] [--model TEXT] [--encrypted yes|no] [--lent DATE]\n"
@@ -599,8 +600,9 @@ static void print_totp(json_t *t)
 {
 	_cleanup_free_ char *groups = json_dumps(json_object_get(t, "groups"), JSON_COMPACT);
 
-	printf("%-20s %-8s %-4s %-20s %-20s %s\n", E(S(t, "user")), E(S(t, "state")),
-	       E(S(t, "gen")), E(S(t, "enrolled_at")), E(S(t, "revoked_at")), E(groups));
+	printf("%-20s %-8s %-4s %-20s %-20s %-20s %s\n", E(S(t, "user")), E(S(t, "state")),
+	       E(S(t, "gen")), E(S(t, "enrolled_at")), E(S(t, "verified_at")),
+	       E(S(t, "revoked_at")), E(groups));
 }
 
 static int totp_cmd(struct remote *r)
@@ -611,7 +613,7 @@ static int totp_cmd(struct remote *r)
 	if (strcmp(sub, "list") == 0 && r->n_args == 1)
 		return state_list(r, "totp", "totp", print_totp,
 				  "USER                 STATE    GEN  ENROLLED             "
-				  "REVOKED              GROUPS");
+				  "VERIFIED             REVOKED              GROUPS");
 	if (strcmp(sub, "enroll") == 0 && r->n_args == 2) {
 		json_t *groups = json_array();
 		_cleanup_free_ char *copy = NULL;
@@ -646,10 +648,10 @@ static int totp_cmd(struct remote *r)
 		fflush(stdout);
 		secmem_wipe_string((char *)uri);
 		fprintf(stderr,
-			"mynaguardctl: %s %s (generation %s) for the terminals of %s; it reaches "
-			"each at its next bundle fetch\n",
+			"mynaguardctl: %s %s (generation %s) for the terminals of %s; pending "
+			"until the clerk proves the app: mynaguardctl fleet totp verify %s\n",
 			json_is_true(json_object_get(o, "replaced")) ? "re-enrolled" : "enrolled",
-			E(S(o, "user")), E(S(o, "gen")), E(r->opt[O_GROUPS]));
+			E(S(o, "user")), E(S(o, "gen")), E(r->opt[O_GROUPS]), E(S(o, "user")));
 		json_decref(o);
 		return 0;
 	}
@@ -679,6 +681,38 @@ static int totp_cmd(struct remote *r)
 		json_decref(o);
 		return 0;
 	}
+	if (strcmp(sub, "verify") == 0 && (r->n_args == 2 || r->n_args == 3)) {
+		_cleanup_free_ char *path = NULL;
+		char code[32] = "";
+		int k = 0;
+		if (!check_word(r, "user", r->args[1]) ||
+		    asprintf(&path, "/v1/totp/%s/verify", r->args[1]) < 0)
+			return 1;
+		if (r->n_args == 3)
+			snprintf(code, sizeof(code), "%s", r->args[2]);
+		else
+			k = ctl_totp_read_code(r->args[1], code, sizeof(code));
+		if (k < 0) {
+			secmem_wipe(code, sizeof(code));
+			fprintf(stderr, "mynaguardctl: %s: no code read: %s; %s stays pending\n",
+				r->cmd, k == -ENODATA ? "end of input" : strerror(-k), r->args[1]);
+			return 1;
+		}
+		body = json_pack("{s:s}", "code", code);
+		secmem_wipe(code, sizeof(code));
+		o = call_json(r, "POST", path, body);
+		if (!o)
+			return 1;
+		if (json_is_true(json_object_get(o, "already")))
+			printf("%s: already verified (%s)\n", E(S(o, "user")),
+			       E(S(o, "verified_at")));
+		else
+			printf("%s: code accepted; the enrollment is verified and reaches the "
+			       "terminals of its groups at their next bundle fetch\n",
+			       E(S(o, "user")));
+		json_decref(o);
+		return 0;
+	}
 	if (strcmp(sub, "revoke") == 0 && r->n_args == 2) {
 		_cleanup_free_ char *path = NULL;
 		if (!check_word(r, "user", r->args[1]) ||
@@ -695,7 +729,9 @@ static int totp_cmd(struct remote *r)
 		json_decref(o);
 		return 0;
 	}
-	fprintf(stderr, "mynaguardctl: %s: expected list, enroll USER --groups G or revoke USER\n",
+	fprintf(stderr,
+		"mynaguardctl: %s: expected list, enroll USER --groups G, verify USER [CODE], "
+		"recovery USER or revoke USER\n",
 		r->cmd);
 	return 2;
 }

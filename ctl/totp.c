@@ -735,9 +735,7 @@ static int policy_params(const char *path, struct totp_params *ret)
 	return 0;
 }
 
-/* One line from stdin, one byte at a time (no stdio buffer keeps it), echo off on a terminal;
- * blanks removed ("123 456"). The buffer is wiped by the caller. */
-static int read_code(const char *user, char *code, size_t size)
+int ctl_totp_read_code(const char *user, char *code, size_t size)
 {
 	struct termios old, quiet;
 	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
@@ -814,7 +812,7 @@ static int do_verify(const struct ctl_opts *o, const struct totp_args *a)
 			o->policy_path, strerror(-r));
 		return 1;
 	}
-	r = read_code(a->user, code, sizeof(code));
+	r = ctl_totp_read_code(a->user, code, sizeof(code));
 	if (r < 0) {
 		secmem_wipe(code, sizeof(code));
 		fprintf(stderr, "mynaguardctl totp verify: no code read: %s; %s stays pending\n",

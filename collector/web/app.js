@@ -50,7 +50,7 @@
       requests: '申請', exceptions: '例外', ledger: '媒体台帳', groups: 'グループ', totp: 'TOTP 登録',
       totp_title: '集中管理の TOTP 登録（閲覧のみ）', totp_help: '登録・失効・回復コードは mynaguardctl fleet totp で行います。',
       totp_user: '利用者', totp_groups: 'グループ', totp_since: '登録日時', totp_by: '登録者', totp_state: '状態',
-      totp_revoked_at: '失効日時', totp_double: '二重使用', no_totp: '集中管理の TOTP 登録はありません。',
+      totp_revoked_at: '失効日時', totp_double: '二重使用', totp_st_pending: '確認待ち（コード未確認・端末へ未配布）', totp_st_active: '有効', totp_st_revoked: '失効', no_totp: '集中管理の TOTP 登録はありません。',
       totp_double_badge: '確認コードの二重使用',
       totp_double_reason: '同じ確認コードが2台で使われました — 認証器の盗用の疑い。利用者に確認し、必要なら失効してください（mynaguardctl fleet totp revoke）。',
       retention: '保存期間', ret_title: 'ログの保存期間（種類ごと）', ret_period: '保存期間', ret_oldest: '保存中の最古の受信日時',
@@ -133,7 +133,7 @@
       requests: 'Requests', exceptions: 'Exceptions', ledger: 'Media ledger', groups: 'Groups', totp: 'TOTP enrollments',
       totp_title: 'Central TOTP enrollments (read-only)', totp_help: 'Enroll, revoke and issue recovery codes with mynaguardctl fleet totp.',
       totp_user: 'User', totp_groups: 'Groups', totp_since: 'Enrolled at', totp_by: 'Enrolled by', totp_state: 'State',
-      totp_revoked_at: 'Revoked at', totp_double: 'Double uses', no_totp: 'No central TOTP enrollment.',
+      totp_revoked_at: 'Revoked at', totp_double: 'Double uses', totp_st_pending: 'pending (no code verified, on no terminal)', totp_st_active: 'active', totp_st_revoked: 'revoked', no_totp: 'No central TOTP enrollment.',
       totp_double_badge: 'One-time code used twice',
       totp_double_reason: 'The same one-time code was accepted on two terminals: the authenticator may be stolen. Ask the user and revoke the enrollment if needed (mynaguardctl fleet totp revoke).',
       retention: 'Retention', ret_title: 'Retention by event kind', ret_period: 'Period', ret_oldest: 'Oldest kept (received)',
@@ -1166,7 +1166,7 @@
       tr.appendChild(el('td', fmtTime(r.enrolled_at)));
       tr.appendChild(el('td', r.enrolled_by || ''));
       const st = el('td');
-      st.appendChild(el('span', t(r.state), 'badge ' + (r.state === 'active' ? 'st-compliant' : 'st-unknown')));
+      st.appendChild(el('span', t('totp_st_' + r.state), 'badge ' + (r.state === 'active' ? 'st-compliant' : 'st-unknown')));
       tr.appendChild(st);
       tr.appendChild(el('td', r.revoked_at ? fmtTime(r.revoked_at) + (r.revoke_reason ? ' (' + r.revoke_reason + ')' : '') : t('none')));
       const dbl = el('td', String(r.double_uses), 'num' + (r.double_uses ? ' warn' : ''));

@@ -230,13 +230,14 @@ def drive(b, c, d, outdir, code2):
            lambda: "fukushi" in (b.text(sel) or "") and b.js(
                "return document.querySelector(arguments[0] + ' td.num.warn')?.textContent", sel) == "1")
     row = b.text(sel)
-    check("有効" in row and "clerk1" in row, "the TOTP row: " + row)
+    # enrolled but no code verified yet: pending, on no terminal (docs/fleet.md, "Verification")
+    check("確認待ち" in row and "clerk1" in row, "the TOTP row: " + row)
     check(b.text("#totpview h2") == "集中管理の TOTP 登録（閲覧のみ）", "the TOTP view's title")
     # the groups' load that the language switch started ended on another view: not shown there
     check(not visible(b, "groupsview"), "the groups view stays hidden on the TOTP view")
     b.screenshot(os.path.join(outdir, "fleet-totp.png"))
     click(b, By.ID, "lang")
-    b.wait("English", lambda: "Active" in (b.text(sel) or "") or "active" in (b.text(sel) or ""))
+    b.wait("English", lambda: "pending" in (b.text(sel) or ""))
     check(b.text("#totpview h2") == "Central TOTP enrollments (read-only)", "the title in English")
     click(b, By.ID, "lang")
     b.js("location.hash = '#/terminals?status=problem'")

@@ -290,6 +290,8 @@ def run_all(c, d, a, b, x, root_pem, root_raw, grant_raw, other_pem, other_raw):
     assert st == 503 and "totp_key" in body["error"], (st, body)
     st, body, _ = call(c, "GET", "/v1/totp")
     assert st == 200 and body["totp"] == [], (st, body)
+    st, body, _ = call(c, "POST", "/v1/totp/clerk1/verify", {"code": "123456"})
+    assert st == 503 and "totp_key" in body["error"], (st, body)
     conn = c.ingest_conn(cert=a)
     conn.request("POST", "/v1/totp/claim", body=b'{"user":"clerk1","step":5}',
                  headers={"Content-Type": "application/json"})

@@ -43,6 +43,7 @@ wait, rfc3339, Terminal = e2e.wait, e2e.rfc3339, e2e.Terminal
 GROUP, OTHER = "kyoku", "honcho"
 TERMINALS = ("fleet-totp-a", "fleet-totp-b", "fleet-totp-c")  # c is in OTHER
 USER = "clerk1"
+USER2 = "clerk2"  # enrolled for OTHER, never verified
 
 # Everything this test prints goes through here, and is kept to be searched for the secret.
 OUT = io.StringIO()
@@ -245,8 +246,67 @@ def run(a, d):
         ev = wait("fleet.totp enroll", lambda: events("fleet.totp"), 10)[0]
         assert ev["data"]["action"] == "enroll" and ev["data"]["user"] == USER, ev["data"]
         log("enrolled %s for group %s (generation %d)" % (USER, GROUP, ev["data"]["gen"]))
+        assert "fleet totp verify " + USER in r.stderr, r.stderr
         lst = ctl("totp", "list")
-        assert re.search(r"(?m)^%s +active +1 " % USER, lst), lst
+        assert re.search(r"(?m)^%s +pending +1 " % USER, lst), lst
+
+        # pending until verified: in no bundle (the terminals fetch every second)
+        time.sleep(4)
+        for tid in TERMINALS[:2]:
+            assert not os.path.exists(os.path.join(terms[tid]["state"], "totp", USER)), \
+                "a pending enrollment reached " + tid
+        # verify: refused shapes, a wrong code (counted, still pending), the right code
+        for bad in ({}, {"code": 123456}, {"code": "1" * 17}, {"code": "123456", "x": 1}):
+            st, body, _ = fleetlib.call(c, "POST", "/v1/totp/%s/verify" % USER, bad)
+            assert st == 400, (bad, st, body)
+        st, body, _ = fleetlib.call(c, "POST", "/v1/totp/nobody-enrolled/verify",
+                                    {"code": "123456"})
+        assert st == 404, (st, body)
+        clear_of_boundary()
+        now = time.time()
+        wrong = "%06d" % ((int(totp(secret, now)) + 1) % 1000000)
+        assert wrong not in (totp(secret, now - 30), totp(secret, now + 30))
+        r = ctl_raw("totp", "verify", USER, wrong)
+        assert r.returncode == 1 and "wrong code" in r.stderr and "1 of 5" in r.stderr, r.stderr
+        st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
+        row = body["totp"][0]
+        assert row["state"] == "pending" and row["verify_failures"] == 1 and \
+            row["verified_at"] is None, row
+        ev = wait("fleet.totp verify_failed", lambda: [
+            e for e in events("fleet.totp") if e["data"]["action"] == "verify_failed"], 10)[0]
+        assert ev["data"]["failures"] == 1 and ev["data"]["user"] == USER, ev["data"]
+        # the code on stdin (as typed at the prompt)
+        p = subprocess.run([a.ctl, "fleet", "totp", "verify", USER, "--collector",
+                            "https://127.0.0.1:%d" % c.dashboard[1], "--token-file", tok,
+                            "--ca", pki.p("server-ca.pem")],
+                           input=totp(secret, now) + "\n", capture_output=True, text=True)
+        assert p.returncode == 0 and "code accepted" in p.stdout, (p.stdout, p.stderr)
+        r = ctl_raw("totp", "verify", USER, totp(secret, now))
+        assert r.returncode == 0 and "already verified" in r.stdout, (r.stdout, r.stderr)
+        st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
+        row = body["totp"][0]
+        assert row["state"] == "active" and row["verified_at"], row
+        assert re.search(r"(?m)^%s +active +1 " % USER, ctl("totp", "list"))
+        ev = wait("fleet.totp verified", lambda: [
+            e for e in events("fleet.totp") if e["data"]["action"] == "verified"], 10)[0]
+        assert ev["data"]["user"] == USER, ev["data"]
+        log("the enrollment stayed pending (in no bundle) until one right code verified it")
+        # five wrong codes: the enrollment must be made again (even the right code is refused)
+        r = ctl_raw("totp", "enroll", USER2, "--groups", OTHER)
+        assert r.returncode == 0, r.stderr
+        b32_3 = urllib.parse.parse_qs(urllib.parse.urlparse(r.stdout.strip()).query)["secret"][0]
+        secret3 = base64.b32decode(b32_3 + "=" * (-len(b32_3) % 8))
+        right3 = totp(secret3, time.time())
+        wrong3 = "%06d" % ((int(right3) + 1) % 1000000)
+        for i in range(1, 6):
+            st, body, _ = fleetlib.call(c, "POST", "/v1/totp/%s/verify" % USER2, {"code": wrong3})
+            assert st == 422 and "%d of 5" % i in body["error"], (i, st, body)
+        r = ctl_raw("totp", "verify", USER2, right3)
+        assert r.returncode == 1 and "enroll %s again" % USER2 in r.stderr, r.stderr
+        st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
+        row = [t for t in body["totp"] if t["user"] == USER2][0]
+        assert row["state"] == "pending" and row["verify_failures"] == 5, row
+        log("five wrong codes: %s stays pending until enrolled again" % USER2)
 
         for tid in TERMINALS[:2]:
             rec = os.path.join(terms[tid]["state"], "totp", USER)
@@ -258,43 +318,70 @@ def run(a, d):
                 and e["data"]["action"] == "installed"], 30)
         log("both terminals of %s installed the secret" % GROUP)
 
+        # the code used to verify is used up: refused on a terminal (the collector says used)
+        vstep = int(now) // 30
+        assert int(time.time()) // 30 <= vstep + 1, "the installation took more than a step"
+        assert not login(TERMINALS[0], totp(secret, now)), "A accepted the verify code"
+        wait("auth.replay used_elsewhere (the verify code) from A", lambda: [
+            e for e in events("auth.replay") if e["terminal"] == TERMINALS[0]
+            and e["data"].get("reason") == "used_elsewhere"
+            and e["data"].get("step") == vstep], 30)
+        # from here on: A the current step, B the next, both after the verify's
+        while int(time.time()) // 30 <= vstep:
+            time.sleep(0.5)
         clear_of_boundary()
         now = time.time()
+        astep = int(now) // 30
         assert login(TERMINALS[0], totp(secret, now)), "the enrollment did not log in on A"
         assert not login(TERMINALS[0], totp(secret, now)), "A accepted a code twice"
-        assert login(TERMINALS[1], totp(secret, now - 30)), "the enrollment did not log in on B"
-        log("one enrollment logged in on both terminals; a code is one-time on each")
         # the code A used is refused on B while the collector is up (B has not used its step)
         assert not login(TERMINALS[1], totp(secret, now)), "B accepted the code A used"
         wait("auth.replay used_elsewhere from B", lambda: [
             e for e in events("auth.replay") if e["terminal"] == TERMINALS[1]
             and e["data"].get("reason") == "used_elsewhere"], 30)
-        ok = [e for e in events("auth.success") if e["data"].get("claim") == "ok"]
-        assert {e["terminal"] for e in ok} >= set(TERMINALS[:2]), ok
+        assert login(TERMINALS[1], totp(secret, now + 30)), "the enrollment did not log in on B"
+        log("one enrollment logged in on both terminals; a code is one-time on each")
+        wait("auth.success claim ok from A and B", lambda: {
+            e["terminal"] for e in events("auth.success")
+            if e["data"].get("claim") == "ok"} >= set(TERMINALS[:2]), 30)
         log("the code used on A was refused on B (claimed at the collector)")
         # the terminal of the other group never got it
         assert not os.path.exists(os.path.join(terms[TERMINALS[2]]["state"], "totp", USER))
         assert not login(TERMINALS[2], totp(secret, time.time())), "C accepted the secret"
+        # nor the pending enrollment of its own group
+        assert not os.path.exists(os.path.join(terms[TERMINALS[2]]["state"], "totp", USER2))
 
-        # 2. re-enrollment replaces the secret everywhere
+        # 2. re-enrollment replaces the secret everywhere, once verified. Steps so far: the
+        # verify's (vstep), A's (astep), B's (astep + 1). From astep + 2 on: the verify takes
+        # the current step, A the next, B the one before (its own claim, or unused).
+        while int(time.time()) // 30 < astep + 2:
+            time.sleep(0.5)
+        clear_of_boundary(margin=8)
         r = ctl_raw("totp", "enroll", USER, "--groups", GROUP)
         assert r.returncode == 0 and "re-enrolled" in r.stderr, r.stderr
         OUT.write(r.stderr)
         b32_2 = urllib.parse.parse_qs(urllib.parse.urlparse(r.stdout.strip()).query)["secret"][0]
         secret2 = base64.b32decode(b32_2 + "=" * (-len(b32_2) % 8))
         assert secret2 != secret
+        st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
+        row = body["totp"][0]
+        assert row["state"] == "pending" and row["verify_failures"] == 0, row
+        now = time.time()
+        # the old secret's code does not verify the new enrollment
+        r = ctl_raw("totp", "verify", USER, totp(secret, now))
+        assert r.returncode == 1 and "wrong code" in r.stderr, r.stderr
+        r = ctl_raw("totp", "verify", USER, totp(secret2, now))
+        assert r.returncode == 0 and "code accepted" in r.stdout, (r.stdout, r.stderr)
         for tid in TERMINALS[:2]:
             wait("generation 2 on " + tid, lambda: [
                 e for e in events("totp.installed") if e["terminal"] == tid
                 and e["data"].get("gen") == 2], 40)
-        clear_of_boundary()
-        now = time.time() + 30  # the next step: not used yet on either terminal
+        now = now + 30  # the next step: not used yet on either terminal
         assert not login(TERMINALS[0], totp(secret, now)), "the old secret still works on A"
         assert login(TERMINALS[0], totp(secret2, now)), "the new secret does not log in on A"
-        # (B: the step before the current one, which B itself claimed with the old secret; the
-        # current one is claimed by A's first login if no step began since)
+        # (B: the step before the verify's, which B itself claimed with the old secret)
         assert login(TERMINALS[1], totp(secret2, now - 60)), "the new secret does not log in on B"
-        log("re-enrollment replaced the secret on both terminals")
+        log("re-enrollment replaced the secret on both terminals once verified")
 
         # what a claim adds to a login: the round trip PAM -> uplink -> collector -> back
         lat = []

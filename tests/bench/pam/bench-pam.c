@@ -28,6 +28,9 @@
 
 static const char *mg_module;
 static int64_t fake_now = INT64_C(1768471210); /* advanced 30 s per login */
+/* --claim (tests/bench/totp/run.sh): the module's claim= option and the row's label */
+static const char *claim_opt = "";
+static const char *row_label;
 static const char *answer;
 static int agent_fd = -1;
 
@@ -123,8 +126,8 @@ static void setup_dir(const char *dir)
 	mkdir(p, 0755);
 	snprintf(p, sizeof(p), "%s/pam.d/mynaguard", dir);
 	writef(p, 0644,
-	       "auth required %s store=%s/store policy=%s/policy.conf socket=%s/agent.sock\n",
-	       mg_module, dir, dir, dir);
+	       "auth required %s store=%s/store policy=%s/policy.conf socket=%s/agent.sock%s\n",
+	       mg_module, dir, dir, dir, claim_opt);
 	snprintf(p, sizeof(p), "%s/pam.d/oath", dir);
 	writef(p, 0644,
 	       "auth required " SEC "/pam_oath.so usersfile=%s/users.oath window=1 digits=6\n",
@@ -210,9 +213,10 @@ static void latency(const char *fs, const char *dir, const char *mod, int n, boo
 	}
 	qsort(lat, (size_t)n, sizeof(double), cmp_double);
 	printf("| %-5s | %-22s | %-5s | %4d | %7.0f | %7.0f | %7.0f | %7.0f | %4d |\n", fs,
-	       strcmp(mod, "mynaguard") == 0 ? "pam_mynaguard"
-	       : strcmp(mod, "oath") == 0    ? "pam_oath"
-					     : "pam_google_authenticator",
+	       row_label		       ? row_label
+	       : strcmp(mod, "mynaguard") == 0 ? "pam_mynaguard"
+	       : strcmp(mod, "oath") == 0      ? "pam_oath"
+					       : "pam_google_authenticator",
 	       right ? "right" : "wrong", n, lat[n / 2], lat[n * 9 / 10], lat[n * 99 / 100],
 	       sum / n, ok);
 	fflush(stdout);
@@ -298,6 +302,23 @@ int main(int argc, char **argv)
 	const char *dirs[2], *names[2] = {"tmpfs", "disk"};
 	int n, rounds, racers;
 
+	/* One row: pam_mynaguard with claim=SOCKET (or none), right codes, the fake clock from
+	 * START on (a step no earlier run used, so that every claim is a new one). */
+	if (argc == 8 && strcmp(argv[1], "--claim") == 0) {
+		static char opt[600];
+		mg_module = argv[2];
+		n = atoi(argv[4]);
+		snprintf(opt, sizeof(opt), " claim=%s", argv[5]);
+		claim_opt = opt;
+		row_label = argv[6];
+		fake_now = strtoll(argv[7], NULL, 10);
+		if (n < 1)
+			return 2;
+		setenv("TZ", "UTC", 1);
+		setup_dir(argv[3]);
+		latency("tmpfs", argv[3], "mynaguard", n, true);
+		return 0;
+	}
 	if (argc != 7) {
 		fprintf(stderr, "usage: %s PAM_MYNAGUARD TMPFS_DIR DISK_DIR N ROUNDS RACERS\n",
 			argv[0]);
