@@ -429,8 +429,8 @@ def run(a, d):
         st, body, _ = c.get("/v1/terminals?status=problem")
         assert {t["id"] for t in body["terminals"]} >= set(TERMINALS[:2]), body
         st, body, _ = c.get("/v1/totp")
-        assert st == 200 and [(r["user"], r["double_uses"]) for r in body["totp"]] == [
-            (USER, 1)], body
+        assert st == 200 and {r["user"]: r["double_uses"] for r in body["totp"]}.get(USER) == 1 and sum(
+            r["double_uses"] for r in body["totp"]) == 1, body
         log("the dashboard shows the double use as a problem of both terminals")
 
         # 3. revocation while B is offline: A drops it at its next fetch, B when it is back
