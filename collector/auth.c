@@ -452,7 +452,9 @@ void auth_session_handle(struct evhttp_request *req, struct worker *w)
 
 static bool personal_key(const char *k)
 {
-	static const char *const keys[] = {"user", "users", "username", "holder", "login"};
+	/* a sign-off's reviewer is a person, and its comment is free text that may name users */
+	static const char *const keys[] = {"user",  "users",	"username", "holder",
+					   "login", "reviewer", "comment"};
 	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
 		if (strcmp(k, keys[i]) == 0)
 			return true;
