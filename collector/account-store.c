@@ -128,8 +128,9 @@ static int sealed_rows(struct account_store *s, bool check, int64_t *ret, char *
 /* Schema 6 kept the secrets in the clear: sealed here, in place, once. */
 static int seal_clear_rows(struct account_store *s, int64_t *ret_n)
 {
-	_cleanup_(finalizep) sqlite3_stmt *sel =
-	    prepare(s, "SELECT name, totp_secret FROM accounts WHERE length(totp_secret) = ?1");
+	/* one row per query: no update runs under an open cursor of the same table */
+	_cleanup_(finalizep) sqlite3_stmt *sel = prepare(
+	    s, "SELECT name, totp_secret FROM accounts WHERE length(totp_secret) = ?1 LIMIT 1");
 	_cleanup_(finalizep) sqlite3_stmt *upd =
 	    prepare(s, "UPDATE accounts SET totp_secret = ?2 WHERE name = ?1");
 	int rc, r = 0;
@@ -146,10 +147,11 @@ static int seal_clear_rows(struct account_store *s, int64_t *ret_n)
 		r = name ? seal_secret(s, name, sqlite3_column_blob(sel, 1), &sealed, &len)
 			 : -EBADMSG;
 		if (r >= 0) {
-			sqlite3_reset(upd);
 			sqlite3_bind_text(upd, 1, name, -1, SQLITE_TRANSIENT);
 			sqlite3_bind_blob(upd, 2, sealed, (int)len, SQLITE_TRANSIENT);
+			sqlite3_reset(sel);
 			r = step_done(upd);
+			sqlite3_reset(upd);
 		}
 		free(sealed);
 		(*ret_n)++;

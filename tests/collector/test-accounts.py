@@ -471,10 +471,11 @@ def check_at_rest(c):
     finally:
         assert c.stop() == 0
     assert_sealed(c, names)
-    # a clear secret as schema 6 kept it: sealed by the next open, and it still works
-    raw = base64.b32decode(SECRETS["nao"] + "=" * (-len(SECRETS["nao"]) % 8))
+    # clear secrets as schema 6 kept them: sealed by the next open, and they still work
     con = sqlite3.connect(c.db, timeout=30)
-    con.execute("UPDATE accounts SET totp_secret = ? WHERE name = 'nao'", (raw,))
+    for n in ("nao", "aki"):
+        raw = base64.b32decode(SECRETS[n] + "=" * (-len(SECRETS[n]) % 8))
+        con.execute("UPDATE accounts SET totp_secret = ? WHERE name = ?", (raw, n))
     con.commit()
     con.close()
     assert raw in db_bytes(c)
@@ -482,6 +483,7 @@ def check_at_rest(c):
     try:
         assert_sealed(c, names)
         Client(c).login("nao")
+        Client(c).login("aki")
         # one row's sealed secret copied into another: it does not open there (the AAD
         # names the account), and that login is refused, not let through
         con = sqlite3.connect(c.db, timeout=30)
