@@ -4,6 +4,7 @@
 #include "account-store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -11,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "at-rest.h"
 #include "macro.h"
 #include "secmem.h"
 #include "store.h"
@@ -22,9 +26,14 @@
 #define HASH_BYTES   32
 #define PASSWORD_TXT 160 /* "pbkdf2-sha256$" ITER "$" 32 hex "$" 64 hex */
 #define ISSUER	     "mynaguard-dashboard"
+/* accounts.totp_secret = at_rest_seal under [accounts] secret_key, AAD this "\0" name "\0" 0;
+ * a value of exactly ACCOUNT_SECRET_BYTES is a clear secret of schema 6, sealed on open */
+#define AT_REST_CONTEXT "mynaguard-collector-account-totp-v1"
+#define SEALED_LEN	(12 + ACCOUNT_SECRET_BYTES + 16)
 
 struct account_store {
 	sqlite3 *db;
+	uint8_t key[AT_REST_KEY_LEN];
 };
 
 static void finalizep(sqlite3_stmt **st)
@@ -56,12 +65,162 @@ static int step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_err(rc);
 }
 
-int account_store_open(const char *path, struct account_store **ret)
+static int seal_secret(struct account_store *s, const char *name, const uint8_t *secret,
+		       uint8_t **ret, size_t *ret_len)
+{
+	return at_rest_seal(s->key, AT_REST_CONTEXT, name, 0, secret, ACCOUNT_SECRET_BYTES, ret,
+			    ret_len);
+}
+
+static int open_secret(struct account_store *s, const char *name, const void *blob, size_t len,
+		       uint8_t secret[ACCOUNT_SECRET_BYTES])
+{
+	uint8_t out[SEALED_LEN];
+	size_t n = 0;
+	/* a clear value is never taken for a secret (the open seals them all) */
+	int r = len == SEALED_LEN ? at_rest_open(s->key, AT_REST_CONTEXT, name, 0, blob, len, out,
+						 sizeof(out), &n)
+				  : -EBADMSG;
+
+	if (r >= 0 && n != ACCOUNT_SECRET_BYTES)
+		r = -EBADMSG;
+	if (r >= 0)
+		memcpy(secret, out, ACCOUNT_SECRET_BYTES);
+	secmem_wipe(out, sizeof(out));
+	return r == -EBADMSG ? -EKEYREJECTED : r;
+}
+
+/* Counts the rows sealed already and, with check, opens one of them. */
+static int sealed_rows(struct account_store *s, bool check, int64_t *ret, char *err, size_t errsz)
+{
+	_cleanup_(finalizep) sqlite3_stmt *st =
+	    prepare(s, "SELECT name, totp_secret, (SELECT count(*) FROM accounts WHERE"
+		       " length(totp_secret) != ?1) FROM accounts WHERE length(totp_secret) != ?1"
+		       " LIMIT 1");
+	uint8_t secret[ACCOUNT_SECRET_BYTES];
+	const char *name;
+	int rc, r;
+
+	*ret = 0;
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int(st, 1, ACCOUNT_SECRET_BYTES);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return sqlite_err(rc);
+	*ret = sqlite3_column_int64(st, 2);
+	if (!check)
+		return 0;
+	name = (const char *)sqlite3_column_text(st, 0);
+	r = open_secret(s, name ? name : "", sqlite3_column_blob(st, 1),
+			(size_t)sqlite3_column_bytes(st, 1), secret);
+	secmem_wipe(secret, sizeof(secret));
+	if (r < 0)
+		snprintf(err, errsz,
+			 "it does not open the TOTP secret of account %s (not the key the "
+			 "secrets were sealed with)",
+			 name ? name : "?");
+	return r;
+}
+
+/* Schema 6 kept the secrets in the clear: sealed here, in place, once. */
+static int seal_clear_rows(struct account_store *s, int64_t *ret_n)
+{
+	/* one row per query: no update runs under an open cursor of the same table */
+	_cleanup_(finalizep) sqlite3_stmt *sel = prepare(
+	    s, "SELECT name, totp_secret FROM accounts WHERE length(totp_secret) = ?1 LIMIT 1");
+	_cleanup_(finalizep) sqlite3_stmt *upd =
+	    prepare(s, "UPDATE accounts SET totp_secret = ?2 WHERE name = ?1");
+	int rc, r = 0;
+
+	*ret_n = 0;
+	if (!sel || !upd)
+		return -EIO;
+	sqlite3_bind_int(sel, 1, ACCOUNT_SECRET_BYTES);
+	while (r >= 0 && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(sel, 0);
+		uint8_t *sealed = NULL;
+		size_t len = 0;
+
+		r = name ? seal_secret(s, name, sqlite3_column_blob(sel, 1), &sealed, &len)
+			 : -EBADMSG;
+		if (r >= 0) {
+			sqlite3_bind_text(upd, 1, name, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_blob(upd, 2, sealed, (int)len, SQLITE_TRANSIENT);
+			sqlite3_reset(sel);
+			r = step_done(upd);
+			sqlite3_reset(upd);
+		}
+		free(sealed);
+		(*ret_n)++;
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = sqlite_err(rc);
+	return r;
+}
+
+/* Under the write lock, so that two processes never make two keys: loads the key, or makes it
+ * when it is missing and nothing is sealed with it yet; checks it opens what is sealed; seals
+ * what is not. */
+static int key_setup(struct account_store *s, const char *db_path, const char *key_path,
+		     bool strict, char *err, size_t errsz)
+{
+	char why[200] = "";
+	int64_t sealed = 0, n = 0;
+	int r;
+
+	r = at_rest_key_load(key_path, s->key, why, sizeof(why));
+	if (r == -ENOENT) {
+		r = sealed_rows(s, false, &sealed, why, sizeof(why));
+		if (r >= 0 && sealed > 0) {
+			snprintf(
+			    why, sizeof(why),
+			    "missing, and %" PRId64 " account(s) have TOTP secrets sealed "
+			    "with it (restore it, or make a new one with openssl rand -hex 32, "
+			    "mode 0600, and --account-reset each account)",
+			    sealed);
+			r = -ENOKEY;
+		} else if (r >= 0) {
+			struct stat dbst;
+			bool root = geteuid() == 0 && stat(db_path, &dbst) == 0;
+			/* the collector's own user must read it even when root ran the command */
+			r = at_rest_key_create(key_path, root ? dbst.st_uid : (uid_t)-1,
+					       root ? dbst.st_gid : (gid_t)-1, s->key, why,
+					       sizeof(why));
+		}
+	}
+	if (r >= 0)
+		r = sealed_rows(s, true, &sealed, why, sizeof(why));
+	/* the admin commands go on: --account-reset is how a new key gets its secrets */
+	if (r == -EKEYREJECTED && !strict) {
+		snprintf(err, errsz, "[accounts] secret_key %s: %s; --account-reset each account",
+			 key_path, why);
+		why[0] = 0;
+		r = 0;
+	}
+	if (r >= 0) {
+		r = seal_clear_rows(s, &n);
+		if (r < 0)
+			snprintf(why, sizeof(why), "cannot seal the clear TOTP secrets: %s",
+				 strerror(-r));
+	}
+	if (r < 0)
+		snprintf(err, errsz, "[accounts] secret_key %s: %s", key_path,
+			 why[0] ? why : strerror(-r));
+	return r < 0 ? r : (int)(n > 0);
+}
+
+int account_store_open(const char *path, const char *key_path, bool strict,
+		       struct account_store **ret, char *err, size_t errsz)
 {
 	struct account_store *s = calloc(1, sizeof(*s));
 	sqlite3_stmt *st = NULL;
-	int version = -1;
+	int version = -1, r;
 
+	if (errsz)
+		err[0] = 0;
 	if (!s)
 		return -ENOMEM;
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
@@ -74,10 +233,32 @@ int account_store_open(const char *path, struct account_store **ret)
 	    sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	/* the accounts came with schema 4; an older store has not been migrated yet */
-	if (version < 4 || exec(s, "PRAGMA synchronous = FULL") < 0) {
+	/* the accounts came with schema 4; an older store has not been migrated yet. What a
+	 * change frees (an old secret) is overwritten with zeros, not left in a free page. */
+	if (version < 4 || exec(s, "PRAGMA synchronous = FULL") < 0 ||
+	    exec(s, "PRAGMA secure_delete = ON") < 0) {
 		account_store_close(s);
 		return -EPROTO;
+	}
+	if (!key_path) {
+		snprintf(err, errsz, "[accounts] secret_key: not set");
+		account_store_close(s);
+		return -EINVAL;
+	}
+	r = exec(s, "BEGIN IMMEDIATE");
+	if (r >= 0) {
+		r = key_setup(s, path, key_path, strict, err, errsz);
+		if (r >= 0 && exec(s, "COMMIT") < 0)
+			r = -EIO;
+		if (r < 0)
+			exec(s, "ROLLBACK");
+	}
+	/* the clear secrets were in the main file (and maybe the WAL): both rewritten now */
+	if (r > 0)
+		(void)exec(s, "PRAGMA wal_checkpoint(TRUNCATE)");
+	if (r < 0) {
+		account_store_close(s);
+		return r;
 	}
 	*ret = s;
 	return 0;
@@ -88,6 +269,7 @@ void account_store_close(struct account_store *s)
 	if (!s)
 		return;
 	sqlite3_close_v2(s->db);
+	secmem_wipe(s, sizeof(*s));
 	free(s);
 }
 
@@ -271,6 +453,8 @@ static int set_credentials(struct account_store *s, const char *sql, const char 
 {
 	_cleanup_(finalizep) sqlite3_stmt *st = NULL;
 	uint8_t secret[ACCOUNT_SECRET_BYTES];
+	_cleanup_free_ uint8_t *sealed = NULL;
+	size_t sealed_len = 0;
 	char pw[PASSWORD_TXT];
 	int r;
 
@@ -280,6 +464,8 @@ static int set_credentials(struct account_store *s, const char *sql, const char 
 		return -EIO;
 	r = password_hash(password, pw);
 	if (r >= 0)
+		r = seal_secret(s, name, secret, &sealed, &sealed_len);
+	if (r >= 0)
 		r = otpauth_uri(name, secret, ret_uri, urisz);
 	st = r >= 0 ? prepare(s, sql) : NULL;
 	if (r >= 0 && !st)
@@ -287,7 +473,7 @@ static int set_credentials(struct account_store *s, const char *sql, const char 
 	if (r >= 0) {
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, pw, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 3, secret, sizeof(secret), SQLITE_STATIC);
+		sqlite3_bind_blob(st, 3, sealed, (int)sealed_len, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, now);
 		sqlite3_bind_int(st, 5, role);
 		sqlite3_bind_int(st, 6, hide);
@@ -494,11 +680,13 @@ static int login_row_get(struct account_store *s, const char *name, struct login
 	if (rc != SQLITE_ROW)
 		return sqlite_err(rc);
 	pw = (const char *)sqlite3_column_text(st, 0);
-	if (!pw || strlen(pw) >= sizeof(ret->password) ||
-	    sqlite3_column_bytes(st, 1) != ACCOUNT_SECRET_BYTES)
+	if (!pw || strlen(pw) >= sizeof(ret->password))
 		return -EBADMSG;
+	rc = open_secret(s, name, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+			 ret->secret);
+	if (rc < 0)
+		return rc;
 	snprintf(ret->password, sizeof(ret->password), "%s", pw);
-	memcpy(ret->secret, sqlite3_column_blob(st, 1), ACCOUNT_SECRET_BYTES);
 	ret->last_step = (uint64_t)sqlite3_column_int64(st, 2);
 	ret->failures = (unsigned)sqlite3_column_int(st, 3);
 	ret->locked_until = sqlite3_column_int64(st, 4);

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define ACCOUNT_STORE_ERROR_MAX 512
+
 /* The schema's step 3 → 4 (store.c applies it with the other migrations). */
 #define ACCOUNT_STORE_SCHEMA                                                                       \
 	"CREATE TABLE accounts ("                                                                  \
@@ -18,8 +20,8 @@
 	"  role INTEGER NOT NULL," /* enum auth_role */                                            \
 	"  hide_personal INTEGER NOT NULL DEFAULT 0,"                                              \
 	"  disabled INTEGER NOT NULL DEFAULT 0,"                                                   \
-	"  password TEXT NOT NULL," /* pbkdf2-sha256$ITER$SALT$HASH (hex) */                       \
-	"  totp_secret BLOB NOT NULL,"                                                             \
+	"  password TEXT NOT NULL,"    /* pbkdf2-sha256$ITER$SALT$HASH (hex) */                    \
+	"  totp_secret BLOB NOT NULL," /* sealed under [accounts] secret_key (account-store.c) */  \
 	"  totp_last_step INTEGER NOT NULL DEFAULT 0,"                                             \
 	"  failures INTEGER NOT NULL DEFAULT 0,"                                                   \
 	"  locked_until INTEGER NOT NULL DEFAULT 0," /* Unix seconds, 0 = not locked */            \
@@ -81,8 +83,15 @@ enum account_login_result {
 
 struct account_store;
 
-/* A connection of its own to the (migrated) database. */
-int account_store_open(const char *path, struct account_store **ret);
+/* A connection of its own to the (migrated) database. key_path is [accounts] secret_key, the
+ * at-rest key of the TOTP secrets (docs/accounts.md): made (0600, the database's owner) when
+ * missing and nothing is sealed yet; clear secrets of schema 6 are sealed here. err gets the
+ * reason of a key problem: -ENOKEY (missing while secrets are sealed), -EKEYREJECTED (does not
+ * open them), or the file's (-EACCES: others may read it, -EBADMSG: not 64 hex digits).
+ * Without strict (the admin commands), a key that does not open the secrets is not fatal: 0,
+ * with err saying so (--account-reset seals a new secret under it). */
+int account_store_open(const char *path, const char *key_path, bool strict,
+		       struct account_store **ret, char *err, size_t errsz);
 void account_store_close(struct account_store *s);
 
 /* 1..64 of [A-Za-z0-9._@-], not starting with '.' or '-' (the PAM module's user names). */

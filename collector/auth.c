@@ -345,7 +345,10 @@ static void login(struct evhttp_request *req, struct worker *w)
 	r = account_login(c->accounts, name, password, code, now_s(), &res, &a);
 	secmem_wipe_string((char *)password);
 	if (r < 0) {
-		server_log(LOG_ERR, "accounts: login: %s", strerror(-r));
+		server_log(LOG_ERR, "accounts: login: %s",
+			   r == -EKEYREJECTED ? "the TOTP secret does not open with [accounts] "
+						"secret_key (not the key it was sealed with)"
+					      : strerror(-r));
 		refuse(req, 503, "the store cannot answer now");
 		return;
 	}
@@ -449,7 +452,9 @@ void auth_session_handle(struct evhttp_request *req, struct worker *w)
 
 static bool personal_key(const char *k)
 {
-	static const char *const keys[] = {"user", "users", "username", "holder", "login"};
+	/* a sign-off's reviewer is a person, and its comment is free text that may name users */
+	static const char *const keys[] = {"user",  "users",	"username", "holder",
+					   "login", "reviewer", "comment"};
 	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
 		if (strcmp(k, keys[i]) == 0)
 			return true;

@@ -36,8 +36,9 @@ int auth_request(struct evhttp_request *req, struct worker *w, enum auth_role ne
  * (and the CSRF token), DELETE logs out. */
 void auth_session_handle(struct evhttp_request *req, struct worker *w);
 
-/* For hide_personal: replaces every value of a key that names a person ("user", "holder", ...)
- * anywhere inside v with "***". */
+/* For hide_personal: replaces every value of a key that names a person ("user", "holder",
+ * "reviewer", a sign-off's free-text "comment", ...) anywhere inside v with "***". The JSON
+ * answers, the review, the self-inspection report and the evidence bundle all use it. */
 void auth_redact(json_t *v);
 
 /* Queues the admin commands' account.* events (account_outbox) to the writer. */

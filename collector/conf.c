@@ -80,6 +80,7 @@ static const struct key keys[] = {
     /* the default period has two names: the older [store] retention, or this one */
     {"retention", "default", KEY_DURATION, OFF(retention), 0, 100ULL * 365 * 86400},
     {"fleet", "totp_key", KEY_STRING, OFF(fleet_totp_key), 0, 0},
+    {"accounts", "secret_key", KEY_STRING, OFF(accounts_secret_key), 0, 0},
     {"alerts", "interval", KEY_DURATION, OFF(alert_interval), 1, 86400},
     {"alerts", "state", KEY_STRING, OFF(alert_state), 0, 0},
     {"alerts", "smtp", KEY_STRING, OFF(alert_smtp), 0, 0},
@@ -543,6 +544,12 @@ static int config_check(struct parse_state *s, int r)
 	r = store_backend_resolve(c, s);
 	if (r < 0)
 		return r;
+	/* beside the SQLite file (the accounts live there; unused on PostgreSQL) */
+	if (!c->accounts_secret_key &&
+	    asprintf(&c->accounts_secret_key, "%s.accounts-key", c->database) < 0) {
+		c->accounts_secret_key = NULL;
+		return -ENOMEM;
+	}
 	if (!c->enroll_database) {
 		const char *slash = strrchr(c->database, '/');
 		int n = slash ? (int)(slash - c->database + 1) : 0;
@@ -662,6 +669,7 @@ void config_free(struct collector_config *c)
 	for (size_t i = 0; i < c->n_retention_rules; i++)
 		free(c->retention_rules[i].pattern);
 	free(c->fleet_totp_key);
+	free(c->accounts_secret_key);
 	free(c->alert_state);
 	free(c->alert_smtp);
 	free(c->alert_smtp_ca);

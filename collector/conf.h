@@ -77,6 +77,9 @@ struct collector_config {
 	char *fleet_root_key;  /* the root public key, one base64 line */
 	/* central TOTP: the at-rest key (64 hex digits, mode 0600); without it /v1/totp is 503 */
 	char *fleet_totp_key;
+	/* [accounts] secret_key: the at-rest key of the accounts' TOTP secrets (64 hex digits,
+	 * mode 0600); default DATABASE.accounts-key, made on first use (account-store.h) */
+	char *accounts_secret_key;
 
 	/* [alerts] (alert.c, docs/alerts.md): a syslog line always; mail and webhook optional */
 	uint64_t alert_interval; /* seconds between two rounds */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "bundle.h"
 #include "evidence-verify.h"
 #include "ingest.h"
@@ -272,6 +273,8 @@ static int emit(struct writer *w, unsigned section, json_t *o)
 
 	if (!o)
 		return -ENOMEM;
+	if (w->q->hide_personal)
+		auth_redact(o);
 	json_object_set_new(o, "type", json_string(evidence_sections[section]));
 	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
@@ -603,13 +606,16 @@ int evidence_write(sqlite3 *db, const struct evidence_query *q, const struct bun
 		r = -ENOMEM;
 	for (size_t i = 0; r >= 0 && i < q->n_clauses; i++)
 		json_array_append_new(clauses, json_string(q->clauses[i]));
-	if (r >= 0)
-		r = emit(&w, EVIDENCE_HEADER,
-			 json_pack("{s:s, s:i, s:s, s:s, s:O, s:o, s:s, s:s}", "format",
-				   EVIDENCE_FORMAT, "version", EVIDENCE_VERSION, "from", q->from,
-				   "to", q->to, "clauses", clauses, "generated_at",
-				   ts_json(server_now_ms()), "timezone", "+09:00", "key_id",
-				   key_id));
+	if (r >= 0) {
+		json_t *header =
+		    json_pack("{s:s, s:i, s:s, s:s, s:O, s:o, s:s, s:s}", "format", EVIDENCE_FORMAT,
+			      "version", EVIDENCE_VERSION, "from", q->from, "to", q->to, "clauses",
+			      clauses, "generated_at", ts_json(server_now_ms()), "timezone",
+			      "+09:00", "key_id", key_id);
+		if (header && q->hide_personal)
+			json_object_set_new(header, "redacted", json_true());
+		r = emit(&w, EVIDENCE_HEADER, header);
+	}
 	if (r >= 0)
 		r = walk(db, &w, &policies);
 	if (r >= 0)

@@ -45,8 +45,6 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 
 /* ---- central TOTP (fleet-totp.c) ---- */
 
-/* [fleet] totp_key: 64 hex digits, a regular file no one but its owner may read. */
-int fleet_totp_key_load(const char *path, uint8_t key[32], char *err, size_t errsz);
 /* A new random secret (160 bits). */
 int fleet_totp_new_secret(struct bundle_totp_secret *s, unsigned digits, unsigned period,
 			  int64_t now);

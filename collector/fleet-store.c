@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "at-rest.h"
 #include "bundle.h"
 #include "fleet-internal.h"
 #include "ingest.h"
@@ -231,7 +232,7 @@ int fleet_open(struct collector *c, const struct collector_config *cfg, struct f
 		return r;
 	}
 	if (cfg->fleet_totp_key) {
-		r = fleet_totp_key_load(cfg->fleet_totp_key, f->totp_key, err, sizeof(err));
+		r = at_rest_key_load(cfg->fleet_totp_key, f->totp_key, err, sizeof(err));
 		if (r < 0) {
 			server_log(LOG_ERR, "[fleet] totp_key %s: %s", cfg->fleet_totp_key, err);
 			fleet_close(f);

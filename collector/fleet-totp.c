@@ -13,7 +13,7 @@
 
 #include <openssl/rand.h>
 
-#include "fileio.h"
+#include "at-rest.h"
 #include "claim.h"
 #include "fleet-internal.h"
 #include "totp_verify.h"
@@ -23,66 +23,19 @@
 
 #define AT_REST_CONTEXT "mynaguard-collector-totp-v1"
 
-int fleet_totp_key_load(const char *path, uint8_t key[32], char *err, size_t errsz)
-{
-	const struct fileio_expect ex = {.forbidden_mode = 0077};
-	_cleanup_close_ int fd = -1;
-	char *text = NULL;
-	size_t len;
-	int r = fileio_open_verified(AT_FDCWD, path, O_RDONLY, &ex, &fd);
-
-	if (r < 0) {
-		snprintf(err, errsz, "%s",
-			 r == -EACCES  ? "group or others may read it (chmod 600)"
-			 : r == -ELOOP ? "is a symlink"
-				       : strerror(-r));
-		return r;
-	}
-	r = fileio_read_fd(fd, 128, &text, &len);
-	if (r < 0) {
-		snprintf(err, errsz, "%s", strerror(-r));
-		return r;
-	}
-	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-		len--;
-	r = len == 64 ? 0 : -EBADMSG;
-	for (size_t i = 0; r == 0 && i < 32; i++) {
-		unsigned v;
-		if (sscanf(text + 2 * i, "%2x", &v) != 1 ||
-		    !strchr("0123456789abcdefABCDEF", text[2 * i]) ||
-		    !strchr("0123456789abcdefABCDEF", text[2 * i + 1]))
-			r = -EBADMSG;
-		else
-			key[i] = (uint8_t)v;
-	}
-	secmem_wipe(text, len);
-	free(text);
-	if (r < 0) {
-		secmem_wipe(key, 32);
-		snprintf(err, errsz, "expected 64 hex digits (openssl rand -hex 32)");
-	}
-	return r;
-}
-
-static size_t at_rest_aad(const char *user, uint64_t gen, uint8_t *out, size_t size)
-{
-	int n =
-	    snprintf((char *)out, size, "%s%c%s%c%020" PRIu64, AT_REST_CONTEXT, 0, user, 0, gen);
-	return n > 0 && (size_t)n < size ? (size_t)n : 0;
-}
-
 int fleet_totp_encrypt(struct fleet *f, const char *user, uint64_t gen,
 		       const struct bundle_totp_secret *s, uint8_t **ret, size_t *ret_len)
 {
-	uint8_t plain[BUNDLE_TOTP_PLAIN_MAX], aad[160];
-	size_t plen, alen = at_rest_aad(user, gen, aad, sizeof(aad));
+	uint8_t plain[BUNDLE_TOTP_PLAIN_MAX];
+	size_t plen;
 	int r;
 
-	if (!f->have_totp_key || !alen)
+	if (!f->have_totp_key)
 		return -EINVAL;
 	r = bundle_totp_secret_encode(s, plain, &plen);
 	if (r >= 0)
-		r = bundle_aead_seal(f->totp_key, aad, alen, plain, plen, ret, ret_len);
+		r = at_rest_seal(f->totp_key, AT_REST_CONTEXT, user, gen, plain, plen, ret,
+				 ret_len);
 	secmem_wipe(plain, sizeof(plain));
 	return r;
 }
@@ -90,13 +43,13 @@ int fleet_totp_encrypt(struct fleet *f, const char *user, uint64_t gen,
 static int decrypt(struct fleet *f, const char *user, uint64_t gen, const void *blob, size_t len,
 		   struct bundle_totp_secret *ret)
 {
-	uint8_t plain[BUNDLE_TOTP_PLAIN_MAX + 16], aad[160];
-	size_t plen = 0, alen = at_rest_aad(user, gen, aad, sizeof(aad));
-	int r = alen && f->have_totp_key ? 0 : -EINVAL;
+	uint8_t plain[BUNDLE_TOTP_PLAIN_MAX + 16];
+	size_t plen = 0;
+	int r = f->have_totp_key ? 0 : -EINVAL;
 
 	if (r >= 0)
-		r = bundle_aead_open(f->totp_key, aad, alen, blob, len, plain, sizeof(plain),
-				     &plen);
+		r = at_rest_open(f->totp_key, AT_REST_CONTEXT, user, gen, blob, len, plain,
+				 sizeof(plain), &plen);
 	if (r >= 0)
 		r = bundle_totp_secret_decode(plain, plen, ret);
 	secmem_wipe(plain, sizeof(plain));

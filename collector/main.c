@@ -338,6 +338,7 @@ static int account_command(enum account_cmd cmd, const char *name, const char *r
 	_cleanup_(account_store_closep) struct account_store *as = NULL;
 	_cleanup_(store_closep) struct store *s = NULL;
 	char password[ACCOUNT_PASSWORD_MAX + 2], uri[512], token[ACCOUNT_TOKEN_LEN + 1];
+	char kerr[ACCOUNT_STORE_ERROR_MAX] = "";
 	enum auth_role role = AUTH_AUDITOR;
 	int64_t now = server_now_ms() / 1000;
 	int r;
@@ -357,12 +358,17 @@ static int account_command(enum account_cmd cmd, const char *name, const char *r
 	/* migrates a store made by an older version, as the collector's start does */
 	r = store_open(cfg.database, true, &s);
 	if (r >= 0)
-		r = account_store_open(cfg.database, &as);
+		r = account_store_open(cfg.database, cfg.accounts_secret_key, false, &as, kerr,
+				       sizeof(kerr));
 	if (r < 0) {
 		fprintf(stderr, "mynaguard-collector: database %s: %s\n", cfg.database,
-			r == -EPROTO ? "made by a newer version" : strerror(-r));
+			kerr[0]	       ? kerr
+			: r == -EPROTO ? "made by a newer version"
+				       : strerror(-r));
 		return 1;
 	}
+	if (kerr[0])
+		fprintf(stderr, "mynaguard-collector: warning: %s\n", kerr);
 	switch (cmd) {
 	case ACCT_ADD:
 	case ACCT_RESET:
@@ -648,11 +654,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* personal accounts live in the SQLite file; on PostgreSQL only the token file works yet */
-	r = store_pg_location(cfg.database) ? 0
-					    : account_store_open(cfg.database, &collector.accounts);
-	if (r < 0) {
-		server_log(LOG_ERR, "database %s (accounts): %s", cfg.database, strerror(-r));
-		return 1;
+	{
+		char kerr[ACCOUNT_STORE_ERROR_MAX] = "";
+		r = store_pg_location(cfg.database)
+			? 0
+			: account_store_open(cfg.database, cfg.accounts_secret_key, true,
+					     &collector.accounts, kerr, sizeof(kerr));
+		if (r < 0) {
+			server_log(LOG_ERR, "database %s (accounts): %s", cfg.database,
+				   kerr[0] ? kerr : strerror(-r));
+			return 1;
+		}
 	}
 	/* the dashboard's connection: a streaming replica when [store] read_url names one */
 	r = store_open(cfg.store_read_location ? cfg.store_read_location : cfg.database, false,

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "evidence-verify.h"
 #include "ingest.h"
 #include "macro.h"
@@ -328,7 +329,7 @@ static int failure_table(sqlite3 *db, const struct review_period *p, const struc
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-static void signoff_section(sqlite3 *db, const struct review_period *p, FILE *f)
+static void signoff_section(sqlite3 *db, const struct review_period *p, bool hide_personal, FILE *f)
 {
 	json_t *list = NULL, *o;
 	size_t i, n = 0;
@@ -349,6 +350,9 @@ static void signoff_section(sqlite3 *db, const struct review_period *p, FILE *f)
 					0) < 0 ||
 		    q.to_ms <= p->from_ms || q.from_ms >= p->to_ms)
 			continue;
+		/* the reviewer and the comment (which may name a user), as the JSON hides them */
+		if (hide_personal)
+			auth_redact(o);
 		if (n++ == 0)
 			fputs(
 			    "<table><thead><tr><th>期間 <span class=\"en\">period</span></th>"
@@ -378,8 +382,8 @@ static void signoff_section(sqlite3 *db, const struct review_period *p, FILE *f)
 	json_decref(list);
 }
 
-int report_selfcheck_html(sqlite3 *db, const char *month, const char *group, FILE *f, char *err,
-			  size_t errsz)
+int report_selfcheck_html(sqlite3 *db, const char *month, const char *group, bool hide_personal,
+			  FILE *f, char *err, size_t errsz)
 {
 	struct review_period p;
 	struct acc a = {0};
@@ -476,7 +480,7 @@ int report_selfcheck_html(sqlite3 *db, const char *month, const char *group, FIL
 	r = failure_table(db, &p, &a, f);
 	fputs("</section>\n", f);
 	if (r >= 0) {
-		signoff_section(db, &p, f);
+		signoff_section(db, &p, hide_personal, f);
 		fputs(
 		    "<section class=\"stamps\"><h2>確認 <span class=\"en\">approval</span></h2>"
 		    "<table><tr><th>情報システム管理者</th><th>情報セキュリティ責任者</th>"

@@ -924,6 +924,7 @@ static void evidence_get(struct evhttp_request *req, struct worker *w)
 		reply_err(req, 400, "%s", err);
 		goto out;
 	}
+	q.hide_personal = current.hide_personal;
 	if (!w->c->cfg->evidence_key) {
 		reply_err(req, 503, "no evidence key on this collector ([evidence] key)");
 		goto out;
@@ -989,7 +990,9 @@ static void report_get(struct evhttp_request *req, struct worker *w)
 	if (!open_db(req, w, &db))
 		goto out;
 	f = open_memstream(&text, &len);
-	r = f ? report_selfcheck_html(db, vals[0], vals[1], f, err, sizeof(err)) : -ENOMEM;
+	r = f ? report_selfcheck_html(db, vals[0], vals[1], current.hide_personal, f, err,
+				      sizeof(err))
+	      : -ENOMEM;
 	if (f && fclose(f) != 0 && r >= 0)
 		r = -ENOMEM;
 	f = NULL;

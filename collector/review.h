@@ -82,6 +82,9 @@ struct evidence_query {
 	unsigned ndays;
 	char clauses[EVIDENCE_CLAUSES_MAX][33];
 	size_t n_clauses; /* 0: every clause */
+	/* for a hide_personal account: every line redacted by auth_redact before it is hashed
+	 * and signed (the bundle still verifies), and "redacted": true in the header */
+	bool hide_personal;
 };
 /* Checks the dates (from <= to, at most EVIDENCE_DAYS_MAX days) and the comma-separated
  * clause ids (NULL or "" for all). -EINVAL with a reason. */
@@ -109,7 +112,8 @@ bool evidence_clause_match(json_t *clause, const struct evidence_query *q);
 
 /* ---- report.c ---- */
 
-/* The monthly self-inspection report as one HTML document. -EINVAL (bad month, err says why),
- * -ENOENT (no such group). */
-int report_selfcheck_html(sqlite3 *db, const char *month, const char *group, FILE *out, char *err,
-			  size_t errsz);
+/* The monthly self-inspection report as one HTML document; hide_personal: the personal values
+ * (auth_redact's keys) shown as "***". -EINVAL (bad month, err says why), -ENOENT (no such
+ * group). */
+int report_selfcheck_html(sqlite3 *db, const char *month, const char *group, bool hide_personal,
+			  FILE *out, char *err, size_t errsz);

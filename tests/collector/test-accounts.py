@@ -416,6 +416,127 @@ def check_hide_personal(c, pki):
     print("hide_personal: ok")
 
 
+def db_bytes(c):
+    out = b""
+    for suffix in ("", "-wal"):
+        try:
+            with open(c.db + suffix, "rb") as f:
+                out += f.read()
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def assert_sealed(c, names):
+    """No TOTP secret in the clear in the database file or its WAL (base32 or raw)."""
+    data = db_bytes(c)
+    assert len(data) > 4096, len(data)
+    for n in names:
+        raw = base64.b32decode(SECRETS[n] + "=" * (-len(SECRETS[n]) % 8))
+        assert len(raw) == 20, raw
+        assert SECRETS[n].encode() not in data, n
+        assert raw not in data, n
+        assert raw[:8] not in data, n
+    con = sqlite3.connect(c.db, timeout=30)
+    rows = con.execute("SELECT name, length(totp_secret) FROM accounts").fetchall()
+    con.close()
+    assert rows and all(ln == 48 for _, ln in rows), rows
+
+
+def start_fails(c, what):
+    try:
+        c.start()
+    except RuntimeError:
+        pass
+    else:
+        c.stop()
+        raise AssertionError("the collector started with " + what)
+    c.stop()
+    assert "[accounts] secret_key" in c.logtext(), c.logtext()[-2000:]
+
+
+def check_at_rest(c):
+    """[accounts] secret_key (docs/accounts.md): the TOTP secrets are sealed at rest, a
+    schema-6 clear secret is sealed on open, and a missing, readable or wrong key fails
+    closed."""
+    key = c.db + ".accounts-key"
+    names = sorted(SECRETS)
+    assert os.stat(key).st_mode & 0o777 == 0o600, oct(os.stat(key).st_mode)
+    assert_sealed(c, names)
+    # after a restart the sealed secrets still open: password + code logs in
+    c.start()
+    try:
+        Client(c).login("nao")
+        assert_sealed(c, names)
+    finally:
+        assert c.stop() == 0
+    assert_sealed(c, names)
+    # clear secrets as schema 6 kept them: sealed by the next open, and they still work
+    con = sqlite3.connect(c.db, timeout=30)
+    for n in ("nao", "aki"):
+        raw = base64.b32decode(SECRETS[n] + "=" * (-len(SECRETS[n]) % 8))
+        con.execute("UPDATE accounts SET totp_secret = ? WHERE name = ?", (raw, n))
+    con.commit()
+    con.close()
+    assert raw in db_bytes(c)
+    c.start()
+    try:
+        assert_sealed(c, names)
+        Client(c).login("nao")
+        Client(c).login("aki")
+        # one row's sealed secret copied into another: it does not open there (the AAD
+        # names the account), and that login is refused, not let through
+        con = sqlite3.connect(c.db, timeout=30)
+        con.execute("UPDATE accounts SET totp_secret = (SELECT totp_secret FROM accounts"
+                    " WHERE name = 'nao') WHERE name = 'lena'")
+        con.commit()
+        con.close()
+        Client(c).login("lena", expect=503)
+        deadline = time.time() + 5
+        while "does not open with [accounts] secret_key" not in c.logtext():
+            assert time.time() < deadline, c.logtext()[-2000:]
+            time.sleep(0.1)
+    finally:
+        assert c.stop() == 0
+    add_reset(c, "lena")
+    with open(key) as f:
+        good = f.read()
+    # a wrong key: the collector and the commands refuse, naming the key
+    with open(key, "w") as f:
+        f.write("00" * 32 + "\n")
+    start_fails(c, "a wrong key")
+    assert "does not open the TOTP secret" in c.logtext(), c.logtext()[-2000:]
+    # the admin commands go on, saying so: --account-reset is how a new key gets its secrets
+    r = cli(c, "--account-list")
+    assert r.returncode == 0 and "does not open the TOTP secret" in r.stderr, r.stderr
+    assert "--account-reset" in r.stderr, r.stderr
+    # readable by others
+    with open(key, "w") as f:
+        f.write(good)
+    os.chmod(key, 0o644)
+    r = cli(c, "--account-list")
+    assert r.returncode == 1 and "chmod 600" in r.stderr, r.stderr
+    # missing: not made anew while secrets are sealed with the lost one
+    os.unlink(key)
+    start_fails(c, "no key")
+    assert not os.path.exists(key)
+    r = cli(c, "--account-list")
+    assert r.returncode == 1 and "missing" in r.stderr and "secret_key" in r.stderr, r.stderr
+    assert not os.path.exists(key)
+    # the right key back: works again
+    with open(key, "w") as f:
+        f.write(good)
+    os.chmod(key, 0o600)
+    c.start()
+    try:
+        Client(c).login("nao")
+        Client(c).login("lena")
+    finally:
+        assert c.stop() == 0
+    assert_sealed(c, names)
+    print("at rest: ok")
+
+
 def main():
     idle = 10
     with TestDir("accounts") as d:
@@ -449,6 +570,11 @@ def main():
         finally:
             rc = c.stop()
             assert rc == 0, (rc, c.logtext()[-4000:])
+        try:
+            check_at_rest(c)
+        except Exception:
+            print(c.logtext()[-4000:])
+            raise
     print("ok")
 
 

@@ -624,7 +624,8 @@ static void outbox_collect(const char *kind, json_t *data, void *userdata)
  * refusal, the login rules (one-time codes, lockout, its end), sessions, tokens, the outbox. */
 static void test_account_store(void **state)
 {
-	char dir[] = "/tmp/mg-account-unit-XXXXXX", path[64], uri[512], uri2[512], code[7];
+	char dir[] = "/tmp/mg-account-unit-XXXXXX", path[64], key[80], uri[512], uri2[512], code[7];
+	char kerr[ACCOUNT_STORE_ERROR_MAX];
 	char token[ACCOUNT_TOKEN_LEN + 1], id[ACCOUNT_ID_HEX + 1], csrf[ACCOUNT_ID_HEX + 1];
 	char csrf2[ACCOUNT_ID_HEX + 1];
 	struct store *st = NULL;
@@ -637,9 +638,10 @@ static void test_account_store(void **state)
 
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/c.db", dir);
-	assert_int_equal(account_store_open(path, &as), -ENOENT);
+	snprintf(key, sizeof(key), "%s/c.db.accounts-key", dir);
+	assert_int_equal(account_store_open(path, key, true, &as, kerr, sizeof(kerr)), -ENOENT);
 	assert_int_equal(store_open(path, true, &st), 0);
-	assert_int_equal(account_store_open(path, &as), 0);
+	assert_int_equal(account_store_open(path, key, true, &as, kerr, sizeof(kerr)), 0);
 
 	assert_int_equal(account_create(as, "aki", AUTH_APPROVER, false, "correct-horse-1", t0, uri,
 					sizeof(uri)),
@@ -736,6 +738,7 @@ static void test_account_store(void **state)
 	account_store_close(as);
 	store_close(st);
 	unlink(path);
+	unlink(key);
 	snprintf(path, sizeof(path), "%s/c.db-wal", dir);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/c.db-shm", dir);

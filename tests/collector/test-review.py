@@ -350,6 +350,59 @@ key = {ev_key}
             st, _, _ = c.get("/r/selfcheck?month=" + period, token=None)
             assert st == 401
 
+            # ---- an auditor with hide_personal: no user name in the review, the report or
+            # the bundle (which still verifies); an unrestricted auditor sees them ----
+            toks = {}
+            for name, hide in (("mika", True), ("nao", False)):
+                p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf,
+                                    "--account-add", name, "--role", "auditor",
+                                    *(["--hide-personal"] if hide else [])],
+                                   input="pass-" + name + "-0123456789\n",
+                                   capture_output=True, text=True)
+                assert p.returncode == 0, p.stderr
+                p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf,
+                                    "--account-token", name, "--scope", "read"],
+                                   capture_output=True, text=True)
+                assert p.returncode == 0, p.stderr
+                toks[name] = p.stdout.strip()
+            users = ("hanako", "taro", "jiro")
+            for name, hidden in (("mika", True), ("nao", False)):
+                st, rvh, _ = c.get("/v1/review?period=" + period, token=toks[name])
+                assert st == 200, (st, rvh)
+                text = json.dumps(rvh, ensure_ascii=False)
+                if hidden:
+                    assert not [u for u in users if u in text], text
+                    assert {i["user"] for i in rvh["items"] if "user" in i} == {"***"}, rvh
+                    assert rvh["signoffs"][0]["comment"] == "***", rvh["signoffs"]
+                else:
+                    assert "hanako" in text and "taro" in text, text
+                st, html, _ = c.get("/r/selfcheck?month=" + period, token=toks[name],
+                                    raw=True)
+                page = html.decode()
+                assert st == 200 and "自己点検報告書" in page, (st, page[:300])
+                # the sign-off's comment names taro; the reviewer is an account
+                assert ("taro" in page) != hidden and (sign["comment"] in page) != hidden, page
+                assert ("***" in page) == hidden, page
+                st, raw, _ = c.get(f"/v1/evidence?from={first}&to={last}", token=toks[name],
+                                   raw=True)
+                assert st == 200, (st, raw[:300])
+                path = os.path.join(d, "bundle-%s.jsonl" % name)
+                with open(path, "wb") as f:
+                    f.write(raw)
+                rc, out = verify(path, ev_pub)
+                assert rc == 0 and out.startswith("OK "), out
+                lines = [json.loads(x) for x in raw.decode().splitlines()]
+                fails = [x for x in lines if x["type"] == "failure" and "user" in x.get("data", {})]
+                assert fails, lines
+                if hidden:
+                    assert lines[0]["redacted"] is True, lines[0]
+                    assert not [u for u in users if u.encode() in raw], raw
+                    assert {x["data"]["user"] for x in fails} == {"***"}, fails
+                else:
+                    assert "redacted" not in lines[0], lines[0]
+                    assert {x["data"]["user"] for x in fails} >= {"taro", "jiro"}, fails
+                    assert sign["comment"].encode() in raw
+
             # ---- bad [review] settings stop the collector with the key named ----
             with open(c.conf) as f:
                 conf = f.read()
