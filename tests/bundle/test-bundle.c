@@ -1164,8 +1164,8 @@ static void test_totp_seal(void **state)
 	    "{\"exceptions\":[],\"totp\":[{\"user\":\".a\",\"gen\":1,\"sealed\":\"AAAA\"}]}",
 	    "{\"exceptions\":[],\"totp\":[{\"user\":\"a\",\"gen\":1,\"sealed\":\"AA=A\"}]}",
 	    "{\"exceptions\":[],\"totp\":[{\"user\":\"a\",\"gen\":1,\"sealed\":\"AAAA\",\"x\":1}]}",
-	    "{\"exceptions\":[],\"totp\":[{\"user\":\"a\",\"gen\":1,\"sealed\":\"AAAA\"},"
-	    "{\"user\":\"a\",\"gen\":2,\"sealed\":\"AAAA\"}]}",
+	    ("{\"exceptions\":[],\"totp\":[{\"user\":\"a\",\"gen\":1,\"sealed\":\"AAAA\"},"
+	     "{\"user\":\"a\",\"gen\":2,\"sealed\":\"AAAA\"}]}"),
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(
