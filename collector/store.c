@@ -1333,7 +1333,7 @@ int store_retention(struct store *s, const struct store_retention_policy *p, int
 		    unsigned limit, unsigned *ret_disposed)
 {
 	if (s->pg)
-		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
+		return store_pg_retention(s->pg, p, now_ms, limit, ret_disposed);
 	_cleanup_free_ char *held = NULL;
 	unsigned disposed = 0, done = 0;
 	int r;
