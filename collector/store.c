@@ -2245,8 +2245,9 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
 
 /* ---- migration into PostgreSQL (docs/postgresql.md) ---- */
 
-/* What is copied, table by table (chain_collapse, retention's to-do list, is not: PostgreSQL has
- * no retention yet); events' column 3 is ts (store_pg_copy_row() makes its partition). */
+/* What is copied, table by table (chain_collapse, retention's to-do list, is not: PostgreSQL's
+ * retention finds the chains that start with a tombstone by themselves); events' column 3 is ts
+ * (store_pg_copy_row() makes its partition). */
 static const struct {
 	const char *table, *columns;
 	int n;
