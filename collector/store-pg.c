@@ -122,6 +122,10 @@ static int pg_errno(const PGresult *res)
 
 	if (!state)
 		return -EIO;
+	/* no partition for the row (the schema has no CHECK): another collector's retention dropped
+	 * a month this one had cached; the failed batch forgets the cache and is answered 503 */
+	if (strcmp(state, "23514") == 0)
+		return -EBUSY;
 	if (strncmp(state, "23", 2) == 0)
 		return -EEXIST;
 	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||

@@ -267,6 +267,35 @@ def main():
         r = collector(c, "--retention-run", "--verify")
         check("--retention-run with --verify: usage error", r.returncode == 2)
 
+        if PG:
+            # a partition dropped by another process while a collector runs: its writer had the
+            # month cached; the batch that finds no partition is answered 503 and its retry
+            # makes the partition anew
+            c.start()
+            st, resp, _ = c.post(o, {"v": 1, "terminal": "term-o", "events": [
+                compliance("term-o", 5, ts_ms=OLD_MS)]})
+            check(f"PostgreSQL: term-o's old month again ({st} {resp} {partitions(c)})",
+                  st == 200 and "events_p202401" in partitions(c))
+            r = collector(c, "--retention-run", later="+400d")
+            check(f"PostgreSQL: --retention-run beside the running collector drops it again"
+                  f" ({r.stdout.strip()} {r.stderr.strip()} {partitions(c)})",
+                  r.returncode == 0 and "disposed of 1 events" in r.stdout
+                  and "events_p202401" not in partitions(c) and rows(c, "term-o") == []
+                  and anchor(c, "term-o") == (-1, 5))
+            body = {"v": 1, "terminal": "term-o",
+                    "events": [compliance("term-o", 6, ts_ms=OLD_MS)]}
+            st, resp, _ = c.post(o, body)
+            check(f"PostgreSQL: the writer's cached month is gone: 503, no row ({st} {resp})",
+                  st == 503 and rows(c, "term-o") == [])
+            st, resp, _ = c.post(o, body)
+            check(f"PostgreSQL: the retry makes the partition anew ({st} {resp} {partitions(c)})",
+                  st == 200 and "events_p202401" in partitions(c)
+                  and rows(c, "term-o") == [(6, "compliance", False)])
+            c.stop()
+            r = collector(c, "--verify", later="+400d")
+            check(f"PostgreSQL: --verify after all that: OK ({r.stdout.strip()})",
+                  r.returncode == 0)
+
 
 if __name__ == "__main__":
     main()
