@@ -465,16 +465,6 @@ static int store_backend_resolve(struct collector_config *c, struct parse_state 
 			 s->name);
 		return -EINVAL;
 	}
-	/* the default period (400 days) cannot be enforced there yet: kept, not disposed of */
-	if (!key_seen(s, "store", "retention") && !key_seen(s, "retention", "default"))
-		c->retention = 0;
-	if (c->retention || c->n_retention_rules) {
-		snprintf(s->err, CONFIG_ERROR_MAX,
-			 "%s: [retention] periods are not available on the PostgreSQL store yet "
-			 "(docs/postgresql.md)",
-			 s->name);
-		return -EINVAL;
-	}
 	r = pg_url_check(s, "url", c->store_url);
 	if (r >= 0 && c->store_read_url)
 		r = pg_url_check(s, "read_url", c->store_read_url);

@@ -118,7 +118,8 @@ static int verify(const char *terminal)
 }
 
 /* --retention-run: what the writer does hourly, from cron or a test; safe beside a running
- * collector (SQLite's lock serialises the two writers). */
+ * collector (SQLite's lock, or PostgreSQL's advisory lock of a retention round, serialises the
+ * two). */
 static int retention_run(void)
 {
 	_cleanup_(store_closep) struct store *s = NULL;

@@ -122,6 +122,10 @@ static int pg_errno(const PGresult *res)
 
 	if (!state)
 		return -EIO;
+	/* no partition for the row (the schema has no CHECK): another collector's retention dropped
+	 * a month this one had cached; the failed batch forgets the cache and is answered 503 */
+	if (strcmp(state, "23514") == 0)
+		return -EBUSY;
 	if (strncmp(state, "23", 2) == 0)
 		return -EEXIST;
 	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
@@ -1394,6 +1398,401 @@ int store_pg_signed_heads_last(struct store_pg *p, int64_t *ret_at, char **ret_b
 	*ret_body = TAKE_PTR(body);
 	*ret_sig_len = n;
 	return 0;
+}
+
+/* ---- retention by kind (docs/evidence.md): the same tombstones and anchors as store.c; a month
+ * partition whose every event is past its kind's period is dropped instead of deleted row by
+ * row ---- */
+
+/* pg_advisory_xact_lock key of a retention round ("mgrt"): one at a time, like SQLite's lock */
+#define PG_RETENTION_LOCK "1835495028"
+
+/* The policy as array parameters: $1 kinds with a period (text[]), $2 their cutoffs (bigint[]),
+ * $3 the held terminals (text[]). */
+struct pg_policy {
+	char *kinds, *cutoffs, *held;
+};
+
+static void pg_policy_done(struct pg_policy *q)
+{
+	free(q->kinds);
+	free(q->cutoffs);
+	free(q->held);
+}
+
+/* {"a","b"}: every element quoted, '"' and '\' escaped */
+static char *text_array(const char *const *v, size_t n)
+{
+	size_t len = 3;
+	char *out, *o;
+
+	for (size_t i = 0; i < n; i++)
+		len += 2 * strlen(v[i]) + 3;
+	out = malloc(len);
+	if (!out)
+		return NULL;
+	o = out;
+	*o++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*o++ = ',';
+		*o++ = '"';
+		for (const char *c = v[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				*o++ = '\\';
+			*o++ = *c;
+		}
+		*o++ = '"';
+	}
+	*o++ = '}';
+	*o = '\0';
+	return out;
+}
+
+static int pg_policy_make(const struct store_retention_policy *p, struct pg_policy *q)
+{
+	const char *names[_EVENT_KIND_MAX];
+	size_t n = 0, len = 3, off;
+
+	*q = (struct pg_policy){0};
+	for (int k = 0; k < _EVENT_KIND_MAX; k++)
+		if (p->cutoff_ms[k] != INT64_MIN) {
+			names[n++] = event_kind_name((enum event_kind)k);
+			len += 22;
+		}
+	q->kinds = text_array(names, n);
+	q->held = text_array(p->hold, p->n_hold);
+	q->cutoffs = malloc(len);
+	if (!q->kinds || !q->held || !q->cutoffs) {
+		pg_policy_done(q);
+		return -ENOMEM;
+	}
+	off = (size_t)snprintf(q->cutoffs, len, "{");
+	for (int k = 0, i = 0; k < _EVENT_KIND_MAX; k++)
+		if (p->cutoff_ms[k] != INT64_MIN)
+			off += (size_t)snprintf(q->cutoffs + off, len - off, "%s%" PRId64,
+						i++ ? "," : "", p->cutoff_ms[k]);
+	snprintf(q->cutoffs + off, len - off, "}");
+	return 0;
+}
+
+/* An event the policy keeps: not yet a tombstone, and its kind has no period or it is younger */
+#define PG_POLICY_CTE "WITH c(kind, cutoff) AS (SELECT * FROM unnest($1::text[], $2::bigint[])) "
+#define PG_KEPT(e)                                                                                 \
+	e ".body IS NULL AND NOT EXISTS (SELECT 1 FROM c WHERE c.kind = " e ".kind AND " e         \
+	  ".received_at < c.cutoff)"
+#define PG_HELD(e) e ".tid IN (SELECT id FROM terminals WHERE name = ANY($3::text[]))"
+
+static bool partition_name_ok(const char *name)
+{
+	if (strlen(name) != strlen("events_p") + 6 || strncmp(name, "events_p", 8) != 0)
+		return false;
+	for (const char *c = name + 8; *c; c++)
+		if (*c < '0' || *c > '9')
+			return false;
+	return true;
+}
+
+/* True when partition name can go whole: it holds events, none of a held terminal, none that
+ * the policy keeps, and for each of its terminals every event stored before its last one there
+ * (in any partition) may be disposed of too, so that the drop removes a leading run of the
+ * chain and the anchor takes its place. */
+static int partition_droppable(struct store_pg *p, const struct pg_policy *q, const char *name,
+			       bool *ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	const char *v[] = {q->kinds, q->cutoffs, q->held};
+	char sql[1024];
+	int r = 0;
+
+	snprintf(sql, sizeof(sql),
+		 PG_POLICY_CTE "SELECT EXISTS (SELECT 1 FROM %s) AND NOT EXISTS (SELECT 1 FROM %s e"
+			       " WHERE " PG_HELD("e") " OR (" PG_KEPT("e") "))",
+		 name, name);
+	res = pq(p, sql, 3, v, &r);
+	if (!res)
+		return r;
+	*ret = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	if (!*ret)
+		return 0;
+	PQclear(res);
+	snprintf(sql, sizeof(sql),
+		 PG_POLICY_CTE ", m AS (SELECT tid, max(id) AS last FROM %s GROUP BY tid)"
+			       " SELECT NOT EXISTS (SELECT 1 FROM m JOIN events e ON e.tid = m.tid"
+			       " AND e.id < m.last WHERE " PG_KEPT("e") ")",
+		 name);
+	res = pq(p, sql, 2, v, &r);
+	if (!res)
+		return r;
+	*ret = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	return 0;
+}
+
+/* Drops partition name when it can go whole (partition_droppable(), checked again under its
+ * lock): each of its terminals' chains then starts at an anchor that holds the link of its last
+ * event there, and the events stored before it elsewhere (expired or tombstones) are deleted. */
+static int partition_drop(struct store_pg *p, const struct pg_policy *q, const char *name,
+			  int64_t now_ms, unsigned *disposed, unsigned *done)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct i64text now = i64(now_ms);
+	const char *vn[] = {now.s};
+	char sql[1536];
+	bool ok = false;
+	int r;
+
+	r = partition_droppable(p, q, name, &ok);
+	if (r < 0 || !ok)
+		return r;
+	/* no writer adds to it meanwhile (a late event of that month waits, then makes it anew) */
+	r = pq_do(p, "SELECT pg_advisory_xact_lock(" PG_DDL_LOCK ")", 0, NULL);
+	if (r < 0)
+		return r;
+	snprintf(sql, sizeof(sql), "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", name);
+	r = pq_do(p, sql, 0, NULL);
+	if (r >= 0)
+		r = partition_droppable(p, q, name, &ok);
+	if (r < 0 || !ok)
+		return r;
+	/* the events whose content goes, and every row that goes */
+	snprintf(sql, sizeof(sql),
+		 "WITH m AS (SELECT tid, max(id) AS last FROM %s GROUP BY tid)"
+		 " SELECT count(*) FILTER (WHERE e.body IS NULL), count(*) FROM m JOIN events e"
+		 " ON e.tid = m.tid AND e.id <= m.last",
+		 name);
+	res = pq(p, sql, 0, NULL, &r);
+	if (!res)
+		return r;
+	*disposed += (unsigned)col_i64(res, 0, 0);
+	*done += (unsigned)col_i64(res, 0, 1);
+	/* the anchor: the link of the terminal's last event in the partition; first_seq when the
+	 * next one is kept (a tombstone next is folded in later by collapse) */
+	snprintf(sql, sizeof(sql),
+		 "WITH m AS (SELECT tid, max(id) AS last FROM %s GROUP BY tid)"
+		 " INSERT INTO chain_anchors (tid, first_seq, chain, disposed, at)"
+		 " SELECT m.tid, CASE WHEN nx.body IS NULL THEN nx.seq END,"
+		 " coalesce((SELECT chain FROM %s l WHERE l.tid = m.tid AND l.id = m.last),"
+		 " decode(repeat('00', %d), 'hex')),"
+		 " (SELECT count(*) FROM events d WHERE d.tid = m.tid AND d.id <= m.last), $1"
+		 " FROM m LEFT JOIN LATERAL (SELECT seq, body FROM events n WHERE n.tid = m.tid"
+		 " AND n.id > m.last ORDER BY n.id LIMIT 1) nx ON true"
+		 " ON CONFLICT (tid) DO UPDATE SET first_seq = excluded.first_seq,"
+		 " chain = excluded.chain, disposed = chain_anchors.disposed + excluded.disposed,"
+		 " at = excluded.at",
+		 name, name, STORE_CHAIN_LEN);
+	r = pq_do(p, sql, 1, vn);
+	if (r < 0)
+		return r;
+	snprintf(sql, sizeof(sql),
+		 "WITH m AS (SELECT tid, max(id) AS last FROM %s GROUP BY tid)"
+		 " DELETE FROM events e USING m WHERE e.tid = m.tid AND e.id < m.last"
+		 " AND e.tableoid <> '%s'::regclass",
+		 name, name);
+	r = pq_do(p, sql, 0, NULL);
+	if (r < 0)
+		return r;
+	snprintf(sql, sizeof(sql), "DROP TABLE %s", name);
+	r = pq_do(p, sql, 0, NULL);
+	if (r < 0)
+		return r;
+	p->n_months = 0; /* its month is no longer there */
+	return 0;
+}
+
+static int partitions_drop(struct store_pg *p, const struct pg_policy *q, int64_t now_ms,
+			   unsigned limit, unsigned *disposed, unsigned *done)
+{
+	_cleanup_pgresult_ PGresult *parts = NULL;
+	int r = 0;
+
+	parts = pq(p,
+		   "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+		   " WHERE i.inhparent = 'events'::regclass ORDER BY c.relname",
+		   0, NULL, &r);
+	if (!parts)
+		return r;
+	for (int i = 0; i < PQntuples(parts) && *done < limit; i++) {
+		const char *name = PQgetvalue(parts, i, 0);
+		if (!partition_name_ok(name))
+			continue;
+		r = partition_drop(p, q, name, now_ms, disposed, done);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Expired kept events of one kind become tombstones (store.c's dispose_kind()). */
+static int dispose_kind(struct store_pg *p, const struct pg_policy *q, const char *kind,
+			int64_t cutoff_ms, int64_t now_ms, unsigned budget, unsigned *done)
+{
+	_cleanup_pgresult_ PGresult *pick = NULL;
+	_cleanup_free_ char *ids = NULL, *bodies = NULL;
+	struct i64text cut = i64(cutoff_ms), lim = i64(budget), now = i64(now_ms);
+	const char *v[] = {kind, cut.s, q->held, lim.s};
+	size_t n, io = 0, bo = 0;
+	int r = 0;
+
+	pick = pq(p,
+		  "SELECT id, clause, data FROM events WHERE kind = $1 AND received_at < $2"
+		  " AND body IS NULL AND tid NOT IN (SELECT id FROM terminals"
+		  " WHERE name = ANY($3::text[])) ORDER BY received_at LIMIT $4",
+		  4, v, &r);
+	if (!pick)
+		return r;
+	n = (size_t)PQntuples(pick);
+	if (n == 0)
+		return 0;
+	ids = malloc(n * 22 + 3);
+	bodies = malloc(n * (2 * STORE_CHAIN_LEN + 1) + 3);
+	if (!ids || !bodies)
+		return -ENOMEM;
+	ids[io++] = '{';
+	bodies[bo++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		uint8_t body[STORE_CHAIN_LEN];
+		char hex[2 * STORE_CHAIN_LEN + 3];
+
+		r = chain_body(p->md, PQgetvalue(pick, (int)i, 1),
+			       (size_t)PQgetlength(pick, (int)i, 1), PQgetvalue(pick, (int)i, 2),
+			       (size_t)PQgetlength(pick, (int)i, 2), body);
+		if (r < 0)
+			return r;
+		hex_param(body, STORE_CHAIN_LEN, hex);
+		io += (size_t)sprintf(ids + io, "%s%s", i ? "," : "", PQgetvalue(pick, (int)i, 0));
+		bo += (size_t)sprintf(bodies + bo, "%s%s", i ? "," : "", hex + 2);
+	}
+	strcpy(ids + io, "}");
+	strcpy(bodies + bo, "}");
+	const char *u[] = {ids, bodies, now.s};
+	r = pq_do(p,
+		  "UPDATE events e SET clause = '', data = '', body = decode(t.body, 'hex'),"
+		  " disposed_at = $3 FROM unnest($1::bigint[], $2::text[]) t(id, body)"
+		  " WHERE e.id = t.id",
+		  3, u);
+	if (r < 0)
+		return r;
+	*done += (unsigned)n;
+	return 0;
+}
+
+/* A terminal's leading tombstones are deleted and replaced by the anchor (store.c's
+ * collapse_terminal()). */
+static int collapse_terminal(struct store_pg *p, const char *tid, int64_t now_ms, unsigned budget,
+			     unsigned *done)
+{
+	_cleanup_pgresult_ PGresult *first = NULL, *lead = NULL;
+	struct i64text lim = i64(budget), now = i64(now_ms);
+	const char *v[] = {tid};
+	uint8_t link[STORE_CHAIN_LEN];
+	char hex[2 * STORE_CHAIN_LEN + 3];
+	const char *first_live = "9223372036854775807";
+	int n, r = 0;
+
+	first =
+	    pq(p, "SELECT id, seq FROM events WHERE tid = $1 AND body IS NULL ORDER BY id LIMIT 1",
+	       1, v, &r);
+	if (!first)
+		return r;
+	if (PQntuples(first) == 1)
+		first_live = PQgetvalue(first, 0, 0);
+	const char *vl[] = {tid, first_live, lim.s};
+	lead = pq(p, "SELECT id, chain FROM events WHERE tid = $1 AND id < $2 ORDER BY id LIMIT $3",
+		  3, vl, &r);
+	if (!lead)
+		return r;
+	n = PQntuples(lead);
+	if (n == 0)
+		return 0;
+	if (!col_link(lead, n - 1, 1, link))
+		memset(link, 0, sizeof(link)); /* cannot match: verify names the next one */
+	hex_param(link, STORE_CHAIN_LEN, hex);
+	const char *vd[] = {tid, PQgetvalue(lead, n - 1, 0)};
+	r = pq_do(p, "DELETE FROM events WHERE tid = $1 AND id <= $2", 2, vd);
+	if (r < 0)
+		return r;
+	struct i64text cnt = i64(n);
+	/* the first kept event, when the whole leading run went */
+	bool finished = (unsigned)n < budget && PQntuples(first) == 1;
+	const char *va[] = {tid, finished ? PQgetvalue(first, 0, 1) : NULL, hex, cnt.s, now.s};
+	r = pq_do(p,
+		  "INSERT INTO chain_anchors (tid, first_seq, chain, disposed, at)"
+		  " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tid) DO UPDATE"
+		  " SET first_seq = excluded.first_seq, chain = excluded.chain,"
+		  " disposed = chain_anchors.disposed + excluded.disposed, at = excluded.at",
+		  5, va);
+	if (r < 0)
+		return r;
+	*done += (unsigned)n;
+	return 0;
+}
+
+/* The terminals (not on hold) whose chain starts with a tombstone: no to-do table as SQLite's
+ * chain_collapse, so a round cut short, or a store copied from SQLite, is found again. */
+static int collapse(struct store_pg *p, const struct pg_policy *q, int64_t now_ms, unsigned budget,
+		    unsigned *done)
+{
+	_cleanup_pgresult_ PGresult *tids = NULL;
+	struct i64text lim = i64(budget);
+	const char *v[] = {q->held, lim.s};
+	int r = 0;
+
+	tids = pq(p,
+		  "SELECT t.id FROM terminals t WHERE t.name <> ALL($1::text[])"
+		  " AND (SELECT e.body IS NOT NULL FROM events e WHERE e.tid = t.id"
+		  " ORDER BY e.id LIMIT 1) ORDER BY t.id LIMIT $2",
+		  2, v, &r);
+	if (!tids)
+		return r;
+	/* a terminal left unfinished used up the budget: the next round goes on with it */
+	for (int i = 0; i < PQntuples(tids) && *done < budget; i++) {
+		r = collapse_terminal(p, PQgetvalue(tids, i, 0), now_ms, budget - *done, done);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int store_pg_retention(struct store_pg *p, const struct store_retention_policy *policy,
+		       int64_t now_ms, unsigned limit, unsigned *ret_disposed)
+{
+	struct pg_policy q;
+	unsigned disposed = 0, done = 0;
+	int r;
+
+	if (limit == 0)
+		return -EINVAL;
+	r = pg_policy_make(policy, &q);
+	if (r < 0)
+		return r;
+	r = store_pg_begin(p);
+	if (r < 0) {
+		pg_policy_done(&q);
+		return r;
+	}
+	r = pq_do(p, "SELECT pg_advisory_xact_lock(" PG_RETENTION_LOCK ")", 0, NULL);
+	if (r >= 0)
+		r = partitions_drop(p, &q, now_ms, limit, &disposed, &done);
+	for (int k = 0; r >= 0 && k < _EVENT_KIND_MAX && done < limit; k++)
+		if (policy->cutoff_ms[k] != INT64_MIN) {
+			unsigned n = 0;
+			r = dispose_kind(p, &q, event_kind_name((enum event_kind)k),
+					 policy->cutoff_ms[k], now_ms, limit - done, &n);
+			disposed += n;
+			done += n;
+		}
+	if (r >= 0 && done < limit)
+		r = collapse(p, &q, now_ms, limit - done, &done);
+	pg_policy_done(&q);
+	if (r < 0) {
+		store_pg_rollback(p);
+		return r;
+	}
+	r = store_pg_commit(p);
+	if (r < 0)
+		return r;
+	*ret_disposed = disposed;
+	return done >= limit ? 1 : 0;
 }
 
 /* ---- migration from SQLite (store_migrate_to_pg(), store.c) ---- */

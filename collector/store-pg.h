@@ -43,6 +43,8 @@ int store_pg_events_foreach(struct store_pg *p, const struct store_filter *f,
 int store_pg_stats(struct store_pg *p, const struct store_view *v, struct store_stats *ret);
 int store_pg_verify(struct store_pg *p, const struct store_verify_opts *o,
 		    struct store_verify *ret);
+int store_pg_retention(struct store_pg *p, const struct store_retention_policy *policy,
+		       int64_t now_ms, unsigned limit, unsigned *ret_disposed);
 int store_pg_signed_heads_put(struct store_pg *p, int64_t at_ms, const char *body,
 			      const uint8_t *sig, size_t sig_len, unsigned keep);
 int store_pg_signed_heads_last(struct store_pg *p, int64_t *ret_at, char **ret_body,

@@ -1334,7 +1334,7 @@ int store_retention(struct store *s, const struct store_retention_policy *p, int
 		    unsigned limit, unsigned *ret_disposed)
 {
 	if (s->pg)
-		return -EOPNOTSUPP; /* not on PostgreSQL yet (docs/postgresql.md) */
+		return store_pg_retention(s->pg, p, now_ms, limit, ret_disposed);
 	_cleanup_free_ char *held = NULL;
 	unsigned disposed = 0, done = 0;
 	int r;
@@ -2255,8 +2255,9 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
 
 /* ---- migration into PostgreSQL (docs/postgresql.md) ---- */
 
-/* What is copied, table by table (chain_collapse, retention's to-do list, is not: PostgreSQL has
- * no retention yet); events' column 3 is ts (store_pg_copy_row() makes its partition). */
+/* What is copied, table by table (chain_collapse, retention's to-do list, is not: PostgreSQL's
+ * retention finds the chains that start with a tombstone by themselves); events' column 3 is ts
+ * (store_pg_copy_row() makes its partition). */
 static const struct {
 	const char *table, *columns;
 	int n;

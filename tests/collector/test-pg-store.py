@@ -51,12 +51,14 @@ def main():
                 ("backend = postgresql\nurl = %s\ndatabase = /tmp/x.db\n" % c.url,
                  "leave it out"),
                 ("backend = postgresql\nurl = postgresql://[bad\n", "url"),
-                ("backend = postgresql\nurl = %s\n\n[retention]\ndefault = 30d\n" % c.url,
-                 "not available on the PostgreSQL store"),
         ):
             rc, out = config_error(c, conf)
             assert rc != 0 and want in out, (conf, rc, out)
             assert "hunter2" not in out, "a password was echoed"
+        # retention periods work on PostgreSQL too (collector-pg-retention)
+        rc, out = config_error(c, "backend = postgresql\nurl = %s\n\n[retention]\n"
+                                  "default = 30d\nhold = term-x\n" % c.url)
+        assert rc == 0, ("[retention] with backend = postgresql", rc, out)
         with open(c.conf, "w") as f:
             f.write(good)
 
