@@ -2067,7 +2067,7 @@ static void totp_verify_post(struct evhttp_request *req, struct fleet *f, const 
 		fleet_emit(f, EVENT_FLEET_TOTP,
 			   json_pack("{s:s,s:s,s:s}", "action", "verified", "user", user, "by",
 				     actor(req)));
-		/* fall through */
+		__attribute__((fallthrough));
 	case FLEET_VERIFY_ALREADY:
 		reply(req, 200,
 		      json_pack("{s:s,s:s,s:o,s:b}", "user", user, "state", "active", "verified_at",
