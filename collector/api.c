@@ -552,13 +552,16 @@ struct export_state {
 	struct store_filter filter;
 	struct store_terminal_query query;
 	struct store_view view;
-	uint64_t last_id; /* the last event row written */
+	char *cert_expiring; /* view's, owned */
+	uint64_t last_id;    /* the last event row written */
 	int64_t last_ts;
 	struct evbuffer *out;
 };
 
 /* The Japanese names of the event kinds (the dashboard's, collector/web/app.js), so that the
  * sheet reads like the screen; the kind's id follows in parentheses. */
+static struct store_view view_now(struct worker *w);
+
 static const char *kind_ja(const char *kind)
 {
 	static const char *const names[][2] = {
@@ -692,6 +695,7 @@ static void export_finish(struct export_state *st)
 	if (st->evcon)
 		evhttp_connection_set_closecb(st->evcon, NULL, NULL);
 	evhttp_send_reply_end(st->req);
+	free(st->cert_expiring);
 	free(st);
 }
 
@@ -752,6 +756,7 @@ static void export_abort_cb(evutil_socket_t fd, short what, void *arg)
 	struct export_state *st = arg;
 	/* the connection is gone; the request is ours now and reply_end frees it */
 	evhttp_send_reply_end(st->req);
+	free(st->cert_expiring);
 	free(st);
 }
 
@@ -804,11 +809,10 @@ static void export_csv(struct evhttp_request *req, struct worker *w, const char 
 	st->hide_personal = hide_personal;
 	st->filter = f;
 	st->query = q;
-	st->view = (struct store_view){
-	    .now_ms = server_now_ms(),
-	    .default_interval_ms = (int64_t)w->c->cfg->report_interval * 1000,
-	    .drift_ms = (int64_t)w->c->cfg->clock_drift * 1000,
-	};
+	st->view = view_now(w);
+	/* the export outlives the worker's list, which the next request may replace */
+	st->cert_expiring = st->view.cert_expiring ? strdup(st->view.cert_expiring) : NULL;
+	st->view.cert_expiring = st->cert_expiring;
 	st->evcon = evhttp_request_get_connection(req);
 	common_headers(req, "text/csv; charset=utf-8", true);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Disposition",
@@ -864,12 +868,26 @@ static void send_asset(struct evhttp_request *req, struct worker *w, const struc
 
 /* ---- dispatch ---- */
 
+/* The view of now; the list of certificates near expiry ([alerts] cert_warning, as the
+ * cert_expiry alert) is the worker's, read again at most once a second. */
 static struct store_view view_now(struct worker *w)
 {
+	int64_t now = server_now_ms();
+
+	if (!w->cert_expiring || now - w->cert_expiring_ms >= 1000 || now < w->cert_expiring_ms) {
+		char *list =
+		    enroll_cert_expiring_json(now, (int64_t)w->c->cfg->alert_cert_warning * 1000);
+		if (list) {
+			free(w->cert_expiring);
+			w->cert_expiring = list;
+			w->cert_expiring_ms = now;
+		}
+	}
 	return (struct store_view){
-	    .now_ms = server_now_ms(),
+	    .now_ms = now,
 	    .default_interval_ms = (int64_t)w->c->cfg->report_interval * 1000,
 	    .drift_ms = (int64_t)w->c->cfg->clock_drift * 1000,
+	    .cert_expiring = w->cert_expiring,
 	};
 }
 

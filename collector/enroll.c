@@ -263,6 +263,23 @@ void enroll_cert_foreach(void (*fn)(const char *terminal, int64_t not_after, voi
 	pthread_mutex_unlock(&E.lock);
 }
 
+char *enroll_cert_expiring_json(int64_t now_ms, int64_t warning_ms)
+{
+	json_t *a = json_array();
+	char *text;
+
+	if (!a)
+		return NULL;
+	pthread_mutex_lock(&E.lock);
+	for (size_t i = 0; i < E.n_certs; i++)
+		if (E.certs[i].not_after * 1000 - now_ms < warning_ms)
+			json_array_append_new(a, json_string(E.certs[i].terminal));
+	pthread_mutex_unlock(&E.lock);
+	text = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return text;
+}
+
 void enroll_metrics_write(FILE *f)
 {
 	fputs("# HELP mynaguard_collector_cert_not_after_seconds Expiry (unix time) of the "

@@ -33,6 +33,9 @@ void enroll_annotate_terminal(const char *terminal, json_t *obj);
 /* Calls fn for every terminal's known certificate (under the table's lock: fn must not call
  * back into enroll). */
 void enroll_cert_foreach(void (*fn)(const char *terminal, int64_t not_after, void *arg), void *arg);
+/* A JSON array (malloc'd text) of the terminals whose certificate expires before
+ * now_ms + warning_ms, or has expired; NULL when out of memory. */
+char *enroll_cert_expiring_json(int64_t now_ms, int64_t warning_ms);
 /* Prometheus lines: the collector's own certificates' and every terminal's not-after, and the
  * enrollment counters. */
 void enroll_metrics_write(FILE *f);

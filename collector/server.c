@@ -934,6 +934,8 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	event_base_dispatch(w->base);
+	free(w->cert_expiring);
+	w->cert_expiring = NULL;
 	return NULL;
 }
 

@@ -51,6 +51,9 @@ struct worker {
 
 	/* dashboard: a read-only store of its own */
 	struct store *store;
+	/* dashboard: the terminals whose certificate expires soon (api.c), refreshed each second */
+	char *cert_expiring;
+	int64_t cert_expiring_ms;
 };
 
 struct collector {

@@ -899,22 +899,24 @@ static json_t *col_json(const PGresult *res, int row, int col)
 }
 
 /* Every terminal with its derived state, as store.c's TERMINAL_VIEW: $1..$2 the 24 h around now,
- * $3 now, $4 the default report interval, $5 the drift limit. */
-#define PG_TERMINAL_VIEW                                                                           \
-	"WITH v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"     \
-	"  t.report_interval, t.compliance_ts, coalesce(t.drift_ms, 0) AS drift_ms, t.conflicts,"  \
-	"  t.n_gaps AS gaps_all, t.n_gaps_unannounced AS gaps_un, t.description,"                  \
-	"  coalesce(t.locked_at >= $1::bigint AND t.locked_at < $2::bigint, false) AS locked,"     \
-	"  t.n_failing,"                                                                           \
-	"  ($3::bigint - t.last_seen > 2 * coalesce(t.report_interval, $4::bigint)) AS stale,"     \
-	"  (coalesce(t.drift_ms, 0) > $5::bigint OR coalesce(t.drift_ms, 0) < -$5::bigint)"        \
-	"  AS drift,"                                                                              \
-	"  CASE WHEN t.compliance_ts IS NULL THEN 2 WHEN t.n_failing > 0 THEN 0 ELSE 1 END AS st"  \
-	"  FROM terminals t),"                                                                     \
-	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0) AS problem,"        \
-	"  CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                              \
-	"  WHEN drift OR locked OR gaps_un > 0 THEN 2 WHEN st = 2 THEN 3 ELSE 4 END AS rank"       \
-	"  FROM v) "
+ * $3 now, $4 the default report interval, $5 the drift limit, $6 the terminals whose certificate
+ * expires soon (a JSON array). */
+#define PG_TERMINAL_VIEW                                                                            \
+	"WITH v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"      \
+	"  t.report_interval, t.compliance_ts, coalesce(t.drift_ms, 0) AS drift_ms, t.conflicts,"   \
+	"  t.n_gaps AS gaps_all, t.n_gaps_unannounced AS gaps_un, t.description,"                   \
+	"  coalesce(t.locked_at >= $1::bigint AND t.locked_at < $2::bigint, false) AS locked,"      \
+	"  t.n_failing,"                                                                            \
+	"  ($3::bigint - t.last_seen > 2 * coalesce(t.report_interval, $4::bigint)) AS stale,"      \
+	"  (coalesce(t.drift_ms, 0) > $5::bigint OR coalesce(t.drift_ms, 0) < -$5::bigint)"         \
+	"  AS drift,"                                                                               \
+	"  CASE WHEN t.compliance_ts IS NULL THEN 2 WHEN t.n_failing > 0 THEN 0 ELSE 1 END AS st,"  \
+	"  t.name IN (SELECT json_array_elements_text($6::json)) AS cert"                           \
+	"  FROM terminals t),"                                                                      \
+	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0 OR cert) AS problem," \
+	"  CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                               \
+	"  WHEN drift OR locked OR gaps_un > 0 OR cert THEN 2 WHEN st = 2 THEN 3 ELSE 4 END"        \
+	"  AS rank FROM v) "
 
 #define PG_COUNT_24H(kind, extra)                                                                  \
 	"(SELECT count(*) FROM events e WHERE e.tid = w.id AND e.kind = '" kind "'"                \
@@ -933,7 +935,7 @@ static json_t *col_json(const PGresult *res, int row, int col)
 	" drift, 'seq_conflicts', conflicts, 'gaps', gaps_all, 'gaps_unannounced', gaps_un,"                   \
 	" 'stale', stale, 'locked_24h', " PG_COUNT_24H(                                                        \
 	    "auth.locked",                                                                                     \
-	    "") ", 'problem', problem, 'totp_double_use', false,"                                              \
+	    "") ", 'problem', problem, 'totp_double_use', false, 'cert_expiring', cert,"                       \
 		" 'failing', (SELECT coalesce(json_agg(" PG_CHECK_JSON                                         \
 		") ORDER BY c.check_id), '[]')"                                                                \
 		" FROM checks c WHERE c.tid = w.id AND c.status IN ('fail', 'error')),"                        \
@@ -958,9 +960,10 @@ static void view_params(const struct store_view *v, struct pg_view_params *t, co
 	vals[2] = t->now.s;
 	vals[3] = t->interval.s;
 	vals[4] = t->drift.s;
+	vals[5] = v->cert_expiring ? v->cert_expiring : "[]";
 }
 
-/* $6: the LIKE pattern (NULL: any), $7: a failing check id (NULL: any) */
+/* $7: the LIKE pattern (NULL: any), $8: a failing check id (NULL: any) */
 static const char *pg_filter_sql(const struct store_terminal_query *q)
 {
 	static const char *const status_sql[_STORE_STATUS_MAX] = {
@@ -972,9 +975,9 @@ static const char *pg_filter_sql(const struct store_terminal_query *q)
 }
 
 #define PG_SEARCH_SQL                                                                              \
-	" AND ($6::text IS NULL OR name LIKE $6 ESCAPE '\\' OR coalesce(description, '') LIKE $6"  \
-	" ESCAPE '\\') AND ($7::text IS NULL OR id IN (SELECT tid FROM checks WHERE"               \
-	" check_id = $7 AND status IN ('fail', 'error')))"
+	" AND ($7::text IS NULL OR name LIKE $7 ESCAPE '\\' OR coalesce(description, '') LIKE $7"  \
+	" ESCAPE '\\') AND ($8::text IS NULL OR id IN (SELECT tid FROM checks WHERE"               \
+	" check_id = $8 AND status IN ('fail', 'error')))"
 
 int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
 			    const struct store_terminal_query *q, json_t **ret)
@@ -992,7 +995,7 @@ int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
 	struct pg_view_params t;
 	char pattern[2 * sizeof(q->search) + 3], *pp = pattern, sql[4096];
 	struct i64text lim = i64(q->limit), off = i64(q->offset);
-	const char *vals[9];
+	const char *vals[10];
 	json_t *list, *o;
 	int r = 0;
 
@@ -1007,30 +1010,30 @@ int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
 		*pp++ = '%';
 		*pp = 0;
 	}
-	vals[5] = q->search[0] ? pattern : NULL;
-	vals[6] = q->check[0] ? q->check : NULL;
-	vals[7] = q->limit ? lim.s : NULL;
-	vals[8] = off.s;
+	vals[6] = q->search[0] ? pattern : NULL;
+	vals[7] = q->check[0] ? q->check : NULL;
+	vals[8] = q->limit ? lim.s : NULL;
+	vals[9] = off.s;
 
 	sum = pq(p,
 		 PG_TERMINAL_VIEW "SELECT count(*), count(*) FILTER (WHERE st = 1),"
 				  " count(*) FILTER (WHERE st = 0), count(*) FILTER (WHERE st = 2),"
 				  " count(*) FILTER (WHERE stale), count(*) FILTER (WHERE problem)"
 				  " FROM w",
-		 5, vals, &r);
+		 6, vals, &r);
 	if (!sum)
 		return r;
 	snprintf(sql, sizeof(sql), PG_TERMINAL_VIEW "SELECT count(*) FROM w WHERE %s" PG_SEARCH_SQL,
 		 pg_filter_sql(q));
-	matched = pq(p, sql, 7, vals, &r);
+	matched = pq(p, sql, 8, vals, &r);
 	if (!matched)
 		return r;
 	snprintf(sql, sizeof(sql),
 		 PG_TERMINAL_VIEW "SELECT " PG_TERMINAL_JSON " FROM w WHERE %s" PG_SEARCH_SQL
-				  " ORDER BY %s %s, name %s LIMIT $8::bigint OFFSET $9::bigint",
+				  " ORDER BY %s %s, name %s LIMIT $9::bigint OFFSET $10::bigint",
 		 pg_filter_sql(q), sort_sql[q->sort], q->desc ? "DESC" : "ASC",
 		 q->sort == STORE_SORT_NAME && q->desc ? "DESC" : "ASC");
-	page = pq(p, sql, 9, vals, &r);
+	page = pq(p, sql, 10, vals, &r);
 	if (!page)
 		return r;
 	list = json_array();
@@ -1066,12 +1069,12 @@ int store_pg_terminal_json(struct store_pg *p, const struct store_view *v, const
 	_cleanup_pgresult_ PGresult *res = NULL;
 	struct pg_view_params t;
 	struct i64text n = i64(recent);
-	const char *vals[7];
+	const char *vals[8];
 	int r = 0;
 
 	view_params(v, &t, vals);
-	vals[5] = id;
-	vals[6] = n.s;
+	vals[6] = id;
+	vals[7] = n.s;
 	res = pq(
 	    p,
 	    PG_TERMINAL_VIEW
@@ -1084,9 +1087,9 @@ int store_pg_terminal_json(struct store_pg *p, const struct store_view *v, const
 	    " ORDER BY first DESC LIMIT 100) g)::text,"
 	    " (SELECT coalesce(json_agg(j ORDER BY seq DESC), '[]') FROM (SELECT e.seq, " PG_EVENT_JSON
 	    "::json AS j FROM events e JOIN terminals t ON t.id = e.tid"
-	    " WHERE e.tid = w.id AND e.body IS NULL ORDER BY e.seq DESC LIMIT $7::bigint) x)"
-	    "::text FROM w WHERE name = $6",
-	    7, vals, &r);
+	    " WHERE e.tid = w.id AND e.body IS NULL ORDER BY e.seq DESC LIMIT $8::bigint) x)"
+	    "::text FROM w WHERE name = $7",
+	    8, vals, &r);
 	if (!res)
 		return r;
 	if (PQntuples(res) == 0)
@@ -1207,7 +1210,7 @@ int store_pg_stats(struct store_pg *p, const struct store_view *v, struct store_
 {
 	_cleanup_pgresult_ PGresult *res = NULL, *oldest = NULL;
 	struct pg_view_params t;
-	const char *vals[5];
+	const char *vals[6];
 	int r = 0;
 
 	view_params(v, &t, vals);
@@ -1217,7 +1220,7 @@ int store_pg_stats(struct store_pg *p, const struct store_view *v, struct store_
 				  " count(*) FILTER (WHERE stale),"
 				  " coalesce((SELECT max(id) - min(id) + 1 FROM events), 0),"
 				  " (SELECT count(*) FROM gaps) FROM w",
-		 5, vals, &r);
+		 6, vals, &r);
 	if (!res)
 		return r;
 	*ret = (struct store_stats){

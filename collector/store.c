@@ -261,6 +261,7 @@ struct store {
 	bool writable;
 	/* the dashboard's summary cards, recounted at most once a second */
 	struct store_view summary_view;
+	char *summary_cert; /* summary_view's cert_expiring */
 	json_int_t summary[6];
 	/* the activity's top terminals (a sum over every terminal's days: ~200 ms at 10,000
 	 * terminals), recomputed at most once per STORE_TOP_TTL_MS for the same range */
@@ -595,6 +596,7 @@ void store_close(struct store *s)
 	sqlite3_close_v2(s->db);
 	EVP_MD_CTX_free(s->md);
 	json_decref(s->top_cache.top);
+	free(s->summary_cert);
 	free(s);
 }
 
@@ -1590,7 +1592,8 @@ static int64_t terminal_interval(sqlite3_stmt *st, int col, const struct store_v
  * ?3: now, ?4: the default report interval, ?5: the drift limit. st: 0 non-compliant,
  * 1 compliant, 2 no report yet. dbl: a terminal named in a double use of a one-time code
  * (fleet.totp double_use of the last 24 h, written by the collector itself, docs/fleet.md).
- * rank: the triage order. */
+ * cert: the terminal's certificate expires within [alerts] cert_warning (?12, a JSON array of
+ * names from enroll.c: the certificates are not in this store). rank: the triage order. */
 #define TERMINAL_VIEW                                                                               \
 	"WITH dbl AS (SELECT DISTINCT j.value AS name FROM events e"                                \
 	"  JOIN terminals c ON c.id = e.tid AND c.name = '" INGEST_SELF_TERMINAL "',"               \
@@ -1603,18 +1606,19 @@ static int64_t terminal_interval(sqlite3_stmt *st, int col, const struct store_v
 	"  (?3 - t.last_seen > 2 * ifnull(t.report_interval, ?4)) AS stale,"                        \
 	"  (ifnull(t.drift_ms, 0) > ?5 OR ifnull(t.drift_ms, 0) < -?5) AS drift,"                   \
 	"  CASE WHEN t.compliance_ts IS NULL THEN 2 WHEN t.n_failing > 0 THEN 0 ELSE 1 END AS st,"  \
-	"  t.name IN (SELECT name FROM dbl) AS dbl"                                                 \
+	"  t.name IN (SELECT name FROM dbl) AS dbl,"                                                \
+	"  t.name IN (SELECT value FROM json_each(ifnull(?12, '[]'))) AS cert"                      \
 	"  FROM terminals t),"                                                                      \
-	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0 OR dbl) AS problem,"  \
-	"  CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                               \
-	"  WHEN drift OR locked OR gaps_un > 0 OR dbl THEN 2 WHEN st = 2 THEN 3 ELSE 4 END AS rank" \
-	"  FROM v) "
+	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0 OR dbl OR cert)"      \
+	"  AS problem, CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                   \
+	"  WHEN drift OR locked OR gaps_un > 0 OR dbl OR cert THEN 2 WHEN st = 2 THEN 3 ELSE 4 END" \
+	"  AS rank FROM v) "
 
 /* the columns terminal_row_json() reads, in its order */
 #define TERMINAL_COLUMNS                                                                           \
 	"id, name, first_seen, last_seen, max_seq, policy_hash, report_interval, compliance_ts,"   \
 	" drift_ms, conflicts, gaps_all, gaps_un, description, locked, stale, drift, st, problem," \
-	" dbl"
+	" dbl, cert"
 
 static void view_bind(sqlite3_stmt *st, const struct store_view *v)
 {
@@ -1623,6 +1627,8 @@ static void view_bind(sqlite3_stmt *st, const struct store_view *v)
 	sqlite3_bind_int64(st, 3, v->now_ms);
 	sqlite3_bind_int64(st, 4, v->default_interval_ms);
 	sqlite3_bind_int64(st, 5, v->drift_ms);
+	if (v->cert_expiring)
+		sqlite3_bind_text(st, 12, v->cert_expiring, -1, SQLITE_STATIC);
 }
 
 /* Builds the per-terminal object from a row of TERMINAL_COLUMNS; failing checks and the 24 h
@@ -1660,6 +1666,7 @@ static json_t *terminal_row_json(sqlite3_stmt *st, const struct store_view *v)
 	json_object_set_new(o, "locked_24h", json_integer(0)); /* counted by terminals_decorate */
 	json_object_set_new(o, "problem", json_boolean(sqlite3_column_int(st, 17)));
 	json_object_set_new(o, "totp_double_use", json_boolean(sqlite3_column_int(st, 18)));
+	json_object_set_new(o, "cert_expiring", json_boolean(sqlite3_column_int(st, 19)));
 	json_object_set_new(o, "failing", json_array());
 	json_object_set_new(o, "usb_blocked_24h", json_integer(0));
 	json_object_set_new(o, "auth_failures_24h", json_integer(0));
@@ -1877,7 +1884,9 @@ static int terminals_summary(struct store *s, const struct store_view *v)
 
 	if (s->summary_view.now_ms <= v->now_ms && v->now_ms - s->summary_view.now_ms < 1000 &&
 	    s->summary_view.default_interval_ms == v->default_interval_ms &&
-	    s->summary_view.drift_ms == v->drift_ms)
+	    s->summary_view.drift_ms == v->drift_ms &&
+	    strcmp(s->summary_cert ? s->summary_cert : "",
+		   v->cert_expiring ? v->cert_expiring : "") == 0)
 		return 0;
 	r = prepare(s,
 		    TERMINAL_VIEW "SELECT count(*), ifnull(sum(st = 1), 0), ifnull(sum(st = 0), 0),"
@@ -1891,7 +1900,10 @@ static int terminals_summary(struct store *s, const struct store_view *v)
 		return -EIO;
 	for (int i = 0; i < 6; i++)
 		s->summary[i] = sqlite3_column_int64(st, i);
+	free(s->summary_cert);
+	s->summary_cert = v->cert_expiring ? strdup(v->cert_expiring) : NULL;
 	s->summary_view = *v;
+	s->summary_view.cert_expiring = NULL; /* compared through summary_cert */
 	return 0;
 }
 

@@ -144,6 +144,9 @@ struct store_view {
 	int64_t now_ms;
 	int64_t default_interval_ms; /* when a terminal did not report its interval */
 	int64_t drift_ms;	     /* |drift| beyond this raises the flag */
+	/* a JSON array of the terminals whose certificate expires within [alerts] cert_warning
+	 * (enroll_cert_expiring_json()): a problem on the dashboard; NULL = none */
+	const char *cert_expiring;
 };
 
 enum store_sort {
@@ -161,7 +164,8 @@ enum store_status_filter {
 	STORE_STATUS_ALL,
 	STORE_STATUS_NONCOMPLIANT,
 	STORE_STATUS_STALE,
-	STORE_STATUS_PROBLEM, /* non-compliant, stale, no report, clock drift, lockout, unannounced gap */
+	STORE_STATUS_PROBLEM, /* non-compliant, stale, no report, clock drift, lockout, unannounced gap,
+			       * double use of a code, certificate near expiry */
 	STORE_STATUS_COMPLIANT,
 	STORE_STATUS_UNKNOWN,
 	_STORE_STATUS_MAX,

@@ -52,6 +52,9 @@
       totp_user: '利用者', totp_groups: 'グループ', totp_since: '登録日時', totp_by: '登録者', totp_state: '状態',
       totp_revoked_at: '失効日時', totp_double: '二重使用', totp_st_pending: '確認待ち（コード未確認・端末へ未配布）', totp_st_active: '有効', totp_st_revoked: '失効', no_totp: '集中管理の TOTP 登録はありません。',
       totp_double_badge: '確認コードの二重使用',
+      cert_badge: '証明書の期限切れ間近',
+      cert_reason: '端末証明書の有効期限が近いか、切れています。端末の自動更新（mynaguard-uplink）が動いているか確認してください（mynaguardctl status）。',
+      cert_not_after: '証明書の有効期限',
       totp_double_reason: '同じ確認コードが2台で使われました — 認証器の盗用の疑い。利用者に確認し、必要なら失効してください（mynaguardctl fleet totp revoke）。',
       retention: '保存期間', ret_title: 'ログの保存期間（種類ごと）', ret_period: '保存期間', ret_oldest: '保存中の最古の受信日時',
       ret_keep: '無期限', ret_last_run: '最終廃棄処理: ', ret_disposed: '、廃棄件数: ', ret_hold: '訴訟ホールド中の端末: ',
@@ -135,6 +138,9 @@
       totp_user: 'User', totp_groups: 'Groups', totp_since: 'Enrolled at', totp_by: 'Enrolled by', totp_state: 'State',
       totp_revoked_at: 'Revoked at', totp_double: 'Double uses', totp_st_pending: 'pending (no code verified, on no terminal)', totp_st_active: 'active', totp_st_revoked: 'revoked', no_totp: 'No central TOTP enrollment.',
       totp_double_badge: 'One-time code used twice',
+      cert_badge: 'Certificate expiring',
+      cert_reason: 'The terminal certificate expires soon or has expired. Check that the terminal renews it (mynaguard-uplink; mynaguardctl status).',
+      cert_not_after: 'Certificate expires',
       totp_double_reason: 'The same one-time code was accepted on two terminals: the authenticator may be stolen. Ask the user and revoke the enrollment if needed (mynaguardctl fleet totp revoke).',
       retention: 'Retention', ret_title: 'Retention by event kind', ret_period: 'Period', ret_oldest: 'Oldest kept (received)',
       ret_keep: 'kept', ret_last_run: 'Last disposal run: ', ret_disposed: ', events disposed of: ', ret_hold: 'Terminals on legal hold: ',
@@ -406,6 +412,11 @@
       b.title = t('totp_double_reason');
       frag.appendChild(b);
     }
+    if (term.cert_expiring) {
+      const b = el('span', t('cert_badge'), 'badge st-noncompliant cert-expiring');
+      b.title = t('cert_reason');
+      frag.appendChild(b);
+    }
     return frag;
   }
 
@@ -506,8 +517,9 @@
       tr.appendChild(st);
       tr.appendChild(el('td', fmtTime(term.last_seen)));
       const fc = el('td');
-      if (term.failing.length === 0 && !term.totp_double_use) fc.textContent = t('none');
+      if (term.failing.length === 0 && !term.totp_double_use && !term.cert_expiring) fc.textContent = t('none');
       if (term.totp_double_use) fc.appendChild(el('div', t('totp_double_reason'), 'failing totp-double-reason'));
+      if (term.cert_expiring) fc.appendChild(el('div', t('cert_reason'), 'failing cert-reason'));
       term.failing.forEach((f) => {
         const d = el('div', null, 'failing');
         d.dataset.check = f.id;
@@ -604,6 +616,7 @@
     fact(dl, 'col_auth', term.auth_failures_24h);
     if (term.locked_24h) fact(dl, 'locked', term.locked_24h);
     if (term.totp_double_use) fact(dl, 'totp_double_badge', t('totp_double_reason'));
+    if (term.cert_not_after) fact(dl, 'cert_not_after', fmtTime(term.cert_not_after) + (term.cert_expiring ? ' (' + t('cert_badge') + ')' : ''));
     if (term.seq_conflicts) fact(dl, 'conflicts', term.seq_conflicts);
 
     const checks = document.createDocumentFragment();

@@ -154,18 +154,22 @@ def drive(b, url, token, outdir):
     rows = rows_now(b)
     check(len(rows) == 50, "one page of 50: %d" % len(rows))
     check(rows[0] == "term-ng-01" and rows[1] == "term-stale", "non-compliant, then stale first: " + json.dumps(rows[:6]))
-    check(set(rows[2:4]) == {"term-gap", "term-locked"} and rows[4] == "term-new",
-          "then the lockout and the gap, then no report: " + json.dumps(rows[:6]))
+    check(set(rows[2:5]) == {"term-gap", "term-locked", "term-ok-03"} and rows[5] == "term-new",
+          "then the lockout, the gap and the certificate, then no report: " + json.dumps(rows[:6]))
     check(b.text("#n-noncompliant").strip() == "1", "one non-compliant in the summary")
     check(b.text("#n-compliant").strip() == "56", "56 compliant (one of them stale)")
     check(b.text("#n-stale").strip() == "1", "one stale")
     check(b.text("#n-unknown").strip() == "1", "one without report")
-    check(b.text("#n-problem").strip() == "5", "five with problems")
+    check(b.text("#n-problem").strip() == "6", "six with problems")
     check(b.text("#n-total").strip() == "58", "58 in all")
     check("コンプライアンス" in b.text("h1"), "Japanese by default")
     # the reason in plain Japanese with what to do, not the check id
     reason = b.text('tr[data-terminal="term-ng-01"] .failing')
     check("ログインにワンタイムコードが必須になっていません — /etc/pam.d" in reason, "Japanese reason: " + reason)
+    # a certificate 10 days from expiry is a problem 30 days ahead (issue 13), compliant as it is
+    cert = b.text('tr[data-terminal="term-ok-03"]')
+    check("証明書の期限切れ間近" in cert and "端末証明書の有効期限が近い" in cert and "準拠" in cert,
+          "the certificate near expiry is on the row: " + cert)
     b.screenshot(os.path.join(outdir, "dashboard-list.png"))
 
     # pages: the second has the other 8; Back returns to the first
@@ -182,9 +186,9 @@ def drive(b, url, token, outdir):
     check("active" in d.find_element(By.ID, "card-noncompliant").get_attribute("class"), "the card shows it is on")
     click(b, By.ID, "card-problem")
     wait_rows(b, "the problems card", lambda r: sorted(r) == ["term-gap", "term-locked", "term-new",
-                                                                "term-ng-01", "term-stale"])
+                                                                "term-ng-01", "term-ok-03", "term-stale"])
     b.screenshot(os.path.join(outdir, "dashboard-problems.png"))
-    # CSV of exactly the filtered list: BOM, Japanese header, CRLF, the five rows in screen order
+    # CSV of exactly the filtered list: BOM, Japanese header, CRLF, the six rows in screen order
     raw = export_text(b)
     check(raw.startswith(b"\xef\xbb\xbf"), "CSV starts with a BOM")
     text = raw[3:].decode("utf-8")
@@ -343,7 +347,8 @@ def drive(b, url, token, outdir):
 def seed(c, pki):
     for i in (1, 2, 3):
         name = "term-ok-%02d" % i
-        cert = pki.terminal(name)
+        # term-ok-03's certificate expires in 10 days: within [alerts] cert_warning (30 days)
+        cert = pki.terminal(name, days=10) if i == 3 else pki.terminal(name)
         snap = compliance(name, 1)
         snap["data"]["description"] = "市民課 窓口%d" % i if i < 3 else "税務課"
         st, _, _ = c.post(cert, {"v": 1, "terminal": name, "events": [

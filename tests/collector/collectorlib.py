@@ -122,7 +122,7 @@ class PKI:
     def p(self, name):
         return os.path.join(self.d, name)
 
-    def issue(self, ca, name, cn, ext=None, days=30):
+    def issue(self, ca, name, cn, ext=None, days=397):
         self.serial += 1
         key, csr, pem = self.p(name + ".key"), self.p(name + ".csr"), self.p(name + ".pem")
         run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
@@ -135,7 +135,7 @@ class PKI:
             "-extfile", extfile)
         return (pem, key, "%X" % self.serial)
 
-    def terminal(self, name, ca="terminal-ca", cn=None, days=30):
+    def terminal(self, name, ca="terminal-ca", cn=None, days=397):
         return self.issue(ca, name, cn or name, days=days)
 
 

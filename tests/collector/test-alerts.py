@@ -114,6 +114,23 @@ def main_flow():
             assert st == 200 and body["open"] == 5, body
             assert {(a["kind"], a["terminal"]) for a in body["alerts"]} == want, body
             assert all(a["mail"] == "sent" and a["webhook"] == "sent" for a in body["alerts"]), body
+            # a certificate near expiry is also a problem on the dashboard (issue 13), by the
+            # same [alerts] cert_warning; a terminal with a long certificate is not
+            st, body, _ = c.get("/v1/terminals?status=problem&limit=100")
+            assert st == 200, body
+            byname = {t["id"]: t for t in body["terminals"]}
+            assert byname["term-cert"]["cert_expiring"] is True, byname["term-cert"]
+            assert byname["term-cert"]["problem"] is True, byname["term-cert"]
+            assert byname["term-cert"]["status"] == "compliant", byname["term-cert"]
+            assert "term-ok" not in byname, byname
+            assert body["summary"]["problem"] == body["matched"] == len(byname) == 5, body
+            st, body, _ = c.get("/v1/terminals/term-ok")
+            assert st == 200 and body["cert_expiring"] is False and body["problem"] is False, body
+            st, body, _ = c.get("/v1/terminals/term-cert")
+            assert st == 200 and body["cert_expiring"] is True and body["cert_not_after"], body
+            st, body, _ = c.get("/v1/terminals?sort=problem&limit=100")
+            order = [t["id"] for t in body["terminals"]]
+            assert order.index("term-cert") < order.index("term-ok"), order
             st, _, _ = c.get("/v1/alerts", token="wrong")
             assert st == 401, st
             st, text, _ = c.get("/metrics", raw=True)
