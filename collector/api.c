@@ -587,7 +587,7 @@ static int export_row(const struct store_row *row, void *userdata)
 	const char *data = row->data;
 	if (st->hide_personal) {
 		json_t *d = json_loads(row->data ? row->data : "{}", 0, NULL);
-		auth_redact(d);
+		auth_redact_event(row->kind, d);
 		redacted = d ? json_dumps(d, JSON_COMPACT) : NULL;
 		json_decref(d);
 		data = redacted ? redacted : "{}";

@@ -452,13 +452,35 @@ void auth_session_handle(struct evhttp_request *req, struct worker *w)
 
 static bool personal_key(const char *k)
 {
-	/* a sign-off's reviewer is a person, and its comment is free text that may name users */
+	/* a sign-off's reviewer is a person, and its comment is free text that may name users;
+	 * "by" names the account (or the operator) that made a change */
 	static const char *const keys[] = {"user",  "users",	"username", "holder",
-					   "login", "reviewer", "comment"};
+					   "login", "reviewer", "comment",  "by"};
 	for (size_t i = 0; i < ELEMENTSOF(keys); i++)
 		if (strcmp(k, keys[i]) == 0)
 			return true;
 	return false;
+}
+
+static void hide(json_t *o, const char *k)
+{
+	json_t *x = json_object_get(o, k);
+
+	if (x && !json_is_null(x))
+		json_object_set_new(o, k, json_string("***"));
+}
+
+/* the dashboard accounts' events: "name" is the person who logged in, was created, ... */
+static void hide_account_name(const char *kind, json_t *data)
+{
+	if (kind && strncmp(kind, "account.", 8) == 0 && json_is_object(data))
+		hide(data, "name");
+}
+
+void auth_redact_event(const char *kind, json_t *data)
+{
+	auth_redact(data);
+	hide_account_name(kind, data);
 }
 
 void auth_redact(json_t *v)
@@ -475,6 +497,9 @@ void auth_redact(json_t *v)
 			else
 				auth_redact(x);
 		}
+		/* an event ({"kind", "data"}: the answers, the evidence bundle's lines) */
+		hide_account_name(json_string_value(json_object_get(v, "kind")),
+				  json_object_get(v, "data"));
 	} else if (json_is_array(v)) {
 		json_array_foreach(v, i, x) auth_redact(x);
 	}

@@ -37,9 +37,14 @@ int auth_request(struct evhttp_request *req, struct worker *w, enum auth_role ne
 void auth_session_handle(struct evhttp_request *req, struct worker *w);
 
 /* For hide_personal: replaces every value of a key that names a person ("user", "holder",
- * "reviewer", a sign-off's free-text "comment", ...) anywhere inside v with "***". The JSON
+ * "reviewer", a sign-off's free-text "comment", "by", ...) anywhere inside v with "***", and
+ * the "name" in the data of every account.* event ({"kind", "data"}) inside v. The JSON
  * answers, the review, the self-inspection report and the evidence bundle all use it. */
 void auth_redact(json_t *v);
+
+/* auth_redact for the data of one event of kind: also the "name" of an account.* event (the
+ * person who logged in, was created, ...). The CSV export, which has kind and data apart. */
+void auth_redact_event(const char *kind, json_t *data);
 
 /* Queues the admin commands' account.* events (account_outbox) to the writer. */
 void auth_outbox_flush(struct collector *c);

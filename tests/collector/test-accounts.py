@@ -413,7 +413,41 @@ def check_hide_personal(c, pki):
     assert st == 200 and "佐藤".encode() in data, data
     st, body, _ = seen.req("GET", "/v1/events?terminal=term-h")
     assert st == 200 and body["events"][0]["data"]["user"] == "tanaka", body
+    check_hide_account_events(c, hidden, seen)
     print("hide_personal: ok")
+
+
+def check_hide_account_events(c, hidden, seen):
+    """The account.* events name a person in "name" (and the operator in "by"): hidden in the
+    JSON, in a terminal's recent events and in the CSV; shown to an auditor without it."""
+    wait_events(c, "account.login", lambda d: d["name"] == "mika")
+    wait_events(c, "account.created", lambda d: d["name"] == "nao")
+    people = ["mika", "nao", "aki", "ryo", "lena"]
+    for kind in ("account.login", "account.created"):
+        q = "/v1/events?terminal=mynaguard-collector&kind=%s&limit=1000" % kind
+        st, body, _ = hidden.req("GET", q)
+        assert st == 200 and body["events"], body
+        for e in body["events"]:
+            assert e["kind"] == kind and e["data"]["name"] == "***", e
+            if "by" in e["data"]:
+                assert e["data"]["by"] == "***", e
+        # the rest of the event stays readable
+        assert any(e["data"].get("role") == "auditor" for e in body["events"]), body
+        text = json.dumps(body)
+        assert not any('"%s"' % p in text for p in people), text
+        st, body, _ = seen.req("GET", q)
+        assert st == 200 and {"mika", "nao"} & {e["data"]["name"] for e in body["events"]}, body
+        q = "/v1/export.csv?terminal=mynaguard-collector&kind=" + kind
+        st, data, _ = hidden.req("GET", q, raw=True)
+        assert st == 200 and kind.encode() in data and b"***" in data, data
+        for p in people:
+            assert p.encode() not in data, (p, data)
+        st, data, _ = seen.req("GET", q, raw=True)
+        assert st == 200 and (b"mika" in data or b"nao" in data), data
+    st, body, _ = hidden.req("GET", "/v1/terminals/mynaguard-collector")
+    assert st == 200, body
+    text = json.dumps(body)
+    assert not any('"%s"' % p in text for p in people), text
 
 
 def db_bytes(c):
