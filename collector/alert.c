@@ -29,6 +29,7 @@
 #define ALERT_BACKOFF_MAX_S  3600
 #define ALERT_LIST_MAX	     10000 /* conditions listed by GET /v1/alerts (all are counted) */
 #define ALERT_TEXT_MAX	     1536
+#define ALERT_SENT_KEPT	     50 /* deliveries kept per channel for GET /v1/alerts */
 
 enum delivery {
 	DELIVERY_NONE,	  /* the channel is not configured (or the digest carries it) */
@@ -416,6 +417,17 @@ static const char state_schema[] = "PRAGMA journal_mode = WAL;"
 				   "  webhook INTEGER NOT NULL,"
 				   "  attempts INTEGER NOT NULL DEFAULT 0,"
 				   "  next_try INTEGER NOT NULL DEFAULT 0);"
+				   /* the last deliveries per channel, for the dashboard; no
+				    * address, URL or message: when, what, and how it went */
+				   "CREATE TABLE IF NOT EXISTS sent ("
+				   "  id INTEGER PRIMARY KEY,"
+				   "  at INTEGER NOT NULL,"   /* collector's clock, ms */
+				   "  channel TEXT NOT NULL," /* mail, webhook */
+				   "  kind TEXT NOT NULL,"    /* an alert kind, or digest */
+				   "  terminal TEXT NOT NULL,"
+				   "  count INTEGER NOT NULL," /* conditions the message carried */
+				   "  ok INTEGER NOT NULL,"
+				   "  error TEXT);"
 				   "CREATE TABLE IF NOT EXISTS digest ("
 				   "  id INTEGER PRIMARY KEY CHECK (id = 1),"
 				   "  day TEXT NOT NULL," /* local date of the last digest sent */
@@ -445,6 +457,67 @@ static int64_t backoff_ms(int attempts)
 	for (int i = 0; i < attempts && s < ALERT_BACKOFF_MAX_S; i++)
 		s *= 2;
 	return (s < ALERT_BACKOFF_MAX_S ? s : ALERT_BACKOFF_MAX_S) * 1000;
+}
+
+/* err without what the configuration may hold that is not for the dashboard's readers (the
+ * webhook's URL: its path or query may carry a token; libcurl names it in some errors). */
+static void error_scrub(const char *err, char out[static ALERT_ERROR_MAX])
+{
+	const char *url = A.cfg->alert_webhook, *at;
+	size_t n = url ? strlen(url) : 0;
+
+	snprintf(out, ALERT_ERROR_MAX, "%s", err);
+	while (n && (at = strstr(out, url))) {
+		char rest[ALERT_ERROR_MAX];
+		snprintf(rest, sizeof(rest), "%s", at + n);
+		snprintf(out + (at - out), ALERT_ERROR_MAX - (size_t)(at - out), "(webhook)%s",
+			 rest);
+	}
+}
+
+/* One delivery, kept for GET /v1/alerts (the newest ALERT_SENT_KEPT per channel). A failure to
+ * keep it is logged; the delivery itself stands. */
+static void sent_record(const char *channel, const char *kind, const char *terminal, unsigned count,
+			int64_t at, const char *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *prune = NULL;
+	char scrubbed[ALERT_ERROR_MAX];
+	int rc;
+
+	static const char *const sql[] = {
+	    "INSERT INTO sent (at, channel, kind, terminal, count, ok, error)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	    "DELETE FROM sent WHERE channel = ?1 AND id <= (SELECT id FROM sent WHERE"
+	    " channel = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+	};
+	sqlite3_stmt **st[] = {&ins, &prune};
+
+	rc = SQLITE_OK;
+	for (size_t i = 0; rc == SQLITE_OK && i < ELEMENTSOF(sql); i++)
+		rc = sqlite3_prepare_v2(A.db, sql[i], -1, st[i], NULL);
+	if (rc == SQLITE_OK) {
+		if (err)
+			error_scrub(err, scrubbed);
+		sqlite3_bind_int64(ins, 1, at);
+		sqlite3_bind_text(ins, 2, channel, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 3, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 4, terminal, -1, SQLITE_STATIC);
+		sqlite3_bind_int(ins, 5, (int)count);
+		sqlite3_bind_int(ins, 6, !err);
+		if (err)
+			sqlite3_bind_text(ins, 7, scrubbed, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(ins, 7);
+		rc = sqlite3_step(ins) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(A.db);
+	}
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(prune, 1, channel, -1, SQLITE_STATIC);
+		sqlite3_bind_int(prune, 2, ALERT_SENT_KEPT);
+		rc = sqlite3_step(prune) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(A.db);
+	}
+	if (rc != SQLITE_OK)
+		server_log(LOG_ERR, "alerts: state %s: cannot keep the delivery: %s",
+			   A.cfg->alert_state, strerror(-sql_errno(rc)));
 }
 
 /* Records the round's conditions: new ones raised, vanished ones cleared. */
@@ -580,6 +653,8 @@ static void deliver_one(struct pending *p, bool down[static 2])
 		r = subject && body ? alert_send_mail(cfg, subject, body, err) : -ENOMEM;
 		if (r == -ENOMEM)
 			snprintf(err, sizeof(err), "out of memory");
+		sent_record("mail", kind_names[k], p->terminal, 1, server_now_ms(),
+			    r >= 0 ? NULL : err);
 		if (r >= 0) {
 			p->mail = DELIVERY_SENT;
 			atomic_fetch_add(&A.sent[0], 1);
@@ -603,6 +678,8 @@ static void deliver_one(struct pending *p, bool down[static 2])
 		r = json ? alert_send_webhook(cfg, json, err) : -ENOMEM;
 		if (r == -ENOMEM)
 			snprintf(err, sizeof(err), "out of memory");
+		sent_record("webhook", p->kind >= 0 ? kind_names[p->kind] : "?", p->terminal, 1,
+			    server_now_ms(), r >= 0 ? NULL : err);
 		if (r >= 0) {
 			p->hook = DELIVERY_SENT;
 			atomic_fetch_add(&A.sent[1], 1);
@@ -751,6 +828,7 @@ static int digest(int64_t now)
 		return -ENOMEM;
 	}
 	r = alert_send_mail(cfg, subject, body, err);
+	sent_record("mail", "digest", "", count, server_now_ms(), r >= 0 ? NULL : err);
 	if (r >= 0) {
 		atomic_fetch_add(&A.digests, 1);
 		atomic_fetch_add(&A.sent[0], 1);
@@ -794,13 +872,56 @@ static const char *delivery_name(int d)
 	return d == DELIVERY_PENDING ? "pending" : d == DELIVERY_SENT ? "sent" : "none";
 }
 
+/* o's "channels": per channel whether it is configured (never its address or URL) and its
+ * last deliveries, newest first. */
+static int snapshot_channels(json_t *o)
+{
+	static const char *const names[] = {"mail", "webhook"};
+	const struct collector_config *cfg = A.cfg;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	json_t *chs = json_object();
+	char at[32];
+	int rc = SQLITE_OK;
+
+	if (!chs || json_object_set_new(o, "channels", chs) < 0)
+		return -ENOMEM;
+	rc = sqlite3_prepare_v2(A.db,
+				"SELECT at, kind, terminal, count, ok, error FROM sent"
+				" WHERE channel = ?1 ORDER BY id DESC LIMIT ?2",
+				-1, &st, NULL);
+	for (size_t i = 0; rc == SQLITE_OK && i < ELEMENTSOF(names); i++) {
+		bool on = i == 0 ? cfg->alert_smtp != NULL : cfg->alert_webhook != NULL;
+		json_t *ch = json_pack("{s:b, s:s?, s:[]}", "configured", on, "digest",
+				       i == 0 && on ? cfg->alert_digest : NULL, "recent");
+		json_t *recent = json_object_get(ch, "recent");
+
+		if (!ch || json_object_set_new(chs, names[i], ch) < 0)
+			return -ENOMEM;
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, names[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, ALERT_SENT_KEPT);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			event_format_ts(sqlite3_column_int64(st, 0), at);
+			json_array_append_new(
+			    recent, json_pack("{s:s, s:s, s:s, s:i, s:s, s:s?}", "at", at, "kind",
+					      (const char *)sqlite3_column_text(st, 1), "terminal",
+					      (const char *)sqlite3_column_text(st, 2), "count",
+					      sqlite3_column_int(st, 3), "result",
+					      sqlite3_column_int(st, 4) ? "sent" : "failed",
+					      "error", (const char *)sqlite3_column_text(st, 5)));
+		}
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	return sql_errno(rc);
+}
+
 static int snapshot(int64_t now)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	uint64_t by_kind[_ALERT_KIND_MAX] = {0}, total = 0;
 	json_t *arr = json_array(), *o;
 	char at[32];
-	int rc;
+	int rc, r;
 
 	if (!arr)
 		return -ENOMEM;
@@ -835,6 +956,11 @@ static int snapshot(int64_t now)
 		      arr);
 	if (!o)
 		return -ENOMEM;
+	r = snapshot_channels(o);
+	if (r < 0) {
+		json_decref(o);
+		return r;
+	}
 	pthread_mutex_lock(&A.lock);
 	json_decref(A.snapshot);
 	A.snapshot = o;

@@ -36,7 +36,8 @@ int alert_start(const struct collector_config *cfg);
 void alert_stop(void);
 
 /* GET /v1/alerts: {"generated_at","open":N,"alerts":[{key,kind,terminal,raised_at,message:{ja,en},
- * mail,webhook}]} as of the last round. */
+ * mail,webhook}],"channels":{"mail"|"webhook":{configured,digest,recent:[{at,kind,terminal,
+ * count,result,error}]}}} as of the last round; no address, relay or URL. */
 int alert_json(json_t **ret);
 /* Prometheus lines: open conditions per kind, raised and cleared totals, deliveries. */
 void alert_metrics_write(FILE *f);

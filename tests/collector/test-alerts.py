@@ -8,8 +8,10 @@
 # slowing ingest; STARTTLS required of a relay that offers none sends nothing; the daily digest
 # sends one mail listing the open conditions instead of one each; a central TOTP code accepted
 # offline on several terminals is one alert per user and step, and a problem of each terminal.
+import json
 import os
 import re
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -454,7 +456,94 @@ def totp_double_use():
             sink.stop()
 
 
+def dashboard_api():
+    """GET /v1/alerts for the dashboard's alerts view: the open conditions and each channel's
+    last deliveries (time, result, reason), readable by an auditor's token, refused without
+    one, and never the webhook URL's credentials nor the mail addresses."""
+    with TestDir("alerts-api") as d:
+        pki = PKI(d)
+        sink, hook = SMTPSink().start(), WebhookReceiver()
+        secret_url = hook.url.replace("http://", "http://hookuser:hook-s3cret@") + \
+            "?token=tok-s3cret"
+
+        class Hook:
+            url = secret_url
+        cert = pki.terminal("term-nc")
+        c = Collector(d, pki, extra=alerts_conf(sink, Hook)).start()
+        try:
+            def cli(*args):
+                return subprocess.run([os.environ["COLLECTOR"], "--config", c.conf, *args],
+                                      input="auditor-password-0123\n", capture_output=True,
+                                      text=True, timeout=60)
+            r = cli("--account-add", "kana", "--role", "auditor")
+            assert r.returncode == 0, r.stderr
+            tok = cli("--account-token", "kana", "--scope", "read").stdout.strip()
+            assert re.fullmatch(r"mgt_[0-9a-f]{64}", tok), tok
+            st, body, _ = c.get("/v1/alerts", token=tok)
+            assert st == 200 and body["open"] == 0, body
+
+            st, out, _ = c.post(cert, {"v": 1, "terminal": "term-nc", "events": [
+                compliance("term-nc", 1, failing=FAIL, interval_s=3600)]})
+            assert st == 200, out
+            wait(lambda: hook_keys(hook) and mail_keys(sink), what="the mail and the post")
+            body = wait(lambda: (lambda b: b if b[1]["channels"]["webhook"]["recent"] and
+                                 b[1]["channels"]["mail"]["recent"] else None)(
+                c.get("/v1/alerts", token=tok)), what="the deliveries in /v1/alerts")[1]
+            assert body["open"] == 1, body
+            a = body["alerts"][0]
+            assert (a["kind"], a["terminal"]) == ("noncompliant", "term-nc"), a
+            assert a["message"]["ja"].startswith("端末 term-nc が非準拠"), a
+            assert a["mail"] == "sent" and a["webhook"] == "sent", a
+            for ch in ("mail", "webhook"):
+                x = body["channels"][ch]
+                assert x["configured"] is True, x
+                got = x["recent"][0]
+                assert (got["kind"], got["terminal"], got["result"], got["count"]) == \
+                    ("noncompliant", "term-nc", "sent", 1), got
+                assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d.*", got["at"]), got
+                assert got["error"] is None, got
+            assert body["channels"]["mail"]["digest"] is None, body
+
+            # a webhook that refuses: the failure and its reason, still no URL
+            hook.status = 500
+            st, out, _ = c.post(cert, {"v": 1, "terminal": "term-nc", "events": [
+                compliance("term-nc", 2, interval_s=3600)]})
+            assert st == 200, out
+            wait(lambda: c.get("/v1/alerts", token=tok)[1]["open"] == 0, what="cleared")
+            st, out, _ = c.post(cert, {"v": 1, "terminal": "term-nc", "events": [
+                compliance("term-nc", 3, failing=FAIL, interval_s=3600)]})
+            assert st == 200, out
+
+            def failed():
+                b = c.get("/v1/alerts", token=tok)[1]
+                r = b["channels"]["webhook"]["recent"]
+                return b if r and r[0]["result"] == "failed" else None
+            body = wait(failed, what="the failed post in /v1/alerts")
+            got = body["channels"]["webhook"]["recent"][0]
+            assert "500" in got["error"], got
+            assert "sent" in [x["result"] for x in body["channels"]["webhook"]["recent"]], body
+
+            text = json.dumps(body, ensure_ascii=False)
+            for secret in ("hook-s3cret", "tok-s3cret", "hookuser", "/hook", "127.0.0.1:%d" %
+                           hook.server.server_address[1], "it-admin@city.test",
+                           "security@city.test", "mynaguard@city.test", "smtp://"):
+                assert secret not in text, (secret, text)
+            st, _, _ = c.get("/v1/alerts", token=None)
+            assert st == 401, st
+            st, _, _ = c.get("/v1/alerts", token="mgt_" + "0" * 64)
+            assert st == 401, st
+        except Exception:
+            print(c.logtext(), file=sys.stderr)
+            raise
+        finally:
+            c.stop()
+            sink.stop()
+            hook.stop()
+    print("dashboard api: ok")
+
+
 def main():
+    dashboard_api()
     config_errors()
     totp_double_use()
     main_flow()
