@@ -15,11 +15,8 @@
 import importlib.util
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "collector"))
@@ -201,32 +198,23 @@ def main():
               % (sink.port, hook.url))
     # the fleet test's collector, with [alerts] as well
     fleet.Collector = lambda d, pki: Collector(d, pki, extra=alerts)
-    with TestDir("browser-screens") as d:
-        pki = PKI(d)
-        c = None
-        profile = tempfile.mkdtemp(prefix="mg-chromium-")
-        b = None
-        try:
+    try:
+        with TestDir("browser-screens") as d:
+            pki = PKI(d)
             c, _ = fleet.setup_fleet(d, pki)
-            dash.seed(c, pki)
-            b = dash.Browser(chromium, chromedriver, profile)
-            drive(b, c, outdir)
-            print("ok; screenshots screen-*.png in", outdir)
-        except Exception as e:
-            print("FAIL: %s: %s" % (type(e).__name__, e))
-            traceback.print_exc(file=sys.stdout)
-            if c is not None:
-                print("collector log:\n" + c.logtext()[-6000:])
-            return 1
-        finally:
-            if b is not None:
-                b.close()
-            if c is not None:
+            try:
+                dash.seed(c, pki)
+            except Exception:
                 c.stop()
-            sink.stop()
-            hook.stop()
-            shutil.rmtree(profile, ignore_errors=True)
-    return 0
+                raise
+
+            def run(b):
+                drive(b, c, outdir)
+                print("ok; screenshots screen-*.png in", outdir)
+            return dash.with_browser(c, chromium, chromedriver, run)
+    finally:
+        sink.stop()
+        hook.stop()
 
 
 if __name__ == "__main__":
