@@ -176,6 +176,7 @@ struct cond {
 	enum alert_kind kind;
 	char terminal[EVENT_TERMINAL_MAX + 1];
 	char *ja, *en; /* the message, Japanese first */
+	char *user;    /* the person it names (locked, totp_double_use), or NULL */
 	bool grace;    /* holds an open condition, raises none (stale, just after start) */
 };
 
@@ -212,6 +213,20 @@ static struct cond *cond_add(struct conds *cs, enum alert_kind kind, const char 
 	return c;
 }
 
+/* A user's name as the messages show it (escaped, quoted): the same text that hide_personal
+ * finds and hides in them (alert_json). */
+static const char *user_text(const char *user, char out[static ESCAPE_SIZE(64)])
+{
+	return escape_text(user, user ? strlen(user) : 0, 64, ESCAPE_QUOTES, out, ESCAPE_SIZE(64));
+}
+
+static int cond_user(struct conds *cs, struct cond *c, const char *user)
+{
+	if (user && user[0] && !(c->user = strdup(user)))
+		cs->err = -ENOMEM;
+	return cs->err;
+}
+
 static int cond_text(struct conds *cs, struct cond *c, const char *ja, const char *en)
 {
 	c->ja = strdup(ja);
@@ -226,6 +241,7 @@ static void conds_free(struct conds *cs)
 	for (size_t i = 0; i < cs->n; i++) {
 		free(cs->v[i].ja);
 		free(cs->v[i].en);
+		free(cs->v[i].user);
 	}
 	free(cs->v);
 }
@@ -294,8 +310,9 @@ static int scan_row(const struct store_alert_row *row, void *arg)
 		/* each lockout is a condition of its own: a second one within the day is news */
 		snprintf(c->key, sizeof(c->key), "%s:%s:%lld", kind_names[ALERT_LOCKED],
 			 row->terminal, (long long)row->locked_at_ms);
-		escape_text(row->locked_user, row->locked_user ? strlen(row->locked_user) : 0, 64,
-			    ESCAPE_QUOTES, esc, sizeof(esc));
+		if (cond_user(cs, c, row->locked_user) < 0)
+			return cs->err;
+		user_text(row->locked_user, esc);
 		event_format_ts(row->locked_at_ms, at);
 		snprintf(
 		    ja, sizeof(ja),
@@ -366,7 +383,9 @@ static int totp_double_row(const struct store_totp_double *d, void *arg)
 			cs->n--; /* a later double use of the same step: already listed */
 			return 0;
 		}
-	escape_text(d->user, strlen(d->user), 64, ESCAPE_QUOTES, user, sizeof(user));
+	if (cond_user(cs, c, d->user) < 0)
+		return cs->err;
+	user_text(d->user, user);
 	event_format_ts(d->ts_ms, at);
 	snprintf(
 	    ja, sizeof(ja),
@@ -543,7 +562,7 @@ static int reconcile(struct conds *cs)
 			rc = sqlite3_prepare_v2(
 			    A.db,
 			    "INSERT OR IGNORE INTO alerts (key, kind, terminal, ja, en, raised_at,"
-			    " mail, webhook) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+			    " mail, webhook, user) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 			    -1, &ins, NULL);
 		while ((rc == SQLITE_OK || rc == SQLITE_ROW) &&
 		       (rc = sqlite3_step(sel)) == SQLITE_ROW) {
@@ -575,6 +594,7 @@ static int reconcile(struct conds *cs)
 			sqlite3_bind_int64(ins, 6, cs->now_ms);
 			sqlite3_bind_int(ins, 7, mail);
 			sqlite3_bind_int(ins, 8, hook);
+			sqlite3_bind_text(ins, 9, c->user, -1, SQLITE_STATIC);
 			if (sqlite3_step(ins) != SQLITE_DONE) {
 				rc = sqlite3_errcode(A.db);
 				break;
@@ -927,7 +947,7 @@ static int snapshot(int64_t now)
 		return -ENOMEM;
 	rc = sqlite3_prepare_v2(
 	    A.db,
-	    "SELECT key, kind, terminal, ja, en, raised_at, mail, webhook FROM alerts"
+	    "SELECT key, kind, terminal, ja, en, raised_at, mail, webhook, user FROM alerts"
 	    " ORDER BY raised_at, key",
 	    -1, &st, NULL);
 	while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
@@ -940,12 +960,13 @@ static int snapshot(int64_t now)
 		event_format_ts(sqlite3_column_int64(st, 5), at);
 		json_array_append_new(
 		    arr,
-		    json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s}", "key",
+		    json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s?}", "key",
 			      sqlite3_column_text(st, 0), "kind", sqlite3_column_text(st, 1),
 			      "terminal", sqlite3_column_text(st, 2), "raised_at", at, "message",
 			      "ja", sqlite3_column_text(st, 3), "en", sqlite3_column_text(st, 4),
 			      "mail", delivery_name(sqlite3_column_int(st, 6)), "webhook",
-			      delivery_name(sqlite3_column_int(st, 7))));
+			      delivery_name(sqlite3_column_int(st, 7)), "user",
+			      (const char *)sqlite3_column_text(st, 8)));
 	}
 	if (rc != SQLITE_OK) {
 		json_decref(arr);
@@ -1057,6 +1078,11 @@ static int state_open(const char *path)
 		rc = sqlite3_busy_timeout(A.db, 5000);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(A.db, state_schema, NULL, NULL, NULL);
+	/* a state file of before the user column: its conditions name no one to hide */
+	if (rc == SQLITE_OK &&
+	    sqlite3_exec(A.db, "SELECT user FROM alerts LIMIT 0", NULL, NULL, NULL) != SQLITE_OK)
+		rc =
+		    sqlite3_exec(A.db, "ALTER TABLE alerts ADD COLUMN user TEXT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		sqlite3_close(A.db);
 		A.db = NULL;
@@ -1151,9 +1177,63 @@ void alert_stop(void)
 	pthread_mutex_unlock(&A.lock);
 }
 
-int alert_json(json_t **ret)
+/* s with each what replaced by with, in place in o's key k; -ENOMEM */
+static int replace_in(json_t *o, const char *k, const char *what, const char *with)
+{
+	const char *s = json_string_value(json_object_get(o, k)), *at;
+	size_t n = strlen(what), size = 0;
+	char *out = NULL;
+	FILE *f;
+
+	if (!s || !n || !strstr(s, what))
+		return 0;
+	f = open_memstream(&out, &size);
+	if (!f)
+		return -ENOMEM;
+	for (; (at = strstr(s, what)); s = at + n)
+		fprintf(f, "%.*s%s", (int)(at - s), s, with);
+	fputs(s, f);
+	if (fclose(f) != 0 || json_object_set_new(o, k, json_string(out)) < 0) {
+		free(out);
+		return -ENOMEM;
+	}
+	free(out);
+	return 0;
+}
+
+/* hide_personal: the user a condition names, in its messages and its key */
+static int hide_users(json_t *alerts)
+{
+	char esc[ESCAPE_SIZE(64)];
+	json_t *a;
+	size_t i;
+	int r = 0;
+
+	json_array_foreach(alerts, i, a)
+	{
+		const char *user = json_string_value(json_object_get(a, "user"));
+		_cleanup_free_ char *u = user ? strdup(user) : NULL;
+		if (!user)
+			continue;
+		if (!u)
+			return -ENOMEM;
+		user_text(u, esc);
+		if (r >= 0)
+			r = replace_in(json_object_get(a, "message"), "ja", esc, "\"***\"");
+		if (r >= 0)
+			r = replace_in(json_object_get(a, "message"), "en", esc, "\"***\"");
+		if (r >= 0)
+			r = replace_in(a, "key", u, "***");
+		if (r >= 0 && json_object_set_new(a, "user", json_string("***")) < 0)
+			r = -ENOMEM;
+	}
+	return r;
+}
+
+int alert_json(bool hide_personal, json_t **ret)
 {
 	json_t *o;
+	int r = 0;
 
 	pthread_mutex_lock(&A.lock);
 	o = A.snapshot ? json_deep_copy(A.snapshot)
@@ -1161,6 +1241,12 @@ int alert_json(json_t **ret)
 	pthread_mutex_unlock(&A.lock);
 	if (!o)
 		return -ENOMEM;
+	if (hide_personal)
+		r = hide_users(json_object_get(o, "alerts"));
+	if (r < 0) {
+		json_decref(o);
+		return r;
+	}
 	*ret = o;
 	return 0;
 }

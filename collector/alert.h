@@ -37,8 +37,10 @@ void alert_stop(void);
 
 /* GET /v1/alerts: {"generated_at","open":N,"alerts":[{key,kind,terminal,raised_at,message:{ja,en},
  * mail,webhook}],"channels":{"mail"|"webhook":{configured,digest,recent:[{at,kind,terminal,
- * count,result,error}]}}} as of the last round; no address, relay or URL. */
-int alert_json(json_t **ret);
+ * count,result,error}]}}} as of the last round; no address, relay or URL. A condition that names
+ * a person (locked, totp_double_use) has "user"; hide_personal replaces it with "***" there,
+ * in the messages and in the key. */
+int alert_json(bool hide_personal, json_t **ret);
 /* Prometheus lines: open conditions per kind, raised and cleared totals, deliveries. */
 void alert_metrics_write(FILE *f);
 

@@ -1138,7 +1138,7 @@ void api_handle(struct evhttp_request *req, void *arg)
 		}
 		r = store_events_json(w->store, &f, &body);
 	} else if (strcmp(path, "/v1/alerts") == 0) {
-		r = alert_json(&body);
+		r = alert_json(who.hide_personal, &body);
 	} else if (strcmp(path, "/v1/retention") == 0) {
 		r = retention_json(w, &body);
 	} else if (strcmp(path, "/v1/verify") == 0) {

@@ -420,6 +420,10 @@ def totp_double_use():
             assert '"clerk1"' in b and "term-t1" in b and "失効" in b, b
             st, body, _ = c.get("/v1/alerts")
             assert [a["key"] for a in body["alerts"]] == ["totp_double_use:clerk1:%d" % step], body
+            st, body, _ = c.get("/v1/alerts", token=hidden_token(c))
+            assert st == 200 and "clerk1" not in json.dumps(body), body
+            assert [a["key"] for a in body["alerts"]] == ["totp_double_use:***:%d" % step], body
+            assert '利用者 "***"' in body["alerts"][0]["message"]["ja"], body
             # the dashboard: the three terminals that used it are problems, the fourth is not
             for n in names:
                 st, body, _ = c.get("/v1/terminals/" + n)
@@ -456,6 +460,21 @@ def totp_double_use():
             sink.stop()
 
 
+def account_cli(c, *args):
+    return subprocess.run([os.environ["COLLECTOR"], "--config", c.conf, *args],
+                          input="auditor-password-0123\n", capture_output=True, text=True,
+                          timeout=60)
+
+
+def hidden_token(c):
+    """A read token of an auditor with hide_personal."""
+    r = account_cli(c, "--account-add", "mika", "--role", "auditor", "--hide-personal")
+    assert r.returncode == 0, r.stderr
+    tok = account_cli(c, "--account-token", "mika", "--scope", "read").stdout.strip()
+    assert re.fullmatch(r"mgt_[0-9a-f]{64}", tok), tok
+    return tok
+
+
 def dashboard_api():
     """GET /v1/alerts for the dashboard's alerts view: the open conditions and each channel's
     last deliveries (time, result, reason), readable by an auditor's token, refused without
@@ -472,9 +491,7 @@ def dashboard_api():
         c = Collector(d, pki, extra=alerts_conf(sink, Hook)).start()
         try:
             def cli(*args):
-                return subprocess.run([os.environ["COLLECTOR"], "--config", c.conf, *args],
-                                      input="auditor-password-0123\n", capture_output=True,
-                                      text=True, timeout=60)
+                return account_cli(c, *args)
             r = cli("--account-add", "kana", "--role", "auditor")
             assert r.returncode == 0, r.stderr
             tok = cli("--account-token", "kana", "--scope", "read").stdout.strip()
@@ -528,6 +545,23 @@ def dashboard_api():
                            hook.server.server_address[1], "it-admin@city.test",
                            "security@city.test", "mynaguard@city.test", "smtp://"):
                 assert secret not in text, (secret, text)
+            # an auditor with hide_personal: the locked-out clerk is "***" in the message, the
+            # user and the key (a double use's key names the user)
+            hidden = hidden_token(c)
+            st, out, _ = c.post(cert, {"v": 1, "terminal": "term-nc", "events": [
+                event("term-nc", 4, kind="auth.locked", data={"user": "clerk9", "service": "login"})]})
+            assert st == 200, out
+            body = wait(lambda: (lambda b: b if any(a["kind"] == "locked" for a in b["alerts"])
+                                 else None)(c.get("/v1/alerts", token=tok)[1]), what="the lockout")
+            a = [a for a in body["alerts"] if a["kind"] == "locked"][0]
+            assert a["user"] == "clerk9" and '"clerk9"' in a["message"]["ja"], a
+            st, body, _ = c.get("/v1/alerts", token=hidden)
+            assert st == 200, body
+            a = [a for a in body["alerts"] if a["kind"] == "locked"][0]
+            assert "clerk9" not in json.dumps(body), body
+            assert a["user"] == "***" and '利用者 "***" がロックアウト' in a["message"]["ja"], a
+            assert 'User "***" was locked out' in a["message"]["en"], a
+            assert a["terminal"] == "term-nc", a
             st, _, _ = c.get("/v1/alerts", token=None)
             assert st == 401, st
             st, _, _ = c.get("/v1/alerts", token="mgt_" + "0" * 64)
