@@ -185,6 +185,14 @@ def drive(b, c, outdir):
     check("成功" in (b.text("#al-channels") or ""), "a delivery's result in Japanese")
     check(b.js("return document.getElementById('nav-alerts').classList.contains('active')"), "the nav link")
     check(not problems, "every view is clean:\n  " + "\n  ".join(problems))
+    # English second: the alerts view and its nav link follow the language switch
+    dash.click(b, dash.By.ID, "lang")
+    b.wait("the alerts view in English", lambda: b.text("#alertsview h2") == "Alerts" and
+           "Not compliant" in (b.text("#al-open") or "") and "sent" in (b.text("#al-channels") or ""))
+    check(b.text("#nav-alerts") == "Alerts", "the nav link in English")
+    check(not b.js(FINDINGS, i18n_keys()), "the English alerts view is clean")
+    dash.click(b, dash.By.ID, "lang")
+    b.wait("back in Japanese", lambda: b.text("#nav-alerts") == "警告")
 
 
 def main():
