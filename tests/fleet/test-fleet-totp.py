@@ -665,6 +665,7 @@ def run(a, d):
                 pass
         raise
     finally:
+        proxy.release()  # a held upload would keep B's uplink from stopping
         for t in started:
             t.stop()
         if c.alive():
