@@ -455,10 +455,8 @@ int main(int argc, char **argv)
 	int exit_code = 0;
 
 	for (;;) {
-		int rn = uplink_renew_tick(&renew, &client, &tls, o.timeout_sec);
-		if (rn > 0)
-			uplink_claim_renewed(claim); /* its client: the new certificate too */
-		if (rn < 0 && o.renew_now && o.once) {
+		if (uplink_renew_tick(&renew, &client, &tls, o.timeout_sec, claim) < 0 &&
+		    o.renew_now && o.once) {
 			exit_code = 1; /* the renewal asked for did not happen */
 			break;
 		}
