@@ -1587,18 +1587,29 @@ static int64_t terminal_interval(sqlite3_stmt *st, int col, const struct store_v
 	return sqlite3_column_int64(st, col);
 }
 
+/* A double use (the fleet.totp event e) ends when the user's authenticator is revoked or enrolled
+ * again after it (a later fleet.totp revoke, enroll or reenroll of the same user, written by the
+ * collector itself): the secret that was used twice is then no longer accepted anywhere. */
+#define TOTP_DOUBLE_IN_FORCE                                                                       \
+	"AND NOT EXISTS (SELECT 1 FROM events e2 WHERE e2.tid = e.tid AND e2.kind = 'fleet.totp'"  \
+	" AND e2.id > e.id AND e2.body IS NULL"                                                    \
+	" AND json_extract(e2.data, '$.user') = json_extract(e.data, '$.user')"                    \
+	" AND json_extract(e2.data, '$.action') IN ('revoke', 'enroll', 'reenroll'))"
+
 /* Every terminal with its derived state, from which the list, its summary and one terminal are
  * read: one scan of the terminals table (the writer keeps the counts). ?1..?2: the last 24 h,
  * ?3: now, ?4: the default report interval, ?5: the drift limit. st: 0 non-compliant,
  * 1 compliant, 2 no report yet. dbl: a terminal named in a double use of a one-time code
- * (fleet.totp double_use of the last 24 h, written by the collector itself, docs/fleet.md).
+ * (fleet.totp double_use of the last 24 h, written by the collector itself, docs/fleet.md) whose
+ * authenticator is still the one in force (TOTP_DOUBLE_IN_FORCE).
  * cert: the terminal's certificate expires within [alerts] cert_warning (?12, a JSON array of
  * names from enroll.c: the certificates are not in this store). rank: the triage order. */
 #define TERMINAL_VIEW                                                                               \
 	"WITH dbl AS (SELECT DISTINCT j.value AS name FROM events e"                                \
 	"  JOIN terminals c ON c.id = e.tid AND c.name = '" INGEST_SELF_TERMINAL "',"               \
 	"  json_each(e.data, '$.terminals') j WHERE e.kind = 'fleet.totp' AND e.ts >= ?1"           \
-	"  AND e.ts < ?2 AND e.body IS NULL AND json_extract(e.data, '$.action') = 'double_use'),"  \
+	"  AND e.ts < ?2 AND e.body IS NULL AND json_extract(e.data, '$.action') = 'double_use'"    \
+	"  " TOTP_DOUBLE_IN_FORCE "),"                                                              \
 	" v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"          \
 	"  t.report_interval, t.compliance_ts, ifnull(t.drift_ms, 0) AS drift_ms, t.conflicts,"     \
 	"  t.n_gaps AS gaps_all, t.n_gaps_unannounced AS gaps_un, t.description,"                   \
@@ -2411,7 +2422,8 @@ int store_alert_scan(struct store *s, const struct store_view *v,
 	return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
 }
 
-/* The double uses of a one-time code of the last 24 h (the dbl of TERMINAL_VIEW), oldest first. */
+/* The double uses of a one-time code of the last 24 h still in force (the dbl of TERMINAL_VIEW),
+ * oldest first. */
 int store_totp_double_scan(struct store *s, const struct store_view *v,
 			   int (*fn)(const struct store_totp_double *d, void *arg), void *arg)
 {
@@ -2427,7 +2439,8 @@ int store_totp_double_scan(struct store *s, const struct store_view *v,
 	    " e.ts FROM events e JOIN terminals c ON c.id = e.tid"
 	    " AND c.name = '" INGEST_SELF_TERMINAL "' WHERE e.kind = 'fleet.totp'"
 	    " AND e.ts >= ?1 AND e.ts < ?2 AND e.body IS NULL"
-	    " AND json_extract(e.data, '$.action') = 'double_use' ORDER BY e.id",
+	    " AND json_extract(e.data, '$.action') = 'double_use' " TOTP_DOUBLE_IN_FORCE
+	    " ORDER BY e.id",
 	    &st);
 	if (r < 0)
 		return r;

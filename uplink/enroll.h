@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 struct policy;
+struct uplink_claim;
 struct uplink_client;
 struct uplink_tls;
 
@@ -58,7 +59,8 @@ void uplink_renew_init(struct uplink_renew *rn, const struct policy *p, unsigned
 int uplink_renew_wait_ms(const struct uplink_renew *rn);
 /* Makes the renewal due now (--renew-now); -ENOENT when no certificate could be read. */
 int uplink_renew_now(struct uplink_renew *rn);
-/* When due: renews over the client's mutual TLS and replaces *client by one that uses the new
- * certificate. Logs what happened; on failure plans a retry. 1 renewed, 0 not due, <0 failed. */
+/* When due: renews over the client's mutual TLS, tells the claim thread (claim, NULL = none) and
+ * replaces *client by one that uses the new certificate. Logs what happened; on failure plans a
+ * retry. 1 renewed, 0 not due, <0 failed. */
 int uplink_renew_tick(struct uplink_renew *rn, struct uplink_client **client,
-		      const struct uplink_tls *tls, long timeout_sec);
+		      const struct uplink_tls *tls, long timeout_sec, struct uplink_claim *claim);

@@ -259,30 +259,19 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The claim socket and the client it asks with (docs/fleet.md): served while waiting. */
-static int claim_fd = -1;
-static struct uplink_client **claim_client;
-
-/* Wait for a signal, new spool records (inotify, when watch) or the timeout (-1 = none),
- * serving claims meanwhile. Returns true when a stop signal came. */
+/* Wait for a signal, new spool records (inotify, when watch) or the timeout (-1 = none).
+ * Claims are served meanwhile and at any other time by the claim thread (claim.c). Returns true
+ * when a stop signal came. */
 static bool wait_for(int sigfd, int inofd, bool watch, int timeout_ms)
 {
-	struct pollfd pfd[3] = {{.fd = sigfd, .events = POLLIN},
-				{.fd = claim_fd, .events = POLLIN},
+	struct pollfd pfd[2] = {{.fd = sigfd, .events = POLLIN},
 				{.fd = watch ? inofd : -1, .events = POLLIN}};
 	uint64_t end = timeout_ms < 0 ? UINT64_MAX : mono_ms() + (uint64_t)timeout_ms;
-	int k;
 	for (;;) {
 		uint64_t now = mono_ms();
 		int left = timeout_ms < 0 ? -1 : now >= end ? 0 : (int)(end - now);
-		k = poll(pfd, 3, left);
-		if (k < 0 && errno == EINTR)
+		if (poll(pfd, 2, left) < 0 && errno == EINTR)
 			continue;
-		if (k > 0 && (pfd[1].revents & POLLIN) && claim_client && *claim_client) {
-			uplink_claim_serve(claim_fd, *claim_client);
-			if (!(pfd[0].revents & POLLIN) && !(pfd[2].revents & POLLIN) && left != 0)
-				continue;
-		}
 		break;
 	}
 	if (pfd[0].revents & POLLIN)
@@ -404,7 +393,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	uplink_inbox_set_terminal(inbox, p->terminal_id);
-	/* One-time TOTP codes across terminals: the PAM module claims here (docs/fleet.md). */
+	/* One-time TOTP codes across terminals: the PAM module claims here, served by a thread with
+	 * its own connection to the collector (docs/fleet.md, "The claim thread"). */
+	struct uplink_claim *claim = NULL;
 	_cleanup_free_ char *claim_path = NULL;
 	if (!o.claim_socket && asprintf(&claim_path, "%s/%s", o.spool, CLAIM_SOCKET_NAME) < 0)
 		claim_path = NULL;
@@ -419,14 +410,16 @@ int main(int argc, char **argv)
 						 "uplink.warning op=mkdir dir=%s error=\"%m\"",
 						 dir);
 			}
-			claim_fd = uplink_claim_listen(cp);
-			if (claim_fd < 0)
+			int lfd = uplink_claim_listen(cp);
+			if (lfd >= 0)
+				lfd = uplink_claim_start(lfd, p->report_collector, &tls,
+							 o.timeout_sec, &claim);
+			if (lfd < 0)
 				log_line(
 				    LOG_WARNING,
 				    "uplink.warning op=claim-socket path=%s error=\"%s\" (TOTP "
 				    "codes are one-time per terminal only)",
-				    cp, strerror(-claim_fd));
-			claim_client = &client;
+				    cp, strerror(-lfd));
 		}
 	}
 	/* A granted exception reaches an idle terminal within one poll: a conditional GET (304
@@ -444,6 +437,7 @@ int main(int argc, char **argv)
 	if (o.renew_now && uplink_renew_now(&renew) < 0) {
 		log_line(LOG_ERR, "mynaguard-uplink: --renew-now: cannot read the certificate %s",
 			 p->report_cert);
+		uplink_claim_stop(claim);
 		uplink_inbox_free(inbox);
 		uplink_client_free(client);
 		spool_reader_free(reader);
@@ -461,8 +455,8 @@ int main(int argc, char **argv)
 	int exit_code = 0;
 
 	for (;;) {
-		if (uplink_renew_tick(&renew, &client, &tls, o.timeout_sec) < 0 && o.renew_now &&
-		    o.once) {
+		if (uplink_renew_tick(&renew, &client, &tls, o.timeout_sec, claim) < 0 &&
+		    o.renew_now && o.once) {
 			exit_code = 1; /* the renewal asked for did not happen */
 			break;
 		}
@@ -618,6 +612,7 @@ int main(int argc, char **argv)
 
 	log_line(LOG_INFO, "uplink.stop sent=%" PRIu64 " acked=%" PRIu64, sent_total,
 		 spool_reader_acked(reader));
+	uplink_claim_stop(claim);
 	pending_clear(&pend);
 	uplink_inbox_free(inbox);
 	uplink_client_free(client);

@@ -146,7 +146,7 @@ static int renew(struct uplink_renew *rn, const struct uplink_tls *tls, long tim
 }
 
 int uplink_renew_tick(struct uplink_renew *rn, struct uplink_client **client,
-		      const struct uplink_tls *tls, long timeout_sec)
+		      const struct uplink_tls *tls, long timeout_sec, struct uplink_claim *claim)
 {
 	int64_t now = (int64_t)time(NULL), old_after = rn->not_after;
 	struct uplink_client *nc;
@@ -167,6 +167,7 @@ int uplink_renew_tick(struct uplink_renew *rn, struct uplink_client **client,
 			 wait, a);
 		return r;
 	}
+	uplink_claim_renewed(claim); /* its next claim: a new connection, the new certificate */
 	plan(rn);
 	fmt(rn->not_after, a);
 	fmt(rn->due, b);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* mynaguard-uplink internals (runs as user mynaguard): the HTTPS client beside the main loop. */
+/* mynaguard-uplink internals (runs as user mynaguard): the HTTPS client beside the main loop and
+ * the claim thread. */
 #pragma once
 
 #include <stdbool.h>
@@ -60,10 +61,21 @@ enum claim_result uplink_client_claim(struct uplink_client *c, const char *user,
 
 /* ---- claim.c: the local claim socket (docs/fleet.md, "One-time across terminals") ---- */
 
+struct uplink_claim;
+
 /* Bind PATH (SOCK_SEQPACKET, mode 0600, a stale socket replaced); the listening fd or -errno. */
 int uplink_claim_listen(const char *path);
-/* Serve every pending connection: only root (SO_PEERCRED) may claim; one request, one byte. */
-void uplink_claim_serve(int lfd, struct uplink_client *c);
+/* Start the claim thread on lfd (owned from here on, closed even on failure): it serves every
+ * connection as it comes, only root (SO_PEERCRED) may claim, one request, one byte, asking the
+ * collector at url over a client of its own (made at the first claim, made again after a claim
+ * that could not ask the collector). 0 or -errno. */
+int uplink_claim_start(int lfd, const char *url, const struct uplink_tls *tls, long timeout_sec,
+		       struct uplink_claim **ret);
+/* The certificate was renewed (same paths, new contents): the thread makes a new client before
+ * its next claim. Safe from any thread; NULL is ignored. */
+void uplink_claim_renewed(struct uplink_claim *cl);
+/* Stop the thread (after the claim it is serving), close the socket, free; NULL is ignored. */
+void uplink_claim_stop(struct uplink_claim *cl);
 
 /* ---- inbox.c: the fleet bundle (docs/fleet.md, "The uplink") ---- */
 

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
 # Test helpers for the fleet channel (docs/fleet.md), independent of the C code under test:
 # Ed25519 keys, signed base files and bundle checks made with the openssl CLI, plus a small
-# dashboard client for the read-write fleet endpoints.
+# dashboard client for the read-write fleet endpoints, and RFC 6238 codes for the TOTP tests.
 import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -10,6 +12,14 @@ import struct
 import subprocess
 
 from collectorlib import TOKEN, run
+
+
+def totp(secret, t, digits=6, period=30):
+    """The RFC 6238 code (HMAC-SHA1) of secret (bytes) at unix time t."""
+    mac = hmac.new(secret, struct.pack(">Q", int(t) // period), hashlib.sha1).digest()
+    o = mac[-1] & 15
+    v = struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF
+    return "%0*d" % (digits, v % 10 ** digits)
 
 
 def keygen(d, name):

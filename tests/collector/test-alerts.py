@@ -365,7 +365,7 @@ def config_errors():
 def totp_double_use():
     """Central TOTP (docs/fleet.md): a code accepted offline on two terminals, then on a third,
     is one alert (per user and step), not one per terminal; both terminals show a problem on
-    the dashboard with the reason."""
+    the dashboard with the reason, until the authenticator is revoked."""
     with TestDir("alerts-totp") as d:
         pki = PKI(d)
         sink, hook = SMTPSink().start(), WebhookReceiver()
@@ -455,6 +455,17 @@ def totp_double_use():
             assert raised_lines(c.logtext()).count(want[0]) == 1, c.logtext()
             st, body, _ = c.get("/v1/alerts")
             assert body["open"] == 1, body
+            # revoking the authenticator used twice ends the condition: the alert is cleared
+            # and no terminal is a problem for it any more
+            st, body, _ = fleetlib.call(c, "POST", "/v1/totp/clerk1/revoke", {"reason": "lost"})
+            assert st == 200, (st, body)
+            wait(lambda: "alert cleared kind=totp_double_use" in c.logtext(),
+                 what="the double use's alert cleared")
+            st, body, _ = c.get("/v1/alerts")
+            assert body["alerts"] == [], body
+            for n in names:
+                st, body, _ = c.get("/v1/terminals/" + n)
+                assert st == 200 and body["totp_double_use"] is False, (n, body)
         finally:
             c.stop()
             sink.stop()

@@ -7,11 +7,8 @@
 # terminal already claimed does not verify it (409), the code of another step does.
 import argparse
 import base64
-import hashlib
-import hmac
 import os
 import sqlite3
-import struct
 import subprocess
 import sys
 import time
@@ -29,12 +26,6 @@ INSERT INTO fleet_totp VALUES ('old-active', '["g"]', 3, x'00112233', 1764000000
   NULL, NULL, NULL);
 INSERT INTO fleet_totp VALUES ('old-revoked', '["g"]', 1, NULL, 1764000000, 'admin',
   1764100000, 'admin', 'lost phone');"""
-
-
-def totp(secret, t):
-    mac = hmac.new(secret, struct.pack(">Q", int(t) // 30), hashlib.sha1).digest()
-    o = mac[-1] & 15
-    return "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000)
 
 
 def main():
@@ -88,11 +79,11 @@ def main():
             db.commit()
             db.close()
             st, body, _ = fleetlib.call(c, "POST", "/v1/totp/new/verify",
-                                        {"code": totp(secret, now)})
+                                        {"code": fleetlib.totp(secret, now)})
             assert st == 409 and "already used" in body["error"], (st, body)
             # the step before: verified, and that step is now the verify's
             st, body, _ = fleetlib.call(c, "POST", "/v1/totp/new/verify",
-                                        {"code": totp(secret, now - 30)})
+                                        {"code": fleetlib.totp(secret, now - 30)})
             assert st == 200 and body["state"] == "active" and not body["already"], (st, body)
             db = sqlite3.connect(c.db, timeout=10)
             assert db.execute("SELECT terminal FROM fleet_totp_claims WHERE user = 'new' AND "

@@ -8,14 +8,15 @@
 # One enrollment logs in on both terminals; a terminal outside the enrollment's groups never gets
 # it; revocation removes it everywhere (also from a terminal that was offline at the time) and a
 # re-enrollment replaces the secret everywhere (the old codes stop working); a code accepted
-# offline on two terminals is a double use, a problem of both on the dashboard. Finally every file
+# offline on two terminals is a double use, a problem of both on the dashboard until the
+# authenticator is revoked or enrolled again. A claim is answered online while the terminal's
+# uplink is stuck in a slow upload (a proxy of this test holds B's upload of a backlog: the claim
+# thread has a connection of its own). Finally every file
 # of the collector and of both terminals, and this test's captured output, is searched for the
 # secret (base32, hex, raw bytes): it may be only in the two root-only stores.
 # Usage: test-fleet-totp.py --ctl BIN --collector BIN --agent BIN --uplink BIN --pam MODULE
 import argparse
 import base64
-import hashlib
-import hmac
 import importlib.machinery
 import io
 import json
@@ -27,6 +28,7 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -44,6 +46,7 @@ GROUP, OTHER = "kyoku", "honcho"
 TERMINALS = ("fleet-totp-a", "fleet-totp-b", "fleet-totp-c")  # c is in OTHER
 USER = "clerk1"
 USER2 = "clerk2"  # enrolled for OTHER, never verified
+BACKLOG = 300  # events of B's slow upload
 
 # Everything this test prints goes through here, and is kept to be searched for the secret.
 OUT = io.StringIO()
@@ -55,11 +58,77 @@ def log(msg):
     print(line, flush=True)
 
 
-def totp(secret, t, digits=6, period=30):
-    mac = hmac.new(secret, struct.pack(">Q", int(t) // period), hashlib.sha1).digest()
-    o = mac[-1] & 15
-    v = struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF
-    return "%0*d" % (digits, v % 10 ** digits)
+class StallProxy:
+    """A loopback TCP proxy in front of the collector's ingest port, for one terminal's uplink.
+    Armed, it holds the first connection that sends STALL_BYTES or more at once towards the
+    collector (an upload of a backlog: TLS handshakes, bundle fetches and claims are a few hundred
+    bytes to a kilobyte): nothing more is forwarded on it, either way, until release()."""
+    STALL_BYTES = 4096
+
+    def __init__(self, upstream_port):
+        self.upstream = upstream_port
+        self.ls = socket.create_server(("127.0.0.1", 0))
+        self.port = self.ls.getsockname()[1]
+        self.lock = threading.Lock()
+        self.armed = False
+        self.stalled = None  # the held connection
+        self.held = 0  # bytes held back
+        self.released = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self):
+        with self.lock:
+            self.armed = True
+            self.stalled = None
+            self.released.clear()
+
+    def release(self):
+        with self.lock:
+            self.armed = False
+        self.released.set()
+
+    def _accept(self):
+        while True:
+            try:
+                cs, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                us = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+                us.settimeout(None)
+            except OSError:
+                cs.close()  # the collector is down: as if it refused
+                continue
+            conn = object()
+            threading.Thread(target=self._pump, args=(conn, cs, us, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(conn, us, cs, False), daemon=True).start()
+
+    def _pump(self, conn, src, dst, up):
+        try:
+            while True:
+                data = src.recv(65536)
+                hold = False
+                with self.lock:
+                    if up and self.armed and self.stalled is None and \
+                            len(data) >= self.STALL_BYTES:
+                        self.stalled = conn
+                    if self.stalled is conn and not self.released.is_set():
+                        hold = True
+                        if up:
+                            self.held += len(data)
+                if hold:
+                    self.released.wait()
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (src, dst):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 def clear_of_boundary(period=30, margin=4):
@@ -95,6 +164,8 @@ def run(a, d):
     os.chmod(totp_key, 0o644)
 
     ingest_port = e2e.free_port()
+    # B's uplink reaches the collector through this proxy (see the slow upload below)
+    proxy = StallProxy(ingest_port)
     c = Collector(d, pki)
     with open(c.conf) as f:
         conf = f.read().replace("listen = 127.0.0.1:0", "listen = 127.0.0.1:%d" % ingest_port, 1)
@@ -139,7 +210,8 @@ def run(a, d):
         cert = pki.terminal(tid)
         os.chmod(cert[1], 0o600)
         report = shipped
-        for k, v in (("collector", "https://127.0.0.1:%d" % ingest_port),
+        port = proxy.port if tid == TERMINALS[1] else ingest_port
+        for k, v in (("collector", "https://127.0.0.1:%d" % port),
                      ("ca", pki.p("server-ca.pem")), ("cert", cert[0]), ("key", cert[1]),
                      ("services", "mg"), ("interval", "1m")):
             report = re.sub(r"(?m)^;* *%s = .*$" % k, "%s = %s" % (k, v), report, count=1)
@@ -264,8 +336,8 @@ def run(a, d):
         assert st == 404, (st, body)
         clear_of_boundary()
         now = time.time()
-        wrong = "%06d" % ((int(totp(secret, now)) + 1) % 1000000)
-        assert wrong not in (totp(secret, now - 30), totp(secret, now + 30))
+        wrong = "%06d" % ((int(fleetlib.totp(secret, now)) + 1) % 1000000)
+        assert wrong not in (fleetlib.totp(secret, now - 30), fleetlib.totp(secret, now + 30))
         r = ctl_raw("totp", "verify", USER, wrong)
         assert r.returncode == 1 and "wrong code" in r.stderr and "1 of 5" in r.stderr, r.stderr
         st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
@@ -279,9 +351,9 @@ def run(a, d):
         p = subprocess.run([a.ctl, "fleet", "totp", "verify", USER, "--collector",
                             "https://127.0.0.1:%d" % c.dashboard[1], "--token-file", tok,
                             "--ca", pki.p("server-ca.pem")],
-                           input=totp(secret, now) + "\n", capture_output=True, text=True)
+                           input=fleetlib.totp(secret, now) + "\n", capture_output=True, text=True)
         assert p.returncode == 0 and "code accepted" in p.stdout, (p.stdout, p.stderr)
-        r = ctl_raw("totp", "verify", USER, totp(secret, now))
+        r = ctl_raw("totp", "verify", USER, fleetlib.totp(secret, now))
         assert r.returncode == 0 and "already verified" in r.stdout, (r.stdout, r.stderr)
         st, body, _ = fleetlib.call(c, "GET", "/v1/totp")
         row = body["totp"][0]
@@ -296,7 +368,7 @@ def run(a, d):
         assert r.returncode == 0, r.stderr
         b32_3 = urllib.parse.parse_qs(urllib.parse.urlparse(r.stdout.strip()).query)["secret"][0]
         secret3 = base64.b32decode(b32_3 + "=" * (-len(b32_3) % 8))
-        right3 = totp(secret3, time.time())
+        right3 = fleetlib.totp(secret3, time.time())
         wrong3 = "%06d" % ((int(right3) + 1) % 1000000)
         for i in range(1, 6):
             st, body, _ = fleetlib.call(c, "POST", "/v1/totp/%s/verify" % USER2, {"code": wrong3})
@@ -321,7 +393,7 @@ def run(a, d):
         # the code used to verify is used up: refused on a terminal (the collector says used)
         vstep = int(now) // 30
         assert int(time.time()) // 30 <= vstep + 1, "the installation took more than a step"
-        assert not login(TERMINALS[0], totp(secret, now)), "A accepted the verify code"
+        assert not login(TERMINALS[0], fleetlib.totp(secret, now)), "A accepted the verify code"
         wait("auth.replay used_elsewhere (the verify code) from A", lambda: [
             e for e in events("auth.replay") if e["terminal"] == TERMINALS[0]
             and e["data"].get("reason") == "used_elsewhere"
@@ -329,17 +401,54 @@ def run(a, d):
         # from here on: A the current step, B the next, both after the verify's
         while int(time.time()) // 30 <= vstep:
             time.sleep(0.5)
-        clear_of_boundary()
+        # B's uplink is busy with a slow upload: a backlog of BACKLOG events (written while the
+        # uplink is stopped, so that they leave in one large batch), its upload held by the
+        # proxy (the main loop waits in it); claims must not wait behind it
+        tb = terms[TERMINALS[1]]["t"]
+        tb.uplink.send_signal(signal.SIGSTOP)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            for i in range(BACKLOG):
+                s.sendto(json.dumps({
+                    "v": 1, "kind": "auth.failure", "ts_ms": int(time.time() * 1000),
+                    "data": {"user": "backlog", "service": "login", "rhost": "",
+                             "tty": "tty%d" % i, "reason": "bad_code"}}).encode(),
+                    os.path.join(terms[TERMINALS[1]]["d"], "event.sock"))
+
+        def spooled(marker):
+            sp = terms[TERMINALS[1]]["spool"]
+            for n in os.listdir(sp):
+                if n.startswith("seg-"):
+                    with open(os.path.join(sp, n), "rb") as f:
+                        if marker in f.read():
+                            return True
+            return False
+        wait("the backlog in B's spool", lambda: spooled(b'"tty%d"' % (BACKLOG - 1)), 30)
+        proxy.arm()
+        tb.uplink.send_signal(signal.SIGCONT)
+        wait("B's upload held by the proxy", lambda: proxy.stalled, 30)
+        clear_of_boundary(margin=10)
         now = time.time()
         astep = int(now) // 30
-        assert login(TERMINALS[0], totp(secret, now)), "the enrollment did not log in on A"
-        assert not login(TERMINALS[0], totp(secret, now)), "A accepted a code twice"
-        # the code A used is refused on B while the collector is up (B has not used its step)
-        assert not login(TERMINALS[1], totp(secret, now)), "B accepted the code A used"
+        assert login(TERMINALS[0], fleetlib.totp(secret, now)), "the enrollment did not log in on A"
+        assert not login(TERMINALS[0], fleetlib.totp(secret, now)), "A accepted a code twice"
+        # the code A used is refused on B while the collector is up (B has not used its step),
+        # asked at the collector while B's upload is still held
+        assert proxy.stalled and not proxy.released.is_set() and proxy.held >= proxy.STALL_BYTES
+        assert not login(TERMINALS[1], fleetlib.totp(secret, now)), "B accepted the code A used"
+        with open(os.path.join(terms[TERMINALS[1]]["d"], "uplink.log")) as f:
+            blog = f.read()
+        assert "uplink.claim user=%s step=%d result=used" % (USER, astep) in blog, blog[-2000:]
+        assert not proxy.released.is_set()
+        proxy.release()
+        wait("the backlog from B", lambda: len([
+            e for e in events("auth.failure") if e["terminal"] == TERMINALS[1]
+            and e["data"].get("user") == "backlog"]) == BACKLOG, 60)
+        log("B's claim was answered by the collector while its upload of %d events was held "
+            "(%d bytes)" % (BACKLOG, proxy.held))
         wait("auth.replay used_elsewhere from B", lambda: [
             e for e in events("auth.replay") if e["terminal"] == TERMINALS[1]
             and e["data"].get("reason") == "used_elsewhere"], 30)
-        assert login(TERMINALS[1], totp(secret, now + 30)), "the enrollment did not log in on B"
+        assert login(TERMINALS[1], fleetlib.totp(secret, now + 30)), "the enrollment did not log in on B"
         log("one enrollment logged in on both terminals; a code is one-time on each")
         wait("auth.success claim ok from A and B", lambda: {
             e["terminal"] for e in events("auth.success")
@@ -347,7 +456,7 @@ def run(a, d):
         log("the code used on A was refused on B (claimed at the collector)")
         # the terminal of the other group never got it
         assert not os.path.exists(os.path.join(terms[TERMINALS[2]]["state"], "totp", USER))
-        assert not login(TERMINALS[2], totp(secret, time.time())), "C accepted the secret"
+        assert not login(TERMINALS[2], fleetlib.totp(secret, time.time())), "C accepted the secret"
         # nor the pending enrollment of its own group
         assert not os.path.exists(os.path.join(terms[TERMINALS[2]]["state"], "totp", USER2))
 
@@ -368,19 +477,19 @@ def run(a, d):
         assert row["state"] == "pending" and row["verify_failures"] == 0, row
         now = time.time()
         # the old secret's code does not verify the new enrollment
-        r = ctl_raw("totp", "verify", USER, totp(secret, now))
+        r = ctl_raw("totp", "verify", USER, fleetlib.totp(secret, now))
         assert r.returncode == 1 and "wrong code" in r.stderr, r.stderr
-        r = ctl_raw("totp", "verify", USER, totp(secret2, now))
+        r = ctl_raw("totp", "verify", USER, fleetlib.totp(secret2, now))
         assert r.returncode == 0 and "code accepted" in r.stdout, (r.stdout, r.stderr)
         for tid in TERMINALS[:2]:
             wait("generation 2 on " + tid, lambda: [
                 e for e in events("totp.installed") if e["terminal"] == tid
                 and e["data"].get("gen") == 2], 40)
         now = now + 30  # the next step: not used yet on either terminal
-        assert not login(TERMINALS[0], totp(secret, now)), "the old secret still works on A"
-        assert login(TERMINALS[0], totp(secret2, now)), "the new secret does not log in on A"
+        assert not login(TERMINALS[0], fleetlib.totp(secret, now)), "the old secret still works on A"
+        assert login(TERMINALS[0], fleetlib.totp(secret2, now)), "the new secret does not log in on A"
         # (B: the step before the verify's, which B itself claimed with the old secret)
-        assert login(TERMINALS[1], totp(secret2, now - 60)), "the new secret does not log in on B"
+        assert login(TERMINALS[1], fleetlib.totp(secret2, now - 60)), "the new secret does not log in on B"
         log("re-enrollment replaced the secret on both terminals once verified")
 
         # what a claim adds to a login: the round trip PAM -> uplink -> collector -> back
@@ -405,7 +514,7 @@ def run(a, d):
             time.sleep(0.5)  # a step neither terminal used: the one after A's
         clear_of_boundary()
         assert c.stop() == 0
-        code = totp(secret2, time.time() + 30)
+        code = fleetlib.totp(secret2, time.time() + 30)
         t0 = time.monotonic()
         assert login(TERMINALS[0], code), "A refused offline"
         offline_ms = (time.monotonic() - t0) * 1000
@@ -436,7 +545,6 @@ def run(a, d):
         # 3. revocation while B is offline: A drops it at its next fetch, B when it is back
         # (B's uplink is stopped, not restarted: the bases of this test carry one terminal's
         # [report] cert, which a restarted uplink of the other terminal would read)
-        tb = terms[TERMINALS[1]]["t"]
         tb.uplink.send_signal(signal.SIGSTOP)
         out = ctl("totp", "revoke", USER, "--reason", "lost phone")
         assert "revoked" in out, out
@@ -456,16 +564,21 @@ def run(a, d):
         wait("the record gone from A", lambda: not os.path.exists(reca), 40)
         clear_of_boundary()
         now = time.time() + 60
-        assert not login(TERMINALS[0], totp(secret2, now)), "A accepted a revoked secret"
+        assert not login(TERMINALS[0], fleetlib.totp(secret2, now)), "A accepted a revoked secret"
         recb = os.path.join(terms[TERMINALS[1]]["state"], "totp", USER)
         assert os.path.exists(recb), "B changed while offline"
         tb.uplink.send_signal(signal.SIGCONT)
         wait("the record gone from B", lambda: not os.path.exists(recb), 40)
-        assert not login(TERMINALS[1], totp(secret2, now)), "B accepted a revoked secret"
+        assert not login(TERMINALS[1], fleetlib.totp(secret2, now)), "B accepted a revoked secret"
         wait("totp.installed removed from B", lambda: [
             e for e in events("totp.installed") if e["terminal"] == TERMINALS[1]
             and e["data"]["action"] == "removed"], 30)
         log("revocation reached A at once and B when it came back online")
+        # the double use ends with the authenticator used twice: no longer a problem
+        for tid in TERMINALS[:2]:
+            st, body, _ = c.get("/v1/terminals/" + tid)
+            assert st == 200 and body["totp_double_use"] is False, (tid, body)
+        log("the revocation ended the double-use problem of A and B")
         r = ctl_raw("totp", "revoke", USER)
         assert r.returncode == 1 and "no enrollment in force" in r.stderr, r.stderr
 
@@ -525,6 +638,22 @@ def run(a, d):
         assert sorted(ev["data"]["terminals"]) == sorted(TERMINALS[:2]), ev["data"]
         log("a recovery code works once across terminals online; offline it worked once on "
             "each and the collector flagged the second use")
+        # a double use after the revocation is a problem again, until a new enrollment
+        for tid in TERMINALS:
+            st, body, _ = c.get("/v1/terminals/" + tid)
+            assert st == 200 and body["totp_double_use"] is (tid in TERMINALS[:2]), (tid, body)
+        r = ctl_raw("totp", "enroll", USER, "--groups", GROUP)
+        assert r.returncode == 0, r.stderr
+        OUT.write(r.stderr)
+        b32_4 = urllib.parse.parse_qs(urllib.parse.urlparse(r.stdout.strip()).query)["secret"][0]
+        secret4 = base64.b32decode(b32_4 + "=" * (-len(b32_4) % 8))
+        wait("fleet.totp enroll after the revocation", lambda: [
+            e for e in events("fleet.totp") if e["data"]["action"] in ("enroll", "reenroll")
+            and e["data"].get("gen", 0) > 2], 10)
+        for tid in TERMINALS[:2]:
+            st, body, _ = c.get("/v1/terminals/" + tid)
+            assert st == 200 and body["totp_double_use"] is False, (tid, body)
+        log("enrolling the clerk again ended the double-use problem of A and B")
     except BaseException:
         for name in ["collector.log", "pam.log"] + [
                 os.path.join(t, n) for t in TERMINALS for n in ("agent.log", "uplink.log")]:
@@ -536,6 +665,7 @@ def run(a, d):
                 pass
         raise
     finally:
+        proxy.release()  # a held upload would keep B's uplink from stopping
         for t in started:
             t.stop()
         if c.alive():
@@ -546,7 +676,7 @@ def run(a, d):
     needles = []
     needles += [recovery.encode(), shown.encode(), shown2.encode(),
                 shown2.replace("-", "").encode()]
-    for s in (secret, secret2):
+    for s in (secret, secret2, secret4):
         b = base64.b32encode(s).decode().rstrip("=")
         needles += [b.encode(), b.lower().encode(), s.hex().encode(), s.hex().upper().encode(),
                     s, base64.b64encode(s)]

@@ -13,8 +13,10 @@ import os
 import re
 import select
 import signal
+import socket
 import sqlite3
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,7 @@ import time
 # the collector tests' helpers (tests/collector/collectorlib.py)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "collector"))
 from collectorlib import enroll_config, enroll_post, make_csr, stop_all, wait_ready  # noqa: E402
+import fleetlib  # noqa: E402
 
 A = None
 TERMINAL = "T-01"
@@ -47,8 +50,18 @@ def cert_info(path):
     return serial.lstrip("0") or "0", out
 
 
+def claim(spool, step):
+    """One TOTP claim on the uplink's socket (base/claim.h) for a user enrolled nowhere: b"n"
+    when the collector answered, b"x" when it could not be asked."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.settimeout(5)
+        s.connect(os.path.join(spool, "inbox", "claim.sock"))
+        s.send(struct.pack(">Q", step) + b"nobody-enrolled")
+        return s.recv(8)
+
+
 class World:
-    def __init__(self, tmp, lifetime="30d"):
+    def __init__(self, tmp, lifetime="30d", fleet=False):
         self.tmp = tmp
         self.ca_dir = os.path.join(tmp, "ca")
         self.ca = [A.ca_script, "--dir", self.ca_dir]
@@ -69,8 +82,17 @@ class World:
         self.dash_token = "dashboard-token-0123456789"
         self.sock = os.path.join(tmp, "signer.sock")
         self.conf = os.path.join(tmp, "collector.conf")
+        extra = ""
+        if fleet:  # the claims' endpoint answers (docs/fleet.md)
+            grant_pem, _, _ = fleetlib.keygen(tmp, "grant")
+            _, root_pub, _ = fleetlib.keygen(tmp, "root")
+            totp_key = os.path.join(tmp, "totp.key")
+            with open(totp_key, "w") as f:
+                f.write(os.urandom(32).hex() + "\n")
+            os.chmod(totp_key, 0o600)
+            extra = fleetlib.fleet_conf(grant_pem, root_pub) + "totp_key = %s\n" % totp_key
         with open(self.conf, "w") as f:
-            f.write(enroll_config(tmp))
+            f.write(enroll_config(tmp, extra))
         self.logs = open(os.path.join(tmp, "daemons.log"), "ab")
         self.signer = subprocess.Popen(
             [A.signer, "--ca-dir", self.ca_dir, "--socket", self.sock, "--lifetime", lifetime],
@@ -402,12 +424,20 @@ def scenario_renew(w):
                            "100", "--retry-max", "1000", "--timeout", "10", "--renew-at", "20"],
                           stdout=ulog, stderr=ulog)
     try:
+        sock = os.path.join(w.spool, "inbox", "claim.sock")
+        deadline = time.time() + 10
+        while not os.path.exists(sock) and time.time() < deadline:
+            time.sleep(0.1)
         deadline = time.time() + 60
         new_serial = old_serial
+        step = 0
         while time.time() < deadline:
             new_serial, _ = cert_info(os.path.join(tls, "terminal.pem"))
             if new_serial != old_serial:
                 break
+            # the claim thread's connection (with the old certificate) is open and in use
+            step += 1
+            assert claim(w.spool, step) == b"n", open(os.path.join(w.tmp, "uplink.log")).read()
             time.sleep(0.5)
         assert new_serial != old_serial, open(os.path.join(w.tmp, "uplink.log")).read()
         st = os.stat(os.path.join(tls, "terminal.key"))
@@ -427,15 +457,29 @@ def scenario_renew(w):
         assert json.loads(body)["cert_serial"] == new_serial, body
         st, body = w.dash_get("/metrics")
         assert 'terminal_cert_not_after_seconds{terminal="T-01"}' in body.decode()
+        # -- the old certificate stays valid until it expires
+        st, body = w.ingest_post(old_pem, old_key)
+        assert st == 200, (st, body)
+        # -- the claim thread asks with the new certificate too: with the old one revoked, the
+        #    next claim is still answered by the collector (not on the old connection, 403)
+        assert step > 0 and "uplink.renewed" in open(os.path.join(w.tmp, "uplink.log")).read()
+        with open(os.path.join(w.ca_dir, "issued.tsv")) as f:
+            (old_hex,) = [ln.split("\t")[0] for ln in f
+                          if ln.split("\t")[0].lstrip("0").upper() == old_serial]
+        run(w.ca + ["revoke", old_hex])
+        try:
+            st, body = w.ingest_post(old_pem, old_key)
+            assert st == 403, (st, body)
+        except (ssl.SSLError, ConnectionError, OSError):
+            pass  # refused in the handshake
+        assert claim(w.spool, step + 1) == b"n", open(os.path.join(w.tmp, "uplink.log")).read()
+        log("claims answered before and after the renewal (old certificate revoked)")
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(20)
     ulogtext = open(os.path.join(w.tmp, "uplink.log")).read()
     assert "uplink.renewed" in ulogtext, ulogtext
 
-    # -- the old certificate stays valid until it expires
-    st, body = w.ingest_post(old_pem, old_key)
-    assert st == 200, (st, body)
     # -- renewal needs a valid client certificate: none, no renewal
     host, port = w.ingest.rsplit(":", 1)
     ctx = ssl.create_default_context(cafile=os.path.join(w.ca_dir, "ca.pem"))
@@ -481,7 +525,8 @@ def main():
         ap.add_argument("--" + opt, required=True)
     A = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="mg-enroll-")
-    w = World(tmp, lifetime="5m" if A.scenario == "renew" else "30d")
+    w = World(tmp, lifetime="5m" if A.scenario == "renew" else "30d",
+              fleet=A.scenario == "renew")
     ok = False
     try:
         {"enroll": scenario_enroll, "renew": scenario_renew}[A.scenario](w)

@@ -13,8 +13,6 @@
 # Usage: tests/bench/totp/bench-claim-login.py [--build DIR] [-n N] [--hung N]
 import argparse
 import base64
-import hashlib
-import hmac
 import os
 import re
 import shutil
@@ -36,12 +34,6 @@ import fleetlib  # noqa: E402
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 TERMINAL = "bench-claim"
-
-
-def totp(secret, t):
-    mac = hmac.new(secret, struct.pack(">Q", int(t) // 30), hashlib.sha1).digest()
-    o = mac[-1] & 15
-    return "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000)
 
 
 def main():
@@ -94,7 +86,7 @@ def main():
         b32 = urllib.parse.parse_qs(urllib.parse.urlparse(body["otpauth"]).query)["secret"][0]
         secret = base64.b32decode(b32 + "=" * (-len(b32) % 8))
         st, body, _ = fleetlib.call(c, "POST", "/v1/totp/root/verify",
-                                    {"code": totp(secret, time.time())})
+                                    {"code": fleetlib.totp(secret, time.time())})
         assert st == 200, (st, body)
 
         # the uplink of one terminal, its claim socket
