@@ -86,6 +86,8 @@ static const struct key keys[] = {
     {"alerts", "smtp", KEY_STRING, OFF(alert_smtp), 0, 0},
     {"alerts", "starttls", KEY_BOOL, OFF(alert_starttls), 0, 0},
     {"alerts", "smtp_ca", KEY_STRING, OFF(alert_smtp_ca), 0, 0},
+    {"alerts", "smtp_user", KEY_STRING, OFF(alert_smtp_user), 0, 0},
+    {"alerts", "smtp_password_file", KEY_STRING, OFF(alert_smtp_password_file), 0, 0},
     {"alerts", "from", KEY_STRING, OFF(alert_from), 0, 0},
     {"alerts", "to", KEY_STRING, OFF(alert_to), 0, 0},
     {"alerts", "webhook", KEY_STRING, OFF(alert_webhook), 0, 0},
@@ -568,6 +570,8 @@ static int config_check(struct parse_state *s, int r)
 	}
 	retention_resolve(c);
 	r = alert_config_check(c, s->name, s->err);
+	if (r >= 0)
+		r = alert_smtp_auth_check(c, s->name, s->err);
 	if (r < 0)
 		return r;
 	{
@@ -663,6 +667,8 @@ void config_free(struct collector_config *c)
 	free(c->alert_state);
 	free(c->alert_smtp);
 	free(c->alert_smtp_ca);
+	free(c->alert_smtp_user);
+	free(c->alert_smtp_password_file);
 	free(c->alert_from);
 	free(c->alert_to);
 	free(c->alert_webhook);

@@ -87,6 +87,8 @@ struct collector_config {
 	char *alert_smtp;	 /* smtp://HOST[:PORT] or smtps://; NULL = no mail */
 	bool alert_starttls;	 /* refuse to send unless STARTTLS succeeds */
 	char *alert_smtp_ca;	 /* CA bundle that checks the relay (default: the system's) */
+	/* SMTP AUTH (only over TLS): the user, and a file (mode 0600) holding the password */
+	char *alert_smtp_user, *alert_smtp_password_file;
 	char *alert_from, *alert_to; /* to: addresses separated by spaces or commas */
 	char *alert_webhook;	     /* http(s):// URL; NULL = no webhook */
 	char *alert_digest;	     /* "HH:MM" local time: one mail a day instead of one each */
