@@ -18,6 +18,7 @@ enum alert_kind {
 	ALERT_GAP,	    /* evidence missing: an unannounced sequence gap */
 	ALERT_CERT,	    /* the terminal's certificate expires within [alerts] cert_warning */
 	ALERT_TOTP_DOUBLE,  /* a one-time code accepted on two terminals (fleet.totp double_use) */
+	ALERT_REVIEW_OVERDUE, /* a review period ended [alerts] review_grace ago, not signed off */
 	_ALERT_KIND_MAX,
 };
 

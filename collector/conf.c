@@ -94,6 +94,7 @@ static const struct key keys[] = {
     {"alerts", "digest", KEY_STRING, OFF(alert_digest), 0, 0},
     {"alerts", "timeout", KEY_DURATION, OFF(alert_timeout), 1, 300},
     {"alerts", "cert_warning", KEY_DURATION, OFF(alert_cert_warning), 86400, 365 * 86400},
+    {"alerts", "review_grace", KEY_DURATION, OFF(alert_review_grace), 0, 90 * 86400},
     {"review", "period", KEY_STRING, OFF(review_period), 0, 0},
     {"review", "office_hours", KEY_STRING, OFF(office_hours), 0, 0},
     {"review", "office_days", KEY_STRING, OFF(office_days), 0, 0},
@@ -388,6 +389,7 @@ static void config_defaults(struct collector_config *c)
 	    .alert_digest_minute = -1,
 	    .alert_timeout = 10,
 	    .alert_cert_warning = 30 * 86400,
+	    .alert_review_grace = 5 * 86400,
 	    .burst_failures = 5,
 	    .burst_minutes = 10,
 	};

@@ -95,6 +95,7 @@ struct collector_config {
 	int alert_digest_minute;     /* the same as minutes after midnight; -1 = no digest */
 	uint64_t alert_timeout;	     /* seconds for one delivery */
 	uint64_t alert_cert_warning; /* seconds before a certificate's not-after */
+	uint64_t alert_review_grace; /* seconds after a review period without sign-off */
 
 	/* [review] (review.c, docs/evidence.md "Log review"): checked by review_settings_parse() */
 	char *review_period;	 /* "monthly" (default) or "weekly" */
