@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* mynaguard-collector: /v1/accounts, the administrators' account page (docs/accounts.md):
+/* mynaguard-collector: /v1/accounts, the administrators' account page (mynaguard-collector(8)):
  * GET lists the accounts, POST creates one ({"name","role","password","hide_personal"}),
  * POST /v1/accounts/NAME/reset ({"password"}) gives it a new password and TOTP secret,
  * POST /v1/accounts/NAME/disable ends its sessions and tokens. Administrators only (403 for
