@@ -64,9 +64,17 @@ class _SMTPHandler(socketserver.StreamRequestHandler):
         self.reply("235 2.7.0 accepted" if ok else "535 5.7.8 credentials invalid")
         return ok
 
+    def starttls(self):
+        self.request = self.server.sink.tls_context.wrap_socket(self.request, server_side=True)
+        self.rfile = self.request.makefile("rb")
+        self.wfile = self.request.makefile("wb")
+        self.tls = True
+
     def handle(self):
         sink = self.server.sink
         self.tls, authed = False, False
+        if sink.implicit_tls:  # smtps://: TLS before the greeting
+            self.starttls()
         self.reply("220 sink.test ESMTP")
         mail_from, rcpt = None, []
         while True:
@@ -86,10 +94,8 @@ class _SMTPHandler(socketserver.StreamRequestHandler):
                 self.reply("250 sink.test")
             elif verb == "STARTTLS" and sink.tls_context and not self.tls:
                 self.reply("220 2.0.0 go ahead")
-                self.request = sink.tls_context.wrap_socket(self.request, server_side=True)
-                self.rfile = self.request.makefile("rb")
-                self.wfile = self.request.makefile("wb")
-                self.tls, authed = True, False
+                self.starttls()
+                authed = False
             elif verb == "AUTH" and sink.credentials and not authed:
                 authed = self.auth(cmd)
             elif verb == "MAIL" and sink.credentials and not authed:
@@ -129,15 +135,17 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 class SMTPSink:
-    """cert: (pem, key) to offer STARTTLS with; credentials: (user, password) to require AUTH."""
+    """cert: (pem, key) to offer STARTTLS with, or to speak TLS from the start with implicit_tls
+    (smtps://); credentials: (user, password) to require AUTH."""
 
-    def __init__(self, cert=None, credentials=None):
+    def __init__(self, cert=None, credentials=None, implicit_tls=False):
         self.lock = threading.Lock()
         self.messages = []
         self.auths = []
         self.port = 0
         self.server = None
         self.credentials = credentials
+        self.implicit_tls = implicit_tls
         self.tls_context = None
         if cert:
             import ssl

@@ -5,7 +5,8 @@
 # authenticates only after STARTTLS, with the user of [alerts] smtp_user and the password of
 # [alerts] smtp_password_file; a wrong password fails the mail, is logged without the password
 # and retried, and the corrected file is read at the next try (no restart). Settings that would
-# send the password in clear text, or a password file others may read, fail --check.
+# send the password in clear text, or a password file others may read, fail --check. An
+# smtps:// relay (TLS from the start) gets the login too.
 import os
 import re
 import subprocess
@@ -89,6 +90,21 @@ def auth_flow():
             c.stop()
             plain.stop()
             sink.stop()
+        # smtps://: TLS from the start, AUTH inside it (starttls not needed)
+        tls = SMTPSink(cert=pki.server[:2], credentials=(USER, PASSWORD), implicit_tls=True).start()
+        c = Collector(d, pki, extra=conf(tls, pki, pwfile, extra="").replace("smtp://", "smtps://"))
+        c.start()
+        try:
+            post_failing(c, pki, "term-nc3")
+            # term-nc2's mail, pending since the clear-text relay, goes now too: one login each
+            wait(lambda: len(tls.snapshot()) == 2, what="the mails over smtps://")
+            auths = tls.auth_snapshot()
+            assert len(auths) == 2 and all(a["ok"] and a["tls"] for a in auths), auths
+            bodies = " ".join(m["body"] for m in tls.snapshot())
+            assert "term-nc2" in bodies and "term-nc3" in bodies, bodies
+        finally:
+            c.stop()
+            tls.stop()
 
 
 def check(c):
