@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* mynaguard-collector: the alert thread's deliveries through libcurl — mail to the city's relay
- * (SMTP, optional STARTTLS that must succeed) and a webhook POST — each bounded by a timeout. */
+ * (SMTP, optional STARTTLS that must succeed, optional AUTH only over TLS) and a webhook POST —
+ * each bounded by a timeout. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +14,11 @@
 #include <openssl/rand.h>
 
 #include "alert.h"
+#include "fileio.h"
 #include "macro.h"
+#include "secmem.h"
+
+#define SMTP_PASSWORD_MAX 1024
 
 static void curl_cleanupp(CURL **c)
 {
@@ -108,6 +114,81 @@ int alert_mail_format(const struct collector_config *cfg, const char *subject, c
 	return 0;
 }
 
+int alert_smtp_password(const char *path, char **ret, char *err, size_t errsz)
+{
+	const struct fileio_expect ex = {.forbidden_mode = 0077};
+	_cleanup_close_ int fd = -1;
+	char *text = NULL;
+	size_t len = 0;
+	int r = fileio_open_verified(AT_FDCWD, path, O_RDONLY, &ex, &fd);
+
+	if (r >= 0)
+		r = fileio_read_fd(fd, SMTP_PASSWORD_MAX, &text, &len);
+	if (r < 0) {
+		snprintf(err, errsz, "%s",
+			 r == -EACCES  ? "group or others may read it (chmod 600)"
+			 : r == -ELOOP ? "is a symlink"
+			 : r == -EFBIG ? "longer than 1024 bytes"
+				       : strerror(-r));
+		return r;
+	}
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		text[--len] = 0;
+	r = len == 0 ? -EBADMSG : 0;
+	for (size_t i = 0; r == 0 && i < len; i++)
+		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+			r = -EBADMSG; /* one line of printable bytes, nothing for the SMTP dialogue */
+	if (r < 0) {
+		snprintf(err, errsz, "expected the password on one line, without control bytes");
+		secmem_wipe(text, len);
+		free(text);
+		return r;
+	}
+	*ret = text;
+	return 0;
+}
+
+int alert_smtp_auth_check(const struct collector_config *c, const char *name,
+			  char err[static CONFIG_ERROR_MAX])
+{
+	char why[160];
+	char *pw = NULL;
+	int r;
+
+	if (!c->alert_smtp_user && !c->alert_smtp_password_file)
+		return 0;
+	if (!c->alert_smtp_user != !c->alert_smtp_password_file) {
+		snprintf(err, CONFIG_ERROR_MAX,
+			 "%s: [alerts] smtp_user and smtp_password_file go together", name);
+		return -EINVAL;
+	}
+	if (!c->alert_smtp) {
+		snprintf(err, CONFIG_ERROR_MAX, "%s: [alerts] smtp_user needs smtp", name);
+		return -EINVAL;
+	}
+	if (strncmp(c->alert_smtp, "smtps://", 8) != 0 && !c->alert_starttls) {
+		snprintf(err, CONFIG_ERROR_MAX,
+			 "%s: [alerts] smtp_user: the password is sent only over TLS: set starttls "
+			 "= yes or use an smtps:// relay",
+			 name);
+		return -EINVAL;
+	}
+	for (const char *u = c->alert_smtp_user; *u; u++)
+		if ((unsigned char)*u <= 0x20 || *u == 0x7f) {
+			snprintf(err, CONFIG_ERROR_MAX,
+				 "%s: [alerts] smtp_user: no spaces or control bytes", name);
+			return -EINVAL;
+		}
+	r = alert_smtp_password(c->alert_smtp_password_file, &pw, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err, CONFIG_ERROR_MAX, "%s: [alerts] smtp_password_file %s: %s", name,
+			 c->alert_smtp_password_file, why);
+		return r == -ENOMEM ? r : -EINVAL;
+	}
+	secmem_free_string(pw);
+	return 0;
+}
+
 struct upload {
 	const char *data;
 	size_t len, off;
@@ -153,6 +234,7 @@ int alert_send_mail(const struct collector_config *cfg, const char *subject, con
 	_cleanup_(curl_cleanupp) CURL *c = NULL;
 	_cleanup_(slist_freep) struct curl_slist *rcpt = NULL;
 	_cleanup_free_ char *text = NULL, *to = NULL;
+	_cleanup_secret_ char *password = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "", *save = NULL;
 	struct timespec now;
 	struct upload u;
@@ -182,8 +264,22 @@ int alert_send_mail(const struct collector_config *cfg, const char *subject, con
 	common_opts(c, cfg, errbuf);
 	curl_easy_setopt(c, CURLOPT_URL, cfg->alert_smtp);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	/* a password goes only over TLS (alert_smtp_auth_check refused a clear-text relay) */
 	curl_easy_setopt(c, CURLOPT_USE_SSL,
-			 cfg->alert_starttls ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_NONE);
+			 cfg->alert_starttls || cfg->alert_smtp_user ? (long)CURLUSESSL_ALL
+								     : (long)CURLUSESSL_NONE);
+	if (cfg->alert_smtp_user) {
+		char why[160];
+		/* read for each mail (a changed password needs no restart), wiped after it */
+		r = alert_smtp_password(cfg->alert_smtp_password_file, &password, why, sizeof(why));
+		if (r < 0) {
+			snprintf(err, ALERT_ERROR_MAX, "[alerts] smtp_password_file %s: %s",
+				 cfg->alert_smtp_password_file, why);
+			return r;
+		}
+		curl_easy_setopt(c, CURLOPT_USERNAME, cfg->alert_smtp_user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, password);
+	}
 	if (cfg->alert_smtp_ca)
 		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->alert_smtp_ca);
 	curl_easy_setopt(c, CURLOPT_MAIL_FROM, cfg->alert_from);
@@ -192,6 +288,8 @@ int alert_send_mail(const struct collector_config *cfg, const char *subject, con
 	curl_easy_setopt(c, CURLOPT_READDATA, &u);
 	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 	rc = curl_easy_perform(c);
+	if (password) /* libcurl's copy: replaced by an empty one before the handle goes */
+		curl_easy_setopt(c, CURLOPT_PASSWORD, "");
 	if (rc != CURLE_OK)
 		return curl_failed(rc, errbuf, err);
 	return 0;

@@ -19,7 +19,9 @@
 #include "enroll.h"
 #include "escape.h"
 #include "event.h"
+#include "ingest.h"
 #include "macro.h"
+#include "review.h"
 #include "server.h"
 #include "store-pg.h"
 #include "store.h"
@@ -44,6 +46,7 @@ static const char *const kind_names[_ALERT_KIND_MAX] = {
     [ALERT_GAP] = "gap",
     [ALERT_CERT] = "cert_expiry",
     [ALERT_TOTP_DOUBLE] = "totp_double_use",
+    [ALERT_REVIEW_OVERDUE] = "review_overdue",
 };
 
 /* the subject's words, Japanese first */
@@ -54,6 +57,7 @@ static const char *const kind_titles[_ALERT_KIND_MAX][2] = {
     [ALERT_GAP] = {"証跡の欠落", "evidence missing"},
     [ALERT_CERT] = {"証明書の期限切れ間近", "certificate expiring"},
     [ALERT_TOTP_DOUBLE] = {"確認コードの二重使用", "one-time code used twice"},
+    [ALERT_REVIEW_OVERDUE] = {"ログ点検の承認待ち", "log review overdue"},
 };
 
 const char *alert_kind_name(enum alert_kind k)
@@ -397,6 +401,43 @@ static int totp_double_row(const struct store_totp_double *d, void *arg)
 		 "%s): the authenticator may be stolen. Ask the user and revoke the enrollment "
 		 "if needed.",
 		 user, d->first, d->second, at);
+	return cond_text(cs, c, ja, en);
+}
+
+/* The log review of the newest period whose [alerts] review_grace has passed has no sign-off
+ * (docs/evidence.md, "Scheduling"): one condition per period, cleared by the sign-off. */
+static int review_scan(const struct collector_config *cfg, struct conds *cs)
+{
+	char ja[ALERT_TEXT_MAX], en[ALERT_TEXT_MAX], from[11], to[11];
+	struct review_settings rs;
+	struct review_period p;
+	sqlite3 *db = NULL;
+	struct cond *c;
+	int r;
+
+	if (review_settings_parse(cfg, &rs, NULL, 0) < 0) /* config_load checked them */
+		return -EINVAL;
+	r = review_db_open(cfg->database, &db);
+	if (r >= 0)
+		r = review_overdue(db, rs.weekly, cs->now_ms,
+				   (int64_t)cfg->alert_review_grace * 1000, &p);
+	review_db_close(db);
+	if (r <= 0)
+		return r;
+	c = cond_add(cs, ALERT_REVIEW_OVERDUE, INGEST_SELF_TERMINAL);
+	if (!c)
+		return cs->err;
+	snprintf(c->key, sizeof(c->key), "%s:%s", kind_names[ALERT_REVIEW_OVERDUE], p.name);
+	review_day_name(p.from_ms, from);
+	review_day_name(p.to_ms - 1, to);
+	snprintf(ja, sizeof(ja),
+		 "ログの点検 %s(%s〜%s)が承認されていません(期間終了から %lld 日以上)。"
+		 "ダッシュボードの「ログの点検」で確認し、承認してください。",
+		 p.name, from, to, (long long)(cfg->alert_review_grace / 86400));
+	snprintf(en, sizeof(en),
+		 "The log review of %s (%s to %s) has no sign-off %lld days or more after the "
+		 "period ended. Review it on the dashboard's log review page and sign it off.",
+		 p.name, from, to, (long long)(cfg->alert_review_grace / 86400));
 	return cond_text(cs, c, ja, en);
 }
 
@@ -1013,6 +1054,8 @@ static void round_once(void)
 		enroll_cert_foreach(cert_row, &cs);
 		r = cs.err;
 	}
+	if (r >= 0)
+		r = review_scan(cfg, &cs);
 	if (r < 0) {
 		/* the conditions are unknown: nothing is raised or cleared this round */
 		if (!A.store_failing)

@@ -18,6 +18,7 @@ enum alert_kind {
 	ALERT_GAP,	    /* evidence missing: an unannounced sequence gap */
 	ALERT_CERT,	    /* the terminal's certificate expires within [alerts] cert_warning */
 	ALERT_TOTP_DOUBLE,  /* a one-time code accepted on two terminals (fleet.totp double_use) */
+	ALERT_REVIEW_OVERDUE, /* a review period ended [alerts] review_grace ago, not signed off */
 	_ALERT_KIND_MAX,
 };
 
@@ -55,6 +56,14 @@ int alert_send_mail(const struct collector_config *cfg, const char *subject, con
 /* POST of json to [alerts] webhook; a 2xx answer is success. */
 int alert_send_webhook(const struct collector_config *cfg, const char *json,
 		       char err[static ALERT_ERROR_MAX]);
+/* [alerts] smtp_user and smtp_password_file, part of config_load: both or neither, only with an
+ * smtps:// relay or starttls, and the file readable, mode 0600, one line. -EINVAL with
+ * "NAME: message" in err. */
+int alert_smtp_auth_check(const struct collector_config *c, const char *name,
+			  char err[static CONFIG_ERROR_MAX]);
+/* The SMTP password from path (no access for group or others, no symlink, one line): a new
+ * string to free with secmem_free_string(). The reason in err, never the content. */
+int alert_smtp_password(const char *path, char **ret, char *err, size_t errsz);
 /* The mail as sent: headers (Subject as RFC 2047 words) and the base64 body; for tests too. */
 int alert_mail_format(const struct collector_config *cfg, const char *subject, const char *body,
 		      int64_t now_ms, char **ret);

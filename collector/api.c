@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "account-api.h"
 #include "alert.h"
 #include "auth.h"
 #include "fileio.h"
@@ -1060,6 +1061,10 @@ void api_handle(struct evhttp_request *req, void *arg)
 	}
 	if (review_api_path(path)) { /* review, evidence, report: own token check */
 		review_api_handle(req, w);
+		return;
+	}
+	if (account_api_path(path)) { /* the administrators' account page: own auth_request() */
+		account_api_handle(req, w);
 		return;
 	}
 	if (strcmp(path, "/v1/session") == 0) { /* login, who am I, logout */

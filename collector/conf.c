@@ -86,12 +86,15 @@ static const struct key keys[] = {
     {"alerts", "smtp", KEY_STRING, OFF(alert_smtp), 0, 0},
     {"alerts", "starttls", KEY_BOOL, OFF(alert_starttls), 0, 0},
     {"alerts", "smtp_ca", KEY_STRING, OFF(alert_smtp_ca), 0, 0},
+    {"alerts", "smtp_user", KEY_STRING, OFF(alert_smtp_user), 0, 0},
+    {"alerts", "smtp_password_file", KEY_STRING, OFF(alert_smtp_password_file), 0, 0},
     {"alerts", "from", KEY_STRING, OFF(alert_from), 0, 0},
     {"alerts", "to", KEY_STRING, OFF(alert_to), 0, 0},
     {"alerts", "webhook", KEY_STRING, OFF(alert_webhook), 0, 0},
     {"alerts", "digest", KEY_STRING, OFF(alert_digest), 0, 0},
     {"alerts", "timeout", KEY_DURATION, OFF(alert_timeout), 1, 300},
     {"alerts", "cert_warning", KEY_DURATION, OFF(alert_cert_warning), 86400, 365 * 86400},
+    {"alerts", "review_grace", KEY_DURATION, OFF(alert_review_grace), 0, 90 * 86400},
     {"review", "period", KEY_STRING, OFF(review_period), 0, 0},
     {"review", "office_hours", KEY_STRING, OFF(office_hours), 0, 0},
     {"review", "office_days", KEY_STRING, OFF(office_days), 0, 0},
@@ -386,6 +389,7 @@ static void config_defaults(struct collector_config *c)
 	    .alert_digest_minute = -1,
 	    .alert_timeout = 10,
 	    .alert_cert_warning = 30 * 86400,
+	    .alert_review_grace = 5 * 86400,
 	    .burst_failures = 5,
 	    .burst_minutes = 10,
 	};
@@ -568,6 +572,8 @@ static int config_check(struct parse_state *s, int r)
 	}
 	retention_resolve(c);
 	r = alert_config_check(c, s->name, s->err);
+	if (r >= 0)
+		r = alert_smtp_auth_check(c, s->name, s->err);
 	if (r < 0)
 		return r;
 	{
@@ -663,6 +669,8 @@ void config_free(struct collector_config *c)
 	free(c->alert_state);
 	free(c->alert_smtp);
 	free(c->alert_smtp_ca);
+	free(c->alert_smtp_user);
+	free(c->alert_smtp_password_file);
 	free(c->alert_from);
 	free(c->alert_to);
 	free(c->alert_webhook);

@@ -87,12 +87,15 @@ struct collector_config {
 	char *alert_smtp;	 /* smtp://HOST[:PORT] or smtps://; NULL = no mail */
 	bool alert_starttls;	 /* refuse to send unless STARTTLS succeeds */
 	char *alert_smtp_ca;	 /* CA bundle that checks the relay (default: the system's) */
+	/* SMTP AUTH (only over TLS): the user, and a file (mode 0600) holding the password */
+	char *alert_smtp_user, *alert_smtp_password_file;
 	char *alert_from, *alert_to; /* to: addresses separated by spaces or commas */
 	char *alert_webhook;	     /* http(s):// URL; NULL = no webhook */
 	char *alert_digest;	     /* "HH:MM" local time: one mail a day instead of one each */
 	int alert_digest_minute;     /* the same as minutes after midnight; -1 = no digest */
 	uint64_t alert_timeout;	     /* seconds for one delivery */
 	uint64_t alert_cert_warning; /* seconds before a certificate's not-after */
+	uint64_t alert_review_grace; /* seconds after a review period without sign-off */
 
 	/* [review] (review.c, docs/evidence.md "Log review"): checked by review_settings_parse() */
 	char *review_period;	 /* "monthly" (default) or "weekly" */

@@ -1065,3 +1065,32 @@ void review_api_handle(struct evhttp_request *req, struct worker *w)
 	else
 		report_get(req, w);
 }
+
+/* ---- the reminder (alert.c) ---- */
+
+int review_overdue(sqlite3 *db, bool weekly, int64_t now_ms, int64_t grace_ms,
+		   struct review_period *ret)
+{
+	struct review_period cur;
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+
+	/* the newest period whose grace has passed: the one before the period of now - grace */
+	review_period_of(now_ms - grace_ms, weekly, &cur);
+	review_period_of(cur.from_ms - 1, weekly, ret);
+	/* a store with nothing before the period's end was not in use then: nothing to review */
+	if (sqlite3_prepare_v2(db,
+			       "SELECT EXISTS (SELECT 1 FROM events WHERE ts < ?1),"
+			       " EXISTS (SELECT 1 FROM events e JOIN terminals t ON t.id = e.tid"
+			       " WHERE t.name = '" INGEST_SELF_TERMINAL
+			       "' AND e.kind = 'review.signed'"
+			       " AND json_extract(e.data, '$.period') = ?2)",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, ret->to_ms);
+		sqlite3_bind_text(st, 2, ret->name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			r = sqlite3_column_int(st, 0) && !sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	return r;
+}

@@ -69,6 +69,12 @@ int review_items(sqlite3 *db, const struct review_settings *rs, const struct rev
 /* The review.signed events, newest first; period NULL for all. Each {seq,ts,chain,...data}. */
 int review_signoffs(sqlite3 *db, const char *period, unsigned limit, json_t **ret);
 
+/* The reminder of alert.c: the newest period whose end is grace_ms or more before now_ms, in
+ * ret; 1 when it has no sign-off while the store holds events from before its end, else 0.
+ * -EIO when the store cannot answer. */
+int review_overdue(sqlite3 *db, bool weekly, int64_t now_ms, int64_t grace_ms,
+		   struct review_period *ret);
+
 /* The dashboard paths below (/v1/review..., /v1/evidence, /r/selfcheck): checks the token
  * itself, any method. */
 bool review_api_path(const char *path);

@@ -303,8 +303,13 @@ CHANGES = [
     ("POST", "/v1/requests/r1/refuse", {}),
     ("POST", "/v1/ledger", {}),
     ("POST", "/v1/ledger.csv", b"x"),
+    ("POST", "/v1/accounts", {"name": "intruder", "role": "admin",
+                              "password": "intruder-password-1"}),
+    ("POST", "/v1/accounts/nao/reset", {"password": "taken-over-password"}),
+    ("POST", "/v1/accounts/nao/disable", None),
 ]
-ADMIN_ONLY = {"/v1/groups", "/v1/groups/g1/policy", "/v1/groups/g1/terminals/term-a"}
+ADMIN_ONLY = {"/v1/groups", "/v1/groups/g1/policy", "/v1/groups/g1/terminals/term-a",
+              "/v1/accounts", "/v1/accounts/nao/reset", "/v1/accounts/nao/disable"}
 
 
 def check_csrf_and_roles(c):
@@ -377,6 +382,108 @@ def check_tokens(c, read_tok):
     wait_events(c, "account.token", lambda d: d["name"] == "ryo" and d["scope"] == "approver")
     wait_events(c, "account.disabled", lambda d: d["name"] == "ryo")
     print("tokens: ok")
+
+
+def enrolled(name, body, password):
+    """The secret of an answer of POST /v1/accounts or .../reset; checks the QR code's SVG."""
+    import xml.etree.ElementTree as ET
+    uri = body["otpauth"]
+    assert uri.startswith("otpauth://totp/mynaguard-dashboard:" + name), uri
+    svg = ET.fromstring(body["qr_svg"])
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg", body["qr_svg"][:100]
+    path = svg.find("{http://www.w3.org/2000/svg}path")
+    assert path is not None and path.get("d").count("z") > 100, body["qr_svg"][:200]
+    PASSWORDS[name] = password
+    SECRETS[name] = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)["secret"][0]
+    LAST_STEP.pop(name, None)
+
+
+def check_account_api(c):
+    """The administrators' account page's API: list, create (QR code once), reset, disable,
+    each an account.* event naming the admin; CSRF; 403 for approver, auditor, read tokens."""
+    admin = Client(c)
+    admin.login("aki")
+    st, body, _ = admin.req("GET", "/v1/accounts")
+    assert st == 200 and {"aki", "mika", "nao"} <= {a["name"] for a in body["accounts"]}, body
+    assert "password" not in json.dumps(body) and "secret" not in json.dumps(body), body
+    st, body, _ = admin.req("GET", "/v1/accounts", cookie=False, csrf=False, origin=False,
+                            headers={"Authorization": "Bearer " + TOKEN})
+    assert st == 200, body  # the token file's token is the admin's
+    new = {"name": "yui", "role": "auditor", "password": "yui-first-password-1",
+           "hide_personal": True}
+    # CSRF: without the header, with a wrong one or from another origin nothing is made
+    for kw in ({"csrf": False}, {"csrf": "0" * 64}, {"origin": "https://evil.example"},
+               {"origin": False}):
+        st, body, _ = admin.req("POST", "/v1/accounts", new, **kw)
+        assert st == 403 and "CSRF" in body["error"], (kw, st, body)
+    assert c.count("SELECT count(*) FROM accounts WHERE name = 'yui'") == 0
+    for bad, word in ((dict(new, role="root"), "role"), (dict(new, role="read"), "role"),
+                      (dict(new, password="short"), "password"), (dict(new, name="-x"), "name"),
+                      (dict(new, by="mallory"), "expected"), ({"name": "yui"}, "expected")):
+        st, body, _ = admin.req("POST", "/v1/accounts", bad)
+        assert st == 400 and word in body["error"], (bad, st, body)
+    st, body, hdrs = admin.req("POST", "/v1/accounts", new)
+    assert st == 201, body
+    assert body["name"] == "yui" and body["role"] == "auditor" and body["hide_personal"], body
+    assert dict((k.lower(), v) for k, v in hdrs)["cache-control"] == "no-store", hdrs
+    enrolled("yui", body, new["password"])
+    st, body, _ = admin.req("POST", "/v1/accounts", new)
+    assert st == 409, body
+    yui = Client(c)
+    who = yui.login("yui")
+    assert who["role"] == "auditor" and who["hide_personal"] is True, who
+    # reset: a new password and secret; the old session ends, the old secret no longer works
+    st, body, _ = admin.req("POST", "/v1/accounts/yui/reset", {"password": "yui-second-pass-22"})
+    assert st == 200, body
+    old = SECRETS["yui"]
+    enrolled("yui", body, "yui-second-pass-22")
+    assert SECRETS["yui"] != old
+    st, _, _ = yui.req("GET", "/v1/terminals")
+    assert st == 401, st
+    yui.login("yui")
+    st, body, _ = admin.req("POST", "/v1/accounts/nobody/reset", {"password": "x" * 12})
+    assert st == 404, body
+    st, body, _ = admin.req("POST", "/v1/accounts/yui/reset", {"password": "x" * 12}, csrf=False)
+    assert st == 403, body
+    # disable: its session stops at once; not one's own account
+    st, body, _ = admin.req("POST", "/v1/accounts/aki/disable")
+    assert st == 409, body
+    st, body, _ = admin.req("POST", "/v1/accounts/nobody/disable")
+    assert st == 404, body
+    st, body, _ = admin.req("POST", "/v1/accounts/yui/disable")
+    assert st == 200 and body["disabled"] is True, body
+    st, _, _ = yui.req("GET", "/v1/terminals")
+    assert st == 401, st
+    st, body, _ = admin.req("GET", "/v1/accounts")
+    assert [a["disabled"] for a in body["accounts"] if a["name"] == "yui"] == [True], body
+    st, body, _ = admin.req("DELETE", "/v1/accounts/yui/disable")
+    assert st == 405, body
+    st, body, _ = admin.req("GET", "/v1/accounts/yui/reset")
+    assert st == 405, body
+    st, body, _ = admin.req("POST", "/v1/accounts/yui/rename", {})
+    assert st == 404, body
+    # nobody else reads the list either (an auditor's and an approver's session, a read token)
+    for name in ("mika", "lena"):
+        x = Client(c)
+        x.login(name)
+        st, body, _ = x.req("GET", "/v1/accounts")
+        assert st == 403, (name, st, body)
+    tok = cli(c, "--account-token", "nao", "--scope", "read").stdout.strip()
+    st, body, _ = admin.req("GET", "/v1/accounts", cookie=False, csrf=False, origin=False,
+                            headers={"Authorization": "Bearer " + tok})
+    assert st == 403, body
+    st, body, _ = Client(c).req("GET", "/v1/accounts", cookie=False)
+    assert st == 401, body
+    # each change an event naming the administrator; no password or secret in them
+    wait_events(c, "account.created", lambda d: d["name"] == "yui" and d["by"] == "aki"
+                and d.get("role") == "auditor" and d.get("hide_personal") is True)
+    wait_events(c, "account.created", lambda d: d["name"] == "yui" and d.get("action") == "reset"
+                and d["by"] == "aki")
+    wait_events(c, "account.disabled", lambda d: d["name"] == "yui" and d["by"] == "aki")
+    text = json.dumps(events(c, "account.created")) + c.logtext()
+    for secret in ("yui-first-password-1", "yui-second-pass-22", SECRETS["yui"], old):
+        assert secret not in text, secret
+    print("account api: ok")
 
 
 def check_hide_personal(c, pki):
@@ -595,6 +702,7 @@ def main():
             read_tok = check_csrf_and_roles(c)
             check_tokens(c, read_tok)
             check_hide_personal(c, pki)
+            check_account_api(c)
             created = wait_events(c, "account.created", lambda d: True, 5)
             assert {d["name"] for d in created} >= {"aki", "ryo", "mika", "nao", "lena"}, created
             check_expiry(c, idle)
