@@ -234,6 +234,19 @@
 
   const $ = (id) => document.getElementById(id);
   const t = (k) => I18N[lang][k] !== undefined ? I18N[lang][k] : k;
+  // USB class names of the policy (policy/usb.c) in plain words, the id kept for the admin
+  const USB_CLASS = {
+    ja: { mass_storage: '記録媒体（USB メモリ・外付けディスク）', still_image: 'カメラ・スマートフォン（PTP）',
+      mtp: 'スマートフォン（MTP）', printer: 'プリンタ', smart_card: 'IC カードリーダ', hid: 'キーボード・マウス',
+      audio: 'オーディオ', video: 'カメラ（映像）', wireless: '無線（Bluetooth など）', cdc_net: 'ネットワーク接続',
+      rndis: 'ネットワーク接続（RNDIS）', vendor_net: 'ネットワークアダプタ', adb: 'Android デバッグ（adb）',
+      usbmux: 'iPhone 同期（usbmux）' },
+    en: { mass_storage: 'storage (sticks, external disks)', still_image: 'cameras, phones (PTP)', mtp: 'phones (MTP)',
+      printer: 'printers', smart_card: 'smart-card readers', hid: 'keyboards, mice', wireless: 'wireless (Bluetooth)',
+      cdc_net: 'network', rndis: 'network (RNDIS)', vendor_net: 'network adapters', adb: 'Android debug (adb)',
+      usbmux: 'iPhone sync (usbmux)' }
+  };
+  const usbClass = (c) => USB_CLASS[lang][c] ? USB_CLASS[lang][c] + ' [' + c + ']' : c;
   const L = (pair) => (pair ? pair[lang === 'ja' ? 0 : 1] : '');
   const pick = (table, key) => table[key] ? L(table[key]) : '';
 
@@ -1255,7 +1268,7 @@
         add('issued', fmtTime(g.base.issued));
         add('sha256', g.base.sha256, 'hash');
         add('max_days', g.base.grant_max_days);
-        add('grant_classes', (g.base.grant_classes || []).join(', ') || t('none'));
+        add('grant_classes', (g.base.grant_classes || []).map(usbClass).join(', ') || t('none'));
       } else add('base', t('no_base'), 'warn');
       box.appendChild(dl);
       const tbl = el('table', null, 'members');

@@ -173,6 +173,10 @@ def drive(b, c, outdir):
     problems = []
     for name, addr, section in VIEWS:
         problems += visit(b, origin, name, addr, section, outdir)
+    # the groups view names the grantable USB classes in plain words, not the policy's ids alone
+    b.driver.execute_script("location.hash = '#/groups'")
+    settle(b)
+    check("記録媒体" in (b.text("#groupsview") or ""), "the USB class in Japanese: " + (b.text("#groupsview") or "")[:300])
     # the alerts view lists the seeded conditions in Japanese, and the channels' deliveries
     b.driver.execute_script("location.hash = '#/alerts'")
     settle(b)
