@@ -222,6 +222,10 @@
       }
     }
   });
+  // the nav links' text follows the language even before a view is opened (as alerts.js)
+  const navLabels = () => labels({ lang: document.documentElement.lang === 'en' ? 'en' : 'ja' });
+  document.addEventListener('DOMContentLoaded', navLabels);
+  new MutationObserver(navLabels).observe(document.documentElement, { attributes: true, attributeFilter: ['lang'] });
   // leaving the report: the print rules go with it
   window.addEventListener('hashchange', () => {
     if (!/^#\/report/.test(location.hash)) document.body.classList.remove('printing-report');

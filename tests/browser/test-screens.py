@@ -194,6 +194,7 @@ def drive(b, c, outdir):
     b.wait("the alerts view in English", lambda: b.text("#alertsview h2") == "Alerts" and
            "Not compliant" in (b.text("#al-open") or "") and "sent" in (b.text("#al-channels") or ""))
     check(b.text("#nav-alerts") == "Alerts", "the nav link in English")
+    check(b.text("#nav-review") == "Log review", "the review nav link in English: %r" % b.text("#nav-review"))
     check(not b.js(FINDINGS, i18n_keys()), "the English alerts view is clean")
     dash.click(b, dash.By.ID, "lang")
     b.wait("back in Japanese", lambda: b.text("#nav-alerts") == "警告")
