@@ -685,6 +685,10 @@ static void export_terminal(struct evbuffer *out, json_t *t)
 	api_csv_cell(out, json_is_true(json_object_get(t, "clock_drift")) ? "ずれ" : "");
 	evbuffer_add(out, ",", 1);
 	api_csv_cell(out, json_string_value(json_object_get(t, "policy_hash")));
+	evbuffer_add(out, ",", 1);
+	api_csv_cell(out, json_is_true(json_object_get(t, "cert_expiring")) ? "期限切れ間近" : "");
+	evbuffer_add(out, ",", 1);
+	api_csv_cell(out, json_is_true(json_object_get(t, "totp_double_use")) ? "二重使用" : "");
 	evbuffer_add(out, "\r\n", 2);
 	free(failing);
 }
@@ -776,7 +780,7 @@ static const char events_header[] = "\xEF\xBB\xBF"
 static const char terminals_header[] =
     "\xEF\xBB\xBF"
     "端末,説明,状態,報告途絶,最終受信,不合格のチェック（開始）,USB遮断 24h,ログイン失敗 24h,"
-    "ロックアウト 24h,未通知の欠番,時刻,ポリシー\r\n";
+    "ロックアウト 24h,未通知の欠番,時刻,ポリシー,証明書,確認コード\r\n";
 
 static void export_csv(struct evhttp_request *req, struct worker *w, const char *query,
 		       bool terminals, bool hide_personal)

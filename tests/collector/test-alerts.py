@@ -8,6 +8,8 @@
 # slowing ingest; STARTTLS required of a relay that offers none sends nothing; the daily digest
 # sends one mail listing the open conditions instead of one each; a central TOTP code accepted
 # offline on several terminals is one alert per user and step, and a problem of each terminal.
+import csv
+import io
 import json
 import os
 import re
@@ -133,6 +135,13 @@ def main_flow():
             st, body, _ = c.get("/v1/terminals?sort=problem&limit=100")
             order = [t["id"] for t in body["terminals"]]
             assert order.index("term-cert") < order.index("term-ok"), order
+            # the terminals CSV carries the reason too (the last two columns)
+            st, raw, _ = c.get("/v1/terminals.csv?sort=id&limit=100", raw=True)
+            rows = list(csv.reader(io.StringIO(raw[3:].decode("utf-8"), newline="")))
+            assert st == 200 and rows[0][-2:] == ["証明書", "確認コード"], rows[0]
+            bycsv = {r[0]: r for r in rows[1:]}
+            assert bycsv["term-cert"][-2] == "期限切れ間近", bycsv["term-cert"]
+            assert bycsv["term-ok"][-2] == "" and bycsv["term-ok"][-1] == "", bycsv["term-ok"]
             st, _, _ = c.get("/v1/alerts", token="wrong")
             assert st == 401, st
             st, text, _ = c.get("/metrics", raw=True)

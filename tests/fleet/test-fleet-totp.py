@@ -17,6 +17,7 @@
 # Usage: test-fleet-totp.py --ctl BIN --collector BIN --agent BIN --uplink BIN --pam MODULE
 import argparse
 import base64
+import csv
 import importlib.machinery
 import io
 import json
@@ -537,6 +538,10 @@ def run(a, d):
             assert body["problem"] or not bad, (tid, body)
         st, body, _ = c.get("/v1/terminals?status=problem")
         assert {t["id"] for t in body["terminals"]} >= set(TERMINALS[:2]), body
+        st, raw, _ = c.get("/v1/terminals.csv?sort=id&limit=100", raw=True)
+        rows = list(csv.reader(io.StringIO(raw[3:].decode("utf-8"), newline="")))
+        assert st == 200 and rows[0][-1] == "確認コード", rows[0]
+        assert {r[0] for r in rows[1:] if r[-1] == "二重使用"} == set(TERMINALS[:2]), rows
         st, body, _ = c.get("/v1/totp")
         assert st == 200 and {r["user"]: r["double_uses"] for r in body["totp"]}.get(USER) == 1 and sum(
             r["double_uses"] for r in body["totp"]) == 1, body
