@@ -2273,17 +2273,25 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
 static const struct {
 	const char *table, *columns;
 	int n;
+	bool keyed; /* WITHOUT ROWID: copied in key order */
 } copy_tables[] = {
     {"terminals",
      "id, name, first_seen, last_seen, max_seq, policy_hash, report_interval, compliance_seq,"
      " compliance_ts, drift_ms, conflicts, description, n_failing, locked_at, n_gaps,"
      " n_gaps_unannounced, chain_head",
-     17},
-    {"events", "id, tid, seq, ts, received_at, kind, clause, data, chain, body, disposed_at", 11},
-    {"checks", "tid, check_id, status, clause, detail, since, updated_at, seq", 8},
-    {"gaps", "id, tid, first, last, detected_at, announced", 6},
-    {"chain_anchors", "tid, first_seq, chain, disposed, at", 5},
-    {"signed_heads", "id, at, body, signature", 4},
+     17, false},
+    {"events", "id, tid, seq, ts, received_at, kind, clause, data, chain, body, disposed_at", 11,
+     false},
+    {"checks", "tid, check_id, status, clause, detail, since, updated_at, seq", 8, true},
+    {"gaps", "id, tid, first, last, detected_at, announced", 6, false},
+    {"chain_anchors", "tid, first_seq, chain, disposed, at", 5, false},
+    {"signed_heads", "id, at, body, signature", 4, false},
+    /* the daily history: its summaries outlive the events (store_pg's schema step 1 → 2) */
+    {"check_days", "tid, day, check_id, status", 4, true},
+    {"clause_terminal_days", "day, clause, tid, status", 4, true},
+    {"clause_days", "day, clause, reporting, failing", 4, true},
+    {"kind_days", "kind, day, tid, n", 4, true},
+    {"kind_totals", "kind, day, n", 3, true},
 };
 
 int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_rows)
@@ -2311,8 +2319,9 @@ int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_row
 
 		snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY rowid",
 			 copy_tables[t].columns, copy_tables[t].table);
-		if (strcmp(copy_tables[t].table, "checks") == 0)
-			snprintf(sql, sizeof(sql), "SELECT %s FROM checks", copy_tables[t].columns);
+		if (copy_tables[t].keyed)
+			snprintf(sql, sizeof(sql), "SELECT %s FROM %s", copy_tables[t].columns,
+				 copy_tables[t].table);
 		r = prepare(s, sql, &st);
 		while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 			const char *vals[17];

@@ -16,6 +16,7 @@ import io
 import os
 import random
 import sqlite3
+import subprocess
 import sys
 import time
 
@@ -53,12 +54,15 @@ def main():
         today = jst_day(now)
         first30 = today - 29
         certs = {}
+        posted = []
 
-        def post(name, events):
+        def post(name, events, to=None):
             if name not in certs:
                 certs[name] = pki.terminal(name)
-            st, body, _ = c.post(certs[name], {"v": 1, "terminal": name, "events": events})
+            st, body, _ = (to or c).post(certs[name], {"v": 1, "terminal": name, "events": events})
             assert st == 200, body
+            if to is None:
+                posted.append((name, events))
             return body
 
         try:
@@ -228,6 +232,34 @@ def main():
             assert cl2["clauses"] == cl["clauses"], (cl2, cl)
             st, ac2, _ = c.get("/v1/activity?days=30")
             assert ac2["usb_blocked"] == ac["usb_blocked"] and ac2["top"] == ac["top"], ac2
+
+            if pg:
+                # the same uploads into a SQLite store answer exactly the same; copied into
+                # PostgreSQL (--migrate-to-postgresql), the history comes along
+                reads = ("/v1/terminals/term-a/history?days=30", "/v1/terminals/term-b/history?days=90",
+                         "/v1/clauses?days=30", "/v1/activity?days=30")
+                mine = [c.get(path)[1] for path in reads]
+                for sub in ("src", "dst"):
+                    os.makedirs(os.path.join(d, sub))
+                src = Collector(os.path.join(d, "src"), pki, store="sqlite").start()
+                try:
+                    for name, events in posted:
+                        post(name, events, to=src)
+                    assert [src.get(path)[1] for path in reads] == mine, mine
+                finally:
+                    assert src.stop() == 0, src.logtext()
+                dst = Collector(os.path.join(d, "dst"), pki, store="postgresql")
+                p = subprocess.run([os.environ["COLLECTOR"], "--config", src.conf,
+                                    "--migrate-to-postgresql", dst.url],
+                                   capture_output=True, text=True, timeout=120)
+                assert p.returncode == 0, p.stdout + p.stderr
+                assert dst.count("SELECT count(*) FROM clause_days") == \
+                    c.count("SELECT count(*) FROM clause_days") > 0
+                dst.start()
+                try:
+                    assert [dst.get(path)[1] for path in reads] == mine, mine
+                finally:
+                    assert dst.stop() == 0, dst.logtext()
 
             # ---- a backlog in one shuffled batch: "failing since" is the first failing
             # snapshot's time, the strip marks each day ----
