@@ -10,7 +10,11 @@
 # parameters refused; a store of schema 4 is backfilled from its events by the migration.
 # With MYNAGUARD_TEST_STORE=postgresql (meson suite collector-pg) the same on PostgreSQL: there the
 # fleet's groups do not exist (docs/postgresql.md), so a group filter matches no event, and the
-# backfill is that of the PostgreSQL schema's step 1 → 2 (collector/store-pg.c).
+# backfill is that of the PostgreSQL schema's step 1 → 2 (collector/store-pg.c); a backlog in one
+# shuffled batch gives "failing since" the first failing snapshot's time. On PostgreSQL also: the
+# same uploads into a SQLite store answer exactly the same, so does their copy into PostgreSQL
+# (--migrate-to-postgresql), and two collectors on one database with eight terminals uploading at
+# once count each day exactly.
 import csv
 import io
 import os
@@ -36,6 +40,60 @@ def snap(name, seq, day, failing=(), hour=12, minute=0):
 # the fleet's membership table as collector/fleet-store.c creates it (the group filter reads it)
 FLEET_MEMBERS = ("CREATE TABLE IF NOT EXISTS fleet_members (terminal TEXT PRIMARY KEY,"
                  " grp TEXT NOT NULL, added_at INTEGER NOT NULL)")
+
+
+def two_collectors(d, pki):
+    """PostgreSQL: two collector processes on one database, eight terminals uploading their
+    backlogs at once through both; the shared day counters come out exact and no batch fails
+    (each round adds to them at its commit, in key order: no deadlock)."""
+    import threading
+    for side in ("one", "two"):
+        os.makedirs(os.path.join(d, side, "shared"))
+    cs = [Collector(os.path.join(d, side, "shared"), pki) for side in ("one", "two")]
+    assert cs[0].url == cs[1].url
+    for c in cs:
+        c.start()
+    try:
+        now = int(time.time() * 1000)
+        today = jst_day(now)
+        names = ["term-m%d" % i for i in range(8)]
+        certs = {n: pki.terminal(n) for n in names}
+        errors = []
+
+        def upload(i, name):
+            seq = 0
+            for k in range(5):  # days -10..-1, two a batch, newest batch first
+                evs = []
+                for dd in (today - 2 * k - 1, today - 2 * k - 2):
+                    seq += 1
+                    evs.append(snap(name, 100 - seq, dd,
+                                    failing=["mfa.pam_stack"] if (dd + i) % 3 == 0 else []))
+                    evs.append(event(name, 200 - seq, kind="usb.blocked", ts_ms=at_jst(dd, 9)))
+                st, body, _ = cs[(i + k) % 2].post(certs[name], {"v": 1, "terminal": name,
+                                                                 "events": evs})
+                if st != 200:
+                    errors.append((name, st, body))
+
+        threads = [threading.Thread(target=upload, args=(i, n)) for i, n in enumerate(names)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], errors
+        st, cl, _ = cs[0].get("/v1/clauses?days=11")
+        a = {x["clause"]: x for x in cl["clauses"]}["2-6-3-a"]
+        first = today - 10
+        for j in range(11):
+            dd = first + j
+            rep = 8 if dd < today else 0
+            bad = sum(1 for i in range(8) if (dd + i) % 3 == 0) if dd < today else 0
+            assert a["reporting"][j] == rep and a["complied"][j] == rep - bad, (j, a)
+        st, ac, _ = cs[1].get("/v1/activity?days=11")
+        assert ac["usb_blocked"] == [8] * 10 + [0], ac
+        assert ac["top"]["usb_blocked"] == [{"terminal": n, "n": 10} for n in names], ac["top"]
+    finally:
+        for c in cs:
+            assert c.stop() == 0, c.logtext()
 
 
 def main():
@@ -282,6 +340,8 @@ def main():
         finally:
             rc = c.stop()
         assert rc == 0, (rc, c.logtext())
+        if pg:
+            two_collectors(d, pki)
     print("ok")
 
 
