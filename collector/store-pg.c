@@ -16,7 +16,7 @@
 #include "macro.h"
 #include "store-verify.h"
 
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 #define PG_MONTHS_CACHED  64
 /* pg_advisory_xact_lock key of the schema and of partition creation ("mgev") */
 #define PG_DDL_LOCK "1835492726"
@@ -96,6 +96,68 @@ static const char pg_schema[] =
     "  signature bytea NOT NULL);"
     "INSERT INTO mg_schema VALUES (1);";
 
+/* Each entry moves the schema from version i + 1 to i + 2 (pg_schema is version 1); never edit a
+ * released one. */
+static const char *const pg_migrations[] = {
+    /* 1 → 2: the daily history, as store.c's 4 → 5 (docs/evidence.md "History"): kept by the
+     * writer in the batch's transaction; day: days since the epoch in Japan (store_day()) of the
+     * event's ts; status 1 pass, 2 fail. The shared day counters (clause_days, kind_totals) are
+     * added to at commit, in key order (history_flush()). Backfilled from the kept events. */
+    "CREATE TABLE check_days ("
+    "  tid bigint NOT NULL,"
+    "  day bigint NOT NULL,"
+    "  check_id text NOT NULL,"
+    "  status smallint NOT NULL,"
+    "  PRIMARY KEY (tid, day, check_id));"
+    "CREATE TABLE clause_terminal_days ("
+    "  day bigint NOT NULL,"
+    "  clause text NOT NULL,"
+    "  tid bigint NOT NULL,"
+    "  status smallint NOT NULL,"
+    "  PRIMARY KEY (day, clause, tid));"
+    "CREATE TABLE clause_days ("
+    "  day bigint NOT NULL,"
+    "  clause text NOT NULL,"
+    "  reporting bigint NOT NULL,"
+    "  failing bigint NOT NULL,"
+    "  PRIMARY KEY (day, clause));"
+    "CREATE TABLE kind_days ("
+    "  kind text NOT NULL,"
+    "  day bigint NOT NULL,"
+    "  tid bigint NOT NULL,"
+    "  n bigint NOT NULL,"
+    "  PRIMARY KEY (kind, day, tid));"
+    "CREATE TABLE kind_totals ("
+    "  kind text NOT NULL,"
+    "  day bigint NOT NULL,"
+    "  n bigint NOT NULL,"
+    "  PRIMARY KEY (kind, day));"
+    "CREATE FUNCTION mg_day(ms bigint) RETURNS bigint LANGUAGE sql IMMUTABLE STRICT AS"
+    " $$SELECT floor((ms + 32400000) / 86400000.0)::bigint$$;"
+    "CREATE TEMPORARY TABLE mg_checks ON COMMIT DROP AS"
+    " SELECT e.tid, mg_day(e.ts) AS day, c->>'id' AS id,"
+    "  CASE c->>'status' WHEN 'pass' THEN 1 ELSE 2 END AS code, c->'clause' AS clause"
+    " FROM events e, jsonb_array_elements(CASE WHEN jsonb_typeof(e.data::jsonb->'checks')"
+    "  = 'array' THEN e.data::jsonb->'checks' ELSE '[]' END) c"
+    " WHERE e.kind = 'compliance' AND e.body IS NULL AND jsonb_typeof(c->'id') = 'string'"
+    "  AND c->>'status' IN ('pass', 'fail', 'error');"
+    "INSERT INTO check_days (tid, day, check_id, status)"
+    " SELECT tid, day, id, max(code) FROM mg_checks GROUP BY 1, 2, 3;"
+    "INSERT INTO clause_terminal_days (day, clause, tid, status)"
+    " SELECT c.day, cl #>> '{}', c.tid, max(c.code) FROM mg_checks c,"
+    "  jsonb_array_elements(CASE WHEN jsonb_typeof(c.clause) = 'array' THEN c.clause"
+    "  ELSE '[]' END) cl WHERE jsonb_typeof(cl) = 'string' GROUP BY 1, 2, 3;"
+    "INSERT INTO clause_days (day, clause, reporting, failing)"
+    " SELECT day, clause, count(*), count(*) FILTER (WHERE status = 2)"
+    " FROM clause_terminal_days GROUP BY 1, 2;"
+    "INSERT INTO kind_days (kind, day, tid, n)"
+    " SELECT kind, mg_day(ts), tid, count(*) FROM events"
+    " WHERE kind IN ('usb.blocked', 'auth.failure', 'auth.locked') AND body IS NULL"
+    " GROUP BY 1, 2, 3;"
+    "INSERT INTO kind_totals (kind, day, n) SELECT kind, day, sum(n) FROM kind_days GROUP BY 1, 2;"
+    "INSERT INTO mg_schema VALUES (2);",
+};
+
 struct store_pg {
 	PGconn *c;
 	EVP_MD_CTX *md;
@@ -105,6 +167,9 @@ struct store_pg {
 	int64_t months[PG_MONTHS_CACHED];
 	size_t n_months;
 	bool resetting;
+	/* the round's additions to the shared day counters ([day, clause, reporting, failing] and
+	 * [kind, day]), written at commit (history_flush()) */
+	json_t *pend_clause, *pend_kind;
 	char clause_buf[4096];
 	char data_buf[EVENT_MAX_BYTES];
 };
@@ -271,10 +336,15 @@ static int schema_create(struct store_pg *p)
 		v = schema_version(p);
 		if (v < 0)
 			r = v;
-		else if (v == 0)
-			r = pq_do(p, pg_schema, 0, NULL);
-		else if (v != PG_SCHEMA_VERSION)
+		else if (v > PG_SCHEMA_VERSION)
 			r = -EPROTO;
+		else if (v == 0) {
+			r = pq_do(p, pg_schema, 0, NULL);
+			v = 1;
+		}
+		/* the steps in order, in this one transaction */
+		for (; r >= 0 && v < PG_SCHEMA_VERSION; v++)
+			r = pq_do(p, pg_migrations[v - 1], 0, NULL);
 	}
 	if (r < 0) {
 		pq_do(p, "ROLLBACK", 0, NULL);
@@ -317,7 +387,12 @@ int store_pg_open(const char *conninfo, bool writable, struct store_pg **ret)
 		return -ENOMEM;
 	p->writable = writable;
 	p->md = EVP_MD_CTX_new();
-	if (!p->md) {
+	p->pend_clause = json_array();
+	p->pend_kind = json_array();
+	if (!p->md || !p->pend_clause || !p->pend_kind) {
+		json_decref(p->pend_clause);
+		json_decref(p->pend_kind);
+		EVP_MD_CTX_free(p->md);
 		free(p);
 		return -ENOMEM;
 	}
@@ -346,6 +421,8 @@ void store_pg_close(struct store_pg *p)
 	if (p->c)
 		PQfinish(p->c);
 	EVP_MD_CTX_free(p->md);
+	json_decref(p->pend_clause);
+	json_decref(p->pend_kind);
 	free(p);
 }
 
@@ -357,9 +434,13 @@ int store_pg_begin(struct store_pg *p)
 	return pq_do(p, "BEGIN", 0, NULL);
 }
 
+static int history_flush(struct store_pg *p);
+
 int store_pg_commit(struct store_pg *p)
 {
-	int r = pq_do(p, "COMMIT", 0, NULL);
+	int r = history_flush(p);
+	if (r >= 0)
+		r = pq_do(p, "COMMIT", 0, NULL);
 	if (r < 0)
 		store_pg_rollback(p);
 	return r;
@@ -368,6 +449,8 @@ int store_pg_commit(struct store_pg *p)
 void store_pg_rollback(struct store_pg *p)
 {
 	p->n_months = 0;
+	json_array_clear(p->pend_clause);
+	json_array_clear(p->pend_kind);
 	if (PQtransactionStatus(p->c) != PQTRANS_IDLE)
 		pq_do(p, "ROLLBACK", 0, NULL);
 }
@@ -528,6 +611,123 @@ static int compliance_apply(struct store_pg *p, const char *tid, const struct ev
 	    6, v);
 }
 
+/* ---- the daily history (migration 1 → 2) ---- */
+
+/* A batch's new snapshots ([day, checks] each) and counted events ([kind, day] each) into the
+ * terminal's own day rows, as store.c's history_snapshot() and history_count(): a terminal's
+ * status for a check or clause on a day only gets worse, in whatever order the events arrive.
+ * The shared counters' additions go to p->pend_* (history_flush()). */
+static int history_write(struct store_pg *p, const char *tid, json_t *snaps, json_t *kinds)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	_cleanup_free_ char *text = NULL;
+	int r = 0;
+
+	if (json_array_size(snaps)) {
+		text = json_dumps(snaps, JSON_COMPACT);
+		if (!text)
+			return -ENOMEM;
+		const char *v[] = {tid, text};
+		res = pq(p,
+			 "WITH c AS (SELECT (s->>0)::bigint AS day, c->>'id' AS id,"
+			 "  CASE c->>'status' WHEN 'pass' THEN 1 ELSE 2 END AS code,"
+			 "  c->'clause' AS clause FROM jsonb_array_elements($2::jsonb) s,"
+			 "  jsonb_array_elements(CASE WHEN jsonb_typeof(s->1) = 'array' THEN s->1"
+			 "  ELSE '[]' END) c WHERE jsonb_typeof(c->'id') = 'string'"
+			 "  AND c->>'status' IN ('pass', 'fail', 'error')),"
+			 " cd AS (INSERT INTO check_days (tid, day, check_id, status)"
+			 "  SELECT $1::bigint, day, id, max(code) FROM c GROUP BY day, id"
+			 "  ON CONFLICT (tid, day, check_id) DO UPDATE"
+			 "  SET status = greatest(check_days.status, excluded.status)),"
+			 " w AS (SELECT c.day, cl #>> '{}' AS clause, max(c.code) AS status FROM c,"
+			 "  jsonb_array_elements(CASE WHEN jsonb_typeof(c.clause) = 'array'"
+			 "  THEN c.clause ELSE '[]' END) cl WHERE jsonb_typeof(cl) = 'string'"
+			 "  GROUP BY 1, 2),"
+			 " ch AS (SELECT w.day, w.clause, w.status, coalesce(t.status, 0) AS old"
+			 "  FROM w LEFT JOIN clause_terminal_days t ON t.day = w.day"
+			 "  AND t.clause = w.clause AND t.tid = $1::bigint"
+			 "  WHERE w.status > coalesce(t.status, 0)),"
+			 " ct AS (INSERT INTO clause_terminal_days (day, clause, tid, status)"
+			 "  SELECT day, clause, $1::bigint, status FROM ch"
+			 "  ON CONFLICT (day, clause, tid) DO UPDATE SET status = excluded.status)"
+			 " SELECT day, clause, (old = 0)::int, (status = 2)::int FROM ch",
+			 2, v, &r);
+		if (!res)
+			return r;
+		for (int i = 0; i < PQntuples(res); i++)
+			if (json_array_append_new(
+				p->pend_clause,
+				json_pack("[I, s, i, i]", (json_int_t)col_i64(res, i, 0),
+					  PQgetvalue(res, i, 1), (int)col_i64(res, i, 2),
+					  (int)col_i64(res, i, 3))) < 0)
+				return -ENOMEM;
+	}
+	if (json_array_size(kinds)) {
+		free(text);
+		text = json_dumps(kinds, JSON_COMPACT);
+		if (!text)
+			return -ENOMEM;
+		const char *v[] = {tid, text};
+		r = pq_do(
+		    p,
+		    "INSERT INTO kind_days (kind, day, tid, n) SELECT k->>0, (k->>1)::bigint,"
+		    " $1::bigint, count(*) FROM jsonb_array_elements($2::jsonb) k GROUP BY 1, 2"
+		    " ON CONFLICT (kind, day, tid) DO UPDATE SET n = kind_days.n + excluded.n",
+		    2, v);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < json_array_size(kinds); i++)
+			if (json_array_append(p->pend_kind, json_array_get(kinds, i)) < 0)
+				return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The round's additions to the counters every terminal shares, just before the commit and in
+ * the key's order: collectors writing into one database lock these rows only for their commit,
+ * always in the same order, so they never deadlock on them. */
+static int history_flush(struct store_pg *p)
+{
+	_cleanup_free_ char *text = NULL;
+	int r;
+
+	if (json_array_size(p->pend_clause)) {
+		text = json_dumps(p->pend_clause, JSON_COMPACT);
+		if (!text)
+			return -ENOMEM;
+		const char *v[] = {text};
+		r = pq_do(
+		    p,
+		    "INSERT INTO clause_days (day, clause, reporting, failing)"
+		    " SELECT (x->>0)::bigint, x->>1, sum((x->>2)::bigint), sum((x->>3)::bigint)"
+		    " FROM jsonb_array_elements($1::jsonb) x GROUP BY 1, 2 ORDER BY 1, 2"
+		    " ON CONFLICT (day, clause) DO UPDATE"
+		    " SET reporting = clause_days.reporting + excluded.reporting,"
+		    " failing = clause_days.failing + excluded.failing",
+		    1, v);
+		if (r < 0)
+			return r;
+		json_array_clear(p->pend_clause);
+	}
+	if (json_array_size(p->pend_kind)) {
+		free(text);
+		text = json_dumps(p->pend_kind, JSON_COMPACT);
+		if (!text)
+			return -ENOMEM;
+		const char *v[] = {text};
+		r = pq_do(p,
+			  "INSERT INTO kind_totals (kind, day, n) SELECT x->>0, (x->>1)::bigint,"
+			  " count(*) FROM jsonb_array_elements($1::jsonb) x GROUP BY 1, 2"
+			  " ORDER BY 1, 2 ON CONFLICT (kind, day) DO UPDATE"
+			  " SET n = kind_totals.n + excluded.n",
+			  1, v);
+		if (r < 0)
+			return r;
+		json_array_clear(p->pend_kind);
+	}
+	return 0;
+}
+
 static int cmp_event_seq(const void *a, const void *b)
 {
 	const struct event *const *x = a, *const *y = b;
@@ -662,6 +862,7 @@ static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t 
 	_cleanup_free_ struct stored *have = NULL;
 	_cleanup_pgresult_ PGresult *term = NULL, *old = NULL;
 	_cleanup_(ins_clear) struct ins ins = {0};
+	_cleanup_(json_decrefp) json_t *hist_snaps = json_array(), *hist_kinds = json_array();
 	int64_t newest_ts = INT64_MIN, compliance_ts = INT64_MIN;
 	uint64_t max_seq, compliance_seq, top = 0;
 	uint8_t chain[STORE_CHAIN_LEN] = {0}, link[STORE_CHAIN_LEN], body[STORE_CHAIN_LEN];
@@ -675,7 +876,7 @@ static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t 
 	order = calloc(b->n, sizeof(*order));
 	snapshots = calloc(b->n, sizeof(*snapshots));
 	ins.rows = calloc(b->n, sizeof(*ins.rows));
-	if (!order || !snapshots || !ins.rows)
+	if (!order || !snapshots || !ins.rows || !hist_snaps || !hist_kinds)
 		return -ENOMEM;
 	for (size_t i = 0; i < b->n; i++) {
 		if (b->events[i].seq > (uint64_t)INT64_MAX)
@@ -788,8 +989,19 @@ static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t 
 		}
 		if (e->seq > max_seq)
 			max_seq = e->seq;
-		if (e->kind == EVENT_COMPLIANCE)
+		if (e->kind == EVENT_COMPLIANCE) {
 			snapshots[n_snapshots++] = e;
+			if (json_array_append_new(
+				hist_snaps,
+				json_pack("[I, O]", (json_int_t)store_day(e->ts_ms),
+					  json_object_get(e->data, "checks") ?: json_null())) < 0)
+				return -ENOMEM;
+		}
+		if ((e->kind == EVENT_USB_BLOCKED || e->kind == EVENT_AUTH_FAILURE ||
+		     e->kind == EVENT_AUTH_LOCKED) &&
+		    json_array_append_new(
+			hist_kinds, json_pack("[s, I]", kind, (json_int_t)store_day(e->ts_ms))) < 0)
+			return -ENOMEM;
 		if (e->kind == EVENT_AUTH_LOCKED) {
 			const char *lv[] = {tid, ts.s};
 			r = pq_do(
@@ -803,6 +1015,8 @@ static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t 
 	}
 
 	r = ins_flush(p, &ins, tid, now);
+	if (r >= 0)
+		r = history_write(p, tid, hist_snaps, hist_kinds);
 	if (r < 0)
 		return r;
 
@@ -871,6 +1085,7 @@ int store_pg_write_batch(struct store_pg *p, const struct event_batch *b, int64_
 			 struct store_write_result *ret)
 {
 	struct store_write_result res = {0};
+	size_t n_clause = json_array_size(p->pend_clause), n_kind = json_array_size(p->pend_kind);
 	int r;
 
 	r = pq_do(p, "SAVEPOINT batch", 0, NULL);
@@ -879,6 +1094,11 @@ int store_pg_write_batch(struct store_pg *p, const struct event_batch *b, int64_
 	r = write_batch(p, b, received_ms, &res);
 	if (r < 0) {
 		p->n_months = 0; /* the savepoint may undo a partition's creation */
+		/* and the batch's history rows, whose counts are forgotten with them */
+		while (json_array_size(p->pend_clause) > n_clause)
+			json_array_remove(p->pend_clause, json_array_size(p->pend_clause) - 1);
+		while (json_array_size(p->pend_kind) > n_kind)
+			json_array_remove(p->pend_kind, json_array_size(p->pend_kind) - 1);
 		pq_do(p, "ROLLBACK TO batch", 0, NULL);
 		pq_do(p, "RELEASE batch", 0, NULL);
 		return r;
@@ -977,7 +1197,9 @@ static const char *pg_filter_sql(const struct store_terminal_query *q)
 #define PG_SEARCH_SQL                                                                              \
 	" AND ($7::text IS NULL OR name LIKE $7 ESCAPE '\\' OR coalesce(description, '') LIKE $7"  \
 	" ESCAPE '\\') AND ($8::text IS NULL OR id IN (SELECT tid FROM checks WHERE"               \
-	" check_id = $8 AND status IN ('fail', 'error')))"
+	" check_id = $8 AND status IN ('fail', 'error')))"                                         \
+	" AND ($9::text IS NULL OR id IN (SELECT tid FROM clause_terminal_days"                    \
+	" WHERE day = $10::bigint AND clause = $9 AND status = 2))"
 
 int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
 			    const struct store_terminal_query *q, json_t **ret)
@@ -994,8 +1216,8 @@ int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
 	_cleanup_pgresult_ PGresult *sum = NULL, *page = NULL, *matched = NULL;
 	struct pg_view_params t;
 	char pattern[2 * sizeof(q->search) + 3], *pp = pattern, sql[4096];
-	struct i64text lim = i64(q->limit), off = i64(q->offset);
-	const char *vals[10];
+	struct i64text lim = i64(q->limit), off = i64(q->offset), day = i64(q->clause_day);
+	const char *vals[12];
 	json_t *list, *o;
 	int r = 0;
 
@@ -1012,8 +1234,10 @@ int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
 	}
 	vals[6] = q->search[0] ? pattern : NULL;
 	vals[7] = q->check[0] ? q->check : NULL;
-	vals[8] = q->limit ? lim.s : NULL;
-	vals[9] = off.s;
+	vals[8] = q->clause[0] ? q->clause : NULL;
+	vals[9] = day.s;
+	vals[10] = q->limit ? lim.s : NULL;
+	vals[11] = off.s;
 
 	sum = pq(p,
 		 PG_TERMINAL_VIEW "SELECT count(*), count(*) FILTER (WHERE st = 1),"
@@ -1025,15 +1249,15 @@ int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
 		return r;
 	snprintf(sql, sizeof(sql), PG_TERMINAL_VIEW "SELECT count(*) FROM w WHERE %s" PG_SEARCH_SQL,
 		 pg_filter_sql(q));
-	matched = pq(p, sql, 8, vals, &r);
+	matched = pq(p, sql, 10, vals, &r);
 	if (!matched)
 		return r;
 	snprintf(sql, sizeof(sql),
 		 PG_TERMINAL_VIEW "SELECT " PG_TERMINAL_JSON " FROM w WHERE %s" PG_SEARCH_SQL
-				  " ORDER BY %s %s, name %s LIMIT $9::bigint OFFSET $10::bigint",
+				  " ORDER BY %s %s, name %s LIMIT $11::bigint OFFSET $12::bigint",
 		 pg_filter_sql(q), sort_sql[q->sort], q->desc ? "DESC" : "ASC",
 		 q->sort == STORE_SORT_NAME && q->desc ? "DESC" : "ASC");
-	page = pq(p, sql, 10, vals, &r);
+	page = pq(p, sql, 12, vals, &r);
 	if (!page)
 		return r;
 	list = json_array();
@@ -1130,6 +1354,8 @@ static PGresult *events_query(struct store_pg *p, const struct store_filter *f, 
 	}
 	if (f->terminal[0])
 		ADD(" AND t.name = $%d", f->terminal);
+	if (f->group[0]) /* the fleet's groups are SQLite's (docs/postgresql.md): no member */
+		w += (size_t)snprintf(where + w, sizeof(where) - w, " AND false");
 	if (f->kind >= 0)
 		ADD(" AND e.kind = $%d", event_kind_name((enum event_kind)f->kind));
 	if (f->since_ms != INT64_MIN)
@@ -1244,6 +1470,157 @@ int store_pg_stats(struct store_pg *p, const struct store_view *v, struct store_
 			ret->oldest_ms[k] = col_i64(oldest, 0, 0);
 		PQclear(oldest);
 		oldest = NULL;
+	}
+	return 0;
+}
+
+/* ---- the daily history's and the alert thread's reads (store.c builds the JSON) ---- */
+
+int store_pg_history_rows(struct store_pg *p, const char *terminal, int64_t from, int64_t to,
+			  int (*check)(void *u, const char *id, const char *clause),
+			  int (*day)(void *u, const char *id, int64_t day, int status), void *u)
+{
+	_cleanup_pgresult_ PGresult *t = NULL, *checks = NULL, *days = NULL;
+	struct i64text f = i64(from), l = i64(to);
+	const char *v[] = {terminal};
+	int r = 0;
+
+	t = pq(p, "SELECT id FROM terminals WHERE name = $1", 1, v, &r);
+	if (!t)
+		return r;
+	if (PQntuples(t) != 1)
+		return -ENOENT;
+	const char *tv[] = {PQgetvalue(t, 0, 0), f.s, l.s};
+	checks = pq(
+	    p, "SELECT check_id, clause FROM checks WHERE tid = $1 ORDER BY check_id COLLATE \"C\"",
+	    1, tv, &r);
+	if (!checks)
+		return r;
+	for (int i = 0; r >= 0 && i < PQntuples(checks); i++)
+		r = check(u, PQgetvalue(checks, i, 0), PQgetvalue(checks, i, 1));
+	if (r < 0)
+		return r;
+	days = pq(p,
+		  "SELECT check_id, day, status FROM check_days WHERE tid = $1"
+		  " AND day >= $2 AND day <= $3 ORDER BY day, check_id COLLATE \"C\"",
+		  3, tv, &r);
+	if (!days)
+		return r;
+	for (int i = 0; r >= 0 && i < PQntuples(days); i++)
+		r = day(u, PQgetvalue(days, i, 0), col_i64(days, i, 1), (int)col_i64(days, i, 2));
+	return r;
+}
+
+int store_pg_clause_rows(struct store_pg *p, int64_t from, int64_t to,
+			 int (*fn)(void *u, int64_t day, const char *clause, int64_t reporting,
+				   int64_t failing),
+			 void *u, int64_t *ret_terminals)
+{
+	_cleanup_pgresult_ PGresult *res = NULL, *n = NULL;
+	struct i64text f = i64(from), l = i64(to);
+	const char *v[] = {f.s, l.s};
+	int r = 0;
+
+	res = pq(p,
+		 "SELECT day, clause, reporting, failing FROM clause_days"
+		 " WHERE day >= $1 AND day <= $2 ORDER BY clause COLLATE \"C\", day",
+		 2, v, &r);
+	if (!res)
+		return r;
+	for (int i = 0; r >= 0 && i < PQntuples(res); i++)
+		r = fn(u, col_i64(res, i, 0), PQgetvalue(res, i, 1), col_i64(res, i, 2),
+		       col_i64(res, i, 3));
+	if (r < 0)
+		return r;
+	n = pq(p, "SELECT count(*) FROM terminals", 0, NULL, &r);
+	if (!n)
+		return r;
+	*ret_terminals = col_i64(n, 0, 0);
+	return 0;
+}
+
+int store_pg_kind_rows(struct store_pg *p, const char *kind, int64_t from, int64_t to, unsigned top,
+		       int (*day)(void *u, int64_t day, int64_t n),
+		       int (*best)(void *u, const char *terminal, int64_t n), void *u)
+{
+	_cleanup_pgresult_ PGresult *res = NULL, *tops = NULL;
+	struct i64text f = i64(from), l = i64(to), lim = i64(top);
+	const char *v[] = {kind, f.s, l.s, lim.s};
+	int r = 0;
+
+	res = pq(p, "SELECT day, n FROM kind_totals WHERE kind = $1 AND day >= $2 AND day <= $3", 3,
+		 v, &r);
+	if (!res)
+		return r;
+	for (int i = 0; r >= 0 && i < PQntuples(res); i++)
+		r = day(u, col_i64(res, i, 0), col_i64(res, i, 1));
+	if (r < 0 || top == 0)
+		return r;
+	tops = pq(p,
+		  "SELECT t.name, x.n FROM (SELECT tid, sum(n) AS n FROM kind_days"
+		  " WHERE kind = $1 AND day >= $2 AND day <= $3 GROUP BY tid"
+		  " ORDER BY n DESC, tid LIMIT $4::bigint) x JOIN terminals t ON t.id = x.tid"
+		  " ORDER BY x.n DESC, t.name COLLATE \"C\"",
+		  4, v, &r);
+	if (!tops)
+		return r;
+	for (int i = 0; r >= 0 && i < PQntuples(tops); i++)
+		r = best(u, PQgetvalue(tops, i, 0), col_i64(tops, i, 1));
+	return r;
+}
+
+static const char *col_text(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+static bool col_bool(const PGresult *res, int row, int col)
+{
+	return !PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0] == 't';
+}
+
+/* By the dashboard list's definitions (PG_TERMINAL_VIEW), as store.c's store_alert_scan(). */
+int store_pg_alert_scan(struct store_pg *p, const struct store_view *v,
+			int (*fn)(const struct store_alert_row *row, void *arg), void *arg)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct pg_view_params t;
+	const char *vals[6];
+	int r = 0;
+
+	view_params(v, &t, vals);
+	res = pq(
+	    p,
+	    PG_TERMINAL_VIEW
+	    "SELECT w.name, w.description, w.st = 0, w.stale, w.last_seen,"
+	    " coalesce(w.report_interval, $4::bigint), CASE WHEN w.locked THEN t.locked_at END,"
+	    " CASE WHEN w.locked THEN (SELECT e.data::json ->> 'user' FROM events e"
+	    "  WHERE e.tid = w.id AND e.kind = 'auth.locked' AND e.ts = t.locked_at"
+	    "  AND e.body IS NULL LIMIT 1) END,"
+	    " w.gaps_un,"
+	    " CASE WHEN w.st = 0 THEN (SELECT string_agg(c.check_id, ' ' ORDER BY c.check_id"
+	    "  COLLATE \"C\") FROM checks c WHERE c.tid = w.id AND c.status IN ('fail', 'error'))"
+	    " END FROM w JOIN terminals t ON t.id = w.id"
+	    " WHERE w.st = 0 OR w.stale OR w.locked OR w.gaps_un > 0 ORDER BY w.name COLLATE \"C\"",
+	    6, vals, &r);
+	if (!res)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_alert_row row = {
+		    .terminal = PQgetvalue(res, i, 0),
+		    .description = col_text(res, i, 1),
+		    .noncompliant = col_bool(res, i, 2),
+		    .stale = col_bool(res, i, 3),
+		    .last_seen_ms = col_i64(res, i, 4),
+		    .interval_ms = col_i64(res, i, 5),
+		    .locked_at_ms = col_i64(res, i, 6),
+		    .locked_user = col_text(res, i, 7),
+		    .gaps_unannounced = (uint64_t)col_i64(res, i, 8),
+		    .failing = col_text(res, i, 9),
+		};
+		r = fn(&row, arg);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

@@ -50,6 +50,25 @@ int store_pg_signed_heads_put(struct store_pg *p, int64_t at_ms, const char *bod
 int store_pg_signed_heads_last(struct store_pg *p, int64_t *ret_at, char **ret_body,
 			       uint8_t **ret_sig, size_t *ret_sig_len);
 
+/* The daily history's rows in the day range [from, to] (store_day() days); store.c builds the
+ * same JSON from them as from SQLite's. A terminal's checks now (clause: a JSON array's text),
+ * then its status per check and day (1 pass, 2 fail); -ENOENT for an unknown terminal. */
+int store_pg_history_rows(struct store_pg *p, const char *terminal, int64_t from, int64_t to,
+			  int (*check)(void *u, const char *id, const char *clause),
+			  int (*day)(void *u, const char *id, int64_t day, int status), void *u);
+/* Each clause's days: terminals reporting it, of which failing; and the terminals in all. */
+int store_pg_clause_rows(struct store_pg *p, int64_t from, int64_t to,
+			 int (*fn)(void *u, int64_t day, const char *clause, int64_t reporting,
+				   int64_t failing),
+			 void *u, int64_t *ret_terminals);
+/* A kind's events per day; with top > 0 also the top terminals of the range, most first. */
+int store_pg_kind_rows(struct store_pg *p, const char *kind, int64_t from, int64_t to, unsigned top,
+		       int (*day)(void *u, int64_t day, int64_t n),
+		       int (*best)(void *u, const char *terminal, int64_t n), void *u);
+/* store_alert_scan() on PostgreSQL */
+int store_pg_alert_scan(struct store_pg *p, const struct store_view *v,
+			int (*fn)(const struct store_alert_row *row, void *arg), void *arg);
+
 /* A password in a connection string (refused: it would be logged or seen in ps). */
 bool store_pg_url_has_password(const char *conninfo);
 

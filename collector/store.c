@@ -2284,17 +2284,25 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
 static const struct {
 	const char *table, *columns;
 	int n;
+	bool keyed; /* WITHOUT ROWID: copied in key order */
 } copy_tables[] = {
     {"terminals",
      "id, name, first_seen, last_seen, max_seq, policy_hash, report_interval, compliance_seq,"
      " compliance_ts, drift_ms, conflicts, description, n_failing, locked_at, n_gaps,"
      " n_gaps_unannounced, chain_head",
-     17},
-    {"events", "id, tid, seq, ts, received_at, kind, clause, data, chain, body, disposed_at", 11},
-    {"checks", "tid, check_id, status, clause, detail, since, updated_at, seq", 8},
-    {"gaps", "id, tid, first, last, detected_at, announced", 6},
-    {"chain_anchors", "tid, first_seq, chain, disposed, at", 5},
-    {"signed_heads", "id, at, body, signature", 4},
+     17, false},
+    {"events", "id, tid, seq, ts, received_at, kind, clause, data, chain, body, disposed_at", 11,
+     false},
+    {"checks", "tid, check_id, status, clause, detail, since, updated_at, seq", 8, true},
+    {"gaps", "id, tid, first, last, detected_at, announced", 6, false},
+    {"chain_anchors", "tid, first_seq, chain, disposed, at", 5, false},
+    {"signed_heads", "id, at, body, signature", 4, false},
+    /* the daily history: its summaries outlive the events (store_pg's schema step 1 → 2) */
+    {"check_days", "tid, day, check_id, status", 4, true},
+    {"clause_terminal_days", "day, clause, tid, status", 4, true},
+    {"clause_days", "day, clause, reporting, failing", 4, true},
+    {"kind_days", "kind, day, tid, n", 4, true},
+    {"kind_totals", "kind, day, n", 3, true},
 };
 
 int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_rows)
@@ -2322,8 +2330,9 @@ int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_row
 
 		snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY rowid",
 			 copy_tables[t].columns, copy_tables[t].table);
-		if (strcmp(copy_tables[t].table, "checks") == 0)
-			snprintf(sql, sizeof(sql), "SELECT %s FROM checks", copy_tables[t].columns);
+		if (copy_tables[t].keyed)
+			snprintf(sql, sizeof(sql), "SELECT %s FROM %s", copy_tables[t].columns,
+				 copy_tables[t].table);
 		r = prepare(s, sql, &st);
 		while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 			const char *vals[17];
@@ -2381,7 +2390,7 @@ int store_alert_scan(struct store *s, const struct store_view *v,
 	int r, rc;
 
 	if (s->pg)
-		return -EOPNOTSUPP; /* docs/postgresql.md: alerts run on the SQLite store only */
+		return store_pg_alert_scan(s->pg, v, fn, arg);
 
 	r = prepare(
 	    s,
@@ -2507,28 +2516,54 @@ static json_t *range_json(const struct store_view *v, unsigned days, int64_t *re
 			 (json_int_t)days, "dates", dates_json(from, days));
 }
 
-int store_history_json(struct store *s, const struct store_view *v, const char *id, unsigned days,
-		       json_t **ret)
+/* The rows of both stores become the same JSON here (store-pg.c reads its rows by callbacks). */
+struct history_build {
+	json_t *byid;
+	const char *blank;
+	int64_t from;
+};
+
+/* a check the terminal reports now, with its clauses (a JSON array's text) */
+static int history_check(void *u, const char *cid, const char *clause)
+{
+	struct history_build *h = u;
+	json_t *c =
+	    json_pack("{s:s, s:o, s:s}", "id", cid, "clause",
+		      json_text_or((const unsigned char *)clause, json_array()), "days", h->blank);
+	if (!c)
+		return -ENOMEM;
+	return json_object_set_new(h->byid, cid, c) < 0 ? -ENOMEM : 0;
+}
+
+/* its status on a day of the range: 1 pass, 2 fail */
+static int history_day(void *u, const char *cid, int64_t day, int status)
+{
+	struct history_build *h = u;
+	json_t *c = json_object_get(h->byid, cid);
+	char *text;
+
+	if (!c) {
+		c = json_pack("{s:s, s:[], s:s}", "id", cid, "clause", "days", h->blank);
+		if (!c || json_object_set_new(h->byid, cid, c) < 0)
+			return -ENOMEM;
+	}
+	text = strdup(json_string_value(json_object_get(c, "days")));
+	if (!text)
+		return -ENOMEM;
+	text[day - h->from] = status == 2 ? 'f' : 'p';
+	json_object_set_new(c, "days", json_string(text));
+	free(text);
+	return 0;
+}
+
+static int history_rows(struct store *s, const char *id, int64_t from, int64_t to,
+			struct history_build *h)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	_cleanup_json_ json_t *o = NULL, *byid = json_object(), *list = json_array();
-	_cleanup_free_ char *blank = NULL;
-	int64_t tid, from;
-	const char *key;
-	json_t *c;
+	int64_t tid;
 	int rc, r;
 
-	if (s->pg)
-		return -EOPNOTSUPP; /* docs/postgresql.md: the history is SQLite's */
-	if (days < 1 || days > STORE_HISTORY_DAYS_MAX)
-		return -EINVAL;
-	o = range_json(v, days, &from);
-	blank = malloc(days + 1);
-	if (!o || !byid || !list || !blank)
-		return -ENOMEM;
-	memset(blank, '-', days);
-	blank[days] = 0;
-	r = prepare_again(s, "SELECT id FROM terminals WHERE name = ?1", &st);
+	r = prepare(s, "SELECT id FROM terminals WHERE name = ?1", &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -2541,15 +2576,9 @@ int store_history_json(struct store *s, const struct store_view *v, const char *
 
 	/* the checks it reports now first (with their clauses), then any it reported before */
 	r = prepare_for_tid(s, "SELECT check_id, clause FROM checks WHERE tid = ?1", tid, &st);
-	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *cid = (const char *)sqlite3_column_text(st, 0);
-		c = json_pack("{s:s, s:o, s:s}", "id", cid, "clause",
-			      json_text_or(sqlite3_column_text(st, 1), json_array()), "days",
-			      blank);
-		if (!c)
-			return -ENOMEM;
-		json_object_set_new(byid, cid, c);
-	}
+	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = history_check(h, (const char *)sqlite3_column_text(st, 0),
+				  (const char *)sqlite3_column_text(st, 1));
 	if (r < 0)
 		return r;
 	if (rc != SQLITE_DONE)
@@ -2561,27 +2590,40 @@ int store_history_json(struct store *s, const struct store_view *v, const char *
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 2, from);
-	sqlite3_bind_int64(st, 3, from + days - 1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *cid = (const char *)sqlite3_column_text(st, 0);
-		int64_t i = sqlite3_column_int64(st, 1) - from;
-		char *text;
-		c = json_object_get(byid, cid);
-		if (!c) {
-			c = json_pack("{s:s, s:[], s:s}", "id", cid, "clause", "days", blank);
-			if (!c)
-				return -ENOMEM;
-			json_object_set_new(byid, cid, c);
-		}
-		text = strdup(json_string_value(json_object_get(c, "days")));
-		if (!text)
-			return -ENOMEM;
-		text[i] = sqlite3_column_int(st, 2) == 2 ? 'f' : 'p';
-		json_object_set_new(c, "days", json_string(text));
-		free(text);
-	}
-	if (rc != SQLITE_DONE)
-		return sqlite_errno(rc);
+	sqlite3_bind_int64(st, 3, to);
+	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = history_day(h, (const char *)sqlite3_column_text(st, 0),
+				sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2));
+	if (r < 0)
+		return r;
+	return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+}
+
+int store_history_json(struct store *s, const struct store_view *v, const char *id, unsigned days,
+		       json_t **ret)
+{
+	_cleanup_json_ json_t *o = NULL, *byid = json_object(), *list = json_array();
+	_cleanup_free_ char *blank = NULL;
+	struct history_build h;
+	int64_t from;
+	const char *key;
+	json_t *c;
+	int r;
+
+	if (days < 1 || days > STORE_HISTORY_DAYS_MAX)
+		return -EINVAL;
+	o = range_json(v, days, &from);
+	blank = malloc(days + 1);
+	if (!o || !byid || !list || !blank)
+		return -ENOMEM;
+	memset(blank, '-', days);
+	blank[days] = 0;
+	h = (struct history_build){.byid = byid, .blank = blank, .from = from};
+	r = s->pg ? store_pg_history_rows(s->pg, id, from, from + days - 1, history_check,
+					  history_day, &h)
+		  : history_rows(s, id, from, from + days - 1, &h);
+	if (r < 0)
+		return r;
 	json_object_foreach(byid, key, c) json_array_append(list, c);
 	json_object_set_new(o, "terminal", json_string(id));
 	json_object_set(o, "checks", list);
@@ -2589,58 +2631,148 @@ int store_history_json(struct store *s, const struct store_view *v, const char *
 	return 0;
 }
 
-int store_clauses_json(struct store *s, const struct store_view *v, unsigned days, json_t **ret)
+struct clauses_build {
+	json_t *byclause;
+	unsigned days;
+	int64_t from;
+};
+
+/* a clause's day: the terminals that reported it, of which failing failed one of its checks */
+static int clauses_day(void *u, int64_t day, const char *name, int64_t reporting, int64_t failing)
+{
+	struct clauses_build *b = u;
+	size_t i = (size_t)(day - b->from);
+	json_t *c = json_object_get(b->byclause, name);
+
+	if (!c) {
+		c = json_pack("{s:s, s:o, s:o}", "clause", name, "reporting", zeros_json(b->days),
+			      "complied", zeros_json(b->days));
+		if (!c || json_object_set_new(b->byclause, name, c) < 0)
+			return -ENOMEM;
+	}
+	json_array_set_new(json_object_get(c, "reporting"), i, json_integer(reporting));
+	json_array_set_new(json_object_get(c, "complied"), i, json_integer(reporting - failing));
+	return 0;
+}
+
+static int clause_rows(struct store *s, int64_t from, int64_t to, struct clauses_build *b,
+		       int64_t *ret_terminals)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	_cleanup_json_ json_t *o = NULL, *byclause = json_object(), *list = json_array();
-	int64_t from;
-	const char *key;
-	json_t *c;
 	int rc, r;
 
-	if (s->pg)
-		return -EOPNOTSUPP; /* docs/postgresql.md: the history is SQLite's */
-	if (days < 1 || days > STORE_HISTORY_DAYS_MAX)
-		return -EINVAL;
-	o = range_json(v, days, &from);
-	if (!o || !byclause || !list)
-		return -ENOMEM;
-	r = prepare_again(s,
-			  "SELECT day, clause, reporting, failing FROM clause_days"
-			  " WHERE day >= ?1 AND day <= ?2 ORDER BY clause",
-			  &st);
+	r = prepare(s,
+		    "SELECT day, clause, reporting, failing FROM clause_days"
+		    " WHERE day >= ?1 AND day <= ?2 ORDER BY clause",
+		    &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, from);
-	sqlite3_bind_int64(st, 2, from + days - 1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(st, 1);
-		size_t i = (size_t)(sqlite3_column_int64(st, 0) - from);
-		json_int_t reporting = sqlite3_column_int64(st, 2);
-		c = json_object_get(byclause, name);
-		if (!c) {
-			c = json_pack("{s:s, s:o, s:o}", "clause", name, "reporting",
-				      zeros_json(days), "complied", zeros_json(days));
-			if (!c)
-				return -ENOMEM;
-			json_object_set_new(byclause, name, c);
-		}
-		json_array_set_new(json_object_get(c, "reporting"), i, json_integer(reporting));
-		json_array_set_new(json_object_get(c, "complied"), i,
-				   json_integer(reporting - sqlite3_column_int64(st, 3)));
-	}
+	sqlite3_bind_int64(st, 2, to);
+	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = clauses_day(b, sqlite3_column_int64(st, 0),
+				(const char *)sqlite3_column_text(st, 1),
+				sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3));
+	if (r < 0)
+		return r;
 	if (rc != SQLITE_DONE)
 		return sqlite_errno(rc);
-	json_object_foreach(byclause, key, c) json_array_append(list, c);
-	json_object_set(o, "clauses", list);
 	r = prepare_again(s, "SELECT count(*) FROM terminals", &st);
 	if (r < 0)
 		return r;
 	if (sqlite3_step(st) != SQLITE_ROW)
 		return -EIO;
-	json_object_set_new(o, "terminals", json_integer(sqlite3_column_int64(st, 0)));
+	*ret_terminals = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+int store_clauses_json(struct store *s, const struct store_view *v, unsigned days, json_t **ret)
+{
+	_cleanup_json_ json_t *o = NULL, *byclause = json_object(), *list = json_array();
+	struct clauses_build b;
+	int64_t from, terminals = 0;
+	const char *key;
+	json_t *c;
+	int r;
+
+	if (days < 1 || days > STORE_HISTORY_DAYS_MAX)
+		return -EINVAL;
+	o = range_json(v, days, &from);
+	if (!o || !byclause || !list)
+		return -ENOMEM;
+	b = (struct clauses_build){.byclause = byclause, .days = days, .from = from};
+	r = s->pg ? store_pg_clause_rows(s->pg, from, from + days - 1, clauses_day, &b, &terminals)
+		  : clause_rows(s, from, from + days - 1, &b, &terminals);
+	if (r < 0)
+		return r;
+	json_object_foreach(byclause, key, c) json_array_append(list, c);
+	json_object_set(o, "clauses", list);
+	json_object_set_new(o, "terminals", json_integer(terminals));
 	*ret = TAKE_PTR(o);
 	return 0;
+}
+
+struct activity_build {
+	json_t *per, *best;
+	int64_t from;
+};
+
+static int activity_day(void *u, int64_t day, int64_t n)
+{
+	struct activity_build *a = u;
+	return json_array_set_new(a->per, (size_t)(day - a->from), json_integer(n)) < 0 ? -ENOMEM
+											: 0;
+}
+
+static int activity_top(void *u, const char *terminal, int64_t n)
+{
+	struct activity_build *a = u;
+	return json_array_append_new(
+		   a->best, json_pack("{s:s, s:I}", "terminal", terminal, "n", (json_int_t)n)) < 0
+		   ? -ENOMEM
+		   : 0;
+}
+
+/* a kind's count per day of the range, and (top > 0) the terminals with the most */
+static int kind_rows(struct store *s, const char *kind, int64_t from, int64_t to, unsigned top,
+		     struct activity_build *a)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	r = prepare(s, "SELECT day, n FROM kind_totals WHERE kind = ?1 AND day >= ?2 AND day <= ?3",
+		    &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, to);
+	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = activity_day(a, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+	if (r < 0)
+		return r;
+	if (rc != SQLITE_DONE)
+		return sqlite_errno(rc);
+	if (top == 0)
+		return 0;
+	r = prepare_again(s,
+			  "SELECT t.name, x.n FROM (SELECT tid, sum(n) AS n FROM kind_days"
+			  " WHERE kind = ?1 AND day >= ?2 AND day <= ?3 GROUP BY tid"
+			  " ORDER BY n DESC, tid LIMIT ?4) x JOIN terminals t ON t.id = x.tid"
+			  " ORDER BY x.n DESC, t.name",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, to);
+	sqlite3_bind_int(st, 4, (int)top);
+	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = activity_top(a, (const char *)sqlite3_column_text(st, 0),
+				 sqlite3_column_int64(st, 1));
+	if (r < 0)
+		return r;
+	return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
 }
 
 int store_activity_json(struct store *s, const struct store_view *v, unsigned days, unsigned top,
@@ -2648,14 +2780,11 @@ int store_activity_json(struct store *s, const struct store_view *v, unsigned da
 {
 	static const char *const kinds[] = {"usb.blocked", "auth.failure", "auth.locked"};
 	static const char *const keys[] = {"usb_blocked", "auth_failure", "auth_locked"};
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_json_ json_t *o = NULL, *tops = json_object();
 	int64_t from;
 	bool cached;
-	int rc, r;
+	int r;
 
-	if (s->pg)
-		return -EOPNOTSUPP; /* docs/postgresql.md: the history is SQLite's */
 	if (days < 1 || days > STORE_HISTORY_DAYS_MAX)
 		return -EINVAL;
 	o = range_json(v, days, &from);
@@ -2665,54 +2794,22 @@ int store_activity_json(struct store *s, const struct store_view *v, unsigned da
 		 s->top_cache.to_day == from + days - 1 && s->top_cache.at_ms <= v->now_ms &&
 		 v->now_ms - s->top_cache.at_ms < STORE_TOP_TTL_MS;
 	for (size_t k = 0; k < ELEMENTSOF(kinds); k++) {
-		json_t *per = zeros_json(days), *best = json_array();
-		if (!per || !best) {
-			json_decref(per);
-			json_decref(best);
+		/* no top list of lockouts */
+		unsigned n = top == 0 || k == 2 || cached ? 0 : top;
+		struct activity_build a = {
+		    .per = zeros_json(days), .best = json_array(), .from = from};
+		if (!a.per || !a.best) {
+			json_decref(a.per);
+			json_decref(a.best);
 			return -ENOMEM;
 		}
-		json_object_set_new(o, keys[k], per);
-		r = prepare_again(s,
-				  "SELECT day, n FROM kind_totals WHERE kind = ?1 AND day >= ?2"
-				  " AND day <= ?3",
-				  &st);
-		if (r < 0) {
-			json_decref(best);
-			return r;
-		}
-		sqlite3_bind_text(st, 1, kinds[k], -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, from);
-		sqlite3_bind_int64(st, 3, from + days - 1);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			json_array_set_new(per, (size_t)(sqlite3_column_int64(st, 0) - from),
-					   json_integer(sqlite3_column_int64(st, 1)));
-		if (rc != SQLITE_DONE) {
-			json_decref(best);
-			return sqlite_errno(rc);
-		}
-		json_object_set_new(tops, keys[k], best);
-		if (top == 0 || k == 2 || cached) /* no top list of lockouts */
-			continue;
-		r = prepare_again(
-		    s,
-		    "SELECT t.name, x.n FROM (SELECT tid, sum(n) AS n FROM kind_days"
-		    " WHERE kind = ?1 AND day >= ?2 AND day <= ?3 GROUP BY tid"
-		    " ORDER BY n DESC, tid LIMIT ?4) x JOIN terminals t ON t.id = x.tid"
-		    " ORDER BY x.n DESC, t.name",
-		    &st);
+		json_object_set_new(o, keys[k], a.per);
+		json_object_set_new(tops, keys[k], a.best);
+		r = s->pg ? store_pg_kind_rows(s->pg, kinds[k], from, from + days - 1, n,
+					       activity_day, activity_top, &a)
+			  : kind_rows(s, kinds[k], from, from + days - 1, n, &a);
 		if (r < 0)
 			return r;
-		sqlite3_bind_text(st, 1, kinds[k], -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, from);
-		sqlite3_bind_int64(st, 3, from + days - 1);
-		sqlite3_bind_int(st, 4, (int)top);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			json_array_append_new(
-			    best, json_pack("{s:s, s:I}", "terminal",
-					    (const char *)sqlite3_column_text(st, 0), "n",
-					    (json_int_t)sqlite3_column_int64(st, 1)));
-		if (rc != SQLITE_DONE)
-			return sqlite_errno(rc);
 	}
 	if (cached)
 		json_object_set(o, "top", s->top_cache.top);

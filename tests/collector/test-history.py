@@ -8,16 +8,25 @@
 # snapshot counts as failing, and a duplicate upload counts nothing twice; the terminal list's
 # clause+day filter (the chart's click-through); the events' group filter and its CSV; bad
 # parameters refused; a store of schema 4 is backfilled from its events by the migration.
+# With MYNAGUARD_TEST_STORE=postgresql (meson suite collector-pg) the same on PostgreSQL: there the
+# fleet's groups do not exist (docs/postgresql.md), so a group filter matches no event, and the
+# backfill is that of the PostgreSQL schema's step 1 → 2 (collector/store-pg.c); a backlog in one
+# shuffled batch gives "failing since" the first failing snapshot's time. On PostgreSQL also: the
+# same uploads into a SQLite store answer exactly the same, so does their copy into PostgreSQL
+# (--migrate-to-postgresql), and two collectors on one database with eight terminals uploading at
+# once count each day exactly.
 import csv
 import io
 import os
 import random
 import sqlite3
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from collectorlib import PKI, Collector, TestDir, at_jst, compliance, event, jst_day, ts, ymd  # noqa: E402
+from collectorlib import (PKI, STORE, Collector, TestDir, at_jst, compliance, event, jst_day,  # noqa: E402
+                          ts, ymd)
 
 DAY = 86400 * 1000
 
@@ -33,26 +42,85 @@ FLEET_MEMBERS = ("CREATE TABLE IF NOT EXISTS fleet_members (terminal TEXT PRIMAR
                  " grp TEXT NOT NULL, added_at INTEGER NOT NULL)")
 
 
+def two_collectors(d, pki):
+    """PostgreSQL: two collector processes on one database, eight terminals uploading their
+    backlogs at once through both; the shared day counters come out exact and no batch fails
+    (each round adds to them at its commit, in key order: no deadlock)."""
+    import threading
+    for side in ("one", "two"):
+        os.makedirs(os.path.join(d, side, "shared"))
+    cs = [Collector(os.path.join(d, side, "shared"), pki) for side in ("one", "two")]
+    assert cs[0].url == cs[1].url
+    for c in cs:
+        c.start()
+    try:
+        now = int(time.time() * 1000)
+        today = jst_day(now)
+        names = ["term-m%d" % i for i in range(8)]
+        certs = {n: pki.terminal(n) for n in names}
+        errors = []
+
+        def upload(i, name):
+            seq = 0
+            for k in range(5):  # days -10..-1, two a batch, newest batch first
+                evs = []
+                for dd in (today - 2 * k - 1, today - 2 * k - 2):
+                    seq += 1
+                    evs.append(snap(name, 100 - seq, dd,
+                                    failing=["mfa.pam_stack"] if (dd + i) % 3 == 0 else []))
+                    evs.append(event(name, 200 - seq, kind="usb.blocked", ts_ms=at_jst(dd, 9)))
+                st, body, _ = cs[(i + k) % 2].post(certs[name], {"v": 1, "terminal": name,
+                                                                 "events": evs})
+                if st != 200:
+                    errors.append((name, st, body))
+
+        threads = [threading.Thread(target=upload, args=(i, n)) for i, n in enumerate(names)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], errors
+        st, cl, _ = cs[0].get("/v1/clauses?days=11")
+        a = {x["clause"]: x for x in cl["clauses"]}["2-6-3-a"]
+        first = today - 10
+        for j in range(11):
+            dd = first + j
+            rep = 8 if dd < today else 0
+            bad = sum(1 for i in range(8) if (dd + i) % 3 == 0) if dd < today else 0
+            assert a["reporting"][j] == rep and a["complied"][j] == rep - bad, (j, a)
+        st, ac, _ = cs[1].get("/v1/activity?days=11")
+        assert ac["usb_blocked"] == [8] * 10 + [0], ac
+        assert ac["top"]["usb_blocked"] == [{"terminal": n, "n": 10} for n in names], ac["top"]
+    finally:
+        for c in cs:
+            assert c.stop() == 0, c.logtext()
+
+
 def main():
     with TestDir("history") as d:
         pki = PKI(d)
         c = Collector(d, pki)
-        con = sqlite3.connect(c.db)
-        con.execute(FLEET_MEMBERS)
-        con.execute("INSERT INTO fleet_members VALUES ('term-a', 'shimin', 0), ('term-b', 'zeimu', 0)")
-        con.commit()
-        con.close()
+        pg = STORE == "postgresql"
+        if not pg:
+            con = sqlite3.connect(c.db)
+            con.execute(FLEET_MEMBERS)
+            con.execute("INSERT INTO fleet_members VALUES ('term-a', 'shimin', 0), ('term-b', 'zeimu', 0)")
+            con.commit()
+            con.close()
         c.start()
         now = int(time.time() * 1000)
         today = jst_day(now)
         first30 = today - 29
         certs = {}
+        posted = []
 
-        def post(name, events):
+        def post(name, events, to=None):
             if name not in certs:
                 certs[name] = pki.terminal(name)
-            st, body, _ = c.post(certs[name], {"v": 1, "terminal": name, "events": events})
+            st, body, _ = (to or c).post(certs[name], {"v": 1, "terminal": name, "events": events})
             assert st == 200, body
+            if to is None:
+                posted.append((name, events))
             return body
 
         try:
@@ -158,16 +226,20 @@ def main():
             until = ts(at_jst(today - 2, 0))
             q = "kind=usb.blocked&group=shimin&since=%s&until=%s&order=newest" % (since, until)
             st, ev, _ = c.get("/v1/events?" + q)
-            assert st == 200 and [e["terminal"] for e in ev["events"]] == ["term-a"] * 3, ev
+            # no groups on PostgreSQL: a group has no member
+            assert st == 200 and [e["terminal"] for e in ev["events"]] == ([] if pg else ["term-a"] * 3), ev
             st, ev, _ = c.get("/v1/events?group=zeimu&kind=usb.blocked")
-            assert [e["terminal"] for e in ev["events"]] == ["term-b"], ev
+            assert [e["terminal"] for e in ev["events"]] == ([] if pg else ["term-b"]), ev
             st, ev, _ = c.get("/v1/events?group=nobody")
             assert st == 200 and ev["events"] == [], ev
             st, raw, hdr = c.get("/v1/export.csv?" + q, raw=True)
             assert st == 200 and raw.startswith(b"\xef\xbb\xbf"), raw[:20]
             rows = list(csv.reader(io.StringIO(raw[3:].decode())))
-            assert rows[0][0] == "端末" and len(rows) == 4, rows
+            assert rows[0][0] == "端末" and len(rows) == (1 if pg else 4), rows
             assert all(r[0] == "term-a" and r[2].startswith(day3[:4]) for r in rows[1:]), rows
+            # the same date range without the group
+            st, ev, _ = c.get("/v1/events?" + q.replace("group=shimin&", ""))
+            assert st == 200 and [e["terminal"] for e in ev["events"]] == ["term-b"] + ["term-a"] * 3, ev
 
             # ---- refusals ----
             for path, code in (("/v1/terminals/term-a/history?days=0", 400),
@@ -191,26 +263,85 @@ def main():
             rc = c.stop()
         assert rc == 0, (rc, c.logtext())
 
-        # ---- a store of schema 4: the migration builds the history from the events ----
-        con = sqlite3.connect(c.db)
-        con.executescript("DROP TABLE check_days; DROP TABLE clause_terminal_days;"
-                          " DROP TABLE clause_days; DROP TABLE kind_days; DROP TABLE kind_totals;"
-                          " DROP TABLE account_outbox; DROP TABLE account_tokens;"
-                          " DROP TABLE account_sessions; DROP TABLE accounts;"
-                          " PRAGMA user_version = 4;")
-        con.close()
+        # ---- a store of schema 4 (PostgreSQL: 1): the migration builds the history from the
+        # events ----
+        if pg:
+            c.rows("DROP TABLE check_days; DROP TABLE clause_terminal_days; DROP TABLE clause_days;"
+                   " DROP TABLE kind_days; DROP TABLE kind_totals; DROP FUNCTION mg_day;"
+                   " DELETE FROM mg_schema WHERE version > 1")
+            assert c.count("SELECT max(version) FROM mg_schema") == 1
+        else:
+            con = sqlite3.connect(c.db)
+            con.executescript("DROP TABLE check_days; DROP TABLE clause_terminal_days;"
+                              " DROP TABLE clause_days; DROP TABLE kind_days; DROP TABLE kind_totals;"
+                              " DROP TABLE account_outbox; DROP TABLE account_tokens;"
+                              " DROP TABLE account_sessions; DROP TABLE accounts;"
+                              " PRAGMA user_version = 4;")
+            con.close()
         c.start()
         try:
-            assert c.count("PRAGMA user_version") == 6
+            if pg:
+                assert c.count("SELECT max(version) FROM mg_schema") == 2
+            else:
+                assert c.count("PRAGMA user_version") == 6
             st, h2, _ = c.get("/v1/terminals/term-a/history?days=30")
             assert {x["id"]: x["days"] for x in h2["checks"]} == strips, h2
             st, cl2, _ = c.get("/v1/clauses?days=30")
             assert cl2["clauses"] == cl["clauses"], (cl2, cl)
             st, ac2, _ = c.get("/v1/activity?days=30")
             assert ac2["usb_blocked"] == ac["usb_blocked"] and ac2["top"] == ac["top"], ac2
+
+            if pg:
+                # the same uploads into a SQLite store answer exactly the same; copied into
+                # PostgreSQL (--migrate-to-postgresql), the history comes along
+                reads = ("/v1/terminals/term-a/history?days=30", "/v1/terminals/term-b/history?days=90",
+                         "/v1/clauses?days=30", "/v1/activity?days=30")
+                mine = [c.get(path)[1] for path in reads]
+                for sub in ("src", "dst"):
+                    os.makedirs(os.path.join(d, sub))
+                src = Collector(os.path.join(d, "src"), pki, store="sqlite").start()
+                try:
+                    for name, events in posted:
+                        post(name, events, to=src)
+                    assert [src.get(path)[1] for path in reads] == mine, mine
+                finally:
+                    assert src.stop() == 0, src.logtext()
+                dst = Collector(os.path.join(d, "dst"), pki, store="postgresql")
+                p = subprocess.run([os.environ["COLLECTOR"], "--config", src.conf,
+                                    "--migrate-to-postgresql", dst.url],
+                                   capture_output=True, text=True, timeout=120)
+                assert p.returncode == 0, p.stdout + p.stderr
+                assert dst.count("SELECT count(*) FROM clause_days") == \
+                    c.count("SELECT count(*) FROM clause_days") > 0
+                dst.start()
+                try:
+                    assert [dst.get(path)[1] for path in reads] == mine, mine
+                finally:
+                    assert dst.stop() == 0, dst.logtext()
+
+            # ---- a backlog in one shuffled batch: "failing since" is the first failing
+            # snapshot's time, the strip marks each day ----
+            cert_c = pki.terminal("term-c")
+            evs = [snap("term-c", i + 1, today - 4 + i, failing=["mfa.pam_stack"] if i else [])
+                   for i in range(4)]
+            random.Random(5).shuffle(evs)
+            st, body, _ = c.post(cert_c, {"v": 1, "terminal": "term-c", "events": evs})
+            assert st == 200, body
+            st, tc, _ = c.get("/v1/terminals/term-c")
+            assert st == 200, tc
+            assert [(x["id"], x["since"]) for x in tc["failing"]] == \
+                [("mfa.pam_stack", ts(at_jst(today - 3, 12)))], tc["failing"]
+            st, hc, _ = c.get("/v1/terminals/term-c/history?days=5")
+            assert {x["id"]: x["days"] for x in hc["checks"]}["mfa.pam_stack"] == "pfff-", hc
+            st, cl3, _ = c.get("/v1/clauses?days=5")
+            a3 = {x["clause"]: x for x in cl3["clauses"]}["2-6-3-a"]
+            # term-a and term-b passed on days -4..-1; term-c failed on -3..-1
+            assert a3["reporting"] == [3, 3, 3, 3, 0] and a3["complied"] == [3, 2, 2, 2, 0], a3
         finally:
             rc = c.stop()
         assert rc == 0, (rc, c.logtext())
+        if pg:
+            two_collectors(d, pki)
     print("ok")
 
 
