@@ -337,6 +337,8 @@ static void write_group(struct ingest_writer *wr, struct ingest_pending *list)
 	uint64_t stored = 0, dup = 0, conflicts = 0, gaps = 0, batches = 0;
 	int r;
 
+	for (struct ingest_pending *p = list; p; p = p->next)
+		store_prepare_batch(wr->store, &p->batch);
 	r = store_begin(wr->store);
 	for (struct ingest_pending *p = list; p; p = p->next) {
 		int q = 0;

@@ -470,24 +470,40 @@ int store_pg_terminal_max_seq(struct store_pg *p, const char *name, uint64_t *re
 
 /* ---- ingest ---- */
 
+/* The first millisecond of ts's month (UTC), and that month in tm; -ERANGE out of 1..9999. */
+static int month_of(int64_t ts_ms, struct tm *tm, int64_t *ret_from)
+{
+	time_t t = (time_t)(ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000);
+
+	if (!gmtime_r(&t, tm) || tm->tm_year + 1900 < 1 || tm->tm_year + 1900 > 9999)
+		return -ERANGE;
+	tm->tm_mday = 1;
+	tm->tm_hour = tm->tm_min = tm->tm_sec = 0;
+	*ret_from = (int64_t)timegm(tm) * 1000;
+	return 0;
+}
+
+static bool month_cached(const struct store_pg *p, int64_t from)
+{
+	for (size_t i = 0; i < p->n_months; i++)
+		if (p->months[i] == from)
+			return true;
+	return false;
+}
+
 /* The month partition that holds ts exists (created on demand, under the DDL lock). */
 static int partition_ensure(struct store_pg *p, int64_t ts_ms)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
-	time_t t = (time_t)(ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000);
 	struct tm tm;
 	int64_t from, to;
 	char name[32], sql[256];
-	int r = 0;
+	int r = month_of(ts_ms, &tm, &from);
 
-	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999)
-		return -ERANGE;
-	tm.tm_mday = 1;
-	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-	from = (int64_t)timegm(&tm) * 1000;
-	for (size_t i = 0; i < p->n_months; i++)
-		if (p->months[i] == from)
-			return 0;
+	if (r < 0)
+		return r;
+	if (month_cached(p, from))
+		return 0;
 	snprintf(name, sizeof(name), "events_p%04d%02d", tm.tm_year + 1900, tm.tm_mon + 1);
 	tm.tm_mon++;
 	to = (int64_t)timegm(&tm) * 1000;
@@ -510,6 +526,33 @@ static int partition_ensure(struct store_pg *p, int64_t ts_ms)
 	if (p->n_months < PG_MONTHS_CACHED)
 		p->months[p->n_months++] = from;
 	return 0;
+}
+
+/* Before a writer round: the months a batch needs are created in a short transaction of
+ * their own. Inside a round that has inserted into events, CREATE ... PARTITION OF waits for
+ * every other round's lock on events, and two collectors each creating a month deadlock
+ * (40P01, a 503 for their batches). Best effort: what fails here is tried again, and
+ * reported, inside the round. */
+void store_pg_prepare_batch(struct store_pg *p, const struct event_batch *b)
+{
+	struct tm tm;
+	int64_t from;
+
+	if (PQstatus(p->c) != CONNECTION_OK || PQtransactionStatus(p->c) != PQTRANS_IDLE)
+		return;
+	for (size_t i = 0; i < b->n; i++) {
+		if (month_of(b->events[i].ts_ms, &tm, &from) < 0 || month_cached(p, from))
+			continue;
+		int r = pq_do(p, "BEGIN", 0, NULL);
+		if (r >= 0)
+			r = partition_ensure(p, b->events[i].ts_ms);
+		if (r >= 0)
+			r = pq_do(p, "COMMIT", 0, NULL);
+		if (r < 0) {
+			store_pg_rollback(p);
+			return;
+		}
+	}
 }
 
 static int gap_add(struct store_pg *p, const char *tid, uint64_t first, uint64_t last, int64_t now,

@@ -26,6 +26,7 @@ void store_pg_close(struct store_pg *p);
 int store_pg_schema_version(struct store_pg *p);
 
 int store_pg_begin(struct store_pg *p);
+void store_pg_prepare_batch(struct store_pg *p, const struct event_batch *b);
 int store_pg_commit(struct store_pg *p);
 void store_pg_rollback(struct store_pg *p);
 int store_pg_write_batch(struct store_pg *p, const struct event_batch *b, int64_t received_ms,

@@ -626,6 +626,12 @@ int store_terminal_max_seq(struct store *s, const char *name, uint64_t *ret)
 	return 0;
 }
 
+void store_prepare_batch(struct store *s, const struct event_batch *b)
+{
+	if (s->pg)
+		store_pg_prepare_batch(s->pg, b);
+}
+
 int store_begin(struct store *s)
 {
 	if (s->pg)

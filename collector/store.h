@@ -39,6 +39,9 @@ int store_schema_version(struct store *s);
 
 /* Transactions for the writer: one BEGIN IMMEDIATE ... COMMIT around many batches, each batch in
  * its own savepoint so that one failing batch does not undo the others. */
+/* Before store_begin, per batch of the round: what the store makes outside a round (the
+ * PostgreSQL store's month partitions); nothing on SQLite. Best effort, no result. */
+void store_prepare_batch(struct store *s, const struct event_batch *b);
 int store_begin(struct store *s);
 int store_commit(struct store *s);
 void store_rollback(struct store *s);
