@@ -121,7 +121,9 @@ void server_answer_send(struct evhttp_request *req, struct server_answer *a)
 	const struct evkeyval *kv;
 
 	TAILQ_FOREACH(kv, &a->headers, next)
-	evhttp_add_header(h, kv->key, kv->value);
+	{
+		evhttp_add_header(h, kv->key, kv->value);
+	}
 	evhttp_send_reply(req, a->status ? a->status : 503, NULL, a->body);
 	server_answer_clear(a);
 }
