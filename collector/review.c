@@ -189,6 +189,10 @@ int review_db_open(const char *path, sqlite3 **ret)
 		return -EIO;
 	}
 	sqlite3_busy_timeout(db, 10000);
+	/* a fresh connection per request: its page cache (2 MB by default) would read the same
+	 * pages of a month's events again and again; mapped, they are read once */
+	sqlite3_exec(db, "PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -65536", NULL, NULL,
+		     NULL);
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(db, "SELECT count(*) FROM terminals", NULL, NULL, NULL) != SQLITE_OK) {
 		sqlite3_close(db);
@@ -239,15 +243,18 @@ int review_snapshots(sqlite3 *db, int64_t from_ms, int64_t to_ms, review_snapsho
 	sqlite3_stmt *terms = NULL, *prev = NULL, *snaps = NULL;
 	int rc = SQLITE_OK, r = 0;
 
+	/* "+kind": the terminal's own events (events_tid_ts), not every terminal's compliance
+	 * events of the period (events_kind_ts, which SQLite picks otherwise) once per terminal:
+	 * 10 s instead of 0.3 s at 1,000 terminals (tests/bench/collector/bench-heavy.py) */
 	if (sqlite3_prepare_v2(db, "SELECT id, name FROM terminals ORDER BY name", -1, &terms,
 			       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			       "SELECT ts FROM events WHERE tid = ?1 AND ts < ?2"
-			       " AND kind = 'compliance' ORDER BY ts DESC LIMIT 1",
+			       " AND +kind = 'compliance' ORDER BY ts DESC LIMIT 1",
 			       -1, &prev, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			       "SELECT ts, seq, data, lower(hex(chain)) FROM events"
-			       " WHERE tid = ?1 AND ts >= ?2 AND ts < ?3 AND kind = 'compliance'"
+			       " WHERE tid = ?1 AND ts >= ?2 AND ts < ?3 AND +kind = 'compliance'"
 			       " ORDER BY ts, seq",
 			       -1, &snaps, NULL) != SQLITE_OK)
 		r = -EIO;
@@ -307,6 +314,13 @@ static const char *const cat_names[_CAT_MAX] = {
     "off_hours", "failure_burst", "lockout", "usb_unregistered", "sequence_gap", "compliance_drift",
 };
 
+/* true when the category lists no more items (add_item(c, NULL) then counts one): the caller
+ * need not make the item */
+static bool category_full(const struct category *c)
+{
+	return json_array_size(c->items) >= REVIEW_ITEMS_MAX;
+}
+
 static void add_item(struct category *c, json_t *item)
 {
 	c->count++;
@@ -365,6 +379,10 @@ static int off_hours(sqlite3 *db, const struct review_settings *rs, const struct
 		if ((rs->days & (1u << tm.tm_wday)) && minute >= rs->office_start &&
 		    minute < rs->office_end)
 			continue;
+		if (category_full(c)) {
+			add_item(c, NULL);
+			continue;
+		}
 		add_item(c, json_pack("{s:s, s:I, s:o, s:o}", "terminal", col(st, 0), "seq",
 				      (json_int_t)sqlite3_column_int64(st, 1), "ts", ts_json(ts),
 				      "user", user_of(col(st, 3))));
@@ -683,25 +701,46 @@ int review_signoffs(sqlite3 *db, const char *period, unsigned limit, json_t **re
 
 /* ---- the dashboard ---- */
 
-/* Who the request being answered comes from (auth_request), set by review_api_handle on the
- * dashboard thread. */
-static _Thread_local struct auth_principal current;
+/* The dashboard thread checks the request (who, method, parameters, the sign-off's body) and
+ * answers a mistake at once; the database work runs on a heavy thread (server_heavy_submit)
+ * with a connection of its own, so the dashboard keeps answering while a review, a bundle or a
+ * report is made. */
+enum review_op {
+	OP_REVIEW,
+	OP_SIGNOFF,
+	OP_EVIDENCE,
+	OP_REPORT
+};
+
+struct review_job {
+	struct server_heavy_job heavy;
+	enum review_op op;
+	struct auth_principal who;
+	const struct collector_config *cfg;
+	struct ingest_writer *writer;
+	struct review_settings rs;
+	struct review_period period; /* review, sign-off */
+	int64_t now_ms;
+	/* sign-off */
+	char sha[65];
+	char *comment; /* NULL when none */
+	bool has_items;
+	json_int_t items;
+	/* evidence */
+	struct evidence_query q;
+	/* report */
+	char *month, *group;
+};
 
 /* Takes body; personal data is hidden from an account that must not see it. */
-static void reply(struct evhttp_request *req, int status, json_t *body)
+static void answer(struct review_job *j, int status, json_t *body)
 {
-	if (current.hide_personal && body)
+	if (j->who.hide_personal && body)
 		auth_redact(body);
-	server_reply_json(req, status, body);
+	server_answer_json(&j->heavy.answer, status, body);
 }
-#define reply_err server_reply_error
-
-/* The reviewer: the account the request is authenticated as ("admin" for the token file). */
-static const char *review_actor(struct evhttp_request *req)
-{
-	(void)req;
-	return current.name;
-}
+#define answer_err(j, ...) server_answer_error(&(j)->heavy.answer, __VA_ARGS__)
+#define reply_err	   server_reply_error
 
 /* The query's parameters, each at most once and among names (NULL-terminated); values in
  * vals[i] (NULL when absent). false after answering 400. */
@@ -738,53 +777,39 @@ static bool query_params(struct evhttp_request *req, const char *const *names, c
 	return true;
 }
 
-static bool open_db(struct evhttp_request *req, struct worker *w, sqlite3 **db)
+static bool open_db(struct review_job *j, sqlite3 **db)
 {
-	if (review_db_open(w->c->cfg->database, db) < 0) {
-		reply_err(req, 503, "the store cannot answer now");
+	if (review_db_open(j->cfg->database, db) < 0) {
+		answer_err(j, 503, "the store cannot answer now");
 		return false;
 	}
 	return true;
 }
 
-static void review_get(struct evhttp_request *req, struct worker *w,
-		       const struct review_settings *rs)
+/* ---- dashboard thread: the request's parameters ---- */
+
+static bool review_params(struct evhttp_request *req, struct review_job *j)
 {
 	static const char *const names[] = {"period", NULL};
 	const char *vals[1] = {NULL};
 	struct evkeyvalq params;
-	struct review_period p;
 	char err[REASON_MAX];
-	sqlite3 *db = NULL;
-	json_t *body = NULL, *signoffs = NULL;
-	int r;
+	bool ok = false;
 
 	if (!query_params(req, names, vals, &params))
 		goto out;
-	if (vals[0] && review_period_parse(vals[0], &p, err, sizeof(err)) < 0) {
+	if (vals[0] && review_period_parse(vals[0], &j->period, err, sizeof(err)) < 0) {
 		reply_err(req, 400, "%s", err);
 		goto out;
 	}
 	if (!vals[0]) { /* the last period that has ended */
-		review_period_of(server_now_ms(), rs->weekly, &p);
-		review_period_of(p.from_ms - 1, rs->weekly, &p);
+		review_period_of(j->now_ms, j->rs.weekly, &j->period);
+		review_period_of(j->period.from_ms - 1, j->rs.weekly, &j->period);
 	}
-	if (!open_db(req, w, &db))
-		goto out;
-	r = review_items(db, rs, &p, &body);
-	if (r >= 0)
-		r = review_signoffs(db, NULL, 100, &signoffs);
-	if (r < 0) {
-		json_decref(body);
-		reply_err(req, 503, "the store cannot answer now");
-		goto out;
-	}
-	json_object_set_new(body, "signoffs", signoffs);
-	json_object_set_new(body, "reviewer", json_string(review_actor(req)));
-	reply(req, 200, body);
+	ok = true;
 out:
-	review_db_close(db);
 	evhttp_clear_headers(&params);
+	return ok;
 }
 
 static bool comment_valid(const char *s)
@@ -799,19 +824,16 @@ static bool comment_valid(const char *s)
 	return true;
 }
 
-static void signoff_post(struct evhttp_request *req, struct worker *w,
-			 const struct review_settings *rs)
+static bool signoff_params(struct evhttp_request *req, struct review_job *j)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const char *p = len ? (const char *)evbuffer_pullup(in, -1) : "";
 	json_error_t jerr;
-	json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr), *list = NULL, *v;
+	json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr), *v;
 	const char *key, *period, *sha, *comment;
-	struct review_period per;
 	char err[REASON_MAX];
-	sqlite3 *db = NULL;
-	int r;
+	bool ok = false;
 
 	if (!json_is_object(o)) {
 		reply_err(req, 400,
@@ -830,12 +852,12 @@ static void signoff_post(struct evhttp_request *req, struct worker *w,
 	period = json_string_value(json_object_get(o, "period"));
 	sha = json_string_value(json_object_get(o, "items_sha256"));
 	comment = json_string_value(json_object_get(o, "comment"));
-	if (!period || review_period_parse(period, &per, err, sizeof(err)) < 0) {
+	if (!period || review_period_parse(period, &j->period, err, sizeof(err)) < 0) {
 		reply_err(req, 400, "%s", period ? err : "period: required (YYYY-MM or YYYY-Www)");
 		goto out;
 	}
-	if (per.from_ms > server_now_ms()) {
-		reply_err(req, 400, "period: %s has not begun", per.name);
+	if (j->period.from_ms > j->now_ms) {
+		reply_err(req, 400, "period: %s has not begun", j->period.name);
 		goto out;
 	}
 	if (!sha || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64) {
@@ -853,46 +875,141 @@ static void signoff_post(struct evhttp_request *req, struct worker *w,
 		reply_err(req, 400, "items: the number of items reviewed");
 		goto out;
 	}
-	if (!open_db(req, w, &db))
+	memcpy(j->sha, sha, 65);
+	if (comment && !(j->comment = strdup(comment))) {
+		reply_err(req, 503, "out of memory");
 		goto out;
-	r = review_items(db, rs, &per, &list);
+	}
+	j->has_items = json_object_get(o, "items") != NULL;
+	j->items = json_integer_value(json_object_get(o, "items"));
+	ok = true;
+out:
+	json_decref(o);
+	return ok;
+}
+
+static bool evidence_params(struct evhttp_request *req, struct review_job *j)
+{
+	static const char *const names[] = {"from", "to", "clauses", NULL};
+	const char *vals[3] = {NULL, NULL, NULL};
+	struct evkeyvalq params;
+	char err[REASON_MAX];
+	bool ok = false;
+
+	if (!query_params(req, names, vals, &params))
+		goto out;
+	if (!vals[0] || !vals[1]) {
+		reply_err(req, 400, "from and to are required (YYYY-MM-DD)");
+		goto out;
+	}
+	if (evidence_query_parse(vals[0], vals[1], vals[2], &j->q, err, sizeof(err)) < 0) {
+		reply_err(req, 400, "%s", err);
+		goto out;
+	}
+	j->q.hide_personal = j->who.hide_personal;
+	if (!j->cfg->evidence_key) {
+		reply_err(req, 503, "no evidence key on this collector ([evidence] key)");
+		goto out;
+	}
+	ok = true;
+out:
+	evhttp_clear_headers(&params);
+	return ok;
+}
+
+static bool report_params(struct evhttp_request *req, struct review_job *j)
+{
+	static const char *const names[] = {"month", "group", NULL};
+	const char *vals[2] = {NULL, NULL};
+	struct evkeyvalq params;
+	bool ok = false;
+
+	if (!query_params(req, names, vals, &params))
+		goto out;
+	if (!vals[0]) {
+		reply_err(req, 400, "month is required (YYYY-MM)");
+		goto out;
+	}
+	j->month = strdup(vals[0]);
+	j->group = vals[1] ? strdup(vals[1]) : NULL;
+	if (!j->month || (vals[1] && !j->group)) {
+		reply_err(req, 503, "out of memory");
+		goto out;
+	}
+	ok = true;
+out:
+	evhttp_clear_headers(&params);
+	return ok;
+}
+
+/* ---- heavy thread: the answers ---- */
+
+static void review_get(struct review_job *j)
+{
+	sqlite3 *db = NULL;
+	json_t *body = NULL, *signoffs = NULL;
+	int r;
+
+	if (!open_db(j, &db))
+		return;
+	r = review_items(db, &j->rs, &j->period, &body);
+	if (r >= 0)
+		r = review_signoffs(db, NULL, 100, &signoffs);
+	review_db_close(db);
 	if (r < 0) {
-		reply_err(req, 503, "the store cannot answer now");
+		json_decref(body);
+		answer_err(j, 503, "the store cannot answer now");
+		return;
+	}
+	json_object_set_new(body, "signoffs", signoffs);
+	json_object_set_new(body, "reviewer", json_string(j->who.name));
+	answer(j, 200, body);
+}
+
+static void signoff_post(struct review_job *j)
+{
+	const struct review_period *per = &j->period;
+	json_t *list = NULL;
+	sqlite3 *db = NULL;
+	int r;
+
+	if (!open_db(j, &db))
+		return;
+	r = review_items(db, &j->rs, per, &list);
+	review_db_close(db);
+	if (r < 0) {
+		answer_err(j, 503, "the store cannot answer now");
+		return;
+	}
+	if (strcmp(j->sha, json_string_value(json_object_get(list, "items_sha256"))) != 0) {
+		answer_err(j, 409,
+			   "the list of %s changed since it was shown (reload it and review again)",
+			   per->name);
 		goto out;
 	}
-	if (strcmp(sha, json_string_value(json_object_get(list, "items_sha256"))) != 0) {
-		reply_err(req, 409,
-			  "the list of %s changed since it was shown (reload it and review again)",
-			  per.name);
-		goto out;
-	}
-	if (json_object_get(o, "items") &&
-	    (size_t)json_integer_value(json_object_get(o, "items")) !=
-		json_array_size(json_object_get(list, "items"))) {
-		reply_err(req, 409, "items: the list has %zu items",
-			  json_array_size(json_object_get(list, "items")));
+	if (j->has_items && (size_t)j->items != json_array_size(json_object_get(list, "items"))) {
+		answer_err(j, 409, "items: the list has %zu items",
+			   json_array_size(json_object_get(list, "items")));
 		goto out;
 	}
 	json_t *data = json_pack(
-	    "{s:s, s:s, s:O, s:O, s:I, s:s, s:O, s:s}", "reviewer", review_actor(req), "period",
-	    per.name, "from", json_object_get(list, "from"), "to", json_object_get(list, "to"),
+	    "{s:s, s:s, s:O, s:O, s:I, s:s, s:O, s:s}", "reviewer", j->who.name, "period",
+	    per->name, "from", json_object_get(list, "from"), "to", json_object_get(list, "to"),
 	    "items", (json_int_t)json_array_size(json_object_get(list, "items")), "items_sha256",
-	    sha, "categories", json_object_get(list, "categories"), "comment",
-	    comment ? comment : "");
-	json_t *answer = json_deep_copy(data);
-	if (!data || !answer || !w->c->writer ||
-	    ingest_writer_self_event(w->c->writer, EVENT_REVIEW_SIGNED, data) < 0) {
-		json_decref(answer);
-		reply_err(req, 503, "the sign-off cannot be stored now");
+	    j->sha, "categories", json_object_get(list, "categories"), "comment",
+	    j->comment ? j->comment : "");
+	json_t *body = json_deep_copy(data);
+	if (!data || !body || !j->writer ||
+	    ingest_writer_self_event(j->writer, EVENT_REVIEW_SIGNED, data) < 0) {
+		json_decref(body);
+		answer_err(j, 503, "the sign-off cannot be stored now");
 		goto out;
 	}
-	server_log(LOG_INFO, "review.signed period=%s reviewer=%s items=%zu", per.name,
-		   review_actor(req), json_array_size(json_object_get(list, "items")));
-	reply(req, 202, answer);
+	server_log(LOG_INFO, "review.signed period=%s reviewer=%s items=%zu", per->name,
+		   j->who.name, json_array_size(json_object_get(list, "items")));
+	answer(j, 202, body);
 out:
-	json_decref(o);
 	json_decref(list);
-	review_db_close(db);
 }
 
 static const char *attachment(const char *from, const char *to, char *buf, size_t n)
@@ -901,12 +1018,9 @@ static const char *attachment(const char *from, const char *to, char *buf, size_
 	return buf;
 }
 
-static void evidence_get(struct evhttp_request *req, struct worker *w)
+static void evidence_get(struct review_job *j)
 {
-	static const char *const names[] = {"from", "to", "clauses", NULL};
-	const char *vals[3] = {NULL, NULL, NULL};
-	struct evkeyvalq params;
-	struct evidence_query q;
+	struct server_answer *a = &j->heavy.answer;
 	struct bundle_signer *key = NULL;
 	char err[REASON_MAX], disp[128];
 	sqlite3 *db = NULL;
@@ -914,51 +1028,39 @@ static void evidence_get(struct evhttp_request *req, struct worker *w)
 	struct evbuffer *buf = NULL;
 	int r;
 
-	if (!query_params(req, names, vals, &params))
-		goto out;
-	if (!vals[0] || !vals[1]) {
-		reply_err(req, 400, "from and to are required (YYYY-MM-DD)");
-		goto out;
-	}
-	if (evidence_query_parse(vals[0], vals[1], vals[2], &q, err, sizeof(err)) < 0) {
-		reply_err(req, 400, "%s", err);
-		goto out;
-	}
-	q.hide_personal = current.hide_personal;
-	if (!w->c->cfg->evidence_key) {
-		reply_err(req, 503, "no evidence key on this collector ([evidence] key)");
-		goto out;
-	}
-	r = bundle_signer_load(w->c->cfg->evidence_key, &key, err, sizeof(err));
+	r = bundle_signer_load(j->cfg->evidence_key, &key, err, sizeof(err));
 	if (r < 0) {
 		server_log(LOG_ERR, "evidence: %s", err);
-		reply_err(req, 503, "the evidence key cannot be loaded; see the collector's log");
+		answer_err(j, 503, "the evidence key cannot be loaded; see the collector's log");
 		goto out;
 	}
-	if (!open_db(req, w, &db))
+	if (!open_db(j, &db))
 		goto out;
 	tmp = tmpfile();
-	r = tmp ? evidence_write(db, &q, key, tmp, err, sizeof(err)) : -errno;
+	r = tmp ? evidence_write(db, &j->q, key, tmp, err, sizeof(err)) : -errno;
 	if (r >= 0 && fflush(tmp) != 0)
 		r = -EIO;
 	buf = r >= 0 ? evbuffer_new() : NULL;
 	if (r < 0 || !buf) {
 		server_log(LOG_ERR, "evidence: %s", r < 0 ? err : "out of memory");
-		reply_err(req, 503, "the evidence bundle cannot be made now");
+		answer_err(j, 503, "the evidence bundle cannot be made now");
 		goto out;
 	}
 	off_t size = ftello(tmp);
 	int fd = size >= 0 ? dup(fileno(tmp)) : -1;
 	if (fd < 0 || evbuffer_add_file(buf, fd, 0, size) < 0) {
-		reply_err(req, 503, "the evidence bundle cannot be sent");
+		answer_err(j, 503, "the evidence bundle cannot be sent");
 		goto out;
 	}
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", "application/x-ndjson; charset=utf-8");
-	evhttp_add_header(h, "Content-Disposition", attachment(q.from, q.to, disp, sizeof(disp)));
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_send_reply(req, 200, "OK", buf);
+	server_answer_clear(a);
+	a->status = 200;
+	a->body = buf;
+	buf = NULL;
+	evhttp_add_header(&a->headers, "Content-Type", "application/x-ndjson; charset=utf-8");
+	evhttp_add_header(&a->headers, "Content-Disposition",
+			  attachment(j->q.from, j->q.to, disp, sizeof(disp)));
+	evhttp_add_header(&a->headers, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(&a->headers, "Cache-Control", "no-store");
 out:
 	if (buf)
 		evbuffer_free(buf);
@@ -966,14 +1068,11 @@ out:
 		fclose(tmp);
 	bundle_signer_free(key);
 	review_db_close(db);
-	evhttp_clear_headers(&params);
 }
 
-static void report_get(struct evhttp_request *req, struct worker *w)
+static void report_get(struct review_job *j)
 {
-	static const char *const names[] = {"month", "group", NULL};
-	const char *vals[2] = {NULL, NULL};
-	struct evkeyvalq params;
+	struct server_answer *a = &j->heavy.answer;
 	char err[REASON_MAX];
 	sqlite3 *db = NULL;
 	char *text = NULL;
@@ -981,49 +1080,71 @@ static void report_get(struct evhttp_request *req, struct worker *w)
 	FILE *f = NULL;
 	int r;
 
-	if (!query_params(req, names, vals, &params))
-		goto out;
-	if (!vals[0]) {
-		reply_err(req, 400, "month is required (YYYY-MM)");
-		goto out;
-	}
-	if (!open_db(req, w, &db))
+	if (!open_db(j, &db))
 		goto out;
 	f = open_memstream(&text, &len);
-	r = f ? report_selfcheck_html(db, vals[0], vals[1], current.hide_personal, f, err,
+	r = f ? report_selfcheck_html(db, j->month, j->group, j->who.hide_personal, f, err,
 				      sizeof(err))
 	      : -ENOMEM;
 	if (f && fclose(f) != 0 && r >= 0)
 		r = -ENOMEM;
 	f = NULL;
 	if (r == -EINVAL || r == -ENOENT) {
-		reply_err(req, r == -EINVAL ? 400 : 404, "%s", err);
+		answer_err(j, r == -EINVAL ? 400 : 404, "%s", err);
 		goto out;
 	}
 	if (r < 0) {
-		reply_err(req, 503, "the report cannot be made now");
+		answer_err(j, 503, "the report cannot be made now");
 		goto out;
 	}
-	struct evbuffer *buf = evbuffer_new();
-	if (!buf) {
-		reply_err(req, 503, "out of memory");
+	server_answer_clear(a);
+	a->body = evbuffer_new();
+	if (!a->body) {
+		answer_err(j, 503, "out of memory");
 		goto out;
 	}
-	evbuffer_add(buf, text, len);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
-	evhttp_add_header(h, "Content-Security-Policy",
+	a->status = 200;
+	evbuffer_add(a->body, text, len);
+	evhttp_add_header(&a->headers, "Content-Type", "text/html; charset=utf-8");
+	evhttp_add_header(&a->headers, "Content-Security-Policy",
 			  "default-src 'none'; style-src 'self'; frame-ancestors 'none';"
 			  " base-uri 'none'; form-action 'none'");
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_send_reply(req, 200, "OK", buf);
-	evbuffer_free(buf);
+	evhttp_add_header(&a->headers, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(&a->headers, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(&a->headers, "Cache-Control", "no-store");
 out:
 	free(text);
 	review_db_close(db);
-	evhttp_clear_headers(&params);
+}
+
+static void job_run(struct server_heavy_job *h)
+{
+	struct review_job *j = (struct review_job *)h;
+
+	switch (j->op) {
+	case OP_REVIEW:
+		review_get(j);
+		break;
+	case OP_SIGNOFF:
+		signoff_post(j);
+		break;
+	case OP_EVIDENCE:
+		evidence_get(j);
+		break;
+	case OP_REPORT:
+		report_get(j);
+		break;
+	}
+}
+
+static void job_release(struct server_heavy_job *h)
+{
+	struct review_job *j = (struct review_job *)h;
+
+	free(j->comment);
+	free(j->month);
+	free(j->group);
+	free(j);
 }
 
 bool review_api_path(const char *path)
@@ -1039,31 +1160,59 @@ void review_api_handle(struct evhttp_request *req, struct worker *w)
 	const char *path = uri ? evhttp_uri_get_path(uri) : "";
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	bool post = strcmp(path, "/v1/review/signoff") == 0;
-	struct review_settings rs;
+	struct review_job *j;
 	char err[REASON_MAX];
+	bool ok;
 
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		reply_err(req, 503, "out of memory");
+		return;
+	}
+	j->heavy.run = job_run;
+	j->heavy.release = job_release;
+	j->cfg = w->c->cfg;
+	j->writer = w->c->writer;
+	j->now_ms = server_now_ms();
 	/* reading the review, the evidence and the report: any role (the auditor's work);
 	 * signing a review off: an approver or an administrator */
-	if (auth_request(req, w, post ? AUTH_APPROVER : AUTH_AUDITOR, post, &current) < 0)
+	if (auth_request(req, w, post ? AUTH_APPROVER : AUTH_AUDITOR, post, &j->who) < 0) {
+		job_release(&j->heavy);
 		return;
+	}
 	if (post ? m != EVHTTP_REQ_POST : m != EVHTTP_REQ_GET) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
 				  post ? "POST" : "GET");
 		reply_err(req, 405, "use %s", post ? "POST" : "GET");
+		job_release(&j->heavy);
 		return;
 	}
-	if (review_settings_parse(w->c->cfg, &rs, err, sizeof(err)) < 0) {
+	if (review_settings_parse(w->c->cfg, &j->rs, err, sizeof(err)) < 0) {
 		reply_err(req, 503, "%s", err); /* config_load() checked it already */
+		job_release(&j->heavy);
 		return;
 	}
-	if (strcmp(path, "/v1/review") == 0)
-		review_get(req, w, &rs);
-	else if (post)
-		signoff_post(req, w, &rs);
-	else if (strcmp(path, "/v1/evidence") == 0)
-		evidence_get(req, w);
-	else
-		report_get(req, w);
+	if (strcmp(path, "/v1/review") == 0) {
+		j->op = OP_REVIEW;
+		ok = review_params(req, j);
+	} else if (post) {
+		j->op = OP_SIGNOFF;
+		ok = signoff_params(req, j);
+	} else if (strcmp(path, "/v1/evidence") == 0) {
+		j->op = OP_EVIDENCE;
+		ok = evidence_params(req, j);
+	} else {
+		j->op = OP_REPORT;
+		ok = report_params(req, j);
+	}
+	if (!ok) { /* answered */
+		job_release(&j->heavy);
+		return;
+	}
+	if (server_heavy_submit(w->c, req, &j->heavy) < 0) {
+		server_reply_busy(req);
+		job_release(&j->heavy);
+	}
 }
 
 /* ---- the reminder (alert.c) ---- */

@@ -72,29 +72,194 @@ struct evbuffer *server_json_buffer(const json_t *body)
 	return buf;
 }
 
+void server_answer_init(struct server_answer *a)
+{
+	a->status = 0;
+	TAILQ_INIT(&a->headers);
+	a->body = NULL;
+}
+
+void server_answer_clear(struct server_answer *a)
+{
+	evhttp_clear_headers(&a->headers);
+	if (a->body)
+		evbuffer_free(a->body);
+	server_answer_init(a);
+}
+
+void server_answer_json(struct server_answer *a, int status, json_t *body)
+{
+	server_answer_clear(a);
+	a->status = status;
+	a->body = server_json_buffer(body);
+	evhttp_add_header(&a->headers, "Content-Type", "application/json");
+	evhttp_add_header(&a->headers, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(&a->headers, "Cache-Control", "no-store");
+	json_decref(body);
+}
+
+static void answer_verror(struct server_answer *a, int status, const char *fmt, va_list ap)
+{
+	char reason[512];
+
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	server_answer_json(a, status, server_error_json(reason));
+}
+
+void server_answer_error(struct server_answer *a, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	answer_verror(a, status, fmt, ap);
+	va_end(ap);
+}
+
+void server_answer_send(struct evhttp_request *req, struct server_answer *a)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const struct evkeyval *kv;
+
+	TAILQ_FOREACH(kv, &a->headers, next)
+	{
+		evhttp_add_header(h, kv->key, kv->value);
+	}
+	evhttp_send_reply(req, a->status ? a->status : 503, NULL, a->body);
+	server_answer_clear(a);
+}
+
 void server_reply_json(struct evhttp_request *req, int status, json_t *body)
 {
-	struct evbuffer *buf = server_json_buffer(body);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct server_answer a;
 
-	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_send_reply(req, status, NULL, buf);
-	if (buf)
-		evbuffer_free(buf);
-	json_decref(body);
+	server_answer_init(&a);
+	server_answer_json(&a, status, body);
+	server_answer_send(req, &a);
 }
 
 void server_reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
 {
-	char reason[512];
+	struct server_answer a;
 	va_list ap;
 
+	server_answer_init(&a);
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
+	answer_verror(&a, status, fmt, ap);
 	va_end(ap);
-	server_reply_json(req, status, server_error_json(reason));
+	server_answer_send(req, &a);
+}
+
+void server_reply_busy(struct evhttp_request *req)
+{
+	char ra[16];
+
+	snprintf(ra, sizeof(ra), "%d", SERVER_HEAVY_RETRY_AFTER);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+	server_reply_json(req, 503,
+			  json_pack("{s:s, s:b, s:i}", "error",
+				    "busy: the collector is already making as many reviews, "
+				    "reports and evidence bundles as it makes at once; "
+				    "try again in a few seconds",
+				    "busy", 1, "limit", SERVER_HEAVY_THREADS));
+}
+
+/* ---- heavy requests ---- */
+
+static void *heavy_main(void *arg)
+{
+	struct heavy_pool *h = arg;
+	struct server_heavy_job *job;
+
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		while (!h->queue && !h->stop)
+			pthread_cond_wait(&h->cond, &h->lock);
+		job = h->queue;
+		if (!job)
+			break; /* stopping, and nothing left */
+		h->queue = job->next;
+		if (!h->queue)
+			h->tail = &h->queue;
+		pthread_mutex_unlock(&h->lock);
+
+		job->run(job);
+
+		pthread_mutex_lock(&h->lock);
+		h->busy--;
+		job->next = h->done;
+		h->done = job;
+		event_active(h->done_ev, EV_TIMEOUT, 0);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+/* Dashboard thread: sends the answers that the heavy threads made. */
+static void heavy_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct heavy_pool *h = arg;
+	struct server_heavy_job *list, *next, *rev = NULL;
+
+	pthread_mutex_lock(&h->lock);
+	list = h->done;
+	h->done = NULL;
+	pthread_mutex_unlock(&h->lock);
+	for (; list; list = next) { /* in the order they were done */
+		next = list->next;
+		list->next = rev;
+		rev = list;
+	}
+	for (; rev; rev = next) {
+		next = rev->next;
+		server_answer_send(rev->req, &rev->answer);
+		rev->release(rev);
+	}
+}
+
+int server_heavy_submit(struct collector *c, struct evhttp_request *req,
+			struct server_heavy_job *job)
+{
+	struct heavy_pool *h = &c->heavy;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->stop || h->busy >= h->n_threads) {
+		pthread_mutex_unlock(&h->lock);
+		return -EBUSY;
+	}
+	h->busy++;
+	job->req = req;
+	server_answer_init(&job->answer);
+	job->next = NULL;
+	*h->tail = job;
+	h->tail = &job->next;
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+static void heavy_stop(struct heavy_pool *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->stop = true;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	for (unsigned i = 0; i < h->n_threads; i++)
+		pthread_join(h->threads[i], NULL);
+	h->n_threads = 0;
+}
+
+/* After the dashboard thread has stopped: the answers it never sent. */
+static void heavy_free(struct heavy_pool *h)
+{
+	struct server_heavy_job *next;
+
+	for (; h->done; h->done = next) {
+		next = h->done->next;
+		server_answer_clear(&h->done->answer);
+		h->done->release(h->done);
+	}
+	event_free(h->done_ev);
+	h->done_ev = NULL;
 }
 
 bool server_dashboard_auth(struct evhttp_request *req, struct collector *c)
@@ -927,6 +1092,12 @@ int server_setup(struct collector *c, const struct collector_config *cfg, bool c
 		return r;
 	}
 	format_addr(&addr, c->dashboard_addr, sizeof(c->dashboard_addr));
+	pthread_mutex_init(&c->heavy.lock, NULL);
+	pthread_cond_init(&c->heavy.cond, NULL);
+	c->heavy.tail = &c->heavy.queue;
+	c->heavy.done_ev = event_new(c->dashboard.base, -1, 0, heavy_done_cb, &c->heavy);
+	if (!c->heavy.done_ev)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -949,6 +1120,12 @@ int server_start(struct collector *c)
 			return r;
 		c->workers[i].running = true;
 	}
+	for (unsigned i = 0; i < SERVER_HEAVY_THREADS; i++) {
+		r = -pthread_create(&c->heavy.threads[i], NULL, heavy_main, &c->heavy);
+		if (r < 0)
+			return r;
+		c->heavy.n_threads++;
+	}
 	r = -pthread_create(&c->dashboard.thread, NULL, worker_main, &c->dashboard);
 	if (r < 0)
 		return r;
@@ -969,5 +1146,10 @@ void server_stop(struct collector *c)
 {
 	for (unsigned i = 0; i < c->n_workers; i++)
 		worker_stop(&c->workers[i]);
+	/* a heavy request in progress is finished (its thread holds no lock of the others) */
+	if (c->heavy.done_ev)
+		heavy_stop(&c->heavy);
 	worker_stop(&c->dashboard);
+	if (c->heavy.done_ev)
+		heavy_free(&c->heavy);
 }

@@ -56,6 +56,25 @@ struct worker {
 	int64_t cert_expiring_ms;
 };
 
+/* The threads that answer the dashboard's heavy requests (the log review, the evidence bundle,
+ * the self-inspection report: seconds at a thousand terminals) so that the dashboard thread
+ * keeps answering the light ones. At most SERVER_HEAVY_THREADS run at once; another gets 503. */
+#define SERVER_HEAVY_THREADS	 2
+#define SERVER_HEAVY_RETRY_AFTER 10 /* seconds, the 503's Retry-After */
+
+struct server_heavy_job;
+struct heavy_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct server_heavy_job *queue, **tail; /* handed over, not yet taken by a thread */
+	unsigned busy;				/* queued or running */
+	bool stop;
+	pthread_t threads[SERVER_HEAVY_THREADS];
+	unsigned n_threads;
+	struct server_heavy_job *done; /* run, to be answered on the dashboard thread */
+	struct event *done_ev;	       /* on the dashboard's base */
+};
+
 struct collector {
 	const struct collector_config *cfg;
 	SSL_CTX *ingest_ctx, *dashboard_ctx;
@@ -74,6 +93,7 @@ struct collector {
 	struct worker *workers;
 	unsigned n_workers;
 	struct worker dashboard;
+	struct heavy_pool heavy;
 
 	char ingest_addr[80], dashboard_addr[80]; /* as printed in the READY line */
 };
@@ -136,6 +156,39 @@ json_t *server_error_json(const char *reason);
 /* A new buffer holding body as compact JSON and a newline (the answer body of both listeners);
  * empty when body cannot be dumped, NULL without memory. */
 struct evbuffer *server_json_buffer(const json_t *body);
+
+/* An answer made on another thread and sent by the dashboard thread (evhttp is not shared
+ * between threads): status, headers and body. */
+struct server_answer {
+	int status;
+	struct evkeyvalq headers;
+	struct evbuffer *body; /* NULL: none */
+};
+void server_answer_init(struct server_answer *a);
+void server_answer_clear(struct server_answer *a);
+/* Like server_reply_json and server_reply_error, into a (which is cleared first). */
+void server_answer_json(struct server_answer *a, int status, json_t *body);
+void server_answer_error(struct server_answer *a, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sends a (its headers added to the request's) and clears it. */
+void server_answer_send(struct evhttp_request *req, struct server_answer *a);
+
+/* A heavy request: run() on a heavy thread fills answer from what the dashboard thread put in
+ * the job (never touching req), then the dashboard thread sends answer and calls release(). */
+struct server_heavy_job {
+	void (*run)(struct server_heavy_job *job);
+	void (*release)(struct server_heavy_job *job);
+	struct evhttp_request *req;
+	struct server_answer answer;
+	struct server_heavy_job *next;
+};
+/* Dashboard thread: hands job (answer initialised here) to a heavy thread. -EBUSY when
+ * SERVER_HEAVY_THREADS requests are in progress: the job is still the caller's, who answers
+ * with server_reply_busy. */
+int server_heavy_submit(struct collector *c, struct evhttp_request *req,
+			struct server_heavy_job *job);
+/* 503, Retry-After and {"error": "...", "busy": true}. */
+void server_reply_busy(struct evhttp_request *req);
 
 /* Answers status with body as JSON (takes body), no-store. */
 void server_reply_json(struct evhttp_request *req, int status, json_t *body);
