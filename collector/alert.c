@@ -610,7 +610,7 @@ static int reconcile(struct conds *cs)
 			struct cond probe;
 			const char *key = (const char *)sqlite3_column_text(sel, 0);
 			snprintf(probe.key, sizeof(probe.key), "%s", key ? key : "");
-			if (bsearch(&probe, cs->v, cs->n, sizeof(*cs->v), cond_cmp))
+			if (cs->n && bsearch(&probe, cs->v, cs->n, sizeof(*cs->v), cond_cmp))
 				continue;
 			server_log(LOG_INFO, "alert cleared kind=%s terminal=%s key=%s",
 				   (const char *)sqlite3_column_text(sel, 1),
