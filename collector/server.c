@@ -99,6 +99,9 @@ void server_answer_json(struct server_answer *a, int status, json_t *body)
 }
 
 static void answer_verror(struct server_answer *a, int status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void answer_verror(struct server_answer *a, int status, const char *fmt, va_list ap)
 {
 	char reason[512];
 
