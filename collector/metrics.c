@@ -95,6 +95,9 @@ int metrics_render(const struct store_stats *st, const uint64_t *periods, char *
 	counter(f, "mynaguard_collector_revoked_refused_total",
 		"Connections or requests refused because the certificate serial is revoked.",
 		atomic_load(&metrics.revoked_refused));
+	counter(f, "mynaguard_collector_heavy_busy_total",
+		"Reviews, reports and evidence bundles answered 503 busy (two already running).",
+		atomic_load(&metrics.heavy_busy));
 	counter(f, "mynaguard_collector_connections_total", "Ingest connections accepted.",
 		atomic_load(&metrics.connections_total));
 	gauge(f, "mynaguard_collector_connections_open", "Ingest connections open now.",

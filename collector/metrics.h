@@ -32,6 +32,7 @@ struct metrics {
 	atomic_uint_fast64_t commit_batches;
 	atomic_uint_fast64_t handshakes_failed;
 	atomic_uint_fast64_t revoked_refused;
+	atomic_uint_fast64_t heavy_busy; /* review/report/evidence answered 503 busy */
 	atomic_uint_fast64_t connections_open;
 	atomic_uint_fast64_t connections_total;
 	atomic_uint_fast64_t queue_events; /* waiting for the writer now */

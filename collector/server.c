@@ -156,6 +156,7 @@ void server_reply_busy(struct evhttp_request *req)
 {
 	char ra[16];
 
+	atomic_fetch_add(&metrics.heavy_busy, 1);
 	snprintf(ra, sizeof(ra), "%d", SERVER_HEAVY_RETRY_AFTER);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
 	server_reply_json(req, 503,

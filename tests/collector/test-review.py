@@ -149,6 +149,8 @@ def heavy_beside_light(d, pki, ev_key):
         err = json.loads(busy[2])
         assert busy[1] == "10" and err["busy"] is True and err["limit"] == 2, busy
         assert "busy" in err["error"] and "try again" in err["error"], err
+        st, body, _ = c.get("/metrics", raw=True)
+        assert st == 200 and "mynaguard_collector_heavy_busy_total 1\n" in body.decode(), body
         ok = [a for a in answers if a[0] == 200]
         assert ok[0][2].count(b"\n") == ok[1][2].count(b"\n") > 1000, [len(a[2]) for a in ok]
         # and once they are done, the next one is made
