@@ -406,7 +406,7 @@ static int review_scan(const struct collector_config *cfg, struct conds *cs)
 	char ja[ALERT_TEXT_MAX], en[ALERT_TEXT_MAX], from[11], to[11];
 	struct review_settings rs;
 	struct review_period p;
-	sqlite3 *db = NULL;
+	struct review_db *db = NULL;
 	struct cond *c;
 	int r;
 
