@@ -182,8 +182,7 @@ key = {pki.server[1]}
 client_ca = {pki.p('terminal-ca.pem')}
 revoked_serials = {self.revoked}
 workers = {workers}
-{extra}
-{state_conf}
+{extra}{state_conf}
 [dashboard]
 listen = 127.0.0.1:0
 token_file = {tok}
