@@ -401,7 +401,7 @@ static int failures(struct review_db *db, struct writer *w)
 	" FROM events e JOIN terminals t ON t.id = e.tid"                                          \
 	" WHERE e.ts >= ?1 AND e.ts < ?2 AND e.kind IN ('auth.failure',"                           \
 	" 'auth.locked', 'auth.replay', 'usb.blocked', 'bundle.refused',"                          \
-	" 'spool.dropped') ORDER BY t.name, e.ts, e.seq"
+	" 'spool.dropped') ORDER BY t.name " REVIEW_Q_C ", e.ts, e.seq"
 	struct review_q *st =
 	    review_q_prep(db, FAILURES("hex(e.chain)"), FAILURES("upper(encode(e.chain, 'hex'))"));
 	int rc, r = 0;
@@ -550,7 +550,7 @@ static int chain_heads(struct review_db *db, struct writer *w)
 #define HEADS(head)                                                                                \
 	"SELECT t.name, t.max_seq, " head ","                                                      \
 	" EXISTS (SELECT 1 FROM chain_anchors a WHERE a.tid = t.id)"                               \
-	" FROM terminals t ORDER BY t.name"
+	" FROM terminals t ORDER BY t.name " REVIEW_Q_C
 	struct review_q *st = review_q_prep(db, HEADS("lower(hex(t.chain_head))"),
 					    HEADS("encode(t.chain_head, 'hex')"));
 	int rc, r = 0;

@@ -289,7 +289,7 @@ static int failure_table(struct review_db *db, const struct review_period *p, co
 	    "usb.blocked") " FROM events e JOIN terminals t ON t.id = e.tid"                       \
 			   " WHERE e.ts >= ?1 AND e.ts < ?2 AND e.kind IN ('auth.failure',"        \
 			   " 'auth.locked', 'usb.blocked') GROUP BY t.name"                        \
-			   " ORDER BY count(*) DESC, t.name"
+			   " ORDER BY count(*) DESC, t.name " REVIEW_Q_C
 #define LITE_N(k) "sum(e.kind = '" k "')"
 #define PG_N(k)	  "count(*) FILTER (WHERE e.kind = '" k "')"
 	struct review_q *st = review_q_prep(db, FAILURE_TABLE(LITE_N), FAILURE_TABLE(PG_N));

@@ -294,18 +294,33 @@ bool review_db_has_table(struct review_db *db, const char *name)
 	return yes;
 }
 
-/* ?N becomes $N (nothing else in these texts holds a ?) */
+/* ?N becomes $N (nothing else in these texts holds a ?), and the comment REVIEW_Q_C
+ * PostgreSQL's COLLATE "C" */
 static char *pg_text(const char *sql, int *ret_n)
 {
-	char *out = strdup(sql);
+	static const char mark[] = REVIEW_Q_C, collate[] = "COLLATE \"C\"";
+	char *out = malloc(strlen(sql) * 3 + 1), *o = out;
 
 	*ret_n = 0;
-	for (char *p = out; p && *p; p++)
+	if (!out)
+		return NULL;
+	for (const char *p = sql; *p;) {
+		if (strncmp(p, mark, sizeof(mark) - 1) == 0) {
+			memcpy(o, collate, sizeof(collate) - 1);
+			o += sizeof(collate) - 1;
+			p += sizeof(mark) - 1;
+			continue;
+		}
 		if (*p == '?' && p[1] >= '1' && p[1] <= '0' + REVIEW_Q_PARAMS) {
-			*p = '$';
+			*o++ = '$';
 			if (p[1] - '0' > *ret_n)
 				*ret_n = p[1] - '0';
+			p++;
+			continue;
 		}
+		*o++ = *p++;
+	}
+	*o = 0;
 	return out;
 }
 
@@ -508,7 +523,7 @@ int review_snapshots(struct review_db *db, int64_t from_ms, int64_t to_ms, revie
 	/* "+kind": the terminal's own events (events_tid_ts), not every terminal's compliance
 	 * events of the period (events_kind_ts, which SQLite picks otherwise) once per terminal:
 	 * 10 s instead of 0.3 s at 1,000 terminals (tests/bench/collector/bench-heavy.py) */
-	terms = review_q_prep(db, "SELECT id, name FROM terminals ORDER BY name", NULL);
+	terms = review_q_prep(db, "SELECT id, name FROM terminals ORDER BY name " REVIEW_Q_C, NULL);
 	prev = review_q_prep(db,
 			     "SELECT ts FROM events WHERE tid = ?1 AND ts < ?2"
 			     " AND +kind = 'compliance' ORDER BY ts DESC LIMIT 1",
@@ -626,8 +641,9 @@ static json_t *user_of(const char *data)
 static int off_hours(struct review_db *db, const struct review_settings *rs,
 		     const struct review_period *p, struct category *c)
 {
-	struct review_q *st = prep(db, EVENTS_OF("auth.success") " ORDER BY e.ts, t.name, e.seq",
-				   NULL, p->from_ms, p->to_ms);
+	struct review_q *st =
+	    prep(db, EVENTS_OF("auth.success") " ORDER BY e.ts, t.name " REVIEW_Q_C ", e.seq", NULL,
+		 p->from_ms, p->to_ms);
 	int rc;
 
 	if (!st)
@@ -658,14 +674,14 @@ static int off_hours(struct review_db *db, const struct review_settings *rs,
 #define BURSTS(user)                                                                               \
 	"SELECT t.name, " user ", e.ts FROM events e JOIN terminals t ON t.id = e.tid"             \
 	" WHERE e.kind = 'auth.failure' AND e.ts >= ?1 AND e.ts < ?2"                              \
-	" ORDER BY t.name, 2, e.ts, e.seq"
+	" ORDER BY t.name " REVIEW_Q_C ", 2, e.ts, e.seq"
 
 static int bursts(struct review_db *db, const struct review_settings *rs,
 		  const struct review_period *p, struct category *c)
 {
-	struct review_q *st =
-	    prep(db, BURSTS("ifnull(json_extract(e.data, '$.user'), '')"),
-		 BURSTS("coalesce(e.data::json ->> 'user', '')"), p->from_ms, p->to_ms);
+	struct review_q *st = prep(db, BURSTS("ifnull(json_extract(e.data, '$.user'), '')"),
+				   BURSTS("coalesce(e.data::json ->> 'user', '') COLLATE \"C\""),
+				   p->from_ms, p->to_ms);
 	int64_t window = (int64_t)rs->burst_minutes * 60000, *ts = NULL;
 	size_t n = 0, cap = 0;
 	char *term = NULL, *user = NULL;
@@ -724,8 +740,9 @@ static int bursts(struct review_db *db, const struct review_settings *rs,
 
 static int lockouts(struct review_db *db, const struct review_period *p, struct category *c)
 {
-	struct review_q *st = prep(db, EVENTS_OF("auth.locked") " ORDER BY e.ts, t.name, e.seq",
-				   NULL, p->from_ms, p->to_ms);
+	struct review_q *st =
+	    prep(db, EVENTS_OF("auth.locked") " ORDER BY e.ts, t.name " REVIEW_Q_C ", e.seq", NULL,
+		 p->from_ms, p->to_ms);
 	int rc;
 
 	if (!st)
@@ -773,7 +790,7 @@ static int usb_devices(struct review_db *db, const struct review_period *p, stru
 	    "  NOT EXISTS (SELECT 1 FROM events x WHERE x.kind = 'usb.blocked' AND x.ts < ?1"
 	    "   AND lower(coalesce(%s, '')) = b.vendor AND lower(coalesce(%s, '')) = b.product"
 	    "   AND coalesce(%s, '') = b.serial)"
-	    " FROM b %s GROUP BY terminal, vendor, product, serial ORDER BY min(ts), terminal",
+	    " FROM b %s GROUP BY terminal, vendor, product, serial ORDER BY min(ts), terminal " REVIEW_Q_C,
 	    d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
 	    ledger ? "WHERE NOT EXISTS (SELECT 1 FROM fleet_ledger l WHERE l.vendor = b.vendor"
 		     " AND l.product = b.product AND l.serial = b.serial)"
@@ -806,7 +823,7 @@ static int gaps(struct review_db *db, const struct review_period *p, struct cate
 		 " coalesce((SELECT e.ts FROM events e WHERE e.tid = g.tid AND e.seq = g.last + 1"
 		 " LIMIT 1), g.detected_at) AS at, g.announced AS announced,"
 		 " g.detected_at AS detected_at FROM gaps g JOIN terminals t ON t.id = g.tid) x"
-		 " WHERE at >= ?1 AND at < ?2 ORDER BY at, name, gfirst",
+		 " WHERE at >= ?1 AND at < ?2 ORDER BY at, name " REVIEW_Q_C ", gfirst",
 		 NULL, p->from_ms, p->to_ms);
 	int rc;
 

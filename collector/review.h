@@ -64,6 +64,10 @@ bool review_db_has_table(struct review_db *db, const char *name);
  * (PostgreSQL's $1..$8 are made from them). NULL (logged) when it cannot be prepared. On
  * PostgreSQL the rows are fetched through a cursor, REVIEW_Q_FETCH at a time, so several
  * queries can be stepped at once. */
+/* Terminal names and users are ordered byte for byte, as SQLite does: REVIEW_Q_C after a text
+ * in an ORDER BY is PostgreSQL's COLLATE "C" (a comment for SQLite), so that both stores list
+ * in the same order whatever the database's collation. */
+#define REVIEW_Q_C	"/*C*/"
 #define REVIEW_Q_PARAMS 8
 #define REVIEW_Q_FETCH	1000
 struct review_q;
