@@ -410,6 +410,19 @@ key = {ev_key}
                                 "2026-13-01", last, "-o", out_file + ".2"],
                                capture_output=True, text=True)
             assert p.returncode == 2 and "from" in p.stderr, p.stderr
+            # a store that cannot be read: no bundle, the reason on stderr
+            with open(c.conf) as f:
+                conf = f.read()
+            unread = os.path.join(d, "unreadable.conf")
+            with open(unread, "w") as f:
+                if PG:  # a server that is not there
+                    f.write(conf.replace("host=" + c.pg.sock, "host=" + os.path.join(d, "nopg")))
+                else:
+                    f.write(conf.replace(c.db, os.path.join(d, "no-such.db")))
+            p = subprocess.run([os.environ["COLLECTOR"], "--config", unread, "--evidence", first,
+                                last, "-o", out_file + ".3"], capture_output=True, text=True)
+            assert p.returncode == 1 and "cannot be read" in p.stderr, p.stderr
+            assert not os.path.exists(out_file + ".3")
 
             # ---- the monthly self-inspection report ----
             st, html, hdr = c.get("/r/selfcheck?month=" + period, raw=True)
