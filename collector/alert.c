@@ -23,7 +23,6 @@
 #include "macro.h"
 #include "review.h"
 #include "server.h"
-#include "store-pg.h"
 #include "store.h"
 
 #define ALERT_MAX_CONDITIONS 100000 /* per round: more is a broken fleet, not more news */
@@ -162,14 +161,10 @@ int alert_config_check(struct collector_config *c, const char *name,
 		c->alert_digest_minute =
 		    ((d[0] - '0') * 10 + (d[1] - '0')) * 60 + (d[3] - '0') * 10 + (d[4] - '0');
 	}
-	if (!c->alert_state && c->database && !store_pg_location(c->database)) {
-		const char *slash = strrchr(c->database, '/');
-		int n = slash ? (int)(slash - c->database + 1) : 0;
-		if (asprintf(&c->alert_state, "%.*salerts.db", n, c->database) < 0) {
-			c->alert_state = NULL;
-			return -ENOMEM;
-		}
-	}
+	/* per collector process: each one sends what it raised (docs/alerts.md) */
+	if (!c->alert_state && c->database &&
+	    config_state_file(c, "alerts.db", &c->alert_state) < 0)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -411,7 +406,7 @@ static int review_scan(const struct collector_config *cfg, struct conds *cs)
 	char ja[ALERT_TEXT_MAX], en[ALERT_TEXT_MAX], from[11], to[11];
 	struct review_settings rs;
 	struct review_period p;
-	sqlite3 *db = NULL;
+	struct review_db *db = NULL;
 	struct cond *c;
 	int r;
 
@@ -1141,8 +1136,6 @@ int alert_check(const struct collector_config *cfg)
 	sqlite3 *db = NULL;
 	int rc;
 
-	if (store_pg_location(cfg->database))
-		return 0; /* alert_start() says why there are none */
 	dir = strdup(cfg->alert_state);
 
 	if (!dir)
@@ -1168,11 +1161,6 @@ int alert_start(const struct collector_config *cfg)
 
 	A.cfg = cfg;
 	A.started_ms = server_now_ms();
-	if (store_pg_location(cfg->database)) {
-		server_log(LOG_WARNING, "alerts: not available on the PostgreSQL store yet "
-					"(docs/postgresql.md); only the SQLite store raises them");
-		return 0;
-	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		server_log(LOG_ERR, "alerts: cannot initialise libcurl");
 		return -EIO;

@@ -481,14 +481,22 @@ static int store_backend_resolve(struct collector_config *c, struct parse_state 
 	}
 	if (asprintf(&loc, "%s%s", STORE_PG_PREFIX, c->store_url) < 0)
 		return -ENOMEM;
-	if (!c->enroll_database &&
-	    asprintf(&c->enroll_database, "%s", MYNAGUARD_COLLECTOR_DB) >= 0) {
-		char *slash = strrchr(c->enroll_database, '/');
-		if (slash)
-			strcpy(slash + 1, "enroll.db");
-	}
 	free(c->database);
 	c->database = loc;
+	return 0;
+}
+
+int config_state_file(const struct collector_config *c, const char *name, char **ret)
+{
+	/* on PostgreSQL [store] database is the server's location, not a file */
+	const char *base = store_pg_location(c->database) ? MYNAGUARD_COLLECTOR_DB : c->database;
+	const char *slash = strrchr(base, '/');
+	int n = slash ? (int)(slash - base + 1) : 0;
+
+	if (asprintf(ret, "%.*s%s", n, base, name) < 0) {
+		*ret = NULL;
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -544,14 +552,8 @@ static int config_check(struct parse_state *s, int r)
 		c->accounts_secret_key = NULL;
 		return -ENOMEM;
 	}
-	if (!c->enroll_database) {
-		const char *slash = strrchr(c->database, '/');
-		int n = slash ? (int)(slash - c->database + 1) : 0;
-		if (asprintf(&c->enroll_database, "%.*senroll.db", n, c->database) < 0) {
-			c->enroll_database = NULL;
-			return -ENOMEM;
-		}
-	}
+	if (!c->enroll_database && config_state_file(c, "enroll.db", &c->enroll_database) < 0)
+		return -ENOMEM;
 	if (c->enroll_listen && !c->enroll_signer) {
 		snprintf(s->err, CONFIG_ERROR_MAX, "%s: [enroll] listen needs [enroll] signer",
 			 s->name);

@@ -83,10 +83,10 @@ struct collector_config {
 
 	/* [alerts] (alert.c, docs/alerts.md): a syslog line always; mail and webhook optional */
 	uint64_t alert_interval; /* seconds between two rounds */
-	char *alert_state;	 /* SQLite: the open conditions; default alerts.db beside [store] */
-	char *alert_smtp;	 /* smtp://HOST[:PORT] or smtps://; NULL = no mail */
-	bool alert_starttls;	 /* refuse to send unless STARTTLS succeeds */
-	char *alert_smtp_ca;	 /* CA bundle that checks the relay (default: the system's) */
+	char *alert_state; /* SQLite: the open conditions, per process; default config_state_file */
+	char *alert_smtp;  /* smtp://HOST[:PORT] or smtps://; NULL = no mail */
+	bool alert_starttls; /* refuse to send unless STARTTLS succeeds */
+	char *alert_smtp_ca; /* CA bundle that checks the relay (default: the system's) */
 	/* SMTP AUTH (only over TLS): the user, and a file (mode 0600) holding the password */
 	char *alert_smtp_user, *alert_smtp_password_file;
 	char *alert_from, *alert_to; /* to: addresses separated by spaces or commas */
@@ -115,3 +115,7 @@ int config_load(const char *path, struct collector_config *ret, char err[static 
 int config_load_string(const char *name, const char *text, struct collector_config *ret,
 		       char err[static CONFIG_ERROR_MAX]);
 void config_free(struct collector_config *c);
+/* The default path of a file of the collector's own state (name: "alerts.db", "enroll.db"):
+ * beside the SQLite store, or with the PostgreSQL store in the directory of the default SQLite
+ * store (/var/lib/mynaguard-collector). -ENOMEM. */
+int config_state_file(const struct collector_config *c, const char *name, char **ret);

@@ -106,10 +106,9 @@ bool evidence_clause_match(json_t *clause, const struct evidence_query *q)
 	return false;
 }
 
-static const char *col(sqlite3_stmt *st, int i)
+static const char *col(struct review_q *st, int i)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : "";
+	return review_q_col(st, i);
 }
 
 /* ---- status per day ---- */
@@ -235,7 +234,8 @@ static int daily_snapshot(const char *terminal, int64_t ts, uint64_t seq, const 
 	return r;
 }
 
-int evidence_daily(sqlite3 *db, int64_t from_ms, unsigned ndays, evidence_day_fn fn, void *userdata)
+int evidence_daily(struct review_db *db, int64_t from_ms, unsigned ndays, evidence_day_fn fn,
+		   void *userdata)
 {
 	struct daily d = {.ndays = ndays, .from_ms = from_ms, .fn = fn, .userdata = userdata};
 	int r = review_snapshots(db, from_ms, from_ms + (int64_t)ndays * REVIEW_DAY_MS,
@@ -316,7 +316,7 @@ static int status_line(const struct evidence_day *d, void *userdata)
 			      "reported", d->reported));
 }
 
-static json_t *parse_col(sqlite3_stmt *st, int i)
+static json_t *parse_col(struct review_q *st, int i)
 {
 	json_t *v = json_loads(col(st, i), JSON_DECODE_ANY, NULL);
 	return v ? v : json_null();
@@ -394,43 +394,43 @@ static int turned_snapshot(const char *terminal, int64_t ts, uint64_t seq, const
 }
 
 /* Events of the failure kinds whose clauses match, and each check that turned failing. */
-static int failures(sqlite3 *db, struct writer *w)
+static int failures(struct review_db *db, struct writer *w)
 {
-	sqlite3_stmt *st = NULL;
+#define FAILURES(chain)                                                                            \
+	"SELECT t.name, e.seq, e.ts, e.kind, e.clause, e.data, " chain                             \
+	" FROM events e JOIN terminals t ON t.id = e.tid"                                          \
+	" WHERE e.ts >= ?1 AND e.ts < ?2 AND e.kind IN ('auth.failure',"                           \
+	" 'auth.locked', 'auth.replay', 'usb.blocked', 'bundle.refused',"                          \
+	" 'spool.dropped') ORDER BY t.name " REVIEW_Q_C ", e.ts, e.seq"
+	struct review_q *st =
+	    review_q_prep(db, FAILURES("hex(e.chain)"), FAILURES("upper(encode(e.chain, 'hex'))"));
 	int rc, r = 0;
 
-	if (sqlite3_prepare_v2(db,
-			       "SELECT t.name, e.seq, e.ts, e.kind, e.clause, e.data, hex(e.chain)"
-			       " FROM events e JOIN terminals t ON t.id = e.tid"
-			       " WHERE e.ts >= ?1 AND e.ts < ?2 AND e.kind IN ('auth.failure',"
-			       " 'auth.locked', 'auth.replay', 'usb.blocked', 'bundle.refused',"
-			       " 'spool.dropped') ORDER BY t.name, e.ts, e.seq",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, w->q->from_ms);
-	sqlite3_bind_int64(st, 2, w->q->to_ms);
-	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	review_q_int(st, 1, w->q->from_ms);
+	review_q_int(st, 2, w->q->to_ms);
+	while (r >= 0 && (rc = review_q_step(st)) == 1) {
 		json_t *clause = parse_col(st, 4);
 		if (evidence_clause_match(clause, w->q))
 			r = emit(w, EVIDENCE_FAILURE,
 				 json_pack("{s:s, s:I, s:o, s:s, s:o, s:o, s:s}", "terminal",
-					   col(st, 0), "seq",
-					   (json_int_t)sqlite3_column_int64(st, 1), "ts",
-					   ts_json(sqlite3_column_int64(st, 2)), "kind", col(st, 3),
-					   "clause", json_incref(clause), "data", parse_col(st, 5),
-					   "chain", col(st, 6)));
+					   col(st, 0), "seq", (json_int_t)review_q_int_col(st, 1),
+					   "ts", ts_json(review_q_int_col(st, 2)), "kind",
+					   col(st, 3), "clause", json_incref(clause), "data",
+					   parse_col(st, 5), "chain", col(st, 6)));
 		json_decref(clause);
 	}
-	if (r >= 0 && rc != SQLITE_DONE)
+	if (r >= 0 && rc != 0)
 		r = -EIO;
-	sqlite3_finalize(st);
+	review_q_free(st);
 	if (r < 0)
 		return r;
 
 	return r;
 }
 
-static int reviews(sqlite3 *db, struct writer *w)
+static int reviews(struct review_db *db, struct writer *w)
 {
 	json_t *list = NULL, *o;
 	size_t i;
@@ -515,7 +515,7 @@ static int walk_snapshot(const char *terminal, int64_t ts, uint64_t seq, const c
 	return 0;
 }
 
-static int walk(sqlite3 *db, struct writer *w, json_t **ret_policies)
+static int walk(struct review_db *db, struct writer *w, json_t **ret_policies)
 {
 	struct walk k = {
 	    .w = w,
@@ -545,25 +545,26 @@ static int walk(sqlite3 *db, struct writer *w, json_t **ret_policies)
 	return 0;
 }
 
-static int chain_heads(sqlite3 *db, struct writer *w)
+static int chain_heads(struct review_db *db, struct writer *w)
 {
-	sqlite3_stmt *st = NULL;
+#define HEADS(head)                                                                                \
+	"SELECT t.name, t.max_seq, " head ","                                                      \
+	" EXISTS (SELECT 1 FROM chain_anchors a WHERE a.tid = t.id)"                               \
+	" FROM terminals t ORDER BY t.name " REVIEW_Q_C
+	struct review_q *st = review_q_prep(db, HEADS("lower(hex(t.chain_head))"),
+					    HEADS("encode(t.chain_head, 'hex')"));
 	int rc, r = 0;
 
-	if (sqlite3_prepare_v2(db,
-			       "SELECT t.name, t.max_seq, lower(hex(t.chain_head)),"
-			       " EXISTS (SELECT 1 FROM chain_anchors a WHERE a.tid = t.id)"
-			       " FROM terminals t ORDER BY t.name",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return -EIO;
-	while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+	while (r >= 0 && (rc = review_q_step(st)) == 1)
 		r = emit(w, EVIDENCE_CHAIN_HEAD,
 			 json_pack("{s:s, s:I, s:s, s:b}", "terminal", col(st, 0), "max_seq",
-				   (json_int_t)sqlite3_column_int64(st, 1), "head", col(st, 2),
-				   "anchored", sqlite3_column_int(st, 3) != 0));
-	if (r >= 0 && rc != SQLITE_DONE)
+				   (json_int_t)review_q_int_col(st, 1), "head", col(st, 2),
+				   "anchored", review_q_int_col(st, 3) != 0));
+	if (r >= 0 && rc != 0)
 		r = -EIO;
-	sqlite3_finalize(st);
+	review_q_free(st);
 	return r;
 }
 
@@ -584,8 +585,8 @@ static int finish_md(EVP_MD_CTX *md, char out[65])
 	return 0;
 }
 
-int evidence_write(sqlite3 *db, const struct evidence_query *q, const struct bundle_signer *key,
-		   FILE *out, char *err, size_t errsz)
+int evidence_write(struct review_db *db, const struct evidence_query *q,
+		   const struct bundle_signer *key, FILE *out, char *err, size_t errsz)
 {
 	struct writer w = {.out = out, .q = q, .from_ms = q->from_ms};
 	uint8_t pub[BUNDLE_PUBKEY_LEN], sig[BUNDLE_SIG_LEN];

@@ -230,7 +230,7 @@ static int evidence(const char *from, const char *to, const char *clauses, const
 {
 	struct evidence_query q;
 	struct bundle_signer *key = NULL;
-	sqlite3 *db = NULL;
+	struct review_db *db = NULL;
 	char err[256];
 	FILE *f = NULL;
 	int fd, r;

@@ -220,31 +220,35 @@ static int cmp_clause(const void *x, const void *y)
 	return strcmp(((const struct clause_acc *)x)->id, ((const struct clause_acc *)y)->id);
 }
 
-static int load_members(sqlite3 *db, const char *group, struct acc *a, char *err, size_t errsz)
+static int load_members(struct review_db *db, const char *group, struct acc *a, char *err,
+			size_t errsz)
 {
-	sqlite3_stmt *st = NULL;
+	struct review_q *st;
 	size_t cap = 0;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM fleet_groups WHERE name = ?", -1, &st, NULL) !=
-	    SQLITE_OK) {
-		sqlite3_finalize(st);
+	if (!review_db_has_table(db, "fleet_groups")) { /* PostgreSQL: no fleet yet */
 		snprintf(err, errsz, "no such group: the fleet has no groups");
 		return -ENOENT;
 	}
-	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW) {
+	st = review_q_prep(db, "SELECT 1 FROM fleet_groups WHERE name = ?1", NULL);
+	if (!st)
+		return -EIO;
+	review_q_text(st, 1, group);
+	rc = review_q_step(st);
+	review_q_free(st);
+	if (rc < 0)
+		return -EIO;
+	if (rc != 1) {
 		snprintf(err, errsz, "no such group");
 		return -ENOENT;
 	}
-	if (sqlite3_prepare_v2(db, "SELECT terminal FROM fleet_members WHERE grp = ?", -1, &st,
-			       NULL) != SQLITE_OK)
+	st = review_q_prep(db, "SELECT terminal FROM fleet_members WHERE grp = ?1", NULL);
+	if (!st)
 		return -EIO;
-	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+	review_q_text(st, 1, group);
 	a->members = calloc(1, sizeof(char *));
-	while (a->members && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (a->members && (rc = review_q_step(st)) == 1) {
 		if (a->n_members == cap) {
 			cap = cap ? cap * 2 : 64;
 			char **m = realloc(a->members, cap * sizeof(char *));
@@ -252,13 +256,13 @@ static int load_members(sqlite3 *db, const char *group, struct acc *a, char *err
 				break;
 			a->members = m;
 		}
-		a->members[a->n_members] = strdup((const char *)sqlite3_column_text(st, 0));
+		a->members[a->n_members] = strdup(review_q_col(st, 0));
 		if (!a->members[a->n_members])
 			break;
 		a->n_members++;
 	}
-	sqlite3_finalize(st);
-	if (!a->members || rc != SQLITE_DONE)
+	review_q_free(st);
+	if (!a->members || rc != 0)
 		return -ENOMEM;
 	qsort(a->members, a->n_members, sizeof(char *), cmp_str);
 	return 0;
@@ -277,36 +281,38 @@ static void acc_free(struct acc *a)
 }
 
 /* Failures of the month per terminal (of the group): failed logins, lockouts, USB blocks. */
-static int failure_table(sqlite3 *db, const struct review_period *p, const struct acc *a, FILE *f)
+static int failure_table(struct review_db *db, const struct review_period *p, const struct acc *a,
+			 FILE *f)
 {
-	sqlite3_stmt *st = NULL;
+#define FAILURE_TABLE(n)                                                                           \
+	"SELECT t.name, " n("auth.failure") ", " n("auth.locked") ", " n(                          \
+	    "usb.blocked") " FROM events e JOIN terminals t ON t.id = e.tid"                       \
+			   " WHERE e.ts >= ?1 AND e.ts < ?2 AND e.kind IN ('auth.failure',"        \
+			   " 'auth.locked', 'usb.blocked') GROUP BY t.name"                        \
+			   " ORDER BY count(*) DESC, t.name " REVIEW_Q_C
+#define LITE_N(k) "sum(e.kind = '" k "')"
+#define PG_N(k)	  "count(*) FILTER (WHERE e.kind = '" k "')"
+	struct review_q *st = review_q_prep(db, FAILURE_TABLE(LITE_N), FAILURE_TABLE(PG_N));
 	unsigned long long tot[3] = {0, 0, 0};
 	unsigned shown = 0;
 	int rc;
 
-	if (sqlite3_prepare_v2(db,
-			       "SELECT t.name, sum(e.kind = 'auth.failure'),"
-			       " sum(e.kind = 'auth.locked'), sum(e.kind = 'usb.blocked')"
-			       " FROM events e JOIN terminals t ON t.id = e.tid"
-			       " WHERE e.ts >= ?1 AND e.ts < ?2 AND e.kind IN ('auth.failure',"
-			       " 'auth.locked', 'usb.blocked') GROUP BY t.name"
-			       " ORDER BY count(*) DESC, t.name",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, p->from_ms);
-	sqlite3_bind_int64(st, 2, p->to_ms);
+	review_q_int(st, 1, p->from_ms);
+	review_q_int(st, 2, p->to_ms);
 	fputs(
 	    "<table class=\"failures\"><thead><tr><th>端末 <span class=\"en\">terminal</span></th>"
 	    "<th>ログイン失敗 <span class=\"en\">failed logins</span></th>"
 	    "<th>ロックアウト <span class=\"en\">lockouts</span></th>"
 	    "<th>USB 遮断 <span class=\"en\">USB blocked</span></th></tr></thead><tbody>\n",
 	    f);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(st, 0);
+	while ((rc = review_q_step(st)) == 1) {
+		const char *t = review_q_col(st, 0);
 		if (!member(a, t))
 			continue;
 		for (int i = 0; i < 3; i++)
-			tot[i] += (unsigned long long)sqlite3_column_int64(st, i + 1);
+			tot[i] += (unsigned long long)review_q_int_col(st, i + 1);
 		if (shown++ >= REPORT_LIST_MAX)
 			continue;
 		fputs("<tr><td>", f);
@@ -314,11 +320,10 @@ static int failure_table(sqlite3 *db, const struct review_period *p, const struc
 		fprintf(f,
 			"</td><td class=\"num\">%lld</td><td class=\"num\">%lld</td>"
 			"<td class=\"num\">%lld</td></tr>\n",
-			(long long)sqlite3_column_int64(st, 1),
-			(long long)sqlite3_column_int64(st, 2),
-			(long long)sqlite3_column_int64(st, 3));
+			(long long)review_q_int_col(st, 1), (long long)review_q_int_col(st, 2),
+			(long long)review_q_int_col(st, 3));
 	}
-	sqlite3_finalize(st);
+	review_q_free(st);
 	if (shown == 0)
 		fputs("<tr><td colspan=\"4\">なし <span class=\"en\">none</span></td></tr>\n", f);
 	fprintf(f,
@@ -326,10 +331,11 @@ static int failure_table(sqlite3 *db, const struct review_period *p, const struc
 		"<td class=\"num\">%llu</td><td class=\"num\">%llu</td><td class=\"num\">%llu</td>"
 		"</tr></tfoot></table>\n",
 		shown > REPORT_LIST_MAX ? "（上位 50 端末を表示）" : "", tot[0], tot[1], tot[2]);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	return rc == 0 ? 0 : -EIO;
 }
 
-static void signoff_section(sqlite3 *db, const struct review_period *p, bool hide_personal, FILE *f)
+static void signoff_section(struct review_db *db, const struct review_period *p, bool hide_personal,
+			    FILE *f)
 {
 	json_t *list = NULL, *o;
 	size_t i, n = 0;
@@ -382,8 +388,8 @@ static void signoff_section(sqlite3 *db, const struct review_period *p, bool hid
 	json_decref(list);
 }
 
-int report_selfcheck_html(sqlite3 *db, const char *month, const char *group, bool hide_personal,
-			  FILE *f, char *err, size_t errsz)
+int report_selfcheck_html(struct review_db *db, const char *month, const char *group,
+			  bool hide_personal, FILE *f, char *err, size_t errsz)
 {
 	struct review_period p;
 	struct acc a = {0};

@@ -8,6 +8,8 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "metrics.h"
 #include "parse.h"
 #include "server.h"
+#include "store-pg.h"
 #include "utf8.h"
 
 #define REASON_MAX 256
@@ -179,49 +182,324 @@ void review_period_of(int64_t ms, bool weekly, struct review_period *ret)
 
 /* ---- the database ---- */
 
-int review_db_open(const char *path, sqlite3 **ret)
-{
-	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+struct review_db {
+	sqlite3 *lite;
+	PGconn *pg;
+	unsigned cursors; /* PostgreSQL: names of the cursors made */
+};
 
-	if (rc != SQLITE_OK) {
-		sqlite3_close(db);
+struct review_q {
+	struct review_db *db;
+	sqlite3_stmt *st;
+	/* PostgreSQL: the text with $N, the parameters as text, the cursor's current batch */
+	char *sql;
+	char *vals[REVIEW_Q_PARAMS];
+	Oid types[REVIEW_Q_PARAMS];
+	int nparams;
+	unsigned cursor;
+	bool open, done;
+	PGresult *res;
+	int row;
+};
+
+static int lite_open(const char *path, struct review_db *db)
+{
+	int rc = sqlite3_open_v2(path, &db->lite, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+
+	if (rc != SQLITE_OK)
 		return -EIO;
-	}
-	sqlite3_busy_timeout(db, 10000);
+	sqlite3_busy_timeout(db->lite, 10000);
 	/* a fresh connection per request: its page cache (2 MB by default) would read the same
 	 * pages of a month's events again and again; mapped, they are read once */
-	sqlite3_exec(db, "PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -65536", NULL, NULL,
-		     NULL);
-	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(db, "SELECT count(*) FROM terminals", NULL, NULL, NULL) != SQLITE_OK) {
-		sqlite3_close(db);
+	sqlite3_exec(db->lite, "PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -65536", NULL,
+		     NULL, NULL);
+	if (sqlite3_exec(db->lite, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db->lite, "SELECT count(*) FROM terminals", NULL, NULL, NULL) != SQLITE_OK)
 		return -EIO;
+	return 0;
+}
+
+static int pg_exec(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(res);
+	int r = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -EIO;
+
+	if (r < 0)
+		server_log(LOG_ERR, "review: PostgreSQL: %s", PQerrorMessage(c));
+	PQclear(res);
+	return r;
+}
+
+static int pg_open(const char *conninfo, struct review_db *db)
+{
+	db->pg = PQconnectdb(conninfo);
+	if (PQstatus(db->pg) != CONNECTION_OK) {
+		server_log(LOG_ERR, "review: PostgreSQL: %s", PQerrorMessage(db->pg));
+		return -EIO;
+	}
+	/* one snapshot for the whole request, as SQLite's read transaction */
+	return pg_exec(db->pg, "SET client_encoding = 'UTF8';"
+			       "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+			       "SELECT count(*) FROM terminals");
+}
+
+int review_db_open(const char *location, struct review_db **ret)
+{
+	struct review_db *db = calloc(1, sizeof(*db));
+	const char *conninfo = store_pg_location(location);
+	int r;
+
+	if (!db)
+		return -ENOMEM;
+	r = conninfo ? pg_open(conninfo, db) : lite_open(location, db);
+	if (r < 0) {
+		review_db_close(db);
+		return r;
 	}
 	*ret = db;
 	return 0;
 }
 
-void review_db_close(sqlite3 *db)
+void review_db_close(struct review_db *db)
 {
 	if (!db)
 		return;
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_close(db);
+	if (db->lite) {
+		sqlite3_exec(db->lite, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close(db->lite);
+	}
+	if (db->pg)
+		PQfinish(db->pg); /* the transaction ends with the connection */
+	free(db);
 }
 
-static bool table_exists(sqlite3 *db, const char *name)
+bool review_db_is_pg(const struct review_db *db)
 {
-	sqlite3_stmt *st = NULL;
-	bool yes = false;
+	return db->pg != NULL;
+}
 
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		yes = sqlite3_step(st) == SQLITE_ROW;
-	}
-	sqlite3_finalize(st);
+bool review_db_has_table(struct review_db *db, const char *name)
+{
+	struct review_q *q =
+	    review_q_prep(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+			  "SELECT 1 WHERE to_regclass(?1) IS NOT NULL");
+	bool yes;
+
+	if (!q)
+		return false;
+	review_q_text(q, 1, name);
+	yes = review_q_step(q) == 1;
+	review_q_free(q);
 	return yes;
+}
+
+/* ?N becomes $N (nothing else in these texts holds a ?), and the comment REVIEW_Q_C
+ * PostgreSQL's COLLATE "C" */
+static char *pg_text(const char *sql, int *ret_n)
+{
+	static const char mark[] = REVIEW_Q_C, collate[] = "COLLATE \"C\"";
+	char *out = malloc(strlen(sql) * 3 + 1), *o = out;
+
+	*ret_n = 0;
+	if (!out)
+		return NULL;
+	for (const char *p = sql; *p;) {
+		if (strncmp(p, mark, sizeof(mark) - 1) == 0) {
+			memcpy(o, collate, sizeof(collate) - 1);
+			o += sizeof(collate) - 1;
+			p += sizeof(mark) - 1;
+			continue;
+		}
+		if (*p == '?' && p[1] >= '1' && p[1] <= '0' + REVIEW_Q_PARAMS) {
+			*o++ = '$';
+			if (p[1] - '0' > *ret_n)
+				*ret_n = p[1] - '0';
+			p++;
+			continue;
+		}
+		*o++ = *p++;
+	}
+	*o = 0;
+	return out;
+}
+
+struct review_q *review_q_prep(struct review_db *db, const char *sql, const char *pg)
+{
+	struct review_q *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	q->db = db;
+	q->row = -1;
+	if (db->lite) {
+		if (sqlite3_prepare_v2(db->lite, sql, -1, &q->st, NULL) != SQLITE_OK) {
+			server_log(LOG_ERR, "review: %s", sqlite3_errmsg(db->lite));
+			free(q);
+			return NULL;
+		}
+		return q;
+	}
+	q->sql = pg_text(pg ? pg : sql, &q->nparams);
+	q->cursor = ++db->cursors;
+	if (!q->sql) {
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
+static void pg_param(struct review_q *q, int i, char *v, Oid type)
+{
+	if (i < 1 || i > REVIEW_Q_PARAMS)
+		return;
+	free(q->vals[i - 1]);
+	q->vals[i - 1] = v;
+	q->types[i - 1] = type;
+}
+
+void review_q_int(struct review_q *q, int i, int64_t v)
+{
+	char *s = NULL;
+
+	if (q->st) {
+		sqlite3_bind_int64(q->st, i, v);
+		return;
+	}
+	if (asprintf(&s, "%" PRId64, v) < 0)
+		s = NULL;
+	pg_param(q, i, s, 20 /* int8 */);
+}
+
+void review_q_text(struct review_q *q, int i, const char *v)
+{
+	if (q->st) {
+		if (v)
+			sqlite3_bind_text(q->st, i, v, -1, SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_null(q->st, i);
+		return;
+	}
+	pg_param(q, i, v ? strdup(v) : NULL, 25 /* text */);
+}
+
+static void pg_close_cursor(struct review_q *q)
+{
+	char sql[48];
+
+	PQclear(q->res);
+	q->res = NULL;
+	q->row = -1;
+	q->done = false;
+	if (!q->open)
+		return;
+	q->open = false;
+	snprintf(sql, sizeof(sql), "CLOSE mg_review_%u", q->cursor);
+	(void)pg_exec(q->db->pg, sql);
+}
+
+static int pg_step(struct review_q *q)
+{
+	PGconn *c = q->db->pg;
+	char fetch[64];
+
+	if (!q->open) {
+		char *declare = NULL;
+		PGresult *res;
+		bool ok;
+
+		if (asprintf(&declare, "DECLARE mg_review_%u NO SCROLL CURSOR FOR %s", q->cursor,
+			     q->sql) < 0)
+			return -ENOMEM;
+		res = PQexecParams(c, declare, q->nparams, q->types, (const char *const *)q->vals,
+				   NULL, NULL, 0);
+		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok)
+			server_log(LOG_ERR, "review: PostgreSQL: %s", PQerrorMessage(c));
+		PQclear(res);
+		free(declare);
+		if (!ok)
+			return -EIO;
+		q->open = true;
+	}
+	if (q->res && q->row + 1 < PQntuples(q->res)) {
+		q->row++;
+		return 1;
+	}
+	if (q->done)
+		return 0;
+	PQclear(q->res);
+	snprintf(fetch, sizeof(fetch), "FETCH %d FROM mg_review_%u", REVIEW_Q_FETCH, q->cursor);
+	q->res = PQexec(c, fetch);
+	q->row = 0;
+	if (PQresultStatus(q->res) != PGRES_TUPLES_OK) {
+		server_log(LOG_ERR, "review: PostgreSQL: %s", PQerrorMessage(c));
+		return -EIO;
+	}
+	if (PQntuples(q->res) < REVIEW_Q_FETCH)
+		q->done = true;
+	return PQntuples(q->res) > 0 ? 1 : 0;
+}
+
+int review_q_step(struct review_q *q)
+{
+	int rc;
+
+	if (!q->st)
+		return pg_step(q);
+	rc = sqlite3_step(q->st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+void review_q_reset(struct review_q *q)
+{
+	if (q->st)
+		sqlite3_reset(q->st);
+	else
+		pg_close_cursor(q);
+}
+
+bool review_q_null(struct review_q *q, int i)
+{
+	if (q->st)
+		return sqlite3_column_type(q->st, i) == SQLITE_NULL;
+	return !q->res || q->row < 0 || PQgetisnull(q->res, q->row, i);
+}
+
+const char *review_q_col(struct review_q *q, int i)
+{
+	const unsigned char *t;
+
+	if (!q->st)
+		return review_q_null(q, i) ? "" : PQgetvalue(q->res, q->row, i);
+	t = sqlite3_column_text(q->st, i);
+	return t ? (const char *)t : "";
+}
+
+int64_t review_q_int_col(struct review_q *q, int i)
+{
+	const char *v;
+
+	if (q->st)
+		return sqlite3_column_int64(q->st, i);
+	v = review_q_col(q, i);
+	if (strcmp(v, "t") == 0) /* a boolean */
+		return 1;
+	return strtoll(v, NULL, 10);
+}
+
+void review_q_free(struct review_q *q)
+{
+	if (!q)
+		return;
+	if (q->st)
+		sqlite3_finalize(q->st);
+	else
+		pg_close_cursor(q);
+	for (int i = 0; i < REVIEW_Q_PARAMS; i++)
+		free(q->vals[i]);
+	free(q->sql);
+	free(q);
 }
 
 static json_t *ts_json(int64_t ms)
@@ -231,65 +509,66 @@ static json_t *ts_json(int64_t ms)
 	return json_string(buf);
 }
 
-static const char *col(sqlite3_stmt *st, int i)
+static const char *col(struct review_q *q, int i)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : "";
+	return review_q_col(q, i);
 }
 
-int review_snapshots(sqlite3 *db, int64_t from_ms, int64_t to_ms, review_snapshot_fn fn,
+int review_snapshots(struct review_db *db, int64_t from_ms, int64_t to_ms, review_snapshot_fn fn,
 		     void *userdata)
 {
-	sqlite3_stmt *terms = NULL, *prev = NULL, *snaps = NULL;
-	int rc = SQLITE_OK, r = 0;
+	struct review_q *terms, *prev, *snaps;
+	int rc = 0, r = 0;
 
 	/* "+kind": the terminal's own events (events_tid_ts), not every terminal's compliance
 	 * events of the period (events_kind_ts, which SQLite picks otherwise) once per terminal:
 	 * 10 s instead of 0.3 s at 1,000 terminals (tests/bench/collector/bench-heavy.py) */
-	if (sqlite3_prepare_v2(db, "SELECT id, name FROM terminals ORDER BY name", -1, &terms,
-			       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db,
-			       "SELECT ts FROM events WHERE tid = ?1 AND ts < ?2"
-			       " AND +kind = 'compliance' ORDER BY ts DESC LIMIT 1",
-			       -1, &prev, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db,
-			       "SELECT ts, seq, data, lower(hex(chain)) FROM events"
-			       " WHERE tid = ?1 AND ts >= ?2 AND ts < ?3 AND +kind = 'compliance'"
-			       " ORDER BY ts, seq",
-			       -1, &snaps, NULL) != SQLITE_OK)
+	terms = review_q_prep(db, "SELECT id, name FROM terminals ORDER BY name " REVIEW_Q_C, NULL);
+	prev = review_q_prep(db,
+			     "SELECT ts FROM events WHERE tid = ?1 AND ts < ?2"
+			     " AND +kind = 'compliance' ORDER BY ts DESC LIMIT 1",
+			     "SELECT ts FROM events WHERE tid = ?1 AND ts < ?2"
+			     " AND kind = 'compliance' ORDER BY ts DESC LIMIT 1");
+	snaps = review_q_prep(db,
+			      "SELECT ts, seq, data, lower(hex(chain)) FROM events"
+			      " WHERE tid = ?1 AND ts >= ?2 AND ts < ?3 AND +kind = 'compliance'"
+			      " ORDER BY ts, seq",
+			      "SELECT ts, seq, data, encode(chain, 'hex') FROM events"
+			      " WHERE tid = ?1 AND ts >= ?2 AND ts < ?3 AND kind = 'compliance'"
+			      " ORDER BY ts, seq");
+	if (!terms || !prev || !snaps)
 		r = -EIO;
-	while (r >= 0 && (rc = sqlite3_step(terms)) == SQLITE_ROW) {
-		int64_t tid = sqlite3_column_int64(terms, 0), lo = from_ms;
+	while (r >= 0 && (rc = review_q_step(terms)) == 1) {
+		int64_t tid = review_q_int_col(terms, 0), lo = from_ms;
 		const char *name = col(terms, 1);
 
-		sqlite3_reset(prev);
-		sqlite3_bind_int64(prev, 1, tid);
-		sqlite3_bind_int64(prev, 2, from_ms);
-		rc = sqlite3_step(prev);
-		if (rc == SQLITE_ROW)
-			lo = sqlite3_column_int64(prev, 0);
-		else if (rc != SQLITE_DONE)
+		review_q_reset(prev);
+		review_q_int(prev, 1, tid);
+		review_q_int(prev, 2, from_ms);
+		rc = review_q_step(prev);
+		if (rc == 1)
+			lo = review_q_int_col(prev, 0);
+		else if (rc < 0)
 			break;
-		sqlite3_reset(snaps);
-		sqlite3_bind_int64(snaps, 1, tid);
-		sqlite3_bind_int64(snaps, 2, lo);
-		sqlite3_bind_int64(snaps, 3, to_ms);
-		while (r >= 0 && (rc = sqlite3_step(snaps)) == SQLITE_ROW) {
+		review_q_reset(snaps);
+		review_q_int(snaps, 1, tid);
+		review_q_int(snaps, 2, lo);
+		review_q_int(snaps, 3, to_ms);
+		while (r >= 0 && (rc = review_q_step(snaps)) == 1) {
 			json_t *data = json_loads(col(snaps, 2), 0, NULL);
-			r = fn(name, sqlite3_column_int64(snaps, 0),
-			       (uint64_t)sqlite3_column_int64(snaps, 1), col(snaps, 3), data,
-			       userdata);
+			r = fn(name, review_q_int_col(snaps, 0),
+			       (uint64_t)review_q_int_col(snaps, 1), col(snaps, 3), data, userdata);
 			json_decref(data);
 		}
-		if (r >= 0 && rc != SQLITE_DONE)
+		if (r >= 0 && rc < 0)
 			break;
-		rc = SQLITE_ROW;
+		rc = 1;
 	}
-	if (r >= 0 && rc != SQLITE_DONE)
+	if (r >= 0 && rc != 0)
 		r = -EIO;
-	sqlite3_finalize(terms);
-	sqlite3_finalize(prev);
-	sqlite3_finalize(snaps);
+	review_q_free(terms);
+	review_q_free(prev);
+	review_q_free(snaps);
 	return r;
 }
 
@@ -334,17 +613,17 @@ static void add_item(struct category *c, json_t *item)
 	json_array_append_new(c->items, item);
 }
 
-static sqlite3_stmt *prep(sqlite3 *db, const char *sql, int64_t from, int64_t to)
+/* sql (SQLite) and pg (PostgreSQL, NULL: the same), with the period as ?1 and ?2 */
+static struct review_q *prep(struct review_db *db, const char *sql, const char *pg, int64_t from,
+			     int64_t to)
 {
-	sqlite3_stmt *st = NULL;
+	struct review_q *q = review_q_prep(db, sql, pg);
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		server_log(LOG_ERR, "review: %s", sqlite3_errmsg(db));
-		return NULL;
+	if (q) {
+		review_q_int(q, 1, from);
+		review_q_int(q, 2, to);
 	}
-	sqlite3_bind_int64(st, 1, from);
-	sqlite3_bind_int64(st, 2, to);
-	return st;
+	return q;
 }
 
 #define EVENTS_OF(kind)                                                                            \
@@ -359,17 +638,18 @@ static json_t *user_of(const char *data)
 	return u && json_is_string(u) ? u : (json_decref(u), json_null());
 }
 
-static int off_hours(sqlite3 *db, const struct review_settings *rs, const struct review_period *p,
-		     struct category *c)
+static int off_hours(struct review_db *db, const struct review_settings *rs,
+		     const struct review_period *p, struct category *c)
 {
-	sqlite3_stmt *st = prep(db, EVENTS_OF("auth.success") " ORDER BY e.ts, t.name, e.seq",
-				p->from_ms, p->to_ms);
+	struct review_q *st =
+	    prep(db, EVENTS_OF("auth.success") " ORDER BY e.ts, t.name " REVIEW_Q_C ", e.seq", NULL,
+		 p->from_ms, p->to_ms);
 	int rc;
 
 	if (!st)
 		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t ts = sqlite3_column_int64(st, 2);
+	while ((rc = review_q_step(st)) == 1) {
+		int64_t ts = review_q_int_col(st, 2);
 		time_t t = (time_t)((ts + REVIEW_JST_MS) / 1000);
 		struct tm tm;
 		unsigned minute;
@@ -384,22 +664,24 @@ static int off_hours(sqlite3 *db, const struct review_settings *rs, const struct
 			continue;
 		}
 		add_item(c, json_pack("{s:s, s:I, s:o, s:o}", "terminal", col(st, 0), "seq",
-				      (json_int_t)sqlite3_column_int64(st, 1), "ts", ts_json(ts),
+				      (json_int_t)review_q_int_col(st, 1), "ts", ts_json(ts),
 				      "user", user_of(col(st, 3))));
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	review_q_free(st);
+	return rc == 0 ? 0 : -EIO;
 }
 
-static int bursts(sqlite3 *db, const struct review_settings *rs, const struct review_period *p,
-		  struct category *c)
+#define BURSTS(user)                                                                               \
+	"SELECT t.name, " user ", e.ts FROM events e JOIN terminals t ON t.id = e.tid"             \
+	" WHERE e.kind = 'auth.failure' AND e.ts >= ?1 AND e.ts < ?2"                              \
+	" ORDER BY t.name " REVIEW_Q_C ", 2, e.ts, e.seq"
+
+static int bursts(struct review_db *db, const struct review_settings *rs,
+		  const struct review_period *p, struct category *c)
 {
-	sqlite3_stmt *st = prep(db,
-				"SELECT t.name, ifnull(json_extract(e.data, '$.user'), ''), e.ts"
-				" FROM events e JOIN terminals t ON t.id = e.tid"
-				" WHERE e.kind = 'auth.failure' AND e.ts >= ?1 AND e.ts < ?2"
-				" ORDER BY t.name, 2, e.ts, e.seq",
-				p->from_ms, p->to_ms);
+	struct review_q *st = prep(db, BURSTS("ifnull(json_extract(e.data, '$.user'), '')"),
+				   BURSTS("coalesce(e.data::json ->> 'user', '') COLLATE \"C\""),
+				   p->from_ms, p->to_ms);
 	int64_t window = (int64_t)rs->burst_minutes * 60000, *ts = NULL;
 	size_t n = 0, cap = 0;
 	char *term = NULL, *user = NULL;
@@ -408,8 +690,8 @@ static int bursts(sqlite3 *db, const struct review_settings *rs, const struct re
 	if (!st)
 		return -EIO;
 	for (;;) {
-		rc = sqlite3_step(st);
-		bool same = rc == SQLITE_ROW && term && strcmp(term, col(st, 0)) == 0 &&
+		rc = review_q_step(st);
+		bool same = rc == 1 && term && strcmp(term, col(st, 0)) == 0 &&
 			    strcmp(user, col(st, 1)) == 0;
 		if (!same && n > 0) {
 			/* the runs of one terminal and user: each window of burst_n failures within
@@ -431,7 +713,7 @@ static int bursts(sqlite3 *db, const struct review_settings *rs, const struct re
 			}
 			n = 0;
 		}
-		if (rc != SQLITE_ROW)
+		if (rc != 1)
 			break;
 		if (!same) {
 			free(term);
@@ -447,102 +729,115 @@ static int bursts(sqlite3 *db, const struct review_settings *rs, const struct re
 				break;
 			ts = nts;
 		}
-		ts[n++] = sqlite3_column_int64(st, 2);
+		ts[n++] = review_q_int_col(st, 2);
 	}
 	free(ts);
 	free(term);
 	free(user);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	review_q_free(st);
+	return rc == 0 ? 0 : -EIO;
 }
 
-static int lockouts(sqlite3 *db, const struct review_period *p, struct category *c)
+static int lockouts(struct review_db *db, const struct review_period *p, struct category *c)
 {
-	sqlite3_stmt *st = prep(db, EVENTS_OF("auth.locked") " ORDER BY e.ts, t.name, e.seq",
-				p->from_ms, p->to_ms);
-	int rc;
-
-	if (!st)
-		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		add_item(c, json_pack("{s:s, s:I, s:o, s:o}", "terminal", col(st, 0), "seq",
-				      (json_int_t)sqlite3_column_int64(st, 1), "ts",
-				      ts_json(sqlite3_column_int64(st, 2)), "user",
-				      user_of(col(st, 3))));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
-}
-
-/* Blocked devices that the media ledger does not hold, one item per terminal and device; "new"
- * when no terminal reported the device before the period. */
-static int usb_devices(sqlite3 *db, const struct review_period *p, struct category *c)
-{
-	bool ledger = table_exists(db, "fleet_ledger");
-	char sql[1400];
-	sqlite3_stmt *st;
-	int rc;
-
-	snprintf(
-	    sql, sizeof(sql),
-	    "WITH b AS (SELECT t.name AS terminal, e.ts,"
-	    "  lower(ifnull(json_extract(e.data, '$.vendor'), '')) AS vendor,"
-	    "  lower(ifnull(json_extract(e.data, '$.product'), '')) AS product,"
-	    "  ifnull(json_extract(e.data, '$.serial'), '') AS serial,"
-	    "  json_extract(e.data, '$.product_name') AS pname"
-	    "  FROM events e JOIN terminals t ON t.id = e.tid"
-	    "  WHERE e.kind = 'usb.blocked' AND e.ts >= ?1 AND e.ts < ?2"
-	    "  AND ifnull(json_extract(e.data, '$.audit'), 0) = 0)"
-	    " SELECT terminal, vendor, product, serial, min(ts), max(ts), count(*), max(pname),"
-	    "  NOT EXISTS (SELECT 1 FROM events x WHERE x.kind = 'usb.blocked' AND x.ts < ?1"
-	    "   AND lower(ifnull(json_extract(x.data, '$.vendor'), '')) = b.vendor"
-	    "   AND lower(ifnull(json_extract(x.data, '$.product'), '')) = b.product"
-	    "   AND ifnull(json_extract(x.data, '$.serial'), '') = b.serial)"
-	    " FROM b %s GROUP BY terminal, vendor, product, serial ORDER BY min(ts), terminal",
-	    ledger ? "WHERE NOT EXISTS (SELECT 1 FROM fleet_ledger l WHERE l.vendor = b.vendor"
-		     " AND l.product = b.product AND l.serial = b.serial)"
-		   : "");
-	st = prep(db, sql, p->from_ms, p->to_ms);
-	if (!st)
-		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *it = json_pack(
-		    "{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:b}", "terminal", col(st, 0), "vendor",
-		    col(st, 1), "product", col(st, 2), "serial", col(st, 3), "ts",
-		    ts_json(sqlite3_column_int64(st, 4)), "until",
-		    ts_json(sqlite3_column_int64(st, 5)), "count",
-		    (json_int_t)sqlite3_column_int64(st, 6), "new", sqlite3_column_int(st, 8) != 0);
-		if (it && sqlite3_column_type(st, 7) == SQLITE_TEXT)
-			json_object_set_new(it, "product_name", json_string(col(st, 7)));
-		add_item(c, it);
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
-}
-
-static int gaps(sqlite3 *db, const struct review_period *p, struct category *c)
-{
-	sqlite3_stmt *st =
-	    prep(db,
-		 /* when: the terminal's time of the event after the gap */
-		 "SELECT t.name, g.first, g.last, ifnull((SELECT e.ts FROM events e"
-		 "  WHERE e.tid = g.tid AND e.seq = g.last + 1), g.detected_at) AS at,"
-		 " g.announced, g.detected_at"
-		 " FROM gaps g JOIN terminals t ON t.id = g.tid"
-		 " WHERE at >= ?1 AND at < ?2 ORDER BY at, t.name, g.first",
+	struct review_q *st =
+	    prep(db, EVENTS_OF("auth.locked") " ORDER BY e.ts, t.name " REVIEW_Q_C ", e.seq", NULL,
 		 p->from_ms, p->to_ms);
 	int rc;
 
 	if (!st)
 		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = review_q_step(st)) == 1)
+		add_item(c,
+			 json_pack("{s:s, s:I, s:o, s:o}", "terminal", col(st, 0), "seq",
+				   (json_int_t)review_q_int_col(st, 1), "ts",
+				   ts_json(review_q_int_col(st, 2)), "user", user_of(col(st, 3))));
+	review_q_free(st);
+	return rc == 0 ? 0 : -EIO;
+}
+
+/* Blocked devices that the media ledger does not hold, one item per terminal and device; "new"
+ * when no terminal reported the device before the period. */
+static int usb_devices(struct review_db *db, const struct review_period *p, struct category *c)
+{
+	bool ledger = review_db_has_table(db, "fleet_ledger");
+	char sql[1400];
+	struct review_q *st;
+	int rc;
+	/* audit: true (SQLite's 1) is an audit-mode report, not a block */
+	static const char *const dialect[2][8] = {
+	    {"ifnull(json_extract(e.data, '$.vendor'), '')",
+	     "ifnull(json_extract(e.data, '$.product'), '')",
+	     "ifnull(json_extract(e.data, '$.serial'), '')",
+	     "json_extract(e.data, '$.product_name')",
+	     "ifnull(json_extract(e.data, '$.audit'), 0) = 0", "json_extract(x.data, '$.vendor')",
+	     "json_extract(x.data, '$.product')", "json_extract(x.data, '$.serial')"},
+	    {"coalesce(e.data::json ->> 'vendor', '')", "coalesce(e.data::json ->> 'product', '')",
+	     "coalesce(e.data::json ->> 'serial', '')", "e.data::json ->> 'product_name'",
+	     "coalesce(e.data::json ->> 'audit', 'false') IN ('false', '0')",
+	     "(x.data::json ->> 'vendor')", "(x.data::json ->> 'product')",
+	     "(x.data::json ->> 'serial')"},
+	};
+	const char *const *d = dialect[review_db_is_pg(db)];
+
+	snprintf(
+	    sql, sizeof(sql),
+	    "WITH b AS (SELECT t.name AS terminal, e.ts, lower(%s) AS vendor,"
+	    "  lower(%s) AS product, %s AS serial, %s AS pname"
+	    "  FROM events e JOIN terminals t ON t.id = e.tid"
+	    "  WHERE e.kind = 'usb.blocked' AND e.ts >= ?1 AND e.ts < ?2 AND %s)"
+	    " SELECT terminal, vendor, product, serial, min(ts), max(ts), count(*), max(pname),"
+	    "  NOT EXISTS (SELECT 1 FROM events x WHERE x.kind = 'usb.blocked' AND x.ts < ?1"
+	    "   AND lower(coalesce(%s, '')) = b.vendor AND lower(coalesce(%s, '')) = b.product"
+	    "   AND coalesce(%s, '') = b.serial)"
+	    " FROM b %s GROUP BY terminal, vendor, product, serial ORDER BY min(ts), terminal " REVIEW_Q_C,
+	    d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
+	    ledger ? "WHERE NOT EXISTS (SELECT 1 FROM fleet_ledger l WHERE l.vendor = b.vendor"
+		     " AND l.product = b.product AND l.serial = b.serial)"
+		   : "");
+	st = prep(db, sql, NULL, p->from_ms, p->to_ms);
+	if (!st)
+		return -EIO;
+	while ((rc = review_q_step(st)) == 1) {
+		json_t *it = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:b}", "terminal",
+				       col(st, 0), "vendor", col(st, 1), "product", col(st, 2),
+				       "serial", col(st, 3), "ts", ts_json(review_q_int_col(st, 4)),
+				       "until", ts_json(review_q_int_col(st, 5)), "count",
+				       (json_int_t)review_q_int_col(st, 6), "new",
+				       review_q_int_col(st, 8) != 0);
+		if (it && !review_q_null(st, 7))
+			json_object_set_new(it, "product_name", json_string(col(st, 7)));
+		add_item(c, it);
+	}
+	review_q_free(st);
+	return rc == 0 ? 0 : -EIO;
+}
+
+static int gaps(struct review_db *db, const struct review_period *p, struct category *c)
+{
+	struct review_q *st =
+	    prep(db,
+		 /* when: the terminal's time of the event after the gap */
+		 "SELECT name, gfirst, glast, at, announced, detected_at FROM ("
+		 " SELECT t.name AS name, g.first AS gfirst, g.last AS glast,"
+		 " coalesce((SELECT e.ts FROM events e WHERE e.tid = g.tid AND e.seq = g.last + 1"
+		 " LIMIT 1), g.detected_at) AS at, g.announced AS announced,"
+		 " g.detected_at AS detected_at FROM gaps g JOIN terminals t ON t.id = g.tid) x"
+		 " WHERE at >= ?1 AND at < ?2 ORDER BY at, name " REVIEW_Q_C ", gfirst",
+		 NULL, p->from_ms, p->to_ms);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	while ((rc = review_q_step(st)) == 1)
 		add_item(c, json_pack("{s:s, s:I, s:I, s:o, s:b, s:o}", "terminal", col(st, 0),
-				      "first", (json_int_t)sqlite3_column_int64(st, 1), "last",
-				      (json_int_t)sqlite3_column_int64(st, 2), "ts",
-				      ts_json(sqlite3_column_int64(st, 3)), "announced",
-				      sqlite3_column_int(st, 4) != 0, "detected_at",
-				      ts_json(sqlite3_column_int64(st, 5))));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+				      "first", (json_int_t)review_q_int_col(st, 1), "last",
+				      (json_int_t)review_q_int_col(st, 2), "ts",
+				      ts_json(review_q_int_col(st, 3)), "announced",
+				      review_q_int_col(st, 4) != 0, "detected_at",
+				      ts_json(review_q_int_col(st, 5))));
+	review_q_free(st);
+	return rc == 0 ? 0 : -EIO;
 }
 
 /* A terminal whose snapshot went from compliant (no failing check) to non-compliant inside the
@@ -584,7 +879,7 @@ static int drift_snapshot(const char *terminal, int64_t ts, uint64_t seq, const 
 	return 0;
 }
 
-static int drift(sqlite3 *db, const struct review_period *p, struct category *c)
+static int drift(struct review_db *db, const struct review_period *p, struct category *c)
 {
 	struct drift_state d = {.p = p, .c = c, .prev = -1};
 	return review_snapshots(db, p->from_ms, p->to_ms, drift_snapshot, &d);
@@ -615,8 +910,8 @@ static json_t *settings_json(const struct review_settings *rs)
 			 (json_int_t)rs->burst_minutes, "timezone", "+09:00");
 }
 
-int review_items(sqlite3 *db, const struct review_settings *rs, const struct review_period *p,
-		 json_t **ret)
+int review_items(struct review_db *db, const struct review_settings *rs,
+		 const struct review_period *p, json_t **ret)
 {
 	struct category cats[_CAT_MAX];
 	json_t *items = json_array(), *counts = json_object();
@@ -657,41 +952,43 @@ int review_items(sqlite3 *db, const struct review_settings *rs, const struct rev
 	return *ret ? 0 : -ENOMEM;
 }
 
-int review_signoffs(sqlite3 *db, const char *period, unsigned limit, json_t **ret)
+int review_signoffs(struct review_db *db, const char *period, unsigned limit, json_t **ret)
 {
-	sqlite3_stmt *st = NULL;
+	struct review_q *st = review_q_prep(
+	    db,
+	    "SELECT e.seq, e.ts, e.data, hex(e.chain) FROM events e JOIN terminals t"
+	    " ON t.id = e.tid WHERE t.name = '" INGEST_SELF_TERMINAL "'"
+	    " AND e.kind = 'review.signed'"
+	    " AND (?1 IS NULL OR json_extract(e.data, '$.period') = ?1)"
+	    " ORDER BY e.ts DESC, e.seq DESC LIMIT ?2",
+	    "SELECT e.seq, e.ts, e.data, upper(encode(e.chain, 'hex')) FROM events e"
+	    " JOIN terminals t ON t.id = e.tid WHERE t.name = '" INGEST_SELF_TERMINAL "'"
+	    " AND e.kind = 'review.signed'"
+	    " AND (?1 IS NULL OR e.data::json ->> 'period' = ?1)"
+	    " ORDER BY e.ts DESC, e.seq DESC LIMIT ?2");
 	json_t *list = json_array();
 	int rc;
 
-	if (sqlite3_prepare_v2(
-		db,
-		"SELECT e.seq, e.ts, e.data, hex(e.chain) FROM events e JOIN terminals t"
-		" ON t.id = e.tid WHERE t.name = '" INGEST_SELF_TERMINAL "'"
-		" AND e.kind = 'review.signed'"
-		" AND (?1 IS NULL OR json_extract(e.data, '$.period') = ?1)"
-		" ORDER BY e.ts DESC, e.seq DESC LIMIT ?2",
-		-1, &st, NULL) != SQLITE_OK ||
-	    !list) {
-		sqlite3_finalize(st);
+	if (!st || !list) {
+		review_q_free(st);
 		json_decref(list);
 		return -EIO;
 	}
-	if (period)
-		sqlite3_bind_text(st, 1, period, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	review_q_text(st, 1, period);
+	review_q_int(st, 2, limit);
+	while ((rc = review_q_step(st)) == 1) {
 		json_t *o = json_loads(col(st, 2), 0, NULL);
 		if (!json_is_object(o)) {
 			json_decref(o);
 			continue;
 		}
-		json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(st, 0)));
-		json_object_set_new(o, "ts", ts_json(sqlite3_column_int64(st, 1)));
+		json_object_set_new(o, "seq", json_integer(review_q_int_col(st, 0)));
+		json_object_set_new(o, "ts", ts_json(review_q_int_col(st, 1)));
 		json_object_set_new(o, "chain", json_string(col(st, 3)));
 		json_array_append_new(list, o);
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	review_q_free(st);
+	if (rc != 0) {
 		json_decref(list);
 		return -EIO;
 	}
@@ -777,7 +1074,7 @@ static bool query_params(struct evhttp_request *req, const char *const *names, c
 	return true;
 }
 
-static bool open_db(struct review_job *j, sqlite3 **db)
+static bool open_db(struct review_job *j, struct review_db **db)
 {
 	if (review_db_open(j->cfg->database, db) < 0) {
 		answer_err(j, 503, "the store cannot answer now");
@@ -946,7 +1243,7 @@ out:
 
 static void review_get(struct review_job *j)
 {
-	sqlite3 *db = NULL;
+	struct review_db *db = NULL;
 	json_t *body = NULL, *signoffs = NULL;
 	int r;
 
@@ -970,7 +1267,7 @@ static void signoff_post(struct review_job *j)
 {
 	const struct review_period *per = &j->period;
 	json_t *list = NULL;
-	sqlite3 *db = NULL;
+	struct review_db *db = NULL;
 	int r;
 
 	if (!open_db(j, &db))
@@ -1023,7 +1320,7 @@ static void evidence_get(struct review_job *j)
 	struct server_answer *a = &j->heavy.answer;
 	struct bundle_signer *key = NULL;
 	char err[REASON_MAX], disp[128];
-	sqlite3 *db = NULL;
+	struct review_db *db = NULL;
 	FILE *tmp = NULL;
 	struct evbuffer *buf = NULL;
 	int r;
@@ -1074,7 +1371,7 @@ static void report_get(struct review_job *j)
 {
 	struct server_answer *a = &j->heavy.answer;
 	char err[REASON_MAX];
-	sqlite3 *db = NULL;
+	struct review_db *db = NULL;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = NULL;
@@ -1217,29 +1514,30 @@ void review_api_handle(struct evhttp_request *req, struct worker *w)
 
 /* ---- the reminder (alert.c) ---- */
 
-int review_overdue(sqlite3 *db, bool weekly, int64_t now_ms, int64_t grace_ms,
+int review_overdue(struct review_db *db, bool weekly, int64_t now_ms, int64_t grace_ms,
 		   struct review_period *ret)
 {
 	struct review_period cur;
-	sqlite3_stmt *st = NULL;
+	struct review_q *st;
 	int r = -EIO;
 
 	/* the newest period whose grace has passed: the one before the period of now - grace */
 	review_period_of(now_ms - grace_ms, weekly, &cur);
 	review_period_of(cur.from_ms - 1, weekly, ret);
 	/* a store with nothing before the period's end was not in use then: nothing to review */
-	if (sqlite3_prepare_v2(db,
-			       "SELECT EXISTS (SELECT 1 FROM events WHERE ts < ?1),"
-			       " EXISTS (SELECT 1 FROM events e JOIN terminals t ON t.id = e.tid"
-			       " WHERE t.name = '" INGEST_SELF_TERMINAL
-			       "' AND e.kind = 'review.signed'"
-			       " AND json_extract(e.data, '$.period') = ?2)",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, ret->to_ms);
-		sqlite3_bind_text(st, 2, ret->name, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			r = sqlite3_column_int(st, 0) && !sqlite3_column_int(st, 1);
+#define OVERDUE(period)                                                                            \
+	"SELECT EXISTS (SELECT 1 FROM events WHERE ts < ?1),"                                      \
+	" EXISTS (SELECT 1 FROM events e JOIN terminals t ON t.id = e.tid"                         \
+	" WHERE t.name = '" INGEST_SELF_TERMINAL "' AND e.kind = 'review.signed'"                  \
+	" AND " period " = ?2)"
+	st = review_q_prep(db, OVERDUE("json_extract(e.data, '$.period')"),
+			   OVERDUE("e.data::json ->> 'period'"));
+	if (st) {
+		review_q_int(st, 1, ret->to_ms);
+		review_q_text(st, 2, ret->name);
+		if (review_q_step(st) == 1)
+			r = review_q_int_col(st, 0) && !review_q_int_col(st, 1);
 	}
-	sqlite3_finalize(st);
+	review_q_free(st);
 	return r;
 }

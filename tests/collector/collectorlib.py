@@ -5,6 +5,7 @@
 import http.client
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -144,6 +145,7 @@ class Collector:
         self.tmp, self.pki = tmp, pki
         self.db = os.path.join(tmp, "collector.db")
         self.store = store or STORE
+        state_conf = ""
         if self.store == "postgresql":
             self.pg = pg_server()
             self.dbname = "mg_" + "".join(ch if ch.isalnum() else "_"
@@ -153,6 +155,12 @@ class Collector:
             self.url = "postgresql:///%s?host=%s&user=%s" % (self.dbname, self.pg.sock,
                                                               self.pg.role)
             store_conf = "backend = postgresql\nurl = %s\n" % self.url
+            # the collector's own state files default to its state directory on PostgreSQL
+            # (/var/lib/mynaguard-collector, docs/postgresql.md): the test's directory instead
+            if not re.search(r"^state\s*=", extra, re.M):
+                state_conf += "\n[alerts]\nstate = %s\n" % os.path.join(tmp, "alerts.db")
+            if not re.search(r"^\[enroll\][^[]*^database\s*=", extra, re.M):
+                state_conf += "\n[enroll]\ndatabase = %s\n" % os.path.join(tmp, "enroll.db")
         elif self.store == "sqlite":
             store_conf = "database = %s\n" % self.db
         else:
@@ -174,7 +182,7 @@ key = {pki.server[1]}
 client_ca = {pki.p('terminal-ca.pem')}
 revoked_serials = {self.revoked}
 workers = {workers}
-{extra}
+{extra}{state_conf}
 [dashboard]
 listen = 127.0.0.1:0
 token_file = {tok}

@@ -8,6 +8,10 @@
 # slowing ingest; STARTTLS required of a relay that offers none sends nothing; the daily digest
 # sends one mail listing the open conditions instead of one each; a central TOTP code accepted
 # offline on several terminals is one alert per user and step, and a problem of each terminal.
+# With MYNAGUARD_TEST_STORE=postgresql (collector-pg-alerts, docs/postgresql.md) the same runs on
+# the PostgreSQL store, except what needs the fleet or the dashboard accounts, SQLite's only for
+# now: the TOTP double use (fleet events) is not run, and the alerts view is read with the
+# admin token instead of an auditor's, without the hide_personal part.
 import csv
 import io
 import json
@@ -20,10 +24,11 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from alertlib import SMTPSink, WebhookReceiver  # noqa: E402
-from collectorlib import PKI, Collector, TestDir, compliance, event  # noqa: E402
+from collectorlib import PKI, TOKEN, Collector, TestDir, compliance, event  # noqa: E402
 import fleetlib  # noqa: E402
 
 FAIL = ["usb.default_deny"]
+PG = os.environ.get("MYNAGUARD_TEST_STORE") == "postgresql"
 
 
 def wait(pred, timeout=30, what="condition"):
@@ -512,10 +517,13 @@ def dashboard_api():
         try:
             def cli(*args):
                 return account_cli(c, *args)
-            r = cli("--account-add", "kana", "--role", "auditor")
-            assert r.returncode == 0, r.stderr
-            tok = cli("--account-token", "kana", "--scope", "read").stdout.strip()
-            assert re.fullmatch(r"mgt_[0-9a-f]{64}", tok), tok
+            if PG:  # no dashboard accounts on PostgreSQL yet
+                tok = TOKEN
+            else:
+                r = cli("--account-add", "kana", "--role", "auditor")
+                assert r.returncode == 0, r.stderr
+                tok = cli("--account-token", "kana", "--scope", "read").stdout.strip()
+                assert re.fullmatch(r"mgt_[0-9a-f]{64}", tok), tok
             st, body, _ = c.get("/v1/alerts", token=tok)
             assert st == 200 and body["open"] == 0, body
 
@@ -567,7 +575,6 @@ def dashboard_api():
                 assert secret not in text, (secret, text)
             # an auditor with hide_personal: the locked-out clerk is "***" in the message, the
             # user and the key (a double use's key names the user)
-            hidden = hidden_token(c)
             st, out, _ = c.post(cert, {"v": 1, "terminal": "term-nc", "events": [
                 event("term-nc", 4, kind="auth.locked", data={"user": "clerk9", "service": "login"})]})
             assert st == 200, out
@@ -575,13 +582,14 @@ def dashboard_api():
                                  else None)(c.get("/v1/alerts", token=tok)[1]), what="the lockout")
             a = [a for a in body["alerts"] if a["kind"] == "locked"][0]
             assert a["user"] == "clerk9" and '"clerk9"' in a["message"]["ja"], a
-            st, body, _ = c.get("/v1/alerts", token=hidden)
-            assert st == 200, body
-            a = [a for a in body["alerts"] if a["kind"] == "locked"][0]
-            assert "clerk9" not in json.dumps(body), body
-            assert a["user"] == "***" and '利用者 "***" がロックアウト' in a["message"]["ja"], a
-            assert 'User "***" was locked out' in a["message"]["en"], a
-            assert a["terminal"] == "term-nc", a
+            if not PG:  # no dashboard accounts on PostgreSQL yet
+                st, body, _ = c.get("/v1/alerts", token=hidden_token(c))
+                assert st == 200, body
+                a = [a for a in body["alerts"] if a["kind"] == "locked"][0]
+                assert "clerk9" not in json.dumps(body), body
+                assert a["user"] == "***" and '利用者 "***" がロックアウト' in a["message"]["ja"], a
+                assert 'User "***" was locked out' in a["message"]["en"], a
+                assert a["terminal"] == "term-nc", a
             st, _, _ = c.get("/v1/alerts", token=None)
             assert st == 401, st
             st, _, _ = c.get("/v1/alerts", token="mgt_" + "0" * 64)
@@ -599,7 +607,8 @@ def dashboard_api():
 def main():
     dashboard_api()
     config_errors()
-    totp_double_use()
+    if not PG:  # fleet events: SQLite's only for now
+        totp_double_use()
     main_flow()
     starttls_required()
     stale_grace()

@@ -23,6 +23,7 @@
 #include "api.h"
 #include "auth.h"
 #include "conf.h"
+#include "config.h" /* generated: MYNAGUARD_COLLECTOR_DB */
 #include "ingest.h"
 #include "server.h"
 #include "store.h"
@@ -518,6 +519,20 @@ static void test_config_alerts(void **state)
 	assert_int_equal(c.alert_digest_minute, 8 * 60 + 30);
 	assert_true(c.alert_starttls);
 	assert_string_equal(c.alert_state, "/d/alerts.db");
+	config_free(&c);
+
+	/* PostgreSQL: the state files go to the directory of the default SQLite store */
+	snprintf(text, sizeof(text), "%s%s", base_conf,
+		 "[store]\nbackend = postgresql\nurl = postgresql:///mg?host=/run/postgresql\n");
+	assert_int_equal(config_load_string("x.conf", text, &c, err), 0);
+	{
+		const char *slash = strrchr(MYNAGUARD_COLLECTOR_DB, '/');
+		int n = (int)(slash - MYNAGUARD_COLLECTOR_DB + 1);
+		assert_int_equal(strncmp(c.alert_state, MYNAGUARD_COLLECTOR_DB, (size_t)n), 0);
+		assert_string_equal(c.alert_state + n, "alerts.db");
+		assert_int_equal(strncmp(c.enroll_database, MYNAGUARD_COLLECTOR_DB, (size_t)n), 0);
+		assert_string_equal(c.enroll_database + n, "enroll.db");
+	}
 	config_free(&c);
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
