@@ -13,6 +13,8 @@
 #        SKIP_INGEST=1 / SKIP_API=1 to run one half, SKIP_PACED=1 without the paced run,
 #        SKIP_PG=1 without PostgreSQL, PG_BINDIR (default: the newest /usr/lib/postgresql/N/bin),
 #        PERF=1 records `perf record -g` of the PostgreSQL run's collector (ingest/perf.data)
+#        and server processes (ingest/perf-postgres.data)
+#        SKIP_SQLITE=1 without the SQLite collector's closed-loop run
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -154,6 +156,9 @@ port=$(echo "$ready" | sed 's/.*ingest=127.0.0.1:\([0-9]*\).*/\1/')
 if [ -n "${PERF:-}" ] && [ "$5" = postgresql ] && [ "$4" -eq 0 ]; then
 	perf record -g -o ingest/perf.data -p $cpid 2> ingest/perf.err &
 	perfpid=$!
+	perf record -g -o ingest/perf-postgres.data \
+		-p "$(echo $pgpm $(ps -o pid= --ppid "$pgpm") | tr ' ' ,)" 2> ingest/perf-postgres.err &
+	perfpid="$perfpid $!"
 else
 	perfpid=""
 fi
@@ -170,7 +175,7 @@ t1=$(date +%s.%N)
 cpu1=$(awk '{print $14 + $15}' /proc/$cpid/stat)
 pcpu1=0
 [ "$5" != postgresql ] || pcpu1=$(pg_cpu)
-[ -z "$perfpid" ] || { kill -INT $perfpid; wait $perfpid || true; }
+for p in $perfpid; do kill -INT "$p"; wait "$p" || true; done
 kill $cpid 2>/dev/null || true
 wait $cpid || true
 total=$((TERMINALS * $2))
@@ -188,7 +193,7 @@ echo "collector $5 $1: stored=$stored (expected $total) duplicates=$dups" \
 	"postgres_cpu_us_per_event=$(ticks_to_us_per_event $((pcpu1 - pcpu0)) $total)" \
 	"total_cpu_us_per_event=$(ticks_to_us_per_event $((cpu1 - cpu0 + pcpu1 - pcpu0)) $total)"
 }
-run_collector "as fast as acknowledged" "$EVENTS" "$BATCH" 0 sqlite
+[ -n "${SKIP_SQLITE:-}" ] || run_collector "as fast as acknowledged" "$EVENTS" "$BATCH" 0 sqlite
 [ -n "${SKIP_PG:-}" ] || run_collector "as fast as acknowledged" "$EVENTS" "$BATCH" 0 postgresql
 if [ -z "${SKIP_PACED:-}" ]; then
 	run_collector "paced, one batch of 10 per terminal per second" 400 10 1000 sqlite
