@@ -14,7 +14,7 @@
 #        SKIP_PG=1 without PostgreSQL, PG_BINDIR (default: the newest /usr/lib/postgresql/N/bin),
 #        PERF=1 records `perf record -g` of the PostgreSQL run's collector (ingest/perf.data)
 #        and server processes (ingest/perf-postgres.data)
-#        SKIP_SQLITE=1 without the SQLite collector's closed-loop run
+#        SKIP_SQLITE=1 / SKIP_RSYSLOG=1 without the SQLite collector's closed-loop run / rsyslog
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -241,8 +241,8 @@ kill $rpid 2>/dev/null || true
 wait $rpid || true
 echo "rsyslog $1: lines=$lines (expected $total) $(awk -v a="$t0" -v b="$t1" -v n="$lines" 'BEGIN { printf "seconds=%.2f lines_per_s=%.0f", b - a, n / (b - a) }') cpu_s=$((cpu / $(getconf CLK_TCK))) cpu_us_per_event=$(ticks_to_us_per_event "$cpu" "$lines")"
 }
-[ -n "${SKIP_PACED:-}" ] || run_rsyslog "buffered" ""
-run_rsyslog "sync" 'sync="on"'
+[ -n "${SKIP_PACED:-}" ] || [ -n "${SKIP_RSYSLOG:-}" ] || run_rsyslog "buffered" ""
+[ -n "${SKIP_RSYSLOG:-}" ] || run_rsyslog "sync" 'sync="on"'
 fi
 [ -z "${SKIP_API:-}" ] || exit 0
 
