@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WARMUP_S 10.0
+#define WARMUP_S       10.0
 #define MAX_CONNECTING 200
 
 static double now_s(void)
@@ -225,9 +225,8 @@ static int run_http(int argc, char **argv)
 				if (t->requests++ == 0) {
 					lat_first[n_first++] = now_s() - t->t0;
 					connecting--;
-				}
-				else if (n_lat < cap_lat &&
-					 (interval == 0 || t->t0 - t_start >= WARMUP_S))
+				} else if (n_lat < cap_lat &&
+					   (interval == 0 || t->t0 - t_start >= WARMUP_S))
 					lat[n_lat++] = now_s() - t->t0;
 				acked += t->last_seq - t->next_seq + 1;
 				t->next_seq = t->last_seq + 1;
