@@ -25,7 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WARMUP_S 10.0
+#define WARMUP_S       10.0
+#define MAX_CONNECTING 200
 
 static double now_s(void)
 {
@@ -174,11 +175,19 @@ static int run_http(int argc, char **argv)
 			/* spread the terminals evenly over one interval */
 			t->next_at = t_start + interval * i / n;
 			t->t0 = t->next_at;
-		} else
-			curl_multi_add_handle(multi, t->h);
+		}
 	}
-	unsigned waiting = interval > 0 ? n : 0;
+	/* closed loop: terminals connect MAX_CONNECTING at a time (10,000 handshakes at once
+	 * outlast the server's handshake timeout); each sends its next batch at once */
+	unsigned waiting = interval > 0 ? n : 0, next_term = 0, connecting = 0;
 	do {
+		while (interval <= 0 && next_term < n && connecting < MAX_CONNECTING) {
+			struct term *t = &terms[next_term++];
+			t->t0 = now_s();
+			curl_multi_add_handle(multi, t->h);
+			connecting++;
+			running = 1;
+		}
 		if (waiting) {
 			double now = now_s();
 			for (unsigned i = 0; i < n; i++) {
@@ -213,10 +222,11 @@ static int run_http(int argc, char **argv)
 				/* the first request of a terminal carries its TLS handshake; in paced
 				 * mode the first WARMUP_S seconds (all terminals connecting) are not
 				 * counted as steady state */
-				if (t->requests++ == 0)
+				if (t->requests++ == 0) {
 					lat_first[n_first++] = now_s() - t->t0;
-				else if (n_lat < cap_lat &&
-					 (interval == 0 || t->t0 - t_start >= WARMUP_S))
+					connecting--;
+				} else if (n_lat < cap_lat &&
+					   (interval == 0 || t->t0 - t_start >= WARMUP_S))
 					lat[n_lat++] = now_s() - t->t0;
 				acked += t->last_seq - t->next_seq + 1;
 				t->next_seq = t->last_seq + 1;
@@ -248,7 +258,7 @@ static int run_http(int argc, char **argv)
 		}
 		if (running || waiting)
 			curl_multi_poll(multi, NULL, 0, waiting ? 5 : 100, NULL);
-	} while (running || waiting);
+	} while (running || waiting || (interval <= 0 && next_term < n));
 	t_end = now_s();
 
 	qsort(lat, n_lat, sizeof(*lat), cmp_double);

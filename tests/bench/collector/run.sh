@@ -2,13 +2,19 @@
 # SPDX-License-Identifier: MIT
 # Collector benchmark (not part of `meson test`; results go into docs/benchmarks.md):
 #  1. ingest: N terminals (each its own client certificate), keep-alive, batched, against
-#     mynaguard-collector (durable: synchronous=FULL, deduplicated), then the same events over
+#     mynaguard-collector (durable: synchronous=FULL, deduplicated) with its SQLite store and
+#     with a PostgreSQL store (a server of the benchmark's own: initdb + pg_ctl in WORKDIR,
+#     fsync = on, synchronous_commit = on, unix socket only), then the same events over
 #     TLS (imtcp + ossl, client certificates required) into a file with rsyslogd — both started
 #     here as unprivileged processes on 127.0.0.1 with their own configs;
 #  2. dashboard API times on a generated database of 10,000 terminals and 10 million events.
 # Usage: tests/bench/collector/run.sh [BUILDDIR] [WORKDIR]     (as root or as any user)
 #   env: TERMINALS=1000 EVENTS=1000 BATCH=100 API_TERMINALS=10000 API_EVENTS_PER=1000
-#        SKIP_INGEST=1 / SKIP_API=1 to run one half
+#        SKIP_INGEST=1 / SKIP_API=1 to run one half, SKIP_PACED=1 without the paced run,
+#        SKIP_PG=1 without PostgreSQL, PG_BINDIR (default: the newest /usr/lib/postgresql/N/bin),
+#        PERF=1 records `perf record -g` of the PostgreSQL run's collector (ingest/perf.data)
+#        and server processes (ingest/perf-postgres.data)
+#        SKIP_SQLITE=1 / SKIP_RSYSLOG=1 without the SQLite collector's closed-loop run / rsyslog
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -26,7 +32,7 @@ chmod 0755 "$work"
 cd "$work"
 # servers started here are stopped whatever happens to the script
 started=""
-trap 'rc=$?; for p in $started; do kill "$p" 2>/dev/null || true; done; exit $rc' EXIT
+trap 'rc=$?; for p in $started; do kill "$p" 2>/dev/null || true; done; pg_stop 2>/dev/null || true; exit $rc' EXIT
 trap 'exit 130' INT TERM
 
 # Run the servers unprivileged when we are root.
@@ -41,8 +47,8 @@ cc -O2 -o loadgen "$here/loadgen.c" -lcurl -lssl -lcrypto -lpthread
 
 echo "== certificates (cached in $work/pki)"
 mkdir -p pki
-if [ ! -f pki/done-$TERMINALS ]; then
-	(cd pki
+(cd pki
+if [ ! -f terminal-ca.pem ]; then
 	for ca in server-ca terminal-ca; do
 		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $ca.key \
 			-out $ca.pem -days 30 -subj "/CN=$ca" 2>/dev/null
@@ -52,15 +58,17 @@ if [ ! -f pki/done-$TERMINALS ]; then
 	printf 'subjectAltName=IP:127.0.0.1\n' > server.ext
 	openssl x509 -req -in server.csr -CA server-ca.pem -CAkey server-ca.key -set_serial 1 \
 		-out server.pem -days 30 -extfile server.ext 2>/dev/null
-	seq 0 $((TERMINALS - 1)) | xargs -P 2 -I{} sh -c '
-		n=$(printf "%04d" {})
-		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout term-$n.key \
-			-out term-$n.csr -subj /CN=term-$n 2>/dev/null
-		openssl x509 -req -in term-$n.csr -CA terminal-ca.pem -CAkey terminal-ca.key \
-			-set_serial $((4096 + {})) -out term-$n.pem -days 30 2>/dev/null
-		rm -f term-$n.csr'
-	touch done-$TERMINALS)
 fi
+# one certificate per terminal, made once: a bigger run only adds the missing ones
+seq 0 $((TERMINALS - 1)) | xargs -P 2 -I{} sh -c '
+	n=$(printf "%04d" {})
+	[ -f term-$n.pem ] && exit 0
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout term-$n.key \
+		-out term-$n.csr -subj /CN=term-$n 2>/dev/null
+	openssl x509 -req -in term-$n.csr -CA terminal-ca.pem -CAkey terminal-ca.key \
+		-set_serial $((4096 + {})) -out term-$n.pem.tmp -days 30 2>/dev/null
+	mv term-$n.pem.tmp term-$n.pem
+	rm -f term-$n.csr')
 chmod 0644 pki/*.key
 cat pki/server-ca.pem pki/terminal-ca.pem > pki/both-ca.pem
 
@@ -79,9 +87,53 @@ wait_ready() { # $1 = stdout file; prints the READY line
 }
 
 if [ -z "${SKIP_INGEST:-}" ]; then
-run_collector() { # $1 = label, $2 = events per terminal, $3 = batch, $4 = interval ms (0 = closed loop)
-echo "== ingest: mynaguard-collector, $1: $TERMINALS terminals x $2 events, batches of $3"
+# PostgreSQL: a server of the benchmark's own, unprivileged, on a unix socket in $work/pg
+pg_bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n | tail -1)}
+if [ -n "$asuser" ]; then
+	pguser=$(getent passwd postgres >/dev/null && echo postgres || echo nobody)
+	pgas="setpriv --reuid=$(id -u $pguser) --regid=$(id -g $pguser) --init-groups --reset-env --"
+else
+	pguser=$(id -un)
+	pgas=""
+fi
+pg_start() {
+	pg_stop
+	rm -rf pg && mkdir pg
+	[ -z "$pgas" ] || { chown "$pguser" pg; chmod 0755 pg; }
+	$pgas "$pg_bindir/initdb" -D "$work/pg/data" -A trust -U "$pguser" -E UTF8 --locale=C \
+		--no-instructions > pg/initdb.log
+	$pgas "$pg_bindir/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w -t 60 \
+		-o "-c listen_addresses='' -c unix_socket_directories=$work/pg -c fsync=on -c synchronous_commit=on -c shared_buffers=256MB -c max_wal_size=4GB" \
+		start > /dev/null
+	$pgas "$pg_bindir/createdb" -h "$work/pg" -U "$pguser" mynaguard
+	pgpm=$(head -1 pg/data/postmaster.pid)
+}
+pg_stop() {
+	[ -f pg/data/postmaster.pid ] || return 0
+	$pgas "$pg_bindir/pg_ctl" -D "$work/pg/data" -m fast -w stop > /dev/null || true
+}
+pg_psql() {
+	$pgas "$pg_bindir/psql" -h "$work/pg" -U "$pguser" -d mynaguard -X -q -A -t -c "$1"
+}
+pg_cpu() { # CPU ticks of the postmaster and all its children (backends, WAL writer, ...)
+	for p in $pgpm $(ps -o pid= --ppid "$pgpm"); do
+		awk '{print $14 + $15}' /proc/$p/stat 2>/dev/null || true
+	done | awk '{s += $1} END {print s + 0}'
+}
+ticks_to_us_per_event() { # $1 ticks, $2 events
+	awk -v t="$1" -v h="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%.1f", n ? t / h * 1e6 / n : 0 }'
+}
+
+run_collector() { # $1 = label, $2 = events per terminal, $3 = batch, $4 = interval ms (0 = closed loop), $5 = sqlite|postgresql
+echo "== ingest: mynaguard-collector ($5), $1: $TERMINALS terminals x $2 events, batches of $3"
 rm -rf ingest && mkdir ingest && chmod 0777 ingest
+if [ "$5" = postgresql ]; then
+	pg_start
+	store="backend = postgresql
+url = postgresql:///mynaguard?host=$work/pg&user=$pguser"
+else
+	store="database = $work/ingest/collector.db"
+fi
 cat > ingest/collector.conf <<EOC
 [ingest]
 listen = 127.0.0.1:0
@@ -94,28 +146,58 @@ max_connections = $((TERMINALS + 100))
 listen = 127.0.0.1:0
 token_file = $work/token
 [store]
-database = $work/ingest/collector.db
+$store
 EOC
 $asuser "$collector" --config ingest/collector.conf > ingest/out 2> ingest/err &
 cpid=$!
 started="$started $cpid"
 ready=$(wait_ready ingest/out)
 port=$(echo "$ready" | sed 's/.*ingest=127.0.0.1:\([0-9]*\).*/\1/')
+if [ -n "${PERF:-}" ] && [ "$5" = postgresql ] && [ "$4" -eq 0 ]; then
+	perf record -g -o ingest/perf.data -p $cpid 2> ingest/perf.err &
+	perfpid=$!
+	perf record -g -o ingest/perf-postgres.data \
+		-p "$(echo $pgpm $(ps -o pid= --ppid "$pgpm") | tr ' ' ,)" 2> ingest/perf-postgres.err &
+	perfpid="$perfpid $!"
+else
+	perfpid=""
+fi
 cpu0=$(awk '{print $14 + $15}' /proc/$cpid/stat)
+pcpu0=0
+[ "$5" != postgresql ] || pcpu0=$(pg_cpu)
+t0=$(date +%s.%N)
 if [ "$4" -gt 0 ]; then
 	./loadgen http "https://127.0.0.1:$port/v1/events" pki/server-ca.pem pki "$TERMINALS" "$2" "$3" "$4"
 else
 	./loadgen http "https://127.0.0.1:$port/v1/events" pki/server-ca.pem pki "$TERMINALS" "$2" "$3"
 fi
+t1=$(date +%s.%N)
 cpu1=$(awk '{print $14 + $15}' /proc/$cpid/stat)
+pcpu1=0
+[ "$5" != postgresql ] || pcpu1=$(pg_cpu)
+for p in $perfpid; do kill -INT "$p"; wait "$p" || true; done
 kill $cpid 2>/dev/null || true
 wait $cpid || true
-stored=$(sqlite3 ingest/collector.db 'SELECT count(*) FROM events')
-dups=$(sqlite3 ingest/collector.db 'SELECT count(*) FROM (SELECT 1 FROM events GROUP BY tid, seq HAVING count(*) > 1)')
-echo "collector $1: stored=$stored (expected $((TERMINALS * $2))) duplicates=$dups cpu_s=$(( (cpu1 - cpu0) / $(getconf CLK_TCK) ))"
+total=$((TERMINALS * $2))
+if [ "$5" = postgresql ]; then
+	stored=$(pg_psql 'SELECT count(*) FROM events')
+	dups=$(pg_psql 'SELECT count(*) FROM (SELECT 1 FROM events GROUP BY tid, seq HAVING count(*) > 1) d')
+	pg_stop
+else
+	stored=$(sqlite3 ingest/collector.db 'SELECT count(*) FROM events')
+	dups=$(sqlite3 ingest/collector.db 'SELECT count(*) FROM (SELECT 1 FROM events GROUP BY tid, seq HAVING count(*) > 1)')
+fi
+echo "collector $5 $1: stored=$stored (expected $total) duplicates=$dups" \
+	"$(awk -v a="$t0" -v b="$t1" -v n="$total" 'BEGIN { printf "seconds=%.2f events_per_s=%.0f", b - a, n / (b - a) }')" \
+	"collector_cpu_us_per_event=$(ticks_to_us_per_event $((cpu1 - cpu0)) $total)" \
+	"postgres_cpu_us_per_event=$(ticks_to_us_per_event $((pcpu1 - pcpu0)) $total)" \
+	"total_cpu_us_per_event=$(ticks_to_us_per_event $((cpu1 - cpu0 + pcpu1 - pcpu0)) $total)"
 }
-run_collector "as fast as acknowledged" "$EVENTS" "$BATCH" 0
-run_collector "paced, one batch of 10 per terminal per second" 400 10 1000
+[ -n "${SKIP_SQLITE:-}" ] || run_collector "as fast as acknowledged" "$EVENTS" "$BATCH" 0 sqlite
+[ -n "${SKIP_PG:-}" ] || run_collector "as fast as acknowledged" "$EVENTS" "$BATCH" 0 postgresql
+if [ -z "${SKIP_PACED:-}" ]; then
+	run_collector "paced, one batch of 10 per terminal per second" 400 10 1000 sqlite
+fi
 
 run_rsyslog() { # $1 = label, $2 = extra omfile parameters
 echo "== ingest: rsyslogd $1 (imtcp + ossl, x509/certvalid) into a file, same events"
@@ -157,10 +239,10 @@ t1=$(date +%s.%N)
 cpu=$(awk '{print $14 + $15}' /proc/$rpid/stat 2>/dev/null || echo 0)
 kill $rpid 2>/dev/null || true
 wait $rpid || true
-echo "rsyslog $1: lines=$lines (expected $total) $(awk -v a="$t0" -v b="$t1" -v n="$lines" 'BEGIN { printf "seconds=%.2f lines_per_s=%.0f", b - a, n / (b - a) }') cpu_s=$((cpu / $(getconf CLK_TCK)))"
+echo "rsyslog $1: lines=$lines (expected $total) $(awk -v a="$t0" -v b="$t1" -v n="$lines" 'BEGIN { printf "seconds=%.2f lines_per_s=%.0f", b - a, n / (b - a) }') cpu_s=$((cpu / $(getconf CLK_TCK))) cpu_us_per_event=$(ticks_to_us_per_event "$cpu" "$lines")"
 }
-run_rsyslog "buffered" ""
-run_rsyslog "sync" 'sync="on"'
+[ -n "${SKIP_PACED:-}" ] || [ -n "${SKIP_RSYSLOG:-}" ] || run_rsyslog "buffered" ""
+[ -n "${SKIP_RSYSLOG:-}" ] || run_rsyslog "sync" 'sync="on"'
 fi
 [ -z "${SKIP_API:-}" ] || exit 0
 
