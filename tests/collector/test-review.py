@@ -507,6 +507,34 @@ key = {ev_key}
                         assert {x["data"]["user"] for x in fails} >= {"taro", "jiro"}, fails
                         assert sign["comment"].encode() in raw
 
+            # ---- compliance drift at the period's edges: the review reads the snapshots of
+            # the terminals with a failing day of the period in the daily history only ----
+            start2 = (start - datetime.timedelta(days=1)).replace(day=1)
+            last2 = start - datetime.timedelta(days=1)
+            D = lambda n: start2 + datetime.timedelta(days=n)  # noqa: E731
+            # failing on the first day, just after midnight, after a compliant snapshot before
+            upload(c, pki.terminal("term-c"), "term-c", [
+                compliance("term-c", 1, ts_ms=at(D(-3), 9)),
+                compliance("term-c", 2, failing=("mfa.pam_stack",), ts_ms=at(start2, 0, 10)),
+                compliance("term-c", 3, ts_ms=at(D(9), 9))])
+            # failing on the last day, just before midnight, and only then
+            upload(c, pki.terminal("term-d"), "term-d", [
+                compliance("term-d", 1, ts_ms=at(D(4), 9)),
+                compliance("term-d", 2, failing=("time.synchronized",),
+                           ts_ms=at(last2, 23, 50))])
+            # failing only before and after the period: no drift in it
+            upload(c, pki.terminal("term-e"), "term-e", [
+                compliance("term-e", 1, ts_ms=at(D(-3), 9)),
+                compliance("term-e", 2, failing=("mfa.pam_stack",), ts_ms=at(D(-2), 9)),
+                compliance("term-e", 3, ts_ms=at(D(4), 9)),
+                compliance("term-e", 4, failing=("mfa.pam_stack",), ts_ms=at(start, 0, 5))])
+            st, rv_edge, _ = c.get("/v1/review?period=" + start2.strftime("%Y-%m"))
+            assert st == 200, (st, rv_edge)
+            drifts = [(i["terminal"], i["seq"], i["failing"]) for i in rv_edge["items"]
+                      if i["category"] == "compliance_drift"]
+            assert drifts == [("term-c", 2, ["mfa.pam_stack"]),
+                              ("term-d", 2, ["time.synchronized"])], rv_edge["items"]
+
             # ---- bad [review] settings stop the collector with the key named ----
             with open(c.conf) as f:
                 conf = f.read()
