@@ -433,6 +433,11 @@ key = {ev_key}
             assert "自己点検報告書" in page and "2-6-3-a" in page
             assert sign["comment"] in page, page
             assert "term-a（" in page  # failing days named
+            # the failures of the month (the daily history's counts): 8 failed logins, 1
+            # lockout, 2 USB blocks of term-a, none of term-b
+            assert ('<tr><td>term-a</td><td class="num">8</td><td class="num">1</td>'
+                    '<td class="num">2</td></tr>') in page, page
+            assert "<tr><td>term-b</td>" not in page, page
             assert "@media" not in page and "<script" not in page
             expect_400(c, "/r/selfcheck?month=2026-13", "month")
             expect_400(c, "/r/selfcheck", "month")
