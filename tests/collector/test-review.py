@@ -12,6 +12,9 @@
 #   status per day, the failures, the policy hashes and the chain heads; a changed byte, a cut
 #   file and another key fail, each with a reason;
 # - GET /r/selfcheck prints the month's report per clause, for all terminals or one group;
+# - the parts read from the daily history keep their edges: compliance drift on the period's
+#   first and last day (and none from failures only outside it), the failure table's counts of
+#   the month's days in Japan;
 # - bad periods, dates, clauses and months get clear 400s;
 # - the review, the bundle and the report run beside the dashboard thread (issue 12, "every
 #   dashboard request answers in under 100 ms"): on a seeded store of 400 terminals x 1,000
@@ -539,6 +542,15 @@ key = {ev_key}
                       if i["category"] == "compliance_drift"]
             assert drifts == [("term-c", 2, ["mfa.pam_stack"]),
                               ("term-d", 2, ["time.synchronized"])], rv_edge["items"]
+            # the report's failure table counts the month's days in Japan, edges included
+            upload(c, pki.terminal("term-c"), "term-c", [
+                auth("term-c", 4, "auth.failure", "taro", at(D(-1), 23, 50)),
+                auth("term-c", 5, "auth.failure", "taro", at(start2, 0, 20)),
+                auth("term-c", 6, "auth.failure", "taro", at(last2, 23, 55)),
+                auth("term-c", 7, "auth.failure", "taro", at(start, 0, 5))])
+            st, html, _ = c.get("/r/selfcheck?month=" + start2.strftime("%Y-%m"), raw=True)
+            assert st == 200 and ('<tr><td>term-c</td><td class="num">2</td><td class="num">0'
+                                  '</td><td class="num">0</td></tr>') in html.decode(), html
 
             # ---- bad [review] settings stop the collector with the key named ----
             with open(c.conf) as f:
