@@ -895,8 +895,11 @@ static int drift_snapshot(const char *terminal, int64_t ts, uint64_t seq, const 
 	json_array_foreach(json_object_get(data, "checks"), i, ck)
 	{
 		const char *st = json_string_value(json_object_get(ck, "status"));
-		if (st && (strcmp(st, "fail") == 0 || strcmp(st, "error") == 0))
-			json_array_append(failing, json_object_get(ck, "id"));
+		json_t *id = json_object_get(ck, "id");
+		/* a check with an id, as the daily history counts it (snapshots_of()) */
+		if (st && json_is_string(id) &&
+		    (strcmp(st, "fail") == 0 || strcmp(st, "error") == 0))
+			json_array_append(failing, id);
 	}
 	now = json_array_size(failing) > 0;
 	if (strcmp(d->terminal, terminal) != 0) {
