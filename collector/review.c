@@ -26,6 +26,7 @@
 #include "parse.h"
 #include "server.h"
 #include "store-pg.h"
+#include "store.h"
 #include "utf8.h"
 
 #define REASON_MAX 256
@@ -514,10 +515,13 @@ static const char *col(struct review_q *q, int i)
 	return review_q_col(q, i);
 }
 
-int review_snapshots(struct review_db *db, int64_t from_ms, int64_t to_ms, review_snapshot_fn fn,
-		     void *userdata)
+/* failing_only: only the terminals with a failing check on a day of [from_ms, to_ms) in the daily
+ * history (check_days, kept by the writer with every snapshot, late ones included): a snapshot
+ * that fails a check has its day's row with status 2, so the others have none to offer. */
+static int snapshots_of(struct review_db *db, int64_t from_ms, int64_t to_ms, bool failing_only,
+			review_snapshot_fn fn, void *userdata)
 {
-	struct review_q *terms, *prev, *snaps;
+	struct review_q *terms, *prev, *snaps, *fails = NULL;
 	int rc = 0, r = 0;
 
 	/* "+kind": the terminal's own events (events_tid_ts), not every terminal's compliance
@@ -536,12 +540,33 @@ int review_snapshots(struct review_db *db, int64_t from_ms, int64_t to_ms, revie
 			      "SELECT ts, seq, data, encode(chain, 'hex') FROM events"
 			      " WHERE tid = ?1 AND ts >= ?2 AND ts < ?3 AND kind = 'compliance'"
 			      " ORDER BY ts, seq");
+	if (failing_only && review_db_has_table(db, "check_days")) {
+		fails = review_q_prep(db,
+				      "SELECT 1 FROM check_days WHERE tid = ?1 AND day >= ?2"
+				      " AND day <= ?3 AND status = 2 LIMIT 1",
+				      NULL);
+		if (!fails)
+			r = -EIO;
+	}
 	if (!terms || !prev || !snaps)
 		r = -EIO;
 	while (r >= 0 && (rc = review_q_step(terms)) == 1) {
 		int64_t tid = review_q_int_col(terms, 0), lo = from_ms;
 		const char *name = col(terms, 1);
 
+		if (fails) {
+			review_q_reset(fails);
+			review_q_int(fails, 1, tid);
+			review_q_int(fails, 2, store_day(from_ms));
+			review_q_int(fails, 3, store_day(to_ms - 1));
+			rc = review_q_step(fails);
+			if (rc < 0)
+				break;
+			if (rc == 0) {
+				rc = 1;
+				continue;
+			}
+		}
 		review_q_reset(prev);
 		review_q_int(prev, 1, tid);
 		review_q_int(prev, 2, from_ms);
@@ -569,7 +594,14 @@ int review_snapshots(struct review_db *db, int64_t from_ms, int64_t to_ms, revie
 	review_q_free(terms);
 	review_q_free(prev);
 	review_q_free(snaps);
+	review_q_free(fails);
 	return r;
+}
+
+int review_snapshots(struct review_db *db, int64_t from_ms, int64_t to_ms, review_snapshot_fn fn,
+		     void *userdata)
+{
+	return snapshots_of(db, from_ms, to_ms, false, fn, userdata);
 }
 
 /* ---- the items ---- */
@@ -863,8 +895,11 @@ static int drift_snapshot(const char *terminal, int64_t ts, uint64_t seq, const 
 	json_array_foreach(json_object_get(data, "checks"), i, ck)
 	{
 		const char *st = json_string_value(json_object_get(ck, "status"));
-		if (st && (strcmp(st, "fail") == 0 || strcmp(st, "error") == 0))
-			json_array_append(failing, json_object_get(ck, "id"));
+		json_t *id = json_object_get(ck, "id");
+		/* a check with an id, as the daily history counts it (snapshots_of()) */
+		if (st && json_is_string(id) &&
+		    (strcmp(st, "fail") == 0 || strcmp(st, "error") == 0))
+			json_array_append(failing, id);
 	}
 	now = json_array_size(failing) > 0;
 	if (strcmp(d->terminal, terminal) != 0) {
@@ -882,7 +917,7 @@ static int drift_snapshot(const char *terminal, int64_t ts, uint64_t seq, const 
 static int drift(struct review_db *db, const struct review_period *p, struct category *c)
 {
 	struct drift_state d = {.p = p, .c = c, .prev = -1};
-	return review_snapshots(db, p->from_ms, p->to_ms, drift_snapshot, &d);
+	return snapshots_of(db, p->from_ms, p->to_ms, true, drift_snapshot, &d);
 }
 
 static void sha256_json(json_t *v, char out[65])

@@ -12,6 +12,9 @@
 #   status per day, the failures, the policy hashes and the chain heads; a changed byte, a cut
 #   file and another key fail, each with a reason;
 # - GET /r/selfcheck prints the month's report per clause, for all terminals or one group;
+# - the parts read from the daily history keep their edges: compliance drift on the period's
+#   first and last day (and none from failures only outside it), the failure table's counts of
+#   the month's days in Japan;
 # - bad periods, dates, clauses and months get clear 400s;
 # - the review, the bundle and the report run beside the dashboard thread (issue 12, "every
 #   dashboard request answers in under 100 ms"): on a seeded store of 400 terminals x 1,000
@@ -433,6 +436,11 @@ key = {ev_key}
             assert "自己点検報告書" in page and "2-6-3-a" in page
             assert sign["comment"] in page, page
             assert "term-a（" in page  # failing days named
+            # the failures of the month (the daily history's counts): 8 failed logins, 1
+            # lockout, 2 USB blocks of term-a, none of term-b
+            assert ('<tr><td>term-a</td><td class="num">8</td><td class="num">1</td>'
+                    '<td class="num">2</td></tr>') in page, page
+            assert "<tr><td>term-b</td>" not in page, page
             assert "@media" not in page and "<script" not in page
             expect_400(c, "/r/selfcheck?month=2026-13", "month")
             expect_400(c, "/r/selfcheck", "month")
@@ -506,6 +514,43 @@ key = {ev_key}
                         assert "redacted" not in lines[0], lines[0]
                         assert {x["data"]["user"] for x in fails} >= {"taro", "jiro"}, fails
                         assert sign["comment"].encode() in raw
+
+            # ---- compliance drift at the period's edges: the review reads the snapshots of
+            # the terminals with a failing day of the period in the daily history only ----
+            start2 = (start - datetime.timedelta(days=1)).replace(day=1)
+            last2 = start - datetime.timedelta(days=1)
+            D = lambda n: start2 + datetime.timedelta(days=n)  # noqa: E731
+            # failing on the first day, just after midnight, after a compliant snapshot before
+            upload(c, pki.terminal("term-c"), "term-c", [
+                compliance("term-c", 1, ts_ms=at(D(-3), 9)),
+                compliance("term-c", 2, failing=("mfa.pam_stack",), ts_ms=at(start2, 0, 10)),
+                compliance("term-c", 3, ts_ms=at(D(9), 9))])
+            # failing on the last day, just before midnight, and only then
+            upload(c, pki.terminal("term-d"), "term-d", [
+                compliance("term-d", 1, ts_ms=at(D(4), 9)),
+                compliance("term-d", 2, failing=("time.synchronized",),
+                           ts_ms=at(last2, 23, 50))])
+            # failing only before and after the period: no drift in it
+            upload(c, pki.terminal("term-e"), "term-e", [
+                compliance("term-e", 1, ts_ms=at(D(-3), 9)),
+                compliance("term-e", 2, failing=("mfa.pam_stack",), ts_ms=at(D(-2), 9)),
+                compliance("term-e", 3, ts_ms=at(D(4), 9)),
+                compliance("term-e", 4, failing=("mfa.pam_stack",), ts_ms=at(start, 0, 5))])
+            st, rv_edge, _ = c.get("/v1/review?period=" + start2.strftime("%Y-%m"))
+            assert st == 200, (st, rv_edge)
+            drifts = [(i["terminal"], i["seq"], i["failing"]) for i in rv_edge["items"]
+                      if i["category"] == "compliance_drift"]
+            assert drifts == [("term-c", 2, ["mfa.pam_stack"]),
+                              ("term-d", 2, ["time.synchronized"])], rv_edge["items"]
+            # the report's failure table counts the month's days in Japan, edges included
+            upload(c, pki.terminal("term-c"), "term-c", [
+                auth("term-c", 4, "auth.failure", "taro", at(D(-1), 23, 50)),
+                auth("term-c", 5, "auth.failure", "taro", at(start2, 0, 20)),
+                auth("term-c", 6, "auth.failure", "taro", at(last2, 23, 55)),
+                auth("term-c", 7, "auth.failure", "taro", at(start, 0, 5))])
+            st, html, _ = c.get("/r/selfcheck?month=" + start2.strftime("%Y-%m"), raw=True)
+            assert st == 200 and ('<tr><td>term-c</td><td class="num">2</td><td class="num">0'
+                                  '</td><td class="num">0</td></tr>') in html.decode(), html
 
             # ---- bad [review] settings stop the collector with the key named ----
             with open(c.conf) as f:
