@@ -913,7 +913,7 @@ int enroll_start(void)
 void enroll_stop(void)
 {
 	if (E.running) {
-		event_base_loopbreak(E.base);
+		event_base_loopexit(E.base, NULL); /* a break before the loop begins is lost */
 		pthread_join(E.thread, NULL);
 		E.running = false;
 	}

@@ -1141,7 +1141,8 @@ static void worker_stop(struct worker *w)
 {
 	if (!w->running)
 		return;
-	event_base_loopbreak(w->base);
+	event_base_loopexit(w->base,
+			    NULL); /* also when the loop has not begun: it clears a break */
 	pthread_join(w->thread, NULL);
 	w->running = false;
 }
