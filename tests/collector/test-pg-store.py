@@ -134,6 +134,17 @@ def main():
         st, body, _ = c.get("/v1/terminals/term-001")
         assert st == 200 and body["last_seq"] == 7, (st, body)
 
+        # bytes COPY escapes (backslash, tab, newline, CR, quotes, \\N, non-ASCII) come back
+        # exactly as sent, and the chain over them verifies (below)
+        awkward = {"path": "C:\\Users\\\u7530\u4e2d\\x.txt", "tab": "a\tb", "nl": "a\nb\r\n",
+                   "quote": "\"q\" 'q'", "null": "\\N", "nul_like": "\\0\\.", "ja": "記録媒体"}
+        st, resp, _ = c.post(t1, {"v": 1, "terminal": "term-001", "events": [
+            event("term-001", 8, data=awkward), event("term-001", 9, data={"k": "\\"})]})
+        assert st == 200 and resp == {"acked_through": 9}, (st, resp)
+        st, body, _ = c.get("/v1/events?terminal=term-001&limit=20")
+        got = {e["seq"]: e["data"] for e in body["events"]}
+        assert got[8] == awkward and got[9] == {"k": "\\"}, (got[8], got[9])
+
         # ---- tamper evidence: the chains as docs/evidence.md defines them ----
         rc, out = verify(c)
         assert rc == 0 and out.startswith("OK "), (rc, out)
