@@ -23,22 +23,12 @@ import time
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from alertlib import SMTPSink, WebhookReceiver  # noqa: E402
+from alertlib import SMTPSink, WebhookReceiver, wait  # noqa: E402
 from collectorlib import PKI, TOKEN, Collector, TestDir, compliance, event  # noqa: E402
 import fleetlib  # noqa: E402
 
 FAIL = ["usb.default_deny"]
 PG = os.environ.get("MYNAGUARD_TEST_STORE") == "postgresql"
-
-
-def wait(pred, timeout=30, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def alerts_conf(smtp=None, hook=None, extra=""):
