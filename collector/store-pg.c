@@ -426,6 +426,13 @@ void store_pg_close(struct store_pg *p)
 	free(p);
 }
 
+PGconn *store_pg_conn(struct store_pg *p, bool reconnect_broken)
+{
+	if (reconnect_broken && !p->resetting && PQstatus(p->c) != CONNECTION_OK)
+		(void)reconnect(p);
+	return p->c;
+}
+
 int store_pg_begin(struct store_pg *p)
 {
 	/* a server restart broke the connection: one new attempt per writer round */

@@ -23,6 +23,10 @@ const char *store_pg_location(const char *location);
  * another version (-EPROTO). */
 int store_pg_open(const char *conninfo, bool writable, struct store_pg **ret);
 void store_pg_close(struct store_pg *p);
+/* The connection, for sqldb.c's statements of its own; with reconnect_broken, a broken one (a
+ * server restart) is made again first (never inside a transaction: its rest would run outside
+ * one). */
+PGconn *store_pg_conn(struct store_pg *p, bool reconnect_broken);
 int store_pg_schema_version(struct store_pg *p);
 
 int store_pg_begin(struct store_pg *p);
