@@ -323,7 +323,7 @@ void account_api_handle(struct evhttp_request *req, struct worker *w)
 	if (auth_request(req, w, AUTH_ADMIN, !get, &who) < 0)
 		return;
 	if (!w->c->accounts) {
-		api_send_error(req, 503, "accounts are not available (PostgreSQL store)");
+		api_send_error(req, 503, "accounts are not available");
 		return;
 	}
 	if (get) {

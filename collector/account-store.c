@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* mynaguard-collector: the dashboard's personal accounts, sessions and script tokens in SQLite
- * (account-store.h). Run by the dashboard thread and by the --account-* admin commands. */
+/* mynaguard-collector: the dashboard's personal accounts, sessions and script tokens in the
+ * collector's database, SQLite or PostgreSQL (account-store.h, through sqldb.h). Run by the
+ * dashboard thread and by the --account-* admin commands. */
 #include "account-store.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 #include "at-rest.h"
 #include "macro.h"
 #include "secmem.h"
-#include "store.h"
+#include "sqldb.h"
 #include "totp_record.h"
 #include "totp_verify.h"
 
@@ -32,38 +33,20 @@
 #define SEALED_LEN	(12 + ACCOUNT_SECRET_BYTES + 16)
 
 struct account_store {
-	sqlite3 *db;
+	struct sqldb *db;
 	uint8_t key[AT_REST_KEY_LEN];
 };
 
-static void finalizep(sqlite3_stmt **st)
+#define finalizep sqldb_finalizep
+typedef struct sqldb_stmt stmt_t;
+
+static stmt_t *prepare(struct account_store *s, const char *sql)
 {
-	sqlite3_finalize(*st);
-	*st = NULL;
+	stmt_t *st = NULL;
+	return sqldb_prepare(s->db, sql, NULL, &st) < 0 ? NULL : st;
 }
 
-/* one mapping of SQLite's codes for the whole collector (store.c) */
-#define sqlite_err store_sqlite_errno
-
-static int exec(struct account_store *s, const char *sql)
-{
-	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-	return rc == SQLITE_OK ? 0 : sqlite_err(rc);
-}
-
-static sqlite3_stmt *prepare(struct account_store *s, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return NULL;
-	return st;
-}
-
-static int step_done(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_err(rc);
-}
+#define step_done sqldb_step_done
 
 static int seal_secret(struct account_store *s, const char *name, const uint8_t *secret,
 		       uint8_t **ret, size_t *ret_len)
@@ -93,29 +76,31 @@ static int open_secret(struct account_store *s, const char *name, const void *bl
 /* Counts the rows sealed already and, with check, opens one of them. */
 static int sealed_rows(struct account_store *s, bool check, int64_t *ret, char *err, size_t errsz)
 {
-	_cleanup_(finalizep) sqlite3_stmt *st =
+	_cleanup_(finalizep) stmt_t *st =
 	    prepare(s, "SELECT name, totp_secret, (SELECT count(*) FROM accounts WHERE"
 		       " length(totp_secret) != ?1) FROM accounts WHERE length(totp_secret) != ?1"
 		       " LIMIT 1");
 	uint8_t secret[ACCOUNT_SECRET_BYTES];
 	const char *name;
+	const void *blob;
+	size_t len;
 	int rc, r;
 
 	*ret = 0;
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int(st, 1, ACCOUNT_SECRET_BYTES);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	sqldb_bind_int64(st, 1, ACCOUNT_SECRET_BYTES);
+	rc = sqldb_step(st);
+	if (rc == SQLDB_DONE)
 		return 0;
-	if (rc != SQLITE_ROW)
-		return sqlite_err(rc);
-	*ret = sqlite3_column_int64(st, 2);
+	if (rc != SQLDB_ROW)
+		return rc;
+	*ret = sqldb_column_int64(st, 2);
 	if (!check)
 		return 0;
-	name = (const char *)sqlite3_column_text(st, 0);
-	r = open_secret(s, name ? name : "", sqlite3_column_blob(st, 1),
-			(size_t)sqlite3_column_bytes(st, 1), secret);
+	name = sqldb_column_text(st, 0);
+	blob = sqldb_column_blob(st, 1, &len);
+	r = open_secret(s, name ? name : "", blob, len, secret);
 	secmem_wipe(secret, sizeof(secret));
 	if (r < 0)
 		snprintf(err, errsz,
@@ -129,35 +114,38 @@ static int sealed_rows(struct account_store *s, bool check, int64_t *ret, char *
 static int seal_clear_rows(struct account_store *s, int64_t *ret_n)
 {
 	/* one row per query: no update runs under an open cursor of the same table */
-	_cleanup_(finalizep) sqlite3_stmt *sel = prepare(
+	_cleanup_(finalizep) stmt_t *sel = prepare(
 	    s, "SELECT name, totp_secret FROM accounts WHERE length(totp_secret) = ?1 LIMIT 1");
-	_cleanup_(finalizep) sqlite3_stmt *upd =
+	_cleanup_(finalizep) stmt_t *upd =
 	    prepare(s, "UPDATE accounts SET totp_secret = ?2 WHERE name = ?1");
 	int rc, r = 0;
 
 	*ret_n = 0;
 	if (!sel || !upd)
 		return -EIO;
-	sqlite3_bind_int(sel, 1, ACCOUNT_SECRET_BYTES);
-	while (r >= 0 && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(sel, 0);
+	sqldb_bind_int64(sel, 1, ACCOUNT_SECRET_BYTES);
+	while (r >= 0 && (rc = sqldb_step(sel)) == SQLDB_ROW) {
+		const char *name = sqldb_column_text(sel, 0);
 		uint8_t *sealed = NULL;
 		size_t len = 0;
+		const void *clear = sqldb_column_blob(sel, 1, &len);
 
-		r = name ? seal_secret(s, name, sqlite3_column_blob(sel, 1), &sealed, &len)
-			 : -EBADMSG;
+		/* the query picked rows of exactly ACCOUNT_SECRET_BYTES */
+		r = name && clear && len == ACCOUNT_SECRET_BYTES
+			? seal_secret(s, name, clear, &sealed, &len)
+			: -EBADMSG;
 		if (r >= 0) {
-			sqlite3_bind_text(upd, 1, name, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_blob(upd, 2, sealed, (int)len, SQLITE_TRANSIENT);
-			sqlite3_reset(sel);
+			sqldb_bind_text(upd, 1, name);
+			sqldb_bind_blob(upd, 2, sealed, len);
+			sqldb_reset(sel);
 			r = step_done(upd);
-			sqlite3_reset(upd);
+			sqldb_reset(upd);
 		}
 		free(sealed);
 		(*ret_n)++;
 	}
-	if (r >= 0 && rc != SQLITE_DONE)
-		r = sqlite_err(rc);
+	if (r >= 0 && rc != SQLDB_DONE)
+		r = rc;
 	return r;
 }
 
@@ -184,7 +172,17 @@ static int key_setup(struct account_store *s, const char *db_path, const char *k
 			r = -ENOKEY;
 		} else if (r >= 0) {
 			struct stat dbst;
-			bool root = geteuid() == 0 && stat(db_path, &dbst) == 0;
+			char dir[PATH_MAX];
+			const char *slash = strrchr(key_path, '/');
+			bool root;
+			/* on PostgreSQL the key's directory (the state directory) tells the owner */
+			if (!slash)
+				snprintf(dir, sizeof(dir), ".");
+			else
+				snprintf(dir, sizeof(dir), "%.*s",
+					 slash == key_path ? 1 : (int)(slash - key_path), key_path);
+			root =
+			    geteuid() == 0 && stat(sqldb_is_pg(s->db) ? dir : db_path, &dbst) == 0;
 			/* the collector's own user must read it even when root ran the command */
 			r = at_rest_key_create(key_path, root ? dbst.st_uid : (uid_t)-1,
 					       root ? dbst.st_gid : (gid_t)-1, s->key, why,
@@ -216,46 +214,50 @@ int account_store_open(const char *path, const char *key_path, bool strict,
 		       struct account_store **ret, char *err, size_t errsz)
 {
 	struct account_store *s = calloc(1, sizeof(*s));
-	sqlite3_stmt *st = NULL;
+	stmt_t *st = NULL;
 	int version = -1, r;
 
 	if (errsz)
 		err[0] = 0;
 	if (!s)
 		return -ENOMEM;
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
+	/* PostgreSQL: the connection creates or migrates the schema (store-pg.c), accounts
+	 * included */
+	r = sqldb_open(path, &s->db);
+	if (r < 0) {
 		account_store_close(s);
-		return -ENOENT;
+		return r;
 	}
-	sqlite3_busy_timeout(s->db, 10000);
-	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	/* the accounts came with schema 4; an older store has not been migrated yet. What a
-	 * change frees (an old secret) is overwritten with zeros, not left in a free page. */
-	if (version < 4 || exec(s, "PRAGMA synchronous = FULL") < 0 ||
-	    exec(s, "PRAGMA secure_delete = ON") < 0) {
-		account_store_close(s);
-		return -EPROTO;
+	if (!sqldb_is_pg(s->db)) {
+		st = prepare(s, "PRAGMA user_version");
+		if (st && sqldb_step(st) == SQLDB_ROW)
+			version = (int)sqldb_column_int64(st, 0);
+		sqldb_finalize(st);
+		/* the accounts came with schema 4; an older store has not been migrated yet. What
+		 * a change frees (an old secret) is overwritten with zeros, not left in a free
+		 * page. */
+		if (version < 4 || sqldb_exec(s->db, "PRAGMA synchronous = FULL") < 0 ||
+		    sqldb_exec(s->db, "PRAGMA secure_delete = ON") < 0) {
+			account_store_close(s);
+			return -EPROTO;
+		}
 	}
 	if (!key_path) {
 		snprintf(err, errsz, "[accounts] secret_key: not set");
 		account_store_close(s);
 		return -EINVAL;
 	}
-	r = exec(s, "BEGIN IMMEDIATE");
+	r = sqldb_begin(s->db);
 	if (r >= 0) {
 		r = key_setup(s, path, key_path, strict, err, errsz);
-		if (r >= 0 && exec(s, "COMMIT") < 0)
+		if (r >= 0 && sqldb_commit(s->db) < 0)
 			r = -EIO;
 		if (r < 0)
-			exec(s, "ROLLBACK");
+			sqldb_rollback(s->db);
 	}
 	/* the clear secrets were in the main file (and maybe the WAL): both rewritten now */
-	if (r > 0)
-		(void)exec(s, "PRAGMA wal_checkpoint(TRUNCATE)");
+	if (r > 0 && !sqldb_is_pg(s->db))
+		(void)sqldb_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)");
 	if (r < 0) {
 		account_store_close(s);
 		return r;
@@ -268,7 +270,7 @@ void account_store_close(struct account_store *s)
 {
 	if (!s)
 		return;
-	sqlite3_close_v2(s->db);
+	sqldb_close(s->db);
 	secmem_wipe(s, sizeof(*s));
 	free(s);
 }
@@ -451,7 +453,7 @@ static int set_credentials(struct account_store *s, const char *sql, const char 
 			   bool hide, const char *password, int64_t now, char *ret_uri,
 			   size_t urisz)
 {
-	_cleanup_(finalizep) sqlite3_stmt *st = NULL;
+	_cleanup_(finalizep) stmt_t *st = NULL;
 	uint8_t secret[ACCOUNT_SECRET_BYTES];
 	_cleanup_free_ uint8_t *sealed = NULL;
 	size_t sealed_len = 0;
@@ -471,14 +473,14 @@ static int set_credentials(struct account_store *s, const char *sql, const char 
 	if (r >= 0 && !st)
 		r = -EIO;
 	if (r >= 0) {
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, pw, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 3, sealed, (int)sealed_len, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, now);
-		sqlite3_bind_int(st, 5, role);
-		sqlite3_bind_int(st, 6, hide);
+		sqldb_bind_text(st, 1, name);
+		sqldb_bind_text(st, 2, pw);
+		sqldb_bind_blob(st, 3, sealed, sealed_len);
+		sqldb_bind_int64(st, 4, now);
+		sqldb_bind_int64(st, 5, role);
+		sqldb_bind_int64(st, 6, hide);
 		r = step_done(st);
-		if (r >= 0 && sqlite3_changes(s->db) == 0)
+		if (r >= 0 && sqldb_changes(st) == 0)
 			r = -ENOENT;
 	}
 	secmem_wipe(secret, sizeof(secret));
@@ -503,10 +505,10 @@ int account_create(struct account_store *s, const char *name, enum auth_role rol
 int account_reset(struct account_store *s, const char *name, const char *password, int64_t now,
 		  char *ret_uri, size_t urisz)
 {
-	_cleanup_(finalizep) sqlite3_stmt *del = NULL;
+	_cleanup_(finalizep) stmt_t *del = NULL;
 	int r;
 
-	r = exec(s, "BEGIN IMMEDIATE");
+	r = sqldb_begin(s->db);
 	if (r < 0)
 		return r;
 	/* binding ?4..?6 fails harmlessly here: the account keeps its role and creation time */
@@ -519,13 +521,13 @@ int account_reset(struct account_store *s, const char *name, const char *passwor
 	if (r >= 0 && !del)
 		r = -EIO;
 	if (r >= 0) {
-		sqlite3_bind_text(del, 1, name, -1, SQLITE_STATIC);
+		sqldb_bind_text(del, 1, name);
 		r = step_done(del);
 	}
 	if (r >= 0)
-		r = exec(s, "COMMIT");
+		r = sqldb_commit(s->db);
 	if (r < 0) {
-		exec(s, "ROLLBACK");
+		sqldb_rollback(s->db);
 		secmem_wipe(ret_uri, urisz);
 	}
 	return r;
@@ -533,44 +535,44 @@ int account_reset(struct account_store *s, const char *name, const char *passwor
 
 int account_disable(struct account_store *s, const char *name)
 {
-	_cleanup_(finalizep) sqlite3_stmt *st =
+	_cleanup_(finalizep) stmt_t *st =
 	    prepare(s, "UPDATE accounts SET disabled = 1 WHERE name = ?1");
-	_cleanup_(finalizep) sqlite3_stmt *del =
+	_cleanup_(finalizep) stmt_t *del =
 	    prepare(s, "DELETE FROM account_sessions WHERE name = ?1");
 	int r;
 
 	if (!st || !del)
 		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqldb_bind_text(st, 1, name);
 	r = step_done(st);
 	if (r < 0)
 		return r;
-	if (sqlite3_changes(s->db) == 0)
+	if (sqldb_changes(st) == 0)
 		return -ENOENT;
-	sqlite3_bind_text(del, 1, name, -1, SQLITE_STATIC);
+	sqldb_bind_text(del, 1, name);
 	return step_done(del);
 }
 
 static int account_get(struct account_store *s, const char *name, struct account *ret)
 {
-	_cleanup_(finalizep) sqlite3_stmt *st =
+	_cleanup_(finalizep) stmt_t *st =
 	    prepare(s, "SELECT role, hide_personal, disabled FROM accounts WHERE name = ?1");
 	int rc;
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	sqldb_bind_text(st, 1, name);
+	rc = sqldb_step(st);
+	if (rc == SQLDB_DONE)
 		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return sqlite_err(rc);
-	if (!role_valid(sqlite3_column_int(st, 0)))
+	if (rc != SQLDB_ROW)
+		return rc;
+	if (!role_valid((int)sqldb_column_int64(st, 0)))
 		return -EBADMSG;
 	*ret = (struct account){
-	    .role = (enum auth_role)sqlite3_column_int(st, 0),
-	    .hide_personal = sqlite3_column_int(st, 1) != 0,
-	    .disabled = sqlite3_column_int(st, 2) != 0,
+	    .role = (enum auth_role)(int)sqldb_column_int64(st, 0),
+	    .hide_personal = (int)sqldb_column_int64(st, 1) != 0,
+	    .disabled = (int)sqldb_column_int64(st, 2) != 0,
 	};
 	snprintf(ret->name, sizeof(ret->name), "%s", name);
 	return 0;
@@ -579,7 +581,7 @@ static int account_get(struct account_store *s, const char *name, struct account
 int account_token_create(struct account_store *s, const char *name, enum auth_role scope,
 			 int64_t now, char ret[static ACCOUNT_TOKEN_LEN + 1])
 {
-	_cleanup_(finalizep) sqlite3_stmt *st = NULL;
+	_cleanup_(finalizep) stmt_t *st = NULL;
 	struct account a;
 	char id[ACCOUNT_ID_HEX + 1], h[ACCOUNT_ID_HEX + 1], token[ACCOUNT_TOKEN_LEN + 1];
 	int r;
@@ -605,10 +607,10 @@ int account_token_create(struct account_store *s, const char *name, enum auth_ro
 		secmem_wipe(token, sizeof(token));
 		return -EIO;
 	}
-	sqlite3_bind_text(st, 1, h, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, (int)scope);
-	sqlite3_bind_int64(st, 4, now);
+	sqldb_bind_text(st, 1, h);
+	sqldb_bind_text(st, 2, name);
+	sqldb_bind_int64(st, 3, (int)scope);
+	sqldb_bind_int64(st, 4, now);
 	r = step_done(st);
 	if (r >= 0)
 		memcpy(ret, token, sizeof(token));
@@ -618,7 +620,7 @@ int account_token_create(struct account_store *s, const char *name, enum auth_ro
 
 int account_list_json(struct account_store *s, json_t **ret)
 {
-	_cleanup_(finalizep) sqlite3_stmt *st =
+	_cleanup_(finalizep) stmt_t *st =
 	    prepare(s, "SELECT name, role, hide_personal, disabled, locked_until, created,"
 		       " (SELECT count(*) FROM account_tokens t WHERE t.name = a.name)"
 		       " FROM accounts a ORDER BY name");
@@ -629,20 +631,21 @@ int account_list_json(struct account_store *s, json_t **ret)
 		json_decref(list);
 		return -EIO;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *role = account_role_name((enum auth_role)sqlite3_column_int(st, 1));
+	while ((rc = sqldb_step(st)) == SQLDB_ROW) {
+		const char *role =
+		    account_role_name((enum auth_role)(int)sqldb_column_int64(st, 1));
 		json_array_append_new(
 		    list, json_pack("{s:s, s:s?, s:b, s:b, s:I, s:I, s:I}", "name",
-				    (const char *)sqlite3_column_text(st, 0), "role", role,
-				    "hide_personal", sqlite3_column_int(st, 2), "disabled",
-				    sqlite3_column_int(st, 3), "locked_until",
-				    (json_int_t)sqlite3_column_int64(st, 4), "created",
-				    (json_int_t)sqlite3_column_int64(st, 5), "tokens",
-				    (json_int_t)sqlite3_column_int64(st, 6)));
+				    sqldb_column_text(st, 0), "role", role, "hide_personal",
+				    (int)sqldb_column_int64(st, 2), "disabled",
+				    (int)sqldb_column_int64(st, 3), "locked_until",
+				    (json_int_t)sqldb_column_int64(st, 4), "created",
+				    (json_int_t)sqldb_column_int64(st, 5), "tokens",
+				    (json_int_t)sqldb_column_int64(st, 6)));
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLDB_DONE) {
 		json_decref(list);
-		return sqlite_err(rc);
+		return rc;
 	}
 	*ret = list;
 	return 0;
@@ -665,45 +668,47 @@ static void login_row_wipe(struct login_row *lr)
 
 static int login_row_get(struct account_store *s, const char *name, struct login_row *ret)
 {
-	_cleanup_(finalizep) sqlite3_stmt *st =
+	_cleanup_(finalizep) stmt_t *st =
 	    prepare(s, "SELECT password, totp_secret, totp_last_step, failures, locked_until"
 		       " FROM accounts WHERE name = ?1 AND disabled = 0");
 	const char *pw;
+	const void *blob;
+	size_t blob_len;
 	int rc;
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	sqldb_bind_text(st, 1, name);
+	rc = sqldb_step(st);
+	if (rc == SQLDB_DONE)
 		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return sqlite_err(rc);
-	pw = (const char *)sqlite3_column_text(st, 0);
+	if (rc != SQLDB_ROW)
+		return rc;
+	pw = sqldb_column_text(st, 0);
 	if (!pw || strlen(pw) >= sizeof(ret->password))
 		return -EBADMSG;
-	rc = open_secret(s, name, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
-			 ret->secret);
+	blob = sqldb_column_blob(st, 1, &blob_len);
+	rc = open_secret(s, name, blob, blob_len, ret->secret);
 	if (rc < 0)
 		return rc;
 	snprintf(ret->password, sizeof(ret->password), "%s", pw);
-	ret->last_step = (uint64_t)sqlite3_column_int64(st, 2);
-	ret->failures = (unsigned)sqlite3_column_int(st, 3);
-	ret->locked_until = sqlite3_column_int64(st, 4);
+	ret->last_step = (uint64_t)sqldb_column_int64(st, 2);
+	ret->failures = (unsigned)(int)sqldb_column_int64(st, 3);
+	ret->locked_until = sqldb_column_int64(st, 4);
 	return 0;
 }
 
 static int login_row_put(struct account_store *s, const char *name, const struct login_row *lr)
 {
-	_cleanup_(finalizep) sqlite3_stmt *st =
+	_cleanup_(finalizep) stmt_t *st =
 	    prepare(s, "UPDATE accounts SET totp_last_step = ?2, failures = ?3, locked_until = ?4"
 		       " WHERE name = ?1");
 	if (!st)
 		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)lr->last_step);
-	sqlite3_bind_int(st, 3, (int)lr->failures);
-	sqlite3_bind_int64(st, 4, lr->locked_until);
+	sqldb_bind_text(st, 1, name);
+	sqldb_bind_int64(st, 2, (int64_t)lr->last_step);
+	sqldb_bind_int64(st, 3, (int)lr->failures);
+	sqldb_bind_int64(st, 4, lr->locked_until);
 	return step_done(st);
 }
 
@@ -791,7 +796,7 @@ int account_login(struct account_store *s, const char *name, const char *passwor
 		    ? false
 		    : password_check(password, before.password);
 
-	r = exec(s, "BEGIN IMMEDIATE");
+	r = sqldb_begin(s->db);
 	if (r < 0) {
 		login_row_wipe(&before);
 		return r;
@@ -809,9 +814,9 @@ int account_login(struct account_store *s, const char *name, const char *passwor
 	if (r >= 0)
 		r = account_get(s, name, &a);
 	if (r >= 0)
-		r = exec(s, "COMMIT");
+		r = sqldb_commit(s->db);
 	if (r < 0) {
-		exec(s, "ROLLBACK");
+		sqldb_rollback(s->db);
 		return r;
 	}
 	*ret_account = a;
@@ -824,10 +829,10 @@ int account_session_create(struct account_store *s, const char *name, int64_t no
 			   char ret_id[static ACCOUNT_ID_HEX + 1],
 			   char ret_csrf[static ACCOUNT_ID_HEX + 1])
 {
-	_cleanup_(finalizep) sqlite3_stmt *st =
+	_cleanup_(finalizep) stmt_t *st =
 	    prepare(s, "INSERT INTO account_sessions (id_sha256, name, csrf, created, last_used)"
 		       " VALUES (?1, ?2, ?3, ?4, ?4)");
-	_cleanup_(finalizep) sqlite3_stmt *old = prepare(
+	_cleanup_(finalizep) stmt_t *old = prepare(
 	    s, "DELETE FROM account_sessions WHERE name = ?1 AND id_sha256 NOT IN (SELECT id_sha256"
 	       " FROM account_sessions WHERE name = ?1 ORDER BY created DESC LIMIT ?2)");
 	char id[ACCOUNT_ID_HEX + 1], csrf[ACCOUNT_ID_HEX + 1], h[ACCOUNT_ID_HEX + 1];
@@ -841,14 +846,14 @@ int account_session_create(struct account_store *s, const char *name, int64_t no
 	if (r < 0)
 		return r;
 	sha256_hex(id, h);
-	sqlite3_bind_text(st, 1, h, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, csrf, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, now);
+	sqldb_bind_text(st, 1, h);
+	sqldb_bind_text(st, 2, name);
+	sqldb_bind_text(st, 3, csrf);
+	sqldb_bind_int64(st, 4, now);
 	r = step_done(st);
 	if (r >= 0) {
-		sqlite3_bind_text(old, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_int(old, 2, ACCOUNT_SESSIONS_MAX);
+		sqldb_bind_text(old, 1, name);
+		sqldb_bind_int64(old, 2, ACCOUNT_SESSIONS_MAX);
 		r = step_done(old);
 	}
 	if (r >= 0) {
@@ -862,21 +867,21 @@ int account_session_create(struct account_store *s, const char *name, int64_t no
 
 int account_session_delete(struct account_store *s, const char *id)
 {
-	_cleanup_(finalizep) sqlite3_stmt *st =
+	_cleanup_(finalizep) stmt_t *st =
 	    prepare(s, "DELETE FROM account_sessions WHERE id_sha256 = ?1");
 	char h[ACCOUNT_ID_HEX + 1];
 
 	if (!st)
 		return -EIO;
 	sha256_hex(id, h);
-	sqlite3_bind_text(st, 1, h, -1, SQLITE_STATIC);
+	sqldb_bind_text(st, 1, h);
 	return step_done(st);
 }
 
 int account_session_find(struct account_store *s, const char *id, int64_t now, int64_t idle,
 			 int64_t max, struct account *ret, char ret_csrf[static ACCOUNT_ID_HEX + 1])
 {
-	_cleanup_(finalizep) sqlite3_stmt *st =
+	_cleanup_(finalizep) stmt_t *st =
 	    prepare(s, "SELECT s.name, s.csrf, s.created, s.last_used FROM account_sessions s"
 		       " JOIN accounts a ON a.name = s.name WHERE s.id_sha256 = ?1"
 		       " AND a.disabled = 0");
@@ -888,16 +893,16 @@ int account_session_find(struct account_store *s, const char *id, int64_t now, i
 	if (!st)
 		return -EIO;
 	sha256_hex(id, h);
-	sqlite3_bind_text(st, 1, h, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	sqldb_bind_text(st, 1, h);
+	rc = sqldb_step(st);
+	if (rc == SQLDB_DONE)
 		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return sqlite_err(rc);
-	n = (const char *)sqlite3_column_text(st, 0);
-	csrf = (const char *)sqlite3_column_text(st, 1);
-	created = sqlite3_column_int64(st, 2);
-	last = sqlite3_column_int64(st, 3);
+	if (rc != SQLDB_ROW)
+		return rc;
+	n = sqldb_column_text(st, 0);
+	csrf = sqldb_column_text(st, 1);
+	created = sqldb_column_int64(st, 2);
+	last = sqldb_column_int64(st, 3);
 	if (!n || !csrf || strlen(n) > ACCOUNT_NAME_MAX || strlen(csrf) != ACCOUNT_ID_HEX)
 		return -EBADMSG;
 	snprintf(name, sizeof(name), "%s", n);
@@ -912,12 +917,12 @@ int account_session_find(struct account_store *s, const char *id, int64_t now, i
 	if (r < 0)
 		return r;
 	if (now > last) {
-		_cleanup_(finalizep) sqlite3_stmt *up =
+		_cleanup_(finalizep) stmt_t *up =
 		    prepare(s, "UPDATE account_sessions SET last_used = ?2 WHERE id_sha256 = ?1");
 		if (!up)
 			return -EIO;
-		sqlite3_bind_text(up, 1, h, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(up, 2, now);
+		sqldb_bind_text(up, 1, h);
+		sqldb_bind_int64(up, 2, now);
 		return step_done(up);
 	}
 	return 0;
@@ -926,7 +931,7 @@ int account_session_find(struct account_store *s, const char *id, int64_t now, i
 int account_token_find(struct account_store *s, const char *token, struct account *ret,
 		       enum auth_role *ret_scope)
 {
-	_cleanup_(finalizep) sqlite3_stmt *st =
+	_cleanup_(finalizep) stmt_t *st =
 	    prepare(s, "SELECT name, scope FROM account_tokens WHERE id_sha256 = ?1");
 	char h[ACCOUNT_ID_HEX + 1], name[ACCOUNT_NAME_MAX + 1];
 	const char *n;
@@ -939,14 +944,14 @@ int account_token_find(struct account_store *s, const char *token, struct accoun
 	    strncmp(token, ACCOUNT_TOKEN_PREFIX, strlen(ACCOUNT_TOKEN_PREFIX)) != 0)
 		return -ENOENT;
 	sha256_hex(token, h);
-	sqlite3_bind_text(st, 1, h, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	sqldb_bind_text(st, 1, h);
+	rc = sqldb_step(st);
+	if (rc == SQLDB_DONE)
 		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return sqlite_err(rc);
-	n = (const char *)sqlite3_column_text(st, 0);
-	scope = sqlite3_column_int(st, 1);
+	if (rc != SQLDB_ROW)
+		return rc;
+	n = sqldb_column_text(st, 0);
+	scope = (int)sqldb_column_int64(st, 1);
 	if (!n || strlen(n) > ACCOUNT_NAME_MAX || !role_valid(scope))
 		return -EBADMSG;
 	snprintf(name, sizeof(name), "%s", n);
@@ -966,15 +971,15 @@ int account_token_find(struct account_store *s, const char *token, struct accoun
 
 int account_outbox_add(struct account_store *s, const char *kind, json_t *data)
 {
-	_cleanup_(finalizep) sqlite3_stmt *st =
+	_cleanup_(finalizep) stmt_t *st =
 	    prepare(s, "INSERT INTO account_outbox (kind, data) VALUES (?1, ?2)");
 	_cleanup_free_ char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
 
 	json_decref(data);
 	if (!st || !text)
 		return -ENOMEM;
-	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+	sqldb_bind_text(st, 1, kind);
+	sqldb_bind_text(st, 2, text);
 	return step_done(st);
 }
 
@@ -990,34 +995,35 @@ int account_outbox_drain(struct account_store *s,
 		return -ENOMEM;
 	/* the write lock first: a read that turns into a write can fail at once in WAL mode when
 	 * the collector's writer committed in between */
-	r = exec(s, "BEGIN IMMEDIATE");
+	r = sqldb_begin(s->db);
 	if (r < 0)
 		return r;
 	{
-		_cleanup_(finalizep) sqlite3_stmt *sel =
+		_cleanup_(finalizep) stmt_t *sel =
 		    prepare(s, "SELECT kind, data FROM account_outbox ORDER BY id LIMIT 1000");
 		if (!sel) {
-			exec(s, "ROLLBACK");
+			sqldb_rollback(s->db);
 			return -EIO;
 		}
-		while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-			const char *kind = (const char *)sqlite3_column_text(sel, 0);
-			const char *text = (const char *)sqlite3_column_text(sel, 1);
+		while ((rc = sqldb_step(sel)) == SQLDB_ROW) {
+			const char *kind = sqldb_column_text(sel, 0);
+			const char *text = sqldb_column_text(sel, 1);
 			json_t *data = text ? json_loads(text, 0, NULL) : NULL;
 			if (kind && json_is_object(data))
 				json_array_append_new(batch, json_pack("[s, o]", kind, data));
 			else
 				json_decref(data);
 		}
-		r = rc == SQLITE_DONE ? 0 : sqlite_err(rc);
+		r = rc == SQLDB_DONE ? 0 : rc;
 	}
 	if (r >= 0)
-		r = exec(s, "DELETE FROM account_outbox WHERE id IN (SELECT id FROM account_outbox"
-			    " ORDER BY id LIMIT 1000)");
+		r = sqldb_exec(
+		    s->db, "DELETE FROM account_outbox WHERE id IN (SELECT id FROM account_outbox"
+			   " ORDER BY id LIMIT 1000)");
 	if (r >= 0)
-		r = exec(s, "COMMIT");
+		r = sqldb_commit(s->db);
 	if (r < 0) {
-		exec(s, "ROLLBACK");
+		sqldb_rollback(s->db);
 		return r;
 	}
 	json_array_foreach(batch, i, item)

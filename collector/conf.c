@@ -546,9 +546,12 @@ static int config_check(struct parse_state *s, int r)
 	r = store_backend_resolve(c, s);
 	if (r < 0)
 		return r;
-	/* beside the SQLite file (the accounts live there; unused on PostgreSQL) */
+	/* beside the SQLite file; on PostgreSQL where it was beside the default SQLite file, so
+	 * that a store moved by --migrate-to-postgresql keeps its key (every collector sharing
+	 * the database needs the same key, docs/postgresql.md) */
 	if (!c->accounts_secret_key &&
-	    asprintf(&c->accounts_secret_key, "%s.accounts-key", c->database) < 0) {
+	    asprintf(&c->accounts_secret_key, "%s.accounts-key",
+		     store_pg_location(c->database) ? MYNAGUARD_COLLECTOR_DB : c->database) < 0) {
 		c->accounts_secret_key = NULL;
 		return -ENOMEM;
 	}

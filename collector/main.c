@@ -654,13 +654,11 @@ int main(int argc, char **argv)
 		server_log(LOG_ERR, "cannot start: [fleet]: %s", strerror(-r));
 		return 1;
 	}
-	/* personal accounts live in the SQLite file; on PostgreSQL only the token file works yet */
+	/* the personal accounts, in the store's database (SQLite or PostgreSQL) */
 	{
 		char kerr[ACCOUNT_STORE_ERROR_MAX] = "";
-		r = store_pg_location(cfg.database)
-			? 0
-			: account_store_open(cfg.database, cfg.accounts_secret_key, true,
-					     &collector.accounts, kerr, sizeof(kerr));
+		r = account_store_open(cfg.database, cfg.accounts_secret_key, true,
+				       &collector.accounts, kerr, sizeof(kerr));
 		if (r < 0) {
 			server_log(LOG_ERR, "database %s (accounts): %s", cfg.database,
 				   kerr[0] ? kerr : strerror(-r));

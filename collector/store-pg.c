@@ -16,7 +16,7 @@
 #include "macro.h"
 #include "store-verify.h"
 
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 3
 #define PG_MONTHS_CACHED  64
 /* pg_advisory_xact_lock key of the schema and of partition creation ("mgev") */
 #define PG_DDL_LOCK "1835492726"
@@ -156,6 +156,37 @@ static const char *const pg_migrations[] = {
     " GROUP BY 1, 2, 3;"
     "INSERT INTO kind_totals (kind, day, n) SELECT kind, day, sum(n) FROM kind_days GROUP BY 1, 2;"
     "INSERT INTO mg_schema VALUES (2);",
+    /* 2 → 3: the dashboard's personal accounts (account-store.c through sqldb.c), the tables of
+     * ACCOUNT_STORE_SCHEMA (SQLite's 5 → 6), the TOTP secrets sealed from the start; times Unix
+     * seconds (bigint), flags 0/1, the sealed TOTP secret bytea. */
+    "CREATE TABLE accounts ("
+    "  name text PRIMARY KEY,"
+    "  role integer NOT NULL,"
+    "  hide_personal integer NOT NULL DEFAULT 0,"
+    "  disabled integer NOT NULL DEFAULT 0,"
+    "  password text NOT NULL,"
+    "  totp_secret bytea NOT NULL,"
+    "  totp_last_step bigint NOT NULL DEFAULT 0,"
+    "  failures integer NOT NULL DEFAULT 0,"
+    "  locked_until bigint NOT NULL DEFAULT 0,"
+    "  created bigint NOT NULL);"
+    "CREATE TABLE account_sessions ("
+    "  id_sha256 text PRIMARY KEY,"
+    "  name text NOT NULL REFERENCES accounts(name),"
+    "  csrf text NOT NULL,"
+    "  created bigint NOT NULL,"
+    "  last_used bigint NOT NULL);"
+    "CREATE INDEX account_sessions_name ON account_sessions (name);"
+    "CREATE TABLE account_tokens ("
+    "  id_sha256 text PRIMARY KEY,"
+    "  name text NOT NULL REFERENCES accounts(name),"
+    "  scope integer NOT NULL,"
+    "  created bigint NOT NULL);"
+    "CREATE TABLE account_outbox ("
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  kind text NOT NULL,"
+    "  data text NOT NULL);"
+    "INSERT INTO mg_schema VALUES (3);",
 };
 
 struct store_pg {

@@ -161,6 +161,9 @@ class Collector:
                 state_conf += "\n[alerts]\nstate = %s\n" % os.path.join(tmp, "alerts.db")
             if not re.search(r"^\[enroll\][^[]*^database\s*=", extra, re.M):
                 state_conf += "\n[enroll]\ndatabase = %s\n" % os.path.join(tmp, "enroll.db")
+            # the accounts' at-rest key: where a SQLite store would keep it (beside the file)
+            if not re.search(r"^\[accounts\][^[]*^secret_key\s*=", extra, re.M):
+                state_conf += "\n[accounts]\nsecret_key = %s\n" % (self.db + ".accounts-key")
         elif self.store == "sqlite":
             store_conf = "database = %s\n" % self.db
         else:

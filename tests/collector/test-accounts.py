@@ -5,6 +5,11 @@
 # password + TOTP (one-time codes, lockout), the session cookie's flags, idle and absolute expiry,
 # CSRF (header and Origin), roles on every change endpoint, hide_personal, scoped script tokens,
 # and the account.* events in /v1/events. The TOTP codes are computed here (RFC 6238, stdlib).
+# With MYNAGUARD_TEST_STORE=postgresql (collector-pg-accounts, docs/postgresql.md) the same on the
+# PostgreSQL store, where the accounts live in the shared database: there the fleet's endpoints
+# (groups, the media ledger) answer 501 after the same role and CSRF checks, so what they would
+# change is not looked for; and the at-rest check reads the stored secrets through SQL (the
+# schema-6 clear secrets are SQLite's only, set here by hand to check they are sealed on open).
 import base64
 import concurrent.futures
 import hashlib
@@ -21,9 +26,10 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from collectorlib import PKI, TOKEN, Collector, TestDir, batch, event  # noqa: E402
+from collectorlib import PKI, STORE, TOKEN, Collector, TestDir, batch, event  # noqa: E402
 from fleetlib import fleet_conf, keygen  # noqa: E402
 
+PG = STORE == "postgresql"
 PASSWORDS = {}
 SECRETS = {}
 LAST_STEP = {}
@@ -47,6 +53,23 @@ def next_code(name):
             LAST_STEP[name] = step
             return totp(SECRETS[name], step)
         time.sleep(1)
+
+
+def write(c, sql, args=()):
+    """A change of the collector's store (either backend); ? placeholders, bytes as blobs."""
+    if not PG:
+        con = sqlite3.connect(c.db, timeout=30)
+        con.execute(sql, args)
+        con.commit()
+        con.close()
+        return
+    parts = sql.split("?")
+    assert len(parts) == len(args) + 1, sql
+    q = parts[0]
+    for a, rest in zip(args, parts[1:]):
+        q += ("'\\x%s'::bytea" % a.hex() if isinstance(a, bytes) else
+              str(a) if isinstance(a, int) else "'" + a.replace("'", "''") + "'") + rest
+    c.rows(q)
 
 
 def cli(c, *args, stdin=None):
@@ -157,9 +180,7 @@ def check_cli(c):
     assert listed["mika"]["role"] == "auditor" and listed["mika"]["hide_personal"], listed
     assert "password" not in r.stdout and "secret" not in r.stdout, r.stdout
     # no secret in the database in the clear: the password is a PBKDF2 hash
-    con = sqlite3.connect(c.db)
-    pw = con.execute("SELECT password FROM accounts WHERE name = 'aki'").fetchone()[0]
-    con.close()
+    pw = c.rows("SELECT password FROM accounts WHERE name = 'aki'")[0][0]
     assert pw.startswith("pbkdf2-sha256$600000$") and PASSWORDS["aki"] not in pw, pw
     print("cli: ok")
 
@@ -250,7 +271,7 @@ def check_lockout(c):
         x.login("lena", password="wrong-password-0000", code="123456", expect=401)
     # the right password and code no longer help
     x.login("lena", expect=429)
-    assert c.count("SELECT locked_until > 0 FROM accounts WHERE name = 'lena'") == 1
+    assert c.count("SELECT count(*) FROM accounts WHERE name = 'lena' AND locked_until > 0") == 1
     wait_events(c, "account.login_failure", lambda d: d.get("name") == "lena" and
                 d["reason"] == "locked")
     # a reset by the administrator unlocks it (new password, new secret)
@@ -281,11 +302,8 @@ def check_expiry(c, idle):
                    (hashlib.sha256(b.cookie.encode()).hexdigest(),)) == 0
     # absolute expiry: a session used a moment ago but created long ago
     b.login("aki")
-    con = sqlite3.connect(c.db, timeout=30)
-    con.execute("UPDATE account_sessions SET created = created - 100000 WHERE id_sha256 = ?",
-                (hashlib.sha256(b.cookie.encode()).hexdigest(),))
-    con.commit()
-    con.close()
+    write(c, "UPDATE account_sessions SET created = created - 100000 WHERE id_sha256 = ?",
+          (hashlib.sha256(b.cookie.encode()).hexdigest(),))
     st, _, _ = b.req("GET", "/v1/terminals")
     assert st == 401, st
     print("expiry: ok")
@@ -320,11 +338,15 @@ def check_csrf_and_roles(c):
                {"origin": "http://%s:%d" % c.dashboard}, {"origin": False}):
         st, body, _ = admin.req("POST", "/v1/groups", {"name": "csrf-test"}, **kw)
         assert st == 403 and "CSRF" in body["error"], (kw, st, body)
-    assert c.count("SELECT count(*) FROM fleet_groups WHERE name = 'csrf-test'") == 0
-    # with both: the change happens, and the fleet event names the person
+    # with both: the change happens, and the fleet event names the person (PostgreSQL: the
+    # checks passed, the fleet is not there)
     st, body, _ = admin.req("POST", "/v1/groups", {"name": "kokumin"})
-    assert st == 201, body
-    wait_events(c, "fleet.group", lambda d: d.get("group") == "kokumin" and d["by"] == "aki")
+    if PG:
+        assert st == 501, body
+    else:
+        assert c.count("SELECT count(*) FROM fleet_groups WHERE name = 'csrf-test'") == 0
+        assert st == 201, body
+        wait_events(c, "fleet.group", lambda d: d.get("group") == "kokumin" and d["by"] == "aki")
 
     # an auditor (session, right CSRF) gets 403 on every change endpoint
     aud = Client(c)
@@ -337,7 +359,7 @@ def check_csrf_and_roles(c):
                              headers={"Authorization": "Bearer " + tok})
         assert st == 403, ("token", method, path, st, out)
     st, _, _ = aud.req("GET", "/v1/groups")
-    assert st == 200
+    assert st == (501 if PG else 200)
     # an approver: groups and policies are the admin's
     appr = Client(c)
     appr.login("ryo")
@@ -367,8 +389,11 @@ def check_tokens(c, read_tok):
     # the token file's token still works as the admin's
     st, out, _ = x.req("POST", "/v1/groups", {"name": "legacy"}, cookie=False, csrf=False,
                        origin=False, headers={"Authorization": "Bearer " + TOKEN})
-    assert st == 201, out
-    wait_events(c, "fleet.group", lambda d: d.get("group") == "legacy" and d["by"] == "admin")
+    if PG:
+        assert st == 501, out
+    else:
+        assert st == 201, out
+        wait_events(c, "fleet.group", lambda d: d.get("group") == "legacy" and d["by"] == "admin")
     # stored hashed; a token of a disabled account stops at once
     assert c.count("SELECT count(*) FROM account_tokens WHERE id_sha256 = ?",
                    (hashlib.sha256(appr_tok.encode()).hexdigest(),)) == 1
@@ -506,22 +531,27 @@ def check_hide_personal(c, pki):
     assert st == 200 and "tanaka" not in json.dumps(body), body
     st, data, _ = hidden.req("GET", "/v1/export.csv?terminal=term-h", raw=True)
     assert st == 200 and b"tanaka" not in data and b"***" in data, data
-    # the media ledger's holder: hidden in the JSON list and in the CSV
+    # the media ledger's holder: hidden in the JSON list and in the CSV (not on PostgreSQL)
     st, out, _ = Client(c).req("POST", "/v1/ledger", {
         "number": "USB-9", "holder": "佐藤", "department": "市民課", "model": "M",
         "vendor": "0781", "product": "5581", "serial": "S9", "encrypted": True},
         cookie=False, csrf=False, origin=False, headers={"Authorization": "Bearer " + TOKEN})
-    assert st in (200, 201), out
+    assert st in ((501,) if PG else (200, 201)), out
+    if not PG:
+        check_ledger_hidden(hidden, seen)
+    st, body, _ = seen.req("GET", "/v1/events?terminal=term-h")
+    assert st == 200 and body["events"][0]["data"]["user"] == "tanaka", body
+    check_hide_account_events(c, hidden, seen)
+    print("hide_personal: ok")
+
+
+def check_ledger_hidden(hidden, seen):
     st, body, _ = hidden.req("GET", "/v1/ledger")
     assert st == 200 and "佐藤" not in json.dumps(body, ensure_ascii=False) and "***" in json.dumps(body), body
     st, data, _ = hidden.req("GET", "/v1/ledger.csv", raw=True)
     assert st == 200 and "佐藤".encode() not in data and b"***" in data, data
     st, data, _ = seen.req("GET", "/v1/ledger.csv", raw=True)
     assert st == 200 and "佐藤".encode() in data, data
-    st, body, _ = seen.req("GET", "/v1/events?terminal=term-h")
-    assert st == 200 and body["events"][0]["data"]["user"] == "tanaka", body
-    check_hide_account_events(c, hidden, seen)
-    print("hide_personal: ok")
 
 
 def check_hide_account_events(c, hidden, seen):
@@ -569,18 +599,21 @@ def db_bytes(c):
 
 
 def assert_sealed(c, names):
-    """No TOTP secret in the clear in the database file or its WAL (base32 or raw)."""
-    data = db_bytes(c)
-    assert len(data) > 4096, len(data)
+    """No TOTP secret in the clear in the database file or its WAL (base32 or raw); on
+    PostgreSQL (whose files keep old row versions until a vacuum) in no stored value."""
+    data = b"" if PG else db_bytes(c)
+    assert PG or len(data) > 4096, len(data)
     for n in names:
         raw = base64.b32decode(SECRETS[n] + "=" * (-len(SECRETS[n]) % 8))
         assert len(raw) == 20, raw
         assert SECRETS[n].encode() not in data, n
         assert raw not in data, n
         assert raw[:8] not in data, n
-    con = sqlite3.connect(c.db, timeout=30)
-    rows = con.execute("SELECT name, length(totp_secret) FROM accounts").fetchall()
-    con.close()
+        if PG:
+            assert c.count("SELECT count(*) FROM accounts WHERE position('\\x%s'::bytea in"
+                           " totp_secret) > 0 OR position('%s' in password) > 0"
+                           % (raw[:8].hex(), SECRETS[n])) == 0, n
+    rows = c.rows("SELECT name, length(totp_secret) FROM accounts")
     assert rows and all(ln == 48 for _, ln in rows), rows
 
 
@@ -613,13 +646,11 @@ def check_at_rest(c):
         assert c.stop() == 0
     assert_sealed(c, names)
     # clear secrets as schema 6 kept them: sealed by the next open, and they still work
-    con = sqlite3.connect(c.db, timeout=30)
     for n in ("nao", "aki"):
         raw = base64.b32decode(SECRETS[n] + "=" * (-len(SECRETS[n]) % 8))
-        con.execute("UPDATE accounts SET totp_secret = ? WHERE name = ?", (raw, n))
-    con.commit()
-    con.close()
-    assert raw in db_bytes(c)
+        write(c, "UPDATE accounts SET totp_secret = ? WHERE name = ?", (raw, n))
+    assert PG or raw in db_bytes(c)
+    assert c.count("SELECT count(*) FROM accounts WHERE length(totp_secret) = 20") == 2
     c.start()
     try:
         assert_sealed(c, names)
@@ -627,11 +658,8 @@ def check_at_rest(c):
         Client(c).login("aki")
         # one row's sealed secret copied into another: it does not open there (the AAD
         # names the account), and that login is refused, not let through
-        con = sqlite3.connect(c.db, timeout=30)
-        con.execute("UPDATE accounts SET totp_secret = (SELECT totp_secret FROM accounts"
-                    " WHERE name = 'nao') WHERE name = 'lena'")
-        con.commit()
-        con.close()
+        write(c, "UPDATE accounts SET totp_secret = (SELECT totp_secret FROM accounts"
+              " WHERE name = 'nao') WHERE name = 'lena'")
         Client(c).login("lena", expect=503)
         deadline = time.time() + 5
         while "does not open with [accounts] secret_key" not in c.logtext():
