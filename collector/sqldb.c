@@ -27,6 +27,7 @@ struct sqldb {
 	sqlite3 *lite;
 	struct store_pg *pg;
 	bool in_tx;
+	int64_t changes; /* PostgreSQL: of the last INSERT, UPDATE or DELETE */
 	char err[512];
 };
 
@@ -112,8 +113,9 @@ static int pg_exec(struct sqldb *db, const char *sql)
 	return r;
 }
 
-/* ?N → $N outside quotes; the highest N, or -EINVAL for a bare ? or N out of range. A NULL out
- * only checks. */
+/* ?N → $N outside quotes, a bare ? numbered as SQLite does (one above the highest so far); the
+ * highest N, or -EINVAL for an N out of range. A NULL out only checks; out has room for twice
+ * sql's length. */
 static int translate(const char *sql, char *out)
 {
 	char quote = 0;
@@ -126,12 +128,15 @@ static int translate(const char *sql, char *out)
 				quote = 0;
 		} else if (c == '\'' || c == '"') {
 			quote = c;
-		} else if (c == '?') {
-			long n;
-			char *end;
-			if (p[1] < '0' || p[1] > '9')
+		} else if (c == '?' && (p[1] < '0' || p[1] > '9')) {
+			if (max >= SQLDB_PARAMS_MAX)
 				return -EINVAL;
-			n = strtol(p + 1, &end, 10);
+			max++;
+			if (out)
+				out += sprintf(out, "$%d", max);
+			continue;
+		} else if (c == '?') {
+			long n = strtol(p + 1, NULL, 10);
 			if (n < 1 || n > SQLDB_PARAMS_MAX)
 				return -EINVAL;
 			if (n > max)
@@ -167,8 +172,7 @@ int sqldb_open(const char *location, struct sqldb **ret)
 		/* NOTICEs (a DROP ... IF EXISTS of nothing) are not errors: not on stderr */
 		if (r >= 0)
 			PQsetNoticeProcessor(store_pg_conn(db->pg, false), notice_ignore, NULL);
-	} else if (sqlite3_open_v2(location, &db->lite, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-				   NULL) != SQLITE_OK) {
+	} else if (sqlite3_open_v2(location, &db->lite, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
 		r = -ENOENT;
 	} else {
 		sqlite3_extended_result_codes(db->lite, 1);
@@ -266,7 +270,7 @@ int sqldb_prepare(struct sqldb *db, const char *sql, const char *pg_sql, struct 
 	int n = translate(text, NULL), rc;
 
 	if (n < 0) {
-		set_err(db, "a parameter other than ?1..?N (N at most SQLDB_PARAMS_MAX)");
+		set_err(db, "a parameter beyond SQLDB_PARAMS_MAX");
 		return n;
 	}
 	st = calloc(1, sizeof(*st));
@@ -276,7 +280,7 @@ int sqldb_prepare(struct sqldb *db, const char *sql, const char *pg_sql, struct 
 	st->row = -1;
 	st->nparams = n;
 	if (db->pg) {
-		st->sql = malloc(strlen(text) + 1);
+		st->sql = malloc(2 * strlen(text) + 1);
 		if (!st->sql) {
 			free(st);
 			return -ENOMEM;
@@ -435,6 +439,10 @@ static int pg_run(struct sqldb_stmt *st)
 		return r;
 	}
 	st->changes = strtoll(PQcmdTuples(st->res), NULL, 10);
+	if (strncmp(PQcmdStatus(st->res), "INSERT", 6) == 0 ||
+	    strncmp(PQcmdStatus(st->res), "UPDATE", 6) == 0 ||
+	    strncmp(PQcmdStatus(st->res), "DELETE", 6) == 0)
+		db->changes = st->changes;
 	if (PQnfields(st->res) > 0) {
 		st->blobs = calloc((size_t)PQnfields(st->res), sizeof(void *));
 		st->blob_lens = calloc((size_t)PQnfields(st->res), sizeof(size_t));
@@ -489,6 +497,11 @@ int sqldb_step_done(struct sqldb_stmt *st)
 int64_t sqldb_changes(const struct sqldb_stmt *st)
 {
 	return st->changes;
+}
+
+int64_t sqldb_last_changes(const struct sqldb *db)
+{
+	return db->lite ? sqlite3_changes(db->lite) : db->changes;
 }
 
 /* ---- columns ---- */

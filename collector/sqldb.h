@@ -6,8 +6,8 @@
  * use. Not thread-safe: one connection per thread.
  *
  * SQL: one text for both where it can be (SQLite 3.40 and PostgreSQL 15 share INSERT ... ON
- * CONFLICT, RETURNING, LIMIT); parameters are ?1..?N (a bare ? is refused), turned into $1..$N
- * for PostgreSQL; an optional second text for PostgreSQL where the dialects differ. Integers are
+ * CONFLICT, RETURNING, LIMIT); parameters are ?1..?N or ? (numbered as SQLite does: one above
+ * the highest so far), turned into $1..$N for PostgreSQL; an optional second text for PostgreSQL where the dialects differ. Integers are
  * int64 on both (PostgreSQL: bigint/integer columns, read back as text and parsed). */
 #pragma once
 
@@ -49,8 +49,7 @@ int sqldb_commit(struct sqldb *db);
 /* Harmless without a transaction. */
 void sqldb_rollback(struct sqldb *db);
 
-/* pg_sql: NULL for the same text on both. -EINVAL for a bare ? or more than SQLDB_PARAMS_MAX
- * parameters, SQLite's errors as sqldb_step()'s (PostgreSQL checks the text at the first step). */
+/* pg_sql: NULL for the same text on both. -EINVAL for more than SQLDB_PARAMS_MAX parameters, SQLite's errors as sqldb_step()'s (PostgreSQL checks the text at the first step). */
 int sqldb_prepare(struct sqldb *db, const char *sql, const char *pg_sql, struct sqldb_stmt **ret);
 void sqldb_finalize(struct sqldb_stmt *st);
 static inline void sqldb_finalizep(struct sqldb_stmt **st)
@@ -72,6 +71,8 @@ void sqldb_reset(struct sqldb_stmt *st);
 void sqldb_clear_bindings(struct sqldb_stmt *st);
 /* Rows changed by the statement's last run (INSERT, UPDATE, DELETE). */
 int64_t sqldb_changes(const struct sqldb_stmt *st);
+/* Rows changed by the connection's last INSERT, UPDATE or DELETE (sqlite3_changes()). */
+int64_t sqldb_last_changes(const struct sqldb *db);
 
 /* The current row's columns (0-based); valid until the next step, reset or finalize. A NULL is
  * 0, NULL text, NULL blob of length 0. PostgreSQL booleans read as 1/0. */

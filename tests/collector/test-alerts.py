@@ -9,9 +9,8 @@
 # sends one mail listing the open conditions instead of one each; a central TOTP code accepted
 # offline on several terminals is one alert per user and step, and a problem of each terminal.
 # With MYNAGUARD_TEST_STORE=postgresql (collector-pg-alerts, docs/postgresql.md) the same runs on
-# the PostgreSQL store, except what needs the fleet or the dashboard accounts, SQLite's only for
-# now: the TOTP double use (fleet events) is not run, and the alerts view is read with the
-# admin token instead of an auditor's, without the hide_personal part.
+# the PostgreSQL store (the dashboard accounts too), except what needs the fleet, SQLite's only
+# for now: the TOTP double use (fleet events) is not run.
 import csv
 import io
 import json
@@ -24,7 +23,7 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from alertlib import SMTPSink, WebhookReceiver, wait  # noqa: E402
-from collectorlib import PKI, TOKEN, Collector, TestDir, compliance, event  # noqa: E402
+from collectorlib import PKI, Collector, TestDir, compliance, event  # noqa: E402
 import fleetlib  # noqa: E402
 
 FAIL = ["usb.default_deny"]
@@ -507,13 +506,10 @@ def dashboard_api():
         try:
             def cli(*args):
                 return account_cli(c, *args)
-            if PG:  # no dashboard accounts on PostgreSQL yet
-                tok = TOKEN
-            else:
-                r = cli("--account-add", "kana", "--role", "auditor")
-                assert r.returncode == 0, r.stderr
-                tok = cli("--account-token", "kana", "--scope", "read").stdout.strip()
-                assert re.fullmatch(r"mgt_[0-9a-f]{64}", tok), tok
+            r = cli("--account-add", "kana", "--role", "auditor")
+            assert r.returncode == 0, r.stderr
+            tok = cli("--account-token", "kana", "--scope", "read").stdout.strip()
+            assert re.fullmatch(r"mgt_[0-9a-f]{64}", tok), tok
             st, body, _ = c.get("/v1/alerts", token=tok)
             assert st == 200 and body["open"] == 0, body
 
@@ -572,14 +568,13 @@ def dashboard_api():
                                  else None)(c.get("/v1/alerts", token=tok)[1]), what="the lockout")
             a = [a for a in body["alerts"] if a["kind"] == "locked"][0]
             assert a["user"] == "clerk9" and '"clerk9"' in a["message"]["ja"], a
-            if not PG:  # no dashboard accounts on PostgreSQL yet
-                st, body, _ = c.get("/v1/alerts", token=hidden_token(c))
-                assert st == 200, body
-                a = [a for a in body["alerts"] if a["kind"] == "locked"][0]
-                assert "clerk9" not in json.dumps(body), body
-                assert a["user"] == "***" and '利用者 "***" がロックアウト' in a["message"]["ja"], a
-                assert 'User "***" was locked out' in a["message"]["en"], a
-                assert a["terminal"] == "term-nc", a
+            st, body, _ = c.get("/v1/alerts", token=hidden_token(c))
+            assert st == 200, body
+            a = [a for a in body["alerts"] if a["kind"] == "locked"][0]
+            assert "clerk9" not in json.dumps(body), body
+            assert a["user"] == "***" and '利用者 "***" がロックアウト' in a["message"]["ja"], a
+            assert 'User "***" was locked out' in a["message"]["en"], a
+            assert a["terminal"] == "term-nc", a
             st, _, _ = c.get("/v1/alerts", token=None)
             assert st == 401, st
             st, _, _ = c.get("/v1/alerts", token="mgt_" + "0" * 64)

@@ -2,9 +2,12 @@
 # SPDX-License-Identifier: MIT
 # --migrate-to-postgresql URL (docs/postgresql.md): a SQLite store with several terminals, months,
 # gaps, a conflict and compliance snapshots is copied into an empty PostgreSQL database; --verify
-# says the same on both, and the dashboard answers the same from both. A second copy into the
-# now full database and a url with a password are refused.
+# says the same on both, and the dashboard answers the same from both. The dashboard accounts go
+# along: with the key file copied, the collector opens their sealed TOTP secrets and an account's
+# script token made on SQLite works on PostgreSQL. A second copy into the now full database and a
+# url with a password are refused.
 import os
+import shutil
 import subprocess
 import sys
 
@@ -43,6 +46,13 @@ def main():
         st, before_events, _ = src.get("/v1/events?limit=1000")
         st, before_one, _ = src.get("/v1/terminals/term-001")
         src.stop()
+        p = subprocess.run([EXE, "--config", src.conf, "--account-add", "aki", "--role", "admin"],
+                           input="pass-aki-0123456789\n", capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0 and "otpauth://" in p.stdout, p.stdout + p.stderr
+        rc, token = run(src.conf, "--account-token", "aki", "--scope", "read")
+        assert rc == 0 and token.startswith("mgt_"), token
+        token = token.strip()
         rc, src_verify = run(src.conf, "--verify")
         assert rc == 0 and src_verify.startswith("OK "), src_verify
 
@@ -56,6 +66,11 @@ def main():
         assert dst.count() == src.count()
         assert dst.count("SELECT count(*) FROM gaps") == src.count("SELECT count(*) FROM gaps") > 0
         assert dst.count("SELECT sum(conflicts) FROM terminals") == 3
+        assert dst.rows("SELECT name, role, length(totp_secret) FROM accounts") == \
+            src.rows("SELECT name, role, length(totp_secret) FROM accounts") == [("aki", 3, 48)]
+        shutil.copy2(src.db + ".accounts-key", dst.db + ".accounts-key")
+        rc, out = run(dst.conf, "--account-list")
+        assert rc == 0 and '"aki"' in out and "warning" not in out, out
         rc, out = run(src.conf, "--migrate-to-postgresql", dst.url)
         assert rc == 1 and "already holds a store" in out, out
 
@@ -72,6 +87,8 @@ def main():
         assert after_events == before_events, (before_events, after_events)
         assert after_one["checks"] == before_one["checks"], (before_one, after_one)
         assert after_one["gap_list"] == before_one["gap_list"]
+        st, _, _ = dst.get("/v1/terminals", token=token)
+        assert st == 200, st
         # the copy goes on: new events continue the chains and the ids
         cert = pki.issue("terminal-ca", "term-000b", "term-000")
         st, resp, _ = dst.post(cert, batch("term-000", [8]))

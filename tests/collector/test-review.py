@@ -23,11 +23,10 @@
 #   while the bundles are still being made (the order of the answers, no time limits; the
 #   figures are in docs/benchmarks.md).
 # With MYNAGUARD_TEST_STORE=postgresql (collector-pg-review, docs/postgresql.md) the same review,
-# sign-off, bundle and report run on PostgreSQL; what needs the fleet or the dashboard accounts
+# sign-off, bundle and report run on PostgreSQL, the auditor accounts too; what needs the fleet
 # (SQLite's only for now) is checked to be absent instead: no media ledger (so the ledger's
 # device is listed as unregistered too, and POST /v1/ledger answers 501), no groups for the
-# report, no auditor accounts; and the busy test, whose seeding writes the SQLite file, is not
-# run there.
+# report; and the busy test, whose seeding writes the SQLite file, is not run there.
 import datetime
 import http.client
 import importlib.util
@@ -463,57 +462,56 @@ key = {ev_key}
 
             # ---- an auditor with hide_personal: no user name in the review, the report or
             # the bundle (which still verifies); an unrestricted auditor sees them ----
-            if not PG:  # no dashboard accounts on PostgreSQL yet
-                toks = {}
-                for name, hide in (("mika", True), ("nao", False)):
-                    p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf,
-                                        "--account-add", name, "--role", "auditor",
-                                        *(["--hide-personal"] if hide else [])],
-                                       input="pass-" + name + "-0123456789\n",
-                                       capture_output=True, text=True)
-                    assert p.returncode == 0, p.stderr
-                    p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf,
-                                        "--account-token", name, "--scope", "read"],
-                                       capture_output=True, text=True)
-                    assert p.returncode == 0, p.stderr
-                    toks[name] = p.stdout.strip()
-                users = ("hanako", "taro", "jiro")
-                for name, hidden in (("mika", True), ("nao", False)):
-                    st, rvh, _ = c.get("/v1/review?period=" + period, token=toks[name])
-                    assert st == 200, (st, rvh)
-                    text = json.dumps(rvh, ensure_ascii=False)
-                    if hidden:
-                        assert not [u for u in users if u in text], text
-                        assert {i["user"] for i in rvh["items"] if "user" in i} == {"***"}, rvh
-                        assert rvh["signoffs"][0]["comment"] == "***", rvh["signoffs"]
-                    else:
-                        assert "hanako" in text and "taro" in text, text
-                    st, html, _ = c.get("/r/selfcheck?month=" + period, token=toks[name],
-                                        raw=True)
-                    page = html.decode()
-                    assert st == 200 and "自己点検報告書" in page, (st, page[:300])
-                    # the sign-off's comment names taro; the reviewer is an account
-                    assert ("taro" in page) != hidden and (sign["comment"] in page) != hidden, page
-                    assert ("***" in page) == hidden, page
-                    st, raw, _ = c.get(f"/v1/evidence?from={first}&to={last}", token=toks[name],
-                                       raw=True)
-                    assert st == 200, (st, raw[:300])
-                    path = os.path.join(d, "bundle-%s.jsonl" % name)
-                    with open(path, "wb") as f:
-                        f.write(raw)
-                    rc, out = verify(path, ev_pub)
-                    assert rc == 0 and out.startswith("OK "), out
-                    lines = [json.loads(x) for x in raw.decode().splitlines()]
-                    fails = [x for x in lines if x["type"] == "failure" and "user" in x.get("data", {})]
-                    assert fails, lines
-                    if hidden:
-                        assert lines[0]["redacted"] is True, lines[0]
-                        assert not [u for u in users if u.encode() in raw], raw
-                        assert {x["data"]["user"] for x in fails} == {"***"}, fails
-                    else:
-                        assert "redacted" not in lines[0], lines[0]
-                        assert {x["data"]["user"] for x in fails} >= {"taro", "jiro"}, fails
-                        assert sign["comment"].encode() in raw
+            toks = {}
+            for name, hide in (("mika", True), ("nao", False)):
+                p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf,
+                                    "--account-add", name, "--role", "auditor",
+                                    *(["--hide-personal"] if hide else [])],
+                                   input="pass-" + name + "-0123456789\n",
+                                   capture_output=True, text=True)
+                assert p.returncode == 0, p.stderr
+                p = subprocess.run([os.environ["COLLECTOR"], "--config", c.conf,
+                                    "--account-token", name, "--scope", "read"],
+                                   capture_output=True, text=True)
+                assert p.returncode == 0, p.stderr
+                toks[name] = p.stdout.strip()
+            users = ("hanako", "taro", "jiro")
+            for name, hidden in (("mika", True), ("nao", False)):
+                st, rvh, _ = c.get("/v1/review?period=" + period, token=toks[name])
+                assert st == 200, (st, rvh)
+                text = json.dumps(rvh, ensure_ascii=False)
+                if hidden:
+                    assert not [u for u in users if u in text], text
+                    assert {i["user"] for i in rvh["items"] if "user" in i} == {"***"}, rvh
+                    assert rvh["signoffs"][0]["comment"] == "***", rvh["signoffs"]
+                else:
+                    assert "hanako" in text and "taro" in text, text
+                st, html, _ = c.get("/r/selfcheck?month=" + period, token=toks[name],
+                                    raw=True)
+                page = html.decode()
+                assert st == 200 and "自己点検報告書" in page, (st, page[:300])
+                # the sign-off's comment names taro; the reviewer is an account
+                assert ("taro" in page) != hidden and (sign["comment"] in page) != hidden, page
+                assert ("***" in page) == hidden, page
+                st, raw, _ = c.get(f"/v1/evidence?from={first}&to={last}", token=toks[name],
+                                   raw=True)
+                assert st == 200, (st, raw[:300])
+                path = os.path.join(d, "bundle-%s.jsonl" % name)
+                with open(path, "wb") as f:
+                    f.write(raw)
+                rc, out = verify(path, ev_pub)
+                assert rc == 0 and out.startswith("OK "), out
+                lines = [json.loads(x) for x in raw.decode().splitlines()]
+                fails = [x for x in lines if x["type"] == "failure" and "user" in x.get("data", {})]
+                assert fails, lines
+                if hidden:
+                    assert lines[0]["redacted"] is True, lines[0]
+                    assert not [u for u in users if u.encode() in raw], raw
+                    assert {x["data"]["user"] for x in fails} == {"***"}, fails
+                else:
+                    assert "redacted" not in lines[0], lines[0]
+                    assert {x["data"]["user"] for x in fails} >= {"taro", "jiro"}, fails
+                    assert sign["comment"].encode() in raw
 
             # ---- compliance drift at the period's edges: the review reads the snapshots of
             # the terminals with a failing day of the period in the daily history only ----

@@ -46,6 +46,9 @@ static void schema(void)
 {
 	bool pg = sqldb_is_pg(db);
 
+	/* as the collector's store (store.c) */
+	if (!pg)
+		CHECK(sqldb_exec(db, "PRAGMA journal_mode = WAL") == 0);
 	CHECK(sqldb_exec(db, "DROP TABLE IF EXISTS t; DROP TABLE IF EXISTS counter") == 0);
 	CHECK(sqldb_exec(db, pg ? "CREATE TABLE t (k text PRIMARY KEY, n bigint NOT NULL,"
 				  " b bytea, s text, f integer NOT NULL DEFAULT 0)"
@@ -144,6 +147,23 @@ static void basics(void)
 	CHECK(sqldb_step_done(sel) == 0 && sqldb_changes(sel) == 3);
 	sqldb_finalize(sel);
 
+	/* a bare ? is numbered as SQLite does: one above the highest so far */
+	sel = prep("SELECT ?, ?2 || ?, ?", NULL);
+	CHECK(sqldb_bind_int64(sel, 1, 1) == 0);
+	CHECK(sqldb_bind_text(sel, 2, "two") == 0);
+	CHECK(sqldb_bind_text(sel, 3, "three") == 0);
+	CHECK(sqldb_bind_int64(sel, 4, 4) == 0);
+	CHECK(sqldb_bind_int64(sel, 5, 5) == -ERANGE);
+	CHECK(sqldb_step(sel) == SQLDB_ROW);
+	CHECK(sqldb_column_int64(sel, 0) == 1);
+	CHECK(strcmp(sqldb_column_text(sel, 1), "twothree") == 0);
+	CHECK(sqldb_column_int64(sel, 2) == 4);
+	sqldb_finalize(sel);
+	/* the connection's last change: a SELECT leaves it */
+	CHECK(sqldb_last_changes(db) == 3);
+	CHECK(scalar("SELECT count(*) FROM t") == 3);
+	CHECK(sqldb_last_changes(db) == 3);
+
 	/* a second text where the dialects differ */
 	sel = prep("SELECT typeof(?1)", "SELECT pg_typeof(?1::bigint)::text");
 	CHECK(sqldb_bind_int64(sel, 1, 7) == 0);
@@ -165,7 +185,7 @@ static void errors(void)
 	struct sqldb_stmt *st = NULL;
 	int r;
 
-	CHECK(sqldb_prepare(db, "SELECT ?", NULL, &st) == -EINVAL);
+	CHECK(sqldb_prepare(db, "SELECT ?, ?40, ?", NULL, &st) == -EINVAL);
 	CHECK(sqldb_prepare(db, "SELECT ?0", NULL, &st) == -EINVAL);
 	CHECK(sqldb_prepare(db, "SELECT ?33", NULL, &st) == -EINVAL);
 	/* a bad text: at prepare on SQLite, at the first step on PostgreSQL */

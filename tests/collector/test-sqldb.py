@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # collector/sqldb.c, the read-write SQL layer, on both stores: test-sqldb (the C part, $SQLDB_TEST)
 # against a SQLite file and against a real PostgreSQL server of the test's own (pglib.py), then
-# four processes at once each adding 1 to one counter 200 times in read-modify-write
+# four processes at once each adding 1 to one counter 100 times in read-modify-write
 # transactions: none is lost on either store (SQLite's write lock, PostgreSQL's advisory lock).
 # A location that does not open is refused.
 import os
@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pglib import PostgreSQL  # noqa: E402
 
 BIN = os.environ["SQLDB_TEST"]
-PROCS, N = 4, 200
+PROCS, N = 4, 100
 
 
 def run(*args):
