@@ -91,16 +91,15 @@ static json_t *time_json(int64_t s)
 	return json_string(buf);
 }
 
-static json_t *col_json(sqlite3_stmt *st, int i)
+static json_t *col_json(struct sqldb_stmt *st, int i)
 {
 	const char *t = fleet_col_text(st, i);
 	return t ? json_string(t) : json_null();
 }
 
-static json_t *col_time(sqlite3_stmt *st, int i)
+static json_t *col_time(struct sqldb_stmt *st, int i)
 {
-	return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()
-							 : time_json(sqlite3_column_int64(st, i));
+	return sqldb_column_is_null(st, i) ? json_null() : time_json(sqldb_column_int64(st, i));
 }
 
 static bool name_valid(const char *s)
@@ -223,20 +222,23 @@ static bool get_time(struct evhttp_request *req, json_t *o, const char *key, boo
 
 static bool tx_begin(struct fleet *f)
 {
-	return fleet_db_exec(f, "BEGIN IMMEDIATE") >= 0;
+	if (sqldb_begin(f->db) >= 0)
+		return true;
+	server_log(LOG_ERR, "fleet: %s", sqldb_errmsg(f->db));
+	return false;
 }
 
 static bool tx_commit(struct fleet *f)
 {
-	if (fleet_db_exec(f, "COMMIT") >= 0)
+	if (sqldb_commit(f->db) >= 0)
 		return true;
-	fleet_db_exec(f, "ROLLBACK");
+	server_log(LOG_ERR, "fleet: %s", sqldb_errmsg(f->db));
 	return false;
 }
 
 static void tx_rollback(struct fleet *f)
 {
-	fleet_db_exec(f, "ROLLBACK");
+	sqldb_rollback(f->db);
 }
 
 static const char *actor(struct evhttp_request *req)
@@ -247,17 +249,17 @@ static const char *actor(struct evhttp_request *req)
 
 static int member_group(struct fleet *f, const char *terminal, char group[80])
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 	    fleet_db_prepare(f, "SELECT grp FROM fleet_members WHERE terminal = ?");
 	int rc;
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	sqldb_bind_text(st, 1, terminal);
+	rc = sqldb_step(st);
+	if (rc == SQLDB_DONE)
 		return -ENOENT;
-	if (rc != SQLITE_ROW)
+	if (rc != SQLDB_ROW)
 		return -EIO;
 	snprintf(group, 80, "%s", fleet_col_text(st, 0));
 	return 0;
@@ -265,15 +267,15 @@ static int member_group(struct fleet *f, const char *terminal, char group[80])
 
 static int group_exists(struct fleet *f, const char *g)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 	    fleet_db_prepare(f, "SELECT 1 FROM fleet_groups WHERE name = ?");
 	int rc;
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_text(st, 1, g, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -EIO;
+	sqldb_bind_text(st, 1, g);
+	rc = sqldb_step(st);
+	return rc == SQLDB_ROW ? 1 : rc == SQLDB_DONE ? 0 : -EIO;
 }
 
 /* ---- GET /v1/policy (ingest) ---- */
@@ -445,7 +447,7 @@ void fleet_claim_handle(struct evhttp_request *req, struct worker *w, struct con
 
 static void groups_list(struct evhttp_request *req, struct fleet *f)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 	    fleet_db_prepare(f, "SELECT name, created_at, base_version, base_issued, base_sha256,"
 				" (SELECT count(*) FROM fleet_members m WHERE m.grp = g.name)"
 				" FROM fleet_groups g ORDER BY name");
@@ -457,16 +459,16 @@ static void groups_list(struct evhttp_request *req, struct fleet *f)
 		reply_store_failed(req);
 		return;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = sqldb_step(st)) == SQLDB_ROW)
 		json_array_append_new(
-		    list, json_pack("{s:o,s:o,s:o,s:o,s:o,s:I}", "name", col_json(st, 0),
-				    "created_at", col_time(st, 1), "base_version",
-				    sqlite3_column_type(st, 2) == SQLITE_NULL
-					? json_null()
-					: json_integer(sqlite3_column_int64(st, 2)),
-				    "base_issued", col_time(st, 3), "base_sha256", col_json(st, 4),
-				    "members", (json_int_t)sqlite3_column_int64(st, 5)));
-	if (rc != SQLITE_DONE) {
+		    list,
+		    json_pack("{s:o,s:o,s:o,s:o,s:o,s:I}", "name", col_json(st, 0), "created_at",
+			      col_time(st, 1), "base_version",
+			      sqldb_column_is_null(st, 2) ? json_null()
+							  : json_integer(sqldb_column_int64(st, 2)),
+			      "base_issued", col_time(st, 3), "base_sha256", col_json(st, 4),
+			      "members", (json_int_t)sqldb_column_int64(st, 5)));
+	if (rc != SQLDB_DONE) {
 		json_decref(list);
 		reply_store_failed(req);
 		return;
@@ -504,16 +506,16 @@ static void group_create(struct evhttp_request *req, struct fleet *f)
 			reply_store_failed(req);
 		return;
 	}
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 	    fleet_db_prepare(f, "INSERT INTO fleet_groups (name, created_at) VALUES (?, ?)");
 	if (!st) {
 		tx_rollback(f);
 		reply_store_failed(req);
 		return;
 	}
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now_s());
-	if (sqlite3_step(st) != SQLITE_DONE || !tx_commit(f)) {
+	sqldb_bind_text(st, 1, name);
+	sqldb_bind_int64(st, 2, now_s());
+	if (sqldb_step(st) != SQLDB_DONE || !tx_commit(f)) {
 		tx_rollback(f);
 		reply_store_failed(req);
 		return;
@@ -542,7 +544,7 @@ static void group_show(struct evhttp_request *req, struct fleet *f, const char *
 	if (r >= 0) {
 		json_t *terms = json_array(), *classes = json_array();
 		char key[45];
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 		    f, "SELECT base_version, base_issued, base_sha256, base_uploaded_at"
 		       " FROM fleet_groups WHERE name = ?");
 		for (size_t i = 0; i < base->n_fleet_terminals; i++)
@@ -556,10 +558,10 @@ static void group_show(struct evhttp_request *req, struct fleet *f, const char *
 			      "grant_key", key, "grant_max_days",
 			      (json_int_t)base->fleet_grant_max_days);
 		if (st) {
-			sqlite3_bind_text(st, 1, g, -1, SQLITE_STATIC);
-			if (sqlite3_step(st) == SQLITE_ROW) {
+			sqldb_bind_text(st, 1, g);
+			if (sqldb_step(st) == SQLDB_ROW) {
 				json_object_set_new(b, "version",
-						    json_integer(sqlite3_column_int64(st, 0)));
+						    json_integer(sqldb_column_int64(st, 0)));
 				json_object_set_new(b, "issued", col_time(st, 1));
 				json_object_set_new(b, "sha256", col_json(st, 2));
 				json_object_set_new(b, "uploaded_at", col_time(st, 3));
@@ -571,7 +573,7 @@ static void group_show(struct evhttp_request *req, struct fleet *f, const char *
 		reply_store_failed(req);
 		return;
 	}
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 	    f, "SELECT m.terminal, m.added_at, b.version FROM fleet_members m"
 	       " LEFT JOIN fleet_bundles b ON b.terminal = m.terminal WHERE m.grp = ?"
 	       " ORDER BY m.terminal");
@@ -581,15 +583,14 @@ static void group_show(struct evhttp_request *req, struct fleet *f, const char *
 		reply_store_failed(req);
 		return;
 	}
-	sqlite3_bind_text(st, 1, g, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	sqldb_bind_text(st, 1, g);
+	while ((rc = sqldb_step(st)) == SQLDB_ROW)
 		json_array_append_new(
 		    members,
 		    json_pack("{s:o,s:o,s:o,s:b}", "terminal", col_json(st, 0), "added_at",
 			      col_time(st, 1), "bundle_version",
-			      sqlite3_column_type(st, 2) == SQLITE_NULL
-				  ? json_null()
-				  : json_integer(sqlite3_column_int64(st, 2)),
+			      sqldb_column_is_null(st, 2) ? json_null()
+							  : json_integer(sqldb_column_int64(st, 2)),
 			      "covered",
 			      base ? policy_fleet_covers(base, fleet_col_text(st, 0)) : 0));
 	out = json_pack("{s:s,s:o,s:o}", "name", g, "base", b, "members", members);
@@ -625,7 +626,7 @@ static void member_put(struct evhttp_request *req, struct fleet *f, const char *
 		      json_pack("{s:s,s:s,s:b}", "group", g, "terminal", id, "changed", 0));
 		return;
 	}
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 	    f, "INSERT INTO fleet_members (terminal, grp, added_at) VALUES (?, ?, ?)"
 	       " ON CONFLICT (terminal) DO UPDATE SET grp = excluded.grp,"
 	       " added_at = excluded.added_at");
@@ -634,10 +635,10 @@ static void member_put(struct evhttp_request *req, struct fleet *f, const char *
 		reply_store_failed(req);
 		return;
 	}
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, g, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now_s());
-	if (sqlite3_step(st) != SQLITE_DONE || !tx_commit(f)) {
+	sqldb_bind_text(st, 1, id);
+	sqldb_bind_text(st, 2, g);
+	sqldb_bind_int64(st, 3, now_s());
+	if (sqldb_step(st) != SQLDB_DONE || !tx_commit(f)) {
 		tx_rollback(f);
 		reply_store_failed(req);
 		return;
@@ -663,15 +664,15 @@ static void member_delete(struct evhttp_request *req, struct fleet *f, const cha
 			  event_terminal_id_valid(id) ? id : "(invalid id)", g);
 		return;
 	}
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 	    fleet_db_prepare(f, "DELETE FROM fleet_members WHERE terminal = ?");
 	if (!st) {
 		tx_rollback(f);
 		reply_store_failed(req);
 		return;
 	}
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE || !tx_commit(f)) {
+	sqldb_bind_text(st, 1, id);
+	if (sqldb_step(st) != SQLDB_DONE || !tx_commit(f)) {
 		tx_rollback(f);
 		reply_store_failed(req);
 		return;
@@ -729,7 +730,7 @@ static void policy_put(struct evhttp_request *req, struct fleet *f, const char *
 		return;
 	}
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 		    fleet_db_prepare(f, "SELECT base_version FROM fleet_groups WHERE name = ?");
 		int rc;
 		if (!st) {
@@ -737,21 +738,21 @@ static void policy_put(struct evhttp_request *req, struct fleet *f, const char *
 			reply_store_failed(req);
 			return;
 		}
-		sqlite3_bind_text(st, 1, g, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
+		sqldb_bind_text(st, 1, g);
+		rc = sqldb_step(st);
+		if (rc == SQLDB_DONE) {
 			tx_rollback(f);
 			reply_err(req, 404, "no group %s (create it first)", g);
 			return;
 		}
-		if (rc != SQLITE_ROW) {
+		if (rc != SQLDB_ROW) {
 			tx_rollback(f);
 			reply_store_failed(req);
 			return;
 		}
-		if (sqlite3_column_type(st, 0) != SQLITE_NULL &&
-		    (uint64_t)sqlite3_column_int64(st, 0) >= base->fleet_version) {
-			uint64_t have = (uint64_t)sqlite3_column_int64(st, 0);
+		if (!sqldb_column_is_null(st, 0) &&
+		    (uint64_t)sqldb_column_int64(st, 0) >= base->fleet_version) {
+			uint64_t have = (uint64_t)sqldb_column_int64(st, 0);
 			tx_rollback(f);
 			reply_err(req, 400,
 				  "version %" PRIu64
@@ -760,7 +761,7 @@ static void policy_put(struct evhttp_request *req, struct fleet *f, const char *
 			return;
 		}
 	}
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 	    f, "UPDATE fleet_groups SET base = ?, base_version = ?, base_issued = ?,"
 	       " base_sha256 = ?, base_uploaded_at = ? WHERE name = ?");
 	if (!st) {
@@ -768,13 +769,13 @@ static void policy_put(struct evhttp_request *req, struct fleet *f, const char *
 		reply_store_failed(req);
 		return;
 	}
-	sqlite3_bind_blob(st, 1, body, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)base->fleet_version);
-	sqlite3_bind_int64(st, 3, base->fleet_issued);
-	sqlite3_bind_text(st, 4, sha, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, now_s());
-	sqlite3_bind_text(st, 6, g, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE || !tx_commit(f)) {
+	sqldb_bind_blob(st, 1, body, len);
+	sqldb_bind_int64(st, 2, (int64_t)base->fleet_version);
+	sqldb_bind_int64(st, 3, base->fleet_issued);
+	sqldb_bind_text(st, 4, sha);
+	sqldb_bind_int64(st, 5, now_s());
+	sqldb_bind_text(st, 6, g);
+	if (sqldb_step(st) != SQLDB_DONE || !tx_commit(f)) {
 		tx_rollback(f);
 		reply_store_failed(req);
 		return;
@@ -794,13 +795,13 @@ static void policy_put(struct evhttp_request *req, struct fleet *f, const char *
 	" valid_until, purpose, approved_by, ledger, request, state, created_at, created_by,"      \
 	" revoked_at, revoked_by, revoke_reason"
 
-static json_t *exception_json(sqlite3_stmt *st)
+static json_t *exception_json(struct sqldb_stmt *st)
 {
 	char v[5], p[5];
 	json_t *users = json_loads(fleet_col_text(st, 9), 0, NULL);
 
-	snprintf(v, sizeof(v), "%04x", sqlite3_column_int(st, 4) & 0xffff);
-	snprintf(p, sizeof(p), "%04x", sqlite3_column_int(st, 5) & 0xffff);
+	snprintf(v, sizeof(v), "%04x", (int)sqldb_column_int64(st, 4) & 0xffff);
+	snprintf(p, sizeof(p), "%04x", (int)sqldb_column_int64(st, 5) & 0xffff);
 	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
 			 "s:o,s:o,s:o,s:o,s:o}",
 			 "id", col_json(st, 0), "scope", col_json(st, 1), "group", col_json(st, 2),
@@ -816,13 +817,13 @@ static json_t *exception_json(sqlite3_stmt *st)
 
 static json_t *exception_get(struct fleet *f, const char *id)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 	    fleet_db_prepare(f, "SELECT " EXC_ALL " FROM fleet_exceptions WHERE id = ?");
 
 	if (!st)
 		return NULL;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	return sqlite3_step(st) == SQLITE_ROW ? exception_json(st) : NULL;
+	sqldb_bind_text(st, 1, id);
+	return sqldb_step(st) == SQLDB_ROW ? exception_json(st) : NULL;
 }
 
 static const char *state_filter(struct evhttp_request *req, const char *const *states)
@@ -859,7 +860,7 @@ static const char *state_filter(struct evhttp_request *req, const char *const *s
 /* GET of a list filtered by ?state=: sql takes the state twice ("? = 'all' OR state = ?"),
  * row() turns one row into its JSON object; the answer is {key: [...]}. */
 static void list_by_state(struct evhttp_request *req, struct fleet *f, const char *const *states,
-			  const char *usage, const char *sql, json_t *(*row)(sqlite3_stmt *st),
+			  const char *usage, const char *sql, json_t *(*row)(struct sqldb_stmt *st),
 			  const char *key)
 {
 	const char *state = state_filter(req, states);
@@ -870,18 +871,18 @@ static void list_by_state(struct evhttp_request *req, struct fleet *f, const cha
 		reply_err(req, 400, "%s", usage);
 		return;
 	}
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(f, sql);
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(f, sql);
 	list = json_array();
 	if (!st || !list) {
 		json_decref(list);
 		reply_store_failed(req);
 		return;
 	}
-	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	sqldb_bind_text(st, 1, state);
+	sqldb_bind_text(st, 2, state);
+	while ((rc = sqldb_step(st)) == SQLDB_ROW)
 		json_array_append_new(list, row(st));
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLDB_DONE) {
 		json_decref(list);
 		reply_store_failed(req);
 		return;
@@ -969,12 +970,12 @@ static int exception_create(struct fleet *f, const struct exc_in *in, const char
 		return 400;
 	}
 	if (in->ledger) {
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 		    fleet_db_prepare(f, "SELECT 1 FROM fleet_ledger WHERE number = ?");
 		if (!st)
 			return 503;
-		sqlite3_bind_text(st, 1, in->ledger, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_ROW) {
+		sqldb_bind_text(st, 1, in->ledger);
+		if (sqldb_step(st) != SQLDB_ROW) {
 			snprintf(reason, rsz, "ledger: no entry %s in the media ledger",
 				 in->ledger);
 			return 400;
@@ -987,15 +988,15 @@ static int exception_create(struct fleet *f, const struct exc_in *in, const char
 		year_now = tm.tm_year + 1900;
 	}
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 		    f, "SELECT coalesce(max(num), 0) + 1 FROM fleet_exceptions WHERE year = ?");
 		if (!st)
 			return 503;
-		sqlite3_bind_int64(st, 1, year_now);
-		if (sqlite3_step(st) != SQLITE_ROW)
+		sqldb_bind_int64(st, 1, year_now);
+		if (sqldb_step(st) != SQLDB_ROW)
 			return 503;
 		snprintf(id, 32, "EX-%04" PRId64 "-%04" PRId64, year_now,
-			 (int64_t)sqlite3_column_int64(st, 0));
+			 (int64_t)sqldb_column_int64(st, 0));
 	}
 
 	/* the exception as the terminal will read it: within the base's limits, and what the
@@ -1032,7 +1033,7 @@ static int exception_create(struct fleet *f, const struct exc_in *in, const char
 	bundle_exceptions_free(&back);
 
 	users_text = in->users ? json_dumps(in->users, JSON_COMPACT) : strdup("[]");
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 	    f,
 	    "INSERT INTO fleet_exceptions (id, year, num, scope, grp, terminal, vendor, product,"
 	    " serial, hash, class, users, valid_from, valid_until, purpose, approved_by, ledger,"
@@ -1040,28 +1041,27 @@ static int exception_create(struct fleet *f, const struct exc_in *in, const char
 	    " ?, ?, ?, ?, ?, ?, 'active', ?, ?)");
 	if (!st || !users_text)
 		return 503;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, year_now);
-	sqlite3_bind_int64(st, 3, atoll(id + 8));
-	sqlite3_bind_text(st, 4, in->scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, group, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, strcmp(in->scope, "terminal") == 0 ? in->terminal : NULL, -1,
-			  SQLITE_STATIC);
-	sqlite3_bind_int(st, 7, in->vendor);
-	sqlite3_bind_int(st, 8, in->product);
-	sqlite3_bind_text(st, 9, in->serial, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, in->hash, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 11, in->cls, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 12, users_text, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 13, in->from);
-	sqlite3_bind_int64(st, 14, in->until);
-	sqlite3_bind_text(st, 15, in->purpose, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 16, in->approved_by, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 17, in->ledger, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 18, in->request, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 19, now_s());
-	sqlite3_bind_text(st, 20, by, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldb_bind_text(st, 1, id);
+	sqldb_bind_int64(st, 2, year_now);
+	sqldb_bind_int64(st, 3, atoll(id + 8));
+	sqldb_bind_text(st, 4, in->scope);
+	sqldb_bind_text(st, 5, group);
+	sqldb_bind_text(st, 6, strcmp(in->scope, "terminal") == 0 ? in->terminal : NULL);
+	sqldb_bind_int64(st, 7, in->vendor);
+	sqldb_bind_int64(st, 8, in->product);
+	sqldb_bind_text(st, 9, in->serial);
+	sqldb_bind_text(st, 10, in->hash);
+	sqldb_bind_text(st, 11, in->cls);
+	sqldb_bind_text(st, 12, users_text);
+	sqldb_bind_int64(st, 13, in->from);
+	sqldb_bind_int64(st, 14, in->until);
+	sqldb_bind_text(st, 15, in->purpose);
+	sqldb_bind_text(st, 16, in->approved_by);
+	sqldb_bind_text(st, 17, in->ledger);
+	sqldb_bind_text(st, 18, in->request);
+	sqldb_bind_int64(st, 19, now_s());
+	sqldb_bind_text(st, 20, by);
+	if (sqldb_step(st) != SQLDB_DONE)
 		return 503;
 	status = 201;
 	return status;
@@ -1188,7 +1188,7 @@ static void exception_revoke(struct evhttp_request *req, struct fleet *f, const 
 		reply_store_failed(req);
 		return;
 	}
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 	    f, "UPDATE fleet_exceptions SET state = 'revoked', revoked_at = ?, revoked_by = ?,"
 	       " revoke_reason = ? WHERE id = ? AND state = 'active'");
 	if (!st) {
@@ -1196,16 +1196,16 @@ static void exception_revoke(struct evhttp_request *req, struct fleet *f, const 
 		reply_store_failed(req);
 		return;
 	}
-	sqlite3_bind_int64(st, 1, now_s());
-	sqlite3_bind_text(st, 2, actor(req), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
+	sqldb_bind_int64(st, 1, now_s());
+	sqldb_bind_text(st, 2, actor(req));
+	sqldb_bind_text(st, 3, why);
+	sqldb_bind_text(st, 4, id);
+	if (sqldb_step(st) != SQLDB_DONE) {
 		tx_rollback(f);
 		reply_store_failed(req);
 		return;
 	}
-	if (sqlite3_changes(f->db) == 0) {
+	if (sqldb_changes(st) == 0) {
 		json_t *ex = exception_get(f, id);
 		tx_rollback(f);
 		if (ex) {
@@ -1231,29 +1231,29 @@ static void exception_revoke(struct evhttp_request *req, struct fleet *f, const 
 	"terminal, code, vendor, product, serial, hash, class, manufacturer, product_name,"        \
 	" first_seen, last_seen, count, state, exception, reason, decided_by, decided_at, rule"
 
-static json_t *ms_json(sqlite3_stmt *st, int i)
+static json_t *ms_json(struct sqldb_stmt *st, int i)
 {
 	char buf[32];
 
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+	if (sqldb_column_is_null(st, i))
 		return json_null();
-	event_format_ts(sqlite3_column_int64(st, i), buf);
+	event_format_ts(sqldb_column_int64(st, i), buf);
 	return json_string(buf);
 }
 
-static json_t *request_json(sqlite3_stmt *st)
+static json_t *request_json(struct sqldb_stmt *st)
 {
 	char v[5], p[5];
 
-	snprintf(v, sizeof(v), "%04x", sqlite3_column_int(st, 2) & 0xffff);
-	snprintf(p, sizeof(p), "%04x", sqlite3_column_int(st, 3) & 0xffff);
+	snprintf(v, sizeof(v), "%04x", (int)sqldb_column_int64(st, 2) & 0xffff);
+	snprintf(p, sizeof(p), "%04x", (int)sqldb_column_int64(st, 3) & 0xffff);
 	return json_pack(
 	    "{s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:o}", "terminal",
 	    col_json(st, 0), "code", col_json(st, 1), "vendor", v, "product", p, "serial",
 	    col_json(st, 4), "hash", col_json(st, 5), "class", col_json(st, 6), "manufacturer",
 	    col_json(st, 7), "product_name", col_json(st, 8), "first_seen", ms_json(st, 9),
-	    "last_seen", ms_json(st, 10), "count", (json_int_t)sqlite3_column_int64(st, 11),
-	    "state", col_json(st, 12), "exception", col_json(st, 13), "reason", col_json(st, 14),
+	    "last_seen", ms_json(st, 10), "count", (json_int_t)sqldb_column_int64(st, 11), "state",
+	    col_json(st, 12), "exception", col_json(st, 13), "reason", col_json(st, 14),
 	    "decided_by", col_json(st, 15), "decided_at", col_time(st, 16), "rule",
 	    col_json(st, 17));
 }
@@ -1271,7 +1271,7 @@ static void requests_list(struct evhttp_request *req, struct fleet *f)
 /* The one pending request with this code; answers and returns NULL otherwise. */
 static json_t *request_find(struct evhttp_request *req, struct fleet *f, const char *code)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 	    fleet_db_prepare(f, "SELECT " REQ_ALL " FROM fleet_requests WHERE code = ?");
 	json_t *found = NULL;
 	int rc, n = 0;
@@ -1280,13 +1280,13 @@ static json_t *request_find(struct evhttp_request *req, struct fleet *f, const c
 		reply_store_failed(req);
 		return NULL;
 	}
-	sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldb_bind_text(st, 1, code);
+	while ((rc = sqldb_step(st)) == SQLDB_ROW) {
 		n++;
 		if (!found)
 			found = request_json(st);
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLDB_DONE) {
 		json_decref(found);
 		reply_store_failed(req);
 		return NULL;
@@ -1341,21 +1341,20 @@ static const char *grant_class_for(const struct policy *base, const char *cls, c
 static bool request_decide(struct fleet *f, json_t *r, const char *state, const char *exception,
 			   const char *why, const char *by)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 	    f, "UPDATE fleet_requests SET state = ?, exception = ?, reason = ?, decided_by = ?,"
 	       " decided_at = ? WHERE terminal = ? AND code = ?");
 
 	if (!st)
 		return false;
-	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, exception, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, by, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, now_s());
-	sqlite3_bind_text(st, 6, json_string_value(json_object_get(r, "terminal")), -1,
-			  SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, json_string_value(json_object_get(r, "code")), -1, SQLITE_STATIC);
-	return sqlite3_step(st) == SQLITE_DONE;
+	sqldb_bind_text(st, 1, state);
+	sqldb_bind_text(st, 2, exception);
+	sqldb_bind_text(st, 3, why);
+	sqldb_bind_text(st, 4, by);
+	sqldb_bind_int64(st, 5, now_s());
+	sqldb_bind_text(st, 6, json_string_value(json_object_get(r, "terminal")));
+	sqldb_bind_text(st, 7, json_string_value(json_object_get(r, "code")));
+	return sqldb_step(st) == SQLDB_DONE;
 }
 
 static void request_grant(struct evhttp_request *req, struct fleet *f, const char *code)
@@ -1504,7 +1503,7 @@ static void request_refuse(struct evhttp_request *req, struct fleet *f, const ch
 
 static int ledger_rows(struct fleet *f, struct fleet_ledger_row **ret, size_t *ret_n)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 	    fleet_db_prepare(f, "SELECT " LEDGER_ALL " FROM fleet_ledger ORDER BY number");
 	struct fleet_ledger_row *rows = NULL;
 	size_t n = 0;
@@ -1512,7 +1511,7 @@ static int ledger_rows(struct fleet *f, struct fleet_ledger_row **ret, size_t *r
 
 	if (!st)
 		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = sqldb_step(st)) == SQLDB_ROW) {
 		struct fleet_ledger_row *bigger = realloc(rows, (n + 1) * sizeof(*rows));
 		if (!bigger) {
 			fleet_ledger_rows_free(rows, n);
@@ -1528,20 +1527,20 @@ static int ledger_rows(struct fleet *f, struct fleet_ledger_row **ret, size_t *r
 		snprintf(r->vendor, sizeof(r->vendor), "%s", fleet_col_text(st, 4));
 		snprintf(r->product, sizeof(r->product), "%s", fleet_col_text(st, 5));
 		r->serial = strdup(fleet_col_text(st, 6));
-		r->encrypted = sqlite3_column_int(st, 7) != 0;
+		r->encrypted = (int)sqldb_column_int64(st, 7) != 0;
 		snprintf(r->lent, sizeof(r->lent), "%s", fleet_col_text(st, 8));
 		snprintf(r->returned, sizeof(r->returned), "%s", fleet_col_text(st, 9));
 		r->note = strdup(fleet_col_text(st, 10));
 		if (fleet_col_text(st, 11))
 			r->last_terminal = strdup(fleet_col_text(st, 11));
-		r->last_seen_ms = sqlite3_column_int64(st, 12);
+		r->last_seen_ms = sqldb_column_int64(st, 12);
 		if (!r->number || !r->holder || !r->department || !r->model || !r->serial ||
 		    !r->note) {
 			fleet_ledger_rows_free(rows, n);
 			return -ENOMEM;
 		}
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLDB_DONE) {
 		fleet_ledger_rows_free(rows, n);
 		return -EIO;
 	}
@@ -1583,7 +1582,7 @@ static void ledger_list(struct evhttp_request *req, struct fleet *f)
 
 static bool ledger_put(struct fleet *f, const struct fleet_ledger_row *r)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 	    f, "INSERT INTO fleet_ledger (number, holder, department, model, vendor, product,"
 	       " serial, encrypted, lent, returned, note, updated_at)"
 	       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET"
@@ -1595,19 +1594,19 @@ static bool ledger_put(struct fleet *f, const struct fleet_ledger_row *r)
 
 	if (!st)
 		return false;
-	sqlite3_bind_text(st, 1, r->number, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, r->holder, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, r->department, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, r->model, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, r->vendor, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, r->product, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, r->serial, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 8, r->encrypted);
-	sqlite3_bind_text(st, 9, r->lent, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, r->returned, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 11, r->note, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 12, now_s());
-	return sqlite3_step(st) == SQLITE_DONE;
+	sqldb_bind_text(st, 1, r->number);
+	sqldb_bind_text(st, 2, r->holder);
+	sqldb_bind_text(st, 3, r->department);
+	sqldb_bind_text(st, 4, r->model);
+	sqldb_bind_text(st, 5, r->vendor);
+	sqldb_bind_text(st, 6, r->product);
+	sqldb_bind_text(st, 7, r->serial);
+	sqldb_bind_int64(st, 8, r->encrypted);
+	sqldb_bind_text(st, 9, r->lent);
+	sqldb_bind_text(st, 10, r->returned);
+	sqldb_bind_text(st, 11, r->note);
+	sqldb_bind_int64(st, 12, now_s());
+	return sqldb_step(st) == SQLDB_DONE;
 }
 
 static void ledger_post(struct evhttp_request *req, struct fleet *f)
@@ -1745,41 +1744,44 @@ static void ledger_csv_post(struct evhttp_request *req, struct fleet *f)
 
 /* ---- central TOTP (docs/fleet.md, "Central TOTP enrollment") ---- */
 
-static json_t *totp_row_json(sqlite3_stmt *st)
+static json_t *totp_row_json(struct sqldb_stmt *st)
 {
 	/* columns: user, groups, gen, secret IS NOT NULL, enrolled_at, enrolled_by, revoked_at,
 	 * revoked_by, revoke_reason, double uses, the newest one (s), verified_at, verify_failures */
 	json_t *groups = json_loads(fleet_col_text(st, 1), 0, NULL);
-	const char *state = !sqlite3_column_int(st, 3)			 ? "revoked"
-			    : sqlite3_column_type(st, 11) == SQLITE_NULL ? "pending"
-									 : "active";
+	const char *state = !(int)sqldb_column_int64(st, 3) ? "revoked"
+			    : sqldb_column_is_null(st, 11)  ? "pending"
+							    : "active";
 
 	return json_pack(
 	    "{s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:I,s:o}", "user", col_json(st, 0),
-	    "groups", groups ? groups : json_array(), "gen",
-	    (json_int_t)sqlite3_column_int64(st, 2), "state", state, "enrolled_at", col_time(st, 4),
-	    "enrolled_by", col_json(st, 5), "verified_at", col_time(st, 11), "verify_failures",
-	    (json_int_t)sqlite3_column_int64(st, 12), "revoked_at", col_time(st, 6), "revoked_by",
+	    "groups", groups ? groups : json_array(), "gen", (json_int_t)sqldb_column_int64(st, 2),
+	    "state", state, "enrolled_at", col_time(st, 4), "enrolled_by", col_json(st, 5),
+	    "verified_at", col_time(st, 11), "verify_failures",
+	    (json_int_t)sqldb_column_int64(st, 12), "revoked_at", col_time(st, 6), "revoked_by",
 	    col_json(st, 7), "revoke_reason", col_json(st, 8), "double_uses",
-	    (json_int_t)sqlite3_column_int64(st, 9), "last_double_use", col_time(st, 10));
+	    (json_int_t)sqldb_column_int64(st, 9), "last_double_use", col_time(st, 10));
 }
 
-/* the double uses of the user's codes: the collector's own fleet.totp events (still kept) */
-#define TOTP_DOUBLE_USES(what)                                                                     \
+/* the double uses of the user's codes: the collector's own fleet.totp events (still kept);
+ * field(name): the event data's field as text (SQLite, PostgreSQL) */
+#define JSON_FIELD(name)    "json_extract(e.data, '$." name "')"
+#define JSON_FIELD_PG(name) "(e.data::jsonb->>'" name "')"
+#define TOTP_DOUBLE_USES(what, field)                                                              \
 	"(SELECT " what " FROM events e JOIN terminals c ON c.id = e.tid"                          \
 	" AND c.name = '" INGEST_SELF_TERMINAL "' WHERE e.kind = 'fleet.totp' AND e.body IS NULL"  \
-	" AND json_extract(e.data, '$.action') = 'double_use'"                                     \
-	" AND json_extract(e.data, '$.user') = fleet_totp.user)"
+	" AND " field("action") " = 'double_use' AND " field("user") " = fleet_totp.\"user\")"
 
-#define TOTP_COLS                                                                                  \
-	"user, groups, gen, secret IS NOT NULL, enrolled_at, enrolled_by, revoked_at, revoked_by," \
-	" revoke_reason, " TOTP_DOUBLE_USES("count(*)") ", " TOTP_DOUBLE_USES(                     \
-	    "max(e.ts) / 1000") ", verified_at, verify_failures"
+#define TOTP_COLS(field)                                                                           \
+	"\"user\", groups, gen, secret IS NOT NULL, enrolled_at, enrolled_by, revoked_at,"         \
+	" revoked_by, revoke_reason, " TOTP_DOUBLE_USES("count(*)", field) ", " TOTP_DOUBLE_USES(  \
+	    "max(e.ts) / 1000", field) ", verified_at, verify_failures"
 
 static void totp_list(struct evhttp_request *req, struct fleet *f)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
-	    fleet_db_prepare(f, "SELECT " TOTP_COLS " FROM fleet_totp ORDER BY user");
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare_pg(
+	    f, "SELECT " TOTP_COLS(JSON_FIELD) " FROM fleet_totp ORDER BY \"user\"",
+	    "SELECT " TOTP_COLS(JSON_FIELD_PG) " FROM fleet_totp ORDER BY \"user\"");
 	json_t *list = json_array();
 	int rc;
 
@@ -1788,9 +1790,9 @@ static void totp_list(struct evhttp_request *req, struct fleet *f)
 		reply_store_failed(req);
 		return;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = sqldb_step(st)) == SQLDB_ROW)
 		json_array_append_new(list, totp_row_json(st));
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLDB_DONE) {
 		json_decref(list);
 		reply_store_failed(req);
 		return;
@@ -1895,19 +1897,19 @@ static void totp_enroll(struct evhttp_request *req, struct fleet *f)
 	}
 	groups_text = json_dumps(groups, JSON_COMPACT);
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
-		    fleet_db_prepare(f, "SELECT gen FROM fleet_totp WHERE user = ?");
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
+		    fleet_db_prepare(f, "SELECT gen FROM fleet_totp WHERE \"user\" = ?");
 		if (!st || !groups_text) {
 			tx_rollback(f);
 			reply_store_failed(req);
 			return;
 		}
-		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			gen = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+		sqldb_bind_text(st, 1, user);
+		rc = sqldb_step(st);
+		if (rc == SQLDB_ROW) {
+			gen = (uint64_t)sqldb_column_int64(st, 0) + 1;
 			replaced = true;
-		} else if (rc != SQLITE_DONE) {
+		} else if (rc != SQLDB_DONE) {
 			tx_rollback(f);
 			reply_store_failed(req);
 			return;
@@ -1921,23 +1923,23 @@ static void totp_enroll(struct evhttp_request *req, struct fleet *f)
 		return;
 	}
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 		    f,
-		    "INSERT INTO fleet_totp (user, groups, gen, secret, enrolled_at, enrolled_by)"
-		    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user) DO UPDATE SET"
+		    "INSERT INTO fleet_totp (\"user\", groups, gen, secret, enrolled_at, enrolled_by)"
+		    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (\"user\") DO UPDATE SET"
 		    " groups = excluded.groups, gen = excluded.gen, secret = excluded.secret,"
 		    " enrolled_at = excluded.enrolled_at, enrolled_by = excluded.enrolled_by,"
 		    " revoked_at = NULL, revoked_by = NULL, revoke_reason = NULL,"
 		    " verified_at = NULL, verify_failures = 0");
 		if (st) {
-			sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 2, groups_text, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 3, (int64_t)gen);
-			sqlite3_bind_blob(st, 4, blob, (int)blen, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 5, s.enrolled);
-			sqlite3_bind_text(st, 6, actor(req), -1, SQLITE_STATIC);
+			sqldb_bind_text(st, 1, user);
+			sqldb_bind_text(st, 2, groups_text);
+			sqldb_bind_int64(st, 3, (int64_t)gen);
+			sqldb_bind_blob(st, 4, blob, blen);
+			sqldb_bind_int64(st, 5, s.enrolled);
+			sqldb_bind_text(st, 6, actor(req));
 		}
-		if (!st || sqlite3_step(st) != SQLITE_DONE || !tx_commit(f)) {
+		if (!st || sqldb_step(st) != SQLDB_DONE || !tx_commit(f)) {
 			secmem_wipe(&s, sizeof(s));
 			if (st)
 				tx_rollback(f);
@@ -1978,22 +1980,22 @@ static void totp_revoke(struct evhttp_request *req, struct fleet *f, const char 
 	if (bad)
 		return;
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 		    f, "UPDATE fleet_totp SET secret = NULL, revoked_at = ?, revoked_by = ?,"
-		       " revoke_reason = ? WHERE user = ? AND secret IS NOT NULL");
+		       " revoke_reason = ? WHERE \"user\" = ? AND secret IS NOT NULL");
 		if (!st) {
 			reply_store_failed(req);
 			return;
 		}
-		sqlite3_bind_int64(st, 1, now_s());
-		sqlite3_bind_text(st, 2, actor(req), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, user, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE) {
+		sqldb_bind_int64(st, 1, now_s());
+		sqldb_bind_text(st, 2, actor(req));
+		sqldb_bind_text(st, 3, why);
+		sqldb_bind_text(st, 4, user);
+		if (sqldb_step(st) != SQLDB_DONE) {
 			reply_store_failed(req);
 			return;
 		}
-		changes = sqlite3_changes(f->db);
+		changes = sqldb_changes(st);
 	}
 	if (changes == 0) {
 		reply_err(req, 404, "no enrollment in force for %s", user);

@@ -4,17 +4,17 @@
 
 #include <jansson.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdint.h>
 
 #include "bundle.h"
 #include "fleet.h"
 #include "policy.h"
+#include "sqldb.h"
 
 struct fleet {
 	struct collector *c;
 	pthread_mutex_t lock; /* around db */
-	sqlite3 *db;
+	struct sqldb *db;
 	struct bundle_signer *grant;
 	uint8_t grant_pub[BUNDLE_PUBKEY_LEN];
 	uint8_t root_pub[BUNDLE_PUBKEY_LEN];
@@ -23,10 +23,12 @@ struct fleet {
 };
 
 int fleet_db_exec(struct fleet *f, const char *sql);
-sqlite3_stmt *fleet_db_prepare(struct fleet *f, const char *sql);
-void fleet_db_finalize(sqlite3_stmt **st);
+struct sqldb_stmt *fleet_db_prepare(struct fleet *f, const char *sql);
+/* with another text for PostgreSQL where the dialects differ (sqldb_prepare()) */
+struct sqldb_stmt *fleet_db_prepare_pg(struct fleet *f, const char *sql, const char *pg_sql);
+void fleet_db_finalize(struct sqldb_stmt **st);
 /* NULL for SQL NULL */
-const char *fleet_col_text(sqlite3_stmt *st, int i);
+const char *fleet_col_text(struct sqldb_stmt *st, int i);
 
 /* Queues an event of the collector itself (source id mynaguard-collector); takes data. */
 void fleet_emit(struct fleet *f, enum event_kind kind, json_t *data);

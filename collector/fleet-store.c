@@ -137,38 +137,39 @@ static const char schema[] =
 
 int fleet_db_exec(struct fleet *f, const char *sql)
 {
-	char *msg = NULL;
-	int rc = sqlite3_exec(f->db, sql, NULL, NULL, &msg);
+	int r = sqldb_exec(f->db, sql);
 
-	if (rc != SQLITE_OK) {
-		server_log(LOG_ERR, "fleet: %s", msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-		return rc == SQLITE_BUSY ? -EBUSY : -EIO;
+	if (r < 0) {
+		server_log(LOG_ERR, "fleet: %s", sqldb_errmsg(f->db));
+		return r == -EBUSY ? -EBUSY : -EIO;
 	}
 	return 0;
 }
 
-sqlite3_stmt *fleet_db_prepare(struct fleet *f, const char *sql)
+struct sqldb_stmt *fleet_db_prepare(struct fleet *f, const char *sql)
 {
-	sqlite3_stmt *st = NULL;
+	return fleet_db_prepare_pg(f, sql, NULL);
+}
 
-	if (sqlite3_prepare_v2(f->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		server_log(LOG_ERR, "fleet: %s", sqlite3_errmsg(f->db));
+struct sqldb_stmt *fleet_db_prepare_pg(struct fleet *f, const char *sql, const char *pg_sql)
+{
+	struct sqldb_stmt *st = NULL;
+
+	if (sqldb_prepare(f->db, sql, pg_sql, &st) < 0) {
+		server_log(LOG_ERR, "fleet: %s", sqldb_errmsg(f->db));
 		return NULL;
 	}
 	return st;
 }
 
-void fleet_db_finalize(sqlite3_stmt **st)
+void fleet_db_finalize(struct sqldb_stmt **st)
 {
-	sqlite3_finalize(*st);
-	*st = NULL;
+	sqldb_finalizep(st);
 }
 
-const char *fleet_col_text(sqlite3_stmt *st, int i)
+const char *fleet_col_text(struct sqldb_stmt *st, int i)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : NULL;
+	return sqldb_column_text(st, i);
 }
 
 /* fleet_totp.verified_at and verify_failures came with `fleet totp verify`. The enrollments of
@@ -178,15 +179,15 @@ static int totp_migrate(struct fleet *f)
 {
 	int rc;
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 		    f, "SELECT 1 FROM pragma_table_info('fleet_totp') WHERE name = 'verified_at'");
 		if (!st)
 			return -EIO;
-		rc = sqlite3_step(st);
+		rc = sqldb_step(st);
 	}
-	if (rc == SQLITE_ROW)
+	if (rc == SQLDB_ROW)
 		return 0;
-	if (rc != SQLITE_DONE)
+	if (rc != SQLDB_DONE)
 		return -EIO;
 	server_log(LOG_NOTICE, "fleet: fleet_totp gains verified_at (existing enrollments count "
 			       "as verified)");
@@ -240,14 +241,12 @@ int fleet_open(struct collector *c, const struct collector_config *cfg, struct f
 		}
 		f->have_totp_key = true;
 	}
-	if (sqlite3_open_v2(cfg->database, &f->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-			    NULL) != SQLITE_OK) {
-		server_log(LOG_ERR, "fleet: database %s: %s", cfg->database,
-			   f->db ? sqlite3_errmsg(f->db) : "out of memory");
+	r = sqldb_open(cfg->database, &f->db);
+	if (r < 0) {
+		server_log(LOG_ERR, "fleet: database %s: %s", cfg->database, strerror(-r));
 		fleet_close(f);
 		return -EIO;
 	}
-	sqlite3_busy_timeout(f->db, 10000);
 	r = fleet_db_exec(f, "PRAGMA synchronous = FULL");
 	if (r >= 0)
 		r = fleet_db_exec(f, schema);
@@ -265,8 +264,7 @@ void fleet_close(struct fleet *f)
 {
 	if (!f)
 		return;
-	if (f->db)
-		sqlite3_close(f->db);
+	sqldb_close(f->db);
 	bundle_signer_free(f->grant);
 	secmem_wipe(f, sizeof(*f));
 	free(f);
@@ -302,28 +300,30 @@ void fleet_sha256_hex(const void *a, size_t alen, const void *b, size_t blen, ch
 int fleet_load_base(struct fleet *f, const char *group, uint8_t **ret_blob, size_t *ret_len,
 		    struct policy **ret_base)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 	    fleet_db_prepare(f, "SELECT base FROM fleet_groups WHERE name = ?");
 	struct bundle_frame fr;
 	struct policy_errors errs = {0};
 	char err[BUNDLE_ERR_MAX];
 	uint8_t *blob;
+	const void *col;
 	size_t len;
 	int rc;
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW)
-		return rc == SQLITE_DONE ? -ENOENT : -EIO;
-	if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+	sqldb_bind_text(st, 1, group);
+	rc = sqldb_step(st);
+	if (rc != SQLDB_ROW)
+		return rc == SQLDB_DONE ? -ENOENT : -EIO;
+	if (sqldb_column_is_null(st, 0))
 		return -ENODATA;
-	len = (size_t)sqlite3_column_bytes(st, 0);
+	col = sqldb_column_blob(st, 0, &len);
 	blob = malloc(len ? len : 1);
 	if (!blob)
 		return -ENOMEM;
-	memcpy(blob, sqlite3_column_blob(st, 0), len);
+	if (len)
+		memcpy(blob, col, len);
 	if (bundle_decode_base(blob, len, &fr, err, sizeof(err)) < 0 ||
 	    policy_parse_base(group, (const char *)fr.base, fr.base_len, ret_base, &errs) < 0) {
 		policy_errors_clear(&errs);
@@ -354,7 +354,7 @@ static void exception_clear(struct bundle_exception *e)
 	*e = (struct bundle_exception){0};
 }
 
-static int row_to_exception(sqlite3_stmt *st, struct bundle_exception *e)
+static int row_to_exception(struct sqldb_stmt *st, struct bundle_exception *e)
 {
 	/* columns: id, vendor, product, serial, hash, class, users, valid_from, valid_until,
 	 * purpose, approved_by, ledger */
@@ -363,8 +363,8 @@ static int row_to_exception(sqlite3_stmt *st, struct bundle_exception *e)
 
 	*e = (struct bundle_exception){0};
 	snprintf(e->id, sizeof(e->id), "%s", fleet_col_text(st, 0));
-	e->vendor = (uint16_t)sqlite3_column_int(st, 1);
-	e->product = (uint16_t)sqlite3_column_int(st, 2);
+	e->vendor = (uint16_t)(int)sqldb_column_int64(st, 1);
+	e->product = (uint16_t)(int)sqldb_column_int64(st, 2);
 	e->serial = strdup(fleet_col_text(st, 3));
 	t = fleet_col_text(st, 4);
 	e->descriptor_hash = t ? strdup(t) : NULL;
@@ -378,8 +378,8 @@ static int row_to_exception(sqlite3_stmt *st, struct bundle_exception *e)
 			e->users[e->n_users++] = strdup(u);
 	}
 	json_decref(users);
-	e->from = sqlite3_column_int64(st, 7);
-	e->until = sqlite3_column_int64(st, 8);
+	e->from = sqldb_column_int64(st, 7);
+	e->until = sqldb_column_int64(st, 8);
 	e->purpose = strdup(fleet_col_text(st, 9));
 	e->approved_by = strdup(fleet_col_text(st, 10));
 	t = fleet_col_text(st, 11);
@@ -400,7 +400,7 @@ static int row_to_exception(sqlite3_stmt *st, struct bundle_exception *e)
 static int terminal_exceptions(struct fleet *f, const struct policy *base, const char *group,
 			       const char *terminal, int64_t now, struct bundle_exceptions *ret)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 	    f,
 	    "SELECT " EXC_COLS " FROM fleet_exceptions WHERE state = 'active' AND valid_until > ?"
 	    " AND ((scope = 'terminal' AND terminal = ?) OR (scope = 'group' AND grp = ?))"
@@ -410,10 +410,10 @@ static int terminal_exceptions(struct fleet *f, const struct policy *base, const
 	*ret = (struct bundle_exceptions){0};
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_text(st, 2, terminal, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, group, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && ret->n < BUNDLE_MAX_EXCEPTIONS) {
+	sqldb_bind_int64(st, 1, now);
+	sqldb_bind_text(st, 2, terminal);
+	sqldb_bind_text(st, 3, group);
+	while ((rc = sqldb_step(st)) == SQLDB_ROW && ret->n < BUNDLE_MAX_EXCEPTIONS) {
 		struct bundle_exception *items = realloc(ret->items, (ret->n + 1) * sizeof(*items));
 		char err[BUNDLE_ERR_MAX];
 		if (!items) {
@@ -438,7 +438,7 @@ static int terminal_exceptions(struct fleet *f, const struct policy *base, const
 			exception_clear(&items[ret->n]);
 		}
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+	if (rc != SQLDB_ROW && rc != SQLDB_DONE) {
 		bundle_exceptions_free(ret);
 		return -EIO;
 	}
@@ -458,17 +458,17 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 	int rc, r;
 
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 		    fleet_db_prepare(f, "SELECT grp FROM fleet_members WHERE terminal = ?");
 		if (!st)
 			return -EIO;
-		sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
+		sqldb_bind_text(st, 1, terminal);
+		rc = sqldb_step(st);
+		if (rc == SQLDB_DONE) {
 			snprintf(reason, reasonsz, "terminal %s is in no group", terminal);
 			return -ENOENT;
 		}
-		if (rc != SQLITE_ROW)
+		if (rc != SQLDB_ROW)
 			return -EIO;
 		snprintf(group, sizeof(group), "%s", fleet_col_text(st, 0));
 	}
@@ -514,27 +514,27 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 	}
 
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 		    f, "SELECT version, content, bundle FROM fleet_bundles WHERE terminal = ?");
 		if (!st)
 			return -EIO;
-		sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
+		sqldb_bind_text(st, 1, terminal);
+		rc = sqldb_step(st);
+		if (rc == SQLDB_ROW) {
 			const char *old = fleet_col_text(st, 1);
-			version = (uint64_t)sqlite3_column_int64(st, 0);
-			if (old && strcmp(old, content) == 0 &&
-			    sqlite3_column_type(st, 2) == SQLITE_BLOB) {
-				size_t n = (size_t)sqlite3_column_bytes(st, 2);
+			version = (uint64_t)sqldb_column_int64(st, 0);
+			size_t n = 0;
+			const void *b = sqldb_column_blob(st, 2, &n);
+			if (old && strcmp(old, content) == 0 && b && n > 0) {
 				*ret = malloc(n);
 				if (!*ret)
 					return -ENOMEM;
-				memcpy(*ret, sqlite3_column_blob(st, 2), n);
+				memcpy(*ret, b, n);
 				*ret_len = n;
 				*ret_version = version;
 				return 0;
 			}
-		} else if (rc != SQLITE_DONE)
+		} else if (rc != SQLDB_DONE)
 			return -EIO;
 	}
 
@@ -559,7 +559,7 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 		return r;
 	}
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 		    f, "INSERT INTO fleet_bundles (terminal, version, content, bundle, built_at)"
 		       " VALUES (?, ?, ?, ?, ?) ON CONFLICT (terminal) DO UPDATE SET"
 		       " version = excluded.version, content = excluded.content,"
@@ -569,14 +569,14 @@ int fleet_bundle_for(struct fleet *f, const char *terminal, int64_t now, uint8_t
 			*ret = NULL;
 			return -EIO;
 		}
-		sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (int64_t)version);
-		sqlite3_bind_text(st, 3, content, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 4, *ret, (int)*ret_len, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, now);
-		if (sqlite3_step(st) != SQLITE_DONE) {
+		sqldb_bind_text(st, 1, terminal);
+		sqldb_bind_int64(st, 2, (int64_t)version);
+		sqldb_bind_text(st, 3, content);
+		sqldb_bind_blob(st, 4, *ret, *ret_len);
+		sqldb_bind_int64(st, 5, now);
+		if (sqldb_step(st) != SQLDB_DONE) {
 			server_log(LOG_ERR, "fleet: cannot store the bundle for %s: %s", terminal,
-				   sqlite3_errmsg(f->db));
+				   sqldb_errmsg(f->db));
 			free(*ret);
 			*ret = NULL;
 			return -EIO;
@@ -656,38 +656,38 @@ static void note_blocked(struct fleet *f, const struct event *e)
 		bundle_request_code(e->terminal, vendor, product, serial, computed);
 		code = computed;
 	}
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 	    f, "INSERT INTO fleet_requests (terminal, code, vendor, product, serial, hash, class,"
 	       " manufacturer, product_name, first_seen, last_seen, count, state, rule)"
 	       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'pending', ?)"
 	       " ON CONFLICT (terminal, code) DO UPDATE SET"
-	       " last_seen = max(last_seen, excluded.last_seen), count = count + 1,"
-	       " class = coalesce(class, excluded.class), rule = coalesce(rule, excluded.rule)"
+	       " last_seen = CASE WHEN excluded.last_seen > fleet_requests.last_seen"
+	       " THEN excluded.last_seen ELSE fleet_requests.last_seen END,"
+	       " count = fleet_requests.count + 1,"
+	       " class = coalesce(fleet_requests.class, excluded.class),"
+	       " rule = coalesce(fleet_requests.rule, excluded.rule)"
 	       " RETURNING count");
 	if (!st)
 		return;
-	sqlite3_bind_text(st, 1, e->terminal, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, code, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, vendor);
-	sqlite3_bind_int(st, 4, product);
-	sqlite3_bind_text(st, 5, serial, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, hash_hex(json_object_get(d, "descriptor_hash")), -1,
-			  SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, cls, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, json_string_value(json_object_get(d, "manufacturer")), -1,
-			  SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, json_string_value(json_object_get(d, "product_name")), -1,
-			  SQLITE_STATIC);
-	sqlite3_bind_int64(st, 10, e->ts_ms);
-	sqlite3_bind_int64(st, 11, e->ts_ms);
-	sqlite3_bind_text(st, 12, rule, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
+	sqldb_bind_text(st, 1, e->terminal);
+	sqldb_bind_text(st, 2, code);
+	sqldb_bind_int64(st, 3, vendor);
+	sqldb_bind_int64(st, 4, product);
+	sqldb_bind_text(st, 5, serial);
+	sqldb_bind_text(st, 6, hash_hex(json_object_get(d, "descriptor_hash")));
+	sqldb_bind_text(st, 7, cls);
+	sqldb_bind_text(st, 8, json_string_value(json_object_get(d, "manufacturer")));
+	sqldb_bind_text(st, 9, json_string_value(json_object_get(d, "product_name")));
+	sqldb_bind_int64(st, 10, e->ts_ms);
+	sqldb_bind_int64(st, 11, e->ts_ms);
+	sqldb_bind_text(st, 12, rule);
+	rc = sqldb_step(st);
+	if (rc != SQLDB_ROW) {
 		server_log(LOG_ERR, "fleet: cannot record the request %s of %s: %s", code,
-			   e->terminal, sqlite3_errmsg(f->db));
+			   e->terminal, sqldb_errmsg(f->db));
 		return;
 	}
-	if (sqlite3_column_int64(st, 0) == 1) {
+	if (sqldb_column_int64(st, 0) == 1) {
 		char v[5], p[5];
 		snprintf(v, sizeof(v), "%04x", vendor);
 		snprintf(p, sizeof(p), "%04x", product);
@@ -706,20 +706,20 @@ static void note_seen(struct fleet *f, const struct event *e)
 
 	if (!vendor || !product || !serial)
 		return;
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 	    fleet_db_prepare(f, "UPDATE fleet_ledger SET last_terminal = ?, last_seen = ?"
 				" WHERE vendor = lower(?) AND product = lower(?) AND serial = ?"
 				" AND (last_seen IS NULL OR last_seen <= ?)");
 	if (!st)
 		return;
-	sqlite3_bind_text(st, 1, e->terminal, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, e->ts_ms);
-	sqlite3_bind_text(st, 3, vendor, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, product, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, serial, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, e->ts_ms);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		server_log(LOG_ERR, "fleet: cannot update the ledger: %s", sqlite3_errmsg(f->db));
+	sqldb_bind_text(st, 1, e->terminal);
+	sqldb_bind_int64(st, 2, e->ts_ms);
+	sqldb_bind_text(st, 3, vendor);
+	sqldb_bind_text(st, 4, product);
+	sqldb_bind_text(st, 5, serial);
+	sqldb_bind_int64(st, 6, e->ts_ms);
+	if (sqldb_step(st) != SQLDB_DONE)
+		server_log(LOG_ERR, "fleet: cannot update the ledger: %s", sqldb_errmsg(f->db));
 }
 
 void fleet_note_batch(struct fleet *f, const struct event_batch *b)
@@ -736,7 +736,7 @@ void fleet_note_batch(struct fleet *f, const struct event_batch *b)
 	if (!any)
 		return;
 	pthread_mutex_lock(&f->lock);
-	if (fleet_db_exec(f, "BEGIN IMMEDIATE") >= 0) {
+	if (sqldb_begin(f->db) >= 0) {
 		for (size_t i = 0; i < b->n; i++) {
 			const struct event *e = &b->events[i];
 			if (e->kind == EVENT_USB_BLOCKED)
@@ -747,8 +747,10 @@ void fleet_note_batch(struct fleet *f, const struct event_batch *b)
 			    e->kind == EVENT_USB_REMOVED)
 				note_seen(f, e);
 		}
-		if (fleet_db_exec(f, "COMMIT") < 0)
-			fleet_db_exec(f, "ROLLBACK");
+		if (sqldb_commit(f->db) < 0)
+			server_log(LOG_ERR, "fleet: %s", sqldb_errmsg(f->db));
+	} else {
+		server_log(LOG_ERR, "fleet: %s", sqldb_errmsg(f->db));
 	}
 	pthread_mutex_unlock(&f->lock);
 }

@@ -59,56 +59,70 @@ static int decrypt(struct fleet *f, const char *user, uint64_t gen, const void *
 int fleet_terminal_key_note(struct fleet *f, const char *terminal,
 			    const uint8_t pub[BUNDLE_X25519_LEN], int64_t now)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 	    f, "INSERT INTO fleet_terminal_keys (terminal, x25519, updated_at) VALUES (?, ?, ?)"
 	       " ON CONFLICT (terminal) DO UPDATE SET x25519 = excluded.x25519,"
-	       " updated_at = excluded.updated_at WHERE x25519 IS NOT excluded.x25519");
+	       " updated_at = excluded.updated_at WHERE fleet_terminal_keys.x25519 IS DISTINCT FROM"
+	       " excluded.x25519");
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, pub, BUNDLE_X25519_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now);
-	return sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqldb_bind_text(st, 1, terminal);
+	sqldb_bind_blob(st, 2, pub, BUNDLE_X25519_LEN);
+	sqldb_bind_int64(st, 3, now);
+	return sqldb_step(st) == SQLDB_DONE ? 0 : -EIO;
 }
 
 static int terminal_key(struct fleet *f, const char *terminal, uint8_t pub[BUNDLE_X25519_LEN])
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st =
 	    fleet_db_prepare(f, "SELECT x25519 FROM fleet_terminal_keys WHERE terminal = ?");
+	const void *blob;
+	size_t blen;
 	int rc;
 
 	if (!st)
 		return -EIO;
-	sqlite3_bind_text(st, 1, terminal, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	sqldb_bind_text(st, 1, terminal);
+	rc = sqldb_step(st);
+	if (rc == SQLDB_DONE)
 		return -ENOENT;
-	if (rc != SQLITE_ROW || sqlite3_column_bytes(st, 0) != BUNDLE_X25519_LEN)
+	if (rc != SQLDB_ROW)
 		return -EIO;
-	memcpy(pub, sqlite3_column_blob(st, 0), BUNDLE_X25519_LEN);
+	blob = sqldb_column_blob(st, 0, &blen);
+	if (!blob || blen != BUNDLE_X25519_LEN)
+		return -EIO;
+	memcpy(pub, blob, BUNDLE_X25519_LEN);
 	return 0;
 }
 
+/* group ?1 is in the JSON array of group names col (SQLite, PostgreSQL) */
+#define IN_GROUPS(col) "EXISTS (SELECT 1 FROM json_each(" col ") WHERE value = ?1)"
+#define IN_GROUPS_PG(col)                                                                          \
+	"EXISTS (SELECT 1 FROM jsonb_array_elements_text((" col ")::jsonb) g(v) WHERE g.v = ?1)"
 /* The enrollments in force (verified, not revoked) for a terminal of group: user, gen, secret. */
-#define ACTIVE_FOR_GROUP                                                                           \
-	"SELECT user, gen, secret FROM fleet_totp WHERE secret IS NOT NULL"                        \
-	" AND verified_at IS NOT NULL AND EXISTS"                                                  \
-	" (SELECT 1 FROM json_each(fleet_totp.groups) WHERE value = ?1) AND ?2 = ?2 ORDER BY user"
+#define ACTIVE_FOR_GROUP(in)                                                                       \
+	"SELECT \"user\", gen, secret FROM fleet_totp WHERE secret IS NOT NULL"                    \
+	" AND verified_at IS NOT NULL AND " in(                                                    \
+	    "fleet_totp.groups") " AND ?2 = ?2 ORDER BY \"user\""
 /* The recovery codes not yet over for the users enrolled (or revoked) for group: user, rid,
  * secret, until. */
-#define RECOVERY_FOR_GROUP                                                                         \
-	"SELECT r.user, r.rid, r.secret, r.until FROM fleet_totp_recovery r JOIN fleet_totp t"     \
-	" ON t.user = r.user WHERE r.until > ?2 AND EXISTS"                                        \
-	" (SELECT 1 FROM json_each(t.groups) WHERE value = ?1) ORDER BY r.user"
+#define RECOVERY_FOR_GROUP(in)                                                                     \
+	"SELECT r.\"user\", r.rid, r.secret, r.until FROM fleet_totp_recovery r JOIN fleet_totp t" \
+	" ON t.\"user\" = r.\"user\" WHERE r.until > ?2 AND " in(                                  \
+	    "t.groups") " ORDER BY r.\"user\""
 
-static sqlite3_stmt *query(struct fleet *f, const char *sql, const char *group, int64_t now)
+static struct sqldb_stmt *query(struct fleet *f, int k, const char *group, int64_t now)
 {
-	sqlite3_stmt *st = fleet_db_prepare(f, sql);
+	static const char *const sql[2][2] = {
+	    {ACTIVE_FOR_GROUP(IN_GROUPS), ACTIVE_FOR_GROUP(IN_GROUPS_PG)},
+	    {RECOVERY_FOR_GROUP(IN_GROUPS), RECOVERY_FOR_GROUP(IN_GROUPS_PG)},
+	};
+	struct sqldb_stmt *st = fleet_db_prepare_pg(f, sql[k][0], sql[k][1]);
 
 	if (st) {
-		sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, now);
+		sqldb_bind_text(st, 1, group);
+		sqldb_bind_int64(st, 2, now);
 	}
 	return st;
 }
@@ -116,13 +130,12 @@ static sqlite3_stmt *query(struct fleet *f, const char *sql, const char *group, 
 int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group, int64_t now,
 			char **ret)
 {
-	static const char *const sql[2] = {ACTIVE_FOR_GROUP, RECOVERY_FOR_GROUP};
 	uint8_t pub[BUNDLE_X25519_LEN];
 	char *text = NULL;
 	size_t size = 0;
 	bool first = true;
 	FILE *m;
-	int rc = SQLITE_DONE, r;
+	int rc = SQLDB_DONE, r;
 
 	*ret = NULL;
 	r = f->have_totp_key ? terminal_key(f, terminal, pub) : -ENOENT;
@@ -133,13 +146,13 @@ int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group
 	m = open_memstream(&text, &size);
 	if (!m)
 		return -ENOMEM;
-	for (int k = 0; k < 2 && rc == SQLITE_DONE; k++) {
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = query(f, sql[k], group, now);
+	for (int k = 0; k < 2 && rc == SQLDB_DONE; k++) {
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = query(f, k, group, now);
 		if (!st) {
-			rc = SQLITE_ERROR;
+			rc = -EIO;
 			break;
 		}
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		while ((rc = sqldb_step(st)) == SQLDB_ROW) {
 			if (first) {
 				first = false;
 				fputs("key=", m);
@@ -147,12 +160,12 @@ int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group
 					fprintf(m, "%02x", pub[i]);
 			}
 			fprintf(m, ";%s%s:%" PRId64, k ? "R:" : "", fleet_col_text(st, 0),
-				(int64_t)sqlite3_column_int64(st, 1));
+				(int64_t)sqldb_column_int64(st, 1));
 		}
 	}
 	if (fclose(m) != 0 || !text)
 		return -ENOMEM;
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLDB_DONE) {
 		free(text);
 		return -EIO;
 	}
@@ -161,15 +174,15 @@ int fleet_totp_describe(struct fleet *f, const char *terminal, const char *group
 }
 
 /* Seal the rows of st (user, gen or rid, secret) into *items; recovery: rid → gen space. */
-static int seal_rows(struct fleet *f, sqlite3_stmt *st, const char *terminal,
+static int seal_rows(struct fleet *f, struct sqldb_stmt *st, const char *terminal,
 		     const uint8_t pub[BUNDLE_X25519_LEN], bool recovery,
 		     struct bundle_totp **items, size_t *n)
 {
 	int rc, r;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < BUNDLE_MAX_TOTP) {
+	while ((rc = sqldb_step(st)) == SQLDB_ROW && *n < BUNDLE_MAX_TOTP) {
 		const char *user = fleet_col_text(st, 0);
-		uint64_t gen = (uint64_t)sqlite3_column_int64(st, 1);
+		uint64_t gen = (uint64_t)sqldb_column_int64(st, 1);
 		uint64_t aad_gen = recovery ? BUNDLE_RECOVERY_GEN + gen : gen;
 		struct bundle_totp_secret s;
 		struct bundle_totp *t, *more = realloc(*items, (*n + 1) * sizeof(*t));
@@ -180,8 +193,11 @@ static int seal_rows(struct fleet *f, sqlite3_stmt *st, const char *terminal,
 		t = &more[*n];
 		*t = (struct bundle_totp){.gen = gen};
 		snprintf(t->user, sizeof(t->user), "%s", user);
-		r = decrypt(f, user, aad_gen, sqlite3_column_blob(st, 2),
-			    (size_t)sqlite3_column_bytes(st, 2), &s);
+		{
+			size_t blen;
+			const void *blob = sqldb_column_blob(st, 2, &blen);
+			r = decrypt(f, user, aad_gen, blob, blen, &s);
+		}
 		if (r < 0) {
 			server_log(
 			    LOG_ERR,
@@ -196,20 +212,20 @@ static int seal_rows(struct fleet *f, sqlite3_stmt *st, const char *terminal,
 			return r;
 		(*n)++;
 	}
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
+	return rc == SQLDB_ROW || rc == SQLDB_DONE ? 0 : -EIO;
 }
 
 int fleet_totp_seal_for(struct fleet *f, const char *terminal, const char *group, int64_t now,
 			struct bundle_exceptions *ex)
 {
-	_cleanup_(fleet_db_finalize) sqlite3_stmt *st = NULL, *rst = NULL;
+	_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = NULL, *rst = NULL;
 	uint8_t pub[BUNDLE_X25519_LEN];
 	int r = terminal_key(f, terminal, pub);
 
 	if (r < 0)
 		return r;
-	st = query(f, ACTIVE_FOR_GROUP, group, now);
-	rst = query(f, RECOVERY_FOR_GROUP, group, now);
+	st = query(f, 0, group, now);
+	rst = query(f, 1, group, now);
 	if (!st || !rst)
 		return -EIO;
 	r = seal_rows(f, st, terminal, pub, false, &ex->totp, &ex->n_totp);
@@ -228,18 +244,18 @@ int fleet_totp_recovery_new(struct fleet *f, const char *user, int64_t now, int6
 	int rc, r = 0;
 
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-		    f, "SELECT (SELECT 1 FROM fleet_totp WHERE user = ?),"
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
+		    f, "SELECT (SELECT 1 FROM fleet_totp WHERE \"user\" = ?),"
 		       " (SELECT coalesce(max(rid), 0) + 1 FROM fleet_totp_recovery)");
 		if (!st)
 			return -EIO;
-		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_ROW)
+		sqldb_bind_text(st, 1, user);
+		rc = sqldb_step(st);
+		if (rc != SQLDB_ROW)
 			return -EIO;
-		if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+		if (sqldb_column_is_null(st, 0))
 			return -ENOENT;
-		rid = (uint64_t)sqlite3_column_int64(st, 1);
+		rid = (uint64_t)sqldb_column_int64(st, 1);
 	}
 	/* 16 uniform decimal digits (rejection sampling: bytes below 250) */
 	for (size_t n = 0; n < 16 && r >= 0;) {
@@ -255,20 +271,20 @@ int fleet_totp_recovery_new(struct fleet *f, const char *user, int64_t now, int6
 	if (r >= 0)
 		r = fleet_totp_encrypt(f, user, BUNDLE_RECOVERY_GEN + rid, &s, &blob, &blen);
 	if (r >= 0) {
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-		    f, "INSERT INTO fleet_totp_recovery (user, rid, secret, until, issued_at,"
-		       " issued_by) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user) DO UPDATE SET"
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
+		    f, "INSERT INTO fleet_totp_recovery (\"user\", rid, secret, until, issued_at,"
+		       " issued_by) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (\"user\") DO UPDATE SET"
 		       " rid = excluded.rid, secret = excluded.secret, until = excluded.until,"
 		       " issued_at = excluded.issued_at, issued_by = excluded.issued_by");
 		if (st) {
-			sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, (int64_t)rid);
-			sqlite3_bind_blob(st, 3, blob, (int)blen, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 4, now + seconds);
-			sqlite3_bind_int64(st, 5, now);
-			sqlite3_bind_text(st, 6, by, -1, SQLITE_STATIC);
+			sqldb_bind_text(st, 1, user);
+			sqldb_bind_int64(st, 2, (int64_t)rid);
+			sqldb_bind_blob(st, 3, blob, blen);
+			sqldb_bind_int64(st, 4, now + seconds);
+			sqldb_bind_int64(st, 5, now);
+			sqldb_bind_text(st, 6, by);
 		}
-		r = st && sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		r = st && sqldb_step(st) == SQLDB_DONE ? 0 : -EIO;
 	}
 	if (r >= 0) {
 		memcpy(code, s.secret, 16);
@@ -297,63 +313,63 @@ int fleet_totp_claim(struct fleet *f, const char *user, uint64_t step, const cha
 
 	if (step >= CLAIM_RECOVERY_STEP) {
 		/* a recovery code's use: claimed while the code is the user's current one */
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-		    f, "SELECT 1 FROM fleet_totp_recovery WHERE user = ? AND rid = ?");
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
+		    f, "SELECT 1 FROM fleet_totp_recovery WHERE \"user\" = ? AND rid = ?");
 		if (!st)
 			return -EIO;
-		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (int64_t)(step - CLAIM_RECOVERY_STEP));
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
+		sqldb_bind_text(st, 1, user);
+		sqldb_bind_int64(st, 2, (int64_t)(step - CLAIM_RECOVERY_STEP));
+		rc = sqldb_step(st);
+		if (rc == SQLDB_DONE) {
 			*ret = FLEET_CLAIM_UNKNOWN;
 			return 0;
 		}
-		if (rc != SQLITE_ROW)
+		if (rc != SQLDB_ROW)
 			return -EIO;
 	} else {
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st =
-		    fleet_db_prepare(f, "SELECT secret IS NOT NULL FROM fleet_totp WHERE user = ?");
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
+		    f, "SELECT secret IS NOT NULL FROM fleet_totp WHERE \"user\" = ?");
 		if (!st)
 			return -EIO;
-		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
+		sqldb_bind_text(st, 1, user);
+		rc = sqldb_step(st);
+		if (rc == SQLDB_DONE) {
 			*ret = FLEET_CLAIM_UNKNOWN;
 			return 0;
 		}
-		if (rc != SQLITE_ROW)
+		if (rc != SQLDB_ROW)
 			return -EIO;
-		if (!sqlite3_column_int(st, 0)) {
+		if (!(int)sqldb_column_int64(st, 0)) {
 			*ret = FLEET_CLAIM_REVOKED;
 			return 0;
 		}
 	}
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 		    f,
-		    "INSERT INTO fleet_totp_claims (user, step, terminal, at) VALUES (?, ?, ?, ?)"
-		    " ON CONFLICT (user, step) DO NOTHING");
+		    "INSERT INTO fleet_totp_claims (\"user\", step, terminal, at) VALUES (?, ?, ?, ?)"
+		    " ON CONFLICT (\"user\", step) DO NOTHING");
 		if (!st)
 			return -EIO;
-		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (int64_t)step);
-		sqlite3_bind_text(st, 3, terminal, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, now);
-		if (sqlite3_step(st) != SQLITE_DONE)
+		sqldb_bind_text(st, 1, user);
+		sqldb_bind_int64(st, 2, (int64_t)step);
+		sqldb_bind_text(st, 3, terminal);
+		sqldb_bind_int64(st, 4, now);
+		if (sqldb_step(st) != SQLDB_DONE)
 			return -EIO;
-		if (sqlite3_changes(f->db) == 1) {
+		if (sqldb_changes(st) == 1) {
 			*ret = FLEET_CLAIM_OK;
 			return 0;
 		}
 	}
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-		    f, "SELECT terminal FROM fleet_totp_claims WHERE user = ? AND step = ?");
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
+		    f, "SELECT terminal FROM fleet_totp_claims WHERE \"user\" = ? AND step = ?");
 		if (!st)
 			return -EIO;
-		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (int64_t)step);
-		if (sqlite3_step(st) != SQLITE_ROW)
+		sqldb_bind_text(st, 1, user);
+		sqldb_bind_int64(st, 2, (int64_t)step);
+		if (sqldb_step(st) != SQLDB_ROW)
 			return -EIO;
 		*ret = strcmp(fleet_col_text(st, 0), terminal) == 0 ? FLEET_CLAIM_OK
 								    : FLEET_CLAIM_USED;
@@ -377,12 +393,12 @@ void fleet_totp_note_success(struct fleet *f, const struct event *e)
 	    res != FLEET_CLAIM_USED)
 		return;
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-		    f, "SELECT terminal FROM fleet_totp_claims WHERE user = ? AND step = ?");
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
+		    f, "SELECT terminal FROM fleet_totp_claims WHERE \"user\" = ? AND step = ?");
 		if (st) {
-			sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, (int64_t)json_integer_value(step));
-			if (sqlite3_step(st) == SQLITE_ROW)
+			sqldb_bind_text(st, 1, user);
+			sqldb_bind_int64(st, 2, (int64_t)json_integer_value(step));
+			if (sqldb_step(st) == SQLDB_ROW)
 				snprintf(first, sizeof(first), "%s", fleet_col_text(st, 0));
 		}
 	}
@@ -410,23 +426,23 @@ int fleet_totp_verify(struct fleet *f, const char *user, const char *code, int64
 	*ret_failures = 0;
 	*ret_verified = 0;
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 		    f, "SELECT gen, secret, verified_at, verify_failures FROM fleet_totp"
-		       " WHERE user = ? AND secret IS NOT NULL");
+		       " WHERE \"user\" = ? AND secret IS NOT NULL");
 		if (!st)
 			return -EIO;
-		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE) {
+		sqldb_bind_text(st, 1, user);
+		rc = sqldb_step(st);
+		if (rc == SQLDB_DONE) {
 			*ret = FLEET_VERIFY_NONE;
 			return 0;
 		}
-		if (rc != SQLITE_ROW)
+		if (rc != SQLDB_ROW)
 			return -EIO;
-		gen = (uint64_t)sqlite3_column_int64(st, 0);
-		*ret_failures = (unsigned)sqlite3_column_int(st, 3);
-		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
-			*ret_verified = sqlite3_column_int64(st, 2);
+		gen = (uint64_t)sqldb_column_int64(st, 0);
+		*ret_failures = (unsigned)(int)sqldb_column_int64(st, 3);
+		if (!sqldb_column_is_null(st, 2)) {
+			*ret_verified = sqldb_column_int64(st, 2);
 			*ret = FLEET_VERIFY_ALREADY;
 			return 0;
 		}
@@ -434,8 +450,11 @@ int fleet_totp_verify(struct fleet *f, const char *user, const char *code, int64
 			*ret = FLEET_VERIFY_LOCKED;
 			return 0;
 		}
-		r = decrypt(f, user, gen, sqlite3_column_blob(st, 1),
-			    (size_t)sqlite3_column_bytes(st, 1), &s);
+		{
+			size_t blen;
+			const void *blob = sqldb_column_blob(st, 1, &blen);
+			r = decrypt(f, user, gen, blob, blen, &s);
+		}
 		if (r < 0)
 			return r;
 	}
@@ -454,21 +473,21 @@ int fleet_totp_verify(struct fleet *f, const char *user, const char *code, int64
 		r = fleet_totp_claim(f, user, rec.last_step, FLEET_TOTP_VERIFY_CLAIMANT, now,
 				     &claim);
 		/* the verify's own earlier claim counts as used too: one code proves once */
-		if (r >= 0 && (claim != FLEET_CLAIM_OK || sqlite3_changes(f->db) != 1))
+		if (r >= 0 && (claim != FLEET_CLAIM_OK || sqldb_last_changes(f->db) != 1))
 			res = TOTP_REPLAY;
 	}
 	totp_record_wipe(&rec);
 	if (r < 0)
 		return r;
 	if (res == TOTP_SUCCESS) {
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
-		    f, "UPDATE fleet_totp SET verified_at = ? WHERE user = ? AND gen = ?");
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
+		    f, "UPDATE fleet_totp SET verified_at = ? WHERE \"user\" = ? AND gen = ?");
 		if (!st)
 			return -EIO;
-		sqlite3_bind_int64(st, 1, now);
-		sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, (int64_t)gen);
-		if (sqlite3_step(st) != SQLITE_DONE)
+		sqldb_bind_int64(st, 1, now);
+		sqldb_bind_text(st, 2, user);
+		sqldb_bind_int64(st, 3, (int64_t)gen);
+		if (sqldb_step(st) != SQLDB_DONE)
 			return -EIO;
 		*ret_verified = now;
 		*ret = FLEET_VERIFY_OK;
@@ -479,14 +498,14 @@ int fleet_totp_verify(struct fleet *f, const char *user, const char *code, int64
 		return 0;
 	}
 	{
-		_cleanup_(fleet_db_finalize) sqlite3_stmt *st = fleet_db_prepare(
+		_cleanup_(fleet_db_finalize) struct sqldb_stmt *st = fleet_db_prepare(
 		    f, "UPDATE fleet_totp SET verify_failures = verify_failures + 1"
-		       " WHERE user = ? AND gen = ?");
+		       " WHERE \"user\" = ? AND gen = ?");
 		if (!st)
 			return -EIO;
-		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (int64_t)gen);
-		if (sqlite3_step(st) != SQLITE_DONE)
+		sqldb_bind_text(st, 1, user);
+		sqldb_bind_int64(st, 2, (int64_t)gen);
+		if (sqldb_step(st) != SQLDB_DONE)
 			return -EIO;
 	}
 	(*ret_failures)++;
