@@ -18,10 +18,6 @@
 #include "macro.h"
 #include "metrics.h"
 #include "server.h"
-#include "store-pg.h"
-
-#define FLEET_NOT_ON_PG                                                                            \
-	"the fleet workflows are not available on the PostgreSQL store yet (docs/postgresql.md)"
 #include "secmem.h"
 #include "totp_record.h"
 #include "utf8.h"
@@ -330,11 +326,6 @@ void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct co
 		metrics_count_status(403);
 		return;
 	}
-	if (store_pg_location(w->c->cfg->database)) {
-		reply_err(req, 501, FLEET_NOT_ON_PG);
-		metrics_count_status(501);
-		return;
-	}
 	if (!f) {
 		reply_err(req, 503, FLEET_NOT_CONFIGURED);
 		metrics_count_status(503);
@@ -349,8 +340,22 @@ void fleet_policy_handle(struct evhttp_request *req, struct worker *w, struct co
 	if (tk && bundle_pubkey_from_base64(tk, tpub) == 0 &&
 	    fleet_terminal_key_note(f, conn->terminal, tpub, now_s()) < 0)
 		server_log(LOG_WARNING, "fleet: cannot store the TOTP key of %s", conn->terminal);
-	r = fleet_bundle_for(f, conn->terminal, now_s(), &bundle, &len, &version, reason,
-			     sizeof(reason));
+	/* PostgreSQL: other collectors may build the same terminal's next version at once; the
+	 * layer's writer lock makes the read of the version and the store of the new one one step
+	 * (SQLite: one process, the fleet's mutex does) */
+	r = sqldb_is_pg(f->db) ? sqldb_begin(f->db) : 0;
+	if (r >= 0)
+		r = fleet_bundle_for(f, conn->terminal, now_s(), &bundle, &len, &version, reason,
+				     sizeof(reason));
+	if (sqldb_is_pg(f->db)) {
+		if (r >= 0 && sqldb_commit(f->db) < 0) {
+			free(bundle);
+			bundle = NULL;
+			r = -EIO;
+		} else if (r < 0) {
+			sqldb_rollback(f->db);
+		}
+	}
 	pthread_mutex_unlock(&f->lock);
 	if (r == -ENOENT) {
 		reply_err(req, 404, "%s", reason);
@@ -2284,10 +2289,6 @@ void fleet_api_handle(struct evhttp_request *req, struct worker *w)
 
 	if (auth_request(req, w, need, change, &current) < 0)
 		return;
-	if (store_pg_location(w->c->cfg->database)) {
-		reply_err(req, 501, FLEET_NOT_ON_PG);
-		return;
-	}
 	if (!f) {
 		reply_err(req, 503, FLEET_NOT_CONFIGURED);
 		return;

@@ -16,7 +16,6 @@
 #include "ingest.h"
 #include "macro.h"
 #include "secmem.h"
-#include "store-pg.h"
 #include "server.h"
 
 static const char schema[] =
@@ -208,10 +207,6 @@ int fleet_open(struct collector *c, const struct collector_config *cfg, struct f
 	*ret = NULL;
 	if (!cfg->fleet_grant_key || !cfg->fleet_root_key)
 		return 0;
-	if (store_pg_location(cfg->database)) {
-		server_log(LOG_WARNING, "fleet: not available on the PostgreSQL store yet");
-		return 0;
-	}
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
@@ -247,11 +242,15 @@ int fleet_open(struct collector *c, const struct collector_config *cfg, struct f
 		fleet_close(f);
 		return -EIO;
 	}
-	r = fleet_db_exec(f, "PRAGMA synchronous = FULL");
-	if (r >= 0)
-		r = fleet_db_exec(f, schema);
-	if (r >= 0)
-		r = totp_migrate(f);
+	/* PostgreSQL: the tables are the store's schema step 3 → 4 (store-pg.c), made when the
+	 * connection opened */
+	if (!sqldb_is_pg(f->db)) {
+		r = fleet_db_exec(f, "PRAGMA synchronous = FULL");
+		if (r >= 0)
+			r = fleet_db_exec(f, schema);
+		if (r >= 0)
+			r = totp_migrate(f);
+	}
 	if (r < 0) {
 		fleet_close(f);
 		return r;

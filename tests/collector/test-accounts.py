@@ -6,10 +6,9 @@
 # CSRF (header and Origin), roles on every change endpoint, hide_personal, scoped script tokens,
 # and the account.* events in /v1/events. The TOTP codes are computed here (RFC 6238, stdlib).
 # With MYNAGUARD_TEST_STORE=postgresql (collector-pg-accounts, docs/postgresql.md) the same on the
-# PostgreSQL store, where the accounts live in the shared database: there the fleet's endpoints
-# (groups, the media ledger) answer 501 after the same role and CSRF checks, so what they would
-# change is not looked for; and the at-rest check reads the stored secrets through SQL (the
-# schema-6 clear secrets are SQLite's only, set here by hand to check they are sealed on open).
+# PostgreSQL store, where the accounts live in the shared database: the at-rest check reads the
+# stored secrets through SQL there (the schema-6 clear secrets are SQLite's only, set here by
+# hand to check they are sealed on open).
 import base64
 import concurrent.futures
 import hashlib
@@ -338,15 +337,11 @@ def check_csrf_and_roles(c):
                {"origin": "http://%s:%d" % c.dashboard}, {"origin": False}):
         st, body, _ = admin.req("POST", "/v1/groups", {"name": "csrf-test"}, **kw)
         assert st == 403 and "CSRF" in body["error"], (kw, st, body)
-    # with both: the change happens, and the fleet event names the person (PostgreSQL: the
-    # checks passed, the fleet is not there)
+    assert c.count("SELECT count(*) FROM fleet_groups WHERE name = 'csrf-test'") == 0
+    # with both: the change happens, and the fleet event names the person
     st, body, _ = admin.req("POST", "/v1/groups", {"name": "kokumin"})
-    if PG:
-        assert st == 501, body
-    else:
-        assert c.count("SELECT count(*) FROM fleet_groups WHERE name = 'csrf-test'") == 0
-        assert st == 201, body
-        wait_events(c, "fleet.group", lambda d: d.get("group") == "kokumin" and d["by"] == "aki")
+    assert st == 201, body
+    wait_events(c, "fleet.group", lambda d: d.get("group") == "kokumin" and d["by"] == "aki")
 
     # an auditor (session, right CSRF) gets 403 on every change endpoint
     aud = Client(c)
@@ -359,7 +354,7 @@ def check_csrf_and_roles(c):
                              headers={"Authorization": "Bearer " + tok})
         assert st == 403, ("token", method, path, st, out)
     st, _, _ = aud.req("GET", "/v1/groups")
-    assert st == (501 if PG else 200)
+    assert st == 200
     # an approver: groups and policies are the admin's
     appr = Client(c)
     appr.login("ryo")
@@ -389,11 +384,8 @@ def check_tokens(c, read_tok):
     # the token file's token still works as the admin's
     st, out, _ = x.req("POST", "/v1/groups", {"name": "legacy"}, cookie=False, csrf=False,
                        origin=False, headers={"Authorization": "Bearer " + TOKEN})
-    if PG:
-        assert st == 501, out
-    else:
-        assert st == 201, out
-        wait_events(c, "fleet.group", lambda d: d.get("group") == "legacy" and d["by"] == "admin")
+    assert st == 201, out
+    wait_events(c, "fleet.group", lambda d: d.get("group") == "legacy" and d["by"] == "admin")
     # stored hashed; a token of a disabled account stops at once
     assert c.count("SELECT count(*) FROM account_tokens WHERE id_sha256 = ?",
                    (hashlib.sha256(appr_tok.encode()).hexdigest(),)) == 1
@@ -531,14 +523,13 @@ def check_hide_personal(c, pki):
     assert st == 200 and "tanaka" not in json.dumps(body), body
     st, data, _ = hidden.req("GET", "/v1/export.csv?terminal=term-h", raw=True)
     assert st == 200 and b"tanaka" not in data and b"***" in data, data
-    # the media ledger's holder: hidden in the JSON list and in the CSV (not on PostgreSQL)
+    # the media ledger's holder: hidden in the JSON list and in the CSV
     st, out, _ = Client(c).req("POST", "/v1/ledger", {
         "number": "USB-9", "holder": "佐藤", "department": "市民課", "model": "M",
         "vendor": "0781", "product": "5581", "serial": "S9", "encrypted": True},
         cookie=False, csrf=False, origin=False, headers={"Authorization": "Bearer " + TOKEN})
-    assert st in ((501,) if PG else (200, 201)), out
-    if not PG:
-        check_ledger_hidden(hidden, seen)
+    assert st in (200, 201), out
+    check_ledger_hidden(hidden, seen)
     st, body, _ = seen.req("GET", "/v1/events?terminal=term-h")
     assert st == 200 and body["events"][0]["data"]["user"] == "tanaka", body
     check_hide_account_events(c, hidden, seen)

@@ -9,8 +9,8 @@
 # sends one mail listing the open conditions instead of one each; a central TOTP code accepted
 # offline on several terminals is one alert per user and step, and a problem of each terminal.
 # With MYNAGUARD_TEST_STORE=postgresql (collector-pg-alerts, docs/postgresql.md) the same runs on
-# the PostgreSQL store (the dashboard accounts too), except what needs the fleet, SQLite's only
-# for now: the TOTP double use (fleet events) is not run.
+# the PostgreSQL store (the dashboard accounts and the fleet too), except the TOTP double use,
+# whose scan of the fleet events (store_totp_double_scan) is SQLite's only for now.
 import csv
 import io
 import json
@@ -592,7 +592,7 @@ def dashboard_api():
 def main():
     dashboard_api()
     config_errors()
-    if not PG:  # fleet events: SQLite's only for now
+    if not PG:  # store_totp_double_scan: SQLite's only for now (docs/postgresql.md)
         totp_double_use()
     main_flow()
     starttls_required()

@@ -3,7 +3,8 @@
 # The PostgreSQL store (docs/postgresql.md) with a server of the test's own (pglib.py): the
 # [store] settings and their refusals, month partitions made on demand, dedup on (terminal, seq)
 # across partitions (a retry with another ts is a conflict, not a second row), --verify on the
-# chains and the UPDATE of one stored event found by it, the fleet endpoints answering 501.
+# chains and the UPDATE of one stored event found by it, the fleet endpoints answering as on
+# SQLite (503 without [fleet]; the fleet itself on PostgreSQL: collector-pg-fleet).
 import os
 import subprocess
 import sys
@@ -108,9 +109,9 @@ def main():
         st, body, _ = c.get("/v1/events?terminal=term-001&limit=10")
         assert st == 200 and [e["seq"] for e in body["events"]] == [1, 2, 3, 4, 5, 6], body
         assert body["events"][0]["ts"] == "2000-01-01T00:00:00.000Z", body["events"][0]
-        # the workflow tables are SQLite-only for now: a clear 501, not a wrong answer
+        # the workflow tables are there too: without [fleet], the same 503 as on SQLite
         st, body, _ = c.get("/v1/requests")
-        assert st == 501 and "PostgreSQL" in body["error"], (st, body)
+        assert st == 503 and "not configured" in body["error"], (st, body)
         # an unknown terminal's chain
         p = subprocess.run([EXE, "--config", c.conf, "--verify", "--terminal", "nobody"],
                            capture_output=True, text=True, timeout=60)
