@@ -2290,34 +2290,62 @@ int store_stats(struct store *s, const struct store_view *v, struct store_stats 
 static const struct {
 	const char *table, *columns;
 	int n;
-	bool keyed; /* WITHOUT ROWID: copied in key order */
+	bool keyed;    /* WITHOUT ROWID: copied in key order */
+	bool optional; /* made only with [fleet]: skipped when missing */
 } copy_tables[] = {
     {"terminals",
      "id, name, first_seen, last_seen, max_seq, policy_hash, report_interval, compliance_seq,"
      " compliance_ts, drift_ms, conflicts, description, n_failing, locked_at, n_gaps,"
      " n_gaps_unannounced, chain_head",
-     17, false},
+     17, false, false},
     {"events", "id, tid, seq, ts, received_at, kind, clause, data, chain, body, disposed_at", 11,
-     false},
-    {"checks", "tid, check_id, status, clause, detail, since, updated_at, seq", 8, true},
-    {"gaps", "id, tid, first, last, detected_at, announced", 6, false},
-    {"chain_anchors", "tid, first_seq, chain, disposed, at", 5, false},
-    {"signed_heads", "id, at, body, signature", 4, false},
+     false, false},
+    {"checks", "tid, check_id, status, clause, detail, since, updated_at, seq", 8, true, false},
+    {"gaps", "id, tid, first, last, detected_at, announced", 6, false, false},
+    {"chain_anchors", "tid, first_seq, chain, disposed, at", 5, false, false},
+    {"signed_heads", "id, at, body, signature", 4, false, false},
     /* the daily history: its summaries outlive the events (store_pg's schema step 1 → 2) */
-    {"check_days", "tid, day, check_id, status", 4, true},
-    {"clause_terminal_days", "day, clause, tid, status", 4, true},
-    {"clause_days", "day, clause, reporting, failing", 4, true},
-    {"kind_days", "kind, day, tid, n", 4, true},
-    {"kind_totals", "kind, day, n", 3, true},
+    {"check_days", "tid, day, check_id, status", 4, true, false},
+    {"clause_terminal_days", "day, clause, tid, status", 4, true, false},
+    {"clause_days", "day, clause, reporting, failing", 4, true, false},
+    {"kind_days", "kind, day, tid, n", 4, true, false},
+    {"kind_totals", "kind, day, n", 3, true, false},
     /* the dashboard's accounts (store_pg's schema step 2 → 3), secrets still sealed under the
      * same [accounts] secret_key; not the outbox, which the collector drains at its start */
     {"accounts",
      "name, role, hide_personal, disabled, password, totp_secret, totp_last_step, failures,"
      " locked_until, created",
-     10, false},
-    {"account_sessions", "id_sha256, name, csrf, created, last_used", 5, false},
-    {"account_tokens", "id_sha256, name, scope, created", 4, false},
+     10, false, false},
+    {"account_sessions", "id_sha256, name, csrf, created, last_used", 5, false, false},
+    {"account_tokens", "id_sha256, name, scope, created", 4, false, false},
+    /* the fleet's tables (fleet-store.c; store_pg's schema step 3 → 4) */
+    {"fleet_groups",
+     "name, created_at, base, base_version, base_issued, base_sha256, base_uploaded_at", 7, false,
+     true},
+    {"fleet_members", "terminal, grp, added_at", 3, false, true},
+    {"fleet_exceptions",
+     "id, year, num, scope, grp, terminal, vendor, product, serial, hash, class, users,"
+     " valid_from, valid_until, purpose, approved_by, ledger, request, state, created_at,"
+     " created_by, revoked_at, revoked_by, revoke_reason",
+     24, false, true},
+    {"fleet_requests",
+     "terminal, code, vendor, product, serial, hash, class, rule, manufacturer, product_name,"
+     " first_seen, last_seen, count, state, exception, reason, decided_by, decided_at",
+     18, false, true},
+    {"fleet_ledger",
+     "number, holder, department, model, vendor, product, serial, encrypted, lent, returned,"
+     " note, last_terminal, last_seen, updated_at",
+     14, false, true},
+    {"fleet_bundles", "terminal, version, content, bundle, built_at", 5, false, true},
+    {"fleet_totp",
+     "\"user\", groups, gen, secret, enrolled_at, enrolled_by, revoked_at, revoked_by,"
+     " revoke_reason, verified_at, verify_failures",
+     11, false, true},
+    {"fleet_totp_recovery", "\"user\", rid, secret, until, issued_at, issued_by", 6, false, true},
+    {"fleet_totp_claims", "\"user\", step, terminal, at", 4, false, true},
+    {"fleet_terminal_keys", "terminal, x25519, updated_at", 3, false, true},
 };
+#define COPY_COLUMNS_MAX 24
 
 int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_rows)
 {
@@ -2342,6 +2370,10 @@ int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_row
 		char sql[512];
 		int rc;
 
+		if (copy_tables[t].optional &&
+		    sqlite3_table_column_metadata(s->db, NULL, copy_tables[t].table, NULL, NULL,
+						  NULL, NULL, NULL, NULL) != SQLITE_OK)
+			continue;
 		snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY rowid",
 			 copy_tables[t].columns, copy_tables[t].table);
 		if (copy_tables[t].keyed)
@@ -2349,8 +2381,8 @@ int store_migrate_to_pg(struct store *s, const char *location, uint64_t *ret_row
 				 copy_tables[t].table);
 		r = prepare(s, sql, &st);
 		while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *vals[17];
-			char *bufs[17] = {0};
+			const char *vals[COPY_COLUMNS_MAX];
+			char *bufs[COPY_COLUMNS_MAX] = {0};
 			for (int i = 0; i < copy_tables[t].n; i++) {
 				int type = sqlite3_column_type(st, i), len;
 				const uint8_t *b;

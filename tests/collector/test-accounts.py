@@ -8,7 +8,8 @@
 # With MYNAGUARD_TEST_STORE=postgresql (collector-pg-accounts, docs/postgresql.md) the same on the
 # PostgreSQL store, where the accounts live in the shared database: the at-rest check reads the
 # stored secrets through SQL there (the schema-6 clear secrets are SQLite's only, set here by
-# hand to check they are sealed on open).
+# hand to check they are sealed on open), and a second collector process on the same database
+# shares the sessions, the one-time codes, the lockout and the fleet's groups.
 import base64
 import concurrent.futures
 import hashlib
@@ -17,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import sqlite3
 import struct
 import subprocess
@@ -578,6 +580,55 @@ def check_hide_account_events(c, hidden, seen):
     assert not any('"%s"' % p in text for p in people), text
 
 
+def check_two_collectors(c, pki, fleet):
+    """PostgreSQL: a second collector process on the same database, with a copy of the same
+    [accounts] secret_key: a session made through one works through the other and ends for
+    both at a logout through the other; a one-time code used through one is a replay through
+    the other; failures through both add up to one lockout; a group made through one is seen
+    through the other."""
+    d2 = os.path.join(c.tmp, "second", os.path.basename(c.tmp.rstrip("/")))
+    os.makedirs(d2)
+    c2 = Collector(d2, pki)
+    assert c2.url == c.url
+    shutil.copy2(c.db + ".accounts-key", c2.db + ".accounts-key")
+    with open(c2.conf, "a") as f:
+        f.write(fleet)
+    c2.start()
+    try:
+        one = Client(c)
+        body = one.login("aki")  # an administrator: an auditor's DELETE is refused (403)
+        code = totp(SECRETS["aki"], LAST_STEP["aki"])
+        two = Client(c2)
+        two.cookie, two.csrf = one.cookie, body["csrf"]
+        st, _, _ = two.req("GET", "/v1/terminals")
+        assert st == 200, st
+        Client(c2).login("aki", code=code, expect=401)
+        wait_events(c, "account.login_failure", lambda d: d.get("name") == "aki" and
+                    d["reason"] == "replay")
+        st, _, _ = two.req("DELETE", "/v1/session")
+        assert st in (200, 204), st
+        st, _, _ = one.req("GET", "/v1/terminals")
+        assert st == 401, st
+        add(c, "kei", "auditor")
+        for i in range(5):
+            Client((c, c2)[i % 2]).login("kei", password="wrong-password-0000", code="123456",
+                                         expect=401)
+        Client(c2).login("kei", expect=429)
+        Client(c).login("kei", expect=429)
+        admin = Client(c2)
+        admin.login("aki")
+        st, body, _ = admin.req("POST", "/v1/groups", {"name": "futari"})
+        assert st == 201, body
+        st, body, _ = c.get("/v1/groups")
+        assert st == 200 and "futari" in json.dumps(body), body
+    except Exception:
+        print(c2.logtext()[-4000:])
+        raise
+    finally:
+        assert c2.stop() == 0
+    print("two collectors: ok")
+
+
 def db_bytes(c):
     out = b""
     for suffix in ("", "-wal"):
@@ -725,6 +776,8 @@ def main():
             created = wait_events(c, "account.created", lambda d: True, 5)
             assert {d["name"] for d in created} >= {"aki", "ryo", "mika", "nao", "lena"}, created
             check_expiry(c, idle)
+            if PG:
+                check_two_collectors(c, pki, fleet_conf(grant_pem, root_pub))
         except Exception:
             print(c.logtext()[-4000:])
             raise
