@@ -500,12 +500,12 @@ static void *writer_main(void *arg)
 		}
 		if (publish_due && time(NULL) > last_publish) {
 			int r = store_cursor_publish(wr->store);
-			if (r < 0 && !publish_failing)
+			if (r < 0 && r != -EBUSY && !publish_failing)
 				server_log(LOG_WARNING,
 					   "store: cannot publish the events cursor's mark: %s",
 					   strerror(-r));
-			publish_failing = r < 0;
-			publish_due = false;
+			publish_failing = r < 0 && r != -EBUSY;
+			publish_due = r == -EBUSY; /* a round under way elsewhere: next second */
 			last_publish = time(NULL);
 		}
 	}

@@ -1264,6 +1264,9 @@ static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t 
  * first reads the sequence, then takes the lock exclusively for a moment, which waits for every
  * round that was under way: each id up to what it read is then committed or will never be. */
 #define PG_CURSOR_LOCK "1835492213"
+/* lock_timeout of a cursor read (ms), and of the writer publishing the mark between its rounds */
+#define PG_CURSOR_READ_WAIT    "1000"
+#define PG_CURSOR_PUBLISH_WAIT "200"
 
 static int cursor_writer_lock(struct store_pg *p)
 {
@@ -1281,7 +1284,7 @@ static int cursor_writer_lock(struct store_pg *p)
 /* The highest id at or below which every row is committed (or never will be): on the primary
  * as above; on a streaming replica, where the primary's locks do not show, the mark a writer on
  * the primary published (store_pg_cursor_publish()), replayed after the rows it covers. */
-static int cursor_mark(struct store_pg *p, int64_t *ret)
+static int cursor_mark(struct store_pg *p, const char *timeout, int64_t *ret)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
 	int r = 0;
@@ -1306,12 +1309,16 @@ static int cursor_mark(struct store_pg *p, int64_t *ret)
 		*ret = PQntuples(res) == 1 ? col_i64(res, 0, 0) : 0;
 		return 0;
 	}
-	/* a session lock taken and given back in one statement: whatever transaction the reader
-	 * is in, writers wait for it only while it waits */
-	return pq_do(p,
-		     "SELECT pg_advisory_lock(" PG_CURSOR_LOCK
-		     "), pg_advisory_unlock(" PG_CURSOR_LOCK ")",
-		     0, NULL);
+	/* A session lock taken and given back in one statement: whatever transaction the reader
+	 * is in, writers wait for it only while it waits. New rounds queue behind a waiting
+	 * reader, so it waits a bounded time: a round that takes longer (stuck, or a psql session
+	 * left open) gives -EBUSY (lock_timeout), and the caller shows nothing past it yet. */
+	PQclear(res);
+	res = pq(p,
+		 "SELECT set_config('lock_timeout', $1, true), pg_advisory_lock(" PG_CURSOR_LOCK
+		 "), pg_advisory_unlock(" PG_CURSOR_LOCK ")",
+		 1, &timeout, &r);
+	return res ? 0 : r;
 }
 
 int store_pg_cursor_publish(struct store_pg *p)
@@ -1332,7 +1339,7 @@ int store_pg_cursor_publish(struct store_pg *p)
 		return r;
 	}
 	p->cursor_table = true;
-	r = cursor_mark(p, &mark);
+	r = cursor_mark(p, PG_CURSOR_PUBLISH_WAIT, &mark);
 	if (r >= 0) {
 		struct i64text m = i64(mark);
 		const char *vals[] = {m.s};
@@ -1606,7 +1613,9 @@ static PGresult *events_query(struct store_pg *p, const struct store_filter *f, 
 	size_t w = 0;
 
 	if (!f->newest) { /* the cursor by id: not past a row that may still commit */
-		*err = cursor_mark(p, &safe);
+		*err = cursor_mark(p, PG_CURSOR_READ_WAIT, &safe);
+		if (*err == -EBUSY) /* nothing past the cursor yet: the client asks again */
+			*err = 0, safe = 0;
 		if (*err < 0)
 			return NULL;
 		mark = i64(safe);
