@@ -1076,14 +1076,14 @@ static bool leader_round(const struct conds *cs)
 			   "nothing this round",
 			   strerror(-lead));
 		lead = 0;
-	} else if (lead != A.leader)
+	} else if (lead != A.leader && lead < 2) /* 2: SQLite, the only collector */
 		server_log(LOG_INFO, lead ? "alerts: this collector sends the alerts"
 					  : "alerts: another collector on the database sends the "
 					    "alerts");
 	pthread_mutex_lock(&A.lock);
 	A.leader = lead;
 	pthread_mutex_unlock(&A.lock);
-	if (lead) { /* SQLite: nothing to forget */
+	if (lead == 1) { /* on PostgreSQL */
 		_cleanup_free_ const char **keys = calloc(cs->n ? cs->n : 1, sizeof(*keys));
 		if (!keys)
 			return false;
@@ -1098,7 +1098,7 @@ static bool leader_round(const struct conds *cs)
 			return false;
 		}
 	}
-	return lead == 1;
+	return lead > 0;
 }
 
 static void round_once(void)

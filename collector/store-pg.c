@@ -1290,8 +1290,11 @@ static int cursor_mark(struct store_pg *p, const char *timeout, int64_t *ret)
 	int r = 0;
 
 	res = pq(p,
+		 /* NULL until the first id after a setval(..., false) (--migrate-to-postgresql):
+		  * then no id was taken since, and the rows are all there is */
 		 "SELECT pg_is_in_recovery(), coalesce(pg_sequence_last_value("
-		 "pg_get_serial_sequence('events', 'id')::regclass), 0),"
+		 "pg_get_serial_sequence('events', 'id')::regclass),"
+		 " (SELECT max(id) FROM events), 0),"
 		 " to_regclass('mg_cursor') IS NOT NULL",
 		 0, NULL, &r);
 	if (!res)

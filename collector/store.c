@@ -2836,7 +2836,7 @@ int store_activity_json(struct store *s, const struct store_view *v, unsigned da
 
 int store_alert_leader(struct store *s)
 {
-	return s->pg ? store_pg_alert_leader(s->pg) : 1;
+	return s->pg ? store_pg_alert_leader(s->pg) : 2;
 }
 
 int store_alert_sent_get(struct store *s, const char *key, int *mail, int *hook)

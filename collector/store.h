@@ -262,8 +262,8 @@ struct store_alert_row {
 int store_alert_scan(struct store *s, const struct store_view *v,
 		     int (*fn)(const struct store_alert_row *row, void *arg), void *arg);
 /* Several collectors on one PostgreSQL database (docs/alerts.md, "Several collectors"): 1 when
- * this process is the one that sends the alerts, 0 when another collector is; always 1 on
- * SQLite. On PostgreSQL the sender holds a session advisory lock on s's connection: taken at the
+ * this process is the one that sends the alerts, 0 when another collector is; 2 on SQLite (the
+ * only collector). On PostgreSQL the sender holds a session advisory lock on s's connection: taken at the
  * first round that finds it free, kept while the connection lives (a collector that dies
  * releases it, and another takes it at its next round). -errno when unknown. */
 int store_alert_leader(struct store *s);

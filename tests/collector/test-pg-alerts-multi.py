@@ -6,7 +6,8 @@
 # shows what the sender sent. The sender killed with SIGKILL, the other takes over at its next
 # round and sends a new condition once, without sending the first again (the deliveries are
 # recorded in the database); the first collector started again stays quiet. A condition that
-# ends is forgotten in the database, and when it comes back it is sent again, once.
+# ends is forgotten in the database, and when it comes back it is sent again, once. With the
+# daily digest, the one digest of the day is not sent again by the collector that takes over.
 import os
 import re
 import signal
@@ -21,10 +22,10 @@ from collectorlib import PKI, Collector, TestDir, compliance  # noqa: E402
 FAIL = ["usb.default_deny"]
 
 
-def alerts_conf(smtp, hook):
+def alerts_conf(smtp, hook, extra=""):
     return ("\n[terminals]\nreport_interval = 1h\n\n[alerts]\ninterval = 1s\ntimeout = 3s\n"
             "smtp = smtp://127.0.0.1:%d\nfrom = mynaguard@city.test\nto = it@city.test\n"
-            "webhook = %s\n" % (smtp.port, hook.url))
+            "webhook = %s\n%s" % (smtp.port, hook.url, extra))
 
 
 def hook_keys(hook):
@@ -46,15 +47,62 @@ def sql(c, q):
     return [line for line in p.stdout.splitlines() if line]
 
 
+def two(d, sink, hook, pki, db, extra=""):
+    """Two collectors on one database (named after the directory db), once one sends."""
+    for side in ("one", "two"):
+        os.makedirs(os.path.join(d, side, db))
+    cs = [Collector(os.path.join(d, side, db), pki, extra=alerts_conf(sink, hook, extra),
+                    store="postgresql") for side in ("one", "two")]
+    assert cs[0].url == cs[1].url
+    try:
+        for c in cs:
+            c.start()
+        wait(lambda: sorted(sender(c) for c in cs) == [0, 1], what="one sender of two")
+    except BaseException:
+        for c in cs:
+            c.stop()
+        raise
+    return cs
+
+
+def digest():
+    """digest = 00:00: one digest mail a day from the sender; the sender killed, the other
+    takes over and sends no second digest the same day (its day is in the database)."""
+    with TestDir("pgalertsdigest") as d:
+        pki = PKI(d)
+        sink, hook = SMTPSink().start(), WebhookReceiver()
+        cert = pki.terminal("term-d")
+        cs = two(d, sink, hook, pki, "digest", extra="digest = 00:00\n")
+        try:
+            lead = [c for c in cs if sender(c)][0]
+            other = [c for c in cs if c is not lead][0]
+            st, body, _ = other.post(cert, {"v": 1, "terminal": "term-d", "events": [
+                compliance("term-d", 1, failing=FAIL, interval_s=3600)]})
+            assert st == 200, (st, body)
+            wait(lambda: sink.snapshot(), what="the digest")
+            time.sleep(3)
+            assert len(sink.snapshot()) == 1, [m["subject"] for m in sink.snapshot()]
+            assert "open alerts" in sink.snapshot()[0]["subject"], sink.snapshot()[0]
+            assert len(sql(lead, "SELECT day FROM mg_alert_digest")) == 1
+            lead.proc.send_signal(signal.SIGKILL)
+            lead.proc.wait()
+            lead.stop()
+            wait(lambda: sender(other) == 1, what="the other collector to take over")
+            time.sleep(3)
+            assert len(sink.snapshot()) == 1, [m["subject"] for m in sink.snapshot()]
+            assert "alert digest mailed" not in other.logtext(), other.logtext()
+            assert len(hook_keys(hook)) == 1, hook_keys(hook)
+        finally:
+            for c in cs:
+                c.stop()
+            sink.stop()
+            hook.stop()
+
+
 def main():
     with TestDir("pgalertsmulti") as d:
         pki = PKI(d)
         sink, hook = SMTPSink().start(), WebhookReceiver()
-        for side in ("one", "two"):
-            os.makedirs(os.path.join(d, side, "shared"))
-        cs = [Collector(os.path.join(d, side, "shared"), pki, extra=alerts_conf(sink, hook),
-                        store="postgresql") for side in ("one", "two")]
-        assert cs[0].url == cs[1].url
         certs = {n: pki.terminal(n) for n in ("term-a", "term-b")}
         seqs = {"term-a": 0, "term-b": 0}
 
@@ -64,11 +112,8 @@ def main():
                 compliance(name, seqs[name], failing=failing, interval_s=3600)]})
             assert st == 200, (st, body)
 
-        for c in cs:
-            c.start()
+        cs = two(d, sink, hook, pki, "shared")  # exactly one sender, once both have run a round
         try:
-            # exactly one sender, once both have run a round
-            wait(lambda: sorted(sender(c) for c in cs) == [0, 1], what="one sender of two")
             lead = [c for c in cs if sender(c)][0]
             other = [c for c in cs if c is not lead][0]
             time.sleep(2)
@@ -99,12 +144,12 @@ def main():
             lead.stop()
             wait(lambda: sender(other) == 1, what="the other collector to take over")
             post(other, "term-b", FAIL)
-            two = ("noncompliant", "term-b")
+            second = ("noncompliant", "term-b")
             wait(lambda: len(mail_keys(sink)) >= 2 and len(hook_keys(hook)) >= 2,
                  what="the second alert")
             time.sleep(4)
-            assert Counter(mail_keys(sink)) == Counter([one, two]), mail_keys(sink)
-            assert Counter(hook_keys(hook)) == Counter([one + ("raised",), two + ("raised",)]), \
+            assert Counter(mail_keys(sink)) == Counter([one, second]), mail_keys(sink)
+            assert Counter(hook_keys(hook)) == Counter([one + ("raised",), second + ("raised",)]), \
                 hook_keys(hook)
             assert "alert mailed kind=noncompliant terminal=term-b" in other.logtext()
             assert "terminal=term-a to" not in other.logtext(), other.logtext()
@@ -125,14 +170,15 @@ def main():
             post(lead, "term-a", FAIL)
             wait(lambda: len(mail_keys(sink)) >= 3, what="the condition sent again")
             time.sleep(3)
-            assert Counter(mail_keys(sink)) == Counter([one, two, one]), mail_keys(sink)
+            assert Counter(mail_keys(sink)) == Counter([one, second, one]), mail_keys(sink)
             assert Counter(h[:2] for h in hook_keys(hook) if h[2] == "raised") == \
-                Counter([one, two, one]), hook_keys(hook)
+                Counter([one, second, one]), hook_keys(hook)
         finally:
             for c in cs:
                 c.stop()
             sink.stop()
             hook.stop()
+    digest()
     print("ok")
 
 
