@@ -454,11 +454,12 @@ static struct {
 	json_t *snapshot;			/* /v1/alerts */
 	uint64_t open_by_kind[_ALERT_KIND_MAX]; /* under lock */
 	bool store_failing;			/* logged once until it recovers */
+	int leader; /* this process sends (store_alert_leader()); -1 before the first round */
 	int64_t started_ms; /* alert_start: the stale grace period counts from it */
 	atomic_uint_fast64_t raised, cleared, rounds;
 	atomic_uint_fast64_t sent[2], failed[2]; /* [0] mail, [1] webhook */
 	atomic_uint_fast64_t digests;
-} A = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} A = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .leader = -1};
 
 static const char state_schema[] = "PRAGMA journal_mode = WAL;"
 				   "CREATE TABLE IF NOT EXISTS alerts ("
@@ -755,7 +756,10 @@ static void deliver_one(struct pending *p, bool down[static 2])
 		p->attempts++;
 }
 
-static int deliver(int64_t now)
+/* Sends what is pending when this process is the sender (lead); with several collectors on
+ * one PostgreSQL database, first takes over what any sender already sent (so a new sender does
+ * not send it again, and the others' dashboards show it sent) and records what it sends. */
+static int deliver(int64_t now, bool lead)
 {
 	_cleanup_stmt_ sqlite3_stmt *sel = NULL, *upd = NULL;
 	struct pending *p = NULL;
@@ -799,10 +803,30 @@ static int deliver(int64_t now)
 				-1, &upd, NULL);
 	for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
 		struct pending *q = &p[i];
-		int before = q->attempts;
+		int before = q->attempts, mail = q->mail, hook = q->hook, r;
+		int shared_mail = DELIVERY_NONE, shared_hook = DELIVERY_NONE;
 		bool stop;
 
-		deliver_one(q, down);
+		r = store_alert_sent_get(A.store, q->key, &shared_mail, &shared_hook);
+		if (r < 0) {
+			rc = SQLITE_OK;
+			pending_free(p, n);
+			return r; /* not known what was sent: nothing is sent */
+		}
+		if (shared_mail == DELIVERY_SENT && q->mail == DELIVERY_PENDING)
+			q->mail = DELIVERY_SENT;
+		if (shared_hook == DELIVERY_SENT && q->hook == DELIVERY_PENDING)
+			q->hook = DELIVERY_SENT;
+		if (lead) {
+			mail = q->mail;
+			hook = q->hook;
+			deliver_one(q, down);
+			if ((q->mail != mail || q->hook != hook) &&
+			    (r = store_alert_sent_put(A.store, q->key, q->mail, q->hook, now)) < 0)
+				server_log(LOG_ERR, "alerts: cannot record a delivery of %s: %s",
+					   q->key, strerror(-r));
+		} else if (q->mail == mail && q->hook == hook)
+			continue;
 		sqlite3_reset(upd);
 		sqlite3_bind_text(upd, 1, q->key, -1, SQLITE_STATIC);
 		sqlite3_bind_int(upd, 2, q->mail);
@@ -821,14 +845,31 @@ static int deliver(int64_t now)
 	return sql_errno(rc);
 }
 
+static int digest_put(const char *day, int attempts, int64_t next_try)
+{
+	_cleanup_stmt_ sqlite3_stmt *upd = NULL;
+	int rc = sqlite3_prepare_v2(
+	    A.db,
+	    "INSERT INTO digest (id, day, attempts, next_try) VALUES (1, ?1, ?2, ?3)"
+	    " ON CONFLICT (id) DO UPDATE SET day = ?1, attempts = ?2, next_try = ?3",
+	    -1, &upd, NULL);
+
+	if (rc != SQLITE_OK)
+		return sql_errno(rc);
+	sqlite3_bind_text(upd, 1, day, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(upd, 2, attempts);
+	sqlite3_bind_int64(upd, 3, next_try);
+	return sqlite3_step(upd) == SQLITE_DONE ? 0 : sql_errno(sqlite3_errcode(A.db));
+}
+
 /* One mail a day, at the first round at or after [alerts] digest (local time) that finds
  * something open; a day with nothing open sends nothing. */
 static int digest(int64_t now)
 {
 	const struct collector_config *cfg = A.cfg;
-	_cleanup_stmt_ sqlite3_stmt *st = NULL, *rows = NULL, *upd = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL, *rows = NULL;
 	_cleanup_free_ char *body = NULL, *subject = NULL;
-	char day[16], err[ALERT_ERROR_MAX];
+	char day[16], shared_day[16], err[ALERT_ERROR_MAX];
 	time_t t = (time_t)(now / 1000);
 	size_t size = 0;
 	unsigned count = 0;
@@ -842,10 +883,15 @@ static int digest(int64_t now)
 	if (tm.tm_hour * 60 + tm.tm_min < cfg->alert_digest_minute)
 		return 0;
 	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+	r = store_alert_digest_day(A.store, shared_day);
+	if (r < 0)
+		return r;
 	rc = sqlite3_prepare_v2(A.db, "SELECT day, attempts, next_try FROM digest WHERE id = 1", -1,
 				&st, NULL);
 	if (rc != SQLITE_OK)
 		return sql_errno(rc);
+	if (strcmp(shared_day, day) == 0) /* another collector on the database sent today's */
+		return digest_put(day, 0, 0);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		const char *last = (const char *)sqlite3_column_text(st, 0);
 		if (last && strcmp(last, day) == 0)
@@ -888,6 +934,11 @@ static int digest(int64_t now)
 	if (r >= 0) {
 		atomic_fetch_add(&A.digests, 1);
 		atomic_fetch_add(&A.sent[0], 1);
+		r = store_alert_digest_put(A.store, day);
+		if (r < 0)
+			server_log(LOG_ERR, "alerts: cannot record the digest of %s: %s", day,
+				   strerror(-r));
+		r = 0;
 		server_log(LOG_INFO, "alert digest mailed: %u open conditions to %s", count,
 			   cfg->alert_to);
 		attempts = 0;
@@ -896,13 +947,6 @@ static int digest(int64_t now)
 		server_log(LOG_WARNING, "alert digest mail failed relay=%s: %s; retrying in %lld s",
 			   cfg->alert_smtp, err, (long long)(backoff_ms(attempts) / 1000));
 	}
-	rc = sqlite3_prepare_v2(
-	    A.db,
-	    "INSERT INTO digest (id, day, attempts, next_try) VALUES (1, ?1, ?2, ?3)"
-	    " ON CONFLICT (id) DO UPDATE SET day = ?1, attempts = ?2, next_try = ?3",
-	    -1, &upd, NULL);
-	if (rc != SQLITE_OK)
-		return sql_errno(rc);
 	/* a failure keeps the last day sent: only the retry time moves */
 	if (r < 0) {
 		_cleanup_stmt_ sqlite3_stmt *keep = NULL;
@@ -912,15 +956,9 @@ static int digest(int64_t now)
 		if (rc == SQLITE_OK && sqlite3_step(keep) == SQLITE_ROW &&
 		    sqlite3_column_text(keep, 0))
 			last = (const char *)sqlite3_column_text(keep, 0);
-		sqlite3_bind_text(upd, 1, last, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int(upd, 2, attempts + 1);
-		sqlite3_bind_int64(upd, 3, now + backoff_ms(attempts));
-	} else {
-		sqlite3_bind_text(upd, 1, day, -1, SQLITE_STATIC);
-		sqlite3_bind_int(upd, 2, 0);
-		sqlite3_bind_int64(upd, 3, 0);
+		return digest_put(last, attempts + 1, now + backoff_ms(attempts));
 	}
-	return sqlite3_step(upd) == SQLITE_DONE ? 0 : sql_errno(sqlite3_errcode(A.db));
+	return digest_put(day, 0, 0);
 }
 
 static const char *delivery_name(int d)
@@ -1026,6 +1064,43 @@ static int snapshot(int64_t now)
 	return 0;
 }
 
+/* Whether this process sends this round (several collectors on one database: one of them);
+ * the sender forgets the shared records of the conditions that ended. */
+static bool leader_round(const struct conds *cs)
+{
+	int lead = store_alert_leader(A.store), r;
+
+	if (lead < 0) {
+		server_log(LOG_ERR,
+			   "alerts: cannot tell whether this collector sends: %s; sending "
+			   "nothing this round",
+			   strerror(-lead));
+		lead = 0;
+	} else if (lead != A.leader && lead < 2) /* 2: SQLite, the only collector */
+		server_log(LOG_INFO, lead ? "alerts: this collector sends the alerts"
+					  : "alerts: another collector on the database sends the "
+					    "alerts");
+	pthread_mutex_lock(&A.lock);
+	A.leader = lead;
+	pthread_mutex_unlock(&A.lock);
+	if (lead == 1) { /* on PostgreSQL */
+		_cleanup_free_ const char **keys = calloc(cs->n ? cs->n : 1, sizeof(*keys));
+		if (!keys)
+			return false;
+		for (size_t i = 0; i < cs->n; i++)
+			keys[i] = cs->v[i].key;
+		r = store_alert_sent_keep(A.store, keys, cs->n);
+		if (r < 0) {
+			server_log(LOG_ERR,
+				   "alerts: cannot forget the ended conditions: %s; sending "
+				   "nothing this round",
+				   strerror(-r));
+			return false;
+		}
+	}
+	return lead > 0;
+}
+
 static void round_once(void)
 {
 	const struct collector_config *cfg = A.cfg;
@@ -1039,6 +1114,7 @@ static void round_once(void)
 	    .default_interval_ms = (int64_t)cfg->report_interval * 1000,
 	    .drift_ms = (int64_t)cfg->clock_drift * 1000,
 	};
+	bool lead;
 	int r;
 
 	atomic_fetch_add(&A.rounds, 1);
@@ -1065,6 +1141,7 @@ static void round_once(void)
 	A.store_failing = false;
 	if (cs.n)
 		qsort(cs.v, cs.n, sizeof(*cs.v), cond_cmp);
+	lead = leader_round(&cs);
 	r = reconcile(&cs);
 	conds_free(&cs);
 	if (r < 0) {
@@ -1072,8 +1149,8 @@ static void round_once(void)
 			   strerror(-r), (unsigned long long)cfg->alert_interval);
 		return;
 	}
-	r = deliver(cs.now_ms);
-	if (r >= 0)
+	r = deliver(cs.now_ms, lead);
+	if (r >= 0 && lead)
 		r = digest(cs.now_ms);
 	if (r >= 0)
 		r = snapshot(cs.now_ms);
@@ -1285,6 +1362,7 @@ int alert_json(bool hide_personal, json_t **ret)
 void alert_metrics_write(FILE *f)
 {
 	uint64_t by_kind[_ALERT_KIND_MAX];
+	int leader;
 
 	pthread_mutex_lock(&A.lock);
 	memcpy(by_kind, A.open_by_kind, sizeof(by_kind));
@@ -1305,6 +1383,15 @@ void alert_metrics_write(FILE *f)
 		"mynaguard_collector_alerts_cleared_total %llu\n",
 		(unsigned long long)atomic_load(&A.raised),
 		(unsigned long long)atomic_load(&A.cleared));
+	pthread_mutex_lock(&A.lock);
+	leader = A.leader;
+	pthread_mutex_unlock(&A.lock);
+	fprintf(f,
+		"# HELP mynaguard_collector_alert_sender 1 when this process sends the alerts (one "
+		"of the collectors on a PostgreSQL database), 0 when another does.\n"
+		"# TYPE mynaguard_collector_alert_sender gauge\n"
+		"mynaguard_collector_alert_sender %d\n",
+		leader > 0);
 	fputs("# HELP mynaguard_collector_alert_deliveries_total Mails (digests included) and "
 	      "webhook posts, by result.\n"
 	      "# TYPE mynaguard_collector_alert_deliveries_total counter\n",

@@ -470,11 +470,15 @@ static void hide(json_t *o, const char *k)
 		json_object_set_new(o, k, json_string("***"));
 }
 
-/* the dashboard accounts' events: "name" is the person who logged in, was created, ... */
+/* the dashboard accounts' events: "name" is the person who logged in, was created, ...;
+ * "peer" the address they logged in (or failed to, or logged out) from, which points at a
+ * person's desk */
 static void hide_account_name(const char *kind, json_t *data)
 {
-	if (kind && strncmp(kind, "account.", 8) == 0 && json_is_object(data))
+	if (kind && strncmp(kind, "account.", 8) == 0 && json_is_object(data)) {
 		hide(data, "name");
+		hide(data, "peer");
+	}
 }
 
 void auth_redact_event(const char *kind, json_t *data)

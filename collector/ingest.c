@@ -21,6 +21,7 @@
 #include "fleet.h"
 #include "metrics.h"
 #include "server.h"
+#include "store-pg.h"
 #include "store.h"
 
 #define RETENTION_PERIOD_S    3600  /* how often the writer looks for expired events */
@@ -434,6 +435,11 @@ static void *writer_main(void *arg)
 	uint64_t keep = evidence_shortest_period(wr->c->cfg);
 	time_t period = keep && keep < RETENTION_PERIOD_S ? (time_t)keep : RETENTION_PERIOD_S;
 	time_t next_retention = time(NULL) + (period < 2 ? period : 2);
+	/* PostgreSQL: the cursor's mark for replicas (store_cursor_publish()), at most once a
+	 * second after rounds that stored, and once more when ingest goes quiet */
+	bool publish = store_pg_location(wr->c->cfg->database) != NULL, publish_due = false,
+	     publish_failing = false;
+	time_t last_publish = 0;
 
 	for (;;) {
 		struct ingest_pending *list = NULL, **lt = &list;
@@ -442,7 +448,9 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&wr->lock);
 		while (!wr->head && !wr->stop && !wr->retention_pending) {
 			struct timespec until = {.tv_sec = next_retention};
-			if (time(NULL) >= next_retention)
+			if (publish_due && last_publish + 1 < until.tv_sec)
+				until.tv_sec = last_publish + 1;
+			if (time(NULL) >= until.tv_sec)
 				break;
 			pthread_cond_timedwait(&wr->cond, &wr->lock, &until);
 		}
@@ -466,6 +474,7 @@ static void *writer_main(void *arg)
 		if (list) {
 			int frames;
 			write_group(wr, list);
+			publish_due = publish;
 			frames = store_wal_frames(wr->store);
 			if (frames >= WAL_RESTART_FRAMES) {
 				int r = store_checkpoint(wr->store, true);
@@ -488,6 +497,16 @@ static void *writer_main(void *arg)
 			retention(wr);
 			if (!wr->retention_pending)
 				next_retention = time(NULL) + period;
+		}
+		if (publish_due && time(NULL) > last_publish) {
+			int r = store_cursor_publish(wr->store);
+			if (r < 0 && r != -EBUSY && !publish_failing)
+				server_log(LOG_WARNING,
+					   "store: cannot publish the events cursor's mark: %s",
+					   strerror(-r));
+			publish_failing = r < 0 && r != -EBUSY;
+			publish_due = r == -EBUSY; /* a round under way elsewhere: next second */
+			last_publish = time(NULL);
 		}
 	}
 	return NULL;

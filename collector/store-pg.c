@@ -309,6 +309,8 @@ struct store_pg {
 	int64_t months[PG_MONTHS_CACHED];
 	size_t n_months;
 	bool resetting;
+	bool cursor_locked; /* this writer round holds the cursor lock (cursor_writer_lock()) */
+	bool cursor_table;  /* mg_cursor exists (store_pg_cursor_publish()) */
 	/* the round's additions to the shared day counters ([day, clause, reporting, failing] and
 	 * [kind, day]), written at commit (history_flush()) */
 	json_t *pend_clause, *pend_kind;
@@ -587,7 +589,10 @@ static int history_flush(struct store_pg *p);
 
 int store_pg_commit(struct store_pg *p)
 {
-	int r = history_flush(p);
+	int r;
+
+	p->cursor_locked = false;
+	r = history_flush(p);
 	if (r >= 0)
 		r = pq_do(p, "COMMIT", 0, NULL);
 	if (r < 0)
@@ -597,6 +602,7 @@ int store_pg_commit(struct store_pg *p)
 
 void store_pg_rollback(struct store_pg *p)
 {
+	p->cursor_locked = false;
 	p->n_months = 0;
 	json_array_clear(p->pend_clause);
 	json_array_clear(p->pend_kind);
@@ -1400,6 +1406,101 @@ static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t 
 	return 0;
 }
 
+/* ---- the events cursor with several writers (docs/postgresql.md, "The cursor") ----
+ * Event ids come from the identity sequence at insert, but transactions commit in another
+ * order: a reader of ?after=100 must not return 100 while 99 may still commit. Every writer
+ * round takes this lock shared before its first id and holds it to its commit; a cursor read
+ * first reads the sequence, then takes the lock exclusively for a moment, which waits for every
+ * round that was under way: each id up to what it read is then committed or will never be. */
+#define PG_CURSOR_LOCK "1835492213"
+/* lock_timeout of a cursor read (ms), and of the writer publishing the mark between its rounds */
+#define PG_CURSOR_READ_WAIT    "1000"
+#define PG_CURSOR_PUBLISH_WAIT "200"
+
+static int cursor_writer_lock(struct store_pg *p)
+{
+	int r;
+
+	if (p->cursor_locked)
+		return 0;
+	/* outside the batch's savepoint: a savepoint rolled back would release it */
+	r = pq_do(p, "SELECT pg_advisory_xact_lock_shared(" PG_CURSOR_LOCK ")", 0, NULL);
+	if (r >= 0)
+		p->cursor_locked = true;
+	return r;
+}
+
+/* The highest id at or below which every row is committed (or never will be): on the primary
+ * as above; on a streaming replica, where the primary's locks do not show, the mark a writer on
+ * the primary published (store_pg_cursor_publish()), replayed after the rows it covers. */
+static int cursor_mark(struct store_pg *p, const char *timeout, int64_t *ret)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r = 0;
+
+	res = pq(p,
+		 /* NULL until the first id after a setval(..., false) (--migrate-to-postgresql):
+		  * then no id was taken since, and the rows are all there is */
+		 "SELECT pg_is_in_recovery(), coalesce(pg_sequence_last_value("
+		 "pg_get_serial_sequence('events', 'id')::regclass),"
+		 " (SELECT max(id) FROM events), 0),"
+		 " to_regclass('mg_cursor') IS NOT NULL",
+		 0, NULL, &r);
+	if (!res)
+		return r;
+	*ret = col_i64(res, 0, 1);
+	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+		bool published = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+		PQclear(res);
+		*ret = 0;
+		if (!published)
+			return 0;
+		res = pq(p, "SELECT safe FROM mg_cursor WHERE id = 1", 0, NULL, &r);
+		if (!res)
+			return r;
+		*ret = PQntuples(res) == 1 ? col_i64(res, 0, 0) : 0;
+		return 0;
+	}
+	/* A session lock taken and given back in one statement: whatever transaction the reader
+	 * is in, writers wait for it only while it waits. New rounds queue behind a waiting
+	 * reader, so it waits a bounded time: a round that takes longer (stuck, or a psql session
+	 * left open) gives -EBUSY (lock_timeout), and the caller shows nothing past it yet. */
+	PQclear(res);
+	res = pq(p,
+		 "SELECT set_config('lock_timeout', $1, true), pg_advisory_lock(" PG_CURSOR_LOCK
+		 "), pg_advisory_unlock(" PG_CURSOR_LOCK ")",
+		 1, &timeout, &r);
+	return res ? 0 : r;
+}
+
+int store_pg_cursor_publish(struct store_pg *p)
+{
+	int64_t mark = 0;
+	int r = 0;
+
+	if (!p->cursor_table)
+		r = pq_do(
+		    p,
+		    "BEGIN; SELECT pg_advisory_xact_lock(" PG_DDL_LOCK ");"
+		    " CREATE TABLE IF NOT EXISTS mg_cursor ("
+		    "  id integer PRIMARY KEY CHECK (id = 1), safe bigint NOT NULL);"
+		    " INSERT INTO mg_cursor VALUES (1, 0) ON CONFLICT (id) DO NOTHING; COMMIT",
+		    0, NULL);
+	if (r < 0) {
+		store_pg_rollback(p);
+		return r;
+	}
+	p->cursor_table = true;
+	r = cursor_mark(p, PG_CURSOR_PUBLISH_WAIT, &mark);
+	if (r >= 0) {
+		struct i64text m = i64(mark);
+		const char *vals[] = {m.s};
+		r = pq_do(p, "UPDATE mg_cursor SET safe = greatest(safe, $1::bigint) WHERE id = 1",
+			  1, vals);
+	}
+	return r;
+}
+
 int store_pg_write_batch(struct store_pg *p, const struct event_batch *b, int64_t received_ms,
 			 struct store_write_result *ret)
 {
@@ -1412,6 +1513,9 @@ int store_pg_write_batch(struct store_pg *p, const struct event_batch *b, int64_
 		*ret = res;
 		return 0;
 	}
+	r = cursor_writer_lock(p);
+	if (r < 0)
+		return r;
 	r = write_batch(p, b, received_ms, &res, &saved);
 	if (r < 0) {
 		p->n_months = 0; /* the savepoint may undo a partition's creation */
@@ -1655,18 +1759,29 @@ static PGresult *events_query(struct store_pg *p, const struct store_filter *f, 
 	const char *vals[8];
 	struct i64text a = i64((int64_t)f->after), bt = i64(f->before_ts),
 		       bi = i64((int64_t)f->before_id), since = i64(f->since_ms),
-		       until = i64(f->until_ms), lim = i64(f->limit);
+		       until = i64(f->until_ms), lim = i64(f->limit), mark = {"0"};
+	int64_t safe = 0;
 	int n = 0;
 	size_t w = 0;
+
+	if (!f->newest) { /* the cursor by id: not past a row that may still commit */
+		*err = cursor_mark(p, PG_CURSOR_READ_WAIT, &safe);
+		if (*err == -EBUSY) /* nothing past the cursor yet: the client asks again */
+			*err = 0, safe = 0;
+		if (*err < 0)
+			return NULL;
+		mark = i64(safe);
+	}
 
 #define ADD(fmt, val)                                                                              \
 	do {                                                                                       \
 		vals[n++] = (val);                                                                 \
 		w += (size_t)snprintf(where + w, sizeof(where) - w, fmt, n);                       \
 	} while (0)
-	if (!f->newest)
+	if (!f->newest) {
 		ADD(" AND e.id > $%d::bigint", a.s);
-	else if (f->before_id) {
+		ADD(" AND e.id <= $%d::bigint", mark.s);
+	} else if (f->before_id) {
 		ADD(" AND e.ts <= $%d::bigint", bt.s);
 		w += (size_t)snprintf(where + w, sizeof(where) - w,
 				      " AND (e.ts < $%d::bigint OR e.id < $%d::bigint)", n, n + 1);
@@ -2572,4 +2687,127 @@ int store_pg_copy_end(struct store_pg *p)
 		return r;
 	}
 	return store_pg_commit(p);
+}
+
+/* ---- alerts: one sender among the collectors on one database (docs/alerts.md) ---- */
+
+/* pg_advisory_lock key of the alert sender ("mgal"); a session lock: held while the connection
+ * of the collector that took it lives */
+#define PG_ALERT_LOCK "1835491692"
+
+static const char pg_alert_tables[] =
+    "BEGIN READ WRITE;"
+    "SELECT pg_advisory_xact_lock(" PG_DDL_LOCK ");"
+    /* a condition's deliveries: what any sender has sent, kept while the condition is open */
+    "CREATE TABLE IF NOT EXISTS mg_alert_sent ("
+    "  key text PRIMARY KEY,"
+    "  mail integer NOT NULL,"
+    "  webhook integer NOT NULL,"
+    "  at bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS mg_alert_digest ("
+    "  id integer PRIMARY KEY CHECK (id = 1),"
+    "  day text NOT NULL);"
+    "COMMIT";
+
+/* One statement in a read-write transaction (the alert thread's store is read-only). */
+static int alert_rw(struct store_pg *p, const char *sql, int n, const char *const *vals)
+{
+	int r = pq_do(p, "BEGIN READ WRITE", 0, NULL);
+
+	if (r >= 0)
+		r = pq_do(p, sql, n, vals);
+	if (r >= 0)
+		r = pq_do(p, "COMMIT", 0, NULL);
+	if (r < 0 && PQtransactionStatus(p->c) != PQTRANS_IDLE)
+		pq_do(p, "ROLLBACK", 0, NULL);
+	return r;
+}
+
+int store_pg_alert_leader(struct store_pg *p)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r = 0;
+
+	res = pq(p, "SELECT to_regclass('mg_alert_digest') IS NOT NULL", 0, NULL, &r);
+	if (!res)
+		return r;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		r = pq_do(p, pg_alert_tables, 0, NULL);
+		if (r < 0) {
+			if (PQtransactionStatus(p->c) != PQTRANS_IDLE)
+				pq_do(p, "ROLLBACK", 0, NULL);
+			return r;
+		}
+	}
+	PQclear(res);
+	/* held already (not taken twice: a session lock counts its takings), or free now */
+	res = pq(p,
+		 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+		 " AND pid = pg_backend_pid() AND granted AND classid = 0"
+		 " AND objid = " PG_ALERT_LOCK " AND objsubid = 1)"
+		 " OR pg_try_advisory_lock(" PG_ALERT_LOCK ")",
+		 0, NULL, &r);
+	if (!res)
+		return r;
+	return strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? 1 : 0;
+}
+
+int store_pg_alert_sent_get(struct store_pg *p, const char *key, int *mail, int *hook)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r = 0;
+
+	res = pq(p, "SELECT mail, webhook FROM mg_alert_sent WHERE key = $1", 1, &key, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) == 0)
+		return 0;
+	*mail = (int)col_i64(res, 0, 0);
+	*hook = (int)col_i64(res, 0, 1);
+	return 1;
+}
+
+int store_pg_alert_sent_put(struct store_pg *p, const char *key, int mail, int hook, int64_t at)
+{
+	struct i64text m = i64(mail), h = i64(hook), t = i64(at);
+	const char *vals[] = {key, m.s, h.s, t.s};
+
+	return alert_rw(p,
+			"INSERT INTO mg_alert_sent (key, mail, webhook, at) VALUES ($1, $2, $3, $4)"
+			" ON CONFLICT (key) DO UPDATE SET"
+			" mail = greatest(mg_alert_sent.mail, EXCLUDED.mail),"
+			" webhook = greatest(mg_alert_sent.webhook, EXCLUDED.webhook), at = $4",
+			4, vals);
+}
+
+int store_pg_alert_sent_keep(struct store_pg *p, const char *const *keys, size_t n)
+{
+	_cleanup_free_ char *arr = text_array(keys, n);
+	const char *vals[] = {arr};
+
+	if (!arr)
+		return -ENOMEM;
+	return alert_rw(p, "DELETE FROM mg_alert_sent WHERE NOT (key = ANY ($1::text[]))", 1, vals);
+}
+
+int store_pg_alert_digest_day(struct store_pg *p, char day[static 16])
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	int r = 0;
+
+	day[0] = '\0';
+	res = pq(p, "SELECT day FROM mg_alert_digest WHERE id = 1", 0, NULL, &r);
+	if (!res)
+		return r;
+	if (PQntuples(res) == 1)
+		snprintf(day, 16, "%s", PQgetvalue(res, 0, 0));
+	return 0;
+}
+
+int store_pg_alert_digest_put(struct store_pg *p, const char *day)
+{
+	return alert_rw(p,
+			"INSERT INTO mg_alert_digest (id, day) VALUES (1, $1)"
+			" ON CONFLICT (id) DO UPDATE SET day = $1",
+			1, &day);
 }

@@ -83,3 +83,14 @@ int store_pg_copy_begin(struct store_pg *p);
 int store_pg_copy_row(struct store_pg *p, const char *table, const char *columns, int n,
 		      const char *const *vals);
 int store_pg_copy_end(struct store_pg *p);
+
+/* Alerts with several collectors on one database (store_alert_leader() and the rest). */
+int store_pg_alert_leader(struct store_pg *p);
+int store_pg_alert_sent_get(struct store_pg *p, const char *key, int *mail, int *hook);
+int store_pg_alert_sent_put(struct store_pg *p, const char *key, int mail, int hook, int64_t at);
+int store_pg_alert_sent_keep(struct store_pg *p, const char *const *keys, size_t n);
+int store_pg_alert_digest_day(struct store_pg *p, char day[static 16]);
+int store_pg_alert_digest_put(struct store_pg *p, const char *day);
+
+/* store_cursor_publish() on PostgreSQL */
+int store_pg_cursor_publish(struct store_pg *p);

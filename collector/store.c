@@ -2871,3 +2871,41 @@ int store_activity_json(struct store *s, const struct store_view *v, unsigned da
 	*ret = TAKE_PTR(o);
 	return 0;
 }
+
+/* ---- alerts with several collectors (PostgreSQL only; docs/alerts.md) ---- */
+
+int store_alert_leader(struct store *s)
+{
+	return s->pg ? store_pg_alert_leader(s->pg) : 2;
+}
+
+int store_alert_sent_get(struct store *s, const char *key, int *mail, int *hook)
+{
+	return s->pg ? store_pg_alert_sent_get(s->pg, key, mail, hook) : 0;
+}
+
+int store_alert_sent_put(struct store *s, const char *key, int mail, int hook, int64_t at_ms)
+{
+	return s->pg ? store_pg_alert_sent_put(s->pg, key, mail, hook, at_ms) : 0;
+}
+
+int store_alert_sent_keep(struct store *s, const char *const *keys, size_t n)
+{
+	return s->pg ? store_pg_alert_sent_keep(s->pg, keys, n) : 0;
+}
+
+int store_alert_digest_day(struct store *s, char day[static 16])
+{
+	day[0] = '\0';
+	return s->pg ? store_pg_alert_digest_day(s->pg, day) : 0;
+}
+
+int store_alert_digest_put(struct store *s, const char *day)
+{
+	return s->pg ? store_pg_alert_digest_put(s->pg, day) : 0;
+}
+
+int store_cursor_publish(struct store *s)
+{
+	return s->pg ? store_pg_cursor_publish(s->pg) : 0;
+}

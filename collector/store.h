@@ -212,6 +212,11 @@ struct store_filter {
 /* {"events":[...],"next":"CURSOR"|null} */
 int store_events_json(struct store *s, const struct store_filter *f, json_t **ret);
 
+/* PostgreSQL: publishes in the database the event id up to which every row is committed (or
+ * never will be), for cursor reads on a streaming replica (docs/postgresql.md, "The cursor");
+ * waits for the writer rounds under way. The writer, between its rounds. SQLite: nothing. */
+int store_cursor_publish(struct store *s);
+
 struct store_row {
 	uint64_t id;
 	const char *terminal;
@@ -256,6 +261,23 @@ struct store_alert_row {
  * unannounced gap, by name; the row's strings live until fn returns. Read-only store. */
 int store_alert_scan(struct store *s, const struct store_view *v,
 		     int (*fn)(const struct store_alert_row *row, void *arg), void *arg);
+/* Several collectors on one PostgreSQL database (docs/alerts.md, "Several collectors"): 1 when
+ * this process is the one that sends the alerts, 0 when another collector is; 2 on SQLite (the
+ * only collector). On PostgreSQL the sender holds a session advisory lock on s's connection: taken at the
+ * first round that finds it free, kept while the connection lives (a collector that dies
+ * releases it, and another takes it at its next round). -errno when unknown. */
+int store_alert_leader(struct store *s);
+/* The deliveries of a condition (by key) that any sender recorded, shared by the collectors on
+ * a PostgreSQL database so that a new sender does not send again: *mail and *hook take the
+ * recorded values (alert.c's delivery states), 1 when there is a record. SQLite: 0, none. */
+int store_alert_sent_get(struct store *s, const char *key, int *mail, int *hook);
+/* Records a condition's deliveries (each channel keeps the greater state); SQLite: nothing. */
+int store_alert_sent_put(struct store *s, const char *key, int mail, int hook, int64_t at_ms);
+/* Forgets the records of the conditions not in keys[n] (they ended). SQLite: nothing. */
+int store_alert_sent_keep(struct store *s, const char *const *keys, size_t n);
+/* The local day of the last digest sent by any sender ("" when none); SQLite: "". */
+int store_alert_digest_day(struct store *s, char day[static 16]);
+int store_alert_digest_put(struct store *s, const char *day);
 struct store_totp_double {
 	const char *user;
 	uint64_t step; /* the TOTP time step (or 2^62 + rid: a recovery code) */

@@ -9,9 +9,19 @@ import email
 import email.policy
 import http.server
 import json
+import re
 import socketserver
 import threading
 import time
+
+
+def mail_keys(sink):
+    """(kind, terminal) of each per-condition mail, from the footer line."""
+    out = []
+    for m in sink.snapshot():
+        k = re.search(r"mynaguard-collector: (\w+):([\w.-]+)", m["body"])
+        out.append((k.group(1), k.group(2)) if k else ("?", m["subject"]))
+    return out
 
 
 def wait(pred, timeout=30, what="condition"):

@@ -125,3 +125,38 @@ class PostgreSQL:
 
     def __exit__(self, *a):
         self.stop()
+
+
+CURSOR_LOCK = 1835492213  # PG_CURSOR_LOCK in collector/store-pg.c
+
+
+class HeldRound:
+    """A psql session that does what a collector's writer round does to the events cursor
+    (docs/postgresql.md, "The cursor"): takes the cursor lock shared, inserts one event of an
+    existing terminal (taking its id), and holds its transaction open until end("COMMIT") or
+    end("ROLLBACK")."""
+
+    def __init__(self, pg, dbname, terminal, seq):
+        self.p = subprocess.Popen(
+            pg._cmd("psql") + ["-h", pg.sock, "-U", pg.role, "-d", dbname, "-X", "-q",
+                               "-A", "-t", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.send("BEGIN;\nSELECT pg_advisory_xact_lock_shared(%d);\n" % CURSOR_LOCK)
+        self.send("INSERT INTO events (tid, seq, ts, received_at, kind, clause, data)"
+                  " SELECT id, %d, (extract(epoch FROM now()) * 1000)::bigint,"
+                  " (extract(epoch FROM now()) * 1000)::bigint, 'usb.blocked', '[]', '{}'"
+                  " FROM terminals WHERE name = '%s' RETURNING id;\n" % (seq, terminal))
+        line = ""
+        while not line.strip().isdigit():  # the lock's (void) row comes first
+            line = self.p.stdout.readline()
+            assert line, self.p.stderr.read()
+        self.id = int(line)
+
+    def send(self, text):
+        self.p.stdin.write(text)
+        self.p.stdin.flush()
+
+    def end(self, how):
+        self.send(how + ";\n")
+        self.p.stdin.close()
+        assert self.p.wait(30) == 0, self.p.stderr.read()

@@ -548,8 +548,9 @@ def check_ledger_hidden(hidden, seen):
 
 
 def check_hide_account_events(c, hidden, seen):
-    """The account.* events name a person in "name" (and the operator in "by"): hidden in the
-    JSON, in a terminal's recent events and in the CSV; shown to an auditor without it."""
+    """The account.* events name a person in "name" (and the operator in "by") and the address
+    they logged in from in "peer": hidden in the JSON, in a terminal's recent events and in the
+    CSV; shown to an auditor without it."""
     wait_events(c, "account.login", lambda d: d["name"] == "mika")
     wait_events(c, "account.created", lambda d: d["name"] == "nao")
     people = ["mika", "nao", "aki", "ryo", "lena"]
@@ -561,15 +562,21 @@ def check_hide_account_events(c, hidden, seen):
             assert e["kind"] == kind and e["data"]["name"] == "***", e
             if "by" in e["data"]:
                 assert e["data"]["by"] == "***", e
+            if kind == "account.login":  # the address logged in from, too
+                assert e["data"]["peer"] == "***", e
         # the rest of the event stays readable
         assert any(e["data"].get("role") == "auditor" for e in body["events"]), body
         text = json.dumps(body)
         assert not any('"%s"' % p in text for p in people), text
+        assert "127.0.0.1" not in text, text
         st, body, _ = seen.req("GET", q)
         assert st == 200 and {"mika", "nao"} & {e["data"]["name"] for e in body["events"]}, body
+        if kind == "account.login":
+            assert all(e["data"]["peer"] == "127.0.0.1" for e in body["events"]), body
         q = "/v1/export.csv?terminal=mynaguard-collector&kind=" + kind
         st, data, _ = hidden.req("GET", q, raw=True)
         assert st == 200 and kind.encode() in data and b"***" in data, data
+        assert b"127.0.0.1" not in data, data
         for p in people:
             assert p.encode() not in data, (p, data)
         st, data, _ = seen.req("GET", q, raw=True)
@@ -578,6 +585,7 @@ def check_hide_account_events(c, hidden, seen):
     assert st == 200, body
     text = json.dumps(body)
     assert not any('"%s"' % p in text for p in people), text
+    assert "127.0.0.1" not in text, text
 
 
 def check_two_collectors(c, pki, fleet):

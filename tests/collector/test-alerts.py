@@ -22,8 +22,8 @@ import time
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from alertlib import SMTPSink, WebhookReceiver, wait  # noqa: E402
-from collectorlib import PKI, Collector, TestDir, compliance, event  # noqa: E402
+from alertlib import SMTPSink, WebhookReceiver, mail_keys, wait  # noqa: E402
+from collectorlib import PKI, TOKEN, Collector, TestDir, compliance, event  # noqa: E402
 import fleetlib  # noqa: E402
 
 FAIL = ["usb.default_deny"]
@@ -39,15 +39,6 @@ def alerts_conf(smtp=None, hook=None, extra=""):
     if hook:
         s += "webhook = %s\n" % hook.url
     return s + extra + "\n"
-
-
-def mail_keys(sink):
-    """(kind, terminal) of each per-condition mail, from the footer line."""
-    out = []
-    for m in sink.snapshot():
-        k = re.search(r"mynaguard-collector: (\w+):([\w.-]+)", m["body"])
-        out.append((k.group(1), k.group(2)) if k else ("?", m["subject"]))
-    return out
 
 
 def hook_keys(hook):

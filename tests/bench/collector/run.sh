@@ -145,6 +145,11 @@ max_connections = $((TERMINALS + 100))
 [dashboard]
 listen = 127.0.0.1:0
 token_file = $work/token
+# the collector's own state files (on PostgreSQL their default is /var/lib/mynaguard-collector)
+[alerts]
+state = $work/ingest/alerts.db
+[enroll]
+database = $work/ingest/enroll.db
 [store]
 $store
 EOC
