@@ -1073,7 +1073,8 @@ struct cache_entry {
 	bool used;
 	struct review_period p;
 	struct review_settings rs;
-	json_t *body; /* review_items(); NULL until made */
+	json_t *body;	  /* review_items(); NULL until made */
+	char *items_text; /* its items as compact JSON, for the answers */
 	struct review_marker m;
 	int64_t as_of;	  /* when its snapshot began (collector's clock) */
 	int64_t last_use; /* the entry left out last is reused */
@@ -1194,6 +1195,7 @@ static struct cache_entry *cache_find(const char *location, const struct review_
 			if (cache.e[i].used && !cache.e[i].queued && !cache.e[i].running &&
 			    !cache.e[i].waiters) {
 				json_decref(cache.e[i].body);
+				free(cache.e[i].items_text);
 				cache.e[i] = (struct cache_entry){0};
 			}
 		free(cache.location);
@@ -1210,8 +1212,29 @@ static struct cache_entry *cache_find(const char *location, const struct review_
 	if (!make || !old)
 		return NULL;
 	json_decref(old->body);
+	free(old->items_text);
 	*old = (struct cache_entry){.used = true, .p = *p, .rs = *rs};
 	return old;
+}
+
+/* cache.lock held. e's list is now body (taken) with items_text (taken, made by items_dump()
+ * without the lock), made in a snapshot begun at as_of with marker m. */
+static void cache_set(struct cache_entry *e, json_t *body, char *items_text,
+		      const struct review_marker *m, int64_t as_of)
+{
+	json_decref(e->body);
+	free(e->items_text);
+	e->body = body;
+	e->items_text = items_text;
+	e->m = *m;
+	e->as_of = as_of;
+	e->changed = false;
+	e->error = 0;
+}
+
+static char *items_dump(json_t *body)
+{
+	return json_dumps(json_object_get(body, "items"), JSON_COMPACT);
 }
 
 /* The refresher: makes the lists queued, one at a time, each in a snapshot of its own. */
@@ -1246,19 +1269,19 @@ static void *refresher_main(void *arg)
 			r = review_items(db, &rs, &p, &body);
 		review_db_close(db);
 		free(location);
-		if (r < 0)
+		char *text = r >= 0 ? items_dump(body) : NULL;
+		if (r >= 0 && !text)
+			r = -ENOMEM;
+		if (r < 0) {
 			server_log(LOG_ERR, "review: the list of %s cannot be made now", p.name);
+			json_decref(body);
+		}
 
 		pthread_mutex_lock(&cache.lock);
 		e->running = false;
-		if (r >= 0) {
-			json_decref(e->body);
-			e->body = body;
-			e->m = m;
-			e->as_of = at;
-			e->changed = false;
-			e->error = 0;
-		} else
+		if (r >= 0)
+			cache_set(e, body, text, &m, at);
+		else
 			e->error = r;
 		pthread_cond_broadcast(&cache.done);
 	}
@@ -1286,6 +1309,51 @@ static int cache_queue(struct cache_entry *e)
 		pthread_cond_signal(&cache.wake);
 	}
 	return 0;
+}
+
+/* A copy of a list without its items. */
+static json_t *body_head(json_t *body)
+{
+	json_t *head = json_object(), *v;
+	const char *key;
+
+	json_object_foreach(body, key, v)
+	{
+		if (head && strcmp(key, "items") != 0)
+			json_object_set_new(head, key, json_deep_copy(v));
+	}
+	return head;
+}
+
+/* cache.lock held. The answer of the dashboard thread: e's list with its time and state, the
+ * sign-offs (taken) and the reviewer, its items spliced in as made once (an answer of 12,000
+ * items is not copied and written again each time). NULL when out of memory. */
+static struct evbuffer *cache_answer(const struct cache_entry *e, json_t *signoffs,
+				     const char *reviewer)
+{
+	json_t *head = body_head(e->body);
+	struct evbuffer *buf = evbuffer_new();
+	char *text = NULL;
+	size_t n;
+
+	json_object_set_new(head, "as_of", ts_json(e->as_of));
+	json_object_set_new(head, "changed", json_boolean(e->changed));
+	json_object_set_new(head, "refreshing", json_boolean(e->queued || e->running));
+	json_object_set_new(head, "signoffs", signoffs);
+	json_object_set_new(head, "reviewer", json_string(reviewer));
+	text = head ? json_dumps(head, JSON_COMPACT) : NULL;
+	json_decref(head);
+	n = text ? strlen(text) : 0;
+	if (!buf || n < 2 || text[n - 1] != '}' ||
+	    evbuffer_add_printf(buf, "%.*s,\"items\":", (int)(n - 1), text) < 0 ||
+	    evbuffer_add(buf, e->items_text, strlen(e->items_text)) < 0 ||
+	    evbuffer_add(buf, "}\n", 2) < 0) {
+		if (buf)
+			evbuffer_free(buf);
+		buf = NULL;
+	}
+	free(text);
+	return buf;
 }
 
 /* cache.lock held. A copy of e's list with its time and state, for an answer. */
@@ -1655,13 +1723,28 @@ static bool review_from_cache(struct evhttp_request *req, struct review_job *j)
 	if (!e->body || (e->changed && (j->refresh || now - e->as_of >= REVIEW_REFRESH_MS)))
 		r = cache_queue(e);
 	bool made = e->body != NULL;
-	if (made)
+	struct evbuffer *fast = NULL;
+	if (made && !j->who.hide_personal) {
+		fast = cache_answer(e, j->signoffs, j->who.name);
+		j->signoffs = NULL;
+	} else if (made)
 		body = cache_body(e);
 	else if (r >= 0 && !j->async)
 		e->waiters++;
 	pthread_mutex_unlock(&cache.lock);
-	if (r < 0 || (made && !body)) {
+	if (r < 0 || (made && !body && !fast)) {
 		reply_err(req, 503, "the list cannot be made now");
+		return true;
+	}
+	if (fast) {
+		struct server_answer a;
+		server_answer_init(&a);
+		a.status = 200;
+		a.body = fast;
+		evhttp_add_header(&a.headers, "Content-Type", "application/json");
+		evhttp_add_header(&a.headers, "X-Content-Type-Options", "nosniff");
+		evhttp_add_header(&a.headers, "Cache-Control", "no-store");
+		server_answer_send(req, &a);
 		return true;
 	}
 	if (body) {
@@ -1682,6 +1765,7 @@ static void signoff_post(struct review_job *j)
 	const struct review_period *per = &j->period;
 	json_t *list = NULL;
 	struct review_db *db = NULL;
+	size_t n_items = 0;
 	int r;
 
 	struct review_marker cur;
@@ -1697,24 +1781,27 @@ static void signoff_post(struct review_job *j)
 		pthread_mutex_lock(&cache.lock);
 		e = cache_find(j->cfg->database, per, &j->rs, false);
 		if (e && e->body && marker_current(db, &e->m, &cur, per)) {
-			list = json_deep_copy(e->body);
+			list = body_head(e->body); /* what the sign-off names */
+			n_items = json_array_size(json_object_get(e->body, "items"));
 			e->m = cur;
 		}
 		pthread_mutex_unlock(&cache.lock);
 	}
 	if (r >= 0 && !list) {
 		r = review_items(db, &j->rs, per, &list);
+		n_items = r >= 0 ? json_array_size(json_object_get(list, "items")) : 0;
+		json_t *copy = r >= 0 ? json_deep_copy(list) : NULL;
+		char *text = copy ? items_dump(copy) : NULL;
 		pthread_mutex_lock(&cache.lock);
-		e = r >= 0 ? cache_find(j->cfg->database, per, &j->rs, true) : NULL;
+		e = text ? cache_find(j->cfg->database, per, &j->rs, true) : NULL;
 		if (e && !e->queued && !e->running) {
-			json_decref(e->body);
-			e->body = json_deep_copy(list);
-			e->m = cur;
-			e->as_of = at;
-			e->changed = false;
-			e->error = 0;
+			cache_set(e, copy, text, &cur, at);
+			copy = NULL;
+			text = NULL;
 		}
 		pthread_mutex_unlock(&cache.lock);
+		json_decref(copy);
+		free(text);
 	}
 	review_db_close(db);
 	if (r < 0) {
@@ -1727,17 +1814,15 @@ static void signoff_post(struct review_job *j)
 			   per->name);
 		goto out;
 	}
-	if (j->has_items && (size_t)j->items != json_array_size(json_object_get(list, "items"))) {
-		answer_err(j, 409, "items: the list has %zu items",
-			   json_array_size(json_object_get(list, "items")));
+	if (j->has_items && (size_t)j->items != n_items) {
+		answer_err(j, 409, "items: the list has %zu items", n_items);
 		goto out;
 	}
 	json_t *data = json_pack(
 	    "{s:s, s:s, s:O, s:O, s:I, s:s, s:O, s:s}", "reviewer", j->who.name, "period",
 	    per->name, "from", json_object_get(list, "from"), "to", json_object_get(list, "to"),
-	    "items", (json_int_t)json_array_size(json_object_get(list, "items")), "items_sha256",
-	    j->sha, "categories", json_object_get(list, "categories"), "comment",
-	    j->comment ? j->comment : "");
+	    "items", (json_int_t)n_items, "items_sha256", j->sha, "categories",
+	    json_object_get(list, "categories"), "comment", j->comment ? j->comment : "");
 	json_t *body = json_deep_copy(data);
 	if (!data || !body || !j->writer ||
 	    ingest_writer_self_event(j->writer, EVENT_REVIEW_SIGNED, data) < 0) {
@@ -1746,7 +1831,7 @@ static void signoff_post(struct review_job *j)
 		goto out;
 	}
 	server_log(LOG_INFO, "review.signed period=%s reviewer=%s items=%zu", per->name,
-		   j->who.name, json_array_size(json_object_get(list, "items")));
+		   j->who.name, n_items);
 	answer(j, 202, body);
 out:
 	json_decref(list);
