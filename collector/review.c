@@ -1712,9 +1712,13 @@ static bool review_from_cache(struct evhttp_request *req, struct review_job *j)
 			e->changed = true;
 	}
 	db_end(db);
-	if (!e || (!e->body && e->error && !e->queued && !e->running)) {
-		if (e)
-			e->error = 0; /* the next request tries again */
+	if (!e) { /* every list kept is being made or waited for */
+		pthread_mutex_unlock(&cache.lock);
+		server_reply_busy(req);
+		return true;
+	}
+	if (!e->body && e->error && !e->queued && !e->running) {
+		e->error = 0; /* the next request tries again */
 		pthread_mutex_unlock(&cache.lock);
 		reply_err(req, 503, "the store cannot answer now");
 		return true;
