@@ -1736,7 +1736,9 @@ static bool review_from_cache(struct evhttp_request *req, struct review_job *j)
 	else if (r >= 0 && !j->async)
 		e->waiters++;
 	pthread_mutex_unlock(&cache.lock);
-	if (r < 0 || (made && !body && !fast)) {
+	if (r < 0)
+		server_log(LOG_ERR, "review: the refresher cannot start: %s", strerror(-r));
+	if ((r < 0 && !made) || (made && !body && !fast)) {
 		reply_err(req, 503, "the list cannot be made now");
 		return true;
 	}
