@@ -24,9 +24,9 @@
 #   figures are in docs/benchmarks.md);
 # - the list's cache (docs/evidence.md "The list's cache"): a list is answered with the time it
 #   was made (as_of); events after the period's end leave it as it is, an event inside the
-#   period, or a device registered in the ledger, mark it "changed" and a sign-off of the list
-#   shown is refused (409) until it is made again (?refresh=1); ?async=1 answers 202 while the
-#   list of a period is first made.
+#   period, a gap announced, or a device registered in the ledger, mark it "changed" and a
+#   sign-off of the list shown is refused (409) until it is made again (?refresh=1); ?async=1
+#   answers 202 while the list of a period is first made.
 # With MYNAGUARD_TEST_STORE=postgresql (collector-pg-review, docs/postgresql.md) the same review,
 # sign-off, bundle and report run on PostgreSQL; what needs the fleet or the dashboard accounts
 # (SQLite's only for now) is checked to be absent instead: no media ledger (so the ledger's
@@ -608,10 +608,24 @@ key = {ev_key}
             assert rv6["period"] == p3 and rv6["changed"] is False, rv6
             expect_400(c, "/v1/review?period=%s&async=2" % p3, "async")
             expect_400(c, "/v1/review?period=%s&refresh=yes" % p3, "refresh")
+            # the gap announced by an event after the period (spool.dropped): the list is changed
+            st, rv7, _ = c.get("/v1/review?period=" + period)
+            assert st == 200, (st, rv7)
+            if rv7["changed"]:  # term-c's and term-e's events above are in the period
+                rv7 = review_made(c, period, rv7["as_of"], refresh=True)
+            assert rv7["changed"] is False, rv7
+            gap = [i for i in rv7["items"] if i["category"] == "sequence_gap"]
+            assert [(i["terminal"], i["announced"]) for i in gap] == [("term-b", False)], gap
+            upload(c, tb, "term-b", [event("term-b", 6, kind="spool.dropped", ts_ms=int(
+                time.time() * 1000), data={"count": 2, "first_seq": 3, "last_seq": 4})])
+            st, rv8, _ = c.get("/v1/review?period=" + period)
+            assert st == 200 and rv8["changed"] is True and rv8["as_of"] == rv7["as_of"], rv8
+            rv7 = review_made(c, period, rv8["as_of"], refresh=True)
+            gap = [i for i in rv7["items"] if i["category"] == "sequence_gap"]
+            assert [(i["terminal"], i["announced"]) for i in gap] == [("term-b", True)], gap
             if not PG:
                 # the device registered in the ledger: the list is changed, made again without it
-                st, rv7, _ = c.get("/v1/review?period=" + period)
-                assert st == 200 and rv7["categories"]["usb_unregistered"] == 1, rv7
+                assert rv7["categories"]["usb_unregistered"] == 1, rv7
                 st, body, _ = post(c, "/v1/ledger", {
                     "number": "L-002", "holder": "総務課", "department": "総務課",
                     "model": "USB", "vendor": "0781", "product": "5567", "serial": "UNREG1",
