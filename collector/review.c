@@ -1065,9 +1065,41 @@ int review_signoffs(struct review_db *db, const char *period, unsigned limit, js
 #define REVIEW_REFRESH_MS (5 * 60 * 1000LL)
 
 struct review_marker {
+	int64_t at;	/* collector's clock, before the snapshot began */
 	int64_t max_id; /* the newest event id */
 	char sig[65];	/* SHA-256 of the gaps', the disposals' and the ledger's summary */
+	/* PostgreSQL: the events of the list's kinds before the period's end received since
+	 * win_from (at - REVIEW_PG_WINDOW_MS), counted */
+	int64_t win_from, win_count;
 };
+
+/* PostgreSQL: several collectors may write one database, so a batch that commits after another
+ * one may hold lower event ids than the newest one a snapshot saw. The events of the kinds the
+ * list reads that were received since this long before the snapshot are counted as well (in
+ * events_expiry, kind and received_at, kept events only): a later batch of any collector adds
+ * to the count (a writer's transaction is a batch, milliseconds to seconds; the collectors'
+ * clocks are synchronised). */
+#define REVIEW_PG_WINDOW_MS (10 * 60 * 1000LL)
+
+static int64_t received_since(struct review_db *db, int64_t from_ms, int64_t to_ms)
+{
+	struct review_q *q = review_q_prep(
+	    db,
+	    "SELECT count(*) FROM events WHERE kind IN ('auth.success', 'auth.failure',"
+	    " 'auth.locked', 'usb.blocked', 'compliance') AND body IS NULL AND received_at >= ?1"
+	    " AND ts + 0 < ?2",
+	    NULL);
+	int64_t n = -1;
+
+	if (q) {
+		review_q_int(q, 1, from_ms);
+		review_q_int(q, 2, to_ms);
+		if (review_q_step(q) == 1)
+			n = review_q_int_col(q, 0);
+	}
+	review_q_free(q);
+	return n;
+}
 
 struct cache_entry {
 	bool used;
@@ -1121,12 +1153,15 @@ static int marker_rows(struct review_db *db, const char *sql, int ncols, json_t 
 	return r < 0 ? r : rc == 0 ? 0 : -EIO;
 }
 
-static int marker_read(struct review_db *db, struct review_marker *m)
+/* The marker of db's snapshot, begun after at, for the list of p. */
+static int marker_read(struct review_db *db, int64_t at, const struct review_period *p,
+		       struct review_marker *m)
 {
 	json_t *a = json_array();
 	struct review_q *q = review_q_prep(db, "SELECT coalesce(max(id), 0) FROM events", NULL);
 	int r = a && q && review_q_step(q) == 1 ? 0 : -EIO;
 
+	m->at = at;
 	if (r >= 0)
 		m->max_id = review_q_int_col(q, 0);
 	review_q_free(q);
@@ -1151,13 +1186,19 @@ static int marker_read(struct review_db *db, struct review_marker *m)
 	if (r >= 0)
 		sha256_json(a, m->sig);
 	json_decref(a);
+	m->win_from = at - REVIEW_PG_WINDOW_MS;
+	m->win_count = 0;
+	if (r >= 0 && review_db_is_pg(db) &&
+	    (m->win_count = received_since(db, m->win_from, p->to_ms)) < 0)
+		r = -EIO;
 	return r;
 }
 
 /* Whether a list made at marker old is still the list of p at marker cur: nothing changed but
  * the events, and every event stored since has a ts at or after p's end (the list reads no
- * event after its period). The writer stores events in id order, one transaction at a time, so
- * a snapshot holds every event up to its newest id. */
+ * event after its period). SQLite's one writer stores events in id order, one transaction at a
+ * time, so a snapshot holds every event up to its newest id; on PostgreSQL the events of the
+ * list's kinds received since old->win_from are counted again. */
 static bool marker_current(struct review_db *db, const struct review_marker *old,
 			   const struct review_marker *cur, const struct review_period *p)
 {
@@ -1166,18 +1207,21 @@ static bool marker_current(struct review_db *db, const struct review_marker *old
 
 	if (strcmp(old->sig, cur->sig) != 0 || cur->max_id < old->max_id)
 		return false;
-	if (cur->max_id == old->max_id)
-		return true;
-	/* the new rows by id (the primary key), not all rows before the end by ts */
-	q = review_q_prep(db, "SELECT 1 FROM events WHERE id > ?1 AND +ts < ?2 LIMIT 1",
-			  "SELECT 1 FROM events WHERE id > ?1 AND ts + 0 < ?2 LIMIT 1");
-	if (!q)
-		return false;
-	review_q_int(q, 1, old->max_id);
-	review_q_int(q, 2, p->to_ms);
-	rc = review_q_step(q);
-	review_q_free(q);
-	return rc == 0;
+	if (cur->max_id > old->max_id) {
+		/* the new rows by id (the primary key), not all rows before the end by ts */
+		q = review_q_prep(db, "SELECT 1 FROM events WHERE id > ?1 AND +ts < ?2 LIMIT 1",
+				  "SELECT 1 FROM events WHERE id > ?1 AND ts + 0 < ?2 LIMIT 1");
+		if (!q)
+			return false;
+		review_q_int(q, 1, old->max_id);
+		review_q_int(q, 2, p->to_ms);
+		rc = review_q_step(q);
+		review_q_free(q);
+		if (rc != 0)
+			return false;
+	}
+	return !review_db_is_pg(db) ||
+	       received_since(db, old->win_from, p->to_ms) == old->win_count;
 }
 
 /* cache.lock held. The entry of p with settings rs; make: or a new one, reusing the one left out
@@ -1264,7 +1308,7 @@ static void *refresher_main(void *arg)
 		int64_t at = server_now_ms();
 		int r = location ? review_db_open(location, &db) : -ENOMEM;
 		if (r >= 0)
-			r = marker_read(db, &m);
+			r = marker_read(db, at, &p, &m);
 		if (r >= 0)
 			r = review_items(db, &rs, &p, &body);
 		review_db_close(db);
@@ -1689,12 +1733,12 @@ static struct review_db *dash_snapshot(const char *location)
  * a snapshot of its own); true when answered, false when j is to wait on a heavy thread. */
 static bool review_from_cache(struct evhttp_request *req, struct review_job *j)
 {
-	struct review_db *db = dash_snapshot(j->cfg->database);
 	int64_t now = server_now_ms();
+	struct review_db *db = dash_snapshot(j->cfg->database);
 	struct review_marker cur;
 	struct cache_entry *e;
 	json_t *body = NULL;
-	int r = db ? marker_read(db, &cur) : -EIO;
+	int r = db ? marker_read(db, now, &j->period, &cur) : -EIO;
 
 	if (r >= 0)
 		r = review_signoffs(db, NULL, 100, &j->signoffs);
@@ -1782,7 +1826,7 @@ static void signoff_post(struct review_job *j)
 		return;
 	/* the list as it is now: the cache's when the store has not changed it since, else made
 	 * again in this snapshot */
-	r = marker_read(db, &cur);
+	r = marker_read(db, at, per, &cur);
 	if (r >= 0) {
 		pthread_mutex_lock(&cache.lock);
 		e = cache_find(j->cfg->database, per, &j->rs, false);
