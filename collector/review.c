@@ -9,6 +9,7 @@
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -293,6 +294,26 @@ bool review_db_has_table(struct review_db *db, const char *name)
 	yes = review_q_step(q) == 1;
 	review_q_free(q);
 	return yes;
+}
+
+/* A connection kept between requests (the dashboard thread's): a read transaction per use. */
+static int db_begin(struct review_db *db)
+{
+	if (db->lite)
+		return sqlite3_exec(db->lite, "BEGIN; SELECT count(*) FROM terminals", NULL, NULL,
+				    NULL) == SQLITE_OK
+			   ? 0
+			   : -EIO;
+	return pg_exec(db->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+			       "SELECT count(*) FROM terminals");
+}
+
+static void db_end(struct review_db *db)
+{
+	if (db->lite)
+		sqlite3_exec(db->lite, "ROLLBACK", NULL, NULL, NULL);
+	else
+		(void)pg_exec(db->pg, "ROLLBACK");
 }
 
 /* ?N becomes $N (nothing else in these texts holds a ?), and the comment REVIEW_Q_C
@@ -1031,6 +1052,367 @@ int review_signoffs(struct review_db *db, const char *period, unsigned limit, js
 	return 0;
 }
 
+/* ---- the cache of the lists (docs/evidence.md "Log review", "The list's cache") ---- */
+
+/* Making a list reads the period's events: seconds at 10,000 terminals. A list is made once per
+ * period on a thread of the review's own (the refresher) and kept here with the marker of the
+ * store it was made from; a request answers from here at once, after a check of the marker
+ * (a few index lookups): the store's newest event id and a digest of the gaps, the disposals
+ * and the media ledger. Events stored since with a ts at or after the period's end leave the
+ * list as it is; any other change marks it "changed", and it is made again on the next request
+ * once REVIEW_REFRESH_MS have passed since it was made, or at once on ?refresh=1. */
+#define REVIEW_CACHE_MAX  8
+#define REVIEW_REFRESH_MS (5 * 60 * 1000LL)
+
+struct review_marker {
+	int64_t at;	/* collector's clock, before the snapshot began */
+	int64_t max_id; /* the newest event id */
+	char sig[65];	/* SHA-256 of the gaps', the disposals' and the ledger's summary */
+	/* PostgreSQL: the events of the list's kinds before the period's end received since
+	 * win_from (at - REVIEW_PG_WINDOW_MS), counted */
+	int64_t win_from, win_count;
+};
+
+/* PostgreSQL: several collectors may write one database, so a batch that commits after another
+ * one may hold lower event ids than the newest one a snapshot saw. The events of the kinds the
+ * list reads that were received since this long before the snapshot are counted as well (in
+ * events_expiry, kind and received_at, kept events only): a later batch of any collector adds
+ * to the count (a writer's transaction is a batch, milliseconds to seconds; the collectors'
+ * clocks are synchronised). */
+#define REVIEW_PG_WINDOW_MS (10 * 60 * 1000LL)
+
+static int64_t received_since(struct review_db *db, int64_t from_ms, int64_t to_ms)
+{
+	struct review_q *q = review_q_prep(
+	    db,
+	    "SELECT count(*) FROM events WHERE kind IN ('auth.success', 'auth.failure',"
+	    " 'auth.locked', 'usb.blocked', 'compliance') AND body IS NULL AND received_at >= ?1"
+	    " AND ts + 0 < ?2",
+	    NULL);
+	int64_t n = -1;
+
+	if (q) {
+		review_q_int(q, 1, from_ms);
+		review_q_int(q, 2, to_ms);
+		if (review_q_step(q) == 1)
+			n = review_q_int_col(q, 0);
+	}
+	review_q_free(q);
+	return n;
+}
+
+struct cache_entry {
+	bool used;
+	struct review_period p;
+	struct review_settings rs;
+	json_t *body;	  /* review_items(); NULL until made */
+	char *items_text; /* its items as compact JSON, for the answers */
+	struct review_marker m;
+	int64_t as_of;	  /* when its snapshot began (collector's clock) */
+	int64_t last_use; /* the entry left out last is reused */
+	bool changed;	  /* the store changed since as_of in a way that can change the list */
+	bool queued, running;
+	unsigned waiters;
+	int error; /* the last making failed (no body) */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake, done;
+	bool started;
+	char *location;
+	struct cache_entry e[REVIEW_CACHE_MAX];
+} cache = {.lock = PTHREAD_MUTEX_INITIALIZER,
+	   .wake = PTHREAD_COND_INITIALIZER,
+	   .done = PTHREAD_COND_INITIALIZER};
+
+static bool settings_eq(const struct review_settings *a, const struct review_settings *b)
+{
+	return a->weekly == b->weekly && a->office_start == b->office_start &&
+	       a->office_end == b->office_end && a->days == b->days && a->burst_n == b->burst_n &&
+	       a->burst_minutes == b->burst_minutes;
+}
+
+static int append_row(struct review_q *q, int ncols, json_t *a)
+{
+	for (int i = 0; i < ncols; i++)
+		if (json_array_append_new(a, json_string(col(q, i))) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+/* All rows of sql into a (as text); -EIO when the store cannot answer. */
+static int marker_rows(struct review_db *db, const char *sql, int ncols, json_t *a)
+{
+	struct review_q *q = review_q_prep(db, sql, NULL);
+	int rc = q ? 0 : -EIO, r = 0;
+
+	while (q && r >= 0 && (rc = review_q_step(q)) == 1)
+		r = append_row(q, ncols, a);
+	review_q_free(q);
+	return r < 0 ? r : rc == 0 ? 0 : -EIO;
+}
+
+/* The marker of db's snapshot, begun after at, for the list of p. */
+static int marker_read(struct review_db *db, int64_t at, const struct review_period *p,
+		       struct review_marker *m)
+{
+	json_t *a = json_array();
+	struct review_q *q = review_q_prep(db, "SELECT coalesce(max(id), 0) FROM events", NULL);
+	int r = a && q && review_q_step(q) == 1 ? 0 : -EIO;
+
+	m->at = at;
+	if (r >= 0)
+		m->max_id = review_q_int_col(q, 0);
+	review_q_free(q);
+	/* a gap found, filled or announced; events disposed of (tombstones made, or deleted into
+	 * an anchor); a device registered in the ledger or taken off it */
+	if (r >= 0)
+		r = marker_rows(
+		    db,
+		    "SELECT count(*), coalesce(sum(announced), 0), coalesce(max(id), 0),"
+		    " coalesce(sum(first), 0), coalesce(sum(last), 0) FROM gaps",
+		    5, a);
+	if (r >= 0)
+		r = marker_rows(db,
+				"SELECT count(*), coalesce(sum(disposed), 0), coalesce(max(at), 0)"
+				" FROM chain_anchors",
+				3, a);
+	if (r >= 0 && review_db_has_table(db, "chain_collapse"))
+		r = marker_rows(db, "SELECT count(*) FROM chain_collapse", 1, a);
+	if (r >= 0 && review_db_has_table(db, "fleet_ledger"))
+		r = marker_rows(
+		    db, "SELECT vendor, product, serial FROM fleet_ledger ORDER BY 1, 2, 3", 3, a);
+	if (r >= 0)
+		sha256_json(a, m->sig);
+	json_decref(a);
+	m->win_from = at - REVIEW_PG_WINDOW_MS;
+	m->win_count = 0;
+	if (r >= 0 && review_db_is_pg(db) &&
+	    (m->win_count = received_since(db, m->win_from, p->to_ms)) < 0)
+		r = -EIO;
+	return r;
+}
+
+/* Whether a list made at marker old is still the list of p at marker cur: nothing changed but
+ * the events, and every event stored since has a ts at or after p's end (the list reads no
+ * event after its period). SQLite's one writer stores events in id order, one transaction at a
+ * time, so a snapshot holds every event up to its newest id; on PostgreSQL the events of the
+ * list's kinds received since old->win_from are counted again. */
+static bool marker_current(struct review_db *db, const struct review_marker *old,
+			   const struct review_marker *cur, const struct review_period *p)
+{
+	struct review_q *q;
+	int rc;
+
+	if (strcmp(old->sig, cur->sig) != 0 || cur->max_id < old->max_id)
+		return false;
+	if (cur->max_id > old->max_id) {
+		/* the new rows by id (the primary key), not all rows before the end by ts */
+		q = review_q_prep(db, "SELECT 1 FROM events WHERE id > ?1 AND +ts < ?2 LIMIT 1",
+				  "SELECT 1 FROM events WHERE id > ?1 AND ts + 0 < ?2 LIMIT 1");
+		if (!q)
+			return false;
+		review_q_int(q, 1, old->max_id);
+		review_q_int(q, 2, p->to_ms);
+		rc = review_q_step(q);
+		review_q_free(q);
+		if (rc != 0)
+			return false;
+	}
+	return !review_db_is_pg(db) ||
+	       received_since(db, old->win_from, p->to_ms) == old->win_count;
+}
+
+/* cache.lock held. The entry of p with settings rs; make: or a new one, reusing the one left out
+ * longest (none while each is being made or waited for: NULL). */
+static struct cache_entry *cache_find(const char *location, const struct review_period *p,
+				      const struct review_settings *rs, bool make)
+{
+	struct cache_entry *old = NULL;
+
+	if (!cache.location || strcmp(cache.location, location) != 0) {
+		char *l = strdup(location);
+		if (!l)
+			return NULL;
+		for (unsigned i = 0; i < REVIEW_CACHE_MAX; i++)
+			if (cache.e[i].used && !cache.e[i].queued && !cache.e[i].running &&
+			    !cache.e[i].waiters) {
+				json_decref(cache.e[i].body);
+				free(cache.e[i].items_text);
+				cache.e[i] = (struct cache_entry){0};
+			}
+		free(cache.location);
+		cache.location = l;
+	}
+	for (unsigned i = 0; i < REVIEW_CACHE_MAX; i++) {
+		struct cache_entry *e = &cache.e[i];
+		if (e->used && strcmp(e->p.name, p->name) == 0 && settings_eq(&e->rs, rs))
+			return e;
+		if (!e->queued && !e->running && !e->waiters &&
+		    (!old || !e->used || (old->used && e->last_use < old->last_use)))
+			old = e;
+	}
+	if (!make || !old)
+		return NULL;
+	json_decref(old->body);
+	free(old->items_text);
+	*old = (struct cache_entry){.used = true, .p = *p, .rs = *rs};
+	return old;
+}
+
+/* cache.lock held. e's list is now body (taken) with items_text (taken, made by items_dump()
+ * without the lock), made in a snapshot begun at as_of with marker m. */
+static void cache_set(struct cache_entry *e, json_t *body, char *items_text,
+		      const struct review_marker *m, int64_t as_of)
+{
+	json_decref(e->body);
+	free(e->items_text);
+	e->body = body;
+	e->items_text = items_text;
+	e->m = *m;
+	e->as_of = as_of;
+	e->changed = false;
+	e->error = 0;
+}
+
+static char *items_dump(json_t *body)
+{
+	return json_dumps(json_object_get(body, "items"), JSON_COMPACT);
+}
+
+/* The refresher: makes the lists queued, one at a time, each in a snapshot of its own. */
+static void *refresher_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&cache.lock);
+	for (;;) {
+		struct cache_entry *e = NULL;
+		for (unsigned i = 0; i < REVIEW_CACHE_MAX && !e; i++)
+			if (cache.e[i].used && cache.e[i].queued)
+				e = &cache.e[i];
+		if (!e) {
+			pthread_cond_wait(&cache.wake, &cache.lock);
+			continue;
+		}
+		e->queued = false;
+		e->running = true;
+		struct review_period p = e->p;
+		struct review_settings rs = e->rs;
+		char *location = strdup(cache.location);
+		pthread_mutex_unlock(&cache.lock);
+
+		struct review_db *db = NULL;
+		struct review_marker m;
+		json_t *body = NULL;
+		int64_t at = server_now_ms();
+		int r = location ? review_db_open(location, &db) : -ENOMEM;
+		if (r >= 0)
+			r = marker_read(db, at, &p, &m);
+		if (r >= 0)
+			r = review_items(db, &rs, &p, &body);
+		review_db_close(db);
+		free(location);
+		char *text = r >= 0 ? items_dump(body) : NULL;
+		if (r >= 0 && !text)
+			r = -ENOMEM;
+		if (r < 0) {
+			server_log(LOG_ERR, "review: the list of %s cannot be made now", p.name);
+			json_decref(body);
+		}
+
+		pthread_mutex_lock(&cache.lock);
+		e->running = false;
+		if (r >= 0)
+			cache_set(e, body, text, &m, at);
+		else
+			e->error = r;
+		pthread_cond_broadcast(&cache.done);
+	}
+	return NULL;
+}
+
+/* cache.lock held. Queues e for the refresher (started the first time). */
+static int cache_queue(struct cache_entry *e)
+{
+	if (!cache.started) {
+		pthread_attr_t attr;
+		pthread_t t;
+		int r = -pthread_attr_init(&attr);
+		if (r >= 0)
+			r = -pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (r >= 0)
+			r = -pthread_create(&t, &attr, refresher_main, NULL);
+		pthread_attr_destroy(&attr);
+		if (r < 0)
+			return r;
+		cache.started = true;
+	}
+	if (!e->queued && !e->running) {
+		e->queued = true;
+		pthread_cond_signal(&cache.wake);
+	}
+	return 0;
+}
+
+/* A copy of a list without its items. */
+static json_t *body_head(json_t *body)
+{
+	json_t *head = json_object(), *v;
+	const char *key;
+
+	json_object_foreach(body, key, v)
+	{
+		if (head && strcmp(key, "items") != 0)
+			json_object_set_new(head, key, json_deep_copy(v));
+	}
+	return head;
+}
+
+/* cache.lock held. The answer of the dashboard thread: e's list with its time and state, the
+ * sign-offs (taken) and the reviewer, its items spliced in as made once (an answer of 12,000
+ * items is not copied and written again each time). NULL when out of memory. */
+static struct evbuffer *cache_answer(const struct cache_entry *e, json_t *signoffs,
+				     const char *reviewer)
+{
+	json_t *head = body_head(e->body);
+	struct evbuffer *buf = evbuffer_new();
+	char *text = NULL;
+	size_t n;
+
+	json_object_set_new(head, "as_of", ts_json(e->as_of));
+	json_object_set_new(head, "changed", json_boolean(e->changed));
+	json_object_set_new(head, "refreshing", json_boolean(e->queued || e->running));
+	json_object_set_new(head, "signoffs", signoffs);
+	json_object_set_new(head, "reviewer", json_string(reviewer));
+	text = head ? json_dumps(head, JSON_COMPACT) : NULL;
+	json_decref(head);
+	n = text ? strlen(text) : 0;
+	if (!buf || n < 2 || text[n - 1] != '}' ||
+	    evbuffer_add_printf(buf, "%.*s,\"items\":", (int)(n - 1), text) < 0 ||
+	    evbuffer_add(buf, e->items_text, strlen(e->items_text)) < 0 ||
+	    evbuffer_add(buf, "}\n", 2) < 0) {
+		if (buf)
+			evbuffer_free(buf);
+		buf = NULL;
+	}
+	free(text);
+	return buf;
+}
+
+/* cache.lock held. A copy of e's list with its time and state, for an answer. */
+static json_t *cache_body(const struct cache_entry *e)
+{
+	json_t *body = json_deep_copy(e->body);
+
+	if (body) {
+		json_object_set_new(body, "as_of", ts_json(e->as_of));
+		json_object_set_new(body, "changed", json_boolean(e->changed));
+		json_object_set_new(body, "refreshing", json_boolean(e->queued || e->running));
+	}
+	return body;
+}
+
 /* ---- the dashboard ---- */
 
 /* The dashboard thread checks the request (who, method, parameters, the sign-off's body) and
@@ -1053,6 +1435,9 @@ struct review_job {
 	struct review_settings rs;
 	struct review_period period; /* review, sign-off */
 	int64_t now_ms;
+	/* review: ?async=1 (202 while the list is made), ?refresh=1; the sign-offs read */
+	bool async, refresh;
+	json_t *signoffs;
 	/* sign-off */
 	char sha[65];
 	char *comment; /* NULL when none */
@@ -1122,8 +1507,8 @@ static bool open_db(struct review_job *j, struct review_db **db)
 
 static bool review_params(struct evhttp_request *req, struct review_job *j)
 {
-	static const char *const names[] = {"period", NULL};
-	const char *vals[1] = {NULL};
+	static const char *const names[] = {"period", "async", "refresh", NULL};
+	const char *vals[3] = {NULL, NULL, NULL};
 	struct evkeyvalq params;
 	char err[REASON_MAX];
 	bool ok = false;
@@ -1134,6 +1519,13 @@ static bool review_params(struct evhttp_request *req, struct review_job *j)
 		reply_err(req, 400, "%s", err);
 		goto out;
 	}
+	for (unsigned i = 1; i < 3; i++)
+		if (vals[i] && strcmp(vals[i], "0") != 0 && strcmp(vals[i], "1") != 0) {
+			reply_err(req, 400, "%s: 0 or 1", names[i]);
+			goto out;
+		}
+	j->async = vals[1] && strcmp(vals[1], "1") == 0;
+	j->refresh = vals[2] && strcmp(vals[2], "1") == 0;
 	if (!vals[0]) { /* the last period that has ended */
 		review_period_of(j->now_ms, j->rs.weekly, &j->period);
 		review_period_of(j->period.from_ms - 1, j->rs.weekly, &j->period);
@@ -1276,26 +1668,146 @@ out:
 
 /* ---- heavy thread: the answers ---- */
 
-static void review_get(struct review_job *j)
+/* The sign-offs and who asks, added to a copy of the list. */
+static json_t *review_body(struct review_job *j, json_t *body)
 {
-	struct review_db *db = NULL;
-	json_t *body = NULL, *signoffs = NULL;
-	int r;
+	json_object_set_new(body, "signoffs", j->signoffs);
+	j->signoffs = NULL;
+	json_object_set_new(body, "reviewer", json_string(j->who.name));
+	if (j->who.hide_personal)
+		auth_redact(body);
+	return body;
+}
 
-	if (!open_db(j, &db))
-		return;
-	r = review_items(db, &j->rs, &j->period, &body);
-	if (r >= 0)
-		r = review_signoffs(db, NULL, 100, &signoffs);
-	review_db_close(db);
-	if (r < 0) {
-		json_decref(body);
+/* A heavy thread: the first request of a period without ?async=1 waits for its list. */
+static void review_wait(struct review_job *j)
+{
+	struct cache_entry *e;
+	json_t *body = NULL;
+
+	pthread_mutex_lock(&cache.lock);
+	e = cache_find(j->cfg->database, &j->period, &j->rs, false);
+	while (e && !e->body && (e->queued || e->running))
+		pthread_cond_wait(&cache.done, &cache.lock);
+	if (e) {
+		body = e->body ? cache_body(e) : NULL;
+		e->waiters--;
+		e->error = 0; /* the next request tries again */
+	}
+	pthread_mutex_unlock(&cache.lock);
+	if (!body) {
 		answer_err(j, 503, "the store cannot answer now");
 		return;
 	}
-	json_object_set_new(body, "signoffs", signoffs);
-	json_object_set_new(body, "reviewer", json_string(j->who.name));
-	answer(j, 200, body);
+	server_answer_json(&j->heavy.answer, 200, review_body(j, body));
+}
+
+/* The dashboard thread, in its snapshot of the store kept between requests. */
+static struct review_db *dash_db;
+static char *dash_location;
+
+static void dash_drop(void)
+{
+	review_db_close(dash_db);
+	dash_db = NULL;
+	free(dash_location);
+	dash_location = NULL;
+}
+
+static struct review_db *dash_snapshot(const char *location)
+{
+	if (dash_db && strcmp(dash_location, location) == 0 && db_begin(dash_db) == 0)
+		return dash_db;
+	dash_drop();
+	if (review_db_open(location, &dash_db) < 0) {
+		dash_db = NULL;
+		return NULL;
+	}
+	dash_location = strdup(location);
+	if (!dash_location)
+		dash_drop();
+	return dash_db;
+}
+
+/* The dashboard thread: GET /v1/review from the cache (the marker checked, the sign-offs read in
+ * a snapshot of its own); true when answered, false when j is to wait on a heavy thread. */
+static bool review_from_cache(struct evhttp_request *req, struct review_job *j)
+{
+	int64_t now = server_now_ms();
+	struct review_db *db = dash_snapshot(j->cfg->database);
+	struct review_marker cur;
+	struct cache_entry *e;
+	json_t *body = NULL;
+	int r = db ? marker_read(db, now, &j->period, &cur) : -EIO;
+
+	if (r >= 0)
+		r = review_signoffs(db, NULL, 100, &j->signoffs);
+	if (r < 0) {
+		dash_drop();
+		reply_err(req, 503, "the store cannot answer now");
+		return true;
+	}
+	pthread_mutex_lock(&cache.lock);
+	e = cache_find(j->cfg->database, &j->period, &j->rs, true);
+	if (e && e->body && !e->queued && !e->running) {
+		if (marker_current(db, &e->m, &cur, &j->period))
+			e->m = cur;
+		else
+			e->changed = true;
+	}
+	db_end(db);
+	if (!e) { /* every list kept is being made or waited for */
+		pthread_mutex_unlock(&cache.lock);
+		server_reply_busy(req);
+		return true;
+	}
+	if (!e->body && e->error && !e->queued && !e->running) {
+		e->error = 0; /* the next request tries again */
+		pthread_mutex_unlock(&cache.lock);
+		reply_err(req, 503, "the store cannot answer now");
+		return true;
+	}
+	e->last_use = now;
+	if (!e->body || (e->changed && (j->refresh || now - e->as_of >= REVIEW_REFRESH_MS)))
+		r = cache_queue(e);
+	bool made = e->body != NULL;
+	struct evbuffer *fast = NULL;
+	if (made && !j->who.hide_personal) {
+		fast = cache_answer(e, j->signoffs, j->who.name);
+		j->signoffs = NULL;
+	} else if (made)
+		body = cache_body(e);
+	else if (r >= 0 && !j->async)
+		e->waiters++;
+	pthread_mutex_unlock(&cache.lock);
+	if (r < 0)
+		server_log(LOG_ERR, "review: the refresher cannot start: %s", strerror(-r));
+	if ((r < 0 && !made) || (made && !body && !fast)) {
+		reply_err(req, 503, "the list cannot be made now");
+		return true;
+	}
+	if (fast) {
+		struct server_answer a;
+		server_answer_init(&a);
+		a.status = 200;
+		a.body = fast;
+		evhttp_add_header(&a.headers, "Content-Type", "application/json");
+		evhttp_add_header(&a.headers, "X-Content-Type-Options", "nosniff");
+		evhttp_add_header(&a.headers, "Cache-Control", "no-store");
+		server_answer_send(req, &a);
+		return true;
+	}
+	if (body) {
+		server_reply_json(req, 200, review_body(j, body));
+		return true;
+	}
+	if (j->async) {
+		server_reply_json(
+		    req, 202,
+		    json_pack("{s:s, s:s}", "period", j->period.name, "status", "computing"));
+		return true;
+	}
+	return false;
 }
 
 static void signoff_post(struct review_job *j)
@@ -1303,11 +1815,44 @@ static void signoff_post(struct review_job *j)
 	const struct review_period *per = &j->period;
 	json_t *list = NULL;
 	struct review_db *db = NULL;
+	size_t n_items = 0;
 	int r;
+
+	struct review_marker cur;
+	struct cache_entry *e;
+	int64_t at = server_now_ms();
 
 	if (!open_db(j, &db))
 		return;
-	r = review_items(db, &j->rs, per, &list);
+	/* the list as it is now: the cache's when the store has not changed it since, else made
+	 * again in this snapshot */
+	r = marker_read(db, at, per, &cur);
+	if (r >= 0) {
+		pthread_mutex_lock(&cache.lock);
+		e = cache_find(j->cfg->database, per, &j->rs, false);
+		if (e && e->body && marker_current(db, &e->m, &cur, per)) {
+			list = body_head(e->body); /* what the sign-off names */
+			n_items = json_array_size(json_object_get(e->body, "items"));
+			e->m = cur;
+		}
+		pthread_mutex_unlock(&cache.lock);
+	}
+	if (r >= 0 && !list) {
+		r = review_items(db, &j->rs, per, &list);
+		n_items = r >= 0 ? json_array_size(json_object_get(list, "items")) : 0;
+		json_t *copy = r >= 0 ? json_deep_copy(list) : NULL;
+		char *text = copy ? items_dump(copy) : NULL;
+		pthread_mutex_lock(&cache.lock);
+		e = text ? cache_find(j->cfg->database, per, &j->rs, true) : NULL;
+		if (e && !e->queued && !e->running) {
+			cache_set(e, copy, text, &cur, at);
+			copy = NULL;
+			text = NULL;
+		}
+		pthread_mutex_unlock(&cache.lock);
+		json_decref(copy);
+		free(text);
+	}
 	review_db_close(db);
 	if (r < 0) {
 		answer_err(j, 503, "the store cannot answer now");
@@ -1319,17 +1864,15 @@ static void signoff_post(struct review_job *j)
 			   per->name);
 		goto out;
 	}
-	if (j->has_items && (size_t)j->items != json_array_size(json_object_get(list, "items"))) {
-		answer_err(j, 409, "items: the list has %zu items",
-			   json_array_size(json_object_get(list, "items")));
+	if (j->has_items && (size_t)j->items != n_items) {
+		answer_err(j, 409, "items: the list has %zu items", n_items);
 		goto out;
 	}
 	json_t *data = json_pack(
 	    "{s:s, s:s, s:O, s:O, s:I, s:s, s:O, s:s}", "reviewer", j->who.name, "period",
 	    per->name, "from", json_object_get(list, "from"), "to", json_object_get(list, "to"),
-	    "items", (json_int_t)json_array_size(json_object_get(list, "items")), "items_sha256",
-	    j->sha, "categories", json_object_get(list, "categories"), "comment",
-	    j->comment ? j->comment : "");
+	    "items", (json_int_t)n_items, "items_sha256", j->sha, "categories",
+	    json_object_get(list, "categories"), "comment", j->comment ? j->comment : "");
 	json_t *body = json_deep_copy(data);
 	if (!data || !body || !j->writer ||
 	    ingest_writer_self_event(j->writer, EVENT_REVIEW_SIGNED, data) < 0) {
@@ -1338,7 +1881,7 @@ static void signoff_post(struct review_job *j)
 		goto out;
 	}
 	server_log(LOG_INFO, "review.signed period=%s reviewer=%s items=%zu", per->name,
-		   j->who.name, json_array_size(json_object_get(list, "items")));
+		   j->who.name, n_items);
 	answer(j, 202, body);
 out:
 	json_decref(list);
@@ -1455,7 +1998,7 @@ static void job_run(struct server_heavy_job *h)
 
 	switch (j->op) {
 	case OP_REVIEW:
-		review_get(j);
+		review_wait(j);
 		break;
 	case OP_SIGNOFF:
 		signoff_post(j);
@@ -1473,6 +2016,7 @@ static void job_release(struct server_heavy_job *h)
 {
 	struct review_job *j = (struct review_job *)h;
 
+	json_decref(j->signoffs);
 	free(j->comment);
 	free(j->month);
 	free(j->group);
@@ -1537,11 +2081,19 @@ void review_api_handle(struct evhttp_request *req, struct worker *w)
 		j->op = OP_REPORT;
 		ok = report_params(req, j);
 	}
-	if (!ok) { /* answered */
+	if (!ok || (j->op == OP_REVIEW && review_from_cache(req, j))) { /* answered */
 		job_release(&j->heavy);
 		return;
 	}
 	if (server_heavy_submit(w->c, req, &j->heavy) < 0) {
+		if (j->op == OP_REVIEW) {
+			struct cache_entry *e;
+			pthread_mutex_lock(&cache.lock);
+			e = cache_find(j->cfg->database, &j->period, &j->rs, false);
+			if (e)
+				e->waiters--;
+			pthread_mutex_unlock(&cache.lock);
+		}
 		server_reply_busy(req);
 		job_release(&j->heavy);
 	}

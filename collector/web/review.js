@@ -21,7 +21,9 @@
       review_help: '期間内の要確認事項です。すべて確認したら所見を書いて承認してください。承認は証跡（review.signed）として記録されます。',
       comment_label: '所見（任意）', signoff_btn: '点検済みとして承認', past: '過去の承認',
       no_signoffs: 'まだ承認はありません。', evidence_dl: 'この期間の監査証跡をダウンロード',
-      report_link: '自己点検報告書を開く', print: '印刷', month: '対象月', group: 'グループ（空欄は全端末）'
+      report_link: '自己点検報告書を開く', print: '印刷', month: '対象月', group: 'グループ（空欄は全端末）',
+      computing: '集計中…', as_of: (t) => '集計時刻 ' + t,
+      changed_note: '集計の後に届いたログでこの一覧は変わります。再集計してから承認してください。', recount: '再集計'
     },
     en: {
       off_hours: 'Logins outside office hours', failure_burst: 'Bursts of failed logins', lockout: 'Lockouts',
@@ -38,7 +40,9 @@
       review_help: 'What needs a human look in the period. Once reviewed, write a comment and sign off; the sign-off is kept as evidence (review.signed).',
       comment_label: 'Comment (optional)', signoff_btn: 'Sign off as reviewed', past: 'Past sign-offs',
       no_signoffs: 'No sign-offs yet.', evidence_dl: 'Download the evidence bundle of this period',
-      report_link: 'Open the self-inspection report', print: 'Print', month: 'Month', group: 'Group (empty: all terminals)'
+      report_link: 'Open the self-inspection report', print: 'Print', month: 'Month', group: 'Group (empty: all terminals)',
+      computing: 'Counting…', as_of: (t) => 'As of ' + t,
+      changed_note: 'Logs stored since then change this list: count again before signing off.', recount: 'Count again'
     }
   };
   const CATS = ['off_hours', 'failure_burst', 'lockout', 'usb_unregistered', 'sequence_gap', 'compliance_drift'];
@@ -46,6 +50,7 @@
   let C = null; // the newest ctx from app.js
   let current = null; // the list on screen: {period, items_sha256, items}
   let reportKey = null;
+  let poll = null; // the next look while the collector makes the list
 
   function lastMonth() {
     const d = new Date(Date.now() + 9 * 3600 * 1000); // Japan time
@@ -119,14 +124,35 @@
     $('rv-report').href = '#/report?month=' + encodeURIComponent(data.period.slice(0, 7));
   }
 
-  async function loadReview(ctx) {
+  // The collector answers from the list it made of the period (as_of, 集計時刻), 202 while it makes
+  // the first one; the page looks again each second until it is there (docs/evidence.md).
+  async function loadReview(ctx, refresh) {
+    const tr = T[ctx.lang];
     const period = ctx.params.get('period') || lastMonth();
     if ($('rv-period').value !== period && /^\d{4}-\d{2}$/.test(period)) $('rv-period').value = period;
-    const r = await ctx.api('/v1/review?period=' + encodeURIComponent(period));
+    clearTimeout(poll);
+    poll = null;
+    const r = await ctx.api('/v1/review?async=1&period=' + encodeURIComponent(period) + (refresh ? '&refresh=1' : ''));
     const data = await r.json();
-    current = data;
     $('rv-title-period').textContent = data.period;
+    if (r.status === 202 || data.refreshing) {
+      poll = setTimeout(() => {
+        poll = null;
+        if (/^#\/review/.test(location.hash) && C) loadReview(C).catch((e) => C.handleError(e));
+      }, 1000);
+    }
+    if (r.status === 202) {
+      current = null;
+      $('rv-list').replaceChildren(ctx.el('p', tr.computing, 'empty'));
+      $('rv-count').textContent = '';
+      $('rv-asof').textContent = '';
+      $('rv-changed').hidden = true;
+      return;
+    }
+    current = data;
     renderList(ctx, data);
+    $('rv-asof').textContent = tr.as_of(ctx.fmtTime(data.as_of)) + (data.refreshing ? ' — ' + tr.computing : '');
+    $('rv-changed').hidden = !data.changed || data.refreshing;
   }
 
   async function signOff(ctx, ev) {
@@ -194,9 +220,25 @@
   let wired = false;
   function wire(ctx) {
     C = ctx;
+    if (!$('rv-asof')) { // the list's time and a note when the store changed it since
+      const asOf = ctx.el('span', '', 'filter');
+      asOf.id = 'rv-asof';
+      $('rv-count').after(asOf);
+      const box = ctx.el('p', undefined, 'notice');
+      box.id = 'rv-changed';
+      box.hidden = true;
+      box.appendChild(ctx.el('span')).dataset.rv = 'changed_note';
+      box.append(' ');
+      const again = box.appendChild(ctx.el('button'));
+      again.type = 'button';
+      again.id = 'rv-recount';
+      again.dataset.rv = 'recount';
+      $('rv-list').before(box);
+    }
     labels(ctx);
     if (wired) return;
     wired = true;
+    $('rv-recount').addEventListener('click', () => loadReview(C, true).catch((e) => C.handleError(e)));
     $('rv-form').addEventListener('submit', (ev) => signOff(C, ev));
     $('rv-evidence').addEventListener('click', downloadEvidence);
     $('rv-period').addEventListener('change', () => {

@@ -21,7 +21,12 @@
 #   events, three evidence bundles asked at once get two 200s and one 503 (Retry-After and
 #   {"busy": true}: at most two run at once), and a light request asked after them is answered
 #   while the bundles are still being made (the order of the answers, no time limits; the
-#   figures are in docs/benchmarks.md).
+#   figures are in docs/benchmarks.md);
+# - the list's cache (docs/evidence.md "The list's cache"): a list is answered with the time it
+#   was made (as_of); events after the period's end leave it as it is, an event inside the
+#   period, a gap announced, or a device registered in the ledger, mark it "changed" and a
+#   sign-off of the list shown is refused (409) until it is made again (?refresh=1); ?async=1
+#   answers 202 while the list of a period is first made.
 # With MYNAGUARD_TEST_STORE=postgresql (collector-pg-review, docs/postgresql.md) the same review,
 # sign-off, bundle and report run on PostgreSQL, with the auditor accounts, the media ledger and
 # the report's groups (the fleet's tables live in the shared database there too); the busy test,
@@ -98,6 +103,21 @@ def expect_400(c, path, word):
     st, body, _ = c.get(path)
     assert st == 400, (path, st, body)
     assert word in body["error"], (path, body)
+
+
+def review_made(c, period, old_as_of=None, refresh=False):
+    """GET ?async=1 until the list of period is made (after old_as_of when given)."""
+    q = "/v1/review?async=1&period=" + period
+    st, rv, _ = c.get(q + ("&refresh=1" if refresh else ""))
+    for _ in range(600):
+        assert st in (200, 202), (st, rv)
+        if st == 202:
+            assert rv == {"period": period, "status": "computing"}, rv
+        elif rv["as_of"] != old_as_of and not rv["refreshing"]:
+            return rv
+        time.sleep(0.05)
+        st, rv, _ = c.get(q)
+    raise AssertionError("the list of %s was not made (again)" % period)
 
 
 def bench_generate():
@@ -545,6 +565,85 @@ key = {ev_key}
             st, html, _ = c.get("/r/selfcheck?month=" + start2.strftime("%Y-%m"), raw=True)
             assert st == 200 and ('<tr><td>term-c</td><td class="num">2</td><td class="num">0'
                                   '</td><td class="num">0</td></tr>') in html.decode(), html
+
+            # ---- the list's cache ----
+            p2 = start2.strftime("%Y-%m")
+            assert rv_edge["changed"] is False and rv_edge["refreshing"] is False, rv_edge
+            t0 = datetime.datetime.fromisoformat(rv_edge["as_of"].replace("Z", "+00:00"))
+            assert abs(t0.timestamp() - time.time()) < 60, rv_edge["as_of"]
+            # a login at night inside the period, stored late: the list shown is marked changed
+            # (made again at most every 5 minutes), and its sign-off refused
+            upload(c, pki.terminal("term-d"), "term-d", [
+                auth("term-d", 3, "auth.success", "saburo", at(D(5), 23))])
+            st, rv3, _ = c.get("/v1/review?period=" + p2)
+            assert st == 200 and rv3["changed"] is True, rv3
+            assert (rv3["as_of"], rv3["items_sha256"]) == (rv_edge["as_of"],
+                                                           rv_edge["items_sha256"]), rv3
+            sign2 = {"period": p2, "items_sha256": rv3["items_sha256"],
+                     "items": len(rv3["items"]), "comment": "ok"}
+            st, resp, _ = post(c, "/v1/review/signoff", sign2)
+            assert st == 409 and "changed" in resp["error"], (st, resp)
+            rv4 = review_made(c, p2, rv3["as_of"], refresh=True)
+            assert rv4["changed"] is False and rv4["items_sha256"] != rv3["items_sha256"], rv4
+            assert rv4["categories"]["off_hours"] == rv3["categories"]["off_hours"] + 1, rv4
+            assert [i for i in rv4["items"] if i.get("user") == "saburo"], rv4["items"]
+            # an event after the period's end leaves the list as it is
+            upload(c, pki.terminal("term-d"), "term-d", [
+                compliance("term-d", 4, ts_ms=int(time.time() * 1000))])
+            st, rv5, _ = c.get("/v1/review?period=" + p2)
+            assert st == 200 and rv5["changed"] is False, rv5
+            assert (rv5["as_of"], rv5["items_sha256"]) == (rv4["as_of"], rv4["items_sha256"])
+            st, resp, _ = post(c, "/v1/review/signoff", dict(sign2, **{
+                "items_sha256": rv5["items_sha256"], "items": len(rv5["items"])}))
+            assert st == 202 and resp["items_sha256"] == rv5["items_sha256"], (st, resp)
+            if PG:
+                # several collectors on one database: a batch of another one that commits
+                # after the list was made may hold lower ids than the newest one seen
+                def sql(q):
+                    return c.pg.run("psql", "-h", c.pg.sock, "-U", c.pg.role, "-d", c.dbname,
+                                    "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                    "-c", q).stdout.strip()
+                tid = sql("SELECT id FROM terminals WHERE name = 'term-d'")
+                sql("INSERT INTO events (id, tid, seq, ts, received_at, kind, clause, data)"
+                    " OVERRIDING SYSTEM VALUE VALUES (1, %s, 99, %d, %d, 'auth.success', '[]',"
+                    " '{\"user\": \"shiro\"}')" % (tid, at(D(6), 23), int(time.time() * 1000)))
+                st, rv5b, _ = c.get("/v1/review?period=" + p2)
+                assert st == 200 and rv5b["changed"] is True, rv5b
+                rv5b = review_made(c, p2, rv5b["as_of"], refresh=True)
+                assert [i for i in rv5b["items"] if i.get("user") == "shiro"], rv5b["items"]
+            # a period not asked for yet: 202 while it is made, then the list
+            p3 = (start2 - datetime.timedelta(days=1)).strftime("%Y-%m")
+            rv6 = review_made(c, p3)
+            assert rv6["period"] == p3 and rv6["changed"] is False, rv6
+            expect_400(c, "/v1/review?period=%s&async=2" % p3, "async")
+            expect_400(c, "/v1/review?period=%s&refresh=yes" % p3, "refresh")
+            # the gap announced by an event after the period (spool.dropped): the list is changed
+            st, rv7, _ = c.get("/v1/review?period=" + period)
+            assert st == 200, (st, rv7)
+            if rv7["changed"]:  # term-c's and term-e's events above are in the period
+                rv7 = review_made(c, period, rv7["as_of"], refresh=True)
+            assert rv7["changed"] is False, rv7
+            gap = [i for i in rv7["items"] if i["category"] == "sequence_gap"]
+            assert [(i["terminal"], i["announced"]) for i in gap] == [("term-b", False)], gap
+            upload(c, tb, "term-b", [event("term-b", 6, kind="spool.dropped", ts_ms=int(
+                time.time() * 1000), data={"count": 2, "first_seq": 3, "last_seq": 4})])
+            st, rv8, _ = c.get("/v1/review?period=" + period)
+            assert st == 200 and rv8["changed"] is True and rv8["as_of"] == rv7["as_of"], rv8
+            rv7 = review_made(c, period, rv8["as_of"], refresh=True)
+            gap = [i for i in rv7["items"] if i["category"] == "sequence_gap"]
+            assert [(i["terminal"], i["announced"]) for i in gap] == [("term-b", True)], gap
+            if not PG:
+                # the device registered in the ledger: the list is changed, made again without it
+                assert rv7["categories"]["usb_unregistered"] == 1, rv7
+                st, body, _ = post(c, "/v1/ledger", {
+                    "number": "L-002", "holder": "総務課", "department": "総務課",
+                    "model": "USB", "vendor": "0781", "product": "5567", "serial": "UNREG1",
+                    "encrypted": True})
+                assert st in (200, 201), (st, body)
+                st, rv8, _ = c.get("/v1/review?period=" + period)
+                assert st == 200 and rv8["changed"] is True, rv8
+                rv9 = review_made(c, period, rv8["as_of"], refresh=True)
+                assert rv9["categories"]["usb_unregistered"] == 0, rv9
 
             # ---- bad [review] settings stop the collector with the key named ----
             with open(c.conf) as f:
