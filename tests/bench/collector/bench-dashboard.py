@@ -130,6 +130,88 @@ def iso(ms):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
 
 
+def dashboard_requests(cl, terminals, events, now, group=True):
+    """(label, path) of every request the dashboard page makes, for a store of `terminals`
+    terminals named term-%05d and `events` events (ids 1..events) over the last 30+ days;
+    group=False leaves out the fleet group filter (no fleet on PostgreSQL)."""
+    mid = "term-%05d" % (terminals // 2)
+    first = json.loads(cl.get("/v1/events?order=newest&limit=100"))
+    q = urllib.parse.quote
+    requests = [
+        ("terminals: first screen (problems first, page 1 of 50)", "/v1/terminals?limit=50"),
+        ("terminals: page 100 (offset 4,950)", "/v1/terminals?limit=50&page=100"),
+        ("terminals: sort by id, descending", "/v1/terminals?limit=50&sort=id&dir=desc"),
+        ("terminals: sort by last seen", "/v1/terminals?limit=50&sort=last_seen"),
+        ("terminals: sort by failing checks", "/v1/terminals?limit=50&sort=failing&dir=desc"),
+        ("terminals: non-compliant card", "/v1/terminals?limit=50&status=noncompliant"),
+        ("terminals: stale card", "/v1/terminals?limit=50&status=stale"),
+        ("terminals: problems card", "/v1/terminals?limit=50&status=problem"),
+        ("terminals: search description 市民課", "/v1/terminals?limit=50&q=" + q("市民課")),
+        ("terminals: search id term-0500", "/v1/terminals?limit=50&q=term-0500"),
+        ("terminals: failing check time.synchronized", "/v1/terminals?limit=50&check=time.synchronized"),
+        ("terminals: 1,000 rows in one page", "/v1/terminals?limit=1000"),
+        ("one terminal (checks, gaps, 50 events)", "/v1/terminals/" + mid),
+        ("events: newest 100", "/v1/events?order=newest&limit=100"),
+        ("events: newest, next page (cursor)", "/v1/events?order=newest&limit=100&after=" + first["next"]),
+        ("events: kind auth.locked", "/v1/events?order=newest&limit=100&kind=auth.locked"),
+        ("events: kind usb.blocked, one day 10 days ago",
+         "/v1/events?order=newest&limit=100&kind=usb.blocked&since=%s&until=%s" % (iso(now - 10 * DAY), iso(now - 9 * DAY))),
+        ("events: one day 20 days ago", "/v1/events?order=newest&limit=100&since=%s&until=%s" % (iso(now - 20 * DAY), iso(now - 19 * DAY))),
+        ("events: one terminal", "/v1/events?order=newest&limit=100&terminal=" + mid),
+        ("events: one terminal, kind auth.failure", "/v1/events?order=newest&limit=100&kind=auth.failure&terminal=" + mid),
+        ("events: id order (scripts), deep page", "/v1/events?limit=100&after=%d" % (events * 9 // 10)),
+    ]
+    if group:
+        requests += [
+            ("events: group of 100 terminals", "/v1/events?order=newest&limit=100&group=shimin"),
+            ("events: group, kind usb.blocked, one day 10 days ago",
+             "/v1/events?order=newest&limit=100&group=shimin&kind=usb.blocked&since=%s&until=%s" % (iso(now - 10 * DAY), iso(now - 9 * DAY))),
+        ]
+    requests += [
+        ("history: one terminal's strip, 90 days", "/v1/terminals/" + mid + "/history?days=90"),
+        ("history: per clause, 30 days", "/v1/clauses?days=30"),
+        ("history: per clause, 90 days", "/v1/clauses?days=90"),
+        ("history: activity and top terminals, 30 days", "/v1/activity?days=30"),
+        ("history: activity and top terminals, 90 days", "/v1/activity?days=90"),
+        ("terminals: failed clause 2-6-6 on a day (chart click)",
+         "/v1/terminals?limit=50&clause=2-6-6&day=" + time.strftime("%Y-%m-%d", time.gmtime((now + 9 * 3600000 - 5 * DAY) // 1000))),
+        ("metrics", "/metrics"),
+    ]
+    return requests
+
+
+def csv_requests(terminals, group=True):
+    """(label, path) of the CSV exports, timed to the last byte in one call each."""
+    mid = "term-%05d" % (terminals // 2)
+    r = [("CSV: problems list", "/v1/terminals.csv?status=problem"),
+         ("CSV: one terminal's events", "/v1/export.csv?order=newest&terminal=" + mid)]
+    if group:
+        r.append(("CSV: a group's USB blocks, 30 days",
+                  "/v1/export.csv?order=newest&kind=usb.blocked&group=shimin"))
+    return r
+
+
+def time_request(cl, pid, path, n, max_seconds=None):
+    """n calls of path after 3 warm-up calls (fewer when max_seconds is spent): p50, p99, max in
+    ms, the collector's CPU per call in ms, the answer's bytes and the calls made."""
+    for _ in range(3):
+        body = cl.get(path)
+    times = []
+    cpu0 = cpu_s(pid)
+    t0 = time.time()
+    for _ in range(n):
+        t = time.perf_counter()
+        cl.get(path)
+        times.append((time.perf_counter() - t) * 1000)
+        if max_seconds and time.time() - t0 > max_seconds and len(times) >= 5:
+            break
+    cpu = (cpu_s(pid) - cpu0) / len(times) * 1000
+    times.sort()
+    p99 = times[min(len(times) - 1, int(round(0.99 * len(times))) - 1)]
+    return {"p50": statistics.median(times), "p99": p99, "max": times[-1], "cpu": cpu,
+            "bytes": len(body), "calls": len(times)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
@@ -172,66 +254,17 @@ def main():
     now = int(time.time() * 1000)
     cl = Client(*c.dashboard, pki.p("server-ca.pem"))
     mid = "term-%05d" % (a.terminals // 2)
-    first = json.loads(cl.get("/v1/events?order=newest&limit=100"))
-    q = urllib.parse.quote
-    requests = [
-        ("terminals: first screen (problems first, page 1 of 50)", "/v1/terminals?limit=50"),
-        ("terminals: page 100 (offset 4,950)", "/v1/terminals?limit=50&page=100"),
-        ("terminals: sort by id, descending", "/v1/terminals?limit=50&sort=id&dir=desc"),
-        ("terminals: sort by last seen", "/v1/terminals?limit=50&sort=last_seen"),
-        ("terminals: sort by failing checks", "/v1/terminals?limit=50&sort=failing&dir=desc"),
-        ("terminals: non-compliant card", "/v1/terminals?limit=50&status=noncompliant"),
-        ("terminals: stale card", "/v1/terminals?limit=50&status=stale"),
-        ("terminals: problems card", "/v1/terminals?limit=50&status=problem"),
-        ("terminals: search description 市民課", "/v1/terminals?limit=50&q=" + q("市民課")),
-        ("terminals: search id term-0500", "/v1/terminals?limit=50&q=term-0500"),
-        ("terminals: failing check time.synchronized", "/v1/terminals?limit=50&check=time.synchronized"),
-        ("terminals: 1,000 rows in one page", "/v1/terminals?limit=1000"),
-        ("one terminal (checks, gaps, 50 events)", "/v1/terminals/" + mid),
-        ("events: newest 100", "/v1/events?order=newest&limit=100"),
-        ("events: newest, next page (cursor)", "/v1/events?order=newest&limit=100&after=" + first["next"]),
-        ("events: kind auth.locked", "/v1/events?order=newest&limit=100&kind=auth.locked"),
-        ("events: kind usb.blocked, one day 10 days ago",
-         "/v1/events?order=newest&limit=100&kind=usb.blocked&since=%s&until=%s" % (iso(now - 10 * DAY), iso(now - 9 * DAY))),
-        ("events: one day 20 days ago", "/v1/events?order=newest&limit=100&since=%s&until=%s" % (iso(now - 20 * DAY), iso(now - 19 * DAY))),
-        ("events: one terminal", "/v1/events?order=newest&limit=100&terminal=" + mid),
-        ("events: one terminal, kind auth.failure", "/v1/events?order=newest&limit=100&kind=auth.failure&terminal=" + mid),
-        ("events: id order (scripts), deep page", "/v1/events?limit=100&after=%d" % (a.terminals * a.per * 9 // 10)),
-        ("events: group of 100 terminals", "/v1/events?order=newest&limit=100&group=shimin"),
-        ("events: group, kind usb.blocked, one day 10 days ago",
-         "/v1/events?order=newest&limit=100&group=shimin&kind=usb.blocked&since=%s&until=%s" % (iso(now - 10 * DAY), iso(now - 9 * DAY))),
-        ("history: one terminal's strip, 90 days", "/v1/terminals/" + mid + "/history?days=90"),
-        ("history: per clause, 30 days", "/v1/clauses?days=30"),
-        ("history: per clause, 90 days", "/v1/clauses?days=90"),
-        ("history: activity and top terminals, 30 days", "/v1/activity?days=30"),
-        ("history: activity and top terminals, 90 days", "/v1/activity?days=90"),
-        ("terminals: failed clause 2-6-6 on a day (chart click)",
-         "/v1/terminals?limit=50&clause=2-6-6&day=" + time.strftime("%Y-%m-%d", time.gmtime((now + 9 * 3600000 - 5 * DAY) // 1000))),
-        ("metrics", "/metrics"),
-    ]
     print("| request | p50 | p99 | max | collector CPU per call | bytes |")
     print("| --- | --- | --- | --- | --- | --- |")
     worst = 0
-    for label, path in requests:
-        for _ in range(3):
-            body = cl.get(path)
-        times = []
-        cpu0 = cpu_s(c.proc.pid)
-        for _ in range(a.n):
-            t = time.perf_counter()
-            cl.get(path)
-            times.append((time.perf_counter() - t) * 1000)
-        cpu = (cpu_s(c.proc.pid) - cpu0) / a.n * 1000
-        times.sort()
-        p99 = times[min(len(times) - 1, int(round(0.99 * len(times))) - 1)]
-        worst = max(worst, p99)
+    for label, path in dashboard_requests(cl, a.terminals, a.terminals * a.per, now):
+        r = time_request(cl, c.proc.pid, path, a.n)
+        worst = max(worst, r["p99"])
         print("| %s `%s` | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %d |" % (
-            label, path.replace(mid, "term-MID"), statistics.median(times), p99, times[-1], cpu,
-            len(body)), flush=True)
+            label, path.replace(mid, "term-MID"), r["p50"], r["p99"], r["max"], r["cpu"],
+            r["bytes"]), flush=True)
     # the CSV export of one filter, streamed (time to the last byte)
-    for label, path in (("CSV: problems list", "/v1/terminals.csv?status=problem"),
-                        ("CSV: one terminal's events", "/v1/export.csv?order=newest&terminal=" + mid),
-                        ("CSV: a group's USB blocks, 30 days", "/v1/export.csv?order=newest&kind=usb.blocked&group=shimin")):
+    for label, path in csv_requests(a.terminals):
         t = time.perf_counter()
         body = cl.get(path)
         print("| %s `%s` (one call) | %.1f ms | | | | %d |" % (label, path.replace(mid, "term-MID"),
