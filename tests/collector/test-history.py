@@ -268,6 +268,7 @@ def main():
         if pg:
             c.rows("DROP TABLE check_days; DROP TABLE clause_terminal_days; DROP TABLE clause_days;"
                    " DROP TABLE kind_days; DROP TABLE kind_totals; DROP FUNCTION mg_day;"
+                   " DROP TABLE snapshot_days; DROP TABLE check_last_days;"
                    " DELETE FROM mg_schema WHERE version > 1")
             assert c.count("SELECT max(version) FROM mg_schema") == 1
         else:
@@ -276,14 +277,15 @@ def main():
                               " DROP TABLE clause_days; DROP TABLE kind_days; DROP TABLE kind_totals;"
                               " DROP TABLE account_outbox; DROP TABLE account_tokens;"
                               " DROP TABLE account_sessions; DROP TABLE accounts;"
+                              " DROP TABLE snapshot_days; DROP TABLE check_last_days;"
                               " PRAGMA user_version = 4;")
             con.close()
         c.start()
         try:
             if pg:
-                assert c.count("SELECT max(version) FROM mg_schema") == 2
+                assert c.count("SELECT max(version) FROM mg_schema") == 3
             else:
-                assert c.count("PRAGMA user_version") == 6
+                assert c.count("PRAGMA user_version") == 7
             st, h2, _ = c.get("/v1/terminals/term-a/history?days=30")
             assert {x["id"]: x["days"] for x in h2["checks"]} == strips, h2
             st, cl2, _ = c.get("/v1/clauses?days=30")
