@@ -13,12 +13,15 @@
 #   not_applicable and error; duplicates; random backlogs uploaded in shuffled batches;
 # - a store without the report's history (schema 6; PostgreSQL 2) gets it from its kept
 #   snapshots by the migration, and the report reads the same, byte for byte.
-# With MYNAGUARD_TEST_STORE=postgresql (collector-pg-selfcheck) the same on PostgreSQL.
+# With MYNAGUARD_TEST_STORE=postgresql (collector-pg-selfcheck) the same on PostgreSQL, and there
+# also: the same uploads into a SQLite store report the same, so does their copy into
+# PostgreSQL (--migrate-to-postgresql).
 import datetime
 import os
 import random
 import re
 import sqlite3
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -174,7 +177,7 @@ def main():
         c = Collector(d, pki)
         c.start()
         try:
-            sent = []
+            sent, uploads = [], []
             for name, batches in sorted(plan.items()):
                 cert = pki.terminal(name)
                 seq = 0
@@ -189,6 +192,7 @@ def main():
                     st, body, _ = c.post(cert, {"v": 1, "terminal": name, "events": evs})
                     assert st == 200, (name, st, body)
                     posted.append(evs)
+                    uploads.append((name, evs))
                 # a duplicate changes nothing
                 st, body, _ = c.post(cert, {"v": 1, "terminal": name, "events": posted[0]})
                 assert st == 200, body
@@ -231,6 +235,31 @@ def main():
                 assert c.count("PRAGMA user_version") == 7
             assert c.count("SELECT count(*) FROM check_last_days") > 0
             assert report(c, month) == html
+
+            if PG:
+                # the same uploads into a SQLite store report the same; copied into
+                # PostgreSQL (--migrate-to-postgresql), the history comes along
+                for sub in ("src", "dst"):
+                    os.makedirs(os.path.join(d, sub))
+                src = Collector(os.path.join(d, "src"), pki, store="sqlite").start()
+                try:
+                    for name, evs in uploads:
+                        st, body, _ = src.post(pki.terminal(name),
+                                               {"v": 1, "terminal": name, "events": evs})
+                        assert st == 200, body
+                    assert report(src, month) == html
+                finally:
+                    assert src.stop() == 0, src.logtext()
+                dst = Collector(os.path.join(d, "dst"), pki, store="postgresql")
+                p = subprocess.run([os.environ["COLLECTOR"], "--config", src.conf,
+                                    "--migrate-to-postgresql", dst.url],
+                                   capture_output=True, text=True, timeout=120)
+                assert p.returncode == 0, p.stdout + p.stderr
+                dst.start()
+                try:
+                    assert report(dst, month) == html
+                finally:
+                    assert dst.stop() == 0, dst.logtext()
         finally:
             if c.alive():
                 rc = c.stop()
