@@ -320,7 +320,17 @@ static int clause_days_read(struct review_db *db, int64_t from_day, unsigned nda
 	    " AND p.day < ?1), ?1) AND c.day < ?2 AND (c.day >= ?1 OR c.ts = (SELECT s.ts"
 	    " FROM snapshot_days s WHERE s.tid = t.id AND s.day = c.day))"
 	    " ORDER BY t.name " REVIEW_Q_C ", c.day, c.check_id " REVIEW_Q_C,
-	    NULL);
+	    /* PostgreSQL planned the same text as a hash join over the whole history, 40 s at
+	     * 1,000 terminals × a year; the fenced LATERAL (OFFSET 0) makes it one index range per
+	     * terminal (0.25 s), the terminals in order spare the sort of every row */
+	    "SELECT t.name, c.day, c.check_id, c.status, c.worst, c.clause"
+	    " FROM (SELECT id, name FROM terminals ORDER BY name COLLATE \"C\") t"
+	    " LEFT JOIN LATERAL (SELECT day, ts FROM snapshot_days p WHERE p.tid = t.id"
+	    " AND p.day < ?1 ORDER BY day DESC LIMIT 1) p ON true"
+	    " CROSS JOIN LATERAL (SELECT * FROM check_last_days c WHERE c.tid = t.id"
+	    " AND c.day >= coalesce(p.day, ?1) AND c.day < ?2 OFFSET 0) c"
+	    " WHERE c.day >= ?1 OR c.ts = p.ts"
+	    " ORDER BY t.name COLLATE \"C\", c.day, c.check_id COLLATE \"C\"");
 	struct run u = {.a = a, .ndays = ndays};
 	int rc, r = 0;
 
