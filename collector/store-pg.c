@@ -16,7 +16,7 @@
 #include "macro.h"
 #include "store-verify.h"
 
-#define PG_SCHEMA_VERSION 4
+#define PG_SCHEMA_VERSION 5
 #define PG_MONTHS_CACHED  64
 /* pg_advisory_xact_lock key of the schema and of partition creation ("mgev") */
 #define PG_DDL_LOCK "1835492726"
@@ -298,6 +298,41 @@ static const char *const pg_migrations[] = {
     "  x25519 bytea NOT NULL,"
     "  updated_at bigint NOT NULL);"
     "INSERT INTO mg_schema VALUES (4);",
+    /* 4 → 5: what the self-inspection report counts, as store.c's 6 → 7 (docs/evidence.md
+     * "History"): per terminal and day the newest snapshot's (ts, seq); per check its newest
+     * status of the day in event time, the worst of the day (0 not_applicable, 1 pass, 2 fail)
+     * and the clause ids (a JSON array's text). Backfilled from the kept snapshots. */
+    "CREATE TABLE snapshot_days ("
+    "  tid bigint NOT NULL,"
+    "  day bigint NOT NULL,"
+    "  ts bigint NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  PRIMARY KEY (tid, day));"
+    "CREATE TABLE check_last_days ("
+    "  tid bigint NOT NULL,"
+    "  day bigint NOT NULL,"
+    "  check_id text NOT NULL,"
+    "  ts bigint NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  status text NOT NULL,"
+    "  worst smallint NOT NULL,"
+    "  clause text NOT NULL,"
+    "  PRIMARY KEY (tid, day, check_id));"
+    "INSERT INTO snapshot_days (tid, day, ts, seq)"
+    " SELECT DISTINCT ON (tid, mg_day(ts)) tid, mg_day(ts), ts, seq FROM events"
+    " WHERE kind = 'compliance' AND body IS NULL ORDER BY tid, mg_day(ts), ts DESC, seq DESC;"
+    "INSERT INTO check_last_days (tid, day, check_id, ts, seq, status, worst, clause)"
+    " SELECT DISTINCT ON (tid, day, id) tid, day, id, ts, seq, status,"
+    "  max(code) OVER (PARTITION BY tid, day, id), clause FROM (SELECT e.tid, mg_day(e.ts) AS day,"
+    "  e.ts, e.seq, c.k, c.v->>'id' AS id, c.v->>'status' AS status,"
+    "  CASE c.v->>'status' WHEN 'pass' THEN 1 WHEN 'fail' THEN 2 WHEN 'error' THEN 2 ELSE 0"
+    "  END AS code, CASE WHEN jsonb_typeof(c.v->'clause') = 'array' THEN (c.v->'clause')::text"
+    "  ELSE '[]' END AS clause FROM events e, jsonb_array_elements(CASE WHEN"
+    "  jsonb_typeof(e.data::jsonb->'checks') = 'array' THEN e.data::jsonb->'checks' ELSE '[]'"
+    "  END) WITH ORDINALITY c(v, k) WHERE e.kind = 'compliance' AND e.body IS NULL"
+    "  AND jsonb_typeof(c.v->'id') = 'string' AND jsonb_typeof(c.v->'status') = 'string') x"
+    " ORDER BY tid, day, id, ts DESC, seq DESC, k DESC;"
+    "INSERT INTO mg_schema VALUES (5);",
 };
 
 struct store_pg {
@@ -821,6 +856,44 @@ static int compliance_apply(struct store_pg *p, const char *tid, const struct ev
 	" count(*) FROM jsonb_array_elements($2::jsonb) k GROUP BY 1, 2"                           \
 	" ON CONFLICT (kind, day, tid) DO UPDATE SET n = kind_days.n + excluded.n"
 
+/* The report's part of the batch's snapshots ([day, checks, ts, seq] each; schema step 4 → 5,
+ * store.c's history_last()): the newest in event time wins, whatever the order of arrival, and
+ * the worst of the day only gets worse. */
+static int history_last(struct store_pg *p, const char *tid, const char *snaps)
+{
+	const char *v[] = {tid, snaps};
+
+	return pq_do(
+	    p,
+	    "WITH s AS (SELECT (s->>0)::bigint AS day, s->1 AS checks, (s->>2)::bigint AS ts,"
+	    "  (s->>3)::bigint AS seq FROM jsonb_array_elements($2::jsonb) s),"
+	    " sd AS (INSERT INTO snapshot_days (tid, day, ts, seq)"
+	    "  SELECT DISTINCT ON (day) $1::bigint, day, ts, seq FROM s ORDER BY day, ts DESC, seq DESC"
+	    "  ON CONFLICT (tid, day) DO UPDATE SET ts = excluded.ts, seq = excluded.seq"
+	    "  WHERE (excluded.ts, excluded.seq) > (snapshot_days.ts, snapshot_days.seq)),"
+	    " c AS (SELECT s.day, s.ts, s.seq, c.k, c.v->>'id' AS id, c.v->>'status' AS status,"
+	    "  CASE c.v->>'status' WHEN 'pass' THEN 1 WHEN 'fail' THEN 2 WHEN 'error' THEN 2"
+	    "  ELSE 0 END AS code, CASE WHEN jsonb_typeof(c.v->'clause') = 'array'"
+	    "  THEN (c.v->'clause')::text ELSE '[]' END AS clause FROM s,"
+	    "  jsonb_array_elements(CASE WHEN jsonb_typeof(s.checks) = 'array' THEN s.checks"
+	    "  ELSE '[]' END) WITH ORDINALITY c(v, k) WHERE jsonb_typeof(c.v->'id') = 'string'"
+	    "  AND jsonb_typeof(c.v->'status') = 'string'),"
+	    " n AS (SELECT DISTINCT ON (day, id) day, id, ts, seq, status, clause,"
+	    "  max(code) OVER (PARTITION BY day, id) AS worst FROM c"
+	    "  ORDER BY day, id, ts DESC, seq DESC, k DESC)"
+	    " INSERT INTO check_last_days AS o (tid, day, check_id, ts, seq, status, worst, clause)"
+	    " SELECT $1::bigint, day, id, ts, seq, status, worst, clause FROM n"
+	    " ON CONFLICT (tid, day, check_id) DO UPDATE SET worst = greatest(o.worst, excluded.worst),"
+	    " ts = CASE WHEN (excluded.ts, excluded.seq) >= (o.ts, o.seq) THEN excluded.ts ELSE o.ts END,"
+	    " seq = CASE WHEN (excluded.ts, excluded.seq) >= (o.ts, o.seq) THEN excluded.seq"
+	    "  ELSE o.seq END,"
+	    " status = CASE WHEN (excluded.ts, excluded.seq) >= (o.ts, o.seq) THEN excluded.status"
+	    "  ELSE o.status END,"
+	    " clause = CASE WHEN (excluded.ts, excluded.seq) >= (o.ts, o.seq) THEN excluded.clause"
+	    "  ELSE o.clause END",
+	    2, v);
+}
+
 static int history_write(struct store_pg *p, const char *tid, json_t *snaps)
 {
 	_cleanup_pgresult_ PGresult *res = NULL;
@@ -857,6 +930,9 @@ static int history_write(struct store_pg *p, const char *tid, json_t *snaps)
 			 " SELECT day, clause, (old = 0)::int, (status = 2)::int FROM ch",
 			 2, v, &r);
 		if (!res)
+			return r;
+		r = history_last(p, tid, text);
+		if (r < 0)
 			return r;
 		for (int i = 0; i < PQntuples(res); i++)
 			if (json_array_append_new(
@@ -1299,8 +1375,9 @@ static int write_batch(struct store_pg *p, const struct event_batch *b, int64_t 
 			snapshots[n_snapshots++] = e;
 			if (json_array_append_new(
 				hist_snaps,
-				json_pack("[I, O]", (json_int_t)store_day(e->ts_ms),
-					  json_object_get(e->data, "checks") ?: json_null())) < 0)
+				json_pack("[I, O, I, I]", (json_int_t)store_day(e->ts_ms),
+					  json_object_get(e->data, "checks") ?: json_null(),
+					  (json_int_t)e->ts_ms, (json_int_t)e->seq)) < 0)
 				return -ENOMEM;
 		}
 		if ((e->kind == EVENT_USB_BLOCKED || e->kind == EVENT_AUTH_FAILURE ||

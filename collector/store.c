@@ -178,6 +178,47 @@ static const char *const migrations[] = {
     "INSERT INTO kind_totals (kind, day, n) SELECT kind, day, sum(n) FROM kind_days GROUP BY 1, 2;",
     /* 5 → 6: the dashboard's personal accounts, sessions and scoped tokens (account-store.c) */
     ACCOUNT_STORE_SCHEMA,
+    /* 6 → 7: what the self-inspection report counts, in the daily history (docs/evidence.md
+     * "History"), so that it reads no snapshot: per terminal and day the newest snapshot's
+     * (ts, seq), and per check its newest status of the day in event time (not_applicable
+     * included), the worst of the day (0 not_applicable, 1 pass, 2 fail or error) and the
+     * clause ids of that newest snapshot. A late older snapshot raises the worst only.
+     * Backfilled from the kept snapshots; the status stays text, as the events say it. */
+    "CREATE TABLE snapshot_days ("
+    "  tid INTEGER NOT NULL,"
+    "  day INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (tid, day)) WITHOUT ROWID;"
+    "CREATE TABLE check_last_days ("
+    "  tid INTEGER NOT NULL,"
+    "  day INTEGER NOT NULL,"
+    "  check_id TEXT NOT NULL,"
+    "  ts INTEGER NOT NULL," /* of the newest snapshot of the day with the check */
+    "  seq INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  worst INTEGER NOT NULL,"
+    "  clause TEXT NOT NULL," /* a JSON array */
+    "  PRIMARY KEY (tid, day, check_id)) WITHOUT ROWID;"
+    "INSERT INTO snapshot_days (tid, day, ts, seq)"
+    " SELECT tid, day, ts, seq FROM (SELECT tid, (ts + 32400000) / 86400000 AS day, ts, seq,"
+    "  row_number() OVER (PARTITION BY tid, (ts + 32400000) / 86400000"
+    "  ORDER BY ts DESC, seq DESC) AS n FROM events"
+    "  WHERE kind = 'compliance' AND body IS NULL) WHERE n = 1;"
+    "INSERT INTO check_last_days (tid, day, check_id, ts, seq, status, worst, clause)"
+    " SELECT tid, day, id, ts, seq, status, worst, clause FROM (SELECT *,"
+    "  row_number() OVER (PARTITION BY tid, day, id ORDER BY ts DESC, seq DESC, k DESC) AS n,"
+    "  max(code) OVER (PARTITION BY tid, day, id) AS worst FROM (SELECT e.tid,"
+    "  (e.ts + 32400000) / 86400000 AS day, e.ts, e.seq, c.key AS k,"
+    "  json_extract(c.value, '$.id') AS id, json_extract(c.value, '$.status') AS status,"
+    "  CASE json_extract(c.value, '$.status') WHEN 'pass' THEN 1 WHEN 'fail' THEN 2"
+    "  WHEN 'error' THEN 2 ELSE 0 END AS code,"
+    "  CASE json_type(c.value, '$.clause') WHEN 'array' THEN json_extract(c.value, '$.clause')"
+    "  ELSE '[]' END AS clause"
+    "  FROM events e, json_each(e.data, '$.checks') c WHERE e.kind = 'compliance'"
+    "  AND e.body IS NULL AND json_type(e.data, '$.checks') = 'array'"
+    "  AND json_type(c.value, '$.id') = 'text' AND json_type(c.value, '$.status') = 'text'))"
+    " WHERE n = 1;",
 };
 
 enum stmt_id {
@@ -202,6 +243,8 @@ enum stmt_id {
 	ST_CLAUSE_DAYS_ADD,
 	ST_KIND_DAY,
 	ST_KIND_TOTAL,
+	ST_SNAPSHOT_DAY,
+	ST_CHECK_LAST_DAY,
 	_ST_MAX,
 };
 
@@ -248,6 +291,19 @@ static const char *const stmt_sql[_ST_MAX] = {
 		    " ON CONFLICT DO UPDATE SET n = n + 1",
     [ST_KIND_TOTAL] = "INSERT INTO kind_totals (kind, day, n) VALUES (?1, ?2, 1)"
 		      " ON CONFLICT DO UPDATE SET n = n + 1",
+    /* the newest in event time wins, whatever the order of arrival; within one snapshot the
+     * later entry of a check id, as the report reads them */
+    [ST_SNAPSHOT_DAY] = "INSERT INTO snapshot_days (tid, day, ts, seq) VALUES (?1, ?2, ?3, ?4)"
+			" ON CONFLICT DO UPDATE SET ts = excluded.ts, seq = excluded.seq"
+			" WHERE (excluded.ts, excluded.seq) > (ts, seq)",
+    [ST_CHECK_LAST_DAY] =
+	"INSERT INTO check_last_days (tid, day, check_id, ts, seq, status, worst, clause)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO UPDATE"
+	" SET worst = max(worst, excluded.worst),"
+	" ts = iif((excluded.ts, excluded.seq) >= (ts, seq), excluded.ts, ts),"
+	" seq = iif((excluded.ts, excluded.seq) >= (ts, seq), excluded.seq, seq),"
+	" status = iif((excluded.ts, excluded.seq) >= (ts, seq), excluded.status, status),"
+	" clause = iif((excluded.ts, excluded.seq) >= (ts, seq), excluded.clause, clause)",
     [ST_TERMINAL_COMPLIANCE] =
 	"UPDATE terminals SET compliance_seq = ?2, compliance_ts = ?3, policy_hash = ?4,"
 	" report_interval = ?5, description = ?6, n_failing = (SELECT count(*) FROM checks c"
@@ -830,6 +886,53 @@ static int clause_day_update(struct store *s, int64_t tid, int64_t day, const ch
 	return step_done(st);
 }
 
+/* The report's part of a snapshot (migration 6 → 7): its day's newest snapshot, and each
+ * check's newest status of the day, worst and clause ids. */
+static int history_last(struct store *s, int64_t tid, const struct event *e)
+{
+	json_t *checks = json_object_get(e->data, "checks"), *c;
+	int64_t day = store_day(e->ts_ms);
+	sqlite3_stmt *st = stmt(s, ST_SNAPSHOT_DAY);
+	size_t i;
+	int r;
+
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int64(st, 2, day);
+	sqlite3_bind_int64(st, 3, e->ts_ms);
+	sqlite3_bind_int64(st, 4, (int64_t)e->seq);
+	r = step_done(st);
+	json_array_foreach(checks, i, c)
+	{
+		const char *id = json_string_value(json_object_get(c, "id"));
+		const char *status = json_string_value(json_object_get(c, "status"));
+		json_t *clause = json_object_get(c, "clause");
+		size_t len = 2;
+
+		if (r < 0)
+			return r;
+		if (!id || !status)
+			continue;
+		if (json_is_array(clause)) {
+			len =
+			    json_dumpb(clause, s->clause_buf, sizeof(s->clause_buf), JSON_COMPACT);
+			if (len == 0 || len > sizeof(s->clause_buf))
+				return -EMSGSIZE;
+		} else
+			memcpy(s->clause_buf, "[]", 2);
+		st = stmt(s, ST_CHECK_LAST_DAY);
+		sqlite3_bind_int64(st, 1, tid);
+		sqlite3_bind_int64(st, 2, day);
+		sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, e->ts_ms);
+		sqlite3_bind_int64(st, 5, (int64_t)e->seq);
+		sqlite3_bind_text(st, 6, status, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 7, check_status_code(status));
+		sqlite3_bind_text(st, 8, s->clause_buf, (int)len, SQLITE_STATIC);
+		r = step_done(st);
+	}
+	return r;
+}
+
 /* Every new snapshot, late ones included, marks its day in check_days and clause_*_days. */
 static int history_snapshot(struct store *s, int64_t tid, const struct event *e)
 {
@@ -838,8 +941,10 @@ static int history_snapshot(struct store *s, int64_t tid, const struct event *e)
 	size_t i, j, k, n = 0;
 	const char *names[32];
 	int worst[32];
-	int r;
+	int r = history_last(s, tid, e);
 
+	if (r < 0)
+		return r;
 	json_array_foreach(checks, i, c)
 	{
 		const char *id = json_string_value(json_object_get(c, "id"));
@@ -2310,6 +2415,9 @@ static const struct {
     {"clause_days", "day, clause, reporting, failing", 4, true, false},
     {"kind_days", "kind, day, tid, n", 4, true, false},
     {"kind_totals", "kind, day, n", 3, true, false},
+    /* the report's (store_pg's schema step 4 → 5) */
+    {"snapshot_days", "tid, day, ts, seq", 4, true, false},
+    {"check_last_days", "tid, day, check_id, ts, seq, status, worst, clause", 8, true, false},
     /* the dashboard's accounts (store_pg's schema step 2 → 3), secrets still sealed under the
      * same [accounts] secret_key; not the outbox, which the collector drains at its start */
     {"accounts",

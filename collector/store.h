@@ -10,7 +10,7 @@
 #include "chain.h"
 #include "event.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* The history's days are days in Japan (UTC+9, no daylight saving): a snapshot at 23:30 JST
  * counts for that day, not the next one in UTC. */

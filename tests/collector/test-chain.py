@@ -171,6 +171,7 @@ def main():
                           # and what schema 5 added (the daily history)
                           "DROP TABLE check_days; DROP TABLE clause_terminal_days;"
                           "DROP TABLE clause_days; DROP TABLE kind_days; DROP TABLE kind_totals;"
+                          "DROP TABLE snapshot_days; DROP TABLE check_last_days;"
                           "PRAGMA user_version = 2;")
         con.close()
         r = collector(c, "--verify")
@@ -236,6 +237,7 @@ def main():
                           # and what schema 5 added (the daily history)
                           "DROP TABLE check_days; DROP TABLE clause_terminal_days;"
                           "DROP TABLE clause_days; DROP TABLE kind_days; DROP TABLE kind_totals;"
+                          "DROP TABLE snapshot_days; DROP TABLE check_last_days;"
                           "PRAGMA user_version = 3;")
         con.close()
         c.start()

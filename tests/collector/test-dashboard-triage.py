@@ -69,7 +69,7 @@ def migration():
             t = body["terminals"][0]
             assert t["status"] == "noncompliant" and t["locked_24h"] == 1 and t["problem"], t
             assert [f["id"] for f in t["failing"]] == ["mfa.pam_stack"], t
-            assert c.count("PRAGMA user_version") == 6  # 1 → 2 → 3 (the hash chain) → 4 (tombstones) → 5 (history) → 6 (accounts)
+            assert c.count("PRAGMA user_version") == 7  # 1 → 2 → 3 (the hash chain) → 4 (tombstones) → 5 (history) → 6 (accounts) → 7 (the report's history)
             assert c.count("SELECT count(*) FROM events WHERE length(chain) = 32 AND seq = 2") == 1
             assert c.count("SELECT n_failing FROM terminals") == 1
         finally:

@@ -267,13 +267,14 @@ def main():
         # events ----
         if pg:
             current = c.count("SELECT max(version) FROM mg_schema")
-            # the later steps' tables (the accounts, 2 → 3; the fleet, 3 → 4) go too
+            # the later steps' tables (the accounts, 2 → 3; the fleet, 3 → 4; the report, 4 → 5) go too
             c.rows("DROP TABLE check_days; DROP TABLE clause_terminal_days; DROP TABLE clause_days;"
                    " DROP TABLE kind_days; DROP TABLE kind_totals; DROP FUNCTION mg_day;"
                    " DROP TABLE account_outbox, account_tokens, account_sessions, accounts;"
                    " DROP TABLE fleet_groups, fleet_members, fleet_exceptions, fleet_requests,"
                    " fleet_ledger, fleet_bundles, fleet_totp, fleet_totp_recovery,"
                    " fleet_totp_claims, fleet_terminal_keys;"
+                   " DROP TABLE snapshot_days; DROP TABLE check_last_days;"
                    " DELETE FROM mg_schema WHERE version > 1")
             assert c.count("SELECT max(version) FROM mg_schema") == 1
         else:
@@ -282,6 +283,7 @@ def main():
                               " DROP TABLE clause_days; DROP TABLE kind_days; DROP TABLE kind_totals;"
                               " DROP TABLE account_outbox; DROP TABLE account_tokens;"
                               " DROP TABLE account_sessions; DROP TABLE accounts;"
+                              " DROP TABLE snapshot_days; DROP TABLE check_last_days;"
                               " PRAGMA user_version = 4;")
             con.close()
         c.start()
@@ -289,7 +291,7 @@ def main():
             if pg:
                 assert c.count("SELECT max(version) FROM mg_schema") == current
             else:
-                assert c.count("PRAGMA user_version") == 6
+                assert c.count("PRAGMA user_version") == 7
             st, h2, _ = c.get("/v1/terminals/term-a/history?days=30")
             assert {x["id"]: x["days"] for x in h2["checks"]} == strips, h2
             st, cl2, _ = c.get("/v1/clauses?days=30")

@@ -12,7 +12,12 @@
 #     pause: p50/p99/max again, and how many heavy requests were answered 200 and 503 (busy).
 #
 #   tests/bench/collector/bench-heavy.py [WORKDIR] --build NAME=BUILDDIR [--build ...]
-#       [--terminals 1000] [--per 1000] [-n 200] [--heavy 3] [--seconds 30]
+#       [--terminals 1000] [--per 1000] [-n 200] [--heavy 3] [--seconds 30] [--checks]
+#
+# --checks: the compliance snapshots carry the 7 checks of bench-dashboard.py's checks table
+# (its seeding's snapshots carry none), failing as there plus time.synchronized in every 13th
+# snapshot and usb.default_deny not_applicable in every 17th, so that the report's compliance
+# per clause has something to count (a seed of its own, "-checks").
 #
 # The seeded store is kept in WORKDIR (default /var/tmp/mynaguard-bench-heavy) and copied for
 # each build. A light request that waits behind heavy ones is called fewer than n times (at most
@@ -26,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import ssl
 import statistics
 import sys
@@ -42,6 +48,20 @@ spec = importlib.util.spec_from_file_location("bench_dashboard",
 bench_dashboard = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench_dashboard)
 DAY = bench_dashboard.DAY
+
+
+# --checks: each snapshot's data from the checks table (bench-dashboard.py's seeding)
+CHECKS = """
+BEGIN;
+UPDATE events SET data = (SELECT json_object('policy_hash', 'sha256:' || hex(zeroblob(32)),
+  'checks', json_group_array(json_object('id', c.check_id, 'clause', json(c.clause), 'status',
+  CASE WHEN c.check_id = 'time.synchronized' AND events.seq % 13 = 0 THEN 'fail'
+       WHEN c.check_id = 'usb.default_deny' AND events.seq % 17 = 0 THEN 'not_applicable'
+       ELSE c.status END, 'detail', 'bench')))
+  FROM checks c WHERE c.tid = events.tid)
+WHERE kind = 'compliance';
+COMMIT;
+"""
 
 
 class Client:
@@ -191,6 +211,8 @@ def main():
     ap.add_argument("--heavy", type=int, default=3, help="client threads asking heavy requests")
     ap.add_argument("--seconds", type=float, default=30,
                     help="at most this long per light request and phase (fewer calls then)")
+    ap.add_argument("--checks", action="store_true",
+                    help="compliance snapshots with checks (the report's per-clause table)")
     a = ap.parse_args()
     builds = [b.split("=", 1) for b in a.build]
     os.makedirs(a.workdir, exist_ok=True)
@@ -200,7 +222,8 @@ def main():
     extra = "\n[evidence]\nkey = %s\n" % ev_key
     # the seeded store, made once by the first build (its schema) and copied for each build so
     # that no build sees what another one migrated or wrote
-    seed = os.path.join(a.workdir, "seed-%d-%d.db" % (a.terminals, a.per))
+    seed = os.path.join(a.workdir, "seed-%d-%d%s.db" % (a.terminals, a.per,
+                                                        "-checks" if a.checks else ""))
     if not os.path.exists(seed + ".done"):
         for sfx in ("", "-wal", "-shm"):
             if os.path.exists(seed + sfx):
@@ -214,6 +237,10 @@ def main():
         c.stop()
         shutil.copy(c.db, seed)
         secs = bench_dashboard.generate(seed, a.terminals, a.per)
+        if a.checks:
+            con = sqlite3.connect(seed, isolation_level=None)
+            con.executescript(CHECKS)
+            con.close()
         print("generated %d terminals x %d events in %.0f s: %.2f GB" % (
             a.terminals, a.per, secs, os.path.getsize(seed) / 1e9), flush=True)
         open(seed + ".done", "w").close()
