@@ -210,8 +210,10 @@ static int session_of(struct evhttp_request *req, struct worker *w, char id[ACCO
 				    (int64_t)cfg->session_max, ret, csrf);
 }
 
-int auth_request(struct evhttp_request *req, struct worker *w, enum auth_role need, bool change,
-		 struct auth_principal *who)
+/* auth_request(); own: the change is to the asker's own session (a logout), which every role
+ * may make, an auditor included (still with the CSRF check of a change) */
+static int authorise(struct evhttp_request *req, struct worker *w, enum auth_role need, bool change,
+		     bool own, struct auth_principal *who)
 {
 	const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	const char *authz = evhttp_find_header(in, "Authorization");
@@ -266,8 +268,8 @@ int auth_request(struct evhttp_request *req, struct worker *w, enum auth_role ne
 		p.role = a.role;
 		p.hide_personal = a.hide_personal;
 	}
-	/* an auditor changes nothing, whatever need says */
-	if (p.role < need || (change && p.role == AUTH_AUDITOR)) {
+	/* an auditor changes nothing, whatever need says, but may end its own session */
+	if (p.role < need || (change && !own && p.role == AUTH_AUDITOR)) {
 		char reason[EVENT_REASON_MAX];
 		snprintf(reason, sizeof(reason), "the role %s may not do this (%s needed)",
 			 account_role_name(p.role), account_role_name(need));
@@ -276,6 +278,12 @@ int auth_request(struct evhttp_request *req, struct worker *w, enum auth_role ne
 	}
 	*who = p;
 	return 0;
+}
+
+int auth_request(struct evhttp_request *req, struct worker *w, enum auth_role need, bool change,
+		 struct auth_principal *who)
+{
+	return authorise(req, w, need, change, false, who);
 }
 
 /* ---- /v1/session ---- */
@@ -416,7 +424,7 @@ static void logout(struct evhttp_request *req, struct worker *w)
 	char id[ACCOUNT_ID_HEX + 1];
 	const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
 
-	if (auth_request(req, w, AUTH_AUDITOR, true, &p) < 0)
+	if (authorise(req, w, AUTH_AUDITOR, true, true, &p) < 0)
 		return;
 	if (cookie && auth_cookie_find(cookie, AUTH_COOKIE, id, sizeof(id)) >= 0 &&
 	    account_session_delete(w->c->accounts, id) >= 0) {

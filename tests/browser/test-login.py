@@ -5,8 +5,8 @@
 # a wrong code refused, the right one logs in (an HttpOnly cookie the page cannot read, no token
 # in storage), a change made through the page carries the CSRF token and is recorded with the
 # person's name, a reload keeps the session, logout ends it, and an auditor with hide_personal
-# sees no user names. Screenshots at 1366x768 are kept as test artefacts. Exit 77 when chromium,
-# chromedriver or selenium are missing.
+# sees no user names and can log out. Screenshots at 1366x768 are kept as test artefacts. Exit
+# 77 when chromium, chromedriver or selenium are missing.
 import base64
 import hashlib
 import hmac
@@ -155,6 +155,11 @@ def drive(b, c, outdir):
     check("tanaka" not in b.text("#event-list") and "***" in b.text("#event-list"),
           "no user name for this auditor: " + b.text("#event-list"))
     shot(b, os.path.join(outdir, "dashboard-auditor-hidden.png"))
+
+    # an auditor logs out too: the form again, and the cookie no longer opens anything
+    click(b, By.ID, "logout")
+    b.wait_css("#login:not([hidden])")
+    b.wait("the auditor logged out", lambda: page_status(b, "/v1/terminals") == 401)
 
     b.collect_logs()
     check(all("401" in p or "403" in p for p in b.problems), "no console errors: " + "; ".join(b.problems))

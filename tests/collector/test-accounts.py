@@ -357,6 +357,20 @@ def check_csrf_and_roles(c):
         assert st == 403, ("token", method, path, st, out)
     st, _, _ = aud.req("GET", "/v1/groups")
     assert st == 200
+    # but an auditor may end its own session: the CSRF check still, then 2xx and the cookie
+    # is dead; the other changes stay refused (the same auditor's token)
+    st, _, _ = aud.req("DELETE", "/v1/session", csrf=False)
+    assert st == 403, st
+    st, out, hdrs = aud.req("DELETE", "/v1/session")
+    assert 200 <= st < 300 and out["name"] == "mika", (st, out)
+    assert any(k.lower() == "set-cookie" and "Max-Age=0" in v for k, v in hdrs), hdrs
+    st, _, _ = aud.req("GET", "/v1/groups")
+    assert st == 401, st
+    wait_events(c, "account.logout", lambda d: d["name"] == "mika")
+    for method, path, body in CHANGES:
+        st, out, _ = aud.req(method, path, body, cookie=False, csrf=False, origin=False,
+                             headers={"Authorization": "Bearer " + tok})
+        assert st == 403, ("after a logout", method, path, st, out)
     # an approver: groups and policies are the admin's
     appr = Client(c)
     appr.login("ryo")
@@ -604,7 +618,7 @@ def check_two_collectors(c, pki, fleet):
     c2.start()
     try:
         one = Client(c)
-        body = one.login("aki")  # an administrator: an auditor's DELETE is refused (403)
+        body = one.login("aki")
         code = totp(SECRETS["aki"], LAST_STEP["aki"])
         two = Client(c2)
         two.cookie, two.csrf = one.cookie, body["csrf"]
