@@ -1866,8 +1866,10 @@ static PGresult *events_query(struct store_pg *p, const struct store_filter *f, 
 	}
 	if (f->terminal[0])
 		ADD(" AND t.name = $%d", f->terminal);
-	if (f->group[0]) /* the fleet's groups are SQLite's (docs/postgresql.md): no member */
-		w += (size_t)snprintf(where + w, sizeof(where) - w, " AND false");
+	if (f->group[0]) /* the fleet's groups (schema step 4), by tid as on SQLite */
+		ADD(" AND e.tid IN (SELECT t2.id FROM fleet_members m JOIN terminals t2"
+		    " ON t2.name = m.terminal WHERE m.grp = $%d)",
+		    f->group);
 	if (f->kind >= 0)
 		ADD(" AND e.kind = $%d", event_kind_name((enum event_kind)f->kind));
 	if (f->since_ms != INT64_MIN)
