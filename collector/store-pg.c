@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ingest.h"
 #include "macro.h"
 #include "store-verify.h"
 
@@ -1619,24 +1620,40 @@ static json_t *col_json(const PGresult *res, int row, int col)
 	return json_loads(PQgetvalue(res, row, col), 0, NULL);
 }
 
+/* TOTP_DOUBLE_IN_FORCE of store.c: no later revoke or (re)enrolment of the user's authenticator */
+#define PG_TOTP_DOUBLE_IN_FORCE                                                                    \
+	"AND NOT EXISTS (SELECT 1 FROM events e2 WHERE e2.tid = e.tid AND e2.kind = 'fleet.totp'"  \
+	" AND e2.id > e.id AND e2.body IS NULL"                                                    \
+	" AND e2.data::json ->> 'user' = e.data::json ->> 'user'"                                  \
+	" AND e2.data::json ->> 'action' IN ('revoke', 'enroll', 'reenroll'))"
+
 /* Every terminal with its derived state, as store.c's TERMINAL_VIEW: $1..$2 the 24 h around now,
  * $3 now, $4 the default report interval, $5 the drift limit, $6 the terminals whose certificate
- * expires soon (a JSON array). */
-#define PG_TERMINAL_VIEW                                                                            \
-	"WITH v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"      \
-	"  t.report_interval, t.compliance_ts, coalesce(t.drift_ms, 0) AS drift_ms, t.conflicts,"   \
-	"  t.n_gaps AS gaps_all, t.n_gaps_unannounced AS gaps_un, t.description,"                   \
-	"  coalesce(t.locked_at >= $1::bigint AND t.locked_at < $2::bigint, false) AS locked,"      \
-	"  t.n_failing,"                                                                            \
-	"  ($3::bigint - t.last_seen > 2 * coalesce(t.report_interval, $4::bigint)) AS stale,"      \
-	"  (coalesce(t.drift_ms, 0) > $5::bigint OR coalesce(t.drift_ms, 0) < -$5::bigint)"         \
-	"  AS drift,"                                                                               \
-	"  CASE WHEN t.compliance_ts IS NULL THEN 2 WHEN t.n_failing > 0 THEN 0 ELSE 1 END AS st,"  \
-	"  t.name IN (SELECT json_array_elements_text($6::json)) AS cert"                           \
-	"  FROM terminals t),"                                                                      \
-	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0 OR cert) AS problem," \
-	"  CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                               \
-	"  WHEN drift OR locked OR gaps_un > 0 OR cert THEN 2 WHEN st = 2 THEN 3 ELSE 4 END"        \
+ * expires soon (a JSON array). dbl: a terminal named in a double use of a one-time code still
+ * in force (the collector's fleet.totp double_use events of the 24 h). */
+#define PG_TERMINAL_VIEW                                                                             \
+	"WITH dbl AS (SELECT DISTINCT j.name FROM events e"                                          \
+	"  JOIN terminals c ON c.id = e.tid AND c.name = '" INGEST_SELF_TERMINAL "',"                \
+	"  json_array_elements_text(CASE WHEN json_typeof(e.data::json -> 'terminals') = 'array'"    \
+	"  THEN e.data::json -> 'terminals' END) AS j(name)"                                         \
+	"  WHERE e.kind = 'fleet.totp' AND e.ts >= $1::bigint AND e.ts < $2::bigint"                 \
+	"  AND e.body IS NULL AND e.data::json ->> 'action' = 'double_use' " PG_TOTP_DOUBLE_IN_FORCE \
+	"),"                                                                                         \
+	" v AS (SELECT t.id, t.name, t.first_seen, t.last_seen, t.max_seq, t.policy_hash,"           \
+	"  t.report_interval, t.compliance_ts, coalesce(t.drift_ms, 0) AS drift_ms, t.conflicts,"    \
+	"  t.n_gaps AS gaps_all, t.n_gaps_unannounced AS gaps_un, t.description,"                    \
+	"  coalesce(t.locked_at >= $1::bigint AND t.locked_at < $2::bigint, false) AS locked,"       \
+	"  t.n_failing,"                                                                             \
+	"  ($3::bigint - t.last_seen > 2 * coalesce(t.report_interval, $4::bigint)) AS stale,"       \
+	"  (coalesce(t.drift_ms, 0) > $5::bigint OR coalesce(t.drift_ms, 0) < -$5::bigint)"          \
+	"  AS drift,"                                                                                \
+	"  CASE WHEN t.compliance_ts IS NULL THEN 2 WHEN t.n_failing > 0 THEN 0 ELSE 1 END AS st,"   \
+	"  t.name IN (SELECT name FROM dbl) AS dbl,"                                                 \
+	"  t.name IN (SELECT json_array_elements_text($6::json)) AS cert"                            \
+	"  FROM terminals t),"                                                                       \
+	" w AS (SELECT *, (st <> 1 OR stale OR drift OR locked OR gaps_un > 0 OR dbl OR cert)"       \
+	"  AS problem, CASE WHEN st = 0 THEN 0 WHEN stale THEN 1"                                    \
+	"  WHEN drift OR locked OR gaps_un > 0 OR dbl OR cert THEN 2 WHEN st = 2 THEN 3 ELSE 4 END"  \
 	"  AS rank FROM v) "
 
 #define PG_COUNT_24H(kind, extra)                                                                  \
@@ -1656,7 +1673,7 @@ static json_t *col_json(const PGresult *res, int row, int col)
 	" drift, 'seq_conflicts', conflicts, 'gaps', gaps_all, 'gaps_unannounced', gaps_un,"                   \
 	" 'stale', stale, 'locked_24h', " PG_COUNT_24H(                                                        \
 	    "auth.locked",                                                                                     \
-	    "") ", 'problem', problem, 'totp_double_use', false, 'cert_expiring', cert,"                       \
+	    "") ", 'problem', problem, 'totp_double_use', dbl, 'cert_expiring', cert,"                         \
 		" 'failing', (SELECT coalesce(json_agg(" PG_CHECK_JSON                                         \
 		") ORDER BY c.check_id), '[]')"                                                                \
 		" FROM checks c WHERE c.tid = w.id AND c.status IN ('fail', 'error')),"                        \
@@ -2133,6 +2150,42 @@ int store_pg_alert_scan(struct store_pg *p, const struct store_view *v,
 		    .failing = col_text(res, i, 9),
 		};
 		r = fn(&row, arg);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int store_pg_totp_double_scan(struct store_pg *p, const struct store_view *v, const char *self,
+			      int (*fn)(const struct store_totp_double *d, void *arg), void *arg)
+{
+	_cleanup_pgresult_ PGresult *res = NULL;
+	struct i64text from = i64(v->now_ms - 86400 * 1000LL), to = i64(v->now_ms + 86400 * 1000LL);
+	const char *vals[] = {self, from.s, to.s};
+	int r = 0;
+
+	res = pq(
+	    p,
+	    "SELECT e.data::json ->> 'user', e.data::json ->> 'step',"
+	    " e.data::json -> 'terminals' ->> 0, e.data::json -> 'terminals' ->> 1, e.ts"
+	    " FROM events e JOIN terminals c ON c.id = e.tid AND c.name = $1"
+	    " WHERE e.kind = 'fleet.totp' AND e.ts >= $2::bigint AND e.ts < $3::bigint"
+	    " AND e.body IS NULL AND e.data::json ->> 'action' = 'double_use' " PG_TOTP_DOUBLE_IN_FORCE
+	    " ORDER BY e.id",
+	    3, vals, &r);
+	if (!res)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_totp_double d = {
+		    .user = col_text(res, i, 0),
+		    .step = PQgetisnull(res, i, 1) ? 0 : strtoull(PQgetvalue(res, i, 1), NULL, 10),
+		    .first = col_text(res, i, 2),
+		    .second = col_text(res, i, 3),
+		    .ts_ms = col_i64(res, i, 4),
+		};
+		if (!d.user || !d.first || !d.second)
+			continue; /* not one the collector wrote */
+		r = fn(&d, arg);
 		if (r < 0)
 			return r;
 	}

@@ -73,6 +73,9 @@ int store_pg_kind_rows(struct store_pg *p, const char *kind, int64_t from, int64
 /* store_alert_scan() on PostgreSQL */
 int store_pg_alert_scan(struct store_pg *p, const struct store_view *v,
 			int (*fn)(const struct store_alert_row *row, void *arg), void *arg);
+/* store_totp_double_scan() on PostgreSQL; self: the collector's own terminal name */
+int store_pg_totp_double_scan(struct store_pg *p, const struct store_view *v, const char *self,
+			      int (*fn)(const struct store_totp_double *d, void *arg), void *arg);
 
 /* A password in a connection string (refused: it would be logged or seen in ps). */
 bool store_pg_url_has_password(const char *conninfo);

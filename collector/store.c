@@ -2594,7 +2594,7 @@ int store_totp_double_scan(struct store *s, const struct store_view *v,
 	int r, rc;
 
 	if (s->pg)
-		return 0; /* no fleet on the PostgreSQL store (docs/postgresql.md) */
+		return store_pg_totp_double_scan(s->pg, v, INGEST_SELF_TERMINAL, fn, arg);
 	r = prepare(
 	    s,
 	    "SELECT json_extract(e.data, '$.user'), json_extract(e.data, '$.step'),"

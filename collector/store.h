@@ -287,7 +287,7 @@ struct store_totp_double {
 };
 
 /* Calls fn for every double use of a one-time code of the last 24 h (fleet.totp double_use, the
- * collector's own events), oldest first; nothing on the PostgreSQL store. Read-only store. */
+ * collector's own events), oldest first (either backend). Read-only store. */
 int store_totp_double_scan(struct store *s, const struct store_view *v,
 			   int (*fn)(const struct store_totp_double *d, void *arg), void *arg);
 /* ---- the daily history (docs/evidence.md "History"); days: 1..STORE_HISTORY_DAYS_MAX, ending

@@ -9,8 +9,7 @@
 # sends one mail listing the open conditions instead of one each; a central TOTP code accepted
 # offline on several terminals is one alert per user and step, and a problem of each terminal.
 # With MYNAGUARD_TEST_STORE=postgresql (collector-pg-alerts, docs/postgresql.md) the same runs on
-# the PostgreSQL store (the dashboard accounts and the fleet too), except the TOTP double use,
-# whose scan of the fleet events (store_totp_double_scan) is SQLite's only for now.
+# the PostgreSQL store (the dashboard accounts and the fleet too, the TOTP double use included).
 import csv
 import io
 import json
@@ -27,7 +26,6 @@ from collectorlib import PKI, TOKEN, Collector, TestDir, compliance, event  # no
 import fleetlib  # noqa: E402
 
 FAIL = ["usb.default_deny"]
-PG = os.environ.get("MYNAGUARD_TEST_STORE") == "postgresql"
 
 
 def alerts_conf(smtp=None, hook=None, extra=""):
@@ -583,8 +581,7 @@ def dashboard_api():
 def main():
     dashboard_api()
     config_errors()
-    if not PG:  # store_totp_double_scan: SQLite's only for now (docs/postgresql.md)
-        totp_double_use()
+    totp_double_use()
     main_flow()
     starttls_required()
     stale_grace()
