@@ -1533,6 +1533,7 @@ static int cursor_mark(struct store_pg *p, const char *timeout, int64_t *ret)
 	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
 		bool published = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 		PQclear(res);
+		res = NULL; /* _cleanup_pgresult_ frees it again otherwise */
 		*ret = 0;
 		if (!published)
 			return 0;
@@ -1736,7 +1737,7 @@ int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
 	};
 	_cleanup_pgresult_ PGresult *sum = NULL, *page = NULL, *matched = NULL;
 	struct pg_view_params t;
-	char pattern[2 * sizeof(q->search) + 3], *pp = pattern, sql[4096];
+	char pattern[2 * sizeof(q->search) + 3], *pp = pattern, sql[8192];
 	struct i64text lim = i64(q->limit), off = i64(q->offset), day = i64(q->clause_day);
 	const char *vals[12];
 	json_t *list, *o;
@@ -1768,8 +1769,10 @@ int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
 		 6, vals, &r);
 	if (!sum)
 		return r;
-	snprintf(sql, sizeof(sql), PG_TERMINAL_VIEW "SELECT count(*) FROM w WHERE %s" PG_SEARCH_SQL,
-		 pg_filter_sql(q));
+	if (snprintf(sql, sizeof(sql),
+		     PG_TERMINAL_VIEW "SELECT count(*) FROM w WHERE %s" PG_SEARCH_SQL,
+		     pg_filter_sql(q)) >= (int)sizeof(sql))
+		return -E2BIG;
 	matched = pq(p, sql, 10, vals, &r);
 	if (!matched)
 		return r;
@@ -1778,13 +1781,14 @@ int store_pg_terminals_json(struct store_pg *p, const struct store_view *v,
 	 * only those rows, sorted again in the same order (name is unique: the order is total) */
 	const char *dir = q->desc ? "DESC" : "ASC",
 		   *name_dir = q->sort == STORE_SORT_NAME && q->desc ? "DESC" : "ASC";
-	snprintf(sql, sizeof(sql),
-		 PG_TERMINAL_VIEW "SELECT " PG_TERMINAL_JSON
-				  " FROM (SELECT * FROM w WHERE %s" PG_SEARCH_SQL
-				  " ORDER BY %s %s, name %s LIMIT $11::bigint OFFSET $12::bigint) w"
-				  " ORDER BY %s %s, name %s",
-		 pg_filter_sql(q), sort_sql[q->sort], dir, name_dir, sort_sql[q->sort], dir,
-		 name_dir);
+	if (snprintf(sql, sizeof(sql),
+		     PG_TERMINAL_VIEW
+		     "SELECT " PG_TERMINAL_JSON " FROM (SELECT * FROM w WHERE %s" PG_SEARCH_SQL
+		     " ORDER BY %s %s, name %s LIMIT $11::bigint OFFSET $12::bigint) w"
+		     " ORDER BY %s %s, name %s",
+		     pg_filter_sql(q), sort_sql[q->sort], dir, name_dir, sort_sql[q->sort], dir,
+		     name_dir) >= (int)sizeof(sql))
+		return -E2BIG;
 	page = pq(p, sql, 12, vals, &r);
 	if (!page)
 		return r;
